@@ -1,0 +1,466 @@
+//! Reading the events file: blocks of whole records parsed in parallel into compact records
+//! (lead index, event type, time, properties), then grouped by lead with a counting sort.
+//!
+//! Only what the model needs is kept: events of types no rule names are counted and dropped
+//! (unless an inactivity rule counts every event), and so are events after the as-of time.
+
+use std::path::Path;
+
+use leadscore_core::{Model, Timestamp, Value};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::error::{BatchError, RowError};
+use crate::input::{Blocks, Format, LEAD_ID_COLUMNS, find_column, split_block};
+use crate::leads::{Leads, csv_reason, json_id, json_value, parse_object};
+use crate::report::Problems;
+
+/// Column (or key) names accepted for the event type and time, in order of preference.
+pub const TYPE_COLUMNS: &[&str] = &["type", "event", "event_type", "name"];
+pub const TIME_COLUMNS: &[&str] = &["ts", "timestamp", "occurred_at", "time"];
+
+const NO_TYPE: u32 = u32::MAX;
+const NO_PROPERTIES: u32 = u32::MAX;
+
+/// One event the model may count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRecord {
+    pub lead: u32,
+    /// The model's event type id, or `u32::MAX` for a type no rule names.
+    pub event_type: u32,
+    /// Index of the event's properties in [`Events::properties`] (in units of one event's
+    /// properties), or `u32::MAX` when the model reads none.
+    pub properties: u32,
+    pub at: i64,
+}
+
+/// The events of a file, grouped by lead.
+pub struct Events {
+    /// `records[offsets[i]..offsets[i + 1]]` are lead `i`'s events.
+    pub offsets: Vec<usize>,
+    pub records: Vec<EventRecord>,
+    pub properties: Vec<Value>,
+    pub n_properties: usize,
+    pub read: u64,
+    pub unused: u64,
+    pub after_as_of: u64,
+}
+
+impl Events {
+    /// No events (scoring without an events file).
+    pub fn none(n_leads: usize, model: &Model) -> Events {
+        Events {
+            offsets: vec![0; n_leads + 1],
+            records: Vec::new(),
+            properties: Vec::new(),
+            n_properties: model.event_properties().len(),
+            read: 0,
+            unused: 0,
+            after_as_of: 0,
+        }
+    }
+
+    pub fn of_lead(&self, lead: usize) -> &[EventRecord] {
+        &self.records[self.offsets[lead]..self.offsets[lead + 1]]
+    }
+
+    pub fn properties_of(&self, record: &EventRecord) -> &[Value] {
+        if record.properties == NO_PROPERTIES {
+            return &[];
+        }
+        let start = record.properties as usize * self.n_properties;
+        &self.properties[start..start + self.n_properties]
+    }
+}
+
+/// What one parallel worker made of its piece of a block.
+#[derive(Default)]
+struct Piece {
+    records: Vec<EventRecord>,
+    properties: Vec<Value>,
+    bad_rows: Vec<RowError>,
+    skipped: u64,
+    read: u64,
+    unused: u64,
+    after_as_of: u64,
+}
+
+/// Where each needed column is.
+struct Columns {
+    n_columns: usize,
+    lead: usize,
+    event_type: usize,
+    time: usize,
+    properties: Vec<Option<usize>>,
+}
+
+/// Everything a worker needs to turn a row into a record.
+struct Context<'a> {
+    model: &'a Model,
+    leads: &'a Leads,
+    types: FxHashMap<Box<[u8]>, u32>,
+    keep_unused_types: bool,
+    as_of: Timestamp,
+    file: &'a str,
+    strict: bool,
+}
+
+impl Context<'_> {
+    fn bad(&self, piece: &mut Piece, line: u64, reason: String) -> bool {
+        piece.skipped += 1;
+        if piece.bad_rows.len() < 20 {
+            piece.bad_rows.push(RowError {
+                file: self.file.to_string(),
+                line,
+                reason,
+            });
+        }
+        // In strict mode the first bad row ends the piece.
+        self.strict
+    }
+
+    /// Checks one event and keeps it if it counts. Returns `true` to stop (strict mode).
+    fn accept(
+        &self,
+        piece: &mut Piece,
+        line: u64,
+        lead: &[u8],
+        event_type: &[u8],
+        time: &[u8],
+        properties: impl FnOnce(&mut Vec<Value>),
+    ) -> bool {
+        piece.read += 1;
+        let lead_id = lead.trim_ascii();
+        let Some(lead) = self.leads.find(lead_id) else {
+            let reason = if lead_id.is_empty() {
+                "empty lead id".to_string()
+            } else {
+                format!(
+                    "lead_id `{}` is not in the leads file",
+                    String::from_utf8_lossy(lead_id)
+                )
+            };
+            return self.bad(piece, line, reason);
+        };
+        let Some(at) = Timestamp::parse_rfc3339_bytes(time.trim_ascii()) else {
+            let reason = format!(
+                "`{}` is not an RFC 3339 time (write it like 2026-11-01T00:00:00Z)",
+                String::from_utf8_lossy(time)
+                    .chars()
+                    .take(64)
+                    .collect::<String>()
+            );
+            return self.bad(piece, line, reason);
+        };
+        let event_type = event_type.trim_ascii();
+        if event_type.is_empty() {
+            return self.bad(piece, line, "empty event type".to_string());
+        }
+        let type_id = self.types.get(event_type).copied().unwrap_or(NO_TYPE);
+        if type_id == NO_TYPE && !self.keep_unused_types {
+            piece.unused += 1;
+            return false;
+        }
+        if at.0 > self.as_of.0 {
+            piece.after_as_of += 1;
+            return false;
+        }
+        let n_properties = self.model.event_properties().len();
+        let properties_index = if n_properties == 0 {
+            NO_PROPERTIES
+        } else {
+            let index = piece.properties.len() / n_properties;
+            properties(&mut piece.properties);
+            index as u32
+        };
+        piece.records.push(EventRecord {
+            lead,
+            event_type: type_id,
+            properties: properties_index,
+            at: at.0,
+        });
+        false
+    }
+}
+
+/// Reads and groups every event of `path` that the model may count at `as_of`.
+pub fn read_events(
+    model: &Model,
+    leads: &Leads,
+    path: &Path,
+    as_of: Timestamp,
+    problems: &mut Problems,
+    strict: bool,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Events, BatchError> {
+    let format = Format::of(path)?;
+    let file = path.display().to_string();
+    let types = model
+        .event_types()
+        .iter()
+        .map(|name| {
+            (
+                name.as_bytes().into(),
+                model.event_type(name).map_or(NO_TYPE, |id| id.0),
+            )
+        })
+        .collect();
+    let context = Context {
+        model,
+        leads,
+        types,
+        keep_unused_types: model.needs_every_event_type(),
+        as_of,
+        file: &file,
+        strict,
+    };
+    let mut blocks = Blocks::open(path, format == Format::Csv)?;
+    let total_bytes = blocks.len();
+    let mut done_bytes = 0u64;
+    let mut columns: Option<Columns> = None;
+    let mut all = Piece::default();
+    let parts = rayon::current_num_threads() * 4;
+    while let Some(mut block) = blocks.next_block()? {
+        done_bytes += block.bytes.len() as u64;
+        if format == Format::Csv && columns.is_none() {
+            let (header, rest) = take_header(&block.bytes, &file)?;
+            columns = Some(csv_columns(model, &header, &file, problems)?);
+            block.bytes.drain(..rest);
+            block.first_line += 1;
+        }
+        let pieces = split_block(&block, parts, format == Format::Csv);
+        let parsed: Vec<Piece> = pieces
+            .par_iter()
+            .map(|(bytes, first_line)| match (format, &columns) {
+                (Format::Csv, Some(columns)) => parse_csv(&context, columns, bytes, *first_line),
+                _ => parse_json_lines(&context, bytes, *first_line),
+            })
+            .collect();
+        for piece in parsed {
+            problems.merge(piece.bad_rows, piece.skipped)?;
+            let offset = (all.properties.len() / model.event_properties().len().max(1)) as u32;
+            all.records.extend(piece.records.into_iter().map(|mut r| {
+                if r.properties != NO_PROPERTIES {
+                    r.properties += offset;
+                }
+                r
+            }));
+            all.properties.extend(piece.properties);
+            all.read += piece.read;
+            all.unused += piece.unused;
+            all.after_as_of += piece.after_as_of;
+        }
+        progress(done_bytes, total_bytes);
+    }
+    if format == Format::Csv && columns.is_none() {
+        return Err(BatchError::BadHeader {
+            file,
+            message: "the file is empty: it needs a header line".to_string(),
+        });
+    }
+    let (offsets, records) = group_by_lead(leads.len(), all.records);
+    Ok(Events {
+        offsets,
+        records,
+        properties: all.properties,
+        n_properties: model.event_properties().len(),
+        read: all.read,
+        unused: all.unused,
+        after_as_of: all.after_as_of,
+    })
+}
+
+/// Splits off the header record of a CSV block: its fields and the byte length it took.
+fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => {
+            let end = reader.position().byte() as usize;
+            let header = record
+                .iter()
+                .map(|s| s.trim_start_matches('\u{feff}').trim().to_string())
+                .collect();
+            Ok((header, end))
+        }
+        Ok(false) => Err(BatchError::BadHeader {
+            file: file.to_string(),
+            message: "the file is empty: it needs a header line".to_string(),
+        }),
+        Err(e) => Err(BatchError::BadHeader {
+            file: file.to_string(),
+            message: format!("unreadable header: {}", csv_reason(&e)),
+        }),
+    }
+}
+
+fn csv_columns(
+    model: &Model,
+    header: &[String],
+    file: &str,
+    problems: &mut Problems,
+) -> Result<Columns, BatchError> {
+    let need = |names: &[&str], what: &str| {
+        find_column(header, names).ok_or_else(|| BatchError::BadHeader {
+            file: file.to_string(),
+            message: format!(
+                "no {what} column: name one of its columns {}",
+                names.join(", ")
+            ),
+        })
+    };
+    let lead = need(LEAD_ID_COLUMNS, "lead id")?;
+    let event_type = need(TYPE_COLUMNS, "event type")?;
+    let time = need(TIME_COLUMNS, "time")?;
+    let properties = model
+        .event_properties()
+        .iter()
+        .map(|p| {
+            let column = header.iter().position(|h| h == p);
+            if column.is_none() {
+                problems.warn(format!("{file}: no column `{p}`, which the model's event filters read: every event is missing it"));
+            }
+            column
+        })
+        .collect();
+    Ok(Columns {
+        n_columns: header.len(),
+        lead,
+        event_type,
+        time,
+        properties,
+    })
+}
+
+fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line: u64) -> Piece {
+    let mut piece = Piece::default();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let line = first_line + reader.position().line() - 1;
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                if context.bad(&mut piece, line, csv_reason(&e)) {
+                    break;
+                }
+                continue;
+            }
+        }
+        if record.len() != columns.n_columns {
+            if record.len() == 1 && record[0].is_empty() {
+                continue; // a blank line
+            }
+            let reason = format!(
+                "{} fields where the header has {}",
+                record.len(),
+                columns.n_columns
+            );
+            if context.bad(&mut piece, line, reason) {
+                break;
+            }
+            continue;
+        }
+        let stop = context.accept(
+            &mut piece,
+            line,
+            &record[columns.lead],
+            &record[columns.event_type],
+            &record[columns.time],
+            |out| {
+                out.extend(columns.properties.iter().map(|c| match c {
+                    Some(c) => Value::text(String::from_utf8_lossy(&record[*c]).into_owned()),
+                    None => Value::Missing,
+                }))
+            },
+        );
+        if stop {
+            break;
+        }
+    }
+    piece
+}
+
+fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64) -> Piece {
+    let mut piece = Piece::default();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line_number = first_line + i as u64;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let object = match parse_object(line) {
+            Ok(object) => object,
+            Err(reason) => {
+                if context.bad(&mut piece, line_number, reason) {
+                    break;
+                }
+                continue;
+            }
+        };
+        let text = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| object.get(*k))
+                .and_then(json_id)
+                .unwrap_or_default()
+        };
+        let (lead, event_type, time) = (
+            text(LEAD_ID_COLUMNS),
+            text(TYPE_COLUMNS),
+            text(TIME_COLUMNS),
+        );
+        let nested = object.get("properties").and_then(|p| p.as_object());
+        let stop = context.accept(
+            &mut piece,
+            line_number,
+            lead.as_bytes(),
+            event_type.as_bytes(),
+            time.as_bytes(),
+            |out| {
+                out.extend(context.model.event_properties().iter().map(|p| {
+                    nested
+                        .and_then(|n| n.get(p))
+                        .or_else(|| object.get(p))
+                        .map_or(Value::Missing, json_value)
+                }))
+            },
+        );
+        if stop {
+            break;
+        }
+    }
+    piece
+}
+
+/// Counting sort of records by lead: offsets and records in lead order (file order within a lead).
+fn group_by_lead(n_leads: usize, records: Vec<EventRecord>) -> (Vec<usize>, Vec<EventRecord>) {
+    let mut offsets = vec![0usize; n_leads + 1];
+    for r in &records {
+        offsets[r.lead as usize + 1] += 1;
+    }
+    for i in 0..n_leads {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut next = offsets.clone();
+    let mut grouped = vec![
+        EventRecord {
+            lead: 0,
+            event_type: 0,
+            properties: 0,
+            at: 0
+        };
+        records.len()
+    ];
+    for r in records {
+        let slot = &mut next[r.lead as usize];
+        grouped[*slot] = r;
+        *slot += 1;
+    }
+    (offsets, grouped)
+}

@@ -1,0 +1,283 @@
+//! Reading the leads file into memory: each lead's id and the values of the fields the model
+//! reads, in [`leadscore_core::Model::lead_fields`] order.
+
+use std::path::Path;
+
+use leadscore_core::{Model, Value};
+use rustc_hash::FxHashMap;
+
+use crate::error::{BatchError, RowError};
+use crate::input::{Format, LEAD_ID_COLUMNS, find_column};
+use crate::report::Problems;
+
+/// All leads of a file.
+pub struct Leads {
+    pub ids: Vec<Box<str>>,
+    /// `ids.len() * n_fields` values, row-major.
+    pub values: Vec<Value>,
+    pub n_fields: usize,
+    index: FxHashMap<Box<[u8]>, u32>,
+}
+
+impl Leads {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn values_of(&self, lead: usize) -> &[Value] {
+        &self.values[lead * self.n_fields..(lead + 1) * self.n_fields]
+    }
+
+    /// The index of a lead by its id.
+    pub fn find(&self, id: &[u8]) -> Option<u32> {
+        self.index.get(id).copied()
+    }
+
+    fn push(
+        &mut self,
+        id: &str,
+        values: impl Iterator<Item = Value>,
+        line: u64,
+        file: &str,
+        problems: &mut Problems,
+    ) -> Result<(), BatchError> {
+        if self.index.contains_key(id.as_bytes()) {
+            return problems.row(RowError {
+                file: file.to_string(),
+                line,
+                reason: format!("lead_id `{id}` appears a second time; the first one is kept"),
+            });
+        }
+        self.index
+            .insert(id.as_bytes().into(), self.ids.len() as u32);
+        self.ids.push(id.into());
+        self.values.extend(values);
+        Ok(())
+    }
+}
+
+/// Reads every lead of `path`.
+pub fn read_leads(
+    model: &Model,
+    path: &Path,
+    problems: &mut Problems,
+) -> Result<Leads, BatchError> {
+    let fields = model.lead_fields();
+    let mut leads = Leads {
+        ids: Vec::new(),
+        values: Vec::new(),
+        n_fields: fields.len(),
+        index: FxHashMap::default(),
+    };
+    let file_name = path.display().to_string();
+    match Format::of(path)? {
+        Format::Csv => read_csv(fields, path, &file_name, &mut leads, problems)?,
+        Format::JsonLines => read_json_lines(fields, path, &file_name, &mut leads, problems)?,
+    }
+    Ok(leads)
+}
+
+fn read_csv(
+    fields: &[String],
+    path: &Path,
+    file: &str,
+    leads: &mut Leads,
+    problems: &mut Problems,
+) -> Result<(), BatchError> {
+    let read_error = |source: std::io::Error| BatchError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| read_error(csv_io(e)))?;
+    let header: Vec<String> = match reader.headers() {
+        Ok(h) => h
+            .iter()
+            .map(|s| s.trim_start_matches('\u{feff}').trim().to_string())
+            .collect(),
+        Err(e) => {
+            return Err(BatchError::BadHeader {
+                file: file.to_string(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let id_column = find_column(&header, LEAD_ID_COLUMNS).ok_or_else(|| BatchError::BadHeader {
+        file: file.to_string(),
+        message: format!(
+            "no lead id column: name one of its columns {}",
+            LEAD_ID_COLUMNS.join(", ")
+        ),
+    })?;
+    let columns: Vec<Option<usize>> = fields
+        .iter()
+        .map(|f| header.iter().position(|h| h == f))
+        .collect();
+    for (field, column) in fields.iter().zip(&columns) {
+        if column.is_none() {
+            problems.warn(format!(
+                "{file}: no column `{field}`, which the model reads: every lead is missing it"
+            ));
+        }
+    }
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    return Err(read_error(csv_io(e)));
+                }
+                problems.row(RowError {
+                    file: file.to_string(),
+                    line,
+                    reason: csv_reason(&e),
+                })?;
+                continue;
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != header.len() {
+            problems.row(RowError {
+                file: file.to_string(),
+                line,
+                reason: format!(
+                    "{} fields where the header has {}",
+                    record.len(),
+                    header.len()
+                ),
+            })?;
+            continue;
+        }
+        let id = record.get(id_column).unwrap_or_default().trim();
+        if id.is_empty() {
+            problems.row(RowError {
+                file: file.to_string(),
+                line,
+                reason: "empty lead id".to_string(),
+            })?;
+            continue;
+        }
+        let values = columns.iter().map(|c| {
+            c.and_then(|c| record.get(c))
+                .map_or(Value::Missing, Value::text)
+        });
+        leads.push(id, values, line, file, problems)?;
+    }
+    Ok(())
+}
+
+fn read_json_lines(
+    fields: &[String],
+    path: &Path,
+    file: &str,
+    leads: &mut Leads,
+    problems: &mut Problems,
+) -> Result<(), BatchError> {
+    let text = std::fs::read(path).map_err(|source| BatchError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        let line_number = i as u64 + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let object = match parse_object(line) {
+            Ok(object) => object,
+            Err(reason) => {
+                problems.row(RowError {
+                    file: file.to_string(),
+                    line: line_number,
+                    reason,
+                })?;
+                continue;
+            }
+        };
+        let Some(id) = LEAD_ID_COLUMNS
+            .iter()
+            .find_map(|k| object.get(*k))
+            .and_then(json_id)
+        else {
+            problems.row(RowError {
+                file: file.to_string(),
+                line: line_number,
+                reason: format!(
+                    "no lead id: give the object one of the keys {}",
+                    LEAD_ID_COLUMNS.join(", ")
+                ),
+            })?;
+            continue;
+        };
+        // Fields may sit at the top level or under "attributes" / "traits" (Segment's name).
+        let nested = ["attributes", "traits"]
+            .iter()
+            .find_map(|k| object.get(*k))
+            .and_then(|v| v.as_object());
+        let values = fields.iter().map(|f| {
+            let value = object.get(f).or_else(|| nested.and_then(|n| n.get(f)));
+            value.map_or(Value::Missing, json_value)
+        });
+        leads.push(&id, values, line_number, file, problems)?;
+    }
+    Ok(())
+}
+
+/// Parses one JSON Lines line into an object, or says why not.
+pub(crate) fn parse_object(
+    line: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_slice::<serde_json::Value>(line) {
+        Ok(serde_json::Value::Object(object)) => Ok(object),
+        Ok(_) => Err("not a JSON object".to_string()),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+/// A JSON id (string or integer) as text.
+pub(crate) fn json_id(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A JSON value as a field value; objects and arrays are kept as their JSON text.
+pub(crate) fn json_value(value: &serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::Null => Value::Missing,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => n.as_f64().map_or(Value::Missing, Value::Number),
+        serde_json::Value::String(s) => Value::text(s.as_str()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+pub(crate) fn csv_io(error: csv::Error) -> std::io::Error {
+    match error.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}
+
+pub(crate) fn csv_reason(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("{len} fields where the header has {expected_len}")
+        }
+        _ => error.to_string(),
+    }
+}

@@ -1,0 +1,83 @@
+//! leadscore-batch: scores files of leads and events with the leadscore engine.
+//!
+//! Leads are read into memory (the values of the fields the model reads); events are read in
+//! large blocks parsed in parallel, kept only if the model may count them, grouped by lead, and
+//! every lead is then scored in parallel and written in the leads file's order.
+//!
+//! # Layout
+//! - [`input`]: file formats and block-wise reading.
+//! - [`leads`], [`events`]: the two readers.
+//! - [`score`]: parallel scoring and the output rows.
+//! - [`report`]: skipped rows, warnings and counts.
+
+pub mod error;
+pub mod events;
+pub mod input;
+pub mod leads;
+pub mod report;
+pub mod score;
+
+use std::io::Write;
+use std::path::Path;
+
+use leadscore_core::{Model, Timestamp};
+
+pub use error::{BatchError, RowError};
+pub use report::{Problems, Summary};
+pub use score::{OutputFormat, format_score};
+
+/// What to score and how.
+pub struct BatchOptions<'a> {
+    pub leads: &'a Path,
+    pub events: Option<&'a Path>,
+    pub as_of: Timestamp,
+    pub output: OutputFormat,
+    /// Stop at the first bad row instead of skipping it.
+    pub strict: bool,
+}
+
+/// The phases a run reports progress for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    ReadingEvents,
+    Scoring,
+}
+
+/// Scores the leads of `options.leads` with their events and writes one row per lead to `out`.
+pub fn score_files(
+    model: &Model,
+    options: &BatchOptions<'_>,
+    out: &mut dyn Write,
+    progress: &(dyn Fn(Phase, u64, u64) + Sync),
+) -> Result<Summary, BatchError> {
+    let mut problems = Problems::new(options.strict);
+    let leads = leads::read_leads(model, options.leads, &mut problems)?;
+    let events = match options.events {
+        Some(path) => events::read_events(
+            model,
+            &leads,
+            path,
+            options.as_of,
+            &mut problems,
+            options.strict,
+            &|done, total| progress(Phase::ReadingEvents, done, total),
+        )?,
+        None => events::Events::none(leads.len(), model),
+    };
+    score::write_scores(
+        model,
+        &leads,
+        &events,
+        options.as_of,
+        options.output,
+        out,
+        &|done, total| progress(Phase::Scoring, done, total),
+    )?;
+    Ok(Summary {
+        leads: leads.len() as u64,
+        events_read: events.read,
+        events_unused: events.unused,
+        events_after_as_of: events.after_as_of,
+        problems,
+    })
+}

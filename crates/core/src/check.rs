@@ -1,0 +1,200 @@
+//! What a model can reach: for each score the lowest and highest value a lead can get given the
+//! rules' points, counts, caps, group limits and the score's own limits, and the tiers no lead
+//! can reach.
+//!
+//! The bounds treat rules as independent (any combination of them may apply), so they are the
+//! tightest range that needs no reasoning about conditions excluding each other. Decay only
+//! shrinks points towards zero, so it never widens a range.
+
+use serde::Serialize;
+
+use crate::model::{EventPoints, Model, RuleKind, Score};
+
+/// A closed range of values; infinite ends when nothing caps a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Range {
+    const ZERO: Range = Range { min: 0.0, max: 0.0 };
+
+    /// The range of "0 or `points`" (a rule applies or not).
+    fn zero_or(points: f64) -> Range {
+        Range {
+            min: points.min(0.0),
+            max: points.max(0.0),
+        }
+    }
+
+    fn add(self, other: Range) -> Range {
+        Range {
+            min: self.min + other.min,
+            max: self.max + other.max,
+        }
+    }
+
+    fn scale(self, weight: f64) -> Range {
+        let (a, b) = (self.min * weight, self.max * weight);
+        Range {
+            min: a.min(b),
+            max: a.max(b),
+        }
+    }
+
+    fn clamp(self, min: Option<f64>, max: Option<f64>) -> Range {
+        let clamp = |v: f64| {
+            let v = min.map_or(v, |m| v.max(m));
+            max.map_or(v, |m| v.min(m))
+        };
+        Range {
+            min: clamp(self.min),
+            max: clamp(self.max),
+        }
+    }
+}
+
+/// The reachable range of one score and its tiers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreReport {
+    pub score: String,
+    pub range: Range,
+    pub tiers: Vec<TierReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TierReport {
+    pub label: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Reachable by points, or given by a qualifier.
+    pub reachable: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Reports the reachable range and tiers of every score, in the model's order.
+pub fn report(model: &Model) -> Vec<ScoreReport> {
+    let mut ranges = vec![Range::ZERO; model.scores.len()];
+    for &i in &model.evaluation_order {
+        ranges[i] = score_range(&model.scores[i], &ranges);
+    }
+    model
+        .scores
+        .iter()
+        .zip(&ranges)
+        .map(|(score, &range)| ScoreReport {
+            score: score.name.clone(),
+            range,
+            tiers: tier_reports(score, range),
+        })
+        .collect()
+}
+
+fn score_range(score: &Score, done: &[Range]) -> Range {
+    let mut total = Range::ZERO;
+    for rule in score.rules.iter().filter(|r| r.group.is_none()) {
+        total = total.add(rule_range(&rule.kind));
+    }
+    for (group_index, group) in score.groups.iter().enumerate() {
+        let group_total = score
+            .rules
+            .iter()
+            .filter(|r| r.group == Some(group_index))
+            .fold(Range::ZERO, |acc, r| acc.add(rule_range(&r.kind)));
+        total = total.add(group_total.clamp(group.min, group.max));
+    }
+    for &(component, weight) in &score.components {
+        total = total.add(done[component].scale(weight));
+    }
+    let mut total = total.clamp(score.min, score.max);
+    if score.normalize
+        && let (Some(min), Some(max)) = (score.min, score.max)
+    {
+        total = Range {
+            min: (total.min - min) * 100.0 / (max - min),
+            max: (total.max - min) * 100.0 / (max - min),
+        };
+    }
+    total
+}
+
+fn rule_range(kind: &RuleKind) -> Range {
+    match kind {
+        RuleKind::Attribute { points, .. } | RuleKind::Inactivity { points, .. } => {
+            Range::zero_or(*points)
+        }
+        RuleKind::Cases(cases) => cases.iter().fold(Range::ZERO, |acc, (_, p)| Range {
+            min: acc.min.min(*p),
+            max: acc.max.max(*p),
+        }),
+        RuleKind::Event(rule) => match &rule.points {
+            EventPoints::Each(points) => match rule.max_count {
+                Some(n) => Range::zero_or(points * n as f64),
+                None if *points > 0.0 => Range {
+                    min: 0.0,
+                    max: f64::INFINITY,
+                },
+                None if *points < 0.0 => Range {
+                    min: f64::NEG_INFINITY,
+                    max: 0.0,
+                },
+                None => Range::ZERO,
+            },
+            EventPoints::Progressive(steps) => {
+                let n = rule.max_count.map_or(steps.len(), |n| n.min(steps.len()));
+                // The counted occurrences earn the first n steps; any may decay to nothing.
+                let (neg, pos) = steps[..n].iter().fold((0.0, 0.0), |(neg, pos), s| {
+                    if *s < 0.0 {
+                        (neg + s, pos)
+                    } else {
+                        (neg, pos + s)
+                    }
+                });
+                Range { min: neg, max: pos }
+            }
+            EventPoints::Bands(bands) => bands
+                .iter()
+                .filter(|b| rule.max_count.is_none_or(|n| b.min <= n))
+                .fold(Range::ZERO, |acc, b| Range {
+                    min: acc.min.min(b.points),
+                    max: acc.max.max(b.points),
+                }),
+        },
+    }
+}
+
+fn tier_reports(score: &Score, range: Range) -> Vec<TierReport> {
+    score
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(i, tier)| {
+            let by_qualifier = score.qualifiers.iter().any(|q| q.tier == i);
+            let by_points = !tier.qualifier_only
+                && tier.min.is_none_or(|min| min <= range.max)
+                && tier.max.is_none_or(|max| max >= range.min);
+            let note = match (by_points, by_qualifier) {
+                (true, _) => None,
+                (false, true) => Some("only through a qualifier".to_string()),
+                (false, false) if tier.qualifier_only => {
+                    Some("qualifier_only, but no qualifier gives it".to_string())
+                }
+                (false, false) => Some(format!(
+                    "no lead can reach it: the score ranges from {} to {}",
+                    crate::value::format_number(range.min),
+                    crate::value::format_number(range.max)
+                )),
+            };
+            TierReport {
+                label: tier.label.clone(),
+                min: tier.min,
+                max: tier.max,
+                reachable: by_points || by_qualifier,
+                note,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,502 @@
+//! The scoring engine: a lead's stored state, how one event updates it, and how scores, tiers and
+//! their explanations are evaluated from it at an "as of" instant.
+//!
+//! State holds, per tracker, the timestamps of the occurrences the model may still count, in
+//! ascending order and bounded where the rules allow it (a rule that counts the 5 most recent
+//! occurrences keeps 5). Applying an event is therefore cheap and needs no history; everything
+//! that depends on time (decay, windows, inactivity, qualifier windows) is computed at evaluation.
+//!
+//! Invariants:
+//! - The result does not depend on the order events were applied in: state is a sorted multiset
+//!   and ties in time earn equal points, so sums add the same numbers in the same order.
+//! - A score's value is the sum, in order, of its contributions.
+//! - Occurrences after `as_of` never count. With bounded trackers, fold only events up to `as_of`
+//!   (what [`Model::score`] does) for exact results at an `as_of` in the past.
+
+use serde::Serialize;
+
+use crate::model::{EventPoints, EventRule, EventTypeId, Model, Qualifier, RuleKind, Score};
+use crate::time::{Duration, Timestamp};
+use crate::value::Value;
+
+/// One event as the engine sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    /// `None` for a type no rule names (only inactivity rules without `event` see it).
+    pub event_type: Option<EventTypeId>,
+    pub at: Timestamp,
+    /// One value per [`Model::event_properties`] entry (may be shorter: the rest are missing).
+    pub properties: &'a [Value],
+}
+
+/// What the engine keeps of one lead's events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeadState {
+    /// Per tracker, ascending occurrence times.
+    occurrences: Vec<Vec<Timestamp>>,
+}
+
+impl LeadState {
+    pub fn new(model: &Model) -> LeadState {
+        LeadState {
+            occurrences: vec![Vec::new(); model.trackers.len()],
+        }
+    }
+
+    /// Empties the state for reuse with another lead of the same model.
+    pub fn clear(&mut self) {
+        self.occurrences.iter_mut().for_each(Vec::clear);
+    }
+
+    /// Per tracker, the occurrence times kept (for storage).
+    pub fn occurrences(&self) -> &[Vec<Timestamp>] {
+        &self.occurrences
+    }
+
+    /// Rebuilds a state from stored occurrences. Returns `None` if they do not fit the model
+    /// (another model version): replay the events instead.
+    pub fn from_occurrences(
+        model: &Model,
+        mut occurrences: Vec<Vec<Timestamp>>,
+    ) -> Option<LeadState> {
+        if occurrences.len() != model.trackers.len() {
+            return None;
+        }
+        occurrences.iter_mut().for_each(|o| o.sort_unstable());
+        Some(LeadState { occurrences })
+    }
+
+    /// Records one event. Cost is bounded by the largest `max_count` the model keeps, except for
+    /// rules that count every occurrence, where it is an append for events arriving in time order.
+    pub fn apply(&mut self, model: &Model, event: &Event<'_>) {
+        if let Some(event_type) = event.event_type {
+            for &tracker in &model.trackers_by_type[event_type.0 as usize] {
+                self.record(model, tracker, event);
+            }
+        }
+        for &tracker in &model.trackers_for_any_type {
+            self.record(model, tracker, event);
+        }
+    }
+
+    fn record(&mut self, model: &Model, tracker_index: usize, event: &Event<'_>) {
+        let tracker = &model.trackers[tracker_index];
+        if let Some(filter) = &tracker.filter
+            && !filter.matches(event.properties)
+        {
+            return;
+        }
+        let times = &mut self.occurrences[tracker_index];
+        let at = event.at;
+        match tracker.keep_most_recent {
+            Some(keep) if times.len() >= keep => {
+                // Full: the event only matters if it is newer than the oldest kept.
+                if keep == 0 || at <= times[0] {
+                    return;
+                }
+                let position = times.partition_point(|t| *t <= at);
+                times.insert(position, at);
+                times.remove(0);
+            }
+            _ => {
+                if times.last().is_none_or(|last| *last <= at) {
+                    times.push(at);
+                } else {
+                    let position = times.partition_point(|t| *t <= at);
+                    times.insert(position, at);
+                }
+            }
+        }
+    }
+}
+
+/// The scores of one lead.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LeadScores<'m> {
+    pub scores: Vec<ScoreResult<'m>>,
+}
+
+impl<'m> LeadScores<'m> {
+    pub fn get(&self, name: &str) -> Option<&ScoreResult<'m>> {
+        self.scores.iter().find(|s| s.name == name)
+    }
+}
+
+/// One score of one lead, explained.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScoreResult<'m> {
+    pub name: &'m str,
+    pub value: f64,
+    /// `None` when the value falls outside every tier (see `leadscore check`).
+    pub tier: Option<&'m str>,
+    /// The qualifier that set the tier, if one raised it above the points tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qualified_by: Option<&'m str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disqualified_by: Option<&'m str>,
+    /// Adds up, in order, to `value`.
+    pub contributions: Vec<Contribution<'m>>,
+}
+
+/// A share of a score's value and where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contribution<'m> {
+    #[serde(flatten)]
+    pub source: Source<'m>,
+    /// For event rules: the occurrences counted. For others: 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub occurrences: u32,
+    pub points: f64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source<'m> {
+    /// A rule that applied.
+    Rule {
+        rule: &'m str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<&'m str>,
+    },
+    /// A group's limit cut its rules' total.
+    GroupLimit { group: &'m str },
+    /// A weighted component score.
+    Component { score: &'m str, weight: f64 },
+    /// The score's `min` / `max` clamped the total.
+    ScoreLimit,
+    /// Mapping [min, max] onto 0-100 (the other contributions are scaled too).
+    Normalization,
+}
+
+/// Per-rule outcome while a score is evaluated.
+#[derive(Clone, Copy, Default)]
+struct RuleOutcome {
+    applied: bool,
+    points: f64,
+    occurrences: u32,
+}
+
+impl Model {
+    /// Scores a lead from its events: folds the events up to `as_of` into a fresh state and
+    /// evaluates it. `lead` has one value per [`Model::lead_fields`] entry.
+    pub fn score<'e>(
+        &self,
+        lead: &[Value],
+        events: impl IntoIterator<Item = Event<'e>>,
+        as_of: Timestamp,
+    ) -> LeadScores<'_> {
+        let mut state = LeadState::new(self);
+        for event in events {
+            if event.at <= as_of {
+                state.apply(self, &event);
+            }
+        }
+        self.evaluate(lead, &state, as_of)
+    }
+
+    /// Evaluates every score of a lead at `as_of`.
+    pub fn evaluate(&self, lead: &[Value], state: &LeadState, as_of: Timestamp) -> LeadScores<'_> {
+        let mut out = LeadScores::default();
+        self.evaluate_into(lead, state, as_of, &mut out);
+        out
+    }
+
+    /// Same as [`Model::evaluate`], reusing `out`'s buffers (batch scoring calls this per lead).
+    pub fn evaluate_into<'m>(
+        &'m self,
+        lead: &[Value],
+        state: &LeadState,
+        as_of: Timestamp,
+        out: &mut LeadScores<'m>,
+    ) {
+        out.scores
+            .resize_with(self.scores.len(), ScoreResult::default);
+        let mut outcomes = Vec::new();
+        for &score_index in &self.evaluation_order {
+            let score = &self.scores[score_index];
+            let mut result = std::mem::take(&mut out.scores[score_index]);
+            self.evaluate_score(
+                score,
+                lead,
+                state,
+                as_of,
+                &out.scores,
+                &mut outcomes,
+                &mut result,
+            );
+            out.scores[score_index] = result;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_score<'m>(
+        &'m self,
+        score: &'m Score,
+        lead: &[Value],
+        state: &LeadState,
+        as_of: Timestamp,
+        done: &[ScoreResult<'m>],
+        outcomes: &mut Vec<RuleOutcome>,
+        result: &mut ScoreResult<'m>,
+    ) {
+        result.name = &score.name;
+        result.contributions.clear();
+        result.qualified_by = None;
+        result.disqualified_by = None;
+        outcomes.clear();
+        outcomes.extend(
+            score
+                .rules
+                .iter()
+                .map(|rule| self.rule_outcome(&rule.kind, lead, state, as_of)),
+        );
+
+        let contributions = &mut result.contributions;
+        for (rule, outcome) in score.rules.iter().zip(outcomes.iter()) {
+            if outcome.applied && rule.group.is_none() {
+                contributions.push(Contribution {
+                    source: Source::Rule {
+                        rule: &rule.name,
+                        group: None,
+                    },
+                    occurrences: outcome.occurrences,
+                    points: outcome.points,
+                });
+            }
+        }
+        for (group_index, group) in score.groups.iter().enumerate() {
+            let mut total = 0.0;
+            for (rule, outcome) in score.rules.iter().zip(outcomes.iter()) {
+                if outcome.applied && rule.group == Some(group_index) {
+                    total += outcome.points;
+                    contributions.push(Contribution {
+                        source: Source::Rule {
+                            rule: &rule.name,
+                            group: Some(&group.name),
+                        },
+                        occurrences: outcome.occurrences,
+                        points: outcome.points,
+                    });
+                }
+            }
+            let limited = clamp(total, group.min, group.max);
+            if limited != total {
+                contributions.push(Contribution {
+                    source: Source::GroupLimit { group: &group.name },
+                    occurrences: 0,
+                    points: limited - total,
+                });
+            }
+        }
+        for &(component, weight) in &score.components {
+            let component_score = &done[component];
+            contributions.push(Contribution {
+                source: Source::Component {
+                    score: component_score.name,
+                    weight,
+                },
+                occurrences: 0,
+                points: weight * component_score.value,
+            });
+        }
+        let total = sum(contributions);
+        let limited = clamp(total, score.min, score.max);
+        if limited != total {
+            contributions.push(Contribution {
+                source: Source::ScoreLimit,
+                occurrences: 0,
+                points: limited - total,
+            });
+        }
+        if score.normalize
+            && let (Some(min), Some(max)) = (score.min, score.max)
+        {
+            let scale = 100.0 / (max - min);
+            for contribution in contributions.iter_mut() {
+                contribution.points *= scale;
+            }
+            contributions.push(Contribution {
+                source: Source::Normalization,
+                occurrences: 0,
+                points: -min * scale,
+            });
+        }
+        let value = sum(contributions);
+        result.value = value;
+
+        if let Some(disqualifier) = score
+            .disqualifiers
+            .iter()
+            .find(|q| self.qualifies(q, lead, state, as_of, outcomes))
+        {
+            result.tier = Some(&score.disqualified_tier);
+            result.disqualified_by = Some(&disqualifier.name);
+            return;
+        }
+        let points_tier = score
+            .tiers
+            .iter()
+            .rposition(|t| !t.qualifier_only && t.min.is_none_or(|min| value >= min));
+        let mut tier = points_tier.filter(|&i| score.tiers[i].contains(value));
+        for qualifier in &score.qualifiers {
+            if tier.is_none_or(|t| qualifier.tier > t)
+                && self.qualifies(qualifier, lead, state, as_of, outcomes)
+            {
+                tier = Some(qualifier.tier);
+                result.qualified_by = Some(&qualifier.name);
+            }
+        }
+        result.tier = tier.map(|t| score.tiers[t].label.as_str());
+    }
+
+    fn qualifies(
+        &self,
+        qualifier: &Qualifier,
+        lead: &[Value],
+        state: &LeadState,
+        as_of: Timestamp,
+        outcomes: &[RuleOutcome],
+    ) -> bool {
+        if let Some(when) = &qualifier.when
+            && !when.matches(lead)
+        {
+            return false;
+        }
+        if let Some(test) = &qualifier.event {
+            let times = counted_until(&state.occurrences[test.tracker], as_of);
+            let in_window = match test.within {
+                Some(within) => {
+                    times.len() - times.partition_point(|t| *t < as_of.saturating_sub(within))
+                }
+                None => times.len(),
+            };
+            if in_window < test.min_count {
+                return false;
+            }
+        }
+        qualifier.rules.iter().all(|&r| outcomes[r].applied)
+    }
+
+    fn rule_outcome(
+        &self,
+        kind: &RuleKind,
+        lead: &[Value],
+        state: &LeadState,
+        as_of: Timestamp,
+    ) -> RuleOutcome {
+        match kind {
+            RuleKind::Attribute { when, points } => {
+                if when.matches(lead) {
+                    RuleOutcome {
+                        applied: true,
+                        points: *points,
+                        occurrences: 0,
+                    }
+                } else {
+                    RuleOutcome::default()
+                }
+            }
+            RuleKind::Cases(cases) => match cases.iter().find(|(when, _)| when.matches(lead)) {
+                Some((_, points)) => RuleOutcome {
+                    applied: true,
+                    points: *points,
+                    occurrences: 0,
+                },
+                None => RuleOutcome::default(),
+            },
+            RuleKind::Event(rule) => event_outcome(
+                rule,
+                counted_until(&state.occurrences[rule.tracker], as_of),
+                as_of,
+            ),
+            RuleKind::Inactivity {
+                tracker,
+                after,
+                points,
+            } => {
+                let last = counted_until(&state.occurrences[*tracker], as_of)
+                    .last()
+                    .copied()
+                    .or_else(|| {
+                        let field = self.created_at_field?;
+                        let text = lead.get(field)?.as_text()?;
+                        Timestamp::parse_rfc3339(&text)
+                            .ok()
+                            .filter(|created| *created <= as_of)
+                    });
+                let inactive = last.is_none_or(|last| as_of.since(last) > *after);
+                if inactive {
+                    RuleOutcome {
+                        applied: true,
+                        points: *points,
+                        occurrences: 0,
+                    }
+                } else {
+                    RuleOutcome::default()
+                }
+            }
+        }
+    }
+}
+
+/// The ascending times that are not after `as_of`.
+fn counted_until(times: &[Timestamp], as_of: Timestamp) -> &[Timestamp] {
+    &times[..times.partition_point(|t| *t <= as_of)]
+}
+
+fn event_outcome(rule: &EventRule, times: &[Timestamp], as_of: Timestamp) -> RuleOutcome {
+    let start = match rule.window {
+        Some(window) => times.partition_point(|t| *t < as_of.saturating_sub(window)),
+        None => 0,
+    };
+    let mut counted = &times[start..];
+    if let Some(max_count) = rule.max_count {
+        counted = &counted[counted.len().saturating_sub(max_count)..];
+    }
+    if let EventPoints::Progressive(steps) = &rule.points {
+        counted = &counted[counted.len().saturating_sub(steps.len())..];
+    }
+    if counted.is_empty() {
+        return RuleOutcome::default();
+    }
+    let factor = |at: Timestamp| {
+        rule.decay
+            .as_ref()
+            .map_or(1.0, |decay| decay.factor(as_of.since(at).max(Duration(0))))
+    };
+    // Newest first, so that equal points add up in the same order whatever the history.
+    let points = match &rule.points {
+        EventPoints::Each(points) => counted.iter().rev().map(|&at| points * factor(at)).sum(),
+        EventPoints::Progressive(steps) => counted
+            .iter()
+            .zip(steps)
+            .rev()
+            .map(|(&at, step)| step * factor(at))
+            .sum(),
+        EventPoints::Bands(bands) => {
+            let n = counted.len();
+            bands
+                .iter()
+                .find(|b| n >= b.min && b.max.is_none_or(|max| n <= max))
+                .map_or(0.0, |b| b.points)
+        }
+    };
+    RuleOutcome {
+        applied: true,
+        points,
+        occurrences: counted.len() as u32,
+    }
+}
+
+fn clamp(value: f64, min: Option<f64>, max: Option<f64>) -> f64 {
+    let value = min.map_or(value, |min| value.max(min));
+    max.map_or(value, |max| value.min(max))
+}
+
+fn sum(contributions: &[Contribution<'_>]) -> f64 {
+    contributions.iter().fold(0.0, |total, c| total + c.points)
+}

@@ -1,0 +1,238 @@
+//! The model file as written by people: plain serde data mirroring the TOML, one struct per table.
+//!
+//! Nothing here is checked beyond its TOML shape. [`crate::compile`] turns a [`ModelFile`] into the
+//! [`crate::Model`] the engine runs, and reports every mistake with the span kept by
+//! [`toml::Spanned`]. docs/model-format.md documents every key; keep both in step.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A whole model file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    #[serde(default)]
+    pub model: ModelInfo,
+    #[serde(default)]
+    pub lead: LeadSection,
+    /// The scores, in the order they are written (that is the order of output columns).
+    #[serde(default)]
+    pub scores: IndexMap<String, Spanned<ScoreDef>>,
+}
+
+/// `[model]`: what the model is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub version: Option<String>,
+}
+
+/// `[lead]`: how the engine reads leads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadSection {
+    /// The field holding the lead's creation time (RFC 3339); inactivity rules count from it for
+    /// leads without any qualifying event.
+    pub created_at: Option<Spanned<String>>,
+}
+
+/// `[scores.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreDef {
+    pub description: Option<String>,
+    /// Other scores this one adds up, each with its weight: `from = { fit = 1, engagement = 0.5 }`.
+    #[serde(default)]
+    pub from: IndexMap<String, Spanned<f64>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RuleDef>>,
+    /// Named groups of rules whose total is limited: `[scores.x.groups.email] max = 15`.
+    #[serde(default)]
+    pub groups: IndexMap<String, Spanned<GroupDef>>,
+    /// Clamp the score to at least `min` and at most `max`.
+    pub min: Option<Spanned<f64>>,
+    pub max: Option<Spanned<f64>>,
+    /// Map [min, max] linearly onto 0-100 (needs both `min` and `max`).
+    #[serde(default)]
+    pub normalize: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub tiers: Vec<Spanned<TierDef>>,
+    #[serde(default)]
+    pub qualifiers: Vec<Spanned<QualifierDef>>,
+    #[serde(default)]
+    pub disqualifiers: Vec<Spanned<QualifierDef>>,
+    /// The tier label a disqualified lead gets (default `disqualified`).
+    pub disqualified_tier: Option<Spanned<String>>,
+}
+
+/// `[scores.x.groups.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupDef {
+    pub description: Option<String>,
+    pub min: Option<Spanned<f64>>,
+    pub max: Option<Spanned<f64>>,
+}
+
+/// One entry of `tiers`: a labelled range of the score, both ends inclusive.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierDef {
+    pub label: Spanned<String>,
+    pub min: Option<Spanned<f64>>,
+    pub max: Option<Spanned<f64>>,
+    /// A tier that only qualifiers can give (a lead never reaches it by points).
+    #[serde(default)]
+    pub qualifier_only: bool,
+}
+
+/// One `[[scores.x.rules]]` entry. Which keys are present decides its kind (attribute, cases,
+/// event or inactivity); the compiler rejects mixtures.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub group: Option<Spanned<String>>,
+    pub points: Option<Spanned<f64>>,
+    /// Attribute rule: the condition on lead fields.
+    pub when: Option<Spanned<ConditionDef>>,
+    /// Attribute rule with several outcomes: the first matching case gives its points.
+    pub cases: Option<Spanned<Vec<Spanned<CaseDef>>>>,
+    /// Event rule (or inactivity rule): the event type or types.
+    pub event: Option<Spanned<OneOrMany>>,
+    /// Event rule: a condition on the event's properties.
+    #[serde(rename = "where")]
+    pub filter: Option<Spanned<ConditionDef>>,
+    /// Count at most the N most recent occurrences.
+    pub max_count: Option<Spanned<i64>>,
+    /// Points of the 1st, 2nd, ... counted occurrence (oldest first).
+    pub progressive: Option<Spanned<Vec<f64>>>,
+    /// Points by the number of counted occurrences.
+    pub bands: Option<Spanned<Vec<Spanned<BandDef>>>>,
+    /// Only occurrences in the last `window` count (`30d`).
+    pub window: Option<Spanned<String>>,
+    pub decay: Option<Spanned<DecayDef>>,
+    /// Inactivity rule: no qualifying event for this long (`30d`) gives `points`.
+    pub inactive_for: Option<Spanned<String>>,
+}
+
+/// `{ when = {...}, points = N }` in a rule's `cases`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseDef {
+    pub when: Option<Spanned<ConditionDef>>,
+    /// `otherwise = true` matches every lead (a last, default case).
+    #[serde(default)]
+    pub otherwise: bool,
+    pub points: Spanned<f64>,
+}
+
+/// `{ min = 1, max = 3, points = 2 }` in a rule's `bands`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BandDef {
+    pub min: Spanned<i64>,
+    pub max: Option<Spanned<i64>>,
+    pub points: Spanned<f64>,
+}
+
+/// `decay = { half_life = "30d" }`, `{ lose_percent = 25, every = "30d" }` or
+/// `{ steps = [{ older_than = "90d", factor = 0.5 }] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecayDef {
+    pub half_life: Option<Spanned<String>>,
+    pub lose_percent: Option<Spanned<f64>>,
+    pub every: Option<Spanned<String>>,
+    pub steps: Option<Vec<Spanned<DecayStepDef>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecayStepDef {
+    pub older_than: Spanned<String>,
+    pub factor: Spanned<f64>,
+}
+
+/// A condition: either tests on one `field` (all must hold) or a combination.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionDef {
+    pub field: Option<Spanned<String>>,
+    pub equals: Option<Spanned<Scalar>>,
+    pub one_of: Option<Spanned<Vec<Scalar>>>,
+    /// Case-insensitive substring test; a list matches if any entry is contained.
+    pub contains: Option<Spanned<OneOrMany>>,
+    pub starts_with: Option<Spanned<OneOrMany>>,
+    pub regex: Option<Spanned<String>>,
+    /// Numeric range, inclusive (`min`, `max`) or exclusive (`above`, `below`).
+    pub min: Option<Spanned<f64>>,
+    pub max: Option<Spanned<f64>>,
+    pub above: Option<Spanned<f64>>,
+    pub below: Option<Spanned<f64>>,
+    pub present: Option<Spanned<bool>>,
+    pub missing: Option<Spanned<bool>>,
+    /// The e-mail address's domain (after the last `@`, case-insensitive) is one of these.
+    pub email_domain: Option<Spanned<OneOrMany>>,
+    /// The e-mail address belongs to a free-mail provider (true) or not (false).
+    pub free_email: Option<Spanned<bool>>,
+    /// Make `equals`, `one_of` and `starts_with` case-insensitive.
+    #[serde(default)]
+    pub ignore_case: bool,
+    pub all: Option<Spanned<Vec<Spanned<ConditionDef>>>>,
+    pub any: Option<Spanned<Vec<Spanned<ConditionDef>>>>,
+    pub not: Option<Box<Spanned<ConditionDef>>>,
+}
+
+/// A qualifier (or disqualifier): when all its given tests hold, the lead gets `tier`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualifierDef {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    /// The tier the lead gets (qualifiers only; default: the score's highest points tier).
+    pub tier: Option<Spanned<String>>,
+    /// A condition on lead fields.
+    pub when: Option<Spanned<ConditionDef>>,
+    /// The lead has an event of this type (or types)...
+    pub event: Option<Spanned<OneOrMany>>,
+    #[serde(rename = "where")]
+    pub filter: Option<Spanned<ConditionDef>>,
+    /// ... in the last `within` (`30d`; default: ever) ...
+    pub within: Option<Spanned<String>>,
+    /// ... at least this many times (default 1).
+    pub min_count: Option<Spanned<i64>>,
+    /// Rules of the same score that must all apply to the lead (BANT: budget, authority, ...).
+    pub rules: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+/// A literal in a condition.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}

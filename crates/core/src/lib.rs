@@ -1,0 +1,30 @@
+//! leadscore-core: the model format, its compiler and the scoring engine.
+//!
+//! The crate is pure: it does no I/O and never reads a clock. Callers parse a model file's text
+//! with [`compile`], pass leads as one [`Value`] per [`Model::lead_fields`] entry, events as
+//! [`Event`]s, and the "as of" instant as a [`Timestamp`].
+//!
+//! # Layout
+//! - [`format`]: the model file's serde types, as people write it.
+//! - [`compile`]: checks a file once and resolves it into a [`Model`] ([`model`]).
+//! - [`engine`]: lead state, applying events, evaluating scores with explanations.
+//! - [`rules`]: conditions on lead fields and event properties.
+//! - [`check`]: what a model can reach (score ranges, unreachable tiers).
+//! - [`time`]: instants, durations and RFC 3339.
+
+pub mod check;
+pub mod compile;
+pub mod diagnostic;
+pub mod engine;
+pub mod format;
+pub mod model;
+pub mod rules;
+pub mod time;
+pub mod value;
+
+pub use compile::{Compiled, compile};
+pub use diagnostic::{Diagnostic, ModelError, Severity};
+pub use engine::{Contribution, Event, LeadScores, LeadState, ScoreResult, Source};
+pub use model::{EventTypeId, Model};
+pub use time::{Duration, Timestamp};
+pub use value::Value;

@@ -1,0 +1,271 @@
+//! The compiled model: what [`crate::compile`] makes of a model file and the engine runs.
+//!
+//! Everything here has been checked once. Names are resolved to indexes: lead fields and event
+//! properties to slots of a record (`&[Value]`), event types to [`EventTypeId`]s, rules to the
+//! event trackers that keep the occurrences they need.
+
+use rustc_hash::FxHashMap;
+
+use crate::rules::condition::Condition;
+use crate::time::Duration;
+
+/// An event type the model knows, as an index into [`Model::event_types`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventTypeId(pub u32);
+
+/// A compiled, valid scoring model.
+#[derive(Debug)]
+pub struct Model {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) lead_fields: Vec<String>,
+    pub(crate) event_properties: Vec<String>,
+    pub(crate) event_types: Vec<String>,
+    pub(crate) event_type_index: FxHashMap<String, EventTypeId>,
+    pub(crate) trackers: Vec<Tracker>,
+    /// For each event type, the trackers its events go to.
+    pub(crate) trackers_by_type: Vec<Vec<usize>>,
+    /// Trackers that take events of every type (inactivity rules without `event`).
+    pub(crate) trackers_for_any_type: Vec<usize>,
+    pub(crate) scores: Vec<Score>,
+    /// Score indexes in an order where every score comes after the scores it is made from.
+    pub(crate) evaluation_order: Vec<usize>,
+    pub(crate) created_at_field: Option<usize>,
+}
+
+impl Model {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The lead fields the model reads; a lead is passed to the engine as one value per field,
+    /// in this order.
+    pub fn lead_fields(&self) -> &[String] {
+        &self.lead_fields
+    }
+
+    /// The event properties the model's filters read; an event carries one value per property,
+    /// in this order.
+    pub fn event_properties(&self) -> &[String] {
+        &self.event_properties
+    }
+
+    /// The event types some rule or qualifier looks at.
+    pub fn event_types(&self) -> &[String] {
+        &self.event_types
+    }
+
+    /// The id of an event type, or `None` when no rule looks at it.
+    pub fn event_type(&self, name: &str) -> Option<EventTypeId> {
+        self.event_type_index.get(name).copied()
+    }
+
+    /// Whether events of types no rule names still matter (an inactivity rule counts any event).
+    pub fn needs_every_event_type(&self) -> bool {
+        !self.trackers_for_any_type.is_empty()
+    }
+
+    pub fn score_names(&self) -> impl Iterator<Item = &str> {
+        self.scores.iter().map(|score| score.name.as_str())
+    }
+
+    pub fn scores(&self) -> &[Score] {
+        &self.scores
+    }
+}
+
+/// Keeps, per lead, the timestamps of the events one or more rules look at.
+#[derive(Debug)]
+pub(crate) struct Tracker {
+    /// `None`: every event type.
+    pub(crate) filter: Option<Condition>,
+    /// How many of the most recent occurrences to keep; `None` keeps them all.
+    pub(crate) keep_most_recent: Option<usize>,
+}
+
+/// One score of the model.
+#[derive(Debug)]
+pub struct Score {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) groups: Vec<Group>,
+    /// Scores this one is made from, with their weights.
+    pub(crate) components: Vec<(usize, f64)>,
+    pub(crate) min: Option<f64>,
+    pub(crate) max: Option<f64>,
+    pub(crate) normalize: bool,
+    pub(crate) tiers: Vec<Tier>,
+    pub(crate) qualifiers: Vec<Qualifier>,
+    pub(crate) disqualifiers: Vec<Qualifier>,
+    pub(crate) disqualified_tier: String,
+}
+
+impl Score {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    pub fn tiers(&self) -> &[Tier] {
+        &self.tiers
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+}
+
+/// A named group of rules whose total is limited.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub(crate) name: String,
+    pub(crate) min: Option<f64>,
+    pub(crate) max: Option<f64>,
+}
+
+/// A labelled range of a score, both ends inclusive.
+#[derive(Debug)]
+pub struct Tier {
+    pub(crate) label: String,
+    pub(crate) min: Option<f64>,
+    pub(crate) max: Option<f64>,
+    pub(crate) qualifier_only: bool,
+}
+
+impl Tier {
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn min(&self) -> Option<f64> {
+        self.min
+    }
+
+    pub fn max(&self) -> Option<f64> {
+        self.max
+    }
+
+    pub fn qualifier_only(&self) -> bool {
+        self.qualifier_only
+    }
+
+    pub(crate) fn contains(&self, value: f64) -> bool {
+        !self.qualifier_only
+            && self.min.is_none_or(|min| value >= min)
+            && self.max.is_none_or(|max| value <= max)
+    }
+}
+
+/// A rule of a score.
+#[derive(Debug)]
+pub struct Rule {
+    pub(crate) name: String,
+    pub(crate) group: Option<usize>,
+    pub(crate) kind: RuleKind,
+}
+
+impl Rule {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum RuleKind {
+    /// `points` when the lead matches `when`.
+    Attribute {
+        when: Condition,
+        points: f64,
+    },
+    /// The points of the first matching case.
+    Cases(Vec<(Condition, f64)>),
+    Event(EventRule),
+    /// `points` when no tracked event happened in the last `after`.
+    Inactivity {
+        tracker: usize,
+        after: Duration,
+        points: f64,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct EventRule {
+    pub(crate) tracker: usize,
+    pub(crate) window: Option<Duration>,
+    pub(crate) max_count: Option<usize>,
+    pub(crate) points: EventPoints,
+    pub(crate) decay: Option<Decay>,
+}
+
+#[derive(Debug)]
+pub(crate) enum EventPoints {
+    /// The same points for every counted occurrence.
+    Each(f64),
+    /// Points of the 1st, 2nd, ... counted occurrence, oldest first.
+    Progressive(Vec<f64>),
+    /// Points for the number of counted occurrences.
+    Bands(Vec<Band>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Band {
+    pub(crate) min: usize,
+    pub(crate) max: Option<usize>,
+    pub(crate) points: f64,
+}
+
+/// How an occurrence's points shrink with its age.
+#[derive(Debug)]
+pub(crate) enum Decay {
+    /// Halved every `half_life_days`.
+    HalfLife { half_life_days: f64 },
+    /// Lose `percent` of the points at the end of every `every`, down to zero.
+    Linear { percent: f64, every: Duration },
+    /// Keep `factor` of the points once older than a step (the oldest step reached applies).
+    Steps(Vec<(Duration, f64)>),
+}
+
+impl Decay {
+    /// The share of its points an occurrence of this age keeps.
+    pub(crate) fn factor(&self, age: Duration) -> f64 {
+        match self {
+            Decay::HalfLife { half_life_days } => 0.5f64.powf(age.as_days() / half_life_days),
+            Decay::Linear { percent, every } => {
+                let periods = (age.0 / every.0) as f64;
+                (1.0 - percent / 100.0 * periods).max(0.0)
+            }
+            Decay::Steps(steps) => steps
+                .iter()
+                .rev()
+                .find(|(older_than, _)| age > *older_than)
+                .map_or(1.0, |(_, factor)| *factor),
+        }
+    }
+}
+
+/// A direct qualifier or disqualifier: every test it has must hold.
+#[derive(Debug)]
+pub(crate) struct Qualifier {
+    pub(crate) name: String,
+    /// Index into the score's tiers (unused for disqualifiers).
+    pub(crate) tier: usize,
+    pub(crate) when: Option<Condition>,
+    pub(crate) event: Option<EventTest>,
+    /// Rules of the same score that must apply.
+    pub(crate) rules: Vec<usize>,
+}
+
+#[derive(Debug)]
+pub(crate) struct EventTest {
+    pub(crate) tracker: usize,
+    pub(crate) within: Option<Duration>,
+    pub(crate) min_count: usize,
+}

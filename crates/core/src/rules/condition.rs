@@ -1,0 +1,238 @@
+//! Conditions on a record's fields (a lead's attributes or an event's properties) and their
+//! evaluation.
+//!
+//! Text tests are Unicode-aware: `contains` and `ignore_case` fold case with the `regex` crate's
+//! simple case folding ("DIRECTOR", "Директор") rather than ASCII-only lowering.
+
+use std::collections::HashSet;
+
+use regex::Regex;
+
+use crate::value::Value;
+
+/// Free-mail providers known to `free_email = true`.
+pub const FREE_EMAIL_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.co.jp",
+    "yahoo.fr",
+    "yahoo.de",
+    "ymail.com",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "hotmail.fr",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "aol.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "mail.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "yandex.ru",
+    "yandex.com",
+    "mail.ru",
+    "protonmail.com",
+    "proton.me",
+    "pm.me",
+    "zoho.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "naver.com",
+    "daum.net",
+    "hanmail.net",
+    "orange.fr",
+    "free.fr",
+    "laposte.net",
+    "libero.it",
+    "rediffmail.com",
+    "tutanota.com",
+    "fastmail.com",
+];
+
+/// A compiled condition.
+#[derive(Debug)]
+pub(crate) enum Condition {
+    /// Always true (a rule case written `otherwise = true`).
+    Always,
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+    /// Every test holds on the value in slot `slot` of the record.
+    Field {
+        slot: usize,
+        tests: Vec<Test>,
+    },
+}
+
+/// One test on one field's value.
+#[derive(Debug)]
+pub(crate) enum Test {
+    Present(bool),
+    Equals(Literal),
+    EqualsIgnoringCase(String),
+    OneOf(HashSet<String>),
+    OneOfIgnoringCase(HashSet<String>),
+    /// `contains`, `starts_with` and `regex` all become one regex.
+    Matches(Regex),
+    AtLeast(f64),
+    AtMost(f64),
+    Above(f64),
+    Below(f64),
+    EmailDomainIn(HashSet<String>),
+    FreeEmail(bool),
+}
+
+#[derive(Debug, PartialEq)]
+pub(crate) enum Literal {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+}
+
+impl Condition {
+    pub(crate) fn matches(&self, record: &[Value]) -> bool {
+        match self {
+            Condition::Always => true,
+            Condition::All(all) => all.iter().all(|c| c.matches(record)),
+            Condition::Any(any) => any.iter().any(|c| c.matches(record)),
+            Condition::Not(inner) => !inner.matches(record),
+            Condition::Field { slot, tests } => {
+                let value = record.get(*slot).unwrap_or(&Value::Missing);
+                tests.iter().all(|test| test.holds(value))
+            }
+        }
+    }
+}
+
+impl Test {
+    fn holds(&self, value: &Value) -> bool {
+        if let Test::Present(expected) = self {
+            return !value.is_missing() == *expected;
+        }
+        if value.is_missing() {
+            return false;
+        }
+        match self {
+            Test::Present(_) => unreachable!("handled above"),
+            Test::Equals(Literal::Number(n)) => value.as_number() == Some(*n),
+            Test::Equals(Literal::Bool(b)) => value.as_bool() == Some(*b),
+            Test::Equals(Literal::Text(t)) => value.as_text().is_some_and(|v| v == t.as_str()),
+            Test::EqualsIgnoringCase(t) => value.as_text().is_some_and(|v| v.to_lowercase() == *t),
+            Test::OneOf(set) => value.as_text().is_some_and(|v| set.contains(v.as_ref())),
+            Test::OneOfIgnoringCase(set) => value
+                .as_text()
+                .is_some_and(|v| set.contains(&v.to_lowercase())),
+            Test::Matches(regex) => value.as_text().is_some_and(|v| regex.is_match(&v)),
+            Test::AtLeast(min) => value.as_number().is_some_and(|v| v >= *min),
+            Test::AtMost(max) => value.as_number().is_some_and(|v| v <= *max),
+            Test::Above(min) => value.as_number().is_some_and(|v| v > *min),
+            Test::Below(max) => value.as_number().is_some_and(|v| v < *max),
+            Test::EmailDomainIn(domains) => {
+                email_domain(value).is_some_and(|d| domains.contains(&d))
+            }
+            Test::FreeEmail(expected) => email_domain(value)
+                .is_some_and(|d| FREE_EMAIL_DOMAINS.contains(&d.as_str()) == *expected),
+        }
+    }
+}
+
+/// The lower-cased part after the last `@`, if the value has one.
+fn email_domain(value: &Value) -> Option<String> {
+    let text = value.as_text()?;
+    let (_, domain) = text.trim().rsplit_once('@')?;
+    Some(domain.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(tests: Vec<Test>) -> Condition {
+        Condition::Field { slot: 0, tests }
+    }
+
+    fn contains(words: &[&str]) -> Test {
+        let pattern = words
+            .iter()
+            .map(|w| regex::escape(w))
+            .collect::<Vec<_>>()
+            .join("|");
+        Test::Matches(Regex::new(&format!("(?i){pattern}")).unwrap())
+    }
+
+    #[test]
+    fn contains_folds_case_beyond_ascii() {
+        let condition = field(vec![contains(&["director", "директор"])]);
+        assert!(condition.matches(&[Value::text("Managing DIRECTOR")]));
+        assert!(condition.matches(&[Value::text("Коммерческий ДИРЕКТОР")]));
+        assert!(!condition.matches(&[Value::text("Manager")]));
+        assert!(!condition.matches(&[Value::Missing]));
+    }
+
+    #[test]
+    fn japanese_titles_match_exactly() {
+        let condition = field(vec![contains(&["部長", "マネージャー"])]);
+        assert!(condition.matches(&[Value::text("営業部長")]));
+        assert!(!condition.matches(&[Value::text("担当者")]));
+    }
+
+    #[test]
+    fn numeric_tests_read_text_numbers() {
+        let range = field(vec![Test::AtLeast(50.0), Test::AtMost(500.0)]);
+        assert!(range.matches(&[Value::text("50")]));
+        assert!(range.matches(&[Value::Number(500.0)]));
+        assert!(!range.matches(&[Value::text("501")]));
+        assert!(!range.matches(&[Value::text("many")]));
+        assert!(!range.matches(&[Value::Missing]));
+    }
+
+    #[test]
+    fn missing_values_match_only_missing_and_negations() {
+        let missing = field(vec![Test::Present(false)]);
+        assert!(missing.matches(&[Value::Missing]));
+        assert!(missing.matches(&[]));
+        assert!(!missing.matches(&[Value::text("x")]));
+        let not_student = Condition::Not(Box::new(field(vec![contains(&["student"])])));
+        assert!(not_student.matches(&[Value::Missing]));
+    }
+
+    #[test]
+    fn email_domains() {
+        let free = field(vec![Test::FreeEmail(true)]);
+        assert!(free.matches(&[Value::text("Bob@GMail.com")]));
+        assert!(!free.matches(&[Value::text("bob@acme.com")]));
+        assert!(!free.matches(&[Value::text("not an address")]));
+        let business = field(vec![Test::FreeEmail(false)]);
+        assert!(business.matches(&[Value::text("bob@acme.com")]));
+        let competitor = field(vec![Test::EmailDomainIn(HashSet::from([
+            "rival.io".to_string()
+        ]))]);
+        assert!(competitor.matches(&[Value::text("x@a@Rival.IO")]));
+    }
+
+    #[test]
+    fn equality_by_meaning() {
+        assert!(field(vec![Test::Equals(Literal::Number(200.0))]).matches(&[Value::text("200")]));
+        assert!(field(vec![Test::Equals(Literal::Bool(true))]).matches(&[Value::text("yes")]));
+        assert!(
+            field(vec![Test::Equals(Literal::Text("Technology".into()))])
+                .matches(&[Value::text("Technology")])
+        );
+        assert!(
+            !field(vec![Test::Equals(Literal::Text("Technology".into()))])
+                .matches(&[Value::text("technology")])
+        );
+        assert!(
+            field(vec![Test::EqualsIgnoringCase("technology".into())])
+                .matches(&[Value::text("TECHNOLOGY")])
+        );
+    }
+}

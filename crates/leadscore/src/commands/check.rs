@@ -1,0 +1,98 @@
+//! `leadscore check MODEL`: every problem of a model file with its line and column, then what each
+//! score can reach and which tiers no lead can reach.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use leadscore_core::check::{self, ScoreReport};
+use leadscore_core::value::format_number;
+
+use crate::model_file;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model file (TOML)
+    model: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let loaded = model_file::load(&args.model)?;
+    match &loaded.compiled {
+        Err(error) => {
+            println!("{}", error.render(&loaded.path));
+            let n = error.errors().count();
+            println!(
+                "{}: {n} error{}",
+                loaded.path,
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(1))
+        }
+        Ok(compiled) => {
+            for warning in &compiled.warnings {
+                println!("{}", warning.render(&loaded.path, &loaded.source));
+            }
+            let model = &compiled.model;
+            let n_rules: usize = model.scores().iter().map(|s| s.rules().len()).sum();
+            println!(
+                "{}: model `{}` is valid: {} score{}, {n_rules} rule{}",
+                loaded.path,
+                model.name(),
+                model.scores().len(),
+                if model.scores().len() == 1 { "" } else { "s" },
+                if n_rules == 1 { "" } else { "s" },
+            );
+            print!("{}", render_report(&check::report(model)));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn bound(value: f64) -> String {
+    if value == f64::INFINITY {
+        "no limit".to_string()
+    } else if value == f64::NEG_INFINITY {
+        "no limit".to_string()
+    } else {
+        format_number(value)
+    }
+}
+
+/// The per-score part of the report.
+pub fn render_report(reports: &[ScoreReport]) -> String {
+    let mut out = String::new();
+    for report in reports {
+        let _ = writeln!(
+            out,
+            "\nscore `{}`: lowest {}, highest {}",
+            report.score,
+            bound(report.range.min),
+            bound(report.range.max)
+        );
+        for tier in &report.tiers {
+            let range = match (tier.min, tier.max) {
+                (_, _)
+                    if tier.note.as_deref() == Some("only through a qualifier")
+                        && tier.min.is_none()
+                        && tier.max.is_none() =>
+                {
+                    "by qualifier".to_string()
+                }
+                (None, None) => "any score".to_string(),
+                (Some(min), None) => format!("{} and up", format_number(min)),
+                (None, Some(max)) => format!("up to {}", format_number(max)),
+                (Some(min), Some(max)) => {
+                    format!("{} to {}", format_number(min), format_number(max))
+                }
+            };
+            let status = match (&tier.note, tier.reachable) {
+                (None, _) => String::new(),
+                (Some(note), true) => format!("  ({note})"),
+                (Some(note), false) => format!("  UNREACHABLE: {note}"),
+            };
+            let _ = writeln!(out, "  {:<16} {range}{status}", tier.label);
+        }
+    }
+    out
+}

@@ -1,0 +1,138 @@
+//! `leadscore score`: scores a leads file with its events file and writes one row per lead.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use leadscore_batch::{BatchOptions, OutputFormat, Phase};
+use leadscore_core::Timestamp;
+
+use crate::model_file;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model file (TOML)
+    #[arg(long)]
+    model: PathBuf,
+    /// Leads: CSV with a header, or JSON Lines (.jsonl); one lead per row with a lead_id
+    #[arg(long)]
+    leads: PathBuf,
+    /// Events: CSV or JSON Lines with lead_id, type and ts (RFC 3339); other columns are properties
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Score as of this instant (RFC 3339, any UTC offset); events after it are ignored [default: now]
+    #[arg(long, value_parser = parse_as_of)]
+    as_of: Option<Timestamp>,
+    /// Write here instead of standard output
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write JSON Lines with every score's contributions instead of CSV
+    #[arg(long)]
+    explain: bool,
+    /// Stop at the first bad input row instead of skipping and counting it
+    #[arg(long)]
+    strict: bool,
+}
+
+fn parse_as_of(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(text).map_err(|e| e.to_string())
+}
+
+fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(since_epoch.as_millis() as i64)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let model = model_file::load(&args.model)?.into_model()?;
+    let as_of = args.as_of.unwrap_or_else(now);
+    let options = BatchOptions {
+        leads: &args.leads,
+        events: args.events.as_deref(),
+        as_of,
+        output: if args.explain {
+            OutputFormat::ExplainJsonLines
+        } else {
+            OutputFormat::Csv
+        },
+        strict: args.strict,
+    };
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
+    };
+    let bar = progress_bar();
+    let started = Instant::now();
+    let summary =
+        leadscore_batch::score_files(&model, &options, &mut out, &|phase, done, total| {
+            if let Some(bar) = &bar {
+                let message = match phase {
+                    Phase::ReadingEvents => "reading events",
+                    Phase::Scoring => "scoring leads",
+                };
+                if bar.message() != message {
+                    bar.set_message(message);
+                    bar.set_position(0);
+                }
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+        });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let summary = summary?;
+    out.flush().context("cannot write the output")?;
+    drop(out);
+
+    let problems = &summary.problems;
+    for warning in &problems.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for row in &problems.first_rows {
+        eprintln!("skipped: {row}");
+    }
+    if problems.rows_skipped > problems.first_rows.len() as u64 {
+        eprintln!(
+            "skipped: ... and {} more rows",
+            problems.rows_skipped - problems.first_rows.len() as u64
+        );
+    }
+    eprintln!(
+        "scored {} leads as of {as_of} from {} events ({} of types no rule uses, {} after the as-of time) in {:.2} s; {} bad rows skipped",
+        summary.leads,
+        summary.events_read,
+        summary.events_unused,
+        summary.events_after_as_of,
+        started.elapsed().as_secs_f64(),
+        problems.rows_skipped,
+    );
+    Ok(if problems.rows_skipped > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A progress bar on a terminal; nothing when standard error is redirected.
+fn progress_bar() -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>14} [{bar:40}] {percent:>3}% {elapsed}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    Some(bar)
+}

@@ -1,0 +1,53 @@
+//! The `leadscore` command: thin glue between the command line and the library crates.
+//!
+//! Exit codes: 0 success; 1 done, but the input had problems (rows skipped, a model with errors);
+//! 2 nothing done (unreadable files, bad arguments, `--strict` stopped at a bad row).
+
+mod commands;
+mod model_file;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted lead scoring: explainable rules, decay, tiers, qualifiers.
+#[derive(Parser)]
+#[command(name = "leadscore", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a model file: every error with line and column, each score's range and its tiers
+    Check(commands::check::Args),
+    /// Score a file of leads with their events; one row per lead
+    Score(commands::score::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => commands::check::run(args),
+        Command::Score(args) => commands::score::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

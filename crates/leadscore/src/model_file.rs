@@ -1,0 +1,47 @@
+//! Loading a model file for a command: read it, compile it, and show its diagnostics.
+
+use std::path::Path;
+
+use anyhow::Context;
+use leadscore_core::{Compiled, ModelError};
+
+/// A model file's text and what the compiler made of it.
+pub struct Loaded {
+    pub path: String,
+    pub source: String,
+    pub compiled: Result<Compiled, ModelError>,
+}
+
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the model file {}", path.display()))?;
+    let compiled = leadscore_core::compile(&source);
+    Ok(Loaded {
+        path: path.display().to_string(),
+        source,
+        compiled,
+    })
+}
+
+impl Loaded {
+    /// The compiled model, after printing its warnings; or an error listing every problem.
+    pub fn into_model(self) -> anyhow::Result<leadscore_core::Model> {
+        match self.compiled {
+            Ok(compiled) => {
+                for warning in &compiled.warnings {
+                    eprintln!("{}", warning.render(&self.path, &self.source));
+                }
+                Ok(compiled.model)
+            }
+            Err(error) => {
+                let n = error.errors().count();
+                anyhow::bail!(
+                    "{}\nthe model has {n} error{}; `leadscore check {}` shows them all",
+                    error.render(&self.path),
+                    if n == 1 { "" } else { "s" },
+                    self.path
+                )
+            }
+        }
+    }
+}
