@@ -8,7 +8,6 @@ use std::path::Path;
 
 use leadscore_core::{Model, Timestamp, Value};
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 
 use crate::error::{BatchError, RowError};
 use crate::input::{Blocks, Format, LEAD_ID_COLUMNS, find_column, split_block};
@@ -98,7 +97,8 @@ struct Columns {
 struct Context<'a> {
     model: &'a Model,
     leads: &'a Leads,
-    types: FxHashMap<Box<[u8]>, u32>,
+    /// The model's event types; few, so a scan beats hashing.
+    types: Vec<(Box<[u8]>, u32)>,
     keep_unused_types: bool,
     as_of: Timestamp,
     file: &'a str,
@@ -156,7 +156,11 @@ impl Context<'_> {
         if event_type.is_empty() {
             return self.bad(piece, line, "empty event type".to_string());
         }
-        let type_id = self.types.get(event_type).copied().unwrap_or(NO_TYPE);
+        let type_id = self
+            .types
+            .iter()
+            .find(|(name, _)| **name == *event_type)
+            .map_or(NO_TYPE, |(_, id)| *id);
         if type_id == NO_TYPE && !self.keep_unused_types {
             piece.unused += 1;
             return false;

@@ -17,6 +17,34 @@ pub struct Leads {
     pub values: Vec<Value>,
     pub n_fields: usize,
     index: FxHashMap<Box<[u8]>, u32>,
+    /// Set by [`Leads::seal`]: a faster index when every id is a plain integer.
+    integer_index: Option<IntegerIndex>,
+}
+
+/// Lead ids that are all canonical decimal integers (`7`, not `007` or `+7`), the common case
+/// of database keys: looked up without hashing strings.
+enum IntegerIndex {
+    /// Ids within a compact range: a direct table.
+    Dense {
+        base: u64,
+        slots: Vec<u32>,
+    },
+    Hashed(FxHashMap<u64, u32>),
+}
+
+/// The value of a canonical decimal integer id.
+fn canonical_integer(id: &[u8]) -> Option<u64> {
+    if id.is_empty() || id.len() > 19 || (id.len() > 1 && id[0] == b'0') {
+        return None;
+    }
+    let mut value = 0u64;
+    for &b in id {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(b - b'0');
+    }
+    Some(value)
 }
 
 impl Leads {
@@ -34,7 +62,46 @@ impl Leads {
 
     /// The index of a lead by its id.
     pub fn find(&self, id: &[u8]) -> Option<u32> {
-        self.index.get(id).copied()
+        match &self.integer_index {
+            Some(IntegerIndex::Dense { base, slots }) => {
+                let slot = canonical_integer(id)?.checked_sub(*base)?;
+                slots
+                    .get(usize::try_from(slot).ok()?)
+                    .copied()
+                    .filter(|&i| i != u32::MAX)
+            }
+            Some(IntegerIndex::Hashed(map)) => map.get(&canonical_integer(id)?).copied(),
+            None => self.index.get(id).copied(),
+        }
+    }
+
+    /// Builds the integer index when every id allows it.
+    fn seal(&mut self) {
+        let integers: Option<Vec<u64>> = self
+            .ids
+            .iter()
+            .map(|id| canonical_integer(id.as_bytes()))
+            .collect();
+        let Some(integers) = integers else { return };
+        let (Some(&min), Some(&max)) = (integers.iter().min(), integers.iter().max()) else {
+            return;
+        };
+        let span = max - min;
+        self.integer_index = Some(if span < 4 * integers.len() as u64 + 1024 {
+            let mut slots = vec![u32::MAX; span as usize + 1];
+            for (i, &id) in integers.iter().enumerate() {
+                slots[(id - min) as usize] = i as u32;
+            }
+            IntegerIndex::Dense { base: min, slots }
+        } else {
+            IntegerIndex::Hashed(
+                integers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &id)| (id, i as u32))
+                    .collect(),
+            )
+        });
     }
 
     fn push(
@@ -72,12 +139,14 @@ pub fn read_leads(
         values: Vec::new(),
         n_fields: fields.len(),
         index: FxHashMap::default(),
+        integer_index: None,
     };
     let file_name = path.display().to_string();
     match Format::of(path)? {
         Format::Csv => read_csv(fields, path, &file_name, &mut leads, problems)?,
         Format::JsonLines => read_json_lines(fields, path, &file_name, &mut leads, problems)?,
     }
+    leads.seal();
     Ok(leads)
 }
 
@@ -279,5 +348,51 @@ pub(crate) fn csv_reason(error: &csv::Error) -> String {
             format!("{len} fields where the header has {expected_len}")
         }
         _ => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leads_with(ids: &[&str]) -> Leads {
+        let mut leads = Leads {
+            ids: Vec::new(),
+            values: Vec::new(),
+            n_fields: 0,
+            index: FxHashMap::default(),
+            integer_index: None,
+        };
+        let mut problems = Problems::new(false);
+        for (line, id) in ids.iter().enumerate() {
+            leads
+                .push(
+                    id,
+                    std::iter::empty(),
+                    line as u64 + 2,
+                    "leads.csv",
+                    &mut problems,
+                )
+                .unwrap();
+        }
+        leads.seal();
+        leads
+    }
+
+    #[test]
+    fn integer_ids_match_only_their_canonical_spelling() {
+        for ids in [vec!["3", "1", "2"], vec!["5", "900000000000", "0"]] {
+            let leads = leads_with(&ids);
+            for (i, id) in ids.iter().enumerate() {
+                assert_eq!(leads.find(id.as_bytes()), Some(i as u32));
+            }
+            assert_eq!(leads.find(b"01"), None);
+            assert_eq!(leads.find(b"4"), None);
+            assert_eq!(leads.find(b"-1"), None);
+            assert_eq!(leads.find(b""), None);
+        }
+        let text = leads_with(&["a-1", "7"]);
+        assert_eq!(text.find(b"7"), Some(1));
+        assert_eq!(text.find(b"a-1"), Some(0));
     }
 }
