@@ -22,25 +22,16 @@ impl Range {
 
     /// The range of "0 or `points`" (a rule applies or not).
     fn zero_or(points: f64) -> Range {
-        Range {
-            min: points.min(0.0),
-            max: points.max(0.0),
-        }
+        Range { min: points.min(0.0), max: points.max(0.0) }
     }
 
     fn add(self, other: Range) -> Range {
-        Range {
-            min: self.min + other.min,
-            max: self.max + other.max,
-        }
+        Range { min: self.min + other.min, max: self.max + other.max }
     }
 
     fn scale(self, weight: f64) -> Range {
         let (a, b) = (self.min * weight, self.max * weight);
-        Range {
-            min: a.min(b),
-            max: a.max(b),
-        }
+        Range { min: a.min(b), max: a.max(b) }
     }
 
     fn clamp(self, min: Option<f64>, max: Option<f64>) -> Range {
@@ -48,10 +39,7 @@ impl Range {
             let v = min.map_or(v, |m| v.max(m));
             max.map_or(v, |m| v.min(m))
         };
-        Range {
-            min: clamp(self.min),
-            max: clamp(self.max),
-        }
+        Range { min: clamp(self.min), max: clamp(self.max) }
     }
 }
 
@@ -85,11 +73,7 @@ pub fn report(model: &Model) -> Vec<ScoreReport> {
         .scores
         .iter()
         .zip(&ranges)
-        .map(|(score, &range)| ScoreReport {
-            score: score.name.clone(),
-            range,
-            tiers: tier_reports(score, range),
-        })
+        .map(|(score, &range)| ScoreReport { score: score.name.clone(), range, tiers: tier_reports(score, range) })
         .collect()
 }
 
@@ -113,55 +97,36 @@ fn score_range(score: &Score, done: &[Range]) -> Range {
     if score.normalize
         && let (Some(min), Some(max)) = (score.min, score.max)
     {
-        total = Range {
-            min: (total.min - min) * 100.0 / (max - min),
-            max: (total.max - min) * 100.0 / (max - min),
-        };
+        total = Range { min: (total.min - min) * 100.0 / (max - min), max: (total.max - min) * 100.0 / (max - min) };
     }
     total
 }
 
 fn rule_range(kind: &RuleKind) -> Range {
     match kind {
-        RuleKind::Attribute { points, .. } | RuleKind::Inactivity { points, .. } => {
-            Range::zero_or(*points)
+        RuleKind::Attribute { points, .. } | RuleKind::Inactivity { points, .. } => Range::zero_or(*points),
+        RuleKind::Cases(cases) => {
+            cases.iter().fold(Range::ZERO, |acc, (_, p)| Range { min: acc.min.min(*p), max: acc.max.max(*p) })
         }
-        RuleKind::Cases(cases) => cases.iter().fold(Range::ZERO, |acc, (_, p)| Range {
-            min: acc.min.min(*p),
-            max: acc.max.max(*p),
-        }),
         RuleKind::Event(rule) => match &rule.points {
             EventPoints::Each(points) => match rule.max_count {
                 Some(n) => Range::zero_or(points * n as f64),
-                None if *points > 0.0 => Range {
-                    min: 0.0,
-                    max: f64::INFINITY,
-                },
-                None if *points < 0.0 => Range {
-                    min: f64::NEG_INFINITY,
-                    max: 0.0,
-                },
+                None if *points > 0.0 => Range { min: 0.0, max: f64::INFINITY },
+                None if *points < 0.0 => Range { min: f64::NEG_INFINITY, max: 0.0 },
                 None => Range::ZERO,
             },
             EventPoints::Progressive(steps) => {
                 let n = rule.max_count.map_or(steps.len(), |n| n.min(steps.len()));
                 // The counted occurrences earn the first n steps; any may decay to nothing.
-                let (neg, pos) = steps[..n].iter().fold((0.0, 0.0), |(neg, pos), s| {
-                    if *s < 0.0 {
-                        (neg + s, pos)
-                    } else {
-                        (neg, pos + s)
-                    }
-                });
+                let (neg, pos) = steps[..n]
+                    .iter()
+                    .fold((0.0, 0.0), |(neg, pos), s| if *s < 0.0 { (neg + s, pos) } else { (neg, pos + s) });
                 Range { min: neg, max: pos }
             }
             EventPoints::Bands(bands) => bands
                 .iter()
                 .filter(|b| rule.max_count.is_none_or(|n| b.min <= n))
-                .fold(Range::ZERO, |acc, b| Range {
-                    min: acc.min.min(b.points),
-                    max: acc.max.max(b.points),
-                }),
+                .fold(Range::ZERO, |acc, b| Range { min: acc.min.min(b.points), max: acc.max.max(b.points) }),
         },
     }
 }
@@ -179,9 +144,7 @@ fn tier_reports(score: &Score, range: Range) -> Vec<TierReport> {
             let note = match (by_points, by_qualifier) {
                 (true, _) => None,
                 (false, true) => Some("only through a qualifier".to_string()),
-                (false, false) if tier.qualifier_only => {
-                    Some("qualifier_only, but no qualifier gives it".to_string())
-                }
+                (false, false) if tier.qualifier_only => Some("qualifier_only, but no qualifier gives it".to_string()),
                 (false, false) => Some(format!(
                     "no lead can reach it: the score ranges from {} to {}",
                     crate::value::format_number(range.min),

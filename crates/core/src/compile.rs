@@ -14,12 +14,11 @@ use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, ModelError};
 use crate::format::{
-    BandDef, ConditionDef, DecayDef, ModelFile, OneOrMany, QualifierDef, RuleDef, Scalar, ScoreDef,
-    TierDef,
+    BandDef, ConditionDef, DecayDef, ModelFile, OneOrMany, QualifierDef, RuleDef, Scalar, ScoreDef, TierDef,
 };
 use crate::model::{
-    Band, Decay, EventPoints, EventRule, EventTest, EventTypeId, Group, Model, Qualifier, Rule,
-    RuleKind, Score, Tier, Tracker,
+    Band, Decay, EventPoints, EventRule, EventTest, EventTypeId, Group, Model, Qualifier, Rule, RuleKind, Score, Tier,
+    Tracker,
 };
 use crate::rules::condition::{Condition, Literal, Test};
 use crate::time::Duration;
@@ -37,23 +36,14 @@ pub fn compile(source: &str) -> Result<Compiled, ModelError> {
         Ok(file) => file,
         Err(error) => {
             let message = error.message().trim_end().to_string();
-            return Err(ModelError::new(
-                vec![Diagnostic::error(message, error.span())],
-                source,
-            ));
+            return Err(ModelError::new(vec![Diagnostic::error(message, error.span())], source));
         }
     };
     let mut compiler = Compiler::default();
     let model = compiler.model(file);
-    let has_errors = compiler
-        .diagnostics
-        .iter()
-        .any(|d| d.severity == crate::Severity::Error);
+    let has_errors = compiler.diagnostics.iter().any(|d| d.severity == crate::Severity::Error);
     match model {
-        Some(model) if !has_errors => Ok(Compiled {
-            model,
-            warnings: compiler.diagnostics,
-        }),
+        Some(model) if !has_errors => Ok(Compiled { model, warnings: compiler.diagnostics }),
         _ => Err(ModelError::new(compiler.diagnostics, source)),
     }
 }
@@ -110,10 +100,7 @@ impl Compiler {
     fn finite(&mut self, value: &Spanned<f64>, what: &str) -> f64 {
         let v = *value.get_ref();
         if !v.is_finite() {
-            self.error(
-                format!("{what} must be a finite number, not {v}"),
-                span(value),
-            );
+            self.error(format!("{what} must be a finite number, not {v}"), span(value));
             return 0.0;
         }
         v
@@ -134,46 +121,30 @@ impl Compiler {
     }
 
     fn model(&mut self, file: ModelFile) -> Option<Model> {
-        let created_at_field = file
-            .lead
-            .created_at
-            .as_ref()
-            .map(|f| self.lead_fields.intern(f.get_ref()));
-        let score_index: FxHashMap<String, usize> = file
-            .scores
-            .keys()
-            .enumerate()
-            .map(|(i, name)| (name.clone(), i))
-            .collect();
+        let created_at_field = file.lead.created_at.as_ref().map(|f| self.lead_fields.intern(f.get_ref()));
+        let score_index: FxHashMap<String, usize> =
+            file.scores.keys().enumerate().map(|(i, name)| (name.clone(), i)).collect();
         if file.scores.is_empty() {
-            self.error(
-                "the model has no score: add a table such as [scores.fit] with rules",
-                None,
-            );
+            self.error("the model has no score: add a table such as [scores.fit] with rules", None);
         }
         let mut scores = Vec::with_capacity(file.scores.len());
+        let mut from_spans = Vec::with_capacity(file.scores.len());
         for (name, def) in file.scores {
             let def_span = def.span();
+            from_spans.push(def.get_ref().from.values().next().map(|w| w.span()));
             scores.push(self.score(name, def.into_inner(), def_span, &score_index));
         }
-        let evaluation_order = self.evaluation_order(&scores)?;
+        let evaluation_order = self.evaluation_order(&scores, &from_spans)?;
         let mut trackers_by_type = vec![Vec::new(); self.event_types.names.len()];
         let mut trackers_for_any_type = Vec::new();
         for (types, tracker) in &self.tracker_types {
             match types {
-                Some(types) => types
-                    .iter()
-                    .for_each(|&t| trackers_by_type[t].push(*tracker)),
+                Some(types) => types.iter().for_each(|&t| trackers_by_type[t].push(*tracker)),
                 None => trackers_for_any_type.push(*tracker),
             }
         }
-        let event_type_index = self
-            .event_types
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name.clone(), EventTypeId(i as u32)))
-            .collect();
+        let event_type_index =
+            self.event_types.names.iter().enumerate().map(|(i, name)| (name.clone(), EventTypeId(i as u32))).collect();
         Some(Model {
             name: file.model.name.unwrap_or_else(|| "model".to_string()),
             description: file.model.description,
@@ -191,7 +162,7 @@ impl Compiler {
     }
 
     /// Orders scores so that components come first; reports cycles.
-    fn evaluation_order(&mut self, scores: &[Score]) -> Option<Vec<usize>> {
+    fn evaluation_order(&mut self, scores: &[Score], from_spans: &[Option<Range<usize>>]) -> Option<Vec<usize>> {
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
             New,
@@ -233,12 +204,9 @@ impl Compiler {
                 let message = if cycle.len() == 2 {
                     format!("score `{}` is defined from itself", names[0])
                 } else {
-                    format!(
-                        "scores are defined from each other in a cycle: {}",
-                        names.join(" -> ")
-                    )
+                    format!("scores are defined from each other in a cycle: {}", names.join(" -> "))
                 };
-                self.error(message, None);
+                self.error(message, from_spans[cycle[0]].clone());
                 return None;
             }
         }
@@ -252,11 +220,7 @@ impl Compiler {
         def_span: Range<usize>,
         score_index: &FxHashMap<String, usize>,
     ) -> Score {
-        if !name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-            || name.is_empty()
-        {
+        if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') || name.is_empty() {
             self.error(
                 format!("score name `{name}` can only have letters, digits, `_` and `-` (it names output columns)"),
                 Some(def_span.clone()),
@@ -274,32 +238,18 @@ impl Compiler {
             }
         }
         if def.rules.is_empty() && components.is_empty() {
-            self.warning(
-                format!("score `{name}` has no rules and no `from`: it is always 0"),
-                Some(def_span.clone()),
-            );
+            self.warning(format!("score `{name}` has no rules and no `from`: it is always 0"), Some(def_span.clone()));
         }
 
         let mut groups = Vec::new();
         let mut group_index = FxHashMap::default();
         for (group_name, group) in &def.groups {
-            let min = group
-                .get_ref()
-                .min
-                .as_ref()
-                .map(|m| self.finite(m, "a group's `min`"));
-            let max = group
-                .get_ref()
-                .max
-                .as_ref()
-                .map(|m| self.finite(m, "a group's `max`"));
+            let min = group.get_ref().min.as_ref().map(|m| self.finite(m, "a group's `min`"));
+            let max = group.get_ref().max.as_ref().map(|m| self.finite(m, "a group's `max`"));
             if let (Some(lo), Some(hi)) = (min, max)
                 && lo > hi
             {
-                self.error(
-                    format!("group `{group_name}` has `min` {lo} above `max` {hi}"),
-                    span(group),
-                );
+                self.error(format!("group `{group_name}` has `min` {lo} above `max` {hi}"), span(group));
             }
             if min.is_none() && max.is_none() {
                 self.warning(
@@ -308,11 +258,7 @@ impl Compiler {
                 );
             }
             group_index.insert(group_name.clone(), groups.len());
-            groups.push(Group {
-                name: group_name.clone(),
-                min,
-                max,
-            });
+            groups.push(Group { name: group_name.clone(), min, max });
         }
 
         let mut rules: Vec<Rule> = Vec::with_capacity(def.rules.len());
@@ -334,10 +280,7 @@ impl Compiler {
         for (i, group) in groups.iter().enumerate() {
             if !used_groups.contains(&i) {
                 let group_span = def.groups.get(&group.name).map(|g| g.span());
-                self.diagnostics.push(Diagnostic::warning(
-                    format!("group `{}` has no rules", group.name),
-                    group_span,
-                ));
+                self.diagnostics.push(Diagnostic::warning(format!("group `{}` has no rules", group.name), group_span));
             }
         }
 
@@ -346,10 +289,7 @@ impl Compiler {
         if let (Some(lo), Some(hi)) = (min, max)
             && lo >= hi
         {
-            self.error(
-                format!("score `{name}` has `min` {lo} not below `max` {hi}"),
-                def.min.as_ref().and_then(span),
-            );
+            self.error(format!("score `{name}` has `min` {lo} not below `max` {hi}"), def.min.as_ref().and_then(span));
         }
         let normalize = def.normalize.as_ref().is_some_and(|n| *n.get_ref());
         if normalize && (min.is_none() || max.is_none()) {
@@ -360,20 +300,12 @@ impl Compiler {
         }
 
         let tiers = self.tiers(&name, &def.tiers);
-        let disqualified_tier = def
-            .disqualified_tier
-            .as_ref()
-            .map_or_else(|| "disqualified".to_string(), |t| t.get_ref().clone());
-        let qualifiers = def
-            .qualifiers
-            .iter()
-            .filter_map(|q| self.qualifier(&name, q, &tiers, &rule_names, false))
-            .collect();
-        let disqualifiers = def
-            .disqualifiers
-            .iter()
-            .filter_map(|q| self.qualifier(&name, q, &tiers, &rule_names, true))
-            .collect();
+        let disqualified_tier =
+            def.disqualified_tier.as_ref().map_or_else(|| "disqualified".to_string(), |t| t.get_ref().clone());
+        let qualifiers =
+            def.qualifiers.iter().filter_map(|q| self.qualifier(&name, q, &tiers, &rule_names, false)).collect();
+        let disqualifiers =
+            def.disqualifiers.iter().filter_map(|q| self.qualifier(&name, q, &tiers, &rule_names, true)).collect();
         Score {
             name,
             description: def.description,
@@ -402,19 +334,14 @@ impl Compiler {
                 self.error("a tier label cannot be empty", span(&tier.label));
             }
             if !labels.insert(label.clone()) {
-                self.error(
-                    format!("score `{score}` has two tiers labelled `{label}`"),
-                    span(&tier.label),
-                );
+                self.error(format!("score `{score}` has two tiers labelled `{label}`"), span(&tier.label));
             }
             let min = tier.min.as_ref().map(|m| self.finite(m, "a tier's `min`"));
             let max = tier.max.as_ref().map(|m| self.finite(m, "a tier's `max`"));
             if tier.qualifier_only {
                 if min.is_some() || max.is_some() {
                     self.error(
-                        format!(
-                            "tier `{label}` is `qualifier_only` and so cannot have `min` or `max`"
-                        ),
+                        format!("tier `{label}` is `qualifier_only` and so cannot have `min` or `max`"),
                         span(def),
                     );
                 }
@@ -422,10 +349,7 @@ impl Compiler {
                 if let (Some(lo), Some(hi)) = (min, max)
                     && lo > hi
                 {
-                    self.error(
-                        format!("tier `{label}` has `min` {lo} above `max` {hi}"),
-                        span(def),
-                    );
+                    self.error(format!("tier `{label}` has `min` {lo} above `max` {hi}"), span(def));
                 }
                 match (&previous, min) {
                     (Some(_), None) => self.error(
@@ -464,12 +388,7 @@ impl Compiler {
                 }
                 previous = Some((min.unwrap_or(f64::NEG_INFINITY), max, label.clone()));
             }
-            tiers.push(Tier {
-                label,
-                min,
-                max,
-                qualifier_only: tier.qualifier_only,
-            });
+            tiers.push(Tier { label, min, max, qualifier_only: tier.qualifier_only });
         }
         tiers
     }
@@ -484,15 +403,13 @@ impl Compiler {
     ) -> Option<Qualifier> {
         let q = def.get_ref();
         let name = q.name.get_ref().clone();
-        let kind = if disqualifier {
-            "disqualifier"
-        } else {
-            "qualifier"
-        };
+        let kind = if disqualifier { "disqualifier" } else { "qualifier" };
         let tier = if disqualifier {
             if let Some(tier) = &q.tier {
                 self.error(
-                    format!("{kind} `{name}` cannot set `tier`: disqualified leads get the score's `disqualified_tier`"),
+                    format!(
+                        "{kind} `{name}` cannot set `tier`: disqualified leads get the score's `disqualified_tier`"
+                    ),
                     span(tier),
                 );
             }
@@ -503,7 +420,10 @@ impl Compiler {
                     Some(i) => i,
                     None => {
                         self.error(
-                            format!("{kind} `{name}` gives tier `{}`, which score `{score}` does not have", label.get_ref()),
+                            format!(
+                                "{kind} `{name}` gives tier `{}`, which score `{score}` does not have",
+                                label.get_ref()
+                            ),
                             span(label),
                         );
                         return None;
@@ -512,21 +432,13 @@ impl Compiler {
                 None => match tiers.iter().rposition(|t| !t.qualifier_only) {
                     Some(i) => i,
                     None => {
-                        self.error(
-                            format!(
-                                "{kind} `{name}` needs a tier but score `{score}` has no tiers"
-                            ),
-                            span(def),
-                        );
+                        self.error(format!("{kind} `{name}` needs a tier but score `{score}` has no tiers"), span(def));
                         return None;
                     }
                 },
             }
         };
-        let when = q
-            .when
-            .as_ref()
-            .and_then(|w| self.condition(w, Record::Lead));
+        let when = q.when.as_ref().and_then(|w| self.condition(w, Record::Lead));
         let event = match &q.event {
             Some(types) => {
                 let min_count = match &q.min_count {
@@ -538,16 +450,9 @@ impl Compiler {
                     None => 1,
                 };
                 let within = q.within.as_ref().and_then(|w| self.duration(w, "`within`"));
-                let filter = q
-                    .filter
-                    .as_ref()
-                    .and_then(|f| self.condition(f, Record::Event));
+                let filter = q.filter.as_ref().and_then(|f| self.condition(f, Record::Event));
                 let tracker = self.tracker(Some(types), filter, Some(min_count));
-                Some(EventTest {
-                    tracker,
-                    within,
-                    min_count,
-                })
+                Some(EventTest { tracker, within, min_count })
             }
             None => {
                 for (key, present) in [
@@ -556,10 +461,7 @@ impl Compiler {
                     ("min_count", q.min_count.as_ref().map(|f| f.span())),
                 ] {
                     if let Some(key_span) = present {
-                        self.error(
-                            format!("{kind} `{name}` sets `{key}` but no `event`"),
-                            Some(key_span),
-                        );
+                        self.error(format!("{kind} `{name}` sets `{key}` but no `event`"), Some(key_span));
                     }
                 }
                 None
@@ -571,39 +473,25 @@ impl Compiler {
                 match rule_names.get(rule.get_ref()) {
                     Some(&i) => rules.push(i),
                     None => self.error(
-                        format!("{kind} `{name}` requires rule `{}`, which score `{score}` does not have", rule.get_ref()),
+                        format!(
+                            "{kind} `{name}` requires rule `{}`, which score `{score}` does not have",
+                            rule.get_ref()
+                        ),
                         span(rule),
                     ),
                 }
             }
         }
         if q.when.is_none() && q.event.is_none() && q.rules.is_none() {
-            self.error(
-                format!("{kind} `{name}` tests nothing: give it `when`, `event` or `rules`"),
-                span(def),
-            );
+            self.error(format!("{kind} `{name}` tests nothing: give it `when`, `event` or `rules`"), span(def));
             return None;
         }
-        Some(Qualifier {
-            name,
-            tier,
-            when,
-            event,
-            rules,
-        })
+        Some(Qualifier { name, tier, when, event, rules })
     }
 
-    fn tracker(
-        &mut self,
-        types: Option<&Spanned<OneOrMany>>,
-        filter: Option<Condition>,
-        keep: Option<usize>,
-    ) -> usize {
+    fn tracker(&mut self, types: Option<&Spanned<OneOrMany>>, filter: Option<Condition>, keep: Option<usize>) -> usize {
         let index = self.trackers.len();
-        self.trackers.push(Tracker {
-            filter,
-            keep_most_recent: keep,
-        });
+        self.trackers.push(Tracker { filter, keep_most_recent: keep });
         let type_ids = types.map(|types| {
             let names = types.get_ref().clone().into_vec();
             if names.is_empty() {
@@ -623,11 +511,7 @@ impl Compiler {
         index
     }
 
-    fn rule(
-        &mut self,
-        def: Spanned<RuleDef>,
-        group_index: &FxHashMap<String, usize>,
-    ) -> Option<Rule> {
+    fn rule(&mut self, def: Spanned<RuleDef>, group_index: &FxHashMap<String, usize>) -> Option<Rule> {
         let rule_span = def.span();
         let def = def.into_inner();
         let name = def.name.get_ref().clone();
@@ -672,20 +556,12 @@ impl Compiler {
     fn forbid(&mut self, name: &str, kind: &str, keys: &[(&str, Option<Range<usize>>)]) {
         for (key, key_span) in keys {
             if let Some(key_span) = key_span {
-                self.error(
-                    format!("rule `{name}` is {kind} and cannot have `{key}`"),
-                    Some(key_span.clone()),
-                );
+                self.error(format!("rule `{name}` is {kind} and cannot have `{key}`"), Some(key_span.clone()));
             }
         }
     }
 
-    fn required_points(
-        &mut self,
-        name: &str,
-        def: &RuleDef,
-        rule_span: Option<Range<usize>>,
-    ) -> Option<f64> {
+    fn required_points(&mut self, name: &str, def: &RuleDef, rule_span: Option<Range<usize>>) -> Option<f64> {
         match &def.points {
             Some(points) => Some(self.finite(points, "`points`")),
             None => {
@@ -712,10 +588,7 @@ impl Compiler {
             (Some(when), None) => {
                 let points = self.required_points(name, def, span(&def.name));
                 let when = self.condition(when, Record::Lead);
-                Some(RuleKind::Attribute {
-                    when: when?,
-                    points: points?,
-                })
+                Some(RuleKind::Attribute { when: when?, points: points? })
             }
             (None, Some(cases)) => {
                 if let Some(points) = &def.points {
@@ -741,10 +614,7 @@ impl Compiler {
                             Some(Condition::Always)
                         }
                         _ => {
-                            self.error(
-                                "a case needs either `when` or `otherwise = true`",
-                                span(case),
-                            );
+                            self.error("a case needs either `when` or `otherwise = true`", span(case));
                             None
                         }
                     };
@@ -753,10 +623,7 @@ impl Compiler {
                 (compiled.len() == n_cases).then_some(RuleKind::Cases(compiled))
             }
             _ => {
-                self.error(
-                    format!("rule `{name}` has both `when` and `cases`: use one"),
-                    span(&def.name),
-                );
+                self.error(format!("rule `{name}` has both `when` and `cases`: use one"), span(&def.name));
                 None
             }
         }
@@ -777,30 +644,17 @@ impl Compiler {
             ],
         );
         let points = self.required_points(name, def, span(&def.name));
-        let after = def
-            .inactive_for
-            .as_ref()
-            .and_then(|d| self.duration(d, "`inactive_for`"));
-        let filter = def
-            .filter
-            .as_ref()
-            .and_then(|f| self.condition(f, Record::Event));
+        let after = def.inactive_for.as_ref().and_then(|d| self.duration(d, "`inactive_for`"));
+        let filter = def.filter.as_ref().and_then(|f| self.condition(f, Record::Event));
         let tracker = self.tracker(def.event.as_ref(), filter, Some(1));
-        Some(RuleKind::Inactivity {
-            tracker,
-            after: after?,
-            points: points?,
-        })
+        Some(RuleKind::Inactivity { tracker, after: after?, points: points? })
     }
 
     fn event_rule(&mut self, name: &str, def: &RuleDef) -> Option<RuleKind> {
         self.forbid(
             name,
             "an event rule",
-            &[
-                ("when", def.when.as_ref().map(|s| s.span())),
-                ("cases", def.cases.as_ref().map(|s| s.span())),
-            ],
+            &[("when", def.when.as_ref().map(|s| s.span())), ("cases", def.cases.as_ref().map(|s| s.span()))],
         );
         let max_count = match &def.max_count {
             Some(n) if *n.get_ref() >= 1 => Some(*n.get_ref() as usize),
@@ -810,10 +664,7 @@ impl Compiler {
             }
             None => None,
         };
-        let window = def
-            .window
-            .as_ref()
-            .and_then(|w| self.duration(w, "`window`"));
+        let window = def.window.as_ref().and_then(|w| self.duration(w, "`window`"));
         let decay = def.decay.as_ref().and_then(|d| self.decay(d));
         let given: Vec<&str> = [
             def.points.as_ref().map(|_| "points"),
@@ -827,19 +678,13 @@ impl Compiler {
             let message = if given.is_empty() {
                 format!("event rule `{name}` needs one of `points`, `progressive` or `bands`")
             } else {
-                format!(
-                    "event rule `{name}` has {}: use only one",
-                    given.join(" and ")
-                )
+                format!("event rule `{name}` has {}: use only one", given.join(" and "))
             };
             self.error(message, span(&def.name));
             return None;
         }
         let (points, keep) = if let Some(points) = &def.points {
-            (
-                EventPoints::Each(self.finite(points, "`points`")),
-                max_count,
-            )
+            (EventPoints::Each(self.finite(points, "`points`")), max_count)
         } else if let Some(schedule) = &def.progressive {
             let steps: Vec<f64> = schedule.get_ref().clone();
             if steps.is_empty() {
@@ -862,26 +707,13 @@ impl Compiler {
             if bands.is_empty() {
                 self.error("`bands` needs at least one band", span(bands_def));
             }
-            let need = bands
-                .iter()
-                .map(|b| b.max.map_or(b.min, |m| m + 1))
-                .max()
-                .unwrap_or(0);
+            let need = bands.iter().map(|b| b.max.map_or(b.min, |m| m + 1)).max().unwrap_or(0);
             let keep = max_count.map_or(need, |n| n.min(need));
             (EventPoints::Bands(bands), Some(keep))
         };
-        let filter = def
-            .filter
-            .as_ref()
-            .and_then(|f| self.condition(f, Record::Event));
+        let filter = def.filter.as_ref().and_then(|f| self.condition(f, Record::Event));
         let tracker = self.tracker(def.event.as_ref(), filter, keep);
-        Some(RuleKind::Event(EventRule {
-            tracker,
-            window,
-            max_count,
-            points,
-            decay,
-        }))
+        Some(RuleKind::Event(EventRule { tracker, window, max_count, points, decay }))
     }
 
     fn bands(&mut self, defs: &[Spanned<BandDef>]) -> Vec<Band> {
@@ -892,19 +724,13 @@ impl Compiler {
             let max = b.max.as_ref().map(|m| *m.get_ref());
             let points = self.finite(&b.points, "a band's `points`");
             if min < 1 {
-                self.error(
-                    "a band's `min` must be at least 1 (no occurrence earns nothing)",
-                    span(&b.min),
-                );
+                self.error("a band's `min` must be at least 1 (no occurrence earns nothing)", span(&b.min));
                 continue;
             }
             if let Some(max) = max
                 && max < min
             {
-                self.error(
-                    format!("a band's `max` {max} is below its `min` {min}"),
-                    span(def),
-                );
+                self.error(format!("a band's `max` {max} is below its `min` {min}"), span(def));
                 continue;
             }
             if let Some(previous) = bands.last() {
@@ -919,22 +745,14 @@ impl Compiler {
                     }
                 }
             }
-            bands.push(Band {
-                min: min as usize,
-                max: max.map(|m| m as usize),
-                points,
-            });
+            bands.push(Band { min: min as usize, max: max.map(|m| m as usize), points });
         }
         bands
     }
 
     fn decay(&mut self, def: &Spanned<DecayDef>) -> Option<Decay> {
         let d = def.get_ref();
-        let kinds = [
-            d.half_life.is_some(),
-            d.lose_percent.is_some() || d.every.is_some(),
-            d.steps.is_some(),
-        ];
+        let kinds = [d.half_life.is_some(), d.lose_percent.is_some() || d.every.is_some(), d.steps.is_some()];
         if kinds.iter().filter(|k| **k).count() != 1 {
             self.error(
                 "`decay` needs exactly one of `half_life = \"30d\"`, `lose_percent = 25, every = \"30d\"` or `steps = [{ older_than = \"90d\", factor = 0.5 }]`",
@@ -944,9 +762,7 @@ impl Compiler {
         }
         if let Some(half_life) = &d.half_life {
             let half_life = self.duration(half_life, "`half_life`")?;
-            return Some(Decay::HalfLife {
-                half_life_days: half_life.as_days(),
-            });
+            return Some(Decay::HalfLife { half_life_days: half_life.as_days() });
         }
         if let Some(steps) = &d.steps {
             let mut compiled: Vec<(Duration, f64)> = Vec::new();
@@ -955,20 +771,11 @@ impl Compiler {
                 let older_than = self.duration(&s.older_than, "`older_than`");
                 let factor = self.finite(&s.factor, "`factor`");
                 if !(0.0..=1.0).contains(&factor) {
-                    self.error(
-                        "a decay step's `factor` is the share kept, between 0 and 1",
-                        span(&s.factor),
-                    );
+                    self.error("a decay step's `factor` is the share kept, between 0 and 1", span(&s.factor));
                 }
                 if let Some(older_than) = older_than {
-                    if compiled
-                        .last()
-                        .is_some_and(|(previous, _)| *previous >= older_than)
-                    {
-                        self.error(
-                            "decay steps must be listed from the youngest `older_than` up",
-                            span(step),
-                        );
+                    if compiled.last().is_some_and(|(previous, _)| *previous >= older_than) {
+                        self.error("decay steps must be listed from the youngest `older_than` up", span(step));
                     }
                     compiled.push((older_than, factor));
                 }
@@ -976,24 +783,15 @@ impl Compiler {
             return Some(Decay::Steps(compiled));
         }
         let (Some(percent), Some(every)) = (&d.lose_percent, &d.every) else {
-            self.error(
-                "a linear decay needs both `lose_percent` and `every`",
-                span(def),
-            );
+            self.error("a linear decay needs both `lose_percent` and `every`", span(def));
             return None;
         };
         let percent_value = self.finite(percent, "`lose_percent`");
         if !(percent_value > 0.0 && percent_value <= 100.0) {
-            self.error(
-                "`lose_percent` must be above 0 and at most 100",
-                span(percent),
-            );
+            self.error("`lose_percent` must be above 0 and at most 100", span(percent));
         }
         let every = self.duration(every, "`every`")?;
-        Some(Decay::Linear {
-            percent: percent_value,
-            every,
-        })
+        Some(Decay::Linear { percent: percent_value, every })
     }
 
     fn slot(&mut self, record: Record, field: &str) -> usize {
@@ -1005,10 +803,7 @@ impl Compiler {
 
     fn condition(&mut self, def: &Spanned<ConditionDef>, record: Record) -> Option<Condition> {
         let c = def.get_ref();
-        let combinators = [c.all.is_some(), c.any.is_some(), c.not.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let combinators = [c.all.is_some(), c.any.is_some(), c.not.is_some()].iter().filter(|b| **b).count();
         let tests_given = c.equals.is_some()
             || c.one_of.is_some()
             || c.contains.is_some()
@@ -1042,10 +837,7 @@ impl Compiler {
             return Some(Condition::Not(Box::new(inner)));
         }
         let Some(field) = &c.field else {
-            self.error(
-                "a condition needs a `field` to test (or `all`, `any`, `not`)",
-                span(def),
-            );
+            self.error("a condition needs a `field` to test (or `all`, `any`, `not`)", span(def));
             return None;
         };
         if !tests_given {
@@ -1083,11 +875,7 @@ impl Compiler {
                 Scalar::Bool(b) => b.to_string(),
             });
             let set = texts.collect();
-            tests.push(if c.ignore_case {
-                Test::OneOfIgnoringCase(set)
-            } else {
-                Test::OneOf(set)
-            });
+            tests.push(if c.ignore_case { Test::OneOfIgnoringCase(set) } else { Test::OneOf(set) });
         }
         if let Some(contains) = &c.contains {
             ok &= self.literal_regex(contains, "contains", "", true, &mut tests);
@@ -1096,23 +884,13 @@ impl Compiler {
             ok &= self.literal_regex(starts_with, "starts_with", "^", c.ignore_case, &mut tests);
         }
         if let Some(pattern) = &c.regex {
-            match RegexBuilder::new(pattern.get_ref())
-                .size_limit(1 << 20)
-                .build()
-            {
+            match RegexBuilder::new(pattern.get_ref()).size_limit(1 << 20).build() {
                 Ok(regex) => tests.push(Test::Matches(regex)),
                 Err(error) => {
-                    let detail = error
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
-                    self.error(
-                        format!("`regex` is not a valid regular expression: {detail}"),
-                        span(pattern),
-                    );
+                    let text = error.to_string();
+                    let last = text.lines().last().unwrap_or_default().trim();
+                    let detail = last.strip_prefix("error: ").unwrap_or(last);
+                    self.error(format!("`regex` is not a valid regular expression: {detail}"), span(pattern));
                     ok = false;
                 }
             }
@@ -1131,10 +909,7 @@ impl Compiler {
         if let (Some(lo), Some(hi)) = (&c.min, &c.max)
             && lo.get_ref() > hi.get_ref()
         {
-            self.warning(
-                "`min` is above `max`, so this condition never matches",
-                span(def),
-            );
+            self.warning("`min` is above `max`, so this condition never matches", span(def));
         }
         if let Some(present) = &c.present {
             tests.push(Test::Present(*present.get_ref()));
@@ -1145,16 +920,11 @@ impl Compiler {
         if let Some(domains) = &c.email_domain {
             let list = domains.get_ref().clone().into_vec();
             if list.is_empty() {
-                self.error(
-                    "`email_domain` is empty, so it never matches",
-                    span(domains),
-                );
+                self.error("`email_domain` is empty, so it never matches", span(domains));
                 ok = false;
             }
             tests.push(Test::EmailDomainIn(
-                list.iter()
-                    .map(|d| d.trim().trim_start_matches('@').to_lowercase())
-                    .collect(),
+                list.iter().map(|d| d.trim().trim_start_matches('@').to_lowercase()).collect(),
             ));
         }
         if let Some(free) = &c.free_email {
@@ -1163,20 +933,12 @@ impl Compiler {
         ok.then_some(Condition::Field { slot, tests })
     }
 
-    fn conditions(
-        &mut self,
-        defs: &Spanned<Vec<Spanned<ConditionDef>>>,
-        record: Record,
-    ) -> Option<Vec<Condition>> {
+    fn conditions(&mut self, defs: &Spanned<Vec<Spanned<ConditionDef>>>, record: Record) -> Option<Vec<Condition>> {
         if defs.get_ref().is_empty() {
             self.error("`all` / `any` needs at least one condition", span(defs));
             return None;
         }
-        let compiled: Vec<Option<Condition>> = defs
-            .get_ref()
-            .iter()
-            .map(|d| self.condition(d, record))
-            .collect();
+        let compiled: Vec<Option<Condition>> = defs.get_ref().iter().map(|d| self.condition(d, record)).collect();
         compiled.into_iter().collect()
     }
 
@@ -1203,10 +965,7 @@ impl Compiler {
                 true
             }
             Err(error) => {
-                self.error(
-                    format!("`{key}` is too large to match: {error}"),
-                    span(words),
-                );
+                self.error(format!("`{key}` is too large to match: {error}"), span(words));
                 false
             }
         }

@@ -22,19 +22,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(message: impl Into<String>, span: Option<Range<usize>>) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Error,
-            message: message.into(),
-            span,
-        }
+        Diagnostic { severity: Severity::Error, message: message.into(), span }
     }
 
     pub fn warning(message: impl Into<String>, span: Option<Range<usize>>) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Warning,
-            message: message.into(),
-            span,
-        }
+        Diagnostic { severity: Severity::Warning, message: message.into(), span }
     }
 
     /// `path:line:column: error: message`, the form editors and terminals link to.
@@ -75,31 +67,17 @@ pub struct ModelError {
 
 impl ModelError {
     pub(crate) fn new(mut diagnostics: Vec<Diagnostic>, source_text: &str) -> ModelError {
-        diagnostics.sort_by_key(|d| {
-            (
-                d.span.as_ref().map_or(0, |s| s.start),
-                std::cmp::Reverse(d.severity),
-            )
-        });
-        ModelError {
-            diagnostics,
-            source_text: source_text.to_string(),
-        }
+        diagnostics.sort_by_key(|d| (d.span.as_ref().map_or(0, |s| s.start), std::cmp::Reverse(d.severity)));
+        ModelError { diagnostics, source_text: source_text.to_string() }
     }
 
     /// Every diagnostic as `path:line:column: error: message`, one per line.
     pub fn render(&self, path: &str) -> String {
-        self.diagnostics
-            .iter()
-            .map(|d| d.render(path, &self.source_text))
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.diagnostics.iter().map(|d| d.render(path, &self.source_text)).collect::<Vec<_>>().join("\n")
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
     }
 }
 

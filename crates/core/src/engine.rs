@@ -38,9 +38,7 @@ pub struct LeadState {
 
 impl LeadState {
     pub fn new(model: &Model) -> LeadState {
-        LeadState {
-            occurrences: vec![Vec::new(); model.trackers.len()],
-        }
+        LeadState { occurrences: vec![Vec::new(); model.trackers.len()] }
     }
 
     /// Empties the state for reuse with another lead of the same model.
@@ -55,10 +53,7 @@ impl LeadState {
 
     /// Rebuilds a state from stored occurrences. Returns `None` if they do not fit the model
     /// (another model version): replay the events instead.
-    pub fn from_occurrences(
-        model: &Model,
-        mut occurrences: Vec<Vec<Timestamp>>,
-    ) -> Option<LeadState> {
+    pub fn from_occurrences(model: &Model, mut occurrences: Vec<Vec<Timestamp>>) -> Option<LeadState> {
         if occurrences.len() != model.trackers.len() {
             return None;
         }
@@ -206,28 +201,13 @@ impl Model {
     }
 
     /// Same as [`Model::evaluate`], reusing `out`'s buffers (batch scoring calls this per lead).
-    pub fn evaluate_into<'m>(
-        &'m self,
-        lead: &[Value],
-        state: &LeadState,
-        as_of: Timestamp,
-        out: &mut LeadScores<'m>,
-    ) {
-        out.scores
-            .resize_with(self.scores.len(), ScoreResult::default);
+    pub fn evaluate_into<'m>(&'m self, lead: &[Value], state: &LeadState, as_of: Timestamp, out: &mut LeadScores<'m>) {
+        out.scores.resize_with(self.scores.len(), ScoreResult::default);
         let mut outcomes = Vec::new();
         for &score_index in &self.evaluation_order {
             let score = &self.scores[score_index];
             let mut result = std::mem::take(&mut out.scores[score_index]);
-            self.evaluate_score(
-                score,
-                lead,
-                state,
-                as_of,
-                &out.scores,
-                &mut outcomes,
-                &mut result,
-            );
+            self.evaluate_score(score, lead, state, as_of, &out.scores, &mut outcomes, &mut result);
             out.scores[score_index] = result;
         }
     }
@@ -248,21 +228,13 @@ impl Model {
         result.qualified_by = None;
         result.disqualified_by = None;
         outcomes.clear();
-        outcomes.extend(
-            score
-                .rules
-                .iter()
-                .map(|rule| self.rule_outcome(&rule.kind, lead, state, as_of)),
-        );
+        outcomes.extend(score.rules.iter().map(|rule| self.rule_outcome(&rule.kind, lead, state, as_of)));
 
         let contributions = &mut result.contributions;
         for (rule, outcome) in score.rules.iter().zip(outcomes.iter()) {
             if outcome.applied && rule.group.is_none() {
                 contributions.push(Contribution {
-                    source: Source::Rule {
-                        rule: &rule.name,
-                        group: None,
-                    },
+                    source: Source::Rule { rule: &rule.name, group: None },
                     occurrences: outcome.occurrences,
                     points: outcome.points,
                 });
@@ -274,10 +246,7 @@ impl Model {
                 if outcome.applied && rule.group == Some(group_index) {
                     total += outcome.points;
                     contributions.push(Contribution {
-                        source: Source::Rule {
-                            rule: &rule.name,
-                            group: Some(&group.name),
-                        },
+                        source: Source::Rule { rule: &rule.name, group: Some(&group.name) },
                         occurrences: outcome.occurrences,
                         points: outcome.points,
                     });
@@ -295,10 +264,7 @@ impl Model {
         for &(component, weight) in &score.components {
             let component_score = &done[component];
             contributions.push(Contribution {
-                source: Source::Component {
-                    score: component_score.name,
-                    weight,
-                },
+                source: Source::Component { score: component_score.name, weight },
                 occurrences: 0,
                 points: weight * component_score.value,
             });
@@ -306,11 +272,7 @@ impl Model {
         let total = sum(contributions);
         let limited = clamp(total, score.min, score.max);
         if limited != total {
-            contributions.push(Contribution {
-                source: Source::ScoreLimit,
-                occurrences: 0,
-                points: limited - total,
-            });
+            contributions.push(Contribution { source: Source::ScoreLimit, occurrences: 0, points: limited - total });
         }
         if score.normalize
             && let (Some(min), Some(max)) = (score.min, score.max)
@@ -319,33 +281,21 @@ impl Model {
             for contribution in contributions.iter_mut() {
                 contribution.points *= scale;
             }
-            contributions.push(Contribution {
-                source: Source::Normalization,
-                occurrences: 0,
-                points: -min * scale,
-            });
+            contributions.push(Contribution { source: Source::Normalization, occurrences: 0, points: -min * scale });
         }
         let value = sum(contributions);
         result.value = value;
 
-        if let Some(disqualifier) = score
-            .disqualifiers
-            .iter()
-            .find(|q| self.qualifies(q, lead, state, as_of, outcomes))
+        if let Some(disqualifier) = score.disqualifiers.iter().find(|q| self.qualifies(q, lead, state, as_of, outcomes))
         {
             result.tier = Some(&score.disqualified_tier);
             result.disqualified_by = Some(&disqualifier.name);
             return;
         }
-        let points_tier = score
-            .tiers
-            .iter()
-            .rposition(|t| !t.qualifier_only && t.min.is_none_or(|min| value >= min));
+        let points_tier = score.tiers.iter().rposition(|t| !t.qualifier_only && t.min.is_none_or(|min| value >= min));
         let mut tier = points_tier.filter(|&i| score.tiers[i].contains(value));
         for qualifier in &score.qualifiers {
-            if tier.is_none_or(|t| qualifier.tier > t)
-                && self.qualifies(qualifier, lead, state, as_of, outcomes)
-            {
+            if tier.is_none_or(|t| qualifier.tier > t) && self.qualifies(qualifier, lead, state, as_of, outcomes) {
                 tier = Some(qualifier.tier);
                 result.qualified_by = Some(&qualifier.name);
             }
@@ -369,9 +319,7 @@ impl Model {
         if let Some(test) = &qualifier.event {
             let times = counted_until(&state.occurrences[test.tracker], as_of);
             let in_window = match test.within {
-                Some(within) => {
-                    times.len() - times.partition_point(|t| *t < as_of.saturating_sub(within))
-                }
+                Some(within) => times.len() - times.partition_point(|t| *t < as_of.saturating_sub(within)),
                 None => times.len(),
             };
             if in_window < test.min_count {
@@ -381,60 +329,29 @@ impl Model {
         qualifier.rules.iter().all(|&r| outcomes[r].applied)
     }
 
-    fn rule_outcome(
-        &self,
-        kind: &RuleKind,
-        lead: &[Value],
-        state: &LeadState,
-        as_of: Timestamp,
-    ) -> RuleOutcome {
+    fn rule_outcome(&self, kind: &RuleKind, lead: &[Value], state: &LeadState, as_of: Timestamp) -> RuleOutcome {
         match kind {
             RuleKind::Attribute { when, points } => {
                 if when.matches(lead) {
-                    RuleOutcome {
-                        applied: true,
-                        points: *points,
-                        occurrences: 0,
-                    }
+                    RuleOutcome { applied: true, points: *points, occurrences: 0 }
                 } else {
                     RuleOutcome::default()
                 }
             }
             RuleKind::Cases(cases) => match cases.iter().find(|(when, _)| when.matches(lead)) {
-                Some((_, points)) => RuleOutcome {
-                    applied: true,
-                    points: *points,
-                    occurrences: 0,
-                },
+                Some((_, points)) => RuleOutcome { applied: true, points: *points, occurrences: 0 },
                 None => RuleOutcome::default(),
             },
-            RuleKind::Event(rule) => event_outcome(
-                rule,
-                counted_until(&state.occurrences[rule.tracker], as_of),
-                as_of,
-            ),
-            RuleKind::Inactivity {
-                tracker,
-                after,
-                points,
-            } => {
-                let last = counted_until(&state.occurrences[*tracker], as_of)
-                    .last()
-                    .copied()
-                    .or_else(|| {
-                        let field = self.created_at_field?;
-                        let text = lead.get(field)?.as_text()?;
-                        Timestamp::parse_rfc3339(&text)
-                            .ok()
-                            .filter(|created| *created <= as_of)
-                    });
+            RuleKind::Event(rule) => event_outcome(rule, counted_until(&state.occurrences[rule.tracker], as_of), as_of),
+            RuleKind::Inactivity { tracker, after, points } => {
+                let last = counted_until(&state.occurrences[*tracker], as_of).last().copied().or_else(|| {
+                    let field = self.created_at_field?;
+                    let text = lead.get(field)?.as_text()?;
+                    Timestamp::parse_rfc3339(&text).ok().filter(|created| *created <= as_of)
+                });
                 let inactive = last.is_none_or(|last| as_of.since(last) > *after);
                 if inactive {
-                    RuleOutcome {
-                        applied: true,
-                        points: *points,
-                        occurrences: 0,
-                    }
+                    RuleOutcome { applied: true, points: *points, occurrences: 0 }
                 } else {
                     RuleOutcome::default()
                 }
@@ -463,33 +380,18 @@ fn event_outcome(rule: &EventRule, times: &[Timestamp], as_of: Timestamp) -> Rul
     if counted.is_empty() {
         return RuleOutcome::default();
     }
-    let factor = |at: Timestamp| {
-        rule.decay
-            .as_ref()
-            .map_or(1.0, |decay| decay.factor(as_of.since(at).max(Duration(0))))
-    };
+    let factor =
+        |at: Timestamp| rule.decay.as_ref().map_or(1.0, |decay| decay.factor(as_of.since(at).max(Duration(0))));
     // Newest first, so that equal points add up in the same order whatever the history.
     let points = match &rule.points {
         EventPoints::Each(points) => counted.iter().rev().map(|&at| points * factor(at)).sum(),
-        EventPoints::Progressive(steps) => counted
-            .iter()
-            .zip(steps)
-            .rev()
-            .map(|(&at, step)| step * factor(at))
-            .sum(),
+        EventPoints::Progressive(steps) => counted.iter().zip(steps).rev().map(|(&at, step)| step * factor(at)).sum(),
         EventPoints::Bands(bands) => {
             let n = counted.len();
-            bands
-                .iter()
-                .find(|b| n >= b.min && b.max.is_none_or(|max| n <= max))
-                .map_or(0.0, |b| b.points)
+            bands.iter().find(|b| n >= b.min && b.max.is_none_or(|max| n <= max)).map_or(0.0, |b| b.points)
         }
     };
-    RuleOutcome {
-        applied: true,
-        points,
-        occurrences: counted.len() as u32,
-    }
+    RuleOutcome { applied: true, points, occurrences: counted.len() as u32 }
 }
 
 fn clamp(value: f64, min: Option<f64>, max: Option<f64>) -> f64 {

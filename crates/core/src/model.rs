@@ -158,9 +158,7 @@ impl Tier {
     }
 
     pub(crate) fn contains(&self, value: f64) -> bool {
-        !self.qualifier_only
-            && self.min.is_none_or(|min| value >= min)
-            && self.max.is_none_or(|max| value <= max)
+        !self.qualifier_only && self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
     }
 }
 
@@ -242,11 +240,9 @@ impl Decay {
                 let periods = (age.0 / every.0) as f64;
                 (1.0 - percent / 100.0 * periods).max(0.0)
             }
-            Decay::Steps(steps) => steps
-                .iter()
-                .rev()
-                .find(|(older_than, _)| age > *older_than)
-                .map_or(1.0, |(_, factor)| *factor),
+            Decay::Steps(steps) => {
+                steps.iter().rev().find(|(older_than, _)| age > *older_than).map_or(1.0, |(_, factor)| *factor)
+            }
         }
     }
 }

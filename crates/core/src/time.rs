@@ -31,13 +31,12 @@ impl Duration {
     /// Parses `30d`, `12h`, `45m`, `90s`, `2w` (a positive integer and a unit).
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
-            format!("`{text}` has no unit: write it like `30d`, `12h`, `45m`, `90s` or `2w`")
-        })?;
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("`{text}` has no unit: write it like `30d`, `12h`, `45m`, `90s` or `2w`"))?;
         let (number, unit) = text.split_at(split);
-        let value: i64 = number.parse().map_err(|_| {
-            format!("`{text}` does not start with a whole number: write it like `30d`")
-        })?;
+        let value: i64 =
+            number.parse().map_err(|_| format!("`{text}` does not start with a whole number: write it like `30d`"))?;
         let unit_ms = match unit {
             "w" => 7 * DAY_MS,
             "d" => DAY_MS,
@@ -45,28 +44,17 @@ impl Duration {
             "m" => 60_000,
             "s" => 1_000,
             _ => {
-                return Err(format!(
-                    "`{text}` has an unknown unit `{unit}`: use w, d, h, m or s"
-                ));
+                return Err(format!("`{text}` has an unknown unit `{unit}`: use w, d, h, m or s"));
             }
         };
-        value
-            .checked_mul(unit_ms)
-            .map(Duration)
-            .ok_or_else(|| format!("`{text}` is too long a duration"))
+        value.checked_mul(unit_ms).map(Duration).ok_or_else(|| format!("`{text}` is too long a duration"))
     }
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        for (unit, size) in [
-            ("w", 7 * DAY_MS),
-            ("d", DAY_MS),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-        ] {
+        for (unit, size) in [("w", 7 * DAY_MS), ("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
             if ms != 0 && ms % size == 0 {
                 return write!(f, "{}{unit}", ms / size);
             }
@@ -80,8 +68,7 @@ impl Timestamp {
     /// `2026-11-01 09:00:00.250+09:00`). A lower-case `t`/`z` and a space instead of `T` are
     /// accepted, as RFC 3339 allows. Fractions finer than a millisecond are truncated.
     pub fn parse_rfc3339(text: &str) -> Result<Timestamp, TimestampError> {
-        parse_rfc3339(text.as_bytes())
-            .ok_or_else(|| TimestampError(text.chars().take(64).collect()))
+        parse_rfc3339(text.as_bytes()).ok_or_else(|| TimestampError(text.chars().take(64).collect()))
     }
 
     /// Same as [`Timestamp::parse_rfc3339`] on bytes straight from a file.
@@ -101,9 +88,7 @@ impl Timestamp {
 
 /// A text that is not an RFC 3339 date-time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not an RFC 3339 date-time (write it like 2026-11-01T00:00:00Z or 2026-11-01T09:00:00+09:00)"
-)]
+#[error("`{0}` is not an RFC 3339 date-time (write it like 2026-11-01T00:00:00Z or 2026-11-01T09:00:00+09:00)")]
 pub struct TimestampError(pub String);
 
 impl fmt::Display for Timestamp {
@@ -112,12 +97,7 @@ impl fmt::Display for Timestamp {
         let days = self.0.div_euclid(DAY_MS);
         let ms_of_day = self.0.rem_euclid(DAY_MS);
         let (year, month, day) = civil_from_days(days);
-        let (h, m, s, ms) = (
-            ms_of_day / 3_600_000,
-            ms_of_day / 60_000 % 60,
-            ms_of_day / 1000 % 60,
-            ms_of_day % 1000,
-        );
+        let (h, m, s, ms) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
         write!(f, "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}")?;
         if ms != 0 {
             write!(f, ".{ms:03}")?;

@@ -18,11 +18,7 @@ impl Value {
     /// Text as given; an empty string is a missing value.
     pub fn text(text: impl Into<String>) -> Value {
         let text = text.into();
-        if text.is_empty() {
-            Value::Missing
-        } else {
-            Value::Text(text)
-        }
+        if text.is_empty() { Value::Missing } else { Value::Text(text) }
     }
 
     pub fn is_missing(&self) -> bool {
@@ -64,9 +60,5 @@ impl Value {
 
 /// Formats a number without a needless fraction: `200`, `2.5`.
 pub fn format_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
+    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { format!("{n}") }
 }

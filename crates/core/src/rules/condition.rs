@@ -127,19 +127,16 @@ impl Test {
             Test::Equals(Literal::Text(t)) => value.as_text().is_some_and(|v| v == t.as_str()),
             Test::EqualsIgnoringCase(t) => value.as_text().is_some_and(|v| v.to_lowercase() == *t),
             Test::OneOf(set) => value.as_text().is_some_and(|v| set.contains(v.as_ref())),
-            Test::OneOfIgnoringCase(set) => value
-                .as_text()
-                .is_some_and(|v| set.contains(&v.to_lowercase())),
+            Test::OneOfIgnoringCase(set) => value.as_text().is_some_and(|v| set.contains(&v.to_lowercase())),
             Test::Matches(regex) => value.as_text().is_some_and(|v| regex.is_match(&v)),
             Test::AtLeast(min) => value.as_number().is_some_and(|v| v >= *min),
             Test::AtMost(max) => value.as_number().is_some_and(|v| v <= *max),
             Test::Above(min) => value.as_number().is_some_and(|v| v > *min),
             Test::Below(max) => value.as_number().is_some_and(|v| v < *max),
-            Test::EmailDomainIn(domains) => {
-                email_domain(value).is_some_and(|d| domains.contains(&d))
+            Test::EmailDomainIn(domains) => email_domain(value).is_some_and(|d| domains.contains(&d)),
+            Test::FreeEmail(expected) => {
+                email_domain(value).is_some_and(|d| FREE_EMAIL_DOMAINS.contains(&d.as_str()) == *expected)
             }
-            Test::FreeEmail(expected) => email_domain(value)
-                .is_some_and(|d| FREE_EMAIL_DOMAINS.contains(&d.as_str()) == *expected),
         }
     }
 }
@@ -160,11 +157,7 @@ mod tests {
     }
 
     fn contains(words: &[&str]) -> Test {
-        let pattern = words
-            .iter()
-            .map(|w| regex::escape(w))
-            .collect::<Vec<_>>()
-            .join("|");
+        let pattern = words.iter().map(|w| regex::escape(w)).collect::<Vec<_>>().join("|");
         Test::Matches(Regex::new(&format!("(?i){pattern}")).unwrap())
     }
 
@@ -212,9 +205,7 @@ mod tests {
         assert!(!free.matches(&[Value::text("not an address")]));
         let business = field(vec![Test::FreeEmail(false)]);
         assert!(business.matches(&[Value::text("bob@acme.com")]));
-        let competitor = field(vec![Test::EmailDomainIn(HashSet::from([
-            "rival.io".to_string()
-        ]))]);
+        let competitor = field(vec![Test::EmailDomainIn(HashSet::from(["rival.io".to_string()]))]);
         assert!(competitor.matches(&[Value::text("x@a@Rival.IO")]));
     }
 
@@ -222,17 +213,8 @@ mod tests {
     fn equality_by_meaning() {
         assert!(field(vec![Test::Equals(Literal::Number(200.0))]).matches(&[Value::text("200")]));
         assert!(field(vec![Test::Equals(Literal::Bool(true))]).matches(&[Value::text("yes")]));
-        assert!(
-            field(vec![Test::Equals(Literal::Text("Technology".into()))])
-                .matches(&[Value::text("Technology")])
-        );
-        assert!(
-            !field(vec![Test::Equals(Literal::Text("Technology".into()))])
-                .matches(&[Value::text("technology")])
-        );
-        assert!(
-            field(vec![Test::EqualsIgnoringCase("technology".into())])
-                .matches(&[Value::text("TECHNOLOGY")])
-        );
+        assert!(field(vec![Test::Equals(Literal::Text("Technology".into()))]).matches(&[Value::text("Technology")]));
+        assert!(!field(vec![Test::Equals(Literal::Text("Technology".into()))]).matches(&[Value::text("technology")]));
+        assert!(field(vec![Test::EqualsIgnoringCase("technology".into())]).matches(&[Value::text("TECHNOLOGY")]));
     }
 }

@@ -1,0 +1,107 @@
+//! What a model author sees for mistakes: every error with its line and column.
+
+use leadscore_core::compile;
+
+/// The rendered diagnostics of a model that must not compile.
+fn errors(text: &str) -> String {
+    match compile(text) {
+        Ok(_) => panic!("the model compiled but should not have"),
+        Err(error) => error.render("model.toml"),
+    }
+}
+
+#[test]
+fn unknown_key() {
+    insta::assert_snapshot!(errors(
+        r#"
+[scores.s]
+[[scores.s.rules]]
+name = "pricing"
+event = "page_view"
+pionts = 5
+"#
+    ));
+}
+
+#[test]
+fn bad_regex() {
+    insta::assert_snapshot!(errors(
+        r#"
+[scores.s]
+[[scores.s.rules]]
+name = "title"
+when = { field = "title", regex = "(vp|director" }
+points = 5
+"#
+    ));
+}
+
+#[test]
+fn overlapping_tiers() {
+    insta::assert_snapshot!(errors(
+        r#"
+[scores.s]
+tiers = [
+  { label = "nurture", min = 0, max = 10 },
+  { label = "engaged", min = 10, max = 35 },
+  { label = "mql", min = 30 },
+]
+"#
+    ));
+}
+
+#[test]
+fn a_score_defined_from_itself() {
+    insta::assert_snapshot!(errors("[scores.total]\nfrom = { total = 1 }\n"));
+    insta::assert_snapshot!(errors(
+        "[scores.a]\nfrom = { b = 1 }\n[scores.b]\nfrom = { c = 1 }\n[scores.c]\nfrom = { a = 1 }\n"
+    ));
+}
+
+#[test]
+fn every_error_at_once() {
+    insta::assert_snapshot!(errors(
+        r#"
+[scores.s]
+tiers = [{ label = "cold" }, { label = "hot", min = 50 }]
+
+[[scores.s.qualifiers]]
+name = "demo"
+tier = "mql"
+event = "demo_request"
+
+[[scores.s.rules]]
+name = "clicks"
+group = "emial"
+event = "email_click"
+points = 5
+window = "30 days"
+
+[[scores.s.rules]]
+name = "country"
+when = { field = "country", one_of = [] }
+points = 5
+max_count = 3
+
+[[scores.s.rules]]
+name = "bands and decay"
+event = "page_view"
+bands = [{ min = 1, max = 3, points = 2 }, { min = 3, points = 5 }]
+decay = { half_life = "0d" }
+
+[[scores.s.rules]]
+name = "nothing"
+points = 1
+"#
+    ));
+}
+
+#[test]
+fn syntax_error() {
+    insta::assert_snapshot!(errors("[scores.s]\n[[scores.s.rules]]\nname = \"x\nwhen = 1\n"));
+}
+
+#[test]
+fn empty_model() {
+    insta::assert_snapshot!(errors("# nothing here\n"));
+}
