@@ -23,15 +23,10 @@ impl fmt::Display for RowError {
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write the output: {0}")]
     Write(#[source] std::io::Error),
-    #[error(
-        "{path}: unknown file type; name it .csv for CSV or .jsonl / .ndjson for JSON Lines (one object per line)"
-    )]
+    #[error("{path}: unknown file type; name it .csv for CSV or .jsonl / .ndjson for JSON Lines (one object per line)")]
     UnknownFormat { path: PathBuf },
     #[error("{file}: {message}")]
     BadHeader { file: String, message: String },

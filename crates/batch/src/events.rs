@@ -109,11 +109,7 @@ impl Context<'_> {
     fn bad(&self, piece: &mut Piece, line: u64, reason: String) -> bool {
         piece.skipped += 1;
         if piece.bad_rows.len() < 20 {
-            piece.bad_rows.push(RowError {
-                file: self.file.to_string(),
-                line,
-                reason,
-            });
+            piece.bad_rows.push(RowError { file: self.file.to_string(), line, reason });
         }
         // In strict mode the first bad row ends the piece.
         self.strict
@@ -135,20 +131,14 @@ impl Context<'_> {
             let reason = if lead_id.is_empty() {
                 "empty lead id".to_string()
             } else {
-                format!(
-                    "lead_id `{}` is not in the leads file",
-                    String::from_utf8_lossy(lead_id)
-                )
+                format!("lead_id `{}` is not in the leads file", String::from_utf8_lossy(lead_id))
             };
             return self.bad(piece, line, reason);
         };
         let Some(at) = Timestamp::parse_rfc3339_bytes(time.trim_ascii()) else {
             let reason = format!(
                 "`{}` is not an RFC 3339 time (write it like 2026-11-01T00:00:00Z)",
-                String::from_utf8_lossy(time)
-                    .chars()
-                    .take(64)
-                    .collect::<String>()
+                String::from_utf8_lossy(time).chars().take(64).collect::<String>()
             );
             return self.bad(piece, line, reason);
         };
@@ -156,11 +146,7 @@ impl Context<'_> {
         if event_type.is_empty() {
             return self.bad(piece, line, "empty event type".to_string());
         }
-        let type_id = self
-            .types
-            .iter()
-            .find(|(name, _)| **name == *event_type)
-            .map_or(NO_TYPE, |(_, id)| *id);
+        let type_id = self.types.iter().find(|(name, _)| **name == *event_type).map_or(NO_TYPE, |(_, id)| *id);
         if type_id == NO_TYPE && !self.keep_unused_types {
             piece.unused += 1;
             return false;
@@ -177,12 +163,7 @@ impl Context<'_> {
             properties(&mut piece.properties);
             index as u32
         };
-        piece.records.push(EventRecord {
-            lead,
-            event_type: type_id,
-            properties: properties_index,
-            at: at.0,
-        });
+        piece.records.push(EventRecord { lead, event_type: type_id, properties: properties_index, at: at.0 });
         false
     }
 }
@@ -202,22 +183,10 @@ pub fn read_events(
     let types = model
         .event_types()
         .iter()
-        .map(|name| {
-            (
-                name.as_bytes().into(),
-                model.event_type(name).map_or(NO_TYPE, |id| id.0),
-            )
-        })
+        .map(|name| (name.as_bytes().into(), model.event_type(name).map_or(NO_TYPE, |id| id.0)))
         .collect();
-    let context = Context {
-        model,
-        leads,
-        types,
-        keep_unused_types: model.needs_every_event_type(),
-        as_of,
-        file: &file,
-        strict,
-    };
+    let context =
+        Context { model, leads, types, keep_unused_types: model.needs_every_event_type(), as_of, file: &file, strict };
     let mut blocks = Blocks::open(path, format == Format::Csv)?;
     let total_bytes = blocks.len();
     let mut done_bytes = 0u64;
@@ -257,10 +226,7 @@ pub fn read_events(
         progress(done_bytes, total_bytes);
     }
     if format == Format::Csv && columns.is_none() {
-        return Err(BatchError::BadHeader {
-            file,
-            message: "the file is empty: it needs a header line".to_string(),
-        });
+        return Err(BatchError::BadHeader { file, message: "the file is empty: it needs a header line".to_string() });
     }
     let (offsets, records) = group_by_lead(leads.len(), all.records);
     Ok(Events {
@@ -276,18 +242,12 @@ pub fn read_events(
 
 /// Splits off the header record of a CSV block: its fields and the byte length it took.
 fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => {
             let end = reader.position().byte() as usize;
-            let header = record
-                .iter()
-                .map(|s| s.trim_start_matches('\u{feff}').trim().to_string())
-                .collect();
+            let header = record.iter().map(|s| s.trim_start_matches('\u{feff}').trim().to_string()).collect();
             Ok((header, end))
         }
         Ok(false) => Err(BatchError::BadHeader {
@@ -301,19 +261,11 @@ fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchEr
     }
 }
 
-fn csv_columns(
-    model: &Model,
-    header: &[String],
-    file: &str,
-    problems: &mut Problems,
-) -> Result<Columns, BatchError> {
+fn csv_columns(model: &Model, header: &[String], file: &str, problems: &mut Problems) -> Result<Columns, BatchError> {
     let need = |names: &[&str], what: &str| {
         find_column(header, names).ok_or_else(|| BatchError::BadHeader {
             file: file.to_string(),
-            message: format!(
-                "no {what} column: name one of its columns {}",
-                names.join(", ")
-            ),
+            message: format!("no {what} column: name one of its columns {}", names.join(", ")),
         })
     };
     let lead = need(LEAD_ID_COLUMNS, "lead id")?;
@@ -325,26 +277,19 @@ fn csv_columns(
         .map(|p| {
             let column = header.iter().position(|h| h == p);
             if column.is_none() {
-                problems.warn(format!("{file}: no column `{p}`, which the model's event filters read: every event is missing it"));
+                problems.warn(format!(
+                    "{file}: no column `{p}`, which the model's event filters read: every event is missing it"
+                ));
             }
             column
         })
         .collect();
-    Ok(Columns {
-        n_columns: header.len(),
-        lead,
-        event_type,
-        time,
-        properties,
-    })
+    Ok(Columns { n_columns: header.len(), lead, event_type, time, properties })
 }
 
 fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line: u64) -> Piece {
     let mut piece = Piece::default();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::ByteRecord::new();
     loop {
         let line = first_line + reader.position().line() - 1;
@@ -362,11 +307,7 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
             if record.len() == 1 && record[0].is_empty() {
                 continue; // a blank line
             }
-            let reason = format!(
-                "{} fields where the header has {}",
-                record.len(),
-                columns.n_columns
-            );
+            let reason = format!("{} fields where the header has {}", record.len(), columns.n_columns);
             if context.bad(&mut piece, line, reason) {
                 break;
             }
@@ -408,33 +349,15 @@ fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64) -> Pie
                 continue;
             }
         };
-        let text = |keys: &[&str]| {
-            keys.iter()
-                .find_map(|k| object.get(*k))
-                .and_then(json_id)
-                .unwrap_or_default()
-        };
-        let (lead, event_type, time) = (
-            text(LEAD_ID_COLUMNS),
-            text(TYPE_COLUMNS),
-            text(TIME_COLUMNS),
-        );
+        let text = |keys: &[&str]| keys.iter().find_map(|k| object.get(*k)).and_then(json_id).unwrap_or_default();
+        let (lead, event_type, time) = (text(LEAD_ID_COLUMNS), text(TYPE_COLUMNS), text(TIME_COLUMNS));
         let nested = object.get("properties").and_then(|p| p.as_object());
-        let stop = context.accept(
-            &mut piece,
-            line_number,
-            lead.as_bytes(),
-            event_type.as_bytes(),
-            time.as_bytes(),
-            |out| {
+        let stop =
+            context.accept(&mut piece, line_number, lead.as_bytes(), event_type.as_bytes(), time.as_bytes(), |out| {
                 out.extend(context.model.event_properties().iter().map(|p| {
-                    nested
-                        .and_then(|n| n.get(p))
-                        .or_else(|| object.get(p))
-                        .map_or(Value::Missing, json_value)
+                    nested.and_then(|n| n.get(p)).or_else(|| object.get(p)).map_or(Value::Missing, json_value)
                 }))
-            },
-        );
+            });
         if stop {
             break;
         }
@@ -452,15 +375,7 @@ fn group_by_lead(n_leads: usize, records: Vec<EventRecord>) -> (Vec<usize>, Vec<
         offsets[i + 1] += offsets[i];
     }
     let mut next = offsets.clone();
-    let mut grouped = vec![
-        EventRecord {
-            lead: 0,
-            event_type: 0,
-            properties: 0,
-            at: 0
-        };
-        records.len()
-    ];
+    let mut grouped = vec![EventRecord { lead: 0, event_type: 0, properties: 0, at: 0 }; records.len()];
     for r in records {
         let slot = &mut next[r.lead as usize];
         grouped[*slot] = r;

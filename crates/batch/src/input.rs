@@ -16,16 +16,11 @@ pub enum Format {
 
 impl Format {
     pub fn of(path: &Path) -> Result<Format, BatchError> {
-        let extension = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
+        let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
         match extension.as_deref() {
             Some("csv") => Ok(Format::Csv),
             Some("jsonl" | "ndjson") => Ok(Format::JsonLines),
-            _ => Err(BatchError::UnknownFormat {
-                path: path.to_path_buf(),
-            }),
+            _ => Err(BatchError::UnknownFormat { path: path.to_path_buf() }),
         }
     }
 }
@@ -51,10 +46,7 @@ pub struct Block {
 
 impl Blocks {
     pub fn open(path: &Path, csv_quotes: bool) -> Result<Blocks, BatchError> {
-        let file = File::open(path).map_err(|source| BatchError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let file = File::open(path).map_err(|source| BatchError::Read { path: path.to_path_buf(), source })?;
         Ok(Blocks {
             file,
             path: path.display().to_string(),
@@ -87,10 +79,7 @@ impl Blocks {
             let n = self
                 .file
                 .read(&mut bytes[filled..])
-                .map_err(|source| BatchError::Read {
-                    path: self.path.clone().into(),
-                    source,
-                })?;
+                .map_err(|source| BatchError::Read { path: self.path.clone().into(), source })?;
             if n == 0 {
                 self.done = true;
                 break;
@@ -164,9 +153,7 @@ pub const LEAD_ID_COLUMNS: &[&str] = &["lead_id", "id", "lead", "user_id", "user
 
 /// Finds the first of `names` among `header`.
 pub fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
-    names
-        .iter()
-        .find_map(|name| header.iter().position(|h| h == name))
+    names.iter().find_map(|name| header.iter().position(|h| h == name))
 }
 
 #[cfg(test)]
@@ -178,10 +165,7 @@ mod tests {
         let text = b"a,\"x\ny\"\nb,c\n\"open\nquote";
         assert_eq!(record_boundary(text, true), Some(12));
         assert_eq!(record_boundary(b"no newline", true), None);
-        assert_eq!(
-            record_boundary(text, false),
-            Some(text.iter().rposition(|b| *b == b'\n').unwrap() + 1)
-        );
+        assert_eq!(record_boundary(text, false), Some(text.iter().rposition(|b| *b == b'\n').unwrap() + 1));
     }
 
     #[test]

@@ -65,10 +65,7 @@ impl Leads {
         match &self.integer_index {
             Some(IntegerIndex::Dense { base, slots }) => {
                 let slot = canonical_integer(id)?.checked_sub(*base)?;
-                slots
-                    .get(usize::try_from(slot).ok()?)
-                    .copied()
-                    .filter(|&i| i != u32::MAX)
+                slots.get(usize::try_from(slot).ok()?).copied().filter(|&i| i != u32::MAX)
             }
             Some(IntegerIndex::Hashed(map)) => map.get(&canonical_integer(id)?).copied(),
             None => self.index.get(id).copied(),
@@ -77,11 +74,7 @@ impl Leads {
 
     /// Builds the integer index when every id allows it.
     fn seal(&mut self) {
-        let integers: Option<Vec<u64>> = self
-            .ids
-            .iter()
-            .map(|id| canonical_integer(id.as_bytes()))
-            .collect();
+        let integers: Option<Vec<u64>> = self.ids.iter().map(|id| canonical_integer(id.as_bytes())).collect();
         let Some(integers) = integers else { return };
         let (Some(&min), Some(&max)) = (integers.iter().min(), integers.iter().max()) else {
             return;
@@ -94,13 +87,7 @@ impl Leads {
             }
             IntegerIndex::Dense { base: min, slots }
         } else {
-            IntegerIndex::Hashed(
-                integers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &id)| (id, i as u32))
-                    .collect(),
-            )
+            IntegerIndex::Hashed(integers.iter().enumerate().map(|(i, &id)| (id, i as u32)).collect())
         });
     }
 
@@ -119,8 +106,7 @@ impl Leads {
                 reason: format!("lead_id `{id}` appears a second time; the first one is kept"),
             });
         }
-        self.index
-            .insert(id.as_bytes().into(), self.ids.len() as u32);
+        self.index.insert(id.as_bytes().into(), self.ids.len() as u32);
         self.ids.push(id.into());
         self.values.extend(values);
         Ok(())
@@ -128,11 +114,7 @@ impl Leads {
 }
 
 /// Reads every lead of `path`.
-pub fn read_leads(
-    model: &Model,
-    path: &Path,
-    problems: &mut Problems,
-) -> Result<Leads, BatchError> {
+pub fn read_leads(model: &Model, path: &Path, problems: &mut Problems) -> Result<Leads, BatchError> {
     let fields = model.lead_fields();
     let mut leads = Leads {
         ids: Vec::new(),
@@ -157,42 +139,22 @@ fn read_csv(
     leads: &mut Leads,
     problems: &mut Problems,
 ) -> Result<(), BatchError> {
-    let read_error = |source: std::io::Error| BatchError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| read_error(csv_io(e)))?;
+    let read_error = |source: std::io::Error| BatchError::Read { path: path.to_path_buf(), source };
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| read_error(csv_io(e)))?;
     let header: Vec<String> = match reader.headers() {
-        Ok(h) => h
-            .iter()
-            .map(|s| s.trim_start_matches('\u{feff}').trim().to_string())
-            .collect(),
+        Ok(h) => h.iter().map(|s| s.trim_start_matches('\u{feff}').trim().to_string()).collect(),
         Err(e) => {
-            return Err(BatchError::BadHeader {
-                file: file.to_string(),
-                message: e.to_string(),
-            });
+            return Err(BatchError::BadHeader { file: file.to_string(), message: e.to_string() });
         }
     };
     let id_column = find_column(&header, LEAD_ID_COLUMNS).ok_or_else(|| BatchError::BadHeader {
         file: file.to_string(),
-        message: format!(
-            "no lead id column: name one of its columns {}",
-            LEAD_ID_COLUMNS.join(", ")
-        ),
+        message: format!("no lead id column: name one of its columns {}", LEAD_ID_COLUMNS.join(", ")),
     })?;
-    let columns: Vec<Option<usize>> = fields
-        .iter()
-        .map(|f| header.iter().position(|h| h == f))
-        .collect();
+    let columns: Vec<Option<usize>> = fields.iter().map(|f| header.iter().position(|h| h == f)).collect();
     for (field, column) in fields.iter().zip(&columns) {
         if column.is_none() {
-            problems.warn(format!(
-                "{file}: no column `{field}`, which the model reads: every lead is missing it"
-            ));
+            problems.warn(format!("{file}: no column `{field}`, which the model reads: every lead is missing it"));
         }
     }
     let mut record = csv::StringRecord::new();
@@ -205,11 +167,7 @@ fn read_csv(
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                     return Err(read_error(csv_io(e)));
                 }
-                problems.row(RowError {
-                    file: file.to_string(),
-                    line,
-                    reason: csv_reason(&e),
-                })?;
+                problems.row(RowError { file: file.to_string(), line, reason: csv_reason(&e) })?;
                 continue;
             }
         }
@@ -218,27 +176,16 @@ fn read_csv(
             problems.row(RowError {
                 file: file.to_string(),
                 line,
-                reason: format!(
-                    "{} fields where the header has {}",
-                    record.len(),
-                    header.len()
-                ),
+                reason: format!("{} fields where the header has {}", record.len(), header.len()),
             })?;
             continue;
         }
         let id = record.get(id_column).unwrap_or_default().trim();
         if id.is_empty() {
-            problems.row(RowError {
-                file: file.to_string(),
-                line,
-                reason: "empty lead id".to_string(),
-            })?;
+            problems.row(RowError { file: file.to_string(), line, reason: "empty lead id".to_string() })?;
             continue;
         }
-        let values = columns.iter().map(|c| {
-            c.and_then(|c| record.get(c))
-                .map_or(Value::Missing, Value::text)
-        });
+        let values = columns.iter().map(|c| c.and_then(|c| record.get(c)).map_or(Value::Missing, Value::text));
         leads.push(id, values, line, file, problems)?;
     }
     Ok(())
@@ -251,10 +198,7 @@ fn read_json_lines(
     leads: &mut Leads,
     problems: &mut Problems,
 ) -> Result<(), BatchError> {
-    let text = std::fs::read(path).map_err(|source| BatchError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read(path).map_err(|source| BatchError::Read { path: path.to_path_buf(), source })?;
     for (i, line) in text.split(|b| *b == b'\n').enumerate() {
         let line_number = i as u64 + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -264,34 +208,20 @@ fn read_json_lines(
         let object = match parse_object(line) {
             Ok(object) => object,
             Err(reason) => {
-                problems.row(RowError {
-                    file: file.to_string(),
-                    line: line_number,
-                    reason,
-                })?;
+                problems.row(RowError { file: file.to_string(), line: line_number, reason })?;
                 continue;
             }
         };
-        let Some(id) = LEAD_ID_COLUMNS
-            .iter()
-            .find_map(|k| object.get(*k))
-            .and_then(json_id)
-        else {
+        let Some(id) = LEAD_ID_COLUMNS.iter().find_map(|k| object.get(*k)).and_then(json_id) else {
             problems.row(RowError {
                 file: file.to_string(),
                 line: line_number,
-                reason: format!(
-                    "no lead id: give the object one of the keys {}",
-                    LEAD_ID_COLUMNS.join(", ")
-                ),
+                reason: format!("no lead id: give the object one of the keys {}", LEAD_ID_COLUMNS.join(", ")),
             })?;
             continue;
         };
         // Fields may sit at the top level or under "attributes" / "traits" (Segment's name).
-        let nested = ["attributes", "traits"]
-            .iter()
-            .find_map(|k| object.get(*k))
-            .and_then(|v| v.as_object());
+        let nested = ["attributes", "traits"].iter().find_map(|k| object.get(*k)).and_then(|v| v.as_object());
         let values = fields.iter().map(|f| {
             let value = object.get(f).or_else(|| nested.and_then(|n| n.get(f)));
             value.map_or(Value::Missing, json_value)
@@ -302,9 +232,7 @@ fn read_json_lines(
 }
 
 /// Parses one JSON Lines line into an object, or says why not.
-pub(crate) fn parse_object(
-    line: &[u8],
-) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+pub(crate) fn parse_object(line: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     match serde_json::from_slice::<serde_json::Value>(line) {
         Ok(serde_json::Value::Object(object)) => Ok(object),
         Ok(_) => Err("not a JSON object".to_string()),
@@ -342,9 +270,7 @@ pub(crate) fn csv_io(error: csv::Error) -> std::io::Error {
 pub(crate) fn csv_reason(error: &csv::Error) -> String {
     match error.kind() {
         csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("{len} fields where the header has {expected_len}")
         }
         _ => error.to_string(),
@@ -365,15 +291,7 @@ mod tests {
         };
         let mut problems = Problems::new(false);
         for (line, id) in ids.iter().enumerate() {
-            leads
-                .push(
-                    id,
-                    std::iter::empty(),
-                    line as u64 + 2,
-                    "leads.csv",
-                    &mut problems,
-                )
-                .unwrap();
+            leads.push(id, std::iter::empty(), line as u64 + 2, "leads.csv", &mut problems).unwrap();
         }
         leads.seal();
         leads

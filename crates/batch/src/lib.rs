@@ -53,26 +53,16 @@ pub fn score_files(
     let mut problems = Problems::new(options.strict);
     let leads = leads::read_leads(model, options.leads, &mut problems)?;
     let events = match options.events {
-        Some(path) => events::read_events(
-            model,
-            &leads,
-            path,
-            options.as_of,
-            &mut problems,
-            options.strict,
-            &|done, total| progress(Phase::ReadingEvents, done, total),
-        )?,
+        Some(path) => {
+            events::read_events(model, &leads, path, options.as_of, &mut problems, options.strict, &|done, total| {
+                progress(Phase::ReadingEvents, done, total)
+            })?
+        }
         None => events::Events::none(leads.len(), model),
     };
-    score::write_scores(
-        model,
-        &leads,
-        &events,
-        options.as_of,
-        options.output,
-        out,
-        &|done, total| progress(Phase::Scoring, done, total),
-    )?;
+    score::write_scores(model, &leads, &events, options.as_of, options.output, out, &|done, total| {
+        progress(Phase::Scoring, done, total)
+    })?;
     Ok(Summary {
         leads: leads.len() as u64,
         events_read: events.read,

@@ -17,10 +17,7 @@ pub struct Problems {
 
 impl Problems {
     pub fn new(strict: bool) -> Problems {
-        Problems {
-            strict,
-            ..Problems::default()
-        }
+        Problems { strict, ..Problems::default() }
     }
 
     /// Records a bad row: an error in strict mode, else skipped and counted.

@@ -43,14 +43,11 @@ pub fn write_scores(
             header.push_str(&csv_field(&format!("{name}_tier")));
         }
         header.push('\n');
-        out.write_all(header.as_bytes())
-            .map_err(BatchError::Write)?;
+        out.write_all(header.as_bytes()).map_err(BatchError::Write)?;
     }
     let n_leads = leads.len();
-    let tasks: Vec<(usize, usize)> = (0..n_leads)
-        .step_by(LEADS_PER_TASK)
-        .map(|start| (start, (start + LEADS_PER_TASK).min(n_leads)))
-        .collect();
+    let tasks: Vec<(usize, usize)> =
+        (0..n_leads).step_by(LEADS_PER_TASK).map(|start| (start, (start + LEADS_PER_TASK).min(n_leads))).collect();
     for batch in tasks.chunks(TASKS_PER_WRITE) {
         let outputs: Vec<Vec<u8>> = batch
             .par_iter()
@@ -61,12 +58,8 @@ pub fn write_scores(
                     for lead in start..end {
                         score_lead(model, leads, events, lead, as_of, state, scores, records);
                         match format {
-                            OutputFormat::Csv => {
-                                write_csv_row(&mut buffer, &leads.ids[lead], scores)
-                            }
-                            OutputFormat::ExplainJsonLines => {
-                                write_explained(&mut buffer, &leads.ids[lead], scores)
-                            }
+                            OutputFormat::Csv => write_csv_row(&mut buffer, &leads.ids[lead], scores),
+                            OutputFormat::ExplainJsonLines => write_explained(&mut buffer, &leads.ids[lead], scores),
                         }
                     }
                     buffer
@@ -120,11 +113,7 @@ pub fn format_score(value: f64) -> String {
 }
 
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }
 
 fn write_csv_row(buffer: &mut Vec<u8>, id: &str, scores: &LeadScores<'_>) {
@@ -159,10 +148,7 @@ impl Serialize for ByName<'_, '_> {
 }
 
 fn write_explained(buffer: &mut Vec<u8>, id: &str, scores: &LeadScores<'_>) {
-    let lead = ExplainedLead {
-        lead_id: id,
-        scores: ByName(&scores.scores),
-    };
+    let lead = ExplainedLead { lead_id: id, scores: ByName(&scores.scores) };
     serde_json::to_writer(&mut *buffer, &lead).expect("serialising to memory cannot fail");
     buffer.push(b'\n');
 }

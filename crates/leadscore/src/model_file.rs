@@ -13,14 +13,10 @@ pub struct Loaded {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let source = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the model file {}", path.display()))?;
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the model file {}", path.display()))?;
     let compiled = leadscore_core::compile(&source);
-    Ok(Loaded {
-        path: path.display().to_string(),
-        source,
-        compiled,
-    })
+    Ok(Loaded { path: path.display().to_string(), source, compiled })
 }
 
 impl Loaded {

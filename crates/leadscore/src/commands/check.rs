@@ -22,11 +22,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(error) => {
             println!("{}", error.render(&loaded.path));
             let n = error.errors().count();
-            println!(
-                "{}: {n} error{}",
-                loaded.path,
-                if n == 1 { "" } else { "s" }
-            );
+            println!("{}: {n} error{}", loaded.path, if n == 1 { "" } else { "s" });
             Ok(ExitCode::from(1))
         }
         Ok(compiled) => {

@@ -43,9 +43,7 @@ fn parse_as_of(text: &str) -> Result<Timestamp, String> {
 }
 
 fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp(since_epoch.as_millis() as i64)
 }
 
@@ -56,11 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         leads: &args.leads,
         events: args.events.as_deref(),
         as_of,
-        output: if args.explain {
-            OutputFormat::ExplainJsonLines
-        } else {
-            OutputFormat::Csv
-        },
+        output: if args.explain { OutputFormat::ExplainJsonLines } else { OutputFormat::Csv },
         strict: args.strict,
     };
     let mut out: Box<dyn Write> = match &args.out {
@@ -72,21 +66,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let bar = progress_bar();
     let started = Instant::now();
-    let summary =
-        leadscore_batch::score_files(&model, &options, &mut out, &|phase, done, total| {
-            if let Some(bar) = &bar {
-                let message = match phase {
-                    Phase::ReadingEvents => "reading events",
-                    Phase::Scoring => "scoring leads",
-                };
-                if bar.message() != message {
-                    bar.set_message(message);
-                    bar.set_position(0);
-                }
-                bar.set_length(total);
-                bar.set_position(done);
+    let summary = leadscore_batch::score_files(&model, &options, &mut out, &|phase, done, total| {
+        if let Some(bar) = &bar {
+            let message = match phase {
+                Phase::ReadingEvents => "reading events",
+                Phase::Scoring => "scoring leads",
+            };
+            if bar.message() != message {
+                bar.set_message(message);
+                bar.set_position(0);
             }
-        });
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    });
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -102,10 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("skipped: {row}");
     }
     if problems.rows_skipped > problems.first_rows.len() as u64 {
-        eprintln!(
-            "skipped: ... and {} more rows",
-            problems.rows_skipped - problems.first_rows.len() as u64
-        );
+        eprintln!("skipped: ... and {} more rows", problems.rows_skipped - problems.first_rows.len() as u64);
     }
     eprintln!(
         "scored {} leads as of {as_of} from {} events ({} of types no rule uses, {} after the as-of time) in {:.2} s; {} bad rows skipped",
@@ -116,11 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         problems.rows_skipped,
     );
-    Ok(if problems.rows_skipped > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if problems.rows_skipped > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// A progress bar on a terminal; nothing when standard error is redirected.
