@@ -1,5 +1,10 @@
 //! Reading the events file: blocks of whole records parsed in parallel into compact records
-//! (lead index, event type, time, properties), then grouped by lead with a counting sort.
+//! (lead, event type, time, properties), appended to per-bucket lists of leads.
+//!
+//! Events arrive in any order. Rather than sorting all of them by lead (a scatter over the whole
+//! data set, single-threaded and cache-hostile), each parsing worker appends records to the bucket
+//! of its lead, a bucket being a run of [`LEADS_PER_BUCKET`] consecutive leads; scoring then
+//! groups one bucket at a time, in cache, in parallel.
 //!
 //! Only what the model needs is kept: events of types no rule names are counted and dropped
 //! (unless an inactivity rule counts every event), and so are events after the as-of time.
@@ -10,7 +15,9 @@ use leadscore_core::{Model, Timestamp, Value};
 use rayon::prelude::*;
 
 use crate::error::{BatchError, RowError};
-use crate::input::{Blocks, Format, LEAD_ID_COLUMNS, find_column, split_block};
+use crate::input::{
+    Block, Blocks, Format, LEAD_ID_COLUMNS, find_column, for_each_block, split_block, split_plain_line,
+};
 use crate::leads::{Leads, csv_reason, json_id, json_value, parse_object};
 use crate::report::Problems;
 
@@ -18,26 +25,28 @@ use crate::report::Problems;
 pub const TYPE_COLUMNS: &[&str] = &["type", "event", "event_type", "name"];
 pub const TIME_COLUMNS: &[&str] = &["ts", "timestamp", "occurred_at", "time"];
 
-const NO_TYPE: u32 = u32::MAX;
+/// Leads per bucket: a bucket's events and state fit in the CPU caches.
+pub const LEADS_PER_BUCKET: usize = 4096;
+
+pub(crate) const NO_TYPE: u32 = u32::MAX;
 const NO_PROPERTIES: u32 = u32::MAX;
 
 /// One event the model may count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventRecord {
+    pub at: i64,
     pub lead: u32,
     /// The model's event type id, or `u32::MAX` for a type no rule names.
     pub event_type: u32,
     /// Index of the event's properties in [`Events::properties`] (in units of one event's
     /// properties), or `u32::MAX` when the model reads none.
     pub properties: u32,
-    pub at: i64,
 }
 
-/// The events of a file, grouped by lead.
+/// The events of a file, by bucket of leads.
 pub struct Events {
-    /// `records[offsets[i]..offsets[i + 1]]` are lead `i`'s events.
-    pub offsets: Vec<usize>,
-    pub records: Vec<EventRecord>,
+    /// For each bucket, the record lists the workers appended (in file order).
+    pub buckets: Vec<Vec<Vec<EventRecord>>>,
     pub properties: Vec<Value>,
     pub n_properties: usize,
     pub read: u64,
@@ -49,18 +58,13 @@ impl Events {
     /// No events (scoring without an events file).
     pub fn none(n_leads: usize, model: &Model) -> Events {
         Events {
-            offsets: vec![0; n_leads + 1],
-            records: Vec::new(),
+            buckets: vec![Vec::new(); n_leads.div_ceil(LEADS_PER_BUCKET)],
             properties: Vec::new(),
             n_properties: model.event_properties().len(),
             read: 0,
             unused: 0,
             after_as_of: 0,
         }
-    }
-
-    pub fn of_lead(&self, lead: usize) -> &[EventRecord] {
-        &self.records[self.offsets[lead]..self.offsets[lead + 1]]
     }
 
     pub fn properties_of(&self, record: &EventRecord) -> &[Value] {
@@ -73,15 +77,28 @@ impl Events {
 }
 
 /// What one parallel worker made of its piece of a block.
-#[derive(Default)]
 struct Piece {
-    records: Vec<EventRecord>,
+    buckets: Vec<Vec<EventRecord>>,
     properties: Vec<Value>,
     bad_rows: Vec<RowError>,
     skipped: u64,
     read: u64,
     unused: u64,
     after_as_of: u64,
+}
+
+impl Piece {
+    fn new(n_buckets: usize) -> Piece {
+        Piece {
+            buckets: vec![Vec::new(); n_buckets],
+            properties: Vec::new(),
+            bad_rows: Vec::new(),
+            skipped: 0,
+            read: 0,
+            unused: 0,
+            after_as_of: 0,
+        }
+    }
 }
 
 /// Where each needed column is.
@@ -103,6 +120,7 @@ struct Context<'a> {
     as_of: Timestamp,
     file: &'a str,
     strict: bool,
+    n_buckets: usize,
 }
 
 impl Context<'_> {
@@ -163,12 +181,14 @@ impl Context<'_> {
             properties(&mut piece.properties);
             index as u32
         };
-        piece.records.push(EventRecord { lead, event_type: type_id, properties: properties_index, at: at.0 });
+        let bucket = lead as usize / LEADS_PER_BUCKET;
+        debug_assert!(bucket < self.n_buckets);
+        piece.buckets[bucket].push(EventRecord { at: at.0, lead, event_type: type_id, properties: properties_index });
         false
     }
 }
 
-/// Reads and groups every event of `path` that the model may count at `as_of`.
+/// Reads every event of `path` that the model may count at `as_of`.
 pub fn read_events(
     model: &Model,
     leads: &Leads,
@@ -185,23 +205,35 @@ pub fn read_events(
         .iter()
         .map(|name| (name.as_bytes().into(), model.event_type(name).map_or(NO_TYPE, |id| id.0)))
         .collect();
-    let context =
-        Context { model, leads, types, keep_unused_types: model.needs_every_event_type(), as_of, file: &file, strict };
-    let mut blocks = Blocks::open(path, format == Format::Csv)?;
+    let n_buckets = leads.len().div_ceil(LEADS_PER_BUCKET);
+    let context = Context {
+        model,
+        leads,
+        types,
+        keep_unused_types: model.needs_every_event_type(),
+        as_of,
+        file: &file,
+        strict,
+        n_buckets,
+    };
+    let blocks = Blocks::open(path, format == Format::Csv)?;
     let total_bytes = blocks.len();
+    let mut events = Events::none(leads.len(), model);
     let mut done_bytes = 0u64;
     let mut columns: Option<Columns> = None;
-    let mut all = Piece::default();
     let parts = rayon::current_num_threads() * 4;
-    while let Some(mut block) = blocks.next_block()? {
+    let n_properties = model.event_properties().len().max(1);
+    for_each_block(blocks, |block: &Block| -> Result<(), BatchError> {
         done_bytes += block.bytes.len() as u64;
+        let mut body = block;
+        let without_header;
         if format == Format::Csv && columns.is_none() {
-            let (header, rest) = take_header(&block.bytes, &file)?;
+            let (header, header_len) = take_header(&block.bytes, &file)?;
             columns = Some(csv_columns(model, &header, &file, problems)?);
-            block.bytes.drain(..rest);
-            block.first_line += 1;
+            without_header = Block { bytes: block.bytes[header_len..].to_vec(), first_line: block.first_line + 1 };
+            body = &without_header;
         }
-        let pieces = split_block(&block, parts, format == Format::Csv);
+        let pieces = split_block(body, parts, format == Format::Csv);
         let parsed: Vec<Piece> = pieces
             .par_iter()
             .map(|(bytes, first_line)| match (format, &columns) {
@@ -211,33 +243,28 @@ pub fn read_events(
             .collect();
         for piece in parsed {
             problems.merge(piece.bad_rows, piece.skipped)?;
-            let offset = (all.properties.len() / model.event_properties().len().max(1)) as u32;
-            all.records.extend(piece.records.into_iter().map(|mut r| {
-                if r.properties != NO_PROPERTIES {
-                    r.properties += offset;
+            let offset = (events.properties.len() / n_properties) as u32;
+            for (bucket, mut records) in piece.buckets.into_iter().enumerate() {
+                if records.is_empty() {
+                    continue;
                 }
-                r
-            }));
-            all.properties.extend(piece.properties);
-            all.read += piece.read;
-            all.unused += piece.unused;
-            all.after_as_of += piece.after_as_of;
+                if offset > 0 && !piece.properties.is_empty() {
+                    records.iter_mut().filter(|r| r.properties != NO_PROPERTIES).for_each(|r| r.properties += offset);
+                }
+                events.buckets[bucket].push(records);
+            }
+            events.properties.extend(piece.properties);
+            events.read += piece.read;
+            events.unused += piece.unused;
+            events.after_as_of += piece.after_as_of;
         }
         progress(done_bytes, total_bytes);
-    }
+        Ok(())
+    })?;
     if format == Format::Csv && columns.is_none() {
         return Err(BatchError::BadHeader { file, message: "the file is empty: it needs a header line".to_string() });
     }
-    let (offsets, records) = group_by_lead(leads.len(), all.records);
-    Ok(Events {
-        offsets,
-        records,
-        properties: all.properties,
-        n_properties: model.event_properties().len(),
-        read: all.read,
-        unused: all.unused,
-        after_as_of: all.after_as_of,
-    })
+    Ok(events)
 }
 
 /// Splits off the header record of a CSV block: its fields and the byte length it took.
@@ -287,8 +314,19 @@ fn csv_columns(model: &Model, header: &[String], file: &str, problems: &mut Prob
     Ok(Columns { n_columns: header.len(), lead, event_type, time, properties })
 }
 
+fn property_values(columns: &Columns, field: impl Fn(usize) -> Option<Vec<u8>>, out: &mut Vec<Value>) {
+    out.extend(columns.properties.iter().map(|c| match c.and_then(&field) {
+        Some(bytes) => Value::text(String::from_utf8_lossy(&bytes).into_owned()),
+        None => Value::Missing,
+    }))
+}
+
 fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line: u64) -> Piece {
-    let mut piece = Piece::default();
+    // Most event files have no quotes at all: split lines and commas directly.
+    if memchr::memchr(b'"', bytes).is_none() {
+        return parse_plain_csv(context, columns, bytes, first_line);
+    }
+    let mut piece = Piece::new(context.n_buckets);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::ByteRecord::new();
     loop {
@@ -319,12 +357,44 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
             &record[columns.lead],
             &record[columns.event_type],
             &record[columns.time],
-            |out| {
-                out.extend(columns.properties.iter().map(|c| match c {
-                    Some(c) => Value::text(String::from_utf8_lossy(&record[*c]).into_owned()),
-                    None => Value::Missing,
-                }))
-            },
+            |out| property_values(columns, |c| record.get(c).map(<[u8]>::to_vec), out),
+        );
+        if stop {
+            break;
+        }
+    }
+    piece
+}
+
+fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line: u64) -> Piece {
+    let mut piece = Piece::new(context.n_buckets);
+    let mut fields = Vec::with_capacity(columns.n_columns);
+    let mut start = 0;
+    let mut line = first_line;
+    while start < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let text = &bytes[start..end];
+        start = end + 1;
+        line += 1;
+        let line = line - 1;
+        if text.is_empty() || text == b"\r" {
+            continue;
+        }
+        if !split_plain_line(text, columns.n_columns, &mut fields) {
+            let reason = format!("{} fields where the header has {}", fields.len(), columns.n_columns);
+            if context.bad(&mut piece, line, reason) {
+                break;
+            }
+            continue;
+        }
+        let field = |c: usize| &text[fields[c].0..fields[c].1];
+        let stop = context.accept(
+            &mut piece,
+            line,
+            field(columns.lead),
+            field(columns.event_type),
+            field(columns.time),
+            |out| property_values(columns, |c| Some(field(c).strip_suffix(b"\r").unwrap_or(field(c)).to_vec()), out),
         );
         if stop {
             break;
@@ -334,7 +404,7 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
 }
 
 fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64) -> Piece {
-    let mut piece = Piece::default();
+    let mut piece = Piece::new(context.n_buckets);
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let line_number = first_line + i as u64;
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -365,21 +435,32 @@ fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64) -> Pie
     piece
 }
 
-/// Counting sort of records by lead: offsets and records in lead order (file order within a lead).
-fn group_by_lead(n_leads: usize, records: Vec<EventRecord>) -> (Vec<usize>, Vec<EventRecord>) {
-    let mut offsets = vec![0usize; n_leads + 1];
-    for r in &records {
-        offsets[r.lead as usize + 1] += 1;
+/// Groups one bucket's records by lead: `offsets[i]..offsets[i + 1]` of `out` are the events of
+/// the bucket's i-th lead, in time order.
+pub fn group_bucket(
+    lists: &[Vec<EventRecord>],
+    first_lead: usize,
+    n_leads: usize,
+    offsets: &mut Vec<usize>,
+    out: &mut Vec<EventRecord>,
+) {
+    offsets.clear();
+    offsets.resize(n_leads + 1, 0);
+    for record in lists.iter().flatten() {
+        offsets[record.lead as usize - first_lead + 1] += 1;
     }
     for i in 0..n_leads {
         offsets[i + 1] += offsets[i];
     }
-    let mut next = offsets.clone();
-    let mut grouped = vec![EventRecord { lead: 0, event_type: 0, properties: 0, at: 0 }; records.len()];
-    for r in records {
-        let slot = &mut next[r.lead as usize];
-        grouped[*slot] = r;
+    out.clear();
+    out.resize(offsets[n_leads], EventRecord::default());
+    let mut next = offsets[..n_leads].to_vec();
+    for record in lists.iter().flatten() {
+        let slot = &mut next[record.lead as usize - first_lead];
+        out[*slot] = *record;
         *slot += 1;
     }
-    (offsets, grouped)
+    for i in 0..n_leads {
+        out[offsets[i]..offsets[i + 1]].sort_unstable_by_key(|r| r.at);
+    }
 }

@@ -68,10 +68,18 @@ impl Blocks {
 
     /// The next block, or `None` at the end of the file.
     pub fn next_block(&mut self) -> Result<Option<Block>, BatchError> {
+        self.next_block_reusing(Vec::new())
+    }
+
+    /// The next block, read into `buffer`'s memory (a block already processed) when given one.
+    pub fn next_block_reusing(&mut self, mut buffer: Vec<u8>) -> Result<Option<Block>, BatchError> {
         if self.done {
             return Ok(None);
         }
-        let mut bytes = std::mem::take(&mut self.carry);
+        buffer.clear();
+        buffer.extend_from_slice(&self.carry);
+        self.carry.clear();
+        let mut bytes = buffer;
         let start = bytes.len();
         bytes.resize(start + self.block_size, 0);
         let mut filled = start;
@@ -90,12 +98,15 @@ impl Blocks {
         if !self.done {
             let cut = record_boundary(&bytes, self.csv_quotes);
             match cut {
-                Some(cut) => self.carry = bytes.split_off(cut),
+                Some(cut) => {
+                    self.carry.extend_from_slice(&bytes[cut..]);
+                    bytes.truncate(cut);
+                }
                 // One record longer than a block: keep reading into it.
                 None => {
                     self.carry = bytes;
                     self.block_size *= 2;
-                    return self.next_block();
+                    return self.next_block_reusing(Vec::new());
                 }
             }
         }
@@ -126,6 +137,42 @@ fn record_boundary(bytes: &[u8], csv_quotes: bool) -> Option<usize> {
     last
 }
 
+/// Calls `process` on every block of the file in order while a background thread reads the next
+/// one, so that reading overlaps parsing. Block buffers are recycled to avoid fresh page faults.
+pub fn for_each_block<E: From<BatchError> + Send>(
+    mut blocks: Blocks,
+    mut process: impl FnMut(&Block) -> Result<(), E>,
+) -> Result<(), E> {
+    use std::sync::mpsc::{channel, sync_channel};
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = sync_channel::<Result<Block, BatchError>>(1);
+        let (empty_tx, empty_rx) = channel::<Vec<u8>>();
+        scope.spawn(move || {
+            loop {
+                let buffer = empty_rx.try_recv().unwrap_or_default();
+                match blocks.next_block_reusing(buffer) {
+                    Ok(Some(block)) => {
+                        if full_tx.send(Ok(block)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(error) => {
+                        let _ = full_tx.send(Err(error));
+                        return;
+                    }
+                }
+            }
+        });
+        for block in full_rx {
+            let block = block?;
+            process(&block)?;
+            let _ = empty_tx.send(block.bytes);
+        }
+        Ok(())
+    })
+}
+
 /// Splits a block into about `parts` pieces at record boundaries, each with its first line.
 pub fn split_block(block: &Block, parts: usize, csv_quotes: bool) -> Vec<(&[u8], u64)> {
     let bytes = &block.bytes[..];
@@ -146,6 +193,20 @@ pub fn split_block(block: &Block, parts: usize, csv_quotes: bool) -> Vec<(&[u8],
         start = end;
     }
     pieces
+}
+
+/// Splits one CSV line without quotes into field ranges; `false` if it has quotes (the caller
+/// then uses the full CSV parser) or not exactly `n_fields` fields.
+pub fn split_plain_line(line: &[u8], n_fields: usize, fields: &mut Vec<(usize, usize)>) -> bool {
+    fields.clear();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut start = 0;
+    for comma in memchr::memchr_iter(b',', line) {
+        fields.push((start, comma));
+        start = comma + 1;
+    }
+    fields.push((start, line.len()));
+    fields.len() == n_fields
 }
 
 /// Column names accepted for the lead id, in order of preference.

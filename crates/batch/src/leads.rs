@@ -16,20 +16,24 @@ pub struct Leads {
     /// `ids.len() * n_fields` values, row-major.
     pub values: Vec<Value>,
     pub n_fields: usize,
-    index: FxHashMap<Box<[u8]>, u32>,
-    /// Set by [`Leads::seal`]: a faster index when every id is a plain integer.
-    integer_index: Option<IntegerIndex>,
+    index: LeadIndex,
 }
 
-/// Lead ids that are all canonical decimal integers (`7`, not `007` or `+7`), the common case
-/// of database keys: looked up without hashing strings.
-enum IntegerIndex {
-    /// Ids within a compact range: a direct table.
+/// Finds a lead by its id. Lead ids are often database keys: when every id is a canonical
+/// decimal integer (`7`, not `007` or `+7`) no string is hashed, and when they run 1, 2, 3, ...
+/// in file order (a common export) the index is arithmetic.
+enum LeadIndex {
+    /// The i-th lead's id is `base + i`.
+    Sequence {
+        base: u64,
+    },
+    /// Integer ids within a compact range: a direct table (`u32::MAX`: no lead).
     Dense {
         base: u64,
         slots: Vec<u32>,
     },
-    Hashed(FxHashMap<u64, u32>),
+    Integers(FxHashMap<u64, u32>),
+    Text(FxHashMap<Box<[u8]>, u32>),
 }
 
 /// The value of a canonical decimal integer id.
@@ -48,6 +52,10 @@ fn canonical_integer(id: &[u8]) -> Option<u64> {
 }
 
 impl Leads {
+    fn new(n_fields: usize) -> Leads {
+        Leads { ids: Vec::new(), values: Vec::new(), n_fields, index: LeadIndex::Sequence { base: 0 } }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -62,33 +70,64 @@ impl Leads {
 
     /// The index of a lead by its id.
     pub fn find(&self, id: &[u8]) -> Option<u32> {
-        match &self.integer_index {
-            Some(IntegerIndex::Dense { base, slots }) => {
+        match &self.index {
+            LeadIndex::Sequence { base } => {
+                let i = canonical_integer(id)?.checked_sub(*base)?;
+                (i < self.ids.len() as u64).then_some(i as u32)
+            }
+            LeadIndex::Dense { base, slots } => {
                 let slot = canonical_integer(id)?.checked_sub(*base)?;
                 slots.get(usize::try_from(slot).ok()?).copied().filter(|&i| i != u32::MAX)
             }
-            Some(IntegerIndex::Hashed(map)) => map.get(&canonical_integer(id)?).copied(),
-            None => self.index.get(id).copied(),
+            LeadIndex::Integers(map) => map.get(&canonical_integer(id)?).copied(),
+            LeadIndex::Text(map) => map.get(id).copied(),
         }
     }
 
-    /// Builds the integer index when every id allows it.
-    fn seal(&mut self) {
-        let integers: Option<Vec<u64>> = self.ids.iter().map(|id| canonical_integer(id.as_bytes())).collect();
-        let Some(integers) = integers else { return };
-        let (Some(&min), Some(&max)) = (integers.iter().min(), integers.iter().max()) else {
-            return;
-        };
-        let span = max - min;
-        self.integer_index = Some(if span < 4 * integers.len() as u64 + 1024 {
-            let mut slots = vec![u32::MAX; span as usize + 1];
-            for (i, &id) in integers.iter().enumerate() {
-                slots[(id - min) as usize] = i as u32;
+    /// Indexes a new lead's id; `false` if a lead already has it.
+    fn insert_id(&mut self, id: &str) -> bool {
+        let next = self.ids.len() as u32;
+        let integer = canonical_integer(id.as_bytes());
+        match (&mut self.index, integer) {
+            (LeadIndex::Sequence { base }, Some(n)) if next == 0 => *base = n,
+            (LeadIndex::Sequence { base }, Some(n)) if n == *base + u64::from(next) => {}
+            (LeadIndex::Sequence { base }, Some(_)) => {
+                let base = *base;
+                self.index = LeadIndex::Integers((0..next).map(|i| (base + u64::from(i), i)).collect());
+                return self.insert_id(id);
             }
-            IntegerIndex::Dense { base: min, slots }
-        } else {
-            IntegerIndex::Hashed(integers.iter().enumerate().map(|(i, &id)| (id, i as u32)).collect())
-        });
+            (LeadIndex::Integers(map), Some(n)) => {
+                if map.contains_key(&n) {
+                    return false;
+                }
+                map.insert(n, next);
+            }
+            (LeadIndex::Text(map), _) => {
+                if map.contains_key(id.as_bytes()) {
+                    return false;
+                }
+                map.insert(id.as_bytes().into(), next);
+            }
+            (_, None) | (LeadIndex::Dense { .. }, Some(_)) => {
+                let text = self.ids.iter().enumerate().map(|(i, id)| (id.as_bytes().into(), i as u32)).collect();
+                self.index = LeadIndex::Text(text);
+                return self.insert_id(id);
+            }
+        }
+        true
+    }
+
+    /// Turns a hashed integer index into a direct table when the ids are compact enough.
+    fn seal(&mut self) {
+        let LeadIndex::Integers(map) = &self.index else { return };
+        let (Some(&min), Some(&max)) = (map.keys().min(), map.keys().max()) else { return };
+        if max - min < 4 * map.len() as u64 + 1024 {
+            let mut slots = vec![u32::MAX; (max - min) as usize + 1];
+            for (&id, &i) in map {
+                slots[(id - min) as usize] = i;
+            }
+            self.index = LeadIndex::Dense { base: min, slots };
+        }
     }
 
     fn push(
@@ -99,14 +138,13 @@ impl Leads {
         file: &str,
         problems: &mut Problems,
     ) -> Result<(), BatchError> {
-        if self.index.contains_key(id.as_bytes()) {
+        if !self.insert_id(id) {
             return problems.row(RowError {
                 file: file.to_string(),
                 line,
                 reason: format!("lead_id `{id}` appears a second time; the first one is kept"),
             });
         }
-        self.index.insert(id.as_bytes().into(), self.ids.len() as u32);
         self.ids.push(id.into());
         self.values.extend(values);
         Ok(())
@@ -116,13 +154,7 @@ impl Leads {
 /// Reads every lead of `path`.
 pub fn read_leads(model: &Model, path: &Path, problems: &mut Problems) -> Result<Leads, BatchError> {
     let fields = model.lead_fields();
-    let mut leads = Leads {
-        ids: Vec::new(),
-        values: Vec::new(),
-        n_fields: fields.len(),
-        index: FxHashMap::default(),
-        integer_index: None,
-    };
+    let mut leads = Leads::new(fields.len());
     let file_name = path.display().to_string();
     match Format::of(path)? {
         Format::Csv => read_csv(fields, path, &file_name, &mut leads, problems)?,
@@ -282,16 +314,13 @@ mod tests {
     use super::*;
 
     fn leads_with(ids: &[&str]) -> Leads {
-        let mut leads = Leads {
-            ids: Vec::new(),
-            values: Vec::new(),
-            n_fields: 0,
-            index: FxHashMap::default(),
-            integer_index: None,
-        };
+        let mut leads = Leads::new(0);
         let mut problems = Problems::new(false);
         for (line, id) in ids.iter().enumerate() {
             leads.push(id, std::iter::empty(), line as u64 + 2, "leads.csv", &mut problems).unwrap();
+        }
+        for id in ids {
+            assert!(!leads.insert_id(id), "{id} is a duplicate");
         }
         leads.seal();
         leads
@@ -299,7 +328,7 @@ mod tests {
 
     #[test]
     fn integer_ids_match_only_their_canonical_spelling() {
-        for ids in [vec!["3", "1", "2"], vec!["5", "900000000000", "0"]] {
+        for ids in [vec!["3", "1", "2"], vec!["5", "900000000000", "0"], vec!["1", "2", "3"], vec!["7", "8", "10"]] {
             let leads = leads_with(&ids);
             for (i, id) in ids.iter().enumerate() {
                 assert_eq!(leads.find(id.as_bytes()), Some(i as u32));
@@ -309,8 +338,13 @@ mod tests {
             assert_eq!(leads.find(b"-1"), None);
             assert_eq!(leads.find(b""), None);
         }
-        let text = leads_with(&["a-1", "7"]);
-        assert_eq!(text.find(b"7"), Some(1));
-        assert_eq!(text.find(b"a-1"), Some(0));
+        let text = leads_with(&["7", "a-1", "8"]);
+        assert_eq!(text.find(b"7"), Some(0));
+        assert_eq!(text.find(b"a-1"), Some(1));
+        assert_eq!(text.find(b"8"), Some(2));
+        assert_eq!(text.find(b"08"), None);
+        let sequence = leads_with(&["1", "2", "3"]);
+        assert_eq!(sequence.find(b"4"), None);
+        assert_eq!(sequence.find(b"0"), None);
     }
 }

@@ -7,13 +7,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::BatchError;
-use crate::events::{EventRecord, Events};
+use crate::events::{EventRecord, Events, LEADS_PER_BUCKET, NO_TYPE, group_bucket};
 use crate::leads::Leads;
 
-/// Leads scored per parallel task; large enough to amortise the per-task state.
-const LEADS_PER_TASK: usize = 2048;
-/// Tasks whose output is held in memory before it is written.
-const TASKS_PER_WRITE: usize = 64;
+/// Buckets whose output is held in memory before it is written.
+const BUCKETS_PER_WRITE: usize = 32;
 
 /// The output's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,60 +44,63 @@ pub fn write_scores(
         out.write_all(header.as_bytes()).map_err(BatchError::Write)?;
     }
     let n_leads = leads.len();
-    let tasks: Vec<(usize, usize)> =
-        (0..n_leads).step_by(LEADS_PER_TASK).map(|start| (start, (start + LEADS_PER_TASK).min(n_leads))).collect();
-    for batch in tasks.chunks(TASKS_PER_WRITE) {
+    let n_buckets = events.buckets.len();
+    let buckets: Vec<usize> = (0..n_buckets).collect();
+    for batch in buckets.chunks(BUCKETS_PER_WRITE) {
         let outputs: Vec<Vec<u8>> = batch
             .par_iter()
-            .map_init(
-                || (LeadState::new(model), LeadScores::default(), Vec::new()),
-                |(state, scores, records), &(start, end)| {
-                    let mut buffer = Vec::with_capacity((end - start) * 48);
-                    for lead in start..end {
-                        score_lead(model, leads, events, lead, as_of, state, scores, records);
-                        match format {
-                            OutputFormat::Csv => write_csv_row(&mut buffer, &leads.ids[lead], scores),
-                            OutputFormat::ExplainJsonLines => write_explained(&mut buffer, &leads.ids[lead], scores),
-                        }
+            .map_init(Scratch::new, |scratch, &bucket| {
+                let first_lead = bucket * LEADS_PER_BUCKET;
+                let bucket_leads = LEADS_PER_BUCKET.min(n_leads - first_lead);
+                group_bucket(
+                    &events.buckets[bucket],
+                    first_lead,
+                    bucket_leads,
+                    &mut scratch.offsets,
+                    &mut scratch.records,
+                );
+                let mut buffer = Vec::with_capacity(bucket_leads * 48);
+                let mut state = LeadState::new(model);
+                let mut scores = LeadScores::default();
+                for i in 0..bucket_leads {
+                    let lead = first_lead + i;
+                    state.clear();
+                    for record in &scratch.records[scratch.offsets[i]..scratch.offsets[i + 1]] {
+                        let event = Event {
+                            event_type: (record.event_type != NO_TYPE).then_some(EventTypeId(record.event_type)),
+                            at: Timestamp(record.at),
+                            properties: events.properties_of(record),
+                        };
+                        state.apply(model, &event);
                     }
-                    buffer
-                },
-            )
+                    model.evaluate_into(leads.values_of(lead), &state, as_of, &mut scores);
+                    match format {
+                        OutputFormat::Csv => write_csv_row(&mut buffer, &leads.ids[lead], &scores),
+                        OutputFormat::ExplainJsonLines => write_explained(&mut buffer, &leads.ids[lead], &scores),
+                    }
+                }
+                buffer
+            })
             .collect();
         for output in outputs {
             out.write_all(&output).map_err(BatchError::Write)?;
         }
-        let done = batch.last().map_or(0, |(_, end)| *end);
+        let done = batch.last().map_or(0, |b| ((b + 1) * LEADS_PER_BUCKET).min(n_leads));
         progress(done as u64, n_leads as u64);
     }
     out.flush().map_err(BatchError::Write)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn score_lead<'m>(
-    model: &'m Model,
-    leads: &Leads,
-    events: &Events,
-    lead: usize,
-    as_of: Timestamp,
-    state: &mut LeadState,
-    scores: &mut LeadScores<'m>,
-    records: &mut Vec<EventRecord>,
-) {
-    state.clear();
-    records.clear();
-    records.extend_from_slice(events.of_lead(lead));
-    // In time order, trackers that keep every occurrence only append.
-    records.sort_unstable_by_key(|r| r.at);
-    for record in records.iter() {
-        let event = Event {
-            event_type: (record.event_type != u32::MAX).then_some(EventTypeId(record.event_type)),
-            at: Timestamp(record.at),
-            properties: events.properties_of(record),
-        };
-        state.apply(model, &event);
+/// Per-thread buffers reused from bucket to bucket.
+struct Scratch {
+    offsets: Vec<usize>,
+    records: Vec<EventRecord>,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch { offsets: Vec::new(), records: Vec::new() }
     }
-    model.evaluate_into(leads.values_of(lead), state, as_of, scores);
 }
 
 /// A score rounded to 6 decimals, without trailing zeros (`62.5`, `50`, `-22.500003`).
