@@ -56,6 +56,9 @@ pub struct TierReport {
     pub label: String,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// Without a `max`, the tier ends below the next tier's `min`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
     /// Reachable by points, or given by a qualifier.
     pub reachable: bool,
     /// Why not, when not.
@@ -138,9 +141,15 @@ fn tier_reports(score: &Score, range: Range) -> Vec<TierReport> {
         .enumerate()
         .map(|(i, tier)| {
             let by_qualifier = score.qualifiers.iter().any(|q| q.tier == i);
+            let below = match tier.max {
+                Some(_) => None,
+                None if tier.qualifier_only => None,
+                None => score.tiers[i + 1..].iter().find(|t| !t.qualifier_only).and_then(|t| t.min),
+            };
             let by_points = !tier.qualifier_only
                 && tier.min.is_none_or(|min| min <= range.max)
-                && tier.max.is_none_or(|max| max >= range.min);
+                && tier.max.is_none_or(|max| max >= range.min)
+                && below.is_none_or(|below| below > range.min);
             let note = match (by_points, by_qualifier) {
                 (true, _) => None,
                 (false, true) => Some("only through a qualifier".to_string()),
@@ -155,6 +164,7 @@ fn tier_reports(score: &Score, range: Range) -> Vec<TierReport> {
                 label: tier.label.clone(),
                 min: tier.min,
                 max: tier.max,
+                below,
                 reachable: by_points || by_qualifier,
                 note,
             }

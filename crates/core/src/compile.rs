@@ -390,6 +390,20 @@ impl Compiler {
             }
             tiers.push(Tier { label, min, max, qualifier_only: tier.qualifier_only });
         }
+        // A qualifier raises a lead to its tier only from a lower one (in the written order).
+        for (i, tier) in tiers.iter().enumerate() {
+            if let Some(above) =
+                tier.qualifier_only.then(|| tiers[i + 1..].iter().find(|t| !t.qualifier_only)).flatten()
+            {
+                self.warning(
+                    format!(
+                        "qualifier-only tier `{}` is listed below tier `{}`: leads in `{}` never get it; list it after the tiers it ranks above",
+                        tier.label, above.label, above.label
+                    ),
+                    defs.get(i).map(|d| d.span()),
+                );
+            }
+        }
         tiers
     }
 

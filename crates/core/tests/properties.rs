@@ -83,9 +83,8 @@ struct GenEvent {
 
 fn events_strategy() -> impl Strategy<Value = Vec<GenEvent>> {
     prop::collection::vec(
-        (0..TYPES.len(), -86_400i64 * 3..86_400 * 120, any::<bool>()).prop_map(|(kind, age_seconds, pricing)| {
-            GenEvent { kind, age_seconds, pricing }
-        }),
+        (0..TYPES.len(), -86_400i64 * 3..86_400 * 120, any::<bool>())
+            .prop_map(|(kind, age_seconds, pricing)| GenEvent { kind, age_seconds, pricing }),
         0..40,
     )
 }

@@ -46,13 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn bound(value: f64) -> String {
-    if value == f64::INFINITY {
-        "no limit".to_string()
-    } else if value == f64::NEG_INFINITY {
-        "no limit".to_string()
-    } else {
-        format_number(value)
-    }
+    if value.is_infinite() { "unbounded".to_string() } else { format_number(value) }
 }
 
 /// The per-score part of the report.
@@ -67,27 +61,26 @@ pub fn render_report(reports: &[ScoreReport]) -> String {
             bound(report.range.max)
         );
         for tier in &report.tiers {
-            let range = match (tier.min, tier.max) {
-                (_, _)
-                    if tier.note.as_deref() == Some("only through a qualifier")
-                        && tier.min.is_none()
-                        && tier.max.is_none() =>
+            let range = match (tier.min, tier.max, tier.below) {
+                _ if tier.note.as_deref() == Some("only through a qualifier")
+                    && tier.min.is_none()
+                    && tier.max.is_none() =>
                 {
                     "by qualifier".to_string()
                 }
-                (None, None) => "any score".to_string(),
-                (Some(min), None) => format!("{} and up", format_number(min)),
-                (None, Some(max)) => format!("up to {}", format_number(max)),
-                (Some(min), Some(max)) => {
-                    format!("{} to {}", format_number(min), format_number(max))
-                }
+                (None, None, None) => "any score".to_string(),
+                (None, None, Some(below)) => format!("below {}", format_number(below)),
+                (Some(min), None, Some(below)) => format!("{} to below {}", format_number(min), format_number(below)),
+                (Some(min), None, None) => format!("{} and up", format_number(min)),
+                (None, Some(max), _) => format!("up to {}", format_number(max)),
+                (Some(min), Some(max), _) => format!("{} to {}", format_number(min), format_number(max)),
             };
             let status = match (&tier.note, tier.reachable) {
                 (None, _) => String::new(),
                 (Some(note), true) => format!("  ({note})"),
                 (Some(note), false) => format!("  UNREACHABLE: {note}"),
             };
-            let _ = writeln!(out, "  {:<16} {range}{status}", tier.label);
+            let _ = writeln!(out, "  - {}: {range}{status}", tier.label);
         }
     }
     out
