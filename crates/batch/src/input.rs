@@ -36,6 +36,8 @@ pub struct Blocks {
     done: bool,
     block_size: usize,
     csv_quotes: bool,
+    /// Bytes not read yet, as the file's size said when opened (bounds buffer sizes).
+    unread: u64,
 }
 
 /// One block of whole records.
@@ -47,7 +49,9 @@ pub struct Block {
 impl Blocks {
     pub fn open(path: &Path, csv_quotes: bool) -> Result<Blocks, BatchError> {
         let file = File::open(path).map_err(|source| BatchError::Read { path: path.to_path_buf(), source })?;
+        let unread = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Blocks {
+            unread,
             file,
             path: path.display().to_string(),
             carry: Vec::new(),
@@ -81,7 +85,9 @@ impl Blocks {
         self.carry.clear();
         let mut bytes = buffer;
         let start = bytes.len();
-        bytes.resize(start + self.block_size, 0);
+        // One byte more than the file holds lets the read notice the end without a second call.
+        let room = (self.block_size as u64).min(self.unread + 1) as usize;
+        bytes.resize(start + room.max(1), 0);
         let mut filled = start;
         while filled < bytes.len() {
             let n = self
@@ -93,6 +99,7 @@ impl Blocks {
                 break;
             }
             filled += n;
+            self.unread = self.unread.saturating_sub(n as u64);
         }
         bytes.truncate(filled);
         if !self.done {

@@ -1,0 +1,234 @@
+//! The `leadscore` binary as users run it: bad input, strict mode, JSON Lines, `check` output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leadscore"))
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = command.output().expect("the binary runs");
+    (status.code().unwrap_or(-1), String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const MODEL: &str = r#"
+[scores.score]
+tiers = [{ label = "cold" }, { label = "hot", min = 20 }]
+[[scores.score.rules]]
+name = "tech"
+when = { field = "industry", equals = "Technology" }
+points = 15
+[[scores.score.rules]]
+name = "pricing"
+event = "page_view"
+where = { field = "url", contains = "/pricing" }
+points = 10
+max_count = 1
+"#;
+
+const LEADS: &str = "lead_id,industry\nA1,Technology\nB2,Retail\nC3,Technology\n";
+
+fn score_args(dir: &Path, leads: &Path, events: &Path) -> Command {
+    let model = write(dir, "model.toml", MODEL);
+    let mut command = bin();
+    command.args(["score", "--as-of", "2026-11-01T00:00:00Z", "--model"]).arg(model).arg("--leads").arg(leads);
+    command.arg("--events").arg(events);
+    command
+}
+
+#[test]
+fn bad_rows_are_skipped_counted_and_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let events = write(
+        dir.path(),
+        "events.csv",
+        "lead_id,type,ts,url\n\
+         A1,page_view,2026-10-30T00:00:00Z,/pricing\n\
+         ZZ,page_view,2026-10-30T00:00:00Z,/pricing\n\
+         C3,page_view,yesterday,/pricing\n\
+         C3,page_view,2026-10-30T00:00:00Z\n\
+         C3,page_view,2026-10-30T09:00:00+09:00,/pricing\n",
+    );
+    let (code, stdout, stderr) = run(&mut score_args(dir.path(), &leads, &events));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stdout, "lead_id,score,score_tier\nA1,25,hot\nB2,0,cold\nC3,25,hot\n");
+    let events_path = events.display().to_string();
+    assert!(stderr.contains(&format!("{events_path}:3: lead_id `ZZ` is not in the leads file")), "{stderr}");
+    assert!(stderr.contains(&format!("{events_path}:4: `yesterday` is not an RFC 3339 time")), "{stderr}");
+    assert!(stderr.contains(&format!("{events_path}:5: 3 fields where the header has 4")), "{stderr}");
+    assert!(stderr.contains("3 bad rows skipped"), "{stderr}");
+}
+
+#[test]
+fn strict_stops_at_the_first_bad_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let events = write(
+        dir.path(),
+        "events.csv",
+        "lead_id,type,ts,url\nA1,page_view,2026-10-30T00:00:00Z,/\nA1,page_view,2026-13-30T00:00:00Z,/\n",
+    );
+    let (code, stdout, stderr) = run(score_args(dir.path(), &leads, &events).arg("--strict"));
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains(":3: `2026-13-30T00:00:00Z` is not an RFC 3339 time"), "{stderr}");
+    assert!(stderr.contains("--strict"), "{stderr}");
+}
+
+#[test]
+fn json_lines_inputs_give_the_same_scores_as_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads_csv = write(dir.path(), "leads.csv", LEADS);
+    let events_csv = write(
+        dir.path(),
+        "events.csv",
+        "event_id,lead_id,type,ts,url\n1,A1,page_view,2026-10-30T00:00:00Z,/pricing\n2,B2,page_view,2026-10-30T00:00:00Z,\"/a,b/pricing\"\n",
+    );
+    let leads_jsonl = write(
+        dir.path(),
+        "leads.jsonl",
+        "{\"lead_id\": \"A1\", \"industry\": \"Technology\"}\n{\"id\": \"B2\", \"attributes\": {\"industry\": \"Retail\"}}\n\n{\"lead_id\": \"C3\", \"traits\": {\"industry\": \"Technology\"}}\n",
+    );
+    let events_jsonl = write(
+        dir.path(),
+        "events.ndjson",
+        "{\"lead_id\": \"A1\", \"type\": \"page_view\", \"ts\": \"2026-10-30T00:00:00Z\", \"properties\": {\"url\": \"/pricing\"}}\n{\"userId\": \"B2\", \"event\": \"page_view\", \"timestamp\": \"2026-10-30T00:00:00Z\", \"url\": \"/a,b/pricing\"}\n",
+    );
+    let (code_csv, csv_out, _) = run(&mut score_args(dir.path(), &leads_csv, &events_csv));
+    let (code_json, json_out, stderr) = run(&mut score_args(dir.path(), &leads_jsonl, &events_jsonl));
+    assert_eq!((code_csv, code_json), (0, 0), "{stderr}");
+    assert_eq!(csv_out, "lead_id,score,score_tier\nA1,25,hot\nB2,10,cold\nC3,15,cold\n");
+    assert_eq!(json_out, csv_out);
+}
+
+#[test]
+fn explain_writes_contributions() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let events = write(dir.path(), "events.csv", "lead_id,type,ts,url\nA1,page_view,2026-10-30T00:00:00Z,/pricing\n");
+    let (code, stdout, _) = run(score_args(dir.path(), &leads, &events).arg("--explain"));
+    assert_eq!(code, 0);
+    let first = stdout.lines().next().unwrap();
+    insta::assert_snapshot!(first, @r#"{"lead_id":"A1","scores":{"score":{"name":"score","value":25.0,"tier":"hot","contributions":[{"kind":"rule","rule":"tech","points":15.0},{"kind":"rule","rule":"pricing","occurrences":1,"points":10.0}]}}}"#);
+}
+
+#[test]
+fn missing_columns_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", "lead_id,sector\n1,Technology\n");
+    let events = write(dir.path(), "events.csv", "lead_id,type,ts\n1,page_view,2026-10-30T00:00:00Z\n");
+    let (code, stdout, stderr) = run(&mut score_args(dir.path(), &leads, &events));
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "lead_id,score,score_tier\n1,0,cold\n");
+    assert!(stderr.contains("no column `industry`, which the model reads"), "{stderr}");
+    assert!(stderr.contains("no column `url`, which the model's event filters read"), "{stderr}");
+}
+
+#[test]
+fn unusable_files_are_fatal_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.txt", LEADS);
+    let events = write(dir.path(), "events.csv", "lead,when\n");
+    let (code, _, stderr) = run(&mut score_args(dir.path(), &leads, &events));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("leads.txt: unknown file type"), "{stderr}");
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let (code, _, stderr) = run(&mut score_args(dir.path(), &leads, &events));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("events.csv: no event type column"), "{stderr}");
+    let (code, _, stderr) = run(&mut score_args(dir.path(), &leads, &dir.path().join("absent.csv")));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("absent.csv"), "{stderr}");
+}
+
+#[test]
+fn as_of_accepts_any_offset_and_rejects_nonsense() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let events =
+        write(dir.path(), "events.csv", "lead_id,type,ts,url\nA1,page_view,2026-10-31T20:00:00-04:00,/pricing\n");
+    let mut command = score_args(dir.path(), &leads, &events);
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let mut tokyo = bin();
+    tokyo.args(
+        args.iter().map(|a| if a == "2026-11-01T00:00:00Z" { "2026-11-01T09:00:00+09:00".into() } else { a.clone() }),
+    );
+    let (_, at_utc, _) = run(&mut command);
+    let (_, at_tokyo, _) = run(&mut tokyo);
+    assert_eq!(at_utc, at_tokyo);
+    assert!(at_utc.contains("A1,25,hot"), "{at_utc}");
+    let (code, _, stderr) = run(bin().args(["score", "--model", "m.toml", "--leads", "l.csv", "--as-of", "tomorrow"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is not an RFC 3339 date-time"), "{stderr}");
+}
+
+#[test]
+fn check_reports_every_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(
+        dir.path(),
+        "broken.toml",
+        "[scores.s]\ntiers = [{ label = \"a\", min = 0, max = 10 }, { label = \"b\", min = 5 }]\n[[scores.s.rules]]\nname = \"r\"\nwhen = { field = \"title\", regex = \"[\" }\npoints = 1\n",
+    );
+    let (code, stdout, _) = run(bin().arg("check").arg(&model));
+    assert_eq!(code, 1);
+    let stdout = stdout.replace(&model.display().to_string(), "broken.toml");
+    insta::assert_snapshot!(stdout, @r"
+    broken.toml:2:46: error: tiers `a` (up to 10) and `b` (from 5) overlap
+    broken.toml:5:35: error: `regex` is not a valid regular expression: unclosed character class
+    broken.toml: 2 errors
+    ");
+}
+
+#[test]
+fn check_reports_ranges_and_unreachable_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(
+        dir.path(),
+        "model.toml",
+        r#"
+[scores.fit]
+tiers = [{ label = "D" }, { label = "C", min = 10 }, { label = "B", min = 20 }, { label = "A", min = 40 }]
+[[scores.fit.rules]]
+name = "title"
+when = { field = "title", contains = "vp" }
+points = 20
+[[scores.fit.rules]]
+name = "size"
+when = { field = "employees", min = 50 }
+points = 10
+[scores.engagement]
+max = 30
+[[scores.engagement.rules]]
+name = "views"
+event = "page_view"
+points = 1
+[scores.total]
+from = { fit = 1, engagement = 0.5 }
+"#,
+    );
+    let (code, stdout, _) = run(bin().arg("check").arg(&model));
+    assert_eq!(code, 0);
+    let stdout = stdout.replace(&model.display().to_string(), "model.toml");
+    insta::assert_snapshot!(stdout, @r"
+    model.toml: model `model` is valid: 3 scores, 3 rules
+
+    score `fit`: lowest 0, highest 30
+      - D: below 10
+      - C: 10 to below 20
+      - B: 20 to below 40
+      - A: 40 and up  UNREACHABLE: no lead can reach it: the score ranges from 0 to 30
+
+    score `engagement`: lowest 0, highest 30
+
+    score `total`: lowest 0, highest 45
+    ");
+}
