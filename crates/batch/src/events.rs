@@ -52,6 +52,9 @@ pub struct Events {
     pub read: u64,
     pub unused: u64,
     pub after_as_of: u64,
+    /// Events whose lead is not in the leads file, and the first of them (line, lead id).
+    pub unknown_lead: u64,
+    pub first_unknown_lead: Option<(u64, String)>,
 }
 
 impl Events {
@@ -64,6 +67,8 @@ impl Events {
             read: 0,
             unused: 0,
             after_as_of: 0,
+            unknown_lead: 0,
+            first_unknown_lead: None,
         }
     }
 
@@ -85,6 +90,8 @@ struct Piece {
     read: u64,
     unused: u64,
     after_as_of: u64,
+    unknown_lead: u64,
+    first_unknown_lead: Option<(u64, String)>,
 }
 
 impl Piece {
@@ -97,6 +104,8 @@ impl Piece {
             read: 0,
             unused: 0,
             after_as_of: 0,
+            unknown_lead: 0,
+            first_unknown_lead: None,
         }
     }
 }
@@ -145,13 +154,16 @@ impl Context<'_> {
     ) -> bool {
         piece.read += 1;
         let lead_id = lead.trim_ascii();
+        if lead_id.is_empty() {
+            return self.bad(piece, line, "empty lead id".to_string());
+        }
         let Some(lead) = self.leads.find(lead_id) else {
-            let reason = if lead_id.is_empty() {
-                "empty lead id".to_string()
-            } else {
-                format!("lead_id `{}` is not in the leads file", String::from_utf8_lossy(lead_id))
-            };
-            return self.bad(piece, line, reason);
+            // Not a bad row: event exports often cover more leads than the file being scored.
+            piece.unknown_lead += 1;
+            if piece.first_unknown_lead.is_none() {
+                piece.first_unknown_lead = Some((line, String::from_utf8_lossy(lead_id).into_owned()));
+            }
+            return false;
         };
         let Some(at) = Timestamp::parse_rfc3339_bytes(time.trim_ascii()) else {
             let reason = format!(
@@ -257,12 +269,22 @@ pub fn read_events(
             events.read += piece.read;
             events.unused += piece.unused;
             events.after_as_of += piece.after_as_of;
+            events.unknown_lead += piece.unknown_lead;
+            if events.first_unknown_lead.is_none() {
+                events.first_unknown_lead = piece.first_unknown_lead;
+            }
         }
         progress(done_bytes, total_bytes);
         Ok(())
     })?;
     if format == Format::Csv && columns.is_none() {
         return Err(BatchError::BadHeader { file, message: "the file is empty: it needs a header line".to_string() });
+    }
+    if let Some((line, id)) = &events.first_unknown_lead {
+        problems.warn(format!(
+            "{file}: {} events belong to leads that are not in the leads file and were not scored (the first: line {line}, lead_id `{id}`)",
+            events.unknown_lead
+        ));
     }
     Ok(events)
 }

@@ -68,6 +68,7 @@ pub fn score_files(
         events_read: events.read,
         events_unused: events.unused,
         events_after_as_of: events.after_as_of,
+        events_unknown_lead: events.unknown_lead,
         problems,
     })
 }

@@ -62,5 +62,7 @@ pub struct Summary {
     pub events_unused: u64,
     /// Events after the as-of time.
     pub events_after_as_of: u64,
+    /// Events of leads not in the leads file.
+    pub events_unknown_lead: u64,
     pub problems: Problems,
 }

@@ -20,7 +20,7 @@ use crate::model::{
     Band, Decay, EventPoints, EventRule, EventTest, EventTypeId, Group, Model, Qualifier, Rule, RuleKind, Score, Tier,
     Tracker,
 };
-use crate::rules::condition::{Condition, Literal, Test};
+use crate::rules::condition::{Condition, OneOf, Test};
 use crate::time::Duration;
 
 /// A compiled model with the warnings its file raised.
@@ -302,6 +302,16 @@ impl Compiler {
         let tiers = self.tiers(&name, &def.tiers);
         let disqualified_tier =
             def.disqualified_tier.as_ref().map_or_else(|| "disqualified".to_string(), |t| t.get_ref().clone());
+        if let Some(label) = &def.disqualified_tier {
+            if label.get_ref().trim().is_empty() {
+                self.error("`disqualified_tier` cannot be empty", span(label));
+            } else if tiers.iter().any(|t| t.label == *label.get_ref()) {
+                self.error(
+                    format!("`disqualified_tier` `{}` is also a tier of this score: disqualified leads need a label of their own", label.get_ref()),
+                    span(label),
+                );
+            }
+        }
         let qualifiers =
             def.qualifiers.iter().filter_map(|q| self.qualifier(&name, q, &tiers, &rule_names, false)).collect();
         let disqualifiers =
@@ -446,7 +456,10 @@ impl Compiler {
                 None => match tiers.iter().rposition(|t| !t.qualifier_only) {
                     Some(i) => i,
                     None => {
-                        self.error(format!("{kind} `{name}` needs a tier but score `{score}` has no tiers"), span(def));
+                        self.error(
+                            format!("{kind} `{name}` needs `tier`: score `{score}` has no tier reached by points to default to"),
+                            span(def),
+                        );
                         return None;
                     }
                 },
@@ -483,6 +496,12 @@ impl Compiler {
         };
         let mut rules = Vec::new();
         if let Some(names) = &q.rules {
+            if names.get_ref().is_empty() {
+                self.error(
+                    format!("{kind} `{name}` has an empty `rules` list: name the rules that must all apply"),
+                    span(names),
+                );
+            }
             for rule in names.get_ref() {
                 match rule_names.get(rule.get_ref()) {
                     Some(&i) => rules.push(i),
@@ -779,6 +798,9 @@ impl Compiler {
             return Some(Decay::HalfLife { half_life_days: half_life.as_days() });
         }
         if let Some(steps) = &d.steps {
+            if steps.is_empty() {
+                self.error("`steps` is empty: give at least one `{ older_than = \"90d\", factor = 0.5 }`", span(def));
+            }
             let mut compiled: Vec<(Duration, f64)> = Vec::new();
             for step in steps {
                 let s = step.get_ref();
@@ -832,6 +854,9 @@ impl Compiler {
             || c.email_domain.is_some()
             || c.free_email.is_some();
         if combinators > 0 {
+            if c.ignore_case {
+                self.error("`ignore_case` applies to the tests of one `field`: put it inside the conditions of `all`, `any` or `not`", span(def));
+            }
             if combinators > 1 || c.field.is_some() || tests_given {
                 self.error(
                     "a condition is either tests on one `field` or one of `all`, `any`, `not`: split it with `all = [...]`",
@@ -864,32 +889,31 @@ impl Compiler {
             );
             return None;
         }
+        if c.ignore_case && c.equals.is_none() && c.one_of.is_none() && c.starts_with.is_none() {
+            self.warning(
+                "`ignore_case` changes only `equals`, `one_of` and `starts_with` (`contains` always ignores case; write `(?i)` in a `regex`)",
+                span(def),
+            );
+        }
         let slot = self.slot(record, field.get_ref());
         let mut tests = Vec::new();
         let mut ok = true;
         if let Some(equals) = &c.equals {
-            tests.push(match (equals.get_ref(), c.ignore_case) {
-                (Scalar::Text(t), true) => Test::EqualsIgnoringCase(t.to_lowercase()),
-                (Scalar::Text(t), false) => Test::Equals(Literal::Text(t.clone())),
-                (Scalar::Integer(i), _) => Test::Equals(Literal::Number(*i as f64)),
-                (Scalar::Float(f), _) => Test::Equals(Literal::Number(*f)),
-                (Scalar::Bool(b), _) => Test::Equals(Literal::Bool(*b)),
-            });
+            let one = std::slice::from_ref(equals.get_ref());
+            match self.one_of_test(one, c.ignore_case, "equals", span(equals)) {
+                Some(test) => tests.push(test),
+                None => ok = false,
+            }
         }
         if let Some(one_of) = &c.one_of {
             if one_of.get_ref().is_empty() {
                 self.error("`one_of` is empty, so it never matches", span(one_of));
                 ok = false;
             }
-            let texts = one_of.get_ref().iter().map(|s| match s {
-                Scalar::Text(t) if c.ignore_case => t.to_lowercase(),
-                Scalar::Text(t) => t.clone(),
-                Scalar::Integer(i) => i.to_string(),
-                Scalar::Float(f) => crate::value::format_number(*f),
-                Scalar::Bool(b) => b.to_string(),
-            });
-            let set = texts.collect();
-            tests.push(if c.ignore_case { Test::OneOfIgnoringCase(set) } else { Test::OneOf(set) });
+            match self.one_of_test(one_of.get_ref(), c.ignore_case, "one_of", span(one_of)) {
+                Some(test) => tests.push(test),
+                None => ok = false,
+            }
         }
         if let Some(contains) = &c.contains {
             ok &= self.literal_regex(contains, "contains", "", true, &mut tests);
@@ -954,6 +978,50 @@ impl Compiler {
         }
         let compiled: Vec<Option<Condition>> = defs.get_ref().iter().map(|d| self.condition(d, record)).collect();
         compiled.into_iter().collect()
+    }
+
+    /// `equals` / `one_of`: texts compared exactly (or with Unicode case folding), numbers and
+    /// booleans by meaning.
+    fn one_of_test(
+        &mut self,
+        values: &[Scalar],
+        ignore_case: bool,
+        key: &str,
+        at: Option<Range<usize>>,
+    ) -> Option<Test> {
+        let mut texts = HashSet::new();
+        let mut numbers = Vec::new();
+        let mut bools = Vec::new();
+        for value in values {
+            match value {
+                Scalar::Text(t) => {
+                    texts.insert(t.clone());
+                }
+                Scalar::Integer(i) => numbers.push(*i as f64),
+                Scalar::Float(f) if f.is_finite() => numbers.push(*f),
+                Scalar::Float(f) => {
+                    self.error(format!("`{key}` must list finite numbers, not {f}"), at.clone());
+                    return None;
+                }
+                Scalar::Bool(b) => bools.push(*b),
+            }
+        }
+        let folded = if ignore_case && !texts.is_empty() {
+            let alternatives: Vec<String> = texts.iter().map(|t| regex::escape(t)).collect();
+            match Regex::new(&format!("(?i)^(?:{})$", alternatives.join("|"))) {
+                Ok(regex) => {
+                    texts.clear();
+                    Some(regex)
+                }
+                Err(error) => {
+                    self.error(format!("`{key}` is too large to match: {error}"), at);
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        Some(Test::OneOf(Box::new(OneOf { texts, folded, numbers, bools })))
     }
 
     /// `contains` / `starts_with`: literals joined into one regex.

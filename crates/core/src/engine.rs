@@ -281,7 +281,13 @@ impl Model {
             for contribution in contributions.iter_mut() {
                 contribution.points *= scale;
             }
-            contributions.push(Contribution { source: Source::Normalization, occurrences: 0, points: -min * scale });
+            if min != 0.0 {
+                contributions.push(Contribution {
+                    source: Source::Normalization,
+                    occurrences: 0,
+                    points: -min * scale,
+                });
+            }
         }
         let value = sum(contributions);
         result.value = value;
@@ -388,7 +394,11 @@ fn event_outcome(rule: &EventRule, times: &[Timestamp], as_of: Timestamp) -> Rul
         EventPoints::Progressive(steps) => counted.iter().zip(steps).rev().map(|(&at, step)| step * factor(at)).sum(),
         EventPoints::Bands(bands) => {
             let n = counted.len();
-            bands.iter().find(|b| n >= b.min && b.max.is_none_or(|max| n <= max)).map_or(0.0, |b| b.points)
+            match bands.iter().find(|b| n >= b.min && b.max.is_none_or(|max| n <= max)) {
+                Some(band) => band.points,
+                // A count that falls in no band: the rule does not apply.
+                None => return RuleOutcome::default(),
+            }
         }
     };
     RuleOutcome { applied: true, points, occurrences: counted.len() as u32 }

@@ -15,10 +15,10 @@ pub enum Value {
 }
 
 impl Value {
-    /// Text as given; an empty string is a missing value.
+    /// Text as given; an empty or all-blank string is a missing value.
     pub fn text(text: impl Into<String>) -> Value {
         let text = text.into();
-        if text.is_empty() { Value::Missing } else { Value::Text(text) }
+        if text.trim().is_empty() { Value::Missing } else { Value::Text(text) }
     }
 
     pub fn is_missing(&self) -> bool {

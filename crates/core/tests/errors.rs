@@ -105,3 +105,30 @@ fn syntax_error() {
 fn empty_model() {
     insta::assert_snapshot!(errors("# nothing here\n"));
 }
+
+#[test]
+fn empty_lists_misplaced_options_and_wrong_types() {
+    insta::assert_snapshot!(errors(
+        r#"
+[scores.s]
+tiers = [{ label = "cold" }, { label = "hot", min = 10 }]
+disqualified_tier = "cold"
+
+[[scores.s.qualifiers]]
+name = "bant"
+rules = []
+
+[[scores.s.rules]]
+name = "decayed"
+event = "webinar"
+points = 5
+decay = { steps = [] }
+
+[[scores.s.rules]]
+name = "country"
+when = { any = [{ field = "country", equals = "us" }], ignore_case = true }
+points = 5
+"#
+    ));
+    insta::assert_snapshot!(errors("[scores.s]\n[[scores.s.rules]]\nname = \"x\"\nevent = 5\npoints = 1\n"));
+}

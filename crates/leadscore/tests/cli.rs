@@ -61,10 +61,16 @@ fn bad_rows_are_skipped_counted_and_located() {
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(stdout, "lead_id,score,score_tier\nA1,25,hot\nB2,0,cold\nC3,25,hot\n");
     let events_path = events.display().to_string();
-    assert!(stderr.contains(&format!("{events_path}:3: lead_id `ZZ` is not in the leads file")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{events_path}: 1 events belong to leads that are not in the leads file and were not scored (the first: line 3, lead_id `ZZ`)"
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains(&format!("{events_path}:4: `yesterday` is not an RFC 3339 time")), "{stderr}");
     assert!(stderr.contains(&format!("{events_path}:5: 3 fields where the header has 4")), "{stderr}");
-    assert!(stderr.contains("3 bad rows skipped"), "{stderr}");
+    assert!(stderr.contains("1 of other leads"), "{stderr}");
+    assert!(stderr.contains("2 bad rows skipped"), "{stderr}");
 }
 
 #[test]

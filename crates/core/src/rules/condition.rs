@@ -76,10 +76,8 @@ pub(crate) enum Condition {
 #[derive(Debug)]
 pub(crate) enum Test {
     Present(bool),
-    Equals(Literal),
-    EqualsIgnoringCase(String),
-    OneOf(HashSet<String>),
-    OneOfIgnoringCase(HashSet<String>),
+    /// `equals` (one value) and `one_of`.
+    OneOf(Box<OneOf>),
     /// `contains`, `starts_with` and `regex` all become one regex.
     Matches(Regex),
     AtLeast(f64),
@@ -90,11 +88,28 @@ pub(crate) enum Test {
     FreeEmail(bool),
 }
 
-#[derive(Debug, PartialEq)]
-pub(crate) enum Literal {
-    Text(String),
-    Number(f64),
-    Bool(bool),
+/// The values `equals` / `one_of` accept: a value matches if any of them does.
+#[derive(Debug)]
+pub(crate) struct OneOf {
+    /// Compared exactly.
+    pub(crate) texts: HashSet<String>,
+    /// With `ignore_case`: the texts as one whole-value, case-folding regex.
+    pub(crate) folded: Option<Regex>,
+    /// Compared as numbers: `200` matches the text `"200.0"`.
+    pub(crate) numbers: Vec<f64>,
+    pub(crate) bools: Vec<bool>,
+}
+
+impl OneOf {
+    fn matches(&self, value: &Value) -> bool {
+        if let Some(text) = value.as_text()
+            && (self.texts.contains(text.as_ref()) || self.folded.as_ref().is_some_and(|r| r.is_match(&text)))
+        {
+            return true;
+        }
+        (!self.numbers.is_empty() && value.as_number().is_some_and(|n| self.numbers.contains(&n)))
+            || (!self.bools.is_empty() && value.as_bool().is_some_and(|b| self.bools.contains(&b)))
+    }
 }
 
 impl Condition {
@@ -122,12 +137,7 @@ impl Test {
         }
         match self {
             Test::Present(_) => unreachable!("handled above"),
-            Test::Equals(Literal::Number(n)) => value.as_number() == Some(*n),
-            Test::Equals(Literal::Bool(b)) => value.as_bool() == Some(*b),
-            Test::Equals(Literal::Text(t)) => value.as_text().is_some_and(|v| v == t.as_str()),
-            Test::EqualsIgnoringCase(t) => value.as_text().is_some_and(|v| v.to_lowercase() == *t),
-            Test::OneOf(set) => value.as_text().is_some_and(|v| set.contains(v.as_ref())),
-            Test::OneOfIgnoringCase(set) => value.as_text().is_some_and(|v| set.contains(&v.to_lowercase())),
+            Test::OneOf(one_of) => one_of.matches(value),
             Test::Matches(regex) => value.as_text().is_some_and(|v| regex.is_match(&v)),
             Test::AtLeast(min) => value.as_number().is_some_and(|v| v >= *min),
             Test::AtMost(max) => value.as_number().is_some_and(|v| v <= *max),
@@ -209,12 +219,24 @@ mod tests {
         assert!(competitor.matches(&[Value::text("x@a@Rival.IO")]));
     }
 
+    fn one_of(texts: &[&str], folded: Option<&str>, numbers: &[f64], bools: &[bool]) -> Test {
+        Test::OneOf(Box::new(OneOf {
+            texts: texts.iter().map(|t| t.to_string()).collect(),
+            folded: folded.map(|r| Regex::new(r).unwrap()),
+            numbers: numbers.to_vec(),
+            bools: bools.to_vec(),
+        }))
+    }
+
     #[test]
     fn equality_by_meaning() {
-        assert!(field(vec![Test::Equals(Literal::Number(200.0))]).matches(&[Value::text("200")]));
-        assert!(field(vec![Test::Equals(Literal::Bool(true))]).matches(&[Value::text("yes")]));
-        assert!(field(vec![Test::Equals(Literal::Text("Technology".into()))]).matches(&[Value::text("Technology")]));
-        assert!(!field(vec![Test::Equals(Literal::Text("Technology".into()))]).matches(&[Value::text("technology")]));
-        assert!(field(vec![Test::EqualsIgnoringCase("technology".into())]).matches(&[Value::text("TECHNOLOGY")]));
+        assert!(field(vec![one_of(&[], None, &[200.0], &[])]).matches(&[Value::text("200.0")]));
+        assert!(field(vec![one_of(&[], None, &[], &[true])]).matches(&[Value::text("yes")]));
+        assert!(field(vec![one_of(&["Technology"], None, &[], &[])]).matches(&[Value::text("Technology")]));
+        assert!(!field(vec![one_of(&["Technology"], None, &[], &[])]).matches(&[Value::text("technology")]));
+        let folded = field(vec![one_of(&[], Some("(?i)^(?:οδοσ|technology)$"), &[], &[])]);
+        assert!(folded.matches(&[Value::text("TECHNOLOGY")]));
+        assert!(folded.matches(&[Value::text("ΟΔΟΣ")]));
+        assert!(!folded.matches(&[Value::text("technology x")]));
     }
 }

@@ -2,6 +2,7 @@
 //! score can reach and which tiers no lead can reach.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,28 +19,31 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let loaded = model_file::load(&args.model)?;
+    // Write errors (a closed pipe) end the command quietly instead of panicking.
+    let mut out = std::io::stdout().lock();
     match &loaded.compiled {
         Err(error) => {
-            println!("{}", error.render(&loaded.path));
+            writeln!(out, "{}", error.render(&loaded.path))?;
             let n = error.errors().count();
-            println!("{}: {n} error{}", loaded.path, if n == 1 { "" } else { "s" });
+            writeln!(out, "{}: {n} error{}", loaded.path, if n == 1 { "" } else { "s" })?;
             Ok(ExitCode::from(1))
         }
         Ok(compiled) => {
             for warning in &compiled.warnings {
-                println!("{}", warning.render(&loaded.path, &loaded.source));
+                writeln!(out, "{}", warning.render(&loaded.path, &loaded.source))?;
             }
             let model = &compiled.model;
             let n_rules: usize = model.scores().iter().map(|s| s.rules().len()).sum();
-            println!(
+            writeln!(
+                out,
                 "{}: model `{}` is valid: {} score{}, {n_rules} rule{}",
                 loaded.path,
                 model.name(),
                 model.scores().len(),
                 if model.scores().len() == 1 { "" } else { "s" },
                 if n_rules == 1 { "" } else { "s" },
-            );
-            print!("{}", render_report(&check::report(model)));
+            )?;
+            write!(out, "{}", render_report(&check::report(model)))?;
             Ok(ExitCode::SUCCESS)
         }
     }

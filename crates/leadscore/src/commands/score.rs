@@ -98,11 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("skipped: ... and {} more rows", problems.rows_skipped - problems.first_rows.len() as u64);
     }
     eprintln!(
-        "scored {} leads as of {as_of} from {} events ({} of types no rule uses, {} after the as-of time) in {:.2} s; {} bad rows skipped",
+        "scored {} leads as of {as_of} from {} events ({} of types no rule uses, {} after the as-of time, {} of other leads) in {:.2} s; {} bad rows skipped",
         summary.leads,
         summary.events_read,
         summary.events_unused,
         summary.events_after_as_of,
+        summary.events_unknown_lead,
         started.elapsed().as_secs_f64(),
         problems.rows_skipped,
     );
