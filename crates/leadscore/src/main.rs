@@ -24,6 +24,10 @@ enum Command {
     Check(commands::check::Args),
     /// Score a file of leads with their events; one row per lead
     Score(commands::score::Args),
+    /// Run the real-time scoring service (HTTP API, embedded database)
+    Serve(commands::serve::Args),
+    /// Manage API keys of the service
+    Keys(commands::keys::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +35,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => commands::check::run(args),
         Command::Score(args) => commands::score::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Keys(args) => commands::keys::run(args),
     };
     match result {
         Ok(code) => code,

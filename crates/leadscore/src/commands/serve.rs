@@ -1,0 +1,95 @@
+//! `leadscore serve`: the real-time scoring service on an embedded database.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use leadscore_server::AppState;
+use leadscore_store::Store;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory of the database (created if needed)
+    #[arg(long)]
+    data: PathBuf,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8640")]
+    listen: SocketAddr,
+    /// Make this model file the active model of `--workspace` (a new version if it changed)
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The workspace `--model` applies to
+    #[arg(long, default_value = "default")]
+    workspace: String,
+    /// Create a `demo` workspace with an example model and generated leads, and print its keys
+    #[arg(long)]
+    demo: bool,
+    /// Leads the demo generates
+    #[arg(long, default_value_t = 3000)]
+    demo_leads: usize,
+    /// Log as JSON lines instead of text
+    #[arg(long)]
+    log_json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into());
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if args.log_json {
+        subscriber.json().init()
+    } else {
+        subscriber.init()
+    }
+
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let store = Store::open(&args.data)
+            .with_context(|| format!("cannot open the data directory {}", args.data.display()))?;
+        if let Some(path) = &args.model {
+            install_model(&store, &args.workspace, path).await?;
+        }
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        if args.demo {
+            let demo =
+                leadscore_server::demo::create(&store, "demo", args.demo_leads, leadscore_store::now_ms()).await?;
+            println!("demo workspace `{}`: {} leads, {} events", demo.workspace, demo.leads, demo.events);
+            for key in &demo.keys {
+                println!("  {} key: {}", key.scope, key.secret);
+            }
+            let read =
+                demo.keys.iter().find(|k| k.scope == leadscore_store::keys::Scope::Read).map_or("", |k| &k.secret);
+            println!("try: curl -H 'Authorization: Bearer {read}' 'http://{address}/api/leads?limit=5'");
+        }
+        println!("leadscore listening on http://{address}");
+        leadscore_server::serve(listener, AppState::new(store), leadscore_server::shutdown_signal()).await?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Makes the model file the workspace's active model, adding a version only if it changed.
+async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let loaded = crate::model_file::load(path)?;
+    let source = loaded.source.clone();
+    loaded.into_model()?;
+    let workspace = workspace.to_string();
+    let version = store
+        .write(move |connection| {
+            let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace)?;
+            let active = leadscore_store::models::active(connection, workspace.id)?;
+            if let Some(active) = active.filter(|a| a.source == source) {
+                return Ok(active.version);
+            }
+            let version = leadscore_store::models::add(connection, workspace.id, &source)?;
+            leadscore_store::models::activate(connection, workspace.id, version.id)?;
+            Ok(version.version)
+        })
+        .await?;
+    eprintln!("model {} is version {version}, active", path.display());
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! A demo workspace: the B2B SaaS example model and a few thousand generated leads with their
+//! events, ingested through the same path as real traffic. Deterministic: the same count gives
+//! the same leads.
+
+use leadscore_store::keys::{NewKey, Scope};
+use leadscore_store::{Store, StoreError};
+use serde_json::{Map, Value, json};
+
+use crate::ingest::{self, Kind, Message};
+use crate::scoring::Models;
+
+/// The model the demo uses (also in examples/).
+pub const DEMO_MODEL: &str = include_str!("../../../examples/b2b-saas.toml");
+
+/// What `create` made.
+pub struct Demo {
+    pub workspace: String,
+    pub leads: usize,
+    pub events: usize,
+    pub keys: Vec<NewKey>,
+}
+
+/// A small deterministic generator (xorshift64*), enough for demo data.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const TITLES: &[&str] = &[
+    "CEO",
+    "VP Engineering",
+    "VP of Marketing",
+    "Chief Revenue Officer",
+    "Marketing Manager",
+    "Sales Manager",
+    "Product Manager",
+    "Software Engineer",
+    "Data Analyst",
+    "Consultant",
+    "Student",
+    "Office Manager",
+];
+const INDUSTRIES: &[&str] = &["Technology", "Finance", "Healthcare", "Retail", "Education", "Manufacturing"];
+const COUNTRIES: &[&str] = &["US", "GB", "CA", "DE", "FR", "IN", "JP", "BR"];
+const DOMAINS: &[&str] = &["northwind.io", "contoso.com", "globex.co.uk", "initech.de", "gmail.com", "umbrella.fr"];
+const PAGES: &[&str] = &["/", "/blog/lead-scoring", "/pricing", "/careers", "/docs", "/product"];
+
+/// Creates the workspace `name` with the demo model, `n_leads` leads and keys of every scope.
+/// Does nothing but make new keys if the workspace already has leads.
+pub async fn create(store: &Store, name: &str, n_leads: usize, now: i64) -> Result<Demo, StoreError> {
+    let workspace_name = name.to_string();
+    let (workspace_id, existing, keys) = store
+        .write(move |connection| {
+            let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace_name)?;
+            if leadscore_store::models::active(connection, workspace.id)?.is_none() {
+                let version = leadscore_store::models::add(connection, workspace.id, DEMO_MODEL)?;
+                leadscore_store::models::activate(connection, workspace.id, version.id)?;
+            }
+            let existing: i64 =
+                connection
+                    .query_row("SELECT count(*) FROM leads WHERE workspace_id = ?1", [workspace.id], |r| r.get(0))?;
+            let keys = [Scope::Admin, Scope::Read, Scope::Ingest]
+                .into_iter()
+                .map(|scope| leadscore_store::keys::create(connection, workspace.id, scope))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((workspace.id, existing, keys))
+        })
+        .await?;
+    let mut events = 0;
+    if existing == 0 {
+        let messages = generate(n_leads, now);
+        events = messages.iter().filter(|m| matches!(m.kind, Kind::Track(_))).count();
+        let models = std::sync::Arc::new(Models::default());
+        for chunk in messages.chunks(2000) {
+            let chunk: Vec<Result<Message, String>> = chunk.iter().cloned().map(Ok).collect();
+            let models = models.clone();
+            store.write(move |connection| ingest::ingest(connection, &models, workspace_id, chunk, now)).await?;
+        }
+    }
+    Ok(Demo {
+        workspace: name.to_string(),
+        leads: if existing == 0 { n_leads } else { existing as usize },
+        events,
+        keys,
+    })
+}
+
+fn generate(n_leads: usize, now: i64) -> Vec<Message> {
+    let mut random = Random(0x5eed_1ead_5c0e);
+    let mut messages = Vec::new();
+    let day = 86_400_000;
+    for i in 0..n_leads {
+        let user_id = format!("demo-{:05}", i + 1);
+        let domain = random.pick(DOMAINS);
+        let mut traits = Map::new();
+        traits.insert("email".into(), json!(format!("lead{}@{domain}", i + 1)));
+        traits.insert("job_title".into(), json!(random.pick(TITLES)));
+        traits.insert("industry".into(), json!(random.pick(INDUSTRIES)));
+        traits.insert("employees".into(), json!(1 + random.below(2000)));
+        traits.insert("country".into(), json!(random.pick(COUNTRIES)));
+        let created = now - (1 + random.below(120)) as i64 * day;
+        messages.push(Message {
+            kind: Kind::Identify,
+            user_id: Some(user_id.clone()),
+            anonymous_id: None,
+            message_id: format!("demo-identify-{}", i + 1),
+            at: created,
+            traits,
+            properties: Map::new(),
+        });
+        let n_events = random.below(12);
+        for j in 0..n_events {
+            let at = now - random.below(100 * day as u64) as i64;
+            let (name, properties): (&str, Value) = match random.below(10) {
+                0..=4 => ("page_view", json!({ "url": format!("https://example.com{}", random.pick(PAGES)) })),
+                5 => ("webinar_attended", json!({})),
+                6 => (
+                    "content_download",
+                    json!({ "asset_type": if random.below(2) == 0 { "case_study" } else { "ebook" } }),
+                ),
+                7 => ("email_click", json!({ "url": "https://example.com/demo" })),
+                8 => ("email_open", json!({ "campaign": "nurture-3" })),
+                _ => ("support_ticket", json!({ "category": if random.below(2) == 0 { "sales" } else { "billing" } })),
+            };
+            messages.push(Message {
+                kind: Kind::Track(name.to_string()),
+                user_id: Some(user_id.clone()),
+                anonymous_id: None,
+                message_id: format!("demo-{}-{}", i + 1, j),
+                at,
+                traits: Map::new(),
+                properties: properties.as_object().cloned().unwrap_or_default(),
+            });
+        }
+    }
+    messages
+}

@@ -1,0 +1,323 @@
+//! Ingestion: turning Segment-style messages into leads and events and rescoring the leads they
+//! touch, all in one writer transaction so that the answer carries durable, current scores.
+//!
+//! A batch is answered per item: items that are invalid or duplicates are listed with the
+//! reason and change nothing; all accepted items of a request commit together or not at all.
+
+use std::collections::BTreeMap;
+
+use leadscore_core::Timestamp;
+use leadscore_store::StoreError;
+use leadscore_store::events::{Inserted, NewEvent};
+use leadscore_store::leads::{self, LeadRow};
+use leadscore_store::rusqlite::Connection;
+use leadscore_store::scores::Change;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::scoring::{self, Models};
+
+/// Future timestamps more than this far ahead of the server's clock are refused.
+const FUTURE_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
+/// What a message does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Sets traits (attributes) of the lead; no event.
+    Identify,
+    /// An event named by the message.
+    Track(String),
+}
+
+/// One validated message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub kind: Kind,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub message_id: String,
+    pub at: i64,
+    pub traits: Map<String, Value>,
+    pub properties: Map<String, Value>,
+}
+
+/// What happened to one item of a request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Accepted {
+        lead_id: i64,
+    },
+    /// The message id was already stored; nothing changed.
+    Duplicate,
+    Refused {
+        reason: String,
+    },
+}
+
+/// A lead's scores after the request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeadScores {
+    pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub scores: BTreeMap<String, ScoreSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreSummary {
+    pub value: f64,
+    pub tier: Option<String>,
+}
+
+/// The result of an ingestion request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Ingested {
+    pub items: Vec<Outcome>,
+    pub leads: Vec<LeadScores>,
+    /// Score changes (for notifications).
+    #[serde(skip)]
+    pub changes: Vec<(i64, Change)>,
+}
+
+/// Reads one Segment message (identify, track, page, screen) from JSON. `sent_at` is the batch's
+/// `sentAt` when the message has none; `received_at` is the server's clock.
+pub fn parse_message(
+    value: &Value,
+    kind_hint: Option<&str>,
+    batch_sent_at: Option<&str>,
+    received_at: i64,
+) -> Result<Message, String> {
+    let object = value.as_object().ok_or("a message must be a JSON object")?;
+    let text = |key: &str| -> Result<Option<String>, String> {
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(format!("`{key}` must be a string")),
+        }
+    };
+    let kind_name = match (kind_hint, text("type")?) {
+        (Some(hint), _) => hint.to_string(),
+        (None, Some(kind)) => kind,
+        (None, None) => return Err("`type` is missing: identify, track, page or screen".to_string()),
+    };
+    let kind = match kind_name.as_str() {
+        "identify" => Kind::Identify,
+        "track" => Kind::Track(text("event")?.ok_or("`event` is missing: a track call names its event")?),
+        "page" => Kind::Track("page_view".to_string()),
+        "screen" => Kind::Track("screen_view".to_string()),
+        other => return Err(format!("`type` `{other}` is not supported: use identify, track, page or screen")),
+    };
+    let user_id = text("userId")?;
+    let anonymous_id = text("anonymousId")?;
+    if user_id.is_none() && anonymous_id.is_none() {
+        return Err("`userId` or `anonymousId` is required".to_string());
+    }
+    let message_id = text("messageId")?.ok_or("`messageId` is required (it makes retries safe)")?;
+    if message_id.len() > 200 {
+        return Err("`messageId` is longer than 200 characters".to_string());
+    }
+    let time = |key: &str| -> Result<Option<i64>, String> {
+        match text(key)? {
+            None => Ok(None),
+            Some(t) => Timestamp::parse_rfc3339(&t).map(|t| Some(t.0)).map_err(|_| {
+                format!(
+                    "`{key}` is not an ISO 8601 / RFC 3339 time with an offset: `{}`",
+                    t.chars().take(40).collect::<String>()
+                )
+            }),
+        }
+    };
+    // Segment's clock-skew correction: the client's clock error is sentAt - receivedAt.
+    let sent_at = match time("sentAt")? {
+        Some(sent) => Some(sent),
+        None => batch_sent_at.and_then(|t| Timestamp::parse_rfc3339(t).ok()).map(|t| t.0),
+    };
+    let at = match (time("timestamp")?, time("originalTimestamp")?, sent_at) {
+        (_, Some(original), Some(sent)) => received_at - (sent - original),
+        (Some(timestamp), _, _) => timestamp,
+        (None, Some(original), None) => original,
+        (None, None, _) => received_at,
+    };
+    if at > received_at + FUTURE_TOLERANCE_MS {
+        return Err(format!(
+            "`timestamp` {} is in the future (the server's clock says {}); send sentAt to correct a client clock",
+            Timestamp(at),
+            Timestamp(received_at)
+        ));
+    }
+    let object_field = |key: &str| -> Result<Map<String, Value>, String> {
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(Value::Object(map)) => Ok(map.clone()),
+            Some(_) => Err(format!("`{key}` must be an object")),
+        }
+    };
+    let mut properties = object_field("properties")?;
+    if let Some(name) = text("name")? {
+        properties.entry("name").or_insert(Value::String(name));
+    }
+    let mut traits = object_field("traits")?;
+    if traits.is_empty() {
+        // Segment libraries also put traits under context.traits.
+        if let Some(Value::Object(context_traits)) = object.get("context").and_then(|c| c.get("traits")) {
+            traits = context_traits.clone();
+        }
+    }
+    Ok(Message { kind, user_id, anonymous_id, message_id, at, traits, properties })
+}
+
+/// Finds or creates the lead of a message. When an identify links an anonymous lead to a known
+/// user, the anonymous lead is merged into the known one; its id is returned too.
+fn resolve_lead(
+    connection: &Connection,
+    workspace_id: i64,
+    message: &Message,
+    now: i64,
+) -> Result<(LeadRow, Option<i64>), StoreError> {
+    let by_anonymous = match &message.anonymous_id {
+        Some(anonymous_id) => leads::by_anonymous_id(connection, workspace_id, anonymous_id)?,
+        None => None,
+    };
+    let mut merged_from = None;
+    let lead = match &message.user_id {
+        Some(user_id) => match (leads::by_user_id(connection, workspace_id, user_id)?, by_anonymous) {
+            (Some(mut known), Some(anonymous)) if anonymous.id != known.id && anonymous.user_id.is_none() => {
+                leads::merge(connection, anonymous.id, known.id)?;
+                merge_attributes(&mut known.attributes, &anonymous.attributes, false);
+                known.email = known.email.or(anonymous.email);
+                known.created_at = known.created_at.min(anonymous.created_at);
+                known.last_event_at = known.last_event_at.max(anonymous.last_event_at);
+                merged_from = Some(anonymous.id);
+                known
+            }
+            (Some(known), _) => known,
+            (None, Some(anonymous)) if anonymous.user_id.is_none() => {
+                leads::set_user_id(connection, anonymous.id, user_id)?;
+                LeadRow { user_id: Some(user_id.clone()), ..anonymous }
+            }
+            (None, _) => leads::create(connection, workspace_id, Some(user_id), now)?,
+        },
+        None => match by_anonymous {
+            Some(lead) => lead,
+            None => leads::create(connection, workspace_id, None, now)?,
+        },
+    };
+    if let Some(anonymous_id) = &message.anonymous_id {
+        leads::link_anonymous_id(connection, workspace_id, anonymous_id, lead.id)?;
+    }
+    Ok((lead, merged_from))
+}
+
+/// Copies `from` into `into`; with `overwrite` false, keys `into` has are kept.
+fn merge_attributes(into: &mut Map<String, Value>, from: &Map<String, Value>, overwrite: bool) {
+    for (key, value) in from {
+        if overwrite || !into.contains_key(key) {
+            into.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// Events a request added to one lead, to apply to its stored state.
+type NewEvents = Vec<(String, i64, Map<String, Value>)>;
+
+/// Stores the messages and rescores the leads they touch. Runs in the writer's transaction.
+pub fn ingest(
+    connection: &Connection,
+    models: &Models,
+    workspace_id: i64,
+    messages: Vec<Result<Message, String>>,
+    received_at: i64,
+) -> Result<Ingested, StoreError> {
+    let mut ingested = Ingested::default();
+    // Touched leads in first-touch order with the events this request added to each, and the
+    // leads whose state must be rebuilt from all their events (after a merge).
+    let mut touched: Vec<(i64, NewEvents)> = Vec::new();
+    let mut rebuild: Vec<i64> = Vec::new();
+    for message in messages {
+        let message = match message {
+            Ok(message) => message,
+            Err(reason) => {
+                ingested.items.push(Outcome::Refused { reason });
+                continue;
+            }
+        };
+        if leadscore_store::events::exists(connection, workspace_id, &message.message_id)? {
+            ingested.items.push(Outcome::Duplicate);
+            continue;
+        }
+        let (mut lead, merged_from) = resolve_lead(connection, workspace_id, &message, received_at)?;
+        if let Some(merged) = merged_from {
+            touched.retain(|(id, _)| *id != merged);
+            rebuild.push(lead.id);
+        }
+        let event_type = match &message.kind {
+            Kind::Identify => scoring::IDENTIFY,
+            Kind::Track(name) => name.as_str(),
+        };
+        let stored = NewEvent {
+            message_id: &message.message_id,
+            event_type,
+            at: message.at,
+            received_at,
+            properties: if message.kind == Kind::Identify { &message.traits } else { &message.properties },
+        };
+        if leadscore_store::events::insert(connection, workspace_id, lead.id, &stored)? == Inserted::Duplicate {
+            ingested.items.push(Outcome::Duplicate);
+            continue;
+        }
+        let index = match touched.iter().position(|(id, _)| *id == lead.id) {
+            Some(index) => index,
+            None => {
+                touched.push((lead.id, Vec::new()));
+                touched.len() - 1
+            }
+        };
+        lead.updated_at = received_at;
+        match &message.kind {
+            Kind::Identify => {
+                merge_attributes(&mut lead.attributes, &message.traits, true);
+                if let Some(Value::String(email)) = message.traits.get("email") {
+                    lead.email = Some(email.clone());
+                }
+            }
+            Kind::Track(name) => {
+                lead.last_event_at = Some(lead.last_event_at.map_or(message.at, |t| t.max(message.at)));
+                touched[index].1.push((name.clone(), message.at, message.properties.clone()));
+            }
+        }
+        leads::save(connection, &lead)?;
+        ingested.items.push(Outcome::Accepted { lead_id: lead.id });
+    }
+    let model_version = leadscore_store::models::active(connection, workspace_id)?;
+    let model = model_version.as_ref().map(|v| models.get(v)).transpose()?;
+    for (lead_id, new_events) in touched {
+        let mut lead = leads::by_id(connection, workspace_id, lead_id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("lead {lead_id} vanished during ingestion")))?;
+        let mut summary = LeadScores { id: lead.id, user_id: lead.user_id.clone(), scores: BTreeMap::new() };
+        if let (Some(model), Some(version)) = (&model, &model_version) {
+            if rebuild.contains(&lead.id) {
+                lead.state_model_id = None;
+            }
+            let (mut state, rebuilt) = scoring::state_for(connection, model, version.id, &lead)?;
+            if !rebuilt {
+                for (event_type, at, properties) in &new_events {
+                    scoring::apply(model, &mut state, event_type, *at, properties);
+                }
+            }
+            lead.state = Some(scoring::state_json(&state));
+            lead.state_model_id = Some(version.id);
+            let rows = scoring::evaluate(model, version.id, &lead, &state, received_at);
+            for row in &rows {
+                summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });
+            }
+            let changes = leadscore_store::scores::save(connection, lead.id, &rows, "event")?;
+            ingested.changes.extend(changes.into_iter().map(|c| (lead.id, c)));
+            leads::save(connection, &lead)?;
+        }
+        ingested.leads.push(summary);
+    }
+    Ok(ingested)
+}

@@ -1,0 +1,73 @@
+//! leadscore-server: the HTTP service. Teams send contacts and activity as it happens (Segment's
+//! Tracking API or the native API); each accepted event is stored durably and the lead rescored
+//! before the answer, which carries the new scores.
+//!
+//! # Layout
+//! - [`routes`]: one module per resource (`segment`, `leads`, `models`, `health`).
+//! - [`ingest`]: messages to leads and events, and rescoring, in one writer transaction.
+//! - [`scoring`]: compiled models, a lead's field values and state, evaluation to rows.
+//! - [`auth`]: API keys and scopes; [`error`]: the `{code, message}` error answer.
+
+pub mod auth;
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod routes;
+pub mod scoring;
+pub mod state;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use state::AppState;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::health::routes())
+        .merge(routes::segment::routes())
+        .merge(routes::leads::routes())
+        .merge(routes::models::routes())
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        // Layers wrap from the inside out: the timeout applies to the handler, the trace to all.
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,224 @@
+//! Reading leads: one lead with its scores and their explanation, a filtered and sorted list,
+//! and a lead's score history.
+//!
+//! A lead's scores are evaluated at the moment of the read from its stored state, so that decay,
+//! windows and inactivity are always current.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use leadscore_core::Timestamp;
+use leadscore_store::keys::Scope;
+use leadscore_store::leads::{self, Filter, LeadRow, Order};
+use leadscore_store::rusqlite::Connection;
+use leadscore_store::{StoreError, now_ms};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth;
+use crate::error::{ApiError, ApiJson};
+use crate::scoring;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/leads", get(list))
+        .route("/api/leads/{id}", get(one))
+        .route("/api/leads/{id}/history", get(history))
+}
+
+/// A lead by its user id, else by its own numeric id.
+pub fn find(connection: &Connection, workspace_id: i64, id: &str) -> Result<Option<LeadRow>, StoreError> {
+    if let Some(lead) = leads::by_user_id(connection, workspace_id, id)? {
+        return Ok(Some(lead));
+    }
+    match id.parse::<i64>() {
+        Ok(own) => leads::by_id(connection, workspace_id, own),
+        Err(_) => Ok(None),
+    }
+}
+
+#[derive(Serialize)]
+struct LeadView {
+    id: i64,
+    user_id: Option<String>,
+    email: Option<String>,
+    stage: String,
+    attributes: serde_json::Map<String, Value>,
+    created_at: String,
+    updated_at: String,
+    last_event_at: Option<String>,
+    /// The instant the scores were evaluated at.
+    as_of: String,
+    model_version: Option<i64>,
+    scores: BTreeMap<String, Value>,
+}
+
+async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<ApiJson<LeadView>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
+    let models = state.models.clone();
+    let view = state
+        .store
+        .read(move |connection| {
+            let Some(lead) = find(connection, owner.workspace_id, &id)? else {
+                return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
+            };
+            let now = now_ms();
+            let mut scores = BTreeMap::new();
+            let version = leadscore_store::models::active(connection, owner.workspace_id)?;
+            if let Some(version) = &version {
+                let model = models.get(version)?;
+                let (lead_state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
+                for row in scoring::evaluate(&model, version.id, &lead, &lead_state, now) {
+                    let explanation: Value = serde_json::from_str(&row.explanation).unwrap_or(Value::Null);
+                    scores.insert(row.score, explanation);
+                }
+            }
+            Ok(LeadView {
+                id: lead.id,
+                user_id: lead.user_id,
+                email: lead.email,
+                stage: lead.stage,
+                attributes: lead.attributes,
+                created_at: Timestamp(lead.created_at).to_string(),
+                updated_at: Timestamp(lead.updated_at).to_string(),
+                last_event_at: lead.last_event_at.map(|t| Timestamp(t).to_string()),
+                as_of: Timestamp(now).to_string(),
+                model_version: version.map(|v| v.version),
+                scores,
+            })
+        })
+        .await?;
+    Ok(ApiJson(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// The score to show and sort by (default: the model's first).
+    score: Option<String>,
+    tier: Option<String>,
+    stage: Option<String>,
+    min: Option<f64>,
+    /// `score` (highest first, default), `score_asc` or `last_activity`.
+    order: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+/// The score lists sort by when none is named: the first with tiers (the one sales works
+/// from), else the first.
+fn default_score(model: &leadscore_core::Model) -> String {
+    let scores = model.scores();
+    scores.iter().find(|s| !s.tiers().is_empty()).or(scores.first()).map_or(String::new(), |s| s.name().to_string())
+}
+
+#[derive(Serialize)]
+struct ListedView {
+    id: i64,
+    user_id: Option<String>,
+    email: Option<String>,
+    stage: String,
+    last_event_at: Option<String>,
+    value: Option<f64>,
+    tier: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let order = match query.order.as_deref() {
+        None | Some("score") => Order::ScoreDescending,
+        Some("score_asc") => Order::ScoreAscending,
+        Some("last_activity") => Order::LastActivity,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("`order` `{other}` is unknown: use score, score_asc or last_activity"),
+            ));
+        }
+    };
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request("invalid_query", "`limit` must be between 1 and 1000"));
+    }
+    let models = state.models.clone();
+    let (score, rows) = state
+        .store
+        .read(move |connection| {
+            let score = match query.score {
+                Some(score) => score,
+                None => match leadscore_store::models::active(connection, owner.workspace_id)? {
+                    Some(version) => default_score(models.get(&version)?.as_ref()),
+                    None => String::new(),
+                },
+            };
+            let filter = Filter { score: score.clone(), tier: query.tier, stage: query.stage, min_value: query.min };
+            let rows = leads::list(connection, owner.workspace_id, &filter, order, limit, query.offset.unwrap_or(0))?;
+            Ok((score, rows))
+        })
+        .await?;
+    let leads: Vec<ListedView> = rows
+        .into_iter()
+        .map(|r| ListedView {
+            id: r.id,
+            user_id: r.user_id,
+            email: r.email,
+            stage: r.stage,
+            last_event_at: r.last_event_at.map(|t| Timestamp(t).to_string()),
+            value: r.value,
+            tier: r.tier,
+        })
+        .collect();
+    Ok(ApiJson(serde_json::json!({ "score": score, "leads": leads })))
+}
+
+#[derive(Serialize)]
+struct HistoryView {
+    score: String,
+    value: f64,
+    tier: Option<String>,
+    previous_tier: Option<String>,
+    at: String,
+    cause: String,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
+    let (lead_id, entries) = state
+        .store
+        .read(move |connection| {
+            let Some(lead) = find(connection, owner.workspace_id, &id)? else {
+                return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
+            };
+            Ok((lead.id, leadscore_store::scores::history(connection, lead.id, 1000)?))
+        })
+        .await?;
+    let history: Vec<HistoryView> = entries
+        .into_iter()
+        .map(|e| HistoryView {
+            score: e.score,
+            value: e.value,
+            tier: e.tier,
+            previous_tier: e.previous_tier,
+            at: Timestamp(e.at).to_string(),
+            cause: e.cause,
+        })
+        .collect();
+    Ok(ApiJson(serde_json::json!({ "id": lead_id, "history": history })))
+}

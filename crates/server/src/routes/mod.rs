@@ -1,0 +1,6 @@
+//! One module per resource; each exposes `routes()` to merge into the app's router.
+
+pub mod health;
+pub mod leads;
+pub mod models;
+pub mod segment;

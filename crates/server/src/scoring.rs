@@ -1,0 +1,134 @@
+//! The bridge between stored leads and the engine: compiled models by id, a lead's field values
+//! and state, and evaluation into storable score rows.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use leadscore_core::{Event, LeadScores, LeadState, Model, Timestamp, Value};
+use leadscore_store::StoreError;
+use leadscore_store::events::StoredEvent;
+use leadscore_store::leads::LeadRow;
+use leadscore_store::models::ModelVersion;
+use leadscore_store::rusqlite::Connection;
+use leadscore_store::scores::ScoreRow;
+
+/// The event type identify calls are stored under.
+pub const IDENTIFY: &str = "identify";
+
+/// Compiled models by their id; a model version never changes once stored, so entries never
+/// go stale.
+#[derive(Default)]
+pub struct Models {
+    compiled: Mutex<HashMap<i64, Arc<Model>>>,
+}
+
+impl Models {
+    pub fn get(&self, version: &ModelVersion) -> Result<Arc<Model>, StoreError> {
+        if let Some(model) = self.compiled.lock().ok().and_then(|m| m.get(&version.id).cloned()) {
+            return Ok(model);
+        }
+        let compiled = leadscore_core::compile(&version.source).map_err(|e| {
+            StoreError::Corrupt(format!("stored model {} does not compile: {}", version.id, e.render("model")))
+        })?;
+        let model = Arc::new(compiled.model);
+        if let Ok(mut cache) = self.compiled.lock() {
+            cache.insert(version.id, model.clone());
+        }
+        Ok(model)
+    }
+}
+
+/// The value of each field the model reads, from the lead's attributes; `email`, `user_id` and
+/// `created_at` fall back to the lead's own columns.
+pub fn lead_values(model: &Model, lead: &LeadRow) -> Vec<Value> {
+    model
+        .lead_fields()
+        .iter()
+        .map(|field| match lead.attributes.get(field) {
+            Some(value) => json_value(value),
+            None => match field.as_str() {
+                "email" => lead.email.clone().map_or(Value::Missing, Value::text),
+                "user_id" => lead.user_id.clone().map_or(Value::Missing, Value::text),
+                "created_at" => Value::text(Timestamp(lead.created_at).to_string()),
+                _ => Value::Missing,
+            },
+        })
+        .collect()
+}
+
+pub fn json_value(value: &serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::Null => Value::Missing,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => n.as_f64().map_or(Value::Missing, Value::Number),
+        serde_json::Value::String(s) => Value::text(s.as_str()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+pub fn event_properties(model: &Model, properties: &serde_json::Map<String, serde_json::Value>) -> Vec<Value> {
+    model.event_properties().iter().map(|p| properties.get(p).map_or(Value::Missing, json_value)).collect()
+}
+
+/// Applies one stored or incoming event to a state.
+pub fn apply(
+    model: &Model,
+    state: &mut LeadState,
+    event_type: &str,
+    at: i64,
+    properties: &serde_json::Map<String, serde_json::Value>,
+) {
+    let values = event_properties(model, properties);
+    state.apply(model, &Event { event_type: model.event_type(event_type), at: Timestamp(at), properties: &values });
+}
+
+/// The lead's state for `model`: the stored one when it was built for this model, else rebuilt
+/// from every stored event. The second value says whether it was rebuilt (then it already holds
+/// every stored event).
+pub fn state_for(
+    connection: &Connection,
+    model: &Model,
+    model_id: i64,
+    lead: &LeadRow,
+) -> Result<(LeadState, bool), StoreError> {
+    if lead.state_model_id == Some(model_id)
+        && let Some(json) = &lead.state
+        && let Ok(occurrences) = serde_json::from_str::<Vec<Vec<i64>>>(json)
+        && let Some(state) = LeadState::from_occurrences(
+            model,
+            occurrences.into_iter().map(|t| t.into_iter().map(Timestamp).collect()).collect(),
+        )
+    {
+        return Ok((state, false));
+    }
+    let mut state = LeadState::new(model);
+    for StoredEvent { event_type, at, properties, .. } in leadscore_store::events::of_lead(connection, lead.id)? {
+        // Identify calls are stored for idempotency and audit; they are not activity.
+        if event_type != IDENTIFY {
+            apply(model, &mut state, &event_type, at, &properties);
+        }
+    }
+    Ok((state, true))
+}
+
+pub fn state_json(state: &LeadState) -> String {
+    let occurrences: Vec<Vec<i64>> = state.occurrences().iter().map(|t| t.iter().map(|x| x.0).collect()).collect();
+    serde_json::to_string(&occurrences).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// Evaluates every score of a lead at `now` into rows to store.
+pub fn evaluate(model: &Model, model_id: i64, lead: &LeadRow, state: &LeadState, now: i64) -> Vec<ScoreRow> {
+    let scores: LeadScores<'_> = model.evaluate(&lead_values(model, lead), state, Timestamp(now));
+    scores
+        .scores
+        .iter()
+        .map(|score| ScoreRow {
+            score: score.name.to_string(),
+            value: score.value,
+            tier: score.tier.map(str::to_string),
+            explanation: serde_json::to_string(score).unwrap_or_else(|_| "{}".to_string()),
+            model_id,
+            evaluated_at: now,
+        })
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! Leads: identity (user id, anonymous ids), attributes, lifecycle stage and the engine's state.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+
+use crate::StoreError;
+
+/// A stored lead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadRow {
+    pub id: i64,
+    pub workspace_id: i64,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub attributes: Map<String, Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_event_at: Option<i64>,
+    pub stage: String,
+    /// The engine's state (JSON) and the model it was built for.
+    pub state: Option<String>,
+    pub state_model_id: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, workspace_id, user_id, email, attributes, created_at, updated_at, last_event_at, stage, state, state_model_id";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeadRow> {
+    let attributes: String = row.get(4)?;
+    Ok(LeadRow {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        user_id: row.get(2)?,
+        email: row.get(3)?,
+        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+        last_event_at: row.get(7)?,
+        stage: row.get(8)?,
+        state: row.get(9)?,
+        state_model_id: row.get(10)?,
+    })
+}
+
+/// A lead of the workspace by its own id (not a merged one).
+pub fn by_id(connection: &Connection, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM leads WHERE workspace_id = ?1 AND id = ?2 AND merged_into IS NULL");
+    Ok(connection.query_row(&sql, params![workspace_id, id], from_row).optional()?)
+}
+
+pub fn by_user_id(connection: &Connection, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM leads WHERE workspace_id = ?1 AND user_id = ?2 AND merged_into IS NULL");
+    Ok(connection.query_row(&sql, params![workspace_id, user_id], from_row).optional()?)
+}
+
+pub fn by_anonymous_id(
+    connection: &Connection,
+    workspace_id: i64,
+    anonymous_id: &str,
+) -> Result<Option<LeadRow>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM leads l JOIN anonymous_ids a ON a.lead_id = l.id
+         WHERE a.workspace_id = ?1 AND a.anonymous_id = ?2 AND l.merged_into IS NULL",
+        COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(connection.query_row(&sql, params![workspace_id, anonymous_id], from_row).optional()?)
+}
+
+/// Creates a lead; `user_id` may be unknown yet (an anonymous visitor).
+pub fn create(
+    connection: &Connection,
+    workspace_id: i64,
+    user_id: Option<&str>,
+    now: i64,
+) -> Result<LeadRow, StoreError> {
+    connection.execute(
+        "INSERT INTO leads (workspace_id, user_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+        params![workspace_id, user_id, now],
+    )?;
+    let id = connection.last_insert_rowid();
+    by_id(connection, workspace_id, id)?.ok_or_else(|| StoreError::Corrupt("a created lead vanished".into()))
+}
+
+pub fn link_anonymous_id(
+    connection: &Connection,
+    workspace_id: i64,
+    anonymous_id: &str,
+    lead_id: i64,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO anonymous_ids (workspace_id, anonymous_id, lead_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (workspace_id, anonymous_id) DO UPDATE SET lead_id = excluded.lead_id",
+        params![workspace_id, anonymous_id, lead_id],
+    )?;
+    Ok(())
+}
+
+/// Gives an anonymous lead its user id.
+pub fn set_user_id(connection: &Connection, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
+    connection.execute("UPDATE leads SET user_id = ?1 WHERE id = ?2", params![user_id, lead_id])?;
+    Ok(())
+}
+
+/// Moves everything of lead `from` (events, anonymous ids) to lead `into`; `from` remains as a
+/// pointer so that old references still resolve.
+pub fn merge(connection: &Connection, from: i64, into: i64) -> Result<(), StoreError> {
+    connection.execute("UPDATE events SET lead_id = ?1 WHERE lead_id = ?2", params![into, from])?;
+    connection.execute("UPDATE anonymous_ids SET lead_id = ?1 WHERE lead_id = ?2", params![into, from])?;
+    connection.execute("DELETE FROM lead_scores WHERE lead_id = ?1", [from])?;
+    connection.execute("UPDATE leads SET merged_into = ?1, user_id = NULL WHERE id = ?2", params![into, from])?;
+    Ok(())
+}
+
+/// Saves attributes (merged over the stored ones by the caller), email and state.
+pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
+    connection.execute(
+        "UPDATE leads SET email = ?1, attributes = ?2, updated_at = ?3, last_event_at = ?4, stage = ?5,
+             state = ?6, state_model_id = ?7 WHERE id = ?8",
+        params![
+            lead.email,
+            Value::Object(lead.attributes.clone()).to_string(),
+            lead.updated_at,
+            lead.last_event_at,
+            lead.stage,
+            lead.state,
+            lead.state_model_id,
+            lead.id
+        ],
+    )?;
+    Ok(())
+}
+
+/// Sort orders for [`list`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    ScoreDescending,
+    ScoreAscending,
+    LastActivity,
+}
+
+/// One row of a lead listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedLead {
+    pub id: i64,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub stage: String,
+    pub last_event_at: Option<i64>,
+    pub value: Option<f64>,
+    pub tier: Option<String>,
+}
+
+/// Filters for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub score: String,
+    pub tier: Option<String>,
+    pub stage: Option<String>,
+    pub min_value: Option<f64>,
+}
+
+/// Leads of a workspace with one score, filtered and sorted.
+pub fn list(
+    connection: &Connection,
+    workspace_id: i64,
+    filter: &Filter,
+    order: Order,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<ListedLead>, StoreError> {
+    let order_by = match order {
+        Order::ScoreDescending => "s.value IS NULL, s.value DESC, l.id",
+        Order::ScoreAscending => "s.value IS NULL, s.value ASC, l.id",
+        Order::LastActivity => "l.last_event_at IS NULL, l.last_event_at DESC, l.id",
+    };
+    let sql = format!(
+        "SELECT l.id, l.user_id, l.email, l.stage, l.last_event_at, s.value, s.tier
+         FROM leads l LEFT JOIN lead_scores s ON s.lead_id = l.id AND s.score = ?2
+         WHERE l.workspace_id = ?1 AND l.merged_into IS NULL
+           AND (?3 IS NULL OR s.tier = ?3) AND (?4 IS NULL OR l.stage = ?4) AND (?5 IS NULL OR s.value >= ?5)
+         ORDER BY {order_by} LIMIT ?6 OFFSET ?7"
+    );
+    let mut statement = connection.prepare(&sql)?;
+    let rows = statement.query_map(
+        params![workspace_id, filter.score, filter.tier, filter.stage, filter.min_value, limit, offset],
+        |row| {
+            Ok(ListedLead {
+                id: row.get(0)?,
+                user_id: row.get(1)?,
+                email: row.get(2)?,
+                stage: row.get(3)?,
+                last_event_at: row.get(4)?,
+                value: row.get(5)?,
+                tier: row.get(6)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,228 @@
+//! leadscore-store: the service's embedded storage, one SQLite file in WAL mode.
+//!
+//! All writes go through one writer thread that owns the only write connection and commits
+//! several callers' work in one transaction (group commit): each caller's work runs in its own
+//! savepoint, so one failure never undoes another's, and every caller hears back only after the
+//! transaction is durable (`synchronous = FULL`). Reads use a small pool of read-only connections
+//! and see every committed write.
+//!
+//! # Layout
+//! - [`migrate`]: versioned schema migrations applied at open.
+//! - [`workspaces`], [`keys`], [`models`], [`leads`], [`events`], [`scores`]: typed operations on
+//!   one table family each, as functions of a `&Connection` so that callers compose them inside
+//!   one transaction.
+
+pub use rusqlite;
+
+pub mod events;
+pub mod keys;
+pub mod leads;
+pub mod migrate;
+pub mod models;
+pub mod scores;
+pub mod workspaces;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use rusqlite::{Connection, OpenFlags};
+
+/// How many callers' work the writer commits together at most.
+const MAX_GROUP: usize = 256;
+/// Read connections kept open.
+const READERS: usize = 4;
+
+/// A storage failure. `Conflict` and `NotFound` are the caller's to report; the rest are faults.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot open the data directory {path}: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("the migration {version} ({name}) was changed after it was applied; restore it")]
+    MigrationChanged { version: u32, name: String },
+    #[error("the database was made by a newer leadscore (schema {found}, this one knows {known})")]
+    TooNew { found: u32, known: u32 },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<Box<dyn WriteJob>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `DIR/leadscore.db`, applies migrations and starts the writer.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
+        let path = dir.join("leadscore.db");
+        let mut connection = Connection::open(&path)?;
+        configure(&connection)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        migrate::apply(&mut connection)?;
+        let (writer, jobs) = mpsc::channel::<Box<dyn WriteJob>>();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(connection, jobs))
+            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        Ok(Store { writer, readers: Arc::new(Mutex::new(Vec::new())), path: Arc::new(path) })
+    }
+
+    /// Runs `work` in the writer's transaction and returns its result once committed.
+    pub async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job { work: Some(work), result: None, reply };
+        self.writer.send(Box::new(job)).map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Same as [`Store::write`] for synchronous callers (the command line).
+    pub fn write_blocking<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job { work: Some(work), result: None, reply };
+        self.writer.send(Box::new(job)).map_err(|_| StoreError::Closed)?;
+        answer.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `work` on a read connection, off the async runtime.
+    pub async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(work)).await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Same as [`Store::read`] for synchronous callers.
+    pub fn read_blocking<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError>,
+    {
+        let pooled = self.readers.lock().map_err(|_| StoreError::Closed)?.pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => {
+                let connection = Connection::open_with_flags(
+                    self.path.as_ref(),
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&connection)?;
+                connection
+            }
+        };
+        let result = work(&connection);
+        if let Ok(mut readers) = self.readers.lock()
+            && readers.len() < READERS
+        {
+            readers.push(connection);
+        }
+        result
+    }
+}
+
+fn configure(connection: &Connection) -> Result<(), StoreError> {
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    // FULL: a commit is on disk before the writer answers; survives power loss, not only kill -9.
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// A unit of work for the writer thread.
+trait WriteJob: Send {
+    /// Runs the work inside the open transaction.
+    fn run(&mut self, connection: &Connection);
+    /// Answers the caller once the transaction's fate is known.
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct Job<R, F> {
+    work: Option<F>,
+    result: Option<Result<R, StoreError>>,
+    reply: tokio::sync::oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<R, F> WriteJob for Job<R, F>
+where
+    R: Send + 'static,
+    F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+{
+    fn run(&mut self, connection: &Connection) {
+        let Some(work) = self.work.take() else { return };
+        let result = (|| {
+            connection.execute_batch("SAVEPOINT job")?;
+            match work(connection) {
+                Ok(value) => {
+                    connection.execute_batch("RELEASE job")?;
+                    Ok(value)
+                }
+                Err(error) => {
+                    connection.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                    Err(error)
+                }
+            }
+        })();
+        self.result = Some(result);
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let answer = match (commit, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Err(message), _) => Err(StoreError::Corrupt(format!("the commit failed: {message}"))),
+            (Ok(()), None) => Err(StoreError::Closed),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let begin = connection.execute_batch("BEGIN IMMEDIATE");
+        if let Err(error) = begin {
+            group.into_iter().for_each(|job| job.finish(Err(error.to_string())));
+            continue;
+        }
+        for job in &mut group {
+            job.run(&connection);
+        }
+        let commit = connection.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+        for job in group {
+            job.finish(commit.clone());
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    since.as_millis() as i64
+}
