@@ -1,0 +1,161 @@
+//! Running `leadscore serve` as a real process on a temporary data directory, and a minimal
+//! HTTP/1.1 client (std only) to talk to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leadscore"))
+}
+
+/// A server process; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub address: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `leadscore serve` on a free port and waits until it listens.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = bin()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let address = loop {
+            let line = lines.next().expect("the server prints its address").unwrap();
+            if let Some(address) = line.strip_prefix("leadscore listening on http://") {
+                break address.to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, address, data: data.to_path_buf() }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> Response {
+        request(&self.address, "GET", path, &[("Authorization", &format!("Bearer {key}"))], b"")
+    }
+
+    pub fn post_json(&self, path: &str, key: &str, body: &serde_json::Value) -> Response {
+        let headers = [("Authorization", format!("Bearer {key}")), ("Content-Type", "application/json".to_string())];
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request(&self.address, "POST", path, &headers, body.to_string().as_bytes())
+    }
+
+    pub fn post_text(&self, path: &str, key: &str, body: &str) -> Response {
+        request(&self.address, "POST", path, &[("Authorization", &format!("Bearer {key}"))], body.as_bytes())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Creates a key with the command line (the server may be running).
+pub fn create_key(data: &Path, workspace: &str, scope: &str) -> String {
+    let output = bin()
+        .args(["keys", "create", "--workspace", workspace, "--scope", scope, "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request on a new connection.
+pub fn request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    try_request(address, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+pub fn try_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other("no HTTP head"))?;
+    let status =
+        head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other("no status"))?;
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    Ok(Response { status, body })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
+/// A model whose `activity` score counts page views one point each (no cap), to check counts.
+pub const COUNTING_MODEL: &str = r#"
+[scores.activity]
+tiers = [{ label = "cold" }, { label = "hot", min = 3 }]
+[[scores.activity.rules]]
+name = "page views"
+event = "page_view"
+points = 1
+[[scores.activity.rules]]
+name = "pricing"
+event = "Pricing Viewed"
+where = { field = "plan", equals = "enterprise" }
+points = 10
+[[scores.activity.rules]]
+name = "tech"
+when = { field = "industry", equals = "Technology" }
+points = 5
+"#;

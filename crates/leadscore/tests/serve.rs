@@ -1,0 +1,263 @@
+//! `leadscore serve` over real HTTP, as a separate process: ingestion, scores in the answer,
+//! idempotency, workspace isolation, errors, and durability across kill -9.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// A server with one workspace `acme` running the counting model; returns (server, admin, ingest, read) keys.
+fn acme(dir: &std::path::Path) -> (Server, String, String, String) {
+    let admin = create_key(dir, "acme", "admin");
+    let ingest = create_key(dir, "acme", "ingest");
+    let read = create_key(dir, "acme", "read");
+    let server = Server::start(dir, &[]);
+    let uploaded = server.post_text("/api/models", &admin, COUNTING_MODEL);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    assert_eq!(uploaded.json()["active"], true);
+    (server, admin, ingest, read)
+}
+
+#[test]
+fn an_event_is_scored_before_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, ingest, read) = acme(dir.path());
+    let identify =
+        json!({"userId": "u1", "messageId": "i1", "traits": {"industry": "Technology", "email": "ann@acme.io"}});
+    assert_eq!(server.post_json("/v1/identify", &ingest, &identify).status, 200);
+    let track =
+        json!({"userId": "u1", "event": "Pricing Viewed", "messageId": "t1", "properties": {"plan": "enterprise"}});
+    let answer = server.post_json("/v1/track", &ingest, &track);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["lead"]["scores"]["activity"], json!({"value": 15.0, "tier": "hot"}));
+
+    let lead = server.get("/api/leads/u1", &read);
+    assert_eq!(lead.status, 200);
+    let lead = lead.json();
+    assert_eq!(lead["email"], "ann@acme.io");
+    assert_eq!(lead["scores"]["activity"]["value"], 15.0);
+    let contributions = &lead["scores"]["activity"]["contributions"];
+    assert_eq!(contributions.as_array().unwrap().len(), 2, "{contributions}");
+    // The lead's own id works too, and its history shows the change.
+    let own = lead["id"].as_i64().unwrap();
+    assert_eq!(server.get(&format!("/api/leads/{own}"), &read).json()["user_id"], "u1");
+    let history = server.get("/api/leads/u1/history", &read).json();
+    assert_eq!(history["history"][0]["tier"], "hot");
+}
+
+#[test]
+fn segment_payloads_batch_page_and_clock_skew() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, ingest, read) = acme(dir.path());
+    // Anonymous browsing, then an identify that links it: the views follow the lead.
+    let batch = json!({
+        "writeKey": ingest,
+        "sentAt": "2026-11-20T12:00:10Z",
+        "batch": [
+            {"type": "page", "anonymousId": "anon-1", "messageId": "p1", "name": "Home",
+             "originalTimestamp": "2026-11-20T12:00:00Z", "properties": {"url": "https://acme.io/"}},
+            {"type": "page", "anonymousId": "anon-1", "messageId": "p2", "properties": {"url": "https://acme.io/docs"}},
+            {"type": "identify", "anonymousId": "anon-1", "userId": "u2", "messageId": "i2", "traits": {"industry": "Technology"}},
+            {"type": "alias", "userId": "u2", "messageId": "x"},
+            {"type": "track", "userId": "u2", "messageId": "no-event"},
+        ]
+    });
+    let answer = request(
+        &server.address,
+        "POST",
+        "/v1/batch",
+        &[("Content-Type", "application/json")],
+        batch.to_string().as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let items = answer.json()["items"].clone();
+    assert_eq!(items[0]["status"], "accepted");
+    assert_eq!(items[2]["status"], "accepted");
+    assert_eq!(items[3]["status"], "refused");
+    assert!(items[3]["reason"].as_str().unwrap().contains("batch[3]: `type` `alias` is not supported"), "{items}");
+    assert!(items[4]["reason"].as_str().unwrap().contains("batch[4]: `event` is missing"), "{items}");
+    let lead = server.get("/api/leads/u2", &read).json();
+    assert_eq!(lead["scores"]["activity"]["value"], 7.0, "{lead}");
+    // Clock skew: the client's clock was 10 s ahead of sentAt's; the page view lands at
+    // receivedAt - 10 s, i.e. close to now, not on 2026-11-20.
+    let last = lead["last_event_at"].as_str().unwrap();
+    assert!(!last.starts_with("2026-11-20T12:00:00"), "{last}");
+
+    // Basic auth with the write key as user name, as Segment's libraries send it.
+    let basic = base64_encode(&format!("{ingest}:"));
+    let page = json!({"userId": "u2", "messageId": "p3", "properties": {"url": "/pricing"}});
+    let answer = request(
+        &server.address,
+        "POST",
+        "/v1/page",
+        &[("Authorization", &format!("Basic {basic}")), ("Content-Type", "application/json")],
+        page.to_string().as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["lead"]["scores"]["activity"]["value"], 8.0);
+}
+
+#[test]
+fn the_same_message_id_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, ingest, read) = acme(dir.path());
+    let view = json!({"userId": "u3", "event": "page_view", "messageId": "same"});
+    let first = server.post_json("/v1/track", &ingest, &view).json();
+    let second = server.post_json("/v1/track", &ingest, &view).json();
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(second["duplicate"], true);
+    let mut item = view.clone();
+    item["type"] = json!("track");
+    let batch = json!({"batch": [item, item]});
+    let answer = server.post_json("/v1/batch", &ingest, &batch).json();
+    assert_eq!(answer["items"], json!([{"status": "duplicate"}, {"status": "duplicate"}]));
+    assert_eq!(server.get("/api/leads/u3", &read).json()["scores"]["activity"]["value"], 1.0);
+}
+
+#[test]
+fn workspaces_are_isolated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, ingest, read) = acme(dir.path());
+    let other_ingest = create_key(dir.path(), "globex", "ingest");
+    let other_read = create_key(dir.path(), "globex", "read");
+    server.post_json("/v1/track", &ingest, &json!({"userId": "shared-id", "event": "page_view", "messageId": "a1"}));
+    server.post_json(
+        "/v1/track",
+        &other_ingest,
+        &json!({"userId": "shared-id", "event": "page_view", "messageId": "a1"}),
+    );
+    // Same user id and message id in two workspaces: two leads, neither sees the other.
+    let ours = server.get("/api/leads/shared-id", &read).json();
+    let theirs = server.get("/api/leads/shared-id", &other_read).json();
+    assert_ne!(ours["id"], theirs["id"]);
+    assert_eq!(ours["scores"]["activity"]["value"], 1.0);
+    assert_eq!(theirs["scores"], json!({}), "globex has no model");
+    let by_our_id = server.get(&format!("/api/leads/{}", ours["id"]), &other_read);
+    assert_eq!(by_our_id.status, 404);
+    let listed = server.get("/api/leads", &other_read).json();
+    assert_eq!(listed["leads"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn client_mistakes_get_a_4xx_with_code_and_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, ingest, read) = acme(dir.path());
+    let cases: Vec<(common::Response, u16, &str)> = vec![
+        (server.post_json("/v1/track", "lsk_nope", &json!({})), 401, "unauthorized"),
+        (request(&server.address, "POST", "/v1/track", &[], b"{}"), 401, "unauthorized"),
+        (
+            server.post_json("/v1/track", &read, &json!({"userId": "u", "event": "e", "messageId": "m"})),
+            403,
+            "forbidden",
+        ),
+        (server.get("/api/leads/u", &ingest), 403, "forbidden"),
+        (server.post_text("/v1/track", &ingest, "{not json"), 400, "invalid_json"),
+        (server.post_json("/v1/track", &ingest, &json!({"userId": "u", "event": "e"})), 400, "invalid_message"),
+        (server.post_json("/v1/track", &ingest, &json!({"event": "e", "messageId": "m"})), 400, "invalid_message"),
+        (
+            server.post_json(
+                "/v1/track",
+                &ingest,
+                &json!({"userId": "u", "event": "e", "messageId": "m", "timestamp": "yesterday"}),
+            ),
+            400,
+            "invalid_message",
+        ),
+        (
+            server.post_json(
+                "/v1/track",
+                &ingest,
+                &json!({"userId": "u", "event": "e", "messageId": "m", "x": "y".repeat(40_000)}),
+            ),
+            413,
+            "",
+        ),
+        (server.post_json("/v1/batch", &ingest, &json!({"messages": []})), 400, "invalid_batch"),
+        (server.get("/api/leads/nobody", &read), 404, "not_found"),
+        (server.get("/api/leads?order=sideways", &read), 400, "invalid_query"),
+        (server.get("/api/leads?limt=5", &read), 400, "invalid_query"),
+        (server.get("/no/such/route", &read), 404, "not_found"),
+        (server.post_text("/api/models", &admin, "[scores.s]\n[[scores.s.rules]]\nname = 1\n"), 400, "invalid_model"),
+        (server.post_text("/api/models/99/activate", &admin, ""), 404, "not_found"),
+    ];
+    for (response, status, code) in cases {
+        assert_eq!(response.status, status, "{}", response.body);
+        if !code.is_empty() {
+            let body = response.json();
+            assert_eq!(body["code"], code, "{body}");
+            assert!(!body["message"].as_str().unwrap().is_empty());
+        }
+    }
+    let bad_model = server.post_text(
+        "/api/models",
+        &admin,
+        "[scores.s]\ntiers = [{ label = \"a\", min = 5 }, { label = \"b\", min = 1 }]\n",
+    );
+    let diagnostics = bad_model.json()["diagnostics"].clone();
+    let overlap = diagnostics.as_array().unwrap().iter().find(|d| d["severity"] == "error").unwrap();
+    assert_eq!((overlap["line"].as_i64(), overlap["column"].as_i64()), (Some(2), Some(36)), "{diagnostics}");
+    assert!(overlap["message"].as_str().unwrap().contains("overlaps"), "{diagnostics}");
+}
+
+#[test]
+fn acknowledged_events_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _, ingest, read) = acme(dir.path());
+    // Send events one by one from another thread and kill the server while they flow.
+    let address = server.address.clone();
+    let key = ingest.clone();
+    let sender = std::thread::spawn(move || {
+        let mut acknowledged = 0;
+        for i in 0..100_000 {
+            let body = json!({"userId": "durable", "event": "page_view", "messageId": format!("d{i}")}).to_string();
+            let headers =
+                [("Authorization", format!("Bearer {key}")), ("Content-Type", "application/json".to_string())];
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            match try_request(&address, "POST", "/v1/track", &headers, body.as_bytes()) {
+                Ok(response) if response.status == 200 => acknowledged += 1,
+                _ => break,
+            }
+        }
+        acknowledged
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill(); // SIGKILL
+    let acknowledged = sender.join().unwrap();
+    assert!(acknowledged > 10, "only {acknowledged} events were acknowledged before the kill");
+
+    let restarted = Server::start(dir.path(), &[]);
+    let stored =
+        restarted.get("/api/leads/durable", &read).json()["scores"]["activity"]["value"].as_f64().unwrap() as i64;
+    // Every acknowledged event is there; at most the one in flight was stored unacknowledged.
+    assert!(stored == acknowledged || stored == acknowledged + 1, "acknowledged {acknowledged}, stored {stored}");
+    // Resending everything (as a client retrying would) stores nothing twice.
+    let batch: Vec<_> = (0..=acknowledged)
+        .map(|i| json!({"type": "track", "userId": "durable", "event": "page_view", "messageId": format!("d{i}")}))
+        .collect();
+    for chunk in batch.chunks(500) {
+        let answer = restarted.post_json("/v1/batch", &ingest, &json!({ "batch": chunk }));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let after =
+        restarted.get("/api/leads/durable", &read).json()["scores"]["activity"]["value"].as_f64().unwrap() as i64;
+    assert_eq!(after, acknowledged + 1);
+}
+
+fn base64_encode(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
