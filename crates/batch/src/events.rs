@@ -295,7 +295,11 @@ fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchEr
     let mut record = csv::StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => {
-            let end = reader.position().byte() as usize;
+            let mut end = reader.position().byte() as usize;
+            // After a CRLF header the reader stops between the `\r` and the `\n`.
+            if bytes.get(end) == Some(&b'\n') {
+                end += 1;
+            }
             let header = record.iter().map(|s| s.trim_start_matches('\u{feff}').trim().to_string()).collect();
             Ok((header, end))
         }
@@ -427,6 +431,8 @@ fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first
 
 fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64) -> Piece {
     let mut piece = Piece::new(context.n_buckets);
+    // A byte-order mark can only start the file's first block.
+    let bytes = if first_line == 1 { bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes) } else { bytes };
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let line_number = first_line + i as u64;
         if line.iter().all(u8::is_ascii_whitespace) {

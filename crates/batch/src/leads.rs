@@ -173,8 +173,10 @@ fn read_csv(
 ) -> Result<(), BatchError> {
     let read_error = |source: std::io::Error| BatchError::Read { path: path.to_path_buf(), source };
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| read_error(csv_io(e)))?;
-    let header: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|s| s.trim_start_matches('\u{feff}').trim().to_string()).collect(),
+    let header: Vec<String> = match reader.byte_headers() {
+        Ok(h) => {
+            h.iter().map(|s| String::from_utf8_lossy(s).trim_start_matches('\u{feff}').trim().to_string()).collect()
+        }
         Err(e) => {
             return Err(BatchError::BadHeader { file: file.to_string(), message: e.to_string() });
         }
@@ -189,9 +191,11 @@ fn read_csv(
             problems.warn(format!("{file}: no column `{field}`, which the model reads: every lead is missing it"));
         }
     }
-    let mut record = csv::StringRecord::new();
+    // Byte records: a stray non-UTF-8 byte in a column the model never reads must not cost the
+    // lead; the fields that are used are decoded leniently.
+    let mut record = csv::ByteRecord::new();
     loop {
-        match reader.read_record(&mut record) {
+        match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -212,12 +216,14 @@ fn read_csv(
             })?;
             continue;
         }
-        let id = record.get(id_column).unwrap_or_default().trim();
+        let id = String::from_utf8_lossy(record.get(id_column).unwrap_or_default());
+        let id = id.trim();
         if id.is_empty() {
             problems.row(RowError { file: file.to_string(), line, reason: "empty lead id".to_string() })?;
             continue;
         }
-        let values = columns.iter().map(|c| c.and_then(|c| record.get(c)).map_or(Value::Missing, Value::text));
+        let text = |c: usize| record.get(c).map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+        let values = columns.iter().map(|c| c.and_then(text).map_or(Value::Missing, Value::text));
         leads.push(id, values, line, file, problems)?;
     }
     Ok(())
@@ -231,6 +237,7 @@ fn read_json_lines(
     problems: &mut Problems,
 ) -> Result<(), BatchError> {
     let text = std::fs::read(path).map_err(|source| BatchError::Read { path: path.to_path_buf(), source })?;
+    let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&text);
     for (i, line) in text.split(|b| *b == b'\n').enumerate() {
         let line_number = i as u64 + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);

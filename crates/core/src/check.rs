@@ -30,6 +30,9 @@ impl Range {
     }
 
     fn scale(self, weight: f64) -> Range {
+        if weight == 0.0 {
+            return Range::ZERO;
+        }
         let (a, b) = (self.min * weight, self.max * weight);
         Range { min: a.min(b), max: a.max(b) }
     }

@@ -23,6 +23,9 @@ use crate::model::{
 use crate::rules::condition::{Condition, OneOf, Test};
 use crate::time::Duration;
 
+/// The largest number a model may hold (points, limits, thresholds, weights).
+const MAX_MAGNITUDE: f64 = 1e12;
+
 /// A compiled model with the warnings its file raised.
 #[derive(Debug)]
 pub struct Compiled {
@@ -43,7 +46,11 @@ pub fn compile(source: &str) -> Result<Compiled, ModelError> {
     let model = compiler.model(file);
     let has_errors = compiler.diagnostics.iter().any(|d| d.severity == crate::Severity::Error);
     match model {
-        Some(model) if !has_errors => Ok(Compiled { model, warnings: compiler.diagnostics }),
+        Some(model) if !has_errors => {
+            let mut warnings = compiler.diagnostics;
+            warnings.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+            Ok(Compiled { model, warnings })
+        }
         _ => Err(ModelError::new(compiler.diagnostics, source)),
     }
 }
@@ -101,6 +108,11 @@ impl Compiler {
         let v = *value.get_ref();
         if !v.is_finite() {
             self.error(format!("{what} must be a finite number, not {v}"), span(value));
+            return 0.0;
+        }
+        // Sums of larger numbers could overflow or lose every digit of a point.
+        if v.abs() > MAX_MAGNITUDE {
+            self.error(format!("{what} must be between -1e12 and 1e12, not {v}"), span(value));
             return 0.0;
         }
         v
@@ -530,15 +542,19 @@ impl Compiler {
             if names.is_empty() {
                 self.error("`event` needs at least one event type", span(types));
             }
-            names
-                .iter()
-                .map(|t| {
-                    if t.is_empty() {
-                        self.error("an event type cannot be empty", span(types));
-                    }
-                    self.event_types.intern(t)
-                })
-                .collect()
+            let mut ids: Vec<usize> = Vec::with_capacity(names.len());
+            for name in &names {
+                if name.is_empty() {
+                    self.error("an event type cannot be empty", span(types));
+                }
+                let id = self.event_types.intern(name);
+                if ids.contains(&id) {
+                    self.warning(format!("event type `{name}` is listed twice; it counts once"), span(types));
+                } else {
+                    ids.push(id);
+                }
+            }
+            ids
         });
         self.tracker_types.push((type_ids, index));
         index
@@ -723,8 +739,8 @@ impl Compiler {
             if steps.is_empty() {
                 self.error("`progressive` needs at least one step", span(schedule));
             }
-            if steps.iter().any(|s| !s.is_finite()) {
-                self.error("`progressive` steps must be finite numbers", span(schedule));
+            if steps.iter().any(|s| !s.is_finite() || s.abs() > MAX_MAGNITUDE) {
+                self.error("`progressive` steps must be finite numbers between -1e12 and 1e12", span(schedule));
             }
             let keep = max_count.map_or(steps.len(), |n| n.min(steps.len()));
             (EventPoints::Progressive(steps), Some(keep))
@@ -746,6 +762,9 @@ impl Compiler {
         };
         let filter = def.filter.as_ref().and_then(|f| self.condition(f, Record::Event));
         let tracker = self.tracker(def.event.as_ref(), filter, keep);
+        // Bands count at most what decides the band, so the count shown never depends on how
+        // many older occurrences the state happens to hold.
+        let max_count = if matches!(points, EventPoints::Bands(_)) { keep } else { max_count };
         Some(RuleKind::Event(EventRule { tracker, window, max_count, points, decay }))
     }
 

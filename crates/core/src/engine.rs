@@ -32,7 +32,7 @@ pub struct Event<'a> {
 /// What the engine keeps of one lead's events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeadState {
-    /// Per tracker, ascending occurrence times.
+    /// Per tracker, ascending occurrence times (at least the `keep_most_recent` newest).
     occurrences: Vec<Vec<Timestamp>>,
 }
 
@@ -83,24 +83,26 @@ impl LeadState {
         }
         let times = &mut self.occurrences[tracker_index];
         let at = event.at;
-        match tracker.keep_most_recent {
-            Some(keep) if times.len() >= keep => {
-                // Full: the event only matters if it is newer than the oldest kept.
-                if keep == 0 || at <= times[0] {
-                    return;
-                }
-                let position = times.partition_point(|t| *t <= at);
-                times.insert(position, at);
-                times.remove(0);
-            }
-            _ => {
-                if times.last().is_none_or(|last| *last <= at) {
-                    times.push(at);
-                } else {
-                    let position = times.partition_point(|t| *t <= at);
-                    times.insert(position, at);
-                }
-            }
+        if let Some(keep) = tracker.keep_most_recent
+            && times.len() >= keep
+            && (keep == 0 || at <= times[times.len() - keep])
+        {
+            // Not among the `keep` most recent: it can never count.
+            return;
+        }
+        if times.last().is_none_or(|last| *last <= at) {
+            times.push(at);
+        } else {
+            let position = times.partition_point(|t| *t <= at);
+            times.insert(position, at);
+        }
+        // Older occurrences are dropped in bulk once they are as many as the kept ones, so that
+        // a stream of newer events costs amortised O(1) each. Keeping a few extra older ones
+        // changes no result: every reader takes the most recent ones it needs.
+        if let Some(keep) = tracker.keep_most_recent
+            && times.len() >= 2 * keep.max(8)
+        {
+            times.drain(..times.len() - keep);
         }
     }
 }
@@ -281,12 +283,11 @@ impl Model {
             for contribution in contributions.iter_mut() {
                 contribution.points *= scale;
             }
-            if min != 0.0 {
-                contributions.push(Contribution {
-                    source: Source::Normalization,
-                    occurrences: 0,
-                    points: -min * scale,
-                });
+            // The offset -min * scale, plus the rounding of the scaled terms, so that the value
+            // is (limited - min) * 100 / (max - min) and lands on the documented side of a tier.
+            let offset = (limited - min) * scale - sum(contributions);
+            if offset != 0.0 {
+                contributions.push(Contribution { source: Source::Normalization, occurrences: 0, points: offset });
             }
         }
         let value = sum(contributions);
@@ -353,7 +354,7 @@ impl Model {
                 let last = counted_until(&state.occurrences[*tracker], as_of).last().copied().or_else(|| {
                     let field = self.created_at_field?;
                     let text = lead.get(field)?.as_text()?;
-                    Timestamp::parse_rfc3339(&text).ok().filter(|created| *created <= as_of)
+                    Timestamp::parse_rfc3339(text.trim()).ok().filter(|created| *created <= as_of)
                 });
                 let inactive = last.is_none_or(|last| as_of.since(last) > *after);
                 if inactive {

@@ -35,8 +35,10 @@ impl Duration {
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(|| format!("`{text}` has no unit: write it like `30d`, `12h`, `45m`, `90s` or `2w`"))?;
         let (number, unit) = text.split_at(split);
-        let value: i64 =
-            number.parse().map_err(|_| format!("`{text}` does not start with a whole number: write it like `30d`"))?;
+        if number.is_empty() {
+            return Err(format!("`{text}` does not start with a whole number: write it like `30d`"));
+        }
+        let value: i64 = number.parse().map_err(|_| format!("`{text}` is too long a duration"))?;
         let unit_ms = match unit {
             "w" => 7 * DAY_MS,
             "d" => DAY_MS,

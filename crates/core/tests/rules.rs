@@ -401,3 +401,76 @@ fn incremental_state_matches_a_full_replay() {
     );
     assert_eq!(incremental, replayed);
 }
+
+#[test]
+fn an_event_type_listed_twice_counts_once() {
+    let compiled = leadscore_core::compile(
+        "[scores.s]\ntiers = [{ label = \"a\" }, { label = \"b\", qualifier_only = true }]\n[[scores.s.qualifiers]]\nname = \"q\"\ntier = \"b\"\nevent = [\"demo\", \"demo\"]\nmin_count = 2\n[[scores.s.rules]]\nname = \"r\"\nevent = [\"click\", \"click\"]\npoints = 5\n",
+    )
+    .unwrap();
+    assert_eq!(compiled.warnings.len(), 2);
+    let m = compiled.model;
+    let (value, tier) = first(&m, &[], &[ev("click", days_ago(1.0)), ev("demo", days_ago(1.0))]);
+    assert_close(value, 5.0);
+    assert_eq!(tier.as_deref(), Some("a"));
+}
+
+#[test]
+fn normalised_values_land_on_the_documented_side_of_a_tier() {
+    let m = model(
+        r#"
+[scores.s]
+min = 0
+max = 45
+normalize = true
+tiers = [{ label = "low" }, { label = "good", min = 40 }]
+[[scores.s.rules]]
+name = "a"
+when = { field = "a", present = true }
+points = 5
+[[scores.s.rules]]
+name = "b"
+when = { field = "a", present = true }
+points = 10
+[[scores.s.rules]]
+name = "c"
+when = { field = "a", present = true }
+points = 3
+"#,
+    );
+    let outcome = score(&m, &[("a", "1")], &[]).remove(0);
+    assert_eq!(outcome.value, 40.0);
+    assert_eq!(outcome.tier.as_deref(), Some("good"));
+    let total = outcome.contributions.iter().fold(0.0, |acc, c| acc + c.2);
+    assert_eq!(total, outcome.value);
+}
+
+#[test]
+fn numbers_beyond_a_trillion_are_refused() {
+    let error = leadscore_core::compile(
+        "[scores.s]\nmax = 100\n[[scores.s.rules]]\nname = \"r\"\nevent = \"x\"\npoints = 1e308\n",
+    )
+    .unwrap_err();
+    assert!(
+        error.render("m.toml").contains("m.toml:6:10: error: `points` must be between -1e12 and 1e12"),
+        "{}",
+        error.render("m.toml")
+    );
+}
+
+#[test]
+fn a_created_at_with_spaces_still_counts() {
+    let m = model(
+        "[lead]\ncreated_at = \"created_at\"\n[scores.s]\n[[scores.s.rules]]\nname = \"idle\"\ninactive_for = \"60d\"\npoints = -15\n",
+    );
+    assert_close(first(&m, &[("created_at", " 2026-10-20T00:00:00Z ")], &[]).0, 0.0);
+}
+
+#[test]
+fn a_stream_of_newer_events_keeps_a_bounded_state() {
+    let m = one_rule("event = \"view\"\npoints = 1\nmax_count = 3");
+    let events: Vec<_> = (0..1000).map(|i| ev("view", Timestamp(days_ago(100.0).0 + i * 60_000))).collect();
+    let state = state_of(&m, &events);
+    assert!(state.occurrences()[0].len() < 16, "{}", state.occurrences()[0].len());
+    assert_close(m.evaluate(&[], &state, at(AS_OF)).scores[0].value, 3.0);
+}

@@ -238,3 +238,50 @@ from = { fit = 1, engagement = 0.5 }
     score `total`: lowest 0, highest 45
     ");
 }
+
+#[test]
+fn odd_encodings_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Latin-1 byte in a column the model never reads; CRLF line ends; byte-order marks.
+    let leads = dir.path().join("leads.csv");
+    std::fs::write(&leads, b"\xef\xbb\xbflead_id,industry,notes\r\nA1,Technology,caf\xe9\r\nB2,Retail,\r\n").unwrap();
+    let events = write(
+        dir.path(),
+        "events.csv",
+        "lead_id,type,ts,url\r\nA1,page_view,2026-10-30T00:00:00Z,/pricing\r\nA1,page_view,never,/\r\n",
+    );
+    let (code, stdout, stderr) = run(&mut score_args(dir.path(), &leads, &events));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stdout, "lead_id,score,score_tier\nA1,25,hot\nB2,0,cold\n");
+    assert!(stderr.contains("events.csv:3: `never` is not an RFC 3339 time"), "{stderr}");
+    let leads_jsonl = write(dir.path(), "leads.jsonl", "\u{feff}{\"lead_id\": \"A1\", \"industry\": \"Technology\"}\n");
+    let events_jsonl = write(
+        dir.path(),
+        "events.jsonl",
+        "\u{feff}{\"lead_id\": \"A1\", \"type\": \"page_view\", \"ts\": \"2026-10-30T00:00:00Z\", \"url\": \"/pricing\"}\n",
+    );
+    let (code, stdout, stderr) = run(&mut score_args(dir.path(), &leads_jsonl, &events_jsonl));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "lead_id,score,score_tier\nA1,25,hot\n");
+}
+
+#[test]
+fn the_output_never_replaces_an_input_nor_is_left_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let events = write(dir.path(), "events.csv", "lead_id,type,ts,url\nA1,page_view,2026-10-30T00:00:00Z,/pricing\n");
+    let (code, _, stderr) = run(score_args(dir.path(), &leads, &events).arg("--out").arg(&leads));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is one of the input files"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&leads).unwrap(), LEADS);
+
+    let out = dir.path().join("scores.csv");
+    let broken = write(dir.path(), "broken.csv", "lead,when\n");
+    let (code, _, _) = run(score_args(dir.path(), &leads, &broken).arg("--out").arg(&out));
+    assert_eq!(code, 2);
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "no partial file is left behind");
+    let (code, _, _) = run(score_args(dir.path(), &leads, &events).arg("--out").arg(&out));
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "lead_id,score,score_tier\nA1,25,hot\nB2,0,cold\nC3,15,cold\n");
+}

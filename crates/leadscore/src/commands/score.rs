@@ -57,7 +57,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         output: if args.explain { OutputFormat::ExplainJsonLines } else { OutputFormat::Csv },
         strict: args.strict,
     };
-    let mut out: Box<dyn Write> = match &args.out {
+    // The output is written to a temporary file beside it and renamed when complete, so that a
+    // failed run never leaves a truncated file (nor empties an input given by mistake).
+    let partial = match &args.out {
+        Some(path) => {
+            refuse_overwriting_inputs(path, &args)?;
+            Some(partial_path(path))
+        }
+        None => None,
+    };
+    let mut out: Box<dyn Write> = match &partial {
         Some(path) => Box::new(BufWriter::with_capacity(
             1 << 20,
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -83,9 +92,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let summary = summary?;
-    out.flush().context("cannot write the output")?;
+    let finished = summary.map_err(anyhow::Error::from).and_then(|summary| {
+        out.flush().context("cannot write the output")?;
+        Ok(summary)
+    });
     drop(out);
+    if let (Some(partial), Some(path)) = (&partial, &args.out) {
+        match &finished {
+            Ok(_) => std::fs::rename(partial, path).with_context(|| format!("cannot write {}", path.display()))?,
+            Err(_) => {
+                let _ = std::fs::remove_file(partial);
+            }
+        }
+    }
+    let summary = finished?;
 
     let problems = &summary.problems;
     for warning in &problems.warnings {
@@ -108,6 +128,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         problems.rows_skipped,
     );
     Ok(if problems.rows_skipped > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn partial_path(path: &std::path::Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".partial-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn refuse_overwriting_inputs(out: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+    let Ok(out) = out.canonicalize() else { return Ok(()) };
+    for input in [Some(&args.model), Some(&args.leads), args.events.as_ref()].into_iter().flatten() {
+        if input.canonicalize().is_ok_and(|input| input == out) {
+            anyhow::bail!("--out {} is one of the input files; choose another output file", out.display());
+        }
+    }
+    Ok(())
 }
 
 /// A progress bar on a terminal; nothing when standard error is redirected.
