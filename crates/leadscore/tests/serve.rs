@@ -261,3 +261,59 @@ fn base64_encode(text: &str) -> String {
     }
     out
 }
+
+#[test]
+fn lifecycle_stages_move_by_score_and_by_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let read = create_key(dir.path(), "acme", "read");
+    let server = Server::start(dir.path(), &[]);
+    let model = r#"
+[scores.total]
+tiers = [{ label = "cold" }, { label = "mql", min = 10 }]
+[[scores.total.qualifiers]]
+name = "demo request"
+tier = "mql"
+event = "Demo Requested"
+[[scores.total.rules]]
+name = "views"
+event = "page_view"
+points = 4
+"#;
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    let track = |user: &str, event: &str, id: &str| {
+        server.post_json("/v1/track", &ingest, &json!({"userId": user, "event": event, "messageId": id})).json()
+    };
+    track("u1", "page_view", "1");
+    assert_eq!(track("u1", "page_view", "2")["lead"].get("stage"), None);
+    let third = track("u1", "page_view", "3");
+    assert_eq!(third["lead"]["stage"], "mql", "{third}");
+    let qualified = track("u2", "Demo Requested", "4");
+    assert_eq!(qualified["lead"]["stage"], "mql");
+
+    let stages = server.get("/api/leads/u2/stages", &read).json();
+    assert_eq!(stages["changes"][0]["actor"], "leadscore");
+    assert_eq!(stages["changes"][0]["reason"], "score `total` reached tier `mql` through qualifier `demo request`");
+
+    let accept = server.post_json("/api/leads/u1/stage", &admin, &json!({"stage": "sal", "actor": "jane@acme.io"}));
+    assert_eq!(accept.status, 200, "{}", accept.body);
+    let back = server.post_json("/api/leads/u1/stage", &admin, &json!({"stage": "lead"}));
+    assert_eq!((back.status, back.json()["code"].as_str()), (409, Some("conflict")));
+    let no_reason = server.post_json("/api/leads/u1/stage", &admin, &json!({"stage": "nurture"}));
+    assert_eq!((no_reason.status, no_reason.json()["code"].as_str()), (400, Some("reason_required")));
+    let reject =
+        server.post_json("/api/leads/u1/stage", &admin, &json!({"stage": "nurture", "reason": "no budget this year"}));
+    assert_eq!(reject.status, 200);
+    assert_eq!(server.post_json("/api/leads/u1/stage", &read, &json!({"stage": "sql"})).status, 403);
+    let unknown = server.post_json("/api/leads/u1/stage", &admin, &json!({"stage": "won"}));
+    assert_eq!(unknown.json()["code"], "invalid_stage");
+
+    let history = server.get("/api/leads/u1/stages", &read).json();
+    assert_eq!(history["stage"], "nurture");
+    let stages: Vec<&str> =
+        history["changes"].as_array().unwrap().iter().map(|c| c["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["nurture", "sal", "mql"]);
+    assert_eq!(history["changes"][1]["actor"], "jane@acme.io");
+    assert_eq!(server.get("/api/leads?stage=nurture", &read).json()["leads"][0]["user_id"], "u1");
+}

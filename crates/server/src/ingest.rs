@@ -11,10 +11,12 @@ use leadscore_store::StoreError;
 use leadscore_store::events::{Inserted, NewEvent};
 use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::rusqlite::Connection;
-use leadscore_store::scores::Change;
+use leadscore_store::scores::{Change, ScoreRow};
+use leadscore_store::stages::StageChange;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::lifecycle::{self, Stage};
 use crate::scoring::{self, Models};
 
 /// Future timestamps more than this far ahead of the server's clock are refused.
@@ -62,6 +64,9 @@ pub struct LeadScores {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     pub scores: BTreeMap<String, ScoreSummary>,
+    /// The stage the request moved the lead to, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -78,6 +83,8 @@ pub struct Ingested {
     /// Score changes (for notifications).
     #[serde(skip)]
     pub changes: Vec<(i64, Change)>,
+    #[serde(skip)]
+    pub stage_changes: Vec<(i64, StageChange)>,
 }
 
 /// Reads one Segment message (identify, track, page, screen) from JSON. `sent_at` is the batch's
@@ -296,7 +303,8 @@ pub fn ingest(
     for (lead_id, new_events) in touched {
         let mut lead = leads::by_id(connection, workspace_id, lead_id)?
             .ok_or_else(|| StoreError::Corrupt(format!("lead {lead_id} vanished during ingestion")))?;
-        let mut summary = LeadScores { id: lead.id, user_id: lead.user_id.clone(), scores: BTreeMap::new() };
+        let mut summary =
+            LeadScores { id: lead.id, user_id: lead.user_id.clone(), scores: BTreeMap::new(), stage: None };
         if let (Some(model), Some(version)) = (&model, &model_version) {
             if rebuild.contains(&lead.id) {
                 lead.state_model_id = None;
@@ -309,15 +317,44 @@ pub fn ingest(
             }
             lead.state = Some(scoring::state_json(&state));
             lead.state_model_id = Some(version.id);
-            let rows = scoring::evaluate(model, version.id, &lead, &state, received_at);
+            let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, version.id, &lead, &state, received_at);
             for row in &rows {
                 summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });
             }
             let changes = leadscore_store::scores::save(connection, lead.id, &rows, "event")?;
             ingested.changes.extend(changes.into_iter().map(|c| (lead.id, c)));
             leads::save(connection, &lead)?;
+            if let Some(change) = automatic_mql(connection, model, &lead, &rows, &qualified_by, received_at)? {
+                summary.stage = Some(change.stage.clone());
+                ingested.stage_changes.push((lead.id, change));
+            }
         }
         ingested.leads.push(summary);
     }
     Ok(ingested)
+}
+
+/// Moves a lead in stage lead or nurture to MQL when its scores say so.
+pub fn automatic_mql(
+    connection: &Connection,
+    model: &leadscore_core::Model,
+    lead: &LeadRow,
+    rows: &[ScoreRow],
+    qualified_by: &[Option<String>],
+    now: i64,
+) -> Result<Option<StageChange>, StoreError> {
+    let current: Stage = lead.stage.parse().unwrap_or(Stage::Lead);
+    if !matches!(current, Stage::Lead | Stage::Nurture) {
+        return Ok(None);
+    }
+    let Some(reason) = lifecycle::mql_reason(model, rows, qualified_by) else { return Ok(None) };
+    let change = StageChange {
+        stage: Stage::Mql.to_string(),
+        previous: Some(current.to_string()),
+        at: now,
+        actor: "leadscore".to_string(),
+        reason: Some(reason),
+    };
+    leadscore_store::stages::set(connection, lead.id, &change)?;
+    Ok(Some(change))
 }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod demo;
 pub mod error;
 pub mod ingest;
+pub mod lifecycle;
 pub mod routes;
 pub mod scoring;
 pub mod state;

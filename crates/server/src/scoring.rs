@@ -118,8 +118,20 @@ pub fn state_json(state: &LeadState) -> String {
 
 /// Evaluates every score of a lead at `now` into rows to store.
 pub fn evaluate(model: &Model, model_id: i64, lead: &LeadRow, state: &LeadState, now: i64) -> Vec<ScoreRow> {
+    evaluate_with_qualifiers(model, model_id, lead, state, now).0
+}
+
+/// Same as [`evaluate`], with the qualifier that set each score's tier, if any.
+pub fn evaluate_with_qualifiers(
+    model: &Model,
+    model_id: i64,
+    lead: &LeadRow,
+    state: &LeadState,
+    now: i64,
+) -> (Vec<ScoreRow>, Vec<Option<String>>) {
     let scores: LeadScores<'_> = model.evaluate(&lead_values(model, lead), state, Timestamp(now));
-    scores
+    let qualified_by = scores.scores.iter().map(|s| s.qualified_by.map(str::to_string)).collect();
+    let rows = scores
         .scores
         .iter()
         .map(|score| ScoreRow {
@@ -130,5 +142,6 @@ pub fn evaluate(model: &Model, model_id: i64, lead: &LeadRow, state: &LeadState,
             model_id,
             evaluated_at: now,
         })
-        .collect()
+        .collect();
+    (rows, qualified_by)
 }

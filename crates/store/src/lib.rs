@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //! - [`migrate`]: versioned schema migrations applied at open.
-//! - [`workspaces`], [`keys`], [`models`], [`leads`], [`events`], [`scores`]: typed operations on
+//! - [`workspaces`], [`keys`], [`models`], [`leads`], [`events`], [`scores`], [`stages`]: typed operations on
 //!   one table family each, as functions of a `&Connection` so that callers compose them inside
 //!   one transaction.
 
@@ -20,6 +20,7 @@ pub mod leads;
 pub mod migrate;
 pub mod models;
 pub mod scores;
+pub mod stages;
 pub mod workspaces;
 
 use std::path::{Path, PathBuf};

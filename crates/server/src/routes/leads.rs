@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson};
+use crate::lifecycle::{self, Stage};
 use crate::scoring;
 use crate::state::AppState;
 
@@ -28,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/leads", get(list))
         .route("/api/leads/{id}", get(one))
         .route("/api/leads/{id}/history", get(history))
+        .route("/api/leads/{id}/stage", axum::routing::post(set_stage))
+        .route("/api/leads/{id}/stages", get(stages))
 }
 
 /// A lead by its user id, else by its own numeric id.
@@ -221,4 +224,93 @@ async fn history(
         })
         .collect();
     Ok(ApiJson(serde_json::json!({ "id": lead_id, "history": history })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageRequest {
+    stage: String,
+    /// Who made the change (a rep's e-mail, a CRM user id).
+    actor: Option<String>,
+    /// Required for nurture, disqualified and lost (a rejection's reason is feedback for the model).
+    reason: Option<String>,
+    /// Allow going back in the funnel or leaving disqualified, lost and customer.
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Serialize)]
+struct StageView {
+    stage: String,
+    previous: Option<String>,
+    at: String,
+    actor: String,
+    reason: Option<String>,
+}
+
+impl From<leadscore_store::stages::StageChange> for StageView {
+    fn from(change: leadscore_store::stages::StageChange) -> StageView {
+        StageView {
+            stage: change.stage,
+            previous: change.previous,
+            at: Timestamp(change.at).to_string(),
+            actor: change.actor,
+            reason: change.reason,
+        }
+    }
+}
+
+/// Moves a lead to another lifecycle stage (sales accepting, rejecting, qualifying, closing).
+async fn set_stage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<StageRequest>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let to: Stage = request.stage.parse().map_err(|e: String| ApiError::bad_request("invalid_stage", e))?;
+    let reason = request.reason.filter(|r| !r.trim().is_empty());
+    if to.needs_reason() && reason.is_none() {
+        return Err(ApiError::bad_request("reason_required", format!("moving a lead to {to} needs a `reason`")));
+    }
+    let actor = request.actor.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| format!("key {}", owner.key_id));
+    let (lead_id, change) = state
+        .store
+        .write(move |connection| {
+            let Some(lead) = find(connection, owner.workspace_id, &id)? else {
+                return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
+            };
+            let from: Stage = lead.stage.parse().map_err(StoreError::Corrupt)?;
+            lifecycle::check_move(from, to, request.force).map_err(StoreError::Conflict)?;
+            let change = leadscore_store::stages::StageChange {
+                stage: to.to_string(),
+                previous: Some(from.to_string()),
+                at: now_ms(),
+                actor,
+                reason,
+            };
+            leadscore_store::stages::set(connection, lead.id, &change)?;
+            Ok((lead.id, change))
+        })
+        .await?;
+    Ok(ApiJson(serde_json::json!({ "id": lead_id, "stage": StageView::from(change) })))
+}
+
+async fn stages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
+    let (lead_id, stage, changes) = state
+        .store
+        .read(move |connection| {
+            let Some(lead) = find(connection, owner.workspace_id, &id)? else {
+                return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
+            };
+            Ok((lead.id, lead.stage, leadscore_store::stages::history(connection, lead.id)?))
+        })
+        .await?;
+    let changes: Vec<StageView> = changes.into_iter().map(StageView::from).collect();
+    Ok(ApiJson(serde_json::json!({ "id": lead_id, "stage": stage, "changes": changes })))
 }

@@ -1,0 +1,45 @@
+//! Lifecycle stages of leads and the history of every change: who, when and why.
+
+use rusqlite::{Connection, params};
+
+use crate::StoreError;
+
+/// One recorded change of stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageChange {
+    pub stage: String,
+    pub previous: Option<String>,
+    pub at: i64,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+/// Sets a lead's stage and records the change.
+pub fn set(connection: &Connection, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
+    connection.execute(
+        "UPDATE leads SET stage = ?1, updated_at = ?2 WHERE id = ?3",
+        params![change.stage, change.at, lead_id],
+    )?;
+    connection.execute(
+        "INSERT INTO stage_history (lead_id, stage, previous, at, actor, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![lead_id, change.stage, change.previous, change.at, change.actor, change.reason],
+    )?;
+    Ok(())
+}
+
+/// A lead's stage changes, newest first.
+pub fn history(connection: &Connection, lead_id: i64) -> Result<Vec<StageChange>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT stage, previous, at, actor, reason FROM stage_history WHERE lead_id = ?1 ORDER BY id DESC",
+    )?;
+    let rows = statement.query_map([lead_id], |row| {
+        Ok(StageChange {
+            stage: row.get(0)?,
+            previous: row.get(1)?,
+            at: row.get(2)?,
+            actor: row.get(3)?,
+            reason: row.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
