@@ -317,3 +317,81 @@ points = 4
     assert_eq!(history["changes"][1]["actor"], "jane@acme.io");
     assert_eq!(server.get("/api/leads?stage=nurture", &read).json()["leads"][0]["user_id"], "u1");
 }
+
+/// Recomputes a `Leadscore-Signature` header the way docs/api.md tells receivers to.
+fn signature_is_valid(secret: &str, header: &str, body: &[u8]) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some((t, v1)) = header.split_once(',') else { return false };
+    let (Some(t), Some(v1)) = (t.strip_prefix("t="), v1.strip_prefix("v1=")) else { return false };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&hex::decode(v1).unwrap_or_default()).is_ok()
+}
+
+#[test]
+fn webhooks_are_signed_retried_in_order_and_redelivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let server = Server::start(dir.path(), &["--webhook-retry-base-ms", "40"]);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    // The receiver is broken for its first three requests.
+    let receiver = Receiver::start(3);
+    let hook = server.post_json(
+        "/api/webhooks",
+        &admin,
+        &json!({"url": receiver.url, "events": ["tier_changed", "score_crossed", "stage_changed"], "score": "activity", "threshold": 2}),
+    );
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    let hook = hook.json();
+    let secret = hook["secret"].as_str().unwrap().to_string();
+
+    for i in 0..3 {
+        let track = json!({"userId": "w1", "event": "page_view", "messageId": format!("w{i}")});
+        assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+    }
+    let moved = server.post_json("/api/leads/w1/stage", &admin, &json!({"stage": "sal", "actor": "rep"}));
+    assert_eq!(moved.status, 200);
+
+    // tier cold (1st view), crossed 2 upwards (2nd), tier hot (3rd), stage sal.
+    let delivered = receiver.wait_for(4);
+    let kinds: Vec<String> = delivered
+        .iter()
+        .map(|(_, body)| {
+            let data = &body["data"];
+            match body["type"].as_str().unwrap() {
+                "tier_changed" => format!("tier {}", data["tier"].as_str().unwrap()),
+                "score_crossed" => format!("crossed {} {}", data["threshold"], data["direction"].as_str().unwrap()),
+                "stage_changed" => format!("stage {}", data["stage"].as_str().unwrap()),
+                other => other.to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(kinds, ["tier cold", "crossed 2.0 up", "tier hot", "stage sal"], "in order, despite the failures");
+    // Every request, failed or not, carries a signature over its exact body.
+    let raw = receiver.requests.lock().unwrap().clone();
+    assert_eq!(raw.len(), 7, "3 failures, then 4 deliveries");
+    for (headers, body, _) in &raw {
+        let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
+        assert!(signature_is_valid(&secret, &header("leadscore-signature"), body.as_bytes()), "{body}");
+        assert!(!signature_is_valid("whsec_wrong", &header("leadscore-signature"), body.as_bytes()));
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(header("leadscore-event"), body["type"].as_str().unwrap());
+        assert_eq!(body["data"]["lead"]["user_id"], "w1");
+    }
+    // The log shows the retries; a redelivery sends the first notification again.
+    let log = server.get(&format!("/api/webhooks/{}/deliveries", hook["id"]), &admin).json();
+    let first = log["deliveries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(first["status"], "delivered");
+    assert_eq!(first["attempts"], 4, "{log}");
+    let again = server.post_text(&format!("/api/webhooks/deliveries/{}/redeliver", first["id"]), &admin, "");
+    assert_eq!(again.status, 202, "{}", again.body);
+    let delivered = receiver.wait_for(5);
+    assert_eq!(delivered[4].1["data"], delivered[0].1["data"]);
+
+    let bad = server.post_json("/api/webhooks", &admin, &json!({"url": "ftp://x", "events": ["tier_changed"]}));
+    assert_eq!((bad.status, bad.json()["code"].as_str()), (400, Some("invalid_field")));
+    let bad = server.post_json("/api/webhooks", &admin, &json!({"url": "http://x", "events": ["score_crossed"]}));
+    assert!(bad.json()["message"].as_str().unwrap().contains("needs `score`"));
+}

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::lifecycle::{self, Stage};
+use crate::notify::{self, LeadChanges};
 use crate::scoring::{self, Models};
 
 /// Future timestamps more than this far ahead of the server's clock are refused.
@@ -85,6 +86,9 @@ pub struct Ingested {
     pub changes: Vec<(i64, Change)>,
     #[serde(skip)]
     pub stage_changes: Vec<(i64, StageChange)>,
+    /// Webhook notifications written to the outbox.
+    #[serde(skip)]
+    pub queued: usize,
 }
 
 /// Reads one Segment message (identify, track, page, screen) from JSON. `sent_at` is the batch's
@@ -322,9 +326,12 @@ pub fn ingest(
                 summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });
             }
             let changes = leadscore_store::scores::save(connection, lead.id, &rows, "event")?;
-            ingested.changes.extend(changes.into_iter().map(|c| (lead.id, c)));
             leads::save(connection, &lead)?;
-            if let Some(change) = automatic_mql(connection, model, &lead, &rows, &qualified_by, received_at)? {
+            let stage = automatic_mql(connection, model, &lead, &rows, &qualified_by, received_at)?;
+            let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
+            ingested.queued += notify::enqueue(connection, &lead, &lead_changes, received_at)?;
+            ingested.changes.extend(changes.into_iter().map(|c| (lead.id, c)));
+            if let Some(change) = stage {
                 summary.stage = Some(change.stage.clone());
                 ingested.stage_changes.push((lead.id, change));
             }

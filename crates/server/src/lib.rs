@@ -9,10 +9,12 @@
 //! - [`auth`]: API keys and scopes; [`error`]: the `{code, message}` error answer.
 
 pub mod auth;
+pub mod delivery;
 pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod lifecycle;
+pub mod notify;
 pub mod routes;
 pub mod scoring;
 pub mod state;
@@ -26,7 +28,7 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use state::AppState;
+pub use state::{AppState, Config};
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -35,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::segment::routes())
         .merge(routes::leads::routes())
         .merge(routes::models::routes())
+        .merge(routes::webhooks::routes())
         .fallback(|| async { error::ApiError::not_found("no such route") })
         // Layers wrap from the inside out: the timeout applies to the handler, the trace to all.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
@@ -42,13 +45,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in flight.
+/// Serves until `shutdown` completes, then finishes the requests in flight. Runs the webhook
+/// dispatcher alongside.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    // reqwest's rustls needs a process-wide crypto provider before its first client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dispatcher = delivery::spawn(state.clone());
+    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    dispatcher.abort();
+    served
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use leadscore_store::Store;
 
 use crate::auth::KeyCache;
@@ -13,10 +15,33 @@ pub struct AppState {
     pub store: Store,
     pub models: Arc<Models>,
     pub keys: Arc<KeyCache>,
+    /// Wakes the webhook dispatcher when notifications were queued.
+    pub deliveries: Arc<Notify>,
+    pub config: Arc<Config>,
+}
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The first webhook retry waits this long; later ones wait multiples of it (see
+    /// `delivery::RETRY_STEPS`), for at least a day in all at the default of 5 s.
+    pub webhook_retry_base_ms: i64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { webhook_retry_base_ms: 5_000 }
+    }
 }
 
 impl AppState {
-    pub fn new(store: Store) -> AppState {
-        AppState { store, models: Arc::new(Models::default()), keys: Arc::new(KeyCache::default()) }
+    pub fn new(store: Store, config: Config) -> AppState {
+        AppState {
+            store,
+            models: Arc::new(Models::default()),
+            keys: Arc::new(KeyCache::default()),
+            deliveries: Arc::new(Notify::new()),
+            config: Arc::new(config),
+        }
     }
 }

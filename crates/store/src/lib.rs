@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod models;
 pub mod scores;
 pub mod stages;
+pub mod webhooks;
 pub mod workspaces;
 
 use std::path::{Path, PathBuf};

@@ -10,7 +10,10 @@ use sha2::{Digest, Sha256};
 use crate::StoreError;
 
 /// (version, name, SQL), in order. Never edit an entry once released: add a new one.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "webhooks", include_str!("migrations/0002_webhooks.sql")),
+];
 
 /// Applies every migration the database has not had yet.
 pub fn apply(connection: &mut Connection) -> Result<(), StoreError> {

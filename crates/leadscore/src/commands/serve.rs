@@ -31,6 +31,9 @@ pub struct Args {
     /// Log as JSON lines instead of text
     #[arg(long)]
     log_json: bool,
+    /// The first webhook retry waits this long (ms); later ones wait up to 5760 times more
+    #[arg(long, default_value_t = 5000, hide = true)]
+    webhook_retry_base_ms: i64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -67,7 +70,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("try: curl -H 'Authorization: Bearer {read}' 'http://{address}/api/leads?limit=5'");
         }
         println!("leadscore listening on http://{address}");
-        leadscore_server::serve(listener, AppState::new(store), leadscore_server::shutdown_signal()).await?;
+        let config = leadscore_server::Config { webhook_retry_base_ms: args.webhook_retry_base_ms.max(1) };
+        leadscore_server::serve(listener, AppState::new(store, config), leadscore_server::shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }

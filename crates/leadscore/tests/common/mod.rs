@@ -159,3 +159,79 @@ name = "tech"
 when = { field = "industry", equals = "Technology" }
 points = 5
 "#;
+
+/// A webhook receiver: answers 500 to the first `failures` requests, then 200, and keeps every
+/// request it got (headers lower-cased, body).
+pub struct Receiver {
+    pub url: String,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String, u16)>>>,
+}
+
+impl Receiver {
+    pub fn start(failures: usize) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some((headers, body)) = read_request(&mut stream) else { continue };
+                let mut seen = seen.lock().unwrap();
+                let status = if seen.len() < failures { 500 } else { 200 };
+                seen.push((headers, body, status));
+                let reason = if status == 200 { "OK" } else { "Internal Server Error" };
+                let _ = write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        Receiver { url, requests }
+    }
+
+    /// The bodies of the requests answered 200, parsed.
+    pub fn delivered(&self) -> Vec<(Vec<(String, String)>, serde_json::Value)> {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .iter()
+            .filter(|(_, _, status)| *status == 200)
+            .map(|(headers, body, _)| (headers.clone(), serde_json::from_str(body).unwrap()))
+            .collect()
+    }
+
+    /// Waits until `n` requests were answered 200 (at most 30 s).
+    pub fn wait_for(&self, n: usize) -> Vec<(Vec<(String, String)>, serde_json::Value)> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let delivered = self.delivered();
+            if delivered.len() >= n || std::time::Instant::now() > deadline {
+                return delivered;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn read_request(stream: &mut TcpStream) -> Option<(Vec<(String, String)>, String)> {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut headers = Vec::new();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_string());
+        if name == "content-length" {
+            length = value.parse().ok()?;
+        }
+        headers.push((name, value));
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((headers, String::from_utf8(body).ok()?))
+}

@@ -274,7 +274,7 @@ async fn set_stage(
         return Err(ApiError::bad_request("reason_required", format!("moving a lead to {to} needs a `reason`")));
     }
     let actor = request.actor.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| format!("key {}", owner.key_id));
-    let (lead_id, change) = state
+    let (lead_id, change, queued) = state
         .store
         .write(move |connection| {
             let Some(lead) = find(connection, owner.workspace_id, &id)? else {
@@ -290,9 +290,14 @@ async fn set_stage(
                 reason,
             };
             leadscore_store::stages::set(connection, lead.id, &change)?;
-            Ok((lead.id, change))
+            let changes = crate::notify::LeadChanges { scores: Vec::new(), stages: vec![&change] };
+            let queued = crate::notify::enqueue(connection, &lead, &changes, change.at)?;
+            Ok((lead.id, change, queued))
         })
         .await?;
+    if queued > 0 {
+        state.deliveries.notify_one();
+    }
     Ok(ApiJson(serde_json::json!({ "id": lead_id, "stage": StageView::from(change) })))
 }
 

@@ -4,3 +4,4 @@ pub mod health;
 pub mod leads;
 pub mod models;
 pub mod segment;
+pub mod webhooks;

@@ -118,8 +118,12 @@ pub async fn run(
     received_at: i64,
 ) -> Result<ingest::Ingested, ApiError> {
     let models = state.models.clone();
-    Ok(state
+    let ingested = state
         .store
         .write(move |connection| ingest::ingest(connection, &models, workspace_id, messages, received_at))
-        .await?)
+        .await?;
+    if ingested.queued > 0 {
+        state.deliveries.notify_one();
+    }
+    Ok(ingested)
 }

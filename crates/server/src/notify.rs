@@ -1,0 +1,93 @@
+//! Turning score and stage changes into outbox notifications for the workspace's webhooks.
+//! Runs inside the transaction that made the changes.
+
+use leadscore_store::StoreError;
+use leadscore_store::leads::LeadRow;
+use leadscore_store::rusqlite::Connection;
+use leadscore_store::scores::Change;
+use leadscore_store::stages::StageChange;
+use leadscore_store::webhooks::{self, Webhook};
+use serde_json::{Value, json};
+
+/// Everything that changed for one lead in one transaction.
+#[derive(Debug, Default)]
+pub struct LeadChanges<'a> {
+    pub scores: Vec<&'a Change>,
+    pub stages: Vec<&'a StageChange>,
+}
+
+fn lead_json(lead: &LeadRow) -> Value {
+    json!({ "id": lead.id, "user_id": lead.user_id, "email": lead.email })
+}
+
+/// Notifications (event kind, data) that `changes` cause for one webhook.
+fn notifications(webhook: &Webhook, lead: &LeadRow, changes: &LeadChanges<'_>) -> Vec<(&'static str, Value)> {
+    let wants = |kind: &str| webhook.events.iter().any(|e| e == kind);
+    let mut out = Vec::new();
+    for change in &changes.scores {
+        if wants("tier_changed") && change.tier != change.previous_tier {
+            out.push((
+                "tier_changed",
+                json!({
+                    "lead": lead_json(lead), "score": change.score, "tier": change.tier,
+                    "previous_tier": change.previous_tier, "value": change.value,
+                }),
+            ));
+        }
+        if wants("score_crossed")
+            && let (Some(score), Some(threshold)) = (&webhook.score, webhook.threshold)
+            && *score == change.score
+        {
+            let before = change.previous_value.unwrap_or(0.0);
+            let direction = match (before >= threshold, change.value >= threshold) {
+                (false, true) => Some("up"),
+                (true, false) => Some("down"),
+                _ => None,
+            };
+            if let Some(direction) = direction {
+                out.push((
+                    "score_crossed",
+                    json!({
+                        "lead": lead_json(lead), "score": score, "threshold": threshold, "direction": direction,
+                        "value": change.value, "previous_value": change.previous_value,
+                    }),
+                ));
+            }
+        }
+    }
+    for stage in &changes.stages {
+        if wants("stage_changed") {
+            out.push((
+                "stage_changed",
+                json!({
+                    "lead": lead_json(lead), "stage": stage.stage, "previous": stage.previous,
+                    "actor": stage.actor, "reason": stage.reason,
+                }),
+            ));
+        }
+        if wants("became_mql") && stage.stage == "mql" {
+            out.push(("became_mql", json!({ "lead": lead_json(lead), "actor": stage.actor, "reason": stage.reason })));
+        }
+    }
+    out
+}
+
+/// Writes the outbox rows for one lead's changes. Returns how many were queued.
+pub fn enqueue(
+    connection: &Connection,
+    lead: &LeadRow,
+    changes: &LeadChanges<'_>,
+    now: i64,
+) -> Result<usize, StoreError> {
+    if changes.scores.is_empty() && changes.stages.is_empty() {
+        return Ok(0);
+    }
+    let mut queued = 0;
+    for webhook in webhooks::list(connection, lead.workspace_id)? {
+        for (event, data) in notifications(&webhook, lead, changes) {
+            webhooks::enqueue(connection, webhook.id, lead.id, event, &data.to_string(), now)?;
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}

@@ -1,0 +1,155 @@
+//! Webhook subscriptions and their delivery log.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use leadscore_core::Timestamp;
+use leadscore_store::keys::Scope;
+use leadscore_store::webhooks::{self, EVENT_KINDS, NewWebhook};
+use leadscore_store::{StoreError, now_ms};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth;
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/webhooks", get(list).post(create))
+        .route("/api/webhooks/{id}", axum::routing::delete(remove))
+        .route("/api/webhooks/{id}/deliveries", get(deliveries))
+        .route("/api/webhooks/deliveries/{id}/redeliver", post(redeliver))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    url: String,
+    events: Vec<String>,
+    /// For `score_crossed`: the score and the threshold to watch.
+    score: Option<String>,
+    threshold: Option<f64>,
+}
+
+fn webhook_json(webhook: &webhooks::Webhook, with_secret: bool) -> Value {
+    let mut value = json!({
+        "id": webhook.id,
+        "url": webhook.url,
+        "events": webhook.events,
+        "score": webhook.score,
+        "threshold": webhook.threshold,
+        "created_at": Timestamp(webhook.created_at).to_string(),
+    });
+    if with_secret {
+        value["secret"] = json!(webhook.secret);
+    }
+    value
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<CreateRequest>,
+) -> Result<Response, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let url = reqwest::Url::parse(&request.url)
+        .map_err(|e| ApiError::bad_request("invalid_field", format!("`url` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ApiError::bad_request("invalid_field", "`url` must be an http:// or https:// URL"));
+    }
+    if request.events.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`events` is empty: use any of {}", EVENT_KINDS.join(", ")),
+        ));
+    }
+    if let Some(unknown) = request.events.iter().find(|e| !EVENT_KINDS.contains(&e.as_str())) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`events` has `{unknown}`: use any of {}", EVENT_KINDS.join(", ")),
+        ));
+    }
+    let crossing = request.events.iter().any(|e| e == "score_crossed");
+    match (crossing, &request.score, request.threshold) {
+        (true, Some(_), Some(t)) if t.is_finite() => {}
+        (true, _, _) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "`score_crossed` needs `score` and a finite `threshold`",
+            ));
+        }
+        (false, None, None) => {}
+        (false, _, _) => {
+            return Err(ApiError::bad_request("invalid_field", "`score` and `threshold` only go with `score_crossed`"));
+        }
+    }
+    let new =
+        NewWebhook { url: url.to_string(), events: request.events, score: request.score, threshold: request.threshold };
+    let webhook = state.store.write(move |c| webhooks::create(c, owner.workspace_id, &new)).await?;
+    Ok((StatusCode::CREATED, axum::Json(webhook_json(&webhook, true))).into_response())
+}
+
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<Value>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let hooks = state.store.read(move |c| webhooks::list(c, owner.workspace_id)).await?;
+    Ok(ApiJson(json!({ "webhooks": hooks.iter().map(|w| webhook_json(w, false)).collect::<Vec<_>>() })))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let deleted = state.store.write(move |c| webhooks::delete(c, owner.workspace_id, id)).await?;
+    if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("no webhook {id}"))) }
+}
+
+async fn deliveries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let log = state
+        .store
+        .read(move |c| {
+            if webhooks::by_id(c, owner.workspace_id, id)?.is_none() {
+                return Err(StoreError::NotFound(format!("no webhook {id}")));
+            }
+            webhooks::log(c, id, 500)
+        })
+        .await?;
+    let time = |t: Option<i64>| t.map(|t| Timestamp(t).to_string());
+    let entries: Vec<Value> = log
+        .iter()
+        .map(|e| {
+            let status = match (e.delivered_at, e.failed_at) {
+                (Some(_), _) => "delivered",
+                (None, Some(_)) => "failed",
+                (None, None) => "pending",
+            };
+            json!({
+                "id": e.id, "lead_id": e.lead_id, "event": e.event, "status": status, "attempts": e.attempts,
+                "created_at": time(Some(e.created_at)), "delivered_at": time(e.delivered_at), "failed_at": time(e.failed_at),
+                "next_attempt_at": if status == "pending" { time(Some(e.next_attempt_at)) } else { None },
+                "last_status": e.last_status, "last_error": e.last_error,
+            })
+        })
+        .collect();
+    Ok(ApiJson(json!({ "deliveries": entries })))
+}
+
+async fn redeliver(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let queued = state.store.write(move |c| webhooks::redeliver(c, owner.workspace_id, id, now_ms())).await?;
+    state.deliveries.notify_one();
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": queued, "status": "pending" }))).into_response())
+}

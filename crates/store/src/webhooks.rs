@@ -1,0 +1,272 @@
+//! Webhook subscriptions, their outbox and the delivery log.
+//!
+//! Notifications are written to the outbox in the same transaction as the change that caused
+//! them, so none is lost and none is sent for a change that was rolled back. The dispatcher takes
+//! for each (webhook, lead) only the oldest pending notification, which keeps a lead's
+//! notifications in order.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::StoreError;
+
+/// What a webhook can subscribe to.
+pub const EVENT_KINDS: &[&str] = &["tier_changed", "became_mql", "stage_changed", "score_crossed"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub id: i64,
+    pub workspace_id: i64,
+    pub url: String,
+    pub secret: String,
+    pub events: Vec<String>,
+    pub score: Option<String>,
+    pub threshold: Option<f64>,
+    pub created_at: i64,
+}
+
+/// A subscription to create.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<String>,
+    pub score: Option<String>,
+    pub threshold: Option<f64>,
+}
+
+pub fn create(connection: &Connection, workspace_id: i64, new: &NewWebhook) -> Result<Webhook, StoreError> {
+    let mut random = [0u8; 24];
+    getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a secret: {e}")))?;
+    let secret = format!("whsec_{}", hex::encode(random));
+    let now = crate::now_ms();
+    connection.execute(
+        "INSERT INTO webhooks (workspace_id, url, secret, events, score, threshold, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            workspace_id,
+            new.url,
+            secret,
+            serde_json::to_string(&new.events).unwrap_or_default(),
+            new.score,
+            new.threshold,
+            now
+        ],
+    )?;
+    Ok(Webhook {
+        id: connection.last_insert_rowid(),
+        workspace_id,
+        url: new.url.clone(),
+        secret,
+        events: new.events.clone(),
+        score: new.score.clone(),
+        threshold: new.threshold,
+        created_at: now,
+    })
+}
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
+    let events: String = row.get(4)?;
+    Ok(Webhook {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        url: row.get(2)?,
+        secret: row.get(3)?,
+        events: serde_json::from_str(&events).unwrap_or_default(),
+        score: row.get(5)?,
+        threshold: row.get(6)?,
+        created_at: row.get(7)?,
+    })
+}
+
+const COLUMNS: &str = "id, workspace_id, url, secret, events, score, threshold, created_at";
+
+/// The workspace's live webhooks.
+pub fn list(connection: &Connection, workspace_id: i64) -> Result<Vec<Webhook>, StoreError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE workspace_id = ?1 AND deleted_at IS NULL ORDER BY id"
+    ))?;
+    let rows = statement.query_map([workspace_id], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn by_id(connection: &Connection, workspace_id: i64, id: i64) -> Result<Option<Webhook>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE workspace_id = ?1 AND id = ?2 AND deleted_at IS NULL");
+    Ok(connection.query_row(&sql, params![workspace_id, id], from_row).optional()?)
+}
+
+/// Stops a webhook; its pending notifications are not sent.
+pub fn delete(connection: &Connection, workspace_id: i64, id: i64) -> Result<bool, StoreError> {
+    let now = crate::now_ms();
+    let changed = connection.execute(
+        "UPDATE webhooks SET deleted_at = ?1 WHERE workspace_id = ?2 AND id = ?3 AND deleted_at IS NULL",
+        params![now, workspace_id, id],
+    )?;
+    connection.execute(
+        "UPDATE outbox SET failed_at = ?1, last_error = 'webhook deleted' WHERE webhook_id = ?2 AND delivered_at IS NULL AND failed_at IS NULL",
+        params![now, id],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Adds a notification for one webhook.
+pub fn enqueue(
+    connection: &Connection,
+    webhook_id: i64,
+    lead_id: i64,
+    event: &str,
+    data: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO outbox (webhook_id, lead_id, event, data, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )?
+        .execute(params![webhook_id, lead_id, event, data, now])?;
+    Ok(connection.last_insert_rowid())
+}
+
+/// A notification to deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub url: String,
+    pub secret: String,
+    pub lead_id: i64,
+    pub event: String,
+    pub data: String,
+    pub created_at: i64,
+    pub attempts: i64,
+}
+
+/// Notifications due at `now`, at most one per (webhook, lead): the oldest pending one.
+pub fn due(connection: &Connection, now: i64, limit: u32) -> Result<Vec<Pending>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT o.id, o.webhook_id, w.url, w.secret, o.lead_id, o.event, o.data, o.created_at, o.attempts
+         FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= ?1
+           AND NOT EXISTS (
+             SELECT 1 FROM outbox p WHERE p.webhook_id = o.webhook_id AND p.lead_id = o.lead_id AND p.id < o.id
+               AND p.delivered_at IS NULL AND p.failed_at IS NULL)
+         ORDER BY o.id LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![now, limit], |row| {
+        Ok(Pending {
+            id: row.get(0)?,
+            webhook_id: row.get(1)?,
+            url: row.get(2)?,
+            secret: row.get(3)?,
+            lead_id: row.get(4)?,
+            event: row.get(5)?,
+            data: row.get(6)?,
+            created_at: row.get(7)?,
+            attempts: row.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The earliest time a pending notification is due, if any.
+pub fn next_due(connection: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(connection.query_row(
+        "SELECT min(next_attempt_at) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub at: i64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// Records an attempt; `next_attempt_at` None with a failure means the notification gave up.
+pub fn record_attempt(
+    connection: &Connection,
+    outbox_id: i64,
+    attempt: &Attempt,
+    delivered: bool,
+    next_attempt_at: Option<i64>,
+) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO deliveries (outbox_id, at, status, error, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![outbox_id, attempt.at, attempt.status, attempt.error, attempt.duration_ms])?;
+    let (delivered_at, failed_at) = match (delivered, next_attempt_at) {
+        (true, _) => (Some(attempt.at), None),
+        (false, None) => (None, Some(attempt.at)),
+        (false, Some(_)) => (None, None),
+    };
+    connection
+        .prepare_cached(
+            "UPDATE outbox SET attempts = attempts + 1, last_status = ?1, last_error = ?2, delivered_at = ?3,
+                 failed_at = ?4, next_attempt_at = coalesce(?5, next_attempt_at) WHERE id = ?6",
+        )?
+        .execute(params![attempt.status, attempt.error, delivered_at, failed_at, next_attempt_at, outbox_id])?;
+    Ok(())
+}
+
+/// One notification with its state, for the delivery log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub id: i64,
+    pub lead_id: i64,
+    pub event: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub delivered_at: Option<i64>,
+    pub failed_at: Option<i64>,
+    pub next_attempt_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+pub fn log(connection: &Connection, webhook_id: i64, limit: u32) -> Result<Vec<LogEntry>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, lead_id, event, created_at, attempts, delivered_at, failed_at, next_attempt_at, last_status, last_error
+         FROM outbox WHERE webhook_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![webhook_id, limit], |row| {
+        Ok(LogEntry {
+            id: row.get(0)?,
+            lead_id: row.get(1)?,
+            event: row.get(2)?,
+            created_at: row.get(3)?,
+            attempts: row.get(4)?,
+            delivered_at: row.get(5)?,
+            failed_at: row.get(6)?,
+            next_attempt_at: row.get(7)?,
+            last_status: row.get(8)?,
+            last_error: row.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Queues a notification again (as a new one, after the lead's pending ones). Returns its id.
+pub fn redeliver(connection: &Connection, workspace_id: i64, outbox_id: i64, now: i64) -> Result<i64, StoreError> {
+    let found: Option<(i64, i64, String, String)> = connection
+        .query_row(
+            "SELECT o.webhook_id, o.lead_id, o.event, o.data FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
+             WHERE o.id = ?1 AND w.workspace_id = ?2 AND w.deleted_at IS NULL",
+            params![outbox_id, workspace_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+    let (webhook_id, lead_id, event, data) = found
+        .ok_or_else(|| StoreError::NotFound(format!("no delivery {outbox_id} of a live webhook in this workspace")))?;
+    enqueue(connection, webhook_id, lead_id, &event, &data, now)
+}
+
+/// Pending notifications (for metrics).
+pub fn depth(connection: &Connection) -> Result<i64, StoreError> {
+    Ok(connection.query_row(
+        "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL",
+        [],
+        |row| row.get(0),
+    )?)
+}
