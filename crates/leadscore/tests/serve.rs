@@ -395,3 +395,91 @@ fn webhooks_are_signed_retried_in_order_and_redelivered() {
     let bad = server.post_json("/api/webhooks", &admin, &json!({"url": "http://x", "events": ["score_crossed"]}));
     assert!(bad.json()["message"].as_str().unwrap().contains("needs `score`"));
 }
+
+/// Polls until the workspace's rescoring has finished.
+fn wait_for_rescoring(server: &Server, key: &str) -> serde_json::Value {
+    for _ in 0..200 {
+        let models = server.get("/api/models", key).json();
+        if !models["rescoring"]["finished_at"].is_null() {
+            return models;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the rescoring did not finish");
+}
+
+#[test]
+fn model_versions_preview_activate_and_roll_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, ingest, read) = acme(dir.path());
+    for (user, n) in [("p1", 1), ("p2", 4)] {
+        for i in 0..n {
+            server.post_json(
+                "/v1/track",
+                &ingest,
+                &json!({"userId": user, "event": "page_view", "messageId": format!("{user}-{i}")}),
+            );
+        }
+    }
+    // Version 2 doubles page views: p1 goes from 1 (cold) to 2 (cold), p2 from 4 (hot) to 8 (hot),
+    // and a new threshold makes p1 warm.
+    let v2 = COUNTING_MODEL
+        .replace("points = 1\n", "points = 2\n")
+        .replace("{ label = \"hot\", min = 3 }", "{ label = \"warm\", min = 2 }, { label = \"hot\", min = 3 }");
+    let uploaded = server.post_text("/api/models", &admin, &v2);
+    assert_eq!(uploaded.json()["version"], 2);
+    assert_eq!(uploaded.json()["active"], false);
+
+    let preview = server.get("/api/models/2/preview", &read).json();
+    assert_eq!(preview["compared_with"], 1);
+    assert_eq!(preview["leads"], 2);
+    assert_eq!(preview["leads_changing_tier"], 1, "{preview}");
+    assert_eq!(preview["changes"][0]["user_id"], "p1");
+    assert_eq!(preview["changes"][0]["from"], "cold");
+    assert_eq!(preview["changes"][0]["to"], "warm");
+    assert_eq!(preview["candidate"]["activity"]["tiers"], json!({"hot": 1, "warm": 1}));
+    assert_eq!(preview["active"]["activity"]["tiers"], json!({"cold": 1, "hot": 1}));
+    // The preview changed nothing.
+    assert_eq!(server.get("/api/leads/p1", &read).json()["scores"]["activity"]["value"], 1.0);
+
+    let activated = server.post_text("/api/models/2/activate", &admin, "");
+    assert_eq!(activated.status, 202, "{}", activated.body);
+    let models = wait_for_rescoring(&server, &read);
+    assert_eq!(models["rescoring"]["done"], 2, "{models}");
+    assert_eq!(models["models"][1]["active"], true);
+    let p1 = server.get("/api/leads/p1", &read).json();
+    assert_eq!((p1["model_version"].as_i64(), p1["scores"]["activity"]["value"].as_f64()), (Some(2), Some(2.0)));
+    let history = server.get("/api/leads/p1/history", &read).json();
+    assert_eq!(history["history"][0]["cause"], "model v2");
+    assert_eq!(history["history"][0]["tier"], "warm");
+
+    let rolled_back = server.post_text("/api/models/rollback", &admin, "");
+    assert_eq!(rolled_back.json()["version"], 1);
+    wait_for_rescoring(&server, &read);
+    assert_eq!(server.get("/api/leads/p1", &read).json()["scores"]["activity"]["value"], 1.0);
+    assert_eq!(server.get("/api/leads?tier=hot", &read).json()["leads"][0]["user_id"], "p2");
+}
+
+#[test]
+fn time_alone_changes_tiers_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let read = create_key(dir.path(), "acme", "read");
+    let server = Server::start(dir.path(), &["--rescore-every", "1"]);
+    let model = "[scores.s]\ntiers = [{ label = \"cold\" }, { label = \"hot\", min = 1 }]\n[[scores.s.rules]]\nname = \"recent visit\"\nevent = \"page_view\"\npoints = 1\nwindow = \"2s\"\n";
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    let receiver = Receiver::start(0);
+    server.post_json("/api/webhooks", &admin, &json!({"url": receiver.url, "events": ["tier_changed"]}));
+    let answer = server
+        .post_json("/v1/track", &ingest, &json!({"userId": "t1", "event": "page_view", "messageId": "t1"}))
+        .json();
+    assert_eq!(answer["lead"]["scores"]["s"]["tier"], "hot");
+    // Within a few seconds the visit leaves the window and the scheduler records the change.
+    let delivered = receiver.wait_for(2);
+    assert_eq!(delivered.len(), 2, "the time-driven change was notified");
+    assert_eq!(delivered[1].1["data"]["tier"], "cold");
+    let history = server.get("/api/leads/t1/history", &read).json();
+    assert_eq!(history["history"][0]["cause"], "time");
+    assert_eq!(history["history"][0]["tier"], "cold");
+}

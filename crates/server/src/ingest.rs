@@ -11,13 +11,13 @@ use leadscore_store::StoreError;
 use leadscore_store::events::{Inserted, NewEvent};
 use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::rusqlite::Connection;
-use leadscore_store::scores::{Change, ScoreRow};
+use leadscore_store::scores::{Change, History, ScoreRow};
 use leadscore_store::stages::StageChange;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::lifecycle::{self, Stage};
-use crate::notify::{self, LeadChanges};
+use crate::rescore;
 use crate::scoring::{self, Models};
 
 /// Future timestamps more than this far ahead of the server's clock are refused.
@@ -319,19 +319,22 @@ pub fn ingest(
                     scoring::apply(model, &mut state, event_type, *at, properties);
                 }
             }
-            lead.state = Some(scoring::state_json(&state));
-            lead.state_model_id = Some(version.id);
-            let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, version.id, &lead, &state, received_at);
-            for row in &rows {
+            let saved = rescore::save_scores(
+                connection,
+                model,
+                version.id,
+                &mut lead,
+                &state,
+                received_at,
+                "event",
+                History::EveryChange,
+            )?;
+            for row in &saved.rows {
                 summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });
             }
-            let changes = leadscore_store::scores::save(connection, lead.id, &rows, "event")?;
-            leads::save(connection, &lead)?;
-            let stage = automatic_mql(connection, model, &lead, &rows, &qualified_by, received_at)?;
-            let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
-            ingested.queued += notify::enqueue(connection, &lead, &lead_changes, received_at)?;
-            ingested.changes.extend(changes.into_iter().map(|c| (lead.id, c)));
-            if let Some(change) = stage {
+            ingested.queued += saved.queued;
+            ingested.changes.extend(saved.changes.into_iter().map(|c| (lead.id, c)));
+            if let Some(change) = saved.stage {
                 summary.stage = Some(change.stage.clone());
                 ingested.stage_changes.push((lead.id, change));
             }

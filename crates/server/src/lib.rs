@@ -15,6 +15,8 @@ pub mod error;
 pub mod ingest;
 pub mod lifecycle;
 pub mod notify;
+pub mod preview;
+pub mod rescore;
 pub mod routes;
 pub mod scoring;
 pub mod state;
@@ -55,8 +57,10 @@ pub async fn serve(
     // reqwest's rustls needs a process-wide crypto provider before its first client.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dispatcher = delivery::spawn(state.clone());
+    let scheduler = tokio::spawn(rescore::schedule(state.clone(), state.config.rescore_interval));
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
     dispatcher.abort();
+    scheduler.abort();
     served
 }
 

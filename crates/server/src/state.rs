@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use leadscore_store::Store;
 
 use crate::auth::KeyCache;
+use crate::rescore::Jobs;
 use crate::scoring::Models;
 
 /// The service's shared state; cheap to clone.
@@ -17,6 +18,8 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// Wakes the webhook dispatcher when notifications were queued.
     pub deliveries: Arc<Notify>,
+    /// Background rescoring of workspaces, with progress.
+    pub rescoring: Arc<Jobs>,
     pub config: Arc<Config>,
 }
 
@@ -26,11 +29,13 @@ pub struct Config {
     /// The first webhook retry waits this long; later ones wait multiples of it (see
     /// `delivery::RETRY_STEPS`), for at least a day in all at the default of 5 s.
     pub webhook_retry_base_ms: i64,
+    /// How often every lead is re-evaluated so that time-driven tier changes are recorded.
+    pub rescore_interval: std::time::Duration,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { webhook_retry_base_ms: 5_000 }
+        Config { webhook_retry_base_ms: 5_000, rescore_interval: std::time::Duration::from_secs(600) }
     }
 }
 
@@ -41,6 +46,7 @@ impl AppState {
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),
             deliveries: Arc::new(Notify::new()),
+            rescoring: Arc::new(Jobs::default()),
             config: Arc::new(config),
         }
     }

@@ -26,21 +26,41 @@ pub struct Change {
     pub previous_tier: Option<String>,
 }
 
-/// Replaces a lead's current scores; records and returns what changed.
-pub fn save(connection: &Connection, lead_id: i64, rows: &[ScoreRow], cause: &str) -> Result<Vec<Change>, StoreError> {
+/// Which changes go into the score history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// Every change of value or tier (events, model changes).
+    EveryChange,
+    /// Only tier changes (time passing: decay moves values constantly).
+    TierChanges,
+}
+
+/// Replaces a lead's current scores; returns every change of value or tier and records those
+/// `history` asks for.
+pub fn save(
+    connection: &Connection,
+    lead_id: i64,
+    rows: &[ScoreRow],
+    cause: &str,
+    history: History,
+) -> Result<Vec<Change>, StoreError> {
     let previous = current(connection, lead_id)?;
     let mut changes = Vec::new();
     for row in rows {
         let before = previous.iter().find(|p| p.score == row.score);
         let changed = before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier);
-        connection.execute(
+        let recorded = match history {
+            History::EveryChange => changed,
+            History::TierChanges => before.is_none_or(|b| b.tier != row.tier),
+        };
+        connection.prepare_cached(
             "INSERT INTO lead_scores (lead_id, score, value, tier, explanation, model_id, evaluated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (lead_id, score) DO UPDATE SET value = excluded.value, tier = excluded.tier,
                  explanation = excluded.explanation, model_id = excluded.model_id, evaluated_at = excluded.evaluated_at",
-            params![lead_id, row.score, row.value, row.tier, row.explanation, row.model_id, row.evaluated_at],
-        )?;
-        if changed {
+        )?
+        .execute(params![lead_id, row.score, row.value, row.tier, row.explanation, row.model_id, row.evaluated_at])?;
+        if recorded {
             connection.execute(
                 "INSERT INTO score_history (lead_id, score, value, tier, previous_tier, model_id, at, cause)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -55,6 +75,8 @@ pub fn save(connection: &Connection, lead_id: i64, rows: &[ScoreRow], cause: &st
                     cause
                 ],
             )?;
+        }
+        if changed {
             changes.push(Change {
                 score: row.score.clone(),
                 value: row.value,

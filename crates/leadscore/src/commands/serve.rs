@@ -34,6 +34,10 @@ pub struct Args {
     /// The first webhook retry waits this long (ms); later ones wait up to 5760 times more
     #[arg(long, default_value_t = 5000, hide = true)]
     webhook_retry_base_ms: i64,
+    /// Re-evaluate every lead this often (seconds) so that tiers changed by time alone (decay,
+    /// windows, inactivity) are recorded and notified
+    #[arg(long, default_value_t = 600)]
+    rescore_every: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -70,7 +74,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("try: curl -H 'Authorization: Bearer {read}' 'http://{address}/api/leads?limit=5'");
         }
         println!("leadscore listening on http://{address}");
-        let config = leadscore_server::Config { webhook_retry_base_ms: args.webhook_retry_base_ms.max(1) };
+        let config = leadscore_server::Config {
+            webhook_retry_base_ms: args.webhook_retry_base_ms.max(1),
+            rescore_interval: std::time::Duration::from_secs(args.rescore_every.max(1)),
+        };
         leadscore_server::serve(listener, AppState::new(store, config), leadscore_server::shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })

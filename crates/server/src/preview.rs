@@ -1,0 +1,103 @@
+//! Previewing a model version on a workspace's leads against the active version: the tier
+//! distribution of every score under both, the value ranges, and the leads that would change
+//! tier. Read-only.
+
+use std::collections::BTreeMap;
+
+use leadscore_core::LeadState;
+use leadscore_store::leads::{self};
+use leadscore_store::models::ModelVersion;
+use leadscore_store::rusqlite::{Connection, params};
+use leadscore_store::{StoreError, now_ms};
+use serde_json::{Value, json};
+
+use crate::scoring::{self, Models};
+
+/// Per score: tier label (or "" for none) -> count, and the value range and mean.
+#[derive(Default)]
+struct Distribution {
+    tiers: BTreeMap<String, BTreeMap<String, u64>>,
+    values: BTreeMap<String, (f64, f64, f64, u64)>,
+}
+
+impl Distribution {
+    fn add(&mut self, score: &str, value: f64, tier: Option<&str>) {
+        *self.tiers.entry(score.to_string()).or_default().entry(tier.unwrap_or("").to_string()).or_default() += 1;
+        let entry = self.values.entry(score.to_string()).or_insert((f64::INFINITY, f64::NEG_INFINITY, 0.0, 0));
+        entry.0 = entry.0.min(value);
+        entry.1 = entry.1.max(value);
+        entry.2 += value;
+        entry.3 += 1;
+    }
+
+    fn json(&self) -> Value {
+        let scores: BTreeMap<&String, Value> = self
+            .values
+            .iter()
+            .map(|(score, (min, max, sum, n))| {
+                (score, json!({ "tiers": self.tiers.get(score), "min": min, "max": max, "mean": sum / *n as f64 }))
+            })
+            .collect();
+        json!(scores)
+    }
+}
+
+pub fn compare(
+    connection: &Connection,
+    models: &Models,
+    workspace_id: i64,
+    candidate: &ModelVersion,
+    active: Option<&ModelVersion>,
+    limit: u32,
+    max_changes: u32,
+) -> Result<Value, StoreError> {
+    let candidate_model = models.get(candidate)?;
+    let active_model = active.map(|a| models.get(a)).transpose()?;
+    let ids: Vec<i64> = {
+        let mut statement = connection
+            .prepare("SELECT id FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL ORDER BY id LIMIT ?2")?;
+        statement.query_map(params![workspace_id, limit], |row| row.get(0))?.collect::<Result<_, _>>()?
+    };
+    let now = now_ms();
+    let (mut before, mut after) = (Distribution::default(), Distribution::default());
+    let mut changes = Vec::new();
+    let mut n_changed = 0u64;
+    for id in &ids {
+        let Some(lead) = leads::by_id(connection, workspace_id, *id)? else { continue };
+        let (state, _): (LeadState, bool) = scoring::state_for(connection, &candidate_model, candidate.id, &lead)?;
+        let new_rows = scoring::evaluate(&candidate_model, candidate.id, &lead, &state, now);
+        for row in &new_rows {
+            after.add(&row.score, row.value, row.tier.as_deref());
+        }
+        let (Some(model), Some(version)) = (&active_model, active) else { continue };
+        let (state, _) = scoring::state_for(connection, model, version.id, &lead)?;
+        let old_rows = scoring::evaluate(model, version.id, &lead, &state, now);
+        for row in &old_rows {
+            before.add(&row.score, row.value, row.tier.as_deref());
+        }
+        let mut changed = false;
+        for new in &new_rows {
+            let old = old_rows.iter().find(|o| o.score == new.score);
+            if old.is_none_or(|o| o.tier != new.tier) {
+                changed = true;
+                if changes.len() < max_changes as usize {
+                    changes.push(json!({
+                        "lead_id": lead.id, "user_id": lead.user_id, "score": new.score,
+                        "from": old.and_then(|o| o.tier.clone()), "to": new.tier,
+                        "value_before": old.map(|o| o.value), "value_after": new.value,
+                    }));
+                }
+            }
+        }
+        n_changed += u64::from(changed);
+    }
+    Ok(json!({
+        "version": candidate.version,
+        "compared_with": active.map(|a| a.version),
+        "leads": ids.len(),
+        "active": before.json(),
+        "candidate": after.json(),
+        "leads_changing_tier": n_changed,
+        "changes": changes,
+    }))
+}

@@ -1,0 +1,217 @@
+//! Rescoring: saving a lead's freshly evaluated scores with everything that follows from them
+//! (history, automatic MQL, webhook notifications), and rescoring whole workspaces in the
+//! background in small batches, after a model is activated or as time passes.
+//!
+//! Batches are small writer jobs, so ingestion and reads go on while a workspace is rescored.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use leadscore_core::{LeadState, Model, Timestamp};
+use leadscore_store::leads::{self, LeadRow};
+use leadscore_store::rusqlite::{Connection, params};
+use leadscore_store::scores::{Change, History, ScoreRow};
+use leadscore_store::stages::StageChange;
+use leadscore_store::{StoreError, now_ms};
+use serde::Serialize;
+
+use crate::ingest::automatic_mql;
+use crate::notify::{self, LeadChanges};
+use crate::scoring::{self, Models};
+use crate::state::AppState;
+
+/// Leads rescored per writer job.
+const BATCH: u32 = 200;
+
+/// What saving a lead's scores did.
+pub struct Saved {
+    pub rows: Vec<ScoreRow>,
+    pub changes: Vec<Change>,
+    pub stage: Option<StageChange>,
+    pub queued: usize,
+}
+
+/// Evaluates a lead at `now` from `state`, saves its state and scores, moves it to MQL when its
+/// scores say so, and queues the webhook notifications of every change.
+#[allow(clippy::too_many_arguments)]
+pub fn save_scores(
+    connection: &Connection,
+    model: &Model,
+    model_id: i64,
+    lead: &mut LeadRow,
+    state: &LeadState,
+    now: i64,
+    cause: &str,
+    history: History,
+) -> Result<Saved, StoreError> {
+    lead.state = Some(scoring::state_json(state));
+    lead.state_model_id = Some(model_id);
+    let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
+    let changes = leadscore_store::scores::save(connection, lead.id, &rows, cause, history)?;
+    leads::save(connection, lead)?;
+    let stage = automatic_mql(connection, model, lead, &rows, &qualified_by, now)?;
+    if let Some(change) = &stage {
+        lead.stage = change.stage.clone();
+    }
+    let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
+    let queued = notify::enqueue(connection, lead, &lead_changes, now)?;
+    Ok(Saved { rows, changes, stage, queued })
+}
+
+/// Progress of a workspace's rescoring, readable while it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub model_version: i64,
+    pub cause: String,
+    pub done: u64,
+    pub total: u64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Rescoring progress by workspace.
+#[derive(Default)]
+pub struct Jobs {
+    progress: Mutex<HashMap<i64, Progress>>,
+}
+
+impl Jobs {
+    pub fn get(&self, workspace_id: i64) -> Option<Progress> {
+        self.progress.lock().ok()?.get(&workspace_id).cloned()
+    }
+
+    fn update(&self, workspace_id: i64, change: impl FnOnce(&mut Progress)) {
+        if let Ok(mut progress) = self.progress.lock()
+            && let Some(p) = progress.get_mut(&workspace_id)
+        {
+            change(p);
+        }
+    }
+
+    /// Starts tracking a job; `false` if one is already running for the workspace.
+    fn start(&self, workspace_id: i64, progress: Progress) -> bool {
+        let Ok(mut jobs) = self.progress.lock() else { return false };
+        if jobs.get(&workspace_id).is_some_and(|p| p.finished_at.is_none()) {
+            return false;
+        }
+        jobs.insert(workspace_id, progress);
+        true
+    }
+}
+
+/// Rescores one batch of a workspace's leads after `after_id`; returns the last lead id seen
+/// (`None` at the end) and how many notifications were queued.
+fn rescore_batch(
+    connection: &Connection,
+    models: &Models,
+    workspace_id: i64,
+    after_id: i64,
+    now: i64,
+    cause: &str,
+    history: History,
+) -> Result<(Option<i64>, u64, usize), StoreError> {
+    let Some(version) = leadscore_store::models::active(connection, workspace_id)? else { return Ok((None, 0, 0)) };
+    let model = models.get(&version)?;
+    let ids: Vec<i64> = {
+        let mut statement = connection.prepare_cached(
+            "SELECT id FROM leads WHERE workspace_id = ?1 AND id > ?2 AND merged_into IS NULL ORDER BY id LIMIT ?3",
+        )?;
+        statement.query_map(params![workspace_id, after_id, BATCH], |row| row.get(0))?.collect::<Result<_, _>>()?
+    };
+    let mut queued = 0;
+    for &id in &ids {
+        let Some(mut lead) = leads::by_id(connection, workspace_id, id)? else { continue };
+        let (state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
+        queued += save_scores(connection, &model, version.id, &mut lead, &state, now, cause, history)?.queued;
+    }
+    Ok((ids.last().copied(), ids.len() as u64, queued))
+}
+
+/// Rescores every lead of a workspace in the background. Returns `false` if a rescoring of the
+/// workspace is already running.
+pub fn start(state: &AppState, workspace_id: i64, model_version: i64, cause: String, history: History) -> bool {
+    let total = 0;
+    let progress = Progress {
+        model_version,
+        cause: cause.clone(),
+        done: 0,
+        total,
+        started_at: Timestamp(now_ms()).to_string(),
+        finished_at: None,
+        error: None,
+    };
+    if !state.rescoring.start(workspace_id, progress) {
+        return false;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let result = run(&state, workspace_id, &cause, history).await;
+        let finished = Timestamp(now_ms()).to_string();
+        state.rescoring.update(workspace_id, |p| {
+            p.finished_at = Some(finished);
+            p.error = result.err().map(|e| e.to_string());
+        });
+    });
+    true
+}
+
+/// Rescores every lead of a workspace now (also used by the scheduler, without progress).
+pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: History) -> Result<u64, StoreError> {
+    let total: i64 = state
+        .store
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL",
+                [workspace_id],
+                |row| row.get(0),
+            )?)
+        })
+        .await?;
+    state.rescoring.update(workspace_id, |p| p.total = total as u64);
+    let mut after = 0;
+    let mut done = 0;
+    loop {
+        let models = state.models.clone();
+        let cause = cause.to_string();
+        let now = now_ms();
+        let (last, n, queued) =
+            state.store.write(move |c| rescore_batch(c, &models, workspace_id, after, now, &cause, history)).await?;
+        done += n;
+        state.rescoring.update(workspace_id, |p| p.done = done);
+        if queued > 0 {
+            state.deliveries.notify_one();
+        }
+        match last {
+            Some(last) => after = last,
+            None => return Ok(done),
+        }
+    }
+}
+
+/// Re-evaluates every workspace's leads every `interval`, so that tiers that change with time
+/// alone (decay, windows, inactivity) are recorded and notified. Only tier changes go into the
+/// history.
+pub async fn schedule(state: AppState, interval: std::time::Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let workspaces: Result<Vec<i64>, StoreError> = state
+            .store
+            .read(|c| {
+                let mut statement = c.prepare("SELECT workspace_id FROM active_models ORDER BY workspace_id")?;
+                let ids = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+                Ok(ids)
+            })
+            .await;
+        for workspace_id in workspaces.unwrap_or_default() {
+            let running = state.rescoring.get(workspace_id).is_some_and(|p| p.finished_at.is_none());
+            if running {
+                continue;
+            }
+            if let Err(error) = run(&state, workspace_id, "time", History::TierChanges).await {
+                tracing::error!(%error, workspace_id, "scheduled rescoring failed");
+            }
+        }
+    }
+}
