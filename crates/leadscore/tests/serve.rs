@@ -483,3 +483,61 @@ fn time_alone_changes_tiers_and_is_recorded() {
     assert_eq!(history["history"][0]["cause"], "time");
     assert_eq!(history["history"][0]["tier"], "cold");
 }
+
+#[test]
+fn native_api_and_crm_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, ingest, read) = acme(dir.path());
+    let upsert = request(
+        &server.address,
+        "PUT",
+        "/api/leads/n1",
+        &[("Authorization", &format!("Bearer {ingest}")), ("Content-Type", "application/json")],
+        json!({"email": "nia@acme.io", "attributes": {"industry": "Technology"}}).to_string().as_bytes(),
+    );
+    assert_eq!(upsert.status, 200, "{}", upsert.body);
+    assert_eq!(upsert.json()["lead"]["scores"]["activity"]["value"], 5.0);
+    let events = json!({"events": [
+        {"lead": "n1", "type": "page_view", "id": "e1", "at": "2026-11-01T10:00:00+01:00"},
+        {"lead": "n1", "type": "Pricing Viewed", "id": "e2", "properties": {"plan": "enterprise"}},
+        {"lead": "n1", "type": "page_view", "id": "e1"},
+        {"lead": "n1", "type": "page_view", "at": "soon"},
+        {"lead": "", "type": "page_view"},
+    ]});
+    let answer = server.post_json("/api/events", &ingest, &events).json();
+    let statuses: Vec<&str> =
+        answer["items"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["accepted", "accepted", "duplicate", "refused", "refused"], "{answer}");
+    assert!(answer["items"][3]["reason"].as_str().unwrap().starts_with("events[3]: `at`"), "{answer}");
+    assert_eq!(answer["leads"][0]["scores"]["activity"]["value"], 16.0);
+
+    // A HubSpot contacts export and a Salesforce leads export, as they come.
+    let hubspot = "Record ID,First Name,Email,Job Title,Industry,Number of Employees,Country/Region\n\
+                   101,Ana,ana@northwind.io,VP Engineering,Technology,120,United States\n\
+                   102,Bo,,Analyst,Retail,8,Sweden\n\
+                   ,Nobody,x@y.z,,,,\n";
+    let imported = server.post_text("/api/import/leads", &admin, hubspot).json();
+    assert_eq!((imported["imported"].as_i64(), imported["skipped"].as_i64()), (Some(2), Some(1)), "{imported}");
+    assert_eq!(imported["problems"][0]["line"], 4);
+    let ana = server.get("/api/leads/101", &read).json();
+    assert_eq!(ana["email"], "ana@northwind.io");
+    assert_eq!(ana["attributes"]["job_title"], "VP Engineering");
+    assert_eq!(ana["attributes"]["employees"], "120");
+    assert_eq!(ana["scores"]["activity"]["value"], 5.0);
+    let salesforce = "Lead ID,FirstName,Title,Industry,NumberOfEmployees\n00Q5e00000AbCdE,Cy,CTO,Technology,40\n";
+    assert_eq!(server.post_text("/api/import/leads", &admin, salesforce).json()["imported"], 1);
+    assert_eq!(server.get("/api/leads/00Q5e00000AbCdE", &read).json()["attributes"]["job_title"], "CTO");
+
+    let events_csv = "lead_id,type,ts,url\n101,page_view,2026-10-30T00:00:00Z,/\n101,page_view,2026-10-31T00:00:00Z,/docs\n101,page_view,bad,/\n";
+    let first = server.post_text("/api/import/events", &admin, events_csv).json();
+    assert_eq!((first["imported"].as_i64(), first["skipped"].as_i64()), (Some(2), Some(1)), "{first}");
+    let again = server.post_text("/api/import/events", &admin, events_csv).json();
+    assert_eq!(
+        (again["imported"].as_i64(), again["duplicates"].as_i64()),
+        (Some(0), Some(2)),
+        "importing twice changes nothing"
+    );
+    assert_eq!(server.get("/api/leads/101", &read).json()["scores"]["activity"]["value"], 7.0);
+    let no_columns = server.post_text("/api/import/events", &admin, "who,what\n1,2\n");
+    assert_eq!((no_columns.status, no_columns.json()["code"].as_str()), (400, Some("invalid_csv")));
+}

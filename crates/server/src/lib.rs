@@ -40,6 +40,8 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::leads::routes())
         .merge(routes::models::routes())
         .merge(routes::webhooks::routes())
+        .merge(routes::native::routes())
+        .merge(routes::import::routes())
         .fallback(|| async { error::ApiError::not_found("no such route") })
         // Layers wrap from the inside out: the timeout applies to the handler, the trace to all.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

@@ -1,0 +1,142 @@
+//! The native ingestion API: upsert a lead by its user id, append events in batches. Both go
+//! through the same path as Segment calls (idempotent by id, scored before the answer).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{post, put};
+use leadscore_core::Timestamp;
+use leadscore_store::keys::Scope;
+use leadscore_store::now_ms;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth;
+use crate::error::{ApiError, ApiJson};
+use crate::ingest::{Kind, Message};
+use crate::routes::segment::run;
+use crate::state::AppState;
+
+/// Events accepted in one `POST /api/events`.
+pub const EVENTS_PER_REQUEST: usize = 1000;
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/leads/{id}", put(upsert))
+        .route("/api/events", post(append))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+/// A unique id for a message that came without one.
+pub fn generated_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}-{}-{}-{}", std::process::id(), now_ms(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Upsert {
+    email: Option<String>,
+    #[serde(default)]
+    attributes: Map<String, Value>,
+}
+
+/// Creates or updates a lead by its user id; attributes given replace those stored.
+async fn upsert(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    ApiJson(request): ApiJson<Upsert>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
+    if user_id.trim().is_empty() || user_id.len() > 200 {
+        return Err(ApiError::bad_request("invalid_field", "the lead id in the path must have 1 to 200 characters"));
+    }
+    let mut traits = request.attributes;
+    if let Some(email) = request.email {
+        traits.insert("email".into(), Value::String(email));
+    }
+    let now = now_ms();
+    let message = Message {
+        kind: Kind::Identify,
+        user_id: Some(user_id),
+        anonymous_id: None,
+        message_id: generated_id("upsert"),
+        at: now,
+        traits,
+        properties: Map::new(),
+    };
+    let ingested = run(&state, owner.workspace_id, vec![Ok(message)], now).await?;
+    Ok(ApiJson(json!({ "lead": ingested.leads.first() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Append {
+    events: Vec<Value>,
+}
+
+/// One event of `POST /api/events`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NativeEvent {
+    /// The lead's user id.
+    lead: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    /// RFC 3339; default: now.
+    at: Option<String>,
+    /// Makes retries safe; generated when absent.
+    id: Option<String>,
+    #[serde(default)]
+    properties: Map<String, Value>,
+}
+
+fn parse_event(index: usize, value: Value, now: i64) -> Result<Message, String> {
+    let event: NativeEvent = serde_json::from_value(value).map_err(|e| format!("events[{index}]: {e}"))?;
+    if event.lead.trim().is_empty() {
+        return Err(format!("events[{index}]: `lead` is empty"));
+    }
+    if event.event_type.trim().is_empty() {
+        return Err(format!("events[{index}]: `type` is empty"));
+    }
+    let at = match &event.at {
+        Some(text) => Timestamp::parse_rfc3339(text).map_err(|e| format!("events[{index}]: `at`: {e}"))?.0,
+        None => now,
+    };
+    if at > now + 5 * 60 * 1000 {
+        return Err(format!("events[{index}]: `at` {} is in the future", Timestamp(at)));
+    }
+    Ok(Message {
+        kind: Kind::Track(event.event_type),
+        user_id: Some(event.lead),
+        anonymous_id: None,
+        message_id: event.id.unwrap_or_else(|| generated_id("event")),
+        at,
+        traits: Map::new(),
+        properties: event.properties,
+    })
+}
+
+/// Appends events (at most [`EVENTS_PER_REQUEST`]); answered per item like `/v1/batch`.
+async fn append(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<Append>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
+    if request.events.len() > EVENTS_PER_REQUEST {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            format!("send at most {EVENTS_PER_REQUEST} events per request; this one has {}", request.events.len()),
+        ));
+    }
+    let now = now_ms();
+    let messages = request.events.into_iter().enumerate().map(|(i, v)| parse_event(i, v, now)).collect();
+    let ingested = run(&state, owner.workspace_id, messages, now).await?;
+    Ok(ApiJson(json!({ "items": ingested.items, "leads": ingested.leads })))
+}
