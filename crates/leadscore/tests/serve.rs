@@ -541,3 +541,52 @@ fn native_api_and_crm_imports() {
     let no_columns = server.post_text("/api/import/events", &admin, "who,what\n1,2\n");
     assert_eq!((no_columns.status, no_columns.json()["code"].as_str()), (400, Some("invalid_csv")));
 }
+
+#[test]
+fn metrics_and_logs_without_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let read = create_key(dir.path(), "acme", "read");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = Server::start_with_log(dir.path(), &["--log-json"], log);
+    server.post_text("/api/models", &admin, COUNTING_MODEL);
+    let identify = json!({"userId": "secret.person@example.com", "messageId": "m1", "traits": {"email": "secret.person@example.com"}});
+    server.post_json("/v1/identify", &ingest, &identify);
+    server.post_json(
+        "/v1/track",
+        &ingest,
+        &json!({"userId": "secret.person@example.com", "event": "page_view", "messageId": "m2"}),
+    );
+    server.post_json(
+        "/v1/track",
+        &ingest,
+        &json!({"userId": "secret.person@example.com", "event": "page_view", "messageId": "m2"}),
+    );
+    server.post_json("/v1/track", &ingest, &json!({"event": "page_view", "messageId": "m3"}));
+    assert_eq!(server.get("/api/leads/secret.person@example.com", &read).status, 200);
+    assert_eq!(server.get("/api/leads/nobody@example.com", &read).status, 404);
+
+    let metrics = request(&server.address, "GET", "/metrics", &[], b"");
+    assert_eq!(metrics.status, 200);
+    let text = metrics.body;
+    assert!(text.contains("leadscore_messages_total{outcome=\"accepted\"} 2"), "{text}");
+    assert!(text.contains("leadscore_messages_total{outcome=\"duplicate\"} 1"), "{text}");
+    assert!(
+        text.contains("leadscore_http_requests_total{route=\"/v1/track\",method=\"POST\",status=\"400\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("leadscore_http_requests_total{route=\"/api/leads/{id}\",method=\"GET\",status=\"404\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("leadscore_http_request_duration_seconds_bucket{le="), "{text}");
+    assert!(text.contains("leadscore_outbox_depth 0"), "{text}");
+    assert!(!text.contains("example.com"), "metrics hold no personal data");
+
+    server.kill();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("\"level\":\"INFO\""), "the log is JSON: {log}");
+    assert!(!log.contains("secret.person") && !log.contains("nobody@"), "the log holds no personal data: {log}");
+}

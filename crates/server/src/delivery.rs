@@ -80,9 +80,11 @@ async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<usize
             tasks.join_next().await;
         }
         let client = client.clone();
-        let store = state.store.clone();
-        let base = state.config.webhook_retry_base_ms;
-        tasks.spawn(async move { deliver(&store, &client, pending, base).await });
+        let state = state.clone();
+        tasks.spawn(async move {
+            let outcome = deliver(&state.store, &client, pending, state.config.webhook_retry_base_ms).await;
+            state.metrics.webhook_attempt(outcome);
+        });
     }
     while tasks.join_next().await.is_some() {}
     Ok(n)
@@ -101,7 +103,8 @@ pub fn body(pending: &Pending) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
-async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base_ms: i64) {
+/// Sends one notification and records the attempt; returns its outcome for the metrics.
+async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base_ms: i64) -> &'static str {
     let body = body(&pending);
     let started = Instant::now();
     let sent_at = now_ms();
@@ -127,9 +130,15 @@ async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base
         tracing::warn!(webhook = pending.webhook_id, delivery = pending.id, status, "webhook delivery failed");
     }
     let id = pending.id;
+    let gave_up = !delivered && next.is_none();
     let recorded = store.write(move |c| webhooks::record_attempt(c, id, &attempt, delivered, next)).await;
     if let Err(error) = recorded {
         tracing::error!(%error, delivery = id, "cannot record a webhook attempt");
+    }
+    match (delivered, gave_up) {
+        (true, _) => "delivered",
+        (false, true) => "gave_up",
+        (false, false) => "failed",
     }
 }
 

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notify;
 pub mod preview;
 pub mod rescore;
@@ -42,10 +43,22 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::webhooks::routes())
         .merge(routes::native::routes())
         .merge(routes::import::routes())
+        .merge(metrics::routes())
         .fallback(|| async { error::ApiError::not_found("no such route") })
         // Layers wrap from the inside out: the timeout applies to the handler, the trace to all.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        // Request spans carry the route pattern, never the path: paths hold lead ids, which can
+        // be e-mail addresses.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let route =
+                        request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
+                    tracing::info_span!("request", method = %request.method(), route)
+                })
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .with_state(state)
 }
 
@@ -64,6 +77,11 @@ pub async fn serve(
     dispatcher.abort();
     scheduler.abort();
     served
+}
+
+/// Logs the start of the service.
+pub fn log_start(address: std::net::SocketAddr) {
+    tracing::info!(%address, version = env!("CARGO_PKG_VERSION"), "leadscore listening");
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -170,6 +170,8 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
         })
         .await?;
     state.rescoring.update(workspace_id, |p| p.total = total as u64);
+    state.metrics.rescoring_total.set(total);
+    state.metrics.rescoring_done.set(0);
     let mut after = 0;
     let mut done = 0;
     loop {
@@ -180,6 +182,7 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
             state.store.write(move |c| rescore_batch(c, &models, workspace_id, after, now, &cause, history)).await?;
         done += n;
         state.rescoring.update(workspace_id, |p| p.done = done);
+        state.metrics.rescoring_done.set(done as i64);
         if queued > 0 {
             state.deliveries.notify_one();
         }

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use leadscore_store::Store;
 
 use crate::auth::KeyCache;
+use crate::metrics::Metrics;
 use crate::rescore::Jobs;
 use crate::scoring::Models;
 
@@ -20,6 +21,7 @@ pub struct AppState {
     pub deliveries: Arc<Notify>,
     /// Background rescoring of workspaces, with progress.
     pub rescoring: Arc<Jobs>,
+    pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
 }
 
@@ -47,6 +49,7 @@ impl AppState {
             keys: Arc::new(KeyCache::default()),
             deliveries: Arc::new(Notify::new()),
             rescoring: Arc::new(Jobs::default()),
+            metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
         }
     }

@@ -41,8 +41,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if args.log_json {
         subscriber.json().init()
@@ -74,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("try: curl -H 'Authorization: Bearer {read}' 'http://{address}/api/leads?limit=5'");
         }
         println!("leadscore listening on http://{address}");
+        leadscore_server::log_start(address);
         let config = leadscore_server::Config {
             webhook_retry_base_ms: args.webhook_retry_base_ms.max(1),
             rescore_interval: std::time::Duration::from_secs(args.rescore_every.max(1)),

@@ -23,12 +23,17 @@ pub struct Server {
 impl Server {
     /// Starts `leadscore serve` on a free port and waits until it listens.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_with_log(data, extra, Stdio::null())
+    }
+
+    /// Same as [`Server::start`], with the server's log (standard error) going to `log`.
+    pub fn start_with_log(data: &Path, extra: &[&str], log: impl Into<Stdio>) -> Server {
         let mut child = bin()
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("the server starts");
         let stdout = child.stdout.take().unwrap();

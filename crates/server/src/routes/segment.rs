@@ -125,5 +125,6 @@ pub async fn run(
     if ingested.queued > 0 {
         state.deliveries.notify_one();
     }
+    state.metrics.count_ingested(&ingested);
     Ok(ingested)
 }

@@ -1,0 +1,134 @@
+//! Prometheus metrics at `/metrics`: requests and their latency by route, ingestion outcomes,
+//! rescoring progress, the webhook outbox's depth and delivery results.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::ingest::{Ingested, Outcome};
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+/// Every metric the service exposes.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram>,
+    pub messages: Family<OutcomeLabels, Counter>,
+    pub webhook_attempts: Family<OutcomeLabels, Counter>,
+    pub outbox_depth: Gauge,
+    pub rescoring_done: Gauge,
+    pub rescoring_total: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("leadscore");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+        });
+        registry.register("http_request_duration_seconds", "Time to answer a request, by route", latency.clone());
+        let messages = Family::<OutcomeLabels, Counter>::default();
+        registry.register("messages", "Ingested messages by outcome (accepted, duplicate, refused)", messages.clone());
+        let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, failed, gave_up)",
+            webhook_attempts.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register("outbox_depth", "Webhook notifications waiting to be delivered", outbox_depth.clone());
+        let rescoring_done = Gauge::default();
+        registry.register("rescoring_done", "Leads rescored by the running or last rescoring", rescoring_done.clone());
+        let rescoring_total = Gauge::default();
+        registry.register(
+            "rescoring_total",
+            "Leads to rescore in the running or last rescoring",
+            rescoring_total.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            messages,
+            webhook_attempts,
+            outbox_depth,
+            rescoring_done,
+            rescoring_total,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn count_ingested(&self, ingested: &Ingested) {
+        for item in &ingested.items {
+            let outcome = match item {
+                Outcome::Accepted { .. } => "accepted",
+                Outcome::Duplicate => "duplicate",
+                Outcome::Refused { .. } => "refused",
+            };
+            self.messages.get_or_create(&OutcomeLabels { outcome }).inc();
+        }
+    }
+
+    pub fn webhook_attempt(&self, outcome: &'static str) {
+        self.webhook_attempts.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(export))
+}
+
+async fn export(State(state): State<AppState>) -> Response {
+    if let Ok(depth) = state.store.read(|c| leadscore_store::webhooks::depth(c)).await {
+        state.metrics.outbox_depth.set(depth);
+    }
+    let mut body = String::new();
+    if prometheus_client::encoding::text::encode(&mut body, &state.metrics.registry).is_err() {
+        return crate::error::ApiError::internal().into_response();
+    }
+    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+/// Middleware: counts each request and times it, by its route pattern (never the raw path,
+/// which would hold lead ids).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    state.metrics.requests.get_or_create(&RequestLabels { route: route.clone(), method, status }).inc();
+    state.metrics.latency.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
+    response
+}
