@@ -3,7 +3,8 @@
 //! before the answer, which carries the new scores.
 //!
 //! # Layout
-//! - [`routes`]: one module per resource (`segment`, `leads`, `models`, `health`).
+//! - [`routes`]: one module per resource (`segment`, `leads`, `models`, `health`, ...), each with
+//!   the OpenAPI description of its handlers; [`openapi`]: the document at `GET /openapi.json`.
 //! - [`ingest`]: messages to leads and events, and rescoring, in one writer transaction.
 //! - [`scoring`]: compiled models, a lead's field values and state, evaluation to rows.
 //! - [`auth`]: API keys and scopes; [`error`]: the `{code, message}` error answer.
@@ -16,6 +17,7 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 pub mod preview;
 pub mod rescore;
 pub mod routes;
@@ -30,12 +32,15 @@ use axum::http::StatusCode;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use state::{AppState, Config};
 
-/// The whole HTTP application.
+/// The whole HTTP application. Every route comes with its OpenAPI description, collected into
+/// the document served at `GET /openapi.json`.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let (router, api) = OpenApiRouter::with_openapi(openapi::base())
         .merge(routes::health::routes())
         .merge(routes::segment::routes())
         .merge(routes::leads::routes())
@@ -44,6 +49,10 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::native::routes())
         .merge(routes::import::routes())
         .merge(metrics::routes())
+        .routes(routes!(openapi::document))
+        .split_for_parts();
+    router
+        .layer(axum::Extension(openapi::Document::new(&api)))
         .fallback(|| async { error::ApiError::not_found("no such route") })
         // Layers wrap from the inside out: the timeout applies to the handler, the trace to all.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

@@ -3,18 +3,18 @@
 
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ingest::{Ingested, Outcome};
 use crate::state::AppState;
@@ -105,10 +105,23 @@ impl Metrics {
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(export))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(export))
 }
 
+/// Prometheus metrics, in the OpenMetrics text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    operation_id = "metrics",
+    responses((
+        status = 200,
+        description = "Requests and latency by route, ingestion outcomes, rescoring progress, the webhook outbox",
+        body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    )),
+)]
 async fn export(State(state): State<AppState>) -> Response {
     if let Ok(depth) = state.store.read(|c| leadscore_store::webhooks::depth(c)).await {
         state.metrics.outbox_depth.set(depth);

@@ -6,19 +6,20 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
 use leadscore_core::Timestamp;
 use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
 use serde_json::{Map, Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson};
 use crate::ingest::{Kind, Message, Outcome};
+use crate::openapi::ErrorBody;
 use crate::routes::native::generated_id;
 use crate::routes::segment::run;
 use crate::state::AppState;
@@ -29,10 +30,10 @@ const CHUNK: usize = 1000;
 /// Bad rows reported with their reason.
 const REPORTED: usize = 100;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/import/leads", post(import_leads))
-        .route("/api/import/events", post(import_events))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(import_leads))
+        .routes(routes!(import_events))
         .layer(DefaultBodyLimit::max(IMPORT_LIMIT))
 }
 
@@ -177,7 +178,30 @@ async fn ingest_in_chunks(
     Ok((accepted, duplicates))
 }
 
-/// Imports leads (their attributes); one identify per row, keyed by the id column.
+/// Imports leads and their attributes from CSV.
+///
+/// One row per lead, keyed by its id column; the other columns become attributes, named after
+/// HubSpot's and Salesforce's export columns where known, else after the header in snake_case.
+/// A query parameter `map.HEADER=attribute` names a column's attribute. Bad rows are reported by
+/// line and skipped; the rest are imported (and scored).
+#[utoipa::path(
+    post,
+    path = "/api/import/leads",
+    tag = "import",
+    operation_id = "import_leads",
+    params(
+        ("id" = Option<String>, Query, description = "The id column's header (default: a column named lead_id, user_id, Record ID or Lead ID)"),
+    ),
+    request_body(content = String, content_type = "text/csv", description = "CSV with a header line (at most 64 MB)"),
+    responses(
+        (status = 200, description = "`{imported, skipped, problems, columns}`: counts, the bad rows (first 100) with line and reason, and the attribute of each column", body = Object),
+        (status = 400, description = "`invalid_csv`: no header line, or no id column", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 413, description = "The body is over 64 MB (a plain-text answer)"),
+    ),
+    security(("api_key" = [])),
+)]
 async fn import_leads(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -232,8 +256,32 @@ async fn import_leads(
     })))
 }
 
-/// Imports events: a lead id, a type and a time column; an `event_id` / `message_id` column makes
-/// the import safe to repeat (without one, each row gets an id derived from its content).
+/// Imports events from CSV.
+///
+/// Each row needs a lead id, a type and a time (RFC 3339) column; the others become the event's
+/// properties. An `event_id` / `message_id` column makes the import safe to repeat (without one,
+/// each row gets an id derived from its content). Bad rows are reported by line and skipped.
+#[utoipa::path(
+    post,
+    path = "/api/import/events",
+    tag = "import",
+    operation_id = "import_events",
+    params(
+        ("lead" = Option<String>, Query, description = "The lead id column's header (default: lead_id, user_id, userId, id, Record ID or Lead ID)"),
+        ("type" = Option<String>, Query, description = "The event type column's header (default: type, event, event_type or Activity Type)"),
+        ("time" = Option<String>, Query, description = "The time column's header (default: ts, timestamp, occurred_at, time or Activity Date)"),
+        ("event_id" = Option<String>, Query, description = "The event id column's header (default: event_id, message_id or messageId)"),
+    ),
+    request_body(content = String, content_type = "text/csv", description = "CSV with a header line (at most 64 MB)"),
+    responses(
+        (status = 200, description = "`{imported, duplicates, skipped, problems}`: counts, and the bad rows (first 100) with line and reason", body = Object),
+        (status = 400, description = "`invalid_csv`: no header line, or a lead id, type or time column missing", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 413, description = "The body is over 64 MB (a plain-text answer)"),
+    ),
+    security(("api_key" = [])),
+)]
 async fn import_events(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -6,10 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
 use leadscore_core::Timestamp;
 use leadscore_store::keys::Scope;
 use leadscore_store::leads::{self, Filter, LeadRow, Order};
@@ -17,20 +15,23 @@ use leadscore_store::rusqlite::Connection;
 use leadscore_store::{StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson};
 use crate::lifecycle::{self, Stage};
+use crate::openapi::ErrorBody;
 use crate::scoring;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/leads", get(list))
-        .route("/api/leads/{id}", get(one))
-        .route("/api/leads/{id}/history", get(history))
-        .route("/api/leads/{id}/stage", axum::routing::post(set_stage))
-        .route("/api/leads/{id}/stages", get(stages))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(history))
+        .routes(routes!(set_stage))
+        .routes(routes!(stages))
 }
 
 /// A lead by its user id, else by its own numeric id.
@@ -44,22 +45,46 @@ pub fn find(connection: &Connection, workspace_id: i64, id: &str) -> Result<Opti
     }
 }
 
-#[derive(Serialize)]
+/// A lead with its scores, evaluated at the moment of the read.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Lead)]
 struct LeadView {
+    /// The lead's own numeric id.
     id: i64,
     user_id: Option<String>,
     email: Option<String>,
+    /// Its lifecycle stage.
     stage: String,
     attributes: serde_json::Map<String, Value>,
+    /// RFC 3339, like every time here.
     created_at: String,
     updated_at: String,
     last_event_at: Option<String>,
     /// The instant the scores were evaluated at.
     as_of: String,
+    /// The active model's version, if there is one.
     model_version: Option<i64>,
+    /// By score name: its value, tier and explanation (the rules that contributed).
     scores: BTreeMap<String, Value>,
 }
 
+/// A lead with its scores and their explanation.
+///
+/// The lead is found by its user id, else by its own numeric id.
+#[utoipa::path(
+    get,
+    path = "/api/leads/{id}",
+    tag = "leads",
+    operation_id = "get_lead",
+    params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
+    responses(
+        (status = 200, description = "The lead", body = LeadView),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
+        (status = 404, description = "No such lead", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn one(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -102,17 +127,23 @@ async fn one(
     Ok(ApiJson(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
-    /// The score to show and sort by (default: the model's first).
+    /// The score to show and sort by (default: the model's first with tiers, else its first).
     score: Option<String>,
+    /// Only leads in this tier of the score.
     tier: Option<String>,
+    /// Only leads in this lifecycle stage.
     stage: Option<String>,
+    /// Only leads whose score is at least this.
     min: Option<f64>,
     /// `score` (highest first, default), `score_asc` or `last_activity`.
     order: Option<String>,
+    /// Leads to list, 1 to 1000 (default 100).
     limit: Option<u32>,
+    /// Leads to skip (default 0).
     offset: Option<u32>,
 }
 
@@ -134,6 +165,21 @@ struct ListedView {
     tier: Option<String>,
 }
 
+/// Leads, filtered and sorted by a score.
+#[utoipa::path(
+    get,
+    path = "/api/leads",
+    tag = "leads",
+    operation_id = "list_leads",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{score, leads}`: the score listed, and per lead its ids, e-mail, stage, last activity, value and tier", body = Object),
+        (status = 400, description = "`invalid_query`: an unknown parameter, or a bad `order` or `limit`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -197,6 +243,21 @@ struct HistoryView {
     cause: String,
 }
 
+/// A lead's score history: each change of a score's value or tier, and its cause.
+#[utoipa::path(
+    get,
+    path = "/api/leads/{id}/history",
+    tag = "leads",
+    operation_id = "lead_history",
+    params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
+    responses(
+        (status = 200, description = "`{id, history}`: the last 1000 changes, newest first", body = Object),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
+        (status = 404, description = "No such lead", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn history(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -226,9 +287,12 @@ async fn history(
     Ok(ApiJson(serde_json::json!({ "id": lead_id, "history": history })))
 }
 
-#[derive(Deserialize)]
+/// A move of a lead to another lifecycle stage.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = StageChangeRequest)]
 struct StageRequest {
+    /// The stage to move to.
     stage: String,
     /// Who made the change (a rep's e-mail, a CRM user id).
     actor: Option<String>,
@@ -260,7 +324,29 @@ impl From<leadscore_store::stages::StageChange> for StageView {
     }
 }
 
-/// Moves a lead to another lifecycle stage (sales accepting, rejecting, qualifying, closing).
+/// Moves a lead to another lifecycle stage.
+///
+/// Sales accepting, rejecting, qualifying or closing a lead. Going back in the funnel, or leaving
+/// disqualified, lost or customer, needs `force`.
+#[utoipa::path(
+    post,
+    path = "/api/leads/{id}/stage",
+    tag = "leads",
+    operation_id = "set_lead_stage",
+    params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
+    request_body = StageRequest,
+    responses(
+        (status = 200, description = "`{id, stage}`: the change made", body = Object),
+        (status = 400, description = "`invalid_stage`, `reason_required`, `invalid_json` or `invalid_field`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 404, description = "No such lead", body = ErrorBody),
+        (status = 409, description = "`conflict`: the move is not allowed from the lead's stage (without `force`)", body = ErrorBody),
+        (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
+        (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn set_stage(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -301,6 +387,21 @@ async fn set_stage(
     Ok(ApiJson(serde_json::json!({ "id": lead_id, "stage": StageView::from(change) })))
 }
 
+/// A lead's lifecycle stage and the changes that led to it.
+#[utoipa::path(
+    get,
+    path = "/api/leads/{id}/stages",
+    tag = "leads",
+    operation_id = "lead_stages",
+    params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
+    responses(
+        (status = 200, description = "`{id, stage, changes}`", body = Object),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
+        (status = 404, description = "No such lead", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn stages(
     State(state): State<AppState>,
     headers: HeaderMap,

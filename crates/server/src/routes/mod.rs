@@ -1,4 +1,5 @@
-//! One module per resource; each exposes `routes()` to merge into the app's router.
+//! One module per resource; each exposes `routes()`, an `OpenApiRouter` whose handlers carry their
+//! `#[utoipa::path]` description, to merge into the app's router (see [`crate::openapi`]).
 
 pub mod health;
 pub mod import;

@@ -1,32 +1,33 @@
 //! Model versions: upload (checked, errors with line and column), list, activate.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use leadscore_core::diagnostic::line_column;
 use leadscore_core::{Severity, Timestamp};
 use leadscore_store::StoreError;
 use leadscore_store::keys::Scope;
 use leadscore_store::scores::History;
 use serde_json::{Value, json};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson};
+use crate::openapi::ErrorBody;
 use crate::preview;
 use crate::rescore;
 use crate::state::AppState;
 
 pub const MODEL_LIMIT: usize = 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/models", get(list).post(upload).layer(DefaultBodyLimit::max(MODEL_LIMIT)))
-        .route("/api/models/{version}/activate", post(activate))
-        .route("/api/models/{version}/preview", get(preview))
-        .route("/api/models/rollback", post(rollback))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, upload).layer(DefaultBodyLimit::max(MODEL_LIMIT)))
+        .routes(routes!(activate))
+        .routes(routes!(preview))
+        .routes(routes!(rollback))
 }
 
 fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diagnostic]) -> Vec<Value> {
@@ -47,8 +48,25 @@ fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diagnostic]) ->
         .collect()
 }
 
-/// Stores a new version of the workspace's model (the body is the TOML text). The first version
-/// uploaded is activated at once; later ones wait for `activate`.
+/// Stores a new version of the workspace's model.
+///
+/// The body is the model's TOML text (at most 1 MB), checked before it is stored. The first
+/// version uploaded is activated at once; later ones wait for `activate`.
+#[utoipa::path(
+    post,
+    path = "/api/models",
+    tag = "models",
+    operation_id = "upload_model",
+    request_body(content = String, content_type = "application/toml", description = "The model (TOML); any `Content-Type` is accepted"),
+    responses(
+        (status = 201, description = "`{version, active, warnings}`: the version stored, whether it is active, and the warnings with their line and column", body = Object),
+        (status = 400, description = "`invalid_model`: the model has errors, listed in `diagnostics` with their line and column", body = Object),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 413, description = "The model is over 1 MB (a plain-text answer)"),
+    ),
+    security(("api_key" = [])),
+)]
 async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let source = String::from_utf8(body.to_vec())
@@ -79,6 +97,19 @@ async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
+/// The workspace's model versions, and the progress of its rescoring.
+#[utoipa::path(
+    get,
+    path = "/api/models",
+    tag = "models",
+    operation_id = "list_models",
+    responses(
+        (status = 200, description = "`{models, rescoring}`: each version with its creation time and whether it is active; the running or last rescoring, if any", body = Object),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let rescoring = state.rescoring.get(owner.workspace_id);
@@ -106,7 +137,26 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
     Ok(ApiJson(json!({ "models": versions, "rescoring": rescoring })))
 }
 
-/// Activates a version (an earlier one rolls back) and rescores every lead in the background.
+/// Activates a model version.
+///
+/// An earlier version rolls back. Every lead is rescored in the background; the rescoring's
+/// progress is in `GET /api/models`.
+#[utoipa::path(
+    post,
+    path = "/api/models/{version}/activate",
+    tag = "models",
+    operation_id = "activate_model",
+    params(("version" = i64, Path, description = "The version number")),
+    responses(
+        (status = 202, description = "`{version, active, rescoring}`: activated; the rescoring started", body = Object),
+        (status = 400, description = "The version in the path is not an integer (a plain-text answer)"),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 409, description = "`rescoring`: a rescoring is still running", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn activate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -126,6 +176,22 @@ async fn activate(
 }
 
 /// Activates the version that was active before the current one.
+///
+/// Every lead is rescored in the background, as with `activate`.
+#[utoipa::path(
+    post,
+    path = "/api/models/rollback",
+    tag = "models",
+    operation_id = "rollback_model",
+    responses(
+        (status = 202, description = "`{version, active, rescoring}`: activated; the rescoring started", body = Object),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 404, description = "No active version, or none active before it", body = ErrorBody),
+        (status = 409, description = "`rescoring`: a rescoring is still running", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     activate_version(&state, owner.workspace_id, |connection, workspace_id| {
@@ -170,8 +236,9 @@ async fn activate_version(
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PreviewQuery {
     /// Leads to compare at most (default 100,000).
     limit: Option<u32>,
@@ -179,7 +246,25 @@ struct PreviewQuery {
     changes: Option<u32>,
 }
 
-/// How a version would score the workspace's leads, against the active version; changes nothing.
+/// How a version would score the workspace's leads, against the active version.
+///
+/// Changes nothing: the version is compared on the workspace's leads, with the leads that would
+/// change tier.
+#[utoipa::path(
+    get,
+    path = "/api/models/{version}/preview",
+    tag = "models",
+    operation_id = "preview_model",
+    params(("version" = i64, Path, description = "The version number"), PreviewQuery),
+    responses(
+        (status = 200, description = "`{version, compared_with, leads, active, candidate, leads_changing_tier, changes}`: per score, tier counts and value statistics under both versions, and the leads that would change tier", body = Object),
+        (status = 400, description = "`invalid_query`: an unknown parameter or a bad value (a version in the path that is not an integer gets a plain-text 400)", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn preview(
     State(state): State<AppState>,
     headers: HeaderMap,

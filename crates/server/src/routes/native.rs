@@ -3,19 +3,20 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{post, put};
 use leadscore_core::Timestamp;
 use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson};
 use crate::ingest::{Kind, Message};
+use crate::openapi::ErrorBody;
 use crate::routes::segment::run;
 use crate::state::AppState;
 
@@ -23,11 +24,8 @@ use crate::state::AppState;
 pub const EVENTS_PER_REQUEST: usize = 1000;
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/leads/{id}", put(upsert))
-        .route("/api/events", post(append))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upsert)).routes(routes!(append)).layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 /// A unique id for a message that came without one.
@@ -36,15 +34,37 @@ pub fn generated_id(prefix: &str) -> String {
     format!("{prefix}-{}-{}-{}", std::process::id(), now_ms(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-#[derive(Deserialize)]
+/// A lead's e-mail and attributes.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpsertLead)]
 struct Upsert {
     email: Option<String>,
+    /// Attributes to set; each replaces the one stored, the others stay.
     #[serde(default)]
     attributes: Map<String, Value>,
 }
 
-/// Creates or updates a lead by its user id; attributes given replace those stored.
+/// Creates or updates a lead by its user id.
+///
+/// Attributes given replace those stored; the lead is rescored before the answer.
+#[utoipa::path(
+    put,
+    path = "/api/leads/{id}",
+    tag = "native",
+    operation_id = "upsert_lead",
+    params(("id" = String, Path, description = "The lead's user id (1 to 200 characters)")),
+    request_body = Upsert,
+    responses(
+        (status = 200, description = "`{lead}`: the lead with its new scores", body = Object),
+        (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
+        (status = 413, description = "`too_large`: the body is over 1 MB", body = ErrorBody),
+        (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn upsert(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -73,18 +93,23 @@ async fn upsert(
     Ok(ApiJson(json!({ "lead": ingested.leads.first() })))
 }
 
-#[derive(Deserialize)]
+/// Events to append.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AppendEvents)]
 struct Append {
+    /// At most 1000; each is checked on its own.
+    #[schema(value_type = Vec<NativeEvent>)]
     events: Vec<Value>,
 }
 
 /// One event of `POST /api/events`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NativeEvent {
     /// The lead's user id.
     lead: String,
+    /// What happened (the event name rules match on).
     #[serde(rename = "type")]
     event_type: String,
     /// RFC 3339; default: now.
@@ -121,7 +146,26 @@ fn parse_event(index: usize, value: Value, now: i64) -> Result<Message, String> 
     })
 }
 
-/// Appends events (at most [`EVENTS_PER_REQUEST`]); answered per item like `/v1/batch`.
+/// Appends events to leads.
+///
+/// At most 1000 events; each is answered in `items`, like `/v1/batch`: accepted,
+/// duplicate or refused with its reason.
+#[utoipa::path(
+    post,
+    path = "/api/events",
+    tag = "native",
+    operation_id = "append_events",
+    request_body = Append,
+    responses(
+        (status = 200, description = "`{items, leads}`: an outcome per event and the leads with their new scores", body = Object),
+        (status = 400, description = "`invalid_field` or `invalid_json`: the body is not `{\"events\": [...]}`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
+        (status = 413, description = "`too_many_events` (over 1000), or `too_large`: the body is over 1 MB", body = ErrorBody),
+        (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn append(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -4,19 +4,20 @@
 //! The write key comes as the basic-auth user name (Segment's way), a bearer token, or the
 //! body's `writeKey`. Limits are Segment's: 32 KB per message, 500 KB per batch.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use leadscore_store::keys::Scope;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::ApiError;
 use crate::ingest::{self, Message, Outcome};
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub const MESSAGE_LIMIT: usize = 32 * 1024;
@@ -24,17 +25,13 @@ pub const BATCH_LIMIT: usize = 500 * 1024;
 /// Messages accepted in one batch (500 KB of 32 KB messages cannot exceed it anyway).
 pub const BATCH_ITEMS: usize = 2500;
 
-pub fn routes() -> Router<AppState> {
-    let single = |kind: &'static str| {
-        post(move |state: State<AppState>, headers: HeaderMap, body: Bytes| single(state, headers, body, kind))
-            .layer(DefaultBodyLimit::max(MESSAGE_LIMIT))
-    };
-    Router::new()
-        .route("/v1/identify", single("identify"))
-        .route("/v1/track", single("track"))
-        .route("/v1/page", single("page"))
-        .route("/v1/screen", single("screen"))
-        .route("/v1/batch", post(batch).layer(DefaultBodyLimit::max(BATCH_LIMIT)))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(identify).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(track).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(page).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(screen).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(batch).layer(DefaultBodyLimit::max(BATCH_LIMIT)))
 }
 
 fn parse_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -48,6 +45,98 @@ fn write_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiErr
         return Ok(Some(key));
     }
     Ok(body.get("writeKey").and_then(Value::as_str).map(str::to_string))
+}
+
+/// Identifies a lead: its user id and traits (Segment's `identify`).
+///
+/// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+#[utoipa::path(
+    post,
+    path = "/v1/identify",
+    tag = "segment",
+    operation_id = "segment_identify",
+    request_body(content = Object, description = "A Segment `identify` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
+        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (a plain-text answer)"),
+    ),
+    security(("api_key" = [])),
+)]
+async fn identify(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    single(state, headers, body, "identify").await
+}
+
+/// Records an event of a lead (Segment's `track`).
+///
+/// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+#[utoipa::path(
+    post,
+    path = "/v1/track",
+    tag = "segment",
+    operation_id = "segment_track",
+    request_body(content = Object, description = "A Segment `track` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
+        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (a plain-text answer)"),
+    ),
+    security(("api_key" = [])),
+)]
+async fn track(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    single(state, headers, body, "track").await
+}
+
+/// Records a page view (Segment's `page`).
+///
+/// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+#[utoipa::path(
+    post,
+    path = "/v1/page",
+    tag = "segment",
+    operation_id = "segment_page",
+    request_body(content = Object, description = "A Segment `page` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
+        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (a plain-text answer)"),
+    ),
+    security(("api_key" = [])),
+)]
+async fn page(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    single(state, headers, body, "page").await
+}
+
+/// Records a screen view in a mobile app (Segment's `screen`).
+///
+/// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+#[utoipa::path(
+    post,
+    path = "/v1/screen",
+    tag = "segment",
+    operation_id = "segment_screen",
+    request_body(content = Object, description = "A Segment `screen` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
+        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (a plain-text answer)"),
+    ),
+    security(("api_key" = [])),
+)]
+async fn screen(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    single(state, headers, body, "screen").await
 }
 
 async fn single(
@@ -67,16 +156,43 @@ async fn single(
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
+/// Several Segment messages of any types, as Segment's libraries send them.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = SegmentBatch)]
+struct Batch<'a> {
+    /// The messages (at most 2,500, each at most 32 KB), each with its `type`.
+    #[serde(borrow)]
+    #[schema(value_type = Vec<Object>)]
+    batch: Vec<&'a RawValue>,
+    /// When the client sent the batch (RFC 3339), to correct its clock's skew.
+    #[serde(rename = "sentAt")]
+    sent_at: Option<String>,
+    /// The write key, if it is not in the `Authorization` header.
+    #[serde(rename = "writeKey")]
+    write_key: Option<String>,
+}
+
+/// Stores several messages of any types (Segment's `batch`).
+///
+/// Each message is answered in `items`, in order: accepted, duplicate or refused with its reason;
+/// a refused message does not refuse the others. The key may also come as the basic-auth user
+/// name or the body's `writeKey`.
+#[utoipa::path(
+    post,
+    path = "/v1/batch",
+    tag = "segment",
+    operation_id = "segment_batch",
+    request_body = Batch,
+    responses(
+        (status = 200, description = "`{success, items, leads}`: an outcome per message and the leads with their new scores", body = Object),
+        (status = 400, description = "`invalid_batch`: the body is not `{\"batch\": [...]}`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
+        (status = 413, description = "`too_many_messages`: over 2,500 messages (a body over 500 KB gets a plain-text 413)", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Batch<'a> {
-        #[serde(borrow)]
-        batch: Vec<&'a RawValue>,
-        #[serde(rename = "sentAt")]
-        sent_at: Option<String>,
-        #[serde(rename = "writeKey")]
-        write_key: Option<String>,
-    }
     let parsed: Batch<'_> = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid_batch", format!("the body must be {{\"batch\": [messages...]}}: {e}"))
     })?;

@@ -1,33 +1,38 @@
 //! Webhook subscriptions and their delivery log.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use leadscore_core::Timestamp;
 use leadscore_store::keys::Scope;
 use leadscore_store::webhooks::{self, EVENT_KINDS, NewWebhook};
 use leadscore_store::{StoreError, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson};
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/webhooks", get(list).post(create))
-        .route("/api/webhooks/{id}", axum::routing::delete(remove))
-        .route("/api/webhooks/{id}/deliveries", get(deliveries))
-        .route("/api/webhooks/deliveries/{id}/redeliver", post(redeliver))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(remove))
+        .routes(routes!(deliveries))
+        .routes(routes!(redeliver))
 }
 
-#[derive(Deserialize)]
+/// A webhook subscription to create.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateWebhook)]
 struct CreateRequest {
+    /// Where to POST the notifications (http or https).
     url: String,
+    /// The kinds of notification: any of `tier_changed`, `became_mql`, `stage_changed`, `score_crossed`.
     events: Vec<String>,
     /// For `score_crossed`: the score and the threshold to watch.
     score: Option<String>,
@@ -49,6 +54,25 @@ fn webhook_json(webhook: &webhooks::Webhook, with_secret: bool) -> Value {
     value
 }
 
+/// Subscribes a URL to notifications of lead changes.
+///
+/// The answer carries the `secret` that signs each delivery; it is shown only here.
+#[utoipa::path(
+    post,
+    path = "/api/webhooks",
+    tag = "webhooks",
+    operation_id = "create_webhook",
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "The webhook: `{id, url, events, score, threshold, created_at, secret}`", body = Object),
+        (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
+        (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -92,12 +116,41 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(webhook_json(&webhook, true))).into_response())
 }
 
+/// The workspace's webhooks (without their secrets).
+#[utoipa::path(
+    get,
+    path = "/api/webhooks",
+    tag = "webhooks",
+    operation_id = "list_webhooks",
+    responses(
+        (status = 200, description = "`{webhooks}`: each with its id, URL, events, score and threshold", body = Object),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let hooks = state.store.read(move |c| webhooks::list(c, owner.workspace_id)).await?;
     Ok(ApiJson(json!({ "webhooks": hooks.iter().map(|w| webhook_json(w, false)).collect::<Vec<_>>() })))
 }
 
+/// Deletes a webhook; its pending deliveries are marked failed.
+#[utoipa::path(
+    delete,
+    path = "/api/webhooks/{id}",
+    tag = "webhooks",
+    operation_id = "delete_webhook",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id in the path is not an integer (a plain-text answer)"),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -108,6 +161,22 @@ async fn remove(
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("no webhook {id}"))) }
 }
 
+/// A webhook's delivery log: the last 500 notifications and how their delivery went.
+#[utoipa::path(
+    get,
+    path = "/api/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    operation_id = "webhook_deliveries",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, description = "`{deliveries}`: each with its status (`delivered`, `failed` or `pending`), attempts, times and last error", body = Object),
+        (status = 400, description = "The id in the path is not an integer (a plain-text answer)"),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn deliveries(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -143,6 +212,22 @@ async fn deliveries(
     Ok(ApiJson(json!({ "deliveries": entries })))
 }
 
+/// Sends a notification again, as a new delivery.
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/deliveries/{id}/redeliver",
+    tag = "webhooks",
+    operation_id = "redeliver",
+    params(("id" = i64, Path, description = "The delivery's id, from the delivery log")),
+    responses(
+        (status = 202, description = "`{id, status}`: the new delivery, `pending`", body = Object),
+        (status = 400, description = "The id in the path is not an integer (a plain-text answer)"),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 404, description = "No such delivery of a live webhook in this workspace", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn redeliver(
     State(state): State<AppState>,
     headers: HeaderMap,
