@@ -59,6 +59,7 @@ fn segment_payloads_batch_page_and_clock_skew() {
             {"type": "page", "anonymousId": "anon-1", "messageId": "p2", "properties": {"url": "https://acme.io/docs"}},
             {"type": "identify", "anonymousId": "anon-1", "userId": "u2", "messageId": "i2", "traits": {"industry": "Technology"}},
             {"type": "alias", "userId": "u2", "messageId": "x"},
+            {"type": "group", "userId": "u2", "groupId": "acme-inc", "messageId": "g1", "traits": {"name": "Acme", "employees": 120}},
             {"type": "track", "userId": "u2", "messageId": "no-event"},
         ]
     });
@@ -74,10 +75,13 @@ fn segment_payloads_batch_page_and_clock_skew() {
     assert_eq!(items[0]["status"], "accepted");
     assert_eq!(items[2]["status"], "accepted");
     assert_eq!(items[3]["status"], "refused");
-    assert!(items[3]["reason"].as_str().unwrap().contains("batch[3]: `type` `alias` is not supported"), "{items}");
-    assert!(items[4]["reason"].as_str().unwrap().contains("batch[4]: `event` is missing"), "{items}");
+    assert!(items[3]["reason"].as_str().unwrap().contains("batch[3]: `previousId` is missing"), "{items}");
+    assert_eq!(items[4]["status"], "accepted");
+    assert!(items[5]["reason"].as_str().unwrap().contains("batch[5]: `event` is missing"), "{items}");
     let lead = server.get("/api/leads/u2", &read).json();
     assert_eq!(lead["scores"]["activity"]["value"], 7.0, "{lead}");
+    assert_eq!(lead["attributes"]["company_id"], "acme-inc");
+    assert_eq!(lead["attributes"]["company_employees"], 120);
     // Clock skew: the client's clock was 10 s ahead of sentAt's; the page view lands at
     // receivedAt - 10 s, i.e. close to now, not on 2026-11-20.
     let last = lead["last_event_at"].as_str().unwrap();
@@ -589,4 +593,73 @@ fn metrics_and_logs_without_personal_data() {
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("\"level\":\"INFO\""), "the log is JSON: {log}");
     assert!(!log.contains("secret.person") && !log.contains("nobody@"), "the log holds no personal data: {log}");
+}
+
+#[test]
+fn alias_merges_an_earlier_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, ingest, read) = acme(dir.path());
+    // Activity under an old CRM id and an anonymous id, then aliases to the new user id.
+    for (id, user) in [("a1", "old-crm-id"), ("a2", "old-crm-id")] {
+        server.post_json("/v1/track", &ingest, &json!({"userId": user, "event": "page_view", "messageId": id}));
+    }
+    server.post_json(
+        "/v1/track",
+        &ingest,
+        &json!({"anonymousId": "cookie-9", "event": "page_view", "messageId": "a3"}),
+    );
+    server.post_json(
+        "/v1/identify",
+        &ingest,
+        &json!({"userId": "new-id", "messageId": "a4", "traits": {"industry": "Technology"}}),
+    );
+    let batch = json!({"batch": [
+        {"type": "alias", "previousId": "old-crm-id", "userId": "new-id", "messageId": "a5"},
+        {"type": "alias", "previousId": "cookie-9", "userId": "new-id", "messageId": "a6"},
+    ]});
+    let answer = server.post_json("/v1/batch", &ingest, &batch).json();
+    assert_eq!(
+        answer["items"],
+        json!([{"status": "accepted", "lead_id": answer["items"][0]["lead_id"]}, {"status": "accepted", "lead_id": answer["items"][0]["lead_id"]}])
+    );
+    let lead = server.get("/api/leads/new-id", &read).json();
+    assert_eq!(
+        lead["scores"]["activity"]["value"], 8.0,
+        "5 for Technology and the 3 views of both earlier identities: {lead}"
+    );
+    assert_eq!(server.get("/api/leads/old-crm-id", &read).status, 404);
+    // Later calls with the earlier id land on the merged lead.
+    server.post_json(
+        "/v1/track",
+        &ingest,
+        &json!({"anonymousId": "old-crm-id", "event": "page_view", "messageId": "a7"}),
+    );
+    assert_eq!(server.get("/api/leads/new-id", &read).json()["scores"]["activity"]["value"], 9.0);
+}
+
+#[test]
+fn a_reps_nurture_is_not_undone_by_scores_already_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let read = create_key(dir.path(), "acme", "read");
+    let server = Server::start(dir.path(), &["--rescore-every", "1"]);
+    let model = "[scores.s]\ntiers = [{ label = \"cold\" }, { label = \"mql\", min = 1 }]\n[[scores.s.rules]]\nname = \"recent visit\"\nevent = \"page_view\"\npoints = 1\nwindow = \"3s\"\n";
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    let view = |id: &str| {
+        server.post_json("/v1/track", &ingest, &json!({"userId": "r1", "event": "page_view", "messageId": id})).json()
+    };
+    assert_eq!(view("r1")["lead"]["stage"], "mql");
+    let nurture = server.post_json("/api/leads/r1/stage", &admin, &json!({"stage": "nurture", "reason": "not now"}));
+    assert_eq!(nurture.status, 200);
+    // The scheduler re-evaluates every second while the visit is still in its window: no change.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(server.get("/api/leads/r1/stages", &read).json()["stage"], "nurture");
+    // Once the score has dropped, new engagement that brings it back recycles the lead.
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    assert_eq!(server.get("/api/leads/r1", &read).json()["scores"]["s"]["tier"], "cold");
+    assert_eq!(view("r2")["lead"]["stage"], "mql");
+    let changes = server.get("/api/leads/r1/stages", &read).json()["changes"].clone();
+    let stages: Vec<&str> = changes.as_array().unwrap().iter().map(|c| c["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["mql", "nurture", "mql"]);
 }

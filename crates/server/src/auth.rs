@@ -55,7 +55,13 @@ pub async fn authorize(state: &AppState, key: Option<String>, needed: Scope) -> 
         }
     };
     if !owner.scope.allows(needed) {
-        return Err(ApiError::forbidden(format!("this {} key cannot do that: it needs a {} key", owner.scope, needed)));
+        let article = |scope: Scope| if scope == Scope::Read { "a" } else { "an" };
+        return Err(ApiError::forbidden(format!(
+            "this {} key cannot do that: it needs {} {} key",
+            owner.scope,
+            article(needed),
+            needed
+        )));
     }
     Ok(owner)
 }

@@ -11,12 +11,11 @@ use leadscore_store::StoreError;
 use leadscore_store::events::{Inserted, NewEvent};
 use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::rusqlite::Connection;
-use leadscore_store::scores::{Change, History, ScoreRow};
+use leadscore_store::scores::{Change, History};
 use leadscore_store::stages::StageChange;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::lifecycle::{self, Stage};
 use crate::rescore;
 use crate::scoring::{self, Models};
 
@@ -30,6 +29,12 @@ pub enum Kind {
     Identify,
     /// An event named by the message.
     Track(String),
+    /// Segment's `alias`: `previous_id` (an anonymous id or an earlier user id) is the same
+    /// person as the message's user; their leads are merged.
+    Alias { previous_id: String },
+    /// Segment's `group`: the lead belongs to account `group_id`, whose traits become the lead's
+    /// `company_*` attributes.
+    Group { group_id: String },
 }
 
 /// One validated message.
@@ -112,15 +117,26 @@ pub fn parse_message(
     let kind_name = match (kind_hint, text("type")?) {
         (Some(hint), _) => hint.to_string(),
         (None, Some(kind)) => kind,
-        (None, None) => return Err("`type` is missing: identify, track, page or screen".to_string()),
+        (None, None) => return Err("`type` is missing: identify, track, page, screen, group or alias".to_string()),
     };
     let kind = match kind_name.as_str() {
         "identify" => Kind::Identify,
         "track" => Kind::Track(text("event")?.ok_or("`event` is missing: a track call names its event")?),
         "page" => Kind::Track("page_view".to_string()),
         "screen" => Kind::Track("screen_view".to_string()),
-        other => return Err(format!("`type` `{other}` is not supported: use identify, track, page or screen")),
+        "alias" => Kind::Alias {
+            previous_id: text("previousId")?.ok_or("`previousId` is missing: alias names the earlier id")?,
+        },
+        "group" => Kind::Group { group_id: text("groupId")?.ok_or("`groupId` is missing: group names the account")? },
+        other => {
+            return Err(format!(
+                "`type` `{other}` is not supported: use identify, track, page, screen, group or alias"
+            ));
+        }
     };
+    if matches!(kind, Kind::Alias { .. }) && text("userId")?.is_none() {
+        return Err("`userId` is missing: alias links `previousId` to a user".to_string());
+    }
     let user_id = text("userId")?;
     let anonymous_id = text("anonymousId")?;
     if user_id.is_none() && anonymous_id.is_none() {
@@ -178,6 +194,41 @@ pub fn parse_message(
         }
     }
     Ok(Message { kind, user_id, anonymous_id, message_id, at, traits, properties })
+}
+
+/// The lead of an alias call: the lead known by `previous_id` (an anonymous id or an earlier user
+/// id) is merged into the user's lead, or takes the user id when the user has none yet.
+fn resolve_alias(
+    connection: &Connection,
+    workspace_id: i64,
+    user_id: &str,
+    previous_id: &str,
+    now: i64,
+) -> Result<(LeadRow, Option<i64>), StoreError> {
+    let previous = match leads::by_user_id(connection, workspace_id, previous_id)? {
+        Some(lead) => Some(lead),
+        None => leads::by_anonymous_id(connection, workspace_id, previous_id)?,
+    };
+    let target = leads::by_user_id(connection, workspace_id, user_id)?;
+    let resolved = match (previous, target) {
+        (Some(previous), Some(mut target)) if previous.id != target.id => {
+            leads::merge(connection, previous.id, target.id)?;
+            merge_attributes(&mut target.attributes, &previous.attributes, false);
+            target.email = target.email.or(previous.email);
+            target.created_at = target.created_at.min(previous.created_at);
+            target.last_event_at = target.last_event_at.max(previous.last_event_at);
+            (target, Some(previous.id))
+        }
+        (_, Some(target)) => (target, None),
+        (Some(previous), None) => {
+            leads::set_user_id(connection, previous.id, user_id)?;
+            (LeadRow { user_id: Some(user_id.to_string()), ..previous }, None)
+        }
+        (None, None) => (leads::create(connection, workspace_id, Some(user_id), now)?, None),
+    };
+    // Later calls with the earlier id (as an anonymous id) find this lead.
+    leads::link_anonymous_id(connection, workspace_id, previous_id, resolved.0.id)?;
+    Ok(resolved)
 }
 
 /// Finds or creates the lead of a message. When an identify links an anonymous lead to a known
@@ -259,21 +310,28 @@ pub fn ingest(
             ingested.items.push(Outcome::Duplicate);
             continue;
         }
-        let (mut lead, merged_from) = resolve_lead(connection, workspace_id, &message, received_at)?;
+        let (mut lead, merged_from) = match (&message.kind, &message.user_id) {
+            (Kind::Alias { previous_id }, Some(user_id)) => {
+                resolve_alias(connection, workspace_id, user_id, previous_id, received_at)?
+            }
+            _ => resolve_lead(connection, workspace_id, &message, received_at)?,
+        };
         if let Some(merged) = merged_from {
             touched.retain(|(id, _)| *id != merged);
             rebuild.push(lead.id);
         }
-        let event_type = match &message.kind {
-            Kind::Identify => scoring::IDENTIFY,
-            Kind::Track(name) => name.as_str(),
+        let (event_type, stored_properties) = match &message.kind {
+            Kind::Identify => (scoring::IDENTIFY, &message.traits),
+            Kind::Alias { .. } => (scoring::ALIAS, &message.traits),
+            Kind::Group { .. } => (scoring::GROUP, &message.traits),
+            Kind::Track(name) => (name.as_str(), &message.properties),
         };
         let stored = NewEvent {
             message_id: &message.message_id,
             event_type,
             at: message.at,
             received_at,
-            properties: if message.kind == Kind::Identify { &message.traits } else { &message.properties },
+            properties: stored_properties,
         };
         if leadscore_store::events::insert(connection, workspace_id, lead.id, &stored)? == Inserted::Duplicate {
             ingested.items.push(Outcome::Duplicate);
@@ -298,6 +356,13 @@ pub fn ingest(
                 lead.last_event_at = Some(lead.last_event_at.map_or(message.at, |t| t.max(message.at)));
                 touched[index].1.push((name.clone(), message.at, message.properties.clone()));
             }
+            Kind::Group { group_id } => {
+                lead.attributes.insert("company_id".to_string(), Value::String(group_id.clone()));
+                for (key, value) in &message.traits {
+                    lead.attributes.insert(format!("company_{key}"), value.clone());
+                }
+            }
+            Kind::Alias { .. } => {}
         }
         leads::save(connection, &lead)?;
         ingested.items.push(Outcome::Accepted { lead_id: lead.id });
@@ -342,29 +407,4 @@ pub fn ingest(
         ingested.leads.push(summary);
     }
     Ok(ingested)
-}
-
-/// Moves a lead in stage lead or nurture to MQL when its scores say so.
-pub fn automatic_mql(
-    connection: &Connection,
-    model: &leadscore_core::Model,
-    lead: &LeadRow,
-    rows: &[ScoreRow],
-    qualified_by: &[Option<String>],
-    now: i64,
-) -> Result<Option<StageChange>, StoreError> {
-    let current: Stage = lead.stage.parse().unwrap_or(Stage::Lead);
-    if !matches!(current, Stage::Lead | Stage::Nurture) {
-        return Ok(None);
-    }
-    let Some(reason) = lifecycle::mql_reason(model, rows, qualified_by) else { return Ok(None) };
-    let change = StageChange {
-        stage: Stage::Mql.to_string(),
-        previous: Some(current.to_string()),
-        at: now,
-        actor: "leadscore".to_string(),
-        reason: Some(reason),
-    };
-    leadscore_store::stages::set(connection, lead.id, &change)?;
-    Ok(Some(change))
 }

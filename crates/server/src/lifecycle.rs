@@ -108,12 +108,9 @@ pub fn check_move(from: Stage, to: Stage, force: bool) -> Result<(), String> {
 /// Why the scores make a lead an MQL, if they do: the first score whose tier is `mql` or ranks
 /// above it.
 pub fn mql_reason(model: &Model, rows: &[ScoreRow], qualified_by: &[Option<String>]) -> Option<String> {
-    for (index, (score, row)) in model.scores().iter().zip(rows).enumerate() {
-        let tiers = score.tiers();
-        let Some(mql) = tiers.iter().position(|t| t.label().eq_ignore_ascii_case("mql")) else { continue };
+    for (index, row) in rows.iter().enumerate() {
         let Some(tier) = &row.tier else { continue };
-        let Some(position) = tiers.iter().position(|t| t.label() == tier) else { continue };
-        if position >= mql {
+        if is_mql_level(model, &row.score, Some(tier)) {
             return Some(match qualified_by.get(index).cloned().flatten() {
                 Some(qualifier) => {
                     format!("score `{}` reached tier `{tier}` through qualifier `{qualifier}`", row.score)
@@ -123,6 +120,16 @@ pub fn mql_reason(model: &Model, rows: &[ScoreRow], qualified_by: &[Option<Strin
         }
     }
     None
+}
+
+/// Whether a tier of a score is `mql` or ranks above it.
+pub fn is_mql_level(model: &Model, score: &str, tier: Option<&str>) -> bool {
+    let Some(tier) = tier else { return false };
+    let Some(score) = model.scores().iter().find(|s| s.name() == score) else { return false };
+    let tiers = score.tiers();
+    let mql = tiers.iter().position(|t| t.label().eq_ignore_ascii_case("mql"));
+    let position = tiers.iter().position(|t| t.label() == tier);
+    matches!((mql, position), (Some(mql), Some(position)) if position >= mql)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use leadscore_store::stages::StageChange;
 use leadscore_store::{StoreError, now_ms};
 use serde::Serialize;
 
-use crate::ingest::automatic_mql;
+use crate::lifecycle::{self, Stage};
 use crate::notify::{self, LeadChanges};
 use crate::scoring::{self, Models};
 use crate::state::AppState;
@@ -49,13 +49,49 @@ pub fn save_scores(
     let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
     let changes = leadscore_store::scores::save(connection, lead.id, &rows, cause, history)?;
     leads::save(connection, lead)?;
-    let stage = automatic_mql(connection, model, lead, &rows, &qualified_by, now)?;
+    let stage = automatic_mql(connection, model, lead, &rows, &qualified_by, &changes, now)?;
     if let Some(change) = &stage {
         lead.stage = change.stage.clone();
     }
     let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
     let queued = notify::enqueue(connection, lead, &lead_changes, now)?;
     Ok(Saved { rows, changes, stage, queued })
+}
+
+/// Moves a lead to MQL when its scores say so: from stage lead whenever a score is at an MQL
+/// tier; from nurture only when a score has just entered one (new engagement recycles the lead,
+/// while a rep's decision is not undone by scores that were already there).
+fn automatic_mql(
+    connection: &Connection,
+    model: &Model,
+    lead: &LeadRow,
+    rows: &[ScoreRow],
+    qualified_by: &[Option<String>],
+    changes: &[Change],
+    now: i64,
+) -> Result<Option<StageChange>, StoreError> {
+    let current: Stage = lead.stage.parse().unwrap_or(Stage::Lead);
+    let moves = match current {
+        Stage::Lead => true,
+        Stage::Nurture => changes.iter().any(|c| {
+            lifecycle::is_mql_level(model, &c.score, c.tier.as_deref())
+                && !lifecycle::is_mql_level(model, &c.score, c.previous_tier.as_deref())
+        }),
+        _ => false,
+    };
+    if !moves {
+        return Ok(None);
+    }
+    let Some(reason) = lifecycle::mql_reason(model, rows, qualified_by) else { return Ok(None) };
+    let change = StageChange {
+        stage: Stage::Mql.to_string(),
+        previous: Some(current.to_string()),
+        at: now,
+        actor: "leadscore".to_string(),
+        reason: Some(reason),
+    };
+    leadscore_store::stages::set(connection, lead.id, &change)?;
+    Ok(Some(change))
 }
 
 /// Progress of a workspace's rescoring, readable while it runs.

@@ -12,8 +12,11 @@ use leadscore_store::models::ModelVersion;
 use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::ScoreRow;
 
-/// The event type identify calls are stored under.
+/// The event types identify, alias and group calls are stored under: kept for idempotency and
+/// audit, never activity.
 pub const IDENTIFY: &str = "identify";
+pub const ALIAS: &str = "alias";
+pub const GROUP: &str = "group";
 
 /// Compiled models by their id; a model version never changes once stored, so entries never
 /// go stale.
@@ -103,8 +106,7 @@ pub fn state_for(
     }
     let mut state = LeadState::new(model);
     for StoredEvent { event_type, at, properties, .. } in leadscore_store::events::of_lead(connection, lead.id)? {
-        // Identify calls are stored for idempotency and audit; they are not activity.
-        if event_type != IDENTIFY {
+        if ![IDENTIFY, ALIAS, GROUP].contains(&event_type.as_str()) {
             apply(model, &mut state, &event_type, at, &properties);
         }
     }
