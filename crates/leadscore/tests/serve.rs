@@ -174,7 +174,7 @@ fn client_mistakes_get_a_4xx_with_code_and_message() {
                 &json!({"userId": "u", "event": "e", "messageId": "m", "x": "y".repeat(40_000)}),
             ),
             413,
-            "",
+            "too_large",
         ),
         (server.post_json("/v1/batch", &ingest, &json!({"messages": []})), 400, "invalid_batch"),
         (server.get("/api/leads/nobody", &read), 404, "not_found"),
@@ -183,6 +183,8 @@ fn client_mistakes_get_a_4xx_with_code_and_message() {
         (server.get("/no/such/route", &read), 404, "not_found"),
         (server.post_text("/api/models", &admin, "[scores.s]\n[[scores.s.rules]]\nname = 1\n"), 400, "invalid_model"),
         (server.post_text("/api/models/99/activate", &admin, ""), 404, "not_found"),
+        (server.get("/api/webhooks/abc/deliveries", &admin), 400, "invalid_path"),
+        (server.post_text("/api/models", &admin, &"#".repeat(2 * 1024 * 1024)), 413, "too_large"),
     ];
     for (response, status, code) in cases {
         assert_eq!(response.status, status, "{}", response.body);
@@ -662,4 +664,24 @@ fn a_reps_nurture_is_not_undone_by_scores_already_there() {
     let changes = server.get("/api/leads/r1/stages", &read).json()["changes"].clone();
     let stages: Vec<&str> = changes.as_array().unwrap().iter().map(|c| c["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["mql", "nurture", "mql"]);
+}
+
+#[test]
+fn gzip_bodies_are_accepted() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, ingest, read) = acme(dir.path());
+    let batch = json!({"batch": [{"type": "track", "userId": "z1", "event": "page_view", "messageId": "z1"}]});
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(batch.to_string().as_bytes()).unwrap();
+    let body = encoder.finish().unwrap();
+    let headers = [
+        ("Authorization", format!("Bearer {ingest}")),
+        ("Content-Type", "application/json".to_string()),
+        ("Content-Encoding", "gzip".to_string()),
+    ];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answer = request(&server.address, "POST", "/v1/batch", &headers, &body);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(server.get("/api/leads/z1", &read).json()["scores"]["activity"]["value"], 1.0);
 }

@@ -3,8 +3,9 @@
 //! (the detail goes to the log, never to the client).
 
 use axum::Json;
-use axum::extract::FromRequest;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_store::StoreError;
@@ -101,5 +102,36 @@ pub struct ApiJson<T>(pub T);
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         Json(self.0).into_response()
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::bad_request("invalid_path", format!("a part of the path is not valid: {}", rejection.body_text()))
+    }
+}
+
+/// `Path` whose rejections answer `{code, message}`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// The raw body, within the route's size limit; a body over it answers 413 with `{code, message}`.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<RawBody, ApiError> {
+        Bytes::from_request(request, state).await.map(RawBody).map_err(|rejection: BytesRejection| {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid_body" };
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "the body is larger than this route accepts (see docs/api.md for the limits)".to_string()
+            } else {
+                rejection.body_text()
+            };
+            ApiError::new(status, code, message)
+        })
     }
 }

@@ -56,6 +56,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { error::ApiError::not_found("no such route") })
         // Layers wrap from the inside out: the timeout applies to the handler, the trace to all.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        // Gzip bodies (RudderStack's SDKs compress by default); size limits count the inflated body.
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         // Request spans carry the route pattern, never the path: paths hold lead ids, which can
         // be e-mail addresses.

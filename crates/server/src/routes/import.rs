@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::HeaderMap;
 use leadscore_core::Timestamp;
@@ -17,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, RawBody};
 use crate::ingest::{Kind, Message, Outcome};
 use crate::openapi::ErrorBody;
 use crate::routes::native::generated_id;
@@ -206,7 +205,7 @@ async fn import_leads(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let mut rows = read_csv(&body)?;
@@ -286,7 +285,7 @@ async fn import_events(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let mut rows = read_csv(&body)?;

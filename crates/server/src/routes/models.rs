@@ -1,7 +1,6 @@
 //! Model versions: upload (checked, errors with line and column), list, activate.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::diagnostic::line_column;
@@ -14,7 +13,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiPath, RawBody};
 use crate::openapi::ErrorBody;
 use crate::preview;
 use crate::rescore;
@@ -67,7 +66,11 @@ fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diagnostic]) ->
     ),
     security(("api_key" = [])),
 )]
-async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::bad_request("invalid_model", "the model must be UTF-8 text (TOML)"))?;
@@ -76,7 +79,10 @@ async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         Err(error) => {
             let body = json!({
                 "code": "invalid_model",
-                "message": error.render("model").lines().next().unwrap_or("the model has errors").to_string(),
+                "message": match error.errors().next() {
+                    Some(first) => format!("the model has {} error(s); the first: {}", error.errors().count(), first.message),
+                    None => "the model has errors".to_string(),
+                },
                 "diagnostics": diagnostics_json(&source, &error.diagnostics),
             });
             return Ok((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
@@ -160,7 +166,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
 async fn activate(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(version): Path<i64>,
+    ApiPath(version): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     activate_version(&state, owner.workspace_id, move |connection, workspace_id| {
@@ -268,7 +274,7 @@ struct PreviewQuery {
 async fn preview(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(version): Path<i64>,
+    ApiPath(version): ApiPath<i64>,
     query: Result<axum::extract::Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;

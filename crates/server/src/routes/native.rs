@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use leadscore_core::Timestamp;
 use leadscore_store::keys::Scope;
@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::ingest::{Kind, Message};
 use crate::openapi::ErrorBody;
 use crate::routes::segment::run;
@@ -47,7 +47,8 @@ struct Upsert {
 
 /// Creates or updates a lead by its user id.
 ///
-/// Attributes given replace those stored; the lead is rescored before the answer.
+/// Attributes given are merged key by key over those stored (a key given replaces its value,
+/// others stay); the lead is rescored before the answer.
 #[utoipa::path(
     put,
     path = "/api/leads/{id}",
@@ -68,7 +69,7 @@ struct Upsert {
 async fn upsert(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(request): ApiJson<Upsert>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;

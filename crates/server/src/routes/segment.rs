@@ -4,7 +4,6 @@
 //! The write key comes as the basic-auth user name (Segment's way), a bearer token, or the
 //! body's `writeKey`. Limits are Segment's: 32 KB per message, 500 KB per batch.
 
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +14,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::ApiError;
+use crate::error::{ApiError, RawBody};
 use crate::ingest::{self, Message, Outcome};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
@@ -66,7 +65,7 @@ fn write_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiErr
     ),
     security(("api_key" = [])),
 )]
-async fn identify(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "identify").await
 }
 
@@ -89,7 +88,7 @@ async fn identify(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Re
     ),
     security(("api_key" = [])),
 )]
-async fn track(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "track").await
 }
 
@@ -112,7 +111,7 @@ async fn track(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Resul
     ),
     security(("api_key" = [])),
 )]
-async fn page(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "page").await
 }
 
@@ -135,14 +134,14 @@ async fn page(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result
     ),
     security(("api_key" = [])),
 )]
-async fn screen(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "screen").await
 }
 
 async fn single(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Bytes,
     kind: &'static str,
 ) -> Result<Response, ApiError> {
     let value: Value = parse_body(&body)?;
@@ -192,7 +191,11 @@ struct Batch<'a> {
     ),
     security(("api_key" = [])),
 )]
-async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     let parsed: Batch<'_> = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid_batch", format!("the body must be {{\"batch\": [messages...]}}: {e}"))
     })?;

@@ -1,6 +1,6 @@
 //! Webhook subscriptions and their delivery log.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::Timestamp;
@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -154,7 +154,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
 async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let deleted = state.store.write(move |c| webhooks::delete(c, owner.workspace_id, id)).await?;
@@ -180,7 +180,7 @@ async fn remove(
 async fn deliveries(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let log = state
@@ -231,7 +231,7 @@ async fn deliveries(
 async fn redeliver(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let queued = state.store.write(move |c| webhooks::redeliver(c, owner.workspace_id, id, now_ms())).await?;
