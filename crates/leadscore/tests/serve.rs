@@ -630,13 +630,26 @@ fn alias_merges_an_earlier_identity() {
         "5 for Technology and the 3 views of both earlier identities: {lead}"
     );
     assert_eq!(server.get("/api/leads/old-crm-id", &read).status, 404);
+    // The single-message route does the same.
+    server.post_json(
+        "/v1/track",
+        &ingest,
+        &json!({"anonymousId": "cookie-10", "event": "page_view", "messageId": "a8"}),
+    );
+    let alias = server.post_json(
+        "/v1/alias",
+        &ingest,
+        &json!({"previousId": "cookie-10", "userId": "new-id", "messageId": "a9"}),
+    );
+    assert_eq!(alias.status, 200, "{}", alias.body);
+    assert_eq!(server.get("/api/leads/new-id", &read).json()["scores"]["activity"]["value"], 9.0);
     // Later calls with the earlier id land on the merged lead.
     server.post_json(
         "/v1/track",
         &ingest,
         &json!({"anonymousId": "old-crm-id", "event": "page_view", "messageId": "a7"}),
     );
-    assert_eq!(server.get("/api/leads/new-id", &read).json()["scores"]["activity"]["value"], 9.0);
+    assert_eq!(server.get("/api/leads/new-id", &read).json()["scores"]["activity"]["value"], 10.0);
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(track).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
         .routes(routes!(page).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
         .routes(routes!(screen).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(group).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(alias).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
         .routes(routes!(batch).layer(DefaultBodyLimit::max(BATCH_LIMIT)))
 }
 
@@ -61,7 +63,7 @@ fn write_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiErr
         (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
-        (status = 413, description = "The message is over 32 KB (a plain-text answer)"),
+        (status = 413, description = "The message is over 32 KB (`too_large`)"),
     ),
     security(("api_key" = [])),
 )]
@@ -84,7 +86,7 @@ async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): Raw
         (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
-        (status = 413, description = "The message is over 32 KB (a plain-text answer)"),
+        (status = 413, description = "The message is over 32 KB (`too_large`)"),
     ),
     security(("api_key" = [])),
 )]
@@ -107,7 +109,7 @@ async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
         (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
-        (status = 413, description = "The message is over 32 KB (a plain-text answer)"),
+        (status = 413, description = "The message is over 32 KB (`too_large`)"),
     ),
     security(("api_key" = [])),
 )]
@@ -130,12 +132,58 @@ async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody
         (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
-        (status = 413, description = "The message is over 32 KB (a plain-text answer)"),
+        (status = 413, description = "The message is over 32 KB (`too_large`)"),
     ),
     security(("api_key" = [])),
 )]
 async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "screen").await
+}
+
+/// Links a lead to an account whose traits become `company_*` attributes (Segment's `group`).
+///
+/// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+#[utoipa::path(
+    post,
+    path = "/v1/group",
+    tag = "segment",
+    operation_id = "segment_group",
+    request_body(content = Object, description = "A Segment `group` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
+        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, headers, body, "group").await
+}
+
+/// Merges the lead known by `previousId` into the user's lead (Segment's `alias`).
+///
+/// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+#[utoipa::path(
+    post,
+    path = "/v1/alias",
+    tag = "segment",
+    operation_id = "segment_alias",
+    request_body(content = Object, description = "A Segment `alias` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
+        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn alias(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, headers, body, "alias").await
 }
 
 async fn single(
