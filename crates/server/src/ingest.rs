@@ -282,8 +282,13 @@ fn merge_attributes(into: &mut Map<String, Value>, from: &Map<String, Value>, ov
     }
 }
 
-/// Events a request added to one lead, to apply to its stored state.
-type NewEvents = Vec<(String, i64, Map<String, Value>)>;
+/// A lead a request touched: the events it added (to apply to the stored state) and the time of
+/// its latest event, saved with the lead once at the end rather than per event.
+struct Touched {
+    id: i64,
+    events: Vec<(String, i64, Map<String, Value>)>,
+    last_event_at: Option<i64>,
+}
 
 /// Stores the messages and rescores the leads they touch. Runs in the writer's transaction.
 pub fn ingest(
@@ -296,7 +301,7 @@ pub fn ingest(
     let mut ingested = Ingested::default();
     // Touched leads in first-touch order with the events this request added to each, and the
     // leads whose state must be rebuilt from all their events (after a merge).
-    let mut touched: Vec<(i64, NewEvents)> = Vec::new();
+    let mut touched: Vec<Touched> = Vec::new();
     let mut rebuild: Vec<i64> = Vec::new();
     for message in messages {
         let message = match message {
@@ -316,8 +321,12 @@ pub fn ingest(
             }
             _ => resolve_lead(connection, workspace_id, &message, received_at)?,
         };
+        let mut carried = None;
         if let Some(merged) = merged_from {
-            touched.retain(|(id, _)| *id != merged);
+            // The merged lead's events now belong to `lead`, whose state is rebuilt from them all.
+            if let Some(position) = touched.iter().position(|t| t.id == merged) {
+                carried = touched.remove(position).last_event_at;
+            }
             rebuild.push(lead.id);
         }
         let (event_type, stored_properties) = match &message.kind {
@@ -337,13 +346,15 @@ pub fn ingest(
             ingested.items.push(Outcome::Duplicate);
             continue;
         }
-        let index = match touched.iter().position(|(id, _)| *id == lead.id) {
+        let index = match touched.iter().position(|t| t.id == lead.id) {
             Some(index) => index,
             None => {
-                touched.push((lead.id, Vec::new()));
+                touched.push(Touched { id: lead.id, events: Vec::new(), last_event_at: None });
                 touched.len() - 1
             }
         };
+        let entry = &mut touched[index];
+        entry.last_event_at = entry.last_event_at.max(carried);
         lead.updated_at = received_at;
         match &message.kind {
             Kind::Identify => {
@@ -353,8 +364,8 @@ pub fn ingest(
                 }
             }
             Kind::Track(name) => {
-                lead.last_event_at = Some(lead.last_event_at.map_or(message.at, |t| t.max(message.at)));
-                touched[index].1.push((name.clone(), message.at, message.properties.clone()));
+                entry.last_event_at = entry.last_event_at.max(Some(message.at));
+                entry.events.push((name.clone(), message.at, message.properties.clone()));
             }
             Kind::Group { group_id } => {
                 lead.attributes.insert("company_id".to_string(), Value::String(group_id.clone()));
@@ -364,14 +375,22 @@ pub fn ingest(
             }
             Kind::Alias { .. } => {}
         }
-        leads::save(connection, &lead)?;
+        // Attribute changes are saved at once: a later message of this request may merge leads
+        // and reads them back. An event changes nothing saved until the end.
+        if !matches!(message.kind, Kind::Track(_)) {
+            leads::save(connection, &lead)?;
+        }
         ingested.items.push(Outcome::Accepted { lead_id: lead.id });
     }
     let model_version = leadscore_store::models::active(connection, workspace_id)?;
     let model = model_version.as_ref().map(|v| models.get(v)).transpose()?;
-    for (lead_id, new_events) in touched {
+    let hooks =
+        if touched.is_empty() { Vec::new() } else { leadscore_store::webhooks::list(connection, workspace_id)? };
+    for Touched { id: lead_id, events: new_events, last_event_at } in touched {
         let mut lead = leads::by_id(connection, workspace_id, lead_id)?
             .ok_or_else(|| StoreError::Corrupt(format!("lead {lead_id} vanished during ingestion")))?;
+        lead.last_event_at = lead.last_event_at.max(last_event_at);
+        lead.updated_at = received_at;
         let mut summary =
             LeadScores { id: lead.id, user_id: lead.user_id.clone(), scores: BTreeMap::new(), stage: None };
         if let (Some(model), Some(version)) = (&model, &model_version) {
@@ -393,6 +412,7 @@ pub fn ingest(
                 received_at,
                 "event",
                 History::EveryChange,
+                &hooks,
             )?;
             for row in &saved.rows {
                 summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });
@@ -403,6 +423,8 @@ pub fn ingest(
                 summary.stage = Some(change.stage.clone());
                 ingested.stage_changes.push((lead.id, change));
             }
+        } else {
+            leads::save(connection, &lead)?;
         }
         ingested.leads.push(summary);
     }

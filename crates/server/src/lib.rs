@@ -68,7 +68,7 @@ pub fn app(state: AppState) -> Router {
                         request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
                     tracing::info_span!("request", method = %request.method(), route)
                 })
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .with_state(state)
 }

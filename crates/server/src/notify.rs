@@ -72,9 +72,11 @@ fn notifications(webhook: &Webhook, lead: &LeadRow, changes: &LeadChanges<'_>) -
     out
 }
 
-/// Writes the outbox rows for one lead's changes. Returns how many were queued.
+/// Writes the outbox rows for one lead's changes, for the workspace's webhooks `hooks` (loaded once
+/// per transaction by the caller). Returns how many were queued.
 pub fn enqueue(
     connection: &Connection,
+    hooks: &[Webhook],
     lead: &LeadRow,
     changes: &LeadChanges<'_>,
     now: i64,
@@ -83,8 +85,8 @@ pub fn enqueue(
         return Ok(0);
     }
     let mut queued = 0;
-    for webhook in webhooks::list(connection, lead.workspace_id)? {
-        for (event, data) in notifications(&webhook, lead, changes) {
+    for webhook in hooks {
+        for (event, data) in notifications(webhook, lead, changes) {
             webhooks::enqueue(connection, webhook.id, lead.id, event, &data.to_string(), now)?;
             queued += 1;
         }

@@ -12,6 +12,7 @@ use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::rusqlite::{Connection, params};
 use leadscore_store::scores::{Change, History, ScoreRow};
 use leadscore_store::stages::StageChange;
+use leadscore_store::webhooks::Webhook;
 use leadscore_store::{StoreError, now_ms};
 use serde::Serialize;
 
@@ -43,6 +44,7 @@ pub fn save_scores(
     now: i64,
     cause: &str,
     history: History,
+    webhooks: &[Webhook],
 ) -> Result<Saved, StoreError> {
     lead.state = Some(scoring::state_json(state));
     lead.state_model_id = Some(model_id);
@@ -54,7 +56,7 @@ pub fn save_scores(
         lead.stage = change.stage.clone();
     }
     let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
-    let queued = notify::enqueue(connection, lead, &lead_changes, now)?;
+    let queued = notify::enqueue(connection, webhooks, lead, &lead_changes, now)?;
     Ok(Saved { rows, changes, stage, queued })
 }
 
@@ -156,11 +158,12 @@ fn rescore_batch(
         )?;
         statement.query_map(params![workspace_id, after_id, BATCH], |row| row.get(0))?.collect::<Result<_, _>>()?
     };
+    let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
     let mut queued = 0;
     for &id in &ids {
         let Some(mut lead) = leads::by_id(connection, workspace_id, id)? else { continue };
         let (state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
-        queued += save_scores(connection, &model, version.id, &mut lead, &state, now, cause, history)?.queued;
+        queued += save_scores(connection, &model, version.id, &mut lead, &state, now, cause, history, &hooks)?.queued;
     }
     Ok((ids.last().copied(), ids.len() as u64, queued))
 }

@@ -123,6 +123,16 @@ pub fn evaluate(model: &Model, model_id: i64, lead: &LeadRow, state: &LeadState,
     evaluate_with_qualifiers(model, model_id, lead, state, now).0
 }
 
+/// Every score of a lead at `now` with its explanation, as JSON by score name.
+pub fn explain(model: &Model, lead: &LeadRow, state: &LeadState, now: i64) -> Vec<(String, serde_json::Value)> {
+    let scores: LeadScores<'_> = model.evaluate(&lead_values(model, lead), state, Timestamp(now));
+    scores
+        .scores
+        .iter()
+        .map(|score| (score.name.to_string(), serde_json::to_value(score).unwrap_or(serde_json::Value::Null)))
+        .collect()
+}
+
 /// Same as [`evaluate`], with the qualifier that set each score's tier, if any.
 pub fn evaluate_with_qualifiers(
     model: &Model,
@@ -140,7 +150,6 @@ pub fn evaluate_with_qualifiers(
             score: score.name.to_string(),
             value: score.value,
             tier: score.tier.map(str::to_string),
-            explanation: serde_json::to_string(score).unwrap_or_else(|_| "{}".to_string()),
             model_id,
             evaluated_at: now,
         })

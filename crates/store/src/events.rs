@@ -35,11 +35,8 @@ pub enum Inserted {
 /// Whether the workspace already has this message id.
 pub fn exists(connection: &Connection, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
     Ok(connection
-        .query_row(
-            "SELECT 1 FROM events WHERE workspace_id = ?1 AND message_id = ?2",
-            params![workspace_id, message_id],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM events WHERE workspace_id = ?1 AND message_id = ?2")?
+        .query_row(params![workspace_id, message_id], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -50,10 +47,12 @@ pub fn insert(
     lead_id: i64,
     event: &NewEvent<'_>,
 ) -> Result<Inserted, StoreError> {
-    let changed = connection.execute(
-        "INSERT INTO events (workspace_id, lead_id, message_id, type, at, received_at, properties)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (workspace_id, message_id) DO NOTHING",
-        params![
+    let changed = connection
+        .prepare_cached(
+            "INSERT INTO events (workspace_id, lead_id, message_id, type, at, received_at, properties)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (workspace_id, message_id) DO NOTHING",
+        )?
+        .execute(params![
             workspace_id,
             lead_id,
             event.message_id,
@@ -61,8 +60,7 @@ pub fn insert(
             event.at,
             event.received_at,
             serde_json::Value::Object(event.properties.clone()).to_string()
-        ],
-    )?;
+        ])?;
     Ok(if changed == 1 { Inserted::New } else { Inserted::Duplicate })
 }
 

@@ -45,12 +45,12 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeadRow> {
 /// A lead of the workspace by its own id (not a merged one).
 pub fn by_id(connection: &Connection, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM leads WHERE workspace_id = ?1 AND id = ?2 AND merged_into IS NULL");
-    Ok(connection.query_row(&sql, params![workspace_id, id], from_row).optional()?)
+    Ok(connection.prepare_cached(&sql)?.query_row(params![workspace_id, id], from_row).optional()?)
 }
 
 pub fn by_user_id(connection: &Connection, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM leads WHERE workspace_id = ?1 AND user_id = ?2 AND merged_into IS NULL");
-    Ok(connection.query_row(&sql, params![workspace_id, user_id], from_row).optional()?)
+    Ok(connection.prepare_cached(&sql)?.query_row(params![workspace_id, user_id], from_row).optional()?)
 }
 
 pub fn by_anonymous_id(
@@ -63,7 +63,7 @@ pub fn by_anonymous_id(
          WHERE a.workspace_id = ?1 AND a.anonymous_id = ?2 AND l.merged_into IS NULL",
         COLUMNS.split(", ").map(|c| format!("l.{c}")).collect::<Vec<_>>().join(", ")
     );
-    Ok(connection.query_row(&sql, params![workspace_id, anonymous_id], from_row).optional()?)
+    Ok(connection.prepare_cached(&sql)?.query_row(params![workspace_id, anonymous_id], from_row).optional()?)
 }
 
 /// Creates a lead; `user_id` may be unknown yet (an anonymous visitor).
@@ -87,11 +87,12 @@ pub fn link_anonymous_id(
     anonymous_id: &str,
     lead_id: i64,
 ) -> Result<(), StoreError> {
-    connection.execute(
-        "INSERT INTO anonymous_ids (workspace_id, anonymous_id, lead_id) VALUES (?1, ?2, ?3)
-         ON CONFLICT (workspace_id, anonymous_id) DO UPDATE SET lead_id = excluded.lead_id",
-        params![workspace_id, anonymous_id, lead_id],
-    )?;
+    connection
+        .prepare_cached(
+            "INSERT INTO anonymous_ids (workspace_id, anonymous_id, lead_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (workspace_id, anonymous_id) DO UPDATE SET lead_id = excluded.lead_id",
+        )?
+        .execute(params![workspace_id, anonymous_id, lead_id])?;
     Ok(())
 }
 
@@ -113,10 +114,12 @@ pub fn merge(connection: &Connection, from: i64, into: i64) -> Result<(), StoreE
 
 /// Saves attributes (merged over the stored ones by the caller), email and state.
 pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
-    connection.execute(
-        "UPDATE leads SET email = ?1, attributes = ?2, updated_at = ?3, last_event_at = ?4, stage = ?5,
-             state = ?6, state_model_id = ?7 WHERE id = ?8",
-        params![
+    connection
+        .prepare_cached(
+            "UPDATE leads SET email = ?1, attributes = ?2, updated_at = ?3, last_event_at = ?4, stage = ?5,
+                 state = ?6, state_model_id = ?7 WHERE id = ?8",
+        )?
+        .execute(params![
             lead.email,
             Value::Object(lead.attributes.clone()).to_string(),
             lead.updated_at,
@@ -125,8 +128,7 @@ pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
             lead.state,
             lead.state_model_id,
             lead.id
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 

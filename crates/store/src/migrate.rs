@@ -13,6 +13,7 @@ use crate::StoreError;
 const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "webhooks", include_str!("migrations/0002_webhooks.sql")),
+    (3, "drop_stored_explanations", include_str!("migrations/0003_drop_stored_explanations.sql")),
 ];
 
 /// Applies every migration the database has not had yet.

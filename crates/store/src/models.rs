@@ -65,12 +65,11 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
 
 pub fn active(connection: &Connection, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError> {
     Ok(connection
-        .query_row(
+        .prepare_cached(
             "SELECT m.id, m.workspace_id, m.version, m.source, m.created_at
              FROM active_models a JOIN models m ON m.id = a.model_id WHERE a.workspace_id = ?1",
-            [workspace_id],
-            from_row,
-        )
+        )?
+        .query_row([workspace_id], from_row)
         .optional()?)
 }
 

@@ -10,8 +10,6 @@ pub struct ScoreRow {
     pub score: String,
     pub value: f64,
     pub tier: Option<String>,
-    /// The explanation as JSON (contributions, qualifiers).
-    pub explanation: String,
     pub model_id: i64,
     pub evaluated_at: i64,
 }
@@ -26,10 +24,14 @@ pub struct Change {
     pub previous_tier: Option<String>,
 }
 
+/// The smallest change of value the history records (decay moves every value a little between
+/// two events; those drifts are not history).
+pub const HISTORY_MIN_CHANGE: f64 = 0.5;
+
 /// Which changes go into the score history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum History {
-    /// Every change of value or tier (events, model changes).
+    /// Tier changes and value changes of at least [`HISTORY_MIN_CHANGE`] (events, model changes).
     EveryChange,
     /// Only tier changes (time passing: decay moves values constantly).
     TierChanges,
@@ -49,22 +51,28 @@ pub fn save(
     for row in rows {
         let before = previous.iter().find(|p| p.score == row.score);
         let changed = before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier);
+        let tier_changed = before.is_none_or(|b| b.tier != row.tier);
         let recorded = match history {
-            History::EveryChange => changed,
-            History::TierChanges => before.is_none_or(|b| b.tier != row.tier),
+            History::EveryChange => {
+                tier_changed || before.is_some_and(|b| (b.value - row.value).abs() >= HISTORY_MIN_CHANGE)
+            }
+            History::TierChanges => tier_changed,
         };
-        connection.prepare_cached(
-            "INSERT INTO lead_scores (lead_id, score, value, tier, explanation, model_id, evaluated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        connection
+            .prepare_cached(
+                "INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (lead_id, score) DO UPDATE SET value = excluded.value, tier = excluded.tier,
-                 explanation = excluded.explanation, model_id = excluded.model_id, evaluated_at = excluded.evaluated_at",
-        )?
-        .execute(params![lead_id, row.score, row.value, row.tier, row.explanation, row.model_id, row.evaluated_at])?;
+                 model_id = excluded.model_id, evaluated_at = excluded.evaluated_at",
+            )?
+            .execute(params![lead_id, row.score, row.value, row.tier, row.model_id, row.evaluated_at])?;
         if recorded {
-            connection.execute(
-                "INSERT INTO score_history (lead_id, score, value, tier, previous_tier, model_id, at, cause)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
+            connection
+                .prepare_cached(
+                    "INSERT INTO score_history (lead_id, score, value, tier, previous_tier, model_id, at, cause)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
                     lead_id,
                     row.score,
                     row.value,
@@ -73,8 +81,7 @@ pub fn save(
                     row.model_id,
                     row.evaluated_at,
                     cause
-                ],
-            )?;
+                ])?;
         }
         if changed {
             changes.push(Change {
@@ -91,16 +98,15 @@ pub fn save(
 
 pub fn current(connection: &Connection, lead_id: i64) -> Result<Vec<ScoreRow>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT score, value, tier, explanation, model_id, evaluated_at FROM lead_scores WHERE lead_id = ?1 ORDER BY rowid",
+        "SELECT score, value, tier, model_id, evaluated_at FROM lead_scores WHERE lead_id = ?1 ORDER BY rowid",
     )?;
     let rows = statement.query_map([lead_id], |row| {
         Ok(ScoreRow {
             score: row.get(0)?,
             value: row.get(1)?,
             tier: row.get(2)?,
-            explanation: row.get(3)?,
-            model_id: row.get(4)?,
-            evaluated_at: row.get(5)?,
+            model_id: row.get(3)?,
+            evaluated_at: row.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -104,10 +104,7 @@ async fn one(
             if let Some(version) = &version {
                 let model = models.get(version)?;
                 let (lead_state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
-                for row in scoring::evaluate(&model, version.id, &lead, &lead_state, now) {
-                    let explanation: Value = serde_json::from_str(&row.explanation).unwrap_or(Value::Null);
-                    scores.insert(row.score, explanation);
-                }
+                scores.extend(scoring::explain(&model, &lead, &lead_state, now));
             }
             Ok(LeadView {
                 id: lead.id,
@@ -377,7 +374,8 @@ async fn set_stage(
             };
             leadscore_store::stages::set(connection, lead.id, &change)?;
             let changes = crate::notify::LeadChanges { scores: Vec::new(), stages: vec![&change] };
-            let queued = crate::notify::enqueue(connection, &lead, &changes, change.at)?;
+            let hooks = leadscore_store::webhooks::list(connection, owner.workspace_id)?;
+            let queued = crate::notify::enqueue(connection, &hooks, &lead, &changes, change.at)?;
             Ok((lead.id, change, queued))
         })
         .await?;
