@@ -77,10 +77,11 @@ impl Store {
         migrate::apply(&mut connection)?;
         let (writer, jobs) = mpsc::channel::<Box<dyn WriteJob>>();
         let alive = Arc::new(());
+        let wal = dir.join("leadscore.db-wal");
         let spawn_error = |source| StoreError::Open { path: path.clone(), source };
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(connection, jobs))
+            .spawn(move || write_loop(connection, jobs, wal))
             .map_err(spawn_error)?;
         let (checkpoint_path, watch) = (path.clone(), Arc::downgrade(&alive));
         std::thread::Builder::new()
@@ -232,8 +233,21 @@ where
     }
 }
 
-fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
+/// The WAL file size above which the writer cuts it back (see [`write_loop`]).
+const WAL_LIMIT: u64 = 256 * 1024 * 1024;
+
+fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, wal: PathBuf) {
+    let mut groups = 0u64;
     while let Ok(first) = jobs.recv() {
+        // Under sustained writes the background checkpoints copy frames but the WAL never gets a
+        // moment to start over, so it would grow without end; now and then, if it is large, the
+        // writer checkpoints what is left (little, as the background already copied most) and
+        // truncates it. This pauses writes for a few tens of milliseconds each time (see
+        // docs/benchmarks.md); RESTART pauses less but did not keep the file bounded under load.
+        groups += 1;
+        if groups % 64 == 0 && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
+            let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {

@@ -1,0 +1,66 @@
+-- wrk script for leadscore's Segment-compatible ingestion (bench/service/run.sh).
+--
+--   wrk -t2 -c50 -d20s -s segment.lua http://HOST:PORT -- KEY RUN_ID BATCH USERS TIMESTAMP
+--
+-- BATCH = 0 sends one message per request to POST /v1/track; BATCH = N > 0 sends
+-- {"batch": [N track messages]} to POST /v1/batch. Every message has a unique messageId
+-- (RUN_ID-thread-counter-index), so none is a duplicate no-op; userIds are drawn from USERS
+-- distinct ids. done() prints one machine-readable line, WRK_RESULT ..., that run.sh parses.
+
+local threads = {}
+local counter = 0
+
+local events = {
+  "page_view", "page_view", "page_view", "page_view", "email_open", "email_click",
+  "content_download", "pricing_page_view", "webinar_attended", "form_submit",
+  "careers_page_view", "support_ticket", "demo_request",
+}
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  key = args[1]
+  run_id = args[2] or "run"
+  batch = tonumber(args[3] or "0")
+  users = tonumber(args[4] or "5000")
+  stamp = args[5] or "2026-01-01T00:00:00Z"
+  math.randomseed(tid * 104729 + os.time())
+  wrk.method = "POST"
+  wrk.headers["Authorization"] = "Bearer " .. key
+  wrk.headers["Content-Type"] = "application/json"
+  path = batch > 0 and "/v1/batch" or "/v1/track"
+end
+
+local function message(kind, n, i)
+  return string.format(
+    '{%s"userId":"user-%d","event":"%s","messageId":"%s-%d-%d-%d","timestamp":"%s","properties":{"path":"/docs/%d","plan":"pro"}}',
+    kind, math.random(users), events[math.random(#events)], run_id, tid, n, i, stamp, math.random(50))
+end
+
+function request()
+  counter = counter + 1
+  local body
+  if batch > 0 then
+    local parts = {}
+    for i = 1, batch do
+      parts[i] = message('"type":"track",', counter, i)
+    end
+    body = '{"batch":[' .. table.concat(parts, ",") .. ']}'
+  else
+    body = message("", counter, 0)
+  end
+  return wrk.format(nil, path, nil, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK_RESULT requests=%d duration_us=%d bytes=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d mean_us=%.0f " ..
+    "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d\n",
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
