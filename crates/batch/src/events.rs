@@ -18,7 +18,7 @@ use crate::error::{BatchError, RowError};
 use crate::input::{
     Block, Blocks, Format, LEAD_ID_COLUMNS, find_column, for_each_block, split_block, split_plain_line,
 };
-use crate::leads::{Leads, csv_reason, json_id, json_value, parse_object};
+use crate::leads::{Leads, csv_reason, json_id, parse_object};
 use crate::report::Problems;
 
 /// Column (or key) names accepted for the event type and time, in order of preference.
@@ -453,7 +453,7 @@ fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64) -> Pie
         let stop =
             context.accept(&mut piece, line_number, lead.as_bytes(), event_type.as_bytes(), time.as_bytes(), |out| {
                 out.extend(context.model.event_properties().iter().map(|p| {
-                    nested.and_then(|n| n.get(p)).or_else(|| object.get(p)).map_or(Value::Missing, json_value)
+                    nested.and_then(|n| n.get(p)).or_else(|| object.get(p)).map_or(Value::Missing, Value::from_json)
                 }))
             });
         if stop {

@@ -263,7 +263,7 @@ fn read_json_lines(
         let nested = ["attributes", "traits"].iter().find_map(|k| object.get(*k)).and_then(|v| v.as_object());
         let values = fields.iter().map(|f| {
             let value = object.get(f).or_else(|| nested.and_then(|n| n.get(f)));
-            value.map_or(Value::Missing, json_value)
+            value.map_or(Value::Missing, Value::from_json)
         });
         leads.push(&id, values, line_number, file, problems)?;
     }
@@ -285,17 +285,6 @@ pub(crate) fn json_id(value: &serde_json::Value) -> Option<String> {
         serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-/// A JSON value as a field value; objects and arrays are kept as their JSON text.
-pub(crate) fn json_value(value: &serde_json::Value) -> Value {
-    match value {
-        serde_json::Value::Null => Value::Missing,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => n.as_f64().map_or(Value::Missing, Value::Number),
-        serde_json::Value::String(s) => Value::text(s.as_str()),
-        other => Value::Text(other.to_string()),
     }
 }
 

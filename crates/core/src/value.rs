@@ -21,6 +21,18 @@ impl Value {
         if text.trim().is_empty() { Value::Missing } else { Value::Text(text) }
     }
 
+    /// A JSON value as a field value (JSON Lines files, API bodies); `null` is missing, objects
+    /// and arrays are kept as their JSON text.
+    pub fn from_json(value: &serde_json::Value) -> Value {
+        match value {
+            serde_json::Value::Null => Value::Missing,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => n.as_f64().map_or(Value::Missing, Value::Number),
+            serde_json::Value::String(s) => Value::text(s.as_str()),
+            other => Value::Text(other.to_string()),
+        }
+    }
+
     pub fn is_missing(&self) -> bool {
         matches!(self, Value::Missing)
     }

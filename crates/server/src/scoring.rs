@@ -48,7 +48,7 @@ pub fn lead_values(model: &Model, lead: &LeadRow) -> Vec<Value> {
         .lead_fields()
         .iter()
         .map(|field| match lead.attributes.get(field) {
-            Some(value) => json_value(value),
+            Some(value) => Value::from_json(value),
             None => match field.as_str() {
                 "email" => lead.email.clone().map_or(Value::Missing, Value::text),
                 "user_id" => lead.user_id.clone().map_or(Value::Missing, Value::text),
@@ -59,18 +59,8 @@ pub fn lead_values(model: &Model, lead: &LeadRow) -> Vec<Value> {
         .collect()
 }
 
-pub fn json_value(value: &serde_json::Value) -> Value {
-    match value {
-        serde_json::Value::Null => Value::Missing,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => n.as_f64().map_or(Value::Missing, Value::Number),
-        serde_json::Value::String(s) => Value::text(s.as_str()),
-        other => Value::Text(other.to_string()),
-    }
-}
-
 pub fn event_properties(model: &Model, properties: &serde_json::Map<String, serde_json::Value>) -> Vec<Value> {
-    model.event_properties().iter().map(|p| properties.get(p).map_or(Value::Missing, json_value)).collect()
+    model.event_properties().iter().map(|p| properties.get(p).map_or(Value::Missing, Value::from_json)).collect()
 }
 
 /// Applies one stored or incoming event to a state.
