@@ -197,7 +197,7 @@ async fn ingest_in_chunks(
         (status = 400, description = "`invalid_csv`: no header line, or no id column", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
-        (status = 413, description = "The body is over 64 MB (a plain-text answer)"),
+        (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
@@ -277,7 +277,7 @@ async fn import_leads(
         (status = 400, description = "`invalid_csv`: no header line, or a lead id, type or time column missing", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
-        (status = 413, description = "The body is over 64 MB (a plain-text answer)"),
+        (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]

@@ -62,7 +62,7 @@ fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diagnostic]) ->
         (status = 400, description = "`invalid_model`: the model has errors, listed in `diagnostics` with their line and column", body = Object),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
-        (status = 413, description = "The model is over 1 MB (a plain-text answer)"),
+        (status = 413, description = "The model is over 1 MB (`too_large`)", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
@@ -155,7 +155,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
     params(("version" = i64, Path, description = "The version number")),
     responses(
         (status = 202, description = "`{version, active, rescoring}`: activated; the rescoring started", body = Object),
-        (status = 400, description = "The version in the path is not an integer (a plain-text answer)"),
+        (status = 400, description = "`invalid_path`: the version in the path is not an integer", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
@@ -264,7 +264,7 @@ struct PreviewQuery {
     params(("version" = i64, Path, description = "The version number"), PreviewQuery),
     responses(
         (status = 200, description = "`{version, compared_with, leads, active, candidate, leads_changing_tier, changes}`: per score, tier counts and value statistics under both versions, and the leads that would change tier", body = Object),
-        (status = 400, description = "`invalid_query`: an unknown parameter or a bad value (a version in the path that is not an integer gets a plain-text 400)", body = ErrorBody),
+        (status = 400, description = "`invalid_query`: an unknown parameter or a bad value (a version in the path that is not an integer gets `invalid_path`)", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),

@@ -235,7 +235,7 @@ struct Batch<'a> {
         (status = 400, description = "`invalid_batch`: the body is not `{\"batch\": [...]}`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
-        (status = 413, description = "`too_many_messages`: over 2,500 messages (a body over 500 KB gets a plain-text 413)", body = ErrorBody),
+        (status = 413, description = "`too_many_messages`: over 2,500 messages (a body over 500 KB gets `too_large`)", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]

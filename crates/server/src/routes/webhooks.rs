@@ -144,7 +144,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
     params(("id" = i64, Path, description = "The webhook's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The id in the path is not an integer (a plain-text answer)"),
+        (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
@@ -170,7 +170,7 @@ async fn remove(
     params(("id" = i64, Path, description = "The webhook's id")),
     responses(
         (status = 200, description = "`{deliveries}`: each with its status (`delivered`, `failed` or `pending`), attempts, times and last error", body = Object),
-        (status = 400, description = "The id in the path is not an integer (a plain-text answer)"),
+        (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
@@ -221,7 +221,7 @@ async fn deliveries(
     params(("id" = i64, Path, description = "The delivery's id, from the delivery log")),
     responses(
         (status = 202, description = "`{id, status}`: the new delivery, `pending`", body = Object),
-        (status = 400, description = "The id in the path is not an integer (a plain-text answer)"),
+        (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such delivery of a live webhook in this workspace", body = ErrorBody),
