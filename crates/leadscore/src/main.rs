@@ -28,6 +28,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Manage API keys of the service
     Keys(commands::keys::Args),
+    /// Train a predictive model on past leads and their outcome, evaluated on held-out leads
+    Train(commands::train::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Score(args) => commands::score::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Keys(args) => commands::keys::run(args),
+        Command::Train(args) => commands::train::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,3 +4,4 @@ pub mod check;
 pub mod keys;
 pub mod score;
 pub mod serve;
+pub mod train;

@@ -1,0 +1,159 @@
+//! `leadscore train`: a predictive model from past leads and their outcome, evaluated honestly
+//! on leads it did not see (a stratified holdout), written to a JSON model file.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use leadscore_predict::dataset::{Encoder, Table};
+use leadscore_predict::logistic::LogisticRegression;
+use leadscore_predict::{metrics, random};
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Past leads with their outcome (CSV with a header line)
+    #[arg(long)]
+    data: PathBuf,
+    /// The outcome column
+    #[arg(long)]
+    target: String,
+    /// The outcome value that counts as converted [default: yes, true or 1 when present]
+    #[arg(long)]
+    positive: Option<String>,
+    /// Columns not to learn from, comma-separated (ids, outcomes known only later)
+    #[arg(long, value_delimiter = ',')]
+    drop: Vec<String>,
+    /// Seed of the train/test split: the same seed gives the same model
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Share of the leads held out for evaluation
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Inverse strength of the L2 regularisation
+    #[arg(long, default_value_t = 1.0)]
+    c: f64,
+    /// Probability above which a lead is predicted to convert (for the confusion matrix)
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f64,
+    /// Where to write the model (JSON)
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the evaluation as one JSON object instead of a report
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
+        bail!("--test-fraction must be between 0 and 1 (exclusive), not {}", args.test_fraction);
+    }
+    let name = args.data.display().to_string();
+    let file = File::open(&args.data).with_context(|| format!("cannot read {name}"))?;
+    let table = Table::from_csv_reader(BufReader::new(file), &name)?;
+    let labels = table.target(&args.target, args.positive.as_deref())?;
+    for column in &args.drop {
+        table.column_index(column)?;
+    }
+    let features: Vec<&str> = table
+        .columns()
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != args.target && !args.drop.iter().any(|d| d == c))
+        .collect();
+    if features.is_empty() {
+        bail!("{name}: no column is left to learn from once the target and --drop are removed");
+    }
+    let (train, test) = random::stratified_split(&labels, args.test_fraction, args.seed);
+    let encoder = Encoder::fit(&table, &features, &train)?;
+    let train_labels: Vec<bool> = train.iter().map(|&i| labels[i]).collect();
+    let test_labels: Vec<bool> = test.iter().map(|&i| labels[i]).collect();
+    let model = LogisticRegression::fit(&encoder.transform(&table, &train)?, &train_labels, args.c, 100)?;
+    let predicted = model.predict_proba(&encoder.transform(&table, &test)?);
+
+    let positives = test_labels.iter().filter(|l| **l).count();
+    let evaluation = json!({
+        "algorithm": "logistic_regression",
+        "train_rows": train.len(),
+        "test_rows": test.len(),
+        "test_positive_rate": positives as f64 / test.len().max(1) as f64,
+        "auc": metrics::roc_auc(&predicted, &test_labels),
+        "log_loss": metrics::log_loss(&predicted, &test_labels),
+        "brier": metrics::brier(&predicted, &test_labels),
+        "threshold": args.threshold,
+        "confusion": metrics::confusion(&predicted, &test_labels, args.threshold),
+        "calibration": metrics::calibration(&predicted, &test_labels, 10),
+        "lift_by_decile": metrics::lift_by_decile(&predicted, &test_labels),
+    });
+    let saved = json!({
+        "kind": "leadscore-predictive-model",
+        "version": 1,
+        "target": args.target,
+        "positive": args.positive,
+        "features": features,
+        "seed": args.seed,
+        "encoder": encoder,
+        "model": model,
+        "evaluation": evaluation,
+    });
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&saved)?)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+
+    if args.json {
+        println!("{evaluation}");
+    } else {
+        print_report(&evaluation, &model, &args);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn number(value: &serde_json::Value) -> String {
+    value.as_f64().map_or("n/a".to_string(), |v| format!("{v:.4}"))
+}
+
+fn print_report(evaluation: &serde_json::Value, model: &leadscore_predict::logistic::Model, args: &Args) {
+    println!(
+        "logistic regression (L2, C = {}) on {} leads, evaluated on {} held out (seed {})",
+        args.c, evaluation["train_rows"], evaluation["test_rows"], args.seed
+    );
+    println!(
+        "test AUC {}  log loss {}  Brier {}  conversion rate {}",
+        number(&evaluation["auc"]),
+        number(&evaluation["log_loss"]),
+        number(&evaluation["brier"]),
+        number(&evaluation["test_positive_rate"])
+    );
+    let confusion = &evaluation["confusion"];
+    println!(
+        "at threshold {}: {} true positives, {} false positives, {} false negatives, {} true negatives (precision {}, recall {})",
+        args.threshold,
+        confusion["tp"],
+        confusion["fp"],
+        confusion["fn_"],
+        confusion["tn"],
+        number(&confusion["precision"]),
+        number(&confusion["recall"])
+    );
+    println!("\nlift by decile (1 = the leads scored highest):");
+    println!("  decile  leads  converted   rate    lift  share of conversions");
+    for decile in evaluation["lift_by_decile"].as_array().into_iter().flatten() {
+        println!(
+            "  {:>6}  {:>5}  {:>9}  {:>6}  {:>6}  {:>6}",
+            decile["decile"].to_string(),
+            decile["count"].to_string(),
+            decile["positives"].to_string(),
+            number(&decile["rate"]),
+            number(&decile["lift"]),
+            number(&decile["cumulative_gain"])
+        );
+    }
+    let mut weights: Vec<(&str, f64)> = model.named_coefficients().collect();
+    weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    println!("\nstrongest features (standardised coefficients):");
+    for (name, weight) in weights.iter().take(10) {
+        println!("  {weight:>8.4}  {name}");
+    }
+    println!("\nmodel written to {}", args.out.display());
+}

@@ -1,0 +1,59 @@
+//! `leadscore train` on a slice of the UCI Bank Marketing data without `duration`
+//! (crates/predict/tests/fixtures/bank).
+
+use std::path::Path;
+use std::process::Command;
+
+fn train(out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../predict/tests/fixtures/bank/bank-slice.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(["train", "--target", "y", "--data"])
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn training_is_evaluated_on_held_out_leads_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    let (code, stdout, stderr) = train(&a, &["--json", "--seed", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    let evaluation: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let auc = evaluation["auc"].as_f64().unwrap();
+    assert!(auc > 0.7 && auc < 0.9, "AUC {auc}: a working model on this data is well above chance");
+    assert!(evaluation["log_loss"].as_f64().unwrap() > 0.0);
+    assert_eq!(evaluation["test_rows"].as_u64().unwrap() + evaluation["train_rows"].as_u64().unwrap(), 3000);
+    assert_eq!(evaluation["lift_by_decile"].as_array().unwrap().len(), 10);
+    // The same seed gives the same model, byte for byte; another seed another split.
+    train(&b, &["--json", "--seed", "3"]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    train(&b, &["--json", "--seed", "4"]);
+    assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&a).unwrap()).unwrap();
+    assert_eq!(saved["kind"], "leadscore-predictive-model");
+    assert!(!saved["features"].as_array().unwrap().iter().any(|f| f == "duration" || f == "y"));
+}
+
+#[test]
+fn training_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    let (code, _, stderr) = train(&out, &["--drop", "no_such_column"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no column \"no_such_column\""), "{stderr}");
+    let (code, _, stderr) = train(&out, &["--positive", "maybe"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("the positive value \"maybe\" never occurs"), "{stderr}");
+    let (code, _, stderr) = train(&out, &["--test-fraction", "1.5"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--test-fraction"), "{stderr}");
+}
