@@ -30,6 +30,8 @@ enum Command {
     Keys(commands::keys::Args),
     /// Train a predictive model on past leads and their outcome, evaluated on held-out leads
     Train(commands::train::Args),
+    /// Backtest a scoring or predictive model against the outcomes of past leads
+    Evaluate(commands::evaluate::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args),
         Command::Keys(args) => commands::keys::run(args),
         Command::Train(args) => commands::train::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
     };
     match result {
         Ok(code) => code,

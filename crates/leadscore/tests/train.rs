@@ -57,3 +57,58 @@ fn training_mistakes_are_named() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--test-fraction"), "{stderr}");
 }
+
+#[test]
+fn evaluate_backtests_and_compares_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let predictive = dir.path().join("model.json");
+    assert_eq!(train(&predictive, &["--json"]).0, 0);
+    let points = dir.path().join("points.toml");
+    std::fs::write(
+        &points,
+        r#"
+[scores.fit]
+tiers = [{ label = "cold" }, { label = "hot", min = 10 }]
+[[scores.fit.rules]]
+name = "earlier success"
+when = { field = "poutcome", equals = "success" }
+points = 20
+[[scores.fit.rules]]
+name = "no contact type"
+when = { field = "contact", equals = "unknown" }
+points = -5
+"#,
+    )
+    .unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../predict/tests/fixtures/bank/bank-slice.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(["evaluate", "--target", "y", "--json", "--rounds", "200", "--model"])
+        .arg(&points)
+        .arg("--compare")
+        .arg(&predictive)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let fit = &report["scores"]["fit"];
+    assert!(fit["auc"].as_f64().unwrap() > 0.5);
+    assert!(fit["log_loss"].as_f64().unwrap() > 0.0);
+    let tiers = fit["tiers"].as_array().unwrap();
+    let leads: u64 = tiers.iter().map(|t| t["leads"].as_u64().unwrap()).sum();
+    let converted: u64 = tiers.iter().map(|t| t["conversions"].as_u64().unwrap()).sum();
+    assert_eq!(leads, report["leads"].as_u64().unwrap());
+    assert_eq!(converted, report["conversions"].as_u64().unwrap());
+    let hot = tiers.iter().find(|t| t["tier"] == "hot").unwrap()["rate"].as_f64().unwrap();
+    let cold = tiers.iter().find(|t| t["tier"] == "cold").unwrap()["rate"].as_f64().unwrap();
+    assert!(hot > cold, "leads with an earlier success convert more: {hot} vs {cold}");
+    let difference = &report["compare"]["auc_difference"];
+    let (d, lo, hi) = (
+        difference["difference"].as_f64().unwrap(),
+        difference["lower_95"].as_f64().unwrap(),
+        difference["upper_95"].as_f64().unwrap(),
+    );
+    assert!(lo <= d && d <= hi, "{difference}");
+    assert!(report["compare"]["scores"]["probability"]["auc"].as_f64().unwrap() > 0.7);
+}

@@ -1,0 +1,276 @@
+//! `leadscore evaluate`: backtests a scoring model (TOML) or a predictive model (the JSON `train`
+//! writes) against the outcomes of past leads: AUC and log loss of every score, conversion rate
+//! per tier, the score distribution; with `--compare`, two models side by side with a bootstrap
+//! confidence interval on their AUC difference.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use leadscore_core::{Timestamp, Value};
+use leadscore_predict::dataset::{Encoder, Features, Table};
+use leadscore_predict::logistic::{LogisticRegression, Model as Logistic};
+use leadscore_predict::metrics;
+use serde_json::{Value as Json, json};
+
+use crate::model_file;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A scoring model (.toml) or a predictive model written by `leadscore train` (.json)
+    #[arg(long)]
+    model: PathBuf,
+    /// Past leads with their outcome (CSV with a header line)
+    #[arg(long)]
+    data: PathBuf,
+    /// The outcome column
+    #[arg(long)]
+    target: String,
+    /// The outcome value that counts as converted [default: yes, true or 1 when present]
+    #[arg(long)]
+    positive: Option<String>,
+    /// A second model to compare with the first on the same leads
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Score scoring models as of this instant (RFC 3339) [default: now]
+    #[arg(long, value_parser = |s: &str| Timestamp::parse_rfc3339(s).map_err(|e| e.to_string()))]
+    as_of: Option<Timestamp>,
+    /// Bootstrap rounds for the confidence interval of `--compare`
+    #[arg(long, default_value_t = 1000)]
+    rounds: usize,
+    /// Seed of the bootstrap
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Print the metrics as one JSON object instead of a report
+    #[arg(long)]
+    json: bool,
+}
+
+/// One score of a model on every lead of the data, with its tier when the model has tiers.
+struct Scored {
+    name: String,
+    values: Vec<f64>,
+    tiers: Option<Vec<String>>,
+    /// Whether the values are probabilities (a predictive model) rather than points.
+    probabilities: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let name = args.data.display().to_string();
+    let file = File::open(&args.data).with_context(|| format!("cannot read {name}"))?;
+    let table = Table::from_csv_reader(BufReader::new(file), &name)?;
+    let labels = table.target(&args.target, args.positive.as_deref())?;
+    let as_of = args.as_of.unwrap_or_else(|| Timestamp(leadscore_store::now_ms()));
+    let first = score_with(&args.model, &table, as_of)?;
+    let mut report = json!({
+        "model": args.model.display().to_string(),
+        "leads": labels.len(),
+        "conversions": labels.iter().filter(|l| **l).count(),
+        "scores": first.iter().map(|s| (s.name.clone(), evaluate(s, &labels))).collect::<serde_json::Map<_, _>>(),
+    });
+    if let Some(other) = &args.compare {
+        let second = score_with(other, &table, as_of)?;
+        let (a, b) = (&first[0], &second[0]);
+        let interval = metrics::bootstrap_auc_difference(&a.values, &b.values, &labels, args.rounds, args.seed);
+        report["compare"] = json!({
+            "model": other.display().to_string(),
+            "scores": second.iter().map(|s| (s.name.clone(), evaluate(s, &labels))).collect::<serde_json::Map<_, _>>(),
+            "auc_difference": interval.map(|(d, lo, hi)| json!({
+                "first": a.name, "second": b.name, "difference": d, "lower_95": lo, "upper_95": hi,
+                "rounds": args.rounds, "seed": args.seed,
+            })),
+        });
+    }
+    if args.json {
+        println!("{report}");
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Scores every row of the table with a model file.
+fn score_with(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<Vec<Scored>> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    match extension {
+        "toml" => score_points(path, table, as_of),
+        "json" => score_predictive(path, table),
+        _ => bail!(
+            "{}: a model is a scoring model (.toml) or a predictive model from `leadscore train` (.json)",
+            path.display()
+        ),
+    }
+}
+
+/// A scoring model on the table's rows as leads (their columns as fields; no events).
+fn score_points(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<Vec<Scored>> {
+    let model = model_file::load(path)?.into_model()?;
+    let columns: Vec<Option<usize>> =
+        model.lead_fields().iter().map(|f| table.columns().iter().position(|c| c == f)).collect();
+    for (field, column) in model.lead_fields().iter().zip(&columns) {
+        if column.is_none() {
+            eprintln!(
+                "warning: {}: no column `{field}`, which the model reads: every lead is missing it",
+                table.name()
+            );
+        }
+    }
+    let mut scored: Vec<Scored> = model
+        .scores()
+        .iter()
+        .map(|s| Scored {
+            name: s.name().to_string(),
+            values: Vec::with_capacity(table.n_rows()),
+            tiers: (!s.tiers().is_empty()).then(Vec::new),
+            probabilities: false,
+        })
+        .collect();
+    let mut lead = Vec::with_capacity(columns.len());
+    for row in 0..table.n_rows() {
+        lead.clear();
+        lead.extend(columns.iter().map(|c| c.and_then(|c| table.cell(row, c)).map_or(Value::Missing, Value::text)));
+        let scores = model.score(&lead, std::iter::empty(), as_of);
+        for (out, score) in scored.iter_mut().zip(&scores.scores) {
+            out.values.push(score.value);
+            if let Some(tiers) = &mut out.tiers {
+                tiers.push(score.tier.unwrap_or("").to_string());
+            }
+        }
+    }
+    Ok(scored)
+}
+
+/// A predictive model's probability (0-100) on the table's rows.
+fn score_predictive(path: &Path, table: &Table) -> anyhow::Result<Vec<Scored>> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let saved: Json = serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    if saved["kind"] != "leadscore-predictive-model" {
+        bail!("{}: not a model written by `leadscore train`", path.display());
+    }
+    let encoder: Encoder = serde_json::from_value(saved["encoder"].clone())
+        .with_context(|| format!("{}: the encoder cannot be read", path.display()))?;
+    let model: Logistic = serde_json::from_value(saved["model"].clone())
+        .with_context(|| format!("{}: the model cannot be read", path.display()))?;
+    let rows: Vec<usize> = (0..table.n_rows()).collect();
+    let features = encoder.transform(table, &rows)?;
+    let probabilities = model.predict_proba(&features);
+    Ok(vec![Scored {
+        name: "probability".to_string(),
+        values: probabilities.iter().map(|p| p * 100.0).collect(),
+        tiers: None,
+        probabilities: true,
+    }])
+}
+
+/// AUC, log loss, distribution and conversion per tier of one score.
+fn evaluate(scored: &Scored, labels: &[bool]) -> Json {
+    let probabilities: Vec<f64> = if scored.probabilities {
+        scored.values.iter().map(|v| v / 100.0).collect()
+    } else {
+        calibrate(&scored.values, labels)
+    };
+    let mut sorted = scored.values.clone();
+    sorted.sort_by(f64::total_cmp);
+    let quantile = |q: f64| sorted.get(((sorted.len().max(1) - 1) as f64 * q).round() as usize).copied();
+    let mut result = json!({
+        "auc": metrics::roc_auc(&scored.values, labels),
+        "log_loss": metrics::log_loss(&probabilities, labels),
+        "log_loss_note": if scored.probabilities { "of the model's probabilities" } else { "after a one-variable logistic calibration of the points" },
+        "distribution": {
+            "min": quantile(0.0), "p25": quantile(0.25), "median": quantile(0.5), "p75": quantile(0.75), "max": quantile(1.0),
+        },
+        "lift_by_decile": metrics::lift_by_decile(&scored.values, labels),
+    });
+    if let Some(tiers) = &scored.tiers {
+        let mut per_tier: Vec<(String, usize, usize)> = Vec::new();
+        for (tier, converted) in tiers.iter().zip(labels) {
+            match per_tier.iter_mut().find(|(t, _, _)| t == tier) {
+                Some(entry) => {
+                    entry.1 += 1;
+                    entry.2 += usize::from(*converted);
+                }
+                None => per_tier.push((tier.clone(), 1, usize::from(*converted))),
+            }
+        }
+        result["tiers"] = per_tier
+            .iter()
+            .map(|(tier, n, c)| json!({ "tier": tier, "leads": n, "conversions": c, "rate": *c as f64 / *n as f64 }))
+            .collect();
+    }
+    result
+}
+
+/// Probabilities from points: a logistic regression on the one score (Platt scaling).
+fn calibrate(values: &[f64], labels: &[bool]) -> Vec<f64> {
+    let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let spread = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt();
+    let scale = if spread > 0.0 { spread } else { 1.0 };
+    let features = Features {
+        n_rows: values.len(),
+        n_features: 1,
+        names: vec!["score".to_string()],
+        values: values.iter().map(|v| (v - mean) / scale).collect(),
+    };
+    match LogisticRegression::fit(&features, labels, 1e6, 100) {
+        Ok(model) => model.predict_proba(&features),
+        Err(_) => {
+            let rate = labels.iter().filter(|l| **l).count() as f64 / labels.len().max(1) as f64;
+            vec![rate; values.len()]
+        }
+    }
+}
+
+fn number(value: &Json) -> String {
+    value.as_f64().map_or("n/a".to_string(), |v| format!("{v:.4}"))
+}
+
+fn print_scores(scores: &Json) {
+    for (name, metrics) in scores.as_object().into_iter().flatten() {
+        println!(
+            "  {name}: AUC {}  log loss {}  (median {}, range {} to {})",
+            number(&metrics["auc"]),
+            number(&metrics["log_loss"]),
+            number(&metrics["distribution"]["median"]),
+            number(&metrics["distribution"]["min"]),
+            number(&metrics["distribution"]["max"])
+        );
+        for tier in metrics["tiers"].as_array().into_iter().flatten() {
+            let label = tier["tier"].as_str().unwrap_or("");
+            let label = if label.is_empty() { "(no tier)" } else { label };
+            println!(
+                "    {label:<16} {:>7} leads  {:>6} converted  rate {}",
+                tier["leads"].to_string(),
+                tier["conversions"].to_string(),
+                number(&tier["rate"])
+            );
+        }
+    }
+}
+
+fn print_report(report: &Json) {
+    println!(
+        "{} leads, {} converted; model {}",
+        report["leads"],
+        report["conversions"],
+        report["model"].as_str().unwrap_or("")
+    );
+    print_scores(&report["scores"]);
+    if let Some(compare) = report.get("compare") {
+        println!("compared with {}", compare["model"].as_str().unwrap_or(""));
+        print_scores(&compare["scores"]);
+        let d = &compare["auc_difference"];
+        if !d.is_null() {
+            println!(
+                "AUC of `{}` minus `{}`: {} (95% bootstrap interval {} to {}, {} rounds)",
+                d["first"].as_str().unwrap_or(""),
+                d["second"].as_str().unwrap_or(""),
+                number(&d["difference"]),
+                number(&d["lower_95"]),
+                number(&d["upper_95"]),
+                d["rounds"]
+            );
+        }
+    }
+}
