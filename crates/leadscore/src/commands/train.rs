@@ -32,6 +32,9 @@ pub struct Args {
     /// Share of the leads held out for evaluation
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
+    /// Evaluate on these leads (same columns) instead of holding out a share of --data
+    #[arg(long)]
+    test_data: Option<PathBuf>,
     /// Inverse strength of the L2 regularisation
     #[arg(long, default_value_t = 1.0)]
     c: f64,
@@ -66,12 +69,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if features.is_empty() {
         bail!("{name}: no column is left to learn from once the target and --drop are removed");
     }
-    let (train, test) = random::stratified_split(&labels, args.test_fraction, args.seed);
+    // Either a stratified holdout of --data, or all of it for training and --test-data to test.
+    let held_out;
+    let (train, test, test_table, test_labels): (Vec<usize>, Vec<usize>, &Table, Vec<bool>) = match &args.test_data {
+        None => {
+            let (train, test) = random::stratified_split(&labels, args.test_fraction, args.seed);
+            let test_labels = test.iter().map(|&i| labels[i]).collect();
+            (train, test, &table, test_labels)
+        }
+        Some(path) => {
+            let name = path.display().to_string();
+            let file = File::open(path).with_context(|| format!("cannot read {name}"))?;
+            held_out = Table::from_csv_reader(BufReader::new(file), &name)?;
+            let test_labels = held_out.target(&args.target, args.positive.as_deref())?;
+            ((0..table.n_rows()).collect(), (0..held_out.n_rows()).collect(), &held_out, test_labels)
+        }
+    };
     let encoder = Encoder::fit(&table, &features, &train)?;
     let train_labels: Vec<bool> = train.iter().map(|&i| labels[i]).collect();
-    let test_labels: Vec<bool> = test.iter().map(|&i| labels[i]).collect();
     let model = LogisticRegression::fit(&encoder.transform(&table, &train)?, &train_labels, args.c, 100)?;
-    let predicted = model.predict_proba(&encoder.transform(&table, &test)?);
+    let predicted = model.predict_proba(&encoder.transform(test_table, &test)?);
 
     let positives = test_labels.iter().filter(|l| **l).count();
     let evaluation = json!({
