@@ -7,9 +7,15 @@
 //! - [`metrics`]: ROC AUC, log loss, Brier score, calibration, lift and gain by decile.
 //! - [`dataset`]: a table of past leads with an outcome, typed columns, encoding into features.
 //! - [`logistic`]: L2-regularised logistic regression.
+//! - [`gbdt`]: gradient-boosted decision trees (LightGBM-style histogram boosting) on table columns.
 //! - [`random`]: the seeded generator and stratified splits.
+//! - [`threshold`]: threshold advice (capacity, best F1, best expected value).
+//! - [`points`]: a logistic regression as an editable leadscore model of whole points; conversion by attribute value.
 
 pub mod dataset;
+pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
+pub mod points;
 pub mod random;
+pub mod threshold;
