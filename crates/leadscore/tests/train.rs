@@ -112,3 +112,28 @@ points = -5
     assert!(lo <= d && d <= hi, "{difference}");
     assert!(report["compare"]["scores"]["probability"]["auc"].as_f64().unwrap() > 0.7);
 }
+
+#[test]
+fn points_from_data_and_threshold_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    let points = dir.path().join("points.toml");
+    let points_arg = points.display().to_string();
+    let (code, stdout, stderr) = train(
+        &out,
+        &["--json", "--points-out", &points_arg, "--capacity", "0.2", "--touch-cost", "5", "--conversion-value", "100"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let evaluation: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let full = evaluation["auc"].as_f64().unwrap();
+    let rounded = evaluation["points_model"]["auc"].as_f64().unwrap();
+    assert!((full - rounded).abs() < 0.03, "whole points keep most of the model's ranking: {rounded} vs {full}");
+    let capacity = &evaluation["thresholds"]["capacity"];
+    assert!(capacity["share_passed"].as_f64().unwrap() <= 0.2);
+    assert!(capacity["conversion_rate_passed"].as_f64().unwrap() > evaluation["test_positive_rate"].as_f64().unwrap());
+    assert!(!evaluation["thresholds"]["expected_value"].is_null());
+    assert!(evaluation["attributes"].as_array().unwrap().len() > 3);
+    // The points model is an ordinary, valid scoring model.
+    let check = Command::new(env!("CARGO_BIN_EXE_leadscore")).arg("check").arg(&points).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use leadscore_predict::dataset::{Encoder, Table};
 use leadscore_predict::logistic::LogisticRegression;
-use leadscore_predict::{metrics, random};
+use leadscore_predict::points::{self, PointsOptions};
+use leadscore_predict::{metrics, random, threshold};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -44,6 +45,24 @@ pub struct Args {
     /// Where to write the model (JSON)
     #[arg(long)]
     out: PathBuf,
+    /// Also write an editable points model (TOML, leadscore's format) made from the fitted model
+    #[arg(long)]
+    points_out: Option<PathBuf>,
+    /// Points of the strongest attribute value in the points model
+    #[arg(long, default_value_t = 20.0)]
+    points_max: f64,
+    /// Sales capacity: the share of leads sales can call, for threshold advice
+    #[arg(long, default_value_t = 0.1)]
+    capacity: f64,
+    /// Cost of one sales touch, for the expected-value threshold (with --conversion-value)
+    #[arg(long)]
+    touch_cost: Option<f64>,
+    /// Value of one conversion, for the expected-value threshold (with --touch-cost)
+    #[arg(long)]
+    conversion_value: Option<f64>,
+    /// Attribute values reported with their conversion rate and lift (at least this many leads)
+    #[arg(long, default_value_t = 30)]
+    report_min_count: usize,
     /// Print the evaluation as one JSON object instead of a report
     #[arg(long)]
     json: bool,
@@ -90,6 +109,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let model = LogisticRegression::fit(&encoder.transform(&table, &train)?, &train_labels, args.c, 100)?;
     let predicted = model.predict_proba(&encoder.transform(test_table, &test)?);
 
+    let mut advice = json!({
+        "capacity": threshold::for_capacity(&predicted, &test_labels, args.capacity),
+        "best_f1": threshold::best_f1(&predicted, &test_labels),
+    });
+    if let (Some(cost), Some(value)) = (args.touch_cost, args.conversion_value) {
+        advice["expected_value"] = json!(threshold::best_expected_value(&predicted, &test_labels, cost, value));
+    }
+    let attributes = points::conversion_report(&table, &labels, &train, &features, args.report_min_count, 5)?;
+    let mut points_evaluation = serde_json::Value::Null;
+    if let Some(path) = &args.points_out {
+        let options = PointsOptions { scale_max: args.points_max, ..PointsOptions::default() };
+        let points = points::points_model(&table, &train, &encoder, &model, &options)?;
+        std::fs::write(path, points.to_toml()).with_context(|| format!("cannot write {}", path.display()))?;
+        let totals = points.score_rows(test_table, &test)?;
+        points_evaluation = json!({
+            "file": path.display().to_string(),
+            "auc": metrics::roc_auc(&totals, &test_labels),
+        });
+    }
     let positives = test_labels.iter().filter(|l| **l).count();
     let evaluation = json!({
         "algorithm": "logistic_regression",
@@ -103,6 +141,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "confusion": metrics::confusion(&predicted, &test_labels, args.threshold),
         "calibration": metrics::calibration(&predicted, &test_labels, 10),
         "lift_by_decile": metrics::lift_by_decile(&predicted, &test_labels),
+        "thresholds": advice,
+        "points_model": points_evaluation,
+        "attributes": attributes.iter().take(20).collect::<Vec<_>>(),
     });
     let saved = json!({
         "kind": "leadscore-predictive-model",
@@ -164,6 +205,45 @@ fn print_report(evaluation: &serde_json::Value, model: &leadscore_predict::logis
             number(&decile["rate"]),
             number(&decile["lift"]),
             number(&decile["cumulative_gain"])
+        );
+    }
+    println!("\nthresholds (on the held-out leads):");
+    let advice = &evaluation["thresholds"];
+    for (label, key) in [
+        (format!("top {:.0}% (capacity)", args.capacity * 100.0), "capacity"),
+        ("best F1".to_string(), "best_f1"),
+        ("best expected value".to_string(), "expected_value"),
+    ] {
+        let a = &advice[key];
+        if a.is_null() {
+            continue;
+        }
+        println!(
+            "  {label:<22} probability >= {}: passes {} of leads, who convert at {}, capturing {} of conversions",
+            number(&a["threshold"]),
+            number(&a["share_passed"]),
+            number(&a["conversion_rate_passed"]),
+            number(&a["share_of_conversions_captured"])
+        );
+    }
+    if !evaluation["points_model"].is_null() {
+        println!(
+            "\npoints model written to {}: test AUC {} (full model {})",
+            evaluation["points_model"]["file"].as_str().unwrap_or(""),
+            number(&evaluation["points_model"]["auc"]),
+            number(&evaluation["auc"])
+        );
+    }
+    println!("\nattribute values by lift (training leads):");
+    println!("  {:<32} {:>7} {:>9} {:>7} {:>6}", "value", "leads", "converted", "rate", "lift");
+    for a in evaluation["attributes"].as_array().into_iter().flatten().take(10) {
+        println!(
+            "  {:<32} {:>7} {:>9} {:>7} {:>6}",
+            format!("{} = {}", a["column"].as_str().unwrap_or(""), a["value"].as_str().unwrap_or("")),
+            a["count"].to_string(),
+            a["conversions"].to_string(),
+            number(&a["rate"]),
+            number(&a["lift"])
         );
     }
     let mut weights: Vec<(&str, f64)> = model.named_coefficients().collect();
