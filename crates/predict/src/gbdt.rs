@@ -273,12 +273,11 @@ fn numeric_bounds(mut values: Vec<f64>, max_bin: usize) -> Vec<f64> {
     let mut rest_rows: usize = distinct.iter().map(|d| d.1).sum();
     let mut rest_bins = max_bin;
     let mut in_bin = 0;
-    for i in 0..distinct.len() - 1 {
+    for (i, &(_, n)) in distinct[..distinct.len() - 1].iter().enumerate() {
         if rest_bins <= 1 {
             break;
         }
         let target = rest_rows as f64 / rest_bins as f64;
-        let n = distinct[i].1;
         // A value that alone fills a bin starts a bin of its own.
         if in_bin > 0 && n as f64 >= target {
             bounds.push(midpoint(i - 1));
@@ -663,14 +662,17 @@ fn check_params(p: &Params) -> Result<(), GbdtError> {
     if !(2..=u16::MAX as usize - 1).contains(&p.max_bin) {
         return invalid("max_bin", "must be between 2 and 65534");
     }
-    if !(p.lambda_l2 >= 0.0 && p.lambda_l2.is_finite()) || !(p.cat_l2 >= 0.0 && p.cat_l2.is_finite()) {
-        return invalid("lambda_l2", "lambda_l2 and cat_l2 must be non-negative and finite");
-    }
-    if !(p.min_sum_hessian_in_leaf >= 0.0) || !(p.min_gain_to_split >= 0.0) || !(p.cat_smooth >= 0.0) {
-        return invalid(
-            "min_sum_hessian_in_leaf",
-            "min_sum_hessian_in_leaf, min_gain_to_split, cat_smooth must be ≥ 0",
-        );
+    let non_negative = |x: f64| x >= 0.0 && x.is_finite();
+    for (name, value) in [
+        ("lambda_l2", p.lambda_l2),
+        ("cat_l2", p.cat_l2),
+        ("cat_smooth", p.cat_smooth),
+        ("min_sum_hessian_in_leaf", p.min_sum_hessian_in_leaf),
+        ("min_gain_to_split", p.min_gain_to_split),
+    ] {
+        if !non_negative(value) {
+            return invalid(name, "must be non-negative and finite");
+        }
     }
     Ok(())
 }
