@@ -33,7 +33,7 @@
 //! is `−G/(H+λ)` times the learning rate. Everything is sequential and uses no randomness, so two fits of the same
 //! data give identical boosters (ties go to the lower feature, bin and leaf index).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -155,23 +155,33 @@ impl FeatureBins {
         matches!(self, FeatureBins::Categorical { .. })
     }
 
-    /// Learns the bins of `column` from the training rows.
-    fn fit(table: &Table, column: &str, rows: &[usize], max_bin: usize) -> Result<FeatureBins, DatasetError> {
+    /// Learns the bins of `column` from the training rows; returns them with the bin of each training row.
+    fn fit(
+        table: &Table,
+        column: &str,
+        rows: &[usize],
+        max_bin: usize,
+    ) -> Result<(FeatureBins, Vec<u16>), DatasetError> {
         let c = table.column_index(column)?;
         let column = column.to_string();
-        Ok(match table.kinds()[c] {
+        let fitted = match table.kinds()[c] {
             ColumnKind::Numeric => {
+                // Parse once: the bounds come from the present values, then every row is binned.
                 let mut values = Vec::with_capacity(rows.len());
                 for &r in rows {
-                    if let Some(text) = table.cell(r, c) {
-                        values.push(parse_number(table, r, &column, text)?);
-                    }
+                    values.push(match table.cell(r, c) {
+                        Some(text) => Some(parse_number(table, r, &column, text)?),
+                        None => None,
+                    });
                 }
-                FeatureBins::Numeric { upper_bounds: numeric_bounds(values, max_bin), column }
+                let upper_bounds = numeric_bounds(values.iter().flatten().copied().collect(), max_bin);
+                let missing = upper_bounds.len() as u16 + 1;
+                let binned = values.iter().map(|v| v.map_or(missing, |v| numeric_bin(&upper_bounds, v))).collect();
+                return Ok((FeatureBins::Numeric { upper_bounds, column }, binned));
             }
             ColumnKind::Boolean => FeatureBins::Boolean { column },
             ColumnKind::Categorical => {
-                let mut counts: HashMap<&str, usize> = HashMap::new();
+                let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
                 for &r in rows {
                     if let Some(text) = table.cell(r, c) {
                         *counts.entry(text).or_default() += 1;
@@ -185,7 +195,9 @@ impl FeatureBins {
                     categories: counts.into_iter().map(|(v, _)| v.to_string()).collect(),
                 }
             }
-        })
+        };
+        let binned = fitted.bin_rows(table, rows)?;
+        Ok((fitted, binned))
     }
 
     /// The bin of every row in `rows`.
@@ -221,10 +233,13 @@ impl FeatureBins {
                 }
             }
             FeatureBins::Categorical { categories, .. } => {
-                let lookup: HashMap<&str, u16> =
+                // A sorted list searched by bisection: faster than hashing for the few categories of lead data.
+                let mut lookup: Vec<(&str, u16)> =
                     categories.iter().enumerate().map(|(i, v)| (v.as_str(), i as u16)).collect();
+                lookup.sort_unstable();
+                let find = |text: &str| lookup.binary_search_by(|(v, _)| (*v).cmp(text)).ok().map(|i| lookup[i].1);
                 for &r in rows {
-                    out.push(table.cell(r, c).and_then(|text| lookup.get(text).copied()).unwrap_or(missing));
+                    out.push(table.cell(r, c).and_then(find).unwrap_or(missing));
                 }
             }
         }
@@ -426,8 +441,9 @@ struct GrowingLeaf {
 struct Trainer<'a> {
     params: &'a Params,
     bins: Vec<FeatureBins>,
-    /// Column-major bins of the training rows.
-    columns: Vec<Vec<u16>>,
+    /// Row-major bins of the training rows (`n_features` per row), each plus its feature's offset: an index into a
+    /// leaf's histogram.
+    row_bins: Vec<u32>,
     /// Offset of each feature's histogram in a leaf's histogram; the last entry is the total length.
     offsets: Vec<usize>,
 }
@@ -435,13 +451,14 @@ struct Trainer<'a> {
 impl Trainer<'_> {
     fn histogram(&self, rows: &[u32], grad: &[f64], hess: &[f64]) -> Vec<Sums> {
         let mut hist = vec![Sums::default(); *self.offsets.last().unwrap_or(&0)];
-        for (f, column) in self.columns.iter().enumerate() {
-            let h = &mut hist[self.offsets[f]..self.offsets[f + 1]];
-            for &r in rows {
-                let r = r as usize;
-                let s = &mut h[column[r] as usize];
-                s.g += grad[r];
-                s.h += hess[r];
+        let p = self.bins.len();
+        for &r in rows {
+            let r = r as usize;
+            let (g, h) = (grad[r], hess[r]);
+            for &b in &self.row_bins[r * p..(r + 1) * p] {
+                let s = &mut hist[b as usize];
+                s.g += g;
+                s.h += h;
                 s.n += 1;
             }
         }
@@ -598,11 +615,12 @@ impl Trainer<'_> {
             let Some((i, _)) = chosen else { break };
             let leaf = &mut leaves[i];
             let Candidate { feature, rule, gain } = leaf.best.take().expect("chosen leaf has a split");
-            let column = &self.columns[feature];
             let missing_bin = self.bins[feature].missing_bin() as u16;
+            let (p, offset) = (self.bins.len(), self.offsets[feature] as u32);
+            let bin_of = |r: u32| (self.row_bins[r as usize * p + feature] - offset) as u16;
             let rows = std::mem::take(&mut leaf.rows);
             let (left_rows, right_rows): (Vec<u32>, Vec<u32>) =
-                rows.into_iter().partition(|&r| rule.goes_left(column[r as usize], missing_bin));
+                rows.into_iter().partition(|&r| rule.goes_left(bin_of(r), missing_bin));
             let sum_of = |rows: &[u32]| {
                 let mut s = Sums::default();
                 for &r in rows {
@@ -710,16 +728,21 @@ impl Booster {
         if positives == 0 || positives == labels.len() {
             return Err(GbdtError::SingleClass(labels[0]));
         }
-        let bins = features
+        let (bins, columns): (Vec<FeatureBins>, Vec<Vec<u16>>) = features
             .iter()
             .map(|&f| FeatureBins::fit(table, f, rows, params.max_bin))
-            .collect::<Result<Vec<_>, _>>()?;
-        let columns = bins.iter().map(|b| b.bin_rows(table, rows)).collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
         let mut offsets = vec![0];
         for b in &bins {
             offsets.push(offsets.last().unwrap() + b.missing_bin() + 1);
         }
-        let trainer = Trainer { params, bins, columns, offsets };
+        let mut row_bins = Vec::with_capacity(rows.len() * bins.len());
+        for i in 0..rows.len() {
+            row_bins.extend(columns.iter().zip(&offsets).map(|(column, &offset)| column[i] as u32 + offset as u32));
+        }
+        let trainer = Trainer { params, bins, row_bins, offsets };
 
         let n = rows.len();
         let base_rate = positives as f64 / n as f64;
@@ -819,12 +842,14 @@ mod tests {
     fn binning_of_table_columns() {
         let t = table("n,b,c\n1,yes,a\n2,no,b\n,,a\n3,TRUE,\n5,no,zz\n");
         let train = [0, 1, 2, 3];
-        let n = FeatureBins::fit(&t, "n", &train, 255).unwrap();
+        let (n, binned) = FeatureBins::fit(&t, "n", &train, 255).unwrap();
+        assert_eq!(binned, [0, 1, 3, 2]);
         assert_eq!(n, FeatureBins::Numeric { column: "n".into(), upper_bounds: vec![1.5, 2.5] });
         assert_eq!(n.bin_rows(&t, &[0, 1, 2, 3, 4]).unwrap(), [0, 1, 3, 2, 2]);
-        let b = FeatureBins::fit(&t, "b", &train, 255).unwrap();
+        let (b, _) = FeatureBins::fit(&t, "b", &train, 255).unwrap();
         assert_eq!(b.bin_rows(&t, &[0, 1, 2, 3]).unwrap(), [1, 0, 2, 1]);
-        let c = FeatureBins::fit(&t, "c", &train, 255).unwrap();
+        let (c, binned) = FeatureBins::fit(&t, "c", &train, 255).unwrap();
+        assert_eq!(binned, [0, 1, 0, 2]);
         assert_eq!(c, FeatureBins::Categorical { column: "c".into(), categories: vec!["a".into(), "b".into()] });
         // Missing and never-seen categories share the last bin.
         assert_eq!(c.bin_rows(&t, &[0, 1, 3, 4]).unwrap(), [0, 1, 2, 2]);
