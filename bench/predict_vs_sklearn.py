@@ -65,11 +65,14 @@ def main():
     binary = os.path.join(ROOT, "target", "release", "leadscore")
     model_out = os.path.join(work, "model.json")
 
-    def leadscore():
-        out = subprocess.run(
-            [binary, "train", "--data", train_csv, "--test-data", test_csv, "--target", "y", "--out", model_out, "--json"],
-            check=True, capture_output=True, text=True)
-        return json.loads(out.stdout)["auc"]
+    def leadscore(algorithm):
+        def run():
+            out = subprocess.run(
+                [binary, "train", "--data", train_csv, "--test-data", test_csv, "--target", "y", "--out", model_out,
+                 "--algorithm", algorithm, "--json"],
+                check=True, capture_output=True, text=True)
+            return json.loads(out.stdout)["auc"]
+        return run
 
     def sklearn_logistic():
         pre = ColumnTransformer([
@@ -87,14 +90,16 @@ def main():
         model = lgb.LGBMClassifier(verbose=-1).fit(xt, y_train)
         return roc_auc_score(y_test, model.predict_proba(xs)[:, 1])
 
-    rows = [("leadscore train (logistic regression)",) + timed(a.n, leadscore),
+    rows = [("leadscore train --algorithm logistic",) + timed(a.n, leadscore("logistic")),
             ("scikit-learn LogisticRegression",) + timed(a.n, sklearn_logistic),
+            ("leadscore train --algorithm gbdt",) + timed(a.n, leadscore("gbdt")),
             ("LightGBM (defaults)",) + timed(a.n, lightgbm)]
     print(f"bank-full without duration: {len(train)} train / {len(test)} test rows, seed {a.seed}, median of {a.n}")
     print(f"{'model':40s} {'test AUC':>9s} {'wall':>8s}")
     for name, auc, seconds in rows:
         print(f"{name:40s} {auc:9.4f} {seconds:7.2f}s")
     print(f"leadscore logistic - scikit-learn logistic: {rows[0][1] - rows[1][1]:+.4f} AUC")
+    print(f"leadscore gbdt - LightGBM: {rows[2][1] - rows[3][1]:+.4f} AUC, wall time ratio {rows[3][2] / rows[2][2]:.2f}x")
 
 
 if __name__ == "__main__":

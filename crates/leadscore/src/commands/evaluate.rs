@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use leadscore_core::{Timestamp, Value};
 use leadscore_predict::dataset::{Encoder, Features, Table};
+use leadscore_predict::gbdt::Booster;
 use leadscore_predict::logistic::{LogisticRegression, Model as Logistic};
 use leadscore_predict::metrics;
 use serde_json::{Value as Json, json};
@@ -149,13 +150,18 @@ fn score_predictive(path: &Path, table: &Table) -> anyhow::Result<Vec<Scored>> {
     if saved["kind"] != "leadscore-predictive-model" {
         bail!("{}: not a model written by `leadscore train`", path.display());
     }
-    let encoder: Encoder = serde_json::from_value(saved["encoder"].clone())
-        .with_context(|| format!("{}: the encoder cannot be read", path.display()))?;
-    let model: Logistic = serde_json::from_value(saved["model"].clone())
-        .with_context(|| format!("{}: the model cannot be read", path.display()))?;
     let rows: Vec<usize> = (0..table.n_rows()).collect();
-    let features = encoder.transform(table, &rows)?;
-    let probabilities = model.predict_proba(&features);
+    let probabilities = if saved["algorithm"] == "gbdt" {
+        let booster: Booster = serde_json::from_value(saved["booster"].clone())
+            .with_context(|| format!("{}: the boosted trees cannot be read", path.display()))?;
+        booster.predict_proba(table, &rows)?
+    } else {
+        let encoder: Encoder = serde_json::from_value(saved["encoder"].clone())
+            .with_context(|| format!("{}: the encoder cannot be read", path.display()))?;
+        let model: Logistic = serde_json::from_value(saved["model"].clone())
+            .with_context(|| format!("{}: the model cannot be read", path.display()))?;
+        model.predict_proba(&encoder.transform(table, &rows)?)
+    };
     Ok(vec![Scored {
         name: "probability".to_string(),
         values: probabilities.iter().map(|p| p * 100.0).collect(),
