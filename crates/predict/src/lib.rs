@@ -11,6 +11,7 @@
 //! - [`random`]: the seeded generator and stratified splits.
 //! - [`threshold`]: threshold advice (capacity, best F1, best expected value).
 //! - [`points`]: a logistic regression as an editable leadscore model of whole points; conversion by attribute value.
+//! - [`report`]: a self-contained HTML evaluation report with inline SVG charts (ROC, calibration, lift, scores).
 
 pub mod dataset;
 pub mod gbdt;
@@ -18,4 +19,5 @@ pub mod logistic;
 pub mod metrics;
 pub mod points;
 pub mod random;
+pub mod report;
 pub mod threshold;
