@@ -137,3 +137,19 @@ fn points_from_data_and_threshold_advice() {
     let check = Command::new(env!("CARGO_BIN_EXE_leadscore")).arg("check").arg(&points).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 }
+
+#[test]
+fn reports_are_self_contained_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    let page = dir.path().join("report.html");
+    let page_arg = page.display().to_string();
+    assert_eq!(train(&out, &["--algorithm", "logistic", "--report", &page_arg]).0, 0);
+    let html = std::fs::read_to_string(&page).unwrap();
+    for chart in ["ROC curve", "Calibration", "Lift and cumulative gain", "Score distribution"] {
+        assert!(html.contains(chart), "{chart} is missing");
+    }
+    let without_namespaces = html.replace("http://www.w3.org/2000/svg", "");
+    assert!(!without_namespaces.contains("http://") && !without_namespaces.contains("https://"), "no external assets");
+    assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+}

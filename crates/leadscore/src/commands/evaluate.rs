@@ -47,6 +47,9 @@ pub struct Args {
     /// Print the metrics as one JSON object instead of a report
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML page with the charts of the model's first score
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 /// One score of a model on every lead of the data, with its tier when the model has tiers.
@@ -83,6 +86,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "rounds": args.rounds, "seed": args.seed,
             })),
         });
+    }
+    if let Some(path) = &args.report {
+        let score = &first[0];
+        let probabilities: Vec<f64> = if score.probabilities {
+            score.values.iter().map(|v| v / 100.0).collect()
+        } else {
+            calibrate(&score.values, &labels)
+        };
+        let metrics = &report["scores"][&score.name];
+        let summary = vec![
+            ("score".to_string(), score.name.clone()),
+            ("leads".to_string(), labels.len().to_string()),
+            ("conversions".to_string(), report["conversions"].to_string()),
+            ("AUC".to_string(), number(&metrics["auc"])),
+            ("log loss".to_string(), number(&metrics["log_loss"])),
+        ];
+        let subtitle = format!("{} on {}, target `{}`", args.model.display(), name, args.target);
+        let page = leadscore_predict::report::html(&leadscore_predict::report::ReportInput {
+            title: "leadscore evaluate",
+            subtitle: &subtitle,
+            scores: &score.values,
+            labels: &labels,
+            probabilities: Some(&probabilities),
+            summary,
+        });
+        std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {
         println!("{report}");

@@ -11,6 +11,7 @@ use leadscore_predict::dataset::{Encoder, Table};
 use leadscore_predict::gbdt::{Booster, Params};
 use leadscore_predict::logistic::{LogisticRegression, Model as LogisticModel};
 use leadscore_predict::points::{self, PointsOptions};
+use leadscore_predict::report::{self, ReportInput};
 use leadscore_predict::{metrics, random, threshold};
 use serde_json::json;
 
@@ -73,6 +74,28 @@ impl Fitted {
     }
 }
 
+/// A progress bar on a terminal (nothing when standard error is redirected).
+fn progress(steps: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} {elapsed}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    Some(bar)
+}
+
+fn step(bar: &Option<indicatif::ProgressBar>, message: &'static str) {
+    if let Some(bar) = bar {
+        bar.set_message(message);
+        bar.inc(1);
+    }
+}
+
 /// Mean AUC of each algorithm over `k` stratified folds of the training rows.
 fn cross_validate(
     table: &Table,
@@ -81,6 +104,7 @@ fn cross_validate(
     labels: &[bool],
     c: f64,
     seed: u64,
+    bar: &Option<indicatif::ProgressBar>,
 ) -> anyhow::Result<Vec<(Algorithm, f64)>> {
     let train_labels: Vec<bool> = train.iter().map(|&i| labels[i]).collect();
     let folds = random::stratified_folds(&train_labels, 3, seed);
@@ -92,6 +116,7 @@ fn cross_validate(
             let fit_rows: Vec<usize> =
                 (0..train.len()).filter(|i| fold.binary_search(i).is_err()).map(|i| train[i]).collect();
             let fitted = Fitted::fit(algorithm, table, features, &fit_rows, labels, c)?;
+            step(bar, "cross-validating");
             let held_labels: Vec<bool> = held.iter().map(|&i| labels[i]).collect();
             total += metrics::roc_auc(&fitted.predict(table, &held)?, &held_labels).unwrap_or(0.5);
         }
@@ -157,6 +182,10 @@ pub struct Args {
     /// Print the evaluation as one JSON object instead of a report
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML page with the ROC curve, calibration, lift and score
+    /// distribution of the held-out leads
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -195,10 +224,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ((0..table.n_rows()).collect(), (0..held_out.n_rows()).collect(), &held_out, test_labels)
         }
     };
+    let bar = progress(if args.algorithm == Algorithm::Auto { 8 } else { 2 });
     let cross_validation = match args.algorithm {
-        Algorithm::Auto => cross_validate(&table, &features, &train, &labels, args.c, args.seed)?,
+        Algorithm::Auto => cross_validate(&table, &features, &train, &labels, args.c, args.seed, &bar)?,
         _ => Vec::new(),
     };
+
     let chosen = match args.algorithm {
         Algorithm::Auto => {
             cross_validation.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map_or(Algorithm::Logistic, |b| b.0)
@@ -206,7 +237,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         other => other,
     };
     let fitted = Fitted::fit(chosen, &table, &features, &train, &labels, args.c)?;
+    step(&bar, "fitting");
     let predicted = fitted.predict(test_table, &test)?;
+    step(&bar, "evaluating");
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
 
     let mut advice = json!({
         "capacity": threshold::for_capacity(&predicted, &test_labels, args.capacity),
@@ -274,6 +310,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::write(&args.out, serde_json::to_vec_pretty(&saved)?)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
 
+    if let Some(path) = &args.report {
+        let summary = vec![
+            ("algorithm".to_string(), fitted.name().to_string()),
+            ("training leads".to_string(), train.len().to_string()),
+            ("held-out leads".to_string(), test.len().to_string()),
+            ("test AUC".to_string(), number(&evaluation["auc"])),
+            ("log loss".to_string(), number(&evaluation["log_loss"])),
+            ("Brier score".to_string(), number(&evaluation["brier"])),
+        ];
+        let subtitle = format!("{} on {}, target `{}`, seed {}", fitted.name(), name, args.target, args.seed);
+        let page = report::html(&ReportInput {
+            title: "leadscore train",
+            subtitle: &subtitle,
+            scores: &predicted,
+            labels: &test_labels,
+            probabilities: Some(&predicted),
+            summary,
+        });
+        std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if args.json {
         println!("{evaluation}");
     } else {
