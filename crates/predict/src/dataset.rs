@@ -173,6 +173,84 @@ impl Table {
         Ok(Table { name: file, columns, kinds, rows, lines })
     }
 
+    /// Reads JSON Lines: one object per line; the columns are every key met, in order of first
+    /// appearance. Numbers and booleans become their text, `null` and absent keys are missing, and
+    /// nested objects or arrays are kept as their JSON text.
+    pub fn from_json_lines_reader<R: Read>(reader: R, name_for_errors: &str) -> Result<Table, DatasetError> {
+        let file = name_for_errors.to_string();
+        let mut columns: Vec<String> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        // IndexMap keeps the keys in the order they are written (serde_json's map sorts them).
+        let mut objects: Vec<(u64, indexmap::IndexMap<String, serde_json::Value>)> = Vec::new();
+        for (i, line) in std::io::BufRead::lines(std::io::BufReader::new(reader)).enumerate() {
+            let line_number = i as u64 + 1;
+            let line =
+                line.map_err(|e| DatasetError::Csv { file: file.clone(), line: line_number, message: e.to_string() })?;
+            let line = line.trim().trim_start_matches('\u{feff}');
+            if line.is_empty() {
+                continue;
+            }
+            let object = match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(serde_json::Value::Object(_)) => {
+                    serde_json::from_str::<indexmap::IndexMap<String, serde_json::Value>>(line).map_err(|e| {
+                        DatasetError::Csv {
+                            file: file.clone(),
+                            line: line_number,
+                            message: format!("invalid JSON: {e}"),
+                        }
+                    })?
+                }
+                Ok(_) => {
+                    let message = "not a JSON object".to_string();
+                    return Err(DatasetError::Csv { file, line: line_number, message });
+                }
+                Err(e) => {
+                    return Err(DatasetError::Csv { file, line: line_number, message: format!("invalid JSON: {e}") });
+                }
+            };
+            for key in object.keys() {
+                if !index.contains_key(key) {
+                    index.insert(key.clone(), columns.len());
+                    columns.push(key.clone());
+                }
+            }
+            objects.push((line_number, object));
+        }
+        if columns.is_empty() {
+            return Err(DatasetError::EmptyHeader { file });
+        }
+        let mut rows = Vec::with_capacity(objects.len());
+        let mut lines = Vec::with_capacity(objects.len());
+        for (line, object) in objects {
+            let mut row = vec![None; columns.len()];
+            for (key, value) in object {
+                let text = match value {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s.trim().to_string()),
+                    serde_json::Value::Bool(b) => Some(b.to_string()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    other => Some(other.to_string()),
+                };
+                row[index[&key]] = text.filter(|t| !is_missing(t));
+            }
+            rows.push(row);
+            lines.push(line);
+        }
+        let kinds = (0..columns.len()).map(|c| infer_kind(rows.iter().filter_map(|r| r[c].as_deref()))).collect();
+        Ok(Table { name: file, columns, kinds, rows, lines })
+    }
+
+    /// Reads a file: JSON Lines for `.jsonl` / `.ndjson`, CSV otherwise.
+    pub fn from_path(path: &std::path::Path) -> Result<Table, DatasetError> {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path)
+            .map_err(|e| DatasetError::Header { file: name.clone(), message: format!("cannot read it: {e}") })?;
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("jsonl" | "ndjson") => Table::from_json_lines_reader(file, &name),
+            _ => Table::from_csv_reader(std::io::BufReader::new(file), &name),
+        }
+    }
+
     /// The name given for error messages.
     pub fn name(&self) -> &str {
         &self.name
@@ -578,6 +656,24 @@ fn median(values: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_lines_tables_match_csv_tables() {
+        let csv = "id,age,job,y\n1,30,admin,yes\n2,,tech,no\n3,41,,no\n";
+        let jsonl = "{\"id\": 1, \"age\": 30, \"job\": \"admin\", \"y\": \"yes\"}\n{\"id\": 2, \"age\": null, \"job\": \"tech\", \"y\": \"no\"}\n\n{\"id\": 3, \"age\": 41, \"y\": \"no\"}\n";
+        let a = Table::from_csv_reader(csv.as_bytes(), "a.csv").unwrap();
+        let b = Table::from_json_lines_reader(jsonl.as_bytes(), "b.jsonl").unwrap();
+        assert_eq!(a.columns(), b.columns());
+        assert_eq!(a.kinds(), b.kinds());
+        for row in 0..3 {
+            for column in 0..4 {
+                assert_eq!(a.cell(row, column), b.cell(row, column));
+            }
+        }
+        assert_eq!(b.line(2), 4);
+        let error = Table::from_json_lines_reader("{\"a\": 1}\n[1]\n".as_bytes(), "c.jsonl").unwrap_err();
+        assert_eq!(error.to_string(), "c.jsonl: line 2: not a JSON object");
+    }
 
     fn table(text: &str) -> Table {
         Table::from_csv_reader(text.as_bytes(), "t.csv").unwrap()

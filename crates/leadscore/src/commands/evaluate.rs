@@ -3,8 +3,6 @@
 //! per tier, the score distribution; with `--compare`, two models side by side with a bootstrap
 //! confidence interval on their AUC difference.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,7 +21,7 @@ pub struct Args {
     /// A scoring model (.toml) or a predictive model written by `leadscore train` (.json)
     #[arg(long)]
     model: PathBuf,
-    /// Past leads with their outcome (CSV with a header line)
+    /// Past leads with their outcome: CSV with a header line, or JSON Lines (.jsonl)
     #[arg(long)]
     data: PathBuf,
     /// The outcome column
@@ -63,8 +61,7 @@ struct Scored {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let name = args.data.display().to_string();
-    let file = File::open(&args.data).with_context(|| format!("cannot read {name}"))?;
-    let table = Table::from_csv_reader(BufReader::new(file), &name)?;
+    let table = Table::from_path(&args.data)?;
     let labels = table.target(&args.target, args.positive.as_deref())?;
     let as_of = args.as_of.unwrap_or_else(|| Timestamp(leadscore_store::now_ms()));
     let first = score_with(&args.model, &table, as_of)?;

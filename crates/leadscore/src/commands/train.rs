@@ -1,8 +1,6 @@
 //! `leadscore train`: a predictive model from past leads and their outcome, evaluated honestly
 //! on leads it did not see (a stratified holdout), written to a JSON model file.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -127,7 +125,7 @@ fn cross_validate(
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Past leads with their outcome (CSV with a header line)
+    /// Past leads with their outcome: CSV with a header line, or JSON Lines (.jsonl)
     #[arg(long)]
     data: PathBuf,
     /// The outcome column
@@ -193,8 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--test-fraction must be between 0 and 1 (exclusive), not {}", args.test_fraction);
     }
     let name = args.data.display().to_string();
-    let file = File::open(&args.data).with_context(|| format!("cannot read {name}"))?;
-    let table = Table::from_csv_reader(BufReader::new(file), &name)?;
+    let table = Table::from_path(&args.data)?;
     let labels = table.target(&args.target, args.positive.as_deref())?;
     for column in &args.drop {
         table.column_index(column)?;
@@ -217,9 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (train, test, &table, test_labels)
         }
         Some(path) => {
-            let name = path.display().to_string();
-            let file = File::open(path).with_context(|| format!("cannot read {name}"))?;
-            held_out = Table::from_csv_reader(BufReader::new(file), &name)?;
+            held_out = Table::from_path(path)?;
             let test_labels = held_out.target(&args.target, args.positive.as_deref())?;
             ((0..table.n_rows()).collect(), (0..held_out.n_rows()).collect(), &held_out, test_labels)
         }
