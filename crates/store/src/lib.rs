@@ -201,10 +201,16 @@ where
 {
     fn run(&mut self, connection: &Connection, own_savepoint: bool) -> bool {
         let Some(work) = self.work.take() else { return false };
+        // A bug that panics in one caller's work must not take the writer thread (and with it
+        // every later write) down: the panic becomes that caller's error.
+        let guarded = |connection: &Connection| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(connection)))
+                .unwrap_or_else(|_| Err(StoreError::Corrupt("a write panicked; the error was logged".to_string())))
+        };
         let result = if own_savepoint {
             (|| {
                 connection.execute_batch("SAVEPOINT job")?;
-                match work(connection) {
+                match guarded(connection) {
                     Ok(value) => {
                         connection.execute_batch("RELEASE job")?;
                         Ok(value)
@@ -216,7 +222,7 @@ where
                 }
             })()
         } else {
-            work(connection)
+            guarded(connection)
         };
         let ok = result.is_ok();
         self.result = Some(result);
@@ -285,4 +291,20 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
 pub fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     since.as_millis() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let failed: Result<(), StoreError> = store.write_blocking(|_| panic!("a bug"));
+        assert!(matches!(failed, Err(StoreError::Corrupt(_))));
+        let workspace = store.write_blocking(|c| workspaces::find_or_create(c, "w")).unwrap();
+        let found = store.read_blocking(|c| workspaces::find(c, "w")).unwrap();
+        assert_eq!(found, Some(workspace));
+    }
 }
