@@ -698,3 +698,33 @@ fn gzip_bodies_are_accepted() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(server.get("/api/leads/z1", &read).json()["scores"]["activity"]["value"], 1.0);
 }
+
+#[test]
+fn an_event_that_links_identities_keeps_the_anonymous_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, ingest, read) = acme(dir.path());
+    server.post_json(
+        "/v1/identify",
+        &ingest,
+        &json!({"anonymousId": "a9", "messageId": "k1", "traits": {"industry": "Technology"}}),
+    );
+    server.post_json(
+        "/v1/identify",
+        &ingest,
+        &json!({"userId": "u9", "messageId": "k2", "traits": {"email": "u9@acme.io"}}),
+    );
+    let answer = server
+        .post_json(
+            "/v1/track",
+            &ingest,
+            &json!({"userId": "u9", "anonymousId": "a9", "event": "page_view", "messageId": "k3"}),
+        )
+        .json();
+    assert_eq!(
+        answer["lead"]["scores"]["activity"]["value"], 6.0,
+        "5 for the anonymous lead's industry, 1 view: {answer}"
+    );
+    let lead = server.get("/api/leads/u9", &read).json();
+    assert_eq!(lead["attributes"]["industry"], "Technology");
+    assert_eq!(lead["email"], "u9@acme.io");
+}

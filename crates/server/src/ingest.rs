@@ -288,6 +288,8 @@ struct Touched {
     id: i64,
     events: Vec<(String, i64, Map<String, Value>)>,
     last_event_at: Option<i64>,
+    /// The lead as its last message left it (what the database holds, but for the event times).
+    row: LeadRow,
 }
 
 /// Stores the messages and rescores the leads they touch. Runs in the writer's transaction.
@@ -349,7 +351,8 @@ pub fn ingest(
         let index = match touched.iter().position(|t| t.id == lead.id) {
             Some(index) => index,
             None => {
-                touched.push(Touched { id: lead.id, events: Vec::new(), last_event_at: None });
+                let row = lead.clone();
+                touched.push(Touched { id: lead.id, events: Vec::new(), last_event_at: None, row });
                 touched.len() - 1
             }
         };
@@ -375,20 +378,19 @@ pub fn ingest(
             }
             Kind::Alias { .. } => {}
         }
-        // Attribute changes are saved at once: a later message of this request may merge leads
-        // and reads them back. An event changes nothing saved until the end.
-        if !matches!(message.kind, Kind::Track(_)) {
+        // Attribute changes (and merges) are saved at once: a later message of this request may
+        // merge leads and reads them back. An event changes nothing saved until the end.
+        if !matches!(message.kind, Kind::Track(_)) || merged_from.is_some() {
             leads::save(connection, &lead)?;
         }
         ingested.items.push(Outcome::Accepted { lead_id: lead.id });
+        touched[index].row = lead;
     }
     let model_version = leadscore_store::models::active(connection, workspace_id)?;
     let model = model_version.as_ref().map(|v| models.get(v)).transpose()?;
     let hooks =
         if touched.is_empty() { Vec::new() } else { leadscore_store::webhooks::list(connection, workspace_id)? };
-    for Touched { id: lead_id, events: new_events, last_event_at } in touched {
-        let mut lead = leads::by_id(connection, workspace_id, lead_id)?
-            .ok_or_else(|| StoreError::Corrupt(format!("lead {lead_id} vanished during ingestion")))?;
+    for Touched { events: new_events, last_event_at, row: mut lead, .. } in touched {
         lead.last_event_at = lead.last_event_at.max(last_event_at);
         lead.updated_at = received_at;
         let mut summary =
