@@ -14,6 +14,7 @@ use leadscore_predict::logistic::{LogisticRegression, Model as Logistic};
 use leadscore_predict::metrics;
 use serde_json::{Value as Json, json};
 
+use super::figure;
 use crate::model_file;
 
 #[derive(clap::Args)]
@@ -96,8 +97,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ("score".to_string(), score.name.clone()),
             ("leads".to_string(), labels.len().to_string()),
             ("conversions".to_string(), report["conversions"].to_string()),
-            ("AUC".to_string(), number(&metrics["auc"])),
-            ("log loss".to_string(), number(&metrics["log_loss"])),
+            ("AUC".to_string(), figure(&metrics["auc"])),
+            ("log loss".to_string(), figure(&metrics["log_loss"])),
         ];
         let subtitle = format!("{} on {}, target `{}`", args.model.display(), name, args.target);
         let page = leadscore_predict::report::html(&leadscore_predict::report::ReportInput {
@@ -254,19 +255,15 @@ fn calibrate(values: &[f64], labels: &[bool]) -> Vec<f64> {
     }
 }
 
-fn number(value: &Json) -> String {
-    value.as_f64().map_or("n/a".to_string(), |v| format!("{v:.4}"))
-}
-
 fn print_scores(scores: &Json) {
     for (name, metrics) in scores.as_object().into_iter().flatten() {
         println!(
             "  {name}: AUC {}  log loss {}  (median {}, range {} to {})",
-            number(&metrics["auc"]),
-            number(&metrics["log_loss"]),
-            number(&metrics["distribution"]["median"]),
-            number(&metrics["distribution"]["min"]),
-            number(&metrics["distribution"]["max"])
+            figure(&metrics["auc"]),
+            figure(&metrics["log_loss"]),
+            figure(&metrics["distribution"]["median"]),
+            figure(&metrics["distribution"]["min"]),
+            figure(&metrics["distribution"]["max"])
         );
         for tier in metrics["tiers"].as_array().into_iter().flatten() {
             let label = tier["tier"].as_str().unwrap_or("");
@@ -275,7 +272,7 @@ fn print_scores(scores: &Json) {
                 "    {label:<16} {:>7} leads  {:>6} converted  rate {}",
                 tier["leads"].to_string(),
                 tier["conversions"].to_string(),
-                number(&tier["rate"])
+                figure(&tier["rate"])
             );
         }
     }
@@ -298,9 +295,9 @@ fn print_report(report: &Json) {
                 "AUC of `{}` minus `{}`: {} (95% bootstrap interval {} to {}, {} rounds)",
                 d["first"].as_str().unwrap_or(""),
                 d["second"].as_str().unwrap_or(""),
-                number(&d["difference"]),
-                number(&d["lower_95"]),
-                number(&d["upper_95"]),
+                figure(&d["difference"]),
+                figure(&d["lower_95"]),
+                figure(&d["upper_95"]),
                 d["rounds"]
             );
         }

@@ -13,6 +13,8 @@ use leadscore_predict::report::{self, ReportInput};
 use leadscore_predict::{metrics, random, threshold};
 use serde_json::json;
 
+use super::figure;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Algorithm {
     Logistic,
@@ -310,9 +312,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ("algorithm".to_string(), fitted.name().to_string()),
             ("training leads".to_string(), train.len().to_string()),
             ("held-out leads".to_string(), test.len().to_string()),
-            ("test AUC".to_string(), number(&evaluation["auc"])),
-            ("log loss".to_string(), number(&evaluation["log_loss"])),
-            ("Brier score".to_string(), number(&evaluation["brier"])),
+            ("test AUC".to_string(), figure(&evaluation["auc"])),
+            ("log loss".to_string(), figure(&evaluation["log_loss"])),
+            ("Brier score".to_string(), figure(&evaluation["brier"])),
         ];
         let subtitle = format!("{} on {}, target `{}`, seed {}", fitted.name(), name, args.target, args.seed);
         let page = report::html(&ReportInput {
@@ -333,16 +335,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn number(value: &serde_json::Value) -> String {
-    value.as_f64().map_or("n/a".to_string(), |v| format!("{v:.4}"))
-}
-
 fn print_report(evaluation: &serde_json::Value, fitted: &Fitted, args: &Args) {
     for cv in evaluation["cross_validation"].as_array().into_iter().flatten() {
         println!(
             "cross-validation (3 folds of the training leads): {} mean AUC {}",
             cv["algorithm"].as_str().unwrap_or(""),
-            number(&cv["mean_auc"])
+            figure(&cv["mean_auc"])
         );
     }
     let algorithm = match fitted {
@@ -355,10 +353,10 @@ fn print_report(evaluation: &serde_json::Value, fitted: &Fitted, args: &Args) {
     );
     println!(
         "test AUC {}  log loss {}  Brier {}  conversion rate {}",
-        number(&evaluation["auc"]),
-        number(&evaluation["log_loss"]),
-        number(&evaluation["brier"]),
-        number(&evaluation["test_positive_rate"])
+        figure(&evaluation["auc"]),
+        figure(&evaluation["log_loss"]),
+        figure(&evaluation["brier"]),
+        figure(&evaluation["test_positive_rate"])
     );
     let confusion = &evaluation["confusion"];
     println!(
@@ -368,8 +366,8 @@ fn print_report(evaluation: &serde_json::Value, fitted: &Fitted, args: &Args) {
         confusion["fp"],
         confusion["fn_"],
         confusion["tn"],
-        number(&confusion["precision"]),
-        number(&confusion["recall"])
+        figure(&confusion["precision"]),
+        figure(&confusion["recall"])
     );
     println!("\nlift by decile (1 = the leads scored highest):");
     println!("  decile  leads  converted   rate    lift  share of conversions");
@@ -379,9 +377,9 @@ fn print_report(evaluation: &serde_json::Value, fitted: &Fitted, args: &Args) {
             decile["decile"].to_string(),
             decile["count"].to_string(),
             decile["positives"].to_string(),
-            number(&decile["rate"]),
-            number(&decile["lift"]),
-            number(&decile["cumulative_gain"])
+            figure(&decile["rate"]),
+            figure(&decile["lift"]),
+            figure(&decile["cumulative_gain"])
         );
     }
     println!("\nthresholds (on the held-out leads):");
@@ -397,18 +395,18 @@ fn print_report(evaluation: &serde_json::Value, fitted: &Fitted, args: &Args) {
         }
         println!(
             "  {label:<22} probability >= {}: passes {} of leads, who convert at {}, capturing {} of conversions",
-            number(&a["threshold"]),
-            number(&a["share_passed"]),
-            number(&a["conversion_rate_passed"]),
-            number(&a["share_of_conversions_captured"])
+            figure(&a["threshold"]),
+            figure(&a["share_passed"]),
+            figure(&a["conversion_rate_passed"]),
+            figure(&a["share_of_conversions_captured"])
         );
     }
     if !evaluation["points_model"].is_null() {
         println!(
             "\npoints model written to {}: test AUC {} (full model {})",
             evaluation["points_model"]["file"].as_str().unwrap_or(""),
-            number(&evaluation["points_model"]["auc"]),
-            number(&evaluation["auc"])
+            figure(&evaluation["points_model"]["auc"]),
+            figure(&evaluation["auc"])
         );
     }
     println!("\nattribute values by lift (training leads):");
@@ -419,8 +417,8 @@ fn print_report(evaluation: &serde_json::Value, fitted: &Fitted, args: &Args) {
             format!("{} = {}", a["column"].as_str().unwrap_or(""), a["value"].as_str().unwrap_or("")),
             a["count"].to_string(),
             a["conversions"].to_string(),
-            number(&a["rate"]),
-            number(&a["lift"])
+            figure(&a["rate"]),
+            figure(&a["lift"])
         );
     }
     let what = if matches!(fitted, Fitted::Logistic { .. }) { "standardised coefficients" } else { "total split gain" };
