@@ -137,7 +137,7 @@ fn record_boundary(bytes: &[u8], csv_quotes: bool) -> Option<usize> {
     for i in memchr::memchr2_iter(b'"', b'\n', bytes) {
         if bytes[i] == b'"' {
             quotes += 1;
-        } else if quotes % 2 == 0 {
+        } else if quotes.is_multiple_of(2) {
             last = Some(i + 1);
         }
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn rows(text: &str) -> Vec<Vec<String>> {
-    text.lines().skip(1).map(|line| split_csv_line(line)).collect()
+    text.lines().skip(1).map(split_csv_line).collect()
 }
 
 /// Splits a CSV line with optional quotes (ids and tiers here never contain newlines).

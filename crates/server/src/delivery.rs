@@ -58,7 +58,7 @@ pub async fn run(state: AppState) {
     };
     loop {
         let delivered = deliver_due(&state, &client).await;
-        let next = state.store.read(|c| webhooks::next_due(c)).await.ok().flatten();
+        let next = state.store.read(webhooks::next_due).await.ok().flatten();
         let wait = match (delivered, next) {
             (Ok(n), _) if n > 0 => Duration::ZERO,
             (_, Some(at)) => Duration::from_millis((at - now_ms()).clamp(10, 60_000) as u64),

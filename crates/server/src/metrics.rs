@@ -123,7 +123,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     )),
 )]
 async fn export(State(state): State<AppState>) -> Response {
-    if let Ok(depth) = state.store.read(|c| leadscore_store::webhooks::depth(c)).await {
+    if let Ok(depth) = state.store.read(leadscore_store::webhooks::depth).await {
         state.metrics.outbox_depth.set(depth);
     }
     let mut body = String::new();

@@ -251,7 +251,7 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
         // truncates it. This pauses writes for a few tens of milliseconds each time (see
         // docs/benchmarks.md); RESTART pauses less but did not keep the file bounded under load.
         groups += 1;
-        if groups % 64 == 0 && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
+        if groups.is_multiple_of(64) && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
             let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
         let mut group = vec![first];

@@ -130,7 +130,7 @@ impl Condition {
 impl Test {
     fn holds(&self, value: &Value) -> bool {
         if let Test::Present(expected) = self {
-            return !value.is_missing() == *expected;
+            return value.is_missing() != *expected;
         }
         if value.is_missing() {
             return false;
