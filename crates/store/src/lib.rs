@@ -240,7 +240,7 @@ where
 }
 
 /// The WAL file size above which the writer cuts it back (see [`write_loop`]).
-const WAL_LIMIT: u64 = 256 * 1024 * 1024;
+const WAL_LIMIT: u64 = 8 * 1024 * 1024;
 
 fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, wal: PathBuf) {
     let mut groups = 0u64;
@@ -248,8 +248,9 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
         // Under sustained writes the background checkpoints copy frames but the WAL never gets a
         // moment to start over, so it would grow without end; now and then, if it is large, the
         // writer checkpoints what is left (little, as the background already copied most) and
-        // truncates it. This pauses writes for a few tens of milliseconds each time (see
-        // docs/benchmarks.md); RESTART pauses less but did not keep the file bounded under load.
+        // truncates it. Small and frequent is cheaper than large and rare: a truncation pauses
+        // writes for as long as the file is big (see docs/benchmarks.md for the measured
+        // trade-off); RESTART pauses less but did not keep the file bounded under load.
         groups += 1;
         if groups.is_multiple_of(64) && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
             let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
