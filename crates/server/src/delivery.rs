@@ -91,7 +91,7 @@ async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<usize
 }
 
 /// The JSON body of a notification.
-pub fn body(pending: &Pending) -> Vec<u8> {
+fn body(pending: &Pending) -> Vec<u8> {
     let data: Value = serde_json::from_str(&pending.data).unwrap_or(Value::Null);
     let body = json!({
         "id": format!("evt_{}", pending.id),

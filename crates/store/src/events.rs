@@ -80,8 +80,3 @@ pub fn of_lead(connection: &Connection, lead_id: i64) -> Result<Vec<StoredEvent>
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
-
-/// How many events a workspace has.
-pub fn count(connection: &Connection, workspace_id: i64) -> Result<i64, StoreError> {
-    Ok(connection.query_row("SELECT count(*) FROM events WHERE workspace_id = ?1", [workspace_id], |row| row.get(0))?)
-}
