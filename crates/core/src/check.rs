@@ -84,6 +84,10 @@ pub fn report(model: &Model) -> Vec<ScoreReport> {
 }
 
 fn score_range(score: &Score, done: &[Range]) -> Range {
+    if score.predictive.is_some() {
+        // A probability times 100.
+        return Range { min: 0.0, max: 100.0 };
+    }
     let mut total = Range::ZERO;
     for rule in score.rules.iter().filter(|r| r.group.is_none()) {
         total = total.add(rule_range(&rule.kind));

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
+use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
 use rustc_hash::FxHashMap;
@@ -17,9 +18,10 @@ use crate::format::{
     BandDef, ConditionDef, DecayDef, ModelFile, OneOrMany, QualifierDef, RuleDef, Scalar, ScoreDef, TierDef,
 };
 use crate::model::{
-    Band, Decay, EventPoints, EventRule, EventTest, EventTypeId, Group, Model, Qualifier, Rule, RuleKind, Score, Tier,
-    Tracker,
+    Band, Decay, EventPoints, EventRule, EventTest, EventTypeId, Group, Model, PredictiveScore, Qualifier, Rule,
+    RuleKind, Score, Tier, Tracker,
 };
+use crate::predictor::{NoPredictors, Predictor, PredictorLoader};
 use crate::rules::condition::{Condition, OneOf, Test};
 use crate::time::Duration;
 
@@ -33,8 +35,17 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Compiles a model file's text. Errors and warnings carry byte spans into `source`.
+/// The number of fields a predictive score's explanation names unless `factors` says otherwise.
+const DEFAULT_FACTORS: usize = 3;
+
+/// Compiles a model file's text. Errors and warnings carry byte spans into `source`. A model with
+/// a predictive score needs [`compile_with`].
 pub fn compile(source: &str) -> Result<Compiled, ModelError> {
+    compile_with(source, &NoPredictors)
+}
+
+/// Compiles a model file's text, loading the predictive models its scores name with `predictors`.
+pub fn compile_with(source: &str, predictors: &dyn PredictorLoader) -> Result<Compiled, ModelError> {
     let file: ModelFile = match toml::from_str(source) {
         Ok(file) => file,
         Err(error) => {
@@ -42,7 +53,7 @@ pub fn compile(source: &str) -> Result<Compiled, ModelError> {
             return Err(ModelError::new(vec![Diagnostic::error(message, error.span())], source));
         }
     };
-    let mut compiler = Compiler::default();
+    let mut compiler = Compiler::new(predictors);
     let model = compiler.model(file);
     let has_errors = compiler.diagnostics.iter().any(|d| d.severity == crate::Severity::Error);
     match model {
@@ -80,8 +91,8 @@ enum Record {
     Event,
 }
 
-#[derive(Default)]
-struct Compiler {
+struct Compiler<'p> {
+    predictors: &'p dyn PredictorLoader,
     diagnostics: Vec<Diagnostic>,
     lead_fields: Names,
     event_properties: Names,
@@ -95,7 +106,19 @@ fn span<T>(spanned: &Spanned<T>) -> Option<Range<usize>> {
     Some(spanned.span())
 }
 
-impl Compiler {
+impl<'p> Compiler<'p> {
+    fn new(predictors: &'p dyn PredictorLoader) -> Compiler<'p> {
+        Compiler {
+            predictors,
+            diagnostics: Vec::new(),
+            lead_fields: Names::default(),
+            event_properties: Names::default(),
+            event_types: Names::default(),
+            trackers: Vec::new(),
+            tracker_types: Vec::new(),
+        }
+    }
+
     fn error(&mut self, message: impl Into<String>, span: Option<Range<usize>>) {
         self.diagnostics.push(Diagnostic::error(message, span));
     }
@@ -249,7 +272,16 @@ impl Compiler {
                 ),
             }
         }
-        if def.rules.is_empty() && components.is_empty() {
+        let predictive = def.predictive.as_ref().and_then(|reference| self.predictive(&name, reference, &def));
+        if def.predictive.is_none()
+            && let Some(factors) = &def.factors
+        {
+            self.error(
+                format!("`factors` is for predictive scores, and score `{name}` has no `predictive`"),
+                span(factors),
+            );
+        }
+        if def.rules.is_empty() && components.is_empty() && def.predictive.is_none() {
             self.warning(format!("score `{name}` has no rules and no `from`: it is always 0"), Some(def_span.clone()));
         }
 
@@ -341,7 +373,50 @@ impl Compiler {
             qualifiers,
             disqualifiers,
             disqualified_tier,
+            predictive,
         }
+    }
+
+    /// Loads a predictive score's model and resolves its fields; a predictive score's value is
+    /// the model's alone, so rules, components and limits are errors.
+    fn predictive(&mut self, name: &str, reference: &Spanned<String>, def: &ScoreDef) -> Option<PredictiveScore> {
+        let misplaced = [
+            ("rules", !def.rules.is_empty()),
+            ("from", !def.from.is_empty()),
+            ("groups", !def.groups.is_empty()),
+            ("min", def.min.is_some()),
+            ("max", def.max.is_some()),
+            ("normalize", def.normalize.is_some()),
+        ];
+        for (key, present) in misplaced {
+            if present {
+                self.error(
+                    format!("score `{name}` is predictive (its value is the model's probability, 0-100), so it cannot have `{key}`: make another score for them"),
+                    span(reference),
+                );
+            }
+        }
+        let factors = match &def.factors {
+            None => DEFAULT_FACTORS,
+            Some(n) if (0..=50).contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => {
+                self.error(format!("`factors` must be between 0 and 50, not {}", n.get_ref()), span(n));
+                DEFAULT_FACTORS
+            }
+        };
+        if reference.get_ref().trim().is_empty() {
+            self.error("`predictive` names a trained model (a file written by `leadscore train`)", span(reference));
+            return None;
+        }
+        let predictor: Arc<dyn Predictor> = match self.predictors.load(reference.get_ref()) {
+            Ok(predictor) => predictor,
+            Err(message) => {
+                self.error(message, span(reference));
+                return None;
+            }
+        };
+        let slots = predictor.fields().iter().map(|field| self.lead_fields.intern(field)).collect();
+        Some(PredictiveScore { reference: reference.get_ref().clone(), predictor, slots, factors })
     }
 
     fn tiers(&mut self, score: &str, defs: &[Spanned<TierDef>]) -> Vec<Tier> {

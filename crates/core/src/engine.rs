@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use crate::model::{EventPoints, EventRule, EventTypeId, Model, Qualifier, RuleKind, Score};
+use crate::model::{EventPoints, EventRule, EventTypeId, Model, PredictiveScore, Qualifier, RuleKind, Score};
 use crate::time::{Duration, Timestamp};
 use crate::value::Value;
 
@@ -167,6 +167,11 @@ pub enum Source<'m> {
     ScoreLimit,
     /// Mapping [min, max] onto 0-100 (the other contributions are scaled too).
     Normalization,
+    /// A field that moved a predictive score: the probability (in points of 0-100) against the
+    /// same lead with this field unknown. `value` is `None` when the lead's field is unknown.
+    Factor { field: &'m str, value: Option<String> },
+    /// The rest of a predictive score: the base rate and the fields the explanation does not name.
+    OtherFactors,
 }
 
 /// Per-rule outcome while a score is evaluated.
@@ -230,6 +235,11 @@ impl Model {
         result.qualified_by = None;
         result.disqualified_by = None;
         outcomes.clear();
+        if let Some(predictive) = &score.predictive {
+            result.value = predict(self, predictive, lead, &mut result.contributions);
+            self.set_tier(score, lead, state, as_of, outcomes, result);
+            return;
+        }
         outcomes.extend(score.rules.iter().map(|rule| self.rule_outcome(&rule.kind, lead, state, as_of)));
 
         let contributions = &mut result.contributions;
@@ -290,9 +300,22 @@ impl Model {
                 contributions.push(Contribution { source: Source::Normalization, occurrences: 0, points: offset });
             }
         }
-        let value = sum(contributions);
-        result.value = value;
+        result.value = sum(contributions);
+        self.set_tier(score, lead, state, as_of, outcomes, result);
+    }
 
+    /// The tier of a score whose value is set: a disqualifier's, or the points tier raised by
+    /// qualifiers.
+    fn set_tier<'m>(
+        &'m self,
+        score: &'m Score,
+        lead: &[Value],
+        state: &LeadState,
+        as_of: Timestamp,
+        outcomes: &[RuleOutcome],
+        result: &mut ScoreResult<'m>,
+    ) {
+        let value = result.value;
         if let Some(disqualifier) = score.disqualifiers.iter().find(|q| self.qualifies(q, lead, state, as_of, outcomes))
         {
             result.tier = Some(&score.disqualified_tier);
@@ -365,6 +388,37 @@ impl Model {
             }
         }
     }
+}
+
+/// A predictive score's value (the probability times 100) and its explanation: the fields with
+/// the largest effects, then the rest, adding up to the value.
+fn predict<'m>(
+    model: &'m Model,
+    predictive: &'m PredictiveScore,
+    lead: &[Value],
+    contributions: &mut Vec<Contribution<'m>>,
+) -> f64 {
+    static MISSING: Value = Value::Missing;
+    let values: Vec<&Value> = predictive.slots.iter().map(|&slot| lead.get(slot).unwrap_or(&MISSING)).collect();
+    let mut effects = Vec::new();
+    let explain = predictive.factors > 0;
+    let probability = predictive.predictor.predict(&values, explain.then_some(&mut effects));
+    let value = 100.0 * probability.clamp(0.0, 1.0);
+    let mut strongest: Vec<usize> = (0..effects.len().min(values.len())).filter(|&i| effects[i] != 0.0).collect();
+    // Largest effect first; equal effects in field order, so that explanations are stable.
+    strongest.sort_by(|&a, &b| effects[b].abs().total_cmp(&effects[a].abs()).then(a.cmp(&b)));
+    strongest.truncate(predictive.factors);
+    for i in strongest {
+        let field = model.lead_fields[predictive.slots[i]].as_str();
+        contributions.push(Contribution {
+            source: Source::Factor { field, value: values[i].as_text().map(|t| t.into_owned()) },
+            occurrences: 0,
+            points: 100.0 * effects[i],
+        });
+    }
+    let rest = value - sum(contributions);
+    contributions.push(Contribution { source: Source::OtherFactors, occurrences: 0, points: rest });
+    sum(contributions)
 }
 
 /// The ascending times that are not after `as_of`.

@@ -44,6 +44,11 @@ pub struct LeadSection {
 #[serde(deny_unknown_fields)]
 pub struct ScoreDef {
     pub description: Option<String>,
+    /// A predictive score: the trained model to use (a file path relative to the model file, or
+    /// the name of a model the service trained). Its probability becomes the score, 0-100.
+    pub predictive: Option<Spanned<String>>,
+    /// How many of the fields that moved a predictive score most its explanation lists (default 3).
+    pub factors: Option<Spanned<i64>>,
     /// Other scores this one adds up, each with its weight: `from = { fit = 1, engagement = 0.5 }`.
     #[serde(default)]
     pub from: IndexMap<String, Spanned<f64>>,

@@ -8,6 +8,7 @@
 //! - [`format`]: the model file's serde types, as people write it.
 //! - [`compile`]: checks a file once and resolves it into a [`Model`] ([`model`]).
 //! - [`engine`]: lead state, applying events, evaluating scores with explanations.
+//! - [`predictor`]: predictive scores (a trained model's probability), behind a trait.
 //! - [`rules`]: conditions on lead fields and event properties.
 //! - [`check`]: what a model can reach (score ranges, unreachable tiers).
 //! - [`time`]: instants, durations and RFC 3339.
@@ -18,13 +19,15 @@ pub mod diagnostic;
 pub mod engine;
 pub mod format;
 pub mod model;
+pub mod predictor;
 pub mod rules;
 pub mod time;
 pub mod value;
 
-pub use compile::{Compiled, compile};
+pub use compile::{Compiled, compile, compile_with};
 pub use diagnostic::{Diagnostic, ModelError, Severity};
 pub use engine::{Contribution, Event, LeadScores, LeadState, ScoreResult, Source};
 pub use model::{EventTypeId, Model};
+pub use predictor::{NoPredictors, Predictor, PredictorLoader};
 pub use time::{Duration, Timestamp};
 pub use value::Value;

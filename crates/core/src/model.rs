@@ -4,8 +4,11 @@
 //! properties to slots of a record (`&[Value]`), event types to [`EventTypeId`]s, rules to the
 //! event trackers that keep the occurrences they need.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
+use crate::predictor::Predictor;
 use crate::rules::condition::Condition;
 use crate::time::Duration;
 
@@ -103,6 +106,20 @@ pub struct Score {
     pub(crate) qualifiers: Vec<Qualifier>,
     pub(crate) disqualifiers: Vec<Qualifier>,
     pub(crate) disqualified_tier: String,
+    /// Set for a predictive score, which has no rules, components or limits.
+    pub(crate) predictive: Option<PredictiveScore>,
+}
+
+/// A score whose value is a trained model's probability, times 100.
+#[derive(Debug)]
+pub(crate) struct PredictiveScore {
+    /// What the model file named (a path, or a stored model's name).
+    pub(crate) reference: String,
+    pub(crate) predictor: Arc<dyn Predictor>,
+    /// The lead record slot of each of the predictor's fields.
+    pub(crate) slots: Vec<usize>,
+    /// How many fields the explanation names.
+    pub(crate) factors: usize,
 }
 
 impl Score {
@@ -120,6 +137,11 @@ impl Score {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The predictive model a predictive score uses, as the model file named it.
+    pub fn predictive_reference(&self) -> Option<&str> {
+        self.predictive.as_ref().map(|p| p.reference.as_str())
     }
 }
 

@@ -11,7 +11,37 @@
 //! Any other info string starting with `toml` is an error, so that a misspelt fence cannot hide
 //! an example from this test.
 
-use leadscore_core::compile;
+use std::sync::Arc;
+
+use leadscore_core::{Compiled, ModelError, Predictor, Value, compile_with};
+
+/// Stands in for the trained models the examples name (`predictive = "....json"`).
+#[derive(Debug)]
+struct ExamplePredictor(Vec<String>);
+
+impl Predictor for ExamplePredictor {
+    fn fields(&self) -> &[String] {
+        &self.0
+    }
+
+    fn predict(&self, _: &[&Value], effects: Option<&mut Vec<f64>>) -> f64 {
+        if let Some(effects) = effects {
+            *effects = vec![0.0; self.0.len()];
+        }
+        0.5
+    }
+}
+
+fn compile(text: &str) -> Result<Compiled, ModelError> {
+    let examples = |reference: &str| -> Result<Arc<dyn Predictor>, String> {
+        if reference.ends_with(".json") {
+            Ok(Arc::new(ExamplePredictor(vec!["industry".to_string()])))
+        } else {
+            Err(format!("cannot read {reference}"))
+        }
+    };
+    compile_with(text, &examples)
+}
 
 /// One fenced block of the document.
 struct Block {

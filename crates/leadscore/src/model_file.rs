@@ -1,9 +1,14 @@
 //! Loading a model file for a command: read it, compile it, and show its diagnostics.
+//!
+//! A predictive score's `predictive = "FILE"` names a file written by `leadscore train`, relative
+//! to the model file's directory.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
-use leadscore_core::{Compiled, ModelError};
+use leadscore_core::{Compiled, ModelError, Predictor};
+use leadscore_predict::predictive::PredictiveModel;
 
 /// A model file's text and what the compiler made of it.
 pub struct Loaded {
@@ -15,7 +20,12 @@ pub struct Loaded {
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let source =
         std::fs::read_to_string(path).with_context(|| format!("cannot read the model file {}", path.display()))?;
-    let compiled = leadscore_core::compile(&source);
+    let directory = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let predictors = |reference: &str| -> Result<Arc<dyn Predictor>, String> {
+        let model = PredictiveModel::read(&directory.join(reference)).map_err(|e| e.to_string())?;
+        Ok(Arc::new(model))
+    };
+    let compiled = leadscore_core::compile_with(&source, &predictors);
     Ok(Loaded { path: path.display().to_string(), source, compiled })
 }
 

@@ -153,3 +153,91 @@ fn reports_are_self_contained_pages() {
     assert!(!without_namespaces.contains("http://") && !without_namespaces.contains("https://"), "no external assets");
     assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
 }
+
+/// The bank slice as leads: the same columns with a `lead_id` first.
+fn bank_leads(path: &Path) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../predict/tests/fixtures/bank/bank-slice.csv");
+    let text = std::fs::read_to_string(data).unwrap();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 {
+            out.push_str("lead_id,");
+        } else {
+            out.push_str(&format!("L{i},"));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn a_trained_model_is_a_score_of_a_scoring_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = Path::new(env!("CARGO_MANIFEST_DIR")).join("../predict/tests/fixtures/bank/bank-slice.csv");
+    for algorithm in ["logistic", "gbdt"] {
+        let predictive = dir.path().join(format!("{algorithm}.json"));
+        let (code, _, stderr) = train(&predictive, &["--algorithm", algorithm]);
+        assert_eq!(code, 0, "{stderr}");
+        let model = dir.path().join(format!("{algorithm}.toml"));
+        std::fs::write(
+            &model,
+            format!(
+                r#"
+[scores.conversion]
+predictive = "{algorithm}.json"
+factors = 2
+tiers = [{{ label = "low" }}, {{ label = "high", min = 30 }}]
+"#
+            ),
+        )
+        .unwrap();
+        // `check` loads the trained model and knows the score's range.
+        let check = Command::new(env!("CARGO_BIN_EXE_leadscore")).arg("check").arg(&model).output().unwrap();
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+        // The score ranks leads exactly as the trained model does: the same AUC on the same rows.
+        let auc = |model: &Path| -> f64 {
+            let output = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+                .args(["evaluate", "--target", "y", "--json", "--model"])
+                .arg(model)
+                .arg("--data")
+                .arg(&bank)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            let scores = report["scores"].as_object().unwrap();
+            scores.values().next().unwrap()["auc"].as_f64().unwrap()
+        };
+        let (as_score, as_model) = (auc(&model), auc(&predictive));
+        assert!((as_score - as_model).abs() < 1e-12, "{algorithm}: {as_score} vs {as_model}");
+        // Batch scoring explains each lead by its two strongest fields and the rest.
+        let leads = dir.path().join("leads.csv");
+        bank_leads(&leads);
+        let output = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+            .args(["score", "--explain", "--as-of", "2026-01-01T00:00:00Z", "--model"])
+            .arg(&model)
+            .arg("--leads")
+            .arg(&leads)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3000);
+        let mut high = 0;
+        for lead in &lines {
+            let score = &lead["scores"]["conversion"];
+            let value = score["value"].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&value));
+            let contributions = score["contributions"].as_array().unwrap();
+            let total: f64 = contributions.iter().map(|c| c["points"].as_f64().unwrap()).sum();
+            assert!((total - value).abs() < 1e-9, "{lead}");
+            let factors = contributions.iter().filter(|c| c["kind"] == "factor").count();
+            assert!(factors <= 2, "{lead}");
+            assert_eq!(contributions.last().unwrap()["kind"], "other_factors", "{lead}");
+            high += usize::from(score["tier"] == "high");
+        }
+        assert!(high > 0 && high < 3000, "{algorithm}: some leads but not all are likely to convert ({high})");
+    }
+}

@@ -11,6 +11,8 @@
 //! - [`random`]: the seeded generator and stratified splits.
 //! - [`threshold`]: threshold advice (capacity, best F1, best expected value).
 //! - [`points`]: a logistic regression as an editable leadscore model of whole points; conversion by attribute value.
+//! - [`predictive`]: the model file `leadscore train` writes, and that model scoring single leads (a predictive
+//!   score of a scoring model).
 //! - [`report`]: a self-contained HTML evaluation report with inline SVG charts (ROC, calibration, lift, scores).
 
 pub mod dataset;
@@ -18,6 +20,7 @@ pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
 pub mod points;
+pub mod predictive;
 pub mod random;
 pub mod report;
 pub mod threshold;

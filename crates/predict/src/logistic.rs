@@ -59,7 +59,8 @@ pub struct Model {
     pub relative_gradient: f64,
 }
 
-fn sigmoid(z: f64) -> f64 {
+/// The logistic function, without overflow.
+pub fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
         1.0 / (1.0 + (-z).exp())
     } else {

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use leadscore_core::{Timestamp, Value};
-use leadscore_predict::dataset::{Encoder, Features, Table};
-use leadscore_predict::gbdt::Booster;
-use leadscore_predict::logistic::{LogisticRegression, Model as Logistic};
+use leadscore_predict::dataset::{Features, Table};
+use leadscore_predict::logistic::LogisticRegression;
 use leadscore_predict::metrics;
+use leadscore_predict::predictive::SavedModel;
 use serde_json::{Value as Json, json};
 
 use super::figure;
@@ -152,7 +152,7 @@ fn score_points(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<
             name: s.name().to_string(),
             values: Vec::with_capacity(table.n_rows()),
             tiers: (!s.tiers().is_empty()).then(Vec::new),
-            probabilities: false,
+            probabilities: s.predictive_reference().is_some(),
         })
         .collect();
     let mut lead = Vec::with_capacity(columns.len());
@@ -172,23 +172,9 @@ fn score_points(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<
 
 /// A predictive model's probability (0-100) on the table's rows.
 fn score_predictive(path: &Path, table: &Table) -> anyhow::Result<Vec<Scored>> {
-    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let saved: Json = serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-    if saved["kind"] != "leadscore-predictive-model" {
-        bail!("{}: not a model written by `leadscore train`", path.display());
-    }
+    let saved = SavedModel::read(path)?;
     let rows: Vec<usize> = (0..table.n_rows()).collect();
-    let probabilities = if saved["algorithm"] == "gbdt" {
-        let booster: Booster = serde_json::from_value(saved["booster"].clone())
-            .with_context(|| format!("{}: the boosted trees cannot be read", path.display()))?;
-        booster.predict_proba(table, &rows)?
-    } else {
-        let encoder: Encoder = serde_json::from_value(saved["encoder"].clone())
-            .with_context(|| format!("{}: the encoder cannot be read", path.display()))?;
-        let model: Logistic = serde_json::from_value(saved["model"].clone())
-            .with_context(|| format!("{}: the model cannot be read", path.display()))?;
-        model.predict_proba(&encoder.transform(table, &rows)?)
-    };
+    let probabilities = saved.fitted.predict_table(table, &rows)?;
     Ok(vec![Scored {
         name: "probability".to_string(),
         values: probabilities.iter().map(|p| p * 100.0).collect(),

@@ -9,6 +9,7 @@ use leadscore_predict::dataset::{Encoder, Table};
 use leadscore_predict::gbdt::{Booster, Params};
 use leadscore_predict::logistic::{LogisticRegression, Model as LogisticModel};
 use leadscore_predict::points::{self, PointsOptions};
+use leadscore_predict::predictive::{self, SavedModel};
 use leadscore_predict::report::{self, ReportInput};
 use leadscore_predict::{metrics, random, threshold};
 use serde_json::json;
@@ -286,24 +287,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "points_model": points_evaluation,
         "attributes": attributes.iter().take(20).collect::<Vec<_>>(),
     });
-    let saved = json!({
-        "kind": "leadscore-predictive-model",
-        "version": 1,
-        "target": args.target,
-        "positive": args.positive,
-        "features": features,
-        "seed": args.seed,
-        "algorithm": fitted.name(),
-        "evaluation": evaluation,
-    });
-    let mut saved = saved;
-    match &fitted {
-        Fitted::Logistic { encoder, model } => {
-            saved["encoder"] = json!(encoder);
-            saved["model"] = json!(model);
-        }
-        Fitted::Gbdt(booster) => saved["booster"] = json!(booster),
-    }
+    let saved = SavedModel {
+        kind: predictive::KIND.to_string(),
+        version: predictive::VERSION,
+        target: args.target.clone(),
+        positive: args.positive.clone(),
+        features: features.iter().map(|f| f.to_string()).collect(),
+        seed: args.seed,
+        fitted: match &fitted {
+            Fitted::Logistic { encoder, model } => {
+                predictive::Fitted::Logistic { encoder: encoder.clone(), model: model.clone() }
+            }
+            Fitted::Gbdt(booster) => predictive::Fitted::Gbdt { booster: booster.clone() },
+        },
+        evaluation: evaluation.clone(),
+    };
     std::fs::write(&args.out, serde_json::to_vec_pretty(&saved)?)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
 
