@@ -241,3 +241,67 @@ tiers = [{{ label = "low" }}, {{ label = "high", min = 30 }}]
         assert!(high > 0 && high < 3000, "{algorithm}: some leads but not all are likely to convert ({high})");
     }
 }
+
+#[test]
+fn evaluate_counts_behaviour_from_the_leads_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.toml");
+    std::fs::write(
+        &model,
+        r#"
+[scores.engagement]
+tiers = [{ label = "cold" }, { label = "hot", min = 20 }]
+[[scores.engagement.rules]]
+name = "demo request"
+event = "demo_request"
+points = 30
+"#,
+    )
+    .unwrap();
+    // Every lead that asked for a demo converted; titles say nothing.
+    let mut history = String::from("lead_id,title,converted\n");
+    let mut events = String::from("lead_id,type,ts\n");
+    for i in 0..40 {
+        let demo = i % 4 == 0;
+        history.push_str(&format!("L{i},engineer,{}\n", if demo { "yes" } else { "no" }));
+        events.push_str(&format!("L{i},page_view,2026-01-0{}T10:00:00Z\n", 1 + i % 5));
+        if demo {
+            events.push_str(&format!("L{i},demo_request,2026-01-02T10:00:00Z\n"));
+        }
+    }
+    let (history_path, events_path) = (dir.path().join("history.csv"), dir.path().join("events.csv"));
+    std::fs::write(&history_path, history).unwrap();
+    std::fs::write(&events_path, events).unwrap();
+    let evaluate = |extra: &[&str]| -> serde_json::Value {
+        let output = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+            .args(["evaluate", "--target", "converted", "--json", "--as-of", "2026-02-01T00:00:00Z", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&history_path)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let without = evaluate(&[]);
+    assert_eq!(without["scores"]["engagement"]["auc"].as_f64(), Some(0.5));
+    let with = evaluate(&["--events", events_path.to_str().unwrap()]);
+    let engagement = &with["scores"]["engagement"];
+    assert_eq!(engagement["auc"].as_f64(), Some(1.0));
+    let hot = engagement["tiers"].as_array().unwrap().iter().find(|t| t["tier"] == "hot").unwrap().clone();
+    assert_eq!((hot["leads"].as_u64(), hot["conversions"].as_u64()), (Some(10), Some(10)));
+    // Events need lead ids in the data to be matched.
+    std::fs::write(&history_path, "title,converted\nengineer,yes\nengineer,no\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(["evaluate", "--target", "converted", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&history_path)
+        .arg("--events")
+        .arg(&events_path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs a lead id column"));
+}

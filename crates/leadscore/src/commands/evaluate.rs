@@ -34,6 +34,10 @@ pub struct Args {
     /// A second model to compare with the first on the same leads
     #[arg(long)]
     compare: Option<PathBuf>,
+    /// The leads' events (CSV or JSON Lines with lead_id, type and ts, as for `leadscore score`):
+    /// scoring models then count behaviour too; the data needs a lead id column to match them
+    #[arg(long)]
+    events: Option<PathBuf>,
     /// Score scoring models as of this instant (RFC 3339) [default: now]
     #[arg(long, value_parser = |s: &str| Timestamp::parse_rfc3339(s).map_err(|e| e.to_string()))]
     as_of: Option<Timestamp>,
@@ -65,7 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let table = Table::from_path(&args.data)?;
     let labels = table.target(&args.target, args.positive.as_deref())?;
     let as_of = args.as_of.unwrap_or_else(|| Timestamp(leadscore_store::now_ms()));
-    let first = score_with(&args.model, &table, as_of)?;
+    let source = Source { table: &table, data: &args.data, events: args.events.as_deref(), as_of };
+    let first = score_with(&args.model, &source)?;
     let mut report = json!({
         "model": args.model.display().to_string(),
         "leads": labels.len(),
@@ -73,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "scores": first.iter().map(|s| (s.name.clone(), evaluate(s, &labels))).collect::<serde_json::Map<_, _>>(),
     });
     if let Some(other) = &args.compare {
-        let second = score_with(other, &table, as_of)?;
+        let second = score_with(other, &source)?;
         let (a, b) = (&first[0], &second[0]);
         let interval = metrics::bootstrap_auc_difference(&a.values, &b.values, &labels, args.rounds, args.seed);
         report["compare"] = json!({
@@ -119,17 +124,82 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What to score: the data's rows, and the leads' events if any.
+struct Source<'a> {
+    table: &'a Table,
+    data: &'a Path,
+    events: Option<&'a Path>,
+    as_of: Timestamp,
+}
+
 /// Scores every row of the table with a model file.
-fn score_with(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<Vec<Scored>> {
+fn score_with(path: &Path, source: &Source<'_>) -> anyhow::Result<Vec<Scored>> {
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
-    match extension {
-        "toml" => score_points(path, table, as_of),
-        "json" => score_predictive(path, table),
+    match (extension, source.events) {
+        ("toml", None) => score_points(path, source.table, source.as_of),
+        ("toml", Some(events)) => score_points_with_events(path, source, events),
+        ("json", _) => score_predictive(path, source.table),
         _ => bail!(
             "{}: a model is a scoring model (.toml) or a predictive model from `leadscore train` (.json)",
             path.display()
         ),
     }
+}
+
+/// A scoring model on the data's leads with their events, scored as `leadscore score --explain`
+/// scores them (strict: a bad row stops the evaluation rather than leaving a lead unscored), then
+/// matched to the table's rows by lead id.
+fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> anyhow::Result<Vec<Scored>> {
+    use leadscore_batch::input::LEAD_ID_COLUMNS;
+    let table = source.table;
+    let model = model_file::load(path)?.into_model()?;
+    let id_column = LEAD_ID_COLUMNS.iter().find_map(|c| table.column_index(c).ok()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: --events needs a lead id column in the data to match events to leads (one of {})",
+            table.name(),
+            LEAD_ID_COLUMNS.join(", ")
+        )
+    })?;
+    let options = leadscore_batch::BatchOptions {
+        leads: source.data,
+        events: Some(events),
+        as_of: source.as_of,
+        output: leadscore_batch::OutputFormat::ExplainJsonLines,
+        strict: true,
+    };
+    let mut out = Vec::new();
+    leadscore_batch::score_files(&model, &options, &mut out, &|_, _, _| {})?;
+    let mut by_id: std::collections::HashMap<String, Json> = std::collections::HashMap::new();
+    for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let mut row: Json = serde_json::from_slice(line).context("reading the scores back")?;
+        let id = row["lead_id"].as_str().unwrap_or_default().to_string();
+        by_id.insert(id, row["scores"].take());
+    }
+    let mut scored: Vec<Scored> = model
+        .scores()
+        .iter()
+        .map(|s| Scored {
+            name: s.name().to_string(),
+            values: Vec::with_capacity(table.n_rows()),
+            tiers: (!s.tiers().is_empty()).then(Vec::new),
+            probabilities: s.predictive_reference().is_some(),
+        })
+        .collect();
+    for row in 0..table.n_rows() {
+        let id = table.cell(row, id_column).unwrap_or_default();
+        let Some(scores) = by_id.get(id) else {
+            bail!("{}:{}: the lead has no id", table.name(), table.line(row));
+        };
+        for out in &mut scored {
+            let score = &scores[&out.name];
+            let value = score["value"].as_f64().with_context(|| format!("no value of `{}` for lead {id}", out.name))?;
+            out.values.push(value);
+            if let Some(tiers) = &mut out.tiers {
+                tiers.push(score["tier"].as_str().unwrap_or("").to_string());
+            }
+        }
+    }
+    Ok(scored)
 }
 
 /// A scoring model on the table's rows as leads (their columns as fields; no events).
