@@ -3,30 +3,43 @@
 //! A predictive score's `predictive = "FILE"` names a file written by `leadscore train`, relative
 //! to the model file's directory.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use leadscore_core::{Compiled, ModelError, Predictor};
-use leadscore_predict::predictive::PredictiveModel;
+use leadscore_predict::predictive::{PredictiveError, PredictiveModel, SavedModel};
 
 /// A model file's text and what the compiler made of it.
 pub struct Loaded {
     pub path: String,
     pub source: String,
     pub compiled: Result<Compiled, ModelError>,
+    /// Each predictive reference that loaded, with its file's text and algorithm (what
+    /// `leadscore serve --model` stores in the workspace).
+    pub predictive: BTreeMap<String, (String, &'static str)>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let source =
         std::fs::read_to_string(path).with_context(|| format!("cannot read the model file {}", path.display()))?;
     let directory = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let predictive = RefCell::new(BTreeMap::new());
     let predictors = |reference: &str| -> Result<Arc<dyn Predictor>, String> {
-        let model = PredictiveModel::read(&directory.join(reference)).map_err(|e| e.to_string())?;
+        let file = directory.join(reference);
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(&file)
+            .map_err(|source| PredictiveError::Read { file: name.clone(), source }.to_string())?;
+        let model = SavedModel::from_json(text.as_bytes(), &name)
+            .and_then(|saved| PredictiveModel::new(saved, &name))
+            .map_err(|e| e.to_string())?;
+        predictive.borrow_mut().insert(reference.to_string(), (text, model.saved().fitted.name()));
         Ok(Arc::new(model))
     };
     let compiled = leadscore_core::compile_with(&source, &predictors);
-    Ok(Loaded { path: path.display().to_string(), source, compiled })
+    Ok(Loaded { path: path.display().to_string(), source, compiled, predictive: predictive.into_inner() })
 }
 
 impl Loaded {

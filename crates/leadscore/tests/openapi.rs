@@ -16,6 +16,7 @@ const DOCUMENTED: &[&str] = &[
     "GET /api/leads/{id}/stages",
     "GET /api/models",
     "GET /api/models/{version}/preview",
+    "GET /api/predictive-models",
     "GET /api/webhooks",
     "GET /api/webhooks/{id}/deliveries",
     "GET /healthz",
@@ -29,6 +30,7 @@ const DOCUMENTED: &[&str] = &[
     "POST /api/models",
     "POST /api/models/rollback",
     "POST /api/models/{version}/activate",
+    "POST /api/predictive-models/{name}/retrain",
     "POST /api/webhooks",
     "POST /api/webhooks/deliveries/{id}/redeliver",
     "POST /v1/alias",
@@ -39,6 +41,7 @@ const DOCUMENTED: &[&str] = &[
     "POST /v1/screen",
     "POST /v1/track",
     "PUT /api/leads/{id}",
+    "PUT /api/predictive-models/{name}",
 ];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace", "query"];

@@ -728,3 +728,208 @@ fn an_event_that_links_identities_keeps_the_anonymous_attributes() {
     assert_eq!(lead["attributes"]["industry"], "Technology");
     assert_eq!(lead["email"], "u9@acme.io");
 }
+
+/// A scoring model whose only score is the predictive model `conversion` of the workspace.
+const PREDICTIVE_MODEL: &str = r#"
+[scores.conversion]
+predictive = "conversion"
+factors = 3
+tiers = [{ label = "unlikely" }, { label = "possible", min = 10 }, { label = "likely", min = 30 }]
+"#;
+
+/// Trains a logistic model on the bank marketing slice with the command line; returns the file.
+fn train_bank_model(dir: &std::path::Path) -> Vec<u8> {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../predict/tests/fixtures/bank/bank-slice.csv");
+    let out = dir.join("m.json");
+    let output = bin()
+        .args(["train", "--target", "y", "--algorithm", "logistic", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::read(&out).unwrap()
+}
+
+fn put(server: &Server, path: &str, key: &str, body: &[u8]) -> Response {
+    request(&server.address, "PUT", path, &[("Authorization", &format!("Bearer {key}"))], body)
+}
+
+#[test]
+fn a_predictive_model_uploaded_to_the_workspace_is_a_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let read = create_key(dir.path(), "acme", "read");
+    let file = train_bank_model(dir.path());
+    let server = Server::start(dir.path(), &[]);
+
+    // A model naming a predictive model the workspace does not have is refused at its place.
+    let refused = server.post_text("/api/models", &admin, PREDICTIVE_MODEL);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let refused = refused.json();
+    assert_eq!(refused["code"], "invalid_model");
+    let diagnostic = &refused["diagnostics"][0];
+    assert_eq!((diagnostic["line"].as_u64(), diagnostic["column"].is_u64()), (Some(3), true), "{refused}");
+    assert!(
+        diagnostic["message"].as_str().unwrap().contains("no predictive model `conversion` in this workspace"),
+        "{refused}"
+    );
+
+    // Bad uploads: not a model file, a bad name, a read key.
+    let bad = put(&server, "/api/predictive-models/conversion", &admin, br#"{"kind": "something else"}"#);
+    assert_eq!((bad.status, bad.json()["code"].as_str()), (400, Some("invalid_predictive_model")), "{}", bad.body);
+    assert!(bad.json()["message"].as_str().unwrap().contains("not a model written by `leadscore train`"));
+    let bad = put(&server, "/api/predictive-models/conversion", &admin, b"not json");
+    assert_eq!(bad.json()["code"], "invalid_predictive_model");
+    let bad = put(&server, "/api/predictive-models/a%20b", &admin, &file);
+    assert_eq!((bad.status, bad.json()["code"].as_str()), (400, Some("invalid_path")));
+    assert_eq!(put(&server, "/api/predictive-models/conversion", &read, &file).status, 403);
+
+    let uploaded = put(&server, "/api/predictive-models/conversion", &admin, &file);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let uploaded = uploaded.json();
+    assert_eq!((uploaded["name"].as_str(), uploaded["version"].as_i64()), (Some("conversion"), Some(1)));
+    assert_eq!(uploaded["algorithm"], "logistic");
+    assert!(uploaded["fields"].as_array().unwrap().contains(&json!("poutcome")), "{uploaded}");
+    // A file name works as a name too.
+    assert_eq!(put(&server, "/api/predictive-models/conversion.json", &admin, &file).status, 201);
+
+    let listed = server.get("/api/predictive-models", &read).json();
+    assert_eq!(listed["predictive_models"][0]["name"], "conversion", "{listed}");
+    let version = &listed["predictive_models"][0]["versions"][0];
+    assert_eq!((version["version"].as_i64(), version["origin"].as_str()), (Some(1), Some("upload")), "{listed}");
+    assert!(version["auc"].as_f64().is_some_and(|auc| auc > 0.6), "{listed}");
+    assert_eq!(listed["predictive_models"][1]["name"], "conversion.json");
+
+    let model = server.post_text("/api/models", &admin, PREDICTIVE_MODEL);
+    assert_eq!(model.status, 201, "{}", model.body);
+    assert_eq!(model.json()["active"], true);
+
+    let traits = json!({"age": 35, "job": "management", "marital": "single", "education": "tertiary",
+                        "balance": 1500, "housing": "no", "loan": "no", "contact": "cellular",
+                        "poutcome": "success", "month": "mar", "email": "b1@bank.example"});
+    let answer =
+        server.post_json("/v1/identify", &ingest, &json!({"userId": "b1", "messageId": "i-b1", "traits": traits}));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let lead = server.get("/api/leads/b1", &read).json();
+    let conversion = &lead["scores"]["conversion"];
+    let value = conversion["value"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&value), "{lead}");
+    let contributions = conversion["contributions"].as_array().unwrap();
+    let factors: Vec<&str> =
+        contributions.iter().filter(|c| c["kind"] == "factor").map(|c| c["field"].as_str().unwrap()).collect();
+    assert!(!factors.is_empty() && factors.len() <= 3, "{conversion}");
+    let total: f64 = contributions.iter().map(|c| c["points"].as_f64().unwrap()).sum();
+    assert!((total - value).abs() < 1e-6, "the contributions add up to the value: {conversion}");
+    // A past campaign's success makes a subscription likely in this data.
+    assert_eq!(conversion["tier"], "likely", "{conversion}");
+}
+
+/// Identifies a lead with `traits` and moves it to `stage` through the API.
+fn lead_with_outcome(server: &Server, admin: &str, ingest: &str, user: &str, traits: serde_json::Value, stage: &str) {
+    let identify = json!({"userId": user, "messageId": format!("i-{user}"), "traits": traits});
+    assert_eq!(server.post_json("/v1/identify", ingest, &identify).status, 200);
+    let moved =
+        server.post_json(&format!("/api/leads/{user}/stage"), admin, &json!({"stage": stage, "reason": "test"}));
+    assert_eq!(moved.status, 200, "{}", moved.body);
+}
+
+#[test]
+fn a_predictive_model_is_retrained_on_the_workspaces_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let read = create_key(dir.path(), "acme", "read");
+    let file = train_bank_model(dir.path());
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(put(&server, "/api/predictive-models/conversion", &admin, &file).status, 201);
+    assert_eq!(server.post_text("/api/models", &admin, PREDICTIVE_MODEL).status, 201);
+    let traits = json!({"age": 35, "job": "management", "balance": 1500, "poutcome": "success"});
+    server.post_json("/v1/identify", &ingest, &json!({"userId": "b1", "messageId": "i-b1", "traits": traits}));
+    let before = server.get("/api/leads/b1", &read).json()["scores"]["conversion"]["value"].as_f64().unwrap();
+
+    let early = server.post_text("/api/predictive-models/conversion/retrain", &admin, "");
+    assert_eq!((early.status, early.json()["code"].as_str()), (409, Some("not_enough_outcomes")), "{}", early.body);
+    assert!(early.json()["message"].as_str().unwrap().contains("has 0 and 0"), "{}", early.body);
+
+    // In this workspace, the opposite of the bank data: young blue-collar workers whose last
+    // campaign failed buy, managers with a past success do not.
+    for i in 0..22 {
+        let customer = json!({"age": 22 + i % 8, "job": "blue-collar", "balance": 100 + i * 10, "poutcome": "failure"});
+        lead_with_outcome(&server, &admin, &ingest, &format!("c{i}"), customer, "customer");
+        let lost = json!({"age": 40 + i % 15, "job": "management", "balance": 2000 + i * 50, "poutcome": "success"});
+        lead_with_outcome(&server, &admin, &ingest, &format!("l{i}"), lost, "lost");
+    }
+    let bad = server.post_json("/api/predictive-models/conversion/retrain", &admin, &json!({"algorithm": "forest"}));
+    assert_eq!((bad.status, bad.json()["code"].as_str()), (400, Some("invalid_field")), "{}", bad.body);
+
+    let retrained = server.post_json("/api/predictive-models/conversion/retrain", &admin, &json!({"seed": 3}));
+    assert_eq!(retrained.status, 201, "{}", retrained.body);
+    let retrained = retrained.json();
+    assert_eq!((retrained["version"].as_i64(), retrained["algorithm"].as_str()), (Some(2), Some("logistic")));
+    assert_eq!((retrained["customers"].as_u64(), retrained["lost"].as_u64()), (Some(22), Some(22)), "{retrained}");
+    assert!(retrained["holdout_auc"].as_f64().is_some_and(|auc| auc > 0.9), "{retrained}");
+    // The fields of the uploaded version that these leads have.
+    assert_eq!(retrained["fields"], json!(["age", "job", "balance", "poutcome"]), "{retrained}");
+    assert_eq!(retrained["model_version"], 2, "{retrained}");
+
+    let listed = server.get("/api/predictive-models", &read).json();
+    let version = &listed["predictive_models"][0]["versions"][1];
+    assert_eq!((version["version"].as_i64(), version["origin"].as_str()), (Some(2), Some("retrain")), "{listed}");
+    assert_eq!(version["auc"], retrained["holdout_auc"]);
+
+    let models = wait_for_rescoring(&server, &read);
+    assert_eq!(models["models"][1]["active"], true, "{models}");
+    assert_eq!(models["rescoring"]["model_version"], 2, "{models}");
+    let lead = server.get("/api/leads/b1", &read).json();
+    assert_eq!(lead["model_version"], 2);
+    let after = lead["scores"]["conversion"]["value"].as_f64().unwrap();
+    assert!(after < before, "a past success counts against a lead now: {before} -> {after}");
+    let stored = server.get("/api/leads?score=conversion", &read).json();
+    let b1 = stored["leads"].as_array().unwrap().iter().find(|l| l["user_id"] == "b1").unwrap().clone();
+    assert_eq!(b1["value"].as_f64(), Some(after), "the stored score was rescored: {b1}");
+    // Version 1 keeps the predictive model it was uploaded with.
+    let preview = server.get("/api/models/1/preview", &read).json();
+    assert_ne!(preview["candidate"]["conversion"]["mean"], preview["active"]["conversion"]["mean"], "{preview}");
+
+    // Without `activate`, only a new predictive version is made.
+    let quiet = server.post_json(
+        "/api/predictive-models/conversion/retrain",
+        &admin,
+        &json!({"activate": false, "algorithm": "gbdt", "fields": ["age", "poutcome"]}),
+    );
+    assert_eq!(quiet.status, 201, "{}", quiet.body);
+    assert_eq!((quiet.json()["version"].as_i64(), quiet.json()["model_version"].is_null()), (Some(3), true));
+    assert_eq!(quiet.json()["algorithm"], "gbdt");
+    assert_eq!(server.get("/api/models", &read).json()["models"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn serve_model_stores_the_trained_files_its_predictive_scores_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("models");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("conversion.json"), train_bank_model(dir.path())).unwrap();
+    let model = files.join("scoring.toml");
+    std::fs::write(&model, PREDICTIVE_MODEL.replace("\"conversion\"", "\"conversion.json\"")).unwrap();
+    let data = dir.path().join("data");
+    let ingest = create_key(&data, "acme", "ingest");
+    let read = create_key(&data, "acme", "read");
+    let model_arg = model.to_str().unwrap();
+    let mut server = Server::start(&data, &["--model", model_arg, "--workspace", "acme"]);
+    let traits = json!({"age": 35, "job": "management", "balance": 1500, "poutcome": "success"});
+    let answer =
+        server.post_json("/v1/identify", &ingest, &json!({"userId": "b1", "messageId": "i1", "traits": traits}));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.json()["lead"]["scores"]["conversion"]["value"].as_f64().is_some(), "{}", answer.body);
+    let listed = server.get("/api/predictive-models", &read).json();
+    assert_eq!(listed["predictive_models"][0]["name"], "conversion.json", "{listed}");
+    // The same files again: no new version of either.
+    server.kill();
+    let server = Server::start(&data, &["--model", model_arg, "--workspace", "acme"]);
+    assert_eq!(server.get("/api/models", &read).json()["models"].as_array().unwrap().len(), 1);
+    let listed = server.get("/api/predictive-models", &read).json();
+    assert_eq!(listed["predictive_models"][0]["versions"].as_array().unwrap().len(), 1, "{listed}");
+}

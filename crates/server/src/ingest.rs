@@ -348,16 +348,8 @@ pub fn ingest(
             ingested.items.push(Outcome::Duplicate);
             continue;
         }
-        let index = match touched.iter().position(|t| t.id == lead.id) {
-            Some(index) => index,
-            None => {
-                let row = lead.clone();
-                touched.push(Touched { id: lead.id, events: Vec::new(), last_event_at: None, row });
-                touched.len() - 1
-            }
-        };
-        let entry = &mut touched[index];
-        entry.last_event_at = entry.last_event_at.max(carried);
+        let mut last_event_at = carried;
+        let mut new_event = None;
         lead.updated_at = received_at;
         match &message.kind {
             Kind::Identify => {
@@ -366,10 +358,7 @@ pub fn ingest(
                     lead.email = Some(email.clone());
                 }
             }
-            Kind::Track(name) => {
-                entry.last_event_at = entry.last_event_at.max(Some(message.at));
-                entry.events.push((name.clone(), message.at, message.properties.clone()));
-            }
+            Kind::Track(_) => last_event_at = last_event_at.max(Some(message.at)),
             Kind::Group { group_id } => {
                 lead.attributes.insert("company_id".to_string(), Value::String(group_id.clone()));
                 for (key, value) in &message.traits {
@@ -384,10 +373,20 @@ pub fn ingest(
             leads::save(connection, &lead)?;
         }
         ingested.items.push(Outcome::Accepted { lead_id: lead.id });
-        touched[index].row = lead;
+        if let Kind::Track(name) = message.kind {
+            new_event = Some((name, message.at, message.properties));
+        }
+        match touched.iter_mut().find(|t| t.id == lead.id) {
+            Some(entry) => {
+                entry.last_event_at = entry.last_event_at.max(last_event_at);
+                entry.events.extend(new_event);
+                entry.row = lead;
+            }
+            None => touched.push(Touched { id: lead.id, events: Vec::from_iter(new_event), last_event_at, row: lead }),
+        }
     }
     let model_version = leadscore_store::models::active(connection, workspace_id)?;
-    let model = model_version.as_ref().map(|v| models.get(v)).transpose()?;
+    let model = model_version.as_ref().map(|v| models.get(connection, v)).transpose()?;
     let hooks =
         if touched.is_empty() { Vec::new() } else { leadscore_store::webhooks::list(connection, workspace_id)? };
     for Touched { events: new_events, last_event_at, row: mut lead, .. } in touched {

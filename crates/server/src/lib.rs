@@ -6,7 +6,8 @@
 //! - [`routes`]: one module per resource (`segment`, `leads`, `models`, `health`, ...), each with
 //!   the OpenAPI description of its handlers; [`openapi`]: the document at `GET /openapi.json`.
 //! - [`ingest`]: messages to leads and events, and rescoring, in one writer transaction.
-//! - [`scoring`]: compiled models, a lead's field values and state, evaluation to rows.
+//! - [`scoring`]: compiled models (pinned to their predictive models), a lead's field values and
+//!   state, evaluation to rows; [`retrain`]: predictive models learned from the workspace's outcomes.
 //! - [`auth`]: API keys and scopes; [`error`]: the `{code, message}` error answer.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod notify;
 pub mod openapi;
 pub mod preview;
 pub mod rescore;
+pub mod retrain;
 pub mod routes;
 pub mod scoring;
 pub mod state;
@@ -45,6 +47,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::segment::routes())
         .merge(routes::leads::routes())
         .merge(routes::models::routes())
+        .merge(routes::predictive::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::native::routes())
         .merge(routes::import::routes())

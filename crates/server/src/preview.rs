@@ -51,8 +51,8 @@ pub fn compare(
     limit: u32,
     max_changes: u32,
 ) -> Result<Value, StoreError> {
-    let candidate_model = models.get(candidate)?;
-    let active_model = active.map(|a| models.get(a)).transpose()?;
+    let candidate_model = models.get(connection, candidate)?;
+    let active_model = active.map(|a| models.get(connection, a)).transpose()?;
     let ids: Vec<i64> = {
         let mut statement = connection
             .prepare("SELECT id FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL ORDER BY id LIMIT ?2")?;

@@ -151,7 +151,7 @@ fn rescore_batch(
     history: History,
 ) -> Result<(Option<i64>, u64, usize), StoreError> {
     let Some(version) = leadscore_store::models::active(connection, workspace_id)? else { return Ok((None, 0, 0)) };
-    let model = models.get(&version)?;
+    let model = models.get(connection, &version)?;
     let ids: Vec<i64> = {
         let mut statement = connection.prepare_cached(
             "SELECT id FROM leads WHERE workspace_id = ?1 AND id > ?2 AND merged_into IS NULL ORDER BY id LIMIT ?3",

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod leads;
 pub mod migrate;
 pub mod models;
+pub mod predictive;
 pub mod scores;
 pub mod stages;
 pub mod webhooks;

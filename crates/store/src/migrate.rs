@@ -14,6 +14,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "webhooks", include_str!("migrations/0002_webhooks.sql")),
     (3, "drop_stored_explanations", include_str!("migrations/0003_drop_stored_explanations.sql")),
+    (4, "predictive_models", include_str!("migrations/0004_predictive_models.sql")),
 ];
 
 /// Applies every migration the database has not had yet.

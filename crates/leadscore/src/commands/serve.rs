@@ -83,20 +83,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Makes the model file the workspace's active model, adding a version only if it changed.
+/// Makes the model file the workspace's active model, adding a version only if it changed. The
+/// trained models its predictive scores name are stored in the workspace under the name written
+/// in the model (a new predictive version only if the file changed), and the version is pinned
+/// to them.
 async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -> anyhow::Result<()> {
     let loaded = crate::model_file::load(path)?;
     let source = loaded.source.clone();
+    let predictive = loaded.predictive.clone();
     loaded.into_model()?;
     let workspace = workspace.to_string();
     let version = store
         .write(move |connection| {
             let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace)?;
+            let mut pins = std::collections::BTreeMap::new();
+            for (reference, (text, algorithm)) in &predictive {
+                let latest = leadscore_store::predictive::latest(connection, workspace.id, reference)?;
+                let id = match latest.filter(|l| l.body == *text) {
+                    Some(latest) => latest.id,
+                    None => {
+                        let origin = leadscore_store::predictive::Origin::Upload;
+                        leadscore_store::predictive::add(connection, workspace.id, reference, text, algorithm, origin)?
+                            .id
+                    }
+                };
+                pins.insert(reference.clone(), id);
+            }
             let active = leadscore_store::models::active(connection, workspace.id)?;
-            if let Some(active) = active.filter(|a| a.source == source) {
+            if let Some(active) = active.filter(|a| a.source == source && a.predictors == pins) {
                 return Ok(active.version);
             }
-            let version = leadscore_store::models::add(connection, workspace.id, &source)?;
+            let version = leadscore_store::models::add(connection, workspace.id, &source, &pins)?;
             leadscore_store::models::activate(connection, workspace.id, version.id)?;
             Ok(version.version)
         })

@@ -102,7 +102,7 @@ async fn one(
             let mut scores = BTreeMap::new();
             let version = leadscore_store::models::active(connection, owner.workspace_id)?;
             if let Some(version) = &version {
-                let model = models.get(version)?;
+                let model = models.get(connection, version)?;
                 let (lead_state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
                 scores.extend(scoring::explain(&model, &lead, &lead_state, now));
             }
@@ -206,7 +206,7 @@ async fn list(
             let score = match query.score {
                 Some(score) => score,
                 None => match leadscore_store::models::active(connection, owner.workspace_id)? {
-                    Some(version) => default_score(models.get(&version)?.as_ref()),
+                    Some(version) => default_score(models.get(connection, &version)?.as_ref()),
                     None => String::new(),
                 },
             };

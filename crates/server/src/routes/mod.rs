@@ -6,5 +6,6 @@ pub mod import;
 pub mod leads;
 pub mod models;
 pub mod native;
+pub mod predictive;
 pub mod segment;
 pub mod webhooks;

@@ -29,7 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollback))
 }
 
-fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diagnostic]) -> Vec<Value> {
+pub(crate) fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diagnostic]) -> Vec<Value> {
     diagnostics
         .iter()
         .map(|d| {
@@ -74,7 +74,13 @@ async fn upload(
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::bad_request("invalid_model", "the model must be UTF-8 text (TOML)"))?;
-    let warnings = match leadscore_core::compile(&source) {
+    // Predictive references resolve to the latest version of each named predictive model; the
+    // version is stored pinned to them, so it scores the same until a new version is made.
+    let models = state.models.clone();
+    let checked = source.clone();
+    let new_version =
+        state.store.read(move |connection| models.compile_new(connection, owner.workspace_id, &checked)).await?;
+    let warnings = match new_version.compiled {
         Ok(compiled) => diagnostics_json(&source, &compiled.warnings),
         Err(error) => {
             let body = json!({
@@ -88,11 +94,12 @@ async fn upload(
             return Ok((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
         }
     };
+    let predictors = new_version.predictors;
     let (version, active) = state
         .store
         .write(move |connection| {
             let first = leadscore_store::models::active(connection, owner.workspace_id)?.is_none();
-            let version = leadscore_store::models::add(connection, owner.workspace_id, &source)?;
+            let version = leadscore_store::models::add(connection, owner.workspace_id, &source, &predictors)?;
             if first {
                 leadscore_store::models::activate(connection, owner.workspace_id, version.id)?;
             }
@@ -215,18 +222,14 @@ async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     .await
 }
 
+/// Activates the version `choose` picks (in the writer's transaction) and starts rescoring every
+/// lead in the background.
 async fn activate_version(
     state: &AppState,
     workspace_id: i64,
     choose: impl FnOnce(&leadscore_store::rusqlite::Connection, i64) -> Result<i64, StoreError> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    if state.rescoring.get(workspace_id).is_some_and(|p| p.finished_at.is_none()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "rescoring",
-            "a rescoring is still running; wait for it to finish",
-        ));
-    }
+    refuse_while_rescoring(state, workspace_id)?;
     let version = state
         .store
         .write(move |connection| {
@@ -236,10 +239,27 @@ async fn activate_version(
                 .ok_or_else(|| StoreError::NotFound(format!("no model {id}")))
         })
         .await?;
-    let cause = format!("model v{}", version.version);
-    rescore::start(state, workspace_id, version.version, cause, History::EveryChange);
+    rescore_after_activation(state, workspace_id, version.version);
     let body = json!({ "version": version.version, "active": true, "rescoring": state.rescoring.get(workspace_id) });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+/// A workspace's active version changes only once the rescoring after the previous change is done.
+pub(crate) fn refuse_while_rescoring(state: &AppState, workspace_id: i64) -> Result<(), ApiError> {
+    if state.rescoring.get(workspace_id).is_some_and(|p| p.finished_at.is_none()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "rescoring",
+            "a rescoring is still running; wait for it to finish",
+        ));
+    }
+    Ok(())
+}
+
+/// Rescores every lead of the workspace in the background after `version` was activated.
+pub(crate) fn rescore_after_activation(state: &AppState, workspace_id: i64, version: i64) {
+    let cause = format!("model v{version}");
+    rescore::start(state, workspace_id, version, cause, History::EveryChange);
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]

@@ -1,0 +1,221 @@
+//! Retraining a predictive model on the workspace's own outcomes: leads whose stage reached
+//! `customer` (converted) or `lost` (did not), learned from their attributes.
+//!
+//! The same fits as `leadscore train` (a logistic regression with C = 1, or boosted trees with
+//! the default parameters), measured on a stratified 20% held out, then fitted again on every
+//! labelled lead: the saved model uses all the outcomes there are, and the AUC says how well the
+//! method does on leads it did not see. Pure computation, so the caller runs it off the async
+//! runtime.
+
+use std::collections::BTreeSet;
+
+use leadscore_predict::dataset::{Encoder, Table};
+use leadscore_predict::gbdt::{Booster, Params};
+use leadscore_predict::logistic::LogisticRegression;
+use leadscore_predict::predictive::{self, Fitted, PredictiveModel, SavedModel};
+use leadscore_predict::{metrics, random};
+use leadscore_store::predictive::Outcome;
+use serde_json::{Value, json};
+
+/// Leads of each outcome a retrain needs at least.
+pub const MIN_PER_OUTCOME: usize = 20;
+/// The share of the labelled leads held out to measure the AUC.
+const HOLDOUT: f64 = 0.2;
+/// Attributes that identify a lead rather than describe it: never learned from by default.
+const IDENTITIES: &[&str] = &["email"];
+/// The outcome column of the table built from the leads (never an attribute: it starts with a space).
+const OUTCOME: &str = " outcome";
+
+/// The algorithm to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Logistic,
+    Gbdt,
+}
+
+/// Why a model could not be trained: the caller's data or choices, never a fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RetrainError {
+    #[error(
+        "retraining needs at least {MIN_PER_OUTCOME} leads in stage `customer` and {MIN_PER_OUTCOME} in stage `lost`; \
+         the workspace has {customers} and {lost}"
+    )]
+    NotEnoughOutcomes { customers: usize, lost: usize },
+    #[error("no field to learn from: none of {0} is set on a lead in stage `customer` or `lost`")]
+    NoFields(String),
+    #[error("training failed: {0}")]
+    Failed(String),
+}
+
+/// A trained model, ready to store.
+pub struct Trained {
+    /// The file, as `leadscore train` writes it.
+    pub body: String,
+    pub model: PredictiveModel,
+    pub algorithm: &'static str,
+    /// The fields it reads (those of the request that some labelled lead has).
+    pub fields: Vec<String>,
+    pub customers: usize,
+    pub lost: usize,
+    /// The AUC on the held-out leads (`None` if it cannot be computed).
+    pub holdout_auc: Option<f64>,
+}
+
+/// Counts the outcomes and refuses too few of either.
+pub fn check_counts(outcomes: &[Outcome]) -> Result<(usize, usize), RetrainError> {
+    let customers = outcomes.iter().filter(|o| o.converted).count();
+    let lost = outcomes.len() - customers;
+    if customers < MIN_PER_OUTCOME || lost < MIN_PER_OUTCOME {
+        return Err(RetrainError::NotEnoughOutcomes { customers, lost });
+    }
+    Ok((customers, lost))
+}
+
+/// Every attribute key set on a labelled lead, but identities, sorted.
+pub fn attribute_keys(outcomes: &[Outcome]) -> Vec<String> {
+    let keys: BTreeSet<&String> = outcomes
+        .iter()
+        .flat_map(|o| o.attributes.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k))
+        .filter(|k| !IDENTITIES.contains(&k.as_str()))
+        .collect();
+    keys.into_iter().cloned().collect()
+}
+
+/// Trains `algorithm` on the outcomes' `fields`; `name` names the model in messages.
+pub fn train(
+    outcomes: &[Outcome],
+    fields: &[String],
+    algorithm: Algorithm,
+    seed: u64,
+    name: &str,
+) -> Result<Trained, RetrainError> {
+    let (customers, lost) = check_counts(outcomes)?;
+    let asked = fields.join("`, `");
+    // A field no labelled lead has would be a column of nothing: leave it out.
+    let fields: Vec<String> = fields
+        .iter()
+        .filter(|f| outcomes.iter().any(|o| o.attributes.get(f.as_str()).is_some_and(|v| !v.is_null())))
+        .cloned()
+        .collect();
+    if fields.is_empty() {
+        return Err(RetrainError::NoFields(format!("`{asked}`")));
+    }
+    let failed = |e: &dyn std::fmt::Display| RetrainError::Failed(e.to_string());
+    let table = table(outcomes, &fields).map_err(|e| failed(&e))?;
+    let labels: Vec<bool> = outcomes.iter().map(|o| o.converted).collect();
+    let features: Vec<&str> = fields.iter().map(String::as_str).collect();
+
+    let (train_rows, test_rows) = random::stratified_split(&labels, HOLDOUT, seed);
+    let held_out = fit(algorithm, &table, &features, &train_rows, &labels)?;
+    let predicted = held_out.predict_table(&table, &test_rows).map_err(|e| failed(&e))?;
+    let test_labels: Vec<bool> = test_rows.iter().map(|&i| labels[i]).collect();
+    let holdout_auc = metrics::roc_auc(&predicted, &test_labels);
+
+    let all: Vec<usize> = (0..labels.len()).collect();
+    let fitted = fit(algorithm, &table, &features, &all, &labels)?;
+    let evaluation = json!({
+        "algorithm": fitted.name(),
+        "origin": "retrain",
+        "auc": holdout_auc,
+        "log_loss": metrics::log_loss(&predicted, &test_labels),
+        "brier": metrics::brier(&predicted, &test_labels),
+        "train_rows": train_rows.len(),
+        "test_rows": test_rows.len(),
+        "test_positive_rate": test_labels.iter().filter(|l| **l).count() as f64 / test_labels.len().max(1) as f64,
+        "refit_rows": all.len(),
+        "leads": { "customers": customers, "lost": lost },
+    });
+    let saved = SavedModel {
+        kind: predictive::KIND.to_string(),
+        version: predictive::VERSION,
+        target: "stage".to_string(),
+        positive: Some("customer".to_string()),
+        features: fields.clone(),
+        seed,
+        fitted,
+        evaluation,
+    };
+    let body = serde_json::to_string(&saved).map_err(|e| failed(&e))?;
+    let algorithm = saved.fitted.name();
+    let model = PredictiveModel::new(saved, name).map_err(|e| failed(&e))?;
+    Ok(Trained { body, model, algorithm, fields, customers, lost, holdout_auc })
+}
+
+/// The table of the labelled leads: one row per lead, one column per field, and the outcome. Goes
+/// through JSON Lines so that attribute values read exactly as in a `.jsonl` training file.
+fn table(outcomes: &[Outcome], fields: &[String]) -> Result<Table, leadscore_predict::dataset::DatasetError> {
+    let mut lines = Vec::new();
+    for outcome in outcomes {
+        // Every line has every column (null when missing), so the column order is the same.
+        let mut row = serde_json::Map::new();
+        for field in fields {
+            row.insert(field.clone(), outcome.attributes.get(field).cloned().unwrap_or(Value::Null));
+        }
+        row.insert(OUTCOME.to_string(), Value::Bool(outcome.converted));
+        lines.extend_from_slice(Value::Object(row).to_string().as_bytes());
+        lines.push(b'\n');
+    }
+    Table::from_json_lines_reader(lines.as_slice(), "the workspace's leads")
+}
+
+fn fit(
+    algorithm: Algorithm,
+    table: &Table,
+    features: &[&str],
+    rows: &[usize],
+    labels: &[bool],
+) -> Result<Fitted, RetrainError> {
+    let failed = |e: &dyn std::fmt::Display| RetrainError::Failed(e.to_string());
+    let row_labels: Vec<bool> = rows.iter().map(|&i| labels[i]).collect();
+    Ok(match algorithm {
+        Algorithm::Logistic => {
+            let encoder = Encoder::fit(table, features, rows).map_err(|e| failed(&e))?;
+            let encoded = encoder.transform(table, rows).map_err(|e| failed(&e))?;
+            let model = LogisticRegression::fit(&encoded, &row_labels, 1.0, 100).map_err(|e| failed(&e))?;
+            Fitted::Logistic { encoder, model }
+        }
+        Algorithm::Gbdt => Fitted::Gbdt {
+            booster: Booster::fit(table, features, rows, &row_labels, &Params::default()).map_err(|e| failed(&e))?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(converted: bool, i: usize) -> Outcome {
+        let mut attributes = serde_json::Map::new();
+        // Customers are older and mostly managers; a few exceptions keep the classes overlapping.
+        let age = if converted { 50 + i % 10 } else { 25 + i % 10 } + if i.is_multiple_of(7) { 20 } else { 0 };
+        attributes.insert("age".into(), json!(age));
+        attributes.insert("job".into(), json!(if converted != i.is_multiple_of(5) { "manager" } else { "student" }));
+        attributes.insert("email".into(), json!(format!("p{i}@example.com")));
+        Outcome { converted, attributes }
+    }
+
+    #[test]
+    fn learns_from_outcomes_and_measures_on_held_out_leads() {
+        let outcomes: Vec<Outcome> = (0..60).map(|i| outcome(i % 2 == 0, i)).collect();
+        let keys = attribute_keys(&outcomes);
+        assert_eq!(keys, ["age", "job"], "identities are not learned from");
+        for algorithm in [Algorithm::Logistic, Algorithm::Gbdt] {
+            let trained = train(&outcomes, &keys, algorithm, 7, "conversion").unwrap();
+            assert_eq!((trained.customers, trained.lost), (30, 30));
+            assert!(trained.holdout_auc.is_some_and(|auc| auc > 0.5), "{:?}", trained.holdout_auc);
+            let saved = SavedModel::from_json(trained.body.as_bytes(), "conversion").unwrap();
+            assert_eq!(saved.features, ["age", "job"]);
+        }
+    }
+
+    #[test]
+    fn too_few_outcomes_and_absent_fields_are_refused() {
+        let few: Vec<Outcome> = (0..30).map(|i| outcome(i < 25, i)).collect();
+        let error = train(&few, &["age".to_string()], Algorithm::Logistic, 7, "c").err().unwrap();
+        assert!(matches!(error, RetrainError::NotEnoughOutcomes { customers: 25, lost: 5 }), "{error}");
+        let outcomes: Vec<Outcome> = (0..60).map(|i| outcome(i % 2 == 0, i)).collect();
+        let error = train(&outcomes, &["nothing".to_string()], Algorithm::Logistic, 7, "c").err().unwrap();
+        assert!(matches!(error, RetrainError::NoFields(_)), "{error}");
+    }
+}

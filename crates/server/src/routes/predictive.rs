@@ -1,0 +1,319 @@
+//! Predictive models of a workspace: upload a file written by `leadscore train`, list the
+//! versions, and retrain on the workspace's own outcomes (leads whose stage reached `customer` or
+//! `lost`). Scoring models name them in `predictive = "NAME"`; each model version is pinned to
+//! the predictive versions it was compiled with.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use leadscore_core::{Predictor, Timestamp};
+use leadscore_predict::predictive::{PredictiveModel, SavedModel};
+use leadscore_store::StoreError;
+use leadscore_store::keys::Scope;
+use leadscore_store::models::ModelVersion;
+use leadscore_store::predictive::{self, Origin, PredictiveVersion};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use crate::auth;
+use crate::error::{ApiError, ApiJson, ApiPath, RawBody};
+use crate::openapi::ErrorBody;
+use crate::retrain::{self, Algorithm, RetrainError};
+use crate::routes::models::{refuse_while_rescoring, rescore_after_activation};
+use crate::scoring::valid_name;
+use crate::state::AppState;
+
+/// The largest predictive model file accepted (boosted trees on many fields can be megabytes).
+pub const PREDICTIVE_LIMIT: usize = 16 * 1024 * 1024;
+/// The seed of a retrain's holdout split when the request gives none, as `leadscore train`.
+const DEFAULT_SEED: u64 = 7;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(upload).layer(DefaultBodyLimit::max(PREDICTIVE_LIMIT)))
+        .routes(routes!(retrain))
+}
+
+/// The name in the path, checked.
+fn name_from_path(name: String) -> Result<String, ApiError> {
+    if valid_name(&name) {
+        Ok(name)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_path",
+            "a predictive model's name is 1 to 100 letters, digits, `_`, `-` or `.`",
+        ))
+    }
+}
+
+fn invalid_model(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_predictive_model", message)
+}
+
+/// Stores a new version of a predictive model.
+///
+/// The body is a model file written by `leadscore train` (JSON, at most 16 MB). Scoring model
+/// versions uploaded from now on use this version; those already stored keep theirs.
+#[utoipa::path(
+    put,
+    path = "/api/predictive-models/{name}",
+    tag = "predictive models",
+    operation_id = "upload_predictive_model",
+    params(("name" = String, Path, description = "The name scoring models use in `predictive = \"NAME\"`: letters, digits, `_`, `-`, `.`")),
+    request_body(content = Object, content_type = "application/json", description = "A model file written by `leadscore train`; any `Content-Type` is accepted"),
+    responses(
+        (status = 201, description = "`{name, version, algorithm, fields}`: the version stored and the lead fields it reads", body = Object),
+        (status = 400, description = "`invalid_predictive_model`: the body is not a valid model file (the message says why); `invalid_path`: a bad name", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 413, description = "The file is over 16 MB (`too_large`)", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(name): ApiPath<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let name = name_from_path(name)?;
+    // Parsing and checking a large file is CPU work: off the async runtime.
+    let label = name.clone();
+    let (text, model) = tokio::task::spawn_blocking(move || -> Result<(String, PredictiveModel), ApiError> {
+        let text = String::from_utf8(body.to_vec())
+            .map_err(|_| invalid_model("the body must be the JSON file `leadscore train` writes (UTF-8)"))?;
+        let saved = SavedModel::from_json(text.as_bytes(), &label).map_err(|e| invalid_model(e.to_string()))?;
+        let model = PredictiveModel::new(saved, &label).map_err(|e| invalid_model(e.to_string()))?;
+        Ok((text, model))
+    })
+    .await
+    .map_err(|_| ApiError::internal())??;
+    let algorithm = model.saved().fitted.name();
+    let fields = model.fields().to_vec();
+    let stored_name = name.clone();
+    let stored = state
+        .store
+        .write(move |connection| {
+            predictive::add(connection, owner.workspace_id, &stored_name, &text, algorithm, Origin::Upload)
+        })
+        .await?;
+    state.models.remember(owner.workspace_id, stored.id, model);
+    let body = json!({ "name": name, "version": stored.version, "algorithm": algorithm, "fields": fields });
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// The workspace's predictive models and their versions.
+#[utoipa::path(
+    get,
+    path = "/api/predictive-models",
+    tag = "predictive models",
+    operation_id = "list_predictive_models",
+    responses(
+        (status = 200, description = "`{predictive_models: [{name, versions: [{version, algorithm, origin, created_at, fields, auc}]}]}`; `origin` is `upload` or `retrain`, `auc` the held-out AUC the file records (or `null`)", body = Object),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<Value>, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
+    let summaries = state.store.read(move |connection| predictive::list(connection, owner.workspace_id)).await?;
+    let mut by_name: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for summary in summaries {
+        by_name.entry(summary.name).or_default().push(json!({
+            "version": summary.version,
+            "algorithm": summary.algorithm,
+            "origin": summary.origin.as_str(),
+            "created_at": Timestamp(summary.created_at).to_string(),
+            "fields": summary.fields,
+            "auc": summary.auc,
+        }));
+    }
+    let models: Vec<Value> =
+        by_name.into_iter().map(|(name, versions)| json!({ "name": name, "versions": versions })).collect();
+    Ok(ApiJson(json!({ "predictive_models": models })))
+}
+
+/// What to retrain; every field is optional, and so is the body.
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RetrainPredictiveModel)]
+struct RetrainRequest {
+    /// `logistic` (the default) or `gbdt`.
+    algorithm: Option<Algorithm>,
+    /// The lead attributes to learn from; default: those of the latest version of the model, or
+    /// else every attribute of the labelled leads but `email`.
+    fields: Option<Vec<String>>,
+    /// Whether to make and activate a new version of the active scoring model, pinned to the new
+    /// predictive version, when it uses this predictive model (default `true`).
+    activate: Option<bool>,
+    /// The seed of the holdout split (default 7): the same seed and leads give the same model.
+    seed: Option<u64>,
+}
+
+/// Retrains a predictive model on the workspace's outcomes.
+///
+/// Learns from the leads whose stage is `customer` (converted) or `lost` (not), at least 20 of
+/// each: measures the AUC on a stratified 20% held out, then fits on all of them, and stores the
+/// result as a new version. With `activate` (the default), when the active scoring model uses
+/// this predictive model, a new scoring model version pinned to it is stored and activated, and
+/// every lead is rescored in the background.
+#[utoipa::path(
+    post,
+    path = "/api/predictive-models/{name}/retrain",
+    tag = "predictive models",
+    operation_id = "retrain_predictive_model",
+    params(("name" = String, Path, description = "The predictive model's name: letters, digits, `_`, `-`, `.`")),
+    request_body(content = RetrainRequest, content_type = "application/json", description = "Optional"),
+    responses(
+        (status = 201, description = "`{name, version, algorithm, fields, customers, lost, holdout_auc, model_version}`: the new predictive version, the outcomes it learned from, and the scoring model version activated (or `null`)", body = Object),
+        (status = 400, description = "`invalid_field`, `invalid_json` or `invalid_path`", body = ErrorBody),
+        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+        (status = 409, description = "`not_enough_outcomes`: fewer than 20 customers or 20 lost leads; `no_fields`: no field to learn from; `training_failed`; `rescoring`: a rescoring is still running", body = ErrorBody),
+        (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
+        (status = 415, description = "`content_type`: a body not sent as `application/json`", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn retrain(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(name): ApiPath<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let name = name_from_path(name)?;
+    let request = retrain_request(&headers, &body)?;
+    let algorithm = request.algorithm.unwrap_or(Algorithm::Logistic);
+    let activate = request.activate.unwrap_or(true);
+    let seed = request.seed.unwrap_or(DEFAULT_SEED);
+    let workspace_id = owner.workspace_id;
+
+    let read_name = name.clone();
+    let (outcomes, latest_fields, in_active) = state
+        .store
+        .read(move |connection| {
+            let outcomes = predictive::outcomes(connection, workspace_id)?;
+            let latest_fields = predictive::latest(connection, workspace_id, &read_name)?.map(|v| fields_of(&v));
+            let in_active = leadscore_store::models::active(connection, workspace_id)?
+                .is_some_and(|m| m.predictors.contains_key(&read_name));
+            Ok((outcomes, latest_fields, in_active))
+        })
+        .await?;
+    retrain::check_counts(&outcomes).map_err(refused)?;
+    // Refuse before the work rather than after it, when the result could not be activated.
+    if activate && in_active {
+        refuse_while_rescoring(&state, workspace_id)?;
+    }
+    let fields = match request.fields {
+        Some(fields) => fields,
+        None => latest_fields.filter(|f| !f.is_empty()).unwrap_or_else(|| retrain::attribute_keys(&outcomes)),
+    };
+    if fields.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_fields",
+            "no field to learn from: the labelled leads have no attributes (send `fields`)",
+        ));
+    }
+    let label = name.clone();
+    let trained = tokio::task::spawn_blocking(move || retrain::train(&outcomes, &fields, algorithm, seed, &label))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(refused)?;
+
+    let models = state.models.clone();
+    let stored_name = name.clone();
+    let (body, model, algorithm) = (trained.body, trained.model, trained.algorithm);
+    let (stored, activated): (PredictiveVersion, Option<ModelVersion>) = state
+        .store
+        .write(move |connection| {
+            let stored = predictive::add(connection, workspace_id, &stored_name, &body, algorithm, Origin::Retrain)?;
+            models.remember(workspace_id, stored.id, model);
+            let active = leadscore_store::models::active(connection, workspace_id)?;
+            let Some(active) = active.filter(|m| activate && m.predictors.contains_key(&stored_name)) else {
+                return Ok((stored, None));
+            };
+            // The same text, pinned to the new version for this name and to the same versions
+            // for any other predictive model it uses.
+            let mut pins = active.predictors.clone();
+            pins.insert(stored_name.clone(), stored.id);
+            let version = leadscore_store::models::add(connection, workspace_id, &active.source, &pins)?;
+            models.get(connection, &version).map_err(|e| match e {
+                StoreError::Corrupt(message) => StoreError::Conflict(format!(
+                    "the active model does not compile with the retrained model: {message}"
+                )),
+                other => other,
+            })?;
+            leadscore_store::models::activate(connection, workspace_id, version.id)?;
+            Ok((stored, Some(version)))
+        })
+        .await?;
+    if let Some(version) = &activated {
+        rescore_after_activation(&state, workspace_id, version.version);
+    }
+    let answer = json!({
+        "name": name,
+        "version": stored.version,
+        "algorithm": algorithm,
+        "fields": trained.fields,
+        "customers": trained.customers,
+        "lost": trained.lost,
+        "holdout_auc": trained.holdout_auc,
+        "model_version": activated.map(|v| v.version),
+    });
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+}
+
+/// The request of a retrain: none for an empty body, else JSON sent as such.
+fn retrain_request(headers: &HeaderMap, body: &[u8]) -> Result<RetrainRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RetrainRequest::default());
+    }
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            "send the body with Content-Type: application/json",
+        ));
+    }
+    let request: RetrainRequest = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::bad_request("invalid_field", e.to_string()),
+        _ => ApiError::bad_request("invalid_json", e.to_string()),
+    })?;
+    if let Some(fields) = &request.fields
+        && (fields.is_empty() || fields.iter().any(|f| f.trim().is_empty()))
+    {
+        return Err(ApiError::bad_request("invalid_field", "`fields` must list at least one non-empty field"));
+    }
+    Ok(request)
+}
+
+/// The fields a stored version reads (none if its file cannot say).
+fn fields_of(version: &PredictiveVersion) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Features {
+        features: Vec<String>,
+    }
+    serde_json::from_str::<Features>(&version.body).map(|f| f.features).unwrap_or_default()
+}
+
+fn refused(error: RetrainError) -> ApiError {
+    let code = match error {
+        RetrainError::NotEnoughOutcomes { .. } => "not_enough_outcomes",
+        RetrainError::NoFields(_) => "no_fields",
+        RetrainError::Failed(_) => "training_failed",
+    };
+    ApiError::new(StatusCode::CONFLICT, code, error.to_string())
+}
