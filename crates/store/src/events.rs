@@ -59,7 +59,7 @@ pub fn insert(
             event.event_type,
             event.at,
             event.received_at,
-            serde_json::Value::Object(event.properties.clone()).to_string()
+            serde_json::to_string(event.properties).map_err(|e| StoreError::Corrupt(e.to_string()))?
         ])?;
     Ok(if changed == 1 { Inserted::New } else { Inserted::Duplicate })
 }

@@ -73,10 +73,9 @@ pub fn create(
     user_id: Option<&str>,
     now: i64,
 ) -> Result<LeadRow, StoreError> {
-    connection.execute(
-        "INSERT INTO leads (workspace_id, user_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-        params![workspace_id, user_id, now],
-    )?;
+    connection
+        .prepare_cached("INSERT INTO leads (workspace_id, user_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)")?
+        .execute(params![workspace_id, user_id, now])?;
     let id = connection.last_insert_rowid();
     by_id(connection, workspace_id, id)?.ok_or_else(|| StoreError::Corrupt("a created lead vanished".into()))
 }
@@ -121,7 +120,7 @@ pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
         )?
         .execute(params![
             lead.email,
-            Value::Object(lead.attributes.clone()).to_string(),
+            serde_json::to_string(&lead.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             lead.updated_at,
             lead.last_event_at,
             lead.stage,

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "webhooks", include_str!("migrations/0002_webhooks.sql")),
     (3, "drop_stored_explanations", include_str!("migrations/0003_drop_stored_explanations.sql")),
     (4, "predictive_models", include_str!("migrations/0004_predictive_models.sql")),
+    (5, "lead_scores_by_lead", include_str!("migrations/0005_lead_scores_by_lead.sql")),
 ];
 
 /// Applies every migration the database has not had yet.

@@ -58,14 +58,30 @@ pub fn save(
             }
             History::TierChanges => tier_changed,
         };
-        connection
-            .prepare_cached(
-                "INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (lead_id, score) DO UPDATE SET value = excluded.value, tier = excluded.tier,
-                 model_id = excluded.model_id, evaluated_at = excluded.evaluated_at",
-            )?
-            .execute(params![lead_id, row.score, row.value, row.tier, row.model_id, row.evaluated_at])?;
+        // An unchanged score is not written again: decay moves most values between two events,
+        // but fit scores and scores at a cap stay put, and each write costs index and WAL pages.
+        let unchanged = !changed && before.is_some_and(|b| b.model_id == row.model_id);
+        // A row known to exist is updated, a new one inserted: cheaper than an upsert, which tries
+        // the insert first.
+        match before {
+            Some(_) if unchanged => {}
+            Some(_) => {
+                connection
+                    .prepare_cached(
+                        "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6
+                         WHERE lead_id = ?1 AND score = ?2",
+                    )?
+                    .execute(params![lead_id, row.score, row.value, row.tier, row.model_id, row.evaluated_at])?;
+            }
+            None => {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![lead_id, row.score, row.value, row.tier, row.model_id, row.evaluated_at])?;
+            }
+        }
         if recorded {
             connection
                 .prepare_cached(
@@ -97,9 +113,8 @@ pub fn save(
 }
 
 pub fn current(connection: &Connection, lead_id: i64) -> Result<Vec<ScoreRow>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT score, value, tier, model_id, evaluated_at FROM lead_scores WHERE lead_id = ?1 ORDER BY rowid",
-    )?;
+    let mut statement = connection
+        .prepare_cached("SELECT score, value, tier, model_id, evaluated_at FROM lead_scores WHERE lead_id = ?1")?;
     let rows = statement.query_map([lead_id], |row| {
         Ok(ScoreRow {
             score: row.get(0)?,
@@ -138,4 +153,37 @@ pub fn history(connection: &Connection, lead_id: i64, limit: u32) -> Result<Vec<
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, leads, workspaces};
+
+    fn row(value: f64, tier: &str, at: i64) -> ScoreRow {
+        ScoreRow { score: "fit".to_string(), value, tier: Some(tier.to_string()), model_id: 1, evaluated_at: at }
+    }
+
+    #[test]
+    fn an_unchanged_score_is_neither_a_change_nor_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (first, again, moved, history) = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w")?;
+                let lead = leads::create(c, workspace.id, Some("u"), 0)?;
+                let first = save(c, lead.id, &[row(10.0, "cold", 1)], "event", History::EveryChange)?;
+                let again = save(c, lead.id, &[row(10.0, "cold", 2)], "event", History::EveryChange)?;
+                let moved = save(c, lead.id, &[row(60.0, "hot", 3)], "event", History::EveryChange)?;
+                Ok((first, again, moved, history(c, lead.id, 10)?))
+            })
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(again.is_empty());
+        assert_eq!(moved[0].previous_tier.as_deref(), Some("cold"));
+        assert_eq!(moved[0].previous_value, Some(10.0));
+        // The first value and the tier change; not the repeat.
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].tier.as_deref(), Some("hot"));
+    }
 }

@@ -16,14 +16,16 @@ pub struct StageChange {
 
 /// Sets a lead's stage and records the change.
 pub fn set(connection: &Connection, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
-    connection.execute(
-        "UPDATE leads SET stage = ?1, updated_at = ?2 WHERE id = ?3",
-        params![change.stage, change.at, lead_id],
-    )?;
-    connection.execute(
-        "INSERT INTO stage_history (lead_id, stage, previous, at, actor, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![lead_id, change.stage, change.previous, change.at, change.actor, change.reason],
-    )?;
+    connection.prepare_cached("UPDATE leads SET stage = ?1, updated_at = ?2 WHERE id = ?3")?.execute(params![
+        change.stage,
+        change.at,
+        lead_id
+    ])?;
+    connection
+        .prepare_cached(
+            "INSERT INTO stage_history (lead_id, stage, previous, at, actor, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![lead_id, change.stage, change.previous, change.at, change.actor, change.reason])?;
     Ok(())
 }
 

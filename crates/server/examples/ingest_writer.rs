@@ -1,0 +1,90 @@
+//! Drives ingestion in-process, without HTTP: the writer thread's work alone, for profiling it
+//! (`valgrind --tool=callgrind`, `perf record`) with a workload that does not depend on a load
+//! generator sharing the machine.
+//!
+//!     cargo build --release -p leadscore-server --example ingest_writer
+//!     target/release/examples/ingest_writer [REQUESTS] [BATCH] [USERS]
+//!
+//! REQUESTS requests (default 200) of BATCH track messages (default 500) from USERS distinct
+//! users (default 5000), with the reference model of bench/ active, as bench/service/run.sh sends
+//! them over HTTP. Prints events/s of the whole run (one writer, requests one after another: the
+//! writer's own rate, without group commit across requests).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use leadscore_server::ingest::{self, Kind, Message};
+use leadscore_server::scoring::Models;
+use leadscore_store::{Store, models, workspaces};
+use serde_json::{Map, Value};
+
+const EVENTS: &[&str] = &[
+    "page_view",
+    "page_view",
+    "page_view",
+    "page_view",
+    "email_open",
+    "email_click",
+    "content_download",
+    "pricing_page_view",
+    "webinar_attended",
+    "form_submit",
+    "careers_page_view",
+    "support_ticket",
+    "demo_request",
+];
+
+/// A fixed-seed generator, so that every run sends the same messages.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let arg = |i: usize, default: u64| std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let (requests, batch, users) = (arg(1, 200), arg(2, 500), arg(3, 5000));
+    let dir = std::env::temp_dir().join(format!("leadscore-ingest-writer-{}", std::process::id()));
+    let store = Store::open(&dir)?;
+    let source = include_str!("../../../examples/reference.toml");
+    let workspace = store.write_blocking(move |c| {
+        let workspace = workspaces::find_or_create(c, "bench")?;
+        let version = models::add(c, workspace.id, source, &BTreeMap::new())?;
+        models::activate(c, workspace.id, version.id)?;
+        Ok(workspace.id)
+    })?;
+    let compiled = Arc::new(Models::default());
+    let now = leadscore_store::now_ms();
+    let mut random = Lcg(7);
+    let start = Instant::now();
+    for r in 0..requests {
+        let messages: Vec<Result<Message, String>> = (0..batch)
+            .map(|i| {
+                let mut properties = Map::new();
+                properties.insert("path".to_string(), Value::String(format!("/docs/{}", random.below(50))));
+                properties.insert("plan".to_string(), Value::String("pro".to_string()));
+                Ok(Message {
+                    kind: Kind::Track(EVENTS[random.below(EVENTS.len() as u64) as usize].to_string()),
+                    user_id: Some(format!("user-{}", random.below(users))),
+                    anonymous_id: None,
+                    message_id: format!("m-{r}-{i}"),
+                    at: now - 60_000,
+                    traits: Map::new(),
+                    properties,
+                })
+            })
+            .collect();
+        let compiled = compiled.clone();
+        store.write_blocking(move |c| ingest::ingest(c, &compiled, workspace, messages, now))?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let events = requests * batch;
+    println!("{events} events in {seconds:.2} s: {:.0} events/s", events as f64 / seconds);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
