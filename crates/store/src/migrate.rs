@@ -20,6 +20,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
 
 /// Applies every migration the database has not had yet.
 pub fn apply(connection: &mut Connection) -> Result<(), StoreError> {
+    apply_through(connection, u32::MAX)
+}
+
+/// Applies the migrations up to version `last` that the database has not had yet.
+fn apply_through(connection: &mut Connection, last: u32) -> Result<(), StoreError> {
     connection.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL
@@ -33,7 +38,7 @@ pub fn apply(connection: &mut Connection) -> Result<(), StoreError> {
     if let Some((found, _)) = applied.iter().find(|(version, _)| *version > known) {
         return Err(StoreError::TooNew { found: *found, known });
     }
-    for &(version, name, sql) in MIGRATIONS {
+    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= last) {
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
         match applied.iter().find(|(v, _)| *v == version) {
             Some((_, stored)) if *stored == checksum => continue,
@@ -66,5 +71,46 @@ mod tests {
         assert!(matches!(apply(&mut connection), Err(StoreError::MigrationChanged { version: 1, .. })));
         connection.execute("UPDATE schema_migrations SET version = 999 WHERE version = 1", []).unwrap();
         assert!(matches!(apply(&mut connection), Err(StoreError::TooNew { found: 999, .. })));
+    }
+
+    #[test]
+    fn clustering_the_scores_by_lead_keeps_them() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 4).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0);
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, 1, 0, 0), (2, 1, 0, 0);
+                 INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at)
+                     VALUES (1, 'fit', 10.5, 'warm', 1, 5), (1, 'behaviour', 3, NULL, 1, 5), (2, 'fit', 0, 'cold', 1, 6);",
+            )
+            .unwrap();
+        apply(&mut connection).unwrap();
+        let rows: Vec<(i64, String, f64, Option<String>)> = connection
+            .prepare("SELECT lead_id, score, value, tier FROM lead_scores ORDER BY lead_id, score")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (1, "behaviour".to_string(), 3.0, None),
+                (1, "fit".to_string(), 10.5, Some("warm".to_string())),
+                (2, "fit".to_string(), 0.0, Some("cold".to_string())),
+            ]
+        );
+        let sql: String =
+            connection.query_row("SELECT sql FROM sqlite_schema WHERE name = 'lead_scores'", [], |r| r.get(0)).unwrap();
+        assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+        let indexes: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'lead_scores_rank'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 1);
     }
 }
