@@ -39,6 +39,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Cell texts (after trimming) that mean "missing".
@@ -104,15 +105,65 @@ pub struct Table {
     name: String,
     columns: Vec<String>,
     kinds: Vec<ColumnKind>,
-    rows: Vec<Vec<Option<String>>>,
+    /// The cells column by column: one allocation per column rather than one per cell, and a column's texts next
+    /// to each other, which is how training and evaluation read them.
+    cells: Vec<ColumnCells>,
     lines: Vec<u64>,
+}
+
+/// The cells of one column: their texts one after another in `text`, cell `r` ending at `ends[r]` and starting
+/// where cell `r − 1` ends. A missing cell is empty (a present cell never is: the empty text means missing).
+#[derive(Debug, Clone, Default)]
+struct ColumnCells {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl ColumnCells {
+    /// Appends a cell, `None` when missing.
+    fn push(&mut self, cell: Option<&str>) {
+        if let Some(text) = cell {
+            self.text.push_str(text);
+        }
+        self.ends.push(self.text.len());
+    }
+
+    fn get(&self, row: usize) -> Option<&str> {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        let text = &self.text[start..self.ends[row]];
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// The present cells.
+    fn present(&self) -> impl Iterator<Item = &str> + Clone {
+        (0..self.ends.len()).filter_map(|r| self.get(r))
+    }
+}
+
+/// `str::trim`, quicker for the usual cell that starts and ends with a visible ASCII character (then nothing is
+/// to be trimmed, and the general trim decodes characters from both ends to find that out).
+fn trim(cell: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|b| (b'!'..=b'~').contains(b));
+    if visible(cell.as_bytes().first()) && visible(cell.as_bytes().last()) { cell } else { cell.trim() }
 }
 
 fn is_missing(cell: &str) -> bool {
     MISSING_TOKENS.contains(&cell)
 }
 
-fn parse_number(cell: &str) -> Option<f64> {
+/// A finite number, as `str::parse::<f64>` reads it. Whole numbers of at most 15 digits, most cells of lead data,
+/// take a shorter way with the same result: such an integer is exactly an `f64`.
+pub(crate) fn parse_number(cell: &str) -> Option<f64> {
+    let (negative, digits) = match cell.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        rest => (false, rest),
+    };
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+        // Through a float, so that "-0" is −0.0 as the general parse makes it.
+        return Some(if negative { -(n as f64) } else { n as f64 });
+    }
     cell.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
@@ -130,7 +181,8 @@ impl Table {
     /// Reads a CSV with a header line. `name_for_errors` (usually the file path) starts every error message.
     pub fn from_csv_reader<R: Read>(reader: R, name_for_errors: &str) -> Result<Table, DatasetError> {
         let file = name_for_errors.to_string();
-        let mut csv = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(reader);
+        // Fields are trimmed below as they are stored: the reader's own trimming of fields rebuilds every record.
+        let mut csv = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::Headers).from_reader(reader);
         let header = csv.headers().map_err(|e| DatasetError::Header { file: file.clone(), message: e.to_string() })?;
         let columns: Vec<String> = header.iter().map(str::to_string).collect();
         if columns.is_empty() || columns.iter().all(String::is_empty) {
@@ -142,18 +194,18 @@ impl Table {
                 return Err(DatasetError::DuplicateColumn { file, column: i + 1, name: name.clone() });
             }
         }
-        let mut rows = Vec::new();
+        let mut cells = vec![ColumnCells::default(); columns.len()];
         let mut lines = Vec::new();
         let mut record = csv::StringRecord::new();
         loop {
             match csv.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {
-                    let line = record.position().map_or(0, |p| p.line());
-                    let row: Vec<Option<String>> =
-                        record.iter().map(|c| if is_missing(c) { None } else { Some(c.to_string()) }).collect();
-                    rows.push(row);
-                    lines.push(line);
+                    lines.push(record.position().map_or(0, |p| p.line()));
+                    for (column, cell) in cells.iter_mut().zip(&record) {
+                        let cell = trim(cell);
+                        column.push((!is_missing(cell)).then_some(cell));
+                    }
                 }
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
@@ -169,8 +221,8 @@ impl Table {
                 }
             }
         }
-        let kinds = (0..columns.len()).map(|c| infer_kind(rows.iter().filter_map(|r| r[c].as_deref()))).collect();
-        Ok(Table { name: file, columns, kinds, rows, lines })
+        let kinds = cells.par_iter().map(|c| infer_kind(c.present())).collect();
+        Ok(Table { name: file, columns, kinds, cells, lines })
     }
 
     /// Reads JSON Lines: one object per line; the columns are every key met, in order of first
@@ -219,10 +271,10 @@ impl Table {
         if columns.is_empty() {
             return Err(DatasetError::EmptyHeader { file });
         }
-        let mut rows = Vec::with_capacity(objects.len());
+        let mut cells = vec![ColumnCells::default(); columns.len()];
         let mut lines = Vec::with_capacity(objects.len());
+        let mut row: Vec<Option<String>> = vec![None; columns.len()];
         for (line, object) in objects {
-            let mut row = vec![None; columns.len()];
             for (key, value) in object {
                 let text = match value {
                     serde_json::Value::Null => None,
@@ -233,11 +285,13 @@ impl Table {
                 };
                 row[index[&key]] = text.filter(|t| !is_missing(t));
             }
-            rows.push(row);
+            for (column, cell) in cells.iter_mut().zip(&mut row) {
+                column.push(cell.take().as_deref());
+            }
             lines.push(line);
         }
-        let kinds = (0..columns.len()).map(|c| infer_kind(rows.iter().filter_map(|r| r[c].as_deref()))).collect();
-        Ok(Table { name: file, columns, kinds, rows, lines })
+        let kinds = cells.par_iter().map(|c| infer_kind(c.present())).collect();
+        Ok(Table { name: file, columns, kinds, cells, lines })
     }
 
     /// Reads a file: JSON Lines for `.jsonl` / `.ndjson`, CSV otherwise.
@@ -268,7 +322,7 @@ impl Table {
 
     /// Number of data rows (the header excluded).
     pub fn n_rows(&self) -> usize {
-        self.rows.len()
+        self.lines.len()
     }
 
     /// The index of a column by name.
@@ -286,7 +340,7 @@ impl Table {
 
     /// The text of a cell, `None` when missing. Panics if `row` or `column` is out of range.
     pub fn cell(&self, row: usize, column: usize) -> Option<&str> {
-        self.rows[row][column].as_deref()
+        self.cells[column].get(row)
     }
 
     /// The line in the file where data row `row` starts (the header is line 1).
@@ -301,10 +355,10 @@ impl Table {
     /// case). A missing target is an error naming its line.
     pub fn target(&self, column: &str, positive: Option<&str>) -> Result<Vec<bool>, DatasetError> {
         let c = self.column_index(column)?;
-        let mut values: Vec<&str> = Vec::with_capacity(self.rows.len());
+        let mut values: Vec<&str> = Vec::with_capacity(self.n_rows());
         let mut distinct: Vec<String> = Vec::new();
-        for (r, row) in self.rows.iter().enumerate() {
-            let Some(v) = row[c].as_deref() else {
+        for r in 0..self.n_rows() {
+            let Some(v) = self.cells[c].get(r) else {
                 return Err(DatasetError::MissingTarget {
                     file: self.name.clone(),
                     line: self.lines[r],
@@ -353,8 +407,8 @@ impl Table {
     }
 
     fn check_rows(&self, rows: &[usize]) -> Result<(), DatasetError> {
-        match rows.iter().find(|&&r| r >= self.rows.len()) {
-            Some(&row) => Err(DatasetError::RowOutOfRange { file: self.name.clone(), row, rows: self.rows.len() }),
+        match rows.iter().find(|&&r| r >= self.n_rows()) {
+            Some(&row) => Err(DatasetError::RowOutOfRange { file: self.name.clone(), row, rows: self.n_rows() }),
             None => Ok(()),
         }
     }
@@ -764,6 +818,47 @@ mod tests {
         let back: Encoder = serde_json::from_str(&json).unwrap();
         assert_eq!(back, enc);
         assert_eq!(back.transform(&t, &[0, 2, 3, 4]).unwrap(), f);
+    }
+
+    #[test]
+    fn trimming_as_str_trim() {
+        for cell in ["", " ", "a", " a", "a ", "\ta b\n", "\u{a0}x\u{a0}", "é", "x\u{2003}", "\u{2003}", "!~"] {
+            assert_eq!(trim(cell), cell.trim(), "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn whole_numbers_parse_as_the_general_parse_does() {
+        for cell in [
+            "0",
+            "-0",
+            "+7",
+            "42",
+            "-1",
+            "007",
+            "999999999999999",
+            "1234567890123456",
+            "1.5",
+            "-2e3",
+            "",
+            "-",
+            "+",
+            "1-",
+            "inf",
+            "NaN",
+            "١",
+        ] {
+            let general = cell.parse::<f64>().ok().filter(|v| v.is_finite());
+            assert_eq!(parse_number(cell).map(f64::to_bits), general.map(f64::to_bits), "{cell:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn numbers_parse_as_the_general_parse_does(cell in "[-+]?[0-9]{0,20}([.][0-9]{0,3})?([eE][-+]?[0-9]{1,3})?") {
+            let general = cell.parse::<f64>().ok().filter(|v| v.is_finite());
+            proptest::prop_assert_eq!(parse_number(&cell).map(f64::to_bits), general.map(f64::to_bits));
+        }
     }
 
     #[test]
