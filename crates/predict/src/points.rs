@@ -639,29 +639,29 @@ pub fn conversion_report(
     for &column in columns {
         let c = table.column_index(column)?;
         let kind = table.kinds()[c];
-        // (value, count, conversions) in first-seen order for categories, bin order for numbers.
+        // (value, count, conversions) in first-seen order for categories, bin order for numbers
+        // (then missing). Rows are counted by group index: no text is made per row.
         let mut groups: Vec<(String, usize, usize)> = Vec::new();
-        let add = |groups: &mut Vec<(String, usize, usize)>, value: String, converted: bool| match groups
-            .iter_mut()
-            .find(|g| g.0 == value)
-        {
-            Some(g) => {
-                g.1 += 1;
-                g.2 += usize::from(converted);
-            }
-            None => groups.push((value, 1, usize::from(converted))),
+        let count = |groups: &mut Vec<(String, usize, usize)>, group: usize, converted: bool| {
+            groups[group].1 += 1;
+            groups[group].2 += usize::from(converted);
         };
         match kind {
             ColumnKind::Categorical | ColumnKind::Boolean => {
+                let mut index: HashMap<&str, usize> = HashMap::new();
                 for &r in rows {
                     let value = match (kind, table.cell(r, c)) {
-                        (_, None) => MISSING_CATEGORY.to_string(),
+                        (_, None) => MISSING_CATEGORY,
                         (ColumnKind::Boolean, Some(text)) => {
-                            if AttributeTest::True.matches(Some(text)) { "yes" } else { "no" }.to_string()
+                            if AttributeTest::True.matches(Some(text)) { "yes" } else { "no" }
                         }
-                        (_, Some(text)) => text.to_string(),
+                        (_, Some(text)) => text,
                     };
-                    add(&mut groups, value, labels[r]);
+                    let group = *index.entry(value).or_insert_with(|| {
+                        groups.push((value.to_string(), 0, 0));
+                        groups.len() - 1
+                    });
+                    count(&mut groups, group, labels[r]);
                 }
             }
             ColumnKind::Numeric => {
@@ -670,19 +670,20 @@ pub fn conversion_report(
                 for &(min, below) in &bins {
                     groups.push((range_label(min, below), 0, 0));
                 }
+                let mut missing = None;
                 for &r in rows {
-                    let value = match table.cell(r, c).and_then(parse_number) {
-                        None => MISSING_CATEGORY.to_string(),
-                        Some(x) => {
-                            let (min, below) = bins
-                                .iter()
-                                .copied()
-                                .find(|&(min, below)| min.is_none_or(|m| x >= m) && below.is_none_or(|b| x < b))
-                                .unwrap_or((None, None));
-                            range_label(min, below)
-                        }
+                    let group = match table.cell(r, c).and_then(parse_number) {
+                        None => *missing.get_or_insert_with(|| {
+                            groups.push((MISSING_CATEGORY.to_string(), 0, 0));
+                            groups.len() - 1
+                        }),
+                        // The bins cover every number, in order: the first whose upper end is above it.
+                        Some(x) => bins
+                            .iter()
+                            .position(|&(min, below)| min.is_none_or(|m| x >= m) && below.is_none_or(|b| x < b))
+                            .unwrap_or(bins.len() - 1),
                     };
-                    add(&mut groups, value, labels[r]);
+                    count(&mut groups, group, labels[r]);
                 }
             }
         }
