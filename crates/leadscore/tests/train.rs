@@ -305,3 +305,57 @@ points = 30
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("needs a lead id column"));
 }
+
+#[test]
+fn date_columns_are_learned_as_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = String::from("lead_id,signed_up,plan,converted\n");
+    for i in 0..600 {
+        let (month, day) = (1 + i % 12, 1 + (i * 7) % 28);
+        let converted = (month > 6) != (i % 5 == 0);
+        let when = if i % 9 == 0 { String::new() } else { format!("2026-{month:02}-{day:02}") };
+        let plan = ["free", "team", "enterprise"][i % 3];
+        history.push_str(&format!("L{i},{when},{plan},{}\n", if converted { "yes" } else { "no" }));
+    }
+    let data = dir.path().join("history.csv");
+    std::fs::write(&data, history).unwrap();
+    let (model, points) = (dir.path().join("dated.json"), dir.path().join("points.toml"));
+    let output = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(["train", "--target", "converted", "--drop", "lead_id", "--json", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&model)
+        .arg("--points-out")
+        .arg(&points)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["auc"].as_f64().unwrap() > 0.7, "{}", report["auc"]);
+    let labels: Vec<&str> =
+        report["attributes"].as_array().unwrap().iter().filter_map(|a| a["value"].as_str()).collect();
+    assert!(labels.iter().any(|l| l.contains(" to before 2026-")), "{labels:?}");
+    // The points model cannot test dates and says so.
+    assert!(std::fs::read_to_string(&points).unwrap().contains("# --- signed_up (date)"));
+    // As a score, a late sign-up is likelier to convert than an early one.
+    std::fs::write(dir.path().join("m.toml"), "[scores.c]\npredictive = \"dated.json\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("leads.csv"),
+        "lead_id,signed_up,plan\nlate,2026-11-02,team\nearly,2026-02-01,team\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(["score", "--model"])
+        .arg(dir.path().join("m.toml"))
+        .arg("--leads")
+        .arg(dir.path().join("leads.csv"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let value = |id: &str| -> f64 {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("{id},"))).unwrap();
+        line.split(',').nth(1).unwrap().parse().unwrap()
+    };
+    assert!(value("late") > value("early") + 20.0, "{stdout}");
+}

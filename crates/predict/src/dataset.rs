@@ -22,14 +22,15 @@
 //! - **Numeric** when every value parses as a finite `f64`. A column of only `0` and `1` stays **numeric** (it is
 //!   standardised like any number): that is what scikit-learn does with such a column in a numeric list, and a 0/1
 //!   column is as often a count or a code as it is a flag. A column with no value at all is numeric.
-//! - **Categorical** otherwise. Dates are not recognised yet: a date column is categorical (one-hot by date, nearly
-//!   useless as a feature, so callers should leave date columns out of the features for now).
+//! - **Date** when every value is an RFC 3339 time (any UTC offset) or a `YYYY-MM-DD` date: used as a number, the
+//!   days since 1970-01-01 UTC (fractional for times), so that "signed up before March" is one split or one slope.
+//! - **Categorical** otherwise.
 //!
 //! # Encoding ([`Encoder`]), learned on the training rows only
-//! - numeric: median imputation, then standardisation with the mean and the population standard deviation of the
-//!   training rows after imputation (a constant column gets scale 1). If the column had missing values in the
-//!   training rows, a missing indicator `column=<missing>` is added, standardised the same way (scikit-learn's
-//!   scaler sees the indicator too).
+//! - numeric (and date, as days): median imputation, then standardisation with the mean and the population standard
+//!   deviation of the training rows after imputation (a constant column gets scale 1). If the column had missing
+//!   values in the training rows, a missing indicator `column=<missing>` is added, standardised the same way
+//!   (scikit-learn's scaler sees the indicator too).
 //! - categorical: one-hot over the values seen in training (sorted; a missing cell is its own value `<missing>`).
 //!   With `min_count > 1`, values seen fewer times are grouped into `column=<other>`. A value never seen in
 //!   training encodes as all zeros (`handle_unknown="ignore"`).
@@ -80,7 +81,7 @@ pub enum DatasetError {
     AmbiguousPositive { file: String, column: String, values: Vec<String> },
     #[error("{file}: column \"{column}\": the positive value \"{positive}\" never occurs")]
     PositiveNotFound { file: String, column: String, positive: String },
-    #[error("{file}: line {line}: column \"{column}\": \"{value}\" is not a number")]
+    #[error("{file}: line {line}: column \"{column}\": \"{value}\" is not a number (or, in a date column, a date)")]
     NotNumeric { file: String, line: u64, column: String, value: String },
     #[error("{file}: line {line}: column \"{column}\": \"{value}\" is not yes/no/true/false")]
     NotBoolean { file: String, line: u64, column: String, value: String },
@@ -97,6 +98,8 @@ pub enum ColumnKind {
     Numeric,
     Boolean,
     Categorical,
+    /// RFC 3339 times or `YYYY-MM-DD` dates, used as numbers: days since 1970-01-01 (UTC).
+    Date,
 }
 
 /// A table read from CSV: column names, cells as text (`None` = missing), the kind of each column.
@@ -165,6 +168,21 @@ pub(crate) fn parse_number(cell: &str) -> Option<f64> {
         return Some(if negative { -(n as f64) } else { n as f64 });
     }
     cell.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Days since 1970-01-01T00:00Z of an RFC 3339 time (any UTC offset) or a `YYYY-MM-DD` date (midnight UTC).
+pub fn parse_date(cell: &str) -> Option<f64> {
+    let at = if cell.len() == 10 {
+        leadscore_core::Timestamp::parse_rfc3339(&format!("{cell}T00:00:00Z"))
+    } else {
+        leadscore_core::Timestamp::parse_rfc3339(cell)
+    };
+    Some(at.ok()?.0 as f64 / 86_400_000.0)
+}
+
+/// A present cell as a number: the days of a date column, the number of any other.
+pub(crate) fn number_of(cell: &str, date: bool) -> Option<f64> {
+    if date { parse_date(cell) } else { parse_number(cell) }
 }
 
 fn parse_bool(cell: &str) -> Option<bool> {
@@ -421,6 +439,8 @@ fn infer_kind<'a>(values: impl Iterator<Item = &'a str> + Clone) -> ColumnKind {
         ColumnKind::Boolean
     } else if values.clone().all(|v| parse_number(v).is_some()) {
         ColumnKind::Numeric
+    } else if values.clone().all(|v| parse_date(v).is_some()) {
+        ColumnKind::Date
     } else {
         ColumnKind::Categorical
     }
@@ -481,6 +501,10 @@ impl Standardiser {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
 /// How one table column becomes features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -491,6 +515,9 @@ pub enum ColumnEncoding {
         standardiser: Standardiser,
         /// Present when the training rows had missing values in this column.
         missing_indicator: Option<Standardiser>,
+        /// A date column: its values are read as days since 1970-01-01.
+        #[serde(default, skip_serializing_if = "is_false")]
+        date: bool,
     },
     Boolean {
         column: String,
@@ -572,11 +599,12 @@ impl Encoder {
             let column = name.to_string();
             let cells = rows.iter().map(|&r| table.cell(r, c));
             columns.push(match table.kinds[c] {
-                ColumnKind::Numeric => {
+                kind @ (ColumnKind::Numeric | ColumnKind::Date) => {
+                    let date = kind == ColumnKind::Date;
                     let mut present = Vec::with_capacity(rows.len());
                     for &r in rows {
                         if let Some(text) = table.cell(r, c) {
-                            present.push(parse_number(text).ok_or_else(|| DatasetError::NotNumeric {
+                            present.push(number_of(text, date).ok_or_else(|| DatasetError::NotNumeric {
                                 file: table.name.clone(),
                                 line: table.line(r),
                                 column: column.clone(),
@@ -586,13 +614,13 @@ impl Encoder {
                     }
                     let median = median(&mut present);
                     let imputed: Vec<f64> =
-                        cells.clone().map(|cell| cell.and_then(parse_number).unwrap_or(median)).collect();
+                        cells.clone().map(|cell| cell.and_then(|t| number_of(t, date)).unwrap_or(median)).collect();
                     let standardiser = Standardiser::fit(&imputed);
                     let missing_indicator = (present.len() < rows.len()).then(|| {
                         let indicator: Vec<f64> = cells.map(|cell| f64::from(u8::from(cell.is_none()))).collect();
                         Standardiser::fit(&indicator)
                     });
-                    ColumnEncoding::Numeric { column, median, standardiser, missing_indicator }
+                    ColumnEncoding::Numeric { column, median, standardiser, missing_indicator, date }
                 }
                 ColumnKind::Boolean => {
                     ColumnEncoding::Boolean { column, missing_indicator: cells.clone().any(|cell| cell.is_none()) }
@@ -652,10 +680,10 @@ impl Encoder {
             for ((encoding, &c), lookup) in self.columns.iter().zip(&indexes).zip(&lookups) {
                 let cell = table.cell(r, c);
                 match encoding {
-                    ColumnEncoding::Numeric { column, median, standardiser, missing_indicator } => {
+                    ColumnEncoding::Numeric { column, median, standardiser, missing_indicator, date } => {
                         let v = match cell {
                             None => *median,
-                            Some(text) => parse_number(text).ok_or_else(|| DatasetError::NotNumeric {
+                            Some(text) => number_of(text, *date).ok_or_else(|| DatasetError::NotNumeric {
                                 file: table.name.clone(),
                                 line: table.line(r),
                                 column: column.clone(),
@@ -755,6 +783,32 @@ mod tests {
     }
 
     #[test]
+    fn dates_and_times_are_days_since_1970() {
+        let t = table("signed_up,seen\n2026-01-02,2026-01-02T12:00:00Z\n,2026-01-03T00:00:00+02:00\n1970-01-01,NA\n");
+        assert_eq!(t.kinds(), [ColumnKind::Date, ColumnKind::Date]);
+        assert_eq!(parse_date("1970-01-01"), Some(0.0));
+        assert_eq!(parse_date("1970-01-02T12:00:00Z"), Some(1.5));
+        assert_eq!(parse_date("1970-01-02T02:00:00+02:00"), Some(1.0));
+        assert_eq!(parse_date("2026-13-01"), None);
+        assert_eq!(parse_date("yesterday"), None);
+        // A column mixing dates and other text is categorical; years alone are numbers.
+        assert_eq!(table("d\n2026-01-02\nsoon\n").kinds(), [ColumnKind::Categorical]);
+        assert_eq!(table("d\n2026\n2025\n").kinds(), [ColumnKind::Numeric]);
+        // Encoded as numbers of days, with the median for a missing one.
+        let rows = [0, 1, 2];
+        let encoder = Encoder::fit(&t, &["signed_up"], &rows).unwrap();
+        assert!(matches!(encoder.columns[0], ColumnEncoding::Numeric { date: true, .. }));
+        let days = parse_date("2026-01-02").unwrap();
+        let median = days / 2.0;
+        let features = encoder.transform(&t, &rows).unwrap();
+        let ColumnEncoding::Numeric { standardiser, .. } = &encoder.columns[0] else { unreachable!() };
+        let raw: Vec<f64> = (0..3).map(|r| features.row(r)[0] * standardiser.scale + standardiser.mean).collect();
+        for (got, want) in raw.iter().zip([days, median, 0.0]) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
     fn errors_name_file_line_and_column() {
         let e = Table::from_csv_reader("a,b\n1,2\n3\n".as_bytes(), "leads.csv").unwrap_err();
         assert_eq!(e.to_string(), "leads.csv: line 3: expected 2 fields as in the header, found 1");
@@ -769,7 +823,10 @@ mod tests {
         let enc = Encoder::fit(&train, &["x"], &[0, 1]).unwrap();
         let other = table("x\n1\nabc\n");
         let e = enc.transform(&other, &[0, 1]).unwrap_err();
-        assert_eq!(e.to_string(), "t.csv: line 3: column \"x\": \"abc\" is not a number");
+        assert_eq!(
+            e.to_string(),
+            "t.csv: line 3: column \"x\": \"abc\" is not a number (or, in a date column, a date)"
+        );
         assert!(matches!(Encoder::fit(&train, &["nope"], &[0]), Err(DatasetError::UnknownColumn { .. })));
     }
 

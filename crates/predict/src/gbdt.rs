@@ -13,6 +13,7 @@
 //! - categorical: one bin per category seen in training (the [`Params::max_bin`] most frequent), plus a last bin
 //!   for missing cells, categories never seen in training and dropped rare ones.
 //! - boolean: bins `no`/`false` and `yes`/`true`, plus the missing bin.
+//! - date: as numeric, on the days since 1970-01-01 (see [`crate::dataset`]).
 //!
 //! # Training ([`Booster::fit`])
 //! The initial score is the log-odds of the training base rate. Each iteration fits one tree to the gradients
@@ -134,6 +135,9 @@ pub enum FeatureBins {
         /// Ascending; value `v` goes to bin `i`, the number of bounds below `v` (so bin `i` is
         /// `upper_bounds[i-1] < v ≤ upper_bounds[i]`).
         upper_bounds: Vec<f64>,
+        /// A date column: its values are read as days since 1970-01-01.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        date: bool,
     },
     Boolean {
         column: String,
@@ -178,19 +182,20 @@ impl FeatureBins {
         let c = table.column_index(column)?;
         let column = column.to_string();
         let fitted = match table.kinds()[c] {
-            ColumnKind::Numeric => {
+            kind @ (ColumnKind::Numeric | ColumnKind::Date) => {
+                let date = kind == ColumnKind::Date;
                 // Parse once: the bounds come from the present values, then every row is binned.
                 let mut values = Vec::with_capacity(rows.len());
                 for &r in rows {
                     values.push(match table.cell(r, c) {
-                        Some(text) => Some(parse_number(table, r, &column, text)?),
+                        Some(text) => Some(parse_number(table, r, &column, text, date)?),
                         None => None,
                     });
                 }
                 let upper_bounds = numeric_bounds(values.iter().flatten().copied().collect(), max_bin);
                 let missing = upper_bounds.len() as u16 + 1;
                 let binned = values.iter().map(|v| v.map_or(missing, |v| numeric_bin(&upper_bounds, v))).collect();
-                return Ok((FeatureBins::Numeric { upper_bounds, column }, binned));
+                return Ok((FeatureBins::Numeric { upper_bounds, column, date }, binned));
             }
             ColumnKind::Boolean => FeatureBins::Boolean { column },
             ColumnKind::Categorical => {
@@ -219,11 +224,11 @@ impl FeatureBins {
         let missing = self.missing_bin() as u16;
         let mut out = Vec::with_capacity(rows.len());
         match self {
-            FeatureBins::Numeric { column, upper_bounds } => {
+            FeatureBins::Numeric { column, upper_bounds, date } => {
                 for &r in rows {
                     out.push(match table.cell(r, c) {
                         None => missing,
-                        Some(text) => numeric_bin(upper_bounds, parse_number(table, r, column, text)?),
+                        Some(text) => numeric_bin(upper_bounds, parse_number(table, r, column, text, *date)?),
                     });
                 }
             }
@@ -260,8 +265,8 @@ impl FeatureBins {
     }
 }
 
-fn parse_number(table: &Table, row: usize, column: &str, text: &str) -> Result<f64, DatasetError> {
-    crate::dataset::parse_number(text).ok_or_else(|| DatasetError::NotNumeric {
+fn parse_number(table: &Table, row: usize, column: &str, text: &str, date: bool) -> Result<f64, DatasetError> {
+    crate::dataset::number_of(text, date).ok_or_else(|| DatasetError::NotNumeric {
         file: table.name().to_string(),
         line: table.line(row),
         column: column.to_string(),
@@ -1177,7 +1182,7 @@ mod tests {
         let train = [0, 1, 2, 3];
         let (n, binned) = FeatureBins::fit(&t, "n", &train, 255).unwrap();
         assert_eq!(binned, [0, 1, 3, 2]);
-        assert_eq!(n, FeatureBins::Numeric { column: "n".into(), upper_bounds: vec![1.5, 2.5] });
+        assert_eq!(n, FeatureBins::Numeric { column: "n".into(), upper_bounds: vec![1.5, 2.5], date: false });
         assert_eq!(n.bin_rows(&t, &[0, 1, 2, 3, 4]).unwrap(), [0, 1, 3, 2, 2]);
         let (b, _) = FeatureBins::fit(&t, "b", &train, 255).unwrap();
         assert_eq!(b.bin_rows(&t, &[0, 1, 2, 3]).unwrap(), [1, 0, 2, 1]);

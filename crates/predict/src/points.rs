@@ -256,7 +256,15 @@ pub fn points_model(
                 }
                 (column, ColumnKind::Boolean, attributes, None)
             }
-            ColumnEncoding::Numeric { column, median, standardiser, missing_indicator } => {
+            // The scoring model's tests compare numbers and texts, not dates: a date's points would need a rule
+            // that does not exist, so the column is named with why it has none.
+            ColumnEncoding::Numeric { column, date: true, .. } => {
+                let note = "a date: the full model uses it, points rules cannot test dates, so it has no points here \
+                            (give the leads an age in days to score it)"
+                    .to_string();
+                (column, ColumnKind::Date, Vec::new(), Some(note))
+            }
+            ColumnEncoding::Numeric { column, median, standardiser, missing_indicator, date: false } => {
                 let c = table.column_index(column)?;
                 let w = coefficient[column.as_str()];
                 let indicator = missing_indicator.map(|s| {
@@ -265,7 +273,7 @@ pub fn points_model(
                 });
                 let (present_term, missing_term) = indicator.unwrap_or((0.0, 0.0));
                 let contribution = |x: f64| w * (x - standardiser.mean) / standardiser.scale;
-                let mut values = present_values(table, rows, c, column)?;
+                let mut values = present_values(table, rows, c, column, false)?;
                 let edges = quantile_edges(&mut values, options.numeric_bins);
                 let bins = bins_of(&edges);
                 // Each bin's representative value: the mean of the training values in it.
@@ -352,12 +360,12 @@ fn attribute(
     AttributePoints { name, test, points: exact_points.round() as i64, exact_points, log_odds, training_count }
 }
 
-/// The non-missing values of a numeric column in `rows`.
-fn present_values(table: &Table, rows: &[usize], c: usize, column: &str) -> Result<Vec<f64>, DatasetError> {
+/// The non-missing values of a numeric (or, as days, a date) column in `rows`.
+fn present_values(table: &Table, rows: &[usize], c: usize, column: &str, date: bool) -> Result<Vec<f64>, DatasetError> {
     let mut values = Vec::with_capacity(rows.len());
     for &r in rows {
         if let Some(text) = table.cell(r, c) {
-            values.push(parse_number(text).ok_or_else(|| DatasetError::NotNumeric {
+            values.push(crate::dataset::number_of(text, date).ok_or_else(|| DatasetError::NotNumeric {
                 file: table.name().to_string(),
                 line: table.line(r),
                 column: column.to_string(),
@@ -393,6 +401,22 @@ fn bins_of(edges: &[f64]) -> Vec<(Option<f64>, Option<f64>)> {
     let mut highs: Vec<Option<f64>> = edges.iter().copied().map(Some).collect();
     highs.push(None);
     lows.into_iter().zip(highs).collect()
+}
+
+/// [`range_label`] for a date column, whose numbers are days since 1970-01-01: `2026-01-05 to before 2026-03-01`.
+fn date_range_label(min: Option<f64>, below: Option<f64>) -> String {
+    let day = |days: f64| {
+        let text = leadscore_core::Timestamp((days * 86_400_000.0).round() as i64).to_string();
+        // A whole day prints as the date alone; a time of day is kept.
+        let date = text.strip_suffix("T00:00:00Z").or_else(|| text.strip_suffix("T00:00:00.000Z"));
+        date.map_or(text.clone(), str::to_string)
+    };
+    match (min, below) {
+        (None, None) => "any".to_string(),
+        (None, Some(b)) => format!("before {}", day(b)),
+        (Some(m), None) => format!("{} and later", day(m)),
+        (Some(m), Some(b)) => format!("{} to before {}", day(m), day(b)),
+    }
 }
 
 fn range_label(min: Option<f64>, below: Option<f64>) -> String {
@@ -503,6 +527,7 @@ impl PointsModel {
                 ColumnKind::Numeric => "number",
                 ColumnKind::Boolean => "yes/no",
                 ColumnKind::Categorical => "category",
+                ColumnKind::Date => "date",
             };
             let title = format!("# --- {} ({kind}) ", column.column);
             let _ = writeln!(out, "\n{title:-<100}");
@@ -653,7 +678,11 @@ pub fn conversion_report(
                     let value = match (kind, table.cell(r, c)) {
                         (_, None) => MISSING_CATEGORY,
                         (ColumnKind::Boolean, Some(text)) => {
-                            if AttributeTest::True.matches(Some(text)) { "yes" } else { "no" }
+                            if AttributeTest::True.matches(Some(text)) {
+                                "yes"
+                            } else {
+                                "no"
+                            }
                         }
                         (_, Some(text)) => text,
                     };
@@ -664,15 +693,17 @@ pub fn conversion_report(
                     count(&mut groups, group, labels[r]);
                 }
             }
-            ColumnKind::Numeric => {
-                let mut values = present_values(table, rows, c, column)?;
+            ColumnKind::Numeric | ColumnKind::Date => {
+                let date = kind == ColumnKind::Date;
+                let mut values = present_values(table, rows, c, column, date)?;
                 let bins = bins_of(&quantile_edges(&mut values, numeric_bins));
                 for &(min, below) in &bins {
-                    groups.push((range_label(min, below), 0, 0));
+                    let label = if date { date_range_label(min, below) } else { range_label(min, below) };
+                    groups.push((label, 0, 0));
                 }
                 let mut missing = None;
                 for &r in rows {
-                    let group = match table.cell(r, c).and_then(parse_number) {
+                    let group = match table.cell(r, c).and_then(|t| crate::dataset::number_of(t, date)) {
                         None => *missing.get_or_insert_with(|| {
                             groups.push((MISSING_CATEGORY.to_string(), 0, 0));
                             groups.len() - 1

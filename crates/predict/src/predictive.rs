@@ -3,8 +3,9 @@
 //!
 //! A lead's fields arrive as [`leadscore_core::Value`]s (from a CSV cell, a JSON attribute or the
 //! service's store), so encoding here mirrors [`Encoder::transform`] and the booster's binning on
-//! one record, without a table. A value that does not read as its column's kind (text in a numeric
-//! column, `maybe` in a boolean one) counts as unknown, as the scoring rules treat it, rather than
+//! one record, without a table (a date column's values are RFC 3339 times or `YYYY-MM-DD` dates,
+//! read as days). A value that does not read as its column's kind (text in a numeric column,
+//! `maybe` in a boolean one) counts as unknown, as the scoring rules treat it, rather than
 //! failing the lead; a category never seen in training is unknown too.
 //!
 //! A field's effect is the probability minus the probability with that field unknown: simple to
@@ -311,9 +312,10 @@ fn present_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
     if MISSING_TOKENS.contains(&text.trim()) { None } else { Some(text) }
 }
 
-fn number(value: &Value) -> Option<f64> {
-    present_text(value)?;
-    value.as_number()
+/// A number, or for a date column the days since 1970-01-01 of a date or time text.
+fn number(value: &Value, date: bool) -> Option<f64> {
+    let text = present_text(value)?;
+    if date { crate::dataset::parse_date(text.trim()) } else { value.as_number() }
 }
 
 fn boolean(value: &Value) -> Option<bool> {
@@ -324,8 +326,8 @@ fn boolean(value: &Value) -> Option<bool> {
 /// Appends the features of one field, as [`Encoder::transform`] encodes a cell.
 fn encode(encoding: &ColumnEncoding, lookup: &HashMap<String, usize>, value: &Value, out: &mut Vec<f64>) {
     match encoding {
-        ColumnEncoding::Numeric { median, standardiser, missing_indicator, .. } => {
-            let v = number(value);
+        ColumnEncoding::Numeric { median, standardiser, missing_indicator, date, .. } => {
+            let v = number(value, *date);
             out.push((v.unwrap_or(*median) - standardiser.mean) / standardiser.scale);
             if let Some(s) = missing_indicator {
                 out.push((f64::from(u8::from(v.is_none())) - s.mean) / s.scale);
@@ -353,8 +355,8 @@ fn encode(encoding: &ColumnEncoding, lookup: &HashMap<String, usize>, value: &Va
 fn bin(feature: &FeatureBins, lookup: &HashMap<String, u16>, value: &Value) -> u16 {
     let missing = feature.missing_bin() as u16;
     match feature {
-        FeatureBins::Numeric { upper_bounds, .. } => {
-            number(value).map_or(missing, |v| upper_bounds.partition_point(|&b| b < v) as u16)
+        FeatureBins::Numeric { upper_bounds, date, .. } => {
+            number(value, *date).map_or(missing, |v| upper_bounds.partition_point(|&b| b < v) as u16)
         }
         FeatureBins::Boolean { .. } => boolean(value).map_or(missing, u16::from),
         FeatureBins::Categorical { .. } => {

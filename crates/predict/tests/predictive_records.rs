@@ -165,3 +165,48 @@ fn files_that_are_not_models_are_refused_with_the_reason() {
     let error = PredictiveModel::new(gbdt, "m.json").unwrap_err();
     assert!(error.to_string().contains("tree 0"), "{error}");
 }
+
+/// Leads that signed up later convert more; a date column is learned from and scored from its
+/// text, for single leads as for the table.
+#[test]
+fn date_columns_are_learned_and_scored_from_their_text() {
+    let mut text = String::from("signed_up,plan,converted\n");
+    for i in 0..400u32 {
+        let month = 1 + i % 12;
+        let day = 1 + (i * 7) % 28;
+        let plan = ["free", "team", "enterprise"][(i % 3) as usize];
+        // Later in the year converts more, with exceptions so that both outcomes are everywhere.
+        let converted = (month > 6) != (i % 5 == 0);
+        let when = if i % 9 == 0 {
+            String::new()
+        } else if i % 2 == 0 {
+            format!("2026-{month:02}-{day:02}")
+        } else {
+            format!("2026-{month:02}-{day:02}T09:30:00+01:00")
+        };
+        text.push_str(&format!("{when},{plan},{}\n", if converted { "yes" } else { "no" }));
+    }
+    let table = Table::from_csv_reader(text.as_bytes(), "dated.csv").unwrap();
+    assert_eq!(table.kinds()[0], leadscore_predict::dataset::ColumnKind::Date);
+    let labels = table.target("converted", None).unwrap();
+    let features = ["signed_up", "plan"];
+    let train: Vec<usize> = (0..300).collect();
+    let test: Vec<usize> = (300..400).collect();
+    let train_labels: Vec<bool> = train.iter().map(|&r| labels[r]).collect();
+    let test_labels: Vec<bool> = test.iter().map(|&r| labels[r]).collect();
+    let encoder = Encoder::fit(&table, &features, &train).unwrap();
+    let model = LogisticRegression::fit(&encoder.transform(&table, &train).unwrap(), &train_labels, 1.0, 100).unwrap();
+    let booster = Booster::fit(&table, &features, &train, &train_labels, &Params::default()).unwrap();
+    for fitted in [Fitted::Logistic { encoder, model }, Fitted::Gbdt { booster }] {
+        let name = fitted.name();
+        let expected = fitted.predict_table(&table, &test).unwrap();
+        let auc = leadscore_predict::metrics::roc_auc(&expected, &test_labels).unwrap();
+        assert!(auc > 0.7, "{name}: the sign-up date predicts conversion (AUC {auc})");
+        let predictor = PredictiveModel::new(saved(fitted, &features), "m.json").unwrap();
+        for (&row, &want) in test.iter().zip(&expected) {
+            let values = record(&table, &predictor, row);
+            let got = predictor.predict(&values.iter().collect::<Vec<_>>(), None);
+            assert!((got - want).abs() < 1e-12, "{name} row {row}: {got} vs {want}");
+        }
+    }
+}
