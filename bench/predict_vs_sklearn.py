@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`leadscore train` against scikit-learn's LogisticRegression and LightGBM on UCI Bank Marketing.
 
-Usage (from the repository root):
+Usage (from the repository root): `bash bench/predict_vs_sklearn.sh [ARGS]` makes the virtualenv and runs this;
+or by hand:
     python3 -m venv /tmp/predictenv
     /tmp/predictenv/bin/pip install scikit-learn lightgbm pandas
     /tmp/predictenv/bin/python bench/predict_vs_sklearn.py [--data ../shared/data/bank-full.csv] [--seed 7] [-n 3]
