@@ -75,6 +75,8 @@ impl Store {
         configure(&connection)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A WAL that starts over after a burst is cut back to this size rather than kept large.
+        connection.pragma_update(None, "journal_size_limit", WAL_RESET_SIZE as i64)?;
         migrate::apply(&mut connection)?;
         let (writer, jobs) = mpsc::channel::<Box<dyn WriteJob>>();
         let alive = Arc::new(());
@@ -169,14 +171,25 @@ fn configure(connection: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Checkpoints the WAL in the background, so that commits never pay for it (the writer's
-/// automatic checkpoints are off).
+/// Checkpoints the WAL in the background, so that commits never pay for copying it (the
+/// writer's automatic checkpoints are off). While there are frames to copy it comes back within
+/// a few milliseconds, so that little is left for the writer's own checkpoints (see
+/// [`write_loop`]); it rests only when nothing was written since its last look.
 fn checkpoint_loop(path: PathBuf, stop: std::sync::Weak<()>) {
     let Ok(connection) = Connection::open(&path) else { return };
     let _ = connection.busy_timeout(std::time::Duration::from_secs(10));
+    let mut last = None;
     while stop.upgrade().is_some() {
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        // (busy, frames in the WAL, frames copied to the database)
+        let result = connection
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+            })
+            .ok();
+        // Idle: every frame copied and none added since the last look.
+        let idle = matches!(result, Some((_, frames, copied)) if frames == copied) && result == last;
+        last = result;
+        std::thread::sleep(if idle { CHECKPOINT_REST } else { CHECKPOINT_AGAIN });
     }
 }
 
@@ -240,21 +253,37 @@ where
     }
 }
 
-/// The WAL file size above which the writer cuts it back (see [`write_loop`]).
-const WAL_LIMIT: u64 = 8 * 1024 * 1024;
+/// How soon the background checkpoint runs again while the writer keeps adding frames.
+const CHECKPOINT_AGAIN: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long it rests when nothing is being written.
+const CHECKPOINT_REST: std::time::Duration = std::time::Duration::from_millis(50);
+/// The WAL size above which the writer copies what the background left, so that the WAL can
+/// start over; also the size a WAL that starts over is cut back to.
+const WAL_RESET_SIZE: u64 = 16 * 1024 * 1024;
+/// The WAL size above which the writer waits for a full checkpoint and truncates the file: a
+/// last resort (a long pause) for when the WAL could not start over, e.g. while a long read
+/// holds an old snapshot.
+const WAL_HARD_LIMIT: u64 = 1024 * 1024 * 1024;
+/// How many groups the writer commits between two looks at the WAL's size.
+const WAL_CHECK_EVERY: u64 = 2;
 
 fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, wal: PathBuf) {
     let mut groups = 0u64;
     while let Ok(first) = jobs.recv() {
-        // Under sustained writes the background checkpoints copy frames but the WAL never gets a
-        // moment to start over, so it would grow without end; now and then, if it is large, the
-        // writer checkpoints what is left (little, as the background already copied most) and
-        // truncates it. Small and frequent is cheaper than large and rare: a truncation pauses
-        // writes for as long as the file is big (see docs/benchmarks.md for the measured
-        // trade-off); RESTART pauses less but did not keep the file bounded under load.
+        // Under sustained writes the background checkpoint never catches up with the last
+        // frames, and a WAL starts over only once every frame is copied. So, when the WAL is
+        // large, the writer copies the few frames the background has not (a PASSIVE checkpoint:
+        // it gives up at once rather than wait if the background is busy) and its next
+        // transaction starts the WAL from the beginning. Pauses stay as short as the background
+        // is close behind; truncating at a fixed size instead paused for tens of milliseconds
+        // (see docs/benchmarks.md).
         groups += 1;
-        if groups.is_multiple_of(64) && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
-            let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        if groups.is_multiple_of(WAL_CHECK_EVERY) {
+            let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+            let mode = if size > WAL_HARD_LIMIT { "TRUNCATE" } else { "PASSIVE" };
+            if size > WAL_RESET_SIZE {
+                let _ = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+            }
         }
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
