@@ -186,12 +186,12 @@ impl Context<'_> {
             return false;
         }
         let n_properties = self.model.event_properties().len();
-        let properties_index = if n_properties == 0 {
-            NO_PROPERTIES
-        } else {
-            let index = piece.properties.len() / n_properties;
-            properties(&mut piece.properties);
-            index as u32
+        let properties_index = match piece.properties.len().checked_div(n_properties) {
+            None => NO_PROPERTIES,
+            Some(index) => {
+                properties(&mut piece.properties);
+                index as u32
+            }
         };
         let bucket = lead as usize / LEADS_PER_BUCKET;
         debug_assert!(bucket < self.n_buckets);

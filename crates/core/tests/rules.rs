@@ -9,9 +9,12 @@ fn one_rule(rule: &str) -> leadscore_core::Model {
     model(&format!("[scores.s]\n[[scores.s.rules]]\nname = \"r\"\n{rule}\n"))
 }
 
+/// A rule, a lead's fields and the points the rule gives that lead.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 #[test]
 fn attribute_tests() {
-    let cases: &[(&str, &[(&str, &str)], f64)] = &[
+    let cases: &[Case] = &[
         ("when = { field = \"industry\", equals = \"Technology\" }\npoints = 15", &[("industry", "Technology")], 15.0),
         ("when = { field = \"industry\", equals = \"Technology\" }\npoints = 15", &[("industry", "technology")], 0.0),
         (

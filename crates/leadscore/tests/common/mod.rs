@@ -165,11 +165,14 @@ when = { field = "industry", equals = "Technology" }
 points = 5
 "#;
 
+/// A request a [`Receiver`] got: its headers (names lower-cased), body and the status it answered.
+pub type ReceivedRequest = (Vec<(String, String)>, String, u16);
+
 /// A webhook receiver: answers 500 to the first `failures` requests, then 200, and keeps every
 /// request it got (headers lower-cased, body).
 pub struct Receiver {
     pub url: String,
-    pub requests: std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String, u16)>>>,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<ReceivedRequest>>>,
 }
 
 impl Receiver {
