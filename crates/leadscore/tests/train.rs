@@ -263,10 +263,12 @@ points = 30
     let mut events = String::from("lead_id,type,ts\n");
     for i in 0..40 {
         let demo = i % 4 == 0;
-        history.push_str(&format!("L{i},engineer,{}\n", if demo { "yes" } else { "no" }));
-        events.push_str(&format!("L{i},page_view,2026-01-0{}T10:00:00Z\n", 1 + i % 5));
+        // `NA` is a lead id here, though a data table would read it as a missing value.
+        let id = if i == 0 { "NA".to_string() } else { format!("L{i}") };
+        history.push_str(&format!("{id},engineer,{}\n", if demo { "yes" } else { "no" }));
+        events.push_str(&format!("{id},page_view,2026-01-0{}T10:00:00Z\n", 1 + i % 5));
         if demo {
-            events.push_str(&format!("L{i},demo_request,2026-01-02T10:00:00Z\n"));
+            events.push_str(&format!("{id},demo_request,2026-01-02T10:00:00Z\n"));
         }
     }
     let (history_path, events_path) = (dir.path().join("history.csv"), dir.path().join("events.csv"));

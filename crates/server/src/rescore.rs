@@ -107,6 +107,9 @@ pub struct Progress {
     pub finished_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Another activation came while this ran: the job goes over every lead again when it ends.
+    #[serde(skip)]
+    again: bool,
 }
 
 /// Rescoring progress by workspace.
@@ -128,14 +131,34 @@ impl Jobs {
         }
     }
 
-    /// Starts tracking a job; `false` if one is already running for the workspace.
+    /// Starts tracking a job and returns `true`; or, when one is already running for the
+    /// workspace, asks it to go over every lead again once it ends (the model may have changed
+    /// after it passed some leads) and returns `false`.
     fn start(&self, workspace_id: i64, progress: Progress) -> bool {
         let Ok(mut jobs) = self.progress.lock() else { return false };
-        if jobs.get(&workspace_id).is_some_and(|p| p.finished_at.is_none()) {
+        if let Some(running) = jobs.get_mut(&workspace_id).filter(|p| p.finished_at.is_none()) {
+            running.again = true;
+            running.model_version = progress.model_version;
+            running.cause = progress.cause;
             return false;
         }
         jobs.insert(workspace_id, progress);
         true
+    }
+
+    /// Ends a job's pass: `true` if it must go over the leads again (see [`Jobs::start`]), else
+    /// records it as finished. Both under one lock, so that no request to go again is lost.
+    fn end_pass(&self, workspace_id: i64, error: Option<String>) -> bool {
+        let Ok(mut jobs) = self.progress.lock() else { return false };
+        let Some(p) = jobs.get_mut(&workspace_id) else { return false };
+        if p.again && error.is_none() {
+            p.again = false;
+            p.done = 0;
+            return true;
+        }
+        p.finished_at = Some(Timestamp(now_ms()).to_string());
+        p.error = error;
+        false
     }
 }
 
@@ -169,7 +192,8 @@ fn rescore_batch(
 }
 
 /// Rescores every lead of a workspace in the background. Returns `false` if a rescoring of the
-/// workspace is already running.
+/// workspace is already running: that one then goes over every lead again when it ends, with
+/// the model active then.
 pub fn start(state: &AppState, workspace_id: i64, model_version: i64, cause: String, history: History) -> bool {
     let total = 0;
     let progress = Progress {
@@ -180,18 +204,20 @@ pub fn start(state: &AppState, workspace_id: i64, model_version: i64, cause: Str
         started_at: Timestamp(now_ms()).to_string(),
         finished_at: None,
         error: None,
+        again: false,
     };
     if !state.rescoring.start(workspace_id, progress) {
         return false;
     }
     let state = state.clone();
     tokio::spawn(async move {
-        let result = run(&state, workspace_id, &cause, history).await;
-        let finished = Timestamp(now_ms()).to_string();
-        state.rescoring.update(workspace_id, |p| {
-            p.finished_at = Some(finished);
-            p.error = result.err().map(|e| e.to_string());
-        });
+        loop {
+            let cause = state.rescoring.get(workspace_id).map_or_else(|| cause.clone(), |p| p.cause);
+            let error = run(&state, workspace_id, &cause, history).await.err().map(|e| e.to_string());
+            if !state.rescoring.end_pass(workspace_id, error) {
+                break;
+            }
+        }
     });
     true
 }
@@ -255,5 +281,42 @@ pub async fn schedule(state: AppState, interval: std::time::Duration) {
                 tracing::error!(%error, workspace_id, "scheduled rescoring failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(version: i64) -> Progress {
+        Progress {
+            model_version: version,
+            cause: format!("model v{version}"),
+            done: 0,
+            total: 0,
+            started_at: String::new(),
+            finished_at: None,
+            error: None,
+            again: false,
+        }
+    }
+
+    #[test]
+    fn an_activation_during_a_rescoring_makes_it_go_over_the_leads_again() {
+        let jobs = Jobs::default();
+        assert!(jobs.start(1, progress(2)));
+        // Another activation while the first pass runs: no second job, but a second pass.
+        assert!(!jobs.start(1, progress(3)));
+        assert_eq!(jobs.get(1).unwrap().model_version, 3);
+        assert!(jobs.end_pass(1, None));
+        assert!(jobs.get(1).unwrap().finished_at.is_none());
+        assert!(!jobs.end_pass(1, None));
+        assert!(jobs.get(1).unwrap().finished_at.is_some());
+        // Once finished, a new activation starts a new job.
+        assert!(jobs.start(1, progress(4)));
+        // A failed pass ends the job with its error, even if asked to go again.
+        assert!(!jobs.start(1, progress(5)));
+        assert!(!jobs.end_pass(1, Some("disk full".to_string())));
+        assert_eq!(jobs.get(1).unwrap().error.as_deref(), Some("disk full"));
     }
 }

@@ -150,7 +150,11 @@ fn table(outcomes: &[Outcome], fields: &[String]) -> Result<Table, leadscore_pre
         // Every line has every column (null when missing), so the column order is the same.
         let mut row = serde_json::Map::new();
         for field in fields {
-            row.insert(field.clone(), outcome.attributes.get(field).cloned().unwrap_or(Value::Null));
+            // As the text a predictive score reads from the lead (`4.0` as `4`), so that a
+            // category learned here is the one met when scoring.
+            let text = outcome.attributes.get(field).map(leadscore_core::Value::from_json);
+            let text = text.as_ref().and_then(|v| v.as_text()).map(|t| Value::String(t.into_owned()));
+            row.insert(field.clone(), text.unwrap_or(Value::Null));
         }
         row.insert(OUTCOME.to_string(), Value::Bool(outcome.converted));
         lines.extend_from_slice(Value::Object(row).to_string().as_bytes());
@@ -207,6 +211,30 @@ mod tests {
             let saved = SavedModel::from_json(trained.body.as_bytes(), "conversion").unwrap();
             assert_eq!(saved.features, ["age", "job"]);
         }
+    }
+
+    #[test]
+    fn categories_learned_from_json_numbers_are_met_when_scoring() {
+        // `rating` mixes numbers and text, so it is a category; 4.0 must be the category `4`
+        // that scoring a lead with the number 4.0 looks up.
+        let outcomes: Vec<Outcome> = (0..60)
+            .map(|i| {
+                let converted = i % 2 == 0;
+                let mut attributes = serde_json::Map::new();
+                let rating = if converted != (i % 10 == 1) { json!(4.0) } else { json!("low") };
+                attributes.insert("rating".into(), rating);
+                Outcome { converted, attributes }
+            })
+            .collect();
+        let trained = train(&outcomes, &["rating".to_string()], Algorithm::Logistic, 7, "c").unwrap();
+        use leadscore_core::Predictor;
+        let p = |value: leadscore_core::Value| trained.model.predict(&[&value], None);
+        let (four, low, unknown) = (
+            p(leadscore_core::Value::from_json(&json!(4.0))),
+            p(leadscore_core::Value::text("low")),
+            p(leadscore_core::Value::Missing),
+        );
+        assert!(four > unknown + 0.2 && low < unknown - 0.2, "4.0: {four}, low: {low}, unknown: {unknown}");
     }
 
     #[test]

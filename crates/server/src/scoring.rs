@@ -22,14 +22,35 @@ pub const IDENTIFY: &str = "identify";
 pub const ALIAS: &str = "alias";
 pub const GROUP: &str = "group";
 
-/// Compiled models by their id, and the predictive models they use by theirs; a model version
-/// never changes once stored, and neither does a predictive model version, so entries never go
-/// stale.
+/// Compiled models by their id, and the predictive models they use by theirs. A stored version
+/// never changes, but a cache can be filled inside a transaction that then rolls back, and SQLite
+/// gives the freed id to the next row, of any workspace: so a hit counts only if the entry was
+/// made from the same stored row (workspace, text and pins; or workspace, name, version and
+/// creation time).
 #[derive(Default)]
 pub struct Models {
-    compiled: Mutex<HashMap<i64, Arc<Model>>>,
-    /// By id, with the workspace that owns it: a hit is checked against the caller's workspace.
-    predictors: Mutex<HashMap<i64, (i64, Arc<PredictiveModel>)>>,
+    compiled: Mutex<HashMap<i64, (ModelVersion, Arc<Model>)>>,
+    predictors: Mutex<HashMap<i64, (PredictiveIdentity, Arc<PredictiveModel>)>>,
+}
+
+/// What tells two stored predictive model versions apart when they had the same id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PredictiveIdentity {
+    workspace_id: i64,
+    name: String,
+    version: i64,
+    created_at: i64,
+}
+
+impl PredictiveIdentity {
+    fn of(stored: &PredictiveVersion) -> PredictiveIdentity {
+        PredictiveIdentity {
+            workspace_id: stored.workspace_id,
+            name: stored.name.clone(),
+            version: stored.version,
+            created_at: stored.created_at,
+        }
+    }
 }
 
 /// What compiling a model's text for a new version made: the compiler's result and, for each
@@ -42,7 +63,14 @@ pub struct NewVersion {
 impl Models {
     /// The stored version compiled with the predictive models it was pinned to when stored.
     pub fn get(&self, connection: &Connection, version: &ModelVersion) -> Result<Arc<Model>, StoreError> {
-        if let Some(model) = self.compiled.lock().ok().and_then(|m| m.get(&version.id).cloned()) {
+        let hit = self.compiled.lock().ok().and_then(|cache| {
+            let (made_from, model) = cache.get(&version.id)?;
+            let same = made_from.workspace_id == version.workspace_id
+                && made_from.source == version.source
+                && made_from.predictors == version.predictors;
+            same.then(|| model.clone())
+        });
+        if let Some(model) = hit {
             return Ok(model);
         }
         let fault = RefCell::new(None);
@@ -68,7 +96,7 @@ impl Models {
         })?;
         let model = Arc::new(compiled.model);
         if let Ok(mut cache) = self.compiled.lock() {
-            cache.insert(version.id, model.clone());
+            cache.insert(version.id, (version.clone(), model.clone()));
         }
         Ok(model)
     }
@@ -114,16 +142,14 @@ impl Models {
         Ok(NewVersion { compiled, predictors: pins.into_inner() })
     }
 
-    /// A stored predictive model version of the workspace, checked once and kept.
+    /// A stored predictive model version of the workspace, checked once and kept. The row is read
+    /// each time (this runs only when a model is compiled) to tell whether the kept one is it.
     pub fn predictor(
         &self,
         connection: &Connection,
         workspace_id: i64,
         id: i64,
     ) -> Result<Arc<PredictiveModel>, StoreError> {
-        if let Some(model) = self.cached(workspace_id, id) {
-            return Ok(model);
-        }
         let stored = leadscore_store::predictive::by_id(connection, workspace_id, id)?
             .ok_or_else(|| StoreError::NotFound(format!("no predictive model {id} in this workspace")))?;
         Ok(self.checked(stored)?.1)
@@ -131,26 +157,26 @@ impl Models {
 
     /// A stored predictive model version checked (or found in the cache), with its id.
     fn checked(&self, stored: PredictiveVersion) -> Result<(i64, Arc<PredictiveModel>), StoreError> {
-        if let Some(model) = self.cached(stored.workspace_id, stored.id) {
+        let identity = PredictiveIdentity::of(&stored);
+        let hit = self.predictors.lock().ok().and_then(|cache| {
+            let (made_from, model) = cache.get(&stored.id)?;
+            (*made_from == identity).then(|| model.clone())
+        });
+        if let Some(model) = hit {
             return Ok((stored.id, model));
         }
         let label = format!("predictive model `{}` v{}", stored.name, stored.version);
         let model = SavedModel::from_json(stored.body.as_bytes(), &label)
             .and_then(|saved| PredictiveModel::new(saved, &label))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok((stored.id, self.remember(stored.workspace_id, stored.id, model)))
+        Ok((stored.id, self.remember(&stored, model)))
     }
 
-    fn cached(&self, workspace_id: i64, id: i64) -> Option<Arc<PredictiveModel>> {
-        let cache = self.predictors.lock().ok()?;
-        cache.get(&id).filter(|(owner, _)| *owner == workspace_id).map(|(_, model)| model.clone())
-    }
-
-    /// Keeps a predictive model just stored under `id`, so that it is not read back and checked again.
-    pub fn remember(&self, workspace_id: i64, id: i64, model: PredictiveModel) -> Arc<PredictiveModel> {
+    /// Keeps a predictive model just stored, so that it is not parsed and checked again.
+    pub fn remember(&self, stored: &PredictiveVersion, model: PredictiveModel) -> Arc<PredictiveModel> {
         let model = Arc::new(model);
         if let Ok(mut cache) = self.predictors.lock() {
-            cache.insert(id, (workspace_id, model.clone()));
+            cache.insert(stored.id, (PredictiveIdentity::of(stored), model.clone()));
         }
         model
     }
@@ -266,4 +292,37 @@ pub fn evaluate_with_qualifiers(
         })
         .collect();
     (rows, qualified_by)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leadscore_store::{Store, models, workspaces};
+
+    /// A version compiled inside a transaction that rolls back leaves its id free for the next
+    /// version, of another workspace: the cache must not hand the first model out for it.
+    #[test]
+    fn a_cached_model_of_a_rolled_back_version_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cache = Arc::new(Models::default());
+        let (a, b) = store
+            .write_blocking(|c| Ok((workspaces::find_or_create(c, "a")?.id, workspaces::find_or_create(c, "b")?.id)))
+            .unwrap();
+        let first = cache.clone();
+        let rolled_back: Result<(), StoreError> = store.write_blocking(move |c| {
+            let version = models::add(c, a, "[scores.alpha]\nrules = []\n", &BTreeMap::new())?;
+            first.get(c, &version)?;
+            Err(StoreError::Conflict("changed my mind".to_string()))
+        });
+        assert!(rolled_back.is_err());
+        let second = cache.clone();
+        let names = store
+            .write_blocking(move |c| {
+                let version = models::add(c, b, "[scores.beta]\nrules = []\n", &BTreeMap::new())?;
+                Ok(second.get(c, &version)?.score_names().map(str::to_string).collect::<Vec<_>>())
+            })
+            .unwrap();
+        assert_eq!(names, ["beta"]);
+    }
 }

@@ -169,11 +169,15 @@ fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> 
     };
     let mut out = Vec::new();
     leadscore_batch::score_files(&model, &options, &mut out, &|_, _, _| {})?;
-    let mut by_id: std::collections::HashMap<String, Json> = std::collections::HashMap::new();
+    // One output row per lead, in the data's order (strict: any bad row stopped the run above).
+    let mut rows: Vec<(String, Json)> = Vec::with_capacity(table.n_rows());
     for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let mut row: Json = serde_json::from_slice(line).context("reading the scores back")?;
         let id = row["lead_id"].as_str().unwrap_or_default().to_string();
-        by_id.insert(id, row["scores"].take());
+        rows.push((id, row["scores"].take()));
+    }
+    if rows.len() != table.n_rows() {
+        bail!("{}: {} leads scored for {} rows; every row needs a lead id", table.name(), rows.len(), table.n_rows());
     }
     let mut scored: Vec<Scored> = model
         .scores()
@@ -185,11 +189,13 @@ fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> 
             probabilities: s.predictive_reference().is_some(),
         })
         .collect();
-    for row in 0..table.n_rows() {
-        let id = table.cell(row, id_column).unwrap_or_default();
-        let Some(scores) = by_id.get(id) else {
-            bail!("{}:{}: the lead has no id", table.name(), table.line(row));
-        };
+    for (row, (id, scores)) in rows.iter().enumerate() {
+        // The table reads ids such as `NA` as missing; the scorer keeps them as ids.
+        if let Some(cell) = table.cell(row, id_column)
+            && cell.trim() != id.trim()
+        {
+            bail!("{}:{}: lead `{cell}` was scored as `{id}`", table.name(), table.line(row));
+        }
         for out in &mut scored {
             let score = &scores[&out.name];
             let value = score["value"].as_f64().with_context(|| format!("no value of `{}` for lead {id}", out.name))?;

@@ -92,6 +92,15 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
     let source = loaded.source.clone();
     let predictive = loaded.predictive.clone();
     loaded.into_model()?;
+    // The service names stored predictive models by what the model file wrote, and its API can
+    // only address some names: refuse the others here rather than store what cannot be reached.
+    if let Some(reference) = predictive.keys().find(|r| !leadscore_server::scoring::valid_name(r)) {
+        anyhow::bail!(
+            "{}: `predictive = \"{reference}\"`: the service stores trained models by name (letters, digits, `_`, \
+             `-` and `.`); put the file beside the model file and name it alone, e.g. `predictive = \"conversion.json\"`",
+            path.display()
+        );
+    }
     let workspace = workspace.to_string();
     let version = store
         .write(move |connection| {

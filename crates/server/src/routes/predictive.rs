@@ -103,7 +103,7 @@ async fn upload(
             predictive::add(connection, owner.workspace_id, &stored_name, &text, algorithm, Origin::Upload)
         })
         .await?;
-    state.models.remember(owner.workspace_id, stored.id, model);
+    state.models.remember(&stored, model);
     let body = json!({ "name": name, "version": stored.version, "algorithm": algorithm, "fields": fields });
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
@@ -236,7 +236,7 @@ async fn retrain(
         .store
         .write(move |connection| {
             let stored = predictive::add(connection, workspace_id, &stored_name, &body, algorithm, Origin::Retrain)?;
-            models.remember(workspace_id, stored.id, model);
+            models.remember(&stored, model);
             let active = leadscore_store::models::active(connection, workspace_id)?;
             let Some(active) = active.filter(|m| activate && m.predictors.contains_key(&stored_name)) else {
                 return Ok((stored, None));
