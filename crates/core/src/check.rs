@@ -50,6 +50,9 @@ impl Range {
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoreReport {
     pub score: String,
+    /// The trained model a predictive score uses, as the model file names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predictive: Option<String>,
     pub range: Range,
     pub tiers: Vec<TierReport>,
 }
@@ -79,7 +82,12 @@ pub fn report(model: &Model) -> Vec<ScoreReport> {
         .scores
         .iter()
         .zip(&ranges)
-        .map(|(score, &range)| ScoreReport { score: score.name.clone(), range, tiers: tier_reports(score, range) })
+        .map(|(score, &range)| ScoreReport {
+            score: score.name.clone(),
+            predictive: score.predictive_reference().map(str::to_string),
+            range,
+            tiers: tier_reports(score, range),
+        })
         .collect()
 }
 

@@ -195,6 +195,11 @@ tiers = [{{ label = "low" }}, {{ label = "high", min = 30 }}]
         // `check` loads the trained model and knows the score's range.
         let check = Command::new(env!("CARGO_BIN_EXE_leadscore")).arg("check").arg(&model).output().unwrap();
         assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+        let report = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            report.contains(&format!("score `conversion` (predictive: the probability of `{algorithm}.json`, times 100): lowest 0, highest 100")),
+            "{report}"
+        );
         // The score ranks leads exactly as the trained model does: the same AUC on the same rows.
         let auc = |model: &Path| -> f64 {
             let output = Command::new(env!("CARGO_BIN_EXE_leadscore"))

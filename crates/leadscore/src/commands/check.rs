@@ -57,9 +57,13 @@ fn bound(value: f64) -> String {
 pub fn render_report(reports: &[ScoreReport]) -> String {
     let mut out = String::new();
     for report in reports {
+        let kind = match &report.predictive {
+            Some(reference) => format!(" (predictive: the probability of `{reference}`, times 100)"),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "\nscore `{}`: lowest {}, highest {}",
+            "\nscore `{}`{kind}: lowest {}, highest {}",
             report.score,
             bound(report.range.min),
             bound(report.range.max)
