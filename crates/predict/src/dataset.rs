@@ -496,7 +496,7 @@ impl Standardiser {
         Standardiser { mean, scale }
     }
 
-    fn apply(&self, v: f64) -> f64 {
+    pub(crate) fn apply(&self, v: f64) -> f64 {
         (v - self.mean) / self.scale
     }
 }

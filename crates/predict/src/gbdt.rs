@@ -284,7 +284,7 @@ fn parse_bool(cell: &str) -> Option<bool> {
     }
 }
 
-fn numeric_bin(upper_bounds: &[f64], v: f64) -> u16 {
+pub(crate) fn numeric_bin(upper_bounds: &[f64], v: f64) -> u16 {
     upper_bounds.partition_point(|&b| b < v) as u16
 }
 
@@ -388,9 +388,9 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// The tree's output for a row with the bins `bins`, rule by rule; [`FlatTree`] gives the same faster.
-    #[cfg(test)]
-    fn predict(&self, bins: &[u16], missing_bins: &[u16]) -> f64 {
+    /// The tree's output for a row with the bins `bins`, rule by rule (one lead at a time); [`FlatTree`] gives the
+    /// same faster for many rows.
+    pub fn predict(&self, bins: &[u16], missing_bins: &[u16]) -> f64 {
         let mut child = if self.nodes.is_empty() { Child::Leaf(0) } else { Child::Node(0) };
         loop {
             match child {

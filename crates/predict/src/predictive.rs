@@ -19,7 +19,7 @@ use leadscore_core::{Predictor, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ColumnEncoding, Encoder, MISSING_CATEGORY, MISSING_TOKENS, Table};
-use crate::gbdt::{Booster, Child, FeatureBins, GbdtError, Rule, Tree};
+use crate::gbdt::{Booster, Child, FeatureBins, GbdtError, Tree};
 use crate::logistic::{self, sigmoid};
 
 /// The `kind` of every file `leadscore train` writes.
@@ -263,7 +263,7 @@ impl PredictiveModel {
                     .zip(values)
                     .map(|((f, lookup), v)| bin(f, lookup, v))
                     .collect();
-                let outputs: Vec<f64> = booster.trees.iter().map(|t| tree_output(t, &bins, missing_bins)).collect();
+                let outputs: Vec<f64> = booster.trees.iter().map(|t| t.predict(&bins, missing_bins)).collect();
                 let z = booster.init_score + outputs.iter().sum::<f64>();
                 if let Some(effects) = effects {
                     let p = sigmoid(z);
@@ -274,10 +274,8 @@ impl PredictiveModel {
                             continue;
                         }
                         let kept = std::mem::replace(&mut bins[field], missing_bins[field]);
-                        let change: f64 = trees
-                            .iter()
-                            .map(|&t| tree_output(&booster.trees[t], &bins, missing_bins) - outputs[t])
-                            .sum();
+                        let change: f64 =
+                            trees.iter().map(|&t| booster.trees[t].predict(&bins, missing_bins) - outputs[t]).sum();
                         bins[field] = kept;
                         effects.push(p - sigmoid(z + change));
                     }
@@ -328,9 +326,9 @@ fn encode(encoding: &ColumnEncoding, lookup: &HashMap<String, usize>, value: &Va
     match encoding {
         ColumnEncoding::Numeric { median, standardiser, missing_indicator, date, .. } => {
             let v = number(value, *date);
-            out.push((v.unwrap_or(*median) - standardiser.mean) / standardiser.scale);
+            out.push(standardiser.apply(v.unwrap_or(*median)));
             if let Some(s) = missing_indicator {
-                out.push((f64::from(u8::from(v.is_none())) - s.mean) / s.scale);
+                out.push(s.apply(f64::from(u8::from(v.is_none()))));
             }
         }
         ColumnEncoding::Boolean { missing_indicator, .. } => {
@@ -356,35 +354,11 @@ fn bin(feature: &FeatureBins, lookup: &HashMap<String, u16>, value: &Value) -> u
     let missing = feature.missing_bin() as u16;
     match feature {
         FeatureBins::Numeric { upper_bounds, date, .. } => {
-            number(value, *date).map_or(missing, |v| upper_bounds.partition_point(|&b| b < v) as u16)
+            number(value, *date).map_or(missing, |v| crate::gbdt::numeric_bin(upper_bounds, v))
         }
         FeatureBins::Boolean { .. } => boolean(value).map_or(missing, u16::from),
         FeatureBins::Categorical { .. } => {
             present_text(value).and_then(|t| lookup.get(t.trim()).copied()).unwrap_or(missing)
-        }
-    }
-}
-
-fn tree_output(tree: &Tree, bins: &[u16], missing_bins: &[u16]) -> f64 {
-    let mut child = if tree.nodes.is_empty() { Child::Leaf(0) } else { Child::Node(0) };
-    loop {
-        match child {
-            Child::Leaf(i) => return tree.leaves[i],
-            Child::Node(i) => {
-                let node = &tree.nodes[i];
-                let (bin, missing) = (bins[node.feature], missing_bins[node.feature]);
-                let left = match &node.rule {
-                    Rule::Threshold { bin_threshold, missing_left } => {
-                        if bin == missing {
-                            *missing_left
-                        } else {
-                            bin <= *bin_threshold
-                        }
-                    }
-                    Rule::Categories { left_bins } => left_bins.binary_search(&bin).is_ok(),
-                };
-                child = if left { node.left } else { node.right };
-            }
         }
     }
 }

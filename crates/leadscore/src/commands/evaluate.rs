@@ -124,6 +124,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+impl Scored {
+    /// One empty column per score of a scoring model, for `rows` leads.
+    fn for_model(model: &leadscore_core::Model, rows: usize) -> Vec<Scored> {
+        model
+            .scores()
+            .iter()
+            .map(|s| Scored {
+                name: s.name().to_string(),
+                values: Vec::with_capacity(rows),
+                tiers: (!s.tiers().is_empty()).then(Vec::new),
+                probabilities: s.predictive_reference().is_some(),
+            })
+            .collect()
+    }
+}
+
 /// What to score: the data's rows, and the leads' events if any.
 struct Source<'a> {
     table: &'a Table,
@@ -179,16 +195,7 @@ fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> 
     if rows.len() != table.n_rows() {
         bail!("{}: {} leads scored for {} rows; every row needs a lead id", table.name(), rows.len(), table.n_rows());
     }
-    let mut scored: Vec<Scored> = model
-        .scores()
-        .iter()
-        .map(|s| Scored {
-            name: s.name().to_string(),
-            values: Vec::with_capacity(table.n_rows()),
-            tiers: (!s.tiers().is_empty()).then(Vec::new),
-            probabilities: s.predictive_reference().is_some(),
-        })
-        .collect();
+    let mut scored = Scored::for_model(&model, table.n_rows());
     for (row, (id, scores)) in rows.iter().enumerate() {
         // The table reads ids such as `NA` as missing; the scorer keeps them as ids.
         if let Some(cell) = table.cell(row, id_column)
@@ -221,16 +228,7 @@ fn score_points(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<
             );
         }
     }
-    let mut scored: Vec<Scored> = model
-        .scores()
-        .iter()
-        .map(|s| Scored {
-            name: s.name().to_string(),
-            values: Vec::with_capacity(table.n_rows()),
-            tiers: (!s.tiers().is_empty()).then(Vec::new),
-            probabilities: s.predictive_reference().is_some(),
-        })
-        .collect();
+    let mut scored = Scored::for_model(&model, table.n_rows());
     let mut lead = Vec::with_capacity(columns.len());
     for row in 0..table.n_rows() {
         lead.clear();
