@@ -204,15 +204,17 @@ fn resolve_alias(
     user_id: &str,
     previous_id: &str,
     now: i64,
+    touched: &[Touched],
 ) -> Result<(LeadRow, Option<i64>), StoreError> {
     let previous = match leads::by_user_id(connection, workspace_id, previous_id)? {
         Some(lead) => Some(lead),
         None => leads::by_anonymous_id(connection, workspace_id, previous_id)?,
     };
-    let target = leads::by_user_id(connection, workspace_id, user_id)?;
+    let previous = previous.map(|lead| up_to_date(touched, lead));
+    let target = leads::by_user_id(connection, workspace_id, user_id)?.map(|lead| up_to_date(touched, lead));
     let resolved = match (previous, target) {
         (Some(previous), Some(mut target)) if previous.id != target.id => {
-            leads::merge(connection, previous.id, target.id)?;
+            leads::merge(connection, &previous, &mut target)?;
             merge_attributes(&mut target.attributes, &previous.attributes, false);
             target.email = target.email.or(previous.email);
             target.created_at = target.created_at.min(previous.created_at);
@@ -238,16 +240,21 @@ fn resolve_lead(
     workspace_id: i64,
     message: &Message,
     now: i64,
+    touched: &[Touched],
 ) -> Result<(LeadRow, Option<i64>), StoreError> {
     let by_anonymous = match &message.anonymous_id {
         Some(anonymous_id) => leads::by_anonymous_id(connection, workspace_id, anonymous_id)?,
         None => None,
     };
+    let by_anonymous = by_anonymous.map(|lead| up_to_date(touched, lead));
     let mut merged_from = None;
     let lead = match &message.user_id {
-        Some(user_id) => match (leads::by_user_id(connection, workspace_id, user_id)?, by_anonymous) {
+        Some(user_id) => match (
+            leads::by_user_id(connection, workspace_id, user_id)?.map(|lead| up_to_date(touched, lead)),
+            by_anonymous,
+        ) {
             (Some(mut known), Some(anonymous)) if anonymous.id != known.id && anonymous.user_id.is_none() => {
-                leads::merge(connection, anonymous.id, known.id)?;
+                leads::merge(connection, &anonymous, &mut known)?;
                 merge_attributes(&mut known.attributes, &anonymous.attributes, false);
                 known.email = known.email.or(anonymous.email);
                 known.created_at = known.created_at.min(anonymous.created_at);
@@ -280,6 +287,15 @@ fn merge_attributes(into: &mut Map<String, Value>, from: &Map<String, Value>, ov
             into.insert(key.clone(), value.clone());
         }
     }
+}
+
+/// A lead as read from the database, with what this request changed in it and saves only at its
+/// end (its newest event).
+fn up_to_date(touched: &[Touched], mut lead: LeadRow) -> LeadRow {
+    if let Some(entry) = touched.iter().find(|t| t.id == lead.id) {
+        lead.last_event_id = entry.row.last_event_id;
+    }
+    lead
 }
 
 /// A lead a request touched: the events it added (to apply to the stored state) and the time of
@@ -319,9 +335,9 @@ pub fn ingest(
         }
         let (mut lead, merged_from) = match (&message.kind, &message.user_id) {
             (Kind::Alias { previous_id }, Some(user_id)) => {
-                resolve_alias(connection, workspace_id, user_id, previous_id, received_at)?
+                resolve_alias(connection, workspace_id, user_id, previous_id, received_at, &touched)?
             }
-            _ => resolve_lead(connection, workspace_id, &message, received_at)?,
+            _ => resolve_lead(connection, workspace_id, &message, received_at, &touched)?,
         };
         let mut carried = None;
         if let Some(merged) = merged_from {
@@ -344,7 +360,7 @@ pub fn ingest(
             received_at,
             properties: stored_properties,
         };
-        if leadscore_store::events::insert(connection, workspace_id, lead.id, &stored)? == Inserted::Duplicate {
+        if leadscore_store::events::insert(connection, &mut lead, &stored)? == Inserted::Duplicate {
             ingested.items.push(Outcome::Duplicate);
             continue;
         }

@@ -242,7 +242,7 @@ pub fn state_for(
         return Ok((state, false));
     }
     let mut state = LeadState::new(model);
-    for StoredEvent { event_type, at, properties, .. } in leadscore_store::events::of_lead(connection, lead.id)? {
+    for StoredEvent { event_type, at, properties, .. } in leadscore_store::events::of_lead(connection, lead)? {
         if ![IDENTIFY, ALIAS, GROUP].contains(&event_type.as_str()) {
             apply(model, &mut state, &event_type, at, &properties);
         }

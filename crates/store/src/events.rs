@@ -1,8 +1,13 @@
 //! Events: append-only, one row per accepted message id.
+//!
+//! A lead's events are linked newest to oldest (`previous_id`, from the lead's `last_event_id`)
+//! rather than indexed by lead: an index keyed by lead takes each insert at a random place, and
+//! so costs a page written per event at every commit (see migration 6).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::StoreError;
+use crate::leads::LeadRow;
 
 /// An event to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,34 +46,47 @@ pub fn exists(connection: &Connection, workspace_id: i64, message_id: &str) -> R
         .is_some())
 }
 
-pub fn insert(
-    connection: &Connection,
-    workspace_id: i64,
-    lead_id: i64,
-    event: &NewEvent<'_>,
-) -> Result<Inserted, StoreError> {
+/// Stores an event of `lead` and makes it the lead's newest (`lead.last_event_id`; the caller
+/// saves the lead before its transaction ends).
+pub fn insert(connection: &Connection, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError> {
     let changed = connection
         .prepare_cached(
-            "INSERT INTO events (workspace_id, lead_id, message_id, type, at, received_at, properties)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (workspace_id, message_id) DO NOTHING",
+            "INSERT INTO events (workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (workspace_id, message_id) DO NOTHING",
         )?
         .execute(params![
-            workspace_id,
-            lead_id,
+            lead.workspace_id,
+            lead.id,
             event.message_id,
             event.event_type,
             event.at,
             event.received_at,
-            serde_json::to_string(event.properties).map_err(|e| StoreError::Corrupt(e.to_string()))?
+            serde_json::to_string(event.properties).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            lead.last_event_id,
         ])?;
-    Ok(if changed == 1 { Inserted::New } else { Inserted::Duplicate })
+    if changed != 1 {
+        return Ok(Inserted::Duplicate);
+    }
+    lead.last_event_id = Some(connection.last_insert_rowid());
+    Ok(Inserted::New)
 }
 
-/// Every event of a lead, oldest first (for rebuilding its state).
-pub fn of_lead(connection: &Connection, lead_id: i64) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut statement = connection
-        .prepare_cached("SELECT id, message_id, type, at, properties FROM events WHERE lead_id = ?1 ORDER BY at, id")?;
-    let rows = statement.query_map([lead_id], |row| {
+/// The ids of the events linked back from `newest` (newest first).
+pub(crate) const CHAIN: &str = "WITH RECURSIVE chain(id) AS (
+        SELECT ?1 WHERE ?1 IS NOT NULL
+        UNION ALL
+        SELECT e.previous_id FROM events e JOIN chain c ON e.id = c.id WHERE e.previous_id IS NOT NULL
+    )";
+
+/// Every event of a lead, oldest first (for rebuilding its state): the events linked back from
+/// `lead.last_event_id`, which is current in the given row even before the row is saved.
+pub fn of_lead(connection: &Connection, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError> {
+    let sql = format!(
+        "{CHAIN} SELECT e.id, e.message_id, e.type, e.at, e.properties FROM chain c JOIN events e ON e.id = c.id
+         ORDER BY e.at, e.id"
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map([lead.last_event_id], |row| {
         let properties: String = row.get(4)?;
         Ok(StoredEvent {
             id: row.get(0)?,
@@ -79,4 +97,62 @@ pub fn of_lead(connection: &Connection, lead_id: i64) -> Result<Vec<StoredEvent>
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, leads, workspaces};
+
+    fn event<'a>(
+        message_id: &'a str,
+        at: i64,
+        properties: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> NewEvent<'a> {
+        NewEvent { message_id, event_type: "visit", at, received_at: at, properties }
+    }
+
+    /// Each lead finds its own events through its links, a duplicate changes neither the events
+    /// nor the links, and a merge hands the merged lead's events to the other.
+    #[test]
+    fn a_lead_finds_its_events_before_and_after_a_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids = |events: Vec<StoredEvent>| events.into_iter().map(|e| e.message_id).collect::<Vec<_>>();
+        let (known, anonymous, again, merged, gone) = store
+            .write_blocking(move |c| {
+                let none = serde_json::Map::new();
+                let workspace = workspaces::find_or_create(c, "w")?;
+                let mut known = leads::create(c, workspace.id, Some("u"), 0)?;
+                let mut anonymous = leads::create(c, workspace.id, None, 0)?;
+                insert(c, &mut known, &event("k1", 10, &none))?;
+                insert(c, &mut anonymous, &event("a1", 5, &none))?;
+                insert(c, &mut known, &event("k2", 30, &none))?;
+                insert(c, &mut anonymous, &event("a2", 20, &none))?;
+                let head = known.last_event_id;
+                assert_eq!(insert(c, &mut known, &event("a1", 40, &none))?, Inserted::Duplicate);
+                assert_eq!(known.last_event_id, head);
+                leads::save(c, &known)?;
+                leads::save(c, &anonymous)?;
+                let known_events = of_lead(c, &known)?;
+                let anonymous_events = of_lead(c, &anonymous)?;
+                let again = of_lead(c, &leads::by_id(c, workspace.id, known.id)?.unwrap())?;
+                leads::merge(c, &anonymous, &mut known)?;
+                leads::save(c, &known)?;
+                let merged = of_lead(c, &leads::by_id(c, workspace.id, known.id)?.unwrap())?;
+                let owners: Vec<i64> = c
+                    .prepare("SELECT DISTINCT lead_id FROM events")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                assert_eq!(owners, [known.id]);
+                let gone = leads::by_id(c, workspace.id, anonymous.id)?;
+                Ok((known_events, anonymous_events, again, merged, gone))
+            })
+            .unwrap();
+        assert_eq!(ids(known), ["k1", "k2"]);
+        assert_eq!(ids(anonymous), ["a1", "a2"]);
+        assert_eq!(ids(again), ["k1", "k2"]);
+        assert_eq!(ids(merged), ["a1", "k1", "a2", "k2"]);
+        assert!(gone.is_none());
+    }
 }

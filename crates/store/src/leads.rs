@@ -20,10 +20,12 @@ pub struct LeadRow {
     /// The engine's state (JSON) and the model it was built for.
     pub state: Option<String>,
     pub state_model_id: Option<i64>,
+    /// The newest of the lead's events, from which the others are linked (see [`crate::events`]).
+    pub last_event_id: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "id, workspace_id, user_id, email, attributes, created_at, updated_at, last_event_at, stage, state, state_model_id";
+const COLUMNS: &str = "id, workspace_id, user_id, email, attributes, created_at, updated_at, last_event_at, stage, state, \
+     state_model_id, last_event_id";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeadRow> {
     let attributes: String = row.get(4)?;
@@ -39,6 +41,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeadRow> {
         stage: row.get(8)?,
         state: row.get(9)?,
         state_model_id: row.get(10)?,
+        last_event_id: row.get(11)?,
     })
 }
 
@@ -102,12 +105,27 @@ pub fn set_user_id(connection: &Connection, lead_id: i64, user_id: &str) -> Resu
 }
 
 /// Moves everything of lead `from` (events, anonymous ids) to lead `into`; `from` remains as a
-/// pointer so that old references still resolve.
-pub fn merge(connection: &Connection, from: i64, into: i64) -> Result<(), StoreError> {
-    connection.execute("UPDATE events SET lead_id = ?1 WHERE lead_id = ?2", params![into, from])?;
-    connection.execute("UPDATE anonymous_ids SET lead_id = ?1 WHERE lead_id = ?2", params![into, from])?;
-    connection.execute("DELETE FROM lead_scores WHERE lead_id = ?1", [from])?;
-    connection.execute("UPDATE leads SET merged_into = ?1, user_id = NULL WHERE id = ?2", params![into, from])?;
+/// pointer so that old references still resolve. `from`'s events are linked in ahead of
+/// `into`'s, whose `last_event_id` changes (the caller saves `into`).
+pub fn merge(connection: &Connection, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError> {
+    if let Some(newest) = from.last_event_id {
+        let chain = crate::events::CHAIN;
+        let oldest: i64 = connection.query_row(
+            &format!("{chain} SELECT e.id FROM chain c JOIN events e ON e.id = c.id WHERE e.previous_id IS NULL"),
+            [newest],
+            |row| row.get(0),
+        )?;
+        connection
+            .execute(&format!("{chain} UPDATE events SET lead_id = ?2 WHERE id IN chain"), params![newest, into.id])?;
+        connection.execute("UPDATE events SET previous_id = ?1 WHERE id = ?2", params![into.last_event_id, oldest])?;
+        into.last_event_id = Some(newest);
+    }
+    connection.execute("UPDATE anonymous_ids SET lead_id = ?1 WHERE lead_id = ?2", params![into.id, from.id])?;
+    connection.execute("DELETE FROM lead_scores WHERE lead_id = ?1", [from.id])?;
+    connection.execute(
+        "UPDATE leads SET merged_into = ?1, user_id = NULL, last_event_id = NULL WHERE id = ?2",
+        params![into.id, from.id],
+    )?;
     Ok(())
 }
 
@@ -116,7 +134,7 @@ pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
     connection
         .prepare_cached(
             "UPDATE leads SET email = ?1, attributes = ?2, updated_at = ?3, last_event_at = ?4, stage = ?5,
-                 state = ?6, state_model_id = ?7 WHERE id = ?8",
+                 state = ?6, state_model_id = ?7, last_event_id = ?9 WHERE id = ?8",
         )?
         .execute(params![
             lead.email,
@@ -126,7 +144,8 @@ pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
             lead.stage,
             lead.state,
             lead.state_model_id,
-            lead.id
+            lead.id,
+            lead.last_event_id
         ])?;
     Ok(())
 }

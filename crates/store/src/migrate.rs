@@ -16,6 +16,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "drop_stored_explanations", include_str!("migrations/0003_drop_stored_explanations.sql")),
     (4, "predictive_models", include_str!("migrations/0004_predictive_models.sql")),
     (5, "lead_scores_by_lead", include_str!("migrations/0005_lead_scores_by_lead.sql")),
+    (6, "lead_chains", include_str!("migrations/0006_lead_chains.sql")),
 ];
 
 /// Applies every migration the database has not had yet.
@@ -112,5 +113,53 @@ mod tests {
             )
             .unwrap();
         assert_eq!(indexes, 1);
+    }
+
+    /// Migration 6 replaces the indexes by lead with links: every lead still finds exactly its
+    /// events (also those a merge moved to it) and every score its history, newest first.
+    #[test]
+    fn linking_events_and_history_keeps_what_each_lead_finds() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 5).unwrap();
+        // Lead 3 was merged into lead 1 before the migration: its event 3 now belongs to lead 1.
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0);
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, 1, 0, 0), (2, 1, 0, 0);
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at, merged_into) VALUES (3, 1, 0, 0, 1);
+                 INSERT INTO events (id, workspace_id, lead_id, message_id, type, at, received_at) VALUES
+                     (1, 1, 1, 'a', 'visit', 30, 30), (2, 1, 2, 'b', 'visit', 10, 10), (3, 1, 1, 'c', 'demo', 5, 5),
+                     (4, 1, 1, 'd', 'visit', 20, 40);
+                 INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at)
+                     VALUES (1, 'fit', 10, 'warm', 1, 5), (1, 'behaviour', 3, NULL, 1, 5), (2, 'fit', 0, 'cold', 1, 6);
+                 INSERT INTO score_history (id, lead_id, score, value, tier, previous_tier, model_id, at, cause) VALUES
+                     (1, 1, 'fit', 5, 'cold', NULL, 1, 1, 'event'), (2, 2, 'fit', 0, 'cold', NULL, 1, 2, 'event'),
+                     (3, 1, 'behaviour', 3, NULL, NULL, 1, 3, 'event'), (4, 1, 'fit', 10, 'warm', 'cold', 1, 4, 'event');",
+            )
+            .unwrap();
+        apply(&mut connection).unwrap();
+        let lead = |id| crate::leads::by_id(&connection, 1, id).unwrap().unwrap();
+        let events = |id| -> Vec<String> {
+            crate::events::of_lead(&connection, &lead(id)).unwrap().into_iter().map(|e| e.message_id).collect()
+        };
+        assert_eq!(events(1), ["c", "d", "a"]);
+        assert_eq!(events(2), ["b"]);
+        let history = |id, limit| -> Vec<(String, f64)> {
+            crate::scores::history(&connection, id, limit).unwrap().into_iter().map(|h| (h.score, h.value)).collect()
+        };
+        assert_eq!(
+            history(1, 10),
+            [("fit".to_string(), 10.0), ("behaviour".to_string(), 3.0), ("fit".to_string(), 5.0)]
+        );
+        assert_eq!(history(1, 2), [("fit".to_string(), 10.0), ("behaviour".to_string(), 3.0)]);
+        assert_eq!(history(2, 10), [("fit".to_string(), 0.0)]);
+        let indexes: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name IN ('events_lead', 'score_history_lead')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 0);
     }
 }

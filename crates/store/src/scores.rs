@@ -46,10 +46,11 @@ pub fn save(
     cause: &str,
     history: History,
 ) -> Result<Vec<Change>, StoreError> {
-    let previous = current(connection, lead_id)?;
+    let previous = stored(connection, lead_id)?;
     let mut changes = Vec::new();
     for row in rows {
-        let before = previous.iter().find(|p| p.score == row.score);
+        let found = previous.iter().find(|(p, _)| p.score == row.score);
+        let before = found.map(|(b, _)| b);
         let changed = before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier);
         let tier_changed = before.is_none_or(|b| b.tier != row.tier);
         let recorded = match history {
@@ -61,32 +62,13 @@ pub fn save(
         // An unchanged score is not written again: decay moves most values between two events,
         // but fit scores and scores at a cap stay put, and each write costs index and WAL pages.
         let unchanged = !changed && before.is_some_and(|b| b.model_id == row.model_id);
-        // A row known to exist is updated, a new one inserted: cheaper than an upsert, which tries
-        // the insert first.
-        match before {
-            Some(_) if unchanged => {}
-            Some(_) => {
-                connection
-                    .prepare_cached(
-                        "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6
-                         WHERE lead_id = ?1 AND score = ?2",
-                    )?
-                    .execute(params![lead_id, row.score, row.value, row.tier, row.model_id, row.evaluated_at])?;
-            }
-            None => {
-                connection
-                    .prepare_cached(
-                        "INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![lead_id, row.score, row.value, row.tier, row.model_id, row.evaluated_at])?;
-            }
-        }
+        let mut history_id = found.and_then(|(_, id)| *id);
         if recorded {
             connection
                 .prepare_cached(
-                    "INSERT INTO score_history (lead_id, score, value, tier, previous_tier, model_id, at, cause)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO score_history
+                         (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?
                 .execute(params![
                     lead_id,
@@ -96,8 +78,47 @@ pub fn save(
                     before.and_then(|b| b.tier.clone()),
                     row.model_id,
                     row.evaluated_at,
-                    cause
+                    cause,
+                    history_id
                 ])?;
+            history_id = Some(connection.last_insert_rowid());
+        }
+        // A row known to exist is updated, a new one inserted: cheaper than an upsert, which tries
+        // the insert first.
+        match before {
+            Some(_) if unchanged => {}
+            Some(_) => {
+                connection
+                    .prepare_cached(
+                        "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6, history_id = ?7
+                         WHERE lead_id = ?1 AND score = ?2",
+                    )?
+                    .execute(params![
+                        lead_id,
+                        row.score,
+                        row.value,
+                        row.tier,
+                        row.model_id,
+                        row.evaluated_at,
+                        history_id
+                    ])?;
+            }
+            None => {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at, history_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        lead_id,
+                        row.score,
+                        row.value,
+                        row.tier,
+                        row.model_id,
+                        row.evaluated_at,
+                        history_id
+                    ])?;
+            }
         }
         if changed {
             changes.push(Change {
@@ -112,19 +133,28 @@ pub fn save(
     Ok(changes)
 }
 
-pub fn current(connection: &Connection, lead_id: i64) -> Result<Vec<ScoreRow>, StoreError> {
-    let mut statement = connection
-        .prepare_cached("SELECT score, value, tier, model_id, evaluated_at FROM lead_scores WHERE lead_id = ?1")?;
+/// A lead's current scores with the newest history entry of each.
+fn stored(connection: &Connection, lead_id: i64) -> Result<Vec<(ScoreRow, Option<i64>)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT score, value, tier, model_id, evaluated_at, history_id FROM lead_scores WHERE lead_id = ?1",
+    )?;
     let rows = statement.query_map([lead_id], |row| {
-        Ok(ScoreRow {
-            score: row.get(0)?,
-            value: row.get(1)?,
-            tier: row.get(2)?,
-            model_id: row.get(3)?,
-            evaluated_at: row.get(4)?,
-        })
+        Ok((
+            ScoreRow {
+                score: row.get(0)?,
+                value: row.get(1)?,
+                tier: row.get(2)?,
+                model_id: row.get(3)?,
+                evaluated_at: row.get(4)?,
+            },
+            row.get(5)?,
+        ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn current(connection: &Connection, lead_id: i64) -> Result<Vec<ScoreRow>, StoreError> {
+    Ok(stored(connection, lead_id)?.into_iter().map(|(row, _)| row).collect())
 }
 
 /// One entry of a lead's score history.
@@ -138,9 +168,18 @@ pub struct HistoryEntry {
     pub cause: String,
 }
 
+/// The newest `limit` entries of a lead's score history, newest first: each score's entries are
+/// linked back from its current row (`history_id`, then `previous_id`), at most `limit` of each.
 pub fn history(connection: &Connection, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT score, value, tier, previous_tier, at, cause FROM score_history WHERE lead_id = ?1 ORDER BY id DESC LIMIT ?2",
+        "WITH RECURSIVE chain(id, n) AS (
+             SELECT history_id, 1 FROM lead_scores WHERE lead_id = ?1 AND history_id IS NOT NULL
+             UNION ALL
+             SELECT h.previous_id, c.n + 1 FROM score_history h JOIN chain c ON h.id = c.id
+             WHERE h.previous_id IS NOT NULL AND c.n < ?2
+         )
+         SELECT h.score, h.value, h.tier, h.previous_tier, h.at, h.cause FROM chain c JOIN score_history h ON h.id = c.id
+         ORDER BY h.id DESC LIMIT ?2",
     )?;
     let rows = statement.query_map(params![lead_id, limit], |row| {
         Ok(HistoryEntry {
