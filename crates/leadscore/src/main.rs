@@ -10,6 +10,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than the system allocator: the service's messages are built on the HTTP
+/// threads and dropped on the storage writer thread (and its answers the other way round), and
+/// glibc's malloc frees memory of another thread on slow, locked paths. Measured in
+/// docs/benchmarks.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Self-hosted lead scoring: explainable rules, decay, tiers, qualifiers.
 #[derive(Parser)]
 #[command(name = "leadscore", version, about, long_about = None)]
