@@ -322,6 +322,17 @@ points = 4
     assert_eq!(stages, ["nurture", "sal", "mql"]);
     assert_eq!(history["changes"][1]["actor"], "jane@acme.io");
     assert_eq!(server.get("/api/leads?stage=nurture", &read).json()["leads"][0]["user_id"], "u1");
+
+    // A rep's change stands when the lead's next event comes (ingestion remembers leads between
+    // requests, and must not write back the stage it remembered).
+    track("u3", "Demo Requested", "5");
+    let accepted = server.post_json("/api/leads/u3/stage", &admin, &json!({"stage": "sal"}));
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    let later = track("u3", "page_view", "6");
+    assert_eq!(later["lead"].get("stage"), None, "{later}");
+    assert_eq!(later["lead"]["scores"]["total"]["value"], 4.0, "{later}");
+    assert_eq!(server.get("/api/leads/u3", &read).json()["stage"], "sal");
+    assert_eq!(server.get("/api/leads/u3/stages", &read).json()["stage"], "sal");
 }
 
 /// Recomputes a `Leadscore-Signature` header the way docs/api.md tells receivers to.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use leadscore_server::ingest::{self, Kind, Message};
+use leadscore_server::lead_cache::LeadCache;
 use leadscore_server::scoring::Models;
 use leadscore_store::{Store, models, workspaces};
 use serde_json::{Map, Value};
@@ -58,6 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(workspace.id)
     })?;
     let compiled = Arc::new(Models::default());
+    let leads = Arc::new(LeadCache::new(store.generation()));
     let now = leadscore_store::now_ms();
     let mut random = Lcg(7);
     let start = Instant::now();
@@ -78,8 +80,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
             })
             .collect();
-        let compiled = compiled.clone();
-        store.write_blocking(move |c| ingest::ingest(c, &compiled, workspace, messages, now))?;
+        let (compiled, leads) = (compiled.clone(), leads.clone());
+        store.write_coherent_blocking(move |c| ingest::ingest(c, &compiled, &leads, workspace, messages, now))?;
     }
     let seconds = start.elapsed().as_secs_f64();
     let events = requests * batch;

@@ -7,6 +7,7 @@ use leadscore_store::{Store, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::ingest::{self, Kind, Message};
+use crate::lead_cache::LeadCache;
 use crate::scoring::Models;
 
 /// The model the demo uses (also in examples/).
@@ -85,10 +86,15 @@ pub async fn create(store: &Store, name: &str, n_leads: usize, now: i64) -> Resu
         let messages = generate(n_leads, now);
         events = messages.iter().filter(|m| matches!(m.kind, Kind::Track(_))).count();
         let models = std::sync::Arc::new(Models::default());
+        // A plain write, not a coherent one: this cache is not the service's, whose remembered
+        // leads the write must invalidate.
+        let leads = std::sync::Arc::new(LeadCache::new(store.generation()));
         for chunk in messages.chunks(2000) {
             let chunk: Vec<Result<Message, String>> = chunk.iter().cloned().map(Ok).collect();
-            let models = models.clone();
-            store.write(move |connection| ingest::ingest(connection, &models, workspace_id, chunk, now)).await?;
+            let (models, leads) = (models.clone(), leads.clone());
+            store
+                .write(move |connection| ingest::ingest(connection, &models, &leads, workspace_id, chunk, now))
+                .await?;
         }
     }
     Ok(Demo {

@@ -16,6 +16,7 @@ use leadscore_store::stages::StageChange;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::lead_cache::{LeadCache, Leads};
 use crate::rescore;
 use crate::scoring::{self, Models};
 
@@ -204,14 +205,14 @@ fn resolve_alias(
     user_id: &str,
     previous_id: &str,
     now: i64,
-    touched: &[Touched],
+    remembered: &Leads,
 ) -> Result<(LeadRow, Option<i64>), StoreError> {
     let previous = match leads::by_user_id(connection, workspace_id, previous_id)? {
         Some(lead) => Some(lead),
         None => leads::by_anonymous_id(connection, workspace_id, previous_id)?,
     };
-    let previous = previous.map(|lead| up_to_date(touched, lead));
-    let target = leads::by_user_id(connection, workspace_id, user_id)?.map(|lead| up_to_date(touched, lead));
+    let previous = previous.map(|lead| up_to_date(remembered, lead));
+    let target = leads::by_user_id(connection, workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead));
     let resolved = match (previous, target) {
         (Some(previous), Some(mut target)) if previous.id != target.id => {
             leads::merge(connection, &previous, &mut target)?;
@@ -240,17 +241,17 @@ fn resolve_lead(
     workspace_id: i64,
     message: &Message,
     now: i64,
-    touched: &[Touched],
+    remembered: &Leads,
 ) -> Result<(LeadRow, Option<i64>), StoreError> {
     let by_anonymous = match &message.anonymous_id {
         Some(anonymous_id) => leads::by_anonymous_id(connection, workspace_id, anonymous_id)?,
         None => None,
     };
-    let by_anonymous = by_anonymous.map(|lead| up_to_date(touched, lead));
+    let by_anonymous = by_anonymous.map(|lead| up_to_date(remembered, lead));
     let mut merged_from = None;
     let lead = match &message.user_id {
         Some(user_id) => match (
-            leads::by_user_id(connection, workspace_id, user_id)?.map(|lead| up_to_date(touched, lead)),
+            leads::by_user_id(connection, workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead)),
             by_anonymous,
         ) {
             (Some(mut known), Some(anonymous)) if anonymous.id != known.id && anonymous.user_id.is_none() => {
@@ -289,33 +290,39 @@ fn merge_attributes(into: &mut Map<String, Value>, from: &Map<String, Value>, ov
     }
 }
 
-/// A lead as read from the database, with what this request changed in it and saves only at its
-/// end (its newest event).
-fn up_to_date(touched: &[Touched], mut lead: LeadRow) -> LeadRow {
-    if let Some(entry) = touched.iter().find(|t| t.id == lead.id) {
+/// A lead as read from the database, with what the current request changed in it and saves only
+/// at its end (its newest event), which the remembered row has.
+fn up_to_date(remembered: &Leads, mut lead: LeadRow) -> LeadRow {
+    if let Some(entry) = remembered.get(lead.id) {
         lead.last_event_id = entry.row.last_event_id;
     }
     lead
 }
 
 /// A lead a request touched: the events it added (to apply to the stored state) and the time of
-/// its latest event, saved with the lead once at the end rather than per event.
+/// its latest event, saved with the lead once at the end rather than per event. The lead's row
+/// is the remembered one (see [`crate::lead_cache`]).
 struct Touched {
     id: i64,
     events: Vec<(String, i64, Map<String, Value>)>,
     last_event_at: Option<i64>,
-    /// The lead as its last message left it (what the database holds, but for the event times).
-    row: LeadRow,
 }
 
-/// Stores the messages and rescores the leads they touch. Runs in the writer's transaction.
+fn forgotten(id: i64) -> StoreError {
+    StoreError::Corrupt(format!("lead {id} was not remembered during its ingestion"))
+}
+
+/// Stores the messages and rescores the leads they touch. Runs in the writer's transaction, as a
+/// coherent write (`Store::write_coherent`): it keeps the remembered leads equal to what it stores.
 pub fn ingest(
     connection: &Connection,
     models: &Models,
+    lead_cache: &LeadCache,
     workspace_id: i64,
     messages: Vec<Result<Message, String>>,
     received_at: i64,
 ) -> Result<Ingested, StoreError> {
+    let mut remembered = lead_cache.lock();
     let mut ingested = Ingested::default();
     // Touched leads in first-touch order with the events this request added to each, and the
     // leads whose state must be rebuilt from all their events (after a merge).
@@ -329,16 +336,47 @@ pub fn ingest(
                 continue;
             }
         };
-        if leadscore_store::events::exists(connection, workspace_id, &message.message_id)? {
-            ingested.items.push(Outcome::Duplicate);
-            continue;
-        }
-        let (mut lead, merged_from) = match (&message.kind, &message.user_id) {
-            (Kind::Alias { previous_id }, Some(user_id)) => {
-                resolve_alias(connection, workspace_id, user_id, previous_id, received_at, &touched)?
-            }
-            _ => resolve_lead(connection, workspace_id, &message, received_at, &touched)?,
+        let known = match message.kind {
+            Kind::Alias { .. } => None,
+            _ => remembered.lead_of(workspace_id, message.user_id.as_deref(), message.anonymous_id.as_deref()),
         };
+        let (lead_id, merged_from) = match known {
+            Some(id) => (id, None),
+            None => {
+                // Finding the lead may create, link or merge leads: not for a duplicate.
+                if leadscore_store::events::exists(connection, workspace_id, &message.message_id)? {
+                    ingested.items.push(Outcome::Duplicate);
+                    continue;
+                }
+                let (lead, merged_from) = match (&message.kind, &message.user_id) {
+                    (Kind::Alias { previous_id }, Some(user_id)) => {
+                        let resolved =
+                            resolve_alias(connection, workspace_id, user_id, previous_id, received_at, &remembered)?;
+                        remembered.link_anonymous_id(workspace_id, previous_id, resolved.0.id);
+                        resolved
+                    }
+                    _ => resolve_lead(connection, workspace_id, &message, received_at, &remembered)?,
+                };
+                let id = lead.id;
+                // resolve_lead links the message's anonymous id to the lead (resolve_alias links
+                // the earlier id, above).
+                if let (false, Some(anonymous_id)) = (matches!(message.kind, Kind::Alias { .. }), &message.anonymous_id)
+                {
+                    remembered.link_anonymous_id(workspace_id, anonymous_id, id);
+                }
+                remembered.remember(lead);
+                if let Some(merged) = merged_from {
+                    remembered.forget(merged);
+                    // Its state is rebuilt from all its events, the merged lead's too.
+                    if let Some(entry) = remembered.get_mut(id) {
+                        entry.state = None;
+                    }
+                }
+                (id, merged_from)
+            }
+        };
+        let entry = remembered.get_mut(lead_id).ok_or_else(|| forgotten(lead_id))?;
+        let lead = &mut entry.row;
         let mut carried = None;
         if let Some(merged) = merged_from {
             // The merged lead's events now belong to `lead`, whose state is rebuilt from them all.
@@ -360,7 +398,7 @@ pub fn ingest(
             received_at,
             properties: stored_properties,
         };
-        if leadscore_store::events::insert(connection, &mut lead, &stored)? == Inserted::Duplicate {
+        if leadscore_store::events::insert(connection, lead, &stored)? == Inserted::Duplicate {
             ingested.items.push(Outcome::Duplicate);
             continue;
         }
@@ -386,26 +424,27 @@ pub fn ingest(
         // Attribute changes (and merges) are saved at once: a later message of this request may
         // merge leads and reads them back. An event changes nothing saved until the end.
         if !matches!(message.kind, Kind::Track(_)) || merged_from.is_some() {
-            leads::save(connection, &lead)?;
+            leads::save(connection, lead)?;
         }
-        ingested.items.push(Outcome::Accepted { lead_id: lead.id });
+        ingested.items.push(Outcome::Accepted { lead_id });
         if let Kind::Track(name) = message.kind {
             new_event = Some((name, message.at, message.properties));
         }
-        match touched.iter_mut().find(|t| t.id == lead.id) {
+        match touched.iter_mut().find(|t| t.id == lead_id) {
             Some(entry) => {
                 entry.last_event_at = entry.last_event_at.max(last_event_at);
                 entry.events.extend(new_event);
-                entry.row = lead;
             }
-            None => touched.push(Touched { id: lead.id, events: Vec::from_iter(new_event), last_event_at, row: lead }),
+            None => touched.push(Touched { id: lead_id, events: Vec::from_iter(new_event), last_event_at }),
         }
     }
     let model_version = leadscore_store::models::active(connection, workspace_id)?;
     let model = model_version.as_ref().map(|v| models.get(connection, v)).transpose()?;
     let hooks =
         if touched.is_empty() { Vec::new() } else { leadscore_store::webhooks::list(connection, workspace_id)? };
-    for Touched { events: new_events, last_event_at, row: mut lead, .. } in touched {
+    for Touched { id, events: new_events, last_event_at } in touched {
+        let entry = remembered.get_mut(id).ok_or_else(|| forgotten(id))?;
+        let lead = &mut entry.row;
         lead.last_event_at = lead.last_event_at.max(last_event_at);
         lead.updated_at = received_at;
         let mut summary =
@@ -413,24 +452,38 @@ pub fn ingest(
         if let (Some(model), Some(version)) = (&model, &model_version) {
             if rebuild.contains(&lead.id) {
                 lead.state_model_id = None;
+                entry.state = None;
             }
-            let (mut state, rebuilt) = scoring::state_for(connection, model, version.id, &lead)?;
-            if !rebuilt {
-                for (event_type, at, properties) in &new_events {
-                    scoring::apply(model, &mut state, event_type, *at, properties);
+            let state = match entry.state.take() {
+                Some((model_id, mut state)) if model_id == version.id => {
+                    for (event_type, at, properties) in &new_events {
+                        scoring::apply(model, &mut state, event_type, *at, properties);
+                    }
+                    state
                 }
-            }
+                _ => {
+                    let (mut state, rebuilt) = scoring::state_for(connection, model, version.id, lead)?;
+                    if !rebuilt {
+                        for (event_type, at, properties) in &new_events {
+                            scoring::apply(model, &mut state, event_type, *at, properties);
+                        }
+                    }
+                    state
+                }
+            };
             let saved = rescore::save_scores(
                 connection,
                 model,
                 version.id,
-                &mut lead,
+                lead,
                 &state,
+                &mut entry.scores,
                 received_at,
                 "event",
                 History::EveryChange,
                 &hooks,
             )?;
+            entry.state = Some((version.id, state));
             for row in &saved.rows {
                 summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });
             }
@@ -441,7 +494,7 @@ pub fn ingest(
                 ingested.stage_changes.push((lead.id, change));
             }
         } else {
-            leads::save(connection, &lead)?;
+            leads::save(connection, lead)?;
         }
         ingested.leads.push(summary);
     }

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod demo;
 pub mod error;
 pub mod ingest;
+pub mod lead_cache;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notify;

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use leadscore_core::{LeadState, Model, Timestamp};
 use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::rusqlite::{Connection, params};
-use leadscore_store::scores::{Change, History, ScoreRow};
+use leadscore_store::scores::{Change, History, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
 use leadscore_store::webhooks::Webhook;
 use leadscore_store::{StoreError, now_ms};
@@ -33,7 +33,8 @@ pub struct Saved {
 }
 
 /// Evaluates a lead at `now` from `state`, saves its state and scores, moves it to MQL when its
-/// scores say so, and queues the webhook notifications of every change.
+/// scores say so, and queues the webhook notifications of every change. `stored` is the lead's
+/// stored scores when the caller knows them (read here otherwise), and what is stored after.
 #[allow(clippy::too_many_arguments)]
 pub fn save_scores(
     connection: &Connection,
@@ -41,6 +42,7 @@ pub fn save_scores(
     model_id: i64,
     lead: &mut LeadRow,
     state: &LeadState,
+    stored: &mut Option<StoredScores>,
     now: i64,
     cause: &str,
     history: History,
@@ -49,7 +51,11 @@ pub fn save_scores(
     lead.state = Some(scoring::state_json(state));
     lead.state_model_id = Some(model_id);
     let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
-    let changes = leadscore_store::scores::save(connection, lead.id, &rows, cause, history)?;
+    let stored = match stored {
+        Some(stored) => stored,
+        None => stored.insert(leadscore_store::scores::stored(connection, lead.id)?),
+    };
+    let changes = leadscore_store::scores::save_over(connection, lead.id, stored, &rows, cause, history)?;
     leads::save(connection, lead)?;
     let stage = automatic_mql(connection, model, lead, &rows, &qualified_by, &changes, now)?;
     if let Some(change) = &stage {
@@ -186,7 +192,9 @@ fn rescore_batch(
     for &id in &ids {
         let Some(mut lead) = leads::by_id(connection, workspace_id, id)? else { continue };
         let (state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
-        queued += save_scores(connection, &model, version.id, &mut lead, &state, now, cause, history, &hooks)?.queued;
+        queued +=
+            save_scores(connection, &model, version.id, &mut lead, &state, &mut None, now, cause, history, &hooks)?
+                .queued;
     }
     Ok((ids.last().copied(), ids.len() as u64, queued))
 }

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use leadscore_store::Store;
 
 use crate::auth::KeyCache;
+use crate::lead_cache::LeadCache;
 use crate::metrics::Metrics;
 use crate::rescore::Jobs;
 use crate::scoring::Models;
@@ -16,6 +17,9 @@ use crate::scoring::Models;
 pub struct AppState {
     pub store: Store,
     pub models: Arc<Models>,
+    /// The leads ingestion remembers between requests (kept coherent by writing through
+    /// `Store::write_coherent`).
+    pub leads: Arc<LeadCache>,
     pub keys: Arc<KeyCache>,
     /// Wakes the webhook dispatcher when notifications were queued.
     pub deliveries: Arc<Notify>,
@@ -44,6 +48,7 @@ impl Default for Config {
 impl AppState {
     pub fn new(store: Store, config: Config) -> AppState {
         AppState {
+            leads: Arc::new(LeadCache::new(store.generation())),
             store,
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),

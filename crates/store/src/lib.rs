@@ -26,6 +26,7 @@ pub mod webhooks;
 pub mod workspaces;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OpenFlags};
@@ -62,8 +63,26 @@ pub struct Store {
     writer: mpsc::Sender<Box<dyn WriteJob>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<PathBuf>,
+    generation: Generation,
     /// The checkpoint thread stops when the last handle is dropped.
     _alive: Arc<()>,
+}
+
+/// A number that changes whenever the stored data may have changed behind the back of a cache
+/// kept by coherent writers (see [`Store::write_coherent`]): before every other write job, after
+/// every job that failed (its work was rolled back) and after every failed commit. A cache of
+/// stored rows is valid as long as the generation is the one it was filled at.
+#[derive(Clone, Default)]
+pub struct Generation(Arc<AtomicU64>);
+
+impl Generation {
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn advance(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl Store {
@@ -82,16 +101,18 @@ impl Store {
         let alive = Arc::new(());
         let wal = dir.join("leadscore.db-wal");
         let spawn_error = |source| StoreError::Open { path: path.clone(), source };
+        let generation = Generation::default();
+        let writer_generation = generation.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(connection, jobs, wal))
+            .spawn(move || write_loop(connection, jobs, wal, writer_generation))
             .map_err(spawn_error)?;
         let (checkpoint_path, watch) = (path.clone(), Arc::downgrade(&alive));
         std::thread::Builder::new()
             .name("store-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpoint_path, watch))
             .map_err(spawn_error)?;
-        Ok(Store { writer, readers: Arc::new(Mutex::new(Vec::new())), path: Arc::new(path), _alive: alive })
+        Ok(Store { writer, readers: Arc::new(Mutex::new(Vec::new())), path: Arc::new(path), generation, _alive: alive })
     }
 
     /// Runs `work` in the writer's transaction and returns its result once committed.
@@ -100,10 +121,18 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job { work: Some(work), result: None, reply };
-        self.writer.send(Box::new(job)).map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.submit(work, false)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Same as [`Store::write`] for work that keeps every cache checked against
+    /// [`Store::generation`] up to date itself, so that the generation does not change unless the
+    /// work fails. Only ingestion, which keeps the writer's cache of leads, writes this way.
+    pub async fn write_coherent<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(work, true)?.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Same as [`Store::write`] for synchronous callers (the command line).
@@ -112,10 +141,36 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        self.submit(work, false)?.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Same as [`Store::write_coherent`] for synchronous callers.
+    pub fn write_coherent_blocking<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(work, true)?.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn submit<R, F>(
+        &self,
+        work: F,
+        coherent: bool,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<R, StoreError>>, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job { work: Some(work), result: None, reply };
+        let job = Job { work: Some(work), result: None, reply, coherent };
         self.writer.send(Box::new(job)).map_err(|_| StoreError::Closed)?;
-        answer.blocking_recv().map_err(|_| StoreError::Closed)?
+        Ok(answer)
+    }
+
+    /// The writer's generation (see [`Generation`]).
+    pub fn generation(&self) -> Generation {
+        self.generation.clone()
     }
 
     /// Runs `work` on a read connection, off the async runtime.
@@ -198,6 +253,8 @@ trait WriteJob: Send {
     /// Runs the work inside the open transaction, in a savepoint of its own when it shares the
     /// transaction with other jobs. Returns whether the work succeeded.
     fn run(&mut self, connection: &Connection, own_savepoint: bool) -> bool;
+    /// Whether the work keeps the caches checked against the generation up to date itself.
+    fn coherent(&self) -> bool;
     /// Answers the caller once the transaction's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
@@ -206,6 +263,7 @@ struct Job<R, F> {
     work: Option<F>,
     result: Option<Result<R, StoreError>>,
     reply: tokio::sync::oneshot::Sender<Result<R, StoreError>>,
+    coherent: bool,
 }
 
 impl<R, F> WriteJob for Job<R, F>
@@ -243,6 +301,10 @@ where
         ok
     }
 
+    fn coherent(&self) -> bool {
+        self.coherent
+    }
+
     fn finish(self: Box<Self>, commit: Result<(), String>) {
         let answer = match (commit, self.result) {
             (Ok(()), Some(result)) => result,
@@ -267,7 +329,7 @@ const WAL_HARD_LIMIT: u64 = 1024 * 1024 * 1024;
 /// How many groups the writer commits between two looks at the WAL's size.
 const WAL_CHECK_EVERY: u64 = 2;
 
-fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, wal: PathBuf) {
+fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, wal: PathBuf, generation: Generation) {
     let mut groups = 0u64;
     while let Ok(first) = jobs.recv() {
         // Under sustained writes the background checkpoint never catches up with the last
@@ -295,6 +357,7 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
         let begin = connection.execute_batch("BEGIN IMMEDIATE");
         if let Err(error) = begin {
             group.into_iter().for_each(|job| job.finish(Err(error.to_string())));
+            generation.advance();
             continue;
         }
         // A job alone in its transaction needs no savepoint: if it fails, the whole (its own)
@@ -302,7 +365,14 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
         let shared = group.len() > 1;
         let mut all_ok = true;
         for job in &mut group {
-            all_ok &= job.run(&connection, shared);
+            if !job.coherent() {
+                generation.advance();
+            }
+            let ok = job.run(&connection, shared);
+            if !ok {
+                generation.advance();
+            }
+            all_ok &= ok;
         }
         let commit = if shared || all_ok {
             connection.execute_batch("COMMIT").map_err(|e| e.to_string())
@@ -311,6 +381,7 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
         };
         if commit.is_err() {
             let _ = connection.execute_batch("ROLLBACK");
+            generation.advance();
         }
         for job in group {
             job.finish(commit.clone());

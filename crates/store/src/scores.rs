@@ -37,6 +37,12 @@ pub enum History {
     TierChanges,
 }
 
+/// A lead's current scores as stored, each with the id of its newest history entry: what
+/// [`save`] compares new scores with and links history to. A caller that remembers a lead
+/// between transactions keeps this too and saves with [`save_over`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredScores(Vec<(ScoreRow, Option<i64>)>);
+
 /// Replaces a lead's current scores; returns every change of value or tier and records those
 /// `history` asks for.
 pub fn save(
@@ -46,10 +52,23 @@ pub fn save(
     cause: &str,
     history: History,
 ) -> Result<Vec<Change>, StoreError> {
-    let previous = stored(connection, lead_id)?;
+    save_over(connection, lead_id, &mut stored(connection, lead_id)?, rows, cause, history)
+}
+
+/// Same as [`save`] given what is stored (from [`stored`] or a previous save in this or an
+/// earlier transaction), which it brings up to date.
+pub fn save_over(
+    connection: &Connection,
+    lead_id: i64,
+    stored: &mut StoredScores,
+    rows: &[ScoreRow],
+    cause: &str,
+    history: History,
+) -> Result<Vec<Change>, StoreError> {
     let mut changes = Vec::new();
     for row in rows {
-        let found = previous.iter().find(|(p, _)| p.score == row.score);
+        let position = stored.0.iter().position(|(p, _)| p.score == row.score);
+        let found = position.map(|i| &stored.0[i]);
         let before = found.map(|(b, _)| b);
         let changed = before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier);
         let tier_changed = before.is_none_or(|b| b.tier != row.tier);
@@ -129,12 +148,18 @@ pub fn save(
                 previous_tier: before.and_then(|b| b.tier.clone()),
             });
         }
+        if !unchanged {
+            match position {
+                Some(i) => stored.0[i] = (row.clone(), history_id),
+                None => stored.0.push((row.clone(), history_id)),
+            }
+        }
     }
     Ok(changes)
 }
 
-/// A lead's current scores with the newest history entry of each.
-fn stored(connection: &Connection, lead_id: i64) -> Result<Vec<(ScoreRow, Option<i64>)>, StoreError> {
+/// A lead's current scores as stored.
+pub fn stored(connection: &Connection, lead_id: i64) -> Result<StoredScores, StoreError> {
     let mut statement = connection.prepare_cached(
         "SELECT score, value, tier, model_id, evaluated_at, history_id FROM lead_scores WHERE lead_id = ?1",
     )?;
@@ -150,11 +175,11 @@ fn stored(connection: &Connection, lead_id: i64) -> Result<Vec<(ScoreRow, Option
             row.get(5)?,
         ))
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(StoredScores(rows.collect::<Result<_, _>>()?))
 }
 
 pub fn current(connection: &Connection, lead_id: i64) -> Result<Vec<ScoreRow>, StoreError> {
-    Ok(stored(connection, lead_id)?.into_iter().map(|(row, _)| row).collect())
+    Ok(stored(connection, lead_id)?.0.into_iter().map(|(row, _)| row).collect())
 }
 
 /// One entry of a lead's score history.

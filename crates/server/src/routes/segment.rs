@@ -284,10 +284,12 @@ pub async fn run(
     messages: Vec<Result<Message, String>>,
     received_at: i64,
 ) -> Result<ingest::Ingested, ApiError> {
-    let models = state.models.clone();
+    let (models, leads) = (state.models.clone(), state.leads.clone());
     let ingested = state
         .store
-        .write(move |connection| ingest::ingest(connection, &models, workspace_id, messages, received_at))
+        .write_coherent(move |connection| {
+            ingest::ingest(connection, &models, &leads, workspace_id, messages, received_at)
+        })
         .await?;
     if ingested.queued > 0 {
         state.deliveries.notify_one();
