@@ -2,8 +2,9 @@
 //!
 //! All writes go through one writer thread that owns the only write connection and commits
 //! several callers' work in one transaction (group commit): each caller's work runs in its own
-//! savepoint, so one failure never undoes another's, and every caller hears back only after the
-//! transaction is durable (`synchronous = FULL`). Reads use a small pool of read-only connections
+//! savepoint, so one failure never undoes another's (but ingestion's, see
+//! [`Store::write_coherent`]), and every caller hears back only after the transaction is durable
+//! (`synchronous = FULL`). Reads use a small pool of read-only connections
 //! and see every committed write.
 //!
 //! # Layout
@@ -126,7 +127,10 @@ impl Store {
 
     /// Same as [`Store::write`] for work that keeps every cache checked against
     /// [`Store::generation`] up to date itself, so that the generation does not change unless the
-    /// work fails. Only ingestion, which keeps the writer's cache of leads, writes this way.
+    /// work fails, and that fails only when storage does (a client's mistake is part of its
+    /// result, not an error). It runs without a savepoint of its own: if it fails, every job of
+    /// its transaction is rolled back and told so. Only ingestion, which keeps the writer's cache
+    /// of leads, writes this way.
     pub async fn write_coherent<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
@@ -361,30 +365,42 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
             continue;
         }
         // A job alone in its transaction needs no savepoint: if it fails, the whole (its own)
-        // transaction is rolled back.
+        // transaction is rolled back. Nor does a coherent job (ingestion), which fails only when
+        // storage does: a savepoint would copy every page it changes for a rollback that
+        // practically never comes, so its failure rolls back the whole transaction instead.
         let shared = group.len() > 1;
         let mut all_ok = true;
-        for job in &mut group {
+        let mut failed_unguarded = None;
+        for (index, job) in group.iter_mut().enumerate() {
             if !job.coherent() {
                 generation.advance();
             }
-            let ok = job.run(&connection, shared);
+            let own_savepoint = shared && !job.coherent();
+            let ok = job.run(&connection, own_savepoint);
             if !ok {
                 generation.advance();
+                if shared && !own_savepoint {
+                    failed_unguarded = Some(index);
+                    break;
+                }
             }
             all_ok &= ok;
         }
-        let commit = if shared || all_ok {
+        let commit = if failed_unguarded.is_some() {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err("another write in the same transaction failed, so nothing of it was stored; retry".to_string())
+        } else if shared || all_ok {
             connection.execute_batch("COMMIT").map_err(|e| e.to_string())
         } else {
             connection.execute_batch("ROLLBACK").map_err(|e| e.to_string())
         };
-        if commit.is_err() {
+        if commit.is_err() && failed_unguarded.is_none() {
             let _ = connection.execute_batch("ROLLBACK");
             generation.advance();
         }
-        for job in group {
-            job.finish(commit.clone());
+        for (index, job) in group.into_iter().enumerate() {
+            // The job that failed hears its own error.
+            job.finish(if failed_unguarded == Some(index) { Ok(()) } else { commit.clone() });
         }
     }
 }
@@ -408,5 +424,58 @@ mod tests {
         let workspace = store.write_blocking(|c| workspaces::find_or_create(c, "w")).unwrap();
         let found = store.read_blocking(|c| workspaces::find(c, "w")).unwrap();
         assert_eq!(found, Some(workspace));
+    }
+
+    /// A coherent job has no savepoint: when it fails, the jobs of its transaction are rolled
+    /// back with it and told so, and it reports its own error.
+    #[test]
+    fn a_failing_coherent_write_rolls_back_its_whole_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let insert = |name: &'static str| {
+            move |c: &Connection| -> Result<(), StoreError> {
+                workspaces::find_or_create(c, name)?;
+                Ok(())
+            }
+        };
+        // The writer is busy with the first job while the next three are queued: they share the
+        // second transaction.
+        let slow = store
+            .submit(
+                |c: &Connection| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    workspaces::find_or_create(c, "first")?;
+                    Ok(())
+                },
+                false,
+            )
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let before = store.submit(insert("before"), false).unwrap();
+        let failing = store
+            .submit(
+                |c: &Connection| -> Result<(), StoreError> {
+                    workspaces::find_or_create(c, "failing")?;
+                    Err(StoreError::Corrupt("disk on fire".to_string()))
+                },
+                true,
+            )
+            .unwrap();
+        let after = store.submit(insert("after"), false).unwrap();
+        assert!(slow.blocking_recv().unwrap().is_ok());
+        let failed = failing.blocking_recv().unwrap().unwrap_err().to_string();
+        assert!(failed.contains("disk on fire"), "{failed}");
+        for other in [before, after] {
+            let error = other.blocking_recv().unwrap().unwrap_err().to_string();
+            assert!(error.contains("another write in the same transaction failed"), "{error}");
+        }
+        let stored: Vec<String> = store
+            .read_blocking(|c| {
+                Ok(c.prepare("SELECT name FROM workspaces ORDER BY name")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        assert_eq!(stored, ["first"]);
     }
 }
