@@ -1,11 +1,13 @@
 -- wrk script for leadscore's Segment-compatible ingestion (bench/service/run.sh).
 --
---   wrk -t2 -c50 -d20s -s segment.lua http://HOST:PORT -- KEY RUN_ID BATCH USERS TIMESTAMP
+--   wrk -t2 -c50 -d20s -s segment.lua http://HOST:PORT -- KEY RUN_ID BATCH USERS TIMESTAMP [IDS]
 --
 -- BATCH = 0 sends one message per request to POST /v1/track; BATCH = N > 0 sends
--- {"batch": [N track messages]} to POST /v1/batch. Every message has a unique messageId
--- (RUN_ID-thread-counter-index), so none is a duplicate no-op; userIds are drawn from USERS
--- distinct ids. done() prints one machine-readable line, WRK_RESULT ..., that run.sh parses.
+-- {"batch": [N track messages]} to POST /v1/batch. Every message has a unique messageId, so none
+-- is a duplicate no-op: with IDS = sequential (the default) RUN_ID-thread-counter-index, with
+-- IDS = random a random UUID-like id as Segment's libraries send (RUN_ID-thread- then 32 random
+-- hex digits); userIds are drawn from USERS distinct ids. done() prints one machine-readable
+-- line, WRK_RESULT ..., that run.sh parses.
 
 local threads = {}
 local counter = 0
@@ -27,6 +29,7 @@ function init(args)
   batch = tonumber(args[3] or "0")
   users = tonumber(args[4] or "5000")
   stamp = args[5] or "2026-01-01T00:00:00Z"
+  random_ids = (args[6] or "sequential") == "random"
   math.randomseed(tid * 104729 + os.time())
   wrk.method = "POST"
   wrk.headers["Authorization"] = "Bearer " .. key
@@ -34,10 +37,18 @@ function init(args)
   path = batch > 0 and "/v1/batch" or "/v1/track"
 end
 
+local function message_id(n, i)
+  if random_ids then
+    return string.format("%s-%d-%08x%08x%08x%08x", run_id, tid,
+      math.random(0, 0x7fffffff), math.random(0, 0x7fffffff), math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  end
+  return string.format("%s-%d-%d-%d", run_id, tid, n, i)
+end
+
 local function message(kind, n, i)
   return string.format(
-    '{%s"userId":"user-%d","event":"%s","messageId":"%s-%d-%d-%d","timestamp":"%s","properties":{"path":"/docs/%d","plan":"pro"}}',
-    kind, math.random(users), events[math.random(#events)], run_id, tid, n, i, stamp, math.random(50))
+    '{%s"userId":"user-%d","event":"%s","messageId":"%s","timestamp":"%s","properties":{"path":"/docs/%d","plan":"pro"}}',
+    kind, math.random(users), events[math.random(#events)], message_id(n, i), stamp, math.random(50))
 end
 
 function request()
