@@ -48,7 +48,7 @@ pub fn save_scores(
     history: History,
     webhooks: &[Webhook],
 ) -> Result<Saved, StoreError> {
-    lead.state = Some(scoring::state_json(state));
+    lead.state = Some(scoring::state_text(state.occurrences()));
     lead.state_model_id = Some(model_id);
     let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
     let stored = match stored {

@@ -17,7 +17,8 @@ pub struct LeadRow {
     pub updated_at: i64,
     pub last_event_at: Option<i64>,
     pub stage: String,
-    /// The engine's state (JSON) and the model it was built for.
+    /// The engine's state (as `scoring::state_text` in the server writes it) and the model it was
+    /// built for.
     pub state: Option<String>,
     pub state_model_id: Option<i64>,
     /// The newest of the lead's events, from which the others are linked (see [`crate::events`]).
