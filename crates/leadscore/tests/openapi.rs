@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 /// Every operation the document describes, sorted. Written out so that a route added or removed
 /// shows up in review: the document is collected from the router, so a new route lands here.
 const DOCUMENTED: &[&str] = &[
+    "DELETE /api/keys/{id}",
     "DELETE /api/webhooks/{id}",
+    "GET /api/keys",
     "GET /api/leads",
     "GET /api/leads/{id}",
     "GET /api/leads/{id}/history",
@@ -26,6 +28,7 @@ const DOCUMENTED: &[&str] = &[
     "POST /api/events",
     "POST /api/import/events",
     "POST /api/import/leads",
+    "POST /api/keys",
     "POST /api/leads/{id}/stage",
     "POST /api/models",
     "POST /api/models/rollback",

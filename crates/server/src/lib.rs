@@ -50,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::models::routes())
         .merge(routes::predictive::routes())
         .merge(routes::webhooks::routes())
+        .merge(routes::keys::routes())
         .merge(routes::native::routes())
         .merge(routes::import::routes())
         .merge(metrics::routes())

@@ -2,6 +2,9 @@
 //!
 //! A plain SHA-256 is enough (no password hash): the secrets are 256 random bits, so there is
 //! nothing to guess that a slow hash would protect.
+//!
+//! A key is revoked rather than deleted: its row stays, so that a listing still shows which key
+//! was revoked and when.
 
 use std::fmt;
 use std::str::FromStr;
@@ -55,12 +58,32 @@ impl FromStr for Scope {
     }
 }
 
+/// A scope as stored; the table's CHECK constraint allows only the three names.
+impl rusqlite::types::FromSql for Scope {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Scope> {
+        value.as_str()?.parse().map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
+    }
+}
+
 /// A key as created: the secret is shown once and never stored.
 #[derive(Debug, Clone)]
 pub struct NewKey {
+    pub id: i64,
     pub secret: String,
     pub prefix: String,
     pub scope: Scope,
+    pub created_at: i64,
+}
+
+/// A key as listed: what tells it apart (its id and the first 12 characters of its secret),
+/// never the secret nor its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: i64,
+    pub prefix: String,
+    pub scope: Scope,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
 }
 
 /// Who a presented key belongs to.
@@ -80,11 +103,49 @@ pub fn create(connection: &Connection, workspace_id: i64, scope: Scope) -> Resul
     getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a key: {e}")))?;
     let secret = format!("lsk_{}", hex::encode(random));
     let prefix = secret[..12].to_string();
+    let created_at = crate::now_ms();
     connection.execute(
         "INSERT INTO api_keys (workspace_id, prefix, secret_hash, scope, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![workspace_id, prefix, hash(&secret), scope.as_str(), crate::now_ms()],
+        params![workspace_id, prefix, hash(&secret), scope.as_str(), created_at],
     )?;
-    Ok(NewKey { secret, prefix, scope })
+    Ok(NewKey { id: connection.last_insert_rowid(), secret, prefix, scope, created_at })
+}
+
+const INFO_COLUMNS: &str = "id, prefix, scope, created_at, revoked_at";
+
+fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
+    Ok(KeyInfo {
+        id: row.get(0)?,
+        prefix: row.get(1)?,
+        scope: row.get(2)?,
+        created_at: row.get(3)?,
+        revoked_at: row.get(4)?,
+    })
+}
+
+/// The workspace's keys, revoked ones included, newest first.
+pub fn list(connection: &Connection, workspace_id: i64) -> Result<Vec<KeyInfo>, StoreError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {INFO_COLUMNS} FROM api_keys WHERE workspace_id = ?1 ORDER BY created_at DESC, id DESC"
+    ))?;
+    let rows = statement.query_map([workspace_id], info_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One of the workspace's keys, revoked or not; `None` if the workspace has no such key.
+pub fn by_id(connection: &Connection, workspace_id: i64, key_id: i64) -> Result<Option<KeyInfo>, StoreError> {
+    let sql = format!("SELECT {INFO_COLUMNS} FROM api_keys WHERE workspace_id = ?1 AND id = ?2");
+    Ok(connection.query_row(&sql, params![workspace_id, key_id], info_from_row).optional()?)
+}
+
+/// Revokes one of the workspace's keys; false if the workspace has no such key. Revoking a key
+/// again keeps the time of its first revocation, so that the listing says when it stopped working.
+pub fn revoke(connection: &Connection, workspace_id: i64, key_id: i64) -> Result<bool, StoreError> {
+    let changed = connection.execute(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE workspace_id = ?2 AND id = ?3",
+        params![crate::now_ms(), workspace_id, key_id],
+    )?;
+    Ok(changed == 1)
 }
 
 /// The owner of a key that exists and is not revoked.
@@ -101,4 +162,95 @@ pub fn authenticate(connection: &Connection, secret: &str) -> Result<Option<KeyO
         Ok(KeyOwner { key_id, workspace_id, scope })
     })
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, workspaces};
+
+    #[test]
+    fn a_listing_shows_prefixes_newest_first_and_never_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (first, second, listed, elsewhere) = store
+            .write_blocking(|c| {
+                let acme = workspaces::find_or_create(c, "acme")?;
+                let other = workspaces::find_or_create(c, "other")?;
+                let first = create(c, acme.id, Scope::Ingest)?;
+                let second = create(c, acme.id, Scope::Admin)?;
+                create(c, other.id, Scope::Read)?;
+                Ok((first, second, list(c, acme.id)?, list(c, other.id)?))
+            })
+            .unwrap();
+        assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), [second.id, first.id]);
+        assert_eq!(listed[0].prefix, second.secret[..12]);
+        assert_eq!(listed[0].scope, Scope::Admin);
+        assert_eq!(
+            listed[1],
+            KeyInfo {
+                id: first.id,
+                prefix: first.prefix.clone(),
+                scope: Scope::Ingest,
+                created_at: first.created_at,
+                revoked_at: None
+            }
+        );
+        assert!(!format!("{listed:?}").contains(&first.secret[12..]));
+        assert_eq!(elsewhere.len(), 1);
+        assert_eq!(elsewhere[0].scope, Scope::Read);
+    }
+
+    fn authenticates(store: &Store, secret: &str) -> bool {
+        let secret = secret.to_string();
+        store.read_blocking(move |c| authenticate(c, &secret)).unwrap().is_some()
+    }
+
+    #[test]
+    fn a_revoked_key_no_longer_authenticates_and_keeps_its_first_revocation_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (key, acme) = store
+            .write_blocking(|c| {
+                let acme = workspaces::find_or_create(c, "acme")?;
+                Ok((create(c, acme.id, Scope::Read)?, acme.id))
+            })
+            .unwrap();
+        assert!(authenticates(&store, &key.secret));
+        let revoke_and_read = move |c: &Connection| Ok((revoke(c, acme, key.id)?, by_id(c, acme, key.id)?));
+
+        let (revoked, info) = store.write_blocking(revoke_and_read).unwrap();
+        assert!(revoked);
+        let first_revocation = info.unwrap().revoked_at.expect("revoked");
+        assert!(!authenticates(&store, &key.secret));
+
+        // Later, so that a second revocation would have a different time if it overwrote the first.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (revoked_again, info) = store.write_blocking(revoke_and_read).unwrap();
+        assert!(revoked_again);
+        assert_eq!(info.unwrap().revoked_at, Some(first_revocation));
+    }
+
+    #[test]
+    fn another_workspace_cannot_see_or_revoke_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (revoked, seen, unknown, secret) = store
+            .write_blocking(|c| {
+                let acme = workspaces::find_or_create(c, "acme")?;
+                let other = workspaces::find_or_create(c, "other")?;
+                let key = create(c, acme.id, Scope::Admin)?;
+                Ok((
+                    revoke(c, other.id, key.id)?,
+                    by_id(c, other.id, key.id)?,
+                    revoke(c, acme.id, key.id + 100)?,
+                    key.secret,
+                ))
+            })
+            .unwrap();
+        assert!(!revoked);
+        assert_eq!(seen, None);
+        assert!(!unknown);
+        assert!(authenticates(&store, &secret));
+    }
 }

@@ -1,11 +1,14 @@
-//! `leadscore keys create`: a new API key for a workspace (created if needed), shown once.
+//! `leadscore keys`: create a workspace's API keys (shown once), list them, revoke them. Works on
+//! the data directory of a running service.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use leadscore_core::Timestamp;
+use leadscore_server::auth::RECHECK_AFTER;
 use leadscore_store::Store;
-use leadscore_store::keys::Scope;
+use leadscore_store::keys::{KeyInfo, Scope};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,6 +30,28 @@ enum Action {
         #[arg(long, value_parser = |s: &str| s.parse::<Scope>())]
         scope: Scope,
     },
+    /// List a workspace's keys, newest first: id, prefix (the key's first 12 characters), scope,
+    /// creation and revocation times
+    List {
+        /// Directory of the database
+        #[arg(long)]
+        data: PathBuf,
+        /// Workspace name
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Revoke a key: a running server stops accepting it within 30 seconds
+    Revoke {
+        /// Directory of the database
+        #[arg(long)]
+        data: PathBuf,
+        /// Workspace name
+        #[arg(long)]
+        workspace: String,
+        /// The key's id, from `leadscore keys list`
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -39,7 +64,95 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 leadscore_store::keys::create(connection, workspace.id, scope)
             })?;
             println!("{}", key.secret);
-            Ok(ExitCode::SUCCESS)
+        }
+        Action::List { data, workspace } => {
+            let store = open_existing(&data)?;
+            let name = workspace.clone();
+            let listed = store.read_blocking(move |connection| {
+                let Some(workspace) = leadscore_store::workspaces::find(connection, &name)? else { return Ok(None) };
+                leadscore_store::keys::list(connection, workspace.id).map(Some)
+            })?;
+            let listed = listed.with_context(|| no_workspace(&workspace, &data))?;
+            print!("{}", table(&listed));
+        }
+        Action::Revoke { data, workspace, id } => {
+            let store = open_existing(&data)?;
+            let name = workspace.clone();
+            // Read before and after, in one transaction, to tell a new revocation from an old one.
+            let outcome = store.write_blocking(move |connection| {
+                let Some(workspace) = leadscore_store::workspaces::find(connection, &name)? else {
+                    return Ok(Revocation::NoWorkspace);
+                };
+                let Some(before) = leadscore_store::keys::by_id(connection, workspace.id, id)? else {
+                    return Ok(Revocation::NoKey);
+                };
+                leadscore_store::keys::revoke(connection, workspace.id, id)?;
+                let after = leadscore_store::keys::by_id(connection, workspace.id, id)?;
+                Ok(Revocation::Done { already_at: before.revoked_at, key: after.unwrap_or(before) })
+            })?;
+            match outcome {
+                Revocation::NoWorkspace => bail!("{}", no_workspace(&workspace, &data)),
+                Revocation::NoKey => {
+                    bail!("workspace `{workspace}` has no key {id} (`leadscore keys list` shows its keys)")
+                }
+                Revocation::Done { already_at: Some(at), key } => {
+                    println!("key {} ({}, {}) was already revoked at {}", key.id, key.prefix, key.scope, Timestamp(at))
+                }
+                Revocation::Done { already_at: None, key } => println!(
+                    "revoked key {} ({}, {}) of workspace `{workspace}`; a running server stops accepting it within {} seconds",
+                    key.id,
+                    key.prefix,
+                    key.scope,
+                    RECHECK_AFTER.as_secs()
+                ),
+            }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+enum Revocation {
+    NoWorkspace,
+    NoKey,
+    Done {
+        /// When the key had been revoked before, if it had.
+        already_at: Option<i64>,
+        key: KeyInfo,
+    },
+}
+
+/// Opens the database of `data` without creating one: listing or revoking in a mistyped
+/// directory must say so, not leave an empty database there.
+fn open_existing(data: &Path) -> anyhow::Result<Store> {
+    let database = data.join("leadscore.db");
+    if !database.is_file() {
+        bail!("no database in {}: {} does not exist", data.display(), database.display());
+    }
+    Store::open(data).with_context(|| format!("cannot open the data directory {}", data.display()))
+}
+
+fn no_workspace(workspace: &str, data: &Path) -> String {
+    format!("no workspace `{workspace}` in {}", data.display())
+}
+
+/// The keys as aligned columns, with a header line.
+fn table(keys: &[KeyInfo]) -> String {
+    let mut rows = vec![["ID", "PREFIX", "SCOPE", "CREATED", "REVOKED"].map(String::from)];
+    for key in keys {
+        rows.push([
+            key.id.to_string(),
+            key.prefix.clone(),
+            key.scope.to_string(),
+            Timestamp(key.created_at).to_string(),
+            key.revoked_at.map_or_else(|| "-".to_string(), |at| Timestamp(at).to_string()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5).map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod import;
+pub mod keys;
 pub mod leads;
 pub mod models;
 pub mod native;
