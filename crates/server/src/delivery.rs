@@ -131,7 +131,8 @@ async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base
     }
     let id = pending.id;
     let gave_up = !delivered && next.is_none();
-    let recorded = store.write(move |c| webhooks::record_attempt(c, id, &attempt, delivered, next)).await;
+    // Delivery bookkeeping touches no lead: the writer's cache of leads stays valid.
+    let recorded = store.write_beside_caches(move |c| webhooks::record_attempt(c, id, &attempt, delivered, next)).await;
     if let Err(error) = recorded {
         tracing::error!(%error, delivery = id, "cannot record a webhook attempt");
     }

@@ -322,6 +322,11 @@ pub fn ingest(
     messages: Vec<Result<Message, String>>,
     received_at: i64,
 ) -> Result<Ingested, StoreError> {
+    // What can fail for another reason than storage (a stored model that no longer compiles)
+    // fails here, before anything is written: this job has no savepoint of its own.
+    let model_version = leadscore_store::models::active(connection, workspace_id)?;
+    let model = model_version.as_ref().map(|v| models.get(connection, v)).transpose()?;
+    let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
     let mut remembered = lead_cache.lock();
     let mut ingested = Ingested::default();
     // Touched leads in first-touch order with the events this request added to each, and the
@@ -438,10 +443,6 @@ pub fn ingest(
             None => touched.push(Touched { id: lead_id, events: Vec::from_iter(new_event), last_event_at }),
         }
     }
-    let model_version = leadscore_store::models::active(connection, workspace_id)?;
-    let model = model_version.as_ref().map(|v| models.get(connection, v)).transpose()?;
-    let hooks =
-        if touched.is_empty() { Vec::new() } else { leadscore_store::webhooks::list(connection, workspace_id)? };
     for Touched { id, events: new_events, last_event_at } in touched {
         let entry = remembered.get_mut(id).ok_or_else(|| forgotten(id))?;
         let lead = &mut entry.row;
@@ -499,4 +500,48 @@ pub fn ingest(
         ingested.leads.push(summary);
     }
     Ok(ingested)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leadscore_store::{Store, models, workspaces};
+
+    /// Ingestion runs without a savepoint of its own, so what can fail for another reason than
+    /// storage must fail before it writes anything: then the jobs it shares a transaction with
+    /// are not rolled back with it.
+    #[test]
+    fn a_workspace_whose_model_no_longer_compiles_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let workspace_id = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w")?;
+                let version = models::add(c, workspace.id, "[scores.activity]\nrules = []\n", &BTreeMap::new())?;
+                models::activate(c, workspace.id, version.id)?;
+                // As if stored by a version of leadscore that accepted what this one refuses.
+                c.execute("UPDATE models SET source = 'not a model' WHERE id = ?1", [version.id])?;
+                Ok(workspace.id)
+            })
+            .unwrap();
+        let (models, leads) = (Models::default(), LeadCache::new(store.generation()));
+        let message = Message {
+            kind: Kind::Track("visit".to_string()),
+            user_id: Some("u".to_string()),
+            anonymous_id: None,
+            message_id: "m1".to_string(),
+            at: 0,
+            traits: Map::new(),
+            properties: Map::new(),
+        };
+        let (result, changes) = store
+            .write_blocking(move |c| {
+                let before = c.total_changes();
+                let result = ingest(c, &models, &leads, workspace_id, vec![Ok(message)], 0);
+                Ok((result.map(|_| ()).map_err(|e| e.to_string()), c.total_changes() - before))
+            })
+            .unwrap();
+        assert!(result.as_ref().is_err_and(|e| e.contains("does not compile")), "{result:?}");
+        assert_eq!(changes, 0);
+    }
 }

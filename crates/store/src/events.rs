@@ -71,10 +71,11 @@ pub fn insert(connection: &Connection, lead: &mut LeadRow, event: &NewEvent<'_>)
     Ok(Inserted::New)
 }
 
-/// The ids of the events linked back from `newest` (newest first).
+/// The ids of the events linked back from `newest` (newest first). `UNION` rather than `UNION
+/// ALL`: should links ever form a cycle, the walk ends instead of running forever.
 pub(crate) const CHAIN: &str = "WITH RECURSIVE chain(id) AS (
         SELECT ?1 WHERE ?1 IS NOT NULL
-        UNION ALL
+        UNION
         SELECT e.previous_id FROM events e JOIN chain c ON e.id = c.id WHERE e.previous_id IS NOT NULL
     )";
 

@@ -122,21 +122,21 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(work, false)?.await.map_err(|_| StoreError::Closed)?
+        self.submit(work, PLAIN)?.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Same as [`Store::write`] for work that keeps every cache checked against
     /// [`Store::generation`] up to date itself, so that the generation does not change unless the
-    /// work fails, and that fails only when storage does (a client's mistake is part of its
-    /// result, not an error). It runs without a savepoint of its own: if it fails, every job of
-    /// its transaction is rolled back and told so. Only ingestion, which keeps the writer's cache
-    /// of leads, writes this way.
+    /// work fails, and that, once it has written anything, fails only when storage does (a
+    /// client's mistake is part of its result, not an error). It runs without a savepoint of its
+    /// own: if it fails after writing, every job of its transaction is rolled back and told so.
+    /// Only ingestion, which keeps the writer's cache of leads, writes this way.
     pub async fn write_coherent<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(work, true)?.await.map_err(|_| StoreError::Closed)?
+        self.submit(work, COHERENT)?.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Same as [`Store::write`] for synchronous callers (the command line).
@@ -145,7 +145,7 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(work, false)?.blocking_recv().map_err(|_| StoreError::Closed)?
+        self.submit(work, PLAIN)?.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
     /// Same as [`Store::write_coherent`] for synchronous callers.
@@ -154,20 +154,31 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(work, true)?.blocking_recv().map_err(|_| StoreError::Closed)?
+        self.submit(work, COHERENT)?.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Same as [`Store::write`] for work that changes nothing a coherent writer's cache holds
+    /// (leads, their scores and identities), such as webhook delivery bookkeeping: the caches
+    /// stay valid.
+    pub async fn write_beside_caches<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(work, BESIDE_CACHES)?.await.map_err(|_| StoreError::Closed)?
     }
 
     fn submit<R, F>(
         &self,
         work: F,
-        coherent: bool,
+        mode: Mode,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<R, StoreError>>, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job { work: Some(work), result: None, reply, coherent };
+        let job = Job { work: Some(work), result: None, reply, mode };
         self.writer.send(Box::new(job)).map_err(|_| StoreError::Closed)?;
         Ok(answer)
     }
@@ -257,8 +268,7 @@ trait WriteJob: Send {
     /// Runs the work inside the open transaction, in a savepoint of its own when it shares the
     /// transaction with other jobs. Returns whether the work succeeded.
     fn run(&mut self, connection: &Connection, own_savepoint: bool) -> bool;
-    /// Whether the work keeps the caches checked against the generation up to date itself.
-    fn coherent(&self) -> bool;
+    fn mode(&self) -> Mode;
     /// Answers the caller once the transaction's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
@@ -267,8 +277,23 @@ struct Job<R, F> {
     work: Option<F>,
     result: Option<Result<R, StoreError>>,
     reply: tokio::sync::oneshot::Sender<Result<R, StoreError>>,
-    coherent: bool,
+    mode: Mode,
 }
+
+/// How a job shares the writer with others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mode {
+    /// The work keeps the caches checked against the generation valid (it updates them, or
+    /// changes nothing they hold), so the generation does not advance before it.
+    keeps_caches: bool,
+    /// The work runs in a savepoint of its own when it shares a transaction, so that its failure
+    /// undoes only its own writes.
+    savepoint: bool,
+}
+
+const PLAIN: Mode = Mode { keeps_caches: false, savepoint: true };
+const COHERENT: Mode = Mode { keeps_caches: true, savepoint: false };
+const BESIDE_CACHES: Mode = Mode { keeps_caches: true, savepoint: true };
 
 impl<R, F> WriteJob for Job<R, F>
 where
@@ -305,8 +330,8 @@ where
         ok
     }
 
-    fn coherent(&self) -> bool {
-        self.coherent
+    fn mode(&self) -> Mode {
+        self.mode
     }
 
     fn finish(self: Box<Self>, commit: Result<(), String>) {
@@ -366,27 +391,32 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
         }
         // A job alone in its transaction needs no savepoint: if it fails, the whole (its own)
         // transaction is rolled back. Nor does a coherent job (ingestion), which fails only when
-        // storage does: a savepoint would copy every page it changes for a rollback that
-        // practically never comes, so its failure rolls back the whole transaction instead.
+        // storage does once it has written anything: a savepoint would copy every page it
+        // changes for a rollback that practically never comes. If one fails after writing, the
+        // whole transaction is rolled back; one that fails before writing left nothing to undo.
         let shared = group.len() > 1;
         let mut all_ok = true;
-        let mut failed_unguarded = None;
+        let mut failed = vec![false; group.len()];
+        let mut unguarded_failure = false;
         for (index, job) in group.iter_mut().enumerate() {
-            if !job.coherent() {
+            let mode = job.mode();
+            if !mode.keeps_caches {
                 generation.advance();
             }
-            let own_savepoint = shared && !job.coherent();
+            let own_savepoint = shared && mode.savepoint;
+            let changes_before = connection.total_changes();
             let ok = job.run(&connection, own_savepoint);
             if !ok {
                 generation.advance();
-                if shared && !own_savepoint {
-                    failed_unguarded = Some(index);
+                failed[index] = true;
+                if shared && !own_savepoint && connection.total_changes() != changes_before {
+                    unguarded_failure = true;
                     break;
                 }
             }
             all_ok &= ok;
         }
-        let commit = if failed_unguarded.is_some() {
+        let commit = if unguarded_failure {
             let _ = connection.execute_batch("ROLLBACK");
             Err("another write in the same transaction failed, so nothing of it was stored; retry".to_string())
         } else if shared || all_ok {
@@ -394,13 +424,13 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
         } else {
             connection.execute_batch("ROLLBACK").map_err(|e| e.to_string())
         };
-        if commit.is_err() && failed_unguarded.is_none() {
+        if commit.is_err() && !unguarded_failure {
             let _ = connection.execute_batch("ROLLBACK");
             generation.advance();
         }
-        for (index, job) in group.into_iter().enumerate() {
-            // The job that failed hears its own error.
-            job.finish(if failed_unguarded == Some(index) { Ok(()) } else { commit.clone() });
+        for (job, failed) in group.into_iter().zip(failed) {
+            // A job that failed hears its own error; the others hear how the transaction ended.
+            job.finish(if failed { Ok(()) } else { commit.clone() });
         }
     }
 }
@@ -426,20 +456,14 @@ mod tests {
         assert_eq!(found, Some(workspace));
     }
 
-    /// A coherent job has no savepoint: when it fails, the jobs of its transaction are rolled
-    /// back with it and told so, and it reports its own error.
-    #[test]
-    fn a_failing_coherent_write_rolls_back_its_whole_transaction() {
+    type Reply = tokio::sync::oneshot::Receiver<Result<(), StoreError>>;
+    type Work = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
+
+    /// Runs `jobs` (work, mode) in one shared transaction: the writer is busy with a slow first
+    /// job while they are queued. Returns the workspaces stored afterwards and the replies.
+    fn in_one_transaction(jobs: Vec<(Work, Mode)>) -> (Vec<String>, Vec<Result<(), StoreError>>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let insert = |name: &'static str| {
-            move |c: &Connection| -> Result<(), StoreError> {
-                workspaces::find_or_create(c, name)?;
-                Ok(())
-            }
-        };
-        // The writer is busy with the first job while the next three are queued: they share the
-        // second transaction.
         let slow = store
             .submit(
                 |c: &Connection| {
@@ -447,35 +471,64 @@ mod tests {
                     workspaces::find_or_create(c, "first")?;
                     Ok(())
                 },
-                false,
+                PLAIN,
             )
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let before = store.submit(insert("before"), false).unwrap();
-        let failing = store
-            .submit(
-                |c: &Connection| -> Result<(), StoreError> {
-                    workspaces::find_or_create(c, "failing")?;
-                    Err(StoreError::Corrupt("disk on fire".to_string()))
-                },
-                true,
-            )
-            .unwrap();
-        let after = store.submit(insert("after"), false).unwrap();
+        let replies: Vec<Reply> = jobs.into_iter().map(|(work, mode)| store.submit(work, mode).unwrap()).collect();
         assert!(slow.blocking_recv().unwrap().is_ok());
-        let failed = failing.blocking_recv().unwrap().unwrap_err().to_string();
-        assert!(failed.contains("disk on fire"), "{failed}");
-        for other in [before, after] {
-            let error = other.blocking_recv().unwrap().unwrap_err().to_string();
-            assert!(error.contains("another write in the same transaction failed"), "{error}");
-        }
-        let stored: Vec<String> = store
+        let replies = replies.into_iter().map(|reply| reply.blocking_recv().unwrap()).collect();
+        let stored = store
             .read_blocking(|c| {
                 Ok(c.prepare("SELECT name FROM workspaces ORDER BY name")?
                     .query_map([], |r| r.get(0))?
                     .collect::<Result<_, _>>()?)
             })
             .unwrap();
+        (stored, replies)
+    }
+
+    fn insert(name: &'static str) -> Work {
+        Box::new(move |c: &Connection| {
+            workspaces::find_or_create(c, name)?;
+            Ok(())
+        })
+    }
+
+    fn fail(after_writing: Option<&'static str>) -> Work {
+        Box::new(move |c: &Connection| {
+            if let Some(name) = after_writing {
+                workspaces::find_or_create(c, name)?;
+            }
+            Err(StoreError::Conflict(format!("{after_writing:?} failed")))
+        })
+    }
+
+    /// A coherent job has no savepoint: when it fails after writing, the jobs of its transaction
+    /// are rolled back with it and told so, and every job that failed reports its own error.
+    #[test]
+    fn a_coherent_write_that_fails_after_writing_rolls_back_its_whole_transaction() {
+        let (stored, replies) = in_one_transaction(vec![
+            (insert("before"), PLAIN),
+            (fail(None), PLAIN),
+            (fail(Some("failing")), COHERENT),
+            (insert("after"), PLAIN),
+        ]);
         assert_eq!(stored, ["first"]);
+        let errors: Vec<String> = replies.into_iter().map(|r| r.unwrap_err().to_string()).collect();
+        assert!(errors[0].contains("another write in the same transaction failed"), "{errors:?}");
+        assert_eq!(errors[1], "None failed");
+        assert_eq!(errors[2], "Some(\"failing\") failed");
+        assert!(errors[3].contains("another write in the same transaction failed"), "{errors:?}");
+    }
+
+    /// A coherent job that fails before writing anything leaves nothing to undo: the others commit.
+    #[test]
+    fn a_coherent_write_that_fails_before_writing_fails_alone() {
+        let (stored, replies) =
+            in_one_transaction(vec![(insert("before"), PLAIN), (fail(None), COHERENT), (insert("after"), COHERENT)]);
+        assert_eq!(stored, ["after", "before", "first"]);
+        assert!(replies[0].is_ok() && replies[2].is_ok(), "{replies:?}");
+        assert_eq!(replies[1].as_ref().unwrap_err().to_string(), "None failed");
     }
 }

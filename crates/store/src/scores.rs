@@ -199,7 +199,7 @@ pub fn history(connection: &Connection, lead_id: i64, limit: u32) -> Result<Vec<
     let mut statement = connection.prepare_cached(
         "WITH RECURSIVE chain(id, n) AS (
              SELECT history_id, 1 FROM lead_scores WHERE lead_id = ?1 AND history_id IS NOT NULL
-             UNION ALL
+             UNION
              SELECT h.previous_id, c.n + 1 FROM score_history h JOIN chain c ON h.id = c.id
              WHERE h.previous_id IS NOT NULL AND c.n < ?2
          )

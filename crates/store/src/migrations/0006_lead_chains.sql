@@ -17,7 +17,8 @@ CREATE TEMP TABLE event_links (id INTEGER PRIMARY KEY, previous_id INTEGER);
 INSERT INTO event_links (id, previous_id)
     SELECT id, lag(id) OVER (PARTITION BY lead_id ORDER BY id) FROM events;
 UPDATE events SET previous_id = l.previous_id FROM event_links l WHERE l.id = events.id;
-UPDATE leads SET last_event_id = (SELECT max(id) FROM events WHERE events.lead_id = leads.id);
+UPDATE leads SET last_event_id = newest.id
+    FROM (SELECT lead_id, max(id) AS id FROM events GROUP BY lead_id) AS newest WHERE newest.lead_id = leads.id;
 DROP TABLE event_links;
 DROP INDEX events_lead;
 
@@ -25,7 +26,8 @@ CREATE TEMP TABLE history_links (id INTEGER PRIMARY KEY, previous_id INTEGER);
 INSERT INTO history_links (id, previous_id)
     SELECT id, lag(id) OVER (PARTITION BY lead_id, score ORDER BY id) FROM score_history;
 UPDATE score_history SET previous_id = l.previous_id FROM history_links l WHERE l.id = score_history.id;
-UPDATE lead_scores SET history_id =
-    (SELECT max(id) FROM score_history h WHERE h.lead_id = lead_scores.lead_id AND h.score = lead_scores.score);
+UPDATE lead_scores SET history_id = newest.id
+    FROM (SELECT lead_id, score, max(id) AS id FROM score_history GROUP BY lead_id, score) AS newest
+    WHERE newest.lead_id = lead_scores.lead_id AND newest.score = lead_scores.score;
 DROP TABLE history_links;
 DROP INDEX score_history_lead;
