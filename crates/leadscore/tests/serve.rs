@@ -590,6 +590,9 @@ fn metrics_and_logs_without_personal_data() {
     let text = metrics.body;
     assert!(text.contains("leadscore_messages_total{outcome=\"accepted\"} 2"), "{text}");
     assert!(text.contains("leadscore_messages_total{outcome=\"duplicate\"} 1"), "{text}");
+    // The identify found its lead in the database; the tracks (one a duplicate) in the writer's memory.
+    assert!(text.contains("leadscore_lead_lookups_total{outcome=\"database\"} 1"), "{text}");
+    assert!(text.contains("leadscore_lead_lookups_total{outcome=\"remembered\"} 2"), "{text}");
     assert!(
         text.contains("leadscore_http_requests_total{route=\"/v1/track\",method=\"POST\",status=\"400\"} 1"),
         "{text}"

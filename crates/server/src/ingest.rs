@@ -95,6 +95,12 @@ pub struct Ingested {
     /// Webhook notifications written to the outbox.
     #[serde(skip)]
     pub queued: usize,
+    /// Messages (not refused) whose lead ingestion remembered, and those whose lead it had to
+    /// find in the database (see [`crate::lead_cache`]).
+    #[serde(skip)]
+    pub remembered: usize,
+    #[serde(skip)]
+    pub looked_up: usize,
 }
 
 /// Reads one Segment message (identify, track, page, screen) from JSON. `sent_at` is the batch's
@@ -346,8 +352,12 @@ pub fn ingest(
             _ => remembered.lead_of(workspace_id, message.user_id.as_deref(), message.anonymous_id.as_deref()),
         };
         let (lead_id, merged_from) = match known {
-            Some(id) => (id, None),
+            Some(id) => {
+                ingested.remembered += 1;
+                (id, None)
+            }
             None => {
+                ingested.looked_up += 1;
                 // Finding the lead may create, link or merge leads: not for a duplicate.
                 if leadscore_store::events::exists(connection, workspace_id, &message.message_id)? {
                     ingested.items.push(Outcome::Duplicate);

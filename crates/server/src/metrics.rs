@@ -42,6 +42,7 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub messages: Family<OutcomeLabels, Counter>,
+    pub lead_lookups: Family<OutcomeLabels, Counter>,
     pub webhook_attempts: Family<OutcomeLabels, Counter>,
     pub outbox_depth: Gauge,
     pub rescoring_done: Gauge,
@@ -59,6 +60,12 @@ impl Default for Metrics {
         registry.register("http_request_duration_seconds", "Time to answer a request, by route", latency.clone());
         let messages = Family::<OutcomeLabels, Counter>::default();
         registry.register("messages", "Ingested messages by outcome (accepted, duplicate, refused)", messages.clone());
+        let lead_lookups = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "lead_lookups",
+            "Ingested messages by where their lead was found: remembered by the writer, or read from the database",
+            lead_lookups.clone(),
+        );
         let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "webhook_attempts",
@@ -80,6 +87,7 @@ impl Default for Metrics {
             requests,
             latency,
             messages,
+            lead_lookups,
             webhook_attempts,
             outbox_depth,
             rescoring_done,
@@ -97,6 +105,11 @@ impl Metrics {
                 Outcome::Refused { .. } => "refused",
             };
             self.messages.get_or_create(&OutcomeLabels { outcome }).inc();
+        }
+        for (outcome, count) in [("remembered", ingested.remembered), ("database", ingested.looked_up)] {
+            if count > 0 {
+                self.lead_lookups.get_or_create(&OutcomeLabels { outcome }).inc_by(count as u64);
+            }
         }
     }
 
