@@ -71,16 +71,8 @@ impl Leads {
         let id = match (user_id, anonymous_id) {
             (Some(user_id), anonymous_id) => {
                 let id = *self.by_user.get(&workspace_id)?.get(user_id)?;
-                let row = &self.entries.get(&id)?.row;
-                if row.user_id.as_deref() != Some(user_id) {
-                    return None;
-                }
-                if let Some(anonymous_id) = anonymous_id
-                    && by_anonymous(anonymous_id) != Some(id)
-                {
-                    return None;
-                }
-                id
+                let linked = anonymous_id.is_none_or(|anonymous_id| by_anonymous(anonymous_id) == Some(id));
+                (linked && self.entries.get(&id)?.row.user_id.as_deref() == Some(user_id)).then_some(id)?
             }
             (None, Some(anonymous_id)) => by_anonymous(anonymous_id)?,
             (None, None) => return None,

@@ -103,41 +103,28 @@ pub fn save_over(
             history_id = Some(connection.last_insert_rowid());
         }
         // A row known to exist is updated, a new one inserted: cheaper than an upsert, which tries
-        // the insert first.
-        match before {
-            Some(_) if unchanged => {}
-            Some(_) => {
-                connection
-                    .prepare_cached(
-                        "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6, history_id = ?7
-                         WHERE lead_id = ?1 AND score = ?2",
-                    )?
-                    .execute(params![
-                        lead_id,
-                        row.score,
-                        row.value,
-                        row.tier,
-                        row.model_id,
-                        row.evaluated_at,
-                        history_id
-                    ])?;
-            }
-            None => {
-                connection
-                    .prepare_cached(
-                        "INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at, history_id)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )?
-                    .execute(params![
-                        lead_id,
-                        row.score,
-                        row.value,
-                        row.tier,
-                        row.model_id,
-                        row.evaluated_at,
-                        history_id
-                    ])?;
-            }
+        // the insert first. Both statements take the same parameters.
+        let write = match before {
+            Some(_) if unchanged => None,
+            Some(_) => Some(
+                "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6, history_id = ?7
+                 WHERE lead_id = ?1 AND score = ?2",
+            ),
+            None => Some(
+                "INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at, history_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            ),
+        };
+        if let Some(sql) = write {
+            connection.prepare_cached(sql)?.execute(params![
+                lead_id,
+                row.score,
+                row.value,
+                row.tier,
+                row.model_id,
+                row.evaluated_at,
+                history_id
+            ])?;
         }
         if changed {
             changes.push(Change {
@@ -148,7 +135,7 @@ pub fn save_over(
                 previous_tier: before.and_then(|b| b.tier.clone()),
             });
         }
-        if !unchanged {
+        if write.is_some() {
             match position {
                 Some(i) => stored.0[i] = (row.clone(), history_id),
                 None => stored.0.push((row.clone(), history_id)),
@@ -176,10 +163,6 @@ pub fn stored(connection: &Connection, lead_id: i64) -> Result<StoredScores, Sto
         ))
     })?;
     Ok(StoredScores(rows.collect::<Result<_, _>>()?))
-}
-
-pub fn current(connection: &Connection, lead_id: i64) -> Result<Vec<ScoreRow>, StoreError> {
-    Ok(stored(connection, lead_id)?.0.into_iter().map(|(row, _)| row).collect())
 }
 
 /// One entry of a lead's score history.
