@@ -8,10 +8,15 @@ use serde_json::json;
 
 /// A server with one workspace `acme` running the counting model; returns (server, admin, ingest, read) keys.
 fn acme(dir: &std::path::Path) -> (Server, String, String, String) {
+    acme_with(dir, &[])
+}
+
+/// Same as [`acme`], with more arguments for `leadscore serve`.
+fn acme_with(dir: &std::path::Path, extra: &[&str]) -> (Server, String, String, String) {
     let admin = create_key(dir, "acme", "admin");
     let ingest = create_key(dir, "acme", "ingest");
     let read = create_key(dir, "acme", "read");
-    let server = Server::start(dir, &[]);
+    let server = Server::start(dir, extra);
     let uploaded = server.post_text("/api/models", &admin, COUNTING_MODEL);
     assert_eq!(uploaded.status, 201, "{}", uploaded.body);
     assert_eq!(uploaded.json()["active"], true);
@@ -208,7 +213,9 @@ fn client_mistakes_get_a_4xx_with_code_and_message() {
 #[test]
 fn acknowledged_events_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, _, ingest, read) = acme(dir.path());
+    // Few message ids in memory: sweeps move them to disk all along, also when the kill comes.
+    let small_memory = ["--recent-message-ids", "16"];
+    let (mut server, _, ingest, read) = acme_with(dir.path(), &small_memory);
     // Send events one by one from another thread and kill the server while they flow.
     let address = server.address.clone();
     let key = ingest.clone();
@@ -231,7 +238,7 @@ fn acknowledged_events_survive_kill_9() {
     let acknowledged = sender.join().unwrap();
     assert!(acknowledged > 10, "only {acknowledged} events were acknowledged before the kill");
 
-    let restarted = Server::start(dir.path(), &[]);
+    let restarted = Server::start(dir.path(), &small_memory);
     let stored =
         restarted.get("/api/leads/durable", &read).json()["scores"]["activity"]["value"].as_f64().unwrap() as i64;
     // Every acknowledged event is there; at most the one in flight was stored unacknowledged.
@@ -247,6 +254,15 @@ fn acknowledged_events_survive_kill_9() {
     let after =
         restarted.get("/api/leads/durable", &read).json()["scores"]["activity"]["value"].as_f64().unwrap() as i64;
     assert_eq!(after, acknowledged + 1);
+
+    // A second service on the same data directory would miss the ids the first keeps in memory.
+    let second = bin().args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(dir.path()).output().unwrap();
+    assert!(!second.status.success());
+    let error = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        error.contains("another leadscore process stores events in") && error.contains("leadscore.lock"),
+        "{error}"
+    );
 }
 
 fn base64_encode(text: &str) -> String {

@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize, default: u64| std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (requests, batch, users) = (arg(1, 200), arg(2, 500), arg(3, 5000));
     let dir = std::env::temp_dir().join(format!("leadscore-ingest-writer-{}", std::process::id()));
-    let store = Store::open(&dir)?;
+    let store = Store::open_ingesting(&dir, leadscore_store::message_ids::DEFAULT_RECENT)?;
     let source = include_str!("../../../examples/reference.toml");
     let workspace = store.write_blocking(move |c| {
         let workspace = workspaces::find_or_create(c, "bench")?;

@@ -523,7 +523,7 @@ mod tests {
     #[test]
     fn a_workspace_whose_model_no_longer_compiles_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
         let workspace_id = store
             .write_blocking(|c| {
                 let workspace = workspaces::find_or_create(c, "w")?;

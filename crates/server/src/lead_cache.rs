@@ -161,7 +161,8 @@ mod tests {
     #[test]
     fn the_memory_is_dropped_when_the_generation_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = leadscore_store::Store::open(dir.path()).unwrap();
+        let store =
+            leadscore_store::Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
         let cache = LeadCache::new(store.generation());
         cache.lock().remember(row(1, Some("u")));
         assert!(cache.lock().get(1).is_some());

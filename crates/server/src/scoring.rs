@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn a_state_stored_by_an_earlier_version_is_rebuilt_from_events() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
         let source = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1 }]\n";
         let (state, rebuilt) = store
             .write_blocking(move |c| {
@@ -421,7 +421,7 @@ mod tests {
     #[test]
     fn a_cached_model_of_a_rolled_back_version_is_not_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
         let cache = Arc::new(Models::default());
         let (a, b) = store
             .write_blocking(|c| Ok((workspaces::find_or_create(c, "a")?.id, workspaces::find_or_create(c, "b")?.id)))

@@ -1,10 +1,10 @@
-//! Events: append-only, one row per accepted message id.
+//! Events: append-only, one row per accepted message id (see [`crate::message_ids`]).
 //!
 //! A lead's events are linked newest to oldest (`previous_id`, from the lead's `last_event_id`)
 //! rather than indexed by lead: an index keyed by lead takes each insert at a random place, and
 //! so costs a page written per event at every commit (see migration 6).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::StoreError;
 use crate::leads::LeadRow;
@@ -39,20 +39,20 @@ pub enum Inserted {
 
 /// Whether the workspace already has this message id.
 pub fn exists(connection: &Connection, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
-    Ok(connection
-        .prepare_cached("SELECT 1 FROM events WHERE workspace_id = ?1 AND message_id = ?2")?
-        .query_row(params![workspace_id, message_id], |_| Ok(()))
-        .optional()?
-        .is_some())
+    crate::message_ids::is_stored(connection, workspace_id, message_id)
 }
 
 /// Stores an event of `lead` and makes it the lead's newest (`lead.last_event_id`; the caller
 /// saves the lead before its transaction ends).
+/// Nothing is written for a message id the workspace already has.
 pub fn insert(connection: &Connection, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError> {
-    let changed = connection
+    if !crate::message_ids::record(connection, lead.workspace_id, event.message_id)? {
+        return Ok(Inserted::Duplicate);
+    }
+    connection
         .prepare_cached(
             "INSERT INTO events (workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (workspace_id, message_id) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             lead.workspace_id,
@@ -64,9 +64,6 @@ pub fn insert(connection: &Connection, lead: &mut LeadRow, event: &NewEvent<'_>)
             serde_json::to_string(event.properties).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             lead.last_event_id,
         ])?;
-    if changed != 1 {
-        return Ok(Inserted::Duplicate);
-    }
     lead.last_event_id = Some(connection.last_insert_rowid());
     Ok(Inserted::New)
 }
@@ -118,7 +115,7 @@ mod tests {
     #[test]
     fn a_lead_finds_its_events_before_and_after_a_merge() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open_ingesting(dir.path(), crate::message_ids::DEFAULT_RECENT).unwrap();
         let ids = |events: Vec<StoredEvent>| events.into_iter().map(|e| e.message_id).collect::<Vec<_>>();
         let (known, anonymous, again, merged, gone) = store
             .write_blocking(move |c| {

@@ -9,6 +9,8 @@
 //!
 //! # Layout
 //! - [`migrate`]: versioned schema migrations applied at open.
+//! - [`message_ids`]: which message ids are stored (idempotent ingestion), partly in the writer's
+//!   memory; hence one ingesting process per data directory ([`Store::open_ingesting`]).
 //! - [`workspaces`], [`keys`], [`models`], [`leads`], [`events`], [`scores`], [`stages`]: typed operations on
 //!   one table family each, as functions of a `&Connection` so that callers compose them inside
 //!   one transaction.
@@ -18,6 +20,7 @@ pub use rusqlite;
 pub mod events;
 pub mod keys;
 pub mod leads;
+pub mod message_ids;
 pub mod migrate;
 pub mod models;
 pub mod predictive;
@@ -56,6 +59,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("the store is shut down")]
     Closed,
+    #[error(
+        "another leadscore process stores events in {dir} (it holds {dir}/leadscore.lock); stop it first or give \
+         this one another data directory"
+    )]
+    InUse { dir: PathBuf },
 }
 
 /// A handle to the store; cheap to clone.
@@ -67,6 +75,8 @@ pub struct Store {
     generation: Generation,
     /// The checkpoint thread stops when the last handle is dropped.
     _alive: Arc<()>,
+    /// The data directory's lock, held by the store that ingests (see [`Store::open_ingesting`]).
+    _lock: Option<Arc<std::fs::File>>,
 }
 
 /// A number that changes whenever the stored data may have changed behind the back of a cache
@@ -88,8 +98,35 @@ impl Generation {
 
 impl Store {
     /// Opens (creating if needed) `DIR/leadscore.db`, applies migrations and starts the writer.
+    /// This store writes anything but events: those only the process that ingests stores (see
+    /// [`Store::open_ingesting`]); its writer refuses them, so that commands can run beside it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
+        Store::start(dir, None)
+    }
+
+    /// Same as [`Store::open`] for the one process that stores events in the data directory: it
+    /// takes the directory's lock (`leadscore.lock`, released when the last handle is dropped or
+    /// the process ends), or fails with [`StoreError::InUse`]. It keeps the newest
+    /// `recent_message_ids` message ids in memory (see [`message_ids`]).
+    pub fn open_ingesting(dir: &Path, recent_message_ids: usize) -> Result<Store, StoreError> {
+        create_dir(dir)?;
+        let path = dir.join("leadscore.lock");
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::InUse { dir: dir.to_path_buf() }),
+            Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Open { path, source }),
+        }
+        Store::start(dir, Some((file, recent_message_ids)))
+    }
+
+    fn start(dir: &Path, ingesting: Option<(std::fs::File, usize)>) -> Result<Store, StoreError> {
+        create_dir(dir)?;
         let path = dir.join("leadscore.db");
         let mut connection = Connection::open(&path)?;
         configure(&connection)?;
@@ -98,6 +135,13 @@ impl Store {
         // A WAL that starts over after a burst is cut back to this size rather than kept large.
         connection.pragma_update(None, "journal_size_limit", WAL_RESET_SIZE as i64)?;
         migrate::apply(&mut connection)?;
+        let (lock, sweeper) = match ingesting {
+            Some((lock, recent)) => (Some(Arc::new(lock)), Some(message_ids::Sweeper::start(&connection, recent)?)),
+            None => {
+                message_ids::refuse_ingestion(&connection)?;
+                (None, None)
+            }
+        };
         let (writer, jobs) = mpsc::channel::<Box<dyn WriteJob>>();
         let alive = Arc::new(());
         let wal = dir.join("leadscore.db-wal");
@@ -106,14 +150,21 @@ impl Store {
         let writer_generation = generation.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(connection, jobs, wal, writer_generation))
+            .spawn(move || write_loop(connection, jobs, wal, writer_generation, sweeper))
             .map_err(spawn_error)?;
         let (checkpoint_path, watch) = (path.clone(), Arc::downgrade(&alive));
         std::thread::Builder::new()
             .name("store-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpoint_path, watch))
             .map_err(spawn_error)?;
-        Ok(Store { writer, readers: Arc::new(Mutex::new(Vec::new())), path: Arc::new(path), generation, _alive: alive })
+        Ok(Store {
+            writer,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: Arc::new(path),
+            generation,
+            _alive: alive,
+            _lock: lock,
+        })
     }
 
     /// Runs `work` in the writer's transaction and returns its result once committed.
@@ -223,6 +274,10 @@ impl Store {
         }
         result
     }
+}
+
+fn create_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })
 }
 
 fn configure(connection: &Connection) -> Result<(), StoreError> {
@@ -358,7 +413,13 @@ const WAL_HARD_LIMIT: u64 = 1024 * 1024 * 1024;
 /// How many groups the writer commits between two looks at the WAL's size.
 const WAL_CHECK_EVERY: u64 = 2;
 
-fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, wal: PathBuf, generation: Generation) {
+fn write_loop(
+    connection: Connection,
+    jobs: mpsc::Receiver<Box<dyn WriteJob>>,
+    wal: PathBuf,
+    generation: Generation,
+    mut sweeper: Option<message_ids::Sweeper>,
+) {
     let mut groups = 0u64;
     while let Ok(first) = jobs.recv() {
         // Under sustained writes the background checkpoint never catches up with the last
@@ -389,6 +450,17 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
             generation.advance();
             continue;
         }
+        // The next slice of recent message ids goes to disk in the same transaction (one sync).
+        let slice = match sweeper.as_ref().map(|s| s.move_slice(&connection)).transpose() {
+            Ok(slice) => slice.flatten(),
+            Err(error) => {
+                let _ = connection.execute_batch("ROLLBACK");
+                let message = format!("cannot move message ids to disk: {error}");
+                group.into_iter().for_each(|job| job.finish(Err(message.clone())));
+                generation.advance();
+                continue;
+            }
+        };
         // A job alone in its transaction needs no savepoint: if it fails, the whole (its own)
         // transaction is rolled back. Nor does a coherent job (ingestion), which fails only when
         // storage does once it has written anything: a savepoint would copy every page it
@@ -428,9 +500,13 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
             let _ = connection.execute_batch("ROLLBACK");
             generation.advance();
         }
+        let committed = commit.is_ok() && !unguarded_failure && (shared || all_ok);
         for (job, failed) in group.into_iter().zip(failed) {
             // A job that failed hears its own error; the others hear how the transaction ended.
             job.finish(if failed { Ok(()) } else { commit.clone() });
+        }
+        if let Some(sweeper) = sweeper.as_mut() {
+            sweeper.finished(&connection, if committed { slice } else { None });
         }
     }
 }

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "predictive_models", include_str!("migrations/0004_predictive_models.sql")),
     (5, "lead_scores_by_lead", include_str!("migrations/0005_lead_scores_by_lead.sql")),
     (6, "lead_chains", include_str!("migrations/0006_lead_chains.sql")),
+    (7, "message_ids", include_str!("migrations/0007_message_ids.sql")),
 ];
 
 /// Applies every migration the database has not had yet.
@@ -161,5 +162,44 @@ mod tests {
             )
             .unwrap();
         assert_eq!(indexes, 0);
+    }
+
+    /// Migration 7 moves the message ids out of `events` into their own index, events and
+    /// their links unchanged.
+    #[test]
+    fn moving_message_ids_to_their_own_index_keeps_events_and_ids() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 6).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0), (2, 'v', 0);
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at, last_event_id) VALUES (1, 1, 0, 0, 3);
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (2, 2, 0, 0);
+                 INSERT INTO events (id, workspace_id, lead_id, message_id, type, at, received_at, previous_id) VALUES
+                     (1, 1, 1, 'a', 'visit', 30, 30, NULL), (2, 2, 2, 'a', 'visit', 10, 10, NULL),
+                     (3, 1, 1, 'b', 'demo', 5, 5, 1);",
+            )
+            .unwrap();
+        apply(&mut connection).unwrap();
+        let ids: Vec<(i64, String)> = connection
+            .prepare("SELECT workspace_id, message_id FROM message_ids")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, [(1, "a".to_string()), (1, "b".to_string()), (2, "a".to_string())]);
+        let through: i64 = connection.query_row("SELECT through FROM message_ids_merged", [], |r| r.get(0)).unwrap();
+        assert_eq!(through, 3);
+        let lead = crate::leads::by_id(&connection, 1, 1).unwrap().unwrap();
+        let events: Vec<String> =
+            crate::events::of_lead(&connection, &lead).unwrap().into_iter().map(|e| e.message_id).collect();
+        assert_eq!(events, ["b", "a"]);
+        let unique: i64 = connection
+            .query_row("SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'events' AND type = 'index'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(unique, 0);
     }
 }

@@ -38,6 +38,10 @@ pub struct Args {
     /// windows, inactivity) are recorded and notified
     #[arg(long, default_value_t = 600)]
     rescore_every: u64,
+    /// Message ids of the newest events kept in memory before they are merged into the on-disk
+    /// index (about 100 bytes each): more means fewer disk writes per event and a longer start
+    #[arg(long, default_value_t = leadscore_store::message_ids::DEFAULT_RECENT)]
+    recent_message_ids: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -52,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let store = Store::open(&args.data)
+        let store = Store::open_ingesting(&args.data, args.recent_message_ids)
             .with_context(|| format!("cannot open the data directory {}", args.data.display()))?;
         if let Some(path) = &args.model {
             install_model(&store, &args.workspace, path).await?;
