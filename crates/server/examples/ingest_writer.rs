@@ -3,10 +3,10 @@
 //! generator sharing the machine.
 //!
 //!     cargo build --release -p leadscore-server --example ingest_writer
-//!     target/release/examples/ingest_writer [REQUESTS] [BATCH] [USERS]
+//!     target/release/examples/ingest_writer [REQUESTS] [BATCH] [USERS] [sequential|random]
 //!
 //! REQUESTS requests (default 200) of BATCH track messages (default 500) from USERS distinct
-//! users (default 5000), with the reference model of bench/ active, as bench/service/run.sh sends
+//! users (default 5000), with sequential message ids or random UUID-like ones, with the reference model of bench/ active, as bench/service/run.sh sends
 //! them over HTTP. Prints events/s of the whole run (one writer, requests one after another: the
 //! writer's own rate, without group commit across requests).
 
@@ -49,6 +49,7 @@ impl Lcg {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize, default: u64| std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (requests, batch, users) = (arg(1, 200), arg(2, 500), arg(3, 5000));
+    let random_ids = std::env::args().nth(4).is_some_and(|a| a == "random");
     let dir = std::env::temp_dir().join(format!("leadscore-ingest-writer-{}", std::process::id()));
     let store = Store::open_ingesting(&dir, leadscore_store::message_ids::DEFAULT_RECENT)?;
     let source = include_str!("../../../examples/reference.toml");
@@ -73,7 +74,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     kind: Kind::Track(EVENTS[random.below(EVENTS.len() as u64) as usize].to_string()),
                     user_id: Some(format!("user-{}", random.below(users))),
                     anonymous_id: None,
-                    message_id: format!("m-{r}-{i}"),
+                    message_id: if random_ids {
+                        let (high, low) = (random.below(u64::MAX), random.below(u64::MAX));
+                        format!("{high:016x}-{low:016x}")
+                    } else {
+                        format!("m-{r}-{i}")
+                    },
                     at: now - 60_000,
                     traits: Map::new(),
                     properties,

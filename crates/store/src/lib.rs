@@ -135,12 +135,9 @@ impl Store {
         // A WAL that starts over after a burst is cut back to this size rather than kept large.
         connection.pragma_update(None, "journal_size_limit", WAL_RESET_SIZE as i64)?;
         migrate::apply(&mut connection)?;
-        let (lock, sweeper) = match ingesting {
-            Some((lock, recent)) => (Some(Arc::new(lock)), Some(message_ids::Sweeper::start(&connection, recent)?)),
-            None => {
-                message_ids::refuse_ingestion(&connection)?;
-                (None, None)
-            }
+        let (lock, recent) = match ingesting {
+            Some((lock, keep)) => (Some(Arc::new(lock)), Some(message_ids::Recent::rebuild(&connection, keep)?)),
+            None => (None, None),
         };
         let (writer, jobs) = mpsc::channel::<Box<dyn WriteJob>>();
         let alive = Arc::new(());
@@ -150,7 +147,14 @@ impl Store {
         let writer_generation = generation.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(connection, jobs, wal, writer_generation, sweeper))
+            .spawn(move || {
+                // Only the ingesting store's writer knows the recent message ids, so only it
+                // stores events.
+                if let Some(recent) = recent {
+                    message_ids::install(recent);
+                }
+                write_loop(connection, jobs, wal, writer_generation)
+            })
             .map_err(spawn_error)?;
         let (checkpoint_path, watch) = (path.clone(), Arc::downgrade(&alive));
         std::thread::Builder::new()
@@ -413,13 +417,7 @@ const WAL_HARD_LIMIT: u64 = 1024 * 1024 * 1024;
 /// How many groups the writer commits between two looks at the WAL's size.
 const WAL_CHECK_EVERY: u64 = 2;
 
-fn write_loop(
-    connection: Connection,
-    jobs: mpsc::Receiver<Box<dyn WriteJob>>,
-    wal: PathBuf,
-    generation: Generation,
-    mut sweeper: Option<message_ids::Sweeper>,
-) {
+fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, wal: PathBuf, generation: Generation) {
     let mut groups = 0u64;
     while let Ok(first) = jobs.recv() {
         // Under sustained writes the background checkpoint never catches up with the last
@@ -450,17 +448,15 @@ fn write_loop(
             generation.advance();
             continue;
         }
-        // The next slice of recent message ids goes to disk in the same transaction (one sync).
-        let slice = match sweeper.as_ref().map(|s| s.move_slice(&connection)).transpose() {
-            Ok(slice) => slice.flatten(),
-            Err(error) => {
-                let _ = connection.execute_batch("ROLLBACK");
-                let message = format!("cannot move message ids to disk: {error}");
-                group.into_iter().for_each(|job| job.finish(Err(message.clone())));
-                generation.advance();
-                continue;
-            }
-        };
+        // The next slice of recent message ids goes to disk in this transaction (one sync).
+        if let Err(error) = message_ids::transaction_began(&connection) {
+            let _ = connection.execute_batch("ROLLBACK");
+            message_ids::transaction_ended(&connection, false);
+            let message = format!("cannot move message ids to disk: {error}");
+            group.into_iter().for_each(|job| job.finish(Err(message.clone())));
+            generation.advance();
+            continue;
+        }
         // A job alone in its transaction needs no savepoint: if it fails, the whole (its own)
         // transaction is rolled back. Nor does a coherent job (ingestion), which fails only when
         // storage does once it has written anything: a savepoint would copy every page it
@@ -477,8 +473,10 @@ fn write_loop(
             }
             let own_savepoint = shared && mode.savepoint;
             let changes_before = connection.total_changes();
+            message_ids::job_started();
             let ok = job.run(&connection, own_savepoint);
             if !ok {
+                message_ids::job_failed();
                 generation.advance();
                 failed[index] = true;
                 if shared && !own_savepoint && connection.total_changes() != changes_before {
@@ -505,9 +503,7 @@ fn write_loop(
             // A job that failed hears its own error; the others hear how the transaction ended.
             job.finish(if failed { Ok(()) } else { commit.clone() });
         }
-        if let Some(sweeper) = sweeper.as_mut() {
-            sweeper.finished(&connection, if committed { slice } else { None });
-        }
+        message_ids::transaction_ended(&connection, committed);
     }
 }
 

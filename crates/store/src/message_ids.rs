@@ -3,177 +3,304 @@
 //!
 //! A unique index over random message ids (Segment's libraries send UUIDs) takes each insert at
 //! a random place, so every commit wrote about one index page per event, and the checkpoint
-//! wrote it again. Instead the ids stored lately are kept in a table in the writer connection's
-//! memory (`temp.recent_message_ids`) and moved into the on-disk index (`message_ids`) by sweeps
-//! in key order, one slice per write transaction: a sweep writes each index page once for all
-//! the ids that fall on it.
+//! wrote it again. Instead the ids of the newest events are kept in the writer thread's memory
+//! and moved into the on-disk index (`message_ids`) by sweeps in key order, one slice at the
+//! start of each write transaction: a sweep writes each index page once for all the ids that
+//! fall on it. The index is keyed by a fixed hash first, so that a slice's ids are neighbours on
+//! disk whatever the form of the ids.
 //!
-//! - The in-memory table takes part in the writer's transactions and savepoints: a write that is
-//!   rolled back forgets its ids together with its events.
+//! - The memory follows the writer's transactions: the writer tells it when a job fails (its
+//!   savepoint, or the whole transaction, was rolled back) and when a transaction ends, and it
+//!   forgets the ids that were rolled back. Ids a slice moved to disk leave memory only once the
+//!   slice is committed.
 //! - After a restart it is rebuilt from the events stored after the last completed sweep began
 //!   (`message_ids_merged.through`): the events table is the log it is recovered from.
 //! - So only one process may store events in a data directory, the one that holds its lock (see
-//!   [`crate::Store::open_ingesting`]); other processes' writers refuse to store events.
+//!   [`crate::Store::open_ingesting`]); any other writer refuses to store events.
+//!
+//! Written by hand: the memory must undo exactly what SQLite rolls back, which no cache crate
+//! knows about; a table in SQLite's own memory did, but cost more than the event's insert.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use rusqlite::{Connection, params};
 
 use crate::StoreError;
 
 /// How many ids are kept in memory by default before a sweep starts moving them to disk: about
-/// 20 MiB. More memory means fewer index pages written per event (a sweep writes at most every
-/// page of the index once, whatever the number of ids it moves), and a longer rebuild at start.
+/// 20 MiB. More memory means fewer index pages written per event (a sweep writes each page of
+/// the index at most once, whatever the number of ids it moves), and a longer rebuild at start.
 pub const DEFAULT_RECENT: usize = 200_000;
 
 /// A slice moves at least this many ids, and twice as many as the last transaction stored, so
 /// that a sweep always gains on the arrivals.
 const MIN_SLICE: usize = 256;
 
-const CREATE_RECENT: &str = "CREATE TEMP TABLE IF NOT EXISTS recent_message_ids (
-        workspace_id  INTEGER NOT NULL,
-        message_id    TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, message_id)
-    ) WITHOUT ROWID";
+/// An id, ordered as in the on-disk index: (hash, workspace, message id).
+type Key = (i64, i64, Arc<str>);
 
-/// Whether the workspace has stored this message id.
+thread_local! {
+    /// The ingesting store's writer thread's ids; `None` on every other thread, where storing an
+    /// event is refused.
+    static RECENT: RefCell<Option<Recent>> = const { RefCell::new(None) };
+}
+
+/// The fixed hash that orders the index: FNV-1a over the workspace id and the message id, then
+/// splitmix64's finaliser so that the high bits, which order the index, are well mixed. Stored
+/// in every database: never change it.
+pub fn hash(workspace_id: i64, message_id: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in workspace_id.to_le_bytes().iter().chain(message_id.as_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^= hash >> 31;
+    hash as i64
+}
+
+/// Whether the workspace has stored this message id. Only the ingesting writer knows.
 pub fn is_stored(connection: &Connection, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
-    Ok(connection
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM temp.recent_message_ids WHERE workspace_id = ?1 AND message_id = ?2)
-                 OR EXISTS (SELECT 1 FROM main.message_ids WHERE workspace_id = ?1 AND message_id = ?2)",
-        )?
-        .query_row(params![workspace_id, message_id], |row| row.get(0))?)
+    let hash = hash(workspace_id, message_id);
+    RECENT.with_borrow(|recent| {
+        let recent = recent.as_ref().ok_or_else(refused)?;
+        Ok(recent.holds(hash, workspace_id, message_id) || on_disk(connection, hash, workspace_id, message_id)?)
+    })
 }
 
 /// Records that the workspace stores this message id now; false if it already had.
 pub(crate) fn record(connection: &Connection, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
-    let changed = connection
+    let hash = hash(workspace_id, message_id);
+    RECENT.with_borrow_mut(|recent| {
+        let recent = recent.as_mut().ok_or_else(refused)?;
+        if recent.holds(hash, workspace_id, message_id) || on_disk(connection, hash, workspace_id, message_id)? {
+            return Ok(false);
+        }
+        let key: Key = (hash, workspace_id, Arc::from(message_id));
+        recent.added.push(key.clone());
+        recent.ids.insert(key);
+        Ok(true)
+    })
+}
+
+fn refused() -> StoreError {
+    StoreError::Conflict(
+        "this process cannot store events: only the leadscore process that holds the data directory's lock \
+         (leadscore serve) stores them; send events to it instead"
+            .to_string(),
+    )
+}
+
+fn on_disk(connection: &Connection, hash: i64, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
+    Ok(connection
         .prepare_cached(
-            "INSERT INTO temp.recent_message_ids (workspace_id, message_id) SELECT ?1, ?2
-             WHERE NOT EXISTS (SELECT 1 FROM main.message_ids WHERE workspace_id = ?1 AND message_id = ?2)
-             ON CONFLICT DO NOTHING",
+            "SELECT EXISTS (SELECT 1 FROM message_ids WHERE hash = ?1 AND workspace_id = ?2 AND message_id = ?3)",
         )?
-        .execute(params![workspace_id, message_id])?;
-    Ok(changed == 1)
+        .query_row(params![hash, workspace_id, message_id], |row| row.get(0))?)
 }
 
-/// Makes the writer of a store that does not hold the data directory's lock refuse to store
-/// events: its in-memory table would miss the ids the ingesting process keeps in its own.
-pub(crate) fn refuse_ingestion(connection: &Connection) -> Result<(), StoreError> {
-    connection.execute_batch(&format!(
-        "{CREATE_RECENT};
-         CREATE TEMP TRIGGER IF NOT EXISTS only_the_ingesting_process_stores_events
-         BEFORE INSERT ON recent_message_ids BEGIN
-             SELECT RAISE(ABORT, 'this process cannot store events: another leadscore process (leadscore serve) \
-                 holds the data directory''s lock; send events to it instead');
-         END"
-    ))?;
-    Ok(())
+/// Fills the on-disk index from the stored events (the migration that creates it), in sorted
+/// chunks so that memory stays bounded.
+pub(crate) fn index_stored_events(connection: &Connection) -> Result<(), StoreError> {
+    const CHUNK: usize = 500_000;
+    let mut insert = connection.prepare(
+        "INSERT INTO message_ids (hash, workspace_id, message_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+    )?;
+    let mut flush = |chunk: &mut Vec<(i64, i64, String)>| -> Result<(), StoreError> {
+        chunk.sort_unstable();
+        for (hash, workspace_id, message_id) in chunk.drain(..) {
+            insert.execute(params![hash, workspace_id, message_id])?;
+        }
+        Ok(())
+    };
+    let mut select = connection.prepare("SELECT workspace_id, message_id FROM events")?;
+    let mut rows = select.query([])?;
+    let mut chunk = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (workspace_id, message_id): (i64, String) = (row.get(0)?, row.get(1)?);
+        chunk.push((hash(workspace_id, &message_id), workspace_id, message_id));
+        if chunk.len() == CHUNK {
+            flush(&mut chunk)?;
+        }
+    }
+    flush(&mut chunk)
 }
 
-/// The ingesting writer's side: rebuilds the in-memory ids at start, then moves them to disk.
+/// The ingesting writer's ids in memory, and the sweep that moves them to disk.
 #[derive(Debug)]
-pub(crate) struct Sweeper {
+pub(crate) struct Recent {
+    ids: BTreeSet<Key>,
     /// Above this many ids in memory, a sweep starts.
     keep: usize,
-    /// Ids in memory, about: ids moved by a slice are counted exactly, arrivals by events stored.
-    recent: usize,
+    /// Ids the open transaction added, to forget if it is rolled back.
+    added: Vec<Key>,
+    /// Where the running job's additions start in `added`.
+    job_start: usize,
     /// The newest event id after the last transaction.
     newest_event: i64,
     /// Events the last transaction stored.
     arrived: usize,
     sweep: Option<Sweep>,
+    /// What the open transaction's slice moved to disk.
+    slice: Option<Slice>,
+    /// The lowest message id, for lookups' lower bounds.
+    empty: Arc<str>,
 }
 
 #[derive(Debug, Clone)]
 struct Sweep {
     /// Every event up to this id had its message id in memory or on disk when the sweep began, so
-    /// once it ends they are all on disk.
+    /// once the sweep ends they are all on disk.
     began_after: i64,
     /// The last key moved; the next slice starts after it.
-    cursor: Option<(i64, String)>,
+    cursor: Option<Key>,
 }
 
-/// What a slice did in a transaction that may still be rolled back.
 #[derive(Debug)]
-pub(crate) struct Slice {
-    moved: usize,
+struct Slice {
+    moved: Vec<Key>,
     /// The sweep as it stands after the slice; `None` when the slice ended it.
     sweep: Option<Sweep>,
 }
 
-impl Sweeper {
-    /// Rebuilds the in-memory ids from the events stored since the last completed sweep began.
-    pub(crate) fn start(connection: &Connection, keep: usize) -> Result<Sweeper, StoreError> {
-        connection.execute_batch(&format!("{CREATE_RECENT}; DELETE FROM temp.recent_message_ids; BEGIN"))?;
+impl Recent {
+    /// Rebuilds the ids in memory from the events stored since the last completed sweep began.
+    pub(crate) fn rebuild(connection: &Connection, keep: usize) -> Result<Recent, StoreError> {
+        connection.execute_batch("BEGIN")?;
         let rebuilt = (|| {
             let through: i64 = connection.query_row("SELECT through FROM message_ids_merged", [], |r| r.get(0))?;
-            let recent = connection.execute(
-                "INSERT INTO temp.recent_message_ids (workspace_id, message_id)
-                 SELECT workspace_id, message_id FROM events WHERE id > ?1 ON CONFLICT DO NOTHING",
-                [through],
-            )?;
-            let newest_event = newest_event(connection)?;
-            Ok::<_, StoreError>(Sweeper { keep: keep.max(1), recent, newest_event, arrived: 0, sweep: None })
+            let mut statement = connection.prepare("SELECT workspace_id, message_id FROM events WHERE id > ?1")?;
+            let ids = statement
+                .query_map([through], |row| {
+                    let (workspace_id, message_id): (i64, String) = (row.get(0)?, row.get(1)?);
+                    Ok((hash(workspace_id, &message_id), workspace_id, Arc::from(message_id)))
+                })?
+                .collect::<Result<BTreeSet<Key>, _>>()?;
+            Ok::<_, StoreError>(Recent {
+                ids,
+                keep: keep.max(1),
+                added: Vec::new(),
+                job_start: 0,
+                newest_event: newest_event(connection)?,
+                arrived: 0,
+                sweep: None,
+                slice: None,
+                empty: Arc::from(""),
+            })
         })();
         connection.execute_batch(if rebuilt.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
         rebuilt
     }
 
-    /// Inside the writer's transaction, before its jobs: moves the next slice of ids to disk if a
-    /// sweep is under way or due.
-    pub(crate) fn move_slice(&self, connection: &Connection) -> Result<Option<Slice>, StoreError> {
-        let sweep = match &self.sweep {
-            Some(sweep) => sweep.clone(),
-            None if self.recent > self.keep => Sweep { began_after: self.newest_event, cursor: None },
-            None => return Ok(None),
-        };
-        let (after_workspace, after_id) = sweep.cursor.clone().unwrap_or((i64::MIN, String::new()));
-        let size = (2 * self.arrived).max(MIN_SLICE);
-        // The slice ends at its `size`-th id, or at the end of the key range (the sweep ends).
-        let last: Option<(i64, String)> = connection
-            .prepare_cached(
-                "SELECT workspace_id, message_id FROM temp.recent_message_ids
-                 WHERE (workspace_id, message_id) > (?1, ?2) ORDER BY workspace_id, message_id LIMIT 1 OFFSET ?3",
-            )?
-            .query_row(params![after_workspace, after_id, size as i64 - 1], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let (until_workspace, until_id) = last.clone().unwrap_or((i64::MAX, String::new()));
-        // (i64::MAX, '') is above every key: workspace ids are far smaller.
-        let range = "(workspace_id, message_id) > (?1, ?2) AND (workspace_id, message_id) <= (?3, ?4)";
-        let bounds = params![after_workspace, after_id, until_workspace, until_id];
-        connection
-            .prepare_cached(&format!(
-                "INSERT INTO main.message_ids (workspace_id, message_id)
-                 SELECT workspace_id, message_id FROM temp.recent_message_ids WHERE {range}
-                 ORDER BY workspace_id, message_id ON CONFLICT DO NOTHING"
-            ))?
-            .execute(bounds)?;
-        let moved = connection
-            .prepare_cached(&format!("DELETE FROM temp.recent_message_ids WHERE {range}"))?
-            .execute(bounds)?;
-        if last.is_none() {
-            connection.prepare_cached("UPDATE message_ids_merged SET through = ?1")?.execute([sweep.began_after])?;
-        }
-        let sweep = last.map(|cursor| Sweep { cursor: Some(cursor), ..sweep });
-        Ok(Some(Slice { moved, sweep }))
+    fn holds(&self, hash: i64, workspace_id: i64, message_id: &str) -> bool {
+        let from = (hash, workspace_id, self.empty.clone());
+        self.ids.range(from..).take_while(|key| key.0 == hash && key.1 == workspace_id).any(|key| &*key.2 == message_id)
     }
 
-    /// After the writer's transaction: counts what it stored and, if it committed, what its slice
-    /// moved.
-    pub(crate) fn finished(&mut self, connection: &Connection, committed_slice: Option<Slice>) {
-        let newest = newest_event(connection).unwrap_or(self.newest_event);
-        self.arrived = usize::try_from(newest - self.newest_event).unwrap_or(0);
-        self.newest_event = newest;
-        self.recent += self.arrived;
-        if let Some(slice) = committed_slice {
-            self.recent = self.recent.saturating_sub(slice.moved);
-            self.sweep = slice.sweep;
+    /// Moves the next slice of ids to disk if a sweep is under way or due.
+    fn move_slice(&mut self, connection: &Connection) -> Result<(), StoreError> {
+        let sweep = match &self.sweep {
+            Some(sweep) => sweep.clone(),
+            None if self.ids.len() > self.keep => Sweep { began_after: self.newest_event, cursor: None },
+            None => return Ok(()),
+        };
+        let size = (2 * self.arrived).max(MIN_SLICE);
+        let after = match &sweep.cursor {
+            Some(cursor) => Bound::Excluded(cursor),
+            None => Bound::Unbounded,
+        };
+        let moved: Vec<Key> = self.ids.range((after, Bound::Unbounded)).take(size).cloned().collect();
+        let mut insert = connection.prepare_cached(
+            "INSERT INTO message_ids (hash, workspace_id, message_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        )?;
+        for (hash, workspace_id, message_id) in &moved {
+            insert.execute(params![hash, workspace_id, &**message_id])?;
+        }
+        let ended = moved.len() < size;
+        if ended {
+            connection.prepare_cached("UPDATE message_ids_merged SET through = ?1")?.execute([sweep.began_after])?;
+        }
+        let sweep = (!ended).then(|| Sweep { cursor: moved.last().cloned(), ..sweep });
+        self.slice = Some(Slice { moved, sweep });
+        Ok(())
+    }
+
+    fn forget_since(&mut self, start: usize) {
+        for key in self.added.drain(start..) {
+            self.ids.remove(&key);
         }
     }
 }
 
+/// Gives the calling thread (the ingesting store's writer) its ids.
+pub(crate) fn install(recent: Recent) {
+    RECENT.set(Some(recent));
+}
+
+/// A write transaction began: moves the next slice to disk, if one is due.
+pub(crate) fn transaction_began(connection: &Connection) -> Result<(), StoreError> {
+    RECENT.with_borrow_mut(|recent| match recent {
+        Some(recent) => recent.move_slice(connection),
+        None => Ok(()),
+    })
+}
+
+/// A job of the transaction starts.
+pub(crate) fn job_started() {
+    RECENT.with_borrow_mut(|recent| {
+        if let Some(recent) = recent {
+            recent.job_start = recent.added.len();
+        }
+    })
+}
+
+/// The job failed, so what it wrote was rolled back: its ids are forgotten.
+pub(crate) fn job_failed() {
+    RECENT.with_borrow_mut(|recent| {
+        if let Some(recent) = recent {
+            recent.forget_since(recent.job_start);
+        }
+    })
+}
+
+/// The transaction ended: committed, its slice's ids leave memory; rolled back, its ids are
+/// forgotten and its slice never happened.
+pub(crate) fn transaction_ended(connection: &Connection, committed: bool) {
+    RECENT.with_borrow_mut(|recent| {
+        let Some(recent) = recent else { return };
+        let slice = recent.slice.take();
+        if committed {
+            recent.added.clear();
+            if let Some(slice) = slice {
+                for key in &slice.moved {
+                    recent.ids.remove(key);
+                }
+                recent.sweep = slice.sweep;
+            }
+        } else {
+            recent.forget_since(0);
+        }
+        recent.job_start = 0;
+        let newest = newest_event(connection).unwrap_or(recent.newest_event);
+        recent.arrived = usize::try_from(newest - recent.newest_event).unwrap_or(0);
+        recent.newest_event = newest;
+    })
+}
+
 fn newest_event(connection: &Connection) -> Result<i64, StoreError> {
     Ok(connection.prepare_cached("SELECT coalesce(max(id), 0) FROM events")?.query_row([], |r| r.get(0))?)
+}
+
+/// Ids in memory (for tests).
+#[cfg(test)]
+fn in_memory() -> usize {
+    RECENT.with_borrow(|recent| recent.as_ref().map_or(0, |r| r.ids.len()))
 }
 
 #[cfg(test)]
@@ -206,12 +333,13 @@ mod tests {
     fn counts(store: &Store) -> (i64, i64, i64, i64) {
         store
             .write_blocking(|c| {
-                Ok(c.query_row(
-                    "SELECT (SELECT count(*) FROM message_ids), (SELECT count(*) FROM temp.recent_message_ids),
-                            (SELECT count(*) FROM events), (SELECT through FROM message_ids_merged)",
+                let (on_disk, events, through) = c.query_row(
+                    "SELECT (SELECT count(*) FROM message_ids), (SELECT count(*) FROM events),
+                            (SELECT through FROM message_ids_merged)",
                     [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )?)
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                Ok((on_disk, in_memory() as i64, events, through))
             })
             .unwrap()
     }
@@ -262,6 +390,41 @@ mod tests {
         assert_eq!(store_events(&store, vec!["m".into(), "m".into()]).unwrap(), [true, false]);
     }
 
+    /// In a shared transaction, a job that fails is rolled back to its savepoint with its ids;
+    /// the others keep theirs.
+    #[test]
+    fn a_job_rolled_back_to_its_savepoint_forgets_its_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), DEFAULT_RECENT).unwrap();
+        store_events(&store, vec![]).unwrap();
+        let slow = store
+            .submit(
+                |_: &Connection| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(())
+                },
+                crate::PLAIN,
+            )
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let one = |id: &'static str, fail: bool| {
+            move |c: &Connection| {
+                let mut lead = leads::by_user_id(c, 1, "u")?.unwrap();
+                let none = serde_json::Map::new();
+                let event = NewEvent { message_id: id, event_type: "visit", at: 1, received_at: 1, properties: &none };
+                assert_eq!(insert(c, &mut lead, &event)?, Inserted::New);
+                leads::save(c, &lead)?;
+                if fail { Err(StoreError::Conflict("fails".into())) } else { Ok(()) }
+            }
+        };
+        let failing = store.submit(one("a", true), crate::PLAIN).unwrap();
+        let kept = store.submit(one("b", false), crate::COHERENT).unwrap();
+        assert!(slow.blocking_recv().unwrap().is_ok());
+        assert!(failing.blocking_recv().unwrap().is_err());
+        assert!(kept.blocking_recv().unwrap().is_ok());
+        assert_eq!(store_events(&store, vec!["a".into(), "b".into()]).unwrap(), [true, false]);
+    }
+
     /// Only the process holding the lock stores events; another may still write the rest.
     #[test]
     fn only_the_store_holding_the_lock_stores_events() {
@@ -272,7 +435,7 @@ mod tests {
         assert!(again.to_string().contains("leadscore.lock"), "{again}");
         let beside = Store::open(dir.path()).unwrap();
         let refused = store_events(&beside, vec!["m".into()]).unwrap_err().to_string();
-        assert!(refused.contains("cannot store events: another leadscore process"), "{refused}");
+        assert!(refused.contains("this process cannot store events"), "{refused}");
         assert_eq!(store_events(&ingesting, vec!["m".into()]).unwrap(), [true]);
         drop(ingesting);
         let next = Store::open_ingesting(dir.path(), DEFAULT_RECENT).unwrap();

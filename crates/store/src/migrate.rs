@@ -9,15 +9,35 @@ use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 
-/// (version, name, SQL), in order. Never edit an entry once released: add a new one.
-const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (1, "init", include_str!("migrations/0001_init.sql")),
-    (2, "webhooks", include_str!("migrations/0002_webhooks.sql")),
-    (3, "drop_stored_explanations", include_str!("migrations/0003_drop_stored_explanations.sql")),
-    (4, "predictive_models", include_str!("migrations/0004_predictive_models.sql")),
-    (5, "lead_scores_by_lead", include_str!("migrations/0005_lead_scores_by_lead.sql")),
-    (6, "lead_chains", include_str!("migrations/0006_lead_chains.sql")),
-    (7, "message_ids", include_str!("migrations/0007_message_ids.sql")),
+/// What a migration does after its SQL, in the same transaction: what SQL cannot do.
+type Step = fn(&Connection) -> Result<(), StoreError>;
+
+/// A schema change.
+struct Migration {
+    version: u32,
+    name: &'static str,
+    sql: &'static str,
+    then: Option<Step>,
+}
+
+const fn sql(version: u32, name: &'static str, sql: &'static str) -> Migration {
+    Migration { version, name, sql, then: None }
+}
+
+/// In order. Never edit an entry once released: add a new one.
+const MIGRATIONS: &[Migration] = &[
+    sql(1, "init", include_str!("migrations/0001_init.sql")),
+    sql(2, "webhooks", include_str!("migrations/0002_webhooks.sql")),
+    sql(3, "drop_stored_explanations", include_str!("migrations/0003_drop_stored_explanations.sql")),
+    sql(4, "predictive_models", include_str!("migrations/0004_predictive_models.sql")),
+    sql(5, "lead_scores_by_lead", include_str!("migrations/0005_lead_scores_by_lead.sql")),
+    sql(6, "lead_chains", include_str!("migrations/0006_lead_chains.sql")),
+    Migration {
+        version: 7,
+        name: "message_ids",
+        sql: include_str!("migrations/0007_message_ids.sql"),
+        then: Some(crate::message_ids::index_stored_events),
+    },
 ];
 
 /// Applies every migration the database has not had yet.
@@ -36,11 +56,11 @@ fn apply_through(connection: &mut Connection, last: u32) -> Result<(), StoreErro
         let mut statement = connection.prepare("SELECT version, checksum FROM schema_migrations ORDER BY version")?;
         statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?
     };
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
     if let Some((found, _)) = applied.iter().find(|(version, _)| *version > known) {
         return Err(StoreError::TooNew { found: *found, known });
     }
-    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= last) {
+    for &Migration { version, name, sql, then } in MIGRATIONS.iter().filter(|m| m.version <= last) {
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
         match applied.iter().find(|(v, _)| *v == version) {
             Some((_, stored)) if *stored == checksum => continue,
@@ -49,6 +69,9 @@ fn apply_through(connection: &mut Connection, last: u32) -> Result<(), StoreErro
         }
         let transaction = connection.transaction()?;
         transaction.execute_batch(sql)?;
+        if let Some(then) = then {
+            then(&transaction)?;
+        }
         transaction.execute(
             "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
             params![version, name, checksum, crate::now_ms()],
@@ -182,13 +205,19 @@ mod tests {
             .unwrap();
         apply(&mut connection).unwrap();
         let ids: Vec<(i64, String)> = connection
-            .prepare("SELECT workspace_id, message_id FROM message_ids")
+            .prepare("SELECT workspace_id, message_id FROM message_ids ORDER BY workspace_id, message_id")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(ids, [(1, "a".to_string()), (1, "b".to_string()), (2, "a".to_string())]);
+        let hashed_alike: bool = connection
+            .query_row("SELECT hash FROM message_ids WHERE workspace_id = 2 AND message_id = 'a'", [], |r| {
+                Ok(r.get::<_, i64>(0)? == crate::message_ids::hash(2, "a"))
+            })
+            .unwrap();
+        assert!(hashed_alike);
         let through: i64 = connection.query_row("SELECT through FROM message_ids_merged", [], |r| r.get(0)).unwrap();
         assert_eq!(through, 3);
         let lead = crate::leads::by_id(&connection, 1, 1).unwrap().unwrap();

@@ -3,8 +3,8 @@
 -- on `events` took each insert of a random id (Segment's libraries send UUIDs) at a random
 -- place, so every commit wrote about one index page per event.
 --
--- message_ids: every stored (workspace, message id) but the newest few, which the writer keeps
--- in memory until a sweep merges them;
+-- message_ids: every stored (workspace, message id) but the newest, which the writer keeps in
+-- memory until a sweep moves them here;
 -- message_ids_merged.through: every event up to this id has its message id in `message_ids`;
 -- the writer rebuilds its in-memory part from the events after it.
 
@@ -24,13 +24,15 @@ INSERT INTO events_without_unique (id, workspace_id, lead_id, message_id, type, 
 DROP TABLE events;
 ALTER TABLE events_without_unique RENAME TO events;
 
+-- hash: a fixed 64-bit hash of the workspace and message id (crates/store/src/message_ids.rs),
+-- first in the key so that the ids of a sweep's slice are close together whatever their form;
+-- the index is filled from the events by the same migration, in Rust.
 CREATE TABLE message_ids (
+    hash          INTEGER NOT NULL,
     workspace_id  INTEGER NOT NULL,
     message_id    TEXT NOT NULL,
-    PRIMARY KEY (workspace_id, message_id)
+    PRIMARY KEY (hash, workspace_id, message_id)
 ) WITHOUT ROWID;
-INSERT INTO message_ids (workspace_id, message_id)
-    SELECT workspace_id, message_id FROM events ORDER BY workspace_id, message_id;
 
 CREATE TABLE message_ids_merged (through INTEGER NOT NULL);
 INSERT INTO message_ids_merged (through) SELECT coalesce(max(id), 0) FROM events;
