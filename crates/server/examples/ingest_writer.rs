@@ -3,10 +3,11 @@
 //! generator sharing the machine.
 //!
 //!     cargo build --release -p leadscore-server --example ingest_writer
-//!     target/release/examples/ingest_writer [REQUESTS] [BATCH] [USERS] [sequential|random]
+//!     target/release/examples/ingest_writer [REQUESTS] [BATCH] [USERS] [sequential|random] [RECENT]
 //!
 //! REQUESTS requests (default 200) of BATCH track messages (default 500) from USERS distinct
-//! users (default 5000), with sequential message ids or random UUID-like ones, with the reference model of bench/ active, as bench/service/run.sh sends
+//! users (default 5000), with sequential message ids or random UUID-like ones, keeping RECENT
+//! message ids in memory (default as the service), with the reference model of bench/ active, as bench/service/run.sh sends
 //! them over HTTP. Prints events/s of the whole run (one writer, requests one after another: the
 //! writer's own rate, without group commit across requests).
 
@@ -50,8 +51,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize, default: u64| std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (requests, batch, users) = (arg(1, 200), arg(2, 500), arg(3, 5000));
     let random_ids = std::env::args().nth(4).is_some_and(|a| a == "random");
+    let recent = arg(5, leadscore_store::message_ids::DEFAULT_RECENT as u64) as usize;
     let dir = std::env::temp_dir().join(format!("leadscore-ingest-writer-{}", std::process::id()));
-    let store = Store::open_ingesting(&dir, leadscore_store::message_ids::DEFAULT_RECENT)?;
+    let store = Store::open_ingesting(&dir, recent)?;
     let source = include_str!("../../../examples/reference.toml");
     let workspace = store.write_blocking(move |c| {
         let workspace = workspaces::find_or_create(c, "bench")?;

@@ -30,6 +30,8 @@ use rusqlite::{Connection, params};
 
 use crate::StoreError;
 
+mod filter;
+
 /// How many ids are kept in memory by default before a sweep starts moving them to disk: about
 /// 20 MiB. More memory means fewer index pages written per event (a sweep writes each page of
 /// the index at most once, whatever the number of ids it moves), and a longer rebuild at start.
@@ -70,7 +72,8 @@ pub fn is_stored(connection: &Connection, workspace_id: i64, message_id: &str) -
     let hash = hash(workspace_id, message_id);
     RECENT.with_borrow(|recent| {
         let recent = recent.as_ref().ok_or_else(refused)?;
-        Ok(recent.holds(hash, workspace_id, message_id) || on_disk(connection, hash, workspace_id, message_id)?)
+        Ok(recent.holds(hash, workspace_id, message_id)
+            || recent.on_disk(connection, hash, workspace_id, message_id)?)
     })
 }
 
@@ -79,7 +82,7 @@ pub(crate) fn record(connection: &Connection, workspace_id: i64, message_id: &st
     let hash = hash(workspace_id, message_id);
     RECENT.with_borrow_mut(|recent| {
         let recent = recent.as_mut().ok_or_else(refused)?;
-        if recent.holds(hash, workspace_id, message_id) || on_disk(connection, hash, workspace_id, message_id)? {
+        if recent.holds(hash, workspace_id, message_id) || recent.on_disk(connection, hash, workspace_id, message_id)? {
             return Ok(false);
         }
         let key: Key = (hash, workspace_id, Arc::from(message_id));
@@ -98,11 +101,9 @@ fn refused() -> StoreError {
 }
 
 fn on_disk(connection: &Connection, hash: i64, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
-    Ok(connection
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM message_ids WHERE hash = ?1 AND workspace_id = ?2 AND message_id = ?3)",
-        )?
-        .query_row(params![hash, workspace_id, message_id], |row| row.get(0))?)
+    let mut statement = connection
+        .prepare_cached("SELECT 1 FROM message_ids WHERE hash = ?1 AND workspace_id = ?2 AND message_id = ?3")?;
+    Ok(statement.exists(params![hash, workspace_id, message_id])?)
 }
 
 /// Fills the on-disk index from the stored events (the migration that creates it), in sorted
@@ -151,6 +152,8 @@ pub(crate) struct Recent {
     slice: Option<Slice>,
     /// The lowest message id, for lookups' lower bounds.
     empty: Arc<str>,
+    /// Which ids may be on disk.
+    filter: filter::DiskFilter,
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +195,8 @@ impl Recent {
                 sweep: None,
                 slice: None,
                 empty: Arc::from(""),
+                // At most one id per event is on disk.
+                filter: filter::DiskFilter::new(connection.path(), newest_event(connection)?.max(0) as u64),
             })
         })();
         connection.execute_batch(if rebuilt.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
@@ -201,6 +206,17 @@ impl Recent {
     fn holds(&self, hash: i64, workspace_id: i64, message_id: &str) -> bool {
         let from = (hash, workspace_id, self.empty.clone());
         self.ids.range(from..).take_while(|key| key.0 == hash && key.1 == workspace_id).any(|key| &*key.2 == message_id)
+    }
+
+    /// Whether the id is on disk: asks the filter, then the index if the filter cannot say no.
+    fn on_disk(
+        &self,
+        connection: &Connection,
+        hash: i64,
+        workspace_id: i64,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.filter.may_hold(hash) && on_disk(connection, hash, workspace_id, message_id)?)
     }
 
     /// Moves the next slice of ids to disk if a sweep is under way or due.
@@ -221,6 +237,9 @@ impl Recent {
         )?;
         for (hash, workspace_id, message_id) in &moved {
             insert.execute(params![hash, workspace_id, &**message_id])?;
+            // Before the commit: should it fail, the filter holds a few ids too many, which
+            // costs only probes.
+            self.filter.moved_to_disk(*hash);
         }
         let ended = moved.len() < size;
         if ended {
@@ -246,7 +265,10 @@ pub(crate) fn install(recent: Recent) {
 /// A write transaction began: moves the next slice to disk, if one is due.
 pub(crate) fn transaction_began(connection: &Connection) -> Result<(), StoreError> {
     RECENT.with_borrow_mut(|recent| match recent {
-        Some(recent) => recent.move_slice(connection),
+        Some(recent) => {
+            recent.filter.poll();
+            recent.move_slice(connection)
+        }
         None => Ok(()),
     })
 }
@@ -301,6 +323,12 @@ fn newest_event(connection: &Connection) -> Result<i64, StoreError> {
 #[cfg(test)]
 fn in_memory() -> usize {
     RECENT.with_borrow(|recent| recent.as_ref().map_or(0, |r| r.ids.len()))
+}
+
+/// Whether the filter of ids on disk is built (for tests).
+#[cfg(test)]
+fn filter_ready() -> bool {
+    RECENT.with_borrow(|recent| recent.as_ref().is_some_and(|r| r.filter.ready()))
 }
 
 #[cfg(test)]
@@ -368,6 +396,13 @@ mod tests {
         let store = Store::open_ingesting(dir.path(), 20).unwrap();
         let (_, in_memory_after_restart, ..) = counts(&store);
         assert_eq!(in_memory_after_restart, 400 - through, "the events after `through` are rebuilt");
+        assert!(store_events(&store, ids(0..400)).unwrap().iter().all(|&n| !n));
+        // The same once the filter of the ids on disk is built (each write looks for it).
+        let started = std::time::Instant::now();
+        while !store.write_blocking(|_| Ok(filter_ready())).unwrap() {
+            assert!(started.elapsed().as_secs() < 30, "the filter was never built");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(store_events(&store, ids(0..400)).unwrap().iter().all(|&n| !n));
         assert_eq!(store_events(&store, ids(400..401)).unwrap(), [true]);
         assert_eq!(counts(&store).2, 401);
