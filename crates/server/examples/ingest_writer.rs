@@ -7,9 +7,9 @@
 //!
 //! REQUESTS requests (default 200) of BATCH track messages (default 500) from USERS distinct
 //! users (default 5000), with sequential message ids or random UUID-like ones, keeping RECENT
-//! message ids in memory (default as the service), with the reference model of bench/ active, as bench/service/run.sh sends
-//! them over HTTP. Prints events/s of the whole run (one writer, requests one after another: the
-//! writer's own rate, without group commit across requests).
+//! message ids in memory (default as the service), with the reference model of bench/ active, as
+//! bench/service/run.sh sends them over HTTP. Prints events/s of the whole run (one writer,
+//! requests one after another: the writer's own rate, without group commit across requests).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -33,7 +33,7 @@ use crate::StoreError;
 mod filter;
 
 /// How many ids are kept in memory by default before a sweep starts moving them to disk: about
-/// 20 MiB. More memory means fewer index pages written per event (a sweep writes each page of
+/// 16 MB (80 bytes each). More memory means fewer index pages written per event (a sweep writes each page of
 /// the index at most once, whatever the number of ids it moves), and a longer rebuild at start.
 pub const DEFAULT_RECENT: usize = 200_000;
 

@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, default_value_t = 600)]
     rescore_every: u64,
     /// Message ids of the newest events kept in memory before they are merged into the on-disk
-    /// index (about 100 bytes each): more means fewer disk writes per event and a longer start
+    /// index (about 80 bytes each): more means fewer disk writes per event and a longer start
     #[arg(long, default_value_t = leadscore_store::message_ids::DEFAULT_RECENT)]
     recent_message_ids: usize,
 }
