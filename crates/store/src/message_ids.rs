@@ -37,8 +37,8 @@ mod filter;
 /// the index at most once, whatever the number of ids it moves), and a longer rebuild at start.
 pub const DEFAULT_RECENT: usize = 200_000;
 
-/// A slice moves at least this many ids, and twice as many as the last transaction stored, so
-/// that a sweep always gains on the arrivals.
+/// A slice moves at least this many ids (or as many as are kept, if fewer), and twice as many as
+/// the last transaction stored, so that a sweep always gains on the arrivals.
 const MIN_SLICE: usize = 256;
 
 /// An id, ordered as in the on-disk index: (hash, workspace, message id).
@@ -226,7 +226,7 @@ impl Recent {
             None if self.ids.len() > self.keep => Sweep { began_after: self.newest_event, cursor: None },
             None => return Ok(()),
         };
-        let size = (2 * self.arrived).max(MIN_SLICE);
+        let size = (2 * self.arrived).max(MIN_SLICE.min(self.keep));
         let after = match &sweep.cursor {
             Some(cursor) => Bound::Excluded(cursor),
             None => Bound::Unbounded,
@@ -540,6 +540,13 @@ mod tests {
             let mut expected: Vec<String> = stored.iter().map(|i| format!("id-{i}")).collect();
             expected.sort();
             prop_assert_eq!(stored_ids, expected);
+            // Wherever the last sweep stopped, a restart still knows every stored id.
+            drop(store);
+            let store = Store::open_ingesting(dir.path(), keep).unwrap();
+            let new = store_events(&store, (0..60).map(|i| format!("id-{i}")).collect()).unwrap();
+            for (id, new) in (0u8..60).zip(new) {
+                prop_assert_eq!(new, !stored.contains(&id), "id {} after a restart", id);
+            }
         }
     }
 }
