@@ -46,24 +46,32 @@ pub fn exists(connection: &Connection, workspace_id: i64, message_id: &str) -> R
 /// saves the lead before its transaction ends).
 /// Nothing is written for a message id the workspace already has.
 pub fn insert(connection: &Connection, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError> {
+    let properties = serde_json::to_string(event.properties).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     if !crate::message_ids::record(connection, lead.workspace_id, event.message_id)? {
         return Ok(Inserted::Duplicate);
     }
-    connection
+    let inserted = connection
         .prepare_cached(
             "INSERT INTO events (workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            lead.workspace_id,
-            lead.id,
-            event.message_id,
-            event.event_type,
-            event.at,
-            event.received_at,
-            serde_json::to_string(event.properties).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            lead.last_event_id,
-        ])?;
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                lead.workspace_id,
+                lead.id,
+                event.message_id,
+                event.event_type,
+                event.at,
+                event.received_at,
+                properties,
+                lead.last_event_id,
+            ])
+        });
+    if let Err(error) = inserted {
+        // Not stored, so not a duplicate next time, even if the caller goes on.
+        crate::message_ids::forget(lead.workspace_id, event.message_id);
+        return Err(error.into());
+    }
     lead.last_event_id = Some(connection.last_insert_rowid());
     Ok(Inserted::New)
 }

@@ -39,6 +39,8 @@ use rusqlite::{Connection, OpenFlags};
 const MAX_GROUP: usize = 256;
 /// Read connections kept open.
 const READERS: usize = 4;
+/// How long [`Store::open_ingesting`] waits for the data directory's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A storage failure. `Conflict` and `NotFound` are the caller's to report; the rest are faults.
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +107,9 @@ impl Store {
     }
 
     /// Same as [`Store::open`] for the one process that stores events in the data directory: it
-    /// takes the directory's lock (`leadscore.lock`, released when the last handle is dropped or
-    /// the process ends), or fails with [`StoreError::InUse`]. It keeps the newest
+    /// takes the directory's lock (`leadscore.lock`, released when the last handle is dropped and
+    /// the writer has finished its queue, or when the process ends), or fails with
+    /// [`StoreError::InUse`] after waiting for it for 2 s. It keeps the newest
     /// `recent_message_ids` message ids in memory (see [`message_ids`]).
     pub fn open_ingesting(dir: &Path, recent_message_ids: usize) -> Result<Store, StoreError> {
         create_dir(dir)?;
@@ -117,10 +120,18 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(|source| StoreError::Open { path: path.clone(), source })?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::InUse { dir: dir.to_path_buf() }),
-            Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Open { path, source }),
+        // A store of this process that was just dropped lets go of the lock once its writer has
+        // finished the work queued before: wait a little for that.
+        let waiting_since = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if waiting_since.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::InUse { dir: dir.to_path_buf() }),
+                Err(std::fs::TryLockError::Error(source)) => return Err(StoreError::Open { path, source }),
+            }
         }
         Store::start(dir, Some((file, recent_message_ids)))
     }
@@ -139,6 +150,8 @@ impl Store {
             Some((lock, keep)) => (Some(Arc::new(lock)), Some(message_ids::Recent::rebuild(&connection, keep)?)),
             None => (None, None),
         };
+        // The writer holds the lock too, until it has finished every job queued.
+        let writer_lock = lock.clone();
         let (writer, jobs) = mpsc::channel::<Box<dyn WriteJob>>();
         let alive = Arc::new(());
         let wal = dir.join("leadscore.db-wal");
@@ -153,7 +166,8 @@ impl Store {
                 if let Some(recent) = recent {
                     message_ids::install(recent);
                 }
-                write_loop(connection, jobs, wal, writer_generation)
+                write_loop(connection, jobs, wal, writer_generation);
+                drop(writer_lock);
             })
             .map_err(spawn_error)?;
         let (checkpoint_path, watch) = (path.clone(), Arc::downgrade(&alive));
@@ -465,7 +479,8 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
         let shared = group.len() > 1;
         let mut all_ok = true;
         let mut failed = vec![false; group.len()];
-        let mut unguarded_failure = false;
+        // Why the whole transaction was undone, if it was.
+        let mut undone: Option<&str> = None;
         for (index, job) in group.iter_mut().enumerate() {
             let mode = job.mode();
             if !mode.keeps_caches {
@@ -479,26 +494,36 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
                 message_ids::job_failed();
                 generation.advance();
                 failed[index] = true;
-                if shared && !own_savepoint && connection.total_changes() != changes_before {
-                    unguarded_failure = true;
-                    break;
-                }
+            }
+            if connection.is_autocommit() {
+                // SQLite rolled the whole transaction back by itself (a full disk, an I/O error):
+                // nothing of the group is stored, and a further job's statements would each
+                // commit on their own, outside the group.
+                undone = Some(
+                    "the database rolled the transaction back (is the disk full?), so nothing of it was stored; retry",
+                );
+                break;
+            }
+            if !ok && shared && !own_savepoint && connection.total_changes() != changes_before {
+                let _ = connection.execute_batch("ROLLBACK");
+                undone = Some("another write in the same transaction failed, so nothing of it was stored; retry");
+                break;
             }
             all_ok &= ok;
         }
-        let commit = if unguarded_failure {
-            let _ = connection.execute_batch("ROLLBACK");
-            Err("another write in the same transaction failed, so nothing of it was stored; retry".to_string())
+        let commit = if let Some(why) = undone {
+            generation.advance();
+            Err(why.to_string())
         } else if shared || all_ok {
             connection.execute_batch("COMMIT").map_err(|e| e.to_string())
         } else {
             connection.execute_batch("ROLLBACK").map_err(|e| e.to_string())
         };
-        if commit.is_err() && !unguarded_failure {
+        if commit.is_err() && undone.is_none() {
             let _ = connection.execute_batch("ROLLBACK");
             generation.advance();
         }
-        let committed = commit.is_ok() && !unguarded_failure && (shared || all_ok);
+        let committed = commit.is_ok() && undone.is_none() && (shared || all_ok);
         for (job, failed) in group.into_iter().zip(failed) {
             // A job that failed hears its own error; the others hear how the transaction ended.
             job.finish(if failed { Ok(()) } else { commit.clone() });

@@ -92,6 +92,19 @@ pub(crate) fn record(connection: &Connection, workspace_id: i64, message_id: &st
     })
 }
 
+/// Forgets an id [`record`] recorded in this transaction, whose event was not stored after all.
+pub(crate) fn forget(workspace_id: i64, message_id: &str) {
+    let hash = hash(workspace_id, message_id);
+    RECENT.with_borrow_mut(|recent| {
+        let Some(recent) = recent else { return };
+        let is_it = |key: &Key| key.0 == hash && key.1 == workspace_id && &*key.2 == message_id;
+        if let Some(position) = recent.added.iter().rposition(is_it) {
+            let key = recent.added.remove(position);
+            recent.ids.remove(&key);
+        }
+    })
+}
+
 fn refused() -> StoreError {
     StoreError::Conflict(
         "this process cannot store events: only the leadscore process that holds the data directory's lock \
@@ -425,6 +438,25 @@ mod tests {
         assert_eq!(store_events(&store, vec!["m".into(), "m".into()]).unwrap(), [true, false]);
     }
 
+    /// An event that could not be stored leaves no id behind, even when the caller goes on.
+    #[test]
+    fn an_event_that_fails_to_store_leaves_no_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), DEFAULT_RECENT).unwrap();
+        store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w")?;
+                let mut no_such_lead = leads::create(c, workspace.id, None, 0)?;
+                no_such_lead.id = 999_999;
+                let none = serde_json::Map::new();
+                let event = NewEvent { message_id: "m", event_type: "visit", at: 1, received_at: 1, properties: &none };
+                assert!(insert(c, &mut no_such_lead, &event).is_err(), "the lead does not exist");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store_events(&store, vec!["m".into()]).unwrap(), [true]);
+    }
+
     /// In a shared transaction, a job that fails is rolled back to its savepoint with its ids;
     /// the others keep theirs.
     #[test]
@@ -458,6 +490,55 @@ mod tests {
         assert!(failing.blocking_recv().unwrap().is_err());
         assert!(kept.blocking_recv().unwrap().is_ok());
         assert_eq!(store_events(&store, vec!["a".into(), "b".into()]).unwrap(), [true, false]);
+    }
+
+    /// When SQLite rolls a whole transaction back by itself (here a full database), the writer
+    /// runs nothing more in it, and its ids are forgotten: the retry is stored, once.
+    #[test]
+    fn a_transaction_the_database_rolls_back_forgets_its_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), 1).unwrap();
+        store_events(&store, vec!["before".into()]).unwrap();
+        store
+            .write_blocking(|c| {
+                let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                c.pragma_update(None, "max_page_count", pages + 20)?;
+                Ok(())
+            })
+            .unwrap();
+        let slow = store
+            .submit(
+                |_: &Connection| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(())
+                },
+                crate::PLAIN,
+            )
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let fills_the_disk = store
+            .submit(
+                |c: &Connection| {
+                    c.execute("INSERT INTO workspaces (name, created_at) VALUES (hex(randomblob(400000)), 0)", [])?;
+                    Ok(())
+                },
+                crate::PLAIN,
+            )
+            .unwrap();
+        let store_m = {
+            let store = store.clone();
+            std::thread::spawn(move || store_events(&store, vec!["m".into()]))
+        };
+        assert!(slow.blocking_recv().unwrap().is_ok());
+        assert!(fills_the_disk.blocking_recv().unwrap().is_err());
+        let answer = store_m.join().unwrap();
+        assert!(answer.is_err(), "{answer:?}");
+        store.write_blocking(|c| Ok(c.pragma_update(None, "max_page_count", 1_000_000_000)?)).unwrap();
+        assert_eq!(store_events(&store, vec!["m".into(), "m".into()]).unwrap(), [true, false]);
+        let stored: i64 = store
+            .read_blocking(|c| Ok(c.query_row("SELECT count(*) FROM events WHERE message_id = 'm'", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(stored, 1);
     }
 
     /// Only the process holding the lock stores events; another may still write the rest.
