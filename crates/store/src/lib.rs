@@ -532,6 +532,29 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
     }
 }
 
+#[cfg(test)]
+impl Store {
+    /// Keeps the writer busy for 300 ms with a job that first runs `work`, and returns once that
+    /// job has started: the jobs submitted before its answer comes share one transaction.
+    fn hold_writer<F>(&self, work: F) -> tokio::sync::oneshot::Receiver<Result<(), StoreError>>
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let held = self
+            .submit(
+                move |c: &Connection| {
+                    work(c)?;
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(())
+                },
+                PLAIN,
+            )
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        held
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -561,17 +584,10 @@ mod tests {
     fn in_one_transaction(jobs: Vec<(Work, Mode)>) -> (Vec<String>, Vec<Result<(), StoreError>>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let slow = store
-            .submit(
-                |c: &Connection| {
-                    std::thread::sleep(std::time::Duration::from_millis(300));
-                    workspaces::find_or_create(c, "first")?;
-                    Ok(())
-                },
-                PLAIN,
-            )
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let slow = store.hold_writer(|c| {
+            workspaces::find_or_create(c, "first")?;
+            Ok(())
+        });
         let replies: Vec<Reply> = jobs.into_iter().map(|(work, mode)| store.submit(work, mode).unwrap()).collect();
         assert!(slow.blocking_recv().unwrap().is_ok());
         let replies = replies.into_iter().map(|reply| reply.blocking_recv().unwrap()).collect();

@@ -464,16 +464,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_ingesting(dir.path(), DEFAULT_RECENT).unwrap();
         store_events(&store, vec![]).unwrap();
-        let slow = store
-            .submit(
-                |_: &Connection| {
-                    std::thread::sleep(std::time::Duration::from_millis(300));
-                    Ok(())
-                },
-                crate::PLAIN,
-            )
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let slow = store.hold_writer(|_| Ok(()));
         let one = |id: &'static str, fail: bool| {
             move |c: &Connection| {
                 let mut lead = leads::by_user_id(c, 1, "u")?.unwrap();
@@ -506,16 +497,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let slow = store
-            .submit(
-                |_: &Connection| {
-                    std::thread::sleep(std::time::Duration::from_millis(300));
-                    Ok(())
-                },
-                crate::PLAIN,
-            )
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let slow = store.hold_writer(|_| Ok(()));
         let fills_the_disk = store
             .submit(
                 |c: &Connection| {
