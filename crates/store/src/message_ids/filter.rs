@@ -17,6 +17,9 @@ use std::sync::mpsc;
 const BITS_PER_ID: u64 = 16;
 const REBUILD_BELOW_BITS_PER_ID: u64 = 8;
 const PROBES: u64 = 4;
+/// The largest filter: 1 GiB, enough for 537 million ids at 16 bits each. Past that many ids it
+/// only says "maybe" more often.
+const MAX_BITS: u64 = 1 << 33;
 
 /// The filter's bits.
 #[derive(Debug)]
@@ -31,7 +34,7 @@ pub(super) struct Bits {
 impl Bits {
     /// Bits for `ids` ids.
     pub(super) fn sized_for(ids: u64) -> Bits {
-        let bits = (ids.max(1) * BITS_PER_ID).next_power_of_two().max(1 << 16);
+        let bits = ids.max(1).saturating_mul(BITS_PER_ID).next_power_of_two().clamp(1 << 16, MAX_BITS);
         Bits { words: vec![0; (bits / 64) as usize], mask: bits - 1, ids: 0 }
     }
 
@@ -54,7 +57,7 @@ impl Bits {
 
     /// Whether so many ids were added that false positives grow common.
     pub(super) fn overfull(&self) -> bool {
-        self.ids * REBUILD_BELOW_BITS_PER_ID > self.mask + 1
+        self.ids.saturating_mul(REBUILD_BELOW_BITS_PER_ID) > self.mask + 1 && self.mask + 1 < MAX_BITS
     }
 }
 
@@ -110,7 +113,7 @@ impl DiskFilter {
                 Err(mpsc::TryRecvError::Disconnected) => self.building = None,
             }
         } else if let Some(current) = self.current.as_ref().filter(|bits| bits.overfull()) {
-            let ids = current.ids * 2;
+            let ids = current.ids.saturating_mul(2);
             self.build(ids);
         }
     }
