@@ -21,6 +21,11 @@ const PROBES: u64 = 4;
 /// only says "maybe" more often.
 const MAX_BITS: u64 = 1 << 33;
 
+/// How many bits a filter for `ids` ids has: a power of two, at least 2^16, at most `MAX_BITS`.
+fn bits_for(ids: u64) -> u64 {
+    (ids.clamp(1, MAX_BITS / BITS_PER_ID) * BITS_PER_ID).next_power_of_two().clamp(1 << 16, MAX_BITS)
+}
+
 /// The filter's bits.
 #[derive(Debug)]
 pub(super) struct Bits {
@@ -34,7 +39,7 @@ pub(super) struct Bits {
 impl Bits {
     /// Bits for `ids` ids.
     pub(super) fn sized_for(ids: u64) -> Bits {
-        let bits = ids.max(1).saturating_mul(BITS_PER_ID).next_power_of_two().clamp(1 << 16, MAX_BITS);
+        let bits = bits_for(ids);
         Bits { words: vec![0; (bits / 64) as usize], mask: bits - 1, ids: 0 }
     }
 
@@ -169,6 +174,9 @@ mod tests {
         assert!(!bits.overfull());
         (10_000..40_000).for_each(|i| bits.add(hash(i)));
         assert!(bits.overfull());
+        assert_eq!(bits_for(u64::MAX), MAX_BITS, "no overflow, and a cap");
+        assert_eq!(bits_for(0), 1 << 16);
+        assert_eq!(bits_for(10_000), 1 << 18);
     }
 
     /// A filter built from the index also holds the ids moved to disk while it was being built,
