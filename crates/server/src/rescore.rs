@@ -16,6 +16,7 @@ use leadscore_store::webhooks::Webhook;
 use leadscore_store::{StoreError, now_ms};
 use serde::Serialize;
 
+use crate::lead_cache::LeadCache;
 use crate::lifecycle::{self, Stage};
 use crate::notify::{self, LeadChanges};
 use crate::scoring::{self, Models};
@@ -168,17 +169,25 @@ impl Jobs {
     }
 }
 
-/// Rescores one batch of a workspace's leads after `after_id`; returns the last lead id seen
-/// (`None` at the end) and how many notifications were queued.
-fn rescore_batch(
-    connection: &Connection,
-    models: &Models,
+/// One batch of a rescoring pass: the workspace, the leads after which it goes on, the time it
+/// scores at and what it records.
+struct Batch {
     workspace_id: i64,
     after_id: i64,
     now: i64,
-    cause: &str,
+    cause: String,
     history: History,
+}
+
+/// Rescores one batch of a workspace's leads; returns the last lead id seen (`None` at the end)
+/// and how many notifications were queued. Ingestion's memory forgets the leads it rescores.
+fn rescore_batch(
+    connection: &Connection,
+    models: &Models,
+    lead_cache: &LeadCache,
+    batch: &Batch,
 ) -> Result<(Option<i64>, u64, usize), StoreError> {
+    let Batch { workspace_id, after_id, now, ref cause, history } = *batch;
     let Some(version) = leadscore_store::models::active(connection, workspace_id)? else { return Ok((None, 0, 0)) };
     let model = models.get(connection, &version)?;
     let ids: Vec<i64> = {
@@ -190,6 +199,9 @@ fn rescore_batch(
     let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
     let mut queued = 0;
     for &id in &ids {
+        // Ingestion's memory of the lead would be stale: it reads the lead again next time. The
+        // other leads it remembers stay valid, so rescoring writes beside that memory.
+        lead_cache.lock().forget(id);
         let Some(mut lead) = leads::by_id(connection, workspace_id, id)? else { continue };
         let (state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
         queued +=
@@ -248,11 +260,10 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
     let mut after = 0;
     let mut done = 0;
     loop {
-        let models = state.models.clone();
-        let cause = cause.to_string();
-        let now = now_ms();
+        let (models, lead_cache) = (state.models.clone(), state.leads.clone());
+        let batch = Batch { workspace_id, after_id: after, now: now_ms(), cause: cause.to_string(), history };
         let (last, n, queued) =
-            state.store.write(move |c| rescore_batch(c, &models, workspace_id, after, now, &cause, history)).await?;
+            state.store.write_beside_caches(move |c| rescore_batch(c, &models, &lead_cache, &batch)).await?;
         done += n;
         state.rescoring.update(workspace_id, |p| p.done = done);
         state.metrics.rescoring_done.set(done as i64);
@@ -326,5 +337,65 @@ mod tests {
         assert!(!jobs.start(1, progress(5)));
         assert!(!jobs.end_pass(1, Some("disk full".to_string())));
         assert_eq!(jobs.get(1).unwrap().error.as_deref(), Some("disk full"));
+    }
+
+    /// Rescoring a workspace makes ingestion read its leads again, and only them: the leads of
+    /// other workspaces stay remembered, and the rescored lead's next event is scored on what
+    /// rescoring stored.
+    #[test]
+    fn rescoring_forgets_only_the_leads_it_rescores() {
+        use crate::ingest::{Kind, Message, ingest};
+        use leadscore_store::{Store, models, workspaces};
+        use serde_json::Map;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
+        let source = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1 }]\n";
+        let (a, b) = store
+            .write_blocking(move |c| {
+                let mut ids = Vec::new();
+                for name in ["a", "b"] {
+                    let workspace = workspaces::find_or_create(c, name)?;
+                    let version = models::add(c, workspace.id, source, &std::collections::BTreeMap::new())?;
+                    models::activate(c, workspace.id, version.id)?;
+                    ids.push(workspace.id);
+                }
+                Ok((ids[0], ids[1]))
+            })
+            .unwrap();
+        let (models, cache) =
+            (std::sync::Arc::new(Models::default()), std::sync::Arc::new(LeadCache::new(store.generation())));
+        let visit = |workspace_id: i64, id: &str| {
+            let (models, cache) = (models.clone(), cache.clone());
+            let message = Message {
+                kind: Kind::Track("visit".to_string()),
+                user_id: Some("u".to_string()),
+                anonymous_id: None,
+                message_id: id.to_string(),
+                at: 1,
+                traits: Map::new(),
+                properties: Map::new(),
+            };
+            store
+                .write_coherent_blocking(move |c| ingest(c, &models, &cache, workspace_id, vec![Ok(message)], 1))
+                .unwrap()
+        };
+        visit(a, "1");
+        visit(b, "1");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (models_for_rescore, cache_for_rescore) = (models.clone(), cache.clone());
+        let (_, rescored, _) = runtime
+            .block_on(store.write_beside_caches(move |c| {
+                let batch =
+                    Batch { workspace_id: a, after_id: 0, now: 2, cause: "time".into(), history: History::TierChanges };
+                rescore_batch(c, &models_for_rescore, &cache_for_rescore, &batch)
+            }))
+            .unwrap();
+        assert_eq!(rescored, 1);
+        let again_a = visit(a, "2");
+        assert_eq!((again_a.remembered, again_a.looked_up), (0, 1), "read again");
+        assert_eq!(again_a.leads[0].scores["activity"].value, 2.0);
+        let again_b = visit(b, "2");
+        assert_eq!((again_b.remembered, again_b.looked_up), (1, 0), "still remembered");
     }
 }

@@ -227,8 +227,8 @@ impl Store {
     }
 
     /// Same as [`Store::write`] for work that changes nothing a coherent writer's cache holds
-    /// (leads, their scores and identities), such as webhook delivery bookkeeping: the caches
-    /// stay valid.
+    /// (leads, their scores and identities), such as webhook delivery bookkeeping, or that removes
+    /// from the cache what it changes, such as rescoring: the caches stay valid.
     pub async fn write_beside_caches<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
