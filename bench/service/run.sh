@@ -25,6 +25,7 @@
 #   PROFILE=0               1: `perf record --call-graph dwarf` the server in each run (perf-*.txt in the work dir)
 #   SKIP_BUILD=0            1: use the existing binary (BIN=... to choose another)
 #   KEEP=0                  1: keep the data directory (it can reach a few hundred MB)
+#   SERVE_ARGS=             more arguments for `leadscore serve` (e.g. "--rescore-every 1")
 #
 # Caveat: the load generator runs on the same machine and competes with the server for its cores;
 # the table shows the server's and the machine's CPU use for each run so that this can be judged.
@@ -47,6 +48,7 @@ WARMUP=${WARMUP:-3}
 PROFILE=${PROFILE:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
+SERVE_ARGS=${SERVE_ARGS:-}
 BIN=${BIN:-$root/target/release/leadscore}
 
 say() { printf '\n== %s\n' "$*" >&2; }
@@ -104,7 +106,8 @@ say "data directory $data"
 admin=$("$BIN" keys create --data "$data" --workspace bench --scope admin)
 ingest=$("$BIN" keys create --data "$data" --workspace bench --scope ingest)
 
-"$BIN" serve --data "$data" --listen 127.0.0.1:0 >"$work/server.out" 2>"$work/server.err" &
+# shellcheck disable=SC2086 # SERVE_ARGS is a list of arguments
+"$BIN" serve --data "$data" --listen 127.0.0.1:0 $SERVE_ARGS >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 addr=
 for _ in $(seq 300); do
