@@ -6,9 +6,9 @@
 //!
 //! Coherence: only ingestion reads and changes this memory, inside the writer's transaction,
 //! and it keeps the memory equal to what it stores (it writes with `Store::write_coherent`).
-//! Rescoring forgets each lead it rescores (`Store::write_beside_caches`). Every other write,
-//! every failed job and every failed commit changes the store's generation, and the whole
-//! memory is dropped the next time it is locked at another generation.
+//! Rescoring and stage moves forget each lead they change (`Store::write_beside_caches`). Every
+//! other write, every failed job and every failed commit changes the store's generation, and
+//! the whole memory is dropped the next time it is locked at another generation.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};

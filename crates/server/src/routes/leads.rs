@@ -357,12 +357,16 @@ async fn set_stage(
         return Err(ApiError::bad_request("reason_required", format!("moving a lead to {to} needs a `reason`")));
     }
     let actor = request.actor.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| format!("key {}", owner.key_id));
+    let lead_cache = state.leads.clone();
+    // Beside ingestion's memory of leads, which forgets this one: frequent moves (a CRM
+    // accepting leads) would otherwise drop the whole memory each time.
     let (lead_id, change, queued) = state
         .store
-        .write(move |connection| {
+        .write_beside_caches(move |connection| {
             let Some(lead) = find(connection, owner.workspace_id, &id)? else {
                 return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
             };
+            lead_cache.lock().forget(lead.id);
             let from: Stage = lead.stage.parse().map_err(StoreError::Corrupt)?;
             lifecycle::check_move(from, to, request.force).map_err(StoreError::Conflict)?;
             let change = leadscore_store::stages::StageChange {
