@@ -456,17 +456,15 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
                 Err(_) => break,
             }
         }
-        let begin = connection.execute_batch("BEGIN IMMEDIATE");
-        if let Err(error) = begin {
-            group.into_iter().for_each(|job| job.finish(Err(error.to_string())));
-            generation.advance();
-            continue;
-        }
         // The next slice of recent message ids goes to disk in this transaction (one sync).
-        if let Err(error) = message_ids::transaction_began(&connection) {
-            let _ = connection.execute_batch("ROLLBACK");
-            message_ids::transaction_ended(&connection, false);
-            let message = format!("cannot move message ids to disk: {error}");
+        let begun = connection.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string()).and_then(|()| {
+            message_ids::transaction_began(&connection).map_err(|error| {
+                let _ = connection.execute_batch("ROLLBACK");
+                message_ids::transaction_ended(false);
+                format!("cannot move message ids to disk: {error}")
+            })
+        });
+        if let Err(message) = begun {
             group.into_iter().for_each(|job| job.finish(Err(message.clone())));
             generation.advance();
             continue;
@@ -528,7 +526,7 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
             // A job that failed hears its own error; the others hear how the transaction ended.
             job.finish(if failed { Ok(()) } else { commit.clone() });
         }
-        message_ids::transaction_ended(&connection, committed);
+        message_ids::transaction_ended(committed);
     }
 }
 

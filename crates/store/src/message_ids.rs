@@ -41,6 +41,10 @@ pub const DEFAULT_RECENT: usize = 200_000;
 /// the last transaction stored, so that a sweep always gains on the arrivals.
 const MIN_SLICE: usize = 256;
 
+/// Puts an id into the on-disk index.
+const INSERT_ON_DISK: &str =
+    "INSERT INTO message_ids (hash, workspace_id, message_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+
 /// An id, ordered as in the on-disk index: (hash, workspace, message id).
 type Key = (i64, i64, Arc<str>);
 
@@ -70,11 +74,7 @@ pub fn hash(workspace_id: i64, message_id: &str) -> i64 {
 /// Whether the workspace has stored this message id. Only the ingesting writer knows.
 pub fn is_stored(connection: &Connection, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
     let hash = hash(workspace_id, message_id);
-    RECENT.with_borrow(|recent| {
-        let recent = recent.as_ref().ok_or_else(refused)?;
-        Ok(recent.holds(hash, workspace_id, message_id)
-            || recent.on_disk(connection, hash, workspace_id, message_id)?)
-    })
+    RECENT.with_borrow(|recent| recent.as_ref().ok_or_else(refused)?.knows(connection, hash, workspace_id, message_id))
 }
 
 /// Records that the workspace stores this message id now; false if it already had.
@@ -82,7 +82,7 @@ pub(crate) fn record(connection: &Connection, workspace_id: i64, message_id: &st
     let hash = hash(workspace_id, message_id);
     RECENT.with_borrow_mut(|recent| {
         let recent = recent.as_mut().ok_or_else(refused)?;
-        if recent.holds(hash, workspace_id, message_id) || recent.on_disk(connection, hash, workspace_id, message_id)? {
+        if recent.knows(connection, hash, workspace_id, message_id)? {
             return Ok(false);
         }
         let key: Key = (hash, workspace_id, Arc::from(message_id));
@@ -123,9 +123,7 @@ fn on_disk(connection: &Connection, hash: i64, workspace_id: i64, message_id: &s
 /// chunks so that memory stays bounded.
 pub(crate) fn index_stored_events(connection: &Connection) -> Result<(), StoreError> {
     const CHUNK: usize = 500_000;
-    let mut insert = connection.prepare(
-        "INSERT INTO message_ids (hash, workspace_id, message_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-    )?;
+    let mut insert = connection.prepare(INSERT_ON_DISK)?;
     let mut flush = |chunk: &mut Vec<(i64, i64, String)>| -> Result<(), StoreError> {
         chunk.sort_unstable();
         for (hash, workspace_id, message_id) in chunk.drain(..) {
@@ -156,9 +154,7 @@ pub(crate) struct Recent {
     added: Vec<Key>,
     /// Where the running job's additions start in `added`.
     job_start: usize,
-    /// The newest event id after the last transaction.
-    newest_event: i64,
-    /// Events the last transaction stored.
+    /// Ids (events) the last transaction stored.
     arrived: usize,
     sweep: Option<Sweep>,
     /// What the open transaction's slice moved to disk.
@@ -203,7 +199,6 @@ impl Recent {
                 keep: keep.max(1),
                 added: Vec::new(),
                 job_start: 0,
-                newest_event: newest_event(connection)?,
                 arrived: 0,
                 sweep: None,
                 slice: None,
@@ -221,22 +216,24 @@ impl Recent {
         self.ids.range(from..).take_while(|key| key.0 == hash && key.1 == workspace_id).any(|key| &*key.2 == message_id)
     }
 
-    /// Whether the id is on disk: asks the filter, then the index if the filter cannot say no.
-    fn on_disk(
+    /// Whether the id is stored: in memory, or on disk (the filter first, then the index if the
+    /// filter cannot say no).
+    fn knows(
         &self,
         connection: &Connection,
         hash: i64,
         workspace_id: i64,
         message_id: &str,
     ) -> Result<bool, StoreError> {
-        Ok(self.filter.may_hold(hash) && on_disk(connection, hash, workspace_id, message_id)?)
+        Ok(self.holds(hash, workspace_id, message_id)
+            || (self.filter.may_hold(hash) && on_disk(connection, hash, workspace_id, message_id)?))
     }
 
     /// Moves the next slice of ids to disk if a sweep is under way or due.
     fn move_slice(&mut self, connection: &Connection) -> Result<(), StoreError> {
         let sweep = match &self.sweep {
             Some(sweep) => sweep.clone(),
-            None if self.ids.len() > self.keep => Sweep { began_after: self.newest_event, cursor: None },
+            None if self.ids.len() > self.keep => Sweep { began_after: newest_event(connection)?, cursor: None },
             None => return Ok(()),
         };
         let size = (2 * self.arrived).max(MIN_SLICE.min(self.keep));
@@ -245,9 +242,7 @@ impl Recent {
             None => Bound::Unbounded,
         };
         let moved: Vec<Key> = self.ids.range((after, Bound::Unbounded)).take(size).cloned().collect();
-        let mut insert = connection.prepare_cached(
-            "INSERT INTO message_ids (hash, workspace_id, message_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-        )?;
+        let mut insert = connection.prepare_cached(INSERT_ON_DISK)?;
         for (hash, workspace_id, message_id) in &moved {
             insert.execute(params![hash, workspace_id, &**message_id])?;
             // Before the commit: should it fail, the filter holds a few ids too many, which
@@ -306,10 +301,11 @@ pub(crate) fn job_failed() {
 
 /// The transaction ended: committed, its slice's ids leave memory; rolled back, its ids are
 /// forgotten and its slice never happened.
-pub(crate) fn transaction_ended(connection: &Connection, committed: bool) {
+pub(crate) fn transaction_ended(committed: bool) {
     RECENT.with_borrow_mut(|recent| {
         let Some(recent) = recent else { return };
         let slice = recent.slice.take();
+        recent.arrived = if committed { recent.added.len() } else { 0 };
         if committed {
             recent.added.clear();
             if let Some(slice) = slice {
@@ -322,9 +318,6 @@ pub(crate) fn transaction_ended(connection: &Connection, committed: bool) {
             recent.forget_since(0);
         }
         recent.job_start = 0;
-        let newest = newest_event(connection).unwrap_or(recent.newest_event);
-        recent.arrived = usize::try_from(newest - recent.newest_event).unwrap_or(0);
-        recent.newest_event = newest;
     })
 }
 
