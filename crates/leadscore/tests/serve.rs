@@ -628,6 +628,35 @@ fn metrics_and_logs_without_personal_data() {
 }
 
 #[test]
+fn metric_labels_come_from_a_closed_set_whatever_clients_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    // hyper accepts any token as a method: each would have added a series for good.
+    for i in 0..20 {
+        let answer = request(&server.address, &format!("FOO{i}"), "/healthz", &[], b"");
+        assert_eq!(answer.status, 405);
+        request(&server.address, &format!("BAR{i}"), &format!("/no/such/path/{i}"), &[], b"");
+    }
+    let text = request(&server.address, "GET", "/metrics", &[], b"").body;
+    assert!(!text.contains("FOO") && !text.contains("BAR") && !text.contains("/no/such"), "{text}");
+    assert!(
+        text.contains("leadscore_http_requests_total{route=\"/healthz\",method=\"other\",status=\"405\"} 20"),
+        "{text}"
+    );
+    assert!(
+        text.contains("leadscore_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 20"),
+        "{text}"
+    );
+    // Prometheus reserves `_total` for counters.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut words = line.split(' ').skip(2);
+        let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+        assert!(kind == "counter" || !name.ends_with("_total"), "{line}");
+    }
+    assert!(text.contains("# TYPE leadscore_rescoring_leads_planned gauge"), "{text}");
+}
+
+#[test]
 fn alias_merges_an_earlier_identity() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _, ingest, read) = acme(dir.path());

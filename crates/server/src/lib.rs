@@ -11,6 +11,7 @@
 //! - [`auth`]: API keys and scopes; [`error`]: the `{code, message}` error answer.
 
 pub mod auth;
+pub mod connections;
 pub mod delivery;
 pub mod demo;
 pub mod error;
@@ -78,8 +79,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in flight. Runs the webhook
-/// dispatcher alongside.
+/// Serves until `shutdown` completes, then finishes the requests in flight, within the
+/// connection limits of `state.config`. Runs the webhook dispatcher and the rescoring scheduler
+/// alongside.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -89,7 +91,9 @@ pub async fn serve(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dispatcher = delivery::spawn(state.clone());
     let scheduler = tokio::spawn(rescore::schedule(state.clone(), state.config.rescore_interval));
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let limits = state.config.connections;
+    let metrics = state.metrics.clone();
+    let served = connections::serve(listener, app(state), limits, metrics, shutdown).await;
     dispatcher.abort();
     scheduler.abort();
     served

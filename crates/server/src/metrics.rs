@@ -21,9 +21,20 @@ use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The matched route pattern, or `unmatched`: never the raw path.
     pub route: String,
-    pub method: String,
+    /// One of [`METHODS`], or `other`: hyper accepts any token as a method, and a label taken from
+    /// unauthenticated input would add a series per token for the life of the process.
+    pub method: &'static str,
     pub status: u16,
+}
+
+/// The methods counted by name; any other is counted as `other`.
+pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The method's label: its name if it is one of [`METHODS`], `other` if not.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    METHODS.iter().find(|m| **m == method.as_str()).copied().unwrap_or("other")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,7 +57,12 @@ pub struct Metrics {
     pub webhook_attempts: Family<OutcomeLabels, Counter>,
     pub outbox_depth: Gauge,
     pub rescoring_done: Gauge,
-    pub rescoring_total: Gauge,
+    pub rescoring_planned: Gauge,
+    /// Client connections open now.
+    pub connections: Gauge,
+    /// Connections refused on arrival because [`crate::connections::Limits::max_connections`]
+    /// were open.
+    pub connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -74,13 +90,26 @@ impl Default for Metrics {
         );
         let outbox_depth = Gauge::default();
         registry.register("outbox_depth", "Webhook notifications waiting to be delivered", outbox_depth.clone());
+        // Gauges never end in `_total`, which Prometheus reserves for counters.
         let rescoring_done = Gauge::default();
-        registry.register("rescoring_done", "Leads rescored by the running or last rescoring", rescoring_done.clone());
-        let rescoring_total = Gauge::default();
         registry.register(
-            "rescoring_total",
+            "rescoring_leads_done",
+            "Leads rescored by the running or last rescoring",
+            rescoring_done.clone(),
+        );
+        let rescoring_planned = Gauge::default();
+        registry.register(
+            "rescoring_leads_planned",
             "Leads to rescore in the running or last rescoring",
-            rescoring_total.clone(),
+            rescoring_planned.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register("http_connections", "Client connections open now", connections.clone());
+        let connections_refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections refused on arrival because the service held as many as --max-connections allows",
+            connections_refused.clone(),
         );
         Metrics {
             registry,
@@ -91,7 +120,9 @@ impl Default for Metrics {
             webhook_attempts,
             outbox_depth,
             rescoring_done,
-            rescoring_total,
+            rescoring_planned,
+            connections,
+            connections_refused,
         }
     }
 }
@@ -150,7 +181,7 @@ async fn export(State(state): State<AppState>) -> Response {
 /// which would hold lead ids).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();

@@ -255,7 +255,7 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
         })
         .await?;
     state.rescoring.update(workspace_id, |p| p.total = total as u64);
-    state.metrics.rescoring_total.set(total);
+    state.metrics.rescoring_planned.set(total);
     state.metrics.rescoring_done.set(0);
     let mut after = 0;
     let mut done = 0;

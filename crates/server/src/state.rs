@@ -37,11 +37,17 @@ pub struct Config {
     pub webhook_retry_base_ms: i64,
     /// How often every lead is re-evaluated so that time-driven tier changes are recorded.
     pub rescore_interval: std::time::Duration,
+    /// How many client connections are held, and for how long.
+    pub connections: crate::connections::Limits,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { webhook_retry_base_ms: 5_000, rescore_interval: std::time::Duration::from_secs(600) }
+        Config {
+            webhook_retry_base_ms: 5_000,
+            rescore_interval: std::time::Duration::from_secs(600),
+            connections: crate::connections::Limits::default(),
+        }
     }
 }
 

@@ -42,6 +42,17 @@ pub struct Args {
     /// index (about 80 bytes each): more means fewer disk writes per event and a longer start
     #[arg(long, default_value_t = leadscore_store::message_ids::DEFAULT_RECENT)]
     recent_message_ids: usize,
+    /// Client connections held at most; more are refused with 503 as they arrive [default: the
+    /// descriptor limit less 128, at most 10000]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Seconds a client has to send a request's head, from connecting or from its first byte
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request (keep it above a load
+    /// balancer's idle timeout)
+    #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -51,6 +62,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         subscriber.json().init()
     } else {
         subscriber.init()
+    }
+
+    let descriptors = leadscore_server::connections::raise_descriptor_limit();
+    let mut connections = leadscore_server::connections::Limits {
+        max_connections: leadscore_server::connections::default_max_connections(descriptors),
+        header_timeout: std::time::Duration::from_secs(args.header_timeout),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+        ..Default::default()
+    };
+    if let Some(max) = args.max_connections {
+        connections.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
     }
 
     let runtime =
@@ -81,6 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let config = leadscore_server::Config {
             webhook_retry_base_ms: args.webhook_retry_base_ms.max(1),
             rescore_interval: std::time::Duration::from_secs(args.rescore_every.max(1)),
+            connections,
         };
         leadscore_server::serve(listener, AppState::new(store, config), leadscore_server::shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)

@@ -28,7 +28,7 @@ impl Server {
 
     /// Same as [`Server::start`], with the server's log (standard error) going to `log`.
     pub fn start_with_log(data: &Path, extra: &[&str], log: impl Into<Stdio>) -> Server {
-        let mut child = bin()
+        let child = bin()
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
@@ -36,6 +36,12 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("the server starts");
+        Server::attach(child, data)
+    }
+
+    /// Waits until a `leadscore serve` started with `--listen 127.0.0.1:0` and its standard
+    /// output piped (directly or through `sh -c 'exec ...'`) listens.
+    pub fn attach(mut child: Child, data: &Path) -> Server {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let address = loop {
