@@ -255,12 +255,19 @@ fn acknowledged_events_survive_kill_9() {
         restarted.get("/api/leads/durable", &read).json()["scores"]["activity"]["value"].as_f64().unwrap() as i64;
     assert_eq!(after, acknowledged + 1);
 
-    // A second service on the same data directory would miss the ids the first keeps in memory.
+    // A second service on the same data directory would miss the ids the first keeps in memory,
+    // and deleting a file (as `leadscore.lock` was) must not let it in.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().starts_with("leadscore.db") {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
     let second = bin().args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(dir.path()).output().unwrap();
     assert!(!second.status.success());
     let error = String::from_utf8_lossy(&second.stderr);
     assert!(
-        error.contains("another leadscore process stores events in") && error.contains("leadscore.lock"),
+        error.contains("another leadscore process stores events in") && error.contains("the directory's lock"),
         "{error}"
     );
 }

@@ -62,7 +62,7 @@ pub enum StoreError {
     #[error("the store is shut down")]
     Closed,
     #[error(
-        "another leadscore process stores events in {dir} (it holds {dir}/leadscore.lock); stop it first or give \
+        "another leadscore process stores events in {dir} (it holds the directory's lock); stop it first or give \
          this one another data directory"
     )]
     InUse { dir: PathBuf },
@@ -107,19 +107,16 @@ impl Store {
     }
 
     /// Same as [`Store::open`] for the one process that stores events in the data directory: it
-    /// takes the directory's lock (`leadscore.lock`, released when the last handle is dropped and
-    /// the writer has finished its queue, or when the process ends), or fails with
-    /// [`StoreError::InUse`] after waiting for it for 2 s. It keeps the newest
-    /// `recent_message_ids` message ids in memory (see [`message_ids`]).
+    /// takes an exclusive OS lock (`flock`) on the directory itself, released when the last
+    /// handle is dropped and the writer has finished its queue, or when the process ends, however
+    /// it ends; or fails with [`StoreError::InUse`] after waiting for it for 2 s. The lock is on
+    /// the directory rather than on a file in it, so that no file's deletion can let a second
+    /// process in. It keeps the newest `recent_message_ids` message ids in memory (see
+    /// [`message_ids`]).
     pub fn open_ingesting(dir: &Path, recent_message_ids: usize) -> Result<Store, StoreError> {
         create_dir(dir)?;
-        let path = dir.join("leadscore.lock");
-        let file = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        let file = std::fs::File::open(dir).map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
+        let path = dir.to_path_buf();
         // A store of this process that was just dropped lets go of the lock once its writer has
         // finished the work queued before: wait a little for that.
         let waiting_since = std::time::Instant::now();

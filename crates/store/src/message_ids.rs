@@ -523,7 +523,7 @@ mod tests {
         let ingesting = Store::open_ingesting(dir.path(), DEFAULT_RECENT).unwrap();
         let again = Store::open_ingesting(dir.path(), DEFAULT_RECENT).err().unwrap();
         assert!(matches!(again, StoreError::InUse { .. }), "{again}");
-        assert!(again.to_string().contains("leadscore.lock"), "{again}");
+        assert!(again.to_string().contains("the directory's lock"), "{again}");
         let beside = Store::open(dir.path()).unwrap();
         let refused = store_events(&beside, vec!["m".into()]).unwrap_err().to_string();
         assert!(refused.contains("this process cannot store events"), "{refused}");
