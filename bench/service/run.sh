@@ -49,7 +49,10 @@ PROFILE=${PROFILE:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 SERVE_ARGS=${SERVE_ARGS:-}
-BIN=${BIN:-$root/target/release/leadscore}
+# PROFILE=1 builds the `profiling` profile: the release build with debug information, which
+# `perf record --call-graph dwarf` needs (the release profile ships without it).
+if [ "$PROFILE" = 1 ]; then cargo_profile=profiling; else cargo_profile=release; fi
+BIN=${BIN:-$root/target/$cargo_profile/leadscore}
 
 say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -74,8 +77,8 @@ if [ "$PROFILE" = 1 ]; then command -v perf >/dev/null || die "PROFILE=1 needs p
 
 # --- build ------------------------------------------------------------------------------------
 if [ "$SKIP_BUILD" != 1 ]; then
-    say "cargo build --release -p leadscore"
-    (cd "$root" && cargo build --release -p leadscore)
+    say "cargo build --profile $cargo_profile -p leadscore"
+    (cd "$root" && cargo build --profile "$cargo_profile" -p leadscore)
 fi
 [ -x "$BIN" ] || die "no binary at $BIN"
 

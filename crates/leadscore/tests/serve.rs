@@ -999,3 +999,38 @@ fn serve_model_stores_the_trained_files_its_predictive_scores_name() {
     let listed = server.get("/api/predictive-models", &read).json();
     assert_eq!(listed["predictive_models"][0]["versions"].as_array().unwrap().len(), 1, "{listed}");
 }
+
+#[test]
+fn the_demo_prints_export_lines_a_shell_can_use() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--demo-leads", "20", "--data"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut exported = std::collections::HashMap::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("leadscore listening on") {
+            break;
+        }
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            // What a POSIX shell would take: a name, `=`, a word with no quoting needed.
+            assert!(name.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{line}");
+            assert!(value.chars().all(|c| c.is_ascii_alphanumeric() || ":/._-".contains(c)), "{line}");
+            exported.insert(name.to_string(), value.to_string());
+        } else {
+            assert!(line.starts_with('#') || line.starts_with("demo workspace"), "not a shell line: {line}");
+        }
+    }
+    let url = exported["LEADSCORE_URL"].strip_prefix("http://").unwrap().to_string();
+    let server = Server { child, address: url, data: dir.path().to_path_buf() };
+    let leads = server.get("/api/leads?limit=5", &exported["READ_KEY"]);
+    assert_eq!(leads.status, 200, "{}", leads.body);
+    let track = json!({"userId": "demo-00001", "event": "webinar_attended", "messageId": "try-1"});
+    assert_eq!(server.post_json("/v1/track", &exported["INGEST_KEY"], &track).status, 200);
+    assert_eq!(server.get("/api/keys", &exported["ADMIN_KEY"]).status, 200);
+}

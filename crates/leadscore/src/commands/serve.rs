@@ -91,12 +91,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let demo =
                 leadscore_server::demo::create(&store, "demo", args.demo_leads, leadscore_store::now_ms()).await?;
             println!("demo workspace `{}`: {} leads, {} events", demo.workspace, demo.leads, demo.events);
+            // Lines a shell can paste as they are; the README's examples use these names.
+            println!("# paste these lines into another shell:");
+            println!("export LEADSCORE_URL=http://{address}");
             for key in &demo.keys {
-                println!("  {} key: {}", key.scope, key.secret);
+                println!("export {}_KEY={}", key.scope.as_str().to_ascii_uppercase(), key.secret);
             }
-            let read =
-                demo.keys.iter().find(|k| k.scope == leadscore_store::keys::Scope::Read).map_or("", |k| &k.secret);
-            println!("try: curl -H 'Authorization: Bearer {read}' 'http://{address}/api/leads?limit=5'");
+            println!("# then try: curl -H \"Authorization: Bearer $READ_KEY\" \"$LEADSCORE_URL/api/leads?limit=5\"");
         }
         println!("leadscore listening on http://{address}");
         leadscore_server::log_start(address);
