@@ -103,7 +103,9 @@ impl Scratch {
     }
 }
 
-/// A score rounded to 6 decimals, without trailing zeros (`62.5`, `50`, `-22.500003`).
+/// A score rounded to 6 decimals, without trailing zeros (`62.5`, `50`, `-22.500003`): the text
+/// of [`leadscore_core::round_score`], which answers and webhooks carry, written without parsing
+/// it back (this runs for every score of every lead).
 pub fn format_score(value: f64) -> String {
     let mut text = format!("{value:.6}");
     if text.contains('.') {
@@ -165,5 +167,16 @@ mod tests {
         assert_eq!(format_score(-22.5000031), "-22.500003");
         assert_eq!(format_score(-0.0000001), "0");
         assert_eq!(format_score(8.503741234), "8.503741");
+    }
+
+    #[test]
+    fn files_and_answers_round_alike() {
+        let mut value = 0.123_456_789_f64;
+        for i in 0..20_000 {
+            value = (value * 7_919.0 + i as f64 * 0.000_000_37).rem_euclid(2_000.0) - 1_000.0;
+            let rounded = leadscore_core::round_score(value);
+            assert_eq!(format_score(value), rounded.to_string(), "{value}");
+            assert_eq!(format_score(value), serde_json::to_string(&rounded).unwrap().trim_end_matches(".0"));
+        }
     }
 }

@@ -123,6 +123,8 @@ impl<'m> LeadScores<'m> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ScoreResult<'m> {
     pub name: &'m str,
+    /// Written rounded to 6 decimals (see [`round_score`]); kept exact here.
+    #[serde(serialize_with = "serialize_rounded")]
     pub value: f64,
     /// `None` when the value falls outside every tier (see `leadscore check`).
     pub tier: Option<&'m str>,
@@ -143,7 +145,38 @@ pub struct Contribution<'m> {
     /// For event rules: the occurrences counted. For others: 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub occurrences: u32,
+    /// Written rounded to 6 decimals (see [`round_score`]); kept exact here.
+    #[serde(serialize_with = "serialize_rounded")]
     pub points: f64,
+}
+
+/// A score or a share of one as people read it, in files, answers and webhooks alike: rounded to
+/// 6 decimals the way `{:.6}` rounds, without a negative zero. Decay and normalisation leave
+/// values such as `19.999994154245698`, whose last digits mean nothing to anyone.
+pub fn round_score(value: f64) -> f64 {
+    if !value.is_finite() {
+        return value;
+    }
+    let rounded: f64 = format!("{value:.6}").parse().unwrap_or(value);
+    if rounded == 0.0 { 0.0 } else { rounded }
+}
+
+fn serialize_rounded<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(round_score(*value))
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::round_score;
+
+    #[test]
+    fn scores_are_rounded_to_six_decimals_without_negative_zero() {
+        assert_eq!(round_score(19.999994154245698), 19.999994);
+        assert_eq!(round_score(62.5), 62.5);
+        assert_eq!(round_score(-22.5000031), -22.500003);
+        assert_eq!(round_score(-0.0000001).to_string(), "0");
+        assert_eq!(round_score(8.503741234).to_string(), "8.503741");
+    }
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -26,7 +26,7 @@ pub mod value;
 
 pub use compile::{Compiled, compile, compile_with};
 pub use diagnostic::{Diagnostic, ModelError, Severity};
-pub use engine::{Contribution, Event, LeadScores, LeadState, ScoreResult, Source};
+pub use engine::{Contribution, Event, LeadScores, LeadState, ScoreResult, Source, round_score};
 pub use model::{EventTypeId, Model};
 pub use predictor::{NoPredictors, Predictor, PredictorLoader};
 pub use time::{Duration, Timestamp};

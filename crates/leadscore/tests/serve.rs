@@ -1034,3 +1034,44 @@ fn the_demo_prints_export_lines_a_shell_can_use() {
     assert_eq!(server.post_json("/v1/track", &exported["INGEST_KEY"], &track).status, 200);
     assert_eq!(server.get("/api/keys", &exported["ADMIN_KEY"]).status, 200);
 }
+
+/// Digits after the decimal point of every number in a JSON value.
+fn max_decimals(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Number(n) => n.to_string().split_once('.').map_or(0, |(_, d)| d.len()),
+        serde_json::Value::Array(items) => items.iter().map(max_decimals).max().unwrap_or(0),
+        serde_json::Value::Object(map) => map.values().map(max_decimals).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+#[test]
+fn scores_in_answers_are_rounded_as_in_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let read = create_key(dir.path(), "acme", "read");
+    let server = Server::start(dir.path(), &[]);
+    let model = r#"
+[scores.engagement]
+tiers = [{ label = "cold" }, { label = "warm", min = 5 }]
+[[scores.engagement.rules]]
+name = "page views"
+event = "page_view"
+points = 10
+decay = { half_life = "1d" }
+"#;
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    // Half a day of decay leaves 10 / sqrt(2) = 7.0710678...: written with 6 decimals at most.
+    let twelve_hours_ago = leadscore_core::Timestamp(leadscore_store::now_ms() - 43_200_000).to_string();
+    let track = json!({"userId": "r1", "event": "page_view", "messageId": "r1", "timestamp": twelve_hours_ago});
+    let answer = server.post_json("/v1/track", &ingest, &track).json();
+    let value = answer["lead"]["scores"]["engagement"]["value"].as_f64().unwrap();
+    assert!((value - 7.071068).abs() < 0.001, "{answer}");
+    assert!(max_decimals(&answer) <= 6, "{answer}");
+    let lead = server.get("/api/leads/r1", &read).json();
+    assert!(max_decimals(&lead["scores"]) <= 6, "{lead}");
+    assert!(lead["scores"]["engagement"]["contributions"][0]["points"].as_f64().unwrap() > 7.0, "{lead}");
+    let history = server.get("/api/leads/r1/history", &read).json();
+    assert!(max_decimals(&history["history"]) <= 6, "{history}");
+}

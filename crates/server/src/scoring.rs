@@ -348,7 +348,8 @@ pub fn evaluate_with_qualifiers(
         .iter()
         .map(|score| ScoreRow {
             score: score.name.to_string(),
-            value: score.value,
+            // Stored, answered and notified as batch output writes it.
+            value: leadscore_core::round_score(score.value),
             tier: score.tier.map(str::to_string),
             model_id,
             evaluated_at: now,
