@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workspace = store.write_blocking(move |c| {
         let workspace = workspaces::find_or_create(c, "bench")?;
         let version = models::add(c, workspace.id, source, &BTreeMap::new())?;
-        models::activate(c, workspace.id, version.id)?;
+        models::activate(c, workspace.id, version.id, models::Origin::Api)?;
         Ok(workspace.id)
     })?;
     let compiled = Arc::new(Models::default());

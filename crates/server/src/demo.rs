@@ -69,7 +69,12 @@ pub async fn create(store: &Store, name: &str, n_leads: usize, now: i64) -> Resu
             let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace_name)?;
             if leadscore_store::models::active(connection, workspace.id)?.is_none() {
                 let version = leadscore_store::models::add(connection, workspace.id, DEMO_MODEL, &Default::default())?;
-                leadscore_store::models::activate(connection, workspace.id, version.id)?;
+                leadscore_store::models::activate(
+                    connection,
+                    workspace.id,
+                    version.id,
+                    leadscore_store::models::Origin::Upload,
+                )?;
             }
             let existing: i64 =
                 connection

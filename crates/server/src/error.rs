@@ -66,6 +66,11 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(message) => ApiError::not_found(message),
             StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::Rescoring => ApiError::new(
+                StatusCode::CONFLICT,
+                "rescoring",
+                "a rescoring of the workspace is still running; wait for it to finish (its progress is in GET /api/models)",
+            ),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal()

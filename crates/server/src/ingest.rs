@@ -528,7 +528,7 @@ mod tests {
             .write_blocking(|c| {
                 let workspace = workspaces::find_or_create(c, "w")?;
                 let version = models::add(c, workspace.id, "[scores.activity]\nrules = []\n", &BTreeMap::new())?;
-                models::activate(c, workspace.id, version.id)?;
+                models::activate(c, workspace.id, version.id, models::Origin::Api)?;
                 // As if stored by a version of leadscore that accepted what this one refuses.
                 c.execute("UPDATE models SET source = 'not a model' WHERE id = ?1", [version.id])?;
                 Ok(workspace.id)

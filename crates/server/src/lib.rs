@@ -10,6 +10,7 @@
 //!   state, evaluation to rows; [`retrain`]: predictive models learned from the workspace's outcomes.
 //! - [`auth`]: API keys and scopes; [`error`]: the `{code, message}` error answer.
 
+pub mod activation;
 pub mod auth;
 pub mod connections;
 pub mod delivery;
@@ -89,6 +90,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // reqwest's rustls needs a process-wide crypto provider before its first client.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Rescorings that a stop or a crash cut short go on where they stopped.
+    if let Err(error) = rescore::resume(&state).await {
+        tracing::error!(%error, "cannot read the rescorings to resume");
+    }
     let dispatcher = delivery::spawn(state.clone());
     let scheduler = tokio::spawn(rescore::schedule(state.clone(), state.config.rescore_interval));
     let limits = state.config.connections;

@@ -105,6 +105,10 @@ pub fn check_move(from: Stage, to: Stage, force: bool) -> Result<(), String> {
     }
 }
 
+/// The actor of the stage moves leadscore makes by itself (automatic MQL, and their reversal
+/// after a rollback); a person's moves carry their own name.
+pub const AUTOMATIC_ACTOR: &str = "leadscore";
+
 /// Why the scores make a lead an MQL, if they do: the first score whose tier is `mql` or ranks
 /// above it.
 pub fn mql_reason(model: &Model, rows: &[ScoreRow], qualified_by: &[Option<String>]) -> Option<String> {

@@ -72,6 +72,20 @@ fn notifications(webhook: &Webhook, lead: &LeadRow, changes: &LeadChanges<'_>) -
     out
 }
 
+/// How many notifications of each kind `changes` would queue for `hooks` (a preview's count).
+pub fn count(
+    hooks: &[Webhook],
+    lead: &LeadRow,
+    changes: &LeadChanges<'_>,
+    counts: &mut std::collections::BTreeMap<&'static str, u64>,
+) {
+    for webhook in hooks {
+        for (event, _) in notifications(webhook, lead, changes) {
+            *counts.entry(event).or_default() += 1;
+        }
+    }
+}
+
 /// Writes the outbox rows for one lead's changes, for the workspace's webhooks `hooks` (loaded once
 /// per transaction by the caller). Returns how many were queued.
 pub fn enqueue(

@@ -1,6 +1,7 @@
 //! Previewing a model version on a workspace's leads against the active version: the tier
-//! distribution of every score under both, the value ranges, and the leads that would change
-//! tier. Read-only.
+//! distribution of every score under both, the value ranges, the leads that would change tier,
+//! and what activating it would cause beside (automatic moves to MQL, webhook notifications by
+//! kind). Read-only.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +9,12 @@ use leadscore_core::LeadState;
 use leadscore_store::leads::{self};
 use leadscore_store::models::ModelVersion;
 use leadscore_store::rusqlite::{Connection, params};
+use leadscore_store::scores;
 use leadscore_store::{StoreError, now_ms};
 use serde_json::{Value, json};
 
+use crate::notify::{self, LeadChanges};
+use crate::rescore;
 use crate::scoring::{self, Models};
 
 /// Per score: tier label (or "" for none) -> count, and the value range and mean.
@@ -59,16 +63,27 @@ pub fn compare(
         statement.query_map(params![workspace_id, limit], |row| row.get(0))?.collect::<Result<_, _>>()?
     };
     let now = now_ms();
+    let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
+    // What the activation's rescoring would do beside the new scores: automatic moves to MQL and
+    // webhook notifications, counted against the scores stored now, as the rescoring compares.
+    let mut stage_moves = 0u64;
+    let mut notifications = BTreeMap::new();
     let (mut before, mut after) = (Distribution::default(), Distribution::default());
     let mut changes = Vec::new();
     let mut n_changed = 0u64;
     for id in &ids {
         let Some(lead) = leads::by_id(connection, workspace_id, *id)? else { continue };
         let (state, _): (LeadState, bool) = scoring::state_for(connection, &candidate_model, candidate.id, &lead)?;
-        let new_rows = scoring::evaluate(&candidate_model, candidate.id, &lead, &state, now);
+        let (new_rows, qualified_by) =
+            scoring::evaluate_with_qualifiers(&candidate_model, candidate.id, &lead, &state, now);
         for row in &new_rows {
             after.add(&row.score, row.value, row.tier.as_deref());
         }
+        let score_changes = scores::stored(connection, lead.id)?.changes(&new_rows);
+        let stage = rescore::mql_move(&candidate_model, &lead.stage, &new_rows, &qualified_by, &score_changes, now);
+        stage_moves += u64::from(stage.is_some());
+        let lead_changes = LeadChanges { scores: score_changes.iter().collect(), stages: stage.iter().collect() };
+        notify::count(&hooks, &lead, &lead_changes, &mut notifications);
         let (Some(model), Some(version)) = (&active_model, active) else { continue };
         let (state, _) = scoring::state_for(connection, model, version.id, &lead)?;
         let old_rows = scoring::evaluate(model, version.id, &lead, &state, now);
@@ -99,5 +114,9 @@ pub fn compare(
         "candidate": after.json(),
         "leads_changing_tier": n_changed,
         "changes": changes,
+        "consequences": {
+            "moves_to_mql": stage_moves,
+            "webhook_notifications": notifications,
+        },
     }))
 }

@@ -4,12 +4,13 @@
 //!
 //! Batches are small writer jobs, so ingestion and reads go on while a workspace is rescored.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use leadscore_core::{LeadState, Model, Timestamp};
 use leadscore_store::leads::{self, LeadRow};
-use leadscore_store::rusqlite::{Connection, params};
+use leadscore_store::rescorings::{self, Rescoring};
+use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::{Change, History, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
 use leadscore_store::webhooks::Webhook;
@@ -67,9 +68,7 @@ pub fn save_scores(
     Ok(Saved { rows, changes, stage, queued })
 }
 
-/// Moves a lead to MQL when its scores say so: from stage lead whenever a score is at an MQL
-/// tier; from nurture only when a score has just entered one (new engagement recycles the lead,
-/// while a rep's decision is not undone by scores that were already there).
+/// Moves a lead to MQL when its scores say so (see [`mql_move`]).
 fn automatic_mql(
     connection: &Connection,
     model: &Model,
@@ -79,7 +78,25 @@ fn automatic_mql(
     changes: &[Change],
     now: i64,
 ) -> Result<Option<StageChange>, StoreError> {
-    let current: Stage = lead.stage.parse().unwrap_or(Stage::Lead);
+    let change = mql_move(model, &lead.stage, rows, qualified_by, changes, now);
+    if let Some(change) = &change {
+        leadscore_store::stages::set(connection, lead.id, change)?;
+    }
+    Ok(change)
+}
+
+/// The automatic move to MQL that new scores call for: from stage lead whenever a score is at
+/// an MQL tier; from nurture only when a score has just entered one (new engagement recycles the
+/// lead, while a rep's decision is not undone by scores that were already there).
+pub fn mql_move(
+    model: &Model,
+    stage: &str,
+    rows: &[ScoreRow],
+    qualified_by: &[Option<String>],
+    changes: &[Change],
+    now: i64,
+) -> Option<StageChange> {
+    let current: Stage = stage.parse().unwrap_or(Stage::Lead);
     let moves = match current {
         Stage::Lead => true,
         Stage::Nurture => changes.iter().any(|c| {
@@ -89,83 +106,69 @@ fn automatic_mql(
         _ => false,
     };
     if !moves {
-        return Ok(None);
+        return None;
     }
-    let Some(reason) = lifecycle::mql_reason(model, rows, qualified_by) else { return Ok(None) };
-    let change = StageChange {
+    let reason = lifecycle::mql_reason(model, rows, qualified_by)?;
+    Some(StageChange {
         stage: Stage::Mql.to_string(),
         previous: Some(current.to_string()),
         at: now,
-        actor: "leadscore".to_string(),
+        actor: lifecycle::AUTOMATIC_ACTOR.to_string(),
         reason: Some(reason),
-    };
-    leadscore_store::stages::set(connection, lead.id, &change)?;
-    Ok(Some(change))
+    })
 }
 
-/// Progress of a workspace's rescoring, readable while it runs.
-#[derive(Debug, Clone, Serialize)]
+/// Progress of a workspace's rescoring as the API shows it (kept in the store, see
+/// [`leadscore_store::rescorings`]).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Progress {
+    /// The version the leads are rescored with.
     pub model_version: i64,
+    /// What started it: `model vN` (an activation) or `rollback to vN`.
     pub cause: String,
     pub done: u64,
     pub total: u64,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// Why it stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Another activation came while this ran: the job goes over every lead again when it ends.
-    #[serde(skip)]
-    again: bool,
 }
 
-/// Rescoring progress by workspace.
+impl From<Rescoring> for Progress {
+    fn from(r: Rescoring) -> Progress {
+        Progress {
+            model_version: r.model_version,
+            cause: r.cause,
+            done: r.done.max(0) as u64,
+            total: r.total.max(0) as u64,
+            started_at: Timestamp(r.started_at).to_string(),
+            finished_at: r.finished_at.map(|at| Timestamp(at).to_string()),
+            error: r.error,
+        }
+    }
+}
+
+/// The workspace's running or last rescoring.
+pub async fn progress(state: &AppState, workspace_id: i64) -> Result<Option<Progress>, StoreError> {
+    Ok(state.store.read(move |c| rescorings::get(c, workspace_id)).await?.map(Progress::from))
+}
+
+/// The workspaces whose rescoring runs in this process.
 #[derive(Default)]
 pub struct Jobs {
-    progress: Mutex<HashMap<i64, Progress>>,
+    running: Mutex<HashSet<i64>>,
 }
 
 impl Jobs {
-    pub fn get(&self, workspace_id: i64) -> Option<Progress> {
-        self.progress.lock().ok()?.get(&workspace_id).cloned()
+    fn claim(&self, workspace_id: i64) -> bool {
+        self.running.lock().is_ok_and(|mut running| running.insert(workspace_id))
     }
 
-    fn update(&self, workspace_id: i64, change: impl FnOnce(&mut Progress)) {
-        if let Ok(mut progress) = self.progress.lock()
-            && let Some(p) = progress.get_mut(&workspace_id)
-        {
-            change(p);
+    fn release(&self, workspace_id: i64) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&workspace_id);
         }
-    }
-
-    /// Starts tracking a job and returns `true`; or, when one is already running for the
-    /// workspace, asks it to go over every lead again once it ends (the model may have changed
-    /// after it passed some leads) and returns `false`.
-    fn start(&self, workspace_id: i64, progress: Progress) -> bool {
-        let Ok(mut jobs) = self.progress.lock() else { return false };
-        if let Some(running) = jobs.get_mut(&workspace_id).filter(|p| p.finished_at.is_none()) {
-            running.again = true;
-            running.model_version = progress.model_version;
-            running.cause = progress.cause;
-            return false;
-        }
-        jobs.insert(workspace_id, progress);
-        true
-    }
-
-    /// Ends a job's pass: `true` if it must go over the leads again (see [`Jobs::start`]), else
-    /// records it as finished. Both under one lock, so that no request to go again is lost.
-    fn end_pass(&self, workspace_id: i64, error: Option<String>) -> bool {
-        let Ok(mut jobs) = self.progress.lock() else { return false };
-        let Some(p) = jobs.get_mut(&workspace_id) else { return false };
-        if p.again && error.is_none() {
-            p.again = false;
-            p.done = 0;
-            return true;
-        }
-        p.finished_at = Some(Timestamp(now_ms()).to_string());
-        p.error = error;
-        false
     }
 }
 
@@ -177,6 +180,9 @@ struct Batch {
     now: i64,
     cause: String,
     history: History,
+    /// After a rollback: automatic MQL moves made since then, which the restored version does not
+    /// support, are moved back.
+    revert_automatic_since: Option<i64>,
 }
 
 /// Rescores one batch of a workspace's leads; returns the last lead id seen (`None` at the end)
@@ -187,15 +193,10 @@ fn rescore_batch(
     lead_cache: &LeadCache,
     batch: &Batch,
 ) -> Result<(Option<i64>, u64, usize), StoreError> {
-    let Batch { workspace_id, after_id, now, ref cause, history } = *batch;
+    let Batch { workspace_id, after_id, now, ref cause, history, revert_automatic_since } = *batch;
     let Some(version) = leadscore_store::models::active(connection, workspace_id)? else { return Ok((None, 0, 0)) };
     let model = models.get(connection, &version)?;
-    let ids: Vec<i64> = {
-        let mut statement = connection.prepare_cached(
-            "SELECT id FROM leads WHERE workspace_id = ?1 AND id > ?2 AND merged_into IS NULL ORDER BY id LIMIT ?3",
-        )?;
-        statement.query_map(params![workspace_id, after_id, BATCH], |row| row.get(0))?.collect::<Result<_, _>>()?
-    };
+    let ids = leads::ids_after(connection, workspace_id, after_id, BATCH)?;
     let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
     let mut queued = 0;
     for &id in &ids {
@@ -204,69 +205,166 @@ fn rescore_batch(
         lead_cache.lock().forget(id);
         let Some(mut lead) = leads::by_id(connection, workspace_id, id)? else { continue };
         let (state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
-        queued +=
-            save_scores(connection, &model, version.id, &mut lead, &state, &mut None, now, cause, history, &hooks)?
-                .queued;
+        let saved =
+            save_scores(connection, &model, version.id, &mut lead, &state, &mut None, now, cause, history, &hooks)?;
+        queued += saved.queued;
+        if let Some(since) = revert_automatic_since {
+            queued += revert_automatic_mql(connection, &model, &mut lead, &saved.rows, since, cause, &hooks, now)?;
+        }
     }
     Ok((ids.last().copied(), ids.len() as u64, queued))
 }
 
-/// Rescores every lead of a workspace in the background. Returns `false` if a rescoring of the
-/// workspace is already running: that one then goes over every lead again when it ends, with
-/// the model active then.
-pub fn start(state: &AppState, workspace_id: i64, model_version: i64, cause: String, history: History) -> bool {
-    let total = 0;
-    let progress = Progress {
-        model_version,
-        cause: cause.clone(),
-        done: 0,
-        total,
-        started_at: Timestamp(now_ms()).to_string(),
-        finished_at: None,
-        error: None,
-        again: false,
+/// After a rollback: moves a lead back from MQL when the move was automatic, made since the
+/// rolled-back version was activated, is still the lead's latest, and the restored version does
+/// not put the lead at an MQL tier. A person's move is never undone. Returns the notifications
+/// queued.
+#[allow(clippy::too_many_arguments)]
+fn revert_automatic_mql(
+    connection: &Connection,
+    model: &Model,
+    lead: &mut LeadRow,
+    rows: &[ScoreRow],
+    since: i64,
+    cause: &str,
+    hooks: &[Webhook],
+    now: i64,
+) -> Result<usize, StoreError> {
+    if lead.stage != Stage::Mql.as_str()
+        || rows.iter().any(|r| lifecycle::is_mql_level(model, &r.score, r.tier.as_deref()))
+    {
+        return Ok(0);
+    }
+    let Some(latest) = leadscore_store::stages::latest(connection, lead.id)? else { return Ok(0) };
+    let automatic =
+        latest.actor == lifecycle::AUTOMATIC_ACTOR && latest.stage == Stage::Mql.as_str() && latest.at >= since;
+    let Some(previous) = latest.previous.filter(|_| automatic) else { return Ok(0) };
+    let change = StageChange {
+        stage: previous,
+        previous: Some(Stage::Mql.to_string()),
+        at: now,
+        actor: lifecycle::AUTOMATIC_ACTOR.to_string(),
+        reason: Some(format!(
+            "{cause}: the move to mql was automatic and the restored version does not qualify the lead"
+        )),
     };
-    if !state.rescoring.start(workspace_id, progress) {
-        return false;
+    leadscore_store::stages::set(connection, lead.id, &change)?;
+    lead.stage = change.stage.clone();
+    let lead_changes = LeadChanges { scores: Vec::new(), stages: vec![&change] };
+    notify::enqueue(connection, hooks, lead, &lead_changes, now)
+}
+
+/// Starts rescoring the workspace in the background, from where its stored rescoring stopped,
+/// unless that already runs in this process. The rescoring itself was recorded by
+/// [`rescorings::begin`] in the transaction that activated the version.
+pub fn start(state: &AppState, workspace_id: i64) {
+    if !state.rescoring.claim(workspace_id) {
+        return;
     }
     let state = state.clone();
     tokio::spawn(async move {
-        loop {
-            let cause = state.rescoring.get(workspace_id).map_or_else(|| cause.clone(), |p| p.cause);
-            let error = run(&state, workspace_id, &cause, history).await.err().map(|e| e.to_string());
-            if !state.rescoring.end_pass(workspace_id, error) {
-                break;
-            }
-        }
+        run_job(&state, workspace_id).await;
+        state.rescoring.release(workspace_id);
     });
-    true
 }
 
-/// Rescores every lead of a workspace now (also used by the scheduler, without progress).
+/// Resumes every rescoring that a stop (or a crash) cut short.
+pub async fn resume(state: &AppState) -> Result<usize, StoreError> {
+    let unfinished = state.store.read(rescorings::unfinished).await?;
+    for rescoring in &unfinished {
+        tracing::info!(
+            workspace_id = rescoring.workspace_id,
+            done = rescoring.done,
+            total = rescoring.total,
+            "resuming a rescoring"
+        );
+        start(state, rescoring.workspace_id);
+    }
+    Ok(unfinished.len())
+}
+
+/// Failures in a row after which a rescoring gives up (with the error recorded).
+const ATTEMPTS: u32 = 5;
+
+/// Runs the workspace's stored rescoring to its end, one batch per transaction, each recording
+/// its progress. A failing batch is tried again after a pause (storage may come back); after
+/// [`ATTEMPTS`] failures in a row the rescoring stops with its error.
+async fn run_job(state: &AppState, workspace_id: i64) {
+    let mut failures = 0;
+    loop {
+        let (models, lead_cache) = (state.models.clone(), state.leads.clone());
+        let step = state
+            .store
+            .write_beside_caches(move |c| {
+                let Some(rescoring) = rescorings::get(c, workspace_id)?.filter(|r| r.finished_at.is_none()) else {
+                    return Ok(None);
+                };
+                let batch = Batch {
+                    workspace_id,
+                    after_id: rescoring.after_lead_id,
+                    now: now_ms(),
+                    cause: rescoring.cause.clone(),
+                    history: History::EveryChange,
+                    revert_automatic_since: rescoring.revert_automatic_since,
+                };
+                let (last, n, queued) = rescore_batch(c, &models, &lead_cache, &batch)?;
+                let done = rescoring.done + n as i64;
+                match last {
+                    Some(last) => rescorings::advance(c, workspace_id, last, done)?,
+                    None => rescorings::finish(c, workspace_id, None)?,
+                }
+                Ok(Some((last.is_some(), done, rescoring.total, queued)))
+            })
+            .await;
+        match step {
+            Ok(Some((more, done, total, queued))) => {
+                failures = 0;
+                state.metrics.rescoring_done.set(done);
+                state.metrics.rescoring_planned.set(total);
+                if queued > 0 {
+                    state.deliveries.notify_one();
+                }
+                if !more {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(error) => {
+                failures += 1;
+                tracing::error!(%error, workspace_id, failures, "a rescoring batch failed");
+                if failures >= ATTEMPTS {
+                    let message = error.to_string();
+                    let recorded =
+                        state.store.write(move |c| rescorings::finish(c, workspace_id, Some(&message))).await;
+                    if let Err(error) = recorded {
+                        tracing::error!(%error, workspace_id, "cannot record the rescoring's failure; it resumes at the next start");
+                    }
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2 << failures)).await;
+            }
+        }
+    }
+}
+
+/// Rescores every lead of a workspace now, with no record of progress: the periodic pass for
+/// tiers that change with time alone.
 pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: History) -> Result<u64, StoreError> {
-    let total: i64 = state
-        .store
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT count(*) FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL",
-                [workspace_id],
-                |row| row.get(0),
-            )?)
-        })
-        .await?;
-    state.rescoring.update(workspace_id, |p| p.total = total as u64);
-    state.metrics.rescoring_planned.set(total);
-    state.metrics.rescoring_done.set(0);
     let mut after = 0;
     let mut done = 0;
     loop {
         let (models, lead_cache) = (state.models.clone(), state.leads.clone());
-        let batch = Batch { workspace_id, after_id: after, now: now_ms(), cause: cause.to_string(), history };
+        let batch = Batch {
+            workspace_id,
+            after_id: after,
+            now: now_ms(),
+            cause: cause.to_string(),
+            history,
+            revert_automatic_since: None,
+        };
         let (last, n, queued) =
             state.store.write_beside_caches(move |c| rescore_batch(c, &models, &lead_cache, &batch)).await?;
         done += n;
-        state.rescoring.update(workspace_id, |p| p.done = done);
-        state.metrics.rescoring_done.set(done as i64);
         if queued > 0 {
             state.deliveries.notify_one();
         }
@@ -292,8 +390,9 @@ pub async fn schedule(state: AppState, interval: std::time::Duration) {
             })
             .await;
         for workspace_id in workspaces.unwrap_or_default() {
-            let running = state.rescoring.get(workspace_id).is_some_and(|p| p.finished_at.is_none());
-            if running {
+            // A rescoring after an activation goes over every lead anyway.
+            let running = state.store.read(move |c| rescorings::get(c, workspace_id)).await;
+            if running.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none())) {
                 continue;
             }
             if let Err(error) = run(&state, workspace_id, "time", History::TierChanges).await {
@@ -306,38 +405,6 @@ pub async fn schedule(state: AppState, interval: std::time::Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn progress(version: i64) -> Progress {
-        Progress {
-            model_version: version,
-            cause: format!("model v{version}"),
-            done: 0,
-            total: 0,
-            started_at: String::new(),
-            finished_at: None,
-            error: None,
-            again: false,
-        }
-    }
-
-    #[test]
-    fn an_activation_during_a_rescoring_makes_it_go_over_the_leads_again() {
-        let jobs = Jobs::default();
-        assert!(jobs.start(1, progress(2)));
-        // Another activation while the first pass runs: no second job, but a second pass.
-        assert!(!jobs.start(1, progress(3)));
-        assert_eq!(jobs.get(1).unwrap().model_version, 3);
-        assert!(jobs.end_pass(1, None));
-        assert!(jobs.get(1).unwrap().finished_at.is_none());
-        assert!(!jobs.end_pass(1, None));
-        assert!(jobs.get(1).unwrap().finished_at.is_some());
-        // Once finished, a new activation starts a new job.
-        assert!(jobs.start(1, progress(4)));
-        // A failed pass ends the job with its error, even if asked to go again.
-        assert!(!jobs.start(1, progress(5)));
-        assert!(!jobs.end_pass(1, Some("disk full".to_string())));
-        assert_eq!(jobs.get(1).unwrap().error.as_deref(), Some("disk full"));
-    }
 
     /// Rescoring a workspace makes ingestion read its leads again, and only them: the leads of
     /// other workspaces stay remembered, and the rescored lead's next event is scored on what
@@ -357,7 +424,7 @@ mod tests {
                 for name in ["a", "b"] {
                     let workspace = workspaces::find_or_create(c, name)?;
                     let version = models::add(c, workspace.id, source, &std::collections::BTreeMap::new())?;
-                    models::activate(c, workspace.id, version.id)?;
+                    models::activate(c, workspace.id, version.id, models::Origin::Api)?;
                     ids.push(workspace.id);
                 }
                 Ok((ids[0], ids[1]))
@@ -386,8 +453,14 @@ mod tests {
         let (models_for_rescore, cache_for_rescore) = (models.clone(), cache.clone());
         let (_, rescored, _) = runtime
             .block_on(store.write_beside_caches(move |c| {
-                let batch =
-                    Batch { workspace_id: a, after_id: 0, now: 2, cause: "time".into(), history: History::TierChanges };
+                let batch = Batch {
+                    workspace_id: a,
+                    after_id: 0,
+                    now: 2,
+                    cause: "time".into(),
+                    history: History::TierChanges,
+                    revert_automatic_since: None,
+                };
                 rescore_batch(c, &models_for_rescore, &cache_for_rescore, &batch)
             }))
             .unwrap();

@@ -131,6 +131,21 @@ pub fn merge(connection: &Connection, from: &LeadRow, into: &mut LeadRow) -> Res
 }
 
 /// Saves attributes (merged over the stored ones by the caller), email and state.
+/// The ids of up to `limit` of the workspace's leads (merged ones left out) after `after_id`, in
+/// id order: how rescoring walks a workspace in batches.
+pub fn ids_after(
+    connection: &Connection,
+    workspace_id: i64,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<i64>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id FROM leads WHERE workspace_id = ?1 AND id > ?2 AND merged_into IS NULL ORDER BY id LIMIT ?3",
+    )?;
+    let ids = statement.query_map(rusqlite::params![workspace_id, after_id, limit], |row| row.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
 pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
     connection
         .prepare_cached(

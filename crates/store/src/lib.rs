@@ -24,6 +24,7 @@ pub mod message_ids;
 pub mod migrate;
 pub mod models;
 pub mod predictive;
+pub mod rescorings;
 pub mod scores;
 pub mod stages;
 pub mod webhooks;
@@ -61,6 +62,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("the store is shut down")]
     Closed,
+    #[error("a rescoring of the workspace is still running; wait for it to finish")]
+    Rescoring,
     #[error(
         "another leadscore process stores events in {dir} (it holds the directory's lock); stop it first or give \
          this one another data directory"

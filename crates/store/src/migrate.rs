@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0007_message_ids.sql"),
         then: Some(crate::message_ids::index_stored_events),
     },
+    sql(8, "activations_and_rescorings", include_str!("migrations/0008_activations_and_rescorings.sql")),
 ];
 
 /// Applies every migration the database has not had yet.
@@ -230,5 +231,28 @@ mod tests {
             })
             .unwrap();
         assert_eq!(unique, 0);
+    }
+
+    /// Migration 8 stacks the versions activated before it so that the active one is on top:
+    /// a rollback then goes to the version activated last before it.
+    #[test]
+    fn the_versions_activated_before_the_stack_existed_are_stacked_with_the_active_on_top() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 7).unwrap();
+        // Version 1 then 3 were activated, then 1 again (a rollback by the old rule); 2 never.
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0);
+                 INSERT INTO models (id, workspace_id, version, source, created_at, activated_at, predictors)
+                     VALUES (1, 1, 1, '', 0, 300, '{}'), (2, 1, 2, '', 0, NULL, '{}'), (3, 1, 3, '', 0, 200, '{}');
+                 INSERT INTO active_models (workspace_id, model_id) VALUES (1, 1);",
+            )
+            .unwrap();
+        apply(&mut connection).unwrap();
+        let stack = crate::models::stack(&connection, 1).unwrap();
+        assert_eq!(stack.iter().map(|a| a.version).collect::<Vec<_>>(), [3, 1]);
+        let rolled = crate::models::rollback(&connection, 1).unwrap();
+        assert_eq!((rolled.undone.version, rolled.restored.version), (1, 3));
+        assert!(crate::models::rollback(&connection, 1).is_err(), "nothing below version 3");
     }
 }

@@ -63,7 +63,43 @@ pub fn add(
     })
 }
 
-pub fn activate(connection: &Connection, workspace_id: i64, model_id: i64) -> Result<(), StoreError> {
+/// Who activated a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The first version uploaded to a workspace, active at once.
+    Upload,
+    /// `POST /api/models/{version}/activate`.
+    Api,
+    /// `leadscore serve --model FILE` at start.
+    File,
+    /// A predictive model retrained with `activate`.
+    Retrain,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Upload => "upload",
+            Origin::Api => "api",
+            Origin::File => "file",
+            Origin::Retrain => "retrain",
+        }
+    }
+}
+
+/// One entry of a workspace's version stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    pub model_id: i64,
+    pub version: i64,
+    pub origin: String,
+    pub at: i64,
+    /// When a rollback undid it.
+    pub undone_at: Option<i64>,
+}
+
+/// Makes a version the active one, on top of the workspace's version stack.
+pub fn activate(connection: &Connection, workspace_id: i64, model_id: i64, origin: Origin) -> Result<(), StoreError> {
     let owned: bool = connection.query_row(
         "SELECT count(*) > 0 FROM models WHERE id = ?1 AND workspace_id = ?2",
         params![model_id, workspace_id],
@@ -72,13 +108,96 @@ pub fn activate(connection: &Connection, workspace_id: i64, model_id: i64) -> Re
     if !owned {
         return Err(StoreError::NotFound(format!("no model {model_id} in this workspace")));
     }
+    let now = crate::now_ms();
+    set_active(connection, workspace_id, model_id, now)?;
+    connection.execute(
+        "INSERT INTO model_activations (workspace_id, model_id, origin, at) VALUES (?1, ?2, ?3, ?4)",
+        params![workspace_id, model_id, origin.as_str(), now],
+    )?;
+    Ok(())
+}
+
+fn set_active(connection: &Connection, workspace_id: i64, model_id: i64, now: i64) -> Result<(), StoreError> {
     connection.execute(
         "INSERT INTO active_models (workspace_id, model_id) VALUES (?1, ?2)
          ON CONFLICT (workspace_id) DO UPDATE SET model_id = excluded.model_id",
         params![workspace_id, model_id],
     )?;
-    connection.execute("UPDATE models SET activated_at = ?1 WHERE id = ?2", params![crate::now_ms(), model_id])?;
+    connection.execute("UPDATE models SET activated_at = ?1 WHERE id = ?2", params![now, model_id])?;
     Ok(())
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    /// The version that was active, and when it had been activated.
+    pub undone: ModelVersion,
+    pub undone_activated_at: i64,
+    /// The version active again.
+    pub restored: ModelVersion,
+}
+
+/// Undoes the newest activation still standing: the version activated before it is active
+/// again. A second rollback goes one further down the stack; it never goes forward again.
+pub fn rollback(connection: &Connection, workspace_id: i64) -> Result<RolledBack, StoreError> {
+    let standing = stack(connection, workspace_id)?.into_iter().filter(|a| a.undone_at.is_none()).collect::<Vec<_>>();
+    let [.., below, top] = standing.as_slice() else {
+        return Err(StoreError::NotFound(match standing.len() {
+            0 => "no active model to roll back from".to_string(),
+            _ => "no earlier version to roll back to: every version activated before the active one was rolled back"
+                .to_string(),
+        }));
+    };
+    let now = crate::now_ms();
+    connection.execute(
+        "UPDATE model_activations SET undone_at = ?1
+         WHERE id = (SELECT max(id) FROM model_activations WHERE workspace_id = ?2 AND undone_at IS NULL)",
+        params![now, workspace_id],
+    )?;
+    set_active(connection, workspace_id, below.model_id, now)?;
+    let find =
+        |id| by_id(connection, id)?.ok_or_else(|| StoreError::Corrupt(format!("activation of missing model {id}")));
+    Ok(RolledBack { undone: find(top.model_id)?, undone_activated_at: top.at, restored: find(below.model_id)? })
+}
+
+/// A workspace's activations, oldest first (rolled back ones included, with `undone_at`).
+pub fn stack(connection: &Connection, workspace_id: i64) -> Result<Vec<Activation>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT a.model_id, m.version, a.origin, a.at, a.undone_at
+         FROM model_activations a JOIN models m ON m.id = a.model_id
+         WHERE a.workspace_id = ?1 ORDER BY a.id",
+    )?;
+    let rows = statement.query_map([workspace_id], |row| {
+        Ok(Activation {
+            model_id: row.get(0)?,
+            version: row.get(1)?,
+            origin: row.get(2)?,
+            at: row.get(3)?,
+            undone_at: row.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest version with this source and these pins, if one was stored.
+pub fn find_same(
+    connection: &Connection,
+    workspace_id: i64,
+    source: &str,
+    predictors: &BTreeMap<String, i64>,
+) -> Result<Option<ModelVersion>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, workspace_id, version, source, created_at, predictors FROM models
+         WHERE workspace_id = ?1 AND source = ?2 ORDER BY version DESC",
+    )?;
+    let candidates = statement.query_map(params![workspace_id, source], from_row)?;
+    for candidate in candidates {
+        let candidate = candidate?;
+        if candidate.predictors == *predictors {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
 }
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {

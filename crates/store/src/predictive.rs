@@ -254,7 +254,7 @@ mod tests {
                 // A newer predictive version does not change what the stored version is pinned to.
                 add(c, acme, "conversion", BODY, "logistic", Origin::Retrain)?;
                 assert_eq!(models::by_id(c, stored.id)?.map(|m| m.predictors), Some(pins.clone()));
-                models::activate(c, acme, stored.id)?;
+                models::activate(c, acme, stored.id, models::Origin::Api)?;
                 assert_eq!(models::active(c, acme)?.map(|m| m.predictors), Some(pins.clone()));
                 let plain = models::add(c, acme, "[scores.t]", &BTreeMap::new())?;
                 assert!(models::by_id(c, plain.id)?.is_some_and(|m| m.predictors.is_empty()));

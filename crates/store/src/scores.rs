@@ -70,7 +70,7 @@ pub fn save_over(
         let position = stored.0.iter().position(|(p, _)| p.score == row.score);
         let found = position.map(|i| &stored.0[i]);
         let before = found.map(|(b, _)| b);
-        let changed = before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier);
+        let changed = is_change(before, row);
         let tier_changed = before.is_none_or(|b| b.tier != row.tier);
         let recorded = match history {
             History::EveryChange => {
@@ -127,13 +127,7 @@ pub fn save_over(
             ])?;
         }
         if changed {
-            changes.push(Change {
-                score: row.score.clone(),
-                value: row.value,
-                previous_value: before.map(|b| b.value),
-                tier: row.tier.clone(),
-                previous_tier: before.and_then(|b| b.tier.clone()),
-            });
+            changes.push(change(before, row));
         }
         if write.is_some() {
             match position {
@@ -143,6 +137,33 @@ pub fn save_over(
         }
     }
     Ok(changes)
+}
+
+fn is_change(before: Option<&ScoreRow>, row: &ScoreRow) -> bool {
+    before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier)
+}
+
+fn change(before: Option<&ScoreRow>, row: &ScoreRow) -> Change {
+    Change {
+        score: row.score.clone(),
+        value: row.value,
+        previous_value: before.map(|b| b.value),
+        tier: row.tier.clone(),
+        previous_tier: before.and_then(|b| b.tier.clone()),
+    }
+}
+
+impl StoredScores {
+    /// The changes that saving `rows` over these scores would report, without saving them (what
+    /// a preview shows).
+    pub fn changes(&self, rows: &[ScoreRow]) -> Vec<Change> {
+        rows.iter()
+            .filter_map(|row| {
+                let before = self.0.iter().find(|(p, _)| p.score == row.score).map(|(b, _)| b);
+                is_change(before, row).then(|| change(before, row))
+            })
+            .collect()
+    }
 }
 
 /// A lead's current scores as stored.

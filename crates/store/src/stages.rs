@@ -29,6 +29,25 @@ pub fn set(connection: &Connection, lead_id: i64, change: &StageChange) -> Resul
     Ok(())
 }
 
+/// A lead's latest stage change, if it ever moved.
+pub fn latest(connection: &Connection, lead_id: i64) -> Result<Option<StageChange>, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(connection
+        .prepare_cached(
+            "SELECT stage, previous, at, actor, reason FROM stage_history WHERE lead_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([lead_id], |row| {
+            Ok(StageChange {
+                stage: row.get(0)?,
+                previous: row.get(1)?,
+                at: row.get(2)?,
+                actor: row.get(3)?,
+                reason: row.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
 /// A lead's stage changes, newest first.
 pub fn history(connection: &Connection, lead_id: i64) -> Result<Vec<StageChange>, StoreError> {
     let mut statement = connection.prepare_cached(

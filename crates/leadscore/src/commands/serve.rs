@@ -111,10 +111,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Makes the model file the workspace's active model, adding a version only if it changed. The
-/// trained models its predictive scores name are stored in the workspace under the name written
-/// in the model (a new predictive version only if the file changed), and the version is pinned
-/// to them.
+/// Installs the model file given at start. The rule, so that a restart never silently undoes a
+/// later choice:
+/// - a file whose model (text and trained models) is new becomes a new version, activated: the
+///   file was changed since it was last installed;
+/// - a file whose model is already stored is activated when the active version also came from a
+///   file (or none is active): the file is what the operator maintains;
+/// - but when a version was activated through the API (an activation, a rollback, a retrain)
+///   after the file's was stored, that choice stands, with a warning, until the file changes.
+///
+/// Every activation records a rescoring of every lead, which the service runs once it starts.
+/// The trained models its predictive scores name are stored in the workspace under the name
+/// written in the model (a new predictive version only if the file changed).
 async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -> anyhow::Result<()> {
     let loaded = crate::model_file::load(path)?;
     let source = loaded.source.clone();
@@ -130,8 +138,9 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
         );
     }
     let workspace = workspace.to_string();
-    let version = store
+    let outcome = store
         .write(move |connection| {
+            use leadscore_store::models::{self, Origin};
             let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace)?;
             let mut pins = std::collections::BTreeMap::new();
             for (reference, (text, algorithm)) in &predictive {
@@ -146,15 +155,47 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
                 };
                 pins.insert(reference.clone(), id);
             }
-            let active = leadscore_store::models::active(connection, workspace.id)?;
-            if let Some(active) = active.filter(|a| a.source == source && a.predictors == pins) {
-                return Ok(active.version);
+            let active = models::active(connection, workspace.id)?;
+            let stored = models::find_same(connection, workspace.id, &source, &pins)?;
+            if let (Some(active), Some(stored)) = (&active, &stored)
+                && active.id == stored.id
+            {
+                return Ok(Installed::AlreadyActive(active.version));
             }
-            let version = leadscore_store::models::add(connection, workspace.id, &source, &pins)?;
-            leadscore_store::models::activate(connection, workspace.id, version.id)?;
-            Ok(version.version)
+            let top = models::stack(connection, workspace.id)?.into_iter().rev().find(|a| a.undone_at.is_none());
+            let chosen_through_api = top.as_ref().is_some_and(|a| a.origin != Origin::File.as_str());
+            let version = match stored {
+                Some(stored) if chosen_through_api => {
+                    let active = active.map_or(0, |a| a.version);
+                    return Ok(Installed::Kept { file: stored.version, active });
+                }
+                Some(stored) => stored,
+                None => models::add(connection, workspace.id, &source, &pins)?,
+            };
+            leadscore_server::activation::activate(connection, workspace.id, version.id, Origin::File)?;
+            Ok(Installed::Activated(version.version))
         })
         .await?;
-    eprintln!("model {} is version {version}, active", path.display());
+    match outcome {
+        Installed::AlreadyActive(version) => eprintln!("model {} is version {version}, active", path.display()),
+        Installed::Activated(version) => {
+            eprintln!("model {} is version {version}, now active; every lead is rescored", path.display())
+        }
+        Installed::Kept { file, active } => {
+            let message = format!(
+                "model {} is version {file}, but version {active} was activated through the API after it and stays \
+                 active; change the file, or activate version {file} through the API, to use the file's model",
+                path.display()
+            );
+            eprintln!("warning: {message}");
+        }
+    }
     Ok(())
+}
+
+/// What installing the model file did.
+enum Installed {
+    AlreadyActive(i64),
+    Activated(i64),
+    Kept { file: i64, active: i64 },
 }

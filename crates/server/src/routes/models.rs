@@ -7,11 +7,12 @@ use leadscore_core::diagnostic::line_column;
 use leadscore_core::{Severity, Timestamp};
 use leadscore_store::StoreError;
 use leadscore_store::keys::Scope;
-use leadscore_store::scores::History;
+use leadscore_store::models::{ModelVersion, Origin};
 use serde_json::{Value, json};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
+use crate::activation;
 use crate::auth;
 use crate::error::{ApiError, ApiJson, ApiPath, RawBody};
 use crate::openapi::ErrorBody;
@@ -101,11 +102,14 @@ async fn upload(
             let first = leadscore_store::models::active(connection, owner.workspace_id)?.is_none();
             let version = leadscore_store::models::add(connection, owner.workspace_id, &source, &predictors)?;
             if first {
-                leadscore_store::models::activate(connection, owner.workspace_id, version.id)?;
+                activation::activate(connection, owner.workspace_id, version.id, Origin::Upload)?;
             }
             Ok((version, first))
         })
         .await?;
+    if active {
+        activation::rescore(&state, owner.workspace_id);
+    }
     let body = json!({ "version": version.version, "active": active, "warnings": warnings });
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
@@ -125,7 +129,7 @@ async fn upload(
 )]
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
-    let rescoring = state.rescoring.get(owner.workspace_id);
+    let rescoring = rescore::progress(&state, owner.workspace_id).await?;
     let versions = state
         .store
         .read(move |connection| {
@@ -207,19 +211,9 @@ async fn activate(
 )]
 async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
-    activate_version(&state, owner.workspace_id, |connection, workspace_id| {
-        let active = leadscore_store::models::active(connection, workspace_id)?
-            .ok_or_else(|| StoreError::NotFound("no active model to roll back from".into()))?;
-        connection
-            .query_row(
-                "SELECT id FROM models WHERE workspace_id = ?1 AND id != ?2 AND activated_at IS NOT NULL
-                 ORDER BY activated_at DESC LIMIT 1",
-                [workspace_id, active.id],
-                |row| row.get(0),
-            )
-            .map_err(|_| StoreError::NotFound("no earlier active version to roll back to".into()))
-    })
-    .await
+    let workspace_id = owner.workspace_id;
+    let version = state.store.write(move |connection| activation::rollback(connection, workspace_id)).await?;
+    activated(&state, workspace_id, version).await
 }
 
 /// Activates the version `choose` picks (in the writer's transaction) and starts rescoring every
@@ -229,37 +223,31 @@ async fn activate_version(
     workspace_id: i64,
     choose: impl FnOnce(&leadscore_store::rusqlite::Connection, i64) -> Result<i64, StoreError> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    refuse_while_rescoring(state, workspace_id)?;
     let version = state
         .store
         .write(move |connection| {
             let id = choose(connection, workspace_id)?;
-            leadscore_store::models::activate(connection, workspace_id, id)?;
-            leadscore_store::models::by_id(connection, id)?
-                .ok_or_else(|| StoreError::NotFound(format!("no model {id}")))
+            activation::activate(connection, workspace_id, id, Origin::Api)
         })
         .await?;
-    rescore_after_activation(state, workspace_id, version.version);
-    let body = json!({ "version": version.version, "active": true, "rescoring": state.rescoring.get(workspace_id) });
+    activated(state, workspace_id, version).await
+}
+
+/// The answer to an activation or a rollback, once its rescoring has started.
+async fn activated(state: &AppState, workspace_id: i64, version: ModelVersion) -> Result<Response, ApiError> {
+    activation::rescore(state, workspace_id);
+    let rescoring = rescore::progress(state, workspace_id).await?;
+    let body = json!({ "version": version.version, "active": true, "rescoring": rescoring });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
-/// A workspace's active version changes only once the rescoring after the previous change is done.
-pub(crate) fn refuse_while_rescoring(state: &AppState, workspace_id: i64) -> Result<(), ApiError> {
-    if state.rescoring.get(workspace_id).is_some_and(|p| p.finished_at.is_none()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "rescoring",
-            "a rescoring is still running; wait for it to finish",
-        ));
+/// Refuses early, before costly work whose result would be activated, while the workspace is
+/// still being rescored (the activation itself checks again in its transaction).
+pub(crate) async fn refuse_while_rescoring(state: &AppState, workspace_id: i64) -> Result<(), ApiError> {
+    if rescore::progress(state, workspace_id).await?.is_some_and(|p| p.finished_at.is_none()) {
+        return Err(StoreError::Rescoring.into());
     }
     Ok(())
-}
-
-/// Rescores every lead of the workspace in the background after `version` was activated.
-pub(crate) fn rescore_after_activation(state: &AppState, workspace_id: i64, version: i64) {
-    let cause = format!("model v{version}");
-    rescore::start(state, workspace_id, version, cause, History::EveryChange);
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]

@@ -19,11 +19,12 @@ use serde_json::{Value, json};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
+use crate::activation;
 use crate::auth;
 use crate::error::{ApiError, ApiJson, ApiPath, RawBody};
 use crate::openapi::ErrorBody;
 use crate::retrain::{self, Algorithm, RetrainError};
-use crate::routes::models::{refuse_while_rescoring, rescore_after_activation};
+use crate::routes::models::refuse_while_rescoring;
 use crate::scoring::valid_name;
 use crate::state::AppState;
 
@@ -210,7 +211,7 @@ async fn retrain(
     retrain::check_counts(&outcomes).map_err(refused)?;
     // Refuse before the work rather than after it, when the result could not be activated.
     if activate && in_active {
-        refuse_while_rescoring(&state, workspace_id)?;
+        refuse_while_rescoring(&state, workspace_id).await?;
     }
     let fields = match request.fields {
         Some(fields) => fields,
@@ -252,12 +253,12 @@ async fn retrain(
                 )),
                 other => other,
             })?;
-            leadscore_store::models::activate(connection, workspace_id, version.id)?;
+            activation::activate(connection, workspace_id, version.id, leadscore_store::models::Origin::Retrain)?;
             Ok((stored, Some(version)))
         })
         .await?;
-    if let Some(version) = &activated {
-        rescore_after_activation(&state, workspace_id, version.version);
+    if activated.is_some() {
+        activation::rescore(&state, workspace_id);
     }
     let answer = json!({
         "name": name,

@@ -1,0 +1,54 @@
+//! Changing a workspace's active model version, by any route: an activation or a rollback is
+//! written with the record of the rescoring it calls for, in one transaction, and the rescoring
+//! starts once that commits. The record makes both hold across crashes and concurrent requests:
+//! a second activation while a rescoring runs is refused inside the writer's transaction (one
+//! of eight simultaneous requests wins), and a rescoring cut short resumes at the next start.
+
+use leadscore_store::StoreError;
+use leadscore_store::models::{self, ModelVersion, Origin};
+use leadscore_store::rescorings::{self, IfRunning};
+use leadscore_store::rusqlite::Connection;
+
+use crate::state::AppState;
+
+/// Makes `model_id` the active version and records the rescoring of every lead with it. Fails
+/// with [`StoreError::Rescoring`] while the workspace's last rescoring has not finished.
+pub fn activate(
+    connection: &Connection,
+    workspace_id: i64,
+    model_id: i64,
+    origin: Origin,
+) -> Result<ModelVersion, StoreError> {
+    let version = models::by_id(connection, model_id)?
+        .filter(|v| v.workspace_id == workspace_id)
+        .ok_or_else(|| StoreError::NotFound(format!("no model {model_id} in this workspace")))?;
+    let if_running = if origin == Origin::File { IfRunning::Restart } else { IfRunning::Refuse };
+    rescorings::begin(connection, workspace_id, model_id, &format!("model v{}", version.version), None, if_running)?;
+    models::activate(connection, workspace_id, model_id, origin)?;
+    Ok(version)
+}
+
+/// Undoes the newest activation still standing (see [`models::rollback`]) and records the
+/// rescoring with the restored version, which also moves back the automatic MQL moves made
+/// under the undone version that the restored one does not support.
+pub fn rollback(connection: &Connection, workspace_id: i64) -> Result<ModelVersion, StoreError> {
+    if rescorings::get(connection, workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
+        return Err(StoreError::Rescoring);
+    }
+    let rolled = models::rollback(connection, workspace_id)?;
+    let cause = format!("rollback from v{} to v{}", rolled.undone.version, rolled.restored.version);
+    rescorings::begin(
+        connection,
+        workspace_id,
+        rolled.restored.id,
+        &cause,
+        Some(rolled.undone_activated_at),
+        IfRunning::Refuse,
+    )?;
+    Ok(rolled.restored)
+}
+
+/// Starts the rescoring an activation recorded, once it is committed.
+pub fn rescore(state: &AppState, workspace_id: i64) {
+    crate::rescore::start(state, workspace_id);
+}
