@@ -16,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`), for refusals that pass.
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -26,7 +28,7 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -45,6 +47,19 @@ impl ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// Storage refuses writes (a full disk): nothing of the request was stored.
+    pub fn storage_unavailable() -> ApiError {
+        ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the service cannot store data right now (its disk may be full); nothing of this request was stored; \
+                 retry later",
+            )
+        }
+    }
+
     pub fn internal() -> ApiError {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,7 +72,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(Body { code: self.code, message: &self.message });
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -71,6 +90,12 @@ impl From<StoreError> for ApiError {
                 "rescoring",
                 "a rescoring of the workspace is still running; wait for it to finish (its progress is in GET /api/models)",
             ),
+            // The writer logs when writes start and stop failing; each refused request only at
+            // debug level, so that a full disk does not fill the log as well.
+            other if other.is_storage_failure() => {
+                tracing::debug!(error = %other, "storage unavailable");
+                ApiError::storage_unavailable()
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal()

@@ -64,6 +64,10 @@ pub enum StoreError {
     Closed,
     #[error("a rescoring of the workspace is still running; wait for it to finish")]
     Rescoring,
+    /// Storage refuses writes (a full disk, an I/O error, a read-only file): nothing of the
+    /// transaction was stored, and writes resume by themselves once storage is back.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
     #[error(
         "another leadscore process stores events in {dir} (it holds the directory's lock); stop it first or give \
          this one another data directory"
@@ -82,6 +86,7 @@ pub struct Store {
     _alive: Arc<()>,
     /// The data directory's lock, held by the store that ingests (see [`Store::open_ingesting`]).
     _lock: Option<Arc<std::fs::File>>,
+    health: WriteHealth,
 }
 
 /// A number that changes whenever the stored data may have changed behind the back of a cache
@@ -98,6 +103,82 @@ impl Generation {
 
     fn advance(&self) {
         self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl StoreError {
+    /// Whether the error comes from storage rather than from the data or the caller: a full
+    /// disk, an I/O error, a file that cannot be written, a database busy beyond its timeout.
+    pub fn is_storage_failure(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+                failure.code,
+                DiskFull | SystemIoFailure | ReadOnly | CannotOpen | DatabaseBusy | DatabaseLocked | OutOfMemory
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Whether writes fail now for a storage reason, and why: what `/readyz` reports. Set by the
+/// writer when a transaction fails that way, cleared by its next commit.
+#[derive(Clone, Default)]
+pub struct WriteHealth(Arc<Mutex<Option<String>>>);
+
+impl WriteHealth {
+    /// Why writes fail, if they do.
+    pub fn failing(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|reason| reason.clone())
+    }
+
+    fn failed(&self, message: &str, dir: &Path) {
+        let reason = describe_storage_failure(message, dir);
+        let Ok(mut current) = self.0.lock() else { return };
+        if current.is_none() {
+            tracing::error!(reason = %reason, "writes fail; they resume by themselves once storage is back");
+        }
+        *current = Some(reason);
+    }
+
+    /// A commit succeeded. After a failure, writes count as back only once the disk also has
+    /// [`RECOVERED_FREE_BYTES`] free: a small write can succeed on a disk that a batch fills,
+    /// and readiness would flap with every request.
+    fn succeeded(&self, dir: &Path) {
+        let Ok(mut current) = self.0.lock() else { return };
+        if current.is_some() && free_bytes(dir).is_none_or(|free| free >= RECOVERED_FREE_BYTES) {
+            *current = None;
+            tracing::info!("writes succeed again");
+        }
+    }
+}
+
+/// Free space under which a disk counts as full (see [`describe_storage_failure`]), and above
+/// which writes that failed count as back.
+const RECOVERED_FREE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Free bytes on the file system holding `dir`, if the platform says.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::fs::statvfs(dir).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// A storage failure in words an operator acts on: SQLite says "database or disk is full" for
+/// both, and an I/O error is often a full disk too, so the free space decides.
+fn describe_storage_failure(message: &str, dir: &Path) -> String {
+    match free_bytes(dir) {
+        Some(free) if free < RECOVERED_FREE_BYTES || message.contains("full") => {
+            format!("the disk holding {} is full ({free} bytes free): {message}", dir.display())
+        }
+        _ => message.to_string(),
     }
 }
 
@@ -158,6 +239,8 @@ impl Store {
         let spawn_error = |source| StoreError::Open { path: path.clone(), source };
         let generation = Generation::default();
         let writer_generation = generation.clone();
+        let health = WriteHealth::default();
+        let writer_health = health.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -166,7 +249,7 @@ impl Store {
                 if let Some(recent) = recent {
                     message_ids::install(recent);
                 }
-                write_loop(connection, jobs, wal, writer_generation);
+                write_loop(connection, jobs, wal, writer_generation, writer_health);
                 drop(writer_lock);
             })
             .map_err(spawn_error)?;
@@ -182,6 +265,7 @@ impl Store {
             generation,
             _alive: alive,
             _lock: lock,
+            health,
         })
     }
 
@@ -250,6 +334,25 @@ impl Store {
         let job = Job { work: Some(work), result: None, reply, mode };
         self.writer.send(Box::new(job)).map_err(|_| StoreError::Closed)?;
         Ok(answer)
+    }
+
+    /// Why writes fail now, if they do for a storage reason (see [`WriteHealth`]).
+    pub fn write_failure(&self) -> Option<String> {
+        self.health.failing()
+    }
+
+    /// Writes a row that needs a new page in the log, so that the writer finds out whether
+    /// storage takes writes again ([`Store::write_failure`] is cleared if so): for `/readyz` while
+    /// writes fail (with no traffic, nothing else would find out).
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        self.write_beside_caches(|connection| {
+            connection.execute(
+                "INSERT INTO write_probes (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                [now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     /// The writer's generation (see [`Generation`]).
@@ -342,6 +445,8 @@ trait WriteJob: Send {
     /// transaction with other jobs. Returns whether the work succeeded.
     fn run(&mut self, connection: &Connection, own_savepoint: bool) -> bool;
     fn mode(&self) -> Mode;
+    /// Whether the work failed because storage did (see [`StoreError::is_storage_failure`]).
+    fn failed_for_storage(&self) -> bool;
     /// Answers the caller once the transaction's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
@@ -407,10 +512,17 @@ where
         self.mode
     }
 
+    fn failed_for_storage(&self) -> bool {
+        matches!(&self.result, Some(Err(error)) if error.is_storage_failure())
+    }
+
     fn finish(self: Box<Self>, commit: Result<(), String>) {
         let answer = match (commit, self.result) {
+            (Ok(()), Some(Err(error))) if error.is_storage_failure() => {
+                Err(StoreError::Unavailable(format!("{error}; nothing of the transaction was stored")))
+            }
             (Ok(()), Some(result)) => result,
-            (Err(message), _) => Err(StoreError::Corrupt(format!("the commit failed: {message}"))),
+            (Err(message), _) => Err(StoreError::Unavailable(message)),
             (Ok(()), None) => Err(StoreError::Closed),
         };
         let _ = self.reply.send(answer);
@@ -431,7 +543,14 @@ const WAL_HARD_LIMIT: u64 = 1024 * 1024 * 1024;
 /// How many groups the writer commits between two looks at the WAL's size.
 const WAL_CHECK_EVERY: u64 = 2;
 
-fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, wal: PathBuf, generation: Generation) {
+fn write_loop(
+    connection: Connection,
+    jobs: mpsc::Receiver<Box<dyn WriteJob>>,
+    wal: PathBuf,
+    generation: Generation,
+    health: WriteHealth,
+) {
+    let dir = wal.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut groups = 0u64;
     while let Ok(first) = jobs.recv() {
         // Under sustained writes the background checkpoint never catches up with the last
@@ -465,6 +584,8 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
             })
         });
         if let Err(message) = begun {
+            health.failed(&message, &dir);
+            let message = format!("the transaction could not begin: {message}");
             group.into_iter().for_each(|job| job.finish(Err(message.clone())));
             generation.advance();
             continue;
@@ -477,8 +598,9 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
         let shared = group.len() > 1;
         let mut all_ok = true;
         let mut failed = vec![false; group.len()];
-        // Why the whole transaction was undone, if it was.
+        // Why the whole transaction was undone, if it was, and whether storage was the reason.
         let mut undone: Option<&str> = None;
+        let mut undone_by_storage = false;
         for (index, job) in group.iter_mut().enumerate() {
             let mode = job.mode();
             if !mode.keeps_caches {
@@ -488,6 +610,9 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
             let changes_before = connection.total_changes();
             message_ids::job_started();
             let ok = job.run(&connection, own_savepoint);
+            if !ok && job.failed_for_storage() {
+                health.failed("a write failed", &dir);
+            }
             if !ok {
                 message_ids::job_failed();
                 generation.advance();
@@ -500,6 +625,7 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
                 undone = Some(
                     "the database rolled the transaction back (is the disk full?), so nothing of it was stored; retry",
                 );
+                undone_by_storage = true;
                 break;
             }
             if !ok && shared && !own_savepoint && connection.total_changes() != changes_before {
@@ -522,6 +648,11 @@ fn write_loop(connection: Connection, jobs: mpsc::Receiver<Box<dyn WriteJob>>, w
             generation.advance();
         }
         let committed = commit.is_ok() && undone.is_none() && (shared || all_ok);
+        match &commit {
+            Err(message) if undone.is_none() || undone_by_storage => health.failed(message, &dir),
+            Ok(()) if committed => health.succeeded(&dir),
+            _ => {}
+        }
         for (job, failed) in group.into_iter().zip(failed) {
             // A job that failed hears its own error; the others hear how the transaction ended.
             job.finish(if failed { Ok(()) } else { commit.clone() });

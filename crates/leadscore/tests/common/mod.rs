@@ -96,9 +96,16 @@ pub fn create_key(data: &Path, workspace: &str, scope: &str) -> String {
 pub struct Response {
     pub status: u16,
     pub body: String,
+    /// The header lines, names lower-cased.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Response {
+    /// The first header of that name (lower-case), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -136,7 +143,13 @@ pub fn try_request(
         head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other("no status"))?;
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
     let body = if chunked { dechunk(body) } else { body.to_string() };
-    Ok(Response { status, body })
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    Ok(Response { status, body, headers })
 }
 
 fn dechunk(mut body: &str) -> String {

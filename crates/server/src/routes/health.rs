@@ -30,13 +30,21 @@ async fn healthz() -> &'static str {
     tag = "health",
     operation_id = "readyz",
     responses(
-        (status = 200, description = "The database answers", body = String, example = "ready"),
-        (status = 503, description = "The database does not answer", body = String),
+        (status = 200, description = "The database answers and takes writes", body = String, example = "ready"),
+        (status = 503, description = "The database does not answer, or writes fail (a full disk)", body = String),
     ),
 )]
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.store.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await {
-        Ok(_) => (StatusCode::OK, "ready"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer"),
+    if state.store.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer");
     }
+    // While writes fail, a write of its own tells whether storage is back: with no traffic
+    // (a load balancer sends none to an instance that is not ready), nothing else would.
+    if state.store.write_failure().is_some() {
+        let _ = state.store.probe_write().await;
+        if state.store.write_failure().is_some() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "writes fail (storage is unavailable; see the log)");
+        }
+    }
+    (StatusCode::OK, "ready")
 }

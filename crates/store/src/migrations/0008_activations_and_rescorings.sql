@@ -37,3 +37,9 @@ CREATE TABLE rescorings (
     error                   TEXT,
     revert_automatic_since  INTEGER
 );
+
+-- One row, rewritten by `/readyz` while writes fail, to find out whether storage takes them again.
+CREATE TABLE write_probes (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    at  INTEGER NOT NULL
+);
