@@ -1075,3 +1075,35 @@ decay = { half_life = "1d" }
     let history = server.get("/api/leads/r1/history", &read).json();
     assert!(max_decimals(&history["history"]) <= 6, "{history}");
 }
+
+#[test]
+fn the_log_has_a_line_per_request_and_per_refused_message_without_colours_or_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let read = create_key(dir.path(), "acme", "read");
+    let log_path = dir.path().join("server.log");
+    let mut server = Server::start_with_log(dir.path(), &[], std::fs::File::create(&log_path).unwrap());
+    let batch = json!({"batch": [
+        {"type": "track", "userId": "ann@example.com", "event": "page_view", "messageId": "ok-1"},
+        {"type": "track", "userId": "ann@example.com", "event": "page_view", "messageId": "bad-1", "timestamp": "ann@example.com"},
+        {"type": "track", "userId": {"mail": "bob@example.com"}, "event": "page_view", "messageId": "bad-2"},
+    ]});
+    let answer = server.post_json("/v1/batch", &ingest, &batch);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(server.get("/api/leads/ann@example.com", &read).status, 200);
+    assert_eq!(server.get("/api/leads/nobody@example.com", &read).status, 404);
+    server.kill();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains('\u{1b}'), "no colour codes in a file: {log}");
+    let answered: Vec<&str> = log.lines().filter(|l| l.contains("answered")).collect();
+    assert_eq!(answered.len(), 3, "{log}");
+    assert!(answered[0].contains("route=\"/v1/batch\"") && answered[0].contains("status=200"), "{log}");
+    assert!(answered[0].contains("latency_ms="), "{log}");
+    assert!(answered[2].contains("route=\"/api/leads/{id}\"") && answered[2].contains("status=404"), "{log}");
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("refused a message")).collect();
+    assert_eq!(refused.len(), 2, "{log}");
+    assert!(refused[0].contains("item=1") && refused[1].contains("item=2"), "{log}");
+    assert!(!log.contains("example.com"), "the log holds no personal data: {log}");
+    assert!(!log.contains("lsk_"), "the log holds no key: {log}");
+}

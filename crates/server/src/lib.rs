@@ -75,7 +75,18 @@ pub fn app(state: AppState) -> Router {
                         request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
                     tracing::info_span!("request", method = %request.method(), route)
                 })
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+                // One line per request, at the default level, in the request's span (method and
+                // route pattern): its status and latency. Failures get no second line.
+                .on_response(|response: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
+                    let status = response.status().as_u16();
+                    let latency_ms = latency.as_secs_f64() * 1000.0;
+                    if status >= 500 {
+                        tracing::warn!(status, latency_ms, "answered");
+                    } else {
+                        tracing::info!(status, latency_ms, "answered");
+                    }
+                })
+                .on_failure(()),
         )
         .with_state(state)
 }

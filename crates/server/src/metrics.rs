@@ -128,12 +128,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts the outcome of every ingested message, and logs each refused one (its position and
+    /// reason, with quoted values left out: they can hold e-mail addresses and user ids).
     pub fn count_ingested(&self, ingested: &Ingested) {
-        for item in &ingested.items {
+        for (index, item) in ingested.items.iter().enumerate() {
             let outcome = match item {
                 Outcome::Accepted { .. } => "accepted",
                 Outcome::Duplicate => "duplicate",
-                Outcome::Refused { .. } => "refused",
+                Outcome::Refused { reason } => {
+                    tracing::info!(item = index, reason = %without_quoted_values(reason), "refused a message");
+                    "refused"
+                }
             };
             self.messages.get_or_create(&OutcomeLabels { outcome }).inc();
         }
@@ -147,6 +152,67 @@ impl Metrics {
     pub fn webhook_attempt(&self, outcome: &'static str) {
         self.webhook_attempts.get_or_create(&OutcomeLabels { outcome }).inc();
     }
+}
+
+/// The names of message fields, which refusal reasons quote in backticks and logs may keep.
+const FIELD_NAMES: &[&str] = &[
+    "type",
+    "userId",
+    "anonymousId",
+    "event",
+    "messageId",
+    "timestamp",
+    "sentAt",
+    "originalTimestamp",
+    "receivedAt",
+    "properties",
+    "traits",
+    "context",
+    "groupId",
+    "previousId",
+    "name",
+    "category",
+    "writeKey",
+    "batch",
+    "integrations",
+    "id",
+    "lead",
+    "at",
+    "email",
+    "events",
+];
+
+/// `reason` with every quoted part (`"..."`, `` `...` ``) replaced by `…`, but the names of
+/// message fields: refusal reasons quote what the client sent (serde's `invalid type: string
+/// "..."`, `` a time: `...` ``), which can be personal data that logs must not hold, while the
+/// field names say what was wrong.
+pub fn without_quoted_values(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut quoted: Option<(char, String)> = None;
+    for c in reason.chars() {
+        match &mut quoted {
+            Some((quote, text)) if c == *quote => {
+                if *quote == '`' && FIELD_NAMES.contains(&text.as_str()) {
+                    out.push_str(text);
+                } else {
+                    out.push('…');
+                }
+                out.push(c);
+                quoted = None;
+            }
+            Some((_, text)) => text.push(c),
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quoted = Some((c, String::new()));
+                }
+            }
+        }
+    }
+    if quoted.is_some() {
+        out.push('…');
+    }
+    out
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -188,4 +254,23 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     state.metrics.requests.get_or_create(&RequestLabels { route: route.clone(), method, status }).inc();
     state.metrics.latency.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_reasons_leave_out_what_the_client_sent() {
+        assert_eq!(
+            without_quoted_values(r#"batch[3]: invalid type: string "ann@example.com", expected a map"#),
+            r#"batch[3]: invalid type: string "…", expected a map"#
+        );
+        assert_eq!(without_quoted_values("`event` is missing"), "`event` is missing");
+        assert_eq!(
+            without_quoted_values("`timestamp` is not a time: `ann@example.com`"),
+            "`timestamp` is not a time: `…`"
+        );
+        assert_eq!(without_quoted_values("cut \"ann@exa"), "cut \"…");
+    }
 }
