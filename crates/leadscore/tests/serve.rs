@@ -1107,3 +1107,71 @@ fn the_log_has_a_line_per_request_and_per_refused_message_without_colours_or_per
     assert!(!log.contains("example.com"), "the log holds no personal data: {log}");
     assert!(!log.contains("lsk_"), "the log holds no key: {log}");
 }
+
+#[test]
+fn every_refusal_has_a_code_and_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let server = Server::start(dir.path(), &[]);
+    let auth = format!("Bearer {ingest}");
+    let refusals = [
+        // A method a route does not have: axum answers it below the handlers.
+        (request(&server.address, "DELETE", "/healthz", &[], b""), 405, "method_not_allowed"),
+        // A Content-Encoding the service cannot inflate.
+        (
+            request(
+                &server.address,
+                "POST",
+                "/v1/track",
+                &[("Authorization", &auth), ("Content-Type", "application/json"), ("Content-Encoding", "br")],
+                b"\x0b\x02\x80{}\x03",
+            ),
+            415,
+            "content_encoding",
+        ),
+        (request(&server.address, "GET", "/no/such/route", &[], b""), 404, "not_found"),
+        // The scheme of the Authorization header in any case (RFC 9110).
+        (
+            request(&server.address, "GET", "/api/leads", &[("Authorization", &format!("bearer {ingest}"))], b""),
+            403,
+            "forbidden",
+        ),
+    ];
+    for (answer, status, code) in refusals {
+        assert_eq!(answer.status, status, "{answer:?}");
+        assert_eq!(answer.header("content-type"), Some("application/json"), "{answer:?}");
+        let body = answer.json();
+        assert_eq!(body["code"], code, "{answer:?}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer:?}");
+    }
+    let not_allowed = request(&server.address, "DELETE", "/healthz", &[], b"");
+    assert_eq!(not_allowed.header("allow"), Some("GET,HEAD"), "{not_allowed:?}");
+}
+
+#[test]
+fn lead_listings_refuse_unknown_scores_tiers_stages_and_numbers_that_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, _, read) = acme(dir.path());
+    for (query, parameter) in [
+        ("min=NaN", "min"),
+        ("min=inf", "min"),
+        ("min=1e309", "min"),
+        ("score=nope", "score"),
+        ("tier=lukewarm", "tier"),
+        ("stage=prospect", "stage"),
+        ("order=random", "order"),
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("colour=red", "colour"),
+    ] {
+        let answer = server.get(&format!("/api/leads?{query}"), &read);
+        assert_eq!(answer.status, 400, "{query}: {}", answer.body);
+        let body = answer.json();
+        assert_eq!(body["code"], "invalid_query", "{query}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(parameter), "{query}: {body}");
+    }
+    for query in ["score=activity&tier=hot&stage=mql&min=1.5&order=score_asc&limit=1000&offset=0", ""] {
+        let answer = server.get(&format!("/api/leads?{query}"), &read);
+        assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+    }
+}

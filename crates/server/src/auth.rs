@@ -81,12 +81,15 @@ impl KeyCache {
 pub fn key_from_headers(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
     let value = value.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-    if let Some(token) = value.strip_prefix("Bearer ") {
-        return Ok(Some(token.trim().to_string()));
+    // The scheme is case-insensitive (RFC 9110, 11.1) and separated by one or more spaces.
+    let (scheme, credentials) = value.trim_start().split_once(' ').unwrap_or((value, ""));
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty() {
+        return Ok(Some(credentials.to_string()));
     }
-    if let Some(encoded) = value.strip_prefix("Basic ") {
+    if let Some(encoded) = Some(credentials).filter(|_| scheme.eq_ignore_ascii_case("basic")) {
         let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
+            .decode(encoded)
             .map_err(|_| ApiError::unauthorized("the basic credentials are not base64"))?;
         let text =
             String::from_utf8(decoded).map_err(|_| ApiError::unauthorized("the basic credentials are not UTF-8"))?;
@@ -129,6 +132,20 @@ pub async fn authorize(state: &AppState, key: Option<String>, needed: Scope) -> 
 mod tests {
     use super::*;
     use leadscore_store::{Store, keys, workspaces};
+
+    #[test]
+    fn the_authorization_scheme_is_case_insensitive() {
+        let key = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(axum::http::header::AUTHORIZATION, value.parse().unwrap());
+            key_from_headers(&headers)
+        };
+        for value in ["Bearer lsk_1", "bearer lsk_1", "BEARER  lsk_1", "Basic bHNrXzE6", "basic bHNrXzE6"] {
+            assert_eq!(key(value).unwrap().as_deref(), Some("lsk_1"), "{value}");
+        }
+        assert!(key("Token lsk_1").is_err());
+        assert!(key("Bearer").is_err());
+    }
 
     fn owner(key_id: i64) -> KeyOwner {
         KeyOwner { key_id, workspace_id: 1, scope: Scope::Read }

@@ -124,6 +124,55 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// Middleware: gives every refusal the `{code, message}` body, also those made below the
+/// handlers (axum's `405`, the timeout's `408`, the decompression layer's `415`), which come
+/// with an empty or plain-text body.
+pub async fn json_refusals(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        // axum adds the `Allow` header after this layer has run.
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method; the Allow header lists those it takes".to_string(),
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "timeout",
+            "the request took more than 30 seconds; it may have been stored or not: send it again with the same \
+             message ids"
+                .to_string(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "content_encoding",
+            "the body's Content-Encoding is not supported: send it uncompressed or with gzip".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("too_large", "the body is larger than this route accepts (see docs/api.md for the limits)".to_string())
+        }
+        StatusCode::NOT_FOUND => ("not_found", "no such route".to_string()),
+        status if status.is_server_error() => {
+            ("internal", "something went wrong on the server; it was logged".to_string())
+        }
+        status => {
+            ("bad_request", format!("the request was refused: {}", status.canonical_reason().unwrap_or("bad request")))
+        }
+    };
+    let mut refusal = ApiError::new(status, code, message).into_response();
+    for (name, value) in response.headers() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            refusal.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    refusal
+}
+
 /// `Json` whose rejections answer `{code, message}` instead of plain text.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
@@ -163,5 +212,29 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             };
             ApiError::new(status, code, message)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_made_below_the_handlers_get_a_code_and_a_message() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        for (status, code) in [
+            (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_encoding"),
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            (StatusCode::IM_A_TEAPOT, "bad_request"),
+        ] {
+            let bare = (status, [(axum::http::header::RETRY_AFTER, "3")]).into_response();
+            let answered = runtime.block_on(json_refusals(bare));
+            assert_eq!(answered.status(), status);
+            assert_eq!(answered.headers()[axum::http::header::RETRY_AFTER], "3", "other headers are kept");
+            let body = runtime.block_on(axum::body::to_bytes(answered.into_body(), 10_000)).unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["code"], code);
+        }
     }
 }

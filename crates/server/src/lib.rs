@@ -65,6 +65,8 @@ pub fn app(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         // Gzip bodies (RudderStack's SDKs compress by default); size limits count the inflated body.
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        // Outside the layers that refuse with an empty body (timeout, decompression, routing).
+        .layer(axum::middleware::map_response(error::json_refusals))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         // Request spans carry the route pattern, never the path: paths hold lead ids, which can
         // be e-mail addresses.

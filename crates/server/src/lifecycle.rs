@@ -11,7 +11,9 @@ use std::str::FromStr;
 use leadscore_core::Model;
 use leadscore_store::scores::ScoreRow;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A lifecycle stage; as text, its lower-case name (`lead`, `mql`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Stage {
     Lead,
     Mql,

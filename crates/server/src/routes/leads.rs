@@ -128,27 +128,45 @@ async fn one(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
-    /// The score to show and sort by (default: the model's first with tiers, else its first).
+    /// The score to show and sort by, one of the active model's (default: its first with tiers,
+    /// else its first).
     score: Option<String>,
-    /// Only leads in this tier of the score.
+    /// Only leads in this tier of the score (one of its tier labels).
     tier: Option<String>,
     /// Only leads in this lifecycle stage.
-    stage: Option<String>,
-    /// Only leads whose score is at least this.
+    stage: Option<Stage>,
+    /// Only leads whose score is at least this (a finite number).
     min: Option<f64>,
     /// `score` (highest first, default), `score_asc` or `last_activity`.
-    order: Option<String>,
-    /// Leads to list, 1 to 1000 (default 100).
+    order: Option<ListOrder>,
+    /// Leads to list (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Leads to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<u32>,
+}
+
+/// How a lead listing is sorted.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ListOrder {
+    /// Highest score first.
+    Score,
+    /// Lowest score first.
+    ScoreAsc,
+    /// Most recent activity first.
+    LastActivity,
 }
 
 /// The score lists sort by when none is named: the first with tiers (the one sales works
 /// from), else the first.
-fn default_score(model: &leadscore_core::Model) -> String {
-    let scores = model.scores();
-    scores.iter().find(|s| !s.tiers().is_empty()).or(scores.first()).map_or(String::new(), |s| s.name().to_string())
+fn default_score_of(scores: &[(String, Vec<String>)]) -> String {
+    scores
+        .iter()
+        .find(|(_, tiers)| !tiers.is_empty())
+        .or(scores.first())
+        .map_or(String::new(), |(name, _)| name.clone())
 }
 
 #[derive(Serialize)]
@@ -171,7 +189,7 @@ struct ListedView {
     params(ListQuery),
     responses(
         (status = 200, description = "`{score, leads}`: the score listed, and per lead its ids, e-mail, stage, last activity, value and tier", body = Object),
-        (status = 400, description = "`invalid_query`: an unknown parameter, or a bad `order` or `limit`", body = ErrorBody),
+        (status = 400, description = "`invalid_query`: an unknown parameter, a score or tier the active model does not have, an unknown stage, a `min` that is not a finite number, or a bad `order` or `limit`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
     ),
@@ -184,36 +202,75 @@ async fn list(
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let order = match query.order.as_deref() {
-        None | Some("score") => Order::ScoreDescending,
-        Some("score_asc") => Order::ScoreAscending,
-        Some("last_activity") => Order::LastActivity,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("`order` `{other}` is unknown: use score, score_asc or last_activity"),
-            ));
-        }
+    let order = match query.order.unwrap_or(ListOrder::Score) {
+        ListOrder::Score => Order::ScoreDescending,
+        ListOrder::ScoreAsc => Order::ScoreAscending,
+        ListOrder::LastActivity => Order::LastActivity,
     };
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
         return Err(ApiError::bad_request("invalid_query", "`limit` must be between 1 and 1000"));
     }
+    if let Some(min) = query.min.filter(|m| !m.is_finite()) {
+        return Err(ApiError::bad_request("invalid_query", format!("`min` must be a finite number, not {min}")));
+    }
+    // The score and tier must be the active model's: a typo would otherwise list no lead, which
+    // reads as "no lead qualifies".
     let models = state.models.clone();
-    let (score, rows) = state
+    let scores: Option<Vec<(String, Vec<String>)>> = state
         .store
         .read(move |connection| {
-            let score = match query.score {
-                Some(score) => score,
-                None => match leadscore_store::models::active(connection, owner.workspace_id)? {
-                    Some(version) => default_score(models.get(connection, &version)?.as_ref()),
-                    None => String::new(),
-                },
+            let Some(version) = leadscore_store::models::active(connection, owner.workspace_id)? else {
+                return Ok(None);
             };
-            let filter = Filter { score: score.clone(), tier: query.tier, stage: query.stage, min_value: query.min };
-            let rows = leads::list(connection, owner.workspace_id, &filter, order, limit, query.offset.unwrap_or(0))?;
-            Ok((score, rows))
+            let model = models.get(connection, &version)?;
+            Ok(Some(
+                model
+                    .scores()
+                    .iter()
+                    .map(|s| (s.name().to_string(), s.tiers().iter().map(|t| t.label().to_string()).collect()))
+                    .collect(),
+            ))
         })
+        .await?;
+    let scores = scores.unwrap_or_default();
+    let score = match query.score {
+        Some(score) => score,
+        None => default_score_of(&scores),
+    };
+    let no_tiers = Vec::new();
+    let tiers = match scores.iter().find(|(name, _)| *name == score) {
+        Some((_, tiers)) => tiers,
+        // Without an active model, leads are listed without scores.
+        None if scores.is_empty() && score.is_empty() => &no_tiers,
+        None => {
+            let known: Vec<&str> = scores.iter().map(|(name, _)| name.as_str()).collect();
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                if known.is_empty() {
+                    "`score`: the workspace has no active model, so there is no score to list by".to_string()
+                } else {
+                    format!("`score` `{score}` is not a score of the active model; it has: {}", known.join(", "))
+                },
+            ));
+        }
+    };
+    if let Some(tier) = query.tier.as_deref().filter(|t| !tiers.iter().any(|known| known == t)) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`tier` `{tier}` is not a tier of score `{score}`; it has: {}", tiers.join(", ")),
+        ));
+    }
+    let filter = Filter {
+        score: score.clone(),
+        tier: query.tier,
+        stage: query.stage.map(|s| s.to_string()),
+        min_value: query.min,
+    };
+    let offset = query.offset.unwrap_or(0);
+    let rows = state
+        .store
+        .read(move |connection| leads::list(connection, owner.workspace_id, &filter, order, limit, offset))
         .await?;
     let leads: Vec<ListedView> = rows
         .into_iter()
