@@ -14,16 +14,13 @@ use std::path::Path;
 use leadscore_core::{Model, Timestamp, Value};
 use rayon::prelude::*;
 
-use crate::error::{BatchError, RowError};
-use crate::input::{
-    Block, Blocks, Format, LEAD_ID_COLUMNS, find_column, for_each_block, split_block, split_plain_line,
+use crate::columns::{
+    EventColumnNames, EventColumns, LEAD_ID_COLUMNS, TIME_COLUMNS, TYPE_COLUMNS, cell, header_name, trim_bytes,
 };
+use crate::error::{BatchError, RowError};
+use crate::input::{Block, Blocks, Format, for_each_block, split_block, split_plain_line};
 use crate::leads::{Leads, csv_reason, json_id, parse_object};
 use crate::report::Problems;
-
-/// Column (or key) names accepted for the event type and time, in order of preference.
-pub const TYPE_COLUMNS: &[&str] = &["type", "event", "event_type", "name"];
-pub const TIME_COLUMNS: &[&str] = &["ts", "timestamp", "occurred_at", "time"];
 
 /// Leads per bucket: a bucket's events and state fit in the CPU caches.
 pub const LEADS_PER_BUCKET: usize = 4096;
@@ -153,7 +150,7 @@ impl Context<'_> {
         properties: impl FnOnce(&mut Vec<Value>),
     ) -> bool {
         piece.read += 1;
-        let lead_id = lead.trim_ascii();
+        let lead_id = trim_bytes(lead);
         if lead_id.is_empty() {
             return self.bad(piece, line, "empty lead id".to_string());
         }
@@ -165,14 +162,14 @@ impl Context<'_> {
             }
             return false;
         };
-        let Some(at) = Timestamp::parse_rfc3339_bytes(time.trim_ascii()) else {
+        let Some(at) = Timestamp::parse_rfc3339_bytes(trim_bytes(time)) else {
             let reason = format!(
                 "`{}` is not an RFC 3339 time (write it like 2026-11-01T00:00:00Z)",
                 String::from_utf8_lossy(time).chars().take(64).collect::<String>()
             );
             return self.bad(piece, line, reason);
         };
-        let event_type = event_type.trim_ascii();
+        let event_type = trim_bytes(event_type);
         if event_type.is_empty() {
             return self.bad(piece, line, "empty event type".to_string());
         }
@@ -241,7 +238,7 @@ pub fn read_events(
         let without_header;
         if format == Format::Csv && columns.is_none() {
             let (header, header_len) = take_header(&block.bytes, &file)?;
-            columns = Some(csv_columns(model, &header, &file, problems)?);
+            columns = Some(csv_columns(model, header, &file, problems)?);
             without_header = Block { bytes: block.bytes[header_len..].to_vec(), first_line: block.first_line + 1 };
             body = &without_header;
         }
@@ -300,7 +297,7 @@ fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchEr
             if bytes.get(end) == Some(&b'\n') {
                 end += 1;
             }
-            let header = record.iter().map(|s| s.trim_start_matches('\u{feff}').trim().to_string()).collect();
+            let header = record.iter().map(|s| header_name(s.as_bytes())).collect();
             Ok((header, end))
         }
         Ok(false) => Err(BatchError::BadHeader {
@@ -314,21 +311,15 @@ fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchEr
     }
 }
 
-fn csv_columns(model: &Model, header: &[String], file: &str, problems: &mut Problems) -> Result<Columns, BatchError> {
-    let need = |names: &[&str], what: &str| {
-        find_column(header, names).ok_or_else(|| BatchError::BadHeader {
-            file: file.to_string(),
-            message: format!("no {what} column: name one of its columns {}", names.join(", ")),
-        })
-    };
-    let lead = need(LEAD_ID_COLUMNS, "lead id")?;
-    let event_type = need(TYPE_COLUMNS, "event type")?;
-    let time = need(TIME_COLUMNS, "time")?;
+fn csv_columns(model: &Model, header: Vec<String>, file: &str, problems: &mut Problems) -> Result<Columns, BatchError> {
+    let n_columns = header.len();
+    let found = EventColumns::new(header, EventColumnNames::default())
+        .map_err(|e| BatchError::BadHeader { file: file.to_string(), message: e.to_string() })?;
     let properties = model
         .event_properties()
         .iter()
         .map(|p| {
-            let column = header.iter().position(|h| h == p);
+            let column = found.property(p);
             if column.is_none() {
                 problems.warn(format!(
                     "{file}: no column `{p}`, which the model's event filters read: every event is missing it"
@@ -337,12 +328,13 @@ fn csv_columns(model: &Model, header: &[String], file: &str, problems: &mut Prob
             column
         })
         .collect();
-    Ok(Columns { n_columns: header.len(), lead, event_type, time, properties })
+    Ok(Columns { n_columns, lead: found.lead, event_type: found.event_type, time: found.time, properties })
 }
 
-fn property_values(columns: &Columns, field: impl Fn(usize) -> Option<Vec<u8>>, out: &mut Vec<Value>) {
+/// The properties the model reads, from trimmed cells (as the service's import reads them).
+fn property_values<'a>(columns: &Columns, field: impl Fn(usize) -> Option<&'a [u8]>, out: &mut Vec<Value>) {
     out.extend(columns.properties.iter().map(|c| match c.and_then(&field) {
-        Some(bytes) => Value::text(String::from_utf8_lossy(&bytes).into_owned()),
+        Some(bytes) => Value::text(cell(bytes).into_owned()),
         None => Value::Missing,
     }))
 }
@@ -383,7 +375,7 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
             &record[columns.lead],
             &record[columns.event_type],
             &record[columns.time],
-            |out| property_values(columns, |c| record.get(c).map(<[u8]>::to_vec), out),
+            |out| property_values(columns, |c| record.get(c), out),
         );
         if stop {
             break;
@@ -420,7 +412,7 @@ fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first
             field(columns.lead),
             field(columns.event_type),
             field(columns.time),
-            |out| property_values(columns, |c| Some(field(c).strip_suffix(b"\r").unwrap_or(field(c)).to_vec()), out),
+            |out| property_values(columns, |c| Some(field(c)), out),
         );
         if stop {
             break;

@@ -216,14 +216,6 @@ pub fn split_plain_line(line: &[u8], n_fields: usize, fields: &mut Vec<(usize, u
     fields.len() == n_fields
 }
 
-/// Column names accepted for the lead id, in order of preference.
-pub const LEAD_ID_COLUMNS: &[&str] = &["lead_id", "id", "lead", "user_id", "userId", "contact_id"];
-
-/// Finds the first of `names` among `header`.
-pub fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
-    names.iter().find_map(|name| header.iter().position(|h| h == name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,11 +5,14 @@
 //! every lead is then scored in parallel and written in the leads file's order.
 //!
 //! # Layout
+//! - [`columns`]: how a CSV header and its cells are read; the service's CSV import reads files
+//!   with the same functions, so that a file scores the same both ways.
 //! - [`input`]: file formats and block-wise reading.
 //! - [`leads`], [`events`]: the two readers.
 //! - [`score`]: parallel scoring and the output rows.
 //! - [`report`]: skipped rows, warnings and counts.
 
+pub mod columns;
 pub mod error;
 pub mod events;
 pub mod input;
@@ -22,6 +25,7 @@ use std::path::Path;
 
 use leadscore_core::{Model, Timestamp};
 
+pub use columns::ColumnMap;
 pub use error::{BatchError, RowError};
 pub use report::{Problems, Summary};
 pub use score::{OutputFormat, format_score};
@@ -34,6 +38,15 @@ pub struct BatchOptions<'a> {
     pub output: OutputFormat,
     /// Stop at the first bad row instead of skipping it.
     pub strict: bool,
+    pub read: ReadOptions,
+}
+
+/// How the input files are read, as the service's CSV import reads them with its query
+/// parameters.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Explicit attribute names of lead columns (`--map HEADER=ATTRIBUTE`).
+    pub mapping: ColumnMap,
 }
 
 /// The phases a run reports progress for.
@@ -51,7 +64,7 @@ pub fn score_files(
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
 ) -> Result<Summary, BatchError> {
     let mut problems = Problems::new(options.strict);
-    let leads = leads::read_leads(model, options.leads, &mut problems)?;
+    let leads = leads::read_leads(model, options.leads, &options.read, &mut problems)?;
     let events = match options.events {
         Some(path) => {
             events::read_events(model, &leads, path, options.as_of, &mut problems, options.strict, &|done, total| {

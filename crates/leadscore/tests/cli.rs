@@ -138,6 +138,73 @@ fn missing_columns_are_warned_about() {
     assert!(stderr.contains("no column `url`, which the model's event filters read"), "{stderr}");
 }
 
+/// A CRM export read as the service's import reads it: `Record ID` is the id, `Title` is
+/// `job_title`, cells are trimmed, and `--map` names a column as `?map.` does.
+#[test]
+fn crm_export_columns_are_read_as_the_service_import_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(
+        dir.path(),
+        "crm.toml",
+        r#"
+[scores.fit]
+[[scores.fit.rules]]
+name = "director"
+when = { field = "job_title", equals = "Director" }
+points = 10
+[[scores.fit.rules]]
+name = "us"
+when = { field = "country", one_of = ["US"] }
+points = 5
+[[scores.fit.rules]]
+name = "segment a"
+when = { field = "segment", equals = "A" }
+points = 1
+"#,
+    );
+    let leads = write(
+        dir.path(),
+        "contacts.csv",
+        "Record ID,Title,Country/Region,Custom Score
+ 101 , Director , US,A
+102,Analyst,GB,B
+",
+    );
+    let score = |extra: &[&str]| {
+        run(bin()
+            .args(["score", "--as-of", "2026-11-01T00:00:00Z", "--model"])
+            .arg(&model)
+            .arg("--leads")
+            .arg(&leads)
+            .args(extra))
+    };
+    let (code, stdout, stderr) = score(&["--map", "Custom Score=segment"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "lead_id,fit,fit_tier\n101,16,\n102,0,\n");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // Without the mapping the column is `custom_score`, and the model's `segment` is missing.
+    let (code, stdout, stderr) = score(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "lead_id,fit,fit_tier\n101,15,\n102,0,\n");
+    assert!(stderr.contains("no column `segment`, which the model reads"), "{stderr}");
+    let (code, _, stderr) = score(&["--map", "Nope=segment"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("contacts.csv: no column `Nope`, which is mapped to an attribute"), "{stderr}");
+    // A model naming the header rather than the attribute is told which name to use.
+    let title = write(
+        dir.path(),
+        "title.toml",
+        "[scores.fit]\n[[scores.fit.rules]]\nname = \"t\"\nwhen = { field = \"Title\", present = true }\npoints = 1\n",
+    );
+    let (code, _, stderr) =
+        run(bin().args(["score", "--as-of", "2026-11-01T00:00:00Z", "--model"]).arg(&title).arg("--leads").arg(&leads));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("no column `Title`, which the model reads: every lead is missing it (its column `Title` is read as `job_title`"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn unusable_files_are_fatal_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use leadscore_batch::{BatchOptions, OutputFormat, Phase};
+use leadscore_batch::{BatchOptions, ColumnMap, OutputFormat, Phase, ReadOptions};
 use leadscore_core::Timestamp;
 
 use crate::model_file;
@@ -36,6 +36,10 @@ pub struct Args {
     /// Stop at the first bad input row instead of skipping and counting it
     #[arg(long)]
     strict: bool,
+    /// Read the leads file's column HEADER as the attribute (field) ATTRIBUTE, as the service's
+    /// import does with ?map.HEADER=ATTRIBUTE; repeat for more columns
+    #[arg(long = "map", value_name = "HEADER=ATTRIBUTE", value_parser = ColumnMap::parse_entry)]
+    map: Vec<(String, String)>,
 }
 
 fn parse_as_of(text: &str) -> Result<Timestamp, String> {
@@ -56,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         as_of,
         output: if args.explain { OutputFormat::ExplainJsonLines } else { OutputFormat::Csv },
         strict: args.strict,
+        read: ReadOptions { mapping: ColumnMap(args.map.clone()) },
     };
     // The output is written to a temporary file beside it and renamed when complete, so that a
     // failed run never leaves a truncated file (nor empties an input given by mistake).

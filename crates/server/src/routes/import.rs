@@ -1,6 +1,8 @@
 //! Bulk import of leads and events from CSV, with the column names of HubSpot and Salesforce
 //! exports understood out of the box and any other mapping given in the query.
 //!
+//! Headers and cells are read by `leadscore_batch::columns`, the functions `leadscore score`
+//! reads files with, so that a file gives the same leads, attributes and events both ways.
 //! Rows are validated first; bad rows are reported by line and reason and skipped, the rest are
 //! ingested (and scored) in batches through the usual path.
 
@@ -8,6 +10,9 @@ use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::HeaderMap;
+use leadscore_batch::columns::{
+    ColumnError, ColumnMap, EventColumnNames, EventColumns, LeadColumns, attribute_value, cell, header_name,
+};
 use leadscore_core::Timestamp;
 use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
@@ -36,71 +41,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(IMPORT_LIMIT))
 }
 
-/// Export column names of common CRMs and the attribute each becomes. Other columns keep their
-/// header, in snake_case.
-const KNOWN_COLUMNS: &[(&str, &str)] = &[
-    // HubSpot contacts export.
-    ("Record ID", "id"),
-    ("Contact ID", "id"),
-    ("Email", "email"),
-    ("First Name", "first_name"),
-    ("Last Name", "last_name"),
-    ("Job Title", "job_title"),
-    ("Company Name", "company"),
-    ("Industry", "industry"),
-    ("Number of Employees", "employees"),
-    ("Country/Region", "country"),
-    ("Annual Revenue", "annual_revenue"),
-    ("Lifecycle Stage", "crm_lifecycle_stage"),
-    ("Create Date", "created_at"),
-    // Salesforce leads export (labels and API names).
-    ("Lead ID", "id"),
-    ("Id", "id"),
-    ("Title", "job_title"),
-    ("Company", "company"),
-    ("NumberOfEmployees", "employees"),
-    ("No. of Employees", "employees"),
-    ("Country", "country"),
-    ("AnnualRevenue", "annual_revenue"),
-    ("LeadSource", "lead_source"),
-    ("Lead Source", "lead_source"),
-    ("CreatedDate", "created_at"),
-    ("Created Date", "created_at"),
-    ("FirstName", "first_name"),
-    ("LastName", "last_name"),
-    ("Rating", "crm_rating"),
-];
-
-/// `Job Title` -> `job_title`.
-pub fn snake_case(header: &str) -> String {
-    let mut out = String::new();
-    for c in header.trim().chars() {
-        if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
-        } else if !out.ends_with('_') && !out.is_empty() {
-            out.push('_');
-        }
-    }
-    out.trim_end_matches('_').to_string()
-}
-
-/// The attribute name of each header: the query's mapping (`map.HEADER=attribute`) first, then
-/// the known CRM columns, then the header in snake_case.
-fn attribute_names(header: &[String], mapping: &HashMap<String, String>) -> Vec<String> {
-    header
-        .iter()
-        .map(|h| {
-            mapping
-                .get(&format!("map.{h}"))
-                .cloned()
-                .or_else(|| {
-                    KNOWN_COLUMNS.iter().find(|(name, _)| name.eq_ignore_ascii_case(h)).map(|(_, a)| a.to_string())
-                })
-                .unwrap_or_else(|| snake_case(h))
-        })
-        .collect()
-}
-
 struct Rows {
     header: Vec<String>,
     rows: Vec<(u64, Vec<String>)>,
@@ -114,7 +54,7 @@ fn read_csv(body: &[u8]) -> Result<Rows, ApiError> {
         .byte_headers()
         .map_err(|e| ApiError::bad_request("invalid_csv", format!("the header line cannot be read: {e}")))?
         .iter()
-        .map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_string())
+        .map(header_name)
         .collect();
     if header.iter().all(String::is_empty) {
         return Err(ApiError::bad_request("invalid_csv", "the body is empty: send CSV with a header line"));
@@ -140,7 +80,7 @@ fn read_csv(body: &[u8]) -> Result<Rows, ApiError> {
             rows.reject(line, reason);
             continue;
         }
-        rows.rows.push((line, record.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect()));
+        rows.rows.push((line, record.iter().map(|f| cell(f).into_owned()).collect()));
     }
     Ok(rows)
 }
@@ -209,30 +149,28 @@ async fn import_leads(
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let mut rows = read_csv(&body)?;
-    let names = attribute_names(&rows.header, &query);
-    let id_column = match query.get("id") {
-        Some(column) => rows.header.iter().position(|h| h == column),
-        None => names.iter().position(|n| n == "id" || n == "lead_id" || n == "user_id"),
-    }
-    .ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_csv",
-            "no id column: name it lead_id, Record ID (HubSpot) or Lead ID (Salesforce), or pass ?id=COLUMN",
-        )
-    })?;
+    let mapping = ColumnMap(
+        query
+            .iter()
+            .filter_map(|(key, attribute)| Some((key.strip_prefix("map.")?.to_string(), attribute.clone())))
+            .collect(),
+    );
+    let columns = LeadColumns::new(rows.header.clone(), &mapping, query.get("id").map(String::as_str))
+        .map_err(|e| column_error(e, &[("lead id", "id")]))?;
+    let attributes = columns.all();
     let now = now_ms();
     let mut messages = Vec::new();
     for (line, fields) in std::mem::take(&mut rows.rows) {
-        let id = fields[id_column].clone();
+        let id = fields[columns.id].clone();
         if id.is_empty() {
             rows.reject(line, "empty lead id".to_string());
             continue;
         }
         let mut traits = Map::new();
         // Values stay text ("02134" is a postcode, not 2134); rules read numbers from text.
-        for (i, (name, value)) in names.iter().zip(&fields).enumerate() {
-            if i != id_column && !value.is_empty() {
-                traits.insert(name.clone(), Value::String(value.clone()));
+        for (name, found) in &attributes {
+            if let Some(value) = attribute_value(found, |c| fields.get(c).map(String::as_str)) {
+                traits.insert(name.to_string(), Value::String(value.to_string()));
             }
         }
         let message = Message {
@@ -251,7 +189,7 @@ async fn import_leads(
         "imported": accepted,
         "skipped": rows.n_bad,
         "problems": rows.bad,
-        "columns": rows.header.iter().zip(&names).map(|(h, n)| json!({ "column": h, "attribute": n })).collect::<Vec<_>>(),
+        "columns": columns.header.iter().zip(&columns.attributes).map(|(h, n)| json!({ "column": h, "attribute": n })).collect::<Vec<_>>(),
     })))
 }
 
@@ -289,23 +227,17 @@ async fn import_events(
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let mut rows = read_csv(&body)?;
-    let find = |key: &str, names: &[&str]| -> Option<usize> {
-        match query.get(key) {
-            Some(column) => rows.header.iter().position(|h| h == column),
-            None => names.iter().find_map(|n| rows.header.iter().position(|h| h.eq_ignore_ascii_case(n))),
-        }
+    let named = |key: &str| query.get(key).map(String::as_str);
+    let names = EventColumnNames {
+        lead: named("lead"),
+        event_type: named("type"),
+        time: named("time"),
+        event_id: named("event_id"),
     };
-    let lead = find("lead", &["lead_id", "user_id", "userId", "id", "Record ID", "Lead ID"]);
-    let kind = find("type", &["type", "event", "event_type", "Activity Type"]);
-    let time = find("time", &["ts", "timestamp", "occurred_at", "time", "Activity Date"]);
-    let event_id = find("event_id", &["event_id", "message_id", "messageId"]);
-    let (Some(lead), Some(kind), Some(time)) = (lead, kind, time) else {
-        return Err(ApiError::bad_request(
-            "invalid_csv",
-            "events need a lead id (lead_id), a type (type) and a time (ts) column, or ?lead=, ?type=, ?time= naming them",
-        ));
-    };
-    let special = [Some(lead), Some(kind), Some(time), event_id];
+    let columns = EventColumns::new(rows.header.clone(), names).map_err(|e| {
+        column_error(e, &[("lead id", "lead"), ("event type", "type"), ("time", "time"), ("event id", "event_id")])
+    })?;
+    let (lead, kind, time, event_id) = (columns.lead, columns.event_type, columns.time, columns.event_id);
     let now = now_ms();
     let mut messages = Vec::new();
     for (line, fields) in std::mem::take(&mut rows.rows) {
@@ -326,7 +258,7 @@ async fn import_events(
         }
         let mut properties = Map::new();
         for (i, (header, value)) in rows.header.iter().zip(&fields).enumerate() {
-            if !special.contains(&Some(i)) && !value.is_empty() {
+            if columns.is_property(i) && !value.is_empty() {
                 properties.insert(header.clone(), Value::String(value.clone()));
             }
         }
@@ -349,6 +281,28 @@ async fn import_events(
     Ok(ApiJson(json!({ "imported": accepted, "duplicates": duplicates, "skipped": rows.n_bad, "problems": rows.bad })))
 }
 
+/// The answer to a header without a column the import needs (`invalid_csv`), or without the
+/// column a query parameter names (`invalid_query`). `parameters` gives the query parameter that
+/// names each kind of column.
+fn column_error(error: ColumnError, parameters: &[(&str, &str)]) -> ApiError {
+    let parameter = |what: &str| parameters.iter().find(|(w, _)| *w == what).map_or("", |(_, p)| *p);
+    match error {
+        ColumnError::Missing { what, .. } => {
+            ApiError::bad_request("invalid_csv", format!("{error}, or name it with ?{}=COLUMN", parameter(what)))
+        }
+        ColumnError::UnknownNamed(column, what) => ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "`{}`: the file has no column `{column}` (its columns are named in the header line)",
+                parameter(what)
+            ),
+        ),
+        ColumnError::UnknownMapped(column) => {
+            ApiError::bad_request("invalid_query", format!("`map.{column}`: the file has no column `{column}`"))
+        }
+    }
+}
+
 /// A stable id for a row without one (FNV-1a over its fields), so a repeated import is a no-op.
 fn content_id(fields: &[String]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -359,20 +313,4 @@ fn content_id(fields: &[String]) -> String {
         }
     }
     format!("{hash:016x}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crm_columns_map_to_attributes() {
-        let header: Vec<String> = ["Record ID", "Job Title", "Number of Employees", "Favourite Colour", "Custom"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let mapping = HashMap::from([("map.Custom".to_string(), "segment".to_string())]);
-        assert_eq!(attribute_names(&header, &mapping), ["id", "job_title", "employees", "favourite_colour", "segment"]);
-        assert_eq!(snake_case("Country/Region"), "country_region");
-    }
 }
