@@ -240,6 +240,7 @@ async fn import_events(
     let (lead, kind, time, event_id) = (columns.lead, columns.event_type, columns.time, columns.event_id);
     let now = now_ms();
     let mut messages = Vec::new();
+    let mut content_ids = ContentIds::default();
     for (line, fields) in std::mem::take(&mut rows.rows) {
         let at = match Timestamp::parse_rfc3339(&fields[time]) {
             Ok(at) if at.0 <= now + 5 * 60 * 1000 => at.0,
@@ -264,7 +265,7 @@ async fn import_events(
         }
         let message_id = match event_id.map(|i| fields[i].clone()).filter(|id| !id.is_empty()) {
             Some(id) => id,
-            None => format!("import-{}", content_id(&fields)),
+            None => content_ids.next(&fields),
         };
         let message = Message {
             kind: Kind::Track(fields[kind].clone()),
@@ -303,8 +304,31 @@ fn column_error(error: ColumnError, parameters: &[(&str, &str)]) -> ApiError {
     }
 }
 
-/// A stable id for a row without one (FNV-1a over its fields), so a repeated import is a no-op.
-fn content_id(fields: &[String]) -> String {
+/// Ids for the rows of a file that have none: derived from the row's content and its occurrence
+/// among the file's identical rows (`import-HASH`, then `import-HASH-2`, ...). Identical rows are
+/// as many events, as `leadscore score` counts them and as the model format says (identical
+/// events are separate occurrences), while importing the same file again stores nothing new.
+#[derive(Default)]
+struct ContentIds {
+    seen: HashMap<u64, u32>,
+}
+
+impl ContentIds {
+    fn next(&mut self, fields: &[String]) -> String {
+        let hash = content_hash(fields);
+        let occurrence = self.seen.entry(hash).or_insert(0);
+        *occurrence += 1;
+        // The first occurrence keeps the id earlier versions gave every copy of the row, so that
+        // a file imported by them is still recognised.
+        match *occurrence {
+            1 => format!("import-{hash:016x}"),
+            n => format!("import-{hash:016x}-{n}"),
+        }
+    }
+}
+
+/// FNV-1a over a row's (trimmed) cells.
+fn content_hash(fields: &[String]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for field in fields {
         for byte in field.bytes().chain(std::iter::once(0x1f)) {
@@ -312,5 +336,39 @@ fn content_id(fields: &[String]) -> String {
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    format!("{hash:016x}")
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cells: &[&str]) -> Vec<String> {
+        cells.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn identical_rows_are_separate_events_and_a_second_import_finds_the_same_ids() {
+        let rows = [
+            row(&["7", "page_view", "2026-11-01T10:00:00Z", "/docs"]),
+            row(&["7", "page_view", "2026-11-01T10:00:00Z", "/docs"]),
+            row(&["7", "page_view", "2026-11-01T10:00:00Z", "/pricing"]),
+            row(&["7", "page_view", "2026-11-01T10:00:00Z", "/docs"]),
+        ];
+        let first: Vec<String> = {
+            let mut ids = ContentIds::default();
+            rows.iter().map(|r| ids.next(r)).collect()
+        };
+        let again: Vec<String> = {
+            let mut ids = ContentIds::default();
+            rows.iter().map(|r| ids.next(r)).collect()
+        };
+        assert_eq!(first, again);
+        let distinct: std::collections::HashSet<&String> = first.iter().collect();
+        assert_eq!(distinct.len(), 4, "{first:?}");
+        assert_eq!(first[1], format!("{}-2", first[0]));
+        assert_eq!(first[3], format!("{}-3", first[0]));
+        // The first copy's id is the one every copy got before: FNV-1a of the cells.
+        assert_eq!(first[0], "import-9175e8b637b200ad");
+    }
 }
