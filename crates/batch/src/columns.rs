@@ -9,6 +9,7 @@
 //! - A lead column becomes an attribute named by an explicit mapping, else by the column names
 //!   of HubSpot and Salesforce exports (`Title` is `job_title`), else by its header in
 //!   snake_case. Several columns becoming one attribute give it their last non-empty cell.
+//! - The separator is `,`, or `;` or a tab when the header line has more of those.
 
 use std::borrow::Cow;
 
@@ -87,11 +88,13 @@ pub fn cell(bytes: &[u8]) -> Cow<'_, str> {
 /// A cell's bytes trimmed as [`cell`] trims its text, without decoding the common all-ASCII case.
 pub fn trim_bytes(bytes: &[u8]) -> &[u8] {
     let bytes = bytes.trim_ascii();
+    // Only a non-ASCII byte at an edge can start or end other whitespace (a no-break space...);
+    // the common case is never decoded.
     let non_ascii_edge = bytes.first().is_some_and(|b| !b.is_ascii()) || bytes.last().is_some_and(|b| !b.is_ascii());
-    match std::str::from_utf8(bytes) {
-        Ok(text) if non_ascii_edge => text.trim().as_bytes(),
-        _ => bytes,
+    if non_ascii_edge && let Ok(text) = std::str::from_utf8(bytes) {
+        return text.trim().as_bytes();
     }
+    bytes
 }
 
 /// Whether a header names the column `name`: case, spaces and punctuation do not matter.
@@ -108,6 +111,40 @@ pub fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
 /// that differs only in case, spaces and punctuation.
 pub fn named_column(header: &[String], name: &str) -> Option<usize> {
     header.iter().position(|h| h == name.trim()).or_else(|| header.iter().position(|h| same_column(h, name)))
+}
+
+/// The field separator of a CSV file, from its header line: `;` or a tab when the line has more
+/// of them (outside quotes) than commas, else `,`. Exports made where the comma is the decimal
+/// separator use `;`.
+pub fn sniff_separator(text: &[u8]) -> u8 {
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for &byte in text {
+        match byte {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => break,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    if counts[1] > counts[0] && counts[1] >= counts[2] {
+        b';'
+    } else if counts[2] > counts[0] && counts[2] > counts[1] {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
+/// A separator as people write it in a message.
+pub fn separator_name(separator: u8) -> &'static str {
+    match separator {
+        b';' => "`;`",
+        b'\t' => "a tab",
+        _ => "`,`",
+    }
 }
 
 /// Explicit attribute names for lead columns (`?map.HEADER=attribute`, `--map HEADER=attribute`).
@@ -344,5 +381,16 @@ mod tests {
         );
         assert_eq!(ColumnMap::parse_entry("Custom Score = segment"), Ok(("Custom Score".into(), "segment".into())));
         assert!(ColumnMap::parse_entry("segment").is_err());
+    }
+
+    #[test]
+    fn the_separator_is_sniffed_from_the_header_line() {
+        assert_eq!(sniff_separator(b"lead_id,type,ts\n1;2;3;4;5\n"), b',');
+        assert_eq!(sniff_separator(b"lead_id;type;ts;url\r\n1;2;3;4\n"), b';');
+        assert_eq!(sniff_separator(b"lead_id\ttype\tts\n"), b'\t');
+        assert_eq!(sniff_separator(b"\"a;b\",c\n"), b',');
+        assert_eq!(sniff_separator(b"\"a,b\";\"c,d\";e"), b';');
+        assert_eq!(sniff_separator(b"lead_id\n"), b',');
+        assert_eq!(sniff_separator(b""), b',');
     }
 }

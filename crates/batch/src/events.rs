@@ -14,13 +14,16 @@ use std::path::Path;
 use leadscore_core::{Model, Timestamp, Value};
 use rayon::prelude::*;
 
+use crate::BatchOptions;
 use crate::columns::{
-    EventColumnNames, EventColumns, LEAD_ID_COLUMNS, TIME_COLUMNS, TYPE_COLUMNS, cell, header_name, trim_bytes,
+    EventColumnNames, EventColumns, LEAD_ID_COLUMNS, TIME_COLUMNS, TYPE_COLUMNS, cell, header_name, sniff_separator,
+    trim_bytes,
 };
 use crate::error::{BatchError, RowError};
 use crate::input::{Block, Blocks, Format, for_each_block, split_block, split_plain_line};
 use crate::leads::{Leads, csv_reason, json_id, parse_object};
 use crate::report::Problems;
+use crate::times::TimeOptions;
 
 /// Leads per bucket: a bucket's events and state fit in the CPU caches.
 pub const LEADS_PER_BUCKET: usize = 4096;
@@ -109,6 +112,7 @@ impl Piece {
 
 /// Where each needed column is.
 struct Columns {
+    separator: u8,
     n_columns: usize,
     lead: usize,
     event_type: usize,
@@ -124,6 +128,7 @@ struct Context<'a> {
     types: Vec<(Box<[u8]>, u32)>,
     keep_unused_types: bool,
     as_of: Timestamp,
+    times: &'a TimeOptions,
     file: &'a str,
     strict: bool,
     n_buckets: usize,
@@ -162,12 +167,9 @@ impl Context<'_> {
             }
             return false;
         };
-        let Some(at) = Timestamp::parse_rfc3339_bytes(trim_bytes(time)) else {
-            let reason = format!(
-                "`{}` is not an RFC 3339 time (write it like 2026-11-01T00:00:00Z)",
-                String::from_utf8_lossy(time).chars().take(64).collect::<String>()
-            );
-            return self.bad(piece, line, reason);
+        let time = trim_bytes(time);
+        let Some(at) = self.times.parse_bytes(time) else {
+            return self.bad(piece, line, self.times.error(time).to_string());
         };
         let event_type = trim_bytes(event_type);
         if event_type.is_empty() {
@@ -202,9 +204,8 @@ pub fn read_events(
     model: &Model,
     leads: &Leads,
     path: &Path,
-    as_of: Timestamp,
+    options: &BatchOptions<'_>,
     problems: &mut Problems,
-    strict: bool,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Events, BatchError> {
     let format = Format::of(path)?;
@@ -220,9 +221,10 @@ pub fn read_events(
         leads,
         types,
         keep_unused_types: model.needs_every_event_type(),
-        as_of,
+        as_of: options.as_of,
+        times: &options.read.times,
         file: &file,
-        strict,
+        strict: options.strict,
         n_buckets,
     };
     let blocks = Blocks::open(path, format == Format::Csv)?;
@@ -237,8 +239,9 @@ pub fn read_events(
         let mut body = block;
         let without_header;
         if format == Format::Csv && columns.is_none() {
-            let (header, header_len) = take_header(&block.bytes, &file)?;
-            columns = Some(csv_columns(model, header, &file, problems)?);
+            let separator = sniff_separator(&block.bytes);
+            let (header, header_len) = take_header(&block.bytes, separator, &file)?;
+            columns = Some(csv_columns(model, header, separator, &file, problems)?);
             without_header = Block { bytes: block.bytes[header_len..].to_vec(), first_line: block.first_line + 1 };
             body = &without_header;
         }
@@ -287,8 +290,9 @@ pub fn read_events(
 }
 
 /// Splits off the header record of a CSV block: its fields and the byte length it took.
-fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+fn take_header(bytes: &[u8], separator: u8, file: &str) -> Result<(Vec<String>, usize), BatchError> {
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(separator).has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => {
@@ -311,7 +315,13 @@ fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchEr
     }
 }
 
-fn csv_columns(model: &Model, header: Vec<String>, file: &str, problems: &mut Problems) -> Result<Columns, BatchError> {
+fn csv_columns(
+    model: &Model,
+    header: Vec<String>,
+    separator: u8,
+    file: &str,
+    problems: &mut Problems,
+) -> Result<Columns, BatchError> {
     let n_columns = header.len();
     let found = EventColumns::new(header, EventColumnNames::default())
         .map_err(|e| BatchError::BadHeader { file: file.to_string(), message: e.to_string() })?;
@@ -328,7 +338,7 @@ fn csv_columns(model: &Model, header: Vec<String>, file: &str, problems: &mut Pr
             column
         })
         .collect();
-    Ok(Columns { n_columns, lead: found.lead, event_type: found.event_type, time: found.time, properties })
+    Ok(Columns { separator, n_columns, lead: found.lead, event_type: found.event_type, time: found.time, properties })
 }
 
 /// The properties the model reads, from trimmed cells (as the service's import reads them).
@@ -345,7 +355,8 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
         return parse_plain_csv(context, columns, bytes, first_line);
     }
     let mut piece = Piece::new(context.n_buckets);
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(columns.separator).has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::ByteRecord::new();
     loop {
         let line = first_line + reader.position().line() - 1;
@@ -398,7 +409,7 @@ fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first
         if text.is_empty() || text == b"\r" {
             continue;
         }
-        if !split_plain_line(text, columns.n_columns, &mut fields) {
+        if !split_plain_line(text, columns.separator, columns.n_columns, &mut fields) {
             let reason = format!("{} fields where the header has {}", fields.len(), columns.n_columns);
             if context.bad(&mut piece, line, reason) {
                 break;

@@ -202,13 +202,13 @@ pub fn split_block(block: &Block, parts: usize, csv_quotes: bool) -> Vec<(&[u8],
     pieces
 }
 
-/// Splits one CSV line without quotes into field ranges; `false` if it has quotes (the caller
-/// then uses the full CSV parser) or not exactly `n_fields` fields.
-pub fn split_plain_line(line: &[u8], n_fields: usize, fields: &mut Vec<(usize, usize)>) -> bool {
+/// Splits one CSV line without quotes at `separator` into field ranges; `false` if it has quotes
+/// (the caller then uses the full CSV parser) or not exactly `n_fields` fields.
+pub fn split_plain_line(line: &[u8], separator: u8, n_fields: usize, fields: &mut Vec<(usize, usize)>) -> bool {
     fields.clear();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut start = 0;
-    for comma in memchr::memchr_iter(b',', line) {
+    for comma in memchr::memchr_iter(separator, line) {
         fields.push((start, comma));
         start = comma + 1;
     }

@@ -7,10 +7,11 @@ use leadscore_core::{Model, Value};
 use rustc_hash::FxHashMap;
 
 use crate::ReadOptions;
-use crate::columns::{LEAD_ID_COLUMNS, LeadColumns, attribute_value, cell, header_name};
+use crate::columns::{LEAD_ID_COLUMNS, LeadColumns, attribute_value, cell, header_name, sniff_separator};
 use crate::error::{BatchError, RowError};
 use crate::input::Format;
 use crate::report::Problems;
+use crate::times::{TimeOptions, time_attributes};
 
 /// All leads of a file.
 pub struct Leads {
@@ -163,12 +164,39 @@ pub fn read_leads(
     let fields = model.lead_fields();
     let mut leads = Leads::new(fields.len());
     let file_name = path.display().to_string();
+    let time_attributes = time_attributes(Some(model));
+    let times = Times {
+        fields: (0..fields.len()).filter(|&i| time_attributes.iter().any(|(a, _)| *a == fields[i])).collect(),
+        options: &options.times,
+    };
     match Format::of(path)? {
-        Format::Csv => read_csv(fields, path, &file_name, options, &mut leads, problems)?,
-        Format::JsonLines => read_json_lines(fields, path, &file_name, &mut leads, problems)?,
+        Format::Csv => read_csv(fields, path, &file_name, options, &times, &mut leads, problems)?,
+        Format::JsonLines => read_json_lines(fields, path, &file_name, &times, &mut leads, problems)?,
     }
     leads.seal();
     Ok(leads)
+}
+
+/// The lead fields that hold a time (`created_at`), read with the time options (the fields the
+/// model reads: the others are not read at all).
+struct Times<'a> {
+    fields: Vec<usize>,
+    options: &'a TimeOptions,
+}
+
+impl Times<'_> {
+    /// Rewrites the lead's time fields as the engine reads them (RFC 3339), as the service's
+    /// import does; or says which is not a time.
+    fn normalise(&self, fields: &[String], values: &mut [Value]) -> Result<(), String> {
+        for &i in &self.fields {
+            let Some(text) = values[i].as_text().map(|text| text.into_owned()) else { continue };
+            match self.options.normalise(&text) {
+                Ok(written) => values[i] = Value::text(written),
+                Err(error) => return Err(format!("`{}`: {error}", fields[i])),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The service gives a model reading `user_id` the lead's id when no attribute holds one
@@ -186,11 +214,17 @@ fn read_csv(
     path: &Path,
     file: &str,
     options: &ReadOptions,
+    times: &Times<'_>,
     leads: &mut Leads,
     problems: &mut Problems,
 ) -> Result<(), BatchError> {
     let read_error = |source: std::io::Error| BatchError::Read { path: path.to_path_buf(), source };
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| read_error(csv_io(e)))?;
+    let separator = sniff_separator(&first_line(path).map_err(read_error)?);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(separator)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| read_error(csv_io(e)))?;
     let header: Vec<String> = match reader.byte_headers() {
         Ok(h) => h.iter().map(header_name).collect(),
         Err(e) => {
@@ -246,19 +280,34 @@ fn read_csv(
             continue;
         }
         values.clear();
-        values.extend(field_columns.iter().map(|found| {
-            attribute_value(found, |c| record.get(c).map(cell)).map_or(Value::Missing, |text| Value::text(text))
-        }));
+        values.extend(
+            field_columns
+                .iter()
+                .map(|found| attribute_value(found, |c| record.get(c).map(cell)).map_or(Value::Missing, Value::text)),
+        );
         user_id_fallback(fields, &mut values, &id);
+        if let Err(reason) = times.normalise(fields, &mut values) {
+            problems.row(RowError { file: file.to_string(), line, reason })?;
+            continue;
+        }
         leads.push(&id, values.drain(..), line, file, problems)?;
     }
     Ok(())
+}
+
+/// The start of a file, up to its first line's end (or 64 KiB), to sniff its separator from.
+fn first_line(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)?.take(1 << 16).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 fn read_json_lines(
     fields: &[String],
     path: &Path,
     file: &str,
+    times: &Times<'_>,
     leads: &mut Leads,
     problems: &mut Problems,
 ) -> Result<(), BatchError> {
@@ -295,6 +344,10 @@ fn read_json_lines(
             })
             .collect();
         user_id_fallback(fields, &mut values, &id);
+        if let Err(reason) = times.normalise(fields, &mut values) {
+            problems.row(RowError { file: file.to_string(), line: line_number, reason })?;
+            continue;
+        }
         leads.push(&id, values.into_iter(), line_number, file, problems)?;
     }
     Ok(())

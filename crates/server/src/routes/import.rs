@@ -12,8 +12,9 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::HeaderMap;
 use leadscore_batch::columns::{
     ColumnError, ColumnMap, EventColumnNames, EventColumns, LeadColumns, attribute_value, cell, header_name,
+    sniff_separator,
 };
-use leadscore_core::Timestamp;
+use leadscore_batch::times::{TimeFormat, TimeOptions, Zone, time_attributes};
 use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
 use serde_json::{Map, Value, json};
@@ -49,7 +50,8 @@ struct Rows {
 }
 
 fn read_csv(body: &[u8]) -> Result<Rows, ApiError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
+    let separator = sniff_separator(body);
+    let mut reader = csv::ReaderBuilder::new().delimiter(separator).flexible(true).from_reader(body);
     let header: Vec<String> = reader
         .byte_headers()
         .map_err(|e| ApiError::bad_request("invalid_csv", format!("the header line cannot be read: {e}")))?
@@ -94,6 +96,47 @@ impl Rows {
     }
 }
 
+/// Checks the query's parameters: every one is among `known` (or a `map.` one when `map` is
+/// allowed), and `time_format` and `time_zone` are valid; returns the time options.
+fn checked_query(query: &HashMap<String, String>, known: &[&str], map: bool) -> Result<TimeOptions, ApiError> {
+    let allowed = |key: &str| known.contains(&key) || (map && key.starts_with("map."));
+    if let Some(unknown) = query.keys().find(|key| !allowed(key)) {
+        let mut expected = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+        if map {
+            expected.push_str(", `map.HEADER`");
+        }
+        return Err(ApiError::bad_request("invalid_query", format!("unknown parameter `{unknown}`: use {expected}")));
+    }
+    let invalid =
+        |parameter: &str, message: String| ApiError::bad_request("invalid_query", format!("`{parameter}`: {message}"));
+    let format = match query.get("time_format") {
+        Some(text) => TimeFormat::parse(text).map_err(|e| invalid("time_format", e))?,
+        None => TimeFormat::default(),
+    };
+    let zone = match query.get("time_zone") {
+        Some(text) => Zone::parse(text).map_err(|e| invalid("time_zone", e))?,
+        None => Zone::default(),
+    };
+    Ok(TimeOptions { format, zone })
+}
+
+/// The lead attributes read as times, with whether the workspace's active model reads each (see
+/// `time_attributes`: `leadscore score` reads a file's with the same function).
+async fn lead_time_attributes(state: &AppState, workspace_id: i64) -> Result<Vec<(String, bool)>, ApiError> {
+    let models = state.models.clone();
+    let attributes = state
+        .store
+        .read(move |connection| {
+            let model = match leadscore_store::models::active(connection, workspace_id)? {
+                Some(version) => Some(models.get(connection, &version)?),
+                None => None,
+            };
+            Ok(time_attributes(model.as_deref()))
+        })
+        .await?;
+    Ok(attributes)
+}
+
 /// Ingests messages in chunks; counts outcomes, reporting refusals by line.
 async fn ingest_in_chunks(
     state: &AppState,
@@ -121,20 +164,23 @@ async fn ingest_in_chunks(
 ///
 /// One row per lead, keyed by its id column; the other columns become attributes, named after
 /// HubSpot's and Salesforce's export columns where known, else after the header in snake_case.
-/// A query parameter `map.HEADER=attribute` names a column's attribute. Bad rows are reported by
-/// line and skipped; the rest are imported (and scored).
+/// A query parameter `map.HEADER=attribute` names a column's attribute; `created_at` is read as
+/// a time (`time_format`, `time_zone`). Bad rows are reported by line and skipped; the rest are
+/// imported (and scored).
 #[utoipa::path(
     post,
     path = "/api/import/leads",
     tag = "import",
     operation_id = "import_leads",
     params(
-        ("id" = Option<String>, Query, description = "The id column's header (default: a column named lead_id, user_id, Record ID or Lead ID)"),
+        ("id" = Option<String>, Query, description = "The id column's header (default: the first of lead_id, user_id, userId, id, lead, contact_id, Record ID, Contact ID, Lead ID)"),
+        ("time_format" = Option<String>, Query, description = "How `created_at` values are written: iso (default), dmy, mdy or a strftime pattern"),
+        ("time_zone" = Option<String>, Query, description = "The time zone of times without an offset: an IANA name, UTC (default) or an offset"),
     ),
     request_body(content = String, content_type = "text/csv", description = "CSV with a header line (at most 64 MB)"),
     responses(
         (status = 200, description = "`{imported, skipped, problems, columns}`: counts, the bad rows (first 100) with line and reason, and the attribute of each column", body = Object),
-        (status = 400, description = "`invalid_csv`: no header line, or no id column", body = ErrorBody),
+        (status = 400, description = "`invalid_csv`: no header line, or no id column; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
@@ -148,6 +194,8 @@ async fn import_leads(
     RawBody(body): RawBody,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let times = checked_query(&query, &["id", "time_format", "time_zone"], true)?;
+    let time_attributes = lead_time_attributes(&state, owner.workspace_id).await?;
     let mut rows = read_csv(&body)?;
     let mapping = ColumnMap(
         query
@@ -168,10 +216,26 @@ async fn import_leads(
         }
         let mut traits = Map::new();
         // Values stay text ("02134" is a postcode, not 2134); rules read numbers from text.
+        let mut bad_time = None;
         for (name, found) in &attributes {
-            if let Some(value) = attribute_value(found, |c| fields.get(c).map(String::as_str)) {
-                traits.insert(name.to_string(), Value::String(value.to_string()));
+            let Some(mut value) = attribute_value(found, |c| fields.get(c).map(String::as_str)).map(str::to_string)
+            else {
+                continue;
+            };
+            // A creation time is stored as the engine reads it, as `leadscore score` reads it; one
+            // that is no time makes a bad row when the model reads it, as in a file.
+            if let Some((_, read)) = time_attributes.iter().find(|(a, _)| a == name) {
+                match times.normalise(&value) {
+                    Ok(written) => value = written,
+                    Err(error) if *read => bad_time = Some(format!("`{name}`: {error}")),
+                    Err(_) => {}
+                }
             }
+            traits.insert(name.to_string(), Value::String(value));
+        }
+        if let Some(reason) = bad_time {
+            rows.reject(line, reason);
+            continue;
         }
         let message = Message {
             kind: Kind::Identify,
@@ -195,7 +259,8 @@ async fn import_leads(
 
 /// Imports events from CSV.
 ///
-/// Each row needs a lead id, a type and a time (RFC 3339) column; the others become the event's
+/// Each row needs a lead id, a type and a time column (RFC 3339, `2026-11-20 10:00:00`, a date,
+/// or as `time_format` says, in `time_zone` when it has no offset); the others become the event's
 /// properties. An `event_id` / `message_id` column makes the import safe to repeat (without one,
 /// each row gets an id derived from its content). Bad rows are reported by line and skipped.
 #[utoipa::path(
@@ -204,15 +269,17 @@ async fn import_leads(
     tag = "import",
     operation_id = "import_events",
     params(
-        ("lead" = Option<String>, Query, description = "The lead id column's header (default: lead_id, user_id, userId, id, Record ID or Lead ID)"),
-        ("type" = Option<String>, Query, description = "The event type column's header (default: type, event, event_type or Activity Type)"),
+        ("lead" = Option<String>, Query, description = "The lead id column's header (default: the first of lead_id, user_id, userId, id, lead, contact_id, Record ID, Contact ID, Lead ID)"),
+        ("type" = Option<String>, Query, description = "The event type column's header (default: type, event, event_type, name or Activity Type)"),
         ("time" = Option<String>, Query, description = "The time column's header (default: ts, timestamp, occurred_at, time or Activity Date)"),
         ("event_id" = Option<String>, Query, description = "The event id column's header (default: event_id, message_id or messageId)"),
+        ("time_format" = Option<String>, Query, description = "How times are written: iso (default: RFC 3339, 2026-11-20 10:00:00 or 2026-11-20), dmy, mdy or a strftime pattern"),
+        ("time_zone" = Option<String>, Query, description = "The time zone of times without an offset: an IANA name, UTC (default) or an offset"),
     ),
     request_body(content = String, content_type = "text/csv", description = "CSV with a header line (at most 64 MB)"),
     responses(
         (status = 200, description = "`{imported, duplicates, skipped, problems}`: counts, and the bad rows (first 100) with line and reason", body = Object),
-        (status = 400, description = "`invalid_csv`: no header line, or a lead id, type or time column missing", body = ErrorBody),
+        (status = 400, description = "`invalid_csv`: no header line, or a lead id, type or time column missing; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
@@ -226,6 +293,7 @@ async fn import_events(
     RawBody(body): RawBody,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let times = checked_query(&query, &["lead", "type", "time", "event_id", "time_format", "time_zone"], false)?;
     let mut rows = read_csv(&body)?;
     let named = |key: &str| query.get(key).map(String::as_str);
     let names = EventColumnNames {
@@ -242,7 +310,7 @@ async fn import_events(
     let mut messages = Vec::new();
     let mut content_ids = ContentIds::default();
     for (line, fields) in std::mem::take(&mut rows.rows) {
-        let at = match Timestamp::parse_rfc3339(&fields[time]) {
+        let at = match times.parse(&fields[time]) {
             Ok(at) if at.0 <= now + 5 * 60 * 1000 => at.0,
             Ok(at) => {
                 rows.reject(line, format!("the time {at} is in the future"));
