@@ -497,4 +497,14 @@ mod tests {
         assert_eq!(time_attributes(Some(&created_at)), [("created_at".into(), true)]);
         assert_eq!(time_attributes(None), [("created_at".into(), false)]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn no_value_makes_a_reader_panic(text in "[0-9/.:T +-]{0,24}( ?(AM|pm|Z))?|.{0,40}") {
+            for format in ["iso", "dmy", "mdy", "%d/%m/%Y %H:%M", "%s"] {
+                let _ = options(format, "Europe/Paris").parse(&text);
+                let _ = options(format, "UTC").normalise(&text);
+            }
+        }
+    }
 }
