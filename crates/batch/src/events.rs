@@ -14,16 +14,16 @@ use std::path::Path;
 use leadscore_core::{Model, Timestamp, Value};
 use rayon::prelude::*;
 
-use crate::error::{BatchError, RowError};
-use crate::input::{
-    Block, Blocks, Format, LEAD_ID_COLUMNS, find_column, for_each_block, split_block, split_plain_line,
+use crate::BatchOptions;
+use crate::columns::{
+    EventColumnNames, EventColumns, LEAD_ID_COLUMNS, TIME_COLUMNS, TYPE_COLUMNS, cell, header_name, sniff_separator,
+    trim_bytes,
 };
+use crate::error::{BatchError, RowError};
+use crate::input::{Block, Blocks, Format, for_each_block, split_block, split_plain_line};
 use crate::leads::{Leads, csv_reason, json_id, parse_object};
 use crate::report::Problems;
-
-/// Column (or key) names accepted for the event type and time, in order of preference.
-pub const TYPE_COLUMNS: &[&str] = &["type", "event", "event_type", "name"];
-pub const TIME_COLUMNS: &[&str] = &["ts", "timestamp", "occurred_at", "time"];
+use crate::times::TimeOptions;
 
 /// Leads per bucket: a bucket's events and state fit in the CPU caches.
 pub const LEADS_PER_BUCKET: usize = 4096;
@@ -112,6 +112,7 @@ impl Piece {
 
 /// Where each needed column is.
 struct Columns {
+    separator: u8,
     n_columns: usize,
     lead: usize,
     event_type: usize,
@@ -127,6 +128,7 @@ struct Context<'a> {
     types: Vec<(Box<[u8]>, u32)>,
     keep_unused_types: bool,
     as_of: Timestamp,
+    times: &'a TimeOptions,
     file: &'a str,
     strict: bool,
     n_buckets: usize,
@@ -153,7 +155,7 @@ impl Context<'_> {
         properties: impl FnOnce(&mut Vec<Value>),
     ) -> bool {
         piece.read += 1;
-        let lead_id = lead.trim_ascii();
+        let lead_id = trim_bytes(lead);
         if lead_id.is_empty() {
             return self.bad(piece, line, "empty lead id".to_string());
         }
@@ -165,14 +167,11 @@ impl Context<'_> {
             }
             return false;
         };
-        let Some(at) = Timestamp::parse_rfc3339_bytes(time.trim_ascii()) else {
-            let reason = format!(
-                "`{}` is not an RFC 3339 time (write it like 2026-11-01T00:00:00Z)",
-                String::from_utf8_lossy(time).chars().take(64).collect::<String>()
-            );
-            return self.bad(piece, line, reason);
+        let time = trim_bytes(time);
+        let Some(at) = self.times.parse_bytes(time) else {
+            return self.bad(piece, line, self.times.error(time).to_string());
         };
-        let event_type = event_type.trim_ascii();
+        let event_type = trim_bytes(event_type);
         if event_type.is_empty() {
             return self.bad(piece, line, "empty event type".to_string());
         }
@@ -205,9 +204,8 @@ pub fn read_events(
     model: &Model,
     leads: &Leads,
     path: &Path,
-    as_of: Timestamp,
+    options: &BatchOptions<'_>,
     problems: &mut Problems,
-    strict: bool,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Events, BatchError> {
     let format = Format::of(path)?;
@@ -223,9 +221,10 @@ pub fn read_events(
         leads,
         types,
         keep_unused_types: model.needs_every_event_type(),
-        as_of,
+        as_of: options.as_of,
+        times: &options.read.times,
         file: &file,
-        strict,
+        strict: options.strict,
         n_buckets,
     };
     let blocks = Blocks::open(path, format == Format::Csv)?;
@@ -240,8 +239,9 @@ pub fn read_events(
         let mut body = block;
         let without_header;
         if format == Format::Csv && columns.is_none() {
-            let (header, header_len) = take_header(&block.bytes, &file)?;
-            columns = Some(csv_columns(model, &header, &file, problems)?);
+            let separator = sniff_separator(&block.bytes);
+            let (header, header_len) = take_header(&block.bytes, separator, &file)?;
+            columns = Some(csv_columns(model, header, separator, &file, problems)?);
             without_header = Block { bytes: block.bytes[header_len..].to_vec(), first_line: block.first_line + 1 };
             body = &without_header;
         }
@@ -290,8 +290,9 @@ pub fn read_events(
 }
 
 /// Splits off the header record of a CSV block: its fields and the byte length it took.
-fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+fn take_header(bytes: &[u8], separator: u8, file: &str) -> Result<(Vec<String>, usize), BatchError> {
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(separator).has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => {
@@ -300,7 +301,7 @@ fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchEr
             if bytes.get(end) == Some(&b'\n') {
                 end += 1;
             }
-            let header = record.iter().map(|s| s.trim_start_matches('\u{feff}').trim().to_string()).collect();
+            let header = record.iter().map(|s| header_name(s.as_bytes())).collect();
             Ok((header, end))
         }
         Ok(false) => Err(BatchError::BadHeader {
@@ -314,21 +315,21 @@ fn take_header(bytes: &[u8], file: &str) -> Result<(Vec<String>, usize), BatchEr
     }
 }
 
-fn csv_columns(model: &Model, header: &[String], file: &str, problems: &mut Problems) -> Result<Columns, BatchError> {
-    let need = |names: &[&str], what: &str| {
-        find_column(header, names).ok_or_else(|| BatchError::BadHeader {
-            file: file.to_string(),
-            message: format!("no {what} column: name one of its columns {}", names.join(", ")),
-        })
-    };
-    let lead = need(LEAD_ID_COLUMNS, "lead id")?;
-    let event_type = need(TYPE_COLUMNS, "event type")?;
-    let time = need(TIME_COLUMNS, "time")?;
+fn csv_columns(
+    model: &Model,
+    header: Vec<String>,
+    separator: u8,
+    file: &str,
+    problems: &mut Problems,
+) -> Result<Columns, BatchError> {
+    let n_columns = header.len();
+    let found = EventColumns::new(header, EventColumnNames::default())
+        .map_err(|e| BatchError::BadHeader { file: file.to_string(), message: e.to_string() })?;
     let properties = model
         .event_properties()
         .iter()
         .map(|p| {
-            let column = header.iter().position(|h| h == p);
+            let column = found.property(p);
             if column.is_none() {
                 problems.warn(format!(
                     "{file}: no column `{p}`, which the model's event filters read: every event is missing it"
@@ -337,12 +338,13 @@ fn csv_columns(model: &Model, header: &[String], file: &str, problems: &mut Prob
             column
         })
         .collect();
-    Ok(Columns { n_columns: header.len(), lead, event_type, time, properties })
+    Ok(Columns { separator, n_columns, lead: found.lead, event_type: found.event_type, time: found.time, properties })
 }
 
-fn property_values(columns: &Columns, field: impl Fn(usize) -> Option<Vec<u8>>, out: &mut Vec<Value>) {
+/// The properties the model reads, from trimmed cells (as the service's import reads them).
+fn property_values<'a>(columns: &Columns, field: impl Fn(usize) -> Option<&'a [u8]>, out: &mut Vec<Value>) {
     out.extend(columns.properties.iter().map(|c| match c.and_then(&field) {
-        Some(bytes) => Value::text(String::from_utf8_lossy(&bytes).into_owned()),
+        Some(bytes) => Value::text(cell(bytes).into_owned()),
         None => Value::Missing,
     }))
 }
@@ -353,7 +355,8 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
         return parse_plain_csv(context, columns, bytes, first_line);
     }
     let mut piece = Piece::new(context.n_buckets);
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(columns.separator).has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::ByteRecord::new();
     loop {
         let line = first_line + reader.position().line() - 1;
@@ -383,7 +386,7 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
             &record[columns.lead],
             &record[columns.event_type],
             &record[columns.time],
-            |out| property_values(columns, |c| record.get(c).map(<[u8]>::to_vec), out),
+            |out| property_values(columns, |c| record.get(c), out),
         );
         if stop {
             break;
@@ -406,7 +409,7 @@ fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first
         if text.is_empty() || text == b"\r" {
             continue;
         }
-        if !split_plain_line(text, columns.n_columns, &mut fields) {
+        if !split_plain_line(text, columns.separator, columns.n_columns, &mut fields) {
             let reason = format!("{} fields where the header has {}", fields.len(), columns.n_columns);
             if context.bad(&mut piece, line, reason) {
                 break;
@@ -420,7 +423,7 @@ fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first
             field(columns.lead),
             field(columns.event_type),
             field(columns.time),
-            |out| property_values(columns, |c| Some(field(c).strip_suffix(b"\r").unwrap_or(field(c)).to_vec()), out),
+            |out| property_values(columns, |c| Some(field(c)), out),
         );
         if stop {
             break;

@@ -202,26 +202,18 @@ pub fn split_block(block: &Block, parts: usize, csv_quotes: bool) -> Vec<(&[u8],
     pieces
 }
 
-/// Splits one CSV line without quotes into field ranges; `false` if it has quotes (the caller
-/// then uses the full CSV parser) or not exactly `n_fields` fields.
-pub fn split_plain_line(line: &[u8], n_fields: usize, fields: &mut Vec<(usize, usize)>) -> bool {
+/// Splits one CSV line without quotes at `separator` into field ranges; `false` if it has quotes
+/// (the caller then uses the full CSV parser) or not exactly `n_fields` fields.
+pub fn split_plain_line(line: &[u8], separator: u8, n_fields: usize, fields: &mut Vec<(usize, usize)>) -> bool {
     fields.clear();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut start = 0;
-    for comma in memchr::memchr_iter(b',', line) {
+    for comma in memchr::memchr_iter(separator, line) {
         fields.push((start, comma));
         start = comma + 1;
     }
     fields.push((start, line.len()));
     fields.len() == n_fields
-}
-
-/// Column names accepted for the lead id, in order of preference.
-pub const LEAD_ID_COLUMNS: &[&str] = &["lead_id", "id", "lead", "user_id", "userId", "contact_id"];
-
-/// Finds the first of `names` among `header`.
-pub fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
-    names.iter().find_map(|name| header.iter().position(|h| h == name))
 }
 
 #[cfg(test)]

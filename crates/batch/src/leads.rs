@@ -6,9 +6,12 @@ use std::path::Path;
 use leadscore_core::{Model, Value};
 use rustc_hash::FxHashMap;
 
+use crate::ReadOptions;
+use crate::columns::{LEAD_ID_COLUMNS, LeadColumns, attribute_value, cell, header_name, sniff_separator};
 use crate::error::{BatchError, RowError};
-use crate::input::{Format, LEAD_ID_COLUMNS, find_column};
+use crate::input::Format;
 use crate::report::Problems;
+use crate::times::{TimeOptions, time_attributes};
 
 /// All leads of a file.
 pub struct Leads {
@@ -152,48 +155,103 @@ impl Leads {
 }
 
 /// Reads every lead of `path`.
-pub fn read_leads(model: &Model, path: &Path, problems: &mut Problems) -> Result<Leads, BatchError> {
+pub fn read_leads(
+    model: &Model,
+    path: &Path,
+    options: &ReadOptions,
+    problems: &mut Problems,
+) -> Result<Leads, BatchError> {
     let fields = model.lead_fields();
     let mut leads = Leads::new(fields.len());
     let file_name = path.display().to_string();
+    let time_attributes = time_attributes(Some(model));
+    let times = Times {
+        fields: (0..fields.len()).filter(|&i| time_attributes.iter().any(|(a, _)| *a == fields[i])).collect(),
+        options: &options.times,
+    };
     match Format::of(path)? {
-        Format::Csv => read_csv(fields, path, &file_name, &mut leads, problems)?,
-        Format::JsonLines => read_json_lines(fields, path, &file_name, &mut leads, problems)?,
+        Format::Csv => read_csv(fields, path, &file_name, options, &times, &mut leads, problems)?,
+        Format::JsonLines => read_json_lines(fields, path, &file_name, &times, &mut leads, problems)?,
     }
     leads.seal();
     Ok(leads)
+}
+
+/// The lead fields that hold a time (`created_at`), read with the time options (the fields the
+/// model reads: the others are not read at all).
+struct Times<'a> {
+    fields: Vec<usize>,
+    options: &'a TimeOptions,
+}
+
+impl Times<'_> {
+    /// Rewrites the lead's time fields as the engine reads them (RFC 3339), as the service's
+    /// import does; or says which is not a time.
+    fn normalise(&self, fields: &[String], values: &mut [Value]) -> Result<(), String> {
+        for &i in &self.fields {
+            let Some(text) = values[i].as_text().map(|text| text.into_owned()) else { continue };
+            match self.options.normalise(&text) {
+                Ok(written) => values[i] = Value::text(written),
+                Err(error) => return Err(format!("`{}`: {error}", fields[i])),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The service gives a model reading `user_id` the lead's id when no attribute holds one
+/// (`crates/server/src/scoring.rs`, `lead_values`); so does a file.
+fn user_id_fallback(fields: &[String], values: &mut [Value], id: &str) {
+    for (field, value) in fields.iter().zip(values) {
+        if field == "user_id" && value.is_missing() {
+            *value = Value::text(id);
+        }
+    }
 }
 
 fn read_csv(
     fields: &[String],
     path: &Path,
     file: &str,
+    options: &ReadOptions,
+    times: &Times<'_>,
     leads: &mut Leads,
     problems: &mut Problems,
 ) -> Result<(), BatchError> {
     let read_error = |source: std::io::Error| BatchError::Read { path: path.to_path_buf(), source };
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| read_error(csv_io(e)))?;
+    let separator = sniff_separator(&first_line(path).map_err(read_error)?);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(separator)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| read_error(csv_io(e)))?;
     let header: Vec<String> = match reader.byte_headers() {
-        Ok(h) => {
-            h.iter().map(|s| String::from_utf8_lossy(s).trim_start_matches('\u{feff}').trim().to_string()).collect()
-        }
+        Ok(h) => h.iter().map(header_name).collect(),
         Err(e) => {
             return Err(BatchError::BadHeader { file: file.to_string(), message: e.to_string() });
         }
     };
-    let id_column = find_column(&header, LEAD_ID_COLUMNS).ok_or_else(|| BatchError::BadHeader {
-        file: file.to_string(),
-        message: format!("no lead id column: name one of its columns {}", LEAD_ID_COLUMNS.join(", ")),
-    })?;
-    let columns: Vec<Option<usize>> = fields.iter().map(|f| header.iter().position(|h| h == f)).collect();
-    for (field, column) in fields.iter().zip(&columns) {
-        if column.is_none() {
-            problems.warn(format!("{file}: no column `{field}`, which the model reads: every lead is missing it"));
+    let n_columns = header.len();
+    let columns = LeadColumns::new(header, &options.mapping, None)
+        .map_err(|e| BatchError::BadHeader { file: file.to_string(), message: e.to_string() })?;
+    // Columns are read as the attributes the service's import makes of them (see `columns`).
+    let field_columns: Vec<Vec<usize>> = fields.iter().map(|f| columns.columns_of(f)).collect();
+    for (field, found) in fields.iter().zip(&field_columns) {
+        if !found.is_empty() || field == "user_id" {
+            continue;
         }
+        let hint = match columns.near_miss(field) {
+            Some((header, attribute)) => format!(
+                " (its column `{header}` is read as `{attribute}`, as the service's import names it: name the field `{attribute}` in the model, or map the column with --map '{header}={field}')"
+            ),
+            None => String::new(),
+        };
+        problems.warn(format!("{file}: no column `{field}`, which the model reads: every lead is missing it{hint}"));
     }
     // Byte records: a stray non-UTF-8 byte in a column the model never reads must not cost the
     // lead; the fields that are used are decoded leniently.
     let mut record = csv::ByteRecord::new();
+    let mut values = Vec::with_capacity(fields.len());
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -208,31 +266,48 @@ fn read_csv(
             }
         }
         let line = record.position().map_or(0, |p| p.line());
-        if record.len() != header.len() {
+        if record.len() != n_columns {
             problems.row(RowError {
                 file: file.to_string(),
                 line,
-                reason: format!("{} fields where the header has {}", record.len(), header.len()),
+                reason: format!("{} fields where the header has {}", record.len(), n_columns),
             })?;
             continue;
         }
-        let id = String::from_utf8_lossy(record.get(id_column).unwrap_or_default());
-        let id = id.trim();
+        let id = cell(record.get(columns.id).unwrap_or_default());
         if id.is_empty() {
             problems.row(RowError { file: file.to_string(), line, reason: "empty lead id".to_string() })?;
             continue;
         }
-        let text = |c: usize| record.get(c).map(|bytes| String::from_utf8_lossy(bytes).into_owned());
-        let values = columns.iter().map(|c| c.and_then(text).map_or(Value::Missing, Value::text));
-        leads.push(id, values, line, file, problems)?;
+        values.clear();
+        values.extend(
+            field_columns
+                .iter()
+                .map(|found| attribute_value(found, |c| record.get(c).map(cell)).map_or(Value::Missing, Value::text)),
+        );
+        user_id_fallback(fields, &mut values, &id);
+        if let Err(reason) = times.normalise(fields, &mut values) {
+            problems.row(RowError { file: file.to_string(), line, reason })?;
+            continue;
+        }
+        leads.push(&id, values.drain(..), line, file, problems)?;
     }
     Ok(())
+}
+
+/// The start of a file, up to its first line's end (or 64 KiB), to sniff its separator from.
+fn first_line(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)?.take(1 << 16).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 fn read_json_lines(
     fields: &[String],
     path: &Path,
     file: &str,
+    times: &Times<'_>,
     leads: &mut Leads,
     problems: &mut Problems,
 ) -> Result<(), BatchError> {
@@ -261,11 +336,19 @@ fn read_json_lines(
         };
         // Fields may sit at the top level or under "attributes" / "traits" (Segment's name).
         let nested = ["attributes", "traits"].iter().find_map(|k| object.get(*k)).and_then(|v| v.as_object());
-        let values = fields.iter().map(|f| {
-            let value = object.get(f).or_else(|| nested.and_then(|n| n.get(f)));
-            value.map_or(Value::Missing, Value::from_json)
-        });
-        leads.push(&id, values, line_number, file, problems)?;
+        let mut values: Vec<Value> = fields
+            .iter()
+            .map(|f| {
+                let value = object.get(f).or_else(|| nested.and_then(|n| n.get(f)));
+                value.map_or(Value::Missing, Value::from_json)
+            })
+            .collect();
+        user_id_fallback(fields, &mut values, &id);
+        if let Err(reason) = times.normalise(fields, &mut values) {
+            problems.row(RowError { file: file.to_string(), line: line_number, reason })?;
+            continue;
+        }
+        leads.push(&id, values.into_iter(), line_number, file, problems)?;
     }
     Ok(())
 }

@@ -5,26 +5,34 @@
 //! every lead is then scored in parallel and written in the leads file's order.
 //!
 //! # Layout
+//! - [`columns`]: how a CSV header and its cells are read; the service's CSV import reads files
+//!   with the same functions, so that a file scores the same both ways.
+//! - [`times`]: time values (RFC 3339, CRM exports' forms, day or month first, patterns) in a
+//!   time zone; shared with the service's CSV import too.
 //! - [`input`]: file formats and block-wise reading.
 //! - [`leads`], [`events`]: the two readers.
 //! - [`score`]: parallel scoring and the output rows.
 //! - [`report`]: skipped rows, warnings and counts.
 
+pub mod columns;
 pub mod error;
 pub mod events;
 pub mod input;
 pub mod leads;
 pub mod report;
 pub mod score;
+pub mod times;
 
 use std::io::Write;
 use std::path::Path;
 
 use leadscore_core::{Model, Timestamp};
 
+pub use columns::ColumnMap;
 pub use error::{BatchError, RowError};
 pub use report::{Problems, Summary};
 pub use score::{OutputFormat, format_score};
+pub use times::{TimeFormat, TimeOptions, Zone};
 
 /// What to score and how.
 pub struct BatchOptions<'a> {
@@ -34,6 +42,18 @@ pub struct BatchOptions<'a> {
     pub output: OutputFormat,
     /// Stop at the first bad row instead of skipping it.
     pub strict: bool,
+    pub read: ReadOptions,
+}
+
+/// How the input files are read, as the service's CSV import reads them with its query
+/// parameters.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Explicit attribute names of lead columns (`--map HEADER=ATTRIBUTE`).
+    pub mapping: ColumnMap,
+    /// How event times and the leads' time attributes are written (`--time-format`,
+    /// `--time-zone`).
+    pub times: TimeOptions,
 }
 
 /// The phases a run reports progress for.
@@ -51,12 +71,11 @@ pub fn score_files(
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
 ) -> Result<Summary, BatchError> {
     let mut problems = Problems::new(options.strict);
-    let leads = leads::read_leads(model, options.leads, &mut problems)?;
+    let leads = leads::read_leads(model, options.leads, &options.read, &mut problems)?;
     let events = match options.events {
         Some(path) => {
-            events::read_events(model, &leads, path, options.as_of, &mut problems, options.strict, &|done, total| {
-                progress(Phase::ReadingEvents, done, total)
-            })?
+            let progress = |done, total| progress(Phase::ReadingEvents, done, total);
+            events::read_events(model, &leads, path, options, &mut problems, &progress)?
         }
         None => events::Events::none(leads.len(), model),
     };

@@ -32,6 +32,7 @@ fn run(dir: &Path, leads_name: &str, leads: &[u8], events_name: &str, events: &[
         as_of: Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap(),
         output: OutputFormat::Csv,
         strict: false,
+        read: Default::default(),
     };
     let mut out = Vec::new();
     match score_files(&model, &options, &mut out, &|_, _, _| {}) {

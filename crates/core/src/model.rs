@@ -51,6 +51,11 @@ impl Model {
         &self.lead_fields
     }
 
+    /// The lead field `[lead] created_at` names, if the model names one.
+    pub fn created_at_field(&self) -> Option<&str> {
+        self.created_at_field.map(|i| self.lead_fields[i].as_str())
+    }
+
     /// The event properties the model's filters read; an event carries one value per property,
     /// in this order.
     pub fn event_properties(&self) -> &[String] {

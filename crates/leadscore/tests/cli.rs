@@ -67,7 +67,7 @@ fn bad_rows_are_skipped_counted_and_located() {
         )),
         "{stderr}"
     );
-    assert!(stderr.contains(&format!("{events_path}:4: `yesterday` is not an RFC 3339 time")), "{stderr}");
+    assert!(stderr.contains(&format!("{events_path}:4: `yesterday` is not a time in the format iso")), "{stderr}");
     assert!(stderr.contains(&format!("{events_path}:5: 3 fields where the header has 4")), "{stderr}");
     assert!(stderr.contains("1 of other leads"), "{stderr}");
     assert!(stderr.contains("2 bad rows skipped"), "{stderr}");
@@ -85,7 +85,7 @@ fn strict_stops_at_the_first_bad_row() {
     let (code, stdout, stderr) = run(score_args(dir.path(), &leads, &events).arg("--strict"));
     assert_eq!(code, 2);
     assert!(stdout.is_empty());
-    assert!(stderr.contains(":3: `2026-13-30T00:00:00Z` is not an RFC 3339 time"), "{stderr}");
+    assert!(stderr.contains(":3: `2026-13-30T00:00:00Z` is not a time in the format iso"), "{stderr}");
     assert!(stderr.contains("--strict"), "{stderr}");
 }
 
@@ -136,6 +136,192 @@ fn missing_columns_are_warned_about() {
     assert_eq!(stdout, "lead_id,score,score_tier\n1,0,cold\n");
     assert!(stderr.contains("no column `industry`, which the model reads"), "{stderr}");
     assert!(stderr.contains("no column `url`, which the model's event filters read"), "{stderr}");
+}
+
+/// A CRM export read as the service's import reads it: `Record ID` is the id, `Title` is
+/// `job_title`, cells are trimmed, and `--map` names a column as `?map.` does.
+#[test]
+fn crm_export_columns_are_read_as_the_service_import_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(
+        dir.path(),
+        "crm.toml",
+        r#"
+[scores.fit]
+[[scores.fit.rules]]
+name = "director"
+when = { field = "job_title", equals = "Director" }
+points = 10
+[[scores.fit.rules]]
+name = "us"
+when = { field = "country", one_of = ["US"] }
+points = 5
+[[scores.fit.rules]]
+name = "segment a"
+when = { field = "segment", equals = "A" }
+points = 1
+"#,
+    );
+    let leads = write(
+        dir.path(),
+        "contacts.csv",
+        "Record ID,Title,Country/Region,Custom Score
+ 101 , Director , US,A
+102,Analyst,GB,B
+",
+    );
+    let score = |extra: &[&str]| {
+        run(bin()
+            .args(["score", "--as-of", "2026-11-01T00:00:00Z", "--model"])
+            .arg(&model)
+            .arg("--leads")
+            .arg(&leads)
+            .args(extra))
+    };
+    let (code, stdout, stderr) = score(&["--map", "Custom Score=segment"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "lead_id,fit,fit_tier\n101,16,\n102,0,\n");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // Without the mapping the column is `custom_score`, and the model's `segment` is missing.
+    let (code, stdout, stderr) = score(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "lead_id,fit,fit_tier\n101,15,\n102,0,\n");
+    assert!(stderr.contains("no column `segment`, which the model reads"), "{stderr}");
+    let (code, _, stderr) = score(&["--map", "Nope=segment"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("contacts.csv: no column `Nope`, which is mapped to an attribute"), "{stderr}");
+    // A model naming the header rather than the attribute is told which name to use.
+    let title = write(
+        dir.path(),
+        "title.toml",
+        "[scores.fit]\n[[scores.fit.rules]]\nname = \"t\"\nwhen = { field = \"Title\", present = true }\npoints = 1\n",
+    );
+    let (code, _, stderr) =
+        run(bin().args(["score", "--as-of", "2026-11-01T00:00:00Z", "--model"]).arg(&title).arg("--leads").arg(&leads));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("no column `Title`, which the model reads: every lead is missing it (its column `Title` is read as `job_title`"),
+        "{stderr}"
+    );
+}
+
+/// A model counting page views of the last day before 2026-11-01T00:00:00Z, one point each, and
+/// penalising leads created more than 30 days before with nothing since.
+const RECENT_VIEWS: &str = r#"
+[lead]
+created_at = "created_at"
+[scores.views]
+[[scores.views.rules]]
+name = "views of the last day"
+event = "page_view"
+window = "1d"
+points = 1
+[[scores.views.rules]]
+name = "quiet"
+inactive_for = "30d"
+points = -10
+"#;
+
+/// `leadscore score` on RECENT_VIEWS with `extra` arguments: (exit code, output, standard error).
+fn score_views(dir: &Path, leads: &str, events: &str, extra: &[&str]) -> (i32, String, String) {
+    let model = write(dir, "views.toml", RECENT_VIEWS);
+    let leads = write(dir, "leads.csv", leads);
+    let events = write(dir, "events.csv", events);
+    run(bin()
+        .args(["score", "--as-of", "2026-11-01T00:00:00Z", "--model"])
+        .arg(model)
+        .arg("--leads")
+        .arg(leads)
+        .arg("--events")
+        .arg(events)
+        .args(extra))
+}
+
+#[test]
+fn times_without_an_offset_are_read_in_the_time_zone_given() {
+    let dir = tempfile::tempdir().unwrap();
+    // 00:30 and midnight on 31 October are in the last day in UTC, not in Paris (UTC+1 then):
+    // there they are 23:30 and 23:00 on the 30th.
+    let events = "lead_id,type,ts\n\
+                  A1,page_view,2026-10-31 00:30:00\n\
+                  A1,page_view,2026-10-31\n\
+                  A1,page_view,2026-10-31T12:00:00Z\n";
+    let leads = "lead_id,created_at\nA1,2026-10-01\n";
+    let (code, stdout, stderr) = score_views(dir.path(), leads, events, &[]);
+    assert_eq!((code, stdout.as_str()), (0, "lead_id,views,views_tier\nA1,3,\n"), "{stderr}");
+    let (code, stdout, stderr) = score_views(dir.path(), leads, events, &["--time-zone", "Europe/Paris"]);
+    assert_eq!((code, stdout.as_str()), (0, "lead_id,views,views_tier\nA1,1,\n"), "{stderr}");
+    let (code, stdout, stderr) = score_views(dir.path(), leads, events, &["--time-zone=-01:00"]);
+    assert_eq!((code, stdout.as_str()), (0, "lead_id,views,views_tier\nA1,3,\n"), "{stderr}");
+}
+
+#[test]
+fn day_first_month_first_and_patterns_are_read_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = "lead_id,created_at\nA1,\nB2,\n";
+    for (format, a1, b2) in [
+        ("dmy", "31/10/2026 12:00", "30.10.2026 12:00"),
+        ("mdy", "10/31/2026 12:00 PM", "10/30/2026 12:00 PM"),
+        ("%d %m %Y %Hh%M", "31 10 2026 12h00", "30 10 2026 12h00"),
+    ] {
+        let events =
+            format!("lead_id,type,ts\nA1,page_view,{a1}\nB2,page_view,{b2}\nB2,page_view,2026-10-31T12:00:00Z\n");
+        let (code, stdout, stderr) = score_views(dir.path(), leads, &events, &["--time-format", format]);
+        let expected = if format.starts_with('%') {
+            // A pattern is the only form read: the RFC 3339 time is a bad row.
+            assert!(stderr.contains("`2026-10-31T12:00:00Z` is not a time in the format `%d %m %Y %Hh%M`"), "{stderr}");
+            (1, "lead_id,views,views_tier\nA1,1,\nB2,0,\n")
+        } else {
+            (0, "lead_id,views,views_tier\nA1,1,\nB2,1,\n")
+        };
+        assert_eq!((code, stdout.as_str()), expected, "{format}: {stderr}");
+    }
+    // Without the format, a date with slashes is a bad row that says what to do.
+    let events = "lead_id,type,ts\nA1,page_view,31/10/2026 12:00\n";
+    let (code, _, stderr) = score_views(dir.path(), leads, events, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("events.csv:2: `31/10/2026 12:00` is not a time in the format iso: is the day or the month first? Say so with the time format dmy or mdy"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_time_format_or_zone_is_an_error_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = "lead_id\nA1\n";
+    let events = "lead_id,type,ts\n";
+    for (option, value, reason) in [
+        ("--time-format", "european", "`european` is not a time format: use iso (the default), dmy"),
+        ("--time-format", "%H:%M", "it does not give a day"),
+        ("--time-zone", "Mars/Olympus", "`Mars/Olympus` is not a time zone"),
+    ] {
+        let (code, stdout, stderr) = score_views(dir.path(), leads, events, &[option, value]);
+        assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+        assert!(stderr.contains(&format!("invalid value '{value}' for '{option} <")), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+    }
+}
+
+#[test]
+fn a_created_at_in_a_crm_format_counts_and_one_that_is_no_time_is_a_bad_row() {
+    let dir = tempfile::tempdir().unwrap();
+    // Created ten days before the as-of time: not quiet; 2026-01-10: quiet for months.
+    let leads = "Record ID,Create Date\nA1,22/10/2026 09:00\nB2,10/01/2026\nC3,last spring\nD4,\n";
+    let (code, stdout, stderr) = score_views(dir.path(), leads, "lead_id,type,ts\n", &["--time-format", "dmy"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stdout, "lead_id,views,views_tier\nA1,0,\nB2,-10,\nD4,-10,\n");
+    assert!(stderr.contains("leads.csv:4: `created_at`: `last spring` is not a time in the format dmy"), "{stderr}");
+}
+
+#[test]
+fn semicolon_separated_files_are_read_as_comma_separated_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = "Record ID;Company;created_at\nA1;\"Acme; Inc.\";2026-10-01\nB2;Beta;2026-10-01\n";
+    let events = "lead_id;type;ts;url\r\nA1;page_view;2026-10-31 12:00:00;/pricing\r\nB2;page_view;2026-10-30 12:00:00;\"/a;b\"\r\n";
+    let (code, stdout, stderr) = score_views(dir.path(), leads, events, &[]);
+    assert_eq!((code, stdout.as_str()), (0, "lead_id,views,views_tier\nA1,1,\nB2,0,\n"), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
 }
 
 #[test]
@@ -253,7 +439,7 @@ fn odd_encodings_lose_nothing() {
     let (code, stdout, stderr) = run(&mut score_args(dir.path(), &leads, &events));
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(stdout, "lead_id,score,score_tier\nA1,25,hot\nB2,0,cold\n");
-    assert!(stderr.contains("events.csv:3: `never` is not an RFC 3339 time"), "{stderr}");
+    assert!(stderr.contains("events.csv:3: `never` is not a time in the format iso"), "{stderr}");
     let leads_jsonl = write(dir.path(), "leads.jsonl", "\u{feff}{\"lead_id\": \"A1\", \"industry\": \"Technology\"}\n");
     let events_jsonl = write(
         dir.path(),

@@ -578,6 +578,13 @@ fn native_api_and_crm_imports() {
         "importing twice changes nothing"
     );
     assert_eq!(server.get("/api/leads/101", &read).json()["scores"]["activity"]["value"], 7.0);
+    // Identical rows are as many events, as `leadscore score` counts them; again, none is new.
+    let twice = "lead_id,type,ts\n102,page_view,2026-10-30T00:00:00Z\n102,page_view,2026-10-30T00:00:00Z\n";
+    for (imported, duplicates) in [(2, 0), (0, 2)] {
+        let answer = server.post_text("/api/import/events", &admin, twice).json();
+        assert_eq!((answer["imported"].as_i64(), answer["duplicates"].as_i64()), (Some(imported), Some(duplicates)));
+    }
+    assert_eq!(server.get("/api/leads/102", &read).json()["scores"]["activity"]["value"], 2.0);
     let no_columns = server.post_text("/api/import/events", &admin, "who,what\n1,2\n");
     assert_eq!((no_columns.status, no_columns.json()["code"].as_str()), (400, Some("invalid_csv")));
 }

@@ -126,7 +126,7 @@ impl From<JsonRejection> for ApiError {
 
 /// Middleware: gives every refusal the `{code, message}` body, also those made below the
 /// handlers (axum's `405`, the timeout's `408`, the decompression layer's `415`), which come
-/// with an empty or plain-text body.
+/// with an empty body.
 pub async fn json_refusals(response: Response) -> Response {
     let status = response.status();
     let is_json = response
@@ -134,7 +134,9 @@ pub async fn json_refusals(response: Response) -> Response {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // Only empty refusals are filled in: a handler's own text (`/readyz`) stays as it is.
+    let empty = axum::body::HttpBody::size_hint(response.body()).exact() == Some(0);
+    if !(status.is_client_error() || status.is_server_error()) || is_json || !empty {
         return response;
     }
     let (code, message) = match status {

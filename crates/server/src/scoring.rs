@@ -188,8 +188,12 @@ pub fn valid_name(name: &str) -> bool {
     (1..=100).contains(&name.len()) && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// The value of each field the model reads, from the lead's attributes; `email`, `user_id` and
-/// `created_at` fall back to the lead's own columns.
+/// The value of each field the model reads, from the lead's attributes; `email` and `user_id`
+/// fall back to the lead's own columns (the batch reader gives `user_id` the lead's id too).
+///
+/// `created_at` does not fall back to the time the service first saw the lead: an imported lead
+/// was first seen at its import, not when it was created, and a file scored by `leadscore score`
+/// has no such time either. A lead without the attribute has no creation time, in both.
 pub fn lead_values(model: &Model, lead: &LeadRow) -> Vec<Value> {
     model
         .lead_fields()
@@ -199,7 +203,6 @@ pub fn lead_values(model: &Model, lead: &LeadRow) -> Vec<Value> {
             None => match field.as_str() {
                 "email" => lead.email.clone().map_or(Value::Missing, Value::text),
                 "user_id" => lead.user_id.clone().map_or(Value::Missing, Value::text),
-                "created_at" => Value::text(Timestamp(lead.created_at).to_string()),
                 _ => Value::Missing,
             },
         })
@@ -417,6 +420,34 @@ mod tests {
             .unwrap();
         assert!(rebuilt);
         assert_eq!(state, [vec![Timestamp(10), Timestamp(20)]]);
+    }
+
+    /// An inactivity rule sees no creation time for a lead without a `created_at` attribute,
+    /// whenever the service first saw it: as `leadscore score` sees a file's lead without one.
+    #[test]
+    fn a_lead_without_created_at_has_no_creation_time() {
+        let source = "[lead]\ncreated_at = \"created_at\"\n[scores.s]\n[[scores.s.rules]]\nname = \"quiet\"\ninactive_for = \"30d\"\npoints = -10\n";
+        let model = leadscore_core::compile(source).unwrap().model;
+        let now = 1_800_000_000_000;
+        let mut lead = LeadRow {
+            id: 1,
+            workspace_id: 1,
+            user_id: Some("u".to_string()),
+            email: None,
+            attributes: serde_json::Map::new(),
+            created_at: now - 1000,
+            updated_at: now,
+            last_event_at: None,
+            stage: "lead".to_string(),
+            state: None,
+            state_model_id: None,
+            last_event_id: None,
+        };
+        assert_eq!(lead_values(&model, &lead), [Value::Missing]);
+        let state = LeadState::new(&model);
+        assert_eq!(evaluate(&model, 1, &lead, &state, now)[0].value, -10.0);
+        lead.attributes.insert("created_at".to_string(), Timestamp(now - 1000).to_string().into());
+        assert_eq!(evaluate(&model, 1, &lead, &state, now)[0].value, 0.0);
     }
 
     #[test]

@@ -166,10 +166,10 @@ fn score_with(path: &Path, source: &Source<'_>) -> anyhow::Result<Vec<Scored>> {
 /// scores them (strict: a bad row stops the evaluation rather than leaving a lead unscored), then
 /// matched to the table's rows by lead id.
 fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> anyhow::Result<Vec<Scored>> {
-    use leadscore_batch::input::LEAD_ID_COLUMNS;
+    use leadscore_batch::columns::{LEAD_ID_COLUMNS, find_column};
     let table = source.table;
     let model = model_file::load(path)?.into_model()?;
-    let id_column = LEAD_ID_COLUMNS.iter().find_map(|c| table.column_index(c).ok()).ok_or_else(|| {
+    let id_column = find_column(table.columns(), LEAD_ID_COLUMNS).ok_or_else(|| {
         anyhow::anyhow!(
             "{}: --events needs a lead id column in the data to match events to leads (one of {})",
             table.name(),
@@ -182,6 +182,7 @@ fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> 
         as_of: source.as_of,
         output: leadscore_batch::OutputFormat::ExplainJsonLines,
         strict: true,
+        read: leadscore_batch::ReadOptions::default(),
     };
     let mut out = Vec::new();
     leadscore_batch::score_files(&model, &options, &mut out, &|_, _, _| {})?;

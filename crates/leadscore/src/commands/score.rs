@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use leadscore_batch::{BatchOptions, OutputFormat, Phase};
+use leadscore_batch::{BatchOptions, ColumnMap, OutputFormat, Phase, ReadOptions, TimeFormat, TimeOptions, Zone};
 use leadscore_core::Timestamp;
 
 use crate::model_file;
@@ -21,7 +21,8 @@ pub struct Args {
     /// Leads: CSV with a header, or JSON Lines (.jsonl); one lead per row with a lead_id
     #[arg(long)]
     leads: PathBuf,
-    /// Events: CSV or JSON Lines with lead_id, type and ts (RFC 3339); other columns are properties
+    /// Events: CSV or JSON Lines with lead_id, type and ts (a time: see --time-format); other
+    /// columns are properties
     #[arg(long)]
     events: Option<PathBuf>,
     /// Score as of this instant (RFC 3339, any UTC offset); events after it are ignored [default: now]
@@ -36,6 +37,19 @@ pub struct Args {
     /// Stop at the first bad input row instead of skipping and counting it
     #[arg(long)]
     strict: bool,
+    /// Read the leads file's column HEADER as the attribute (field) ATTRIBUTE, as the service's
+    /// import does with ?map.HEADER=ATTRIBUTE; repeat for more columns
+    #[arg(long = "map", value_name = "HEADER=ATTRIBUTE", value_parser = ColumnMap::parse_entry)]
+    map: Vec<(String, String)>,
+    /// How event times and the leads' created_at are written: iso (RFC 3339, 2026-11-20 10:00:00
+    /// or 2026-11-20), dmy (day first: 20/11/2026 10:00), mdy (month first: 11/20/2026 10:00 AM)
+    /// or a strftime pattern such as '%d/%m/%Y %H:%M'
+    #[arg(long, value_name = "FORMAT", default_value = "iso", value_parser = TimeFormat::parse)]
+    time_format: TimeFormat,
+    /// The time zone of times written without an offset: an IANA name such as Europe/Paris, UTC,
+    /// or an offset such as +01:00
+    #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = Zone::parse)]
+    time_zone: Zone,
 }
 
 fn parse_as_of(text: &str) -> Result<Timestamp, String> {
@@ -56,6 +70,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         as_of,
         output: if args.explain { OutputFormat::ExplainJsonLines } else { OutputFormat::Csv },
         strict: args.strict,
+        read: ReadOptions {
+            mapping: ColumnMap(args.map.clone()),
+            times: TimeOptions { format: args.time_format.clone(), zone: args.time_zone.clone() },
+        },
     };
     // The output is written to a temporary file beside it and renamed when complete, so that a
     // failed run never leaves a truncated file (nor empties an input given by mistake).

@@ -1,6 +1,8 @@
 //! Bulk import of leads and events from CSV, with the column names of HubSpot and Salesforce
 //! exports understood out of the box and any other mapping given in the query.
 //!
+//! Headers and cells are read by `leadscore_batch::columns`, the functions `leadscore score`
+//! reads files with, so that a file gives the same leads, attributes and events both ways.
 //! Rows are validated first; bad rows are reported by line and reason and skipped, the rest are
 //! ingested (and scored) in batches through the usual path.
 
@@ -8,7 +10,11 @@ use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::HeaderMap;
-use leadscore_core::Timestamp;
+use leadscore_batch::columns::{
+    ColumnError, ColumnMap, EventColumnNames, EventColumns, LeadColumns, attribute_value, cell, header_name,
+    sniff_separator,
+};
+use leadscore_batch::times::{TimeFormat, TimeOptions, Zone, time_attributes};
 use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
 use serde_json::{Map, Value, json};
@@ -36,71 +42,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(IMPORT_LIMIT))
 }
 
-/// Export column names of common CRMs and the attribute each becomes. Other columns keep their
-/// header, in snake_case.
-const KNOWN_COLUMNS: &[(&str, &str)] = &[
-    // HubSpot contacts export.
-    ("Record ID", "id"),
-    ("Contact ID", "id"),
-    ("Email", "email"),
-    ("First Name", "first_name"),
-    ("Last Name", "last_name"),
-    ("Job Title", "job_title"),
-    ("Company Name", "company"),
-    ("Industry", "industry"),
-    ("Number of Employees", "employees"),
-    ("Country/Region", "country"),
-    ("Annual Revenue", "annual_revenue"),
-    ("Lifecycle Stage", "crm_lifecycle_stage"),
-    ("Create Date", "created_at"),
-    // Salesforce leads export (labels and API names).
-    ("Lead ID", "id"),
-    ("Id", "id"),
-    ("Title", "job_title"),
-    ("Company", "company"),
-    ("NumberOfEmployees", "employees"),
-    ("No. of Employees", "employees"),
-    ("Country", "country"),
-    ("AnnualRevenue", "annual_revenue"),
-    ("LeadSource", "lead_source"),
-    ("Lead Source", "lead_source"),
-    ("CreatedDate", "created_at"),
-    ("Created Date", "created_at"),
-    ("FirstName", "first_name"),
-    ("LastName", "last_name"),
-    ("Rating", "crm_rating"),
-];
-
-/// `Job Title` -> `job_title`.
-pub fn snake_case(header: &str) -> String {
-    let mut out = String::new();
-    for c in header.trim().chars() {
-        if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
-        } else if !out.ends_with('_') && !out.is_empty() {
-            out.push('_');
-        }
-    }
-    out.trim_end_matches('_').to_string()
-}
-
-/// The attribute name of each header: the query's mapping (`map.HEADER=attribute`) first, then
-/// the known CRM columns, then the header in snake_case.
-fn attribute_names(header: &[String], mapping: &HashMap<String, String>) -> Vec<String> {
-    header
-        .iter()
-        .map(|h| {
-            mapping
-                .get(&format!("map.{h}"))
-                .cloned()
-                .or_else(|| {
-                    KNOWN_COLUMNS.iter().find(|(name, _)| name.eq_ignore_ascii_case(h)).map(|(_, a)| a.to_string())
-                })
-                .unwrap_or_else(|| snake_case(h))
-        })
-        .collect()
-}
-
 struct Rows {
     header: Vec<String>,
     rows: Vec<(u64, Vec<String>)>,
@@ -109,12 +50,13 @@ struct Rows {
 }
 
 fn read_csv(body: &[u8]) -> Result<Rows, ApiError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
+    let separator = sniff_separator(body);
+    let mut reader = csv::ReaderBuilder::new().delimiter(separator).flexible(true).from_reader(body);
     let header: Vec<String> = reader
         .byte_headers()
         .map_err(|e| ApiError::bad_request("invalid_csv", format!("the header line cannot be read: {e}")))?
         .iter()
-        .map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_string())
+        .map(header_name)
         .collect();
     if header.iter().all(String::is_empty) {
         return Err(ApiError::bad_request("invalid_csv", "the body is empty: send CSV with a header line"));
@@ -140,7 +82,7 @@ fn read_csv(body: &[u8]) -> Result<Rows, ApiError> {
             rows.reject(line, reason);
             continue;
         }
-        rows.rows.push((line, record.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect()));
+        rows.rows.push((line, record.iter().map(|f| cell(f).into_owned()).collect()));
     }
     Ok(rows)
 }
@@ -152,6 +94,47 @@ impl Rows {
             self.bad.push(json!({ "line": line, "reason": reason }));
         }
     }
+}
+
+/// Checks the query's parameters: every one is among `known` (or a `map.` one when `map` is
+/// allowed), and `time_format` and `time_zone` are valid; returns the time options.
+fn checked_query(query: &HashMap<String, String>, known: &[&str], map: bool) -> Result<TimeOptions, ApiError> {
+    let allowed = |key: &str| known.contains(&key) || (map && key.starts_with("map."));
+    if let Some(unknown) = query.keys().find(|key| !allowed(key)) {
+        let mut expected = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+        if map {
+            expected.push_str(", `map.HEADER`");
+        }
+        return Err(ApiError::bad_request("invalid_query", format!("unknown parameter `{unknown}`: use {expected}")));
+    }
+    let invalid =
+        |parameter: &str, message: String| ApiError::bad_request("invalid_query", format!("`{parameter}`: {message}"));
+    let format = match query.get("time_format") {
+        Some(text) => TimeFormat::parse(text).map_err(|e| invalid("time_format", e))?,
+        None => TimeFormat::default(),
+    };
+    let zone = match query.get("time_zone") {
+        Some(text) => Zone::parse(text).map_err(|e| invalid("time_zone", e))?,
+        None => Zone::default(),
+    };
+    Ok(TimeOptions { format, zone })
+}
+
+/// The lead attributes read as times, with whether the workspace's active model reads each (see
+/// `time_attributes`: `leadscore score` reads a file's with the same function).
+async fn lead_time_attributes(state: &AppState, workspace_id: i64) -> Result<Vec<(String, bool)>, ApiError> {
+    let models = state.models.clone();
+    let attributes = state
+        .store
+        .read(move |connection| {
+            let model = match leadscore_store::models::active(connection, workspace_id)? {
+                Some(version) => Some(models.get(connection, &version)?),
+                None => None,
+            };
+            Ok(time_attributes(model.as_deref()))
+        })
+        .await?;
+    Ok(attributes)
 }
 
 /// Ingests messages in chunks; counts outcomes, reporting refusals by line.
@@ -181,20 +164,23 @@ async fn ingest_in_chunks(
 ///
 /// One row per lead, keyed by its id column; the other columns become attributes, named after
 /// HubSpot's and Salesforce's export columns where known, else after the header in snake_case.
-/// A query parameter `map.HEADER=attribute` names a column's attribute. Bad rows are reported by
-/// line and skipped; the rest are imported (and scored).
+/// A query parameter `map.HEADER=attribute` names a column's attribute; `created_at` is read as
+/// a time (`time_format`, `time_zone`). Bad rows are reported by line and skipped; the rest are
+/// imported (and scored).
 #[utoipa::path(
     post,
     path = "/api/import/leads",
     tag = "import",
     operation_id = "import_leads",
     params(
-        ("id" = Option<String>, Query, description = "The id column's header (default: a column named lead_id, user_id, Record ID or Lead ID)"),
+        ("id" = Option<String>, Query, description = "The id column's header (default: the first of lead_id, user_id, userId, id, lead, contact_id, Record ID, Contact ID, Lead ID)"),
+        ("time_format" = Option<String>, Query, description = "How `created_at` values are written: iso (default), dmy, mdy or a strftime pattern"),
+        ("time_zone" = Option<String>, Query, description = "The time zone of times without an offset: an IANA name, UTC (default) or an offset"),
     ),
     request_body(content = String, content_type = "text/csv", description = "CSV with a header line (at most 64 MB)"),
     responses(
         (status = 200, description = "`{imported, skipped, problems, columns}`: counts, the bad rows (first 100) with line and reason, and the attribute of each column", body = Object),
-        (status = 400, description = "`invalid_csv`: no header line, or no id column", body = ErrorBody),
+        (status = 400, description = "`invalid_csv`: no header line, or no id column; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
@@ -208,32 +194,48 @@ async fn import_leads(
     RawBody(body): RawBody,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let times = checked_query(&query, &["id", "time_format", "time_zone"], true)?;
+    let time_attributes = lead_time_attributes(&state, owner.workspace_id).await?;
     let mut rows = read_csv(&body)?;
-    let names = attribute_names(&rows.header, &query);
-    let id_column = match query.get("id") {
-        Some(column) => rows.header.iter().position(|h| h == column),
-        None => names.iter().position(|n| n == "id" || n == "lead_id" || n == "user_id"),
-    }
-    .ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_csv",
-            "no id column: name it lead_id, Record ID (HubSpot) or Lead ID (Salesforce), or pass ?id=COLUMN",
-        )
-    })?;
+    let mapping = ColumnMap(
+        query
+            .iter()
+            .filter_map(|(key, attribute)| Some((key.strip_prefix("map.")?.to_string(), attribute.clone())))
+            .collect(),
+    );
+    let columns = LeadColumns::new(rows.header.clone(), &mapping, query.get("id").map(String::as_str))
+        .map_err(|e| column_error(e, &[("lead id", "id")]))?;
+    let attributes = columns.all();
     let now = now_ms();
     let mut messages = Vec::new();
     for (line, fields) in std::mem::take(&mut rows.rows) {
-        let id = fields[id_column].clone();
+        let id = fields[columns.id].clone();
         if id.is_empty() {
             rows.reject(line, "empty lead id".to_string());
             continue;
         }
         let mut traits = Map::new();
         // Values stay text ("02134" is a postcode, not 2134); rules read numbers from text.
-        for (i, (name, value)) in names.iter().zip(&fields).enumerate() {
-            if i != id_column && !value.is_empty() {
-                traits.insert(name.clone(), Value::String(value.clone()));
+        let mut bad_time = None;
+        for (name, found) in &attributes {
+            let Some(mut value) = attribute_value(found, |c| fields.get(c).map(String::as_str)).map(str::to_string)
+            else {
+                continue;
+            };
+            // A creation time is stored as the engine reads it, as `leadscore score` reads it; one
+            // that is no time makes a bad row when the model reads it, as in a file.
+            if let Some((_, read)) = time_attributes.iter().find(|(a, _)| a == name) {
+                match times.normalise(&value) {
+                    Ok(written) => value = written,
+                    Err(error) if *read => bad_time = Some(format!("`{name}`: {error}")),
+                    Err(_) => {}
+                }
             }
+            traits.insert(name.to_string(), Value::String(value));
+        }
+        if let Some(reason) = bad_time {
+            rows.reject(line, reason);
+            continue;
         }
         let message = Message {
             kind: Kind::Identify,
@@ -251,13 +253,14 @@ async fn import_leads(
         "imported": accepted,
         "skipped": rows.n_bad,
         "problems": rows.bad,
-        "columns": rows.header.iter().zip(&names).map(|(h, n)| json!({ "column": h, "attribute": n })).collect::<Vec<_>>(),
+        "columns": columns.header.iter().zip(&columns.attributes).map(|(h, n)| json!({ "column": h, "attribute": n })).collect::<Vec<_>>(),
     })))
 }
 
 /// Imports events from CSV.
 ///
-/// Each row needs a lead id, a type and a time (RFC 3339) column; the others become the event's
+/// Each row needs a lead id, a type and a time column (RFC 3339, `2026-11-20 10:00:00`, a date,
+/// or as `time_format` says, in `time_zone` when it has no offset); the others become the event's
 /// properties. An `event_id` / `message_id` column makes the import safe to repeat (without one,
 /// each row gets an id derived from its content). Bad rows are reported by line and skipped.
 #[utoipa::path(
@@ -266,15 +269,17 @@ async fn import_leads(
     tag = "import",
     operation_id = "import_events",
     params(
-        ("lead" = Option<String>, Query, description = "The lead id column's header (default: lead_id, user_id, userId, id, Record ID or Lead ID)"),
-        ("type" = Option<String>, Query, description = "The event type column's header (default: type, event, event_type or Activity Type)"),
+        ("lead" = Option<String>, Query, description = "The lead id column's header (default: the first of lead_id, user_id, userId, id, lead, contact_id, Record ID, Contact ID, Lead ID)"),
+        ("type" = Option<String>, Query, description = "The event type column's header (default: type, event, event_type, name or Activity Type)"),
         ("time" = Option<String>, Query, description = "The time column's header (default: ts, timestamp, occurred_at, time or Activity Date)"),
         ("event_id" = Option<String>, Query, description = "The event id column's header (default: event_id, message_id or messageId)"),
+        ("time_format" = Option<String>, Query, description = "How times are written: iso (default: RFC 3339, 2026-11-20 10:00:00 or 2026-11-20), dmy, mdy or a strftime pattern"),
+        ("time_zone" = Option<String>, Query, description = "The time zone of times without an offset: an IANA name, UTC (default) or an offset"),
     ),
     request_body(content = String, content_type = "text/csv", description = "CSV with a header line (at most 64 MB)"),
     responses(
         (status = 200, description = "`{imported, duplicates, skipped, problems}`: counts, and the bad rows (first 100) with line and reason", body = Object),
-        (status = 400, description = "`invalid_csv`: no header line, or a lead id, type or time column missing", body = ErrorBody),
+        (status = 400, description = "`invalid_csv`: no header line, or a lead id, type or time column missing; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
@@ -288,28 +293,24 @@ async fn import_events(
     RawBody(body): RawBody,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let times = checked_query(&query, &["lead", "type", "time", "event_id", "time_format", "time_zone"], false)?;
     let mut rows = read_csv(&body)?;
-    let find = |key: &str, names: &[&str]| -> Option<usize> {
-        match query.get(key) {
-            Some(column) => rows.header.iter().position(|h| h == column),
-            None => names.iter().find_map(|n| rows.header.iter().position(|h| h.eq_ignore_ascii_case(n))),
-        }
+    let named = |key: &str| query.get(key).map(String::as_str);
+    let names = EventColumnNames {
+        lead: named("lead"),
+        event_type: named("type"),
+        time: named("time"),
+        event_id: named("event_id"),
     };
-    let lead = find("lead", &["lead_id", "user_id", "userId", "id", "Record ID", "Lead ID"]);
-    let kind = find("type", &["type", "event", "event_type", "Activity Type"]);
-    let time = find("time", &["ts", "timestamp", "occurred_at", "time", "Activity Date"]);
-    let event_id = find("event_id", &["event_id", "message_id", "messageId"]);
-    let (Some(lead), Some(kind), Some(time)) = (lead, kind, time) else {
-        return Err(ApiError::bad_request(
-            "invalid_csv",
-            "events need a lead id (lead_id), a type (type) and a time (ts) column, or ?lead=, ?type=, ?time= naming them",
-        ));
-    };
-    let special = [Some(lead), Some(kind), Some(time), event_id];
+    let columns = EventColumns::new(rows.header.clone(), names).map_err(|e| {
+        column_error(e, &[("lead id", "lead"), ("event type", "type"), ("time", "time"), ("event id", "event_id")])
+    })?;
+    let (lead, kind, time, event_id) = (columns.lead, columns.event_type, columns.time, columns.event_id);
     let now = now_ms();
     let mut messages = Vec::new();
+    let mut content_ids = ContentIds::default();
     for (line, fields) in std::mem::take(&mut rows.rows) {
-        let at = match Timestamp::parse_rfc3339(&fields[time]) {
+        let at = match times.parse(&fields[time]) {
             Ok(at) if at.0 <= now + 5 * 60 * 1000 => at.0,
             Ok(at) => {
                 rows.reject(line, format!("the time {at} is in the future"));
@@ -326,13 +327,13 @@ async fn import_events(
         }
         let mut properties = Map::new();
         for (i, (header, value)) in rows.header.iter().zip(&fields).enumerate() {
-            if !special.contains(&Some(i)) && !value.is_empty() {
+            if columns.is_property(i) && !value.is_empty() {
                 properties.insert(header.clone(), Value::String(value.clone()));
             }
         }
         let message_id = match event_id.map(|i| fields[i].clone()).filter(|id| !id.is_empty()) {
             Some(id) => id,
-            None => format!("import-{}", content_id(&fields)),
+            None => content_ids.next(&fields),
         };
         let message = Message {
             kind: Kind::Track(fields[kind].clone()),
@@ -349,8 +350,53 @@ async fn import_events(
     Ok(ApiJson(json!({ "imported": accepted, "duplicates": duplicates, "skipped": rows.n_bad, "problems": rows.bad })))
 }
 
-/// A stable id for a row without one (FNV-1a over its fields), so a repeated import is a no-op.
-fn content_id(fields: &[String]) -> String {
+/// The answer to a header without a column the import needs (`invalid_csv`), or without the
+/// column a query parameter names (`invalid_query`). `parameters` gives the query parameter that
+/// names each kind of column.
+fn column_error(error: ColumnError, parameters: &[(&str, &str)]) -> ApiError {
+    let parameter = |what: &str| parameters.iter().find(|(w, _)| *w == what).map_or("", |(_, p)| *p);
+    match error {
+        ColumnError::Missing { what, .. } => {
+            ApiError::bad_request("invalid_csv", format!("{error}, or name it with ?{}=COLUMN", parameter(what)))
+        }
+        ColumnError::UnknownNamed(column, what) => ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "`{}`: the file has no column `{column}` (its columns are named in the header line)",
+                parameter(what)
+            ),
+        ),
+        ColumnError::UnknownMapped(column) => {
+            ApiError::bad_request("invalid_query", format!("`map.{column}`: the file has no column `{column}`"))
+        }
+    }
+}
+
+/// Ids for the rows of a file that have none: derived from the row's content and its occurrence
+/// among the file's identical rows (`import-HASH`, then `import-HASH-2`, ...). Identical rows are
+/// as many events, as `leadscore score` counts them and as the model format says (identical
+/// events are separate occurrences), while importing the same file again stores nothing new.
+#[derive(Default)]
+struct ContentIds {
+    seen: HashMap<u64, u32>,
+}
+
+impl ContentIds {
+    fn next(&mut self, fields: &[String]) -> String {
+        let hash = content_hash(fields);
+        let occurrence = self.seen.entry(hash).or_insert(0);
+        *occurrence += 1;
+        // The first occurrence keeps the id earlier versions gave every copy of the row, so that
+        // a file imported by them is still recognised.
+        match *occurrence {
+            1 => format!("import-{hash:016x}"),
+            n => format!("import-{hash:016x}-{n}"),
+        }
+    }
+}
+
+/// FNV-1a over a row's (trimmed) cells.
+fn content_hash(fields: &[String]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for field in fields {
         for byte in field.bytes().chain(std::iter::once(0x1f)) {
@@ -358,21 +404,39 @@ fn content_id(fields: &[String]) -> String {
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    format!("{hash:016x}")
+    hash
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn row(cells: &[&str]) -> Vec<String> {
+        cells.iter().map(|c| c.to_string()).collect()
+    }
+
     #[test]
-    fn crm_columns_map_to_attributes() {
-        let header: Vec<String> = ["Record ID", "Job Title", "Number of Employees", "Favourite Colour", "Custom"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let mapping = HashMap::from([("map.Custom".to_string(), "segment".to_string())]);
-        assert_eq!(attribute_names(&header, &mapping), ["id", "job_title", "employees", "favourite_colour", "segment"]);
-        assert_eq!(snake_case("Country/Region"), "country_region");
+    fn identical_rows_are_separate_events_and_a_second_import_finds_the_same_ids() {
+        let rows = [
+            row(&["7", "page_view", "2026-11-01T10:00:00Z", "/docs"]),
+            row(&["7", "page_view", "2026-11-01T10:00:00Z", "/docs"]),
+            row(&["7", "page_view", "2026-11-01T10:00:00Z", "/pricing"]),
+            row(&["7", "page_view", "2026-11-01T10:00:00Z", "/docs"]),
+        ];
+        let first: Vec<String> = {
+            let mut ids = ContentIds::default();
+            rows.iter().map(|r| ids.next(r)).collect()
+        };
+        let again: Vec<String> = {
+            let mut ids = ContentIds::default();
+            rows.iter().map(|r| ids.next(r)).collect()
+        };
+        assert_eq!(first, again);
+        let distinct: std::collections::HashSet<&String> = first.iter().collect();
+        assert_eq!(distinct.len(), 4, "{first:?}");
+        assert_eq!(first[1], format!("{}-2", first[0]));
+        assert_eq!(first[3], format!("{}-3", first[0]));
+        // The first copy's id is the one every copy got before: FNV-1a of the cells.
+        assert_eq!(first[0], "import-9175e8b637b200ad");
     }
 }

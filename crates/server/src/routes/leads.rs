@@ -134,10 +134,12 @@ struct ListQuery {
     /// Only leads in this tier of the score (one of its tier labels).
     tier: Option<String>,
     /// Only leads in this lifecycle stage.
+    #[param(inline)]
     stage: Option<Stage>,
     /// Only leads whose score is at least this (a finite number).
     min: Option<f64>,
     /// `score` (highest first, default), `score_asc` or `last_activity`.
+    #[param(inline)]
     order: Option<ListOrder>,
     /// Leads to list (default 100).
     #[param(minimum = 1, maximum = 1000)]
