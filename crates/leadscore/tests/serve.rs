@@ -429,6 +429,41 @@ fn webhooks_are_signed_retried_in_order_and_redelivered() {
     assert!(bad.json()["message"].as_str().unwrap().contains("needs `score`"));
 }
 
+#[test]
+fn a_receiver_that_never_answers_does_not_delay_other_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys =
+        |workspace: &str| (create_key(dir.path(), workspace, "admin"), create_key(dir.path(), workspace, "ingest"));
+    let (acme_admin, acme_ingest) = keys("acme");
+    let (beta_admin, beta_ingest) = keys("beta");
+    let server = Server::start(dir.path(), &[]);
+    let silent = SilentReceiver::start();
+    let healthy = Receiver::start(0);
+    for (admin, url) in [(&acme_admin, &silent.url), (&beta_admin, &healthy.url)] {
+        assert_eq!(server.post_text("/api/models", admin, COUNTING_MODEL).status, 201);
+        let hook = server.post_json("/api/webhooks", admin, &json!({"url": url, "events": ["tier_changed"]}));
+        assert_eq!(hook.status, 201, "{}", hook.body);
+    }
+    // Several of acme's notifications are held by its receiver, which never answers.
+    for i in 0..3 {
+        let track = json!({"userId": format!("a{i}"), "event": "page_view", "messageId": format!("a{i}")});
+        assert_eq!(server.post_json("/v1/track", &acme_ingest, &track).status, 200);
+    }
+    assert_eq!(silent.wait_for(3), 3, "acme's receiver holds its notifications");
+
+    let sent = std::time::Instant::now();
+    for i in 0..3 {
+        let track = json!({"userId": format!("b{i}"), "event": "page_view", "messageId": format!("b{i}")});
+        assert_eq!(server.post_json("/v1/track", &beta_ingest, &track).status, 200);
+    }
+    let delivered = healthy.wait_for(3);
+    let waited = sent.elapsed();
+    assert_eq!(delivered.len(), 3);
+    // A receiver gets 10 s to answer: beta's notifications do not wait for acme's to time out.
+    assert!(waited < std::time::Duration::from_secs(5), "beta's notifications took {waited:?}");
+    assert_eq!(silent.held.load(std::sync::atomic::Ordering::SeqCst), 3, "acme's are still held");
+}
+
 /// Polls until the workspace's rescoring has finished.
 fn wait_for_rescoring(server: &Server, key: &str) -> serde_json::Value {
     for _ in 0..200 {

@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0007_message_ids.sql"),
         then: Some(crate::message_ids::index_stored_events),
     },
+    sql(8, "outbox_pending_by_webhook", include_str!("migrations/0008_outbox_pending_by_webhook.sql")),
 ];
 
 /// Applies every migration the database has not had yet.

@@ -249,3 +249,43 @@ fn read_request(stream: &mut TcpStream) -> Option<(Vec<(String, String)>, String
     reader.read_exact(&mut body).ok()?;
     Some((headers, String::from_utf8(body).ok()?))
 }
+
+/// A webhook receiver that reads each request and never answers, holding the connection open
+/// until the test ends: the dispatcher waits for its timeout.
+pub struct SilentReceiver {
+    pub url: String,
+    /// How many requests it has read (and holds).
+    pub held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentReceiver {
+    pub fn start() -> SilentReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = held.clone();
+        std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                if read_request(&mut stream).is_some() {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                open.push(stream);
+            }
+        });
+        SilentReceiver { url, held }
+    }
+
+    /// Waits until it holds `n` requests (at most 30 s); returns how many it holds.
+    pub fn wait_for(&self, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let held = self.held.load(std::sync::atomic::Ordering::SeqCst);
+            if held >= n || std::time::Instant::now() > deadline {
+                return held;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
