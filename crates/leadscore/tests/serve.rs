@@ -405,7 +405,8 @@ fn webhooks_are_signed_retried_in_order_and_redelivered() {
     // Every request, failed or not, carries a signature over its exact body.
     let raw = receiver.requests.lock().unwrap().clone();
     assert_eq!(raw.len(), 7, "3 failures, then 4 deliveries");
-    for (headers, body, _) in &raw {
+    for request in &raw {
+        let (headers, body) = (&request.headers, &request.body);
         let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
         assert!(signature_is_valid(&secret, &header("leadscore-signature"), body.as_bytes()), "{body}");
         assert!(!signature_is_valid("whsec_wrong", &header("leadscore-signature"), body.as_bytes()));
@@ -462,6 +463,60 @@ fn a_receiver_that_never_answers_does_not_delay_other_webhooks() {
     // A receiver gets 10 s to answer: beta's notifications do not wait for acme's to time out.
     assert!(waited < std::time::Duration::from_secs(5), "beta's notifications took {waited:?}");
     assert_eq!(silent.held.load(std::sync::atomic::Ordering::SeqCst), 3, "acme's are still held");
+}
+
+/// Polls a webhook's delivery log until `done` holds for its oldest entry (at most 30 s).
+fn wait_for_log(
+    server: &Server,
+    admin: &str,
+    hook: &serde_json::Value,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let log = server.get(&format!("/api/webhooks/{}/deliveries", hook["id"]), admin).json();
+        let oldest = log["deliveries"].as_array().and_then(|d| d.last()).cloned().unwrap_or_default();
+        if done(&oldest) || std::time::Instant::now() > deadline {
+            return oldest;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_redirect_is_a_failed_attempt_and_the_notification_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, ingest, _) = acme_with(dir.path(), &["--webhook-retry-base-ms", "40"]);
+    let moved = Receiver::answering(&[302; 1000]);
+    let once = Receiver::answering(&[307]);
+    let subscribe = |url: &str| {
+        let hook = server.post_json("/api/webhooks", &admin, &json!({"url": url, "events": ["tier_changed"]}));
+        assert_eq!(hook.status, 201, "{}", hook.body);
+        hook.json()
+    };
+    let (moved_hook, once_hook) = (subscribe(&moved.url), subscribe(&once.url));
+    let track = json!({"userId": "r1", "event": "page_view", "messageId": "r1"});
+    assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+
+    // A receiver that always redirects never gets the notification delivered: each redirect is a
+    // failed attempt, logged with its status, and retried.
+    let entry = wait_for_log(&server, &admin, &moved_hook, |e| e["attempts"].as_i64() >= Some(2));
+    assert_eq!(entry["status"], "pending", "{entry}");
+    assert_eq!(entry["last_status"], 302, "{entry}");
+    assert!(entry["last_error"].as_str().unwrap().contains("redirect"), "{entry}");
+    // One that redirects once gets the notification, whole, on the retry.
+    let delivered = once.wait_for(1);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].1["data"]["tier"], "cold");
+    let entry = wait_for_log(&server, &admin, &once_hook, |e| e["status"] == "delivered");
+    assert_eq!((entry["status"].as_str(), entry["attempts"].as_i64()), (Some("delivered"), Some(2)), "{entry}");
+    // Nothing was ever sent anywhere but to the subscribed URL, always as the signed POST.
+    for receiver in [&moved, &once] {
+        for request in receiver.requests.lock().unwrap().iter() {
+            assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/hook"), "{request:?}");
+            assert!(request.body.contains("\"tier_changed\""), "{request:?}");
+        }
+    }
 }
 
 /// Polls until the workspace's rescoring has finished.

@@ -60,7 +60,14 @@ pub fn next_attempt(created_at: i64, attempts: i64, now: i64, base_ms: i64) -> O
 /// its lead, within the limits) as soon as it may, each on its own, and sleeps until one is due,
 /// a sending ends or a new notification is queued.
 pub async fn run(state: AppState) {
-    let client = match reqwest::Client::builder().timeout(TIMEOUT).user_agent("leadscore-webhooks").build() {
+    // Redirects are not followed: a client following one sends a 301, 302 or 303 on as a GET
+    // without the body, and the notification would count as delivered without being read.
+    let client = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .user_agent("leadscore-webhooks")
+        .redirect(reqwest::redirect::Policy::none())
+        .build();
+    let client = match client {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build the webhook client; webhooks are not delivered");
@@ -192,6 +199,9 @@ async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base
         .body(body);
     let (status, error) = match request.send().await {
         Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
+        Ok(response) if response.status().is_redirection() => {
+            (Some(response.status().as_u16()), Some(redirect_error(&response)))
+        }
         Ok(response) => {
             (Some(response.status().as_u16()), Some(format!("the receiver answered {}", response.status())))
         }
@@ -216,6 +226,20 @@ async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base
         (false, true) => "gave_up",
         (false, false) => "failed",
     }
+}
+
+/// Why a redirect is a failed attempt, with where it pointed (cut short: the receiver wrote it).
+fn redirect_error(response: &reqwest::Response) -> String {
+    let location = response.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok());
+    let to = match location {
+        Some(location) if location.len() > 200 => format!(" to {}...", location.chars().take(200).collect::<String>()),
+        Some(location) => format!(" to {location}"),
+        None => String::new(),
+    };
+    format!(
+        "the receiver answered {}, a redirect{to}: redirects are not followed; subscribe the URL that receives the notifications",
+        response.status()
+    )
 }
 
 /// Starts the dispatcher on the current runtime.
