@@ -367,7 +367,7 @@ fn webhooks_are_signed_retried_in_order_and_redelivered() {
     let dir = tempfile::tempdir().unwrap();
     let admin = create_key(dir.path(), "acme", "admin");
     let ingest = create_key(dir.path(), "acme", "ingest");
-    let server = Server::start(dir.path(), &["--webhook-retry-base-ms", "40"]);
+    let server = Server::start(dir.path(), &["--webhook-retry-base-ms", "40", "--allow-private-webhooks"]);
     assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
     // The receiver is broken for its first three requests.
     let receiver = Receiver::start(3);
@@ -437,7 +437,7 @@ fn a_receiver_that_never_answers_does_not_delay_other_webhooks() {
         |workspace: &str| (create_key(dir.path(), workspace, "admin"), create_key(dir.path(), workspace, "ingest"));
     let (acme_admin, acme_ingest) = keys("acme");
     let (beta_admin, beta_ingest) = keys("beta");
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start(dir.path(), &["--allow-private-webhooks"]);
     let silent = SilentReceiver::start();
     let healthy = Receiver::start(0);
     for (admin, url) in [(&acme_admin, &silent.url), (&beta_admin, &healthy.url)] {
@@ -486,7 +486,8 @@ fn wait_for_log(
 #[test]
 fn a_redirect_is_a_failed_attempt_and_the_notification_is_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, admin, ingest, _) = acme_with(dir.path(), &["--webhook-retry-base-ms", "40"]);
+    let (server, admin, ingest, _) =
+        acme_with(dir.path(), &["--webhook-retry-base-ms", "40", "--allow-private-webhooks"]);
     let moved = Receiver::answering(&[302; 1000]);
     let once = Receiver::answering(&[307]);
     let subscribe = |url: &str| {
@@ -517,6 +518,68 @@ fn a_redirect_is_a_failed_attempt_and_the_notification_is_retried() {
             assert!(request.body.contains("\"tier_changed\""), "{request:?}");
         }
     }
+}
+
+#[test]
+fn a_webhook_to_a_private_address_is_refused_unless_the_operator_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, admin, _, _) = acme(dir.path());
+    let receiver = Receiver::start(0);
+    let port = receiver.url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/hook").to_string();
+    for (url, kind) in [
+        (receiver.url.clone(), "loopback"),
+        (format!("http://localhost:{port}/hook"), "loopback"),
+        (format!("http://[::ffff:127.0.0.1]:{port}/hook"), "loopback"),
+        ("http://169.254.169.254/latest/meta-data/".to_string(), "link-local"),
+        ("http://10.0.0.8/hook".to_string(), "private"),
+        ("http://[fd00::8]/hook".to_string(), "private"),
+        ("http://100.64.0.8/hook".to_string(), "shared"),
+        ("http://0.0.0.0/hook".to_string(), "unspecified"),
+    ] {
+        let refused = server.post_json("/api/webhooks", &admin, &json!({"url": url, "events": ["tier_changed"]}));
+        assert_eq!(
+            (refused.status, refused.json()["code"].as_str()),
+            (400, Some("invalid_field")),
+            "{url}: {}",
+            refused.body
+        );
+        let message = refused.json()["message"].as_str().unwrap().to_string();
+        assert!(message.starts_with("`url`") && message.contains(kind), "{url}: {message}");
+        assert!(message.contains("--allow-private-webhooks"), "{message}");
+    }
+    assert!(server.get("/api/webhooks", &admin).json()["webhooks"].as_array().unwrap().is_empty());
+
+    server.kill();
+    let server = Server::start(dir.path(), &["--allow-private-webhooks"]);
+    let allowed = server.post_json("/api/webhooks", &admin, &json!({"url": receiver.url, "events": ["tier_changed"]}));
+    assert_eq!(allowed.status, 201, "{}", allowed.body);
+}
+
+#[test]
+fn a_delivery_to_an_address_no_longer_allowed_is_a_failed_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, admin, ingest, _) = acme_with(dir.path(), &["--allow-private-webhooks"]);
+    let receiver = Receiver::start(0);
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    let mut hooks = Vec::new();
+    for url in [&receiver.url, &by_name] {
+        let hook = server.post_json("/api/webhooks", &admin, &json!({"url": url, "events": ["tier_changed"]}));
+        assert_eq!(hook.status, 201, "{}", hook.body);
+        hooks.push(hook.json());
+    }
+    // The operator no longer allows private addresses: both the address and the name that
+    // resolves to it are refused when a notification is sent.
+    server.kill();
+    let server = Server::start(dir.path(), &["--webhook-retry-base-ms", "40"]);
+    let track = json!({"userId": "p1", "event": "page_view", "messageId": "p1"});
+    assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+    for hook in &hooks {
+        let entry = wait_for_log(&server, &admin, hook, |e| e["attempts"].as_i64() >= Some(2));
+        assert_eq!((entry["status"].as_str(), entry["last_status"].as_i64()), (Some("pending"), None), "{entry}");
+        let error = entry["last_error"].as_str().unwrap();
+        assert!(error.starts_with("refused: ") && error.contains("loopback"), "{error}");
+    }
+    assert!(receiver.requests.lock().unwrap().is_empty(), "nothing reached the receiver");
 }
 
 /// Polls until the workspace's rescoring has finished.
@@ -589,7 +652,7 @@ fn time_alone_changes_tiers_and_is_recorded() {
     let admin = create_key(dir.path(), "acme", "admin");
     let ingest = create_key(dir.path(), "acme", "ingest");
     let read = create_key(dir.path(), "acme", "read");
-    let server = Server::start(dir.path(), &["--rescore-every", "1"]);
+    let server = Server::start(dir.path(), &["--rescore-every", "1", "--allow-private-webhooks"]);
     let model = "[scores.s]\ntiers = [{ label = \"cold\" }, { label = \"hot\", min = 1 }]\n[[scores.s.rules]]\nname = \"recent visit\"\nevent = \"page_view\"\npoints = 1\nwindow = \"2s\"\n";
     assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
     let receiver = Receiver::start(0);

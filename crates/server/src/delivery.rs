@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use leadscore_core::Timestamp;
+use leadscore_store::now_ms;
 use leadscore_store::webhooks::{self, Attempt, Pending};
-use leadscore_store::{Store, now_ms};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::task::JoinSet;
 
+use crate::egress;
 use crate::state::AppState;
 
 /// Waits before each retry, in units of the configured base (5 s by default: 5 s, 30 s, 2 min,
@@ -62,11 +63,17 @@ pub fn next_attempt(created_at: i64, attempts: i64, now: i64, base_ms: i64) -> O
 pub async fn run(state: AppState) {
     // Redirects are not followed: a client following one sends a 301, 302 or 303 on as a GET
     // without the body, and the notification would count as delivered without being read.
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .user_agent("leadscore-webhooks")
         .redirect(reqwest::redirect::Policy::none())
-        .build();
+        // Straight to the receiver: through a proxy, the address checked would not be the one
+        // the request goes to.
+        .no_proxy();
+    if !state.config.allow_private_webhooks {
+        client = client.dns_resolver(egress::CheckedResolver);
+    }
+    let client = client.build();
     let client = match client {
         Ok(client) => client,
         Err(error) => {
@@ -164,7 +171,7 @@ async fn start_due(
         let client = client.clone();
         let state = state.clone();
         let task = sending.tasks.spawn(async move {
-            let outcome = deliver(&state.store, &client, pending, state.config.webhook_retry_base_ms).await;
+            let outcome = deliver(&state, &client, pending).await;
             state.metrics.webhook_attempt(outcome);
         });
         sending.by_task.insert(task.id(), (webhook, notification));
@@ -186,26 +193,12 @@ fn body(pending: &Pending) -> Vec<u8> {
 }
 
 /// Sends one notification and records the attempt; returns its outcome for the metrics.
-async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base_ms: i64) -> &'static str {
-    let body = body(&pending);
+async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -> &'static str {
+    let (store, base_ms) = (&state.store, state.config.webhook_retry_base_ms);
     let started = Instant::now();
-    let sent_at = now_ms();
-    let request = client
-        .post(&pending.url)
-        .header("Content-Type", "application/json")
-        .header("Leadscore-Event", &pending.event)
-        .header("Leadscore-Delivery", format!("evt_{}", pending.id))
-        .header("Leadscore-Signature", signature(&pending.secret, sent_at / 1000, &body))
-        .body(body);
-    let (status, error) = match request.send().await {
-        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
-        Ok(response) if response.status().is_redirection() => {
-            (Some(response.status().as_u16()), Some(redirect_error(&response)))
-        }
-        Ok(response) => {
-            (Some(response.status().as_u16()), Some(format!("the receiver answered {}", response.status())))
-        }
-        Err(error) => (None, Some(error.to_string())),
+    let (status, error) = match refused(state, &pending.url) {
+        Some(refusal) => (None, Some(refusal)),
+        None => send(client, &pending).await,
     };
     let delivered = error.is_none();
     let now = now_ms();
@@ -226,6 +219,49 @@ async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base
         (false, true) => "gave_up",
         (false, false) => "failed",
     }
+}
+
+/// Sends one notification; returns the receiver's status, and why the attempt failed if it did.
+async fn send(client: &reqwest::Client, pending: &Pending) -> (Option<u16>, Option<String>) {
+    let body = body(pending);
+    let sent_at = now_ms();
+    let request = client
+        .post(&pending.url)
+        .header("Content-Type", "application/json")
+        .header("Leadscore-Event", &pending.event)
+        .header("Leadscore-Delivery", format!("evt_{}", pending.id))
+        .header("Leadscore-Signature", signature(&pending.secret, sent_at / 1000, &body))
+        .body(body);
+    match request.send().await {
+        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
+        Ok(response) if response.status().is_redirection() => {
+            (Some(response.status().as_u16()), Some(redirect_error(&response)))
+        }
+        Ok(response) => {
+            (Some(response.status().as_u16()), Some(format!("the receiver answered {}", response.status())))
+        }
+        // The client's resolver refused the name's addresses: say so rather than "error sending
+        // request", which hides why.
+        Err(error) => match egress::refusal_in(&error) {
+            Some(refused) => (None, Some(refusal_message(refused))),
+            None => (None, Some(error.to_string())),
+        },
+    }
+}
+
+/// Why a notification may not be sent to `url`, if its host is an address that is refused (a
+/// name is checked by the client's resolver, when it connects).
+fn refused(state: &AppState, url: &str) -> Option<String> {
+    if state.config.allow_private_webhooks {
+        return None;
+    }
+    // A stored URL was parsed when it was subscribed; one that no longer parses fails to send.
+    let url = reqwest::Url::parse(url).ok()?;
+    egress::check_literal(&url).err().map(|refused| refusal_message(&refused))
+}
+
+fn refusal_message(refused: &egress::Refused) -> String {
+    format!("refused: {refused}; {}", egress::HOW_TO_ALLOW)
 }
 
 /// Why a redirect is a failed attempt, with where it pointed (cut short: the receiver wrote it).

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
+use crate::egress;
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
@@ -30,7 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateWebhook)]
 struct CreateRequest {
-    /// Where to POST the notifications (http or https).
+    /// Where to POST the notifications (http or https). Unless the service runs with
+    /// `--allow-private-webhooks`, its host must resolve, and only to public addresses.
     url: String,
     /// The kinds of notification: any of `tier_changed`, `became_mql`, `stage_changed`, `score_crossed`.
     events: Vec<String>,
@@ -65,7 +67,7 @@ fn webhook_json(webhook: &webhooks::Webhook, with_secret: bool) -> Value {
     request_body = CreateRequest,
     responses(
         (status = 201, description = "The webhook: `{id, url, events, score, threshold, created_at, secret}`", body = Object),
-        (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
+        (status = 400, description = "`invalid_field` (with the field at fault: a `url` whose host is or resolves to a loopback, private, link-local or other non-public address, unless the service allows them) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
@@ -109,6 +111,12 @@ async fn create(
         (false, _, _) => {
             return Err(ApiError::bad_request("invalid_field", "`score` and `threshold` only go with `score_crossed`"));
         }
+    }
+    // Checked last: it may wait for a name to resolve. Deliveries check the address again.
+    if !state.config.allow_private_webhooks {
+        egress::check_url(&url).await.map_err(|refused| {
+            ApiError::bad_request("invalid_field", format!("`url`: {refused}: {}", egress::HOW_TO_ALLOW))
+        })?;
     }
     let new =
         NewWebhook { url: url.to_string(), events: request.events, score: request.score, threshold: request.threshold };
