@@ -582,6 +582,51 @@ fn a_delivery_to_an_address_no_longer_allowed_is_a_failed_attempt() {
     assert!(receiver.requests.lock().unwrap().is_empty(), "nothing reached the receiver");
 }
 
+#[test]
+fn a_model_upload_warns_of_what_leadscore_check_warns_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let server = Server::start(dir.path(), &[]);
+    let model = r#"[scores.fit]
+tiers = [{ label = "cold" }, { label = "hot", min = 10 }, { label = "vip", qualifier_only = true }]
+[[scores.fit.rules]]
+name = "tech"
+when = { field = "industry", equals = "Technology" }
+points = 5
+
+[scores.empty]
+"#;
+    let file = dir.path().join("model.toml");
+    std::fs::write(&file, model).unwrap();
+    let check = bin().arg("check").arg(&file).output().unwrap();
+    let check = String::from_utf8(check.stdout).unwrap();
+    let uploaded = server.post_text("/api/models", &admin, model);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let warnings = uploaded.json()["warnings"].as_array().unwrap().clone();
+    let messages: Vec<&str> = warnings.iter().map(|w| w["message"].as_str().unwrap()).collect();
+
+    // The compiler's warnings, as `check` prints them.
+    let compiler: Vec<&str> = check.lines().filter_map(|l| l.split_once(": warning: ").map(|(_, m)| m)).collect();
+    assert_eq!(compiler.len(), 1, "{check}");
+    assert!(messages.contains(&compiler[0]), "{messages:?}");
+    // Each tier `check` finds unreachable, with its reason, where the tier is written.
+    let unreachable: Vec<(&str, &str)> = check
+        .lines()
+        .filter_map(|l| l.split_once("  UNREACHABLE: "))
+        .map(|(tier, why)| (tier.trim_start_matches("  - ").split(':').next().unwrap(), why))
+        .collect();
+    assert_eq!(unreachable.iter().map(|(tier, _)| *tier).collect::<Vec<_>>(), ["hot", "vip"], "{check}");
+    for (tier, why) in unreachable {
+        let warning = warnings
+            .iter()
+            .find(|w| w["message"].as_str().unwrap().contains(&format!("tier `{tier}`")))
+            .unwrap_or_else(|| panic!("no warning for tier {tier}: {warnings:?}"));
+        assert!(warning["message"].as_str().unwrap().ends_with(why), "{warning}");
+        assert_eq!((warning["severity"].as_str(), warning["line"].as_i64()), (Some("warning"), Some(2)), "{warning}");
+    }
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+}
+
 /// Polls until the workspace's rescoring has finished.
 fn wait_for_rescoring(server: &Server, key: &str) -> serde_json::Value {
     for _ in 0..200 {
