@@ -627,6 +627,44 @@ points = 5
     assert_eq!(warnings.len(), 3, "{warnings:?}");
 }
 
+#[test]
+fn a_webhook_for_what_the_active_model_lacks_is_created_with_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, _, _) = acme_with(dir.path(), &["--allow-private-webhooks"]);
+    let beta = create_key(dir.path(), "beta", "admin");
+    let receiver = Receiver::start(0);
+    let subscribe = |key: &str, request: serde_json::Value| {
+        let mut request = request;
+        request["url"] = json!(receiver.url);
+        let created = server.post_json("/api/webhooks", key, &request);
+        assert_eq!(created.status, 201, "{}", created.body);
+        let warnings = created.json()["warnings"].as_array().unwrap_or_else(|| panic!("{}", created.body)).clone();
+        warnings.iter().map(|w| w.as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    // The counting model has the score `activity`, with tiers, from 0 up.
+    let fine =
+        subscribe(&admin, json!({"events": ["tier_changed", "score_crossed"], "score": "activity", "threshold": 3}));
+    assert!(fine.is_empty(), "{fine:?}");
+    let missing = subscribe(&admin, json!({"events": ["score_crossed"], "score": "fit", "threshold": 3}));
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].contains("no score `fit`") && missing[0].contains("`activity`"), "{missing:?}");
+    let never = subscribe(&admin, json!({"events": ["score_crossed"], "score": "activity", "threshold": -1}));
+    assert_eq!(never.len(), 1, "{never:?}");
+    assert!(never[0].contains("never below -1"), "{never:?}");
+    // A workspace without a model yet.
+    let unchecked = subscribe(&beta, json!({"events": ["score_crossed"], "score": "activity", "threshold": 3}));
+    assert_eq!(unchecked.len(), 1, "{unchecked:?}");
+    assert!(unchecked[0].contains("no active model"), "{unchecked:?}");
+    // One whose model has no tiers.
+    let untiered = "[scores.s]\n[[scores.s.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
+    assert_eq!(server.post_text("/api/models", &beta, untiered).status, 201);
+    let tierless = subscribe(&beta, json!({"events": ["tier_changed"]}));
+    assert_eq!(tierless.len(), 1, "{tierless:?}");
+    assert!(tierless[0].contains("no score") && tierless[0].contains("tiers"), "{tierless:?}");
+    // They are subscriptions all the same: a model activated later may have what they name.
+    assert_eq!(server.get("/api/webhooks", &admin).json()["webhooks"].as_array().unwrap().len(), 3);
+}
+
 /// Polls until the workspace's rescoring has finished.
 fn wait_for_rescoring(server: &Server, key: &str) -> serde_json::Value {
     for _ in 0..200 {
