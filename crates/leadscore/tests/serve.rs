@@ -1122,6 +1122,39 @@ fn a_predictive_model_uploaded_to_the_workspace_is_a_score() {
     assert_eq!(conversion["tier"], "likely", "{conversion}");
 }
 
+#[test]
+fn a_predictive_model_upload_warns_of_the_fields_no_lead_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let file = train_bank_model(dir.path());
+    let server = Server::start(dir.path(), &[]);
+    let identify = |user: &str, traits: serde_json::Value| {
+        let message = json!({"userId": user, "messageId": format!("i-{user}"), "traits": traits});
+        assert_eq!(server.post_json("/v1/identify", &ingest, &message).status, 200);
+    };
+    // Between them, the leads have three of the model's fields; `housing` is only ever null.
+    identify("b1", json!({"age": 35, "job": "management"}));
+    identify("b2", json!({"balance": 1500, "housing": null}));
+
+    let uploaded = put(&server, "/api/predictive-models/conversion", &admin, &file);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let uploaded = uploaded.json();
+    let fields: Vec<&str> = uploaded["fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(fields.contains(&"housing") && fields.contains(&"poutcome"), "{uploaded}");
+    let warnings: Vec<&str> = uploaded["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{uploaded}"))
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    for field in &fields {
+        let named = warnings.iter().any(|w| w.contains(&format!("`{field}`")));
+        assert_eq!(named, !["age", "job", "balance"].contains(field), "{field}: {warnings:?}");
+    }
+    assert_eq!(warnings.len(), fields.len() - 3, "one warning per field no lead has: {warnings:?}");
+}
+
 /// Identifies a lead with `traits` and moves it to `stage` through the API.
 fn lead_with_outcome(server: &Server, admin: &str, ingest: &str, user: &str, traits: serde_json::Value, stage: &str) {
     let identify = json!({"userId": user, "messageId": format!("i-{user}"), "traits": traits});
