@@ -3,9 +3,10 @@
 //!
 //! Each notification is started as soon as it may be sent and ends on its own (the dispatcher
 //! never waits for a group of them), so a receiver that never answers holds only its own
-//! notifications (at most `PER_WEBHOOK`) and every other webhook's go on. A lead's notifications to a webhook still go one at a time, in
-//! order: the outbox offers only the oldest pending one of each lead
-//! ([`webhooks::upcoming`]), and the one being sent stays pending until its attempt is recorded.
+//! notifications (at most `PER_WEBHOOK`) and every other webhook's go on. A lead's notifications
+//! to a webhook still go one at a time, in order: the outbox offers only the oldest pending one of
+//! each lead ([`webhooks::upcoming`]), and the one being sent stays pending until its attempt is
+//! recorded.
 //!
 //! Signing: each request carries `Leadscore-Signature: t=UNIX_SECONDS,v1=HEX` where HEX is the
 //! HMAC-SHA256, keyed with the webhook's secret, of `UNIX_SECONDS` + `.` + the raw body. A
@@ -63,7 +64,7 @@ pub fn next_attempt(created_at: i64, attempts: i64, now: i64, base_ms: i64) -> O
 pub async fn run(state: AppState) {
     // Redirects are not followed: a client following one sends a 301, 302 or 303 on as a GET
     // without the body, and the notification would count as delivered without being read.
-    let mut client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .user_agent("leadscore-webhooks")
         .redirect(reqwest::redirect::Policy::none())
@@ -71,10 +72,9 @@ pub async fn run(state: AppState) {
         // the request goes to.
         .no_proxy();
     if !state.config.allow_private_webhooks {
-        client = client.dns_resolver(egress::CheckedResolver);
+        builder = builder.dns_resolver(egress::CheckedResolver);
     }
-    let client = client.build();
-    let client = match client {
+    let client = match builder.build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build the webhook client; webhooks are not delivered");
