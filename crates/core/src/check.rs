@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::diagnostic::Diagnostic;
 use crate::model::{EventPoints, Model, RuleKind, Score};
 
 /// A closed range of values; infinite ends when nothing caps a rule.
@@ -89,6 +90,22 @@ pub fn report(model: &Model) -> Vec<ScoreReport> {
             tiers: tier_reports(score, range),
         })
         .collect()
+}
+
+/// What `leadscore check` marks UNREACHABLE in [`report`], as warnings at the tiers in the
+/// model's text, for those who see diagnostics rather than the report (the service's upload).
+pub fn warnings(model: &Model) -> Vec<Diagnostic> {
+    let mut warnings = Vec::new();
+    for (report, score) in report(model).iter().zip(&model.scores) {
+        for (tier, written) in report.tiers.iter().zip(&score.tiers).filter(|(tier, _)| !tier.reachable) {
+            let why = tier.note.as_deref().unwrap_or("no lead can reach it");
+            warnings.push(Diagnostic::warning(
+                format!("score `{}`: tier `{}` is unreachable: {why}", report.score, tier.label),
+                Some(written.span.clone()),
+            ));
+        }
+    }
+    warnings
 }
 
 fn score_range(score: &Score, done: &[Range]) -> Range {
@@ -185,4 +202,25 @@ fn tier_reports(score: &Score, range: Range) -> Vec<TierReport> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_tiers_are_warnings_where_the_tier_is_written() {
+        let source = "[scores.fit]\ntiers = [{ label = \"cold\" }, { label = \"hot\", min = 10 }]\n\
+                      [[scores.fit.rules]]\nname = \"tech\"\nwhen = { field = \"industry\", equals = \"Technology\" }\npoints = 5\n";
+        let model = crate::compile(source).unwrap().model;
+        let warnings = warnings(&model);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(
+            warnings[0].message,
+            "score `fit`: tier `hot` is unreachable: no lead can reach it: the score ranges from 0 to 5"
+        );
+        let span = warnings[0].span.clone().unwrap();
+        assert_eq!(&source[span], "{ label = \"hot\", min = 10 }");
+        assert_eq!(crate::diagnostic::line_column(source, warnings[0].span.clone().unwrap().start), (2, 30));
+    }
 }

@@ -485,7 +485,7 @@ impl<'p> Compiler<'p> {
                 }
                 previous = Some((min.unwrap_or(f64::NEG_INFINITY), max, label.clone()));
             }
-            tiers.push(Tier { label, min, max, qualifier_only: tier.qualifier_only });
+            tiers.push(Tier { label, min, max, qualifier_only: tier.qualifier_only, span: def.span() });
         }
         // A qualifier raises a lead to its tier only from a lower one (in the written order).
         for (i, tier) in tiers.iter().enumerate() {

@@ -165,6 +165,8 @@ pub struct Tier {
     pub(crate) min: Option<f64>,
     pub(crate) max: Option<f64>,
     pub(crate) qualifier_only: bool,
+    /// Where the tier is written in the model's text, for what `check` says of it.
+    pub(crate) span: std::ops::Range<usize>,
 }
 
 impl Tier {

@@ -374,7 +374,7 @@ fn webhooks_are_signed_retried_in_order_and_redelivered() {
     let dir = tempfile::tempdir().unwrap();
     let admin = create_key(dir.path(), "acme", "admin");
     let ingest = create_key(dir.path(), "acme", "ingest");
-    let server = Server::start(dir.path(), &["--webhook-retry-base-ms", "40"]);
+    let server = Server::start(dir.path(), &["--webhook-retry-base-ms", "40", "--allow-private-webhooks"]);
     assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
     // The receiver is broken for its first three requests.
     let receiver = Receiver::start(3);
@@ -412,7 +412,8 @@ fn webhooks_are_signed_retried_in_order_and_redelivered() {
     // Every request, failed or not, carries a signature over its exact body.
     let raw = receiver.requests.lock().unwrap().clone();
     assert_eq!(raw.len(), 7, "3 failures, then 4 deliveries");
-    for (headers, body, _) in &raw {
+    for request in &raw {
+        let (headers, body) = (&request.headers, &request.body);
         let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
         assert!(signature_is_valid(&secret, &header("leadscore-signature"), body.as_bytes()), "{body}");
         assert!(!signature_is_valid("whsec_wrong", &header("leadscore-signature"), body.as_bytes()));
@@ -434,6 +435,241 @@ fn webhooks_are_signed_retried_in_order_and_redelivered() {
     assert_eq!((bad.status, bad.json()["code"].as_str()), (400, Some("invalid_field")));
     let bad = server.post_json("/api/webhooks", &admin, &json!({"url": "http://x", "events": ["score_crossed"]}));
     assert!(bad.json()["message"].as_str().unwrap().contains("needs `score`"));
+}
+
+#[test]
+fn a_receiver_that_never_answers_does_not_delay_other_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys =
+        |workspace: &str| (create_key(dir.path(), workspace, "admin"), create_key(dir.path(), workspace, "ingest"));
+    let (acme_admin, acme_ingest) = keys("acme");
+    let (beta_admin, beta_ingest) = keys("beta");
+    let server = Server::start(dir.path(), &["--allow-private-webhooks"]);
+    let silent = SilentReceiver::start();
+    let healthy = Receiver::start(0);
+    for (admin, url) in [(&acme_admin, &silent.url), (&beta_admin, &healthy.url)] {
+        assert_eq!(server.post_text("/api/models", admin, COUNTING_MODEL).status, 201);
+        let hook = server.post_json("/api/webhooks", admin, &json!({"url": url, "events": ["tier_changed"]}));
+        assert_eq!(hook.status, 201, "{}", hook.body);
+    }
+    // Several of acme's notifications are held by its receiver, which never answers.
+    for i in 0..3 {
+        let track = json!({"userId": format!("a{i}"), "event": "page_view", "messageId": format!("a{i}")});
+        assert_eq!(server.post_json("/v1/track", &acme_ingest, &track).status, 200);
+    }
+    assert_eq!(silent.wait_for(3), 3, "acme's receiver holds its notifications");
+
+    let sent = std::time::Instant::now();
+    for i in 0..3 {
+        let track = json!({"userId": format!("b{i}"), "event": "page_view", "messageId": format!("b{i}")});
+        assert_eq!(server.post_json("/v1/track", &beta_ingest, &track).status, 200);
+    }
+    let delivered = healthy.wait_for(3);
+    let waited = sent.elapsed();
+    assert_eq!(delivered.len(), 3);
+    // A receiver gets 10 s to answer: beta's notifications do not wait for acme's to time out.
+    assert!(waited < std::time::Duration::from_secs(5), "beta's notifications took {waited:?}");
+    assert_eq!(silent.held.load(std::sync::atomic::Ordering::SeqCst), 3, "acme's are still held");
+}
+
+/// Polls a webhook's delivery log until `done` holds for its oldest entry (at most 30 s).
+fn wait_for_log(
+    server: &Server,
+    admin: &str,
+    hook: &serde_json::Value,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let log = server.get(&format!("/api/webhooks/{}/deliveries", hook["id"]), admin).json();
+        let oldest = log["deliveries"].as_array().and_then(|d| d.last()).cloned().unwrap_or_default();
+        if done(&oldest) || std::time::Instant::now() > deadline {
+            return oldest;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_redirect_is_a_failed_attempt_and_the_notification_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, ingest, _) =
+        acme_with(dir.path(), &["--webhook-retry-base-ms", "40", "--allow-private-webhooks"]);
+    let moved = Receiver::answering(&[302; 1000]);
+    let once = Receiver::answering(&[307]);
+    let subscribe = |url: &str| {
+        let hook = server.post_json("/api/webhooks", &admin, &json!({"url": url, "events": ["tier_changed"]}));
+        assert_eq!(hook.status, 201, "{}", hook.body);
+        hook.json()
+    };
+    let (moved_hook, once_hook) = (subscribe(&moved.url), subscribe(&once.url));
+    let track = json!({"userId": "r1", "event": "page_view", "messageId": "r1"});
+    assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+
+    // A receiver that always redirects never gets the notification delivered: each redirect is a
+    // failed attempt, logged with its status, and retried.
+    let entry = wait_for_log(&server, &admin, &moved_hook, |e| e["attempts"].as_i64() >= Some(2));
+    assert_eq!(entry["status"], "pending", "{entry}");
+    assert_eq!(entry["last_status"], 302, "{entry}");
+    assert!(entry["last_error"].as_str().unwrap().contains("redirect"), "{entry}");
+    // One that redirects once gets the notification, whole, on the retry.
+    let delivered = once.wait_for(1);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].1["data"]["tier"], "cold");
+    let entry = wait_for_log(&server, &admin, &once_hook, |e| e["status"] == "delivered");
+    assert_eq!((entry["status"].as_str(), entry["attempts"].as_i64()), (Some("delivered"), Some(2)), "{entry}");
+    // Nothing was ever sent anywhere but to the subscribed URL, always as the signed POST.
+    for receiver in [&moved, &once] {
+        for request in receiver.requests.lock().unwrap().iter() {
+            assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/hook"), "{request:?}");
+            assert!(request.body.contains("\"tier_changed\""), "{request:?}");
+        }
+    }
+}
+
+#[test]
+fn a_webhook_to_a_private_address_is_refused_unless_the_operator_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, admin, _, _) = acme(dir.path());
+    let receiver = Receiver::start(0);
+    let port = receiver.url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/hook").to_string();
+    for (url, kind) in [
+        (receiver.url.clone(), "loopback"),
+        (format!("http://localhost:{port}/hook"), "loopback"),
+        (format!("http://[::ffff:127.0.0.1]:{port}/hook"), "loopback"),
+        ("http://169.254.169.254/latest/meta-data/".to_string(), "link-local"),
+        ("http://10.0.0.8/hook".to_string(), "private"),
+        ("http://[fd00::8]/hook".to_string(), "private"),
+        ("http://100.64.0.8/hook".to_string(), "shared"),
+        ("http://0.0.0.0/hook".to_string(), "unspecified"),
+    ] {
+        let refused = server.post_json("/api/webhooks", &admin, &json!({"url": url, "events": ["tier_changed"]}));
+        assert_eq!(
+            (refused.status, refused.json()["code"].as_str()),
+            (400, Some("invalid_field")),
+            "{url}: {}",
+            refused.body
+        );
+        let message = refused.json()["message"].as_str().unwrap().to_string();
+        assert!(message.starts_with("`url`") && message.contains(kind), "{url}: {message}");
+        assert!(message.contains("--allow-private-webhooks"), "{message}");
+    }
+    assert!(server.get("/api/webhooks", &admin).json()["webhooks"].as_array().unwrap().is_empty());
+
+    server.kill();
+    let server = Server::start(dir.path(), &["--allow-private-webhooks"]);
+    let allowed = server.post_json("/api/webhooks", &admin, &json!({"url": receiver.url, "events": ["tier_changed"]}));
+    assert_eq!(allowed.status, 201, "{}", allowed.body);
+}
+
+#[test]
+fn a_delivery_to_an_address_no_longer_allowed_is_a_failed_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, admin, ingest, _) = acme_with(dir.path(), &["--allow-private-webhooks"]);
+    let receiver = Receiver::start(0);
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    let mut hooks = Vec::new();
+    for url in [&receiver.url, &by_name] {
+        let hook = server.post_json("/api/webhooks", &admin, &json!({"url": url, "events": ["tier_changed"]}));
+        assert_eq!(hook.status, 201, "{}", hook.body);
+        hooks.push(hook.json());
+    }
+    // The operator no longer allows private addresses: both the address and the name that
+    // resolves to it are refused when a notification is sent.
+    server.kill();
+    let server = Server::start(dir.path(), &["--webhook-retry-base-ms", "40"]);
+    let track = json!({"userId": "p1", "event": "page_view", "messageId": "p1"});
+    assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+    for hook in &hooks {
+        let entry = wait_for_log(&server, &admin, hook, |e| e["attempts"].as_i64() >= Some(2));
+        assert_eq!((entry["status"].as_str(), entry["last_status"].as_i64()), (Some("pending"), None), "{entry}");
+        let error = entry["last_error"].as_str().unwrap();
+        assert!(error.starts_with("refused: ") && error.contains("loopback"), "{error}");
+    }
+    assert!(receiver.requests.lock().unwrap().is_empty(), "nothing reached the receiver");
+}
+
+#[test]
+fn a_model_upload_warns_of_what_leadscore_check_warns_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let server = Server::start(dir.path(), &[]);
+    let model = r#"[scores.fit]
+tiers = [{ label = "cold" }, { label = "hot", min = 10 }, { label = "vip", qualifier_only = true }]
+[[scores.fit.rules]]
+name = "tech"
+when = { field = "industry", equals = "Technology" }
+points = 5
+
+[scores.empty]
+"#;
+    let file = dir.path().join("model.toml");
+    std::fs::write(&file, model).unwrap();
+    let check = bin().arg("check").arg(&file).output().unwrap();
+    let check = String::from_utf8(check.stdout).unwrap();
+    let uploaded = server.post_text("/api/models", &admin, model);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let warnings = uploaded.json()["warnings"].as_array().unwrap().clone();
+    let messages: Vec<&str> = warnings.iter().map(|w| w["message"].as_str().unwrap()).collect();
+
+    // The compiler's warnings, as `check` prints them.
+    let compiler: Vec<&str> = check.lines().filter_map(|l| l.split_once(": warning: ").map(|(_, m)| m)).collect();
+    assert_eq!(compiler.len(), 1, "{check}");
+    assert!(messages.contains(&compiler[0]), "{messages:?}");
+    // Each tier `check` finds unreachable, with its reason, where the tier is written.
+    let unreachable: Vec<(&str, &str)> = check
+        .lines()
+        .filter_map(|l| l.split_once("  UNREACHABLE: "))
+        .map(|(tier, why)| (tier.trim_start_matches("  - ").split(':').next().unwrap(), why))
+        .collect();
+    assert_eq!(unreachable.iter().map(|(tier, _)| *tier).collect::<Vec<_>>(), ["hot", "vip"], "{check}");
+    for (tier, why) in unreachable {
+        let warning = warnings
+            .iter()
+            .find(|w| w["message"].as_str().unwrap().contains(&format!("tier `{tier}`")))
+            .unwrap_or_else(|| panic!("no warning for tier {tier}: {warnings:?}"));
+        assert!(warning["message"].as_str().unwrap().ends_with(why), "{warning}");
+        assert_eq!((warning["severity"].as_str(), warning["line"].as_i64()), (Some("warning"), Some(2)), "{warning}");
+    }
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+}
+
+#[test]
+fn a_webhook_for_what_the_active_model_lacks_is_created_with_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, _, _) = acme_with(dir.path(), &["--allow-private-webhooks"]);
+    let beta = create_key(dir.path(), "beta", "admin");
+    let receiver = Receiver::start(0);
+    let subscribe = |key: &str, request: serde_json::Value| {
+        let mut request = request;
+        request["url"] = json!(receiver.url);
+        let created = server.post_json("/api/webhooks", key, &request);
+        assert_eq!(created.status, 201, "{}", created.body);
+        let warnings = created.json()["warnings"].as_array().unwrap_or_else(|| panic!("{}", created.body)).clone();
+        warnings.iter().map(|w| w.as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    // The counting model has the score `activity`, with tiers, from 0 up.
+    let fine =
+        subscribe(&admin, json!({"events": ["tier_changed", "score_crossed"], "score": "activity", "threshold": 3}));
+    assert!(fine.is_empty(), "{fine:?}");
+    let missing = subscribe(&admin, json!({"events": ["score_crossed"], "score": "fit", "threshold": 3}));
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].contains("no score `fit`") && missing[0].contains("`activity`"), "{missing:?}");
+    let never = subscribe(&admin, json!({"events": ["score_crossed"], "score": "activity", "threshold": -1}));
+    assert_eq!(never.len(), 1, "{never:?}");
+    assert!(never[0].contains("never below -1"), "{never:?}");
+    // A workspace without a model yet.
+    let unchecked = subscribe(&beta, json!({"events": ["score_crossed"], "score": "activity", "threshold": 3}));
+    assert_eq!(unchecked.len(), 1, "{unchecked:?}");
+    assert!(unchecked[0].contains("no active model"), "{unchecked:?}");
+    // One whose model has no tiers.
+    let untiered = "[scores.s]\n[[scores.s.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
+    assert_eq!(server.post_text("/api/models", &beta, untiered).status, 201);
+    let tierless = subscribe(&beta, json!({"events": ["tier_changed"]}));
+    assert_eq!(tierless.len(), 1, "{tierless:?}");
+    assert!(tierless[0].contains("no score") && tierless[0].contains("tiers"), "{tierless:?}");
+    // They are subscriptions all the same: a model activated later may have what they name.
+    assert_eq!(server.get("/api/webhooks", &admin).json()["webhooks"].as_array().unwrap().len(), 3);
 }
 
 /// Polls until the workspace's rescoring has finished.
@@ -506,7 +742,7 @@ fn time_alone_changes_tiers_and_is_recorded() {
     let admin = create_key(dir.path(), "acme", "admin");
     let ingest = create_key(dir.path(), "acme", "ingest");
     let read = create_key(dir.path(), "acme", "read");
-    let server = Server::start(dir.path(), &["--rescore-every", "1"]);
+    let server = Server::start(dir.path(), &["--rescore-every", "1", "--allow-private-webhooks"]);
     let model = "[scores.s]\ntiers = [{ label = \"cold\" }, { label = \"hot\", min = 1 }]\n[[scores.s.rules]]\nname = \"recent visit\"\nevent = \"page_view\"\npoints = 1\nwindow = \"2s\"\n";
     assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
     let receiver = Receiver::start(0);
@@ -898,6 +1134,39 @@ fn a_predictive_model_uploaded_to_the_workspace_is_a_score() {
     assert!((total - value).abs() < 1e-6, "the contributions add up to the value: {conversion}");
     // A past campaign's success makes a subscription likely in this data.
     assert_eq!(conversion["tier"], "likely", "{conversion}");
+}
+
+#[test]
+fn a_predictive_model_upload_warns_of_the_fields_no_lead_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let file = train_bank_model(dir.path());
+    let server = Server::start(dir.path(), &[]);
+    let identify = |user: &str, traits: serde_json::Value| {
+        let message = json!({"userId": user, "messageId": format!("i-{user}"), "traits": traits});
+        assert_eq!(server.post_json("/v1/identify", &ingest, &message).status, 200);
+    };
+    // Between them, the leads have three of the model's fields; `housing` is only ever null.
+    identify("b1", json!({"age": 35, "job": "management"}));
+    identify("b2", json!({"balance": 1500, "housing": null}));
+
+    let uploaded = put(&server, "/api/predictive-models/conversion", &admin, &file);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let uploaded = uploaded.json();
+    let fields: Vec<&str> = uploaded["fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(fields.contains(&"housing") && fields.contains(&"poutcome"), "{uploaded}");
+    let warnings: Vec<&str> = uploaded["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{uploaded}"))
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    for field in &fields {
+        let named = warnings.iter().any(|w| w.contains(&format!("`{field}`")));
+        assert_eq!(named, !["age", "job", "balance"].contains(field), "{field}: {warnings:?}");
+    }
+    assert_eq!(warnings.len(), fields.len() - 3, "one warning per field no lead has: {warnings:?}");
 }
 
 /// Identifies a lead with `traits` and moves it to `stage` through the API.

@@ -1,20 +1,29 @@
 //! The webhook dispatcher: sends due outbox notifications, signed, and retries failures with
 //! exponential backoff for more than a day before giving up.
 //!
+//! Each notification is started as soon as it may be sent and ends on its own (the dispatcher
+//! never waits for a group of them), so a receiver that never answers holds only its own
+//! notifications (at most `PER_WEBHOOK`) and every other webhook's go on. A lead's notifications
+//! to a webhook still go one at a time, in order: the outbox offers only the oldest pending one of
+//! each lead ([`webhooks::upcoming`]), and the one being sent stays pending until its attempt is
+//! recorded.
+//!
 //! Signing: each request carries `Leadscore-Signature: t=UNIX_SECONDS,v1=HEX` where HEX is the
 //! HMAC-SHA256, keyed with the webhook's secret, of `UNIX_SECONDS` + `.` + the raw body. A
 //! receiver recomputes it, compares in constant time and rejects old timestamps (replays).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use leadscore_core::Timestamp;
+use leadscore_store::now_ms;
 use leadscore_store::webhooks::{self, Attempt, Pending};
-use leadscore_store::{Store, now_ms};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::task::JoinSet;
 
+use crate::egress;
 use crate::state::AppState;
 
 /// Waits before each retry, in units of the configured base (5 s by default: 5 s, 30 s, 2 min,
@@ -22,8 +31,11 @@ use crate::state::AppState;
 pub const RETRY_STEPS: &[i64] = &[1, 6, 24, 120, 360, 720, 1440, 2880, 5760];
 /// Give up once a notification is older than this many base units (24 h at 5 s).
 const GIVE_UP_AFTER: i64 = 17_280;
-/// Notifications sent at once.
-const CONCURRENT: usize = 16;
+/// Notifications being sent at once, in all.
+const CONCURRENT: usize = 64;
+/// Notifications being sent at once to one webhook: a receiver that never answers holds at most
+/// this many, and the others go on.
+const PER_WEBHOOK: usize = 8;
 /// A receiver gets this long to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,48 +58,125 @@ pub fn next_attempt(created_at: i64, attempts: i64, now: i64, base_ms: i64) -> O
     Some(now + step * base_ms)
 }
 
-/// Runs until the process ends: delivers due notifications, sleeping until the next is due or
-/// a new one is queued.
+/// Runs until the process ends: starts every notification that may be sent (due, the next of
+/// its lead, within the limits) as soon as it may, each on its own, and sleeps until one is due,
+/// a sending ends or a new notification is queued.
 pub async fn run(state: AppState) {
-    let client = match reqwest::Client::builder().timeout(TIMEOUT).user_agent("leadscore-webhooks").build() {
+    // Redirects are not followed: a client following one sends a 301, 302 or 303 on as a GET
+    // without the body, and the notification would count as delivered without being read.
+    let mut builder = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .user_agent("leadscore-webhooks")
+        .redirect(reqwest::redirect::Policy::none())
+        // Straight to the receiver: through a proxy, the address checked would not be the one
+        // the request goes to.
+        .no_proxy();
+    if !state.config.allow_private_webhooks {
+        builder = builder.dns_resolver(egress::CheckedResolver);
+    }
+    let client = match builder.build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build the webhook client; webhooks are not delivered");
             return;
         }
     };
+    let mut sending = Sending::default();
     loop {
-        let delivered = deliver_due(&state, &client).await;
-        let next = state.store.read(webhooks::next_due).await.ok().flatten();
-        let wait = match (delivered, next) {
-            (Ok(n), _) if n > 0 => Duration::ZERO,
-            (_, Some(at)) => Duration::from_millis((at - now_ms()).clamp(10, 60_000) as u64),
-            (_, None) => Duration::from_secs(60),
+        let next = match start_due(&state, &client, &mut sending).await {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the webhook outbox");
+                Some(now_ms() + 1_000)
+            }
         };
-        if !wait.is_zero() {
-            let _ = tokio::time::timeout(wait, state.deliveries.notified()).await;
+        let wait =
+            next.map_or(Duration::from_secs(60), |at| Duration::from_millis((at - now_ms()).clamp(10, 60_000) as u64));
+        tokio::select! {
+            Some(ended) = sending.tasks.join_next_with_id(), if !sending.tasks.is_empty() => {
+                sending.ended(ended.map(|(id, ())| id).unwrap_or_else(|error| error.id()));
+                // Others may have ended meanwhile: one look at the outbox for all of them.
+                while let Some(ended) = sending.tasks.try_join_next_with_id() {
+                    sending.ended(ended.map(|(id, ())| id).unwrap_or_else(|error| error.id()));
+                }
+            }
+            () = state.deliveries.notified() => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }
 
-/// Sends every notification due now (one per webhook and lead); returns how many were tried.
-async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<usize, leadscore_store::StoreError> {
-    let due = state.store.read(|c| webhooks::due(c, now_ms(), 256)).await?;
-    let n = due.len();
-    let mut tasks = JoinSet::new();
-    for pending in due {
-        while tasks.len() >= CONCURRENT {
-            tasks.join_next().await;
+/// The notifications being sent: each is still pending in the outbox until its attempt is
+/// recorded, and stays here until then, so that it is not started twice and its lead's next
+/// notification (not a candidate while it is pending) is not started before it ends.
+#[derive(Default)]
+struct Sending {
+    tasks: JoinSet<()>,
+    /// Task to (webhook, notification).
+    by_task: HashMap<tokio::task::Id, (i64, i64)>,
+    /// Webhook to the notifications being sent to it.
+    by_webhook: HashMap<i64, Vec<i64>>,
+}
+
+impl Sending {
+    fn ended(&mut self, task: tokio::task::Id) {
+        let Some((webhook, notification)) = self.by_task.remove(&task) else { return };
+        if let Some(ids) = self.by_webhook.get_mut(&webhook) {
+            ids.retain(|id| *id != notification);
+            if ids.is_empty() {
+                self.by_webhook.remove(&webhook);
+            }
         }
+    }
+
+    fn is_sending(&self, pending: &Pending) -> bool {
+        self.by_webhook.get(&pending.webhook_id).is_some_and(|ids| ids.contains(&pending.id))
+    }
+}
+
+/// Starts every notification that may be sent now, soonest due first; returns when the next one
+/// not started is due, if any is known (`None`: wait for a sending to end or a new notification).
+async fn start_due(
+    state: &AppState,
+    client: &reqwest::Client,
+    sending: &mut Sending,
+) -> Result<Option<i64>, leadscore_store::StoreError> {
+    if sending.tasks.len() >= CONCURRENT {
+        return Ok(None);
+    }
+    let full: Vec<i64> =
+        sending.by_webhook.iter().filter(|(_, ids)| ids.len() >= PER_WEBHOOK).map(|(webhook, _)| *webhook).collect();
+    // Each webhook's first PER_WEBHOOK candidates include any being sent, so that they hold at
+    // least as many others as it has room for.
+    let mut candidates = state.store.read(move |c| webhooks::upcoming(c, PER_WEBHOOK as u32, &full)).await?;
+    candidates.retain(|p| !sending.is_sending(p));
+    candidates.sort_by_key(|p| (p.next_attempt_at, p.id));
+    let now = now_ms();
+    let mut next = None;
+    for pending in candidates {
+        if pending.next_attempt_at > now {
+            next = Some(next.map_or(pending.next_attempt_at, |n: i64| n.min(pending.next_attempt_at)));
+            continue;
+        }
+        if sending.tasks.len() >= CONCURRENT {
+            // Due, but waiting for room: a sending that ends wakes the dispatcher.
+            continue;
+        }
+        let ids = sending.by_webhook.entry(pending.webhook_id).or_default();
+        if ids.len() >= PER_WEBHOOK {
+            continue;
+        }
+        ids.push(pending.id);
+        let (webhook, notification) = (pending.webhook_id, pending.id);
         let client = client.clone();
         let state = state.clone();
-        tasks.spawn(async move {
-            let outcome = deliver(&state.store, &client, pending, state.config.webhook_retry_base_ms).await;
+        let task = sending.tasks.spawn(async move {
+            let outcome = deliver(&state, &client, pending).await;
             state.metrics.webhook_attempt(outcome);
         });
+        sending.by_task.insert(task.id(), (webhook, notification));
     }
-    while tasks.join_next().await.is_some() {}
-    Ok(n)
+    Ok(next)
 }
 
 /// The JSON body of a notification.
@@ -104,23 +193,12 @@ fn body(pending: &Pending) -> Vec<u8> {
 }
 
 /// Sends one notification and records the attempt; returns its outcome for the metrics.
-async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base_ms: i64) -> &'static str {
-    let body = body(&pending);
+async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -> &'static str {
+    let (store, base_ms) = (&state.store, state.config.webhook_retry_base_ms);
     let started = Instant::now();
-    let sent_at = now_ms();
-    let request = client
-        .post(&pending.url)
-        .header("Content-Type", "application/json")
-        .header("Leadscore-Event", &pending.event)
-        .header("Leadscore-Delivery", format!("evt_{}", pending.id))
-        .header("Leadscore-Signature", signature(&pending.secret, sent_at / 1000, &body))
-        .body(body);
-    let (status, error) = match request.send().await {
-        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
-        Ok(response) => {
-            (Some(response.status().as_u16()), Some(format!("the receiver answered {}", response.status())))
-        }
-        Err(error) => (None, Some(error.to_string())),
+    let (status, error) = match refused(state, &pending.url) {
+        Some(refusal) => (None, Some(refusal)),
+        None => send(client, &pending).await,
     };
     let delivered = error.is_none();
     let now = now_ms();
@@ -141,6 +219,63 @@ async fn deliver(store: &Store, client: &reqwest::Client, pending: Pending, base
         (false, true) => "gave_up",
         (false, false) => "failed",
     }
+}
+
+/// Sends one notification; returns the receiver's status, and why the attempt failed if it did.
+async fn send(client: &reqwest::Client, pending: &Pending) -> (Option<u16>, Option<String>) {
+    let body = body(pending);
+    let sent_at = now_ms();
+    let request = client
+        .post(&pending.url)
+        .header("Content-Type", "application/json")
+        .header("Leadscore-Event", &pending.event)
+        .header("Leadscore-Delivery", format!("evt_{}", pending.id))
+        .header("Leadscore-Signature", signature(&pending.secret, sent_at / 1000, &body))
+        .body(body);
+    match request.send().await {
+        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
+        Ok(response) if response.status().is_redirection() => {
+            (Some(response.status().as_u16()), Some(redirect_error(&response)))
+        }
+        Ok(response) => {
+            (Some(response.status().as_u16()), Some(format!("the receiver answered {}", response.status())))
+        }
+        // The client's resolver refused the name's addresses: say so rather than "error sending
+        // request", which hides why.
+        Err(error) => match egress::refusal_in(&error) {
+            Some(refused) => (None, Some(refusal_message(refused))),
+            None => (None, Some(error.to_string())),
+        },
+    }
+}
+
+/// Why a notification may not be sent to `url`, if its host is an address that is refused (a
+/// name is checked by the client's resolver, when it connects).
+fn refused(state: &AppState, url: &str) -> Option<String> {
+    if state.config.allow_private_webhooks {
+        return None;
+    }
+    // A stored URL was parsed when it was subscribed; one that no longer parses fails to send.
+    let url = reqwest::Url::parse(url).ok()?;
+    egress::check_literal(&url).err().map(|refused| refusal_message(&refused))
+}
+
+fn refusal_message(refused: &egress::Refused) -> String {
+    format!("refused: {refused}; {}", egress::HOW_TO_ALLOW)
+}
+
+/// Why a redirect is a failed attempt, with where it pointed (cut short: the receiver wrote it).
+fn redirect_error(response: &reqwest::Response) -> String {
+    let location = response.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok());
+    let to = match location {
+        Some(location) if location.len() > 200 => format!(" to {}...", location.chars().take(200).collect::<String>()),
+        Some(location) => format!(" to {location}"),
+        None => String::new(),
+    };
+    format!(
+        "the receiver answered {}, a redirect{to}: redirects are not followed; subscribe the URL that receives the notifications",
+        response.status()
+    )
 }
 
 /// Starts the dispatcher on the current runtime.

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod connections;
 pub mod delivery;
 pub mod demo;
+pub mod egress;
 pub mod error;
 pub mod ingest;
 pub mod lead_cache;

@@ -39,6 +39,9 @@ pub struct Config {
     pub rescore_interval: std::time::Duration,
     /// How many client connections are held, and for how long.
     pub connections: crate::connections::Limits,
+    /// Whether webhooks may reach loopback, private, link-local and other addresses outside the
+    /// public internet (`crate::egress`): off unless the operator turns it on.
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             webhook_retry_base_ms: 5_000,
             rescore_interval: std::time::Duration::from_secs(600),
             connections: crate::connections::Limits::default(),
+            allow_private_webhooks: false,
         }
     }
 }

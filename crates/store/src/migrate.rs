@@ -39,6 +39,7 @@ const MIGRATIONS: &[Migration] = &[
         then: Some(crate::message_ids::index_stored_events),
     },
     sql(8, "activations_and_rescorings", include_str!("migrations/0008_activations_and_rescorings.sql")),
+    sql(9, "outbox_pending_by_webhook", include_str!("migrations/0009_outbox_pending_by_webhook.sql")),
 ];
 
 /// Applies every migration the database has not had yet.

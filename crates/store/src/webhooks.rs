@@ -3,7 +3,7 @@
 //! Notifications are written to the outbox in the same transaction as the change that caused
 //! them, so none is lost and none is sent for a change that was rolled back. The dispatcher takes
 //! for each (webhook, lead) only the oldest pending notification, which keeps a lead's
-//! notifications in order.
+//! notifications in order, and looks at each webhook's separately ([`upcoming`]).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -136,42 +136,53 @@ pub struct Pending {
     pub data: String,
     pub created_at: i64,
     pub attempts: i64,
+    pub next_attempt_at: i64,
 }
 
-/// Notifications due at `now`, at most one per (webhook, lead): the oldest pending one.
-pub fn due(connection: &Connection, now: i64, limit: u32) -> Result<Vec<Pending>, StoreError> {
+/// For each live webhook but those in `skip`, the first `per_webhook` notifications that may be
+/// sent next, soonest due first, due now or later (the later ones tell the dispatcher when to
+/// look again). Only the oldest pending notification of each (webhook, lead) is a candidate: a
+/// lead's notifications go one at a time, in order. One that is being sent is still pending
+/// until its attempt is recorded, so it comes back here and its lead's next one does not.
+///
+/// Each webhook is looked up on its own (`outbox_pending` is by webhook, then due time), so a
+/// receiver with a long backlog neither costs the others a scan nor takes their place.
+pub fn upcoming(connection: &Connection, per_webhook: u32, skip: &[i64]) -> Result<Vec<Pending>, StoreError> {
+    let hooks: Vec<i64> = connection
+        .prepare_cached("SELECT id FROM webhooks WHERE deleted_at IS NULL ORDER BY id")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
     let mut statement = connection.prepare_cached(
-        "SELECT o.id, o.webhook_id, w.url, w.secret, o.lead_id, o.event, o.data, o.created_at, o.attempts
+        "SELECT o.id, o.webhook_id, w.url, w.secret, o.lead_id, o.event, o.data, o.created_at, o.attempts,
+                o.next_attempt_at
          FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
-         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= ?1
+         WHERE o.webhook_id = ?1 AND o.delivered_at IS NULL AND o.failed_at IS NULL
            AND NOT EXISTS (
              SELECT 1 FROM outbox p WHERE p.webhook_id = o.webhook_id AND p.lead_id = o.lead_id AND p.id < o.id
                AND p.delivered_at IS NULL AND p.failed_at IS NULL)
-         ORDER BY o.id LIMIT ?2",
+         ORDER BY o.next_attempt_at LIMIT ?2",
     )?;
-    let rows = statement.query_map(params![now, limit], |row| {
-        Ok(Pending {
-            id: row.get(0)?,
-            webhook_id: row.get(1)?,
-            url: row.get(2)?,
-            secret: row.get(3)?,
-            lead_id: row.get(4)?,
-            event: row.get(5)?,
-            data: row.get(6)?,
-            created_at: row.get(7)?,
-            attempts: row.get(8)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The earliest time a pending notification is due, if any.
-pub fn next_due(connection: &Connection) -> Result<Option<i64>, StoreError> {
-    Ok(connection.query_row(
-        "SELECT min(next_attempt_at) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL",
-        [],
-        |row| row.get(0),
-    )?)
+    let mut pending = Vec::new();
+    for hook in hooks.into_iter().filter(|h| !skip.contains(h)) {
+        let rows = statement.query_map(params![hook, per_webhook], |row| {
+            Ok(Pending {
+                id: row.get(0)?,
+                webhook_id: row.get(1)?,
+                url: row.get(2)?,
+                secret: row.get(3)?,
+                lead_id: row.get(4)?,
+                event: row.get(5)?,
+                data: row.get(6)?,
+                created_at: row.get(7)?,
+                attempts: row.get(8)?,
+                next_attempt_at: row.get(9)?,
+            })
+        })?;
+        for row in rows {
+            pending.push(row?);
+        }
+    }
+    Ok(pending)
 }
 
 /// The result of one attempt.
@@ -269,4 +280,63 @@ pub fn depth(connection: &Connection) -> Result<i64, StoreError> {
         [],
         |row| row.get(0),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, workspaces};
+
+    fn hook(c: &Connection, workspace_id: i64) -> Result<i64, StoreError> {
+        let new = NewWebhook { url: "http://example.com".into(), events: vec![], score: None, threshold: None };
+        Ok(create(c, workspace_id, &new)?.id)
+    }
+
+    fn ids(pending: &[Pending]) -> Vec<i64> {
+        pending.iter().map(|p| p.id).collect()
+    }
+
+    #[test]
+    fn a_leads_next_notification_waits_until_the_one_before_is_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (first, second, other, before, after) = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w")?;
+                let hook = hook(c, workspace.id)?;
+                let first = enqueue(c, hook, 1, "tier_changed", "{}", 10)?;
+                let second = enqueue(c, hook, 1, "tier_changed", "{}", 20)?;
+                let other = enqueue(c, hook, 2, "tier_changed", "{}", 30)?;
+                let before = upcoming(c, 8, &[])?;
+                let attempt = Attempt { at: 40, status: Some(200), error: None, duration_ms: 1 };
+                record_attempt(c, first, &attempt, true, None)?;
+                Ok((first, second, other, before, upcoming(c, 8, &[])?))
+            })
+            .unwrap();
+        assert_eq!(ids(&before), [first, other], "the lead's second waits for its first");
+        assert_eq!(ids(&after), [second, other]);
+    }
+
+    #[test]
+    fn every_webhook_gets_its_own_share_soonest_due_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (busy, quiet, all, without_busy) = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w")?;
+                let busy = hook(c, workspace.id)?;
+                let quiet = hook(c, workspace.id)?;
+                // The busy webhook's backlog is older than the quiet one's notification.
+                for lead in 0..20 {
+                    enqueue(c, busy, lead, "tier_changed", "{}", 100 - lead)?;
+                }
+                enqueue(c, quiet, 1, "tier_changed", "{}", 500)?;
+                Ok((busy, quiet, upcoming(c, 8, &[])?, upcoming(c, 8, &[busy])?))
+            })
+            .unwrap();
+        let of = |hook: i64| all.iter().filter(|p| p.webhook_id == hook).map(|p| p.next_attempt_at).collect::<Vec<_>>();
+        assert_eq!(of(busy), [81, 82, 83, 84, 85, 86, 87, 88]);
+        assert_eq!(of(quiet), [500]);
+        assert_eq!(without_busy.iter().map(|p| p.webhook_id).collect::<Vec<_>>(), [quiet]);
+    }
 }

@@ -53,6 +53,10 @@ pub struct Args {
     /// balancer's idle timeout)
     #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// Let webhooks reach loopback, private, link-local and other non-public addresses (receivers
+    /// on this machine or network); refused by default, so that a webhook cannot reach them
+    #[arg(long)]
+    allow_private_webhooks: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -107,6 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             webhook_retry_base_ms: args.webhook_retry_base_ms.max(1),
             rescore_interval: std::time::Duration::from_secs(args.rescore_every.max(1)),
             connections,
+            allow_private_webhooks: args.allow_private_webhooks,
         };
         leadscore_server::serve(listener, AppState::new(store, config), leadscore_server::shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)

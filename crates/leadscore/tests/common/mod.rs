@@ -184,31 +184,55 @@ when = { field = "industry", equals = "Technology" }
 points = 5
 "#;
 
-/// A request a [`Receiver`] got: its headers (names lower-cased), body and the status it answered.
-pub type ReceivedRequest = (Vec<(String, String)>, String, u16);
+/// A request a [`Receiver`] got: its method and path, headers (names lower-cased), body and the
+/// status it answered.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub status: u16,
+}
 
-/// A webhook receiver: answers 500 to the first `failures` requests, then 200, and keeps every
-/// request it got (headers lower-cased, body).
+/// A webhook receiver: answers the statuses it was given to its first requests (a redirect with
+/// a `Location` on the same receiver), then 200, and keeps every request it got.
 pub struct Receiver {
     pub url: String,
     pub requests: std::sync::Arc<std::sync::Mutex<Vec<ReceivedRequest>>>,
 }
 
 impl Receiver {
+    /// Answers 500 to the first `failures` requests, then 200.
     pub fn start(failures: usize) -> Receiver {
+        Receiver::answering(&vec![500; failures])
+    }
+
+    /// Answers `statuses` to the first requests, in order, then 200.
+    pub fn answering(statuses: &[u16]) -> Receiver {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let address = listener.local_addr().unwrap();
+        let url = format!("http://{address}/hook");
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = requests.clone();
+        let statuses = statuses.to_vec();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                let Some((headers, body)) = read_request(&mut stream) else { continue };
+                let Some(mut request) = read_request(&mut stream) else { continue };
                 let mut seen = seen.lock().unwrap();
-                let status = if seen.len() < failures { 500 } else { 200 };
-                seen.push((headers, body, status));
-                let reason = if status == 200 { "OK" } else { "Internal Server Error" };
-                let _ = write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let status = statuses.get(seen.len()).copied().unwrap_or(200);
+                request.status = status;
+                seen.push(request);
+                let location = if (300..400).contains(&status) {
+                    format!("Location: http://{address}/elsewhere\r\n")
+                } else {
+                    String::new()
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} Answer\r\n{location}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
             }
         });
         Receiver { url, requests }
@@ -219,8 +243,8 @@ impl Receiver {
         let requests = self.requests.lock().unwrap();
         requests
             .iter()
-            .filter(|(_, _, status)| *status == 200)
-            .map(|(headers, body, _)| (headers.clone(), serde_json::from_str(body).unwrap()))
+            .filter(|request| request.status == 200)
+            .map(|request| (request.headers.clone(), serde_json::from_str(&request.body).unwrap()))
             .collect()
     }
 
@@ -237,11 +261,14 @@ impl Receiver {
     }
 }
 
-fn read_request(stream: &mut TcpStream) -> Option<(Vec<(String, String)>, String)> {
+/// Reads one request (not answered yet: `status` 0).
+fn read_request(stream: &mut TcpStream) -> Option<ReceivedRequest> {
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
     let mut headers = Vec::new();
     let mut length = 0;
     loop {
@@ -260,5 +287,45 @@ fn read_request(stream: &mut TcpStream) -> Option<(Vec<(String, String)>, String
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
-    Some((headers, String::from_utf8(body).ok()?))
+    Some(ReceivedRequest { method, path, headers, body: String::from_utf8(body).ok()?, status: 0 })
+}
+
+/// A webhook receiver that reads each request and never answers, holding the connection open
+/// until the test ends: the dispatcher waits for its timeout.
+pub struct SilentReceiver {
+    pub url: String,
+    /// How many requests it has read (and holds).
+    pub held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentReceiver {
+    pub fn start() -> SilentReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = held.clone();
+        std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                if read_request(&mut stream).is_some() {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                open.push(stream);
+            }
+        });
+        SilentReceiver { url, held }
+    }
+
+    /// Waits until it holds `n` requests (at most 30 s); returns how many it holds.
+    pub fn wait_for(&self, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let held = self.held.load(std::sync::atomic::Ordering::SeqCst);
+            if held >= n || std::time::Instant::now() > deadline {
+                return held;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

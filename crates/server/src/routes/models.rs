@@ -59,7 +59,7 @@ pub(crate) fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diag
     operation_id = "upload_model",
     request_body(content = String, content_type = "application/toml", description = "The model (TOML); any `Content-Type` is accepted"),
     responses(
-        (status = 201, description = "`{version, active, warnings}`: the version stored, whether it is active, and the warnings with their line and column", body = Object),
+        (status = 201, description = "`{version, active, warnings}`: the version stored, whether it is active, and the warnings `leadscore check` gives (the compiler's, and the tiers no lead can reach), each `{severity, line, column, message}`", body = Object),
         (status = 400, description = "`invalid_model`: the model has errors, listed in `diagnostics` with their line and column", body = Object),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -82,7 +82,13 @@ async fn upload(
     let new_version =
         state.store.read(move |connection| models.compile_new(connection, owner.workspace_id, &checked)).await?;
     let warnings = match new_version.compiled {
-        Ok(compiled) => diagnostics_json(&source, &compiled.warnings),
+        // The compiler's warnings and the tiers no lead can reach, as `leadscore check` shows them.
+        Ok(compiled) => {
+            let mut warnings = compiled.warnings;
+            warnings.extend(leadscore_core::check::warnings(&compiled.model));
+            warnings.sort_by_key(|w| w.span.as_ref().map_or(0, |s| s.start));
+            diagnostics_json(&source, &warnings)
+        }
         Err(error) => {
             let body = json!({
                 "code": "invalid_model",

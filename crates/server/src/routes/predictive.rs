@@ -68,7 +68,7 @@ fn invalid_model(message: impl Into<String>) -> ApiError {
     params(("name" = String, Path, description = "The name scoring models use in `predictive = \"NAME\"`: letters, digits, `_`, `-`, `.`")),
     request_body(content = Object, content_type = "application/json", description = "A model file written by `leadscore train`; any `Content-Type` is accepted"),
     responses(
-        (status = 201, description = "`{name, version, algorithm, fields}`: the version stored and the lead fields it reads", body = Object),
+        (status = 201, description = "`{name, version, algorithm, fields, warnings}`: the version stored, the lead fields it reads, and a warning naming each of them that no lead of the workspace has", body = Object),
         (status = 400, description = "`invalid_predictive_model`: the body is not a valid model file (the message says why); `invalid_path`: a bad name", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -97,6 +97,22 @@ async fn upload(
     .map_err(|_| ApiError::internal())??;
     let algorithm = model.saved().fitted.name();
     let fields = model.fields().to_vec();
+    // A field no lead has is unknown for every lead: the model would score them all alike on it,
+    // which usually means the leads carry it under another name.
+    let checked = fields.clone();
+    let missing = state
+        .store
+        .read(move |connection| leadscore_store::leads::fields_no_lead_has(connection, owner.workspace_id, &checked))
+        .await?;
+    let warnings: Vec<String> = missing
+        .iter()
+        .map(|field| {
+            format!(
+                "no lead of the workspace has the field `{field}`: the model takes it as unknown for every lead \
+                 until leads carry it (an identify trait, a lead attribute or an imported column of that name)"
+            )
+        })
+        .collect();
     let stored_name = name.clone();
     let stored = state
         .store
@@ -105,7 +121,7 @@ async fn upload(
         })
         .await?;
     state.models.remember(&stored, model);
-    let body = json!({ "name": name, "version": stored.version, "algorithm": algorithm, "fields": fields });
+    let body = json!({ "name": name, "version": stored.version, "algorithm": algorithm, "fields": fields, "warnings": warnings });
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use leadscore_core::Timestamp;
+use leadscore_core::value::format_number;
+use leadscore_core::{Model, Timestamp, check};
 use leadscore_store::keys::Scope;
 use leadscore_store::webhooks::{self, EVENT_KINDS, NewWebhook};
 use leadscore_store::{StoreError, now_ms};
@@ -13,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
+use crate::egress;
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
@@ -30,7 +32,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateWebhook)]
 struct CreateRequest {
-    /// Where to POST the notifications (http or https).
+    /// Where to POST the notifications (http or https). Unless the service runs with
+    /// `--allow-private-webhooks`, its host must resolve, and only to public addresses.
     url: String,
     /// The kinds of notification: any of `tier_changed`, `became_mql`, `stage_changed`, `score_crossed`.
     events: Vec<String>,
@@ -64,8 +67,8 @@ fn webhook_json(webhook: &webhooks::Webhook, with_secret: bool) -> Value {
     operation_id = "create_webhook",
     request_body = CreateRequest,
     responses(
-        (status = 201, description = "The webhook: `{id, url, events, score, threshold, created_at, secret}`", body = Object),
-        (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
+        (status = 201, description = "The webhook: `{id, url, events, score, threshold, created_at, secret, warnings}`; `warnings` lists what the subscription asks for that the active model never gives (a `score` it lacks or a `threshold` its range never crosses, `tier_changed` without tiers), or is empty", body = Object),
+        (status = 400, description = "`invalid_field` (with the field at fault: a `url` whose host is or resolves to a loopback, private, link-local or other non-public address, unless the service allows them) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
@@ -110,10 +113,102 @@ async fn create(
             return Err(ApiError::bad_request("invalid_field", "`score` and `threshold` only go with `score_crossed`"));
         }
     }
+    // Checked last: it may wait for a name to resolve. Deliveries check the address again.
+    if !state.config.allow_private_webhooks {
+        egress::check_url(&url).await.map_err(|refused| {
+            ApiError::bad_request("invalid_field", format!("`url`: {refused}: {}", egress::HOW_TO_ALLOW))
+        })?;
+    }
+    // The active model, to warn of what it never gives: `None` when there is none, `Some(None)`
+    // when it cannot be compiled (a fault for the log, not a reason to refuse the subscription).
+    let models = state.models.clone();
+    let active = state
+        .store
+        .read(move |c| {
+            let Some(version) = leadscore_store::models::active(c, owner.workspace_id)? else { return Ok(None) };
+            match models.get(c, &version) {
+                Ok(model) => Ok(Some(Some((version.version, model)))),
+                Err(error) => {
+                    tracing::error!(%error, model = version.id, "cannot compile the active model to check a webhook");
+                    Ok(Some(None))
+                }
+            }
+        })
+        .await?;
+    let warnings = match &active {
+        None => warnings(None, &request),
+        Some(Some((version, model))) => warnings(Some((*version, model)), &request),
+        Some(None) => Vec::new(),
+    };
     let new =
         NewWebhook { url: url.to_string(), events: request.events, score: request.score, threshold: request.threshold };
     let webhook = state.store.write(move |c| webhooks::create(c, owner.workspace_id, &new)).await?;
-    Ok((StatusCode::CREATED, axum::Json(webhook_json(&webhook, true))).into_response())
+    let mut body = webhook_json(&webhook, true);
+    body["warnings"] = json!(warnings);
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// What a subscription asks for that the workspace's active model (its version number and
+/// itself, if there is one) never gives. These are warnings, not refusals: a subscription outlives
+/// model versions, and one activated later may have the score, the range or the tiers.
+fn warnings(active: Option<(i64, &Model)>, request: &CreateRequest) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let wants = |kind: &str| request.events.iter().any(|e| e == kind);
+    let Some((version, model)) = active else {
+        if let Some(score) = &request.score {
+            warnings.push(format!(
+                "the workspace has no active model yet, so score `{score}` cannot be checked: \
+                 `score_crossed` is sent only while the active model has it"
+            ));
+        }
+        return warnings;
+    };
+    if let (Some(score), Some(threshold)) = (&request.score, request.threshold) {
+        let reports = check::report(model);
+        match reports.iter().find(|r| r.score == *score) {
+            None => {
+                let names: Vec<String> = model.score_names().map(|n| format!("`{n}`")).collect();
+                warnings.push(format!(
+                    "the active model (version {version}) has no score `{score}` (it has {}): `score_crossed` is \
+                     sent only once a model with it is active",
+                    names.join(", ")
+                ));
+            }
+            Some(report) => {
+                // A lead's first value counts as coming from 0.
+                let (lowest, highest) = (report.range.min.min(0.0), report.range.max.max(0.0));
+                let range = format!(
+                    "in the active model (version {version}) it ranges from {} to {}",
+                    bound(report.range.min),
+                    bound(report.range.max)
+                );
+                let threshold_text = format_number(threshold);
+                if threshold <= lowest {
+                    warnings.push(format!(
+                        "score `{score}` is never below {threshold_text} ({range}, and a lead's first value counts \
+                         as coming from 0): `score_crossed` is never sent"
+                    ));
+                } else if threshold > highest {
+                    warnings.push(format!(
+                        "score `{score}` never reaches {threshold_text} ({range}): `score_crossed` is never sent"
+                    ));
+                }
+            }
+        }
+    }
+    if wants("tier_changed") && model.scores().iter().all(|s| s.tiers().is_empty()) {
+        warnings
+            .push(format!("no score of the active model (version {version}) has tiers: `tier_changed` is never sent"));
+    }
+    warnings
+}
+
+fn bound(value: f64) -> String {
+    if value.is_infinite() {
+        format!("{}infinity", if value < 0.0 { "minus " } else { "" })
+    } else {
+        format_number(value)
+    }
 }
 
 /// The workspace's webhooks (without their secrets).
@@ -237,4 +332,37 @@ async fn redeliver(
     let queued = state.store.write(move |c| webhooks::redeliver(c, owner.workspace_id, id, now_ms())).await?;
     state.deliveries.notify_one();
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": queued, "status": "pending" }))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crossing(score: &str, threshold: f64) -> CreateRequest {
+        CreateRequest {
+            url: "https://crm.example.com/hook".into(),
+            events: vec!["score_crossed".into()],
+            score: Some(score.into()),
+            threshold: Some(threshold),
+        }
+    }
+
+    #[test]
+    fn a_threshold_outside_what_the_score_can_reach_is_a_warning() {
+        let source = "[scores.fit]\ntiers = [{ label = \"cold\" }, { label = \"hot\", min = 3 }]\n[[scores.fit.rules]]\n\
+                      name = \"tech\"\nwhen = { field = \"industry\", equals = \"Technology\" }\npoints = 5\n";
+        let model = leadscore_core::compile(source).unwrap().model;
+        let active = Some((2, &model));
+        assert_eq!(warnings(active, &crossing("fit", 5.0)), Vec::<String>::new(), "5 is reached");
+        assert_eq!(warnings(active, &crossing("fit", 0.5)), Vec::<String>::new());
+        let above = warnings(active, &crossing("fit", 10.0));
+        assert_eq!(
+            above,
+            [
+                "score `fit` never reaches 10 (in the active model (version 2) it ranges from 0 to 5): `score_crossed` is never sent"
+            ]
+        );
+        let below = warnings(active, &crossing("fit", 0.0));
+        assert!(below[0].starts_with("score `fit` is never below 0 "), "{below:?}");
+    }
 }
