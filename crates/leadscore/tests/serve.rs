@@ -1451,3 +1451,70 @@ fn lead_listings_refuse_unknown_scores_tiers_stages_and_numbers_that_are_not() {
         assert_eq!(answer.status, 200, "{query}: {}", answer.body);
     }
 }
+
+#[test]
+fn ids_over_the_limits_are_refused_on_every_path_and_counted_in_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, ingest, read) = acme(dir.path());
+    let long = "x".repeat(201);
+    // 200 characters in Cyrillic are 400 bytes: within the limit, which counts characters.
+    let cyrillic = "ж".repeat(200);
+
+    let track = |message_id: &str, user: &str, event: &str| {
+        server.post_json("/v1/track", &ingest, &json!({"userId": user, "event": event, "messageId": message_id}))
+    };
+    assert_eq!(track(&cyrillic, &cyrillic, &cyrillic).status, 200);
+    for (message_id, user, event, field) in [
+        (long.as_str(), "u", "e", "messageId"),
+        ("m1", long.as_str(), "e", "userId"),
+        ("m2", "u", long.as_str(), "event"),
+    ] {
+        let answer = track(message_id, user, event);
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert!(answer.json()["message"].as_str().unwrap().contains(field), "{}", answer.body);
+    }
+
+    let events = json!({"events": [
+        {"lead": long, "type": "page_view"},
+        {"lead": "u", "type": long},
+        {"lead": "u", "type": "page_view", "id": long},
+        {"lead": "u", "type": "page_view", "id": "fine"},
+    ]});
+    let answer = server.post_json("/api/events", &ingest, &events).json();
+    let statuses: Vec<&str> =
+        answer["items"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["refused", "refused", "refused", "accepted"], "{answer}");
+
+    let put_json = |id: &str| {
+        let encoded: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
+        let auth = format!("Bearer {ingest}");
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        request(&server.address, "PUT", &format!("/api/leads/{encoded}"), &headers, b"{}")
+    };
+    let answer = put_json(&long);
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.json()["message"].as_str().unwrap().contains("201 characters"), "{}", answer.body);
+    let answer = put_json(&cyrillic);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // A 900 KB id in a CSV import is refused on its line, and nothing that could never be read
+    // back is stored.
+    let huge = "y".repeat(900_000);
+    let csv = format!("Record ID,Email\n{huge},a@example.com\nok-1,b@example.com\n");
+    let imported = server.post_text("/api/import/leads", &admin, &csv).json();
+    assert_eq!((imported["imported"].as_u64(), imported["skipped"].as_u64()), (Some(1), Some(1)), "{imported}");
+    assert_eq!(imported["problems"][0]["line"], 2, "{imported}");
+    let csv = format!("lead_id,type,time\nok-1,{long},2026-11-01T00:00:00Z\nok-1,page_view,2026-11-01T00:00:00Z\n");
+    let imported = server.post_text("/api/import/events", &admin, &csv).json();
+    assert_eq!((imported["imported"].as_u64(), imported["skipped"].as_u64()), (Some(1), Some(1)), "{imported}");
+    assert_eq!(server.get("/api/leads?limit=1000", &read).json()["leads"].as_array().unwrap().len(), 3);
+
+    let stage = |body: serde_json::Value| server.post_json("/api/leads/ok-1/stage", &admin, &body);
+    assert_eq!(stage(json!({"stage": "sal", "actor": long})).status, 400);
+    assert_eq!(stage(json!({"stage": "nurture", "reason": "z".repeat(2001)})).status, 400);
+    assert_eq!(stage(json!({"stage": "sal", "actor": cyrillic})).status, 200);
+    let hook = json!({"url": format!("https://example.com/{}", "h".repeat(2048)), "events": ["tier_changed"]});
+    let answer = server.post_json("/api/webhooks", &admin, &hook);
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.json()["message"].as_str().unwrap().contains("url"), "{}", answer.body);
+}

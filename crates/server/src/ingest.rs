@@ -50,6 +50,43 @@ pub struct Message {
     pub properties: Map<String, Value>,
 }
 
+/// The most characters of an id (user, anonymous, message, previous or group id) or an event
+/// type, on every path that ingests (Segment messages, native events, CSV imports).
+pub const ID_LIMIT: usize = 200;
+
+/// Whether `text` is an id of 1 to [`ID_LIMIT`] characters (characters, not bytes: an id in
+/// Cyrillic or Chinese is held to the same length as one in Latin letters).
+pub fn check_id(field: &str, text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err(format!("`{field}` is empty"));
+    }
+    let characters = text.chars().count();
+    if characters > ID_LIMIT {
+        return Err(format!("`{field}` has {characters} characters; at most {ID_LIMIT} are stored"));
+    }
+    Ok(())
+}
+
+impl Message {
+    /// Checks the ids and the event type against [`ID_LIMIT`]: one rule for every path, so that
+    /// nothing is stored that cannot be read back by its id.
+    pub fn check_limits(&self) -> Result<(), String> {
+        check_id("messageId` (an event's `id", &self.message_id)?;
+        if let Some(user_id) = &self.user_id {
+            check_id("userId", user_id)?;
+        }
+        if let Some(anonymous_id) = &self.anonymous_id {
+            check_id("anonymousId", anonymous_id)?;
+        }
+        match &self.kind {
+            Kind::Track(event) => check_id("event", event),
+            Kind::Alias { previous_id } => check_id("previousId", previous_id),
+            Kind::Group { group_id } => check_id("groupId", group_id),
+            Kind::Identify => Ok(()),
+        }
+    }
+}
+
 /// What happened to one item of a request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -150,9 +187,6 @@ pub fn parse_message(
         return Err("`userId` or `anonymousId` is required".to_string());
     }
     let message_id = text("messageId")?.ok_or("`messageId` is required (it makes retries safe)")?;
-    if message_id.len() > 200 {
-        return Err("`messageId` is longer than 200 characters".to_string());
-    }
     let time = |key: &str| -> Result<Option<i64>, String> {
         match text(key)? {
             None => Ok(None),
@@ -340,7 +374,7 @@ pub fn ingest(
     let mut touched: Vec<Touched> = Vec::new();
     let mut rebuild: Vec<i64> = Vec::new();
     for message in messages {
-        let message = match message {
+        let message = match message.and_then(|m| m.check_limits().map(|()| m)) {
             Ok(message) => message,
             Err(reason) => {
                 ingested.items.push(Outcome::Refused { reason });

@@ -359,6 +359,10 @@ struct StageRequest {
     force: bool,
 }
 
+/// The most characters of a stage move's `actor` and `reason`.
+const ACTOR_LIMIT: usize = 200;
+const REASON_LIMIT: usize = 2000;
+
 #[derive(Serialize)]
 struct StageView {
     stage: String,
@@ -411,6 +415,15 @@ async fn set_stage(
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let to: Stage = request.stage.parse().map_err(|e: String| ApiError::bad_request("invalid_stage", e))?;
+    for (field, text, limit) in [("actor", &request.actor, ACTOR_LIMIT), ("reason", &request.reason, REASON_LIMIT)] {
+        let characters = text.as_deref().map_or(0, |t| t.chars().count());
+        if characters > limit {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("`{field}` has {characters} characters; at most {limit} are stored"),
+            ));
+        }
+    }
     let reason = request.reason.filter(|r| !r.trim().is_empty());
     if to.needs_reason() && reason.is_none() {
         return Err(ApiError::bad_request("reason_required", format!("moving a lead to {to} needs a `reason`")));

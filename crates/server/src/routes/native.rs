@@ -73,9 +73,8 @@ async fn upsert(
     ApiJson(request): ApiJson<Upsert>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
-    if user_id.trim().is_empty() || user_id.len() > 200 {
-        return Err(ApiError::bad_request("invalid_field", "the lead id in the path must have 1 to 200 characters"));
-    }
+    crate::ingest::check_id("id", &user_id)
+        .map_err(|reason| ApiError::bad_request("invalid_field", format!("the lead id in the path: {reason}")))?;
     let mut traits = request.attributes;
     if let Some(email) = request.email {
         traits.insert("email".into(), Value::String(email));

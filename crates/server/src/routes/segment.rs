@@ -198,6 +198,11 @@ async fn single(
     let message = ingest::parse_message(&value, Some(kind), None, received_at)
         .map_err(|reason| ApiError::bad_request("invalid_message", reason))?;
     let ingested = run(&state, owner.workspace_id, vec![Ok(message)], received_at).await?;
+    // A message refused while it was ingested (an id over its limit, say) is refused as a whole
+    // request, as one refused when it was read.
+    if let Some(Outcome::Refused { reason }) = ingested.items.first() {
+        return Err(ApiError::bad_request("invalid_message", reason.clone()));
+    }
     let duplicate = ingested.items.first() == Some(&Outcome::Duplicate);
     let body = json!({ "success": true, "duplicate": duplicate, "lead": ingested.leads.first() });
     Ok((StatusCode::OK, axum::Json(body)).into_response())

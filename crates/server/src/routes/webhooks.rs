@@ -42,6 +42,9 @@ struct CreateRequest {
     threshold: Option<f64>,
 }
 
+/// The most characters of a webhook's URL (what browsers and proxies commonly take).
+const URL_LIMIT: usize = 2048;
+
 fn webhook_json(webhook: &webhooks::Webhook, with_secret: bool) -> Value {
     let mut value = json!({
         "id": webhook.id,
@@ -82,6 +85,16 @@ async fn create(
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+    let characters = request.url.chars().count();
+    if characters > URL_LIMIT {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`url` has {characters} characters; at most {URL_LIMIT} are stored"),
+        ));
+    }
+    if let Some(score) = &request.score {
+        crate::ingest::check_id("score", score).map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
+    }
     let url = reqwest::Url::parse(&request.url)
         .map_err(|e| ApiError::bad_request("invalid_field", format!("`url` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
