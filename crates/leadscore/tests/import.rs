@@ -105,6 +105,8 @@ fn what_the_import_cannot_follow_is_invalid_query_naming_the_parameter() {
         ("/api/import/leads?id=Record%20ID", leads, "`id`: the file has no column `Record ID`"),
         ("/api/import/leads?map.Title=job_title", leads, "`map.Title`: the file has no column `Title`"),
         ("/api/import/events?time=when", events, "`time`: the file has no column `when`"),
+        ("/api/import/leads?map.email=", leads, "`map.email`: name the attribute the column becomes"),
+        ("/api/import/leads?map.=email", leads, "`map.`: name the column after `map.`"),
     ] {
         let answer = server.post_text(path, &admin, body);
         assert_eq!(answer.status, 400, "{path}: {}", answer.body);

@@ -109,6 +109,14 @@ fn checked_query(query: &HashMap<String, String>, known: &[&str], map: bool) -> 
     }
     let invalid =
         |parameter: &str, message: String| ApiError::bad_request("invalid_query", format!("`{parameter}`: {message}"));
+    for (key, attribute) in query.iter().filter(|(key, _)| key.starts_with("map.")) {
+        if key == "map." {
+            return Err(invalid(key, "name the column after `map.`: `map.HEADER=attribute`".to_string()));
+        }
+        if attribute.trim().is_empty() {
+            return Err(invalid(key, "name the attribute the column becomes: `map.HEADER=attribute`".to_string()));
+        }
+    }
     let format = match query.get("time_format") {
         Some(text) => TimeFormat::parse(text).map_err(|e| invalid("time_format", e))?,
         None => TimeFormat::default(),
