@@ -9,18 +9,6 @@ use std::sync::{Arc, Barrier};
 use common::*;
 use serde_json::json;
 
-/// Polls `GET /api/models` until the rescoring has finished; returns that answer.
-fn wait_for_rescoring(server: &Server, key: &str) -> serde_json::Value {
-    for _ in 0..600 {
-        let models = server.get("/api/models", key).json();
-        if !models["rescoring"]["finished_at"].is_null() {
-            return models;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("the rescoring did not finish");
-}
-
 /// A demo service (the example model on generated leads) with keys of every scope.
 fn demo(dir: &std::path::Path, leads: usize) -> (Server, String, String) {
     let server = Server::start(dir, &["--demo", "--demo-leads", &leads.to_string()]);
@@ -104,9 +92,7 @@ fn a_model_file_given_again_at_restart_does_not_undo_an_api_activation() {
     let file = dir.path().join("model.toml");
     let data = dir.path().join("data");
     std::fs::write(&file, COUNTING_MODEL).unwrap();
-    let admin = create_key(&data, "acme", "admin");
-    let ingest = create_key(&data, "acme", "ingest");
-    let read = create_key(&data, "acme", "read");
+    let (admin, ingest, read) = keys_of_every_scope(&data, "acme");
     let model_args = ["--model", file.to_str().unwrap(), "--workspace", "acme"];
     let mut server = Server::start(&data, &model_args);
     for i in 0..2 {
@@ -151,9 +137,7 @@ points = 1
 #[test]
 fn a_rollback_undoes_the_automatic_moves_of_the_version_it_undoes_and_no_more() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = create_key(dir.path(), "acme", "admin");
-    let ingest = create_key(dir.path(), "acme", "ingest");
-    let read = create_key(dir.path(), "acme", "read");
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
     let server = Server::start(dir.path(), &[]);
     assert_eq!(server.post_text("/api/models", &admin, STAGED_MODEL).status, 201);
     // early: MQL under version 1 (6 views); late and manual: 4 views each, not MQL under version 1.

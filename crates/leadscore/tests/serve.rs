@@ -672,18 +672,6 @@ fn a_webhook_for_what_the_active_model_lacks_is_created_with_warnings() {
     assert_eq!(server.get("/api/webhooks", &admin).json()["webhooks"].as_array().unwrap().len(), 3);
 }
 
-/// Polls until the workspace's rescoring has finished.
-fn wait_for_rescoring(server: &Server, key: &str) -> serde_json::Value {
-    for _ in 0..200 {
-        let models = server.get("/api/models", key).json();
-        if !models["rescoring"]["finished_at"].is_null() {
-            return models;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("the rescoring did not finish");
-}
-
 #[test]
 fn model_versions_preview_activate_and_roll_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -1324,9 +1312,7 @@ fn max_decimals(value: &serde_json::Value) -> usize {
 #[test]
 fn scores_in_answers_are_rounded_as_in_files() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = create_key(dir.path(), "acme", "admin");
-    let ingest = create_key(dir.path(), "acme", "ingest");
-    let read = create_key(dir.path(), "acme", "read");
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
     let server = Server::start(dir.path(), &[]);
     let model = r#"
 [scores.engagement]

@@ -29,6 +29,17 @@ pub fn set(connection: &Connection, lead_id: i64, change: &StageChange) -> Resul
     Ok(())
 }
 
+/// A `stage, previous, at, actor, reason` row.
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StageChange> {
+    Ok(StageChange {
+        stage: row.get(0)?,
+        previous: row.get(1)?,
+        at: row.get(2)?,
+        actor: row.get(3)?,
+        reason: row.get(4)?,
+    })
+}
+
 /// A lead's latest stage change, if it ever moved.
 pub fn latest(connection: &Connection, lead_id: i64) -> Result<Option<StageChange>, StoreError> {
     use rusqlite::OptionalExtension;
@@ -36,15 +47,7 @@ pub fn latest(connection: &Connection, lead_id: i64) -> Result<Option<StageChang
         .prepare_cached(
             "SELECT stage, previous, at, actor, reason FROM stage_history WHERE lead_id = ?1 ORDER BY id DESC LIMIT 1",
         )?
-        .query_row([lead_id], |row| {
-            Ok(StageChange {
-                stage: row.get(0)?,
-                previous: row.get(1)?,
-                at: row.get(2)?,
-                actor: row.get(3)?,
-                reason: row.get(4)?,
-            })
-        })
+        .query_row([lead_id], from_row)
         .optional()?)
 }
 
@@ -53,14 +56,6 @@ pub fn history(connection: &Connection, lead_id: i64) -> Result<Vec<StageChange>
     let mut statement = connection.prepare_cached(
         "SELECT stage, previous, at, actor, reason FROM stage_history WHERE lead_id = ?1 ORDER BY id DESC",
     )?;
-    let rows = statement.query_map([lead_id], |row| {
-        Ok(StageChange {
-            stage: row.get(0)?,
-            previous: row.get(1)?,
-            at: row.get(2)?,
-            actor: row.get(3)?,
-            reason: row.get(4)?,
-        })
-    })?;
+    let rows = statement.query_map([lead_id], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

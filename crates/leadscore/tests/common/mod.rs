@@ -92,6 +92,24 @@ pub fn create_key(data: &Path, workspace: &str, scope: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
+/// Keys of every scope for `workspace`: (admin, ingest, read).
+pub fn keys_of_every_scope(data: &Path, workspace: &str) -> (String, String, String) {
+    (create_key(data, workspace, "admin"), create_key(data, workspace, "ingest"), create_key(data, workspace, "read"))
+}
+
+/// Polls `GET /api/models` until the workspace's rescoring has finished (at most 30 s); returns
+/// that answer.
+pub fn wait_for_rescoring(server: &Server, key: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let models = server.get("/api/models", key).json();
+        if !models["rescoring"]["finished_at"].is_null() {
+            return models;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the rescoring did not finish");
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
