@@ -107,13 +107,19 @@ fn connections_over_the_cap_get_a_503_and_idle_ones_are_closed() {
     let mut others: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&server.address).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(300));
 
+    // A client over the cap that sends its request at once, as clients do, still reads the 503
+    // (its unread request must not turn the close into a reset), whole.
     let mut fifth = TcpStream::connect(&server.address).unwrap();
+    fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: leadscore\r\n\r\n").unwrap();
     fifth.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut refusal = String::new();
-    let _ = fifth.read_to_string(&mut refusal);
+    fifth.read_to_string(&mut refusal).expect("the refusal is read to its end, not reset");
     assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal:?}");
     assert!(refusal.contains("retry-after: 1"), "{refusal}");
-    let body = refusal.split_once("\r\n\r\n").unwrap().1;
+    let (head, body) = refusal.split_once("\r\n\r\n").unwrap();
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length: ")).expect("a content-length").parse().unwrap();
+    assert_eq!(length, body.len(), "{refusal}");
     let body: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["code"], "too_many_connections");
 
@@ -125,4 +131,22 @@ fn connections_over_the_cap_get_a_503_and_idle_ones_are_closed() {
         assert_eq!(other.read(&mut buffer).unwrap_or(0), 0, "the silent connection was closed");
     }
     assert_eq!(server.get("/healthz", "").status, 200);
+}
+
+#[test]
+fn a_head_begun_on_an_idle_connection_gets_the_head_timeout_not_the_idle_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_1024_descriptors(dir.path(), "--header-timeout 2 --idle-timeout 60");
+    let mut stream = TcpStream::connect(&server.address).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: leadscore\r\n\r\n").unwrap();
+    let mut buffer = [0u8; 1024];
+    assert!(stream.read(&mut buffer).unwrap() > 0);
+    // Idle for a moment (the idle deadline is a minute away), then half a head: closed within
+    // the head timeout of its first byte, not at the idle deadline.
+    std::thread::sleep(Duration::from_millis(500));
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: lead").unwrap();
+    let sent = Instant::now();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert_eq!(stream.read(&mut buffer).unwrap_or(0), 0, "the connection was closed");
+    assert!(sent.elapsed() < Duration::from_secs(15), "closed after {:?}", sent.elapsed());
 }

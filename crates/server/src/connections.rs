@@ -158,9 +158,9 @@ pub async fn serve(
         let stop = stop_rx.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            metrics.connections.inc();
+            // Dropped however the task ends (a handler's panic unwinds through it too).
+            let _open = OpenConnection::new(&metrics);
             serve_connection(stream, peer, router, limits, stop).await;
-            metrics.connections.dec();
             drop(permit);
         });
     }
@@ -171,6 +171,22 @@ pub async fn serve(
     Ok(())
 }
 
+/// Counts a connection in `leadscore_http_connections` while it lives.
+struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: &Arc<Metrics>) -> OpenConnection {
+        metrics.connections.inc();
+        OpenConnection(metrics.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}
+
 fn is_connection_error(error: &io::Error) -> bool {
     matches!(
         error.kind(),
@@ -178,17 +194,45 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-/// The answer to a connection over the cap, written only if the socket takes it without waiting.
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-content-type: application/json\r\n\
-retry-after: 1\r\n\
-connection: close\r\n\
-content-length: 108\r\n\
-\r\n\
-{\"code\":\"too_many_connections\",\"message\":\"the service holds as many connections as it may; retry shortly\"}";
+/// The body of the answer to a connection over the cap.
+const REFUSAL_BODY: &str =
+    r#"{"code":"too_many_connections","message":"the service holds as many connections as it may; retry shortly"}"#;
 
+/// Refused connections being closed at once, at most: each waits a moment (below) before it
+/// closes, and a flood must not hold more descriptors that way than this.
+const CLOSING_AT_ONCE: usize = 64;
+static CLOSING: AtomicUsize = AtomicUsize::new(0);
+
+/// Answers a connection over the cap with a `503`, written only if the socket takes it without
+/// waiting. Closing a socket whose client has sent bytes the server has not read makes the
+/// system send a reset, which loses the answer; so the socket is shut for writing and its
+/// input read (100 ms, 16 KB at most) before it closes, for a bounded number at once.
 fn refuse(stream: TcpStream) {
-    let _ = stream.try_write(REFUSAL);
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{REFUSAL_BODY}",
+        REFUSAL_BODY.len()
+    );
+    let _ = stream.try_write(answer.as_bytes());
+    if CLOSING.fetch_add(1, Ordering::AcqRel) >= CLOSING_AT_ONCE {
+        CLOSING.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        let mut buffer = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_millis(100), async {
+            for _ in 0..4 {
+                match tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        CLOSING.fetch_sub(1, Ordering::AcqRel);
+    });
 }
 
 /// What a connection's socket and service tell its watcher, in milliseconds since it opened.
@@ -204,7 +248,11 @@ struct Activity {
     head_begun: AtomicBool,
     /// ...and when the first of them did.
     head_since: AtomicU64,
+    /// Whether bytes arrived while a request was in flight (a pipelined head has begun).
+    bytes_during_request: AtomicBool,
     opened: std::sync::OnceLock<Instant>,
+    /// Wakes the watcher when a deadline moves: its sleep was computed from the state before.
+    changed: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -213,21 +261,31 @@ impl Activity {
     }
 
     fn bytes_arrived(&self) {
-        if self.in_flight.load(Ordering::Acquire) == 0 && !self.head_begun.load(Ordering::Acquire) {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            self.bytes_during_request.store(true, Ordering::Release);
+        } else if !self.head_begun.load(Ordering::Acquire) {
             self.head_since.store(self.now(), Ordering::Release);
             self.head_begun.store(true, Ordering::Release);
+            self.changed.notify_one();
         }
     }
 
     fn request_started(&self) {
         self.request_since.store(self.now(), Ordering::Release);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_one();
     }
 
     fn answer_written(&self) {
-        self.head_begun.store(false, Ordering::Release);
-        self.idle_since.store(self.now(), Ordering::Release);
+        let now = self.now();
+        // Bytes read while the request was in flight are the start of the next head: its time
+        // counts from now.
+        let pipelined = self.bytes_during_request.swap(false, Ordering::AcqRel);
+        self.head_since.store(now, Ordering::Release);
+        self.head_begun.store(pipelined, Ordering::Release);
+        self.idle_since.store(now, Ordering::Release);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.changed.notify_one();
     }
 
     /// `None` when the connection has overstayed; otherwise how long until the next check.
@@ -305,6 +363,7 @@ async fn serve_connection(
                 }
             }
             () = tokio::time::sleep(wait) => {}
+            () = activity.changed.notified() => {}
         }
     }
 }

@@ -44,7 +44,7 @@ pub struct Args {
     recent_message_ids: usize,
     /// Client connections held at most; more are refused with 503 as they arrive [default: the
     /// descriptor limit less 128, at most 10000]
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: Option<u64>,
     /// Seconds a client has to send a request's head, from connecting or from its first byte
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
