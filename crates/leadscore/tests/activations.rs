@@ -113,7 +113,7 @@ fn a_model_file_given_again_at_restart_does_not_undo_an_api_activation() {
     assert_eq!((lead["model_version"].as_i64(), lead["scores"]["activity"]["value"].as_f64()), (Some(2), Some(4.0)));
     server.kill();
     let warning = std::fs::read_to_string(&log).unwrap();
-    assert!(warning.contains("version 2 was activated through the API after it and stays active"), "{warning}");
+    assert!(warning.contains("version 2 was chosen through the API after it"), "{warning}");
 
     // A changed file is the operator's new choice: a new version, active, and every lead rescored
     // at start rather than at the periodic pass.
@@ -123,6 +123,20 @@ fn a_model_file_given_again_at_restart_does_not_undo_an_api_activation() {
     assert_eq!(models["rescoring"]["model_version"], 3, "{models}");
     let lead = server.get("/api/leads/f1", &read).json();
     assert_eq!((lead["model_version"].as_i64(), lead["scores"]["activity"]["value"].as_f64()), (Some(3), Some(6.0)));
+
+    drop(server);
+
+    // A rollback through the API is a choice too, even from one file version to another: the
+    // file's version 4 is not activated again at the next start.
+    std::fs::write(&file, COUNTING_MODEL.replace("points = 1\n", "points = 4\n")).unwrap();
+    let server = Server::start(&data, &model_args);
+    assert_eq!(wait_for_rescoring(&server, &read)["rescoring"]["model_version"], 4);
+    assert_eq!(server.post_text("/api/models/rollback", &admin, "").json()["version"], 3);
+    wait_for_rescoring(&server, &read);
+    drop(server);
+    let server = Server::start(&data, &model_args);
+    let lead = server.get("/api/leads/f1", &read).json();
+    assert_eq!(lead["model_version"].as_i64(), Some(3), "{lead}");
 }
 
 const STAGED_MODEL: &str = r#"
@@ -157,6 +171,10 @@ fn a_rollback_undoes_the_automatic_moves_of_the_version_it_undoes_and_no_more() 
     assert_eq!(server.post_text("/api/models/2/activate", &admin, "").status, 202);
     wait_for_rescoring(&server, &read);
     assert_eq!(server.get("/api/leads/late", &read).json()["stage"], "mql");
+    // A person may not move a lead under leadscore's own name (a rollback would take the move
+    // for an automatic one).
+    let posing = server.post_json("/api/leads/manual/stage", &admin, &json!({"stage": "mql", "actor": "LeadScore"}));
+    assert_eq!((posing.status, posing.json()["code"].as_str()), (400, Some("invalid_field")), "{}", posing.body);
     // A rep takes `manual` on: a person's move is never undone.
     let moved = server.post_json("/api/leads/manual/stage", &admin, &json!({"stage": "sal", "actor": "rep"}));
     assert_eq!(moved.status, 200, "{}", moved.body);

@@ -44,7 +44,7 @@ pub fn refused_kind(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, _, _] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     Some(match (a, b) {
         _ if ip.is_unspecified() => "unspecified",
         _ if ip.is_broadcast() => "broadcast",
@@ -53,6 +53,13 @@ fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
         (100, 64..=127) => "shared (carrier-grade NAT)",
         (169, 254) => "link-local",
         (224..=239, _) => "multicast",
+        // Protocol assignments (192.0.0.0/24) and benchmarking (198.18.0.0/15): no public host.
+        (192, 0) if c == 0 => "reserved",
+        (198, 18..=19) => "reserved",
+        // The documentation ranges (TEST-NET-1, -2 and -3).
+        (192, 0) if c == 2 => "documentation",
+        (198, 51) if c == 100 => "documentation",
+        (203, 0) if c == 113 => "documentation",
         // "This network" (0.0.0.0/8) and the block kept for future use (240.0.0.0/4).
         (0, _) | (240..=255, _) => "reserved",
         _ => return None,
@@ -69,6 +76,14 @@ fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         let [_, _, _, _, _, _, high, low] = segments;
         return refused_v4(Ipv4Addr::from((u32::from(high) << 16) | u32::from(low)));
+    }
+    // The local-use NAT64 prefix (64:ff9b:1::/48) translates to addresses of the network's own.
+    if segments[..3] == [0x64, 0xff9b, 1] {
+        return Some("private (local NAT64)");
+    }
+    // The documentation prefix.
+    if segments[..2] == [0x2001, 0xdb8] {
+        return Some("documentation");
     }
     Some(match segments[0] {
         _ if ip.is_unspecified() => "unspecified",
@@ -178,6 +193,12 @@ mod tests {
             ("239.255.255.250", "multicast"),
             ("255.255.255.255", "broadcast"),
             ("240.0.0.1", "reserved"),
+            ("192.0.0.8", "reserved"),
+            ("198.18.0.1", "reserved"),
+            ("198.19.255.1", "reserved"),
+            ("192.0.2.1", "documentation"),
+            ("198.51.100.7", "documentation"),
+            ("203.0.113.9", "documentation"),
         ] {
             assert_eq!(kind(address), Some(expected), "{address}");
         }
@@ -224,6 +245,8 @@ mod tests {
         assert_eq!(kind("::ffff:8.8.8.8"), None);
         assert_eq!(kind("64:ff9b::a9fe:a9fe"), Some("link-local"), "169.254.169.254 through NAT64");
         assert_eq!(kind("64:ff9b::808:808"), None, "8.8.8.8 through NAT64");
+        assert_eq!(kind("64:ff9b:1::808:808"), Some("private (local NAT64)"));
+        assert_eq!(kind("2001:db8::1"), Some("documentation"));
     }
 
     #[test]

@@ -92,6 +92,10 @@ impl From<StoreError> for ApiError {
             ),
             // The writer logs when writes start and stop failing; each refused request only at
             // debug level, so that a full disk does not fill the log as well.
+            StoreError::RolledBack(message) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rolled_back", message)
+            },
             other if other.is_storage_failure() => {
                 tracing::debug!(error = %other, "storage unavailable");
                 ApiError::storage_unavailable()

@@ -56,13 +56,14 @@ pub const ID_LIMIT: usize = 200;
 
 /// Whether `text` is an id of 1 to [`ID_LIMIT`] characters (characters, not bytes: an id in
 /// Cyrillic or Chinese is held to the same length as one in Latin letters).
+/// `field` names the field as the message says it (`` `userId` ``).
 pub fn check_id(field: &str, text: &str) -> Result<(), String> {
     if text.trim().is_empty() {
-        return Err(format!("`{field}` is empty"));
+        return Err(format!("{field} is empty"));
     }
     let characters = text.chars().count();
     if characters > ID_LIMIT {
-        return Err(format!("`{field}` has {characters} characters; at most {ID_LIMIT} are stored"));
+        return Err(format!("{field} has {characters} characters; at most {ID_LIMIT} are stored"));
     }
     Ok(())
 }
@@ -71,17 +72,17 @@ impl Message {
     /// Checks the ids and the event type against [`ID_LIMIT`]: one rule for every path, so that
     /// nothing is stored that cannot be read back by its id.
     pub fn check_limits(&self) -> Result<(), String> {
-        check_id("messageId` (an event's `id", &self.message_id)?;
+        check_id("`messageId` (an event's `id`)", &self.message_id)?;
         if let Some(user_id) = &self.user_id {
-            check_id("userId", user_id)?;
+            check_id("`userId` (an event's `lead`)", user_id)?;
         }
         if let Some(anonymous_id) = &self.anonymous_id {
-            check_id("anonymousId", anonymous_id)?;
+            check_id("`anonymousId`", anonymous_id)?;
         }
         match &self.kind {
-            Kind::Track(event) => check_id("event", event),
-            Kind::Alias { previous_id } => check_id("previousId", previous_id),
-            Kind::Group { group_id } => check_id("groupId", group_id),
+            Kind::Track(event) => check_id("`event` (an event's `type`)", event),
+            Kind::Alias { previous_id } => check_id("`previousId`", previous_id),
+            Kind::Group { group_id } => check_id("`groupId`", group_id),
             Kind::Identify => Ok(()),
         }
     }

@@ -11,9 +11,9 @@ use std::str::FromStr;
 use leadscore_core::Model;
 use leadscore_store::scores::ScoreRow;
 
-/// A lifecycle stage; as text, its lower-case name (`lead`, `mql`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
+/// A lifecycle stage; as text, its lower-case name (`lead`, `mql`, ...), read in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Stage {
     Lead,
     Mql,
@@ -85,6 +85,12 @@ impl FromStr for Stage {
             let names: Vec<&str> = ALL.iter().map(|s| s.as_str()).collect();
             format!("unknown stage `{text}`: use one of {}", names.join(", "))
         })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Stage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Stage, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
     }
 }
 

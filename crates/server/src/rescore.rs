@@ -263,8 +263,17 @@ pub fn start(state: &AppState, workspace_id: i64) {
     }
     let state = state.clone();
     tokio::spawn(async move {
-        run_job(&state, workspace_id).await;
-        state.rescoring.release(workspace_id);
+        loop {
+            run_job(&state, workspace_id).await;
+            state.rescoring.release(workspace_id);
+            // An activation that committed while this job ended found it still claimed and left
+            // its rescoring to it: look once more, and run it if it is there.
+            let unfinished = state.store.read(move |c| rescorings::get(c, workspace_id)).await;
+            let waiting = unfinished.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none()));
+            if !waiting || !state.rescoring.claim(workspace_id) {
+                break;
+            }
+        }
     });
 }
 
@@ -287,8 +296,9 @@ pub async fn resume(state: &AppState) -> Result<usize, StoreError> {
 const ATTEMPTS: u32 = 5;
 
 /// Runs the workspace's stored rescoring to its end, one batch per transaction, each recording
-/// its progress. A failing batch is tried again after a pause (storage may come back); after
-/// [`ATTEMPTS`] failures in a row the rescoring stops with its error.
+/// its progress. A batch that storage fails is tried again until storage is back; one that fails
+/// otherwise (a model that no longer compiles) is tried [`ATTEMPTS`] times, then the rescoring
+/// stops with its error.
 async fn run_job(state: &AppState, workspace_id: i64) {
     let mut failures = 0;
     loop {
@@ -332,6 +342,12 @@ async fn run_job(state: &AppState, workspace_id: i64) {
             Err(error) => {
                 failures += 1;
                 tracing::error!(%error, workspace_id, failures, "a rescoring batch failed");
+                // Storage that fails (a full disk) comes back: the rescoring waits for it, at most
+                // a minute between tries, rather than leave leads on the old model's scores.
+                if error.is_storage_failure() {
+                    tokio::time::sleep(std::time::Duration::from_secs((2u64 << failures.min(5)).min(60))).await;
+                    continue;
+                }
                 if failures >= ATTEMPTS {
                     let message = error.to_string();
                     let recorded =
@@ -348,7 +364,7 @@ async fn run_job(state: &AppState, workspace_id: i64) {
 }
 
 /// Rescores every lead of a workspace now, with no record of progress: the periodic pass for
-/// tiers that change with time alone.
+/// tiers that change with time alone. It stops when an activation's rescoring starts.
 pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: History) -> Result<u64, StoreError> {
     let mut after = 0;
     let mut done = 0;
@@ -362,8 +378,17 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
             history,
             revert_automatic_since: None,
         };
-        let (last, n, queued) =
-            state.store.write_beside_caches(move |c| rescore_batch(c, &models, &lead_cache, &batch)).await?;
+        let (last, n, queued) = state
+            .store
+            .write_beside_caches(move |c| {
+                // An activation since the last batch: its rescoring goes over every lead with the
+                // new version and records why; this pass would record it as time passing.
+                if rescorings::get(c, batch.workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
+                    return Ok((None, 0, 0));
+                }
+                rescore_batch(c, &models, &lead_cache, &batch)
+            })
+            .await?;
         done += n;
         if queued > 0 {
             state.deliveries.notify_one();

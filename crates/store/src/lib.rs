@@ -68,6 +68,10 @@ pub enum StoreError {
     /// transaction was stored, and writes resume by themselves once storage is back.
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// Another write of the same transaction failed after writing, so this one was rolled back
+    /// with it: nothing of it was stored, and sending it again is safe.
+    #[error("{0}")]
+    RolledBack(String),
     #[error(
         "another leadscore process stores events in {dir} (it holds the directory's lock); stop it first or give \
          this one another data directory"
@@ -440,15 +444,23 @@ fn checkpoint_loop(path: PathBuf, stop: std::sync::Weak<()>) {
 }
 
 /// A unit of work for the writer thread.
+/// Why a transaction's jobs were not stored though their own work succeeded.
+#[derive(Debug, Clone)]
+enum Undone {
+    /// Storage refused the transaction (it could not begin, SQLite rolled it back, the commit
+    /// failed).
+    ByStorage(String),
+    /// Another job of the same transaction failed after writing.
+    WithAnother(String),
+}
+
 trait WriteJob: Send {
     /// Runs the work inside the open transaction, in a savepoint of its own when it shares the
     /// transaction with other jobs. Returns whether the work succeeded.
     fn run(&mut self, connection: &Connection, own_savepoint: bool) -> bool;
     fn mode(&self) -> Mode;
-    /// Whether the work failed because storage did (see [`StoreError::is_storage_failure`]).
-    fn failed_for_storage(&self) -> bool;
     /// Answers the caller once the transaction's fate is known.
-    fn finish(self: Box<Self>, commit: Result<(), String>);
+    fn finish(self: Box<Self>, commit: Result<(), Undone>);
 }
 
 struct Job<R, F> {
@@ -512,17 +524,14 @@ where
         self.mode
     }
 
-    fn failed_for_storage(&self) -> bool {
-        matches!(&self.result, Some(Err(error)) if error.is_storage_failure())
-    }
-
-    fn finish(self: Box<Self>, commit: Result<(), String>) {
+    fn finish(self: Box<Self>, commit: Result<(), Undone>) {
         let answer = match (commit, self.result) {
             (Ok(()), Some(Err(error))) if error.is_storage_failure() => {
                 Err(StoreError::Unavailable(format!("{error}; nothing of the transaction was stored")))
             }
             (Ok(()), Some(result)) => result,
-            (Err(message), _) => Err(StoreError::Unavailable(message)),
+            (Err(Undone::ByStorage(message)), _) => Err(StoreError::Unavailable(message)),
+            (Err(Undone::WithAnother(message)), _) => Err(StoreError::RolledBack(message)),
             (Ok(()), None) => Err(StoreError::Closed),
         };
         let _ = self.reply.send(answer);
@@ -586,7 +595,7 @@ fn write_loop(
         if let Err(message) = begun {
             health.failed(&message, &dir);
             let message = format!("the transaction could not begin: {message}");
-            group.into_iter().for_each(|job| job.finish(Err(message.clone())));
+            group.into_iter().for_each(|job| job.finish(Err(Undone::ByStorage(message.clone()))));
             generation.advance();
             continue;
         }
@@ -610,9 +619,6 @@ fn write_loop(
             let changes_before = connection.total_changes();
             message_ids::job_started();
             let ok = job.run(&connection, own_savepoint);
-            if !ok && job.failed_for_storage() {
-                health.failed("a write failed", &dir);
-            }
             if !ok {
                 message_ids::job_failed();
                 generation.advance();
@@ -637,11 +643,12 @@ fn write_loop(
         }
         let commit = if let Some(why) = undone {
             generation.advance();
-            Err(why.to_string())
+            let why = why.to_string();
+            Err(if undone_by_storage { Undone::ByStorage(why) } else { Undone::WithAnother(why) })
         } else if shared || all_ok {
-            connection.execute_batch("COMMIT").map_err(|e| e.to_string())
+            connection.execute_batch("COMMIT").map_err(|e| Undone::ByStorage(e.to_string()))
         } else {
-            connection.execute_batch("ROLLBACK").map_err(|e| e.to_string())
+            connection.execute_batch("ROLLBACK").map_err(|e| Undone::ByStorage(e.to_string()))
         };
         if commit.is_err() && undone.is_none() {
             let _ = connection.execute_batch("ROLLBACK");
@@ -649,7 +656,7 @@ fn write_loop(
         }
         let committed = commit.is_ok() && undone.is_none() && (shared || all_ok);
         match &commit {
-            Err(message) if undone.is_none() || undone_by_storage => health.failed(message, &dir),
+            Err(Undone::ByStorage(message)) => health.failed(message, &dir),
             Ok(()) if committed => health.succeeded(&dir),
             _ => {}
         }

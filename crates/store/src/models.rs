@@ -110,10 +110,15 @@ pub fn activate(connection: &Connection, workspace_id: i64, model_id: i64, origi
     }
     let now = crate::now_ms();
     set_active(connection, workspace_id, model_id, now)?;
-    connection.execute(
-        "INSERT INTO model_activations (workspace_id, model_id, origin, at) VALUES (?1, ?2, ?3, ?4)",
-        params![workspace_id, model_id, origin.as_str(), now],
-    )?;
+    // Activating the version already active changes nothing to roll back: one entry for it, so
+    // that a rollback goes to the version before it.
+    let on_top = stack(connection, workspace_id)?.into_iter().rev().find(|a| a.undone_at.is_none());
+    if on_top.is_none_or(|top| top.model_id != model_id) {
+        connection.execute(
+            "INSERT INTO model_activations (workspace_id, model_id, origin, at) VALUES (?1, ?2, ?3, ?4)",
+            params![workspace_id, model_id, origin.as_str(), now],
+        )?;
+    }
     Ok(())
 }
 
@@ -232,4 +237,31 @@ pub fn by_id(connection: &Connection, model_id: i64) -> Result<Option<ModelVersi
             from_row,
         )
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, workspaces};
+
+    #[test]
+    fn activating_the_active_version_again_leaves_one_entry_to_roll_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write_blocking(|c| {
+                let ws = workspaces::find_or_create(c, "w")?.id;
+                let v1 = add(c, ws, "[scores.a]", &BTreeMap::new())?;
+                let v2 = add(c, ws, "[scores.b]", &BTreeMap::new())?;
+                activate(c, ws, v1.id, Origin::Upload)?;
+                activate(c, ws, v2.id, Origin::Api)?;
+                activate(c, ws, v2.id, Origin::Api)?;
+                assert_eq!(stack(c, ws)?.iter().map(|a| a.version).collect::<Vec<_>>(), [1, 2]);
+                let rolled = rollback(c, ws)?;
+                assert_eq!((rolled.undone.version, rolled.restored.version), (2, 1));
+                assert!(matches!(rollback(c, ws), Err(StoreError::NotFound(_))));
+                Ok(())
+            })
+            .unwrap();
+    }
 }

@@ -45,9 +45,12 @@ pub fn begin(
     revert_automatic_since: Option<i64>,
     if_running: IfRunning,
 ) -> Result<(), StoreError> {
-    if if_running == IfRunning::Refuse && get(connection, workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
+    let running = get(connection, workspace_id)?.filter(|r| r.finished_at.is_none());
+    if if_running == IfRunning::Refuse && running.is_some() {
         return Err(StoreError::Rescoring);
     }
+    // A rescoring that starts over a rollback's unfinished one still owes the rollback's reverts.
+    let revert_automatic_since = revert_automatic_since.or(running.and_then(|r| r.revert_automatic_since));
     let total: i64 = connection.query_row(
         "SELECT count(*) FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL",
         [workspace_id],

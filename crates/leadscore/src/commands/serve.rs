@@ -124,8 +124,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 ///   file was changed since it was last installed;
 /// - a file whose model is already stored is activated when the active version also came from a
 ///   file (or none is active): the file is what the operator maintains;
-/// - but when a version was activated through the API (an activation, a rollback, a retrain)
-///   after the file's was stored, that choice stands, with a warning, until the file changes.
+/// - but when the newest choice was made through the API (an activation, a rollback, a
+///   retrain), it stands, with a warning, until the file changes.
 ///
 /// Every activation records a rescoring of every lead, which the service runs once it starts.
 /// The trained models its predictive scores name are stored in the workspace under the name
@@ -169,8 +169,14 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
             {
                 return Ok(Installed::AlreadyActive(active.version));
             }
-            let top = models::stack(connection, workspace.id)?.into_iter().rev().find(|a| a.undone_at.is_none());
-            let chosen_through_api = top.as_ref().is_some_and(|a| a.origin != Origin::File.as_str());
+            // The newest choice decides: the newest activation still standing, or a rollback made
+            // after it (a rollback undoes an activation rather than add one).
+            let stack = models::stack(connection, workspace.id)?;
+            let top = stack.iter().rev().find(|a| a.undone_at.is_none());
+            let last_rollback = stack.iter().filter_map(|a| a.undone_at).max();
+            let chosen_through_api = top.is_some_and(|a| {
+                a.origin != Origin::File.as_str() || last_rollback.is_some_and(|rolled| rolled >= a.at)
+            });
             let version = match stored {
                 Some(stored) if chosen_through_api => {
                     let active = active.map_or(0, |a| a.version);
@@ -190,8 +196,9 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
         }
         Installed::Kept { file, active } => {
             let message = format!(
-                "model {} is version {file}, but version {active} was activated through the API after it and stays \
-                 active; change the file, or activate version {file} through the API, to use the file's model",
+                "model {} is version {file}, but version {active} was chosen through the API after it (activated or \
+                 rolled back to) and stays active; change the file, or activate version {file} through the API, to \
+                 use the file's model",
                 path.display()
             );
             eprintln!("warning: {message}");

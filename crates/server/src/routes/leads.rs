@@ -415,6 +415,14 @@ async fn set_stage(
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let to: Stage = request.stage.parse().map_err(|e: String| ApiError::bad_request("invalid_stage", e))?;
+    // The automatic moves are told apart by their actor (a rollback undoes them): a person's
+    // move may not take that name.
+    if request.actor.as_deref().is_some_and(|a| a.trim().eq_ignore_ascii_case(lifecycle::AUTOMATIC_ACTOR)) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`actor` `{}` is the name of leadscore's own moves: name the person", lifecycle::AUTOMATIC_ACTOR),
+        ));
+    }
     for (field, text, limit) in [("actor", &request.actor, ACTOR_LIMIT), ("reason", &request.reason, REASON_LIMIT)] {
         let characters = text.as_deref().map_or(0, |t| t.chars().count());
         if characters > limit {

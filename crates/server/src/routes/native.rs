@@ -73,8 +73,8 @@ async fn upsert(
     ApiJson(request): ApiJson<Upsert>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
-    crate::ingest::check_id("id", &user_id)
-        .map_err(|reason| ApiError::bad_request("invalid_field", format!("the lead id in the path: {reason}")))?;
+    crate::ingest::check_id("the lead id in the path", &user_id)
+        .map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
     let mut traits = request.attributes;
     if let Some(email) = request.email {
         traits.insert("email".into(), Value::String(email));

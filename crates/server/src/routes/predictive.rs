@@ -249,14 +249,14 @@ async fn retrain(
     let models = state.models.clone();
     let stored_name = name.clone();
     let (body, model, algorithm) = (trained.body, trained.model, trained.algorithm);
-    let (stored, activated): (PredictiveVersion, Option<ModelVersion>) = state
+    let (stored, activated, warnings): (PredictiveVersion, Option<ModelVersion>, Vec<String>) = state
         .store
         .write(move |connection| {
             let stored = predictive::add(connection, workspace_id, &stored_name, &body, algorithm, Origin::Retrain)?;
             models.remember(&stored, model);
             let active = leadscore_store::models::active(connection, workspace_id)?;
             let Some(active) = active.filter(|m| activate && m.predictors.contains_key(&stored_name)) else {
-                return Ok((stored, None));
+                return Ok((stored, None, Vec::new()));
             };
             // The same text, pinned to the new version for this name and to the same versions
             // for any other predictive model it uses.
@@ -269,8 +269,21 @@ async fn retrain(
                 )),
                 other => other,
             })?;
-            activation::activate(connection, workspace_id, version.id, leadscore_store::models::Origin::Retrain)?;
-            Ok((stored, Some(version)))
+            // A rescoring that started during the training: the trained model and the version
+            // pinned to it are kept, not activated, rather than thrown away with the work.
+            match activation::activate(connection, workspace_id, version.id, leadscore_store::models::Origin::Retrain) {
+                Ok(_) => Ok((stored, Some(version), Vec::new())),
+                Err(StoreError::Rescoring) => {
+                    let warning = format!(
+                        "a rescoring started while the model trained, so version {} of the scoring model, which uses \
+                         it, is stored but not active: activate it with POST /api/models/{}/activate once the \
+                         rescoring is done",
+                        version.version, version.version
+                    );
+                    Ok((stored, None, vec![warning]))
+                }
+                Err(other) => Err(other),
+            }
         })
         .await?;
     if activated.is_some() {
@@ -285,6 +298,7 @@ async fn retrain(
         "lost": trained.lost,
         "holdout_auc": trained.holdout_auc,
         "model_version": activated.map(|v| v.version),
+        "warnings": warnings,
     });
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
