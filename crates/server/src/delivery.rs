@@ -192,6 +192,9 @@ fn body(pending: &Pending) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
+/// How long a notification whose attempt could not be recorded waits before it is sent again.
+const RECORD_FAILED_PAUSE: Duration = Duration::from_secs(5);
+
 /// Sends one notification and records the attempt; returns its outcome for the metrics.
 async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -> &'static str {
     let (store, base_ms) = (&state.store, state.config.webhook_retry_base_ms);
@@ -213,6 +216,9 @@ async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -
     let recorded = store.write_beside_caches(move |c| webhooks::record_attempt(c, id, &attempt, delivered, next)).await;
     if let Err(error) = recorded {
         tracing::error!(%error, delivery = id, "cannot record a webhook attempt");
+        // The notification is still due as stored: this task keeps it marked as being sent for a
+        // while, so that it is not sent again at once, in a loop, while storage fails.
+        tokio::time::sleep(RECORD_FAILED_PAUSE).await;
     }
     match (delivered, gave_up) {
         (true, _) => "delivered",
