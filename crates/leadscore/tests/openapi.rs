@@ -351,3 +351,43 @@ fn the_answers_of_the_main_operations_hold_to_their_documented_schemas() {
     call("GET", "/api/keys", "/api/keys", None, b"");
     call("DELETE", &format!("/api/keys/{}", key["id"]), "/api/keys/{id}", None, b"");
 }
+
+#[test]
+fn a_body_the_document_gives_as_an_object_is_refused_as_an_array_of_its_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "w", "admin");
+    let server = Server::start(dir.path(), &[]);
+    let headers = [("Authorization", format!("Bearer {admin}")), ("Content-Type", "application/json".to_string())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for (method, path, body, code) in [
+        ("PUT", "/api/leads/u-1", "[null]", "invalid_field"),
+        ("POST", "/api/keys", r#"["read"]"#, "invalid_field"),
+        ("POST", "/api/events", "[[]]", "invalid_field"),
+        ("POST", "/api/predictive-models/p/retrain", "[]", "invalid_field"),
+        ("POST", "/v1/batch", "[[]]", "invalid_batch"),
+    ] {
+        let response = request(&server.address, method, path, &headers, body.as_bytes());
+        assert_eq!((response.status, response.json()["code"].as_str()), (400, Some(code)), "{method} {path} {body}");
+    }
+    // Each event of a list is an object too: an array in its place is refused in its item.
+    let events = json!({"events": [["u-1", "page_view"]]});
+    let answer = server.post_json("/api/events", &admin, &events);
+    assert_eq!(answer.json()["items"][0]["status"], "refused", "{}", answer.body);
+}
+
+/// JSON Schema's `integer` takes `7.0`, and the document offers `null` for the optional body:
+/// both reach the retrain (which refuses for want of outcomes), neither is a 400.
+#[test]
+fn a_retrain_takes_a_null_body_and_a_seed_written_with_a_fraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "w", "admin");
+    let server = Server::start(dir.path(), &[]);
+    for body in [json!(null), json!({"seed": 7.0}), json!({"seed": 18446744073709551615_u64})] {
+        let answer = server.post_json("/api/predictive-models/p/retrain", &admin, &body);
+        assert_eq!((answer.status, answer.json()["code"].as_str()), (409, Some("not_enough_outcomes")), "{body}");
+    }
+    for seed in [json!(7.5), json!(-1), json!(1.8446744073709552e19)] {
+        let answer = server.post_json("/api/predictive-models/p/retrain", &admin, &json!({ "seed": seed }));
+        assert_eq!((answer.status, answer.json()["code"].as_str()), (400, Some("invalid_field")), "{seed}");
+    }
+}

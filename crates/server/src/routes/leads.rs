@@ -150,7 +150,7 @@ struct ListQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Leads to skip (default 0).
-    #[param(minimum = 0, maximum = 4294967295_u32)]
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u32)]
     offset: Option<u32>,
 }
 

@@ -358,10 +358,10 @@ pub(crate) async fn refuse_while_rescoring(state: &AppState, workspace_id: i64) 
 #[into_params(parameter_in = Query)]
 struct PreviewQuery {
     /// Leads to compare at most (default 100,000).
-    #[param(minimum = 0, maximum = 4294967295_u32)]
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u32)]
     limit: Option<u32>,
     /// Leads that would change tier listed at most (default 100).
-    #[param(minimum = 0, maximum = 4294967295_u32)]
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u32)]
     changes: Option<u32>,
 }
 

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, JsonObject};
 use crate::ingest::{Kind, LeadScores, Message, Outcome};
 use crate::openapi::ErrorBody;
 use crate::routes::segment::run;
@@ -175,7 +175,8 @@ struct NativeEvent {
 }
 
 fn parse_event(index: usize, value: Value, now: i64) -> Result<Message, String> {
-    let event: NativeEvent = serde_json::from_value(value).map_err(|e| format!("events[{index}]: {e}"))?;
+    let JsonObject(event) =
+        serde_json::from_value::<JsonObject<NativeEvent>>(value).map_err(|e| format!("events[{index}]: {e}"))?;
     if event.lead.trim().is_empty() {
         return Err(format!("events[{index}]: `lead` is empty"));
     }

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use crate::activation;
 use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath, RawBody};
+use crate::error::{ApiError, ApiJson, ApiPath, JsonObject, RawBody};
 use crate::openapi::ErrorBody;
 use crate::retrain::{self, Algorithm, RetrainError};
 use crate::routes::models::refuse_while_rescoring;
@@ -291,7 +291,27 @@ struct RetrainRequest {
     /// predictive version, when it uses this predictive model (default `true`).
     activate: Option<bool>,
     /// The seed of the holdout split (default 7): the same seed and leads give the same model.
+    /// A whole number, written `7` or `7.0` (JSON Schema calls both integers).
+    #[serde(default, deserialize_with = "whole_number")]
     seed: Option<u64>,
+}
+
+/// A JSON number that is a whole number from 0 to `u64::MAX`, as JSON Schema's `integer` takes it:
+/// `7.0` is the integer 7 there, and a client generated from the document may send it so.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    if let Some(whole) = number.as_u64() {
+        return Ok(Some(whole));
+    }
+    match number.as_f64() {
+        // 2^64 is the first float past u64::MAX; below it, a float without a fraction converts exactly.
+        Some(float) if float.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&float) => {
+            Ok(Some(float as u64))
+        }
+        _ => {
+            Err(serde::de::Error::custom(format!("`seed` must be a whole number from 0 to {}, not {number}", u64::MAX)))
+        }
+    }
 }
 
 fn field_names() -> utoipa::openapi::schema::Array {
@@ -317,7 +337,7 @@ fn field_names() -> utoipa::openapi::schema::Array {
     tag = "predictive models",
     operation_id = "retrain_predictive_model",
     params(NamePath),
-    request_body(content = Option<RetrainRequest>, content_type = "application/json", description = "Optional: an empty body takes every default"),
+    request_body(content = Option<RetrainRequest>, content_type = "application/json", description = "Optional: an empty body, or `null`, takes every default"),
     responses(
         (status = 201, description = "The new predictive version, the outcomes it learned from, and the scoring model version activated (or `null`)", body = RetrainedView),
         (status = 400, description = "`invalid_field`, `invalid_json` or `invalid_path`", body = ErrorBody),
@@ -435,10 +455,13 @@ fn retrain_request(headers: &HeaderMap, body: &[u8]) -> Result<RetrainRequest, A
             "send the body with Content-Type: application/json",
         ));
     }
-    let request: RetrainRequest = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::bad_request("invalid_field", e.to_string()),
-        _ => ApiError::bad_request("invalid_json", e.to_string()),
-    })?;
+    // `null` is no request, like an empty body: the document offers both.
+    let request: RetrainRequest = serde_json::from_slice::<Option<JsonObject<RetrainRequest>>>(body)
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::bad_request("invalid_field", e.to_string()),
+            _ => ApiError::bad_request("invalid_json", e.to_string()),
+        })?
+        .map_or_else(RetrainRequest::default, |JsonObject(request)| request);
     if let Some(fields) = &request.fields
         && (fields.is_empty() || fields.iter().any(|f| f.trim().is_empty()))
     {

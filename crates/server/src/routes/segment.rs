@@ -14,7 +14,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, RawBody};
+use crate::error::{ApiError, JsonObject, RawBody};
 use crate::ingest::{self, ID_LIMIT, LeadScores, Message, Outcome};
 use crate::openapi::{BLANK, ErrorBody, NOT_BLANK, json_schema};
 use crate::state::AppState;
@@ -372,7 +372,7 @@ async fn batch(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let parsed: Batch<'_> = serde_json::from_slice(&body).map_err(|e| {
+    let JsonObject(parsed) = serde_json::from_slice::<JsonObject<Batch<'_>>>(&body).map_err(|e| {
         ApiError::bad_request("invalid_batch", format!("the body must be {{\"batch\": [messages...]}}: {e}"))
     })?;
     let key = match auth::key_from_headers(&headers)? {
