@@ -62,8 +62,8 @@ pub fn base() -> OpenApi {
 }
 
 /// A text with a character that is not white space: what `!text.trim().is_empty()` accepts. The
-/// class lists Unicode's White_Space characters, which Rust's `trim` removes, one by one: `\\s`
-/// means other sets in other regular expression dialects (Python's holds `\\x1c`-`\\x1f` too).
+/// class lists Unicode's White_Space characters, which Rust's `trim` removes, one by one: `\s`
+/// means other sets in other regular expression dialects (Python's holds `\x1c`-`\x1f` too).
 pub const NOT_BLANK: &str =
     "[^\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
 

@@ -408,6 +408,7 @@ fn any_case(names: impl Iterator<Item = &'static str>) -> String {
     format!("^(?:{})$", spelled.join("|"))
 }
 
+/// A move's `stage`: a stage's name, in any case.
 fn stage_in_any_case() -> utoipa::openapi::schema::Object {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
