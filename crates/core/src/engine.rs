@@ -121,16 +121,18 @@ impl<'m> LeadScores<'m> {
 
 /// One score of one lead, explained.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreResult<'m> {
     pub name: &'m str,
-    /// Written rounded to 6 decimals (see [`round_score`]); kept exact here.
+    /// The score: written rounded to 6 decimals (`round_score`), kept exact in memory.
     #[serde(serialize_with = "serialize_rounded")]
     pub value: f64,
-    /// `None` when the value falls outside every tier (see `leadscore check`).
+    /// The tier the value falls in; none when it falls outside every tier (see `leadscore check`).
     pub tier: Option<&'m str>,
     /// The qualifier that set the tier, if one raised it above the points tier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qualified_by: Option<&'m str>,
+    /// The disqualifier that applied, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disqualified_by: Option<&'m str>,
     /// Adds up, in order, to `value`.
@@ -139,13 +141,14 @@ pub struct ScoreResult<'m> {
 
 /// A share of a score's value and where it comes from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contribution<'m> {
     #[serde(flatten)]
     pub source: Source<'m>,
-    /// For event rules: the occurrences counted. For others: 0.
+    /// For an event rule: the events it counted. For other sources 0, left out when written.
     #[serde(skip_serializing_if = "is_zero")]
     pub occurrences: u32,
-    /// Written rounded to 6 decimals (see [`round_score`]); kept exact here.
+    /// Written rounded to 6 decimals (`round_score`), kept exact in memory.
     #[serde(serialize_with = "serialize_rounded")]
     pub points: f64,
 }
@@ -183,7 +186,9 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// What a contribution comes from, by `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source<'m> {
     /// A rule that applied.
@@ -201,7 +206,7 @@ pub enum Source<'m> {
     /// Mapping [min, max] onto 0-100 (the other contributions are scaled too).
     Normalization,
     /// A field that moved a predictive score: the probability (in points of 0-100) against the
-    /// same lead with this field unknown. `value` is `None` when the lead's field is unknown.
+    /// same lead with this field unknown. `value` is `null` when the lead's field is unknown.
     Factor { field: &'m str, value: Option<String> },
     /// The rest of a predictive score: the base rate and the fields the explanation does not name.
     OtherFactors,

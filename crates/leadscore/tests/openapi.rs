@@ -1,5 +1,8 @@
 //! `GET /openapi.json`: the OpenAPI document of the running server lists exactly the operations
-//! it serves.
+//! it serves, says what every answer holds, and the answers hold what it says.
+//!
+//! `.ci/schemathesis.sh` checks the service against the document much further (every check of
+//! Schemathesis, with keys of each scope); these tests keep the basics in `cargo test`.
 
 mod common;
 
@@ -131,5 +134,260 @@ fn the_openapi_document_lists_exactly_the_served_operations() {
         let (method, path) = operation.split_once(' ').unwrap();
         let response = request(&server.address, method, &with_dummy_params(path), &[], b"");
         assert!(!unrouted(&response), "{operation} is documented but not served: {response:?}");
+    }
+}
+
+/// The schema a `$ref` names, or the schema itself.
+fn resolved<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(target) => {
+            let name = target.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{target}"));
+            resolved(document, &document["components"]["schemas"][name])
+        }
+        None => schema,
+    }
+}
+
+/// Whether a schema says nothing of what the value holds: no type but `object` and nothing more,
+/// or nothing at all.
+fn says_nothing(document: &Value, schema: &Value) -> bool {
+    let schema = resolved(document, schema);
+    let Some(keywords) = schema.as_object() else { return true };
+    let telling = ["properties", "additionalProperties", "allOf", "anyOf", "oneOf", "items", "enum", "const"];
+    let typed = keywords.get("type").is_some_and(|t| t != "object");
+    !typed && !telling.iter().any(|k| keywords.contains_key(*k))
+}
+
+#[test]
+fn every_answer_and_request_body_says_what_it_holds_and_every_path_parameter_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let document = request(&server.address, "GET", "/openapi.json", &[], b"").json();
+    let mut vague = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let name = format!("{} {path}", method.to_uppercase());
+            for (status, answer) in operation["responses"].as_object().unwrap() {
+                for (media_type, content) in answer["content"].as_object().into_iter().flatten() {
+                    if status.starts_with('2') && says_nothing(&document, &content["schema"]) {
+                        vague.push(format!("{name}: the {status} answer ({media_type})"));
+                    }
+                }
+            }
+            for (media_type, content) in operation["requestBody"]["content"].as_object().into_iter().flatten() {
+                if says_nothing(&document, &content["schema"]) {
+                    vague.push(format!("{name}: the request body ({media_type})"));
+                }
+            }
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] == "path" {
+                    assert_eq!(parameter["required"], true, "{name}: path parameter {}", parameter["name"]);
+                }
+            }
+        }
+    }
+    assert!(vague.is_empty(), "schemas that say nothing of what they hold:\n{}", vague.join("\n"));
+}
+
+/// What in `value` does not hold to `schema`, by JSON Schema's rules for the keywords the
+/// document's answers use (types, `required`, `properties`, `additionalProperties`, `items`,
+/// `enum`, `const`, `allOf`, `anyOf`, `oneOf`); others (lengths, patterns, formats) are left to
+/// Schemathesis.
+fn violations(document: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+        let name = target.strip_prefix("#/components/schemas/").unwrap();
+        violations(document, &document["components"]["schemas"][name], value, at, out);
+    }
+    let Some(keywords) = schema.as_object() else { return };
+    if let Some(types) = keywords.get("type") {
+        let types: Vec<&str> = match types {
+            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+            other => other.as_str().into_iter().collect(),
+        };
+        let is = |t: &str| match t {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "integer" => value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0),
+            "number" => value.is_number(),
+            "string" => value.is_string(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            _ => false,
+        };
+        if !types.iter().any(|t| is(t)) {
+            out.push(format!("{at}: {value} is not of type {types:?}"));
+            return;
+        }
+    }
+    if let Some(allowed) = keywords.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        out.push(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Some(expected) = keywords.get("const")
+        && expected != value
+    {
+        out.push(format!("{at}: {value} is not {expected}"));
+    }
+    for branch in keywords.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        violations(document, branch, value, at, out);
+    }
+    for keyword in ["anyOf", "oneOf"] {
+        if let Some(branches) = keywords.get(keyword).and_then(Value::as_array) {
+            let holding = branches
+                .iter()
+                .filter(|branch| {
+                    let mut errors = Vec::new();
+                    violations(document, branch, value, at, &mut errors);
+                    errors.is_empty()
+                })
+                .count();
+            if holding == 0 || (keyword == "oneOf" && holding > 1) {
+                out.push(format!("{at}: {value} holds to {holding} of the {keyword} branches"));
+            }
+        }
+    }
+    if let Some(object) = value.as_object() {
+        for name in keywords.get("required").and_then(Value::as_array).into_iter().flatten() {
+            if !object.contains_key(name.as_str().unwrap()) {
+                out.push(format!("{at}: `{}` is missing", name.as_str().unwrap()));
+            }
+        }
+        let properties = keywords.get("properties").and_then(Value::as_object);
+        for (name, item) in object {
+            match (properties.and_then(|p| p.get(name)), keywords.get("additionalProperties")) {
+                (Some(property), _) => violations(document, property, item, &format!("{at}.{name}"), out),
+                (None, Some(Value::Bool(false))) => out.push(format!("{at}: `{name}` is not documented")),
+                (None, Some(other @ Value::Object(_))) => {
+                    violations(document, other, item, &format!("{at}.{name}"), out)
+                }
+                (None, _) => {}
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (keywords.get("items"), value.as_array()) {
+        for (i, item) in array.iter().enumerate() {
+            violations(document, items, item, &format!("{at}[{i}]"), out);
+        }
+    }
+}
+
+/// Sends a request and checks its answer against the schema the document gives that status.
+fn checked(
+    server: &Server,
+    document: &Value,
+    (method, path, route): (&str, &str, &str),
+    key: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Value {
+    let mut headers = vec![("Authorization", format!("Bearer {key}"))];
+    headers.extend(content_type.map(|t| ("Content-Type", t.to_string())));
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let response = request(&server.address, method, path, &headers, body);
+    let answers = &document["paths"][route][method.to_lowercase()]["responses"];
+    let answer = &answers[response.status.to_string()];
+    assert!(answer.is_object(), "{method} {path}: status {} is not documented: {}", response.status, response.body);
+    let schema = &answer["content"]["application/json"]["schema"];
+    let value = response.json();
+    let mut errors = Vec::new();
+    violations(document, schema, &value, "answer", &mut errors);
+    assert!(errors.is_empty(), "{method} {path} ({}): {}\n{}", response.status, errors.join("\n"), response.body);
+    value
+}
+
+#[test]
+fn the_answers_of_the_main_operations_hold_to_their_documented_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "w", "admin");
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/b2b-saas.toml");
+    let model = model.to_str().unwrap();
+    let server = Server::start(dir.path(), &["--model", model, "--workspace", "w", "--allow-private-webhooks"]);
+    let document = request(&server.address, "GET", "/openapi.json", &[], b"").json();
+    let json = Some("application/json");
+    let call = |method: &str, path: &str, route: &str, content_type: Option<&str>, body: &[u8]| {
+        checked(&server, &document, (method, path, route), &admin, content_type, body)
+    };
+
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/b2b-saas");
+    let leads = std::fs::read(examples.join("leads.csv")).unwrap();
+    let events = std::fs::read(examples.join("events.csv")).unwrap();
+    call("POST", "/api/import/leads", "/api/import/leads", Some("text/csv"), &leads);
+    call("POST", "/api/import/events", "/api/import/events", Some("text/csv"), &events);
+    let track = json!({"userId": "b2b-01", "event": "Demo Requested", "messageId": "m-1"}).to_string();
+    call("POST", "/v1/track", "/v1/track", json, track.as_bytes());
+    let duplicate = call("POST", "/v1/track", "/v1/track", json, track.as_bytes());
+    assert_eq!(duplicate["lead"], Value::Null);
+    let batch = json!({"batch": [{"type": "identify", "userId": "u-9", "messageId": "m-2", "traits": {"industry": "Technology"}}, {"type": "track", "userId": "u-9", "messageId": "m-3"}, 7]});
+    let batch = call("POST", "/v1/batch", "/v1/batch", json, batch.to_string().as_bytes());
+    assert_eq!(batch["items"][1]["status"], "refused");
+    let events = json!({"events": [{"lead": "u-9", "type": "page_view"}, {"lead": ""}]});
+    call("POST", "/api/events", "/api/events", json, events.to_string().as_bytes());
+    call("PUT", "/api/leads/u-10", "/api/leads/{id}", json, br#"{"email": "a@example.com"}"#);
+    let lead = call("GET", "/api/leads/b2b-01", "/api/leads/{id}", None, b"");
+    assert!(lead["scores"]["total"]["contributions"].as_array().is_some_and(|c| !c.is_empty()), "{lead}");
+    call("GET", "/api/leads?limit=5", "/api/leads", None, b"");
+    call("GET", "/api/leads/b2b-01/history", "/api/leads/{id}/history", None, b"");
+    let move_to = json!({"stage": "SAL", "actor": "jane@example.com"}).to_string();
+    call("POST", "/api/leads/b2b-01/stage", "/api/leads/{id}/stage", json, move_to.as_bytes());
+    call("GET", "/api/leads/b2b-01/stages", "/api/leads/{id}/stages", None, b"");
+
+    call("POST", "/api/models", "/api/models", Some("application/toml"), b"[scores.s]\nrules = []\n");
+    call("POST", "/api/models", "/api/models", Some("text/plain"), b"[scores.s]\ntiers = 5\n");
+    call("GET", "/api/models/2/preview", "/api/models/{version}/preview", None, b"");
+    call("POST", "/api/models/2/activate", "/api/models/{version}/activate", None, b"");
+    call("GET", "/api/models", "/api/models", None, b"");
+    call("GET", "/api/predictive-models", "/api/predictive-models", None, b"");
+    call("POST", "/api/predictive-models/conversion/retrain", "/api/predictive-models/{name}/retrain", json, b"null");
+
+    let hook =
+        json!({"url": "http://127.0.0.1:9/hook", "events": ["score_crossed"], "score": "total", "threshold": 1e9});
+    let hook = call("POST", "/api/webhooks", "/api/webhooks", json, hook.to_string().as_bytes());
+    assert_eq!(hook["warnings"].as_array().map(Vec::len), Some(1), "{hook}");
+    call("GET", "/api/webhooks", "/api/webhooks", None, b"");
+    let log = format!("/api/webhooks/{}/deliveries", hook["id"]);
+    call("GET", &log, "/api/webhooks/{id}/deliveries", None, b"");
+    let key = call("POST", "/api/keys", "/api/keys", json, br#"{"scope": "read"}"#);
+    call("GET", "/api/keys", "/api/keys", None, b"");
+    call("DELETE", &format!("/api/keys/{}", key["id"]), "/api/keys/{id}", None, b"");
+}
+
+#[test]
+fn a_body_the_document_gives_as_an_object_is_refused_as_an_array_of_its_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "w", "admin");
+    let server = Server::start(dir.path(), &[]);
+    let headers = [("Authorization", format!("Bearer {admin}")), ("Content-Type", "application/json".to_string())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for (method, path, body, code) in [
+        ("PUT", "/api/leads/u-1", "[null]", "invalid_field"),
+        ("POST", "/api/keys", r#"["read"]"#, "invalid_field"),
+        ("POST", "/api/events", "[[]]", "invalid_field"),
+        ("POST", "/api/predictive-models/p/retrain", "[]", "invalid_field"),
+        ("POST", "/v1/batch", "[[]]", "invalid_batch"),
+    ] {
+        let response = request(&server.address, method, path, &headers, body.as_bytes());
+        assert_eq!((response.status, response.json()["code"].as_str()), (400, Some(code)), "{method} {path} {body}");
+    }
+    // Each event of a list is an object too: an array in its place is refused in its item.
+    let events = json!({"events": [["u-1", "page_view"]]});
+    let answer = server.post_json("/api/events", &admin, &events);
+    assert_eq!(answer.json()["items"][0]["status"], "refused", "{}", answer.body);
+}
+
+/// JSON Schema's `integer` takes `7.0`, and the document offers `null` for the optional body:
+/// both reach the retrain (which refuses for want of outcomes), neither is a 400.
+#[test]
+fn a_retrain_takes_a_null_body_and_a_seed_written_with_a_fraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "w", "admin");
+    let server = Server::start(dir.path(), &[]);
+    for body in [json!(null), json!({"seed": 7.0}), json!({"seed": 18446744073709551615_u64})] {
+        let answer = server.post_json("/api/predictive-models/p/retrain", &admin, &body);
+        assert_eq!((answer.status, answer.json()["code"].as_str()), (409, Some("not_enough_outcomes")), "{body}");
+    }
+    for seed in [json!(7.5), json!(-1), json!(1.8446744073709552e19)] {
+        let answer = server.post_json("/api/predictive-models/p/retrain", &admin, &json!({ "seed": seed }));
+        assert_eq!((answer.status, answer.json()["code"].as_str()), (400, Some("invalid_field")), "{seed}");
     }
 }

@@ -2,6 +2,9 @@
 //! at fault. Client mistakes are 4xx with their reason; faults are 500 with a generic message
 //! (the detail goes to the log, never to the client).
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
@@ -9,7 +12,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_store::StoreError;
-use serde::Serialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -179,10 +184,43 @@ pub async fn json_refusals(response: Response) -> Response {
     refusal
 }
 
-/// `Json` whose rejections answer `{code, message}` instead of plain text.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` whose rejections answer `{code, message}` instead of plain text, and which takes only a
+/// JSON object (see [`JsonObject`]).
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<ApiJson<T>, ApiError> {
+        let Json(JsonObject(value)) = Json::<JsonObject<T>>::from_request(request, state).await?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// A JSON object read as `T`. serde reads a struct from an array as well (`[null]` as its fields
+/// in order), which is no body the document describes: anything but an object is refused, as a
+/// mistyped value (`invalid_field`).
+pub struct JsonObject<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<JsonObject<T>, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(Fields(PhantomData)).map(JsonObject)
+    }
+}
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -224,6 +262,23 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Move {
+        stage: String,
+        #[serde(default)]
+        force: bool,
+    }
+
+    #[test]
+    fn a_json_body_is_an_object_and_never_an_array_of_its_fields() {
+        let read = |text: &str| serde_json::from_str::<JsonObject<Move>>(text).map(|o| o.0).map_err(|e| e.to_string());
+        assert_eq!(read(r#"{"stage": "sal"}"#), Ok(Move { stage: "sal".into(), force: false }));
+        assert!(read(r#"{"stage": "sal", "other": 1}"#).unwrap_err().contains("unknown field"));
+        assert!(read(r#"["sal", true]"#).unwrap_err().contains("expected a JSON object"));
+        assert!(read("null").unwrap_err().contains("expected a JSON object"));
+    }
 
     #[test]
     fn refusals_made_below_the_handlers_get_a_code_and_a_message() {

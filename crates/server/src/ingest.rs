@@ -88,35 +88,39 @@ impl Message {
     }
 }
 
-/// What happened to one item of a request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What happened to one item of a request, by `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
-    Accepted {
-        lead_id: i64,
-    },
+    /// Stored, on the lead of this id.
+    Accepted { lead_id: i64 },
     /// The message id was already stored; nothing changed.
     Duplicate,
-    Refused {
-        reason: String,
-    },
+    /// Invalid: nothing changed. The reason starts with the item's place (`batch[2]: ...`).
+    Refused { reason: String },
 }
 
 /// A lead's scores after the request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LeadScores {
+    /// The lead's own numeric id.
     pub id: i64,
+    /// Absent for an anonymous lead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// By score name, one per score of the active model (`{}` while the workspace has none).
     pub scores: BTreeMap<String, ScoreSummary>,
     /// The stage the request moved the lead to, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::lifecycle::Stage>)]
     pub stage: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A score's value and tier.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScoreSummary {
     pub value: f64,
+    /// `null` when the value falls in no tier.
     pub tier: Option<String>,
 }
 

@@ -43,10 +43,9 @@ use utoipa_axum::routes;
 
 pub use state::{AppState, Config};
 
-/// The whole HTTP application. Every route comes with its OpenAPI description, collected into
-/// the document served at `GET /openapi.json`.
-pub fn app(state: AppState) -> Router {
-    let (router, api) = OpenApiRouter::with_openapi(openapi::base())
+/// Every route with its OpenAPI description.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(routes::health::routes())
         .merge(routes::segment::routes())
         .merge(routes::leads::routes())
@@ -58,7 +57,17 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::import::routes())
         .merge(metrics::routes())
         .routes(routes!(openapi::document))
-        .split_for_parts();
+}
+
+/// The OpenAPI document `GET /openapi.json` serves.
+pub fn document() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The whole HTTP application. Every route comes with its OpenAPI description, collected into
+/// the document served at `GET /openapi.json`.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = routes().split_for_parts();
     router
         .layer(axum::Extension(openapi::Document::new(&api)))
         .fallback(|| async { error::ApiError::not_found("no such route") })

@@ -8,8 +8,12 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ComponentsBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder};
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, RefOr, Schema};
+
+use crate::ingest::ID_LIMIT;
 
 /// The name of the security scheme every authenticated operation requires.
 pub const API_KEY: &str = "api_key";
@@ -57,6 +61,54 @@ pub fn base() -> OpenApi {
         .build()
 }
 
+/// A text with a character that is not white space: what `!text.trim().is_empty()` accepts. The
+/// class lists Unicode's White_Space characters, which Rust's `trim` removes, one by one: `\s`
+/// means other sets in other regular expression dialects (Python's holds `\x1c`-`\x1f` too).
+pub const NOT_BLANK: &str =
+    "[^\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
+/// An empty text or one of white space alone (the characters of [`NOT_BLANK`]'s class).
+pub const BLANK: &str = "^[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
+
+/// An id or an event type as every ingestion path checks it (`ingest::check_id`): 1 to 200
+/// characters, not all white space.
+pub fn id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(ID_LIMIT))
+        .pattern(Some(NOT_BLANK))
+        .build()
+}
+
+/// An id as [`id`] says, or `null` (absent).
+pub fn optional_id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .max_length(Some(ID_LIMIT))
+        .pattern(Some(NOT_BLANK))
+        .build()
+}
+
+/// A schema written in JSON Schema itself, for what utoipa's types cannot hold (`if`/`then`,
+/// `not`, `contains`, a union of types with their own constraints): an object without a type
+/// whose every keyword is an "extension", which utoipa writes out as it is.
+pub fn json_schema(schema: serde_json::Value) -> RefOr<Schema> {
+    let serde_json::Value::Object(keywords) = schema else { panic!("a JSON Schema is an object: {schema}") };
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .extensions(Some(Extensions::from_iter(keywords)))
+            .build(),
+    ))
+}
+
+/// The reference to a component schema, for [`json_schema`]s that include one.
+pub fn reference<T: utoipa::ToSchema>() -> serde_json::Value {
+    serde_json::json!({ "$ref": format!("#/components/schemas/{}", T::name()) })
+}
+
 /// The serialized document, handed to [`document`] by an `Extension` layer.
 #[derive(Clone)]
 pub struct Document(pub Bytes);
@@ -67,14 +119,124 @@ impl Document {
     }
 }
 
+/// An OpenAPI 3.1 document: its parts as the specification defines them.
+pub struct OpenApiDocument;
+
+impl utoipa::PartialSchema for OpenApiDocument {
+    fn schema() -> RefOr<Schema> {
+        json_schema(serde_json::json!({
+            "type": "object",
+            "description": "An OpenAPI 3.1 document (https://spec.openapis.org/oas/v3.1.0)",
+            "required": ["openapi", "info", "paths", "components"],
+            "properties": {
+                "openapi": { "type": "string", "pattern": "^3\\.1\\." },
+                "info": { "type": "object", "required": ["title", "version"] },
+                "paths": { "type": "object" },
+                "components": { "type": "object" },
+            },
+        }))
+    }
+}
+
+impl utoipa::ToSchema for OpenApiDocument {}
+
 /// This OpenAPI document.
 #[utoipa::path(
     get,
     path = "/openapi.json",
     tag = "openapi",
     operation_id = "openapi",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object)),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = OpenApiDocument)),
 )]
 pub async fn document(Extension(document): Extension<Document>) -> Response {
     ([(CONTENT_TYPE, "application/json")], document.0).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The characters of a regular expression class body such as [`NOT_BLANK`]'s: single
+    /// characters, `\\t`-style and `\\uXXXX` escapes, and ranges between them.
+    fn class_members(body: &str) -> Vec<(char, char)> {
+        let mut chars = body.chars();
+        let mut single = || -> Option<char> {
+            let c = chars.next()?;
+            if c != '\\' {
+                return Some(c);
+            }
+            Some(match chars.next()? {
+                't' => '\t',
+                'n' => '\n',
+                'v' => '\u{b}',
+                'f' => '\u{c}',
+                'r' => '\r',
+                'u' => {
+                    let hex: String = (0..4).filter_map(|_| chars.next()).collect();
+                    char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap()
+                }
+                other => panic!("unexpected escape \\{other}"),
+            })
+        };
+        let mut members = Vec::new();
+        let mut pending: Option<char> = None;
+        let mut range = false;
+        while let Some(c) = single() {
+            match (pending, c) {
+                (Some(_), '-') if !range => range = true,
+                (Some(start), end) if range => {
+                    members.push((start, end));
+                    pending = None;
+                    range = false;
+                }
+                (Some(previous), next) => {
+                    members.push((previous, previous));
+                    pending = Some(next);
+                }
+                (None, next) => pending = Some(next),
+            }
+        }
+        members.extend(pending.map(|c| (c, c)));
+        members
+    }
+
+    /// Every value of a `pattern` keyword in `value`.
+    fn patterns<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match value {
+                        serde_json::Value::String(pattern) if key == "pattern" => out.push(pattern),
+                        _ => patterns(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| patterns(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_pattern_about_white_space_in_the_document_is_one_of_the_two_checked_here() {
+        let document = serde_json::to_value(crate::document()).unwrap();
+        let mut found = Vec::new();
+        patterns(&document, &mut found);
+        let about_white_space: Vec<&str> = found.into_iter().filter(|p| p.contains("\\u3000")).collect();
+        assert!(about_white_space.len() > 5, "{about_white_space:?}");
+        for pattern in about_white_space {
+            assert!(pattern == NOT_BLANK || pattern == BLANK, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn the_blank_patterns_list_exactly_the_characters_trim_removes() {
+        let body = NOT_BLANK.strip_prefix("[^").and_then(|b| b.strip_suffix(']')).unwrap();
+        assert_eq!(BLANK, format!("^[{body}]*$"));
+        let members = class_members(body);
+        for code in 0..=0x10ffff_u32 {
+            let Some(c) = char::from_u32(code) else { continue };
+            let listed = members.iter().any(|(start, end)| (*start..=*end).contains(&c));
+            assert_eq!(listed, c.is_whitespace(), "U+{code:04X}");
+        }
+    }
 }

@@ -11,7 +11,7 @@ use leadscore_store::models::ModelVersion;
 use leadscore_store::rusqlite::{Connection, params};
 use leadscore_store::scores;
 use leadscore_store::{StoreError, now_ms};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::notify::{self, LeadChanges};
 use crate::rescore;
@@ -34,16 +34,68 @@ impl Distribution {
         entry.3 += 1;
     }
 
-    fn json(&self) -> Value {
-        let scores: BTreeMap<&String, Value> = self
-            .values
+    fn summary(&self) -> BTreeMap<String, ScoreDistribution> {
+        self.values
             .iter()
             .map(|(score, (min, max, sum, n))| {
-                (score, json!({ "tiers": self.tiers.get(score), "min": min, "max": max, "mean": sum / *n as f64 }))
+                let tiers = self.tiers.get(score).cloned().unwrap_or_default();
+                (score.clone(), ScoreDistribution { tiers, min: *min, max: *max, mean: sum / *n as f64 })
             })
-            .collect();
-        json!(scores)
+            .collect()
     }
+}
+
+/// A score's values over the leads compared.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScoreDistribution {
+    /// Leads per tier label (`""` for leads in no tier).
+    pub tiers: BTreeMap<String, u64>,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// A lead whose tier of a score would change.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TierChange {
+    pub lead_id: i64,
+    pub user_id: Option<String>,
+    pub score: String,
+    /// The tier under the active version (`null` for none, or a score it lacks).
+    pub from: Option<String>,
+    /// The tier under the version previewed (`null` for none).
+    pub to: Option<String>,
+    pub value_before: Option<f64>,
+    pub value_after: f64,
+}
+
+/// What activating the version would cause beside the new scores.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Consequences {
+    /// Leads it would move to `mql` automatically.
+    pub moves_to_mql: u64,
+    /// Webhook notifications it would send, by event type.
+    pub webhook_notifications: BTreeMap<&'static str, u64>,
+}
+
+/// How a model version would score the workspace's leads, against the active version.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    /// The version previewed.
+    pub version: i64,
+    /// The active version, or `null` when there is none.
+    pub compared_with: Option<i64>,
+    /// The leads compared.
+    pub leads: usize,
+    /// By score: its distribution under the active version (`{}` without one).
+    pub active: BTreeMap<String, ScoreDistribution>,
+    /// By score: its distribution under the version previewed.
+    pub candidate: BTreeMap<String, ScoreDistribution>,
+    /// Leads whose tier of some score would change.
+    pub leads_changing_tier: u64,
+    /// The first of those changes (at most `changes`).
+    pub changes: Vec<TierChange>,
+    pub consequences: Consequences,
 }
 
 pub fn compare(
@@ -54,7 +106,7 @@ pub fn compare(
     active: Option<&ModelVersion>,
     limit: u32,
     max_changes: u32,
-) -> Result<Value, StoreError> {
+) -> Result<Preview, StoreError> {
     let candidate_model = models.get(connection, candidate)?;
     let active_model = active.map(|a| models.get(connection, a)).transpose()?;
     let ids: Vec<i64> = {
@@ -96,27 +148,28 @@ pub fn compare(
             if old.is_none_or(|o| o.tier != new.tier) {
                 changed = true;
                 if changes.len() < max_changes as usize {
-                    changes.push(json!({
-                        "lead_id": lead.id, "user_id": lead.user_id, "score": new.score,
-                        "from": old.and_then(|o| o.tier.clone()), "to": new.tier,
-                        "value_before": old.map(|o| o.value), "value_after": new.value,
-                    }));
+                    changes.push(TierChange {
+                        lead_id: lead.id,
+                        user_id: lead.user_id.clone(),
+                        score: new.score.clone(),
+                        from: old.and_then(|o| o.tier.clone()),
+                        to: new.tier.clone(),
+                        value_before: old.map(|o| o.value),
+                        value_after: new.value,
+                    });
                 }
             }
         }
         n_changed += u64::from(changed);
     }
-    Ok(json!({
-        "version": candidate.version,
-        "compared_with": active.map(|a| a.version),
-        "leads": ids.len(),
-        "active": before.json(),
-        "candidate": after.json(),
-        "leads_changing_tier": n_changed,
-        "changes": changes,
-        "consequences": {
-            "moves_to_mql": stage_moves,
-            "webhook_notifications": notifications,
-        },
-    }))
+    Ok(Preview {
+        version: candidate.version,
+        compared_with: active.map(|a| a.version),
+        leads: ids.len(),
+        active: before.summary(),
+        candidate: after.summary(),
+        leads_changing_tier: n_changed,
+        changes,
+        consequences: Consequences { moves_to_mql: stage_moves, webhook_notifications: notifications },
+    })
 }

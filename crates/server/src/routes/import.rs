@@ -17,7 +17,8 @@ use leadscore_batch::columns::{
 use leadscore_batch::times::{TimeFormat, TimeOptions, Zone, time_attributes};
 use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -45,9 +46,69 @@ pub fn routes() -> OpenApiRouter<AppState> {
 struct Rows {
     header: Vec<String>,
     rows: Vec<(u64, Vec<String>)>,
-    bad: Vec<Value>,
+    bad: Vec<Problem>,
     n_bad: u64,
 }
+
+/// A row skipped, and why.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ImportProblem)]
+struct Problem {
+    /// Its line in the file (the header is line 1).
+    line: u64,
+    reason: String,
+}
+
+/// The attribute a column of a leads file became.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ImportedColumn)]
+struct Column {
+    /// The column's header.
+    column: String,
+    attribute: String,
+}
+
+/// What a leads import did.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = LeadImport)]
+struct LeadImportView {
+    /// Rows stored as identifies of their lead.
+    imported: u64,
+    /// Rows skipped (all are counted).
+    skipped: u64,
+    /// The first 100 rows skipped, with their reason.
+    problems: Vec<Problem>,
+    /// The attribute each column became.
+    columns: Vec<Column>,
+}
+
+/// What an events import did.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EventImport)]
+struct EventImportView {
+    /// Events stored.
+    imported: u64,
+    /// Events whose id was already stored (a file imported again).
+    duplicates: u64,
+    /// Rows skipped (all are counted).
+    skipped: u64,
+    /// The first 100 rows skipped, with their reason.
+    problems: Vec<Problem>,
+}
+
+/// The body of an import: CSV text.
+struct CsvText;
+
+impl utoipa::PartialSchema for CsvText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        crate::openapi::json_schema(serde_json::json!({
+            "type": "string",
+            "description": "CSV (or separated by `;` or tabs) with a header line, at most 64 MB",
+        }))
+    }
+}
+
+impl utoipa::ToSchema for CsvText {}
 
 fn read_csv(body: &[u8]) -> Result<Rows, ApiError> {
     let separator = sniff_separator(body);
@@ -91,7 +152,7 @@ impl Rows {
     fn reject(&mut self, line: u64, reason: String) {
         self.n_bad += 1;
         if self.bad.len() < REPORTED {
-            self.bad.push(json!({ "line": line, "reason": reason }));
+            self.bad.push(Problem { line, reason });
         }
     }
 }
@@ -185,9 +246,9 @@ async fn ingest_in_chunks(
         ("time_format" = Option<String>, Query, description = "How `created_at` values are written: iso (default), dmy, mdy or a strftime pattern"),
         ("time_zone" = Option<String>, Query, description = "The time zone of times without an offset: an IANA name, UTC (default) or an offset"),
     ),
-    request_body(content = String, content_type = "text/csv", description = "CSV with a header line (at most 64 MB)"),
+    request_body(content = CsvText, content_type = "text/csv", description = "CSV with a header line (at most 64 MB); any `Content-Type` is accepted"),
     responses(
-        (status = 200, description = "`{imported, skipped, problems, columns}`: counts, the bad rows (first 100) with line and reason, and the attribute of each column", body = Object),
+        (status = 200, description = "Counts, the bad rows (first 100) with line and reason, and the attribute of each column", body = LeadImportView),
         (status = 400, description = "`invalid_csv`: no header line, or no id column; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -200,7 +261,7 @@ async fn import_leads(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     RawBody(body): RawBody,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<LeadImportView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let times = checked_query(&query, &["id", "time_format", "time_zone"], true)?;
     let time_attributes = lead_time_attributes(&state, owner.workspace_id).await?;
@@ -257,12 +318,17 @@ async fn import_leads(
         messages.push((line, message));
     }
     let (accepted, _) = ingest_in_chunks(&state, owner.workspace_id, messages, &mut rows).await?;
-    Ok(ApiJson(json!({
-        "imported": accepted,
-        "skipped": rows.n_bad,
-        "problems": rows.bad,
-        "columns": columns.header.iter().zip(&columns.attributes).map(|(h, n)| json!({ "column": h, "attribute": n })).collect::<Vec<_>>(),
-    })))
+    Ok(ApiJson(LeadImportView {
+        imported: accepted,
+        skipped: rows.n_bad,
+        problems: rows.bad,
+        columns: columns
+            .header
+            .iter()
+            .zip(&columns.attributes)
+            .map(|(column, attribute)| Column { column: column.clone(), attribute: attribute.clone() })
+            .collect(),
+    }))
 }
 
 /// Imports events from CSV.
@@ -284,9 +350,9 @@ async fn import_leads(
         ("time_format" = Option<String>, Query, description = "How times are written: iso (default: RFC 3339, 2026-11-20 10:00:00 or 2026-11-20), dmy, mdy or a strftime pattern"),
         ("time_zone" = Option<String>, Query, description = "The time zone of times without an offset: an IANA name, UTC (default) or an offset"),
     ),
-    request_body(content = String, content_type = "text/csv", description = "CSV with a header line (at most 64 MB)"),
+    request_body(content = CsvText, content_type = "text/csv", description = "CSV with a header line (at most 64 MB); any `Content-Type` is accepted"),
     responses(
-        (status = 200, description = "`{imported, duplicates, skipped, problems}`: counts, and the bad rows (first 100) with line and reason", body = Object),
+        (status = 200, description = "Counts, and the bad rows (first 100) with line and reason", body = EventImportView),
         (status = 400, description = "`invalid_csv`: no header line, or a lead id, type or time column missing; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -299,7 +365,7 @@ async fn import_events(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     RawBody(body): RawBody,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<EventImportView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let times = checked_query(&query, &["lead", "type", "time", "event_id", "time_format", "time_zone"], false)?;
     let mut rows = read_csv(&body)?;
@@ -355,7 +421,7 @@ async fn import_events(
         messages.push((line, message));
     }
     let (accepted, duplicates) = ingest_in_chunks(&state, owner.workspace_id, messages, &mut rows).await?;
-    Ok(ApiJson(json!({ "imported": accepted, "duplicates": duplicates, "skipped": rows.n_bad, "problems": rows.bad })))
+    Ok(ApiJson(EventImportView { imported: accepted, duplicates, skipped: rows.n_bad, problems: rows.bad }))
 }
 
 /// The answer to a header without a column the import needs (`invalid_csv`), or without the

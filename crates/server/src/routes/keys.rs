@@ -5,8 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::Timestamp;
 use leadscore_store::keys::{self, KeyInfo, Scope};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,18 +23,72 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateKey)]
 struct CreateRequest {
-    /// `ingest`, `read` or `admin`.
+    /// What the key may do.
+    #[schema(value_type = KeyScope)]
     scope: String,
 }
 
-fn key_json(key: &KeyInfo) -> Value {
-    json!({
-        "id": key.id,
-        "prefix": key.prefix,
-        "scope": key.scope.as_str(),
-        "created_at": Timestamp(key.created_at).to_string(),
-        "revoked_at": key.revoked_at.map(|t| Timestamp(t).to_string()),
-    })
+/// What a key may do: `ingest` (send messages and events), `read` (leads, their history and
+/// stages, models) or `admin` (everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum KeyScope {
+    Ingest,
+    Read,
+    Admin,
+}
+
+impl From<Scope> for KeyScope {
+    fn from(scope: Scope) -> KeyScope {
+        match scope {
+            Scope::Ingest => KeyScope::Ingest,
+            Scope::Read => KeyScope::Read,
+            Scope::Admin => KeyScope::Admin,
+        }
+    }
+}
+
+/// An API key, never with its secret.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Key)]
+struct KeyView {
+    id: i64,
+    /// The key's first 12 characters, to recognise it.
+    prefix: String,
+    scope: KeyScope,
+    created_at: String,
+    /// When it was revoked, or `null`.
+    revoked_at: Option<String>,
+}
+
+impl From<&KeyInfo> for KeyView {
+    fn from(key: &KeyInfo) -> KeyView {
+        KeyView {
+            id: key.id,
+            prefix: key.prefix.clone(),
+            scope: key.scope.into(),
+            created_at: Timestamp(key.created_at).to_string(),
+            revoked_at: key.revoked_at.map(|t| Timestamp(t).to_string()),
+        }
+    }
+}
+
+/// A key just created, with its secret: shown only in this answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CreatedKey)]
+struct CreatedKeyView {
+    #[serde(flatten)]
+    key: KeyView,
+    /// The key itself (`lsk_` and 64 hex digits), to send as `Authorization: Bearer KEY`.
+    secret: String,
+}
+
+/// The workspace's keys.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = KeyList)]
+struct KeyListView {
+    /// Newest first, revoked ones included.
+    keys: Vec<KeyView>,
 }
 
 /// The workspace's keys, newest first, revoked ones included; never their secrets.
@@ -45,16 +98,16 @@ fn key_json(key: &KeyInfo) -> Value {
     tag = "keys",
     operation_id = "list_keys",
     responses(
-        (status = 200, description = "`{keys}`: each with its id, prefix (the first 12 characters of the key), scope, created_at and revoked_at", body = Object),
+        (status = 200, description = "The keys, newest first", body = KeyListView),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<Value>, ApiError> {
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<KeyListView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let listed = state.store.read(move |c| keys::list(c, owner.workspace_id)).await?;
-    Ok(ApiJson(json!({ "keys": listed.iter().map(key_json).collect::<Vec<_>>() })))
+    Ok(ApiJson(KeyListView { keys: listed.iter().map(KeyView::from).collect() }))
 }
 
 /// Creates a key in the workspace.
@@ -67,7 +120,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
     operation_id = "create_key",
     request_body = CreateRequest,
     responses(
-        (status = 201, description = "The key: `{id, prefix, scope, created_at, revoked_at, secret}`", body = Object),
+        (status = 201, description = "The key, with its secret", body = CreatedKeyView),
         (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -87,8 +140,7 @@ async fn create(
     let key = state.store.write(move |c| keys::create(c, owner.workspace_id, scope)).await?;
     let info =
         KeyInfo { id: key.id, prefix: key.prefix, scope: key.scope, created_at: key.created_at, revoked_at: None };
-    let mut answer = key_json(&info);
-    answer["secret"] = json!(key.secret);
+    let answer = CreatedKeyView { key: KeyView::from(&info), secret: key.secret };
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
 
@@ -102,7 +154,7 @@ async fn create(
     operation_id = "revoke_key",
     params(("id" = i64, Path, description = "The key's id, from the list of keys")),
     responses(
-        (status = 200, description = "The revoked key: `{id, prefix, scope, created_at, revoked_at}`", body = Object),
+        (status = 200, description = "The revoked key", body = KeyView),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -114,7 +166,7 @@ async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<KeyView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let workspace_id = owner.workspace_id;
     let revoked = state
@@ -124,5 +176,5 @@ async fn revoke(
     let revoked = revoked.ok_or_else(|| ApiError::not_found(format!("no key {id} in this workspace")))?;
     // After the commit, so that a request that reads the key again sees it revoked.
     state.keys.forget(revoked.id);
-    Ok(ApiJson(key_json(&revoked)))
+    Ok(ApiJson(KeyView::from(&revoked)))
 }

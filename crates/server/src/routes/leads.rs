@@ -54,17 +54,22 @@ struct LeadView {
     user_id: Option<String>,
     email: Option<String>,
     /// Its lifecycle stage.
+    #[schema(value_type = Stage)]
     stage: String,
+    /// Its identify traits (and imported columns), by name.
     attributes: serde_json::Map<String, Value>,
-    /// RFC 3339, like every time here.
+    /// When the service first saw the lead (RFC 3339, like every time here).
     created_at: String,
     updated_at: String,
+    /// The time of its latest event, or `null` before any.
     last_event_at: Option<String>,
     /// The instant the scores were evaluated at.
     as_of: String,
-    /// The active model's version, if there is one.
+    /// The active model's version, or `null` while the workspace has none.
     model_version: Option<i64>,
-    /// By score name: its value, tier and explanation (the rules that contributed).
+    /// By score name: its value, tier and explanation (`{}` while the workspace has no model).
+    /// Each is the engine's `ScoreResult` serialized as it is.
+    #[schema(value_type = BTreeMap<String, leadscore_core::ScoreResult>)]
     scores: BTreeMap<String, Value>,
 }
 
@@ -145,7 +150,7 @@ struct ListQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Leads to skip (default 0).
-    #[param(minimum = 0)]
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u32)]
     offset: Option<u32>,
 }
 
@@ -171,15 +176,29 @@ fn default_score_of(scores: &[(String, Vec<String>)]) -> String {
         .map_or(String::new(), |(name, _)| name.clone())
 }
 
-#[derive(Serialize)]
+/// A lead in a listing, with the stored value and tier of the score listed.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ListedLead)]
 struct ListedView {
     id: i64,
     user_id: Option<String>,
     email: Option<String>,
+    #[schema(value_type = Stage)]
     stage: String,
     last_event_at: Option<String>,
+    /// The score's value when the lead was last scored; `null` when it has none (listed last).
     value: Option<f64>,
+    /// Its tier then, or `null`.
     tier: Option<String>,
+}
+
+/// Leads listed by a score.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = LeadList)]
+struct LeadListView {
+    /// The score listed (`""` while the workspace has no active model).
+    score: String,
+    leads: Vec<ListedView>,
 }
 
 /// Leads, filtered and sorted by a score.
@@ -190,7 +209,7 @@ struct ListedView {
     operation_id = "list_leads",
     params(ListQuery),
     responses(
-        (status = 200, description = "`{score, leads}`: the score listed, and per lead its ids, e-mail, stage, last activity, value and tier", body = Object),
+        (status = 200, description = "The score listed, and per lead its ids, e-mail, stage, last activity, value and tier", body = LeadListView),
         (status = 400, description = "`invalid_query`: an unknown parameter, a score or tier the active model does not have, an unknown stage, a `min` that is not a finite number, or a bad `order` or `limit`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
@@ -201,7 +220,7 @@ async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<LeadListView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let order = match query.order.unwrap_or(ListOrder::Score) {
@@ -286,17 +305,31 @@ async fn list(
             tier: r.tier,
         })
         .collect();
-    Ok(ApiJson(serde_json::json!({ "score": score, "leads": leads })))
+    Ok(ApiJson(LeadListView { score, leads }))
 }
 
-#[derive(Serialize)]
+/// A change of a score's value or tier.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ScoreChange)]
 struct HistoryView {
     score: String,
     value: f64,
     tier: Option<String>,
     previous_tier: Option<String>,
     at: String,
+    /// `event` (an accepted message), `model vN` (an activation of version N), `rollback from vN
+    /// to vM`, or `time` (a tier change found by the periodic rescoring).
     cause: String,
+}
+
+/// A lead's score history.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = LeadHistory)]
+struct LeadHistoryView {
+    /// The lead's own numeric id.
+    id: i64,
+    /// The latest 1,000 changes, newest first.
+    history: Vec<HistoryView>,
 }
 
 /// A lead's score history: each change of a score's value or tier, and its cause.
@@ -307,7 +340,7 @@ struct HistoryView {
     operation_id = "lead_history",
     params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
     responses(
-        (status = 200, description = "`{id, history}`: the last 1000 changes, newest first", body = Object),
+        (status = 200, description = "The last 1000 changes, newest first", body = LeadHistoryView),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
@@ -318,7 +351,7 @@ async fn history(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<LeadHistoryView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let (lead_id, entries) = state
         .store
@@ -340,7 +373,7 @@ async fn history(
             cause: e.cause,
         })
         .collect();
-    Ok(ApiJson(serde_json::json!({ "id": lead_id, "history": history })))
+    Ok(ApiJson(LeadHistoryView { id: lead_id, history }))
 }
 
 /// A move of a lead to another lifecycle stage.
@@ -348,11 +381,15 @@ async fn history(
 #[serde(deny_unknown_fields)]
 #[schema(as = StageChangeRequest)]
 struct StageRequest {
-    /// The stage to move to.
+    /// The stage to move to, in any case (`sal`, `SAL`).
+    #[schema(schema_with = stage_in_any_case)]
     stage: String,
-    /// Who made the change (a rep's e-mail, a CRM user id).
+    /// Who made the change (a rep's e-mail, a CRM user id); default `key N`, the key's id.
+    #[schema(max_length = 200)]
     actor: Option<String>,
-    /// Required for nurture, disqualified and lost (a rejection's reason is feedback for the model).
+    /// Why. Required, with a character other than white space, for nurture, disqualified and
+    /// lost (a rejection's reason is feedback for the model).
+    #[schema(max_length = 2000)]
     reason: Option<String>,
     /// Allow going back in the funnel or leaving disqualified, lost and customer.
     #[serde(default)]
@@ -363,13 +400,85 @@ struct StageRequest {
 const ACTOR_LIMIT: usize = 200;
 const REASON_LIMIT: usize = 2000;
 
-#[derive(Serialize)]
+/// A pattern matching any of `names` in any ASCII case, as `Stage::from_str` reads them.
+fn any_case(names: impl Iterator<Item = &'static str>) -> String {
+    let spelled: Vec<String> = names
+        .map(|name| name.chars().map(|c| format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())).collect())
+        .collect();
+    format!("^(?:{})$", spelled.join("|"))
+}
+
+/// A move's `stage`: a stage's name, in any case.
+fn stage_in_any_case() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(any_case(lifecycle::ALL.iter().map(|s| s.as_str()))))
+        .build()
+}
+
+/// The body of a stage move: [`StageRequest`], with the rule between its fields that its derived
+/// schema cannot state (a `reason` for the stages that need one).
+struct StageMove;
+
+impl utoipa::PartialSchema for StageMove {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        let needing = any_case(lifecycle::ALL.iter().filter(|s| s.needs_reason()).map(|s| s.as_str()));
+        crate::openapi::json_schema(serde_json::json!({
+            "allOf": [crate::openapi::reference::<StageRequest>()],
+            "if": { "required": ["stage"], "properties": { "stage": { "type": "string", "pattern": needing } } },
+            "then": {
+                "required": ["reason"],
+                "properties": { "reason": { "type": "string", "pattern": crate::openapi::NOT_BLANK } },
+            },
+        }))
+    }
+}
+
+impl utoipa::ToSchema for StageMove {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "StageMove".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        schemas.push((StageRequest::name().into(), <StageRequest as utoipa::PartialSchema>::schema()));
+        <StageRequest as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
+/// A change of a lead's lifecycle stage.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = StageChange)]
 struct StageView {
+    #[schema(value_type = Stage)]
     stage: String,
+    /// The stage before (`null` for none).
+    #[schema(value_type = Option<Stage>)]
     previous: Option<String>,
     at: String,
+    /// Who made it: the request's `actor`, `key N`, or `leadscore` for automatic moves.
     actor: String,
     reason: Option<String>,
+}
+
+/// A stage move made.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = StageMoved)]
+struct StageMovedView {
+    /// The lead's own numeric id.
+    id: i64,
+    stage: StageView,
+}
+
+/// A lead's stage and the changes that led to it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = LeadStages)]
+struct LeadStagesView {
+    /// The lead's own numeric id.
+    id: i64,
+    #[schema(value_type = Stage)]
+    stage: String,
+    /// Newest first.
+    changes: Vec<StageView>,
 }
 
 impl From<leadscore_store::stages::StageChange> for StageView {
@@ -394,9 +503,9 @@ impl From<leadscore_store::stages::StageChange> for StageView {
     tag = "leads",
     operation_id = "set_lead_stage",
     params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
-    request_body = StageRequest,
+    request_body = StageMove,
     responses(
-        (status = 200, description = "`{id, stage}`: the change made", body = Object),
+        (status = 200, description = "The change made", body = StageMovedView),
         (status = 400, description = "`invalid_stage`, `reason_required`, `invalid_json` or `invalid_field`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -412,7 +521,7 @@ async fn set_stage(
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<StageRequest>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<StageMovedView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let to: Stage = request.stage.parse().map_err(|e: String| ApiError::bad_request("invalid_stage", e))?;
     // The automatic moves are told apart by their actor (a rollback undoes them): a person's
@@ -466,7 +575,7 @@ async fn set_stage(
     if queued > 0 {
         state.deliveries.notify_one();
     }
-    Ok(ApiJson(serde_json::json!({ "id": lead_id, "stage": StageView::from(change) })))
+    Ok(ApiJson(StageMovedView { id: lead_id, stage: StageView::from(change) }))
 }
 
 /// A lead's lifecycle stage and the changes that led to it.
@@ -477,7 +586,7 @@ async fn set_stage(
     operation_id = "lead_stages",
     params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
     responses(
-        (status = 200, description = "`{id, stage, changes}`", body = Object),
+        (status = 200, description = "The lead's stage and its changes, newest first", body = LeadStagesView),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
@@ -488,7 +597,7 @@ async fn stages(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<LeadStagesView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let (lead_id, stage, changes) = state
         .store
@@ -500,5 +609,5 @@ async fn stages(
         })
         .await?;
     let changes: Vec<StageView> = changes.into_iter().map(StageView::from).collect();
-    Ok(ApiJson(serde_json::json!({ "id": lead_id, "stage": stage, "changes": changes })))
+    Ok(ApiJson(LeadStagesView { id: lead_id, stage, changes }))
 }

@@ -8,7 +8,7 @@ use leadscore_core::{Severity, Timestamp};
 use leadscore_store::StoreError;
 use leadscore_store::keys::Scope;
 use leadscore_store::models::{ModelVersion, Origin};
-use serde_json::{Value, json};
+use serde::Serialize;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
@@ -16,8 +16,8 @@ use crate::activation;
 use crate::auth;
 use crate::error::{ApiError, ApiJson, ApiPath, RawBody};
 use crate::openapi::ErrorBody;
-use crate::preview;
-use crate::rescore;
+use crate::preview::{self, Preview};
+use crate::rescore::{self, Progress};
 use crate::state::AppState;
 
 pub const MODEL_LIMIT: usize = 1024 * 1024;
@@ -30,7 +30,26 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollback))
 }
 
-pub(crate) fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diagnostic]) -> Vec<Value> {
+/// How serious a diagnostic is.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum DiagnosticSeverity {
+    Error,
+    Warning,
+}
+
+/// An error or a warning about a model, where `leadscore check` shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Diagnostic)]
+struct DiagnosticView {
+    severity: DiagnosticSeverity,
+    /// The line and column (from 1) it points at, or `null` for the model as a whole.
+    line: Option<usize>,
+    column: Option<usize>,
+    message: String,
+}
+
+fn diagnostics(source: &str, diagnostics: &[leadscore_core::Diagnostic]) -> Vec<DiagnosticView> {
     diagnostics
         .iter()
         .map(|d| {
@@ -38,15 +57,85 @@ pub(crate) fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diag
                 let (l, c) = line_column(source, s.start);
                 (Some(l), Some(c))
             });
-            json!({
-                "severity": if d.severity == Severity::Error { "error" } else { "warning" },
-                "line": line,
-                "column": column,
-                "message": d.message,
-            })
+            DiagnosticView {
+                severity: if d.severity == Severity::Error {
+                    DiagnosticSeverity::Error
+                } else {
+                    DiagnosticSeverity::Warning
+                },
+                line,
+                column,
+                message: d.message.clone(),
+            }
         })
         .collect()
 }
+
+/// A model refused for its errors: the error body, with every diagnostic.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = InvalidModel)]
+struct InvalidModelView {
+    /// `invalid_model`.
+    code: &'static str,
+    message: String,
+    /// The errors and warnings, with their line and column.
+    diagnostics: Vec<DiagnosticView>,
+}
+
+/// A model version stored.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UploadedModel)]
+struct UploadedView {
+    version: i64,
+    /// Whether it is active: the workspace's first version is activated at once.
+    active: bool,
+    /// What `leadscore check` warns of: the compiler's warnings, and tiers no lead can reach.
+    warnings: Vec<DiagnosticView>,
+}
+
+/// A stored model version.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ModelVersion)]
+struct VersionView {
+    version: i64,
+    created_at: String,
+    active: bool,
+}
+
+/// The workspace's model versions.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ModelList)]
+struct ModelListView {
+    /// Oldest first.
+    models: Vec<VersionView>,
+    /// The workspace's running or latest rescoring, or `null` when there was none since the
+    /// service started.
+    rescoring: Option<Progress>,
+}
+
+/// A version activated, and the rescoring of every lead that started.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Activation)]
+struct ActivationView {
+    version: i64,
+    /// Always `true`.
+    active: bool,
+    rescoring: Option<Progress>,
+}
+
+/// The body of a model upload: TOML text.
+struct ModelText;
+
+impl utoipa::PartialSchema for ModelText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        crate::openapi::json_schema(serde_json::json!({
+            "type": "string",
+            "description": "The model, in the format of docs/model-format.md (UTF-8, at most 1 MB)",
+        }))
+    }
+}
+
+impl utoipa::ToSchema for ModelText {}
 
 /// Stores a new version of the workspace's model.
 ///
@@ -57,10 +146,16 @@ pub(crate) fn diagnostics_json(source: &str, diagnostics: &[leadscore_core::Diag
     path = "/api/models",
     tag = "models",
     operation_id = "upload_model",
-    request_body(content = String, content_type = "application/toml", description = "The model (TOML); any `Content-Type` is accepted"),
+    request_body(
+        content(
+            (ModelText = "application/toml"),
+            (ModelText = "text/plain"),
+        ),
+        description = "The model (TOML); any `Content-Type` is accepted",
+    ),
     responses(
-        (status = 201, description = "`{version, active, warnings}`: the version stored, whether it is active, and the warnings `leadscore check` gives (the compiler's, and the tiers no lead can reach), each `{severity, line, column, message}`", body = Object),
-        (status = 400, description = "`invalid_model`: the model has errors, listed in `diagnostics` with their line and column", body = Object),
+        (status = 201, description = "The version stored, whether it is active, and the warnings `leadscore check` gives (the compiler's, and the tiers no lead can reach)", body = UploadedView),
+        (status = 400, description = "`invalid_model`: the model has errors, listed in `diagnostics` with their line and column", body = InvalidModelView),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The model is over 1 MB (`too_large`)", body = ErrorBody),
@@ -87,17 +182,19 @@ async fn upload(
             let mut warnings = compiled.warnings;
             warnings.extend(leadscore_core::check::warnings(&compiled.model));
             warnings.sort_by_key(|w| w.span.as_ref().map_or(0, |s| s.start));
-            diagnostics_json(&source, &warnings)
+            diagnostics(&source, &warnings)
         }
         Err(error) => {
-            let body = json!({
-                "code": "invalid_model",
-                "message": match error.errors().next() {
-                    Some(first) => format!("the model has {} error(s); the first: {}", error.errors().count(), first.message),
+            let body = InvalidModelView {
+                code: "invalid_model",
+                message: match error.errors().next() {
+                    Some(first) => {
+                        format!("the model has {} error(s); the first: {}", error.errors().count(), first.message)
+                    }
                     None => "the model has errors".to_string(),
                 },
-                "diagnostics": diagnostics_json(&source, &error.diagnostics),
-            });
+                diagnostics: diagnostics(&source, &error.diagnostics),
+            };
             return Ok((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
         }
     };
@@ -116,7 +213,7 @@ async fn upload(
     if active {
         activation::rescore(&state, owner.workspace_id);
     }
-    let body = json!({ "version": version.version, "active": active, "warnings": warnings });
+    let body = UploadedView { version: version.version, active, warnings };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
@@ -127,13 +224,13 @@ async fn upload(
     tag = "models",
     operation_id = "list_models",
     responses(
-        (status = 200, description = "`{models, rescoring}`: each version with its creation time and whether it is active; the running or last rescoring, if any", body = Object),
+        (status = 200, description = "Each version with its creation time and whether it is active; the running or last rescoring, if any", body = ModelListView),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<Value>, ApiError> {
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ModelListView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let rescoring = rescore::progress(&state, owner.workspace_id).await?;
     let versions = state
@@ -148,16 +245,16 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
             let mut versions = Vec::new();
             for row in rows {
                 let (id, version, created_at) = row?;
-                versions.push(json!({
-                    "version": version,
-                    "created_at": Timestamp(created_at).to_string(),
-                    "active": Some(id) == active,
-                }));
+                versions.push(VersionView {
+                    version,
+                    created_at: Timestamp(created_at).to_string(),
+                    active: Some(id) == active,
+                });
             }
             Ok(versions)
         })
         .await?;
-    Ok(ApiJson(json!({ "models": versions, "rescoring": rescoring })))
+    Ok(ApiJson(ModelListView { models: versions, rescoring }))
 }
 
 /// Activates a model version.
@@ -171,7 +268,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
     operation_id = "activate_model",
     params(("version" = i64, Path, description = "The version number")),
     responses(
-        (status = 202, description = "`{version, active, rescoring}`: activated; the rescoring started", body = Object),
+        (status = 202, description = "Activated; the rescoring started", body = ActivationView),
         (status = 400, description = "`invalid_path`: the version in the path is not an integer", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -207,7 +304,7 @@ async fn activate(
     tag = "models",
     operation_id = "rollback_model",
     responses(
-        (status = 202, description = "`{version, active, rescoring}`: activated; the rescoring started", body = Object),
+        (status = 202, description = "Activated; the rescoring started", body = ActivationView),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No active version, or none active before it", body = ErrorBody),
@@ -243,7 +340,7 @@ async fn activate_version(
 async fn activated(state: &AppState, workspace_id: i64, version: ModelVersion) -> Result<Response, ApiError> {
     activation::rescore(state, workspace_id);
     let rescoring = rescore::progress(state, workspace_id).await?;
-    let body = json!({ "version": version.version, "active": true, "rescoring": rescoring });
+    let body = ActivationView { version: version.version, active: true, rescoring };
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
@@ -261,8 +358,10 @@ pub(crate) async fn refuse_while_rescoring(state: &AppState, workspace_id: i64) 
 #[into_params(parameter_in = Query)]
 struct PreviewQuery {
     /// Leads to compare at most (default 100,000).
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u32)]
     limit: Option<u32>,
     /// Leads that would change tier listed at most (default 100).
+    #[param(format = Int64, minimum = 0, maximum = 4294967295_u32)]
     changes: Option<u32>,
 }
 
@@ -277,7 +376,7 @@ struct PreviewQuery {
     operation_id = "preview_model",
     params(("version" = i64, Path, description = "The version number"), PreviewQuery),
     responses(
-        (status = 200, description = "`{version, compared_with, leads, active, candidate, leads_changing_tier, changes}`: per score, tier counts and value statistics under both versions, and the leads that would change tier", body = Object),
+        (status = 200, description = "Per score, tier counts and value statistics under both versions, the leads that would change tier, and what the activation would cause beside", body = Preview),
         (status = 400, description = "`invalid_query`: an unknown parameter or a bad value (a version in the path that is not an integer gets `invalid_path`)", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
@@ -290,7 +389,7 @@ async fn preview(
     headers: HeaderMap,
     ApiPath(version): ApiPath<i64>,
     query: Result<axum::extract::Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Preview>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let models = state.models.clone();

@@ -8,14 +8,14 @@ use axum::http::HeaderMap;
 use leadscore_core::Timestamp;
 use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath};
-use crate::ingest::{Kind, Message};
+use crate::error::{ApiError, ApiJson, ApiPath, JsonObject};
+use crate::ingest::{Kind, LeadScores, Message, Outcome};
 use crate::openapi::ErrorBody;
 use crate::routes::segment::run;
 use crate::state::AppState;
@@ -39,10 +39,43 @@ pub fn generated_id(prefix: &str) -> String {
 #[serde(deny_unknown_fields)]
 #[schema(as = UpsertLead)]
 struct Upsert {
+    /// Sets the lead's e-mail (and its attribute `email`).
     email: Option<String>,
     /// Attributes to set; each replaces the one stored, the others stay.
     #[serde(default)]
     attributes: Map<String, Value>,
+}
+
+/// The path of `PUT /api/leads/{id}`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only describes the path, which `ApiPath<String>` reads.
+struct UpsertPath {
+    /// The lead's user id: 1 to 200 characters, not all white space. (The pattern is
+    /// `openapi::NOT_BLANK`, written out because the attribute takes a literal; a test compares.)
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
+    id: String,
+}
+
+/// A lead created or updated.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UpsertedLead)]
+struct UpsertAnswer {
+    /// The lead with its new scores.
+    lead: LeadScores,
+}
+
+/// The answer to appended events: one outcome per event, in order.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AppendedEvents)]
+struct AppendAnswer {
+    items: Vec<Outcome>,
+    /// Every lead the events touched, with its new scores.
+    leads: Vec<LeadScores>,
 }
 
 /// Creates or updates a lead by its user id.
@@ -54,10 +87,10 @@ struct Upsert {
     path = "/api/leads/{id}",
     tag = "native",
     operation_id = "upsert_lead",
-    params(("id" = String, Path, description = "The lead's user id (1 to 200 characters)")),
+    params(UpsertPath),
     request_body = Upsert,
     responses(
-        (status = 200, description = "`{lead}`: the lead with its new scores", body = Object),
+        (status = 200, description = "The lead with its new scores", body = UpsertAnswer),
         (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
@@ -71,7 +104,7 @@ async fn upsert(
     headers: HeaderMap,
     ApiPath(user_id): ApiPath<String>,
     ApiJson(request): ApiJson<Upsert>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<UpsertAnswer>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
     crate::ingest::check_id("the lead id in the path", &user_id)
         .map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
@@ -90,7 +123,13 @@ async fn upsert(
         properties: Map::new(),
     };
     let ingested = run(&state, owner.workspace_id, vec![Ok(message)], now).await?;
-    Ok(ApiJson(json!({ "lead": ingested.leads.first() })))
+    // The id was checked above, so ingestion has nothing left to refuse; if it did, the request
+    // is refused as a whole rather than answered without its lead.
+    match (ingested.items.into_iter().next(), ingested.leads.into_iter().next()) {
+        (Some(Outcome::Accepted { .. }), Some(lead)) => Ok(ApiJson(UpsertAnswer { lead })),
+        (Some(Outcome::Refused { reason }), _) => Err(ApiError::bad_request("invalid_field", reason)),
+        _ => Err(ApiError::internal()),
+    }
 }
 
 /// Events to append.
@@ -98,30 +137,46 @@ async fn upsert(
 #[serde(deny_unknown_fields)]
 #[schema(as = AppendEvents)]
 struct Append {
-    /// At most 1000; each is checked on its own.
-    #[schema(value_type = Vec<NativeEvent>)]
+    /// At most 1000 (more is `413 too_many_events`), each a `NativeEvent`. Each is checked on its
+    /// own: one that is not valid is refused in the answer's `items`, and the others go on.
+    #[schema(schema_with = native_events)]
     events: Vec<Value>,
+}
+
+/// The `events` of `POST /api/events`: any values, since each is answered on its own.
+fn native_events() -> utoipa::openapi::schema::Array {
+    let event = serde_json::to_value(<NativeEvent as utoipa::PartialSchema>::schema()).expect("a schema serializes");
+    let item = crate::openapi::json_schema(json!({
+        "anyOf": [event, { "description": "Anything else, refused in its item of the answer" }],
+    }));
+    utoipa::openapi::schema::ArrayBuilder::new().items(item).max_items(Some(EVENTS_PER_REQUEST)).build()
 }
 
 /// One event of `POST /api/events`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NativeEvent {
-    /// The lead's user id.
+    /// The lead's user id (1 to 200 characters).
+    #[schema(schema_with = crate::openapi::id)]
     lead: String,
-    /// What happened (the event name rules match on).
+    /// What happened: the event name rules match on (1 to 200 characters).
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::openapi::id)]
     event_type: String,
-    /// RFC 3339; default: now.
+    /// RFC 3339 with an offset, at most 5 minutes ahead of the server's clock; default: now.
+    #[schema(format = DateTime)]
     at: Option<String>,
-    /// Makes retries safe; generated when absent.
+    /// Makes retries safe (1 to 200 characters); generated when absent, so that sending the
+    /// event again stores it twice.
+    #[schema(schema_with = crate::openapi::optional_id)]
     id: Option<String>,
     #[serde(default)]
     properties: Map<String, Value>,
 }
 
 fn parse_event(index: usize, value: Value, now: i64) -> Result<Message, String> {
-    let event: NativeEvent = serde_json::from_value(value).map_err(|e| format!("events[{index}]: {e}"))?;
+    let JsonObject(event) =
+        serde_json::from_value::<JsonObject<NativeEvent>>(value).map_err(|e| format!("events[{index}]: {e}"))?;
     if event.lead.trim().is_empty() {
         return Err(format!("events[{index}]: `lead` is empty"));
     }
@@ -157,7 +212,7 @@ fn parse_event(index: usize, value: Value, now: i64) -> Result<Message, String> 
     operation_id = "append_events",
     request_body = Append,
     responses(
-        (status = 200, description = "`{items, leads}`: an outcome per event and the leads with their new scores", body = Object),
+        (status = 200, description = "An outcome per event (accepted, duplicate, or refused with its reason) and the leads with their new scores", body = AppendAnswer),
         (status = 400, description = "`invalid_field` or `invalid_json`: the body is not `{\"events\": [...]}`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
@@ -170,7 +225,7 @@ async fn append(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<Append>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<AppendAnswer>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
     if request.events.len() > EVENTS_PER_REQUEST {
         return Err(ApiError::new(
@@ -182,5 +237,5 @@ async fn append(
     let now = now_ms();
     let messages = request.events.into_iter().enumerate().map(|(i, v)| parse_event(i, v, now)).collect();
     let ingested = run(&state, owner.workspace_id, messages, now).await?;
-    Ok(ApiJson(json!({ "items": ingested.items, "leads": ingested.leads })))
+    Ok(ApiJson(AppendAnswer { items: ingested.items, leads: ingested.leads }))
 }

@@ -14,14 +14,13 @@ use leadscore_store::StoreError;
 use leadscore_store::keys::Scope;
 use leadscore_store::models::ModelVersion;
 use leadscore_store::predictive::{self, Origin, PredictiveVersion};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::activation;
 use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath, RawBody};
+use crate::error::{ApiError, ApiJson, ApiPath, JsonObject, RawBody};
 use crate::openapi::ErrorBody;
 use crate::retrain::{self, Algorithm, RetrainError};
 use crate::routes::models::refuse_while_rescoring;
@@ -52,6 +51,127 @@ fn name_from_path(name: String) -> Result<String, ApiError> {
     }
 }
 
+/// The path of the predictive model routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only describes the path, which `ApiPath<String>` reads.
+struct NamePath {
+    /// The name scoring models use in `predictive = "NAME"`: 1 to 100 letters, digits, `_`, `-`
+    /// or `.`. (Letters and digits of other scripts are accepted too, up to 100 bytes in UTF-8;
+    /// the pattern states the ASCII ones.)
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,100}$")]
+    name: String,
+}
+
+/// The body of a predictive model upload: the file `leadscore train` writes.
+struct PredictiveFile;
+
+impl utoipa::PartialSchema for PredictiveFile {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use leadscore_predict::predictive::{KIND, VERSION};
+        crate::openapi::json_schema(serde_json::json!({
+            "type": "object",
+            "description": "The JSON file `leadscore train` writes (at most 16 MB): its header, and the fitted \
+                            parameters of its `algorithm` (`encoder` and `model`, or `booster`), which the service \
+                            checks",
+            "required": ["kind", "version", "target", "features", "seed", "algorithm"],
+            "properties": {
+                "kind": { "const": KIND },
+                "version": { "type": "integer", "minimum": 0, "maximum": VERSION },
+                "target": { "type": "string", "description": "The outcome column it was trained on" },
+                "positive": { "type": ["string", "null"], "description": "The value counted as a conversion" },
+                "features": { "type": "array", "items": { "type": "string" }, "description": "The lead fields it reads" },
+                "seed": { "type": "integer", "minimum": 0 },
+                "algorithm": { "enum": ["logistic", "gbdt"] },
+                "evaluation": { "description": "What training measured on held-out leads (shown, never used)" },
+            },
+        }))
+    }
+}
+
+impl utoipa::ToSchema for PredictiveFile {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "PredictiveModelFile".into()
+    }
+}
+
+/// A predictive model version stored.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UploadedPredictiveModel)]
+struct UploadedView {
+    name: String,
+    version: i64,
+    /// `logistic` or `gbdt`.
+    algorithm: &'static str,
+    /// The lead fields it reads.
+    fields: Vec<String>,
+    /// One per field no lead of the workspace has (the model takes it as unknown for every lead).
+    warnings: Vec<String>,
+}
+
+/// Where a predictive model version comes from.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum PredictiveOrigin {
+    /// A file written by `leadscore train`, uploaded.
+    Upload,
+    /// `POST /api/predictive-models/{name}/retrain`.
+    Retrain,
+}
+
+/// A version of a predictive model.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PredictiveVersion)]
+struct VersionView {
+    version: i64,
+    algorithm: String,
+    origin: PredictiveOrigin,
+    created_at: String,
+    /// The lead fields it reads.
+    fields: Vec<String>,
+    /// The held-out AUC its file records, or `null`.
+    auc: Option<f64>,
+}
+
+/// A predictive model and its versions.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PredictiveModel)]
+struct ModelView {
+    name: String,
+    /// Oldest first.
+    versions: Vec<VersionView>,
+}
+
+/// The workspace's predictive models.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PredictiveModelList)]
+struct ListView {
+    /// By name.
+    predictive_models: Vec<ModelView>,
+}
+
+/// A predictive model retrained.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = RetrainedPredictiveModel)]
+struct RetrainedView {
+    name: String,
+    /// The new predictive version.
+    version: i64,
+    algorithm: &'static str,
+    /// The fields it learned from.
+    fields: Vec<String>,
+    /// The leads in stage `customer` and in stage `lost` it learned from.
+    customers: usize,
+    lost: usize,
+    /// The AUC measured on the 20% held out, or `null` when it cannot be measured.
+    holdout_auc: Option<f64>,
+    /// The scoring model version stored and activated with it, or `null`.
+    model_version: Option<i64>,
+    /// Why no scoring model version was activated when one was asked for (a rescoring started
+    /// while the model trained: the version is stored, to activate later).
+    warnings: Vec<String>,
+}
+
 fn invalid_model(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_predictive_model", message)
 }
@@ -65,10 +185,10 @@ fn invalid_model(message: impl Into<String>) -> ApiError {
     path = "/api/predictive-models/{name}",
     tag = "predictive models",
     operation_id = "upload_predictive_model",
-    params(("name" = String, Path, description = "The name scoring models use in `predictive = \"NAME\"`: letters, digits, `_`, `-`, `.`")),
-    request_body(content = Object, content_type = "application/json", description = "A model file written by `leadscore train`; any `Content-Type` is accepted"),
+    params(NamePath),
+    request_body(content = PredictiveFile, content_type = "application/json", description = "A model file written by `leadscore train`; any `Content-Type` is accepted"),
     responses(
-        (status = 201, description = "`{name, version, algorithm, fields, warnings}`: the version stored, the lead fields it reads, and a warning naming each of them that no lead of the workspace has", body = Object),
+        (status = 201, description = "The version stored, the lead fields it reads, and a warning naming each of them that no lead of the workspace has", body = UploadedView),
         (status = 400, description = "`invalid_predictive_model`: the body is not a valid model file (the message says why); `invalid_path`: a bad name", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -121,7 +241,7 @@ async fn upload(
         })
         .await?;
     state.models.remember(&stored, model);
-    let body = json!({ "name": name, "version": stored.version, "algorithm": algorithm, "fields": fields, "warnings": warnings });
+    let body = UploadedView { name, version: stored.version, algorithm, fields, warnings };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
@@ -132,29 +252,31 @@ async fn upload(
     tag = "predictive models",
     operation_id = "list_predictive_models",
     responses(
-        (status = 200, description = "`{predictive_models: [{name, versions: [{version, algorithm, origin, created_at, fields, auc}]}]}`; `origin` is `upload` or `retrain`, `auc` the held-out AUC the file records (or `null`)", body = Object),
+        (status = 200, description = "Each predictive model with its versions", body = ListView),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<Value>, ApiError> {
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ListView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let summaries = state.store.read(move |connection| predictive::list(connection, owner.workspace_id)).await?;
-    let mut by_name: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut by_name: BTreeMap<String, Vec<VersionView>> = BTreeMap::new();
     for summary in summaries {
-        by_name.entry(summary.name).or_default().push(json!({
-            "version": summary.version,
-            "algorithm": summary.algorithm,
-            "origin": summary.origin.as_str(),
-            "created_at": Timestamp(summary.created_at).to_string(),
-            "fields": summary.fields,
-            "auc": summary.auc,
-        }));
+        by_name.entry(summary.name).or_default().push(VersionView {
+            version: summary.version,
+            algorithm: summary.algorithm,
+            origin: match summary.origin {
+                Origin::Upload => PredictiveOrigin::Upload,
+                Origin::Retrain => PredictiveOrigin::Retrain,
+            },
+            created_at: Timestamp(summary.created_at).to_string(),
+            fields: summary.fields,
+            auc: summary.auc,
+        });
     }
-    let models: Vec<Value> =
-        by_name.into_iter().map(|(name, versions)| json!({ "name": name, "versions": versions })).collect();
-    Ok(ApiJson(json!({ "predictive_models": models })))
+    let predictive_models = by_name.into_iter().map(|(name, versions)| ModelView { name, versions }).collect();
+    Ok(ApiJson(ListView { predictive_models }))
 }
 
 /// What to retrain; every field is optional, and so is the body.
@@ -164,14 +286,45 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
 struct RetrainRequest {
     /// `logistic` (the default) or `gbdt`.
     algorithm: Option<Algorithm>,
-    /// The lead attributes to learn from; default: those of the latest version of the model, or
-    /// else every attribute of the labelled leads but `email`.
+    /// The lead attributes to learn from (at least one, none blank); default: those of the
+    /// latest version of the model, or else every attribute of the labelled leads but `email`.
+    #[schema(schema_with = field_names)]
     fields: Option<Vec<String>>,
     /// Whether to make and activate a new version of the active scoring model, pinned to the new
     /// predictive version, when it uses this predictive model (default `true`).
     activate: Option<bool>,
     /// The seed of the holdout split (default 7): the same seed and leads give the same model.
+    /// A whole number, written `7` or `7.0` (JSON Schema calls both integers).
+    #[serde(default, deserialize_with = "whole_number")]
     seed: Option<u64>,
+}
+
+/// A JSON number that is a whole number from 0 to `u64::MAX`, as JSON Schema's `integer` takes it:
+/// `7.0` is the integer 7 there, and a client generated from the document may send it so.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    if let Some(whole) = number.as_u64() {
+        return Ok(Some(whole));
+    }
+    match number.as_f64() {
+        // 2^64 is the first float past u64::MAX; below it, a float without a fraction converts exactly.
+        Some(float) if float.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&float) => {
+            Ok(Some(float as u64))
+        }
+        _ => {
+            Err(serde::de::Error::custom(format!("`seed` must be a whole number from 0 to {}, not {number}", u64::MAX)))
+        }
+    }
+}
+
+fn field_names() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let name = ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::openapi::NOT_BLANK));
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(name)
+        .min_items(Some(1))
+        .build()
 }
 
 /// Retrains a predictive model on the workspace's outcomes.
@@ -186,10 +339,10 @@ struct RetrainRequest {
     path = "/api/predictive-models/{name}/retrain",
     tag = "predictive models",
     operation_id = "retrain_predictive_model",
-    params(("name" = String, Path, description = "The predictive model's name: letters, digits, `_`, `-`, `.`")),
-    request_body(content = RetrainRequest, content_type = "application/json", description = "Optional"),
+    params(NamePath),
+    request_body(content = Option<RetrainRequest>, content_type = "application/json", description = "Optional: an empty body, or `null`, takes every default"),
     responses(
-        (status = 201, description = "`{name, version, algorithm, fields, customers, lost, holdout_auc, model_version}`: the new predictive version, the outcomes it learned from, and the scoring model version activated (or `null`)", body = Object),
+        (status = 201, description = "The new predictive version, the outcomes it learned from, and the scoring model version activated (or `null`)", body = RetrainedView),
         (status = 400, description = "`invalid_field`, `invalid_json` or `invalid_path`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -289,17 +442,17 @@ async fn retrain(
     if activated.is_some() {
         activation::rescore(&state, workspace_id);
     }
-    let answer = json!({
-        "name": name,
-        "version": stored.version,
-        "algorithm": algorithm,
-        "fields": trained.fields,
-        "customers": trained.customers,
-        "lost": trained.lost,
-        "holdout_auc": trained.holdout_auc,
-        "model_version": activated.map(|v| v.version),
-        "warnings": warnings,
-    });
+    let answer = RetrainedView {
+        name,
+        version: stored.version,
+        algorithm,
+        fields: trained.fields,
+        customers: trained.customers,
+        lost: trained.lost,
+        holdout_auc: trained.holdout_auc,
+        model_version: activated.map(|v| v.version),
+        warnings,
+    };
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
 
@@ -319,10 +472,13 @@ fn retrain_request(headers: &HeaderMap, body: &[u8]) -> Result<RetrainRequest, A
             "send the body with Content-Type: application/json",
         ));
     }
-    let request: RetrainRequest = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::bad_request("invalid_field", e.to_string()),
-        _ => ApiError::bad_request("invalid_json", e.to_string()),
-    })?;
+    // `null` is no request, like an empty body: the document offers both.
+    let request: RetrainRequest = serde_json::from_slice::<Option<JsonObject<RetrainRequest>>>(body)
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::bad_request("invalid_field", e.to_string()),
+            _ => ApiError::bad_request("invalid_json", e.to_string()),
+        })?
+        .map_or_else(RetrainRequest::default, |JsonObject(request)| request);
     if let Some(fields) = &request.fields
         && (fields.is_empty() || fields.iter().any(|f| f.trim().is_empty()))
     {

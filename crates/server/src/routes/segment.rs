@@ -14,9 +14,9 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, RawBody};
-use crate::ingest::{self, Message, Outcome};
-use crate::openapi::ErrorBody;
+use crate::error::{ApiError, JsonObject, RawBody};
+use crate::ingest::{self, ID_LIMIT, LeadScores, Message, Outcome};
+use crate::openapi::{BLANK, ErrorBody, NOT_BLANK, json_schema};
 use crate::state::AppState;
 
 pub const MESSAGE_LIMIT: usize = 32 * 1024;
@@ -48,6 +48,119 @@ fn write_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiErr
     Ok(body.get("writeKey").and_then(Value::as_str).map(str::to_string))
 }
 
+/// The schema of a Segment message sent to the route of `kind`, as [`ingest::parse_message`]
+/// reads it: ids are strings or numbers, an empty (or blank) string counts as absent, times are
+/// RFC 3339 with an offset, and other fields are accepted and ignored.
+fn message_schema(kind: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    // An id the message must carry, and one it may: 1 to 200 characters, or a number.
+    let present = json!({ "anyOf": [
+        { "type": "string", "minLength": 1, "maxLength": ID_LIMIT, "pattern": NOT_BLANK },
+        { "type": "number" },
+    ] });
+    let optional = json!({ "anyOf": [
+        { "type": "string", "maxLength": ID_LIMIT },
+        { "type": "string", "pattern": BLANK },
+        { "type": ["number", "null"] },
+    ] });
+    let text = json!({ "type": ["string", "number", "null"] });
+    // A message more than 5 minutes in the server's future is refused: no schema can say so.
+    let time = json!({ "anyOf": [
+        { "type": "string", "format": "date-time" },
+        { "type": "string", "pattern": BLANK },
+        { "type": "null" },
+    ] });
+    let fields = json!({ "type": ["object", "null"] });
+    let mut properties = json!({
+        "type": { "type": ["string", "number", "null"], "description": "Ignored: the route says the type" },
+        "userId": optional,
+        "anonymousId": optional,
+        "messageId": present,
+        "timestamp": time,
+        "originalTimestamp": time,
+        "sentAt": time,
+        "properties": fields,
+        "traits": fields,
+        "name": text,
+        "context": { "description": "Read for `context.traits` when `traits` is absent or empty" },
+        "writeKey": { "description": "The key, when it is not in the `Authorization` header" },
+    });
+    let mut required = vec!["messageId"];
+    match kind {
+        "track" => {
+            properties["event"] = present.clone();
+            required.push("event");
+        }
+        "alias" => {
+            properties["previousId"] = present.clone();
+            properties["userId"] = present.clone();
+            required.extend(["previousId", "userId"]);
+        }
+        "group" => {
+            properties["groupId"] = present.clone();
+            required.push("groupId");
+        }
+        _ => {}
+    }
+    json_schema(json!({
+        "type": "object",
+        "description": format!("A Segment `{kind}` message (at most 32 KB)"),
+        "required": required,
+        "properties": properties,
+        "anyOf": [
+            { "required": ["userId"], "properties": { "userId": present } },
+            { "required": ["anonymousId"], "properties": { "anonymousId": present } },
+        ],
+    }))
+}
+
+/// Declares the schema of a Segment message of one type, for the route of that type.
+macro_rules! segment_message {
+    ($type_name:ident, $kind:literal) => {
+        #[doc = concat!("A Segment `", $kind, "` message.")]
+        struct $type_name;
+
+        impl utoipa::PartialSchema for $type_name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+                message_schema($kind)
+            }
+        }
+
+        impl utoipa::ToSchema for $type_name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                stringify!($type_name).into()
+            }
+        }
+    };
+}
+
+segment_message!(SegmentIdentify, "identify");
+segment_message!(SegmentTrack, "track");
+segment_message!(SegmentPage, "page");
+segment_message!(SegmentScreen, "screen");
+segment_message!(SegmentGroup, "group");
+segment_message!(SegmentAlias, "alias");
+
+/// The answer to one Segment message.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SegmentAnswer {
+    /// Always `true`: a refused message is answered 400.
+    success: bool,
+    /// Whether the message id was already stored (nothing changed).
+    duplicate: bool,
+    /// The lead's scores after the message; `null` for a duplicate.
+    lead: Option<LeadScores>,
+}
+
+/// The answer to a batch: one outcome per message, in order.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SegmentBatchAnswer {
+    /// Always `true`: refused messages are answered in `items`.
+    success: bool,
+    items: Vec<Outcome>,
+    /// Every lead the batch touched, in the order they were first touched, with its new scores.
+    leads: Vec<LeadScores>,
+}
+
 /// Identifies a lead: its user id and traits (Segment's `identify`).
 ///
 /// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
@@ -57,13 +170,13 @@ fn write_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiErr
     path = "/v1/identify",
     tag = "segment",
     operation_id = "segment_identify",
-    request_body(content = Object, description = "A Segment `identify` message"),
+    request_body(content = SegmentIdentify, description = "A Segment `identify` message"),
     responses(
-        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
-        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
-        (status = 413, description = "The message is over 32 KB (`too_large`)"),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
@@ -80,13 +193,13 @@ async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): Raw
     path = "/v1/track",
     tag = "segment",
     operation_id = "segment_track",
-    request_body(content = Object, description = "A Segment `track` message"),
+    request_body(content = SegmentTrack, description = "A Segment `track` message"),
     responses(
-        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
-        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
-        (status = 413, description = "The message is over 32 KB (`too_large`)"),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
@@ -103,13 +216,13 @@ async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
     path = "/v1/page",
     tag = "segment",
     operation_id = "segment_page",
-    request_body(content = Object, description = "A Segment `page` message"),
+    request_body(content = SegmentPage, description = "A Segment `page` message"),
     responses(
-        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
-        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
-        (status = 413, description = "The message is over 32 KB (`too_large`)"),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
@@ -126,13 +239,13 @@ async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody
     path = "/v1/screen",
     tag = "segment",
     operation_id = "segment_screen",
-    request_body(content = Object, description = "A Segment `screen` message"),
+    request_body(content = SegmentScreen, description = "A Segment `screen` message"),
     responses(
-        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
-        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
-        (status = 413, description = "The message is over 32 KB (`too_large`)"),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
@@ -149,10 +262,10 @@ async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBo
     path = "/v1/group",
     tag = "segment",
     operation_id = "segment_group",
-    request_body(content = Object, description = "A Segment `group` message"),
+    request_body(content = SegmentGroup, description = "A Segment `group` message"),
     responses(
-        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
-        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
@@ -172,10 +285,10 @@ async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
     path = "/v1/alias",
     tag = "segment",
     operation_id = "segment_alias",
-    request_body(content = Object, description = "A Segment `alias` message"),
+    request_body(content = SegmentAlias, description = "A Segment `alias` message"),
     responses(
-        (status = 200, description = "Stored and scored (or a duplicate of a message already stored): `{success, duplicate, lead}` with the lead's new scores", body = Object),
-        (status = 400, description = "`invalid_json` or `invalid_message`", body = ErrorBody),
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
@@ -204,7 +317,7 @@ async fn single(
         return Err(ApiError::bad_request("invalid_message", reason.clone()));
     }
     let duplicate = ingested.items.first() == Some(&Outcome::Duplicate);
-    let body = json!({ "success": true, "duplicate": duplicate, "lead": ingested.leads.first() });
+    let body = SegmentAnswer { success: true, duplicate, lead: ingested.leads.into_iter().next() };
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
@@ -212,9 +325,11 @@ async fn single(
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[schema(as = SegmentBatch)]
 struct Batch<'a> {
-    /// The messages (at most 2,500, each at most 32 KB), each with its `type`.
+    /// The messages (at most 2,500, each at most 32 KB), each with its `type` and otherwise as
+    /// the single routes take them. Each is checked on its own: an invalid one is refused in the
+    /// answer's `items`, and the others go on.
     #[serde(borrow)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(schema_with = any_messages)]
     batch: Vec<&'a RawValue>,
     /// When the client sent the batch (RFC 3339), to correct its clock's skew.
     #[serde(rename = "sentAt")]
@@ -222,6 +337,14 @@ struct Batch<'a> {
     /// The write key, if it is not in the `Authorization` header.
     #[serde(rename = "writeKey")]
     write_key: Option<String>,
+}
+
+/// A batch's messages: any JSON values, each answered on its own.
+fn any_messages() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue))
+        .max_items(Some(BATCH_ITEMS))
+        .build()
 }
 
 /// Stores several messages of any types (Segment's `batch`).
@@ -236,7 +359,7 @@ struct Batch<'a> {
     operation_id = "segment_batch",
     request_body = Batch,
     responses(
-        (status = 200, description = "`{success, items, leads}`: an outcome per message and the leads with their new scores", body = Object),
+        (status = 200, description = "An outcome per message (accepted, duplicate, or refused with its reason) and the leads with their new scores", body = SegmentBatchAnswer),
         (status = 400, description = "`invalid_batch`: the body is not `{\"batch\": [...]}`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
@@ -249,7 +372,7 @@ async fn batch(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let parsed: Batch<'_> = serde_json::from_slice(&body).map_err(|e| {
+    let JsonObject(parsed) = serde_json::from_slice::<JsonObject<Batch<'_>>>(&body).map_err(|e| {
         ApiError::bad_request("invalid_batch", format!("the body must be {{\"batch\": [messages...]}}: {e}"))
     })?;
     let key = match auth::key_from_headers(&headers)? {
@@ -279,7 +402,7 @@ async fn batch(
         })
         .collect();
     let ingested = run(&state, owner.workspace_id, messages, received_at).await?;
-    Ok(axum::Json(json!({ "success": true, "items": ingested.items, "leads": ingested.leads })).into_response())
+    Ok(axum::Json(SegmentBatchAnswer { success: true, items: ingested.items, leads: ingested.leads }).into_response())
 }
 
 /// Stores the messages in the writer's transaction; answers once they are durable.

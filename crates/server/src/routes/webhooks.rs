@@ -8,8 +8,8 @@ use leadscore_core::{Model, Timestamp, check};
 use leadscore_store::keys::Scope;
 use leadscore_store::webhooks::{self, EVENT_KINDS, NewWebhook};
 use leadscore_store::{StoreError, now_ms};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,34 +30,156 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// A webhook subscription to create.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = CreateWebhook)]
+#[schema(as = CreateWebhookFields)]
 struct CreateRequest {
-    /// Where to POST the notifications (http or https). Unless the service runs with
+    /// Where to POST the notifications: an http:// or https:// URL (as the WHATWG URL standard
+    /// reads it) of at most 2,048 characters. Unless the service runs with
     /// `--allow-private-webhooks`, its host must resolve, and only to public addresses.
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://", max_length = 2048)]
     url: String,
-    /// The kinds of notification: any of `tier_changed`, `became_mql`, `stage_changed`, `score_crossed`.
+    /// The kinds of notification, at least one.
+    #[schema(value_type = Vec<WebhookEvent>, min_items = 1)]
     events: Vec<String>,
-    /// For `score_crossed`: the score and the threshold to watch.
+    /// For `score_crossed` (and only with it): the score to watch (1 to 200 characters).
+    #[schema(schema_with = crate::openapi::optional_id)]
     score: Option<String>,
+    /// For `score_crossed` (and only with it): the threshold to watch.
     threshold: Option<f64>,
+}
+
+/// The body of a subscription: [`CreateRequest`], with the rule between its fields that its
+/// derived schema cannot state (`score` and `threshold` go with `score_crossed`, and only with it).
+struct CreateWebhook;
+
+impl utoipa::PartialSchema for CreateWebhook {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        crate::openapi::json_schema(json!({
+            "allOf": [crate::openapi::reference::<CreateRequest>()],
+            "if": { "required": ["events"], "properties": { "events": { "contains": { "const": "score_crossed" } } } },
+            "then": {
+                "required": ["score", "threshold"],
+                "properties": { "score": { "type": "string" }, "threshold": { "type": "number" } },
+            },
+            "else": { "properties": { "score": { "type": "null" }, "threshold": { "type": "null" } } },
+        }))
+    }
+}
+
+impl utoipa::ToSchema for CreateWebhook {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        schemas.push((CreateRequest::name().into(), <CreateRequest as utoipa::PartialSchema>::schema()));
+        <CreateRequest as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
+/// A kind of notification (see docs/api.md for when each is sent).
+#[derive(Serialize, utoipa::ToSchema)]
+// Describes the names the store keeps as text (`EVENT_KINDS`, which a test compares with these).
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum WebhookEvent {
+    TierChanged,
+    BecameMql,
+    StageChanged,
+    ScoreCrossed,
 }
 
 /// The most characters of a webhook's URL (what browsers and proxies commonly take).
 const URL_LIMIT: usize = 2048;
 
-fn webhook_json(webhook: &webhooks::Webhook, with_secret: bool) -> Value {
-    let mut value = json!({
-        "id": webhook.id,
-        "url": webhook.url,
-        "events": webhook.events,
-        "score": webhook.score,
-        "threshold": webhook.threshold,
-        "created_at": Timestamp(webhook.created_at).to_string(),
-    });
-    if with_secret {
-        value["secret"] = json!(webhook.secret);
+/// A webhook subscription, without its secret.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Webhook)]
+struct WebhookView {
+    id: i64,
+    url: String,
+    #[schema(value_type = Vec<WebhookEvent>)]
+    events: Vec<String>,
+    /// For `score_crossed`: the score and the threshold watched; `null` otherwise.
+    score: Option<String>,
+    threshold: Option<f64>,
+    created_at: String,
+}
+
+impl From<&webhooks::Webhook> for WebhookView {
+    fn from(webhook: &webhooks::Webhook) -> WebhookView {
+        WebhookView {
+            id: webhook.id,
+            url: webhook.url.clone(),
+            events: webhook.events.clone(),
+            score: webhook.score.clone(),
+            threshold: webhook.threshold,
+            created_at: Timestamp(webhook.created_at).to_string(),
+        }
     }
-    value
+}
+
+/// A webhook subscription just made.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CreatedWebhook)]
+struct CreatedView {
+    #[serde(flatten)]
+    webhook: WebhookView,
+    /// The key of each delivery's signature; shown only in this answer.
+    secret: String,
+    /// What the subscription asks for that the active model never gives (a `score` it lacks, a
+    /// `threshold` its range never crosses, `tier_changed` without tiers); empty if nothing.
+    warnings: Vec<String>,
+}
+
+/// The workspace's webhook subscriptions.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookList)]
+struct ListView {
+    webhooks: Vec<WebhookView>,
+}
+
+/// How a notification's delivery stands.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+/// A notification and how its delivery went.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Delivery)]
+struct DeliveryView {
+    id: i64,
+    lead_id: i64,
+    #[schema(value_type = WebhookEvent)]
+    event: String,
+    status: DeliveryStatus,
+    attempts: i64,
+    created_at: String,
+    delivered_at: Option<String>,
+    failed_at: Option<String>,
+    /// When it is tried next, while it is pending.
+    next_attempt_at: Option<String>,
+    /// The receiver's last HTTP status (`null` when there was no answer).
+    last_status: Option<i64>,
+    /// Why the last attempt failed.
+    last_error: Option<String>,
+}
+
+/// A webhook's delivery log.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DeliveryLog)]
+struct DeliveryLogView {
+    /// The latest 500 notifications, newest first.
+    deliveries: Vec<DeliveryView>,
+}
+
+/// A notification queued again.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Redelivery)]
+struct RedeliveryView {
+    /// The id of the new notification.
+    id: i64,
+    /// `pending`.
+    status: DeliveryStatus,
 }
 
 /// Subscribes a URL to notifications of lead changes.
@@ -68,9 +190,9 @@ fn webhook_json(webhook: &webhooks::Webhook, with_secret: bool) -> Value {
     path = "/api/webhooks",
     tag = "webhooks",
     operation_id = "create_webhook",
-    request_body = CreateRequest,
+    request_body = CreateWebhook,
     responses(
-        (status = 201, description = "The webhook: `{id, url, events, score, threshold, created_at, secret, warnings}`; `warnings` lists what the subscription asks for that the active model never gives (a `score` it lacks or a `threshold` its range never crosses, `tier_changed` without tiers), or is empty", body = Object),
+        (status = 201, description = "The webhook, with its secret and warnings", body = CreatedView),
         (status = 400, description = "`invalid_field` (with the field at fault: a `url` whose host is or resolves to a loopback, private, link-local or other non-public address, unless the service allows them) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -156,8 +278,7 @@ async fn create(
     let new =
         NewWebhook { url: url.to_string(), events: request.events, score: request.score, threshold: request.threshold };
     let webhook = state.store.write(move |c| webhooks::create(c, owner.workspace_id, &new)).await?;
-    let mut body = webhook_json(&webhook, true);
-    body["warnings"] = json!(warnings);
+    let body = CreatedView { webhook: WebhookView::from(&webhook), secret: webhook.secret.clone(), warnings };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
@@ -231,16 +352,16 @@ fn bound(value: f64) -> String {
     tag = "webhooks",
     operation_id = "list_webhooks",
     responses(
-        (status = 200, description = "`{webhooks}`: each with its id, URL, events, score and threshold", body = Object),
+        (status = 200, description = "The subscriptions, without their secrets", body = ListView),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<Value>, ApiError> {
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ListView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let hooks = state.store.read(move |c| webhooks::list(c, owner.workspace_id)).await?;
-    Ok(ApiJson(json!({ "webhooks": hooks.iter().map(|w| webhook_json(w, false)).collect::<Vec<_>>() })))
+    Ok(ApiJson(ListView { webhooks: hooks.iter().map(WebhookView::from).collect() }))
 }
 
 /// Deletes a webhook; its pending deliveries are marked failed.
@@ -277,7 +398,7 @@ async fn remove(
     operation_id = "webhook_deliveries",
     params(("id" = i64, Path, description = "The webhook's id")),
     responses(
-        (status = 200, description = "`{deliveries}`: each with its status (`delivered`, `failed` or `pending`), attempts, times and last error", body = Object),
+        (status = 200, description = "The latest 500 notifications, newest first, with their status, attempts, times and last error", body = DeliveryLogView),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -289,7 +410,7 @@ async fn deliveries(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<DeliveryLogView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let log = state
         .store
@@ -301,23 +422,32 @@ async fn deliveries(
         })
         .await?;
     let time = |t: Option<i64>| t.map(|t| Timestamp(t).to_string());
-    let entries: Vec<Value> = log
-        .iter()
+    let deliveries = log
+        .into_iter()
         .map(|e| {
             let status = match (e.delivered_at, e.failed_at) {
-                (Some(_), _) => "delivered",
-                (None, Some(_)) => "failed",
-                (None, None) => "pending",
+                (Some(_), _) => DeliveryStatus::Delivered,
+                (None, Some(_)) => DeliveryStatus::Failed,
+                (None, None) => DeliveryStatus::Pending,
             };
-            json!({
-                "id": e.id, "lead_id": e.lead_id, "event": e.event, "status": status, "attempts": e.attempts,
-                "created_at": time(Some(e.created_at)), "delivered_at": time(e.delivered_at), "failed_at": time(e.failed_at),
-                "next_attempt_at": if status == "pending" { time(Some(e.next_attempt_at)) } else { None },
-                "last_status": e.last_status, "last_error": e.last_error,
-            })
+            let next_attempt_at =
+                if matches!(status, DeliveryStatus::Pending) { time(Some(e.next_attempt_at)) } else { None };
+            DeliveryView {
+                id: e.id,
+                lead_id: e.lead_id,
+                event: e.event,
+                status,
+                attempts: e.attempts,
+                created_at: Timestamp(e.created_at).to_string(),
+                delivered_at: time(e.delivered_at),
+                failed_at: time(e.failed_at),
+                next_attempt_at,
+                last_status: e.last_status,
+                last_error: e.last_error,
+            }
         })
         .collect();
-    Ok(ApiJson(json!({ "deliveries": entries })))
+    Ok(ApiJson(DeliveryLogView { deliveries }))
 }
 
 /// Sends a notification again, as a new delivery.
@@ -328,7 +458,7 @@ async fn deliveries(
     operation_id = "redeliver",
     params(("id" = i64, Path, description = "The delivery's id, from the delivery log")),
     responses(
-        (status = 202, description = "`{id, status}`: the new delivery, `pending`", body = Object),
+        (status = 202, description = "The new notification, `pending`", body = RedeliveryView),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
         (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
         (status = 403, description = "The key is not an admin key", body = ErrorBody),
@@ -344,12 +474,29 @@ async fn redeliver(
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let queued = state.store.write(move |c| webhooks::redeliver(c, owner.workspace_id, id, now_ms())).await?;
     state.deliveries.notify_one();
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "id": queued, "status": "pending" }))).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(RedeliveryView { id: queued, status: DeliveryStatus::Pending }))
+        .into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_event_kinds_are_those_the_store_takes() {
+        let documented = [
+            WebhookEvent::TierChanged,
+            WebhookEvent::BecameMql,
+            WebhookEvent::StageChanged,
+            WebhookEvent::ScoreCrossed,
+        ]
+        .map(|kind| serde_json::to_value(kind).unwrap().as_str().unwrap().to_string());
+        let mut stored: Vec<&str> = EVENT_KINDS.to_vec();
+        let mut documented: Vec<&str> = documented.iter().map(String::as_str).collect();
+        stored.sort_unstable();
+        documented.sort_unstable();
+        assert_eq!(documented, stored);
+    }
 
     fn crossing(score: &str, threshold: f64) -> CreateRequest {
         CreateRequest {
