@@ -1,81 +1,17 @@
 //! Who is calling: an API key from `Authorization: Bearer KEY`, or Segment's style (the write key
-//! as the basic-auth user name with an empty password), checked against the store and cached.
-//!
-//! A revoked key stops working at once when it is revoked through this service (the cache forgets
-//! it), and within [`RECHECK_AFTER`] when another process revokes it (the command line writes to
-//! the same database, which this service only sees when it reads the key again).
+//! as the basic-auth user name with an empty password), checked against the store and cached
+//! ([`crate::key_cache`]).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::http::HeaderMap;
 use base64::Engine;
 use leadscore_store::keys::{KeyOwner, Scope};
 
 use crate::error::ApiError;
+#[cfg(test)]
+use crate::key_cache::RECHECK_AFTER;
 use crate::state::AppState;
-
-/// How long a cached key is trusted before it is checked against the database again: the longest
-/// a key revoked by another process keeps working here.
-pub const RECHECK_AFTER: Duration = Duration::from_secs(30);
-
-/// Keys already seen, so that most requests do not need a database read to authenticate. Only
-/// valid keys are kept, so that unknown keys sent by anyone cannot fill it.
-#[derive(Default)]
-pub struct KeyCache {
-    entries: Mutex<Entries>,
-}
-
-#[derive(Default)]
-struct Entries {
-    known: HashMap<String, Checked>,
-    /// Counts the revocations made through [`KeyCache::forget`]: a key read from the database
-    /// while one happened is not cached, as the read may predate the revocation.
-    revocations: u64,
-}
-
-struct Checked {
-    owner: KeyOwner,
-    checked_at: Instant,
-}
-
-impl KeyCache {
-    /// The owner of `key` if it was found valid in the database less than [`RECHECK_AFTER`] ago.
-    fn fresh(&self, key: &str, now: Instant) -> Option<KeyOwner> {
-        let entries = self.entries.lock().ok()?;
-        let checked = entries.known.get(key)?;
-        (now.duration_since(checked.checked_at) < RECHECK_AFTER).then(|| checked.owner.clone())
-    }
-
-    /// Where revocations stand before a database read, to hand to [`KeyCache::remember`].
-    fn revocations(&self) -> u64 {
-        self.entries.lock().map_or(0, |entries| entries.revocations)
-    }
-
-    /// Caches what the database said about `key` at `checked_at` (forgetting a revoked key),
-    /// unless a revocation happened since `revocations_before` was taken.
-    fn remember(&self, key: String, owner: Option<&KeyOwner>, checked_at: Instant, revocations_before: u64) {
-        let Ok(mut entries) = self.entries.lock() else { return };
-        match owner {
-            Some(owner) if entries.revocations == revocations_before => {
-                entries.known.insert(key, Checked { owner: owner.clone(), checked_at });
-            }
-            _ => {
-                entries.known.remove(&key);
-            }
-        }
-    }
-
-    /// Forgets a key that was just revoked (after the revocation was committed), so that its
-    /// next request reads the database and is refused.
-    pub fn forget(&self, key_id: i64) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.known.retain(|_, checked| checked.owner.key_id != key_id);
-            entries.revocations += 1;
-        }
-    }
-}
 
 /// The key in the request's headers, if any.
 pub fn key_from_headers(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -147,25 +83,6 @@ mod tests {
         assert!(key("Bearer").is_err());
     }
 
-    fn owner(key_id: i64) -> KeyOwner {
-        KeyOwner { key_id, workspace_id: 1, scope: Scope::Read }
-    }
-
-    #[test]
-    fn a_key_read_while_it_was_being_revoked_is_not_cached() {
-        let cache = KeyCache::default();
-        let now = Instant::now();
-        let before = cache.revocations();
-        cache.forget(7);
-        cache.remember("lsk_x".to_string(), Some(&owner(7)), now, before);
-        assert_eq!(cache.fresh("lsk_x", now), None);
-        // Without a revocation in between, the key is cached, and forgetting it drops it.
-        cache.remember("lsk_x".to_string(), Some(&owner(7)), now, cache.revocations());
-        assert_eq!(cache.fresh("lsk_x", now), Some(owner(7)));
-        cache.forget(7);
-        assert_eq!(cache.fresh("lsk_x", now), None);
-    }
-
     #[test]
     fn a_key_revoked_by_another_process_is_refused_once_its_check_is_too_old() {
         let dir = tempfile::tempdir().unwrap();
@@ -186,9 +103,8 @@ mod tests {
         assert!(store.write_blocking(move |c| keys::revoke(c, workspace_id, key_id)).unwrap());
         assert!(authorize(&state).is_ok(), "checked less than 30 s ago: still trusted");
 
-        let long_ago = Instant::now().checked_sub(RECHECK_AFTER).unwrap();
-        state.keys.entries.lock().unwrap().known.get_mut(&key.secret).unwrap().checked_at = long_ago;
+        state.keys.age(RECHECK_AFTER);
         assert_eq!(authorize(&state).unwrap_err().status, axum::http::StatusCode::UNAUTHORIZED);
-        assert!(state.keys.entries.lock().unwrap().known.is_empty(), "a revoked key is not kept");
+        assert!(state.keys.is_empty(), "a revoked key is not kept");
     }
 }

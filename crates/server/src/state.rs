@@ -6,7 +6,7 @@ use tokio::sync::Notify;
 
 use leadscore_store::Store;
 
-use crate::auth::KeyCache;
+use crate::key_cache::KeyCache;
 use crate::lead_cache::LeadCache;
 use crate::metrics::Metrics;
 use crate::rescore::Jobs;
