@@ -56,7 +56,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::keys::routes())
         .merge(routes::native::routes())
         .merge(routes::import::routes())
-        .merge(metrics::routes())
+        .merge(routes::metrics::routes())
         .routes(routes!(openapi::document))
 }
 
@@ -78,7 +78,7 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
         // Outside the layers that refuse with an empty body (timeout, decompression, routing).
         .layer(axum::middleware::map_response(error::json_refusals))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), routes::metrics::track))
         // Request spans carry the route pattern, never the path: paths hold lead ids, which can
         // be e-mail addresses.
         .layer(

@@ -1,23 +1,15 @@
-//! Prometheus metrics at `/metrics`: requests and their latency by route, ingestion outcomes,
-//! rescoring progress, the webhook outbox's depth and delivery results.
+//! The service's Prometheus metrics (served by `routes::metrics`): requests and their latency by
+//! route, ingestion outcomes, rescoring progress, the webhook outbox's depth and delivery
+//! results, connections.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::ingest::{Ingested, Outcome};
-use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -60,8 +52,7 @@ pub struct Metrics {
     pub rescoring_planned: Gauge,
     /// Client connections open now.
     pub connections: Gauge,
-    /// Connections refused on arrival because [`crate::connections::Limits::max_connections`]
-    /// were open.
+    /// Connections refused on arrival because `--max-connections` were open.
     pub connections_refused: Counter,
 }
 
@@ -215,45 +206,20 @@ pub fn without_quoted_values(reason: &str) -> String {
     out
 }
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(export))
-}
-
-/// Prometheus metrics, in the OpenMetrics text format.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "metrics",
-    operation_id = "metrics",
-    responses((
-        status = 200,
-        description = "Requests and latency by route, ingestion outcomes, rescoring progress, the webhook outbox",
-        body = String,
-        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8",
-    )),
-)]
-async fn export(State(state): State<AppState>) -> Response {
-    if let Ok(depth) = state.store.read(leadscore_store::webhooks::depth).await {
-        state.metrics.outbox_depth.set(depth);
+impl Metrics {
+    /// Counts and times one answered request, by its route pattern (never the raw path, which
+    /// would hold lead ids).
+    pub fn observe_request(&self, route: String, method: &'static str, status: u16, seconds: f64) {
+        self.requests.get_or_create(&RequestLabels { route: route.clone(), method, status }).inc();
+        self.latency.get_or_create(&RouteLabels { route }).observe(seconds);
     }
-    let mut body = String::new();
-    if prometheus_client::encoding::text::encode(&mut body, &state.metrics.registry).is_err() {
-        return crate::error::ApiError::internal().into_response();
-    }
-    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
-}
 
-/// Middleware: counts each request and times it, by its route pattern (never the raw path,
-/// which would hold lead ids).
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    state.metrics.requests.get_or_create(&RequestLabels { route: route.clone(), method, status }).inc();
-    state.metrics.latency.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
-    response
+    /// Every metric in the OpenMetrics text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, &self.registry)?;
+        Ok(body)
+    }
 }
 
 #[cfg(test)]

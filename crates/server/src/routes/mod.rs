@@ -5,6 +5,7 @@ pub mod health;
 pub mod import;
 pub mod keys;
 pub mod leads;
+pub mod metrics;
 pub mod models;
 pub mod native;
 pub mod predictive;
