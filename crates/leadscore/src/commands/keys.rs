@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use leadscore_core::Timestamp;
-use leadscore_server::auth::RECHECK_AFTER;
+use leadscore_server::key_cache::RECHECK_AFTER;
 use leadscore_store::Store;
 use leadscore_store::keys::{KeyInfo, Scope};
 
