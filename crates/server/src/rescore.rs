@@ -4,9 +4,6 @@
 //!
 //! Batches are small writer jobs, so ingestion and reads go on while a workspace is rescored.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use leadscore_core::{LeadState, Model, Timestamp};
 use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::rescorings::{self, Rescoring};
@@ -152,24 +149,6 @@ impl From<Rescoring> for Progress {
 /// The workspace's running or last rescoring.
 pub async fn progress(state: &AppState, workspace_id: i64) -> Result<Option<Progress>, StoreError> {
     Ok(state.store.read(move |c| rescorings::get(c, workspace_id)).await?.map(Progress::from))
-}
-
-/// The workspaces whose rescoring runs in this process.
-#[derive(Default)]
-pub struct Jobs {
-    running: Mutex<HashSet<i64>>,
-}
-
-impl Jobs {
-    fn claim(&self, workspace_id: i64) -> bool {
-        self.running.lock().is_ok_and(|mut running| running.insert(workspace_id))
-    }
-
-    fn release(&self, workspace_id: i64) {
-        if let Ok(mut running) = self.running.lock() {
-            running.remove(&workspace_id);
-        }
-    }
 }
 
 /// One batch of a rescoring pass: the workspace, the leads after which it goes on, the time it

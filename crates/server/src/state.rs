@@ -1,6 +1,7 @@
 //! What every request handler shares.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -9,7 +10,6 @@ use leadscore_store::Store;
 use crate::key_cache::KeyCache;
 use crate::lead_cache::LeadCache;
 use crate::metrics::Metrics;
-use crate::rescore::Jobs;
 use crate::scoring::Models;
 
 /// The service's shared state; cheap to clone.
@@ -24,7 +24,7 @@ pub struct AppState {
     /// Wakes the webhook dispatcher when notifications were queued.
     pub deliveries: Arc<Notify>,
     /// Background rescoring of workspaces, with progress.
-    pub rescoring: Arc<Jobs>,
+    pub rescoring: Arc<RunningRescorings>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
 }
@@ -63,9 +63,28 @@ impl AppState {
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),
             deliveries: Arc::new(Notify::new()),
-            rescoring: Arc::new(Jobs::default()),
+            rescoring: Arc::new(RunningRescorings::default()),
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
+        }
+    }
+}
+
+/// The workspaces whose rescoring runs in this process.
+#[derive(Default)]
+pub struct RunningRescorings {
+    running: Mutex<HashSet<i64>>,
+}
+
+impl RunningRescorings {
+    /// Marks the workspace's rescoring as running here; `false` if it already was.
+    pub fn claim(&self, workspace_id: i64) -> bool {
+        self.running.lock().is_ok_and(|mut running| running.insert(workspace_id))
+    }
+
+    pub fn release(&self, workspace_id: i64) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&workspace_id);
         }
     }
 }
