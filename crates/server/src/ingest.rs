@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::lead_cache::{LeadCache, Leads};
-use crate::rescore;
+use crate::saving::{self, SaveContext};
 use crate::scoring::{self, Models};
 
 /// Future timestamps more than this far ahead of the server's clock are refused.
@@ -521,18 +521,16 @@ pub fn ingest(
                     state
                 }
             };
-            let saved = rescore::save_scores(
+            let context = SaveContext {
                 connection,
                 model,
-                version.id,
-                lead,
-                &state,
-                &mut entry.scores,
-                received_at,
-                "event",
-                History::EveryChange,
-                &hooks,
-            )?;
+                model_id: version.id,
+                now: received_at,
+                cause: "event",
+                history: History::EveryChange,
+                webhooks: &hooks,
+            };
+            let saved = saving::save_scores(&context, lead, &state, &mut entry.scores)?;
             entry.state = Some((version.id, state));
             for row in &saved.rows {
                 summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });

@@ -28,6 +28,7 @@ pub mod preview;
 pub mod rescore;
 pub mod retrain;
 pub mod routes;
+pub mod saving;
 pub mod scoring;
 pub mod state;
 

@@ -9,7 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use leadscore_core::Model;
-use leadscore_store::scores::ScoreRow;
+use leadscore_store::scores::{Change, ScoreRow};
+use leadscore_store::stages::StageChange;
 
 /// A lifecycle stage; as text, its lower-case name (`lead`, `mql`, ...), read in any case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
@@ -142,6 +143,39 @@ pub fn is_mql_level(model: &Model, score: &str, tier: Option<&str>) -> bool {
     let mql = tiers.iter().position(|t| t.label().eq_ignore_ascii_case("mql"));
     let position = tiers.iter().position(|t| t.label() == tier);
     matches!((mql, position), (Some(mql), Some(position)) if position >= mql)
+}
+
+/// The automatic move to MQL that new scores call for: from stage lead whenever a score is at
+/// an MQL tier; from nurture only when a score has just entered one (new engagement recycles the
+/// lead, while a rep's decision is not undone by scores that were already there).
+pub fn mql_move(
+    model: &Model,
+    stage: &str,
+    rows: &[ScoreRow],
+    qualified_by: &[Option<String>],
+    changes: &[Change],
+    now: i64,
+) -> Option<StageChange> {
+    let current: Stage = stage.parse().unwrap_or(Stage::Lead);
+    let moves = match current {
+        Stage::Lead => true,
+        Stage::Nurture => changes.iter().any(|c| {
+            is_mql_level(model, &c.score, c.tier.as_deref())
+                && !is_mql_level(model, &c.score, c.previous_tier.as_deref())
+        }),
+        _ => false,
+    };
+    if !moves {
+        return None;
+    }
+    let reason = mql_reason(model, rows, qualified_by)?;
+    Some(StageChange {
+        stage: Stage::Mql.to_string(),
+        previous: Some(current.to_string()),
+        at: now,
+        actor: AUTOMATIC_ACTOR.to_string(),
+        reason: Some(reason),
+    })
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use leadscore_store::scores;
 use leadscore_store::{StoreError, now_ms};
 use serde::Serialize;
 
+use crate::lifecycle;
 use crate::notify::{self, LeadChanges};
-use crate::rescore;
 use crate::scoring::{self, Models};
 
 /// Per score: tier label (or "" for none) -> count, and the value range and mean.
@@ -132,7 +132,7 @@ pub fn compare(
             after.add(&row.score, row.value, row.tier.as_deref());
         }
         let score_changes = scores::stored(connection, lead.id)?.changes(&new_rows);
-        let stage = rescore::mql_move(&candidate_model, &lead.stage, &new_rows, &qualified_by, &score_changes, now);
+        let stage = lifecycle::mql_move(&candidate_model, &lead.stage, &new_rows, &qualified_by, &score_changes, now);
         stage_moves += u64::from(stage.is_some());
         let lead_changes = LeadChanges { scores: score_changes.iter().collect(), stages: stage.iter().collect() };
         notify::count(&hooks, &lead, &lead_changes, &mut notifications);

@@ -1,14 +1,13 @@
-//! Rescoring: saving a lead's freshly evaluated scores with everything that follows from them
-//! (history, automatic MQL, webhook notifications), and rescoring whole workspaces in the
-//! background in small batches, after a model is activated or as time passes.
+//! Rescoring whole workspaces in the background in small batches, after a model is activated
+//! (recorded, resumed after a crash) or as time passes; each lead is saved by [`crate::saving`].
 //!
 //! Batches are small writer jobs, so ingestion and reads go on while a workspace is rescored.
 
-use leadscore_core::{LeadState, Model, Timestamp};
+use leadscore_core::{Model, Timestamp};
 use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::rescorings::{self, Rescoring};
 use leadscore_store::rusqlite::Connection;
-use leadscore_store::scores::{Change, History, ScoreRow, StoredScores};
+use leadscore_store::scores::{History, ScoreRow};
 use leadscore_store::stages::StageChange;
 use leadscore_store::webhooks::Webhook;
 use leadscore_store::{StoreError, now_ms};
@@ -17,103 +16,12 @@ use serde::Serialize;
 use crate::lead_cache::LeadCache;
 use crate::lifecycle::{self, Stage};
 use crate::notify::{self, LeadChanges};
+use crate::saving::{self, SaveContext};
 use crate::scoring::{self, Models};
 use crate::state::AppState;
 
 /// Leads rescored per writer job.
 const BATCH: u32 = 200;
-
-/// What saving a lead's scores did.
-pub struct Saved {
-    pub rows: Vec<ScoreRow>,
-    pub changes: Vec<Change>,
-    pub stage: Option<StageChange>,
-    pub queued: usize,
-}
-
-/// Evaluates a lead at `now` from `state`, saves its state and scores, moves it to MQL when its
-/// scores say so, and queues the webhook notifications of every change. `stored` is the lead's
-/// stored scores when the caller knows them (read here otherwise), and what is stored after.
-#[allow(clippy::too_many_arguments)]
-pub fn save_scores(
-    connection: &Connection,
-    model: &Model,
-    model_id: i64,
-    lead: &mut LeadRow,
-    state: &LeadState,
-    stored: &mut Option<StoredScores>,
-    now: i64,
-    cause: &str,
-    history: History,
-    webhooks: &[Webhook],
-) -> Result<Saved, StoreError> {
-    lead.state = Some(scoring::state_text(state.occurrences()));
-    lead.state_model_id = Some(model_id);
-    let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
-    let stored = match stored {
-        Some(stored) => stored,
-        None => stored.insert(leadscore_store::scores::stored(connection, lead.id)?),
-    };
-    let changes = leadscore_store::scores::save_over(connection, lead.id, stored, &rows, cause, history)?;
-    leads::save(connection, lead)?;
-    let stage = automatic_mql(connection, model, lead, &rows, &qualified_by, &changes, now)?;
-    if let Some(change) = &stage {
-        lead.stage = change.stage.clone();
-    }
-    let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
-    let queued = notify::enqueue(connection, webhooks, lead, &lead_changes, now)?;
-    Ok(Saved { rows, changes, stage, queued })
-}
-
-/// Moves a lead to MQL when its scores say so (see [`mql_move`]).
-fn automatic_mql(
-    connection: &Connection,
-    model: &Model,
-    lead: &LeadRow,
-    rows: &[ScoreRow],
-    qualified_by: &[Option<String>],
-    changes: &[Change],
-    now: i64,
-) -> Result<Option<StageChange>, StoreError> {
-    let change = mql_move(model, &lead.stage, rows, qualified_by, changes, now);
-    if let Some(change) = &change {
-        leadscore_store::stages::set(connection, lead.id, change)?;
-    }
-    Ok(change)
-}
-
-/// The automatic move to MQL that new scores call for: from stage lead whenever a score is at
-/// an MQL tier; from nurture only when a score has just entered one (new engagement recycles the
-/// lead, while a rep's decision is not undone by scores that were already there).
-pub fn mql_move(
-    model: &Model,
-    stage: &str,
-    rows: &[ScoreRow],
-    qualified_by: &[Option<String>],
-    changes: &[Change],
-    now: i64,
-) -> Option<StageChange> {
-    let current: Stage = stage.parse().unwrap_or(Stage::Lead);
-    let moves = match current {
-        Stage::Lead => true,
-        Stage::Nurture => changes.iter().any(|c| {
-            lifecycle::is_mql_level(model, &c.score, c.tier.as_deref())
-                && !lifecycle::is_mql_level(model, &c.score, c.previous_tier.as_deref())
-        }),
-        _ => false,
-    };
-    if !moves {
-        return None;
-    }
-    let reason = lifecycle::mql_reason(model, rows, qualified_by)?;
-    Some(StageChange {
-        stage: Stage::Mql.to_string(),
-        previous: Some(current.to_string()),
-        at: now,
-        actor: lifecycle::AUTOMATIC_ACTOR.to_string(),
-        reason: Some(reason),
-    })
-}
 
 /// Progress of a workspace's rescoring as the API shows it (kept in the store, see
 /// [`leadscore_store::rescorings`]).
@@ -184,8 +92,9 @@ fn rescore_batch(
         lead_cache.lock().forget(id);
         let Some(mut lead) = leads::by_id(connection, workspace_id, id)? else { continue };
         let (state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
-        let saved =
-            save_scores(connection, &model, version.id, &mut lead, &state, &mut None, now, cause, history, &hooks)?;
+        let context =
+            SaveContext { connection, model: &model, model_id: version.id, now, cause, history, webhooks: &hooks };
+        let saved = saving::save_scores(&context, &mut lead, &state, &mut None)?;
         queued += saved.queued;
         if let Some(since) = revert_automatic_since {
             queued += revert_automatic_mql(connection, &model, &mut lead, &saved.rows, since, cause, &hooks, now)?;

@@ -1,0 +1,81 @@
+//! Saving a lead's freshly evaluated scores with everything that follows from them, in the
+//! writer's transaction: its state, current scores and history, the automatic move to MQL, and
+//! the webhook notifications of every change. Ingestion and rescoring both save through here.
+
+use leadscore_core::{LeadState, Model};
+use leadscore_store::StoreError;
+use leadscore_store::leads::{self, LeadRow};
+use leadscore_store::rusqlite::Connection;
+use leadscore_store::scores::{Change, History, ScoreRow, StoredScores};
+use leadscore_store::stages::StageChange;
+use leadscore_store::webhooks::Webhook;
+
+use crate::lifecycle;
+use crate::notify::{self, LeadChanges};
+use crate::scoring;
+
+/// What saving a lead's scores did.
+pub struct Saved {
+    pub rows: Vec<ScoreRow>,
+    pub changes: Vec<Change>,
+    pub stage: Option<StageChange>,
+    pub queued: usize,
+}
+
+/// What every lead saved in one transaction shares: the writer's connection, the model it was
+/// evaluated with, the time, why, what goes into the history, and the workspace's webhooks.
+pub struct SaveContext<'a> {
+    pub connection: &'a Connection,
+    pub model: &'a Model,
+    pub model_id: i64,
+    pub now: i64,
+    /// The history's cause: `event`, `model vN`, `time`, ...
+    pub cause: &'a str,
+    pub history: History,
+    pub webhooks: &'a [Webhook],
+}
+
+/// Evaluates a lead at `now` from `state`, saves its state and scores, moves it to MQL when its
+/// scores say so, and queues the webhook notifications of every change. `stored` is the lead's
+/// stored scores when the caller knows them (read here otherwise), and what is stored after.
+pub fn save_scores(
+    context: &SaveContext<'_>,
+    lead: &mut LeadRow,
+    state: &LeadState,
+    stored: &mut Option<StoredScores>,
+) -> Result<Saved, StoreError> {
+    let SaveContext { connection, model, model_id, now, cause, history, webhooks } = *context;
+    lead.state = Some(scoring::state_text(state.occurrences()));
+    lead.state_model_id = Some(model_id);
+    let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
+    let stored = match stored {
+        Some(stored) => stored,
+        None => stored.insert(leadscore_store::scores::stored(connection, lead.id)?),
+    };
+    let changes = leadscore_store::scores::save_over(connection, lead.id, stored, &rows, cause, history)?;
+    leads::save(connection, lead)?;
+    let stage = automatic_mql(connection, model, lead, &rows, &qualified_by, &changes, now)?;
+    if let Some(change) = &stage {
+        lead.stage = change.stage.clone();
+    }
+    let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
+    let queued = notify::enqueue(connection, webhooks, lead, &lead_changes, now)?;
+    Ok(Saved { rows, changes, stage, queued })
+}
+
+/// Moves a lead to MQL when its scores say so (see [`mql_move`]).
+fn automatic_mql(
+    connection: &Connection,
+    model: &Model,
+    lead: &LeadRow,
+    rows: &[ScoreRow],
+    qualified_by: &[Option<String>],
+    changes: &[Change],
+    now: i64,
+) -> Result<Option<StageChange>, StoreError> {
+    let change = lifecycle::mql_move(model, &lead.stage, rows, qualified_by, changes, now);
+    if let Some(change) = &change {
+        leadscore_store::stages::set(connection, lead.id, change)?;
+    }
+    Ok(change)
+}
