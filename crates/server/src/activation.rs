@@ -9,6 +9,7 @@ use leadscore_store::models::{self, ModelVersion, Origin};
 use leadscore_store::rescorings::{self, IfRunning};
 use leadscore_store::rusqlite::Connection;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Makes `model_id` the active version and records the rescoring of every lead with it. Fails
@@ -51,4 +52,13 @@ pub fn rollback(connection: &Connection, workspace_id: i64) -> Result<ModelVersi
 /// Starts the rescoring an activation recorded, once it is committed.
 pub fn rescore(state: &AppState, workspace_id: i64) {
     crate::rescore::start(state, workspace_id);
+}
+
+/// Refuses early, before costly work whose result would be activated, while the workspace is
+/// still being rescored (the activation itself checks again in its transaction).
+pub async fn refuse_while_rescoring(state: &AppState, workspace_id: i64) -> Result<(), ApiError> {
+    if crate::rescore::progress(state, workspace_id).await?.is_some_and(|p| p.finished_at.is_none()) {
+        return Err(StoreError::Rescoring.into());
+    }
+    Ok(())
 }

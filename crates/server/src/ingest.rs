@@ -145,6 +145,13 @@ pub struct Ingested {
     pub looked_up: usize,
 }
 
+/// A unique id for a message that came without one.
+pub fn generated_id(prefix: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{}-{n}", std::process::id(), leadscore_store::now_ms())
+}
+
 /// Reads one Segment message (identify, track, page, screen) from JSON. `sent_at` is the batch's
 /// `sentAt` when the message has none; `received_at` is the server's clock.
 pub fn parse_message(

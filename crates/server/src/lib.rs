@@ -18,6 +18,7 @@ pub mod demo;
 pub mod egress;
 pub mod error;
 pub mod ingest;
+pub mod intake;
 pub mod key_cache;
 pub mod lead_cache;
 pub mod lifecycle;

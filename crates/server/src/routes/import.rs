@@ -24,10 +24,10 @@ use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson, RawBody};
+use crate::ingest::generated_id;
 use crate::ingest::{Kind, Message, Outcome};
+use crate::intake;
 use crate::openapi::ErrorBody;
-use crate::routes::native::generated_id;
-use crate::routes::segment::run;
 use crate::state::AppState;
 
 pub const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
@@ -217,7 +217,7 @@ async fn ingest_in_chunks(
     for chunk in messages.chunks(CHUNK) {
         let lines: Vec<u64> = chunk.iter().map(|(line, _)| *line).collect();
         let batch = chunk.iter().map(|(_, m)| Ok(m.clone())).collect();
-        let ingested = run(state, workspace_id, batch, now_ms()).await?;
+        let ingested = intake::accept(state, workspace_id, batch, now_ms()).await?;
         for (line, outcome) in lines.into_iter().zip(ingested.items) {
             match outcome {
                 Outcome::Accepted { .. } => accepted += 1,

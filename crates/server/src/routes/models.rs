@@ -344,15 +344,6 @@ async fn activated(state: &AppState, workspace_id: i64, version: ModelVersion) -
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
-/// Refuses early, before costly work whose result would be activated, while the workspace is
-/// still being rescored (the activation itself checks again in its transaction).
-pub(crate) async fn refuse_while_rescoring(state: &AppState, workspace_id: i64) -> Result<(), ApiError> {
-    if rescore::progress(state, workspace_id).await?.is_some_and(|p| p.finished_at.is_none()) {
-        return Err(StoreError::Rescoring.into());
-    }
-    Ok(())
-}
-
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

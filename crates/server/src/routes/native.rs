@@ -1,8 +1,6 @@
 //! The native ingestion API: upsert a lead by its user id, append events in batches. Both go
 //! through the same path as Segment calls (idempotent by id, scored before the answer).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use leadscore_core::Timestamp;
@@ -15,9 +13,10 @@ use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson, ApiPath, JsonObject};
+use crate::ingest::generated_id;
 use crate::ingest::{Kind, LeadScores, Message, Outcome};
+use crate::intake;
 use crate::openapi::ErrorBody;
-use crate::routes::segment::run;
 use crate::state::AppState;
 
 /// Events accepted in one `POST /api/events`.
@@ -26,12 +25,6 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(upsert)).routes(routes!(append)).layer(DefaultBodyLimit::max(BODY_LIMIT))
-}
-
-/// A unique id for a message that came without one.
-pub fn generated_id(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}-{}-{}-{}", std::process::id(), now_ms(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A lead's e-mail and attributes.
@@ -122,7 +115,7 @@ async fn upsert(
         traits,
         properties: Map::new(),
     };
-    let ingested = run(&state, owner.workspace_id, vec![Ok(message)], now).await?;
+    let ingested = intake::accept(&state, owner.workspace_id, vec![Ok(message)], now).await?;
     // The id was checked above, so ingestion has nothing left to refuse; if it did, the request
     // is refused as a whole rather than answered without its lead.
     match (ingested.items.into_iter().next(), ingested.leads.into_iter().next()) {
@@ -236,6 +229,6 @@ async fn append(
     }
     let now = now_ms();
     let messages = request.events.into_iter().enumerate().map(|(i, v)| parse_event(i, v, now)).collect();
-    let ingested = run(&state, owner.workspace_id, messages, now).await?;
+    let ingested = intake::accept(&state, owner.workspace_id, messages, now).await?;
     Ok(ApiJson(AppendAnswer { items: ingested.items, leads: ingested.leads }))
 }

@@ -23,7 +23,6 @@ use crate::auth;
 use crate::error::{ApiError, ApiJson, ApiPath, JsonObject, RawBody};
 use crate::openapi::ErrorBody;
 use crate::retrain::{self, Algorithm, RetrainError};
-use crate::routes::models::refuse_while_rescoring;
 use crate::scoring::valid_name;
 use crate::state::AppState;
 
@@ -380,7 +379,7 @@ async fn retrain(
     retrain::check_counts(&outcomes).map_err(refused)?;
     // Refuse before the work rather than after it, when the result could not be activated.
     if activate && in_active {
-        refuse_while_rescoring(&state, workspace_id).await?;
+        activation::refuse_while_rescoring(&state, workspace_id).await?;
     }
     let fields = match request.fields {
         Some(fields) => fields,

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use crate::auth;
 use crate::error::{ApiError, JsonObject, RawBody};
 use crate::ingest::{self, ID_LIMIT, LeadScores, Message, Outcome};
+use crate::intake;
 use crate::openapi::{BLANK, ErrorBody, NOT_BLANK, json_schema};
 use crate::state::AppState;
 
@@ -310,7 +311,7 @@ async fn single(
     let received_at = leadscore_store::now_ms();
     let message = ingest::parse_message(&value, Some(kind), None, received_at)
         .map_err(|reason| ApiError::bad_request("invalid_message", reason))?;
-    let ingested = run(&state, owner.workspace_id, vec![Ok(message)], received_at).await?;
+    let ingested = intake::accept(&state, owner.workspace_id, vec![Ok(message)], received_at).await?;
     // A message refused while it was ingested (an id over its limit, say) is refused as a whole
     // request, as one refused when it was read.
     if let Some(Outcome::Refused { reason }) = ingested.items.first() {
@@ -401,27 +402,6 @@ async fn batch(
                 .map_err(|e| format!("batch[{i}]: {e}"))
         })
         .collect();
-    let ingested = run(&state, owner.workspace_id, messages, received_at).await?;
+    let ingested = intake::accept(&state, owner.workspace_id, messages, received_at).await?;
     Ok(axum::Json(SegmentBatchAnswer { success: true, items: ingested.items, leads: ingested.leads }).into_response())
-}
-
-/// Stores the messages in the writer's transaction; answers once they are durable.
-pub async fn run(
-    state: &AppState,
-    workspace_id: i64,
-    messages: Vec<Result<Message, String>>,
-    received_at: i64,
-) -> Result<ingest::Ingested, ApiError> {
-    let (models, leads) = (state.models.clone(), state.leads.clone());
-    let ingested = state
-        .store
-        .write_coherent(move |connection| {
-            ingest::ingest(connection, &models, &leads, workspace_id, messages, received_at)
-        })
-        .await?;
-    if ingested.queued > 0 {
-        state.deliveries.notify_one();
-    }
-    state.metrics.count_ingested(&ingested);
-    Ok(ingested)
 }
