@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use leadscore_server::ingest::{self, Kind, Message};
+use leadscore_server::ingest;
 use leadscore_server::lead_cache::LeadCache;
+use leadscore_server::messages::{Kind, Message};
 use leadscore_server::scoring::Models;
 use leadscore_store::{Store, models, workspaces};
 use serde_json::{Map, Value};

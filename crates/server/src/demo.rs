@@ -6,8 +6,9 @@ use leadscore_store::keys::{NewKey, Scope};
 use leadscore_store::{Store, StoreError};
 use serde_json::{Map, Value, json};
 
-use crate::ingest::{self, Kind, Message};
+use crate::ingest;
 use crate::lead_cache::LeadCache;
+use crate::messages::{Kind, Message};
 use crate::scoring::Models;
 
 /// The model the demo uses (also in examples/).

@@ -3,7 +3,8 @@
 //! was queued and the outcomes are counted.
 
 use crate::error::ApiError;
-use crate::ingest::{self, Ingested, Message};
+use crate::ingest::{self, Ingested};
+use crate::messages::Message;
 use crate::state::AppState;
 
 /// Stores the messages in the writer's transaction; answers once they are durable.

@@ -22,6 +22,7 @@ pub mod intake;
 pub mod key_cache;
 pub mod lead_cache;
 pub mod lifecycle;
+pub mod messages;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;

@@ -13,7 +13,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, RefOr, Schema};
 
-use crate::ingest::ID_LIMIT;
+use crate::messages::ID_LIMIT;
 
 /// The name of the security scheme every authenticated operation requires.
 pub const API_KEY: &str = "api_key";

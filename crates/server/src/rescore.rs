@@ -324,7 +324,8 @@ mod tests {
     /// rescoring stored.
     #[test]
     fn rescoring_forgets_only_the_leads_it_rescores() {
-        use crate::ingest::{Kind, Message, ingest};
+        use crate::ingest::ingest;
+        use crate::messages::{Kind, Message};
         use leadscore_store::{Store, models, workspaces};
         use serde_json::Map;
 

@@ -24,9 +24,9 @@ use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson, RawBody};
-use crate::ingest::generated_id;
-use crate::ingest::{Kind, Message, Outcome};
+use crate::ingest::Outcome;
 use crate::intake;
+use crate::messages::{Kind, Message, generated_id};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 

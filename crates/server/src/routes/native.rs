@@ -13,9 +13,9 @@ use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson, ApiPath, JsonObject};
-use crate::ingest::generated_id;
-use crate::ingest::{Kind, LeadScores, Message, Outcome};
+use crate::ingest::{LeadScores, Outcome};
 use crate::intake;
+use crate::messages::{Kind, Message, generated_id};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -99,7 +99,7 @@ async fn upsert(
     ApiJson(request): ApiJson<Upsert>,
 ) -> Result<ApiJson<UpsertAnswer>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
-    crate::ingest::check_id("the lead id in the path", &user_id)
+    crate::messages::check_id("the lead id in the path", &user_id)
         .map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
     let mut traits = request.attributes;
     if let Some(email) = request.email {

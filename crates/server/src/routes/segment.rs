@@ -15,8 +15,9 @@ use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, JsonObject, RawBody};
-use crate::ingest::{self, ID_LIMIT, LeadScores, Message, Outcome};
+use crate::ingest::{LeadScores, Outcome};
 use crate::intake;
+use crate::messages::{self, ID_LIMIT, Message};
 use crate::openapi::{BLANK, ErrorBody, NOT_BLANK, json_schema};
 use crate::state::AppState;
 
@@ -49,7 +50,7 @@ fn write_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiErr
     Ok(body.get("writeKey").and_then(Value::as_str).map(str::to_string))
 }
 
-/// The schema of a Segment message sent to the route of `kind`, as [`ingest::parse_message`]
+/// The schema of a Segment message sent to the route of `kind`, as [`messages::parse_message`]
 /// reads it: ids are strings or numbers, an empty (or blank) string counts as absent, times are
 /// RFC 3339 with an offset, and other fields are accepted and ignored.
 fn message_schema(kind: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
@@ -309,7 +310,7 @@ async fn single(
     let value: Value = parse_body(&body)?;
     let owner = auth::authorize(&state, write_key(&headers, &value)?, Scope::Ingest).await?;
     let received_at = leadscore_store::now_ms();
-    let message = ingest::parse_message(&value, Some(kind), None, received_at)
+    let message = messages::parse_message(&value, Some(kind), None, received_at)
         .map_err(|reason| ApiError::bad_request("invalid_message", reason))?;
     let ingested = intake::accept(&state, owner.workspace_id, vec![Ok(message)], received_at).await?;
     // A message refused while it was ingested (an id over its limit, say) is refused as a whole
@@ -398,7 +399,7 @@ async fn batch(
                 return Err(format!("batch[{i}]: a message is at most 32 KB; this one is {} bytes", raw.get().len()));
             }
             let value: Value = serde_json::from_str(raw.get()).map_err(|e| format!("batch[{i}]: {e}"))?;
-            ingest::parse_message(&value, None, parsed.sent_at.as_deref(), received_at)
+            messages::parse_message(&value, None, parsed.sent_at.as_deref(), received_at)
                 .map_err(|e| format!("batch[{i}]: {e}"))
         })
         .collect();

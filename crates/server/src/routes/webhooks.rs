@@ -215,7 +215,7 @@ async fn create(
         ));
     }
     if let Some(score) = &request.score {
-        crate::ingest::check_id("`score`", score).map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
+        crate::messages::check_id("`score`", score).map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
     }
     let url = reqwest::Url::parse(&request.url)
         .map_err(|e| ApiError::bad_request("invalid_field", format!("`url` is not a URL: {e}")))?;
