@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use leadscore_store::StoreError;
 use leadscore_store::events::{Inserted, NewEvent};
 use leadscore_store::leads::{self, LeadRow};
+use leadscore_store::merge::{merge_attributes, merge_leads};
 use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::{Change, History};
 use leadscore_store::stages::StageChange;
@@ -96,11 +97,7 @@ fn resolve_alias(
     let target = leads::by_user_id(connection, workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead));
     let resolved = match (previous, target) {
         (Some(previous), Some(mut target)) if previous.id != target.id => {
-            leads::merge(connection, &previous, &mut target)?;
-            merge_attributes(&mut target.attributes, &previous.attributes, false);
-            target.email = target.email.or(previous.email);
-            target.created_at = target.created_at.min(previous.created_at);
-            target.last_event_at = target.last_event_at.max(previous.last_event_at);
+            merge_leads(connection, &previous, &mut target)?;
             (target, Some(previous.id))
         }
         (_, Some(target)) => (target, None),
@@ -136,11 +133,7 @@ fn resolve_lead(
             by_anonymous,
         ) {
             (Some(mut known), Some(anonymous)) if anonymous.id != known.id && anonymous.user_id.is_none() => {
-                leads::merge(connection, &anonymous, &mut known)?;
-                merge_attributes(&mut known.attributes, &anonymous.attributes, false);
-                known.email = known.email.or(anonymous.email);
-                known.created_at = known.created_at.min(anonymous.created_at);
-                known.last_event_at = known.last_event_at.max(anonymous.last_event_at);
+                merge_leads(connection, &anonymous, &mut known)?;
                 merged_from = Some(anonymous.id);
                 known
             }
@@ -160,15 +153,6 @@ fn resolve_lead(
         leads::link_anonymous_id(connection, workspace_id, anonymous_id, lead.id)?;
     }
     Ok((lead, merged_from))
-}
-
-/// Copies `from` into `into`; with `overwrite` false, keys `into` has are kept.
-fn merge_attributes(into: &mut Map<String, Value>, from: &Map<String, Value>, overwrite: bool) {
-    for (key, value) in from {
-        if overwrite || !into.contains_key(key) {
-            into.insert(key.clone(), value.clone());
-        }
-    }
 }
 
 /// A lead as read from the database, with what the current request changed in it and saves only

@@ -143,7 +143,7 @@ mod tests {
                 let known_events = of_lead(c, &known)?;
                 let anonymous_events = of_lead(c, &anonymous)?;
                 let again = of_lead(c, &leads::by_id(c, workspace.id, known.id)?.unwrap())?;
-                leads::merge(c, &anonymous, &mut known)?;
+                crate::merge::merge_leads(c, &anonymous, &mut known)?;
                 leads::save(c, &known)?;
                 let merged = of_lead(c, &leads::by_id(c, workspace.id, known.id)?.unwrap())?;
                 let owners: Vec<i64> = c

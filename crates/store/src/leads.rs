@@ -105,31 +105,6 @@ pub fn set_user_id(connection: &Connection, lead_id: i64, user_id: &str) -> Resu
     Ok(())
 }
 
-/// Moves everything of lead `from` (events, anonymous ids) to lead `into`; `from` remains as a
-/// pointer so that old references still resolve. `from`'s events are linked in ahead of
-/// `into`'s, whose `last_event_id` changes (the caller saves `into`).
-pub fn merge(connection: &Connection, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError> {
-    if let Some(newest) = from.last_event_id {
-        let chain = crate::events::CHAIN;
-        let oldest: i64 = connection.query_row(
-            &format!("{chain} SELECT e.id FROM chain c JOIN events e ON e.id = c.id WHERE e.previous_id IS NULL"),
-            [newest],
-            |row| row.get(0),
-        )?;
-        connection
-            .execute(&format!("{chain} UPDATE events SET lead_id = ?2 WHERE id IN chain"), params![newest, into.id])?;
-        connection.execute("UPDATE events SET previous_id = ?1 WHERE id = ?2", params![into.last_event_id, oldest])?;
-        into.last_event_id = Some(newest);
-    }
-    connection.execute("UPDATE anonymous_ids SET lead_id = ?1 WHERE lead_id = ?2", params![into.id, from.id])?;
-    connection.execute("DELETE FROM lead_scores WHERE lead_id = ?1", [from.id])?;
-    connection.execute(
-        "UPDATE leads SET merged_into = ?1, user_id = NULL, last_event_id = NULL WHERE id = ?2",
-        params![into.id, from.id],
-    )?;
-    Ok(())
-}
-
 /// Saves attributes (merged over the stored ones by the caller), email and state.
 /// The ids of up to `limit` of the workspace's leads (merged ones left out) after `after_id`, in
 /// id order: how rescoring walks a workspace in batches.

@@ -20,6 +20,7 @@ pub use rusqlite;
 pub mod events;
 pub mod keys;
 pub mod leads;
+pub mod merge;
 pub mod message_ids;
 pub mod migrate;
 pub mod models;
