@@ -36,7 +36,7 @@ pub enum Outcome {
 
 /// A lead's scores after the request.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct LeadScores {
+pub struct ScoredLead {
     /// The lead's own numeric id.
     pub id: i64,
     /// Absent for an anonymous lead.
@@ -62,7 +62,7 @@ pub struct ScoreSummary {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Ingested {
     pub items: Vec<Outcome>,
-    pub leads: Vec<LeadScores>,
+    pub leads: Vec<ScoredLead>,
     /// Score changes (for notifications).
     #[serde(skip)]
     pub changes: Vec<(i64, Change)>,
@@ -318,7 +318,7 @@ pub fn ingest(
         lead.last_event_at = lead.last_event_at.max(last_event_at);
         lead.updated_at = received_at;
         let mut summary =
-            LeadScores { id: lead.id, user_id: lead.user_id.clone(), scores: BTreeMap::new(), stage: None };
+            ScoredLead { id: lead.id, user_id: lead.user_id.clone(), scores: BTreeMap::new(), stage: None };
         if let (Some(model), Some(version)) = (&model, &model_version) {
             if rebuild.contains(&lead.id) {
                 lead.state_model_id = None;

@@ -14,7 +14,7 @@ use leadscore_predict::gbdt::{Booster, Params};
 use leadscore_predict::logistic::LogisticRegression;
 use leadscore_predict::predictive::{self, Fitted, PredictiveModel, SavedModel};
 use leadscore_predict::{metrics, random};
-use leadscore_store::predictive::Outcome;
+use leadscore_store::predictive::LabelledLead;
 use serde_json::{Value, json};
 
 /// Leads of each outcome a retrain needs at least.
@@ -63,7 +63,7 @@ pub struct Trained {
 }
 
 /// Counts the outcomes and refuses too few of either.
-pub fn check_counts(outcomes: &[Outcome]) -> Result<(usize, usize), RetrainError> {
+pub fn check_counts(outcomes: &[LabelledLead]) -> Result<(usize, usize), RetrainError> {
     let customers = outcomes.iter().filter(|o| o.converted).count();
     let lost = outcomes.len() - customers;
     if customers < MIN_PER_OUTCOME || lost < MIN_PER_OUTCOME {
@@ -73,7 +73,7 @@ pub fn check_counts(outcomes: &[Outcome]) -> Result<(usize, usize), RetrainError
 }
 
 /// Every attribute key set on a labelled lead, but identities, sorted.
-pub fn attribute_keys(outcomes: &[Outcome]) -> Vec<String> {
+pub fn attribute_keys(outcomes: &[LabelledLead]) -> Vec<String> {
     let keys: BTreeSet<&String> = outcomes
         .iter()
         .flat_map(|o| o.attributes.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k))
@@ -84,7 +84,7 @@ pub fn attribute_keys(outcomes: &[Outcome]) -> Vec<String> {
 
 /// Trains `algorithm` on the outcomes' `fields`; `name` names the model in messages.
 pub fn train(
-    outcomes: &[Outcome],
+    outcomes: &[LabelledLead],
     fields: &[String],
     algorithm: Algorithm,
     seed: u64,
@@ -144,7 +144,7 @@ pub fn train(
 
 /// The table of the labelled leads: one row per lead, one column per field, and the outcome. Goes
 /// through JSON Lines so that attribute values read exactly as in a `.jsonl` training file.
-fn table(outcomes: &[Outcome], fields: &[String]) -> Result<Table, leadscore_predict::dataset::DatasetError> {
+fn table(outcomes: &[LabelledLead], fields: &[String]) -> Result<Table, leadscore_predict::dataset::DatasetError> {
     let mut lines = Vec::new();
     for outcome in outcomes {
         // Every line has every column (null when missing), so the column order is the same.
@@ -189,19 +189,19 @@ fn fit(
 mod tests {
     use super::*;
 
-    fn outcome(converted: bool, i: usize) -> Outcome {
+    fn outcome(converted: bool, i: usize) -> LabelledLead {
         let mut attributes = serde_json::Map::new();
         // Customers are older and mostly managers; a few exceptions keep the classes overlapping.
         let age = if converted { 50 + i % 10 } else { 25 + i % 10 } + if i.is_multiple_of(7) { 20 } else { 0 };
         attributes.insert("age".into(), json!(age));
         attributes.insert("job".into(), json!(if converted != i.is_multiple_of(5) { "manager" } else { "student" }));
         attributes.insert("email".into(), json!(format!("p{i}@example.com")));
-        Outcome { converted, attributes }
+        LabelledLead { converted, attributes }
     }
 
     #[test]
     fn learns_from_outcomes_and_measures_on_held_out_leads() {
-        let outcomes: Vec<Outcome> = (0..60).map(|i| outcome(i % 2 == 0, i)).collect();
+        let outcomes: Vec<LabelledLead> = (0..60).map(|i| outcome(i % 2 == 0, i)).collect();
         let keys = attribute_keys(&outcomes);
         assert_eq!(keys, ["age", "job"], "identities are not learned from");
         for algorithm in [Algorithm::Logistic, Algorithm::Gbdt] {
@@ -217,13 +217,13 @@ mod tests {
     fn categories_learned_from_json_numbers_are_met_when_scoring() {
         // `rating` mixes numbers and text, so it is a category; 4.0 must be the category `4`
         // that scoring a lead with the number 4.0 looks up.
-        let outcomes: Vec<Outcome> = (0..60)
+        let outcomes: Vec<LabelledLead> = (0..60)
             .map(|i| {
                 let converted = i % 2 == 0;
                 let mut attributes = serde_json::Map::new();
                 let rating = if converted != (i % 10 == 1) { json!(4.0) } else { json!("low") };
                 attributes.insert("rating".into(), rating);
-                Outcome { converted, attributes }
+                LabelledLead { converted, attributes }
             })
             .collect();
         let trained = train(&outcomes, &["rating".to_string()], Algorithm::Logistic, 7, "c").unwrap();
@@ -239,10 +239,10 @@ mod tests {
 
     #[test]
     fn too_few_outcomes_and_absent_fields_are_refused() {
-        let few: Vec<Outcome> = (0..30).map(|i| outcome(i < 25, i)).collect();
+        let few: Vec<LabelledLead> = (0..30).map(|i| outcome(i < 25, i)).collect();
         let error = train(&few, &["age".to_string()], Algorithm::Logistic, 7, "c").err().unwrap();
         assert!(matches!(error, RetrainError::NotEnoughOutcomes { customers: 25, lost: 5 }), "{error}");
-        let outcomes: Vec<Outcome> = (0..60).map(|i| outcome(i % 2 == 0, i)).collect();
+        let outcomes: Vec<LabelledLead> = (0..60).map(|i| outcome(i % 2 == 0, i)).collect();
         let error = train(&outcomes, &["nothing".to_string()], Algorithm::Logistic, 7, "c").err().unwrap();
         assert!(matches!(error, RetrainError::NoFields(_)), "{error}");
     }

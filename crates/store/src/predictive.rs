@@ -181,7 +181,7 @@ pub fn list(connection: &Connection, workspace_id: i64) -> Result<Vec<Summary>, 
 
 /// A lead whose outcome is known: the training data of a retrained model.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
+pub struct LabelledLead {
     /// `true` for a lead in stage `customer`, `false` for one in `lost`.
     pub converted: bool,
     pub attributes: serde_json::Map<String, serde_json::Value>,
@@ -189,14 +189,14 @@ pub struct Outcome {
 
 /// The workspace's leads whose current stage is `customer` or `lost` (merged-away leads left out),
 /// in the order they were created.
-pub fn outcomes(connection: &Connection, workspace_id: i64) -> Result<Vec<Outcome>, StoreError> {
+pub fn outcomes(connection: &Connection, workspace_id: i64) -> Result<Vec<LabelledLead>, StoreError> {
     let mut statement = connection.prepare(
         "SELECT stage, attributes FROM leads
          WHERE workspace_id = ?1 AND stage IN ('customer', 'lost') AND merged_into IS NULL ORDER BY id",
     )?;
     let rows = statement.query_map([workspace_id], |row| {
         let (stage, attributes): (String, String) = (row.get(0)?, row.get(1)?);
-        Ok(Outcome {
+        Ok(LabelledLead {
             converted: stage == "customer",
             attributes: serde_json::from_str(&attributes).unwrap_or_default(),
         })

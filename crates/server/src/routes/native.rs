@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, ApiJson, ApiPath, JsonObject};
-use crate::ingest::{LeadScores, Outcome};
+use crate::ingest::{Outcome, ScoredLead};
 use crate::intake;
 use crate::messages::{Kind, Message, generated_id};
 use crate::openapi::ErrorBody;
@@ -59,7 +59,7 @@ struct UpsertPath {
 #[schema(as = UpsertedLead)]
 struct UpsertAnswer {
     /// The lead with its new scores.
-    lead: LeadScores,
+    lead: ScoredLead,
 }
 
 /// The answer to appended events: one outcome per event, in order.
@@ -68,7 +68,7 @@ struct UpsertAnswer {
 struct AppendAnswer {
     items: Vec<Outcome>,
     /// Every lead the events touched, with its new scores.
-    leads: Vec<LeadScores>,
+    leads: Vec<ScoredLead>,
 }
 
 /// Creates or updates a lead by its user id.

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::auth;
 use crate::error::{ApiError, JsonObject, RawBody};
-use crate::ingest::{LeadScores, Outcome};
+use crate::ingest::{Outcome, ScoredLead};
 use crate::intake;
 use crate::messages::{self, ID_LIMIT, Message};
 use crate::openapi::{BLANK, ErrorBody, NOT_BLANK, json_schema};
@@ -150,7 +150,7 @@ struct SegmentAnswer {
     /// Whether the message id was already stored (nothing changed).
     duplicate: bool,
     /// The lead's scores after the message; `null` for a duplicate.
-    lead: Option<LeadScores>,
+    lead: Option<ScoredLead>,
 }
 
 /// The answer to a batch: one outcome per message, in order.
@@ -160,7 +160,7 @@ struct SegmentBatchAnswer {
     success: bool,
     items: Vec<Outcome>,
     /// Every lead the batch touched, in the order they were first touched, with its new scores.
-    leads: Vec<LeadScores>,
+    leads: Vec<ScoredLead>,
 }
 
 /// Identifies a lead: its user id and traits (Segment's `identify`).
