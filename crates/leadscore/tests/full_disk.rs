@@ -35,15 +35,6 @@ exec "$2" serve --listen 127.0.0.1:0 --data "$1""#;
     Server::attach(child, data)
 }
 
-const MODEL: &str = r#"
-[scores.activity]
-tiers = [{ label = "cold" }, { label = "hot", min = 3 }]
-[[scores.activity.rules]]
-name = "page views"
-event = "page_view"
-points = 1
-"#;
-
 #[test]
 fn a_full_disk_refuses_writes_with_503_and_recovers_once_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,7 +45,7 @@ fn a_full_disk_refuses_writes_with_503_and_recovers_once_space_is_freed() {
     let server = start_on_a_small_disk(&data, &out, std::fs::File::create(&log_path).unwrap());
     let key = |scope: &str| std::fs::read_to_string(out.join(scope)).unwrap().trim().to_string();
     let (admin, ingest, read) = (key("admin"), key("ingest"), key("read"));
-    assert_eq!(server.post_text("/api/models", &admin, MODEL).status, 201);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
 
     // Batches of page views for one lead, each with a kilobyte of text, until the disk is full.
     let padding: String = (0..1000).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
