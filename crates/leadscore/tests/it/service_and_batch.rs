@@ -7,12 +7,10 @@
 //! are read from the service and compared with `leadscore score --explain` at the instant the
 //! service evaluated them (its answer's `as_of`).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// A model with its leads and events files, and how to read them: the import's query and the
 /// same options for `leadscore score`.

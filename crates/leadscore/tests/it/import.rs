@@ -2,9 +2,7 @@
 //! `Record ID`, times without an offset or written day first, in the time zone the query gives;
 //! and a clear `400 invalid_query` naming the parameter for anything the import cannot follow.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Reads `[lead] created_at` from `signup_date`; page views count one point each.
 const MODEL: &str = r#"

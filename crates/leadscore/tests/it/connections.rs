@@ -2,14 +2,12 @@
 //! connections and floods beyond the descriptor limit. The server runs as a real process with
 //! the common limit of 1,024 descriptors.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// `leadscore serve` started through `sh` with `ulimit -n 1024`, as on many systems.

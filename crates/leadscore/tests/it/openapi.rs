@@ -4,9 +4,7 @@
 //! `.ci/schemathesis.sh` checks the service against the document much further (every check of
 //! Schemathesis, with keys of each scope); these tests keep the basics in `cargo test`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Every operation the document describes, sorted. Written out so that a route added or removed

@@ -1,8 +1,6 @@
 //! Every rule kind, scored through the public API from a model written in TOML.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use leadscore_core::Timestamp;
 
 fn one_rule(rule: &str) -> leadscore_core::Model {

@@ -1,9 +1,7 @@
 //! `leadscore serve` over real HTTP, as a separate process: ingestion, scores in the answer,
 //! idempotency, workspace isolation, errors, and durability across kill -9.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// A server with one workspace `acme` running the counting model; returns (server, admin, ingest, read) keys.
@@ -151,7 +149,7 @@ fn workspaces_are_isolated() {
 fn client_mistakes_get_a_4xx_with_code_and_message() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, ingest, read) = acme(dir.path());
-    let cases: Vec<(common::Response, u16, &str)> = vec![
+    let cases: Vec<(crate::common::Response, u16, &str)> = vec![
         (server.post_json("/v1/track", "lsk_nope", &json!({})), 401, "unauthorized"),
         (request(&server.address, "POST", "/v1/track", &[], b"{}"), 401, "unauthorized"),
         (
@@ -219,21 +217,31 @@ fn acknowledged_events_survive_kill_9() {
     // Send events one by one from another thread and kill the server while they flow.
     let address = server.address.clone();
     let key = ingest.clone();
+    let flowing = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = flowing.clone();
     let sender = std::thread::spawn(move || {
-        let mut acknowledged = 0;
+        let mut acknowledged: i64 = 0;
         for i in 0..100_000 {
             let body = json!({"userId": "durable", "event": "page_view", "messageId": format!("d{i}")}).to_string();
             let headers =
                 [("Authorization", format!("Bearer {key}")), ("Content-Type", "application/json".to_string())];
             let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
             match try_request(&address, "POST", "/v1/track", &headers, body.as_bytes()) {
-                Ok(response) if response.status == 200 => acknowledged += 1,
+                Ok(response) if response.status == 200 => {
+                    acknowledged += 1;
+                    counted.store(acknowledged as usize, std::sync::atomic::Ordering::Relaxed);
+                }
                 _ => break,
             }
         }
         acknowledged
     });
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Killed while events flow, once enough of them have been acknowledged to say something.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while flowing.load(std::sync::atomic::Ordering::Relaxed) < 200 {
+        assert!(std::time::Instant::now() < deadline, "events were not acknowledged");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     server.kill(); // SIGKILL
     let acknowledged = sender.join().unwrap();
     assert!(acknowledged > 10, "only {acknowledged} events were acknowledged before the kill");
@@ -823,6 +831,8 @@ fn metrics_and_logs_without_personal_data() {
     let log = std::fs::File::create(&log_path).unwrap();
     let mut server = Server::start_with_log(dir.path(), &["--log-json"], log);
     server.post_text("/api/models", &admin, COUNTING_MODEL);
+    // The activation's rescoring writes when it ends; the lookups counted below assume it has.
+    wait_for_rescoring(&server, &read);
     let identify = json!({"userId": "secret.person@example.com", "messageId": "m1", "traits": {"email": "secret.person@example.com"}});
     server.post_json("/v1/identify", &ingest, &identify);
     server.post_json(
@@ -968,7 +978,12 @@ fn a_reps_nurture_is_not_undone_by_scores_already_there() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(server.get("/api/leads/r1/stages", &read).json()["stage"], "nurture");
     // Once the score has dropped, new engagement that brings it back recycles the lead.
-    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // The listing shows the stored tier, which the scheduler writes.
+    while server.get("/api/leads?score=s&tier=cold", &read).json()["leads"][0]["user_id"] != "r1" {
+        assert!(std::time::Instant::now() < deadline, "the scheduler did not store the drop");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(server.get("/api/leads/r1", &read).json()["scores"]["s"]["tier"], "cold");
     assert_eq!(view("r2")["lead"]["stage"], "mql");
     let changes = server.get("/api/leads/r1/stages", &read).json()["changes"].clone();

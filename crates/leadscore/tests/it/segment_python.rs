@@ -14,14 +14,12 @@
 //! script sets `cfg(segment_python)` only with it); in CI (`CI=true`) it runs and fails instead,
 //! so that a run that could not check anything never reads as a pass.
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const PYTHON_VARIABLE: &str = "LEADSCORE_SEGMENT_PYTHON";

@@ -2,11 +2,9 @@
 //! `kill -9`, a model file given again at restart, and what a rollback undoes. Real processes
 //! over real HTTP.
 
-mod common;
-
 use std::sync::{Arc, Barrier};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// A demo service (the example model on generated leads) with keys of every scope.

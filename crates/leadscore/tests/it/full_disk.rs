@@ -5,12 +5,10 @@
 //! The data directory is a 24 MB tmpfs mounted in a mount namespace of the server's own
 //! (`unshare -m`, or `unshare -rm` without root), so the test needs no disk of its own to fill.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// Mounts a small tmpfs at `data` in a new mount namespace, creates keys there (written to

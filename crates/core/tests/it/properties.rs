@@ -1,9 +1,7 @@
 //! Invariants of the engine over generated event histories: order independence, incremental
 //! application, caps, windows, decay, and contributions adding up to the value.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use leadscore_core::{Event, LeadState, Model, Timestamp, Value};
 use proptest::prelude::*;
 

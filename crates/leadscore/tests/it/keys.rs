@@ -2,11 +2,9 @@
 //! data directory: create, list (prefixes, never secrets), revoke (refused on the very next
 //! request), workspace isolation, scopes.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn delete(server: &Server, path: &str, key: &str) -> Response {

@@ -1,0 +1,19 @@
+//! The real `leadscore` binary as a process: the command line on examples and bad input, and the service over real HTTP.
+//!
+//! One test binary per crate (each file here is a module of it): a binary per file would link
+//! the crate and its dependencies again for every file.
+
+mod activations;
+mod cli;
+mod common;
+mod connections;
+mod examples;
+mod full_disk;
+mod import;
+mod keys;
+mod openapi;
+mod reference;
+mod segment_python;
+mod serve;
+mod service_and_batch;
+mod train;
