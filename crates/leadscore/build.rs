@@ -1,5 +1,5 @@
 //! Build script: marks whether Segment's Python library can be tested, so that
-//! `tests/segment_python.rs` is reported as ignored, not passed, when it cannot run.
+//! `tests/it/segment_python.rs` is reported as ignored, not passed, when it cannot run.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(segment_python)");

@@ -7,7 +7,7 @@
 //!
 //! ```sh
 //! python3 -m venv /tmp/segvenv && /tmp/segvenv/bin/pip install segment-analytics-python
-//! LEADSCORE_SEGMENT_PYTHON=/tmp/segvenv/bin/python cargo test -p leadscore --test segment_python
+//! LEADSCORE_SEGMENT_PYTHON=/tmp/segvenv/bin/python cargo test -p leadscore --test it segment_python
 //! ```
 //!
 //! Without the variable when the tests are built, the test is reported as ignored (the build
@@ -77,7 +77,7 @@ fn segment_python() -> PathBuf {
             "{PYTHON_VARIABLE} is not set, so Segment's Python library cannot be tested against leadscore serve. \
              Set it to the python of a virtualenv that has segment-analytics-python:\n\
              \x20 python3 -m venv /tmp/segvenv && /tmp/segvenv/bin/pip install segment-analytics-python\n\
-             \x20 {PYTHON_VARIABLE}=/tmp/segvenv/bin/python cargo test -p leadscore --test segment_python"
+             \x20 {PYTHON_VARIABLE}=/tmp/segvenv/bin/python cargo test -p leadscore --test it segment_python"
         )
     })
 }
