@@ -11,6 +11,7 @@ mod examples;
 mod full_disk;
 mod import;
 mod keys;
+mod layering;
 mod openapi;
 mod reference;
 mod segment_python;
