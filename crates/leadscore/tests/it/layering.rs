@@ -207,10 +207,10 @@ fn find_circle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>
     }
     let mut marks = BTreeMap::new();
     for node in graph.keys() {
-        if marks.get(node).copied().unwrap_or(Mark::New) == Mark::New {
-            if let Some(circle) = visit(node, graph, &mut marks, &mut Vec::new()) {
-                return Some(circle);
-            }
+        if marks.get(node).copied().unwrap_or(Mark::New) == Mark::New
+            && let Some(circle) = visit(node, graph, &mut marks, &mut Vec::new())
+        {
+            return Some(circle);
         }
     }
     None
