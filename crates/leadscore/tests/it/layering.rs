@@ -268,3 +268,44 @@ fn only_the_command_line_uses_anyhow() {
         }
     }
 }
+
+/// docs/ARCHITECTURE.md's section on each crate names each of its source files (`name.rs`, or
+/// `dir/` for a `dir/mod.rs`), so that the map never leaves a module out.
+#[test]
+fn the_architecture_code_map_names_every_module() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let map = std::fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap();
+    let mut missing = Vec::new();
+    for krate in workspace_crates() {
+        let name = krate.file_name().unwrap().to_string_lossy().into_owned();
+        let heading = format!("### `crates/{name}`");
+        let Some(start) = map.find(&heading) else {
+            missing.push(format!("a section `{heading}`"));
+            continue;
+        };
+        let section = &map[start + heading.len()..];
+        let end = ["\n## ", "\n### "].iter().filter_map(|next| section.find(next)).min().unwrap_or(section.len());
+        let section = &section[..end];
+        let src = krate.join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        for file in files {
+            let relative = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            let named = match relative.as_str() {
+                "lib.rs" | "main.rs" => continue,
+                dir_module if dir_module.ends_with("/mod.rs") => {
+                    let dir = dir_module.trim_end_matches("mod.rs");
+                    section.contains(&format!("`{dir}")) || section.contains(&format!("/{dir}"))
+                }
+                _ => {
+                    let file_name = file.file_name().unwrap().to_string_lossy().into_owned();
+                    section.contains(&format!("`{file_name}")) || section.contains(&format!("/{file_name}"))
+                }
+            };
+            if !named {
+                missing.push(format!("crates/{name}/src/{relative}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/ARCHITECTURE.md's code map does not name: {}", missing.join(", "));
+}
