@@ -185,6 +185,24 @@ proptest! {
         prop_assert!(email <= 15.0 + 1e-9);
     }
 
+    /// Decay, windows, inactivity and qualifier windows are computed when a score is evaluated,
+    /// never when an event is applied: a state kept from the past evaluates at any later instant
+    /// as a fresh scoring of the same events at that instant.
+    #[test]
+    fn a_kept_state_evaluates_later_as_a_fresh_scoring_then(events in events_strategy(), later_seconds in 0i64..86_400 * 150) {
+        let m = model(MODEL);
+        let lead = lead_values(&m, &[("title", "VP Sales")]);
+        let past: Vec<GenEvent> = events.into_iter().filter(|e| e.age_seconds >= 0).collect();
+        let all_props: Vec<Vec<Value>> = past.iter().map(|e| props(&m, e)).collect();
+        let list = engine_events(&m, &past, &all_props);
+        let mut state = LeadState::new(&m);
+        for event in &list {
+            state.apply(&m, event);
+        }
+        let later = Timestamp(as_of().0 + later_seconds * 1000);
+        prop_assert_eq!(m.evaluate(&lead, &state, later), m.score(&lead, list.iter().copied(), later));
+    }
+
     #[test]
     fn decayed_points_never_grow_with_time(events in events_strategy(), later_days in 0i64..200) {
         let m = model(
