@@ -17,12 +17,13 @@ use crate::diagnostic::{Diagnostic, ModelError};
 use crate::format::{
     BandDef, ConditionDef, DecayDef, ModelFile, OneOrMany, QualifierDef, RuleDef, Scalar, ScoreDef, TierDef,
 };
-use crate::model::{
-    Band, Decay, EventPoints, EventRule, EventTest, EventTypeId, Group, Model, PredictiveScore, Qualifier, Rule,
-    RuleKind, Score, Tier, Tracker,
-};
+use crate::model::{EventTest, EventTypeId, Group, Model, PredictiveScore, Qualifier, Rule, Score, Tier, Tracker};
 use crate::predictor::{NoPredictors, Predictor, PredictorLoader};
+use crate::rules::RuleKind;
+use crate::rules::attribute::{AttributeRule, CaseRule};
 use crate::rules::condition::{Condition, OneOf, Test};
+use crate::rules::event::{Band, Decay, EventPoints, EventRule};
+use crate::rules::inactivity::InactivityRule;
 use crate::time::Duration;
 
 /// The largest number a model may hold (points, limits, thresholds, weights).
@@ -55,7 +56,7 @@ pub fn compile_with(source: &str, predictors: &dyn PredictorLoader) -> Result<Co
     };
     let mut compiler = Compiler::new(predictors);
     let model = compiler.model(file);
-    let has_errors = compiler.diagnostics.iter().any(|d| d.severity == crate::Severity::Error);
+    let has_errors = compiler.diagnostics.iter().any(|d| d.severity == crate::diagnostic::Severity::Error);
     match model {
         Some(model) if !has_errors => {
             let mut warnings = compiler.diagnostics;
@@ -712,7 +713,7 @@ impl<'p> Compiler<'p> {
             (Some(when), None) => {
                 let points = self.required_points(name, def, span(&def.name));
                 let when = self.condition(when, Record::Lead);
-                Some(RuleKind::Attribute { when: when?, points: points? })
+                Some(RuleKind::Attribute(AttributeRule { when: when?, points: points? }))
             }
             (None, Some(cases)) => {
                 if let Some(points) = &def.points {
@@ -744,7 +745,7 @@ impl<'p> Compiler<'p> {
                     };
                     compiled.extend(condition.map(|condition| (condition, points)));
                 }
-                (compiled.len() == n_cases).then_some(RuleKind::Cases(compiled))
+                (compiled.len() == n_cases).then_some(RuleKind::Cases(CaseRule { cases: compiled }))
             }
             _ => {
                 self.error(format!("rule `{name}` has both `when` and `cases`: use one"), span(&def.name));
@@ -771,7 +772,7 @@ impl<'p> Compiler<'p> {
         let after = def.inactive_for.as_ref().and_then(|d| self.duration(d, "`inactive_for`"));
         let filter = def.filter.as_ref().and_then(|f| self.condition(f, Record::Event));
         let tracker = self.tracker(def.event.as_ref(), filter, Some(1));
-        Some(RuleKind::Inactivity { tracker, after: after?, points: points? })
+        Some(RuleKind::Inactivity(InactivityRule { tracker, after: after?, points: points? }))
     }
 
     fn event_rule(&mut self, name: &str, def: &RuleDef) -> Option<RuleKind> {

@@ -7,9 +7,10 @@
 //! # Layout
 //! - [`format`]: the model file's serde types, as people write it.
 //! - [`compile`]: checks a file once and resolves it into a [`Model`] ([`model`]).
-//! - [`engine`]: lead state, applying events, evaluating scores with explanations.
+//! - [`engine`]: lead state, applying events, assembling scores from rules with explanations.
 //! - [`predictor`]: predictive scores (a trained model's probability), behind a trait.
-//! - [`rules`]: conditions on lead fields and event properties.
+//! - [`rules`]: each rule kind, compiled and evaluated, and conditions on lead fields and event
+//!   properties.
 //! - [`check`]: what a model can reach (score ranges, unreachable tiers).
 //! - [`time`]: instants, durations and RFC 3339.
 
