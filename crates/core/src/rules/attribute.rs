@@ -33,3 +33,37 @@ impl CaseRule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{AttributeRule, CaseRule};
+    use crate::rules::condition::{Condition, Test};
+    use crate::value::Value;
+
+    fn at_least(min: f64) -> Condition {
+        Condition::Field { slot: 0, tests: vec![Test::AtLeast(min)] }
+    }
+
+    #[test]
+    fn an_attribute_rule_gives_its_points_when_the_lead_matches() {
+        let rule = AttributeRule { when: at_least(100.0), points: 10.0 };
+        let applied = rule.outcome(&[Value::Number(250.0)]);
+        assert!(applied.applied);
+        assert_eq!((applied.points, applied.occurrences), (10.0, 0));
+        assert!(!rule.outcome(&[Value::Number(50.0)]).applied);
+        assert!(!rule.outcome(&[]).applied);
+    }
+
+    #[test]
+    fn a_case_rule_gives_the_points_of_the_first_case_that_matches() {
+        let rule =
+            CaseRule { cases: vec![(at_least(1000.0), 20.0), (at_least(100.0), 10.0), (Condition::Always, -5.0)] };
+        assert_eq!(rule.outcome(&[Value::Number(5000.0)]).points, 20.0);
+        assert_eq!(rule.outcome(&[Value::Number(500.0)]).points, 10.0);
+        let otherwise = rule.outcome(&[Value::Missing]);
+        assert!(otherwise.applied);
+        assert_eq!(otherwise.points, -5.0);
+        let without_otherwise = CaseRule { cases: vec![(at_least(1000.0), 20.0)] };
+        assert!(!without_otherwise.outcome(&[Value::Number(5.0)]).applied);
+    }
+}

@@ -97,3 +97,73 @@ impl EventRule {
         RuleOutcome { applied: true, points, occurrences: counted.len() as u32 }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Band, Decay, EventPoints, EventRule};
+    use crate::time::{Duration, Timestamp};
+
+    const DAY: i64 = 86_400_000;
+
+    fn rule(points: EventPoints) -> EventRule {
+        EventRule { tracker: 0, window: None, max_count: None, points, decay: None }
+    }
+
+    fn days(days: &[i64]) -> Vec<Timestamp> {
+        days.iter().map(|d| Timestamp(d * DAY)).collect()
+    }
+
+    #[test]
+    fn each_occurrence_in_the_window_counts_up_to_max_count() {
+        let times = days(&[1, 2, 8, 9, 10]);
+        let as_of = Timestamp(10 * DAY);
+        let every = rule(EventPoints::Each(2.0)).outcome(&times, as_of);
+        assert_eq!((every.points, every.occurrences), (10.0, 5));
+        let windowed = EventRule { window: Some(Duration::from_days(3)), ..rule(EventPoints::Each(2.0)) };
+        assert_eq!(windowed.outcome(&times, as_of).occurrences, 3);
+        let capped = EventRule { max_count: Some(2), ..rule(EventPoints::Each(2.0)) };
+        assert_eq!(capped.outcome(&times, as_of).points, 4.0);
+        assert!(!rule(EventPoints::Each(2.0)).outcome(&[], as_of).applied);
+    }
+
+    #[test]
+    fn a_progressive_schedule_counts_its_length_of_the_most_recent_occurrences() {
+        let outcome =
+            rule(EventPoints::Progressive(vec![1.0, 2.0, 3.0])).outcome(&days(&[1, 2, 3, 4]), Timestamp(5 * DAY));
+        assert_eq!((outcome.points, outcome.occurrences), (6.0, 3));
+        let two = rule(EventPoints::Progressive(vec![1.0, 2.0, 3.0])).outcome(&days(&[1, 2]), Timestamp(5 * DAY));
+        assert_eq!(two.points, 3.0);
+    }
+
+    #[test]
+    fn bands_give_the_points_of_the_band_the_count_falls_in() {
+        let bands = || {
+            EventPoints::Bands(vec![
+                Band { min: 1, max: Some(2), points: 5.0 },
+                Band { min: 4, max: None, points: 20.0 },
+            ])
+        };
+        let as_of = Timestamp(10 * DAY);
+        assert_eq!(rule(bands()).outcome(&days(&[1, 2]), as_of).points, 5.0);
+        assert_eq!(rule(bands()).outcome(&days(&[1, 2, 3, 4, 5]), as_of).points, 20.0);
+        // Three occurrences fall between the bands: the rule does not apply.
+        assert!(!rule(bands()).outcome(&days(&[1, 2, 3]), as_of).applied);
+    }
+
+    #[test]
+    fn decay_shrinks_points_with_age() {
+        let half_life = Decay::HalfLife { half_life_days: 30.0 };
+        assert_eq!(half_life.factor(Duration(0)), 1.0);
+        assert_eq!(half_life.factor(Duration::from_days(30)), 0.5);
+        let linear = Decay::Linear { percent: 25.0, every: Duration::from_days(30) };
+        assert_eq!(linear.factor(Duration::from_days(29)), 1.0);
+        assert_eq!(linear.factor(Duration::from_days(65)), 0.5);
+        assert_eq!(linear.factor(Duration::from_days(365)), 0.0);
+        let steps = Decay::Steps(vec![(Duration::from_days(30), 0.5), (Duration::from_days(90), 0.1)]);
+        assert_eq!(steps.factor(Duration::from_days(30)), 1.0);
+        assert_eq!(steps.factor(Duration::from_days(31)), 0.5);
+        assert_eq!(steps.factor(Duration::from_days(91)), 0.1);
+        let decayed = EventRule { decay: Some(half_life), ..rule(EventPoints::Each(8.0)) };
+        assert_eq!(decayed.outcome(&days(&[0, 30]), Timestamp(30 * DAY)).points, 12.0);
+    }
+}

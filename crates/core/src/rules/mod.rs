@@ -57,3 +57,17 @@ impl RuleKind {
 pub(crate) fn counted_until(times: &[Timestamp], as_of: Timestamp) -> &[Timestamp] {
     &times[..times.partition_point(|t| *t <= as_of)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::counted_until;
+    use crate::time::Timestamp;
+
+    #[test]
+    fn occurrences_after_the_as_of_instant_never_count() {
+        let times = [Timestamp(1), Timestamp(2), Timestamp(2), Timestamp(3)];
+        assert_eq!(counted_until(&times, Timestamp(2)), &times[..3]);
+        assert_eq!(counted_until(&times, Timestamp(0)), &[] as &[Timestamp]);
+        assert_eq!(counted_until(&times, Timestamp(9)), &times[..]);
+    }
+}
