@@ -17,6 +17,9 @@ pub(crate) struct InactivityRule {
 impl InactivityRule {
     /// The rule's outcome at `as_of`, from its tracker's ascending occurrence times up to `as_of`;
     /// `created_at_field` is the lead record slot of the model's `[lead] created_at`.
+    // Inlined into the dispatch (`RuleKind::outcome`), as it was when the engine evaluated it:
+    // rules are evaluated for every lead of every request and batch.
+    #[inline]
     pub(crate) fn outcome(
         &self,
         times: &[Timestamp],
