@@ -1,4 +1,4 @@
-//! The compiled model: what [`crate::compile`] makes of a model file and the engine runs.
+//! The compiled model: what [`crate::compile()`] makes of a model file and the engine runs.
 //!
 //! Everything here has been checked once. Names are resolved to indexes: lead fields and event
 //! properties to slots of a record (`&[Value]`), event types to [`EventTypeId`]s, rules to the

@@ -1,11 +1,11 @@
-//! The rules a score adds up, one module per kind: [`attribute`] (attribute and case rules),
-//! [`event`] (event rules, their windows, counts and decay) and [`inactivity`], each with its
-//! compiled form and its evaluation, and [`condition`], the conditions they test. [`RuleKind`]
-//! names the kinds and hands each rule to its module.
+//! The rules a score adds up, one module per kind: `attribute` (attribute and case rules),
+//! `event` (event rules, their windows, counts and decay) and `inactivity`, each with its compiled
+//! form and its evaluation, and `condition`, the conditions they test. `RuleKind` names the kinds
+//! and hands each rule to its module.
 //!
-//! A rule reads the lead's fields and its tracker's occurrence times and gives a [`RuleOutcome`];
-//! adding outcomes up into scores, tiers and explanations is the engine's
-//! ([`crate::engine`]), which this module does not depend on.
+//! A rule reads the lead's fields and its tracker's occurrence times and gives a `RuleOutcome`;
+//! adding outcomes up into scores, tiers and explanations is the engine's ([`crate::engine`]),
+//! which this module does not depend on.
 
 pub(crate) mod attribute;
 pub(crate) mod condition;
