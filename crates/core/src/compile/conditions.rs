@@ -27,6 +27,7 @@ impl Compiler<'_> {
         }
     }
 
+    /// A condition on `record`: tests on one field, or `all`, `any` or `not` of conditions.
     pub(super) fn condition(&mut self, def: &Spanned<ConditionDef>, record: Record) -> Option<Condition> {
         let c = def.get_ref();
         let combinators = [c.all.is_some(), c.any.is_some(), c.not.is_some()].iter().filter(|b| **b).count();

@@ -10,6 +10,7 @@ use crate::format::QualifierDef;
 use crate::model::{EventTest, Qualifier, Tier};
 
 impl Compiler<'_> {
+    /// One entry of a score's `qualifiers` (or `disqualifiers`, which give no tier).
     pub(super) fn qualifier(
         &mut self,
         score: &str,

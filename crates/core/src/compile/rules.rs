@@ -19,6 +19,8 @@ use crate::rules::inactivity::InactivityRule;
 use crate::time::Duration;
 
 impl Compiler<'_> {
+    /// One rule of a score: its group, then its kind, told apart by its keys (`inactive_for`, then
+    /// `event`, then `when` or `cases`).
     pub(super) fn rule(&mut self, def: Spanned<RuleDef>, group_index: &FxHashMap<String, usize>) -> Option<Rule> {
         let rule_span = def.span();
         let def = def.into_inner();

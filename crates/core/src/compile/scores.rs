@@ -75,6 +75,7 @@ impl Compiler<'_> {
         Some(order)
     }
 
+    /// One `[scores.<name>]` table: components, groups, rules, limits, tiers and qualifiers.
     pub(super) fn score(
         &mut self,
         name: String,

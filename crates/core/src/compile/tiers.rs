@@ -10,6 +10,7 @@ use crate::format::TierDef;
 use crate::model::Tier;
 
 impl Compiler<'_> {
+    /// A score's `tiers`, lowest first.
     pub(super) fn tiers(&mut self, score: &str, defs: &[Spanned<TierDef>]) -> Vec<Tier> {
         let mut tiers: Vec<Tier> = Vec::with_capacity(defs.len());
         let mut labels = HashSet::new();
