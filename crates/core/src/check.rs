@@ -9,7 +9,11 @@
 use serde::Serialize;
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{EventPoints, Model, RuleKind, Score};
+use crate::model::{Model, Score};
+use crate::rules::RuleKind;
+use crate::rules::attribute::{AttributeRule, CaseRule};
+use crate::rules::event::EventPoints;
+use crate::rules::inactivity::InactivityRule;
 
 /// A closed range of values; infinite ends when nothing caps a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -139,8 +143,10 @@ fn score_range(score: &Score, done: &[Range]) -> Range {
 
 fn rule_range(kind: &RuleKind) -> Range {
     match kind {
-        RuleKind::Attribute { points, .. } | RuleKind::Inactivity { points, .. } => Range::zero_or(*points),
-        RuleKind::Cases(cases) => {
+        RuleKind::Attribute(AttributeRule { points, .. }) | RuleKind::Inactivity(InactivityRule { points, .. }) => {
+            Range::zero_or(*points)
+        }
+        RuleKind::Cases(CaseRule { cases }) => {
             cases.iter().fold(Range::ZERO, |acc, (_, p)| Range { min: acc.min.min(*p), max: acc.max.max(*p) })
         }
         RuleKind::Event(rule) => match &rule.points {

@@ -1,5 +1,8 @@
 //! The scoring engine: a lead's stored state, how one event updates it, and how scores, tiers and
-//! their explanations are evaluated from it at an "as of" instant.
+//! their explanations are assembled from it at an "as of" instant. Each rule is evaluated by its
+//! kind's module under [`crate::rules`]; here its outcome is added up with the others (groups,
+//! components, limits, normalisation), predictive scores are explained, and tiers and qualifiers
+//! are decided.
 //!
 //! State holds, per tracker, the timestamps of the occurrences the model may still count, in
 //! ascending order and bounded where the rules allow it (a rule that counts the 5 most recent
@@ -15,8 +18,9 @@
 
 use serde::Serialize;
 
-use crate::model::{EventPoints, EventRule, EventTypeId, Model, PredictiveScore, Qualifier, RuleKind, Score};
-use crate::time::{Duration, Timestamp};
+use crate::model::{EventTypeId, Model, PredictiveScore, Qualifier, Score};
+use crate::rules::{RuleOutcome, counted_until};
+use crate::time::Timestamp;
 use crate::value::Value;
 
 /// One event as the engine sees it.
@@ -212,14 +216,6 @@ pub enum Source<'m> {
     OtherFactors,
 }
 
-/// Per-rule outcome while a score is evaluated.
-#[derive(Clone, Copy, Default)]
-struct RuleOutcome {
-    applied: bool,
-    points: f64,
-    occurrences: u32,
-}
-
 impl Model {
     /// Scores a lead from its events: folds the events up to `as_of` into a fresh state and
     /// evaluates it. `lead` has one value per [`Model::lead_fields`] entry.
@@ -278,7 +274,9 @@ impl Model {
             self.set_tier(score, lead, state, as_of, outcomes, result);
             return;
         }
-        outcomes.extend(score.rules.iter().map(|rule| self.rule_outcome(&rule.kind, lead, state, as_of)));
+        outcomes.extend(
+            score.rules.iter().map(|rule| rule.kind.outcome(lead, &state.occurrences, self.created_at_field, as_of)),
+        );
 
         let contributions = &mut result.contributions;
         for (rule, outcome) in score.rules.iter().zip(outcomes.iter()) {
@@ -396,36 +394,6 @@ impl Model {
         }
         qualifier.rules.iter().all(|&r| outcomes[r].applied)
     }
-
-    fn rule_outcome(&self, kind: &RuleKind, lead: &[Value], state: &LeadState, as_of: Timestamp) -> RuleOutcome {
-        match kind {
-            RuleKind::Attribute { when, points } => {
-                if when.matches(lead) {
-                    RuleOutcome { applied: true, points: *points, occurrences: 0 }
-                } else {
-                    RuleOutcome::default()
-                }
-            }
-            RuleKind::Cases(cases) => match cases.iter().find(|(when, _)| when.matches(lead)) {
-                Some((_, points)) => RuleOutcome { applied: true, points: *points, occurrences: 0 },
-                None => RuleOutcome::default(),
-            },
-            RuleKind::Event(rule) => event_outcome(rule, counted_until(&state.occurrences[rule.tracker], as_of), as_of),
-            RuleKind::Inactivity { tracker, after, points } => {
-                let last = counted_until(&state.occurrences[*tracker], as_of).last().copied().or_else(|| {
-                    let field = self.created_at_field?;
-                    let text = lead.get(field)?.as_text()?;
-                    Timestamp::parse_rfc3339(text.trim()).ok().filter(|created| *created <= as_of)
-                });
-                let inactive = last.is_none_or(|last| as_of.since(last) > *after);
-                if inactive {
-                    RuleOutcome { applied: true, points: *points, occurrences: 0 }
-                } else {
-                    RuleOutcome::default()
-                }
-            }
-        }
-    }
 }
 
 /// A predictive score's value (the probability times 100) and its explanation: the fields with
@@ -457,44 +425,6 @@ fn predict<'m>(
     let rest = value - sum(contributions);
     contributions.push(Contribution { source: Source::OtherFactors, occurrences: 0, points: rest });
     sum(contributions)
-}
-
-/// The ascending times that are not after `as_of`.
-fn counted_until(times: &[Timestamp], as_of: Timestamp) -> &[Timestamp] {
-    &times[..times.partition_point(|t| *t <= as_of)]
-}
-
-fn event_outcome(rule: &EventRule, times: &[Timestamp], as_of: Timestamp) -> RuleOutcome {
-    let start = match rule.window {
-        Some(window) => times.partition_point(|t| *t < as_of.saturating_sub(window)),
-        None => 0,
-    };
-    let mut counted = &times[start..];
-    if let Some(max_count) = rule.max_count {
-        counted = &counted[counted.len().saturating_sub(max_count)..];
-    }
-    if let EventPoints::Progressive(steps) = &rule.points {
-        counted = &counted[counted.len().saturating_sub(steps.len())..];
-    }
-    if counted.is_empty() {
-        return RuleOutcome::default();
-    }
-    let factor =
-        |at: Timestamp| rule.decay.as_ref().map_or(1.0, |decay| decay.factor(as_of.since(at).max(Duration(0))));
-    // Newest first, so that equal points add up in the same order whatever the history.
-    let points = match &rule.points {
-        EventPoints::Each(points) => counted.iter().rev().map(|&at| points * factor(at)).sum(),
-        EventPoints::Progressive(steps) => counted.iter().zip(steps).rev().map(|(&at, step)| step * factor(at)).sum(),
-        EventPoints::Bands(bands) => {
-            let n = counted.len();
-            match bands.iter().find(|b| n >= b.min && b.max.is_none_or(|max| n <= max)) {
-                Some(band) => band.points,
-                // A count that falls in no band: the rule does not apply.
-                None => return RuleOutcome::default(),
-            }
-        }
-    };
-    RuleOutcome { applied: true, points, occurrences: counted.len() as u32 }
 }
 
 fn clamp(value: f64, min: Option<f64>, max: Option<f64>) -> f64 {

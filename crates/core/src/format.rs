@@ -1,7 +1,7 @@
 //! The model file as written by people: plain serde data mirroring the TOML, one struct per table.
 //!
-//! Nothing here is checked beyond its TOML shape. [`crate::compile`] turns a [`ModelFile`] into the
-//! [`crate::Model`] the engine runs, and reports every mistake with the span kept by
+//! Nothing here is checked beyond its TOML shape. [`crate::compile()`] turns a [`ModelFile`] into
+//! the [`crate::Model`] the engine runs, and reports every mistake with the span kept by
 //! [`toml::Spanned`]. docs/model-format.md documents every key; keep both in step.
 
 use indexmap::IndexMap;

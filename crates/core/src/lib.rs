@@ -1,15 +1,16 @@
 //! leadscore-core: the model format, its compiler and the scoring engine.
 //!
 //! The crate is pure: it does no I/O and never reads a clock. Callers parse a model file's text
-//! with [`compile`], pass leads as one [`Value`] per [`Model::lead_fields`] entry, events as
+//! with [`compile()`], pass leads as one [`Value`] per [`Model::lead_fields`] entry, events as
 //! [`Event`]s, and the "as of" instant as a [`Timestamp`].
 //!
 //! # Layout
-//! - [`format`]: the model file's serde types, as people write it.
-//! - [`compile`]: checks a file once and resolves it into a [`Model`] ([`model`]).
-//! - [`engine`]: lead state, applying events, evaluating scores with explanations.
+//! - [`mod@format`]: the model file's serde types, as people write it.
+//! - [`mod@compile`]: checks a file once and resolves it into a [`Model`] ([`model`]).
+//! - [`engine`]: lead state, applying events, assembling scores from rules with explanations.
 //! - [`predictor`]: predictive scores (a trained model's probability), behind a trait.
-//! - [`rules`]: conditions on lead fields and event properties.
+//! - [`rules`]: each rule kind, compiled and evaluated, and conditions on lead fields and event
+//!   properties.
 //! - [`check`]: what a model can reach (score ranges, unreachable tiers).
 //! - [`time`]: instants, durations and RFC 3339.
 

@@ -1,14 +1,16 @@
-//! The compiled model: what [`crate::compile`] makes of a model file and the engine runs.
+//! The compiled model: what [`crate::compile()`] makes of a model file and the engine runs.
 //!
 //! Everything here has been checked once. Names are resolved to indexes: lead fields and event
 //! properties to slots of a record (`&[Value]`), event types to [`EventTypeId`]s, rules to the
-//! event trackers that keep the occurrences they need.
+//! event trackers that keep the occurrences they need. Each rule kind's compiled form lives with
+//! its evaluation in [`crate::rules`].
 
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use crate::predictor::Predictor;
+use crate::rules::RuleKind;
 use crate::rules::condition::Condition;
 use crate::time::Duration;
 
@@ -202,77 +204,6 @@ pub struct Rule {
 impl Rule {
     pub fn name(&self) -> &str {
         &self.name
-    }
-}
-
-#[derive(Debug)]
-pub(crate) enum RuleKind {
-    /// `points` when the lead matches `when`.
-    Attribute {
-        when: Condition,
-        points: f64,
-    },
-    /// The points of the first matching case.
-    Cases(Vec<(Condition, f64)>),
-    Event(EventRule),
-    /// `points` when no tracked event happened in the last `after`.
-    Inactivity {
-        tracker: usize,
-        after: Duration,
-        points: f64,
-    },
-}
-
-#[derive(Debug)]
-pub(crate) struct EventRule {
-    pub(crate) tracker: usize,
-    pub(crate) window: Option<Duration>,
-    pub(crate) max_count: Option<usize>,
-    pub(crate) points: EventPoints,
-    pub(crate) decay: Option<Decay>,
-}
-
-#[derive(Debug)]
-pub(crate) enum EventPoints {
-    /// The same points for every counted occurrence.
-    Each(f64),
-    /// Points of the 1st, 2nd, ... counted occurrence, oldest first.
-    Progressive(Vec<f64>),
-    /// Points for the number of counted occurrences.
-    Bands(Vec<Band>),
-}
-
-#[derive(Debug)]
-pub(crate) struct Band {
-    pub(crate) min: usize,
-    pub(crate) max: Option<usize>,
-    pub(crate) points: f64,
-}
-
-/// How an occurrence's points shrink with its age.
-#[derive(Debug)]
-pub(crate) enum Decay {
-    /// Halved every `half_life_days`.
-    HalfLife { half_life_days: f64 },
-    /// Lose `percent` of the points at the end of every `every`, down to zero.
-    Linear { percent: f64, every: Duration },
-    /// Keep `factor` of the points once older than a step (the oldest step reached applies).
-    Steps(Vec<(Duration, f64)>),
-}
-
-impl Decay {
-    /// The share of its points an occurrence of this age keeps.
-    pub(crate) fn factor(&self, age: Duration) -> f64 {
-        match self {
-            Decay::HalfLife { half_life_days } => 0.5f64.powf(age.as_days() / half_life_days),
-            Decay::Linear { percent, every } => {
-                let periods = (age.0 / every.0) as f64;
-                (1.0 - percent / 100.0 * periods).max(0.0)
-            }
-            Decay::Steps(steps) => {
-                steps.iter().rev().find(|(older_than, _)| age > *older_than).map_or(1.0, |(_, factor)| *factor)
-            }
-        }
     }
 }
 

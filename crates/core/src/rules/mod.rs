@@ -1,4 +1,73 @@
-//! Where each kind of rule is evaluated: conditions on fields here, event and inactivity rules in
-//! [`crate::engine`], whose state they read.
+//! The rules a score adds up, one module per kind: `attribute` (attribute and case rules),
+//! `event` (event rules, their windows, counts and decay) and `inactivity`, each with its compiled
+//! form and its evaluation, and `condition`, the conditions they test. `RuleKind` names the kinds
+//! and hands each rule to its module.
+//!
+//! A rule reads the lead's fields and its tracker's occurrence times and gives a `RuleOutcome`;
+//! adding outcomes up into scores, tiers and explanations is the engine's ([`crate::engine`]),
+//! which this module does not depend on.
 
+pub(crate) mod attribute;
 pub(crate) mod condition;
+pub(crate) mod event;
+pub(crate) mod inactivity;
+mod outcome;
+
+pub(crate) use outcome::RuleOutcome;
+
+use crate::time::Timestamp;
+use crate::value::Value;
+use attribute::{AttributeRule, CaseRule};
+use event::EventRule;
+use inactivity::InactivityRule;
+
+/// A rule's kind, decided by the compiler from the rule's keys, with its compiled settings.
+#[derive(Debug)]
+pub(crate) enum RuleKind {
+    Attribute(AttributeRule),
+    Cases(CaseRule),
+    Event(EventRule),
+    Inactivity(InactivityRule),
+}
+
+impl RuleKind {
+    /// Evaluates the rule for one lead at `as_of`. `occurrences` holds, per tracker, the lead's
+    /// ascending occurrence times (a lead's state); `created_at_field` is the lead record slot of
+    /// the model's `[lead] created_at`.
+    pub(crate) fn outcome(
+        &self,
+        lead: &[Value],
+        occurrences: &[Vec<Timestamp>],
+        created_at_field: Option<usize>,
+        as_of: Timestamp,
+    ) -> RuleOutcome {
+        match self {
+            RuleKind::Attribute(rule) => rule.outcome(lead),
+            RuleKind::Cases(rule) => rule.outcome(lead),
+            RuleKind::Event(rule) => rule.outcome(counted_until(&occurrences[rule.tracker], as_of), as_of),
+            RuleKind::Inactivity(rule) => {
+                rule.outcome(counted_until(&occurrences[rule.tracker], as_of), lead, created_at_field, as_of)
+            }
+        }
+    }
+}
+
+/// The ascending times that are not after `as_of`: occurrences after the as-of instant never
+/// count.
+pub(crate) fn counted_until(times: &[Timestamp], as_of: Timestamp) -> &[Timestamp] {
+    &times[..times.partition_point(|t| *t <= as_of)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counted_until;
+    use crate::time::Timestamp;
+
+    #[test]
+    fn occurrences_after_the_as_of_instant_never_count() {
+        let times = [Timestamp(1), Timestamp(2), Timestamp(2), Timestamp(3)];
+        assert_eq!(counted_until(&times, Timestamp(2)), &times[..3]);
+        assert_eq!(counted_until(&times, Timestamp(0)), &[] as &[Timestamp]);
+        assert_eq!(counted_until(&times, Timestamp(9)), &times[..]);
+    }
+}

@@ -1,0 +1,249 @@
+//! Scores (the model format's "Scores"): each score's components (`from`) and the order that
+//! evaluates them first, its groups, limits and normalisation, its rules, tiers and qualifiers, or
+//! the trained model of a predictive score.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use toml::Spanned;
+
+use super::compiler::{Compiler, span};
+use crate::diagnostic::Diagnostic;
+use crate::format::ScoreDef;
+use crate::model::{Group, PredictiveScore, Rule, Score};
+use crate::predictor::Predictor;
+
+/// The number of fields a predictive score's explanation names unless `factors` says otherwise.
+const DEFAULT_FACTORS: usize = 3;
+
+impl Compiler<'_> {
+    /// Orders scores so that components come first; reports cycles.
+    pub(super) fn evaluation_order(
+        &mut self,
+        scores: &[Score],
+        from_spans: &[Option<Range<usize>>],
+    ) -> Option<Vec<usize>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Visiting,
+            Done,
+        }
+        fn visit(
+            i: usize,
+            scores: &[Score],
+            marks: &mut [Mark],
+            path: &mut Vec<usize>,
+            order: &mut Vec<usize>,
+        ) -> Result<(), Vec<usize>> {
+            match marks[i] {
+                Mark::Done => return Ok(()),
+                Mark::Visiting => {
+                    let start = path.iter().position(|&p| p == i).unwrap_or(0);
+                    let mut cycle = path[start..].to_vec();
+                    cycle.push(i);
+                    return Err(cycle);
+                }
+                Mark::New => {}
+            }
+            marks[i] = Mark::Visiting;
+            path.push(i);
+            for &(component, _) in &scores[i].components {
+                visit(component, scores, marks, path, order)?;
+            }
+            path.pop();
+            marks[i] = Mark::Done;
+            order.push(i);
+            Ok(())
+        }
+        let mut marks = vec![Mark::New; scores.len()];
+        let mut order = Vec::with_capacity(scores.len());
+        for i in 0..scores.len() {
+            if let Err(cycle) = visit(i, scores, &mut marks, &mut Vec::new(), &mut order) {
+                let names: Vec<&str> = cycle.iter().map(|&c| scores[c].name.as_str()).collect();
+                let message = if cycle.len() == 2 {
+                    format!("score `{}` is defined from itself", names[0])
+                } else {
+                    format!("scores are defined from each other in a cycle: {}", names.join(" -> "))
+                };
+                self.error(message, from_spans[cycle[0]].clone());
+                return None;
+            }
+        }
+        Some(order)
+    }
+
+    /// One `[scores.<name>]` table: components, groups, rules, limits, tiers and qualifiers.
+    pub(super) fn score(
+        &mut self,
+        name: String,
+        def: ScoreDef,
+        def_span: Range<usize>,
+        score_index: &FxHashMap<String, usize>,
+    ) -> Score {
+        if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') || name.is_empty() {
+            self.error(
+                format!("score name `{name}` can only have letters, digits, `_` and `-` (it names output columns)"),
+                Some(def_span.clone()),
+            );
+        }
+        let mut components = Vec::new();
+        for (component, weight) in &def.from {
+            let w = self.finite(weight, "a component's weight");
+            match score_index.get(component) {
+                Some(&i) => components.push((i, w)),
+                None => self.error(
+                    format!("score `{name}` is made from `{component}`, which is not a score of this model"),
+                    span(weight),
+                ),
+            }
+        }
+        let predictive = def.predictive.as_ref().and_then(|reference| self.predictive(&name, reference, &def));
+        if def.predictive.is_none()
+            && let Some(factors) = &def.factors
+        {
+            self.error(
+                format!("`factors` is for predictive scores, and score `{name}` has no `predictive`"),
+                span(factors),
+            );
+        }
+        if def.rules.is_empty() && components.is_empty() && def.predictive.is_none() {
+            self.warning(format!("score `{name}` has no rules and no `from`: it is always 0"), Some(def_span.clone()));
+        }
+
+        let mut groups = Vec::new();
+        let mut group_index = FxHashMap::default();
+        for (group_name, group) in &def.groups {
+            let min = group.get_ref().min.as_ref().map(|m| self.finite(m, "a group's `min`"));
+            let max = group.get_ref().max.as_ref().map(|m| self.finite(m, "a group's `max`"));
+            if let (Some(lo), Some(hi)) = (min, max)
+                && lo > hi
+            {
+                self.error(format!("group `{group_name}` has `min` {lo} above `max` {hi}"), span(group));
+            }
+            if min.is_none() && max.is_none() {
+                self.warning(
+                    format!("group `{group_name}` sets neither `min` nor `max`: it limits nothing"),
+                    span(group),
+                );
+            }
+            group_index.insert(group_name.clone(), groups.len());
+            groups.push(Group { name: group_name.clone(), min, max });
+        }
+
+        let mut rules: Vec<Rule> = Vec::with_capacity(def.rules.len());
+        let mut rule_names: FxHashMap<String, usize> = FxHashMap::default();
+        for rule_def in def.rules {
+            let rule_name = rule_def.get_ref().name.get_ref().clone();
+            if rule_names.contains_key(&rule_name) {
+                self.error(
+                    format!("score `{name}` has two rules named `{rule_name}`: rule names must be unique"),
+                    span(&rule_def.get_ref().name),
+                );
+            }
+            if let Some(rule) = self.rule(rule_def, &group_index) {
+                rule_names.insert(rule_name, rules.len());
+                rules.push(rule);
+            }
+        }
+        let used_groups: HashSet<usize> = rules.iter().filter_map(|r| r.group).collect();
+        for (i, group) in groups.iter().enumerate() {
+            if !used_groups.contains(&i) {
+                let group_span = def.groups.get(&group.name).map(|g| g.span());
+                self.diagnostics.push(Diagnostic::warning(format!("group `{}` has no rules", group.name), group_span));
+            }
+        }
+
+        let min = def.min.as_ref().map(|m| self.finite(m, "a score's `min`"));
+        let max = def.max.as_ref().map(|m| self.finite(m, "a score's `max`"));
+        if let (Some(lo), Some(hi)) = (min, max)
+            && lo >= hi
+        {
+            self.error(format!("score `{name}` has `min` {lo} not below `max` {hi}"), def.min.as_ref().and_then(span));
+        }
+        let normalize = def.normalize.as_ref().is_some_and(|n| *n.get_ref());
+        if normalize && (min.is_none() || max.is_none()) {
+            self.error(
+                format!("score `{name}` sets `normalize = true` without both `min` and `max`: normalising maps [min, max] onto 0-100"),
+                def.normalize.as_ref().and_then(span),
+            );
+        }
+
+        let tiers = self.tiers(&name, &def.tiers);
+        let disqualified_tier =
+            def.disqualified_tier.as_ref().map_or_else(|| "disqualified".to_string(), |t| t.get_ref().clone());
+        if let Some(label) = &def.disqualified_tier {
+            if label.get_ref().trim().is_empty() {
+                self.error("`disqualified_tier` cannot be empty", span(label));
+            } else if tiers.iter().any(|t| t.label == *label.get_ref()) {
+                self.error(
+                    format!("`disqualified_tier` `{}` is also a tier of this score: disqualified leads need a label of their own", label.get_ref()),
+                    span(label),
+                );
+            }
+        }
+        let qualifiers =
+            def.qualifiers.iter().filter_map(|q| self.qualifier(&name, q, &tiers, &rule_names, false)).collect();
+        let disqualifiers =
+            def.disqualifiers.iter().filter_map(|q| self.qualifier(&name, q, &tiers, &rule_names, true)).collect();
+        Score {
+            name,
+            description: def.description,
+            rules,
+            groups,
+            components,
+            min,
+            max,
+            normalize,
+            tiers,
+            qualifiers,
+            disqualifiers,
+            disqualified_tier,
+            predictive,
+        }
+    }
+
+    /// Loads a predictive score's model and resolves its fields; a predictive score's value is
+    /// the model's alone, so rules, components and limits are errors.
+    fn predictive(&mut self, name: &str, reference: &Spanned<String>, def: &ScoreDef) -> Option<PredictiveScore> {
+        let misplaced = [
+            ("rules", !def.rules.is_empty()),
+            ("from", !def.from.is_empty()),
+            ("groups", !def.groups.is_empty()),
+            ("min", def.min.is_some()),
+            ("max", def.max.is_some()),
+            ("normalize", def.normalize.is_some()),
+        ];
+        for (key, present) in misplaced {
+            if present {
+                self.error(
+                    format!("score `{name}` is predictive (its value is the model's probability, 0-100), so it cannot have `{key}`: make another score for them"),
+                    span(reference),
+                );
+            }
+        }
+        let factors = match &def.factors {
+            None => DEFAULT_FACTORS,
+            Some(n) if (0..=50).contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => {
+                self.error(format!("`factors` must be between 0 and 50, not {}", n.get_ref()), span(n));
+                DEFAULT_FACTORS
+            }
+        };
+        if reference.get_ref().trim().is_empty() {
+            self.error("`predictive` names a trained model (a file written by `leadscore train`)", span(reference));
+            return None;
+        }
+        let predictor: Arc<dyn Predictor> = match self.predictors.load(reference.get_ref()) {
+            Ok(predictor) => predictor,
+            Err(message) => {
+                self.error(message, span(reference));
+                return None;
+            }
+        };
+        let slots = predictor.fields().iter().map(|field| self.lead_fields.intern(field)).collect();
+        Some(PredictiveScore { reference: reference.get_ref().clone(), predictor, slots, factors })
+    }
+}
