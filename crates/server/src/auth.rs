@@ -104,7 +104,7 @@ mod tests {
         assert!(authorize(&state).is_ok(), "checked less than 30 s ago: still trusted");
 
         state.keys.age(RECHECK_AFTER);
-        assert_eq!(authorize(&state).unwrap_err().status, axum::http::StatusCode::UNAUTHORIZED);
+        assert_eq!(authorize(&state).unwrap_err().status(), axum::http::StatusCode::UNAUTHORIZED);
         assert!(state.keys.is_empty(), "a revoked key is not kept");
     }
 }

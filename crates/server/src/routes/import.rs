@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson, RawBody};
+use crate::error::{ApiError, ApiJson, ErrorCode, RawBody};
 use crate::ingest::Outcome;
 use crate::intake;
 use crate::messages::{Kind, Message, generated_id};
@@ -115,12 +115,12 @@ fn read_csv(body: &[u8]) -> Result<Rows, ApiError> {
     let mut reader = csv::ReaderBuilder::new().delimiter(separator).flexible(true).from_reader(body);
     let header: Vec<String> = reader
         .byte_headers()
-        .map_err(|e| ApiError::bad_request("invalid_csv", format!("the header line cannot be read: {e}")))?
+        .map_err(|e| ApiError::new(ErrorCode::InvalidCsv, format!("the header line cannot be read: {e}")))?
         .iter()
         .map(header_name)
         .collect();
     if header.iter().all(String::is_empty) {
-        return Err(ApiError::bad_request("invalid_csv", "the body is empty: send CSV with a header line"));
+        return Err(ApiError::new(ErrorCode::InvalidCsv, "the body is empty: send CSV with a header line"));
     }
     let mut rows = Rows { header, rows: Vec::new(), bad: Vec::new(), n_bad: 0 };
     let mut record = csv::ByteRecord::new();
@@ -166,10 +166,10 @@ fn checked_query(query: &HashMap<String, String>, known: &[&str], map: bool) -> 
         if map {
             expected.push_str(", `map.HEADER`");
         }
-        return Err(ApiError::bad_request("invalid_query", format!("unknown parameter `{unknown}`: use {expected}")));
+        return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unknown parameter `{unknown}`: use {expected}")));
     }
     let invalid =
-        |parameter: &str, message: String| ApiError::bad_request("invalid_query", format!("`{parameter}`: {message}"));
+        |parameter: &str, message: String| ApiError::new(ErrorCode::InvalidQuery, format!("`{parameter}`: {message}"));
     for (key, attribute) in query.iter().filter(|(key, _)| key.starts_with("map.")) {
         if key == "map." {
             return Err(invalid(key, "name the column after `map.`: `map.HEADER=attribute`".to_string()));
@@ -431,17 +431,17 @@ fn column_error(error: ColumnError, parameters: &[(&str, &str)]) -> ApiError {
     let parameter = |what: &str| parameters.iter().find(|(w, _)| *w == what).map_or("", |(_, p)| *p);
     match error {
         ColumnError::Missing { what, .. } => {
-            ApiError::bad_request("invalid_csv", format!("{error}, or name it with ?{}=COLUMN", parameter(what)))
+            ApiError::new(ErrorCode::InvalidCsv, format!("{error}, or name it with ?{}=COLUMN", parameter(what)))
         }
-        ColumnError::UnknownNamed(column, what) => ApiError::bad_request(
-            "invalid_query",
+        ColumnError::UnknownNamed(column, what) => ApiError::new(
+            ErrorCode::InvalidQuery,
             format!(
                 "`{}`: the file has no column `{column}` (its columns are named in the header line)",
                 parameter(what)
             ),
         ),
         ColumnError::UnknownMapped(column) => {
-            ApiError::bad_request("invalid_query", format!("`map.{column}`: the file has no column `{column}`"))
+            ApiError::new(ErrorCode::InvalidQuery, format!("`map.{column}`: the file has no column `{column}`"))
         }
     }
 }

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -136,7 +136,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let scope: Scope =
-        request.scope.parse().map_err(|reason| ApiError::bad_request("invalid_field", format!("`scope`: {reason}")))?;
+        request.scope.parse().map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`scope`: {reason}")))?;
     let key = state.store.write(move |c| keys::create(c, owner.workspace_id, scope)).await?;
     let info =
         KeyInfo { id: key.id, prefix: key.prefix, scope: key.scope, created_at: key.created_at, revoked_at: None };

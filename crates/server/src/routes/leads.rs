@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::lifecycle::{self, Stage};
 use crate::openapi::ErrorBody;
 use crate::scoring;
@@ -222,7 +222,7 @@ async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<ApiJson<LeadListView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let order = match query.order.unwrap_or(ListOrder::Score) {
         ListOrder::Score => Order::ScoreDescending,
         ListOrder::ScoreAsc => Order::ScoreAscending,
@@ -230,10 +230,10 @@ async fn list(
     };
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request("invalid_query", "`limit` must be between 1 and 1000"));
+        return Err(ApiError::new(ErrorCode::InvalidQuery, "`limit` must be between 1 and 1000"));
     }
     if let Some(min) = query.min.filter(|m| !m.is_finite()) {
-        return Err(ApiError::bad_request("invalid_query", format!("`min` must be a finite number, not {min}")));
+        return Err(ApiError::new(ErrorCode::InvalidQuery, format!("`min` must be a finite number, not {min}")));
     }
     // The score and tier must be the active model's: a typo would otherwise list no lead, which
     // reads as "no lead qualifies".
@@ -266,8 +266,8 @@ async fn list(
         None if scores.is_empty() && score.is_empty() => &no_tiers,
         None => {
             let known: Vec<&str> = scores.iter().map(|(name, _)| name.as_str()).collect();
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
                 if known.is_empty() {
                     "`score`: the workspace has no active model, so there is no score to list by".to_string()
                 } else {
@@ -277,8 +277,8 @@ async fn list(
         }
     };
     if let Some(tier) = query.tier.as_deref().filter(|t| !tiers.iter().any(|known| known == t)) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("`tier` `{tier}` is not a tier of score `{score}`; it has: {}", tiers.join(", ")),
         ));
     }
@@ -523,27 +523,27 @@ async fn set_stage(
     ApiJson(request): ApiJson<StageRequest>,
 ) -> Result<ApiJson<StageMovedView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
-    let to: Stage = request.stage.parse().map_err(|e: String| ApiError::bad_request("invalid_stage", e))?;
+    let to: Stage = request.stage.parse().map_err(|e: String| ApiError::new(ErrorCode::InvalidStage, e))?;
     // The automatic moves are told apart by their actor (a rollback undoes them): a person's
     // move may not take that name.
     if request.actor.as_deref().is_some_and(|a| a.trim().eq_ignore_ascii_case(lifecycle::AUTOMATIC_ACTOR)) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("`actor` `{}` is the name of leadscore's own moves: name the person", lifecycle::AUTOMATIC_ACTOR),
         ));
     }
     for (field, text, limit) in [("actor", &request.actor, ACTOR_LIMIT), ("reason", &request.reason, REASON_LIMIT)] {
         let characters = text.as_deref().map_or(0, |t| t.chars().count());
         if characters > limit {
-            return Err(ApiError::bad_request(
-                "invalid_field",
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
                 format!("`{field}` has {characters} characters; at most {limit} are stored"),
             ));
         }
     }
     let reason = request.reason.filter(|r| !r.trim().is_empty());
     if to.needs_reason() && reason.is_none() {
-        return Err(ApiError::bad_request("reason_required", format!("moving a lead to {to} needs a `reason`")));
+        return Err(ApiError::new(ErrorCode::ReasonRequired, format!("moving a lead to {to} needs a `reason`")));
     }
     let actor = request.actor.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| format!("key {}", owner.key_id));
     let lead_cache = state.leads.clone();

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::activation;
 use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath, RawBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, RawBody};
 use crate::openapi::ErrorBody;
 use crate::preview::{self, Preview};
 use crate::rescore::{self, Progress};
@@ -169,7 +169,7 @@ async fn upload(
 ) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let source = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::bad_request("invalid_model", "the model must be UTF-8 text (TOML)"))?;
+        .map_err(|_| ApiError::new(ErrorCode::InvalidModel, "the model must be UTF-8 text (TOML)"))?;
     // Predictive references resolve to the latest version of each named predictive model; the
     // version is stored pinned to them, so it scores the same until a new version is made.
     let models = state.models.clone();
@@ -186,7 +186,7 @@ async fn upload(
         }
         Err(error) => {
             let body = InvalidModelView {
-                code: "invalid_model",
+                code: ErrorCode::InvalidModel.name(),
                 message: match error.errors().next() {
                     Some(first) => {
                         format!("the model has {} error(s); the first: {}", error.errors().count(), first.message)
@@ -382,7 +382,7 @@ async fn preview(
     query: Result<axum::extract::Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<ApiJson<Preview>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
-    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let models = state.models.clone();
     let report = state
         .store

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath, JsonObject};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject};
 use crate::ingest::{Outcome, ScoredLead};
 use crate::intake;
 use crate::messages::{Kind, Message, generated_id};
@@ -100,7 +100,7 @@ async fn upsert(
 ) -> Result<ApiJson<UpsertAnswer>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
     crate::messages::check_id("the lead id in the path", &user_id)
-        .map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
+        .map_err(|reason| ApiError::new(ErrorCode::InvalidField, reason))?;
     let mut traits = request.attributes;
     if let Some(email) = request.email {
         traits.insert("email".into(), Value::String(email));
@@ -120,7 +120,7 @@ async fn upsert(
     // is refused as a whole rather than answered without its lead.
     match (ingested.items.into_iter().next(), ingested.leads.into_iter().next()) {
         (Some(Outcome::Accepted { .. }), Some(lead)) => Ok(ApiJson(UpsertAnswer { lead })),
-        (Some(Outcome::Refused { reason }), _) => Err(ApiError::bad_request("invalid_field", reason)),
+        (Some(Outcome::Refused { reason }), _) => Err(ApiError::new(ErrorCode::InvalidField, reason)),
         _ => Err(ApiError::internal()),
     }
 }
@@ -222,8 +222,7 @@ async fn append(
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
     if request.events.len() > EVENTS_PER_REQUEST {
         return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_events",
+            ErrorCode::TooManyEvents,
             format!("send at most {EVENTS_PER_REQUEST} events per request; this one has {}", request.events.len()),
         ));
     }

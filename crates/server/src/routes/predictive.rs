@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use crate::activation;
 use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath, JsonObject, RawBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject, RawBody};
 use crate::openapi::ErrorBody;
 use crate::retrain::{self, Algorithm, RetrainError};
 use crate::scoring::valid_name;
@@ -43,8 +43,8 @@ fn name_from_path(name: String) -> Result<String, ApiError> {
     if valid_name(&name) {
         Ok(name)
     } else {
-        Err(ApiError::bad_request(
-            "invalid_path",
+        Err(ApiError::new(
+            ErrorCode::InvalidPath,
             "a predictive model's name is 1 to 100 letters, digits, `_`, `-` or `.`",
         ))
     }
@@ -172,7 +172,7 @@ struct RetrainedView {
 }
 
 fn invalid_model(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_predictive_model", message)
+    ApiError::new(ErrorCode::InvalidPredictiveModel, message)
 }
 
 /// Stores a new version of a predictive model.
@@ -387,8 +387,7 @@ async fn retrain(
     };
     if fields.is_empty() {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_fields",
+            ErrorCode::NoFields,
             "no field to learn from: the labelled leads have no attributes (send `fields`)",
         ));
     }
@@ -465,23 +464,19 @@ fn retrain_request(headers: &HeaderMap, body: &[u8]) -> Result<RetrainRequest, A
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
     if !json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content_type",
-            "send the body with Content-Type: application/json",
-        ));
+        return Err(ApiError::new(ErrorCode::ContentType, "send the body with Content-Type: application/json"));
     }
     // `null` is no request, like an empty body: the document offers both.
     let request: RetrainRequest = serde_json::from_slice::<Option<JsonObject<RetrainRequest>>>(body)
         .map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ApiError::bad_request("invalid_field", e.to_string()),
-            _ => ApiError::bad_request("invalid_json", e.to_string()),
+            serde_json::error::Category::Data => ApiError::new(ErrorCode::InvalidField, e.to_string()),
+            _ => ApiError::new(ErrorCode::InvalidJson, e.to_string()),
         })?
         .map_or_else(RetrainRequest::default, |JsonObject(request)| request);
     if let Some(fields) = &request.fields
         && (fields.is_empty() || fields.iter().any(|f| f.trim().is_empty()))
     {
-        return Err(ApiError::bad_request("invalid_field", "`fields` must list at least one non-empty field"));
+        return Err(ApiError::new(ErrorCode::InvalidField, "`fields` must list at least one non-empty field"));
     }
     Ok(request)
 }
@@ -497,9 +492,9 @@ fn fields_of(version: &PredictiveVersion) -> Vec<String> {
 
 fn refused(error: RetrainError) -> ApiError {
     let code = match error {
-        RetrainError::NotEnoughOutcomes { .. } => "not_enough_outcomes",
-        RetrainError::NoFields(_) => "no_fields",
-        RetrainError::Failed(_) => "training_failed",
+        RetrainError::NotEnoughOutcomes { .. } => ErrorCode::NotEnoughOutcomes,
+        RetrainError::NoFields(_) => ErrorCode::NoFields,
+        RetrainError::Failed(_) => ErrorCode::TrainingFailed,
     };
-    ApiError::new(StatusCode::CONFLICT, code, error.to_string())
+    ApiError::new(code, error.to_string())
 }

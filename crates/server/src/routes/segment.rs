@@ -14,7 +14,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, JsonObject, RawBody};
+use crate::error::{ApiError, ErrorCode, JsonObject, RawBody};
 use crate::ingest::{Outcome, ScoredLead};
 use crate::intake;
 use crate::messages::{self, ID_LIMIT, Message};
@@ -39,7 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn parse_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")))
 }
 
 /// The key from the headers, else from the body's `writeKey`.
@@ -311,12 +311,12 @@ async fn single(
     let owner = auth::authorize(&state, write_key(&headers, &value)?, Scope::Ingest).await?;
     let received_at = leadscore_store::now_ms();
     let message = messages::parse_message(&value, Some(kind), None, received_at)
-        .map_err(|reason| ApiError::bad_request("invalid_message", reason))?;
+        .map_err(|reason| ApiError::new(ErrorCode::InvalidMessage, reason))?;
     let ingested = intake::accept(&state, owner.workspace_id, vec![Ok(message)], received_at).await?;
     // A message refused while it was ingested (an id over its limit, say) is refused as a whole
     // request, as one refused when it was read.
     if let Some(Outcome::Refused { reason }) = ingested.items.first() {
-        return Err(ApiError::bad_request("invalid_message", reason.clone()));
+        return Err(ApiError::new(ErrorCode::InvalidMessage, reason.clone()));
     }
     let duplicate = ingested.items.first() == Some(&Outcome::Duplicate);
     let body = SegmentAnswer { success: true, duplicate, lead: ingested.leads.into_iter().next() };
@@ -375,7 +375,7 @@ async fn batch(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let JsonObject(parsed) = serde_json::from_slice::<JsonObject<Batch<'_>>>(&body).map_err(|e| {
-        ApiError::bad_request("invalid_batch", format!("the body must be {{\"batch\": [messages...]}}: {e}"))
+        ApiError::new(ErrorCode::InvalidBatch, format!("the body must be {{\"batch\": [messages...]}}: {e}"))
     })?;
     let key = match auth::key_from_headers(&headers)? {
         Some(key) => Some(key),
@@ -384,8 +384,7 @@ async fn batch(
     let owner = auth::authorize(&state, key, Scope::Ingest).await?;
     if parsed.batch.len() > BATCH_ITEMS {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_messages",
+            ErrorCode::TooManyMessages,
             format!("a batch holds at most {BATCH_ITEMS} messages; this one has {}", parsed.batch.len()),
         ));
     }

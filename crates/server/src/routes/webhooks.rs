@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::auth;
 use crate::egress;
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -209,28 +209,28 @@ async fn create(
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let characters = request.url.chars().count();
     if characters > URL_LIMIT {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("`url` has {characters} characters; at most {URL_LIMIT} are stored"),
         ));
     }
     if let Some(score) = &request.score {
-        crate::messages::check_id("`score`", score).map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
+        crate::messages::check_id("`score`", score).map_err(|reason| ApiError::new(ErrorCode::InvalidField, reason))?;
     }
     let url = reqwest::Url::parse(&request.url)
-        .map_err(|e| ApiError::bad_request("invalid_field", format!("`url` is not a URL: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("`url` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::bad_request("invalid_field", "`url` must be an http:// or https:// URL"));
+        return Err(ApiError::new(ErrorCode::InvalidField, "`url` must be an http:// or https:// URL"));
     }
     if request.events.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("`events` is empty: use any of {}", EVENT_KINDS.join(", ")),
         ));
     }
     if let Some(unknown) = request.events.iter().find(|e| !EVENT_KINDS.contains(&e.as_str())) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("`events` has `{unknown}`: use any of {}", EVENT_KINDS.join(", ")),
         ));
     }
@@ -238,20 +238,20 @@ async fn create(
     match (crossing, &request.score, request.threshold) {
         (true, Some(_), Some(t)) if t.is_finite() => {}
         (true, _, _) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
                 "`score_crossed` needs `score` and a finite `threshold`",
             ));
         }
         (false, None, None) => {}
         (false, _, _) => {
-            return Err(ApiError::bad_request("invalid_field", "`score` and `threshold` only go with `score_crossed`"));
+            return Err(ApiError::new(ErrorCode::InvalidField, "`score` and `threshold` only go with `score_crossed`"));
         }
     }
     // Checked last: it may wait for a name to resolve. Deliveries check the address again.
     if !state.config.allow_private_webhooks {
         egress::check_url(&url).await.map_err(|refused| {
-            ApiError::bad_request("invalid_field", format!("`url`: {refused}: {}", egress::HOW_TO_ALLOW))
+            ApiError::new(ErrorCode::InvalidField, format!("`url`: {refused}: {}", egress::HOW_TO_ALLOW))
         })?;
     }
     // The active model, to warn of what it never gives: `None` when there is none, `Some(None)`
