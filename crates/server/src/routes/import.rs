@@ -9,20 +9,18 @@
 use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::HeaderMap;
 use leadscore_batch::columns::{
     ColumnError, ColumnMap, EventColumnNames, EventColumns, LeadColumns, attribute_value, cell, header_name,
     sniff_separator,
 };
 use leadscore_batch::times::{TimeFormat, TimeOptions, Zone, time_attributes};
-use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
+use crate::auth::{AdminScope, Authorized};
 use crate::error::{ApiError, ApiJson, ErrorCode, RawBody};
 use crate::ingest::Outcome;
 use crate::intake;
@@ -258,11 +256,10 @@ async fn ingest_in_chunks(
 )]
 async fn import_leads(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<ApiJson<LeadImportView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let times = checked_query(&query, &["id", "time_format", "time_zone"], true)?;
     let time_attributes = lead_time_attributes(&state, owner.workspace_id).await?;
     let mut rows = read_csv(&body)?;
@@ -362,11 +359,10 @@ async fn import_leads(
 )]
 async fn import_events(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<ApiJson<EventImportView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let times = checked_query(&query, &["lead", "type", "time", "event_id", "time_format", "time_zone"], false)?;
     let mut rows = read_csv(&body)?;
     let named = |key: &str| query.get(key).map(String::as_str);

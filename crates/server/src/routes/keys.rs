@@ -1,7 +1,7 @@
 //! The workspace's API keys: list them, create one, revoke one (a leaked key, a departed holder).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::Timestamp;
 use leadscore_store::keys::{self, KeyInfo, Scope};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
+use crate::auth::{AdminScope, Authorized};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
@@ -104,8 +104,10 @@ struct KeyListView {
     ),
     security(("api_key" = [])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<KeyListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+async fn list(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
+) -> Result<ApiJson<KeyListView>, ApiError> {
     let listed = state.store.read(move |c| keys::list(c, owner.workspace_id)).await?;
     Ok(ApiJson(KeyListView { keys: listed.iter().map(KeyView::from).collect() }))
 }
@@ -131,10 +133,9 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
 )]
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let scope: Scope =
         request.scope.parse().map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`scope`: {reason}")))?;
     let key = state.store.write(move |c| keys::create(c, owner.workspace_id, scope)).await?;
@@ -164,10 +165,9 @@ async fn create(
 )]
 async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<ApiJson<KeyView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let workspace_id = owner.workspace_id;
     let revoked = state
         .store

@@ -7,9 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use leadscore_core::Timestamp;
-use leadscore_store::keys::Scope;
 use leadscore_store::leads::{self, Filter, LeadRow, Order};
 use leadscore_store::rusqlite::Connection;
 use leadscore_store::{StoreError, now_ms};
@@ -18,7 +16,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
+use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::lifecycle::{self, Stage};
 use crate::openapi::ErrorBody;
@@ -92,10 +90,9 @@ struct LeadView {
 )]
 async fn one(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let models = state.models.clone();
     let view = state
         .store
@@ -218,10 +215,9 @@ struct LeadListView {
 )]
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let order = match query.order.unwrap_or(ListOrder::Score) {
         ListOrder::Score => Order::ScoreDescending,
@@ -349,10 +345,9 @@ struct LeadHistoryView {
 )]
 async fn history(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadHistoryView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let (lead_id, entries) = state
         .store
         .read(move |connection| {
@@ -518,11 +513,10 @@ impl From<leadscore_store::stages::StageChange> for StageView {
 )]
 async fn set_stage(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     ApiJson(request): ApiJson<StageRequest>,
 ) -> Result<ApiJson<StageMovedView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let to: Stage = request.stage.parse().map_err(|e: String| ApiError::new(ErrorCode::InvalidStage, e))?;
     // The automatic moves are told apart by their actor (a rollback undoes them): a person's
     // move may not take that name.
@@ -595,10 +589,9 @@ async fn set_stage(
 )]
 async fn stages(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadStagesView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let (lead_id, stage, changes) = state
         .store
         .read(move |connection| {

@@ -1,19 +1,18 @@
 //! Model versions: upload (checked, errors with line and column), list, activate.
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::diagnostic::line_column;
 use leadscore_core::{Severity, Timestamp};
 use leadscore_store::StoreError;
-use leadscore_store::keys::Scope;
 use leadscore_store::models::{ModelVersion, Origin};
 use serde::Serialize;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::activation;
-use crate::auth;
+use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, RawBody};
 use crate::openapi::ErrorBody;
 use crate::preview::{self, Preview};
@@ -164,10 +163,9 @@ impl utoipa::ToSchema for ModelText {}
 )]
 async fn upload(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::InvalidModel, "the model must be UTF-8 text (TOML)"))?;
     // Predictive references resolve to the latest version of each named predictive model; the
@@ -230,8 +228,10 @@ async fn upload(
     ),
     security(("api_key" = [])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ModelListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
+async fn list(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
+) -> Result<ApiJson<ModelListView>, ApiError> {
     let rescoring = rescore::progress(&state, owner.workspace_id).await?;
     let versions = state
         .store
@@ -279,10 +279,9 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
 )]
 async fn activate(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(version): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     activate_version(&state, owner.workspace_id, move |connection, workspace_id| {
         connection
             .query_row(
@@ -312,8 +311,10 @@ async fn activate(
     ),
     security(("api_key" = [])),
 )]
-async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+async fn rollback(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
+) -> Result<Response, ApiError> {
     let workspace_id = owner.workspace_id;
     let version = state.store.write(move |connection| activation::rollback(connection, workspace_id)).await?;
     activated(&state, workspace_id, version).await
@@ -377,11 +378,10 @@ struct PreviewQuery {
 )]
 async fn preview(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(version): ApiPath<i64>,
     query: Result<axum::extract::Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<Preview>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let axum::extract::Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let models = state.models.clone();
     let report = state

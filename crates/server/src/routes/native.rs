@@ -2,16 +2,14 @@
 //! through the same path as Segment calls (idempotent by id, scored before the answer).
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::HeaderMap;
 use leadscore_core::Timestamp;
-use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
+use crate::auth::{Authorized, IngestScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject};
 use crate::ingest::{Outcome, ScoredLead};
 use crate::intake;
@@ -94,11 +92,10 @@ struct AppendAnswer {
 )]
 async fn upsert(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(user_id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<IngestScope>,
     ApiJson(request): ApiJson<Upsert>,
 ) -> Result<ApiJson<UpsertAnswer>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
     crate::messages::check_id("the lead id in the path", &user_id)
         .map_err(|reason| ApiError::new(ErrorCode::InvalidField, reason))?;
     let mut traits = request.attributes;
@@ -216,10 +213,9 @@ fn parse_event(index: usize, value: Value, now: i64) -> Result<Message, String> 
 )]
 async fn append(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authorized { owner, .. }: Authorized<IngestScope>,
     ApiJson(request): ApiJson<Append>,
 ) -> Result<ApiJson<AppendAnswer>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
     if request.events.len() > EVENTS_PER_REQUEST {
         return Err(ApiError::new(
             ErrorCode::TooManyEvents,

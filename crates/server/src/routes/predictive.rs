@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use leadscore_core::{Predictor, Timestamp};
 use leadscore_predict::predictive::{PredictiveModel, SavedModel};
 use leadscore_store::StoreError;
-use leadscore_store::keys::Scope;
 use leadscore_store::models::ModelVersion;
 use leadscore_store::predictive::{self, Origin, PredictiveVersion};
 use serde::{Deserialize, Serialize};
@@ -19,7 +18,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::activation;
-use crate::auth;
+use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject, RawBody};
 use crate::openapi::ErrorBody;
 use crate::retrain::{self, Algorithm, RetrainError};
@@ -197,11 +196,10 @@ fn invalid_model(message: impl Into<String>) -> ApiError {
 )]
 async fn upload(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(name): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let name = name_from_path(name)?;
     // Parsing and checking a large file is CPU work: off the async runtime.
     let label = name.clone();
@@ -257,8 +255,10 @@ async fn upload(
     ),
     security(("api_key" = [])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
+async fn list(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
+) -> Result<ApiJson<ListView>, ApiError> {
     let summaries = state.store.read(move |connection| predictive::list(connection, owner.workspace_id)).await?;
     let mut by_name: BTreeMap<String, Vec<VersionView>> = BTreeMap::new();
     for summary in summaries {
@@ -355,9 +355,9 @@ async fn retrain(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(name): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let name = name_from_path(name)?;
     let request = retrain_request(&headers, &body)?;
     let algorithm = request.algorithm.unwrap_or(Algorithm::Logistic);

@@ -42,12 +42,13 @@ fn parse_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiErr
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")))
 }
 
-/// The key from the headers, else from the body's `writeKey`.
-fn write_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiError> {
+/// The key from the headers, else the body's `writeKey`. The key can be in the body, so these
+/// routes authorize once they have read it, rather than with [`auth::Authorized`].
+fn write_key(headers: &HeaderMap, in_body: Option<&str>) -> Result<Option<String>, ApiError> {
     if let Some(key) = auth::key_from_headers(headers)? {
         return Ok(Some(key));
     }
-    Ok(body.get("writeKey").and_then(Value::as_str).map(str::to_string))
+    Ok(in_body.map(str::to_string))
 }
 
 /// The schema of a Segment message sent to the route of `kind`, as [`messages::parse_message`]
@@ -308,7 +309,8 @@ async fn single(
     kind: &'static str,
 ) -> Result<Response, ApiError> {
     let value: Value = parse_body(&body)?;
-    let owner = auth::authorize(&state, write_key(&headers, &value)?, Scope::Ingest).await?;
+    let key = write_key(&headers, value.get("writeKey").and_then(Value::as_str))?;
+    let owner = auth::authorize(&state, key, Scope::Ingest).await?;
     let received_at = leadscore_store::now_ms();
     let message = messages::parse_message(&value, Some(kind), None, received_at)
         .map_err(|reason| ApiError::new(ErrorCode::InvalidMessage, reason))?;
@@ -377,11 +379,7 @@ async fn batch(
     let JsonObject(parsed) = serde_json::from_slice::<JsonObject<Batch<'_>>>(&body).map_err(|e| {
         ApiError::new(ErrorCode::InvalidBatch, format!("the body must be {{\"batch\": [messages...]}}: {e}"))
     })?;
-    let key = match auth::key_from_headers(&headers)? {
-        Some(key) => Some(key),
-        None => parsed.write_key.clone(),
-    };
-    let owner = auth::authorize(&state, key, Scope::Ingest).await?;
+    let owner = auth::authorize(&state, write_key(&headers, parsed.write_key.as_deref())?, Scope::Ingest).await?;
     if parsed.batch.len() > BATCH_ITEMS {
         return Err(ApiError::new(
             ErrorCode::TooManyMessages,

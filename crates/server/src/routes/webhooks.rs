@@ -1,11 +1,10 @@
 //! Webhook subscriptions and their delivery log.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::value::format_number;
 use leadscore_core::{Model, Timestamp, check};
-use leadscore_store::keys::Scope;
 use leadscore_store::webhooks::{self, EVENT_KINDS, NewWebhook};
 use leadscore_store::{StoreError, now_ms};
 use serde::{Deserialize, Serialize};
@@ -13,7 +12,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
+use crate::auth::{AdminScope, Authorized};
 use crate::egress;
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::openapi::ErrorBody;
@@ -203,10 +202,9 @@ struct RedeliveryView {
 )]
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let characters = request.url.chars().count();
     if characters > URL_LIMIT {
         return Err(ApiError::new(
@@ -358,8 +356,10 @@ fn bound(value: f64) -> String {
     ),
     security(("api_key" = [])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+async fn list(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
+) -> Result<ApiJson<ListView>, ApiError> {
     let hooks = state.store.read(move |c| webhooks::list(c, owner.workspace_id)).await?;
     Ok(ApiJson(ListView { webhooks: hooks.iter().map(WebhookView::from).collect() }))
 }
@@ -382,10 +382,9 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
 )]
 async fn remove(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<StatusCode, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let deleted = state.store.write(move |c| webhooks::delete(c, owner.workspace_id, id)).await?;
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("no webhook {id}"))) }
 }
@@ -408,10 +407,9 @@ async fn remove(
 )]
 async fn deliveries(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<ApiJson<DeliveryLogView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let log = state
         .store
         .read(move |c| {
@@ -468,10 +466,9 @@ async fn deliveries(
 )]
 async fn redeliver(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let queued = state.store.write(move |c| webhooks::redeliver(c, owner.workspace_id, id, now_ms())).await?;
     state.deliveries.notify_one();
     Ok((StatusCode::ACCEPTED, axum::Json(RedeliveryView { id: queued, status: DeliveryStatus::Pending }))
