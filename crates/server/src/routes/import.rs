@@ -248,11 +248,9 @@ async fn ingest_in_chunks(
     responses(
         (status = 200, description = "Counts, the bad rows (first 100) with line and reason, and the attribute of each column", body = LeadImportView),
         (status = 400, description = "`invalid_csv`: no header line, or no id column; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn import_leads(
     State(state): State<AppState>,
@@ -351,11 +349,9 @@ async fn import_leads(
     responses(
         (status = 200, description = "Counts, and the bad rows (first 100) with line and reason", body = EventImportView),
         (status = 400, description = "`invalid_csv`: no header line, or a lead id, type or time column missing; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn import_events(
     State(state): State<AppState>,

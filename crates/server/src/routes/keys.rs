@@ -99,10 +99,8 @@ struct KeyListView {
     operation_id = "list_keys",
     responses(
         (status = 200, description = "The keys, newest first", body = KeyListView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn list(
     State(state): State<AppState>,
@@ -124,12 +122,10 @@ async fn list(
     responses(
         (status = 201, description = "The key, with its secret", body = CreatedKeyView),
         (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn create(
     State(state): State<AppState>,
@@ -157,11 +153,9 @@ async fn create(
     responses(
         (status = 200, description = "The revoked key", body = KeyView),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such key in this workspace", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn revoke(
     State(state): State<AppState>,

@@ -82,11 +82,9 @@ struct LeadView {
     params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
     responses(
         (status = 200, description = "The lead", body = LeadView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn one(
     State(state): State<AppState>,
@@ -208,10 +206,8 @@ struct LeadListView {
     responses(
         (status = 200, description = "The score listed, and per lead its ids, e-mail, stage, last activity, value and tier", body = LeadListView),
         (status = 400, description = "`invalid_query`: an unknown parameter, a score or tier the active model does not have, an unknown stage, a `min` that is not a finite number, or a bad `order` or `limit`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn list(
     State(state): State<AppState>,
@@ -337,11 +333,9 @@ struct LeadHistoryView {
     params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
     responses(
         (status = 200, description = "The last 1000 changes, newest first", body = LeadHistoryView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn history(
     State(state): State<AppState>,
@@ -502,14 +496,12 @@ impl From<leadscore_store::stages::StageChange> for StageView {
     responses(
         (status = 200, description = "The change made", body = StageMovedView),
         (status = 400, description = "`invalid_stage`, `reason_required`, `invalid_json` or `invalid_field`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
         (status = 409, description = "`conflict`: the move is not allowed from the lead's stage (without `force`)", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn set_stage(
     State(state): State<AppState>,
@@ -581,11 +573,9 @@ async fn set_stage(
     params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
     responses(
         (status = 200, description = "The lead's stage and its changes, newest first", body = LeadStagesView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn stages(
     State(state): State<AppState>,

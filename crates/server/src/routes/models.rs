@@ -155,11 +155,9 @@ impl utoipa::ToSchema for ModelText {}
     responses(
         (status = 201, description = "The version stored, whether it is active, and the warnings `leadscore check` gives (the compiler's, and the tiers no lead can reach)", body = UploadedView),
         (status = 400, description = "`invalid_model`: the model has errors, listed in `diagnostics` with their line and column", body = InvalidModelView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The model is over 1 MB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn upload(
     State(state): State<AppState>,
@@ -223,10 +221,8 @@ async fn upload(
     operation_id = "list_models",
     responses(
         (status = 200, description = "Each version with its creation time and whether it is active; the running or last rescoring, if any", body = ModelListView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn list(
     State(state): State<AppState>,
@@ -270,12 +266,10 @@ async fn list(
     responses(
         (status = 202, description = "Activated; the rescoring started", body = ActivationView),
         (status = 400, description = "`invalid_path`: the version in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
         (status = 409, description = "`rescoring`: a rescoring is still running", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn activate(
     State(state): State<AppState>,
@@ -304,12 +298,10 @@ async fn activate(
     operation_id = "rollback_model",
     responses(
         (status = 202, description = "Activated; the rescoring started", body = ActivationView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No active version, or none active before it", body = ErrorBody),
         (status = 409, description = "`rescoring`: a rescoring is still running", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn rollback(
     State(state): State<AppState>,
@@ -370,11 +362,9 @@ struct PreviewQuery {
     responses(
         (status = 200, description = "Per score, tier counts and value statistics under both versions, the leads that would change tier, and what the activation would cause beside", body = Preview),
         (status = 400, description = "`invalid_query`: an unknown parameter or a bad value (a version in the path that is not an integer gets `invalid_path`)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn preview(
     State(state): State<AppState>,

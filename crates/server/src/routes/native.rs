@@ -83,12 +83,10 @@ struct AppendAnswer {
     responses(
         (status = 200, description = "The lead with its new scores", body = UpsertAnswer),
         (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 1 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn upsert(
     State(state): State<AppState>,
@@ -204,12 +202,10 @@ fn parse_event(index: usize, value: Value, now: i64) -> Result<Message, String> 
     responses(
         (status = 200, description = "An outcome per event (accepted, duplicate, or refused with its reason) and the leads with their new scores", body = AppendAnswer),
         (status = 400, description = "`invalid_field` or `invalid_json`: the body is not `{\"events\": [...]}`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "`too_many_events` (over 1000), or `too_large`: the body is over 1 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn append(
     State(state): State<AppState>,

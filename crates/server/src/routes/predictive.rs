@@ -188,11 +188,9 @@ fn invalid_model(message: impl Into<String>) -> ApiError {
     responses(
         (status = 201, description = "The version stored, the lead fields it reads, and a warning naming each of them that no lead of the workspace has", body = UploadedView),
         (status = 400, description = "`invalid_predictive_model`: the body is not a valid model file (the message says why); `invalid_path`: a bad name", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The file is over 16 MB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn upload(
     State(state): State<AppState>,
@@ -250,10 +248,8 @@ async fn upload(
     operation_id = "list_predictive_models",
     responses(
         (status = 200, description = "Each predictive model with its versions", body = ListView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn list(
     State(state): State<AppState>,
@@ -343,13 +339,11 @@ fn field_names() -> utoipa::openapi::schema::Array {
     responses(
         (status = 201, description = "The new predictive version, the outcomes it learned from, and the scoring model version activated (or `null`)", body = RetrainedView),
         (status = 400, description = "`invalid_field`, `invalid_json` or `invalid_path`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 409, description = "`not_enough_outcomes`: fewer than 20 customers or 20 lost leads; `no_fields`: no field to learn from; `training_failed`; `rescoring`: a rescoring is still running", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: a body not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn retrain(
     State(state): State<AppState>,

@@ -177,11 +177,9 @@ struct SegmentBatchAnswer {
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "identify").await
@@ -200,11 +198,9 @@ async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): Raw
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "track").await
@@ -223,11 +219,9 @@ async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "page").await
@@ -246,11 +240,9 @@ async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "screen").await
@@ -269,11 +261,9 @@ async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBo
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "group").await
@@ -292,11 +282,9 @@ async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn alias(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "alias").await
@@ -365,11 +353,9 @@ fn any_messages() -> utoipa::openapi::schema::Array {
     responses(
         (status = 200, description = "An outcome per message (accepted, duplicate, or refused with its reason) and the leads with their new scores", body = SegmentBatchAnswer),
         (status = 400, description = "`invalid_batch`: the body is not `{\"batch\": [...]}`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "`too_many_messages`: over 2,500 messages (a body over 500 KB gets `too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn batch(
     State(state): State<AppState>,

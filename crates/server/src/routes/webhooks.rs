@@ -193,12 +193,10 @@ struct RedeliveryView {
     responses(
         (status = 201, description = "The webhook, with its secret and warnings", body = CreatedView),
         (status = 400, description = "`invalid_field` (with the field at fault: a `url` whose host is or resolves to a loopback, private, link-local or other non-public address, unless the service allows them) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn create(
     State(state): State<AppState>,
@@ -351,10 +349,8 @@ fn bound(value: f64) -> String {
     operation_id = "list_webhooks",
     responses(
         (status = 200, description = "The subscriptions, without their secrets", body = ListView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn list(
     State(state): State<AppState>,
@@ -374,11 +370,9 @@ async fn list(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn remove(
     State(state): State<AppState>,
@@ -399,11 +393,9 @@ async fn remove(
     responses(
         (status = 200, description = "The latest 500 notifications, newest first, with their status, attempts, times and last error", body = DeliveryLogView),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn deliveries(
     State(state): State<AppState>,
@@ -458,11 +450,9 @@ async fn deliveries(
     responses(
         (status = 202, description = "The new notification, `pending`", body = RedeliveryView),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such delivery of a live webhook in this workspace", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn redeliver(
     State(state): State<AppState>,
