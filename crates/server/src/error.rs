@@ -1,6 +1,8 @@
 //! The API's error answer: an HTTP status and a JSON body `{code, message}` that names the field
 //! at fault. Client mistakes are 4xx with their reason; faults are 500 with a generic message
-//! (the detail goes to the log, never to the client).
+//! (the detail goes to the log, never to the client). Every code, with its status, is in one
+//! table, [`ErrorCode`]; docs/api.md lists the same (a test compares them) and the OpenAPI
+//! document's error schema enumerates them.
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -19,6 +19,7 @@ use utoipa::openapi::{
     ComponentsBuilder, Content, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Schema,
 };
 
+use crate::error::ErrorCode;
 use crate::messages::ID_LIMIT;
 
 /// The name of the security scheme every authenticated operation requires.
@@ -41,10 +42,19 @@ stable, the `message` says what to fix) and 500 for faults.";
 #[schema(as = ApiError)]
 #[allow(dead_code)] // Only describes `crate::error::ApiError`'s body.
 pub struct ErrorBody {
-    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`, `invalid_json`, ...
+    #[schema(schema_with = error_code)]
     code: String,
     /// What went wrong and how to fix it.
     message: String,
+}
+
+/// Every `code` an error answer may carry: [`ErrorCode`]'s wire names.
+fn error_code() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("Stable, machine-readable: what went wrong (docs/api.md says when each code is answered)"))
+        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.name())))
+        .build()
 }
 
 /// The document's fixed part: what the routes do not say (title, version, security scheme).
@@ -313,6 +323,14 @@ mod tests {
             let schema = &shared[name]["content"]["application/json"]["schema"];
             assert_eq!(schema, &serde_json::json!({ "$ref": "#/components/schemas/ApiError" }), "{name}");
         }
+    }
+
+    #[test]
+    fn the_error_answer_lists_every_code() {
+        let document = serde_json::to_value(crate::document()).unwrap();
+        let listed = &document["components"]["schemas"]["ApiError"]["properties"]["code"]["enum"];
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.name()).collect();
+        assert_eq!(listed, &serde_json::json!(codes));
     }
 
     #[test]
