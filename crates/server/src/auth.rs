@@ -1,10 +1,14 @@
 //! Who is calling: an API key from `Authorization: Bearer KEY`, or Segment's style (the write key
 //! as the basic-auth user name with an empty password), checked against the store and cached
-//! ([`crate::key_cache`]).
+//! ([`crate::key_cache`]). A route states the scope it needs in its signature with
+//! [`Authorized`]; the Segment routes, whose key may be in the body, call [`authorize`] themselves.
 
+use std::marker::PhantomData;
 use std::time::Instant;
 
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use base64::Engine;
 use leadscore_store::keys::{KeyOwner, Scope};
 
@@ -64,6 +68,46 @@ pub async fn authorize(state: &AppState, key: Option<String>, needed: Scope) -> 
     Ok(owner)
 }
 
+/// A scope a route needs, as a type, so that a handler's signature says which.
+pub trait NeededScope {
+    const SCOPE: Scope;
+}
+
+/// Routes that store leads and events (`ingest` or `admin` keys).
+pub struct IngestScope;
+/// Routes that read leads, models and scores (`read` or `admin` keys).
+pub struct ReadScope;
+/// Routes that change models, keys, webhooks and stages (`admin` keys).
+pub struct AdminScope;
+
+impl NeededScope for IngestScope {
+    const SCOPE: Scope = Scope::Ingest;
+}
+impl NeededScope for ReadScope {
+    const SCOPE: Scope = Scope::Read;
+}
+impl NeededScope for AdminScope {
+    const SCOPE: Scope = Scope::Admin;
+}
+
+/// The owner of the request's key, which allows what `S` needs: extracting it reads the key from
+/// the headers and authorizes it, answering 401 or 403 otherwise. Extractors run in the order of
+/// the handler's arguments; put it after the path, so that a bad path is refused first.
+pub struct Authorized<S: NeededScope> {
+    pub owner: KeyOwner,
+    // `fn() -> S`: the marker is neither kept nor sent, so it adds no bounds.
+    scope: PhantomData<fn() -> S>,
+}
+
+impl<S: NeededScope> FromRequestParts<AppState> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Authorized<S>, ApiError> {
+        let owner = authorize(state, key_from_headers(&parts.headers)?, S::SCOPE).await?;
+        Ok(Authorized { owner, scope: PhantomData })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +125,39 @@ mod tests {
         }
         assert!(key("Token lsk_1").is_err());
         assert!(key("Bearer").is_err());
+    }
+
+    /// The key id a route needing `S` is handed for a request with `key`, or the refusal's status.
+    async fn extracted<S: NeededScope>(state: &AppState, key: Option<&str>) -> Result<i64, axum::http::StatusCode> {
+        let mut request = axum::http::Request::builder();
+        if let Some(key) = key {
+            request = request.header(axum::http::header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        Authorized::<S>::from_request_parts(&mut parts, state).await.map(|a| a.owner.key_id).map_err(|e| e.status())
+    }
+
+    #[test]
+    fn a_route_is_handed_the_owner_of_a_key_whose_scope_allows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "acme")?;
+                keys::create(c, workspace.id, Scope::Read)
+            })
+            .unwrap();
+        let state = AppState::new(store, crate::Config::default());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let secret = Some(key.secret.as_str());
+        assert_eq!(runtime.block_on(extracted::<ReadScope>(&state, secret)), Ok(key.id));
+        assert_eq!(runtime.block_on(extracted::<AdminScope>(&state, secret)), Err(axum::http::StatusCode::FORBIDDEN));
+        assert_eq!(runtime.block_on(extracted::<IngestScope>(&state, secret)), Err(axum::http::StatusCode::FORBIDDEN));
+        assert_eq!(runtime.block_on(extracted::<ReadScope>(&state, None)), Err(axum::http::StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            runtime.block_on(extracted::<ReadScope>(&state, Some("lsk_unknown"))),
+            Err(axum::http::StatusCode::UNAUTHORIZED)
+        );
     }
 
     #[test]
@@ -104,7 +181,7 @@ mod tests {
         assert!(authorize(&state).is_ok(), "checked less than 30 s ago: still trusted");
 
         state.keys.age(RECHECK_AFTER);
-        assert_eq!(authorize(&state).unwrap_err().status, axum::http::StatusCode::UNAUTHORIZED);
+        assert_eq!(authorize(&state).unwrap_err().status(), axum::http::StatusCode::UNAUTHORIZED);
         assert!(state.keys.is_empty(), "a revoked key is not kept");
     }
 }

@@ -26,8 +26,8 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,6 +41,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use crate::error::{self, ErrorCode};
 use crate::metrics::Metrics;
 
 /// How many connections the service holds and for how long.
@@ -194,9 +195,20 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-/// The body of the answer to a connection over the cap.
-const REFUSAL_BODY: &str =
-    r#"{"code":"too_many_connections","message":"the service holds as many connections as it may; retry shortly"}"#;
+/// The whole answer to a connection over the cap, written once: a flood of connections is when
+/// it is sent most.
+static REFUSAL: LazyLock<String> = LazyLock::new(|| {
+    let code = ErrorCode::TooManyConnections;
+    let status = code.status();
+    let body = error::body_text(code, "the service holds as many connections as it may; retry shortly");
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
+        status.as_str(),
+        status.canonical_reason().unwrap_or_default(),
+        body.len()
+    )
+});
 
 /// Refused connections being closed at once, at most: each waits a moment (below) before it
 /// closes, and a flood must not hold more descriptors that way than this.
@@ -208,12 +220,7 @@ static CLOSING: AtomicUsize = AtomicUsize::new(0);
 /// system send a reset, which loses the answer; so the socket is shut for writing and its
 /// input read (100 ms, 16 KB at most) before it closes, for a bounded number at once.
 fn refuse(stream: TcpStream) {
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
-         connection: close\r\ncontent-length: {}\r\n\r\n{REFUSAL_BODY}",
-        REFUSAL_BODY.len()
-    );
-    let _ = stream.try_write(answer.as_bytes());
+    let _ = stream.try_write(REFUSAL.as_bytes());
     if CLOSING.fetch_add(1, Ordering::AcqRel) >= CLOSING_AT_ONCE {
         CLOSING.fetch_sub(1, Ordering::AcqRel);
         return;

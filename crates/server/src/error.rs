@@ -1,6 +1,8 @@
 //! The API's error answer: an HTTP status and a JSON body `{code, message}` that names the field
 //! at fault. Client mistakes are 4xx with their reason; faults are 500 with a generic message
-//! (the detail goes to the log, never to the client).
+//! (the detail goes to the log, never to the client). Every code, with its status, is in one
+//! table, [`ErrorCode`]; docs/api.md lists the same (a test compares them) and the OpenAPI
+//! document's error schema enumerates them.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -16,10 +18,109 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// Declares [`ErrorCode`] from one table: each code with its HTTP status, its wire name (what
+/// clients read in `code`, stable) and what it means, so that the list of codes, their statuses
+/// and [`ErrorCode::ALL`] cannot disagree.
+macro_rules! error_codes {
+    ($( $(#[doc = $meaning:literal])+ $code:ident = ($status:ident, $name:literal), )+) => {
+        /// Every `code` the API answers with. docs/api.md lists them (checked by a test below).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $(#[doc = $meaning])+ $code, )+
+        }
+
+        impl ErrorCode {
+            /// Every code, in the table's order.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$code),+];
+
+            /// The HTTP status the code is answered with.
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$code => StatusCode::$status,)+
+                }
+            }
+
+            /// The name clients read in the body's `code`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $name,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The body is not valid JSON.
+    InvalidJson = (BAD_REQUEST, "invalid_json"),
+    /// A single Segment message (`/v1/*`) is invalid.
+    InvalidMessage = (BAD_REQUEST, "invalid_message"),
+    /// A `/v1/batch` body is not `{"batch": [...]}`.
+    InvalidBatch = (BAD_REQUEST, "invalid_batch"),
+    /// A JSON body has a missing, mistyped or unknown field, or a bad value.
+    InvalidField = (BAD_REQUEST, "invalid_field"),
+    /// Any other unreadable body.
+    InvalidBody = (BAD_REQUEST, "invalid_body"),
+    /// An unknown or invalid query parameter.
+    InvalidQuery = (BAD_REQUEST, "invalid_query"),
+    /// A path parameter that is not valid (a number that is not one, say).
+    InvalidPath = (BAD_REQUEST, "invalid_path"),
+    /// An import without a header line or without the columns it needs.
+    InvalidCsv = (BAD_REQUEST, "invalid_csv"),
+    /// An uploaded model has errors.
+    InvalidModel = (BAD_REQUEST, "invalid_model"),
+    /// An uploaded predictive model is not a valid file written by `leadscore train`.
+    InvalidPredictiveModel = (BAD_REQUEST, "invalid_predictive_model"),
+    /// An unknown lifecycle stage.
+    InvalidStage = (BAD_REQUEST, "invalid_stage"),
+    /// A move to a stage that needs a reason, without one.
+    ReasonRequired = (BAD_REQUEST, "reason_required"),
+    /// A refusal of the HTTP layer that no other code names (the status says which).
+    BadRequest = (BAD_REQUEST, "bad_request"),
+    /// No key, an unknown key, or a malformed `Authorization` header.
+    Unauthorized = (UNAUTHORIZED, "unauthorized"),
+    /// The key's scope does not allow the route.
+    Forbidden = (FORBIDDEN, "forbidden"),
+    /// No such resource, or no such route.
+    NotFound = (NOT_FOUND, "not_found"),
+    /// A change that the current state does not allow (a stage move the lifecycle refuses).
+    Conflict = (CONFLICT, "conflict"),
+    /// A change refused while the workspace is being rescored.
+    Rescoring = (CONFLICT, "rescoring"),
+    /// A retrain without enough customers or lost leads.
+    NotEnoughOutcomes = (CONFLICT, "not_enough_outcomes"),
+    /// A retrain with no field to learn from.
+    NoFields = (CONFLICT, "no_fields"),
+    /// A retrain whose fit failed.
+    TrainingFailed = (CONFLICT, "training_failed"),
+    /// A method the route does not have.
+    MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed"),
+    /// The request took longer than the service waits.
+    Timeout = (REQUEST_TIMEOUT, "timeout"),
+    /// A Segment batch of more messages than it may hold.
+    TooManyMessages = (PAYLOAD_TOO_LARGE, "too_many_messages"),
+    /// More events in one request than it may hold.
+    TooManyEvents = (PAYLOAD_TOO_LARGE, "too_many_events"),
+    /// A body over its route's size limit.
+    TooLarge = (PAYLOAD_TOO_LARGE, "too_large"),
+    /// A JSON body without `Content-Type: application/json`.
+    ContentType = (UNSUPPORTED_MEDIA_TYPE, "content_type"),
+    /// A `Content-Encoding` the service cannot read.
+    ContentEncoding = (UNSUPPORTED_MEDIA_TYPE, "content_encoding"),
+    /// A fault on the server (the detail is logged, never answered).
+    Internal = (INTERNAL_SERVER_ERROR, "internal"),
+    /// Storage refuses writes: nothing of the request was stored.
+    StorageUnavailable = (SERVICE_UNAVAILABLE, "storage_unavailable"),
+    /// Another write of the same transaction failed: nothing of the request was stored.
+    RolledBack = (SERVICE_UNAVAILABLE, "rolled_back"),
+    /// The service holds as many connections as it may.
+    TooManyConnections = (SERVICE_UNAVAILABLE, "too_many_connections"),
+}
+
+/// A refusal: its code (which gives the status) and a message that says what to fix.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Seconds after which a retry may succeed (`Retry-After`), for refusals that pass.
     pub retry_after: Option<u32>,
@@ -31,25 +132,43 @@ struct Body<'a> {
     message: &'a str,
 }
 
+/// The `{code, message}` body of a refusal, as JSON text, for answers written below axum (the
+/// connection layer's).
+pub fn body_text(code: ErrorCode, message: &str) -> String {
+    // A struct of two strings always serializes.
+    serde_json::to_string(&Body { code: code.name(), message }).unwrap_or_default()
+}
+
+/// A refusal with `status`, which is the code's own except for refusals made below the handlers
+/// (whose status is passed on as it came).
+fn answer(status: StatusCode, code: ErrorCode, message: &str, retry_after: Option<u32>) -> Response {
+    let mut response = (status, Json(Body { code: code.name(), message })).into_response();
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+    }
+    response
+}
+
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after: None }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { code, message: message.into(), retry_after: None }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    /// The HTTP status of the answer: the code's.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError::new(ErrorCode::NotFound, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        ApiError::new(ErrorCode::Unauthorized, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+        ApiError::new(ErrorCode::Forbidden, message)
     }
 
     /// Storage refuses writes (a full disk): nothing of the request was stored.
@@ -57,8 +176,7 @@ impl ApiError {
         ApiError {
             retry_after: Some(5),
             ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
+                ErrorCode::StorageUnavailable,
                 "the service cannot store data right now (its disk may be full); nothing of this request was stored; \
                  retry later",
             )
@@ -66,22 +184,16 @@ impl ApiError {
     }
 
     pub fn internal() -> ApiError {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "something went wrong on the server; it was logged",
-        )
+        ApiError::new(ErrorCode::Internal, INTERNAL_MESSAGE)
     }
 }
 
+/// What a client is told of a fault: the detail goes to the log only.
+const INTERNAL_MESSAGE: &str = "something went wrong on the server; it was logged";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(Body { code: self.code, message: &self.message });
-        let mut response = (self.status, body).into_response();
-        if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
-        }
-        response
+        answer(self.status(), self.code, &self.message, self.retry_after)
     }
 }
 
@@ -89,18 +201,16 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
             StoreError::NotFound(message) => ApiError::not_found(message),
-            StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
             StoreError::Rescoring => ApiError::new(
-                StatusCode::CONFLICT,
-                "rescoring",
+                ErrorCode::Rescoring,
                 "a rescoring of the workspace is still running; wait for it to finish (its progress is in GET /api/models)",
             ),
             // The writer logs when writes start and stop failing; each refused request only at
             // debug level, so that a full disk does not fill the log as well.
-            StoreError::RolledBack(message) => ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rolled_back", message)
-            },
+            StoreError::RolledBack(message) => {
+                ApiError { retry_after: Some(1), ..ApiError::new(ErrorCode::RolledBack, message) }
+            }
             other if other.is_storage_failure() => {
                 tracing::debug!(error = %other, "storage unavailable");
                 ApiError::storage_unavailable()
@@ -116,19 +226,15 @@ impl From<StoreError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         match rejection {
-            JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_field", e.body_text()),
-            JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("invalid_json", e.body_text()),
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content_type",
-                "send the body with Content-Type: application/json",
-            ),
-            JsonRejection::BytesRejection(e) => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("the body could not be read: {}", e.body_text()),
-            ),
-            other => ApiError::bad_request("invalid_body", other.body_text()),
+            JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidField, e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::new(ErrorCode::ContentType, "send the body with Content-Type: application/json")
+            }
+            JsonRejection::BytesRejection(e) => {
+                ApiError::new(ErrorCode::TooLarge, format!("the body could not be read: {}", e.body_text()))
+            }
+            other => ApiError::new(ErrorCode::InvalidBody, other.body_text()),
         }
     }
 }
@@ -151,31 +257,29 @@ pub async fn json_refusals(response: Response) -> Response {
     let (code, message) = match status {
         // axum adds the `Allow` header after this layer has run.
         StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this route does not take that method; the Allow header lists those it takes".to_string(),
         ),
         StatusCode::REQUEST_TIMEOUT => (
-            "timeout",
+            ErrorCode::Timeout,
             "the request took more than 30 seconds; it may have been stored or not: send it again with the same \
              message ids"
                 .to_string(),
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "content_encoding",
+            ErrorCode::ContentEncoding,
             "the body's Content-Encoding is not supported: send it uncompressed or with gzip".to_string(),
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ("too_large", "the body is larger than this route accepts (see docs/api.md for the limits)".to_string())
-        }
-        StatusCode::NOT_FOUND => ("not_found", "no such route".to_string()),
-        status if status.is_server_error() => {
-            ("internal", "something went wrong on the server; it was logged".to_string())
-        }
-        status => {
-            ("bad_request", format!("the request was refused: {}", status.canonical_reason().unwrap_or("bad request")))
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::TooLarge, TOO_LARGE_MESSAGE.to_string()),
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such route".to_string()),
+        status if status.is_server_error() => (ErrorCode::Internal, INTERNAL_MESSAGE.to_string()),
+        status => (
+            ErrorCode::BadRequest,
+            format!("the request was refused: {}", status.canonical_reason().unwrap_or("bad request")),
+        ),
     };
-    let mut refusal = ApiError::new(status, code, message).into_response();
+    // The status stays the one given below: `bad_request` and `internal` stand for several.
+    let mut refusal = answer(status, code, &message, None);
     for (name, value) in response.headers() {
         if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
             refusal.headers_mut().insert(name.clone(), value.clone());
@@ -230,7 +334,7 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> ApiError {
-        ApiError::bad_request("invalid_path", format!("a part of the path is not valid: {}", rejection.body_text()))
+        ApiError::new(ErrorCode::InvalidPath, format!("a part of the path is not valid: {}", rejection.body_text()))
     }
 }
 
@@ -247,17 +351,18 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
     async fn from_request(request: Request, state: &S) -> Result<RawBody, ApiError> {
         Bytes::from_request(request, state).await.map(RawBody).map_err(|rejection: BytesRejection| {
-            let status = rejection.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid_body" };
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "the body is larger than this route accepts (see docs/api.md for the limits)".to_string()
+            // Reading a body fails for its size (413) or for the connection (400), nothing else.
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::TooLarge, TOO_LARGE_MESSAGE)
             } else {
-                rejection.body_text()
-            };
-            ApiError::new(status, code, message)
+                ApiError::new(ErrorCode::InvalidBody, rejection.body_text())
+            }
         })
     }
 }
+
+/// What a body over its route's limit is told.
+const TOO_LARGE_MESSAGE: &str = "the body is larger than this route accepts (see docs/api.md for the limits)";
 
 #[cfg(test)]
 mod tests {
@@ -278,6 +383,46 @@ mod tests {
         assert!(read(r#"{"stage": "sal", "other": 1}"#).unwrap_err().contains("unknown field"));
         assert!(read(r#"["sal", true]"#).unwrap_err().contains("expected a JSON object"));
         assert!(read("null").unwrap_err().contains("expected a JSON object"));
+    }
+
+    /// The rows of docs/api.md's table of error codes: (status, code).
+    fn documented_codes() -> Vec<(u16, String)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines = text.lines().skip_while(|line| line.trim() != "| status | `code` | when |").skip(2);
+        let mut rows = Vec::new();
+        for line in lines.take_while(|line| line.starts_with('|')) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let status = cells[1].parse().unwrap_or_else(|_| panic!("not a status: {line}"));
+            let code = cells[2].strip_prefix('`').and_then(|c| c.strip_suffix('`'));
+            rows.push((status, code.unwrap_or_else(|| panic!("not a `code`: {line}")).to_string()));
+        }
+        rows
+    }
+
+    #[test]
+    fn docs_api_lists_exactly_the_error_codes_with_their_statuses() {
+        let documented = documented_codes();
+        assert!(!documented.is_empty(), "docs/api.md has no table of error codes");
+        let codes: Vec<(u16, String)> =
+            ErrorCode::ALL.iter().map(|code| (code.status().as_u16(), code.name().to_string())).collect();
+        let undocumented: Vec<_> = codes.iter().filter(|code| !documented.contains(code)).collect();
+        assert!(undocumented.is_empty(), "codes without their row in docs/api.md: {undocumented:?}");
+        let unknown: Vec<_> = documented.iter().filter(|row| !codes.contains(row)).collect();
+        assert!(unknown.is_empty(), "rows of docs/api.md for no code (or with another status): {unknown:?}");
+        let mut names: Vec<_> = documented.iter().map(|(_, name)| name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), documented.len(), "a code has two rows in docs/api.md");
+    }
+
+    #[test]
+    fn wire_names_are_unique_snake_case() {
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.name()).collect();
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')), "{names:?}");
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
     }
 
     #[test]

@@ -65,13 +65,14 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document `GET /openapi.json` serves.
 pub fn document() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    openapi::with_refusals(routes().into_openapi())
 }
 
 /// The whole HTTP application. Every route comes with its OpenAPI description, collected into
 /// the document served at `GET /openapi.json`.
 pub fn app(state: AppState) -> Router {
     let (router, api) = routes().split_for_parts();
+    let api = openapi::with_refusals(api);
     router
         .layer(axum::Extension(openapi::Document::new(&api)))
         .fallback(|| async { error::ApiError::not_found("no such route") })

@@ -8,11 +8,18 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use leadscore_store::keys::Scope;
+use utoipa::ToSchema;
 use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{Response as ApiResponse, ResponseBuilder};
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ComponentsBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, RefOr, Schema};
+use utoipa::openapi::{
+    ComponentsBuilder, Content, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Schema,
+};
 
+use crate::error::ErrorCode;
 use crate::messages::ID_LIMIT;
 
 /// The name of the security scheme every authenticated operation requires.
@@ -35,10 +42,19 @@ stable, the `message` says what to fix) and 500 for faults.";
 #[schema(as = ApiError)]
 #[allow(dead_code)] // Only describes `crate::error::ApiError`'s body.
 pub struct ErrorBody {
-    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`, `invalid_json`, ...
+    #[schema(schema_with = error_code)]
     code: String,
     /// What went wrong and how to fix it.
     message: String,
+}
+
+/// Every `code` an error answer may carry: [`ErrorCode`]'s wire names.
+fn error_code() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("Stable, machine-readable: what went wrong (docs/api.md says when each code is answered)"))
+        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.name())))
+        .build()
 }
 
 /// The document's fixed part: what the routes do not say (title, version, security scheme).
@@ -59,6 +75,69 @@ pub fn base() -> OpenApi {
             ComponentsBuilder::new().security_scheme(API_KEY, SecurityScheme::Http(bearer.build())).build(),
         ))
         .build()
+}
+
+/// The shared answer of every secured operation to a request without a valid key.
+const UNAUTHORIZED: &str = "Unauthorized";
+
+/// The name and description of the shared 403 answer of operations that need `scope`.
+fn forbidden(scope: Scope) -> (&'static str, &'static str) {
+    match scope {
+        Scope::Ingest => ("NotAnIngestKey", "The key is neither an ingest nor an admin key"),
+        Scope::Read => ("NotAReadKey", "The key is neither a read nor an admin key"),
+        Scope::Admin => ("NotAnAdminKey", "The key is not an admin key"),
+    }
+}
+
+/// An error answer (`{code, message}`) with its description.
+fn refusal(description: &str) -> RefOr<ApiResponse> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", Content::new(Some(Ref::from_schema_name(ErrorBody::name()))))
+            .build(),
+    )
+}
+
+/// The scope an operation's security requirement names: `security(("api_key" = ["admin"]))`
+/// says what its handler's `Authorized<AdminScope>` checks.
+pub fn needed_scope(operation: &Operation) -> Option<Scope> {
+    // A requirement's scopes are private to utoipa: read them from its serialized form.
+    let requirements = serde_json::to_value(operation.security.as_ref()?).ok()?;
+    requirements.as_array()?.iter().find_map(|r| r.get(API_KEY)?.as_array()?.first()?.as_str()?.parse().ok())
+}
+
+/// Declares the 401 and 403 answers once, in `components.responses`, and refers to them from
+/// every operation that needs a key, the 403 according to the scope it needs.
+pub fn with_refusals(mut api: OpenApi) -> OpenApi {
+    let components = api.components.get_or_insert_with(Default::default);
+    components
+        .responses
+        .insert(UNAUTHORIZED.to_string(), refusal("No key, an unknown one, or a malformed `Authorization` header"));
+    for scope in [Scope::Ingest, Scope::Read, Scope::Admin] {
+        let (name, description) = forbidden(scope);
+        components.responses.insert(name.to_string(), refusal(description));
+    }
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+            &mut item.query,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let Some(scope) = needed_scope(operation) else { continue };
+            let answers = &mut operation.responses.responses;
+            answers.insert("401".to_string(), RefOr::Ref(Ref::from_response_name(UNAUTHORIZED)));
+            answers.insert("403".to_string(), RefOr::Ref(Ref::from_response_name(forbidden(scope).0)));
+        }
+    }
+    api
 }
 
 /// A text with a character that is not white space: what `!text.trim().is_empty()` accepts. The
@@ -214,6 +293,44 @@ mod tests {
             serde_json::Value::Array(items) => items.iter().for_each(|v| patterns(v, out)),
             _ => {}
         }
+    }
+
+    #[test]
+    fn every_operation_that_needs_a_key_refers_to_the_shared_401_and_403_of_its_scope() {
+        let document = serde_json::to_value(crate::document()).unwrap();
+        let shared = &document["components"]["responses"];
+        let reference = |name: &str| serde_json::json!({ "$ref": format!("#/components/responses/{name}") });
+        let mut secured = 0;
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let answers = &operation["responses"];
+                let Some(scope) = operation["security"][0][API_KEY][0].as_str() else {
+                    assert!(
+                        operation["security"].is_null(),
+                        "{method} {path}: a security requirement without its scope"
+                    );
+                    assert!(answers.get("401").is_none() && answers.get("403").is_none(), "{method} {path}");
+                    continue;
+                };
+                secured += 1;
+                let (forbidden_name, _) = forbidden(scope.parse().unwrap());
+                assert_eq!(answers["401"], reference(UNAUTHORIZED), "{method} {path}");
+                assert_eq!(answers["403"], reference(forbidden_name), "{method} {path}");
+            }
+        }
+        assert!(secured > 20, "{secured}");
+        for name in [UNAUTHORIZED, "NotAnIngestKey", "NotAReadKey", "NotAnAdminKey"] {
+            let schema = &shared[name]["content"]["application/json"]["schema"];
+            assert_eq!(schema, &serde_json::json!({ "$ref": "#/components/schemas/ApiError" }), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_error_answer_lists_every_code() {
+        let document = serde_json::to_value(crate::document()).unwrap();
+        let listed = &document["components"]["schemas"]["ApiError"]["properties"]["code"]["enum"];
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.name()).collect();
+        assert_eq!(listed, &serde_json::json!(codes));
     }
 
     #[test]

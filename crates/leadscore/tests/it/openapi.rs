@@ -120,8 +120,10 @@ fn the_openapi_document_lists_exactly_the_served_operations() {
     let mut refs = Vec::new();
     references(&document, &mut refs);
     for target in refs {
-        let name = target.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{target}"));
-        assert!(document["components"]["schemas"].get(name).is_some(), "{target} is not in the document");
+        let (section, name) =
+            target.strip_prefix("#/components/").and_then(|t| t.split_once('/')).unwrap_or_else(|| panic!("{target}"));
+        assert!(["schemas", "responses"].contains(&section), "{target}");
+        assert!(document["components"][section].get(name).is_some(), "{target} is not in the document");
     }
 
     // The probe tells an unrouted request apart from a routed one.
@@ -132,6 +134,46 @@ fn the_openapi_document_lists_exactly_the_served_operations() {
         let (method, path) = operation.split_once(' ').unwrap();
         let response = request(&server.address, method, &with_dummy_params(path), &[], b"");
         assert!(!unrouted(&response), "{operation} is documented but not served: {response:?}");
+    }
+}
+
+#[test]
+fn every_operation_refuses_the_keys_its_documented_scope_does_not_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first key, so that `DELETE /api/keys/1` revokes none of the keys below.
+    create_key(dir.path(), "w", "read");
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "w");
+    let server = Server::start(dir.path(), &[]);
+    let document = request(&server.address, "GET", "/openapi.json", &[], b"").json();
+    // A JSON object every route reads far enough to check the key (the Segment routes read the
+    // body first, for its `writeKey`); the admin key goes last, as it may change things.
+    let body = br#"{"batch": []}"#;
+    let send = |method: &str, path: &str, key: Option<&str>| {
+        let authorization = key.map(|key| format!("Bearer {key}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        headers.extend(authorization.as_deref().map(|value| ("Authorization", value)));
+        request(&server.address, method, path, &headers, body)
+    };
+    for (route, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let (method, path) = (method.to_uppercase(), with_dummy_params(route));
+            let without_key = send(&method, &path, None);
+            let Some(needed) = operation["security"][0]["api_key"][0].as_str() else {
+                assert!(![401, 403].contains(&without_key.status), "{method} {route}: {}", without_key.body);
+                continue;
+            };
+            assert_eq!(without_key.status, 401, "{method} {route}: {}", without_key.body);
+            for (scope, key) in [("read", &read), ("ingest", &ingest), ("admin", &admin)] {
+                let allowed = scope == "admin" || scope == needed;
+                let answer = send(&method, &path, Some(key));
+                assert_eq!(
+                    answer.status == 403,
+                    !allowed,
+                    "{method} {route} ({needed}) with a {scope} key: {}",
+                    answer.body
+                );
+            }
+        }
     }
 }
 
@@ -284,7 +326,11 @@ fn checked(
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let response = request(&server.address, method, path, &headers, body);
     let answers = &document["paths"][route][method.to_lowercase()]["responses"];
-    let answer = &answers[response.status.to_string()];
+    let mut answer = &answers[response.status.to_string()];
+    // The refusals every secured operation shares are declared once, in `components.responses`.
+    if let Some(target) = answer["$ref"].as_str() {
+        answer = &document["components"]["responses"][target.trim_start_matches("#/components/responses/")];
+    }
     assert!(answer.is_object(), "{method} {path}: status {} is not documented: {}", response.status, response.body);
     let schema = &answer["content"]["application/json"]["schema"];
     let value = response.json();

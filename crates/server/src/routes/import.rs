@@ -9,21 +9,19 @@
 use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::HeaderMap;
 use leadscore_batch::columns::{
     ColumnError, ColumnMap, EventColumnNames, EventColumns, LeadColumns, attribute_value, cell, header_name,
     sniff_separator,
 };
 use leadscore_batch::times::{TimeFormat, TimeOptions, Zone, time_attributes};
-use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
-use crate::error::{ApiError, ApiJson, RawBody};
+use crate::auth::{AdminScope, Authorized};
+use crate::error::{ApiError, ApiJson, ErrorCode, RawBody};
 use crate::ingest::Outcome;
 use crate::intake;
 use crate::messages::{Kind, Message, generated_id};
@@ -115,12 +113,12 @@ fn read_csv(body: &[u8]) -> Result<Rows, ApiError> {
     let mut reader = csv::ReaderBuilder::new().delimiter(separator).flexible(true).from_reader(body);
     let header: Vec<String> = reader
         .byte_headers()
-        .map_err(|e| ApiError::bad_request("invalid_csv", format!("the header line cannot be read: {e}")))?
+        .map_err(|e| ApiError::new(ErrorCode::InvalidCsv, format!("the header line cannot be read: {e}")))?
         .iter()
         .map(header_name)
         .collect();
     if header.iter().all(String::is_empty) {
-        return Err(ApiError::bad_request("invalid_csv", "the body is empty: send CSV with a header line"));
+        return Err(ApiError::new(ErrorCode::InvalidCsv, "the body is empty: send CSV with a header line"));
     }
     let mut rows = Rows { header, rows: Vec::new(), bad: Vec::new(), n_bad: 0 };
     let mut record = csv::ByteRecord::new();
@@ -166,10 +164,10 @@ fn checked_query(query: &HashMap<String, String>, known: &[&str], map: bool) -> 
         if map {
             expected.push_str(", `map.HEADER`");
         }
-        return Err(ApiError::bad_request("invalid_query", format!("unknown parameter `{unknown}`: use {expected}")));
+        return Err(ApiError::new(ErrorCode::InvalidQuery, format!("unknown parameter `{unknown}`: use {expected}")));
     }
     let invalid =
-        |parameter: &str, message: String| ApiError::bad_request("invalid_query", format!("`{parameter}`: {message}"));
+        |parameter: &str, message: String| ApiError::new(ErrorCode::InvalidQuery, format!("`{parameter}`: {message}"));
     for (key, attribute) in query.iter().filter(|(key, _)| key.starts_with("map.")) {
         if key == "map." {
             return Err(invalid(key, "name the column after `map.`: `map.HEADER=attribute`".to_string()));
@@ -250,19 +248,16 @@ async fn ingest_in_chunks(
     responses(
         (status = 200, description = "Counts, the bad rows (first 100) with line and reason, and the attribute of each column", body = LeadImportView),
         (status = 400, description = "`invalid_csv`: no header line, or no id column; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn import_leads(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<ApiJson<LeadImportView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let times = checked_query(&query, &["id", "time_format", "time_zone"], true)?;
     let time_attributes = lead_time_attributes(&state, owner.workspace_id).await?;
     let mut rows = read_csv(&body)?;
@@ -354,19 +349,16 @@ async fn import_leads(
     responses(
         (status = 200, description = "Counts, and the bad rows (first 100) with line and reason", body = EventImportView),
         (status = 400, description = "`invalid_csv`: no header line, or a lead id, type or time column missing; `invalid_query`: an unknown parameter, a bad `time_format` or `time_zone`, or a column named that the file does not have", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The body is over 64 MB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn import_events(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<ApiJson<EventImportView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let times = checked_query(&query, &["lead", "type", "time", "event_id", "time_format", "time_zone"], false)?;
     let mut rows = read_csv(&body)?;
     let named = |key: &str| query.get(key).map(String::as_str);
@@ -431,17 +423,17 @@ fn column_error(error: ColumnError, parameters: &[(&str, &str)]) -> ApiError {
     let parameter = |what: &str| parameters.iter().find(|(w, _)| *w == what).map_or("", |(_, p)| *p);
     match error {
         ColumnError::Missing { what, .. } => {
-            ApiError::bad_request("invalid_csv", format!("{error}, or name it with ?{}=COLUMN", parameter(what)))
+            ApiError::new(ErrorCode::InvalidCsv, format!("{error}, or name it with ?{}=COLUMN", parameter(what)))
         }
-        ColumnError::UnknownNamed(column, what) => ApiError::bad_request(
-            "invalid_query",
+        ColumnError::UnknownNamed(column, what) => ApiError::new(
+            ErrorCode::InvalidQuery,
             format!(
                 "`{}`: the file has no column `{column}` (its columns are named in the header line)",
                 parameter(what)
             ),
         ),
         ColumnError::UnknownMapped(column) => {
-            ApiError::bad_request("invalid_query", format!("`map.{column}`: the file has no column `{column}`"))
+            ApiError::new(ErrorCode::InvalidQuery, format!("`map.{column}`: the file has no column `{column}`"))
         }
     }
 }

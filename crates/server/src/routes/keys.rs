@@ -1,7 +1,7 @@
 //! The workspace's API keys: list them, create one, revoke one (a leaked key, a departed holder).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::Timestamp;
 use leadscore_store::keys::{self, KeyInfo, Scope};
@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::auth::{AdminScope, Authorized};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -99,13 +99,13 @@ struct KeyListView {
     operation_id = "list_keys",
     responses(
         (status = 200, description = "The keys, newest first", body = KeyListView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<KeyListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+async fn list(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
+) -> Result<ApiJson<KeyListView>, ApiError> {
     let listed = state.store.read(move |c| keys::list(c, owner.workspace_id)).await?;
     Ok(ApiJson(KeyListView { keys: listed.iter().map(KeyView::from).collect() }))
 }
@@ -122,21 +122,18 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
     responses(
         (status = 201, description = "The key, with its secret", body = CreatedKeyView),
         (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let scope: Scope =
-        request.scope.parse().map_err(|reason| ApiError::bad_request("invalid_field", format!("`scope`: {reason}")))?;
+        request.scope.parse().map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`scope`: {reason}")))?;
     let key = state.store.write(move |c| keys::create(c, owner.workspace_id, scope)).await?;
     let info =
         KeyInfo { id: key.id, prefix: key.prefix, scope: key.scope, created_at: key.created_at, revoked_at: None };
@@ -156,18 +153,15 @@ async fn create(
     responses(
         (status = 200, description = "The revoked key", body = KeyView),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such key in this workspace", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<ApiJson<KeyView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let workspace_id = owner.workspace_id;
     let revoked = state
         .store

@@ -7,9 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use leadscore_core::Timestamp;
-use leadscore_store::keys::Scope;
 use leadscore_store::leads::{self, Filter, LeadRow, Order};
 use leadscore_store::rusqlite::Connection;
 use leadscore_store::{StoreError, now_ms};
@@ -18,8 +16,8 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::auth::{AdminScope, Authorized, ReadScope};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::lifecycle::{self, Stage};
 use crate::openapi::ErrorBody;
 use crate::scoring;
@@ -84,18 +82,15 @@ struct LeadView {
     params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
     responses(
         (status = 200, description = "The lead", body = LeadView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn one(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let models = state.models.clone();
     let view = state
         .store
@@ -211,18 +206,15 @@ struct LeadListView {
     responses(
         (status = 200, description = "The score listed, and per lead its ids, e-mail, stage, last activity, value and tier", body = LeadListView),
         (status = 400, description = "`invalid_query`: an unknown parameter, a score or tier the active model does not have, an unknown stage, a `min` that is not a finite number, or a bad `order` or `limit`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let order = match query.order.unwrap_or(ListOrder::Score) {
         ListOrder::Score => Order::ScoreDescending,
         ListOrder::ScoreAsc => Order::ScoreAscending,
@@ -230,10 +222,10 @@ async fn list(
     };
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request("invalid_query", "`limit` must be between 1 and 1000"));
+        return Err(ApiError::new(ErrorCode::InvalidQuery, "`limit` must be between 1 and 1000"));
     }
     if let Some(min) = query.min.filter(|m| !m.is_finite()) {
-        return Err(ApiError::bad_request("invalid_query", format!("`min` must be a finite number, not {min}")));
+        return Err(ApiError::new(ErrorCode::InvalidQuery, format!("`min` must be a finite number, not {min}")));
     }
     // The score and tier must be the active model's: a typo would otherwise list no lead, which
     // reads as "no lead qualifies".
@@ -266,8 +258,8 @@ async fn list(
         None if scores.is_empty() && score.is_empty() => &no_tiers,
         None => {
             let known: Vec<&str> = scores.iter().map(|(name, _)| name.as_str()).collect();
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
                 if known.is_empty() {
                     "`score`: the workspace has no active model, so there is no score to list by".to_string()
                 } else {
@@ -277,8 +269,8 @@ async fn list(
         }
     };
     if let Some(tier) = query.tier.as_deref().filter(|t| !tiers.iter().any(|known| known == t)) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("`tier` `{tier}` is not a tier of score `{score}`; it has: {}", tiers.join(", ")),
         ));
     }
@@ -341,18 +333,15 @@ struct LeadHistoryView {
     params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
     responses(
         (status = 200, description = "The last 1000 changes, newest first", body = LeadHistoryView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn history(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadHistoryView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let (lead_id, entries) = state
         .store
         .read(move |connection| {
@@ -507,43 +496,40 @@ impl From<leadscore_store::stages::StageChange> for StageView {
     responses(
         (status = 200, description = "The change made", body = StageMovedView),
         (status = 400, description = "`invalid_stage`, `reason_required`, `invalid_json` or `invalid_field`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
         (status = 409, description = "`conflict`: the move is not allowed from the lead's stage (without `force`)", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn set_stage(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     ApiJson(request): ApiJson<StageRequest>,
 ) -> Result<ApiJson<StageMovedView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
-    let to: Stage = request.stage.parse().map_err(|e: String| ApiError::bad_request("invalid_stage", e))?;
+    let to: Stage = request.stage.parse().map_err(|e: String| ApiError::new(ErrorCode::InvalidStage, e))?;
     // The automatic moves are told apart by their actor (a rollback undoes them): a person's
     // move may not take that name.
     if request.actor.as_deref().is_some_and(|a| a.trim().eq_ignore_ascii_case(lifecycle::AUTOMATIC_ACTOR)) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("`actor` `{}` is the name of leadscore's own moves: name the person", lifecycle::AUTOMATIC_ACTOR),
         ));
     }
     for (field, text, limit) in [("actor", &request.actor, ACTOR_LIMIT), ("reason", &request.reason, REASON_LIMIT)] {
         let characters = text.as_deref().map_or(0, |t| t.chars().count());
         if characters > limit {
-            return Err(ApiError::bad_request(
-                "invalid_field",
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
                 format!("`{field}` has {characters} characters; at most {limit} are stored"),
             ));
         }
     }
     let reason = request.reason.filter(|r| !r.trim().is_empty());
     if to.needs_reason() && reason.is_none() {
-        return Err(ApiError::bad_request("reason_required", format!("moving a lead to {to} needs a `reason`")));
+        return Err(ApiError::new(ErrorCode::ReasonRequired, format!("moving a lead to {to} needs a `reason`")));
     }
     let actor = request.actor.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| format!("key {}", owner.key_id));
     let lead_cache = state.leads.clone();
@@ -587,18 +573,15 @@ async fn set_stage(
     params(("id" = String, Path, description = "The lead's user id, or its own numeric id")),
     responses(
         (status = 200, description = "The lead's stage and its changes, newest first", body = LeadStagesView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such lead", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn stages(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadStagesView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let (lead_id, stage, changes) = state
         .store
         .read(move |connection| {

@@ -1,20 +1,19 @@
 //! Model versions: upload (checked, errors with line and column), list, activate.
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::diagnostic::line_column;
 use leadscore_core::{Severity, Timestamp};
 use leadscore_store::StoreError;
-use leadscore_store::keys::Scope;
 use leadscore_store::models::{ModelVersion, Origin};
 use serde::Serialize;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::activation;
-use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath, RawBody};
+use crate::auth::{AdminScope, Authorized, ReadScope};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, RawBody};
 use crate::openapi::ErrorBody;
 use crate::preview::{self, Preview};
 use crate::rescore::{self, Progress};
@@ -156,20 +155,17 @@ impl utoipa::ToSchema for ModelText {}
     responses(
         (status = 201, description = "The version stored, whether it is active, and the warnings `leadscore check` gives (the compiler's, and the tiers no lead can reach)", body = UploadedView),
         (status = 400, description = "`invalid_model`: the model has errors, listed in `diagnostics` with their line and column", body = InvalidModelView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The model is over 1 MB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn upload(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let source = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::bad_request("invalid_model", "the model must be UTF-8 text (TOML)"))?;
+        .map_err(|_| ApiError::new(ErrorCode::InvalidModel, "the model must be UTF-8 text (TOML)"))?;
     // Predictive references resolve to the latest version of each named predictive model; the
     // version is stored pinned to them, so it scores the same until a new version is made.
     let models = state.models.clone();
@@ -186,7 +182,7 @@ async fn upload(
         }
         Err(error) => {
             let body = InvalidModelView {
-                code: "invalid_model",
+                code: ErrorCode::InvalidModel.name(),
                 message: match error.errors().next() {
                     Some(first) => {
                         format!("the model has {} error(s); the first: {}", error.errors().count(), first.message)
@@ -225,13 +221,13 @@ async fn upload(
     operation_id = "list_models",
     responses(
         (status = 200, description = "Each version with its creation time and whether it is active; the running or last rescoring, if any", body = ModelListView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ModelListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
+async fn list(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
+) -> Result<ApiJson<ModelListView>, ApiError> {
     let rescoring = rescore::progress(&state, owner.workspace_id).await?;
     let versions = state
         .store
@@ -270,19 +266,16 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
     responses(
         (status = 202, description = "Activated; the rescoring started", body = ActivationView),
         (status = 400, description = "`invalid_path`: the version in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
         (status = 409, description = "`rescoring`: a rescoring is still running", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn activate(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(version): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     activate_version(&state, owner.workspace_id, move |connection, workspace_id| {
         connection
             .query_row(
@@ -305,15 +298,15 @@ async fn activate(
     operation_id = "rollback_model",
     responses(
         (status = 202, description = "Activated; the rescoring started", body = ActivationView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No active version, or none active before it", body = ErrorBody),
         (status = 409, description = "`rescoring`: a rescoring is still running", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
-async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+async fn rollback(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
+) -> Result<Response, ApiError> {
     let workspace_id = owner.workspace_id;
     let version = state.store.write(move |connection| activation::rollback(connection, workspace_id)).await?;
     activated(&state, workspace_id, version).await
@@ -369,20 +362,17 @@ struct PreviewQuery {
     responses(
         (status = 200, description = "Per score, tier counts and value statistics under both versions, the leads that would change tier, and what the activation would cause beside", body = Preview),
         (status = 400, description = "`invalid_query`: an unknown parameter or a bad value (a version in the path that is not an integer gets `invalid_path`)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
 async fn preview(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(version): ApiPath<i64>,
     query: Result<axum::extract::Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<Preview>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
-    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let models = state.models.clone();
     let report = state
         .store

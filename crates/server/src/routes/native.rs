@@ -2,17 +2,15 @@
 //! through the same path as Segment calls (idempotent by id, scored before the answer).
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::HeaderMap;
 use leadscore_core::Timestamp;
-use leadscore_store::keys::Scope;
 use leadscore_store::now_ms;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath, JsonObject};
+use crate::auth::{Authorized, IngestScope};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject};
 use crate::ingest::{Outcome, ScoredLead};
 use crate::intake;
 use crate::messages::{Kind, Message, generated_id};
@@ -85,22 +83,19 @@ struct AppendAnswer {
     responses(
         (status = 200, description = "The lead with its new scores", body = UpsertAnswer),
         (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 1 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn upsert(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(user_id): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<IngestScope>,
     ApiJson(request): ApiJson<Upsert>,
 ) -> Result<ApiJson<UpsertAnswer>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
     crate::messages::check_id("the lead id in the path", &user_id)
-        .map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
+        .map_err(|reason| ApiError::new(ErrorCode::InvalidField, reason))?;
     let mut traits = request.attributes;
     if let Some(email) = request.email {
         traits.insert("email".into(), Value::String(email));
@@ -120,7 +115,7 @@ async fn upsert(
     // is refused as a whole rather than answered without its lead.
     match (ingested.items.into_iter().next(), ingested.leads.into_iter().next()) {
         (Some(Outcome::Accepted { .. }), Some(lead)) => Ok(ApiJson(UpsertAnswer { lead })),
-        (Some(Outcome::Refused { reason }), _) => Err(ApiError::bad_request("invalid_field", reason)),
+        (Some(Outcome::Refused { reason }), _) => Err(ApiError::new(ErrorCode::InvalidField, reason)),
         _ => Err(ApiError::internal()),
     }
 }
@@ -207,23 +202,19 @@ fn parse_event(index: usize, value: Value, now: i64) -> Result<Message, String> 
     responses(
         (status = 200, description = "An outcome per event (accepted, duplicate, or refused with its reason) and the leads with their new scores", body = AppendAnswer),
         (status = 400, description = "`invalid_field` or `invalid_json`: the body is not `{\"events\": [...]}`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "`too_many_events` (over 1000), or `too_large`: the body is over 1 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn append(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authorized { owner, .. }: Authorized<IngestScope>,
     ApiJson(request): ApiJson<Append>,
 ) -> Result<ApiJson<AppendAnswer>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Ingest).await?;
     if request.events.len() > EVENTS_PER_REQUEST {
         return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_events",
+            ErrorCode::TooManyEvents,
             format!("send at most {EVENTS_PER_REQUEST} events per request; this one has {}", request.events.len()),
         ));
     }

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use leadscore_core::{Predictor, Timestamp};
 use leadscore_predict::predictive::{PredictiveModel, SavedModel};
 use leadscore_store::StoreError;
-use leadscore_store::keys::Scope;
 use leadscore_store::models::ModelVersion;
 use leadscore_store::predictive::{self, Origin, PredictiveVersion};
 use serde::{Deserialize, Serialize};
@@ -19,8 +18,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::activation;
-use crate::auth;
-use crate::error::{ApiError, ApiJson, ApiPath, JsonObject, RawBody};
+use crate::auth::{AdminScope, Authorized, ReadScope};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject, RawBody};
 use crate::openapi::ErrorBody;
 use crate::retrain::{self, Algorithm, RetrainError};
 use crate::scoring::valid_name;
@@ -43,8 +42,8 @@ fn name_from_path(name: String) -> Result<String, ApiError> {
     if valid_name(&name) {
         Ok(name)
     } else {
-        Err(ApiError::bad_request(
-            "invalid_path",
+        Err(ApiError::new(
+            ErrorCode::InvalidPath,
             "a predictive model's name is 1 to 100 letters, digits, `_`, `-` or `.`",
         ))
     }
@@ -172,7 +171,7 @@ struct RetrainedView {
 }
 
 fn invalid_model(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_predictive_model", message)
+    ApiError::new(ErrorCode::InvalidPredictiveModel, message)
 }
 
 /// Stores a new version of a predictive model.
@@ -189,19 +188,16 @@ fn invalid_model(message: impl Into<String>) -> ApiError {
     responses(
         (status = 201, description = "The version stored, the lead fields it reads, and a warning naming each of them that no lead of the workspace has", body = UploadedView),
         (status = 400, description = "`invalid_predictive_model`: the body is not a valid model file (the message says why); `invalid_path`: a bad name", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "The file is over 16 MB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn upload(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(name): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let name = name_from_path(name)?;
     // Parsing and checking a large file is CPU work: off the async runtime.
     let label = name.clone();
@@ -252,13 +248,13 @@ async fn upload(
     operation_id = "list_predictive_models",
     responses(
         (status = 200, description = "Each predictive model with its versions", body = ListView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither a read nor an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["read"])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
+async fn list(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
+) -> Result<ApiJson<ListView>, ApiError> {
     let summaries = state.store.read(move |connection| predictive::list(connection, owner.workspace_id)).await?;
     let mut by_name: BTreeMap<String, Vec<VersionView>> = BTreeMap::new();
     for summary in summaries {
@@ -343,21 +339,19 @@ fn field_names() -> utoipa::openapi::schema::Array {
     responses(
         (status = 201, description = "The new predictive version, the outcomes it learned from, and the scoring model version activated (or `null`)", body = RetrainedView),
         (status = 400, description = "`invalid_field`, `invalid_json` or `invalid_path`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 409, description = "`not_enough_outcomes`: fewer than 20 customers or 20 lost leads; `no_fields`: no field to learn from; `training_failed`; `rescoring`: a rescoring is still running", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: a body not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn retrain(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(name): ApiPath<String>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let name = name_from_path(name)?;
     let request = retrain_request(&headers, &body)?;
     let algorithm = request.algorithm.unwrap_or(Algorithm::Logistic);
@@ -387,8 +381,7 @@ async fn retrain(
     };
     if fields.is_empty() {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_fields",
+            ErrorCode::NoFields,
             "no field to learn from: the labelled leads have no attributes (send `fields`)",
         ));
     }
@@ -465,23 +458,19 @@ fn retrain_request(headers: &HeaderMap, body: &[u8]) -> Result<RetrainRequest, A
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
     if !json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content_type",
-            "send the body with Content-Type: application/json",
-        ));
+        return Err(ApiError::new(ErrorCode::ContentType, "send the body with Content-Type: application/json"));
     }
     // `null` is no request, like an empty body: the document offers both.
     let request: RetrainRequest = serde_json::from_slice::<Option<JsonObject<RetrainRequest>>>(body)
         .map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ApiError::bad_request("invalid_field", e.to_string()),
-            _ => ApiError::bad_request("invalid_json", e.to_string()),
+            serde_json::error::Category::Data => ApiError::new(ErrorCode::InvalidField, e.to_string()),
+            _ => ApiError::new(ErrorCode::InvalidJson, e.to_string()),
         })?
         .map_or_else(RetrainRequest::default, |JsonObject(request)| request);
     if let Some(fields) = &request.fields
         && (fields.is_empty() || fields.iter().any(|f| f.trim().is_empty()))
     {
-        return Err(ApiError::bad_request("invalid_field", "`fields` must list at least one non-empty field"));
+        return Err(ApiError::new(ErrorCode::InvalidField, "`fields` must list at least one non-empty field"));
     }
     Ok(request)
 }
@@ -497,9 +486,9 @@ fn fields_of(version: &PredictiveVersion) -> Vec<String> {
 
 fn refused(error: RetrainError) -> ApiError {
     let code = match error {
-        RetrainError::NotEnoughOutcomes { .. } => "not_enough_outcomes",
-        RetrainError::NoFields(_) => "no_fields",
-        RetrainError::Failed(_) => "training_failed",
+        RetrainError::NotEnoughOutcomes { .. } => ErrorCode::NotEnoughOutcomes,
+        RetrainError::NoFields(_) => ErrorCode::NoFields,
+        RetrainError::Failed(_) => ErrorCode::TrainingFailed,
     };
-    ApiError::new(StatusCode::CONFLICT, code, error.to_string())
+    ApiError::new(code, error.to_string())
 }

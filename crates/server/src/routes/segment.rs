@@ -14,7 +14,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, JsonObject, RawBody};
+use crate::error::{ApiError, ErrorCode, JsonObject, RawBody};
 use crate::ingest::{Outcome, ScoredLead};
 use crate::intake;
 use crate::messages::{self, ID_LIMIT, Message};
@@ -39,15 +39,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn parse_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")))
 }
 
-/// The key from the headers, else from the body's `writeKey`.
-fn write_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiError> {
+/// The key from the headers, else the body's `writeKey`. The key can be in the body, so these
+/// routes authorize once they have read it, rather than with [`auth::Authorized`].
+fn write_key(headers: &HeaderMap, in_body: Option<&str>) -> Result<Option<String>, ApiError> {
     if let Some(key) = auth::key_from_headers(headers)? {
         return Ok(Some(key));
     }
-    Ok(body.get("writeKey").and_then(Value::as_str).map(str::to_string))
+    Ok(in_body.map(str::to_string))
 }
 
 /// The schema of a Segment message sent to the route of `kind`, as [`messages::parse_message`]
@@ -176,11 +177,9 @@ struct SegmentBatchAnswer {
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "identify").await
@@ -199,11 +198,9 @@ async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): Raw
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "track").await
@@ -222,11 +219,9 @@ async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "page").await
@@ -245,11 +240,9 @@ async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "screen").await
@@ -268,11 +261,9 @@ async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBo
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "group").await
@@ -291,11 +282,9 @@ async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
     responses(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn alias(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "alias").await
@@ -308,15 +297,16 @@ async fn single(
     kind: &'static str,
 ) -> Result<Response, ApiError> {
     let value: Value = parse_body(&body)?;
-    let owner = auth::authorize(&state, write_key(&headers, &value)?, Scope::Ingest).await?;
+    let key = write_key(&headers, value.get("writeKey").and_then(Value::as_str))?;
+    let owner = auth::authorize(&state, key, Scope::Ingest).await?;
     let received_at = leadscore_store::now_ms();
     let message = messages::parse_message(&value, Some(kind), None, received_at)
-        .map_err(|reason| ApiError::bad_request("invalid_message", reason))?;
+        .map_err(|reason| ApiError::new(ErrorCode::InvalidMessage, reason))?;
     let ingested = intake::accept(&state, owner.workspace_id, vec![Ok(message)], received_at).await?;
     // A message refused while it was ingested (an id over its limit, say) is refused as a whole
     // request, as one refused when it was read.
     if let Some(Outcome::Refused { reason }) = ingested.items.first() {
-        return Err(ApiError::bad_request("invalid_message", reason.clone()));
+        return Err(ApiError::new(ErrorCode::InvalidMessage, reason.clone()));
     }
     let duplicate = ingested.items.first() == Some(&Outcome::Duplicate);
     let body = SegmentAnswer { success: true, duplicate, lead: ingested.leads.into_iter().next() };
@@ -363,11 +353,9 @@ fn any_messages() -> utoipa::openapi::schema::Array {
     responses(
         (status = 200, description = "An outcome per message (accepted, duplicate, or refused with its reason) and the leads with their new scores", body = SegmentBatchAnswer),
         (status = 400, description = "`invalid_batch`: the body is not `{\"batch\": [...]}`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is neither an ingest nor an admin key", body = ErrorBody),
         (status = 413, description = "`too_many_messages`: over 2,500 messages (a body over 500 KB gets `too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["ingest"])),
 )]
 async fn batch(
     State(state): State<AppState>,
@@ -375,17 +363,12 @@ async fn batch(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let JsonObject(parsed) = serde_json::from_slice::<JsonObject<Batch<'_>>>(&body).map_err(|e| {
-        ApiError::bad_request("invalid_batch", format!("the body must be {{\"batch\": [messages...]}}: {e}"))
+        ApiError::new(ErrorCode::InvalidBatch, format!("the body must be {{\"batch\": [messages...]}}: {e}"))
     })?;
-    let key = match auth::key_from_headers(&headers)? {
-        Some(key) => Some(key),
-        None => parsed.write_key.clone(),
-    };
-    let owner = auth::authorize(&state, key, Scope::Ingest).await?;
+    let owner = auth::authorize(&state, write_key(&headers, parsed.write_key.as_deref())?, Scope::Ingest).await?;
     if parsed.batch.len() > BATCH_ITEMS {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_messages",
+            ErrorCode::TooManyMessages,
             format!("a batch holds at most {BATCH_ITEMS} messages; this one has {}", parsed.batch.len()),
         ));
     }

@@ -1,11 +1,10 @@
 //! Webhook subscriptions and their delivery log.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::value::format_number;
 use leadscore_core::{Model, Timestamp, check};
-use leadscore_store::keys::Scope;
 use leadscore_store::webhooks::{self, EVENT_KINDS, NewWebhook};
 use leadscore_store::{StoreError, now_ms};
 use serde::{Deserialize, Serialize};
@@ -13,9 +12,9 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
+use crate::auth::{AdminScope, Authorized};
 use crate::egress;
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -194,43 +193,40 @@ struct RedeliveryView {
     responses(
         (status = 201, description = "The webhook, with its secret and warnings", body = CreatedView),
         (status = 400, description = "`invalid_field` (with the field at fault: a `url` whose host is or resolves to a loopback, private, link-local or other non-public address, unless the service allows them) or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 2 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authorized { owner, .. }: Authorized<AdminScope>,
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let characters = request.url.chars().count();
     if characters > URL_LIMIT {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("`url` has {characters} characters; at most {URL_LIMIT} are stored"),
         ));
     }
     if let Some(score) = &request.score {
-        crate::messages::check_id("`score`", score).map_err(|reason| ApiError::bad_request("invalid_field", reason))?;
+        crate::messages::check_id("`score`", score).map_err(|reason| ApiError::new(ErrorCode::InvalidField, reason))?;
     }
     let url = reqwest::Url::parse(&request.url)
-        .map_err(|e| ApiError::bad_request("invalid_field", format!("`url` is not a URL: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("`url` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::bad_request("invalid_field", "`url` must be an http:// or https:// URL"));
+        return Err(ApiError::new(ErrorCode::InvalidField, "`url` must be an http:// or https:// URL"));
     }
     if request.events.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("`events` is empty: use any of {}", EVENT_KINDS.join(", ")),
         ));
     }
     if let Some(unknown) = request.events.iter().find(|e| !EVENT_KINDS.contains(&e.as_str())) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
             format!("`events` has `{unknown}`: use any of {}", EVENT_KINDS.join(", ")),
         ));
     }
@@ -238,20 +234,20 @@ async fn create(
     match (crossing, &request.score, request.threshold) {
         (true, Some(_), Some(t)) if t.is_finite() => {}
         (true, _, _) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
                 "`score_crossed` needs `score` and a finite `threshold`",
             ));
         }
         (false, None, None) => {}
         (false, _, _) => {
-            return Err(ApiError::bad_request("invalid_field", "`score` and `threshold` only go with `score_crossed`"));
+            return Err(ApiError::new(ErrorCode::InvalidField, "`score` and `threshold` only go with `score_crossed`"));
         }
     }
     // Checked last: it may wait for a name to resolve. Deliveries check the address again.
     if !state.config.allow_private_webhooks {
         egress::check_url(&url).await.map_err(|refused| {
-            ApiError::bad_request("invalid_field", format!("`url`: {refused}: {}", egress::HOW_TO_ALLOW))
+            ApiError::new(ErrorCode::InvalidField, format!("`url`: {refused}: {}", egress::HOW_TO_ALLOW))
         })?;
     }
     // The active model, to warn of what it never gives: `None` when there is none, `Some(None)`
@@ -353,13 +349,13 @@ fn bound(value: f64) -> String {
     operation_id = "list_webhooks",
     responses(
         (status = 200, description = "The subscriptions, without their secrets", body = ListView),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ListView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
+async fn list(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
+) -> Result<ApiJson<ListView>, ApiError> {
     let hooks = state.store.read(move |c| webhooks::list(c, owner.workspace_id)).await?;
     Ok(ApiJson(ListView { webhooks: hooks.iter().map(WebhookView::from).collect() }))
 }
@@ -374,18 +370,15 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn remove(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<StatusCode, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let deleted = state.store.write(move |c| webhooks::delete(c, owner.workspace_id, id)).await?;
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("no webhook {id}"))) }
 }
@@ -400,18 +393,15 @@ async fn remove(
     responses(
         (status = 200, description = "The latest 500 notifications, newest first, with their status, attempts, times and last error", body = DeliveryLogView),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn deliveries(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<ApiJson<DeliveryLogView>, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let log = state
         .store
         .read(move |c| {
@@ -460,18 +450,15 @@ async fn deliveries(
     responses(
         (status = 202, description = "The new notification, `pending`", body = RedeliveryView),
         (status = 400, description = "`invalid_path`: the id in the path is not an integer", body = ErrorBody),
-        (status = 401, description = "No key, an unknown one, or a malformed `Authorization` header", body = ErrorBody),
-        (status = 403, description = "The key is not an admin key", body = ErrorBody),
         (status = 404, description = "No such delivery of a live webhook in this workspace", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn redeliver(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
-    let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let queued = state.store.write(move |c| webhooks::redeliver(c, owner.workspace_id, id, now_ms())).await?;
     state.deliveries.notify_one();
     Ok((StatusCode::ACCEPTED, axum::Json(RedeliveryView { id: queued, status: DeliveryStatus::Pending }))
