@@ -35,6 +35,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+use leadscore_core::value::{read_bool, read_number};
 use serde::Serialize;
 
 use crate::dataset::{
@@ -110,10 +111,8 @@ impl AttributeTest {
             (AttributeTest::OneOf { values, or_missing }, Some(text)) => {
                 values.iter().any(|v| v == text) || (*or_missing && is_missing_token(text))
             }
-            (AttributeTest::True, Some(text)) => {
-                matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1")
-            }
-            (AttributeTest::Range { min, below }, Some(text)) => match parse_number(text) {
+            (AttributeTest::True, Some(text)) => read_bool(text) == Some(true),
+            (AttributeTest::Range { min, below }, Some(text)) => match read_number(text) {
                 Some(x) => min.is_none_or(|m| x >= m) && below.is_none_or(|b| x < b),
                 None => false,
             },
@@ -124,10 +123,6 @@ impl AttributeTest {
 
 fn is_missing_token(text: &str) -> bool {
     text.trim().is_empty() || MISSING_TOKENS.contains(&text.trim())
-}
-
-fn parse_number(text: &str) -> Option<f64> {
-    text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 /// One rule of a points model: a test on one column and its points.
