@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::{Predictor, Timestamp};
-use leadscore_predict::predictive::{PredictiveModel, SavedModel};
+use leadscore_predict::predictive::{Algorithm, PredictiveModel, SavedModel};
 use leadscore_store::StoreError;
 use leadscore_store::keys::Scope;
 use leadscore_store::models::ModelVersion;
@@ -22,7 +22,7 @@ use crate::activation;
 use crate::auth;
 use crate::error::{ApiError, ApiJson, ApiPath, JsonObject, RawBody};
 use crate::openapi::ErrorBody;
-use crate::retrain::{self, Algorithm, RetrainError};
+use crate::retrain::{self, RetrainError};
 use crate::scoring::valid_name;
 use crate::state::AppState;
 
