@@ -104,7 +104,7 @@ pub struct OutcomeCounts {
 
 /// The settings of a [`TrainingReport`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReportOptions {
+pub struct TrainingReportOptions {
     /// The probability above which a lead counts as predicted to convert.
     pub threshold: f64,
     /// The share of leads sales can call, for threshold advice.
@@ -149,7 +149,7 @@ impl TrainingReport {
         features: &[&str],
         trained: &Trained,
         holdout: &Holdout<'_>,
-        options: &ReportOptions,
+        options: &TrainingReportOptions,
         points_model: Option<PointsEvaluation>,
     ) -> Result<TrainingReport, DatasetError> {
         let (predicted, test_labels) = (&trained.predicted, &holdout.test_labels);
@@ -241,7 +241,7 @@ pub struct ScoreEvaluation {
     pub log_loss: f64,
     /// Of which probabilities the log loss is.
     pub log_loss_note: &'static str,
-    pub distribution: Distribution,
+    pub distribution: Quantiles,
     pub lift_by_decile: Vec<Decile>,
     /// Conversion per tier, tiers in order of first appearance (when the score has tiers).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -250,7 +250,7 @@ pub struct ScoreEvaluation {
 
 /// Quantiles of a score's values (`None` when there is none).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Distribution {
+pub struct Quantiles {
     pub min: Option<f64>,
     pub p25: Option<f64>,
     pub median: Option<f64>,
@@ -283,7 +283,7 @@ impl ScoreEvaluation {
             } else {
                 "after a one-variable logistic calibration of the points"
             },
-            distribution: Distribution {
+            distribution: Quantiles {
                 min: quantile(0.0),
                 p25: quantile(0.25),
                 median: quantile(0.5),

@@ -40,7 +40,7 @@ pub struct SavedModel {
     pub seed: u64,
     #[serde(flatten)]
     pub fitted: Fitted,
-    /// What training measured on held-out leads (an [`crate::evaluation::Evaluation`] as written
+    /// What training measured on held-out leads (an `evaluation::Evaluation` as written
     /// by the version that trained it; shown, never used to predict).
     #[serde(default)]
     pub evaluation: serde_json::Value,
@@ -68,7 +68,7 @@ impl Algorithm {
     }
 }
 
-/// The fitted model of either algorithm (made by [`crate::training::fit`]).
+/// The fitted model of either algorithm (made by `training::fit`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "algorithm", rename_all = "snake_case")]
 pub enum Fitted {
@@ -127,7 +127,7 @@ pub enum PredictiveError {
 
 impl SavedModel {
     /// A model of this format's kind and version; `evaluation` is what training measured (an
-    /// [`crate::evaluation::Evaluation`] as JSON).
+    /// `evaluation::Evaluation` as JSON).
     pub fn new(
         target: &str,
         positive: Option<&str>,

@@ -4,7 +4,7 @@
 //! regression ([`points_model`]).
 //!
 //! `leadscore train` and the service's retraining both train with [`train`]; what they measured
-//! is written by [`crate::evaluation`].
+//! is written by the `evaluation` module, above this one.
 
 use crate::dataset::{DatasetError, Encoder, Table};
 use crate::gbdt::{Booster, GbdtError, Params};

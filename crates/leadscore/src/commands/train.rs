@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use leadscore_predict::dataset::Table;
-use leadscore_predict::evaluation::{Evaluation, PointsEvaluation, ReportOptions, TrainingReport};
+use leadscore_predict::evaluation::{Evaluation, PointsEvaluation, TrainingReport, TrainingReportOptions};
 use leadscore_predict::points::PointsOptions;
 use leadscore_predict::predictive::{Algorithm, Fitted, SavedModel};
 use leadscore_predict::report::{self, ReportInput};
@@ -146,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(path, points.to_toml()).with_context(|| format!("cannot write {}", path.display()))?;
         points_evaluation = Some(PointsEvaluation::new(path.display().to_string(), &points, &holdout)?);
     }
-    let report_options = ReportOptions {
+    let report_options = TrainingReportOptions {
         threshold: args.threshold,
         capacity: args.capacity,
         economics: args.touch_cost.zip(args.conversion_value),
