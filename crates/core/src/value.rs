@@ -1,7 +1,8 @@
 //! Field values of leads and event properties, as read from files or JSON, and the one rule by
-//! which a cell's text reads as a number or a boolean ([`read_number`], [`read_bool`]): the
-//! scoring rules and the predictive models (training tables and scoring alike) read cells with
-//! these same functions, so that a value means the same to both.
+//! which a cell's text reads as a number, a boolean or missing ([`read_number`], [`read_bool`],
+//! [`Value::text`], and for data sets [`is_missing_token`]): the scoring rules and the predictive
+//! models (training tables and scoring alike) read cells with these same functions, so that a
+//! value means the same to both.
 
 use std::borrow::Cow;
 
@@ -74,6 +75,21 @@ impl Value {
 /// Formats a number without a needless fraction: `200`, `2.5`.
 pub fn format_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { format!("{n}") }
+}
+
+/// The texts that data sets write for "no value" besides the empty cell (R's `NA`, pandas' `NaN`,
+/// the `NULL` of database dumps), matched exactly after trimming.
+pub const MISSING_TOKENS: &[&str] = &["", "NA", "N/A", "null", "NULL", "NaN"];
+
+/// Whether a cell's text is missing in a table to learn from and to a predictive score: empty,
+/// white space, or one of [`MISSING_TOKENS`] after trimming.
+///
+/// The scoring rules read only the empty cell as missing ([`Value::text`]) and take `NA` as the
+/// text it is: a lead id, or a value a condition may name (`equals = "N/A"`), as the model format
+/// documents. A data set exported from R, pandas or a database writes its gaps with these tokens,
+/// and learning from them as a category would learn the export tool rather than the leads.
+pub fn is_missing_token(text: &str) -> bool {
+    MISSING_TOKENS.contains(&text.trim())
 }
 
 /// A cell's text as a boolean, after trimming white space, ignoring ASCII case: `true`, `yes` and
@@ -153,6 +169,16 @@ mod tests {
         assert_eq!(Value::Bool(true).as_number(), None);
         assert!(Value::text("  ").is_missing());
         assert!(!Value::text("NA").is_missing(), "the rules take NA as the text it is");
+    }
+
+    #[test]
+    fn data_sets_also_read_missing_tokens_as_missing() {
+        for text in ["", "  ", "NA", " N/A ", "null", "NULL", "NaN"] {
+            assert!(is_missing_token(text), "{text:?}");
+        }
+        for text in ["na", "none", "-", "0", "n/a", "Null"] {
+            assert!(!is_missing_token(text), "{text:?}");
+        }
     }
 
     #[test]

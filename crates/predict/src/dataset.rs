@@ -15,7 +15,8 @@
 //!
 //! # Reading
 //! [`Table::from_csv_reader`] keeps a header and the rows as text. Cells are trimmed; an empty cell and the tokens
-//! in [`MISSING_TOKENS`] are missing. Errors name the file, the line and the column.
+//! in [`MISSING_TOKENS`](leadscore_core::value::MISSING_TOKENS) are missing
+//! ([`leadscore_core::value::is_missing_token`]). Errors name the file, the line and the column.
 //!
 //! # Column kinds ([`ColumnKind`]), inferred from the non-missing cells of the whole table
 //! Cells read as numbers and booleans by the core's one rule ([`leadscore_core::value::read_number`],
@@ -44,12 +45,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 
-use leadscore_core::value::{read_bool, read_number};
+use leadscore_core::value::{is_missing_token, read_bool, read_number};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-
-/// Cell texts (after trimming) that mean "missing".
-pub const MISSING_TOKENS: &[&str] = &["", "NA", "N/A", "null", "NULL", "NaN"];
 
 /// The one-hot value that stands for a missing categorical cell, and the suffix of missing indicators.
 pub const MISSING_CATEGORY: &str = "<missing>";
@@ -155,10 +153,6 @@ fn trim(cell: &str) -> &str {
     if visible(cell.as_bytes().first()) && visible(cell.as_bytes().last()) { cell } else { cell.trim() }
 }
 
-fn is_missing(cell: &str) -> bool {
-    MISSING_TOKENS.contains(&cell)
-}
-
 /// Days since 1970-01-01T00:00Z of an RFC 3339 time (any UTC offset) or a `YYYY-MM-DD` date (midnight UTC).
 pub fn parse_date(cell: &str) -> Option<f64> {
     let at = if cell.len() == 10 {
@@ -201,7 +195,7 @@ impl Table {
                     lines.push(record.position().map_or(0, |p| p.line()));
                     for (column, cell) in cells.iter_mut().zip(&record) {
                         let cell = trim(cell);
-                        column.push((!is_missing(cell)).then_some(cell));
+                        column.push((!is_missing_token(cell)).then_some(cell));
                     }
                 }
                 Err(e) => {
@@ -280,7 +274,7 @@ impl Table {
                     serde_json::Value::Number(n) => Some(n.to_string()),
                     other => Some(other.to_string()),
                 };
-                row[index[&key]] = text.filter(|t| !is_missing(t));
+                row[index[&key]] = text.filter(|t| !is_missing_token(t));
             }
             for (column, cell) in cells.iter_mut().zip(&mut row) {
                 column.push(cell.take().as_deref());

@@ -35,12 +35,10 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use leadscore_core::value::{read_bool, read_number};
+use leadscore_core::value::{MISSING_TOKENS, is_missing_token, read_bool, read_number};
 use serde::Serialize;
 
-use crate::dataset::{
-    ColumnEncoding, ColumnKind, DatasetError, Encoder, MISSING_CATEGORY, MISSING_TOKENS, OTHER_CATEGORY, Table,
-};
+use crate::dataset::{ColumnEncoding, ColumnKind, DatasetError, Encoder, MISSING_CATEGORY, OTHER_CATEGORY, Table};
 use crate::logistic::Model;
 
 /// Settings of [`points_model`].
@@ -119,10 +117,6 @@ impl AttributeTest {
             (AttributeTest::True | AttributeTest::Range { .. }, None) => false,
         }
     }
-}
-
-fn is_missing_token(text: &str) -> bool {
-    text.trim().is_empty() || MISSING_TOKENS.contains(&text.trim())
 }
 
 /// One rule of a points model: a test on one column and its points.

@@ -18,7 +18,7 @@ use std::path::Path;
 use leadscore_core::{Predictor, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{ColumnEncoding, Encoder, MISSING_CATEGORY, MISSING_TOKENS, Table};
+use crate::dataset::{ColumnEncoding, Encoder, MISSING_CATEGORY, Table};
 use crate::gbdt::{Booster, Child, FeatureBins, GbdtError, Tree};
 use crate::logistic::{self, sigmoid};
 
@@ -368,7 +368,7 @@ fn column_name(encoding: &ColumnEncoding) -> &str {
 /// The value as the text a CSV cell would hold, or `None` when unknown.
 fn present_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
     let text = value.as_text()?;
-    if MISSING_TOKENS.contains(&text.trim()) { None } else { Some(text) }
+    if leadscore_core::value::is_missing_token(&text) { None } else { Some(text) }
 }
 
 /// A number, or for a date column the days since 1970-01-01 of a date or time text.
