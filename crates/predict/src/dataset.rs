@@ -15,13 +15,18 @@
 //!
 //! # Reading
 //! [`Table::from_csv_reader`] keeps a header and the rows as text. Cells are trimmed; an empty cell and the tokens
-//! in [`MISSING_TOKENS`] are missing. Errors name the file, the line and the column.
+//! in [`MISSING_TOKENS`](leadscore_core::value::MISSING_TOKENS) are missing
+//! ([`leadscore_core::value::is_missing_token`]). Errors name the file, the line and the column.
 //!
 //! # Column kinds ([`ColumnKind`]), inferred from the non-missing cells of the whole table
-//! - **Boolean** when every value is one of `yes`/`no`/`true`/`false` (any case).
-//! - **Numeric** when every value parses as a finite `f64`. A column of only `0` and `1` stays **numeric** (it is
-//!   standardised like any number): that is what scikit-learn does with such a column in a numeric list, and a 0/1
-//!   column is as often a count or a code as it is a flag. A column with no value at all is numeric.
+//! Cells read as numbers and booleans by the core's one rule ([`leadscore_core::value::read_number`],
+//! [`leadscore_core::value::read_bool`]), as the scoring rules read them.
+//! - **Numeric** when every value parses as a finite `f64`. A column of only `0` and `1` is **numeric** (it is
+//!   standardised like any number), though each of its cells reads as a boolean: that is what scikit-learn does
+//!   with such a column in a numeric list, and a 0/1 column is as often a count or a code as it is a flag. A
+//!   column with no value at all is numeric.
+//! - **Boolean** otherwise, when every value is a boolean: `yes`/`no`, `true`/`false` (any case), mixed with
+//!   `1`/`0` or not.
 //! - **Date** when every value is an RFC 3339 time (any UTC offset) or a `YYYY-MM-DD` date: used as a number, the
 //!   days since 1970-01-01 UTC (fractional for times), so that "signed up before March" is one split or one slope.
 //! - **Categorical** otherwise.
@@ -34,17 +39,15 @@
 //! - categorical: one-hot over the values seen in training (sorted; a missing cell is its own value `<missing>`).
 //!   With `min_count > 1`, values seen fewer times are grouped into `column=<other>`. A value never seen in
 //!   training encodes as all zeros (`handle_unknown="ignore"`).
-//! - boolean: 1 for yes/true, 0 for no/false; if the training rows had missing values, missing is 0 and an
+//! - boolean: 1 for yes/true/1, 0 for no/false/0; if the training rows had missing values, missing is 0 and an
 //!   unscaled indicator `column=<missing>` is added.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 
+use leadscore_core::value::{is_missing_token, read_bool, read_number};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-
-/// Cell texts (after trimming) that mean "missing".
-pub const MISSING_TOKENS: &[&str] = &["", "NA", "N/A", "null", "NULL", "NaN"];
 
 /// The one-hot value that stands for a missing categorical cell, and the suffix of missing indicators.
 pub const MISSING_CATEGORY: &str = "<missing>";
@@ -83,7 +86,7 @@ pub enum DatasetError {
     PositiveNotFound { file: String, column: String, positive: String },
     #[error("{file}: line {line}: column \"{column}\": \"{value}\" is not a number (or, in a date column, a date)")]
     NotNumeric { file: String, line: u64, column: String, value: String },
-    #[error("{file}: line {line}: column \"{column}\": \"{value}\" is not yes/no/true/false")]
+    #[error("{file}: line {line}: column \"{column}\": \"{value}\" is not a boolean (yes/no, true/false, 1/0)")]
     NotBoolean { file: String, line: u64, column: String, value: String },
     #[error("{file}: row index {row} is out of range ({rows} rows)")]
     RowOutOfRange { file: String, row: usize, rows: usize },
@@ -150,26 +153,6 @@ fn trim(cell: &str) -> &str {
     if visible(cell.as_bytes().first()) && visible(cell.as_bytes().last()) { cell } else { cell.trim() }
 }
 
-fn is_missing(cell: &str) -> bool {
-    MISSING_TOKENS.contains(&cell)
-}
-
-/// A finite number, as `str::parse::<f64>` reads it. Whole numbers of at most 15 digits, most cells of lead data,
-/// take a shorter way with the same result: such an integer is exactly an `f64`.
-pub(crate) fn parse_number(cell: &str) -> Option<f64> {
-    let (negative, digits) = match cell.as_bytes() {
-        [b'-', rest @ ..] => (true, rest),
-        [b'+', rest @ ..] => (false, rest),
-        rest => (false, rest),
-    };
-    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
-        let n = digits.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-        // Through a float, so that "-0" is −0.0 as the general parse makes it.
-        return Some(if negative { -(n as f64) } else { n as f64 });
-    }
-    cell.parse::<f64>().ok().filter(|v| v.is_finite())
-}
-
 /// Days since 1970-01-01T00:00Z of an RFC 3339 time (any UTC offset) or a `YYYY-MM-DD` date (midnight UTC).
 pub fn parse_date(cell: &str) -> Option<f64> {
     let at = if cell.len() == 10 {
@@ -182,17 +165,7 @@ pub fn parse_date(cell: &str) -> Option<f64> {
 
 /// A present cell as a number: the days of a date column, the number of any other.
 pub(crate) fn number_of(cell: &str, date: bool) -> Option<f64> {
-    if date { parse_date(cell) } else { parse_number(cell) }
-}
-
-fn parse_bool(cell: &str) -> Option<bool> {
-    if cell.eq_ignore_ascii_case("yes") || cell.eq_ignore_ascii_case("true") {
-        Some(true)
-    } else if cell.eq_ignore_ascii_case("no") || cell.eq_ignore_ascii_case("false") {
-        Some(false)
-    } else {
-        None
-    }
+    if date { parse_date(cell) } else { read_number(cell) }
 }
 
 impl Table {
@@ -222,7 +195,7 @@ impl Table {
                     lines.push(record.position().map_or(0, |p| p.line()));
                     for (column, cell) in cells.iter_mut().zip(&record) {
                         let cell = trim(cell);
-                        column.push((!is_missing(cell)).then_some(cell));
+                        column.push((!is_missing_token(cell)).then_some(cell));
                     }
                 }
                 Err(e) => {
@@ -301,7 +274,7 @@ impl Table {
                     serde_json::Value::Number(n) => Some(n.to_string()),
                     other => Some(other.to_string()),
                 };
-                row[index[&key]] = text.filter(|t| !is_missing(t));
+                row[index[&key]] = text.filter(|t| !is_missing_token(t));
             }
             for (column, cell) in cells.iter_mut().zip(&mut row) {
                 column.push(cell.take().as_deref());
@@ -408,7 +381,7 @@ impl Table {
                         values: distinct,
                     });
                 }
-                let is_positive = |v: &str| ["yes", "true", "1"].iter().any(|p| v.eq_ignore_ascii_case(p));
+                let is_positive = |v: &str| read_bool(v) == Some(true);
                 match distinct.iter().filter(|v| is_positive(v)).collect::<Vec<_>>()[..] {
                     [p] => p.clone(),
                     _ => {
@@ -435,10 +408,11 @@ impl Table {
 fn infer_kind<'a>(values: impl Iterator<Item = &'a str> + Clone) -> ColumnKind {
     if values.clone().next().is_none() {
         ColumnKind::Numeric
-    } else if values.clone().all(|v| parse_bool(v).is_some()) {
-        ColumnKind::Boolean
-    } else if values.clone().all(|v| parse_number(v).is_some()) {
+    } else if values.clone().all(|v| read_number(v).is_some()) {
+        // Before booleans: a column of only 0 and 1 is a number, though each cell reads as a boolean.
         ColumnKind::Numeric
+    } else if values.clone().all(|v| read_bool(v).is_some()) {
+        ColumnKind::Boolean
     } else if values.clone().all(|v| parse_date(v).is_some()) {
         ColumnKind::Date
     } else {
@@ -653,7 +627,7 @@ impl Encoder {
     }
 
     /// Encodes the rows `rows` of `table` (which may be another file than the training one: columns are looked up
-    /// by name). A number that does not parse in a numeric column, or a boolean that is not yes/no/true/false, is
+    /// by name). A number that does not parse in a numeric column, or a boolean that is not yes/no, true/false or 1/0, is
     /// an error naming its line; an unseen category is all zeros.
     pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Features, DatasetError> {
         table.check_rows(rows)?;
@@ -698,7 +672,7 @@ impl Encoder {
                     ColumnEncoding::Boolean { column, missing_indicator } => {
                         let v = match cell {
                             None => false,
-                            Some(text) => parse_bool(text).ok_or_else(|| DatasetError::NotBoolean {
+                            Some(text) => read_bool(text).ok_or_else(|| DatasetError::NotBoolean {
                                 file: table.name.clone(),
                                 line: table.line(r),
                                 column: column.clone(),
@@ -885,37 +859,22 @@ mod tests {
     }
 
     #[test]
-    fn whole_numbers_parse_as_the_general_parse_does() {
-        for cell in [
-            "0",
-            "-0",
-            "+7",
-            "42",
-            "-1",
-            "007",
-            "999999999999999",
-            "1234567890123456",
-            "1.5",
-            "-2e3",
-            "",
-            "-",
-            "+",
-            "1-",
-            "inf",
-            "NaN",
-            "١",
-        ] {
-            let general = cell.parse::<f64>().ok().filter(|v| v.is_finite());
-            assert_eq!(parse_number(cell).map(f64::to_bits), general.map(f64::to_bits), "{cell:?}");
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn numbers_parse_as_the_general_parse_does(cell in "[-+]?[0-9]{0,20}([.][0-9]{0,3})?([eE][-+]?[0-9]{1,3})?") {
-            let general = cell.parse::<f64>().ok().filter(|v| v.is_finite());
-            proptest::prop_assert_eq!(parse_number(&cell).map(f64::to_bits), general.map(f64::to_bits));
-        }
+    fn cells_read_as_the_core_reads_them() {
+        // 0/1 alone is a number; with words it is a boolean, 1 and 0 true and false.
+        let t = table("count,flag,word\n0,yes,true\n1,1,FALSE\n1,0,no\n");
+        assert_eq!(t.kinds(), [ColumnKind::Numeric, ColumnKind::Boolean, ColumnKind::Boolean]);
+        let enc = Encoder::fit(&t, &["flag", "word"], &[0, 1, 2]).unwrap();
+        assert_eq!(enc.transform(&t, &[0, 1, 2]).unwrap().values, [1., 1., 1., 0., 0., 0.]);
+        // A boolean column learned from words reads 1/0 in another table, as a predictive score does.
+        let other = table("flag,word\n0,1\n");
+        assert_eq!(enc.transform(&other, &[0]).unwrap().values, [0., 1.]);
+        let e = enc.transform(&table("flag,word\nmaybe,1\n"), &[0]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.csv: line 2: column \"flag\": \"maybe\" is not a boolean (yes/no, true/false, 1/0)"
+        );
+        // The positive outcome by default is the value that reads as true.
+        assert_eq!(table("y\nNo\nYes\n").target("y", None).unwrap(), [false, true]);
     }
 
     #[test]

@@ -236,7 +236,7 @@ impl FeatureBins {
                 for &r in rows {
                     out.push(match table.cell(r, c) {
                         None => missing,
-                        Some(text) => match parse_bool(text) {
+                        Some(text) => match leadscore_core::value::read_bool(text) {
                             Some(b) => u16::from(b),
                             None => {
                                 return Err(DatasetError::NotBoolean {
@@ -272,16 +272,6 @@ fn parse_number(table: &Table, row: usize, column: &str, text: &str, date: bool)
         column: column.to_string(),
         value: text.to_string(),
     })
-}
-
-fn parse_bool(cell: &str) -> Option<bool> {
-    if cell.eq_ignore_ascii_case("yes") || cell.eq_ignore_ascii_case("true") {
-        Some(true)
-    } else if cell.eq_ignore_ascii_case("no") || cell.eq_ignore_ascii_case("false") {
-        Some(false)
-    } else {
-        None
-    }
 }
 
 pub(crate) fn numeric_bin(upper_bounds: &[f64], v: f64) -> u16 {

@@ -14,8 +14,16 @@
 //! - [`predictive`]: the model file `leadscore train` writes, and that model scoring single leads (a predictive
 //!   score of a scoring model).
 //! - [`report`]: a self-contained HTML evaluation report with inline SVG charts (ROC, calibration, lift, scores).
+//! - [`training`]: the training pipeline of `leadscore train` and the service's retraining: holdout, fit of either
+//!   algorithm, choice by cross-validation, points model.
+//! - [`evaluation`]: what a model did on leads with known outcomes, as serialisable types: a trained model on its
+//!   held-out leads, and any model's scores backtested (calibration, conversion per tier, comparison).
+//!
+//! Cells read as numbers and booleans by the core's rule ([`leadscore_core::value::read_number`],
+//! [`leadscore_core::value::read_bool`]), as the scoring rules read them.
 
 pub mod dataset;
+pub mod evaluation;
 pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
@@ -24,3 +32,4 @@ pub mod predictive;
 pub mod random;
 pub mod report;
 pub mod threshold;
+pub mod training;

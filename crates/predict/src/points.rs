@@ -35,11 +35,10 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+use leadscore_core::value::{MISSING_TOKENS, is_missing_token, read_bool, read_number};
 use serde::Serialize;
 
-use crate::dataset::{
-    ColumnEncoding, ColumnKind, DatasetError, Encoder, MISSING_CATEGORY, MISSING_TOKENS, OTHER_CATEGORY, Table,
-};
+use crate::dataset::{ColumnEncoding, ColumnKind, DatasetError, Encoder, MISSING_CATEGORY, OTHER_CATEGORY, Table};
 use crate::logistic::Model;
 
 /// Settings of [`points_model`].
@@ -110,24 +109,14 @@ impl AttributeTest {
             (AttributeTest::OneOf { values, or_missing }, Some(text)) => {
                 values.iter().any(|v| v == text) || (*or_missing && is_missing_token(text))
             }
-            (AttributeTest::True, Some(text)) => {
-                matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1")
-            }
-            (AttributeTest::Range { min, below }, Some(text)) => match parse_number(text) {
+            (AttributeTest::True, Some(text)) => read_bool(text) == Some(true),
+            (AttributeTest::Range { min, below }, Some(text)) => match read_number(text) {
                 Some(x) => min.is_none_or(|m| x >= m) && below.is_none_or(|b| x < b),
                 None => false,
             },
             (AttributeTest::True | AttributeTest::Range { .. }, None) => false,
         }
     }
-}
-
-fn is_missing_token(text: &str) -> bool {
-    text.trim().is_empty() || MISSING_TOKENS.contains(&text.trim())
-}
-
-fn parse_number(text: &str) -> Option<f64> {
-    text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 /// One rule of a points model: a test on one column and its points.

@@ -18,7 +18,7 @@ use std::path::Path;
 use leadscore_core::{Predictor, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{ColumnEncoding, Encoder, MISSING_CATEGORY, MISSING_TOKENS, Table};
+use crate::dataset::{ColumnEncoding, Encoder, MISSING_CATEGORY, Table};
 use crate::gbdt::{Booster, Child, FeatureBins, GbdtError, Tree};
 use crate::logistic::{self, sigmoid};
 
@@ -40,12 +40,35 @@ pub struct SavedModel {
     pub seed: u64,
     #[serde(flatten)]
     pub fitted: Fitted,
-    /// What training measured on held-out leads (free form; shown, never used to predict).
+    /// What training measured on held-out leads (an `evaluation::Evaluation` as written
+    /// by the version that trained it; shown, never used to predict).
     #[serde(default)]
     pub evaluation: serde_json::Value,
 }
 
-/// The fitted model of either algorithm.
+/// The algorithm to fit.
+// Its JSON spelling is the `algorithm` of a model file and of a retrain's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    // L2-regularised logistic regression: interpretable, and the source of a points model.
+    Logistic,
+    // Histogram gradient-boosted trees: usually more accurate.
+    Gbdt,
+}
+
+impl Algorithm {
+    /// Its name as files, answers and reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Logistic => "logistic",
+            Algorithm::Gbdt => "gbdt",
+        }
+    }
+}
+
+/// The fitted model of either algorithm (made by `training::fit`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "algorithm", rename_all = "snake_case")]
 pub enum Fitted {
@@ -54,11 +77,27 @@ pub enum Fitted {
 }
 
 impl Fitted {
-    pub fn name(&self) -> &'static str {
+    pub fn algorithm(&self) -> Algorithm {
         match self {
-            Fitted::Logistic { .. } => "logistic",
-            Fitted::Gbdt { .. } => "gbdt",
+            Fitted::Logistic { .. } => Algorithm::Logistic,
+            Fitted::Gbdt { .. } => Algorithm::Gbdt,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.algorithm().name()
+    }
+
+    /// The `n` strongest features, strongest first: standardised coefficients (signed) of a
+    /// logistic regression, total split gain of boosted trees.
+    pub fn strongest_features(&self, n: usize) -> Vec<(String, f64)> {
+        let mut weights: Vec<(String, f64)> = match self {
+            Fitted::Logistic { model, .. } => model.named_coefficients().map(|(n, w)| (n.to_string(), w)).collect(),
+            Fitted::Gbdt { booster } => booster.feature_importance(),
+        };
+        weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        weights.truncate(n);
+        weights
     }
 
     /// The probability of conversion of the table rows `rows`.
@@ -87,6 +126,28 @@ pub enum PredictiveError {
 }
 
 impl SavedModel {
+    /// A model of this format's kind and version; `evaluation` is what training measured (an
+    /// `evaluation::Evaluation` as JSON).
+    pub fn new(
+        target: &str,
+        positive: Option<&str>,
+        features: Vec<String>,
+        seed: u64,
+        fitted: Fitted,
+        evaluation: serde_json::Value,
+    ) -> SavedModel {
+        SavedModel {
+            kind: KIND.to_string(),
+            version: VERSION,
+            target: target.to_string(),
+            positive: positive.map(str::to_string),
+            features,
+            seed,
+            fitted,
+            evaluation,
+        }
+    }
+
     /// Reads a model from its JSON text; `file` names it in errors.
     pub fn from_json(text: &[u8], file: &str) -> Result<SavedModel, PredictiveError> {
         #[derive(Deserialize)]
@@ -307,7 +368,7 @@ fn column_name(encoding: &ColumnEncoding) -> &str {
 /// The value as the text a CSV cell would hold, or `None` when unknown.
 fn present_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
     let text = value.as_text()?;
-    if MISSING_TOKENS.contains(&text.trim()) { None } else { Some(text) }
+    if leadscore_core::value::is_missing_token(&text) { None } else { Some(text) }
 }
 
 /// A number, or for a date column the days since 1970-01-01 of a date or time text.

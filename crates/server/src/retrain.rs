@@ -1,21 +1,21 @@
 //! Retraining a predictive model on the workspace's own outcomes: leads whose stage reached
 //! `customer` (converted) or `lost` (did not), learned from their attributes.
 //!
-//! The same fits as `leadscore train` (a logistic regression with C = 1, or boosted trees with
-//! the default parameters), measured on a stratified 20% held out, then fitted again on every
-//! labelled lead: the saved model uses all the outcomes there are, and the AUC says how well the
-//! method does on leads it did not see. Pure computation, so the caller runs it off the async
-//! runtime.
+//! `leadscore train`'s training (`leadscore_predict::training`: a logistic regression with C = 1,
+//! or boosted trees with the default parameters), measured on a stratified 20% held out, then
+//! fitted again on every labelled lead: the saved model uses all the outcomes there are, and the
+//! AUC says how well the method does on leads it did not see. This module turns the leads into a
+//! table and the result into a model to store. Pure computation, so the caller runs it off the
+//! async runtime.
 
 use std::collections::BTreeSet;
 
-use leadscore_predict::dataset::{Encoder, Table};
-use leadscore_predict::gbdt::{Booster, Params};
-use leadscore_predict::logistic::LogisticRegression;
-use leadscore_predict::predictive::{self, Fitted, PredictiveModel, SavedModel};
-use leadscore_predict::{metrics, random};
+use leadscore_predict::dataset::Table;
+use leadscore_predict::evaluation::{Evaluation, OutcomeCounts, Refit};
+use leadscore_predict::predictive::{Algorithm, PredictiveModel, SavedModel};
+use leadscore_predict::training::{self, Holdout, TrainingOptions};
 use leadscore_store::predictive::LabelledLead;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Leads of each outcome a retrain needs at least.
 pub const MIN_PER_OUTCOME: usize = 20;
@@ -26,13 +26,8 @@ const IDENTITIES: &[&str] = &["email"];
 /// The outcome column of the table built from the leads (never an attribute: it starts with a space).
 const OUTCOME: &str = " outcome";
 
-/// The algorithm to fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Algorithm {
-    Logistic,
-    Gbdt,
-}
+/// The inverse regularisation of a logistic regression, as `leadscore train`'s default.
+const LOGISTIC_C: f64 = 1.0;
 
 /// Why a model could not be trained: the caller's data or choices, never a fault.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +44,7 @@ pub enum RetrainError {
 }
 
 /// A trained model, ready to store.
-pub struct Trained {
+pub struct Retrained {
     /// The file, as `leadscore train` writes it.
     pub body: String,
     pub model: PredictiveModel,
@@ -89,7 +84,7 @@ pub fn train(
     algorithm: Algorithm,
     seed: u64,
     name: &str,
-) -> Result<Trained, RetrainError> {
+) -> Result<Retrained, RetrainError> {
     let (customers, lost) = check_counts(outcomes)?;
     let asked = fields.join("`, `");
     // A field no labelled lead has would be a column of nothing: leave it out.
@@ -106,40 +101,21 @@ pub fn train(
     let labels: Vec<bool> = outcomes.iter().map(|o| o.converted).collect();
     let features: Vec<&str> = fields.iter().map(String::as_str).collect();
 
-    let (train_rows, test_rows) = random::stratified_split(&labels, HOLDOUT, seed);
-    let held_out = fit(algorithm, &table, &features, &train_rows, &labels)?;
-    let predicted = held_out.predict_table(&table, &test_rows).map_err(|e| failed(&e))?;
-    let test_labels: Vec<bool> = test_rows.iter().map(|&i| labels[i]).collect();
-    let holdout_auc = metrics::roc_auc(&predicted, &test_labels);
-
+    let holdout = Holdout::split(&table, &labels, HOLDOUT, seed);
+    let options = TrainingOptions { algorithm: Some(algorithm), c: LOGISTIC_C, seed };
+    let trained =
+        training::train(&table, &labels, &features, &holdout, &options, &mut |_| {}).map_err(|e| failed(&e))?;
     let all: Vec<usize> = (0..labels.len()).collect();
-    let fitted = fit(algorithm, &table, &features, &all, &labels)?;
-    let evaluation = json!({
-        "algorithm": fitted.name(),
-        "origin": "retrain",
-        "auc": holdout_auc,
-        "log_loss": metrics::log_loss(&predicted, &test_labels),
-        "brier": metrics::brier(&predicted, &test_labels),
-        "train_rows": train_rows.len(),
-        "test_rows": test_rows.len(),
-        "test_positive_rate": test_labels.iter().filter(|l| **l).count() as f64 / test_labels.len().max(1) as f64,
-        "refit_rows": all.len(),
-        "leads": { "customers": customers, "lost": lost },
-    });
-    let saved = SavedModel {
-        kind: predictive::KIND.to_string(),
-        version: predictive::VERSION,
-        target: "stage".to_string(),
-        positive: Some("customer".to_string()),
-        features: fields.clone(),
-        seed,
-        fitted,
-        evaluation,
-    };
+    let fitted = training::fit(algorithm, &table, &features, &all, &labels, LOGISTIC_C).map_err(|e| failed(&e))?;
+    let mut evaluation = Evaluation::new(&trained, &holdout);
+    evaluation.refit =
+        Some(Refit { origin: "retrain", refit_rows: all.len(), leads: OutcomeCounts { customers, lost } });
+    let holdout_auc = evaluation.auc;
+    let saved = SavedModel::new("stage", Some("customer"), fields.clone(), seed, fitted, evaluation.to_json());
     let body = serde_json::to_string(&saved).map_err(|e| failed(&e))?;
     let algorithm = saved.fitted.name();
     let model = PredictiveModel::new(saved, name).map_err(|e| failed(&e))?;
-    Ok(Trained { body, model, algorithm, fields, customers, lost, holdout_auc })
+    Ok(Retrained { body, model, algorithm, fields, customers, lost, holdout_auc })
 }
 
 /// The table of the labelled leads: one row per lead, one column per field, and the outcome. Goes
@@ -163,30 +139,10 @@ fn table(outcomes: &[LabelledLead], fields: &[String]) -> Result<Table, leadscor
     Table::from_json_lines_reader(lines.as_slice(), "the workspace's leads")
 }
 
-fn fit(
-    algorithm: Algorithm,
-    table: &Table,
-    features: &[&str],
-    rows: &[usize],
-    labels: &[bool],
-) -> Result<Fitted, RetrainError> {
-    let failed = |e: &dyn std::fmt::Display| RetrainError::Failed(e.to_string());
-    let row_labels: Vec<bool> = rows.iter().map(|&i| labels[i]).collect();
-    Ok(match algorithm {
-        Algorithm::Logistic => {
-            let encoder = Encoder::fit(table, features, rows).map_err(|e| failed(&e))?;
-            let encoded = encoder.transform(table, rows).map_err(|e| failed(&e))?;
-            let model = LogisticRegression::fit(&encoded, &row_labels, 1.0, 100).map_err(|e| failed(&e))?;
-            Fitted::Logistic { encoder, model }
-        }
-        Algorithm::Gbdt => Fitted::Gbdt {
-            booster: Booster::fit(table, features, rows, &row_labels, &Params::default()).map_err(|e| failed(&e))?,
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn outcome(converted: bool, i: usize) -> LabelledLead {

@@ -1,20 +1,20 @@
 //! `leadscore evaluate`: backtests a scoring model (TOML) or a predictive model (the JSON `train`
 //! writes) against the outcomes of past leads: AUC and log loss of every score, conversion rate
 //! per tier, the score distribution; with `--compare`, two models side by side with a bootstrap
-//! confidence interval on their AUC difference.
+//! confidence interval on their AUC difference. This command scores the leads with the models;
+//! the figures are `leadscore_predict::evaluation`'s.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use leadscore_core::{Timestamp, Value};
-use leadscore_predict::dataset::{Features, Table};
-use leadscore_predict::logistic::LogisticRegression;
-use leadscore_predict::metrics;
+use leadscore_predict::dataset::Table;
+use leadscore_predict::evaluation::{Backtest, ScoreColumn, ScoreEvaluation};
 use leadscore_predict::predictive::SavedModel;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
-use super::figure;
+use super::number;
 use crate::model_file;
 
 #[derive(clap::Args)]
@@ -55,15 +55,6 @@ pub struct Args {
     report: Option<PathBuf>,
 }
 
-/// One score of a model on every lead of the data, with its tier when the model has tiers.
-struct Scored {
-    name: String,
-    values: Vec<f64>,
-    tiers: Option<Vec<String>>,
-    /// Whether the values are probabilities (a predictive model) rather than points.
-    probabilities: bool,
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let name = args.data.display().to_string();
     let table = Table::from_path(&args.data)?;
@@ -71,39 +62,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let as_of = args.as_of.unwrap_or_else(|| Timestamp(leadscore_store::now_ms()));
     let source = Source { table: &table, data: &args.data, events: args.events.as_deref(), as_of };
     let first = score_with(&args.model, &source)?;
-    let mut report = json!({
-        "model": args.model.display().to_string(),
-        "leads": labels.len(),
-        "conversions": labels.iter().filter(|l| **l).count(),
-        "scores": first.iter().map(|s| (s.name.clone(), evaluate(s, &labels))).collect::<serde_json::Map<_, _>>(),
-    });
+    let mut backtest = Backtest::new(args.model.display().to_string(), &first, &labels);
     if let Some(other) = &args.compare {
         let second = score_with(other, &source)?;
-        let (a, b) = (&first[0], &second[0]);
-        let interval = metrics::bootstrap_auc_difference(&a.values, &b.values, &labels, args.rounds, args.seed);
-        report["compare"] = json!({
-            "model": other.display().to_string(),
-            "scores": second.iter().map(|s| (s.name.clone(), evaluate(s, &labels))).collect::<serde_json::Map<_, _>>(),
-            "auc_difference": interval.map(|(d, lo, hi)| json!({
-                "first": a.name, "second": b.name, "difference": d, "lower_95": lo, "upper_95": hi,
-                "rounds": args.rounds, "seed": args.seed,
-            })),
-        });
+        backtest.compare(other.display().to_string(), &first[0], &second, &labels, args.rounds, args.seed);
     }
     if let Some(path) = &args.report {
         let score = &first[0];
-        let probabilities: Vec<f64> = if score.probabilities {
-            score.values.iter().map(|v| v / 100.0).collect()
-        } else {
-            calibrate(&score.values, &labels)
-        };
-        let metrics = &report["scores"][&score.name];
+        let probabilities = score.probabilities(&labels);
+        let figures = &backtest.scores[&score.name];
         let summary = vec![
             ("score".to_string(), score.name.clone()),
             ("leads".to_string(), labels.len().to_string()),
-            ("conversions".to_string(), report["conversions"].to_string()),
-            ("AUC".to_string(), figure(&metrics["auc"])),
-            ("log loss".to_string(), figure(&metrics["log_loss"])),
+            ("conversions".to_string(), backtest.conversions.to_string()),
+            ("AUC".to_string(), number(figures.auc)),
+            ("log loss".to_string(), number(figures.log_loss)),
         ];
         let subtitle = format!("{} on {}, target `{}`", args.model.display(), name, args.target);
         let page = leadscore_predict::report::html(&leadscore_predict::report::ReportInput {
@@ -117,27 +90,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {
-        println!("{report}");
+        println!("{}", backtest.to_json());
     } else {
-        print_report(&report);
+        print_report(&backtest);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-impl Scored {
-    /// One empty column per score of a scoring model, for `rows` leads.
-    fn for_model(model: &leadscore_core::Model, rows: usize) -> Vec<Scored> {
-        model
-            .scores()
-            .iter()
-            .map(|s| Scored {
-                name: s.name().to_string(),
-                values: Vec::with_capacity(rows),
-                tiers: (!s.tiers().is_empty()).then(Vec::new),
-                probabilities: s.predictive_reference().is_some(),
-            })
-            .collect()
-    }
+/// One empty column per score of a scoring model, for `rows` leads.
+fn columns_for(model: &leadscore_core::Model, rows: usize) -> Vec<ScoreColumn> {
+    model
+        .scores()
+        .iter()
+        .map(|s| ScoreColumn {
+            name: s.name().to_string(),
+            values: Vec::with_capacity(rows),
+            tiers: (!s.tiers().is_empty()).then(Vec::new),
+            probabilities: s.predictive_reference().is_some(),
+        })
+        .collect()
 }
 
 /// What to score: the data's rows, and the leads' events if any.
@@ -149,7 +120,7 @@ struct Source<'a> {
 }
 
 /// Scores every row of the table with a model file.
-fn score_with(path: &Path, source: &Source<'_>) -> anyhow::Result<Vec<Scored>> {
+fn score_with(path: &Path, source: &Source<'_>) -> anyhow::Result<Vec<ScoreColumn>> {
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
     match (extension, source.events) {
         ("toml", None) => score_points(path, source.table, source.as_of),
@@ -165,7 +136,7 @@ fn score_with(path: &Path, source: &Source<'_>) -> anyhow::Result<Vec<Scored>> {
 /// A scoring model on the data's leads with their events, scored as `leadscore score --explain`
 /// scores them (strict: a bad row stops the evaluation rather than leaving a lead unscored), then
 /// matched to the table's rows by lead id.
-fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> anyhow::Result<Vec<Scored>> {
+fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> anyhow::Result<Vec<ScoreColumn>> {
     use leadscore_batch::columns::{LEAD_ID_COLUMNS, find_column};
     let table = source.table;
     let model = model_file::load(path)?.into_model()?;
@@ -196,7 +167,7 @@ fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> 
     if rows.len() != table.n_rows() {
         bail!("{}: {} leads scored for {} rows; every row needs a lead id", table.name(), rows.len(), table.n_rows());
     }
-    let mut scored = Scored::for_model(&model, table.n_rows());
+    let mut scored = columns_for(&model, table.n_rows());
     for (row, (id, scores)) in rows.iter().enumerate() {
         // The table reads ids such as `NA` as missing; the scorer keeps them as ids.
         if let Some(cell) = table.cell(row, id_column)
@@ -217,7 +188,7 @@ fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> 
 }
 
 /// A scoring model on the table's rows as leads (their columns as fields; no events).
-fn score_points(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<Vec<Scored>> {
+fn score_points(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<Vec<ScoreColumn>> {
     let model = model_file::load(path)?.into_model()?;
     let columns: Vec<Option<usize>> =
         model.lead_fields().iter().map(|f| table.columns().iter().position(|c| c == f)).collect();
@@ -229,7 +200,7 @@ fn score_points(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<
             );
         }
     }
-    let mut scored = Scored::for_model(&model, table.n_rows());
+    let mut scored = columns_for(&model, table.n_rows());
     let mut lead = Vec::with_capacity(columns.len());
     for row in 0..table.n_rows() {
         lead.clear();
@@ -246,11 +217,11 @@ fn score_points(path: &Path, table: &Table, as_of: Timestamp) -> anyhow::Result<
 }
 
 /// A predictive model's probability (0-100) on the table's rows.
-fn score_predictive(path: &Path, table: &Table) -> anyhow::Result<Vec<Scored>> {
+fn score_predictive(path: &Path, table: &Table) -> anyhow::Result<Vec<ScoreColumn>> {
     let saved = SavedModel::read(path)?;
     let rows: Vec<usize> = (0..table.n_rows()).collect();
     let probabilities = saved.fitted.predict_table(table, &rows)?;
-    Ok(vec![Scored {
+    Ok(vec![ScoreColumn {
         name: "probability".to_string(),
         values: probabilities.iter().map(|p| p * 100.0).collect(),
         tiers: None,
@@ -258,108 +229,44 @@ fn score_predictive(path: &Path, table: &Table) -> anyhow::Result<Vec<Scored>> {
     }])
 }
 
-/// AUC, log loss, distribution and conversion per tier of one score.
-fn evaluate(scored: &Scored, labels: &[bool]) -> Json {
-    let probabilities: Vec<f64> = if scored.probabilities {
-        scored.values.iter().map(|v| v / 100.0).collect()
-    } else {
-        calibrate(&scored.values, labels)
-    };
-    let mut sorted = scored.values.clone();
-    sorted.sort_by(f64::total_cmp);
-    let quantile = |q: f64| sorted.get(((sorted.len().max(1) - 1) as f64 * q).round() as usize).copied();
-    let mut result = json!({
-        "auc": metrics::roc_auc(&scored.values, labels),
-        "log_loss": metrics::log_loss(&probabilities, labels),
-        "log_loss_note": if scored.probabilities { "of the model's probabilities" } else { "after a one-variable logistic calibration of the points" },
-        "distribution": {
-            "min": quantile(0.0), "p25": quantile(0.25), "median": quantile(0.5), "p75": quantile(0.75), "max": quantile(1.0),
-        },
-        "lift_by_decile": metrics::lift_by_decile(&scored.values, labels),
-    });
-    if let Some(tiers) = &scored.tiers {
-        let mut per_tier: Vec<(String, usize, usize)> = Vec::new();
-        for (tier, converted) in tiers.iter().zip(labels) {
-            match per_tier.iter_mut().find(|(t, _, _)| t == tier) {
-                Some(entry) => {
-                    entry.1 += 1;
-                    entry.2 += usize::from(*converted);
-                }
-                None => per_tier.push((tier.clone(), 1, usize::from(*converted))),
-            }
-        }
-        result["tiers"] = per_tier
-            .iter()
-            .map(|(tier, n, c)| json!({ "tier": tier, "leads": n, "conversions": c, "rate": *c as f64 / *n as f64 }))
-            .collect();
-    }
-    result
-}
-
-/// Probabilities from points: a logistic regression on the one score (Platt scaling).
-fn calibrate(values: &[f64], labels: &[bool]) -> Vec<f64> {
-    let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
-    let spread = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt();
-    let scale = if spread > 0.0 { spread } else { 1.0 };
-    let features = Features {
-        n_rows: values.len(),
-        n_features: 1,
-        names: vec!["score".to_string()],
-        values: values.iter().map(|v| (v - mean) / scale).collect(),
-    };
-    match LogisticRegression::fit(&features, labels, 1e6, 100) {
-        Ok(model) => model.predict_proba(&features),
-        Err(_) => {
-            let rate = labels.iter().filter(|l| **l).count() as f64 / labels.len().max(1) as f64;
-            vec![rate; values.len()]
-        }
-    }
-}
-
-fn print_scores(scores: &Json) {
-    for (name, metrics) in scores.as_object().into_iter().flatten() {
+fn print_scores(scores: &std::collections::BTreeMap<String, ScoreEvaluation>) {
+    for (name, figures) in scores {
+        let distribution = &figures.distribution;
         println!(
             "  {name}: AUC {}  log loss {}  (median {}, range {} to {})",
-            figure(&metrics["auc"]),
-            figure(&metrics["log_loss"]),
-            figure(&metrics["distribution"]["median"]),
-            figure(&metrics["distribution"]["min"]),
-            figure(&metrics["distribution"]["max"])
+            number(figures.auc),
+            number(figures.log_loss),
+            number(distribution.median),
+            number(distribution.min),
+            number(distribution.max)
         );
-        for tier in metrics["tiers"].as_array().into_iter().flatten() {
-            let label = tier["tier"].as_str().unwrap_or("");
-            let label = if label.is_empty() { "(no tier)" } else { label };
+        for tier in figures.tiers.iter().flatten() {
+            let label = if tier.tier.is_empty() { "(no tier)" } else { tier.tier.as_str() };
             println!(
                 "    {label:<16} {:>7} leads  {:>6} converted  rate {}",
-                tier["leads"].to_string(),
-                tier["conversions"].to_string(),
-                figure(&tier["rate"])
+                tier.leads.to_string(),
+                tier.conversions.to_string(),
+                number(tier.rate)
             );
         }
     }
 }
 
-fn print_report(report: &Json) {
-    println!(
-        "{} leads, {} converted; model {}",
-        report["leads"],
-        report["conversions"],
-        report["model"].as_str().unwrap_or("")
-    );
-    print_scores(&report["scores"]);
-    if let Some(compare) = report.get("compare") {
-        println!("compared with {}", compare["model"].as_str().unwrap_or(""));
-        print_scores(&compare["scores"]);
-        let d = &compare["auc_difference"];
-        if !d.is_null() {
+fn print_report(backtest: &Backtest) {
+    println!("{} leads, {} converted; model {}", backtest.leads, backtest.conversions, backtest.model);
+    print_scores(&backtest.scores);
+    if let Some(compare) = &backtest.compare {
+        println!("compared with {}", compare.model);
+        print_scores(&compare.scores);
+        if let Some(d) = &compare.auc_difference {
             println!(
                 "AUC of `{}` minus `{}`: {} (95% bootstrap interval {} to {}, {} rounds)",
-                d["first"].as_str().unwrap_or(""),
-                d["second"].as_str().unwrap_or(""),
-                figure(&d["difference"]),
-                figure(&d["lower_95"]),
-                figure(&d["upper_95"]),
-                d["rounds"]
+                d.first,
+                d.second,
+                number(d.difference),
+                number(d.lower_95),
+                number(d.upper_95),
+                d.rounds
             );
         }
     }

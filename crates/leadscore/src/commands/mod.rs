@@ -7,7 +7,8 @@ pub mod score;
 pub mod serve;
 pub mod train;
 
-/// A number from a JSON report with four decimals, or `n/a`.
-pub(crate) fn figure(value: &serde_json::Value) -> String {
-    value.as_f64().map_or("n/a".to_string(), |v| format!("{v:.4}"))
+/// A figure of a report with four decimals, or `n/a` when there is none or it is not finite (as
+/// its JSON, where such a number is `null`).
+pub(crate) fn number(value: impl Into<Option<f64>>) -> String {
+    value.into().filter(|v| v.is_finite()).map_or("n/a".to_string(), |v| format!("{v:.4}"))
 }

@@ -52,13 +52,14 @@ fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
     (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
 
-struct Fitted {
+/// The logistic regression fitted on the fixture's training rows, with its probabilities for the test rows.
+struct FittedFixture {
     model: Model,
     proba: Vec<f64>,
     test_labels: Vec<bool>,
 }
 
-fn fit_fixture() -> (Table, Encoder, Fitted) {
+fn fit_fixture() -> (Table, Encoder, FittedFixture) {
     let path = format!("{FIXTURE}/bank-slice.csv");
     let table = Table::from_csv_reader(std::fs::File::open(&path).unwrap(), &path).unwrap();
     let split: Split = read_json("split.json");
@@ -71,7 +72,7 @@ fn fit_fixture() -> (Table, Encoder, Fitted) {
     let test_labels: Vec<bool> = split.test.iter().map(|&r| labels[r]).collect();
     let model = LogisticRegression::fit(&train, &train_labels, 1.0, 100).unwrap();
     let proba = model.predict_proba(&test);
-    (table, encoder, Fitted { model, proba, test_labels })
+    (table, encoder, FittedFixture { model, proba, test_labels })
 }
 
 #[test]
@@ -96,7 +97,7 @@ fn column_kinds_match_the_fixture_pipeline() {
 fn probabilities_auc_and_coefficients_match_sklearn() {
     let expected: Expected = read_json("expected.json");
     let (_, encoder, fitted) = fit_fixture();
-    let Fitted { model, proba, test_labels } = fitted;
+    let FittedFixture { model, proba, test_labels } = fitted;
 
     // Same features, by name (scikit-learn orders them by transformer, the encoder by column).
     let mut ours: Vec<&str> = encoder.feature_names.iter().map(String::as_str).collect();

@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::{Predictor, Timestamp};
-use leadscore_predict::predictive::{PredictiveModel, SavedModel};
+use leadscore_predict::predictive::{Algorithm, PredictiveModel, SavedModel};
 use leadscore_store::StoreError;
 use leadscore_store::models::ModelVersion;
 use leadscore_store::predictive::{self, Origin, PredictiveVersion};
@@ -21,7 +21,7 @@ use crate::activation;
 use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject, RawBody};
 use crate::openapi::ErrorBody;
-use crate::retrain::{self, Algorithm, RetrainError};
+use crate::retrain::{self, RetrainError};
 use crate::scoring::valid_name;
 use crate::state::AppState;
 
