@@ -3,7 +3,7 @@
 //! Why it is written here: no Rust crate gives scikit-learn-equivalent preprocessing. linfa and smartcore start
 //! from a numeric matrix and leave imputation, scaling and one-hot encoding to the user, and on tabular lead data
 //! those choices (not the solver) decide most of the gap in ROC AUC to a scikit-learn baseline. This module
-//! reproduces, on purpose and checked against scikit-learn by `tests/logistic_vs_sklearn.rs`, the pipeline
+//! reproduces, on purpose and checked against scikit-learn by `tests/it/logistic_vs_sklearn.rs`, the pipeline
 //!
 //! ```text
 //! ColumnTransformer([

@@ -3,7 +3,7 @@
 //!
 //! They are written here by hand because no Rust crate offers them with scikit-learn's conventions (tie-averaged
 //! ranks for the AUC, sklearn's clipping in the log loss, `calibration_curve`'s bin edges), and the project
-//! checks its numbers against scikit-learn: `tests/metrics_vs_sklearn.rs` compares them with values computed
+//! checks its numbers against scikit-learn: `tests/it/metrics_vs_sklearn.rs` compares them with values computed
 //! by scikit-learn on a fixed input with many ties (`tests/fixtures/metrics/`).
 //!
 //! All functions are pure, take scores or probabilities as `&[f64]` and outcomes as `&[bool]` (true = the
