@@ -356,4 +356,23 @@ mod tests {
             assert_eq!(listed, c.is_whitespace(), "U+{code:04X}");
         }
     }
+
+    /// docs/openapi.json is the document the service serves, so that people and tools can read the
+    /// API without running it, and so that every change to the API shows in review. When it is
+    /// out of date this test writes the current document there and fails: review and commit it.
+    #[test]
+    fn the_committed_openapi_document_is_the_served_one() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+        // Through a `Value`, whose objects keep their keys sorted: some of utoipa's maps (schema
+        // extensions) are hash maps, whose order changes from run to run.
+        let document = serde_json::to_value(crate::document()).unwrap();
+        let current = serde_json::to_string_pretty(&document).unwrap() + "\n";
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if committed != current {
+            std::fs::write(&path, &current).unwrap();
+            panic!(
+                "docs/openapi.json was not the document the service serves; it has been rewritten: review and commit it"
+            );
+        }
+    }
 }
