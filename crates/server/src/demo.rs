@@ -77,9 +77,7 @@ pub async fn create(store: &Store, name: &str, n_leads: usize, now: i64) -> Resu
                     leadscore_store::models::Origin::Upload,
                 )?;
             }
-            let existing: i64 =
-                connection
-                    .query_row("SELECT count(*) FROM leads WHERE workspace_id = ?1", [workspace.id], |r| r.get(0))?;
+            let existing = leadscore_store::leads::count(connection, workspace.id)?;
             let keys = [Scope::Admin, Scope::Read, Scope::Ingest]
                 .into_iter()
                 .map(|scope| leadscore_store::keys::create(connection, workspace.id, scope))

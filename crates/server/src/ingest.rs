@@ -386,7 +386,8 @@ mod tests {
                 let workspace = workspaces::find_or_create(c, "w")?;
                 let version = models::add(c, workspace.id, "[scores.activity]\nrules = []\n", &BTreeMap::new())?;
                 models::activate(c, workspace.id, version.id, models::Origin::Api)?;
-                // As if stored by a version of leadscore that accepted what this one refuses.
+                // As if stored by a version of leadscore that accepted what this one refuses: the
+                // test corrupts the row on purpose, which no store function does.
                 c.execute("UPDATE models SET source = 'not a model' WHERE id = ?1", [version.id])?;
                 Ok(workspace.id)
             })

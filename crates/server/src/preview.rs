@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use leadscore_core::LeadState;
 use leadscore_store::leads::{self};
 use leadscore_store::models::ModelVersion;
-use leadscore_store::rusqlite::{Connection, params};
+use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores;
 use leadscore_store::{StoreError, now_ms};
 use serde::Serialize;
@@ -109,11 +109,7 @@ pub fn compare(
 ) -> Result<Preview, StoreError> {
     let candidate_model = models.get(connection, candidate)?;
     let active_model = active.map(|a| models.get(connection, a)).transpose()?;
-    let ids: Vec<i64> = {
-        let mut statement = connection
-            .prepare("SELECT id FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL ORDER BY id LIMIT ?2")?;
-        statement.query_map(params![workspace_id, limit], |row| row.get(0))?.collect::<Result<_, _>>()?
-    };
+    let ids = leads::first_ids(connection, workspace_id, limit)?;
     let now = now_ms();
     let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
     // What the activation's rescoring would do beside the new scores: automatic moves to MQL and

@@ -294,14 +294,8 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
 pub async fn schedule(state: AppState, interval: std::time::Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        let workspaces: Result<Vec<i64>, StoreError> = state
-            .store
-            .read(|c| {
-                let mut statement = c.prepare("SELECT workspace_id FROM active_models ORDER BY workspace_id")?;
-                let ids = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
-                Ok(ids)
-            })
-            .await;
+        let workspaces: Result<Vec<i64>, StoreError> =
+            state.store.read(leadscore_store::models::workspaces_with_active_model).await;
         for workspace_id in workspaces.unwrap_or_default() {
             // A rescoring after an activation goes over every lead anyway.
             let running = state.store.read(move |c| rescorings::get(c, workspace_id)).await;

@@ -360,6 +360,11 @@ impl Store {
         .await
     }
 
+    /// Whether the database answers a read: what `/readyz` asks first.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
     /// The writer's generation (see [`Generation`]).
     pub fn generation(&self) -> Generation {
         self.generation.clone()

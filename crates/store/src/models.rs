@@ -229,6 +229,40 @@ pub fn active(connection: &Connection, workspace_id: i64) -> Result<Option<Model
         .optional()?)
 }
 
+/// The id of the workspace's version numbered `version`, if there is one.
+pub fn id_of_version(connection: &Connection, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError> {
+    Ok(connection
+        .query_row("SELECT id FROM models WHERE workspace_id = ?1 AND version = ?2", [workspace_id, version], |row| {
+            row.get(0)
+        })
+        .optional()?)
+}
+
+/// A version as listed: its id, number and creation time, without its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedVersion {
+    pub id: i64,
+    pub version: i64,
+    pub created_at: i64,
+}
+
+/// Every version of the workspace, oldest first.
+pub fn list_versions(connection: &Connection, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError> {
+    let mut statement =
+        connection.prepare("SELECT id, version, created_at FROM models WHERE workspace_id = ?1 ORDER BY version")?;
+    let rows = statement.query_map([workspace_id], |row| {
+        Ok(ListedVersion { id: row.get(0)?, version: row.get(1)?, created_at: row.get(2)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The workspaces that have an active version, in id order: those the scheduler rescores.
+pub fn workspaces_with_active_model(connection: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut statement = connection.prepare("SELECT workspace_id FROM active_models ORDER BY workspace_id")?;
+    let ids = statement.query_map([], |row| row.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
 pub fn by_id(connection: &Connection, model_id: i64) -> Result<Option<ModelVersion>, StoreError> {
     Ok(connection
         .query_row(

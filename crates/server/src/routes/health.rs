@@ -35,7 +35,7 @@ async fn healthz() -> &'static str {
     ),
 )]
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.store.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await.is_err() {
+    if state.store.ping().await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer");
     }
     // While writes fail, a write of its own tells whether storage is back: with no traffic

@@ -237,21 +237,15 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
         .store
         .read(move |connection| {
             let active = leadscore_store::models::active(connection, owner.workspace_id)?.map(|v| v.id);
-            let mut statement = connection
-                .prepare("SELECT id, version, created_at FROM models WHERE workspace_id = ?1 ORDER BY version")?;
-            let rows = statement.query_map([owner.workspace_id], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-            })?;
-            let mut versions = Vec::new();
-            for row in rows {
-                let (id, version, created_at) = row?;
-                versions.push(VersionView {
-                    version,
-                    created_at: Timestamp(created_at).to_string(),
-                    active: Some(id) == active,
-                });
-            }
-            Ok(versions)
+            let versions = leadscore_store::models::list_versions(connection, owner.workspace_id)?;
+            Ok(versions
+                .into_iter()
+                .map(|listed| VersionView {
+                    version: listed.version,
+                    created_at: Timestamp(listed.created_at).to_string(),
+                    active: Some(listed.id) == active,
+                })
+                .collect())
         })
         .await?;
     Ok(ApiJson(ModelListView { models: versions, rescoring }))
@@ -284,13 +278,8 @@ async fn activate(
 ) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     activate_version(&state, owner.workspace_id, move |connection, workspace_id| {
-        connection
-            .query_row(
-                "SELECT id FROM models WHERE workspace_id = ?1 AND version = ?2",
-                [workspace_id, version],
-                |row| row.get(0),
-            )
-            .map_err(|_| StoreError::NotFound(format!("no model version {version}")))
+        leadscore_store::models::id_of_version(connection, workspace_id, version)?
+            .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))
     })
     .await
 }
@@ -387,13 +376,8 @@ async fn preview(
     let report = state
         .store
         .read(move |connection| {
-            let candidate_id: i64 = connection
-                .query_row(
-                    "SELECT id FROM models WHERE workspace_id = ?1 AND version = ?2",
-                    [owner.workspace_id, version],
-                    |row| row.get(0),
-                )
-                .map_err(|_| StoreError::NotFound(format!("no model version {version}")))?;
+            let candidate_id = leadscore_store::models::id_of_version(connection, owner.workspace_id, version)?
+                .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
             let candidate = leadscore_store::models::by_id(connection, candidate_id)?
                 .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
             let active = leadscore_store::models::active(connection, owner.workspace_id)?;
