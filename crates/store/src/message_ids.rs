@@ -468,8 +468,8 @@ mod tests {
                 if fail { Err(StoreError::Conflict("fails".into())) } else { Ok(()) }
             }
         };
-        let failing = store.submit(one("a", true), crate::PLAIN).unwrap();
-        let kept = store.submit(one("b", false), crate::COHERENT).unwrap();
+        let failing = store.submit(one("a", true), crate::writer::PLAIN).unwrap();
+        let kept = store.submit(one("b", false), crate::writer::COHERENT).unwrap();
         assert!(slow.blocking_recv().unwrap().is_ok());
         assert!(failing.blocking_recv().unwrap().is_err());
         assert!(kept.blocking_recv().unwrap().is_ok());
@@ -497,7 +497,7 @@ mod tests {
                     c.execute("INSERT INTO workspaces (name, created_at) VALUES (hex(randomblob(400000)), 0)", [])?;
                     Ok(())
                 },
-                crate::PLAIN,
+                crate::writer::PLAIN,
             )
             .unwrap();
         let store_m = {
