@@ -19,24 +19,26 @@ pub fn activate(
     workspace_id: i64,
     model_id: i64,
     origin: Origin,
+    now: i64,
 ) -> Result<ModelVersion, StoreError> {
     let version = models::by_id(connection, model_id)?
         .filter(|v| v.workspace_id == workspace_id)
         .ok_or_else(|| StoreError::NotFound(format!("no model {model_id} in this workspace")))?;
     let if_running = if origin == Origin::File { IfRunning::Restart } else { IfRunning::Refuse };
-    rescorings::begin(connection, workspace_id, model_id, &format!("model v{}", version.version), None, if_running)?;
-    models::activate(connection, workspace_id, model_id, origin)?;
+    let cause = format!("model v{}", version.version);
+    rescorings::begin(connection, workspace_id, model_id, &cause, None, if_running, now)?;
+    models::activate(connection, workspace_id, model_id, origin, now)?;
     Ok(version)
 }
 
 /// Undoes the newest activation still standing (see [`models::rollback`]) and records the
 /// rescoring with the restored version, which also moves back the automatic MQL moves made
 /// under the undone version that the restored one does not support.
-pub fn rollback(connection: &Connection, workspace_id: i64) -> Result<ModelVersion, StoreError> {
+pub fn rollback(connection: &Connection, workspace_id: i64, now: i64) -> Result<ModelVersion, StoreError> {
     if rescorings::get(connection, workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
         return Err(StoreError::Rescoring);
     }
-    let rolled = models::rollback(connection, workspace_id)?;
+    let rolled = models::rollback(connection, workspace_id, now)?;
     let cause = format!("rollback from v{} to v{}", rolled.undone.version, rolled.restored.version);
     rescorings::begin(
         connection,
@@ -45,6 +47,7 @@ pub fn rollback(connection: &Connection, workspace_id: i64) -> Result<ModelVersi
         &cause,
         Some(rolled.undone_activated_at),
         IfRunning::Refuse,
+        now,
     )?;
     Ok(rolled.restored)
 }

@@ -89,8 +89,8 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (workspace_id, key) = store
             .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "acme")?;
-                Ok((workspace.id, keys::create(c, workspace.id, Scope::Read)?))
+                let workspace = workspaces::find_or_create(c, "acme", leadscore_store::now_ms())?;
+                Ok((workspace.id, keys::create(c, workspace.id, Scope::Read, leadscore_store::now_ms())?))
             })
             .unwrap();
         let state = AppState::new(store.clone(), crate::Config::default());
@@ -100,7 +100,9 @@ mod tests {
 
         // As the command line does: in the database only, unknown to the cache.
         let key_id = key.id;
-        assert!(store.write_blocking(move |c| keys::revoke(c, workspace_id, key_id)).unwrap());
+        assert!(
+            store.write_blocking(move |c| keys::revoke(c, workspace_id, key_id, leadscore_store::now_ms())).unwrap()
+        );
         assert!(authorize(&state).is_ok(), "checked less than 30 s ago: still trusted");
 
         state.keys.age(RECHECK_AFTER);

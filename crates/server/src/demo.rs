@@ -67,20 +67,22 @@ pub async fn create(store: &Store, name: &str, n_leads: usize, now: i64) -> Resu
     let workspace_name = name.to_string();
     let (workspace_id, existing, keys) = store
         .write(move |connection| {
-            let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace_name)?;
+            let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace_name, now)?;
             if leadscore_store::models::active(connection, workspace.id)?.is_none() {
-                let version = leadscore_store::models::add(connection, workspace.id, DEMO_MODEL, &Default::default())?;
+                let version =
+                    leadscore_store::models::add(connection, workspace.id, DEMO_MODEL, &Default::default(), now)?;
                 leadscore_store::models::activate(
                     connection,
                     workspace.id,
                     version.id,
                     leadscore_store::models::Origin::Upload,
+                    now,
                 )?;
             }
             let existing = leadscore_store::leads::count(connection, workspace.id)?;
             let keys = [Scope::Admin, Scope::Read, Scope::Ingest]
                 .into_iter()
-                .map(|scope| leadscore_store::keys::create(connection, workspace.id, scope))
+                .map(|scope| leadscore_store::keys::create(connection, workspace.id, scope, now))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((workspace.id, existing, keys))
         })

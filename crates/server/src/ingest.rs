@@ -383,9 +383,15 @@ mod tests {
         let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
         let workspace_id = store
             .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
-                let version = models::add(c, workspace.id, "[scores.activity]\nrules = []\n", &BTreeMap::new())?;
-                models::activate(c, workspace.id, version.id, models::Origin::Api)?;
+                let workspace = workspaces::find_or_create(c, "w", leadscore_store::now_ms())?;
+                let version = models::add(
+                    c,
+                    workspace.id,
+                    "[scores.activity]\nrules = []\n",
+                    &BTreeMap::new(),
+                    leadscore_store::now_ms(),
+                )?;
+                models::activate(c, workspace.id, version.id, models::Origin::Api, leadscore_store::now_ms())?;
                 // As if stored by a version of leadscore that accepted what this one refuses: the
                 // test corrupts the row on purpose, which no store function does.
                 c.execute("UPDATE models SET source = 'not a model' WHERE id = ?1", [version.id])?;

@@ -191,6 +191,7 @@ async fn run_job(state: &AppState, workspace_id: i64) {
     let mut failures = 0;
     loop {
         let (models, lead_cache) = (state.models.clone(), state.leads.clone());
+        let now = now_ms();
         let step = state
             .store
             .write_beside_caches(move |c| {
@@ -200,7 +201,7 @@ async fn run_job(state: &AppState, workspace_id: i64) {
                 let batch = Batch {
                     workspace_id,
                     after_id: rescoring.after_lead_id,
-                    now: now_ms(),
+                    now,
                     cause: rescoring.cause.clone(),
                     history: History::EveryChange,
                     revert_automatic_since: rescoring.revert_automatic_since,
@@ -209,7 +210,7 @@ async fn run_job(state: &AppState, workspace_id: i64) {
                 let done = rescoring.done + n as i64;
                 match last {
                     Some(last) => rescorings::advance(c, workspace_id, last, done)?,
-                    None => rescorings::finish(c, workspace_id, None)?,
+                    None => rescorings::finish(c, workspace_id, None, now)?,
                 }
                 Ok(Some((last.is_some(), done, rescoring.total, queued)))
             })
@@ -237,9 +238,9 @@ async fn run_job(state: &AppState, workspace_id: i64) {
                     continue;
                 }
                 if failures >= ATTEMPTS {
-                    let message = error.to_string();
+                    let (message, now) = (error.to_string(), now_ms());
                     let recorded =
-                        state.store.write(move |c| rescorings::finish(c, workspace_id, Some(&message))).await;
+                        state.store.write(move |c| rescorings::finish(c, workspace_id, Some(&message), now)).await;
                     if let Err(error) = recorded {
                         tracing::error!(%error, workspace_id, "cannot record the rescoring's failure; it resumes at the next start");
                     }
@@ -330,9 +331,15 @@ mod tests {
             .write_blocking(move |c| {
                 let mut ids = Vec::new();
                 for name in ["a", "b"] {
-                    let workspace = workspaces::find_or_create(c, name)?;
-                    let version = models::add(c, workspace.id, source, &std::collections::BTreeMap::new())?;
-                    models::activate(c, workspace.id, version.id, models::Origin::Api)?;
+                    let workspace = workspaces::find_or_create(c, name, leadscore_store::now_ms())?;
+                    let version = models::add(
+                        c,
+                        workspace.id,
+                        source,
+                        &std::collections::BTreeMap::new(),
+                        leadscore_store::now_ms(),
+                    )?;
+                    models::activate(c, workspace.id, version.id, models::Origin::Api, leadscore_store::now_ms())?;
                     ids.push(workspace.id);
                 }
                 Ok((ids[0], ids[1]))

@@ -397,8 +397,8 @@ mod tests {
         let source = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1 }]\n";
         let (state, rebuilt) = store
             .write_blocking(move |c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
-                let version = models::add(c, workspace.id, source, &BTreeMap::new())?;
+                let workspace = workspaces::find_or_create(c, "w", leadscore_store::now_ms())?;
+                let version = models::add(c, workspace.id, source, &BTreeMap::new(), leadscore_store::now_ms())?;
                 let model = leadscore_core::compile(source).map_err(|e| StoreError::Corrupt(e.render("m")))?.model;
                 let mut lead = leadscore_store::leads::create(c, workspace.id, Some("u"), 0)?;
                 let none = serde_json::Map::new();
@@ -456,11 +456,17 @@ mod tests {
         let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
         let cache = Arc::new(Models::default());
         let (a, b) = store
-            .write_blocking(|c| Ok((workspaces::find_or_create(c, "a")?.id, workspaces::find_or_create(c, "b")?.id)))
+            .write_blocking(|c| {
+                Ok((
+                    workspaces::find_or_create(c, "a", leadscore_store::now_ms())?.id,
+                    workspaces::find_or_create(c, "b", leadscore_store::now_ms())?.id,
+                ))
+            })
             .unwrap();
         let first = cache.clone();
         let rolled_back: Result<(), StoreError> = store.write_blocking(move |c| {
-            let version = models::add(c, a, "[scores.alpha]\nrules = []\n", &BTreeMap::new())?;
+            let version =
+                models::add(c, a, "[scores.alpha]\nrules = []\n", &BTreeMap::new(), leadscore_store::now_ms())?;
             first.get(c, &version)?;
             Err(StoreError::Conflict("changed my mind".to_string()))
         });
@@ -468,7 +474,8 @@ mod tests {
         let second = cache.clone();
         let names = store
             .write_blocking(move |c| {
-                let version = models::add(c, b, "[scores.beta]\nrules = []\n", &BTreeMap::new())?;
+                let version =
+                    models::add(c, b, "[scores.beta]\nrules = []\n", &BTreeMap::new(), leadscore_store::now_ms())?;
                 Ok(second.get(c, &version)?.score_names().map(str::to_string).collect::<Vec<_>>())
             })
             .unwrap();

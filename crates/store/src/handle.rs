@@ -195,11 +195,11 @@ impl Store {
     /// Writes a row that needs a new page in the log, so that the writer finds out whether
     /// storage takes writes again ([`Store::write_failure`] is cleared if so): for `/readyz` while
     /// writes fail (with no traffic, nothing else would find out).
-    pub async fn probe_write(&self) -> Result<(), StoreError> {
-        self.write_beside_caches(|connection| {
+    pub async fn probe_write(&self, now: i64) -> Result<(), StoreError> {
+        self.write_beside_caches(move |connection| {
             connection.execute(
                 "INSERT INTO write_probes (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-                [now_ms()],
+                [now],
             )?;
             Ok(())
         })

@@ -279,7 +279,7 @@ mod tests {
             ["industry", "size", "blank", "email", "user_id", "created_at", "other"].map(String::from).to_vec();
         let (before, after, elsewhere) = store
             .write_blocking(move |c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                 let before = fields_no_lead_has(c, workspace.id, &fields)?;
                 let mut lead = create(c, workspace.id, None, 0)?;
                 let attributes = serde_json::json!({"industry": "Technology", "size": null, "blank": "  "});
@@ -289,7 +289,7 @@ mod tests {
                 other.email = Some("a@b.example".into());
                 save(c, &other)?;
                 let after = fields_no_lead_has(c, workspace.id, &fields)?;
-                let elsewhere = workspaces::find_or_create(c, "x")?;
+                let elsewhere = workspaces::find_or_create(c, "x", crate::now_ms())?;
                 Ok((before, after, fields_no_lead_has(c, elsewhere.id, &fields[..1])?))
             })
             .unwrap();

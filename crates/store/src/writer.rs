@@ -291,7 +291,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let failed: Result<(), StoreError> = store.write_blocking(|_| panic!("a bug"));
         assert!(matches!(failed, Err(StoreError::Corrupt(_))));
-        let workspace = store.write_blocking(|c| workspaces::find_or_create(c, "w")).unwrap();
+        let workspace = store.write_blocking(|c| workspaces::find_or_create(c, "w", crate::now_ms())).unwrap();
         let found = store.read_blocking(|c| workspaces::find(c, "w")).unwrap();
         assert_eq!(found, Some(workspace));
     }
@@ -305,7 +305,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let slow = store.hold_writer(|c| {
-            workspaces::find_or_create(c, "first")?;
+            workspaces::find_or_create(c, "first", crate::now_ms())?;
             Ok(())
         });
         let replies: Vec<Reply> = jobs.into_iter().map(|(work, mode)| store.submit(work, mode).unwrap()).collect();
@@ -323,7 +323,7 @@ mod tests {
 
     fn insert(name: &'static str) -> Work {
         Box::new(move |c: &Connection| {
-            workspaces::find_or_create(c, name)?;
+            workspaces::find_or_create(c, name, crate::now_ms())?;
             Ok(())
         })
     }
@@ -331,7 +331,7 @@ mod tests {
     fn fail(after_writing: Option<&'static str>) -> Work {
         Box::new(move |c: &Connection| {
             if let Some(name) = after_writing {
-                workspaces::find_or_create(c, name)?;
+                workspaces::find_or_create(c, name, crate::now_ms())?;
             }
             Err(StoreError::Conflict(format!("{after_writing:?} failed")))
         })

@@ -41,7 +41,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
     // While writes fail, a write of its own tells whether storage is back: with no traffic
     // (a load balancer sends none to an instance that is not ready), nothing else would.
     if state.store.write_failure().is_some() {
-        let _ = state.store.probe_write().await;
+        let _ = state.store.probe_write(leadscore_store::now_ms()).await;
         if state.store.write_failure().is_some() {
             return (StatusCode::SERVICE_UNAVAILABLE, "writes fail (storage is unavailable; see the log)");
         }

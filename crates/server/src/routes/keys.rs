@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::Timestamp;
 use leadscore_store::keys::{self, KeyInfo, Scope};
+use leadscore_store::now_ms;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -137,7 +138,8 @@ async fn create(
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let scope: Scope =
         request.scope.parse().map_err(|reason| ApiError::bad_request("invalid_field", format!("`scope`: {reason}")))?;
-    let key = state.store.write(move |c| keys::create(c, owner.workspace_id, scope)).await?;
+    let now = now_ms();
+    let key = state.store.write(move |c| keys::create(c, owner.workspace_id, scope, now)).await?;
     let info =
         KeyInfo { id: key.id, prefix: key.prefix, scope: key.scope, created_at: key.created_at, revoked_at: None };
     let answer = CreatedKeyView { key: KeyView::from(&info), secret: key.secret };
@@ -169,9 +171,12 @@ async fn revoke(
 ) -> Result<ApiJson<KeyView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let workspace_id = owner.workspace_id;
+    let now = now_ms();
     let revoked = state
         .store
-        .write(move |c| if keys::revoke(c, workspace_id, id)? { keys::by_id(c, workspace_id, id) } else { Ok(None) })
+        .write(
+            move |c| if keys::revoke(c, workspace_id, id, now)? { keys::by_id(c, workspace_id, id) } else { Ok(None) },
+        )
         .await?;
     let revoked = revoked.ok_or_else(|| ApiError::not_found(format!("no key {id} in this workspace")))?;
     // After the commit, so that a request that reads the key again sees it revoked.

@@ -5,9 +5,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::diagnostic::line_column;
 use leadscore_core::{Severity, Timestamp};
-use leadscore_store::StoreError;
 use leadscore_store::keys::Scope;
 use leadscore_store::models::{ModelVersion, Origin};
+use leadscore_store::{StoreError, now_ms};
 use serde::Serialize;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -199,13 +199,14 @@ async fn upload(
         }
     };
     let predictors = new_version.predictors;
+    let now = now_ms();
     let (version, active) = state
         .store
         .write(move |connection| {
             let first = leadscore_store::models::active(connection, owner.workspace_id)?.is_none();
-            let version = leadscore_store::models::add(connection, owner.workspace_id, &source, &predictors)?;
+            let version = leadscore_store::models::add(connection, owner.workspace_id, &source, &predictors, now)?;
             if first {
-                activation::activate(connection, owner.workspace_id, version.id, Origin::Upload)?;
+                activation::activate(connection, owner.workspace_id, version.id, Origin::Upload, now)?;
             }
             Ok((version, first))
         })
@@ -304,7 +305,8 @@ async fn activate(
 async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let workspace_id = owner.workspace_id;
-    let version = state.store.write(move |connection| activation::rollback(connection, workspace_id)).await?;
+    let now = now_ms();
+    let version = state.store.write(move |connection| activation::rollback(connection, workspace_id, now)).await?;
     activated(&state, workspace_id, version).await
 }
 
@@ -315,11 +317,12 @@ async fn activate_version(
     workspace_id: i64,
     choose: impl FnOnce(&leadscore_store::rusqlite::Connection, i64) -> Result<i64, StoreError> + Send + 'static,
 ) -> Result<Response, ApiError> {
+    let now = now_ms();
     let version = state
         .store
         .write(move |connection| {
             let id = choose(connection, workspace_id)?;
-            activation::activate(connection, workspace_id, id, Origin::Api)
+            activation::activate(connection, workspace_id, id, Origin::Api, now)
         })
         .await?;
     activated(state, workspace_id, version).await

@@ -10,10 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::{Predictor, Timestamp};
 use leadscore_predict::predictive::{PredictiveModel, SavedModel};
-use leadscore_store::StoreError;
 use leadscore_store::keys::Scope;
 use leadscore_store::models::ModelVersion;
 use leadscore_store::predictive::{self, Origin, PredictiveVersion};
+use leadscore_store::{StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -233,10 +233,11 @@ async fn upload(
         })
         .collect();
     let stored_name = name.clone();
+    let now = now_ms();
     let stored = state
         .store
         .write(move |connection| {
-            predictive::add(connection, owner.workspace_id, &stored_name, &text, algorithm, Origin::Upload)
+            predictive::add(connection, owner.workspace_id, &stored_name, &text, algorithm, Origin::Upload, now)
         })
         .await?;
     state.models.remember(&stored, model);
@@ -401,10 +402,12 @@ async fn retrain(
     let models = state.models.clone();
     let stored_name = name.clone();
     let (body, model, algorithm) = (trained.body, trained.model, trained.algorithm);
+    let now = now_ms();
     let (stored, activated, warnings): (PredictiveVersion, Option<ModelVersion>, Vec<String>) = state
         .store
         .write(move |connection| {
-            let stored = predictive::add(connection, workspace_id, &stored_name, &body, algorithm, Origin::Retrain)?;
+            let stored =
+                predictive::add(connection, workspace_id, &stored_name, &body, algorithm, Origin::Retrain, now)?;
             models.remember(&stored, model);
             let active = leadscore_store::models::active(connection, workspace_id)?;
             let Some(active) = active.filter(|m| activate && m.predictors.contains_key(&stored_name)) else {
@@ -414,7 +417,7 @@ async fn retrain(
             // for any other predictive model it uses.
             let mut pins = active.predictors.clone();
             pins.insert(stored_name.clone(), stored.id);
-            let version = leadscore_store::models::add(connection, workspace_id, &active.source, &pins)?;
+            let version = leadscore_store::models::add(connection, workspace_id, &active.source, &pins, now)?;
             models.get(connection, &version).map_err(|e| match e {
                 StoreError::Corrupt(message) => StoreError::Conflict(format!(
                     "the active model does not compile with the retrained model: {message}"
@@ -423,7 +426,13 @@ async fn retrain(
             })?;
             // A rescoring that started during the training: the trained model and the version
             // pinned to it are kept, not activated, rather than thrown away with the work.
-            match activation::activate(connection, workspace_id, version.id, leadscore_store::models::Origin::Retrain) {
+            match activation::activate(
+                connection,
+                workspace_id,
+                version.id,
+                leadscore_store::models::Origin::Retrain,
+                now,
+            ) {
                 Ok(_) => Ok((stored, Some(version), Vec::new())),
                 Err(StoreError::Rescoring) => {
                     let warning = format!(

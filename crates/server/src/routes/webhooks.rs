@@ -277,7 +277,8 @@ async fn create(
     };
     let new =
         NewWebhook { url: url.to_string(), events: request.events, score: request.score, threshold: request.threshold };
-    let webhook = state.store.write(move |c| webhooks::create(c, owner.workspace_id, &new)).await?;
+    let now = now_ms();
+    let webhook = state.store.write(move |c| webhooks::create(c, owner.workspace_id, &new, now)).await?;
     let body = CreatedView { webhook: WebhookView::from(&webhook), secret: webhook.secret.clone(), warnings };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
@@ -386,7 +387,8 @@ async fn remove(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
-    let deleted = state.store.write(move |c| webhooks::delete(c, owner.workspace_id, id)).await?;
+    let now = now_ms();
+    let deleted = state.store.write(move |c| webhooks::delete(c, owner.workspace_id, id, now)).await?;
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("no webhook {id}"))) }
 }
 
