@@ -91,9 +91,8 @@ impl Models {
         if let Some(error) = fault.into_inner() {
             return Err(error);
         }
-        let compiled = compiled.map_err(|e| {
-            StoreError::Corrupt(format!("stored model {} does not compile: {}", version.id, e.render("model")))
-        })?;
+        let compiled = compiled
+            .map_err(|e| StoreError::ModelDoesNotCompile { model_id: version.id, reason: e.render("model") })?;
         let model = Arc::new(compiled.model);
         if let Ok(mut cache) = self.compiled.lock() {
             cache.insert(version.id, (version.clone(), model.clone()));

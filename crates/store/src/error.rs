@@ -14,8 +14,15 @@ pub enum StoreError {
     MigrationChanged { version: u32, name: String },
     #[error("the database was made by a newer leadscore (schema {found}, this one knows {known})")]
     TooNew { found: u32, known: u32 },
+    /// Stored data that this version of leadscore cannot read: a row that is not what the schema
+    /// promises (an unknown value, a missing row it refers to). The message names the row.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A stored scoring model version that this version of leadscore does not compile: stored by
+    /// a version that accepted what this one refuses, or pinned to a predictive model that no
+    /// longer fits it.
+    #[error("stored model {model_id} does not compile: {reason}")]
+    ModelDoesNotCompile { model_id: i64, reason: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -50,6 +57,24 @@ impl StoreError {
                 failure.code,
                 DiskFull | SystemIoFailure | ReadOnly | CannotOpen | DatabaseBusy | DatabaseLocked | OutOfMemory
             ),
+            _ => false,
+        }
+    }
+
+    /// Whether the error says that stored data is not what this version can read (a corrupt or
+    /// incompatible row, a value of the wrong type), rather than that storage or the caller failed:
+    /// an operator must look at the data, and retrying does not help.
+    pub fn is_unreadable_data(&self) -> bool {
+        use rusqlite::Error::*;
+        match self {
+            StoreError::Corrupt(_) | StoreError::ModelDoesNotCompile { .. } => true,
+            StoreError::Sqlite(FromSqlConversionFailure(..) | InvalidColumnType(..) | IntegralValueOutOfRange(..)) => {
+                true
+            }
+            StoreError::Sqlite(Utf8Error(..)) => true,
+            StoreError::Sqlite(SqliteFailure(failure, _)) => {
+                matches!(failure.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            }
             _ => false,
         }
     }

@@ -418,10 +418,12 @@ async fn retrain(
             let mut pins = active.predictors.clone();
             pins.insert(stored_name.clone(), stored.id);
             let version = leadscore_store::models::add(connection, workspace_id, &active.source, &pins, now)?;
+            // Only the new version's failure to compile is the request's conflict; a stored row
+            // this version cannot read, or failing storage, keeps its own answer.
             models.get(connection, &version).map_err(|e| match e {
-                StoreError::Corrupt(message) => StoreError::Conflict(format!(
-                    "the active model does not compile with the retrained model: {message}"
-                )),
+                StoreError::ModelDoesNotCompile { .. } => {
+                    StoreError::Conflict(format!("the active model does not compile with the retrained model: {e}"))
+                }
                 other => other,
             })?;
             // A rescoring that started during the training: the trained model and the version
