@@ -1,12 +1,11 @@
 //! Turning score and stage changes into outbox notifications for the workspace's webhooks.
 //! Runs inside the transaction that made the changes.
 
-use leadscore_store::StoreError;
 use leadscore_store::leads::LeadRow;
-use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::Change;
 use leadscore_store::stages::StageChange;
-use leadscore_store::webhooks::{self, Webhook};
+use leadscore_store::webhooks::Webhook;
+use leadscore_store::{StoreError, Transaction};
 use serde_json::{Value, json};
 
 /// Everything that changed for one lead in one transaction.
@@ -89,7 +88,7 @@ pub fn count(
 /// Writes the outbox rows for one lead's changes, for the workspace's webhooks `hooks` (loaded once
 /// per transaction by the caller). Returns how many were queued.
 pub fn enqueue(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     hooks: &[Webhook],
     lead: &LeadRow,
     changes: &LeadChanges<'_>,
@@ -101,7 +100,7 @@ pub fn enqueue(
     let mut queued = 0;
     for webhook in hooks {
         for (event, data) in notifications(webhook, lead, changes) {
-            webhooks::enqueue(connection, webhook.id, lead.id, event, &data.to_string(), now)?;
+            transaction.enqueue_notification(webhook.id, lead.id, event, &data.to_string(), now)?;
             queued += 1;
         }
     }

@@ -92,8 +92,15 @@ fn rescore_batch(
         lead_cache.lock().forget(id);
         let Some(mut lead) = leads::by_id(connection, workspace_id, id)? else { continue };
         let (state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
-        let context =
-            SaveContext { connection, model: &model, model_id: version.id, now, cause, history, webhooks: &hooks };
+        let context = SaveContext {
+            transaction: connection,
+            model: &model,
+            model_id: version.id,
+            now,
+            cause,
+            history,
+            webhooks: &hooks,
+        };
         let saved = saving::save_scores(&context, &mut lead, &state, &mut None)?;
         queued += saved.queued;
         if let Some(since) = revert_automatic_since {

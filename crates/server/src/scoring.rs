@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use leadscore_core::{Compiled, Event, LeadScores, LeadState, Model, ModelError, Predictor, Timestamp, Value};
 use leadscore_predict::predictive::{PredictiveModel, SavedModel};
-use leadscore_store::StoreError;
 use leadscore_store::events::StoredEvent;
 use leadscore_store::leads::LeadRow;
 use leadscore_store::models::ModelVersion;
 use leadscore_store::predictive::PredictiveVersion;
 use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::ScoreRow;
+use leadscore_store::{StoreError, Transaction};
 
 /// The event types identify, alias and group calls are stored under: kept for idempotency and
 /// audit, never activity.
@@ -62,7 +62,7 @@ pub struct NewVersion {
 
 impl Models {
     /// The stored version compiled with the predictive models it was pinned to when stored.
-    pub fn get(&self, connection: &Connection, version: &ModelVersion) -> Result<Arc<Model>, StoreError> {
+    pub fn get(&self, transaction: &dyn Transaction, version: &ModelVersion) -> Result<Arc<Model>, StoreError> {
         let hit = self.compiled.lock().ok().and_then(|cache| {
             let (made_from, model) = cache.get(&version.id)?;
             let same = made_from.workspace_id == version.workspace_id
@@ -78,7 +78,7 @@ impl Models {
             let Some(&id) = version.predictors.get(reference) else {
                 return Err(format!("`{reference}` was not pinned to a predictive model when this version was stored"));
             };
-            match self.predictor(connection, version.workspace_id, id) {
+            match self.predictor(transaction, version.workspace_id, id) {
                 Ok(model) => Ok(model),
                 Err(error) => {
                     let message = error.to_string();
@@ -145,11 +145,12 @@ impl Models {
     /// each time (this runs only when a model is compiled) to tell whether the kept one is it.
     pub fn predictor(
         &self,
-        connection: &Connection,
+        transaction: &dyn Transaction,
         workspace_id: i64,
         id: i64,
     ) -> Result<Arc<PredictiveModel>, StoreError> {
-        let stored = leadscore_store::predictive::by_id(connection, workspace_id, id)?
+        let stored = transaction
+            .predictive_model(workspace_id, id)?
             .ok_or_else(|| StoreError::NotFound(format!("no predictive model {id} in this workspace")))?;
         Ok(self.checked(stored)?.1)
     }
@@ -228,7 +229,7 @@ pub fn apply(
 /// from every stored event. The second value says whether it was rebuilt (then it already holds
 /// every stored event).
 pub fn state_for(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     model: &Model,
     model_id: i64,
     lead: &LeadRow,
@@ -241,7 +242,7 @@ pub fn state_for(
         return Ok((state, false));
     }
     let mut state = LeadState::new(model);
-    for StoredEvent { event_type, at, properties, .. } in leadscore_store::events::of_lead(connection, lead)? {
+    for StoredEvent { event_type, at, properties, .. } in transaction.events_of(lead)? {
         if ![IDENTIFY, ALIAS, GROUP].contains(&event_type.as_str()) {
             apply(model, &mut state, &event_type, at, &properties);
         }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use leadscore_store::Store;
+use leadscore_store::{Storage, Store};
 
 use crate::key_cache::KeyCache;
 use crate::lead_cache::LeadCache;
@@ -15,10 +15,14 @@ use crate::scoring::Models;
 /// The service's shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    /// The storage interface: what ingestion goes through.
+    pub storage: Arc<dyn Storage>,
+    /// The SQLite store itself, for the paths not yet moved behind [`Storage`] (every other
+    /// read and write); the same store as `storage`.
     pub store: Store,
     pub models: Arc<Models>,
-    /// The leads ingestion remembers between requests (kept coherent by writing through
-    /// `Store::write_coherent`).
+    /// The leads ingestion remembers between requests (kept coherent by ingesting through
+    /// `Storage::ingest`).
     pub leads: Arc<LeadCache>,
     pub keys: Arc<KeyCache>,
     /// Wakes the webhook dispatcher when notifications were queued.
@@ -59,6 +63,7 @@ impl AppState {
     pub fn new(store: Store, config: Config) -> AppState {
         AppState {
             leads: Arc::new(LeadCache::new(store.generation())),
+            storage: Arc::new(store.clone()),
             store,
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),

@@ -8,6 +8,8 @@
 //! and see every committed write.
 //!
 //! # Layout
+//! - [`storage`]: the interface the service uses ([`Storage`], [`Transaction`]), shaped by what
+//!   it does, and its SQLite implementation.
 //! - [`Store`] (`handle`): opening the data directory and sending work to the writer or a reader;
 //!   `writer`: the writer thread, group commit and the WAL's checkpoints; [`WriteHealth`]
 //!   (`health`): whether writes fail for a storage reason; [`StoreError`] (`error`).
@@ -34,6 +36,7 @@ pub mod predictive;
 pub mod rescorings;
 pub mod scores;
 pub mod stages;
+pub mod storage;
 pub mod webhooks;
 pub mod workspaces;
 mod writer;
@@ -41,4 +44,5 @@ mod writer;
 pub use error::StoreError;
 pub use handle::{Store, now_ms};
 pub use health::WriteHealth;
+pub use storage::{Storage, Transaction};
 pub use writer::Generation;

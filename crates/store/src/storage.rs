@@ -1,0 +1,183 @@
+//! The storage interface the service uses, shaped by what it does rather than by tables, so that
+//! another database is one more implementation of these traits (SQLite's is [`sqlite`]).
+//!
+//! - [`Transaction`]: what ingestion and the saving of scores read and write inside one write
+//!   transaction: finding and creating leads, linking and merging identities, appending events,
+//!   and saving scores, stage moves and webhook notifications.
+//! - [`Storage`]: the service's handle: whether the database answers and takes writes, and
+//!   ingestion, which runs a batch's work in one coherent write transaction and answers once it
+//!   is durable.
+//!
+//! The work is the caller's: the store never scores (it does not depend on the engine or the
+//! service), it hands the work a [`Transaction`] and commits what the work wrote.
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::Generation;
+use crate::error::StoreError;
+use crate::events::{Inserted, NewEvent, StoredEvent};
+use crate::leads::LeadRow;
+use crate::models::ModelVersion;
+use crate::predictive::PredictiveVersion;
+use crate::scores::{Change, History, ScoreRow, StoredScores};
+use crate::stages::StageChange;
+use crate::webhooks::Webhook;
+
+/// What a storage call answers, later.
+pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Work run in one write transaction, given that transaction.
+pub type TransactionWork = Box<dyn FnOnce(&dyn Transaction) -> Result<(), StoreError> + Send>;
+
+/// What ingestion (and the saving of a lead's scores, which rescoring shares) reads and writes in
+/// one write transaction. Every query that takes a client's input is scoped by workspace.
+///
+/// Leads are passed as the rows read in the same transaction (or kept coherent with it): the
+/// events and the merge link rows from them (see [`crate::events`]).
+pub trait Transaction {
+    /// The workspace's active scoring model version, if any.
+    fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError>;
+    /// A stored predictive model version of the workspace, which a scoring model is pinned to.
+    fn predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError>;
+    /// The workspace's webhooks, which a change of score or stage notifies.
+    fn webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError>;
+
+    /// Whether a message id is already stored in the workspace (a duplicate).
+    fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError>;
+    /// The lead a user id belongs to, merged leads left out.
+    fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError>;
+    /// The lead an anonymous id is linked to, merged leads left out.
+    fn lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError>;
+    /// A new lead; `user_id` may be unknown yet (an anonymous visitor).
+    fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError>;
+    /// Gives an anonymous lead the user id it turned out to have.
+    fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError>;
+    /// Links an anonymous id (or an earlier user id) to a lead, replacing any earlier link.
+    fn link_anonymous_id(&self, workspace_id: i64, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError>;
+    /// Merges `from` into `into` (see [`crate::merge::merge_leads`]).
+    fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError>;
+    /// Appends an event to a lead, unless its message id is stored (see [`crate::events::insert`]).
+    fn insert_event(&self, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError>;
+    /// Saves a lead's attributes, e-mail, state and times.
+    fn save_lead(&self, lead: &LeadRow) -> Result<(), StoreError>;
+    /// Every event of a lead, to rebuild its state when the model changed or leads merged.
+    fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// A lead's stored scores.
+    fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
+    /// Saves a lead's new scores over `stored` (updated) and their history; returns the changes.
+    fn save_scores(
+        &self,
+        lead_id: i64,
+        stored: &mut StoredScores,
+        rows: &[ScoreRow],
+        cause: &str,
+        history: History,
+    ) -> Result<Vec<Change>, StoreError>;
+    /// Moves a lead to a stage.
+    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
+    /// Queues a notification for one webhook, sent after the commit.
+    fn enqueue_notification(
+        &self,
+        webhook_id: i64,
+        lead_id: i64,
+        event: &str,
+        data: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// The service's storage.
+pub trait Storage: Send + Sync {
+    /// Whether the database answers a read.
+    fn ping(&self) -> StorageFuture<'_, ()>;
+    /// Why writes fail now, if they do for a storage reason (a full disk, an I/O error).
+    fn write_failure(&self) -> Option<String>;
+    /// A write of its own, so that a storage that failed finds out whether writes are back.
+    fn probe_write(&self, now: i64) -> StorageFuture<'_, ()>;
+    /// The number that changes whenever stored data may have changed behind a cache kept by
+    /// ingestion (see [`crate::Generation`]).
+    fn generation(&self) -> Generation;
+    /// Runs an ingestion batch's work in one write transaction and answers once it is durable.
+    /// The work keeps the caches checked against [`Storage::generation`] up to date itself, and,
+    /// once it has written anything, fails only when storage does (see
+    /// [`crate::Store::write_coherent`]). Callers use [`ingest`](trait.Storage.html#method.ingest).
+    fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
+}
+
+impl dyn Storage {
+    /// Runs `work` as an ingestion batch (see [`Storage::run_ingestion`]) and returns its result
+    /// once committed.
+    pub async fn ingest<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        // The result leaves the transaction by a channel, so that the trait needs no generic
+        // method and stays usable as `dyn Storage`.
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        self.run_ingestion(Box::new(move |transaction| {
+            let result = work(transaction)?;
+            let _ = sender.send(result);
+            Ok(())
+        }))
+        .await?;
+        receiver.try_recv().map_err(|_| StoreError::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{Store, workspaces};
+
+    fn storage() -> (tempfile::TempDir, Store, Arc<dyn Storage>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), crate::message_ids::DEFAULT_RECENT).unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(store.clone());
+        (dir, store, storage)
+    }
+
+    /// Ingestion through the interface answers with the work's result once committed, and work
+    /// that fails before writing stores nothing and answers its own error.
+    #[test]
+    fn ingestion_answers_after_the_commit_and_a_failure_stores_nothing() {
+        let (_dir, store, storage) = storage();
+        let workspace_id = store.write_blocking(|c| Ok(workspaces::find_or_create(c, "w", 0)?.id)).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let lead = runtime
+            .block_on(storage.ingest(move |transaction| {
+                let mut lead = transaction.create_lead(workspace_id, Some("u"), 5)?;
+                let properties = serde_json::Map::new();
+                let event =
+                    NewEvent { message_id: "m1", event_type: "visit", at: 1, received_at: 5, properties: &properties };
+                assert_eq!(transaction.insert_event(&mut lead, &event)?, Inserted::New);
+                transaction.save_lead(&lead)?;
+                Ok(lead)
+            }))
+            .unwrap();
+        let failed = runtime.block_on(storage.ingest(move |transaction| -> Result<(), StoreError> {
+            if transaction.is_stored(workspace_id, "m1")? {
+                return Err(StoreError::Conflict("already stored".to_string()));
+            }
+            Ok(())
+        }));
+        assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
+        let (found, events) = store
+            .read_blocking(move |c| {
+                let found = c.lead_by_user_id(workspace_id, "u")?;
+                let events = found.as_ref().map(|lead| c.events_of(lead)).transpose()?.unwrap_or_default();
+                Ok((found, events))
+            })
+            .unwrap();
+        assert_eq!(found.map(|l| l.id), Some(lead.id));
+        assert_eq!(events.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m1"]);
+        assert!(runtime.block_on(storage.ping()).is_ok());
+        assert_eq!(storage.write_failure(), None);
+    }
+}

@@ -1,0 +1,122 @@
+//! The SQLite implementation of the storage interface: a [`Transaction`] is a connection of the
+//! writer inside its transaction, and [`Storage`] the [`Store`] handle, whose coherent writes
+//! run ingestion.
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+use crate::events::{self, Inserted, NewEvent, StoredEvent};
+use crate::leads::{self, LeadRow};
+use crate::models::{self, ModelVersion};
+use crate::predictive::{self, PredictiveVersion};
+use crate::scores::{self, Change, History, ScoreRow, StoredScores};
+use crate::stages::{self, StageChange};
+use crate::storage::{Storage, StorageFuture, Transaction, TransactionWork};
+use crate::webhooks::{self, Webhook};
+use crate::{Generation, Store, merge};
+
+impl Transaction for Connection {
+    fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError> {
+        models::active(self, workspace_id)
+    }
+
+    fn predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError> {
+        predictive::by_id(self, workspace_id, id)
+    }
+
+    fn webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError> {
+        webhooks::list(self, workspace_id)
+    }
+
+    fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
+        events::exists(self, workspace_id, message_id)
+    }
+
+    fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        leads::by_user_id(self, workspace_id, user_id)
+    }
+
+    fn lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        leads::by_anonymous_id(self, workspace_id, anonymous_id)
+    }
+
+    fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError> {
+        leads::create(self, workspace_id, user_id, now)
+    }
+
+    fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
+        leads::set_user_id(self, lead_id, user_id)
+    }
+
+    fn link_anonymous_id(&self, workspace_id: i64, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError> {
+        leads::link_anonymous_id(self, workspace_id, anonymous_id, lead_id)
+    }
+
+    fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError> {
+        merge::merge_leads(self, from, into)
+    }
+
+    fn insert_event(&self, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError> {
+        events::insert(self, lead, event)
+    }
+
+    fn save_lead(&self, lead: &LeadRow) -> Result<(), StoreError> {
+        leads::save(self, lead)
+    }
+
+    fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError> {
+        events::of_lead(self, lead)
+    }
+
+    fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError> {
+        scores::stored(self, lead_id)
+    }
+
+    fn save_scores(
+        &self,
+        lead_id: i64,
+        stored: &mut StoredScores,
+        rows: &[ScoreRow],
+        cause: &str,
+        history: History,
+    ) -> Result<Vec<Change>, StoreError> {
+        scores::save_over(self, lead_id, stored, rows, cause, history)
+    }
+
+    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
+        stages::set(self, lead_id, change)
+    }
+
+    fn enqueue_notification(
+        &self,
+        webhook_id: i64,
+        lead_id: i64,
+        event: &str,
+        data: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        webhooks::enqueue(self, webhook_id, lead_id, event, data, now).map(|_| ())
+    }
+}
+
+impl Storage for Store {
+    fn ping(&self) -> StorageFuture<'_, ()> {
+        Box::pin(Store::ping(self))
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        Store::write_failure(self)
+    }
+
+    fn probe_write(&self, now: i64) -> StorageFuture<'_, ()> {
+        Box::pin(Store::probe_write(self, now))
+    }
+
+    fn generation(&self) -> Generation {
+        Store::generation(self)
+    }
+
+    fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.write_coherent(move |connection| work(connection)))
+    }
+}
