@@ -104,7 +104,8 @@ pub trait Storage: Send + Sync {
     /// Runs an ingestion batch's work in one write transaction and answers once it is durable.
     /// The work keeps the caches checked against [`Storage::generation`] up to date itself, and,
     /// once it has written anything, fails only when storage does (see
-    /// [`crate::Store::write_coherent`]). Callers use [`ingest`](trait.Storage.html#method.ingest).
+    /// [`crate::Store::write_coherent`]). Callers use `<dyn Storage>::ingest`, which hands the
+    /// work's result back.
     fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
 }
 
