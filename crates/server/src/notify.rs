@@ -4,6 +4,7 @@
 use leadscore_store::leads::LeadRow;
 use leadscore_store::scores::Change;
 use leadscore_store::stages::StageChange;
+use leadscore_store::storage::Notification;
 use leadscore_store::webhooks::Webhook;
 use leadscore_store::{StoreError, Transaction};
 use serde_json::{Value, json};
@@ -85,8 +86,23 @@ pub fn count(
     }
 }
 
-/// Writes the outbox rows for one lead's changes, for the workspace's webhooks `hooks` (loaded once
-/// per transaction by the caller). Returns how many were queued.
+/// The notifications one lead's changes cause for the workspace's webhooks `hooks` (loaded once
+/// per transaction by the caller).
+pub fn for_changes(hooks: &[Webhook], lead: &LeadRow, changes: &LeadChanges<'_>) -> Vec<Notification> {
+    if changes.scores.is_empty() && changes.stages.is_empty() {
+        return Vec::new();
+    }
+    let mut queued = Vec::new();
+    for webhook in hooks {
+        for (event, data) in notifications(webhook, lead, changes) {
+            queued.push(Notification { webhook_id: webhook.id, event, data: data.to_string() });
+        }
+    }
+    queued
+}
+
+/// Writes the outbox rows for one lead's changes (see [`for_changes`]). Returns how many were
+/// queued.
 pub fn enqueue(
     transaction: &dyn Transaction,
     hooks: &[Webhook],
@@ -94,15 +110,9 @@ pub fn enqueue(
     changes: &LeadChanges<'_>,
     now: i64,
 ) -> Result<usize, StoreError> {
-    if changes.scores.is_empty() && changes.stages.is_empty() {
-        return Ok(0);
+    let queued = for_changes(hooks, lead, changes);
+    if !queued.is_empty() {
+        transaction.queue_notifications(lead.id, &queued, now)?;
     }
-    let mut queued = 0;
-    for webhook in hooks {
-        for (event, data) in notifications(webhook, lead, changes) {
-            transaction.enqueue_notification(webhook.id, lead.id, event, &data.to_string(), now)?;
-            queued += 1;
-        }
-    }
-    Ok(queued)
+    Ok(queued.len())
 }

@@ -6,6 +6,7 @@ use leadscore_core::{LeadState, Model};
 use leadscore_store::leads::LeadRow;
 use leadscore_store::scores::{Change, History, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
+use leadscore_store::storage::ScoredLeadWrite;
 use leadscore_store::webhooks::Webhook;
 use leadscore_store::{StoreError, Transaction};
 
@@ -35,8 +36,9 @@ pub struct SaveContext<'a> {
 }
 
 /// Evaluates a lead at `now` from `state`, saves its state and scores, moves it to MQL when its
-/// scores say so, and queues the webhook notifications of every change. `stored` is the lead's
-/// stored scores when the caller knows them (read here otherwise), and what is stored after.
+/// scores say so, and queues the webhook notifications of every change, all in one write of the
+/// transaction. `stored` is the lead's stored scores when the caller knows them (read here
+/// otherwise), and what is stored after.
 pub fn save_scores(
     context: &SaveContext<'_>,
     lead: &mut LeadRow,
@@ -51,30 +53,24 @@ pub fn save_scores(
         Some(stored) => stored,
         None => stored.insert(transaction.stored_scores(lead.id)?),
     };
-    let changes = transaction.save_scores(lead.id, stored, &rows, cause, history)?;
-    transaction.save_lead(lead)?;
-    let stage = automatic_mql(transaction, model, lead, &rows, &qualified_by, &changes, now)?;
+    // What the write will change, worked out before it: the move to MQL and the notifications
+    // follow from the changes, and the store only writes.
+    let changes = stored.changes(&rows);
+    let stage = lifecycle::mql_move(model, &lead.stage, &rows, &qualified_by, &changes, now);
+    let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
+    let notifications = notify::for_changes(webhooks, lead, &lead_changes);
+    let write = ScoredLeadWrite {
+        lead,
+        rows: &rows,
+        cause,
+        history,
+        stage: stage.as_ref(),
+        notifications: &notifications,
+        now,
+    };
+    transaction.save_scored_lead(&write, stored)?;
     if let Some(change) = &stage {
         lead.stage = change.stage.clone();
     }
-    let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
-    let queued = notify::enqueue(transaction, webhooks, lead, &lead_changes, now)?;
-    Ok(Saved { rows, changes, stage, queued })
-}
-
-/// Moves a lead to MQL when its scores say so (see [`mql_move`]).
-fn automatic_mql(
-    transaction: &dyn Transaction,
-    model: &Model,
-    lead: &LeadRow,
-    rows: &[ScoreRow],
-    qualified_by: &[Option<String>],
-    changes: &[Change],
-    now: i64,
-) -> Result<Option<StageChange>, StoreError> {
-    let change = lifecycle::mql_move(model, &lead.stage, rows, qualified_by, changes, now);
-    if let Some(change) = &change {
-        transaction.set_stage(lead.id, change)?;
-    }
-    Ok(change)
+    Ok(Saved { rows, changes, stage, queued: notifications.len() })
 }

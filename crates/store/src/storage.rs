@@ -22,7 +22,7 @@ use crate::events::{Inserted, NewEvent, StoredEvent};
 use crate::leads::LeadRow;
 use crate::models::ModelVersion;
 use crate::predictive::PredictiveVersion;
-use crate::scores::{Change, History, ScoreRow, StoredScores};
+use crate::scores::{History, ScoreRow, StoredScores};
 use crate::stages::StageChange;
 use crate::webhooks::Webhook;
 
@@ -68,26 +68,35 @@ pub trait Transaction {
 
     /// A lead's stored scores.
     fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
-    /// Saves a lead's new scores over `stored` (updated) and their history; returns the changes.
-    fn save_scores(
-        &self,
-        lead_id: i64,
-        stored: &mut StoredScores,
-        rows: &[ScoreRow],
-        cause: &str,
-        history: History,
-    ) -> Result<Vec<Change>, StoreError>;
-    /// Moves a lead to a stage.
-    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
-    /// Queues a notification for one webhook, sent after the commit.
-    fn enqueue_notification(
-        &self,
-        webhook_id: i64,
-        lead_id: i64,
-        event: &str,
-        data: &str,
-        now: i64,
-    ) -> Result<(), StoreError>;
+    /// Writes a lead's freshly evaluated scores with everything that follows from them, in one
+    /// call: its row, its scores over `stored` (brought up to date) and their history, its
+    /// automatic stage move and its webhook notifications.
+    fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
+    /// Queues webhook notifications about a lead, sent after the commit.
+    fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError>;
+}
+
+/// A lead's freshly evaluated scores and what follows from them, which the caller worked out
+/// (the store does not score): see [`Transaction::save_scored_lead`].
+pub struct ScoredLeadWrite<'a> {
+    /// The lead as saved: its state, attributes and times (its stage is `stage`'s, if any).
+    pub lead: &'a LeadRow,
+    pub rows: &'a [ScoreRow],
+    /// The history's cause: `event`, `model vN`, `time`, ...
+    pub cause: &'a str,
+    pub history: History,
+    /// The automatic move the scores made, if they made one.
+    pub stage: Option<&'a StageChange>,
+    pub notifications: &'a [Notification],
+    pub now: i64,
+}
+
+/// A webhook notification to queue: which webhook, the event kind and its JSON data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub webhook_id: i64,
+    pub event: &'static str,
+    pub data: String,
 }
 
 /// The service's storage.

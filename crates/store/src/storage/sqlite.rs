@@ -9,9 +9,9 @@ use crate::events::{self, Inserted, NewEvent, StoredEvent};
 use crate::leads::{self, LeadRow};
 use crate::models::{self, ModelVersion};
 use crate::predictive::{self, PredictiveVersion};
-use crate::scores::{self, Change, History, ScoreRow, StoredScores};
-use crate::stages::{self, StageChange};
-use crate::storage::{Storage, StorageFuture, Transaction, TransactionWork};
+use crate::scores::{self, StoredScores};
+use crate::stages;
+use crate::storage::{Notification, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork};
 use crate::webhooks::{self, Webhook};
 use crate::{Generation, Store, merge};
 
@@ -72,30 +72,21 @@ impl Transaction for Connection {
         scores::stored(self, lead_id)
     }
 
-    fn save_scores(
-        &self,
-        lead_id: i64,
-        stored: &mut StoredScores,
-        rows: &[ScoreRow],
-        cause: &str,
-        history: History,
-    ) -> Result<Vec<Change>, StoreError> {
-        scores::save_over(self, lead_id, stored, rows, cause, history)
+    fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
+        let lead = write.lead;
+        scores::save_over(self, lead.id, stored, write.rows, write.cause, write.history)?;
+        leads::save(self, lead)?;
+        if let Some(change) = write.stage {
+            stages::set(self, lead.id, change)?;
+        }
+        self.queue_notifications(lead.id, write.notifications, write.now)
     }
 
-    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
-        stages::set(self, lead_id, change)
-    }
-
-    fn enqueue_notification(
-        &self,
-        webhook_id: i64,
-        lead_id: i64,
-        event: &str,
-        data: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        webhooks::enqueue(self, webhook_id, lead_id, event, data, now).map(|_| ())
+    fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError> {
+        for notification in notifications {
+            webhooks::enqueue(self, notification.webhook_id, lead_id, notification.event, &notification.data, now)?;
+        }
+        Ok(())
     }
 }
 
