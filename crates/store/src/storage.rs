@@ -3,7 +3,10 @@
 //!
 //! - [`Transaction`]: what ingestion and the saving of scores read and write inside one write
 //!   transaction: finding and creating leads, linking and merging identities, appending events,
-//!   and saving scores, stage moves and webhook notifications.
+//!   and, in one call per lead ([`ScoredLeadWrite`]), its scores with their history, its
+//!   automatic stage move and its webhook notifications. Identities and events are still one
+//!   call per lookup or event, which costs nothing in process but a round trip each over a
+//!   network.
 //! - [`Storage`]: the service's handle: whether the database answers and takes writes, and
 //!   ingestion, which runs a batch's work in one coherent write transaction and answers once it
 //!   is durable.
