@@ -4,13 +4,12 @@
 //! Batches are small writer jobs, so ingestion and reads go on while a workspace is rescored.
 
 use leadscore_core::{Model, Timestamp};
-use leadscore_store::leads::{self, LeadRow};
+use leadscore_store::leads::LeadRow;
 use leadscore_store::rescorings::{self, Rescoring};
-use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::{History, ScoreRow};
 use leadscore_store::stages::StageChange;
 use leadscore_store::webhooks::Webhook;
-use leadscore_store::{StoreError, now_ms};
+use leadscore_store::{StoreError, Transaction, now_ms};
 use serde::Serialize;
 
 use crate::lead_cache::LeadCache;
@@ -75,36 +74,29 @@ struct Batch {
 /// Rescores one batch of a workspace's leads; returns the last lead id seen (`None` at the end)
 /// and how many notifications were queued. Ingestion's memory forgets the leads it rescores.
 fn rescore_batch(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     models: &Models,
     lead_cache: &LeadCache,
     batch: &Batch,
 ) -> Result<(Option<i64>, u64, usize), StoreError> {
     let Batch { workspace_id, after_id, now, ref cause, history, revert_automatic_since } = *batch;
-    let Some(version) = leadscore_store::models::active(connection, workspace_id)? else { return Ok((None, 0, 0)) };
-    let model = models.get(connection, &version)?;
-    let ids = leads::ids_after(connection, workspace_id, after_id, BATCH)?;
-    let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
+    let Some(version) = transaction.active_model(workspace_id)? else { return Ok((None, 0, 0)) };
+    let model = models.get(transaction, &version)?;
+    let ids = transaction.lead_ids_after(workspace_id, after_id, BATCH)?;
+    let hooks = transaction.webhooks(workspace_id)?;
     let mut queued = 0;
     for &id in &ids {
         // Ingestion's memory of the lead would be stale: it reads the lead again next time. The
         // other leads it remembers stay valid, so rescoring writes beside that memory.
         lead_cache.lock().forget(id);
-        let Some(mut lead) = leads::by_id(connection, workspace_id, id)? else { continue };
-        let (state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
-        let context = SaveContext {
-            transaction: connection,
-            model: &model,
-            model_id: version.id,
-            now,
-            cause,
-            history,
-            webhooks: &hooks,
-        };
+        let Some(mut lead) = transaction.lead_by_id(workspace_id, id)? else { continue };
+        let (state, _) = scoring::state_for(transaction, &model, version.id, &lead)?;
+        let context =
+            SaveContext { transaction, model: &model, model_id: version.id, now, cause, history, webhooks: &hooks };
         let saved = saving::save_scores(&context, &mut lead, &state, &mut None)?;
         queued += saved.queued;
         if let Some(since) = revert_automatic_since {
-            queued += revert_automatic_mql(connection, &model, &mut lead, &saved.rows, since, cause, &hooks, now)?;
+            queued += revert_automatic_mql(transaction, &model, &mut lead, &saved.rows, since, cause, &hooks, now)?;
         }
     }
     Ok((ids.last().copied(), ids.len() as u64, queued))
@@ -116,7 +108,7 @@ fn rescore_batch(
 /// queued.
 #[allow(clippy::too_many_arguments)]
 fn revert_automatic_mql(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     model: &Model,
     lead: &mut LeadRow,
     rows: &[ScoreRow],
@@ -130,7 +122,7 @@ fn revert_automatic_mql(
     {
         return Ok(0);
     }
-    let Some(latest) = leadscore_store::stages::latest(connection, lead.id)? else { return Ok(0) };
+    let Some(latest) = transaction.latest_stage(lead.id)? else { return Ok(0) };
     let automatic =
         latest.actor == lifecycle::AUTOMATIC_ACTOR && latest.stage == Stage::Mql.as_str() && latest.at >= since;
     let Some(previous) = latest.previous.filter(|_| automatic) else { return Ok(0) };
@@ -143,10 +135,10 @@ fn revert_automatic_mql(
             "{cause}: the move to mql was automatic and the restored version does not qualify the lead"
         )),
     };
-    leadscore_store::stages::set(connection, lead.id, &change)?;
+    transaction.set_stage(lead.id, &change)?;
     lead.stage = change.stage.clone();
     let lead_changes = LeadChanges { scores: Vec::new(), stages: vec![&change] };
-    notify::enqueue(connection, hooks, lead, &lead_changes, now)
+    notify::enqueue(transaction, hooks, lead, &lead_changes, now)
 }
 
 /// Starts rescoring the workspace in the background, from where its stored rescoring stopped,
@@ -200,9 +192,9 @@ async fn run_job(state: &AppState, workspace_id: i64) {
         let (models, lead_cache) = (state.models.clone(), state.leads.clone());
         let now = now_ms();
         let step = state
-            .store
-            .write_beside_caches(move |c| {
-                let Some(rescoring) = rescorings::get(c, workspace_id)?.filter(|r| r.finished_at.is_none()) else {
+            .storage
+            .rescore(move |transaction| {
+                let Some(rescoring) = transaction.rescoring(workspace_id)?.filter(|r| r.finished_at.is_none()) else {
                     return Ok(None);
                 };
                 let batch = Batch {
@@ -213,11 +205,11 @@ async fn run_job(state: &AppState, workspace_id: i64) {
                     history: History::EveryChange,
                     revert_automatic_since: rescoring.revert_automatic_since,
                 };
-                let (last, n, queued) = rescore_batch(c, &models, &lead_cache, &batch)?;
+                let (last, n, queued) = rescore_batch(transaction, &models, &lead_cache, &batch)?;
                 let done = rescoring.done + n as i64;
                 match last {
-                    Some(last) => rescorings::advance(c, workspace_id, last, done)?,
-                    None => rescorings::finish(c, workspace_id, None, now)?,
+                    Some(last) => transaction.record_rescoring_progress(workspace_id, last, done)?,
+                    None => transaction.finish_rescoring(workspace_id, None, now)?,
                 }
                 Ok(Some((last.is_some(), done, rescoring.total, queued)))
             })
@@ -275,14 +267,14 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
             revert_automatic_since: None,
         };
         let (last, n, queued) = state
-            .store
-            .write_beside_caches(move |c| {
+            .storage
+            .rescore(move |transaction| {
                 // An activation since the last batch: its rescoring goes over every lead with the
                 // new version and records why; this pass would record it as time passing.
-                if rescorings::get(c, batch.workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
+                if transaction.rescoring(batch.workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
                     return Ok((None, 0, 0));
                 }
-                rescore_batch(c, &models, &lead_cache, &batch)
+                rescore_batch(transaction, &models, &lead_cache, &batch)
             })
             .await?;
         done += n;

@@ -15,7 +15,7 @@ use crate::scoring::Models;
 /// The service's shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The storage interface: what ingestion goes through.
+    /// The storage interface: what ingestion, rescoring and the readiness check go through.
     pub storage: Arc<dyn Storage>,
     /// The SQLite store itself, for the paths not yet moved behind [`Storage`] (every other
     /// read and write); the same store as `storage`.

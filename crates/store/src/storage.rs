@@ -7,9 +7,9 @@
 //!   automatic stage move and its webhook notifications. Identities and events are still one
 //!   call per lookup or event, which costs nothing in process but a round trip each over a
 //!   network.
-//! - [`Storage`]: the service's handle: whether the database answers and takes writes, and
-//!   ingestion, which runs a batch's work in one coherent write transaction and answers once it
-//!   is durable.
+//! - [`Storage`]: the service's handle: whether the database answers and takes writes;
+//!   ingestion and rescoring, each running a batch's work in one write transaction and answering
+//!   once it is durable.
 //!
 //! The work is the caller's: the store never scores (it does not depend on the engine or the
 //! service), it hands the work a [`Transaction`] and commits what the work wrote.
@@ -25,6 +25,7 @@ use crate::events::{Inserted, NewEvent, StoredEvent};
 use crate::leads::LeadRow;
 use crate::models::ModelVersion;
 use crate::predictive::PredictiveVersion;
+use crate::rescorings::Rescoring;
 use crate::scores::{History, ScoreRow, StoredScores};
 use crate::stages::StageChange;
 use crate::webhooks::Webhook;
@@ -35,8 +36,7 @@ pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError
 /// Work run in one write transaction, given that transaction.
 pub type TransactionWork = Box<dyn FnOnce(&dyn Transaction) -> Result<(), StoreError> + Send>;
 
-/// What ingestion (and the saving of a lead's scores, which rescoring shares) reads and writes in
-/// one write transaction. Every query that takes a client's input is scoped by workspace.
+/// What ingestion and rescoring read and write in one write transaction. Every query that takes a client's input is scoped by workspace.
 ///
 /// Leads are passed as the rows read in the same transaction (or kept coherent with it): the
 /// events and the merge link rows from them (see [`crate::events`]).
@@ -47,6 +47,22 @@ pub trait Transaction {
     fn predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError>;
     /// The workspace's webhooks, which a change of score or stage notifies.
     fn webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError>;
+
+    /// The workspace's running or last rescoring.
+    fn rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError>;
+    /// Records that a rescoring has done the leads up to `after_lead_id`, `done` in all.
+    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError>;
+    /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
+    /// The ids of up to `limit` of the workspace's leads after `after_id`, merged ones left out,
+    /// in id order: how rescoring walks a workspace.
+    fn lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+    /// A lead of the workspace by its id.
+    fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError>;
+    /// A lead's latest stage change.
+    fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
+    /// Moves a lead to a stage, recording the change.
+    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
 
     /// Whether a message id is already stored in the workspace (a duplicate).
     fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError>;
@@ -119,6 +135,11 @@ pub trait Storage: Send + Sync {
     /// [`crate::Store::write_coherent`]). Callers use `<dyn Storage>::ingest`, which hands the
     /// work's result back.
     fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
+    /// Runs a rescoring batch's work in one write transaction and answers once it is durable.
+    /// The work forgets, in the caches checked against [`Storage::generation`], every lead it
+    /// changes, so that they stay valid for the others (see
+    /// [`crate::Store::write_beside_caches`]). Callers use `<dyn Storage>::rescore`.
+    fn run_rescoring(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
 }
 
 impl dyn Storage {
@@ -129,17 +150,38 @@ impl dyn Storage {
         R: Send + 'static,
         F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
     {
-        // The result leaves the transaction by a channel, so that the trait needs no generic
-        // method and stays usable as `dyn Storage`.
-        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-        self.run_ingestion(Box::new(move |transaction| {
-            let result = work(transaction)?;
-            let _ = sender.send(result);
-            Ok(())
-        }))
-        .await?;
-        receiver.try_recv().map_err(|_| StoreError::Closed)
+        let (work, result) = returning(work);
+        self.run_ingestion(work).await?;
+        result.try_recv().map_err(|_| StoreError::Closed)
     }
+
+    /// Runs `work` as a rescoring batch (see [`Storage::run_rescoring`]) and returns its result
+    /// once committed.
+    pub async fn rescore<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (work, result) = returning(work);
+        self.run_rescoring(work).await?;
+        result.try_recv().map_err(|_| StoreError::Closed)
+    }
+}
+
+/// `work` as a [`TransactionWork`], whose result leaves the transaction by a channel: so the
+/// trait needs no generic method and stays usable as `dyn Storage`.
+fn returning<R, F>(work: F) -> (TransactionWork, std::sync::mpsc::Receiver<R>)
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
+{
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    let work: TransactionWork = Box::new(move |transaction| {
+        let result = work(transaction)?;
+        let _ = sender.send(result);
+        Ok(())
+    });
+    (work, receiver)
 }
 
 #[cfg(test)]

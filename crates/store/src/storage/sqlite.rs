@@ -9,8 +9,9 @@ use crate::events::{self, Inserted, NewEvent, StoredEvent};
 use crate::leads::{self, LeadRow};
 use crate::models::{self, ModelVersion};
 use crate::predictive::{self, PredictiveVersion};
+use crate::rescorings::{self, Rescoring};
 use crate::scores::{self, StoredScores};
-use crate::stages;
+use crate::stages::{self, StageChange};
 use crate::storage::{Notification, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork};
 use crate::webhooks::{self, Webhook};
 use crate::{Generation, Store, merge};
@@ -26,6 +27,34 @@ impl Transaction for Connection {
 
     fn webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError> {
         webhooks::list(self, workspace_id)
+    }
+
+    fn rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError> {
+        rescorings::get(self, workspace_id)
+    }
+
+    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
+        rescorings::advance(self, workspace_id, after_lead_id, done)
+    }
+
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
+        rescorings::finish(self, workspace_id, error, now)
+    }
+
+    fn lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        leads::ids_after(self, workspace_id, after_id, limit)
+    }
+
+    fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError> {
+        leads::by_id(self, workspace_id, id)
+    }
+
+    fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError> {
+        stages::latest(self, lead_id)
+    }
+
+    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
+        stages::set(self, lead_id, change)
     }
 
     fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
@@ -109,5 +138,9 @@ impl Storage for Store {
 
     fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
         Box::pin(self.write_coherent(move |connection| work(connection)))
+    }
+
+    fn run_rescoring(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.write_beside_caches(move |connection| work(connection)))
     }
 }
