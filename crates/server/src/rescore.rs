@@ -5,7 +5,7 @@
 
 use leadscore_core::{Model, Timestamp};
 use leadscore_store::leads::LeadRow;
-use leadscore_store::rescorings::{self, Rescoring};
+use leadscore_store::rescorings::Rescoring;
 use leadscore_store::scores::{History, ScoreRow};
 use leadscore_store::stages::StageChange;
 use leadscore_store::webhooks::Webhook;
@@ -55,7 +55,7 @@ impl From<Rescoring> for Progress {
 
 /// The workspace's running or last rescoring.
 pub async fn progress(state: &AppState, workspace_id: i64) -> Result<Option<Progress>, StoreError> {
-    Ok(state.store.read(move |c| rescorings::get(c, workspace_id)).await?.map(Progress::from))
+    Ok(state.storage.rescoring(workspace_id).await?.map(Progress::from))
 }
 
 /// One batch of a rescoring pass: the workspace, the leads after which it goes on, the time it
@@ -143,7 +143,7 @@ fn revert_automatic_mql(
 
 /// Starts rescoring the workspace in the background, from where its stored rescoring stopped,
 /// unless that already runs in this process. The rescoring itself was recorded by
-/// [`rescorings::begin`] in the transaction that activated the version.
+/// [`leadscore_store::rescorings::begin`] in the transaction that activated the version.
 pub fn start(state: &AppState, workspace_id: i64) {
     if !state.rescoring.claim(workspace_id) {
         return;
@@ -155,7 +155,7 @@ pub fn start(state: &AppState, workspace_id: i64) {
             state.rescoring.release(workspace_id);
             // An activation that committed while this job ended found it still claimed and left
             // its rescoring to it: look once more, and run it if it is there.
-            let unfinished = state.store.read(move |c| rescorings::get(c, workspace_id)).await;
+            let unfinished = state.storage.rescoring(workspace_id).await;
             let waiting = unfinished.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none()));
             if !waiting || !state.rescoring.claim(workspace_id) {
                 break;
@@ -166,7 +166,7 @@ pub fn start(state: &AppState, workspace_id: i64) {
 
 /// Resumes every rescoring that a stop (or a crash) cut short.
 pub async fn resume(state: &AppState) -> Result<usize, StoreError> {
-    let unfinished = state.store.read(rescorings::unfinished).await?;
+    let unfinished = state.storage.unfinished_rescorings().await?;
     for rescoring in &unfinished {
         tracing::info!(
             workspace_id = rescoring.workspace_id,
@@ -237,9 +237,8 @@ async fn run_job(state: &AppState, workspace_id: i64) {
                     continue;
                 }
                 if failures >= ATTEMPTS {
-                    let (message, now) = (error.to_string(), now_ms());
                     let recorded =
-                        state.store.write(move |c| rescorings::finish(c, workspace_id, Some(&message), now)).await;
+                        state.storage.finish_rescoring(workspace_id, Some(error.to_string()), now_ms()).await;
                     if let Err(error) = recorded {
                         tracing::error!(%error, workspace_id, "cannot record the rescoring's failure; it resumes at the next start");
                     }
@@ -294,11 +293,10 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
 pub async fn schedule(state: AppState, interval: std::time::Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        let workspaces: Result<Vec<i64>, StoreError> =
-            state.store.read(leadscore_store::models::workspaces_with_active_model).await;
+        let workspaces: Result<Vec<i64>, StoreError> = state.storage.workspaces_with_active_model().await;
         for workspace_id in workspaces.unwrap_or_default() {
             // A rescoring after an activation goes over every lead anyway.
-            let running = state.store.read(move |c| rescorings::get(c, workspace_id)).await;
+            let running = state.storage.rescoring(workspace_id).await;
             if running.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none())) {
                 continue;
             }

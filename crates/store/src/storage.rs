@@ -135,6 +135,14 @@ pub trait Storage: Send + Sync {
     /// [`crate::Store::write_coherent`]). Callers use `<dyn Storage>::ingest`, which hands the
     /// work's result back.
     fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
+    /// The workspace's running or last rescoring.
+    fn rescoring(&self, workspace_id: i64) -> StorageFuture<'_, Option<Rescoring>>;
+    /// Every rescoring a stop (or a crash) cut short, to resume.
+    fn unfinished_rescorings(&self) -> StorageFuture<'_, Vec<Rescoring>>;
+    /// Records the end of the workspace's rescoring with the error that stopped it, if any.
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()>;
+    /// The workspaces that have an active model, in id order: those the scheduler rescores.
+    fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>>;
     /// Runs a rescoring batch's work in one write transaction and answers once it is durable.
     /// The work forgets, in the caches checked against [`Storage::generation`], every lead it
     /// changes, so that they stay valid for the others (see
@@ -234,5 +242,7 @@ mod tests {
         assert_eq!(events.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m1"]);
         assert!(runtime.block_on(storage.ping()).is_ok());
         assert_eq!(storage.write_failure(), None);
+        assert_eq!(runtime.block_on(storage.rescoring(workspace_id)).unwrap(), None);
+        assert_eq!(runtime.block_on(storage.workspaces_with_active_model()).unwrap(), Vec::<i64>::new());
     }
 }

@@ -140,6 +140,22 @@ impl Storage for Store {
         Box::pin(self.write_coherent(move |connection| work(connection)))
     }
 
+    fn rescoring(&self, workspace_id: i64) -> StorageFuture<'_, Option<Rescoring>> {
+        Box::pin(self.read(move |connection| rescorings::get(connection, workspace_id)))
+    }
+
+    fn unfinished_rescorings(&self) -> StorageFuture<'_, Vec<Rescoring>> {
+        Box::pin(self.read(rescorings::unfinished))
+    }
+
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |connection| rescorings::finish(connection, workspace_id, error.as_deref(), now)))
+    }
+
+    fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>> {
+        Box::pin(self.read(models::workspaces_with_active_model))
+    }
+
     fn run_rescoring(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
         Box::pin(self.write_beside_caches(move |connection| work(connection)))
     }
