@@ -28,7 +28,7 @@ use crate::predictive::PredictiveVersion;
 use crate::rescorings::Rescoring;
 use crate::scores::{History, ScoreRow, StoredScores};
 use crate::stages::StageChange;
-use crate::webhooks::Webhook;
+use crate::webhooks::{Attempt, Pending, Webhook};
 
 /// What a storage call answers, later.
 pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -143,6 +143,20 @@ pub trait Storage: Send + Sync {
     fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()>;
     /// The workspaces that have an active model, in id order: those the scheduler rescores.
     fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>>;
+    /// The notifications due first, up to `per_webhook` for each webhook but those in `skip`
+    /// (see [`crate::webhooks::upcoming`]).
+    fn upcoming_notifications(&self, per_webhook: u32, skip: Vec<i64>) -> StorageFuture<'_, Vec<Pending>>;
+    /// Records a delivery attempt of a notification; `next_attempt_at` None with a failure means
+    /// it gave up. Touches no lead, so ingestion's caches stay valid.
+    fn record_delivery_attempt(
+        &self,
+        outbox_id: i64,
+        attempt: Attempt,
+        delivered: bool,
+        next_attempt_at: Option<i64>,
+    ) -> StorageFuture<'_, ()>;
+    /// How many notifications wait to be delivered.
+    fn notifications_waiting(&self) -> StorageFuture<'_, i64>;
     /// Runs a rescoring batch's work in one write transaction and answers once it is durable.
     /// The work forgets, in the caches checked against [`Storage::generation`], every lead it
     /// changes, so that they stay valid for the others (see

@@ -13,7 +13,7 @@ use crate::rescorings::{self, Rescoring};
 use crate::scores::{self, StoredScores};
 use crate::stages::{self, StageChange};
 use crate::storage::{Notification, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork};
-use crate::webhooks::{self, Webhook};
+use crate::webhooks::{self, Attempt, Pending, Webhook};
 use crate::{Generation, Store, merge};
 
 impl Transaction for Connection {
@@ -154,6 +154,26 @@ impl Storage for Store {
 
     fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>> {
         Box::pin(self.read(models::workspaces_with_active_model))
+    }
+
+    fn upcoming_notifications(&self, per_webhook: u32, skip: Vec<i64>) -> StorageFuture<'_, Vec<Pending>> {
+        Box::pin(self.read(move |connection| webhooks::upcoming(connection, per_webhook, &skip)))
+    }
+
+    fn record_delivery_attempt(
+        &self,
+        outbox_id: i64,
+        attempt: Attempt,
+        delivered: bool,
+        next_attempt_at: Option<i64>,
+    ) -> StorageFuture<'_, ()> {
+        Box::pin(self.write_beside_caches(move |connection| {
+            webhooks::record_attempt(connection, outbox_id, &attempt, delivered, next_attempt_at)
+        }))
+    }
+
+    fn notifications_waiting(&self) -> StorageFuture<'_, i64> {
+        Box::pin(self.read(webhooks::depth))
     }
 
     fn run_rescoring(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
