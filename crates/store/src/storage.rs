@@ -22,13 +22,14 @@ use std::pin::Pin;
 use crate::Generation;
 use crate::error::StoreError;
 use crate::events::{Inserted, NewEvent, StoredEvent};
+use crate::keys::{KeyInfo, NewKey, Scope};
 use crate::leads::LeadRow;
 use crate::models::ModelVersion;
 use crate::predictive::PredictiveVersion;
 use crate::rescorings::Rescoring;
 use crate::scores::{History, ScoreRow, StoredScores};
 use crate::stages::StageChange;
-use crate::webhooks::{Attempt, Pending, Webhook};
+use crate::webhooks::{Attempt, LogEntry, NewWebhook, Pending, Webhook};
 
 /// What a storage call answers, later.
 pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -157,6 +158,26 @@ pub trait Storage: Send + Sync {
     ) -> StorageFuture<'_, ()>;
     /// How many notifications wait to be delivered.
     fn notifications_waiting(&self) -> StorageFuture<'_, i64>;
+    /// The workspace's API keys, newest first.
+    fn list_keys(&self, workspace_id: i64) -> StorageFuture<'_, Vec<KeyInfo>>;
+    /// A new API key of the workspace, with its secret (stored hashed).
+    fn create_key(&self, workspace_id: i64, scope: Scope, now: i64) -> StorageFuture<'_, NewKey>;
+    /// Revokes one of the workspace's keys and returns it as revoked; `None` if the workspace
+    /// has no such key.
+    fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>>;
+
+    /// The workspace's webhooks.
+    fn list_webhooks(&self, workspace_id: i64) -> StorageFuture<'_, Vec<Webhook>>;
+    /// Subscribes a webhook, with a new signing secret.
+    fn subscribe_webhook(&self, workspace_id: i64, new: NewWebhook, now: i64) -> StorageFuture<'_, Webhook>;
+    /// Stops a webhook; false if the workspace has no such webhook.
+    fn delete_webhook(&self, workspace_id: i64, id: i64, now: i64) -> StorageFuture<'_, bool>;
+    /// A webhook's newest `limit` notifications and their attempts; `None` if the workspace has
+    /// no such webhook.
+    fn delivery_log(&self, workspace_id: i64, id: i64, limit: u32) -> StorageFuture<'_, Option<Vec<LogEntry>>>;
+    /// Queues a notification of the workspace again; returns the new notification's id.
+    fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64>;
+
     /// Runs a rescoring batch's work in one write transaction and answers once it is durable.
     /// The work forgets, in the caches checked against [`Storage::generation`], every lead it
     /// changes, so that they stay valid for the others (see

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use leadscore_core::value::format_number;
 use leadscore_core::{Model, Timestamp, check};
 use leadscore_store::keys::Scope;
+use leadscore_store::now_ms;
 use leadscore_store::webhooks::{self, EVENT_KINDS, NewWebhook};
-use leadscore_store::{StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
@@ -278,7 +278,7 @@ async fn create(
     let new =
         NewWebhook { url: url.to_string(), events: request.events, score: request.score, threshold: request.threshold };
     let now = now_ms();
-    let webhook = state.store.write(move |c| webhooks::create(c, owner.workspace_id, &new, now)).await?;
+    let webhook = state.storage.subscribe_webhook(owner.workspace_id, new, now).await?;
     let body = CreatedView { webhook: WebhookView::from(&webhook), secret: webhook.secret.clone(), warnings };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
@@ -361,7 +361,7 @@ fn bound(value: f64) -> String {
 )]
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJson<ListView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
-    let hooks = state.store.read(move |c| webhooks::list(c, owner.workspace_id)).await?;
+    let hooks = state.storage.list_webhooks(owner.workspace_id).await?;
     Ok(ApiJson(ListView { webhooks: hooks.iter().map(WebhookView::from).collect() }))
 }
 
@@ -388,7 +388,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let now = now_ms();
-    let deleted = state.store.write(move |c| webhooks::delete(c, owner.workspace_id, id, now)).await?;
+    let deleted = state.storage.delete_webhook(owner.workspace_id, id, now).await?;
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("no webhook {id}"))) }
 }
 
@@ -415,14 +415,10 @@ async fn deliveries(
 ) -> Result<ApiJson<DeliveryLogView>, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let log = state
-        .store
-        .read(move |c| {
-            if webhooks::by_id(c, owner.workspace_id, id)?.is_none() {
-                return Err(StoreError::NotFound(format!("no webhook {id}")));
-            }
-            webhooks::log(c, id, 500)
-        })
-        .await?;
+        .storage
+        .delivery_log(owner.workspace_id, id, 500)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no webhook {id}")))?;
     let time = |t: Option<i64>| t.map(|t| Timestamp(t).to_string());
     let deliveries = log
         .into_iter()
@@ -474,7 +470,7 @@ async fn redeliver(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
-    let queued = state.store.write(move |c| webhooks::redeliver(c, owner.workspace_id, id, now_ms())).await?;
+    let queued = state.storage.redeliver(owner.workspace_id, id, now_ms()).await?;
     state.deliveries.notify_one();
     Ok((StatusCode::ACCEPTED, axum::Json(RedeliveryView { id: queued, status: DeliveryStatus::Pending }))
         .into_response())

@@ -6,6 +6,7 @@ use rusqlite::Connection;
 
 use crate::error::StoreError;
 use crate::events::{self, Inserted, NewEvent, StoredEvent};
+use crate::keys::{self, KeyInfo, NewKey, Scope};
 use crate::leads::{self, LeadRow};
 use crate::models::{self, ModelVersion};
 use crate::predictive::{self, PredictiveVersion};
@@ -13,7 +14,7 @@ use crate::rescorings::{self, Rescoring};
 use crate::scores::{self, StoredScores};
 use crate::stages::{self, StageChange};
 use crate::storage::{Notification, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork};
-use crate::webhooks::{self, Attempt, Pending, Webhook};
+use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
 use crate::{Generation, Store, merge};
 
 impl Transaction for Connection {
@@ -174,6 +175,49 @@ impl Storage for Store {
 
     fn notifications_waiting(&self) -> StorageFuture<'_, i64> {
         Box::pin(self.read(webhooks::depth))
+    }
+
+    fn list_keys(&self, workspace_id: i64) -> StorageFuture<'_, Vec<KeyInfo>> {
+        Box::pin(self.read(move |connection| keys::list(connection, workspace_id)))
+    }
+
+    fn create_key(&self, workspace_id: i64, scope: Scope, now: i64) -> StorageFuture<'_, NewKey> {
+        Box::pin(self.write(move |connection| keys::create(connection, workspace_id, scope, now)))
+    }
+
+    fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>> {
+        Box::pin(self.write(move |connection| {
+            if keys::revoke(connection, workspace_id, key_id, now)? {
+                keys::by_id(connection, workspace_id, key_id)
+            } else {
+                Ok(None)
+            }
+        }))
+    }
+
+    fn list_webhooks(&self, workspace_id: i64) -> StorageFuture<'_, Vec<Webhook>> {
+        Box::pin(self.read(move |connection| webhooks::list(connection, workspace_id)))
+    }
+
+    fn subscribe_webhook(&self, workspace_id: i64, new: NewWebhook, now: i64) -> StorageFuture<'_, Webhook> {
+        Box::pin(self.write(move |connection| webhooks::create(connection, workspace_id, &new, now)))
+    }
+
+    fn delete_webhook(&self, workspace_id: i64, id: i64, now: i64) -> StorageFuture<'_, bool> {
+        Box::pin(self.write(move |connection| webhooks::delete(connection, workspace_id, id, now)))
+    }
+
+    fn delivery_log(&self, workspace_id: i64, id: i64, limit: u32) -> StorageFuture<'_, Option<Vec<LogEntry>>> {
+        Box::pin(self.read(move |connection| {
+            if webhooks::by_id(connection, workspace_id, id)?.is_none() {
+                return Ok(None);
+            }
+            webhooks::log(connection, id, limit).map(Some)
+        }))
+    }
+
+    fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64> {
+        Box::pin(self.write(move |connection| webhooks::redeliver(connection, workspace_id, outbox_id, now)))
     }
 
     fn run_rescoring(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
