@@ -193,7 +193,7 @@ async fn run_job(state: &AppState, workspace_id: i64) {
         let now = now_ms();
         let step = state
             .storage
-            .rescore(move |transaction| {
+            .write_beside_caches(move |transaction| {
                 let Some(rescoring) = transaction.rescoring(workspace_id)?.filter(|r| r.finished_at.is_none()) else {
                     return Ok(None);
                 };
@@ -267,7 +267,7 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
         };
         let (last, n, queued) = state
             .storage
-            .rescore(move |transaction| {
+            .write_beside_caches(move |transaction| {
                 // An activation since the last batch: its rescoring goes over every lead with the
                 // new version and records why; this pass would record it as time passing.
                 if transaction.rescoring(batch.workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {

@@ -14,7 +14,7 @@ use leadscore_store::models::ModelVersion;
 use leadscore_store::predictive::PredictiveVersion;
 use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::ScoreRow;
-use leadscore_store::{StoreError, Transaction};
+use leadscore_store::{Reads, StoreError};
 
 /// The event types identify, alias and group calls are stored under: kept for idempotency and
 /// audit, never activity.
@@ -62,7 +62,7 @@ pub struct NewVersion {
 
 impl Models {
     /// The stored version compiled with the predictive models it was pinned to when stored.
-    pub fn get(&self, transaction: &dyn Transaction, version: &ModelVersion) -> Result<Arc<Model>, StoreError> {
+    pub fn get(&self, reads: &dyn Reads, version: &ModelVersion) -> Result<Arc<Model>, StoreError> {
         let hit = self.compiled.lock().ok().and_then(|cache| {
             let (made_from, model) = cache.get(&version.id)?;
             let same = made_from.workspace_id == version.workspace_id
@@ -78,7 +78,7 @@ impl Models {
             let Some(&id) = version.predictors.get(reference) else {
                 return Err(format!("`{reference}` was not pinned to a predictive model when this version was stored"));
             };
-            match self.predictor(transaction, version.workspace_id, id) {
+            match self.predictor(reads, version.workspace_id, id) {
                 Ok(model) => Ok(model),
                 Err(error) => {
                     let message = error.to_string();
@@ -143,13 +143,8 @@ impl Models {
 
     /// A stored predictive model version of the workspace, checked once and kept. The row is read
     /// each time (this runs only when a model is compiled) to tell whether the kept one is it.
-    pub fn predictor(
-        &self,
-        transaction: &dyn Transaction,
-        workspace_id: i64,
-        id: i64,
-    ) -> Result<Arc<PredictiveModel>, StoreError> {
-        let stored = transaction
+    pub fn predictor(&self, reads: &dyn Reads, workspace_id: i64, id: i64) -> Result<Arc<PredictiveModel>, StoreError> {
+        let stored = reads
             .predictive_model(workspace_id, id)?
             .ok_or_else(|| StoreError::NotFound(format!("no predictive model {id} in this workspace")))?;
         Ok(self.checked(stored)?.1)
@@ -229,7 +224,7 @@ pub fn apply(
 /// from every stored event. The second value says whether it was rebuilt (then it already holds
 /// every stored event).
 pub fn state_for(
-    transaction: &dyn Transaction,
+    reads: &dyn Reads,
     model: &Model,
     model_id: i64,
     lead: &LeadRow,
@@ -242,7 +237,7 @@ pub fn state_for(
         return Ok((state, false));
     }
     let mut state = LeadState::new(model);
-    for StoredEvent { event_type, at, properties, .. } in transaction.events_of(lead)? {
+    for StoredEvent { event_type, at, properties, .. } in reads.events_of(lead)? {
         if ![IDENTIFY, ALIAS, GROUP].contains(&event_type.as_str()) {
             apply(model, &mut state, &event_type, at, &properties);
         }

@@ -8,7 +8,7 @@
 //! and see every committed write.
 //!
 //! # Layout
-//! - [`storage`]: the interface the service uses ([`Storage`], [`Transaction`]), shaped by what
+//! - [`storage`]: the interface the service uses ([`Storage`], [`Reads`], [`Transaction`]), shaped by what
 //!   it does, and its SQLite implementation.
 //! - [`Store`] (`handle`): opening the data directory and sending work to the writer or a reader;
 //!   `writer`: the writer thread, group commit and the WAL's checkpoints; [`WriteHealth`]
@@ -44,5 +44,5 @@ mod writer;
 pub use error::StoreError;
 pub use handle::{Store, now_ms};
 pub use health::WriteHealth;
-pub use storage::{Storage, Transaction};
+pub use storage::{Reads, Storage, Transaction};
 pub use writer::Generation;

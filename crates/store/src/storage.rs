@@ -1,6 +1,7 @@
 //! The storage interface the service uses, shaped by what it does rather than by tables, so that
 //! another database is one more implementation of these traits (SQLite's is [`sqlite`]).
 //!
+//! - [`Reads`]: what the service reads, in a read snapshot or in a write transaction.
 //! - [`Transaction`]: what ingestion and the saving of scores read and write inside one write
 //!   transaction: finding and creating leads, linking and merging identities, appending events,
 //!   and, in one call per lead ([`ScoredLeadWrite`]), its scores with their history, its
@@ -23,11 +24,11 @@ use crate::Generation;
 use crate::error::StoreError;
 use crate::events::{Inserted, NewEvent, StoredEvent};
 use crate::keys::{KeyInfo, NewKey, Scope};
-use crate::leads::LeadRow;
+use crate::leads::{Filter, LeadRow, ListedLead, Order};
 use crate::models::ModelVersion;
 use crate::predictive::PredictiveVersion;
 use crate::rescorings::Rescoring;
-use crate::scores::{History, ScoreRow, StoredScores};
+use crate::scores::{History, HistoryEntry, ScoreRow, StoredScores};
 use crate::stages::StageChange;
 use crate::webhooks::{Attempt, LogEntry, NewWebhook, Pending, Webhook};
 
@@ -37,40 +38,64 @@ pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError
 /// Work run in one write transaction, given that transaction.
 pub type TransactionWork = Box<dyn FnOnce(&dyn Transaction) -> Result<(), StoreError> + Send>;
 
-/// What ingestion and rescoring read and write in one write transaction. Every query that takes a client's input is scoped by workspace.
-///
-/// Leads are passed as the rows read in the same transaction (or kept coherent with it): the
-/// events and the merge link rows from them (see [`crate::events`]).
-pub trait Transaction {
+/// Work run on a read snapshot, given what it can read.
+pub type ReadWork = Box<dyn FnOnce(&dyn Reads) -> Result<(), StoreError> + Send>;
+
+/// What the service reads, in a read (a snapshot) or inside a write transaction. Every query
+/// that takes a client's input is scoped by workspace.
+pub trait Reads {
     /// The workspace's active scoring model version, if any.
     fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError>;
     /// A stored predictive model version of the workspace, which a scoring model is pinned to.
     fn predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError>;
     /// The workspace's webhooks, which a change of score or stage notifies.
     fn webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError>;
-
     /// The workspace's running or last rescoring.
     fn rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError>;
-    /// Records that a rescoring has done the leads up to `after_lead_id`, `done` in all.
-    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError>;
-    /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
-    fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
-    /// The ids of up to `limit` of the workspace's leads after `after_id`, merged ones left out,
-    /// in id order: how rescoring walks a workspace.
-    fn lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
-    /// A lead of the workspace by its id.
-    fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError>;
-    /// A lead's latest stage change.
-    fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
-    /// Moves a lead to a stage, recording the change.
-    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
 
     /// Whether a message id is already stored in the workspace (a duplicate).
     fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError>;
+    /// A lead of the workspace by its id.
+    fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError>;
     /// The lead a user id belongs to, merged leads left out.
     fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError>;
     /// The lead an anonymous id is linked to, merged leads left out.
     fn lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError>;
+    /// The ids of up to `limit` of the workspace's leads after `after_id`, merged ones left out,
+    /// in id order: how rescoring walks a workspace.
+    fn lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+    /// A page of the workspace's leads with one score's value and tier (see [`crate::leads::list`]).
+    fn list_leads(
+        &self,
+        workspace_id: i64,
+        filter: &Filter,
+        order: Order,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<ListedLead>, StoreError>;
+    /// Every event of a lead, to rebuild its state when the model changed or leads merged.
+    fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError>;
+    /// A lead's stored scores.
+    fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
+    /// A lead's newest `limit` score changes, newest first.
+    fn score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// A lead's latest stage change.
+    fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
+    /// Every stage change of a lead.
+    fn stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError>;
+}
+
+/// What ingestion, rescoring and stage moves write in one write transaction, beside what they
+/// read ([`Reads`]).
+///
+/// Leads are passed as the rows read in the same transaction (or kept coherent with it): the
+/// events and the merge link rows from them (see [`crate::events`]).
+pub trait Transaction: Reads {
+    /// Records that a rescoring has done the leads up to `after_lead_id`, `done` in all.
+    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError>;
+    /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
+
     /// A new lead; `user_id` may be unknown yet (an anonymous visitor).
     fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError>;
     /// Gives an anonymous lead the user id it turned out to have.
@@ -83,15 +108,13 @@ pub trait Transaction {
     fn insert_event(&self, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError>;
     /// Saves a lead's attributes, e-mail, state and times.
     fn save_lead(&self, lead: &LeadRow) -> Result<(), StoreError>;
-    /// Every event of a lead, to rebuild its state when the model changed or leads merged.
-    fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// A lead's stored scores.
-    fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
     /// Writes a lead's freshly evaluated scores with everything that follows from them, in one
     /// call: its row, its scores over `stored` (brought up to date) and their history, its
     /// automatic stage move and its webhook notifications.
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
+    /// Moves a lead to a stage, recording the change.
+    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
     /// Queues webhook notifications about a lead, sent after the commit.
     fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError>;
 }
@@ -123,6 +146,9 @@ pub struct Notification {
 pub trait Storage: Send + Sync {
     /// Whether the database answers a read.
     fn ping(&self) -> StorageFuture<'_, ()>;
+    /// Runs `work` on a read snapshot, off the async runtime. Callers use
+    /// `<dyn Storage>::read`, which hands the work's result back.
+    fn run_read(&self, work: ReadWork) -> StorageFuture<'_, ()>;
     /// Why writes fail now, if they do for a storage reason (a full disk, an I/O error).
     fn write_failure(&self) -> Option<String>;
     /// A write of its own, so that a storage that failed finds out whether writes are back.
@@ -178,14 +204,29 @@ pub trait Storage: Send + Sync {
     /// Queues a notification of the workspace again; returns the new notification's id.
     fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64>;
 
-    /// Runs a rescoring batch's work in one write transaction and answers once it is durable.
-    /// The work forgets, in the caches checked against [`Storage::generation`], every lead it
-    /// changes, so that they stay valid for the others (see
-    /// [`crate::Store::write_beside_caches`]). Callers use `<dyn Storage>::rescore`.
-    fn run_rescoring(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
+    /// Runs work that forgets, in the caches checked against [`Storage::generation`], every lead
+    /// it changes (a rescoring batch, a stage move), in one write transaction, and answers once it
+    /// is durable: the caches stay valid for the other leads (see
+    /// [`crate::Store::write_beside_caches`]). Callers use `<dyn Storage>::write_beside_caches`.
+    fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
 }
 
 impl dyn Storage {
+    /// Runs `work` on a read snapshot (see [`Storage::run_read`]) and returns its result.
+    pub async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Reads) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (sender, result) = std::sync::mpsc::sync_channel(1);
+        self.run_read(Box::new(move |reads| {
+            let _ = sender.send(work(reads)?);
+            Ok(())
+        }))
+        .await?;
+        result.try_recv().map_err(|_| StoreError::Closed)
+    }
+
     /// Runs `work` as an ingestion batch (see [`Storage::run_ingestion`]) and returns its result
     /// once committed.
     pub async fn ingest<R, F>(&self, work: F) -> Result<R, StoreError>
@@ -198,15 +239,15 @@ impl dyn Storage {
         result.try_recv().map_err(|_| StoreError::Closed)
     }
 
-    /// Runs `work` as a rescoring batch (see [`Storage::run_rescoring`]) and returns its result
+    /// Runs `work` beside the caches (see [`Storage::run_beside_caches`]) and returns its result
     /// once committed.
-    pub async fn rescore<R, F>(&self, work: F) -> Result<R, StoreError>
+    pub async fn write_beside_caches<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
     {
         let (work, result) = returning(work);
-        self.run_rescoring(work).await?;
+        self.run_beside_caches(work).await?;
         result.try_recv().map_err(|_| StoreError::Closed)
     }
 }

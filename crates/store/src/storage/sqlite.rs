@@ -7,17 +7,19 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 use crate::events::{self, Inserted, NewEvent, StoredEvent};
 use crate::keys::{self, KeyInfo, NewKey, Scope};
-use crate::leads::{self, LeadRow};
+use crate::leads::{self, Filter, LeadRow, ListedLead, Order};
 use crate::models::{self, ModelVersion};
 use crate::predictive::{self, PredictiveVersion};
 use crate::rescorings::{self, Rescoring};
-use crate::scores::{self, StoredScores};
+use crate::scores::{self, HistoryEntry, StoredScores};
 use crate::stages::{self, StageChange};
-use crate::storage::{Notification, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork};
+use crate::storage::{
+    Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
+};
 use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
 use crate::{Generation, Store, merge};
 
-impl Transaction for Connection {
+impl Reads for Connection {
     fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError> {
         models::active(self, workspace_id)
     }
@@ -34,14 +36,6 @@ impl Transaction for Connection {
         rescorings::get(self, workspace_id)
     }
 
-    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
-        rescorings::advance(self, workspace_id, after_lead_id, done)
-    }
-
-    fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
-        rescorings::finish(self, workspace_id, error, now)
-    }
-
     fn lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
         leads::ids_after(self, workspace_id, after_id, limit)
     }
@@ -54,10 +48,6 @@ impl Transaction for Connection {
         stages::latest(self, lead_id)
     }
 
-    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
-        stages::set(self, lead_id, change)
-    }
-
     fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
         events::exists(self, workspace_id, message_id)
     }
@@ -68,6 +58,47 @@ impl Transaction for Connection {
 
     fn lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError> {
         leads::by_anonymous_id(self, workspace_id, anonymous_id)
+    }
+
+    fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError> {
+        events::of_lead(self, lead)
+    }
+
+    fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError> {
+        scores::stored(self, lead_id)
+    }
+
+    fn list_leads(
+        &self,
+        workspace_id: i64,
+        filter: &Filter,
+        order: Order,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<ListedLead>, StoreError> {
+        leads::list(self, workspace_id, filter, order, limit, offset)
+    }
+
+    fn score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
+        scores::history(self, lead_id, limit)
+    }
+
+    fn stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError> {
+        stages::history(self, lead_id)
+    }
+}
+
+impl Transaction for Connection {
+    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
+        rescorings::advance(self, workspace_id, after_lead_id, done)
+    }
+
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
+        rescorings::finish(self, workspace_id, error, now)
+    }
+
+    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
+        stages::set(self, lead_id, change)
     }
 
     fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError> {
@@ -94,14 +125,6 @@ impl Transaction for Connection {
         leads::save(self, lead)
     }
 
-    fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError> {
-        events::of_lead(self, lead)
-    }
-
-    fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError> {
-        scores::stored(self, lead_id)
-    }
-
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
         let lead = write.lead;
         scores::save_over(self, lead.id, stored, write.rows, write.cause, write.history)?;
@@ -123,6 +146,10 @@ impl Transaction for Connection {
 impl Storage for Store {
     fn ping(&self) -> StorageFuture<'_, ()> {
         Box::pin(Store::ping(self))
+    }
+
+    fn run_read(&self, work: ReadWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.read(move |connection| work(connection)))
     }
 
     fn write_failure(&self) -> Option<String> {
@@ -220,7 +247,7 @@ impl Storage for Store {
         Box::pin(self.write(move |connection| webhooks::redeliver(connection, workspace_id, outbox_id, now)))
     }
 
-    fn run_rescoring(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+    fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
         Box::pin(self.write_beside_caches(move |connection| work(connection)))
     }
 }
