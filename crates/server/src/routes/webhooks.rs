@@ -258,10 +258,10 @@ async fn create(
     // when it cannot be compiled (a fault for the log, not a reason to refuse the subscription).
     let models = state.models.clone();
     let active = state
-        .store
-        .read(move |c| {
-            let Some(version) = leadscore_store::models::active(c, owner.workspace_id)? else { return Ok(None) };
-            match models.get(c, &version) {
+        .storage
+        .read(move |reads| {
+            let Some(version) = reads.active_model(owner.workspace_id)? else { return Ok(None) };
+            match models.get(reads, &version) {
                 Ok(model) => Ok(Some(Some((version.version, model)))),
                 Err(error) => {
                     tracing::error!(%error, model = version.id, "cannot compile the active model to check a webhook");
