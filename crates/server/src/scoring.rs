@@ -12,7 +12,6 @@ use leadscore_store::events::StoredEvent;
 use leadscore_store::leads::LeadRow;
 use leadscore_store::models::ModelVersion;
 use leadscore_store::predictive::PredictiveVersion;
-use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::ScoreRow;
 use leadscore_store::{Reads, StoreError};
 
@@ -103,12 +102,7 @@ impl Models {
     /// Compiles a model's text for a new version of the workspace's model: each predictive
     /// reference resolves to the latest version of the workspace's predictive model of that name
     /// (an unknown name is a diagnostic at the reference). Store the version with the returned pins.
-    pub fn compile_new(
-        &self,
-        connection: &Connection,
-        workspace_id: i64,
-        source: &str,
-    ) -> Result<NewVersion, StoreError> {
+    pub fn compile_new(&self, reads: &dyn Reads, workspace_id: i64, source: &str) -> Result<NewVersion, StoreError> {
         let pins = RefCell::new(BTreeMap::new());
         let fault = RefCell::new(None);
         let loader = |reference: &str| -> Result<Arc<dyn Predictor>, String> {
@@ -117,7 +111,8 @@ impl Models {
                     "`{reference}` is not the name of a predictive model: names are letters, digits, `_`, `-` and `.`"
                 ));
             }
-            let found = leadscore_store::predictive::latest(connection, workspace_id, reference)
+            let found = reads
+                .latest_predictive_model(workspace_id, reference)
                 .and_then(|latest| latest.map(|stored| self.checked(stored)).transpose());
             match found {
                 Ok(Some((id, model))) => {

@@ -17,6 +17,7 @@
 
 pub mod sqlite;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -25,9 +26,9 @@ use crate::error::StoreError;
 use crate::events::{Inserted, NewEvent, StoredEvent};
 use crate::keys::{KeyInfo, NewKey, Scope};
 use crate::leads::{Filter, LeadRow, ListedLead, Order};
-use crate::models::ModelVersion;
-use crate::predictive::PredictiveVersion;
-use crate::rescorings::Rescoring;
+use crate::models::{ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
+use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
+use crate::rescorings::{IfRunning, Rescoring};
 use crate::scores::{History, HistoryEntry, ScoreRow, StoredScores};
 use crate::stages::StageChange;
 use crate::webhooks::{Attempt, LogEntry, NewWebhook, Pending, Webhook};
@@ -46,8 +47,22 @@ pub type ReadWork = Box<dyn FnOnce(&dyn Reads) -> Result<(), StoreError> + Send>
 pub trait Reads {
     /// The workspace's active scoring model version, if any.
     fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError>;
+    /// A stored scoring model version by its id.
+    fn model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError>;
+    /// The id of the workspace's scoring model version numbered `version`, if there is one.
+    fn model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError>;
+    /// Every scoring model version of the workspace, oldest first, without its text.
+    fn model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError>;
     /// A stored predictive model version of the workspace, which a scoring model is pinned to.
     fn predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError>;
+    /// The newest version of the workspace's predictive model `name`.
+    fn latest_predictive_model(&self, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError>;
+    /// The workspace's predictive models, each with its versions.
+    fn predictive_models(&self, workspace_id: i64) -> Result<Vec<Summary>, StoreError>;
+    /// The workspace's leads whose outcome is known, which a retrain learns from.
+    fn labelled_leads(&self, workspace_id: i64) -> Result<Vec<LabelledLead>, StoreError>;
+    /// Which of `fields` no lead of the workspace has.
+    fn fields_no_lead_has(&self, workspace_id: i64, fields: &[String]) -> Result<Vec<String>, StoreError>;
     /// The workspace's webhooks, which a change of score or stage notifies.
     fn webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError>;
     /// The workspace's running or last rescoring.
@@ -64,6 +79,9 @@ pub trait Reads {
     /// The ids of up to `limit` of the workspace's leads after `after_id`, merged ones left out,
     /// in id order: how rescoring walks a workspace.
     fn lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+    /// The ids of the workspace's first `limit` leads, merged ones left out, in id order: the
+    /// sample a model preview compares.
+    fn first_lead_ids(&self, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
     /// A page of the workspace's leads with one score's value and tier (see [`crate::leads::list`]).
     fn list_leads(
         &self,
@@ -91,6 +109,24 @@ pub trait Reads {
 /// Leads are passed as the rows read in the same transaction (or kept coherent with it): the
 /// events and the merge link rows from them (see [`crate::events`]).
 pub trait Transaction: Reads {
+    /// Stores a new scoring model version, pinned to the predictive model versions `predictors`.
+    fn add_model_version(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+        now: i64,
+    ) -> Result<ModelVersion, StoreError>;
+    /// Makes a version the active one, on top of the workspace's version stack.
+    fn activate_model(&self, workspace_id: i64, model_id: i64, origin: ModelOrigin, now: i64)
+    -> Result<(), StoreError>;
+    /// Undoes the newest activation still standing (see [`crate::models::rollback`]).
+    fn roll_back_model(&self, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError>;
+    /// Stores a new version of the workspace's predictive model `name`.
+    fn add_predictive_model(&self, new: &NewPredictiveModel<'_>, now: i64) -> Result<PredictiveVersion, StoreError>;
+    /// Records the start of a rescoring of every lead of the workspace (see
+    /// [`crate::rescorings::begin`]).
+    fn begin_rescoring(&self, rescoring: &NewRescoring<'_>, now: i64) -> Result<(), StoreError>;
     /// Records that a rescoring has done the leads up to `after_lead_id`, `done` in all.
     fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError>;
     /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
@@ -134,6 +170,25 @@ pub struct ScoredLeadWrite<'a> {
     pub now: i64,
 }
 
+/// A predictive model version to store (the caller has checked the file).
+pub struct NewPredictiveModel<'a> {
+    pub workspace_id: i64,
+    pub name: &'a str,
+    pub body: &'a str,
+    pub algorithm: &'a str,
+    pub origin: PredictiveOrigin,
+}
+
+/// A rescoring to record: of every lead of the workspace with `model_id`, and why.
+pub struct NewRescoring<'a> {
+    pub workspace_id: i64,
+    pub model_id: i64,
+    pub cause: &'a str,
+    /// After a rollback: automatic MQL moves made since then are moved back.
+    pub revert_automatic_since: Option<i64>,
+    pub if_running: IfRunning,
+}
+
 /// A webhook notification to queue: which webhook, the event kind and its JSON data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
@@ -146,6 +201,9 @@ pub struct Notification {
 pub trait Storage: Send + Sync {
     /// Whether the database answers a read.
     fn ping(&self) -> StorageFuture<'_, ()>;
+    /// Runs `work` in a write transaction of its own (its own savepoint when it shares the
+    /// transaction) and answers once it is durable. Callers use `<dyn Storage>::write`.
+    fn run_write(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
     /// Runs `work` on a read snapshot, off the async runtime. Callers use
     /// `<dyn Storage>::read`, which hands the work's result back.
     fn run_read(&self, work: ReadWork) -> StorageFuture<'_, ()>;
@@ -224,6 +282,18 @@ impl dyn Storage {
             Ok(())
         }))
         .await?;
+        result.try_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `work` in a write transaction (see [`Storage::run_write`]) and returns its result once
+    /// committed.
+    pub async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (work, result) = returning(work);
+        self.run_write(work).await?;
         result.try_recv().map_err(|_| StoreError::Closed)
     }
 

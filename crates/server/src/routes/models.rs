@@ -7,7 +7,7 @@ use leadscore_core::diagnostic::line_column;
 use leadscore_core::{Severity, Timestamp};
 use leadscore_store::keys::Scope;
 use leadscore_store::models::{ModelVersion, Origin};
-use leadscore_store::{StoreError, now_ms};
+use leadscore_store::{Reads, StoreError, now_ms};
 use serde::Serialize;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -174,8 +174,7 @@ async fn upload(
     // version is stored pinned to them, so it scores the same until a new version is made.
     let models = state.models.clone();
     let checked = source.clone();
-    let new_version =
-        state.store.read(move |connection| models.compile_new(connection, owner.workspace_id, &checked)).await?;
+    let new_version = state.storage.read(move |reads| models.compile_new(reads, owner.workspace_id, &checked)).await?;
     let warnings = match new_version.compiled {
         // The compiler's warnings and the tiers no lead can reach, as `leadscore check` shows them.
         Ok(compiled) => {
@@ -201,12 +200,12 @@ async fn upload(
     let predictors = new_version.predictors;
     let now = now_ms();
     let (version, active) = state
-        .store
-        .write(move |connection| {
-            let first = leadscore_store::models::active(connection, owner.workspace_id)?.is_none();
-            let version = leadscore_store::models::add(connection, owner.workspace_id, &source, &predictors, now)?;
+        .storage
+        .write(move |transaction| {
+            let first = transaction.active_model(owner.workspace_id)?.is_none();
+            let version = transaction.add_model_version(owner.workspace_id, &source, &predictors, now)?;
             if first {
-                activation::activate(connection, owner.workspace_id, version.id, Origin::Upload, now)?;
+                activation::activate(transaction, owner.workspace_id, version.id, Origin::Upload, now)?;
             }
             Ok((version, first))
         })
@@ -235,10 +234,10 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<ApiJs
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let rescoring = rescore::progress(&state, owner.workspace_id).await?;
     let versions = state
-        .store
-        .read(move |connection| {
-            let active = leadscore_store::models::active(connection, owner.workspace_id)?.map(|v| v.id);
-            let versions = leadscore_store::models::list_versions(connection, owner.workspace_id)?;
+        .storage
+        .read(move |reads| {
+            let active = reads.active_model(owner.workspace_id)?.map(|v| v.id);
+            let versions = reads.model_versions(owner.workspace_id)?;
             Ok(versions
                 .into_iter()
                 .map(|listed| VersionView {
@@ -278,8 +277,9 @@ async fn activate(
     ApiPath(version): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
-    activate_version(&state, owner.workspace_id, move |connection, workspace_id| {
-        leadscore_store::models::id_of_version(connection, workspace_id, version)?
+    activate_version(&state, owner.workspace_id, move |reads, workspace_id| {
+        reads
+            .model_id_of_version(workspace_id, version)?
             .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))
     })
     .await
@@ -306,7 +306,7 @@ async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Admin).await?;
     let workspace_id = owner.workspace_id;
     let now = now_ms();
-    let version = state.store.write(move |connection| activation::rollback(connection, workspace_id, now)).await?;
+    let version = state.storage.write(move |transaction| activation::rollback(transaction, workspace_id, now)).await?;
     activated(&state, workspace_id, version).await
 }
 
@@ -315,14 +315,14 @@ async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 async fn activate_version(
     state: &AppState,
     workspace_id: i64,
-    choose: impl FnOnce(&leadscore_store::rusqlite::Connection, i64) -> Result<i64, StoreError> + Send + 'static,
+    choose: impl FnOnce(&dyn Reads, i64) -> Result<i64, StoreError> + Send + 'static,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     let version = state
-        .store
-        .write(move |connection| {
-            let id = choose(connection, workspace_id)?;
-            activation::activate(connection, workspace_id, id, Origin::Api, now)
+        .storage
+        .write(move |transaction| {
+            let id = choose(transaction, workspace_id)?;
+            activation::activate(transaction, workspace_id, id, Origin::Api, now)
         })
         .await?;
     activated(state, workspace_id, version).await
@@ -376,22 +376,26 @@ async fn preview(
     let owner = auth::authorize(&state, auth::key_from_headers(&headers)?, Scope::Read).await?;
     let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let models = state.models.clone();
+    let now = now_ms();
     let report = state
-        .store
-        .read(move |connection| {
-            let candidate_id = leadscore_store::models::id_of_version(connection, owner.workspace_id, version)?
+        .storage
+        .read(move |reads| {
+            let candidate_id = reads
+                .model_id_of_version(owner.workspace_id, version)?
                 .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
-            let candidate = leadscore_store::models::by_id(connection, candidate_id)?
+            let candidate = reads
+                .model_by_id(candidate_id)?
                 .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
-            let active = leadscore_store::models::active(connection, owner.workspace_id)?;
+            let active = reads.active_model(owner.workspace_id)?;
             preview::compare(
-                connection,
+                reads,
                 &models,
                 owner.workspace_id,
                 &candidate,
                 active.as_ref(),
                 query.limit.unwrap_or(100_000),
                 query.changes.unwrap_or(100),
+                now,
             )
         })
         .await?;

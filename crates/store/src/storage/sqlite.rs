@@ -2,24 +2,59 @@
 //! writer inside its transaction, and [`Storage`] the [`Store`] handle, whose coherent writes
 //! run ingestion.
 
+use std::collections::BTreeMap;
+
 use rusqlite::Connection;
 
 use crate::error::StoreError;
 use crate::events::{self, Inserted, NewEvent, StoredEvent};
 use crate::keys::{self, KeyInfo, NewKey, Scope};
 use crate::leads::{self, Filter, LeadRow, ListedLead, Order};
-use crate::models::{self, ModelVersion};
-use crate::predictive::{self, PredictiveVersion};
+use crate::models::{self, ListedVersion, ModelVersion, RolledBack};
+use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
 use crate::rescorings::{self, Rescoring};
 use crate::scores::{self, HistoryEntry, StoredScores};
 use crate::stages::{self, StageChange};
 use crate::storage::{
-    Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
+    NewPredictiveModel, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture,
+    Transaction, TransactionWork,
 };
 use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
 use crate::{Generation, Store, merge};
 
 impl Reads for Connection {
+    fn model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError> {
+        models::by_id(self, model_id)
+    }
+
+    fn model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError> {
+        models::id_of_version(self, workspace_id, version)
+    }
+
+    fn model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError> {
+        models::list_versions(self, workspace_id)
+    }
+
+    fn latest_predictive_model(&self, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError> {
+        predictive::latest(self, workspace_id, name)
+    }
+
+    fn predictive_models(&self, workspace_id: i64) -> Result<Vec<Summary>, StoreError> {
+        predictive::list(self, workspace_id)
+    }
+
+    fn labelled_leads(&self, workspace_id: i64) -> Result<Vec<LabelledLead>, StoreError> {
+        predictive::outcomes(self, workspace_id)
+    }
+
+    fn fields_no_lead_has(&self, workspace_id: i64, fields: &[String]) -> Result<Vec<String>, StoreError> {
+        leads::fields_no_lead_has(self, workspace_id, fields)
+    }
+
+    fn first_lead_ids(&self, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        leads::first_ids(self, workspace_id, limit)
+    }
+
     fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError> {
         models::active(self, workspace_id)
     }
@@ -89,6 +124,46 @@ impl Reads for Connection {
 }
 
 impl Transaction for Connection {
+    fn add_model_version(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+        now: i64,
+    ) -> Result<ModelVersion, StoreError> {
+        models::add(self, workspace_id, source, predictors, now)
+    }
+
+    fn activate_model(
+        &self,
+        workspace_id: i64,
+        model_id: i64,
+        origin: models::Origin,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        models::activate(self, workspace_id, model_id, origin, now)
+    }
+
+    fn roll_back_model(&self, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError> {
+        models::rollback(self, workspace_id, now)
+    }
+
+    fn add_predictive_model(&self, new: &NewPredictiveModel<'_>, now: i64) -> Result<PredictiveVersion, StoreError> {
+        predictive::add(self, new.workspace_id, new.name, new.body, new.algorithm, new.origin, now)
+    }
+
+    fn begin_rescoring(&self, rescoring: &NewRescoring<'_>, now: i64) -> Result<(), StoreError> {
+        rescorings::begin(
+            self,
+            rescoring.workspace_id,
+            rescoring.model_id,
+            rescoring.cause,
+            rescoring.revert_automatic_since,
+            rescoring.if_running,
+            now,
+        )
+    }
+
     fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
         rescorings::advance(self, workspace_id, after_lead_id, done)
     }
@@ -146,6 +221,10 @@ impl Transaction for Connection {
 impl Storage for Store {
     fn ping(&self) -> StorageFuture<'_, ()> {
         Box::pin(Store::ping(self))
+    }
+
+    fn run_write(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |connection| work(connection)))
     }
 
     fn run_read(&self, work: ReadWork) -> StorageFuture<'_, ()> {
