@@ -47,7 +47,7 @@ pub async fn authorize(state: &AppState, key: Option<String>, needed: Scope) -> 
             // The check time is taken before the read: the entry must not outlive what the read saw.
             let checked_at = Instant::now();
             let secret = key.clone();
-            let found = state.store.read(move |c| leadscore_store::keys::authenticate(c, &secret)).await?;
+            let found = state.storage.authenticate(secret).await?;
             state.keys.remember(key, found.as_ref(), checked_at, revocations_before);
             found.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?
         }

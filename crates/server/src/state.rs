@@ -15,11 +15,8 @@ use crate::scoring::Models;
 /// The service's shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The storage interface: what ingestion, rescoring and the readiness check go through.
+    /// The storage every handler and background task goes through.
     pub storage: Arc<dyn Storage>,
-    /// The SQLite store itself, for the paths not yet moved behind [`Storage`] (every other
-    /// read and write); the same store as `storage`.
-    pub store: Store,
     pub models: Arc<Models>,
     /// The leads ingestion remembers between requests (kept coherent by ingesting through
     /// `Storage::ingest`).
@@ -60,11 +57,15 @@ impl Default for Config {
 }
 
 impl AppState {
+    /// The state of a service that stores in SQLite.
     pub fn new(store: Store, config: Config) -> AppState {
+        AppState::with_storage(Arc::new(store), config)
+    }
+
+    pub fn with_storage(storage: Arc<dyn Storage>, config: Config) -> AppState {
         AppState {
-            leads: Arc::new(LeadCache::new(store.generation())),
-            storage: Arc::new(store.clone()),
-            store,
+            leads: Arc::new(LeadCache::new(storage.generation())),
+            storage,
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),
             deliveries: Arc::new(Notify::new()),

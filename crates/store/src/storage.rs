@@ -24,7 +24,7 @@ use std::pin::Pin;
 use crate::Generation;
 use crate::error::StoreError;
 use crate::events::{Inserted, NewEvent, StoredEvent};
-use crate::keys::{KeyInfo, NewKey, Scope};
+use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{Filter, LeadRow, ListedLead, Order};
 use crate::models::{ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
 use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
@@ -242,6 +242,8 @@ pub trait Storage: Send + Sync {
     ) -> StorageFuture<'_, ()>;
     /// How many notifications wait to be delivered.
     fn notifications_waiting(&self) -> StorageFuture<'_, i64>;
+    /// The owner and scope of an API key, if it is known and not revoked.
+    fn authenticate(&self, secret: String) -> StorageFuture<'_, Option<KeyOwner>>;
     /// The workspace's API keys, newest first.
     fn list_keys(&self, workspace_id: i64) -> StorageFuture<'_, Vec<KeyInfo>>;
     /// A new API key of the workspace, with its secret (stored hashed).

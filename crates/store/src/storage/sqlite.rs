@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use crate::error::StoreError;
 use crate::events::{self, Inserted, NewEvent, StoredEvent};
-use crate::keys::{self, KeyInfo, NewKey, Scope};
+use crate::keys::{self, KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{self, Filter, LeadRow, ListedLead, Order};
 use crate::models::{self, ListedVersion, ModelVersion, RolledBack};
 use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
@@ -281,6 +281,10 @@ impl Storage for Store {
 
     fn notifications_waiting(&self) -> StorageFuture<'_, i64> {
         Box::pin(self.read(webhooks::depth))
+    }
+
+    fn authenticate(&self, secret: String) -> StorageFuture<'_, Option<KeyOwner>> {
+        Box::pin(self.read(move |connection| keys::authenticate(connection, &secret)))
     }
 
     fn list_keys(&self, workspace_id: i64) -> StorageFuture<'_, Vec<KeyInfo>> {
