@@ -32,6 +32,7 @@ use crate::rescorings::{IfRunning, Rescoring};
 use crate::scores::{History, HistoryEntry, ScoreRow, StoredScores};
 use crate::stages::StageChange;
 use crate::webhooks::{Attempt, LogEntry, NewWebhook, Pending, Webhook};
+use crate::workspaces::Workspace;
 
 /// What a storage call answers, later.
 pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -93,6 +94,8 @@ pub trait Reads {
     ) -> Result<Vec<ListedLead>, StoreError>;
     /// Every event of a lead, to rebuild its state when the model changed or leads merged.
     fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError>;
+    /// How many leads the workspace has, merged ones included.
+    fn count_leads(&self, workspace_id: i64) -> Result<i64, StoreError>;
     /// A lead's stored scores.
     fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
     /// A lead's newest `limit` score changes, newest first.
@@ -109,6 +112,10 @@ pub trait Reads {
 /// Leads are passed as the rows read in the same transaction (or kept coherent with it): the
 /// events and the merge link rows from them (see [`crate::events`]).
 pub trait Transaction: Reads {
+    /// The workspace of this name, created if there is none.
+    fn find_or_create_workspace(&self, name: &str, now: i64) -> Result<Workspace, StoreError>;
+    /// A new API key of the workspace, with its secret (stored hashed).
+    fn new_key(&self, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError>;
     /// Stores a new scoring model version, pinned to the predictive model versions `predictors`.
     fn add_model_version(
         &self,
@@ -271,7 +278,7 @@ pub trait Storage: Send + Sync {
     fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
 }
 
-impl dyn Storage {
+impl dyn Storage + '_ {
     /// Runs `work` on a read snapshot (see [`Storage::run_read`]) and returns its result.
     pub async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
     where

@@ -20,6 +20,7 @@ use crate::storage::{
     Transaction, TransactionWork,
 };
 use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
+use crate::workspaces::{self, Workspace};
 use crate::{Generation, Store, merge};
 
 impl Reads for Connection {
@@ -49,6 +50,10 @@ impl Reads for Connection {
 
     fn fields_no_lead_has(&self, workspace_id: i64, fields: &[String]) -> Result<Vec<String>, StoreError> {
         leads::fields_no_lead_has(self, workspace_id, fields)
+    }
+
+    fn count_leads(&self, workspace_id: i64) -> Result<i64, StoreError> {
+        leads::count(self, workspace_id)
     }
 
     fn first_lead_ids(&self, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
@@ -124,6 +129,14 @@ impl Reads for Connection {
 }
 
 impl Transaction for Connection {
+    fn find_or_create_workspace(&self, name: &str, now: i64) -> Result<Workspace, StoreError> {
+        workspaces::find_or_create(self, name, now)
+    }
+
+    fn new_key(&self, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError> {
+        keys::create(self, workspace_id, scope, now)
+    }
+
     fn add_model_version(
         &self,
         workspace_id: i64,
