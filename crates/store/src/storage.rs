@@ -1,16 +1,16 @@
 //! The storage interface the service uses, shaped by what it does rather than by tables, so that
 //! another database is one more implementation of these traits (SQLite's is [`sqlite`]).
 //!
-//! - [`Reads`]: what the service reads, in a read snapshot or in a write transaction.
-//! - [`Transaction`]: what ingestion and the saving of scores read and write inside one write
-//!   transaction: finding and creating leads, linking and merging identities, appending events,
-//!   and, in one call per lead ([`ScoredLeadWrite`]), its scores with their history, its
-//!   automatic stage move and its webhook notifications. Identities and events are still one
-//!   call per lookup or event, which costs nothing in process but a round trip each over a
-//!   network.
-//! - [`Storage`]: the service's handle: whether the database answers and takes writes;
-//!   ingestion and rescoring, each running a batch's work in one write transaction and answering
-//!   once it is durable.
+//! - [`Storage`]: the service's handle. It runs work that needs several reads and writes
+//!   together (ingestion, rescoring, activations, stage moves) in one transaction, answering once
+//!   it is durable; what stands alone (keys, webhooks, deliveries, rescorings' progress, health)
+//!   is a method of its own.
+//! - [`Reads`]: what such work reads, in a read snapshot or in a write transaction.
+//! - [`Transaction`]: what it writes besides: leads and their identities (created, linked,
+//!   merged), events, model versions and activations, and, in one call per lead
+//!   ([`ScoredLeadWrite`]), its scores with their history, its automatic stage move and its
+//!   webhook notifications. Identities and events are still one call per lookup or event, which
+//!   costs nothing in process but would be a round trip each over a network.
 //!
 //! The work is the caller's: the store never scores (it does not depend on the engine or the
 //! service), it hands the work a [`Transaction`] and commits what the work wrote.
@@ -227,6 +227,12 @@ pub trait Storage: Send + Sync {
     /// [`crate::Store::write_coherent`]). Callers use `<dyn Storage>::ingest`, which hands the
     /// work's result back.
     fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
+    /// Runs work that forgets, in the caches checked against [`Storage::generation`], every lead
+    /// it changes (a rescoring batch, a stage move), in one write transaction, and answers once it
+    /// is durable: the caches stay valid for the other leads (see
+    /// [`crate::Store::write_beside_caches`]). Callers use `<dyn Storage>::write_beside_caches`.
+    fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
+
     /// The workspace's running or last rescoring.
     fn rescoring(&self, workspace_id: i64) -> StorageFuture<'_, Option<Rescoring>>;
     /// Every rescoring a stop (or a crash) cut short, to resume.
@@ -270,12 +276,6 @@ pub trait Storage: Send + Sync {
     fn delivery_log(&self, workspace_id: i64, id: i64, limit: u32) -> StorageFuture<'_, Option<Vec<LogEntry>>>;
     /// Queues a notification of the workspace again; returns the new notification's id.
     fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64>;
-
-    /// Runs work that forgets, in the caches checked against [`Storage::generation`], every lead
-    /// it changes (a rescoring batch, a stage move), in one write transaction, and answers once it
-    /// is durable: the caches stay valid for the other leads (see
-    /// [`crate::Store::write_beside_caches`]). Callers use `<dyn Storage>::write_beside_caches`.
-    fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
 }
 
 impl dyn Storage + '_ {
