@@ -56,15 +56,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("leadscore-ingest-writer-{}", std::process::id()));
     let store = Store::open_ingesting(&dir, recent)?;
     let source = include_str!("../../../examples/reference.toml");
+    let now = leadscore_store::now_ms();
     let workspace = store.write_blocking(move |c| {
-        let workspace = workspaces::find_or_create(c, "bench")?;
-        let version = models::add(c, workspace.id, source, &BTreeMap::new())?;
-        models::activate(c, workspace.id, version.id, models::Origin::Api)?;
+        let workspace = workspaces::find_or_create(c, "bench", now)?;
+        let version = models::add(c, workspace.id, source, &BTreeMap::new(), now)?;
+        models::activate(c, workspace.id, version.id, models::Origin::Api, now)?;
         Ok(workspace.id)
     })?;
     let compiled = Arc::new(Models::default());
     let leads = Arc::new(LeadCache::new(store.generation()));
-    let now = leadscore_store::now_ms();
     let mut random = Lcg(7);
     let start = Instant::now();
     for r in 0..requests {

@@ -4,10 +4,10 @@
 //! a second activation while a rescoring runs is refused inside the writer's transaction (one
 //! of eight simultaneous requests wins), and a rescoring cut short resumes at the next start.
 
-use leadscore_store::StoreError;
-use leadscore_store::models::{self, ModelVersion, Origin};
-use leadscore_store::rescorings::{self, IfRunning};
-use leadscore_store::rusqlite::Connection;
+use leadscore_store::models::{ModelVersion, Origin};
+use leadscore_store::rescorings::IfRunning;
+use leadscore_store::storage::NewRescoring;
+use leadscore_store::{StoreError, Transaction};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -15,37 +15,41 @@ use crate::state::AppState;
 /// Makes `model_id` the active version and records the rescoring of every lead with it. Fails
 /// with [`StoreError::Rescoring`] while the workspace's last rescoring has not finished.
 pub fn activate(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     workspace_id: i64,
     model_id: i64,
     origin: Origin,
+    now: i64,
 ) -> Result<ModelVersion, StoreError> {
-    let version = models::by_id(connection, model_id)?
+    let version = transaction
+        .model_by_id(model_id)?
         .filter(|v| v.workspace_id == workspace_id)
         .ok_or_else(|| StoreError::NotFound(format!("no model {model_id} in this workspace")))?;
     let if_running = if origin == Origin::File { IfRunning::Restart } else { IfRunning::Refuse };
-    rescorings::begin(connection, workspace_id, model_id, &format!("model v{}", version.version), None, if_running)?;
-    models::activate(connection, workspace_id, model_id, origin)?;
+    let cause = format!("model v{}", version.version);
+    let rescoring = NewRescoring { workspace_id, model_id, cause: &cause, revert_automatic_since: None, if_running };
+    transaction.begin_rescoring(&rescoring, now)?;
+    transaction.activate_model(workspace_id, model_id, origin, now)?;
     Ok(version)
 }
 
-/// Undoes the newest activation still standing (see [`models::rollback`]) and records the
+/// Undoes the newest activation still standing (see [`leadscore_store::models::rollback`]) and records the
 /// rescoring with the restored version, which also moves back the automatic MQL moves made
 /// under the undone version that the restored one does not support.
-pub fn rollback(connection: &Connection, workspace_id: i64) -> Result<ModelVersion, StoreError> {
-    if rescorings::get(connection, workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
+pub fn rollback(transaction: &dyn Transaction, workspace_id: i64, now: i64) -> Result<ModelVersion, StoreError> {
+    if transaction.rescoring(workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
         return Err(StoreError::Rescoring);
     }
-    let rolled = models::rollback(connection, workspace_id)?;
+    let rolled = transaction.roll_back_model(workspace_id, now)?;
     let cause = format!("rollback from v{} to v{}", rolled.undone.version, rolled.restored.version);
-    rescorings::begin(
-        connection,
+    let rescoring = NewRescoring {
         workspace_id,
-        rolled.restored.id,
-        &cause,
-        Some(rolled.undone_activated_at),
-        IfRunning::Refuse,
-    )?;
+        model_id: rolled.restored.id,
+        cause: &cause,
+        revert_automatic_since: Some(rolled.undone_activated_at),
+        if_running: IfRunning::Refuse,
+    };
+    transaction.begin_rescoring(&rescoring, now)?;
     Ok(rolled.restored)
 }
 

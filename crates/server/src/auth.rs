@@ -51,7 +51,7 @@ pub async fn authorize(state: &AppState, key: Option<String>, needed: Scope) -> 
             // The check time is taken before the read: the entry must not outlive what the read saw.
             let checked_at = Instant::now();
             let secret = key.clone();
-            let found = state.store.read(move |c| leadscore_store::keys::authenticate(c, &secret)).await?;
+            let found = state.storage.authenticate(secret).await?;
             state.keys.remember(key, found.as_ref(), checked_at, revocations_before);
             found.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?
         }
@@ -143,8 +143,8 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let key = store
             .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "acme")?;
-                keys::create(c, workspace.id, Scope::Read)
+                let workspace = workspaces::find_or_create(c, "acme", leadscore_store::now_ms())?;
+                keys::create(c, workspace.id, Scope::Read, leadscore_store::now_ms())
             })
             .unwrap();
         let state = AppState::new(store, crate::Config::default());
@@ -166,8 +166,8 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (workspace_id, key) = store
             .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "acme")?;
-                Ok((workspace.id, keys::create(c, workspace.id, Scope::Read)?))
+                let workspace = workspaces::find_or_create(c, "acme", leadscore_store::now_ms())?;
+                Ok((workspace.id, keys::create(c, workspace.id, Scope::Read, leadscore_store::now_ms())?))
             })
             .unwrap();
         let state = AppState::new(store.clone(), crate::Config::default());
@@ -177,7 +177,9 @@ mod tests {
 
         // As the command line does: in the database only, unknown to the cache.
         let key_id = key.id;
-        assert!(store.write_blocking(move |c| keys::revoke(c, workspace_id, key_id)).unwrap());
+        assert!(
+            store.write_blocking(move |c| keys::revoke(c, workspace_id, key_id, leadscore_store::now_ms())).unwrap()
+        );
         assert!(authorize(&state).is_ok(), "checked less than 30 s ago: still trusted");
 
         state.keys.age(RECHECK_AFTER);

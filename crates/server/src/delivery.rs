@@ -5,8 +5,8 @@
 //! never waits for a group of them), so a receiver that never answers holds only its own
 //! notifications (at most `PER_WEBHOOK`) and every other webhook's go on. A lead's notifications
 //! to a webhook still go one at a time, in order: the outbox offers only the oldest pending one of
-//! each lead ([`webhooks::upcoming`]), and the one being sent stays pending until its attempt is
-//! recorded.
+//! each lead ([`leadscore_store::webhooks::upcoming`]), and the one being sent stays pending
+//! until its attempt is recorded.
 //!
 //! Signing: each request carries `Leadscore-Signature: t=UNIX_SECONDS,v1=HEX` where HEX is the
 //! HMAC-SHA256, keyed with the webhook's secret, of `UNIX_SECONDS` + `.` + the raw body. A
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use leadscore_core::Timestamp;
 use leadscore_store::now_ms;
-use leadscore_store::webhooks::{self, Attempt, Pending};
+use leadscore_store::webhooks::{Attempt, Pending};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::task::JoinSet;
@@ -148,7 +148,7 @@ async fn start_due(
         sending.by_webhook.iter().filter(|(_, ids)| ids.len() >= PER_WEBHOOK).map(|(webhook, _)| *webhook).collect();
     // Each webhook's first PER_WEBHOOK candidates include any being sent, so that they hold at
     // least as many others as it has room for.
-    let mut candidates = state.store.read(move |c| webhooks::upcoming(c, PER_WEBHOOK as u32, &full)).await?;
+    let mut candidates = state.storage.upcoming_notifications(PER_WEBHOOK as u32, full).await?;
     candidates.retain(|p| !sending.is_sending(p));
     candidates.sort_by_key(|p| (p.next_attempt_at, p.id));
     let now = now_ms();
@@ -197,7 +197,7 @@ const RECORD_FAILED_PAUSE: Duration = Duration::from_secs(5);
 
 /// Sends one notification and records the attempt; returns its outcome for the metrics.
 async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -> &'static str {
-    let (store, base_ms) = (&state.store, state.config.webhook_retry_base_ms);
+    let (storage, base_ms) = (&state.storage, state.config.webhook_retry_base_ms);
     let started = Instant::now();
     let (status, error) = match refused(state, &pending.url) {
         Some(refusal) => (None, Some(refusal)),
@@ -213,7 +213,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -
     let id = pending.id;
     let gave_up = !delivered && next.is_none();
     // Delivery bookkeeping touches no lead: the writer's cache of leads stays valid.
-    let recorded = store.write_beside_caches(move |c| webhooks::record_attempt(c, id, &attempt, delivered, next)).await;
+    let recorded = storage.record_delivery_attempt(id, attempt, delivered, next).await;
     if let Err(error) = recorded {
         tracing::error!(%error, delivery = id, "cannot record a webhook attempt");
         // The notification is still due as stored: this task keeps it marked as being sent for a

@@ -3,7 +3,7 @@
 //! the same leads.
 
 use leadscore_store::keys::{NewKey, Scope};
-use leadscore_store::{Store, StoreError};
+use leadscore_store::{Storage, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::ingest;
@@ -63,26 +63,19 @@ const PAGES: &[&str] = &["/", "/blog/lead-scoring", "/pricing", "/careers", "/do
 
 /// Creates the workspace `name` with the demo model, `n_leads` leads and keys of every scope.
 /// Does nothing but make new keys if the workspace already has leads.
-pub async fn create(store: &Store, name: &str, n_leads: usize, now: i64) -> Result<Demo, StoreError> {
+pub async fn create(storage: &dyn Storage, name: &str, n_leads: usize, now: i64) -> Result<Demo, StoreError> {
     let workspace_name = name.to_string();
-    let (workspace_id, existing, keys) = store
-        .write(move |connection| {
-            let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace_name)?;
-            if leadscore_store::models::active(connection, workspace.id)?.is_none() {
-                let version = leadscore_store::models::add(connection, workspace.id, DEMO_MODEL, &Default::default())?;
-                leadscore_store::models::activate(
-                    connection,
-                    workspace.id,
-                    version.id,
-                    leadscore_store::models::Origin::Upload,
-                )?;
+    let (workspace_id, existing, keys) = storage
+        .write(move |transaction| {
+            let workspace = transaction.find_or_create_workspace(&workspace_name, now)?;
+            if transaction.active_model(workspace.id)?.is_none() {
+                let version = transaction.add_model_version(workspace.id, DEMO_MODEL, &Default::default(), now)?;
+                transaction.activate_model(workspace.id, version.id, leadscore_store::models::Origin::Upload, now)?;
             }
-            let existing: i64 =
-                connection
-                    .query_row("SELECT count(*) FROM leads WHERE workspace_id = ?1", [workspace.id], |r| r.get(0))?;
+            let existing = transaction.count_leads(workspace.id)?;
             let keys = [Scope::Admin, Scope::Read, Scope::Ingest]
                 .into_iter()
-                .map(|scope| leadscore_store::keys::create(connection, workspace.id, scope))
+                .map(|scope| transaction.new_key(workspace.id, scope, now))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((workspace.id, existing, keys))
         })
@@ -94,12 +87,12 @@ pub async fn create(store: &Store, name: &str, n_leads: usize, now: i64) -> Resu
         let models = std::sync::Arc::new(Models::default());
         // A plain write, not a coherent one: this cache is not the service's, whose remembered
         // leads the write must invalidate.
-        let leads = std::sync::Arc::new(LeadCache::new(store.generation()));
+        let leads = std::sync::Arc::new(LeadCache::new(storage.generation()));
         for chunk in messages.chunks(2000) {
             let chunk: Vec<Result<Message, String>> = chunk.iter().cloned().map(Ok).collect();
             let (models, leads) = (models.clone(), leads.clone());
-            store
-                .write(move |connection| ingest::ingest(connection, &models, &leads, workspace_id, chunk, now))
+            storage
+                .write(move |transaction| ingest::ingest(transaction, &models, &leads, workspace_id, chunk, now))
                 .await?;
         }
     }

@@ -215,6 +215,10 @@ impl From<StoreError> for ApiError {
                 tracing::debug!(error = %other, "storage unavailable");
                 ApiError::storage_unavailable()
             }
+            other if other.is_unreadable_data() => {
+                tracing::error!(error = %other, "stored data this version cannot read");
+                ApiError::internal()
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal()

@@ -7,13 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use leadscore_store::StoreError;
 use leadscore_store::events::{Inserted, NewEvent};
-use leadscore_store::leads::{self, LeadRow};
-use leadscore_store::merge::{merge_attributes, merge_leads};
-use leadscore_store::rusqlite::Connection;
+use leadscore_store::leads::LeadRow;
+use leadscore_store::merge::merge_attributes;
 use leadscore_store::scores::{Change, History};
 use leadscore_store::stages::StageChange;
+use leadscore_store::{StoreError, Transaction};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -82,75 +81,75 @@ pub struct Ingested {
 /// The lead of an alias call: the lead known by `previous_id` (an anonymous id or an earlier user
 /// id) is merged into the user's lead, or takes the user id when the user has none yet.
 fn resolve_alias(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     workspace_id: i64,
     user_id: &str,
     previous_id: &str,
     now: i64,
     remembered: &Leads,
 ) -> Result<(LeadRow, Option<i64>), StoreError> {
-    let previous = match leads::by_user_id(connection, workspace_id, previous_id)? {
+    let previous = match transaction.lead_by_user_id(workspace_id, previous_id)? {
         Some(lead) => Some(lead),
-        None => leads::by_anonymous_id(connection, workspace_id, previous_id)?,
+        None => transaction.lead_by_anonymous_id(workspace_id, previous_id)?,
     };
     let previous = previous.map(|lead| up_to_date(remembered, lead));
-    let target = leads::by_user_id(connection, workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead));
+    let target = transaction.lead_by_user_id(workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead));
     let resolved = match (previous, target) {
         (Some(previous), Some(mut target)) if previous.id != target.id => {
-            merge_leads(connection, &previous, &mut target)?;
+            transaction.merge_leads(&previous, &mut target)?;
             (target, Some(previous.id))
         }
         (_, Some(target)) => (target, None),
         (Some(previous), None) => {
-            leads::set_user_id(connection, previous.id, user_id)?;
+            transaction.set_user_id(previous.id, user_id)?;
             (LeadRow { user_id: Some(user_id.to_string()), ..previous }, None)
         }
-        (None, None) => (leads::create(connection, workspace_id, Some(user_id), now)?, None),
+        (None, None) => (transaction.create_lead(workspace_id, Some(user_id), now)?, None),
     };
     // Later calls with the earlier id (as an anonymous id) find this lead.
-    leads::link_anonymous_id(connection, workspace_id, previous_id, resolved.0.id)?;
+    transaction.link_anonymous_id(workspace_id, previous_id, resolved.0.id)?;
     Ok(resolved)
 }
 
 /// Finds or creates the lead of a message. When an identify links an anonymous lead to a known
 /// user, the anonymous lead is merged into the known one; its id is returned too.
 fn resolve_lead(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     workspace_id: i64,
     message: &Message,
     now: i64,
     remembered: &Leads,
 ) -> Result<(LeadRow, Option<i64>), StoreError> {
     let by_anonymous = match &message.anonymous_id {
-        Some(anonymous_id) => leads::by_anonymous_id(connection, workspace_id, anonymous_id)?,
+        Some(anonymous_id) => transaction.lead_by_anonymous_id(workspace_id, anonymous_id)?,
         None => None,
     };
     let by_anonymous = by_anonymous.map(|lead| up_to_date(remembered, lead));
     let mut merged_from = None;
     let lead = match &message.user_id {
         Some(user_id) => match (
-            leads::by_user_id(connection, workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead)),
+            transaction.lead_by_user_id(workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead)),
             by_anonymous,
         ) {
             (Some(mut known), Some(anonymous)) if anonymous.id != known.id && anonymous.user_id.is_none() => {
-                merge_leads(connection, &anonymous, &mut known)?;
+                transaction.merge_leads(&anonymous, &mut known)?;
                 merged_from = Some(anonymous.id);
                 known
             }
             (Some(known), _) => known,
             (None, Some(anonymous)) if anonymous.user_id.is_none() => {
-                leads::set_user_id(connection, anonymous.id, user_id)?;
+                transaction.set_user_id(anonymous.id, user_id)?;
                 LeadRow { user_id: Some(user_id.clone()), ..anonymous }
             }
-            (None, _) => leads::create(connection, workspace_id, Some(user_id), now)?,
+            (None, _) => transaction.create_lead(workspace_id, Some(user_id), now)?,
         },
         None => match by_anonymous {
             Some(lead) => lead,
-            None => leads::create(connection, workspace_id, None, now)?,
+            None => transaction.create_lead(workspace_id, None, now)?,
         },
     };
     if let Some(anonymous_id) = &message.anonymous_id {
-        leads::link_anonymous_id(connection, workspace_id, anonymous_id, lead.id)?;
+        transaction.link_anonymous_id(workspace_id, anonymous_id, lead.id)?;
     }
     Ok((lead, merged_from))
 }
@@ -177,10 +176,10 @@ fn forgotten(id: i64) -> StoreError {
     StoreError::Corrupt(format!("lead {id} was not remembered during its ingestion"))
 }
 
-/// Stores the messages and rescores the leads they touch. Runs in the writer's transaction, as a
-/// coherent write (`Store::write_coherent`): it keeps the remembered leads equal to what it stores.
+/// Stores the messages and rescores the leads they touch. Runs in one write transaction, as an
+/// ingestion (`Storage::ingest`): it keeps the remembered leads equal to what it stores.
 pub fn ingest(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     models: &Models,
     lead_cache: &LeadCache,
     workspace_id: i64,
@@ -189,9 +188,9 @@ pub fn ingest(
 ) -> Result<Ingested, StoreError> {
     // What can fail for another reason than storage (a stored model that no longer compiles)
     // fails here, before anything is written: this job has no savepoint of its own.
-    let model_version = leadscore_store::models::active(connection, workspace_id)?;
-    let model = model_version.as_ref().map(|v| models.get(connection, v)).transpose()?;
-    let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
+    let model_version = transaction.active_model(workspace_id)?;
+    let model = model_version.as_ref().map(|v| models.get(transaction, v)).transpose()?;
+    let hooks = transaction.webhooks(workspace_id)?;
     let mut remembered = lead_cache.lock();
     let mut ingested = Ingested::default();
     // Touched leads in first-touch order with the events this request added to each, and the
@@ -218,18 +217,18 @@ pub fn ingest(
             None => {
                 ingested.looked_up += 1;
                 // Finding the lead may create, link or merge leads: not for a duplicate.
-                if leadscore_store::events::exists(connection, workspace_id, &message.message_id)? {
+                if transaction.is_stored(workspace_id, &message.message_id)? {
                     ingested.items.push(Outcome::Duplicate);
                     continue;
                 }
                 let (lead, merged_from) = match (&message.kind, &message.user_id) {
                     (Kind::Alias { previous_id }, Some(user_id)) => {
                         let resolved =
-                            resolve_alias(connection, workspace_id, user_id, previous_id, received_at, &remembered)?;
+                            resolve_alias(transaction, workspace_id, user_id, previous_id, received_at, &remembered)?;
                         remembered.link_anonymous_id(workspace_id, previous_id, resolved.0.id);
                         resolved
                     }
-                    _ => resolve_lead(connection, workspace_id, &message, received_at, &remembered)?,
+                    _ => resolve_lead(transaction, workspace_id, &message, received_at, &remembered)?,
                 };
                 let id = lead.id;
                 // resolve_lead links the message's anonymous id to the lead (resolve_alias links
@@ -272,7 +271,7 @@ pub fn ingest(
             received_at,
             properties: stored_properties,
         };
-        if leadscore_store::events::insert(connection, lead, &stored)? == Inserted::Duplicate {
+        if transaction.insert_event(lead, &stored)? == Inserted::Duplicate {
             ingested.items.push(Outcome::Duplicate);
             continue;
         }
@@ -298,7 +297,7 @@ pub fn ingest(
         // Attribute changes (and merges) are saved at once: a later message of this request may
         // merge leads and reads them back. An event changes nothing saved until the end.
         if !matches!(message.kind, Kind::Track(_)) || merged_from.is_some() {
-            leads::save(connection, lead)?;
+            transaction.save_lead(lead)?;
         }
         ingested.items.push(Outcome::Accepted { lead_id });
         if let Kind::Track(name) = message.kind {
@@ -332,7 +331,7 @@ pub fn ingest(
                     state
                 }
                 _ => {
-                    let (mut state, rebuilt) = scoring::state_for(connection, model, version.id, lead)?;
+                    let (mut state, rebuilt) = scoring::state_for(transaction, model, version.id, lead)?;
                     if !rebuilt {
                         for (event_type, at, properties) in &new_events {
                             scoring::apply(model, &mut state, event_type, *at, properties);
@@ -342,7 +341,7 @@ pub fn ingest(
                 }
             };
             let context = SaveContext {
-                connection,
+                transaction,
                 model,
                 model_id: version.id,
                 now: received_at,
@@ -362,7 +361,7 @@ pub fn ingest(
                 ingested.stage_changes.push((lead.id, change));
             }
         } else {
-            leads::save(connection, lead)?;
+            transaction.save_lead(lead)?;
         }
         ingested.leads.push(summary);
     }
@@ -383,10 +382,17 @@ mod tests {
         let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
         let workspace_id = store
             .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
-                let version = models::add(c, workspace.id, "[scores.activity]\nrules = []\n", &BTreeMap::new())?;
-                models::activate(c, workspace.id, version.id, models::Origin::Api)?;
-                // As if stored by a version of leadscore that accepted what this one refuses.
+                let workspace = workspaces::find_or_create(c, "w", leadscore_store::now_ms())?;
+                let version = models::add(
+                    c,
+                    workspace.id,
+                    "[scores.activity]\nrules = []\n",
+                    &BTreeMap::new(),
+                    leadscore_store::now_ms(),
+                )?;
+                models::activate(c, workspace.id, version.id, models::Origin::Api, leadscore_store::now_ms())?;
+                // As if stored by a version of leadscore that accepted what this one refuses: the
+                // test corrupts the row on purpose, which no store function does.
                 c.execute("UPDATE models SET source = 'not a model' WHERE id = ?1", [version.id])?;
                 Ok(workspace.id)
             })

@@ -16,10 +16,8 @@ pub async fn accept(
 ) -> Result<Ingested, ApiError> {
     let (models, leads) = (state.models.clone(), state.leads.clone());
     let ingested = state
-        .store
-        .write_coherent(move |connection| {
-            ingest::ingest(connection, &models, &leads, workspace_id, messages, received_at)
-        })
+        .storage
+        .ingest(move |transaction| ingest::ingest(transaction, &models, &leads, workspace_id, messages, received_at))
         .await?;
     if ingested.queued > 0 {
         state.deliveries.notify_one();

@@ -5,9 +5,9 @@
 //! itself; the check is there only so that a duplicate never creates or links a lead).
 //!
 //! Coherence: only ingestion reads and changes this memory, inside the writer's transaction,
-//! and it keeps the memory equal to what it stores (it writes with `Store::write_coherent`).
-//! Rescoring and stage moves forget each lead they change (`Store::write_beside_caches`). Every
-//! other write, every failed job and every failed commit changes the store's generation, and
+//! and it keeps the memory equal to what it stores (it writes with `Storage::ingest`).
+//! Rescoring and stage moves forget each lead they change (`Storage::write_beside_caches`).
+//! Every other write, every failed job and every failed commit changes the store's generation, and
 //! the whole memory is dropped the next time it is locked at another generation.
 
 use std::collections::HashMap;

@@ -1,12 +1,12 @@
 //! Turning score and stage changes into outbox notifications for the workspace's webhooks.
 //! Runs inside the transaction that made the changes.
 
-use leadscore_store::StoreError;
 use leadscore_store::leads::LeadRow;
-use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::Change;
 use leadscore_store::stages::StageChange;
-use leadscore_store::webhooks::{self, Webhook};
+use leadscore_store::storage::Notification;
+use leadscore_store::webhooks::Webhook;
+use leadscore_store::{StoreError, Transaction};
 use serde_json::{Value, json};
 
 /// Everything that changed for one lead in one transaction.
@@ -86,24 +86,33 @@ pub fn count(
     }
 }
 
-/// Writes the outbox rows for one lead's changes, for the workspace's webhooks `hooks` (loaded once
-/// per transaction by the caller). Returns how many were queued.
+/// The notifications one lead's changes cause for the workspace's webhooks `hooks` (loaded once
+/// per transaction by the caller).
+pub fn for_changes(hooks: &[Webhook], lead: &LeadRow, changes: &LeadChanges<'_>) -> Vec<Notification> {
+    if changes.scores.is_empty() && changes.stages.is_empty() {
+        return Vec::new();
+    }
+    let mut queued = Vec::new();
+    for webhook in hooks {
+        for (event, data) in notifications(webhook, lead, changes) {
+            queued.push(Notification { webhook_id: webhook.id, event, data: data.to_string() });
+        }
+    }
+    queued
+}
+
+/// Writes the outbox rows for one lead's changes (see [`for_changes`]). Returns how many were
+/// queued.
 pub fn enqueue(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     hooks: &[Webhook],
     lead: &LeadRow,
     changes: &LeadChanges<'_>,
     now: i64,
 ) -> Result<usize, StoreError> {
-    if changes.scores.is_empty() && changes.stages.is_empty() {
-        return Ok(0);
+    let queued = for_changes(hooks, lead, changes);
+    if !queued.is_empty() {
+        transaction.queue_notifications(lead.id, &queued, now)?;
     }
-    let mut queued = 0;
-    for webhook in hooks {
-        for (event, data) in notifications(webhook, lead, changes) {
-            webhooks::enqueue(connection, webhook.id, lead.id, event, &data.to_string(), now)?;
-            queued += 1;
-        }
-    }
-    Ok(queued)
+    Ok(queued.len())
 }

@@ -6,11 +6,8 @@
 use std::collections::BTreeMap;
 
 use leadscore_core::LeadState;
-use leadscore_store::leads::{self};
 use leadscore_store::models::ModelVersion;
-use leadscore_store::rusqlite::{Connection, params};
-use leadscore_store::scores;
-use leadscore_store::{StoreError, now_ms};
+use leadscore_store::{Reads, StoreError};
 use serde::Serialize;
 
 use crate::lifecycle;
@@ -98,24 +95,21 @@ pub struct Preview {
     pub consequences: Consequences,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn compare(
-    connection: &Connection,
+    reads: &dyn Reads,
     models: &Models,
     workspace_id: i64,
     candidate: &ModelVersion,
     active: Option<&ModelVersion>,
     limit: u32,
     max_changes: u32,
+    now: i64,
 ) -> Result<Preview, StoreError> {
-    let candidate_model = models.get(connection, candidate)?;
-    let active_model = active.map(|a| models.get(connection, a)).transpose()?;
-    let ids: Vec<i64> = {
-        let mut statement = connection
-            .prepare("SELECT id FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL ORDER BY id LIMIT ?2")?;
-        statement.query_map(params![workspace_id, limit], |row| row.get(0))?.collect::<Result<_, _>>()?
-    };
-    let now = now_ms();
-    let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
+    let candidate_model = models.get(reads, candidate)?;
+    let active_model = active.map(|a| models.get(reads, a)).transpose()?;
+    let ids = reads.first_lead_ids(workspace_id, limit)?;
+    let hooks = reads.webhooks(workspace_id)?;
     // What the activation's rescoring would do beside the new scores: automatic moves to MQL and
     // webhook notifications, counted against the scores stored now, as the rescoring compares.
     let mut stage_moves = 0u64;
@@ -124,20 +118,20 @@ pub fn compare(
     let mut changes = Vec::new();
     let mut n_changed = 0u64;
     for id in &ids {
-        let Some(lead) = leads::by_id(connection, workspace_id, *id)? else { continue };
-        let (state, _): (LeadState, bool) = scoring::state_for(connection, &candidate_model, candidate.id, &lead)?;
+        let Some(lead) = reads.lead_by_id(workspace_id, *id)? else { continue };
+        let (state, _): (LeadState, bool) = scoring::state_for(reads, &candidate_model, candidate.id, &lead)?;
         let (new_rows, qualified_by) =
             scoring::evaluate_with_qualifiers(&candidate_model, candidate.id, &lead, &state, now);
         for row in &new_rows {
             after.add(&row.score, row.value, row.tier.as_deref());
         }
-        let score_changes = scores::stored(connection, lead.id)?.changes(&new_rows);
+        let score_changes = reads.stored_scores(lead.id)?.changes(&new_rows);
         let stage = lifecycle::mql_move(&candidate_model, &lead.stage, &new_rows, &qualified_by, &score_changes, now);
         stage_moves += u64::from(stage.is_some());
         let lead_changes = LeadChanges { scores: score_changes.iter().collect(), stages: stage.iter().collect() };
         notify::count(&hooks, &lead, &lead_changes, &mut notifications);
         let (Some(model), Some(version)) = (&active_model, active) else { continue };
-        let (state, _) = scoring::state_for(connection, model, version.id, &lead)?;
+        let (state, _) = scoring::state_for(reads, model, version.id, &lead)?;
         let old_rows = scoring::evaluate(model, version.id, &lead, &state, now);
         for row in &old_rows {
             before.add(&row.score, row.value, row.tier.as_deref());

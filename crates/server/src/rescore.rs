@@ -4,13 +4,12 @@
 //! Batches are small writer jobs, so ingestion and reads go on while a workspace is rescored.
 
 use leadscore_core::{Model, Timestamp};
-use leadscore_store::leads::{self, LeadRow};
-use leadscore_store::rescorings::{self, Rescoring};
-use leadscore_store::rusqlite::Connection;
+use leadscore_store::leads::LeadRow;
+use leadscore_store::rescorings::Rescoring;
 use leadscore_store::scores::{History, ScoreRow};
 use leadscore_store::stages::StageChange;
 use leadscore_store::webhooks::Webhook;
-use leadscore_store::{StoreError, now_ms};
+use leadscore_store::{StoreError, Transaction, now_ms};
 use serde::Serialize;
 
 use crate::lead_cache::LeadCache;
@@ -56,7 +55,7 @@ impl From<Rescoring> for Progress {
 
 /// The workspace's running or last rescoring.
 pub async fn progress(state: &AppState, workspace_id: i64) -> Result<Option<Progress>, StoreError> {
-    Ok(state.store.read(move |c| rescorings::get(c, workspace_id)).await?.map(Progress::from))
+    Ok(state.storage.rescoring(workspace_id).await?.map(Progress::from))
 }
 
 /// One batch of a rescoring pass: the workspace, the leads after which it goes on, the time it
@@ -75,29 +74,29 @@ struct Batch {
 /// Rescores one batch of a workspace's leads; returns the last lead id seen (`None` at the end)
 /// and how many notifications were queued. Ingestion's memory forgets the leads it rescores.
 fn rescore_batch(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     models: &Models,
     lead_cache: &LeadCache,
     batch: &Batch,
 ) -> Result<(Option<i64>, u64, usize), StoreError> {
     let Batch { workspace_id, after_id, now, ref cause, history, revert_automatic_since } = *batch;
-    let Some(version) = leadscore_store::models::active(connection, workspace_id)? else { return Ok((None, 0, 0)) };
-    let model = models.get(connection, &version)?;
-    let ids = leads::ids_after(connection, workspace_id, after_id, BATCH)?;
-    let hooks = leadscore_store::webhooks::list(connection, workspace_id)?;
+    let Some(version) = transaction.active_model(workspace_id)? else { return Ok((None, 0, 0)) };
+    let model = models.get(transaction, &version)?;
+    let ids = transaction.lead_ids_after(workspace_id, after_id, BATCH)?;
+    let hooks = transaction.webhooks(workspace_id)?;
     let mut queued = 0;
     for &id in &ids {
         // Ingestion's memory of the lead would be stale: it reads the lead again next time. The
         // other leads it remembers stay valid, so rescoring writes beside that memory.
         lead_cache.lock().forget(id);
-        let Some(mut lead) = leads::by_id(connection, workspace_id, id)? else { continue };
-        let (state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
+        let Some(mut lead) = transaction.lead_by_id(workspace_id, id)? else { continue };
+        let (state, _) = scoring::state_for(transaction, &model, version.id, &lead)?;
         let context =
-            SaveContext { connection, model: &model, model_id: version.id, now, cause, history, webhooks: &hooks };
+            SaveContext { transaction, model: &model, model_id: version.id, now, cause, history, webhooks: &hooks };
         let saved = saving::save_scores(&context, &mut lead, &state, &mut None)?;
         queued += saved.queued;
         if let Some(since) = revert_automatic_since {
-            queued += revert_automatic_mql(connection, &model, &mut lead, &saved.rows, since, cause, &hooks, now)?;
+            queued += revert_automatic_mql(transaction, &model, &mut lead, &saved.rows, since, cause, &hooks, now)?;
         }
     }
     Ok((ids.last().copied(), ids.len() as u64, queued))
@@ -109,7 +108,7 @@ fn rescore_batch(
 /// queued.
 #[allow(clippy::too_many_arguments)]
 fn revert_automatic_mql(
-    connection: &Connection,
+    transaction: &dyn Transaction,
     model: &Model,
     lead: &mut LeadRow,
     rows: &[ScoreRow],
@@ -123,7 +122,7 @@ fn revert_automatic_mql(
     {
         return Ok(0);
     }
-    let Some(latest) = leadscore_store::stages::latest(connection, lead.id)? else { return Ok(0) };
+    let Some(latest) = transaction.latest_stage(lead.id)? else { return Ok(0) };
     let automatic =
         latest.actor == lifecycle::AUTOMATIC_ACTOR && latest.stage == Stage::Mql.as_str() && latest.at >= since;
     let Some(previous) = latest.previous.filter(|_| automatic) else { return Ok(0) };
@@ -136,15 +135,15 @@ fn revert_automatic_mql(
             "{cause}: the move to mql was automatic and the restored version does not qualify the lead"
         )),
     };
-    leadscore_store::stages::set(connection, lead.id, &change)?;
+    transaction.set_stage(lead.id, &change)?;
     lead.stage = change.stage.clone();
     let lead_changes = LeadChanges { scores: Vec::new(), stages: vec![&change] };
-    notify::enqueue(connection, hooks, lead, &lead_changes, now)
+    notify::enqueue(transaction, hooks, lead, &lead_changes, now)
 }
 
 /// Starts rescoring the workspace in the background, from where its stored rescoring stopped,
 /// unless that already runs in this process. The rescoring itself was recorded by
-/// [`rescorings::begin`] in the transaction that activated the version.
+/// [`leadscore_store::rescorings::begin`] in the transaction that activated the version.
 pub fn start(state: &AppState, workspace_id: i64) {
     if !state.rescoring.claim(workspace_id) {
         return;
@@ -156,7 +155,7 @@ pub fn start(state: &AppState, workspace_id: i64) {
             state.rescoring.release(workspace_id);
             // An activation that committed while this job ended found it still claimed and left
             // its rescoring to it: look once more, and run it if it is there.
-            let unfinished = state.store.read(move |c| rescorings::get(c, workspace_id)).await;
+            let unfinished = state.storage.rescoring(workspace_id).await;
             let waiting = unfinished.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none()));
             if !waiting || !state.rescoring.claim(workspace_id) {
                 break;
@@ -167,7 +166,7 @@ pub fn start(state: &AppState, workspace_id: i64) {
 
 /// Resumes every rescoring that a stop (or a crash) cut short.
 pub async fn resume(state: &AppState) -> Result<usize, StoreError> {
-    let unfinished = state.store.read(rescorings::unfinished).await?;
+    let unfinished = state.storage.unfinished_rescorings().await?;
     for rescoring in &unfinished {
         tracing::info!(
             workspace_id = rescoring.workspace_id,
@@ -191,25 +190,26 @@ async fn run_job(state: &AppState, workspace_id: i64) {
     let mut failures = 0;
     loop {
         let (models, lead_cache) = (state.models.clone(), state.leads.clone());
+        let now = now_ms();
         let step = state
-            .store
-            .write_beside_caches(move |c| {
-                let Some(rescoring) = rescorings::get(c, workspace_id)?.filter(|r| r.finished_at.is_none()) else {
+            .storage
+            .write_beside_caches(move |transaction| {
+                let Some(rescoring) = transaction.rescoring(workspace_id)?.filter(|r| r.finished_at.is_none()) else {
                     return Ok(None);
                 };
                 let batch = Batch {
                     workspace_id,
                     after_id: rescoring.after_lead_id,
-                    now: now_ms(),
+                    now,
                     cause: rescoring.cause.clone(),
                     history: History::EveryChange,
                     revert_automatic_since: rescoring.revert_automatic_since,
                 };
-                let (last, n, queued) = rescore_batch(c, &models, &lead_cache, &batch)?;
+                let (last, n, queued) = rescore_batch(transaction, &models, &lead_cache, &batch)?;
                 let done = rescoring.done + n as i64;
                 match last {
-                    Some(last) => rescorings::advance(c, workspace_id, last, done)?,
-                    None => rescorings::finish(c, workspace_id, None)?,
+                    Some(last) => transaction.record_rescoring_progress(workspace_id, last, done)?,
+                    None => transaction.finish_rescoring(workspace_id, None, now)?,
                 }
                 Ok(Some((last.is_some(), done, rescoring.total, queued)))
             })
@@ -237,9 +237,8 @@ async fn run_job(state: &AppState, workspace_id: i64) {
                     continue;
                 }
                 if failures >= ATTEMPTS {
-                    let message = error.to_string();
                     let recorded =
-                        state.store.write(move |c| rescorings::finish(c, workspace_id, Some(&message))).await;
+                        state.storage.finish_rescoring(workspace_id, Some(error.to_string()), now_ms()).await;
                     if let Err(error) = recorded {
                         tracing::error!(%error, workspace_id, "cannot record the rescoring's failure; it resumes at the next start");
                     }
@@ -267,14 +266,14 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
             revert_automatic_since: None,
         };
         let (last, n, queued) = state
-            .store
-            .write_beside_caches(move |c| {
+            .storage
+            .write_beside_caches(move |transaction| {
                 // An activation since the last batch: its rescoring goes over every lead with the
                 // new version and records why; this pass would record it as time passing.
-                if rescorings::get(c, batch.workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
+                if transaction.rescoring(batch.workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
                     return Ok((None, 0, 0));
                 }
-                rescore_batch(c, &models, &lead_cache, &batch)
+                rescore_batch(transaction, &models, &lead_cache, &batch)
             })
             .await?;
         done += n;
@@ -294,17 +293,10 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
 pub async fn schedule(state: AppState, interval: std::time::Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        let workspaces: Result<Vec<i64>, StoreError> = state
-            .store
-            .read(|c| {
-                let mut statement = c.prepare("SELECT workspace_id FROM active_models ORDER BY workspace_id")?;
-                let ids = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
-                Ok(ids)
-            })
-            .await;
+        let workspaces: Result<Vec<i64>, StoreError> = state.storage.workspaces_with_active_model().await;
         for workspace_id in workspaces.unwrap_or_default() {
             // A rescoring after an activation goes over every lead anyway.
-            let running = state.store.read(move |c| rescorings::get(c, workspace_id)).await;
+            let running = state.storage.rescoring(workspace_id).await;
             if running.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none())) {
                 continue;
             }
@@ -336,9 +328,15 @@ mod tests {
             .write_blocking(move |c| {
                 let mut ids = Vec::new();
                 for name in ["a", "b"] {
-                    let workspace = workspaces::find_or_create(c, name)?;
-                    let version = models::add(c, workspace.id, source, &std::collections::BTreeMap::new())?;
-                    models::activate(c, workspace.id, version.id, models::Origin::Api)?;
+                    let workspace = workspaces::find_or_create(c, name, leadscore_store::now_ms())?;
+                    let version = models::add(
+                        c,
+                        workspace.id,
+                        source,
+                        &std::collections::BTreeMap::new(),
+                        leadscore_store::now_ms(),
+                    )?;
+                    models::activate(c, workspace.id, version.id, models::Origin::Api, leadscore_store::now_ms())?;
                     ids.push(workspace.id);
                 }
                 Ok((ids[0], ids[1]))

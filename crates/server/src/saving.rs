@@ -3,12 +3,12 @@
 //! the webhook notifications of every change. Ingestion and rescoring both save through here.
 
 use leadscore_core::{LeadState, Model};
-use leadscore_store::StoreError;
-use leadscore_store::leads::{self, LeadRow};
-use leadscore_store::rusqlite::Connection;
+use leadscore_store::leads::LeadRow;
 use leadscore_store::scores::{Change, History, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
+use leadscore_store::storage::ScoredLeadWrite;
 use leadscore_store::webhooks::Webhook;
+use leadscore_store::{StoreError, Transaction};
 
 use crate::lifecycle;
 use crate::notify::{self, LeadChanges};
@@ -22,10 +22,10 @@ pub struct Saved {
     pub queued: usize,
 }
 
-/// What every lead saved in one transaction shares: the writer's connection, the model it was
+/// What every lead saved in one transaction shares: the write transaction, the model it was
 /// evaluated with, the time, why, what goes into the history, and the workspace's webhooks.
 pub struct SaveContext<'a> {
-    pub connection: &'a Connection,
+    pub transaction: &'a dyn Transaction,
     pub model: &'a Model,
     pub model_id: i64,
     pub now: i64,
@@ -36,46 +36,41 @@ pub struct SaveContext<'a> {
 }
 
 /// Evaluates a lead at `now` from `state`, saves its state and scores, moves it to MQL when its
-/// scores say so, and queues the webhook notifications of every change. `stored` is the lead's
-/// stored scores when the caller knows them (read here otherwise), and what is stored after.
+/// scores say so, and queues the webhook notifications of every change, all in one write of the
+/// transaction. `stored` is the lead's stored scores when the caller knows them (read here
+/// otherwise), and what is stored after.
 pub fn save_scores(
     context: &SaveContext<'_>,
     lead: &mut LeadRow,
     state: &LeadState,
     stored: &mut Option<StoredScores>,
 ) -> Result<Saved, StoreError> {
-    let SaveContext { connection, model, model_id, now, cause, history, webhooks } = *context;
+    let SaveContext { transaction, model, model_id, now, cause, history, webhooks } = *context;
     lead.state = Some(scoring::state_text(state.occurrences()));
     lead.state_model_id = Some(model_id);
     let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
     let stored = match stored {
         Some(stored) => stored,
-        None => stored.insert(leadscore_store::scores::stored(connection, lead.id)?),
+        None => stored.insert(transaction.stored_scores(lead.id)?),
     };
-    let changes = leadscore_store::scores::save_over(connection, lead.id, stored, &rows, cause, history)?;
-    leads::save(connection, lead)?;
-    let stage = automatic_mql(connection, model, lead, &rows, &qualified_by, &changes, now)?;
+    // What the write will change, worked out before it: the move to MQL and the notifications
+    // follow from the changes, and the store only writes.
+    let changes = stored.changes(&rows);
+    let stage = lifecycle::mql_move(model, &lead.stage, &rows, &qualified_by, &changes, now);
+    let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
+    let notifications = notify::for_changes(webhooks, lead, &lead_changes);
+    let write = ScoredLeadWrite {
+        lead,
+        rows: &rows,
+        cause,
+        history,
+        stage: stage.as_ref(),
+        notifications: &notifications,
+        now,
+    };
+    transaction.save_scored_lead(&write, stored)?;
     if let Some(change) = &stage {
         lead.stage = change.stage.clone();
     }
-    let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
-    let queued = notify::enqueue(connection, webhooks, lead, &lead_changes, now)?;
-    Ok(Saved { rows, changes, stage, queued })
-}
-
-/// Moves a lead to MQL when its scores say so (see [`mql_move`]).
-fn automatic_mql(
-    connection: &Connection,
-    model: &Model,
-    lead: &LeadRow,
-    rows: &[ScoreRow],
-    qualified_by: &[Option<String>],
-    changes: &[Change],
-    now: i64,
-) -> Result<Option<StageChange>, StoreError> {
-    let change = lifecycle::mql_move(model, &lead.stage, rows, qualified_by, changes, now);
-    if let Some(change) = &change {
-        leadscore_store::stages::set(connection, lead.id, change)?;
-    }
-    Ok(change)
+    Ok(Saved { rows, changes, stage, queued: notifications.len() })
 }

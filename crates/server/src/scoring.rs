@@ -8,13 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use leadscore_core::{Compiled, Event, LeadScores, LeadState, Model, ModelError, Predictor, Timestamp, Value};
 use leadscore_predict::predictive::{PredictiveModel, SavedModel};
-use leadscore_store::StoreError;
 use leadscore_store::events::StoredEvent;
 use leadscore_store::leads::LeadRow;
 use leadscore_store::models::ModelVersion;
 use leadscore_store::predictive::PredictiveVersion;
-use leadscore_store::rusqlite::Connection;
 use leadscore_store::scores::ScoreRow;
+use leadscore_store::{Reads, StoreError};
 
 /// The event types identify, alias and group calls are stored under: kept for idempotency and
 /// audit, never activity.
@@ -62,7 +61,7 @@ pub struct NewVersion {
 
 impl Models {
     /// The stored version compiled with the predictive models it was pinned to when stored.
-    pub fn get(&self, connection: &Connection, version: &ModelVersion) -> Result<Arc<Model>, StoreError> {
+    pub fn get(&self, reads: &dyn Reads, version: &ModelVersion) -> Result<Arc<Model>, StoreError> {
         let hit = self.compiled.lock().ok().and_then(|cache| {
             let (made_from, model) = cache.get(&version.id)?;
             let same = made_from.workspace_id == version.workspace_id
@@ -78,7 +77,7 @@ impl Models {
             let Some(&id) = version.predictors.get(reference) else {
                 return Err(format!("`{reference}` was not pinned to a predictive model when this version was stored"));
             };
-            match self.predictor(connection, version.workspace_id, id) {
+            match self.predictor(reads, version.workspace_id, id) {
                 Ok(model) => Ok(model),
                 Err(error) => {
                     let message = error.to_string();
@@ -91,9 +90,8 @@ impl Models {
         if let Some(error) = fault.into_inner() {
             return Err(error);
         }
-        let compiled = compiled.map_err(|e| {
-            StoreError::Corrupt(format!("stored model {} does not compile: {}", version.id, e.render("model")))
-        })?;
+        let compiled = compiled
+            .map_err(|e| StoreError::ModelDoesNotCompile { model_id: version.id, reason: e.render("model") })?;
         let model = Arc::new(compiled.model);
         if let Ok(mut cache) = self.compiled.lock() {
             cache.insert(version.id, (version.clone(), model.clone()));
@@ -104,12 +102,7 @@ impl Models {
     /// Compiles a model's text for a new version of the workspace's model: each predictive
     /// reference resolves to the latest version of the workspace's predictive model of that name
     /// (an unknown name is a diagnostic at the reference). Store the version with the returned pins.
-    pub fn compile_new(
-        &self,
-        connection: &Connection,
-        workspace_id: i64,
-        source: &str,
-    ) -> Result<NewVersion, StoreError> {
+    pub fn compile_new(&self, reads: &dyn Reads, workspace_id: i64, source: &str) -> Result<NewVersion, StoreError> {
         let pins = RefCell::new(BTreeMap::new());
         let fault = RefCell::new(None);
         let loader = |reference: &str| -> Result<Arc<dyn Predictor>, String> {
@@ -118,7 +111,8 @@ impl Models {
                     "`{reference}` is not the name of a predictive model: names are letters, digits, `_`, `-` and `.`"
                 ));
             }
-            let found = leadscore_store::predictive::latest(connection, workspace_id, reference)
+            let found = reads
+                .latest_predictive_model(workspace_id, reference)
                 .and_then(|latest| latest.map(|stored| self.checked(stored)).transpose());
             match found {
                 Ok(Some((id, model))) => {
@@ -144,13 +138,9 @@ impl Models {
 
     /// A stored predictive model version of the workspace, checked once and kept. The row is read
     /// each time (this runs only when a model is compiled) to tell whether the kept one is it.
-    pub fn predictor(
-        &self,
-        connection: &Connection,
-        workspace_id: i64,
-        id: i64,
-    ) -> Result<Arc<PredictiveModel>, StoreError> {
-        let stored = leadscore_store::predictive::by_id(connection, workspace_id, id)?
+    pub fn predictor(&self, reads: &dyn Reads, workspace_id: i64, id: i64) -> Result<Arc<PredictiveModel>, StoreError> {
+        let stored = reads
+            .predictive_model(workspace_id, id)?
             .ok_or_else(|| StoreError::NotFound(format!("no predictive model {id} in this workspace")))?;
         Ok(self.checked(stored)?.1)
     }
@@ -229,7 +219,7 @@ pub fn apply(
 /// from every stored event. The second value says whether it was rebuilt (then it already holds
 /// every stored event).
 pub fn state_for(
-    connection: &Connection,
+    reads: &dyn Reads,
     model: &Model,
     model_id: i64,
     lead: &LeadRow,
@@ -242,7 +232,7 @@ pub fn state_for(
         return Ok((state, false));
     }
     let mut state = LeadState::new(model);
-    for StoredEvent { event_type, at, properties, .. } in leadscore_store::events::of_lead(connection, lead)? {
+    for StoredEvent { event_type, at, properties, .. } in reads.events_of(lead)? {
         if ![IDENTIFY, ALIAS, GROUP].contains(&event_type.as_str()) {
             apply(model, &mut state, &event_type, at, &properties);
         }
@@ -397,8 +387,8 @@ mod tests {
         let source = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1 }]\n";
         let (state, rebuilt) = store
             .write_blocking(move |c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
-                let version = models::add(c, workspace.id, source, &BTreeMap::new())?;
+                let workspace = workspaces::find_or_create(c, "w", leadscore_store::now_ms())?;
+                let version = models::add(c, workspace.id, source, &BTreeMap::new(), leadscore_store::now_ms())?;
                 let model = leadscore_core::compile(source).map_err(|e| StoreError::Corrupt(e.render("m")))?.model;
                 let mut lead = leadscore_store::leads::create(c, workspace.id, Some("u"), 0)?;
                 let none = serde_json::Map::new();
@@ -456,11 +446,17 @@ mod tests {
         let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
         let cache = Arc::new(Models::default());
         let (a, b) = store
-            .write_blocking(|c| Ok((workspaces::find_or_create(c, "a")?.id, workspaces::find_or_create(c, "b")?.id)))
+            .write_blocking(|c| {
+                Ok((
+                    workspaces::find_or_create(c, "a", leadscore_store::now_ms())?.id,
+                    workspaces::find_or_create(c, "b", leadscore_store::now_ms())?.id,
+                ))
+            })
             .unwrap();
         let first = cache.clone();
         let rolled_back: Result<(), StoreError> = store.write_blocking(move |c| {
-            let version = models::add(c, a, "[scores.alpha]\nrules = []\n", &BTreeMap::new())?;
+            let version =
+                models::add(c, a, "[scores.alpha]\nrules = []\n", &BTreeMap::new(), leadscore_store::now_ms())?;
             first.get(c, &version)?;
             Err(StoreError::Conflict("changed my mind".to_string()))
         });
@@ -468,7 +464,8 @@ mod tests {
         let second = cache.clone();
         let names = store
             .write_blocking(move |c| {
-                let version = models::add(c, b, "[scores.beta]\nrules = []\n", &BTreeMap::new())?;
+                let version =
+                    models::add(c, b, "[scores.beta]\nrules = []\n", &BTreeMap::new(), leadscore_store::now_ms())?;
                 Ok(second.get(c, &version)?.score_names().map(str::to_string).collect::<Vec<_>>())
             })
             .unwrap();

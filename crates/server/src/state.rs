@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use leadscore_store::Store;
+use leadscore_store::{Storage, Store};
 
 use crate::key_cache::KeyCache;
 use crate::lead_cache::LeadCache;
@@ -15,10 +15,11 @@ use crate::scoring::Models;
 /// The service's shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
+    /// The storage every handler and background task goes through.
+    pub storage: Arc<dyn Storage>,
     pub models: Arc<Models>,
-    /// The leads ingestion remembers between requests (kept coherent by writing through
-    /// `Store::write_coherent`).
+    /// The leads ingestion remembers between requests (kept coherent by ingesting through
+    /// `Storage::ingest`).
     pub leads: Arc<LeadCache>,
     pub keys: Arc<KeyCache>,
     /// Wakes the webhook dispatcher when notifications were queued.
@@ -56,10 +57,15 @@ impl Default for Config {
 }
 
 impl AppState {
+    /// The state of a service that stores in SQLite.
     pub fn new(store: Store, config: Config) -> AppState {
+        AppState::with_storage(Arc::new(store), config)
+    }
+
+    pub fn with_storage(storage: Arc<dyn Storage>, config: Config) -> AppState {
         AppState {
-            leads: Arc::new(LeadCache::new(store.generation())),
-            store,
+            leads: Arc::new(LeadCache::new(storage.generation())),
+            storage,
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),
             deliveries: Arc::new(Notify::new()),

@@ -128,7 +128,7 @@ mod tests {
         let (known, anonymous, again, merged, gone) = store
             .write_blocking(move |c| {
                 let none = serde_json::Map::new();
-                let workspace = workspaces::find_or_create(c, "w")?;
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                 let mut known = leads::create(c, workspace.id, Some("u"), 0)?;
                 let mut anonymous = leads::create(c, workspace.id, None, 0)?;
                 insert(c, &mut known, &event("k1", 10, &none))?;

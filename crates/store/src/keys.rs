@@ -98,17 +98,16 @@ fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-pub fn create(connection: &Connection, workspace_id: i64, scope: Scope) -> Result<NewKey, StoreError> {
+pub fn create(connection: &Connection, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError> {
     let mut random = [0u8; 32];
     getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a key: {e}")))?;
     let secret = format!("lsk_{}", hex::encode(random));
     let prefix = secret[..12].to_string();
-    let created_at = crate::now_ms();
     connection.execute(
         "INSERT INTO api_keys (workspace_id, prefix, secret_hash, scope, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![workspace_id, prefix, hash(&secret), scope.as_str(), created_at],
+        params![workspace_id, prefix, hash(&secret), scope.as_str(), now],
     )?;
-    Ok(NewKey { id: connection.last_insert_rowid(), secret, prefix, scope, created_at })
+    Ok(NewKey { id: connection.last_insert_rowid(), secret, prefix, scope, created_at: now })
 }
 
 const INFO_COLUMNS: &str = "id, prefix, scope, created_at, revoked_at";
@@ -140,10 +139,10 @@ pub fn by_id(connection: &Connection, workspace_id: i64, key_id: i64) -> Result<
 
 /// Revokes one of the workspace's keys; false if the workspace has no such key. Revoking a key
 /// again keeps the time of its first revocation, so that the listing says when it stopped working.
-pub fn revoke(connection: &Connection, workspace_id: i64, key_id: i64) -> Result<bool, StoreError> {
+pub fn revoke(connection: &Connection, workspace_id: i64, key_id: i64, now: i64) -> Result<bool, StoreError> {
     let changed = connection.execute(
         "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE workspace_id = ?2 AND id = ?3",
-        params![crate::now_ms(), workspace_id, key_id],
+        params![now, workspace_id, key_id],
     )?;
     Ok(changed == 1)
 }
@@ -175,11 +174,11 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (first, second, listed, elsewhere) = store
             .write_blocking(|c| {
-                let acme = workspaces::find_or_create(c, "acme")?;
-                let other = workspaces::find_or_create(c, "other")?;
-                let first = create(c, acme.id, Scope::Ingest)?;
-                let second = create(c, acme.id, Scope::Admin)?;
-                create(c, other.id, Scope::Read)?;
+                let acme = workspaces::find_or_create(c, "acme", crate::now_ms())?;
+                let other = workspaces::find_or_create(c, "other", crate::now_ms())?;
+                let first = create(c, acme.id, Scope::Ingest, crate::now_ms())?;
+                let second = create(c, acme.id, Scope::Admin, crate::now_ms())?;
+                create(c, other.id, Scope::Read, crate::now_ms())?;
                 Ok((first, second, list(c, acme.id)?, list(c, other.id)?))
             })
             .unwrap();
@@ -212,12 +211,13 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (key, acme) = store
             .write_blocking(|c| {
-                let acme = workspaces::find_or_create(c, "acme")?;
-                Ok((create(c, acme.id, Scope::Read)?, acme.id))
+                let acme = workspaces::find_or_create(c, "acme", crate::now_ms())?;
+                Ok((create(c, acme.id, Scope::Read, crate::now_ms())?, acme.id))
             })
             .unwrap();
         assert!(authenticates(&store, &key.secret));
-        let revoke_and_read = move |c: &Connection| Ok((revoke(c, acme, key.id)?, by_id(c, acme, key.id)?));
+        let revoke_and_read =
+            move |c: &Connection| Ok((revoke(c, acme, key.id, crate::now_ms())?, by_id(c, acme, key.id)?));
 
         let (revoked, info) = store.write_blocking(revoke_and_read).unwrap();
         assert!(revoked);
@@ -237,13 +237,13 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (revoked, seen, unknown, secret) = store
             .write_blocking(|c| {
-                let acme = workspaces::find_or_create(c, "acme")?;
-                let other = workspaces::find_or_create(c, "other")?;
-                let key = create(c, acme.id, Scope::Admin)?;
+                let acme = workspaces::find_or_create(c, "acme", crate::now_ms())?;
+                let other = workspaces::find_or_create(c, "other", crate::now_ms())?;
+                let key = create(c, acme.id, Scope::Admin, crate::now_ms())?;
                 Ok((
-                    revoke(c, other.id, key.id)?,
+                    revoke(c, other.id, key.id, crate::now_ms())?,
                     by_id(c, other.id, key.id)?,
-                    revoke(c, acme.id, key.id + 100)?,
+                    revoke(c, acme.id, key.id + 100, crate::now_ms())?,
                     key.secret,
                 ))
             })

@@ -105,7 +105,6 @@ pub fn set_user_id(connection: &Connection, lead_id: i64, user_id: &str) -> Resu
     Ok(())
 }
 
-/// Saves attributes (merged over the stored ones by the caller), email and state.
 /// The ids of up to `limit` of the workspace's leads (merged ones left out) after `after_id`, in
 /// id order: how rescoring walks a workspace in batches.
 pub fn ids_after(
@@ -121,6 +120,18 @@ pub fn ids_after(
     Ok(ids.collect::<Result<_, _>>()?)
 }
 
+/// The ids of the workspace's first `limit` leads (merged ones left out), in id order: the sample
+/// a model preview compares.
+pub fn first_ids(connection: &Connection, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+    ids_after(connection, workspace_id, i64::MIN, limit)
+}
+
+/// How many leads the workspace has, merged ones included.
+pub fn count(connection: &Connection, workspace_id: i64) -> Result<i64, StoreError> {
+    Ok(connection.query_row("SELECT count(*) FROM leads WHERE workspace_id = ?1", [workspace_id], |row| row.get(0))?)
+}
+
+/// Saves attributes (merged over the stored ones by the caller), email and state.
 pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
     connection
         .prepare_cached(
@@ -268,7 +279,7 @@ mod tests {
             ["industry", "size", "blank", "email", "user_id", "created_at", "other"].map(String::from).to_vec();
         let (before, after, elsewhere) = store
             .write_blocking(move |c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                 let before = fields_no_lead_has(c, workspace.id, &fields)?;
                 let mut lead = create(c, workspace.id, None, 0)?;
                 let attributes = serde_json::json!({"industry": "Technology", "size": null, "blank": "  "});
@@ -278,7 +289,7 @@ mod tests {
                 other.email = Some("a@b.example".into());
                 save(c, &other)?;
                 let after = fields_no_lead_has(c, workspace.id, &fields)?;
-                let elsewhere = workspaces::find_or_create(c, "x")?;
+                let elsewhere = workspaces::find_or_create(c, "x", crate::now_ms())?;
                 Ok((before, after, fields_no_lead_has(c, elsewhere.id, &fields[..1])?))
             })
             .unwrap();

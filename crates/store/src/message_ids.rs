@@ -347,7 +347,7 @@ mod tests {
     /// Stores one event per id in one transaction, answering whether each was new.
     fn store_events(store: &Store, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
         store.write_coherent_blocking(move |c| {
-            let workspace = workspaces::find_or_create(c, "w")?;
+            let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
             let mut lead = match leads::by_user_id(c, workspace.id, "u")? {
                 Some(lead) => lead,
                 None => leads::create(c, workspace.id, Some("u"), 0)?,
@@ -420,7 +420,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_ingesting(dir.path(), 20).unwrap();
         let failed: Result<(), StoreError> = store.write_blocking(|c| {
-            let workspace = workspaces::find_or_create(c, "w")?;
+            let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
             let mut lead = leads::create(c, workspace.id, Some("u"), 0)?;
             let none = serde_json::Map::new();
             let event = NewEvent { message_id: "m", event_type: "visit", at: 1, received_at: 1, properties: &none };
@@ -438,7 +438,7 @@ mod tests {
         let store = Store::open_ingesting(dir.path(), DEFAULT_RECENT).unwrap();
         store
             .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                 let mut no_such_lead = leads::create(c, workspace.id, None, 0)?;
                 no_such_lead.id = 999_999;
                 let none = serde_json::Map::new();
@@ -468,8 +468,8 @@ mod tests {
                 if fail { Err(StoreError::Conflict("fails".into())) } else { Ok(()) }
             }
         };
-        let failing = store.submit(one("a", true), crate::PLAIN).unwrap();
-        let kept = store.submit(one("b", false), crate::COHERENT).unwrap();
+        let failing = store.submit(one("a", true), crate::writer::PLAIN).unwrap();
+        let kept = store.submit(one("b", false), crate::writer::COHERENT).unwrap();
         assert!(slow.blocking_recv().unwrap().is_ok());
         assert!(failing.blocking_recv().unwrap().is_err());
         assert!(kept.blocking_recv().unwrap().is_ok());
@@ -497,7 +497,7 @@ mod tests {
                     c.execute("INSERT INTO workspaces (name, created_at) VALUES (hex(randomblob(400000)), 0)", [])?;
                     Ok(())
                 },
-                crate::PLAIN,
+                crate::writer::PLAIN,
             )
             .unwrap();
         let store_m = {
@@ -569,7 +569,7 @@ mod tests {
                     Step::Fail(batch) => {
                         let names: Vec<String> = batch.iter().map(|i| format!("id-{i}")).collect();
                         let failed: Result<(), StoreError> = store.write_blocking(move |c| {
-                            let workspace = workspaces::find_or_create(c, "w")?;
+                            let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                             let mut lead = leads::create(c, workspace.id, None, 0)?;
                             let none = serde_json::Map::new();
                             for id in &names {

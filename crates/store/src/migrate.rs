@@ -252,8 +252,8 @@ mod tests {
         apply(&mut connection).unwrap();
         let stack = crate::models::stack(&connection, 1).unwrap();
         assert_eq!(stack.iter().map(|a| a.version).collect::<Vec<_>>(), [3, 1]);
-        let rolled = crate::models::rollback(&connection, 1).unwrap();
+        let rolled = crate::models::rollback(&connection, 1, crate::now_ms()).unwrap();
         assert_eq!((rolled.undone.version, rolled.restored.version), (1, 3));
-        assert!(crate::models::rollback(&connection, 1).is_err(), "nothing below version 3");
+        assert!(crate::models::rollback(&connection, 1, crate::now_ms()).is_err(), "nothing below version 3");
     }
 }

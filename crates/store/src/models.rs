@@ -29,6 +29,7 @@ pub fn add(
     workspace_id: i64,
     source: &str,
     predictors: &BTreeMap<String, i64>,
+    now: i64,
 ) -> Result<ModelVersion, StoreError> {
     for (reference, id) in predictors {
         let owned: bool = connection.query_row(
@@ -48,7 +49,6 @@ pub fn add(
         [workspace_id],
         |row| row.get(0),
     )?;
-    let now = crate::now_ms();
     connection.execute(
         "INSERT INTO models (workspace_id, version, source, created_at, predictors) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![workspace_id, version, source, now, pins],
@@ -99,7 +99,13 @@ pub struct Activation {
 }
 
 /// Makes a version the active one, on top of the workspace's version stack.
-pub fn activate(connection: &Connection, workspace_id: i64, model_id: i64, origin: Origin) -> Result<(), StoreError> {
+pub fn activate(
+    connection: &Connection,
+    workspace_id: i64,
+    model_id: i64,
+    origin: Origin,
+    now: i64,
+) -> Result<(), StoreError> {
     let owned: bool = connection.query_row(
         "SELECT count(*) > 0 FROM models WHERE id = ?1 AND workspace_id = ?2",
         params![model_id, workspace_id],
@@ -108,7 +114,6 @@ pub fn activate(connection: &Connection, workspace_id: i64, model_id: i64, origi
     if !owned {
         return Err(StoreError::NotFound(format!("no model {model_id} in this workspace")));
     }
-    let now = crate::now_ms();
     set_active(connection, workspace_id, model_id, now)?;
     // Activating the version already active changes nothing to roll back: one entry for it, so
     // that a rollback goes to the version before it.
@@ -144,7 +149,7 @@ pub struct RolledBack {
 
 /// Undoes the newest activation still standing: the version activated before it is active
 /// again. A second rollback goes one further down the stack; it never goes forward again.
-pub fn rollback(connection: &Connection, workspace_id: i64) -> Result<RolledBack, StoreError> {
+pub fn rollback(connection: &Connection, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError> {
     let standing = stack(connection, workspace_id)?.into_iter().filter(|a| a.undone_at.is_none()).collect::<Vec<_>>();
     let [.., below, top] = standing.as_slice() else {
         return Err(StoreError::NotFound(match standing.len() {
@@ -153,7 +158,6 @@ pub fn rollback(connection: &Connection, workspace_id: i64) -> Result<RolledBack
                 .to_string(),
         }));
     };
-    let now = crate::now_ms();
     connection.execute(
         "UPDATE model_activations SET undone_at = ?1
          WHERE id = (SELECT max(id) FROM model_activations WHERE workspace_id = ?2 AND undone_at IS NULL)",
@@ -229,6 +233,40 @@ pub fn active(connection: &Connection, workspace_id: i64) -> Result<Option<Model
         .optional()?)
 }
 
+/// The id of the workspace's version numbered `version`, if there is one.
+pub fn id_of_version(connection: &Connection, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError> {
+    Ok(connection
+        .query_row("SELECT id FROM models WHERE workspace_id = ?1 AND version = ?2", [workspace_id, version], |row| {
+            row.get(0)
+        })
+        .optional()?)
+}
+
+/// A version as listed: its id, number and creation time, without its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedVersion {
+    pub id: i64,
+    pub version: i64,
+    pub created_at: i64,
+}
+
+/// Every version of the workspace, oldest first.
+pub fn list_versions(connection: &Connection, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError> {
+    let mut statement =
+        connection.prepare("SELECT id, version, created_at FROM models WHERE workspace_id = ?1 ORDER BY version")?;
+    let rows = statement.query_map([workspace_id], |row| {
+        Ok(ListedVersion { id: row.get(0)?, version: row.get(1)?, created_at: row.get(2)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The workspaces that have an active version, in id order: those the scheduler rescores.
+pub fn workspaces_with_active_model(connection: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut statement = connection.prepare("SELECT workspace_id FROM active_models ORDER BY workspace_id")?;
+    let ids = statement.query_map([], |row| row.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
 pub fn by_id(connection: &Connection, model_id: i64) -> Result<Option<ModelVersion>, StoreError> {
     Ok(connection
         .query_row(
@@ -250,16 +288,16 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store
             .write_blocking(|c| {
-                let ws = workspaces::find_or_create(c, "w")?.id;
-                let v1 = add(c, ws, "[scores.a]", &BTreeMap::new())?;
-                let v2 = add(c, ws, "[scores.b]", &BTreeMap::new())?;
-                activate(c, ws, v1.id, Origin::Upload)?;
-                activate(c, ws, v2.id, Origin::Api)?;
-                activate(c, ws, v2.id, Origin::Api)?;
+                let ws = workspaces::find_or_create(c, "w", crate::now_ms())?.id;
+                let v1 = add(c, ws, "[scores.a]", &BTreeMap::new(), crate::now_ms())?;
+                let v2 = add(c, ws, "[scores.b]", &BTreeMap::new(), crate::now_ms())?;
+                activate(c, ws, v1.id, Origin::Upload, crate::now_ms())?;
+                activate(c, ws, v2.id, Origin::Api, crate::now_ms())?;
+                activate(c, ws, v2.id, Origin::Api, crate::now_ms())?;
                 assert_eq!(stack(c, ws)?.iter().map(|a| a.version).collect::<Vec<_>>(), [1, 2]);
-                let rolled = rollback(c, ws)?;
+                let rolled = rollback(c, ws, crate::now_ms())?;
                 assert_eq!((rolled.undone.version, rolled.restored.version), (2, 1));
-                assert!(matches!(rollback(c, ws), Err(StoreError::NotFound(_))));
+                assert!(matches!(rollback(c, ws, crate::now_ms()), Err(StoreError::NotFound(_))));
                 Ok(())
             })
             .unwrap();

@@ -78,13 +78,13 @@ pub fn add(
     body: &str,
     algorithm: &str,
     origin: Origin,
+    now: i64,
 ) -> Result<PredictiveVersion, StoreError> {
     let version: i64 = connection.query_row(
         "SELECT coalesce(max(version), 0) + 1 FROM predictive_models WHERE workspace_id = ?1 AND name = ?2",
         params![workspace_id, name],
         |row| row.get(0),
     )?;
-    let now = crate::now_ms();
     connection.execute(
         "INSERT INTO predictive_models (workspace_id, name, version, body, algorithm, origin, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -220,11 +220,11 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store
             .write_blocking(|c| {
-                let acme = workspaces::find_or_create(c, "acme")?.id;
-                let globex = workspaces::find_or_create(c, "globex")?.id;
-                let first = add(c, acme, "conversion", BODY, "logistic", Origin::Upload)?;
-                let second = add(c, acme, "conversion", "{}", "gbdt", Origin::Retrain)?;
-                let other = add(c, globex, "conversion", "{}", "logistic", Origin::Upload)?;
+                let acme = workspaces::find_or_create(c, "acme", crate::now_ms())?.id;
+                let globex = workspaces::find_or_create(c, "globex", crate::now_ms())?.id;
+                let first = add(c, acme, "conversion", BODY, "logistic", Origin::Upload, crate::now_ms())?;
+                let second = add(c, acme, "conversion", "{}", "gbdt", Origin::Retrain, crate::now_ms())?;
+                let other = add(c, globex, "conversion", "{}", "logistic", Origin::Upload, crate::now_ms())?;
                 assert_eq!((first.version, second.version, other.version), (1, 2, 1));
                 assert_eq!(latest(c, acme, "conversion")?.map(|v| v.id), Some(second.id));
                 assert_eq!(latest(c, acme, "churn")?, None);
@@ -246,20 +246,23 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store
             .write_blocking(|c| {
-                let acme = workspaces::find_or_create(c, "acme")?.id;
-                let globex = workspaces::find_or_create(c, "globex")?.id;
-                let v1 = add(c, acme, "conversion", BODY, "logistic", Origin::Upload)?;
+                let acme = workspaces::find_or_create(c, "acme", crate::now_ms())?.id;
+                let globex = workspaces::find_or_create(c, "globex", crate::now_ms())?.id;
+                let v1 = add(c, acme, "conversion", BODY, "logistic", Origin::Upload, crate::now_ms())?;
                 let pins = BTreeMap::from([("conversion".to_string(), v1.id)]);
-                let stored = models::add(c, acme, "[scores.s]", &pins)?;
+                let stored = models::add(c, acme, "[scores.s]", &pins, crate::now_ms())?;
                 // A newer predictive version does not change what the stored version is pinned to.
-                add(c, acme, "conversion", BODY, "logistic", Origin::Retrain)?;
+                add(c, acme, "conversion", BODY, "logistic", Origin::Retrain, crate::now_ms())?;
                 assert_eq!(models::by_id(c, stored.id)?.map(|m| m.predictors), Some(pins.clone()));
-                models::activate(c, acme, stored.id, models::Origin::Api)?;
+                models::activate(c, acme, stored.id, models::Origin::Api, crate::now_ms())?;
                 assert_eq!(models::active(c, acme)?.map(|m| m.predictors), Some(pins.clone()));
-                let plain = models::add(c, acme, "[scores.t]", &BTreeMap::new())?;
+                let plain = models::add(c, acme, "[scores.t]", &BTreeMap::new(), crate::now_ms())?;
                 assert!(models::by_id(c, plain.id)?.is_some_and(|m| m.predictors.is_empty()));
                 // Pinning another workspace's predictive model is refused.
-                assert!(matches!(models::add(c, globex, "[scores.s]", &pins), Err(StoreError::NotFound(_))));
+                assert!(matches!(
+                    models::add(c, globex, "[scores.s]", &pins, crate::now_ms()),
+                    Err(StoreError::NotFound(_))
+                ));
                 Ok(())
             })
             .unwrap();

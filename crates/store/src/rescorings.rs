@@ -44,6 +44,7 @@ pub fn begin(
     cause: &str,
     revert_automatic_since: Option<i64>,
     if_running: IfRunning,
+    now: i64,
 ) -> Result<(), StoreError> {
     let running = get(connection, workspace_id)?.filter(|r| r.finished_at.is_none());
     if if_running == IfRunning::Refuse && running.is_some() {
@@ -64,7 +65,7 @@ pub fn begin(
              model_id = excluded.model_id, cause = excluded.cause, after_lead_id = 0, done = 0,
              total = excluded.total, started_at = excluded.started_at, finished_at = NULL, error = NULL,
              revert_automatic_since = excluded.revert_automatic_since",
-        params![workspace_id, model_id, cause, total, crate::now_ms(), revert_automatic_since],
+        params![workspace_id, model_id, cause, total, now, revert_automatic_since],
     )?;
     Ok(())
 }
@@ -78,10 +79,10 @@ pub fn advance(connection: &Connection, workspace_id: i64, after_lead_id: i64, d
 }
 
 /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
-pub fn finish(connection: &Connection, workspace_id: i64, error: Option<&str>) -> Result<(), StoreError> {
+pub fn finish(connection: &Connection, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
     connection.execute(
         "UPDATE rescorings SET finished_at = ?1, error = ?2 WHERE workspace_id = ?3",
-        params![crate::now_ms(), error, workspace_id],
+        params![now, error, workspace_id],
     )?;
     Ok(())
 }
@@ -133,20 +134,23 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store
             .write_blocking(|c| {
-                let ws = workspaces::find_or_create(c, "w")?.id;
-                let v1 = models::add(c, ws, "[scores.s]", &Default::default())?;
-                begin(c, ws, v1.id, "model v1", None, IfRunning::Refuse)?;
-                assert!(matches!(begin(c, ws, v1.id, "again", None, IfRunning::Refuse), Err(StoreError::Rescoring)));
+                let ws = workspaces::find_or_create(c, "w", crate::now_ms())?.id;
+                let v1 = models::add(c, ws, "[scores.s]", &Default::default(), crate::now_ms())?;
+                begin(c, ws, v1.id, "model v1", None, IfRunning::Refuse, crate::now_ms())?;
+                assert!(matches!(
+                    begin(c, ws, v1.id, "again", None, IfRunning::Refuse, crate::now_ms()),
+                    Err(StoreError::Rescoring)
+                ));
                 advance(c, ws, 41, 7)?;
                 let running = get(c, ws)?.unwrap();
                 assert_eq!((running.after_lead_id, running.done, running.model_version), (41, 7, 1));
                 assert_eq!(unfinished(c)?.len(), 1);
-                begin(c, ws, v1.id, "restart", Some(5), IfRunning::Restart)?;
+                begin(c, ws, v1.id, "restart", Some(5), IfRunning::Restart, crate::now_ms())?;
                 let restarted = get(c, ws)?.unwrap();
                 assert_eq!((restarted.after_lead_id, restarted.revert_automatic_since), (0, Some(5)));
-                finish(c, ws, None)?;
+                finish(c, ws, None, crate::now_ms())?;
                 assert!(unfinished(c)?.is_empty());
-                begin(c, ws, v1.id, "model v1", None, IfRunning::Refuse)?;
+                begin(c, ws, v1.id, "model v1", None, IfRunning::Refuse, crate::now_ms())?;
                 Ok(())
             })
             .unwrap();

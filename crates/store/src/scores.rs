@@ -238,7 +238,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (first, again, moved, history) = store
             .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                 let lead = leads::create(c, workspace.id, Some("u"), 0)?;
                 let first = save(c, lead.id, &[row(10.0, "cold", 1)], "event", History::EveryChange)?;
                 let again = save(c, lead.id, &[row(10.0, "cold", 2)], "event", History::EveryChange)?;

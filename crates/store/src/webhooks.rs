@@ -33,11 +33,10 @@ pub struct NewWebhook {
     pub threshold: Option<f64>,
 }
 
-pub fn create(connection: &Connection, workspace_id: i64, new: &NewWebhook) -> Result<Webhook, StoreError> {
+pub fn create(connection: &Connection, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
     let mut random = [0u8; 24];
     getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a secret: {e}")))?;
     let secret = format!("whsec_{}", hex::encode(random));
-    let now = crate::now_ms();
     connection.execute(
         "INSERT INTO webhooks (workspace_id, url, secret, events, score, threshold, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -94,8 +93,7 @@ pub fn by_id(connection: &Connection, workspace_id: i64, id: i64) -> Result<Opti
 }
 
 /// Stops a webhook; its pending notifications are not sent.
-pub fn delete(connection: &Connection, workspace_id: i64, id: i64) -> Result<bool, StoreError> {
-    let now = crate::now_ms();
+pub fn delete(connection: &Connection, workspace_id: i64, id: i64, now: i64) -> Result<bool, StoreError> {
     let changed = connection.execute(
         "UPDATE webhooks SET deleted_at = ?1 WHERE workspace_id = ?2 AND id = ?3 AND deleted_at IS NULL",
         params![now, workspace_id, id],
@@ -289,7 +287,7 @@ mod tests {
 
     fn hook(c: &Connection, workspace_id: i64) -> Result<i64, StoreError> {
         let new = NewWebhook { url: "http://example.com".into(), events: vec![], score: None, threshold: None };
-        Ok(create(c, workspace_id, &new)?.id)
+        Ok(create(c, workspace_id, &new, crate::now_ms())?.id)
     }
 
     fn ids(pending: &[Pending]) -> Vec<i64> {
@@ -302,7 +300,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (first, second, other, before, after) = store
             .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                 let hook = hook(c, workspace.id)?;
                 let first = enqueue(c, hook, 1, "tier_changed", "{}", 10)?;
                 let second = enqueue(c, hook, 1, "tier_changed", "{}", 20)?;
@@ -323,7 +321,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (busy, quiet, all, without_busy) = store
             .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "w")?;
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                 let busy = hook(c, workspace.id)?;
                 let quiet = hook(c, workspace.id)?;
                 // The busy webhook's backlog is older than the quiet one's notification.

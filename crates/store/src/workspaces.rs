@@ -18,10 +18,10 @@ pub fn find(connection: &Connection, name: &str) -> Result<Option<Workspace>, St
         .optional()?)
 }
 
-pub fn find_or_create(connection: &Connection, name: &str) -> Result<Workspace, StoreError> {
+pub fn find_or_create(connection: &Connection, name: &str, now: i64) -> Result<Workspace, StoreError> {
     if let Some(workspace) = find(connection, name)? {
         return Ok(workspace);
     }
-    connection.execute("INSERT INTO workspaces (name, created_at) VALUES (?1, ?2)", params![name, crate::now_ms()])?;
+    connection.execute("INSERT INTO workspaces (name, created_at) VALUES (?1, ?2)", params![name, now])?;
     Ok(Workspace { id: connection.last_insert_rowid(), name: name.to_string() })
 }

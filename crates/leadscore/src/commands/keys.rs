@@ -55,13 +55,14 @@ enum Action {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let now = leadscore_store::now_ms();
     match args.action {
         Action::Create { data, workspace, scope } => {
             let store =
                 Store::open(&data).with_context(|| format!("cannot open the data directory {}", data.display()))?;
             let key = store.write_blocking(move |connection| {
-                let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace)?;
-                leadscore_store::keys::create(connection, workspace.id, scope)
+                let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace, now)?;
+                leadscore_store::keys::create(connection, workspace.id, scope, now)
             })?;
             println!("{}", key.secret);
         }
@@ -86,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let Some(before) = leadscore_store::keys::by_id(connection, workspace.id, id)? else {
                     return Ok(Revocation::NoKey);
                 };
-                leadscore_store::keys::revoke(connection, workspace.id, id)?;
+                leadscore_store::keys::revoke(connection, workspace.id, id, now)?;
                 let after = leadscore_store::keys::by_id(connection, workspace.id, id)?;
                 Ok(Revocation::Done { already_at: before.revoked_at, key: after.unwrap_or(before) })
             })?;

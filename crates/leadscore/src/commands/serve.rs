@@ -145,10 +145,11 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
         );
     }
     let workspace = workspace.to_string();
+    let now = leadscore_store::now_ms();
     let outcome = store
         .write(move |connection| {
             use leadscore_store::models::{self, Origin};
-            let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace)?;
+            let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace, now)?;
             let mut pins = std::collections::BTreeMap::new();
             for (reference, (text, algorithm)) in &predictive {
                 let latest = leadscore_store::predictive::latest(connection, workspace.id, reference)?;
@@ -156,8 +157,16 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
                     Some(latest) => latest.id,
                     None => {
                         let origin = leadscore_store::predictive::Origin::Upload;
-                        leadscore_store::predictive::add(connection, workspace.id, reference, text, algorithm, origin)?
-                            .id
+                        leadscore_store::predictive::add(
+                            connection,
+                            workspace.id,
+                            reference,
+                            text,
+                            algorithm,
+                            origin,
+                            now,
+                        )?
+                        .id
                     }
                 };
                 pins.insert(reference.clone(), id);
@@ -183,9 +192,9 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
                     return Ok(Installed::Kept { file: stored.version, active });
                 }
                 Some(stored) => stored,
-                None => models::add(connection, workspace.id, &source, &pins)?,
+                None => models::add(connection, workspace.id, &source, &pins, now)?,
             };
-            leadscore_server::activation::activate(connection, workspace.id, version.id, Origin::File)?;
+            leadscore_server::activation::activate(connection, workspace.id, version.id, Origin::File, now)?;
             Ok(Installed::Activated(version.version))
         })
         .await?;

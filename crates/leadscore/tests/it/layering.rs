@@ -309,3 +309,37 @@ fn the_architecture_code_map_names_every_module() {
     }
     assert!(missing.is_empty(), "docs/ARCHITECTURE.md's code map does not name: {}", missing.join(", "));
 }
+
+/// Only the store writes SQL: the other crates' code (tests left out) names no SQLite and holds
+/// no SQL statement, so that a second database is a change of the store alone.
+#[test]
+fn only_the_store_writes_sql() {
+    const STATEMENTS: &[&str] =
+        &["SELECT ", "INSERT ", "UPDATE ", "DELETE ", "CREATE ", "WITH ", "PRAGMA ", "REPLACE "];
+    let mut found = Vec::new();
+    for krate in workspace_crates().into_iter().filter(|krate| !krate.ends_with("store")) {
+        let src = krate.join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        for file in files {
+            let code = code_outside_tests(&std::fs::read_to_string(&file).unwrap());
+            let place = file.strip_prefix(krate.parent().unwrap()).unwrap().display().to_string();
+            if code.contains("rusqlite") {
+                found.push(format!("crates/{place} names rusqlite"));
+            }
+            for (at, _) in code.match_indices('"') {
+                let after = code[at + 1..].trim_start();
+                if let Some(statement) = STATEMENTS.iter().find(|s| after.starts_with(**s)) {
+                    found.push(format!("crates/{place} holds SQL ({})", statement.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "SQL outside the store (give the store a named function instead): {}", found.join("; "));
+}
+
+#[test]
+fn the_sql_finder_sees_a_statement_in_a_string() {
+    let code = code_outside_tests("fn f(c: &C) { c.query(\"\n    SELECT id FROM leads\"); }\n");
+    assert!(code.match_indices('"').any(|(at, _)| code[at + 1..].trim_start().starts_with("SELECT ")));
+}

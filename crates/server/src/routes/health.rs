@@ -35,14 +35,14 @@ async fn healthz() -> &'static str {
     ),
 )]
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.store.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await.is_err() {
+    if state.storage.ping().await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer");
     }
     // While writes fail, a write of its own tells whether storage is back: with no traffic
     // (a load balancer sends none to an instance that is not ready), nothing else would.
-    if state.store.write_failure().is_some() {
-        let _ = state.store.probe_write().await;
-        if state.store.write_failure().is_some() {
+    if state.storage.write_failure().is_some() {
+        let _ = state.storage.probe_write(leadscore_store::now_ms()).await;
+        if state.storage.write_failure().is_some() {
             return (StatusCode::SERVICE_UNAVAILABLE, "writes fail (storage is unavailable; see the log)");
         }
     }

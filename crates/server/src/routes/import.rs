@@ -192,10 +192,10 @@ fn checked_query(query: &HashMap<String, String>, known: &[&str], map: bool) -> 
 async fn lead_time_attributes(state: &AppState, workspace_id: i64) -> Result<Vec<(String, bool)>, ApiError> {
     let models = state.models.clone();
     let attributes = state
-        .store
-        .read(move |connection| {
-            let model = match leadscore_store::models::active(connection, workspace_id)? {
-                Some(version) => Some(models.get(connection, &version)?),
+        .storage
+        .read(move |reads| {
+            let model = match reads.active_model(workspace_id)? {
+                Some(version) => Some(models.get(reads, &version)?),
                 None => None,
             };
             Ok(time_attributes(model.as_deref()))

@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::Timestamp;
-use leadscore_store::keys::{self, KeyInfo, Scope};
+use leadscore_store::keys::{KeyInfo, Scope};
+use leadscore_store::now_ms;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -106,7 +107,7 @@ async fn list(
     State(state): State<AppState>,
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<ApiJson<KeyListView>, ApiError> {
-    let listed = state.store.read(move |c| keys::list(c, owner.workspace_id)).await?;
+    let listed = state.storage.list_keys(owner.workspace_id).await?;
     Ok(ApiJson(KeyListView { keys: listed.iter().map(KeyView::from).collect() }))
 }
 
@@ -134,7 +135,8 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let scope: Scope =
         request.scope.parse().map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`scope`: {reason}")))?;
-    let key = state.store.write(move |c| keys::create(c, owner.workspace_id, scope)).await?;
+    let now = now_ms();
+    let key = state.storage.create_key(owner.workspace_id, scope, now).await?;
     let info =
         KeyInfo { id: key.id, prefix: key.prefix, scope: key.scope, created_at: key.created_at, revoked_at: None };
     let answer = CreatedKeyView { key: KeyView::from(&info), secret: key.secret };
@@ -163,10 +165,8 @@ async fn revoke(
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<ApiJson<KeyView>, ApiError> {
     let workspace_id = owner.workspace_id;
-    let revoked = state
-        .store
-        .write(move |c| if keys::revoke(c, workspace_id, id)? { keys::by_id(c, workspace_id, id) } else { Ok(None) })
-        .await?;
+    let now = now_ms();
+    let revoked = state.storage.revoke_key(workspace_id, id, now).await?;
     let revoked = revoked.ok_or_else(|| ApiError::not_found(format!("no key {id} in this workspace")))?;
     // After the commit, so that a request that reads the key again sees it revoked.
     state.keys.forget(revoked.id);

@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use leadscore_core::Timestamp;
-use leadscore_store::leads::{self, Filter, LeadRow, Order};
-use leadscore_store::rusqlite::Connection;
-use leadscore_store::{StoreError, now_ms};
+use leadscore_store::leads::{Filter, LeadRow, Order};
+use leadscore_store::{Reads, StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,12 +32,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// A lead by its user id, else by its own numeric id.
-pub fn find(connection: &Connection, workspace_id: i64, id: &str) -> Result<Option<LeadRow>, StoreError> {
-    if let Some(lead) = leads::by_user_id(connection, workspace_id, id)? {
+pub fn find(reads: &dyn Reads, workspace_id: i64, id: &str) -> Result<Option<LeadRow>, StoreError> {
+    if let Some(lead) = reads.lead_by_user_id(workspace_id, id)? {
         return Ok(Some(lead));
     }
     match id.parse::<i64>() {
-        Ok(own) => leads::by_id(connection, workspace_id, own),
+        Ok(own) => reads.lead_by_id(workspace_id, own),
         Err(_) => Ok(None),
     }
 }
@@ -92,18 +91,18 @@ async fn one(
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadView>, ApiError> {
     let models = state.models.clone();
+    let now = now_ms();
     let view = state
-        .store
-        .read(move |connection| {
-            let Some(lead) = find(connection, owner.workspace_id, &id)? else {
+        .storage
+        .read(move |reads| {
+            let Some(lead) = find(reads, owner.workspace_id, &id)? else {
                 return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
             };
-            let now = now_ms();
             let mut scores = BTreeMap::new();
-            let version = leadscore_store::models::active(connection, owner.workspace_id)?;
+            let version = reads.active_model(owner.workspace_id)?;
             if let Some(version) = &version {
-                let model = models.get(connection, version)?;
-                let (lead_state, _) = scoring::state_for(connection, &model, version.id, &lead)?;
+                let model = models.get(reads, version)?;
+                let (lead_state, _) = scoring::state_for(reads, &model, version.id, &lead)?;
                 scores.extend(scoring::explain(&model, &lead, &lead_state, now));
             }
             Ok(LeadView {
@@ -231,12 +230,12 @@ async fn list(
     // reads as "no lead qualifies".
     let models = state.models.clone();
     let scores: Option<Vec<(String, Vec<String>)>> = state
-        .store
-        .read(move |connection| {
-            let Some(version) = leadscore_store::models::active(connection, owner.workspace_id)? else {
+        .storage
+        .read(move |reads| {
+            let Some(version) = reads.active_model(owner.workspace_id)? else {
                 return Ok(None);
             };
-            let model = models.get(connection, &version)?;
+            let model = models.get(reads, &version)?;
             Ok(Some(
                 model
                     .scores()
@@ -281,10 +280,8 @@ async fn list(
         min_value: query.min,
     };
     let offset = query.offset.unwrap_or(0);
-    let rows = state
-        .store
-        .read(move |connection| leads::list(connection, owner.workspace_id, &filter, order, limit, offset))
-        .await?;
+    let rows =
+        state.storage.read(move |reads| reads.list_leads(owner.workspace_id, &filter, order, limit, offset)).await?;
     let leads: Vec<ListedView> = rows
         .into_iter()
         .map(|r| ListedView {
@@ -343,12 +340,12 @@ async fn history(
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadHistoryView>, ApiError> {
     let (lead_id, entries) = state
-        .store
-        .read(move |connection| {
-            let Some(lead) = find(connection, owner.workspace_id, &id)? else {
+        .storage
+        .read(move |reads| {
+            let Some(lead) = find(reads, owner.workspace_id, &id)? else {
                 return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
             };
-            Ok((lead.id, leadscore_store::scores::history(connection, lead.id, 1000)?))
+            Ok((lead.id, reads.score_history(lead.id, 1000)?))
         })
         .await?;
     let history: Vec<HistoryView> = entries
@@ -535,10 +532,11 @@ async fn set_stage(
     let lead_cache = state.leads.clone();
     // Beside ingestion's memory of leads, which forgets this one: frequent moves (a CRM
     // accepting leads) would otherwise drop the whole memory each time.
+    let now = now_ms();
     let (lead_id, change, queued) = state
-        .store
-        .write_beside_caches(move |connection| {
-            let Some(lead) = find(connection, owner.workspace_id, &id)? else {
+        .storage
+        .write_beside_caches(move |transaction| {
+            let Some(lead) = find(transaction, owner.workspace_id, &id)? else {
                 return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
             };
             lead_cache.lock().forget(lead.id);
@@ -547,14 +545,14 @@ async fn set_stage(
             let change = leadscore_store::stages::StageChange {
                 stage: to.to_string(),
                 previous: Some(from.to_string()),
-                at: now_ms(),
+                at: now,
                 actor,
                 reason,
             };
-            leadscore_store::stages::set(connection, lead.id, &change)?;
+            transaction.set_stage(lead.id, &change)?;
             let changes = crate::notify::LeadChanges { scores: Vec::new(), stages: vec![&change] };
-            let hooks = leadscore_store::webhooks::list(connection, owner.workspace_id)?;
-            let queued = crate::notify::enqueue(connection, &hooks, &lead, &changes, change.at)?;
+            let hooks = transaction.webhooks(owner.workspace_id)?;
+            let queued = crate::notify::enqueue(transaction, &hooks, &lead, &changes, change.at)?;
             Ok((lead.id, change, queued))
         })
         .await?;
@@ -583,12 +581,12 @@ async fn stages(
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadStagesView>, ApiError> {
     let (lead_id, stage, changes) = state
-        .store
-        .read(move |connection| {
-            let Some(lead) = find(connection, owner.workspace_id, &id)? else {
+        .storage
+        .read(move |reads| {
+            let Some(lead) = find(reads, owner.workspace_id, &id)? else {
                 return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
             };
-            Ok((lead.id, lead.stage, leadscore_store::stages::history(connection, lead.id)?))
+            Ok((lead.id, lead.stage, reads.stage_history(lead.id)?))
         })
         .await?;
     let changes: Vec<StageView> = changes.into_iter().map(StageView::from).collect();

@@ -31,7 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     )),
 )]
 async fn export(State(state): State<AppState>) -> Response {
-    if let Ok(depth) = state.store.read(leadscore_store::webhooks::depth).await {
+    if let Ok(depth) = state.storage.notifications_waiting().await {
         state.metrics.outbox_depth.set(depth);
     }
     match state.metrics.encode() {

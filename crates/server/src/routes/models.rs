@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::diagnostic::line_column;
 use leadscore_core::{Severity, Timestamp};
-use leadscore_store::StoreError;
 use leadscore_store::models::{ModelVersion, Origin};
+use leadscore_store::{Reads, StoreError, now_ms};
 use serde::Serialize;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -170,8 +170,7 @@ async fn upload(
     // version is stored pinned to them, so it scores the same until a new version is made.
     let models = state.models.clone();
     let checked = source.clone();
-    let new_version =
-        state.store.read(move |connection| models.compile_new(connection, owner.workspace_id, &checked)).await?;
+    let new_version = state.storage.read(move |reads| models.compile_new(reads, owner.workspace_id, &checked)).await?;
     let warnings = match new_version.compiled {
         // The compiler's warnings and the tiers no lead can reach, as `leadscore check` shows them.
         Ok(compiled) => {
@@ -195,13 +194,14 @@ async fn upload(
         }
     };
     let predictors = new_version.predictors;
+    let now = now_ms();
     let (version, active) = state
-        .store
-        .write(move |connection| {
-            let first = leadscore_store::models::active(connection, owner.workspace_id)?.is_none();
-            let version = leadscore_store::models::add(connection, owner.workspace_id, &source, &predictors)?;
+        .storage
+        .write(move |transaction| {
+            let first = transaction.active_model(owner.workspace_id)?.is_none();
+            let version = transaction.add_model_version(owner.workspace_id, &source, &predictors, now)?;
             if first {
-                activation::activate(connection, owner.workspace_id, version.id, Origin::Upload)?;
+                activation::activate(transaction, owner.workspace_id, version.id, Origin::Upload, now)?;
             }
             Ok((version, first))
         })
@@ -230,24 +230,18 @@ async fn list(
 ) -> Result<ApiJson<ModelListView>, ApiError> {
     let rescoring = rescore::progress(&state, owner.workspace_id).await?;
     let versions = state
-        .store
-        .read(move |connection| {
-            let active = leadscore_store::models::active(connection, owner.workspace_id)?.map(|v| v.id);
-            let mut statement = connection
-                .prepare("SELECT id, version, created_at FROM models WHERE workspace_id = ?1 ORDER BY version")?;
-            let rows = statement.query_map([owner.workspace_id], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-            })?;
-            let mut versions = Vec::new();
-            for row in rows {
-                let (id, version, created_at) = row?;
-                versions.push(VersionView {
-                    version,
-                    created_at: Timestamp(created_at).to_string(),
-                    active: Some(id) == active,
-                });
-            }
-            Ok(versions)
+        .storage
+        .read(move |reads| {
+            let active = reads.active_model(owner.workspace_id)?.map(|v| v.id);
+            let versions = reads.model_versions(owner.workspace_id)?;
+            Ok(versions
+                .into_iter()
+                .map(|listed| VersionView {
+                    version: listed.version,
+                    created_at: Timestamp(listed.created_at).to_string(),
+                    active: Some(listed.id) == active,
+                })
+                .collect())
         })
         .await?;
     Ok(ApiJson(ModelListView { models: versions, rescoring }))
@@ -276,14 +270,10 @@ async fn activate(
     ApiPath(version): ApiPath<i64>,
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
-    activate_version(&state, owner.workspace_id, move |connection, workspace_id| {
-        connection
-            .query_row(
-                "SELECT id FROM models WHERE workspace_id = ?1 AND version = ?2",
-                [workspace_id, version],
-                |row| row.get(0),
-            )
-            .map_err(|_| StoreError::NotFound(format!("no model version {version}")))
+    activate_version(&state, owner.workspace_id, move |reads, workspace_id| {
+        reads
+            .model_id_of_version(workspace_id, version)?
+            .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))
     })
     .await
 }
@@ -308,7 +298,8 @@ async fn rollback(
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
     let workspace_id = owner.workspace_id;
-    let version = state.store.write(move |connection| activation::rollback(connection, workspace_id)).await?;
+    let now = now_ms();
+    let version = state.storage.write(move |transaction| activation::rollback(transaction, workspace_id, now)).await?;
     activated(&state, workspace_id, version).await
 }
 
@@ -317,13 +308,14 @@ async fn rollback(
 async fn activate_version(
     state: &AppState,
     workspace_id: i64,
-    choose: impl FnOnce(&leadscore_store::rusqlite::Connection, i64) -> Result<i64, StoreError> + Send + 'static,
+    choose: impl FnOnce(&dyn Reads, i64) -> Result<i64, StoreError> + Send + 'static,
 ) -> Result<Response, ApiError> {
+    let now = now_ms();
     let version = state
-        .store
-        .write(move |connection| {
-            let id = choose(connection, workspace_id)?;
-            activation::activate(connection, workspace_id, id, Origin::Api)
+        .storage
+        .write(move |transaction| {
+            let id = choose(transaction, workspace_id)?;
+            activation::activate(transaction, workspace_id, id, Origin::Api, now)
         })
         .await?;
     activated(state, workspace_id, version).await
@@ -374,27 +366,26 @@ async fn preview(
 ) -> Result<ApiJson<Preview>, ApiError> {
     let axum::extract::Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let models = state.models.clone();
+    let now = now_ms();
     let report = state
-        .store
-        .read(move |connection| {
-            let candidate_id: i64 = connection
-                .query_row(
-                    "SELECT id FROM models WHERE workspace_id = ?1 AND version = ?2",
-                    [owner.workspace_id, version],
-                    |row| row.get(0),
-                )
-                .map_err(|_| StoreError::NotFound(format!("no model version {version}")))?;
-            let candidate = leadscore_store::models::by_id(connection, candidate_id)?
+        .storage
+        .read(move |reads| {
+            let candidate_id = reads
+                .model_id_of_version(owner.workspace_id, version)?
                 .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
-            let active = leadscore_store::models::active(connection, owner.workspace_id)?;
+            let candidate = reads
+                .model_by_id(candidate_id)?
+                .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
+            let active = reads.active_model(owner.workspace_id)?;
             preview::compare(
-                connection,
+                reads,
                 &models,
                 owner.workspace_id,
                 &candidate,
                 active.as_ref(),
                 query.limit.unwrap_or(100_000),
                 query.changes.unwrap_or(100),
+                now,
             )
         })
         .await?;

@@ -10,9 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::{Predictor, Timestamp};
 use leadscore_predict::predictive::{Algorithm, PredictiveModel, SavedModel};
-use leadscore_store::StoreError;
 use leadscore_store::models::ModelVersion;
-use leadscore_store::predictive::{self, Origin, PredictiveVersion};
+use leadscore_store::predictive::{Origin, PredictiveVersion};
+use leadscore_store::storage::NewPredictiveModel;
+use leadscore_store::{StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -215,10 +216,7 @@ async fn upload(
     // A field no lead has is unknown for every lead: the model would score them all alike on it,
     // which usually means the leads carry it under another name.
     let checked = fields.clone();
-    let missing = state
-        .store
-        .read(move |connection| leadscore_store::leads::fields_no_lead_has(connection, owner.workspace_id, &checked))
-        .await?;
+    let missing = state.storage.read(move |reads| reads.fields_no_lead_has(owner.workspace_id, &checked)).await?;
     let warnings: Vec<String> = missing
         .iter()
         .map(|field| {
@@ -229,10 +227,18 @@ async fn upload(
         })
         .collect();
     let stored_name = name.clone();
+    let now = now_ms();
     let stored = state
-        .store
-        .write(move |connection| {
-            predictive::add(connection, owner.workspace_id, &stored_name, &text, algorithm, Origin::Upload)
+        .storage
+        .write(move |transaction| {
+            let new = NewPredictiveModel {
+                workspace_id: owner.workspace_id,
+                name: &stored_name,
+                body: &text,
+                algorithm,
+                origin: Origin::Upload,
+            };
+            transaction.add_predictive_model(&new, now)
         })
         .await?;
     state.models.remember(&stored, model);
@@ -255,7 +261,7 @@ async fn list(
     State(state): State<AppState>,
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<ListView>, ApiError> {
-    let summaries = state.store.read(move |connection| predictive::list(connection, owner.workspace_id)).await?;
+    let summaries = state.storage.read(move |reads| reads.predictive_models(owner.workspace_id)).await?;
     let mut by_name: BTreeMap<String, Vec<VersionView>> = BTreeMap::new();
     for summary in summaries {
         by_name.entry(summary.name).or_default().push(VersionView {
@@ -361,12 +367,11 @@ async fn retrain(
 
     let read_name = name.clone();
     let (outcomes, latest_fields, in_active) = state
-        .store
-        .read(move |connection| {
-            let outcomes = predictive::outcomes(connection, workspace_id)?;
-            let latest_fields = predictive::latest(connection, workspace_id, &read_name)?.map(|v| fields_of(&v));
-            let in_active = leadscore_store::models::active(connection, workspace_id)?
-                .is_some_and(|m| m.predictors.contains_key(&read_name));
+        .storage
+        .read(move |reads| {
+            let outcomes = reads.labelled_leads(workspace_id)?;
+            let latest_fields = reads.latest_predictive_model(workspace_id, &read_name)?.map(|v| fields_of(&v));
+            let in_active = reads.active_model(workspace_id)?.is_some_and(|m| m.predictors.contains_key(&read_name));
             Ok((outcomes, latest_fields, in_active))
         })
         .await?;
@@ -394,12 +399,20 @@ async fn retrain(
     let models = state.models.clone();
     let stored_name = name.clone();
     let (body, model, algorithm) = (trained.body, trained.model, trained.algorithm);
+    let now = now_ms();
     let (stored, activated, warnings): (PredictiveVersion, Option<ModelVersion>, Vec<String>) = state
-        .store
-        .write(move |connection| {
-            let stored = predictive::add(connection, workspace_id, &stored_name, &body, algorithm, Origin::Retrain)?;
+        .storage
+        .write(move |transaction| {
+            let new = NewPredictiveModel {
+                workspace_id,
+                name: &stored_name,
+                body: &body,
+                algorithm,
+                origin: Origin::Retrain,
+            };
+            let stored = transaction.add_predictive_model(&new, now)?;
             models.remember(&stored, model);
-            let active = leadscore_store::models::active(connection, workspace_id)?;
+            let active = transaction.active_model(workspace_id)?;
             let Some(active) = active.filter(|m| activate && m.predictors.contains_key(&stored_name)) else {
                 return Ok((stored, None, Vec::new()));
             };
@@ -407,16 +420,24 @@ async fn retrain(
             // for any other predictive model it uses.
             let mut pins = active.predictors.clone();
             pins.insert(stored_name.clone(), stored.id);
-            let version = leadscore_store::models::add(connection, workspace_id, &active.source, &pins)?;
-            models.get(connection, &version).map_err(|e| match e {
-                StoreError::Corrupt(message) => StoreError::Conflict(format!(
-                    "the active model does not compile with the retrained model: {message}"
-                )),
+            let version = transaction.add_model_version(workspace_id, &active.source, &pins, now)?;
+            // Only the new version's failure to compile is the request's conflict; a stored row
+            // this version cannot read, or failing storage, keeps its own answer.
+            models.get(transaction, &version).map_err(|e| match e {
+                StoreError::ModelDoesNotCompile { .. } => {
+                    StoreError::Conflict(format!("the active model does not compile with the retrained model: {e}"))
+                }
                 other => other,
             })?;
             // A rescoring that started during the training: the trained model and the version
             // pinned to it are kept, not activated, rather than thrown away with the work.
-            match activation::activate(connection, workspace_id, version.id, leadscore_store::models::Origin::Retrain) {
+            match activation::activate(
+                transaction,
+                workspace_id,
+                version.id,
+                leadscore_store::models::Origin::Retrain,
+                now,
+            ) {
                 Ok(_) => Ok((stored, Some(version), Vec::new())),
                 Err(StoreError::Rescoring) => {
                     let warning = format!(

@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_core::value::format_number;
 use leadscore_core::{Model, Timestamp, check};
+use leadscore_store::now_ms;
 use leadscore_store::webhooks::{self, EVENT_KINDS, NewWebhook};
-use leadscore_store::{StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
@@ -254,10 +254,10 @@ async fn create(
     // when it cannot be compiled (a fault for the log, not a reason to refuse the subscription).
     let models = state.models.clone();
     let active = state
-        .store
-        .read(move |c| {
-            let Some(version) = leadscore_store::models::active(c, owner.workspace_id)? else { return Ok(None) };
-            match models.get(c, &version) {
+        .storage
+        .read(move |reads| {
+            let Some(version) = reads.active_model(owner.workspace_id)? else { return Ok(None) };
+            match models.get(reads, &version) {
                 Ok(model) => Ok(Some(Some((version.version, model)))),
                 Err(error) => {
                     tracing::error!(%error, model = version.id, "cannot compile the active model to check a webhook");
@@ -273,7 +273,8 @@ async fn create(
     };
     let new =
         NewWebhook { url: url.to_string(), events: request.events, score: request.score, threshold: request.threshold };
-    let webhook = state.store.write(move |c| webhooks::create(c, owner.workspace_id, &new)).await?;
+    let now = now_ms();
+    let webhook = state.storage.subscribe_webhook(owner.workspace_id, new, now).await?;
     let body = CreatedView { webhook: WebhookView::from(&webhook), secret: webhook.secret.clone(), warnings };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
@@ -356,7 +357,7 @@ async fn list(
     State(state): State<AppState>,
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<ApiJson<ListView>, ApiError> {
-    let hooks = state.store.read(move |c| webhooks::list(c, owner.workspace_id)).await?;
+    let hooks = state.storage.list_webhooks(owner.workspace_id).await?;
     Ok(ApiJson(ListView { webhooks: hooks.iter().map(WebhookView::from).collect() }))
 }
 
@@ -379,7 +380,8 @@ async fn remove(
     ApiPath(id): ApiPath<i64>,
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<StatusCode, ApiError> {
-    let deleted = state.store.write(move |c| webhooks::delete(c, owner.workspace_id, id)).await?;
+    let now = now_ms();
+    let deleted = state.storage.delete_webhook(owner.workspace_id, id, now).await?;
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found(format!("no webhook {id}"))) }
 }
 
@@ -403,14 +405,10 @@ async fn deliveries(
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<ApiJson<DeliveryLogView>, ApiError> {
     let log = state
-        .store
-        .read(move |c| {
-            if webhooks::by_id(c, owner.workspace_id, id)?.is_none() {
-                return Err(StoreError::NotFound(format!("no webhook {id}")));
-            }
-            webhooks::log(c, id, 500)
-        })
-        .await?;
+        .storage
+        .delivery_log(owner.workspace_id, id, 500)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no webhook {id}")))?;
     let time = |t: Option<i64>| t.map(|t| Timestamp(t).to_string());
     let deliveries = log
         .into_iter()
@@ -459,7 +457,7 @@ async fn redeliver(
     ApiPath(id): ApiPath<i64>,
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
-    let queued = state.store.write(move |c| webhooks::redeliver(c, owner.workspace_id, id, now_ms())).await?;
+    let queued = state.storage.redeliver(owner.workspace_id, id, now_ms()).await?;
     state.deliveries.notify_one();
     Ok((StatusCode::ACCEPTED, axum::Json(RedeliveryView { id: queued, status: DeliveryStatus::Pending }))
         .into_response())

@@ -1,0 +1,403 @@
+//! The storage interface the service uses, shaped by what it does rather than by tables, so that
+//! another database is one more implementation of these traits (SQLite's is [`sqlite`]).
+//!
+//! - [`Storage`]: the service's handle. It runs work that needs several reads and writes
+//!   together (ingestion, rescoring, activations, stage moves) in one transaction, answering once
+//!   it is durable; what stands alone (keys, webhooks, deliveries, rescorings' progress, health)
+//!   is a method of its own.
+//! - [`Reads`]: what such work reads, in a read snapshot or in a write transaction.
+//! - [`Transaction`]: what it writes besides: leads and their identities (created, linked,
+//!   merged), events, model versions and activations, and, in one call per lead
+//!   ([`ScoredLeadWrite`]), its scores with their history, its automatic stage move and its
+//!   webhook notifications. Identities and events are still one call per lookup or event, which
+//!   costs nothing in process but would be a round trip each over a network.
+//!
+//! The work is the caller's: the store never scores (it does not depend on the engine or the
+//! service), it hands the work a [`Transaction`] and commits what the work wrote.
+
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::Generation;
+use crate::error::StoreError;
+use crate::events::{Inserted, NewEvent, StoredEvent};
+use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
+use crate::leads::{Filter, LeadRow, ListedLead, Order};
+use crate::models::{ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
+use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
+use crate::rescorings::{IfRunning, Rescoring};
+use crate::scores::{History, HistoryEntry, ScoreRow, StoredScores};
+use crate::stages::StageChange;
+use crate::webhooks::{Attempt, LogEntry, NewWebhook, Pending, Webhook};
+use crate::workspaces::Workspace;
+
+/// What a storage call answers, later.
+pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Work run in one write transaction, given that transaction.
+pub type TransactionWork = Box<dyn FnOnce(&dyn Transaction) -> Result<(), StoreError> + Send>;
+
+/// Work run on a read snapshot, given what it can read.
+pub type ReadWork = Box<dyn FnOnce(&dyn Reads) -> Result<(), StoreError> + Send>;
+
+/// What the service reads, in a read (a snapshot) or inside a write transaction. Every query
+/// that takes a client's input is scoped by workspace.
+pub trait Reads {
+    /// The workspace's active scoring model version, if any.
+    fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError>;
+    /// A stored scoring model version by its id.
+    fn model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError>;
+    /// The id of the workspace's scoring model version numbered `version`, if there is one.
+    fn model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError>;
+    /// Every scoring model version of the workspace, oldest first, without its text.
+    fn model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError>;
+    /// A stored predictive model version of the workspace, which a scoring model is pinned to.
+    fn predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError>;
+    /// The newest version of the workspace's predictive model `name`.
+    fn latest_predictive_model(&self, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError>;
+    /// The workspace's predictive models, each with its versions.
+    fn predictive_models(&self, workspace_id: i64) -> Result<Vec<Summary>, StoreError>;
+    /// The workspace's leads whose outcome is known, which a retrain learns from.
+    fn labelled_leads(&self, workspace_id: i64) -> Result<Vec<LabelledLead>, StoreError>;
+    /// Which of `fields` no lead of the workspace has.
+    fn fields_no_lead_has(&self, workspace_id: i64, fields: &[String]) -> Result<Vec<String>, StoreError>;
+    /// The workspace's webhooks, which a change of score or stage notifies.
+    fn webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError>;
+    /// The workspace's running or last rescoring.
+    fn rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError>;
+
+    /// Whether a message id is already stored in the workspace (a duplicate).
+    fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError>;
+    /// A lead of the workspace by its id.
+    fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError>;
+    /// The lead a user id belongs to, merged leads left out.
+    fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError>;
+    /// The lead an anonymous id is linked to, merged leads left out.
+    fn lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError>;
+    /// The ids of up to `limit` of the workspace's leads after `after_id`, merged ones left out,
+    /// in id order: how rescoring walks a workspace.
+    fn lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+    /// The ids of the workspace's first `limit` leads, merged ones left out, in id order: the
+    /// sample a model preview compares.
+    fn first_lead_ids(&self, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+    /// A page of the workspace's leads with one score's value and tier (see [`crate::leads::list`]).
+    fn list_leads(
+        &self,
+        workspace_id: i64,
+        filter: &Filter,
+        order: Order,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<ListedLead>, StoreError>;
+    /// Every event of a lead, to rebuild its state when the model changed or leads merged.
+    fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError>;
+    /// How many leads the workspace has, merged ones included.
+    fn count_leads(&self, workspace_id: i64) -> Result<i64, StoreError>;
+    /// A lead's stored scores.
+    fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
+    /// A lead's newest `limit` score changes, newest first.
+    fn score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// A lead's latest stage change.
+    fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
+    /// Every stage change of a lead.
+    fn stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError>;
+}
+
+/// What ingestion, rescoring and stage moves write in one write transaction, beside what they
+/// read ([`Reads`]).
+///
+/// Leads are passed as the rows read in the same transaction (or kept coherent with it): the
+/// events and the merge link rows from them (see [`crate::events`]).
+pub trait Transaction: Reads {
+    /// The workspace of this name, created if there is none.
+    fn find_or_create_workspace(&self, name: &str, now: i64) -> Result<Workspace, StoreError>;
+    /// A new API key of the workspace, with its secret (stored hashed).
+    fn new_key(&self, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError>;
+    /// Stores a new scoring model version, pinned to the predictive model versions `predictors`.
+    fn add_model_version(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+        now: i64,
+    ) -> Result<ModelVersion, StoreError>;
+    /// Makes a version the active one, on top of the workspace's version stack.
+    fn activate_model(&self, workspace_id: i64, model_id: i64, origin: ModelOrigin, now: i64)
+    -> Result<(), StoreError>;
+    /// Undoes the newest activation still standing (see [`crate::models::rollback`]).
+    fn roll_back_model(&self, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError>;
+    /// Stores a new version of the workspace's predictive model `name`.
+    fn add_predictive_model(&self, new: &NewPredictiveModel<'_>, now: i64) -> Result<PredictiveVersion, StoreError>;
+    /// Records the start of a rescoring of every lead of the workspace (see
+    /// [`crate::rescorings::begin`]).
+    fn begin_rescoring(&self, rescoring: &NewRescoring<'_>, now: i64) -> Result<(), StoreError>;
+    /// Records that a rescoring has done the leads up to `after_lead_id`, `done` in all.
+    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError>;
+    /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
+
+    /// A new lead; `user_id` may be unknown yet (an anonymous visitor).
+    fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError>;
+    /// Gives an anonymous lead the user id it turned out to have.
+    fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError>;
+    /// Links an anonymous id (or an earlier user id) to a lead, replacing any earlier link.
+    fn link_anonymous_id(&self, workspace_id: i64, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError>;
+    /// Merges `from` into `into` (see [`crate::merge::merge_leads`]).
+    fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError>;
+    /// Appends an event to a lead, unless its message id is stored (see [`crate::events::insert`]).
+    fn insert_event(&self, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError>;
+    /// Saves a lead's attributes, e-mail, state and times.
+    fn save_lead(&self, lead: &LeadRow) -> Result<(), StoreError>;
+
+    /// Writes a lead's freshly evaluated scores with everything that follows from them, in one
+    /// call: its row, its scores over `stored` (brought up to date) and their history, its
+    /// automatic stage move and its webhook notifications.
+    fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
+    /// Moves a lead to a stage, recording the change.
+    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
+    /// Queues webhook notifications about a lead, sent after the commit.
+    fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError>;
+}
+
+/// A lead's freshly evaluated scores and what follows from them, which the caller worked out
+/// (the store does not score): see [`Transaction::save_scored_lead`].
+pub struct ScoredLeadWrite<'a> {
+    /// The lead as saved: its state, attributes and times (its stage is `stage`'s, if any).
+    pub lead: &'a LeadRow,
+    pub rows: &'a [ScoreRow],
+    /// The history's cause: `event`, `model vN`, `time`, ...
+    pub cause: &'a str,
+    pub history: History,
+    /// The automatic move the scores made, if they made one.
+    pub stage: Option<&'a StageChange>,
+    pub notifications: &'a [Notification],
+    pub now: i64,
+}
+
+/// A predictive model version to store (the caller has checked the file).
+pub struct NewPredictiveModel<'a> {
+    pub workspace_id: i64,
+    pub name: &'a str,
+    pub body: &'a str,
+    pub algorithm: &'a str,
+    pub origin: PredictiveOrigin,
+}
+
+/// A rescoring to record: of every lead of the workspace with `model_id`, and why.
+pub struct NewRescoring<'a> {
+    pub workspace_id: i64,
+    pub model_id: i64,
+    pub cause: &'a str,
+    /// After a rollback: automatic MQL moves made since then are moved back.
+    pub revert_automatic_since: Option<i64>,
+    pub if_running: IfRunning,
+}
+
+/// A webhook notification to queue: which webhook, the event kind and its JSON data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub webhook_id: i64,
+    pub event: &'static str,
+    pub data: String,
+}
+
+/// The service's storage.
+pub trait Storage: Send + Sync {
+    /// Whether the database answers a read.
+    fn ping(&self) -> StorageFuture<'_, ()>;
+    /// Runs `work` in a write transaction of its own (its own savepoint when it shares the
+    /// transaction) and answers once it is durable. Callers use `<dyn Storage>::write`.
+    fn run_write(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
+    /// Runs `work` on a read snapshot, off the async runtime. Callers use
+    /// `<dyn Storage>::read`, which hands the work's result back.
+    fn run_read(&self, work: ReadWork) -> StorageFuture<'_, ()>;
+    /// Why writes fail now, if they do for a storage reason (a full disk, an I/O error).
+    fn write_failure(&self) -> Option<String>;
+    /// A write of its own, so that a storage that failed finds out whether writes are back.
+    fn probe_write(&self, now: i64) -> StorageFuture<'_, ()>;
+    /// The number that changes whenever stored data may have changed behind a cache kept by
+    /// ingestion (see [`crate::Generation`]).
+    fn generation(&self) -> Generation;
+    /// Runs an ingestion batch's work in one write transaction and answers once it is durable.
+    /// The work keeps the caches checked against [`Storage::generation`] up to date itself, and,
+    /// once it has written anything, fails only when storage does (see
+    /// [`crate::Store::write_coherent`]). Callers use `<dyn Storage>::ingest`, which hands the
+    /// work's result back.
+    fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
+    /// Runs work that forgets, in the caches checked against [`Storage::generation`], every lead
+    /// it changes (a rescoring batch, a stage move), in one write transaction, and answers once it
+    /// is durable: the caches stay valid for the other leads (see
+    /// [`crate::Store::write_beside_caches`]). Callers use `<dyn Storage>::write_beside_caches`.
+    fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()>;
+
+    /// The workspace's running or last rescoring.
+    fn rescoring(&self, workspace_id: i64) -> StorageFuture<'_, Option<Rescoring>>;
+    /// Every rescoring a stop (or a crash) cut short, to resume.
+    fn unfinished_rescorings(&self) -> StorageFuture<'_, Vec<Rescoring>>;
+    /// Records the end of the workspace's rescoring with the error that stopped it, if any.
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()>;
+    /// The workspaces that have an active model, in id order: those the scheduler rescores.
+    fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>>;
+    /// The notifications due first, up to `per_webhook` for each webhook but those in `skip`
+    /// (see [`crate::webhooks::upcoming`]).
+    fn upcoming_notifications(&self, per_webhook: u32, skip: Vec<i64>) -> StorageFuture<'_, Vec<Pending>>;
+    /// Records a delivery attempt of a notification; `next_attempt_at` None with a failure means
+    /// it gave up. Touches no lead, so ingestion's caches stay valid.
+    fn record_delivery_attempt(
+        &self,
+        outbox_id: i64,
+        attempt: Attempt,
+        delivered: bool,
+        next_attempt_at: Option<i64>,
+    ) -> StorageFuture<'_, ()>;
+    /// How many notifications wait to be delivered.
+    fn notifications_waiting(&self) -> StorageFuture<'_, i64>;
+    /// The owner and scope of an API key, if it is known and not revoked.
+    fn authenticate(&self, secret: String) -> StorageFuture<'_, Option<KeyOwner>>;
+    /// The workspace's API keys, newest first.
+    fn list_keys(&self, workspace_id: i64) -> StorageFuture<'_, Vec<KeyInfo>>;
+    /// A new API key of the workspace, with its secret (stored hashed).
+    fn create_key(&self, workspace_id: i64, scope: Scope, now: i64) -> StorageFuture<'_, NewKey>;
+    /// Revokes one of the workspace's keys and returns it as revoked; `None` if the workspace
+    /// has no such key.
+    fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>>;
+
+    /// The workspace's webhooks.
+    fn list_webhooks(&self, workspace_id: i64) -> StorageFuture<'_, Vec<Webhook>>;
+    /// Subscribes a webhook, with a new signing secret.
+    fn subscribe_webhook(&self, workspace_id: i64, new: NewWebhook, now: i64) -> StorageFuture<'_, Webhook>;
+    /// Stops a webhook; false if the workspace has no such webhook.
+    fn delete_webhook(&self, workspace_id: i64, id: i64, now: i64) -> StorageFuture<'_, bool>;
+    /// A webhook's newest `limit` notifications and their attempts; `None` if the workspace has
+    /// no such webhook.
+    fn delivery_log(&self, workspace_id: i64, id: i64, limit: u32) -> StorageFuture<'_, Option<Vec<LogEntry>>>;
+    /// Queues a notification of the workspace again; returns the new notification's id.
+    fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64>;
+}
+
+impl dyn Storage + '_ {
+    /// Runs `work` on a read snapshot (see [`Storage::run_read`]) and returns its result.
+    pub async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Reads) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (sender, result) = std::sync::mpsc::sync_channel(1);
+        self.run_read(Box::new(move |reads| {
+            let _ = sender.send(work(reads)?);
+            Ok(())
+        }))
+        .await?;
+        result.try_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `work` in a write transaction (see [`Storage::run_write`]) and returns its result once
+    /// committed.
+    pub async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (work, result) = returning(work);
+        self.run_write(work).await?;
+        result.try_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `work` as an ingestion batch (see [`Storage::run_ingestion`]) and returns its result
+    /// once committed.
+    pub async fn ingest<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (work, result) = returning(work);
+        self.run_ingestion(work).await?;
+        result.try_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `work` beside the caches (see [`Storage::run_beside_caches`]) and returns its result
+    /// once committed.
+    pub async fn write_beside_caches<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (work, result) = returning(work);
+        self.run_beside_caches(work).await?;
+        result.try_recv().map_err(|_| StoreError::Closed)
+    }
+}
+
+/// `work` as a [`TransactionWork`], whose result leaves the transaction by a channel: so the
+/// trait needs no generic method and stays usable as `dyn Storage`.
+fn returning<R, F>(work: F) -> (TransactionWork, std::sync::mpsc::Receiver<R>)
+where
+    R: Send + 'static,
+    F: FnOnce(&dyn Transaction) -> Result<R, StoreError> + Send + 'static,
+{
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    let work: TransactionWork = Box::new(move |transaction| {
+        let result = work(transaction)?;
+        let _ = sender.send(result);
+        Ok(())
+    });
+    (work, receiver)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{Store, workspaces};
+
+    fn storage() -> (tempfile::TempDir, Store, Arc<dyn Storage>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), crate::message_ids::DEFAULT_RECENT).unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(store.clone());
+        (dir, store, storage)
+    }
+
+    /// Ingestion through the interface answers with the work's result once committed, and work
+    /// that fails before writing stores nothing and answers its own error.
+    #[test]
+    fn ingestion_answers_after_the_commit_and_a_failure_stores_nothing() {
+        let (_dir, store, storage) = storage();
+        let workspace_id = store.write_blocking(|c| Ok(workspaces::find_or_create(c, "w", 0)?.id)).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let lead = runtime
+            .block_on(storage.ingest(move |transaction| {
+                let mut lead = transaction.create_lead(workspace_id, Some("u"), 5)?;
+                let properties = serde_json::Map::new();
+                let event =
+                    NewEvent { message_id: "m1", event_type: "visit", at: 1, received_at: 5, properties: &properties };
+                assert_eq!(transaction.insert_event(&mut lead, &event)?, Inserted::New);
+                transaction.save_lead(&lead)?;
+                Ok(lead)
+            }))
+            .unwrap();
+        let failed = runtime.block_on(storage.ingest(move |transaction| -> Result<(), StoreError> {
+            if transaction.is_stored(workspace_id, "m1")? {
+                return Err(StoreError::Conflict("already stored".to_string()));
+            }
+            Ok(())
+        }));
+        assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
+        let (found, events) = store
+            .read_blocking(move |c| {
+                let found = c.lead_by_user_id(workspace_id, "u")?;
+                let events = found.as_ref().map(|lead| c.events_of(lead)).transpose()?.unwrap_or_default();
+                Ok((found, events))
+            })
+            .unwrap();
+        assert_eq!(found.map(|l| l.id), Some(lead.id));
+        assert_eq!(events.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m1"]);
+        assert!(runtime.block_on(storage.ping()).is_ok());
+        assert_eq!(storage.write_failure(), None);
+        assert_eq!(runtime.block_on(storage.rescoring(workspace_id)).unwrap(), None);
+        assert_eq!(runtime.block_on(storage.workspaces_with_active_model()).unwrap(), Vec::<i64>::new());
+    }
+}

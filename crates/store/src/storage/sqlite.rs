@@ -1,0 +1,349 @@
+//! The SQLite implementation of the storage interface: a [`Transaction`] is a connection of the
+//! writer inside its transaction, and [`Storage`] the [`Store`] handle, whose coherent writes
+//! run ingestion.
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+use crate::events::{self, Inserted, NewEvent, StoredEvent};
+use crate::keys::{self, KeyInfo, KeyOwner, NewKey, Scope};
+use crate::leads::{self, Filter, LeadRow, ListedLead, Order};
+use crate::models::{self, ListedVersion, ModelVersion, RolledBack};
+use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
+use crate::rescorings::{self, Rescoring};
+use crate::scores::{self, HistoryEntry, StoredScores};
+use crate::stages::{self, StageChange};
+use crate::storage::{
+    NewPredictiveModel, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture,
+    Transaction, TransactionWork,
+};
+use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
+use crate::workspaces::{self, Workspace};
+use crate::{Generation, Store, merge};
+
+impl Reads for Connection {
+    fn model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError> {
+        models::by_id(self, model_id)
+    }
+
+    fn model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError> {
+        models::id_of_version(self, workspace_id, version)
+    }
+
+    fn model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError> {
+        models::list_versions(self, workspace_id)
+    }
+
+    fn latest_predictive_model(&self, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError> {
+        predictive::latest(self, workspace_id, name)
+    }
+
+    fn predictive_models(&self, workspace_id: i64) -> Result<Vec<Summary>, StoreError> {
+        predictive::list(self, workspace_id)
+    }
+
+    fn labelled_leads(&self, workspace_id: i64) -> Result<Vec<LabelledLead>, StoreError> {
+        predictive::outcomes(self, workspace_id)
+    }
+
+    fn fields_no_lead_has(&self, workspace_id: i64, fields: &[String]) -> Result<Vec<String>, StoreError> {
+        leads::fields_no_lead_has(self, workspace_id, fields)
+    }
+
+    fn count_leads(&self, workspace_id: i64) -> Result<i64, StoreError> {
+        leads::count(self, workspace_id)
+    }
+
+    fn first_lead_ids(&self, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        leads::first_ids(self, workspace_id, limit)
+    }
+
+    fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError> {
+        models::active(self, workspace_id)
+    }
+
+    fn predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError> {
+        predictive::by_id(self, workspace_id, id)
+    }
+
+    fn webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError> {
+        webhooks::list(self, workspace_id)
+    }
+
+    fn rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError> {
+        rescorings::get(self, workspace_id)
+    }
+
+    fn lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        leads::ids_after(self, workspace_id, after_id, limit)
+    }
+
+    fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError> {
+        leads::by_id(self, workspace_id, id)
+    }
+
+    fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError> {
+        stages::latest(self, lead_id)
+    }
+
+    fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
+        events::exists(self, workspace_id, message_id)
+    }
+
+    fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        leads::by_user_id(self, workspace_id, user_id)
+    }
+
+    fn lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        leads::by_anonymous_id(self, workspace_id, anonymous_id)
+    }
+
+    fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError> {
+        events::of_lead(self, lead)
+    }
+
+    fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError> {
+        scores::stored(self, lead_id)
+    }
+
+    fn list_leads(
+        &self,
+        workspace_id: i64,
+        filter: &Filter,
+        order: Order,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<ListedLead>, StoreError> {
+        leads::list(self, workspace_id, filter, order, limit, offset)
+    }
+
+    fn score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
+        scores::history(self, lead_id, limit)
+    }
+
+    fn stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError> {
+        stages::history(self, lead_id)
+    }
+}
+
+impl Transaction for Connection {
+    fn find_or_create_workspace(&self, name: &str, now: i64) -> Result<Workspace, StoreError> {
+        workspaces::find_or_create(self, name, now)
+    }
+
+    fn new_key(&self, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError> {
+        keys::create(self, workspace_id, scope, now)
+    }
+
+    fn add_model_version(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+        now: i64,
+    ) -> Result<ModelVersion, StoreError> {
+        models::add(self, workspace_id, source, predictors, now)
+    }
+
+    fn activate_model(
+        &self,
+        workspace_id: i64,
+        model_id: i64,
+        origin: models::Origin,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        models::activate(self, workspace_id, model_id, origin, now)
+    }
+
+    fn roll_back_model(&self, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError> {
+        models::rollback(self, workspace_id, now)
+    }
+
+    fn add_predictive_model(&self, new: &NewPredictiveModel<'_>, now: i64) -> Result<PredictiveVersion, StoreError> {
+        predictive::add(self, new.workspace_id, new.name, new.body, new.algorithm, new.origin, now)
+    }
+
+    fn begin_rescoring(&self, rescoring: &NewRescoring<'_>, now: i64) -> Result<(), StoreError> {
+        rescorings::begin(
+            self,
+            rescoring.workspace_id,
+            rescoring.model_id,
+            rescoring.cause,
+            rescoring.revert_automatic_since,
+            rescoring.if_running,
+            now,
+        )
+    }
+
+    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
+        rescorings::advance(self, workspace_id, after_lead_id, done)
+    }
+
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
+        rescorings::finish(self, workspace_id, error, now)
+    }
+
+    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
+        stages::set(self, lead_id, change)
+    }
+
+    fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError> {
+        leads::create(self, workspace_id, user_id, now)
+    }
+
+    fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
+        leads::set_user_id(self, lead_id, user_id)
+    }
+
+    fn link_anonymous_id(&self, workspace_id: i64, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError> {
+        leads::link_anonymous_id(self, workspace_id, anonymous_id, lead_id)
+    }
+
+    fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError> {
+        merge::merge_leads(self, from, into)
+    }
+
+    fn insert_event(&self, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError> {
+        events::insert(self, lead, event)
+    }
+
+    fn save_lead(&self, lead: &LeadRow) -> Result<(), StoreError> {
+        leads::save(self, lead)
+    }
+
+    fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
+        let lead = write.lead;
+        scores::save_over(self, lead.id, stored, write.rows, write.cause, write.history)?;
+        leads::save(self, lead)?;
+        if let Some(change) = write.stage {
+            stages::set(self, lead.id, change)?;
+        }
+        self.queue_notifications(lead.id, write.notifications, write.now)
+    }
+
+    fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError> {
+        for notification in notifications {
+            webhooks::enqueue(self, notification.webhook_id, lead_id, notification.event, &notification.data, now)?;
+        }
+        Ok(())
+    }
+}
+
+impl Storage for Store {
+    fn ping(&self) -> StorageFuture<'_, ()> {
+        Box::pin(Store::ping(self))
+    }
+
+    fn run_write(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |connection| work(connection)))
+    }
+
+    fn run_read(&self, work: ReadWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.read(move |connection| work(connection)))
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        Store::write_failure(self)
+    }
+
+    fn probe_write(&self, now: i64) -> StorageFuture<'_, ()> {
+        Box::pin(Store::probe_write(self, now))
+    }
+
+    fn generation(&self) -> Generation {
+        Store::generation(self)
+    }
+
+    fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.write_coherent(move |connection| work(connection)))
+    }
+
+    fn rescoring(&self, workspace_id: i64) -> StorageFuture<'_, Option<Rescoring>> {
+        Box::pin(self.read(move |connection| rescorings::get(connection, workspace_id)))
+    }
+
+    fn unfinished_rescorings(&self) -> StorageFuture<'_, Vec<Rescoring>> {
+        Box::pin(self.read(rescorings::unfinished))
+    }
+
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |connection| rescorings::finish(connection, workspace_id, error.as_deref(), now)))
+    }
+
+    fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>> {
+        Box::pin(self.read(models::workspaces_with_active_model))
+    }
+
+    fn upcoming_notifications(&self, per_webhook: u32, skip: Vec<i64>) -> StorageFuture<'_, Vec<Pending>> {
+        Box::pin(self.read(move |connection| webhooks::upcoming(connection, per_webhook, &skip)))
+    }
+
+    fn record_delivery_attempt(
+        &self,
+        outbox_id: i64,
+        attempt: Attempt,
+        delivered: bool,
+        next_attempt_at: Option<i64>,
+    ) -> StorageFuture<'_, ()> {
+        Box::pin(self.write_beside_caches(move |connection| {
+            webhooks::record_attempt(connection, outbox_id, &attempt, delivered, next_attempt_at)
+        }))
+    }
+
+    fn notifications_waiting(&self) -> StorageFuture<'_, i64> {
+        Box::pin(self.read(webhooks::depth))
+    }
+
+    fn authenticate(&self, secret: String) -> StorageFuture<'_, Option<KeyOwner>> {
+        Box::pin(self.read(move |connection| keys::authenticate(connection, &secret)))
+    }
+
+    fn list_keys(&self, workspace_id: i64) -> StorageFuture<'_, Vec<KeyInfo>> {
+        Box::pin(self.read(move |connection| keys::list(connection, workspace_id)))
+    }
+
+    fn create_key(&self, workspace_id: i64, scope: Scope, now: i64) -> StorageFuture<'_, NewKey> {
+        Box::pin(self.write(move |connection| keys::create(connection, workspace_id, scope, now)))
+    }
+
+    fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>> {
+        Box::pin(self.write(move |connection| {
+            if keys::revoke(connection, workspace_id, key_id, now)? {
+                keys::by_id(connection, workspace_id, key_id)
+            } else {
+                Ok(None)
+            }
+        }))
+    }
+
+    fn list_webhooks(&self, workspace_id: i64) -> StorageFuture<'_, Vec<Webhook>> {
+        Box::pin(self.read(move |connection| webhooks::list(connection, workspace_id)))
+    }
+
+    fn subscribe_webhook(&self, workspace_id: i64, new: NewWebhook, now: i64) -> StorageFuture<'_, Webhook> {
+        Box::pin(self.write(move |connection| webhooks::create(connection, workspace_id, &new, now)))
+    }
+
+    fn delete_webhook(&self, workspace_id: i64, id: i64, now: i64) -> StorageFuture<'_, bool> {
+        Box::pin(self.write(move |connection| webhooks::delete(connection, workspace_id, id, now)))
+    }
+
+    fn delivery_log(&self, workspace_id: i64, id: i64, limit: u32) -> StorageFuture<'_, Option<Vec<LogEntry>>> {
+        Box::pin(self.read(move |connection| {
+            if webhooks::by_id(connection, workspace_id, id)?.is_none() {
+                return Ok(None);
+            }
+            webhooks::log(connection, id, limit).map(Some)
+        }))
+    }
+
+    fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64> {
+        Box::pin(self.write(move |connection| webhooks::redeliver(connection, workspace_id, outbox_id, now)))
+    }
+
+    fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.write_beside_caches(move |connection| work(connection)))
+    }
+}
