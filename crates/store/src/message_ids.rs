@@ -344,6 +344,15 @@ mod tests {
     use crate::{Store, leads, workspaces};
     use proptest::prelude::*;
 
+    /// Every database orders its index by this hash: values computed independently (FNV-1a and
+    /// splitmix64's finaliser, in Python) pin it, so that a change to it cannot pass unnoticed.
+    #[test]
+    fn the_index_hash_never_changes() {
+        assert_eq!(hash(1, "m1"), -7_076_963_462_212_141_874);
+        assert_eq!(hash(42, "550e8400-e29b-41d4-a716-446655440000"), -958_511_864_021_780_006);
+        assert_eq!(hash(7, ""), -5_898_249_207_013_735_906);
+    }
+
     /// Stores one event per id in one transaction, answering whether each was new.
     fn store_events(store: &Store, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
         store.write_coherent_blocking(move |c| {

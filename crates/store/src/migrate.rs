@@ -87,6 +87,25 @@ fn apply_through(connection: &mut Connection, last: u32) -> Result<(), StoreErro
 mod tests {
     use super::*;
 
+    /// The tables that grow with every event are appended to, never indexed by lead: an index by
+    /// lead inserts at a random place of the index for every event (about one page of WAL each).
+    /// A lead's rows are found by walking their links instead.
+    #[test]
+    fn no_table_that_grows_with_every_event_is_indexed_by_lead() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply(&mut connection).unwrap();
+        for table in ["events", "score_history"] {
+            let mut indexes = connection.prepare(&format!("PRAGMA index_list({table})")).unwrap();
+            let names: Vec<String> = indexes.query_map([], |row| row.get(1)).unwrap().map(Result::unwrap).collect();
+            for index in names {
+                let mut columns = connection.prepare(&format!("PRAGMA index_info({index})")).unwrap();
+                let columns: Vec<String> =
+                    columns.query_map([], |row| row.get(2)).unwrap().map(Result::unwrap).collect();
+                assert!(!columns.iter().any(|c| c == "lead_id"), "{table} is indexed by lead: {index} on {columns:?}");
+            }
+        }
+    }
+
     #[test]
     fn applies_once_and_refuses_edited_migrations() {
         let mut connection = Connection::open_in_memory().unwrap();
