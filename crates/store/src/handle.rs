@@ -281,9 +281,11 @@ impl Store {
     where
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     {
+        let (started, has_started) = std::sync::mpsc::channel();
         let held = self
             .submit(
                 move |c: &Connection| {
+                    let _ = started.send(());
                     work(c)?;
                     std::thread::sleep(std::time::Duration::from_millis(300));
                     Ok(())
@@ -291,7 +293,7 @@ impl Store {
                 PLAIN,
             )
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        has_started.recv().expect("the writer runs the holding job");
         held
     }
 }
