@@ -190,10 +190,12 @@ async fn run_job(state: &AppState, workspace_id: i64) {
     let mut failures = 0;
     loop {
         let (models, lead_cache) = (state.models.clone(), state.leads.clone());
-        let now = now_ms();
         let step = state
             .storage
             .write_beside_caches(move |transaction| {
+                // Read when the batch runs, not when it was queued: an event committed while it
+                // waited for the writer must not be after the time its lead is evaluated at.
+                let now = now_ms();
                 let Some(rescoring) = transaction.rescoring(workspace_id)?.filter(|r| r.finished_at.is_none()) else {
                     return Ok(None);
                 };
@@ -257,10 +259,10 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
     let mut done = 0;
     loop {
         let (models, lead_cache) = (state.models.clone(), state.leads.clone());
-        let batch = Batch {
+        let mut batch = Batch {
             workspace_id,
             after_id: after,
-            now: now_ms(),
+            now: 0,
             cause: cause.to_string(),
             history,
             revert_automatic_since: None,
@@ -268,6 +270,9 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
         let (last, n, queued) = state
             .storage
             .write_beside_caches(move |transaction| {
+                // Read when the batch runs, not when it was queued: an event committed while it
+                // waited for the writer must not be after the time its lead is evaluated at.
+                batch.now = now_ms();
                 // An activation since the last batch: its rescoring goes over every lead with the
                 // new version and records why; this pass would record it as time passing.
                 if transaction.rescoring(batch.workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {

@@ -91,10 +91,11 @@ async fn one(
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadView>, ApiError> {
     let models = state.models.clone();
-    let now = now_ms();
     let view = state
         .storage
         .read(move |reads| {
+            // Read in the snapshot, so that every event it holds is at or before this time.
+            let now = now_ms();
             let Some(lead) = find(reads, owner.workspace_id, &id)? else {
                 return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
             };

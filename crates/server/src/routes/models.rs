@@ -366,10 +366,11 @@ async fn preview(
 ) -> Result<ApiJson<Preview>, ApiError> {
     let axum::extract::Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let models = state.models.clone();
-    let now = now_ms();
     let report = state
         .storage
         .read(move |reads| {
+            // Read in the snapshot, so that every event it holds is at or before this time.
+            let now = now_ms();
             let candidate_id = reads
                 .model_id_of_version(owner.workspace_id, version)?
                 .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
