@@ -35,6 +35,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Manage API keys of the service
     Keys(commands::keys::Args),
+    /// Manage the people who sign in to the service's console
+    Users(commands::users::Args),
     /// Train a predictive model on past leads and their outcome, evaluated on held-out leads
     Train(commands::train::Args),
     /// Backtest a scoring or predictive model against the outcomes of past leads
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Score(args) => commands::score::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Keys(args) => commands::keys::run(args),
+        Command::Users(args) => commands::users::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
     };

@@ -26,6 +26,7 @@ pub mod messages;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
+pub mod passwords;
 pub mod preview;
 pub mod rescore;
 pub mod retrain;

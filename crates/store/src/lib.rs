@@ -16,7 +16,7 @@
 //! - [`migrate`]: versioned schema migrations applied at open.
 //! - [`message_ids`]: which message ids are stored (idempotent ingestion), partly in the writer's
 //!   memory; hence one ingesting process per data directory ([`Store::open_ingesting`]).
-//! - [`workspaces`], [`keys`], [`models`], [`leads`], [`events`], [`scores`], [`stages`]: typed operations on
+//! - [`workspaces`], [`keys`], [`users`], [`models`], [`leads`], [`events`], [`scores`], [`stages`]: typed operations on
 //!   one table family each, as functions of a `&Connection` so that callers compose them inside
 //!   one transaction.
 
@@ -37,6 +37,7 @@ pub mod rescorings;
 pub mod scores;
 pub mod stages;
 pub mod storage;
+pub mod users;
 pub mod webhooks;
 pub mod workspaces;
 mod writer;

@@ -1,7 +1,7 @@
 //! `leadscore keys`: create a workspace's API keys (shown once), list them, revoke them. Works on
 //! the data directory of a running service.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -9,6 +9,8 @@ use leadscore_core::Timestamp;
 use leadscore_server::key_cache::RECHECK_AFTER;
 use leadscore_store::Store;
 use leadscore_store::keys::{KeyInfo, Scope};
+
+use super::{aligned, no_workspace, open_existing};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -122,25 +124,11 @@ enum Revocation {
     },
 }
 
-/// Opens the database of `data` without creating one: listing or revoking in a mistyped
-/// directory must say so, not leave an empty database there.
-fn open_existing(data: &Path) -> anyhow::Result<Store> {
-    let database = data.join("leadscore.db");
-    if !database.is_file() {
-        bail!("no database in {}: {} does not exist", data.display(), database.display());
-    }
-    Store::open(data).with_context(|| format!("cannot open the data directory {}", data.display()))
-}
-
-fn no_workspace(workspace: &str, data: &Path) -> String {
-    format!("no workspace `{workspace}` in {}", data.display())
-}
-
 /// The keys as aligned columns, with a header line.
 fn table(keys: &[KeyInfo]) -> String {
-    let mut rows = vec![["ID", "PREFIX", "SCOPE", "CREATED", "REVOKED"].map(String::from)];
+    let mut rows = vec![["ID", "PREFIX", "SCOPE", "CREATED", "REVOKED"].map(String::from).to_vec()];
     for key in keys {
-        rows.push([
+        rows.push(vec![
             key.id.to_string(),
             key.prefix.clone(),
             key.scope.to_string(),
@@ -148,12 +136,5 @@ fn table(keys: &[KeyInfo]) -> String {
             key.revoked_at.map_or_else(|| "-".to_string(), |at| Timestamp(at).to_string()),
         ]);
     }
-    let widths: Vec<usize> = (0..5).map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    aligned(&rows)
 }

@@ -18,3 +18,4 @@ mod segment_python;
 mod serve;
 mod service_and_batch;
 mod train;
+mod users;

@@ -1,0 +1,123 @@
+//! `leadscore users`: create the people who sign in to the console, and list them. Works on the
+//! data directory of a running service; the first admin of a workspace is made here, the rest
+//! by admins in the console.
+//!
+//! The password comes from `LEADSCORE_PASSWORD` or is asked twice on the terminal without echo,
+//! never from an argument (arguments are visible to every user of the machine in `ps`).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use leadscore_core::Timestamp;
+use leadscore_server::passwords;
+use leadscore_store::users::{Role, User};
+use leadscore_store::{Store, StoreError};
+
+use super::{aligned, no_workspace, open_existing};
+
+/// The environment variable a password may come from.
+const PASSWORD_VARIABLE: &str = "LEADSCORE_PASSWORD";
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Create a console account (password from LEADSCORE_PASSWORD, or asked on the terminal)
+    Create {
+        /// Directory of the database
+        #[arg(long)]
+        data: PathBuf,
+        /// Workspace name (created if it does not exist)
+        #[arg(long)]
+        workspace: String,
+        /// The e-mail address the person signs in with (one account per address)
+        #[arg(long)]
+        email: String,
+        /// viewer (reads), editor (also moves stages and edits models) or admin (everything)
+        #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
+        role: Role,
+    },
+    /// List a workspace's accounts: id, e-mail, role, creation time, whether disabled
+    List {
+        /// Directory of the database
+        #[arg(long)]
+        data: PathBuf,
+        /// Workspace name
+        #[arg(long)]
+        workspace: String,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let now = leadscore_store::now_ms();
+    match args.action {
+        Action::Create { data, workspace, email, role } => {
+            if !email.contains('@') || email.trim().chars().count() > 254 {
+                bail!("`{email}` is not an e-mail address: give the address the person signs in with");
+            }
+            let password = password(&email)?;
+            passwords::check(&password, &email)?;
+            let hash = passwords::hash(&password)?;
+            let store =
+                Store::open(&data).with_context(|| format!("cannot open the data directory {}", data.display()))?;
+            let name = workspace.clone();
+            let created = store.write_blocking(move |connection| {
+                let workspace = leadscore_store::workspaces::find_or_create(connection, &name, now)?;
+                leadscore_store::users::create(connection, workspace.id, &email, role, &hash, now)
+            });
+            match created {
+                Ok(user) => println!("created the {} account {} in workspace `{workspace}`", user.role, user.email),
+                Err(StoreError::Conflict(reason)) => bail!("{reason}: an address has one account"),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Action::List { data, workspace } => {
+            let store = open_existing(&data)?;
+            let name = workspace.clone();
+            let listed = store.read_blocking(move |connection| {
+                let Some(workspace) = leadscore_store::workspaces::find(connection, &name)? else { return Ok(None) };
+                leadscore_store::users::list(connection, workspace.id).map(Some)
+            })?;
+            let listed = listed.with_context(|| no_workspace(&workspace, &data))?;
+            print!("{}", table(&listed));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The new account's password: from the environment, or typed twice on the terminal.
+fn password(email: &str) -> anyhow::Result<String> {
+    if let Some(password) = std::env::var_os(PASSWORD_VARIABLE).filter(|p| !p.is_empty()) {
+        return password.into_string().map_err(|_| anyhow::anyhow!("{PASSWORD_VARIABLE} is not valid UTF-8"));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no password: set {PASSWORD_VARIABLE}, or run the command in a terminal to type it");
+    }
+    let first = rpassword::prompt_password(format!("Password for {email}: ")).context("cannot read the password")?;
+    let second = rpassword::prompt_password("The same password again: ").context("cannot read the password")?;
+    if first != second {
+        bail!("the two passwords differ; nothing was created");
+    }
+    Ok(first)
+}
+
+/// The accounts as aligned columns, with a header line.
+fn table(users: &[User]) -> String {
+    let mut rows = vec![["ID", "EMAIL", "ROLE", "CREATED", "DISABLED"].map(String::from).to_vec()];
+    for user in users {
+        rows.push(vec![
+            user.id.to_string(),
+            user.email.clone(),
+            user.role.to_string(),
+            Timestamp(user.created_at).to_string(),
+            user.disabled_at.map_or_else(|| "-".to_string(), |at| Timestamp(at).to_string()),
+        ]);
+    }
+    aligned(&rows)
+}
