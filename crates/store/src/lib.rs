@@ -35,6 +35,7 @@ pub mod models;
 pub mod predictive;
 pub mod rescorings;
 pub mod scores;
+pub mod sessions;
 pub mod stages;
 pub mod storage;
 pub mod users;

@@ -138,6 +138,16 @@ pub fn list(connection: &Connection, workspace_id: i64) -> Result<Vec<User>, Sto
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Disables one of the workspace's accounts: it can no longer sign in and its sessions end
+/// (`sessions::live` finds none). False if the workspace has no such live account.
+pub fn disable(connection: &Connection, workspace_id: i64, user_id: i64, now: i64) -> Result<bool, StoreError> {
+    let changed = connection.execute(
+        "UPDATE users SET disabled_at = ?3 WHERE workspace_id = ?1 AND id = ?2 AND disabled_at IS NULL",
+        params![workspace_id, user_id, now],
+    )?;
+    Ok(changed == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
