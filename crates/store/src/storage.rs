@@ -30,7 +30,9 @@ use crate::models::{ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBa
 use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
 use crate::rescorings::{IfRunning, Rescoring};
 use crate::scores::{History, HistoryEntry, ScoreRow, StoredScores};
+use crate::sessions::{Opened, Session};
 use crate::stages::StageChange;
+use crate::users::{Role, User};
 use crate::webhooks::{Attempt, LogEntry, NewWebhook, Pending, Webhook};
 use crate::workspaces::Workspace;
 
@@ -264,6 +266,45 @@ pub trait Storage: Send + Sync {
     /// Revokes one of the workspace's keys and returns it as revoked; `None` if the workspace
     /// has no such key.
     fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>>;
+
+    // Console accounts and sessions. Their writes leave the ingestion's remembered leads alone
+    // (written beside the caches): a page view must not make the next event read its lead.
+    /// The account an e-mail address signs in with (disabled or not), with its password hash.
+    fn account_for_sign_in(&self, email: String) -> StorageFuture<'_, Option<(User, String)>>;
+    /// The failed sign-ins aimed at each subject since `since`: how many, and when the last was.
+    fn sign_in_failures(&self, subjects: Vec<String>, since: i64) -> StorageFuture<'_, Vec<(u32, Option<i64>)>>;
+    /// Records a failed sign-in aimed at each subject; failures from before `forget_before` go.
+    fn record_sign_in_failure(&self, subjects: Vec<String>, now: i64, forget_before: i64) -> StorageFuture<'_, ()>;
+    /// Opens a session for an account that signed in, and forgets the failures aimed at
+    /// `subjects`.
+    fn open_session(
+        &self,
+        user_id: i64,
+        subjects: Vec<String>,
+        now: i64,
+        idle_ms: i64,
+        lifetime_ms: i64,
+    ) -> StorageFuture<'_, Opened>;
+    /// The live session of a browser's token, with its account.
+    fn live_session(&self, token: String, now: i64) -> StorageFuture<'_, Option<(Session, User)>>;
+    /// Moves a session's idle end on (never past its end).
+    fn extend_session(&self, session_id: i64, idle_until: i64) -> StorageFuture<'_, ()>;
+    /// Ends a session (a sign-out); false if it had ended already.
+    fn end_session(&self, session_id: i64, now: i64) -> StorageFuture<'_, bool>;
+    /// The workspace's accounts, in the order they were made.
+    fn list_users(&self, workspace_id: i64) -> StorageFuture<'_, Vec<User>>;
+    /// A new account of the workspace (`Conflict` if its address has one, in any workspace).
+    fn create_user(
+        &self,
+        workspace_id: i64,
+        email: String,
+        role: Role,
+        password_hash: String,
+        now: i64,
+    ) -> StorageFuture<'_, User>;
+    /// Disables one of the workspace's accounts and ends its sessions; false if it has no such
+    /// account still enabled.
+    fn disable_user(&self, workspace_id: i64, user_id: i64, now: i64) -> StorageFuture<'_, bool>;
 
     /// The workspace's webhooks.
     fn list_webhooks(&self, workspace_id: i64) -> StorageFuture<'_, Vec<Webhook>>;

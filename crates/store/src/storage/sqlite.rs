@@ -14,11 +14,13 @@ use crate::models::{self, ListedVersion, ModelVersion, RolledBack};
 use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
 use crate::rescorings::{self, Rescoring};
 use crate::scores::{self, HistoryEntry, StoredScores};
+use crate::sessions::{self, Opened, Session};
 use crate::stages::{self, StageChange};
 use crate::storage::{
     NewPredictiveModel, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture,
     Transaction, TransactionWork,
 };
+use crate::users::{self, Role, User};
 use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
 use crate::workspaces::{self, Workspace};
 use crate::{Generation, Store, merge};
@@ -315,6 +317,75 @@ impl Storage for Store {
             } else {
                 Ok(None)
             }
+        }))
+    }
+
+    fn account_for_sign_in(&self, email: String) -> StorageFuture<'_, Option<(User, String)>> {
+        Box::pin(self.read(move |connection| users::by_email(connection, &email)))
+    }
+
+    fn sign_in_failures(&self, subjects: Vec<String>, since: i64) -> StorageFuture<'_, Vec<(u32, Option<i64>)>> {
+        Box::pin(self.read(move |connection| {
+            subjects.iter().map(|subject| sessions::failures_since(connection, subject, since)).collect()
+        }))
+    }
+
+    fn record_sign_in_failure(&self, subjects: Vec<String>, now: i64, forget_before: i64) -> StorageFuture<'_, ()> {
+        Box::pin(self.write_beside_caches(move |connection| {
+            subjects.iter().try_for_each(|subject| sessions::record_failure(connection, subject, now, forget_before))
+        }))
+    }
+
+    fn open_session(
+        &self,
+        user_id: i64,
+        subjects: Vec<String>,
+        now: i64,
+        idle_ms: i64,
+        lifetime_ms: i64,
+    ) -> StorageFuture<'_, Opened> {
+        Box::pin(self.write_beside_caches(move |connection| {
+            subjects.iter().try_for_each(|subject| sessions::clear_failures(connection, subject))?;
+            sessions::open(connection, user_id, now, idle_ms, lifetime_ms)
+        }))
+    }
+
+    fn live_session(&self, token: String, now: i64) -> StorageFuture<'_, Option<(Session, User)>> {
+        Box::pin(self.read(move |connection| sessions::live(connection, &token, now)))
+    }
+
+    fn extend_session(&self, session_id: i64, idle_until: i64) -> StorageFuture<'_, ()> {
+        Box::pin(self.write_beside_caches(move |connection| sessions::extend(connection, session_id, idle_until)))
+    }
+
+    fn end_session(&self, session_id: i64, now: i64) -> StorageFuture<'_, bool> {
+        Box::pin(self.write_beside_caches(move |connection| sessions::revoke(connection, session_id, now)))
+    }
+
+    fn list_users(&self, workspace_id: i64) -> StorageFuture<'_, Vec<User>> {
+        Box::pin(self.read(move |connection| users::list(connection, workspace_id)))
+    }
+
+    fn create_user(
+        &self,
+        workspace_id: i64,
+        email: String,
+        role: Role,
+        password_hash: String,
+        now: i64,
+    ) -> StorageFuture<'_, User> {
+        Box::pin(self.write_beside_caches(move |connection| {
+            users::create(connection, workspace_id, &email, role, &password_hash, now)
+        }))
+    }
+
+    fn disable_user(&self, workspace_id: i64, user_id: i64, now: i64) -> StorageFuture<'_, bool> {
+        Box::pin(self.write_beside_caches(move |connection| {
+            let disabled = users::disable(connection, workspace_id, user_id, now)?;
+            if disabled {
+                sessions::revoke_all_of(connection, user_id, now)?;
+            }
+            Ok(disabled)
         }))
     }
 
