@@ -15,6 +15,8 @@
 //! The work is the caller's: the store never scores (it does not depend on the engine or the
 //! service), it hands the work a [`Transaction`] and commits what the work wrote.
 
+#[cfg(test)]
+mod conformance;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

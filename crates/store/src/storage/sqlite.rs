@@ -418,3 +418,20 @@ impl Storage for Store {
         Box::pin(self.write_beside_caches(move |connection| work(connection)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::Store;
+    use crate::storage::conformance::{Opened, conformance_tests};
+
+    /// An empty SQLite storage, as the service opens it, in a directory of its own.
+    fn open() -> Opened {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), crate::message_ids::DEFAULT_RECENT).unwrap();
+        (Box::new(dir), Arc::new(store))
+    }
+
+    conformance_tests!(open);
+}

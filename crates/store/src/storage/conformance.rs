@@ -1,0 +1,268 @@
+//! What every implementation of the storage interface must do, written against `dyn Storage`
+//! alone, so that a second database (PostgreSQL) passes the same tests as SQLite: its module's
+//! tests call `conformance_tests!` with a function that opens an empty storage.
+//!
+//! Each check opens its own storage, names what it checks, and covers a contract the service
+//! relies on: workspace isolation, idempotent revocations, case-insensitive accounts, session
+//! ends, the model version stack, a lead's events and links, and that work which fails stores
+//! nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::StoreError;
+use crate::events::{Inserted, NewEvent};
+use crate::keys::Scope;
+use crate::models::Origin;
+use crate::storage::Storage;
+use crate::users::Role;
+use crate::webhooks::NewWebhook;
+
+/// An empty storage and what keeps it alive (a temporary directory, a database to drop).
+pub(crate) type Opened = (Box<dyn std::any::Any>, Arc<dyn Storage>);
+
+const MINUTE: i64 = 60_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Two workspaces, `acme` and `globex`: their ids.
+fn two_workspaces(storage: &Arc<dyn Storage>, runtime: &tokio::runtime::Runtime) -> (i64, i64) {
+    runtime
+        .block_on(
+            storage.write(|t| {
+                Ok((t.find_or_create_workspace("acme", 0)?.id, t.find_or_create_workspace("globex", 0)?.id))
+            }),
+        )
+        .unwrap()
+}
+
+pub(crate) fn keys_belong_to_their_workspace_and_stay_revoked(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, globex) = two_workspaces(&storage, &runtime);
+    let ours = runtime.block_on(storage.create_key(acme, Scope::Read, 1)).unwrap();
+    let theirs = runtime.block_on(storage.create_key(globex, Scope::Admin, 2)).unwrap();
+    assert_ne!(ours.secret, theirs.secret);
+
+    let owner = runtime.block_on(storage.authenticate(ours.secret.clone())).unwrap().expect("the key signs in");
+    assert_eq!((owner.key_id, owner.workspace_id, owner.scope), (ours.id, acme, Scope::Read));
+    let listed = runtime.block_on(storage.list_keys(acme)).unwrap();
+    assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), [ours.id], "a workspace lists its own keys");
+
+    assert_eq!(runtime.block_on(storage.revoke_key(acme, theirs.id, 3)).unwrap(), None, "not another's key");
+    let revoked = runtime.block_on(storage.revoke_key(acme, ours.id, 4)).unwrap().expect("its own key");
+    assert_eq!(revoked.revoked_at, Some(4));
+    let again = runtime.block_on(storage.revoke_key(acme, ours.id, 5)).unwrap().expect("still its key");
+    assert_eq!(again.revoked_at, Some(4), "a second revocation keeps the first time");
+    assert!(runtime.block_on(storage.authenticate(ours.secret)).unwrap().is_none());
+    assert!(runtime.block_on(storage.authenticate(theirs.secret)).unwrap().is_some());
+}
+
+pub(crate) fn an_address_has_one_account_and_a_disabled_one_has_no_session(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, globex) = two_workspaces(&storage, &runtime);
+    let ana = runtime
+        .block_on(storage.create_user(acme, "Ana@Example.com".into(), Role::Editor, "$argon2id$h".into(), 1))
+        .unwrap();
+    let twice = runtime.block_on(storage.create_user(globex, "ana@example.com".into(), Role::Admin, "x".into(), 2));
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+
+    let found = runtime.block_on(storage.account_for_sign_in(" ANA@example.com".into())).unwrap();
+    assert_eq!(found, Some((ana.clone(), "$argon2id$h".to_string())));
+    assert_eq!(runtime.block_on(storage.list_users(acme)).unwrap(), vec![ana.clone()]);
+    assert!(runtime.block_on(storage.list_users(globex)).unwrap().is_empty());
+
+    let opened = runtime.block_on(storage.open_session(ana.id, Vec::new(), 10, 30 * MINUTE, 60 * MINUTE)).unwrap();
+    assert!(!runtime.block_on(storage.disable_user(globex, ana.id, 11)).unwrap(), "not another's account");
+    assert!(runtime.block_on(storage.live_session(opened.token.clone(), 12)).unwrap().is_some());
+    assert!(runtime.block_on(storage.disable_user(acme, ana.id, 13)).unwrap());
+    assert!(!runtime.block_on(storage.disable_user(acme, ana.id, 14)).unwrap(), "already disabled");
+    assert!(runtime.block_on(storage.live_session(opened.token, 15)).unwrap().is_none());
+}
+
+pub(crate) fn sessions_end_when_idle_at_their_end_or_at_sign_out(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, _) = two_workspaces(&storage, &runtime);
+    let ana =
+        runtime.block_on(storage.create_user(acme, "ana@example.com".into(), Role::Viewer, "h".into(), 0)).unwrap();
+    let session = runtime.block_on(storage.open_session(ana.id, Vec::new(), 0, 30 * MINUTE, 60 * MINUTE)).unwrap();
+    let live = |now: i64| runtime.block_on(storage.live_session(session.token.clone(), now)).unwrap();
+    let (found, user) = live(29 * MINUTE).expect("live within its idle time");
+    assert_eq!((found.id, user.id), (session.session.id, ana.id));
+    assert!(live(30 * MINUTE).is_none(), "ended when idle");
+    runtime.block_on(storage.extend_session(session.session.id, 90 * MINUTE)).unwrap();
+    assert!(live(59 * MINUTE).is_some(), "moved on by use");
+    assert!(live(60 * MINUTE).is_none(), "never past its end");
+
+    let other = runtime.block_on(storage.open_session(ana.id, Vec::new(), 0, 30 * MINUTE, 60 * MINUTE)).unwrap();
+    assert!(runtime.block_on(storage.end_session(other.session.id, 1)).unwrap());
+    assert!(!runtime.block_on(storage.end_session(other.session.id, 2)).unwrap());
+    assert!(runtime.block_on(storage.live_session(other.token, 3)).unwrap().is_none());
+}
+
+pub(crate) fn failed_sign_ins_count_per_subject_and_a_session_forgets_them(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, _) = two_workspaces(&storage, &runtime);
+    let ana =
+        runtime.block_on(storage.create_user(acme, "ana@example.com".into(), Role::Viewer, "h".into(), 0)).unwrap();
+    let subjects = vec!["account:ana@example.com".to_string(), "address:192.0.2.7".to_string()];
+    for at in [0, MINUTE] {
+        runtime.block_on(storage.record_sign_in_failure(subjects[..1].to_vec(), at, 0)).unwrap();
+    }
+    runtime.block_on(storage.record_sign_in_failure(subjects.clone(), 2 * MINUTE, 0)).unwrap();
+    let counts = runtime.block_on(storage.sign_in_failures(subjects.clone(), 0)).unwrap();
+    assert_eq!(counts, vec![(3, Some(2 * MINUTE)), (1, Some(2 * MINUTE))]);
+    assert_eq!(runtime.block_on(storage.sign_in_failures(subjects.clone(), MINUTE)).unwrap()[0], (2, Some(2 * MINUTE)));
+
+    runtime.block_on(storage.open_session(ana.id, subjects[..1].to_vec(), 3 * MINUTE, MINUTE, MINUTE)).unwrap();
+    let counts = runtime.block_on(storage.sign_in_failures(subjects, 0)).unwrap();
+    assert_eq!(counts, vec![(0, None), (1, Some(2 * MINUTE))], "a sign-in forgets its own subjects only");
+}
+
+pub(crate) fn webhooks_belong_to_their_workspace(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, globex) = two_workspaces(&storage, &runtime);
+    let new = NewWebhook {
+        url: "https://crm.example.com/hook".into(),
+        events: vec!["lead.became_mql".into()],
+        score: None,
+        threshold: None,
+    };
+    let hook = runtime.block_on(storage.subscribe_webhook(acme, new, 1)).unwrap();
+    assert_eq!(runtime.block_on(storage.list_webhooks(acme)).unwrap().len(), 1);
+    assert!(runtime.block_on(storage.list_webhooks(globex)).unwrap().is_empty());
+    assert_eq!(runtime.block_on(storage.delivery_log(globex, hook.id, 10)).unwrap(), None);
+    assert!(!runtime.block_on(storage.delete_webhook(globex, hook.id, 2)).unwrap(), "not another's webhook");
+    assert!(runtime.block_on(storage.delete_webhook(acme, hook.id, 3)).unwrap());
+    assert!(runtime.block_on(storage.list_webhooks(acme)).unwrap().is_empty());
+}
+
+pub(crate) fn model_versions_stack_and_roll_back(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, globex) = two_workspaces(&storage, &runtime);
+    let (first, second) = runtime
+        .block_on(storage.write(move |t| {
+            let first = t.add_model_version(acme, "[scores.a]\nrules = []\n", &BTreeMap::new(), 1)?;
+            t.activate_model(acme, first.id, Origin::Upload, 1)?;
+            let second = t.add_model_version(acme, "[scores.b]\nrules = []\n", &BTreeMap::new(), 2)?;
+            t.activate_model(acme, second.id, Origin::Api, 2)?;
+            Ok((first, second))
+        }))
+        .unwrap();
+    assert_eq!((first.version, second.version), (1, 2), "versions are numbered per workspace");
+    let (active, versions, elsewhere) = runtime
+        .block_on(storage.read(move |r| Ok((r.active_model(acme)?, r.model_versions(acme)?, r.active_model(globex)?))))
+        .unwrap();
+    assert_eq!(active.map(|m| m.id), Some(second.id));
+    assert_eq!(versions.len(), 2);
+    assert_eq!(elsewhere, None, "another workspace has no model");
+
+    let rolled = runtime.block_on(storage.write(move |t| t.roll_back_model(acme, 3))).unwrap();
+    assert_eq!((rolled.undone.id, rolled.restored.id), (second.id, first.id));
+    let active = runtime.block_on(storage.read(move |r| r.active_model(acme))).unwrap();
+    assert_eq!(active.map(|m| m.id), Some(first.id));
+    let by_version = runtime.block_on(storage.read(move |r| r.model_id_of_version(acme, 2))).unwrap();
+    assert_eq!(by_version, Some(second.id));
+    let not_theirs = runtime.block_on(storage.read(move |r| r.model_id_of_version(globex, 2))).unwrap();
+    assert_eq!(not_theirs, None);
+}
+
+pub(crate) fn a_leads_events_and_identities_are_found_again_and_failed_work_stores_nothing(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, globex) = two_workspaces(&storage, &runtime);
+    let lead = runtime
+        .block_on(storage.ingest(move |t| {
+            let properties = serde_json::Map::new();
+            let mut lead = t.create_lead(acme, Some("ana"), 5)?;
+            t.link_anonymous_id(acme, "visitor-1", lead.id)?;
+            for (id, at) in [("m1", 1), ("m2", 2)] {
+                let event =
+                    NewEvent { message_id: id, event_type: "visit", at, received_at: 5, properties: &properties };
+                assert_eq!(t.insert_event(&mut lead, &event)?, Inserted::New);
+            }
+            t.save_lead(&lead)?;
+            Ok(lead)
+        }))
+        .unwrap();
+
+    let (by_user, by_anonymous, in_globex, events) = runtime
+        .block_on(storage.read(move |r| {
+            let by_user = r.lead_by_user_id(acme, "ana")?;
+            let by_anonymous = r.lead_by_anonymous_id(acme, "visitor-1")?;
+            let in_globex = r.lead_by_user_id(globex, "ana")?;
+            let lead = by_user.clone().expect("found by its user id");
+            Ok((by_user, by_anonymous, in_globex, r.events_of(&lead)?))
+        }))
+        .unwrap();
+    // Which message ids are stored is the ingestion's to know.
+    let stored = runtime
+        .block_on(
+            storage
+                .ingest(move |t| Ok((t.is_stored(acme, "m1")?, t.is_stored(acme, "m3")?, t.is_stored(globex, "m1")?))),
+        )
+        .unwrap();
+    assert_eq!(stored, (true, false, false), "a message id is stored once, in its workspace");
+    assert_eq!(by_user.as_ref().map(|l| l.id), Some(lead.id));
+    assert_eq!(by_anonymous.map(|l| l.id), Some(lead.id));
+    assert_eq!(in_globex, None, "a user id is found in its own workspace only");
+    let mut times: Vec<i64> = events.iter().map(|e| e.at).collect();
+    times.sort();
+    assert_eq!(times, [1, 2]);
+
+    // Work that fails stores nothing of what it wrote.
+    let failed = runtime.block_on(storage.write(move |t| -> Result<(), StoreError> {
+        t.create_lead(acme, Some("bob"), 6)?;
+        Err(StoreError::Conflict("changed my mind".into()))
+    }));
+    assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
+    let bob = runtime.block_on(storage.read(move |r| r.lead_by_user_id(acme, "bob"))).unwrap();
+    assert_eq!(bob, None);
+}
+
+/// One test per check, for the storage that `open` (a function of the invoking module, of type
+/// `fn() -> Opened`) makes.
+macro_rules! conformance_tests {
+    ($open:ident) => {
+        mod conformance {
+            use crate::storage::conformance as check;
+
+            #[test]
+            fn keys_belong_to_their_workspace_and_stay_revoked() {
+                check::keys_belong_to_their_workspace_and_stay_revoked(super::$open());
+            }
+            #[test]
+            fn an_address_has_one_account_and_a_disabled_one_has_no_session() {
+                check::an_address_has_one_account_and_a_disabled_one_has_no_session(super::$open());
+            }
+            #[test]
+            fn sessions_end_when_idle_at_their_end_or_at_sign_out() {
+                check::sessions_end_when_idle_at_their_end_or_at_sign_out(super::$open());
+            }
+            #[test]
+            fn failed_sign_ins_count_per_subject_and_a_session_forgets_them() {
+                check::failed_sign_ins_count_per_subject_and_a_session_forgets_them(super::$open());
+            }
+            #[test]
+            fn webhooks_belong_to_their_workspace() {
+                check::webhooks_belong_to_their_workspace(super::$open());
+            }
+            #[test]
+            fn model_versions_stack_and_roll_back() {
+                check::model_versions_stack_and_roll_back(super::$open());
+            }
+            #[test]
+            fn a_leads_events_and_identities_are_found_again_and_failed_work_stores_nothing() {
+                check::a_leads_events_and_identities_are_found_again_and_failed_work_stores_nothing(super::$open());
+            }
+        }
+    };
+}
+pub(crate) use conformance_tests;
