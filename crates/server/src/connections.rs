@@ -336,7 +336,10 @@ async fn serve_connection(
             let guard = AnswerGuard(activity.clone());
             let router = router.clone();
             async move {
-                let response = router.oneshot(request.map(Body::new)).await?;
+                let mut request = request.map(Body::new);
+                // The client's address, for handlers that slow down guessing per address.
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                let response = router.oneshot(request).await?;
                 Ok::<_, Infallible>(response.map(|body| Body::new(GuardedBody { body, _guard: guard })))
             }
         })

@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod activation;
 pub mod auth;
 pub mod connections;
+pub mod console;
 pub mod delivery;
 pub mod demo;
 pub mod egress;
@@ -23,6 +24,7 @@ pub mod intake;
 pub mod key_cache;
 pub mod lead_cache;
 pub mod lifecycle;
+pub mod listing;
 pub mod messages;
 pub mod metrics;
 pub mod notify;
@@ -77,6 +79,8 @@ pub fn app(state: AppState) -> Router {
     let api = openapi::with_refusals(api);
     router
         .layer(axum::Extension(openapi::Document::new(&api)))
+        // The console's pages are HTML for people, outside the API's document.
+        .merge(console::routes())
         .fallback(|| async { error::ApiError::not_found("no such route") })
         // Layers wrap from the inside out: the timeout applies to the handler, the trace to all.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

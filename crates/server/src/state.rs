@@ -43,6 +43,9 @@ pub struct Config {
     /// Whether webhooks may reach loopback, private, link-local and other addresses outside the
     /// public internet (`crate::egress`): off unless the operator turns it on.
     pub allow_private_webhooks: bool,
+    /// Whether people reach the service over HTTPS (through a proxy that ends TLS): the
+    /// console's session cookie is then marked `Secure`, so that browsers never send it in clear.
+    pub behind_https: bool,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             rescore_interval: std::time::Duration::from_secs(600),
             connections: crate::connections::Limits::default(),
             allow_private_webhooks: false,
+            behind_https: false,
         }
     }
 }

@@ -57,6 +57,10 @@ pub struct Args {
     /// on this machine or network); refused by default, so that a webhook cannot reach them
     #[arg(long)]
     allow_private_webhooks: bool,
+    /// People reach the service over HTTPS through a proxy that ends TLS: the console's session
+    /// cookie is marked Secure (browsers then never send it over plain HTTP)
+    #[arg(long)]
+    behind_https: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -112,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             rescore_interval: std::time::Duration::from_secs(args.rescore_every.max(1)),
             connections,
             allow_private_webhooks: args.allow_private_webhooks,
+            behind_https: args.behind_https,
         };
         leadscore_server::serve(listener, AppState::new(store, config), leadscore_server::shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)

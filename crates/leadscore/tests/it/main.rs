@@ -7,6 +7,7 @@ mod activations;
 mod cli;
 mod common;
 mod connections;
+mod console;
 mod examples;
 mod full_disk;
 mod import;

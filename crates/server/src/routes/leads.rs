@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use leadscore_core::Timestamp;
-use leadscore_store::leads::{Filter, LeadRow, Order};
+use leadscore_store::leads::{LeadRow, Order};
 use leadscore_store::{Reads, StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::lifecycle::{self, Stage};
+use crate::listing::{self, ListRequest, Listing};
 use crate::openapi::ErrorBody;
 use crate::scoring;
 use crate::state::AppState;
@@ -161,16 +162,6 @@ enum ListOrder {
     LastActivity,
 }
 
-/// The score lists sort by when none is named: the first with tiers (the one sales works
-/// from), else the first.
-fn default_score_of(scores: &[(String, Vec<String>)]) -> String {
-    scores
-        .iter()
-        .find(|(_, tiers)| !tiers.is_empty())
-        .or(scores.first())
-        .map_or(String::new(), |(name, _)| name.clone())
-}
-
 /// A lead in a listing, with the stored value and tier of the score listed.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = ListedLead)]
@@ -220,69 +211,16 @@ async fn list(
         ListOrder::ScoreAsc => Order::ScoreAscending,
         ListOrder::LastActivity => Order::LastActivity,
     };
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::new(ErrorCode::InvalidQuery, "`limit` must be between 1 and 1000"));
-    }
-    if let Some(min) = query.min.filter(|m| !m.is_finite()) {
-        return Err(ApiError::new(ErrorCode::InvalidQuery, format!("`min` must be a finite number, not {min}")));
-    }
-    // The score and tier must be the active model's: a typo would otherwise list no lead, which
-    // reads as "no lead qualifies".
-    let models = state.models.clone();
-    let scores: Option<Vec<(String, Vec<String>)>> = state
-        .storage
-        .read(move |reads| {
-            let Some(version) = reads.active_model(owner.workspace_id)? else {
-                return Ok(None);
-            };
-            let model = models.get(reads, &version)?;
-            Ok(Some(
-                model
-                    .scores()
-                    .iter()
-                    .map(|s| (s.name().to_string(), s.tiers().iter().map(|t| t.label().to_string()).collect()))
-                    .collect(),
-            ))
-        })
-        .await?;
-    let scores = scores.unwrap_or_default();
-    let score = match query.score {
-        Some(score) => score,
-        None => default_score_of(&scores),
-    };
-    let no_tiers = Vec::new();
-    let tiers = match scores.iter().find(|(name, _)| *name == score) {
-        Some((_, tiers)) => tiers,
-        // Without an active model, leads are listed without scores.
-        None if scores.is_empty() && score.is_empty() => &no_tiers,
-        None => {
-            let known: Vec<&str> = scores.iter().map(|(name, _)| name.as_str()).collect();
-            return Err(ApiError::new(
-                ErrorCode::InvalidQuery,
-                if known.is_empty() {
-                    "`score`: the workspace has no active model, so there is no score to list by".to_string()
-                } else {
-                    format!("`score` `{score}` is not a score of the active model; it has: {}", known.join(", "))
-                },
-            ));
-        }
-    };
-    if let Some(tier) = query.tier.as_deref().filter(|t| !tiers.iter().any(|known| known == t)) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("`tier` `{tier}` is not a tier of score `{score}`; it has: {}", tiers.join(", ")),
-        ));
-    }
-    let filter = Filter {
-        score: score.clone(),
+    let request = ListRequest {
+        score: query.score,
         tier: query.tier,
         stage: query.stage.map(|s| s.to_string()),
-        min_value: query.min,
+        min: query.min,
+        order,
+        limit: query.limit.unwrap_or(100),
+        offset: query.offset.unwrap_or(0),
     };
-    let offset = query.offset.unwrap_or(0);
-    let rows =
-        state.storage.read(move |reads| reads.list_leads(owner.workspace_id, &filter, order, limit, offset)).await?;
+    let Listing { score, leads: rows, .. } = listing::list(&state, owner.workspace_id, request).await?;
     let leads: Vec<ListedView> = rows
         .into_iter()
         .map(|r| ListedView {

@@ -1,0 +1,143 @@
+//! The web console over real HTTP against `leadscore serve`: signing in with an account made by
+//! `leadscore users create`, the session cookie and its flags, the leads page, posts from other
+//! sites refused, sign-out with the session's form token, and guessing slowed down.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::common::*;
+
+const PASSWORD: &str = "correct horse battery";
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+fn create_account(data: &Path, email: &str, role: &str) {
+    let output = bin()
+        .args(["users", "create", "--workspace", "acme", "--email", email, "--role", role, "--data"])
+        .arg(data)
+        .env("LEADSCORE_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn sign_in(server: &Server, email: &str, password: &str) -> Response {
+    let body = format!("email={}&password={}", email.replace('@', "%40"), password.replace(' ', "+"));
+    let origin = format!("http://{}", server.address);
+    request(&server.address, "POST", "/sign-in", &[FORM, ("Origin", &origin)], body.as_bytes())
+}
+
+/// The session token a sign-in's answer sets.
+fn session_of(answer: &Response) -> String {
+    let cookie = answer.header("set-cookie").unwrap_or_else(|| panic!("no cookie: {answer:?}"));
+    cookie.strip_prefix("leadscore_session=").unwrap().split(';').next().unwrap().to_string()
+}
+
+fn page(server: &Server, path: &str, session: &str) -> Response {
+    request(&server.address, "GET", path, &[("Cookie", &format!("leadscore_session={session}"))], b"")
+}
+
+#[test]
+fn a_person_signs_in_sees_the_leads_by_score_and_signs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "ana.kowalska@example.pl", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    let model = "[scores.engagement]\ntiers = [{ label = \"cold\" }, { label = \"hot\", min = 2 }]\n[[scores.engagement.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    for (user, visits) in [("王小明", 3), ("Иван Петров", 1)] {
+        for n in 0..visits {
+            let event = json!({"userId": user, "event": "page_view", "messageId": format!("{user}-{n}")});
+            assert_eq!(server.post_json("/v1/track", &ingest, &event).status, 200);
+        }
+    }
+
+    // Not signed in: the console sends people to the sign-in form.
+    let home = request(&server.address, "GET", "/", &[], b"");
+    assert_eq!((home.status, home.header("location")), (303, Some("/sign-in")));
+    assert_eq!(request(&server.address, "GET", "/leads", &[], b"").header("location"), Some("/sign-in"));
+    let form = request(&server.address, "GET", "/sign-in", &[], b"");
+    assert_eq!(form.status, 200);
+    assert_eq!(form.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(form.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert!(form.body.contains("<label for=\"email\">E-mail address</label>"), "{}", form.body);
+
+    let signed_in = sign_in(&server, "Ana.Kowalska@example.pl", PASSWORD);
+    assert_eq!((signed_in.status, signed_in.header("location")), (303, Some("/leads")));
+    let cookie = signed_in.header("set-cookie").unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
+    let session = session_of(&signed_in);
+
+    let leads = page(&server, "/leads", &session);
+    assert_eq!(leads.status, 200, "{}", leads.body);
+    assert_eq!(leads.header("cache-control"), Some("no-store"));
+    let first = leads.body.find("王小明").expect("the best lead is listed");
+    let second = leads.body.find("Иван Петров").expect("every lead is listed");
+    assert!(first < second, "best first");
+    assert!(leads.body.contains("<span class=\"badge badge-tier-0\">hot</span>"), "{}", leads.body);
+    assert!(leads.body.contains("ana.kowalska@example.pl"), "the header names who is signed in");
+
+    let hot = page(&server, "/leads?tier=hot", &session);
+    assert!(hot.body.contains("王小明") && !hot.body.contains("Иван Петров"), "{}", hot.body);
+    let typo = page(&server, "/leads?tier=warm", &session);
+    assert_eq!(typo.status, 400);
+    assert!(typo.body.contains("`tier` `warm` is not a tier of score `engagement`"), "{}", typo.body);
+
+    // Signing out needs the session's own form token, from a page of this origin.
+    let origin = format!("http://{}", server.address);
+    let session_cookie = format!("leadscore_session={session}");
+    let out = |body: &str, origin: &str| {
+        let headers = [FORM, ("Origin", origin), ("Cookie", session_cookie.as_str())];
+        request(&server.address, "POST", "/sign-out", &headers, body.as_bytes())
+    };
+    assert_eq!(out("csrf=forged", &origin).status, 403);
+    let token = leads.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    assert_eq!(out(&format!("csrf={token}"), "https://evil.example").status, 403, "another site's post");
+    let signed_out = out(&format!("csrf={token}"), &origin);
+    assert_eq!((signed_out.status, signed_out.header("location")), (303, Some("/sign-in")));
+    assert!(signed_out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(page(&server, "/leads", &session).header("location"), Some("/sign-in"), "the session ended");
+}
+
+#[test]
+fn wrong_passwords_are_answered_alike_slowed_down_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    create_account(dir.path(), "ana@example.com", "admin");
+    let server = Server::start(dir.path(), &["--behind-https"]);
+
+    let wrong = sign_in(&server, "ana@example.com", "not my password");
+    let unknown = sign_in(&server, "bob@example.com", PASSWORD);
+    for answer in [&wrong, &unknown] {
+        assert_eq!(answer.status, 401);
+        assert!(answer.body.contains("The e-mail address or the password is wrong"), "{}", answer.body);
+        assert!(answer.header("set-cookie").is_none());
+        assert!(!answer.body.contains("not my password") && !answer.body.contains(PASSWORD));
+    }
+    assert!(wrong.body.contains("value=\"ana@example.com\""), "the address typed stays in the form");
+
+    let elsewhere = request(
+        &server.address,
+        "POST",
+        "/sign-in",
+        &[FORM, ("Origin", "https://evil.example")],
+        format!("email=ana%40example.com&password={}", PASSWORD.replace(' ', "+")).as_bytes(),
+    );
+    assert_eq!(elsewhere.status, 403, "a sign-in posted by another site");
+
+    // Five mistakes cost nothing (the one above and four more); past them, even the right
+    // password waits.
+    for _ in 0..4 {
+        assert_eq!(sign_in(&server, "ana@example.com", "guess").status, 401);
+    }
+    let slowed = sign_in(&server, "ana@example.com", PASSWORD);
+    assert_eq!(slowed.status, 429, "{}", slowed.body);
+    assert!(slowed.header("retry-after").is_some());
+    assert!(slowed.body.contains("Too many failed sign-ins"), "{}", slowed.body);
+
+    std::thread::sleep(std::time::Duration::from_millis(
+        1000 * slowed.header("retry-after").unwrap().parse::<u64>().unwrap() + 100,
+    ));
+    let signed_in = sign_in(&server, "ana@example.com", PASSWORD);
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    assert!(signed_in.header("set-cookie").unwrap().contains("; Secure"), "behind HTTPS, the cookie is Secure");
+}

@@ -1,0 +1,50 @@
+//! The web console: server-rendered HTML pages for the people who work the leads, at `/`.
+//!
+//! Pages are askama templates compiled into the binary (`templates/console/`), styled by one
+//! embedded stylesheet (`assets/console.css`); nothing is fetched from the internet and no script
+//! is needed. Every page but the sign-in needs a session (`session::SignedInPage`); a page a role may
+//! not see answers 403 whatever the buttons show.
+//!
+//! Sessions live in a cookie that scripts cannot read (`HttpOnly`), that other sites' requests do
+//! not carry when they post (`SameSite=Lax`), marked `Secure` when the service is told it is
+//! reached over HTTPS (`serve --behind-https`). Every form posts a token of its session
+//! (`session::check_csrf`) and every post must come from a page of this origin (`session::same_origin`). The
+//! cookie is read and written by hand: one name and a handful of attributes do not need a cookie
+//! crate.
+
+pub mod leads;
+pub mod page;
+pub mod session;
+pub mod sign_in;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+use session::SignedInPage;
+
+/// The console's routes (not part of the API's OpenAPI document).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/console/console.css", get(stylesheet))
+        .route("/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route("/leads", get(leads::list))
+}
+
+/// `/`: the leads for a signed-in person, the sign-in page for anyone else.
+async fn home(signed_in: Option<SignedInPage>) -> Redirect {
+    Redirect::to(if signed_in.is_some() { "/leads" } else { "/sign-in" })
+}
+
+async fn stylesheet() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+        (header::CACHE_CONTROL, "public, max-age=300"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    (headers, include_str!("../../assets/console.css")).into_response()
+}
