@@ -5,20 +5,21 @@
 //! A batch is answered per item: items that are invalid or duplicates are listed with the
 //! reason and change nothing; all accepted items of a request commit together or not at all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use leadscore_store::events::{Inserted, NewEvent};
-use leadscore_store::leads::LeadRow;
+use leadscore_store::events::NewEvent;
 use leadscore_store::merge::merge_attributes;
-use leadscore_store::scores::{Change, History};
+use leadscore_store::scores::{Change, History, StoredScores};
 use leadscore_store::stages::StageChange;
+use leadscore_store::storage::{IngestedLead, IngestionLookup, IngestionWrite, LeadSave};
 use leadscore_store::{StoreError, Transaction};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::identities::Identities;
 use crate::lead_cache::{LeadCache, Leads};
 use crate::messages::{Kind, Message};
-use crate::saving::{self, SaveContext};
+use crate::saving::{self, Prepared, SaveContext};
 use crate::scoring::{self, Models};
 
 /// What happened to one item of a request, by `status`.
@@ -78,97 +79,22 @@ pub struct Ingested {
     pub looked_up: usize,
 }
 
-/// The lead of an alias call: the lead known by `previous_id` (an anonymous id or an earlier user
-/// id) is merged into the user's lead, or takes the user id when the user has none yet.
-fn resolve_alias(
-    transaction: &dyn Transaction,
-    workspace_id: i64,
-    user_id: &str,
-    previous_id: &str,
-    now: i64,
-    remembered: &Leads,
-) -> Result<(LeadRow, Option<i64>), StoreError> {
-    let previous = match transaction.lead_by_user_id(workspace_id, previous_id)? {
-        Some(lead) => Some(lead),
-        None => transaction.lead_by_anonymous_id(workspace_id, previous_id)?,
-    };
-    let previous = previous.map(|lead| up_to_date(remembered, lead));
-    let target = transaction.lead_by_user_id(workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead));
-    let resolved = match (previous, target) {
-        (Some(previous), Some(mut target)) if previous.id != target.id => {
-            transaction.merge_leads(&previous, &mut target)?;
-            (target, Some(previous.id))
-        }
-        (_, Some(target)) => (target, None),
-        (Some(previous), None) => {
-            transaction.set_user_id(previous.id, user_id)?;
-            (LeadRow { user_id: Some(user_id.to_string()), ..previous }, None)
-        }
-        (None, None) => (transaction.create_lead(workspace_id, Some(user_id), now)?, None),
-    };
-    // Later calls with the earlier id (as an anonymous id) find this lead.
-    transaction.link_anonymous_id(workspace_id, previous_id, resolved.0.id)?;
-    Ok(resolved)
+/// A new event of the request, stored at its end.
+struct NewEventOf {
+    message_id: String,
+    event_type: String,
+    at: i64,
+    properties: Map<String, Value>,
+    /// A tracked event, which the engine counts (identify, alias and group are only stored).
+    tracked: bool,
 }
 
-/// Finds or creates the lead of a message. When an identify links an anonymous lead to a known
-/// user, the anonymous lead is merged into the known one; its id is returned too.
-fn resolve_lead(
-    transaction: &dyn Transaction,
-    workspace_id: i64,
-    message: &Message,
-    now: i64,
-    remembered: &Leads,
-) -> Result<(LeadRow, Option<i64>), StoreError> {
-    let by_anonymous = match &message.anonymous_id {
-        Some(anonymous_id) => transaction.lead_by_anonymous_id(workspace_id, anonymous_id)?,
-        None => None,
-    };
-    let by_anonymous = by_anonymous.map(|lead| up_to_date(remembered, lead));
-    let mut merged_from = None;
-    let lead = match &message.user_id {
-        Some(user_id) => match (
-            transaction.lead_by_user_id(workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead)),
-            by_anonymous,
-        ) {
-            (Some(mut known), Some(anonymous)) if anonymous.id != known.id && anonymous.user_id.is_none() => {
-                transaction.merge_leads(&anonymous, &mut known)?;
-                merged_from = Some(anonymous.id);
-                known
-            }
-            (Some(known), _) => known,
-            (None, Some(anonymous)) if anonymous.user_id.is_none() => {
-                transaction.set_user_id(anonymous.id, user_id)?;
-                LeadRow { user_id: Some(user_id.clone()), ..anonymous }
-            }
-            (None, _) => transaction.create_lead(workspace_id, Some(user_id), now)?,
-        },
-        None => match by_anonymous {
-            Some(lead) => lead,
-            None => transaction.create_lead(workspace_id, None, now)?,
-        },
-    };
-    if let Some(anonymous_id) = &message.anonymous_id {
-        transaction.link_anonymous_id(workspace_id, anonymous_id, lead.id)?;
-    }
-    Ok((lead, merged_from))
-}
-
-/// A lead as read from the database, with what the current request changed in it and saves only
-/// at its end (its newest event), which the remembered row has.
-fn up_to_date(remembered: &Leads, mut lead: LeadRow) -> LeadRow {
-    if let Some(entry) = remembered.get(lead.id) {
-        lead.last_event_id = entry.row.last_event_id;
-    }
-    lead
-}
-
-/// A lead a request touched: the events it added (to apply to the stored state) and the time of
-/// its latest event, saved with the lead once at the end rather than per event. The lead's row
-/// is the remembered one (see [`crate::lead_cache`]).
+/// A lead a request touched: the events it added (to store, and the tracked ones to apply to the
+/// stored state) and the time of its latest event, saved with the lead once at the end rather
+/// than per event. The lead's row is the remembered one (see [`crate::lead_cache`]).
 struct Touched {
     id: i64,
-    events: Vec<(String, i64, Map<String, Value>)>,
+    events: Vec<NewEventOf>,
     last_event_at: Option<i64>,
 }
 
@@ -176,8 +102,47 @@ fn forgotten(id: i64) -> StoreError {
     StoreError::Corrupt(format!("lead {id} was not remembered during its ingestion"))
 }
 
+/// What the request looks up before its loop: every message id (duplicates), and the ids of
+/// the messages whose lead the lead cache does not know (an alias's earlier id both as a user id
+/// and as an anonymous id).
+fn lookup<'m>(workspace_id: i64, messages: &'m [Result<Message, String>], remembered: &Leads) -> IngestionLookup<'m> {
+    let mut lookup =
+        IngestionLookup { workspace_id, message_ids: Vec::new(), user_ids: Vec::new(), anonymous_ids: Vec::new() };
+    let mut asked = HashSet::new();
+    for message in messages.iter().flatten() {
+        lookup.message_ids.push(&message.message_id);
+        let known = !matches!(message.kind, Kind::Alias { .. })
+            && remembered.lead_of(workspace_id, message.user_id.as_deref(), message.anonymous_id.as_deref()).is_some();
+        if known {
+            continue;
+        }
+        let previous_id = match &message.kind {
+            Kind::Alias { previous_id } => Some(previous_id.as_str()),
+            _ => None,
+        };
+        for user_id in message.user_id.as_deref().into_iter().chain(previous_id) {
+            if asked.insert((true, user_id)) {
+                lookup.user_ids.push(user_id);
+            }
+        }
+        for anonymous_id in message.anonymous_id.as_deref().into_iter().chain(previous_id) {
+            if asked.insert((false, anonymous_id)) {
+                lookup.anonymous_ids.push(anonymous_id);
+            }
+        }
+    }
+    lookup
+}
+
 /// Stores the messages and rescores the leads they touch. Runs in one write transaction, as an
 /// ingestion (`Storage::ingest`): it keeps the remembered leads equal to what it stores.
+///
+/// It crosses the storage interface a fixed number of times whatever the number of messages:
+/// one read before the loop ([`leadscore_store::Reads::ingestion_snapshot`]) and one write after it
+/// ([`Transaction::write_ingested`]: every lead's new events, row and scores). Only new
+/// identities add calls (a lead created, an anonymous id linked, leads merged: see
+/// [`crate::identities`]), and so do a lead whose state is rebuilt from its stored events (after
+/// a merge or a model change) and the first use of a model version (compiling it).
 pub fn ingest(
     transaction: &dyn Transaction,
     models: &Models,
@@ -186,19 +151,36 @@ pub fn ingest(
     messages: Vec<Result<Message, String>>,
     received_at: i64,
 ) -> Result<Ingested, StoreError> {
+    let messages: Vec<Result<Message, String>> =
+        messages.into_iter().map(|message| message.and_then(|m| m.check_limits().map(|()| m))).collect();
+    let mut remembered = lead_cache.lock();
+    let lookup = lookup(workspace_id, &messages, &remembered);
+    let mut snapshot = transaction.ingestion_snapshot(&lookup)?;
+    let mut identities = Identities::new(transaction, &lookup, &mut snapshot, received_at);
+    // A message id stored already, or met earlier in this request, is a duplicate.
+    let mut seen = HashSet::with_capacity(lookup.message_ids.len());
+    let duplicate: Vec<bool> = messages
+        .iter()
+        .map(|message| {
+            message.as_ref().is_ok_and(|m| {
+                snapshot.stored_message_ids.contains(&m.message_id) || !seen.insert(m.message_id.as_str())
+            })
+        })
+        .collect();
+    drop(seen);
+    drop(lookup);
     // What can fail for another reason than storage (a stored model that no longer compiles)
     // fails here, before anything is written: this job has no savepoint of its own.
-    let model_version = transaction.active_model(workspace_id)?;
+    let model_version = snapshot.active_model.take();
     let model = model_version.as_ref().map(|v| models.get(transaction, v)).transpose()?;
-    let hooks = transaction.webhooks(workspace_id)?;
-    let mut remembered = lead_cache.lock();
+    let hooks = std::mem::take(&mut snapshot.webhooks);
     let mut ingested = Ingested::default();
     // Touched leads in first-touch order with the events this request added to each, and the
     // leads whose state must be rebuilt from all their events (after a merge).
     let mut touched: Vec<Touched> = Vec::new();
     let mut rebuild: Vec<i64> = Vec::new();
-    for message in messages {
-        let message = match message.and_then(|m| m.check_limits().map(|()| m)) {
+    for (message, duplicate) in messages.into_iter().zip(duplicate) {
+        let message = match message {
             Ok(message) => message,
             Err(reason) => {
                 ingested.items.push(Outcome::Refused { reason });
@@ -209,26 +191,25 @@ pub fn ingest(
             Kind::Alias { .. } => None,
             _ => remembered.lead_of(workspace_id, message.user_id.as_deref(), message.anonymous_id.as_deref()),
         };
+        match known {
+            Some(_) => ingested.remembered += 1,
+            None => ingested.looked_up += 1,
+        }
+        // Before finding the lead, which may create, link or merge leads: not for a duplicate.
+        if duplicate {
+            ingested.items.push(Outcome::Duplicate);
+            continue;
+        }
         let (lead_id, merged_from) = match known {
-            Some(id) => {
-                ingested.remembered += 1;
-                (id, None)
-            }
+            Some(id) => (id, None),
             None => {
-                ingested.looked_up += 1;
-                // Finding the lead may create, link or merge leads: not for a duplicate.
-                if transaction.is_stored(workspace_id, &message.message_id)? {
-                    ingested.items.push(Outcome::Duplicate);
-                    continue;
-                }
                 let (lead, merged_from) = match (&message.kind, &message.user_id) {
                     (Kind::Alias { previous_id }, Some(user_id)) => {
-                        let resolved =
-                            resolve_alias(transaction, workspace_id, user_id, previous_id, received_at, &remembered)?;
+                        let resolved = identities.resolve_alias(&remembered, user_id, previous_id)?;
                         remembered.link_anonymous_id(workspace_id, previous_id, resolved.0.id);
                         resolved
                     }
-                    _ => resolve_lead(transaction, workspace_id, &message, received_at, &remembered)?,
+                    _ => identities.resolve_lead(&remembered, &message)?,
                 };
                 let id = lead.id;
                 // resolve_lead links the message's anonymous id to the lead (resolve_alias links
@@ -240,117 +221,140 @@ pub fn ingest(
                 remembered.remember(lead);
                 if let Some(merged) = merged_from {
                     remembered.forget(merged);
+                }
+                let entry = remembered.get_mut(id).ok_or_else(|| forgotten(id))?;
+                if entry.scores.is_none() {
+                    entry.scores = identities.take_scores(id);
+                }
+                if merged_from.is_some() {
                     // Its state is rebuilt from all its events, the merged lead's too.
-                    if let Some(entry) = remembered.get_mut(id) {
-                        entry.state = None;
-                    }
+                    entry.state = None;
                 }
                 (id, merged_from)
             }
         };
         let entry = remembered.get_mut(lead_id).ok_or_else(|| forgotten(lead_id))?;
         let lead = &mut entry.row;
-        let mut carried = None;
+        let mut carried = (None, Vec::new());
         if let Some(merged) = merged_from {
             // The merged lead's events now belong to `lead`, whose state is rebuilt from them all.
             if let Some(position) = touched.iter().position(|t| t.id == merged) {
-                carried = touched.remove(position).last_event_at;
+                let merged = touched.remove(position);
+                carried = (merged.last_event_at, merged.events);
             }
             rebuild.push(lead.id);
         }
-        let (event_type, stored_properties) = match &message.kind {
-            Kind::Identify => (scoring::IDENTIFY, &message.traits),
-            Kind::Alias { .. } => (scoring::ALIAS, &message.traits),
-            Kind::Group { .. } => (scoring::GROUP, &message.traits),
-            Kind::Track(name) => (name.as_str(), &message.properties),
-        };
-        let stored = NewEvent {
-            message_id: &message.message_id,
-            event_type,
-            at: message.at,
-            received_at,
-            properties: stored_properties,
-        };
-        if transaction.insert_event(lead, &stored)? == Inserted::Duplicate {
-            ingested.items.push(Outcome::Duplicate);
-            continue;
-        }
-        let mut last_event_at = carried;
-        let mut new_event = None;
+        let (mut last_event_at, mut events) = carried;
         lead.updated_at = received_at;
-        match &message.kind {
+        let Message { kind, message_id, at, traits, properties, .. } = message;
+        let (event_type, properties, tracked) = match kind {
             Kind::Identify => {
-                merge_attributes(&mut lead.attributes, &message.traits, true);
-                if let Some(Value::String(email)) = message.traits.get("email") {
+                merge_attributes(&mut lead.attributes, &traits, true);
+                if let Some(Value::String(email)) = traits.get("email") {
                     lead.email = Some(email.clone());
                 }
+                (scoring::IDENTIFY.to_string(), traits, false)
             }
-            Kind::Track(_) => last_event_at = last_event_at.max(Some(message.at)),
+            Kind::Track(name) => {
+                last_event_at = last_event_at.max(Some(at));
+                (name, properties, true)
+            }
             Kind::Group { group_id } => {
-                lead.attributes.insert("company_id".to_string(), Value::String(group_id.clone()));
-                for (key, value) in &message.traits {
+                lead.attributes.insert("company_id".to_string(), Value::String(group_id));
+                for (key, value) in &traits {
                     lead.attributes.insert(format!("company_{key}"), value.clone());
                 }
+                (scoring::GROUP.to_string(), traits, false)
             }
-            Kind::Alias { .. } => {}
-        }
-        // Attribute changes (and merges) are saved at once: a later message of this request may
-        // merge leads and reads them back. An event changes nothing saved until the end.
-        if !matches!(message.kind, Kind::Track(_)) || merged_from.is_some() {
-            transaction.save_lead(lead)?;
-        }
+            Kind::Alias { .. } => (scoring::ALIAS.to_string(), traits, false),
+        };
         ingested.items.push(Outcome::Accepted { lead_id });
-        if let Kind::Track(name) = message.kind {
-            new_event = Some((name, message.at, message.properties));
-        }
+        events.push(NewEventOf { message_id, event_type, at, properties, tracked });
         match touched.iter_mut().find(|t| t.id == lead_id) {
             Some(entry) => {
                 entry.last_event_at = entry.last_event_at.max(last_event_at);
-                entry.events.extend(new_event);
+                entry.events.append(&mut events);
             }
-            None => touched.push(Touched { id: lead_id, events: Vec::from_iter(new_event), last_event_at }),
+            None => touched.push(Touched { id: lead_id, events, last_event_at }),
         }
     }
-    for Touched { id, events: new_events, last_event_at } in touched {
-        let entry = remembered.get_mut(id).ok_or_else(|| forgotten(id))?;
+    let context = match (&model, &model_version) {
+        (Some(model), Some(version)) => Some(SaveContext {
+            transaction,
+            model,
+            model_id: version.id,
+            now: received_at,
+            cause: "event",
+            history: History::EveryChange,
+            webhooks: &hooks,
+        }),
+        _ => None,
+    };
+    // Each touched lead evaluated with its new events (nothing written yet).
+    let mut prepared: Vec<Option<(Prepared, StoredScores)>> = Vec::with_capacity(touched.len());
+    for Touched { id, events, last_event_at } in &touched {
+        let entry = remembered.get_mut(*id).ok_or_else(|| forgotten(*id))?;
         let lead = &mut entry.row;
-        lead.last_event_at = lead.last_event_at.max(last_event_at);
+        lead.last_event_at = lead.last_event_at.max(*last_event_at);
         lead.updated_at = received_at;
+        let Some(context) = &context else {
+            prepared.push(None);
+            continue;
+        };
+        if rebuild.contains(&lead.id) {
+            lead.state_model_id = None;
+            entry.state = None;
+        }
+        // The stored state and the stored events never hold this request's events: they are
+        // written below.
+        let mut state = match entry.state.take() {
+            Some((model_id, state)) if model_id == context.model_id => state,
+            _ => scoring::state_for(transaction, context.model, context.model_id, lead)?.0,
+        };
+        for event in events.iter().filter(|e| e.tracked) {
+            scoring::apply(context.model, &mut state, &event.event_type, event.at, &event.properties);
+        }
+        let stored = match entry.scores.take() {
+            Some(stored) => stored,
+            None => transaction.stored_scores(lead.id)?,
+        };
+        prepared.push(Some((saving::prepare(context, lead, &state, &stored), stored)));
+        entry.state = Some((context.model_id, state));
+    }
+    // One write: every lead's events, row and scores.
+    let newest_events = if touched.is_empty() {
+        Vec::new()
+    } else {
+        let mut write = IngestionWrite { leads: Vec::with_capacity(touched.len()) };
+        for (Touched { id, events, .. }, prepared) in touched.iter().zip(prepared.iter_mut()) {
+            let lead = &remembered.get(*id).ok_or_else(|| forgotten(*id))?.row;
+            let events = events
+                .iter()
+                .map(|e| NewEvent {
+                    message_id: &e.message_id,
+                    event_type: &e.event_type,
+                    at: e.at,
+                    received_at,
+                    properties: &e.properties,
+                })
+                .collect();
+            let save = match (prepared, &context) {
+                (Some((prepared, stored)), Some(context)) => LeadSave::Scored(prepared.write(context, lead), stored),
+                _ => LeadSave::Row(lead),
+            };
+            write.leads.push(IngestedLead { events, save });
+        }
+        transaction.write_ingested(&mut write)?
+    };
+    for ((Touched { id, .. }, prepared), newest_event) in touched.iter().zip(prepared).zip(newest_events) {
+        let entry = remembered.get_mut(*id).ok_or_else(|| forgotten(*id))?;
+        let lead = &mut entry.row;
+        lead.last_event_id = newest_event;
         let mut summary =
             ScoredLead { id: lead.id, user_id: lead.user_id.clone(), scores: BTreeMap::new(), stage: None };
-        if let (Some(model), Some(version)) = (&model, &model_version) {
-            if rebuild.contains(&lead.id) {
-                lead.state_model_id = None;
-                entry.state = None;
-            }
-            let state = match entry.state.take() {
-                Some((model_id, mut state)) if model_id == version.id => {
-                    for (event_type, at, properties) in &new_events {
-                        scoring::apply(model, &mut state, event_type, *at, properties);
-                    }
-                    state
-                }
-                _ => {
-                    let (mut state, rebuilt) = scoring::state_for(transaction, model, version.id, lead)?;
-                    if !rebuilt {
-                        for (event_type, at, properties) in &new_events {
-                            scoring::apply(model, &mut state, event_type, *at, properties);
-                        }
-                    }
-                    state
-                }
-            };
-            let context = SaveContext {
-                transaction,
-                model,
-                model_id: version.id,
-                now: received_at,
-                cause: "event",
-                history: History::EveryChange,
-                webhooks: &hooks,
-            };
-            let saved = saving::save_scores(&context, lead, &state, &mut entry.scores)?;
-            entry.state = Some((version.id, state));
+        if let Some((prepared, stored)) = prepared {
+            entry.scores = Some(stored);
+            let saved = prepared.saved(lead);
             for row in &saved.rows {
                 summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });
             }
@@ -360,8 +364,6 @@ pub fn ingest(
                 summary.stage = Some(change.stage.clone());
                 ingested.stage_changes.push((lead.id, change));
             }
-        } else {
-            transaction.save_lead(lead)?;
         }
         ingested.leads.push(summary);
     }

@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod demo;
 pub mod egress;
 pub mod error;
+pub mod identities;
 pub mod ingest;
 pub mod intake;
 pub mod key_cache;

@@ -133,6 +133,16 @@ pub fn count(connection: &Connection, workspace_id: i64) -> Result<i64, StoreErr
 
 /// Saves attributes (merged over the stored ones by the caller), email and state.
 pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
+    save_with_newest_event(connection, lead, lead.last_event_id)
+}
+
+/// Same as [`save`], with `last_event_id` as the lead's newest event instead of the row's: for a
+/// caller that appended events after the row was built (see [`crate::events::append`]).
+pub fn save_with_newest_event(
+    connection: &Connection,
+    lead: &LeadRow,
+    last_event_id: Option<i64>,
+) -> Result<(), StoreError> {
     connection
         .prepare_cached(
             "UPDATE leads SET email = ?1, attributes = ?2, updated_at = ?3, last_event_at = ?4, stage = ?5,
@@ -147,7 +157,7 @@ pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
             lead.state,
             lead.state_model_id,
             lead.id,
-            lead.last_event_id
+            last_event_id
         ])?;
     Ok(())
 }

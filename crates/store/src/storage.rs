@@ -17,13 +17,13 @@
 
 pub mod sqlite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::Generation;
 use crate::error::StoreError;
-use crate::events::{Inserted, NewEvent, StoredEvent};
+use crate::events::{NewEvent, StoredEvent};
 use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{Filter, LeadRow, ListedLead, Order};
 use crate::models::{ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
@@ -69,8 +69,9 @@ pub trait Reads {
     /// The workspace's running or last rescoring.
     fn rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError>;
 
-    /// Whether a message id is already stored in the workspace (a duplicate).
-    fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError>;
+    /// Everything an ingestion request reads before it resolves its messages, in one call (see
+    /// [`IngestionSnapshot`]).
+    fn ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError>;
     /// A lead of the workspace by its id.
     fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError>;
     /// The lead a user id belongs to, merged leads left out.
@@ -147,10 +148,12 @@ pub trait Transaction: Reads {
     fn link_anonymous_id(&self, workspace_id: i64, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError>;
     /// Merges `from` into `into` (see [`crate::merge::merge_leads`]).
     fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError>;
-    /// Appends an event to a lead, unless its message id is stored (see [`crate::events::insert`]).
-    fn insert_event(&self, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError>;
-    /// Saves a lead's attributes, e-mail, state and times.
-    fn save_lead(&self, lead: &LeadRow) -> Result<(), StoreError>;
+    /// Writes what an ingestion request worked out, in one call: each lead's new events (appended
+    /// in order after the row's `last_event_id`), then its row, and its scores with what follows
+    /// from them. Answers each lead's newest event id, in the order of `write.leads`, which the
+    /// caller keeps in the rows it remembers. A message id already stored is an error: the
+    /// caller leaves out the duplicates the snapshot named and those repeated in the request.
+    fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError>;
 
     /// Writes a lead's freshly evaluated scores with everything that follows from them, in one
     /// call: its row, its scores over `stored` (brought up to date) and their history, its
@@ -175,6 +178,65 @@ pub struct ScoredLeadWrite<'a> {
     pub stage: Option<&'a StageChange>,
     pub notifications: &'a [Notification],
     pub now: i64,
+}
+
+/// What an ingestion request looks up before it resolves its messages: see
+/// [`Reads::ingestion_snapshot`].
+pub struct IngestionLookup<'a> {
+    pub workspace_id: i64,
+    /// Every message id of the request, to tell duplicates.
+    pub message_ids: Vec<&'a str>,
+    /// The user ids and anonymous ids of the messages whose lead the caller does not know yet.
+    pub user_ids: Vec<&'a str>,
+    pub anonymous_ids: Vec<&'a str>,
+}
+
+/// What an ingestion request reads, in one call: the workspace's active model and webhooks, the
+/// message ids it already has, and the leads the ids asked find (merged leads left out), each
+/// with its stored scores.
+#[derive(Default)]
+pub struct IngestionSnapshot {
+    pub active_model: Option<ModelVersion>,
+    pub webhooks: Vec<Webhook>,
+    /// Those of the message ids asked that are already stored.
+    pub stored_message_ids: HashSet<String>,
+    /// The lead id of each user id asked that finds a lead.
+    pub by_user_id: HashMap<String, i64>,
+    /// The lead id of each anonymous id asked that finds a lead.
+    pub by_anonymous_id: HashMap<String, i64>,
+    /// The leads found, by id, with their stored scores.
+    pub leads: HashMap<i64, (LeadRow, StoredScores)>,
+}
+
+/// What an ingestion request writes at its end: see [`Transaction::write_ingested`].
+pub struct IngestionWrite<'a> {
+    /// Every lead the request touched, in the order they are written.
+    pub leads: Vec<IngestedLead<'a>>,
+}
+
+/// One lead of an [`IngestionWrite`]: its new events, oldest message first, and its row.
+pub struct IngestedLead<'a> {
+    pub events: Vec<NewEvent<'a>>,
+    pub save: LeadSave<'a>,
+}
+
+/// How a lead of an ingestion is saved.
+pub enum LeadSave<'a> {
+    /// Its row only (the workspace has no active model).
+    Row(&'a LeadRow),
+    /// Its row and its freshly evaluated scores over what is stored (brought up to date), as
+    /// [`Transaction::save_scored_lead`] saves them.
+    Scored(ScoredLeadWrite<'a>, &'a mut StoredScores),
+}
+
+impl LeadSave<'_> {
+    /// The lead's row as saved.
+    pub fn lead(&self) -> &LeadRow {
+        match self {
+            LeadSave::Row(lead) => lead,
+            LeadSave::Scored(write, _) => write.lead,
+        }
+    }
 }
 
 /// A predictive model version to store (the caller has checked the file).
@@ -371,16 +433,33 @@ mod tests {
         let lead = runtime
             .block_on(storage.ingest(move |transaction| {
                 let mut lead = transaction.create_lead(workspace_id, Some("u"), 5)?;
+                let lookup = IngestionLookup {
+                    workspace_id,
+                    message_ids: vec!["m1"],
+                    user_ids: vec!["u"],
+                    anonymous_ids: Vec::new(),
+                };
+                let snapshot = transaction.ingestion_snapshot(&lookup)?;
+                assert!(snapshot.stored_message_ids.is_empty(), "m1 is new");
+                assert_eq!(snapshot.by_user_id.get("u"), Some(&lead.id));
                 let properties = serde_json::Map::new();
                 let event =
                     NewEvent { message_id: "m1", event_type: "visit", at: 1, received_at: 5, properties: &properties };
-                assert_eq!(transaction.insert_event(&mut lead, &event)?, Inserted::New);
-                transaction.save_lead(&lead)?;
+                let mut write =
+                    IngestionWrite { leads: vec![IngestedLead { events: vec![event], save: LeadSave::Row(&lead) }] };
+                let newest = transaction.write_ingested(&mut write)?;
+                lead.last_event_id = newest[0];
                 Ok(lead)
             }))
             .unwrap();
         let failed = runtime.block_on(storage.ingest(move |transaction| -> Result<(), StoreError> {
-            if transaction.is_stored(workspace_id, "m1")? {
+            let lookup = IngestionLookup {
+                workspace_id,
+                message_ids: vec!["m1"],
+                user_ids: Vec::new(),
+                anonymous_ids: Vec::new(),
+            };
+            if transaction.ingestion_snapshot(&lookup)?.stored_message_ids.contains("m1") {
                 return Err(StoreError::Conflict("already stored".to_string()));
             }
             Ok(())

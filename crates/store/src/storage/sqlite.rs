@@ -2,12 +2,12 @@
 //! writer inside its transaction, and [`Storage`] the [`Store`] handle, whose coherent writes
 //! run ingestion.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 
 use crate::error::StoreError;
-use crate::events::{self, Inserted, NewEvent, StoredEvent};
+use crate::events::{self, Inserted, StoredEvent};
 use crate::keys::{self, KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{self, Filter, LeadRow, ListedLead, Order};
 use crate::models::{self, ListedVersion, ModelVersion, RolledBack};
@@ -16,8 +16,8 @@ use crate::rescorings::{self, Rescoring};
 use crate::scores::{self, HistoryEntry, StoredScores};
 use crate::stages::{self, StageChange};
 use crate::storage::{
-    NewPredictiveModel, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture,
-    Transaction, TransactionWork,
+    IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewPredictiveModel, NewRescoring,
+    Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
 };
 use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
 use crate::workspaces::{self, Workspace};
@@ -88,8 +88,40 @@ impl Reads for Connection {
         stages::latest(self, lead_id)
     }
 
-    fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
-        events::exists(self, workspace_id, message_id)
+    fn ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError> {
+        let workspace_id = lookup.workspace_id;
+        let mut snapshot = IngestionSnapshot {
+            active_model: models::active(self, workspace_id)?,
+            webhooks: webhooks::list(self, workspace_id)?,
+            ..IngestionSnapshot::default()
+        };
+        for message_id in &lookup.message_ids {
+            if events::exists(self, workspace_id, message_id)? {
+                snapshot.stored_message_ids.insert(message_id.to_string());
+            }
+        }
+        let mut found = |lead: LeadRow| -> Result<i64, StoreError> {
+            let id = lead.id;
+            if let std::collections::hash_map::Entry::Vacant(entry) = snapshot.leads.entry(id) {
+                entry.insert((lead, scores::stored(self, id)?));
+            }
+            Ok(id)
+        };
+        let mut by_user_id = HashMap::new();
+        for user_id in &lookup.user_ids {
+            if let Some(lead) = leads::by_user_id(self, workspace_id, user_id)? {
+                by_user_id.insert(user_id.to_string(), found(lead)?);
+            }
+        }
+        let mut by_anonymous_id = HashMap::new();
+        for anonymous_id in &lookup.anonymous_ids {
+            if let Some(lead) = leads::by_anonymous_id(self, workspace_id, anonymous_id)? {
+                by_anonymous_id.insert(anonymous_id.to_string(), found(lead)?);
+            }
+        }
+        snapshot.by_user_id = by_user_id;
+        snapshot.by_anonymous_id = by_anonymous_id;
+        Ok(snapshot)
     }
 
     fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
@@ -205,22 +237,30 @@ impl Transaction for Connection {
         merge::merge_leads(self, from, into)
     }
 
-    fn insert_event(&self, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError> {
-        events::insert(self, lead, event)
-    }
-
-    fn save_lead(&self, lead: &LeadRow) -> Result<(), StoreError> {
-        leads::save(self, lead)
+    fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut newest_events = Vec::with_capacity(write.leads.len());
+        for IngestedLead { events: new_events, save } in &mut write.leads {
+            let lead = save.lead();
+            let mut newest = lead.last_event_id;
+            for event in new_events.iter() {
+                if events::append(self, lead.workspace_id, lead.id, &mut newest, event)? == Inserted::Duplicate {
+                    return Err(StoreError::Corrupt(format!(
+                        "message id {:?} was stored twice by one ingestion",
+                        event.message_id
+                    )));
+                }
+            }
+            match save {
+                LeadSave::Row(lead) => leads::save_with_newest_event(self, lead, newest)?,
+                LeadSave::Scored(scored, stored) => save_scored(self, scored, stored, newest)?,
+            }
+            newest_events.push(newest);
+        }
+        Ok(newest_events)
     }
 
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
-        let lead = write.lead;
-        scores::save_over(self, lead.id, stored, write.rows, write.cause, write.history)?;
-        leads::save(self, lead)?;
-        if let Some(change) = write.stage {
-            stages::set(self, lead.id, change)?;
-        }
-        self.queue_notifications(lead.id, write.notifications, write.now)
+        save_scored(self, write, stored, write.lead.last_event_id)
     }
 
     fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError> {
@@ -229,6 +269,23 @@ impl Transaction for Connection {
         }
         Ok(())
     }
+}
+
+/// Saves a lead's scores, its row (with `last_event_id` as its newest event), its automatic
+/// stage move and its notifications.
+fn save_scored(
+    connection: &Connection,
+    write: &ScoredLeadWrite<'_>,
+    stored: &mut StoredScores,
+    last_event_id: Option<i64>,
+) -> Result<(), StoreError> {
+    let lead = write.lead;
+    scores::save_over(connection, lead.id, stored, write.rows, write.cause, write.history)?;
+    leads::save_with_newest_event(connection, lead, last_event_id)?;
+    if let Some(change) = write.stage {
+        stages::set(connection, lead.id, change)?;
+    }
+    connection.queue_notifications(lead.id, write.notifications, write.now)
 }
 
 impl Storage for Store {
