@@ -3,16 +3,18 @@
 //! anonymous ids merged into a user's lead and aliases.
 //!
 //! What the request changes is kept here as it goes, so that a later message of the same request
-//! sees an earlier one's leads, links and merges. Creating a lead and linking, merging or naming
-//! one are storage calls of their own, made at once: they happen only for identities the
-//! workspace has not seen, and a merge moves stored events. An id the snapshot was not asked
-//! about (a remembered lead that an earlier message merged away) is looked up then.
+//! sees an earlier one's leads, links and merges. New leads (with the ids the snapshot handed
+//! out) and anonymous id links wait for the request's one write ([`Identities::finish`]). Giving
+//! a stored lead its user id and merging leads are storage calls of their own, made at once:
+//! they are rare (an anonymous visitor who identifies, an alias), and a merge moves stored
+//! events, so the new leads and links before it are written first. An id the snapshot was not
+//! asked about (a remembered lead that an earlier message merged away) is looked up then.
 
 use std::collections::HashMap;
 
-use leadscore_store::leads::LeadRow;
+use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::scores::StoredScores;
-use leadscore_store::storage::{IngestionLookup, IngestionSnapshot};
+use leadscore_store::storage::{IngestionLookup, IngestionSnapshot, NewIdentities};
 use leadscore_store::{StoreError, Transaction};
 
 use crate::lead_cache::Leads;
@@ -30,6 +32,10 @@ pub struct Identities<'t> {
     rows: HashMap<i64, LeadRow>,
     /// The stored scores of the leads read or created, until the lead cache takes them.
     scores: HashMap<i64, StoredScores>,
+    /// The id the next new lead takes.
+    next_lead_id: i64,
+    /// New leads and links not written yet.
+    pending: NewIdentities,
 }
 
 impl<'t> Identities<'t> {
@@ -53,7 +59,23 @@ impl<'t> Identities<'t> {
             rows.insert(id, row);
             scores.insert(id, stored);
         }
-        Identities { transaction, workspace_id: lookup.workspace_id, now, by_user_id, by_anonymous_id, rows, scores }
+        let workspace_id = lookup.workspace_id;
+        Identities {
+            transaction,
+            workspace_id,
+            now,
+            by_user_id,
+            by_anonymous_id,
+            rows,
+            scores,
+            next_lead_id: snapshot.next_lead_id,
+            pending: NewIdentities { workspace_id, now, ..NewIdentities::default() },
+        }
+    }
+
+    /// The new leads and links not written yet, for the request's write.
+    pub fn finish(self) -> NewIdentities {
+        self.pending
     }
 
     /// The stored scores of a lead read or created here, once.
@@ -175,8 +197,11 @@ impl<'t> Identities<'t> {
         }
     }
 
+    /// A new lead, written with the request.
     fn create(&mut self, user_id: Option<&str>) -> Result<LeadRow, StoreError> {
-        let lead = self.transaction.create_lead(self.workspace_id, user_id, self.now)?;
+        let lead = leads::new_row(self.next_lead_id, self.workspace_id, user_id, self.now);
+        self.next_lead_id += 1;
+        self.pending.leads.push((lead.id, user_id.map(str::to_string)));
         if let Some(user_id) = user_id {
             self.by_user_id.insert(user_id.to_string(), Some(lead.id));
         }
@@ -185,20 +210,29 @@ impl<'t> Identities<'t> {
     }
 
     fn set_user_id(&mut self, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
-        self.transaction.set_user_id(lead_id, user_id)?;
+        match self.pending.leads.iter_mut().find(|(id, _)| *id == lead_id) {
+            Some((_, new)) => *new = Some(user_id.to_string()),
+            None => self.transaction.set_user_id(lead_id, user_id)?,
+        }
         self.by_user_id.insert(user_id.to_string(), Some(lead_id));
         Ok(())
     }
 
+    /// Links an anonymous id to a lead, written with the request.
     fn link_anonymous_id(&mut self, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError> {
-        self.transaction.link_anonymous_id(self.workspace_id, anonymous_id, lead_id)?;
+        self.pending.links.push((anonymous_id.to_string(), lead_id));
         self.by_anonymous_id.insert(anonymous_id.to_string(), Some(lead_id));
         Ok(())
     }
 
     /// Merges `from` into `into` as the store does: `from`'s anonymous ids find `into`, its user
-    /// id nobody.
+    /// id nobody. The store moves what it has of `from`, so the new leads and links go first.
     fn merge(&mut self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError> {
+        if !self.pending.is_empty() {
+            self.transaction.write_identities(&self.pending)?;
+            self.pending.leads.clear();
+            self.pending.links.clear();
+        }
         self.transaction.merge_leads(from, into)?;
         for lead in self.by_anonymous_id.values_mut() {
             if *lead == Some(from.id) {

@@ -321,11 +321,12 @@ pub fn ingest(
         prepared.push(Some((saving::prepare(context, lead, &state, &stored), stored)));
         entry.state = Some((context.model_id, state));
     }
-    // One write: every lead's events, row and scores.
-    let newest_events = if touched.is_empty() {
+    // One write: the new leads and links, then every lead's events, row and scores.
+    let identities = identities.finish();
+    let newest_events = if touched.is_empty() && identities.is_empty() {
         Vec::new()
     } else {
-        let mut write = IngestionWrite { leads: Vec::with_capacity(touched.len()) };
+        let mut write = IngestionWrite { identities, leads: Vec::with_capacity(touched.len()) };
         for (Touched { id, events, .. }, prepared) in touched.iter().zip(prepared.iter_mut()) {
             let lead = &remembered.get(*id).ok_or_else(|| forgotten(*id))?.row;
             let events = events

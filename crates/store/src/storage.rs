@@ -140,15 +140,16 @@ pub trait Transaction: Reads {
     /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
     fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
 
-    /// A new lead; `user_id` may be unknown yet (an anonymous visitor).
-    fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError>;
+    /// Creates leads with the ids the snapshot handed out, then links anonymous ids (or earlier
+    /// user ids) to leads, replacing earlier links, in order. Ingestion writes these with
+    /// [`Transaction::write_ingested`], and alone only before a merge that needs them stored.
+    fn write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError>;
     /// Gives an anonymous lead the user id it turned out to have.
     fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError>;
-    /// Links an anonymous id (or an earlier user id) to a lead, replacing any earlier link.
-    fn link_anonymous_id(&self, workspace_id: i64, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError>;
     /// Merges `from` into `into` (see [`crate::merge::merge_leads`]).
     fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError>;
-    /// Writes what an ingestion request worked out, in one call: each lead's new events (appended
+    /// Writes what an ingestion request worked out, in one call: its new identities, then each
+    /// lead's new events (appended
     /// in order after the row's `last_event_id`), then its row, and its scores with what follows
     /// from them. Answers each lead's newest event id, in the order of `write.leads`, which the
     /// caller keeps in the rows it remembers. A message id already stored is an error: the
@@ -206,10 +207,33 @@ pub struct IngestionSnapshot {
     pub by_anonymous_id: HashMap<String, i64>,
     /// The leads found, by id, with their stored scores.
     pub leads: HashMap<i64, (LeadRow, StoredScores)>,
+    /// The id the request's first new lead takes, the next ones following: the ingestion is the
+    /// only writer of its transaction until it ends (a database with concurrent writers would
+    /// reserve as many ids as the request has messages).
+    pub next_lead_id: i64,
+}
+
+/// Leads an ingestion creates and anonymous ids it links: see [`Transaction::write_identities`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct NewIdentities {
+    pub workspace_id: i64,
+    pub now: i64,
+    /// Each new lead's id (handed out by [`IngestionSnapshot::next_lead_id`]) and user id, if any.
+    pub leads: Vec<(i64, Option<String>)>,
+    /// Anonymous ids (or earlier user ids) and the lead each is now linked to, in order.
+    pub links: Vec<(String, i64)>,
+}
+
+impl NewIdentities {
+    pub fn is_empty(&self) -> bool {
+        self.leads.is_empty() && self.links.is_empty()
+    }
 }
 
 /// What an ingestion request writes at its end: see [`Transaction::write_ingested`].
 pub struct IngestionWrite<'a> {
+    /// Written first: the leads below may be new.
+    pub identities: NewIdentities,
     /// Every lead the request touched, in the order they are written.
     pub leads: Vec<IngestedLead<'a>>,
 }
@@ -432,7 +456,6 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let lead = runtime
             .block_on(storage.ingest(move |transaction| {
-                let mut lead = transaction.create_lead(workspace_id, Some("u"), 5)?;
                 let lookup = IngestionLookup {
                     workspace_id,
                     message_ids: vec!["m1"],
@@ -441,12 +464,17 @@ mod tests {
                 };
                 let snapshot = transaction.ingestion_snapshot(&lookup)?;
                 assert!(snapshot.stored_message_ids.is_empty(), "m1 is new");
-                assert_eq!(snapshot.by_user_id.get("u"), Some(&lead.id));
+                assert_eq!(snapshot.by_user_id.get("u"), None);
+                let mut lead = crate::leads::new_row(snapshot.next_lead_id, workspace_id, Some("u"), 5);
+                let identities =
+                    NewIdentities { workspace_id, now: 5, leads: vec![(lead.id, Some("u".into()))], links: Vec::new() };
                 let properties = serde_json::Map::new();
                 let event =
                     NewEvent { message_id: "m1", event_type: "visit", at: 1, received_at: 5, properties: &properties };
-                let mut write =
-                    IngestionWrite { leads: vec![IngestedLead { events: vec![event], save: LeadSave::Row(&lead) }] };
+                let mut write = IngestionWrite {
+                    identities,
+                    leads: vec![IngestedLead { events: vec![event], save: LeadSave::Row(&lead) }],
+                };
                 let newest = transaction.write_ingested(&mut write)?;
                 lead.last_event_id = newest[0];
                 Ok(lead)

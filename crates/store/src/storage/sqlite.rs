@@ -16,8 +16,8 @@ use crate::rescorings::{self, Rescoring};
 use crate::scores::{self, HistoryEntry, StoredScores};
 use crate::stages::{self, StageChange};
 use crate::storage::{
-    IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewPredictiveModel, NewRescoring,
-    Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
+    IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities, NewPredictiveModel,
+    NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
 };
 use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
 use crate::workspaces::{self, Workspace};
@@ -121,6 +121,7 @@ impl Reads for Connection {
         }
         snapshot.by_user_id = by_user_id;
         snapshot.by_anonymous_id = by_anonymous_id;
+        snapshot.next_lead_id = leads::next_id(self)?;
         Ok(snapshot)
     }
 
@@ -221,16 +222,19 @@ impl Transaction for Connection {
         stages::set(self, lead_id, change)
     }
 
-    fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError> {
-        leads::create(self, workspace_id, user_id, now)
+    fn write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError> {
+        let NewIdentities { workspace_id, now, .. } = *identities;
+        for (id, user_id) in &identities.leads {
+            leads::insert_new(self, *id, workspace_id, user_id.as_deref(), now)?;
+        }
+        for (anonymous_id, lead_id) in &identities.links {
+            leads::link_anonymous_id(self, workspace_id, anonymous_id, *lead_id)?;
+        }
+        Ok(())
     }
 
     fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
         leads::set_user_id(self, lead_id, user_id)
-    }
-
-    fn link_anonymous_id(&self, workspace_id: i64, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError> {
-        leads::link_anonymous_id(self, workspace_id, anonymous_id, lead_id)
     }
 
     fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError> {
@@ -238,6 +242,7 @@ impl Transaction for Connection {
     }
 
     fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError> {
+        self.write_identities(&write.identities)?;
         let mut newest_events = Vec::with_capacity(write.leads.len());
         for IngestedLead { events: new_events, save } in &mut write.leads {
             let lead = save.lead();
