@@ -4,6 +4,15 @@
 //!
 //! A batch is answered per item: items that are invalid or duplicates are listed with the
 //! reason and change nothing; all accepted items of a request commit together or not at all.
+//!
+//! A request crosses the storage interface twice whatever its size: it reads what it needs in
+//! one call (`Reads::ingestion_snapshot`: the model, the webhooks, which message ids are stored,
+//! the leads of the messages the lead cache does not know), resolves identities in memory on it
+//! ([`crate::identities`]), catches message ids repeated within the request in memory, evaluates
+//! every touched lead, and writes it all in one call (`Transaction::write_ingested`: new leads
+//! and links, then each lead's events, row and scores). Rare cases add calls: giving a stored
+//! lead its user id, a merge, rebuilding a lead's state from its stored events (after a merge or
+//! a model change), an id the snapshot was not asked, and the first use of a model version.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -137,12 +146,8 @@ fn lookup<'m>(workspace_id: i64, messages: &'m [Result<Message, String>], rememb
 /// Stores the messages and rescores the leads they touch. Runs in one write transaction, as an
 /// ingestion (`Storage::ingest`): it keeps the remembered leads equal to what it stores.
 ///
-/// It crosses the storage interface a fixed number of times whatever the number of messages:
-/// one read before the loop ([`leadscore_store::Reads::ingestion_snapshot`]) and one write after it
-/// ([`Transaction::write_ingested`]: every lead's new events, row and scores). Only new
-/// identities add calls (a lead created, an anonymous id linked, leads merged: see
-/// [`crate::identities`]), and so do a lead whose state is rebuilt from its stored events (after
-/// a merge or a model change) and the first use of a model version (compiling it).
+/// One read before the loop ([`leadscore_store::Reads::ingestion_snapshot`]) and one write after
+/// it ([`Transaction::write_ingested`]); see the module's doc for the rare calls besides.
 pub fn ingest(
     transaction: &dyn Transaction,
     models: &Models,

@@ -6,11 +6,19 @@
 //!   it is durable; what stands alone (keys, webhooks, deliveries, rescorings' progress, health)
 //!   is a method of its own.
 //! - [`Reads`]: what such work reads, in a read snapshot or in a write transaction.
-//! - [`Transaction`]: what it writes besides: leads and their identities (created, linked,
-//!   merged), events, model versions and activations, and, in one call per lead
-//!   ([`ScoredLeadWrite`]), its scores with their history, its automatic stage move and its
-//!   webhook notifications. Identities and events are still one call per lookup or event, which
-//!   costs nothing in process but would be a round trip each over a network.
+//! - [`Transaction`]: what it writes besides: leads and their identities, events, model
+//!   versions and activations, and, in one call per lead ([`ScoredLeadWrite`]), its scores with
+//!   their history, its automatic stage move and its webhook notifications.
+//!
+//! Ingestion crosses the interface a fixed number of times per request, whatever the number of
+//! its messages, as a database across a network needs: one read before it resolves identities
+//! ([`Reads::ingestion_snapshot`]: the active model, the webhooks, which message ids are stored,
+//! the leads the messages' ids find with their stored scores, and the id new leads start from)
+//! and one write at its end ([`Transaction::write_ingested`]: new leads and anonymous id links,
+//! then each touched lead's events, row and scores). Only rare identity changes are calls of
+//! their own (giving a stored lead its user id, merging two leads, with
+//! [`Transaction::write_identities`] before a merge), and so are reading a lead's events to
+//! rebuild its state (after a merge or a model change) and an id the snapshot was not asked.
 //!
 //! The work is the caller's: the store never scores (it does not depend on the engine or the
 //! service), it hands the work a [`Transaction`] and commits what the work wrote.
