@@ -663,4 +663,147 @@ mod tests {
         assert!(result.as_ref().is_err_and(|e| e.contains("does not compile")), "{result:?}");
         assert_eq!(changes, 0);
     }
+
+    /// Counts the calls that cross the storage interface, passing them on.
+    struct Counting<'a> {
+        inner: &'a dyn Transaction,
+        calls: std::cell::RefCell<Vec<&'static str>>,
+    }
+
+    macro_rules! counted {
+        ($($name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+            $(fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.calls.borrow_mut().push(stringify!($name));
+                self.inner.$name($($arg),*)
+            })*
+        };
+    }
+
+    use leadscore_store::Reads;
+    use leadscore_store::events::StoredEvent;
+    use leadscore_store::keys::{NewKey, Scope};
+    use leadscore_store::leads::{Filter, ListedLead, Order};
+    use leadscore_store::models::{ListedVersion, ModelVersion, Origin, RolledBack};
+    use leadscore_store::predictive::{LabelledLead, PredictiveVersion, Summary};
+    use leadscore_store::rescorings::Rescoring;
+    use leadscore_store::scores::HistoryEntry;
+    use leadscore_store::storage::{
+        IngestionSnapshot, NewPredictiveModel, NewRescoring, Notification, ScoredLeadWrite,
+    };
+    use leadscore_store::webhooks::Webhook;
+    use leadscore_store::workspaces::Workspace;
+
+    impl Reads for Counting<'_> {
+        counted! {
+            active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError>;
+            model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError>;
+            model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError>;
+            model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError>;
+            predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError>;
+            latest_predictive_model(&self, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError>;
+            predictive_models(&self, workspace_id: i64) -> Result<Vec<Summary>, StoreError>;
+            labelled_leads(&self, workspace_id: i64) -> Result<Vec<LabelledLead>, StoreError>;
+            fields_no_lead_has(&self, workspace_id: i64, fields: &[String]) -> Result<Vec<String>, StoreError>;
+            webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError>;
+            rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError>;
+            ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError>;
+            lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError>;
+            lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError>;
+            lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError>;
+            lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+            first_lead_ids(&self, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+            list_leads(&self, workspace_id: i64, filter: &Filter, order: Order, limit: u32, offset: u32)
+                -> Result<Vec<ListedLead>, StoreError>;
+            events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError>;
+            count_leads(&self, workspace_id: i64) -> Result<i64, StoreError>;
+            stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
+            score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError>;
+            latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
+            stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError>;
+        }
+    }
+
+    impl Transaction for Counting<'_> {
+        counted! {
+            find_or_create_workspace(&self, name: &str, now: i64) -> Result<Workspace, StoreError>;
+            new_key(&self, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError>;
+            add_model_version(&self, workspace_id: i64, source: &str, predictors: &BTreeMap<String, i64>, now: i64)
+                -> Result<ModelVersion, StoreError>;
+            activate_model(&self, workspace_id: i64, model_id: i64, origin: Origin, now: i64) -> Result<(), StoreError>;
+            roll_back_model(&self, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError>;
+            add_predictive_model(&self, new: &NewPredictiveModel<'_>, now: i64) -> Result<PredictiveVersion, StoreError>;
+            begin_rescoring(&self, rescoring: &NewRescoring<'_>, now: i64) -> Result<(), StoreError>;
+            record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError>;
+            finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
+            write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError>;
+            set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError>;
+            merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError>;
+            write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError>;
+            save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
+            set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
+            queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError>;
+        }
+    }
+
+    fn message(user_id: Option<&str>, anonymous_id: Option<&str>, message_id: &str, kind: Kind) -> Message {
+        Message {
+            kind,
+            user_id: user_id.map(str::to_string),
+            anonymous_id: anonymous_id.map(str::to_string),
+            message_id: message_id.to_string(),
+            at: 0,
+            traits: Map::new(),
+            properties: Map::new(),
+        }
+    }
+
+    /// A request reads once and writes once, whatever its size, for known leads and new
+    /// visitors alike (new leads and links go with the write); a merge adds its own calls.
+    #[test]
+    fn a_request_crosses_the_storage_interface_twice_whatever_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
+        let workspace_id = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w", 0)?;
+                let model = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1 }]\n";
+                let version = models::add(c, workspace.id, model, &BTreeMap::new(), 0)?;
+                models::activate(c, workspace.id, version.id, models::Origin::Api, 0)?;
+                Ok(workspace.id)
+            })
+            .unwrap();
+        let (models, leads) =
+            (std::sync::Arc::new(Models::default()), std::sync::Arc::new(LeadCache::new(store.generation())));
+        let ingest_counting = |messages: Vec<Message>| {
+            let (models, leads) = (models.clone(), leads.clone());
+            store
+                .write_coherent_blocking(move |c| {
+                    let counting = Counting { inner: c, calls: Default::default() };
+                    let ingested =
+                        ingest(&counting, &models, &leads, workspace_id, messages.into_iter().map(Ok).collect(), 0)?;
+                    Ok((ingested.items, counting.calls.into_inner()))
+                })
+                .unwrap()
+        };
+        let visit = || Kind::Track("visit".to_string());
+        // New users and new anonymous visitors, several messages each, and a repeated message id.
+        let mut messages = Vec::new();
+        for i in 0..50 {
+            messages.push(message(Some(&format!("u{}", i % 10)), None, &format!("m{i}"), visit()));
+            messages.push(message(None, Some(&format!("a{}", i % 10)), &format!("n{i}"), visit()));
+        }
+        messages.push(message(Some("u1"), None, "m1", visit()));
+        let (items, calls) = ingest_counting(messages);
+        assert_eq!(items.last(), Some(&Outcome::Duplicate));
+        // Compiling the model reads nothing here (it pins no predictive model).
+        assert_eq!(calls, ["ingestion_snapshot", "write_ingested"]);
+        // The same leads again: the lead cache knows them all.
+        let again = (0..100).map(|i| message(Some(&format!("u{}", i % 10)), None, &format!("p{i}"), visit())).collect();
+        let (_, calls) = ingest_counting(again);
+        assert_eq!(calls, ["ingestion_snapshot", "write_ingested"]);
+        // An anonymous visitor who identifies as a known user is merged into the user's lead.
+        let (items, calls) = ingest_counting(vec![message(Some("u1"), Some("a1"), "q1", Kind::Identify)]);
+        assert!(matches!(items[..], [Outcome::Accepted { .. }]), "{items:?}");
+        assert_eq!(calls, ["ingestion_snapshot", "merge_leads", "events_of", "write_ingested"]);
+    }
 }
