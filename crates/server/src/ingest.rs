@@ -4,21 +4,33 @@
 //!
 //! A batch is answered per item: items that are invalid or duplicates are listed with the
 //! reason and change nothing; all accepted items of a request commit together or not at all.
+//!
+//! A request crosses the storage interface twice whatever its size: it reads what it needs in
+//! one call (`Reads::ingestion_snapshot`: the model, the webhooks, which message ids are stored,
+//! the leads of the messages the lead cache does not know), resolves identities in memory on it
+//! (`Identities`), catches message ids repeated within the request in memory, evaluates
+//! every touched lead, and writes it all in one call (`Transaction::write_ingested`: new leads
+//! and links, then each lead's events, row and scores). Rare cases add calls: giving a stored
+//! lead its user id, a merge, rebuilding a lead's state from its stored events (after a merge or
+//! a model change), an id the snapshot was not asked, and the first use of a model version.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use leadscore_store::events::{Inserted, NewEvent};
-use leadscore_store::leads::LeadRow;
+use leadscore_store::events::NewEvent;
+use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::merge::merge_attributes;
-use leadscore_store::scores::{Change, History};
+use leadscore_store::scores::{Change, History, StoredScores};
 use leadscore_store::stages::StageChange;
+use leadscore_store::storage::{
+    IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities,
+};
 use leadscore_store::{StoreError, Transaction};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::lead_cache::{LeadCache, Leads};
 use crate::messages::{Kind, Message};
-use crate::saving::{self, SaveContext};
+use crate::saving::{self, Prepared, SaveContext};
 use crate::scoring::{self, Models};
 
 /// What happened to one item of a request, by `status`.
@@ -78,97 +90,22 @@ pub struct Ingested {
     pub looked_up: usize,
 }
 
-/// The lead of an alias call: the lead known by `previous_id` (an anonymous id or an earlier user
-/// id) is merged into the user's lead, or takes the user id when the user has none yet.
-fn resolve_alias(
-    transaction: &dyn Transaction,
-    workspace_id: i64,
-    user_id: &str,
-    previous_id: &str,
-    now: i64,
-    remembered: &Leads,
-) -> Result<(LeadRow, Option<i64>), StoreError> {
-    let previous = match transaction.lead_by_user_id(workspace_id, previous_id)? {
-        Some(lead) => Some(lead),
-        None => transaction.lead_by_anonymous_id(workspace_id, previous_id)?,
-    };
-    let previous = previous.map(|lead| up_to_date(remembered, lead));
-    let target = transaction.lead_by_user_id(workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead));
-    let resolved = match (previous, target) {
-        (Some(previous), Some(mut target)) if previous.id != target.id => {
-            transaction.merge_leads(&previous, &mut target)?;
-            (target, Some(previous.id))
-        }
-        (_, Some(target)) => (target, None),
-        (Some(previous), None) => {
-            transaction.set_user_id(previous.id, user_id)?;
-            (LeadRow { user_id: Some(user_id.to_string()), ..previous }, None)
-        }
-        (None, None) => (transaction.create_lead(workspace_id, Some(user_id), now)?, None),
-    };
-    // Later calls with the earlier id (as an anonymous id) find this lead.
-    transaction.link_anonymous_id(workspace_id, previous_id, resolved.0.id)?;
-    Ok(resolved)
+/// A new event of the request, stored at its end.
+struct AddedEvent {
+    message_id: String,
+    event_type: String,
+    at: i64,
+    properties: Map<String, Value>,
+    /// A tracked event, which the engine counts (identify, alias and group are only stored).
+    tracked: bool,
 }
 
-/// Finds or creates the lead of a message. When an identify links an anonymous lead to a known
-/// user, the anonymous lead is merged into the known one; its id is returned too.
-fn resolve_lead(
-    transaction: &dyn Transaction,
-    workspace_id: i64,
-    message: &Message,
-    now: i64,
-    remembered: &Leads,
-) -> Result<(LeadRow, Option<i64>), StoreError> {
-    let by_anonymous = match &message.anonymous_id {
-        Some(anonymous_id) => transaction.lead_by_anonymous_id(workspace_id, anonymous_id)?,
-        None => None,
-    };
-    let by_anonymous = by_anonymous.map(|lead| up_to_date(remembered, lead));
-    let mut merged_from = None;
-    let lead = match &message.user_id {
-        Some(user_id) => match (
-            transaction.lead_by_user_id(workspace_id, user_id)?.map(|lead| up_to_date(remembered, lead)),
-            by_anonymous,
-        ) {
-            (Some(mut known), Some(anonymous)) if anonymous.id != known.id && anonymous.user_id.is_none() => {
-                transaction.merge_leads(&anonymous, &mut known)?;
-                merged_from = Some(anonymous.id);
-                known
-            }
-            (Some(known), _) => known,
-            (None, Some(anonymous)) if anonymous.user_id.is_none() => {
-                transaction.set_user_id(anonymous.id, user_id)?;
-                LeadRow { user_id: Some(user_id.clone()), ..anonymous }
-            }
-            (None, _) => transaction.create_lead(workspace_id, Some(user_id), now)?,
-        },
-        None => match by_anonymous {
-            Some(lead) => lead,
-            None => transaction.create_lead(workspace_id, None, now)?,
-        },
-    };
-    if let Some(anonymous_id) = &message.anonymous_id {
-        transaction.link_anonymous_id(workspace_id, anonymous_id, lead.id)?;
-    }
-    Ok((lead, merged_from))
-}
-
-/// A lead as read from the database, with what the current request changed in it and saves only
-/// at its end (its newest event), which the remembered row has.
-fn up_to_date(remembered: &Leads, mut lead: LeadRow) -> LeadRow {
-    if let Some(entry) = remembered.get(lead.id) {
-        lead.last_event_id = entry.row.last_event_id;
-    }
-    lead
-}
-
-/// A lead a request touched: the events it added (to apply to the stored state) and the time of
-/// its latest event, saved with the lead once at the end rather than per event. The lead's row
-/// is the remembered one (see [`crate::lead_cache`]).
+/// A lead a request touched: the events it added (to store, and the tracked ones to apply to the
+/// stored state) and the time of its latest event, saved with the lead once at the end rather
+/// than per event. The lead's row is the remembered one (see [`crate::lead_cache`]).
 struct Touched {
     id: i64,
-    events: Vec<(String, i64, Map<String, Value>)>,
+    events: Vec<AddedEvent>,
     last_event_at: Option<i64>,
 }
 
@@ -176,8 +113,43 @@ fn forgotten(id: i64) -> StoreError {
     StoreError::Corrupt(format!("lead {id} was not remembered during its ingestion"))
 }
 
+/// What the request looks up before its loop: every message id (duplicates), and the ids of
+/// the messages whose lead the lead cache does not know (an alias's earlier id both as a user id
+/// and as an anonymous id).
+fn lookup<'m>(workspace_id: i64, messages: &'m [Result<Message, String>], remembered: &Leads) -> IngestionLookup<'m> {
+    let mut lookup =
+        IngestionLookup { workspace_id, message_ids: Vec::new(), user_ids: Vec::new(), anonymous_ids: Vec::new() };
+    let mut asked = HashSet::new();
+    for message in messages.iter().flatten() {
+        lookup.message_ids.push(&message.message_id);
+        let known = !matches!(message.kind, Kind::Alias { .. })
+            && remembered.lead_of(workspace_id, message.user_id.as_deref(), message.anonymous_id.as_deref()).is_some();
+        if known {
+            continue;
+        }
+        let previous_id = match &message.kind {
+            Kind::Alias { previous_id } => Some(previous_id.as_str()),
+            _ => None,
+        };
+        for user_id in message.user_id.as_deref().into_iter().chain(previous_id) {
+            if asked.insert((true, user_id)) {
+                lookup.user_ids.push(user_id);
+            }
+        }
+        for anonymous_id in message.anonymous_id.as_deref().into_iter().chain(previous_id) {
+            if asked.insert((false, anonymous_id)) {
+                lookup.anonymous_ids.push(anonymous_id);
+            }
+        }
+    }
+    lookup
+}
+
 /// Stores the messages and rescores the leads they touch. Runs in one write transaction, as an
 /// ingestion (`Storage::ingest`): it keeps the remembered leads equal to what it stores.
+///
+/// One read before the loop ([`leadscore_store::Reads::ingestion_snapshot`]) and one write after
+/// it ([`Transaction::write_ingested`]); see the module's doc for the rare calls besides.
 pub fn ingest(
     transaction: &dyn Transaction,
     models: &Models,
@@ -186,19 +158,36 @@ pub fn ingest(
     messages: Vec<Result<Message, String>>,
     received_at: i64,
 ) -> Result<Ingested, StoreError> {
+    let messages: Vec<Result<Message, String>> =
+        messages.into_iter().map(|message| message.and_then(|m| m.check_limits().map(|()| m))).collect();
+    let mut remembered = lead_cache.lock();
+    let lookup = lookup(workspace_id, &messages, &remembered);
+    let mut snapshot = transaction.ingestion_snapshot(&lookup)?;
+    let mut identities = Identities::new(transaction, &lookup, &mut snapshot, received_at);
+    // A message id stored already, or met earlier in this request, is a duplicate.
+    let mut seen = HashSet::with_capacity(lookup.message_ids.len());
+    let duplicate: Vec<bool> = messages
+        .iter()
+        .map(|message| {
+            message.as_ref().is_ok_and(|m| {
+                snapshot.stored_message_ids.contains(&m.message_id) || !seen.insert(m.message_id.as_str())
+            })
+        })
+        .collect();
+    drop(seen);
+    drop(lookup);
     // What can fail for another reason than storage (a stored model that no longer compiles)
     // fails here, before anything is written: this job has no savepoint of its own.
-    let model_version = transaction.active_model(workspace_id)?;
+    let model_version = snapshot.active_model.take();
     let model = model_version.as_ref().map(|v| models.get(transaction, v)).transpose()?;
-    let hooks = transaction.webhooks(workspace_id)?;
-    let mut remembered = lead_cache.lock();
+    let hooks = std::mem::take(&mut snapshot.webhooks);
     let mut ingested = Ingested::default();
     // Touched leads in first-touch order with the events this request added to each, and the
     // leads whose state must be rebuilt from all their events (after a merge).
     let mut touched: Vec<Touched> = Vec::new();
     let mut rebuild: Vec<i64> = Vec::new();
-    for message in messages {
-        let message = match message.and_then(|m| m.check_limits().map(|()| m)) {
+    for (message, duplicate) in messages.into_iter().zip(duplicate) {
+        let message = match message {
             Ok(message) => message,
             Err(reason) => {
                 ingested.items.push(Outcome::Refused { reason });
@@ -209,26 +198,25 @@ pub fn ingest(
             Kind::Alias { .. } => None,
             _ => remembered.lead_of(workspace_id, message.user_id.as_deref(), message.anonymous_id.as_deref()),
         };
+        match known {
+            Some(_) => ingested.remembered += 1,
+            None => ingested.looked_up += 1,
+        }
+        // Before finding the lead, which may create, link or merge leads: not for a duplicate.
+        if duplicate {
+            ingested.items.push(Outcome::Duplicate);
+            continue;
+        }
         let (lead_id, merged_from) = match known {
-            Some(id) => {
-                ingested.remembered += 1;
-                (id, None)
-            }
+            Some(id) => (id, None),
             None => {
-                ingested.looked_up += 1;
-                // Finding the lead may create, link or merge leads: not for a duplicate.
-                if transaction.is_stored(workspace_id, &message.message_id)? {
-                    ingested.items.push(Outcome::Duplicate);
-                    continue;
-                }
                 let (lead, merged_from) = match (&message.kind, &message.user_id) {
                     (Kind::Alias { previous_id }, Some(user_id)) => {
-                        let resolved =
-                            resolve_alias(transaction, workspace_id, user_id, previous_id, received_at, &remembered)?;
+                        let resolved = identities.resolve_alias(&remembered, user_id, previous_id)?;
                         remembered.link_anonymous_id(workspace_id, previous_id, resolved.0.id);
                         resolved
                     }
-                    _ => resolve_lead(transaction, workspace_id, &message, received_at, &remembered)?,
+                    _ => identities.resolve_lead(&remembered, &message)?,
                 };
                 let id = lead.id;
                 // resolve_lead links the message's anonymous id to the lead (resolve_alias links
@@ -240,117 +228,141 @@ pub fn ingest(
                 remembered.remember(lead);
                 if let Some(merged) = merged_from {
                     remembered.forget(merged);
+                }
+                let entry = remembered.get_mut(id).ok_or_else(|| forgotten(id))?;
+                if entry.scores.is_none() {
+                    entry.scores = identities.take_scores(id);
+                }
+                if merged_from.is_some() {
                     // Its state is rebuilt from all its events, the merged lead's too.
-                    if let Some(entry) = remembered.get_mut(id) {
-                        entry.state = None;
-                    }
+                    entry.state = None;
                 }
                 (id, merged_from)
             }
         };
         let entry = remembered.get_mut(lead_id).ok_or_else(|| forgotten(lead_id))?;
         let lead = &mut entry.row;
-        let mut carried = None;
+        let mut carried = (None, Vec::new());
         if let Some(merged) = merged_from {
             // The merged lead's events now belong to `lead`, whose state is rebuilt from them all.
             if let Some(position) = touched.iter().position(|t| t.id == merged) {
-                carried = touched.remove(position).last_event_at;
+                let merged = touched.remove(position);
+                carried = (merged.last_event_at, merged.events);
             }
             rebuild.push(lead.id);
         }
-        let (event_type, stored_properties) = match &message.kind {
-            Kind::Identify => (scoring::IDENTIFY, &message.traits),
-            Kind::Alias { .. } => (scoring::ALIAS, &message.traits),
-            Kind::Group { .. } => (scoring::GROUP, &message.traits),
-            Kind::Track(name) => (name.as_str(), &message.properties),
-        };
-        let stored = NewEvent {
-            message_id: &message.message_id,
-            event_type,
-            at: message.at,
-            received_at,
-            properties: stored_properties,
-        };
-        if transaction.insert_event(lead, &stored)? == Inserted::Duplicate {
-            ingested.items.push(Outcome::Duplicate);
-            continue;
-        }
-        let mut last_event_at = carried;
-        let mut new_event = None;
+        let (mut last_event_at, mut events) = carried;
         lead.updated_at = received_at;
-        match &message.kind {
+        let Message { kind, message_id, at, traits, properties, .. } = message;
+        let (event_type, properties, tracked) = match kind {
             Kind::Identify => {
-                merge_attributes(&mut lead.attributes, &message.traits, true);
-                if let Some(Value::String(email)) = message.traits.get("email") {
+                merge_attributes(&mut lead.attributes, &traits, true);
+                if let Some(Value::String(email)) = traits.get("email") {
                     lead.email = Some(email.clone());
                 }
+                (scoring::IDENTIFY.to_string(), traits, false)
             }
-            Kind::Track(_) => last_event_at = last_event_at.max(Some(message.at)),
+            Kind::Track(name) => {
+                last_event_at = last_event_at.max(Some(at));
+                (name, properties, true)
+            }
             Kind::Group { group_id } => {
-                lead.attributes.insert("company_id".to_string(), Value::String(group_id.clone()));
-                for (key, value) in &message.traits {
+                lead.attributes.insert("company_id".to_string(), Value::String(group_id));
+                for (key, value) in &traits {
                     lead.attributes.insert(format!("company_{key}"), value.clone());
                 }
+                (scoring::GROUP.to_string(), traits, false)
             }
-            Kind::Alias { .. } => {}
-        }
-        // Attribute changes (and merges) are saved at once: a later message of this request may
-        // merge leads and reads them back. An event changes nothing saved until the end.
-        if !matches!(message.kind, Kind::Track(_)) || merged_from.is_some() {
-            transaction.save_lead(lead)?;
-        }
+            Kind::Alias { .. } => (scoring::ALIAS.to_string(), traits, false),
+        };
         ingested.items.push(Outcome::Accepted { lead_id });
-        if let Kind::Track(name) = message.kind {
-            new_event = Some((name, message.at, message.properties));
-        }
+        events.push(AddedEvent { message_id, event_type, at, properties, tracked });
         match touched.iter_mut().find(|t| t.id == lead_id) {
             Some(entry) => {
                 entry.last_event_at = entry.last_event_at.max(last_event_at);
-                entry.events.extend(new_event);
+                entry.events.append(&mut events);
             }
-            None => touched.push(Touched { id: lead_id, events: Vec::from_iter(new_event), last_event_at }),
+            None => touched.push(Touched { id: lead_id, events, last_event_at }),
         }
     }
-    for Touched { id, events: new_events, last_event_at } in touched {
-        let entry = remembered.get_mut(id).ok_or_else(|| forgotten(id))?;
+    let context = match (&model, &model_version) {
+        (Some(model), Some(version)) => Some(SaveContext {
+            transaction,
+            model,
+            model_id: version.id,
+            now: received_at,
+            cause: "event",
+            history: History::EveryChange,
+            webhooks: &hooks,
+        }),
+        _ => None,
+    };
+    // Each touched lead evaluated with its new events (nothing written yet).
+    let mut prepared: Vec<Option<(Prepared, StoredScores)>> = Vec::with_capacity(touched.len());
+    for Touched { id, events, last_event_at } in &touched {
+        let entry = remembered.get_mut(*id).ok_or_else(|| forgotten(*id))?;
         let lead = &mut entry.row;
-        lead.last_event_at = lead.last_event_at.max(last_event_at);
+        lead.last_event_at = lead.last_event_at.max(*last_event_at);
         lead.updated_at = received_at;
+        let Some(context) = &context else {
+            prepared.push(None);
+            continue;
+        };
+        if rebuild.contains(&lead.id) {
+            lead.state_model_id = None;
+            entry.state = None;
+        }
+        // The stored state and the stored events never hold this request's events: they are
+        // written below.
+        let mut state = match entry.state.take() {
+            Some((model_id, state)) if model_id == context.model_id => state,
+            _ => scoring::state_for(transaction, context.model, context.model_id, lead)?.0,
+        };
+        for event in events.iter().filter(|e| e.tracked) {
+            scoring::apply(context.model, &mut state, &event.event_type, event.at, &event.properties);
+        }
+        let stored = match entry.scores.take() {
+            Some(stored) => stored,
+            None => transaction.stored_scores(lead.id)?,
+        };
+        prepared.push(Some((saving::prepare(context, lead, &state, &stored), stored)));
+        entry.state = Some((context.model_id, state));
+    }
+    // One write: the new leads and links, then every lead's events, row and scores.
+    let identities = identities.finish();
+    let newest_events = if touched.is_empty() && identities.is_empty() {
+        Vec::new()
+    } else {
+        let mut write = IngestionWrite { identities, leads: Vec::with_capacity(touched.len()) };
+        for (Touched { id, events, .. }, prepared) in touched.iter().zip(prepared.iter_mut()) {
+            let lead = &remembered.get(*id).ok_or_else(|| forgotten(*id))?.row;
+            let events = events
+                .iter()
+                .map(|e| NewEvent {
+                    message_id: &e.message_id,
+                    event_type: &e.event_type,
+                    at: e.at,
+                    received_at,
+                    properties: &e.properties,
+                })
+                .collect();
+            let save = match (prepared, &context) {
+                (Some((prepared, stored)), Some(context)) => LeadSave::Scored(prepared.write(context, lead), stored),
+                _ => LeadSave::Row(lead),
+            };
+            write.leads.push(IngestedLead { events, save });
+        }
+        transaction.write_ingested(&mut write)?
+    };
+    for ((Touched { id, .. }, prepared), newest_event) in touched.iter().zip(prepared).zip(newest_events) {
+        let entry = remembered.get_mut(*id).ok_or_else(|| forgotten(*id))?;
+        let lead = &mut entry.row;
+        lead.last_event_id = newest_event;
         let mut summary =
             ScoredLead { id: lead.id, user_id: lead.user_id.clone(), scores: BTreeMap::new(), stage: None };
-        if let (Some(model), Some(version)) = (&model, &model_version) {
-            if rebuild.contains(&lead.id) {
-                lead.state_model_id = None;
-                entry.state = None;
-            }
-            let state = match entry.state.take() {
-                Some((model_id, mut state)) if model_id == version.id => {
-                    for (event_type, at, properties) in &new_events {
-                        scoring::apply(model, &mut state, event_type, *at, properties);
-                    }
-                    state
-                }
-                _ => {
-                    let (mut state, rebuilt) = scoring::state_for(transaction, model, version.id, lead)?;
-                    if !rebuilt {
-                        for (event_type, at, properties) in &new_events {
-                            scoring::apply(model, &mut state, event_type, *at, properties);
-                        }
-                    }
-                    state
-                }
-            };
-            let context = SaveContext {
-                transaction,
-                model,
-                model_id: version.id,
-                now: received_at,
-                cause: "event",
-                history: History::EveryChange,
-                webhooks: &hooks,
-            };
-            let saved = saving::save_scores(&context, lead, &state, &mut entry.scores)?;
-            entry.state = Some((version.id, state));
+        if let Some((prepared, stored)) = prepared {
+            entry.scores = Some(stored);
+            let saved = prepared.saved(lead);
             for row in &saved.rows {
                 summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });
             }
@@ -360,12 +372,246 @@ pub fn ingest(
                 summary.stage = Some(change.stage.clone());
                 ingested.stage_changes.push((lead.id, change));
             }
-        } else {
-            transaction.save_lead(lead)?;
         }
         ingested.leads.push(summary);
     }
     Ok(ingested)
+}
+
+/// Identity resolution for one ingestion request: which lead each message belongs to, found
+/// in memory on what the request read before its loop (`Reads::ingestion_snapshot`), with
+/// anonymous ids merged into a user's lead and aliases.
+///
+/// What the request changes is kept here as it goes, so that a later message of the same request
+/// sees an earlier one's leads, links and merges. New leads (with the ids the snapshot handed
+/// out) and anonymous id links wait for the request's one write ([`Identities::finish`]). Giving
+/// a stored lead its user id and merging leads are storage calls of their own, made at once:
+/// they are rare (an anonymous visitor who identifies, an alias), and a merge moves stored
+/// events, so the new leads and links before it are written first. An id the snapshot was not
+/// asked about (a remembered lead that an earlier message merged away) is looked up then.
+///
+/// It holds the identities of the request's workspace as the request has left them so far.
+struct Identities<'t> {
+    transaction: &'t dyn Transaction,
+    workspace_id: i64,
+    now: i64,
+    /// The lead of each user id and anonymous id known here (`None`: no lead has it).
+    by_user_id: HashMap<String, Option<i64>>,
+    by_anonymous_id: HashMap<String, Option<i64>>,
+    /// The rows read (the remembered row of a lead, when there is one, is newer).
+    rows: HashMap<i64, LeadRow>,
+    /// The stored scores of the leads read or created, until the lead cache takes them.
+    scores: HashMap<i64, StoredScores>,
+    /// The id the next new lead takes.
+    next_lead_id: i64,
+    /// New leads and links not written yet.
+    pending: NewIdentities,
+}
+
+impl<'t> Identities<'t> {
+    /// The identities the snapshot answered for `lookup`'s ids.
+    fn new(
+        transaction: &'t dyn Transaction,
+        lookup: &IngestionLookup<'_>,
+        snapshot: &mut IngestionSnapshot,
+        now: i64,
+    ) -> Identities<'t> {
+        let by_user_id =
+            lookup.user_ids.iter().map(|id| (id.to_string(), snapshot.by_user_id.get(*id).copied())).collect();
+        let by_anonymous_id = lookup
+            .anonymous_ids
+            .iter()
+            .map(|id| (id.to_string(), snapshot.by_anonymous_id.get(*id).copied()))
+            .collect();
+        let mut rows = HashMap::with_capacity(snapshot.leads.len());
+        let mut scores = HashMap::with_capacity(snapshot.leads.len());
+        for (id, (row, stored)) in snapshot.leads.drain() {
+            rows.insert(id, row);
+            scores.insert(id, stored);
+        }
+        let workspace_id = lookup.workspace_id;
+        Identities {
+            transaction,
+            workspace_id,
+            now,
+            by_user_id,
+            by_anonymous_id,
+            rows,
+            scores,
+            next_lead_id: snapshot.next_lead_id,
+            pending: NewIdentities { workspace_id, now, ..NewIdentities::default() },
+        }
+    }
+
+    /// The new leads and links not written yet, for the request's write.
+    fn finish(self) -> NewIdentities {
+        self.pending
+    }
+
+    /// The stored scores of a lead read or created here, once.
+    fn take_scores(&mut self, lead_id: i64) -> Option<StoredScores> {
+        self.scores.remove(&lead_id)
+    }
+
+    /// The lead of an alias call: the lead known by `previous_id` (an anonymous id or an earlier
+    /// user id) is merged into the user's lead, or takes the user id when the user has none yet.
+    /// The merged lead's id is returned too.
+    fn resolve_alias(
+        &mut self,
+        remembered: &Leads,
+        user_id: &str,
+        previous_id: &str,
+    ) -> Result<(LeadRow, Option<i64>), StoreError> {
+        let previous = match self.lead_by_user_id(remembered, previous_id)? {
+            Some(lead) => Some(lead),
+            None => self.lead_by_anonymous_id(remembered, previous_id)?,
+        };
+        let target = self.lead_by_user_id(remembered, user_id)?;
+        let resolved = match (previous, target) {
+            (Some(previous), Some(mut target)) if previous.id != target.id => {
+                self.merge(&previous, &mut target)?;
+                (target, Some(previous.id))
+            }
+            (_, Some(target)) => (target, None),
+            (Some(previous), None) => {
+                self.set_user_id(previous.id, user_id)?;
+                (LeadRow { user_id: Some(user_id.to_string()), ..previous }, None)
+            }
+            (None, None) => (self.create(Some(user_id))?, None),
+        };
+        // Later calls with the earlier id (as an anonymous id) find this lead.
+        self.link_anonymous_id(previous_id, resolved.0.id)?;
+        Ok(resolved)
+    }
+
+    /// Finds or creates the lead of a message. When an identify links an anonymous lead to a
+    /// known user, the anonymous lead is merged into the known one; its id is returned too.
+    fn resolve_lead(&mut self, remembered: &Leads, message: &Message) -> Result<(LeadRow, Option<i64>), StoreError> {
+        let by_anonymous = match &message.anonymous_id {
+            Some(anonymous_id) => self.lead_by_anonymous_id(remembered, anonymous_id)?,
+            None => None,
+        };
+        let mut merged_from = None;
+        let lead = match &message.user_id {
+            Some(user_id) => match (self.lead_by_user_id(remembered, user_id)?, by_anonymous) {
+                (Some(mut known), Some(anonymous)) if anonymous.id != known.id && anonymous.user_id.is_none() => {
+                    self.merge(&anonymous, &mut known)?;
+                    merged_from = Some(anonymous.id);
+                    known
+                }
+                (Some(known), _) => known,
+                (None, Some(anonymous)) if anonymous.user_id.is_none() => {
+                    self.set_user_id(anonymous.id, user_id)?;
+                    LeadRow { user_id: Some(user_id.clone()), ..anonymous }
+                }
+                (None, _) => self.create(Some(user_id))?,
+            },
+            None => match by_anonymous {
+                Some(lead) => lead,
+                None => self.create(None)?,
+            },
+        };
+        if let Some(anonymous_id) = &message.anonymous_id {
+            self.link_anonymous_id(anonymous_id, lead.id)?;
+        }
+        Ok((lead, merged_from))
+    }
+
+    fn lead_by_user_id(&mut self, remembered: &Leads, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        let id = match self.by_user_id.get(user_id) {
+            Some(id) => *id,
+            None => {
+                let found = self.transaction.lead_by_user_id(self.workspace_id, user_id)?;
+                let id = found.map(|lead| self.keep(lead));
+                self.by_user_id.insert(user_id.to_string(), id);
+                id
+            }
+        };
+        id.map(|id| self.row(remembered, id)).transpose()
+    }
+
+    fn lead_by_anonymous_id(&mut self, remembered: &Leads, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        let id = match self.by_anonymous_id.get(anonymous_id) {
+            Some(id) => *id,
+            None => {
+                let found = self.transaction.lead_by_anonymous_id(self.workspace_id, anonymous_id)?;
+                let id = found.map(|lead| self.keep(lead));
+                self.by_anonymous_id.insert(anonymous_id.to_string(), id);
+                id
+            }
+        };
+        id.map(|id| self.row(remembered, id)).transpose()
+    }
+
+    /// Keeps a row read here, unless one is kept already (which is as new).
+    fn keep(&mut self, lead: LeadRow) -> i64 {
+        let id = lead.id;
+        self.rows.entry(id).or_insert(lead);
+        id
+    }
+
+    /// A lead as the request left it so far: the remembered row has every change the request
+    /// made (saved at its end), the row read none, as it had none.
+    fn row(&self, remembered: &Leads, id: i64) -> Result<LeadRow, StoreError> {
+        match remembered.get(id) {
+            Some(entry) => Ok(entry.row.clone()),
+            None => {
+                self.rows.get(&id).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!("lead {id} was found but not read during its ingestion"))
+                })
+            }
+        }
+    }
+
+    /// A new lead, written with the request.
+    fn create(&mut self, user_id: Option<&str>) -> Result<LeadRow, StoreError> {
+        let lead = leads::new_row(self.next_lead_id, self.workspace_id, user_id, self.now);
+        self.next_lead_id += 1;
+        self.pending.leads.push((lead.id, user_id.map(str::to_string)));
+        if let Some(user_id) = user_id {
+            self.by_user_id.insert(user_id.to_string(), Some(lead.id));
+        }
+        self.scores.insert(lead.id, StoredScores::default());
+        Ok(lead)
+    }
+
+    fn set_user_id(&mut self, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
+        match self.pending.leads.iter_mut().find(|(id, _)| *id == lead_id) {
+            Some((_, new)) => *new = Some(user_id.to_string()),
+            None => self.transaction.set_user_id(lead_id, user_id)?,
+        }
+        self.by_user_id.insert(user_id.to_string(), Some(lead_id));
+        Ok(())
+    }
+
+    /// Links an anonymous id to a lead, written with the request.
+    fn link_anonymous_id(&mut self, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError> {
+        self.pending.links.push((anonymous_id.to_string(), lead_id));
+        self.by_anonymous_id.insert(anonymous_id.to_string(), Some(lead_id));
+        Ok(())
+    }
+
+    /// Merges `from` into `into` as the store does: `from`'s anonymous ids find `into`, its user
+    /// id nobody. The store moves what it has of `from`, so the new leads and links go first.
+    fn merge(&mut self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError> {
+        if !self.pending.is_empty() {
+            self.transaction.write_identities(&self.pending)?;
+            self.pending.leads.clear();
+            self.pending.links.clear();
+        }
+        self.transaction.merge_leads(from, into)?;
+        for lead in self.by_anonymous_id.values_mut() {
+            if *lead == Some(from.id) {
+                *lead = Some(into.id);
+            }
+        }
+        for lead in self.by_user_id.values_mut() {
+            if *lead == Some(from.id) {
+                *lead = None;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -416,5 +662,148 @@ mod tests {
             .unwrap();
         assert!(result.as_ref().is_err_and(|e| e.contains("does not compile")), "{result:?}");
         assert_eq!(changes, 0);
+    }
+
+    /// Counts the calls that cross the storage interface, passing them on.
+    struct Counting<'a> {
+        inner: &'a dyn Transaction,
+        calls: std::cell::RefCell<Vec<&'static str>>,
+    }
+
+    macro_rules! counted {
+        ($($name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+            $(fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.calls.borrow_mut().push(stringify!($name));
+                self.inner.$name($($arg),*)
+            })*
+        };
+    }
+
+    use leadscore_store::Reads;
+    use leadscore_store::events::StoredEvent;
+    use leadscore_store::keys::{NewKey, Scope};
+    use leadscore_store::leads::{Filter, ListedLead, Order};
+    use leadscore_store::models::{ListedVersion, ModelVersion, Origin, RolledBack};
+    use leadscore_store::predictive::{LabelledLead, PredictiveVersion, Summary};
+    use leadscore_store::rescorings::Rescoring;
+    use leadscore_store::scores::HistoryEntry;
+    use leadscore_store::storage::{
+        IngestionSnapshot, NewPredictiveModel, NewRescoring, Notification, ScoredLeadWrite,
+    };
+    use leadscore_store::webhooks::Webhook;
+    use leadscore_store::workspaces::Workspace;
+
+    impl Reads for Counting<'_> {
+        counted! {
+            active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError>;
+            model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError>;
+            model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError>;
+            model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError>;
+            predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError>;
+            latest_predictive_model(&self, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError>;
+            predictive_models(&self, workspace_id: i64) -> Result<Vec<Summary>, StoreError>;
+            labelled_leads(&self, workspace_id: i64) -> Result<Vec<LabelledLead>, StoreError>;
+            fields_no_lead_has(&self, workspace_id: i64, fields: &[String]) -> Result<Vec<String>, StoreError>;
+            webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError>;
+            rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError>;
+            ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError>;
+            lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError>;
+            lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError>;
+            lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError>;
+            lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+            first_lead_ids(&self, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
+            list_leads(&self, workspace_id: i64, filter: &Filter, order: Order, limit: u32, offset: u32)
+                -> Result<Vec<ListedLead>, StoreError>;
+            events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError>;
+            count_leads(&self, workspace_id: i64) -> Result<i64, StoreError>;
+            stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
+            score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError>;
+            latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
+            stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError>;
+        }
+    }
+
+    impl Transaction for Counting<'_> {
+        counted! {
+            find_or_create_workspace(&self, name: &str, now: i64) -> Result<Workspace, StoreError>;
+            new_key(&self, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError>;
+            add_model_version(&self, workspace_id: i64, source: &str, predictors: &BTreeMap<String, i64>, now: i64)
+                -> Result<ModelVersion, StoreError>;
+            activate_model(&self, workspace_id: i64, model_id: i64, origin: Origin, now: i64) -> Result<(), StoreError>;
+            roll_back_model(&self, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError>;
+            add_predictive_model(&self, new: &NewPredictiveModel<'_>, now: i64) -> Result<PredictiveVersion, StoreError>;
+            begin_rescoring(&self, rescoring: &NewRescoring<'_>, now: i64) -> Result<(), StoreError>;
+            record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError>;
+            finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
+            write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError>;
+            set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError>;
+            merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError>;
+            write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError>;
+            save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
+            set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
+            queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError>;
+        }
+    }
+
+    fn message(user_id: Option<&str>, anonymous_id: Option<&str>, message_id: &str, kind: Kind) -> Message {
+        Message {
+            kind,
+            user_id: user_id.map(str::to_string),
+            anonymous_id: anonymous_id.map(str::to_string),
+            message_id: message_id.to_string(),
+            at: 0,
+            traits: Map::new(),
+            properties: Map::new(),
+        }
+    }
+
+    /// A request reads once and writes once, whatever its size, for known leads and new
+    /// visitors alike (new leads and links go with the write); a merge adds its own calls.
+    #[test]
+    fn a_request_crosses_the_storage_interface_twice_whatever_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
+        let workspace_id = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w", 0)?;
+                let model = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1 }]\n";
+                let version = models::add(c, workspace.id, model, &BTreeMap::new(), 0)?;
+                models::activate(c, workspace.id, version.id, models::Origin::Api, 0)?;
+                Ok(workspace.id)
+            })
+            .unwrap();
+        let (models, leads) =
+            (std::sync::Arc::new(Models::default()), std::sync::Arc::new(LeadCache::new(store.generation())));
+        let ingest_counting = |messages: Vec<Message>| {
+            let (models, leads) = (models.clone(), leads.clone());
+            store
+                .write_coherent_blocking(move |c| {
+                    let counting = Counting { inner: c, calls: Default::default() };
+                    let ingested =
+                        ingest(&counting, &models, &leads, workspace_id, messages.into_iter().map(Ok).collect(), 0)?;
+                    Ok((ingested.items, counting.calls.into_inner()))
+                })
+                .unwrap()
+        };
+        let visit = || Kind::Track("visit".to_string());
+        // New users and new anonymous visitors, several messages each, and a repeated message id.
+        let mut messages = Vec::new();
+        for i in 0..50 {
+            messages.push(message(Some(&format!("u{}", i % 10)), None, &format!("m{i}"), visit()));
+            messages.push(message(None, Some(&format!("a{}", i % 10)), &format!("n{i}"), visit()));
+        }
+        messages.push(message(Some("u1"), None, "m1", visit()));
+        let (items, calls) = ingest_counting(messages);
+        assert_eq!(items.last(), Some(&Outcome::Duplicate));
+        // Compiling the model reads nothing here (it pins no predictive model).
+        assert_eq!(calls, ["ingestion_snapshot", "write_ingested"]);
+        // The same leads again: the lead cache knows them all.
+        let again = (0..100).map(|i| message(Some(&format!("u{}", i % 10)), None, &format!("p{i}"), visit())).collect();
+        let (_, calls) = ingest_counting(again);
+        assert_eq!(calls, ["ingestion_snapshot", "write_ingested"]);
+        // An anonymous visitor who identifies as a known user is merged into the user's lead.
+        let (items, calls) = ingest_counting(vec![message(Some("u1"), Some("a1"), "q1", Kind::Identify)]);
+        assert!(matches!(items[..], [Outcome::Accepted { .. }]), "{items:?}");
+        assert_eq!(calls, ["ingestion_snapshot", "merge_leads", "events_of", "write_ingested"]);
     }
 }

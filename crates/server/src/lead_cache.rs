@@ -1,8 +1,8 @@
 //! The writer's memory of the leads ingestion touched recently: each lead's row, its engine
 //! state (parsed) and its stored scores, found by user id or anonymous id. A message for a
-//! remembered lead then reads nothing: no lookup by user id, no state to parse, no scores to
-//! compare with, and no duplicate check ahead of the event's insert (which detects duplicates
-//! itself; the check is there only so that a duplicate never creates or links a lead).
+//! remembered lead then reads nothing but its message id's duplicate check (which ingestion's
+//! one read makes for every message): no lookup by user id, no state to parse, no scores to
+//! compare with.
 //!
 //! Coherence: only ingestion reads and changes this memory, inside the writer's transaction,
 //! and it keeps the memory equal to what it stores (it writes with `Storage::ingest`).

@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`routes`]: one module per resource (`segment`, `leads`, `models`, `health`, ...), each with
 //!   the OpenAPI description of its handlers; [`openapi`]: the document at `GET /openapi.json`.
-//! - [`ingest`]: messages to leads and events, and rescoring, in one writer transaction.
+//! - [`ingest`]: messages to leads and events (identities resolved in memory), and rescoring, in
+//!   one writer transaction, with one storage read and one write per request.
 //! - [`scoring`]: compiled models (pinned to their predictive models), a lead's field values and
 //!   state, evaluation to rows; [`retrain`]: predictive models learned from the workspace's outcomes.
 //! - [`auth`]: API keys and scopes; [`error`]: the `{code, message}` error answer.

@@ -1,12 +1,13 @@
 //! Saving a lead's freshly evaluated scores with everything that follows from them, in the
 //! writer's transaction: its state, current scores and history, the automatic move to MQL, and
-//! the webhook notifications of every change. Ingestion and rescoring both save through here.
+//! the webhook notifications of every change. Rescoring saves each lead with [`save_scores`];
+//! ingestion prepares every lead of a request ([`prepare`]) and writes them all in one call.
 
 use leadscore_core::{LeadState, Model};
 use leadscore_store::leads::LeadRow;
 use leadscore_store::scores::{Change, History, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
-use leadscore_store::storage::ScoredLeadWrite;
+use leadscore_store::storage::{Notification, ScoredLeadWrite};
 use leadscore_store::webhooks::Webhook;
 use leadscore_store::{StoreError, Transaction};
 
@@ -35,6 +36,53 @@ pub struct SaveContext<'a> {
     pub webhooks: &'a [Webhook],
 }
 
+/// What saving a lead's scores writes, worked out before the write: the scores, their changes,
+/// the move to MQL they make and the notifications of it all.
+pub struct Prepared {
+    pub rows: Vec<ScoreRow>,
+    pub changes: Vec<Change>,
+    pub stage: Option<StageChange>,
+    pub notifications: Vec<Notification>,
+}
+
+/// Evaluates a lead at `now` from `state` and works out what saving it writes over `stored`
+/// (its stored scores); sets the lead's state. Writes nothing: [`Prepared::write`] is the write.
+pub fn prepare(context: &SaveContext<'_>, lead: &mut LeadRow, state: &LeadState, stored: &StoredScores) -> Prepared {
+    let SaveContext { model, model_id, now, webhooks, .. } = *context;
+    lead.state = Some(scoring::state_text(state.occurrences()));
+    lead.state_model_id = Some(model_id);
+    let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
+    // The move to MQL and the notifications follow from the changes; the store only writes.
+    let changes = stored.changes(&rows);
+    let stage = lifecycle::mql_move(model, &lead.stage, &rows, &qualified_by, &changes, now);
+    let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
+    let notifications = notify::for_changes(webhooks, lead, &lead_changes);
+    Prepared { rows, changes, stage, notifications }
+}
+
+impl Prepared {
+    /// The storage write of these scores for `lead` (as prepared).
+    pub fn write<'a>(&'a self, context: &SaveContext<'a>, lead: &'a LeadRow) -> ScoredLeadWrite<'a> {
+        ScoredLeadWrite {
+            lead,
+            rows: &self.rows,
+            cause: context.cause,
+            history: context.history,
+            stage: self.stage.as_ref(),
+            notifications: &self.notifications,
+            now: context.now,
+        }
+    }
+
+    /// What was saved, once written; the lead takes its new stage.
+    pub fn saved(self, lead: &mut LeadRow) -> Saved {
+        if let Some(change) = &self.stage {
+            lead.stage = change.stage.clone();
+        }
+        Saved { rows: self.rows, changes: self.changes, stage: self.stage, queued: self.notifications.len() }
+    }
+}
+
 /// Evaluates a lead at `now` from `state`, saves its state and scores, moves it to MQL when its
 /// scores say so, and queues the webhook notifications of every change, all in one write of the
 /// transaction. `stored` is the lead's stored scores when the caller knows them (read here
@@ -45,32 +93,11 @@ pub fn save_scores(
     state: &LeadState,
     stored: &mut Option<StoredScores>,
 ) -> Result<Saved, StoreError> {
-    let SaveContext { transaction, model, model_id, now, cause, history, webhooks } = *context;
-    lead.state = Some(scoring::state_text(state.occurrences()));
-    lead.state_model_id = Some(model_id);
-    let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
     let stored = match stored {
         Some(stored) => stored,
-        None => stored.insert(transaction.stored_scores(lead.id)?),
+        None => stored.insert(context.transaction.stored_scores(lead.id)?),
     };
-    // What the write will change, worked out before it: the move to MQL and the notifications
-    // follow from the changes, and the store only writes.
-    let changes = stored.changes(&rows);
-    let stage = lifecycle::mql_move(model, &lead.stage, &rows, &qualified_by, &changes, now);
-    let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
-    let notifications = notify::for_changes(webhooks, lead, &lead_changes);
-    let write = ScoredLeadWrite {
-        lead,
-        rows: &rows,
-        cause,
-        history,
-        stage: stage.as_ref(),
-        notifications: &notifications,
-        now,
-    };
-    transaction.save_scored_lead(&write, stored)?;
-    if let Some(change) = &stage {
-        lead.stage = change.stage.clone();
-    }
-    Ok(Saved { rows, changes, stage, queued: notifications.len() })
+    let prepared = prepare(context, lead, state, stored);
+    context.transaction.save_scored_lead(&prepared.write(context, lead), stored)?;
+    Ok(prepared.saved(lead))
 }

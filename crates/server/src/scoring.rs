@@ -232,6 +232,10 @@ pub fn state_for(
         return Ok((state, false));
     }
     let mut state = LeadState::new(model);
+    if lead.last_event_id.is_none() {
+        // No stored event (a new lead): nothing to read.
+        return Ok((state, true));
+    }
     for StoredEvent { event_type, at, properties, .. } in reads.events_of(lead)? {
         if ![IDENTIFY, ALIAS, GROUP].contains(&event_type.as_str()) {
             apply(model, &mut state, &event_type, at, &properties);

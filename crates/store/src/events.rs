@@ -46,8 +46,22 @@ pub fn exists(connection: &Connection, workspace_id: i64, message_id: &str) -> R
 /// saves the lead before its transaction ends).
 /// Nothing is written for a message id the workspace already has.
 pub fn insert(connection: &Connection, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError> {
+    append(connection, lead.workspace_id, lead.id, &mut lead.last_event_id, event)
+}
+
+/// Stores an event of the lead `lead_id` after its newest event `newest`, which becomes the new
+/// event (the caller saves it as the lead's `last_event_id` before its transaction ends). For a
+/// caller that appends several events to a lead before saving its row once.
+/// Nothing is written for a message id the workspace already has.
+pub fn append(
+    connection: &Connection,
+    workspace_id: i64,
+    lead_id: i64,
+    newest: &mut Option<i64>,
+    event: &NewEvent<'_>,
+) -> Result<Inserted, StoreError> {
     let properties = serde_json::to_string(event.properties).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    if !crate::message_ids::record(connection, lead.workspace_id, event.message_id)? {
+    if !crate::message_ids::record(connection, workspace_id, event.message_id)? {
         return Ok(Inserted::Duplicate);
     }
     let inserted = connection
@@ -57,22 +71,22 @@ pub fn insert(connection: &Connection, lead: &mut LeadRow, event: &NewEvent<'_>)
         )
         .and_then(|mut statement| {
             statement.execute(params![
-                lead.workspace_id,
-                lead.id,
+                workspace_id,
+                lead_id,
                 event.message_id,
                 event.event_type,
                 event.at,
                 event.received_at,
                 properties,
-                lead.last_event_id,
+                *newest,
             ])
         });
     if let Err(error) = inserted {
         // Not stored, so not a duplicate next time, even if the caller goes on.
-        crate::message_ids::forget(lead.workspace_id, event.message_id);
+        crate::message_ids::forget(workspace_id, event.message_id);
         return Err(error.into());
     }
-    lead.last_event_id = Some(connection.last_insert_rowid());
+    *newest = Some(connection.last_insert_rowid());
     Ok(Inserted::New)
 }
 

@@ -84,6 +84,47 @@ pub fn create(
     by_id(connection, workspace_id, id)?.ok_or_else(|| StoreError::Corrupt("a created lead vanished".into()))
 }
 
+/// A new lead's row as [`insert_new`] stores it: for a caller that creates leads with ids it was
+/// handed ([`next_id`]) and writes them later in the same transaction.
+pub fn new_row(id: i64, workspace_id: i64, user_id: Option<&str>, now: i64) -> LeadRow {
+    LeadRow {
+        id,
+        workspace_id,
+        user_id: user_id.map(str::to_string),
+        email: None,
+        attributes: Map::new(),
+        created_at: now,
+        updated_at: now,
+        last_event_at: None,
+        stage: "lead".to_string(),
+        state: None,
+        state_model_id: None,
+        last_event_id: None,
+    }
+}
+
+/// The id the next lead created in this transaction takes, when no other write creates one in
+/// between (ids are never reused: merged leads stay as pointers).
+pub fn next_id(connection: &Connection) -> Result<i64, StoreError> {
+    Ok(connection.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM leads")?.query_row([], |row| row.get(0))?)
+}
+
+/// Stores a new lead with the id it was handed (see [`new_row`]).
+pub fn insert_new(
+    connection: &Connection,
+    id: i64,
+    workspace_id: i64,
+    user_id: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO leads (id, workspace_id, user_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        )?
+        .execute(params![id, workspace_id, user_id, now])?;
+    Ok(())
+}
+
 pub fn link_anonymous_id(
     connection: &Connection,
     workspace_id: i64,
@@ -133,6 +174,16 @@ pub fn count(connection: &Connection, workspace_id: i64) -> Result<i64, StoreErr
 
 /// Saves attributes (merged over the stored ones by the caller), email and state.
 pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
+    save_with_newest_event(connection, lead, lead.last_event_id)
+}
+
+/// Same as [`save`], with `last_event_id` as the lead's newest event instead of the row's: for a
+/// caller that appended events after the row was built (see [`crate::events::append`]).
+pub fn save_with_newest_event(
+    connection: &Connection,
+    lead: &LeadRow,
+    last_event_id: Option<i64>,
+) -> Result<(), StoreError> {
     connection
         .prepare_cached(
             "UPDATE leads SET email = ?1, attributes = ?2, updated_at = ?3, last_event_at = ?4, stage = ?5,
@@ -147,7 +198,7 @@ pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
             lead.state,
             lead.state_model_id,
             lead.id,
-            lead.last_event_id
+            last_event_id
         ])?;
     Ok(())
 }
@@ -270,6 +321,28 @@ pub fn fields_no_lead_has(
 mod tests {
     use super::*;
     use crate::{Store, workspaces};
+
+    /// A lead stored with the id it was handed reads back as the row its caller keeps, and as a
+    /// lead created otherwise.
+    #[test]
+    fn a_new_lead_with_a_handed_id_is_the_row_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
+                let created = create(c, workspace.id, Some("u"), 7)?;
+                let id = next_id(c)?;
+                assert_eq!(id, created.id + 1);
+                insert_new(c, id, workspace.id, Some("v"), 7)?;
+                let kept = new_row(id, workspace.id, Some("v"), 7);
+                assert_eq!(by_id(c, workspace.id, id)?, Some(kept.clone()));
+                assert_eq!(LeadRow { id: created.id, user_id: Some("u".into()), ..kept }, created);
+                assert_eq!(next_id(c)?, id + 1);
+                Ok(())
+            })
+            .unwrap();
+    }
 
     #[test]
     fn a_field_counts_when_some_lead_holds_a_value_for_it() {

@@ -6,11 +6,19 @@
 //!   it is durable; what stands alone (keys, webhooks, deliveries, rescorings' progress, health)
 //!   is a method of its own.
 //! - [`Reads`]: what such work reads, in a read snapshot or in a write transaction.
-//! - [`Transaction`]: what it writes besides: leads and their identities (created, linked,
-//!   merged), events, model versions and activations, and, in one call per lead
-//!   ([`ScoredLeadWrite`]), its scores with their history, its automatic stage move and its
-//!   webhook notifications. Identities and events are still one call per lookup or event, which
-//!   costs nothing in process but would be a round trip each over a network.
+//! - [`Transaction`]: what it writes besides: leads and their identities, events, model
+//!   versions and activations, and, in one call per lead ([`ScoredLeadWrite`]), its scores with
+//!   their history, its automatic stage move and its webhook notifications.
+//!
+//! Ingestion crosses the interface a fixed number of times per request, whatever the number of
+//! its messages, as a database across a network needs: one read before it resolves identities
+//! ([`Reads::ingestion_snapshot`]: the active model, the webhooks, which message ids are stored,
+//! the leads the messages' ids find with their stored scores, and the id new leads start from)
+//! and one write at its end ([`Transaction::write_ingested`]: new leads and anonymous id links,
+//! then each touched lead's events, row and scores). Only rare identity changes are calls of
+//! their own (giving a stored lead its user id, merging two leads, with
+//! [`Transaction::write_identities`] before a merge), and so are reading a lead's events to
+//! rebuild its state (after a merge or a model change) and an id the snapshot was not asked.
 //!
 //! The work is the caller's: the store never scores (it does not depend on the engine or the
 //! service), it hands the work a [`Transaction`] and commits what the work wrote.
@@ -19,13 +27,13 @@
 mod conformance;
 pub mod sqlite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::Generation;
 use crate::error::StoreError;
-use crate::events::{Inserted, NewEvent, StoredEvent};
+use crate::events::{NewEvent, StoredEvent};
 use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{Filter, LeadRow, ListedLead, Order};
 use crate::models::{ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
@@ -73,8 +81,9 @@ pub trait Reads {
     /// The workspace's running or last rescoring.
     fn rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError>;
 
-    /// Whether a message id is already stored in the workspace (a duplicate).
-    fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError>;
+    /// Everything an ingestion request reads before it resolves its messages, in one call (see
+    /// [`IngestionSnapshot`]).
+    fn ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError>;
     /// A lead of the workspace by its id.
     fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError>;
     /// The lead a user id belongs to, merged leads left out.
@@ -143,18 +152,21 @@ pub trait Transaction: Reads {
     /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
     fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
 
-    /// A new lead; `user_id` may be unknown yet (an anonymous visitor).
-    fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError>;
+    /// Creates leads with the ids the snapshot handed out, then links anonymous ids (or earlier
+    /// user ids) to leads, replacing earlier links, in order. Ingestion writes these with
+    /// [`Transaction::write_ingested`], and alone only before a merge that needs them stored.
+    fn write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError>;
     /// Gives an anonymous lead the user id it turned out to have.
     fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError>;
-    /// Links an anonymous id (or an earlier user id) to a lead, replacing any earlier link.
-    fn link_anonymous_id(&self, workspace_id: i64, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError>;
     /// Merges `from` into `into` (see [`crate::merge::merge_leads`]).
     fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError>;
-    /// Appends an event to a lead, unless its message id is stored (see [`crate::events::insert`]).
-    fn insert_event(&self, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError>;
-    /// Saves a lead's attributes, e-mail, state and times.
-    fn save_lead(&self, lead: &LeadRow) -> Result<(), StoreError>;
+    /// Writes what an ingestion request worked out, in one call: its new identities, then each
+    /// lead's new events (appended
+    /// in order after the row's `last_event_id`), then its row, and its scores with what follows
+    /// from them. Answers each lead's newest event id, in the order of `write.leads`, which the
+    /// caller keeps in the rows it remembers. A message id already stored is an error: the
+    /// caller leaves out the duplicates the snapshot named and those repeated in the request.
+    fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError>;
 
     /// Writes a lead's freshly evaluated scores with everything that follows from them, in one
     /// call: its row, its scores over `stored` (brought up to date) and their history, its
@@ -179,6 +191,88 @@ pub struct ScoredLeadWrite<'a> {
     pub stage: Option<&'a StageChange>,
     pub notifications: &'a [Notification],
     pub now: i64,
+}
+
+/// What an ingestion request looks up before it resolves its messages: see
+/// [`Reads::ingestion_snapshot`].
+pub struct IngestionLookup<'a> {
+    pub workspace_id: i64,
+    /// Every message id of the request, to tell duplicates.
+    pub message_ids: Vec<&'a str>,
+    /// The user ids and anonymous ids of the messages whose lead the caller does not know yet.
+    pub user_ids: Vec<&'a str>,
+    pub anonymous_ids: Vec<&'a str>,
+}
+
+/// What an ingestion request reads, in one call: the workspace's active model and webhooks, the
+/// message ids it already has, and the leads the ids asked find (merged leads left out), each
+/// with its stored scores.
+#[derive(Default)]
+pub struct IngestionSnapshot {
+    pub active_model: Option<ModelVersion>,
+    pub webhooks: Vec<Webhook>,
+    /// Those of the message ids asked that are already stored.
+    pub stored_message_ids: HashSet<String>,
+    /// The lead id of each user id asked that finds a lead.
+    pub by_user_id: HashMap<String, i64>,
+    /// The lead id of each anonymous id asked that finds a lead.
+    pub by_anonymous_id: HashMap<String, i64>,
+    /// The leads found, by id, with their stored scores.
+    pub leads: HashMap<i64, (LeadRow, StoredScores)>,
+    /// The id the request's first new lead takes, the next ones following: the ingestion is the
+    /// only writer of its transaction until it ends (a database with concurrent writers would
+    /// reserve as many ids as the request has messages).
+    pub next_lead_id: i64,
+}
+
+/// Leads an ingestion creates and anonymous ids it links: see [`Transaction::write_identities`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct NewIdentities {
+    pub workspace_id: i64,
+    pub now: i64,
+    /// Each new lead's id (handed out by [`IngestionSnapshot::next_lead_id`]) and user id, if any.
+    pub leads: Vec<(i64, Option<String>)>,
+    /// Anonymous ids (or earlier user ids) and the lead each is now linked to, in order.
+    pub links: Vec<(String, i64)>,
+}
+
+impl NewIdentities {
+    pub fn is_empty(&self) -> bool {
+        self.leads.is_empty() && self.links.is_empty()
+    }
+}
+
+/// What an ingestion request writes at its end: see [`Transaction::write_ingested`].
+pub struct IngestionWrite<'a> {
+    /// Written first: the leads below may be new.
+    pub identities: NewIdentities,
+    /// Every lead the request touched, in the order they are written.
+    pub leads: Vec<IngestedLead<'a>>,
+}
+
+/// One lead of an [`IngestionWrite`]: its new events, oldest message first, and its row.
+pub struct IngestedLead<'a> {
+    pub events: Vec<NewEvent<'a>>,
+    pub save: LeadSave<'a>,
+}
+
+/// How a lead of an ingestion is saved.
+pub enum LeadSave<'a> {
+    /// Its row only (the workspace has no active model).
+    Row(&'a LeadRow),
+    /// Its row and its freshly evaluated scores over what is stored (brought up to date), as
+    /// [`Transaction::save_scored_lead`] saves them.
+    Scored(ScoredLeadWrite<'a>, &'a mut StoredScores),
+}
+
+impl LeadSave<'_> {
+    /// The lead's row as saved.
+    pub fn lead(&self) -> &LeadRow {
+        match self {
+            LeadSave::Row(lead) => lead,
+            LeadSave::Scored(write, _) => write.lead,
+        }
+    }
 }
 
 /// A predictive model version to store (the caller has checked the file).
@@ -413,17 +507,38 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let lead = runtime
             .block_on(storage.ingest(move |transaction| {
-                let mut lead = transaction.create_lead(workspace_id, Some("u"), 5)?;
+                let lookup = IngestionLookup {
+                    workspace_id,
+                    message_ids: vec!["m1"],
+                    user_ids: vec!["u"],
+                    anonymous_ids: Vec::new(),
+                };
+                let snapshot = transaction.ingestion_snapshot(&lookup)?;
+                assert!(snapshot.stored_message_ids.is_empty(), "m1 is new");
+                assert_eq!(snapshot.by_user_id.get("u"), None);
+                let mut lead = crate::leads::new_row(snapshot.next_lead_id, workspace_id, Some("u"), 5);
+                let identities =
+                    NewIdentities { workspace_id, now: 5, leads: vec![(lead.id, Some("u".into()))], links: Vec::new() };
                 let properties = serde_json::Map::new();
                 let event =
                     NewEvent { message_id: "m1", event_type: "visit", at: 1, received_at: 5, properties: &properties };
-                assert_eq!(transaction.insert_event(&mut lead, &event)?, Inserted::New);
-                transaction.save_lead(&lead)?;
+                let mut write = IngestionWrite {
+                    identities,
+                    leads: vec![IngestedLead { events: vec![event], save: LeadSave::Row(&lead) }],
+                };
+                let newest = transaction.write_ingested(&mut write)?;
+                lead.last_event_id = newest[0];
                 Ok(lead)
             }))
             .unwrap();
         let failed = runtime.block_on(storage.ingest(move |transaction| -> Result<(), StoreError> {
-            if transaction.is_stored(workspace_id, "m1")? {
+            let lookup = IngestionLookup {
+                workspace_id,
+                message_ids: vec!["m1"],
+                user_ids: Vec::new(),
+                anonymous_ids: Vec::new(),
+            };
+            if transaction.ingestion_snapshot(&lookup)?.stored_message_ids.contains("m1") {
                 return Err(StoreError::Conflict("already stored".to_string()));
             }
             Ok(())

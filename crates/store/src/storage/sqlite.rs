@@ -2,12 +2,12 @@
 //! writer inside its transaction, and [`Storage`] the [`Store`] handle, whose coherent writes
 //! run ingestion.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 
 use crate::error::StoreError;
-use crate::events::{self, Inserted, NewEvent, StoredEvent};
+use crate::events::{self, Inserted, StoredEvent};
 use crate::keys::{self, KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{self, Filter, LeadRow, ListedLead, Order};
 use crate::models::{self, ListedVersion, ModelVersion, RolledBack};
@@ -17,8 +17,8 @@ use crate::scores::{self, HistoryEntry, StoredScores};
 use crate::sessions::{self, Opened, Session};
 use crate::stages::{self, StageChange};
 use crate::storage::{
-    NewPredictiveModel, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture,
-    Transaction, TransactionWork,
+    IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities, NewPredictiveModel,
+    NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
 };
 use crate::users::{self, Role, User};
 use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
@@ -90,8 +90,41 @@ impl Reads for Connection {
         stages::latest(self, lead_id)
     }
 
-    fn is_stored(&self, workspace_id: i64, message_id: &str) -> Result<bool, StoreError> {
-        events::exists(self, workspace_id, message_id)
+    fn ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError> {
+        let workspace_id = lookup.workspace_id;
+        let mut snapshot = IngestionSnapshot {
+            active_model: models::active(self, workspace_id)?,
+            webhooks: webhooks::list(self, workspace_id)?,
+            ..IngestionSnapshot::default()
+        };
+        for message_id in &lookup.message_ids {
+            if events::exists(self, workspace_id, message_id)? {
+                snapshot.stored_message_ids.insert(message_id.to_string());
+            }
+        }
+        let mut found = |lead: LeadRow| -> Result<i64, StoreError> {
+            let id = lead.id;
+            if let std::collections::hash_map::Entry::Vacant(entry) = snapshot.leads.entry(id) {
+                entry.insert((lead, scores::stored(self, id)?));
+            }
+            Ok(id)
+        };
+        let mut by_user_id = HashMap::new();
+        for user_id in &lookup.user_ids {
+            if let Some(lead) = leads::by_user_id(self, workspace_id, user_id)? {
+                by_user_id.insert(user_id.to_string(), found(lead)?);
+            }
+        }
+        let mut by_anonymous_id = HashMap::new();
+        for anonymous_id in &lookup.anonymous_ids {
+            if let Some(lead) = leads::by_anonymous_id(self, workspace_id, anonymous_id)? {
+                by_anonymous_id.insert(anonymous_id.to_string(), found(lead)?);
+            }
+        }
+        snapshot.by_user_id = by_user_id;
+        snapshot.by_anonymous_id = by_anonymous_id;
+        snapshot.next_lead_id = leads::next_id(self)?;
+        Ok(snapshot)
     }
 
     fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
@@ -191,38 +224,50 @@ impl Transaction for Connection {
         stages::set(self, lead_id, change)
     }
 
-    fn create_lead(&self, workspace_id: i64, user_id: Option<&str>, now: i64) -> Result<LeadRow, StoreError> {
-        leads::create(self, workspace_id, user_id, now)
+    fn write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError> {
+        let NewIdentities { workspace_id, now, .. } = *identities;
+        for (id, user_id) in &identities.leads {
+            leads::insert_new(self, *id, workspace_id, user_id.as_deref(), now)?;
+        }
+        for (anonymous_id, lead_id) in &identities.links {
+            leads::link_anonymous_id(self, workspace_id, anonymous_id, *lead_id)?;
+        }
+        Ok(())
     }
 
     fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
         leads::set_user_id(self, lead_id, user_id)
     }
 
-    fn link_anonymous_id(&self, workspace_id: i64, anonymous_id: &str, lead_id: i64) -> Result<(), StoreError> {
-        leads::link_anonymous_id(self, workspace_id, anonymous_id, lead_id)
-    }
-
     fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError> {
         merge::merge_leads(self, from, into)
     }
 
-    fn insert_event(&self, lead: &mut LeadRow, event: &NewEvent<'_>) -> Result<Inserted, StoreError> {
-        events::insert(self, lead, event)
-    }
-
-    fn save_lead(&self, lead: &LeadRow) -> Result<(), StoreError> {
-        leads::save(self, lead)
+    fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError> {
+        self.write_identities(&write.identities)?;
+        let mut newest_events = Vec::with_capacity(write.leads.len());
+        for IngestedLead { events: new_events, save } in &mut write.leads {
+            let lead = save.lead();
+            let mut newest = lead.last_event_id;
+            for event in new_events.iter() {
+                if events::append(self, lead.workspace_id, lead.id, &mut newest, event)? == Inserted::Duplicate {
+                    return Err(StoreError::Corrupt(format!(
+                        "message id {:?} was stored twice by one ingestion",
+                        event.message_id
+                    )));
+                }
+            }
+            match save {
+                LeadSave::Row(lead) => leads::save_with_newest_event(self, lead, newest)?,
+                LeadSave::Scored(scored, stored) => save_scored(self, scored, stored, newest)?,
+            }
+            newest_events.push(newest);
+        }
+        Ok(newest_events)
     }
 
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
-        let lead = write.lead;
-        scores::save_over(self, lead.id, stored, write.rows, write.cause, write.history)?;
-        leads::save(self, lead)?;
-        if let Some(change) = write.stage {
-            stages::set(self, lead.id, change)?;
-        }
-        self.queue_notifications(lead.id, write.notifications, write.now)
+        save_scored(self, write, stored, write.lead.last_event_id)
     }
 
     fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError> {
@@ -231,6 +276,23 @@ impl Transaction for Connection {
         }
         Ok(())
     }
+}
+
+/// Saves a lead's scores, its row (with `last_event_id` as its newest event), its automatic
+/// stage move and its notifications.
+fn save_scored(
+    connection: &Connection,
+    write: &ScoredLeadWrite<'_>,
+    stored: &mut StoredScores,
+    last_event_id: Option<i64>,
+) -> Result<(), StoreError> {
+    let lead = write.lead;
+    scores::save_over(connection, lead.id, stored, write.rows, write.cause, write.history)?;
+    leads::save_with_newest_event(connection, lead, last_event_id)?;
+    if let Some(change) = write.stage {
+        stages::set(connection, lead.id, change)?;
+    }
+    connection.queue_notifications(lead.id, write.notifications, write.now)
 }
 
 impl Storage for Store {
