@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::StoreError;
-use crate::events::{Inserted, NewEvent};
+use crate::events::NewEvent;
 use crate::keys::Scope;
 use crate::models::Origin;
-use crate::storage::Storage;
+use crate::storage::{IngestedLead, IngestionLookup, IngestionWrite, LeadSave, NewIdentities, Storage};
 use crate::users::Role;
 use crate::webhooks::NewWebhook;
 
@@ -178,17 +178,36 @@ pub(crate) fn a_leads_events_and_identities_are_found_again_and_failed_work_stor
     let (_keep, storage) = opened;
     let runtime = runtime();
     let (acme, globex) = two_workspaces(&storage, &runtime);
+    let lookup = |workspace_id, message_ids: Vec<&'static str>| IngestionLookup {
+        workspace_id,
+        message_ids,
+        user_ids: vec!["ana"],
+        anonymous_ids: vec!["visitor-1"],
+    };
     let lead = runtime
         .block_on(storage.ingest(move |t| {
+            let snapshot = t.ingestion_snapshot(&lookup(acme, vec!["m1", "m2"]))?;
+            assert!(snapshot.stored_message_ids.is_empty() && snapshot.by_user_id.is_empty());
+            let mut lead = crate::leads::new_row(snapshot.next_lead_id, acme, Some("ana"), 5);
+            let identities = NewIdentities {
+                workspace_id: acme,
+                now: 5,
+                leads: vec![(lead.id, Some("ana".into()))],
+                links: vec![("visitor-1".into(), lead.id)],
+            };
             let properties = serde_json::Map::new();
-            let mut lead = t.create_lead(acme, Some("ana"), 5)?;
-            t.link_anonymous_id(acme, "visitor-1", lead.id)?;
-            for (id, at) in [("m1", 1), ("m2", 2)] {
-                let event =
-                    NewEvent { message_id: id, event_type: "visit", at, received_at: 5, properties: &properties };
-                assert_eq!(t.insert_event(&mut lead, &event)?, Inserted::New);
-            }
-            t.save_lead(&lead)?;
+            let event = |message_id, at| NewEvent {
+                message_id,
+                event_type: "visit",
+                at,
+                received_at: 5,
+                properties: &properties,
+            };
+            let mut write = IngestionWrite {
+                identities,
+                leads: vec![IngestedLead { events: vec![event("m1", 1), event("m2", 2)], save: LeadSave::Row(&lead) }],
+            };
+            lead.last_event_id = t.write_ingested(&mut write)?[0];
             Ok(lead)
         }))
         .unwrap();
@@ -202,14 +221,6 @@ pub(crate) fn a_leads_events_and_identities_are_found_again_and_failed_work_stor
             Ok((by_user, by_anonymous, in_globex, r.events_of(&lead)?))
         }))
         .unwrap();
-    // Which message ids are stored is the ingestion's to know.
-    let stored = runtime
-        .block_on(
-            storage
-                .ingest(move |t| Ok((t.is_stored(acme, "m1")?, t.is_stored(acme, "m3")?, t.is_stored(globex, "m1")?))),
-        )
-        .unwrap();
-    assert_eq!(stored, (true, false, false), "a message id is stored once, in its workspace");
     assert_eq!(by_user.as_ref().map(|l| l.id), Some(lead.id));
     assert_eq!(by_anonymous.map(|l| l.id), Some(lead.id));
     assert_eq!(in_globex, None, "a user id is found in its own workspace only");
@@ -217,9 +228,31 @@ pub(crate) fn a_leads_events_and_identities_are_found_again_and_failed_work_stor
     times.sort();
     assert_eq!(times, [1, 2]);
 
+    // The next request's snapshot knows the lead by both its ids, and its stored message ids;
+    // another workspace's knows neither.
+    let (ours, theirs) = runtime
+        .block_on(storage.ingest(move |t| {
+            Ok((
+                t.ingestion_snapshot(&lookup(acme, vec!["m1", "m3"]))?,
+                t.ingestion_snapshot(&lookup(globex, vec!["m1"]))?,
+            ))
+        }))
+        .unwrap();
+    assert_eq!(ours.stored_message_ids, ["m1".to_string()].into(), "a message id is stored once");
+    assert_eq!((ours.by_user_id.get("ana"), ours.by_anonymous_id.get("visitor-1")), (Some(&lead.id), Some(&lead.id)));
+    assert!(ours.leads.contains_key(&lead.id) && ours.next_lead_id > lead.id);
+    assert!(theirs.stored_message_ids.is_empty() && theirs.by_user_id.is_empty() && theirs.leads.is_empty());
+
     // Work that fails stores nothing of what it wrote.
-    let failed = runtime.block_on(storage.write(move |t| -> Result<(), StoreError> {
-        t.create_lead(acme, Some("bob"), 6)?;
+    let failed = runtime.block_on(storage.ingest(move |t| -> Result<(), StoreError> {
+        let snapshot = t.ingestion_snapshot(&lookup(acme, vec![]))?;
+        let identities = NewIdentities {
+            workspace_id: acme,
+            now: 6,
+            leads: vec![(snapshot.next_lead_id, Some("bob".into()))],
+            links: vec![],
+        };
+        t.write_identities(&identities)?;
         Err(StoreError::Conflict("changed my mind".into()))
     }));
     assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
