@@ -1,13 +1,25 @@
-//! Listing a workspace's leads by one score of the active model, filtered and sorted: what
-//! `GET /api/leads` and the console's leads page both show.
+//! Finding a lead and listing a workspace's leads by one score of the active model, filtered and
+//! sorted: what the API's lead routes and the console's lead pages both show.
 //!
 //! The score and tier asked for must be the active model's: a typo would otherwise list no lead,
 //! which reads as "no lead qualifies".
 
-use leadscore_store::leads::{Filter, ListedLead, Order};
+use leadscore_store::leads::{Filter, LeadRow, ListedLead, Order};
+use leadscore_store::{Reads, StoreError};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
+
+/// A lead by its user id, else by its own numeric id.
+pub fn find(reads: &dyn Reads, workspace_id: i64, id: &str) -> Result<Option<LeadRow>, StoreError> {
+    if let Some(lead) = reads.lead_by_user_id(workspace_id, id)? {
+        return Ok(Some(lead));
+    }
+    match id.parse::<i64>() {
+        Ok(own) => reads.lead_by_id(workspace_id, own),
+        Err(_) => Ok(None),
+    }
+}
 
 /// What to list.
 #[derive(Debug, Clone)]

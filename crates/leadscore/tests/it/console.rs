@@ -77,6 +77,20 @@ fn a_person_signs_in_sees_the_leads_by_score_and_signs_out() {
     assert!(leads.body.contains("<span class=\"badge badge-tier-0\">hot</span>"), "{}", leads.body);
     assert!(leads.body.contains("ana.kowalska@example.pl"), "the header names who is signed in");
 
+    // A lead's page explains every point: the rule, how many events, the total.
+    let path = "/leads/%E7%8E%8B%E5%B0%8F%E6%98%8E"; // 王小明, as the list links it
+    assert!(leads.body.contains(&format!("href=\"{path}\"")), "the list links each lead to its page");
+    let stage = json!({"stage": "sal", "reason": "Позвонил, ждёт демо", "actor": "Zofia"});
+    assert_eq!(server.post_json("/api/leads/%E7%8E%8B%E5%B0%8F%E6%98%8E/stage", &admin, &stage).status, 200);
+    let lead = page(&server, path, &session);
+    assert_eq!(lead.status, 200, "{}", lead.body);
+    assert!(lead.body.contains("<h1 class=\"lead-title\">王小明</h1>"), "{}", lead.body);
+    assert!(lead.body.contains("<span class=\"wf-label\">visit ×3</span>"), "{}", lead.body);
+    assert!(lead.body.contains("<span class=\"wf-value\">+3</span>"), "{}", lead.body);
+    assert!(lead.body.contains("<span class=\"badge badge-tier-0\">hot</span>"));
+    assert!(lead.body.contains("lead → sal") && lead.body.contains("by Zofia: Позвонил, ждёт демо"), "{}", lead.body);
+    assert_eq!(page(&server, "/leads/nobody", &session).status, 404);
+
     let hot = page(&server, "/leads?tier=hot", &session);
     assert!(hot.body.contains("王小明") && !hot.body.contains("Иван Петров"), "{}", hot.body);
     let typo = page(&server, "/leads?tier=warm", &session);

@@ -29,10 +29,10 @@ pub struct LeadsQuery {
 }
 
 /// A time as the page shows it: relative, with the absolute time on hover.
-struct ShownTime {
-    relative: String,
-    absolute: String,
-    iso: String,
+pub(super) struct ShownTime {
+    pub relative: String,
+    pub absolute: String,
+    pub iso: String,
 }
 
 /// An option of a filter, and whether the page shows it.
@@ -46,6 +46,8 @@ fn choices<'a>(values: impl IntoIterator<Item = &'a str>, selected: Option<&str>
 }
 
 struct Row {
+    /// The lead page's path.
+    link: String,
     name: String,
     detail: Option<String>,
     value: String,
@@ -165,7 +167,9 @@ fn row(lead: &ListedLead, tiers: &[String], integers: bool, now: i64) -> Row {
         .as_ref()
         .and_then(|tier| tiers.iter().position(|t| t == tier))
         .map_or(usize::MAX, |position| tiers.len() - 1 - position);
+    let link = format!("/leads/{}", encode(&lead.user_id.clone().unwrap_or_else(|| lead.id.to_string())));
     Row {
+        link,
         name,
         detail,
         value,
@@ -176,7 +180,7 @@ fn row(lead: &ListedLead, tiers: &[String], integers: bool, now: i64) -> Row {
     }
 }
 
-fn shown_time(at: i64, now: i64) -> ShownTime {
+pub(super) fn shown_time(at: i64, now: i64) -> ShownTime {
     let ago = (now - at).max(0) / 1000;
     let relative = match ago {
         0..60 => "just now".to_string(),

@@ -12,6 +12,8 @@
 //! cookie is read and written by hand: one name and a handful of attributes do not need a cookie
 //! crate.
 
+pub mod charts;
+pub mod lead;
 pub mod leads;
 pub mod page;
 pub mod session;
@@ -33,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/leads", get(leads::list))
+        .route("/leads/{id}", get(lead::show))
 }
 
 /// `/`: the leads for a signed-in person, the sign-in page for anyone else.

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use leadscore_core::Timestamp;
-use leadscore_store::leads::{LeadRow, Order};
-use leadscore_store::{Reads, StoreError, now_ms};
+use leadscore_store::leads::Order;
+use leadscore_store::{StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::lifecycle::{self, Stage};
-use crate::listing::{self, ListRequest, Listing};
+use crate::listing::{self, ListRequest, Listing, find};
 use crate::openapi::ErrorBody;
 use crate::scoring;
 use crate::state::AppState;
@@ -30,17 +30,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(history))
         .routes(routes!(set_stage))
         .routes(routes!(stages))
-}
-
-/// A lead by its user id, else by its own numeric id.
-pub fn find(reads: &dyn Reads, workspace_id: i64, id: &str) -> Result<Option<LeadRow>, StoreError> {
-    if let Some(lead) = reads.lead_by_user_id(workspace_id, id)? {
-        return Ok(Some(lead));
-    }
-    match id.parse::<i64>() {
-        Ok(own) => reads.lead_by_id(workspace_id, own),
-        Err(_) => Ok(None),
-    }
 }
 
 /// A lead with its scores, evaluated at the moment of the read.

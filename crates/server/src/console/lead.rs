@@ -1,0 +1,264 @@
+//! A lead's page: who it is, each score with its tier and a waterfall of the contributions that
+//! add up to it (the same explanation as `GET /api/leads/{id}`, evaluated at the moment of the
+//! read), its latest events and its stage history.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use leadscore_core::{Source, Timestamp};
+use leadscore_store::events::StoredEvent;
+use leadscore_store::now_ms;
+use leadscore_store::stages::StageChange;
+
+use super::charts::{self, Step, Threshold, WaterfallRow};
+use super::leads::{ShownTime, shown_time};
+use super::page::{AccountView, page};
+use super::session::SignedInPage;
+use crate::listing::find;
+use crate::scoring;
+use crate::state::AppState;
+
+/// Events the page lists, newest first.
+const EVENTS_SHOWN: usize = 50;
+
+struct ShownContribution {
+    label: String,
+    detail: String,
+    points: String,
+}
+
+struct ShownScore {
+    name: String,
+    value: String,
+    tier: Option<String>,
+    tier_rank: usize,
+    note: Option<String>,
+    bars: Vec<WaterfallRow>,
+    /// The tiers' thresholds the dashed lines mark, as text.
+    thresholds: String,
+    contributions: Vec<ShownContribution>,
+}
+
+struct ShownEvent {
+    event_type: String,
+    at: ShownTime,
+    properties: String,
+}
+
+struct ShownStage {
+    stage: String,
+    previous: String,
+    actor: String,
+    reason: String,
+    at: ShownTime,
+}
+
+#[derive(Template)]
+#[template(path = "console/lead.html")]
+struct LeadPage {
+    account: Option<AccountView>,
+    section: &'static str,
+    name: String,
+    ids: Vec<(&'static str, String)>,
+    stage: String,
+    last_activity: Option<ShownTime>,
+    model_version: Option<i64>,
+    scores: Vec<ShownScore>,
+    attributes: Vec<(String, String)>,
+    events: Vec<ShownEvent>,
+    more_events: usize,
+    stages: Vec<ShownStage>,
+}
+
+#[derive(Template)]
+#[template(path = "console/not_found.html")]
+struct NotFoundPage {
+    account: Option<AccountView>,
+    section: &'static str,
+    what: String,
+}
+
+/// `GET /leads/{id}`: the lead of that user id, else of that numeric id.
+pub async fn show(
+    State(state): State<AppState>,
+    SignedInPage(signed_in): SignedInPage,
+    Path(id): Path<String>,
+) -> Response {
+    let account = AccountView::from(&signed_in);
+    let workspace_id = signed_in.user.workspace_id;
+    let models = state.models.clone();
+    let wanted = id.clone();
+    let read = state
+        .storage
+        .read(move |reads| {
+            // Read in the snapshot, so that every event it holds is at or before this time.
+            let now = now_ms();
+            let Some(lead) = find(reads, workspace_id, &wanted)? else {
+                return Ok(None);
+            };
+            let mut scores = Vec::new();
+            let version = reads.active_model(workspace_id)?;
+            if let Some(version) = &version {
+                let model = models.get(reads, version)?;
+                let (lead_state, _) = scoring::state_for(reads, &model, version.id, &lead)?;
+                let values = scoring::lead_values(&model, &lead);
+                let evaluated = model.evaluate(&values, &lead_state, Timestamp(now));
+                for result in &evaluated.scores {
+                    if let Some(score) = model.scores().iter().find(|s| s.name() == result.name) {
+                        scores.push(shown_score(score, result));
+                    }
+                }
+            }
+            let mut events = reads.events_of(&lead)?;
+            let stages = reads.stage_history(lead.id)?;
+            events.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+            Ok(Some((lead, version.map(|v| v.version), scores, events, stages, now)))
+        })
+        .await;
+    let (lead, model_version, scores, events, stages, now) = match read {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            let shown = NotFoundPage { account: Some(account), section: "leads", what: id };
+            return page(StatusCode::NOT_FOUND, &shown);
+        }
+        Err(error) => return crate::error::ApiError::from(error).into_response(),
+    };
+    let name = display_name(&lead.attributes)
+        .or_else(|| lead.email.clone())
+        .or_else(|| lead.user_id.clone())
+        .unwrap_or_else(|| format!("Anonymous lead {}", lead.id));
+    let mut ids = Vec::new();
+    if let Some(email) = &lead.email {
+        ids.push(("E-mail", email.clone()));
+    }
+    if let Some(user_id) = &lead.user_id {
+        ids.push(("User id", user_id.clone()));
+    }
+    ids.push(("Lead", lead.id.to_string()));
+    let mut attributes: Vec<(String, String)> = lead
+        .attributes
+        .iter()
+        .map(|(key, value)| (key.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_string)))
+        .collect();
+    attributes.sort();
+    let more_events = events.len().saturating_sub(EVENTS_SHOWN);
+    let shown = LeadPage {
+        account: Some(account),
+        section: "leads",
+        name,
+        ids,
+        stage: lead.stage.clone(),
+        last_activity: lead.last_event_at.map(|at| shown_time(at, now)),
+        model_version,
+        scores,
+        attributes,
+        events: events.iter().take(EVENTS_SHOWN).map(|event| shown_event(event, now)).collect(),
+        more_events,
+        stages: stages.iter().rev().map(|change| shown_stage(change, now)).collect(),
+    };
+    page(StatusCode::OK, &shown)
+}
+
+/// A person's name from the fields CRMs and Segment's `identify` use: `name`, else the first and
+/// last names.
+fn display_name(attributes: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let text = |key: &str| attributes.get(key).and_then(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty());
+    if let Some(name) = text("name") {
+        return Some(name.to_string());
+    }
+    let parts: Vec<&str> = [text("first_name").or(text("firstName")), text("last_name").or(text("lastName"))]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+fn shown_score(score: &leadscore_core::model::Score, result: &leadscore_core::ScoreResult<'_>) -> ShownScore {
+    let tiers = score.tiers();
+    let tier_rank = result
+        .tier
+        .and_then(|tier| tiers.iter().position(|t| t.label() == tier))
+        .map_or(3, |position| (tiers.len() - 1 - position).min(3));
+    let contributions: Vec<ShownContribution> = result.contributions.iter().map(shown_contribution).collect();
+    let steps: Vec<Step> = contributions
+        .iter()
+        .zip(&result.contributions)
+        .map(|(shown, contribution)| Step { label: shown.label.clone(), points: contribution.points })
+        .collect();
+    let thresholds: Vec<Threshold> =
+        tiers.iter().filter_map(|tier| Some(Threshold { label: tier.label().to_string(), at: tier.min()? })).collect();
+    let note = match (result.qualified_by, result.disqualified_by) {
+        (_, Some(rule)) => Some(format!("Disqualified by “{rule}”")),
+        (Some(rule), None) => Some(format!("Tier set by the qualifier “{rule}”")),
+        (None, None) => None,
+    };
+    ShownScore {
+        name: result.name.to_string(),
+        value: charts::plain(result.value),
+        tier: result.tier.map(str::to_string),
+        tier_rank,
+        note,
+        bars: charts::waterfall(&steps, result.value, &thresholds),
+        thresholds: thresholds
+            .iter()
+            .map(|t| format!("{} {}", t.label, charts::plain(t.at)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        contributions,
+    }
+}
+
+fn shown_contribution(contribution: &leadscore_core::Contribution<'_>) -> ShownContribution {
+    let (label, detail) = match &contribution.source {
+        Source::Rule { rule, group } => {
+            let mut detail = match contribution.occurrences {
+                0 => String::new(),
+                1 => "1 event".to_string(),
+                n => format!("{n} events"),
+            };
+            if let Some(group) = group {
+                detail = if detail.is_empty() { format!("group {group}") } else { format!("{detail}, group {group}") };
+            }
+            let label = if contribution.occurrences > 1 {
+                format!("{rule} ×{}", contribution.occurrences)
+            } else {
+                rule.to_string()
+            };
+            (label, detail)
+        }
+        Source::GroupLimit { group } => (format!("{group} limit"), "the group's cap".to_string()),
+        Source::Component { score, weight } => (format!("{score} × {weight}"), "a component score".to_string()),
+        Source::ScoreLimit => ("score limit".to_string(), "the score's min or max".to_string()),
+        Source::Normalization => ("scaled to 0–100".to_string(), "normalisation".to_string()),
+        Source::Factor { field, value } => {
+            (field.to_string(), value.clone().map_or("unknown".to_string(), |v| format!("is {v}")))
+        }
+        Source::OtherFactors => ("base rate and other fields".to_string(), String::new()),
+    };
+    ShownContribution { label, detail, points: charts::signed(contribution.points) }
+}
+
+fn shown_event(event: &StoredEvent, now: i64) -> ShownEvent {
+    let properties: Vec<String> = event
+        .properties
+        .iter()
+        .take(4)
+        .map(|(key, value)| format!("{key}: {}", value.as_str().map_or_else(|| value.to_string(), str::to_string)))
+        .collect();
+    ShownEvent {
+        event_type: event.event_type.clone(),
+        at: shown_time(event.at, now),
+        properties: properties.join(" · "),
+    }
+}
+
+fn shown_stage(change: &StageChange, now: i64) -> ShownStage {
+    ShownStage {
+        stage: change.stage.clone(),
+        previous: change.previous.clone().unwrap_or_else(|| "–".to_string()),
+        actor: change.actor.clone(),
+        reason: change.reason.clone().unwrap_or_default(),
+        at: shown_time(change.at, now),
+    }
+}
