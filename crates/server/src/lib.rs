@@ -37,6 +37,7 @@ pub mod retrain;
 pub mod routes;
 pub mod saving;
 pub mod scoring;
+pub mod stage_moves;
 pub mod state;
 
 use std::future::Future;

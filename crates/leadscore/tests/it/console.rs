@@ -155,3 +155,65 @@ fn wrong_passwords_are_answered_alike_slowed_down_and_never_echoed() {
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     assert!(signed_in.header("set-cookie").unwrap().contains("; Secure"), "behind HTTPS, the cookie is Secure");
 }
+
+#[test]
+fn an_editor_moves_a_lead_with_a_reason_and_a_viewer_cannot_even_by_posting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "zofia@example.pl", "editor");
+    create_account(dir.path(), "viewer@example.pl", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    let event = json!({"userId": "lead-1", "event": "page_view", "messageId": "m1"});
+    assert_eq!(server.post_json("/v1/track", &ingest, &event).status, 200);
+    let origin = format!("http://{}", server.address);
+
+    let post_move = |session: &str, body: &str| {
+        let cookie = format!("leadscore_session={session}");
+        let headers = [FORM, ("Origin", origin.as_str()), ("Cookie", cookie.as_str())];
+        request(&server.address, "POST", "/leads/lead-1/stage", &headers, body.as_bytes())
+    };
+    let token_of = |page: &Response| {
+        page.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+    };
+
+    // A viewer sees no form, and posting it anyway is refused.
+    let viewer = session_of(&sign_in(&server, "viewer@example.pl", PASSWORD));
+    let seen = page(&server, "/leads/lead-1", &viewer);
+    assert_eq!(seen.status, 200);
+    assert!(!seen.body.contains("Move to another stage"), "a viewer is offered no move");
+    let refused = post_move(&viewer, &format!("csrf={}&stage=sal&reason=", token_of(&seen)));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("A viewer cannot move a lead&#39;s stage")
+            || refused.body.contains("A viewer cannot move a lead's stage"),
+        "{}",
+        refused.body
+    );
+
+    let editor = session_of(&sign_in(&server, "zofia@example.pl", PASSWORD));
+    let form = page(&server, "/leads/lead-1", &editor);
+    assert!(form.body.contains("Move to another stage"));
+    let token = token_of(&form);
+    let without_reason = post_move(&editor, &format!("csrf={token}&stage=nurture&reason=+"));
+    assert_eq!(without_reason.status, 400, "{}", without_reason.body);
+    assert!(without_reason.body.contains("Moving a lead to nurture needs a `reason`"), "{}", without_reason.body);
+    assert_eq!(post_move(&editor, "csrf=forged&stage=sal&reason=").status, 403);
+
+    let moved = post_move(&editor, &format!("csrf={token}&stage=sal&reason=Called+back%2C+wants+a+demo"));
+    assert_eq!((moved.status, moved.header("location")), (303, Some("/leads/lead-1")));
+    let stages = server.get("/api/leads/lead-1/stages", &read).json();
+    assert_eq!(stages["stage"], "sal");
+    let last = stages["changes"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["actor"].as_str(), last["reason"].as_str()),
+        (Some("zofia@example.pl"), Some("Called back, wants a demo"))
+    );
+    let shown = page(&server, "/leads/lead-1", &editor);
+    assert!(shown.body.contains("lead → sal") && shown.body.contains("by zofia@example.pl: Called back, wants a demo"));
+
+    // Going back in the funnel needs the box ticked.
+    let back = post_move(&editor, &format!("csrf={token}&stage=lead&reason="));
+    assert_eq!(back.status, 409, "{}", back.body);
+    assert_eq!(post_move(&editor, &format!("csrf={token}&stage=lead&reason=&force=yes")).status, 303);
+}

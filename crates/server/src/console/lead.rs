@@ -3,20 +3,25 @@
 //! read), its latest events and its stage history.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Form, FromRequest as _, Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_core::{Source, Timestamp};
 use leadscore_store::events::StoredEvent;
 use leadscore_store::now_ms;
 use leadscore_store::stages::StageChange;
+use leadscore_store::users::Role;
+use serde::Deserialize;
 
 use super::charts::{self, Step, Threshold, WaterfallRow};
-use super::leads::{ShownTime, shown_time};
+use super::leads::{ShownTime, encode, shown_time};
 use super::page::{AccountView, page};
-use super::session::SignedInPage;
+use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
+use crate::accounts::SignedIn;
+use crate::lifecycle::{self, Stage};
 use crate::listing::find;
 use crate::scoring;
+use crate::stage_moves::{self, AskedMove};
 use crate::state::AppState;
 
 /// Events the page lists, newest first.
@@ -59,6 +64,13 @@ struct ShownStage {
 struct LeadPage {
     account: Option<AccountView>,
     section: &'static str,
+    /// The page's own path.
+    link: String,
+    /// Whether the person may move the lead's stage.
+    can_move: bool,
+    stage_options: Vec<String>,
+    /// What stopped a move, shown at the top of the page.
+    problem: Option<String>,
     name: String,
     ids: Vec<(&'static str, String)>,
     stage: String,
@@ -85,7 +97,76 @@ pub async fn show(
     SignedInPage(signed_in): SignedInPage,
     Path(id): Path<String>,
 ) -> Response {
-    let account = AccountView::from(&signed_in);
+    render(&state, &signed_in, id, None).await
+}
+
+#[derive(Deserialize)]
+pub struct MoveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    stage: String,
+    #[serde(default)]
+    reason: String,
+    /// A checkbox: present when ticked.
+    force: Option<String>,
+}
+
+/// `POST /leads/{id}/stage`: an editor moves the lead, then sees it again (or the form with
+/// what stopped the move).
+pub async fn move_stage(
+    State(state): State<AppState>,
+    SignedInPage(signed_in): SignedInPage,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    if !same_origin(request.headers()) {
+        return refused_origin();
+    }
+    if let Some(refusal) = refuse_unless(&signed_in, Role::Editor, "move a lead's stage") {
+        return refusal;
+    }
+    let Ok(Form(form)) = Form::<MoveForm>::from_request(request, &state).await else {
+        return render(
+            &state,
+            &signed_in,
+            id,
+            Some((StatusCode::BAD_REQUEST, "The form could not be read; send it again.".into())),
+        )
+        .await;
+    };
+    if !check_csrf(&signed_in, &form.csrf) {
+        return (StatusCode::FORBIDDEN, "this form is not from your session; reload the page and try again")
+            .into_response();
+    }
+    let Ok(to) = form.stage.parse::<Stage>() else {
+        return render(
+            &state,
+            &signed_in,
+            id,
+            Some((StatusCode::BAD_REQUEST, "Choose the stage to move the lead to.".into())),
+        )
+        .await;
+    };
+    let asked =
+        AskedMove { to, actor: signed_in.user.email.clone(), reason: Some(form.reason), force: form.force.is_some() };
+    match stage_moves::move_stage(&state, signed_in.user.workspace_id, id.clone(), asked, now_ms()).await {
+        Ok(_) => Redirect::to(&format!("/leads/{}", encode(&id))).into_response(),
+        Err(error) if error.status().is_client_error() && error.status() != StatusCode::NOT_FOUND => {
+            let status = error.status();
+            render(&state, &signed_in, id, Some((status, capitalise(&error.message)))).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Option<(StatusCode, String)>) -> Response {
+    let account = AccountView::from(signed_in);
     let workspace_id = signed_in.user.workspace_id;
     let models = state.models.clone();
     let wanted = id.clone();
@@ -143,9 +224,23 @@ pub async fn show(
         .collect();
     attributes.sort();
     let more_events = events.len().saturating_sub(EVENTS_SHOWN);
+    let can_move = signed_in.user.role.allows(Role::Editor);
+    let stage_options = lifecycle::ALL
+        .iter()
+        .filter(|stage| stage.as_str() != lead.stage)
+        .map(|stage| stage.as_str().to_string())
+        .collect();
+    let (status, problem) = match problem {
+        Some((status, problem)) => (status, Some(problem)),
+        None => (StatusCode::OK, None),
+    };
     let shown = LeadPage {
         account: Some(account),
         section: "leads",
+        link: format!("/leads/{}", encode(&lead.user_id.clone().unwrap_or_else(|| lead.id.to_string()))),
+        can_move,
+        stage_options,
+        problem,
         name,
         ids,
         stage: lead.stage.clone(),
@@ -157,7 +252,7 @@ pub async fn show(
         more_events,
         stages: stages.iter().rev().map(|change| shown_stage(change, now)).collect(),
     };
-    page(StatusCode::OK, &shown)
+    page(status, &shown)
 }
 
 /// A person's name from the fields CRMs and Segment's `identify` use: `name`, else the first and

@@ -194,7 +194,7 @@ pub(super) fn shown_time(at: i64, now: i64) -> ShownTime {
 }
 
 /// A query parameter's value, percent-encoded.
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

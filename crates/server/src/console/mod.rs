@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-out", post(sign_in::sign_out))
         .route("/leads", get(leads::list))
         .route("/leads/{id}", get(lead::show))
+        .route("/leads/{id}/stage", post(lead::move_stage))
 }
 
 /// `/`: the leads for a signed-in person, the sign-in page for anyone else.

@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use leadscore_store::users::Role;
+
+use super::page::{AccountView, page};
 use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_store::now_ms;
 
@@ -92,6 +95,38 @@ impl axum::extract::OptionalFromRequestParts<AppState> for SignedInPage {
             Err(response) => Err(response),
         }
     }
+}
+
+/// The answer to a form posted from another site.
+pub fn refused_origin() -> Response {
+    (StatusCode::FORBIDDEN, "this form was posted from another site; open the console and post it from there")
+        .into_response()
+}
+
+#[derive(askama::Template)]
+#[template(path = "console/forbidden.html")]
+struct ForbiddenPage {
+    account: Option<AccountView>,
+    section: &'static str,
+    role: String,
+    needed: String,
+    action: &'static str,
+}
+
+/// `None` if the person's role allows `needed`; else the 403 page that says what the role cannot
+/// do and who can. Every action checks it, whatever the page's buttons show.
+pub fn refuse_unless(signed_in: &SignedIn, needed: Role, action: &'static str) -> Option<Response> {
+    if signed_in.user.role.allows(needed) {
+        return None;
+    }
+    let shown = ForbiddenPage {
+        account: Some(AccountView::from(signed_in)),
+        section: "",
+        role: signed_in.user.role.to_string(),
+        needed: needed.to_string(),
+        action,
+    };
+    Some(page(StatusCode::FORBIDDEN, &shown))
 }
 
 #[cfg(test)]

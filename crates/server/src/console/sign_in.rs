@@ -12,7 +12,7 @@ use leadscore_store::now_ms;
 use serde::Deserialize;
 
 use super::page::{AccountView, page};
-use super::session::{SignedInPage, check_csrf, client_address, same_origin, session_cookie};
+use super::session::{SignedInPage, check_csrf, client_address, refused_origin, same_origin, session_cookie};
 use crate::accounts::{self, LIFETIME, SignInError};
 use crate::state::AppState;
 
@@ -106,11 +106,6 @@ fn capitalised((text, field): (String, &'static str)) -> (String, &'static str) 
     let mut chars = text.chars();
     let text = chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default();
     (text, field)
-}
-
-fn refused_origin() -> Response {
-    (StatusCode::FORBIDDEN, "this form was posted from another site; open the console and post it from there")
-        .into_response()
 }
 
 #[derive(Deserialize)]

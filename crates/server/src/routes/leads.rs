@@ -21,6 +21,7 @@ use crate::lifecycle::{self, Stage};
 use crate::listing::{self, ListRequest, Listing, find};
 use crate::openapi::ErrorBody;
 use crate::scoring;
+use crate::stage_moves::{self, AskedMove};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -310,10 +311,6 @@ struct StageRequest {
     force: bool,
 }
 
-/// The most characters of a stage move's `actor` and `reason`.
-const ACTOR_LIMIT: usize = 200;
-const REASON_LIMIT: usize = 2000;
-
 /// A pattern matching any of `names` in any ASCII case, as `Stage::from_str` reads them.
 fn any_case(names: impl Iterator<Item = &'static str>) -> String {
     let spelled: Vec<String> = names
@@ -435,58 +432,9 @@ async fn set_stage(
     ApiJson(request): ApiJson<StageRequest>,
 ) -> Result<ApiJson<StageMovedView>, ApiError> {
     let to: Stage = request.stage.parse().map_err(|e: String| ApiError::new(ErrorCode::InvalidStage, e))?;
-    // The automatic moves are told apart by their actor (a rollback undoes them): a person's
-    // move may not take that name.
-    if request.actor.as_deref().is_some_and(|a| a.trim().eq_ignore_ascii_case(lifecycle::AUTOMATIC_ACTOR)) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!("`actor` `{}` is the name of leadscore's own moves: name the person", lifecycle::AUTOMATIC_ACTOR),
-        ));
-    }
-    for (field, text, limit) in [("actor", &request.actor, ACTOR_LIMIT), ("reason", &request.reason, REASON_LIMIT)] {
-        let characters = text.as_deref().map_or(0, |t| t.chars().count());
-        if characters > limit {
-            return Err(ApiError::new(
-                ErrorCode::InvalidField,
-                format!("`{field}` has {characters} characters; at most {limit} are stored"),
-            ));
-        }
-    }
-    let reason = request.reason.filter(|r| !r.trim().is_empty());
-    if to.needs_reason() && reason.is_none() {
-        return Err(ApiError::new(ErrorCode::ReasonRequired, format!("moving a lead to {to} needs a `reason`")));
-    }
     let actor = request.actor.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| format!("key {}", owner.key_id));
-    let lead_cache = state.leads.clone();
-    // Beside ingestion's memory of leads, which forgets this one: frequent moves (a CRM
-    // accepting leads) would otherwise drop the whole memory each time.
-    let now = now_ms();
-    let (lead_id, change, queued) = state
-        .storage
-        .write_beside_caches(move |transaction| {
-            let Some(lead) = find(transaction, owner.workspace_id, &id)? else {
-                return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
-            };
-            lead_cache.lock().forget(lead.id);
-            let from: Stage = lead.stage.parse().map_err(StoreError::Corrupt)?;
-            lifecycle::check_move(from, to, request.force).map_err(StoreError::Conflict)?;
-            let change = leadscore_store::stages::StageChange {
-                stage: to.to_string(),
-                previous: Some(from.to_string()),
-                at: now,
-                actor,
-                reason,
-            };
-            transaction.set_stage(lead.id, &change)?;
-            let changes = crate::notify::LeadChanges { scores: Vec::new(), stages: vec![&change] };
-            let hooks = transaction.webhooks(owner.workspace_id)?;
-            let queued = crate::notify::enqueue(transaction, &hooks, &lead, &changes, change.at)?;
-            Ok((lead.id, change, queued))
-        })
-        .await?;
-    if queued > 0 {
-        state.deliveries.notify_one();
-    }
+    let asked = AskedMove { to, actor, reason: request.reason, force: request.force };
+    let (lead_id, change) = stage_moves::move_stage(&state, owner.workspace_id, id, asked, now_ms()).await?;
     Ok(ApiJson(StageMovedView { id: lead_id, stage: StageView::from(change) }))
 }
 
