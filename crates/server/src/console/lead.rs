@@ -68,7 +68,8 @@ struct LeadPage {
     link: String,
     /// Whether the person may move the lead's stage.
     can_move: bool,
-    stage_options: Vec<String>,
+    /// Each stage the lead may be moved to, and whether it is the one first chosen.
+    stage_options: Vec<(String, bool)>,
     /// What stopped a move, shown at the top of the page.
     problem: Option<String>,
     name: String,
@@ -225,10 +226,13 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
     attributes.sort();
     let more_events = events.len().saturating_sub(EVENTS_SHOWN);
     let can_move = signed_in.user.role.allows(Role::Editor);
+    // The next stage of the funnel comes first chosen: the usual move.
+    let current = lifecycle::ALL.iter().position(|stage| stage.as_str() == lead.stage);
+    let next = current.and_then(|at| lifecycle::ALL.get(at + 1)).map(|stage| stage.as_str());
     let stage_options = lifecycle::ALL
         .iter()
         .filter(|stage| stage.as_str() != lead.stage)
-        .map(|stage| stage.as_str().to_string())
+        .map(|stage| (stage.as_str().to_string(), Some(stage.as_str()) == next))
         .collect();
     let (status, problem) = match problem {
         Some((status, problem)) => (status, Some(problem)),
