@@ -3,6 +3,7 @@
 //! the same leads.
 
 use leadscore_store::keys::{NewKey, Scope};
+use leadscore_store::users::Role;
 use leadscore_store::{Storage, StoreError};
 use serde_json::{Map, Value, json};
 
@@ -14,12 +15,18 @@ use crate::scoring::Models;
 /// The model the demo uses (also in examples/).
 pub const DEMO_MODEL: &str = include_str!("../../../examples/b2b-saas.toml");
 
+/// The console account of the demo workspace.
+pub const DEMO_EMAIL: &str = "demo@example.com";
+
 /// What `create` made.
 pub struct Demo {
     pub workspace: String,
     pub leads: usize,
     pub events: usize,
     pub keys: Vec<NewKey>,
+    /// The demo account's address and its new password (a fresh one at every start, since only
+    /// its hash is stored).
+    pub account: (String, String),
 }
 
 /// A small deterministic generator (xorshift64*), enough for demo data.
@@ -60,6 +67,21 @@ const INDUSTRIES: &[&str] = &["Technology", "Finance", "Healthcare", "Retail", "
 const COUNTRIES: &[&str] = &["US", "GB", "CA", "DE", "FR", "IN", "JP", "BR"];
 const DOMAINS: &[&str] = &["northwind.io", "contoso.com", "globex.co.uk", "initech.de", "gmail.com", "umbrella.fr"];
 const PAGES: &[&str] = &["/", "/blog/lead-scoring", "/pricing", "/careers", "/docs", "/product"];
+/// People and companies of the markets leads come from, so that screens show every script.
+const NAMES: &[(&str, &str)] = &[
+    ("王小明", "北京云图科技有限公司"),
+    ("李娜", "上海星河数据有限公司"),
+    ("佐藤 花子", "株式会社サクラシステム"),
+    ("鈴木 一郎", "富士テック株式会社"),
+    ("Иван Петров", "„Пример Софт“ ООД"),
+    ("Мария Георгиева", "Балкан Анализ АД"),
+    ("Zofia Wójcik", "Przykład Sp. z o.o."),
+    ("Łukasz Kowalczyk", "Żuraw Systemy S.A."),
+    ("Emma Johnson", "Northwind Traders"),
+    ("Lucas Martin", "Contoso SARL"),
+    ("Hannah Müller", "Initech GmbH"),
+    ("Liam Smith", "Globex Ltd"),
+];
 
 /// Creates the workspace `name` with the demo model, `n_leads` leads and keys of every scope.
 /// Does nothing but make new keys if the workspace already has leads.
@@ -96,16 +118,43 @@ pub async fn create(storage: &dyn Storage, name: &str, n_leads: usize, now: i64)
                 .await?;
         }
     }
+    let account = demo_account(storage, workspace_id, now).await?;
     Ok(Demo {
         workspace: name.to_string(),
         leads: if existing == 0 { n_leads } else { existing as usize },
         events,
         keys,
+        account,
     })
+}
+
+/// The demo workspace's admin account, with a fresh random password (printed by `serve --demo`,
+/// so that the console can be tried at once).
+async fn demo_account(storage: &dyn Storage, workspace_id: i64, now: i64) -> Result<(String, String), StoreError> {
+    let mut random = [0u8; 12];
+    getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a password: {e}")))?;
+    let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let to_hash = password.clone();
+    let hash = tokio::task::spawn_blocking(move || crate::passwords::hash(&to_hash))
+        .await
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    match storage.account_for_sign_in(DEMO_EMAIL.to_string()).await? {
+        Some((user, _)) if user.workspace_id == workspace_id => {
+            storage.set_password(workspace_id, user.id, hash, now).await?;
+        }
+        Some(_) => return Err(StoreError::Conflict(format!("{DEMO_EMAIL} has an account in another workspace"))),
+        None => {
+            storage.create_user(workspace_id, DEMO_EMAIL.to_string(), Role::Admin, hash, now).await?;
+        }
+    }
+    Ok((DEMO_EMAIL.to_string(), password))
 }
 
 fn generate(n_leads: usize, now: i64) -> Vec<Message> {
     let mut random = Random(0x5eed_1ead_5c0e);
+    // Names from a generator of their own, so that the other fields stay as they were.
+    let mut names = Random(0x000a_11ce_5b0b);
     let mut messages = Vec::new();
     let day = 86_400_000;
     for i in 0..n_leads {
@@ -117,6 +166,9 @@ fn generate(n_leads: usize, now: i64) -> Vec<Message> {
         traits.insert("industry".into(), json!(random.pick(INDUSTRIES)));
         traits.insert("employees".into(), json!(1 + random.below(2000)));
         traits.insert("country".into(), json!(random.pick(COUNTRIES)));
+        let (person, company) = NAMES[names.below(NAMES.len() as u64) as usize];
+        traits.insert("name".into(), json!(person));
+        traits.insert("company".into(), json!(company));
         let created = now - (1 + random.below(120)) as i64 * day;
         messages.push(Message {
             kind: Kind::Identify,

@@ -401,6 +401,10 @@ pub trait Storage: Send + Sync {
     /// Disables one of the workspace's accounts and ends its sessions; false if it has no such
     /// account still enabled.
     fn disable_user(&self, workspace_id: i64, user_id: i64, now: i64) -> StorageFuture<'_, bool>;
+    /// Gives one of the workspace's accounts a new password and ends its sessions; false if it
+    /// has no such account.
+    fn set_password(&self, workspace_id: i64, user_id: i64, password_hash: String, now: i64)
+    -> StorageFuture<'_, bool>;
 
     /// The workspace's webhooks.
     fn list_webhooks(&self, workspace_id: i64) -> StorageFuture<'_, Vec<Webhook>>;

@@ -138,6 +138,20 @@ pub fn list(connection: &Connection, workspace_id: i64) -> Result<Vec<User>, Sto
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Gives one of the workspace's accounts a new password hash; false if it has no such account.
+pub fn set_password(
+    connection: &Connection,
+    workspace_id: i64,
+    user_id: i64,
+    password_hash: &str,
+) -> Result<bool, StoreError> {
+    let changed = connection.execute(
+        "UPDATE users SET password_hash = ?3 WHERE workspace_id = ?1 AND id = ?2",
+        params![workspace_id, user_id, password_hash],
+    )?;
+    Ok(changed == 1)
+}
+
 /// Disables one of the workspace's accounts: it can no longer sign in and its sessions end
 /// (`sessions::live` finds none). False if the workspace has no such live account.
 pub fn disable(connection: &Connection, workspace_id: i64, user_id: i64, now: i64) -> Result<bool, StoreError> {

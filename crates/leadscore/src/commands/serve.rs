@@ -108,6 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("export {}_KEY={}", key.scope.as_str().to_ascii_uppercase(), key.secret);
             }
             println!("# then try: curl -H \"Authorization: Bearer $READ_KEY\" \"$LEADSCORE_URL/api/leads?limit=5\"");
+            let (email, password) = &demo.account;
+            println!("# or open http://{address}/ in a browser and sign in as {email} with the password {password}");
         }
         println!("leadscore listening on http://{address}");
         leadscore_server::log_start(address);

@@ -217,3 +217,37 @@ fn an_editor_moves_a_lead_with_a_reason_and_a_viewer_cannot_even_by_posting() {
     assert_eq!(back.status, 409, "{}", back.body);
     assert_eq!(post_move(&editor, &format!("csrf={token}&stage=lead&reason=&force=yes")).status, 303);
 }
+
+#[test]
+fn the_demo_prints_an_account_that_signs_in_at_once() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--demo-leads", "30", "--data"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut account, mut address) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split_once(" and sign in as ").map(|(_, rest)| rest.to_string()) {
+            let (email, password) = rest.split_once(" with the password ").unwrap();
+            account = Some((email.to_string(), password.to_string()));
+        }
+        if let Some(listening) = line.strip_prefix("leadscore listening on http://") {
+            address = Some(listening.to_string());
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let server = Server { child, address: address.expect("the address is printed"), data: dir.path().to_path_buf() };
+    let (email, password) = account.expect("the demo prints its account");
+    assert_eq!(email, "demo@example.com");
+    let signed_in = sign_in(&server, &email, &password);
+    assert_eq!((signed_in.status, signed_in.header("location")), (303, Some("/leads")), "{}", signed_in.body);
+    let leads = page(&server, "/leads", &session_of(&signed_in));
+    assert_eq!(leads.body.matches("<tr>").count(), 31, "a header row and the 30 demo leads");
+}

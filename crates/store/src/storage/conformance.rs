@@ -60,7 +60,7 @@ pub(crate) fn keys_belong_to_their_workspace_and_stay_revoked(opened: Opened) {
     assert!(runtime.block_on(storage.authenticate(theirs.secret)).unwrap().is_some());
 }
 
-pub(crate) fn an_address_has_one_account_and_a_disabled_one_has_no_session(opened: Opened) {
+pub(crate) fn an_address_has_one_account_and_a_new_password_or_disabling_ends_its_sessions(opened: Opened) {
     let (_keep, storage) = opened;
     let runtime = runtime();
     let (acme, globex) = two_workspaces(&storage, &runtime);
@@ -74,6 +74,17 @@ pub(crate) fn an_address_has_one_account_and_a_disabled_one_has_no_session(opene
     assert_eq!(found, Some((ana.clone(), "$argon2id$h".to_string())));
     assert_eq!(runtime.block_on(storage.list_users(acme)).unwrap(), vec![ana.clone()]);
     assert!(runtime.block_on(storage.list_users(globex)).unwrap().is_empty());
+
+    // A new password ends the sessions opened with the old one.
+    let before = runtime.block_on(storage.open_session(ana.id, Vec::new(), 5, 30 * MINUTE, 60 * MINUTE)).unwrap();
+    assert!(
+        !runtime.block_on(storage.set_password(globex, ana.id, "other".into(), 6)).unwrap(),
+        "not another's account"
+    );
+    assert!(runtime.block_on(storage.set_password(acme, ana.id, "$argon2id$new".into(), 7)).unwrap());
+    assert!(runtime.block_on(storage.live_session(before.token, 8)).unwrap().is_none());
+    let found = runtime.block_on(storage.account_for_sign_in("ana@example.com".into())).unwrap();
+    assert_eq!(found.map(|(_, hash)| hash), Some("$argon2id$new".to_string()));
 
     let opened = runtime.block_on(storage.open_session(ana.id, Vec::new(), 10, 30 * MINUTE, 60 * MINUTE)).unwrap();
     assert!(!runtime.block_on(storage.disable_user(globex, ana.id, 11)).unwrap(), "not another's account");
@@ -272,8 +283,8 @@ macro_rules! conformance_tests {
                 check::keys_belong_to_their_workspace_and_stay_revoked(super::$open());
             }
             #[test]
-            fn an_address_has_one_account_and_a_disabled_one_has_no_session() {
-                check::an_address_has_one_account_and_a_disabled_one_has_no_session(super::$open());
+            fn an_address_has_one_account_and_a_new_password_or_disabling_ends_its_sessions() {
+                check::an_address_has_one_account_and_a_new_password_or_disabling_ends_its_sessions(super::$open());
             }
             #[test]
             fn sessions_end_when_idle_at_their_end_or_at_sign_out() {

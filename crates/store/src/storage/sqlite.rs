@@ -441,6 +441,22 @@ impl Storage for Store {
         }))
     }
 
+    fn set_password(
+        &self,
+        workspace_id: i64,
+        user_id: i64,
+        password_hash: String,
+        now: i64,
+    ) -> StorageFuture<'_, bool> {
+        Box::pin(self.write_beside_caches(move |connection| {
+            let changed = users::set_password(connection, workspace_id, user_id, &password_hash)?;
+            if changed {
+                sessions::revoke_all_of(connection, user_id, now)?;
+            }
+            Ok(changed)
+        }))
+    }
+
     fn disable_user(&self, workspace_id: i64, user_id: i64, now: i64) -> StorageFuture<'_, bool> {
         Box::pin(self.write_beside_caches(move |connection| {
             let disabled = users::disable(connection, workspace_id, user_id, now)?;
