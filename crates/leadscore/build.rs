@@ -1,14 +1,22 @@
-//! Build script: marks whether Segment's Python library can be tested, so that
-//! `tests/it/segment_python.rs` is reported as ignored, not passed, when it cannot run.
+//! Build script: marks whether Segment's Python library and a browser can be tested, so that
+//! `tests/it/segment_python.rs` and `tests/it/browser.rs` are reported as ignored, not passed,
+//! when they cannot run.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(segment_python)");
+    println!("cargo::rustc-check-cfg=cfg(browser)");
     println!("cargo::rerun-if-env-changed=LEADSCORE_SEGMENT_PYTHON");
+    println!("cargo::rerun-if-env-changed=LEADSCORE_CHROMEDRIVER");
     println!("cargo::rerun-if-env-changed=CI");
     let python = std::env::var_os("LEADSCORE_SEGMENT_PYTHON").is_some_and(|p| !p.is_empty());
     // In CI the test always runs, and fails if it has no Python to run with.
     let ci = std::env::var("CI").is_ok_and(|ci| ci == "true");
     if python || ci {
         println!("cargo::rustc-cfg=segment_python");
+    }
+    // The console's browser tests drive Chromium through its WebDriver (`chromedriver`).
+    let chromedriver = std::env::var_os("LEADSCORE_CHROMEDRIVER").is_some_and(|p| !p.is_empty());
+    if chromedriver || ci {
+        println!("cargo::rustc-cfg=browser");
     }
 }

@@ -4,6 +4,7 @@
 //! the crate and its dependencies again for every file.
 
 mod activations;
+mod browser;
 mod cli;
 mod common;
 mod connections;

@@ -1,0 +1,229 @@
+//! The console in a real browser: Chromium, driven through its WebDriver (`chromedriver`),
+//! against a real `leadscore serve`. A person signs in, reads the leads, filters them, opens a
+//! lead and reads its explanation, moves its stage and signs out; a viewer is offered no move.
+//! Every page is photographed at 1280 and 390 px into `target/console-screenshots/` (not
+//! committed), for people to look at.
+//!
+//! Needs `LEADSCORE_CHROMEDRIVER` (the driver's path) and, if Chromium is not
+//! `/usr/bin/chromium`, `LEADSCORE_CHROMIUM`:
+//!
+//! ```sh
+//! apt-get install chromium chromium-driver
+//! LEADSCORE_CHROMEDRIVER=/usr/bin/chromedriver cargo test -p leadscore --test it browser
+//! ```
+//!
+//! Without the variable when the tests are built, the test is reported as ignored; in CI
+//! (`CI=true`) it runs and fails instead (see `build.rs`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::common::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// `chromedriver` on a port of its own; killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_driver() -> Driver {
+    let path = std::env::var("LEADSCORE_CHROMEDRIVER").expect("LEADSCORE_CHROMEDRIVER names chromedriver");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver { child, url }
+}
+
+/// A headless Chromium session as wide as `width` (a phone's metrics below 600 px).
+async fn browser(driver: &Driver, width: u32) -> Client {
+    let chromium = std::env::var("LEADSCORE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
+    let mut options = json!({
+        "binary": chromium,
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", format!("--window-size={width},900")],
+    });
+    if width < 600 {
+        options["mobileEmulation"] = json!({"deviceMetrics": {"width": width, "height": 844, "pixelRatio": 1.0}});
+    }
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".to_string(), options);
+    // Finding an element waits for it a moment: a form's answer may come after the click returns.
+    capabilities.insert("timeouts".to_string(), json!({"implicit": 5000}));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Photographs the whole page as `name-WIDTH.png`.
+async fn photograph(client: &Client, name: &str, width: u32) {
+    let height = client.execute("return document.documentElement.scrollHeight", vec![]).await.unwrap();
+    let height = height.as_u64().unwrap_or(900).clamp(600, 4000) as u32;
+    if width >= 600 {
+        client.set_window_size(width, height).await.unwrap();
+    }
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}-{width}.png")), png).unwrap();
+}
+
+/// Waits until the browser is at a path ending with `path` (a form's answer may come after the
+/// click returns).
+async fn wait_for_path(client: &Client, path: &str) {
+    wait_for_url(client, |url| url.path().ends_with(path), path).await;
+}
+
+async fn wait_for_url(client: &Client, arrived: impl Fn(&url::Url) -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = client.current_url().await.unwrap();
+        if arrived(&url) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still at {url}, not at {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn sign_in(client: &Client, base: &str, email: &str) {
+    client.goto(&format!("{base}/sign-in")).await.unwrap();
+    client.find(Locator::Id("email")).await.unwrap().send_keys(email).await.unwrap();
+    client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    client.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for_path(client, "/leads").await;
+}
+
+fn create_account(data: &Path, email: &str, role: &str) {
+    let output = bin()
+        .args(["users", "create", "--workspace", "acme", "--email", email, "--role", role, "--data"])
+        .arg(data)
+        .env("LEADSCORE_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+#[cfg_attr(not(browser), ignore = "needs LEADSCORE_CHROMEDRIVER (see the module's doc)")]
+fn a_person_works_the_leads_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "zofia.wojcik@example.pl", "editor");
+    create_account(dir.path(), "viewer@example.com", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    let model = "[scores.engagement]\ntiers = [{ label = \"cold\" }, { label = \"warm\", min = 2 }, { label = \"hot\", min = 4 }]\n[[scores.engagement.rules]]\nname = \"pricing page\"\nevent = \"page_view\"\nwhere = { field = \"url\", contains = \"pricing\" }\npoints = 2\n[[scores.engagement.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    let people =
+        [("wang@example.cn", "王小明", 3), ("sato@example.jp", "佐藤 花子", 2), ("ivan@example.bg", "Иван Петров", 1)];
+    for (email, name, visits) in people {
+        let identify =
+            json!({"userId": email, "messageId": format!("id-{email}"), "traits": {"email": email, "name": name}});
+        assert_eq!(server.post_json("/v1/identify", &ingest, &identify).status, 200);
+        for n in 0..visits {
+            let track = json!({"userId": email, "event": "page_view", "messageId": format!("{email}-{n}"), "properties": {"url": "/pricing"}});
+            assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+        }
+    }
+    let base = format!("http://{}", server.address);
+    let driver = start_driver();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for width in [1280, 390] {
+            let client = browser(&driver, width).await;
+            client.goto(&format!("{base}/")).await.unwrap();
+            wait_for_path(&client, "/sign-in").await;
+            photograph(&client, "sign-in", width).await;
+
+            // A wrong password: the problem at the top, linked to the field.
+            client.find(Locator::Id("email")).await.unwrap().send_keys("zofia.wojcik@example.pl").await.unwrap();
+            client.find(Locator::Id("password")).await.unwrap().send_keys("not it").await.unwrap();
+            client.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
+            let problem = client.find(Locator::Css(".error-summary a")).await.unwrap();
+            assert_eq!(problem.text().await.unwrap(), "The e-mail address or the password is wrong");
+            assert_eq!(problem.attr("href").await.unwrap().as_deref(), Some("#password"));
+            photograph(&client, "sign-in-error", width).await;
+
+            // Signed in: the leads, best first.
+            client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+            client.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/leads").await;
+            let names = client.find_all(Locator::Css("table.leads .lead-main")).await.unwrap();
+            let mut shown = Vec::new();
+            for name in names {
+                shown.push(name.text().await.unwrap());
+            }
+            assert_eq!(shown, ["wang@example.cn", "sato@example.jp", "ivan@example.bg"]);
+            photograph(&client, "leads", width).await;
+
+            // Filtered by tier through the form: the filter goes into the URL.
+            client.find(Locator::Id("tier")).await.unwrap().select_by_value("hot").await.unwrap();
+            client.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+            let filtered = |url: &url::Url| url.query() == Some("score=engagement&tier=hot&stage=");
+            wait_for_url(&client, filtered, "the filtered leads").await;
+            // 王小明 (9 points) and 佐藤 花子 (6) are hot; Иван Петров (3) is warm.
+            assert_eq!(client.find_all(Locator::Css("table.leads tbody tr")).await.unwrap().len(), 2);
+
+            // A lead: the waterfall explains every point.
+            client.find(Locator::LinkText("wang@example.cn")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/leads/wang%40example.cn").await;
+            assert_eq!(client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap(), "王小明");
+            let labels = client.find_all(Locator::Css(".wf-label")).await.unwrap();
+            let mut read = Vec::new();
+            for label in labels {
+                read.push(label.text().await.unwrap());
+            }
+            assert_eq!(read, ["pricing page ×3", "visit ×3", "Score"]);
+            photograph(&client, "lead", width).await;
+
+            if width == 1280 {
+                // An editor moves it, with a reason, and sees the move in its history.
+                client.find(Locator::Id("move-stage")).await.unwrap().select_by_value("sal").await.unwrap();
+                client.find(Locator::Id("move-reason")).await.unwrap().send_keys("Called; wants a demo").await.unwrap();
+                client.find(Locator::Css("form.move-form button")).await.unwrap().click().await.unwrap();
+                let history = client.find(Locator::Css("#stages-title + ol")).await.unwrap().text().await.unwrap();
+                assert!(history.contains("lead → sal") && history.contains("Called; wants a demo"), "{history}");
+            }
+
+            client.find(Locator::Css("form.account button")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/sign-in").await;
+            client.goto(&format!("{base}/leads")).await.unwrap();
+            assert!(client.current_url().await.unwrap().path().ends_with("/sign-in"), "signed out");
+            client.close().await.unwrap();
+        }
+
+        // A viewer reads the lead but is offered no move.
+        let client = browser(&driver, 1280).await;
+        sign_in(&client, &base, "viewer@example.com").await;
+        client.goto(&format!("{base}/leads/wang@example.cn")).await.unwrap();
+        assert!(client.find(Locator::Css("form.move-form")).await.is_err());
+        client.close().await.unwrap();
+    });
+}
