@@ -217,10 +217,33 @@ pub struct ListedLead {
     pub id: i64,
     pub user_id: Option<String>,
     pub email: Option<String>,
+    /// The person's name from its fields ([`person_name`]), if it has one.
+    pub name: Option<String>,
     pub stage: String,
     pub last_event_at: Option<i64>,
     pub value: Option<f64>,
     pub tier: Option<String>,
+}
+
+/// A text field of a listing row; a field holding a number or anything else is no name.
+fn text(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
+    Ok(match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Text(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
+    })
+}
+
+/// A person's name from the fields CRMs and Segment's `identify` use: `name`, else the first and
+/// last names.
+pub fn person_name(name: Option<&str>, first: Option<&str>, last: Option<&str>) -> Option<String> {
+    fn filled(text: Option<&str>) -> Option<&str> {
+        text.map(str::trim).filter(|t| !t.is_empty())
+    }
+    if let Some(name) = filled(name) {
+        return Some(name.to_string());
+    }
+    let parts: Vec<&str> = [filled(first), filled(last)].into_iter().flatten().collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// Filters for [`list`].
@@ -247,7 +270,9 @@ pub fn list(
         Order::LastActivity => "l.last_event_at IS NULL, l.last_event_at DESC, l.id",
     };
     let sql = format!(
-        "SELECT l.id, l.user_id, l.email, l.stage, l.last_event_at, s.value, s.tier
+        "SELECT l.id, l.user_id, l.email, l.stage, l.last_event_at, s.value, s.tier,
+                json_extract(l.attributes, '$.name'), json_extract(l.attributes, '$.first_name'),
+                json_extract(l.attributes, '$.last_name')
          FROM leads l LEFT JOIN lead_scores s ON s.lead_id = l.id AND s.score = ?2
          WHERE l.workspace_id = ?1 AND l.merged_into IS NULL
            AND (?3 IS NULL OR s.tier = ?3) AND (?4 IS NULL OR l.stage = ?4) AND (?5 IS NULL OR s.value >= ?5)
@@ -265,6 +290,7 @@ pub fn list(
                 last_event_at: row.get(4)?,
                 value: row.get(5)?,
                 tier: row.get(6)?,
+                name: person_name(text(row, 7)?.as_deref(), text(row, 8)?.as_deref(), text(row, 9)?.as_deref()),
             })
         },
     )?;
@@ -320,6 +346,14 @@ pub fn fields_no_lead_has(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_person_is_named_by_name_else_first_and_last_names() {
+        assert_eq!(person_name(Some(" 王小明 "), Some("x"), None).as_deref(), Some("王小明"));
+        assert_eq!(person_name(Some(""), Some("Zofia"), Some("Wójcik")).as_deref(), Some("Zofia Wójcik"));
+        assert_eq!(person_name(None, None, Some("Петров")).as_deref(), Some("Петров"));
+        assert_eq!(person_name(None, Some(" "), None), None);
+    }
     use crate::{Store, workspaces};
 
     /// A lead stored with the id it was handed reads back as the row its caller keeps, and as a

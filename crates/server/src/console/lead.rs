@@ -259,18 +259,14 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
     page(status, &shown)
 }
 
-/// A person's name from the fields CRMs and Segment's `identify` use: `name`, else the first and
-/// last names.
+/// A person's name from the lead's fields (`name`, else first and last names).
 fn display_name(attributes: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    let text = |key: &str| attributes.get(key).and_then(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty());
-    if let Some(name) = text("name") {
-        return Some(name.to_string());
-    }
-    let parts: Vec<&str> = [text("first_name").or(text("firstName")), text("last_name").or(text("lastName"))]
-        .into_iter()
-        .flatten()
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
+    let text = |key: &str| attributes.get(key).and_then(|v| v.as_str());
+    leadscore_store::leads::person_name(
+        text("name"),
+        text("first_name").or(text("firstName")),
+        text("last_name").or(text("lastName")),
+    )
 }
 
 fn shown_score(score: &leadscore_core::model::Score, result: &leadscore_core::ScoreResult<'_>) -> ShownScore {

@@ -151,11 +151,12 @@ pub async fn list(
 }
 
 fn row(lead: &ListedLead, tiers: &[String], integers: bool, now: i64) -> Row {
-    let (name, detail) = match (&lead.email, &lead.user_id) {
-        (Some(email), Some(user_id)) if user_id != email => (email.clone(), Some(user_id.clone())),
-        (Some(email), _) => (email.clone(), None),
-        (None, Some(user_id)) => (user_id.clone(), None),
-        (None, None) => (format!("Anonymous lead {}", lead.id), None),
+    let (name, detail) = match (&lead.name, &lead.email, &lead.user_id) {
+        (Some(name), email, user_id) => (name.clone(), email.clone().or_else(|| user_id.clone())),
+        (None, Some(email), Some(user_id)) if user_id != email => (email.clone(), Some(user_id.clone())),
+        (None, Some(email), _) => (email.clone(), None),
+        (None, None, Some(user_id)) => (user_id.clone(), None),
+        (None, None, None) => (format!("Anonymous lead {}", lead.id), None),
     };
     let value = match lead.value {
         Some(value) if integers => format!("{value:.0}"),
@@ -225,6 +226,7 @@ mod tests {
             id: 7,
             user_id: Some("u7".into()),
             email: Some("ana@example.com".into()),
+            name: None,
             stage: "mql".into(),
             last_event_at: None,
             value: Some(61.25),
@@ -236,6 +238,9 @@ mod tests {
             ("ana@example.com", Some("u7"), "61.2")
         );
         assert_eq!(shown.tier_rank, 0);
+        let named = ListedLead { name: Some("Zofia Wójcik".into()), ..lead.clone() };
+        let shown = row(&named, &tiers, false, 0);
+        assert_eq!((shown.name.as_str(), shown.detail.as_deref()), ("Zofia Wójcik", Some("ana@example.com")));
         let anonymous = ListedLead { user_id: None, email: None, tier: Some("cold".into()), ..lead };
         let shown = row(&anonymous, &tiers, true, 0);
         assert_eq!((shown.name.as_str(), shown.tier_rank), ("Anonymous lead 7", 2));
