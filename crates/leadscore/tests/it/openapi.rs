@@ -18,6 +18,7 @@ const DOCUMENTED: &[&str] = &[
     "GET /api/leads/{id}/history",
     "GET /api/leads/{id}/stages",
     "GET /api/models",
+    "GET /api/models/{version}",
     "GET /api/models/{version}/preview",
     "GET /api/predictive-models",
     "GET /api/webhooks",

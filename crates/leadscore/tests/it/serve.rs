@@ -702,6 +702,17 @@ fn model_versions_preview_activate_and_roll_back() {
     assert_eq!(uploaded.json()["version"], 2);
     assert_eq!(uploaded.json()["active"], false);
 
+    // Each version's text reads back as it was uploaded.
+    let second = server.get("/api/models/2", &read);
+    assert_eq!(second.status, 200, "{}", second.body);
+    let second = second.json();
+    assert_eq!((second["version"].as_i64(), second["active"].as_bool()), (Some(2), Some(false)));
+    assert_eq!(second["source"], v2.as_str());
+    assert_eq!(second["predictive"], json!({}));
+    assert_eq!(server.get("/api/models/1", &read).json()["active"], true);
+    let missing = server.get("/api/models/9", &read);
+    assert_eq!((missing.status, missing.json()["code"].as_str()), (404, Some("not_found")));
+
     let preview = server.get("/api/models/2/preview", &read).json();
     assert_eq!(preview["compared_with"], 1);
     assert_eq!(preview["leads"], 2);

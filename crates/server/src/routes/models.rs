@@ -1,5 +1,7 @@
 //! Model versions: upload (checked, errors with line and column), list, activate.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +26,7 @@ pub const MODEL_LIMIT: usize = 1024 * 1024;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, upload).layer(DefaultBodyLimit::max(MODEL_LIMIT)))
+        .routes(routes!(one))
         .routes(routes!(activate))
         .routes(routes!(preview))
         .routes(routes!(rollback))
@@ -245,6 +248,76 @@ async fn list(
         })
         .await?;
     Ok(ApiJson(ModelListView { models: versions, rescoring }))
+}
+
+/// A predictive model a version is pinned to.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PinnedPredictiveModel)]
+struct PinnedView {
+    /// The predictive model's name, as the model's `predictive = "..."` names it.
+    name: String,
+    /// The version of it this model version scores with.
+    version: i64,
+}
+
+/// A stored model version with its text.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ModelVersionSource)]
+struct VersionSourceView {
+    version: i64,
+    created_at: String,
+    active: bool,
+    /// The model file as it was uploaded (TOML).
+    source: String,
+    /// The predictive models its predictive scores are pinned to, by the reference in the text.
+    predictive: BTreeMap<String, PinnedView>,
+}
+
+/// One model version with its TOML, as uploaded.
+#[utoipa::path(
+    get,
+    path = "/api/models/{version}",
+    tag = "models",
+    operation_id = "get_model",
+    params(("version" = i64, Path, description = "The version number")),
+    responses(
+        (status = 200, description = "The version, whether it is active, its text and the predictive models it is pinned to", body = VersionSourceView),
+        (status = 404, description = "`not_found`: no such version in the workspace", body = ErrorBody),
+    ),
+    security(("api_key" = ["read"])),
+)]
+async fn one(
+    State(state): State<AppState>,
+    ApiPath(version): ApiPath<i64>,
+    Authorized { owner, .. }: Authorized<ReadScope>,
+) -> Result<ApiJson<VersionSourceView>, ApiError> {
+    let workspace_id = owner.workspace_id;
+    let view = state
+        .storage
+        .read(move |reads| {
+            let model = reads
+                .model_id_of_version(workspace_id, version)?
+                .map(|id| reads.model_by_id(id))
+                .transpose()?
+                .flatten()
+                .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
+            let active = reads.active_model(workspace_id)?.is_some_and(|active| active.id == model.id);
+            let mut predictive = BTreeMap::new();
+            for (reference, id) in &model.predictors {
+                if let Some(pinned) = reads.predictive_model(workspace_id, *id)? {
+                    predictive.insert(reference.clone(), PinnedView { name: pinned.name, version: pinned.version });
+                }
+            }
+            Ok(VersionSourceView {
+                version: model.version,
+                created_at: Timestamp(model.created_at).to_string(),
+                active,
+                source: model.source,
+                predictive,
+            })
+        })
+        .await?;
+    Ok(ApiJson(view))
 }
 
 /// Activates a model version.
