@@ -282,6 +282,7 @@ struct VersionSourceView {
     params(("version" = i64, Path, description = "The version number")),
     responses(
         (status = 200, description = "The version, whether it is active, its text and the predictive models it is pinned to", body = VersionSourceView),
+        (status = 400, description = "`invalid_path`: the version in the path is not an integer", body = ErrorBody),
         (status = 404, description = "`not_found`: no such version in the workspace", body = ErrorBody),
     ),
     security(("api_key" = ["read"])),
