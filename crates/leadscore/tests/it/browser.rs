@@ -24,8 +24,6 @@ use serde_json::json;
 
 use crate::common::*;
 
-const PASSWORD: &str = "correct horse battery";
-
 /// `chromedriver` on a port of its own; killed when dropped.
 struct Driver {
     child: Child,
@@ -119,16 +117,6 @@ async fn sign_in(client: &Client, base: &str, email: &str) {
     client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
     client.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
     wait_for_path(client, "/leads").await;
-}
-
-fn create_account(data: &Path, email: &str, role: &str) {
-    let output = bin()
-        .args(["users", "create", "--workspace", "acme", "--email", email, "--role", role, "--data"])
-        .arg(data)
-        .env("LEADSCORE_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[test]

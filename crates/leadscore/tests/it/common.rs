@@ -347,3 +347,17 @@ impl SilentReceiver {
         }
     }
 }
+
+/// The password of the console accounts tests make.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Creates a console account of workspace `acme` with [`PASSWORD`], with the command line.
+pub fn create_account(data: &Path, email: &str, role: &str) {
+    let output = bin()
+        .args(["users", "create", "--workspace", "acme", "--email", email, "--role", role, "--data"])
+        .arg(data)
+        .env("LEADSCORE_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -2,24 +2,11 @@
 //! `leadscore users create`, the session cookie and its flags, the leads page, posts from other
 //! sites refused, sign-out with the session's form token, and guessing slowed down.
 
-use std::path::Path;
-
 use serde_json::json;
 
 use crate::common::*;
 
-const PASSWORD: &str = "correct horse battery";
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
-
-fn create_account(data: &Path, email: &str, role: &str) {
-    let output = bin()
-        .args(["users", "create", "--workspace", "acme", "--email", email, "--role", role, "--data"])
-        .arg(data)
-        .env("LEADSCORE_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-}
 
 fn sign_in(server: &Server, email: &str, password: &str) -> Response {
     let body = format!("email={}&password={}", email.replace('@', "%40"), password.replace(' ', "+"));

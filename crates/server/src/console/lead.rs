@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::charts::{self, Step, Threshold, WaterfallRow};
 use super::leads::{ShownTime, encode, shown_time};
-use super::page::{AccountView, page};
+use super::page::{AccountView, page, sentence};
 use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
 use crate::accounts::SignedIn;
 use crate::lifecycle::{self, Stage};
@@ -155,15 +155,10 @@ pub async fn move_stage(
         Ok(_) => Redirect::to(&format!("/leads/{}", encode(&id))).into_response(),
         Err(error) if error.status().is_client_error() && error.status() != StatusCode::NOT_FOUND => {
             let status = error.status();
-            render(&state, &signed_in, id, Some((status, capitalise(&error.message)))).await
+            render(&state, &signed_in, id, Some((status, sentence(&error.message)))).await
         }
         Err(error) => error.into_response(),
     }
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Option<(StatusCode, String)>) -> Response {

@@ -50,3 +50,10 @@ pub fn page(status: StatusCode, template: &impl Template) -> Response {
     );
     response
 }
+
+/// A message as a sentence on a page: its first letter capitalised (the service's messages start
+/// in lower case to read well after a field name).
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_store::now_ms;
 use serde::Deserialize;
 
-use super::page::{AccountView, page};
+use super::page::{AccountView, page, sentence};
 use super::session::{SignedInPage, check_csrf, client_address, refused_origin, same_origin, session_cookie};
 use crate::accounts::{self, LIFETIME, SignInError};
 use crate::state::AppState;
@@ -86,7 +86,7 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
         }
         Err(SignInError::WrongCredentials) => {
             let problem = (SignInError::WrongCredentials.to_string(), "password");
-            page(StatusCode::UNAUTHORIZED, &SignInPage::new(email, Some(capitalised(problem))))
+            page(StatusCode::UNAUTHORIZED, &SignInPage::new(email, Some((sentence(&problem.0), problem.1))))
         }
         Err(SignInError::TooManyAttempts { retry_after_seconds }) => {
             let problem = (format!("Too many failed sign-ins: try again in {retry_after_seconds} seconds"), "password");
@@ -100,12 +100,6 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
             page(StatusCode::SERVICE_UNAVAILABLE, &SignInPage::new(email, Some(problem)))
         }
     }
-}
-
-fn capitalised((text, field): (String, &'static str)) -> (String, &'static str) {
-    let mut chars = text.chars();
-    let text = chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default();
-    (text, field)
 }
 
 #[derive(Deserialize)]
