@@ -1,14 +1,21 @@
 //! A demo workspace: the B2B SaaS example model and a few thousand generated leads with their
 //! events, ingested through the same path as real traffic. Deterministic: the same count gives
 //! the same leads.
+//!
+//! The last 120 days are replayed day by day, each day's messages scored at the end of that day,
+//! so that score histories, automatic MQL moves and the funnel spread over time as a real
+//! workspace's do; then a sales team follows up the MQLs (accepted, qualified, won, lost,
+//! nurtured, disqualified, each move with its rep and, where one is needed, a reason).
 
 use leadscore_store::keys::{NewKey, Scope};
+use leadscore_store::stages::StageChange;
 use leadscore_store::users::Role;
-use leadscore_store::{Storage, StoreError};
+use leadscore_store::{Storage, StoreError, Transaction};
 use serde_json::{Map, Value, json};
 
 use crate::ingest;
 use crate::lead_cache::LeadCache;
+use crate::lifecycle::Stage;
 use crate::messages::{Kind, Message};
 use crate::scoring::Models;
 
@@ -110,13 +117,20 @@ pub async fn create(storage: &dyn Storage, name: &str, n_leads: usize, now: i64)
         // A plain write, not a coherent one: this cache is not the service's, whose remembered
         // leads the write must invalidate.
         let leads = std::sync::Arc::new(LeadCache::new(storage.generation()));
-        for chunk in messages.chunks(2000) {
-            let chunk: Vec<Result<Message, String>> = chunk.iter().cloned().map(Ok).collect();
-            let (models, leads) = (models.clone(), leads.clone());
-            storage
-                .write(move |transaction| ingest::ingest(transaction, &models, &leads, workspace_id, chunk, now))
-                .await?;
+        for day in messages.chunk_by(|a, b| a.at / DAY == b.at / DAY) {
+            // Scored when the day's last message arrived, as the service would have then.
+            let scored_at = day.iter().map(|m| m.at).max().unwrap_or(now);
+            for chunk in day.chunks(2000) {
+                let chunk: Vec<Result<Message, String>> = chunk.iter().cloned().map(Ok).collect();
+                let (models, leads) = (models.clone(), leads.clone());
+                storage
+                    .write(move |transaction| {
+                        ingest::ingest(transaction, &models, &leads, workspace_id, chunk, scored_at)
+                    })
+                    .await?;
+            }
         }
+        storage.write(move |transaction| follow_up(transaction, workspace_id, n_leads, now)).await?;
     }
     let account = demo_account(storage, workspace_id, now).await?;
     Ok(Demo {
@@ -151,12 +165,75 @@ async fn demo_account(storage: &dyn Storage, workspace_id: i64, now: i64) -> Res
     Ok((DEMO_EMAIL.to_string(), password))
 }
 
+const DAY: i64 = 86_400_000;
+
+/// The sales team's reps, who move the demo's MQLs on.
+const REPS: &[&str] = &["ana.silva@example.com", "kenji.watanabe@example.com", "olga.ivanova@example.com"];
+
+/// A stage a rep moves a lead to, with the reason the move needs (if it needs one).
+type Move = (Stage, Option<&'static str>);
+
+/// The sales team's follow-up of every MQL, in its own deterministic order: most are accepted
+/// within days, some of those qualified, then won or lost; the rest disqualified or nurtured. A
+/// move that would land after `now` is not made yet.
+fn follow_up(transaction: &dyn Transaction, workspace_id: i64, n_leads: usize, now: i64) -> Result<(), StoreError> {
+    let mut random = Random(0x0f01_10e5_a1e5);
+    for i in 0..n_leads {
+        let Some(lead) = transaction.lead_by_user_id(workspace_id, &format!("demo-{:05}", i + 1))? else {
+            continue;
+        };
+        let Some(mql) = transaction.latest_stage(lead.id)?.filter(|change| change.stage == Stage::Mql.as_str()) else {
+            continue;
+        };
+        let rep = random.pick(REPS);
+        let mut path: Vec<(Move, i64)> = Vec::new();
+        match random.below(10) {
+            0 => path
+                .push(((Stage::Disqualified, Some("a student researching for a course")), 1 + random.below(3) as i64)),
+            1 => path.push(((Stage::Nurture, Some("no project before next year")), 2 + random.below(5) as i64)),
+            2 | 3 => {}
+            _ => {
+                path.push(((Stage::Sal, None), 1 + random.below(4) as i64));
+                if random.below(10) < 6 {
+                    path.push(((Stage::Sql, None), 3 + random.below(12) as i64));
+                    match random.below(10) {
+                        0..=3 => path.push(((Stage::Customer, None), 10 + random.below(30) as i64)),
+                        4..=6 => {
+                            path.push(((Stage::Lost, Some("chose a competitor on price")), 7 + random.below(30) as i64))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let (mut previous, mut at) = (Stage::Mql, mql.at);
+        for ((stage, reason), days_later) in path {
+            at += days_later * DAY + random.below(8 * 3_600_000) as i64;
+            if at > now {
+                break;
+            }
+            let change = StageChange {
+                stage: stage.to_string(),
+                previous: Some(previous.to_string()),
+                at,
+                actor: rep.to_string(),
+                reason: reason.map(str::to_string),
+            };
+            transaction.set_stage(lead.id, &change)?;
+            previous = stage;
+        }
+    }
+    Ok(())
+}
+
+/// The demo's messages in the order they happened: each lead identified once, then its events
+/// between that day and `now`.
 fn generate(n_leads: usize, now: i64) -> Vec<Message> {
     let mut random = Random(0x5eed_1ead_5c0e);
     // Names from a generator of their own, so that the other fields stay as they were.
     let mut names = Random(0x000a_11ce_5b0b);
     let mut messages = Vec::new();
-    let day = 86_400_000;
+    let day = DAY;
     for i in 0..n_leads {
         let user_id = format!("demo-{:05}", i + 1);
         let domain = random.pick(DOMAINS);
@@ -181,7 +258,7 @@ fn generate(n_leads: usize, now: i64) -> Vec<Message> {
         });
         let n_events = random.below(12);
         for j in 0..n_events {
-            let at = now - random.below(100 * day as u64) as i64;
+            let at = created + random.below((now - created) as u64) as i64;
             let (name, properties): (&str, Value) = match random.below(10) {
                 0..=4 => ("page_view", json!({ "url": format!("https://example.com{}", random.pick(PAGES)) })),
                 5 => ("webinar_attended", json!({})),
@@ -204,5 +281,62 @@ fn generate(n_leads: usize, now: i64) -> Vec<Message> {
             });
         }
     }
+    // Stable: a lead's identify comes before its events of the same moment.
+    messages.sort_by_key(|message| message.at);
     messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::check_move;
+    use leadscore_store::Store;
+
+    /// The demo's history reads like a workspace's: automatic MQLs and reps' moves spread over
+    /// many weeks, every move one a person could make, none in the future, and the lead's stage
+    /// its latest move.
+    #[tokio::test]
+    async fn the_demo_history_spreads_over_weeks_with_allowed_moves_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
+        let now = 1_796_428_800_000; // 2026-12-01
+        let storage: &dyn Storage = &store;
+        let demo = create(storage, "demo", 400, now).await.unwrap();
+        assert_eq!(demo.leads, 400);
+        let histories = storage
+            .write(move |transaction| {
+                let workspace = transaction.find_or_create_workspace("demo", now)?;
+                let mut histories = Vec::new();
+                for i in 0..400 {
+                    let lead = transaction.lead_by_user_id(workspace.id, &format!("demo-{:05}", i + 1))?.unwrap();
+                    histories.push((lead.stage.clone(), transaction.stage_history(lead.id)?));
+                }
+                Ok(histories)
+            })
+            .await
+            .unwrap();
+        let mut weeks_with_mql = std::collections::BTreeSet::new();
+        let mut reached = std::collections::BTreeMap::<String, usize>::new();
+        for (stage, history) in &histories {
+            for change in history {
+                assert!(change.at <= now, "a move after now: {change:?}");
+                *reached.entry(change.stage.clone()).or_default() += 1;
+                if change.stage == "mql" {
+                    weeks_with_mql.insert(change.at / (7 * DAY));
+                }
+                if change.actor != crate::lifecycle::AUTOMATIC_ACTOR {
+                    let from: Stage = change.previous.as_deref().unwrap().parse().unwrap();
+                    let to: Stage = change.stage.parse().unwrap();
+                    check_move(from, to, false).unwrap();
+                    assert_eq!(to.needs_reason(), change.reason.is_some(), "{change:?}");
+                }
+            }
+            let latest = history.iter().max_by_key(|change| change.at).map_or("lead", |c| c.stage.as_str());
+            assert_eq!(stage, latest);
+        }
+        assert!(weeks_with_mql.len() >= 8, "MQLs in {} weeks only", weeks_with_mql.len());
+        for stage in ["mql", "sal", "sql", "customer", "lost", "nurture", "disqualified"] {
+            assert!(reached.get(stage).copied().unwrap_or(0) > 0, "no lead reached {stage}: {reached:?}");
+        }
+    }
 }
