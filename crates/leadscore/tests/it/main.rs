@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod connections;
 mod console;
+mod console_workspaces;
 mod examples;
 mod full_disk;
 mod import;
