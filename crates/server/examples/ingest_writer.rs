@@ -59,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let now = leadscore_store::now_ms();
     let workspace = store.write_blocking(move |c| {
         let workspace = workspaces::find_or_create(c, "bench", now)?;
-        let version = models::add(c, workspace.id, source, &BTreeMap::new(), now)?;
+        let version = models::add(c, workspace.id, source, &BTreeMap::new(), None, now)?;
         models::activate(c, workspace.id, version.id, models::Origin::Api, now)?;
         Ok(workspace.id)
     })?;

@@ -98,7 +98,13 @@ pub async fn create(storage: &dyn Storage, name: &str, n_leads: usize, now: i64)
         .write(move |transaction| {
             let workspace = transaction.find_or_create_workspace(&workspace_name, now)?;
             if transaction.active_model(workspace.id)?.is_none() {
-                let version = transaction.add_model_version(workspace.id, DEMO_MODEL, &Default::default(), now)?;
+                let version = transaction.add_model_version(
+                    workspace.id,
+                    DEMO_MODEL,
+                    &Default::default(),
+                    Some("leadscore serve --demo"),
+                    now,
+                )?;
                 transaction.activate_model(workspace.id, version.id, leadscore_store::models::Origin::Upload, now)?;
             }
             let existing = transaction.count_leads(workspace.id)?;

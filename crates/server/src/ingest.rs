@@ -634,6 +634,7 @@ mod tests {
                     workspace.id,
                     "[scores.activity]\nrules = []\n",
                     &BTreeMap::new(),
+                    None,
                     leadscore_store::now_ms(),
                 )?;
                 models::activate(c, workspace.id, version.id, models::Origin::Api, leadscore_store::now_ms())?;
@@ -683,7 +684,7 @@ mod tests {
     use leadscore_store::events::StoredEvent;
     use leadscore_store::keys::{NewKey, Scope};
     use leadscore_store::leads::{Filter, ListedLead, Order};
-    use leadscore_store::models::{ListedVersion, ModelVersion, Origin, RolledBack};
+    use leadscore_store::models::{Activation, ListedVersion, ModelVersion, Origin, RolledBack};
     use leadscore_store::predictive::{LabelledLead, PredictiveVersion, Summary};
     use leadscore_store::rescorings::Rescoring;
     use leadscore_store::scores::HistoryEntry;
@@ -699,6 +700,7 @@ mod tests {
             model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError>;
             model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError>;
             model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError>;
+            model_activations(&self, workspace_id: i64) -> Result<Vec<Activation>, StoreError>;
             predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError>;
             latest_predictive_model(&self, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError>;
             predictive_models(&self, workspace_id: i64) -> Result<Vec<Summary>, StoreError>;
@@ -727,7 +729,8 @@ mod tests {
         counted! {
             find_or_create_workspace(&self, name: &str, now: i64) -> Result<Workspace, StoreError>;
             new_key(&self, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError>;
-            add_model_version(&self, workspace_id: i64, source: &str, predictors: &BTreeMap<String, i64>, now: i64)
+            add_model_version(&self, workspace_id: i64, source: &str, predictors: &BTreeMap<String, i64>,
+                uploaded_by: Option<&str>, now: i64)
                 -> Result<ModelVersion, StoreError>;
             activate_model(&self, workspace_id: i64, model_id: i64, origin: Origin, now: i64) -> Result<(), StoreError>;
             roll_back_model(&self, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError>;
@@ -767,7 +770,7 @@ mod tests {
             .write_blocking(|c| {
                 let workspace = workspaces::find_or_create(c, "w", 0)?;
                 let model = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1 }]\n";
-                let version = models::add(c, workspace.id, model, &BTreeMap::new(), 0)?;
+                let version = models::add(c, workspace.id, model, &BTreeMap::new(), None, 0)?;
                 models::activate(c, workspace.id, version.id, models::Origin::Api, 0)?;
                 Ok(workspace.id)
             })

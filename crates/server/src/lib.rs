@@ -28,6 +28,7 @@ pub mod lifecycle;
 pub mod listing;
 pub mod messages;
 pub mod metrics;
+pub mod model_versions;
 pub mod notify;
 pub mod openapi;
 pub mod passwords;

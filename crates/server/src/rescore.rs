@@ -339,6 +339,7 @@ mod tests {
                         workspace.id,
                         source,
                         &std::collections::BTreeMap::new(),
+                        None,
                         leadscore_store::now_ms(),
                     )?;
                     models::activate(c, workspace.id, version.id, models::Origin::Api, leadscore_store::now_ms())?;

@@ -392,7 +392,7 @@ mod tests {
         let (state, rebuilt) = store
             .write_blocking(move |c| {
                 let workspace = workspaces::find_or_create(c, "w", leadscore_store::now_ms())?;
-                let version = models::add(c, workspace.id, source, &BTreeMap::new(), leadscore_store::now_ms())?;
+                let version = models::add(c, workspace.id, source, &BTreeMap::new(), None, leadscore_store::now_ms())?;
                 let model = leadscore_core::compile(source).map_err(|e| StoreError::Corrupt(e.render("m")))?.model;
                 let mut lead = leadscore_store::leads::create(c, workspace.id, Some("u"), 0)?;
                 let none = serde_json::Map::new();
@@ -460,7 +460,7 @@ mod tests {
         let first = cache.clone();
         let rolled_back: Result<(), StoreError> = store.write_blocking(move |c| {
             let version =
-                models::add(c, a, "[scores.alpha]\nrules = []\n", &BTreeMap::new(), leadscore_store::now_ms())?;
+                models::add(c, a, "[scores.alpha]\nrules = []\n", &BTreeMap::new(), None, leadscore_store::now_ms())?;
             first.get(c, &version)?;
             Err(StoreError::Conflict("changed my mind".to_string()))
         });
@@ -468,8 +468,14 @@ mod tests {
         let second = cache.clone();
         let names = store
             .write_blocking(move |c| {
-                let version =
-                    models::add(c, b, "[scores.beta]\nrules = []\n", &BTreeMap::new(), leadscore_store::now_ms())?;
+                let version = models::add(
+                    c,
+                    b,
+                    "[scores.beta]\nrules = []\n",
+                    &BTreeMap::new(),
+                    None,
+                    leadscore_store::now_ms(),
+                )?;
                 Ok(second.get(c, &version)?.score_names().map(str::to_string).collect::<Vec<_>>())
             })
             .unwrap();

@@ -23,12 +23,15 @@ pub struct ModelVersion {
 }
 
 /// Stores a new version (the caller has compiled it, resolving its predictive references to
-/// `predictors`) and returns it. A pinned predictive model must belong to the workspace.
+/// `predictors`) and returns it, with who uploaded it (an API key, a console account; `None`
+/// when no one did, as for tests and versions stored before it was recorded). A pinned
+/// predictive model must belong to the workspace.
 pub fn add(
     connection: &Connection,
     workspace_id: i64,
     source: &str,
     predictors: &BTreeMap<String, i64>,
+    uploaded_by: Option<&str>,
     now: i64,
 ) -> Result<ModelVersion, StoreError> {
     for (reference, id) in predictors {
@@ -50,8 +53,9 @@ pub fn add(
         |row| row.get(0),
     )?;
     connection.execute(
-        "INSERT INTO models (workspace_id, version, source, created_at, predictors) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![workspace_id, version, source, now, pins],
+        "INSERT INTO models (workspace_id, version, source, created_at, predictors, uploaded_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![workspace_id, version, source, now, pins, uploaded_by],
     )?;
     Ok(ModelVersion {
         id: connection.last_insert_rowid(),
@@ -242,20 +246,22 @@ pub fn id_of_version(connection: &Connection, workspace_id: i64, version: i64) -
         .optional()?)
 }
 
-/// A version as listed: its id, number and creation time, without its text.
+/// A version as listed: its id, number, creation time and uploader, without its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedVersion {
     pub id: i64,
     pub version: i64,
     pub created_at: i64,
+    /// Who uploaded it, when it was recorded (see [`add`]).
+    pub uploaded_by: Option<String>,
 }
 
 /// Every version of the workspace, oldest first.
 pub fn list_versions(connection: &Connection, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError> {
-    let mut statement =
-        connection.prepare("SELECT id, version, created_at FROM models WHERE workspace_id = ?1 ORDER BY version")?;
+    let mut statement = connection
+        .prepare("SELECT id, version, created_at, uploaded_by FROM models WHERE workspace_id = ?1 ORDER BY version")?;
     let rows = statement.query_map([workspace_id], |row| {
-        Ok(ListedVersion { id: row.get(0)?, version: row.get(1)?, created_at: row.get(2)? })
+        Ok(ListedVersion { id: row.get(0)?, version: row.get(1)?, created_at: row.get(2)?, uploaded_by: row.get(3)? })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -289,12 +295,14 @@ mod tests {
         store
             .write_blocking(|c| {
                 let ws = workspaces::find_or_create(c, "w", crate::now_ms())?.id;
-                let v1 = add(c, ws, "[scores.a]", &BTreeMap::new(), crate::now_ms())?;
-                let v2 = add(c, ws, "[scores.b]", &BTreeMap::new(), crate::now_ms())?;
+                let v1 = add(c, ws, "[scores.a]", &BTreeMap::new(), None, crate::now_ms())?;
+                let v2 = add(c, ws, "[scores.b]", &BTreeMap::new(), Some("ana@example.com"), crate::now_ms())?;
                 activate(c, ws, v1.id, Origin::Upload, crate::now_ms())?;
                 activate(c, ws, v2.id, Origin::Api, crate::now_ms())?;
                 activate(c, ws, v2.id, Origin::Api, crate::now_ms())?;
                 assert_eq!(stack(c, ws)?.iter().map(|a| a.version).collect::<Vec<_>>(), [1, 2]);
+                let uploaders = list_versions(c, ws)?.into_iter().map(|v| v.uploaded_by).collect::<Vec<_>>();
+                assert_eq!(uploaders, [None, Some("ana@example.com".to_string())]);
                 let rolled = rollback(c, ws, crate::now_ms())?;
                 assert_eq!((rolled.undone.version, rolled.restored.version), (2, 1));
                 assert!(matches!(rollback(c, ws, crate::now_ms()), Err(StoreError::NotFound(_))));

@@ -250,17 +250,17 @@ mod tests {
                 let globex = workspaces::find_or_create(c, "globex", crate::now_ms())?.id;
                 let v1 = add(c, acme, "conversion", BODY, "logistic", Origin::Upload, crate::now_ms())?;
                 let pins = BTreeMap::from([("conversion".to_string(), v1.id)]);
-                let stored = models::add(c, acme, "[scores.s]", &pins, crate::now_ms())?;
+                let stored = models::add(c, acme, "[scores.s]", &pins, None, crate::now_ms())?;
                 // A newer predictive version does not change what the stored version is pinned to.
                 add(c, acme, "conversion", BODY, "logistic", Origin::Retrain, crate::now_ms())?;
                 assert_eq!(models::by_id(c, stored.id)?.map(|m| m.predictors), Some(pins.clone()));
                 models::activate(c, acme, stored.id, models::Origin::Api, crate::now_ms())?;
                 assert_eq!(models::active(c, acme)?.map(|m| m.predictors), Some(pins.clone()));
-                let plain = models::add(c, acme, "[scores.t]", &BTreeMap::new(), crate::now_ms())?;
+                let plain = models::add(c, acme, "[scores.t]", &BTreeMap::new(), None, crate::now_ms())?;
                 assert!(models::by_id(c, plain.id)?.is_some_and(|m| m.predictors.is_empty()));
                 // Pinning another workspace's predictive model is refused.
                 assert!(matches!(
-                    models::add(c, globex, "[scores.s]", &pins, crate::now_ms()),
+                    models::add(c, globex, "[scores.s]", &pins, None, crate::now_ms()),
                     Err(StoreError::NotFound(_))
                 ));
                 Ok(())

@@ -135,7 +135,7 @@ mod tests {
         store
             .write_blocking(|c| {
                 let ws = workspaces::find_or_create(c, "w", crate::now_ms())?.id;
-                let v1 = models::add(c, ws, "[scores.s]", &Default::default(), crate::now_ms())?;
+                let v1 = models::add(c, ws, "[scores.s]", &Default::default(), None, crate::now_ms())?;
                 begin(c, ws, v1.id, "model v1", None, IfRunning::Refuse, crate::now_ms())?;
                 assert!(matches!(
                     begin(c, ws, v1.id, "again", None, IfRunning::Refuse, crate::now_ms()),

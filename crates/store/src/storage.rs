@@ -36,7 +36,7 @@ use crate::error::StoreError;
 use crate::events::{NewEvent, StoredEvent};
 use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{Filter, LeadRow, ListedLead, Order};
-use crate::models::{ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
+use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
 use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
 use crate::rescorings::{IfRunning, Rescoring};
 use crate::scores::{History, HistoryEntry, ScoreRow, StoredScores};
@@ -66,6 +66,9 @@ pub trait Reads {
     fn model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError>;
     /// Every scoring model version of the workspace, oldest first, without its text.
     fn model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError>;
+    /// The workspace's activations, oldest first, rolled back ones included (see
+    /// [`crate::models::stack`]): what a rollback would restore.
+    fn model_activations(&self, workspace_id: i64) -> Result<Vec<Activation>, StoreError>;
     /// A stored predictive model version of the workspace, which a scoring model is pinned to.
     fn predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError>;
     /// The newest version of the workspace's predictive model `name`.
@@ -135,6 +138,7 @@ pub trait Transaction: Reads {
         workspace_id: i64,
         source: &str,
         predictors: &BTreeMap<String, i64>,
+        uploaded_by: Option<&str>,
         now: i64,
     ) -> Result<ModelVersion, StoreError>;
     /// Makes a version the active one, on top of the workspace's version stack.

@@ -199,7 +199,7 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
                     return Ok(Installed::Kept { file: stored.version, active });
                 }
                 Some(stored) => stored,
-                None => models::add(connection, workspace.id, &source, &pins, now)?,
+                None => models::add(connection, workspace.id, &source, &pins, Some("leadscore serve --model"), now)?,
             };
             leadscore_server::activation::activate(connection, workspace.id, version.id, Origin::File, now)?;
             Ok(Installed::Activated(version.version))

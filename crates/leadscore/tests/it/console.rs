@@ -238,3 +238,155 @@ fn the_demo_prints_an_account_that_signs_in_at_once() {
     let leads = page(&server, "/leads", &session_of(&signed_in));
     assert_eq!(leads.body.matches("<tr>").count(), 31, "a header row and the 30 demo leads");
 }
+
+// The model pages.
+
+/// The form token of a console page.
+fn csrf_of(page: &Response) -> String {
+    page.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+}
+
+/// Posts a console form as a browser of this origin would.
+fn post_form(server: &Server, path: &str, session: &str, body: &str) -> Response {
+    let origin = format!("http://{}", server.address);
+    let cookie = format!("leadscore_session={session}");
+    let headers = [FORM, ("Origin", origin.as_str()), ("Cookie", cookie.as_str())];
+    request(&server.address, "POST", path, &headers, body.as_bytes())
+}
+
+/// A form value, percent-encoded.
+fn form_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "zofia@example.pl", "editor");
+    create_account(dir.path(), "viewer@example.pl", "viewer");
+    create_account(dir.path(), "admin@example.pl", "admin");
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    for n in 0..2 {
+        let event = json!({"userId": "lead-1", "event": "page_view", "messageId": format!("m{n}")});
+        assert_eq!(server.post_json("/v1/track", &ingest, &event).status, 200);
+    }
+    let listed = server.get("/api/models", &read).json();
+    let uploader = listed["models"][0]["uploaded_by"].as_str().unwrap().to_string();
+    assert!(uploader.starts_with("API key lsk_"), "the key that uploaded it, by its prefix: {uploader}");
+    let viewer = session_of(&sign_in(&server, "viewer@example.pl", PASSWORD));
+    let editor = session_of(&sign_in(&server, "zofia@example.pl", PASSWORD));
+    let admin_session = session_of(&sign_in(&server, "admin@example.pl", PASSWORD));
+
+    // Anyone signed in reads the versions and their text.
+    let versions = page(&server, "/models", &viewer);
+    assert_eq!(versions.status, 200, "{}", versions.body);
+    assert!(versions.body.contains("Version 1") && versions.body.contains(&uploader), "{}", versions.body);
+    assert!(!versions.body.contains("href=\"/models/new\""), "a viewer is offered no editor");
+    let one = page(&server, "/models/1", &viewer);
+    assert!(
+        one.body.contains("<li id=\"L7\"><span class=\"ln\" aria-hidden=\"true\">7</span><code>points = 1</code>"),
+        "{}",
+        one.body
+    );
+    assert_eq!(page(&server, "/models/9", &viewer).status, 404);
+
+    // A viewer can neither open the editor nor save, even by posting.
+    assert_eq!(page(&server, "/models/new", &viewer).status, 403);
+    let token = csrf_of(&versions);
+    let refused = post_form(&server, "/models/new", &viewer, &format!("csrf={token}&action=save&source=x"));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // An editor checks a broken model: the diagnostic names its line and marks it.
+    let editor_form = page(&server, "/models/new", &editor);
+    assert_eq!(editor_form.status, 200);
+    assert!(editor_form.body.contains("[scores.activity]"), "prefilled from the active version");
+    let token = csrf_of(&editor_form);
+    let broken = COUNTING_MODEL.replacen("points = 1\n", "pointz = 1\n", 1);
+    let checked = post_form(
+        &server,
+        "/models/new",
+        &editor,
+        &format!("csrf={token}&action=check&source={}", form_value(&broken)),
+    );
+    assert_eq!(checked.status, 200, "{}", checked.body);
+    assert!(checked.body.contains("<a href=\"#L7\">line 7, column 1</a>: Unknown field `pointz`"), "{}", checked.body);
+    assert!(checked.body.contains("<li id=\"L7\" class=\"source-error\">"), "{}", checked.body);
+    // Saving it is refused, the text kept, nothing stored.
+    let save = |source: &str| {
+        post_form(&server, "/models/new", &editor, &format!("csrf={token}&action=save&source={}", form_value(source)))
+    };
+    let not_saved = save(&broken);
+    assert_eq!(not_saved.status, 400, "{}", not_saved.body);
+    assert!(
+        not_saved.body.contains("pointz = 1</textarea>") || not_saved.body.contains("pointz = 1\n"),
+        "the text is kept"
+    );
+    assert_eq!(server.get("/api/models", &read).json()["models"].as_array().unwrap().len(), 1);
+    let forged = post_form(
+        &server,
+        "/models/new",
+        &editor,
+        &format!("csrf=forged&action=save&source={}", form_value(COUNTING_MODEL)),
+    );
+    assert_eq!(forged.status, 403);
+    // Fixed (and lowering the hot tier to 2 points), it is saved in the editor's name.
+    let fixed = COUNTING_MODEL.replace("min = 3", "min = 2");
+    let saved = save(&fixed);
+    assert_eq!((saved.status, saved.header("location")), (303, Some("/models/2")), "{}", saved.body);
+    let listed = server.get("/api/models", &read).json();
+    assert_eq!(listed["models"][1]["uploaded_by"], "zofia@example.pl");
+    assert_eq!(listed["models"][1]["active"], false);
+
+    // The diff marks the changed line with - and +.
+    let diff = page(&server, "/models/diff?from=1&to=2", &viewer);
+    assert_eq!(diff.status, 200);
+    assert!(
+        diff.body.contains("<tr class=\"diff-removed\"><td class=\"ln\">3</td><td class=\"ln\"></td>"),
+        "{}",
+        diff.body
+    );
+    assert!(diff.body.contains("<span aria-hidden=\"true\">+</span>"), "{}", diff.body);
+    assert_eq!(page(&server, "/models/diff?from=1&to=99", &viewer).status, 400);
+
+    // The editor previews it: lead-1 (2 page views) would become hot.
+    let preview = page(&server, "/models/2/preview", &editor);
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert!(
+        preview.body.contains("<strong class=\"fact-number\">1</strong> of 1 leads change tier"),
+        "{}",
+        preview.body
+    );
+    assert!(preview.body.contains("<a href=\"/leads/lead-1\">lead-1</a>"), "{}", preview.body);
+    assert!(!preview.body.contains("/models/2/activate"), "an editor is offered no activation");
+
+    // Only an admin activates or rolls back: the requests themselves are refused to an editor.
+    assert_eq!(page(&server, "/models/2/activate", &editor).status, 403);
+    assert_eq!(post_form(&server, "/models/2/activate", &editor, &format!("csrf={token}")).status, 403);
+    assert_eq!(page(&server, "/models/rollback", &editor).status, 403);
+    assert_eq!(post_form(&server, "/models/rollback", &editor, &format!("csrf={token}")).status, 403);
+    let confirm = page(&server, "/models/2/activate", &admin_session);
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    assert!(confirm.body.contains("Activate version 2?") && confirm.body.contains("of 1 leads change tier"));
+    assert_eq!(post_form(&server, "/models/2/activate", &admin_session, "csrf=forged").status, 403);
+    let admin_token = csrf_of(&confirm);
+    let activated = post_form(&server, "/models/2/activate", &admin_session, &format!("csrf={admin_token}"));
+    assert_eq!((activated.status, activated.header("location")), (303, Some("/models/rescoring")));
+    let done = wait_for_rescoring(&server, &read);
+    assert_eq!(done["models"][1]["active"], true);
+    let progress = page(&server, "/models/rescoring", &admin_session);
+    assert!(progress.body.contains("Rescoring done") && !progress.body.contains("http-equiv"), "{}", progress.body);
+
+    let back = page(&server, "/models/rollback", &admin_session);
+    assert!(back.body.contains("Roll back to version 1?"), "{}", back.body);
+    let rolled = post_form(&server, "/models/rollback", &admin_session, &format!("csrf={admin_token}"));
+    assert_eq!((rolled.status, rolled.header("location")), (303, Some("/models/rescoring")));
+    let done = wait_for_rescoring(&server, &read);
+    assert_eq!(done["models"][0]["active"], true);
+}

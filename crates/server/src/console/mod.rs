@@ -15,6 +15,9 @@
 pub mod charts;
 pub mod lead;
 pub mod leads;
+pub mod model_activation;
+pub mod model_editor;
+pub mod models;
 pub mod page;
 pub mod session;
 pub mod sign_in;
@@ -37,6 +40,16 @@ pub fn routes() -> Router<AppState> {
         .route("/leads", get(leads::list))
         .route("/leads/{id}", get(lead::show))
         .route("/leads/{id}/stage", post(lead::move_stage))
+        // The model pages: versions, one version, the editor, a diff, a preview, activating and
+        // rolling back, the rescoring's progress.
+        .route("/models", get(models::list))
+        .route("/models/new", get(model_editor::form).post(model_editor::submit))
+        .route("/models/diff", get(models::diff))
+        .route("/models/rollback", get(model_activation::confirm_rollback).post(model_activation::rollback))
+        .route("/models/rescoring", get(model_activation::rescoring))
+        .route("/models/{version}", get(models::show))
+        .route("/models/{version}/preview", get(model_activation::preview))
+        .route("/models/{version}/activate", get(model_activation::confirm_activation).post(model_activation::activate))
 }
 
 /// `/`: the leads for a signed-in person, the sign-in page for anyone else.

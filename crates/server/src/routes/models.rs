@@ -5,19 +5,18 @@ use std::collections::BTreeMap;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use leadscore_core::diagnostic::line_column;
-use leadscore_core::{Severity, Timestamp};
-use leadscore_store::models::{ModelVersion, Origin};
-use leadscore_store::{Reads, StoreError, now_ms};
+use leadscore_core::Timestamp;
+use leadscore_store::keys::KeyOwner;
+use leadscore_store::models::ModelVersion;
 use serde::Serialize;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use crate::activation;
 use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, RawBody};
+use crate::model_versions::{self, DiagnosticView};
 use crate::openapi::ErrorBody;
-use crate::preview::{self, Preview};
+use crate::preview::Preview;
 use crate::rescore::{self, Progress};
 use crate::state::AppState;
 
@@ -30,47 +29,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(activate))
         .routes(routes!(preview))
         .routes(routes!(rollback))
-}
-
-/// How serious a diagnostic is.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-enum DiagnosticSeverity {
-    Error,
-    Warning,
-}
-
-/// An error or a warning about a model, where `leadscore check` shows it.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Diagnostic)]
-struct DiagnosticView {
-    severity: DiagnosticSeverity,
-    /// The line and column (from 1) it points at, or `null` for the model as a whole.
-    line: Option<usize>,
-    column: Option<usize>,
-    message: String,
-}
-
-fn diagnostics(source: &str, diagnostics: &[leadscore_core::Diagnostic]) -> Vec<DiagnosticView> {
-    diagnostics
-        .iter()
-        .map(|d| {
-            let (line, column) = d.span.as_ref().map_or((None, None), |s| {
-                let (l, c) = line_column(source, s.start);
-                (Some(l), Some(c))
-            });
-            DiagnosticView {
-                severity: if d.severity == Severity::Error {
-                    DiagnosticSeverity::Error
-                } else {
-                    DiagnosticSeverity::Warning
-                },
-                line,
-                column,
-                message: d.message.clone(),
-            }
-        })
-        .collect()
 }
 
 /// A model refused for its errors: the error body, with every diagnostic.
@@ -101,6 +59,9 @@ struct UploadedView {
 struct VersionView {
     version: i64,
     created_at: String,
+    /// Who stored it: an API key (by its prefix), a console account (by its e-mail address) or
+    /// the command that installed it; `null` for versions stored before it was recorded.
+    uploaded_by: Option<String>,
     active: bool,
 }
 
@@ -169,51 +130,31 @@ async fn upload(
 ) -> Result<Response, ApiError> {
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::InvalidModel, "the model must be UTF-8 text (TOML)"))?;
-    // Predictive references resolve to the latest version of each named predictive model; the
-    // version is stored pinned to them, so it scores the same until a new version is made.
-    let models = state.models.clone();
-    let checked = source.clone();
-    let new_version = state.storage.read(move |reads| models.compile_new(reads, owner.workspace_id, &checked)).await?;
-    let warnings = match new_version.compiled {
-        // The compiler's warnings and the tiers no lead can reach, as `leadscore check` shows them.
-        Ok(compiled) => {
-            let mut warnings = compiled.warnings;
-            warnings.extend(leadscore_core::check::warnings(&compiled.model));
-            warnings.sort_by_key(|w| w.span.as_ref().map_or(0, |s| s.start));
-            diagnostics(&source, &warnings)
+    let uploaded_by = key_label(&state, &owner).await?;
+    match model_versions::save(&state, owner.workspace_id, source, uploaded_by).await? {
+        Ok(saved) => {
+            let body = UploadedView { version: saved.version, active: saved.active, warnings: saved.warnings };
+            Ok((StatusCode::CREATED, axum::Json(body)).into_response())
         }
-        Err(error) => {
+        Err(invalid) => {
             let body = InvalidModelView {
                 code: ErrorCode::InvalidModel.name(),
-                message: match error.errors().next() {
-                    Some(first) => {
-                        format!("the model has {} error(s); the first: {}", error.errors().count(), first.message)
-                    }
-                    None => "the model has errors".to_string(),
-                },
-                diagnostics: diagnostics(&source, &error.diagnostics),
+                message: invalid.message,
+                diagnostics: invalid.diagnostics,
             };
-            return Ok((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+            Ok((StatusCode::BAD_REQUEST, axum::Json(body)).into_response())
         }
-    };
-    let predictors = new_version.predictors;
-    let now = now_ms();
-    let (version, active) = state
-        .storage
-        .write(move |transaction| {
-            let first = transaction.active_model(owner.workspace_id)?.is_none();
-            let version = transaction.add_model_version(owner.workspace_id, &source, &predictors, now)?;
-            if first {
-                activation::activate(transaction, owner.workspace_id, version.id, Origin::Upload, now)?;
-            }
-            Ok((version, first))
-        })
-        .await?;
-    if active {
-        activation::rescore(&state, owner.workspace_id);
     }
-    let body = UploadedView { version: version.version, active, warnings };
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// How a version uploaded with an API key names its uploader: the key's prefix, as keys are
+/// listed.
+async fn key_label(state: &AppState, owner: &KeyOwner) -> Result<String, ApiError> {
+    let keys = state.storage.list_keys(owner.workspace_id).await?;
+    Ok(match keys.iter().find(|key| key.id == owner.key_id) {
+        Some(key) => format!("API key {}…", key.prefix),
+        None => format!("API key {}", owner.key_id),
+    })
 }
 
 /// The workspace's model versions, and the progress of its rescoring.
@@ -232,21 +173,16 @@ async fn list(
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<ModelListView>, ApiError> {
     let rescoring = rescore::progress(&state, owner.workspace_id).await?;
-    let versions = state
-        .storage
-        .read(move |reads| {
-            let active = reads.active_model(owner.workspace_id)?.map(|v| v.id);
-            let versions = reads.model_versions(owner.workspace_id)?;
-            Ok(versions
-                .into_iter()
-                .map(|listed| VersionView {
-                    version: listed.version,
-                    created_at: Timestamp(listed.created_at).to_string(),
-                    active: Some(listed.id) == active,
-                })
-                .collect())
+    let versions = model_versions::list(&state, owner.workspace_id)
+        .await?
+        .into_iter()
+        .map(|listed| VersionView {
+            version: listed.version,
+            created_at: Timestamp(listed.created_at).to_string(),
+            uploaded_by: listed.uploaded_by,
+            active: listed.active,
         })
-        .await?;
+        .collect();
     Ok(ApiJson(ModelListView { models: versions, rescoring }))
 }
 
@@ -266,6 +202,8 @@ struct PinnedView {
 struct VersionSourceView {
     version: i64,
     created_at: String,
+    /// Who stored it, as in the list of versions.
+    uploaded_by: Option<String>,
     active: bool,
     /// The model file as it was uploaded (TOML).
     source: String,
@@ -292,32 +230,19 @@ async fn one(
     ApiPath(version): ApiPath<i64>,
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<VersionSourceView>, ApiError> {
-    let workspace_id = owner.workspace_id;
-    let view = state
-        .storage
-        .read(move |reads| {
-            let model = reads
-                .model_id_of_version(workspace_id, version)?
-                .map(|id| reads.model_by_id(id))
-                .transpose()?
-                .flatten()
-                .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
-            let active = reads.active_model(workspace_id)?.is_some_and(|active| active.id == model.id);
-            let mut predictive = BTreeMap::new();
-            for (reference, id) in &model.predictors {
-                if let Some(pinned) = reads.predictive_model(workspace_id, *id)? {
-                    predictive.insert(reference.clone(), PinnedView { name: pinned.name, version: pinned.version });
-                }
-            }
-            Ok(VersionSourceView {
-                version: model.version,
-                created_at: Timestamp(model.created_at).to_string(),
-                active,
-                source: model.source,
-                predictive,
-            })
-        })
-        .await?;
+    let stored = model_versions::stored(&state, owner.workspace_id, version).await?;
+    let view = VersionSourceView {
+        version: stored.model.version,
+        created_at: Timestamp(stored.model.created_at).to_string(),
+        uploaded_by: stored.uploaded_by,
+        active: stored.active,
+        source: stored.model.source,
+        predictive: stored
+            .predictive
+            .into_iter()
+            .map(|(reference, (name, version))| (reference, PinnedView { name, version }))
+            .collect(),
+    };
     Ok(ApiJson(view))
 }
 
@@ -344,12 +269,8 @@ async fn activate(
     ApiPath(version): ApiPath<i64>,
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
-    activate_version(&state, owner.workspace_id, move |reads, workspace_id| {
-        reads
-            .model_id_of_version(workspace_id, version)?
-            .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))
-    })
-    .await
+    let version = model_versions::activate(&state, owner.workspace_id, version).await?;
+    activated(&state, owner.workspace_id, version).await
 }
 
 /// Activates the version that was active before the current one.
@@ -371,33 +292,12 @@ async fn rollback(
     State(state): State<AppState>,
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
-    let workspace_id = owner.workspace_id;
-    let now = now_ms();
-    let version = state.storage.write(move |transaction| activation::rollback(transaction, workspace_id, now)).await?;
-    activated(&state, workspace_id, version).await
-}
-
-/// Activates the version `choose` picks (in the writer's transaction) and starts rescoring every
-/// lead in the background.
-async fn activate_version(
-    state: &AppState,
-    workspace_id: i64,
-    choose: impl FnOnce(&dyn Reads, i64) -> Result<i64, StoreError> + Send + 'static,
-) -> Result<Response, ApiError> {
-    let now = now_ms();
-    let version = state
-        .storage
-        .write(move |transaction| {
-            let id = choose(transaction, workspace_id)?;
-            activation::activate(transaction, workspace_id, id, Origin::Api, now)
-        })
-        .await?;
-    activated(state, workspace_id, version).await
+    let version = model_versions::rollback(&state, owner.workspace_id).await?;
+    activated(&state, owner.workspace_id, version).await
 }
 
 /// The answer to an activation or a rollback, once its rescoring has started.
 async fn activated(state: &AppState, workspace_id: i64, version: ModelVersion) -> Result<Response, ApiError> {
-    activation::rescore(state, workspace_id);
     let rescoring = rescore::progress(state, workspace_id).await?;
     let body = ActivationView { version: version.version, active: true, rescoring };
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
@@ -439,30 +339,8 @@ async fn preview(
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<Preview>, ApiError> {
     let axum::extract::Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
-    let models = state.models.clone();
-    let report = state
-        .storage
-        .read(move |reads| {
-            // Read in the snapshot, so that every event it holds is at or before this time.
-            let now = now_ms();
-            let candidate_id = reads
-                .model_id_of_version(owner.workspace_id, version)?
-                .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
-            let candidate = reads
-                .model_by_id(candidate_id)?
-                .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))?;
-            let active = reads.active_model(owner.workspace_id)?;
-            preview::compare(
-                reads,
-                &models,
-                owner.workspace_id,
-                &candidate,
-                active.as_ref(),
-                query.limit.unwrap_or(100_000),
-                query.changes.unwrap_or(100),
-                now,
-            )
-        })
-        .await?;
+    let limit = query.limit.unwrap_or(100_000);
+    let report =
+        model_versions::preview(&state, owner.workspace_id, version, limit, query.changes.unwrap_or(100)).await?;
     Ok(ApiJson(report))
 }

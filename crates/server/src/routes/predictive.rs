@@ -420,7 +420,8 @@ async fn retrain(
             // for any other predictive model it uses.
             let mut pins = active.predictors.clone();
             pins.insert(stored_name.clone(), stored.id);
-            let version = transaction.add_model_version(workspace_id, &active.source, &pins, now)?;
+            let retrained = format!("retraining of predictive model {stored_name}");
+            let version = transaction.add_model_version(workspace_id, &active.source, &pins, Some(&retrained), now)?;
             // Only the new version's failure to compile is the request's conflict; a stored row
             // this version cannot read, or failing storage, keeps its own answer.
             models.get(transaction, &version).map_err(|e| match e {

@@ -160,9 +160,10 @@ pub(crate) fn model_versions_stack_and_roll_back(opened: Opened) {
     let (acme, globex) = two_workspaces(&storage, &runtime);
     let (first, second) = runtime
         .block_on(storage.write(move |t| {
-            let first = t.add_model_version(acme, "[scores.a]\nrules = []\n", &BTreeMap::new(), 1)?;
+            let first = t.add_model_version(acme, "[scores.a]\nrules = []\n", &BTreeMap::new(), None, 1)?;
             t.activate_model(acme, first.id, Origin::Upload, 1)?;
-            let second = t.add_model_version(acme, "[scores.b]\nrules = []\n", &BTreeMap::new(), 2)?;
+            let second =
+                t.add_model_version(acme, "[scores.b]\nrules = []\n", &BTreeMap::new(), Some("ana@example.com"), 2)?;
             t.activate_model(acme, second.id, Origin::Api, 2)?;
             Ok((first, second))
         }))
@@ -172,13 +173,20 @@ pub(crate) fn model_versions_stack_and_roll_back(opened: Opened) {
         .block_on(storage.read(move |r| Ok((r.active_model(acme)?, r.model_versions(acme)?, r.active_model(globex)?))))
         .unwrap();
     assert_eq!(active.map(|m| m.id), Some(second.id));
-    assert_eq!(versions.len(), 2);
+    let uploaders: Vec<_> = versions.iter().map(|v| v.uploaded_by.as_deref()).collect();
+    assert_eq!(uploaders, [None, Some("ana@example.com")], "who uploaded each version is kept");
     assert_eq!(elsewhere, None, "another workspace has no model");
 
     let rolled = runtime.block_on(storage.write(move |t| t.roll_back_model(acme, 3))).unwrap();
     assert_eq!((rolled.undone.id, rolled.restored.id), (second.id, first.id));
     let active = runtime.block_on(storage.read(move |r| r.active_model(acme))).unwrap();
     assert_eq!(active.map(|m| m.id), Some(first.id));
+    let (stack, none) = runtime
+        .block_on(storage.read(move |r| Ok((r.model_activations(acme)?, r.model_activations(globex)?))))
+        .unwrap();
+    let stack: Vec<_> = stack.iter().map(|a| (a.version, a.undone_at)).collect();
+    assert_eq!(stack, [(1, None), (2, Some(3))], "the stack keeps the undone activation, marked");
+    assert!(none.is_empty(), "another workspace's stack is its own");
     let by_version = runtime.block_on(storage.read(move |r| r.model_id_of_version(acme, 2))).unwrap();
     assert_eq!(by_version, Some(second.id));
     let not_theirs = runtime.block_on(storage.read(move |r| r.model_id_of_version(globex, 2))).unwrap();

@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::events::{self, Inserted, StoredEvent};
 use crate::keys::{self, KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{self, Filter, LeadRow, ListedLead, Order};
-use crate::models::{self, ListedVersion, ModelVersion, RolledBack};
+use crate::models::{self, Activation, ListedVersion, ModelVersion, RolledBack};
 use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
 use crate::rescorings::{self, Rescoring};
 use crate::scores::{self, HistoryEntry, StoredScores};
@@ -36,6 +36,10 @@ impl Reads for Connection {
 
     fn model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError> {
         models::list_versions(self, workspace_id)
+    }
+
+    fn model_activations(&self, workspace_id: i64) -> Result<Vec<Activation>, StoreError> {
+        models::stack(self, workspace_id)
     }
 
     fn latest_predictive_model(&self, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError> {
@@ -177,9 +181,10 @@ impl Transaction for Connection {
         workspace_id: i64,
         source: &str,
         predictors: &BTreeMap<String, i64>,
+        uploaded_by: Option<&str>,
         now: i64,
     ) -> Result<ModelVersion, StoreError> {
-        models::add(self, workspace_id, source, predictors, now)
+        models::add(self, workspace_id, source, predictors, uploaded_by, now)
     }
 
     fn activate_model(

@@ -1,0 +1,376 @@
+//! Previewing a version against the active one (`/models/{version}/preview`: the tier
+//! distribution of each score side by side, the leads that would change tier, the stage moves
+//! and webhook notifications an activation would cause), activating it and rolling back (admins
+//! only: a confirmation page stating what will change, then a post), and the rescoring's
+//! progress (`/models/rescoring`, a page that reloads itself until the rescoring is done). The
+//! preview is the API's (`preview::compare`), and so are activations and rollbacks.
+
+use std::collections::BTreeSet;
+
+use askama::Template;
+use axum::extract::{Form, FromRequest as _, Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use leadscore_store::StoreError;
+use leadscore_store::users::Role;
+use serde::Deserialize;
+
+use super::charts;
+use super::leads::encode;
+use super::models::no_such_version;
+use super::page::{AccountView, page, sentence};
+use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
+use crate::accounts::SignedIn;
+use crate::error::ApiError;
+use crate::model_versions;
+use crate::preview::Preview;
+use crate::rescore;
+use crate::state::AppState;
+
+/// Leads a console preview compares at most, and tier changes it lists.
+const PREVIEW_LEADS: u32 = 100_000;
+const CHANGES_LISTED: u32 = 100;
+
+/// One tier of a score under both versions.
+struct TierRow {
+    tier: String,
+    before: u64,
+    after: u64,
+    difference: String,
+    /// Bar lengths, in hundredths of the largest count of the score.
+    before_bar: String,
+    after_bar: String,
+}
+
+struct ScoreComparison {
+    name: String,
+    rows: Vec<TierRow>,
+    /// Mean values, as text.
+    mean_before: Option<String>,
+    mean_after: String,
+}
+
+struct ChangeRow {
+    link: String,
+    lead: String,
+    score: String,
+    from: String,
+    to: String,
+    before: String,
+    after: String,
+}
+
+/// What a preview shows, from `preview::compare`'s report.
+struct Shown {
+    version: i64,
+    compared_with: Option<i64>,
+    leads: usize,
+    scores: Vec<ScoreComparison>,
+    leads_changing_tier: u64,
+    changes: Vec<ChangeRow>,
+    moves_to_mql: u64,
+    notifications: Vec<(String, u64)>,
+    n_notifications: u64,
+}
+
+fn shown(report: Preview) -> Shown {
+    let names: BTreeSet<&String> = report.active.keys().chain(report.candidate.keys()).collect();
+    let scores = names
+        .into_iter()
+        .map(|name| {
+            let before = report.active.get(name);
+            let after = report.candidate.get(name);
+            let tiers: BTreeSet<&String> =
+                before.iter().flat_map(|d| d.tiers.keys()).chain(after.iter().flat_map(|d| d.tiers.keys())).collect();
+            let count = |d: Option<&crate::preview::ScoreDistribution>, tier: &String| {
+                d.and_then(|d| d.tiers.get(tier)).copied().unwrap_or(0)
+            };
+            let largest = tiers.iter().map(|t| count(before, t).max(count(after, t))).max().unwrap_or(0).max(1);
+            let bar = |n: u64| format!("{:.1}", 100.0 * n as f64 / largest as f64);
+            let rows = tiers
+                .into_iter()
+                .map(|tier| {
+                    let (b, a) = (count(before, tier), count(after, tier));
+                    TierRow {
+                        tier: if tier.is_empty() { "no tier".to_string() } else { tier.clone() },
+                        before: b,
+                        after: a,
+                        difference: charts::signed(a as f64 - b as f64),
+                        before_bar: bar(b),
+                        after_bar: bar(a),
+                    }
+                })
+                .collect();
+            ScoreComparison {
+                name: name.clone(),
+                rows,
+                mean_before: before.map(|d| charts::plain(d.mean)),
+                mean_after: after.map_or_else(|| "–".to_string(), |d| charts::plain(d.mean)),
+            }
+        })
+        .collect();
+    let tier = |t: &Option<String>| t.clone().unwrap_or_else(|| "no tier".to_string());
+    let changes = report
+        .changes
+        .iter()
+        .map(|change| {
+            let lead = change.user_id.clone().unwrap_or_else(|| format!("lead {}", change.lead_id));
+            ChangeRow {
+                link: format!(
+                    "/leads/{}",
+                    encode(&change.user_id.clone().unwrap_or_else(|| change.lead_id.to_string()))
+                ),
+                lead,
+                score: change.score.clone(),
+                from: tier(&change.from),
+                to: tier(&change.to),
+                before: change.value_before.map_or_else(|| "–".to_string(), charts::plain),
+                after: charts::plain(change.value_after),
+            }
+        })
+        .collect();
+    let notifications: Vec<(String, u64)> =
+        report.consequences.webhook_notifications.iter().map(|(kind, n)| (kind.to_string(), *n)).collect();
+    Shown {
+        version: report.version,
+        compared_with: report.compared_with,
+        leads: report.leads,
+        scores,
+        leads_changing_tier: report.leads_changing_tier,
+        changes,
+        moves_to_mql: report.consequences.moves_to_mql,
+        n_notifications: notifications.iter().map(|(_, n)| n).sum(),
+        notifications,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/model_preview.html")]
+struct PreviewPage {
+    account: Option<AccountView>,
+    section: &'static str,
+    preview: Shown,
+    can_activate: bool,
+}
+
+/// `GET /models/{version}/preview`.
+pub async fn preview(
+    State(state): State<AppState>,
+    SignedInPage(signed_in): SignedInPage,
+    Path(version): Path<String>,
+) -> Response {
+    let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
+    let report =
+        match model_versions::preview(&state, signed_in.user.workspace_id, number, PREVIEW_LEADS, CHANGES_LISTED).await
+        {
+            Ok(report) => report,
+            Err(StoreError::NotFound(_)) => return no_such_version(&signed_in, &version),
+            Err(error) => return ApiError::from(error).into_response(),
+        };
+    let shown = PreviewPage {
+        account: Some(AccountView::from(&signed_in)),
+        section: "models",
+        preview: shown(report),
+        can_activate: signed_in.user.role.allows(Role::Admin),
+    };
+    page(StatusCode::OK, &shown)
+}
+
+#[derive(Template)]
+#[template(path = "console/model_confirm.html")]
+struct ConfirmPage {
+    account: Option<AccountView>,
+    section: &'static str,
+    /// `activate` or `rollback`.
+    action: &'static str,
+    /// Where the form posts.
+    post_to: String,
+    /// What will change; `None` when there is nothing to do (and `nothing` says why).
+    preview: Option<Shown>,
+    nothing: Option<String>,
+    problem: Option<String>,
+}
+
+/// `GET /models/{version}/activate`: what activating it will change, and the button.
+pub async fn confirm_activation(
+    State(state): State<AppState>,
+    SignedInPage(signed_in): SignedInPage,
+    Path(version): Path<String>,
+) -> Response {
+    if let Some(refusal) = refuse_unless(&signed_in, Role::Admin, "activate a model version") {
+        return refusal;
+    }
+    let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
+    activation_page(&state, &signed_in, number, StatusCode::OK, None).await
+}
+
+async fn activation_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    version: i64,
+    status: StatusCode,
+    problem: Option<String>,
+) -> Response {
+    let workspace_id = signed_in.user.workspace_id;
+    let report = match model_versions::preview(state, workspace_id, version, PREVIEW_LEADS, CHANGES_LISTED).await {
+        Ok(report) => report,
+        Err(StoreError::NotFound(_)) => return no_such_version(signed_in, &version.to_string()),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let already = report.compared_with == Some(version);
+    let shown = ConfirmPage {
+        account: Some(AccountView::from(signed_in)),
+        section: "models",
+        action: "activate",
+        post_to: format!("/models/{version}/activate"),
+        nothing: already.then(|| format!("Version {version} is already the active version.")),
+        preview: (!already).then(|| shown(report)),
+        problem,
+    };
+    page(status, &shown)
+}
+
+/// `GET /models/rollback`: what rolling back will change, and the button.
+pub async fn confirm_rollback(State(state): State<AppState>, SignedInPage(signed_in): SignedInPage) -> Response {
+    if let Some(refusal) = refuse_unless(&signed_in, Role::Admin, "roll back the model") {
+        return refusal;
+    }
+    rollback_page(&state, &signed_in, StatusCode::OK, None).await
+}
+
+async fn rollback_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    status: StatusCode,
+    problem: Option<String>,
+) -> Response {
+    let workspace_id = signed_in.user.workspace_id;
+    let target = match model_versions::rollback_target(state, workspace_id).await {
+        Ok(target) => target,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let mut shown_page = ConfirmPage {
+        account: Some(AccountView::from(signed_in)),
+        section: "models",
+        action: "rollback",
+        post_to: "/models/rollback".to_string(),
+        preview: None,
+        nothing: None,
+        problem,
+    };
+    match target {
+        None => {
+            shown_page.nothing = Some(
+                "There is no earlier version to roll back to: every version activated before the active one was \
+                 rolled back, or only one was ever active."
+                    .to_string(),
+            );
+        }
+        Some(version) => {
+            match model_versions::preview(state, workspace_id, version, PREVIEW_LEADS, CHANGES_LISTED).await {
+                Ok(report) => shown_page.preview = Some(shown(report)),
+                Err(error) => return ApiError::from(error).into_response(),
+            }
+        }
+    }
+    page(status, &shown_page)
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Reads a confirmation's form, checking its origin, the role it takes and its session's token;
+/// the refusal otherwise.
+async fn confirmed(state: &AppState, signed_in: &SignedIn, request: Request, what: &'static str) -> Option<Response> {
+    if !same_origin(request.headers()) {
+        return Some(refused_origin());
+    }
+    if let Some(refusal) = refuse_unless(signed_in, Role::Admin, what) {
+        return Some(refusal);
+    }
+    let posted =
+        Form::<ConfirmForm>::from_request(request, state).await.map(|Form(form)| form.csrf).unwrap_or_default();
+    if !check_csrf(signed_in, &posted) {
+        return Some(
+            (StatusCode::FORBIDDEN, "this form is not from your session; reload the page and try again")
+                .into_response(),
+        );
+    }
+    None
+}
+
+/// What stopped an activation or a rollback, as a sentence for its confirmation page.
+fn problem_of(error: StoreError) -> Result<(StatusCode, String), Response> {
+    let error = ApiError::from(error);
+    if error.status().is_client_error() {
+        Ok((error.status(), sentence(&error.message)))
+    } else {
+        Err(error.into_response())
+    }
+}
+
+/// `POST /models/{version}/activate`: activates it, then shows the rescoring's progress.
+pub async fn activate(
+    State(state): State<AppState>,
+    SignedInPage(signed_in): SignedInPage,
+    Path(version): Path<String>,
+    request: Request,
+) -> Response {
+    if let Some(refusal) = confirmed(&state, &signed_in, request, "activate a model version").await {
+        return refusal;
+    }
+    let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
+    match model_versions::activate(&state, signed_in.user.workspace_id, number).await {
+        Ok(_) => Redirect::to("/models/rescoring").into_response(),
+        Err(StoreError::NotFound(_)) => no_such_version(&signed_in, &version),
+        Err(error) => match problem_of(error) {
+            Ok((status, problem)) => activation_page(&state, &signed_in, number, status, Some(problem)).await,
+            Err(response) => response,
+        },
+    }
+}
+
+/// `POST /models/rollback`: rolls back, then shows the rescoring's progress.
+pub async fn rollback(
+    State(state): State<AppState>,
+    SignedInPage(signed_in): SignedInPage,
+    request: Request,
+) -> Response {
+    if let Some(refusal) = confirmed(&state, &signed_in, request, "roll back the model").await {
+        return refusal;
+    }
+    match model_versions::rollback(&state, signed_in.user.workspace_id).await {
+        Ok(_) => Redirect::to("/models/rescoring").into_response(),
+        Err(error) => match problem_of(error) {
+            Ok((status, problem)) => rollback_page(&state, &signed_in, status, Some(problem)).await,
+            Err(response) => response,
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/model_rescoring.html")]
+struct RescoringPage {
+    account: Option<AccountView>,
+    section: &'static str,
+    /// `None` when no rescoring ran since the service started.
+    progress: Option<rescore::Progress>,
+    percent: u64,
+}
+
+/// `GET /models/rescoring`: the workspace's running or last rescoring; while it runs, the page
+/// reloads itself every second (no script needed).
+pub async fn rescoring(State(state): State<AppState>, SignedInPage(signed_in): SignedInPage) -> Response {
+    let progress = match rescore::progress(&state, signed_in.user.workspace_id).await {
+        Ok(progress) => progress,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let percent = progress
+        .as_ref()
+        .map_or(0, |p| if p.finished_at.is_some() || p.total == 0 { 100 } else { (100 * p.done / p.total).min(100) });
+    let shown = RescoringPage { account: Some(AccountView::from(&signed_in)), section: "models", progress, percent };
+    page(StatusCode::OK, &shown)
+}

@@ -1,0 +1,272 @@
+//! A workspace's scoring model versions, as the API (`routes/models.rs`) and the console
+//! (`console/models.rs`) handle them alike: checking a model's text (the diagnostics `leadscore
+//! check` prints, each with its line and column), storing a new version with who uploaded it,
+//! listing and reading versions, previewing one against the active version, activating one and
+//! rolling back (each starting the rescoring it records).
+
+use std::collections::BTreeMap;
+
+use leadscore_core::diagnostic::line_column;
+use leadscore_core::{Diagnostic, Severity};
+use leadscore_store::models::{ModelVersion, Origin};
+use leadscore_store::{Reads, StoreError, now_ms};
+use serde::Serialize;
+
+use crate::activation;
+use crate::preview::{self, Preview};
+use crate::state::AppState;
+
+/// How serious a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiagnosticSeverity {
+    Error,
+    Warning,
+}
+
+/// An error or a warning about a model, where `leadscore check` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Diagnostic)]
+pub struct DiagnosticView {
+    pub severity: DiagnosticSeverity,
+    /// The line and column (from 1) it points at, or `null` for the model as a whole.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+/// The compiler's diagnostics with the line and column of their span in `source`.
+pub fn located(source: &str, diagnostics: &[Diagnostic]) -> Vec<DiagnosticView> {
+    diagnostics
+        .iter()
+        .map(|d| {
+            let (line, column) = d.span.as_ref().map_or((None, None), |s| {
+                let (l, c) = line_column(source, s.start);
+                (Some(l), Some(c))
+            });
+            DiagnosticView {
+                severity: if d.severity == Severity::Error {
+                    DiagnosticSeverity::Error
+                } else {
+                    DiagnosticSeverity::Warning
+                },
+                line,
+                column,
+                message: d.message.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A model that does not compile: a summary, and every diagnostic with its line.
+#[derive(Debug, Clone)]
+pub struct InvalidModel {
+    pub message: String,
+    pub diagnostics: Vec<DiagnosticView>,
+}
+
+/// A model that compiles: what `leadscore check` warns of (the compiler's warnings and the tiers
+/// no lead can reach, in the order of the text), and the predictive model versions it would be
+/// pinned to.
+pub struct ValidModel {
+    pub warnings: Vec<DiagnosticView>,
+    predictors: BTreeMap<String, i64>,
+}
+
+/// Compiles `source` as a new version of the workspace's model would be (predictive references
+/// resolved to the latest version of each named predictive model), on a read snapshot.
+pub async fn check(
+    state: &AppState,
+    workspace_id: i64,
+    source: String,
+) -> Result<Result<ValidModel, InvalidModel>, StoreError> {
+    let models = state.models.clone();
+    state
+        .storage
+        .read(move |reads| {
+            let new_version = models.compile_new(reads, workspace_id, &source)?;
+            Ok(match new_version.compiled {
+                Ok(compiled) => {
+                    let mut warnings = compiled.warnings;
+                    warnings.extend(leadscore_core::check::warnings(&compiled.model));
+                    warnings.sort_by_key(|w| w.span.as_ref().map_or(0, |s| s.start));
+                    Ok(ValidModel { warnings: located(&source, &warnings), predictors: new_version.predictors })
+                }
+                Err(error) => Err(InvalidModel {
+                    message: match error.errors().next() {
+                        Some(first) => {
+                            format!("the model has {} error(s); the first: {}", error.errors().count(), first.message)
+                        }
+                        None => "the model has errors".to_string(),
+                    },
+                    diagnostics: located(&source, &error.diagnostics),
+                }),
+            })
+        })
+        .await
+}
+
+/// A version stored.
+pub struct Saved {
+    pub version: i64,
+    /// Whether it is active: the workspace's first version is activated at once.
+    pub active: bool,
+    pub warnings: Vec<DiagnosticView>,
+}
+
+/// Checks `source` and, if it compiles, stores it as the workspace's next version, recording
+/// `uploaded_by`; the workspace's first version is activated (and its leads rescored) at once.
+pub async fn save(
+    state: &AppState,
+    workspace_id: i64,
+    source: String,
+    uploaded_by: String,
+) -> Result<Result<Saved, InvalidModel>, StoreError> {
+    let valid = match check(state, workspace_id, source.clone()).await? {
+        Ok(valid) => valid,
+        Err(invalid) => return Ok(Err(invalid)),
+    };
+    let predictors = valid.predictors;
+    let now = now_ms();
+    let (version, active) = state
+        .storage
+        .write(move |transaction| {
+            let first = transaction.active_model(workspace_id)?.is_none();
+            let version = transaction.add_model_version(workspace_id, &source, &predictors, Some(&uploaded_by), now)?;
+            if first {
+                activation::activate(transaction, workspace_id, version.id, Origin::Upload, now)?;
+            }
+            Ok((version, first))
+        })
+        .await?;
+    if active {
+        activation::rescore(state, workspace_id);
+    }
+    Ok(Ok(Saved { version: version.version, active, warnings: valid.warnings }))
+}
+
+/// A version as listed.
+pub struct Listed {
+    pub version: i64,
+    pub created_at: i64,
+    pub uploaded_by: Option<String>,
+    pub active: bool,
+}
+
+/// The workspace's versions, oldest first, and which is active.
+pub async fn list(state: &AppState, workspace_id: i64) -> Result<Vec<Listed>, StoreError> {
+    state
+        .storage
+        .read(move |reads| {
+            let active = reads.active_model(workspace_id)?.map(|v| v.id);
+            let versions = reads.model_versions(workspace_id)?;
+            Ok(versions
+                .into_iter()
+                .map(|listed| Listed {
+                    version: listed.version,
+                    created_at: listed.created_at,
+                    active: Some(listed.id) == active,
+                    uploaded_by: listed.uploaded_by,
+                })
+                .collect())
+        })
+        .await
+}
+
+/// A stored version with what is known of it.
+pub struct Stored {
+    pub model: ModelVersion,
+    pub active: bool,
+    pub uploaded_by: Option<String>,
+    /// By predictive reference in the text: the predictive model's name and version it is pinned to.
+    pub predictive: BTreeMap<String, (String, i64)>,
+}
+
+/// The workspace's version numbered `version`, in `reads`.
+fn version_in(reads: &dyn Reads, workspace_id: i64, version: i64) -> Result<ModelVersion, StoreError> {
+    reads
+        .model_id_of_version(workspace_id, version)?
+        .map(|id| reads.model_by_id(id))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| StoreError::NotFound(format!("no model version {version}")))
+}
+
+/// The workspace's version numbered `version` (`NotFound` if there is none).
+pub async fn stored(state: &AppState, workspace_id: i64, version: i64) -> Result<Stored, StoreError> {
+    state
+        .storage
+        .read(move |reads| {
+            let model = version_in(reads, workspace_id, version)?;
+            let active = reads.active_model(workspace_id)?.is_some_and(|active| active.id == model.id);
+            let uploaded_by =
+                reads.model_versions(workspace_id)?.into_iter().find(|v| v.id == model.id).and_then(|v| v.uploaded_by);
+            let mut predictive = BTreeMap::new();
+            for (reference, id) in &model.predictors {
+                if let Some(pinned) = reads.predictive_model(workspace_id, *id)? {
+                    predictive.insert(reference.clone(), (pinned.name, pinned.version));
+                }
+            }
+            Ok(Stored { model, active, uploaded_by, predictive })
+        })
+        .await
+}
+
+/// How version `version` would score up to `limit` of the workspace's leads against the active
+/// version, listing at most `max_changes` tier changes. Changes nothing.
+pub async fn preview(
+    state: &AppState,
+    workspace_id: i64,
+    version: i64,
+    limit: u32,
+    max_changes: u32,
+) -> Result<Preview, StoreError> {
+    let models = state.models.clone();
+    state
+        .storage
+        .read(move |reads| {
+            // Read in the snapshot, so that every event it holds is at or before this time.
+            let now = now_ms();
+            let candidate = version_in(reads, workspace_id, version)?;
+            let active = reads.active_model(workspace_id)?;
+            preview::compare(reads, &models, workspace_id, &candidate, active.as_ref(), limit, max_changes, now)
+        })
+        .await
+}
+
+/// The version a rollback would make active again: the one activated before the newest
+/// activation still standing, if any.
+pub async fn rollback_target(state: &AppState, workspace_id: i64) -> Result<Option<i64>, StoreError> {
+    state
+        .storage
+        .read(move |reads| {
+            let standing: Vec<_> =
+                reads.model_activations(workspace_id)?.into_iter().filter(|a| a.undone_at.is_none()).collect();
+            Ok(standing.len().checked_sub(2).map(|below| standing[below].version))
+        })
+        .await
+}
+
+/// Activates version `version` and starts rescoring every lead with it. Refused
+/// ([`StoreError::Rescoring`]) while a rescoring runs.
+pub async fn activate(state: &AppState, workspace_id: i64, version: i64) -> Result<ModelVersion, StoreError> {
+    let now = now_ms();
+    let activated = state
+        .storage
+        .write(move |transaction| {
+            let id = version_in(transaction, workspace_id, version)?.id;
+            activation::activate(transaction, workspace_id, id, Origin::Api, now)
+        })
+        .await?;
+    activation::rescore(state, workspace_id);
+    Ok(activated)
+}
+
+/// Rolls back to the version active before the current one and starts rescoring every lead with
+/// it (see [`activation::rollback`]).
+pub async fn rollback(state: &AppState, workspace_id: i64) -> Result<ModelVersion, StoreError> {
+    let now = now_ms();
+    let restored = state.storage.write(move |transaction| activation::rollback(transaction, workspace_id, now)).await?;
+    activation::rescore(state, workspace_id);
+    Ok(restored)
+}
