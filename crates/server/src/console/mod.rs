@@ -15,6 +15,8 @@
 pub mod charts;
 pub mod lead;
 pub mod leads;
+pub mod leads_csv;
+pub mod not_found;
 pub mod page;
 pub mod session;
 pub mod sign_in;
@@ -34,7 +36,9 @@ pub fn routes() -> Router<AppState> {
         .route("/console/console.css", get(stylesheet))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
+        // The leads list, its CSV download
         .route("/leads", get(leads::list))
+        .route("/leads.csv", get(leads_csv::download))
         .route("/leads/{id}", get(lead::show))
         .route("/leads/{id}/stage", post(lead::move_stage))
 }
