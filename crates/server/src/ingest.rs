@@ -683,7 +683,7 @@ mod tests {
     use leadscore_store::Reads;
     use leadscore_store::events::StoredEvent;
     use leadscore_store::keys::{NewKey, Scope};
-    use leadscore_store::leads::{Filter, ListedLead, Order};
+    use leadscore_store::leads::{Filter, ListedLead, Order, Page};
     use leadscore_store::models::{Activation, ListedVersion, ModelVersion, Origin, RolledBack};
     use leadscore_store::predictive::{LabelledLead, PredictiveVersion, Summary};
     use leadscore_store::rescorings::Rescoring;
@@ -714,9 +714,10 @@ mod tests {
             lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError>;
             lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
             first_lead_ids(&self, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError>;
-            list_leads(&self, workspace_id: i64, filter: &Filter, order: Order, limit: u32, offset: u32)
+            list_leads(&self, workspace_id: i64, filter: &Filter, order: Order, limit: u32, page: Page)
                 -> Result<Vec<ListedLead>, StoreError>;
             events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError>;
+            newest_events(&self, lead: &LeadRow, limit: u32) -> Result<(Vec<StoredEvent>, u64), StoreError>;
             count_leads(&self, workspace_id: i64) -> Result<i64, StoreError>;
             stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
             score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError>;

@@ -84,7 +84,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::Extension(openapi::Document::new(&api)))
         // The console's pages are HTML for people, outside the API's document.
         .merge(console::routes())
-        .fallback(|| async { error::ApiError::not_found("no such route") })
+        // An unknown path: JSON for API clients, the console's page for browsers.
+        .fallback(console::not_found::fallback)
         // Layers wrap from the inside out: the timeout applies to the handler, the trace to all.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         // Gzip bodies (RudderStack's SDKs compress by default); size limits count the inflated body.

@@ -119,6 +119,44 @@ pub fn of_lead(connection: &Connection, lead: &LeadRow) -> Result<Vec<StoredEven
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A lead's `limit` most recently stored events (newest first, by the order they were stored,
+/// which is their links' order) and how many it has in all: what a lead's page lists, without
+/// reading every event of a lead that has thousands.
+pub fn newest_of_lead(
+    connection: &Connection,
+    lead: &LeadRow,
+    limit: u32,
+) -> Result<(Vec<StoredEvent>, u64), StoreError> {
+    let sql = "WITH RECURSIVE chain(id, n) AS (
+            SELECT ?1, 1 WHERE ?1 IS NOT NULL
+            UNION ALL
+            SELECT e.previous_id, c.n + 1 FROM events e JOIN chain c ON e.id = c.id
+            WHERE e.previous_id IS NOT NULL AND c.n < ?2
+        )
+        SELECT e.id, e.message_id, e.type, e.at, e.properties FROM chain c JOIN events e ON e.id = c.id
+        ORDER BY c.n";
+    let mut statement = connection.prepare_cached(sql)?;
+    let rows = statement.query_map(params![lead.last_event_id, limit], |row| {
+        let properties: String = row.get(4)?;
+        Ok(StoredEvent {
+            id: row.get(0)?,
+            message_id: row.get(1)?,
+            event_type: row.get(2)?,
+            at: row.get(3)?,
+            properties: serde_json::from_str(&properties).unwrap_or_default(),
+        })
+    })?;
+    let newest: Vec<StoredEvent> = rows.collect::<Result<_, _>>()?;
+    let count = if (newest.len() as u64) < u64::from(limit) {
+        newest.len() as u64
+    } else {
+        // Counting walks the links without reading the events' properties.
+        let sql = format!("{CHAIN} SELECT count(*) FROM chain");
+        connection.prepare_cached(&sql)?.query_row([lead.last_event_id], |row| row.get::<_, i64>(0))? as u64
+    };
+    Ok((newest, count))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

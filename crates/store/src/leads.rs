@@ -223,6 +223,8 @@ pub struct ListedLead {
     pub last_event_at: Option<i64>,
     pub value: Option<f64>,
     pub tier: Option<String>,
+    /// The `company` field, when it is text.
+    pub company: Option<String>,
 }
 
 /// A text field of a listing row; a field holding a number or anything else is no name.
@@ -253,48 +255,236 @@ pub struct Filter {
     pub tier: Option<String>,
     pub stage: Option<String>,
     pub min_value: Option<f64>,
+    pub max_value: Option<f64>,
+    /// Text the lead's e-mail, name or company contains (any case).
+    pub text: Option<String>,
+    /// Only leads updated at or after this time (ms).
+    pub updated_since: Option<i64>,
 }
 
-/// Leads of a workspace with one score, filtered and sorted.
+/// A lead's place in a listing by score: its value (`None` when listed without a score) and id,
+/// which breaks ties.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    pub value: Option<f64>,
+    pub id: i64,
+}
+
+/// Which page of a listing to read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Page {
+    /// The first page after skipping so many leads (what API clients used before cursors; a
+    /// far page costs a walk over every lead skipped).
+    Offset(u32),
+    /// The page after this lead, by seeking the index to it.
+    After(Position),
+    /// The page before this lead.
+    Before(Position),
+}
+
+/// At most this many leads matching a text search are sorted by score; a search matching more
+/// walks the leads in score order instead, checking each, which finds a page quickly precisely
+/// because matches are frequent.
+const MOST_SEARCH_MATCHES_SORTED: i64 = 10_000;
+
+/// How a text search reads the search index.
+#[derive(Debug, Clone, PartialEq)]
+enum Search {
+    /// 3 characters or more, few matches: the matches, sorted by score.
+    FewMatches(String),
+    /// 3 characters or more, many matches: each lead in score order checked against the index.
+    ManyMatches(String),
+    /// 1 or 2 characters (a Chinese name is often 2), which trigrams cannot index: each lead in
+    /// score order checked for any of the text's spellings in upper and lower case.
+    Short(Vec<String>),
+}
+
+/// An FTS5 query for `text` as a substring: one phrase, its quotes doubled.
+fn phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// Every spelling of `text` with each character in lower or upper case (at most 4 for the 1 or 2
+/// characters of a short search).
+fn spellings(text: &str) -> Vec<String> {
+    let mut spellings = vec![String::new()];
+    for character in text.chars() {
+        let cases: Vec<String> = {
+            let mut cases = vec![character.to_lowercase().collect::<String>(), character.to_uppercase().collect()];
+            cases.dedup();
+            cases
+        };
+        spellings = spellings.iter().flat_map(|s| cases.iter().map(move |c| format!("{s}{c}"))).collect();
+    }
+    spellings.sort();
+    spellings.dedup();
+    spellings
+}
+
+fn search_of(connection: &Connection, text: &str) -> Result<Search, StoreError> {
+    if text.chars().count() < 3 {
+        return Ok(Search::Short(spellings(text)));
+    }
+    let query = phrase(text);
+    let matches: i64 = connection
+        .prepare_cached("SELECT count(*) FROM (SELECT 1 FROM lead_search WHERE lead_search MATCH ?1 LIMIT ?2)")?
+        .query_row(params![query, MOST_SEARCH_MATCHES_SORTED + 1], |row| row.get(0))?;
+    Ok(if matches > MOST_SEARCH_MATCHES_SORTED { Search::ManyMatches(query) } else { Search::FewMatches(query) })
+}
+
+/// The statement [`list`] runs and its parameters.
+fn list_statement(
+    workspace_id: i64,
+    filter: &Filter,
+    search: Option<&Search>,
+    order: Order,
+    limit: u32,
+    page: Page,
+) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as Sql;
+    let mut parameters: Vec<Sql> = Vec::new();
+    let mut bind = |value: Sql| {
+        parameters.push(value);
+        format!("?{}", parameters.len())
+    };
+    let by_score = !filter.score.is_empty() && order != Order::LastActivity;
+    // The lead id column the index walks, so that ties are broken in the index's order.
+    let id = if by_score { "s.lead_id" } else { "l.id" };
+    let mut conditions =
+        vec![format!("l.workspace_id = {}", bind(Sql::Integer(workspace_id))), "l.merged_into IS NULL".to_string()];
+    let few_matches = matches!(search, Some(Search::FewMatches(_))) && by_score;
+    let from = if filter.score.is_empty() {
+        "leads l".to_string()
+    } else if !by_score {
+        // Listed by activity, a lead without the score is listed too.
+        format!(
+            "leads l LEFT JOIN lead_scores s ON s.lead_id = l.id AND s.score = {}",
+            bind(Sql::Text(filter.score.clone()))
+        )
+    } else {
+        conditions.push(format!("s.score = {}", bind(Sql::Text(filter.score.clone()))));
+        // CROSS JOIN fixes the order of the loops: SQLite's planner, without statistics, could
+        // otherwise walk the leads and sort them all.
+        if few_matches {
+            "lead_search f CROSS JOIN lead_scores s ON s.lead_id = f.rowid CROSS JOIN leads l ON l.id = s.lead_id"
+                .to_string()
+        } else {
+            "lead_scores s CROSS JOIN leads l ON l.id = s.lead_id".to_string()
+        }
+    };
+    if let Some(tier) = &filter.tier {
+        conditions.push(format!("s.tier = {}", bind(Sql::Text(tier.clone()))));
+    }
+    if let Some(stage) = &filter.stage {
+        conditions.push(format!("l.stage = {}", bind(Sql::Text(stage.clone()))));
+    }
+    if let Some(min) = filter.min_value {
+        conditions.push(format!("s.value >= {}", bind(Sql::Real(min))));
+    }
+    if let Some(max) = filter.max_value {
+        conditions.push(format!("s.value <= {}", bind(Sql::Real(max))));
+    }
+    if let Some(since) = filter.updated_since {
+        conditions.push(format!("l.updated_at >= {}", bind(Sql::Integer(since))));
+    }
+    match search {
+        Some(Search::FewMatches(query)) if few_matches => {
+            conditions.push(format!("f.lead_search MATCH {}", bind(Sql::Text(query.clone()))))
+        }
+        Some(Search::FewMatches(query) | Search::ManyMatches(query)) => conditions.push(format!(
+            "EXISTS (SELECT 1 FROM lead_search WHERE lead_search MATCH {} AND rowid = {id})",
+            bind(Sql::Text(query.clone()))
+        )),
+        Some(Search::Short(spellings)) => {
+            let found: Vec<String> =
+                spellings.iter().map(|s| format!("instr(text, {}) > 0", bind(Sql::Text(s.clone())))).collect();
+            conditions
+                .push(format!("EXISTS (SELECT 1 FROM lead_search WHERE rowid = {id} AND ({}))", found.join(" OR ")));
+        }
+        None => {}
+    }
+    let descending = order != Order::ScoreAscending;
+    // A previous page is read backwards from its end, then turned around.
+    let (backwards, position) = match page {
+        Page::Before(position) => (true, Some(position)),
+        Page::After(position) => (false, Some(position)),
+        Page::Offset(_) => (false, None),
+    };
+    let direction = if descending != backwards { "DESC" } else { "ASC" };
+    let comparison = if descending != backwards { "<" } else { ">" };
+    let value = if filter.score.is_empty() { "NULL" } else { "s.value" };
+    let tier = if filter.score.is_empty() { "NULL" } else { "s.tier" };
+    if let Some(position) = position.filter(|_| order != Order::LastActivity) {
+        match (by_score, position.value) {
+            (true, Some(at)) => conditions.push(format!(
+                "({value}, {id}) {comparison} ({}, {})",
+                bind(Sql::Real(at)),
+                bind(Sql::Integer(position.id))
+            )),
+            _ => conditions.push(format!("{id} {comparison} {}", bind(Sql::Integer(position.id)))),
+        }
+    }
+    let order_by = match order {
+        Order::LastActivity => "l.last_event_at IS NULL, l.last_event_at DESC, l.id".to_string(),
+        _ if by_score => format!("s.value {direction}, s.lead_id {direction}"),
+        _ => format!("l.id {direction}"),
+    };
+    let offset = match page {
+        Page::Offset(offset) => offset,
+        _ => 0,
+    };
+    let limit = bind(Sql::Integer(limit.into()));
+    let offset = bind(Sql::Integer(offset.into()));
+    let sql = format!(
+        "SELECT l.id, l.user_id, l.email, l.stage, l.last_event_at, {value}, {tier},
+                json_extract(l.attributes, '$.name'), json_extract(l.attributes, '$.first_name'),
+                json_extract(l.attributes, '$.last_name'), json_extract(l.attributes, '$.company')
+         FROM {from}
+         WHERE {}
+         ORDER BY {order_by} LIMIT {limit} OFFSET {offset}",
+        conditions.join(" AND "),
+    );
+    (sql, parameters)
+}
+
+/// A page of the workspace's leads with one score, filtered and sorted by it (ties by lead id, in
+/// the same direction). Listed by a score, a lead without a value for it is not listed (only
+/// while a rescoring gives a new score its first values); without a score (no active model),
+/// leads are listed newest first. `Page::After` and `Page::Before` seek the score's index, so
+/// that a far page costs what the first does; `Order::LastActivity` lists by offset only, leads
+/// without the score included.
 pub fn list(
     connection: &Connection,
     workspace_id: i64,
     filter: &Filter,
     order: Order,
     limit: u32,
-    offset: u32,
+    page: Page,
 ) -> Result<Vec<ListedLead>, StoreError> {
-    let order_by = match order {
-        Order::ScoreDescending => "s.value IS NULL, s.value DESC, l.id",
-        Order::ScoreAscending => "s.value IS NULL, s.value ASC, l.id",
-        Order::LastActivity => "l.last_event_at IS NULL, l.last_event_at DESC, l.id",
+    let search = match filter.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => Some(search_of(connection, text)?),
+        None => None,
     };
-    let sql = format!(
-        "SELECT l.id, l.user_id, l.email, l.stage, l.last_event_at, s.value, s.tier,
-                json_extract(l.attributes, '$.name'), json_extract(l.attributes, '$.first_name'),
-                json_extract(l.attributes, '$.last_name')
-         FROM leads l LEFT JOIN lead_scores s ON s.lead_id = l.id AND s.score = ?2
-         WHERE l.workspace_id = ?1 AND l.merged_into IS NULL
-           AND (?3 IS NULL OR s.tier = ?3) AND (?4 IS NULL OR l.stage = ?4) AND (?5 IS NULL OR s.value >= ?5)
-         ORDER BY {order_by} LIMIT ?6 OFFSET ?7"
-    );
-    let mut statement = connection.prepare(&sql)?;
-    let rows = statement.query_map(
-        params![workspace_id, filter.score, filter.tier, filter.stage, filter.min_value, limit, offset],
-        |row| {
-            Ok(ListedLead {
-                id: row.get(0)?,
-                user_id: row.get(1)?,
-                email: row.get(2)?,
-                stage: row.get(3)?,
-                last_event_at: row.get(4)?,
-                value: row.get(5)?,
-                tier: row.get(6)?,
-                name: person_name(text(row, 7)?.as_deref(), text(row, 8)?.as_deref(), text(row, 9)?.as_deref()),
-            })
-        },
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let (sql, parameters) = list_statement(workspace_id, filter, search.as_ref(), order, limit, page);
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(parameters), |row| {
+        Ok(ListedLead {
+            id: row.get(0)?,
+            user_id: row.get(1)?,
+            email: row.get(2)?,
+            stage: row.get(3)?,
+            last_event_at: row.get(4)?,
+            value: row.get(5)?,
+            tier: row.get(6)?,
+            name: person_name(text(row, 7)?.as_deref(), text(row, 8)?.as_deref(), text(row, 9)?.as_deref()),
+            company: text(row, 10)?,
+        })
+    })?;
+    let mut leads: Vec<ListedLead> = rows.collect::<Result<_, _>>()?;
+    if matches!(page, Page::Before(_)) {
+        leads.reverse();
+    }
+    Ok(leads)
 }
 
 /// The fields of `fields` that no lead of the workspace has (merged-away leads aside), in their
@@ -403,5 +593,197 @@ mod tests {
         assert_eq!(before, ["industry", "size", "blank", "email", "user_id", "created_at", "other"]);
         assert_eq!(after, ["size", "blank", "user_id", "other"]);
         assert_eq!(elsewhere, ["industry"], "another workspace's leads do not count");
+    }
+
+    /// A workspace of leads with names in several scripts and scores with many ties, beside
+    /// another workspace's lead that must never show.
+    fn listed_workspace() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let workspace_id = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w", 0)?;
+                let names = ["Zofia Wójcik", "Иван Петров", "王芳", "田中 美咲", "ANNA Nowak", "Мария Иванова"];
+                for i in 0..60_i64 {
+                    let mut lead = create(c, workspace.id, Some(&format!("u{i}")), 0)?;
+                    lead.email = Some(format!("lead{i}@example.com"));
+                    let name = names[i as usize % names.len()];
+                    lead.attributes = serde_json::json!({"name": name, "company": format!("Firma {}", i % 4)})
+                        .as_object()
+                        .unwrap()
+                        .clone();
+                    lead.updated_at = i * 1000;
+                    save(c, &lead)?;
+                    // Values repeat every 7 leads: ties everywhere.
+                    let value = (i % 7) as f64 * 10.0;
+                    let tier = if value >= 40.0 { "hot" } else { "cold" };
+                    let row = crate::scores::ScoreRow {
+                        score: "fit".into(),
+                        value,
+                        tier: Some(tier.into()),
+                        model_id: 1,
+                        evaluated_at: 0,
+                    };
+                    crate::scores::save(c, lead.id, &[row], "event", crate::scores::History::EveryChange)?;
+                }
+                let other = workspaces::find_or_create(c, "x", 0)?;
+                let mut stranger = create(c, other.id, Some("s"), 0)?;
+                stranger.email = Some("lead1@example.com".into());
+                save(c, &stranger)?;
+                Ok(workspace.id)
+            })
+            .unwrap();
+        (dir, store, workspace_id)
+    }
+
+    fn fit() -> Filter {
+        Filter { score: "fit".into(), ..Filter::default() }
+    }
+
+    /// Walks every page forwards with cursors, then backwards from the end.
+    fn walk(store: &Store, workspace_id: i64, filter: &Filter, order: Order, size: u32) -> Vec<ListedLead> {
+        let read = |page: Page| {
+            let filter = filter.clone();
+            store.read_blocking(move |c| list(c, workspace_id, &filter, order, size, page)).unwrap()
+        };
+        let position = |lead: &ListedLead| Position { value: lead.value, id: lead.id };
+        let mut pages = vec![read(Page::Offset(0))];
+        while let Some(last) = pages.last().unwrap().last().filter(|_| pages.last().unwrap().len() == size as usize) {
+            let next = read(Page::After(position(last)));
+            if next.is_empty() {
+                break;
+            }
+            pages.push(next);
+        }
+        // Back from the last page, each previous page is the one read forwards.
+        for at in (1..pages.len()).rev() {
+            assert_eq!(read(Page::Before(position(&pages[at][0]))), pages[at - 1], "page {at} backwards");
+        }
+        pages.concat()
+    }
+
+    #[test]
+    fn cursor_pages_list_every_lead_once_in_order_with_ties() {
+        let (_dir, store, workspace_id) = listed_workspace();
+        for (order, size) in [(Order::ScoreDescending, 8), (Order::ScoreAscending, 7), (Order::ScoreDescending, 1)] {
+            let listed = walk(&store, workspace_id, &fit(), order, size);
+            let mut ids: Vec<i64> = listed.iter().map(|l| l.id).collect();
+            assert_eq!(ids.len(), 60, "{order:?} by {size}");
+            let keys: Vec<(f64, i64)> = listed.iter().map(|l| (l.value.unwrap(), l.id)).collect();
+            let mut sorted = keys.clone();
+            sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            if order == Order::ScoreDescending {
+                sorted.reverse();
+            }
+            assert_eq!(keys, sorted, "{order:?}: by value, ties by id in the same direction");
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), 60, "no lead twice");
+        }
+        let offset = store
+            .read_blocking(move |c| list(c, workspace_id, &fit(), Order::ScoreDescending, 8, Page::Offset(8)))
+            .unwrap();
+        assert_eq!(offset, walk(&store, workspace_id, &fit(), Order::ScoreDescending, 8)[8..16], "offsets page alike");
+        // Filters page alike.
+        let hot = Filter { tier: Some("hot".into()), min_value: Some(45.0), max_value: Some(60.0), ..fit() };
+        let listed = walk(&store, workspace_id, &hot, Order::ScoreDescending, 3);
+        assert_eq!(listed.len(), 16);
+        assert!(listed.iter().all(|l| l.value.unwrap() >= 50.0 && l.tier.as_deref() == Some("hot")));
+        let recent = Filter { updated_since: Some(50_000), ..fit() };
+        assert_eq!(walk(&store, workspace_id, &recent, Order::ScoreAscending, 4).len(), 10);
+        // Without a model, leads are listed newest first.
+        let all = walk(&store, workspace_id, &Filter::default(), Order::ScoreDescending, 9);
+        assert_eq!(all.iter().map(|l| l.id).collect::<Vec<_>>(), (1..=60).rev().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_text_search_finds_latin_cyrillic_and_chinese_in_any_case() {
+        let (_dir, store, workspace_id) = listed_workspace();
+        let found = |text: &str| {
+            let filter = Filter { text: Some(text.to_string()), ..fit() };
+            let mut names: Vec<String> = walk(&store, workspace_id, &filter, Order::ScoreDescending, 4)
+                .into_iter()
+                .map(|l| l.name.unwrap())
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        assert_eq!(found("wÓjc"), ["Zofia Wójcik"], "Latin, any case");
+        assert_eq!(found("иВАН"), ["Иван Петров", "Мария Иванова"], "Cyrillic, any case");
+        assert_eq!(found("王芳"), ["王芳"], "two Chinese characters, below a trigram");
+        assert_eq!(found("美"), ["田中 美咲"]);
+        assert_eq!(found("Ив"), ["Иван Петров", "Мария Иванова"], "a short search folds case too");
+        assert_eq!(found("anna"), ["ANNA Nowak"]);
+        let company = Filter { text: Some("FIRMA 3".into()), ..fit() };
+        assert_eq!(walk(&store, workspace_id, &company, Order::ScoreDescending, 4).len(), 15, "the company");
+        assert_eq!(found("lead1@"), ["Иван Петров"], "the e-mail, and no other workspace's lead");
+        assert!(found("\"x").is_empty(), "quotes are text");
+        let filter = Filter { text: Some("example.com".into()), ..fit() };
+        assert_eq!(walk(&store, workspace_id, &filter, Order::ScoreDescending, 7).len(), 60);
+        // A changed name is found by its new text only.
+        store
+            .write_blocking(move |c| {
+                let mut lead = by_user_id(c, workspace_id, "u2")?.unwrap();
+                lead.attributes.insert("name".into(), "Agnieszka Kowalska".into());
+                save(c, &lead)
+            })
+            .unwrap();
+        assert_eq!(found("王芳").len(), 1);
+        let filter = Filter { text: Some("王芳".into()), ..fit() };
+        assert_eq!(walk(&store, workspace_id, &filter, Order::ScoreDescending, 50).len(), 9);
+        assert_eq!(found("kowalska"), ["Agnieszka Kowalska"]);
+    }
+
+    #[test]
+    fn spellings_cover_every_case_of_a_short_search() {
+        assert_eq!(spellings("ab"), ["AB", "Ab", "aB", "ab"]);
+        assert_eq!(spellings("王"), ["王"]);
+        assert_eq!(phrase("a\"b"), "\"a\"\"b\"");
+    }
+
+    /// The plans of the common pages seek an index and read no more than a page: no walk over a
+    /// table (`SCAN` of leads or scores) and no sort of every match (`TEMP B-TREE`). The one
+    /// sort allowed is of a text search's few matches (at most `MOST_SEARCH_MATCHES_SORTED`).
+    #[test]
+    fn the_common_pages_seek_an_index_and_sort_nothing() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        crate::migrate::apply(&mut connection).unwrap();
+        let at = Position { value: Some(40.0), id: 7 };
+        let tier = Filter { tier: Some("hot".into()), ..fit() };
+        let range = Filter { min_value: Some(10.0), max_value: Some(50.0), ..fit() };
+        let since = Filter { updated_since: Some(1), ..fit() };
+        let stage = Filter { stage: Some("mql".into()), ..fit() };
+        let few = Search::FewMatches(phrase("ana"));
+        let many = Search::ManyMatches(phrase("example"));
+        let short = Search::Short(spellings("王芳"));
+        let (plain, none) = (fit(), Filter::default());
+        let cases: Vec<(&str, &Filter, Option<&Search>, Order, Page)> = vec![
+            ("first page", &plain, None, Order::ScoreDescending, Page::Offset(0)),
+            ("next page", &plain, None, Order::ScoreDescending, Page::After(at)),
+            ("previous page", &plain, None, Order::ScoreDescending, Page::Before(at)),
+            ("ascending", &plain, None, Order::ScoreAscending, Page::After(at)),
+            ("tier", &tier, None, Order::ScoreDescending, Page::After(at)),
+            ("score range", &range, None, Order::ScoreDescending, Page::After(at)),
+            ("updated since", &since, None, Order::ScoreDescending, Page::Offset(0)),
+            ("stage", &stage, None, Order::ScoreDescending, Page::Offset(0)),
+            ("search, many matches", &plain, Some(&many), Order::ScoreDescending, Page::After(at)),
+            ("search, short", &plain, Some(&short), Order::ScoreDescending, Page::Offset(0)),
+            ("search, few matches", &plain, Some(&few), Order::ScoreDescending, Page::After(at)),
+            ("no model", &none, None, Order::ScoreDescending, Page::After(at)),
+        ];
+        for (name, filter, search, order, page) in cases {
+            let (sql, parameters) = list_statement(1, filter, search, order, 50, page);
+            let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = statement
+                .query_map(rusqlite::params_from_iter(parameters), |row| row.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let walks = plan.iter().any(|step| step.starts_with("SCAN") && !step.contains("VIRTUAL TABLE"));
+            let sorts = plan.iter().any(|step| step.contains("TEMP B-TREE"));
+            assert!(!walks, "{name} walks a table: {plan:?}");
+            assert!(!sorts || matches!(search, Some(Search::FewMatches(_))), "{name} sorts: {plan:?}");
+        }
     }
 }

@@ -154,6 +154,11 @@ fn change(before: Option<&ScoreRow>, row: &ScoreRow) -> Change {
 }
 
 impl StoredScores {
+    /// Each stored score.
+    pub fn rows(&self) -> impl Iterator<Item = &ScoreRow> {
+        self.0.iter().map(|(row, _)| row)
+    }
+
     /// The changes that saving `rows` over these scores would report, without saving them (what
     /// a preview shows).
     pub fn changes(&self, rows: &[ScoreRow]) -> Vec<Change> {

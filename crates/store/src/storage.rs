@@ -35,7 +35,7 @@ use crate::Generation;
 use crate::error::StoreError;
 use crate::events::{NewEvent, StoredEvent};
 use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
-use crate::leads::{Filter, LeadRow, ListedLead, Order};
+use crate::leads::{Filter, LeadRow, ListedLead, Order, Page};
 use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
 use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
 use crate::rescorings::{IfRunning, Rescoring};
@@ -106,10 +106,13 @@ pub trait Reads {
         filter: &Filter,
         order: Order,
         limit: u32,
-        offset: u32,
+        page: Page,
     ) -> Result<Vec<ListedLead>, StoreError>;
     /// Every event of a lead, to rebuild its state when the model changed or leads merged.
     fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError>;
+    /// A lead's `limit` most recently stored events, newest first, and how many it has in all
+    /// (see [`crate::events::newest_of_lead`]).
+    fn newest_events(&self, lead: &LeadRow, limit: u32) -> Result<(Vec<StoredEvent>, u64), StoreError>;
     /// How many leads the workspace has, merged ones included.
     fn count_leads(&self, workspace_id: i64) -> Result<i64, StoreError>;
     /// A lead's stored scores.

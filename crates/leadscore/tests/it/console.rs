@@ -390,3 +390,138 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     let done = wait_for_rescoring(&server, &read);
     assert_eq!(done["models"][0]["active"], true);
 }
+
+// The leads list: filters in the URL, pages by cursor, the view as CSV, and "not found" pages.
+
+/// The `href` of the link with this `rel`, as the page writes it (HTML-escaped `&`).
+fn link_of(body: &str, rel: &str) -> Option<String> {
+    let before = body.split(&format!("rel=\"{rel}\"")).next()?;
+    (before.len() < body.len())
+        .then(|| before.rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&#38;", "&"))
+}
+
+#[test]
+fn the_leads_list_filters_pages_by_cursor_and_downloads_the_view_as_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "viewer@example.com", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    let model = "[scores.engagement]\ntiers = [{ label = \"cold\" }, { label = \"hot\", min = 3 }]\n[[scores.engagement.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    // 60 leads with 1 to 4 visits (ties everywhere), and three with names to search.
+    let named = [("Иван Петров", "ООО Ромашка"), ("王芳", "北京科技"), ("=HYPERLINK(\"http://x\")", "+Evil Corp")];
+    let mut batch = Vec::new();
+    for i in 0..60 {
+        let (name, company) =
+            named.get(i).map_or((format!("Lead {i}"), "Acme".to_string()), |(n, c)| (n.to_string(), c.to_string()));
+        let traits = json!({"name": name, "email": format!("lead{i}@example.com"), "company": company});
+        batch.push(
+            json!({"type": "identify", "userId": format!("u{i}"), "traits": traits, "messageId": format!("i{i}")}),
+        );
+        for n in 0..(1 + i % 4) {
+            batch.push(json!({"type": "track", "userId": format!("u{i}"), "event": "page_view", "messageId": format!("t{i}-{n}")}));
+        }
+    }
+    assert_eq!(server.post_json("/v1/batch", &ingest, &json!({"batch": batch})).status, 200);
+    let session = session_of(&sign_in(&server, "viewer@example.com", PASSWORD));
+
+    // A text search in any case and script; the filters stay in the form.
+    let found = page(&server, "/leads?q=%D0%B8%D0%92%D0%90%D0%9D", &session); // иВАН
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(found.body.contains("Иван Петров") && found.body.contains("ООО Ромашка"), "{}", found.body);
+    assert!(!found.body.contains("王芳") && found.body.contains("value=\"иВАН\""), "{}", found.body);
+    let chinese = page(&server, "/leads?q=%E7%8E%8B%E8%8A%B3", &session); // 王芳, two characters
+    assert!(chinese.body.contains("王芳") && !chinese.body.contains("Иван Петров"), "{}", chinese.body);
+    let timing = found.header("server-timing").expect("the page says how long it took");
+    assert!(timing.starts_with("app;dur="), "{timing}");
+    let none = page(&server, "/leads?since=2999-01-01T00%3A00", &session);
+    assert!(none.body.contains("No lead matches"), "{}", none.body);
+    assert!(none.body.contains("value=\"2999-01-01T00:00\"") && none.body.contains("(UTC)"), "{}", none.body);
+    let since = page(&server, "/leads?since=2000-01-01T00%3A00&min=4&max=4&tier=hot", &session);
+    assert_eq!(since.body.matches("class=\"lead-main\"").count(), 15, "{}", since.body);
+    let wrong = page(&server, "/leads?min=lots", &session);
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.body.contains("The lowest score must be a number, such as 40; `lots` is not."), "{}", wrong.body);
+    assert!(wrong.body.contains("<select id=\"score\""), "the form stays to correct it: {}", wrong.body);
+
+    // Pages by cursor: 50, then the other 10, and back; every lead once.
+    let first = page(&server, "/leads?order=asc", &session);
+    let leads_of = |body: &str| -> Vec<String> {
+        body.split("class=\"lead-main\" href=\"").skip(1).map(|s| s.split('"').next().unwrap().to_string()).collect()
+    };
+    let next = link_of(&first.body, "next").expect("a next page");
+    assert!(next.starts_with("/leads?order=asc&cursor="), "{next}");
+    assert!(link_of(&first.body, "prev").is_none());
+    let second = page(&server, &next, &session);
+    assert_eq!(second.status, 200, "{}", second.body);
+    let (mut listed, more) = (leads_of(&first.body), leads_of(&second.body));
+    assert_eq!((listed.len(), more.len()), (50, 10));
+    assert!(link_of(&second.body, "next").is_none());
+    let back = page(&server, &link_of(&second.body, "prev").expect("a previous page"), &session);
+    assert_eq!(leads_of(&back.body), listed, "the previous page is the first again");
+    listed.extend(more);
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed.len(), 60);
+    assert_eq!(page(&server, "/leads?cursor=nonsense", &session).status, 400);
+
+    // The view as CSV, every matching lead (not only a page), downloadable by a viewer;
+    // formulas arrive as text.
+    assert!(first.body.contains("href=\"/leads.csv?order=asc\""), "{}", first.body);
+    let csv = page(&server, "/leads.csv?order=asc", &session);
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(csv.header("content-disposition").unwrap().starts_with("attachment"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines[0], "lead_id,user_id,name,email,company,stage,engagement,engagement tier,last_activity");
+    assert_eq!(lines.len(), 61, "{}", csv.body);
+    assert!(lines[1].ends_with("Z") && lines[1].contains(",1,cold,"), "lowest first: {}", lines[1]);
+    assert!(csv.body.contains(",u1,王芳,lead1@example.com,北京科技,lead,2,cold,"), "{}", csv.body);
+    assert!(csv.body.contains(",u2,\"'=HYPERLINK(\"\"http://x\"\")\",lead2@example.com,'+Evil Corp,"), "{}", csv.body);
+    let searched = page(&server, "/leads.csv?q=lead1%40", &session);
+    assert_eq!(searched.body.lines().count(), 2, "{}", searched.body);
+    assert_eq!(request(&server.address, "GET", "/leads.csv", &[], b"").header("location"), Some("/sign-in"));
+
+    // The API takes the same filters and cursor; offsets still page.
+    let api = server.get("/api/leads?search=%D0%B8%D0%B2%D0%B0%D0%BD&limit=1", &read).json();
+    assert_eq!(api["leads"][0]["user_id"], "u0", "{api}");
+    let page_one = server.get("/api/leads?order=score_asc&limit=40", &read).json();
+    let cursor = page_one["next_cursor"].as_str().expect("a next cursor").to_string();
+    assert!(page_one["previous_cursor"].is_null());
+    let page_two = server.get(&format!("/api/leads?order=score_asc&limit=40&cursor={cursor}"), &read).json();
+    let by_offset = server.get("/api/leads?order=score_asc&limit=40&offset=40", &read).json();
+    assert_eq!(page_two["leads"], by_offset["leads"], "a cursor and an offset find the same page");
+    assert_eq!(page_two["leads"].as_array().unwrap().len(), 20);
+    assert!(page_two["next_cursor"].is_null() && page_two["previous_cursor"].is_string());
+    let since = server.get("/api/leads?updated_since=2999-01-01T00:00:00Z", &read).json();
+    assert_eq!(since["leads"].as_array().unwrap().len(), 0);
+    for refused in ["cursor=x", &format!("cursor={cursor}&offset=1"), "updated_since=yesterday", "max=inf"] {
+        let answer = server.get(&format!("/api/leads?{refused}"), &read);
+        assert_eq!((answer.status, answer.json()["code"].as_str()), (400, Some("invalid_query")), "{refused}");
+    }
+}
+
+#[test]
+fn an_unknown_address_is_a_page_for_a_browser_and_json_for_an_api_client() {
+    let dir = tempfile::tempdir().unwrap();
+    create_account(dir.path(), "ana@example.com", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    let session = session_of(&sign_in(&server, "ana@example.com", PASSWORD));
+    let browser = |path: &str| {
+        let cookie = format!("leadscore_session={session}");
+        request(&server.address, "GET", path, &[("Accept", "text/html,*/*;q=0.8"), ("Cookie", &cookie)], b"")
+    };
+    let lost = browser("/lead");
+    assert_eq!((lost.status, lost.header("content-type")), (404, Some("text/html; charset=utf-8")));
+    assert!(lost.body.contains("<h1>Page not found</h1>") && lost.body.contains("<code>/lead</code>"), "{}", lost.body);
+    assert!(lost.body.contains("ana@example.com"), "the navigation of the signed-in person");
+    for api in ["/api/nowhere", "/v1/nowhere"] {
+        let answer = browser(api);
+        assert_eq!((answer.status, answer.json()["code"].as_str()), (404, Some("not_found")), "{api}");
+    }
+    let client = request(&server.address, "GET", "/lead", &[("Accept", "application/json")], b"");
+    assert_eq!((client.status, client.json()["code"].as_str()), (404, Some("not_found")));
+    let anonymous = request(&server.address, "GET", "/lead", &[("Accept", "text/html")], b"");
+    assert_eq!(anonymous.status, 404);
+    assert!(anonymous.body.contains("Page not found") && !anonymous.body.contains("Sign out"), "{}", anonymous.body);
+}

@@ -5,6 +5,11 @@
 //! from screen readers, which read a table of the same figures. Written by hand: a few rectangles
 //! and lines on a linear scale need no plotting crate, which would also estimate text sizes
 //! itself. Every number placed is finite.
+//!
+//! A score over time is drawn in two layers: an inner SVG of lines only (the score's steps, the
+//! tiers' thresholds, a tick per event, a line per stage move, each with a `<title>`) stretched
+//! to the chart's box, inside an outer SVG in CSS pixels whose labels (thresholds, stage moves,
+//! the axis) are placed in percent: text keeps its size on a phone while the lines stretch.
 
 use std::fmt::Write as _;
 
@@ -115,6 +120,145 @@ pub fn waterfall(steps: &[Step], total: f64, thresholds: &[Threshold]) -> Vec<Wa
     rows
 }
 
+/// A point of a score's line: its value from `at` on.
+#[derive(Debug, Clone, Copy)]
+pub struct Point {
+    pub at: i64,
+    pub value: f64,
+}
+
+/// A moment marked on a chart over time: an event or a stage move.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub at: i64,
+    /// A short text shown by the mark (stage moves) or on hover (events).
+    pub label: String,
+}
+
+/// A score over time, drawn.
+#[derive(Debug, Clone)]
+pub struct TimeChart {
+    /// The chart, labels included, hidden from screen readers (the page says what it shows).
+    pub svg: String,
+    pub start: String,
+    pub end: String,
+    /// How many events and stage moves are marked.
+    pub events: usize,
+    pub stages: usize,
+}
+
+const TIME_WIDTH: f64 = 1000.0;
+const TIME_HEIGHT: f64 = 240.0;
+/// The band at the foot of the chart where events are ticked.
+const TICKS: f64 = 16.0;
+
+/// Text for SVG: `&`, `<`, `>` and quotes escaped (event types and stages come from clients).
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A date as the chart's axis shows it.
+fn day(at: i64) -> String {
+    leadscore_core::Timestamp(at).to_string().chars().take(10).collect()
+}
+
+/// A score's line from its changes (oldest first) to `end` (now), with its tiers' thresholds,
+/// the events (ticks at the foot) and the stage moves (labelled lines) within its time; `None`
+/// without a point to draw.
+pub fn over_time(
+    points: &[Point],
+    end: i64,
+    thresholds: &[Threshold],
+    events: &[Mark],
+    stages: &[Mark],
+) -> Option<TimeChart> {
+    let points: Vec<Point> = points.iter().copied().filter(|p| p.value.is_finite() && p.at <= end).collect();
+    let first = points.first()?;
+    let mut start = first.at.min(stages.iter().map(|s| s.at).min().unwrap_or(first.at));
+    if end - start < 3_600_000 {
+        start = end - 86_400_000;
+    }
+    let (mut low, mut high) = (0.0f64, f64::MIN);
+    for value in points.iter().map(|p| p.value).chain(thresholds.iter().map(|t| t.at).filter(|v| v.is_finite())) {
+        low = low.min(value);
+        high = high.max(value);
+    }
+    if high - low < 1e-9 {
+        high = low + 1.0;
+    }
+    // Room above the highest line for the stage moves' labels.
+    high += (high - low) * 0.12;
+    let plot = TIME_HEIGHT - TICKS;
+    let x = |at: i64| ((at.clamp(start, end) - start) as f64 / (end - start) as f64) * TIME_WIDTH;
+    let y = |value: f64| plot - (value - low) / (high - low) * plot;
+    let percent = |y: f64| y / TIME_HEIGHT * 100.0;
+    let mut svg = format!(
+        r#"<svg class="tc-plot" viewBox="0 0 {TIME_WIDTH} {TIME_HEIGHT}" preserveAspectRatio="none" width="100%" height="100%">"#
+    );
+    let mut labels = String::new();
+    let _ = write!(
+        svg,
+        r#"<line class="tc-axis" x1="0" y1="{plot}" x2="{TIME_WIDTH}" y2="{plot}" vector-effect="non-scaling-stroke"/>"#
+    );
+    for threshold in thresholds.iter().filter(|t| t.at.is_finite()) {
+        let at = y(threshold.at);
+        let _ = write!(
+            svg,
+            r#"<line class="tc-threshold" x1="0" y1="{at:.1}" x2="{TIME_WIDTH}" y2="{at:.1}" vector-effect="non-scaling-stroke"><title>{} from {}</title></line>"#,
+            escape(&threshold.label),
+            plain(threshold.at)
+        );
+        let _ = write!(
+            labels,
+            r#"<text class="tc-threshold-label" x="100%" y="{:.1}%" dx="-4" dy="-4" text-anchor="end">{} {}</text>"#,
+            percent(at),
+            escape(&threshold.label),
+            plain(threshold.at)
+        );
+    }
+    let shown_stages: Vec<&Mark> = stages.iter().filter(|s| s.at >= start && s.at <= end).collect();
+    for stage in &shown_stages {
+        let at = x(stage.at);
+        let _ = write!(
+            svg,
+            r#"<line class="tc-stage" x1="{at:.1}" y1="0" x2="{at:.1}" y2="{plot}" vector-effect="non-scaling-stroke"><title>moved to {} on {}</title></line>"#,
+            escape(&stage.label),
+            day(stage.at)
+        );
+        // A label near the right edge ends at its line rather than running off the chart.
+        let (anchor, dx) = if at > TIME_WIDTH * 0.8 { ("end", -4) } else { ("start", 4) };
+        let _ = write!(
+            labels,
+            r#"<text class="tc-stage-label" x="{:.1}%" y="14" dx="{dx}" text-anchor="{anchor}">{}</text>"#,
+            at / TIME_WIDTH * 100.0,
+            escape(&stage.label)
+        );
+    }
+    let marked: Vec<&Mark> = events.iter().filter(|e| e.at >= start && e.at <= end).collect();
+    for event in &marked {
+        let at = x(event.at);
+        let _ = write!(
+            svg,
+            r#"<line class="tc-event" x1="{at:.1}" y1="{plot}" x2="{at:.1}" y2="{TIME_HEIGHT}" vector-effect="non-scaling-stroke"><title>{} on {}</title></line>"#,
+            escape(&event.label),
+            day(event.at)
+        );
+    }
+    // Steps: a value holds until the next change.
+    let mut path = format!("M{:.1} {:.1}", x(first.at), y(first.value));
+    for point in &points[1..] {
+        let _ = write!(path, " H{:.1} V{:.1}", x(point.at), y(point.value));
+    }
+    let _ = write!(path, " H{TIME_WIDTH}");
+    let _ = write!(svg, r#"<path class="tc-line" d="{path}" vector-effect="non-scaling-stroke"/></svg>"#);
+    let svg = format!(
+        r#"<svg class="tc-chart" width="100%" height="{TIME_HEIGHT}" aria-hidden="true" focusable="false">{svg}<text class="tc-y" x="2" y="{:.1}%" dy="-4">{}</text>{labels}</svg>"#,
+        percent(plot),
+        plain(low),
+    );
+    Some(TimeChart { svg, start: day(start), end: day(end), events: marked.len(), stages: shown_stages.len() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +280,40 @@ mod tests {
         assert!(rows.iter().all(|r| !r.bar.contains("NaN") && r.bar.contains(r#"aria-hidden="true""#)));
         let empty = waterfall(&[], f64::NAN, &[]);
         assert!(!empty[0].bar.contains("NaN") && empty[0].value == "0");
+    }
+
+    #[test]
+    fn a_score_over_time_steps_between_its_changes_and_marks_what_happened() {
+        let day = 86_400_000;
+        let points = [Point { at: 0, value: 10.0 }, Point { at: 5 * day, value: 60.0 }];
+        let thresholds = [Threshold { label: "mql".into(), at: 50.0 }];
+        let events = [Mark { at: 5 * day, label: "demo <request>".into() }, Mark { at: -day, label: "before".into() }];
+        let stages = [Mark { at: 6 * day, label: "mql".into() }];
+        let chart = over_time(&points, 10 * day, &thresholds, &events, &stages).unwrap();
+        // From 0 to 60 and 12% of room above (67.2); the plot is 224 high.
+        assert!(chart.svg.contains(r#"d="M0.0 190.7 H500.0 V24.0 H1000""#), "{}", chart.svg);
+        assert_eq!(chart.events, 1, "an event before the line's time is not marked");
+        assert!(chart.svg.contains("<title>demo &lt;request&gt; on 1970-01-06</title>"));
+        assert_eq!(chart.stages, 1);
+        assert!(
+            chart
+                .svg
+                .contains(r#"<text class="tc-stage-label" x="60.0%" y="14" dx="4" text-anchor="start">mql</text>"#)
+        );
+        assert!(chart.svg.contains(r#">mql 50</text>"#), "the threshold is labelled");
+        assert_eq!((chart.start.as_str(), chart.end.as_str()), ("1970-01-01", "1970-01-11"));
+        assert!(!chart.svg.contains("NaN"));
+        assert!(over_time(&[], 10, &[], &[], &[]).is_none());
+        let single = over_time(
+            &[Point { at: 10 * day, value: f64::NAN }, Point { at: 10 * day, value: 3.0 }],
+            10 * day,
+            &[],
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(single.start, "1970-01-10", "a single change is drawn over the day before");
+        assert!(!single.svg.contains("NaN"));
     }
 
     #[test]

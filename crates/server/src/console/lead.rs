@@ -9,12 +9,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_core::{Source, Timestamp};
 use leadscore_store::events::StoredEvent;
 use leadscore_store::now_ms;
+use leadscore_store::scores::HistoryEntry;
 use leadscore_store::stages::StageChange;
 use leadscore_store::users::Role;
 use serde::Deserialize;
 
 use super::charts::{self, Step, Threshold, WaterfallRow};
 use super::leads::{ShownTime, encode, shown_time};
+use super::not_found::NotFoundPage;
 use super::page::{AccountView, page, sentence};
 use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
 use crate::accounts::SignedIn;
@@ -24,8 +26,11 @@ use crate::scoring;
 use crate::stage_moves::{self, AskedMove};
 use crate::state::AppState;
 
-/// Events the page lists, newest first.
-const EVENTS_SHOWN: usize = 50;
+/// Events the page lists, newest first (and marks on the score charts).
+const EVENTS_SHOWN: u32 = 50;
+
+/// Score changes the charts draw, at most, per score.
+const HISTORY_DRAWN: u32 = 1000;
 
 struct ShownContribution {
     label: String,
@@ -43,6 +48,26 @@ struct ShownScore {
     /// The tiers' thresholds the dashed lines mark, as text.
     thresholds: String,
     contributions: Vec<ShownContribution>,
+    /// The score over time, when it has changed at least once.
+    over_time: Option<charts::TimeChart>,
+    /// Its changes, newest first: the chart's figures as a table.
+    changes: Vec<ShownChange>,
+}
+
+struct ShownChange {
+    at: ShownTime,
+    value: String,
+    tier: String,
+    cause: String,
+}
+
+/// What a score chart marks beside the score's changes: the lead's latest events and its stage
+/// moves, and its changes of every score (newest first), as read for the page.
+struct Marks<'a> {
+    history: &'a [HistoryEntry],
+    events: Vec<charts::Mark>,
+    stages: Vec<charts::Mark>,
+    now: i64,
 }
 
 struct ShownEvent {
@@ -80,16 +105,8 @@ struct LeadPage {
     scores: Vec<ShownScore>,
     attributes: Vec<(String, String)>,
     events: Vec<ShownEvent>,
-    more_events: usize,
+    more_events: u64,
     stages: Vec<ShownStage>,
-}
-
-#[derive(Template)]
-#[template(path = "console/not_found.html")]
-struct NotFoundPage {
-    account: Option<AccountView>,
-    section: &'static str,
-    what: String,
 }
 
 /// `GET /leads/{id}`: the lead of that user id, else of that numeric id.
@@ -174,6 +191,16 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
             let Some(lead) = find(reads, workspace_id, &wanted)? else {
                 return Ok(None);
             };
+            let (mut events, event_count) = reads.newest_events(&lead, EVENTS_SHOWN)?;
+            events.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+            let stages = reads.stage_history(lead.id)?;
+            let history = reads.score_history(lead.id, HISTORY_DRAWN)?;
+            let marks = Marks {
+                history: &history,
+                events: events.iter().map(|e| charts::Mark { at: e.at, label: e.event_type.clone() }).collect(),
+                stages: stages.iter().map(|s| charts::Mark { at: s.at, label: s.stage.clone() }).collect(),
+                now,
+            };
             let mut scores = Vec::new();
             let version = reads.active_model(workspace_id)?;
             if let Some(version) = &version {
@@ -183,20 +210,22 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
                 let evaluated = model.evaluate(&values, &lead_state, Timestamp(now));
                 for result in &evaluated.scores {
                     if let Some(score) = model.scores().iter().find(|s| s.name() == result.name) {
-                        scores.push(shown_score(score, result));
+                        scores.push(shown_score(score, result, &marks));
                     }
                 }
             }
-            let mut events = reads.events_of(&lead)?;
-            let stages = reads.stage_history(lead.id)?;
-            events.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
-            Ok(Some((lead, version.map(|v| v.version), scores, events, stages, now)))
+            Ok(Some((lead, version.map(|v| v.version), scores, events, event_count, stages, now)))
         })
         .await;
-    let (lead, model_version, scores, events, stages, now) = match read {
+    let (lead, model_version, scores, events, event_count, stages, now) = match read {
         Ok(Some(found)) => found,
         Ok(None) => {
-            let shown = NotFoundPage { account: Some(account), section: "leads", what: id };
+            let shown = NotFoundPage {
+                account: Some(account),
+                section: "leads",
+                path: format!("/leads/{}", encode(&id)),
+                lead: Some(id),
+            };
             return page(StatusCode::NOT_FOUND, &shown);
         }
         Err(error) => return crate::error::ApiError::from(error).into_response(),
@@ -219,7 +248,7 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
         .map(|(key, value)| (key.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_string)))
         .collect();
     attributes.sort();
-    let more_events = events.len().saturating_sub(EVENTS_SHOWN);
+    let more_events = event_count.saturating_sub(events.len() as u64);
     let can_move = signed_in.user.role.allows(Role::Editor);
     // The next stage of the funnel comes first chosen: the usual move.
     let current = lifecycle::ALL.iter().position(|stage| stage.as_str() == lead.stage);
@@ -247,7 +276,7 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
         model_version,
         scores,
         attributes,
-        events: events.iter().take(EVENTS_SHOWN).map(|event| shown_event(event, now)).collect(),
+        events: events.iter().map(|event| shown_event(event, now)).collect(),
         more_events,
         stages: stages.iter().rev().map(|change| shown_stage(change, now)).collect(),
     };
@@ -264,7 +293,11 @@ fn display_name(attributes: &serde_json::Map<String, serde_json::Value>) -> Opti
     )
 }
 
-fn shown_score(score: &leadscore_core::model::Score, result: &leadscore_core::ScoreResult<'_>) -> ShownScore {
+fn shown_score(
+    score: &leadscore_core::model::Score,
+    result: &leadscore_core::ScoreResult<'_>,
+    marks: &Marks<'_>,
+) -> ShownScore {
     let tiers = score.tiers();
     let tier_rank = result
         .tier
@@ -283,7 +316,25 @@ fn shown_score(score: &leadscore_core::model::Score, result: &leadscore_core::Sc
         (Some(rule), None) => Some(format!("Tier set by the qualifier “{rule}”")),
         (None, None) => None,
     };
+    let changes: Vec<&HistoryEntry> = marks.history.iter().filter(|entry| entry.score == result.name).collect();
+    // Oldest first, ending at the value the page shows (decay moves it between changes).
+    let mut points: Vec<charts::Point> =
+        changes.iter().rev().map(|entry| charts::Point { at: entry.at, value: entry.value }).collect();
+    if !points.is_empty() {
+        points.push(charts::Point { at: marks.now, value: result.value });
+    }
+    let over_time = charts::over_time(&points, marks.now, &thresholds, &marks.events, &marks.stages);
     ShownScore {
+        over_time,
+        changes: changes
+            .iter()
+            .map(|entry| ShownChange {
+                at: shown_time(entry.at, marks.now),
+                value: charts::plain(entry.value),
+                tier: entry.tier.clone().unwrap_or_else(|| "–".to_string()),
+                cause: entry.cause.clone(),
+            })
+            .collect(),
         name: result.name.to_string(),
         value: charts::plain(result.value),
         tier: result.tier.map(str::to_string),

@@ -15,9 +15,11 @@
 pub mod charts;
 pub mod lead;
 pub mod leads;
+pub mod leads_csv;
 pub mod model_activation;
 pub mod model_editor;
 pub mod models;
+pub mod not_found;
 pub mod page;
 pub mod session;
 pub mod sign_in;
@@ -37,7 +39,9 @@ pub fn routes() -> Router<AppState> {
         .route("/console/console.css", get(stylesheet))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
+        // The leads list, its CSV download
         .route("/leads", get(leads::list))
+        .route("/leads.csv", get(leads_csv::download))
         .route("/leads/{id}", get(lead::show))
         .route("/leads/{id}/stage", post(lead::move_stage))
         // The model pages: versions, one version, the editor, a diff, a preview, activating and

@@ -129,13 +129,27 @@ struct ListQuery {
     stage: Option<Stage>,
     /// Only leads whose score is at least this (a finite number).
     min: Option<f64>,
+    /// Only leads whose score is at most this (a finite number).
+    max: Option<f64>,
+    /// Only leads whose e-mail, name (`name`, or `first_name` and `last_name`) or `company`
+    /// contains this text, in any case (Latin, Cyrillic...; Chinese and Japanese as written).
+    /// Three characters or more are found through an index; one or two (a Chinese name is often
+    /// two) by reading the leads in order, which is slower when few leads match.
+    search: Option<String>,
+    /// Only leads updated (an event, a change of fields) at or after this time (RFC 3339).
+    updated_since: Option<String>,
     /// `score` (highest first, default), `score_asc` or `last_activity`.
     #[param(inline)]
     order: Option<ListOrder>,
     /// Leads to list (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
-    /// Leads to skip (default 0).
+    /// Where the page starts: a listing's `next_cursor` or `previous_cursor` (the first page
+    /// without one). Opaque, and stable: a page's address can be kept. Not with `offset`, nor
+    /// with `order=last_activity`.
+    cursor: Option<String>,
+    /// Leads to skip (default 0). A far page costs a walk over every lead skipped: prefer
+    /// `cursor`.
     #[param(format = Int64, minimum = 0, maximum = 4294967295_u32)]
     offset: Option<u32>,
 }
@@ -162,7 +176,9 @@ struct ListedView {
     #[schema(value_type = Stage)]
     stage: String,
     last_event_at: Option<String>,
-    /// The score's value when the lead was last scored; `null` when it has none (listed last).
+    /// The score's value when the lead was last scored; `null` when it has none (listed last by
+    /// `order=last_activity`; the score orders list only leads that have the score, which all do
+    /// once a model's rescoring is done).
     value: Option<f64>,
     /// Its tier then, or `null`.
     tier: Option<String>,
@@ -175,6 +191,10 @@ struct LeadListView {
     /// The score listed (`""` while the workspace has no active model).
     score: String,
     leads: Vec<ListedView>,
+    /// The `cursor` of the next page, `null` on the last (and with `order=last_activity`).
+    next_cursor: Option<String>,
+    /// The `cursor` of the previous page, `null` on the first (and with `order=last_activity`).
+    previous_cursor: Option<String>,
 }
 
 /// Leads, filtered and sorted by a score.
@@ -186,7 +206,7 @@ struct LeadListView {
     params(ListQuery),
     responses(
         (status = 200, description = "The score listed, and per lead its ids, e-mail, stage, last activity, value and tier", body = LeadListView),
-        (status = 400, description = "`invalid_query`: an unknown parameter, a score or tier the active model does not have, an unknown stage, a `min` that is not a finite number, or a bad `order` or `limit`", body = ErrorBody),
+        (status = 400, description = "`invalid_query`: an unknown parameter, a score or tier the active model does not have, an unknown stage, a `min` or `max` that is not a finite number, an `updated_since` that is not an RFC 3339 time, a `cursor` that is not one (or given with `offset`, or with `order=last_activity`), or a bad `order` or `limit`", body = ErrorBody),
     ),
     security(("api_key" = ["read"])),
 )]
@@ -201,16 +221,33 @@ async fn list(
         ListOrder::ScoreAsc => Order::ScoreAscending,
         ListOrder::LastActivity => Order::LastActivity,
     };
+    let updated_since = match query.updated_since.as_deref() {
+        Some(text) => Some(
+            Timestamp::parse_rfc3339(text)
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::InvalidQuery,
+                        format!("`updated_since` must be an RFC 3339 time such as 2026-01-31T09:00:00Z, not `{text}`"),
+                    )
+                })?
+                .0,
+        ),
+        None => None,
+    };
     let request = ListRequest {
         score: query.score,
         tier: query.tier,
         stage: query.stage.map(|s| s.to_string()),
         min: query.min,
+        max: query.max,
+        search: query.search,
+        updated_since,
         order,
         limit: query.limit.unwrap_or(100),
-        offset: query.offset.unwrap_or(0),
+        cursor: query.cursor,
+        offset: query.offset,
     };
-    let Listing { score, leads: rows, .. } = listing::list(&state, owner.workspace_id, request).await?;
+    let Listing { score, leads: rows, next, previous, .. } = listing::list(&state, owner.workspace_id, request).await?;
     let leads: Vec<ListedView> = rows
         .into_iter()
         .map(|r| ListedView {
@@ -223,7 +260,7 @@ async fn list(
             tier: r.tier,
         })
         .collect();
-    Ok(ApiJson(LeadListView { score, leads }))
+    Ok(ApiJson(LeadListView { score, leads, next_cursor: next, previous_cursor: previous }))
 }
 
 /// A change of a score's value or tier.

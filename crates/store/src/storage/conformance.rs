@@ -4,7 +4,7 @@
 //!
 //! Each check opens its own storage, names what it checks, and covers a contract the service
 //! relies on: workspace isolation, idempotent revocations, case-insensitive accounts, session
-//! ends, the model version stack, a lead's events and links, and that work which fails stores
+//! ends, the model version stack, a lead's events (all, or the newest) and links, and that work which fails stores
 //! nothing.
 
 use std::collections::BTreeMap;
@@ -231,15 +231,25 @@ pub(crate) fn a_leads_events_and_identities_are_found_again_and_failed_work_stor
         }))
         .unwrap();
 
-    let (by_user, by_anonymous, in_globex, events) = runtime
+    let (by_user, by_anonymous, in_globex, events, (newest, count), (all, all_count)) = runtime
         .block_on(storage.read(move |r| {
             let by_user = r.lead_by_user_id(acme, "ana")?;
             let by_anonymous = r.lead_by_anonymous_id(acme, "visitor-1")?;
             let in_globex = r.lead_by_user_id(globex, "ana")?;
             let lead = by_user.clone().expect("found by its user id");
-            Ok((by_user, by_anonymous, in_globex, r.events_of(&lead)?))
+            Ok((
+                by_user,
+                by_anonymous,
+                in_globex,
+                r.events_of(&lead)?,
+                r.newest_events(&lead, 1)?,
+                r.newest_events(&lead, 50)?,
+            ))
         }))
         .unwrap();
+    // A lead's page reads its newest events and how many it has, not every event.
+    assert_eq!((newest.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), count), (vec!["m2"], 2));
+    assert_eq!((all.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), all_count), (vec!["m2", "m1"], 2));
     assert_eq!(by_user.as_ref().map(|l| l.id), Some(lead.id));
     assert_eq!(by_anonymous.map(|l| l.id), Some(lead.id));
     assert_eq!(in_globex, None, "a user id is found in its own workspace only");

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 use crate::events::{self, Inserted, StoredEvent};
 use crate::keys::{self, KeyInfo, KeyOwner, NewKey, Scope};
-use crate::leads::{self, Filter, LeadRow, ListedLead, Order};
+use crate::leads::{self, Filter, LeadRow, ListedLead, Order, Page};
 use crate::models::{self, Activation, ListedVersion, ModelVersion, RolledBack};
 use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
 use crate::rescorings::{self, Rescoring};
@@ -143,6 +143,10 @@ impl Reads for Connection {
         events::of_lead(self, lead)
     }
 
+    fn newest_events(&self, lead: &LeadRow, limit: u32) -> Result<(Vec<StoredEvent>, u64), StoreError> {
+        events::newest_of_lead(self, lead, limit)
+    }
+
     fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError> {
         scores::stored(self, lead_id)
     }
@@ -153,9 +157,9 @@ impl Reads for Connection {
         filter: &Filter,
         order: Order,
         limit: u32,
-        offset: u32,
+        page: Page,
     ) -> Result<Vec<ListedLead>, StoreError> {
-        leads::list(self, workspace_id, filter, order, limit, offset)
+        leads::list(self, workspace_id, filter, order, limit, page)
     }
 
     fn score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
