@@ -13,6 +13,7 @@
 //! crate.
 
 pub mod charts;
+pub mod funnel;
 pub mod lead;
 pub mod leads;
 pub mod page;
@@ -37,6 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/leads", get(leads::list))
         .route("/leads/{id}", get(lead::show))
         .route("/leads/{id}/stage", post(lead::move_stage))
+        // The funnel and KPIs page.
+        .route("/funnel", get(funnel::show))
 }
 
 /// `/`: the leads for a signed-in person, the sign-in page for anyone else.
