@@ -320,7 +320,7 @@ fn the_funnel_counts_the_periods_mqls_through_to_customer_by_tier() {
     assert!(funnel.body.contains("<title id=\"mql-chart-title\">New MQLs per week</title>"));
     // Win rates: anna (won) and boris (lost) were at tier mql when they became MQL, though anna
     // is hot now; chen never was an MQL and counts by its tier now.
-    assert!(read.contains("mql when it became MQL 1 1 50 %"), "{read}");
+    assert!(read.contains("Tier Tier as of Won Lost Win rate Bar mql at MQL 1 1 50 %"), "{read}");
     assert!(read.contains("cold now 0 1 0 %"), "{read}");
 
     // A period is chosen in the URL; a wrong one is explained on the page.

@@ -139,11 +139,11 @@ pub struct WeekPoint {
     pub value: Option<f64>,
 }
 
-/// The frame of a weekly chart: its coordinates are sized for a column about 600 px wide at
-/// most, so that its text stays readable from a phone (about 0.6 of its size) to a desktop.
-const CHART_WIDTH: f64 = 600.0;
-const CHART_HEIGHT: f64 = 260.0;
-const LEFT: f64 = 52.0;
+/// The frame of a weekly chart: its coordinates are sized for a column of 420 to 640 px (the
+/// stylesheet's bounds; a phone scrolls it sideways), so that its text reads at 12 to 19 px.
+const CHART_WIDTH: f64 = 480.0;
+const CHART_HEIGHT: f64 = 240.0;
+const LEFT: f64 = 72.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 52.0;
@@ -191,7 +191,7 @@ fn frame(
     }
     let _ = write!(
         svg,
-        r#"<text class="chart-axis" x="12" y="{:.1}" transform="rotate(-90 12 {:.1})" text-anchor="middle">{}</text>"#,
+        r#"<text class="chart-axis" x="16" y="{:.1}" transform="rotate(-90 16 {:.1})" text-anchor="middle">{}</text>"#,
         TOP + plot_height / 2.0,
         TOP + plot_height / 2.0,
         escape(y_name)
@@ -199,7 +199,7 @@ fn frame(
     let slot = (CHART_WIDTH - LEFT - RIGHT) / points.len().max(1) as f64;
     let xs: Vec<f64> = (0..points.len()).map(|i| LEFT + slot * (i as f64 + 0.5)).collect();
     // Every label when they fit, else every second, fourth...: the table has them all.
-    let every = (1..).find(|n| points.len().div_ceil(*n) <= 8).unwrap_or(1);
+    let every = (1..).find(|n| points.len().div_ceil(*n) <= 6).unwrap_or(1);
     for (i, (point, x)) in points.iter().zip(&xs).enumerate() {
         if i % every == 0 {
             let _ = write!(
@@ -277,6 +277,14 @@ pub fn week_percentages(id: &str, title: &str, description: &str, y_name: &str, 
                 x - 4.0,
                 y(value) - 4.0
             );
+            if points.len() <= 16 {
+                let _ = write!(
+                    svg,
+                    r#"<text class="chart-value" x="{x:.1}" y="{:.1}" text-anchor="middle">{} %</text>"#,
+                    y(value) - 10.0,
+                    plain(value)
+                );
+            }
         }
     }
     svg.push_str("</svg>");

@@ -560,7 +560,7 @@ fn lay_out(shown: &mut FunnelPage, figures: &Figures, tier_labels: &[String], pe
             OutcomeRow {
                 tier: o.tier.clone().unwrap_or_else(|| "no tier".to_string()),
                 rank: rank_of(o.tier.as_deref()).min(3),
-                basis: if o.at_mql { "when it became MQL" } else { "now" },
+                basis: if o.at_mql { "at MQL" } else { "now" },
                 won: o.won,
                 lost: o.lost,
                 win_rate: percent(o.won, o.won + o.lost).unwrap_or_default(),
