@@ -36,8 +36,9 @@ pub fn tier_counts(
     workspace_id: i64,
     score: &str,
 ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+    // Every current score is read: walking the table beats the rank index and a visit per row.
     let mut statement = connection.prepare_cached(
-        "SELECT s.tier, count(*) FROM lead_scores s
+        "SELECT s.tier, count(*) FROM lead_scores s NOT INDEXED
          WHERE s.score = ?2 AND s.model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
          GROUP BY s.tier ORDER BY s.tier",
     )?;
@@ -95,23 +96,21 @@ pub fn mql_journeys(
     to: i64,
     now: i64,
 ) -> Result<Vec<Journey>, StoreError> {
-    let later = |stage: &str| {
-        format!(
-            "(SELECT min(s.at) FROM stage_history s WHERE s.lead_id = c.lead_id AND s.stage = '{stage}'
-               AND s.at >= c.mql AND s.at <= ?4)"
-        )
-    };
+    // Each lead's moves since its MQL entry are read once, by the index of moves by lead.
+    let first = |stage: &str| format!("min(CASE WHEN s.stage = '{stage}' THEN s.at END)");
     let sql = format!(
         "WITH cohort AS (
              SELECT h.lead_id, min(h.at) AS mql FROM stage_history h JOIN leads l ON l.id = h.lead_id
              WHERE h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4 AND l.workspace_id = ?1
              GROUP BY h.lead_id
          )
-         SELECT c.lead_id, c.mql, {}, {}, {}, {} FROM cohort c ORDER BY c.lead_id",
-        later("sal"),
-        later("sql"),
-        later("opportunity"),
-        later("customer"),
+         SELECT c.lead_id, c.mql, {}, {}, {}, {} FROM cohort c
+         LEFT JOIN stage_history s ON s.lead_id = c.lead_id AND s.at >= c.mql AND s.at <= ?4
+         GROUP BY c.lead_id ORDER BY c.lead_id",
+        first("sal"),
+        first("sql"),
+        first("opportunity"),
+        first("customer"),
     );
     let mut statement = connection.prepare_cached(&sql)?;
     let rows = statement.query_map(params![workspace_id, from, to, now], |row| {
@@ -229,28 +228,30 @@ pub fn outcomes_by_tier(
                     (SELECT max(s.at) FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at)
              FROM outcome o
          ),
-         chain(lead_id, id, mql) AS (
-             SELECT m.lead_id, ls.history_id, m.mql FROM marked m
+         chain(lead_id, won, id, mql) AS (
+             SELECT m.lead_id, m.won, ls.history_id, m.mql FROM marked m
              JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
              WHERE m.mql IS NOT NULL AND ls.history_id IS NOT NULL
              UNION ALL
-             SELECT c.lead_id, h.previous_id, c.mql FROM chain c JOIN score_history h ON h.id = c.id
+             SELECT c.lead_id, c.won, h.previous_id, c.mql FROM chain c JOIN score_history h ON h.id = c.id
              WHERE h.at > c.mql AND h.previous_id IS NOT NULL
          ),
-         at_mql(lead_id, tier) AS (
-             SELECT c.lead_id, h.tier FROM chain c JOIN score_history h ON h.id = c.id WHERE h.at <= c.mql
+         known(lead_id, won, tier) AS (
+             SELECT c.lead_id, c.won, h.tier FROM chain c JOIN score_history h ON h.id = c.id WHERE h.at <= c.mql
          )
-         SELECT CASE WHEN a.lead_id IS NULL THEN ls.tier ELSE a.tier END AS counted_tier,
-                a.lead_id IS NOT NULL AS known, sum(m.won), sum(NOT m.won)
-         FROM marked m
-         LEFT JOIN at_mql a ON a.lead_id = m.lead_id
+         SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
+         UNION ALL
+         SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
          LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
-         GROUP BY counted_tier, known ORDER BY known DESC, counted_tier",
+         WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
+         GROUP BY ls.tier",
     )?;
     let rows = statement.query_map(params![workspace_id, score, from, to], |row| {
         Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut rows: Vec<OutcomesByTier> = rows.collect::<Result<_, _>>()?;
+    rows.sort_by(|a, b| (b.at_mql, &a.tier).cmp(&(a.at_mql, &b.tier)));
+    Ok(rows)
 }
 
 #[cfg(test)]
