@@ -298,6 +298,11 @@ fn a_viewer_reads_the_funnel_and_changes_its_period_in_a_real_browser() {
             wait_for_url(&client, |url| url.path() == "/funnel" && url.query() != Some(""), "this month").await;
             let current = client.find(Locator::Css(".presets a[aria-current='page']")).await.unwrap();
             assert_eq!(current.text().await.unwrap(), "This month");
+            client.find(Locator::LinkText("Last 12 months")).await.unwrap().click().await.unwrap();
+            let current = client.find(Locator::Css(".presets a[aria-current='page']")).await.unwrap();
+            assert_eq!(current.text().await.unwrap(), "Last 12 months");
+            client.execute("document.getElementById('mql-title').scrollIntoView()", vec![]).await.unwrap();
+            photograph(&client, "funnel-12-months", width).await;
             client.close().await.unwrap();
         }
     });

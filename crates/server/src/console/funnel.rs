@@ -437,7 +437,10 @@ fn preset_links(today: i64, showing: Option<Period>, score: Option<&str>) -> Vec
 
 /// The page's sections from the store's figures.
 fn lay_out(shown: &mut FunnelPage, figures: &Figures, tier_labels: &[String], period: Period, now: i64) {
-    let with_year = civil_from_days(period.from).0 != civil_from_days(period.to).0
+    // Years go without saying when the weeks shown (the first may start in December) and today
+    // share one.
+    let first_monday = week_start(period.from * DAY).div_euclid(DAY);
+    let with_year = civil_from_days(first_monday).0 != civil_from_days(period.to).0
         || civil_from_days(period.to).0 != civil_from_days(now.div_euclid(DAY)).0;
     shown.period = format!("{} – {}", shown_date(period.from, with_year), shown_date(period.to, true));
     let score_link = encode(&shown.score);
@@ -515,8 +518,14 @@ fn lay_out(shown: &mut FunnelPage, figures: &Figures, tier_labels: &[String], pe
         })
         .collect();
     shown.total_mqls = figures.mqls.iter().map(|(_, n)| n).sum();
-    let points: Vec<WeekPoint> =
-        shown.weeks.iter().map(|w| WeekPoint { label: w.label.clone(), value: Some(w.mqls as f64) }).collect();
+    // Charts label weeks short (their tables say the year): a label with the year would not fit.
+    let short = |week: &i64| shown_date(week.div_euclid(DAY), false);
+    let points: Vec<WeekPoint> = shown
+        .weeks
+        .iter()
+        .zip(&weeks)
+        .map(|(w, week)| WeekPoint { label: short(week), value: Some(w.mqls as f64) })
+        .collect();
     shown.mql_chart = charts::week_columns(
         "mql-chart",
         "New MQLs per week",
@@ -529,9 +538,9 @@ fn lay_out(shown: &mut FunnelPage, figures: &Figures, tier_labels: &[String], pe
             .weeks
             .iter()
             .zip(&weeks)
-            .map(|(w, week)| {
+            .map(|(_, week)| {
                 let share = figures.shares.iter().find(|s| s.week == *week).filter(|s| s.scored > 0);
-                WeekPoint { label: w.label.clone(), value: share.map(|s| s.in_tier as f64 * 100.0 / s.scored as f64) }
+                WeekPoint { label: short(week), value: share.map(|s| s.in_tier as f64 * 100.0 / s.scored as f64) }
             })
             .collect();
         shown.share_chart = Some(charts::week_percentages(
