@@ -682,6 +682,7 @@ mod tests {
 
     use leadscore_store::Reads;
     use leadscore_store::events::StoredEvent;
+    use leadscore_store::funnel::{Journey, OutcomesByTier, WeekShare};
     use leadscore_store::keys::{NewKey, Scope};
     use leadscore_store::leads::{Filter, ListedLead, Order, Page};
     use leadscore_store::models::{Activation, ListedVersion, ModelVersion, Origin, RolledBack};
@@ -723,6 +724,14 @@ mod tests {
             score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError>;
             latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
             stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError>;
+            tier_counts(&self, workspace_id: i64, score: &str) -> Result<Vec<(Option<String>, i64)>, StoreError>;
+            stage_counts(&self, workspace_id: i64) -> Result<Vec<(String, i64)>, StoreError>;
+            mql_entries_by_week(&self, workspace_id: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError>;
+            mql_journeys(&self, workspace_id: i64, from: i64, to: i64, now: i64) -> Result<Vec<Journey>, StoreError>;
+            tier_share_by_week(&self, workspace_id: i64, score: &str, tier: &str, from: i64, now: i64)
+                -> Result<Vec<WeekShare>, StoreError>;
+            outcomes_by_tier(&self, workspace_id: i64, score: &str, from: i64, to: i64)
+                -> Result<Vec<OutcomesByTier>, StoreError>;
         }
     }
 

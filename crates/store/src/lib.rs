@@ -19,11 +19,13 @@
 //! - [`workspaces`], [`keys`], [`users`], [`models`], [`leads`], [`events`], [`scores`], [`stages`]: typed operations on
 //!   one table family each, as functions of a `&Connection` so that callers compose them inside
 //!   one transaction.
+//! - [`funnel`]: the funnel report's aggregates (stages, tiers and their changes over weeks).
 
 pub use rusqlite;
 
 mod error;
 pub mod events;
+pub mod funnel;
 mod handle;
 mod health;
 pub mod keys;

@@ -42,6 +42,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(9, "outbox_pending_by_webhook", include_str!("migrations/0009_outbox_pending_by_webhook.sql")),
     sql(10, "console_accounts", include_str!("migrations/0010_console_accounts.sql")),
     sql(11, "lead_search", include_str!("migrations/0011_lead_search.sql")),
+    sql(12, "funnel_reports", include_str!("migrations/0012_funnel_reports.sql")),
     sql(13, "model_uploaders", include_str!("migrations/0013_model_uploaders.sql")),
 ];
 

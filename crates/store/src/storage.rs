@@ -34,6 +34,7 @@ use std::pin::Pin;
 use crate::Generation;
 use crate::error::StoreError;
 use crate::events::{NewEvent, StoredEvent};
+use crate::funnel::{Journey, OutcomesByTier, WeekShare};
 use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{Filter, LeadRow, ListedLead, Order, Page};
 use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
@@ -123,6 +124,33 @@ pub trait Reads {
     fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
     /// Every stage change of a lead.
     fn stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError>;
+
+    // The funnel report (see [`crate::funnel`]): periods are `[from, to)`, in milliseconds.
+    /// How many of the workspace's leads are in each tier of `score` now.
+    fn tier_counts(&self, workspace_id: i64, score: &str) -> Result<Vec<(Option<String>, i64)>, StoreError>;
+    /// How many of the workspace's leads are in each stage now.
+    fn stage_counts(&self, workspace_id: i64) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Leads entering MQL in the period, by week.
+    fn mql_entries_by_week(&self, workspace_id: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError>;
+    /// The leads that entered MQL in the period and their way through the funnel up to `now`.
+    fn mql_journeys(&self, workspace_id: i64, from: i64, to: i64, now: i64) -> Result<Vec<Journey>, StoreError>;
+    /// How many leads were in `tier` of `score` at the end of each week from `from` to `now`.
+    fn tier_share_by_week(
+        &self,
+        workspace_id: i64,
+        score: &str,
+        tier: &str,
+        from: i64,
+        now: i64,
+    ) -> Result<Vec<WeekShare>, StoreError>;
+    /// Leads won and lost in the period, by their tier of `score` when they became MQL.
+    fn outcomes_by_tier(
+        &self,
+        workspace_id: i64,
+        score: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<OutcomesByTier>, StoreError>;
 }
 
 /// What ingestion, rescoring and stage moves write in one write transaction, beside what they

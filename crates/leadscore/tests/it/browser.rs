@@ -215,3 +215,95 @@ fn a_person_works_the_leads_in_a_real_browser() {
         client.close().await.unwrap();
     });
 }
+
+// The funnel page.
+
+#[test]
+#[cfg_attr(not(browser), ignore = "needs LEADSCORE_CHROMEDRIVER (see the module's doc)")]
+fn a_viewer_reads_the_funnel_and_changes_its_period_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "viewer@example.com", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    let model = "[scores.engagement]\ntiers = [{ label = \"cold\" }, { label = \"mql\", min = 2 }, { label = \"hot\", min = 4 }]\n[[scores.engagement.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    let people = [
+        ("wang@example.cn", "王小明", 5),
+        ("sato@example.jp", "佐藤 花子", 3),
+        ("ivan@example.bg", "Иван Петров", 2),
+        ("zofia@example.pl", "Zofia Wójcik", 2),
+        ("ana@example.com", "Ana Lima", 1),
+    ];
+    for (email, name, visits) in people {
+        let identify =
+            json!({"userId": email, "messageId": format!("id-{email}"), "traits": {"email": email, "name": name}});
+        assert_eq!(server.post_json("/v1/identify", &ingest, &identify).status, 200);
+        for n in 0..visits {
+            let track = json!({"userId": email, "event": "page_view", "messageId": format!("{email}-{n}")});
+            assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+        }
+    }
+    for (email, stages) in [
+        ("wang@example.cn", &["sal", "sql", "customer"][..]),
+        ("sato@example.jp", &["sal", "sql"][..]),
+        ("ivan@example.bg", &["lost"][..]),
+    ] {
+        for stage in stages {
+            let body = json!({"stage": stage, "actor": "Zofia", "reason": "talked to them"});
+            assert_eq!(server.post_json(&format!("/api/leads/{email}/stage"), &admin, &body).status, 200);
+        }
+    }
+    let base = format!("http://{}", server.address);
+    let driver = start_driver();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for width in [1280, 390] {
+            let client = browser(&driver, width).await;
+            sign_in(&client, &base, "viewer@example.com").await;
+            client.find(Locator::Css("nav.main-nav a[href='/funnel']")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/funnel").await;
+            let current = client.find(Locator::Css("nav.main-nav a[aria-current='page']")).await.unwrap();
+            assert_eq!(current.text().await.unwrap(), "Funnel");
+            let steps = client.find_all(Locator::Css(".funnel-step")).await.unwrap();
+            let mut read = Vec::new();
+            for step in steps {
+                read.push(step.text().await.unwrap().split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+            }
+            // 王小明, 佐藤 花子, Иван Петров and Zofia Wójcik became MQLs this week.
+            assert_eq!(read, ["MQL 4", "SAL 2", "SQL 2", "Customer 1"]);
+            assert_eq!(client.find_all(Locator::Css("svg.chart")).await.unwrap().len(), 2);
+            photograph(&client, "funnel", width).await;
+            if width < 600 {
+                // A phone's photograph holds one screen: each part of the page in its own.
+                for part in ["mql-title", "conversion-title", "share-title", "outcomes-title"] {
+                    let scroll = "document.getElementById(arguments[0]).scrollIntoView()";
+                    client.execute(scroll, vec![json!(part)]).await.unwrap();
+                    photograph(&client, &format!("funnel-{}", part.trim_end_matches("-title")), width).await;
+                }
+            }
+
+            // Another period, typed in the form: it goes into the URL, and an empty one says so.
+            let set = "document.getElementById('from').value = arguments[0]; document.getElementById('to').value = arguments[1];";
+            client.execute(set, vec![json!("2020-01-06"), json!("2020-03-29")]).await.unwrap();
+            client.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+            let chosen = |url: &url::Url| url.query() == Some("from=2020-01-06&to=2020-03-29&score=engagement");
+            wait_for_url(&client, chosen, "the period chosen").await;
+            let sub = client.find(Locator::Css(".page-sub")).await.unwrap().text().await.unwrap();
+            assert!(sub.starts_with("6 Jan 2020 – 29 Mar 2020"), "{sub}");
+            assert!(client.find(Locator::Css("#conversion-title ~ .empty")).await.is_ok(), "no MQL then");
+            photograph(&client, "funnel-empty-period", width).await;
+
+            // A preset in one click.
+            client.find(Locator::LinkText("This month")).await.unwrap().click().await.unwrap();
+            wait_for_url(&client, |url| url.path() == "/funnel" && url.query() != Some(""), "this month").await;
+            let current = client.find(Locator::Css(".presets a[aria-current='page']")).await.unwrap();
+            assert_eq!(current.text().await.unwrap(), "This month");
+            client.find(Locator::LinkText("Last 12 months")).await.unwrap().click().await.unwrap();
+            let current = client.find(Locator::Css(".presets a[aria-current='page']")).await.unwrap();
+            assert_eq!(current.text().await.unwrap(), "Last 12 months");
+            client.execute("document.getElementById('mql-title').scrollIntoView()", vec![]).await.unwrap();
+            photograph(&client, "funnel-12-months", width).await;
+            client.close().await.unwrap();
+        }
+    });
+}

@@ -525,3 +525,107 @@ fn an_unknown_address_is_a_page_for_a_browser_and_json_for_an_api_client() {
     assert_eq!(anonymous.status, 404);
     assert!(anonymous.body.contains("Page not found") && !anonymous.body.contains("Sign out"), "{}", anonymous.body);
 }
+
+// The funnel page.
+
+/// A page's text as a person reads it: tags dropped, spaces collapsed.
+fn text_of(body: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push(' ');
+            }
+            '>' => in_tag = false,
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&#38;", "&").replace("&amp;", "&").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_funnel_counts_the_periods_mqls_through_to_customer_by_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "viewer@example.pl", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    let viewer = session_of(&sign_in(&server, "viewer@example.pl", PASSWORD));
+
+    // Before any model or move: the page says what to do.
+    let empty = page(&server, "/funnel", &viewer);
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    let read = text_of(&empty.body);
+    assert!(read.contains("No model yet: tiers come from the workspace's active model"), "{read}");
+    assert!(read.contains("No lead became an MQL in this period"), "{read}");
+
+    // MQL at 2 visits (moved there automatically), hot at 4.
+    let model = "[scores.engagement]\ntiers = [{ label = \"cold\" }, { label = \"mql\", min = 2 }, { label = \"hot\", min = 4 }]\n[[scores.engagement.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    for (user, visits) in [("anna", 4), ("boris", 2), ("chen", 1), ("dora", 2)] {
+        for n in 0..visits {
+            let event = json!({"userId": user, "event": "page_view", "messageId": format!("{user}-{n}")});
+            assert_eq!(server.post_json("/v1/track", &ingest, &event).status, 200);
+        }
+    }
+    let stage = |user: &str, to: &str| {
+        let body = json!({"stage": to, "actor": "Zofia", "reason": "met them"});
+        let answer = server.post_json(&format!("/api/leads/{user}/stage"), &admin, &body);
+        assert_eq!(answer.status, 200, "{user} to {to}: {}", answer.body);
+    };
+    // Anna: MQL (as mql), SAL, SQL, customer. Boris: MQL, straight to SQL, lost. Dora stays MQL.
+    // Chen never became MQL and is disqualified.
+    for to in ["sal", "sql", "customer"] {
+        stage("anna", to);
+    }
+    stage("boris", "sql");
+    stage("boris", "lost");
+    stage("chen", "disqualified");
+
+    let funnel = page(&server, "/funnel", &viewer);
+    assert_eq!(funnel.status, 200, "{}", funnel.body);
+    let read = text_of(&funnel.body);
+    // Now: tiers (best first) and stages, each linked to the leads it counts.
+    assert!(read.contains("Tier Leads Share Bar hot 1 25 % mql 2 50 % cold 1 25 %"), "{read}");
+    assert!(funnel.body.contains("href=\"/leads?score=engagement&#38;tier=hot\""), "{}", funnel.body);
+    assert!(read.contains("lead 0 0 % mql 1 25 % sal 0 0 % sql 0 0 % opportunity 0 0 % customer 1 25 %"), "{read}");
+    assert!(read.contains("disqualified 1 25 % lost 1 25 %"), "{read}");
+    assert!(funnel.body.contains("href=\"/leads?stage=customer\""));
+    // The period's MQLs: anna, boris and dora; boris skipped SAL but passed it.
+    assert!(read.contains("3 in this period"), "{read}");
+    assert!(read.contains("The 3 leads that became MQLs in this period"), "{read}");
+    assert!(read.contains("MQL 3 100 %"), "{read}");
+    assert!(read.contains("(1 timed) SAL 2 66.7 % · 66.7 % of the step before"), "{read}");
+    assert!(read.contains("SQL 2 66.7 % · 100 % of the step before"), "{read}");
+    assert!(read.contains("Customer 1 33.3 % · 50 % of the step before"), "{read}");
+    // Score inflation: one lead of four in the top tier this week.
+    assert!(read.contains("In the top tier Scored Share"), "{read}");
+    assert!(read.contains("1 4 25 %"), "{read}");
+    assert_eq!(funnel.body.matches("class=\"chart\"").count(), 2, "two charts");
+    assert!(funnel.body.contains("<title id=\"mql-chart-title\">New MQLs per week</title>"));
+    // Win rates: anna (won) and boris (lost) were at tier mql when they became MQL, though anna
+    // is hot now; chen never was an MQL and counts by its tier now.
+    assert!(read.contains("Tier Tier as of Won Lost Win rate Bar mql at MQL 1 1 50 %"), "{read}");
+    assert!(read.contains("cold now 0 1 0 %"), "{read}");
+
+    // A period is chosen in the URL; a wrong one is explained on the page.
+    let old = page(&server, "/funnel?from=2020-01-06&to=2020-02-02", &viewer);
+    assert_eq!(old.status, 200);
+    let read = text_of(&old.body);
+    assert!(read.contains("6 Jan 2020 – 2 Feb 2020") && read.contains("0 in this period"), "{read}");
+    assert!(
+        read.contains("Week of New MQLs 6 Jan 2020 0 13 Jan 2020 0 20 Jan 2020 0 27 Jan 2020 0 From MQL to customer"),
+        "{read}"
+    );
+    let wrong = page(&server, "/funnel?from=2026-02-31&to=2026-03-01", &viewer);
+    assert_eq!(wrong.status, 400);
+    assert!(text_of(&wrong.body).contains("The start date `2026-02-31` is not a date"), "{}", wrong.body);
+    let backwards = page(&server, "/funnel?from=2026-03-01&to=2026-02-01", &viewer);
+    assert!(text_of(&backwards.body).contains("The period ends before it starts"));
+    let typo = page(&server, "/funnel?score=engagment", &viewer);
+    assert_eq!(typo.status, 400);
+    assert!(text_of(&typo.body).contains("`score` `engagment` is not a score of the active model"), "{}", typo.body);
+    assert_eq!(request(&server.address, "GET", "/funnel", &[], b"").header("location"), Some("/sign-in"));
+}

@@ -259,6 +259,177 @@ pub fn over_time(
     Some(TimeChart { svg, start: day(start), end: day(end), events: marked.len(), stages: shown_stages.len() })
 }
 
+// Funnel page charts: columns by week, a line of shares by week, and bar strips beside figures.
+
+/// A horizontal bar strip for a figure shown beside it as text: `value` of `max` of the width,
+/// hidden from screen readers (the figure is on the page).
+pub fn strip(value: f64, max: f64, class: &str) -> String {
+    let share = if max > 0.0 && value.is_finite() { (value / max).clamp(0.0, 1.0) } else { 0.0 };
+    let width = if share > 0.0 { (share * STRIP).max(4.0) } else { 0.0 };
+    format!(
+        r#"<svg class="strip" viewBox="0 0 {STRIP} 20" preserveAspectRatio="none" aria-hidden="true" focusable="false"><rect class="strip-track" x="0" y="3" width="{STRIP}" height="14"/><rect class="{class}" x="0" y="3" width="{width:.1}" height="14"/></svg>"#
+    )
+}
+
+/// One point of a chart by week: the label under it and its value (`None`: nothing to show).
+#[derive(Debug, Clone)]
+pub struct WeekPoint {
+    pub label: String,
+    pub value: Option<f64>,
+}
+
+/// The frame of a weekly chart: its coordinates are sized for a column of 420 to 640 px (the
+/// stylesheet's bounds; a phone scrolls it sideways), so that its text reads at 12 to 19 px.
+const CHART_WIDTH: f64 = 480.0;
+const CHART_HEIGHT: f64 = 240.0;
+const LEFT: f64 = 72.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 16.0;
+const BOTTOM: f64 = 52.0;
+
+/// A round step for an axis from 0 to at least `high`, with about four ticks.
+fn axis_step(high: f64) -> f64 {
+    let raw = (high / 4.0).max(1e-9);
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
+    if high <= 4.0 { step.max(1.0) } else { step }
+}
+
+/// The opening of a chart (its title and description for screen readers), its horizontal grid
+/// with the axis's values, the axis's name, and the x position of each point.
+fn frame(
+    id: &str,
+    title: &str,
+    description: &str,
+    y_name: &str,
+    y_max: f64,
+    suffix: &str,
+    points: &[WeekPoint],
+) -> (String, Vec<f64>, f64) {
+    let step = axis_step(y_max);
+    let top = (y_max / step).ceil().max(1.0) * step;
+    let plot_height = CHART_HEIGHT - TOP - BOTTOM;
+    let y = |v: f64| TOP + plot_height - v / top * plot_height;
+    let mut svg = format!(
+        r#"<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" aria-labelledby="{id}-title {id}-desc"><title id="{id}-title">{}</title><desc id="{id}-desc">{}</desc>"#,
+        escape(title),
+        escape(description)
+    );
+    let mut tick = 0.0;
+    while tick <= top + 1e-9 {
+        let at = y(tick);
+        let label = if step.fract() == 0.0 { format!("{tick:.0}{suffix}") } else { format!("{tick:.1}{suffix}") };
+        let _ = write!(
+            svg,
+            r#"<line class="chart-grid" x1="{LEFT}" y1="{at:.1}" x2="{:.1}" y2="{at:.1}"/><text class="chart-tick" x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"#,
+            CHART_WIDTH - RIGHT,
+            LEFT - 6.0,
+            at + 4.0
+        );
+        tick += step;
+    }
+    let _ = write!(
+        svg,
+        r#"<text class="chart-axis" x="16" y="{:.1}" transform="rotate(-90 16 {:.1})" text-anchor="middle">{}</text>"#,
+        TOP + plot_height / 2.0,
+        TOP + plot_height / 2.0,
+        escape(y_name)
+    );
+    let slot = (CHART_WIDTH - LEFT - RIGHT) / points.len().max(1) as f64;
+    let xs: Vec<f64> = (0..points.len()).map(|i| LEFT + slot * (i as f64 + 0.5)).collect();
+    // Every label when they fit, else every second, fourth...: the table has them all.
+    let every = (1..).find(|n| points.len().div_ceil(*n) <= 6).unwrap_or(1);
+    for (i, (point, x)) in points.iter().zip(&xs).enumerate() {
+        if i % every == 0 {
+            let _ = write!(
+                svg,
+                r#"<text class="chart-tick" x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                CHART_HEIGHT - BOTTOM + 20.0,
+                escape(&point.label)
+            );
+        }
+    }
+    let _ = write!(
+        svg,
+        r#"<text class="chart-axis" x="{:.1}" y="{:.1}" text-anchor="middle">Week (starting Monday)</text>"#,
+        LEFT + (CHART_WIDTH - LEFT - RIGHT) / 2.0,
+        CHART_HEIGHT - 8.0
+    );
+    (svg, xs, top)
+}
+
+/// Columns by week, from zero, each with its value above it when there is room.
+pub fn week_columns(id: &str, title: &str, description: &str, y_name: &str, points: &[WeekPoint]) -> String {
+    let high = points.iter().filter_map(|p| p.value).filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    // Room above the highest column for its value.
+    let (mut svg, xs, top) = frame(id, title, description, y_name, high.max(1.0) * 1.12, "", points);
+    let plot_height = CHART_HEIGHT - TOP - BOTTOM;
+    let slot = (CHART_WIDTH - LEFT - RIGHT) / points.len().max(1) as f64;
+    let width = (slot * 0.7).max(1.0);
+    for (point, x) in points.iter().zip(xs) {
+        let value = point.value.filter(|v| v.is_finite()).unwrap_or(0.0).max(0.0);
+        let height = value / top * plot_height;
+        let _ = write!(
+            svg,
+            r#"<rect class="chart-column" x="{:.1}" y="{:.1}" width="{width:.1}" height="{height:.1}"/>"#,
+            x - width / 2.0,
+            TOP + plot_height - height
+        );
+        if points.len() <= 16 && value > 0.0 {
+            let _ = write!(
+                svg,
+                r#"<text class="chart-value" x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                TOP + plot_height - height - 5.0,
+                plain(value)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A line of percentages by week on an axis from 0 to 100 %, each point marked (a square, so
+/// the line reads without its colour); weeks without a value break the line.
+pub fn week_percentages(id: &str, title: &str, description: &str, y_name: &str, points: &[WeekPoint]) -> String {
+    let (mut svg, xs, top) = frame(id, title, description, y_name, 100.0, " %", points);
+    let plot_height = CHART_HEIGHT - TOP - BOTTOM;
+    let y = |v: f64| TOP + plot_height - v.clamp(0.0, top) / top * plot_height;
+    let mut path = String::new();
+    let mut pen_down = false;
+    for (point, x) in points.iter().zip(&xs) {
+        match point.value.filter(|v| v.is_finite()) {
+            Some(value) => {
+                let _ = write!(path, "{}{x:.1} {:.1} ", if pen_down { "L" } else { "M" }, y(value));
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    if !path.is_empty() {
+        let _ = write!(svg, r#"<path class="chart-line" d="{}"/>"#, path.trim_end());
+    }
+    for (point, x) in points.iter().zip(&xs) {
+        if let Some(value) = point.value.filter(|v| v.is_finite()) {
+            let _ = write!(
+                svg,
+                r#"<rect class="chart-point" x="{:.1}" y="{:.1}" width="8" height="8"/>"#,
+                x - 4.0,
+                y(value) - 4.0
+            );
+            if points.len() <= 16 {
+                let _ = write!(
+                    svg,
+                    r#"<text class="chart-value" x="{x:.1}" y="{:.1}" text-anchor="middle">{} %</text>"#,
+                    y(value) - 10.0,
+                    plain(value)
+                );
+            }
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +493,32 @@ mod tests {
         assert_eq!(signed(-4.25), "−4.3");
         assert_eq!(signed(0.04), "0");
         assert_eq!(plain(112.06), "112.1");
+    }
+
+    #[test]
+    fn weekly_charts_label_their_axes_and_escape_their_text() {
+        let points: Vec<WeekPoint> = (0..3)
+            .map(|i| WeekPoint { label: format!("{} Nov", 2 + 7 * i), value: Some(f64::from(i) * 3.0) })
+            .collect();
+        let columns = week_columns("mql", "New MQLs <per week>", "3 weeks", "MQLs", &points);
+        assert!(
+            columns.contains(r#"role="img""#)
+                && columns.contains("<title id=\"mql-title\">New MQLs &lt;per week&gt;</title>")
+        );
+        assert_eq!(columns.matches("chart-column").count(), 3);
+        assert!(
+            columns.contains(">16 Nov<") && columns.contains(">Week (starting Monday)<") && columns.contains(">MQLs<")
+        );
+        // Values 0, 3, 6 on an axis of 0 to 8 by 2.
+        assert!(columns.contains(">8<") && !columns.contains(">10<"), "{columns}");
+        let mut gaps = points.clone();
+        gaps[1].value = None;
+        let line = week_percentages("top", "Top tier", "share", "Share", &gaps);
+        assert_eq!(line.matches("chart-point").count(), 2);
+        assert!(line.contains(">100 %<"));
+        assert_eq!(line.matches('M').count() - line.matches("Monday").count(), 2, "the line breaks at the gap: {line}");
+        assert!(!line.contains("NaN") && !columns.contains("NaN"));
+        assert!(strip(5.0, 10.0, "s").contains(r#"width="500.0""#));
+        assert!(strip(1.0, 0.0, "s").contains(r#"width="0.0""#));
     }
 }

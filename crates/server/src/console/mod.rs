@@ -13,6 +13,7 @@
 //! crate.
 
 pub mod charts;
+pub mod funnel;
 pub mod lead;
 pub mod leads;
 pub mod leads_csv;
@@ -54,6 +55,8 @@ pub fn routes() -> Router<AppState> {
         .route("/models/{version}", get(models::show))
         .route("/models/{version}/preview", get(model_activation::preview))
         .route("/models/{version}/activate", get(model_activation::confirm_activation).post(model_activation::activate))
+        // The funnel and KPIs page.
+        .route("/funnel", get(funnel::show))
 }
 
 /// `/`: the leads for a signed-in person, the sign-in page for anyone else.

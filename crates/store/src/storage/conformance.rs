@@ -4,8 +4,8 @@
 //!
 //! Each check opens its own storage, names what it checks, and covers a contract the service
 //! relies on: workspace isolation, idempotent revocations, case-insensitive accounts, session
-//! ends, the model version stack, a lead's events (all, or the newest) and links, and that work which fails stores
-//! nothing.
+//! ends, the model version stack, a lead's events (all, or the newest) and links, that work
+//! which fails stores nothing, and the funnel report's counts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -291,6 +291,84 @@ pub(crate) fn a_leads_events_and_identities_are_found_again_and_failed_work_stor
 
 /// One test per check, for the storage that `open` (a function of the invoking module, of type
 /// `fn() -> Opened`) makes.
+/// The funnel report's reads count a workspace's own leads only: each workspace has one lead,
+/// scored and moved alike.
+pub(crate) fn the_funnel_report_counts_the_workspaces_own_leads(opened: Opened) {
+    use crate::funnel::{OutcomesByTier, WEEK, week_start};
+    use crate::scores::{History, ScoreRow};
+    use crate::stages::StageChange;
+    use crate::storage::ScoredLeadWrite;
+
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, globex) = two_workspaces(&storage, &runtime);
+    let at = 10 * WEEK + 3 * MINUTE;
+    for workspace_id in [acme, globex] {
+        runtime
+            .block_on(storage.write(move |t| {
+                let model_id = t.add_model_version(workspace_id, "", &BTreeMap::new(), None, at)?.id;
+                let lookup =
+                    IngestionLookup { workspace_id, message_ids: vec![], user_ids: vec![], anonymous_ids: vec![] };
+                let id = t.ingestion_snapshot(&lookup)?.next_lead_id;
+                t.write_identities(&NewIdentities {
+                    workspace_id,
+                    now: at,
+                    leads: vec![(id, Some("ana".into()))],
+                    links: vec![],
+                })?;
+                let lead = t.lead_by_id(workspace_id, id)?.expect("the lead just written");
+                let rows = [ScoreRow {
+                    score: "fit".into(),
+                    value: 90.0,
+                    tier: Some("hot".into()),
+                    model_id,
+                    evaluated_at: at,
+                }];
+                let write = ScoredLeadWrite {
+                    lead: &lead,
+                    rows: &rows,
+                    cause: "event",
+                    history: History::EveryChange,
+                    stage: None,
+                    notifications: &[],
+                    now: at,
+                };
+                t.save_scored_lead(&write, &mut Default::default())?;
+                for (stage, previous, when) in [("mql", "lead", at), ("customer", "mql", at + MINUTE)] {
+                    let change = StageChange {
+                        stage: stage.into(),
+                        previous: Some(previous.into()),
+                        at: when,
+                        actor: "ana@example.com".into(),
+                        reason: None,
+                    };
+                    t.set_stage(id, &change)?;
+                }
+                Ok(())
+            }))
+            .unwrap();
+    }
+    let (tiers, stages, weeks, journeys, shares, outcomes) = runtime
+        .block_on(storage.read(move |r| {
+            let (from, to, now) = (at - WEEK, at + WEEK, at + 2 * MINUTE);
+            Ok((
+                r.tier_counts(acme, "fit")?,
+                r.stage_counts(acme)?,
+                r.mql_entries_by_week(acme, from, to)?,
+                r.mql_journeys(acme, from, to, now)?,
+                r.tier_share_by_week(acme, "fit", "hot", from, now)?,
+                r.outcomes_by_tier(acme, "fit", from, to)?,
+            ))
+        }))
+        .unwrap();
+    assert_eq!(tiers, [(Some("hot".to_string()), 1)]);
+    assert_eq!(stages, [("customer".to_string(), 1)]);
+    assert_eq!(weeks, [(week_start(at), 1)]);
+    assert_eq!(journeys.iter().map(|j| (j.mql, j.customer)).collect::<Vec<_>>(), [(at, Some(at + MINUTE))]);
+    assert_eq!(shares.last().map(|s| (s.week, s.in_tier, s.scored)), Some((week_start(at), 1, 1)));
+    assert_eq!(outcomes, [OutcomesByTier { tier: Some("hot".into()), at_mql: true, won: 1, lost: 0 }]);
+}
+
 macro_rules! conformance_tests {
     ($open:ident) => {
         mod conformance {
@@ -323,6 +401,10 @@ macro_rules! conformance_tests {
             #[test]
             fn a_leads_events_and_identities_are_found_again_and_failed_work_stores_nothing() {
                 check::a_leads_events_and_identities_are_found_again_and_failed_work_stores_nothing(super::$open());
+            }
+            #[test]
+            fn the_funnel_report_counts_the_workspaces_own_leads() {
+                check::the_funnel_report_counts_the_workspaces_own_leads(super::$open());
             }
         }
     };

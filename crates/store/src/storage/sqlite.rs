@@ -8,6 +8,7 @@ use rusqlite::Connection;
 
 use crate::error::StoreError;
 use crate::events::{self, Inserted, StoredEvent};
+use crate::funnel::{self, Journey, OutcomesByTier, WeekShare};
 use crate::keys::{self, KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{self, Filter, LeadRow, ListedLead, Order, Page};
 use crate::models::{self, Activation, ListedVersion, ModelVersion, RolledBack};
@@ -168,6 +169,43 @@ impl Reads for Connection {
 
     fn stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError> {
         stages::history(self, lead_id)
+    }
+
+    fn tier_counts(&self, workspace_id: i64, score: &str) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        funnel::tier_counts(self, workspace_id, score)
+    }
+
+    fn stage_counts(&self, workspace_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        funnel::stage_counts(self, workspace_id)
+    }
+
+    fn mql_entries_by_week(&self, workspace_id: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        funnel::mql_entries_by_week(self, workspace_id, from, to)
+    }
+
+    fn mql_journeys(&self, workspace_id: i64, from: i64, to: i64, now: i64) -> Result<Vec<Journey>, StoreError> {
+        funnel::mql_journeys(self, workspace_id, from, to, now)
+    }
+
+    fn tier_share_by_week(
+        &self,
+        workspace_id: i64,
+        score: &str,
+        tier: &str,
+        from: i64,
+        now: i64,
+    ) -> Result<Vec<WeekShare>, StoreError> {
+        funnel::tier_share_by_week(self, workspace_id, score, tier, from, now)
+    }
+
+    fn outcomes_by_tier(
+        &self,
+        workspace_id: i64,
+        score: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<OutcomesByTier>, StoreError> {
+        funnel::outcomes_by_tier(self, workspace_id, score, from, to)
     }
 }
 

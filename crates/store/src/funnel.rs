@@ -1,0 +1,481 @@
+//! The funnel report's reads: leads per tier and per stage now, leads entering MQL per week, the
+//! way of the leads that became MQL in a period through SAL, SQL and customer, the share of
+//! leads in a tier at the end of each week, and the outcomes of leads by the tier they had when
+//! they became MQL.
+//!
+//! Each is one aggregate query (or a bounded walk: the leads of one period's cohort), so that a
+//! report over a million leads reads indexes rather than every row into memory: stage moves by
+//! stage and time, score history by score and time (`0012_funnel_reports.sql`). Weeks start on
+//! Monday, 00:00 UTC. Score history has no workspace column: its rows are the workspace's by
+//! their model version (`model_id`), which needs no join with the leads.
+
+use rusqlite::{Connection, params};
+
+use crate::StoreError;
+
+/// A week, in milliseconds.
+pub const WEEK: i64 = 7 * 86_400_000;
+
+/// Monday 1970-01-05 00:00 UTC, the first Monday of the epoch: weeks are counted from it.
+const FIRST_MONDAY: i64 = 4 * 86_400_000;
+
+/// The start (Monday, 00:00 UTC) of the week holding `at`.
+pub fn week_start(at: i64) -> i64 {
+    FIRST_MONDAY + (at - FIRST_MONDAY).div_euclid(WEEK) * WEEK
+}
+
+/// The SQL expression of [`week_start`] for a column (times after the epoch's first Monday).
+fn week_of(column: &str) -> String {
+    format!("({FIRST_MONDAY} + (({column} - {FIRST_MONDAY}) / {WEEK}) * {WEEK})")
+}
+
+/// How many leads of the workspace (merged ones left out) are in each tier of a score now;
+/// `None` counts leads whose value is in no tier.
+pub fn tier_counts(
+    connection: &Connection,
+    workspace_id: i64,
+    score: &str,
+) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+    // Every current score is read: walking the table beats the rank index and a visit per row.
+    let mut statement = connection.prepare_cached(
+        "SELECT s.tier, count(*) FROM lead_scores s NOT INDEXED
+         WHERE s.score = ?2 AND s.model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
+         GROUP BY s.tier ORDER BY s.tier",
+    )?;
+    let rows = statement.query_map(params![workspace_id, score], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many leads of the workspace (merged ones left out) are in each stage now.
+pub fn stage_counts(connection: &Connection, workspace_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT stage, count(*) FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL GROUP BY stage ORDER BY stage",
+    )?;
+    let rows = statement.query_map([workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Leads of the workspace entering stage `mql` in `[from, to)`, by the week (its Monday) of
+/// their entry, weeks without any left out; a lead entering twice in a week counts once.
+pub fn mql_entries_by_week(
+    connection: &Connection,
+    workspace_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let sql = format!(
+        "SELECT {} AS week, count(DISTINCT h.lead_id) FROM stage_history h
+         JOIN leads l ON l.id = h.lead_id
+         WHERE h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND l.workspace_id = ?1
+         GROUP BY week ORDER BY week",
+        week_of("h.at")
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![workspace_id, from, to], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The way of one lead that became an MQL in a period: when it first entered MQL in the period,
+/// and when it first entered each later stage of the funnel after that (up to now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Journey {
+    pub lead_id: i64,
+    pub mql: i64,
+    pub sal: Option<i64>,
+    pub sql: Option<i64>,
+    pub opportunity: Option<i64>,
+    pub customer: Option<i64>,
+}
+
+/// The leads of the workspace that entered MQL in `[from, to)` (the cohort) and their way
+/// further, through the moves recorded up to `now`. One row per lead of the cohort, by lead id.
+pub fn mql_journeys(
+    connection: &Connection,
+    workspace_id: i64,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<Vec<Journey>, StoreError> {
+    // Each lead's moves since its MQL entry are read once, by the index of moves by lead.
+    let first = |stage: &str| format!("min(CASE WHEN s.stage = '{stage}' THEN s.at END)");
+    let sql = format!(
+        "WITH cohort AS (
+             SELECT h.lead_id, min(h.at) AS mql FROM stage_history h JOIN leads l ON l.id = h.lead_id
+             WHERE h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4 AND l.workspace_id = ?1
+             GROUP BY h.lead_id
+         )
+         SELECT c.lead_id, c.mql, {}, {}, {}, {} FROM cohort c
+         LEFT JOIN stage_history s ON s.lead_id = c.lead_id AND s.at >= c.mql AND s.at <= ?4
+         GROUP BY c.lead_id ORDER BY c.lead_id",
+        first("sal"),
+        first("sql"),
+        first("opportunity"),
+        first("customer"),
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![workspace_id, from, to, now], |row| {
+        Ok(Journey {
+            lead_id: row.get(0)?,
+            mql: row.get(1)?,
+            sal: row.get(2)?,
+            sql: row.get(3)?,
+            opportunity: row.get(4)?,
+            customer: row.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many leads held a tier at the end of a week, of how many that had the score then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeekShare {
+    /// The week's Monday.
+    pub week: i64,
+    pub in_tier: i64,
+    pub scored: i64,
+}
+
+/// For each week from the one holding `from` to the one holding `now`: how many of the
+/// workspace's leads were in `tier` of `score` at the week's end (at `now` for the current
+/// week), a lead's tier then being that of its latest score history entry before it.
+///
+/// Counted backwards from the current scores: each history entry records the tier it left
+/// (`previous_tier`) and whether it was the score's first (`previous_id` is null), so the count
+/// at a week's end is today's minus the changes after it. Only the entries since `from` are
+/// read, grouped by week in SQL.
+pub fn tier_share_by_week(
+    connection: &Connection,
+    workspace_id: i64,
+    score: &str,
+    tier: &str,
+    from: i64,
+    now: i64,
+) -> Result<Vec<WeekShare>, StoreError> {
+    let (mut in_tier, mut scored): (i64, i64) = connection
+        .prepare_cached(
+            "SELECT coalesce(sum(tier IS ?3), 0), count(*) FROM lead_scores
+         WHERE score = ?2 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)",
+        )?
+        .query_row(params![workspace_id, score, tier], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let first = week_start(from);
+    let sql = format!(
+        "SELECT {} AS week,
+                coalesce(sum(tier IS ?3), 0) - coalesce(sum(previous_tier IS ?3), 0),
+                coalesce(sum(previous_id IS NULL), 0)
+         FROM score_history
+         WHERE score = ?2 AND at >= ?4 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
+         GROUP BY week ORDER BY week DESC",
+        week_of("at")
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let changes: Vec<(i64, i64, i64)> = statement
+        .query_map(params![workspace_id, score, tier, first], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut weeks = Vec::new();
+    let mut week = week_start(now);
+    let mut changes = changes.into_iter().peekable();
+    while week >= first {
+        // The changes of the weeks after this one are undone; this week's still count.
+        while let Some(&(changed, tier_change, new)) = changes.peek() {
+            if changed <= week {
+                break;
+            }
+            in_tier -= tier_change;
+            scored -= new;
+            changes.next();
+        }
+        weeks.push(WeekShare { week, in_tier, scored });
+        week -= WEEK;
+    }
+    weeks.reverse();
+    Ok(weeks)
+}
+
+/// Leads that reached an outcome, by a tier: how many won (`customer`) and lost (`lost` or
+/// `disqualified`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomesByTier {
+    pub tier: Option<String>,
+    /// Whether `tier` is the one the leads had when they became MQL (else their tier now: they
+    /// never became MQL, or no score history reaches back to it).
+    pub at_mql: bool,
+    pub won: i64,
+    pub lost: i64,
+}
+
+/// The workspace's leads now in `customer`, `lost` or `disqualified` that moved there in
+/// `[from, to)`, counted by the tier of `score` they had when they last became MQL before it
+/// (the tier of their latest score history entry at that time), else by their tier now.
+pub fn outcomes_by_tier(
+    connection: &Connection,
+    workspace_id: i64,
+    score: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<OutcomesByTier>, StoreError> {
+    // A lead's score history is walked back from its newest entry (`lead_scores.history_id`)
+    // until the first entry at or before its MQL time: the history has no index by lead.
+    let mut statement = connection.prepare_cached(
+        "WITH RECURSIVE
+         outcome(lead_id, won, at) AS (
+             SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
+             WHERE h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
+               AND l.workspace_id = ?1 AND l.stage = h.stage AND l.merged_into IS NULL
+             GROUP BY h.lead_id
+         ),
+         marked(lead_id, won, mql) AS (
+             SELECT o.lead_id, o.won,
+                    (SELECT max(s.at) FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at)
+             FROM outcome o
+         ),
+         chain(lead_id, won, id, mql) AS (
+             SELECT m.lead_id, m.won, ls.history_id, m.mql FROM marked m
+             JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
+             WHERE m.mql IS NOT NULL AND ls.history_id IS NOT NULL
+             UNION ALL
+             SELECT c.lead_id, c.won, h.previous_id, c.mql FROM chain c JOIN score_history h ON h.id = c.id
+             WHERE h.at > c.mql AND h.previous_id IS NOT NULL
+         ),
+         known(lead_id, won, tier) AS (
+             SELECT c.lead_id, c.won, h.tier FROM chain c JOIN score_history h ON h.id = c.id WHERE h.at <= c.mql
+         )
+         SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
+         UNION ALL
+         SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
+         LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
+         WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
+         GROUP BY ls.tier",
+    )?;
+    let rows = statement.query_map(params![workspace_id, score, from, to], |row| {
+        Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
+    })?;
+    let mut rows: Vec<OutcomesByTier> = rows.collect::<Result<_, _>>()?;
+    rows.sort_by(|a, b| (b.at_mql, &a.tier).cmp(&(a.at_mql, &b.tier)));
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scores::{self, History, ScoreRow};
+    use crate::stages::{self, StageChange};
+    use crate::{Store, leads, models, workspaces};
+
+    const DAY: i64 = 86_400_000;
+    /// Monday 2026-11-02 00:00 UTC.
+    const MONDAY: i64 = 1_793_577_600_000;
+
+    fn moved(connection: &Connection, lead: i64, from: &str, to: &str, at: i64) {
+        let change = StageChange {
+            stage: to.to_string(),
+            previous: Some(from.to_string()),
+            at,
+            actor: "ana@example.com".to_string(),
+            reason: None,
+        };
+        stages::set(connection, lead, &change).unwrap();
+    }
+
+    fn scored(connection: &Connection, lead: i64, model_id: i64, tier: &str, value: f64, at: i64) {
+        let row =
+            ScoreRow { score: "fit".to_string(), value, tier: Some(tier.to_string()), model_id, evaluated_at: at };
+        scores::save(connection, lead, &[row], "event", History::EveryChange).unwrap();
+    }
+
+    /// A store with workspaces `acme` (its id and a model version's id) and `globex` (another
+    /// workspace whose leads must never count).
+    fn store() -> (tempfile::TempDir, Store, i64, i64, i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (acme, model, globex, their_model) = store
+            .write_blocking(|c| {
+                let acme = workspaces::find_or_create(c, "acme", 0)?.id;
+                let globex = workspaces::find_or_create(c, "globex", 0)?.id;
+                let model = models::add(c, acme, "", &Default::default(), None, 0)?.id;
+                let their_model = models::add(c, globex, "", &Default::default(), None, 0)?.id;
+                Ok((acme, model, globex, their_model))
+            })
+            .unwrap();
+        (dir, store, acme, model, globex, their_model)
+    }
+
+    #[test]
+    fn weeks_start_on_monday_at_midnight_utc() {
+        assert_eq!(week_start(MONDAY), MONDAY);
+        assert_eq!(week_start(MONDAY - 1), MONDAY - WEEK, "Sunday 23:59:59.999 is the week before");
+        assert_eq!(week_start(MONDAY + 6 * DAY + 5), MONDAY);
+        assert_eq!(week_start(0), -3 * DAY, "1970-01-01 was a Thursday");
+    }
+
+    #[test]
+    fn mql_entries_count_each_lead_once_a_week_at_the_week_edges() {
+        let (_dir, store, acme, _, globex, _) = store();
+        let weeks = store
+            .write_blocking(move |c| {
+                let lead = |w| leads::create(c, w, None, 0).map(|l| l.id);
+                let (a, b, d, e, theirs) = (lead(acme)?, lead(acme)?, lead(acme)?, lead(acme)?, lead(globex)?);
+                moved(c, a, "lead", "mql", MONDAY); // the first instant of week 1
+                moved(c, b, "lead", "mql", MONDAY - 1); // the last instant of week 0
+                moved(c, b, "mql", "nurture", MONDAY + DAY);
+                moved(c, b, "nurture", "mql", MONDAY + 2 * DAY); // b again, in week 1
+                moved(c, d, "lead", "mql", MONDAY + WEEK + DAY); // week 2
+                moved(c, d, "mql", "nurture", MONDAY + WEEK + 2 * DAY);
+                moved(c, d, "nurture", "mql", MONDAY + WEEK + 3 * DAY); // d twice in week 2: once
+                moved(c, e, "lead", "mql", MONDAY + 2 * WEEK); // at the period's end: left out
+                moved(c, theirs, "lead", "mql", MONDAY);
+                mql_entries_by_week(c, acme, MONDAY - WEEK, MONDAY + 2 * WEEK)
+            })
+            .unwrap();
+        assert_eq!(weeks, [(MONDAY - WEEK, 1), (MONDAY, 2), (MONDAY + WEEK, 1)]);
+    }
+
+    #[test]
+    fn journeys_follow_the_cohort_of_the_period_through_the_funnel() {
+        let (_dir, store, acme, _, globex, _) = store();
+        let (ids, journeys) = store
+            .write_blocking(move |c| {
+                let lead = |w| leads::create(c, w, None, 0).map(|l| l.id);
+                let ids = [lead(acme)?, lead(acme)?, lead(acme)?, lead(acme)?, lead(globex)?];
+                let [a, b, skipper, before, theirs] = ids;
+                // a: MQL, SAL a day later, SQL two days after that, customer later, after the period.
+                moved(c, a, "lead", "mql", MONDAY + DAY);
+                moved(c, a, "mql", "sal", MONDAY + 2 * DAY);
+                moved(c, a, "sal", "sql", MONDAY + 4 * DAY);
+                moved(c, a, "sql", "customer", MONDAY + 20 * DAY);
+                // b: MQL twice in the period (the first counts), then SAL.
+                moved(c, b, "lead", "mql", MONDAY + 3 * DAY);
+                moved(c, b, "mql", "nurture", MONDAY + 4 * DAY);
+                moved(c, b, "nurture", "mql", MONDAY + 5 * DAY);
+                moved(c, b, "mql", "sal", MONDAY + 6 * DAY);
+                // The skipper goes from MQL straight to SQL.
+                moved(c, skipper, "lead", "mql", MONDAY + 2 * DAY);
+                moved(c, skipper, "mql", "sql", MONDAY + 3 * DAY);
+                // An MQL before the period and its SAL inside it: not of the cohort.
+                moved(c, before, "lead", "mql", MONDAY - DAY);
+                moved(c, before, "mql", "sal", MONDAY + DAY);
+                moved(c, theirs, "lead", "mql", MONDAY + DAY);
+                // Asked at `now` before a's customer move: it is not known yet.
+                Ok((ids, mql_journeys(c, acme, MONDAY, MONDAY + WEEK, MONDAY + 10 * DAY)?))
+            })
+            .unwrap();
+        let [a, b, skipper, ..] = ids;
+        assert_eq!(
+            journeys,
+            [
+                Journey {
+                    lead_id: a,
+                    mql: MONDAY + DAY,
+                    sal: Some(MONDAY + 2 * DAY),
+                    sql: Some(MONDAY + 4 * DAY),
+                    opportunity: None,
+                    customer: None
+                },
+                Journey {
+                    lead_id: b,
+                    mql: MONDAY + 3 * DAY,
+                    sal: Some(MONDAY + 6 * DAY),
+                    sql: None,
+                    opportunity: None,
+                    customer: None
+                },
+                Journey {
+                    lead_id: skipper,
+                    mql: MONDAY + 2 * DAY,
+                    sal: None,
+                    sql: Some(MONDAY + 3 * DAY),
+                    opportunity: None,
+                    customer: None
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_tier_share_of_each_week_is_that_of_the_latest_history_before_its_end() {
+        let (_dir, store, acme, model, globex, their_model) = store();
+        let weeks = store
+            .write_blocking(move |c| {
+                let lead = |w| leads::create(c, w, None, 0).map(|l| l.id);
+                let (a, b, d, theirs) = (lead(acme)?, lead(acme)?, lead(acme)?, lead(globex)?);
+                // Before the weeks asked: a is hot, b cold.
+                scored(c, a, model, "hot", 80.0, MONDAY - 3 * WEEK);
+                scored(c, b, model, "cold", 10.0, MONDAY - 3 * WEEK);
+                // Week 0: b turns hot on its last instant; a changes value, not tier.
+                scored(c, b, model, "hot", 70.0, MONDAY + WEEK - 1);
+                scored(c, a, model, "hot", 90.0, MONDAY + DAY);
+                // Week 1: a new lead d, cold; a cools down.
+                scored(c, d, model, "cold", 5.0, MONDAY + WEEK);
+                scored(c, a, model, "warm", 40.0, MONDAY + WEEK + DAY);
+                // Week 2 (now): nothing changes. Another workspace's lead never counts.
+                scored(c, theirs, their_model, "hot", 99.0, MONDAY + WEEK);
+                tier_share_by_week(c, acme, "fit", "hot", MONDAY - WEEK + DAY, MONDAY + 2 * WEEK + DAY)
+            })
+            .unwrap();
+        let shares: Vec<(i64, i64, i64)> = weeks.iter().map(|w| (w.week, w.in_tier, w.scored)).collect();
+        assert_eq!(
+            shares,
+            [
+                (MONDAY - WEEK, 1, 2), // a hot, b cold
+                (MONDAY, 2, 2),        // b hot on the week's last instant
+                (MONDAY + WEEK, 1, 3), // a warm, d new
+                (MONDAY + 2 * WEEK, 1, 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn outcomes_count_by_the_tier_at_mql_else_the_tier_now() {
+        let (_dir, store, acme, model, _, _) = store();
+        let outcomes = store
+            .write_blocking(move |c| {
+                let lead = || leads::create(c, acme, None, 0).map(|l| l.id);
+                let (won_warm, lost_warm, won_hot, never_mql, before) = (lead()?, lead()?, lead()?, lead()?, lead()?);
+                // Won: warm when it became MQL, hot later.
+                scored(c, won_warm, model, "warm", 40.0, MONDAY);
+                moved(c, won_warm, "lead", "mql", MONDAY);
+                scored(c, won_warm, model, "hot", 80.0, MONDAY + DAY);
+                moved(c, won_warm, "mql", "customer", MONDAY + 2 * DAY);
+                // Lost: warm at MQL (a value change since, same tier).
+                scored(c, lost_warm, model, "cold", 10.0, MONDAY - WEEK);
+                scored(c, lost_warm, model, "warm", 45.0, MONDAY - DAY);
+                moved(c, lost_warm, "lead", "mql", MONDAY);
+                scored(c, lost_warm, model, "warm", 50.0, MONDAY + DAY);
+                moved(c, lost_warm, "mql", "lost", MONDAY + 3 * DAY);
+                // Won: hot at MQL.
+                scored(c, won_hot, model, "hot", 90.0, MONDAY);
+                moved(c, won_hot, "lead", "mql", MONDAY);
+                moved(c, won_hot, "mql", "customer", MONDAY + DAY);
+                // Disqualified without ever being MQL: counted by its tier now.
+                scored(c, never_mql, model, "cold", 5.0, MONDAY);
+                moved(c, never_mql, "lead", "disqualified", MONDAY + DAY);
+                // Won before the period: not counted.
+                scored(c, before, model, "hot", 90.0, MONDAY - WEEK);
+                moved(c, before, "lead", "mql", MONDAY - WEEK);
+                moved(c, before, "mql", "customer", MONDAY - DAY);
+                outcomes_by_tier(c, acme, "fit", MONDAY, MONDAY + WEEK)
+            })
+            .unwrap();
+        let row = |tier: &str, at_mql, won, lost| OutcomesByTier { tier: Some(tier.to_string()), at_mql, won, lost };
+        assert_eq!(outcomes, [row("hot", true, 1, 0), row("warm", true, 1, 1), row("cold", false, 0, 1)]);
+    }
+
+    #[test]
+    fn counts_now_are_the_workspaces_own() {
+        let (_dir, store, acme, model, globex, their_model) = store();
+        let (tiers, stages) = store
+            .write_blocking(move |c| {
+                let lead = |w| leads::create(c, w, None, 0).map(|l| l.id);
+                let (a, b, d, theirs) = (lead(acme)?, lead(acme)?, lead(acme)?, lead(globex)?);
+                scored(c, a, model, "hot", 80.0, MONDAY);
+                scored(c, b, model, "hot", 70.0, MONDAY);
+                scored(c, d, model, "cold", 7.0, MONDAY);
+                scored(c, theirs, their_model, "cold", 1.0, MONDAY);
+                moved(c, a, "lead", "mql", MONDAY);
+                moved(c, theirs, "lead", "mql", MONDAY);
+                Ok((tier_counts(c, acme, "fit")?, stage_counts(c, acme)?))
+            })
+            .unwrap();
+        assert_eq!(tiers, [(Some("cold".to_string()), 1), (Some("hot".to_string()), 2)]);
+        assert_eq!(stages, [("lead".to_string(), 2), ("mql".to_string(), 1)]);
+    }
+}
