@@ -318,6 +318,17 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     assert_eq!(checked.status, 200, "{}", checked.body);
     assert!(checked.body.contains("<a href=\"#L7\">line 7, column 1</a>: Unknown field `pointz`"), "{}", checked.body);
     assert!(checked.body.contains("<li id=\"L7\" class=\"source-error\">"), "{}", checked.body);
+    // The editor's script checks as the text is typed: the same diagnostics, as JSON.
+    let typed = post_form(&server, "/models/check", &editor, &format!("csrf={token}&source={}", form_value(&broken)));
+    assert_eq!(typed.status, 200, "{}", typed.body);
+    assert_eq!(
+        (typed.json()["diagnostics"][0]["line"].as_u64(), typed.json()["diagnostics"][0]["severity"].as_str()),
+        (Some(7), Some("error"))
+    );
+    assert_eq!(
+        post_form(&server, "/models/check", &viewer, &format!("csrf={}&source=x", csrf_of(&versions))).status,
+        403
+    );
     // Saving it is refused, the text kept, nothing stored.
     let save = |source: &str| {
         post_form(&server, "/models/new", &editor, &format!("csrf={token}&action=save&source={}", form_value(source)))

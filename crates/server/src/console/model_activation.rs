@@ -73,15 +73,25 @@ struct Shown {
     n_notifications: u64,
 }
 
-fn shown(report: Preview) -> Shown {
+/// The preview's figures as the page shows them; `tiers` gives each score's tiers in the order
+/// the version lists them (others, and "no tier", come first).
+fn shown(report: Preview, tiers: &[(String, Vec<String>)]) -> Shown {
     let names: BTreeSet<&String> = report.active.keys().chain(report.candidate.keys()).collect();
     let scores = names
         .into_iter()
         .map(|name| {
             let before = report.active.get(name);
             let after = report.candidate.get(name);
-            let tiers: BTreeSet<&String> =
-                before.iter().flat_map(|d| d.tiers.keys()).chain(after.iter().flat_map(|d| d.tiers.keys())).collect();
+            let listed = tiers.iter().find(|(score, _)| score == name).map(|(_, labels)| labels.as_slice());
+            let place = |tier: &String| listed.and_then(|labels| labels.iter().position(|l| l == tier));
+            let mut tiers: Vec<&String> = before
+                .iter()
+                .flat_map(|d| d.tiers.keys())
+                .chain(after.iter().flat_map(|d| d.tiers.keys()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            tiers.sort_by_key(|tier| place(tier));
             let count = |d: Option<&crate::preview::ScoreDistribution>, tier: &String| {
                 d.and_then(|d| d.tiers.get(tier)).copied().unwrap_or(0)
             };
@@ -144,6 +154,15 @@ fn shown(report: Preview) -> Shown {
     }
 }
 
+/// Version `version` previewed against the active one, as a page shows it.
+async fn previewed(state: &AppState, workspace_id: i64, version: i64) -> Result<Shown, StoreError> {
+    let (report, tiers) = tokio::try_join!(
+        model_versions::preview(state, workspace_id, version, PREVIEW_LEADS, CHANGES_LISTED),
+        model_versions::tiers(state, workspace_id, version)
+    )?;
+    Ok(shown(report, &tiers))
+}
+
 #[derive(Template)]
 #[template(path = "console/model_preview.html")]
 struct PreviewPage {
@@ -160,17 +179,15 @@ pub async fn preview(
     Path(version): Path<String>,
 ) -> Response {
     let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
-    let report =
-        match model_versions::preview(&state, signed_in.user.workspace_id, number, PREVIEW_LEADS, CHANGES_LISTED).await
-        {
-            Ok(report) => report,
-            Err(StoreError::NotFound(_)) => return no_such_version(&signed_in, &version),
-            Err(error) => return ApiError::from(error).into_response(),
-        };
+    let shown_preview = match previewed(&state, signed_in.user.workspace_id, number).await {
+        Ok(shown_preview) => shown_preview,
+        Err(StoreError::NotFound(_)) => return no_such_version(&signed_in, &version),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
     let shown = PreviewPage {
         account: Some(AccountView::from(&signed_in)),
         section: "models",
-        preview: shown(report),
+        preview: shown_preview,
         can_activate: signed_in.user.role.allows(Role::Admin),
     };
     page(StatusCode::OK, &shown)
@@ -212,19 +229,19 @@ async fn activation_page(
     problem: Option<String>,
 ) -> Response {
     let workspace_id = signed_in.user.workspace_id;
-    let report = match model_versions::preview(state, workspace_id, version, PREVIEW_LEADS, CHANGES_LISTED).await {
-        Ok(report) => report,
+    let shown_preview = match previewed(state, workspace_id, version).await {
+        Ok(shown_preview) => shown_preview,
         Err(StoreError::NotFound(_)) => return no_such_version(signed_in, &version.to_string()),
         Err(error) => return ApiError::from(error).into_response(),
     };
-    let already = report.compared_with == Some(version);
+    let already = shown_preview.compared_with == Some(version);
     let shown = ConfirmPage {
         account: Some(AccountView::from(signed_in)),
         section: "models",
         action: "activate",
         post_to: format!("/models/{version}/activate"),
         nothing: already.then(|| format!("Version {version} is already the active version.")),
-        preview: (!already).then(|| shown(report)),
+        preview: (!already).then_some(shown_preview),
         problem,
     };
     page(status, &shown)
@@ -266,12 +283,10 @@ async fn rollback_page(
                     .to_string(),
             );
         }
-        Some(version) => {
-            match model_versions::preview(state, workspace_id, version, PREVIEW_LEADS, CHANGES_LISTED).await {
-                Ok(report) => shown_page.preview = Some(shown(report)),
-                Err(error) => return ApiError::from(error).into_response(),
-            }
-        }
+        Some(version) => match previewed(state, workspace_id, version).await {
+            Ok(shown_preview) => shown_page.preview = Some(shown_preview),
+            Err(error) => return ApiError::from(error).into_response(),
+        },
     }
     page(status, &shown_page)
 }
@@ -302,14 +317,11 @@ async fn confirmed(state: &AppState, signed_in: &SignedIn, request: Request, wha
     None
 }
 
-/// What stopped an activation or a rollback, as a sentence for its confirmation page.
-fn problem_of(error: StoreError) -> Result<(StatusCode, String), Response> {
-    let error = ApiError::from(error);
-    if error.status().is_client_error() {
-        Ok((error.status(), sentence(&error.message)))
-    } else {
-        Err(error.into_response())
-    }
+/// What stopped an activation or a rollback, as a sentence for its confirmation page, when it is
+/// the person's to resolve (a rescoring still running, nothing to roll back to); `None` for a
+/// fault, answered as the API answers it.
+fn problem_of(error: &ApiError) -> Option<(StatusCode, String)> {
+    error.status().is_client_error().then(|| (error.status(), sentence(&error.message)))
 }
 
 /// `POST /models/{version}/activate`: activates it, then shows the rescoring's progress.
@@ -326,10 +338,13 @@ pub async fn activate(
     match model_versions::activate(&state, signed_in.user.workspace_id, number).await {
         Ok(_) => Redirect::to("/models/rescoring").into_response(),
         Err(StoreError::NotFound(_)) => no_such_version(&signed_in, &version),
-        Err(error) => match problem_of(error) {
-            Ok((status, problem)) => activation_page(&state, &signed_in, number, status, Some(problem)).await,
-            Err(response) => response,
-        },
+        Err(error) => {
+            let error = ApiError::from(error);
+            match problem_of(&error) {
+                Some((status, problem)) => activation_page(&state, &signed_in, number, status, Some(problem)).await,
+                None => error.into_response(),
+            }
+        }
     }
 }
 
@@ -344,10 +359,13 @@ pub async fn rollback(
     }
     match model_versions::rollback(&state, signed_in.user.workspace_id).await {
         Ok(_) => Redirect::to("/models/rescoring").into_response(),
-        Err(error) => match problem_of(error) {
-            Ok((status, problem)) => rollback_page(&state, &signed_in, status, Some(problem)).await,
-            Err(response) => response,
-        },
+        Err(error) => {
+            let error = ApiError::from(error);
+            match problem_of(&error) {
+                Some((status, problem)) => rollback_page(&state, &signed_in, status, Some(problem)).await,
+                None => error.into_response(),
+            }
+        }
     }
 }
 

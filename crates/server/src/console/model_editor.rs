@@ -3,12 +3,14 @@
 //! a new version"). Both show the diagnostics `leadscore check` gives, each linked to its line in
 //! a numbered copy of the text below the area; a model that does not compile is not saved, and
 //! the text typed is kept. Saving is the API's upload (`model_versions::save`), in the person's
-//! name.
+//! name. A small embedded script (`assets/model-editor.js`) checks the text as it is typed
+//! (`POST /models/check`, JSON) and selects a diagnostic's line in the text area; the page works
+//! without it.
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Form, FromRequest as _, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_store::users::Role;
 use serde::Deserialize;
@@ -155,4 +157,57 @@ pub async fn submit(
         }
         Err(error) => crate::error::ApiError::from(error).into_response(),
     }
+}
+
+#[derive(serde::Serialize)]
+pub struct CheckAnswer {
+    diagnostics: Vec<DiagnosticView>,
+}
+
+#[derive(Deserialize)]
+pub struct CheckForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    source: String,
+}
+
+/// `POST /models/check`: the diagnostics of the text posted (the editor's script checks as the
+/// text is typed), as JSON.
+pub async fn check_as_typed(
+    State(state): State<AppState>,
+    SignedInPage(signed_in): SignedInPage,
+    request: Request,
+) -> Response {
+    if !same_origin(request.headers()) {
+        return refused_origin();
+    }
+    if let Some(refusal) = refuse_unless(&signed_in, Role::Editor, "check a model") {
+        return refusal;
+    }
+    let Ok(Form(form)) = Form::<CheckForm>::from_request(request, &state).await else {
+        return (StatusCode::BAD_REQUEST, "the form could not be read").into_response();
+    };
+    if !check_csrf(&signed_in, &form.csrf) {
+        return (StatusCode::FORBIDDEN, "this form is not from your session; reload the page and try again")
+            .into_response();
+    }
+    if form.source.len() > MODEL_LIMIT {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "the model is over 1 MB").into_response();
+    }
+    match model_versions::check(&state, signed_in.user.workspace_id, form.source.replace("\r\n", "\n")).await {
+        Ok(Ok(valid)) => axum::Json(CheckAnswer { diagnostics: valid.warnings }).into_response(),
+        Ok(Err(invalid)) => axum::Json(CheckAnswer { diagnostics: invalid.diagnostics }).into_response(),
+        Err(error) => crate::error::ApiError::from(error).into_response(),
+    }
+}
+
+/// The editor's script, embedded like the stylesheet.
+pub async fn script() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+        (header::CACHE_CONTROL, "public, max-age=300"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    (headers, include_str!("../../assets/model-editor.js")).into_response()
 }
