@@ -392,3 +392,56 @@ pub async fn rescoring(State(state): State<AppState>, SignedInPage(signed_in): S
     let shown = RescoringPage { account: Some(AccountView::from(&signed_in)), section: "models", progress, percent };
     page(StatusCode::OK, &shown)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::preview::{Consequences, ScoreDistribution, TierChange};
+
+    fn distribution(tiers: &[(&str, u64)]) -> ScoreDistribution {
+        let tiers = tiers.iter().map(|(label, n)| (label.to_string(), *n)).collect();
+        ScoreDistribution { tiers, min: 0.0, max: 10.0, mean: 4.25 }
+    }
+
+    #[test]
+    fn tiers_are_shown_in_the_models_order_with_their_change_and_leads_by_their_id() {
+        let report = Preview {
+            version: 2,
+            compared_with: Some(1),
+            leads: 9,
+            active: BTreeMap::from([("fit".to_string(), distribution(&[("cold", 6), ("warm", 3)]))]),
+            candidate: BTreeMap::from([(
+                "fit".to_string(),
+                distribution(&[("", 1), ("cold", 4), ("hot", 1), ("warm", 3)]),
+            )]),
+            leads_changing_tier: 3,
+            changes: vec![TierChange {
+                lead_id: 7,
+                user_id: Some("ząb@example.pl".to_string()),
+                score: "fit".to_string(),
+                from: Some("cold".to_string()),
+                to: None,
+                value_before: Some(1.0),
+                value_after: -0.5,
+            }],
+            consequences: Consequences {
+                moves_to_mql: 1,
+                webhook_notifications: BTreeMap::from([("lead.tier_changed", 2), ("lead.stage_changed", 1)]),
+            },
+        };
+        let tiers = [("fit".to_string(), vec!["cold".to_string(), "warm".to_string(), "hot".to_string()])];
+        let shown = shown(report, &tiers);
+        let rows: Vec<_> =
+            shown.scores[0].rows.iter().map(|r| (r.tier.as_str(), r.before, r.after, r.difference.as_str())).collect();
+        assert_eq!(rows, [("no tier", 0, 1, "+1"), ("cold", 6, 4, "−2"), ("warm", 3, 3, "0"), ("hot", 0, 1, "+1")]);
+        assert_eq!(shown.scores[0].rows[1].before_bar, "100.0", "bars are scaled to the score's largest count");
+        let change = &shown.changes[0];
+        assert_eq!(
+            (change.link.as_str(), change.to.as_str(), change.after.as_str()),
+            ("/leads/z%C4%85b%40example.pl", "no tier", "−0.5")
+        );
+        assert_eq!(shown.n_notifications, 3);
+    }
+}
