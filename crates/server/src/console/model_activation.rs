@@ -44,6 +44,8 @@ struct TierRow {
 
 struct ScoreComparison {
     name: String,
+    /// Whether the score has tiers (one without has every lead in "no tier": no table then).
+    has_tiers: bool,
     rows: Vec<TierRow>,
     /// Mean values, as text.
     mean_before: Option<String>,
@@ -97,7 +99,7 @@ fn shown(report: Preview, tiers: &[(String, Vec<String>)]) -> Shown {
             };
             let largest = tiers.iter().map(|t| count(before, t).max(count(after, t))).max().unwrap_or(0).max(1);
             let bar = |n: u64| format!("{:.1}", 100.0 * n as f64 / largest as f64);
-            let rows = tiers
+            let rows: Vec<TierRow> = tiers
                 .into_iter()
                 .map(|tier| {
                     let (b, a) = (count(before, tier), count(after, tier));
@@ -113,6 +115,7 @@ fn shown(report: Preview, tiers: &[(String, Vec<String>)]) -> Shown {
                 .collect();
             ScoreComparison {
                 name: name.clone(),
+                has_tiers: rows.iter().any(|row| row.tier != "no tier"),
                 rows,
                 mean_before: before.map(|d| charts::plain(d.mean)),
                 mean_after: after.map_or_else(|| "–".to_string(), |d| charts::plain(d.mean)),
