@@ -377,6 +377,13 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     assert!(preview.body.contains("<a href=\"/leads/lead-1\">lead-1</a>"), "{}", preview.body);
     assert!(!preview.body.contains("/models/2/activate"), "an editor is offered no activation");
 
+    // With one version ever active, there is nothing to roll back to, and the page says so.
+    let nothing = page(&server, "/models/rollback", &admin_session);
+    assert!(nothing.body.contains("Nothing to roll back to"), "{}", nothing.body);
+    let refused = post_form(&server, "/models/rollback", &admin_session, &format!("csrf={}", csrf_of(&nothing)));
+    assert_eq!(refused.status, 404, "{}", refused.body);
+    assert!(refused.body.contains("No earlier version to roll back to"), "{}", refused.body);
+
     // Only an admin activates or rolls back: the requests themselves are refused to an editor.
     assert_eq!(page(&server, "/models/2/activate", &editor).status, 403);
     assert_eq!(post_form(&server, "/models/2/activate", &editor, &format!("csrf={token}")).status, 403);

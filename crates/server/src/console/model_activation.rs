@@ -21,7 +21,7 @@ use super::models::no_such_version;
 use super::page::{AccountView, page, sentence};
 use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
 use crate::accounts::SignedIn;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::model_versions;
 use crate::preview::Preview;
 use crate::rescore;
@@ -324,6 +324,11 @@ async fn confirmed(state: &AppState, signed_in: &SignedIn, request: Request, wha
 /// the person's to resolve (a rescoring still running, nothing to roll back to); `None` for a
 /// fault, answered as the API answers it.
 fn problem_of(error: &ApiError) -> Option<(StatusCode, String)> {
+    if error.code == ErrorCode::Rescoring {
+        // The API's message points at its own route; a person follows the console's page.
+        let message = "A rescoring of the workspace is still running: wait until it is done (the models page links to its progress), then try again.";
+        return Some((error.status(), message.to_string()));
+    }
     error.status().is_client_error().then(|| (error.status(), sentence(&error.message)))
 }
 
