@@ -347,6 +347,11 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
         &format!("csrf=forged&action=save&source={}", form_value(COUNTING_MODEL)),
     );
     assert_eq!(forged.status, 403);
+    let cookie = format!("leadscore_session={editor}");
+    let elsewhere = [FORM, ("Origin", "https://evil.example"), ("Cookie", cookie.as_str())];
+    let body = format!("csrf={token}&action=save&source={}", form_value(COUNTING_MODEL));
+    let from_elsewhere = request(&server.address, "POST", "/models/new", &elsewhere, body.as_bytes());
+    assert_eq!(from_elsewhere.status, 403, "a save posted by another site");
     // Fixed (and lowering the hot tier to 2 points), it is saved in the editor's name.
     let fixed = COUNTING_MODEL.replace("min = 3", "min = 2");
     let saved = save(&fixed);

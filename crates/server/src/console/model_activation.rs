@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use askama::Template;
-use axum::extract::{Form, FromRequest as _, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_store::StoreError;
@@ -17,9 +17,9 @@ use serde::Deserialize;
 
 use super::charts;
 use super::leads::encode;
-use super::models::no_such_version;
+use super::models::{no_such_version, posted_form};
 use super::page::{AccountView, page, sentence};
-use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
+use super::session::{SignedInPage, refuse_unless};
 use crate::accounts::SignedIn;
 use crate::error::{ApiError, ErrorCode};
 use crate::model_versions;
@@ -300,26 +300,6 @@ pub struct ConfirmForm {
     csrf: String,
 }
 
-/// Reads a confirmation's form, checking its origin, the role it takes and its session's token;
-/// the refusal otherwise.
-async fn confirmed(state: &AppState, signed_in: &SignedIn, request: Request, what: &'static str) -> Option<Response> {
-    if !same_origin(request.headers()) {
-        return Some(refused_origin());
-    }
-    if let Some(refusal) = refuse_unless(signed_in, Role::Admin, what) {
-        return Some(refusal);
-    }
-    let posted =
-        Form::<ConfirmForm>::from_request(request, state).await.map(|Form(form)| form.csrf).unwrap_or_default();
-    if !check_csrf(signed_in, &posted) {
-        return Some(
-            (StatusCode::FORBIDDEN, "this form is not from your session; reload the page and try again")
-                .into_response(),
-        );
-    }
-    None
-}
-
 /// What stopped an activation or a rollback, as a sentence for its confirmation page, when it is
 /// the person's to resolve (a rescoring still running, nothing to roll back to); `None` for a
 /// fault, answered as the API answers it.
@@ -339,7 +319,8 @@ pub async fn activate(
     Path(version): Path<String>,
     request: Request,
 ) -> Response {
-    if let Some(refusal) = confirmed(&state, &signed_in, request, "activate a model version").await {
+    let confirmation = (Role::Admin, "activate a model version");
+    if let Err(refusal) = posted_form(&state, &signed_in, request, confirmation, |f: &ConfirmForm| &f.csrf).await {
         return refusal;
     }
     let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
@@ -362,7 +343,8 @@ pub async fn rollback(
     SignedInPage(signed_in): SignedInPage,
     request: Request,
 ) -> Response {
-    if let Some(refusal) = confirmed(&state, &signed_in, request, "roll back the model").await {
+    let confirmation = (Role::Admin, "roll back the model");
+    if let Err(refusal) = posted_form(&state, &signed_in, request, confirmation, |f: &ConfirmForm| &f.csrf).await {
         return refusal;
     }
     match model_versions::rollback(&state, signed_in.user.workspace_id).await {

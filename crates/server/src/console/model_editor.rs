@@ -9,15 +9,15 @@
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Form, FromRequest as _, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_store::users::Role;
 use serde::Deserialize;
 
-use super::models::{ShownDiagnostic, SourceLine, shown_diagnostics, source_lines};
+use super::models::{ShownDiagnostic, SourceLine, posted_form, shown_diagnostics, source_lines};
 use super::page::{AccountView, page, sentence};
-use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
+use super::session::{SignedInPage, refuse_unless};
 use crate::accounts::SignedIn;
 use crate::model_versions::{self, DiagnosticSeverity, DiagnosticView};
 use crate::routes::models::MODEL_LIMIT;
@@ -118,21 +118,11 @@ pub async fn submit(
     SignedInPage(signed_in): SignedInPage,
     request: Request,
 ) -> Response {
-    if !same_origin(request.headers()) {
-        return refused_origin();
-    }
-    if let Some(refusal) = refuse_unless(&signed_in, Role::Editor, "save a model") {
-        return refusal;
-    }
-    let Ok(Form(form)) = Form::<EditorForm>::from_request(request, &state).await else {
-        let mut shown = EditorPage::new(&signed_in, None, String::new());
-        shown.problem = Some("The form could not be read; send it again.".to_string());
-        return page(StatusCode::BAD_REQUEST, &shown);
+    let checked = posted_form(&state, &signed_in, request, (Role::Editor, "save a model"), |f: &EditorForm| &f.csrf);
+    let form = match checked.await {
+        Ok(form) => form,
+        Err(refusal) => return refusal,
     };
-    if !check_csrf(&signed_in, &form.csrf) {
-        return (StatusCode::FORBIDDEN, "this form is not from your session; reload the page and try again")
-            .into_response();
-    }
     // Browsers send a text area's lines ended by CR LF; the model is stored as typed otherwise.
     let source = form.source.replace("\r\n", "\n");
     let mut shown = EditorPage::new(&signed_in, form.from, source.clone());
@@ -179,19 +169,11 @@ pub async fn check_as_typed(
     SignedInPage(signed_in): SignedInPage,
     request: Request,
 ) -> Response {
-    if !same_origin(request.headers()) {
-        return refused_origin();
-    }
-    if let Some(refusal) = refuse_unless(&signed_in, Role::Editor, "check a model") {
-        return refusal;
-    }
-    let Ok(Form(form)) = Form::<CheckForm>::from_request(request, &state).await else {
-        return (StatusCode::BAD_REQUEST, "the form could not be read").into_response();
+    let checked = posted_form(&state, &signed_in, request, (Role::Editor, "check a model"), |f: &CheckForm| &f.csrf);
+    let form = match checked.await {
+        Ok(form) => form,
+        Err(refusal) => return refusal,
     };
-    if !check_csrf(&signed_in, &form.csrf) {
-        return (StatusCode::FORBIDDEN, "this form is not from your session; reload the page and try again")
-            .into_response();
-    }
     if form.source.len() > MODEL_LIMIT {
         return (StatusCode::PAYLOAD_TOO_LARGE, "the model is over 1 MB").into_response();
     }
