@@ -67,6 +67,8 @@ struct Shown {
     version: i64,
     compared_with: Option<i64>,
     leads: usize,
+    /// Whether the comparison stopped at `PREVIEW_LEADS` leads (the workspace may have more).
+    capped: bool,
     scores: Vec<ScoreComparison>,
     leads_changing_tier: u64,
     changes: Vec<ChangeRow>,
@@ -147,6 +149,7 @@ fn shown(report: Preview, tiers: &[(String, Vec<String>)]) -> Shown {
     Shown {
         version: report.version,
         compared_with: report.compared_with,
+        capped: report.leads >= PREVIEW_LEADS as usize,
         leads: report.leads,
         scores,
         leads_changing_tier: report.leads_changing_tier,
