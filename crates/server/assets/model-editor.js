@@ -46,7 +46,7 @@
       var item = document.createElement("li");
       item.className = "diagnostic-" + d.severity;
       var word = document.createElement("span");
-      word.className = "severity severity-" + d.severity;
+      word.className = "diagnostic-severity severity-" + d.severity;
       word.textContent = d.severity === "error" ? "Error" : "Warning";
       item.appendChild(word);
       item.appendChild(document.createTextNode(" "));

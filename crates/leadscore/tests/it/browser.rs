@@ -317,7 +317,7 @@ fn an_admin_edits_previews_activates_and_rolls_back_a_model_in_a_real_browser() 
             photograph(&client, "model-preview", width).await;
             client.find(Locator::Css("a.page-action")).await.unwrap().click().await.unwrap();
             wait_for_path(&client, &format!("/models/{version}/activate")).await;
-            let facts = client.find(Locator::Css(".facts")).await.unwrap().text().await.unwrap();
+            let facts = client.find(Locator::Css(".preview-facts")).await.unwrap().text().await.unwrap();
             assert!(facts.contains("1 of 3 leads change tier"), "{facts}");
             photograph(&client, "model-activate", width).await;
             client.find(Locator::Css("form.confirm-form button")).await.unwrap().click().await.unwrap();

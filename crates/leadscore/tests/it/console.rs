@@ -375,7 +375,7 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     let preview = page(&server, "/models/2/preview", &editor);
     assert_eq!(preview.status, 200, "{}", preview.body);
     assert!(
-        preview.body.contains("<strong class=\"fact-number\">1</strong> of 1 leads change tier"),
+        preview.body.contains("<strong class=\"preview-number\">1</strong> of 1 leads change tier"),
         "{}",
         preview.body
     );
