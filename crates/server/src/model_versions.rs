@@ -270,3 +270,24 @@ pub async fn rollback(state: &AppState, workspace_id: i64) -> Result<ModelVersio
     activation::rescore(state, workspace_id);
     Ok(restored)
 }
+
+/// Each score of version `version` with its tiers' labels, lowest first, as the model lists
+/// them (pages show tiers in this order rather than by name).
+pub async fn tiers(
+    state: &AppState,
+    workspace_id: i64,
+    version: i64,
+) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    let models = state.models.clone();
+    state
+        .storage
+        .read(move |reads| {
+            let model = models.get(reads, &version_in(reads, workspace_id, version)?)?;
+            Ok(model
+                .scores()
+                .iter()
+                .map(|score| (score.name().to_string(), score.tiers().iter().map(|t| t.label().to_string()).collect()))
+                .collect())
+        })
+        .await
+}

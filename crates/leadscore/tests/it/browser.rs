@@ -307,3 +307,127 @@ fn a_viewer_reads_the_funnel_and_changes_its_period_in_a_real_browser() {
         }
     });
 }
+
+// The model pages.
+
+/// Waits until the page's first `h1` reads `heading` (a page that reloads itself gets there).
+async fn wait_for_heading(client: &Client, heading: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = match client.find(Locator::Css("h1")).await {
+            Ok(h1) => h1.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if shown == heading {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the heading is still “{shown}”, not “{heading}”");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Replaces the editor's text (typing a whole model key by key would only slow the test).
+async fn type_model(client: &Client, source: &str) {
+    client.execute("document.getElementById('model-source').value = arguments[0]", vec![json!(source)]).await.unwrap();
+}
+
+#[test]
+#[cfg_attr(not(browser), ignore = "needs LEADSCORE_CHROMEDRIVER (see the module's doc)")]
+fn an_admin_edits_previews_activates_and_rolls_back_a_model_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "ana.nowak@example.pl", "admin");
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    for (user, visits) in [("王小明", 2), ("佐藤 花子", 1), ("Иван Петров", 4)] {
+        for n in 0..visits {
+            let event = json!({"userId": user, "event": "page_view", "messageId": format!("{user}-{n}")});
+            assert_eq!(server.post_json("/v1/track", &ingest, &event).status, 200);
+        }
+    }
+    let broken = COUNTING_MODEL.replacen("points = 1\n", "pointz = 1\n", 1);
+    // Hot from 2 page views instead of 3: 王小明 becomes hot.
+    let fixed = COUNTING_MODEL.replace("min = 3", "min = 2");
+    let base = format!("http://{}", server.address);
+    let driver = start_driver();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for width in [1280, 390] {
+            let client = browser(&driver, width).await;
+            sign_in(&client, &base, "ana.nowak@example.pl").await;
+            client.find(Locator::Css("nav a[href='/models']")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/models").await;
+            photograph(&client, "models", width).await;
+
+            // An error: the diagnostic names its line, and its link goes to the marked line.
+            client.find(Locator::LinkText("Edit a new version")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/models/new").await;
+            photograph(&client, "model-editor", width).await;
+            type_model(&client, &broken).await;
+            // Checked as typed (the script): the diagnostic's button selects its line in the text.
+            let typed = "document.getElementById('model-source').dispatchEvent(new Event('input'))";
+            client.execute(typed, vec![]).await.unwrap();
+            let live = client.find(Locator::Css("#live-check .diagnostics button")).await.unwrap();
+            assert_eq!(live.text().await.unwrap(), "line 7, column 1");
+            live.click().await.unwrap();
+            let selected = "const a = document.getElementById('model-source'); \
+                            return a.value.substring(a.selectionStart, a.selectionEnd)";
+            assert_eq!(client.execute(selected, vec![]).await.unwrap(), json!("pointz = 1"));
+            client.find(Locator::Css("button[value=check]")).await.unwrap().click().await.unwrap();
+            let diagnostic = client.find(Locator::Css(".diagnostics a")).await.unwrap();
+            assert_eq!(diagnostic.text().await.unwrap(), "line 7, column 1");
+            diagnostic.click().await.unwrap();
+            wait_for_url(&client, |url| url.fragment() == Some("L7"), "the diagnostic's line").await;
+            let marked = client.find(Locator::Css("#L7.source-error")).await.unwrap().text().await.unwrap();
+            assert!(marked.contains("pointz = 1") && marked.contains("Unknown field `pointz`"), "{marked}");
+            photograph(&client, "model-editor-error", width).await;
+
+            // Fixed and saved: a new version, not active yet.
+            type_model(&client, &fixed).await;
+            client.find(Locator::Css("button[value=save]")).await.unwrap().click().await.unwrap();
+            wait_for_url(&client, |url| url.path() != "/models/new", "the saved version").await;
+            let saved = client.current_url().await.unwrap().path().to_string();
+            let version = saved.trim_start_matches("/models/").to_string();
+            assert!(version.parse::<u32>().is_ok(), "{saved}");
+            assert_eq!(
+                client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap(),
+                format!("Version {version}")
+            );
+            photograph(&client, "model-version", width).await;
+
+            client.goto(&format!("{base}/models/diff?from=1&to={version}")).await.unwrap();
+            let removed = client.find(Locator::Css("tr.diff-removed")).await.unwrap().text().await.unwrap();
+            assert!(removed.contains("min = 3"), "{removed}");
+            photograph(&client, "model-diff", width).await;
+
+            // The preview, then the activation it leads to.
+            client.goto(&format!("{base}{saved}")).await.unwrap();
+            client.find(Locator::LinkText("Preview against the active version")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, &format!("/models/{version}/preview")).await;
+            let changes = client.find(Locator::Css("table.changes tbody")).await.unwrap().text().await.unwrap();
+            assert!(changes.contains("王小明") && changes.contains("cold → hot"), "{changes}");
+            photograph(&client, "model-preview", width).await;
+            client.find(Locator::Css("a.page-action")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, &format!("/models/{version}/activate")).await;
+            let facts = client.find(Locator::Css(".preview-facts")).await.unwrap().text().await.unwrap();
+            assert!(facts.contains("1 of 3 leads change tier"), "{facts}");
+            photograph(&client, "model-activate", width).await;
+            client.find(Locator::Css("form.confirm-form button")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/models/rescoring").await;
+            wait_for_heading(&client, "Rescoring done").await;
+            photograph(&client, "model-rescoring", width).await;
+
+            // Rolled back to the version before.
+            client.goto(&format!("{base}/models/rollback")).await.unwrap();
+            wait_for_heading(&client, "Roll back to version 1?").await;
+            photograph(&client, "model-rollback", width).await;
+            client.find(Locator::Css("form.confirm-form button")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/models/rescoring").await;
+            wait_for_heading(&client, "Rescoring done").await;
+            client.goto(&format!("{base}/models")).await.unwrap();
+            let active = client.find(Locator::Css("tr.version-active th")).await.unwrap().text().await.unwrap();
+            assert_eq!(active, "Version 1");
+            client.close().await.unwrap();
+        }
+    });
+}

@@ -318,6 +318,17 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     assert_eq!(checked.status, 200, "{}", checked.body);
     assert!(checked.body.contains("<a href=\"#L7\">line 7, column 1</a>: Unknown field `pointz`"), "{}", checked.body);
     assert!(checked.body.contains("<li id=\"L7\" class=\"source-error\">"), "{}", checked.body);
+    // The editor's script checks as the text is typed: the same diagnostics, as JSON.
+    let typed = post_form(&server, "/models/check", &editor, &format!("csrf={token}&source={}", form_value(&broken)));
+    assert_eq!(typed.status, 200, "{}", typed.body);
+    assert_eq!(
+        (typed.json()["diagnostics"][0]["line"].as_u64(), typed.json()["diagnostics"][0]["severity"].as_str()),
+        (Some(7), Some("error"))
+    );
+    assert_eq!(
+        post_form(&server, "/models/check", &viewer, &format!("csrf={}&source=x", csrf_of(&versions))).status,
+        403
+    );
     // Saving it is refused, the text kept, nothing stored.
     let save = |source: &str| {
         post_form(&server, "/models/new", &editor, &format!("csrf={token}&action=save&source={}", form_value(source)))
@@ -336,6 +347,11 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
         &format!("csrf=forged&action=save&source={}", form_value(COUNTING_MODEL)),
     );
     assert_eq!(forged.status, 403);
+    let cookie = format!("leadscore_session={editor}");
+    let elsewhere = [FORM, ("Origin", "https://evil.example"), ("Cookie", cookie.as_str())];
+    let body = format!("csrf={token}&action=save&source={}", form_value(COUNTING_MODEL));
+    let from_elsewhere = request(&server.address, "POST", "/models/new", &elsewhere, body.as_bytes());
+    assert_eq!(from_elsewhere.status, 403, "a save posted by another site");
     // Fixed (and lowering the hot tier to 2 points), it is saved in the editor's name.
     let fixed = COUNTING_MODEL.replace("min = 3", "min = 2");
     let saved = save(&fixed);
@@ -359,12 +375,19 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     let preview = page(&server, "/models/2/preview", &editor);
     assert_eq!(preview.status, 200, "{}", preview.body);
     assert!(
-        preview.body.contains("<strong class=\"fact-number\">1</strong> of 1 leads change tier"),
+        preview.body.contains("<strong class=\"preview-number\">1</strong> of 1 leads change tier"),
         "{}",
         preview.body
     );
     assert!(preview.body.contains("<a href=\"/leads/lead-1\">lead-1</a>"), "{}", preview.body);
     assert!(!preview.body.contains("/models/2/activate"), "an editor is offered no activation");
+
+    // With one version ever active, there is nothing to roll back to, and the page says so.
+    let nothing = page(&server, "/models/rollback", &admin_session);
+    assert!(nothing.body.contains("Nothing to roll back to"), "{}", nothing.body);
+    let refused = post_form(&server, "/models/rollback", &admin_session, &format!("csrf={}", csrf_of(&nothing)));
+    assert_eq!(refused.status, 404, "{}", refused.body);
+    assert!(refused.body.contains("No earlier version to roll back to"), "{}", refused.body);
 
     // Only an admin activates or rolls back: the requests themselves are refused to an editor.
     assert_eq!(page(&server, "/models/2/activate", &editor).status, 403);

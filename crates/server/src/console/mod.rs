@@ -49,6 +49,8 @@ pub fn routes() -> Router<AppState> {
         // rolling back, the rescoring's progress.
         .route("/models", get(models::list))
         .route("/models/new", get(model_editor::form).post(model_editor::submit))
+        .route("/models/check", post(model_editor::check_as_typed))
+        .route("/console/model-editor.js", get(model_editor::script))
         .route("/models/diff", get(models::diff))
         .route("/models/rollback", get(model_activation::confirm_rollback).post(model_activation::rollback))
         .route("/models/rescoring", get(model_activation::rescoring))

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use askama::Template;
-use axum::extract::{Form, FromRequest as _, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_store::StoreError;
@@ -17,11 +17,11 @@ use serde::Deserialize;
 
 use super::charts;
 use super::leads::encode;
-use super::models::no_such_version;
+use super::models::{no_such_version, posted_form};
 use super::page::{AccountView, page, sentence};
-use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
+use super::session::{SignedInPage, refuse_unless};
 use crate::accounts::SignedIn;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::model_versions;
 use crate::preview::Preview;
 use crate::rescore;
@@ -44,6 +44,8 @@ struct TierRow {
 
 struct ScoreComparison {
     name: String,
+    /// Whether the score has tiers (one without has every lead in "no tier": no table then).
+    has_tiers: bool,
     rows: Vec<TierRow>,
     /// Mean values, as text.
     mean_before: Option<String>,
@@ -65,6 +67,8 @@ struct Shown {
     version: i64,
     compared_with: Option<i64>,
     leads: usize,
+    /// Whether the comparison stopped at `PREVIEW_LEADS` leads (the workspace may have more).
+    capped: bool,
     scores: Vec<ScoreComparison>,
     leads_changing_tier: u64,
     changes: Vec<ChangeRow>,
@@ -73,21 +77,31 @@ struct Shown {
     n_notifications: u64,
 }
 
-fn shown(report: Preview) -> Shown {
+/// The preview's figures as the page shows them; `tiers` gives each score's tiers in the order
+/// the version lists them (others, and "no tier", come first).
+fn shown(report: Preview, tiers: &[(String, Vec<String>)]) -> Shown {
     let names: BTreeSet<&String> = report.active.keys().chain(report.candidate.keys()).collect();
     let scores = names
         .into_iter()
         .map(|name| {
             let before = report.active.get(name);
             let after = report.candidate.get(name);
-            let tiers: BTreeSet<&String> =
-                before.iter().flat_map(|d| d.tiers.keys()).chain(after.iter().flat_map(|d| d.tiers.keys())).collect();
+            let listed = tiers.iter().find(|(score, _)| score == name).map(|(_, labels)| labels.as_slice());
+            let place = |tier: &String| listed.and_then(|labels| labels.iter().position(|l| l == tier));
+            let mut tiers: Vec<&String> = before
+                .iter()
+                .flat_map(|d| d.tiers.keys())
+                .chain(after.iter().flat_map(|d| d.tiers.keys()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            tiers.sort_by_key(|tier| place(tier));
             let count = |d: Option<&crate::preview::ScoreDistribution>, tier: &String| {
                 d.and_then(|d| d.tiers.get(tier)).copied().unwrap_or(0)
             };
             let largest = tiers.iter().map(|t| count(before, t).max(count(after, t))).max().unwrap_or(0).max(1);
             let bar = |n: u64| format!("{:.1}", 100.0 * n as f64 / largest as f64);
-            let rows = tiers
+            let rows: Vec<TierRow> = tiers
                 .into_iter()
                 .map(|tier| {
                     let (b, a) = (count(before, tier), count(after, tier));
@@ -103,6 +117,7 @@ fn shown(report: Preview) -> Shown {
                 .collect();
             ScoreComparison {
                 name: name.clone(),
+                has_tiers: rows.iter().any(|row| row.tier != "no tier"),
                 rows,
                 mean_before: before.map(|d| charts::plain(d.mean)),
                 mean_after: after.map_or_else(|| "–".to_string(), |d| charts::plain(d.mean)),
@@ -134,6 +149,7 @@ fn shown(report: Preview) -> Shown {
     Shown {
         version: report.version,
         compared_with: report.compared_with,
+        capped: report.leads >= PREVIEW_LEADS as usize,
         leads: report.leads,
         scores,
         leads_changing_tier: report.leads_changing_tier,
@@ -142,6 +158,15 @@ fn shown(report: Preview) -> Shown {
         n_notifications: notifications.iter().map(|(_, n)| n).sum(),
         notifications,
     }
+}
+
+/// Version `version` previewed against the active one, as a page shows it.
+async fn previewed(state: &AppState, workspace_id: i64, version: i64) -> Result<Shown, StoreError> {
+    let (report, tiers) = tokio::try_join!(
+        model_versions::preview(state, workspace_id, version, PREVIEW_LEADS, CHANGES_LISTED),
+        model_versions::tiers(state, workspace_id, version)
+    )?;
+    Ok(shown(report, &tiers))
 }
 
 #[derive(Template)]
@@ -160,17 +185,15 @@ pub async fn preview(
     Path(version): Path<String>,
 ) -> Response {
     let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
-    let report =
-        match model_versions::preview(&state, signed_in.user.workspace_id, number, PREVIEW_LEADS, CHANGES_LISTED).await
-        {
-            Ok(report) => report,
-            Err(StoreError::NotFound(_)) => return no_such_version(&signed_in, &version),
-            Err(error) => return ApiError::from(error).into_response(),
-        };
+    let shown_preview = match previewed(&state, signed_in.user.workspace_id, number).await {
+        Ok(shown_preview) => shown_preview,
+        Err(StoreError::NotFound(_)) => return no_such_version(&signed_in, &version),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
     let shown = PreviewPage {
         account: Some(AccountView::from(&signed_in)),
         section: "models",
-        preview: shown(report),
+        preview: shown_preview,
         can_activate: signed_in.user.role.allows(Role::Admin),
     };
     page(StatusCode::OK, &shown)
@@ -212,19 +235,19 @@ async fn activation_page(
     problem: Option<String>,
 ) -> Response {
     let workspace_id = signed_in.user.workspace_id;
-    let report = match model_versions::preview(state, workspace_id, version, PREVIEW_LEADS, CHANGES_LISTED).await {
-        Ok(report) => report,
+    let shown_preview = match previewed(state, workspace_id, version).await {
+        Ok(shown_preview) => shown_preview,
         Err(StoreError::NotFound(_)) => return no_such_version(signed_in, &version.to_string()),
         Err(error) => return ApiError::from(error).into_response(),
     };
-    let already = report.compared_with == Some(version);
+    let already = shown_preview.compared_with == Some(version);
     let shown = ConfirmPage {
         account: Some(AccountView::from(signed_in)),
         section: "models",
         action: "activate",
         post_to: format!("/models/{version}/activate"),
         nothing: already.then(|| format!("Version {version} is already the active version.")),
-        preview: (!already).then(|| shown(report)),
+        preview: (!already).then_some(shown_preview),
         problem,
     };
     page(status, &shown)
@@ -266,12 +289,10 @@ async fn rollback_page(
                     .to_string(),
             );
         }
-        Some(version) => {
-            match model_versions::preview(state, workspace_id, version, PREVIEW_LEADS, CHANGES_LISTED).await {
-                Ok(report) => shown_page.preview = Some(shown(report)),
-                Err(error) => return ApiError::from(error).into_response(),
-            }
-        }
+        Some(version) => match previewed(state, workspace_id, version).await {
+            Ok(shown_preview) => shown_page.preview = Some(shown_preview),
+            Err(error) => return ApiError::from(error).into_response(),
+        },
     }
     page(status, &shown_page)
 }
@@ -282,34 +303,16 @@ pub struct ConfirmForm {
     csrf: String,
 }
 
-/// Reads a confirmation's form, checking its origin, the role it takes and its session's token;
-/// the refusal otherwise.
-async fn confirmed(state: &AppState, signed_in: &SignedIn, request: Request, what: &'static str) -> Option<Response> {
-    if !same_origin(request.headers()) {
-        return Some(refused_origin());
+/// What stopped an activation or a rollback, as a sentence for its confirmation page, when it is
+/// the person's to resolve (a rescoring still running, nothing to roll back to); `None` for a
+/// fault, answered as the API answers it.
+fn problem_of(error: &ApiError) -> Option<(StatusCode, String)> {
+    if error.code == ErrorCode::Rescoring {
+        // The API's message points at its own route; a person follows the console's page.
+        let message = "A rescoring of the workspace is still running: wait until it is done (the models page links to its progress), then try again.";
+        return Some((error.status(), message.to_string()));
     }
-    if let Some(refusal) = refuse_unless(signed_in, Role::Admin, what) {
-        return Some(refusal);
-    }
-    let posted =
-        Form::<ConfirmForm>::from_request(request, state).await.map(|Form(form)| form.csrf).unwrap_or_default();
-    if !check_csrf(signed_in, &posted) {
-        return Some(
-            (StatusCode::FORBIDDEN, "this form is not from your session; reload the page and try again")
-                .into_response(),
-        );
-    }
-    None
-}
-
-/// What stopped an activation or a rollback, as a sentence for its confirmation page.
-fn problem_of(error: StoreError) -> Result<(StatusCode, String), Response> {
-    let error = ApiError::from(error);
-    if error.status().is_client_error() {
-        Ok((error.status(), sentence(&error.message)))
-    } else {
-        Err(error.into_response())
-    }
+    error.status().is_client_error().then(|| (error.status(), sentence(&error.message)))
 }
 
 /// `POST /models/{version}/activate`: activates it, then shows the rescoring's progress.
@@ -319,17 +322,21 @@ pub async fn activate(
     Path(version): Path<String>,
     request: Request,
 ) -> Response {
-    if let Some(refusal) = confirmed(&state, &signed_in, request, "activate a model version").await {
+    let confirmation = (Role::Admin, "activate a model version");
+    if let Err(refusal) = posted_form(&state, &signed_in, request, confirmation, |f: &ConfirmForm| &f.csrf).await {
         return refusal;
     }
     let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
     match model_versions::activate(&state, signed_in.user.workspace_id, number).await {
         Ok(_) => Redirect::to("/models/rescoring").into_response(),
         Err(StoreError::NotFound(_)) => no_such_version(&signed_in, &version),
-        Err(error) => match problem_of(error) {
-            Ok((status, problem)) => activation_page(&state, &signed_in, number, status, Some(problem)).await,
-            Err(response) => response,
-        },
+        Err(error) => {
+            let error = ApiError::from(error);
+            match problem_of(&error) {
+                Some((status, problem)) => activation_page(&state, &signed_in, number, status, Some(problem)).await,
+                None => error.into_response(),
+            }
+        }
     }
 }
 
@@ -339,15 +346,19 @@ pub async fn rollback(
     SignedInPage(signed_in): SignedInPage,
     request: Request,
 ) -> Response {
-    if let Some(refusal) = confirmed(&state, &signed_in, request, "roll back the model").await {
+    let confirmation = (Role::Admin, "roll back the model");
+    if let Err(refusal) = posted_form(&state, &signed_in, request, confirmation, |f: &ConfirmForm| &f.csrf).await {
         return refusal;
     }
     match model_versions::rollback(&state, signed_in.user.workspace_id).await {
         Ok(_) => Redirect::to("/models/rescoring").into_response(),
-        Err(error) => match problem_of(error) {
-            Ok((status, problem)) => rollback_page(&state, &signed_in, status, Some(problem)).await,
-            Err(response) => response,
-        },
+        Err(error) => {
+            let error = ApiError::from(error);
+            match problem_of(&error) {
+                Some((status, problem)) => rollback_page(&state, &signed_in, status, Some(problem)).await,
+                None => error.into_response(),
+            }
+        }
     }
 }
 
@@ -373,4 +384,57 @@ pub async fn rescoring(State(state): State<AppState>, SignedInPage(signed_in): S
         .map_or(0, |p| if p.finished_at.is_some() || p.total == 0 { 100 } else { (100 * p.done / p.total).min(100) });
     let shown = RescoringPage { account: Some(AccountView::from(&signed_in)), section: "models", progress, percent };
     page(StatusCode::OK, &shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::preview::{Consequences, ScoreDistribution, TierChange};
+
+    fn distribution(tiers: &[(&str, u64)]) -> ScoreDistribution {
+        let tiers = tiers.iter().map(|(label, n)| (label.to_string(), *n)).collect();
+        ScoreDistribution { tiers, min: 0.0, max: 10.0, mean: 4.25 }
+    }
+
+    #[test]
+    fn tiers_are_shown_in_the_models_order_with_their_change_and_leads_by_their_id() {
+        let report = Preview {
+            version: 2,
+            compared_with: Some(1),
+            leads: 9,
+            active: BTreeMap::from([("fit".to_string(), distribution(&[("cold", 6), ("warm", 3)]))]),
+            candidate: BTreeMap::from([(
+                "fit".to_string(),
+                distribution(&[("", 1), ("cold", 4), ("hot", 1), ("warm", 3)]),
+            )]),
+            leads_changing_tier: 3,
+            changes: vec![TierChange {
+                lead_id: 7,
+                user_id: Some("ząb@example.pl".to_string()),
+                score: "fit".to_string(),
+                from: Some("cold".to_string()),
+                to: None,
+                value_before: Some(1.0),
+                value_after: -0.5,
+            }],
+            consequences: Consequences {
+                moves_to_mql: 1,
+                webhook_notifications: BTreeMap::from([("lead.tier_changed", 2), ("lead.stage_changed", 1)]),
+            },
+        };
+        let tiers = [("fit".to_string(), vec!["cold".to_string(), "warm".to_string(), "hot".to_string()])];
+        let shown = shown(report, &tiers);
+        let rows: Vec<_> =
+            shown.scores[0].rows.iter().map(|r| (r.tier.as_str(), r.before, r.after, r.difference.as_str())).collect();
+        assert_eq!(rows, [("no tier", 0, 1, "+1"), ("cold", 6, 4, "−2"), ("warm", 3, 3, "0"), ("hot", 0, 1, "+1")]);
+        assert_eq!(shown.scores[0].rows[1].before_bar, "100.0", "bars are scaled to the score's largest count");
+        let change = &shown.changes[0];
+        assert_eq!(
+            (change.link.as_str(), change.to.as_str(), change.after.as_str()),
+            ("/leads/z%C4%85b%40example.pl", "no tier", "−0.5")
+        );
+        assert_eq!(shown.n_notifications, 3);
+    }
 }

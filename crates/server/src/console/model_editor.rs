@@ -3,19 +3,21 @@
 //! a new version"). Both show the diagnostics `leadscore check` gives, each linked to its line in
 //! a numbered copy of the text below the area; a model that does not compile is not saved, and
 //! the text typed is kept. Saving is the API's upload (`model_versions::save`), in the person's
-//! name.
+//! name. A small embedded script (`assets/model-editor.js`) checks the text as it is typed
+//! (`POST /models/check`, JSON) and selects a diagnostic's line in the text area; the page works
+//! without it.
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Form, FromRequest as _, Query, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_store::users::Role;
 use serde::Deserialize;
 
-use super::models::{ShownDiagnostic, SourceLine, shown_diagnostics, source_lines};
+use super::models::{ShownDiagnostic, SourceLine, posted_form, shown_diagnostics, source_lines};
 use super::page::{AccountView, page, sentence};
-use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
+use super::session::{SignedInPage, refuse_unless};
 use crate::accounts::SignedIn;
 use crate::model_versions::{self, DiagnosticSeverity, DiagnosticView};
 use crate::routes::models::MODEL_LIMIT;
@@ -116,21 +118,11 @@ pub async fn submit(
     SignedInPage(signed_in): SignedInPage,
     request: Request,
 ) -> Response {
-    if !same_origin(request.headers()) {
-        return refused_origin();
-    }
-    if let Some(refusal) = refuse_unless(&signed_in, Role::Editor, "save a model") {
-        return refusal;
-    }
-    let Ok(Form(form)) = Form::<EditorForm>::from_request(request, &state).await else {
-        let mut shown = EditorPage::new(&signed_in, None, String::new());
-        shown.problem = Some("The form could not be read; send it again.".to_string());
-        return page(StatusCode::BAD_REQUEST, &shown);
+    let checked = posted_form(&state, &signed_in, request, (Role::Editor, "save a model"), |f: &EditorForm| &f.csrf);
+    let form = match checked.await {
+        Ok(form) => form,
+        Err(refusal) => return refusal,
     };
-    if !check_csrf(&signed_in, &form.csrf) {
-        return (StatusCode::FORBIDDEN, "this form is not from your session; reload the page and try again")
-            .into_response();
-    }
     // Browsers send a text area's lines ended by CR LF; the model is stored as typed otherwise.
     let source = form.source.replace("\r\n", "\n");
     let mut shown = EditorPage::new(&signed_in, form.from, source.clone());
@@ -155,4 +147,49 @@ pub async fn submit(
         }
         Err(error) => crate::error::ApiError::from(error).into_response(),
     }
+}
+
+#[derive(serde::Serialize)]
+pub struct CheckAnswer {
+    diagnostics: Vec<DiagnosticView>,
+}
+
+#[derive(Deserialize)]
+pub struct CheckForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    source: String,
+}
+
+/// `POST /models/check`: the diagnostics of the text posted (the editor's script checks as the
+/// text is typed), as JSON.
+pub async fn check_as_typed(
+    State(state): State<AppState>,
+    SignedInPage(signed_in): SignedInPage,
+    request: Request,
+) -> Response {
+    let checked = posted_form(&state, &signed_in, request, (Role::Editor, "check a model"), |f: &CheckForm| &f.csrf);
+    let form = match checked.await {
+        Ok(form) => form,
+        Err(refusal) => return refusal,
+    };
+    if form.source.len() > MODEL_LIMIT {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "the model is over 1 MB").into_response();
+    }
+    match model_versions::check(&state, signed_in.user.workspace_id, form.source.replace("\r\n", "\n")).await {
+        Ok(Ok(valid)) => axum::Json(CheckAnswer { diagnostics: valid.warnings }).into_response(),
+        Ok(Err(invalid)) => axum::Json(CheckAnswer { diagnostics: invalid.diagnostics }).into_response(),
+        Err(error) => crate::error::ApiError::from(error).into_response(),
+    }
+}
+
+/// The editor's script, embedded like the stylesheet.
+pub async fn script() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+        (header::CACHE_CONTROL, "public, max-age=300"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    (headers, include_str!("../../assets/model-editor.js")).into_response()
 }

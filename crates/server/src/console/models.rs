@@ -5,21 +5,48 @@
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Form, FromRequest as _, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadscore_store::now_ms;
 use leadscore_store::users::Role;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use similar::{ChangeTag, TextDiff};
 
 use super::leads::{ShownTime, shown_time};
 use super::page::{AccountView, page, sentence};
-use super::session::SignedInPage;
+use super::session::{SignedInPage, check_csrf, refuse_unless, refused_origin, same_origin};
 use crate::accounts::SignedIn;
 use crate::model_versions::{self, DiagnosticSeverity, DiagnosticView};
 use crate::rescore;
 use crate::state::AppState;
+
+/// A form posted to a model page, once its checks pass: it comes from this origin, the person's
+/// role allows `what` (`needed`), and it carries the session's token (read by `token`). Else the
+/// refusal to answer.
+pub(super) async fn posted_form<T: DeserializeOwned>(
+    state: &AppState,
+    signed_in: &SignedIn,
+    request: Request,
+    (needed, what): (Role, &'static str),
+    token: fn(&T) -> &str,
+) -> Result<T, Response> {
+    if !same_origin(request.headers()) {
+        return Err(refused_origin());
+    }
+    if let Some(refusal) = refuse_unless(signed_in, needed, what) {
+        return Err(refusal);
+    }
+    let Ok(Form(form)) = Form::<T>::from_request(request, state).await else {
+        return Err((StatusCode::BAD_REQUEST, "the form could not be read; go back and send it again").into_response());
+    };
+    if !check_csrf(signed_in, token(&form)) {
+        let refusal = (StatusCode::FORBIDDEN, "this form is not from your session; reload the page and try again");
+        return Err(refusal.into_response());
+    }
+    Ok(form)
+}
 
 /// A line of a model's text as a page shows it: numbered, marked with what is wrong with it.
 pub(super) struct SourceLine {
