@@ -406,7 +406,7 @@ async fn deliveries(
 ) -> Result<ApiJson<DeliveryLogView>, ApiError> {
     let log = state
         .storage
-        .delivery_log(owner.workspace_id, id, 500)
+        .delivery_log(owner.workspace_id, id, None, 500)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no webhook {id}")))?;
     let time = |t: Option<i64>| t.map(|t| Timestamp(t).to_string());
