@@ -35,6 +35,7 @@ pub mod passwords;
 pub mod preview;
 pub mod rescore;
 pub mod retrain;
+pub mod retraining;
 pub mod routes;
 pub mod saving;
 pub mod scoring;

@@ -589,3 +589,78 @@ fn a_session_past_its_idle_time_or_its_end_or_signed_out_goes_to_the_sign_in_pag
     assert_eq!(page(&server, "/leads", &fresh).header("location"), Some("/sign-in"));
     assert_eq!(page(&server, "/account", &fresh).header("location"), Some("/sign-in"));
 }
+
+#[test]
+fn everyone_reads_the_predictive_models_and_their_report_and_only_admins_retrain() {
+    use crate::serve::{PREDICTIVE_MODEL, lead_with_outcome, put, train_bank_model};
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_key, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "admin@example.com", "admin");
+    create_account(dir.path(), "editor@example.com", "editor");
+    create_account(dir.path(), "viewer@example.com", "viewer");
+    let file = train_bank_model(dir.path());
+    let server = Server::start(dir.path(), &[]);
+    let viewer = Browser::sign_in(&server, "viewer@example.com", PASSWORD);
+    assert!(viewer.get("/predictive").body.contains("No predictive model yet"));
+    assert_eq!(put(&server, "/api/predictive-models/conversion", &admin_key, &file).status, 201);
+    assert_eq!(server.post_text("/api/models", &admin_key, PREDICTIVE_MODEL).status, 201);
+
+    let listed = viewer.get("/predictive");
+    assert_eq!(listed.status, 200);
+    assert!(listed.body.contains("Version 1") && listed.body.contains("model v1 (active)"), "{}", listed.body);
+    let id = id_after(&listed.body, "/predictive/");
+    // Without outcomes, the page says how to get a report, and draws none.
+    let page = viewer.get(&format!("/predictive/{id}"));
+    assert!(page.body.contains("AUC on held-out leads"), "the figures its file records: {}", page.body);
+    assert!(page.body.contains("No evaluation report yet") && !page.body.contains("<iframe"), "{}", page.body);
+    assert!(!page.body.contains("Retrain conversion"), "a viewer is offered no retrain");
+    assert_eq!(viewer.get(&format!("/predictive/{id}/report")).status, 404);
+
+    for i in 0..3 {
+        let customer = json!({"age": 22 + i, "job": "blue-collar", "balance": 100, "poutcome": "failure"});
+        lead_with_outcome(&server, &admin_key, &ingest, &format!("c{i}"), customer, "customer");
+        let lost = json!({"age": 40 + i, "job": "management", "balance": 2000, "poutcome": "success"});
+        lead_with_outcome(&server, &admin_key, &ingest, &format!("l{i}"), lost, "lost");
+    }
+    let page = viewer.get(&format!("/predictive/{id}"));
+    assert!(
+        page.body.contains(&format!("<iframe class=\"report-frame\" src=\"/predictive/{id}/report\" sandbox")),
+        "{}",
+        page.body
+    );
+    let report = viewer.get(&format!("/predictive/{id}/report"));
+    assert_eq!(report.status, 200);
+    assert!(
+        report.body.contains("<th scope=\"row\">leads</th><td>6</td>") && report.body.contains("<svg"),
+        "{}",
+        report.body
+    );
+    let policy = report.header("content-security-policy").unwrap();
+    assert!(
+        policy.contains("sandbox")
+            && policy.contains("default-src 'none'")
+            && policy.contains("frame-ancestors 'self'"),
+        "{policy}"
+    );
+    assert_eq!(page.header("content-security-policy").map(|p| p.contains("frame-ancestors 'none'")), Some(true));
+
+    // Retraining is an admin's, posted with the session's token; too few outcomes is a sentence.
+    let path = format!("/predictive/{id}/retrain");
+    for email in ["viewer@example.com", "editor@example.com"] {
+        let person = Browser::sign_in(&server, email, PASSWORD);
+        assert_eq!(person.post(&path, "algorithm=logistic&activate=yes").status, 403, "{email}");
+    }
+    let admin = Browser::sign_in(&server, "admin@example.com", PASSWORD);
+    assert!(admin.get(&format!("/predictive/{id}")).body.contains("Retrain conversion"));
+    assert_eq!(admin.post_raw(&path, "algorithm=logistic", &format!("http://{}", server.address)).status, 403);
+    let early = admin.post(&path, "algorithm=logistic&activate=yes");
+    assert_eq!(early.status, 409);
+    assert!(
+        early.body.contains(
+            "Retraining needs at least 20 leads in stage `customer` and 20 in stage `lost`; the workspace has 3 and 3"
+        ),
+        "{}",
+        early.body
+    );
+    assert_eq!(viewer.get("/predictive/999999").status, 404);
+}

@@ -20,6 +20,7 @@ pub mod leads;
 pub mod missing;
 pub mod page;
 pub mod posted;
+pub mod predictive;
 pub mod session;
 pub mod sign_in;
 pub mod users;
@@ -57,6 +58,11 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}/disable", get(users::confirm_disable).post(users::disable))
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
+        // Predictive models and their evaluation reports.
+        .route("/predictive", get(predictive::list))
+        .route("/predictive/{id}", get(predictive::show))
+        .route("/predictive/{id}/report", get(predictive::report))
+        .route("/predictive/{id}/retrain", post(predictive::retrain))
 }
 
 /// `/`: the leads for a signed-in person, the sign-in page for anyone else.
