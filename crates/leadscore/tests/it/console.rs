@@ -1,6 +1,10 @@
 //! The web console over real HTTP against `leadscore serve`: signing in with an account made by
 //! `leadscore users create`, the session cookie and its flags, the leads page, posts from other
-//! sites refused, sign-out with the session's form token, and guessing slowed down.
+//! sites refused, sign-out with the session's form token, and guessing slowed down. The
+//! administration pages (webhooks and deliveries, keys, people, one's own password, predictive
+//! models): each action done by an admin, refused to editors and viewers by the request itself,
+//! refused without the session's token or from another origin; secrets shown once; sessions past
+//! their idle time or their end, opened through the store at past times.
 
 use serde_json::json;
 
@@ -323,18 +327,18 @@ fn admin_pages_and_actions_refuse_editors_and_viewers_and_posts_without_the_toke
         "/users/1".to_string(),
         "/users/1/disable".to_string(),
     ];
-    let actions = [
-        ("/webhooks", "url=https%3A%2F%2Fcrm.example.com%2Fhook&events=became_mql".to_string()),
-        (&*format!("/webhooks/{hook}/deliveries/1/redeliver"), String::new()).into(),
-        (&*format!("/webhooks/{hook}/delete"), String::new()).into(),
-        ("/keys", "scope=admin".to_string()),
-        (&*format!("/keys/{key_id}/revoke"), String::new()).into(),
-        ("/users", "email=mallory%40example.com&role=admin&password=".to_string()),
-        ("/users/1/role", "role=viewer".to_string()),
-        ("/users/1/password", "password=".to_string()),
-        ("/users/1/disable", String::new()),
-    ]
-    .map(|(path, body): (&str, String)| (path.to_string(), body));
+    let actions: Vec<(String, &str)> = vec![
+        ("/webhooks".to_string(), "url=https%3A%2F%2Fcrm.example.com%2Fhook&events=became_mql"),
+        (format!("/webhooks/{hook}/deliveries/1/redeliver"), ""),
+        (format!("/webhooks/{hook}/delete"), ""),
+        ("/keys".to_string(), "scope=admin"),
+        (format!("/keys/{key_id}/revoke"), ""),
+        ("/users".to_string(), "email=mallory%40example.com&role=admin&password="),
+        ("/users/1/role".to_string(), "role=viewer"),
+        ("/users/1/password".to_string(), "password="),
+        ("/users/1/disable".to_string(), ""),
+        ("/predictive/1/retrain".to_string(), "algorithm=logistic&activate=yes"),
+    ];
     for email in ["editor@example.com", "viewer@example.com"] {
         let person = Browser::sign_in(&server, email, PASSWORD);
         let shown = person.get("/leads");
