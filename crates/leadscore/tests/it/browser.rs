@@ -264,7 +264,7 @@ fn an_admin_manages_webhooks_keys_and_people_in_a_real_browser() {
             client.find(Locator::Id("event-stage_changed")).await.unwrap().click().await.unwrap();
             client.find(Locator::Css("form[action='/webhooks'] button")).await.unwrap().click().await.unwrap();
             let problem = client.find(Locator::Css(".error-summary a")).await.unwrap().text().await.unwrap();
-            assert_eq!(problem, "`url` must be an http:// or https:// URL");
+            assert_eq!(problem, "The address must be an http:// or https:// URL");
             photograph(&client, "webhooks-error", width).await;
             let url = client.find(Locator::Id("webhook-url")).await.unwrap();
             url.clear().await.unwrap();

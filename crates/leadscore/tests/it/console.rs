@@ -428,11 +428,11 @@ fn an_admin_subscribes_a_webhook_reads_its_deliveries_and_redelivers_one() {
     // Mistakes come back as sentences, with the form as it was typed.
     let ftp = admin.post("/webhooks", "url=ftp%3A%2F%2Fcrm.example.com&events=stage_changed");
     assert_eq!(ftp.status, 400);
-    assert!(ftp.body.contains("`url` must be an http:// or https:// URL"), "{}", ftp.body);
+    assert!(ftp.body.contains("The address must be an http:// or https:// URL"), "{}", ftp.body);
     assert!(ftp.body.contains("value=\"ftp://crm.example.com\""), "the address stays in the form");
     let no_events = admin.post("/webhooks", &format!("url={encoded}"));
     assert_eq!(no_events.status, 400);
-    assert!(no_events.body.contains("`events` is empty: use any of"), "{}", no_events.body);
+    assert!(no_events.body.contains("The list of notifications is empty: use any of"), "{}", no_events.body);
     let threshold =
         admin.post("/webhooks", &format!("url={encoded}&events=score_crossed&score=activity&threshold=many"));
     assert!(threshold.body.contains("The threshold `many` is not a number"), "{}", threshold.body);

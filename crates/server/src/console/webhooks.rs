@@ -99,6 +99,27 @@ struct WebhooksPage {
     created: Option<Created>,
     asked: Asked,
     problem: Option<String>,
+    /// The id of the field the problem is about.
+    problem_field: &'static str,
+}
+
+/// A message of the subscription's checks in the words of the form, and the field it is about.
+fn in_form_words(message: &str) -> (String, &'static str) {
+    let field = if message.contains("`events`") {
+        "webhook-events"
+    } else if message.contains("`threshold`") || message.contains("threshold `") {
+        "webhook-threshold"
+    } else if message.contains("`score`") {
+        "webhook-score"
+    } else {
+        "webhook-url"
+    };
+    let words = message
+        .replace("`url`", "the address")
+        .replace("`events`", "the list of notifications")
+        .replace("`score`", "the score")
+        .replace("`threshold`", "the threshold");
+    (sentence(&words), field)
 }
 
 async fn render(
@@ -123,6 +144,13 @@ async fn render(
         };
         webhooks.push(shown_webhook(webhook, latest.first(), now));
     }
+    let (problem, problem_field) = match problem {
+        Some(problem) => {
+            let (words, field) = in_form_words(&problem);
+            (Some(words), field)
+        }
+        None => (None, ""),
+    };
     let shown = WebhooksPage {
         account: Some(AccountView::from(signed_in)),
         section: "webhooks",
@@ -131,6 +159,7 @@ async fn render(
         created,
         asked,
         problem,
+        problem_field,
     };
     page(status, &shown)
 }
@@ -165,7 +194,7 @@ pub async fn create(
         text => match text.parse::<f64>() {
             Ok(number) => Some(number),
             Err(_) => {
-                let problem = format!("The threshold `{text}` is not a number: write it like 50 or 12.5.");
+                let problem = format!("the threshold `{text}` is not a number: write it like 50 or 12.5");
                 return render(&state, &signed_in, StatusCode::BAD_REQUEST, None, asked, Some(problem)).await;
             }
         },
@@ -186,8 +215,7 @@ pub async fn create(
             render(&state, &signed_in, StatusCode::CREATED, Some(created), Asked::default(), None).await
         }
         Err(error) if error.status().is_client_error() => {
-            let problem = sentence(&error.message);
-            render(&state, &signed_in, error.status(), None, asked, Some(problem)).await
+            render(&state, &signed_in, error.status(), None, asked, Some(error.message)).await
         }
         Err(error) => error.into_response(),
     }
@@ -319,6 +347,25 @@ pub async fn redeliver(
         Ok(_) => Redirect::to(&format!("/webhooks/{id}")).into_response(),
         Err(error) if error.status() == StatusCode::NOT_FOUND => not_found(&signed_in),
         Err(error) => error.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checks_messages_name_the_fields_as_the_form_does() {
+        assert_eq!(
+            in_form_words("`url` must be an http:// or https:// URL"),
+            ("The address must be an http:// or https:// URL".to_string(), "webhook-url")
+        );
+        let (words, field) = in_form_words("`events` is empty: use any of tier_changed, became_mql");
+        assert_eq!(
+            (words.as_str(), field),
+            ("The list of notifications is empty: use any of tier_changed, became_mql", "webhook-events")
+        );
+        assert_eq!(in_form_words("`score_crossed` needs `score` and a finite `threshold`").1, "webhook-threshold");
     }
 }
 
