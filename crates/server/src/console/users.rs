@@ -277,10 +277,15 @@ pub async fn change_role(
         Ok(form) => form,
         Err(refusal) => return refusal,
     };
-    let done = match form.get("role").parse::<Role>() {
-        Ok(role) => accounts::change_role(&state.storage, signed_in.user.workspace_id, id, role).await,
-        Err(reason) => Err(AccountError::UnknownRole(reason)),
+    let role = form.get("role").parse::<Role>();
+    let done = match &role {
+        Ok(role) => accounts::change_role(&state.storage, signed_in.user.workspace_id, id, *role).await,
+        Err(reason) => Err(AccountError::UnknownRole(reason.clone())),
     };
+    if done.is_ok() && id == signed_in.user.id && role != Ok(Role::Admin) {
+        // An admin who gave up the role can no longer see the people: back to the leads.
+        return Redirect::to("/leads").into_response();
+    }
     after_change(&state, &signed_in, id, done, "role-form").await
 }
 
