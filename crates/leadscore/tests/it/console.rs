@@ -370,6 +370,7 @@ fn admin_pages_and_actions_refuse_editors_and_viewers_and_posts_without_the_toke
     assert_eq!(viewer.get("/account").status, 200);
     let change = "current=correct+horse+battery&new=a+new+long+password&again=a+new+long+password";
     assert_eq!(viewer.post_raw("/account/password", change, &origin).status, 403);
+    assert_eq!(viewer.post_raw("/account/password", &format!("csrf=forged&{change}"), &origin).status, 403);
     let foreign =
         viewer.post_raw("/account/password", &format!("csrf={}&{change}", viewer.token()), "https://evil.example");
     assert_eq!(foreign.status, 403);
