@@ -44,11 +44,11 @@ const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 400.0;
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;color:#222;background:#fff;\
-margin:0;line-height:1.4}main{max-width:1320px;margin:0 auto;padding:24px}h1{font-size:1.6rem;margin:0 0 4px}\
+margin:0;line-height:1.4}main{max-width:1320px;margin:0 auto;padding:24px}@media(max-width:480px){main{padding:12px}}h1{font-size:1.6rem;margin:0 0 4px}\
 .subtitle{color:#555;margin:0 0 20px}h2{font-size:1.15rem;margin:0 0 8px}table{border-collapse:collapse;\
 margin-bottom:28px}th,td{text-align:left;padding:4px 14px 4px 0;border-bottom:1px solid #ddd;\
 font-variant-numeric:tabular-nums}th{font-weight:600}.charts{display:grid;\
-grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:28px}figure{margin:0}\
+grid-template-columns:repeat(auto-fit,minmax(min(100%,480px),1fr));gap:28px}figure{margin:0}\
 figcaption{font-weight:600;margin-bottom:6px}svg{display:block;width:100%;height:auto}\
 svg text{font-size:13px;fill:#222}";
 

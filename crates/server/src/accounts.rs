@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use leadscore_store::Storage;
 use leadscore_store::sessions::{Opened, Session};
-use leadscore_store::users::{User, email_key};
+use leadscore_store::users::{Role, User, email_key};
 
 use crate::passwords;
 
@@ -143,11 +143,137 @@ pub async fn sign_out(
     storage.end_session(session_id, now).await.map(|_| ())
 }
 
+/// Why an account could not be made or changed: the input of the person asking, in words for
+/// them, or a fault of the service.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("`{0}` is not an e-mail address: give the address the person signs in with")]
+    NotAnEmail(String),
+    #[error(transparent)]
+    Password(#[from] passwords::PasswordError),
+    /// Refused by the store: an address that has an account, the workspace's last admin.
+    #[error("{0}")]
+    Refused(String),
+    #[error("this workspace has no such person: reload the list of people")]
+    NoSuchAccount,
+    /// A role that is not one of the three.
+    #[error("{0}")]
+    UnknownRole(String),
+    #[error(transparent)]
+    Storage(leadscore_store::StoreError),
+}
+
+impl From<leadscore_store::StoreError> for AccountError {
+    fn from(error: leadscore_store::StoreError) -> AccountError {
+        match error {
+            leadscore_store::StoreError::Conflict(reason) => AccountError::Refused(reason),
+            other => AccountError::Storage(other),
+        }
+    }
+}
+
+/// Checks that `email` looks like an address a person signs in with.
+pub fn check_email(email: &str) -> Result<(), AccountError> {
+    let trimmed = email.trim();
+    if !trimmed.contains('@') || trimmed.chars().count() > 254 || trimmed.chars().any(char::is_whitespace) {
+        return Err(AccountError::NotAnEmail(email.to_string()));
+    }
+    Ok(())
+}
+
+/// A password made for someone (16 letters and digits of 57, about 93 bits, in groups of four to
+/// read out), shown once to the admin who hands it over.
+pub fn generated_password() -> Result<String, AccountError> {
+    // Letters and digits that cannot be read as one another (no 0/O, 1/l/I).
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).map_err(|e| AccountError::Refused(format!("no randomness for a password: {e}")))?;
+    let letters: String = random.iter().map(|&b| ALPHABET[b as usize % ALPHABET.len()] as char).collect();
+    Ok(format!("{}-{}-{}-{}", &letters[..4], &letters[4..8], &letters[8..12], &letters[12..]))
+}
+
+/// `password` checked for the owner of `email` and hashed, on the blocking pool.
+async fn checked_hash(password: String, email: &str) -> Result<String, AccountError> {
+    passwords::check(&password, email)?;
+    tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| passwords::PasswordError::Hashing(e.to_string()))?
+        .map_err(AccountError::from)
+}
+
+/// Makes an account of the workspace with `role` and `password`.
+pub async fn create_account(
+    storage: &Arc<dyn Storage>,
+    workspace_id: i64,
+    email: &str,
+    role: Role,
+    password: String,
+    now: i64,
+) -> Result<User, AccountError> {
+    check_email(email)?;
+    let hash = checked_hash(password, email).await?;
+    Ok(storage.create_user(workspace_id, email.trim().to_string(), role, hash, now).await?)
+}
+
+/// Gives one of the workspace's accounts (`user`) a new password; its sessions end.
+pub async fn set_password(
+    storage: &Arc<dyn Storage>,
+    user: &User,
+    password: String,
+    now: i64,
+) -> Result<(), AccountError> {
+    let hash = checked_hash(password, &user.email).await?;
+    match storage.set_password(user.workspace_id, user.id, hash, now).await? {
+        true => Ok(()),
+        false => Err(AccountError::NoSuchAccount),
+    }
+}
+
+/// Whether `password` is the current password of the account of `email`, checked on the
+/// blocking pool (a person changing their own password proves they know it).
+pub async fn password_matches(storage: &Arc<dyn Storage>, email: &str, password: &str) -> Result<bool, AccountError> {
+    let Some((_, hash)) = storage.account_for_sign_in(email.to_string()).await? else { return Ok(false) };
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
+        .await
+        .map_err(|e| AccountError::Password(passwords::PasswordError::Hashing(e.to_string())))
+}
+
+/// Opens a new session for someone whose sessions a change of their own password ended.
+pub async fn reopen_session(storage: &Arc<dyn Storage>, user: &User, now: i64) -> Result<Opened, AccountError> {
+    Ok(storage.open_session(user.id, Vec::new(), now, IDLE, LIFETIME).await?)
+}
+
+/// Gives one of the workspace's accounts another role (refused for its last admin).
+pub async fn change_role(
+    storage: &Arc<dyn Storage>,
+    workspace_id: i64,
+    user_id: i64,
+    role: Role,
+) -> Result<(), AccountError> {
+    match storage.set_user_role(workspace_id, user_id, role).await? {
+        true => Ok(()),
+        false => Err(AccountError::NoSuchAccount),
+    }
+}
+
+/// Disables one of the workspace's accounts and ends its sessions (refused for its last admin).
+pub async fn disable(
+    storage: &Arc<dyn Storage>,
+    workspace_id: i64,
+    user_id: i64,
+    now: i64,
+) -> Result<(), AccountError> {
+    match storage.disable_user(workspace_id, user_id, now).await? {
+        true => Ok(()),
+        false => Err(AccountError::NoSuchAccount),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use leadscore_store::Store;
-    use leadscore_store::users::Role;
 
     const PASSWORD: &str = "correct horse battery";
     const OFFICE: &str = "192.0.2.7";
@@ -222,6 +348,17 @@ mod tests {
         assert!(runtime.block_on(session(&storage, &opened.token, 2)).unwrap().is_none());
         let attempt = runtime.block_on(sign_in(&storage, "ana@example.com", PASSWORD, OFFICE, 3));
         assert!(matches!(attempt, Err(SignInError::WrongCredentials)), "{attempt:?}");
+    }
+
+    #[test]
+    fn generated_passwords_are_long_readable_and_new_each_time() {
+        let first = generated_password().unwrap();
+        assert_eq!(first.len(), 19, "{first}");
+        assert!(passwords::check(&first, "ana@example.com").is_ok());
+        assert!(first.chars().all(|c| c == '-' || (c.is_ascii_alphanumeric() && !"0O1lI".contains(c))), "{first}");
+        assert_ne!(generated_password().unwrap(), first);
+        assert!(check_email(" ana@example.com ").is_ok());
+        assert!(matches!(check_email("ana example"), Err(AccountError::NotAnEmail(_))));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod activation;
+pub mod api_keys;
 pub mod auth;
 pub mod connections;
 pub mod console;
@@ -35,11 +36,13 @@ pub mod passwords;
 pub mod preview;
 pub mod rescore;
 pub mod retrain;
+pub mod retraining;
 pub mod routes;
 pub mod saving;
 pub mod scoring;
 pub mod stage_moves;
 pub mod state;
+pub mod webhook_subscriptions;
 
 use std::future::Future;
 use std::time::Duration;

@@ -10,9 +10,12 @@
 
 use std::collections::BTreeSet;
 
+use leadscore_core::Predictor as _;
 use leadscore_predict::dataset::Table;
 use leadscore_predict::evaluation::{Evaluation, OutcomeCounts, Refit};
+use leadscore_predict::metrics;
 use leadscore_predict::predictive::{Algorithm, PredictiveModel, SavedModel};
+use leadscore_predict::report::{self, ReportInput};
 use leadscore_predict::training::{self, Holdout, TrainingOptions};
 use leadscore_store::predictive::LabelledLead;
 use serde_json::Value;
@@ -139,6 +142,50 @@ fn table(outcomes: &[LabelledLead], fields: &[String]) -> Result<Table, leadscor
     Table::from_json_lines_reader(lines.as_slice(), "the workspace's leads")
 }
 
+/// The evaluation report `leadscore evaluate --report` draws (`leadscore_predict::report`), of
+/// `model` measured on the workspace's labelled leads as they are now: each lead's probability
+/// against its outcome. `None` unless both outcomes are among them. The leads a model was trained
+/// on are among them too, so its figures can be better than on new leads; the figures measured on
+/// held-out leads are those its file records.
+pub fn evaluation_report(
+    title: &str,
+    model: &PredictiveModel,
+    outcomes: &[LabelledLead],
+) -> Result<Option<String>, RetrainError> {
+    let customers = outcomes.iter().filter(|o| o.converted).count();
+    if customers == 0 || customers == outcomes.len() {
+        return Ok(None);
+    }
+    let failed = |e: &dyn std::fmt::Display| RetrainError::Failed(e.to_string());
+    let fields = model.fields().to_vec();
+    let table = table(outcomes, &fields).map_err(|e| failed(&e))?;
+    let rows: Vec<usize> = (0..outcomes.len()).collect();
+    let probabilities = model.saved().fitted.predict_table(&table, &rows).map_err(|e| failed(&e))?;
+    let labels: Vec<bool> = outcomes.iter().map(|o| o.converted).collect();
+    let figure = |value: f64| if value.is_finite() { format!("{value:.3}") } else { "undefined".to_string() };
+    let summary = vec![
+        ("leads".to_string(), outcomes.len().to_string()),
+        ("conversions (customer)".to_string(), customers.to_string()),
+        ("AUC".to_string(), metrics::roc_auc(&probabilities, &labels).map_or("undefined".to_string(), figure)),
+        ("log loss".to_string(), figure(metrics::log_loss(&probabilities, &labels))),
+        ("Brier score".to_string(), figure(metrics::brier(&probabilities, &labels))),
+    ];
+    let subtitle = format!(
+        "{} on the workspace's {} leads in stage `customer` or `lost`, fields {}",
+        model.saved().fitted.name(),
+        outcomes.len(),
+        fields.join(", ")
+    );
+    Ok(Some(report::html(&ReportInput {
+        title,
+        subtitle: &subtitle,
+        scores: &probabilities,
+        labels: &labels,
+        probabilities: Some(&probabilities),
+        summary,
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -167,6 +214,18 @@ mod tests {
             let saved = SavedModel::from_json(trained.body.as_bytes(), "conversion").unwrap();
             assert_eq!(saved.features, ["age", "job"]);
         }
+    }
+
+    #[test]
+    fn a_stored_model_is_reported_on_the_leads_with_both_outcomes_only() {
+        let outcomes: Vec<LabelledLead> = (0..60).map(|i| outcome(i % 2 == 0, i)).collect();
+        let trained = train(&outcomes, &attribute_keys(&outcomes), Algorithm::Logistic, 7, "conversion").unwrap();
+        let page = evaluation_report("conversion v1", &trained.model, &outcomes).unwrap().expect("both outcomes");
+        assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<title>conversion v1</title>"), "{page}");
+        assert!(page.contains("<th scope=\"row\">leads</th><td>60</td>"), "{page}");
+        assert!(page.contains("<svg") && !page.contains("<script"), "charts, no script");
+        let customers_only: Vec<LabelledLead> = outcomes.into_iter().filter(|o| o.converted).collect();
+        assert_eq!(evaluation_report("c", &trained.model, &customers_only).unwrap(), None);
     }
 
     #[test]

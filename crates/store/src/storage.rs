@@ -434,8 +434,13 @@ pub trait Storage: Send + Sync {
         now: i64,
     ) -> StorageFuture<'_, User>;
     /// Disables one of the workspace's accounts and ends its sessions; false if it has no such
-    /// account still enabled.
+    /// account still enabled; `Conflict` for the workspace's last enabled admin.
     fn disable_user(&self, workspace_id: i64, user_id: i64, now: i64) -> StorageFuture<'_, bool>;
+    /// Gives one of the workspace's accounts another role; false if it has no such account;
+    /// `Conflict` if it would leave the workspace without an enabled admin.
+    fn set_user_role(&self, workspace_id: i64, user_id: i64, role: Role) -> StorageFuture<'_, bool>;
+    /// When each of the workspace's accounts last signed in, by account id (those that did).
+    fn last_sign_ins(&self, workspace_id: i64) -> StorageFuture<'_, Vec<(i64, i64)>>;
     /// Gives one of the workspace's accounts a new password and ends its sessions; false if it
     /// has no such account.
     fn set_password(&self, workspace_id: i64, user_id: i64, password_hash: String, now: i64)
@@ -447,9 +452,15 @@ pub trait Storage: Send + Sync {
     fn subscribe_webhook(&self, workspace_id: i64, new: NewWebhook, now: i64) -> StorageFuture<'_, Webhook>;
     /// Stops a webhook; false if the workspace has no such webhook.
     fn delete_webhook(&self, workspace_id: i64, id: i64, now: i64) -> StorageFuture<'_, bool>;
-    /// A webhook's newest `limit` notifications and their attempts; `None` if the workspace has
-    /// no such webhook.
-    fn delivery_log(&self, workspace_id: i64, id: i64, limit: u32) -> StorageFuture<'_, Option<Vec<LogEntry>>>;
+    /// A webhook's newest `limit` notifications (older than the notification `before`, if given)
+    /// and their attempts; `None` if the workspace has no such webhook.
+    fn delivery_log(
+        &self,
+        workspace_id: i64,
+        id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StorageFuture<'_, Option<Vec<LogEntry>>>;
     /// Queues a notification of the workspace again; returns the new notification's id.
     fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64>;
 }

@@ -152,9 +152,52 @@ pub fn set_password(
     Ok(changed == 1)
 }
 
+/// Refuses (`Conflict`) a change that would leave the workspace without an enabled admin: the
+/// account `user_id` is its only one. Nobody could then manage its people, keys or webhooks.
+fn keep_an_admin(connection: &Connection, workspace_id: i64, user_id: i64) -> Result<(), StoreError> {
+    let (is_admin, others): (bool, i64) = connection.query_row(
+        "SELECT coalesce(max(id = ?2), 0), count(*) FILTER (WHERE id != ?2) FROM users \
+         WHERE workspace_id = ?1 AND role = 'admin' AND disabled_at IS NULL",
+        params![workspace_id, user_id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    if is_admin && others == 0 {
+        return Err(StoreError::Conflict(
+            "this is the workspace's last admin: make another person admin first".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Gives one of the workspace's accounts another role; false if it has no such account.
+/// Refused (`Conflict`) when it would take the role of admin from the workspace's last admin.
+pub fn set_role(connection: &Connection, workspace_id: i64, user_id: i64, role: Role) -> Result<bool, StoreError> {
+    if role != Role::Admin {
+        keep_an_admin(connection, workspace_id, user_id)?;
+    }
+    let changed = connection.execute(
+        "UPDATE users SET role = ?3 WHERE workspace_id = ?1 AND id = ?2",
+        params![workspace_id, user_id, role.as_str()],
+    )?;
+    Ok(changed == 1)
+}
+
+/// When each of the workspace's accounts last signed in (opened a session), by account id;
+/// accounts that never did are absent.
+pub fn last_sign_ins(connection: &Connection, workspace_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT u.id, max(s.created_at) FROM users u JOIN sessions s ON s.user_id = u.id \
+         WHERE u.workspace_id = ?1 GROUP BY u.id ORDER BY u.id",
+    )?;
+    let rows = statement.query_map([workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Disables one of the workspace's accounts: it can no longer sign in and its sessions end
-/// (`sessions::live` finds none). False if the workspace has no such live account.
+/// (`sessions::live` finds none). False if the workspace has no such live account. Refused
+/// (`Conflict`) for the workspace's last enabled admin.
 pub fn disable(connection: &Connection, workspace_id: i64, user_id: i64, now: i64) -> Result<bool, StoreError> {
+    keep_an_admin(connection, workspace_id, user_id)?;
     let changed = connection.execute(
         "UPDATE users SET disabled_at = ?3 WHERE workspace_id = ?1 AND id = ?2 AND disabled_at IS NULL",
         params![workspace_id, user_id, now],

@@ -234,12 +234,19 @@ pub struct LogEntry {
     pub last_error: Option<String>,
 }
 
-pub fn log(connection: &Connection, webhook_id: i64, limit: u32) -> Result<Vec<LogEntry>, StoreError> {
+/// A webhook's newest `limit` notifications older than the notification `before` (all of them
+/// with `None`), newest first: a page of its delivery log.
+pub fn log(
+    connection: &Connection,
+    webhook_id: i64,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<LogEntry>, StoreError> {
     let mut statement = connection.prepare_cached(
         "SELECT id, lead_id, event, created_at, attempts, delivered_at, failed_at, next_attempt_at, last_status, last_error
-         FROM outbox WHERE webhook_id = ?1 ORDER BY id DESC LIMIT ?2",
+         FROM outbox WHERE webhook_id = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?2",
     )?;
-    let rows = statement.query_map(params![webhook_id, limit], |row| {
+    let rows = statement.query_map(params![webhook_id, limit, before.unwrap_or(i64::MAX)], |row| {
         Ok(LogEntry {
             id: row.get(0)?,
             lead_id: row.get(1)?,

@@ -58,9 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = leadscore_store::now_ms();
     match args.action {
         Action::Create { data, workspace, email, role } => {
-            if !email.contains('@') || email.trim().chars().count() > 254 {
-                bail!("`{email}` is not an e-mail address: give the address the person signs in with");
-            }
+            leadscore_server::accounts::check_email(&email)?;
             let password = password(&email)?;
             passwords::check(&password, &email)?;
             let hash = passwords::hash(&password)?;

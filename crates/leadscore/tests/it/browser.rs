@@ -1,6 +1,9 @@
 //! The console in a real browser: Chromium, driven through its WebDriver (`chromedriver`),
 //! against a real `leadscore serve`. A person signs in, reads the leads, filters them, opens a
-//! lead and reads its explanation, moves its stage and signs out; a viewer is offered no move.
+//! lead and reads its explanation, moves its stage and signs out; a viewer is offered no move. An
+//! admin subscribes a webhook, sees its delivery and sends it again, creates and revokes a key,
+//! adds a person who then signs in; a viewer reads a predictive model's evaluation report, after
+//! an expired session sent them to the sign-in page.
 //! Every page is photographed at 1280 and 390 px into `target/console-screenshots/` (not
 //! committed), for people to look at.
 //!
@@ -427,6 +430,213 @@ fn an_admin_edits_previews_activates_and_rolls_back_a_model_in_a_real_browser() 
             client.goto(&format!("{base}/models")).await.unwrap();
             let active = client.find(Locator::Css("tr.version-active th")).await.unwrap().text().await.unwrap();
             assert_eq!(active, "Version 1");
+            client.close().await.unwrap();
+        }
+    });
+}
+
+// Administration: webhooks and their deliveries, API keys, people, predictive models, sessions.
+
+/// The text of a field the page filled in (a secret shown once).
+async fn value_of(client: &Client, css: &str) -> String {
+    client.find(Locator::Css(css)).await.unwrap().prop("value").await.unwrap().unwrap_or_default()
+}
+
+async fn texts(client: &Client, css: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for element in client.find_all(Locator::Css(css)).await.unwrap() {
+        found.push(element.text().await.unwrap());
+    }
+    found
+}
+
+#[test]
+#[cfg_attr(not(browser), ignore = "needs LEADSCORE_CHROMEDRIVER (see the module's doc)")]
+fn an_admin_manages_webhooks_keys_and_people_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_key, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "admin@example.com", "admin");
+    let server = Server::start(dir.path(), &["--allow-private-webhooks"]);
+    assert_eq!(server.post_text("/api/models", &admin_key, COUNTING_MODEL).status, 201);
+    let receiver = Receiver::start(0);
+    let base = format!("http://{}", server.address);
+    let driver = start_driver();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for width in [1280, 390] {
+            let client = browser(&driver, width).await;
+            sign_in(&client, &base, "admin@example.com").await;
+
+            // A webhook: a mistake first, then the secret shown once.
+            client.goto(&format!("{base}/webhooks")).await.unwrap();
+            photograph(&client, "webhooks", width).await;
+            client
+                .find(Locator::Id("webhook-url"))
+                .await
+                .unwrap()
+                .send_keys("ftp://crm.example.com/hook")
+                .await
+                .unwrap();
+            client.find(Locator::Id("event-stage_changed")).await.unwrap().click().await.unwrap();
+            client.find(Locator::Css("form[action='/webhooks'] button")).await.unwrap().click().await.unwrap();
+            let problem = client.find(Locator::Css(".error-summary a")).await.unwrap().text().await.unwrap();
+            assert_eq!(problem, "The address must be an http:// or https:// URL");
+            photograph(&client, "webhooks-error", width).await;
+            let url = client.find(Locator::Id("webhook-url")).await.unwrap();
+            url.clear().await.unwrap();
+            url.send_keys(&format!("{}?width={width}", receiver.url)).await.unwrap();
+            client.find(Locator::Css("form[action='/webhooks'] button")).await.unwrap().click().await.unwrap();
+            let secret = value_of(&client, "#created-secret").await;
+            assert!(secret.starts_with("whsec_"), "{secret}");
+            photograph(&client, "webhook-created", width).await;
+
+            // A lead moves: the delivery shows, and is sent again.
+            let lead = format!("lead-{width}");
+            let track = json!({"userId": lead, "event": "page_view", "messageId": format!("m-{width}")});
+            assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+            let moved = server.post_json(
+                &format!("/api/leads/{lead}/stage"),
+                &admin_key,
+                &json!({"stage": "sal", "actor": "rep"}),
+            );
+            assert_eq!(moved.status, 200, "{}", moved.body);
+            client.goto(&format!("{base}/webhooks")).await.unwrap();
+            let ours = format!("//a[contains(@class, 'url') and contains(., 'width={width}')]");
+            let hook = client.find(Locator::XPath(&ours)).await.unwrap().attr("href").await.unwrap().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                client.goto(&format!("{base}{hook}")).await.unwrap();
+                if texts(&client, ".deliveries .state").await.iter().any(|s| s.contains("Delivered")) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no delivery shown");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            photograph(&client, "webhook-deliveries", width).await;
+            client.find(Locator::Css(".deliveries form button")).await.unwrap().click().await.unwrap();
+            // The answer is the same page: wait for the new delivery's row.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while client.find_all(Locator::Css(".deliveries tbody tr")).await.unwrap().len() < 2 {
+                assert!(Instant::now() < deadline, "the redelivery is not listed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(client.current_url().await.unwrap().path(), hook);
+            client.goto(&format!("{base}{hook}/delete")).await.unwrap();
+            photograph(&client, "webhook-delete", width).await;
+
+            // A key, shown once, then revoked after a confirmation.
+            client.goto(&format!("{base}/keys")).await.unwrap();
+            client.find(Locator::Id("scope-read")).await.unwrap().click().await.unwrap();
+            client.find(Locator::Css("form[action='/keys'] button")).await.unwrap().click().await.unwrap();
+            let key = value_of(&client, "#created-secret").await;
+            assert!(key.starts_with("lsk_"), "{key}");
+            assert_eq!(server.get("/api/leads", &key).status, 200);
+            photograph(&client, "key-created", width).await;
+            client.goto(&format!("{base}/keys")).await.unwrap();
+            assert!(!client.source().await.unwrap().contains(&key), "shown once");
+            photograph(&client, "keys", width).await;
+            let row = client
+                .find(Locator::XPath(&format!("//tr[.//code[starts-with(., '{}')]]//a", &key[..12])))
+                .await
+                .unwrap();
+            row.click().await.unwrap();
+            photograph(&client, "key-revoke", width).await;
+            client.find(Locator::Css(".confirm-actions button")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/keys").await;
+            assert_eq!(server.get("/api/leads", &key).status, 401, "revoked");
+
+            // A person with a password made up for them, who signs in with it.
+            client.goto(&format!("{base}/users")).await.unwrap();
+            let email = format!("ola.{width}@example.pl");
+            client.find(Locator::Id("user-email")).await.unwrap().send_keys(&email).await.unwrap();
+            client.find(Locator::Id("role-editor")).await.unwrap().click().await.unwrap();
+            client.find(Locator::Css("form[action='/users'] button")).await.unwrap().click().await.unwrap();
+            let password = value_of(&client, "#given-password").await;
+            assert_eq!(password.len(), 19, "{password}");
+            photograph(&client, "user-created", width).await;
+            client.goto(&format!("{base}/users")).await.unwrap();
+            photograph(&client, "users", width).await;
+            client.find(Locator::LinkText(&email)).await.unwrap().click().await.unwrap();
+            photograph(&client, "user", width).await;
+            client.goto(&format!("{base}/account")).await.unwrap();
+            photograph(&client, "account", width).await;
+            client.find(Locator::Css("form.account button")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/sign-in").await;
+            client.find(Locator::Id("email")).await.unwrap().send_keys(&email).await.unwrap();
+            client.find(Locator::Id("password")).await.unwrap().send_keys(&password).await.unwrap();
+            client.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/leads").await;
+            assert_eq!(client.find(Locator::Css(".account-email")).await.unwrap().text().await.unwrap(), email);
+            client.goto(&format!("{base}/users")).await.unwrap();
+            assert!(client.source().await.unwrap().contains("it takes the admin role"), "an editor is refused");
+            client.close().await.unwrap();
+        }
+    });
+}
+
+#[test]
+#[cfg_attr(not(browser), ignore = "needs LEADSCORE_CHROMEDRIVER (see the module's doc)")]
+fn a_viewer_reads_a_predictive_models_report_and_an_expired_session_signs_in_again() {
+    use crate::serve::{PREDICTIVE_MODEL, lead_with_outcome, put, train_bank_model};
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_key, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "viewer@example.com", "viewer");
+    let file = train_bank_model(dir.path());
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(put(&server, "/api/predictive-models/conversion", &admin_key, &file).status, 201);
+    assert_eq!(server.post_text("/api/models", &admin_key, PREDICTIVE_MODEL).status, 201);
+    for i in 0..12 {
+        let customer = json!({"age": 30 + i, "job": "management", "balance": 1500 + i * 100, "poutcome": "success"});
+        lead_with_outcome(&server, &admin_key, &ingest, &format!("c{i}"), customer, "customer");
+        let lost = json!({"age": 25 + i, "job": "blue-collar", "balance": 100 + i * 10, "poutcome": "failure"});
+        lead_with_outcome(&server, &admin_key, &ingest, &format!("l{i}"), lost, "lost");
+    }
+    // A session opened through the store nine hours ago: idle for longer than it may be.
+    let store = leadscore_store::Store::open(dir.path()).unwrap();
+    let (user, _) =
+        store.read_blocking(|c| leadscore_store::users::by_email(c, "viewer@example.com")).unwrap().unwrap();
+    let nine_hours_ago = leadscore_store::now_ms() - 9 * 3_600_000;
+    let expired = store
+        .write_blocking(move |c| {
+            leadscore_store::sessions::open(c, user.id, nine_hours_ago, 8 * 3_600_000, 7 * 86_400_000)
+        })
+        .unwrap()
+        .token;
+    let base = format!("http://{}", server.address);
+    let driver = start_driver();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for width in [1280, 390] {
+            let client = browser(&driver, width).await;
+            // The expired session's cookie leads to the sign-in page, and signing in works again.
+            client.goto(&format!("{base}/sign-in")).await.unwrap();
+            let host = server.address.split(':').next().unwrap();
+            let cookie = format!("leadscore_session={expired}; Path=/; Domain={host}; SameSite=Lax; HttpOnly");
+            let cookie = fantoccini::cookies::Cookie::parse(cookie).unwrap();
+            client.add_cookie(cookie).await.unwrap();
+            let kept = client.get_named_cookie("leadscore_session").await.unwrap();
+            assert_eq!(kept.value(), expired, "the browser sends the expired session");
+            client.goto(&format!("{base}/predictive")).await.unwrap();
+            wait_for_path(&client, "/sign-in").await;
+            sign_in(&client, &base, "viewer@example.com").await;
+
+            client.find(Locator::LinkText("Predictive")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/predictive").await;
+            photograph(&client, "predictive", width).await;
+            client.find(Locator::LinkText("Version 1")).await.unwrap().click().await.unwrap();
+            let frame = client.find(Locator::Css("iframe.report-frame")).await.unwrap();
+            photograph(&client, "predictive-model", width).await;
+            frame.enter_frame().await.unwrap();
+            let title = client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+            assert_eq!(title, "conversion version 1");
+            assert!(!client.find_all(Locator::Css("svg")).await.unwrap().is_empty(), "its charts");
+            client.enter_parent_frame().await.unwrap();
+            assert!(
+                client.find(Locator::Css("form[action$='/retrain']")).await.is_err(),
+                "a viewer is offered no retrain"
+            );
+            client.goto(&format!("{base}/predictive/1/report")).await.unwrap();
+            photograph(&client, "predictive-report", width).await;
             client.close().await.unwrap();
         }
     });

@@ -1,6 +1,10 @@
 //! The web console over real HTTP against `leadscore serve`: signing in with an account made by
 //! `leadscore users create`, the session cookie and its flags, the leads page, posts from other
-//! sites refused, sign-out with the session's form token, and guessing slowed down.
+//! sites refused, sign-out with the session's form token, and guessing slowed down. The
+//! administration pages (webhooks and deliveries, keys, people, one's own password, predictive
+//! models): each action done by an admin, refused to editors and viewers by the request itself,
+//! refused without the session's token or from another origin; secrets shown once; sessions past
+//! their idle time or their end, opened through the store at past times.
 
 use serde_json::json;
 
@@ -651,4 +655,433 @@ fn the_funnel_counts_the_periods_mqls_through_to_customer_by_tier() {
     assert_eq!(typo.status, 400);
     assert!(text_of(&typo.body).contains("`score` `engagment` is not a score of the active model"), "{}", typo.body);
     assert_eq!(request(&server.address, "GET", "/funnel", &[], b"").header("location"), Some("/sign-in"));
+}
+
+// Administration: webhooks and their deliveries, API keys, people, one's own account, sessions.
+
+/// A signed-in browser of the console, as a test drives it over HTTP.
+struct Browser<'s> {
+    server: &'s Server,
+    session: String,
+}
+
+impl<'s> Browser<'s> {
+    fn sign_in(server: &'s Server, email: &str, password: &str) -> Browser<'s> {
+        let answer = sign_in(server, email, password);
+        assert_eq!(answer.status, 303, "{email} signs in: {}", answer.body);
+        Browser { server, session: session_of(&answer) }
+    }
+
+    fn get(&self, path: &str) -> Response {
+        page(self.server, path, &self.session)
+    }
+
+    /// The session's form token, read from a page as a browser would.
+    fn token(&self) -> String {
+        let account = self.get("/account");
+        assert_eq!(account.status, 200, "{}", account.body);
+        account.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+    }
+
+    /// Posts `body` with the session's token, from the console's own origin.
+    fn post(&self, path: &str, body: &str) -> Response {
+        let origin = format!("http://{}", self.server.address);
+        self.post_raw(path, &format!("csrf={}&{body}", self.token()), &origin)
+    }
+
+    fn post_raw(&self, path: &str, body: &str, origin: &str) -> Response {
+        let cookie = format!("leadscore_session={}", self.session);
+        let headers = [FORM, ("Origin", origin), ("Cookie", cookie.as_str())];
+        request(&self.server.address, "POST", path, &headers, body.as_bytes())
+    }
+}
+
+/// The first number in `text` after `before`.
+fn id_after(text: &str, before: &str) -> i64 {
+    let rest = text.split(before).nth(1).unwrap_or_else(|| panic!("no `{before}` in {text}"));
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+}
+
+/// The text of the secret field a creation's answer shows once.
+fn shown_secret(body: &str) -> String {
+    body.split("class=\"secret-value\" type=\"text\" readonly value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn admin_pages_and_actions_refuse_editors_and_viewers_and_posts_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_key, _, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "admin@example.com", "admin");
+    create_account(dir.path(), "editor@example.com", "editor");
+    create_account(dir.path(), "viewer@example.com", "viewer");
+    let server = Server::start(dir.path(), &["--allow-private-webhooks"]);
+    let hook = server.post_json(
+        "/api/webhooks",
+        &admin_key,
+        &json!({"url": "http://127.0.0.1:9/hook", "events": ["became_mql"]}),
+    );
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    let hook = hook.json()["id"].as_i64().unwrap();
+    let admin = Browser::sign_in(&server, "admin@example.com", PASSWORD);
+    let key_id = id_after(&admin.get("/keys").body, "/keys/");
+
+    let pages = [
+        "/webhooks".to_string(),
+        format!("/webhooks/{hook}"),
+        format!("/webhooks/{hook}/delete"),
+        "/keys".to_string(),
+        format!("/keys/{key_id}/revoke"),
+        "/users".to_string(),
+        "/users/1".to_string(),
+        "/users/1/disable".to_string(),
+    ];
+    let actions: Vec<(String, &str)> = vec![
+        ("/webhooks".to_string(), "url=https%3A%2F%2Fcrm.example.com%2Fhook&events=became_mql"),
+        (format!("/webhooks/{hook}/deliveries/1/redeliver"), ""),
+        (format!("/webhooks/{hook}/delete"), ""),
+        ("/keys".to_string(), "scope=admin"),
+        (format!("/keys/{key_id}/revoke"), ""),
+        ("/users".to_string(), "email=mallory%40example.com&role=admin&password="),
+        ("/users/1/role".to_string(), "role=viewer"),
+        ("/users/1/password".to_string(), "password="),
+        ("/users/1/disable".to_string(), ""),
+        ("/predictive/1/retrain".to_string(), "algorithm=logistic&activate=yes"),
+    ];
+    for email in ["editor@example.com", "viewer@example.com"] {
+        let person = Browser::sign_in(&server, email, PASSWORD);
+        let shown = person.get("/leads");
+        assert!(!shown.body.contains("href=\"/keys\""), "{email} is not offered the admin pages");
+        for path in &pages {
+            let refused = person.get(path);
+            assert_eq!(refused.status, 403, "{email} GET {path}: {}", refused.body);
+            assert!(refused.body.contains("it takes the admin role"), "{}", refused.body);
+        }
+        for (path, body) in &actions {
+            assert_eq!(person.post(path, body).status, 403, "{email} POST {path}");
+        }
+    }
+    // The admin's own posts need the session's token and this origin.
+    let origin = format!("http://{}", server.address);
+    let token = admin.token();
+    for (path, body) in &actions {
+        assert_eq!(admin.post_raw(path, body, &origin).status, 403, "POST {path} without a token");
+        assert_eq!(admin.post_raw(path, &format!("csrf=forged&{body}"), &origin).status, 403, "{path}: a wrong token");
+        let foreign = admin.post_raw(path, &format!("csrf={token}&{body}"), "https://evil.example");
+        assert_eq!(foreign.status, 403, "POST {path} from another site");
+    }
+    // Nothing of it happened.
+    assert_eq!(server.get("/api/keys", &admin_key).json()["keys"].as_array().unwrap().len(), 3);
+    assert_eq!(server.get("/api/webhooks", &admin_key).json()["webhooks"].as_array().unwrap().len(), 1);
+    assert!(!admin.get("/users").body.contains("mallory@example.com"));
+    // Every person's own account page and password change are theirs, refused without the token.
+    let viewer = Browser::sign_in(&server, "viewer@example.com", PASSWORD);
+    assert_eq!(viewer.get("/account").status, 200);
+    let change = "current=correct+horse+battery&new=a+new+long+password&again=a+new+long+password";
+    assert_eq!(viewer.post_raw("/account/password", change, &origin).status, 403);
+    assert_eq!(viewer.post_raw("/account/password", &format!("csrf=forged&{change}"), &origin).status, 403);
+    let foreign =
+        viewer.post_raw("/account/password", &format!("csrf={}&{change}", viewer.token()), "https://evil.example");
+    assert_eq!(foreign.status, 403);
+}
+
+#[test]
+fn an_admin_creates_a_key_that_is_shown_once_and_revokes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    create_account(dir.path(), "admin@example.com", "admin");
+    let server = Server::start(dir.path(), &[]);
+    let admin = Browser::sign_in(&server, "admin@example.com", PASSWORD);
+    let empty = admin.get("/keys");
+    assert_eq!(empty.status, 200);
+    assert!(empty.body.contains("No key yet"), "{}", empty.body);
+
+    let unknown = admin.post("/keys", "scope=owner");
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.body.contains("Unknown scope `owner`: use ingest, read or admin"), "{}", unknown.body);
+
+    let created = admin.post("/keys", "scope=read");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let secret = shown_secret(&created.body);
+    assert!(secret.starts_with("lsk_") && secret.len() == 68, "{secret}");
+    assert!(created.body.contains("it will not be shown again"));
+    assert_eq!(server.get("/api/leads", &secret).status, 200, "the key works");
+
+    // Never again: the list shows its prefix only.
+    let listed = admin.get("/keys");
+    assert!(!listed.body.contains(&secret), "the secret is shown once");
+    assert!(listed.body.contains(&secret[..12]), "its prefix is");
+    let id = id_after(&listed.body, "/keys/");
+    let confirm = admin.get(&format!("/keys/{id}/revoke"));
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("every request that sends it is refused"), "{}", confirm.body);
+    assert!(!confirm.body.contains(&secret));
+    assert_eq!(admin.get("/keys/999/revoke").status, 404);
+
+    let revoked = admin.post(&format!("/keys/{id}/revoke"), "");
+    assert_eq!((revoked.status, revoked.header("location")), (303, Some("/keys")));
+    assert_eq!(server.get("/api/leads", &secret).status, 401, "revoked at once");
+    let after = admin.get("/keys");
+    assert!(after.body.contains("Revoked") && !after.body.contains(&format!("/keys/{id}/revoke")), "{}", after.body);
+}
+
+#[test]
+fn an_admin_subscribes_a_webhook_reads_its_deliveries_and_redelivers_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_key, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "admin@example.com", "admin");
+    let server = Server::start(dir.path(), &["--allow-private-webhooks"]);
+    assert_eq!(server.post_text("/api/models", &admin_key, COUNTING_MODEL).status, 201);
+    let receiver = Receiver::start(0);
+    let admin = Browser::sign_in(&server, "admin@example.com", PASSWORD);
+    let encoded = receiver.url.replace(':', "%3A").replace('/', "%2F");
+
+    // Mistakes come back as sentences, with the form as it was typed.
+    let ftp = admin.post("/webhooks", "url=ftp%3A%2F%2Fcrm.example.com&events=stage_changed");
+    assert_eq!(ftp.status, 400);
+    assert!(ftp.body.contains("The address must be an http:// or https:// URL"), "{}", ftp.body);
+    assert!(ftp.body.contains("value=\"ftp://crm.example.com\""), "the address stays in the form");
+    let no_events = admin.post("/webhooks", &format!("url={encoded}"));
+    assert_eq!(no_events.status, 400);
+    assert!(no_events.body.contains("The list of notifications is empty: use any of"), "{}", no_events.body);
+    let threshold =
+        admin.post("/webhooks", &format!("url={encoded}&events=score_crossed&score=activity&threshold=many"));
+    assert!(threshold.body.contains("The threshold `many` is not a number"), "{}", threshold.body);
+
+    let created = admin.post(
+        "/webhooks",
+        &format!("url={encoded}&events=stage_changed&events=score_crossed&score=activity&threshold=-5"),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let secret = shown_secret(&created.body);
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert!(created.body.contains("Score `activity` is never below -5"), "the API's warning: {}", created.body);
+    let listed = admin.get("/webhooks");
+    assert!(listed.body.contains(&receiver.url) && !listed.body.contains(&secret), "the secret is shown once");
+    let id = id_after(&listed.body, "/webhooks/");
+
+    assert_eq!(
+        server
+            .post_json("/v1/track", &ingest, &json!({"userId": "w1", "event": "page_view", "messageId": "m1"}))
+            .status,
+        200
+    );
+    let moved = server.post_json("/api/leads/w1/stage", &admin_key, &json!({"stage": "sal", "actor": "rep"}));
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    receiver.wait_for(1);
+    let log = loop {
+        let log = admin.get(&format!("/webhooks/{id}"));
+        if log.body.contains("Delivered") {
+            break log;
+        }
+    };
+    assert!(log.body.contains("<code>stage_changed</code>") && log.body.contains("<code>200</code>"), "{}", log.body);
+    assert!(!log.body.contains(&secret));
+    let delivery = id_after(&log.body, "/deliveries/");
+    let again = admin.post(&format!("/webhooks/{id}/deliveries/{delivery}/redeliver"), "");
+    assert_eq!((again.status, again.header("location")), (303, Some(&*format!("/webhooks/{id}"))));
+    assert_eq!(receiver.wait_for(2).len(), 2, "sent again");
+    assert_eq!(admin.post(&format!("/webhooks/{id}/deliveries/999999/redeliver"), "").status, 404);
+
+    // Deleting asks first, then stops it.
+    let confirm = admin.get(&format!("/webhooks/{id}/delete"));
+    assert!(confirm.body.contains("Notifications still waiting are not sent"), "{}", confirm.body);
+    let deleted = admin.post(&format!("/webhooks/{id}/delete"), "");
+    assert_eq!((deleted.status, deleted.header("location")), (303, Some("/webhooks")));
+    assert!(server.get("/api/webhooks", &admin_key).json()["webhooks"].as_array().unwrap().is_empty());
+    assert_eq!(admin.get(&format!("/webhooks/{id}")).status, 404);
+}
+
+#[test]
+fn an_admin_adds_people_changes_them_and_cannot_remove_the_last_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    create_account(dir.path(), "admin@example.com", "admin");
+    let server = Server::start(dir.path(), &[]);
+    let admin = Browser::sign_in(&server, "admin@example.com", PASSWORD);
+    let me = id_after(&admin.get("/users").body, "/users/");
+
+    // The last admin can be neither demoted nor disabled.
+    let demoted = admin.post(&format!("/users/{me}/role"), "role=editor");
+    assert_eq!(demoted.status, 409);
+    assert!(
+        demoted.body.contains("This is the workspace&#39;s last admin: make another person admin first")
+            || demoted.body.contains("This is the workspace's last admin: make another person admin first"),
+        "{}",
+        demoted.body
+    );
+    assert_eq!(admin.post(&format!("/users/{me}/disable"), "").status, 409);
+
+    let short = admin.post("/users", "email=ola%40example.pl&role=viewer&password=short");
+    assert_eq!(short.status, 400);
+    assert!(short.body.contains("The password is too short"), "{}", short.body);
+    let not_an_address = admin.post("/users", "email=ola&role=viewer&password=");
+    assert!(not_an_address.body.contains("`ola` is not an e-mail address"), "{}", not_an_address.body);
+
+    // A password made up for a new person is shown once, and signs them in.
+    let created = admin.post("/users", "email=ola%40example.pl&role=viewer&password=");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let password = shown_secret(&created.body);
+    let ola = Browser::sign_in(&server, "ola@example.pl", &password);
+    assert!(!admin.get("/users").body.contains(&password), "shown once");
+    let twice = admin.post("/users", "email=OLA%40example.pl&role=viewer&password=");
+    assert_eq!(twice.status, 409, "{}", twice.body);
+
+    let users = admin.get("/users");
+    let ola_id = id_after(users.body.split("ola@example.pl").next().unwrap().rsplit("/users/").next().unwrap(), "");
+    assert_eq!(admin.post(&format!("/users/{ola_id}/role"), "role=admin").status, 303);
+    assert!(admin.get(&format!("/users/{ola_id}")).body.contains("badge-role-admin"));
+    let demoted = admin.post(&format!("/users/{me}/role"), "role=editor");
+    assert_eq!((demoted.status, demoted.header("location")), (303, Some("/leads")), "another admin remains");
+    assert_eq!(admin.get("/users").status, 403, "an editor now");
+    assert_eq!(ola.get("/keys").status, 200, "ola is an admin now");
+
+    // A new password ends their sessions; disabling keeps them out.
+    let reset = ola.post(&format!("/users/{me}/password"), "password=another+long+password");
+    assert_eq!(reset.status, 303);
+    assert_eq!(admin.get("/leads").header("location"), Some("/sign-in"), "signed out by the reset");
+    let admin = Browser::sign_in(&server, "admin@example.com", "another long password");
+    assert_eq!(ola.post(&format!("/users/{me}/disable"), "").status, 303);
+    assert_eq!(admin.get("/leads").header("location"), Some("/sign-in"), "signed out by disabling");
+    assert_eq!(sign_in(&server, "admin@example.com", "another long password").status, 401);
+    assert!(ola.get("/users").body.contains("Disabled"));
+}
+
+#[test]
+fn everyone_changes_their_own_password_and_their_other_sessions_end() {
+    let dir = tempfile::tempdir().unwrap();
+    create_account(dir.path(), "jan@example.pl", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    let here = Browser::sign_in(&server, "jan@example.pl", PASSWORD);
+    let elsewhere = Browser::sign_in(&server, "jan@example.pl", PASSWORD);
+
+    let wrong = here.post("/account/password", "current=not+it&new=a+new+long+password&again=a+new+long+password");
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.body.contains("The current password is not right"), "{}", wrong.body);
+    let differ = here
+        .post("/account/password", "current=correct+horse+battery&new=a+new+long+password&again=a+new+long+passwor");
+    assert!(differ.body.contains("The two new passwords differ"), "{}", differ.body);
+    let short = here.post("/account/password", "current=correct+horse+battery&new=short&again=short");
+    assert!(short.body.contains("The password is too short"), "{}", short.body);
+
+    let changed = here
+        .post("/account/password", "current=correct+horse+battery&new=a+new+long+password&again=a+new+long+password");
+    assert_eq!((changed.status, changed.header("location")), (303, Some("/account?changed=yes")));
+    let here = Browser { server: &server, session: session_of(&changed) };
+    assert!(here.get("/account?changed=yes").body.contains("Your password was changed"));
+    assert_eq!(elsewhere.get("/leads").header("location"), Some("/sign-in"), "the other session ended");
+    assert_eq!(sign_in(&server, "jan@example.pl", PASSWORD).status, 401);
+    Browser::sign_in(&server, "jan@example.pl", "a new long password");
+}
+
+#[test]
+fn a_session_past_its_idle_time_or_its_end_or_signed_out_goes_to_the_sign_in_page() {
+    use leadscore_store::{Store, sessions, users};
+    const HOUR: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    create_account(dir.path(), "ana@example.com", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    // Sessions opened through the store beside the service, at times in the past: no waiting.
+    let store = Store::open(dir.path()).unwrap();
+    let (user, _) = store.read_blocking(|c| users::by_email(c, "ana@example.com")).unwrap().unwrap();
+    let now = leadscore_store::now_ms();
+    let open = |at: i64| {
+        let id = user.id;
+        store.write_blocking(move |c| sessions::open(c, id, at, 8 * HOUR, 7 * 24 * HOUR)).unwrap().token
+    };
+    let fresh = open(now);
+    assert_eq!(page(&server, "/leads", &fresh).status, 200, "a session opened now is live");
+    let idle = open(now - 8 * HOUR - 60_000);
+    assert_eq!(page(&server, "/leads", &idle).header("location"), Some("/sign-in"), "idle for over 8 hours");
+    let old = open(now - 7 * 24 * HOUR - HOUR);
+    let old_id = store.read_blocking({
+        let old = old.clone();
+        move |c| sessions::live(c, &old, now - 7 * 24 * HOUR)
+    });
+    assert!(old_id.unwrap().is_some(), "it was live once");
+    assert_eq!(page(&server, "/keys", &old).header("location"), Some("/sign-in"), "past its 7 days");
+
+    // Signing out ends the session on the server: its cookie no longer signs anyone in.
+    let browser = Browser { server: &server, session: fresh.clone() };
+    assert_eq!(browser.post("/sign-out", "").status, 303);
+    assert_eq!(page(&server, "/leads", &fresh).header("location"), Some("/sign-in"));
+    assert_eq!(page(&server, "/account", &fresh).header("location"), Some("/sign-in"));
+}
+
+#[test]
+fn everyone_reads_the_predictive_models_and_their_report_and_only_admins_retrain() {
+    use crate::serve::{PREDICTIVE_MODEL, lead_with_outcome, put, train_bank_model};
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_key, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "admin@example.com", "admin");
+    create_account(dir.path(), "editor@example.com", "editor");
+    create_account(dir.path(), "viewer@example.com", "viewer");
+    let file = train_bank_model(dir.path());
+    let server = Server::start(dir.path(), &[]);
+    let viewer = Browser::sign_in(&server, "viewer@example.com", PASSWORD);
+    assert!(viewer.get("/predictive").body.contains("No predictive model yet"));
+    assert_eq!(put(&server, "/api/predictive-models/conversion", &admin_key, &file).status, 201);
+    assert_eq!(server.post_text("/api/models", &admin_key, PREDICTIVE_MODEL).status, 201);
+
+    let listed = viewer.get("/predictive");
+    assert_eq!(listed.status, 200);
+    assert!(listed.body.contains("Version 1") && listed.body.contains("model v1 (active)"), "{}", listed.body);
+    let id = id_after(&listed.body, "/predictive/");
+    // Without outcomes, the page says how to get a report, and draws none.
+    let page = viewer.get(&format!("/predictive/{id}"));
+    assert!(page.body.contains("AUC on held-out leads"), "the figures its file records: {}", page.body);
+    assert!(page.body.contains("No evaluation report yet") && !page.body.contains("<iframe"), "{}", page.body);
+    assert!(!page.body.contains("Retrain conversion"), "a viewer is offered no retrain");
+    assert_eq!(viewer.get(&format!("/predictive/{id}/report")).status, 404);
+
+    for i in 0..3 {
+        let customer = json!({"age": 22 + i, "job": "blue-collar", "balance": 100, "poutcome": "failure"});
+        lead_with_outcome(&server, &admin_key, &ingest, &format!("c{i}"), customer, "customer");
+        let lost = json!({"age": 40 + i, "job": "management", "balance": 2000, "poutcome": "success"});
+        lead_with_outcome(&server, &admin_key, &ingest, &format!("l{i}"), lost, "lost");
+    }
+    let page = viewer.get(&format!("/predictive/{id}"));
+    assert!(
+        page.body.contains(&format!("<iframe class=\"report-frame\" src=\"/predictive/{id}/report\" sandbox")),
+        "{}",
+        page.body
+    );
+    let report = viewer.get(&format!("/predictive/{id}/report"));
+    assert_eq!(report.status, 200);
+    assert!(
+        report.body.contains("<th scope=\"row\">leads</th><td>6</td>") && report.body.contains("<svg"),
+        "{}",
+        report.body
+    );
+    let policy = report.header("content-security-policy").unwrap();
+    assert!(
+        policy.contains("sandbox")
+            && policy.contains("default-src 'none'")
+            && policy.contains("frame-ancestors 'self'"),
+        "{policy}"
+    );
+    assert_eq!(page.header("content-security-policy").map(|p| p.contains("frame-ancestors 'none'")), Some(true));
+
+    // Retraining is an admin's, posted with the session's token; too few outcomes is a sentence.
+    let path = format!("/predictive/{id}/retrain");
+    for email in ["viewer@example.com", "editor@example.com"] {
+        let person = Browser::sign_in(&server, email, PASSWORD);
+        assert_eq!(person.post(&path, "algorithm=logistic&activate=yes").status, 403, "{email}");
+    }
+    let admin = Browser::sign_in(&server, "admin@example.com", PASSWORD);
+    assert!(admin.get(&format!("/predictive/{id}")).body.contains("Retrain conversion"));
+    assert_eq!(admin.post_raw(&path, "algorithm=logistic", &format!("http://{}", server.address)).status, 403);
+    let early = admin.post(&path, "algorithm=logistic&activate=yes");
+    assert_eq!(early.status, 409);
+    assert!(
+        early.body.contains(
+            "Retraining needs at least 20 leads in stage `customer` and 20 in stage `lost`; the workspace has 3 and 3"
+        ),
+        "{}",
+        early.body
+    );
+    assert_eq!(viewer.get("/predictive/999999").status, 404);
 }

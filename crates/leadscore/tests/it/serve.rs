@@ -1053,7 +1053,7 @@ fn an_event_that_links_identities_keeps_the_anonymous_attributes() {
 }
 
 /// A scoring model whose only score is the predictive model `conversion` of the workspace.
-const PREDICTIVE_MODEL: &str = r#"
+pub(crate) const PREDICTIVE_MODEL: &str = r#"
 [scores.conversion]
 predictive = "conversion"
 factors = 3
@@ -1061,7 +1061,7 @@ tiers = [{ label = "unlikely" }, { label = "possible", min = 10 }, { label = "li
 "#;
 
 /// Trains a logistic model on the bank marketing slice with the command line; returns the file.
-fn train_bank_model(dir: &std::path::Path) -> Vec<u8> {
+pub(crate) fn train_bank_model(dir: &std::path::Path) -> Vec<u8> {
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../predict/tests/fixtures/bank/bank-slice.csv");
     let out = dir.join("m.json");
     let output = bin()
@@ -1075,7 +1075,7 @@ fn train_bank_model(dir: &std::path::Path) -> Vec<u8> {
     std::fs::read(&out).unwrap()
 }
 
-fn put(server: &Server, path: &str, key: &str, body: &[u8]) -> Response {
+pub(crate) fn put(server: &Server, path: &str, key: &str, body: &[u8]) -> Response {
     request(&server.address, "PUT", path, &[("Authorization", &format!("Bearer {key}"))], body)
 }
 
@@ -1184,7 +1184,14 @@ fn a_predictive_model_upload_warns_of_the_fields_no_lead_has() {
 }
 
 /// Identifies a lead with `traits` and moves it to `stage` through the API.
-fn lead_with_outcome(server: &Server, admin: &str, ingest: &str, user: &str, traits: serde_json::Value, stage: &str) {
+pub(crate) fn lead_with_outcome(
+    server: &Server,
+    admin: &str,
+    ingest: &str,
+    user: &str,
+    traits: serde_json::Value,
+    stage: &str,
+) {
     let identify = json!({"userId": user, "messageId": format!("i-{user}"), "traits": traits});
     assert_eq!(server.post_json("/v1/identify", ingest, &identify).status, 200);
     let moved =

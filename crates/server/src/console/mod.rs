@@ -12,18 +12,25 @@
 //! cookie is read and written by hand: one name and a handful of attributes do not need a cookie
 //! crate.
 
+pub mod account;
 pub mod charts;
 pub mod funnel;
+pub mod keys;
 pub mod lead;
 pub mod leads;
 pub mod leads_csv;
+pub mod missing;
 pub mod model_activation;
 pub mod model_editor;
 pub mod models;
 pub mod not_found;
 pub mod page;
+pub mod posted;
+pub mod predictive;
 pub mod session;
 pub mod sign_in;
+pub mod users;
+pub mod webhooks;
 
 use axum::Router;
 use axum::http::header;
@@ -59,6 +66,25 @@ pub fn routes() -> Router<AppState> {
         .route("/models/{version}/activate", get(model_activation::confirm_activation).post(model_activation::activate))
         // The funnel and KPIs page.
         .route("/funnel", get(funnel::show))
+        // Administration: webhooks and their deliveries, API keys, people; one's own account.
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::show))
+        .route("/webhooks/{id}/delete", get(webhooks::confirm_delete).post(webhooks::delete))
+        .route("/webhooks/{id}/deliveries/{delivery}/redeliver", post(webhooks::redeliver))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}/revoke", get(keys::confirm_revoke).post(keys::revoke))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{id}", get(users::show))
+        .route("/users/{id}/role", post(users::change_role))
+        .route("/users/{id}/password", post(users::reset_password))
+        .route("/users/{id}/disable", get(users::confirm_disable).post(users::disable))
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
+        // Predictive models and their evaluation reports.
+        .route("/predictive", get(predictive::list))
+        .route("/predictive/{id}", get(predictive::show))
+        .route("/predictive/{id}/report", get(predictive::report))
+        .route("/predictive/{id}/retrain", post(predictive::retrain))
 }
 
 /// `/`: the leads for a signed-in person, the sign-in page for anyone else.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::api_keys;
 use crate::auth::{AdminScope, Authorized};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::openapi::ErrorBody;
@@ -136,7 +137,7 @@ async fn create(
     let scope: Scope =
         request.scope.parse().map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`scope`: {reason}")))?;
     let now = now_ms();
-    let key = state.storage.create_key(owner.workspace_id, scope, now).await?;
+    let key = api_keys::create(&state, owner.workspace_id, scope, now).await?;
     let info =
         KeyInfo { id: key.id, prefix: key.prefix, scope: key.scope, created_at: key.created_at, revoked_at: None };
     let answer = CreatedKeyView { key: KeyView::from(&info), secret: key.secret };
@@ -166,9 +167,7 @@ async fn revoke(
 ) -> Result<ApiJson<KeyView>, ApiError> {
     let workspace_id = owner.workspace_id;
     let now = now_ms();
-    let revoked = state.storage.revoke_key(workspace_id, id, now).await?;
+    let revoked = api_keys::revoke(&state, workspace_id, id, now).await?;
     let revoked = revoked.ok_or_else(|| ApiError::not_found(format!("no key {id} in this workspace")))?;
-    // After the commit, so that a request that reads the key again sees it revoked.
-    state.keys.forget(revoked.id);
     Ok(ApiJson(KeyView::from(&revoked)))
 }

@@ -10,26 +10,22 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_core::{Predictor, Timestamp};
 use leadscore_predict::predictive::{Algorithm, PredictiveModel, SavedModel};
-use leadscore_store::models::ModelVersion;
-use leadscore_store::predictive::{Origin, PredictiveVersion};
+use leadscore_store::now_ms;
+use leadscore_store::predictive::Origin;
 use leadscore_store::storage::NewPredictiveModel;
-use leadscore_store::{StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use crate::activation;
 use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject, RawBody};
 use crate::openapi::ErrorBody;
-use crate::retrain::{self, RetrainError};
+use crate::retraining::{self, Asked};
 use crate::scoring::valid_name;
 use crate::state::AppState;
 
 /// The largest predictive model file accepted (boosted trees on many fields can be megabytes).
 pub const PREDICTIVE_LIMIT: usize = 16 * 1024 * 1024;
-/// The seed of a retrain's holdout split when the request gives none, as `leadscore train`.
-const DEFAULT_SEED: u64 = 7;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -362,110 +358,19 @@ async fn retrain(
     let request = retrain_request(&headers, &body)?;
     let algorithm = request.algorithm.unwrap_or(Algorithm::Logistic);
     let activate = request.activate.unwrap_or(true);
-    let seed = request.seed.unwrap_or(DEFAULT_SEED);
-    let workspace_id = owner.workspace_id;
-
-    let read_name = name.clone();
-    let (outcomes, latest_fields, in_active) = state
-        .storage
-        .read(move |reads| {
-            let outcomes = reads.labelled_leads(workspace_id)?;
-            let latest_fields = reads.latest_predictive_model(workspace_id, &read_name)?.map(|v| fields_of(&v));
-            let in_active = reads.active_model(workspace_id)?.is_some_and(|m| m.predictors.contains_key(&read_name));
-            Ok((outcomes, latest_fields, in_active))
-        })
-        .await?;
-    retrain::check_counts(&outcomes).map_err(refused)?;
-    // Refuse before the work rather than after it, when the result could not be activated.
-    if activate && in_active {
-        activation::refuse_while_rescoring(&state, workspace_id).await?;
-    }
-    let fields = match request.fields {
-        Some(fields) => fields,
-        None => latest_fields.filter(|f| !f.is_empty()).unwrap_or_else(|| retrain::attribute_keys(&outcomes)),
-    };
-    if fields.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::NoFields,
-            "no field to learn from: the labelled leads have no attributes (send `fields`)",
-        ));
-    }
-    let label = name.clone();
-    let trained = tokio::task::spawn_blocking(move || retrain::train(&outcomes, &fields, algorithm, seed, &label))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(refused)?;
-
-    let models = state.models.clone();
-    let stored_name = name.clone();
-    let (body, model, algorithm) = (trained.body, trained.model, trained.algorithm);
-    let now = now_ms();
-    let (stored, activated, warnings): (PredictiveVersion, Option<ModelVersion>, Vec<String>) = state
-        .storage
-        .write(move |transaction| {
-            let new = NewPredictiveModel {
-                workspace_id,
-                name: &stored_name,
-                body: &body,
-                algorithm,
-                origin: Origin::Retrain,
-            };
-            let stored = transaction.add_predictive_model(&new, now)?;
-            models.remember(&stored, model);
-            let active = transaction.active_model(workspace_id)?;
-            let Some(active) = active.filter(|m| activate && m.predictors.contains_key(&stored_name)) else {
-                return Ok((stored, None, Vec::new()));
-            };
-            // The same text, pinned to the new version for this name and to the same versions
-            // for any other predictive model it uses.
-            let mut pins = active.predictors.clone();
-            pins.insert(stored_name.clone(), stored.id);
-            let retrained = format!("retraining of predictive model {stored_name}");
-            let version = transaction.add_model_version(workspace_id, &active.source, &pins, Some(&retrained), now)?;
-            // Only the new version's failure to compile is the request's conflict; a stored row
-            // this version cannot read, or failing storage, keeps its own answer.
-            models.get(transaction, &version).map_err(|e| match e {
-                StoreError::ModelDoesNotCompile { .. } => {
-                    StoreError::Conflict(format!("the active model does not compile with the retrained model: {e}"))
-                }
-                other => other,
-            })?;
-            // A rescoring that started during the training: the trained model and the version
-            // pinned to it are kept, not activated, rather than thrown away with the work.
-            match activation::activate(
-                transaction,
-                workspace_id,
-                version.id,
-                leadscore_store::models::Origin::Retrain,
-                now,
-            ) {
-                Ok(_) => Ok((stored, Some(version), Vec::new())),
-                Err(StoreError::Rescoring) => {
-                    let warning = format!(
-                        "a rescoring started while the model trained, so version {} of the scoring model, which uses \
-                         it, is stored but not active: activate it with POST /api/models/{}/activate once the \
-                         rescoring is done",
-                        version.version, version.version
-                    );
-                    Ok((stored, None, vec![warning]))
-                }
-                Err(other) => Err(other),
-            }
-        })
-        .await?;
-    if activated.is_some() {
-        activation::rescore(&state, workspace_id);
-    }
+    let seed = request.seed.unwrap_or(retraining::DEFAULT_SEED);
+    let asked = Asked { algorithm, fields: request.fields, activate, seed };
+    let done = retraining::retrain(&state, owner.workspace_id, name.clone(), asked).await?;
     let answer = RetrainedView {
         name,
-        version: stored.version,
-        algorithm,
-        fields: trained.fields,
-        customers: trained.customers,
-        lost: trained.lost,
-        holdout_auc: trained.holdout_auc,
-        model_version: activated.map(|v| v.version),
-        warnings,
+        version: done.stored.version,
+        algorithm: done.algorithm,
+        fields: done.fields,
+        customers: done.customers,
+        lost: done.lost,
+        holdout_auc: done.holdout_auc,
+        model_version: done.model_version,
+        warnings: done.warnings,
     };
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
@@ -495,22 +400,4 @@ fn retrain_request(headers: &HeaderMap, body: &[u8]) -> Result<RetrainRequest, A
         return Err(ApiError::new(ErrorCode::InvalidField, "`fields` must list at least one non-empty field"));
     }
     Ok(request)
-}
-
-/// The fields a stored version reads (none if its file cannot say).
-fn fields_of(version: &PredictiveVersion) -> Vec<String> {
-    #[derive(Deserialize)]
-    struct Features {
-        features: Vec<String>,
-    }
-    serde_json::from_str::<Features>(&version.body).map(|f| f.features).unwrap_or_default()
-}
-
-fn refused(error: RetrainError) -> ApiError {
-    let code = match error {
-        RetrainError::NotEnoughOutcomes { .. } => ErrorCode::NotEnoughOutcomes,
-        RetrainError::NoFields(_) => ErrorCode::NoFields,
-        RetrainError::Failed(_) => ErrorCode::TrainingFailed,
-    };
-    ApiError::new(code, error.to_string())
 }

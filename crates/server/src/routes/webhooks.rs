@@ -3,20 +3,19 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use leadscore_core::value::format_number;
-use leadscore_core::{Model, Timestamp, check};
+use leadscore_core::Timestamp;
 use leadscore_store::now_ms;
-use leadscore_store::webhooks::{self, EVENT_KINDS, NewWebhook};
+use leadscore_store::webhooks;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{AdminScope, Authorized};
-use crate::egress;
-use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
+use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
+use crate::webhook_subscriptions::{self, Subscription};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -82,9 +81,6 @@ enum WebhookEvent {
     StageChanged,
     ScoreCrossed,
 }
-
-/// The most characters of a webhook's URL (what browsers and proxies commonly take).
-const URL_LIMIT: usize = 2048;
 
 /// A webhook subscription, without its secret.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -203,143 +199,11 @@ async fn create(
     Authorized { owner, .. }: Authorized<AdminScope>,
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let characters = request.url.chars().count();
-    if characters > URL_LIMIT {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!("`url` has {characters} characters; at most {URL_LIMIT} are stored"),
-        ));
-    }
-    if let Some(score) = &request.score {
-        crate::messages::check_id("`score`", score).map_err(|reason| ApiError::new(ErrorCode::InvalidField, reason))?;
-    }
-    let url = reqwest::Url::parse(&request.url)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("`url` is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::new(ErrorCode::InvalidField, "`url` must be an http:// or https:// URL"));
-    }
-    if request.events.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!("`events` is empty: use any of {}", EVENT_KINDS.join(", ")),
-        ));
-    }
-    if let Some(unknown) = request.events.iter().find(|e| !EVENT_KINDS.contains(&e.as_str())) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!("`events` has `{unknown}`: use any of {}", EVENT_KINDS.join(", ")),
-        ));
-    }
-    let crossing = request.events.iter().any(|e| e == "score_crossed");
-    match (crossing, &request.score, request.threshold) {
-        (true, Some(_), Some(t)) if t.is_finite() => {}
-        (true, _, _) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidField,
-                "`score_crossed` needs `score` and a finite `threshold`",
-            ));
-        }
-        (false, None, None) => {}
-        (false, _, _) => {
-            return Err(ApiError::new(ErrorCode::InvalidField, "`score` and `threshold` only go with `score_crossed`"));
-        }
-    }
-    // Checked last: it may wait for a name to resolve. Deliveries check the address again.
-    if !state.config.allow_private_webhooks {
-        egress::check_url(&url).await.map_err(|refused| {
-            ApiError::new(ErrorCode::InvalidField, format!("`url`: {refused}: {}", egress::HOW_TO_ALLOW))
-        })?;
-    }
-    // The active model, to warn of what it never gives: `None` when there is none, `Some(None)`
-    // when it cannot be compiled (a fault for the log, not a reason to refuse the subscription).
-    let models = state.models.clone();
-    let active = state
-        .storage
-        .read(move |reads| {
-            let Some(version) = reads.active_model(owner.workspace_id)? else { return Ok(None) };
-            match models.get(reads, &version) {
-                Ok(model) => Ok(Some(Some((version.version, model)))),
-                Err(error) => {
-                    tracing::error!(%error, model = version.id, "cannot compile the active model to check a webhook");
-                    Ok(Some(None))
-                }
-            }
-        })
-        .await?;
-    let warnings = match &active {
-        None => warnings(None, &request),
-        Some(Some((version, model))) => warnings(Some((*version, model)), &request),
-        Some(None) => Vec::new(),
-    };
-    let new =
-        NewWebhook { url: url.to_string(), events: request.events, score: request.score, threshold: request.threshold };
-    let now = now_ms();
-    let webhook = state.storage.subscribe_webhook(owner.workspace_id, new, now).await?;
+    let asked =
+        Subscription { url: request.url, events: request.events, score: request.score, threshold: request.threshold };
+    let (webhook, warnings) = webhook_subscriptions::subscribe(&state, owner.workspace_id, asked, now_ms()).await?;
     let body = CreatedView { webhook: WebhookView::from(&webhook), secret: webhook.secret.clone(), warnings };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
-}
-
-/// What a subscription asks for that the workspace's active model (its version number and
-/// itself, if there is one) never gives. These are warnings, not refusals: a subscription outlives
-/// model versions, and one activated later may have the score, the range or the tiers.
-fn warnings(active: Option<(i64, &Model)>, request: &CreateRequest) -> Vec<String> {
-    let mut warnings = Vec::new();
-    let wants = |kind: &str| request.events.iter().any(|e| e == kind);
-    let Some((version, model)) = active else {
-        if let Some(score) = &request.score {
-            warnings.push(format!(
-                "the workspace has no active model yet, so score `{score}` cannot be checked: \
-                 `score_crossed` is sent only while the active model has it"
-            ));
-        }
-        return warnings;
-    };
-    if let (Some(score), Some(threshold)) = (&request.score, request.threshold) {
-        let reports = check::report(model);
-        match reports.iter().find(|r| r.score == *score) {
-            None => {
-                let names: Vec<String> = model.score_names().map(|n| format!("`{n}`")).collect();
-                warnings.push(format!(
-                    "the active model (version {version}) has no score `{score}` (it has {}): `score_crossed` is \
-                     sent only once a model with it is active",
-                    names.join(", ")
-                ));
-            }
-            Some(report) => {
-                // A lead's first value counts as coming from 0.
-                let (lowest, highest) = (report.range.min.min(0.0), report.range.max.max(0.0));
-                let range = format!(
-                    "in the active model (version {version}) it ranges from {} to {}",
-                    bound(report.range.min),
-                    bound(report.range.max)
-                );
-                let threshold_text = format_number(threshold);
-                if threshold <= lowest {
-                    warnings.push(format!(
-                        "score `{score}` is never below {threshold_text} ({range}, and a lead's first value counts \
-                         as coming from 0): `score_crossed` is never sent"
-                    ));
-                } else if threshold > highest {
-                    warnings.push(format!(
-                        "score `{score}` never reaches {threshold_text} ({range}): `score_crossed` is never sent"
-                    ));
-                }
-            }
-        }
-    }
-    if wants("tier_changed") && model.scores().iter().all(|s| s.tiers().is_empty()) {
-        warnings
-            .push(format!("no score of the active model (version {version}) has tiers: `tier_changed` is never sent"));
-    }
-    warnings
-}
-
-fn bound(value: f64) -> String {
-    if value.is_infinite() {
-        format!("{}infinity", if value < 0.0 { "minus " } else { "" })
-    } else {
-        format_number(value)
-    }
 }
 
 /// The workspace's webhooks (without their secrets).
@@ -406,7 +270,7 @@ async fn deliveries(
 ) -> Result<ApiJson<DeliveryLogView>, ApiError> {
     let log = state
         .storage
-        .delivery_log(owner.workspace_id, id, 500)
+        .delivery_log(owner.workspace_id, id, None, 500)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no webhook {id}")))?;
     let time = |t: Option<i64>| t.map(|t| Timestamp(t).to_string());
@@ -457,8 +321,7 @@ async fn redeliver(
     ApiPath(id): ApiPath<i64>,
     Authorized { owner, .. }: Authorized<AdminScope>,
 ) -> Result<Response, ApiError> {
-    let queued = state.storage.redeliver(owner.workspace_id, id, now_ms()).await?;
-    state.deliveries.notify_one();
+    let queued = webhook_subscriptions::redeliver(&state, owner.workspace_id, id, now_ms()).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(RedeliveryView { id: queued, status: DeliveryStatus::Pending }))
         .into_response())
 }
@@ -466,6 +329,7 @@ async fn redeliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leadscore_store::webhooks::EVENT_KINDS;
 
     #[test]
     fn the_documented_event_kinds_are_those_the_store_takes() {
@@ -481,33 +345,5 @@ mod tests {
         stored.sort_unstable();
         documented.sort_unstable();
         assert_eq!(documented, stored);
-    }
-
-    fn crossing(score: &str, threshold: f64) -> CreateRequest {
-        CreateRequest {
-            url: "https://crm.example.com/hook".into(),
-            events: vec!["score_crossed".into()],
-            score: Some(score.into()),
-            threshold: Some(threshold),
-        }
-    }
-
-    #[test]
-    fn a_threshold_outside_what_the_score_can_reach_is_a_warning() {
-        let source = "[scores.fit]\ntiers = [{ label = \"cold\" }, { label = \"hot\", min = 3 }]\n[[scores.fit.rules]]\n\
-                      name = \"tech\"\nwhen = { field = \"industry\", equals = \"Technology\" }\npoints = 5\n";
-        let model = leadscore_core::compile(source).unwrap().model;
-        let active = Some((2, &model));
-        assert_eq!(warnings(active, &crossing("fit", 5.0)), Vec::<String>::new(), "5 is reached");
-        assert_eq!(warnings(active, &crossing("fit", 0.5)), Vec::<String>::new());
-        let above = warnings(active, &crossing("fit", 10.0));
-        assert_eq!(
-            above,
-            [
-                "score `fit` never reaches 10 (in the active model (version 2) it ranges from 0 to 5): `score_crossed` is never sent"
-            ]
-        );
-        let below = warnings(active, &crossing("fit", 0.0));
-        assert!(below[0].starts_with("score `fit` is never below 0 "), "{below:?}");
     }
 }

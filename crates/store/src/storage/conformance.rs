@@ -94,6 +94,38 @@ pub(crate) fn an_address_has_one_account_and_a_new_password_or_disabling_ends_it
     assert!(runtime.block_on(storage.live_session(opened.token, 15)).unwrap().is_none());
 }
 
+pub(crate) fn a_workspace_always_keeps_an_enabled_admin(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, globex) = two_workspaces(&storage, &runtime);
+    let create = |workspace: i64, email: &str, role: Role| {
+        runtime.block_on(storage.create_user(workspace, email.into(), role, "h".into(), 1)).unwrap()
+    };
+    let ana = create(acme, "ana@example.com", Role::Admin);
+    let bob = create(acme, "bob@example.com", Role::Editor);
+    let eve = create(globex, "eve@example.com", Role::Admin);
+    let last = |result: Result<bool, StoreError>| matches!(result, Err(StoreError::Conflict(_)));
+    assert!(last(runtime.block_on(storage.set_user_role(acme, ana.id, Role::Editor))), "the last admin stays admin");
+    assert!(last(runtime.block_on(storage.disable_user(acme, ana.id, 2))), "and enabled");
+    assert!(runtime.block_on(storage.disable_user(acme, bob.id, 2)).unwrap(), "an editor may go");
+    assert!(!runtime.block_on(storage.set_user_role(globex, ana.id, Role::Viewer)).unwrap(), "not another's account");
+
+    let carl = create(acme, "carl@example.com", Role::Viewer);
+    assert!(runtime.block_on(storage.set_user_role(acme, carl.id, Role::Admin)).unwrap());
+    assert!(runtime.block_on(storage.set_user_role(acme, ana.id, Role::Viewer)).unwrap(), "another admin remains");
+    assert!(last(runtime.block_on(storage.disable_user(acme, carl.id, 3))), "now carl is the last");
+    let roles: Vec<Role> = runtime.block_on(storage.list_users(acme)).unwrap().iter().map(|u| u.role).collect();
+    assert_eq!(roles, [Role::Viewer, Role::Editor, Role::Admin]);
+    assert_eq!(runtime.block_on(storage.list_users(globex)).unwrap()[0].id, eve.id);
+
+    // When each last signed in: the newest session's opening.
+    for at in [10, 30] {
+        runtime.block_on(storage.open_session(carl.id, Vec::new(), at, 30 * MINUTE, 60 * MINUTE)).unwrap();
+    }
+    runtime.block_on(storage.open_session(eve.id, Vec::new(), 20, 30 * MINUTE, 60 * MINUTE)).unwrap();
+    assert_eq!(runtime.block_on(storage.last_sign_ins(acme)).unwrap(), vec![(carl.id, 30)]);
+}
+
 pub(crate) fn sessions_end_when_idle_at_their_end_or_at_sign_out(opened: Opened) {
     let (_keep, storage) = opened;
     let runtime = runtime();
@@ -148,7 +180,7 @@ pub(crate) fn webhooks_belong_to_their_workspace(opened: Opened) {
     let hook = runtime.block_on(storage.subscribe_webhook(acme, new, 1)).unwrap();
     assert_eq!(runtime.block_on(storage.list_webhooks(acme)).unwrap().len(), 1);
     assert!(runtime.block_on(storage.list_webhooks(globex)).unwrap().is_empty());
-    assert_eq!(runtime.block_on(storage.delivery_log(globex, hook.id, 10)).unwrap(), None);
+    assert_eq!(runtime.block_on(storage.delivery_log(globex, hook.id, None, 10)).unwrap(), None);
     assert!(!runtime.block_on(storage.delete_webhook(globex, hook.id, 2)).unwrap(), "not another's webhook");
     assert!(runtime.block_on(storage.delete_webhook(acme, hook.id, 3)).unwrap());
     assert!(runtime.block_on(storage.list_webhooks(acme)).unwrap().is_empty());
@@ -381,6 +413,10 @@ macro_rules! conformance_tests {
             #[test]
             fn an_address_has_one_account_and_a_new_password_or_disabling_ends_its_sessions() {
                 check::an_address_has_one_account_and_a_new_password_or_disabling_ends_its_sessions(super::$open());
+            }
+            #[test]
+            fn a_workspace_always_keeps_an_enabled_admin() {
+                check::a_workspace_always_keeps_an_enabled_admin(super::$open());
             }
             #[test]
             fn sessions_end_when_idle_at_their_end_or_at_sign_out() {

@@ -504,6 +504,14 @@ impl Storage for Store {
         }))
     }
 
+    fn set_user_role(&self, workspace_id: i64, user_id: i64, role: Role) -> StorageFuture<'_, bool> {
+        Box::pin(self.write_beside_caches(move |connection| users::set_role(connection, workspace_id, user_id, role)))
+    }
+
+    fn last_sign_ins(&self, workspace_id: i64) -> StorageFuture<'_, Vec<(i64, i64)>> {
+        Box::pin(self.read(move |connection| users::last_sign_ins(connection, workspace_id)))
+    }
+
     fn disable_user(&self, workspace_id: i64, user_id: i64, now: i64) -> StorageFuture<'_, bool> {
         Box::pin(self.write_beside_caches(move |connection| {
             let disabled = users::disable(connection, workspace_id, user_id, now)?;
@@ -526,12 +534,18 @@ impl Storage for Store {
         Box::pin(self.write(move |connection| webhooks::delete(connection, workspace_id, id, now)))
     }
 
-    fn delivery_log(&self, workspace_id: i64, id: i64, limit: u32) -> StorageFuture<'_, Option<Vec<LogEntry>>> {
+    fn delivery_log(
+        &self,
+        workspace_id: i64,
+        id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StorageFuture<'_, Option<Vec<LogEntry>>> {
         Box::pin(self.read(move |connection| {
             if webhooks::by_id(connection, workspace_id, id)?.is_none() {
                 return Ok(None);
             }
-            webhooks::log(connection, id, limit).map(Some)
+            webhooks::log(connection, id, before, limit).map(Some)
         }))
     }
 
