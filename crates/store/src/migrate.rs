@@ -41,6 +41,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(8, "activations_and_rescorings", include_str!("migrations/0008_activations_and_rescorings.sql")),
     sql(9, "outbox_pending_by_webhook", include_str!("migrations/0009_outbox_pending_by_webhook.sql")),
     sql(10, "console_accounts", include_str!("migrations/0010_console_accounts.sql")),
+    sql(14, "key_names", include_str!("migrations/0014_key_names.sql")),
 ];
 
 /// Applies every migration the database has not had yet.
