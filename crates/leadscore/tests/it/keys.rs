@@ -186,6 +186,11 @@ fn the_command_line_lists_and_revokes_keys_of_a_server_data_directory() {
 
     let (_, listed, _) = keys_command(dir.path(), &["list", "--workspace", "acme"]);
     assert!(!listed.lines().nth(1).unwrap().ends_with('-'), "the list shows the revocation: {listed}");
+    let (ok, _, _) =
+        keys_command(dir.path(), &["create", "--workspace", "acme", "--scope", "read", "--name", "CRM sync"]);
+    assert!(ok);
+    let (_, listed, _) = keys_command(dir.path(), &["list", "--workspace", "acme"]);
+    assert!(listed.lines().nth(1).unwrap().contains(" read   CRM sync "), "named: {listed}");
     let (ok, _, error) = keys_command(dir.path(), &["revoke", "--workspace", "acme", "--id", "424242"]);
     assert!(!ok);
     assert!(error.contains("no key 424242"), "{error}");
