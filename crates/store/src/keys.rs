@@ -69,6 +69,8 @@ impl rusqlite::types::FromSql for Scope {
 #[derive(Debug, Clone)]
 pub struct NewKey {
     pub id: i64,
+    /// What it is for, as its maker named it ("" when unnamed).
+    pub name: String,
     pub secret: String,
     pub prefix: String,
     pub scope: Scope,
@@ -80,6 +82,8 @@ pub struct NewKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
     pub id: i64,
+    /// What it is for, as its maker named it ("" when unnamed).
+    pub name: String,
     pub prefix: String,
     pub scope: Scope,
     pub created_at: i64,
@@ -99,18 +103,29 @@ fn hash(secret: &str) -> Vec<u8> {
 }
 
 pub fn create(connection: &Connection, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError> {
+    create_named(connection, workspace_id, scope, "", now)
+}
+
+/// A new key with a `name` that says what it is for.
+pub fn create_named(
+    connection: &Connection,
+    workspace_id: i64,
+    scope: Scope,
+    name: &str,
+    now: i64,
+) -> Result<NewKey, StoreError> {
     let mut random = [0u8; 32];
     getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a key: {e}")))?;
     let secret = format!("lsk_{}", hex::encode(random));
     let prefix = secret[..12].to_string();
     connection.execute(
-        "INSERT INTO api_keys (workspace_id, prefix, secret_hash, scope, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![workspace_id, prefix, hash(&secret), scope.as_str(), now],
+        "INSERT INTO api_keys (workspace_id, prefix, secret_hash, scope, created_at, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![workspace_id, prefix, hash(&secret), scope.as_str(), now, name],
     )?;
-    Ok(NewKey { id: connection.last_insert_rowid(), secret, prefix, scope, created_at: now })
+    Ok(NewKey { id: connection.last_insert_rowid(), name: name.to_string(), secret, prefix, scope, created_at: now })
 }
 
-const INFO_COLUMNS: &str = "id, prefix, scope, created_at, revoked_at";
+const INFO_COLUMNS: &str = "id, prefix, scope, created_at, revoked_at, name";
 
 fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
     Ok(KeyInfo {
@@ -119,6 +134,7 @@ fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
         scope: row.get(2)?,
         created_at: row.get(3)?,
         revoked_at: row.get(4)?,
+        name: row.get(5)?,
     })
 }
 
@@ -192,7 +208,8 @@ mod tests {
                 prefix: first.prefix.clone(),
                 scope: Scope::Ingest,
                 created_at: first.created_at,
-                revoked_at: None
+                revoked_at: None,
+                name: String::new(),
             }
         );
         assert!(!format!("{listed:?}").contains(&first.secret[12..]));

@@ -44,6 +44,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(11, "lead_search", include_str!("migrations/0011_lead_search.sql")),
     sql(12, "funnel_reports", include_str!("migrations/0012_funnel_reports.sql")),
     sql(13, "model_uploaders", include_str!("migrations/0013_model_uploaders.sql")),
+    sql(14, "key_names", include_str!("migrations/0014_key_names.sql")),
 ];
 
 /// Applies every migration the database has not had yet.

@@ -392,8 +392,8 @@ pub trait Storage: Send + Sync {
     fn authenticate(&self, secret: String) -> StorageFuture<'_, Option<KeyOwner>>;
     /// The workspace's API keys, newest first.
     fn list_keys(&self, workspace_id: i64) -> StorageFuture<'_, Vec<KeyInfo>>;
-    /// A new API key of the workspace, with its secret (stored hashed).
-    fn create_key(&self, workspace_id: i64, scope: Scope, now: i64) -> StorageFuture<'_, NewKey>;
+    /// A new API key of the workspace named `name`, with its secret (stored hashed).
+    fn create_key(&self, workspace_id: i64, scope: Scope, name: String, now: i64) -> StorageFuture<'_, NewKey>;
     /// Revokes one of the workspace's keys and returns it as revoked; `None` if the workspace
     /// has no such key.
     fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>>;

@@ -31,9 +31,12 @@ enum Action {
         /// ingest (send events; safe in a web page), read (leads and scores) or admin (everything)
         #[arg(long, value_parser = |s: &str| s.parse::<Scope>())]
         scope: Scope,
+        /// What the key is for ("website tracker"), shown when keys are listed
+        #[arg(long, default_value = "")]
+        name: String,
     },
     /// List a workspace's keys, newest first: id, prefix (the key's first 12 characters), scope,
-    /// creation and revocation times
+    /// name, creation and revocation times
     List {
         /// Directory of the database
         #[arg(long)]
@@ -59,12 +62,14 @@ enum Action {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = leadscore_store::now_ms();
     match args.action {
-        Action::Create { data, workspace, scope } => {
+        Action::Create { data, workspace, scope, name } => {
+            let name = leadscore_server::api_keys::checked_name(&name)
+                .map_err(|reason| anyhow::anyhow!("--name: {reason}"))?;
             let store =
                 Store::open(&data).with_context(|| format!("cannot open the data directory {}", data.display()))?;
             let key = store.write_blocking(move |connection| {
                 let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace, now)?;
-                leadscore_store::keys::create(connection, workspace.id, scope, now)
+                leadscore_store::keys::create_named(connection, workspace.id, scope, &name, now)
             })?;
             println!("{}", key.secret);
         }
@@ -126,12 +131,13 @@ enum Revocation {
 
 /// The keys as aligned columns, with a header line.
 fn table(keys: &[KeyInfo]) -> String {
-    let mut rows = vec![["ID", "PREFIX", "SCOPE", "CREATED", "REVOKED"].map(String::from).to_vec()];
+    let mut rows = vec![["ID", "PREFIX", "SCOPE", "NAME", "CREATED", "REVOKED"].map(String::from).to_vec()];
     for key in keys {
         rows.push(vec![
             key.id.to_string(),
             key.prefix.clone(),
             key.scope.to_string(),
+            if key.name.is_empty() { "-".to_string() } else { key.name.clone() },
             Timestamp(key.created_at).to_string(),
             key.revoked_at.map_or_else(|| "-".to_string(), |at| Timestamp(at).to_string()),
         ]);

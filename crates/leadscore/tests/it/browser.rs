@@ -526,6 +526,7 @@ fn an_admin_manages_webhooks_keys_and_people_in_a_real_browser() {
 
             // A key, shown once, then revoked after a confirmation.
             client.goto(&format!("{base}/keys")).await.unwrap();
+            client.find(Locator::Id("key-name")).await.unwrap().send_keys("网站跟踪 — website tracker").await.unwrap();
             client.find(Locator::Id("scope-read")).await.unwrap().click().await.unwrap();
             client.find(Locator::Css("form[action='/keys'] button")).await.unwrap().click().await.unwrap();
             let key = value_of(&client, "#created-secret").await;
@@ -533,7 +534,8 @@ fn an_admin_manages_webhooks_keys_and_people_in_a_real_browser() {
             assert_eq!(server.get("/api/leads", &key).status, 200);
             photograph(&client, "key-created", width).await;
             client.goto(&format!("{base}/keys")).await.unwrap();
-            assert!(!client.source().await.unwrap().contains(&key), "shown once");
+            let listed = client.source().await.unwrap();
+            assert!(!listed.contains(&key) && listed.contains("网站跟踪 — website tracker"), "shown once, by its name");
             photograph(&client, "keys", width).await;
             let row = client
                 .find(Locator::XPath(&format!("//tr[.//code[starts-with(., '{}')]]//a", &key[..12])))

@@ -804,7 +804,7 @@ fn an_admin_creates_a_key_that_is_shown_once_and_revokes_it() {
     assert_eq!(unknown.status, 400);
     assert!(unknown.body.contains("Unknown scope `owner`: use ingest, read or admin"), "{}", unknown.body);
 
-    let created = admin.post("/keys", "scope=read");
+    let created = admin.post("/keys", "scope=read&name=Website+tracker+%E2%80%94+%D1%82%D1%80%D0%B5%D0%BA%D0%B5%D1%80");
     assert_eq!(created.status, 201, "{}", created.body);
     let secret = shown_secret(&created.body);
     assert!(secret.starts_with("lsk_") && secret.len() == 68, "{secret}");
@@ -815,6 +815,9 @@ fn an_admin_creates_a_key_that_is_shown_once_and_revokes_it() {
     let listed = admin.get("/keys");
     assert!(!listed.body.contains(&secret), "the secret is shown once");
     assert!(listed.body.contains(&secret[..12]), "its prefix is");
+    assert!(listed.body.contains("Website tracker — трекер"), "and its name");
+    let named = server.get("/api/keys", &secret).status;
+    assert_eq!(named, 403, "a read key lists no keys");
     let id = id_after(&listed.body, "/keys/");
     let confirm = admin.get(&format!("/keys/{id}/revoke"));
     assert_eq!(confirm.status, 200);

@@ -32,13 +32,14 @@ fn a_key_created_through_the_api_works_and_the_list_shows_prefixes_never_secrets
     let admin = create_key(dir.path(), "acme", "admin");
     let server = Server::start(dir.path(), &[]);
 
-    let created = server.post_json("/api/keys", &admin, &json!({"scope": "read"}));
+    let created = server.post_json("/api/keys", &admin, &json!({"scope": "read", "name": " reporting "}));
     assert_eq!(created.status, 201, "{}", created.body);
     let created = created.json();
     let secret = created["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("lsk_") && secret.len() == 68, "{secret}");
     assert_eq!(created["prefix"], secret[..12]);
     assert_eq!(created["scope"], "read");
+    assert_eq!(created["name"], "reporting", "trimmed");
     assert_eq!(created["revoked_at"], Value::Null);
     assert_eq!(server.get("/api/models", &secret).status, 200, "the new key works at once");
     assert_eq!(server.get("/api/keys", &secret).status, 403, "a read key cannot manage keys");
@@ -52,17 +53,21 @@ fn a_key_created_through_the_api_works_and_the_list_shows_prefixes_never_secrets
     assert_eq!(keys[0]["id"], created["id"]);
     assert_eq!(keys[1]["prefix"], admin[..12]);
     assert_eq!(keys[1]["scope"], "admin");
+    assert_eq!((keys[0]["name"].as_str(), keys[1]["name"].as_str()), (Some("reporting"), Some("")), "unnamed: \"\"");
     for key in &keys {
         let mut fields: Vec<&str> = key.as_object().unwrap().keys().map(String::as_str).collect();
         fields.sort();
-        assert_eq!(fields, ["created_at", "id", "prefix", "revoked_at", "scope"]);
+        assert_eq!(fields, ["created_at", "id", "name", "prefix", "revoked_at", "scope"]);
     }
 
+    let too_long = "x".repeat(101);
+    let long = server.post_json("/api/keys", &admin, &json!({"scope": "read", "name": too_long}));
+    assert_eq!((long.status, long.json()["code"].as_str()), (400, Some("invalid_field")), "{}", long.body);
     let bad_scope = server.post_json("/api/keys", &admin, &json!({"scope": "owner"}));
     assert_eq!(bad_scope.status, 400, "{}", bad_scope.body);
     assert_eq!(bad_scope.json()["code"], "invalid_field");
     assert!(bad_scope.json()["message"].as_str().unwrap().contains("`scope`"), "{}", bad_scope.body);
-    for body in [json!({}), json!({"scope": 3}), json!({"scope": "read", "name": "x"})] {
+    for body in [json!({}), json!({"scope": 3}), json!({"scope": "read", "label": "x"})] {
         let refused = server.post_json("/api/keys", &admin, &body);
         assert_eq!((refused.status, refused.json()["code"].clone()), (400, json!("invalid_field")), "{body}");
     }
@@ -181,6 +186,11 @@ fn the_command_line_lists_and_revokes_keys_of_a_server_data_directory() {
 
     let (_, listed, _) = keys_command(dir.path(), &["list", "--workspace", "acme"]);
     assert!(!listed.lines().nth(1).unwrap().ends_with('-'), "the list shows the revocation: {listed}");
+    let (ok, _, _) =
+        keys_command(dir.path(), &["create", "--workspace", "acme", "--scope", "read", "--name", "CRM sync"]);
+    assert!(ok);
+    let (_, listed, _) = keys_command(dir.path(), &["list", "--workspace", "acme"]);
+    assert!(listed.lines().nth(1).unwrap().contains(" read   CRM sync "), "named: {listed}");
     let (ok, _, error) = keys_command(dir.path(), &["revoke", "--workspace", "acme", "--id", "424242"]);
     assert!(!ok);
     assert!(error.contains("no key 424242"), "{error}");

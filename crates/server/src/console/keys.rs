@@ -27,6 +27,7 @@ const SCOPES: [(&str, &str); 3] = [
 
 struct ShownKey {
     id: i64,
+    name: String,
     prefix: String,
     scope: String,
     created: ShownTime,
@@ -35,6 +36,7 @@ struct ShownKey {
 
 /// A key just created: the only page that ever shows its secret.
 struct CreatedKey {
+    name: String,
     secret: String,
     scope: String,
 }
@@ -61,6 +63,7 @@ struct RevokePage {
 fn shown(key: &KeyInfo, now: i64) -> ShownKey {
     ShownKey {
         id: key.id,
+        name: key.name.clone(),
         prefix: key.prefix.clone(),
         scope: key.scope.to_string(),
         created: shown_time(key.created_at, now),
@@ -110,13 +113,15 @@ pub async fn create(
         Ok(form) => form,
         Err(refusal) => return refusal,
     };
-    let scope = match form.get("scope").parse::<Scope>() {
-        Ok(scope) => scope,
+    let checked =
+        form.get("scope").parse::<Scope>().and_then(|scope| Ok((scope, api_keys::checked_name(form.get("name"))?)));
+    let (scope, name) = match checked {
+        Ok(checked) => checked,
         Err(reason) => return render(&state, &signed_in, StatusCode::BAD_REQUEST, None, Some(sentence(&reason))).await,
     };
-    match api_keys::create(&state, signed_in.user.workspace_id, scope, now_ms()).await {
+    match api_keys::create(&state, signed_in.user.workspace_id, scope, name, now_ms()).await {
         Ok(key) => {
-            let created = CreatedKey { secret: key.secret, scope: key.scope.to_string() };
+            let created = CreatedKey { name: key.name, secret: key.secret, scope: key.scope.to_string() };
             render(&state, &signed_in, StatusCode::CREATED, Some(created), None).await
         }
         Err(error) => crate::error::ApiError::from(error).into_response(),

@@ -28,6 +28,9 @@ struct CreateRequest {
     /// What the key may do.
     #[schema(value_type = KeyScope)]
     scope: String,
+    /// What the key is for, to tell it apart in the list (at most 100 characters); none by default.
+    #[schema(max_length = 100)]
+    name: Option<String>,
 }
 
 /// What a key may do: `ingest` (send messages and events), `read` (leads, their history and
@@ -55,6 +58,8 @@ impl From<Scope> for KeyScope {
 #[schema(as = Key)]
 struct KeyView {
     id: i64,
+    /// What it is for, as named when it was made (`""` when unnamed).
+    name: String,
     /// The key's first 12 characters, to recognise it.
     prefix: String,
     scope: KeyScope,
@@ -67,6 +72,7 @@ impl From<&KeyInfo> for KeyView {
     fn from(key: &KeyInfo) -> KeyView {
         KeyView {
             id: key.id,
+            name: key.name.clone(),
             prefix: key.prefix.clone(),
             scope: key.scope.into(),
             created_at: Timestamp(key.created_at).to_string(),
@@ -137,9 +143,17 @@ async fn create(
     let scope: Scope =
         request.scope.parse().map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`scope`: {reason}")))?;
     let now = now_ms();
-    let key = api_keys::create(&state, owner.workspace_id, scope, now).await?;
-    let info =
-        KeyInfo { id: key.id, prefix: key.prefix, scope: key.scope, created_at: key.created_at, revoked_at: None };
+    let name = api_keys::checked_name(request.name.as_deref().unwrap_or(""))
+        .map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`name`: {reason}")))?;
+    let key = api_keys::create(&state, owner.workspace_id, scope, name, now).await?;
+    let info = KeyInfo {
+        id: key.id,
+        name: key.name,
+        prefix: key.prefix,
+        scope: key.scope,
+        created_at: key.created_at,
+        revoked_at: None,
+    };
     let answer = CreatedKeyView { key: KeyView::from(&info), secret: key.secret };
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }

@@ -42,14 +42,15 @@ pub(crate) fn keys_belong_to_their_workspace_and_stay_revoked(opened: Opened) {
     let (_keep, storage) = opened;
     let runtime = runtime();
     let (acme, globex) = two_workspaces(&storage, &runtime);
-    let ours = runtime.block_on(storage.create_key(acme, Scope::Read, 1)).unwrap();
-    let theirs = runtime.block_on(storage.create_key(globex, Scope::Admin, 2)).unwrap();
+    let ours = runtime.block_on(storage.create_key(acme, Scope::Read, "website tracker".into(), 1)).unwrap();
+    let theirs = runtime.block_on(storage.create_key(globex, Scope::Admin, String::new(), 2)).unwrap();
     assert_ne!(ours.secret, theirs.secret);
 
     let owner = runtime.block_on(storage.authenticate(ours.secret.clone())).unwrap().expect("the key signs in");
     assert_eq!((owner.key_id, owner.workspace_id, owner.scope), (ours.id, acme, Scope::Read));
     let listed = runtime.block_on(storage.list_keys(acme)).unwrap();
     assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), [ours.id], "a workspace lists its own keys");
+    assert_eq!((ours.name.as_str(), listed[0].name.as_str()), ("website tracker", "website tracker"));
 
     assert_eq!(runtime.block_on(storage.revoke_key(acme, theirs.id, 3)).unwrap(), None, "not another's key");
     let revoked = runtime.block_on(storage.revoke_key(acme, ours.id, 4)).unwrap().expect("its own key");
