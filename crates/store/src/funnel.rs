@@ -5,7 +5,7 @@
 //!
 //! Each is one aggregate query (or a bounded walk: the leads of one period's cohort), so that a
 //! report over a million leads reads indexes rather than every row into memory: stage moves by
-//! stage and time, score history by score and time (`0012_funnel_reports.sql`). Weeks start on
+//! workspace, stage and time, score history by score and time (`0012_funnel_reports.sql`). Weeks start on
 //! Monday, 00:00 UTC. Score history has no workspace column: its rows are the workspace's by
 //! their model version (`model_id`), which needs no join with the leads.
 
@@ -65,8 +65,7 @@ pub fn mql_entries_by_week(
 ) -> Result<Vec<(i64, i64)>, StoreError> {
     let sql = format!(
         "SELECT {} AS week, count(DISTINCT h.lead_id) FROM stage_history h
-         JOIN leads l ON l.id = h.lead_id
-         WHERE h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND l.workspace_id = ?1
+         WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3
          GROUP BY week ORDER BY week",
         week_of("h.at")
     );
@@ -100,8 +99,8 @@ pub fn mql_journeys(
     let first = |stage: &str| format!("min(CASE WHEN s.stage = '{stage}' THEN s.at END)");
     let sql = format!(
         "WITH cohort AS (
-             SELECT h.lead_id, min(h.at) AS mql FROM stage_history h JOIN leads l ON l.id = h.lead_id
-             WHERE h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4 AND l.workspace_id = ?1
+             SELECT h.lead_id, min(h.at) AS mql FROM stage_history h
+             WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4
              GROUP BY h.lead_id
          )
          SELECT c.lead_id, c.mql, {}, {}, {}, {} FROM cohort c
@@ -219,8 +218,8 @@ pub fn outcomes_by_tier(
         "WITH RECURSIVE
          outcome(lead_id, won, at) AS (
              SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
-             WHERE h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
-               AND l.workspace_id = ?1 AND l.stage = h.stage AND l.merged_into IS NULL
+             WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
+               AND l.stage = h.stage AND l.merged_into IS NULL
              GROUP BY h.lead_id
          ),
          marked(lead_id, won, mql) AS (
