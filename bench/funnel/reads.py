@@ -19,7 +19,6 @@ qs = {
  'tier_counts': ("SELECT s.tier, count(*) FROM lead_scores s NOT INDEXED WHERE s.score = ?2 AND s.model_id IN (SELECT id FROM models WHERE workspace_id = ?1) GROUP BY s.tier ORDER BY s.tier", (1,'engagement')),
  'stage_counts': ("SELECT stage, count(*) FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL GROUP BY stage ORDER BY stage", (1,)),
  'mql_weeks': (f"SELECT {wk('h.at')} AS week, count(DISTINCT h.lead_id) FROM stage_history h WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 GROUP BY week ORDER BY week", (1,frm,to)),
- 'share_current': ("SELECT coalesce(sum(tier IS ?3), 0), count(*) FROM lead_scores WHERE score = ?2 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)", (1,'engagement','hot')),
  'share_weeks': (f"SELECT {wk('at')} AS week, coalesce(sum(tier IS ?3), 0) - coalesce(sum(previous_tier IS ?3), 0), coalesce(sum(previous_id IS NULL), 0) FROM score_history WHERE score = ?2 AND at >= ?4 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1) GROUP BY week ORDER BY week DESC", (1,'engagement','hot',frm)),
 }
 first = lambda st: f"min(CASE WHEN s.stage = '{st}' THEN s.at END)"
