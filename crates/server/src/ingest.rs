@@ -728,7 +728,7 @@ mod tests {
             stage_counts(&self, workspace_id: i64) -> Result<Vec<(String, i64)>, StoreError>;
             mql_entries_by_week(&self, workspace_id: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError>;
             mql_journeys(&self, workspace_id: i64, from: i64, to: i64, now: i64) -> Result<Vec<Journey>, StoreError>;
-            tier_share_by_week(&self, workspace_id: i64, score: &str, tier: &str, from: i64, now: i64)
+            tier_share_by_week(&self, workspace_id: i64, score: &str, tier: &str, counts_now: &[(Option<String>, i64)], from: i64, now: i64)
                 -> Result<Vec<WeekShare>, StoreError>;
             outcomes_by_tier(&self, workspace_id: i64, score: &str, from: i64, to: i64)
                 -> Result<Vec<OutcomesByTier>, StoreError>;

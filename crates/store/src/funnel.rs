@@ -5,7 +5,7 @@
 //!
 //! Each is one aggregate query (or a bounded walk: the leads of one period's cohort), so that a
 //! report over a million leads reads indexes rather than every row into memory: stage moves by
-//! stage and time, score history by score and time (`0012_funnel_reports.sql`). Weeks start on
+//! workspace, stage and time, score history by score and time (`0012_funnel_reports.sql`). Weeks start on
 //! Monday, 00:00 UTC. Score history has no workspace column: its rows are the workspace's by
 //! their model version (`model_id`), which needs no join with the leads.
 
@@ -65,8 +65,7 @@ pub fn mql_entries_by_week(
 ) -> Result<Vec<(i64, i64)>, StoreError> {
     let sql = format!(
         "SELECT {} AS week, count(DISTINCT h.lead_id) FROM stage_history h
-         JOIN leads l ON l.id = h.lead_id
-         WHERE h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND l.workspace_id = ?1
+         WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3
          GROUP BY week ORDER BY week",
         week_of("h.at")
     );
@@ -100,8 +99,8 @@ pub fn mql_journeys(
     let first = |stage: &str| format!("min(CASE WHEN s.stage = '{stage}' THEN s.at END)");
     let sql = format!(
         "WITH cohort AS (
-             SELECT h.lead_id, min(h.at) AS mql FROM stage_history h JOIN leads l ON l.id = h.lead_id
-             WHERE h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4 AND l.workspace_id = ?1
+             SELECT h.lead_id, min(h.at) AS mql FROM stage_history h
+             WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4
              GROUP BY h.lead_id
          )
          SELECT c.lead_id, c.mql, {}, {}, {}, {} FROM cohort c
@@ -139,24 +138,22 @@ pub struct WeekShare {
 /// workspace's leads were in `tier` of `score` at the week's end (at `now` for the current
 /// week), a lead's tier then being that of its latest score history entry before it.
 ///
-/// Counted backwards from the current scores: each history entry records the tier it left
-/// (`previous_tier`) and whether it was the score's first (`previous_id` is null), so the count
-/// at a week's end is today's minus the changes after it. Only the entries since `from` are
-/// read, grouped by week in SQL.
+/// Counted backwards from the current scores, `counts_now` ([`tier_counts`] of the same score,
+/// read in the same snapshot): each history entry records the tier it left (`previous_tier`)
+/// and whether it was the score's first (`previous_id` is null), so the count at a week's end is
+/// today's minus the changes after it. Only the entries since `from` are read, grouped by week
+/// in SQL.
 pub fn tier_share_by_week(
     connection: &Connection,
     workspace_id: i64,
     score: &str,
     tier: &str,
+    counts_now: &[(Option<String>, i64)],
     from: i64,
     now: i64,
 ) -> Result<Vec<WeekShare>, StoreError> {
-    let (mut in_tier, mut scored): (i64, i64) = connection
-        .prepare_cached(
-            "SELECT coalesce(sum(tier IS ?3), 0), count(*) FROM lead_scores
-         WHERE score = ?2 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)",
-        )?
-        .query_row(params![workspace_id, score, tier], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let mut in_tier: i64 = counts_now.iter().filter(|(t, _)| t.as_deref() == Some(tier)).map(|(_, n)| n).sum();
+    let mut scored: i64 = counts_now.iter().map(|(_, n)| n).sum();
     let first = week_start(from);
     let sql = format!(
         "SELECT {} AS week,
@@ -219,8 +216,8 @@ pub fn outcomes_by_tier(
         "WITH RECURSIVE
          outcome(lead_id, won, at) AS (
              SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
-             WHERE h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
-               AND l.workspace_id = ?1 AND l.stage = h.stage AND l.merged_into IS NULL
+             WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
+               AND l.stage = h.stage AND l.merged_into IS NULL
              GROUP BY h.lead_id
          ),
          marked(lead_id, won, mql) AS (
@@ -408,7 +405,8 @@ mod tests {
                 scored(c, a, model, "warm", 40.0, MONDAY + WEEK + DAY);
                 // Week 2 (now): nothing changes. Another workspace's lead never counts.
                 scored(c, theirs, their_model, "hot", 99.0, MONDAY + WEEK);
-                tier_share_by_week(c, acme, "fit", "hot", MONDAY - WEEK + DAY, MONDAY + 2 * WEEK + DAY)
+                let counts = tier_counts(c, acme, "fit")?;
+                tier_share_by_week(c, acme, "fit", "hot", &counts, MONDAY - WEEK + DAY, MONDAY + 2 * WEEK + DAY)
             })
             .unwrap();
         let shares: Vec<(i64, i64, i64)> = weeks.iter().map(|w| (w.week, w.in_tier, w.scored)).collect();

@@ -280,4 +280,29 @@ mod tests {
         assert_eq!((rolled.undone.version, rolled.restored.version), (1, 3));
         assert!(crate::models::rollback(&connection, 1, crate::now_ms()).is_err(), "nothing below version 3");
     }
+
+    /// Migration 12 gives each stage move its lead's workspace, which the funnel report reads
+    /// moves by.
+    #[test]
+    fn stage_moves_take_their_leads_workspace() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 10).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0), (2, 'v', 0);
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, 1, 0, 0), (2, 2, 0, 0);
+                 INSERT INTO stage_history (lead_id, stage, previous, at, actor) VALUES
+                     (1, 'mql', 'lead', 5, 'leadscore'), (2, 'mql', 'lead', 6, 'leadscore'), (1, 'sal', 'mql', 7, 'ana');",
+            )
+            .unwrap();
+        apply(&mut connection).unwrap();
+        let rows: Vec<(i64, i64, String)> = connection
+            .prepare("SELECT lead_id, workspace_id, stage FROM stage_history ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [(1, 1, "mql".to_string()), (2, 2, "mql".to_string()), (1, 1, "sal".to_string())]);
+    }
 }

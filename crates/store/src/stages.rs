@@ -14,7 +14,8 @@ pub struct StageChange {
     pub reason: Option<String>,
 }
 
-/// Sets a lead's stage and records the change.
+/// Sets a lead's stage and records the change (with the lead's workspace, which reports read
+/// moves by).
 pub fn set(connection: &Connection, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
     connection.prepare_cached("UPDATE leads SET stage = ?1, updated_at = ?2 WHERE id = ?3")?.execute(params![
         change.stage,
@@ -23,7 +24,8 @@ pub fn set(connection: &Connection, lead_id: i64, change: &StageChange) -> Resul
     ])?;
     connection
         .prepare_cached(
-            "INSERT INTO stage_history (lead_id, stage, previous, at, actor, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO stage_history (lead_id, workspace_id, stage, previous, at, actor, reason)
+             SELECT ?1, workspace_id, ?2, ?3, ?4, ?5, ?6 FROM leads WHERE id = ?1",
         )?
         .execute(params![lead_id, change.stage, change.previous, change.at, change.actor, change.reason])?;
     Ok(())

@@ -134,12 +134,14 @@ pub trait Reads {
     fn mql_entries_by_week(&self, workspace_id: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError>;
     /// The leads that entered MQL in the period and their way through the funnel up to `now`.
     fn mql_journeys(&self, workspace_id: i64, from: i64, to: i64, now: i64) -> Result<Vec<Journey>, StoreError>;
-    /// How many leads were in `tier` of `score` at the end of each week from `from` to `now`.
+    /// How many leads were in `tier` of `score` at the end of each week from `from` to `now`,
+    /// counted back from `counts_now` ([`Reads::tier_counts`] of the score, in the same read).
     fn tier_share_by_week(
         &self,
         workspace_id: i64,
         score: &str,
         tier: &str,
+        counts_now: &[(Option<String>, i64)],
         from: i64,
         now: i64,
     ) -> Result<Vec<WeekShare>, StoreError>;

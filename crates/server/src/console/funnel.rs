@@ -404,15 +404,18 @@ pub async fn show(
         .storage
         .read(move |reads| {
             let scored = !score.is_empty();
+            let tiers = if scored { reads.tier_counts(workspace_id, &score)? } else { Vec::new() };
             Ok(Figures {
-                tiers: if scored { reads.tier_counts(workspace_id, &score)? } else { Vec::new() },
                 stages: reads.stage_counts(workspace_id)?,
                 mqls: reads.mql_entries_by_week(workspace_id, start, end)?,
                 journeys: reads.mql_journeys(workspace_id, start, end, now)?,
                 shares: match &top {
-                    Some(top) => reads.tier_share_by_week(workspace_id, &score, top, start, now.min(end - 1))?,
+                    Some(top) => {
+                        reads.tier_share_by_week(workspace_id, &score, top, &tiers, start, now.min(end - 1))?
+                    }
                     None => Vec::new(),
                 },
+                tiers,
                 outcomes: if scored { reads.outcomes_by_tier(workspace_id, &score, start, end)? } else { Vec::new() },
             })
         })

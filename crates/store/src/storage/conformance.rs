@@ -389,7 +389,7 @@ pub(crate) fn the_funnel_report_counts_the_workspaces_own_leads(opened: Opened) 
                 r.stage_counts(acme)?,
                 r.mql_entries_by_week(acme, from, to)?,
                 r.mql_journeys(acme, from, to, now)?,
-                r.tier_share_by_week(acme, "fit", "hot", from, now)?,
+                r.tier_share_by_week(acme, "fit", "hot", &r.tier_counts(acme, "fit")?, from, now)?,
                 r.outcomes_by_tier(acme, "fit", from, to)?,
             ))
         }))

@@ -192,10 +192,11 @@ impl Reads for Connection {
         workspace_id: i64,
         score: &str,
         tier: &str,
+        counts_now: &[(Option<String>, i64)],
         from: i64,
         now: i64,
     ) -> Result<Vec<WeekShare>, StoreError> {
-        funnel::tier_share_by_week(self, workspace_id, score, tier, from, now)
+        funnel::tier_share_by_week(self, workspace_id, score, tier, counts_now, from, now)
     }
 
     fn outcomes_by_tier(
