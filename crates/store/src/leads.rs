@@ -287,16 +287,20 @@ pub enum Page {
 /// because matches are frequent.
 const MOST_SEARCH_MATCHES_SORTED: i64 = 10_000;
 
+/// Leads read at a time when a page is found by checking each lead's text.
+const CHECKED_AT_A_TIME: u32 = 500;
+
 /// How a text search reads the search index.
 #[derive(Debug, Clone, PartialEq)]
 enum Search {
-    /// 3 characters or more, few matches: the matches, sorted by score.
+    /// 3 characters or more, few matches: the matches from the trigram index, sorted by score.
     FewMatches(String),
-    /// 3 characters or more, many matches: each lead in score order checked against the index.
-    ManyMatches(String),
-    /// 1 or 2 characters (a Chinese name is often 2), which trigrams cannot index: each lead in
-    /// score order checked for any of the text's spellings in upper and lower case.
-    Short(Vec<String>),
+    /// 1 or 2 characters (a Chinese name is often 2), which trigrams cannot index, and few
+    /// matches: the leads found by reading every lead's text once, sorted by score.
+    Leads(Vec<i64>),
+    /// Many matches: each lead in score order, its text checked here (in lower case, the text
+    /// sought too) until the page is full.
+    Checked(String),
 }
 
 /// An FTS5 query for `text` as a substring: one phrase, its quotes doubled.
@@ -322,14 +326,25 @@ fn spellings(text: &str) -> Vec<String> {
 }
 
 fn search_of(connection: &Connection, text: &str) -> Result<Search, StoreError> {
+    let checked = Search::Checked(text.to_lowercase());
     if text.chars().count() < 3 {
-        return Ok(Search::Short(spellings(text)));
+        let spellings = spellings(text);
+        let found: Vec<String> = (1..=spellings.len()).map(|n| format!("instr(text, ?{n}) > 0")).collect();
+        let sql = format!(
+            "SELECT rowid FROM lead_search WHERE {} LIMIT {}",
+            found.join(" OR "),
+            MOST_SEARCH_MATCHES_SORTED + 1
+        );
+        let mut statement = connection.prepare_cached(&sql)?;
+        let leads: Vec<i64> =
+            statement.query_map(rusqlite::params_from_iter(spellings), |row| row.get(0))?.collect::<Result<_, _>>()?;
+        return Ok(if leads.len() as i64 > MOST_SEARCH_MATCHES_SORTED { checked } else { Search::Leads(leads) });
     }
     let query = phrase(text);
     let matches: i64 = connection
         .prepare_cached("SELECT count(*) FROM (SELECT 1 FROM lead_search WHERE lead_search MATCH ?1 LIMIT ?2)")?
         .query_row(params![query, MOST_SEARCH_MATCHES_SORTED + 1], |row| row.get(0))?;
-    Ok(if matches > MOST_SEARCH_MATCHES_SORTED { Search::ManyMatches(query) } else { Search::FewMatches(query) })
+    Ok(if matches > MOST_SEARCH_MATCHES_SORTED { checked } else { Search::FewMatches(query) })
 }
 
 /// The statement [`list`] runs and its parameters.
@@ -352,7 +367,7 @@ fn list_statement(
     let id = if by_score { "s.lead_id" } else { "l.id" };
     let mut conditions =
         vec![format!("l.workspace_id = {}", bind(Sql::Integer(workspace_id))), "l.merged_into IS NULL".to_string()];
-    let few_matches = matches!(search, Some(Search::FewMatches(_))) && by_score;
+    let few_matches = matches!(search, Some(Search::FewMatches(_) | Search::Leads(_))) && by_score;
     let from = if filter.score.is_empty() {
         "leads l".to_string()
     } else if !by_score {
@@ -365,11 +380,16 @@ fn list_statement(
         conditions.push(format!("s.score = {}", bind(Sql::Text(filter.score.clone()))));
         // CROSS JOIN fixes the order of the loops: SQLite's planner, without statistics, could
         // otherwise walk the leads and sort them all.
-        if few_matches {
-            "lead_search f CROSS JOIN lead_scores s ON s.lead_id = f.rowid CROSS JOIN leads l ON l.id = s.lead_id"
-                .to_string()
-        } else {
-            "lead_scores s CROSS JOIN leads l ON l.id = s.lead_id".to_string()
+        match search {
+            Some(Search::FewMatches(_)) => {
+                "lead_search f CROSS JOIN lead_scores s ON s.lead_id = f.rowid CROSS JOIN leads l ON l.id = s.lead_id"
+                    .to_string()
+            }
+            Some(Search::Leads(leads)) => format!(
+                "json_each({}) f CROSS JOIN lead_scores s ON s.lead_id = f.value CROSS JOIN leads l ON l.id = s.lead_id",
+                bind(Sql::Text(format!("{leads:?}")))
+            ),
+            _ => "lead_scores s CROSS JOIN leads l ON l.id = s.lead_id".to_string(),
         }
     };
     if let Some(tier) = &filter.tier {
@@ -387,20 +407,21 @@ fn list_statement(
     if let Some(since) = filter.updated_since {
         conditions.push(format!("l.updated_at >= {}", bind(Sql::Integer(since))));
     }
+    // The text a search checks here, or nothing.
+    let mut text_column = "NULL".to_string();
     match search {
         Some(Search::FewMatches(query)) if few_matches => {
             conditions.push(format!("f.lead_search MATCH {}", bind(Sql::Text(query.clone()))))
         }
-        Some(Search::FewMatches(query) | Search::ManyMatches(query)) => conditions.push(format!(
-            "EXISTS (SELECT 1 FROM lead_search WHERE lead_search MATCH {} AND rowid = {id})",
+        Some(Search::FewMatches(query)) => conditions.push(format!(
+            "{id} IN (SELECT rowid FROM lead_search WHERE lead_search MATCH {})",
             bind(Sql::Text(query.clone()))
         )),
-        Some(Search::Short(spellings)) => {
-            let found: Vec<String> =
-                spellings.iter().map(|s| format!("instr(text, {}) > 0", bind(Sql::Text(s.clone())))).collect();
-            conditions
-                .push(format!("EXISTS (SELECT 1 FROM lead_search WHERE rowid = {id} AND ({}))", found.join(" OR ")));
+        Some(Search::Leads(_)) if few_matches => {}
+        Some(Search::Leads(leads)) => {
+            conditions.push(format!("{id} IN (SELECT value FROM json_each({}))", bind(Sql::Text(format!("{leads:?}")))))
         }
+        Some(Search::Checked(_)) => text_column = format!("(SELECT text FROM lead_search WHERE rowid = {id})"),
         None => {}
     }
     let descending = order != Order::ScoreAscending;
@@ -438,7 +459,7 @@ fn list_statement(
     let sql = format!(
         "SELECT l.id, l.user_id, l.email, l.stage, l.last_event_at, {value}, {tier},
                 json_extract(l.attributes, '$.name'), json_extract(l.attributes, '$.first_name'),
-                json_extract(l.attributes, '$.last_name'), json_extract(l.attributes, '$.company')
+                json_extract(l.attributes, '$.last_name'), json_extract(l.attributes, '$.company'), {text_column}
          FROM {from}
          WHERE {}
          ORDER BY {order_by} LIMIT {limit} OFFSET {offset}",
@@ -465,10 +486,35 @@ pub fn list(
         Some(text) => Some(search_of(connection, text)?),
         None => None,
     };
-    let (sql, parameters) = list_statement(workspace_id, filter, search.as_ref(), order, limit, page);
+    if let Some(Search::Checked(sought)) = &search {
+        return list_checked(connection, workspace_id, filter, sought, order, limit, page);
+    }
+    let mut leads: Vec<ListedLead> =
+        read_listed(connection, workspace_id, filter, search.as_ref(), order, limit, page)?
+            .into_iter()
+            .map(|(lead, _)| lead)
+            .collect();
+    if matches!(page, Page::Before(_)) {
+        leads.reverse();
+    }
+    Ok(leads)
+}
+
+/// The rows of one listing statement, each with its search text when the search checks it here,
+/// in the statement's order (backwards for `Page::Before`).
+fn read_listed(
+    connection: &Connection,
+    workspace_id: i64,
+    filter: &Filter,
+    search: Option<&Search>,
+    order: Order,
+    limit: u32,
+    page: Page,
+) -> Result<Vec<(ListedLead, Option<String>)>, StoreError> {
+    let (sql, parameters) = list_statement(workspace_id, filter, search, order, limit, page);
     let mut statement = connection.prepare_cached(&sql)?;
     let rows = statement.query_map(rusqlite::params_from_iter(parameters), |row| {
-        Ok(ListedLead {
+        let lead = ListedLead {
             id: row.get(0)?,
             user_id: row.get(1)?,
             email: row.get(2)?,
@@ -478,13 +524,59 @@ pub fn list(
             tier: row.get(6)?,
             name: person_name(text(row, 7)?.as_deref(), text(row, 8)?.as_deref(), text(row, 9)?.as_deref()),
             company: text(row, 10)?,
-        })
+        };
+        Ok((lead, text(row, 11)?))
     })?;
-    let mut leads: Vec<ListedLead> = rows.collect::<Result<_, _>>()?;
-    if matches!(page, Page::Before(_)) {
-        leads.reverse();
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A page of a search with many matches: the leads in the listing's order, read a few hundred at
+/// a time, each kept when its text holds `sought` (lower case), until the page is full.
+fn list_checked(
+    connection: &Connection,
+    workspace_id: i64,
+    filter: &Filter,
+    sought: &str,
+    order: Order,
+    limit: u32,
+    page: Page,
+) -> Result<Vec<ListedLead>, StoreError> {
+    let search = Search::Checked(sought.to_string());
+    let (mut skip, mut at) = match page {
+        Page::Offset(offset) => (offset, Page::Offset(0)),
+        other => (0, other),
+    };
+    let mut read = 0u32;
+    let mut found = Vec::new();
+    loop {
+        let rows = read_listed(connection, workspace_id, filter, Some(&search), order, CHECKED_AT_A_TIME, at)?;
+        let full = rows.len() == CHECKED_AT_A_TIME as usize;
+        read += rows.len() as u32;
+        let last = rows.last().map(|(lead, _)| Position { value: lead.value, id: lead.id });
+        for (lead, text) in rows {
+            if !text.is_some_and(|text| text.to_lowercase().contains(sought)) {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            found.push(lead);
+            if found.len() == limit as usize {
+                break;
+            }
+        }
+        let (Some(last), true) = (last, full && found.len() < limit as usize) else { break };
+        at = match (page, order) {
+            (_, Order::LastActivity) => Page::Offset(read),
+            (Page::Before(_), _) => Page::Before(last),
+            _ => Page::After(last),
+        };
     }
-    Ok(leads)
+    if matches!(page, Page::Before(_)) {
+        found.reverse();
+    }
+    Ok(found)
 }
 
 /// The fields of `fields` that no lead of the workspace has (merged-away leads aside), in their
@@ -646,6 +738,10 @@ mod tests {
             let filter = filter.clone();
             store.read_blocking(move |c| list(c, workspace_id, &filter, order, size, page)).unwrap()
         };
+        walk_with(read, size)
+    }
+
+    fn walk_with(read: impl Fn(Page) -> Vec<ListedLead>, size: u32) -> Vec<ListedLead> {
         let position = |lead: &ListedLead| Position { value: lead.value, id: lead.id };
         let mut pages = vec![read(Page::Offset(0))];
         while let Some(last) = pages.last().unwrap().last().filter(|_| pages.last().unwrap().len() == size as usize) {
@@ -735,6 +831,37 @@ mod tests {
         assert_eq!(found("kowalska"), ["Agnieszka Kowalska"]);
     }
 
+    /// A search with many matches checks each lead's text in score order: it pages like the
+    /// index finds, forwards and backwards, whatever the page size.
+    #[test]
+    fn checking_each_lead_finds_what_the_index_finds() {
+        let (_dir, store, workspace_id) = listed_workspace();
+        for (text, order, size) in [
+            ("иВАН", Order::ScoreDescending, 3),
+            ("example.com", Order::ScoreAscending, 7),
+            ("王芳", Order::ScoreDescending, 1),
+        ] {
+            let filter = Filter { text: Some(text.into()), ..fit() };
+            let read = |page: Page| {
+                let filter = filter.clone();
+                let sought = text.to_lowercase();
+                store
+                    .read_blocking(move |c| list_checked(c, workspace_id, &filter, &sought, order, size, page))
+                    .unwrap()
+            };
+            let checked = walk_with(read, size);
+            assert!(!checked.is_empty());
+            assert_eq!(checked, walk(&store, workspace_id, &filter, order, size), "{text}");
+        }
+        let filter = Filter { text: Some("Firma 1".into()), ..fit() };
+        let offset = store
+            .read_blocking(move |c| {
+                list_checked(c, workspace_id, &filter, "firma 1", Order::LastActivity, 4, Page::Offset(12))
+            })
+            .unwrap();
+        assert_eq!(offset.len(), 3, "15 leads of Firma 1, 12 skipped");
+    }
+
     #[test]
     fn spellings_cover_every_case_of_a_short_search() {
         assert_eq!(spellings("ab"), ["AB", "Ab", "aB", "ab"]);
@@ -755,8 +882,8 @@ mod tests {
         let since = Filter { updated_since: Some(1), ..fit() };
         let stage = Filter { stage: Some("mql".into()), ..fit() };
         let few = Search::FewMatches(phrase("ana"));
-        let many = Search::ManyMatches(phrase("example"));
-        let short = Search::Short(spellings("王芳"));
+        let many = Search::Checked("example".into());
+        let short = Search::Leads(vec![3, 1, 2]);
         let (plain, none) = (fit(), Filter::default());
         let cases: Vec<(&str, &Filter, Option<&Search>, Order, Page)> = vec![
             ("first page", &plain, None, Order::ScoreDescending, Page::Offset(0)),
@@ -768,7 +895,7 @@ mod tests {
             ("updated since", &since, None, Order::ScoreDescending, Page::Offset(0)),
             ("stage", &stage, None, Order::ScoreDescending, Page::Offset(0)),
             ("search, many matches", &plain, Some(&many), Order::ScoreDescending, Page::After(at)),
-            ("search, short", &plain, Some(&short), Order::ScoreDescending, Page::Offset(0)),
+            ("search, short, few matches", &plain, Some(&short), Order::ScoreDescending, Page::After(at)),
             ("search, few matches", &plain, Some(&few), Order::ScoreDescending, Page::After(at)),
             ("no model", &none, None, Order::ScoreDescending, Page::After(at)),
         ];
@@ -783,7 +910,10 @@ mod tests {
             let walks = plan.iter().any(|step| step.starts_with("SCAN") && !step.contains("VIRTUAL TABLE"));
             let sorts = plan.iter().any(|step| step.contains("TEMP B-TREE"));
             assert!(!walks, "{name} walks a table: {plan:?}");
-            assert!(!sorts || matches!(search, Some(Search::FewMatches(_))), "{name} sorts: {plan:?}");
+            assert!(
+                !sorts || matches!(search, Some(Search::FewMatches(_) | Search::Leads(_))),
+                "{name} sorts: {plan:?}"
+            );
         }
     }
 }

@@ -177,7 +177,8 @@ fn a_person_works_the_leads_in_a_real_browser() {
             // Filtered by tier through the form: the filter goes into the URL.
             client.find(Locator::Id("tier")).await.unwrap().select_by_value("hot").await.unwrap();
             client.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
-            let filtered = |url: &url::Url| url.query() == Some("score=engagement&tier=hot&stage=");
+            let filtered =
+                |url: &url::Url| url.query().is_some_and(|q| q.contains("score=engagement&order=desc&tier=hot&stage="));
             wait_for_url(&client, filtered, "the filtered leads").await;
             // 王小明 (9 points) and 佐藤 花子 (6) are hot; Иван Петров (3) is warm.
             assert_eq!(client.find_all(Locator::Css("table.leads tbody tr")).await.unwrap().len(), 2);
@@ -639,6 +640,113 @@ fn a_viewer_reads_a_predictive_models_report_and_an_expired_session_signs_in_aga
             );
             client.goto(&format!("{base}/predictive/1/report")).await.unwrap();
             photograph(&client, "predictive-report", width).await;
+            client.close().await.unwrap();
+        }
+    });
+}
+
+// The leads list at scale and a lead's score over time.
+
+#[test]
+#[cfg_attr(not(browser), ignore = "needs LEADSCORE_CHROMEDRIVER (see the module's doc)")]
+fn a_rep_searches_the_leads_turns_the_page_and_reads_a_score_over_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "rep@example.com", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    let model = "[scores.engagement]\ntiers = [{ label = \"cold\" }, { label = \"warm\", min = 3 }, { label = \"hot\", min = 6 }]\n[[scores.engagement.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n[[scores.engagement.rules]]\nname = \"demo request\"\nevent = \"demo_request\"\npoints = 4\n";
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    // 70 leads, names in several scripts (a long Bulgarian company name among them).
+    let names =
+        ["Zofia Wójcik", "Иван Петров", "王芳", "田中 美咲", "Георги Димитров", "Agnieszka Lewandowska-Szczepańska"];
+    let mut batch = Vec::new();
+    for i in 0..70 {
+        let traits = json!({
+            "name": format!("{} {i}", names[i % names.len()]),
+            "email": format!("lead{i}@example.com"),
+            "company": if i % 3 == 0 { "Международна търговска компания ЕООД" } else { "北京科技有限公司" },
+        });
+        batch.push(
+            json!({"type": "identify", "userId": format!("u{i}"), "traits": traits, "messageId": format!("i{i}")}),
+        );
+        batch.push(
+            json!({"type": "track", "userId": format!("u{i}"), "event": "page_view", "messageId": format!("t{i}")}),
+        );
+    }
+    assert_eq!(server.post_json("/v1/batch", &ingest, &json!({"batch": batch})).status, 200);
+    // One lead with a story: visits over a week, a demo request, moves to mql and sal.
+    let day = 86_400_000_i64;
+    let start = leadscore_store::now_ms() - 8 * day;
+    let at = |offset: i64| leadscore_core::Timestamp(start + offset).to_string();
+    for (n, (event, when)) in [
+        ("page_view", 0),
+        ("page_view", day),
+        ("page_view", 2 * day),
+        ("demo_request", 4 * day),
+        ("page_view", 6 * day),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let track = json!({"userId": "u1", "event": event, "messageId": format!("story-{n}"), "timestamp": at(*when)});
+        assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+    }
+    let moved = json!({"stage": "sal", "reason": "Called; wants a demo", "actor": "Zofia"});
+    assert_eq!(server.post_json("/api/leads/u1/stage", &admin, &moved).status, 200);
+
+    let base = format!("http://{}", server.address);
+    let driver = start_driver();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for width in [1280, 390] {
+            let client = browser(&driver, width).await;
+            sign_in(&client, &base, "rep@example.com").await;
+
+            // A text search in Cyrillic, in another case than stored.
+            client.find(Locator::Id("q")).await.unwrap().send_keys("иВАН").await.unwrap();
+            client.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+            wait_for_url(&client, |url| url.query().is_some_and(|q| q.starts_with("q=")), "the search").await;
+            let found = client.find_all(Locator::Css("table.leads .lead-main")).await.unwrap();
+            assert_eq!(found.len(), 12, "every Иван Петров and no other");
+            for name in found {
+                assert!(name.text().await.unwrap().starts_with("Иван Петров"));
+            }
+            photograph(&client, "leads-search", width).await;
+
+            // The next page, by cursor, then the page before it again.
+            client.goto(&format!("{base}/leads")).await.unwrap();
+            photograph(&client, "leads-filters", width).await;
+            client.find(Locator::Css("a[rel=next]")).await.unwrap().click().await.unwrap();
+            wait_for_url(&client, |url| url.query().is_some_and(|q| q.contains("cursor=n")), "the next page").await;
+            assert_eq!(client.find_all(Locator::Css("table.leads tbody tr")).await.unwrap().len(), 20);
+            photograph(&client, "leads-next-page", width).await;
+            client.find(Locator::Css("a[rel=prev]")).await.unwrap().click().await.unwrap();
+            wait_for_url(&client, |url| url.query().is_some_and(|q| q.contains("cursor=p")), "the previous page").await;
+            assert_eq!(client.find_all(Locator::Css("table.leads tbody tr")).await.unwrap().len(), 50);
+
+            // The lead with a story: its score over time, tiers, events and stage moves marked.
+            client.goto(&format!("{base}/leads/u1")).await.unwrap();
+            let chart = client.find(Locator::Css(".tc-box[role=img]")).await.unwrap();
+            let label = chart.attr("aria-label").await.unwrap().unwrap();
+            assert!(
+                label.starts_with("engagement from ") && label.contains("stage moves: 1, events marked: 7"),
+                "{label}"
+            );
+            let stages = client.find_all(Locator::Css(".tc-stage-label")).await.unwrap();
+            assert_eq!(stages.len(), 1);
+            assert_eq!(stages[0].text().await.unwrap(), "sal");
+            let thresholds = client.find_all(Locator::Css(".tc-threshold-label")).await.unwrap();
+            let mut read = Vec::new();
+            for threshold in thresholds {
+                read.push(threshold.text().await.unwrap());
+            }
+            assert_eq!(read, ["warm 3", "hot 6"]);
+            photograph(&client, "lead-over-time", width).await;
+
+            // An unknown address: the console's page, not JSON.
+            client.goto(&format!("{base}/no-such-page")).await.unwrap();
+            assert_eq!(client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap(), "Page not found");
+            photograph(&client, "not-found", width).await;
             client.close().await.unwrap();
         }
     });

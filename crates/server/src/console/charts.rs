@@ -174,7 +174,10 @@ pub fn over_time(
 ) -> Option<TimeChart> {
     let points: Vec<Point> = points.iter().copied().filter(|p| p.value.is_finite() && p.at <= end).collect();
     let first = points.first()?;
-    let mut start = first.at.min(stages.iter().map(|s| s.at).min().unwrap_or(first.at));
+    // The line starts at the first recorded change; the events and stage moves before it are
+    // shown too, so that the chart tells what happened before the score moved.
+    let marks = stages.iter().chain(events).map(|mark| mark.at).filter(|at| *at <= end);
+    let mut start = marks.fold(first.at, i64::min);
     if end - start < 3_600_000 {
         start = end - 86_400_000;
     }
@@ -458,12 +461,13 @@ mod tests {
         let day = 86_400_000;
         let points = [Point { at: 0, value: 10.0 }, Point { at: 5 * day, value: 60.0 }];
         let thresholds = [Threshold { label: "mql".into(), at: 50.0 }];
-        let events = [Mark { at: 5 * day, label: "demo <request>".into() }, Mark { at: -day, label: "before".into() }];
+        let events =
+            [Mark { at: 5 * day, label: "demo <request>".into() }, Mark { at: 11 * day, label: "later".into() }];
         let stages = [Mark { at: 6 * day, label: "mql".into() }];
         let chart = over_time(&points, 10 * day, &thresholds, &events, &stages).unwrap();
         // From 0 to 60 and 12% of room above (67.2); the plot is 224 high.
         assert!(chart.svg.contains(r#"d="M0.0 190.7 H500.0 V24.0 H1000""#), "{}", chart.svg);
-        assert_eq!(chart.events, 1, "an event before the line's time is not marked");
+        assert_eq!(chart.events, 1, "an event after the chart's end is not marked");
         assert!(chart.svg.contains("<title>demo &lt;request&gt; on 1970-01-06</title>"));
         assert_eq!(chart.stages, 1);
         assert!(
@@ -484,6 +488,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(single.start, "1970-01-10", "a single change is drawn over the day before");
+        let earlier = over_time(&points, 10 * day, &[], &[Mark { at: -10 * day, label: "visit".into() }], &[]).unwrap();
+        assert_eq!(
+            (earlier.start.as_str(), earlier.events),
+            ("1969-12-22", 1),
+            "events before the first change widen the chart"
+        );
         assert!(!single.svg.contains("NaN"));
     }
 
