@@ -189,8 +189,10 @@ pub fn over_time(
     if high - low < 1e-9 {
         high = low + 1.0;
     }
-    // Room above the highest line for the stage moves' labels.
-    high += (high - low) * 0.12;
+    // The highest value the score took, labelled on the axis beside 0.
+    let highest = points.iter().map(|p| p.value).fold(f64::MIN, f64::max);
+    // Room above the highest line for the stage moves' labels, clear of the thresholds' labels.
+    high += (high - low) * 0.2;
     let plot = TIME_HEIGHT - TICKS;
     let x = |at: i64| ((at.clamp(start, end) - start) as f64 / (end - start) as f64) * TIME_WIDTH;
     let y = |value: f64| plot - (value - low) / (high - low) * plot;
@@ -254,8 +256,13 @@ pub fn over_time(
     }
     let _ = write!(path, " H{TIME_WIDTH}");
     let _ = write!(svg, r#"<path class="tc-line" d="{path}" vector-effect="non-scaling-stroke"/></svg>"#);
+    let top_label = if highest > low + 1e-9 {
+        format!(r#"<text class="tc-y" x="2" y="{:.1}%" dy="-4">{}</text>"#, percent(y(highest)), plain(highest))
+    } else {
+        String::new()
+    };
     let svg = format!(
-        r#"<svg class="tc-chart" width="100%" height="{TIME_HEIGHT}" aria-hidden="true" focusable="false">{svg}<text class="tc-y" x="2" y="{:.1}%" dy="-4">{}</text>{labels}</svg>"#,
+        r#"<svg class="tc-chart" width="100%" height="{TIME_HEIGHT}" aria-hidden="true" focusable="false">{svg}<text class="tc-y" x="2" y="{:.1}%" dy="-4">{}</text>{top_label}{labels}</svg>"#,
         percent(plot),
         plain(low),
     );
@@ -465,8 +472,10 @@ mod tests {
             [Mark { at: 5 * day, label: "demo <request>".into() }, Mark { at: 11 * day, label: "later".into() }];
         let stages = [Mark { at: 6 * day, label: "mql".into() }];
         let chart = over_time(&points, 10 * day, &thresholds, &events, &stages).unwrap();
-        // From 0 to 60 and 12% of room above (67.2); the plot is 224 high.
-        assert!(chart.svg.contains(r#"d="M0.0 190.7 H500.0 V24.0 H1000""#), "{}", chart.svg);
+        // From 0 to 60 and 20% of room above (72); the plot is 224 high.
+        assert!(chart.svg.contains(r#"d="M0.0 192.9 H500.0 V37.3 H1000""#), "{}", chart.svg);
+        // The axis names 0 and the highest value, at its height.
+        assert!(chart.svg.contains(r#"<text class="tc-y" x="2" y="15.6%" dy="-4">60</text>"#), "{}", chart.svg);
         assert_eq!(chart.events, 1, "an event after the chart's end is not marked");
         assert!(chart.svg.contains("<title>demo &lt;request&gt; on 1970-01-06</title>"));
         assert_eq!(chart.stages, 1);
