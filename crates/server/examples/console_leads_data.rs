@@ -39,15 +39,9 @@ const STAGES: &[&str] =
     &["lead", "lead", "lead", "lead", "lead", "lead", "mql", "mql", "sal", "sql", "customer", "lost"];
 const LEADS_PER_TRANSACTION: u64 = 20_000;
 
-/// A fixed-seed generator.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
+#[path = "support/lcg.rs"]
+mod lcg;
+use lcg::Lcg;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).ok_or("usage: console_leads_data DIR [LEADS]")?;

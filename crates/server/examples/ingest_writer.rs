@@ -38,15 +38,9 @@ const EVENTS: &[&str] = &[
     "demo_request",
 ];
 
-/// A fixed-seed generator, so that every run sends the same messages.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
+#[path = "support/lcg.rs"]
+mod lcg;
+use lcg::Lcg;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize, default: u64| std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default);

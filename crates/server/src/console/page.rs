@@ -36,18 +36,23 @@ pub fn page(status: StatusCode, template: &impl Template) -> Response {
             return (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be shown; it was logged").into_response();
         }
     };
+    html(status, body, CONSOLE_POLICY)
+}
+
+/// What a console page may load and who may frame it: this origin only, framed by nobody.
+const CONSOLE_POLICY: &str =
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+/// An HTML answer with the headers every page carries (no caching: pages hold personal data;
+/// no guessing of the type; no referrer outside this origin) and the content security `policy`.
+pub fn html(status: StatusCode, body: String, policy: &'static str) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        ),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     response
 }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_predict::predictive::Algorithm;
 use leadscore_store::now_ms;
@@ -285,18 +285,11 @@ pub async fn report(
         }
         Err(_) => return ApiError::internal().into_response(),
     };
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; base-uri 'none'; \
-             form-action 'none'; sandbox",
-        ),
-    );
-    response
+    // The report's own styles inline, no script, framed by the console's pages only.
+    super::page::html(
+        StatusCode::OK,
+        body,
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; base-uri 'none'; \
+         form-action 'none'; sandbox",
+    )
 }
