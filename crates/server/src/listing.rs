@@ -122,7 +122,11 @@ pub async fn list(state: &AppState, workspace_id: i64, request: ListRequest) -> 
             ));
         }
     }
-    let page = match (&request.cursor, request.offset) {
+    // An empty `cursor` is no cursor, and an `offset` of 0 no offset (a form that sends every
+    // field sends them so).
+    let asked_cursor = request.cursor.as_ref().filter(|cursor| !cursor.is_empty());
+    let offset = request.offset.filter(|offset| *offset > 0);
+    let page = match (asked_cursor, offset) {
         (Some(_), Some(_)) => {
             return Err(ApiError::new(ErrorCode::InvalidQuery, "give `cursor` or `offset`, not both"));
         }
@@ -183,7 +187,12 @@ pub async fn list(state: &AppState, workspace_id: i64, request: ListRequest) -> 
         stage: request.stage,
         min_value: request.min,
         max_value: request.max,
-        text: request.search.filter(|text| !text.trim().is_empty()),
+        // Control characters (a NUL, say) are in no name, e-mail or company, and a NUL would end
+        // the search text early in the index's query: they are left out of what is sought.
+        text: request
+            .search
+            .map(|text| text.chars().filter(|c| !c.is_control()).collect::<String>())
+            .filter(|text| !text.trim().is_empty()),
         updated_since: request.updated_since,
     };
     let (order, limit) = (request.order, request.limit);

@@ -42,9 +42,9 @@ pub async fn move_stage(
             format!("`actor` `{}` is the name of leadscore's own moves: name the person", lifecycle::AUTOMATIC_ACTOR),
         ));
     }
-    let reason = request.reason.filter(|r| !r.trim().is_empty());
+    // The limits hold for the text as sent, blank or not; a blank reason is then no reason.
     for (field, text, limit) in
-        [("actor", Some(&request.actor), ACTOR_LIMIT), ("reason", reason.as_ref(), REASON_LIMIT)]
+        [("actor", Some(&request.actor), ACTOR_LIMIT), ("reason", request.reason.as_ref(), REASON_LIMIT)]
     {
         let characters = text.map_or(0, |t| t.chars().count());
         if characters > limit {
@@ -54,6 +54,7 @@ pub async fn move_stage(
             ));
         }
     }
+    let reason = request.reason.filter(|r| !r.trim().is_empty());
     let to = request.to;
     if to.needs_reason() && reason.is_none() {
         return Err(ApiError::new(ErrorCode::ReasonRequired, format!("moving a lead to {to} needs a `reason`")));

@@ -522,6 +522,11 @@ fn the_leads_list_filters_pages_by_cursor_and_downloads_the_view_as_csv() {
     assert!(page_two["next_cursor"].is_null() && page_two["previous_cursor"].is_string());
     let since = server.get("/api/leads?updated_since=2999-01-01T00:00:00Z", &read).json();
     assert_eq!(since["leads"].as_array().unwrap().len(), 0);
+    // What a form sends for fields left empty, and control characters (a NUL) in a search.
+    for accepted in ["cursor=&offset=0", "search=y%C2%B3f%11%5D%00%23", "search=%00"] {
+        let answer = server.get(&format!("/api/leads?{accepted}"), &read);
+        assert_eq!(answer.status, 200, "{accepted}: {}", answer.body);
+    }
     for refused in ["cursor=x", &format!("cursor={cursor}&offset=1"), "updated_since=yesterday", "max=inf"] {
         let answer = server.get(&format!("/api/leads?{refused}"), &read);
         assert_eq!((answer.status, answer.json()["code"].as_str()), (400, Some("invalid_query")), "{refused}");

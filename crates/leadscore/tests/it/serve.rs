@@ -1531,6 +1531,8 @@ fn ids_over_the_limits_are_refused_on_every_path_and_counted_in_characters() {
     let stage = |body: serde_json::Value| server.post_json("/api/leads/ok-1/stage", &admin, &body);
     assert_eq!(stage(json!({"stage": "sal", "actor": long})).status, 400);
     assert_eq!(stage(json!({"stage": "nurture", "reason": "z".repeat(2001)})).status, 400);
+    // A reason of blanks is no reason, but over the limit it is refused all the same.
+    assert_eq!(stage(json!({"stage": "sal", "reason": "\u{2000}".repeat(2001)})).status, 400);
     assert_eq!(stage(json!({"stage": "sal", "actor": cyrillic})).status, 200);
     let hook = json!({"url": format!("https://example.com/{}", "h".repeat(2048)), "events": ["tier_changed"]});
     let answer = server.post_json("/api/webhooks", &admin, &hook);
