@@ -59,8 +59,9 @@ _BEYOND_THE_SCHEMA = {
     "upload_model": [("invalid_model", r"")],
     # The file must be one `leadscore train` wrote.
     "upload_predictive_model": [("invalid_predictive_model", r"")],
-    # The score and tier must be the active model's.
-    "list_leads": [("invalid_query", r"^`(score|tier)`[ :]")],
+    # The score and tier must be the active model's; a cursor must be one a listing gave (it is
+    # opaque), and a query parameter list cannot say that `cursor` and `offset` exclude each other.
+    "list_leads": [("invalid_query", r"^`(score|tier)`[ :]|^`cursor` |give `cursor` or `offset`")],
     # The CSV must have the columns the import needs, and the query may only name columns it has;
     # a time format must be a usable strftime pattern and a time zone one the system knows.
     "import_leads": [("invalid_csv", r""), ("invalid_query", r"the file has no column|^`time_(format|zone)`")],

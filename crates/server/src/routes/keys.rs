@@ -28,8 +28,9 @@ struct CreateRequest {
     /// What the key may do.
     #[schema(value_type = KeyScope)]
     scope: String,
-    /// What the key is for, to tell it apart in the list (at most 100 characters); none by default.
-    #[schema(max_length = 100)]
+    /// What the key is for, to tell it apart in the list (at most 100 characters, one line without
+    /// control characters); none by default.
+    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     name: Option<String>,
 }
 

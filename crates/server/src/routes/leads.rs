@@ -137,6 +137,7 @@ struct ListQuery {
     /// two) by reading the leads in order, which is slower when few leads match.
     search: Option<String>,
     /// Only leads updated (an event, a change of fields) at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     updated_since: Option<String>,
     /// `score` (highest first, default), `score_asc` or `last_activity`.
     #[param(inline)]
