@@ -1,0 +1,129 @@
+-- Counts the funnel report reads, kept by the writer: triggers change them in the statement
+-- that changes what they count, so they are always equal to a count of the rows themselves
+-- (checked by `funnel::tests::the_kept_counts_equal_a_recount_after_every_write`) and the
+-- report reads a few rows instead of every lead, score and history entry.
+
+-- Leads per model version, score and tier now (`lead_scores`; a merged lead has no scores). A
+-- tier may be null (a value in no tier), which a primary key would not tell apart: rows are
+-- found by the unique index with `IS`, and created when missing.
+CREATE TABLE tier_counts (
+    model_id INTEGER NOT NULL,
+    score    TEXT NOT NULL,
+    tier     TEXT,
+    leads    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX tier_counts_key ON tier_counts (model_id, score, tier);
+
+-- A score counted in (`model_id`, `score`, `tier`).
+CREATE TRIGGER tier_counts_insert AFTER INSERT ON lead_scores BEGIN
+    INSERT INTO tier_counts (model_id, score, tier, leads)
+        SELECT NEW.model_id, NEW.score, NEW.tier, 0
+        WHERE NOT EXISTS (SELECT 1 FROM tier_counts WHERE model_id = NEW.model_id AND score = NEW.score AND tier IS NEW.tier);
+    UPDATE tier_counts SET leads = leads + 1 WHERE model_id = NEW.model_id AND score = NEW.score AND tier IS NEW.tier;
+END;
+
+CREATE TRIGGER tier_counts_delete AFTER DELETE ON lead_scores BEGIN
+    UPDATE tier_counts SET leads = leads - 1 WHERE model_id = OLD.model_id AND score = OLD.score AND tier IS OLD.tier;
+END;
+
+-- Scores are updated by every event that changes a value: only a change of what is counted
+-- costs more than the comparison.
+CREATE TRIGGER tier_counts_update AFTER UPDATE OF tier, model_id, score ON lead_scores
+WHEN OLD.tier IS NOT NEW.tier OR OLD.model_id IS NOT NEW.model_id OR OLD.score IS NOT NEW.score BEGIN
+    UPDATE tier_counts SET leads = leads - 1 WHERE model_id = OLD.model_id AND score = OLD.score AND tier IS OLD.tier;
+    INSERT INTO tier_counts (model_id, score, tier, leads)
+        SELECT NEW.model_id, NEW.score, NEW.tier, 0
+        WHERE NOT EXISTS (SELECT 1 FROM tier_counts WHERE model_id = NEW.model_id AND score = NEW.score AND tier IS NEW.tier);
+    UPDATE tier_counts SET leads = leads + 1 WHERE model_id = NEW.model_id AND score = NEW.score AND tier IS NEW.tier;
+END;
+
+INSERT INTO tier_counts (model_id, score, tier, leads)
+    SELECT model_id, score, tier, count(*) FROM lead_scores GROUP BY model_id, score, tier;
+
+-- Leads per workspace and stage now, merged leads left out.
+CREATE TABLE stage_counts (
+    workspace_id INTEGER NOT NULL,
+    stage        TEXT NOT NULL,
+    leads        INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, stage)
+) WITHOUT ROWID;
+
+CREATE TRIGGER stage_counts_insert AFTER INSERT ON leads WHEN NEW.merged_into IS NULL BEGIN
+    INSERT INTO stage_counts (workspace_id, stage, leads) VALUES (NEW.workspace_id, NEW.stage, 1)
+        ON CONFLICT DO UPDATE SET leads = leads + 1;
+END;
+
+CREATE TRIGGER stage_counts_delete AFTER DELETE ON leads WHEN OLD.merged_into IS NULL BEGIN
+    UPDATE stage_counts SET leads = leads - 1 WHERE workspace_id = OLD.workspace_id AND stage = OLD.stage;
+END;
+
+-- A lead's row is updated by every event, its stage column with it: only a change of stage or
+-- a merge costs more than the comparison.
+CREATE TRIGGER stage_counts_update AFTER UPDATE OF stage, merged_into, workspace_id ON leads
+WHEN OLD.stage IS NOT NEW.stage OR OLD.merged_into IS NOT NEW.merged_into OR OLD.workspace_id IS NOT NEW.workspace_id BEGIN
+    UPDATE stage_counts SET leads = leads - 1
+        WHERE workspace_id = OLD.workspace_id AND stage = OLD.stage AND OLD.merged_into IS NULL;
+    INSERT INTO stage_counts (workspace_id, stage, leads) SELECT NEW.workspace_id, NEW.stage, 1
+        WHERE NEW.merged_into IS NULL
+        ON CONFLICT DO UPDATE SET leads = leads + 1;
+END;
+
+INSERT INTO stage_counts (workspace_id, stage, leads)
+    SELECT workspace_id, stage, count(*) FROM leads WHERE merged_into IS NULL GROUP BY workspace_id, stage;
+
+-- Per model version, score, week (its Monday, 00:00 UTC, as `funnel::week_start`) and tier:
+-- how the number of scores in the tier changed by the history entries of the week (each
+-- entry enters its `tier` and leaves its `previous_tier`). Null tiers are not kept: the report
+-- asks for a named tier.
+CREATE TABLE tier_changes_by_week (
+    model_id INTEGER NOT NULL,
+    score    TEXT NOT NULL,
+    week     INTEGER NOT NULL,
+    tier     TEXT NOT NULL,
+    change   INTEGER NOT NULL,
+    PRIMARY KEY (score, tier, week, model_id)
+) WITHOUT ROWID;
+
+-- Per model version, score and week: how many history entries were a score's first
+-- (`previous_id` null), that is how many more leads had the score at the week's end.
+CREATE TABLE first_scores_by_week (
+    model_id INTEGER NOT NULL,
+    score    TEXT NOT NULL,
+    week     INTEGER NOT NULL,
+    scores   INTEGER NOT NULL,
+    PRIMARY KEY (score, week, model_id)
+) WITHOUT ROWID;
+
+-- An entry that keeps its tier (a value change) changes no count.
+CREATE TRIGGER tier_changes_by_week_enter AFTER INSERT ON score_history
+WHEN NEW.tier IS NOT NULL AND NEW.tier IS NOT NEW.previous_tier BEGIN
+    INSERT INTO tier_changes_by_week (model_id, score, week, tier, change)
+        VALUES (NEW.model_id, NEW.score, 345600000 + ((NEW.at - 345600000) / 604800000) * 604800000, NEW.tier, 1)
+        ON CONFLICT DO UPDATE SET change = change + 1;
+END;
+
+CREATE TRIGGER tier_changes_by_week_leave AFTER INSERT ON score_history
+WHEN NEW.previous_tier IS NOT NULL AND NEW.tier IS NOT NEW.previous_tier BEGIN
+    INSERT INTO tier_changes_by_week (model_id, score, week, tier, change)
+        VALUES (NEW.model_id, NEW.score, 345600000 + ((NEW.at - 345600000) / 604800000) * 604800000, NEW.previous_tier, -1)
+        ON CONFLICT DO UPDATE SET change = change - 1;
+END;
+
+CREATE TRIGGER first_scores_by_week_insert AFTER INSERT ON score_history WHEN NEW.previous_id IS NULL BEGIN
+    INSERT INTO first_scores_by_week (model_id, score, week, scores)
+        VALUES (NEW.model_id, NEW.score, 345600000 + ((NEW.at - 345600000) / 604800000) * 604800000, 1)
+        ON CONFLICT DO UPDATE SET scores = scores + 1;
+END;
+
+INSERT INTO tier_changes_by_week (model_id, score, week, tier, change)
+    SELECT model_id, score, week, tier, sum(change) FROM (
+        SELECT model_id, score, 345600000 + ((at - 345600000) / 604800000) * 604800000 AS week, tier, 1 AS change
+        FROM score_history WHERE tier IS NOT NULL AND tier IS NOT previous_tier
+        UNION ALL
+        SELECT model_id, score, 345600000 + ((at - 345600000) / 604800000) * 604800000, previous_tier, -1
+        FROM score_history WHERE previous_tier IS NOT NULL AND tier IS NOT previous_tier
+    ) GROUP BY model_id, score, week, tier;
+
+INSERT INTO first_scores_by_week (model_id, score, week, scores)
+    SELECT model_id, score, 345600000 + ((at - 345600000) / 604800000) * 604800000 AS week, count(*)
+    FROM score_history WHERE previous_id IS NULL GROUP BY model_id, score, week;
