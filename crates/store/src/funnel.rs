@@ -17,8 +17,11 @@
 //!   `first_scores_by_week`: the entries of the week that were a score's first (`previous_id`
 //!   null). The count in a tier at a week's end is the count now less the changes of the weeks
 //!   after it.
+//! - `mql_move_tiers` (`0016_mql_move_tiers.sql`): the lead's tier of each score when it moved
+//!   to MQL, copied from its current scores as the move is inserted, which the outcomes are
+//!   counted by (instead of walking each lead's score history back to its MQL time).
 //!
-//! The other reads are one aggregate query each (or a bounded walk: the leads of one period's
+//! The other reads are one aggregate query each (the journeys visit the moves of one period's
 //! cohort) over indexes: stage moves by workspace, stage and time, score history by score and
 //! time (`0012_funnel_reports.sql`). Weeks start on Monday, 00:00 UTC. Score history and the
 //! score counts have no workspace column: their rows are the workspace's by their model version
@@ -242,7 +245,7 @@ pub struct OutcomesByTier {
 
 /// The workspace's leads now in `customer`, `lost` or `disqualified` that moved there in
 /// `[from, to)`, counted by the tier of `score` they had when they last became MQL before it
-/// (the tier of their latest score history entry at that time), else by their tier now.
+/// (recorded with the move), else by their tier now.
 pub fn outcomes_by_tier(
     connection: &Connection,
     workspace_id: i64,
@@ -250,39 +253,22 @@ pub fn outcomes_by_tier(
     from: i64,
     to: i64,
 ) -> Result<Vec<OutcomesByTier>, StoreError> {
-    // A lead's score history is walked back from its newest entry (`lead_scores.history_id`)
-    // until the first entry at or before its MQL time: the history has no index by lead.
-    let mut statement = connection.prepare_cached(
-        "WITH RECURSIVE
-         outcome(lead_id, won, at) AS (
-             SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
-             WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
-               AND l.stage = h.stage AND l.merged_into IS NULL
-             GROUP BY h.lead_id
-         ),
-         marked(lead_id, won, mql) AS (
+    // Each outcome's latest MQL move before it is found by the index of moves by lead, and its
+    // tiers by the move's id.
+    let mut statement = connection.prepare_cached(&format!(
+        "{OUTCOMES}
+         marked(lead_id, won, move) AS (
              SELECT o.lead_id, o.won,
-                    (SELECT max(s.at) FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at)
+                    (SELECT s.id FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at
+                     ORDER BY s.at DESC, s.id DESC LIMIT 1)
              FROM outcome o
          ),
-         chain(lead_id, won, id, mql) AS (
-             SELECT m.lead_id, m.won, ls.history_id, m.mql FROM marked m
-             JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
-             WHERE m.mql IS NOT NULL AND ls.history_id IS NOT NULL
-             UNION ALL
-             SELECT c.lead_id, c.won, h.previous_id, c.mql FROM chain c JOIN score_history h ON h.id = c.id
-             WHERE h.at > c.mql AND h.previous_id IS NOT NULL
-         ),
          known(lead_id, won, tier) AS (
-             SELECT c.lead_id, c.won, h.tier FROM chain c JOIN score_history h ON h.id = c.id WHERE h.at <= c.mql
+             SELECT m.lead_id, m.won, t.tier FROM marked m
+             JOIN mql_move_tiers t ON t.stage_history_id = m.move AND t.score = ?2
          )
-         SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
-         UNION ALL
-         SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
-         LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
-         WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
-         GROUP BY ls.tier",
-    )?;
+         {COUNTED}"
+    ))?;
     let rows = statement.query_map(params![workspace_id, score, from, to], |row| {
         Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
     })?;
@@ -291,13 +277,32 @@ pub fn outcomes_by_tier(
     Ok(rows)
 }
 
+/// The outcomes of [`outcomes_by_tier`]: each lead now in an outcome stage that moved there in
+/// the period (`lead_id`, whether it won, when), as the start of a `WITH` clause.
+const OUTCOMES: &str = "WITH RECURSIVE
+    outcome(lead_id, won, at) AS (
+        SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
+        WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
+          AND l.stage = h.stage AND l.merged_into IS NULL
+        GROUP BY h.lead_id
+    ),";
+
+/// The counts of [`outcomes_by_tier`] from `known` (the tier at MQL of the leads it is known
+/// of) and `marked` (every outcome), by the tier at MQL, else by the tier now.
+const COUNTED: &str = "SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
+    UNION ALL
+    SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
+    LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
+    WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
+    GROUP BY ls.tier";
+
 /// The figures of the kept counts, counted from the rows themselves: the queries the report ran
 /// before the counts were kept, which the tests compare them with.
 #[cfg(test)]
 pub(crate) mod recount {
     use rusqlite::{Connection, params};
 
-    use super::{WeekChange, week_of};
+    use super::{COUNTED, OUTCOMES, OutcomesByTier, WeekChange, week_of};
 
     /// [`super::tier_counts`], counted from every current score.
     pub(crate) fn tier_counts(connection: &Connection, workspace_id: i64, score: &str) -> Vec<(Option<String>, i64)> {
@@ -350,6 +355,40 @@ pub(crate) mod recount {
         rows.collect::<Result<_, _>>().unwrap()
     }
 
+    /// [`super::outcomes_by_tier`], walking each lead's score history back to its MQL time.
+    pub(crate) fn outcomes_by_tier(connection: &Connection, workspace_id: i64, score: &str) -> Vec<OutcomesByTier> {
+        let mut statement = connection
+            .prepare(&format!(
+                "{OUTCOMES}
+                 marked(lead_id, won, mql) AS (
+                     SELECT o.lead_id, o.won,
+                            (SELECT max(s.at) FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at)
+                     FROM outcome o
+                 ),
+                 chain(lead_id, won, id, mql) AS (
+                     SELECT m.lead_id, m.won, ls.history_id, m.mql FROM marked m
+                     JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
+                     WHERE m.mql IS NOT NULL AND ls.history_id IS NOT NULL
+                     UNION ALL
+                     SELECT c.lead_id, c.won, h.previous_id, c.mql FROM chain c JOIN score_history h ON h.id = c.id
+                     WHERE h.at > c.mql AND h.previous_id IS NOT NULL
+                 ),
+                 known(lead_id, won, tier) AS (
+                     SELECT c.lead_id, c.won, h.tier FROM chain c JOIN score_history h ON h.id = c.id WHERE h.at <= c.mql
+                 )
+                 {COUNTED}"
+            ))
+            .unwrap();
+        let rows = statement
+            .query_map(params![workspace_id, score, i64::MIN / 2, i64::MAX / 2], |row| {
+                Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
+            })
+            .unwrap();
+        let mut rows: Vec<OutcomesByTier> = rows.collect::<Result<_, _>>().unwrap();
+        rows.sort_by(|a, b| (b.at_mql, &a.tier).cmp(&(a.at_mql, &b.tier)));
+        rows
+    }
+
     /// Every workspace's kept counts, of every score and tier in the store, equal their recount.
     pub(crate) fn assert_kept_counts_equal(connection: &Connection) {
         let strings = |sql: &str| -> Vec<String> {
@@ -368,6 +407,11 @@ pub(crate) mod recount {
         for &workspace_id in &workspaces {
             assert_eq!(super::stage_counts(connection, workspace_id).unwrap(), stage_counts(connection, workspace_id));
             for score in &scores {
+                assert_eq!(
+                    super::outcomes_by_tier(connection, workspace_id, score, i64::MIN / 2, i64::MAX / 2).unwrap(),
+                    outcomes_by_tier(connection, workspace_id, score),
+                    "the outcomes by the tier at MQL of {score} in workspace {workspace_id}"
+                );
                 assert_eq!(
                     super::tier_counts(connection, workspace_id, score).unwrap(),
                     tier_counts(connection, workspace_id, score),
