@@ -94,24 +94,21 @@ CREATE TABLE first_scores_by_week (
     PRIMARY KEY (score, week, model_id)
 ) WITHOUT ROWID;
 
--- An entry that keeps its tier (a value change) changes no count.
-CREATE TRIGGER tier_changes_by_week_enter AFTER INSERT ON score_history
-WHEN NEW.tier IS NOT NULL AND NEW.tier IS NOT NEW.previous_tier BEGIN
+-- One trigger for the three counts: each trigger run costs a frame of its own. An entry that
+-- keeps its tier (a value change) and is not a score's first changes no count.
+CREATE TRIGGER score_history_counts AFTER INSERT ON score_history
+WHEN NEW.tier IS NOT NEW.previous_tier OR NEW.previous_id IS NULL BEGIN
     INSERT INTO tier_changes_by_week (model_id, score, week, tier, change)
-        VALUES (NEW.model_id, NEW.score, 345600000 + ((NEW.at - 345600000) / 604800000) * 604800000, NEW.tier, 1)
+        SELECT NEW.model_id, NEW.score, 345600000 + ((NEW.at - 345600000) / 604800000) * 604800000, NEW.tier, 1
+        WHERE NEW.tier IS NOT NULL AND NEW.tier IS NOT NEW.previous_tier
         ON CONFLICT DO UPDATE SET change = change + 1;
-END;
-
-CREATE TRIGGER tier_changes_by_week_leave AFTER INSERT ON score_history
-WHEN NEW.previous_tier IS NOT NULL AND NEW.tier IS NOT NEW.previous_tier BEGIN
     INSERT INTO tier_changes_by_week (model_id, score, week, tier, change)
-        VALUES (NEW.model_id, NEW.score, 345600000 + ((NEW.at - 345600000) / 604800000) * 604800000, NEW.previous_tier, -1)
+        SELECT NEW.model_id, NEW.score, 345600000 + ((NEW.at - 345600000) / 604800000) * 604800000, NEW.previous_tier, -1
+        WHERE NEW.previous_tier IS NOT NULL AND NEW.tier IS NOT NEW.previous_tier
         ON CONFLICT DO UPDATE SET change = change - 1;
-END;
-
-CREATE TRIGGER first_scores_by_week_insert AFTER INSERT ON score_history WHEN NEW.previous_id IS NULL BEGIN
     INSERT INTO first_scores_by_week (model_id, score, week, scores)
-        VALUES (NEW.model_id, NEW.score, 345600000 + ((NEW.at - 345600000) / 604800000) * 604800000, 1)
+        SELECT NEW.model_id, NEW.score, 345600000 + ((NEW.at - 345600000) / 604800000) * 604800000, 1
+        WHERE NEW.previous_id IS NULL
         ON CONFLICT DO UPDATE SET scores = scores + 1;
 END;
 
