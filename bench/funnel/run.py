@@ -159,10 +159,7 @@ def fill(database, leads, now):
     return counts
 
 
-MIGRATIONS = [
-    os.path.join(os.path.dirname(__file__), "../../crates/store/src/migrations", name)
-    for name in ["0015_funnel_counts.sql", "0016_mql_move_tiers.sql"]
-]
+MIGRATIONS = [os.path.join(os.path.dirname(__file__), "../../crates/store/src/migrations/0015_funnel_counts.sql")]
 
 
 def recount_kept_counts(connection):
@@ -171,7 +168,7 @@ def recount_kept_counts(connection):
     The rows above were written straight in SQLite, history entries before their links and
     current scores before the moves: the triggers saw every entry as a score's first and each
     MQL move with the lead's final tiers. The statements that fill the counts from stored rows
-    are those at the top level of the migrations (not indented in a trigger)."""
+    are those at the top level of the migration (not indented in a trigger)."""
     fills = []
     for path in MIGRATIONS:
         with open(path) as migration:

@@ -17,7 +17,7 @@
 //!   `first_scores_by_week`: the entries of the week that were a score's first (`previous_id`
 //!   null). The count in a tier at a week's end is the count now less the changes of the weeks
 //!   after it.
-//! - `mql_move_tiers` (`0016_mql_move_tiers.sql`): the lead's tier of each score when it moved
+//! - `mql_move_tiers`: the lead's tier of each score when it moved
 //!   to MQL, copied from its current scores as the move is inserted, which the outcomes are
 //!   counted by (instead of walking each lead's score history back to its MQL time).
 //!

@@ -46,7 +46,6 @@ const MIGRATIONS: &[Migration] = &[
     sql(13, "model_uploaders", include_str!("migrations/0013_model_uploaders.sql")),
     sql(14, "key_names", include_str!("migrations/0014_key_names.sql")),
     sql(15, "funnel_counts", include_str!("migrations/0015_funnel_counts.sql")),
-    sql(16, "mql_move_tiers", include_str!("migrations/0016_mql_move_tiers.sql")),
 ];
 
 /// Applies every migration the database has not had yet.
@@ -308,8 +307,8 @@ mod tests {
         assert_eq!(rows, [(1, 1, "mql".to_string()), (2, 2, "mql".to_string()), (1, 1, "sal".to_string())]);
     }
 
-    /// Migrations 15 and 16 fill the counts and the tiers at MQL the funnel report reads from the
-    /// rows already stored: they equal a recount of them, and the writes after them keep them so.
+    /// Migration 15 fills the counts and the tiers at MQL the funnel report reads from the rows
+    /// already stored: they equal a recount of them, and the writes after them keep them so.
     #[test]
     fn the_funnel_counts_and_tiers_at_mql_are_filled_from_the_stored_rows() {
         let mut connection = Connection::open_in_memory().unwrap();
