@@ -147,6 +147,8 @@ def fill(database, leads, now):
         SELECT lead_id, {workspace}, stage, previous, at, actor, NULL FROM ({selects}) ORDER BY at"""
     )
     connection.commit()
+    say("kept counts...")
+    recount_kept_counts(connection)
     counts = {
         table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         for table in ["leads", "score_history", "stage_history"]
@@ -155,6 +157,29 @@ def fill(database, leads, now):
     connection.commit()
     connection.close()
     return counts
+
+
+MIGRATIONS = [os.path.join(os.path.dirname(__file__), "../../crates/store/src/migrations/0015_funnel_counts.sql")]
+
+
+def recount_kept_counts(connection):
+    """Fills the counts the writer keeps again from the rows, with the migration's own statements.
+
+    The rows above were written straight in SQLite, history entries before their links and
+    current scores before the moves: the triggers saw every entry as a score's first and each
+    MQL move with the lead's final tiers. The statements that fill the counts from stored rows
+    are those at the top level of the migration (not indented in a trigger)."""
+    fills = []
+    for path in MIGRATIONS:
+        with open(path) as migration:
+            text = "\n".join(line for line in migration.read().splitlines() if not line.startswith("--"))
+        fills += [s.lstrip("\n") for s in text.split(";\n") if s.lstrip("\n").startswith("INSERT INTO")]
+    assert len(fills) == 5, fills
+    for table in ["tier_counts", "stage_counts", "tier_changes_by_week", "first_scores_by_week", "mql_move_tiers"]:
+        connection.execute(f"DELETE FROM {table}")
+    for fill_statement in fills:
+        connection.execute(fill_statement)
+    connection.commit()
 
 
 def main():

@@ -3,11 +3,31 @@
 //! leads in a tier at the end of each week, and the outcomes of leads by the tier they had when
 //! they became MQL.
 //!
-//! Each is one aggregate query (or a bounded walk: the leads of one period's cohort), so that a
-//! report over a million leads reads indexes rather than every row into memory: stage moves by
-//! workspace, stage and time, score history by score and time (`0012_funnel_reports.sql`). Weeks start on
-//! Monday, 00:00 UTC. Score history has no workspace column: its rows are the workspace's by
-//! their model version (`model_id`), which needs no join with the leads.
+//! The counts *now* and the weekly changes are read from small tables the writer keeps
+//! (`0015_funnel_counts.sql`): SQLite triggers change them in the statement that changes a
+//! score, a stage or the score history, so that they cannot drift from the rows, and the report
+//! reads a few rows per model version instead of every lead (1-3 s at a million leads). What
+//! they hold:
+//! - `tier_counts`: leads per model version, score and tier (`lead_scores`; a merged lead's
+//!   scores are deleted).
+//! - `stage_counts`: leads per workspace and stage, merged leads left out.
+//! - `tier_changes_by_week`: per model version, score, week and tier, the history entries of
+//!   the week that entered the tier less those that left it (an entry's `tier` and
+//!   `previous_tier`, the tier the lead's score had before; null for its first entry), and
+//!   `first_scores_by_week`: the entries of the week that were a score's first (`previous_id`
+//!   null). The count in a tier at a week's end is the count now less the changes of the weeks
+//!   after it.
+//! - `mql_move_tiers`: the lead's tier of each score when it moved
+//!   to MQL, copied from its current scores as the move is inserted, which the outcomes are
+//!   counted by (instead of walking each lead's score history back to its MQL time).
+//!
+//! The other reads are one aggregate query each (the journeys visit the moves of one period's
+//! cohort) over indexes: stage moves by workspace, stage and time, score history by score and
+//! time (`0012_funnel_reports.sql`). Weeks start on Monday, 00:00 UTC. Score history and the
+//! score counts have no workspace column: their rows are the workspace's by their model version
+//! (`model_id`), which needs no join with the leads. The queries that count the rows
+//! themselves are kept for the tests, which check that the kept counts equal them after every
+//! kind of write ([`recount`]).
 
 use rusqlite::{Connection, params};
 
@@ -36,11 +56,10 @@ pub fn tier_counts(
     workspace_id: i64,
     score: &str,
 ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
-    // Every current score is read: walking the table beats the rank index and a visit per row.
     let mut statement = connection.prepare_cached(
-        "SELECT s.tier, count(*) FROM lead_scores s NOT INDEXED
-         WHERE s.score = ?2 AND s.model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
-         GROUP BY s.tier ORDER BY s.tier",
+        "SELECT tier, sum(leads) FROM tier_counts
+         WHERE score = ?2 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
+         GROUP BY tier HAVING sum(leads) > 0 ORDER BY tier",
     )?;
     let rows = statement.query_map(params![workspace_id, score], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -48,9 +67,8 @@ pub fn tier_counts(
 
 /// How many leads of the workspace (merged ones left out) are in each stage now.
 pub fn stage_counts(connection: &Connection, workspace_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT stage, count(*) FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL GROUP BY stage ORDER BY stage",
-    )?;
+    let mut statement = connection
+        .prepare_cached("SELECT stage, leads FROM stage_counts WHERE workspace_id = ?1 AND leads > 0 ORDER BY stage")?;
     let rows = statement.query_map([workspace_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -139,10 +157,8 @@ pub struct WeekShare {
 /// week), a lead's tier then being that of its latest score history entry before it.
 ///
 /// Counted backwards from the current scores, `counts_now` ([`tier_counts`] of the same score,
-/// read in the same snapshot): each history entry records the tier it left (`previous_tier`)
-/// and whether it was the score's first (`previous_id` is null), so the count at a week's end is
-/// today's minus the changes after it. Only the entries since `from` are read, grouped by week
-/// in SQL.
+/// read in the same snapshot): the count at a week's end is today's minus the changes of the
+/// weeks after it, read from the weekly changes the writer keeps (see the module's doc).
 pub fn tier_share_by_week(
     connection: &Connection,
     workspace_id: i64,
@@ -152,22 +168,49 @@ pub fn tier_share_by_week(
     from: i64,
     now: i64,
 ) -> Result<Vec<WeekShare>, StoreError> {
+    let first = week_start(from);
+    let changes = weekly_changes(connection, workspace_id, score, tier, first)?;
+    Ok(count_back(tier, counts_now, changes, first, now))
+}
+
+/// A week's changes: the week, the change of the count in a tier, the scores first given.
+type WeekChange = (i64, i64, i64);
+
+/// The changes of each week from `first` (a Monday) on, newest first, weeks without any left
+/// out.
+fn weekly_changes(
+    connection: &Connection,
+    workspace_id: i64,
+    score: &str,
+    tier: &str,
+    first: i64,
+) -> Result<Vec<WeekChange>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT week, sum(change), sum(scores) FROM (
+             SELECT week, change, 0 AS scores FROM tier_changes_by_week
+             WHERE score = ?2 AND tier = ?3 AND week >= ?4 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
+             UNION ALL
+             SELECT week, 0, scores FROM first_scores_by_week
+             WHERE score = ?2 AND week >= ?4 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
+         )
+         GROUP BY week HAVING sum(change) <> 0 OR sum(scores) <> 0 ORDER BY week DESC",
+    )?;
+    let rows = statement
+        .query_map(params![workspace_id, score, tier, first], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The share of each week from `first` to the one holding `now`, from the counts now and the
+/// weeks' changes (newest first).
+fn count_back(
+    tier: &str,
+    counts_now: &[(Option<String>, i64)],
+    changes: Vec<WeekChange>,
+    first: i64,
+    now: i64,
+) -> Vec<WeekShare> {
     let mut in_tier: i64 = counts_now.iter().filter(|(t, _)| t.as_deref() == Some(tier)).map(|(_, n)| n).sum();
     let mut scored: i64 = counts_now.iter().map(|(_, n)| n).sum();
-    let first = week_start(from);
-    let sql = format!(
-        "SELECT {} AS week,
-                coalesce(sum(tier IS ?3), 0) - coalesce(sum(previous_tier IS ?3), 0),
-                coalesce(sum(previous_id IS NULL), 0)
-         FROM score_history
-         WHERE score = ?2 AND at >= ?4 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
-         GROUP BY week ORDER BY week DESC",
-        week_of("at")
-    );
-    let mut statement = connection.prepare_cached(&sql)?;
-    let changes: Vec<(i64, i64, i64)> = statement
-        .query_map(params![workspace_id, score, tier, first], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-        .collect::<Result<_, _>>()?;
     let mut weeks = Vec::new();
     let mut week = week_start(now);
     let mut changes = changes.into_iter().peekable();
@@ -185,7 +228,7 @@ pub fn tier_share_by_week(
         week -= WEEK;
     }
     weeks.reverse();
-    Ok(weeks)
+    weeks
 }
 
 /// Leads that reached an outcome, by a tier: how many won (`customer`) and lost (`lost` or
@@ -202,7 +245,7 @@ pub struct OutcomesByTier {
 
 /// The workspace's leads now in `customer`, `lost` or `disqualified` that moved there in
 /// `[from, to)`, counted by the tier of `score` they had when they last became MQL before it
-/// (the tier of their latest score history entry at that time), else by their tier now.
+/// (recorded with the move), else by their tier now.
 pub fn outcomes_by_tier(
     connection: &Connection,
     workspace_id: i64,
@@ -210,45 +253,191 @@ pub fn outcomes_by_tier(
     from: i64,
     to: i64,
 ) -> Result<Vec<OutcomesByTier>, StoreError> {
-    // A lead's score history is walked back from its newest entry (`lead_scores.history_id`)
-    // until the first entry at or before its MQL time: the history has no index by lead.
-    let mut statement = connection.prepare_cached(
-        "WITH RECURSIVE
-         outcome(lead_id, won, at) AS (
-             SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
-             WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
-               AND l.stage = h.stage AND l.merged_into IS NULL
-             GROUP BY h.lead_id
-         ),
-         marked(lead_id, won, mql) AS (
+    // Each outcome's latest MQL move before it is found by the index of moves by lead, and its
+    // tiers by the move's id.
+    let mut statement = connection.prepare_cached(&format!(
+        "{OUTCOMES}
+         marked(lead_id, won, move) AS (
              SELECT o.lead_id, o.won,
-                    (SELECT max(s.at) FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at)
+                    (SELECT s.id FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at
+                     ORDER BY s.at DESC, s.id DESC LIMIT 1)
              FROM outcome o
          ),
-         chain(lead_id, won, id, mql) AS (
-             SELECT m.lead_id, m.won, ls.history_id, m.mql FROM marked m
-             JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
-             WHERE m.mql IS NOT NULL AND ls.history_id IS NOT NULL
-             UNION ALL
-             SELECT c.lead_id, c.won, h.previous_id, c.mql FROM chain c JOIN score_history h ON h.id = c.id
-             WHERE h.at > c.mql AND h.previous_id IS NOT NULL
-         ),
          known(lead_id, won, tier) AS (
-             SELECT c.lead_id, c.won, h.tier FROM chain c JOIN score_history h ON h.id = c.id WHERE h.at <= c.mql
+             SELECT m.lead_id, m.won, t.tier FROM marked m
+             JOIN mql_move_tiers t ON t.stage_history_id = m.move AND t.score = ?2
          )
-         SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
-         UNION ALL
-         SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
-         LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
-         WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
-         GROUP BY ls.tier",
-    )?;
+         {COUNTED}"
+    ))?;
     let rows = statement.query_map(params![workspace_id, score, from, to], |row| {
         Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
     })?;
     let mut rows: Vec<OutcomesByTier> = rows.collect::<Result<_, _>>()?;
     rows.sort_by(|a, b| (b.at_mql, &a.tier).cmp(&(a.at_mql, &b.tier)));
     Ok(rows)
+}
+
+/// The outcomes of [`outcomes_by_tier`]: each lead now in an outcome stage that moved there in
+/// the period (`lead_id`, whether it won, when), as the start of a `WITH` clause.
+const OUTCOMES: &str = "WITH RECURSIVE
+    outcome(lead_id, won, at) AS (
+        SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
+        WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
+          AND l.stage = h.stage AND l.merged_into IS NULL
+        GROUP BY h.lead_id
+    ),";
+
+/// The counts of [`outcomes_by_tier`] from `known` (the tier at MQL of the leads it is known
+/// of) and `marked` (every outcome), by the tier at MQL, else by the tier now.
+const COUNTED: &str = "SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
+    UNION ALL
+    SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
+    LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
+    WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
+    GROUP BY ls.tier";
+
+/// The figures of the kept counts, counted from the rows themselves: the queries the report ran
+/// before the counts were kept, which the tests compare them with.
+#[cfg(test)]
+pub(crate) mod recount {
+    use rusqlite::{Connection, params};
+
+    use super::{COUNTED, OUTCOMES, OutcomesByTier, WeekChange, week_of};
+
+    /// [`super::tier_counts`], counted from every current score.
+    pub(crate) fn tier_counts(connection: &Connection, workspace_id: i64, score: &str) -> Vec<(Option<String>, i64)> {
+        let mut statement = connection
+            .prepare(
+                "SELECT s.tier, count(*) FROM lead_scores s NOT INDEXED
+                 WHERE s.score = ?2 AND s.model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
+                 GROUP BY s.tier ORDER BY s.tier",
+            )
+            .unwrap();
+        let rows = statement.query_map(params![workspace_id, score], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// [`super::stage_counts`], counted from every lead row.
+    pub(crate) fn stage_counts(connection: &Connection, workspace_id: i64) -> Vec<(String, i64)> {
+        let mut statement = connection
+            .prepare(
+                "SELECT stage, count(*) FROM leads WHERE workspace_id = ?1 AND merged_into IS NULL
+                 GROUP BY stage ORDER BY stage",
+            )
+            .unwrap();
+        let rows = statement.query_map([workspace_id], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// [`super::weekly_changes`], counted from every history entry since `first`.
+    pub(crate) fn weekly_changes(
+        connection: &Connection,
+        workspace_id: i64,
+        score: &str,
+        tier: &str,
+        first: i64,
+    ) -> Vec<WeekChange> {
+        let sql = format!(
+            "SELECT week, tier_change, new FROM (
+                 SELECT {} AS week,
+                        coalesce(sum(tier IS ?3), 0) - coalesce(sum(previous_tier IS ?3), 0) AS tier_change,
+                        coalesce(sum(previous_id IS NULL), 0) AS new
+                 FROM score_history
+                 WHERE score = ?2 AND at >= ?4 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
+                 GROUP BY week
+             ) WHERE tier_change <> 0 OR new <> 0 ORDER BY week DESC",
+            week_of("at")
+        );
+        let mut statement = connection.prepare(&sql).unwrap();
+        let rows = statement
+            .query_map(params![workspace_id, score, tier, first], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// [`super::outcomes_by_tier`], walking each lead's score history back to its MQL time.
+    pub(crate) fn outcomes_by_tier(connection: &Connection, workspace_id: i64, score: &str) -> Vec<OutcomesByTier> {
+        let mut statement = connection
+            .prepare(&format!(
+                "{OUTCOMES}
+                 marked(lead_id, won, mql) AS (
+                     SELECT o.lead_id, o.won,
+                            (SELECT max(s.at) FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at)
+                     FROM outcome o
+                 ),
+                 chain(lead_id, won, id, mql) AS (
+                     SELECT m.lead_id, m.won, ls.history_id, m.mql FROM marked m
+                     JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
+                     WHERE m.mql IS NOT NULL AND ls.history_id IS NOT NULL
+                     UNION ALL
+                     SELECT c.lead_id, c.won, h.previous_id, c.mql FROM chain c JOIN score_history h ON h.id = c.id
+                     WHERE h.at > c.mql AND h.previous_id IS NOT NULL
+                 ),
+                 known(lead_id, won, tier) AS (
+                     SELECT c.lead_id, c.won, h.tier FROM chain c JOIN score_history h ON h.id = c.id WHERE h.at <= c.mql
+                 )
+                 {COUNTED}"
+            ))
+            .unwrap();
+        let rows = statement
+            .query_map(params![workspace_id, score, i64::MIN / 2, i64::MAX / 2], |row| {
+                Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
+            })
+            .unwrap();
+        let mut rows: Vec<OutcomesByTier> = rows.collect::<Result<_, _>>().unwrap();
+        rows.sort_by(|a, b| (b.at_mql, &a.tier).cmp(&(a.at_mql, &b.tier)));
+        rows
+    }
+
+    /// Every workspace's kept counts, of every score and tier in the store, equal their recount.
+    pub(crate) fn assert_kept_counts_equal(connection: &Connection) {
+        let strings = |sql: &str| -> Vec<String> {
+            let mut statement = connection.prepare(sql).unwrap();
+            statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        let workspaces: Vec<i64> = {
+            let mut statement = connection.prepare("SELECT id FROM workspaces").unwrap();
+            statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        let scores = strings("SELECT DISTINCT score FROM score_history UNION SELECT DISTINCT score FROM lead_scores");
+        let tiers = strings(
+            "SELECT DISTINCT tier FROM score_history WHERE tier IS NOT NULL
+             UNION SELECT DISTINCT previous_tier FROM score_history WHERE previous_tier IS NOT NULL",
+        );
+        for &workspace_id in &workspaces {
+            assert_eq!(super::stage_counts(connection, workspace_id).unwrap(), stage_counts(connection, workspace_id));
+            for score in &scores {
+                assert_eq!(
+                    super::outcomes_by_tier(connection, workspace_id, score, i64::MIN / 2, i64::MAX / 2).unwrap(),
+                    outcomes_by_tier(connection, workspace_id, score),
+                    "the outcomes by the tier at MQL of {score} in workspace {workspace_id}"
+                );
+                assert_eq!(
+                    super::tier_counts(connection, workspace_id, score).unwrap(),
+                    tier_counts(connection, workspace_id, score),
+                    "the tiers of {score} in workspace {workspace_id}"
+                );
+                for tier in &tiers {
+                    // From the earliest week: every week's change is compared.
+                    let first = i64::MIN / 2;
+                    assert_eq!(
+                        super::weekly_changes(connection, workspace_id, score, tier, first).unwrap(),
+                        weekly_changes(connection, workspace_id, score, tier, first),
+                        "the weekly changes of {score} in {tier} in workspace {workspace_id}"
+                    );
+                }
+            }
+        }
+        let negative: i64 = connection
+            .query_row(
+                "SELECT (SELECT count(*) FROM tier_counts WHERE leads < 0) + (SELECT count(*) FROM stage_counts WHERE leads < 0)
+                      + (SELECT count(*) FROM first_scores_by_week WHERE scores < 0)",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(negative, 0, "a count below zero");
+    }
 }
 
 #[cfg(test)]
@@ -475,5 +664,188 @@ mod tests {
             .unwrap();
         assert_eq!(tiers, [(Some("cold".to_string()), 1), (Some("hot".to_string()), 2)]);
         assert_eq!(stages, [("lead".to_string(), 2), ("mql".to_string(), 1)]);
+    }
+
+    /// A small deterministic generator (xorshift): the same operations on every run.
+    struct Dice(u64);
+
+    impl Dice {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Mixed writes through the store's own write paths (ingestion of new and known leads with
+    /// their scores and automatic moves, rescoring by another version, stage moves, merges,
+    /// activations), in two workspaces over weeks, checked against a recount after each.
+    #[test]
+    fn the_kept_counts_equal_a_recount_after_every_write() {
+        use crate::leads::LeadRow;
+        use crate::models::Origin;
+        use crate::storage::{
+            IngestedLead, IngestionLookup, IngestionWrite, LeadSave, NewIdentities, Reads, ScoredLeadWrite, Transaction,
+        };
+
+        let (_dir, _, acme, acme_first, globex, globex_first) = store();
+        // Reopened as the service opens it: the process that stores events.
+        let store = Store::open_ingesting(_dir.path(), crate::message_ids::DEFAULT_RECENT).unwrap();
+        store
+            .write_blocking(move |c| {
+                let acme_second = c.add_model_version(acme, "", &Default::default(), None, 0)?.id;
+                let globex_second = c.add_model_version(globex, "", &Default::default(), None, 0)?.id;
+                let models = [(acme, [acme_first, acme_second]), (globex, [globex_first, globex_second])];
+                let mut active = [acme_first, globex_first];
+                let mut dice = Dice(0x5eed_f00d);
+                let mut leads: Vec<LeadRow> = Vec::new();
+                let tiers = [None, Some("cold"), Some("warm"), Some("hot")];
+                let stages = ["lead", "mql", "sal", "sql", "customer", "lost"];
+                let properties = serde_json::Map::new();
+                let mut message = 0;
+                for step in 0..400 {
+                    let now = MONDAY - 4 * WEEK + step * (DAY / 3);
+                    let side = dice.below(2);
+                    let (workspace_id, _) = models[side];
+                    let ours: Vec<usize> =
+                        (0..leads.len()).filter(|&i| leads[i].workspace_id == workspace_id).collect();
+                    let rows = |dice: &mut Dice, model_id| -> Vec<ScoreRow> {
+                        ["fit", "intent"][..1 + dice.below(2)]
+                            .iter()
+                            .map(|score| ScoreRow {
+                                score: score.to_string(),
+                                value: (dice.below(4) * 30) as f64,
+                                tier: tiers[dice.below(tiers.len())].map(str::to_string),
+                                model_id,
+                                evaluated_at: now,
+                            })
+                            .collect()
+                    };
+                    match dice.below(6) {
+                        // An event of a new or a known lead, scored, sometimes moved to MQL by it.
+                        0 | 1 => {
+                            let lookup = IngestionLookup {
+                                workspace_id,
+                                message_ids: vec![],
+                                user_ids: vec![],
+                                anonymous_ids: vec![],
+                            };
+                            let snapshot = c.ingestion_snapshot(&lookup)?;
+                            let known = (!ours.is_empty() && dice.below(2) == 0).then(|| ours[dice.below(ours.len())]);
+                            let (mut lead, new) = match known {
+                                Some(i) => (leads[i].clone(), vec![]),
+                                None => {
+                                    let id = snapshot.next_lead_id;
+                                    (crate::leads::new_row(id, workspace_id, None, now), vec![(id, None)])
+                                }
+                            };
+                            let mut stored = c.stored_scores(lead.id)?;
+                            let rows = rows(&mut dice, active[side]);
+                            let change = (dice.below(3) == 0 && lead.stage != "mql").then(|| StageChange {
+                                stage: "mql".to_string(),
+                                previous: Some(lead.stage.clone()),
+                                at: now,
+                                actor: "leadscore".to_string(),
+                                reason: None,
+                            });
+                            if let Some(change) = &change {
+                                lead.stage = change.stage.clone();
+                            }
+                            message += 1;
+                            let message_id = format!("m{message}");
+                            let event = crate::events::NewEvent {
+                                message_id: &message_id,
+                                event_type: "visit",
+                                at: now,
+                                received_at: now,
+                                properties: &properties,
+                            };
+                            let scored = ScoredLeadWrite {
+                                lead: &lead,
+                                rows: &rows,
+                                cause: "event",
+                                history: History::EveryChange,
+                                stage: change.as_ref(),
+                                notifications: &[],
+                                now,
+                            };
+                            let mut write = IngestionWrite {
+                                identities: NewIdentities { workspace_id, now, leads: new, links: vec![] },
+                                leads: vec![IngestedLead {
+                                    events: vec![event],
+                                    save: LeadSave::Scored(scored, &mut stored),
+                                }],
+                            };
+                            lead.last_event_id = c.write_ingested(&mut write)?[0];
+                            match known {
+                                Some(i) => leads[i] = lead,
+                                None => leads.push(lead),
+                            }
+                        }
+                        // A rescoring by the active version (after an activation, the other one).
+                        2 if !ours.is_empty() => {
+                            let lead = &leads[ours[dice.below(ours.len())]];
+                            let mut stored = c.stored_scores(lead.id)?;
+                            let rows = rows(&mut dice, active[side]);
+                            let write = ScoredLeadWrite {
+                                lead,
+                                rows: &rows,
+                                cause: "model v2",
+                                history: History::TierChanges,
+                                stage: None,
+                                notifications: &[],
+                                now,
+                            };
+                            c.save_scored_lead(&write, &mut stored)?;
+                        }
+                        // A stage move by a person.
+                        3 if !ours.is_empty() => {
+                            let i = ours[dice.below(ours.len())];
+                            let stage = stages[dice.below(stages.len())];
+                            let change = StageChange {
+                                stage: stage.to_string(),
+                                previous: Some(leads[i].stage.clone()),
+                                at: now,
+                                actor: "ana@example.com".to_string(),
+                                reason: Some("called".to_string()),
+                            };
+                            c.set_stage(leads[i].id, &change)?;
+                            leads[i].stage = stage.to_string();
+                        }
+                        // Two leads found to be one.
+                        4 if ours.len() >= 2 => {
+                            let from = leads.remove(ours[dice.below(ours.len())]);
+                            let others: Vec<usize> =
+                                (0..leads.len()).filter(|&i| leads[i].workspace_id == workspace_id).collect();
+                            let into = &mut leads[others[dice.below(others.len())]];
+                            c.merge_leads(&from, into)?;
+                            let mut write = IngestionWrite {
+                                identities: NewIdentities { workspace_id, now, leads: vec![], links: vec![] },
+                                leads: vec![IngestedLead { events: vec![], save: LeadSave::Row(into) }],
+                            };
+                            c.write_ingested(&mut write)?;
+                        }
+                        // The other version activated: the leads are rescored by it from now on.
+                        5 => {
+                            let next = models[side].1.into_iter().find(|&m| m != active[side]).unwrap();
+                            c.activate_model(workspace_id, next, Origin::Api, now)?;
+                            active[side] = next;
+                        }
+                        _ => continue,
+                    }
+                    recount::assert_kept_counts_equal(c);
+                }
+                let merged: i64 =
+                    c.query_row("SELECT count(*) FROM leads WHERE merged_into IS NOT NULL", [], |r| r.get(0))?;
+                let tiers_changed: i64 = c.query_row(
+                    "SELECT count(*) FROM score_history WHERE previous_tier IS NOT NULL AND tier IS NOT previous_tier",
+                    [],
+                    |r| r.get(0),
+                )?;
+                assert!(merged > 3 && tiers_changed > 50, "the operations reach merges and tier changes");
+                Ok(())
+            })
+            .unwrap();
     }
 }

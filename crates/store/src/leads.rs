@@ -172,13 +172,18 @@ pub fn count(connection: &Connection, workspace_id: i64) -> Result<i64, StoreErr
     Ok(connection.query_row("SELECT count(*) FROM leads WHERE workspace_id = ?1", [workspace_id], |row| row.get(0))?)
 }
 
-/// Saves attributes (merged over the stored ones by the caller), email and state.
+/// Saves attributes (merged over the stored ones by the caller), email, state and stage.
 pub fn save(connection: &Connection, lead: &LeadRow) -> Result<(), StoreError> {
-    save_with_newest_event(connection, lead, lead.last_event_id)
+    save_with_newest_event(connection, lead, lead.last_event_id)?;
+    connection.prepare_cached("UPDATE leads SET stage = ?1 WHERE id = ?2")?.execute(params![lead.stage, lead.id])?;
+    Ok(())
 }
 
 /// Same as [`save`], with `last_event_id` as the lead's newest event instead of the row's: for a
-/// caller that appended events after the row was built (see [`crate::events::append`]).
+/// caller that appended events after the row was built (see [`crate::events::append`]). The
+/// stage is left as stored: [`crate::stages::set`] moves it, with its record. Left out of the
+/// statement, which every event's lead runs, so is the trigger that counts leads per stage
+/// (`0015_funnel_counts.sql`).
 pub fn save_with_newest_event(
     connection: &Connection,
     lead: &LeadRow,
@@ -186,15 +191,14 @@ pub fn save_with_newest_event(
 ) -> Result<(), StoreError> {
     connection
         .prepare_cached(
-            "UPDATE leads SET email = ?1, attributes = ?2, updated_at = ?3, last_event_at = ?4, stage = ?5,
-                 state = ?6, state_model_id = ?7, last_event_id = ?9 WHERE id = ?8",
+            "UPDATE leads SET email = ?1, attributes = ?2, updated_at = ?3, last_event_at = ?4,
+                 state = ?5, state_model_id = ?6, last_event_id = ?8 WHERE id = ?7",
         )?
         .execute(params![
             lead.email,
             serde_json::to_string(&lead.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             lead.updated_at,
             lead.last_event_at,
-            lead.stage,
             lead.state,
             lead.state_model_id,
             lead.id,

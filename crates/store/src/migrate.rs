@@ -45,6 +45,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(12, "funnel_reports", include_str!("migrations/0012_funnel_reports.sql")),
     sql(13, "model_uploaders", include_str!("migrations/0013_model_uploaders.sql")),
     sql(14, "key_names", include_str!("migrations/0014_key_names.sql")),
+    sql(15, "funnel_counts", include_str!("migrations/0015_funnel_counts.sql")),
 ];
 
 /// Applies every migration the database has not had yet.
@@ -304,5 +305,67 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(rows, [(1, 1, "mql".to_string()), (2, 2, "mql".to_string()), (1, 1, "sal".to_string())]);
+    }
+
+    /// Migration 15 fills the counts and the tiers at MQL the funnel report reads from the rows
+    /// already stored: they equal a recount of them, and the writes after them keep them so.
+    #[test]
+    fn the_funnel_counts_and_tiers_at_mql_are_filled_from_the_stored_rows() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 14).unwrap();
+        let week = crate::funnel::WEEK;
+        connection
+            .execute_batch(&format!(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0), (2, 'v', 0);
+                 INSERT INTO models (id, workspace_id, version, source, created_at) VALUES (1, 1, 1, '', 0), (2, 1, 2, '', 0), (3, 2, 1, '', 0);
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at, stage) VALUES
+                     (1, 1, 0, 0, 'customer'), (2, 1, 0, 0, 'lead'), (3, 1, 0, 0, 'mql'), (4, 2, 0, 0, 'customer');
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at, stage, merged_into) VALUES (5, 1, 0, 0, 'mql', 1);
+                 INSERT INTO score_history (id, lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id) VALUES
+                     (1, 1, 'fit', 10, 'cold', NULL, 1, {a}, 'event', NULL),
+                     (2, 1, 'fit', 80, 'hot', 'cold', 1, {b}, 'event', 1),
+                     (3, 1, 'fit', 85, 'hot', 'hot', 2, {c}, 'model v2', 2),
+                     (4, 2, 'fit', 5, NULL, NULL, 1, {a}, 'event', NULL),
+                     (5, 3, 'fit', 50, 'warm', NULL, 2, {c}, 'event', NULL),
+                     (6, 3, 'intent', 9, 'cold', NULL, 2, {c}, 'event', NULL),
+                     (7, 4, 'fit', 90, 'hot', NULL, 3, {b}, 'event', NULL),
+                     (8, 5, 'fit', 70, 'hot', NULL, 1, {a}, 'event', NULL);
+                 INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at, history_id) VALUES
+                     (1, 'fit', 85, 'hot', 2, {c}, 3), (2, 'fit', 5, NULL, 1, {a}, 4), (3, 'fit', 50, 'warm', 2, {c}, 5),
+                     (3, 'intent', 9, 'cold', 2, {c}, 6), (4, 'fit', 90, 'hot', 3, {b}, 7);
+                 INSERT INTO stage_history (lead_id, workspace_id, stage, previous, at, actor) VALUES
+                     (1, 1, 'mql', 'lead', {b} + 1, 'leadscore'), (1, 1, 'customer', 'mql', {c}, 'ana'),
+                     (3, 1, 'mql', 'lead', {c}, 'leadscore'),
+                     (4, 2, 'mql', 'lead', {a}, 'leadscore'), (4, 2, 'customer', 'mql', {c}, 'ana');",
+                a = 2900 * week + 5,
+                b = 2901 * week + 3,
+                c = 2903 * week,
+            ))
+            .unwrap();
+        apply(&mut connection).unwrap();
+        crate::funnel::recount::assert_kept_counts_equal(&connection);
+        assert_eq!(
+            crate::funnel::tier_counts(&connection, 1, "fit").unwrap(),
+            [(None, 1), (Some("hot".to_string()), 1), (Some("warm".to_string()), 1)]
+        );
+        assert_eq!(
+            crate::funnel::stage_counts(&connection, 1).unwrap(),
+            [("customer".to_string(), 1), ("lead".to_string(), 1), ("mql".to_string(), 1)],
+            "the merged lead is not counted"
+        );
+        // Lead 1 was hot when it became MQL; lead 4 had no score then: counted by its tier now.
+        let outcomes = |workspace_id| crate::funnel::outcomes_by_tier(&connection, workspace_id, "fit", 0, i64::MAX);
+        let won =
+            |tier: &str, at_mql| crate::funnel::OutcomesByTier { tier: Some(tier.into()), at_mql, won: 1, lost: 0 };
+        assert_eq!((outcomes(1).unwrap(), outcomes(2).unwrap()), (vec![won("hot", true)], vec![won("hot", false)]));
+        connection
+            .execute_batch(
+                "UPDATE leads SET stage = 'sal' WHERE id = 3;
+                 UPDATE leads SET merged_into = 1 WHERE id = 2;
+                 DELETE FROM lead_scores WHERE lead_id = 2;
+                 UPDATE lead_scores SET tier = 'warm' WHERE lead_id = 1 AND score = 'fit';",
+            )
+            .unwrap();
+        crate::funnel::recount::assert_kept_counts_equal(&connection);
     }
 }

@@ -106,6 +106,11 @@ pub fn save_over(
         // the insert first. Both statements take the same parameters.
         let write = match before {
             Some(_) if unchanged => None,
+            // Most events change a value only: leaving the tier and version out of the statement
+            // leaves out the trigger that counts leads per tier (0015_funnel_counts.sql).
+            Some(b) if b.tier == row.tier && b.model_id == row.model_id => Some(
+                "UPDATE lead_scores SET value = ?3, evaluated_at = ?6, history_id = ?7 WHERE lead_id = ?1 AND score = ?2",
+            ),
             Some(_) => Some(
                 "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6, history_id = ?7
                  WHERE lead_id = ?1 AND score = ?2",
