@@ -37,6 +37,8 @@ enum Command {
     Keys(commands::keys::Args),
     /// Manage the people who sign in to the service's console
     Users(commands::users::Args),
+    /// Erase a lead or export everything stored about it (a person's rights over their data)
+    Leads(commands::leads::Args),
     /// Train a predictive model on past leads and their outcome, evaluated on held-out leads
     Train(commands::train::Args),
     /// Backtest a scoring or predictive model against the outcomes of past leads
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args),
         Command::Keys(args) => commands::keys::run(args),
         Command::Users(args) => commands::users::run(args),
+        Command::Leads(args) => commands::leads::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
     };

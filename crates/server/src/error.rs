@@ -85,6 +85,11 @@ error_codes! {
     NotFound = (NOT_FOUND, "not_found"),
     /// A change that the current state does not allow (a stage move the lifecycle refuses).
     Conflict = (CONFLICT, "conflict"),
+    /// An upsert of a person whose data was erased: on the suppression list until an admin
+    /// lifts it.
+    Suppressed = (CONFLICT, "suppressed"),
+    /// A lead that was erased (its record says when and by whom).
+    Erased = (GONE, "erased"),
     /// A change refused while the workspace is being rescored.
     Rescoring = (CONFLICT, "rescoring"),
     /// A retrain without enough customers or lost leads.

@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use leadscore_store::erasure::IdentifierKind;
 use leadscore_store::events::NewEvent;
 use leadscore_store::leads::{self, LeadRow};
 use leadscore_store::merge::merge_attributes;
@@ -43,6 +44,9 @@ pub enum Outcome {
     Duplicate,
     /// Invalid: nothing changed. The reason starts with the item's place (`batch[2]: ...`).
     Refused { reason: String },
+    /// Dropped: it names a person whose data was erased (`DELETE /api/leads/{id}`), whose
+    /// identifiers stay suppressed until an admin lifts it. Nothing stored.
+    Suppressed,
 }
 
 /// A lead's scores after the request.
@@ -117,11 +121,17 @@ fn forgotten(id: i64) -> StoreError {
 /// the messages whose lead the lead cache does not know (an alias's earlier id both as a user id
 /// and as an anonymous id).
 fn lookup<'m>(workspace_id: i64, messages: &'m [Result<Message, String>], remembered: &Leads) -> IngestionLookup<'m> {
-    let mut lookup =
-        IngestionLookup { workspace_id, message_ids: Vec::new(), user_ids: Vec::new(), anonymous_ids: Vec::new() };
+    let mut lookup = IngestionLookup {
+        workspace_id,
+        message_ids: Vec::new(),
+        user_ids: Vec::new(),
+        anonymous_ids: Vec::new(),
+        identifiers: Vec::new(),
+    };
     let mut asked = HashSet::new();
     for message in messages.iter().flatten() {
         lookup.message_ids.push(&message.message_id);
+        lookup.identifiers.extend(identifiers_of(message));
         let known = !matches!(message.kind, Kind::Alias { .. })
             && remembered.lead_of(workspace_id, message.user_id.as_deref(), message.anonymous_id.as_deref()).is_some();
         if known {
@@ -143,6 +153,22 @@ fn lookup<'m>(workspace_id: i64, messages: &'m [Result<Message, String>], rememb
         }
     }
     lookup
+}
+
+/// The identifiers a message names, as the suppression list matches them: its user id, its
+/// anonymous id, an alias's earlier id (either kind) and an `email` trait.
+fn identifiers_of(message: &Message) -> Vec<(IdentifierKind, &str)> {
+    let mut identifiers = Vec::new();
+    identifiers.extend(message.user_id.as_deref().map(|id| (IdentifierKind::UserId, id)));
+    identifiers.extend(message.anonymous_id.as_deref().map(|id| (IdentifierKind::AnonymousId, id)));
+    if let Kind::Alias { previous_id } = &message.kind {
+        identifiers.push((IdentifierKind::UserId, previous_id));
+        identifiers.push((IdentifierKind::AnonymousId, previous_id));
+    }
+    if let Some(Value::String(email)) = message.traits.get("email") {
+        identifiers.push((IdentifierKind::Email, email));
+    }
+    identifiers
 }
 
 /// Stores the messages and rescores the leads they touch. Runs in one write transaction, as an
@@ -194,6 +220,14 @@ pub fn ingest(
                 continue;
             }
         };
+        let suppressed = !snapshot.suppressed.is_empty()
+            && identifiers_of(&message)
+                .into_iter()
+                .any(|(kind, value)| snapshot.suppressed.contains(&(kind, value.to_string())));
+        if suppressed {
+            ingested.items.push(Outcome::Suppressed);
+            continue;
+        }
         let known = match message.kind {
             Kind::Alias { .. } => None,
             _ => remembered.lead_of(workspace_id, message.user_id.as_deref(), message.anonymous_id.as_deref()),
@@ -681,9 +715,11 @@ mod tests {
     }
 
     use leadscore_store::Reads;
+    use leadscore_store::erasure::Erasure;
     use leadscore_store::events::StoredEvent;
     use leadscore_store::funnel::{Journey, OutcomesByTier, WeekShare};
     use leadscore_store::keys::{NewKey, Scope};
+    use leadscore_store::leads::LeadLinks;
     use leadscore_store::leads::{Filter, ListedLead, Order, Page};
     use leadscore_store::models::{Activation, ListedVersion, ModelVersion, Origin, RolledBack};
     use leadscore_store::predictive::{LabelledLead, PredictiveVersion, Summary};
@@ -692,7 +728,7 @@ mod tests {
     use leadscore_store::storage::{
         IngestionSnapshot, NewPredictiveModel, NewRescoring, Notification, ScoredLeadWrite,
     };
-    use leadscore_store::webhooks::Webhook;
+    use leadscore_store::webhooks::{LeadNotification, Webhook};
     use leadscore_store::workspaces::Workspace;
 
     impl Reads for Counting<'_> {
@@ -732,6 +768,10 @@ mod tests {
                 -> Result<Vec<WeekShare>, StoreError>;
             outcomes_by_tier(&self, workspace_id: i64, score: &str, from: i64, to: i64)
                 -> Result<Vec<OutcomesByTier>, StoreError>;
+            lead_links(&self, workspace_id: i64, lead_id: i64) -> Result<LeadLinks, StoreError>;
+            notifications_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadNotification>, StoreError>;
+            erasures(&self, workspace_id: i64) -> Result<Vec<Erasure>, StoreError>;
+            erasure_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Option<Erasure>, StoreError>;
         }
     }
 
@@ -755,6 +795,9 @@ mod tests {
             save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
             set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
             queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError>;
+            erase_lead(&self, workspace_id: i64, lead_id: i64, erased_by: &str, now: i64) -> Result<Option<Erasure>, StoreError>;
+            lift_suppression(&self, workspace_id: i64, erasure_id: i64, lifted_by: &str, now: i64)
+                -> Result<Option<Erasure>, StoreError>;
         }
     }
 

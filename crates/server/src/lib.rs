@@ -20,6 +20,7 @@ pub mod console;
 pub mod delivery;
 pub mod demo;
 pub mod egress;
+pub mod erasure;
 pub mod error;
 pub mod ingest;
 pub mod intake;
@@ -63,6 +64,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::health::routes())
         .merge(routes::segment::routes())
         .merge(routes::leads::routes())
+        .merge(routes::privacy::routes())
         .merge(routes::models::routes())
         .merge(routes::predictive::routes())
         .merge(routes::webhooks::routes())

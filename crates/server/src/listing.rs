@@ -35,6 +35,8 @@ pub struct ListRequest {
     pub search: Option<String>,
     /// Only leads updated at or after this time (ms).
     pub updated_since: Option<i64>,
+    /// Only the lead with this e-mail (any ASCII case).
+    pub email: Option<String>,
     pub order: Order,
     pub limit: u32,
     /// A cursor from a previous listing (`next` or `previous`), else the first page.
@@ -194,6 +196,8 @@ pub async fn list(state: &AppState, workspace_id: i64, request: ListRequest) -> 
             .map(|text| text.chars().filter(|c| !c.is_control()).collect::<String>())
             .filter(|text| !text.trim().is_empty()),
         updated_since: request.updated_since,
+        // A NUL would end the index's query early, and no e-mail holds a control character.
+        email: request.email.map(|email| email.chars().filter(|c| !c.is_control()).collect::<String>()),
     };
     let (order, limit) = (request.order, request.limit);
     // One lead more than asked tells whether there is a page beyond.

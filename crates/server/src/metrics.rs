@@ -54,6 +54,8 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Connections refused on arrival because `--max-connections` were open.
     pub connections_refused: Counter,
+    /// Leads erased.
+    pub erasures: Counter,
 }
 
 impl Default for Metrics {
@@ -66,7 +68,11 @@ impl Default for Metrics {
         });
         registry.register("http_request_duration_seconds", "Time to answer a request, by route", latency.clone());
         let messages = Family::<OutcomeLabels, Counter>::default();
-        registry.register("messages", "Ingested messages by outcome (accepted, duplicate, refused)", messages.clone());
+        registry.register(
+            "messages",
+            "Ingested messages by outcome (accepted, duplicate, refused, suppressed: naming an erased person)",
+            messages.clone(),
+        );
         let lead_lookups = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "lead_lookups",
@@ -102,6 +108,8 @@ impl Default for Metrics {
             "Connections refused on arrival because the service held as many as --max-connections allows",
             connections_refused.clone(),
         );
+        let erasures = Counter::default();
+        registry.register("lead_erasures", "Leads erased (each with the leads merged into it)", erasures.clone());
         Metrics {
             registry,
             requests,
@@ -114,6 +122,7 @@ impl Default for Metrics {
             rescoring_planned,
             connections,
             connections_refused,
+            erasures,
         }
     }
 }
@@ -126,6 +135,7 @@ impl Metrics {
             let outcome = match item {
                 Outcome::Accepted { .. } => "accepted",
                 Outcome::Duplicate => "duplicate",
+                Outcome::Suppressed => "suppressed",
                 Outcome::Refused { reason } => {
                     tracing::info!(item = index, reason = %without_quoted_values(reason), "refused a message");
                     "refused"
@@ -138,6 +148,10 @@ impl Metrics {
                 self.lead_lookups.get_or_create(&OutcomeLabels { outcome }).inc_by(count as u64);
             }
         }
+    }
+
+    pub fn count_erasure(&self) {
+        self.erasures.inc();
     }
 
     pub fn webhook_attempt(&self, outcome: &'static str) {

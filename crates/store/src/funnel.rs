@@ -730,6 +730,7 @@ mod tests {
                                 message_ids: vec![],
                                 user_ids: vec![],
                                 anonymous_ids: vec![],
+                                identifiers: Vec::new(),
                             };
                             let snapshot = c.ingestion_snapshot(&lookup)?;
                             let known = (!ours.is_empty() && dice.below(2) == 0).then(|| ours[dice.below(ours.len())]);

@@ -140,6 +140,31 @@ pub fn link_anonymous_id(
     Ok(())
 }
 
+/// A lead's other names: its anonymous ids and the leads merged into it (directly or through
+/// another), as an export lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeadLinks {
+    pub anonymous_ids: Vec<String>,
+    pub merged_leads: Vec<i64>,
+}
+
+pub fn links(connection: &Connection, workspace_id: i64, lead_id: i64) -> Result<LeadLinks, StoreError> {
+    let mut statement = connection.prepare(
+        "SELECT anonymous_id FROM anonymous_ids WHERE workspace_id = ?1 AND lead_id = ?2 ORDER BY anonymous_id",
+    )?;
+    let anonymous_ids =
+        statement.query_map(params![workspace_id, lead_id], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    let mut statement = connection.prepare(
+        "WITH RECURSIVE grouped(id) AS (
+             SELECT id FROM leads WHERE merged_into = ?2 AND workspace_id = ?1
+             UNION SELECT l.id FROM leads l JOIN grouped g ON l.merged_into = g.id
+         ) SELECT id FROM grouped ORDER BY id",
+    )?;
+    let merged_leads =
+        statement.query_map(params![workspace_id, lead_id], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    Ok(LeadLinks { anonymous_ids, merged_leads })
+}
+
 /// Gives an anonymous lead its user id.
 pub fn set_user_id(connection: &Connection, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
     connection.execute("UPDATE leads SET user_id = ?1 WHERE id = ?2", params![user_id, lead_id])?;
@@ -264,6 +289,9 @@ pub struct Filter {
     pub text: Option<String>,
     /// Only leads updated at or after this time (ms).
     pub updated_since: Option<i64>,
+    /// Only the lead with this e-mail, exactly but for ASCII case (found through the search
+    /// index, which holds every lead's e-mail: no index on the column costs the writer).
+    pub email: Option<String>,
 }
 
 /// A lead's place in a listing by score: its value (`None` when listed without a score) and id,
@@ -410,6 +438,15 @@ fn list_statement(
     }
     if let Some(since) = filter.updated_since {
         conditions.push(format!("l.updated_at >= {}", bind(Sql::Integer(since))));
+    }
+    if let Some(email) = filter.email.as_deref().map(str::trim) {
+        if email.chars().count() >= 3 {
+            conditions.push(format!(
+                "{id} IN (SELECT rowid FROM lead_search WHERE lead_search MATCH {})",
+                bind(Sql::Text(phrase(email)))
+            ));
+        }
+        conditions.push(format!("lower(l.email) = lower({})", bind(Sql::Text(email.to_string()))));
     }
     // The text a search checks here, or nothing.
     let mut text_column = "NULL".to_string();

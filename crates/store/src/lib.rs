@@ -19,10 +19,12 @@
 //! - [`workspaces`], [`keys`], [`users`], [`models`], [`leads`], [`events`], [`scores`], [`stages`]: typed operations on
 //!   one table family each, as functions of a `&Connection` so that callers compose them inside
 //!   one transaction.
+//! - [`erasure`]: erasing a lead, its record and the suppression list of erased identifiers.
 //! - [`funnel`]: the funnel report's aggregates (stages, tiers and their changes over weeks).
 
 pub use rusqlite;
 
+pub mod erasure;
 mod error;
 pub mod events;
 pub mod funnel;

@@ -32,11 +32,12 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::Generation;
+use crate::erasure::{Erasure, IdentifierKind};
 use crate::error::StoreError;
 use crate::events::{NewEvent, StoredEvent};
 use crate::funnel::{Journey, OutcomesByTier, WeekShare};
 use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
-use crate::leads::{Filter, LeadRow, ListedLead, Order, Page};
+use crate::leads::{Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
 use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
 use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
 use crate::rescorings::{IfRunning, Rescoring};
@@ -44,7 +45,7 @@ use crate::scores::{History, HistoryEntry, ScoreRow, StoredScores};
 use crate::sessions::{Opened, Session};
 use crate::stages::StageChange;
 use crate::users::{Role, User};
-use crate::webhooks::{Attempt, LogEntry, NewWebhook, Pending, Webhook};
+use crate::webhooks::{Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
 use crate::workspaces::Workspace;
 
 /// What a storage call answers, later.
@@ -124,6 +125,14 @@ pub trait Reads {
     fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
     /// Every stage change of a lead.
     fn stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError>;
+    /// A lead's anonymous ids and the leads merged into it (an export's identities).
+    fn lead_links(&self, workspace_id: i64, lead_id: i64) -> Result<LeadLinks, StoreError>;
+    /// Every webhook notification about a lead (and the leads merged into it), oldest first.
+    fn notifications_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadNotification>, StoreError>;
+    /// The workspace's erasures, newest first.
+    fn erasures(&self, workspace_id: i64) -> Result<Vec<Erasure>, StoreError>;
+    /// The latest erasure of a lead number, if it was erased.
+    fn erasure_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Option<Erasure>, StoreError>;
 
     // The funnel report (see [`crate::funnel`]): periods are `[from, to)`, in milliseconds.
     /// How many of the workspace's leads are in each tier of `score` now.
@@ -213,6 +222,25 @@ pub trait Transaction: Reads {
     fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
     /// Queues webhook notifications about a lead, sent after the commit.
     fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError>;
+
+    /// Erases a lead and the leads merged into it, records the erasure and lists their
+    /// identifiers for suppression (see [`crate::erasure`]); `None` when the workspace has no
+    /// such lead. The transaction is answered once no file of the store holds what it erased.
+    fn erase_lead(
+        &self,
+        workspace_id: i64,
+        lead_id: i64,
+        erased_by: &str,
+        now: i64,
+    ) -> Result<Option<Erasure>, StoreError>;
+    /// Lifts an erasure's suppression; `None` when the workspace has no such erasure.
+    fn lift_suppression(
+        &self,
+        workspace_id: i64,
+        erasure_id: i64,
+        lifted_by: &str,
+        now: i64,
+    ) -> Result<Option<Erasure>, StoreError>;
 }
 
 /// A lead's freshly evaluated scores and what follows from them, which the caller worked out
@@ -239,6 +267,9 @@ pub struct IngestionLookup<'a> {
     /// The user ids and anonymous ids of the messages whose lead the caller does not know yet.
     pub user_ids: Vec<&'a str>,
     pub anonymous_ids: Vec<&'a str>,
+    /// Every identifier the messages carry (user ids, anonymous ids, e-mails), to drop the
+    /// messages of erased people (see [`crate::erasure`]).
+    pub identifiers: Vec<(IdentifierKind, &'a str)>,
 }
 
 /// What an ingestion request reads, in one call: the workspace's active model and webhooks, the
@@ -260,6 +291,9 @@ pub struct IngestionSnapshot {
     /// only writer of its transaction until it ends (a database with concurrent writers would
     /// reserve as many ids as the request has messages).
     pub next_lead_id: i64,
+    /// Those of the identifiers asked that are on the suppression list (`lookup.identifiers`'
+    /// kinds and values).
+    pub suppressed: HashSet<(IdentifierKind, String)>,
 }
 
 /// Leads an ingestion creates and anonymous ids it links: see [`Transaction::write_identities`].
@@ -564,6 +598,7 @@ mod tests {
                     message_ids: vec!["m1"],
                     user_ids: vec!["u"],
                     anonymous_ids: Vec::new(),
+                    identifiers: Vec::new(),
                 };
                 let snapshot = transaction.ingestion_snapshot(&lookup)?;
                 assert!(snapshot.stored_message_ids.is_empty(), "m1 is new");
@@ -589,6 +624,7 @@ mod tests {
                 message_ids: vec!["m1"],
                 user_ids: Vec::new(),
                 anonymous_ids: Vec::new(),
+                identifiers: Vec::new(),
             };
             if transaction.ingestion_snapshot(&lookup)?.stored_message_ids.contains("m1") {
                 return Err(StoreError::Conflict("already stored".to_string()));

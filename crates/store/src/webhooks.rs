@@ -122,6 +122,43 @@ pub fn enqueue(
     Ok(connection.last_insert_rowid())
 }
 
+/// A notification about a lead, as an export lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadNotification {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub lead_id: i64,
+    pub event: String,
+    /// The notification's data (JSON), as sent.
+    pub data: String,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+/// Every notification about a lead and the leads merged into it, oldest first.
+pub fn of_lead(connection: &Connection, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadNotification>, StoreError> {
+    let mut statement = connection.prepare(
+        "WITH RECURSIVE grouped(id) AS (
+             SELECT ?2 UNION SELECT l.id FROM leads l JOIN grouped g ON l.merged_into = g.id
+         )
+         SELECT o.id, o.webhook_id, o.lead_id, o.event, o.data, o.created_at, o.delivered_at FROM outbox o
+         WHERE o.webhook_id IN (SELECT id FROM webhooks WHERE workspace_id = ?1) AND o.lead_id IN grouped
+         ORDER BY o.id",
+    )?;
+    let rows = statement.query_map(params![workspace_id, lead_id], |row| {
+        Ok(LeadNotification {
+            id: row.get(0)?,
+            webhook_id: row.get(1)?,
+            lead_id: row.get(2)?,
+            event: row.get(3)?,
+            data: row.get(4)?,
+            created_at: row.get(5)?,
+            delivered_at: row.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A notification to deliver.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {

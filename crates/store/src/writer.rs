@@ -55,6 +55,36 @@ pub(crate) fn checkpoint_loop(path: PathBuf, stop: std::sync::Weak<()>) {
     }
 }
 
+thread_local! {
+    /// Set by a job whose deleted rows must leave no copy in the WAL (an erasure): after its
+    /// transaction commits, the writer checkpoints the whole WAL into the database file and
+    /// truncates it before it answers. Cleared once that succeeded.
+    static TRUNCATE_WAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Asks the writer to checkpoint and truncate the WAL once the current transaction commits
+/// (see [`crate::erasure`]). Only meaningful on the writer thread.
+pub(crate) fn truncate_wal_after_commit() {
+    TRUNCATE_WAL.set(true);
+}
+
+/// Copies every frame of the WAL into the database and truncates the WAL to nothing, waiting
+/// (the connection's busy timeout) for readers of older snapshots to finish. Whether it did.
+fn truncate_wal(connection: &Connection) -> bool {
+    let result = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
+    match result {
+        Ok(0) => true,
+        Ok(_) => {
+            tracing::warn!("the WAL could not be truncated after an erasure (readers stayed busy); retrying later");
+            false
+        }
+        Err(error) => {
+            tracing::warn!("the WAL could not be truncated after an erasure: {error}; retrying later");
+            false
+        }
+    }
+}
+
 /// A unit of work for the writer thread.
 /// Why a transaction's jobs were not stored though their own work succeeded.
 #[derive(Debug, Clone)]
@@ -267,6 +297,12 @@ pub(crate) fn write_loop(
             generation.advance();
         }
         let committed = commit.is_ok() && undone.is_none() && (shared || all_ok);
+        // An erasure is answered once no frame of the WAL holds what it deleted. (After a
+        // rollback the truncation is needless but harmless; one that failed is tried again
+        // after the next transaction.)
+        if TRUNCATE_WAL.get() && connection.is_autocommit() && truncate_wal(&connection) {
+            TRUNCATE_WAL.set(false);
+        }
         match &commit {
             Err(Undone::ByStorage(message)) => health.failed(message, &dir),
             Ok(()) if committed => health.succeeded(&dir),

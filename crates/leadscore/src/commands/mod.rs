@@ -3,6 +3,7 @@
 pub mod check;
 pub mod evaluate;
 pub mod keys;
+pub mod leads;
 pub mod score;
 pub mod serve;
 pub mod train;

@@ -11,10 +11,13 @@ use serde_json::{Value, json};
 /// shows up in review: the document is collected from the router, so a new route lands here.
 const DOCUMENTED: &[&str] = &[
     "DELETE /api/keys/{id}",
+    "DELETE /api/leads/{id}",
     "DELETE /api/webhooks/{id}",
+    "GET /api/erasures",
     "GET /api/keys",
     "GET /api/leads",
     "GET /api/leads/{id}",
+    "GET /api/leads/{id}/export",
     "GET /api/leads/{id}/history",
     "GET /api/leads/{id}/stages",
     "GET /api/models",
@@ -27,6 +30,7 @@ const DOCUMENTED: &[&str] = &[
     "GET /metrics",
     "GET /openapi.json",
     "GET /readyz",
+    "POST /api/erasures/{id}/lift",
     "POST /api/events",
     "POST /api/import/events",
     "POST /api/import/leads",

@@ -359,6 +359,7 @@ pub async fn show(
         max: None,
         search: None,
         updated_since: None,
+        email: None,
         order: leadscore_store::leads::Order::ScoreDescending,
         limit: 1,
         cursor: None,

@@ -221,6 +221,11 @@ async fn ingest_in_chunks(
                 Outcome::Accepted { .. } => accepted += 1,
                 Outcome::Duplicate => duplicates += 1,
                 Outcome::Refused { reason } => rows.reject(line, reason),
+                Outcome::Suppressed => rows.reject(
+                    line,
+                    "the person this row names was erased and is suppressed: not imported (see GET /api/erasures)"
+                        .to_string(),
+                ),
             }
         }
     }

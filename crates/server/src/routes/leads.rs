@@ -73,6 +73,7 @@ struct LeadView {
     responses(
         (status = 200, description = "The lead", body = LeadView),
         (status = 404, description = "No such lead", body = ErrorBody),
+        (status = 410, description = "`erased`: the lead (by its numeric id) was erased", body = ErrorBody),
     ),
     security(("api_key" = ["read"])),
 )]
@@ -88,7 +89,7 @@ async fn one(
             // Read in the snapshot, so that every event it holds is at or before this time.
             let now = now_ms();
             let Some(lead) = find(reads, owner.workspace_id, &id)? else {
-                return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
+                return Ok(Err(crate::erasure::missing(reads, owner.workspace_id, &id)));
             };
             let mut scores = BTreeMap::new();
             let version = reads.active_model(owner.workspace_id)?;
@@ -97,7 +98,7 @@ async fn one(
                 let (lead_state, _) = scoring::state_for(reads, &model, version.id, &lead)?;
                 scores.extend(scoring::explain(&model, &lead, &lead_state, now));
             }
-            Ok(LeadView {
+            Ok(Ok(LeadView {
                 id: lead.id,
                 user_id: lead.user_id,
                 email: lead.email,
@@ -109,9 +110,9 @@ async fn one(
                 as_of: Timestamp(now).to_string(),
                 model_version: version.map(|v| v.version),
                 scores,
-            })
+            }))
         })
-        .await?;
+        .await??;
     Ok(ApiJson(view))
 }
 
@@ -139,6 +140,9 @@ struct ListQuery {
     /// Only leads updated (an event, a change of fields) at or after this time (RFC 3339).
     #[param(format = DateTime)]
     updated_since: Option<String>,
+    /// Only the lead with this e-mail, exactly but for the case of ASCII letters (to serve a
+    /// person's request about their data that comes with an e-mail).
+    email: Option<String>,
     /// `score` (highest first, default), `score_asc` or `last_activity`.
     #[param(inline)]
     order: Option<ListOrder>,
@@ -243,6 +247,7 @@ async fn list(
         max: query.max,
         search: query.search,
         updated_since,
+        email: query.email,
         order,
         limit: query.limit.unwrap_or(100),
         cursor: query.cursor,

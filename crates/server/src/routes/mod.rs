@@ -9,5 +9,6 @@ pub mod metrics;
 pub mod models;
 pub mod native;
 pub mod predictive;
+pub mod privacy;
 pub mod segment;
 pub mod webhooks;

@@ -149,7 +149,7 @@ async fn upload(
 
 /// How a version uploaded with an API key names its uploader: the key's prefix, as keys are
 /// listed.
-async fn key_label(state: &AppState, owner: &KeyOwner) -> Result<String, ApiError> {
+pub(crate) async fn key_label(state: &AppState, owner: &KeyOwner) -> Result<String, ApiError> {
     let keys = state.storage.list_keys(owner.workspace_id).await?;
     Ok(match keys.iter().find(|key| key.id == owner.key_id) {
         Some(key) => format!("API key {}…", key.prefix),

@@ -83,6 +83,7 @@ struct AppendAnswer {
     responses(
         (status = 200, description = "The lead with its new scores", body = UpsertAnswer),
         (status = 400, description = "`invalid_field` (with the field at fault) or `invalid_json`", body = ErrorBody),
+        (status = 409, description = "`suppressed`: the user id or e-mail is an erased person's (see `GET /api/erasures`); nothing stored", body = ErrorBody),
         (status = 413, description = "`too_large`: the body is over 1 MB", body = ErrorBody),
         (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
     ),
@@ -116,6 +117,11 @@ async fn upsert(
     match (ingested.items.into_iter().next(), ingested.leads.into_iter().next()) {
         (Some(Outcome::Accepted { .. }), Some(lead)) => Ok(ApiJson(UpsertAnswer { lead })),
         (Some(Outcome::Refused { reason }), _) => Err(ApiError::new(ErrorCode::InvalidField, reason)),
+        (Some(Outcome::Suppressed), _) => Err(ApiError::new(
+            ErrorCode::Suppressed,
+            "this person's data was erased and their user id or e-mail is suppressed: nothing was stored \
+             (an admin can lift the suppression: see GET /api/erasures)",
+        )),
         _ => Err(ApiError::internal()),
     }
 }

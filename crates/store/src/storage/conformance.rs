@@ -235,6 +235,7 @@ pub(crate) fn a_leads_events_and_identities_are_found_again_and_failed_work_stor
         message_ids,
         user_ids: vec!["ana"],
         anonymous_ids: vec!["visitor-1"],
+        identifiers: Vec::new(),
     };
     let lead = runtime
         .block_on(storage.ingest(move |t| {
@@ -340,8 +341,13 @@ pub(crate) fn the_funnel_report_counts_the_workspaces_own_leads(opened: Opened) 
         runtime
             .block_on(storage.write(move |t| {
                 let model_id = t.add_model_version(workspace_id, "", &BTreeMap::new(), None, at)?.id;
-                let lookup =
-                    IngestionLookup { workspace_id, message_ids: vec![], user_ids: vec![], anonymous_ids: vec![] };
+                let lookup = IngestionLookup {
+                    workspace_id,
+                    message_ids: vec![],
+                    user_ids: vec![],
+                    anonymous_ids: vec![],
+                    identifiers: Vec::new(),
+                };
                 let id = t.ingestion_snapshot(&lookup)?.next_lead_id;
                 t.write_identities(&NewIdentities {
                     workspace_id,

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 
+use crate::erasure::{self, Erasure};
 use crate::error::StoreError;
 use crate::events::{self, Inserted, StoredEvent};
 use crate::funnel::{self, Journey, OutcomesByTier, WeekShare};
 use crate::keys::{self, KeyInfo, KeyOwner, NewKey, Scope};
-use crate::leads::{self, Filter, LeadRow, ListedLead, Order, Page};
+use crate::leads::{self, Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
 use crate::models::{self, Activation, ListedVersion, ModelVersion, RolledBack};
 use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
 use crate::rescorings::{self, Rescoring};
@@ -22,7 +23,7 @@ use crate::storage::{
     NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
 };
 use crate::users::{self, Role, User};
-use crate::webhooks::{self, Attempt, LogEntry, NewWebhook, Pending, Webhook};
+use crate::webhooks::{self, Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
 use crate::workspaces::{self, Workspace};
 use crate::{Generation, Store, merge};
 
@@ -129,7 +130,31 @@ impl Reads for Connection {
         snapshot.by_user_id = by_user_id;
         snapshot.by_anonymous_id = by_anonymous_id;
         snapshot.next_lead_id = leads::next_id(self)?;
+        let listed = erasure::suppressed(self, workspace_id, &lookup.identifiers)?;
+        snapshot.suppressed = lookup
+            .identifiers
+            .iter()
+            .zip(listed)
+            .filter(|(_, listed)| *listed)
+            .map(|((kind, value), _)| (*kind, value.to_string()))
+            .collect();
         Ok(snapshot)
+    }
+
+    fn lead_links(&self, workspace_id: i64, lead_id: i64) -> Result<LeadLinks, StoreError> {
+        leads::links(self, workspace_id, lead_id)
+    }
+
+    fn notifications_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadNotification>, StoreError> {
+        webhooks::of_lead(self, workspace_id, lead_id)
+    }
+
+    fn erasures(&self, workspace_id: i64) -> Result<Vec<Erasure>, StoreError> {
+        erasure::list(self, workspace_id)
+    }
+
+    fn erasure_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Option<Erasure>, StoreError> {
+        erasure::of_lead(self, workspace_id, lead_id)
     }
 
     fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
@@ -316,6 +341,30 @@ impl Transaction for Connection {
 
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
         save_scored(self, write, stored, write.lead.last_event_id)
+    }
+
+    fn erase_lead(
+        &self,
+        workspace_id: i64,
+        lead_id: i64,
+        erased_by: &str,
+        now: i64,
+    ) -> Result<Option<Erasure>, StoreError> {
+        let erased = erasure::erase(self, workspace_id, lead_id, erased_by, now)?;
+        if erased.is_some() {
+            crate::writer::truncate_wal_after_commit();
+        }
+        Ok(erased)
+    }
+
+    fn lift_suppression(
+        &self,
+        workspace_id: i64,
+        erasure_id: i64,
+        lifted_by: &str,
+        now: i64,
+    ) -> Result<Option<Erasure>, StoreError> {
+        erasure::lift(self, workspace_id, erasure_id, lifted_by, now)
     }
 
     fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError> {

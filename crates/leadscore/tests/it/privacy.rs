@@ -1,0 +1,268 @@
+//! A person's rights over their data, through a real `leadscore serve`: erasure leaves no trace
+//! in any file of the data directory (the WAL included) and tells the webhooks; what arrives
+//! for an erased person later is dropped until an admin lifts it; export gives everything; a
+//! lead is found by its e-mail; the command line erases and exports too.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::common::{Receiver, Server, bin, create_key, request};
+
+const MODEL: &str = r#"
+[scores.activity]
+[[scores.activity.rules]]
+name = "pricing"
+event = "pricing_view"
+points = 10
+[[scores.activity.tiers]]
+label = "warm"
+min = 10
+"#;
+
+/// Every file under `dir` whose bytes hold `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in walk(dir) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        if bytes.windows(needle.len()).any(|window| window == needle.as_bytes()) {
+            found.push(entry.display().to_string());
+        }
+    }
+    found
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn delete(server: &Server, path: &str, key: &str) -> crate::common::Response {
+    request(&server.address, "DELETE", path, &[("Authorization", &format!("Bearer {key}"))], b"")
+}
+
+/// A lead with a unique e-mail, name and user id, known first as an anonymous visitor, with
+/// events, a stage move with a reason and webhook notifications; returns its numeric id.
+fn a_person(server: &Server, ingest: &str, admin: &str, who: &Person) -> i64 {
+    let page = json!({"anonymousId": who.anonymous_id, "messageId": format!("{}-p", who.user_id), "name": "Pricing"});
+    assert_eq!(server.post_json("/v1/page", ingest, &page).status, 200);
+    let identify = json!({
+        "userId": who.user_id, "anonymousId": who.anonymous_id, "messageId": format!("{}-i", who.user_id),
+        "traits": {"email": who.email, "name": who.name, "company": "Zyxwv Ltd"},
+    });
+    let identified = server.post_json("/v1/identify", ingest, &identify);
+    assert_eq!(identified.status, 200, "{}", identified.body);
+    for i in 0..3 {
+        let track = json!({"userId": who.user_id, "event": "pricing_view", "messageId": format!("{}-t{i}", who.user_id),
+                           "properties": {"contact": who.email}});
+        assert_eq!(server.post_json("/v1/track", ingest, &track).status, 200);
+    }
+    let moved = server.post_json(
+        &format!("/api/leads/{}/stage", who.user_id),
+        admin,
+        &json!({"stage": "disqualified", "actor": "rep", "reason": format!("asked by {}", who.name)}),
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    server.get(&format!("/api/leads/{}", who.user_id), admin).json()["id"].as_i64().unwrap()
+}
+
+struct Person {
+    user_id: String,
+    anonymous_id: String,
+    email: String,
+    name: String,
+}
+
+impl Person {
+    fn new(tag: &str) -> Person {
+        Person {
+            user_id: format!("usr-{tag}-81c4"),
+            anonymous_id: format!("anon-{tag}-5d2e"),
+            email: format!("q.{tag}.73f9@example.org"),
+            name: format!("Qwzx{tag} Plorvik"),
+        }
+    }
+
+    fn traces(&self) -> [&str; 4] {
+        [&self.user_id, &self.anonymous_id, &self.email, &self.name]
+    }
+}
+
+#[test]
+fn an_erased_lead_leaves_no_trace_in_any_file_and_later_messages_are_dropped_until_lifted() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let server = Server::start(dir.path(), &["--allow-private-webhooks"]);
+    assert_eq!(server.post_text("/api/models", &admin, MODEL).status, 201);
+    let receiver = Receiver::start(0);
+    let hook = server.post_json(
+        "/api/webhooks",
+        &admin,
+        &json!({"url": receiver.url, "events": ["tier_changed", "stage_changed"]}),
+    );
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    let erased = Person::new("erased");
+    let kept = Person::new("kept");
+    let erased_id = a_person(&server, &ingest, &admin, &erased);
+    a_person(&server, &ingest, &admin, &kept);
+    // tier_changed and stage_changed for each person, delivered with the e-mail in them.
+    receiver.wait_for(4);
+    for trace in erased.traces() {
+        assert!(!files_holding(dir.path(), trace).is_empty(), "{trace} is stored before the erasure");
+    }
+
+    // Found by its e-mail, in any case, and exported whole.
+    let found = server.get(&format!("/api/leads?email={}", erased.email.to_uppercase()), &admin).json();
+    assert_eq!(found["leads"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["leads"][0]["id"], erased_id);
+    let export = server.get(&format!("/api/leads/{erased_id}/export"), &admin);
+    assert_eq!(export.status, 200, "{}", export.body);
+    let export = export.json();
+    assert_eq!(export["lead"]["email"], erased.email.as_str());
+    assert_eq!(export["anonymous_ids"], json!([erased.anonymous_id]));
+    assert_eq!(export["events"].as_array().unwrap().len(), 5, "page, identify, three views: {export}");
+    assert_eq!(export["scores"]["activity"]["value"], 30.0);
+    assert_eq!(export["stage_history"].as_array().unwrap().len(), 1);
+    assert_eq!(export["notifications"].as_array().unwrap().len(), 2);
+    assert!(!export["score_history"].as_array().unwrap().is_empty());
+
+    // An ingest key cannot erase; an admin key can.
+    assert_eq!(delete(&server, &format!("/api/leads/{erased_id}"), &ingest).status, 403);
+    let erasure = delete(&server, &format!("/api/leads/{}", erased.user_id), &admin);
+    assert_eq!(erasure.status, 200, "{}", erasure.body);
+    let erasure = erasure.json();
+    assert_eq!(erasure["lead_id"], erased_id);
+    assert_eq!(erasure["events"], 5);
+    assert!(erasure["suppressed_identifiers"].as_i64().unwrap() >= 3, "{erasure}");
+
+    // Once answered, no file of the data directory holds the person, the WAL included; the
+    // other person is all there.
+    for trace in erased.traces() {
+        assert_eq!(files_holding(dir.path(), trace), Vec::<String>::new(), "{trace} is gone from every file");
+    }
+    assert_eq!(server.get(&format!("/api/leads/{}", kept.user_id), &admin).status, 200);
+    assert_eq!(
+        server.get(&format!("/api/leads/{}/export", kept.user_id), &admin).json()["events"].as_array().unwrap().len(),
+        5
+    );
+
+    // Its number is told erased; the webhook hears of it by that number alone.
+    let gone = server.get(&format!("/api/leads/{erased_id}"), &admin);
+    assert_eq!((gone.status, gone.json()["code"].as_str()), (410, Some("erased")), "{}", gone.body);
+    assert_eq!(server.get(&format!("/api/leads/{erased_id}/export"), &admin).status, 410);
+    assert_eq!(delete(&server, &format!("/api/leads/{erased_id}"), &admin).status, 410);
+    let delivered = receiver.wait_for(5);
+    let notice = delivered.iter().find(|(_, body)| body["type"] == "lead_erased").expect("lead_erased is sent");
+    assert_eq!(notice.1["data"]["lead"], json!({"id": erased_id}));
+
+    // Messages naming the person later are dropped: by user id, anonymous id or e-mail.
+    let again = [
+        ("/v1/track", json!({"userId": erased.user_id, "event": "pricing_view", "messageId": "later-1"})),
+        ("/v1/page", json!({"anonymousId": erased.anonymous_id, "messageId": "later-2"})),
+        (
+            "/v1/identify",
+            json!({"userId": "someone-new", "messageId": "later-3", "traits": {"email": format!(" {} ", erased.email.to_uppercase())}}),
+        ),
+    ];
+    for (path, body) in &again {
+        let answer = server.post_json(path, &ingest, body);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert!(answer.json()["lead"].is_null(), "{path}: {}", answer.body);
+    }
+    let batch = server.post_json(
+        "/v1/batch",
+        &ingest,
+        &json!({"batch": [
+            {"type": "track", "userId": erased.user_id, "event": "pricing_view", "messageId": "later-4"},
+            {"type": "track", "userId": kept.user_id, "event": "pricing_view", "messageId": "later-5"},
+        ]}),
+    );
+    assert_eq!(
+        batch.json()["items"],
+        json!([{"status": "suppressed"}, {"status": "accepted", "lead_id": server.get(&format!("/api/leads/{}", kept.user_id), &admin).json()["id"]}])
+    );
+    let upsert = request(
+        &server.address,
+        "PUT",
+        &format!("/api/leads/{}", erased.user_id),
+        &[("Authorization", &format!("Bearer {admin}")), ("Content-Type", "application/json")],
+        br#"{"attributes": {"plan": "pro"}}"#,
+    );
+    assert_eq!((upsert.status, upsert.json()["code"].as_str()), (409, Some("suppressed")), "{}", upsert.body);
+    for trace in erased.traces() {
+        assert_eq!(files_holding(dir.path(), trace), Vec::<String>::new(), "{trace} came back");
+    }
+    let metrics = request(&server.address, "GET", "/metrics", &[], b"").body;
+    assert!(metrics.contains("leadscore_messages_total{outcome=\"suppressed\"} 5"), "{metrics}");
+    assert!(metrics.contains("leadscore_lead_erasures_total 1"), "{metrics}");
+
+    // The record says who and when, never what; lifting it lets the person back in.
+    let erasures = server.get("/api/erasures", &admin).json();
+    let record = &erasures["erasures"][0];
+    assert_eq!(record["lead_id"], erased_id);
+    assert!(record["erased_by"].as_str().unwrap().starts_with("API key"), "{record}");
+    assert!(!erasures.to_string().contains(&erased.email));
+    assert_eq!(server.get("/api/erasures", &ingest).status, 403);
+    let lifted = server.post_text(&format!("/api/erasures/{}/lift", record["id"]), &admin, "");
+    assert_eq!(lifted.status, 200, "{}", lifted.body);
+    assert_eq!(lifted.json()["suppressed_identifiers"], 0);
+    assert_eq!(server.post_text("/api/erasures/999/lift", &admin, "").status, 404);
+    let back = server.post_json(
+        "/v1/track",
+        &ingest,
+        &json!({"userId": erased.user_id, "event": "pricing_view", "messageId": "later-6"}),
+    );
+    assert!(back.json()["lead"]["id"].is_i64(), "{}", back.body);
+}
+
+#[test]
+fn the_command_line_exports_and_erases_but_not_under_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let mut server = Server::start(dir.path(), &[]);
+    assert_eq!(server.post_text("/api/models", &admin, MODEL).status, 201);
+    let person = Person::new("cli");
+    let id = a_person(&server, &ingest, &admin, &person);
+    let cli = |action: &str, lead: &str| {
+        bin().args(["leads", action, "--workspace", "acme", "--data"]).arg(dir.path()).arg(lead).output().unwrap()
+    };
+    let exported = cli("export", &person.user_id);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert_eq!(document["lead"]["id"], id);
+    assert_eq!(document["lead"]["email"], person.email.as_str());
+
+    let refused = cli("erase", &id.to_string());
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("DELETE /api/leads/"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    server.kill();
+    let erased = cli("erase", &id.to_string());
+    assert!(erased.status.success(), "{}", String::from_utf8_lossy(&erased.stderr));
+    assert!(String::from_utf8_lossy(&erased.stdout).contains(&format!("erased lead {id}")));
+    for trace in person.traces() {
+        assert_eq!(files_holding(dir.path(), trace), Vec::<String>::new(), "{trace} is gone from every file");
+    }
+    let again = cli("erase", &id.to_string());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("was erased at"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let unknown = cli("export", "nobody");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no lead with id or userId `nobody`"));
+}
