@@ -194,8 +194,17 @@ pub fn erase(
     connection.execute("DELETE FROM leads WHERE id = ?1", [lead_id])?;
 
     connection.execute(
-        "INSERT INTO erasures (workspace_id, lead_id, erased_by, erased_at, leads, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![workspace_id, lead_id, erased_by, now, group.len() as i64, events as i64],
+        "INSERT INTO erasures (workspace_id, lead_id, erased_by, erased_at, leads, events, last_lead_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            workspace_id,
+            lead_id,
+            erased_by,
+            now,
+            group.len() as i64,
+            events as i64,
+            group.iter().max().copied().unwrap_or(lead_id)
+        ],
     )?;
     let erasure_id = connection.last_insert_rowid();
     let salt = salt(connection, workspace_id)?;
@@ -330,7 +339,7 @@ mod tests {
             [workspace],
         )?;
         let model = connection.last_insert_rowid();
-        let mut lead = |user: Option<&str>, email: &str, merged_into: Option<i64>| -> Result<i64, StoreError> {
+        let lead = |user: Option<&str>, email: &str, merged_into: Option<i64>| -> Result<i64, StoreError> {
             connection.execute(
                 "INSERT INTO leads (workspace_id, user_id, email, attributes, created_at, updated_at, merged_into)
                  VALUES (?1, ?2, ?3, json_object('name', 'Ada ' || ?3), 0, 0, ?4)",
@@ -345,7 +354,9 @@ mod tests {
             params![workspace, format!("anon-{user_id}"), id],
         )?;
         let mut previous: Option<i64> = None;
-        for (at, tier, previous_tier) in [(1_000_000_000_000_i64, "cold", None), (1_000_700_000_000, "hot", Some("cold"))] {
+        for (at, tier, previous_tier) in
+            [(1_000_000_000_000_i64, "cold", None), (1_000_700_000_000, "hot", Some("cold"))]
+        {
             connection.execute(
                 "INSERT INTO score_history (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id)
                  VALUES (?1, 'fit', 1, ?2, ?3, ?4, ?5, 'event', ?6)",
@@ -369,7 +380,8 @@ mod tests {
         )?;
         let hook = connection.last_insert_rowid();
         let outbox = crate::webhooks::enqueue(connection, hook, id, "tier_changed", &format!("\"{user_id}\""), 0)?;
-        connection.execute("INSERT INTO deliveries (outbox_id, at, status, duration_ms) VALUES (?1, 0, 200, 1)", [outbox])?;
+        connection
+            .execute("INSERT INTO deliveries (outbox_id, at, status, duration_ms) VALUES (?1, 0, 200, 1)", [outbox])?;
         Ok((workspace, id, merged))
     }
 
@@ -402,6 +414,13 @@ mod tests {
                 // A merged lead or an erased one is not erased again.
                 assert_eq!(erase(c, workspace, gone, "test", 6)?, None);
                 assert_eq!(erase(c, workspace, kept, "test", 6)?, None, "another workspace's lead");
+                // The erased ids are never given again.
+                // Leads 1 and 2 are erased, 3 and 4 (bob, merged) stay.
+                assert_eq!((gone, merged, kept), (1, 2, 3));
+                assert_eq!(crate::leads::next_id(c)?, 5);
+                let (third, newest, newest_merged) = a_lead(c, "acme3", "cy")?;
+                erase(c, third, newest, "test", 7)?.unwrap();
+                assert_eq!(crate::leads::next_id(c)?, newest_merged + 1, "not {}", newest_merged - 1);
                 Ok(())
             })
             .unwrap();
@@ -431,7 +450,10 @@ mod tests {
                 let stored: Vec<u8> = c.query_row("SELECT hash FROM suppressions LIMIT 1", [], |r| r.get(0))?;
                 assert_eq!(stored.len(), 32, "a hash, not a value");
                 let lifted = lift(c, workspace, erasure.id, "admin", 9)?.unwrap();
-                assert_eq!((lifted.suppressed, lifted.lifted_at, lifted.lifted_by.as_deref()), (0, Some(9), Some("admin")));
+                assert_eq!(
+                    (lifted.suppressed, lifted.lifted_at, lifted.lifted_by.as_deref()),
+                    (0, Some(9), Some("admin"))
+                );
                 assert_eq!(suppressed(c, workspace, &asked)?, [false; 7]);
                 assert_eq!(lift(c, other, erasure.id, "admin", 9)?, None, "another workspace's erasure");
                 Ok(())

@@ -77,10 +77,8 @@ pub fn create(
     user_id: Option<&str>,
     now: i64,
 ) -> Result<LeadRow, StoreError> {
-    connection
-        .prepare_cached("INSERT INTO leads (workspace_id, user_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)")?
-        .execute(params![workspace_id, user_id, now])?;
-    let id = connection.last_insert_rowid();
+    let id = next_id(connection)?;
+    insert_new(connection, id, workspace_id, user_id, now)?;
     by_id(connection, workspace_id, id)?.ok_or_else(|| StoreError::Corrupt("a created lead vanished".into()))
 }
 
@@ -106,7 +104,12 @@ pub fn new_row(id: i64, workspace_id: i64, user_id: Option<&str>, now: i64) -> L
 /// The id the next lead created in this transaction takes, when no other write creates one in
 /// between (ids are never reused: merged leads stay as pointers).
 pub fn next_id(connection: &Connection) -> Result<i64, StoreError> {
-    Ok(connection.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM leads")?.query_row([], |row| row.get(0))?)
+    // Erased leads' ids count too: an id is never given again (see `0018_erasure.sql`).
+    Ok(connection
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT max(id) FROM leads), 0), coalesce((SELECT max(last_lead_id) FROM erasures), 0)) + 1",
+        )?
+        .query_row([], |row| row.get(0))?)
 }
 
 /// Stores a new lead with the id it was handed (see [`new_row`]).

@@ -751,3 +751,40 @@ fn a_rep_searches_the_leads_turns_the_page_and_reads_a_score_over_time() {
         }
     });
 }
+
+#[test]
+#[cfg_attr(not(browser), ignore = "needs LEADSCORE_CHROMEDRIVER (see the module's doc)")]
+fn an_admin_erases_a_lead_after_confirming_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_key, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "admin@example.com", "admin");
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.post_text("/api/models", &admin_key, COUNTING_MODEL).status, 201);
+    let base = format!("http://{}", server.address);
+    let driver = start_driver();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for width in [1280, 390] {
+            let user = format!("erase-{width}");
+            let identify = json!({"userId": user, "messageId": format!("i-{width}"),
+                                  "traits": {"email": format!("{user}@example.pl"), "name": "Bożena Żółkiewska"}});
+            assert_eq!(server.post_json("/v1/identify", &ingest, &identify).status, 200);
+            let track = json!({"userId": user, "event": "page_view", "messageId": format!("t-{width}")});
+            assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+            let id = server.get(&format!("/api/leads/{user}"), &admin_key).json()["id"].as_i64().unwrap();
+            let client = browser(&driver, width).await;
+            sign_in(&client, &base, "admin@example.com").await;
+            client.goto(&format!("{base}/leads/{user}")).await.unwrap();
+            client.find(Locator::LinkText("erase this lead")).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, "/erase").await;
+            let heading = client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+            assert_eq!(heading, "Erase Bożena Żółkiewska?");
+            photograph(&client, "lead-erase", width).await;
+            client.find(Locator::Css("form.confirm-actions button")).await.unwrap().click().await.unwrap();
+            wait_for_heading(&client, &format!("Lead {id} was erased")).await;
+            photograph(&client, "lead-erased", width).await;
+            assert_eq!(server.get(&format!("/api/leads/{user}"), &admin_key).status, 404);
+            client.close().await.unwrap();
+        }
+    });
+}

@@ -1093,3 +1093,55 @@ fn everyone_reads_the_predictive_models_and_their_report_and_only_admins_retrain
     );
     assert_eq!(viewer.get("/predictive/999999").status, 404);
 }
+
+#[test]
+fn an_admin_exports_and_erases_a_lead_after_confirming_and_no_one_else_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_key, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "admin@example.com", "admin");
+    create_account(dir.path(), "editor@example.com", "editor");
+    create_account(dir.path(), "viewer@example.com", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    let identify = json!({"userId": "u-erase", "messageId": "e1", "traits": {"email": "erase.me@example.org", "name": "Ерофей Стёрин"}});
+    assert_eq!(server.post_json("/v1/identify", &ingest, &identify).status, 200);
+    let lead = server.get("/api/leads/u-erase", &admin_key).json()["id"].as_i64().unwrap();
+
+    for email in ["editor@example.com", "viewer@example.com"] {
+        let person = Browser::sign_in(&server, email, PASSWORD);
+        assert!(
+            !person.get(&format!("/leads/{lead}")).body.contains("erase this lead"),
+            "{email} is not offered erasure"
+        );
+        assert_eq!(person.get(&format!("/leads/{lead}/erase")).status, 403, "{email}");
+        assert_eq!(person.get(&format!("/leads/{lead}/export")).status, 403, "{email}");
+        assert_eq!(person.post(&format!("/leads/{lead}/erase"), "").status, 403, "{email}");
+    }
+    let admin = Browser::sign_in(&server, "admin@example.com", PASSWORD);
+    let shown = admin.get(&format!("/leads/{lead}"));
+    assert!(shown.body.contains("/erase\">erase this lead</a>"), "{}", shown.body);
+    let export = admin.get(&format!("/leads/{lead}/export"));
+    assert_eq!(export.status, 200);
+    assert_eq!(
+        export.header("content-disposition"),
+        Some(format!("attachment; filename=\"lead-{lead}.json\"").as_str())
+    );
+    assert_eq!(export.json()["lead"]["email"], "erase.me@example.org");
+
+    let confirm = admin.get(&format!("/leads/{lead}/erase"));
+    assert_eq!(confirm.status, 200);
+    let text = text_of(&confirm.body);
+    assert!(text.contains("Erase Ерофей Стёрин?") && text.contains("its 1 event"), "{text}");
+    let origin = format!("http://{}", server.address);
+    assert_eq!(admin.post_raw(&format!("/leads/{lead}/erase"), "", &origin).status, 403, "no token");
+    assert_eq!(server.get("/api/leads/u-erase", &admin_key).status, 200, "nothing erased without the token");
+    let erased = admin.post(&format!("/leads/{lead}/erase"), "");
+    assert_eq!(erased.status, 200, "{}", erased.body);
+    assert!(text_of(&erased.body).contains(&format!("Lead {lead} was erased")), "{}", erased.body);
+    assert!(text_of(&erased.body).contains("By user admin@example.com"), "{}", erased.body);
+    assert_eq!(server.get("/api/leads/u-erase", &admin_key).status, 404);
+    let gone = admin.get(&format!("/leads/{lead}"));
+    assert_eq!(gone.status, 410);
+    assert!(text_of(&gone.body).contains(&format!("Lead {lead} was erased")), "{}", gone.body);
+    assert!(!gone.body.contains("erase.me@example.org"));
+    assert_eq!(admin.get("/leads/987654/erase").status, 404);
+}

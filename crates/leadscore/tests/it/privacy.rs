@@ -52,16 +52,16 @@ fn delete(server: &Server, path: &str, key: &str) -> crate::common::Response {
 /// A lead with a unique e-mail, name and user id, known first as an anonymous visitor, with
 /// events, a stage move with a reason and webhook notifications; returns its numeric id.
 fn a_person(server: &Server, ingest: &str, admin: &str, who: &Person) -> i64 {
-    let page = json!({"anonymousId": who.anonymous_id, "messageId": format!("{}-p", who.user_id), "name": "Pricing"});
+    let page = json!({"anonymousId": who.anonymous_id, "messageId": format!("{}-p", who.message_prefix), "name": "Pricing"});
     assert_eq!(server.post_json("/v1/page", ingest, &page).status, 200);
     let identify = json!({
-        "userId": who.user_id, "anonymousId": who.anonymous_id, "messageId": format!("{}-i", who.user_id),
+        "userId": who.user_id, "anonymousId": who.anonymous_id, "messageId": format!("{}-i", who.message_prefix),
         "traits": {"email": who.email, "name": who.name, "company": "Zyxwv Ltd"},
     });
     let identified = server.post_json("/v1/identify", ingest, &identify);
     assert_eq!(identified.status, 200, "{}", identified.body);
     for i in 0..3 {
-        let track = json!({"userId": who.user_id, "event": "pricing_view", "messageId": format!("{}-t{i}", who.user_id),
+        let track = json!({"userId": who.user_id, "event": "pricing_view", "messageId": format!("{}-t{i}", who.message_prefix),
                            "properties": {"contact": who.email}});
         assert_eq!(server.post_json("/v1/track", ingest, &track).status, 200);
     }
@@ -75,6 +75,9 @@ fn a_person(server: &Server, ingest: &str, admin: &str, who: &Person) -> i64 {
 }
 
 struct Person {
+    /// Message ids are kept after an erasure (random ids carry nothing personal): these are not
+    /// made of the person's identifiers.
+    message_prefix: String,
     user_id: String,
     anonymous_id: String,
     email: String,
@@ -84,6 +87,7 @@ struct Person {
 impl Person {
     fn new(tag: &str) -> Person {
         Person {
+            message_prefix: format!("msg-{tag}"),
             user_id: format!("usr-{tag}-81c4"),
             anonymous_id: format!("anon-{tag}-5d2e"),
             email: format!("q.{tag}.73f9@example.org"),

@@ -93,6 +93,8 @@ struct LeadPage {
     link: String,
     /// Whether the person may move the lead's stage.
     can_move: bool,
+    /// Whether the person may erase the lead (admins).
+    can_erase: bool,
     /// Each stage the lead may be moved to, and whether it is the one first chosen.
     stage_options: Vec<(String, bool)>,
     /// What stopped a move, shown at the top of the page.
@@ -189,7 +191,7 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
             // Read in the snapshot, so that every event it holds is at or before this time.
             let now = now_ms();
             let Some(lead) = find(reads, workspace_id, &wanted)? else {
-                return Ok(None);
+                return Ok(Err(crate::erasure::missing(reads, workspace_id, &wanted)));
             };
             let (mut events, event_count) = reads.newest_events(&lead, EVENTS_SHOWN)?;
             events.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
@@ -214,12 +216,15 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
                     }
                 }
             }
-            Ok(Some((lead, version.map(|v| v.version), scores, events, event_count, stages, now)))
+            Ok(Ok((lead, version.map(|v| v.version), scores, events, event_count, stages, now)))
         })
         .await;
     let (lead, model_version, scores, events, event_count, stages, now) = match read {
-        Ok(Some(found)) => found,
-        Ok(None) => {
+        Ok(Ok(found)) => found,
+        Ok(Err(missing @ crate::erasure::Missing::Erased(_))) => {
+            return super::lead_erasure::missing_page(signed_in, missing);
+        }
+        Ok(Err(_)) => {
             let shown = NotFoundPage {
                 account: Some(account),
                 section: "leads",
@@ -250,6 +255,7 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
     attributes.sort();
     let more_events = event_count.saturating_sub(events.len() as u64);
     let can_move = signed_in.user.role.allows(Role::Editor);
+    let can_erase = signed_in.user.role.allows(Role::Admin);
     // The next stage of the funnel comes first chosen: the usual move.
     let current = lifecycle::ALL.iter().position(|stage| stage.as_str() == lead.stage);
     let next = current.and_then(|at| lifecycle::ALL.get(at + 1)).map(|stage| stage.as_str());
@@ -267,6 +273,7 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
         section: "leads",
         link: format!("/leads/{}", encode(&lead.user_id.clone().unwrap_or_else(|| lead.id.to_string()))),
         can_move,
+        can_erase,
         stage_options,
         problem,
         name,
@@ -284,7 +291,7 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
 }
 
 /// A person's name from the lead's fields (`name`, else first and last names).
-fn display_name(attributes: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+pub(super) fn display_name(attributes: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
     let text = |key: &str| attributes.get(key).and_then(|v| v.as_str());
     leadscore_store::leads::person_name(
         text("name"),

@@ -20,10 +20,14 @@ CREATE TABLE erasures (
     -- What was erased: lead rows (the lead and the leads merged into it), events.
     leads         INTEGER NOT NULL,
     events        INTEGER NOT NULL,
+    -- The highest lead id erased (a merged lead's may be above the lead's): ids are never given
+    -- again, so that a system keyed by lead id cannot take a new lead for an erased one.
+    last_lead_id  INTEGER NOT NULL,
     lifted_at     INTEGER,
     lifted_by     TEXT
 );
 CREATE INDEX erasures_lead ON erasures (workspace_id, lead_id);
+CREATE INDEX erasures_last_lead ON erasures (last_lead_id);
 
 -- SHA-256 of the salt, the kind and the identifier (e-mails trimmed and in lower case).
 CREATE TABLE suppressions (
