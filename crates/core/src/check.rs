@@ -112,6 +112,41 @@ pub fn warnings(model: &Model) -> Vec<Diagnostic> {
     warnings
 }
 
+/// What keeping events only `retention` long does to the model's rules, as warnings: a rule that
+/// counts events forever (no `window`) loses points as the old events are deleted; a `window`
+/// longer than the retention counts only what is kept; an inactivity longer than it may find no
+/// event left to measure from. (Events older than the retention are deleted by the service; see
+/// docs/api.md, "Retention".)
+pub fn retention_warnings(model: &Model, retention: crate::Duration) -> Vec<Diagnostic> {
+    let mut warnings = Vec::new();
+    for score in &model.scores {
+        for rule in &score.rules {
+            let what = format!("score `{}`, rule `{}`", score.name, rule.name);
+            let message = match &rule.kind {
+                RuleKind::Event(event) => match event.window {
+                    None => Some(format!(
+                        "{what} counts events forever (no `window`), but events are kept {retention}: \
+                         what it counted from older events (a negative signal too) is lost as they are deleted; give it a `window` of at most {retention}"
+                    )),
+                    Some(window) if window.0 > retention.0 => Some(format!(
+                        "{what} counts a `window` of {window}, longer than the {retention} events are kept: \
+                         it counts only the last {retention}"
+                    )),
+                    Some(_) => None,
+                },
+                RuleKind::Inactivity(InactivityRule { after, .. }) if after.0 > retention.0 => Some(format!(
+                    "{what} waits {after} of inactivity, longer than the {retention} events are kept: \
+                     once a lead's last event is deleted, the lead counts as inactive (or inactive since \
+                     its `created_at`) before {after} have passed; make `after` at most {retention}"
+                )),
+                _ => None,
+            };
+            warnings.extend(message.map(|message| Diagnostic::warning(message, None)));
+        }
+    }
+    warnings
+}
+
 fn score_range(score: &Score, done: &[Range]) -> Range {
     if score.predictive.is_some() {
         // A probability times 100.
@@ -208,6 +243,46 @@ fn tier_reports(score: &Score, range: Range) -> Vec<TierReport> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn a_retention_shorter_than_a_window_or_an_inactivity_or_a_rule_counting_forever_is_warned_of() {
+        let source = r#"
+[scores.activity]
+[[scores.activity.rules]]
+name = "forever"
+event = "visit"
+points = 1
+[[scores.activity.rules]]
+name = "recent"
+event = "visit"
+window = "30d"
+points = 1
+[[scores.activity.rules]]
+name = "quarter"
+event = "visit"
+window = "13w"
+points = 1
+[[scores.activity.rules]]
+name = "asleep"
+inactive_for = "120d"
+points = -5
+"#;
+        let model = crate::compile(source).expect("a valid model").model;
+        let warned = |days| -> Vec<String> {
+            retention_warnings(&model, crate::Duration::from_days(days)).into_iter().map(|d| d.message).collect()
+        };
+        let at_60 = warned(60);
+        assert_eq!(at_60.len(), 3, "{at_60:?}");
+        assert!(at_60[0].contains("rule `forever` counts events forever"), "{}", at_60[0]);
+        assert!(at_60[1].contains("rule `quarter` counts a `window` of 13w, longer than the 60d"), "{}", at_60[1]);
+        assert!(at_60[2].contains("rule `asleep` waits 120d of inactivity"), "{}", at_60[2]);
+        assert_eq!(warned(365).len(), 1, "only the rule that counts forever");
+    }
 }
 
 #[cfg(test)]

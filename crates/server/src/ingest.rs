@@ -724,6 +724,7 @@ mod tests {
     use leadscore_store::models::{Activation, ListedVersion, ModelVersion, Origin, RolledBack};
     use leadscore_store::predictive::{LabelledLead, PredictiveVersion, Summary};
     use leadscore_store::rescorings::Rescoring;
+    use leadscore_store::retention::Retention;
     use leadscore_store::scores::HistoryEntry;
     use leadscore_store::storage::{
         IngestionSnapshot, NewPredictiveModel, NewRescoring, Notification, ScoredLeadWrite,
@@ -772,6 +773,11 @@ mod tests {
             notifications_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadNotification>, StoreError>;
             erasures(&self, workspace_id: i64) -> Result<Vec<Erasure>, StoreError>;
             erasure_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Option<Erasure>, StoreError>;
+            retention(&self, workspace_id: i64) -> Result<Option<Retention>, StoreError>;
+            retentions(&self) -> Result<Vec<Retention>, StoreError>;
+            last_event_id(&self) -> Result<i64, StoreError>;
+            leads_with_expired_events(&self, workspace_id: i64, cutoff: i64, after: i64, through: i64)
+                -> Result<Vec<i64>, StoreError>;
         }
     }
 
@@ -798,6 +804,8 @@ mod tests {
             erase_lead(&self, workspace_id: i64, lead_id: i64, erased_by: &str, now: i64) -> Result<Option<Erasure>, StoreError>;
             lift_suppression(&self, workspace_id: i64, erasure_id: i64, lifted_by: &str, now: i64)
                 -> Result<Option<Erasure>, StoreError>;
+            set_retention(&self, workspace_id: i64, events_days: Option<i64>, set_by: &str, now: i64) -> Result<(), StoreError>;
+            prune_events(&self, lead: &mut LeadRow, cutoff: i64) -> Result<usize, StoreError>;
         }
     }
 

@@ -36,6 +36,7 @@ pub mod openapi;
 pub mod passwords;
 pub mod preview;
 pub mod rescore;
+pub mod retention;
 pub mod retrain;
 pub mod retraining;
 pub mod routes;
@@ -139,11 +140,13 @@ pub async fn serve(
     }
     let dispatcher = delivery::spawn(state.clone());
     let scheduler = tokio::spawn(rescore::schedule(state.clone(), state.config.rescore_interval));
+    let retention = tokio::spawn(retention::schedule(state.clone(), state.config.retention_interval));
     let limits = state.config.connections;
     let metrics = state.metrics.clone();
     let served = connections::serve(listener, app(state), limits, metrics, shutdown).await;
     dispatcher.abort();
     scheduler.abort();
+    retention.abort();
     served
 }
 

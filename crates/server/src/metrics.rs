@@ -56,6 +56,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Leads erased.
     pub erasures: Counter,
+    /// Events deleted past their workspace's retention.
+    pub events_expired: Counter,
 }
 
 impl Default for Metrics {
@@ -110,6 +112,12 @@ impl Default for Metrics {
         );
         let erasures = Counter::default();
         registry.register("lead_erasures", "Leads erased (each with the leads merged into it)", erasures.clone());
+        let events_expired = Counter::default();
+        registry.register(
+            "events_expired",
+            "Events deleted because they were older than their workspace's retention",
+            events_expired.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -123,6 +131,7 @@ impl Default for Metrics {
             connections,
             connections_refused,
             erasures,
+            events_expired,
         }
     }
 }

@@ -89,6 +89,11 @@ pub async fn check(
                 Ok(compiled) => {
                     let mut warnings = compiled.warnings;
                     warnings.extend(leadscore_core::check::warnings(&compiled.model));
+                    // What the workspace's retention does to the rules (no place in the text: last).
+                    if let Some(retention) = reads.retention(workspace_id)? {
+                        let kept = leadscore_core::Duration::from_days(retention.events_days);
+                        warnings.extend(leadscore_core::check::retention_warnings(&compiled.model, kept));
+                    }
                     warnings.sort_by_key(|w| w.span.as_ref().map_or(0, |s| s.start));
                     Ok(ValidModel { warnings: located(&source, &warnings), predictors: new_version.predictors })
                 }

@@ -38,6 +38,8 @@ pub struct Config {
     pub webhook_retry_base_ms: i64,
     /// How often every lead is re-evaluated so that time-driven tier changes are recorded.
     pub rescore_interval: std::time::Duration,
+    /// How often the events past each workspace's retention are deleted (also at start).
+    pub retention_interval: std::time::Duration,
     /// How many client connections are held, and for how long.
     pub connections: crate::connections::Limits,
     /// Whether webhooks may reach loopback, private, link-local and other addresses outside the
@@ -53,6 +55,7 @@ impl Default for Config {
         Config {
             webhook_retry_base_ms: 5_000,
             rescore_interval: std::time::Duration::from_secs(600),
+            retention_interval: std::time::Duration::from_secs(3600),
             connections: crate::connections::Limits::default(),
             allow_private_webhooks: false,
             behind_https: false,

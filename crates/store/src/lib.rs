@@ -20,6 +20,7 @@
 //!   one table family each, as functions of a `&Connection` so that callers compose them inside
 //!   one transaction.
 //! - [`erasure`]: erasing a lead, its record and the suppression list of erased identifiers.
+//! - [`retention`]: how long a workspace keeps events, and deleting the older ones lead by lead.
 //! - [`funnel`]: the funnel report's aggregates (stages, tiers and their changes over weeks).
 
 pub use rusqlite;
@@ -38,6 +39,7 @@ pub mod migrate;
 pub mod models;
 pub mod predictive;
 pub mod rescorings;
+pub mod retention;
 pub mod scores;
 pub mod sessions;
 pub mod stages;

@@ -41,6 +41,7 @@ use crate::leads::{Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
 use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
 use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
 use crate::rescorings::{IfRunning, Rescoring};
+use crate::retention::Retention;
 use crate::scores::{History, HistoryEntry, ScoreRow, StoredScores};
 use crate::sessions::{Opened, Session};
 use crate::stages::StageChange;
@@ -133,6 +134,20 @@ pub trait Reads {
     fn erasures(&self, workspace_id: i64) -> Result<Vec<Erasure>, StoreError>;
     /// The latest erasure of a lead number, if it was erased.
     fn erasure_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Option<Erasure>, StoreError>;
+    /// How long the workspace keeps events (`None`: forever).
+    fn retention(&self, workspace_id: i64) -> Result<Option<Retention>, StoreError>;
+    /// Every workspace's retention.
+    fn retentions(&self) -> Result<Vec<Retention>, StoreError>;
+    /// The highest event id stored (0 without any).
+    fn last_event_id(&self) -> Result<i64, StoreError>;
+    /// The workspace's leads with an event older than `cutoff` among event ids `(after, through]`.
+    fn leads_with_expired_events(
+        &self,
+        workspace_id: i64,
+        cutoff: i64,
+        after: i64,
+        through: i64,
+    ) -> Result<Vec<i64>, StoreError>;
 
     // The funnel report (see [`crate::funnel`]): periods are `[from, to)`, in milliseconds.
     /// How many of the workspace's leads are in each tier of `score` now.
@@ -233,6 +248,17 @@ pub trait Transaction: Reads {
         erased_by: &str,
         now: i64,
     ) -> Result<Option<Erasure>, StoreError>;
+    /// Sets (or, with `None`, removes) how long the workspace keeps events.
+    fn set_retention(
+        &self,
+        workspace_id: i64,
+        events_days: Option<i64>,
+        set_by: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Deletes the lead's events older than `cutoff`, keeping the others linked (see
+    /// [`crate::retention::prune`]); answers how many went.
+    fn prune_events(&self, lead: &mut LeadRow, cutoff: i64) -> Result<usize, StoreError>;
     /// Lifts an erasure's suppression; `None` when the workspace has no such erasure.
     fn lift_suppression(
         &self,

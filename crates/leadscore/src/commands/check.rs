@@ -15,6 +15,10 @@ use crate::model_file;
 pub struct Args {
     /// The model file (TOML)
     model: PathBuf,
+    /// Warn of what keeping events only this many days does to the rules (a rule that counts
+    /// forever, a `window` or an inactivity longer than it), as the service's retention does
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=36_500))]
+    retention_days: Option<i64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -31,6 +35,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(compiled) => {
             for warning in &compiled.warnings {
                 writeln!(out, "{}", warning.render(&loaded.path, &loaded.source))?;
+            }
+            if let Some(days) = args.retention_days {
+                let kept = leadscore_core::Duration::from_days(days);
+                for warning in leadscore_core::check::retention_warnings(&compiled.model, kept) {
+                    writeln!(out, "{}", warning.render(&loaded.path, &loaded.source))?;
+                }
             }
             let model = &compiled.model;
             let n_rules: usize = model.scores().iter().map(|s| s.rules().len()).sum();

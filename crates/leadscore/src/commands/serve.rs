@@ -38,6 +38,9 @@ pub struct Args {
     /// windows, inactivity) are recorded and notified
     #[arg(long, default_value_t = 600)]
     rescore_every: u64,
+    /// Delete the events past each workspace's retention this often (seconds), and at start
+    #[arg(long, default_value_t = 3600)]
+    retention_every: u64,
     /// Message ids of the newest events kept in memory before they are merged into the on-disk
     /// index (about 80 bytes each): more means fewer disk writes per event and a longer start
     #[arg(long, default_value_t = leadscore_store::message_ids::DEFAULT_RECENT)]
@@ -116,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let config = leadscore_server::Config {
             webhook_retry_base_ms: args.webhook_retry_base_ms.max(1),
             rescore_interval: std::time::Duration::from_secs(args.rescore_every.max(1)),
+            retention_interval: std::time::Duration::from_secs(args.retention_every.max(1)),
             connections,
             allow_private_webhooks: args.allow_private_webhooks,
             behind_https: args.behind_https,

@@ -24,6 +24,7 @@ const DOCUMENTED: &[&str] = &[
     "GET /api/models/{version}",
     "GET /api/models/{version}/preview",
     "GET /api/predictive-models",
+    "GET /api/retention",
     "GET /api/webhooks",
     "GET /api/webhooks/{id}/deliveries",
     "GET /healthz",
@@ -51,6 +52,7 @@ const DOCUMENTED: &[&str] = &[
     "POST /v1/track",
     "PUT /api/leads/{id}",
     "PUT /api/predictive-models/{name}",
+    "PUT /api/retention",
 ];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace", "query"];

@@ -52,7 +52,8 @@ fn delete(server: &Server, path: &str, key: &str) -> crate::common::Response {
 /// A lead with a unique e-mail, name and user id, known first as an anonymous visitor, with
 /// events, a stage move with a reason and webhook notifications; returns its numeric id.
 fn a_person(server: &Server, ingest: &str, admin: &str, who: &Person) -> i64 {
-    let page = json!({"anonymousId": who.anonymous_id, "messageId": format!("{}-p", who.message_prefix), "name": "Pricing"});
+    let page =
+        json!({"anonymousId": who.anonymous_id, "messageId": format!("{}-p", who.message_prefix), "name": "Pricing"});
     assert_eq!(server.post_json("/v1/page", ingest, &page).status, 200);
     let identify = json!({
         "userId": who.user_id, "anonymousId": who.anonymous_id, "messageId": format!("{}-i", who.message_prefix),
@@ -269,4 +270,68 @@ fn the_command_line_exports_and_erases_but_not_under_a_running_service() {
     );
     let unknown = cli("export", "nobody");
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no lead with id or userId `nobody`"));
+}
+
+#[test]
+fn events_past_the_retention_are_deleted_and_their_leads_rescored_from_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let ingest = create_key(dir.path(), "acme", "ingest");
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.post_text("/api/models", &admin, MODEL).status, 201);
+    let day = 86_400_000_i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let at = |days_ago: i64| leadscore_core::Timestamp(now - days_ago * day).to_string();
+    for (i, days_ago) in [100, 40, 1].into_iter().enumerate() {
+        let track = json!({"userId": "kept-a-while", "event": "pricing_view", "messageId": format!("r{i}"), "timestamp": at(days_ago)});
+        assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+    }
+    let other = json!({"userId": "recent", "event": "pricing_view", "messageId": "r9", "timestamp": at(2)});
+    assert_eq!(server.post_json("/v1/track", &ingest, &other).status, 200);
+    assert_eq!(server.get("/api/leads/kept-a-while", &admin).json()["scores"]["activity"]["value"], 30.0);
+    assert_eq!(server.get("/api/retention", &admin).json()["events_days"], serde_json::Value::Null);
+
+    let put = |body: serde_json::Value| {
+        let headers = [("Authorization", format!("Bearer {admin}")), ("Content-Type", "application/json".to_string())];
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request(&server.address, "PUT", "/api/retention", &headers, body.to_string().as_bytes())
+    };
+    assert_eq!(put(json!({"events_days": 0})).status, 400);
+    assert_eq!(put(json!({"days": 30})).status, 400);
+    let set = put(json!({"events_days": 30}));
+    assert_eq!(set.status, 200, "{}", set.body);
+    let set = set.json();
+    assert_eq!(set["events_days"], 30);
+    assert!(set["warnings"][0].as_str().unwrap().contains("rule `pricing` counts events forever"), "{set}");
+
+    // The pass runs at once: the two older events go, the lead is rescored from the one left.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let events = server.get("/api/leads/kept-a-while/export", &admin).json()["events"].as_array().unwrap().len();
+        if events == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {events} events");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let lead = server.get("/api/leads/kept-a-while", &admin).json();
+    assert_eq!(lead["scores"]["activity"]["value"], 10.0, "{lead}");
+    let listed = server.get("/api/leads?score=activity", &admin).json();
+    let mut stored: Vec<(String, f64)> = listed["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["user_id"].as_str().unwrap().to_string(), l["value"].as_f64().unwrap()))
+        .collect();
+    stored.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(stored, [("kept-a-while".to_string(), 10.0), ("recent".to_string(), 10.0)], "stored scores follow");
+    let history = server.get("/api/leads/kept-a-while/history", &admin).json();
+    assert_eq!(history["history"][0]["cause"], "retention", "{history}");
+    let metrics = request(&server.address, "GET", "/metrics", &[], b"").body;
+    assert!(metrics.contains("leadscore_events_expired_total 2"), "{metrics}");
+    // A new event still lands on the pruned lead.
+    let track = json!({"userId": "kept-a-while", "event": "pricing_view", "messageId": "r5"});
+    let answer = server.post_json("/v1/track", &ingest, &track).json();
+    assert_eq!(answer["lead"]["scores"]["activity"]["value"], 20.0, "{answer}");
+    assert_eq!(put(json!({"events_days": null})).json()["events_days"], serde_json::Value::Null);
 }

@@ -1,6 +1,8 @@
 //! A person's rights over their data: erasing a lead (`DELETE /api/leads/{id}`), exporting
 //! everything stored about it (`GET /api/leads/{id}/export`), and the erasure records with the
-//! suppression of the erased identifiers (`/api/erasures`). The work is [`crate::erasure`]'s.
+//! suppression of the erased identifiers (`/api/erasures`), and how long events are kept
+//! (`/api/retention`, the deletions being [`crate::retention`]'s). Erasure is
+//! [`crate::erasure`]'s.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,7 +18,12 @@ use crate::routes::models::key_label;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(erase)).routes(routes!(export)).routes(routes!(erasures)).routes(routes!(lift))
+    OpenApiRouter::new()
+        .routes(routes!(erase))
+        .routes(routes!(export))
+        .routes(routes!(erasures))
+        .routes(routes!(lift))
+        .routes(routes!(retention, set_retention))
 }
 
 /// Erases a lead: its fields, events, scores, score and stage history, webhook notifications
@@ -130,4 +137,109 @@ async fn lift(
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no erasure {id} in this workspace")))?;
     Ok((StatusCode::OK, ApiJson(lifted.into())))
+}
+
+/// How long the workspace keeps events.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RetentionView {
+    /// Events older than this many days are deleted; `null`: kept forever.
+    events_days: Option<i64>,
+    /// When and by whom it was set (`null` when never).
+    set_at: Option<String>,
+    set_by: Option<String>,
+    /// What the retention does to the active model's rules (a rule that counts events forever,
+    /// a `window` or an inactivity longer than it).
+    warnings: Vec<String>,
+}
+
+/// A retention to set.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RetentionRequest {
+    /// Days to keep events (1 to 36,500); `null` to keep them forever.
+    #[schema(minimum = 1, maximum = 36500)]
+    events_days: Option<i64>,
+}
+
+async fn retention_view(state: &AppState, workspace_id: i64) -> Result<RetentionView, ApiError> {
+    let models = state.models.clone();
+    Ok(state
+        .storage
+        .read(move |reads| {
+            let retention = reads.retention(workspace_id)?;
+            let mut warnings = Vec::new();
+            if let (Some(retention), Some(version)) = (&retention, reads.active_model(workspace_id)?) {
+                let model = models.get(reads, &version)?;
+                let kept = leadscore_core::Duration::from_days(retention.events_days);
+                warnings =
+                    leadscore_core::check::retention_warnings(&model, kept).into_iter().map(|d| d.message).collect();
+            }
+            Ok(RetentionView {
+                events_days: retention.as_ref().map(|r| r.events_days),
+                set_at: retention.as_ref().map(|r| leadscore_core::Timestamp(r.set_at).to_string()),
+                set_by: retention.map(|r| r.set_by),
+                warnings,
+            })
+        })
+        .await?)
+}
+
+/// How long the workspace keeps events, and what that does to the active model's rules.
+#[utoipa::path(
+    get,
+    path = "/api/retention",
+    tag = "privacy",
+    operation_id = "get_retention",
+    responses((status = 200, description = "The retention (`events_days` null: forever) and its warnings", body = RetentionView)),
+    security(("api_key" = ["admin"])),
+)]
+async fn retention(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
+) -> Result<ApiJson<RetentionView>, ApiError> {
+    Ok(ApiJson(retention_view(&state, owner.workspace_id).await?))
+}
+
+/// Sets how long the workspace keeps events.
+///
+/// Older events are deleted in the background (at once, then at the service's retention
+/// interval), and their leads rescored from the events left: a rule that counts forever loses
+/// what it counted from them (see the answer's `warnings`).
+#[utoipa::path(
+    put,
+    path = "/api/retention",
+    tag = "privacy",
+    operation_id = "set_retention",
+    request_body = RetentionRequest,
+    responses(
+        (status = 200, description = "The retention set, with what it does to the active model's rules", body = RetentionView),
+        (status = 400, description = "`invalid_field`: `events_days` is not a whole number from 1 to 36,500 (or null), or `invalid_json`", body = ErrorBody),
+        (status = 415, description = "`content_type`: the body is not sent as `application/json`", body = ErrorBody),
+    ),
+    security(("api_key" = ["admin"])),
+)]
+async fn set_retention(
+    State(state): State<AppState>,
+    Authorized { owner, .. }: Authorized<AdminScope>,
+    ApiJson(request): ApiJson<RetentionRequest>,
+) -> Result<ApiJson<RetentionView>, ApiError> {
+    if let Some(days) = request.events_days.filter(|days| !(1..=36_500).contains(days)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("`events_days` must be from 1 to 36500 days (or null to keep events forever), not {days}"),
+        ));
+    }
+    let by = key_label(&state, &owner).await?;
+    let workspace_id = owner.workspace_id;
+    let days = request.events_days;
+    state.storage.write(move |transaction| transaction.set_retention(workspace_id, days, &by, now_ms())).await?;
+    if days.is_some() {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::retention::run_pass(&state, workspace_id).await {
+                tracing::error!(%error, workspace_id, "a retention pass failed");
+            }
+        });
+    }
+    Ok(ApiJson(retention_view(&state, workspace_id).await?))
 }

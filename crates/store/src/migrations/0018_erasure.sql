@@ -1,4 +1,4 @@
--- Erasing a lead (a person's right to be forgotten): a record of each erasure that keeps who
+-- Erasing a lead (a person's right to be forgotten) and keeping events for a limited time: a record of each erasure that keeps who
 -- asked and when, never the values erased; and the suppression list, salted hashes of the erased
 -- identifiers, which drops what arrives for them later until an admin lifts it.
 --
@@ -63,3 +63,12 @@ END;
 CREATE TRIGGER mql_move_tiers_delete AFTER DELETE ON stage_history WHEN OLD.stage = 'mql' BEGIN
     DELETE FROM mql_move_tiers WHERE stage_history_id = OLD.id;
 END;
+
+-- Retention: how long each workspace keeps events (none: forever). Older events are deleted in
+-- the background and their leads rescored from what is left.
+CREATE TABLE retention (
+    workspace_id  INTEGER PRIMARY KEY REFERENCES workspaces(id),
+    events_days   INTEGER NOT NULL CHECK (events_days > 0),
+    set_at        INTEGER NOT NULL,
+    set_by        TEXT NOT NULL
+);

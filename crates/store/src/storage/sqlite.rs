@@ -15,6 +15,7 @@ use crate::leads::{self, Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
 use crate::models::{self, Activation, ListedVersion, ModelVersion, RolledBack};
 use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
 use crate::rescorings::{self, Rescoring};
+use crate::retention::{self, Retention};
 use crate::scores::{self, HistoryEntry, StoredScores};
 use crate::sessions::{self, Opened, Session};
 use crate::stages::{self, StageChange};
@@ -155,6 +156,28 @@ impl Reads for Connection {
 
     fn erasure_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Option<Erasure>, StoreError> {
         erasure::of_lead(self, workspace_id, lead_id)
+    }
+
+    fn retention(&self, workspace_id: i64) -> Result<Option<Retention>, StoreError> {
+        retention::get(self, workspace_id)
+    }
+
+    fn retentions(&self) -> Result<Vec<Retention>, StoreError> {
+        retention::all(self)
+    }
+
+    fn last_event_id(&self) -> Result<i64, StoreError> {
+        retention::last_event_id(self)
+    }
+
+    fn leads_with_expired_events(
+        &self,
+        workspace_id: i64,
+        cutoff: i64,
+        after: i64,
+        through: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        retention::leads_with_expired_events(self, workspace_id, cutoff, after, through)
     }
 
     fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
@@ -355,6 +378,20 @@ impl Transaction for Connection {
             crate::writer::truncate_wal_after_commit();
         }
         Ok(erased)
+    }
+
+    fn set_retention(
+        &self,
+        workspace_id: i64,
+        events_days: Option<i64>,
+        set_by: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        retention::set(self, workspace_id, events_days, set_by, now)
+    }
+
+    fn prune_events(&self, lead: &mut LeadRow, cutoff: i64) -> Result<usize, StoreError> {
+        retention::prune(self, lead, cutoff)
     }
 
     fn lift_suppression(
