@@ -34,6 +34,7 @@ pub mod notify;
 pub mod openapi;
 pub mod passwords;
 pub mod preview;
+pub mod preview_jobs;
 pub mod rescore;
 pub mod retrain;
 pub mod retraining;

@@ -119,6 +119,44 @@ pub fn of_lead(connection: &Connection, lead: &LeadRow) -> Result<Vec<StoredEven
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every event of each of `leads`, oldest first, in the leads' order, in one query: the walks of
+/// all their links at once (for rebuilding the states of a batch of leads). `UNION` keeps each
+/// walk finite as in [`CHAIN`].
+pub fn of_leads(connection: &Connection, leads: &[&LeadRow]) -> Result<Vec<Vec<StoredEvent>>, StoreError> {
+    let mut found: Vec<Vec<StoredEvent>> = leads.iter().map(|_| Vec::new()).collect();
+    let starts: Vec<(usize, i64)> =
+        leads.iter().enumerate().filter_map(|(i, lead)| lead.last_event_id.map(|id| (i, id))).collect();
+    if starts.is_empty() {
+        return Ok(found);
+    }
+    let seeds = serde_json::to_string(&starts).unwrap_or_default();
+    let mut statement = connection.prepare_cached(
+        "WITH RECURSIVE chain(lead, id) AS (
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)
+            UNION
+            SELECT c.lead, e.previous_id FROM events e JOIN chain c ON e.id = c.id WHERE e.previous_id IS NOT NULL
+        )
+        SELECT c.lead, e.id, e.message_id, e.type, e.at, e.properties FROM chain c JOIN events e ON e.id = c.id
+        ORDER BY c.lead, e.at, e.id",
+    )?;
+    let mut rows = statement.query([seeds])?;
+    while let Some(row) = rows.next()? {
+        let lead: i64 = row.get(0)?;
+        let properties: String = row.get(5)?;
+        let event = StoredEvent {
+            id: row.get(1)?,
+            message_id: row.get(2)?,
+            event_type: row.get(3)?,
+            at: row.get(4)?,
+            properties: serde_json::from_str(&properties).unwrap_or_default(),
+        };
+        if let Some(events) = usize::try_from(lead).ok().and_then(|lead| found.get_mut(lead)) {
+            events.push(event);
+        }
+    }
+    Ok(found)
+}
+
 /// A lead's `limit` most recently stored events (newest first, by the order they were stored,
 /// which is their links' order) and how many it has in all: what a lead's page lists, without
 /// reading every event of a lead that has thousands.
