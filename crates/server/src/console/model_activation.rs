@@ -297,8 +297,11 @@ pub async fn confirm_activation(
     if let Some(refusal) = refuse_unless(&signed_in, Role::Admin, "activate a model version") {
         return refusal;
     }
+    let started = std::time::Instant::now();
     let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
-    activation_page(&state, &signed_in, number, StatusCode::OK, None).await
+    let mut answer = activation_page(&state, &signed_in, number, StatusCode::OK, None).await;
+    server_timing(&mut answer, started);
+    answer
 }
 
 async fn activation_page(
