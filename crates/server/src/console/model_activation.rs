@@ -189,7 +189,7 @@ async fn previewed(state: &AppState, workspace_id: i64, version: i64, again: boo
             view.computed = Some(shown_time(computed_at, leadscore_store::now_ms()));
         }
         Status::Running { done, total, .. } => {
-            let percent = if total == 0 { 0 } else { (100 * done / total).min(100) };
+            let percent = (100 * done).checked_div(total).map_or(0, |percent| percent.min(100));
             view.running = Some(Running { done, total, percent });
         }
         Status::Failed { message, .. } => view.failed = Some(message),
