@@ -238,11 +238,12 @@ pub async fn preview(
 /// Tier changes a background preview lists.
 pub const BACKGROUND_CHANGES_LISTED: u32 = 100;
 
-/// A background preview: the versions compared (numbers) and where it stands.
+/// A background preview: the versions compared (numbers) and where it stands (`None` for the
+/// active version itself: nothing to compare, nothing started).
 pub struct BackgroundPreview {
     pub version: i64,
     pub compared_with: Option<i64>,
-    pub status: Status,
+    pub status: Option<Status>,
 }
 
 /// Version `version` against the active one over every lead of the workspace, in the
@@ -272,6 +273,9 @@ pub async fn background_preview(
         .await?;
     let key = Key { workspace_id, candidate_id: candidate.id, active_id: active.as_ref().map(|a| a.id) };
     let compared_with = active.as_ref().map(|a| a.version);
+    if compared_with == Some(version) {
+        return Ok(BackgroundPreview { version, compared_with, status: None });
+    }
     let now = now_ms();
     let status = match state.previews.status(key) {
         Some(status @ Status::Running { .. }) => status,
@@ -286,7 +290,7 @@ pub async fn background_preview(
             state.previews.status(key).unwrap_or(Status::Running { done: 0, total: 0, started_at: now })
         }
     };
-    Ok(BackgroundPreview { version, compared_with, status })
+    Ok(BackgroundPreview { version, compared_with, status: Some(status) })
 }
 
 /// Job `job`: compares the versions over every lead, keeping its progress and then its result

@@ -164,8 +164,8 @@ struct Running {
     percent: u64,
 }
 
-/// A background preview as a page shows it: exactly one of its result (with when it was
-/// computed), its progress or its failure.
+/// A background preview as a page shows it: one of its result (with when it was computed), its
+/// progress or its failure, or none for the active version itself.
 struct PreviewView {
     version: i64,
     compared_with: Option<i64>,
@@ -184,15 +184,16 @@ async fn previewed(state: &AppState, workspace_id: i64, version: i64, again: boo
     )?;
     let mut view = PreviewView { version, compared_with, result: None, computed: None, running: None, failed: None };
     match status {
-        Status::Finished { preview, computed_at } => {
+        Some(Status::Finished { preview, computed_at }) => {
             view.result = Some(shown(&preview, &tiers));
             view.computed = Some(shown_time(computed_at, leadscore_store::now_ms()));
         }
-        Status::Running { done, total, .. } => {
+        Some(Status::Running { done, total, .. }) => {
             let percent = (100 * done).checked_div(total).map_or(0, |percent| percent.min(100));
             view.running = Some(Running { done, total, percent });
         }
-        Status::Failed { message, .. } => view.failed = Some(message),
+        Some(Status::Failed { message, .. }) => view.failed = Some(message),
+        None => {}
     }
     Ok(view)
 }
