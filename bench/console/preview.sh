@@ -54,9 +54,15 @@ curl -s -o /dev/null -c "$JAR" -H "Origin: $BASE" --data-urlencode "email=$EMAIL
 # The comparison of every lead: from the request that starts it to the first answer with the
 # result (the page is asked every 200 ms, as a person's browser reloads it every second).
 START=$(date +%s.%N)
-while ! curl -s -b "$JAR" "$BASE/models/2/preview" | grep -q 'leads change tier'; do sleep 0.2; done
+FIRST=$(curl -s -o /dev/null -D - -b "$JAR" "$BASE/models/2/preview" | grep -i '^server-timing:' | sed 's/.*dur=\([0-9.]*\).*/\1/')
+RUNNING=()
+while ! curl -s -b "$JAR" -D "$DIR/headers" "$BASE/models/2/preview" | grep -q 'leads change tier'; do
+    RUNNING+=("$(grep -i '^server-timing:' "$DIR/headers" | sed 's/.*dur=\([0-9.]*\).*/\1/')")
+    sleep 0.2
+done
 END=$(date +%s.%N)
 echo "background comparison of every lead: $(python3 -c "print(f'{$END - $START:.1f}')") s"
+echo "the page that started it: $FIRST ms (server); while it ran: median $(python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "${RUNNING[@]}") ms over ${#RUNNING[@]} loads"
 curl -s -b "$JAR" "$BASE/models/2/preview" | grep -o 'Compared [0-9]* leads' | head -1
 
 measure() {
