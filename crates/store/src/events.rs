@@ -208,6 +208,60 @@ mod tests {
         NewEvent { message_id, event_type: "visit", at, received_at: at, properties }
     }
 
+    /// A batch's events, read in one walk, are each lead's own, in the leads' order, oldest
+    /// first, with nothing for a lead without events; and the batch's scores are each lead's.
+    #[test]
+    fn a_batch_reads_each_leads_events_and_scores_as_one_lead_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), crate::message_ids::DEFAULT_RECENT).unwrap();
+        store
+            .write_blocking(move |c| {
+                let none = serde_json::Map::new();
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
+                let other = workspaces::find_or_create(c, "other", crate::now_ms())?;
+                let mut first = leads::create(c, workspace.id, Some("a"), 0)?;
+                let theirs = leads::create(c, other.id, Some("t"), 0)?;
+                let quiet = leads::create(c, workspace.id, Some("b"), 0)?;
+                let mut last = leads::create(c, workspace.id, Some("c"), 0)?;
+                insert(c, &mut last, &event("c1", 50, &none))?;
+                insert(c, &mut first, &event("a1", 30, &none))?;
+                insert(c, &mut first, &event("a2", 10, &none))?;
+                insert(c, &mut last, &event("c2", 20, &none))?;
+                for lead in [&first, &last] {
+                    leads::save(c, lead)?;
+                }
+                let score = |value| crate::scores::ScoreRow {
+                    score: "s".into(),
+                    value,
+                    tier: None,
+                    model_id: 1,
+                    evaluated_at: 0,
+                };
+                for (lead, value) in [(&first, 1.0), (&theirs, 2.0), (&last, 3.0)] {
+                    crate::scores::save(c, lead.id, &[score(value)], "event", crate::scores::History::EveryChange)?;
+                }
+                let rows = leads::rows_after(c, workspace.id, 0, 10)?;
+                assert_eq!(rows.iter().map(|l| l.id).collect::<Vec<_>>(), [first.id, quiet.id, last.id]);
+                let batch: Vec<&LeadRow> = rows.iter().collect();
+                let together = of_leads(c, &batch)?;
+                let alone = rows.iter().map(|lead| of_lead(c, lead)).collect::<Result<Vec<_>, _>>()?;
+                assert_eq!(together, alone);
+                let ids = |events: &[StoredEvent]| events.iter().map(|e| e.message_id.clone()).collect::<Vec<_>>();
+                assert_eq!(
+                    together.iter().map(|e| ids(e)).collect::<Vec<_>>(),
+                    [vec!["a2", "a1"], vec![], vec!["c2", "c1"]]
+                );
+                let scores = crate::scores::stored_of(c, &[first.id, quiet.id, last.id])?;
+                let alone = [first.id, quiet.id, last.id]
+                    .iter()
+                    .map(|id| crate::scores::stored(c, *id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                assert_eq!(scores, alone, "another workspace's lead in the range is left out");
+                Ok(())
+            })
+            .unwrap();
+    }
+
     /// Each lead finds its own events through its links, a duplicate changes neither the events
     /// nor the links, and a merge hands the merged lead's events to the other.
     #[test]
