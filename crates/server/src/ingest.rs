@@ -746,6 +746,8 @@ mod tests {
             fields_no_lead_has(&self, workspace_id: i64, fields: &[String]) -> Result<Vec<String>, StoreError>;
             webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError>;
             rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError>;
+            leads_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<(LeadRow, StoredScores)>, StoreError>;
+            events_of_leads(&self, leads: &[&LeadRow]) -> Result<Vec<Vec<StoredEvent>>, StoreError>;
             ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError>;
             lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError>;
             lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError>;

@@ -35,6 +35,7 @@ pub mod notify;
 pub mod openapi;
 pub mod passwords;
 pub mod preview;
+pub mod preview_jobs;
 pub mod rescore;
 pub mod retention;
 pub mod retrain;

@@ -13,7 +13,8 @@ use leadscore_store::{Reads, StoreError, now_ms};
 use serde::Serialize;
 
 use crate::activation;
-use crate::preview::{self, Preview};
+use crate::preview::{self, Comparison, Preview, Versions};
+use crate::preview_jobs::{Key, Status};
 use crate::state::AppState;
 
 /// How serious a diagnostic is.
@@ -237,6 +238,135 @@ pub async fn preview(
             preview::compare(reads, &models, workspace_id, &candidate, active.as_ref(), limit, max_changes, now)
         })
         .await
+}
+
+/// Tier changes a background preview lists.
+pub const BACKGROUND_CHANGES_LISTED: u32 = 100;
+
+/// A background preview: the versions compared (numbers) and where it stands (`None` for the
+/// active version itself: nothing to compare, nothing started).
+pub struct BackgroundPreview {
+    pub version: i64,
+    pub compared_with: Option<i64>,
+    pub status: Option<Status>,
+}
+
+/// Version `version` against the active one over every lead of the workspace, in the
+/// background: the kept result when it is fresh (see [`Status::is_stale`]), the progress of the
+/// comparison running, or else a comparison started now (waiting `Config::preview_first_wait`
+/// for it). `again`
+/// starts a new one even when a fresh result is kept (never while one runs).
+pub async fn background_preview(
+    state: &AppState,
+    workspace_id: i64,
+    version: i64,
+    again: bool,
+) -> Result<BackgroundPreview, StoreError> {
+    let (candidate, active, changed_at) = state
+        .storage
+        .read(move |reads| {
+            let candidate = version_in(reads, workspace_id, version)?;
+            // The stored scores a result counted against change at every activation and rollback.
+            let changed_at = reads
+                .model_activations(workspace_id)?
+                .iter()
+                .map(|activation| activation.at.max(activation.undone_at.unwrap_or(i64::MIN)))
+                .max()
+                .unwrap_or(i64::MIN);
+            Ok((candidate, reads.active_model(workspace_id)?, changed_at))
+        })
+        .await?;
+    let key = Key { workspace_id, candidate_id: candidate.id, active_id: active.as_ref().map(|a| a.id) };
+    let compared_with = active.as_ref().map(|a| a.version);
+    if compared_with == Some(version) {
+        return Ok(BackgroundPreview { version, compared_with, status: None });
+    }
+    let now = now_ms();
+    let status = match state.previews.status(key) {
+        Some(status @ Status::Running { .. }) => status,
+        Some(status) if !again && !status.is_stale(changed_at, now) => status,
+        _ => {
+            // The leads to compare (merged ones left out), from the counts the store keeps per
+            // stage rather than a count of every row (a third of a second at a million leads).
+            let total: i64 = state
+                .storage
+                .read(move |reads| Ok(reads.stage_counts(workspace_id)?.iter().map(|(_, n)| n).sum()))
+                .await?;
+            let job = state.previews.start(key, u64::try_from(total).unwrap_or(0), now);
+            let (finished, wait) = tokio::sync::oneshot::channel();
+            tokio::spawn(run_background_preview(state.clone(), key, job, candidate, active, finished));
+            // Either it finished (the result is kept) or it goes on after the wait.
+            let _ = tokio::time::timeout(state.config.preview_first_wait, wait).await;
+            state.previews.status(key).unwrap_or(Status::Running { done: 0, total: 0, started_at: now })
+        }
+    };
+    Ok(BackgroundPreview { version, compared_with, status: Some(status) })
+}
+
+/// Job `job`: compares the versions over every lead, keeping its progress and then its result
+/// (or its failure) in `state.previews`; tells `finished` when done.
+async fn run_background_preview(
+    state: AppState,
+    key: Key,
+    job: u64,
+    candidate: ModelVersion,
+    active: Option<ModelVersion>,
+    finished: tokio::sync::oneshot::Sender<()>,
+) {
+    let status = match compare_in_batches(&state, key, job, candidate, active).await {
+        Ok(Some(preview)) => Status::Finished { preview: std::sync::Arc::new(preview), computed_at: now_ms() },
+        // No longer wanted: replaced or forgotten.
+        Ok(None) => return,
+        Err(error) => {
+            tracing::error!(%error, workspace_id = key.workspace_id, "a model preview failed");
+            let message = if error.is_storage_failure() {
+                "storage is failing on this server".to_string()
+            } else {
+                "the leads could not be read; the server's log says why".to_string()
+            };
+            Status::Failed { message, at: now_ms() }
+        }
+    };
+    state.previews.update(job, status);
+    let _ = finished.send(());
+}
+
+/// The comparison itself: a batch of leads per read snapshot, so that ingestion and other reads
+/// go on in between; `None` when the job stopped because it is no longer wanted.
+async fn compare_in_batches(
+    state: &AppState,
+    key: Key,
+    job: u64,
+    candidate: ModelVersion,
+    active: Option<ModelVersion>,
+) -> Result<Option<Preview>, StoreError> {
+    let models = state.models.clone();
+    let workspace_id = key.workspace_id;
+    let versions = state
+        .storage
+        .read(move |reads| Ok(std::sync::Arc::new(Versions::load(reads, &models, candidate, active)?)))
+        .await?;
+    let mut comparison = Comparison::new(BACKGROUND_CHANGES_LISTED);
+    let batch = state.config.preview_batch_leads.max(1);
+    loop {
+        let versions_here = versions.clone();
+        let (compared, read) = state
+            .storage
+            .read(move |reads| {
+                // Read in the snapshot, so that every event it holds is at or before this time.
+                let now = now_ms();
+                let read = comparison.next_batch(reads, &versions_here, workspace_id, batch, now)?;
+                Ok((comparison, read))
+            })
+            .await?;
+        comparison = compared;
+        if read < batch as usize {
+            return Ok(Some(comparison.report(&versions)));
+        }
+        if !state.previews.progress(job, comparison.leads) {
+            return Ok(None);
+        }
+    }
 }
 
 /// The version a rollback would make active again: the one activated before the newest

@@ -224,24 +224,34 @@ pub fn state_for(
     model_id: i64,
     lead: &LeadRow,
 ) -> Result<(LeadState, bool), StoreError> {
-    if lead.state_model_id == Some(model_id)
-        && let Some(text) = &lead.state
-        && let Some(occurrences) = parse_state(text)
-        && let Some(state) = LeadState::from_occurrences(model, occurrences)
-    {
+    if let Some(state) = stored_state(model, model_id, lead) {
         return Ok((state, false));
     }
-    let mut state = LeadState::new(model);
     if lead.last_event_id.is_none() {
         // No stored event (a new lead): nothing to read.
-        return Ok((state, true));
+        return Ok((LeadState::new(model), true));
     }
-    for StoredEvent { event_type, at, properties, .. } in reads.events_of(lead)? {
+    Ok((rebuilt_state(model, &reads.events_of(lead)?), true))
+}
+
+/// The lead's stored state, when it was built for `model` (whose id is `model_id`) and reads
+/// back.
+pub fn stored_state(model: &Model, model_id: i64, lead: &LeadRow) -> Option<LeadState> {
+    if lead.state_model_id != Some(model_id) {
+        return None;
+    }
+    LeadState::from_occurrences(model, parse_state(lead.state.as_deref()?)?)
+}
+
+/// A state built for `model` from a lead's stored events (oldest first).
+pub fn rebuilt_state(model: &Model, events: &[StoredEvent]) -> LeadState {
+    let mut state = LeadState::new(model);
+    for StoredEvent { event_type, at, properties, .. } in events {
         if ![IDENTIFY, ALIAS, GROUP].contains(&event_type.as_str()) {
-            apply(model, &mut state, &event_type, at, &properties);
+            apply(model, &mut state, event_type, *at, properties);
         }
     }
-    Ok((state, true))
+    state
 }
 
 /// The stored form of a lead's state: per tracker, its occurrence times (milliseconds), the first

@@ -10,6 +10,7 @@ use leadscore_store::{Storage, Store};
 use crate::key_cache::KeyCache;
 use crate::lead_cache::LeadCache;
 use crate::metrics::Metrics;
+use crate::preview_jobs::PreviewJobs;
 use crate::scoring::Models;
 
 /// The service's shared state; cheap to clone.
@@ -26,6 +27,8 @@ pub struct AppState {
     pub deliveries: Arc<Notify>,
     /// Background rescoring of workspaces, with progress.
     pub rescoring: Arc<RunningRescorings>,
+    /// Model previews computed in the background for the console, with their progress.
+    pub previews: Arc<PreviewJobs>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
 }
@@ -48,6 +51,11 @@ pub struct Config {
     /// Whether people reach the service over HTTPS (through a proxy that ends TLS): the
     /// console's session cookie is then marked `Secure`, so that browsers never send it in clear.
     pub behind_https: bool,
+    /// Leads a console preview compares per read snapshot (its progress moves by this many).
+    pub preview_batch_leads: u32,
+    /// How long a console page that starts a preview waits for it, so that a small workspace's
+    /// preview comes in the first answer.
+    pub preview_first_wait: std::time::Duration,
 }
 
 impl Default for Config {
@@ -59,6 +67,8 @@ impl Default for Config {
             connections: crate::connections::Limits::default(),
             allow_private_webhooks: false,
             behind_https: false,
+            preview_batch_leads: crate::preview::BATCH_LEADS,
+            preview_first_wait: std::time::Duration::from_millis(150),
         }
     }
 }
@@ -77,6 +87,7 @@ impl AppState {
             keys: Arc::new(KeyCache::default()),
             deliveries: Arc::new(Notify::new()),
             rescoring: Arc::new(RunningRescorings::default()),
+            previews: Arc::new(PreviewJobs::default()),
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
         }

@@ -119,6 +119,44 @@ pub fn of_lead(connection: &Connection, lead: &LeadRow) -> Result<Vec<StoredEven
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every event of each of `leads`, oldest first, in the leads' order, in one query: the walks of
+/// all their links at once (for rebuilding the states of a batch of leads). `UNION` keeps each
+/// walk finite as in [`CHAIN`].
+pub fn of_leads(connection: &Connection, leads: &[&LeadRow]) -> Result<Vec<Vec<StoredEvent>>, StoreError> {
+    let mut found: Vec<Vec<StoredEvent>> = leads.iter().map(|_| Vec::new()).collect();
+    let starts: Vec<(usize, i64)> =
+        leads.iter().enumerate().filter_map(|(i, lead)| lead.last_event_id.map(|id| (i, id))).collect();
+    if starts.is_empty() {
+        return Ok(found);
+    }
+    let seeds = serde_json::to_string(&starts).unwrap_or_default();
+    let mut statement = connection.prepare_cached(
+        "WITH RECURSIVE chain(lead, id) AS (
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)
+            UNION
+            SELECT c.lead, e.previous_id FROM events e JOIN chain c ON e.id = c.id WHERE e.previous_id IS NOT NULL
+        )
+        SELECT c.lead, e.id, e.message_id, e.type, e.at, e.properties FROM chain c JOIN events e ON e.id = c.id
+        ORDER BY c.lead, e.at, e.id",
+    )?;
+    let mut rows = statement.query([seeds])?;
+    while let Some(row) = rows.next()? {
+        let lead: i64 = row.get(0)?;
+        let properties: String = row.get(5)?;
+        let event = StoredEvent {
+            id: row.get(1)?,
+            message_id: row.get(2)?,
+            event_type: row.get(3)?,
+            at: row.get(4)?,
+            properties: serde_json::from_str(&properties).unwrap_or_default(),
+        };
+        if let Some(events) = usize::try_from(lead).ok().and_then(|lead| found.get_mut(lead)) {
+            events.push(event);
+        }
+    }
+    Ok(found)
+}
+
 /// A lead's `limit` most recently stored events (newest first, by the order they were stored,
 /// which is their links' order) and how many it has in all: what a lead's page lists, without
 /// reading every event of a lead that has thousands.
@@ -168,6 +206,60 @@ mod tests {
         properties: &'a serde_json::Map<String, serde_json::Value>,
     ) -> NewEvent<'a> {
         NewEvent { message_id, event_type: "visit", at, received_at: at, properties }
+    }
+
+    /// A batch's events, read in one walk, are each lead's own, in the leads' order, oldest
+    /// first, with nothing for a lead without events; and the batch's scores are each lead's.
+    #[test]
+    fn a_batch_reads_each_leads_events_and_scores_as_one_lead_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), crate::message_ids::DEFAULT_RECENT).unwrap();
+        store
+            .write_blocking(move |c| {
+                let none = serde_json::Map::new();
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
+                let other = workspaces::find_or_create(c, "other", crate::now_ms())?;
+                let mut first = leads::create(c, workspace.id, Some("a"), 0)?;
+                let theirs = leads::create(c, other.id, Some("t"), 0)?;
+                let quiet = leads::create(c, workspace.id, Some("b"), 0)?;
+                let mut last = leads::create(c, workspace.id, Some("c"), 0)?;
+                insert(c, &mut last, &event("c1", 50, &none))?;
+                insert(c, &mut first, &event("a1", 30, &none))?;
+                insert(c, &mut first, &event("a2", 10, &none))?;
+                insert(c, &mut last, &event("c2", 20, &none))?;
+                for lead in [&first, &last] {
+                    leads::save(c, lead)?;
+                }
+                let score = |value| crate::scores::ScoreRow {
+                    score: "s".into(),
+                    value,
+                    tier: None,
+                    model_id: 1,
+                    evaluated_at: 0,
+                };
+                for (lead, value) in [(&first, 1.0), (&theirs, 2.0), (&last, 3.0)] {
+                    crate::scores::save(c, lead.id, &[score(value)], "event", crate::scores::History::EveryChange)?;
+                }
+                let rows = leads::rows_after(c, workspace.id, 0, 10)?;
+                assert_eq!(rows.iter().map(|l| l.id).collect::<Vec<_>>(), [first.id, quiet.id, last.id]);
+                let batch: Vec<&LeadRow> = rows.iter().collect();
+                let together = of_leads(c, &batch)?;
+                let alone = rows.iter().map(|lead| of_lead(c, lead)).collect::<Result<Vec<_>, _>>()?;
+                assert_eq!(together, alone);
+                let ids = |events: &[StoredEvent]| events.iter().map(|e| e.message_id.clone()).collect::<Vec<_>>();
+                assert_eq!(
+                    together.iter().map(|e| ids(e)).collect::<Vec<_>>(),
+                    [vec!["a2", "a1"], vec![], vec!["c2", "c1"]]
+                );
+                let scores = crate::scores::stored_of(c, &[first.id, quiet.id, last.id])?;
+                let alone = [first.id, quiet.id, last.id]
+                    .iter()
+                    .map(|id| crate::scores::stored(c, *id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                assert_eq!(scores, alone, "another workspace's lead in the range is left out");
+                Ok(())
+            })
+            .unwrap();
     }
 
     /// Each lead finds its own events through its links, a duplicate changes neither the events

@@ -189,6 +189,22 @@ pub fn ids_after(
     Ok(ids.collect::<Result<_, _>>()?)
 }
 
+/// The workspace's next `limit` leads in id order after `after_id` (merged ones left out), whole
+/// rows in one query: a batch of a pass over every lead (a model preview).
+pub fn rows_after(
+    connection: &Connection,
+    workspace_id: i64,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<LeadRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM leads WHERE workspace_id = ?1 AND id > ?2 AND merged_into IS NULL ORDER BY id LIMIT ?3"
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![workspace_id, after_id, limit], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The ids of the workspace's first `limit` leads (merged ones left out), in id order: the sample
 /// a model preview compares.
 pub fn first_ids(connection: &Connection, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {

@@ -196,6 +196,32 @@ pub fn stored(connection: &Connection, lead_id: i64) -> Result<StoredScores, Sto
     Ok(StoredScores(rows.collect::<Result<_, _>>()?))
 }
 
+/// The current scores of each of `lead_ids` (ascending), in their order, in one query: the
+/// scores are clustered by lead, so the leads' range is read once, and rows of leads in the range
+/// that were not asked for (another workspace's, merged ones) are skipped.
+pub fn stored_of(connection: &Connection, lead_ids: &[i64]) -> Result<Vec<StoredScores>, StoreError> {
+    let (Some(first), Some(last)) = (lead_ids.first(), lead_ids.last()) else { return Ok(Vec::new()) };
+    let mut found: Vec<StoredScores> = lead_ids.iter().map(|_| StoredScores::default()).collect();
+    let mut statement = connection.prepare_cached(
+        "SELECT lead_id, score, value, tier, model_id, evaluated_at, history_id FROM lead_scores
+         WHERE lead_id BETWEEN ?1 AND ?2",
+    )?;
+    let mut rows = statement.query(params![first, last])?;
+    while let Some(row) = rows.next()? {
+        let lead_id: i64 = row.get(0)?;
+        let Ok(at) = lead_ids.binary_search(&lead_id) else { continue };
+        let score = ScoreRow {
+            score: row.get(1)?,
+            value: row.get(2)?,
+            tier: row.get(3)?,
+            model_id: row.get(4)?,
+            evaluated_at: row.get(5)?,
+        };
+        found[at].0.push((score, row.get(6)?));
+    }
+    Ok(found)
+}
+
 /// One entry of a lead's score history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntry {

@@ -87,6 +87,18 @@ pub trait Reads {
     /// The workspace's running or last rescoring.
     fn rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError>;
 
+    /// The workspace's next `limit` leads in id order after `after_id` (merged ones left out),
+    /// each with its stored scores: a batch of a pass over every lead, in a fixed number of
+    /// queries whatever its size.
+    fn leads_after(
+        &self,
+        workspace_id: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(LeadRow, StoredScores)>, StoreError>;
+    /// Every event of each of `leads`, oldest first, in the leads' order, in one query.
+    fn events_of_leads(&self, leads: &[&LeadRow]) -> Result<Vec<Vec<StoredEvent>>, StoreError>;
+
     /// Everything an ingestion request reads before it resolves its messages, in one call (see
     /// [`IngestionSnapshot`]).
     fn ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError>;

@@ -34,6 +34,12 @@ pub struct Args {
     /// The first webhook retry waits this long (ms); later ones wait up to 5760 times more
     #[arg(long, default_value_t = 5000, hide = true)]
     webhook_retry_base_ms: i64,
+    /// Leads a console preview compares per read snapshot
+    #[arg(long, default_value_t = leadscore_server::preview::BATCH_LEADS, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
+    preview_batch_leads: u32,
+    /// How long (ms) a console page that starts a preview waits for its result
+    #[arg(long, default_value_t = 150, hide = true)]
+    preview_wait_ms: u64,
     /// Re-evaluate every lead this often (seconds) so that tiers changed by time alone (decay,
     /// windows, inactivity) are recorded and notified
     #[arg(long, default_value_t = 600)]
@@ -123,6 +129,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             connections,
             allow_private_webhooks: args.allow_private_webhooks,
             behind_https: args.behind_https,
+            preview_batch_leads: args.preview_batch_leads,
+            preview_first_wait: std::time::Duration::from_millis(args.preview_wait_ms),
         };
         leadscore_server::serve(listener, AppState::new(store, config), leadscore_server::shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)

@@ -315,6 +315,18 @@ fn a_viewer_reads_the_funnel_and_changes_its_period_in_a_real_browser() {
 // The model pages.
 
 /// Waits until the page's first `h1` reads `heading` (a page that reloads itself gets there).
+/// The first element `css` finds, once the page shows one (a page may reload itself first).
+async fn wait_for_css(client: &Client, css: &str) -> fantoccini::elements::Element {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(found) = client.find(Locator::Css(css)).await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "no {css} on the page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_for_heading(client: &Client, heading: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -341,7 +353,9 @@ fn an_admin_edits_previews_activates_and_rolls_back_a_model_in_a_real_browser() 
     let dir = tempfile::tempdir().unwrap();
     let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
     create_account(dir.path(), "ana.nowak@example.pl", "admin");
-    let server = Server::start(dir.path(), &[]);
+    // A preview a lead per batch, and pages that do not wait for it: each comparison shows its
+    // progress first, as a large workspace's does.
+    let server = Server::start(dir.path(), &["--preview-batch-leads", "1", "--preview-wait-ms", "0"]);
     assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
     for (user, visits) in [("王小明", 2), ("佐藤 花子", 1), ("Иван Петров", 4)] {
         for n in 0..visits {
@@ -408,7 +422,10 @@ fn an_admin_edits_previews_activates_and_rolls_back_a_model_in_a_real_browser() 
             client.goto(&format!("{base}{saved}")).await.unwrap();
             client.find(Locator::LinkText("Preview against the active version")).await.unwrap().click().await.unwrap();
             wait_for_path(&client, &format!("/models/{version}/preview")).await;
-            let changes = client.find(Locator::Css("table.changes tbody")).await.unwrap().text().await.unwrap();
+            // First the comparison's progress; the page reloads itself until the result shows.
+            client.find(Locator::Css("progress#preview-progress")).await.unwrap();
+            photograph(&client, "model-preview-progress", width).await;
+            let changes = wait_for_css(&client, "table.changes tbody").await.text().await.unwrap();
             assert!(changes.contains("王小明") && changes.contains("cold → hot"), "{changes}");
             photograph(&client, "model-preview", width).await;
             client.find(Locator::Css("a.page-action")).await.unwrap().click().await.unwrap();
@@ -424,6 +441,9 @@ fn an_admin_edits_previews_activates_and_rolls_back_a_model_in_a_real_browser() 
             // Rolled back to the version before.
             client.goto(&format!("{base}/models/rollback")).await.unwrap();
             wait_for_heading(&client, "Roll back to version 1?").await;
+            // Its comparison still runs: the page says so, and the admin may roll back at once.
+            let running = client.find(Locator::Css("[role=status] label")).await.unwrap().text().await.unwrap();
+            assert!(running.contains("leads compared"), "{running}");
             photograph(&client, "model-rollback", width).await;
             client.find(Locator::Css("form.confirm-form button")).await.unwrap().click().await.unwrap();
             wait_for_path(&client, "/models/rescoring").await;

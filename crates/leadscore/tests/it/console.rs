@@ -268,6 +268,20 @@ fn form_value(text: &str) -> String {
         .collect()
 }
 
+/// A page showing a model preview, once its comparison is done (a small workspace's is in the
+/// first answer, unless the machine is slow).
+fn compared(server: &Server, path: &str, session: &str) -> Response {
+    let mut answer = page(server, path, session);
+    for _ in 0..600 {
+        if answer.status != 200 || !answer.body.contains("leads compared (") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        answer = page(server, path, session);
+    }
+    answer
+}
+
 #[test]
 fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -376,7 +390,7 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     assert_eq!(page(&server, "/models/diff?from=1&to=99", &viewer).status, 400);
 
     // The editor previews it: lead-1 (2 page views) would become hot.
-    let preview = page(&server, "/models/2/preview", &editor);
+    let preview = compared(&server, "/models/2/preview", &editor);
     assert_eq!(preview.status, 200, "{}", preview.body);
     assert!(
         preview.body.contains("<strong class=\"preview-number\">1</strong> of 1 leads change tier"),
@@ -398,7 +412,7 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     assert_eq!(post_form(&server, "/models/2/activate", &editor, &format!("csrf={token}")).status, 403);
     assert_eq!(page(&server, "/models/rollback", &editor).status, 403);
     assert_eq!(post_form(&server, "/models/rollback", &editor, &format!("csrf={token}")).status, 403);
-    let confirm = page(&server, "/models/2/activate", &admin_session);
+    let confirm = compared(&server, "/models/2/activate", &admin_session);
     assert_eq!(confirm.status, 200, "{}", confirm.body);
     assert!(confirm.body.contains("Activate version 2?") && confirm.body.contains("of 1 leads change tier"));
     assert_eq!(post_form(&server, "/models/2/activate", &admin_session, "csrf=forged").status, 403);
@@ -416,6 +430,74 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     assert_eq!((rolled.status, rolled.header("location")), (303, Some("/models/rescoring")));
     let done = wait_for_rescoring(&server, &read);
     assert_eq!(done["models"][0]["active"], true);
+}
+
+/// The figure before `after` in a page, as `<strong class="preview-number">N</strong>` writes it.
+fn preview_number(body: &str, after: &str) -> Option<u64> {
+    let before = body.split(&format!("</strong>{after}")).next()?;
+    (before.len() < body.len()).then(|| before.rsplit('>').next()?.parse().ok())?
+}
+
+#[test]
+fn a_preview_compares_every_lead_in_the_background_with_progress_then_agrees_with_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "viewer@example.pl", "viewer");
+    // Batches of 40 leads, and a page that does not wait for the comparison it starts: the first
+    // answer shows the progress of a comparison that has several batches to go.
+    let server = Server::start(dir.path(), &["--preview-batch-leads", "40", "--preview-wait-ms", "0"]);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    let mut batch = Vec::new();
+    for i in 0..130 {
+        for n in 0..(1 + i % 4) {
+            batch.push(json!({"type": "track", "userId": format!("u{i}"), "event": "page_view", "messageId": format!("t{i}-{n}")}));
+        }
+    }
+    assert_eq!(server.post_json("/v1/batch", &ingest, &json!({"batch": batch})).status, 200);
+    // Version 2 is hot from 2 page views: the 33 leads with 2 (i % 4 == 1) change tier.
+    assert_eq!(server.post_text("/api/models", &admin, &COUNTING_MODEL.replace("min = 3", "min = 2")).status, 201);
+    let viewer = session_of(&sign_in(&server, "viewer@example.pl", PASSWORD));
+
+    let first = page(&server, "/models/2/preview", &viewer);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.body.contains("0 of 130 leads compared (0%)"), "{}", first.body);
+    assert!(first.body.contains("<meta http-equiv=\"refresh\" content=\"1\">"), "it reloads itself");
+    let mut seen = Vec::new();
+    let done = (0..600)
+        .find_map(|_| {
+            let answer = page(&server, "/models/2/preview", &viewer);
+            if answer.body.contains("leads change tier") {
+                return Some(answer);
+            }
+            let progress = answer.body.split(" of 130 leads compared").next().unwrap();
+            seen.push(progress.rsplit(": ").next().unwrap().parse::<u64>().expect("its progress"));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            None
+        })
+        .expect("the comparison finishes");
+    assert!(seen.iter().all(|n| n % 40 == 0 && *n < 130), "progress by whole batches: {seen:?}");
+    assert!(!done.body.contains("http-equiv"), "a finished preview does not reload");
+    assert!(done.body.contains("Compared 130 leads at "), "{}", done.body);
+
+    // The same figures as the API's synchronous preview over every lead.
+    let api = server.get("/api/models/2/preview?limit=1000", &read).json();
+    assert_eq!(api["leads"], 130);
+    assert_eq!(api["leads_changing_tier"], 33);
+    assert_eq!(preview_number(&done.body, " of 130 leads change tier"), api["leads_changing_tier"].as_u64());
+    assert_eq!(preview_number(&done.body, " move to MQL automatically"), api["consequences"]["moves_to_mql"].as_u64());
+    let hot = api["candidate"]["activity"]["tiers"]["hot"].as_u64().unwrap();
+    assert!(done.body.contains(&format!("<span class=\"tier-count\">{hot}</span>")), "{}", done.body);
+
+    // Compared again on request: a post with the session's token, never without.
+    let token = csrf_of(&done);
+    assert_eq!(post_form(&server, "/models/2/preview", &viewer, "csrf=forged").status, 403);
+    let again = post_form(&server, "/models/2/preview", &viewer, &format!("csrf={token}"));
+    assert_eq!((again.status, again.header("location")), (303, Some("/models/2/preview")), "{}", again.body);
+    let compared_again = (0..600)
+        .map(|_| page(&server, "/models/2/preview", &viewer))
+        .find(|answer| answer.body.contains("leads change tier"))
+        .expect("the second comparison finishes");
+    assert_eq!(preview_number(&compared_again.body, " of 130 leads change tier"), Some(33));
 }
 
 // The leads list: filters in the URL, pages by cursor, the view as CSV, and "not found" pages.

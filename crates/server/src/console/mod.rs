@@ -65,7 +65,7 @@ pub fn routes() -> Router<AppState> {
         .route("/models/rollback", get(model_activation::confirm_rollback).post(model_activation::rollback))
         .route("/models/rescoring", get(model_activation::rescoring))
         .route("/models/{version}", get(models::show))
-        .route("/models/{version}/preview", get(model_activation::preview))
+        .route("/models/{version}/preview", get(model_activation::preview).post(model_activation::compare_again))
         .route("/models/{version}/activate", get(model_activation::confirm_activation).post(model_activation::activate))
         // The funnel and KPIs page.
         .route("/funnel", get(funnel::show))

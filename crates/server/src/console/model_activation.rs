@@ -3,7 +3,10 @@
 //! and webhook notifications an activation would cause), activating it and rolling back (admins
 //! only: a confirmation page stating what will change, then a post), and the rescoring's
 //! progress (`/models/rescoring`, a page that reloads itself until the rescoring is done). The
-//! preview is the API's (`preview::compare`), and so are activations and rollbacks.
+//! preview compares every lead in the background (`model_versions::background_preview`, the
+//! API's comparison a batch at a time): a page shows the kept result with its time, or the
+//! comparison's progress (the preview page reloading itself until it is done); activations and
+//! rollbacks are the API's.
 
 use std::collections::BTreeSet;
 
@@ -16,20 +19,17 @@ use leadscore_store::users::Role;
 use serde::Deserialize;
 
 use super::charts;
-use super::leads::encode;
+use super::leads::{ShownTime, encode, shown_time};
 use super::models::{no_such_version, posted_form};
 use super::page::{AccountView, page, sentence};
 use super::session::{SignedInPage, refuse_unless};
 use crate::accounts::SignedIn;
 use crate::error::{ApiError, ErrorCode};
-use crate::model_versions;
+use crate::model_versions::{self, BackgroundPreview};
 use crate::preview::Preview;
+use crate::preview_jobs::Status;
 use crate::rescore;
 use crate::state::AppState;
-
-/// Leads a console preview compares at most, and tier changes it lists.
-const PREVIEW_LEADS: u32 = 100_000;
-const CHANGES_LISTED: u32 = 100;
 
 /// One tier of a score under both versions.
 struct TierRow {
@@ -67,8 +67,6 @@ struct Shown {
     version: i64,
     compared_with: Option<i64>,
     leads: usize,
-    /// Whether the comparison stopped at `PREVIEW_LEADS` leads (the workspace may have more).
-    capped: bool,
     scores: Vec<ScoreComparison>,
     leads_changing_tier: u64,
     changes: Vec<ChangeRow>,
@@ -79,7 +77,7 @@ struct Shown {
 
 /// The preview's figures as the page shows them; `tiers` gives each score's tiers in the order
 /// the version lists them (others, and "no tier", come first).
-fn shown(report: Preview, tiers: &[(String, Vec<String>)]) -> Shown {
+fn shown(report: &Preview, tiers: &[(String, Vec<String>)]) -> Shown {
     let names: BTreeSet<&String> = report.active.keys().chain(report.candidate.keys()).collect();
     let scores = names
         .into_iter()
@@ -149,7 +147,6 @@ fn shown(report: Preview, tiers: &[(String, Vec<String>)]) -> Shown {
     Shown {
         version: report.version,
         compared_with: report.compared_with,
-        capped: report.leads >= PREVIEW_LEADS as usize,
         leads: report.leads,
         scores,
         leads_changing_tier: report.leads_changing_tier,
@@ -160,13 +157,45 @@ fn shown(report: Preview, tiers: &[(String, Vec<String>)]) -> Shown {
     }
 }
 
-/// Version `version` previewed against the active one, as a page shows it.
-async fn previewed(state: &AppState, workspace_id: i64, version: i64) -> Result<Shown, StoreError> {
-    let (report, tiers) = tokio::try_join!(
-        model_versions::preview(state, workspace_id, version, PREVIEW_LEADS, CHANGES_LISTED),
+/// A comparison under way, as a page shows it.
+struct Running {
+    done: u64,
+    total: u64,
+    percent: u64,
+}
+
+/// A background preview as a page shows it: one of its result (with when it was computed), its
+/// progress or its failure, or none for the active version itself.
+struct PreviewView {
+    version: i64,
+    compared_with: Option<i64>,
+    result: Option<Shown>,
+    computed: Option<ShownTime>,
+    running: Option<Running>,
+    failed: Option<String>,
+}
+
+/// Version `version` previewed against the active one, as a page shows it (`again`: compared
+/// anew, unless a comparison runs).
+async fn previewed(state: &AppState, workspace_id: i64, version: i64, again: bool) -> Result<PreviewView, StoreError> {
+    let (BackgroundPreview { version, compared_with, status }, tiers) = tokio::try_join!(
+        model_versions::background_preview(state, workspace_id, version, again),
         model_versions::tiers(state, workspace_id, version)
     )?;
-    Ok(shown(report, &tiers))
+    let mut view = PreviewView { version, compared_with, result: None, computed: None, running: None, failed: None };
+    match status {
+        Some(Status::Finished { preview, computed_at }) => {
+            view.result = Some(shown(&preview, &tiers));
+            view.computed = Some(shown_time(computed_at, leadscore_store::now_ms()));
+        }
+        Some(Status::Running { done, total, .. }) => {
+            let percent = (100 * done).checked_div(total).map_or(0, |percent| percent.min(100));
+            view.running = Some(Running { done, total, percent });
+        }
+        Some(Status::Failed { message, .. }) => view.failed = Some(message),
+        None => {}
+    }
+    Ok(view)
 }
 
 #[derive(Template)]
@@ -174,8 +203,11 @@ async fn previewed(state: &AppState, workspace_id: i64, version: i64) -> Result<
 struct PreviewPage {
     account: Option<AccountView>,
     section: &'static str,
-    preview: Shown,
+    view: PreviewView,
     can_activate: bool,
+    /// Whether a running comparison's page reloads itself (a confirmation page does not, so
+    /// that it never reloads under the admin's click).
+    reloads: bool,
 }
 
 /// `GET /models/{version}/preview`.
@@ -184,19 +216,61 @@ pub async fn preview(
     SignedInPage(signed_in): SignedInPage,
     Path(version): Path<String>,
 ) -> Response {
-    let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
-    let shown_preview = match previewed(&state, signed_in.user.workspace_id, number).await {
-        Ok(shown_preview) => shown_preview,
-        Err(StoreError::NotFound(_)) => return no_such_version(&signed_in, &version),
+    preview_page(&state, &signed_in, &version, false).await
+}
+
+#[derive(Deserialize)]
+pub struct AgainForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /models/{version}/preview`: compares again (the kept result is of another time), then
+/// shows the page.
+pub async fn compare_again(
+    State(state): State<AppState>,
+    SignedInPage(signed_in): SignedInPage,
+    Path(version): Path<String>,
+    request: Request,
+) -> Response {
+    let asked = (Role::Viewer, "preview a model version");
+    if let Err(refusal) = posted_form(&state, &signed_in, request, asked, |f: &AgainForm| &f.csrf).await {
+        return refusal;
+    }
+    let answer = preview_page(&state, &signed_in, &version, true).await;
+    if answer.status() != StatusCode::OK {
+        return answer;
+    }
+    // The page's own address, so that reloading it compares nothing again.
+    Redirect::to(&format!("/models/{}/preview", encode(&version))).into_response()
+}
+
+async fn preview_page(state: &AppState, signed_in: &SignedIn, version: &str, again: bool) -> Response {
+    let started = std::time::Instant::now();
+    let Ok(number) = version.parse::<i64>() else { return no_such_version(signed_in, version) };
+    let view = match previewed(state, signed_in.user.workspace_id, number, again).await {
+        Ok(view) => view,
+        Err(StoreError::NotFound(_)) => return no_such_version(signed_in, version),
         Err(error) => return ApiError::from(error).into_response(),
     };
     let shown = PreviewPage {
-        account: Some(AccountView::from(&signed_in)),
+        account: Some(AccountView::from(signed_in)),
         section: "models",
-        preview: shown_preview,
+        view,
         can_activate: signed_in.user.role.allows(Role::Admin),
+        reloads: true,
     };
-    page(StatusCode::OK, &shown)
+    let mut answer = page(StatusCode::OK, &shown);
+    server_timing(&mut answer, started);
+    answer
+}
+
+/// The server's own time for the page, in a `Server-Timing` header, as the leads pages give it.
+fn server_timing(answer: &mut Response, started: std::time::Instant) {
+    let value = format!("app;dur={:.1}", started.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+        answer.headers_mut().insert("server-timing", value);
+    }
 }
 
 #[derive(Template)]
@@ -209,9 +283,10 @@ struct ConfirmPage {
     /// Where the form posts.
     post_to: String,
     /// What will change; `None` when there is nothing to do (and `nothing` says why).
-    preview: Option<Shown>,
+    view: Option<PreviewView>,
     nothing: Option<String>,
     problem: Option<String>,
+    reloads: bool,
 }
 
 /// `GET /models/{version}/activate`: what activating it will change, and the button.
@@ -223,8 +298,11 @@ pub async fn confirm_activation(
     if let Some(refusal) = refuse_unless(&signed_in, Role::Admin, "activate a model version") {
         return refusal;
     }
+    let started = std::time::Instant::now();
     let Ok(number) = version.parse::<i64>() else { return no_such_version(&signed_in, &version) };
-    activation_page(&state, &signed_in, number, StatusCode::OK, None).await
+    let mut answer = activation_page(&state, &signed_in, number, StatusCode::OK, None).await;
+    server_timing(&mut answer, started);
+    answer
 }
 
 async fn activation_page(
@@ -235,20 +313,21 @@ async fn activation_page(
     problem: Option<String>,
 ) -> Response {
     let workspace_id = signed_in.user.workspace_id;
-    let shown_preview = match previewed(state, workspace_id, version).await {
-        Ok(shown_preview) => shown_preview,
+    let view = match previewed(state, workspace_id, version, false).await {
+        Ok(view) => view,
         Err(StoreError::NotFound(_)) => return no_such_version(signed_in, &version.to_string()),
         Err(error) => return ApiError::from(error).into_response(),
     };
-    let already = shown_preview.compared_with == Some(version);
+    let already = view.compared_with == Some(version);
     let shown = ConfirmPage {
         account: Some(AccountView::from(signed_in)),
         section: "models",
         action: "activate",
         post_to: format!("/models/{version}/activate"),
         nothing: already.then(|| format!("Version {version} is already the active version.")),
-        preview: (!already).then_some(shown_preview),
+        view: (!already).then_some(view),
         problem,
+        reloads: false,
     };
     page(status, &shown)
 }
@@ -277,9 +356,10 @@ async fn rollback_page(
         section: "models",
         action: "rollback",
         post_to: "/models/rollback".to_string(),
-        preview: None,
+        view: None,
         nothing: None,
         problem,
+        reloads: false,
     };
     match target {
         None => {
@@ -289,8 +369,8 @@ async fn rollback_page(
                     .to_string(),
             );
         }
-        Some(version) => match previewed(state, workspace_id, version).await {
-            Ok(shown_preview) => shown_page.preview = Some(shown_preview),
+        Some(version) => match previewed(state, workspace_id, version, false).await {
+            Ok(view) => shown_page.view = Some(view),
             Err(error) => return ApiError::from(error).into_response(),
         },
     }
@@ -425,7 +505,7 @@ mod tests {
             },
         };
         let tiers = [("fit".to_string(), vec!["cold".to_string(), "warm".to_string(), "hot".to_string()])];
-        let shown = shown(report, &tiers);
+        let shown = shown(&report, &tiers);
         let rows: Vec<_> =
             shown.scores[0].rows.iter().map(|r| (r.tier.as_str(), r.before, r.after, r.difference.as_str())).collect();
         assert_eq!(rows, [("no tier", 0, 1, "+1"), ("cold", 6, 4, "−2"), ("warm", 3, 3, "0"), ("hot", 0, 1, "+1")]);

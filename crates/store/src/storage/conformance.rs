@@ -291,6 +291,23 @@ pub(crate) fn a_leads_events_and_identities_are_found_again_and_failed_work_stor
     times.sort();
     assert_eq!(times, [1, 2]);
 
+    // A batch of a pass over every lead reads the same rows, scores and events as one lead's
+    // reads, and only the workspace's leads.
+    let lead_id = lead.id;
+    let (batch, batch_events, alone, theirs, after_it) = runtime
+        .block_on(storage.read(move |r| {
+            let batch = r.leads_after(acme, 0, 10)?;
+            let rows: Vec<_> = batch.iter().map(|(lead, _)| lead).collect();
+            let alone = (r.stored_scores(lead_id)?, r.events_of(rows[0])?);
+            let events = r.events_of_leads(&rows)?;
+            Ok((batch, events, alone, r.leads_after(globex, 0, 10)?, r.leads_after(acme, lead_id, 10)?))
+        }))
+        .unwrap();
+    assert_eq!(batch.len(), 1, "the workspace's one lead");
+    assert_eq!((batch[0].0.id, &batch[0].1), (lead.id, &alone.0));
+    assert_eq!(batch_events, [alone.1], "its events, oldest first");
+    assert!(theirs.is_empty() && after_it.is_empty());
+
     // The next request's snapshot knows the lead by both its ids, and its stored message ids;
     // another workspace's knows neither.
     let (ours, theirs) = runtime

@@ -89,6 +89,21 @@ impl Reads for Connection {
         leads::ids_after(self, workspace_id, after_id, limit)
     }
 
+    fn leads_after(
+        &self,
+        workspace_id: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(LeadRow, StoredScores)>, StoreError> {
+        let rows = leads::rows_after(self, workspace_id, after_id, limit)?;
+        let ids: Vec<i64> = rows.iter().map(|lead| lead.id).collect();
+        Ok(rows.into_iter().zip(scores::stored_of(self, &ids)?).collect())
+    }
+
+    fn events_of_leads(&self, leads: &[&LeadRow]) -> Result<Vec<Vec<StoredEvent>>, StoreError> {
+        events::of_leads(self, leads)
+    }
+
     fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError> {
         leads::by_id(self, workspace_id, id)
     }
