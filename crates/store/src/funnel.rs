@@ -75,6 +75,9 @@ pub fn stage_counts(connection: &Connection, workspace_id: i64) -> Result<Vec<(S
 
 /// Leads of the workspace entering stage `mql` in `[from, to)`, by the week (its Monday) of
 /// their entry, weeks without any left out; a lead entering twice in a week counts once.
+///
+/// An entry counts when the lead's MQL entry before it is before the period or the week: it is
+/// the lead's first of the week in the period.
 pub fn mql_entries_by_week(
     connection: &Connection,
     workspace_id: i64,
@@ -82,10 +85,11 @@ pub fn mql_entries_by_week(
     to: i64,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
     let sql = format!(
-        "SELECT {} AS week, count(DISTINCT h.lead_id) FROM stage_history h
-         WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3
+        "SELECT {week} AS week, count(*) FROM mql_cohorts
+         WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3
+           AND (previous_at IS NULL OR previous_at < ?2 OR previous_at < {week})
          GROUP BY week ORDER BY week",
-        week_of("h.at")
+        week = week_of("at")
     );
     let mut statement = connection.prepare_cached(&sql)?;
     let rows = statement.query_map(params![workspace_id, from, to], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -106,6 +110,10 @@ pub struct Journey {
 
 /// The leads of the workspace that entered MQL in `[from, to)` (the cohort) and their way
 /// further, through the moves recorded up to `now`. One row per lead of the cohort, by lead id.
+///
+/// One range of the kept cohort rows (see the module's doc): each lead's first entry in the
+/// period is the one whose previous MQL entry is before the period, and it holds the lead's
+/// first move to each later stage at or after it, which counts if it was made by `now`.
 pub fn mql_journeys(
     connection: &Connection,
     workspace_id: i64,
@@ -113,23 +121,12 @@ pub fn mql_journeys(
     to: i64,
     now: i64,
 ) -> Result<Vec<Journey>, StoreError> {
-    // Each lead's moves since its MQL entry are read once, by the index of moves by lead.
-    let first = |stage: &str| format!("min(CASE WHEN s.stage = '{stage}' THEN s.at END)");
-    let sql = format!(
-        "WITH cohort AS (
-             SELECT h.lead_id, min(h.at) AS mql FROM stage_history h
-             WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4
-             GROUP BY h.lead_id
-         )
-         SELECT c.lead_id, c.mql, {}, {}, {}, {} FROM cohort c
-         LEFT JOIN stage_history s ON s.lead_id = c.lead_id AND s.at >= c.mql AND s.at <= ?4
-         GROUP BY c.lead_id ORDER BY c.lead_id",
-        first("sal"),
-        first("sql"),
-        first("opportunity"),
-        first("customer"),
-    );
-    let mut statement = connection.prepare_cached(&sql)?;
+    let mut statement = connection.prepare_cached(
+        "SELECT lead_id, at, CASE WHEN sal <= ?4 THEN sal END, CASE WHEN sql <= ?4 THEN sql END,
+                CASE WHEN opportunity <= ?4 THEN opportunity END, CASE WHEN customer <= ?4 THEN customer END
+         FROM mql_cohorts
+         WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3 AND at <= ?4 AND (previous_at IS NULL OR previous_at < ?2)",
+    )?;
     let rows = statement.query_map(params![workspace_id, from, to, now], |row| {
         Ok(Journey {
             lead_id: row.get(0)?,
@@ -140,7 +137,10 @@ pub fn mql_journeys(
             customer: row.get(5)?,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut journeys: Vec<Journey> = rows.collect::<Result<_, _>>()?;
+    // Sorted here rather than by SQLite, which would sort the whole cohort in a temporary tree.
+    journeys.sort_unstable_by_key(|journey| journey.lead_id);
+    Ok(journeys)
 }
 
 /// How many leads held a tier at the end of a week, of how many that had the score then.
@@ -246,6 +246,10 @@ pub struct OutcomesByTier {
 /// The workspace's leads now in `customer`, `lost` or `disqualified` that moved there in
 /// `[from, to)`, counted by the tier of `score` they had when they last became MQL before it
 /// (recorded with the move), else by their tier now.
+///
+/// One range of the kept outcome moves (see the module's doc): a lead's latest move to its
+/// current stage in the period is the one whose next move to that stage is after the period,
+/// and it names the lead's latest MQL move before it, whose tiers were recorded with it.
 pub fn outcomes_by_tier(
     connection: &Connection,
     workspace_id: i64,
@@ -253,22 +257,16 @@ pub fn outcomes_by_tier(
     from: i64,
     to: i64,
 ) -> Result<Vec<OutcomesByTier>, StoreError> {
-    // Each outcome's latest MQL move before it is found by the index of moves by lead, and its
-    // tiers by the move's id.
-    let mut statement = connection.prepare_cached(&format!(
-        "{OUTCOMES}
-         marked(lead_id, won, move) AS (
-             SELECT o.lead_id, o.won,
-                    (SELECT s.id FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at
-                     ORDER BY s.at DESC, s.id DESC LIMIT 1)
-             FROM outcome o
-         ),
-         known(lead_id, won, tier) AS (
-             SELECT m.lead_id, m.won, t.tier FROM marked m
-             JOIN mql_move_tiers t ON t.stage_history_id = m.move AND t.score = ?2
-         )
-         {COUNTED}"
-    ))?;
+    let mut statement = connection.prepare_cached(
+        "SELECT CASE WHEN t.stage_history_id IS NULL
+                     THEN (SELECT ls.tier FROM lead_scores ls WHERE ls.lead_id = o.lead_id AND ls.score = ?2)
+                     ELSE t.tier END AS counted_tier,
+                t.stage_history_id IS NOT NULL AS at_mql, sum(o.stage = 'customer'), sum(o.stage <> 'customer')
+         FROM outcome_moves o
+         LEFT JOIN mql_move_tiers t ON t.stage_history_id = o.mql_move_id AND t.score = ?2
+         WHERE o.workspace_id = ?1 AND o.at >= ?3 AND o.at < ?4 AND o.current AND (o.next_at IS NULL OR o.next_at >= ?4)
+         GROUP BY at_mql, counted_tier",
+    )?;
     let rows = statement.query_map(params![workspace_id, score, from, to], |row| {
         Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
     })?;
@@ -277,32 +275,32 @@ pub fn outcomes_by_tier(
     Ok(rows)
 }
 
-/// The outcomes of [`outcomes_by_tier`]: each lead now in an outcome stage that moved there in
-/// the period (`lead_id`, whether it won, when), as the start of a `WITH` clause.
-const OUTCOMES: &str = "WITH RECURSIVE
-    outcome(lead_id, won, at) AS (
-        SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
-        WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
-          AND l.stage = h.stage AND l.merged_into IS NULL
-        GROUP BY h.lead_id
-    ),";
-
-/// The counts of [`outcomes_by_tier`] from `known` (the tier at MQL of the leads it is known
-/// of) and `marked` (every outcome), by the tier at MQL, else by the tier now.
-const COUNTED: &str = "SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
-    UNION ALL
-    SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
-    LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
-    WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
-    GROUP BY ls.tier";
-
 /// The figures of the kept counts, counted from the rows themselves: the queries the report ran
 /// before the counts were kept, which the tests compare them with.
 #[cfg(test)]
 pub(crate) mod recount {
     use rusqlite::{Connection, params};
 
-    use super::{COUNTED, OUTCOMES, OutcomesByTier, WeekChange, week_of};
+    use super::{Journey, OutcomesByTier, WeekChange, week_of};
+
+    /// The outcomes of [`super::outcomes_by_tier`]: each lead now in an outcome stage that moved
+    /// there in the period (`lead_id`, whether it won, when), as the start of a `WITH` clause.
+    const OUTCOMES: &str = "WITH RECURSIVE
+        outcome(lead_id, won, at) AS (
+            SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
+            WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
+              AND l.stage = h.stage AND l.merged_into IS NULL
+            GROUP BY h.lead_id
+        ),";
+
+    /// The counts of [`super::outcomes_by_tier`] from `known` (the tier at MQL of the leads it is
+    /// known of) and `marked` (every outcome), by the tier at MQL, else by the tier now.
+    const COUNTED: &str = "SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
+        UNION ALL
+        SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
+        LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
+        WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
+        GROUP BY ls.tier";
 
     /// [`super::tier_counts`], counted from every current score.
     pub(crate) fn tier_counts(connection: &Connection, workspace_id: i64, score: &str) -> Vec<(Option<String>, i64)> {
@@ -355,8 +353,71 @@ pub(crate) mod recount {
         rows.collect::<Result<_, _>>().unwrap()
     }
 
+    /// [`super::mql_entries_by_week`], counted from every MQL move of the period.
+    pub(crate) fn mql_entries_by_week(
+        connection: &Connection,
+        workspace_id: i64,
+        from: i64,
+        to: i64,
+    ) -> Vec<(i64, i64)> {
+        let sql = format!(
+            "SELECT {} AS week, count(DISTINCT h.lead_id) FROM stage_history h
+             WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3
+             GROUP BY week ORDER BY week",
+            week_of("h.at")
+        );
+        let mut statement = connection.prepare(&sql).unwrap();
+        let rows = statement.query_map(params![workspace_id, from, to], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// [`super::mql_journeys`], joining each MQL entry of the period with its lead's later moves.
+    pub(crate) fn mql_journeys(
+        connection: &Connection,
+        workspace_id: i64,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> Vec<Journey> {
+        let first = |stage: &str| format!("min(CASE WHEN s.stage = '{stage}' THEN s.at END)");
+        let sql = format!(
+            "WITH cohort AS (
+                 SELECT h.lead_id, min(h.at) AS mql FROM stage_history h
+                 WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4
+                 GROUP BY h.lead_id
+             )
+             SELECT c.lead_id, c.mql, {}, {}, {}, {} FROM cohort c
+             LEFT JOIN stage_history s ON s.lead_id = c.lead_id AND s.at >= c.mql AND s.at <= ?4
+             GROUP BY c.lead_id ORDER BY c.lead_id",
+            first("sal"),
+            first("sql"),
+            first("opportunity"),
+            first("customer"),
+        );
+        let mut statement = connection.prepare(&sql).unwrap();
+        let rows = statement
+            .query_map(params![workspace_id, from, to, now], |row| {
+                Ok(Journey {
+                    lead_id: row.get(0)?,
+                    mql: row.get(1)?,
+                    sal: row.get(2)?,
+                    sql: row.get(3)?,
+                    opportunity: row.get(4)?,
+                    customer: row.get(5)?,
+                })
+            })
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
     /// [`super::outcomes_by_tier`], walking each lead's score history back to its MQL time.
-    pub(crate) fn outcomes_by_tier(connection: &Connection, workspace_id: i64, score: &str) -> Vec<OutcomesByTier> {
+    pub(crate) fn outcomes_by_tier(
+        connection: &Connection,
+        workspace_id: i64,
+        score: &str,
+        from: i64,
+        to: i64,
+    ) -> Vec<OutcomesByTier> {
         let mut statement = connection
             .prepare(&format!(
                 "{OUTCOMES}
@@ -380,7 +441,7 @@ pub(crate) mod recount {
             ))
             .unwrap();
         let rows = statement
-            .query_map(params![workspace_id, score, i64::MIN / 2, i64::MAX / 2], |row| {
+            .query_map(params![workspace_id, score, from, to], |row| {
                 Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
             })
             .unwrap();
@@ -404,14 +465,42 @@ pub(crate) mod recount {
             "SELECT DISTINCT tier FROM score_history WHERE tier IS NOT NULL
              UNION SELECT DISTINCT previous_tier FROM score_history WHERE previous_tier IS NOT NULL",
         );
+        // Periods from the earliest to the latest move, and between the moves' quartiles, at
+        // their edges: every move is at the edge of some period.
+        let times: Vec<i64> = {
+            let mut statement = connection.prepare("SELECT at FROM stage_history ORDER BY at").unwrap();
+            statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        let mut edges = vec![i64::MIN / 2, i64::MAX / 2];
+        edges.extend((1..4).filter_map(|quarter| times.get(times.len() * quarter / 4)));
+        let periods: Vec<(i64, i64)> = edges
+            .iter()
+            .flat_map(|&from| edges.iter().filter(move |&&to| to > from).map(move |&to| (from, to)))
+            .collect();
         for &workspace_id in &workspaces {
             assert_eq!(super::stage_counts(connection, workspace_id).unwrap(), stage_counts(connection, workspace_id));
-            for score in &scores {
+            for &(from, to) in &periods {
                 assert_eq!(
-                    super::outcomes_by_tier(connection, workspace_id, score, i64::MIN / 2, i64::MAX / 2).unwrap(),
-                    outcomes_by_tier(connection, workspace_id, score),
-                    "the outcomes by the tier at MQL of {score} in workspace {workspace_id}"
+                    super::mql_entries_by_week(connection, workspace_id, from, to).unwrap(),
+                    mql_entries_by_week(connection, workspace_id, from, to),
+                    "the MQL entries by week of [{from}, {to}) in workspace {workspace_id}"
                 );
+                for &now in &edges {
+                    assert_eq!(
+                        super::mql_journeys(connection, workspace_id, from, to, now).unwrap(),
+                        mql_journeys(connection, workspace_id, from, to, now),
+                        "the journeys of [{from}, {to}) at {now} in workspace {workspace_id}"
+                    );
+                }
+            }
+            for score in &scores {
+                for &(from, to) in &periods {
+                    assert_eq!(
+                        super::outcomes_by_tier(connection, workspace_id, score, from, to).unwrap(),
+                        outcomes_by_tier(connection, workspace_id, score, from, to),
+                        "the outcomes by the tier at MQL of {score} in [{from}, {to}) in workspace {workspace_id}"
+                    );
+                }
                 assert_eq!(
                     super::tier_counts(connection, workspace_id, score).unwrap(),
                     tier_counts(connection, workspace_id, score),
@@ -666,6 +755,47 @@ mod tests {
         assert_eq!(stages, [("lead".to_string(), 2), ("mql".to_string(), 1)]);
     }
 
+    /// Moves stored out of time order (past moves recorded late) or at the same instant, MQL
+    /// entered again and outcomes reached again keep the cohorts and the outcomes equal to a
+    /// walk of the moves.
+    #[test]
+    fn moves_out_of_time_order_keep_the_cohorts_equal_to_a_recount() {
+        let (_dir, store, acme, model, _, _) = store();
+        store
+            .write_blocking(move |c| {
+                let lead = || leads::create(c, acme, None, 0).map(|l| l.id);
+                let (a, b) = (lead()?, lead()?);
+                let moves = [
+                    (a, "customer", 5),
+                    (a, "mql", 1),
+                    (a, "sal", 3),
+                    (b, "lost", 3),
+                    (a, "mql", 4),
+                    (a, "customer", 2),
+                    (b, "mql", 2),
+                    (a, "mql", 4),
+                    (b, "lost", 1),
+                    (a, "opportunity", 4),
+                    (b, "mql", 3),
+                    (b, "disqualified", 3),
+                    (b, "lost", 3),
+                    (a, "customer", 4),
+                ];
+                // Scored before every move: the tier recorded with a move stored late is the
+                // tier at its time.
+                scored(c, a, model, "warm", 40.0, MONDAY);
+                scored(c, b, model, "hot", 80.0, MONDAY);
+                for &(lead, stage, day) in &moves {
+                    moved(c, lead, "lead", stage, MONDAY + day * DAY);
+                    recount::assert_kept_counts_equal(c);
+                }
+                let journeys = mql_journeys(c, acme, MONDAY, MONDAY + WEEK, MONDAY + WEEK)?;
+                assert_eq!(journeys.len(), 2, "both leads entered MQL in the week");
+                Ok(())
+            })
+            .unwrap();
+    }
+
     /// A small deterministic generator (xorshift): the same operations on every run.
     struct Dice(u64);
 
@@ -701,7 +831,7 @@ mod tests {
                 let mut dice = Dice(0x5eed_f00d);
                 let mut leads: Vec<LeadRow> = Vec::new();
                 let tiers = [None, Some("cold"), Some("warm"), Some("hot")];
-                let stages = ["lead", "mql", "sal", "sql", "customer", "lost"];
+                let stages = ["lead", "mql", "sal", "sql", "opportunity", "customer", "lost", "disqualified"];
                 let properties = serde_json::Map::new();
                 let mut message = 0;
                 for step in 0..400 {
