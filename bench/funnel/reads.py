@@ -19,16 +19,27 @@ def wk(col): return f"({FM} + (({col} - {FM}) / {WEEK}) * {WEEK})"
 qs = {
  'tier_counts': ("SELECT tier, sum(leads) FROM tier_counts WHERE score = ?2 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1) GROUP BY tier HAVING sum(leads) > 0 ORDER BY tier", (1,'engagement')),
  'stage_counts': ("SELECT stage, leads FROM stage_counts WHERE workspace_id = ?1 AND leads > 0 ORDER BY stage", (1,)),
- 'mql_weeks': (f"SELECT {wk('at')} AS week, count(*) FROM mql_cohorts WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3 AND (previous_at IS NULL OR previous_at < ?2 OR previous_at < {wk('at')}) GROUP BY week ORDER BY week", (1,frm,to)),
+ 'mql_weeks': (f"""WITH RECURSIVE
+     span(first, last) AS (
+         SELECT (SELECT min(at) FROM mql_cohorts WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3),
+                (SELECT max(at) FROM mql_cohorts WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3)
+     ),
+     weeks(week, last) AS (
+         SELECT {wk('first')}, last FROM span WHERE first IS NOT NULL
+         UNION ALL
+         SELECT week + {WEEK}, last FROM weeks WHERE week + {WEEK} <= last
+     )
+     SELECT week, (SELECT count(*) FROM mql_cohorts
+                   WHERE workspace_id = ?1 AND at >= max(week, ?2) AND at < min(week + {WEEK}, ?3)
+                     AND (previous_at IS NULL OR previous_at < max(week, ?2)))
+     FROM weeks""", (1,frm,to)),
  'share_weeks': ("""SELECT week, sum(change), sum(scores) FROM (
      SELECT week, change, 0 AS scores FROM tier_changes_by_week WHERE score = ?2 AND tier = ?3 AND week >= ?4 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
      UNION ALL
      SELECT week, 0, scores FROM first_scores_by_week WHERE score = ?2 AND week >= ?4 AND model_id IN (SELECT id FROM models WHERE workspace_id = ?1)
    ) GROUP BY week HAVING sum(change) <> 0 OR sum(scores) <> 0 ORDER BY week DESC""", (1,'engagement','hot',frm)),
 }
-qs['journeys'] = ("""SELECT lead_id, at, CASE WHEN sal <= ?4 THEN sal END, CASE WHEN sql <= ?4 THEN sql END,
-        CASE WHEN opportunity <= ?4 THEN opportunity END, CASE WHEN customer <= ?4 THEN customer END
- FROM mql_cohorts
+qs['journeys'] = ("""SELECT lead_id, at, sal, sql, opportunity, customer FROM mql_cohorts
  WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3 AND at <= ?4 AND (previous_at IS NULL OR previous_at < ?2)""", (1,frm,to,now))
 qs['outcomes'] = ("""SELECT CASE WHEN t.stage_history_id IS NULL
              THEN (SELECT ls.tier FROM lead_scores ls WHERE ls.lead_id = o.lead_id AND ls.score = ?2)
@@ -73,6 +84,10 @@ results={}
 for name,(sql,p) in qs.items():
     t=time.perf_counter(); rows=c.execute(sql,p).fetchall(); dt=time.perf_counter()-t
     totals[' (before)' if name.endswith(' (before)') else '']+=dt
+    if name == 'mql_weeks':
+        rows = [r for r in rows if r[1] > 0]
+    if name == 'journeys':
+        rows = [r[:2] + tuple(a if a is not None and a <= now else None for a in r[2:]) for r in rows]
     results[name]=sorted(rows, key=repr)
     print(f"{name}: {dt*1000:.0f} ms, {len(rows)} rows")
     for r in c.execute("EXPLAIN QUERY PLAN "+sql,p).fetchall(): print("   ", r[3])
