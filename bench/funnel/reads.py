@@ -41,14 +41,14 @@ qs = {
 }
 qs['journeys'] = ("""SELECT lead_id, at, sal, sql, opportunity, customer FROM mql_cohorts
  WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3 AND at <= ?4 AND (previous_at IS NULL OR previous_at < ?2)""", (1,frm,to,now))
-qs['outcomes'] = ("""SELECT CASE WHEN t.stage_history_id IS NULL
+qs['outcomes'] = ("""SELECT t.stage_history_id IS NOT NULL,
+        CASE WHEN t.stage_history_id IS NULL
              THEN (SELECT ls.tier FROM lead_scores ls WHERE ls.lead_id = o.lead_id AND ls.score = ?2)
-             ELSE t.tier END AS counted_tier,
-        t.stage_history_id IS NOT NULL AS at_mql, sum(o.stage = 'customer'), sum(o.stage <> 'customer')
+             ELSE t.tier END,
+        o.stage = 'customer'
  FROM outcome_moves o
  LEFT JOIN mql_move_tiers t ON t.stage_history_id = o.mql_move_id AND t.score = ?2
- WHERE o.workspace_id = ?1 AND o.at >= ?3 AND o.at < ?4 AND o.current AND (o.next_at IS NULL OR o.next_at >= ?4)
- GROUP BY at_mql, counted_tier""", (1,'engagement',frm,to))
+ WHERE o.workspace_id = ?1 AND o.at >= ?3 AND o.at < ?4 AND o.current AND (o.next_at IS NULL OR o.next_at >= ?4)""", (1,'engagement',frm,to))
 
 if os.environ.get('BEFORE'):
     qs['mql_weeks (before)'] = (f"SELECT {wk('h.at')} AS week, count(DISTINCT h.lead_id) FROM stage_history h WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 GROUP BY week ORDER BY week", (1,frm,to))
@@ -86,6 +86,13 @@ for name,(sql,p) in qs.items():
     totals[' (before)' if name.endswith(' (before)') else '']+=dt
     if name == 'mql_weeks':
         rows = [r for r in rows if r[1] > 0]
+    if name == 'outcomes':
+        # Counted by tier as the store counts them (it steps through the rows rather than sorting them).
+        counts = {}
+        for at_mql, tier, won in rows:
+            counted = counts.setdefault((tier, at_mql), [0, 0])
+            counted[0 if won else 1] += 1
+        rows = [(tier, at_mql, won, lost) for (tier, at_mql), (won, lost) in counts.items()]
     if name == 'journeys':
         rows = [r[:2] + tuple(a if a is not None and a <= now else None for a in r[2:]) for r in rows]
     results[name]=sorted(rows, key=repr)

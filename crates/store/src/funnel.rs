@@ -283,21 +283,36 @@ pub fn outcomes_by_tier(
     to: i64,
 ) -> Result<Vec<OutcomesByTier>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT CASE WHEN t.stage_history_id IS NULL
+        "SELECT t.stage_history_id IS NOT NULL,
+                CASE WHEN t.stage_history_id IS NULL
                      THEN (SELECT ls.tier FROM lead_scores ls WHERE ls.lead_id = o.lead_id AND ls.score = ?2)
-                     ELSE t.tier END AS counted_tier,
-                t.stage_history_id IS NOT NULL AS at_mql, sum(o.stage = 'customer'), sum(o.stage <> 'customer')
+                     ELSE t.tier END,
+                o.stage = 'customer'
          FROM outcome_moves o
          LEFT JOIN mql_move_tiers t ON t.stage_history_id = o.mql_move_id AND t.score = ?2
-         WHERE o.workspace_id = ?1 AND o.at >= ?3 AND o.at < ?4 AND o.current AND (o.next_at IS NULL OR o.next_at >= ?4)
-         GROUP BY at_mql, counted_tier",
+         WHERE o.workspace_id = ?1 AND o.at >= ?3 AND o.at < ?4 AND o.current AND (o.next_at IS NULL OR o.next_at >= ?4)",
     )?;
-    let rows = statement.query_map(params![workspace_id, score, from, to], |row| {
-        Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
-    })?;
-    let mut rows: Vec<OutcomesByTier> = rows.collect::<Result<_, _>>()?;
-    rows.sort_by(|a, b| (b.at_mql, &a.tier).cmp(&(a.at_mql, &b.tier)));
-    Ok(rows)
+    // Counted here, into the few tiers there are, rather than grouped by SQLite, which would sort
+    // every outcome of the period.
+    let mut counted: Vec<OutcomesByTier> = Vec::new();
+    let mut outcomes = statement.query(params![workspace_id, score, from, to])?;
+    while let Some(outcome) = outcomes.next()? {
+        let (at_mql, tier, won): (bool, Option<String>, bool) = (outcome.get(0)?, outcome.get(1)?, outcome.get(2)?);
+        let index = match counted.iter().position(|c| c.at_mql == at_mql && c.tier == tier) {
+            Some(index) => index,
+            None => {
+                counted.push(OutcomesByTier { tier, at_mql, won: 0, lost: 0 });
+                counted.len() - 1
+            }
+        };
+        if won {
+            counted[index].won += 1;
+        } else {
+            counted[index].lost += 1;
+        }
+    }
+    counted.sort_by(|a, b| (b.at_mql, &a.tier).cmp(&(a.at_mql, &b.tier)));
+    Ok(counted)
 }
 
 /// The figures of the kept counts, counted from the rows themselves: the queries the report ran
