@@ -159,7 +159,10 @@ def fill(database, leads, now):
     return counts
 
 
-MIGRATIONS = [os.path.join(os.path.dirname(__file__), "../../crates/store/src/migrations/0015_funnel_counts.sql")]
+MIGRATIONS = [
+    os.path.join(os.path.dirname(__file__), f"../../crates/store/src/migrations/{name}.sql")
+    for name in ["0015_funnel_counts", "0016_funnel_cohorts"]
+]
 
 
 def recount_kept_counts(connection):
@@ -174,8 +177,9 @@ def recount_kept_counts(connection):
         with open(path) as migration:
             text = "\n".join(line for line in migration.read().splitlines() if not line.startswith("--"))
         fills += [s.lstrip("\n") for s in text.split(";\n") if s.lstrip("\n").startswith("INSERT INTO")]
-    assert len(fills) == 5, fills
-    for table in ["tier_counts", "stage_counts", "tier_changes_by_week", "first_scores_by_week", "mql_move_tiers"]:
+    assert len(fills) == 7, fills
+    for table in ["tier_counts", "stage_counts", "tier_changes_by_week", "first_scores_by_week", "mql_move_tiers",
+                  "mql_cohorts", "outcome_moves"]:
         connection.execute(f"DELETE FROM {table}")
     for fill_statement in fills:
         connection.execute(fill_statement)

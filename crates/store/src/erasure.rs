@@ -182,7 +182,9 @@ pub fn erase(
         ),
         [workspace_id],
     )?;
-    for table in ["lead_scores", "score_history", "stage_history"] {
+    // The funnel's cohort rows are the erased leads' own (`0016_funnel_cohorts.sql`): they go
+    // with the moves, which only an erasure deletes.
+    for table in ["lead_scores", "score_history", "stage_history", "mql_cohorts", "outcome_moves"] {
         connection.execute(&format!("DELETE FROM {table} WHERE lead_id IN ({ids})"), [])?;
     }
     connection.execute(
@@ -401,7 +403,7 @@ mod tests {
                 assert_eq!((erasure.leads, erasure.events), (2, 0));
                 // Two e-mails, a user id, an anonymous id.
                 assert_eq!(erasure.suppressed, 4);
-                for table in ["leads", "lead_scores", "score_history", "stage_history", "anonymous_ids", "outbox"] {
+                for table in ["leads", "lead_scores", "score_history", "stage_history", "mql_cohorts", "anonymous_ids", "outbox"] {
                     let column = if table == "leads" { "id" } else { "lead_id" };
                     let left = count(c, &format!("SELECT count(*) FROM {table} WHERE {column} IN ({gone}, {merged})"));
                     assert_eq!(left, 0, "{table}");

@@ -21,9 +21,21 @@
 //!   to MQL, copied from its current scores as the move is inserted, which the outcomes are
 //!   counted by (instead of walking each lead's score history back to its MQL time).
 //!
-//! The other reads are one aggregate query each (the journeys visit the moves of one period's
-//! cohort) over indexes: stage moves by workspace, stage and time, score history by score and
-//! time (`0012_funnel_reports.sql`). Weeks start on Monday, 00:00 UTC. Score history and the
+//! The cohort walk is kept the same way (`0016_funnel_cohorts.sql`), by triggers on stage move
+//! inserts (moves are rare beside events, whose statements run none of them) and on a lead's
+//! stage or merge, so that a period's MQLs and outcomes are one range of rows by workspace and
+//! time rather than each MQL entry joined with its lead's later moves (3.5 s at a million
+//! leads) and each outcome's latest MQL move looked up (2.4 s):
+//! - `mql_cohorts`: per MQL move, its lead and time, the time of the lead's MQL move before it
+//!   (by time, then id), and the lead's first move to SAL, SQL, opportunity and customer at or
+//!   after it. A lead's first entry in a period is the one whose previous entry is before the
+//!   period (for [`mql_entries_by_week`]: before the period or the week).
+//! - `outcome_moves`: per move to `customer`, `lost` or `disqualified`, whether the lead is in
+//!   that stage now and unmerged, the time of its next move to the same stage, and its latest
+//!   MQL move at or before it. A lead's latest move to its stage in a period is the one whose
+//!   next move is after the period.
+//!
+//! Weeks start on Monday, 00:00 UTC. Score history and the
 //! score counts have no workspace column: their rows are the workspace's by their model version
 //! (`model_id`), which needs no join with the leads. The queries that count the rows
 //! themselves are kept for the tests, which check that the kept counts equal them after every
@@ -75,21 +87,37 @@ pub fn stage_counts(connection: &Connection, workspace_id: i64) -> Result<Vec<(S
 
 /// Leads of the workspace entering stage `mql` in `[from, to)`, by the week (its Monday) of
 /// their entry, weeks without any left out; a lead entering twice in a week counts once.
+///
+/// An entry counts when the lead's MQL entry before it is before the period or the week: it is
+/// the lead's first of the week in the period. Counted week by week over the cohort rows' range
+/// (in time order), rather than grouped by an expression SQLite would sort the rows by.
 pub fn mql_entries_by_week(
     connection: &Connection,
     workspace_id: i64,
     from: i64,
     to: i64,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
-    let sql = format!(
-        "SELECT {} AS week, count(DISTINCT h.lead_id) FROM stage_history h
-         WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3
-         GROUP BY week ORDER BY week",
-        week_of("h.at")
-    );
-    let mut statement = connection.prepare_cached(&sql)?;
+    let mut statement = connection.prepare_cached(&format!(
+        "WITH RECURSIVE
+         span(first, last) AS (
+             SELECT (SELECT min(at) FROM mql_cohorts WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3),
+                    (SELECT max(at) FROM mql_cohorts WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3)
+         ),
+         weeks(week, last) AS (
+             SELECT {first}, last FROM span WHERE first IS NOT NULL
+             UNION ALL
+             SELECT week + {WEEK}, last FROM weeks WHERE week + {WEEK} <= last
+         )
+         SELECT week, (SELECT count(*) FROM mql_cohorts
+                       WHERE workspace_id = ?1 AND at >= max(week, ?2) AND at < min(week + {WEEK}, ?3)
+                         AND (previous_at IS NULL OR previous_at < max(week, ?2)))
+         FROM weeks",
+        first = week_of("first")
+    ))?;
     let rows = statement.query_map(params![workspace_id, from, to], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let weeks: Vec<(i64, i64)> = rows.collect::<Result<_, _>>()?;
+    // Weeks without entries are left out here: a condition on the count in SQL would count twice.
+    Ok(weeks.into_iter().filter(|&(_, entries)| entries > 0).collect())
 }
 
 /// The way of one lead that became an MQL in a period: when it first entered MQL in the period,
@@ -106,6 +134,10 @@ pub struct Journey {
 
 /// The leads of the workspace that entered MQL in `[from, to)` (the cohort) and their way
 /// further, through the moves recorded up to `now`. One row per lead of the cohort, by lead id.
+///
+/// One range of the kept cohort rows (see the module's doc): each lead's first entry in the
+/// period is the one whose previous MQL entry is before the period, and it holds the lead's
+/// first move to each later stage at or after it, which counts if it was made by `now`.
 pub fn mql_journeys(
     connection: &Connection,
     workspace_id: i64,
@@ -113,34 +145,27 @@ pub fn mql_journeys(
     to: i64,
     now: i64,
 ) -> Result<Vec<Journey>, StoreError> {
-    // Each lead's moves since its MQL entry are read once, by the index of moves by lead.
-    let first = |stage: &str| format!("min(CASE WHEN s.stage = '{stage}' THEN s.at END)");
-    let sql = format!(
-        "WITH cohort AS (
-             SELECT h.lead_id, min(h.at) AS mql FROM stage_history h
-             WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4
-             GROUP BY h.lead_id
-         )
-         SELECT c.lead_id, c.mql, {}, {}, {}, {} FROM cohort c
-         LEFT JOIN stage_history s ON s.lead_id = c.lead_id AND s.at >= c.mql AND s.at <= ?4
-         GROUP BY c.lead_id ORDER BY c.lead_id",
-        first("sal"),
-        first("sql"),
-        first("opportunity"),
-        first("customer"),
-    );
-    let mut statement = connection.prepare_cached(&sql)?;
+    let mut statement = connection.prepare_cached(
+        "SELECT lead_id, at, sal, sql, opportunity, customer FROM mql_cohorts
+         WHERE workspace_id = ?1 AND at >= ?2 AND at < ?3 AND at <= ?4 AND (previous_at IS NULL OR previous_at < ?2)",
+    )?;
+    // A move counts if it was made by `now` (a test's or a past instant; the moves are usually
+    // all older), which is compared here rather than by four expressions per row.
+    let by_now = |at: Option<i64>| at.filter(|&at| at <= now);
     let rows = statement.query_map(params![workspace_id, from, to, now], |row| {
         Ok(Journey {
             lead_id: row.get(0)?,
             mql: row.get(1)?,
-            sal: row.get(2)?,
-            sql: row.get(3)?,
-            opportunity: row.get(4)?,
-            customer: row.get(5)?,
+            sal: by_now(row.get(2)?),
+            sql: by_now(row.get(3)?),
+            opportunity: by_now(row.get(4)?),
+            customer: by_now(row.get(5)?),
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut journeys: Vec<Journey> = rows.collect::<Result<_, _>>()?;
+    // Sorted here rather than by SQLite, which would sort the whole cohort in a temporary tree.
+    journeys.sort_unstable_by_key(|journey| journey.lead_id);
+    Ok(journeys)
 }
 
 /// How many leads held a tier at the end of a week, of how many that had the score then.
@@ -246,6 +271,10 @@ pub struct OutcomesByTier {
 /// The workspace's leads now in `customer`, `lost` or `disqualified` that moved there in
 /// `[from, to)`, counted by the tier of `score` they had when they last became MQL before it
 /// (recorded with the move), else by their tier now.
+///
+/// One range of the kept outcome moves (see the module's doc): a lead's latest move to its
+/// current stage in the period is the one whose next move to that stage is after the period,
+/// and it names the lead's latest MQL move before it, whose tiers were recorded with it.
 pub fn outcomes_by_tier(
     connection: &Connection,
     workspace_id: i64,
@@ -253,48 +282,38 @@ pub fn outcomes_by_tier(
     from: i64,
     to: i64,
 ) -> Result<Vec<OutcomesByTier>, StoreError> {
-    // Each outcome's latest MQL move before it is found by the index of moves by lead, and its
-    // tiers by the move's id.
-    let mut statement = connection.prepare_cached(&format!(
-        "{OUTCOMES}
-         marked(lead_id, won, move) AS (
-             SELECT o.lead_id, o.won,
-                    (SELECT s.id FROM stage_history s WHERE s.lead_id = o.lead_id AND s.stage = 'mql' AND s.at <= o.at
-                     ORDER BY s.at DESC, s.id DESC LIMIT 1)
-             FROM outcome o
-         ),
-         known(lead_id, won, tier) AS (
-             SELECT m.lead_id, m.won, t.tier FROM marked m
-             JOIN mql_move_tiers t ON t.stage_history_id = m.move AND t.score = ?2
-         )
-         {COUNTED}"
-    ))?;
-    let rows = statement.query_map(params![workspace_id, score, from, to], |row| {
-        Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
-    })?;
-    let mut rows: Vec<OutcomesByTier> = rows.collect::<Result<_, _>>()?;
-    rows.sort_by(|a, b| (b.at_mql, &a.tier).cmp(&(a.at_mql, &b.tier)));
-    Ok(rows)
+    let mut statement = connection.prepare_cached(
+        "SELECT t.stage_history_id IS NOT NULL,
+                CASE WHEN t.stage_history_id IS NULL
+                     THEN (SELECT ls.tier FROM lead_scores ls WHERE ls.lead_id = o.lead_id AND ls.score = ?2)
+                     ELSE t.tier END,
+                o.stage = 'customer'
+         FROM outcome_moves o
+         LEFT JOIN mql_move_tiers t ON t.stage_history_id = o.mql_move_id AND t.score = ?2
+         WHERE o.workspace_id = ?1 AND o.at >= ?3 AND o.at < ?4 AND o.current AND (o.next_at IS NULL OR o.next_at >= ?4)",
+    )?;
+    // Counted here, into the few tiers there are, rather than grouped by SQLite, which would sort
+    // every outcome of the period.
+    let mut counted: Vec<OutcomesByTier> = Vec::new();
+    let mut outcomes = statement.query(params![workspace_id, score, from, to])?;
+    while let Some(outcome) = outcomes.next()? {
+        let (at_mql, tier, won): (bool, Option<String>, bool) = (outcome.get(0)?, outcome.get(1)?, outcome.get(2)?);
+        let index = match counted.iter().position(|c| c.at_mql == at_mql && c.tier == tier) {
+            Some(index) => index,
+            None => {
+                counted.push(OutcomesByTier { tier, at_mql, won: 0, lost: 0 });
+                counted.len() - 1
+            }
+        };
+        if won {
+            counted[index].won += 1;
+        } else {
+            counted[index].lost += 1;
+        }
+    }
+    counted.sort_by(|a, b| (b.at_mql, &a.tier).cmp(&(a.at_mql, &b.tier)));
+    Ok(counted)
 }
-
-/// The outcomes of [`outcomes_by_tier`]: each lead now in an outcome stage that moved there in
-/// the period (`lead_id`, whether it won, when), as the start of a `WITH` clause.
-const OUTCOMES: &str = "WITH RECURSIVE
-    outcome(lead_id, won, at) AS (
-        SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
-        WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
-          AND l.stage = h.stage AND l.merged_into IS NULL
-        GROUP BY h.lead_id
-    ),";
-
-/// The counts of [`outcomes_by_tier`] from `known` (the tier at MQL of the leads it is known
-/// of) and `marked` (every outcome), by the tier at MQL, else by the tier now.
-const COUNTED: &str = "SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
-    UNION ALL
-    SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
-    LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
-    WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
-    GROUP BY ls.tier";
 
 /// The figures of the kept counts, counted from the rows themselves: the queries the report ran
 /// before the counts were kept, which the tests compare them with.
@@ -302,7 +321,26 @@ const COUNTED: &str = "SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP B
 pub(crate) mod recount {
     use rusqlite::{Connection, params};
 
-    use super::{COUNTED, OUTCOMES, OutcomesByTier, WeekChange, week_of};
+    use super::{Journey, OutcomesByTier, WeekChange, week_of};
+
+    /// The outcomes of [`super::outcomes_by_tier`]: each lead now in an outcome stage that moved
+    /// there in the period (`lead_id`, whether it won, when), as the start of a `WITH` clause.
+    const OUTCOMES: &str = "WITH RECURSIVE
+        outcome(lead_id, won, at) AS (
+            SELECT h.lead_id, h.stage = 'customer', max(h.at) FROM stage_history h JOIN leads l ON l.id = h.lead_id
+            WHERE h.workspace_id = ?1 AND h.stage IN ('customer', 'lost', 'disqualified') AND h.at >= ?3 AND h.at < ?4
+              AND l.stage = h.stage AND l.merged_into IS NULL
+            GROUP BY h.lead_id
+        ),";
+
+    /// The counts of [`super::outcomes_by_tier`] from `known` (the tier at MQL of the leads it is
+    /// known of) and `marked` (every outcome), by the tier at MQL, else by the tier now.
+    const COUNTED: &str = "SELECT tier, 1, sum(won), sum(NOT won) FROM known GROUP BY tier
+        UNION ALL
+        SELECT ls.tier, 0, sum(m.won), sum(NOT m.won) FROM marked m
+        LEFT JOIN lead_scores ls ON ls.lead_id = m.lead_id AND ls.score = ?2
+        WHERE m.lead_id NOT IN (SELECT lead_id FROM known)
+        GROUP BY ls.tier";
 
     /// [`super::tier_counts`], counted from every current score.
     pub(crate) fn tier_counts(connection: &Connection, workspace_id: i64, score: &str) -> Vec<(Option<String>, i64)> {
@@ -355,8 +393,71 @@ pub(crate) mod recount {
         rows.collect::<Result<_, _>>().unwrap()
     }
 
+    /// [`super::mql_entries_by_week`], counted from every MQL move of the period.
+    pub(crate) fn mql_entries_by_week(
+        connection: &Connection,
+        workspace_id: i64,
+        from: i64,
+        to: i64,
+    ) -> Vec<(i64, i64)> {
+        let sql = format!(
+            "SELECT {} AS week, count(DISTINCT h.lead_id) FROM stage_history h
+             WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3
+             GROUP BY week ORDER BY week",
+            week_of("h.at")
+        );
+        let mut statement = connection.prepare(&sql).unwrap();
+        let rows = statement.query_map(params![workspace_id, from, to], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// [`super::mql_journeys`], joining each MQL entry of the period with its lead's later moves.
+    pub(crate) fn mql_journeys(
+        connection: &Connection,
+        workspace_id: i64,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> Vec<Journey> {
+        let first = |stage: &str| format!("min(CASE WHEN s.stage = '{stage}' THEN s.at END)");
+        let sql = format!(
+            "WITH cohort AS (
+                 SELECT h.lead_id, min(h.at) AS mql FROM stage_history h
+                 WHERE h.workspace_id = ?1 AND h.stage = 'mql' AND h.at >= ?2 AND h.at < ?3 AND h.at <= ?4
+                 GROUP BY h.lead_id
+             )
+             SELECT c.lead_id, c.mql, {}, {}, {}, {} FROM cohort c
+             LEFT JOIN stage_history s ON s.lead_id = c.lead_id AND s.at >= c.mql AND s.at <= ?4
+             GROUP BY c.lead_id ORDER BY c.lead_id",
+            first("sal"),
+            first("sql"),
+            first("opportunity"),
+            first("customer"),
+        );
+        let mut statement = connection.prepare(&sql).unwrap();
+        let rows = statement
+            .query_map(params![workspace_id, from, to, now], |row| {
+                Ok(Journey {
+                    lead_id: row.get(0)?,
+                    mql: row.get(1)?,
+                    sal: row.get(2)?,
+                    sql: row.get(3)?,
+                    opportunity: row.get(4)?,
+                    customer: row.get(5)?,
+                })
+            })
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
     /// [`super::outcomes_by_tier`], walking each lead's score history back to its MQL time.
-    pub(crate) fn outcomes_by_tier(connection: &Connection, workspace_id: i64, score: &str) -> Vec<OutcomesByTier> {
+    pub(crate) fn outcomes_by_tier(
+        connection: &Connection,
+        workspace_id: i64,
+        score: &str,
+        from: i64,
+        to: i64,
+    ) -> Vec<OutcomesByTier> {
         let mut statement = connection
             .prepare(&format!(
                 "{OUTCOMES}
@@ -380,7 +481,7 @@ pub(crate) mod recount {
             ))
             .unwrap();
         let rows = statement
-            .query_map(params![workspace_id, score, i64::MIN / 2, i64::MAX / 2], |row| {
+            .query_map(params![workspace_id, score, from, to], |row| {
                 Ok(OutcomesByTier { tier: row.get(0)?, at_mql: row.get(1)?, won: row.get(2)?, lost: row.get(3)? })
             })
             .unwrap();
@@ -404,14 +505,42 @@ pub(crate) mod recount {
             "SELECT DISTINCT tier FROM score_history WHERE tier IS NOT NULL
              UNION SELECT DISTINCT previous_tier FROM score_history WHERE previous_tier IS NOT NULL",
         );
+        // Periods from the earliest to the latest move, and between the moves' quartiles, at
+        // their edges: every move is at the edge of some period.
+        let times: Vec<i64> = {
+            let mut statement = connection.prepare("SELECT at FROM stage_history ORDER BY at").unwrap();
+            statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        let mut edges = vec![i64::MIN / 2, i64::MAX / 2];
+        edges.extend((1..4).filter_map(|quarter| times.get(times.len() * quarter / 4)));
+        let periods: Vec<(i64, i64)> = edges
+            .iter()
+            .flat_map(|&from| edges.iter().filter(move |&&to| to > from).map(move |&to| (from, to)))
+            .collect();
         for &workspace_id in &workspaces {
             assert_eq!(super::stage_counts(connection, workspace_id).unwrap(), stage_counts(connection, workspace_id));
-            for score in &scores {
+            for &(from, to) in &periods {
                 assert_eq!(
-                    super::outcomes_by_tier(connection, workspace_id, score, i64::MIN / 2, i64::MAX / 2).unwrap(),
-                    outcomes_by_tier(connection, workspace_id, score),
-                    "the outcomes by the tier at MQL of {score} in workspace {workspace_id}"
+                    super::mql_entries_by_week(connection, workspace_id, from, to).unwrap(),
+                    mql_entries_by_week(connection, workspace_id, from, to),
+                    "the MQL entries by week of [{from}, {to}) in workspace {workspace_id}"
                 );
+                for &now in &edges {
+                    assert_eq!(
+                        super::mql_journeys(connection, workspace_id, from, to, now).unwrap(),
+                        mql_journeys(connection, workspace_id, from, to, now),
+                        "the journeys of [{from}, {to}) at {now} in workspace {workspace_id}"
+                    );
+                }
+            }
+            for score in &scores {
+                for &(from, to) in &periods {
+                    assert_eq!(
+                        super::outcomes_by_tier(connection, workspace_id, score, from, to).unwrap(),
+                        outcomes_by_tier(connection, workspace_id, score, from, to),
+                        "the outcomes by the tier at MQL of {score} in [{from}, {to}) in workspace {workspace_id}"
+                    );
+                }
                 assert_eq!(
                     super::tier_counts(connection, workspace_id, score).unwrap(),
                     tier_counts(connection, workspace_id, score),
@@ -666,6 +795,47 @@ mod tests {
         assert_eq!(stages, [("lead".to_string(), 2), ("mql".to_string(), 1)]);
     }
 
+    /// Moves stored out of time order (past moves recorded late) or at the same instant, MQL
+    /// entered again and outcomes reached again keep the cohorts and the outcomes equal to a
+    /// walk of the moves.
+    #[test]
+    fn moves_out_of_time_order_keep_the_cohorts_equal_to_a_recount() {
+        let (_dir, store, acme, model, _, _) = store();
+        store
+            .write_blocking(move |c| {
+                let lead = || leads::create(c, acme, None, 0).map(|l| l.id);
+                let (a, b) = (lead()?, lead()?);
+                let moves = [
+                    (a, "customer", 5),
+                    (a, "mql", 1),
+                    (a, "sal", 3),
+                    (b, "lost", 3),
+                    (a, "mql", 4),
+                    (a, "customer", 2),
+                    (b, "mql", 2),
+                    (a, "mql", 4),
+                    (b, "lost", 1),
+                    (a, "opportunity", 4),
+                    (b, "mql", 3),
+                    (b, "disqualified", 3),
+                    (b, "lost", 3),
+                    (a, "customer", 4),
+                ];
+                // Scored before every move: the tier recorded with a move stored late is the
+                // tier at its time.
+                scored(c, a, model, "warm", 40.0, MONDAY);
+                scored(c, b, model, "hot", 80.0, MONDAY);
+                for &(lead, stage, day) in &moves {
+                    moved(c, lead, "lead", stage, MONDAY + day * DAY);
+                    recount::assert_kept_counts_equal(c);
+                }
+                let journeys = mql_journeys(c, acme, MONDAY, MONDAY + WEEK, MONDAY + WEEK)?;
+                assert_eq!(journeys.len(), 2, "both leads entered MQL in the week");
+                Ok(())
+            })
+            .unwrap();
+    }
+
     /// A small deterministic generator (xorshift): the same operations on every run.
     struct Dice(u64);
 
@@ -701,7 +871,7 @@ mod tests {
                 let mut dice = Dice(0x5eed_f00d);
                 let mut leads: Vec<LeadRow> = Vec::new();
                 let tiers = [None, Some("cold"), Some("warm"), Some("hot")];
-                let stages = ["lead", "mql", "sal", "sql", "customer", "lost"];
+                let stages = ["lead", "mql", "sal", "sql", "opportunity", "customer", "lost", "disqualified"];
                 let properties = serde_json::Map::new();
                 let mut message = 0;
                 for step in 0..400 {

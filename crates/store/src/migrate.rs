@@ -46,6 +46,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(13, "model_uploaders", include_str!("migrations/0013_model_uploaders.sql")),
     sql(14, "key_names", include_str!("migrations/0014_key_names.sql")),
     sql(15, "funnel_counts", include_str!("migrations/0015_funnel_counts.sql")),
+    sql(16, "funnel_cohorts", include_str!("migrations/0016_funnel_cohorts.sql")),
     sql(18, "erasure", include_str!("migrations/0018_erasure.sql")),
 ];
 
@@ -367,6 +368,56 @@ mod tests {
                  UPDATE lead_scores SET tier = 'warm' WHERE lead_id = 1 AND score = 'fit';",
             )
             .unwrap();
+        crate::funnel::recount::assert_kept_counts_equal(&connection);
+    }
+
+    /// Migration 16 fills the cohorts and the outcome moves the funnel report reads from the
+    /// moves already stored (MQL entered twice, moves stored out of time order, a merged lead):
+    /// they equal a walk of the moves, and the moves after them keep them so.
+    #[test]
+    fn the_funnel_cohorts_are_filled_from_the_stored_moves() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 15).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0), (2, 'v', 0);
+                 INSERT INTO models (id, workspace_id, version, source, created_at) VALUES (1, 1, 1, '', 0), (2, 2, 1, '', 0);
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at, stage) VALUES
+                     (1, 1, 0, 0, 'customer'), (2, 1, 0, 0, 'lost'), (3, 2, 0, 0, 'customer');
+                 INSERT INTO leads (id, workspace_id, created_at, updated_at, stage, merged_into) VALUES (4, 1, 0, 0, 'customer', 1);
+                 INSERT INTO score_history (id, lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id) VALUES
+                     (1, 1, 'fit', 80, 'hot', NULL, 1, 0, 'event', NULL), (2, 2, 'fit', 10, 'cold', NULL, 1, 0, 'event', NULL),
+                     (3, 3, 'fit', 50, 'warm', NULL, 2, 0, 'event', NULL);
+                 INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at, history_id) VALUES
+                     (1, 'fit', 80, 'hot', 1, 0, 1), (2, 'fit', 10, 'cold', 1, 0, 2), (3, 'fit', 50, 'warm', 2, 0, 3);
+                 INSERT INTO stage_history (lead_id, workspace_id, stage, previous, at, actor) VALUES
+                     (1, 1, 'mql', 'lead', 100, 'leadscore'), (1, 1, 'customer', 'mql', 500, 'ana'),
+                     (1, 1, 'sal', 'mql', 300, 'ana'), (1, 1, 'mql', 'sal', 400, 'ana'),
+                     (1, 1, 'mql', 'sal', 400, 'ana'), (1, 1, 'customer', 'mql', 200, 'ana'),
+                     (2, 1, 'lost', 'lead', 300, 'ana'), (2, 1, 'mql', 'lost', 200, 'leadscore'),
+                     (2, 1, 'lost', 'mql', 300, 'ana'), (3, 2, 'mql', 'lead', 100, 'leadscore'),
+                     (3, 2, 'customer', 'mql', 150, 'ana'), (4, 1, 'mql', 'lead', 100, 'leadscore'),
+                     (4, 1, 'customer', 'mql', 120, 'ana');
+                 -- In 2026, after the epoch's first Monday that weeks are counted from.
+                 UPDATE stage_history SET at = at + 1793577600000;",
+            )
+            .unwrap();
+        let t = 1_793_577_600_000;
+        apply(&mut connection).unwrap();
+        crate::funnel::recount::assert_kept_counts_equal(&connection);
+        let cohort = crate::funnel::mql_journeys(&connection, 1, t, t + 1000, t + 1000).unwrap();
+        let firsts: Vec<(i64, i64, Option<i64>)> = cohort.iter().map(|j| (j.lead_id, j.mql, j.customer)).collect();
+        assert_eq!(firsts, [(1, t + 100, Some(t + 200)), (2, t + 200, None), (4, t + 100, Some(t + 120))]);
+        let change = |stage: &str, at| crate::stages::StageChange {
+            stage: stage.to_string(),
+            previous: None,
+            at,
+            actor: "ana".to_string(),
+            reason: None,
+        };
+        crate::stages::set(&connection, 2, &change("mql", t + 250)).unwrap();
+        crate::stages::set(&connection, 1, &change("lost", t + 600)).unwrap();
+        crate::stages::set(&connection, 2, &change("customer", t + 50)).unwrap();
         crate::funnel::recount::assert_kept_counts_equal(&connection);
     }
 }

@@ -60,6 +60,8 @@ WHEN OLD.tier IS NOT OLD.previous_tier OR OLD.previous_id IS NULL BEGIN
           AND week = 345600000 + ((OLD.at - 345600000) / 604800000) * 604800000;
 END;
 
+-- An erasure deletes a lead's stage moves (the only deletion of moves) with its rows of
+-- `mql_cohorts` and `outcome_moves` (`erasure::erase`), and their tiers at MQL here.
 CREATE TRIGGER mql_move_tiers_delete AFTER DELETE ON stage_history WHEN OLD.stage = 'mql' BEGIN
     DELETE FROM mql_move_tiers WHERE stage_history_id = OLD.id;
 END;
