@@ -81,6 +81,8 @@ error_codes! {
     Unauthorized = (UNAUTHORIZED, "unauthorized"),
     /// The key's scope does not allow the route.
     Forbidden = (FORBIDDEN, "forbidden"),
+    /// A browser key sent from a page of an origin it is not bound to.
+    OriginNotAllowed = (FORBIDDEN, "origin_not_allowed"),
     /// No such resource, or no such route.
     NotFound = (NOT_FOUND, "not_found"),
     /// A change that the current state does not allow (a stage move the lifecycle refuses).

@@ -17,6 +17,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod connections;
 pub mod console;
+pub mod cors;
 pub mod delivery;
 pub mod demo;
 pub mod egress;
@@ -95,6 +96,8 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
         // Outside the layers that refuse with an empty body (timeout, decompression, routing).
         .layer(axum::middleware::map_response(error::json_refusals))
+        // Outside the JSON refusals, so that a page of an allowed origin can read them too.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::layer))
         .layer(axum::middleware::from_fn_with_state(state.clone(), routes::metrics::track))
         // Request spans carry the route pattern, never the path: paths hold lead ids, which can
         // be e-mail addresses.

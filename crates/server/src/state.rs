@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 
 use leadscore_store::{Storage, Store};
 
+use crate::cors::BrowserOrigins;
 use crate::key_cache::KeyCache;
 use crate::lead_cache::LeadCache;
 use crate::metrics::Metrics;
@@ -22,6 +23,8 @@ pub struct AppState {
     /// `Storage::ingest`).
     pub leads: Arc<LeadCache>,
     pub keys: Arc<KeyCache>,
+    /// The origins browser keys are bound to, for CORS.
+    pub origins: Arc<BrowserOrigins>,
     /// Wakes the webhook dispatcher when notifications were queued.
     pub deliveries: Arc<Notify>,
     /// Background rescoring of workspaces, with progress.
@@ -72,6 +75,7 @@ impl AppState {
             storage,
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),
+            origins: Arc::new(BrowserOrigins::default()),
             deliveries: Arc::new(Notify::new()),
             rescoring: Arc::new(RunningRescorings::default()),
             metrics: Arc::new(Metrics::default()),

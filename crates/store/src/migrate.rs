@@ -46,6 +46,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(13, "model_uploaders", include_str!("migrations/0013_model_uploaders.sql")),
     sql(14, "key_names", include_str!("migrations/0014_key_names.sql")),
     sql(15, "funnel_counts", include_str!("migrations/0015_funnel_counts.sql")),
+    sql(17, "browser_keys", include_str!("migrations/0017_browser_keys.sql")),
 ];
 
 /// Applies every migration the database has not had yet.

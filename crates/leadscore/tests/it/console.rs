@@ -807,7 +807,7 @@ fn an_admin_creates_a_key_that_is_shown_once_and_revokes_it() {
 
     let unknown = admin.post("/keys", "scope=owner");
     assert_eq!(unknown.status, 400);
-    assert!(unknown.body.contains("Unknown scope `owner`: use ingest, read or admin"), "{}", unknown.body);
+    assert!(unknown.body.contains("Unknown scope `owner`: use ingest, read, admin or browser"), "{}", unknown.body);
 
     let created = admin.post("/keys", "scope=read&name=Website+tracker+%E2%80%94+%D1%82%D1%80%D0%B5%D0%BA%D0%B5%D1%80");
     assert_eq!(created.status, 201, "{}", created.body);

@@ -22,3 +22,4 @@ mod serve;
 mod service_and_batch;
 mod train;
 mod users;
+mod website;

@@ -32,16 +32,22 @@ struct CreateRequest {
     /// control characters); none by default.
     #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     name: Option<String>,
+    /// The origins allowed to use a browser key (`https://www.example.com`: scheme, host and
+    /// port, no path), 1 to 20; none for other scopes.
+    #[schema(max_items = 20)]
+    origins: Option<Vec<String>>,
 }
 
-/// What a key may do: `ingest` (send messages and events), `read` (leads, their history and
-/// stages, models) or `admin` (everything).
+/// What a key may do: `ingest` (send messages and events), `browser` (send a website's events
+/// from its pages, from the origins it is bound to; reads nothing), `read` (leads, their
+/// history and stages, models) or `admin` (everything).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum KeyScope {
     Ingest,
     Read,
     Admin,
+    Browser,
 }
 
 impl From<Scope> for KeyScope {
@@ -50,6 +56,7 @@ impl From<Scope> for KeyScope {
             Scope::Ingest => KeyScope::Ingest,
             Scope::Read => KeyScope::Read,
             Scope::Admin => KeyScope::Admin,
+            Scope::Browser => KeyScope::Browser,
         }
     }
 }
@@ -64,6 +71,8 @@ struct KeyView {
     /// The key's first 12 characters, to recognise it.
     prefix: String,
     scope: KeyScope,
+    /// The origins a browser key is bound to (empty for other scopes).
+    origins: Vec<String>,
     created_at: String,
     /// When it was revoked, or `null`.
     revoked_at: Option<String>,
@@ -76,6 +85,7 @@ impl From<&KeyInfo> for KeyView {
             name: key.name.clone(),
             prefix: key.prefix.clone(),
             scope: key.scope.into(),
+            origins: key.origins.clone(),
             created_at: Timestamp(key.created_at).to_string(),
             revoked_at: key.revoked_at.map(|t| Timestamp(t).to_string()),
         }
@@ -146,12 +156,15 @@ async fn create(
     let now = now_ms();
     let name = api_keys::checked_name(request.name.as_deref().unwrap_or(""))
         .map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`name`: {reason}")))?;
-    let key = api_keys::create(&state, owner.workspace_id, scope, name, now).await?;
+    let origins = api_keys::checked_origins(scope, request.origins.as_deref().unwrap_or_default())
+        .map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`origins`: {reason}")))?;
+    let key = api_keys::create(&state, owner.workspace_id, scope, name, origins, now).await?;
     let info = KeyInfo {
         id: key.id,
         name: key.name,
         prefix: key.prefix,
         scope: key.scope,
+        origins: key.origins,
         created_at: key.created_at,
         revoked_at: None,
     };

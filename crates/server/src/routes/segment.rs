@@ -3,6 +3,13 @@
 //!
 //! The write key comes as the basic-auth user name (Segment's way), a bearer token, or the
 //! body's `writeKey`. Limits are Segment's: 32 KB per message, 500 KB per batch.
+//!
+//! Websites send with Segment's browser library (analytics.js, `@segment/analytics-next`),
+//! which uses the short paths (`/v1/t`, `/v1/p`, `/v1/i`, `/v1/g`, `/v1/a`, `/v1/b`), sends
+//! `text/plain` bodies (so that `sendBeacon` and simple requests can carry them; bodies are read
+//! as JSON whatever their type), and first fetches its settings
+//! (`/v1/projects/{writeKey}/settings`). A browser key's answers carry no scores: it reads
+//! nothing.
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,8 +21,9 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::auth;
-use crate::error::{ApiError, ErrorCode, JsonObject, RawBody};
-use crate::ingest::{Outcome, ScoredLead};
+use crate::cors;
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject, RawBody};
+use crate::ingest::{Outcome, ScoredLead, Sender};
 use crate::intake;
 use crate::messages::{self, ID_LIMIT, Message};
 use crate::openapi::{BLANK, ErrorBody, NOT_BLANK, json_schema};
@@ -35,6 +43,22 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(group).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
         .routes(routes!(alias).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
         .routes(routes!(batch).layer(DefaultBodyLimit::max(BATCH_LIMIT)))
+        .routes(routes!(identify_short).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(track_short).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(page_short).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(group_short).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(alias_short).layer(DefaultBodyLimit::max(MESSAGE_LIMIT)))
+        .routes(routes!(batch_short).layer(DefaultBodyLimit::max(BATCH_LIMIT)))
+        .routes(routes!(settings))
+}
+
+/// Who may send to these routes: ingest, admin and browser keys; a browser key only from the
+/// origins it is bound to.
+async fn sender(state: &AppState, headers: &HeaderMap, key: Option<String>) -> Result<(i64, Sender), ApiError> {
+    let owner = auth::authorize(state, key, Scope::Browser).await?;
+    cors::check_origin(&owner, headers)?;
+    let sender = if owner.scope == Scope::Browser { Sender::Browser } else { Sender::Trusted };
+    Ok((owner.workspace_id, sender))
 }
 
 fn parse_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -150,7 +174,7 @@ struct SegmentAnswer {
     success: bool,
     /// Whether the message id was already stored (nothing changed).
     duplicate: bool,
-    /// The lead's scores after the message; `null` for a duplicate.
+    /// The lead's scores after the message; `null` for a duplicate, and for a browser key.
     lead: Option<ScoredLead>,
 }
 
@@ -160,14 +184,16 @@ struct SegmentBatchAnswer {
     /// Always `true`: refused messages are answered in `items`.
     success: bool,
     items: Vec<Outcome>,
-    /// Every lead the batch touched, in the order they were first touched, with its new scores.
+    /// Every lead the batch touched, in the order they were first touched, with its new scores
+    /// (none for a browser key).
     leads: Vec<ScoredLead>,
 }
 
 /// Identifies a lead: its user id and traits (Segment's `identify`).
 ///
 /// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
-/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`; an
+/// ingest, admin or browser key.
 #[utoipa::path(
     post,
     path = "/v1/identify",
@@ -179,7 +205,7 @@ struct SegmentBatchAnswer {
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = ["ingest"])),
+    security(("api_key" = ["browser"])),
 )]
 async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "identify").await
@@ -188,7 +214,8 @@ async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): Raw
 /// Records an event of a lead (Segment's `track`).
 ///
 /// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
-/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`; an
+/// ingest, admin or browser key.
 #[utoipa::path(
     post,
     path = "/v1/track",
@@ -200,7 +227,7 @@ async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): Raw
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = ["ingest"])),
+    security(("api_key" = ["browser"])),
 )]
 async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "track").await
@@ -209,7 +236,8 @@ async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
 /// Records a page view (Segment's `page`).
 ///
 /// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
-/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`; an
+/// ingest, admin or browser key.
 #[utoipa::path(
     post,
     path = "/v1/page",
@@ -221,7 +249,7 @@ async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = ["ingest"])),
+    security(("api_key" = ["browser"])),
 )]
 async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "page").await
@@ -230,7 +258,8 @@ async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody
 /// Records a screen view in a mobile app (Segment's `screen`).
 ///
 /// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
-/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`; an
+/// ingest, admin or browser key.
 #[utoipa::path(
     post,
     path = "/v1/screen",
@@ -242,7 +271,7 @@ async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = ["ingest"])),
+    security(("api_key" = ["browser"])),
 )]
 async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "screen").await
@@ -251,7 +280,8 @@ async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBo
 /// Links a lead to an account whose traits become `company_*` attributes (Segment's `group`).
 ///
 /// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
-/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`; an
+/// ingest, admin or browser key.
 #[utoipa::path(
     post,
     path = "/v1/group",
@@ -263,7 +293,7 @@ async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBo
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = ["ingest"])),
+    security(("api_key" = ["browser"])),
 )]
 async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "group").await
@@ -272,7 +302,8 @@ async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
 /// Merges the lead known by `previousId` into the user's lead (Segment's `alias`).
 ///
 /// The body is one Segment message of that type (at most 32 KB); its `type`, if given, is
-/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`.
+/// ignored. The key may also come as the basic-auth user name or the body's `writeKey`; an
+/// ingest, admin or browser key.
 #[utoipa::path(
     post,
     path = "/v1/alias",
@@ -284,7 +315,7 @@ async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = ["ingest"])),
+    security(("api_key" = ["browser"])),
 )]
 async fn alias(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     single(state, headers, body, "alias").await
@@ -298,18 +329,19 @@ async fn single(
 ) -> Result<Response, ApiError> {
     let value: Value = parse_body(&body)?;
     let key = write_key(&headers, value.get("writeKey").and_then(Value::as_str))?;
-    let owner = auth::authorize(&state, key, Scope::Ingest).await?;
+    let (workspace_id, sender) = sender(&state, &headers, key).await?;
     let received_at = leadscore_store::now_ms();
     let message = messages::parse_message(&value, Some(kind), None, received_at)
         .map_err(|reason| ApiError::new(ErrorCode::InvalidMessage, reason))?;
-    let ingested = intake::accept(&state, owner.workspace_id, vec![Ok(message)], received_at).await?;
+    let ingested = intake::accept_from(&state, workspace_id, vec![Ok(message)], received_at, sender).await?;
     // A message refused while it was ingested (an id over its limit, say) is refused as a whole
     // request, as one refused when it was read.
     if let Some(Outcome::Refused { reason }) = ingested.items.first() {
         return Err(ApiError::new(ErrorCode::InvalidMessage, reason.clone()));
     }
     let duplicate = ingested.items.first() == Some(&Outcome::Duplicate);
-    let body = SegmentAnswer { success: true, duplicate, lead: ingested.leads.into_iter().next() };
+    let lead = ingested.leads.into_iter().next().filter(|_| sender == Sender::Trusted);
+    let body = SegmentAnswer { success: true, duplicate, lead };
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
@@ -355,17 +387,21 @@ fn any_messages() -> utoipa::openapi::schema::Array {
         (status = 400, description = "`invalid_batch`: the body is not `{\"batch\": [...]}`", body = ErrorBody),
         (status = 413, description = "`too_many_messages`: over 2,500 messages (a body over 500 KB gets `too_large`)", body = ErrorBody),
     ),
-    security(("api_key" = ["ingest"])),
+    security(("api_key" = ["browser"])),
 )]
-async fn batch(
+async fn batch(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    batch_of(state, headers, body).await
+}
+
+async fn batch_of(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let JsonObject(parsed) = serde_json::from_slice::<JsonObject<Batch<'_>>>(&body).map_err(|e| {
         ApiError::new(ErrorCode::InvalidBatch, format!("the body must be {{\"batch\": [messages...]}}: {e}"))
     })?;
-    let owner = auth::authorize(&state, write_key(&headers, parsed.write_key.as_deref())?, Scope::Ingest).await?;
+    let (workspace_id, sender) = sender(&state, &headers, write_key(&headers, parsed.write_key.as_deref())?).await?;
     if parsed.batch.len() > BATCH_ITEMS {
         return Err(ApiError::new(
             ErrorCode::TooManyMessages,
@@ -386,6 +422,225 @@ async fn batch(
                 .map_err(|e| format!("batch[{i}]: {e}"))
         })
         .collect();
-    let ingested = intake::accept(&state, owner.workspace_id, messages, received_at).await?;
-    Ok(axum::Json(SegmentBatchAnswer { success: true, items: ingested.items, leads: ingested.leads }).into_response())
+    let ingested = intake::accept_from(&state, workspace_id, messages, received_at, sender).await?;
+    let leads = if sender == Sender::Trusted { ingested.leads } else { Vec::new() };
+    Ok(axum::Json(SegmentBatchAnswer { success: true, items: ingested.items, leads }).into_response())
+}
+
+/// Identifies a lead: `/v1/identify` at the short path Segment's browser library uses.
+///
+/// The same as `POST /v1/identify`; the body may be sent as `text/plain`.
+#[utoipa::path(
+    post,
+    path = "/v1/i",
+    tag = "segment",
+    operation_id = "segment_identify_short",
+    request_body(content = SegmentIdentify, description = "A Segment `identify` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+    ),
+    security(("api_key" = ["browser"])),
+)]
+async fn identify_short(
+    state: State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    single(state, headers, body, "identify").await
+}
+
+/// Records an event of a lead: `/v1/track` at the short path Segment's browser library uses.
+///
+/// The same as `POST /v1/track`; the body may be sent as `text/plain`.
+#[utoipa::path(
+    post,
+    path = "/v1/t",
+    tag = "segment",
+    operation_id = "segment_track_short",
+    request_body(content = SegmentTrack, description = "A Segment `track` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+    ),
+    security(("api_key" = ["browser"])),
+)]
+async fn track_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, headers, body, "track").await
+}
+
+/// Records a page view: `/v1/page` at the short path Segment's browser library uses.
+///
+/// The same as `POST /v1/page`; the body may be sent as `text/plain`.
+#[utoipa::path(
+    post,
+    path = "/v1/p",
+    tag = "segment",
+    operation_id = "segment_page_short",
+    request_body(content = SegmentPage, description = "A Segment `page` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+    ),
+    security(("api_key" = ["browser"])),
+)]
+async fn page_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, headers, body, "page").await
+}
+
+/// Links a lead to an account: `/v1/group` at the short path Segment's browser library uses.
+///
+/// The same as `POST /v1/group`; the body may be sent as `text/plain`.
+#[utoipa::path(
+    post,
+    path = "/v1/g",
+    tag = "segment",
+    operation_id = "segment_group_short",
+    request_body(content = SegmentGroup, description = "A Segment `group` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+    ),
+    security(("api_key" = ["browser"])),
+)]
+async fn group_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, headers, body, "group").await
+}
+
+/// Merges the lead known by `previousId` into the user's lead: `/v1/alias` at the short path Segment's browser library uses.
+///
+/// The same as `POST /v1/alias`; the body may be sent as `text/plain`.
+#[utoipa::path(
+    post,
+    path = "/v1/a",
+    tag = "segment",
+    operation_id = "segment_alias_short",
+    request_body(content = SegmentAlias, description = "A Segment `alias` message"),
+    responses(
+        (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
+        (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
+        (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+    ),
+    security(("api_key" = ["browser"])),
+)]
+async fn alias_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, headers, body, "alias").await
+}
+
+/// Stores several messages of any types: `/v1/batch` at the short path Segment's browser
+/// library uses when it batches.
+///
+/// The same as `POST /v1/batch`; the body may be sent as `text/plain`.
+#[utoipa::path(
+    post,
+    path = "/v1/b",
+    tag = "segment",
+    operation_id = "segment_batch_short",
+    request_body(content = Batch),
+    responses(
+        (status = 200, description = "An outcome per message (accepted, duplicate, or refused with its reason) and the leads with their new scores (none for a browser key)", body = SegmentBatchAnswer),
+        (status = 400, description = "`invalid_batch`: the body is not `{\"batch\": [...]}`", body = ErrorBody),
+        (status = 413, description = "`too_many_messages`: over 2,500 messages (a body over 500 KB gets `too_large`)", body = ErrorBody),
+    ),
+    security(("api_key" = ["browser"])),
+)]
+async fn batch_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    batch_of(state, headers, body).await
+}
+
+/// The settings document Segment's browser library fetches before it sends: the library's own
+/// destination (`Segment.io`) pointed back at this service, and nothing else (no other
+/// destination, no remote plugin, no metrics sent anywhere).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SegmentSettings)]
+struct SettingsView {
+    /// `{"Segment.io": {"apiKey", "apiHost", "protocol", ...}}`: where the library sends.
+    #[schema(value_type = Object)]
+    integrations: Value,
+    /// Every event type enabled.
+    #[schema(value_type = Object)]
+    plan: Value,
+    /// `{"sampleRate": 0}`: the library reports no metrics of its own.
+    #[schema(value_type = Object)]
+    metrics: Value,
+    #[serde(rename = "remotePlugins")]
+    #[schema(value_type = Vec<Object>)]
+    remote_plugins: Vec<Value>,
+    #[serde(rename = "enabledMiddleware")]
+    #[schema(value_type = Object)]
+    enabled_middleware: Value,
+    #[serde(rename = "middlewareSettings")]
+    #[schema(value_type = Object)]
+    middleware_settings: Value,
+    #[serde(rename = "edgeFunction")]
+    #[schema(value_type = Object)]
+    edge_function: Value,
+    #[serde(rename = "analyticsNextEnabled")]
+    analytics_next_enabled: bool,
+}
+
+/// Where a page reaches this service: the request's `Host`, and `https` when a proxy says so
+/// (`X-Forwarded-Proto`) or the service is configured to be reached over HTTPS.
+fn api_host(headers: &HeaderMap, behind_https: bool) -> (String, &'static str) {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let host = text("x-forwarded-host").or_else(|| text("host")).filter(|h| !h.is_empty()).unwrap_or("localhost");
+    let https = behind_https || text("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    (format!("{host}/v1"), if https { "https" } else { "http" })
+}
+
+/// The settings Segment's browser library loads (`{cdnURL}/v1/projects/{writeKey}/settings`).
+///
+/// Give the library this service's address as its `cdnURL`; the settings send its events back
+/// here (`apiHost` is this host's `/v1`). The key in the path must be an ingest, browser or
+/// admin key (a browser key's from a page of its origins); another is not found.
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{writeKey}/settings",
+    tag = "segment",
+    operation_id = "segment_settings",
+    params(("writeKey" = String, Path, description = "The write key the page loads the library with")),
+    responses(
+        (status = 200, description = "The library's settings", body = SettingsView),
+        (status = 400, description = "`invalid_path`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "`not_found`: no ingest, browser or admin key of that value (or a browser key from a page of another origin)", body = ErrorBody),
+    ),
+)]
+async fn settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(write_key): ApiPath<String>,
+) -> Result<ApiJson<SettingsView>, ApiError> {
+    // The key is the resource the path names: an unknown one is not found, whatever the reason.
+    sender(&state, &headers, Some(write_key.clone())).await.map_err(|error| match error.code {
+        ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::OriginNotAllowed => {
+            ApiError::not_found("no write key of that value: use an ingest or browser key")
+        }
+        _ => error,
+    })?;
+    let (api_host, protocol) = api_host(&headers, state.config.behind_https);
+    Ok(ApiJson(SettingsView {
+        integrations: json!({ "Segment.io": {
+            "apiKey": write_key,
+            "apiHost": api_host,
+            "protocol": protocol,
+            "unbundledIntegrations": [],
+            "addBundledMetadata": false,
+            "maybeBundledConfigIds": {},
+        } }),
+        plan: json!({
+            "track": { "__default": { "enabled": true, "integrations": {} } },
+            "identify": { "__default": { "enabled": true } },
+            "group": { "__default": { "enabled": true } },
+        }),
+        metrics: json!({ "sampleRate": 0 }),
+        remote_plugins: Vec::new(),
+        enabled_middleware: json!({}),
+        middleware_settings: json!({}),
+        edge_function: json!({}),
+        analytics_next_enabled: true,
+    }))
 }
