@@ -23,3 +23,4 @@ mod service_and_batch;
 mod train;
 mod users;
 mod website;
+mod website_browser;
