@@ -103,6 +103,9 @@ error_codes! {
     TooManyMessages = (PAYLOAD_TOO_LARGE, "too_many_messages"),
     /// More events in one request than it may hold.
     TooManyEvents = (PAYLOAD_TOO_LARGE, "too_many_events"),
+    /// A browser key's request over a rate limit, or a new anonymous visitor over its address's
+    /// hourly cap: retry after `Retry-After` seconds.
+    RateLimited = (TOO_MANY_REQUESTS, "rate_limited"),
     /// A body over its route's size limit.
     TooLarge = (PAYLOAD_TOO_LARGE, "too_large"),
     /// A JSON body without `Content-Type: application/json`.

@@ -86,6 +86,9 @@ pub struct Ingested {
     /// find in the database (see [`crate::lead_cache`]).
     #[serde(skip)]
     pub remembered: usize,
+    /// New anonymous leads made for a [`Sender::Browser`] (counted against its allowance).
+    #[serde(skip)]
+    pub new_anonymous: u32,
     #[serde(skip)]
     pub looked_up: usize,
 }
@@ -169,9 +172,15 @@ pub enum Sender {
     /// A website's page with a browser key, which anyone can read: it sends events and traits
     /// and links an anonymous id to a user id, but an `alias` that would merge or rename an
     /// identified lead is refused, and an `email` trait that would change an identified lead's
-    /// e-mail address is dropped (the message's other traits are kept).
-    Browser,
+    /// e-mail address is dropped (the message's other traits are kept). It may make at most
+    /// `new_anonymous` new anonymous leads (the cap per client address, `abuse.rs`): a message
+    /// that would make another is refused ([`ANONYMOUS_CAP_REFUSAL`]).
+    Browser { new_anonymous: u32 },
 }
+
+/// What a message is told when it would make one more anonymous lead than its sender may.
+pub const ANONYMOUS_CAP_REFUSAL: &str =
+    "too many new anonymous visitors from this address in the last hour: try again later";
 
 /// What [`Sender::Browser`] is told when its `alias` would merge or rename an identified lead.
 pub const BROWSER_ALIAS_REFUSAL: &str =
@@ -237,11 +246,24 @@ pub fn ingest_from(
             ingested.items.push(Outcome::Duplicate);
             continue;
         }
-        if let (Sender::Browser, Kind::Alias { previous_id }, Some(user_id)) = (sender, &message.kind, &message.user_id)
+        if let (Sender::Browser { .. }, Kind::Alias { previous_id }, Some(user_id)) =
+            (sender, &message.kind, &message.user_id)
             && identities.is_another_users(&remembered, previous_id, user_id)?
         {
             ingested.items.push(Outcome::Refused { reason: BROWSER_ALIAS_REFUSAL.to_string() });
             continue;
+        }
+        // A message without a user id whose anonymous id is new makes an anonymous lead.
+        if let (Sender::Browser { new_anonymous }, None, None, Some(anonymous_id)) =
+            (sender, &known, &message.user_id, &message.anonymous_id)
+            && !matches!(message.kind, Kind::Alias { .. })
+            && identities.lead_by_anonymous_id(&remembered, anonymous_id)?.is_none()
+        {
+            if ingested.new_anonymous >= new_anonymous {
+                ingested.items.push(Outcome::Refused { reason: ANONYMOUS_CAP_REFUSAL.to_string() });
+                continue;
+            }
+            ingested.new_anonymous += 1;
         }
         let (lead_id, merged_from) = match known {
             Some(id) => (id, None),
@@ -292,7 +314,7 @@ pub fn ingest_from(
         let Message { kind, message_id, at, mut traits, properties, .. } = message;
         let (event_type, properties, tracked) = match kind {
             Kind::Identify => {
-                if sender == Sender::Browser
+                if matches!(sender, Sender::Browser { .. })
                     && lead.user_id.is_some()
                     && lead.email.is_some()
                     && traits.get("email").is_some_and(|email| email.as_str() != lead.email.as_deref())

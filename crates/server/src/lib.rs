@@ -11,6 +11,7 @@
 //!   state, evaluation to rows; [`retrain`]: predictive models learned from the workspace's outcomes.
 //! - [`auth`]: API keys and scopes; [`error`]: the `{code, message}` error answer.
 
+pub mod abuse;
 pub mod accounts;
 pub mod activation;
 pub mod api_keys;

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Connections refused on arrival because `--max-connections` were open.
     pub connections_refused: Counter,
+    /// Browser-key requests and messages limited, by why (`abuse.rs`).
+    pub browser_limited: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -102,7 +104,15 @@ impl Default for Metrics {
             "Connections refused on arrival because the service held as many as --max-connections allows",
             connections_refused.clone(),
         );
+        let browser_limited = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "browser_limited",
+            "Browser-key requests refused by a rate limit (key_rate, address_rate), messages refused by the cap on new \
+             anonymous leads (anonymous_cap), and bots' requests ignored or marked (bot_ignored, bot_marked)",
+            browser_limited.clone(),
+        );
         Metrics {
+            browser_limited,
             registry,
             requests,
             latency,
@@ -137,6 +147,12 @@ impl Metrics {
             if count > 0 {
                 self.lead_lookups.get_or_create(&OutcomeLabels { outcome }).inc_by(count as u64);
             }
+        }
+    }
+
+    pub fn browser_limited(&self, outcome: &'static str, count: u64) {
+        if count > 0 {
+            self.browser_limited.get_or_create(&OutcomeLabels { outcome }).inc_by(count);
         }
     }
 

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 
 use leadscore_store::{Storage, Store};
 
+use crate::abuse::Guard;
 use crate::cors::BrowserOrigins;
 use crate::key_cache::KeyCache;
 use crate::lead_cache::LeadCache;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub rescoring: Arc<RunningRescorings>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    /// Rate limits, the anonymous-lead cap and bot filtering for browser keys.
+    pub guard: Arc<Guard>,
 }
 
 /// Settings of the service.
@@ -49,6 +52,8 @@ pub struct Config {
     /// Whether people reach the service over HTTPS (through a proxy that ends TLS): the
     /// console's session cookie is then marked `Secure`, so that browsers never send it in clear.
     pub behind_https: bool,
+    /// The limits on what browser keys send.
+    pub browser_limits: crate::abuse::Limits,
 }
 
 impl Default for Config {
@@ -59,6 +64,7 @@ impl Default for Config {
             connections: crate::connections::Limits::default(),
             allow_private_webhooks: false,
             behind_https: false,
+            browser_limits: crate::abuse::Limits::default(),
         }
     }
 }
@@ -79,6 +85,7 @@ impl AppState {
             deliveries: Arc::new(Notify::new()),
             rescoring: Arc::new(RunningRescorings::default()),
             metrics: Arc::new(Metrics::default()),
+            guard: Arc::new(Guard::new(config.browser_limits.clone())),
             config: Arc::new(config),
         }
     }

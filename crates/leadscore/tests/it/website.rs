@@ -10,6 +10,9 @@ use crate::common::*;
 const SITE: &str = "https://www.example.com";
 const OTHER_SITE: &str = "http://localhost:8080";
 const STRANGER: &str = "https://evil.example";
+/// A visitor's browser, as its `User-Agent` says.
+const CHROME: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
 
 /// Creates a browser key bound to `origins` with the command line.
 fn create_browser_key(data: &std::path::Path, origins: &[&str]) -> String {
@@ -25,7 +28,7 @@ fn create_browser_key(data: &std::path::Path, origins: &[&str]) -> String {
 
 /// A POST from a page of `origin`, its body sent as `text/plain` as the library sends it.
 fn from_page(server: &Server, origin: &str, path: &str, headers: &[(&str, &str)], body: &Value) -> Response {
-    let mut all = vec![("Origin", origin), ("Content-Type", "text/plain")];
+    let mut all = vec![("Origin", origin), ("Content-Type", "text/plain"), ("User-Agent", CHROME)];
     all.extend_from_slice(headers);
     request(&server.address, "POST", path, &all, body.to_string().as_bytes())
 }
@@ -207,4 +210,142 @@ fn a_browser_key_needs_origins_and_only_a_browser_key_takes_them() {
     let listed = server.get("/api/keys", &admin).json();
     let browsers = listed["keys"].as_array().unwrap().iter().filter(|k| k["scope"] == "browser").count();
     assert_eq!(browsers, 2, "{listed}");
+}
+
+/// The size of the files in `dir`, in bytes.
+fn size_of(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A metric's value in the `/metrics` text, 0 when absent.
+fn metric(server: &Server, key: &str, line_start: &str) -> f64 {
+    let text = server.get("/metrics", key).body;
+    text.lines()
+        .find(|line| line.starts_with(line_start))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_flood_of_anonymous_page_views_from_one_address_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (admin, _, read) = keys_of_every_scope(&data, "acme");
+    let browser = create_browser_key(&data, &[SITE]);
+    // Rate limits out of the way, so that only the cap on new anonymous leads bounds the flood.
+    let unlimited = "1000000000";
+    let server = Server::start(
+        &data,
+        &[
+            "--browser-key-rate",
+            unlimited,
+            "--browser-key-burst",
+            unlimited,
+            "--browser-address-rate",
+            unlimited,
+            "--browser-address-burst",
+            unlimited,
+            "--anonymous-per-address-per-hour",
+            "100",
+        ],
+    );
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    let before = size_of(&data);
+
+    // 100,000 page views of 100,000 different anonymous visitors, all from 127.0.0.1.
+    let mut accepted = 0;
+    for request in 0..200 {
+        let batch: Vec<Value> = (0..500)
+            .map(|i| {
+                json!({ "type": "page", "anonymousId": format!("flood-{request}-{i}"),
+                        "messageId": format!("flood-{request}-{i}"), "properties": { "url": "https://www.example.com/" } })
+            })
+            .collect();
+        let answer = from_page(&server, SITE, "/v1/b", &[], &json!({ "writeKey": browser, "batch": batch }));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        accepted += answer.json()["items"].as_array().unwrap().iter().filter(|i| i["status"] == "accepted").count();
+    }
+    assert_eq!(accepted, 100, "the first 100 new visitors of the hour, no more");
+    let listed = server.get("/api/leads?limit=1000", &read).json();
+    assert_eq!(listed["leads"].as_array().unwrap().len(), 100, "100 leads stored");
+    let capped = metric(&server, &admin, "leadscore_browser_limited_total{outcome=\"anonymous_cap\"}");
+    assert_eq!(capped, 99_900.0);
+    // A known visitor still counts: its page views are not new leads.
+    let again = from_page(
+        &server,
+        SITE,
+        "/v1/p",
+        &[],
+        &json!({ "writeKey": browser, "anonymousId": "flood-0-0", "messageId": "again", "properties": {} }),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    let stranger = from_page(
+        &server,
+        SITE,
+        "/v1/p",
+        &[],
+        &json!({ "writeKey": browser, "anonymousId": "one-more", "messageId": "one-more", "properties": {} }),
+    );
+    assert_eq!((stranger.status, stranger.header("retry-after")), (429, Some("3600")), "{}", stranger.body);
+    let after = size_of(&data);
+    eprintln!("data directory: {before} bytes before the flood, {after} after (WAL included)");
+}
+
+#[test]
+fn rate_limits_answer_429_with_retry_after_and_bots_are_ignored_or_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (admin, _, read) = keys_of_every_scope(&data, "acme");
+    let browser = create_browser_key(&data, &[SITE]);
+    let server = Server::start(&data, &["--browser-address-rate", "0.01", "--browser-address-burst", "3"]);
+    let page = |id: &str, agent: &str| {
+        let body = json!({ "writeKey": browser, "userId": id, "messageId": id, "properties": {} });
+        request(
+            &server.address,
+            "POST",
+            "/v1/p",
+            &[("Origin", SITE), ("Content-Type", "text/plain"), ("User-Agent", agent)],
+            body.to_string().as_bytes(),
+        )
+    };
+    // A crawler is answered as if stored, and nothing is.
+    let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    assert_eq!(page("crawled", googlebot).status, 200);
+    assert_eq!(server.get("/api/leads/crawled", &read).status, 404);
+    assert_eq!(page("p-1", CHROME).status, 200);
+    assert_eq!(page("p-2", CHROME).status, 200);
+    // The burst of 3 is spent (the crawler's request counted too); the next waits 100 s for a token.
+    let limited = page("p-3", CHROME);
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.json()["code"], "rate_limited");
+    assert_eq!(limited.header("retry-after"), Some("100"));
+    assert_eq!(limited.header("access-control-allow-origin"), Some(SITE), "the page can read why");
+    assert_eq!(server.get("/api/leads/p-3", &read).status, 404);
+    assert_eq!(metric(&server, &admin, "leadscore_browser_limited_total{outcome=\"address_rate\"}"), 1.0);
+    assert_eq!(metric(&server, &admin, "leadscore_browser_limited_total{outcome=\"bot_ignored\"}"), 1.0);
+    drop(server);
+
+    // Marked rather than ignored: stored with `bot: true`, which a model can test.
+    let server = Server::start(&data, &["--bots", "mark"]);
+    assert_eq!(
+        request(
+            &server.address,
+            "POST",
+            "/v1/i",
+            &[("Origin", SITE), ("User-Agent", googlebot)],
+            json!({ "writeKey": browser, "userId": "marked", "messageId": "marked", "traits": {} })
+                .to_string()
+                .as_bytes()
+        )
+        .status,
+        200
+    );
+    let lead = server.get("/api/leads/marked", &read).json();
+    assert_eq!(lead["attributes"]["bot"], true, "{lead}");
 }

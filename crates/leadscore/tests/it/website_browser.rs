@@ -152,7 +152,8 @@ fn segments_browser_library_sends_from_an_allowed_origin_only() {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let key = String::from_utf8(output.stdout).unwrap().trim().to_string();
-    let server = Server::start(&data, &[]);
+    // Headless Chromium is a bot unless allowed.
+    let server = Server::start(&data, &["--allow-headless-browsers"]);
     assert_eq!(server.post_text("/api/models", &admin, MODEL).status, 201);
 
     let site = serve_site(site_listener, page(&server.address, &key, "web-visitor"), library.clone());

@@ -11,7 +11,11 @@
 //! (`/v1/projects/{writeKey}/settings`). A browser key's answers carry no scores: it reads
 //! nothing.
 
-use axum::extract::{DefaultBodyLimit, State};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadscore_store::keys::Scope;
@@ -20,10 +24,11 @@ use serde_json::{Value, json};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
+use crate::abuse::{self, Bots};
 use crate::auth;
 use crate::cors;
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode, JsonObject, RawBody};
-use crate::ingest::{Outcome, ScoredLead, Sender};
+use crate::ingest::{ANONYMOUS_CAP_REFUSAL, Ingested, Outcome, ScoredLead, Sender};
 use crate::intake;
 use crate::messages::{self, ID_LIMIT, Message};
 use crate::openapi::{BLANK, ErrorBody, NOT_BLANK, json_schema};
@@ -33,6 +38,8 @@ pub const MESSAGE_LIMIT: usize = 32 * 1024;
 pub const BATCH_LIMIT: usize = 500 * 1024;
 /// Messages accepted in one batch (500 KB of 32 KB messages cannot exceed it anyway).
 pub const BATCH_ITEMS: usize = 2500;
+/// What a batch's messages are told when a bot's request is ignored.
+const BOT_IGNORED: &str = "ignored: the request's User-Agent is a known bot's";
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -52,13 +59,121 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(settings))
 }
 
+/// The request's headers and the client's address (when the connection says it).
+struct Client {
+    headers: HeaderMap,
+    address: Option<IpAddr>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Client, Self::Rejection> {
+        let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        Ok(Client { headers: parts.headers.clone(), address })
+    }
+}
+
+/// Who sends, and what to do with its messages.
+struct Caller {
+    workspace_id: i64,
+    browser: bool,
+    address: Option<IpAddr>,
+    /// A bot's request, answered without storing anything.
+    ignore: bool,
+    /// A bot's request, stored with `bot: true`.
+    mark: bool,
+}
+
 /// Who may send to these routes: ingest, admin and browser keys; a browser key only from the
-/// origins it is bound to.
-async fn sender(state: &AppState, headers: &HeaderMap, key: Option<String>) -> Result<(i64, Sender), ApiError> {
+/// origins it is bound to, within its rate limits and its address's (`abuse.rs`).
+async fn caller(state: &AppState, client: &Client, key: Option<String>) -> Result<Caller, ApiError> {
     let owner = auth::authorize(state, key, Scope::Browser).await?;
-    cors::check_origin(&owner, headers)?;
-    let sender = if owner.scope == Scope::Browser { Sender::Browser } else { Sender::Trusted };
-    Ok((owner.workspace_id, sender))
+    cors::check_origin(&owner, &client.headers)?;
+    let mut caller = Caller {
+        workspace_id: owner.workspace_id,
+        browser: false,
+        address: client.address,
+        ignore: false,
+        mark: false,
+    };
+    if owner.scope != Scope::Browser {
+        return Ok(caller);
+    }
+    caller.browser = true;
+    let guard = &state.guard;
+    let now = Instant::now();
+    let limited = |outcome: &'static str, wait: std::time::Duration| {
+        state.metrics.browser_limited(outcome, 1);
+        let seconds = u32::try_from(wait.as_secs_f64().ceil() as u64).unwrap_or(u32::MAX).max(1);
+        ApiError {
+            retry_after: Some(seconds),
+            ..ApiError::new(ErrorCode::RateLimited, "too many requests with this browser key or from this address")
+        }
+    };
+    guard.keys.take(&owner.key_id, now).map_err(|wait| limited("key_rate", wait))?;
+    if let Some(address) = client.address {
+        guard.addresses.take(&address, now).map_err(|wait| limited("address_rate", wait))?;
+    }
+    let agent = client.headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    if abuse::is_bot(agent, guard.limits.allow_headless) {
+        match guard.limits.bots {
+            Bots::Ignore => {
+                state.metrics.browser_limited("bot_ignored", 1);
+                caller.ignore = true;
+            }
+            Bots::Mark => {
+                state.metrics.browser_limited("bot_marked", 1);
+                caller.mark = true;
+            }
+            Bots::Allow => {}
+        }
+    }
+    Ok(caller)
+}
+
+impl Caller {
+    /// Accepts `messages` as this caller may: a browser key's new anonymous leads within its
+    /// address's hourly cap (the part of the reservation left unused is given back).
+    async fn accept(
+        &self,
+        state: &AppState,
+        mut messages: Vec<Result<Message, String>>,
+        received_at: i64,
+    ) -> Result<Ingested, ApiError> {
+        if !self.browser {
+            return intake::accept_from(state, self.workspace_id, messages, received_at, Sender::Trusted).await;
+        }
+        if self.mark {
+            for message in messages.iter_mut().flatten() {
+                message.properties.insert("bot".to_string(), Value::Bool(true));
+                message.traits.insert("bot".to_string(), Value::Bool(true));
+            }
+        }
+        // At most the messages without a user id make anonymous leads.
+        let wanted = messages.iter().flatten().filter(|m| m.user_id.is_none()).count();
+        let wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
+        let cap = &state.guard.anonymous;
+        let granted = match self.address {
+            Some(address) => cap.reserve(address, wanted, Instant::now()),
+            // No address to count against (a caller inside this process): the cap per request.
+            None => wanted.min(state.guard.limits.anonymous_per_address_per_hour),
+        };
+        let sender = Sender::Browser { new_anonymous: granted };
+        let ingested = intake::accept_from(state, self.workspace_id, messages, received_at, sender).await;
+        let used = ingested.as_ref().map_or(0, |i| i.new_anonymous);
+        if let Some(address) = self.address {
+            cap.give_back(address, granted.saturating_sub(used));
+        }
+        let ingested = ingested?;
+        let capped = ingested
+            .items
+            .iter()
+            .filter(|item| matches!(item, Outcome::Refused { reason } if reason == ANONYMOUS_CAP_REFUSAL))
+            .count();
+        state.metrics.browser_limited("anonymous_cap", capped as u64);
+        Ok(ingested)
+    }
 }
 
 fn parse_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -204,11 +319,12 @@ struct SegmentBatchAnswer {
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "identify").await
+async fn identify(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "identify").await
 }
 
 /// Records an event of a lead (Segment's `track`).
@@ -226,11 +342,12 @@ async fn identify(state: State<AppState>, headers: HeaderMap, RawBody(body): Raw
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "track").await
+async fn track(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "track").await
 }
 
 /// Records a page view (Segment's `page`).
@@ -248,11 +365,12 @@ async fn track(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "page").await
+async fn page(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "page").await
 }
 
 /// Records a screen view in a mobile app (Segment's `screen`).
@@ -270,11 +388,12 @@ async fn page(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "screen").await
+async fn screen(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "screen").await
 }
 
 /// Links a lead to an account whose traits become `company_*` attributes (Segment's `group`).
@@ -292,11 +411,12 @@ async fn screen(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBo
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "group").await
+async fn group(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "group").await
 }
 
 /// Merges the lead known by `previousId` into the user's lead (Segment's `alias`).
@@ -314,33 +434,40 @@ async fn group(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBod
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn alias(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "alias").await
+async fn alias(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "alias").await
 }
 
 async fn single(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    client: Client,
     body: axum::body::Bytes,
     kind: &'static str,
 ) -> Result<Response, ApiError> {
     let value: Value = parse_body(&body)?;
-    let key = write_key(&headers, value.get("writeKey").and_then(Value::as_str))?;
-    let (workspace_id, sender) = sender(&state, &headers, key).await?;
+    let key = write_key(&client.headers, value.get("writeKey").and_then(Value::as_str))?;
+    let caller = caller(&state, &client, key).await?;
     let received_at = leadscore_store::now_ms();
     let message = messages::parse_message(&value, Some(kind), None, received_at)
         .map_err(|reason| ApiError::new(ErrorCode::InvalidMessage, reason))?;
-    let ingested = intake::accept_from(&state, workspace_id, vec![Ok(message)], received_at, sender).await?;
+    if caller.ignore {
+        return Ok(axum::Json(SegmentAnswer { success: true, duplicate: false, lead: None }).into_response());
+    }
+    let ingested = caller.accept(&state, vec![Ok(message)], received_at).await?;
     // A message refused while it was ingested (an id over its limit, say) is refused as a whole
     // request, as one refused when it was read.
     if let Some(Outcome::Refused { reason }) = ingested.items.first() {
+        if reason == ANONYMOUS_CAP_REFUSAL {
+            return Err(ApiError { retry_after: Some(3600), ..ApiError::new(ErrorCode::RateLimited, reason.clone()) });
+        }
         return Err(ApiError::new(ErrorCode::InvalidMessage, reason.clone()));
     }
     let duplicate = ingested.items.first() == Some(&Outcome::Duplicate);
-    let lead = ingested.leads.into_iter().next().filter(|_| sender == Sender::Trusted);
+    let lead = ingested.leads.into_iter().next().filter(|_| !caller.browser);
     let body = SegmentAnswer { success: true, duplicate, lead };
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
@@ -386,22 +513,23 @@ fn any_messages() -> utoipa::openapi::schema::Array {
         (status = 200, description = "An outcome per message (accepted, duplicate, or refused with its reason) and the leads with their new scores", body = SegmentBatchAnswer),
         (status = 400, description = "`invalid_batch`: the body is not `{\"batch\": [...]}`", body = ErrorBody),
         (status = 413, description = "`too_many_messages`: over 2,500 messages (a body over 500 KB gets `too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn batch(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    batch_of(state, headers, body).await
+async fn batch(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    batch_of(state, client, body).await
 }
 
 async fn batch_of(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    client: Client,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let JsonObject(parsed) = serde_json::from_slice::<JsonObject<Batch<'_>>>(&body).map_err(|e| {
         ApiError::new(ErrorCode::InvalidBatch, format!("the body must be {{\"batch\": [messages...]}}: {e}"))
     })?;
-    let (workspace_id, sender) = sender(&state, &headers, write_key(&headers, parsed.write_key.as_deref())?).await?;
+    let caller = caller(&state, &client, write_key(&client.headers, parsed.write_key.as_deref())?).await?;
     if parsed.batch.len() > BATCH_ITEMS {
         return Err(ApiError::new(
             ErrorCode::TooManyMessages,
@@ -422,8 +550,12 @@ async fn batch_of(
                 .map_err(|e| format!("batch[{i}]: {e}"))
         })
         .collect();
-    let ingested = intake::accept_from(&state, workspace_id, messages, received_at, sender).await?;
-    let leads = if sender == Sender::Trusted { ingested.leads } else { Vec::new() };
+    if caller.ignore {
+        let items = vec![Outcome::Refused { reason: BOT_IGNORED.to_string() }; messages.len()];
+        return Ok(axum::Json(SegmentBatchAnswer { success: true, items, leads: Vec::new() }).into_response());
+    }
+    let ingested = caller.accept(&state, messages, received_at).await?;
+    let leads = if caller.browser { Vec::new() } else { ingested.leads };
     Ok(axum::Json(SegmentBatchAnswer { success: true, items: ingested.items, leads }).into_response())
 }
 
@@ -440,15 +572,12 @@ async fn batch_of(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn identify_short(
-    state: State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Result<Response, ApiError> {
-    single(state, headers, body, "identify").await
+async fn identify_short(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "identify").await
 }
 
 /// Records an event of a lead: `/v1/track` at the short path Segment's browser library uses.
@@ -464,11 +593,12 @@ async fn identify_short(
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn track_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "track").await
+async fn track_short(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "track").await
 }
 
 /// Records a page view: `/v1/page` at the short path Segment's browser library uses.
@@ -484,11 +614,12 @@ async fn track_short(state: State<AppState>, headers: HeaderMap, RawBody(body): 
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn page_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "page").await
+async fn page_short(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "page").await
 }
 
 /// Links a lead to an account: `/v1/group` at the short path Segment's browser library uses.
@@ -504,11 +635,12 @@ async fn page_short(state: State<AppState>, headers: HeaderMap, RawBody(body): R
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn group_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "group").await
+async fn group_short(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "group").await
 }
 
 /// Merges the lead known by `previousId` into the user's lead: `/v1/alias` at the short path Segment's browser library uses.
@@ -524,11 +656,12 @@ async fn group_short(state: State<AppState>, headers: HeaderMap, RawBody(body): 
         (status = 200, description = "Stored and scored (or a duplicate of a message already stored), with the lead's new scores (none for a browser key)", body = SegmentAnswer),
         (status = 400, description = "`invalid_json`, or `invalid_message`: the message is invalid, or more than 5 minutes in the server's future (send `sentAt` to correct a client's clock)", body = ErrorBody),
         (status = 413, description = "The message is over 32 KB (`too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn alias_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    single(state, headers, body, "alias").await
+async fn alias_short(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    single(state, client, body, "alias").await
 }
 
 /// Stores several messages of any types: `/v1/batch` at the short path Segment's browser
@@ -545,11 +678,12 @@ async fn alias_short(state: State<AppState>, headers: HeaderMap, RawBody(body): 
         (status = 200, description = "An outcome per message (accepted, duplicate, or refused with its reason) and the leads with their new scores (none for a browser key)", body = SegmentBatchAnswer),
         (status = 400, description = "`invalid_batch`: the body is not `{\"batch\": [...]}`", body = ErrorBody),
         (status = 413, description = "`too_many_messages`: over 2,500 messages (a body over 500 KB gets `too_large`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, or (single messages) a new anonymous visitor over its address's hourly cap; see `Retry-After`", body = ErrorBody),
     ),
     security(("api_key" = ["browser"])),
 )]
-async fn batch_short(state: State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    batch_of(state, headers, body).await
+async fn batch_short(state: State<AppState>, client: Client, RawBody(body): RawBody) -> Result<Response, ApiError> {
+    batch_of(state, client, body).await
 }
 
 /// The settings document Segment's browser library fetches before it sends: the library's own
@@ -607,21 +741,22 @@ fn api_host(headers: &HeaderMap, behind_https: bool) -> (String, &'static str) {
         (status = 200, description = "The library's settings", body = SettingsView),
         (status = 400, description = "`invalid_path`: the path is not valid UTF-8", body = ErrorBody),
         (status = 404, description = "`not_found`: no ingest, browser or admin key of that value (or a browser key from a page of another origin)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a browser key's request over its key's or its address's rate, see `Retry-After`", body = ErrorBody),
     ),
 )]
 async fn settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    client: Client,
     ApiPath(write_key): ApiPath<String>,
 ) -> Result<ApiJson<SettingsView>, ApiError> {
     // The key is the resource the path names: an unknown one is not found, whatever the reason.
-    sender(&state, &headers, Some(write_key.clone())).await.map_err(|error| match error.code {
+    caller(&state, &client, Some(write_key.clone())).await.map_err(|error| match error.code {
         ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::OriginNotAllowed => {
             ApiError::not_found("no write key of that value: use an ingest or browser key")
         }
         _ => error,
     })?;
-    let (api_host, protocol) = api_host(&headers, state.config.behind_https);
+    let (api_host, protocol) = api_host(&client.headers, state.config.behind_https);
     Ok(ApiJson(SettingsView {
         integrations: json!({ "Segment.io": {
             "apiKey": write_key,
