@@ -835,6 +835,18 @@ fn an_admin_creates_a_key_that_is_shown_once_and_revokes_it() {
     assert_eq!(server.get("/api/leads", &secret).status, 401, "revoked at once");
     let after = admin.get("/keys");
     assert!(after.body.contains("Revoked") && !after.body.contains(&format!("/keys/{id}/revoke")), "{}", after.body);
+
+    // A browser key needs its origins, one a line, and the list shows them.
+    let without = admin.post("/keys", "scope=browser&name=Site&origins=");
+    assert_eq!(without.status, 400, "{}", without.body);
+    assert!(without.body.contains("needs the origins allowed to use it"), "{}", without.body);
+    let browser = admin.post(
+        "/keys",
+        "scope=browser&name=Site&origins=https%3A%2F%2Fwww.example.com%0D%0Ahttp%3A%2F%2Flocalhost%3A8080",
+    );
+    assert_eq!(browser.status, 201, "{}", browser.body);
+    let listed = admin.get("/keys");
+    assert!(listed.body.contains("https://www.example.com http://localhost:8080"), "{}", listed.body);
 }
 
 #[test]
