@@ -55,7 +55,7 @@ pub fn checked_origins(scope: Scope, origins: &[String]) -> Result<Vec<String>, 
 /// One origin: `http` or `https`, a host of letters, digits, dots and dashes (or an IPv6
 /// address in brackets), and a port unless it is the scheme's default.
 fn checked_origin(origin: &str) -> Result<String, String> {
-    let lowered = origin.trim().to_ascii_lowercase();
+    let lowered = origin.to_ascii_lowercase();
     let wrong = || {
         format!(
             "`{origin}` is not an origin: write the scheme, host and port as the browser's address bar shows \
@@ -80,14 +80,12 @@ fn checked_origin(origin: &str) -> Result<String, String> {
             && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
             && !host.starts_with(['.', '-'])
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok_and(|n| n > 0));
+    let port_ok = port.is_none_or(|p| !p.starts_with('0') && p.len() <= 5 && p.parse::<u16>().is_ok_and(|n| n > 0));
     if !host_ok || !port_ok {
         return Err(wrong());
     }
     Ok(match port {
-        Some(port) if port.trim_start_matches('0') != default_port => {
-            format!("{scheme}://{host}:{}", port.parse::<u16>().unwrap_or_default())
-        }
+        Some(port) if port != default_port => format!("{scheme}://{host}:{port}"),
         _ => format!("{scheme}://{host}"),
     })
 }
@@ -160,6 +158,8 @@ mod tests {
             "https://a b",
             "http://x:0",
             "http://x:99999",
+            "http://x:080",
+            " https://x",
             "*",
         ] {
             assert!(checked_origins(Scope::Browser, &origins(&[wrong])).is_err(), "{wrong}");

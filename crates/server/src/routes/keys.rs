@@ -20,22 +20,67 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(revoke))
 }
 
-/// A key to create.
-#[derive(Deserialize, utoipa::ToSchema)]
+/// A key to create. Its schema is written by hand ([`create_request_schema`]): a browser key
+/// needs origins and other keys take none, a rule between fields that derive cannot state.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(as = CreateKey)]
 struct CreateRequest {
-    /// What the key may do.
-    #[schema(value_type = KeyScope)]
     scope: String,
-    /// What the key is for, to tell it apart in the list (at most 100 characters, one line without
-    /// control characters); none by default.
-    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     name: Option<String>,
-    /// The origins allowed to use a browser key (`https://www.example.com`: scheme, host and
-    /// port, no path), 1 to 20; none for other scopes.
-    #[schema(max_items = 20)]
     origins: Option<Vec<String>>,
+}
+
+/// An origin as `api_keys::checked_origins` takes it: `http` or `https` in any case, a host of
+/// letters, digits, dots and dashes not starting with a dot or a dash (or an IPv6 address in
+/// brackets), and a port from 1 to 65535 without leading zeros.
+const ORIGIN_PATTERN: &str = concat!(
+    r"^[hH][tT][tT][pP][sS]?://([a-zA-Z0-9][a-zA-Z0-9.-]{0,252}|\[[0-9a-fA-F:.]+\])",
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"
+);
+
+fn create_request_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::openapi::json_schema(serde_json::json!({
+        "type": "object",
+        "description": "A key to create.",
+        "additionalProperties": false,
+        "required": ["scope"],
+        "properties": {
+            "scope": { "$ref": "#/components/schemas/KeyScope", "description": "What the key may do." },
+            "name": {
+                "type": ["string", "null"],
+                "maxLength": api_keys::NAME_LIMIT,
+                "pattern": r"^[^\u0000-\u001f\u007f-\u009f]*$",
+                "description": "What the key is for, to tell it apart in the list (at most 100 characters, one line \
+                    without control characters); none by default.",
+            },
+            "origins": {
+                "type": ["array", "null"],
+                "maxItems": api_keys::ORIGINS_LIMIT,
+                "items": { "type": "string", "pattern": ORIGIN_PATTERN },
+                "description": "The origins allowed to use a browser key (`https://www.example.com`: scheme, host and \
+                    port, no path), 1 to 20; none (absent, `null` or `[]`) for other scopes.",
+            },
+        },
+        "if": { "properties": { "scope": { "const": "browser" } }, "required": ["scope"] },
+        "then": { "required": ["origins"], "properties": { "origins": { "type": "array", "minItems": 1 } } },
+        "else": { "properties": { "origins": { "anyOf": [{ "type": "null" }, { "type": "array", "maxItems": 0 }] } } },
+    }))
+}
+
+impl utoipa::PartialSchema for CreateRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        create_request_schema()
+    }
+}
+
+impl utoipa::ToSchema for CreateRequest {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "CreateKey".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        schemas.push((KeyScope::name().into_owned(), <KeyScope as utoipa::PartialSchema>::schema()));
+    }
 }
 
 /// What a key may do: `ingest` (send messages and events), `browser` (send a website's events
