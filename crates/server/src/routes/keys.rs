@@ -31,10 +31,10 @@ struct CreateRequest {
 }
 
 /// An origin as `api_keys::checked_origins` takes it: `http` or `https` in any case, a host of
-/// letters, digits, dots and dashes not starting with a dot or a dash (or an IPv6 address in
-/// brackets), and a port from 1 to 65535 without leading zeros.
+/// letters, digits, dots and dashes not starting with a dot or a dash, and a port from 1 to
+/// 65535 without leading zeros.
 const ORIGIN_PATTERN: &str = concat!(
-    r"^[hH][tT][tT][pP][sS]?://([a-zA-Z0-9][a-zA-Z0-9.-]{0,252}|\[[0-9a-fA-F:.]+\])",
+    r"^[hH][tT][tT][pP][sS]?://[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}",
     r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"
 );
 
