@@ -2,11 +2,8 @@
 //! no key) is answered for the origins some browser key is bound to, and so is every request to
 //! the Segment routes (`/v1/...`) from such an origin; any other origin gets no CORS headers, so
 //! its pages cannot send. Which key may be used from which origin is checked by the route, once
-//! it has read the key ([`check_origin`]).
-
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+//! it has read the key ([`check_origin`]). The origins are kept by
+//! [`crate::browser_origins`].
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -15,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use leadscore_store::keys::{KeyOwner, Scope};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::key_cache::RECHECK_AFTER;
 use crate::state::AppState;
 
 /// The headers a page may send: the library's `Content-Type: text/plain`, its basic-auth
@@ -23,45 +19,6 @@ use crate::state::AppState;
 const ALLOWED_HEADERS: &str = "Content-Type, Authorization, X-Retry-Count";
 /// How long a browser may keep a preflight's answer (browsers cap it at 2 hours).
 const PREFLIGHT_MAX_AGE: &str = "7200";
-
-/// The origins browser keys are bound to, read again after [`RECHECK_AFTER`] (a key made or
-/// revoked by the command line) or at once after a key is made or revoked here.
-#[derive(Default)]
-pub struct BrowserOrigins {
-    read: Mutex<Option<(Instant, Arc<HashSet<String>>)>>,
-}
-
-impl BrowserOrigins {
-    /// Forgets what was read, so that the next request reads the keys again.
-    pub fn forget(&self) {
-        if let Ok(mut read) = self.read.lock() {
-            *read = None;
-        }
-    }
-
-    fn fresh(&self, now: Instant) -> Option<Arc<HashSet<String>>> {
-        let read = self.read.lock().ok()?;
-        let (at, origins) = read.as_ref()?;
-        (now.duration_since(*at) < RECHECK_AFTER).then(|| origins.clone())
-    }
-
-    /// Whether some browser key that is not revoked is bound to `origin`.
-    async fn allow(&self, state: &AppState, origin: &str) -> Result<bool, ApiError> {
-        let now = Instant::now();
-        let origins = match self.fresh(now) {
-            Some(origins) => origins,
-            None => {
-                let origins: Arc<HashSet<String>> =
-                    Arc::new(state.storage.browser_origins().await?.into_iter().collect());
-                if let Ok(mut read) = self.read.lock() {
-                    *read = Some((now, origins.clone()));
-                }
-                origins
-            }
-        };
-        Ok(origins.contains(origin))
-    }
-}
 
 /// The request's `Origin`, when it has one that is text.
 fn origin(headers: &HeaderMap) -> Option<&str> {
@@ -90,9 +47,9 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     }
     let Some(origin) = origin(request.headers()).map(str::to_string) else { return next.run(request).await };
-    let allowed = match state.origins.allow(&state, &origin).await {
+    let allowed = match state.origins.allow(state.storage.as_ref(), &origin).await {
         Ok(allowed) => allowed,
-        Err(error) => return error.into_response(),
+        Err(error) => return ApiError::from(error).into_response(),
     };
     let preflight = request.method() == Method::OPTIONS;
     let mut response = match preflight {

@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod activation;
 pub mod api_keys;
 pub mod auth;
+pub mod browser_origins;
 pub mod connections;
 pub mod console;
 pub mod cors;

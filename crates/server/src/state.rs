@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use leadscore_store::{Storage, Store};
 
 use crate::abuse::Guard;
-use crate::cors::BrowserOrigins;
+use crate::browser_origins::BrowserOrigins;
 use crate::key_cache::KeyCache;
 use crate::lead_cache::LeadCache;
 use crate::metrics::Metrics;
