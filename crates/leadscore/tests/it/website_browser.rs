@@ -1,8 +1,9 @@
 //! Segment's browser library, `@segment/analytics-next` as npm ships it, in headless Chromium on
 //! a small website served on loopback, sending to a real `leadscore serve` with a browser key:
 //! a page view, an identify with traits, a pricing view and a demo request; then the lead is read
-//! back through the API, scored, explained, with its anonymous page view merged in. The same page
-//! on a second origin, which the key is not bound to, sends nothing.
+//! back through the API, scored, explained, with its anonymous page view merged in. The same calls
+//! from a second allowed origin with the library's batching delivery (`/v1/b`) make the same lead;
+//! the same page on an origin the key is not bound to sends nothing.
 //!
 //! Needs the library's browser build (its `dist/umd` directory, vendored by `.ci/run` with
 //! `npm install` into a cache directory) named by `LEADSCORE_ANALYTICS_NEXT`, and Chromium's
@@ -52,15 +53,21 @@ points = 5
 "#;
 
 /// The page: loads the library as a marketer's snippet would (`cdnURL` and `apiHost` pointing
-/// at leadscore) and records in `window.outcome` what happened.
-fn page(leadscore: &str, key: &str, user: &str) -> String {
+/// at leadscore), sending each call as it is made or, with `batching`, in batches (`/v1/b`),
+/// and records in `window.outcome` what happened.
+fn page(leadscore: &str, key: &str, user: &str, batching: bool) -> String {
+    let delivery = if batching {
+        r#", deliveryStrategy: { strategy: "batching", config: { size: 3, timeout: 200 } }"#
+    } else {
+        ""
+    };
     format!(
         r#"<!doctype html><html><head><title>Pricing</title><script src="/analytics-next/index.js"></script></head>
 <body><h1>Pricing</h1><script>
 window.outcome = (async () => {{
   const [analytics] = await AnalyticsNext.AnalyticsBrowser.load(
     {{ writeKey: "{key}", cdnURL: "http://{leadscore}" }},
-    {{ integrations: {{ "Segment.io": {{ apiHost: "{leadscore}/v1", protocol: "http" }} }}, retryQueue: false }}
+    {{ integrations: {{ "Segment.io": {{ apiHost: "{leadscore}/v1", protocol: "http"{delivery} }} }}, retryQueue: false }}
   );
   const delivered = (ctx) => {{
     const failed = ctx.failedDelivery && ctx.failedDelivery();
@@ -142,11 +149,16 @@ fn segments_browser_library_sends_from_an_allowed_origin_only() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (admin, _, read) = keys_of_every_scope(&data, "acme");
-    // The site listens before the key is made, as the key names its origin.
+    // The sites listen before the key is made, as the key names their origins.
     let site_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let origin = format!("http://{}", site_listener.local_addr().unwrap());
+    // Another host name: cookies are shared by every port of a host, and the library keeps its
+    // visitor's ids in cookies, so the second site would otherwise continue the first's visitor.
+    let batching_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let batching_origin = format!("http://localhost:{}", batching_listener.local_addr().unwrap().port());
     let output = bin()
-        .args(["keys", "create", "--workspace", "acme", "--scope", "browser", "--origin", &origin, "--data"])
+        .args(["keys", "create", "--workspace", "acme", "--scope", "browser", "--origin", &origin])
+        .args(["--origin", &batching_origin, "--data"])
         .arg(&data)
         .output()
         .unwrap();
@@ -156,9 +168,10 @@ fn segments_browser_library_sends_from_an_allowed_origin_only() {
     let server = Server::start(&data, &["--allow-headless-browsers"]);
     assert_eq!(server.post_text("/api/models", &admin, MODEL).status, 201);
 
-    let site = serve_site(site_listener, page(&server.address, &key, "web-visitor"), library.clone());
+    let site = serve_site(site_listener, page(&server.address, &key, "web-visitor", false), library.clone());
+    serve_site(batching_listener, page(&server.address, &key, "web-batched", true), library.clone());
     let stranger_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let stranger = serve_site(stranger_listener, page(&server.address, &key, "web-stranger"), library);
+    let stranger = serve_site(stranger_listener, page(&server.address, &key, "web-stranger", false), library);
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
@@ -166,6 +179,14 @@ fn segments_browser_library_sends_from_an_allowed_origin_only() {
         let client = browser(&driver, 1280).await;
         let sent = outcome(&client, &format!("http://{site}/")).await;
         assert_eq!(sent, "sent");
+        let batched = outcome(&client, &format!("{batching_origin}/")).await;
+        assert_eq!(batched, "sent");
+        // The batch leaves when it holds 3 calls or after 200 ms: wait for its lead, in the page.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.get("/api/leads/web-batched", &read).status != 200 {
+            assert!(Instant::now() < deadline, "the batched calls never arrived");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let refused = outcome(&client, &format!("http://{stranger}/")).await;
         assert!(refused.starts_with("error"), "a page of another origin sent: {refused}");
         client.close().await.unwrap();
@@ -194,6 +215,16 @@ fn segments_browser_library_sends_from_an_allowed_origin_only() {
     assert_eq!(points("demo"), Some(Value::from(20.0)), "{activity}");
     assert_eq!(points("tech"), Some(Value::from(5.0)), "{activity}");
     let listed = server.get("/api/leads", &read).json();
-    assert_eq!(listed["leads"].as_array().unwrap().len(), 1, "no anonymous lead left, none of the stranger: {listed}");
+    assert_eq!(listed["leads"].as_array().unwrap().len(), 2, "no anonymous lead left, none of the stranger: {listed}");
+    // Batched: the same calls, the same lead.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let batched = server.get("/api/leads/web-batched", &read).json();
+        if batched["scores"]["activity"]["value"] == 36.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the batched lead is not as sent: {batched}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(server.get("/api/leads/web-stranger", &read).status, 404);
 }
