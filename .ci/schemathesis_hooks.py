@@ -71,6 +71,11 @@ _BEYOND_THE_SCHEMA = {
         f"segment_{kind}": [("invalid_message", r"is in the future")]
         for kind in ("identify", "track", "page", "screen", "group", "alias")
     },
+    # The same at the short paths of Segment's browser library.
+    **{
+        f"segment_{kind}_short": [("invalid_message", r"is in the future")]
+        for kind in ("identify", "track", "page", "group", "alias")
+    },
 }
 
 

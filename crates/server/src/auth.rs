@@ -57,13 +57,13 @@ pub async fn authorize(state: &AppState, key: Option<String>, needed: Scope) -> 
         }
     };
     if !owner.scope.allows(needed) {
-        let article = |scope: Scope| if scope == Scope::Read { "a" } else { "an" };
-        return Err(ApiError::forbidden(format!(
-            "this {} key cannot do that: it needs {} {} key",
-            owner.scope,
-            article(needed),
-            needed
-        )));
+        let needs = match needed {
+            Scope::Read => "a read key",
+            Scope::Ingest => "an ingest key",
+            Scope::Admin => "an admin key",
+            Scope::Browser => "an ingest or browser key",
+        };
+        return Err(ApiError::forbidden(format!("this {} key cannot do that: it needs {needs}", owner.scope)));
     }
     Ok(owner)
 }

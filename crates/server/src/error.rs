@@ -81,6 +81,8 @@ error_codes! {
     Unauthorized = (UNAUTHORIZED, "unauthorized"),
     /// The key's scope does not allow the route.
     Forbidden = (FORBIDDEN, "forbidden"),
+    /// A browser key sent from a page of an origin it is not bound to.
+    OriginNotAllowed = (FORBIDDEN, "origin_not_allowed"),
     /// No such resource, or no such route.
     NotFound = (NOT_FOUND, "not_found"),
     /// A change that the current state does not allow (a stage move the lifecycle refuses).
@@ -106,6 +108,9 @@ error_codes! {
     TooManyMessages = (PAYLOAD_TOO_LARGE, "too_many_messages"),
     /// More events in one request than it may hold.
     TooManyEvents = (PAYLOAD_TOO_LARGE, "too_many_events"),
+    /// A browser key's request over a rate limit, or a new anonymous visitor over its address's
+    /// hourly cap: retry after `Retry-After` seconds.
+    RateLimited = (TOO_MANY_REQUESTS, "rate_limited"),
     /// A body over its route's size limit.
     TooLarge = (PAYLOAD_TOO_LARGE, "too_large"),
     /// A JSON body without `Content-Type: application/json`.

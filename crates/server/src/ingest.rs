@@ -90,6 +90,9 @@ pub struct Ingested {
     /// find in the database (see [`crate::lead_cache`]).
     #[serde(skip)]
     pub remembered: usize,
+    /// New anonymous leads made for a [`Sender::Browser`] (counted against its allowance).
+    #[serde(skip)]
+    pub new_anonymous: u32,
     #[serde(skip)]
     pub looked_up: usize,
 }
@@ -184,6 +187,42 @@ pub fn ingest(
     messages: Vec<Result<Message, String>>,
     received_at: i64,
 ) -> Result<Ingested, StoreError> {
+    ingest_from(transaction, models, lead_cache, workspace_id, messages, received_at, Sender::Trusted)
+}
+
+/// Who sent the messages, for what they may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// A server with an ingest or admin key: anything.
+    Trusted,
+    /// A website's page with a browser key, which anyone can read: it sends events and traits
+    /// and links an anonymous id to a user id, but an `alias` that would merge or rename an
+    /// identified lead is refused, and an `email` trait that would change an identified lead's
+    /// e-mail address is dropped (the message's other traits are kept). It may make at most
+    /// `new_anonymous` new anonymous leads (the cap per client address, `abuse.rs`): a message
+    /// that would make another is refused ([`ANONYMOUS_CAP_REFUSAL`]).
+    Browser { new_anonymous: u32 },
+}
+
+/// What a message is told when it would make one more anonymous lead than its sender may.
+pub const ANONYMOUS_CAP_REFUSAL: &str =
+    "too many new anonymous visitors from this address in the last hour: try again later";
+
+/// What [`Sender::Browser`] is told when its `alias` would merge or rename an identified lead.
+pub const BROWSER_ALIAS_REFUSAL: &str =
+    "a browser key cannot merge or rename an identified lead: `previousId` belongs to another user";
+
+/// [`ingest`], with what `sender` may not do refused.
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_from(
+    transaction: &dyn Transaction,
+    models: &Models,
+    lead_cache: &LeadCache,
+    workspace_id: i64,
+    messages: Vec<Result<Message, String>>,
+    received_at: i64,
+    sender: Sender,
+) -> Result<Ingested, StoreError> {
     let messages: Vec<Result<Message, String>> =
         messages.into_iter().map(|message| message.and_then(|m| m.check_limits().map(|()| m))).collect();
     let mut remembered = lead_cache.lock();
@@ -241,6 +280,25 @@ pub fn ingest(
             ingested.items.push(Outcome::Duplicate);
             continue;
         }
+        if let (Sender::Browser { .. }, Kind::Alias { previous_id }, Some(user_id)) =
+            (sender, &message.kind, &message.user_id)
+            && identities.is_another_users(&remembered, previous_id, user_id)?
+        {
+            ingested.items.push(Outcome::Refused { reason: BROWSER_ALIAS_REFUSAL.to_string() });
+            continue;
+        }
+        // A message without a user id whose anonymous id is new makes an anonymous lead.
+        if let (Sender::Browser { new_anonymous }, None, None, Some(anonymous_id)) =
+            (sender, &known, &message.user_id, &message.anonymous_id)
+            && !matches!(message.kind, Kind::Alias { .. })
+            && identities.lead_by_anonymous_id(&remembered, anonymous_id)?.is_none()
+        {
+            if ingested.new_anonymous >= new_anonymous {
+                ingested.items.push(Outcome::Refused { reason: ANONYMOUS_CAP_REFUSAL.to_string() });
+                continue;
+            }
+            ingested.new_anonymous += 1;
+        }
         let (lead_id, merged_from) = match known {
             Some(id) => (id, None),
             None => {
@@ -287,9 +345,16 @@ pub fn ingest(
         }
         let (mut last_event_at, mut events) = carried;
         lead.updated_at = received_at;
-        let Message { kind, message_id, at, traits, properties, .. } = message;
+        let Message { kind, message_id, at, mut traits, properties, .. } = message;
         let (event_type, properties, tracked) = match kind {
             Kind::Identify => {
+                if matches!(sender, Sender::Browser { .. })
+                    && lead.user_id.is_some()
+                    && lead.email.is_some()
+                    && traits.get("email").is_some_and(|email| email.as_str() != lead.email.as_deref())
+                {
+                    traits.remove("email");
+                }
                 merge_attributes(&mut lead.attributes, &traits, true);
                 if let Some(Value::String(email)) = traits.get("email") {
                     lead.email = Some(email.clone());
@@ -516,6 +581,16 @@ impl<'t> Identities<'t> {
         // Later calls with the earlier id (as an anonymous id) find this lead.
         self.link_anonymous_id(previous_id, resolved.0.id)?;
         Ok(resolved)
+    }
+
+    /// Whether `id` (an alias's previous id) names a lead identified as another user than
+    /// `user_id`: by that user id, or by an anonymous id linked to it.
+    fn is_another_users(&mut self, remembered: &Leads, id: &str, user_id: &str) -> Result<bool, StoreError> {
+        let lead = match self.lead_by_user_id(remembered, id)? {
+            Some(lead) => Some(lead),
+            None => self.lead_by_anonymous_id(remembered, id)?,
+        };
+        Ok(lead.and_then(|lead| lead.user_id).is_some_and(|owner| owner != user_id))
     }
 
     /// Finds or creates the lead of a message. When an identify links an anonymous lead to a

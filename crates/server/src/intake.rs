@@ -3,7 +3,7 @@
 //! was queued and the outcomes are counted.
 
 use crate::error::ApiError;
-use crate::ingest::{self, Ingested};
+use crate::ingest::{self, Ingested, Sender};
 use crate::messages::Message;
 use crate::state::AppState;
 
@@ -14,10 +14,23 @@ pub async fn accept(
     messages: Vec<Result<Message, String>>,
     received_at: i64,
 ) -> Result<Ingested, ApiError> {
+    accept_from(state, workspace_id, messages, received_at, Sender::Trusted).await
+}
+
+/// As [`accept`], with what `sender` may not do refused.
+pub async fn accept_from(
+    state: &AppState,
+    workspace_id: i64,
+    messages: Vec<Result<Message, String>>,
+    received_at: i64,
+    sender: Sender,
+) -> Result<Ingested, ApiError> {
     let (models, leads) = (state.models.clone(), state.leads.clone());
     let ingested = state
         .storage
-        .ingest(move |transaction| ingest::ingest(transaction, &models, &leads, workspace_id, messages, received_at))
+        .ingest(move |transaction| {
+            ingest::ingest_from(transaction, &models, &leads, workspace_id, messages, received_at, sender)
+        })
         .await?;
     if ingested.queued > 0 {
         state.deliveries.notify_one();

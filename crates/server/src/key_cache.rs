@@ -94,7 +94,7 @@ mod tests {
     use leadscore_store::keys::Scope;
 
     fn owner(key_id: i64) -> KeyOwner {
-        KeyOwner { key_id, workspace_id: 1, scope: Scope::Read }
+        KeyOwner { key_id, workspace_id: 1, scope: Scope::Read, origins: Vec::new() }
     }
 
     #[test]

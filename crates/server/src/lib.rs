@@ -11,12 +11,15 @@
 //!   state, evaluation to rows; [`retrain`]: predictive models learned from the workspace's outcomes.
 //! - [`auth`]: API keys and scopes; [`error`]: the `{code, message}` error answer.
 
+pub mod abuse;
 pub mod accounts;
 pub mod activation;
 pub mod api_keys;
 pub mod auth;
+pub mod browser_origins;
 pub mod connections;
 pub mod console;
+pub mod cors;
 pub mod delivery;
 pub mod demo;
 pub mod egress;
@@ -99,6 +102,8 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
         // Outside the layers that refuse with an empty body (timeout, decompression, routing).
         .layer(axum::middleware::map_response(error::json_refusals))
+        // Outside the JSON refusals, so that a page of an allowed origin can read them too.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::layer))
         .layer(axum::middleware::from_fn_with_state(state.clone(), routes::metrics::track))
         // Request spans carry the route pattern, never the path: paths hold lead ids, which can
         // be e-mail addresses.

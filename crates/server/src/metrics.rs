@@ -58,6 +58,8 @@ pub struct Metrics {
     pub erasures: Counter,
     /// Events deleted past their workspace's retention.
     pub events_expired: Counter,
+    /// Browser-key requests and messages limited, by why (`abuse.rs`).
+    pub browser_limited: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -118,7 +120,15 @@ impl Default for Metrics {
             "Events deleted because they were older than their workspace's retention",
             events_expired.clone(),
         );
+        let browser_limited = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "browser_limited",
+            "Browser-key requests refused by a rate limit (key_rate, address_rate), messages refused by the cap on new \
+             anonymous leads (anonymous_cap), and bots' requests ignored or marked (bot_ignored, bot_marked)",
+            browser_limited.clone(),
+        );
         Metrics {
+            browser_limited,
             registry,
             requests,
             latency,
@@ -161,6 +171,12 @@ impl Metrics {
 
     pub fn count_erasure(&self) {
         self.erasures.inc();
+    }
+
+    pub fn browser_limited(&self, outcome: &'static str, count: u64) {
+        if count > 0 {
+            self.browser_limited.get_or_create(&OutcomeLabels { outcome }).inc_by(count);
+        }
     }
 
     pub fn webhook_attempt(&self, outcome: &'static str) {

@@ -86,6 +86,11 @@ fn forbidden(scope: Scope) -> (&'static str, &'static str) {
         Scope::Ingest => ("NotAnIngestKey", "The key is neither an ingest nor an admin key"),
         Scope::Read => ("NotAReadKey", "The key is neither a read nor an admin key"),
         Scope::Admin => ("NotAnAdminKey", "The key is not an admin key"),
+        Scope::Browser => (
+            "NotASendingKey",
+            "`forbidden`: a read key (the route takes ingest, browser and admin keys); \
+             `origin_not_allowed`: a browser key sent from a page of an origin it is not bound to",
+        ),
     }
 }
 
@@ -114,7 +119,7 @@ pub fn with_refusals(mut api: OpenApi) -> OpenApi {
     components
         .responses
         .insert(UNAUTHORIZED.to_string(), refusal("No key, an unknown one, or a malformed `Authorization` header"));
-    for scope in [Scope::Ingest, Scope::Read, Scope::Admin] {
+    for scope in [Scope::Ingest, Scope::Read, Scope::Admin, Scope::Browser] {
         let (name, description) = forbidden(scope);
         components.responses.insert(name.to_string(), refusal(description));
     }

@@ -7,6 +7,8 @@ use tokio::sync::Notify;
 
 use leadscore_store::{Storage, Store};
 
+use crate::abuse::Guard;
+use crate::browser_origins::BrowserOrigins;
 use crate::key_cache::KeyCache;
 use crate::lead_cache::LeadCache;
 use crate::metrics::Metrics;
@@ -23,6 +25,8 @@ pub struct AppState {
     /// `Storage::ingest`).
     pub leads: Arc<LeadCache>,
     pub keys: Arc<KeyCache>,
+    /// The origins browser keys are bound to, for CORS.
+    pub origins: Arc<BrowserOrigins>,
     /// Wakes the webhook dispatcher when notifications were queued.
     pub deliveries: Arc<Notify>,
     /// Background rescoring of workspaces, with progress.
@@ -31,6 +35,8 @@ pub struct AppState {
     pub previews: Arc<PreviewJobs>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    /// Rate limits, the anonymous-lead cap and bot filtering for browser keys.
+    pub guard: Arc<Guard>,
 }
 
 /// Settings of the service.
@@ -56,6 +62,8 @@ pub struct Config {
     /// How long a console page that starts a preview waits for it, so that a small workspace's
     /// preview comes in the first answer.
     pub preview_first_wait: std::time::Duration,
+    /// The limits on what browser keys send.
+    pub browser_limits: crate::abuse::Limits,
 }
 
 impl Default for Config {
@@ -69,6 +77,7 @@ impl Default for Config {
             behind_https: false,
             preview_batch_leads: crate::preview::BATCH_LEADS,
             preview_first_wait: std::time::Duration::from_millis(150),
+            browser_limits: crate::abuse::Limits::default(),
         }
     }
 }
@@ -85,10 +94,12 @@ impl AppState {
             storage,
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),
+            origins: Arc::new(BrowserOrigins::default()),
             deliveries: Arc::new(Notify::new()),
             rescoring: Arc::new(RunningRescorings::default()),
             previews: Arc::new(PreviewJobs::default()),
             metrics: Arc::new(Metrics::default()),
+            guard: Arc::new(Guard::new(config.browser_limits.clone())),
             config: Arc::new(config),
         }
     }

@@ -3,6 +3,9 @@
 //! A plain SHA-256 is enough (no password hash): the secrets are 256 random bits, so there is
 //! nothing to guess that a slow hash would protect.
 //!
+//! A browser key is public (a website's pages carry it) and bound to the origins allowed to use
+//! it; its restrictions are the service's to enforce.
+//!
 //! A key is revoked rather than deleted: its row stays, so that a listing still shows which key
 //! was revoked and when.
 
@@ -23,6 +26,9 @@ pub enum Scope {
     Read,
     /// Everything, including models and keys.
     Admin,
+    /// Send events and traits from a website's pages, from the origins the key is bound to;
+    /// public, so it reads nothing and cannot change what identifies a known lead.
+    Browser,
 }
 
 impl Scope {
@@ -31,12 +37,14 @@ impl Scope {
             Scope::Ingest => "ingest",
             Scope::Read => "read",
             Scope::Admin => "admin",
+            Scope::Browser => "browser",
         }
     }
 
-    /// Whether a key of this scope may act where `needed` is required.
+    /// Whether a key of this scope may act where `needed` is required. What a browser key may
+    /// do (send a website's events), an ingest key may too.
     pub fn allows(self, needed: Scope) -> bool {
-        self == needed || self == Scope::Admin
+        self == needed || self == Scope::Admin || (needed == Scope::Browser && self == Scope::Ingest)
     }
 }
 
@@ -53,12 +61,13 @@ impl FromStr for Scope {
             "ingest" => Ok(Scope::Ingest),
             "read" => Ok(Scope::Read),
             "admin" => Ok(Scope::Admin),
-            other => Err(format!("unknown scope `{other}`: use ingest, read or admin")),
+            "browser" => Ok(Scope::Browser),
+            other => Err(format!("unknown scope `{other}`: use ingest, read, admin or browser")),
         }
     }
 }
 
-/// A scope as stored; the table's CHECK constraint allows only the three names.
+/// A scope as stored; the table's CHECK constraint allows only the scopes' names.
 impl rusqlite::types::FromSql for Scope {
     fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Scope> {
         value.as_str()?.parse().map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
@@ -74,6 +83,8 @@ pub struct NewKey {
     pub secret: String,
     pub prefix: String,
     pub scope: Scope,
+    /// The origins a browser key is bound to; empty for other scopes.
+    pub origins: Vec<String>,
     pub created_at: i64,
 }
 
@@ -86,6 +97,8 @@ pub struct KeyInfo {
     pub name: String,
     pub prefix: String,
     pub scope: Scope,
+    /// The origins a browser key is bound to; empty for other scopes.
+    pub origins: Vec<String>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
 }
@@ -96,6 +109,8 @@ pub struct KeyOwner {
     pub key_id: i64,
     pub workspace_id: i64,
     pub scope: Scope,
+    /// The origins a browser key is bound to; empty for other scopes.
+    pub origins: Vec<String>,
 }
 
 fn hash(secret: &str) -> Vec<u8> {
@@ -103,15 +118,27 @@ fn hash(secret: &str) -> Vec<u8> {
 }
 
 pub fn create(connection: &Connection, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError> {
-    create_named(connection, workspace_id, scope, "", now)
+    create_named(connection, workspace_id, scope, "", &[], now)
 }
 
-/// A new key with a `name` that says what it is for.
+/// Origins as stored: separated by single spaces (an origin has none).
+fn joined(origins: &[String]) -> String {
+    origins.join(" ")
+}
+
+fn split(origins: &str) -> Vec<String> {
+    origins.split(' ').filter(|o| !o.is_empty()).map(str::to_string).collect()
+}
+
+/// A new key with a `name` that says what it is for; a browser key with the `origins` allowed
+/// to use it (at least one, none for other scopes: the caller checks them, the table refuses a
+/// key without).
 pub fn create_named(
     connection: &Connection,
     workspace_id: i64,
     scope: Scope,
     name: &str,
+    origins: &[String],
     now: i64,
 ) -> Result<NewKey, StoreError> {
     let mut random = [0u8; 32];
@@ -119,13 +146,22 @@ pub fn create_named(
     let secret = format!("lsk_{}", hex::encode(random));
     let prefix = secret[..12].to_string();
     connection.execute(
-        "INSERT INTO api_keys (workspace_id, prefix, secret_hash, scope, created_at, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![workspace_id, prefix, hash(&secret), scope.as_str(), now, name],
+        "INSERT INTO api_keys (workspace_id, prefix, secret_hash, scope, created_at, name, origins)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![workspace_id, prefix, hash(&secret), scope.as_str(), now, name, joined(origins)],
     )?;
-    Ok(NewKey { id: connection.last_insert_rowid(), name: name.to_string(), secret, prefix, scope, created_at: now })
+    Ok(NewKey {
+        id: connection.last_insert_rowid(),
+        name: name.to_string(),
+        secret,
+        prefix,
+        scope,
+        origins: origins.to_vec(),
+        created_at: now,
+    })
 }
 
-const INFO_COLUMNS: &str = "id, prefix, scope, created_at, revoked_at, name";
+const INFO_COLUMNS: &str = "id, prefix, scope, created_at, revoked_at, name, origins";
 
 fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
     Ok(KeyInfo {
@@ -135,6 +171,7 @@ fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
         created_at: row.get(3)?,
         revoked_at: row.get(4)?,
         name: row.get(5)?,
+        origins: split(&row.get::<_, String>(6)?),
     })
 }
 
@@ -167,16 +204,33 @@ pub fn revoke(connection: &Connection, workspace_id: i64, key_id: i64, now: i64)
 pub fn authenticate(connection: &Connection, secret: &str) -> Result<Option<KeyOwner>, StoreError> {
     let row = connection
         .query_row(
-            "SELECT id, workspace_id, scope FROM api_keys WHERE secret_hash = ?1 AND revoked_at IS NULL",
+            "SELECT id, workspace_id, scope, origins FROM api_keys WHERE secret_hash = ?1 AND revoked_at IS NULL",
             [hash(secret)],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?)),
+            |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?))
+            },
         )
         .optional()?;
-    row.map(|(key_id, workspace_id, scope)| {
+    row.map(|(key_id, workspace_id, scope, origins)| {
         let scope = scope.parse().map_err(StoreError::Corrupt)?;
-        Ok(KeyOwner { key_id, workspace_id, scope })
+        Ok(KeyOwner { key_id, workspace_id, scope, origins: split(&origins) })
     })
     .transpose()
+}
+
+/// Every origin that a browser key not revoked is bound to, in any workspace: what a CORS
+/// preflight, which carries no key, is answered for.
+pub fn browser_origins(connection: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut statement =
+        connection.prepare_cached("SELECT origins FROM api_keys WHERE scope = 'browser' AND revoked_at IS NULL")?;
+    let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+    let mut origins = Vec::new();
+    for row in rows {
+        origins.extend(split(&row?));
+    }
+    origins.sort();
+    origins.dedup();
+    Ok(origins)
 }
 
 #[cfg(test)]
@@ -210,6 +264,7 @@ mod tests {
                 created_at: first.created_at,
                 revoked_at: None,
                 name: String::new(),
+                origins: Vec::new(),
             }
         );
         assert!(!format!("{listed:?}").contains(&first.secret[12..]));
@@ -269,5 +324,37 @@ mod tests {
         assert_eq!(seen, None);
         assert!(!unknown);
         assert!(authenticates(&store, &secret));
+    }
+
+    #[test]
+    fn a_browser_key_carries_its_origins_until_it_is_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let origins = vec!["https://www.example.com".to_string(), "http://localhost:8080".to_string()];
+        let given = origins.clone();
+        let (key, other, listed, without_origin) = store
+            .write_blocking(move |c| {
+                let acme = workspaces::find_or_create(c, "acme", crate::now_ms())?;
+                let key = create_named(c, acme.id, Scope::Browser, "site", &given, crate::now_ms())?;
+                let other =
+                    create_named(c, acme.id, Scope::Browser, "", &["https://b.example".into()], crate::now_ms())?;
+                let without_origin = create_named(c, acme.id, Scope::Browser, "", &[], crate::now_ms()).is_err();
+                Ok((key, other, browser_origins(c)?, without_origin))
+            })
+            .unwrap();
+        assert!(without_origin, "the table refuses a browser key bound to no origin");
+        assert_eq!(listed, ["http://localhost:8080", "https://b.example", "https://www.example.com"]);
+        let secret = key.secret.clone();
+        let owner = store.read_blocking(move |c| authenticate(c, &secret)).unwrap().unwrap();
+        assert_eq!((owner.scope, owner.origins), (Scope::Browser, origins));
+
+        let (acme, other_id) = (owner.workspace_id, other.id);
+        let listed = store
+            .write_blocking(move |c| {
+                revoke(c, acme, other_id, crate::now_ms())?;
+                browser_origins(c)
+            })
+            .unwrap();
+        assert_eq!(listed, ["http://localhost:8080", "https://www.example.com"]);
     }
 }

@@ -47,6 +47,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(14, "key_names", include_str!("migrations/0014_key_names.sql")),
     sql(15, "funnel_counts", include_str!("migrations/0015_funnel_counts.sql")),
     sql(16, "funnel_cohorts", include_str!("migrations/0016_funnel_cohorts.sql")),
+    sql(17, "browser_keys", include_str!("migrations/0017_browser_keys.sql")),
     sql(18, "erasure", include_str!("migrations/0018_erasure.sql")),
 ];
 

@@ -467,7 +467,17 @@ pub trait Storage: Send + Sync {
     /// The workspace's API keys, newest first.
     fn list_keys(&self, workspace_id: i64) -> StorageFuture<'_, Vec<KeyInfo>>;
     /// A new API key of the workspace named `name`, with its secret (stored hashed).
-    fn create_key(&self, workspace_id: i64, scope: Scope, name: String, now: i64) -> StorageFuture<'_, NewKey>;
+    /// A browser key is bound to `origins` (at least one); other scopes to none.
+    fn create_key(
+        &self,
+        workspace_id: i64,
+        scope: Scope,
+        name: String,
+        origins: Vec<String>,
+        now: i64,
+    ) -> StorageFuture<'_, NewKey>;
+    /// Every origin a browser key that is not revoked is bound to, in any workspace.
+    fn browser_origins(&self) -> StorageFuture<'_, Vec<String>>;
     /// Revokes one of the workspace's keys and returns it as revoked; `None` if the workspace
     /// has no such key.
     fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>>;

@@ -28,9 +28,14 @@ enum Action {
         /// Workspace name (created if it does not exist)
         #[arg(long)]
         workspace: String,
-        /// ingest (send events; safe in a web page), read (leads and scores) or admin (everything)
+        /// ingest (send events from a server), browser (send a website's events from its pages;
+        /// public, needs --origin), read (leads and scores) or admin (everything)
         #[arg(long, value_parser = |s: &str| s.parse::<Scope>())]
         scope: Scope,
+        /// An origin allowed to use a browser key (`https://www.example.com`); repeat it for
+        /// several
+        #[arg(long = "origin")]
+        origins: Vec<String>,
         /// What the key is for ("website tracker"), shown when keys are listed
         #[arg(long, default_value = "")]
         name: String,
@@ -62,14 +67,16 @@ enum Action {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = leadscore_store::now_ms();
     match args.action {
-        Action::Create { data, workspace, scope, name } => {
+        Action::Create { data, workspace, scope, name, origins } => {
             let name = leadscore_server::api_keys::checked_name(&name)
                 .map_err(|reason| anyhow::anyhow!("--name: {reason}"))?;
+            let origins = leadscore_server::api_keys::checked_origins(scope, &origins)
+                .map_err(|reason| anyhow::anyhow!("--origin: {reason}"))?;
             let store =
                 Store::open(&data).with_context(|| format!("cannot open the data directory {}", data.display()))?;
             let key = store.write_blocking(move |connection| {
                 let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace, now)?;
-                leadscore_store::keys::create_named(connection, workspace.id, scope, &name, now)
+                leadscore_store::keys::create_named(connection, workspace.id, scope, &name, &origins, now)
             })?;
             println!("{}", key.secret);
         }

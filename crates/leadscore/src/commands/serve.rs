@@ -70,6 +70,36 @@ pub struct Args {
     /// cookie is marked Secure (browsers then never send it over plain HTTP)
     #[arg(long)]
     behind_https: bool,
+    /// Requests per second one browser key may send (every page of its website together)
+    #[arg(long, default_value_t = 200.0, value_parser = positive)]
+    browser_key_rate: f64,
+    /// Requests one browser key may send at once, above its rate
+    #[arg(long, default_value_t = 1000.0, value_parser = positive)]
+    browser_key_burst: f64,
+    /// Requests per second one client address may send with a browser key
+    #[arg(long, default_value_t = 5.0, value_parser = positive)]
+    browser_address_rate: f64,
+    /// Requests one client address may send at once with a browser key, above its rate
+    #[arg(long, default_value_t = 50.0, value_parser = positive)]
+    browser_address_burst: f64,
+    /// New anonymous leads one client address may make per hour with a browser key
+    #[arg(long, default_value_t = 100)]
+    anonymous_per_address_per_hour: u32,
+    /// What to do with a browser key's requests from known bots (crawlers, headless browsers):
+    /// ignore (answered, not stored), mark (stored with `bot: true`) or allow
+    #[arg(long, default_value = "ignore", value_parser = ["ignore", "mark", "allow"])]
+    bots: String,
+    /// Count headless browsers (HeadlessChrome, Puppeteer, Playwright) as visitors, not bots
+    #[arg(long)]
+    allow_headless_browsers: bool,
+}
+
+/// A rate or a burst: a finite number above zero.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!("`{text}` is not a number above zero")),
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -131,6 +161,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             behind_https: args.behind_https,
             preview_batch_leads: args.preview_batch_leads,
             preview_first_wait: std::time::Duration::from_millis(args.preview_wait_ms),
+            browser_limits: leadscore_server::abuse::Limits {
+                per_key: leadscore_server::abuse::Rate {
+                    per_second: args.browser_key_rate,
+                    burst: args.browser_key_burst.max(1.0),
+                },
+                per_address: leadscore_server::abuse::Rate {
+                    per_second: args.browser_address_rate,
+                    burst: args.browser_address_burst.max(1.0),
+                },
+                anonymous_per_address_per_hour: args.anonymous_per_address_per_hour,
+                bots: match args.bots.as_str() {
+                    "mark" => leadscore_server::abuse::Bots::Mark,
+                    "allow" => leadscore_server::abuse::Bots::Allow,
+                    _ => leadscore_server::abuse::Bots::Ignore,
+                },
+                allow_headless: args.allow_headless_browsers,
+            },
         };
         leadscore_server::serve(listener, AppState::new(store, config), leadscore_server::shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)

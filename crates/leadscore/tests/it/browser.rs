@@ -28,7 +28,7 @@ use serde_json::json;
 use crate::common::*;
 
 /// `chromedriver` on a port of its own; killed when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
@@ -40,7 +40,7 @@ impl Drop for Driver {
     }
 }
 
-fn start_driver() -> Driver {
+pub(crate) fn start_driver() -> Driver {
     let path = std::env::var("LEADSCORE_CHROMEDRIVER").expect("LEADSCORE_CHROMEDRIVER names chromedriver");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(path)
@@ -59,7 +59,7 @@ fn start_driver() -> Driver {
 }
 
 /// A headless Chromium session as wide as `width` (a phone's metrics below 600 px).
-async fn browser(driver: &Driver, width: u32) -> Client {
+pub(crate) async fn browser(driver: &Driver, width: u32) -> Client {
     let chromium = std::env::var("LEADSCORE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
     let mut options = json!({
         "binary": chromium,

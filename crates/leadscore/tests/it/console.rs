@@ -889,7 +889,7 @@ fn an_admin_creates_a_key_that_is_shown_once_and_revokes_it() {
 
     let unknown = admin.post("/keys", "scope=owner");
     assert_eq!(unknown.status, 400);
-    assert!(unknown.body.contains("Unknown scope `owner`: use ingest, read or admin"), "{}", unknown.body);
+    assert!(unknown.body.contains("Unknown scope `owner`: use ingest, read, admin or browser"), "{}", unknown.body);
 
     let created = admin.post("/keys", "scope=read&name=Website+tracker+%E2%80%94+%D1%82%D1%80%D0%B5%D0%BA%D0%B5%D1%80");
     assert_eq!(created.status, 201, "{}", created.body);
@@ -917,6 +917,18 @@ fn an_admin_creates_a_key_that_is_shown_once_and_revokes_it() {
     assert_eq!(server.get("/api/leads", &secret).status, 401, "revoked at once");
     let after = admin.get("/keys");
     assert!(after.body.contains("Revoked") && !after.body.contains(&format!("/keys/{id}/revoke")), "{}", after.body);
+
+    // A browser key needs its origins, one a line, and the list shows them.
+    let without = admin.post("/keys", "scope=browser&name=Site&origins=");
+    assert_eq!(without.status, 400, "{}", without.body);
+    assert!(without.body.contains("needs the origins allowed to use it"), "{}", without.body);
+    let browser = admin.post(
+        "/keys",
+        "scope=browser&name=Site&origins=https%3A%2F%2Fwww.example.com%0D%0Ahttp%3A%2F%2Flocalhost%3A8080",
+    );
+    assert_eq!(browser.status, 201, "{}", browser.body);
+    let listed = admin.get("/keys");
+    assert!(listed.body.contains("https://www.example.com http://localhost:8080"), "{}", listed.body);
 }
 
 #[test]

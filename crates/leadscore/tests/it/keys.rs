@@ -57,7 +57,7 @@ fn a_key_created_through_the_api_works_and_the_list_shows_prefixes_never_secrets
     for key in &keys {
         let mut fields: Vec<&str> = key.as_object().unwrap().keys().map(String::as_str).collect();
         fields.sort();
-        assert_eq!(fields, ["created_at", "id", "name", "prefix", "revoked_at", "scope"]);
+        assert_eq!(fields, ["created_at", "id", "name", "origins", "prefix", "revoked_at", "scope"]);
     }
 
     let too_long = "x".repeat(101);

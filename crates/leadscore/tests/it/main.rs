@@ -23,3 +23,5 @@ mod serve;
 mod service_and_batch;
 mod train;
 mod users;
+mod website;
+mod website_browser;

@@ -19,8 +19,9 @@ use crate::api_keys;
 use crate::state::AppState;
 
 /// What each scope lets a key do, as the form explains it.
-const SCOPES: [(&str, &str); 3] = [
-    ("ingest", "send events and identify leads (safe in a web page)"),
+const SCOPES: [(&str, &str); 4] = [
+    ("ingest", "send events and identify leads from a server"),
+    ("browser", "send a website's events from its pages, from the origins below; reads nothing"),
     ("read", "read leads, scores, stages and models"),
     ("admin", "everything, including models, webhooks and keys"),
 ];
@@ -30,6 +31,8 @@ struct ShownKey {
     name: String,
     prefix: String,
     scope: String,
+    /// The origins a browser key is bound to, one line.
+    origins: String,
     created: ShownTime,
     revoked: Option<ShownTime>,
 }
@@ -46,7 +49,7 @@ struct CreatedKey {
 struct KeysPage {
     account: Option<AccountView>,
     section: &'static str,
-    scopes: [(&'static str, &'static str); 3],
+    scopes: [(&'static str, &'static str); 4],
     keys: Vec<ShownKey>,
     created: Option<CreatedKey>,
     problem: Option<String>,
@@ -66,6 +69,7 @@ fn shown(key: &KeyInfo, now: i64) -> ShownKey {
         name: key.name.clone(),
         prefix: key.prefix.clone(),
         scope: key.scope.to_string(),
+        origins: key.origins.join(" "),
         created: shown_time(key.created_at, now),
         revoked: key.revoked_at.map(|at| shown_time(at, now)),
     }
@@ -113,13 +117,22 @@ pub async fn create(
         Ok(form) => form,
         Err(refusal) => return refusal,
     };
-    let checked =
-        form.get("scope").parse::<Scope>().and_then(|scope| Ok((scope, api_keys::checked_name(form.get("name"))?)));
-    let (scope, name) = match checked {
+    let checked = form.get("scope").parse::<Scope>().and_then(|scope| {
+        // One origin a line (or separated by spaces or commas); only a browser key takes them.
+        let given: Vec<String> = form
+            .get("origins")
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|o| !o.is_empty())
+            .map(str::to_string)
+            .collect();
+        let given = if scope == Scope::Browser { given } else { Vec::new() };
+        Ok((scope, api_keys::checked_name(form.get("name"))?, api_keys::checked_origins(scope, &given)?))
+    });
+    let (scope, name, origins) = match checked {
         Ok(checked) => checked,
         Err(reason) => return render(&state, &signed_in, StatusCode::BAD_REQUEST, None, Some(sentence(&reason))).await,
     };
-    match api_keys::create(&state, signed_in.user.workspace_id, scope, name, now_ms()).await {
+    match api_keys::create(&state, signed_in.user.workspace_id, scope, name, origins, now_ms()).await {
         Ok(key) => {
             let created = CreatedKey { name: key.name, secret: key.secret, scope: key.scope.to_string() };
             render(&state, &signed_in, StatusCode::CREATED, Some(created), None).await

@@ -20,28 +20,79 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(revoke))
 }
 
-/// A key to create.
-#[derive(Deserialize, utoipa::ToSchema)]
+/// A key to create. Its schema is written by hand ([`create_request_schema`]): a browser key
+/// needs origins and other keys take none, a rule between fields that derive cannot state.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(as = CreateKey)]
 struct CreateRequest {
-    /// What the key may do.
-    #[schema(value_type = KeyScope)]
     scope: String,
-    /// What the key is for, to tell it apart in the list (at most 100 characters, one line without
-    /// control characters); none by default.
-    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     name: Option<String>,
+    origins: Option<Vec<String>>,
 }
 
-/// What a key may do: `ingest` (send messages and events), `read` (leads, their history and
-/// stages, models) or `admin` (everything).
+/// An origin as `api_keys::checked_origins` takes it: `http` or `https` in any case, a host of
+/// letters, digits, dots and dashes not starting with a dot or a dash, and a port from 1 to
+/// 65535 without leading zeros.
+const ORIGIN_PATTERN: &str = concat!(
+    r"^[hH][tT][tT][pP][sS]?://[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}",
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"
+);
+
+fn create_request_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::openapi::json_schema(serde_json::json!({
+        "type": "object",
+        "description": "A key to create.",
+        "additionalProperties": false,
+        "required": ["scope"],
+        "properties": {
+            "scope": { "$ref": "#/components/schemas/KeyScope", "description": "What the key may do." },
+            "name": {
+                "type": ["string", "null"],
+                "maxLength": api_keys::NAME_LIMIT,
+                "pattern": r"^[^\u0000-\u001f\u007f-\u009f]*$",
+                "description": "What the key is for, to tell it apart in the list (at most 100 characters, one line \
+                    without control characters); none by default.",
+            },
+            "origins": {
+                "type": ["array", "null"],
+                "maxItems": api_keys::ORIGINS_LIMIT,
+                "items": { "type": "string", "pattern": ORIGIN_PATTERN },
+                "description": "The origins allowed to use a browser key (`https://www.example.com`: scheme, host and \
+                    port, no path), 1 to 20; none (absent, `null` or `[]`) for other scopes.",
+            },
+        },
+        "if": { "properties": { "scope": { "const": "browser" } }, "required": ["scope"] },
+        "then": { "required": ["origins"], "properties": { "origins": { "type": "array", "minItems": 1 } } },
+        "else": { "properties": { "origins": { "anyOf": [{ "type": "null" }, { "type": "array", "maxItems": 0 }] } } },
+    }))
+}
+
+impl utoipa::PartialSchema for CreateRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        create_request_schema()
+    }
+}
+
+impl utoipa::ToSchema for CreateRequest {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "CreateKey".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        schemas.push((KeyScope::name().into_owned(), <KeyScope as utoipa::PartialSchema>::schema()));
+    }
+}
+
+/// What a key may do: `ingest` (send messages and events), `browser` (send a website's events
+/// from its pages, from the origins it is bound to; reads nothing), `read` (leads, their
+/// history and stages, models) or `admin` (everything).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum KeyScope {
     Ingest,
     Read,
     Admin,
+    Browser,
 }
 
 impl From<Scope> for KeyScope {
@@ -50,6 +101,7 @@ impl From<Scope> for KeyScope {
             Scope::Ingest => KeyScope::Ingest,
             Scope::Read => KeyScope::Read,
             Scope::Admin => KeyScope::Admin,
+            Scope::Browser => KeyScope::Browser,
         }
     }
 }
@@ -64,6 +116,8 @@ struct KeyView {
     /// The key's first 12 characters, to recognise it.
     prefix: String,
     scope: KeyScope,
+    /// The origins a browser key is bound to (empty for other scopes).
+    origins: Vec<String>,
     created_at: String,
     /// When it was revoked, or `null`.
     revoked_at: Option<String>,
@@ -76,6 +130,7 @@ impl From<&KeyInfo> for KeyView {
             name: key.name.clone(),
             prefix: key.prefix.clone(),
             scope: key.scope.into(),
+            origins: key.origins.clone(),
             created_at: Timestamp(key.created_at).to_string(),
             revoked_at: key.revoked_at.map(|t| Timestamp(t).to_string()),
         }
@@ -146,12 +201,15 @@ async fn create(
     let now = now_ms();
     let name = api_keys::checked_name(request.name.as_deref().unwrap_or(""))
         .map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`name`: {reason}")))?;
-    let key = api_keys::create(&state, owner.workspace_id, scope, name, now).await?;
+    let origins = api_keys::checked_origins(scope, request.origins.as_deref().unwrap_or_default())
+        .map_err(|reason| ApiError::new(ErrorCode::InvalidField, format!("`origins`: {reason}")))?;
+    let key = api_keys::create(&state, owner.workspace_id, scope, name, origins, now).await?;
     let info = KeyInfo {
         id: key.id,
         name: key.name,
         prefix: key.prefix,
         scope: key.scope,
+        origins: key.origins,
         created_at: key.created_at,
         revoked_at: None,
     };

@@ -42,8 +42,9 @@ pub(crate) fn keys_belong_to_their_workspace_and_stay_revoked(opened: Opened) {
     let (_keep, storage) = opened;
     let runtime = runtime();
     let (acme, globex) = two_workspaces(&storage, &runtime);
-    let ours = runtime.block_on(storage.create_key(acme, Scope::Read, "website tracker".into(), 1)).unwrap();
-    let theirs = runtime.block_on(storage.create_key(globex, Scope::Admin, String::new(), 2)).unwrap();
+    let ours =
+        runtime.block_on(storage.create_key(acme, Scope::Read, "website tracker".into(), Vec::new(), 1)).unwrap();
+    let theirs = runtime.block_on(storage.create_key(globex, Scope::Admin, String::new(), Vec::new(), 2)).unwrap();
     assert_ne!(ours.secret, theirs.secret);
 
     let owner = runtime.block_on(storage.authenticate(ours.secret.clone())).unwrap().expect("the key signs in");

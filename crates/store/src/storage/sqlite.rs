@@ -517,8 +517,21 @@ impl Storage for Store {
         Box::pin(self.read(move |connection| keys::list(connection, workspace_id)))
     }
 
-    fn create_key(&self, workspace_id: i64, scope: Scope, name: String, now: i64) -> StorageFuture<'_, NewKey> {
-        Box::pin(self.write(move |connection| keys::create_named(connection, workspace_id, scope, &name, now)))
+    fn create_key(
+        &self,
+        workspace_id: i64,
+        scope: Scope,
+        name: String,
+        origins: Vec<String>,
+        now: i64,
+    ) -> StorageFuture<'_, NewKey> {
+        Box::pin(
+            self.write(move |connection| keys::create_named(connection, workspace_id, scope, &name, &origins, now)),
+        )
+    }
+
+    fn browser_origins(&self) -> StorageFuture<'_, Vec<String>> {
+        Box::pin(self.read(keys::browser_origins))
     }
 
     fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>> {
