@@ -403,7 +403,9 @@ mod tests {
                 assert_eq!((erasure.leads, erasure.events), (2, 0));
                 // Two e-mails, a user id, an anonymous id.
                 assert_eq!(erasure.suppressed, 4);
-                for table in ["leads", "lead_scores", "score_history", "stage_history", "mql_cohorts", "anonymous_ids", "outbox"] {
+                for table in
+                    ["leads", "lead_scores", "score_history", "stage_history", "mql_cohorts", "anonymous_ids", "outbox"]
+                {
                     let column = if table == "leads" { "id" } else { "lead_id" };
                     let left = count(c, &format!("SELECT count(*) FROM {table} WHERE {column} IN ({gone}, {merged})"));
                     assert_eq!(left, 0, "{table}");

@@ -235,7 +235,7 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
         }
         Err(error) => return crate::error::ApiError::from(error).into_response(),
     };
-    let name = display_name(&lead.attributes)
+    let name = super::page::display_name(&lead.attributes)
         .or_else(|| lead.email.clone())
         .or_else(|| lead.user_id.clone())
         .unwrap_or_else(|| format!("Anonymous lead {}", lead.id));
@@ -288,16 +288,6 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
         stages: stages.iter().rev().map(|change| shown_stage(change, now)).collect(),
     };
     page(status, &shown)
-}
-
-/// A person's name from the lead's fields (`name`, else first and last names).
-pub(super) fn display_name(attributes: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    let text = |key: &str| attributes.get(key).and_then(|v| v.as_str());
-    leadscore_store::leads::person_name(
-        text("name"),
-        text("first_name").or(text("firstName")),
-        text("last_name").or(text("lastName")),
-    )
 }
 
 fn shown_score(

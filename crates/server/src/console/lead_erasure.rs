@@ -102,7 +102,7 @@ pub async fn confirm(
             let (_, events) = reads.newest_events(&lead, 0)?;
             let links = reads.lead_links(workspace_id, lead.id)?;
             let stage_moves = reads.stage_history(lead.id)?.len();
-            let name = super::lead::display_name(&lead.attributes)
+            let name = super::page::display_name(&lead.attributes)
                 .or_else(|| lead.email.clone())
                 .or_else(|| lead.user_id.clone())
                 .unwrap_or_else(|| format!("Anonymous lead {}", lead.id));

@@ -62,3 +62,13 @@ pub fn sentence(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
+
+/// A person's name from the lead's fields (`name`, else first and last names).
+pub fn display_name(attributes: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let text = |key: &str| attributes.get(key).and_then(|v| v.as_str());
+    leadscore_store::leads::person_name(
+        text("name"),
+        text("first_name").or(text("firstName")),
+        text("last_name").or(text("lastName")),
+    )
+}
