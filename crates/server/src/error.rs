@@ -375,6 +375,16 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// A JSON number that is a whole number from 0 to `u64::MAX`, as JSON Schema's `integer` takes
+/// it: `7.0` is the integer 7 there, and a client generated from the document may send it so.
+pub fn whole_number(number: &serde_json::Number) -> Option<u64> {
+    if let Some(whole) = number.as_u64() {
+        return Some(whole);
+    }
+    // 2^64 is the first float past u64::MAX; below it, a float without a fraction converts exactly.
+    number.as_f64().filter(|f| f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(f)).map(|f| f as u64)
+}
+
 /// What a body over its route's limit is told.
 const TOO_LARGE_MESSAGE: &str = "the body is larger than this route accepts (see docs/api.md for the limits)";
 

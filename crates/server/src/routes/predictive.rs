@@ -300,18 +300,9 @@ struct RetrainRequest {
 /// `7.0` is the integer 7 there, and a client generated from the document may send it so.
 fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
-    if let Some(whole) = number.as_u64() {
-        return Ok(Some(whole));
-    }
-    match number.as_f64() {
-        // 2^64 is the first float past u64::MAX; below it, a float without a fraction converts exactly.
-        Some(float) if float.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&float) => {
-            Ok(Some(float as u64))
-        }
-        _ => {
-            Err(serde::de::Error::custom(format!("`seed` must be a whole number from 0 to {}, not {number}", u64::MAX)))
-        }
-    }
+    crate::error::whole_number(&number).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("`seed` must be a whole number from 0 to {}, not {number}", u64::MAX))
+    })
 }
 
 fn field_names() -> utoipa::openapi::schema::Array {

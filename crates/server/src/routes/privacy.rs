@@ -156,9 +156,24 @@ struct RetentionView {
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RetentionRequest {
-    /// Days to keep events (1 to 36,500); `null` to keep them forever.
-    #[schema(minimum = 1, maximum = 36500)]
+    /// Days to keep events (1 to 36,500), or `null` to keep them forever: required, so that a
+    /// body without it cannot remove a retention by mistake. A whole number, written `30` or
+    /// `30.0` (JSON Schema calls both integers).
+    #[schema(minimum = 1, maximum = 36500, required = true)]
+    #[serde(deserialize_with = "days")]
     events_days: Option<i64>,
+}
+
+/// `events_days`: null, or a whole number of days from 1 to 36,500.
+fn days<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    match crate::error::whole_number(&number).filter(|days| (1..=36_500).contains(days)) {
+        Some(days) => Ok(Some(days as i64)),
+        None => Err(serde::de::Error::custom(format!(
+            "`events_days` must be a whole number of days from 1 to 36500 (or null to keep events forever), not {number}"
+        ))),
+    }
 }
 
 async fn retention_view(state: &AppState, workspace_id: i64) -> Result<RetentionView, ApiError> {
@@ -223,12 +238,6 @@ async fn set_retention(
     Authorized { owner, .. }: Authorized<AdminScope>,
     ApiJson(request): ApiJson<RetentionRequest>,
 ) -> Result<ApiJson<RetentionView>, ApiError> {
-    if let Some(days) = request.events_days.filter(|days| !(1..=36_500).contains(days)) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!("`events_days` must be from 1 to 36500 days (or null to keep events forever), not {days}"),
-        ));
-    }
     let by = key_label(&state, &owner).await?;
     let workspace_id = owner.workspace_id;
     let days = request.events_days;

@@ -82,6 +82,20 @@ enum WebhookEvent {
     ScoreCrossed,
 }
 
+/// A kind of notification delivered: one a webhook subscribes to, or `lead_erased`, which every
+/// webhook is sent when a lead is erased (see docs/api.md).
+#[derive(Serialize, utoipa::ToSchema)]
+// Describes the names the outbox keeps as text.
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum DeliveredEvent {
+    TierChanged,
+    BecameMql,
+    StageChanged,
+    ScoreCrossed,
+    LeadErased,
+}
+
 /// A webhook subscription, without its secret.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Webhook)]
@@ -144,7 +158,7 @@ enum DeliveryStatus {
 struct DeliveryView {
     id: i64,
     lead_id: i64,
-    #[schema(value_type = WebhookEvent)]
+    #[schema(value_type = DeliveredEvent)]
     event: String,
     status: DeliveryStatus,
     attempts: i64,
