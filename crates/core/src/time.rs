@@ -28,35 +28,66 @@ impl Duration {
         self.0 as f64 / DAY_MS as f64
     }
 
-    /// Parses `30d`, `12h`, `45m`, `90s`, `2w` (a positive integer and a unit).
+    /// Parses a whole number and a unit: `30d`, `12h`, `45m`, `90s`, `2w`, `3mo`, `1y`, or with
+    /// the unit's name, `3 months`, `30 days` (see [`UNITS`]; spaces between them are allowed).
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("`{text}` has no unit: write it like `30d`, `12h`, `45m`, `90s` or `2w`"))?;
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+            format!("`{text}` has no unit: write it like `30d`, `12h`, `45m`, `90s`, `2w`, `3mo` or `1y`")
+        })?;
         let (number, unit) = text.split_at(split);
         if number.is_empty() {
             return Err(format!("`{text}` does not start with a whole number: write it like `30d`"));
         }
         let value: i64 = number.parse().map_err(|_| format!("`{text}` is too long a duration"))?;
-        let unit_ms = match unit {
-            "w" => 7 * DAY_MS,
-            "d" => DAY_MS,
-            "h" => 3_600_000,
-            "m" => 60_000,
-            "s" => 1_000,
-            _ => {
-                return Err(format!("`{text}` has an unknown unit `{unit}`: use w, d, h, m or s"));
-            }
+        let unit = unit.trim_start();
+        let Some(&(_, unit_ms, _)) = UNITS.iter().find(|(_, _, names)| names.contains(&unit)) else {
+            // `M` is months in some date libraries and minutes nowhere: say which one to write.
+            let hint = if unit == "M" { " (`mo` is months, `m` minutes)" } else { "" };
+            return Err(format!("`{text}` has an unknown unit `{unit}`{hint}: use {}", accepted_units()));
         };
         value.checked_mul(unit_ms).map(Duration).ok_or_else(|| format!("`{text}` is too long a duration"))
     }
 }
 
+/// Milliseconds in a month: a twelfth of a year, 30.436875 days.
+pub const MONTH_MS: i64 = YEAR_MS / 12;
+
+/// Milliseconds in a year: 365.2425 days, the average Gregorian year.
+///
+/// A duration is a fixed number of milliseconds (windows, half-lives and `within` compare ages
+/// with it), so a month or a year cannot follow the calendar. The Gregorian averages keep
+/// `12mo` equal to `1y` and make `1y` the average length of a calendar year, so that a window
+/// of years drifts by no day over the centuries; both are whole milliseconds. Lengths of whole
+/// days are written in days (`30d`, `365d`), which never read back as months.
+pub const YEAR_MS: i64 = 3_652_425 * DAY_MS / 10_000;
+
+/// The units of a duration, longest first: the symbol [`Duration`]'s `Display` writes, the
+/// length in milliseconds and every spelling [`Duration::parse`] accepts. `m` is minutes;
+/// months are `mo`.
+pub const UNITS: &[(&str, i64, &[&str])] = &[
+    ("y", YEAR_MS, &["y", "year", "years"]),
+    ("mo", MONTH_MS, &["mo", "month", "months"]),
+    ("w", 7 * DAY_MS, &["w", "week", "weeks"]),
+    ("d", DAY_MS, &["d", "day", "days"]),
+    ("h", 3_600_000, &["h", "hour", "hours"]),
+    ("m", 60_000, &["m", "min", "minute", "minutes"]),
+    ("s", 1_000, &["s", "second", "seconds"]),
+];
+
+/// Every spelling of every unit, for an error message: `y/year/years, mo/month/months, ...`.
+fn accepted_units() -> String {
+    let units: Vec<String> = UNITS.iter().map(|(_, _, names)| names.join("/")).collect();
+    let (last, rest) = units.split_last().expect("there are units");
+    format!("{} or {last}", rest.join(", "))
+}
+
 impl fmt::Display for Duration {
+    /// The largest unit that divides the duration exactly (`90d` stays `90d`, `3mo` stays `3mo`),
+    /// else milliseconds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        for (unit, size) in [("w", 7 * DAY_MS), ("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        for &(unit, size, _) in UNITS {
             if ms != 0 && ms % size == 0 {
                 return write!(f, "{}{unit}", ms / size);
             }
@@ -269,12 +300,75 @@ mod tests {
         assert_eq!(Duration::parse("30d").unwrap(), Duration::from_days(30));
         assert_eq!(Duration::parse("2w").unwrap(), Duration::from_days(14));
         assert_eq!(Duration::parse("90s").unwrap().0, 90_000);
+        assert_eq!(Duration::parse("45m").unwrap().0, 45 * 60_000, "`m` is minutes");
         assert!(Duration::parse("30").is_err());
         assert!(Duration::parse("d").is_err());
-        assert!(Duration::parse("3y").is_err());
+        assert!(Duration::parse("-3d").is_err());
+        assert!(Duration::parse("1.5d").is_err());
+        assert!(Duration::parse("1d12h").is_err());
         assert!(Duration::parse("99999999999999999999d").is_err());
+        assert!(Duration::parse("99999999999y").is_err());
         assert_eq!(Duration::from_days(30).to_string(), "30d");
         assert_eq!(Duration::from_days(14).to_string(), "2w");
+    }
+
+    #[test]
+    fn every_spelling_of_a_unit_is_the_same_length() {
+        for (text, same) in [
+            ("2w", ["2week", "2weeks", "2 weeks", " 2 week "]),
+            ("30d", ["30day", "30days", "30 days", "30  days"]),
+            ("12h", ["12hour", "12hours", "12 hours", "12 hour"]),
+            ("45m", ["45min", "45 minutes", "45minute", "45 min"]),
+            ("90s", ["90second", "90seconds", "90 seconds", "90 second"]),
+            ("3mo", ["3month", "3months", "3 months", "3 month"]),
+            ("2y", ["2year", "2years", "2 years", "2 year"]),
+        ] {
+            for spelling in same {
+                assert_eq!(Duration::parse(spelling), Duration::parse(text), "{spelling:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_month_is_a_twelfth_of_an_average_gregorian_year() {
+        // 400 Gregorian years have 146,097 days.
+        assert_eq!(Duration::parse("400y").unwrap(), Duration::from_days(146_097));
+        assert_eq!(Duration::parse("1y").unwrap().0, 31_556_952_000);
+        assert_eq!(Duration::parse("12mo").unwrap(), Duration::parse("1y").unwrap());
+        assert_eq!(Duration::parse("1mo").unwrap().0, 2_629_746_000, "30.436875 days");
+        assert!(Duration::parse("1mo").unwrap() > Duration::from_days(30));
+        assert!(Duration::parse("3mo").unwrap() < Duration::from_days(92));
+        assert!(Duration::parse("3mo").unwrap() > Duration::from_days(91));
+    }
+
+    #[test]
+    fn durations_display_in_the_unit_they_were_written_in() {
+        for text in ["3mo", "1y", "2y", "6mo", "18mo", "90d", "30d", "365d", "2w", "36h", "45m", "90s"] {
+            assert_eq!(Duration::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(Duration::parse("12 months").unwrap().to_string(), "1y");
+        assert_eq!(Duration::parse("7 days").unwrap().to_string(), "1w");
+        assert_eq!(Duration(1_500).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn an_unknown_unit_is_answered_with_every_accepted_one() {
+        let message = Duration::parse("3 fortnights").unwrap_err();
+        assert_eq!(
+            message,
+            "`3 fortnights` has an unknown unit `fortnights`: use y/year/years, mo/month/months, \
+             w/week/weeks, d/day/days, h/hour/hours, m/min/minute/minutes or s/second/seconds"
+        );
+        for &(_, _, names) in UNITS {
+            for name in names {
+                assert!(message.contains(name), "{name}");
+                assert!(Duration::parse(&format!("1{name}")).is_ok(), "{name}");
+            }
+        }
+        assert!(Duration::parse("3M").unwrap_err().contains("(`mo` is months, `m` minutes)"));
+        for bad in ["3Mo", "3D", "3mos", "3yr", "3 m o", "3ms"] {
+            assert!(Duration::parse(bad).is_err(), "{bad}");
+        }
     }
 
     proptest! {

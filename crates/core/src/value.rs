@@ -92,8 +92,20 @@ pub fn is_missing_token(text: &str) -> bool {
     MISSING_TOKENS.contains(&text.trim())
 }
 
-/// A cell's text as a boolean, after trimming white space, ignoring ASCII case: `true`, `yes` and
-/// `1` are true; `false`, `no` and `0` are false; anything else is not a boolean.
+/// The words read as true, in the languages of the markets leadscore's formats support (English,
+/// Chinese, Japanese, Bulgarian, Polish, German, French, Spanish), in lower case: [`read_bool`]
+/// compares a cell with them ignoring case. `si` without its accent is there because keyboards
+/// and exports drop it.
+pub const TRUE_WORDS: &[&str] = &["true", "yes", "1", "是", "はい", "да", "tak", "ja", "oui", "sí", "si"];
+
+/// The words read as false, as [`TRUE_WORDS`]. No word is true in one of these languages and
+/// false in another (`nie` is "no" in Polish and "never" in German; `ja` is "I" in Polish, no
+/// answer at all), so one list serves every market.
+pub const FALSE_WORDS: &[&str] = &["false", "no", "0", "否", "いいえ", "не", "nie", "nein", "non"];
+
+/// A cell's text as a boolean, after trimming white space and ignoring case (Unicode lower
+/// case, so `Да`, `NEIN` and `SÍ` read as `да`, `nein` and `sí`): [`TRUE_WORDS`] are true,
+/// [`FALSE_WORDS`] false, anything else is not a boolean.
 ///
 /// `1` and `0` are booleans because CRM exports and databases write checkboxes that way as often
 /// as `true`/`false` or `yes`/`no`. Whether a whole column of `0` and `1` is a flag or a count is
@@ -101,9 +113,22 @@ pub fn is_missing_token(text: &str) -> bool {
 /// numeric); this function only says what one cell means when a boolean is asked for.
 pub fn read_bool(text: &str) -> Option<bool> {
     let text = text.trim();
-    if ["true", "yes", "1"].iter().any(|t| text.eq_ignore_ascii_case(t)) {
+    // The longest word has 5 characters; longer cells (most text) are not booleans, and
+    // lower-casing them would allocate for nothing.
+    if text.chars().nth(5).is_some() {
+        return None;
+    }
+    let lower;
+    let text = if text.is_ascii() {
+        text
+    } else {
+        lower = text.to_lowercase();
+        lower.as_str()
+    };
+    let is = |words: &[&str]| words.iter().any(|word| text.eq_ignore_ascii_case(word));
+    if is(TRUE_WORDS) {
         Some(true)
-    } else if ["false", "no", "0"].iter().any(|t| text.eq_ignore_ascii_case(t)) {
+    } else if is(FALSE_WORDS) {
         Some(false)
     } else {
         None
@@ -148,6 +173,42 @@ mod tests {
     }
 
     #[test]
+    fn yes_and_no_read_as_booleans_in_every_supported_language() {
+        for text in
+            ["是", "はい", "да", "Да", "ДА", "tak", "TAK", "ja", "Ja", "oui", "OUI", "sí", "Sí", "SÍ", "si", "Si"]
+        {
+            assert_eq!(read_bool(text), Some(true), "{text:?}");
+        }
+        for text in ["否", "いいえ", "не", "Не", "НЕ", "nie", "Nie", "nein", "NEIN", "Nein", "non", "Non", "no"]
+        {
+            assert_eq!(read_bool(text), Some(false), "{text:?}");
+        }
+        for text in [" да ", "\tnein\n", "\u{3000}はい\u{3000}"] {
+            assert!(read_bool(text).is_some(), "trimmed: {text:?}");
+        }
+        // Other words of the same languages, and answers with more than the word, are not
+        // booleans: a condition `equals = true` must not match them.
+        for text in
+            ["是的", "はいはい", "да!", "нет", "niet", "ok", "oui oui", "s", "sì", "ne", "nee", "tak tak", "jaa"]
+        {
+            assert_eq!(read_bool(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn no_word_is_both_true_and_false() {
+        for word in TRUE_WORDS {
+            assert_eq!(read_bool(word), Some(true), "{word}");
+            assert!(!FALSE_WORDS.contains(word), "{word}");
+            assert_eq!(word.to_lowercase(), *word, "listed in lower case: {word}");
+        }
+        for word in FALSE_WORDS {
+            assert_eq!(read_bool(word), Some(false), "{word}");
+            assert_eq!(word.to_lowercase(), *word, "listed in lower case: {word}");
+        }
+    }
+
+    #[test]
     fn numbers_are_finite_decimals_after_trimming() {
         for (text, n) in
             [("250", 250.0), (" 250 ", 250.0), ("250.0", 250.0), ("2.5e2", 250.0), ("-1", -1.0), ("+7", 7.0)]
@@ -164,6 +225,8 @@ mod tests {
     fn values_read_as_their_cells_do() {
         assert_eq!(Value::text(" yes ").as_bool(), Some(true));
         assert_eq!(Value::text("0").as_bool(), Some(false));
+        assert_eq!(Value::text("Да").as_bool(), Some(true));
+        assert_eq!(Value::from_json(&serde_json::json!("NEIN")).as_bool(), Some(false));
         assert_eq!(Value::Number(2.0).as_bool(), Some(true));
         assert_eq!(Value::text(" 2.5e2 ").as_number(), Some(250.0));
         assert_eq!(Value::Bool(true).as_number(), None);

@@ -75,7 +75,7 @@ name = "clicks"
 group = "emial"
 event = "email_click"
 points = 5
-window = "30 days"
+window = "3M"
 
 [[scores.s.rules]]
 name = "country"
