@@ -145,3 +145,123 @@ fn imported_leads_score_in_the_service_as_the_batch_command_scores_their_files()
     }
     assert!(compared >= 38, "only {compared} leads compared");
 }
+
+/// What each yes or no word of a lead's `budget_confirmed` is worth to the model of
+/// [`months_and_yes_no_words_score_the_same_both_ways`]: 15 points for a yes, -5 for a no.
+const BUDGET_WORDS: &[(&str, f64)] = &[
+    ("yes", 15.0),
+    ("Да", 15.0),
+    ("tak", 15.0),
+    ("Ja", 15.0),
+    ("OUI", 15.0),
+    ("Sí", 15.0),
+    ("si", 15.0),
+    ("是", 15.0),
+    ("はい", 15.0),
+    ("no", -5.0),
+    ("не", -5.0),
+    ("Nie", -5.0),
+    ("NEIN", -5.0),
+    ("non", -5.0),
+    ("否", -5.0),
+    ("いいえ", -5.0),
+    ("maybe", 0.0),
+];
+
+/// Yes and no in every language the model format reads, and a window of months, in the service
+/// (the CSV import, and `/v1/identify` for the JSON API) and in `leadscore score` (a CSV and a
+/// JSON Lines leads file): each lead scores the same both ways, and as the words and the window
+/// say. The events are dated from the present, as the service evaluates at the present: a
+/// webinar 91 days ago is inside `3mo` (91.31 days) and would be outside 90 days, one 92 days
+/// ago is outside.
+#[test]
+fn months_and_yes_no_words_score_the_same_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = "[scores.fit]\n\
+                 [[scores.fit.rules]]\nname = \"budget confirmed\"\nwhen = { field = \"budget_confirmed\", equals = true }\npoints = 15\n\
+                 [[scores.fit.rules]]\nname = \"no budget\"\nwhen = { field = \"budget_confirmed\", equals = false }\npoints = -5\n\
+                 [scores.activity]\n\
+                 [[scores.activity.rules]]\nname = \"webinar this quarter\"\nevent = \"webinar_attended\"\npoints = 20\nwindow = \"3mo\"\n\
+                 [[scores.activity.rules]]\nname = \"downloads this year\"\nevent = \"download\"\npoints = 1\nwindow = \"1 year\"\n";
+    let model_path = dir.path().join("model.toml");
+    std::fs::write(&model_path, model).unwrap();
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let days_ago = |days: i64| leadscore_core::Timestamp(now - days * 86_400_000).to_string();
+    let mut leads = String::from("lead_id,budget_confirmed\n");
+    let mut events = String::from("lead_id,type,ts\n");
+    for (i, (word, _)) in BUDGET_WORDS.iter().enumerate() {
+        leads.push_str(&format!("csv-{i},{word}\n"));
+        // Every other lead attended the webinar 91 days ago, the others 92 days ago; each
+        // downloaded once 360 days ago (inside a year) and once 370 days ago (outside).
+        let webinar = if i % 2 == 0 { 91 } else { 92 };
+        events.push_str(&format!("csv-{i},webinar_attended,{}\n", days_ago(webinar)));
+        events.push_str(&format!("csv-{i},download,{}\ncsv-{i},download,{}\n", days_ago(360), days_ago(370)));
+    }
+    let jsonl: String = BUDGET_WORDS
+        .iter()
+        .enumerate()
+        .map(|(i, (word, _))| format!("{}\n", serde_json::json!({"lead_id": format!("json-{i}"), "budget_confirmed": word})))
+        .collect();
+    for (name, text) in [("leads.csv", &leads), ("events.csv", &events), ("leads.jsonl", &jsonl)] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let no_events = dir.path().join("no-events.csv");
+    std::fs::write(&no_events, "lead_id,type,ts\n").unwrap();
+
+    let data = dir.path().join("data");
+    let (admin, ingest, read) = keys_of_every_scope(&data, "languages");
+    let server = Server::start(&data, &[]);
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    for (path, text) in [("/api/import/leads", &leads), ("/api/import/events", &events)] {
+        let imported = server.post_text(path, &admin, text);
+        assert_eq!(imported.status, 200, "{path}: {}", imported.body);
+        assert_eq!(imported.json()["skipped"], 0, "{path}: {}", imported.body);
+    }
+    for (i, (word, _)) in BUDGET_WORDS.iter().enumerate() {
+        let identify = serde_json::json!({"userId": format!("json-{i}"), "messageId": format!("identify-{i}"), "traits": {"budget_confirmed": word}});
+        let answer = server.post_json("/v1/identify", &ingest, &identify);
+        assert_eq!(answer.status, 200, "{word}: {}", answer.body);
+    }
+
+    let sets = [
+        DataSet {
+            name: "languages-csv".to_string(),
+            model: model_path.clone(),
+            leads: dir.path().join("leads.csv"),
+            events: dir.path().join("events.csv"),
+            query: "",
+            options: &[],
+        },
+        DataSet {
+            name: "languages-jsonl".to_string(),
+            model: model_path.clone(),
+            leads: dir.path().join("leads.jsonl"),
+            events: no_events,
+            query: "",
+            options: &[],
+        },
+    ];
+    for (set, prefix) in sets.iter().zip(["csv", "json"]) {
+        for (i, (word, fit)) in BUDGET_WORDS.iter().enumerate() {
+            let id = format!("{prefix}-{i}");
+            let lead = server.get(&format!("/api/leads/{id}"), &read);
+            assert_eq!(lead.status, 200, "{id}: {}", lead.body);
+            let lead = lead.json();
+            let as_of = lead["as_of"].as_str().unwrap();
+            let batch = batch_scores(set, as_of);
+            let (_, expected) = batch.iter().find(|(batch_id, _)| *batch_id == id).unwrap();
+            assert_eq!(
+                &lead["scores"], expected,
+                "{id} ({word:?}) as of {as_of}: the service (left) and leadscore score (right) disagree"
+            );
+            assert_eq!(lead["scores"]["fit"]["value"].as_f64(), Some(*fit), "{id}: {word:?}");
+            let activity = match prefix {
+                "json" => 0.0,
+                _ if i % 2 == 0 => 21.0,
+                _ => 1.0,
+            };
+            assert_eq!(lead["scores"]["activity"]["value"].as_f64(), Some(activity), "{id}: {word:?}");
+        }
+    }
+}
