@@ -5,7 +5,8 @@
 //! a creation time, repeated rows; and a `;`-separated one with day-first times in Paris, read
 //! with the same time options both ways); each lead's scores, tiers and explanations
 //! are read from the service and compared with `leadscore score --explain` at the instant the
-//! service evaluated them (its answer's `as_of`).
+//! service evaluated them (its answer's `as_of`). Yes and no words in every supported language
+//! and a window of months are compared the same way, through the CSV import and the JSON API.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -201,7 +202,9 @@ fn months_and_yes_no_words_score_the_same_both_ways() {
     let jsonl: String = BUDGET_WORDS
         .iter()
         .enumerate()
-        .map(|(i, (word, _))| format!("{}\n", serde_json::json!({"lead_id": format!("json-{i}"), "budget_confirmed": word})))
+        .map(|(i, (word, _))| {
+            format!("{}\n", serde_json::json!({"lead_id": format!("json-{i}"), "budget_confirmed": word}))
+        })
         .collect();
     for (name, text) in [("leads.csv", &leads), ("events.csv", &events), ("leads.jsonl", &jsonl)] {
         std::fs::write(dir.path().join(name), text).unwrap();
