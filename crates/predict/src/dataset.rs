@@ -86,7 +86,9 @@ pub enum DatasetError {
     PositiveNotFound { file: String, column: String, positive: String },
     #[error("{file}: line {line}: column \"{column}\": \"{value}\" is not a number (or, in a date column, a date)")]
     NotNumeric { file: String, line: u64, column: String, value: String },
-    #[error("{file}: line {line}: column \"{column}\": \"{value}\" is not a boolean (yes/no, true/false, 1/0)")]
+    #[error(
+        "{file}: line {line}: column \"{column}\": \"{value}\" is not a boolean (yes/no, true/false, 1/0, or yes/no in another language of docs/model-format.md, such as oui/non)"
+    )]
     NotBoolean { file: String, line: u64, column: String, value: String },
     #[error("{file}: row index {row} is out of range ({rows} rows)")]
     RowOutOfRange { file: String, row: usize, rows: usize },
@@ -627,7 +629,7 @@ impl Encoder {
     }
 
     /// Encodes the rows `rows` of `table` (which may be another file than the training one: columns are looked up
-    /// by name). A number that does not parse in a numeric column, or a boolean that is not yes/no, true/false or 1/0, is
+    /// by name). A number that does not parse in a numeric column, or a boolean that `read_bool` does not read, is
     /// an error naming its line; an unseen category is all zeros.
     pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Features, DatasetError> {
         table.check_rows(rows)?;
@@ -871,7 +873,7 @@ mod tests {
         let e = enc.transform(&table("flag,word\nmaybe,1\n"), &[0]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "t.csv: line 2: column \"flag\": \"maybe\" is not a boolean (yes/no, true/false, 1/0)"
+            "t.csv: line 2: column \"flag\": \"maybe\" is not a boolean (yes/no, true/false, 1/0, or yes/no in another language of docs/model-format.md, such as oui/non)"
         );
         // The positive outcome by default is the value that reads as true.
         assert_eq!(table("y\nNo\nYes\n").target("y", None).unwrap(), [false, true]);
