@@ -17,6 +17,11 @@ use crate::predictor::Predictor;
 
 /// The number of fields a predictive score's explanation names unless `factors` says otherwise.
 const DEFAULT_FACTORS: usize = 3;
+/// Six decimals: what every value was written with before `precision` existed, so that a model
+/// without the key scores as it always did, while the float noise of decay (`49.99999966`) is
+/// rounded away before tiers are compared.
+const DEFAULT_PRECISION: u8 = 6;
+use crate::engine::MAX_PRECISION;
 
 impl Compiler<'_> {
     /// Orders scores so that components come first; reports cycles.
@@ -171,6 +176,18 @@ impl Compiler<'_> {
             );
         }
 
+        let precision = match &def.precision {
+            None => DEFAULT_PRECISION,
+            Some(p) if (0..=i64::from(MAX_PRECISION)).contains(p.get_ref()) => *p.get_ref() as u8,
+            Some(p) => {
+                self.error(
+                    format!("`precision` is a number of decimals from 0 to {MAX_PRECISION}, not {}", p.get_ref()),
+                    span(p),
+                );
+                DEFAULT_PRECISION
+            }
+        };
+
         let tiers = self.tiers(&name, &def.tiers);
         let disqualified_tier =
             def.disqualified_tier.as_ref().map_or_else(|| "disqualified".to_string(), |t| t.get_ref().clone());
@@ -197,6 +214,7 @@ impl Compiler<'_> {
             min,
             max,
             normalize,
+            precision,
             tiers,
             qualifiers,
             disqualifiers,
