@@ -192,7 +192,25 @@ fn serialize_rounded<S: serde::Serializer>(value: &f64, serializer: S) -> Result
 
 #[cfg(test)]
 mod rounding_tests {
-    use super::round_score;
+    use super::{round_score, round_to_precision};
+
+    /// Every output writes a value through `round_score`: it must leave the engine's rounding as
+    /// it is, so that files, answers, webhooks and history carry the value the tier was found for.
+    #[test]
+    fn writing_a_value_keeps_the_engines_rounding() {
+        let mut value = 0.123_456_789_f64;
+        for i in 0..20_000 {
+            value = (value * 7_919.0 + i as f64 * 0.000_000_37).rem_euclid(2_000_000.0) - 1_000_000.0;
+            for decimals in 0..=6 {
+                let rounded = round_to_precision(value, decimals);
+                assert_eq!(round_score(rounded), rounded, "{value} to {decimals}");
+                assert!((rounded - value).abs() <= 0.5 * 10f64.powi(-i32::from(decimals)) + 1e-9, "{value}");
+            }
+        }
+        assert_eq!(round_to_precision(49.99999966, 6), 50.0);
+        assert_eq!(round_to_precision(-0.4, 0).to_string(), "0");
+        assert_eq!(round_to_precision(f64::MAX, 6), f64::MAX);
+    }
 
     #[test]
     fn scores_are_rounded_to_six_decimals_without_negative_zero() {
