@@ -70,11 +70,11 @@ fn precision_rounds_half_away_from_zero_to_its_decimals() {
 fn precision_is_a_number_of_decimals_from_0_to_6() {
     for (value, column) in [("7", 13), ("-1", 13)] {
         let text = format!("[scores.s]\nprecision = {value}\n");
-        let error = compile(&text).err().expect("out-of-range precision is an error").render("model.toml");
+        let error = compile(&text).expect_err("out-of-range precision is an error").render("model.toml");
         assert!(error.contains(&format!("`precision` is a number of decimals from 0 to 6, not {value}")), "{error}");
         assert!(error.contains(&format!("model.toml:2:{column}")), "{error}");
     }
-    let error = compile("[scores.s]\nprecision = 2.5\n").err().expect("a fraction is an error").render("model.toml");
+    let error = compile("[scores.s]\nprecision = 2.5\n").expect_err("a fraction is an error").render("model.toml");
     assert!(error.contains("model.toml:2:"), "{error}");
 }
 
