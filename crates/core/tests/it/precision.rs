@@ -78,6 +78,24 @@ fn precision_is_a_number_of_decimals_from_0_to_6() {
     assert!(error.contains("model.toml:2:"), "{error}");
 }
 
+#[test]
+fn a_tier_limit_with_more_decimals_than_the_precision_is_a_warning() {
+    let text = "[scores.s]\nprecision = 2\ntiers = [{ label = \"low\" }, { label = \"high\", min = 50.005 }]\n\
+                [[scores.s.rules]]\nname = \"r\"\nwhen = { field = \"x\", present = true }\npoints = 50.004\n";
+    let compiled = compile(text).expect("a warning, not an error");
+    let warnings: Vec<String> = compiled.warnings.iter().map(|w| w.render("model.toml", text)).collect();
+    assert_eq!(
+        warnings,
+        [
+            "model.toml:3:53: warning: tier `high` has `min` 50.005, with more decimals than the score's `precision` (2): values are rounded to 2 decimals before tiers are compared"
+        ]
+    );
+    // 50.004 rounds to 50, below 50.005: the tier is the rounded value's.
+    assert_eq!(first(&compiled.model, &[("x", "1")], &[]), (50.0, Some("low".to_string())));
+    let same_decimals = text.replace("50.005", "50.01");
+    assert!(compile(&same_decimals).unwrap().warnings.is_empty());
+}
+
 proptest! {
     /// Rounding never moves a value across a tier boundary that the unrounded value missed, or
     /// reached, by more than half a unit of the precision.
