@@ -105,7 +105,8 @@ impl Scratch {
 
 /// A score rounded to 6 decimals, without trailing zeros (`62.5`, `50`, `-22.500003`): the text
 /// of [`leadscore_core::round_score`], which answers and webhooks carry, written without parsing
-/// it back (this runs for every score of every lead).
+/// it back (this runs for every score of every lead). The engine has already rounded a value to
+/// its score's `precision` (at most 6 decimals), which this leaves as it is.
 pub fn format_score(value: f64) -> String {
     let mut text = format!("{value:.6}");
     if text.contains('.') {

@@ -128,7 +128,8 @@ impl<'m> LeadScores<'m> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreResult<'m> {
     pub name: &'m str,
-    /// The score: written rounded to 6 decimals (`round_score`), kept exact in memory.
+    /// The score, rounded to the score's `precision` (6 decimals unless the model says
+    /// otherwise); its tier is the tier of this rounded value.
     #[serde(serialize_with = "serialize_rounded")]
     pub value: f64,
     /// The tier the value falls in; none when it falls outside every tier (see `leadscore check`).
@@ -139,7 +140,7 @@ pub struct ScoreResult<'m> {
     /// The disqualifier that applied, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disqualified_by: Option<&'m str>,
-    /// Adds up, in order, to `value`.
+    /// Adds up, in order, to `value` before its rounding: within half a unit of the precision.
     pub contributions: Vec<Contribution<'m>>,
 }
 
@@ -168,13 +169,48 @@ pub fn round_score(value: f64) -> f64 {
     if rounded == 0.0 { 0.0 } else { rounded }
 }
 
+/// The most decimals a score's `precision` keeps: as many as every value is written with.
+pub(crate) const MAX_PRECISION: u8 = 6;
+
+/// `value` rounded to `decimals` decimals (half away from zero, without a negative zero): the
+/// one rounding of a score's value, after limits and normalisation and before its tier is
+/// found. The result is the double nearest to a number with at most `decimals` decimals, so
+/// `round_score` (6 decimals) leaves it as it is and every output writes the same value.
+pub(crate) fn round_to_precision(value: f64, decimals: u8) -> f64 {
+    let scale = 10f64.powi(i32::from(decimals.min(MAX_PRECISION)));
+    let scaled = value * scale;
+    if !scaled.is_finite() {
+        return value;
+    }
+    let rounded = scaled.round() / scale;
+    if rounded == 0.0 { 0.0 } else { rounded }
+}
+
 fn serialize_rounded<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(round_score(*value))
 }
 
 #[cfg(test)]
 mod rounding_tests {
-    use super::round_score;
+    use super::{round_score, round_to_precision};
+
+    /// Every output writes a value through `round_score`: it must leave the engine's rounding as
+    /// it is, so that files, answers, webhooks and history carry the value the tier was found for.
+    #[test]
+    fn writing_a_value_keeps_the_engines_rounding() {
+        let mut value = 0.123_456_789_f64;
+        for i in 0..20_000 {
+            value = (value * 7_919.0 + i as f64 * 0.000_000_37).rem_euclid(2_000_000.0) - 1_000_000.0;
+            for decimals in 0..=6 {
+                let rounded = round_to_precision(value, decimals);
+                assert_eq!(round_score(rounded), rounded, "{value} to {decimals}");
+                assert!((rounded - value).abs() <= 0.5 * 10f64.powi(-i32::from(decimals)) + 1e-9, "{value}");
+            }
+        }
+        assert_eq!(round_to_precision(49.99999966, 6), 50.0);
+        assert_eq!(round_to_precision(-0.4, 0).to_string(), "0");
+        assert_eq!(round_to_precision(f64::MAX, 6), f64::MAX);
+    }
 
     #[test]
     fn scores_are_rounded_to_six_decimals_without_negative_zero() {
@@ -270,7 +306,8 @@ impl Model {
         result.disqualified_by = None;
         outcomes.clear();
         if let Some(predictive) = &score.predictive {
-            result.value = predict(self, predictive, lead, &mut result.contributions);
+            result.value =
+                round_to_precision(predict(self, predictive, lead, &mut result.contributions), score.precision);
             self.set_tier(score, lead, state, as_of, outcomes, result);
             return;
         }
@@ -336,7 +373,10 @@ impl Model {
                 contributions.push(Contribution { source: Source::Normalization, occurrences: 0, points: offset });
             }
         }
-        result.value = sum(contributions);
+        // Rounded once, here: the tier, the components that read this score and every output
+        // see this value. The contributions stay exact, so they add up to it within half a unit
+        // of the precision.
+        result.value = round_to_precision(sum(contributions), score.precision);
         self.set_tier(score, lead, state, as_of, outcomes, result);
     }
 

@@ -63,6 +63,9 @@ pub struct ScoreDef {
     /// Map [min, max] linearly onto 0-100 (needs both `min` and `max`).
     #[serde(default)]
     pub normalize: Option<Spanned<bool>>,
+    /// How many decimals the score's value keeps, 0 to 6 (default 6): the value is rounded once,
+    /// and tiers, files, answers, webhooks and history all read that rounded value.
+    pub precision: Option<Spanned<i64>>,
     #[serde(default)]
     pub tiers: Vec<Spanned<TierDef>>,
     #[serde(default)]

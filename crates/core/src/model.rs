@@ -109,6 +109,8 @@ pub struct Score {
     pub(crate) min: Option<f64>,
     pub(crate) max: Option<f64>,
     pub(crate) normalize: bool,
+    /// Decimals the value is rounded to before its tier is found (0 to 6).
+    pub(crate) precision: u8,
     pub(crate) tiers: Vec<Tier>,
     pub(crate) qualifiers: Vec<Qualifier>,
     pub(crate) disqualifiers: Vec<Qualifier>,

@@ -11,12 +11,17 @@ use toml::Spanned;
 
 use super::compiler::{Compiler, span};
 use crate::diagnostic::Diagnostic;
-use crate::format::ScoreDef;
+use crate::engine::{MAX_PRECISION, round_to_precision};
+use crate::format::{ScoreDef, TierDef};
 use crate::model::{Group, PredictiveScore, Rule, Score};
 use crate::predictor::Predictor;
 
 /// The number of fields a predictive score's explanation names unless `factors` says otherwise.
 const DEFAULT_FACTORS: usize = 3;
+/// Six decimals: what every value was written with before `precision` existed, so that a model
+/// without the key scores as it always did, while the float noise of decay (`49.99999966`) is
+/// rounded away before tiers are compared.
+const DEFAULT_PRECISION: u8 = 6;
 
 impl Compiler<'_> {
     /// Orders scores so that components come first; reports cycles.
@@ -171,7 +176,20 @@ impl Compiler<'_> {
             );
         }
 
+        let precision = match &def.precision {
+            None => DEFAULT_PRECISION,
+            Some(p) if (0..=i64::from(MAX_PRECISION)).contains(p.get_ref()) => *p.get_ref() as u8,
+            Some(p) => {
+                self.error(
+                    format!("`precision` is a number of decimals from 0 to {MAX_PRECISION}, not {}", p.get_ref()),
+                    span(p),
+                );
+                DEFAULT_PRECISION
+            }
+        };
+
         let tiers = self.tiers(&name, &def.tiers);
+        self.warn_of_limits_finer_than_the_precision(&def.tiers, precision);
         let disqualified_tier =
             def.disqualified_tier.as_ref().map_or_else(|| "disqualified".to_string(), |t| t.get_ref().clone());
         if let Some(label) = &def.disqualified_tier {
@@ -197,11 +215,35 @@ impl Compiler<'_> {
             min,
             max,
             normalize,
+            precision,
             tiers,
             qualifiers,
             disqualifiers,
             disqualified_tier,
             predictive,
+        }
+    }
+
+    /// A tier limit with more decimals than the score's value keeps is one no value can equal:
+    /// `min = 50.005` with `precision = 2` is reached from 50.01 only, which is seldom meant.
+    fn warn_of_limits_finer_than_the_precision(&mut self, tiers: &[Spanned<TierDef>], precision: u8) {
+        for tier in tiers {
+            let tier = tier.get_ref();
+            for (key, limit) in [("min", &tier.min), ("max", &tier.max)] {
+                if let Some(limit) = limit
+                    && limit.get_ref().is_finite()
+                    && round_to_precision(*limit.get_ref(), precision) != *limit.get_ref()
+                {
+                    self.warning(
+                        format!(
+                            "tier `{}` has `{key}` {}, with more decimals than the score's `precision` ({precision}): values are rounded to {precision} decimals before tiers are compared",
+                            tier.label.get_ref(),
+                            limit.get_ref()
+                        ),
+                        span(limit),
+                    );
+                }
+            }
         }
     }
 

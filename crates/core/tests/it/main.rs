@@ -6,6 +6,7 @@
 mod common;
 mod errors;
 mod model_format_doc;
+mod precision;
 mod predictive;
 mod properties;
 mod purity;

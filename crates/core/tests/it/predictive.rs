@@ -108,7 +108,9 @@ fn qualifiers_and_disqualifiers_apply_to_predictive_scores() {
     let unknown = lead(&model, &[]);
     let scores = model.evaluate(&unknown, &LeadState::new(&model), at);
     let conversion = scores.get("conversion").unwrap();
-    assert!((conversion.value - 100.0 * sigmoid(-2.0)).abs() < 1e-9);
+    // The probability as a score, rounded to the default 6 decimals.
+    assert!((conversion.value - 100.0 * sigmoid(-2.0)).abs() <= 0.5e-6);
+    assert_eq!(conversion.value, 11.920292);
     assert_eq!(conversion.contributions.len(), 1);
     assert_eq!(conversion.tier, Some("low"));
 }

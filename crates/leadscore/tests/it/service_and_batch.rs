@@ -3,7 +3,8 @@
 //! the files by `leadscore score`. Every example model's data is loaded both ways, and so are
 //! CRM exports as they come (`tests/fixtures/crm`: stray spaces, CRM column names, leads without
 //! a creation time, repeated rows; and a `;`-separated one with day-first times in Paris, read
-//! with the same time options both ways); each lead's scores, tiers and explanations
+//! with the same time options both ways), and a model with `precision` set on decaying scores
+//! (`tests/fixtures/precision`); each lead's scores, tiers and explanations
 //! are read from the service and compared with `leadscore score --explain` at the instant the
 //! service evaluated them (its answer's `as_of`). Yes and no words in every supported language
 //! and a window of months are compared the same way, through the CSV import and the JSON API.
@@ -64,6 +65,15 @@ fn data_sets() -> Vec<DataSet> {
         query: "?time_format=dmy&time_zone=Europe/Paris",
         options: &["--time-format", "dmy", "--time-zone", "Europe/Paris"],
     });
+    let precision = root.join("tests/fixtures/precision");
+    sets.push(DataSet {
+        name: "precision".to_string(),
+        model: precision.join("model.toml"),
+        leads: precision.join("leads.csv"),
+        events: precision.join("events.csv"),
+        query: "",
+        options: &[],
+    });
     sets
 }
 
@@ -117,6 +127,7 @@ fn imported_leads_score_in_the_service_as_the_batch_command_scores_their_files()
         .collect();
     let server = Server::start(dir.path(), &[]);
     let mut compared = 0;
+    let mut p1_compared = false;
     for (set, (admin, read)) in sets.iter().zip(&keys) {
         let uploaded = server.post_text("/api/models", admin, &std::fs::read_to_string(&set.model).unwrap());
         assert_eq!(uploaded.status, 201, "{}: {}", set.name, uploaded.body);
@@ -141,9 +152,30 @@ fn imported_leads_score_in_the_service_as_the_batch_command_scores_their_files()
                 "{}: lead {id} as of {as_of}: the service (left) and leadscore score (right) disagree",
                 set.name
             );
+            if set.name == "precision" {
+                // Decayed points, written as the engine rounded them: whole points and tenths.
+                let engagement = lead["scores"]["engagement"]["value"].as_f64().unwrap();
+                let total = lead["scores"]["total"]["value"].as_f64().unwrap();
+                assert_eq!(engagement, engagement.round(), "{id}: {}", lead["scores"]);
+                assert_eq!(total, (total * 10.0).round() / 10.0, "{id}: {}", lead["scores"]);
+                if id == "p1" {
+                    // 15 + 20 + 15 points on 2026-10-31, decayed to just under 50 since: rounded
+                    // to whole points, they are 50 and mql until half a point has decayed.
+                    let evaluated = leadscore_core::Timestamp::parse_rfc3339(as_of).unwrap();
+                    let events_at = leadscore_core::Timestamp::parse_rfc3339("2026-10-31T00:00:00Z").unwrap();
+                    let days = (evaluated.0 - events_at.0) as f64 / 86_400_000.0;
+                    let exact = 50.0 * 0.5f64.powf(days / 3650.0);
+                    assert!(exact < 50.0, "{exact}");
+                    assert_eq!(engagement, exact.round(), "{}", lead["scores"]);
+                    let tier = if exact >= 49.5 { "mql" } else { "warm" };
+                    assert_eq!(lead["scores"]["engagement"]["tier"], tier, "{}", lead["scores"]);
+                    p1_compared = true;
+                }
+            }
             compared += 1;
         }
     }
+    assert!(p1_compared, "the lead whose points add up to a tier's min was compared");
     assert!(compared >= 38, "only {compared} leads compared");
 }
 
