@@ -51,6 +51,11 @@ const MIGRATIONS: &[Migration] = &[
     sql(18, "erasure", include_str!("migrations/0018_erasure.sql")),
 ];
 
+/// The migration from which deleted content is overwritten (`secure_delete`, see
+/// [`crate::erasure`]): a database written before it may still hold deleted rows in its free
+/// pages, so it is rebuilt (`VACUUM`) once, right after it is migrated past it.
+const ERASURE: u32 = 18;
+
 /// Applies every migration the database has not had yet.
 pub fn apply(connection: &mut Connection) -> Result<(), StoreError> {
     apply_through(connection, u32::MAX)
@@ -71,6 +76,7 @@ fn apply_through(connection: &mut Connection, last: u32) -> Result<(), StoreErro
     if let Some((found, _)) = applied.iter().find(|(version, _)| *version > known) {
         return Err(StoreError::TooNew { found: *found, known });
     }
+    let written_before_erasure = !applied.is_empty() && applied.iter().all(|(version, _)| *version < ERASURE);
     for &Migration { version, name, sql, then } in MIGRATIONS.iter().filter(|m| m.version <= last) {
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
         match applied.iter().find(|(v, _)| *v == version) {
@@ -89,12 +95,63 @@ fn apply_through(connection: &mut Connection, last: u32) -> Result<(), StoreErro
         )?;
         transaction.commit()?;
     }
+    if written_before_erasure && last >= ERASURE {
+        forget_deleted_content(connection);
+    }
     Ok(())
+}
+
+/// Rewrites the database without its free pages, then empties the WAL: what was deleted before
+/// deleted content was overwritten leaves the files. It needs as much free disk as the database
+/// takes; if it fails the service still starts, and says how to do it by hand.
+fn forget_deleted_content(connection: &Connection) {
+    let started = std::time::Instant::now();
+    let done = connection
+        .execute_batch("VACUUM")
+        .and_then(|()| connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)));
+    match done {
+        Ok(_) => tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "rewrote the database once so that no deleted content is left in it"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            "could not rewrite the database to clear content deleted before this version: erased leads may still \
+             be in its free pages; stop the service and run `sqlite3 DIR/leadscore.db VACUUM`"
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_written_before_secure_deletion_is_rewritten_without_what_it_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leadscore.db");
+        let mut connection = Connection::open(&path).unwrap();
+        connection.pragma_update(None, "journal_mode", "WAL").unwrap();
+        apply_through(&mut connection, ERASURE - 1).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0);
+                 INSERT INTO leads (id, workspace_id, email, created_at, updated_at)
+                     VALUES (1, 1, 'gone.9d2f@example.org', 0, 0);",
+            )
+            .unwrap();
+        connection.execute("DELETE FROM leads WHERE id = 1", []).unwrap();
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        let holds = |needle: &[u8]| {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .any(|file| std::fs::read(file.path()).unwrap().windows(needle.len()).any(|w| w == needle))
+        };
+        assert!(holds(b"gone.9d2f@example.org"), "deleted without secure_delete, the row stays in a free page");
+        apply(&mut connection).unwrap();
+        assert!(!holds(b"gone.9d2f@example.org"), "rewritten once when migrated past the erasure");
+    }
 
     /// The tables that grow with every event are appended to, never indexed by lead: an index by
     /// lead inserts at a random place of the index for every event (about one page of WAL each).
