@@ -119,7 +119,7 @@ fn run_one<'m>(model: &'m Model, test: &'m TestCase) -> TestOutcome<'m> {
         .iter()
         .filter_map(|expected| {
             let actual = &scores.scores[expected.score];
-            let value_differs = expected.value.is_some_and(|v| !((actual.value - v).abs() <= VALUE_TOLERANCE));
+            let value_differs = expected.value.is_some_and(|v| !close_enough(actual.value, v));
             let tier_differs = expected.tier.as_ref().is_some_and(|t| t.as_deref() != actual.tier);
             (value_differs || tier_differs).then(|| Mismatch {
                 expected_value: expected.value,
@@ -129,6 +129,11 @@ fn run_one<'m>(model: &'m Model, test: &'m TestCase) -> TestOutcome<'m> {
         })
         .collect();
     TestOutcome { name: &test.name, span: test.span.clone(), mismatches }
+}
+
+/// Within [`VALUE_TOLERANCE`]; a NaN is never close to anything, so it fails a test.
+fn close_enough(actual: f64, expected: f64) -> bool {
+    (actual - expected).abs() <= VALUE_TOLERANCE
 }
 
 /// Checks and resolves the `[[tests]]` of a model that compiled, adding an error per mistake.
