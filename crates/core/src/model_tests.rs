@@ -227,6 +227,13 @@ pub(crate) fn compile_tests(
                 }
             };
             let value = expect.value.as_ref().map(|v| *v.get_ref());
+            if let Some(v) = expect.value.as_ref().filter(|v| !v.get_ref().is_finite()) {
+                diagnostics.push(Diagnostic::error(
+                    format!("`value` must be a finite number, not {}", v.get_ref()),
+                    Some(v.span()),
+                ));
+                ok = false;
+            }
             expectations.push(Expectation { score, value, tier });
         }
         if let (true, Some(as_of)) = (ok, as_of) {
@@ -319,7 +326,7 @@ name = "wrong"
 as_of = "yesterday"
 events = [{ type = "page_view", at = "2026-13-01T00:00:00Z" }]
 expect.fitness = { value = 1 }
-expect.fit = { tier = "hot" }
+expect.fit = { tier = "hot", value = nan }
 "#,
         );
         let error = compile(&source).unwrap_err();
@@ -328,5 +335,6 @@ expect.fit = { tier = "hot" }
         assert!(rendered.contains("m.toml:13:38: error: `at` must be an RFC 3339 time"), "{rendered}");
         assert!(rendered.contains("m.toml:14:18: error: a test expects the score `fitness`"), "{rendered}");
         assert!(rendered.contains("m.toml:15:23: error: `fit` has no tier `hot` (its tiers: cold, warm"), "{rendered}");
+        assert!(rendered.contains("m.toml:15:38: error: `value` must be a finite number, not NaN"), "{rendered}");
     }
 }
