@@ -337,4 +337,25 @@ expect.fit = { tier = "hot", value = nan }
         assert!(rendered.contains("m.toml:15:23: error: `fit` has no tier `hot` (its tiers: cold, warm"), "{rendered}");
         assert!(rendered.contains("m.toml:15:38: error: `value` must be a finite number, not NaN"), "{rendered}");
     }
+
+    #[test]
+    fn a_test_needs_its_own_name_and_something_to_expect() {
+        let source = with_tests(
+            r#"
+[[tests]]
+name = "same"
+as_of = "2026-03-01T00:00:00Z"
+expect = {}
+
+[[tests]]
+name = "same"
+as_of = "2026-03-01T00:00:00Z"
+expect.fit = {}
+"#,
+        );
+        let rendered = compile(&source).unwrap_err().render("m.toml");
+        assert!(rendered.contains("m.toml:11:8: error: a test expects nothing"), "{rendered}");
+        assert!(rendered.contains("m.toml:16:8: error: two tests are named `same`"), "{rendered}");
+        assert!(rendered.contains("m.toml:18:14: error: the test expects nothing of `fit`"), "{rendered}");
+    }
 }
