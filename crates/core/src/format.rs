@@ -19,6 +19,9 @@ pub struct ModelFile {
     /// The scores, in the order they are written (that is the order of output columns).
     #[serde(default)]
     pub scores: IndexMap<String, Spanned<ScoreDef>>,
+    /// `[[tests]]`: leads with the scores the author expects them to get.
+    #[serde(default)]
+    pub tests: Vec<Spanned<TestDef>>,
 }
 
 /// `[model]`: what the model is.
@@ -294,4 +297,39 @@ impl<'de> Deserialize<'de> for Scalar {
         }
         deserializer.deserialize_any(Visitor)
     }
+}
+
+/// `[[tests]]`: one lead, its events and an as-of time, with what some scores should be.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestDef {
+    pub name: Spanned<String>,
+    /// RFC 3339: the instant the lead is scored at.
+    pub as_of: Spanned<String>,
+    /// The lead's fields, as a leads file or the API would give them.
+    #[serde(default)]
+    pub lead: IndexMap<String, toml::Value>,
+    #[serde(default)]
+    pub events: Vec<Spanned<TestEventDef>>,
+    /// Per score name, its expected value and/or tier.
+    pub expect: IndexMap<String, Spanned<ExpectDef>>,
+}
+
+/// One event of a test: `{ type = "page_view", at = "...", properties = { ... } }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestEventDef {
+    #[serde(rename = "type")]
+    pub event_type: Spanned<String>,
+    pub at: Spanned<String>,
+    #[serde(default)]
+    pub properties: IndexMap<String, toml::Value>,
+}
+
+/// What a test expects of one score: its value (within 1e-6) and/or its tier (`""` for none).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectDef {
+    pub value: Option<Spanned<f64>>,
+    pub tier: Option<Spanned<String>>,
 }

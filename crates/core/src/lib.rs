@@ -11,6 +11,7 @@
 //! - [`predictor`]: predictive scores (a trained model's probability), behind a trait.
 //! - [`rules`]: each rule kind, compiled and evaluated, and conditions on lead fields and event
 //!   properties.
+//! - [`model_tests`]: the `[[tests]]` a model carries, run against it.
 //! - [`check`]: what a model can reach (score ranges, unreachable tiers).
 //! - [`time`]: instants, durations and RFC 3339.
 
@@ -20,6 +21,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod format;
 pub mod model;
+pub mod model_tests;
 pub mod predictor;
 pub mod rules;
 pub mod time;

@@ -36,9 +36,16 @@ pub struct Model {
     /// Score indexes in an order where every score comes after the scores it is made from.
     pub(crate) evaluation_order: Vec<usize>,
     pub(crate) created_at_field: Option<usize>,
+    /// The file's `[[tests]]`, run by [`crate::model_tests::run`].
+    pub(crate) tests: Vec<crate::model_tests::TestCase>,
 }
 
 impl Model {
+    /// The file's `[[tests]]`, in the order they are written.
+    pub fn tests(&self) -> &[crate::model_tests::TestCase] {
+        &self.tests
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

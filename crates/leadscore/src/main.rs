@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Check a model file: every error with line and column, each score's range and its tiers
     Check(commands::check::Args),
+    /// Run the [[tests]] of a model file: each as ok or FAILED, with the contributions of a failure
+    Test(commands::test::Args),
     /// Score a file of leads with their events; one row per lead
     Score(commands::score::Args),
     /// Run the real-time scoring service (HTTP API, embedded database)
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => commands::check::run(args),
+        Command::Test(args) => commands::test::run(args),
         Command::Score(args) => commands::score::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Keys(args) => commands::keys::run(args),

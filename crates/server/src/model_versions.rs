@@ -1,6 +1,6 @@
 //! A workspace's scoring model versions, as the API (`routes/models.rs`) and the console
 //! (`console/models.rs`) handle them alike: checking a model's text (the diagnostics `leadscore
-//! check` prints, each with its line and column), storing a new version with who uploaded it,
+//! check` prints, each with its line and column, and the model's own `[[tests]]` that fail), storing a new version with who uploaded it,
 //! listing and reading versions, previewing one against the active version, activating one and
 //! rolling back (each starting the rescoring it records).
 
@@ -88,6 +88,22 @@ pub async fn check(
             let new_version = models.compile_new(reads, workspace_id, &source)?;
             Ok(match new_version.compiled {
                 Ok(compiled) => {
+                    // A model whose own tests fail is refused like one that does not compile:
+                    // its author said what it must score, and it does not.
+                    let failures: Vec<Diagnostic> = leadscore_core::model_tests::run(&compiled.model)
+                        .iter()
+                        .filter_map(|outcome| outcome.diagnostic())
+                        .collect();
+                    if let Some(first) = failures.first() {
+                        return Ok(Err(InvalidModel {
+                            message: format!(
+                                "{} of the model's tests fail; the first: {}",
+                                failures.len(),
+                                first.message
+                            ),
+                            diagnostics: located(&source, &failures),
+                        }));
+                    }
                     let mut warnings = compiled.warnings;
                     warnings.extend(leadscore_core::check::warnings(&compiled.model));
                     // What the workspace's retention does to the rules (no place in the text: last).

@@ -42,15 +42,19 @@ pub fn compile(source: &str) -> Result<Compiled, ModelError> {
 
 /// Compiles a model file's text, loading the predictive models its scores name with `predictors`.
 pub fn compile_with(source: &str, predictors: &dyn PredictorLoader) -> Result<Compiled, ModelError> {
-    let file: ModelFile = match toml::from_str(source) {
+    let mut file: ModelFile = match toml::from_str(source) {
         Ok(file) => file,
         Err(error) => {
             let message = error.message().trim_end().to_string();
             return Err(ModelError::new(vec![Diagnostic::error(message, error.span())], source));
         }
     };
+    let tests = std::mem::take(&mut file.tests);
     let mut compiler = Compiler::new(predictors);
-    let model = compiler.model(file);
+    let mut model = compiler.model(file);
+    if let Some(model) = &mut model {
+        model.tests = crate::model_tests::compile_tests(model, tests, &mut compiler.diagnostics);
+    }
     let has_errors = compiler.diagnostics.iter().any(|d| d.severity == Severity::Error);
     match model {
         Some(model) if !has_errors => {
@@ -103,6 +107,7 @@ impl Compiler<'_> {
             scores,
             evaluation_order,
             created_at_field,
+            tests: Vec::new(),
         })
     }
 }

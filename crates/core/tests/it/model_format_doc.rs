@@ -1,7 +1,7 @@
 //! Keeps docs/model-format.md honest: every TOML example in it is compiled.
 //!
 //! Fenced blocks are recognised by their info string:
-//! - ```` ```toml ````: a whole model; it must compile without warnings.
+//! - ```` ```toml ````: a whole model; it must compile without warnings, and its `[[tests]]` pass.
 //! - ```` ```toml,warning ````: a whole model; it must compile with at least one warning.
 //! - ```` ```toml,error ````: a model that must not compile.
 //! - ```` ```toml,fragment ````: part of a model; it must be valid TOML, and is not compiled.
@@ -98,7 +98,13 @@ fn every_toml_example_in_the_model_format_reference_compiles() {
             "toml" => {
                 counts[0] += 1;
                 match compile(&block.text) {
-                    Ok(compiled) if compiled.warnings.is_empty() => {}
+                    Ok(compiled) if compiled.warnings.is_empty() => {
+                        for outcome in leadscore_core::model_tests::run(&compiled.model) {
+                            if let Some(failure) = outcome.diagnostic() {
+                                failures.push(format!("{at}: {}", failure.render("model.toml", &block.text)));
+                            }
+                        }
+                    }
                     Ok(_) => failures.push(format!(
                         "{at}: compiles with warnings; mark it ```toml,warning if that is meant:\n{}",
                         rendered(&block.text)

@@ -1,5 +1,5 @@
 //! `leadscore check MODEL`: every problem of a model file with its line and column, then what each
-//! score can reach and which tiers no lead can reach.
+//! score can reach and which tiers no lead can reach, and the model's `[[tests]]` that fail.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -54,7 +54,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if n_rules == 1 { "" } else { "s" },
             )?;
             write!(out, "{}", render_report(&check::report(model)))?;
-            Ok(ExitCode::SUCCESS)
+            // The model's own tests: a failure is a problem of the file, at the test's name.
+            let outcomes = leadscore_core::model_tests::run(model);
+            let failures: Vec<_> = outcomes.iter().filter_map(|o| o.diagnostic()).collect();
+            if !outcomes.is_empty() {
+                writeln!(
+                    out,
+                    "\n{} test{}, {} failed",
+                    outcomes.len(),
+                    if outcomes.len() == 1 { "" } else { "s" },
+                    failures.len()
+                )?;
+            }
+            for failure in &failures {
+                writeln!(out, "{}", failure.render(&loaded.path, &loaded.source))?;
+            }
+            Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }
 }

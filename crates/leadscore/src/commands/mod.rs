@@ -6,6 +6,7 @@ pub mod keys;
 pub mod leads;
 pub mod score;
 pub mod serve;
+pub mod test;
 pub mod train;
 pub mod users;
 

@@ -471,3 +471,64 @@ fn the_output_never_replaces_an_input_nor_is_left_half_written() {
     assert_eq!(code, 0);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "lead_id,score,score_tier\nA1,25,hot\nB2,0,cold\nC3,15,cold\n");
 }
+
+/// `MODEL` with one test that passes and one whose expectation is wrong.
+const MODEL_WITH_TESTS: &str = r#"
+[[tests]]
+name = "tech lead on the pricing page"
+as_of = "2026-03-01T00:00:00Z"
+lead = { industry = "Technology" }
+events = [
+  { type = "page_view", at = "2026-02-01T00:00:00Z", properties = { url = "https://x.example/pricing" } },
+  { type = "page_view", at = "2026-02-02T00:00:00Z", properties = { url = "https://x.example/pricing" } },
+]
+expect.score = { value = 25, tier = "hot" }
+
+[[tests]]
+name = "retail lead"
+as_of = "2026-03-01T00:00:00Z"
+lead = { industry = "Retail" }
+events = [{ type = "page_view", at = "2026-02-01T00:00:00Z", properties = { url = "/pricing" } }]
+expect.score = { value = 15, tier = "cold" }
+"#;
+
+#[test]
+fn test_runs_a_models_tests_and_shows_where_the_points_of_a_failure_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", &format!("{MODEL}{MODEL_WITH_TESTS}"));
+    let (code, stdout, _) = run(bin().arg("test").arg(&model));
+    assert_eq!(code, 1);
+    let stdout = stdout.replace(&model.display().to_string(), "m.toml");
+    insta::assert_snapshot!(stdout, @r"
+    test tech lead on the pricing page ... ok
+    test retail lead ... FAILED
+      score: expected 15 (tier cold), got 10 (tier cold)
+               +10  rule `pricing`
+    m.toml: 2 tests, 1 failed
+    ");
+
+    let passing =
+        write(dir.path(), "ok.toml", &format!("{MODEL}{}", MODEL_WITH_TESTS.replace("value = 15", "value = 10")));
+    let (code, stdout, _) = run(bin().arg("test").arg(&passing));
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.ends_with(": 2 tests, 0 failed\n"), "{stdout}");
+
+    let broken = write(
+        dir.path(),
+        "broken.toml",
+        &format!("{MODEL}{}", MODEL_WITH_TESTS.replace("tier = \"cold\"", "tier = \"warm\"")),
+    );
+    let (code, stdout, _) = run(bin().arg("test").arg(&broken));
+    assert_eq!(code, 2);
+    assert!(stdout.contains("has no tier `warm`"), "{stdout}");
+}
+
+#[test]
+fn check_runs_the_models_tests_and_reports_failures_at_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", &format!("{MODEL}{MODEL_WITH_TESTS}"));
+    let (code, stdout, _) = run(bin().arg("check").arg(&model));
+    assert_eq!(code, 1);
+    let stdout = stdout.replace(&model.display().to_string(), "m.toml");
+    assert!(stdout.contains("2 tests, 1 failed\nm.toml:26:8: error: test `retail lead` fails: score: expected 15 (tier cold), got 10 (tier cold)\n"), "{stdout}");
+}

@@ -128,6 +128,19 @@ fn examples_check_without_warnings() {
     }
 }
 
+/// Every example carries `[[tests]]` from its hand calculations, and they pass.
+#[test]
+fn examples_pass_their_own_tests() {
+    for name in ["b2b-saas", "email-engagement", "japan-b2b", "bant", "reference"] {
+        let model = examples_dir().join(format!("{name}.toml"));
+        let output = leadscore([OsStr::new("test"), model.as_os_str()]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "test {name} failed ({}):\n{stdout}", output.status);
+        let summary = stdout.lines().last().unwrap_or_default();
+        assert!(summary.ends_with(", 0 failed") && !summary.contains(": 0 tests"), "{name}: {stdout}");
+    }
+}
+
 #[test]
 fn b2b_saas() {
     let out = parse_csv(&score("b2b-saas", &[]));

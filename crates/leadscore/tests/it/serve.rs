@@ -1539,3 +1539,43 @@ fn ids_over_the_limits_are_refused_on_every_path_and_counted_in_characters() {
     assert_eq!(answer.status, 400, "{}", answer.body);
     assert!(answer.json()["message"].as_str().unwrap().contains("url"), "{}", answer.body);
 }
+
+#[test]
+fn an_upload_whose_tests_fail_is_refused_with_each_failure_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_key(dir.path(), "acme", "admin");
+    let server = Server::start(dir.path(), &[]);
+    let model = |expected: &str| {
+        format!(
+            r#"[scores.fit]
+rules = [{{ name = "tech", when = {{ field = "industry", equals = "Technology" }}, points = 15 }}]
+tiers = [{{ label = "cold" }}, {{ label = "hot", min = 10 }}]
+
+[[tests]]
+name = "tech"
+as_of = "2026-03-01T00:00:00Z"
+lead = {{ industry = "Technology" }}
+expect.fit = {{ value = {expected}, tier = "hot" }}
+
+[[tests]]
+name = "retail"
+as_of = "2026-03-01T00:00:00Z"
+lead = {{ industry = "Retail" }}
+expect.fit = {{ value = 0, tier = "cold" }}
+"#
+        )
+    };
+
+    let refused = server.post_text("/api/models", &admin, &model("20"));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let refused = refused.json();
+    assert_eq!(refused["code"], "invalid_model");
+    let diagnostics = refused["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 1, "{refused}");
+    assert_eq!((diagnostics[0]["line"].as_u64(), diagnostics[0]["column"].as_u64()), (Some(6), Some(8)), "{refused}");
+    assert_eq!(diagnostics[0]["message"], "test `tech` fails: fit: expected 20 (tier hot), got 15 (tier hot)");
+    assert_eq!(server.get("/api/models", &admin).json()["models"], json!([]), "nothing stored");
+
+    let stored = server.post_text("/api/models", &admin, &model("15"));
+    assert_eq!(stored.status, 201, "{}", stored.body);
+}

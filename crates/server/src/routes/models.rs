@@ -118,7 +118,7 @@ impl utoipa::ToSchema for ModelText {}
     ),
     responses(
         (status = 201, description = "The version stored, whether it is active, and the warnings `leadscore check` gives (the compiler's, and the tiers no lead can reach)", body = UploadedView),
-        (status = 400, description = "`invalid_model`: the model has errors, listed in `diagnostics` with their line and column", body = InvalidModelView),
+        (status = 400, description = "`invalid_model`: the model has errors or some of its `[[tests]]` fail, listed in `diagnostics` with their line and column", body = InvalidModelView),
         (status = 413, description = "The model is over 1 MB (`too_large`)", body = ErrorBody),
     ),
     security(("api_key" = ["admin"])),
