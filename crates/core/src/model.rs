@@ -36,13 +36,13 @@ pub struct Model {
     /// Score indexes in an order where every score comes after the scores it is made from.
     pub(crate) evaluation_order: Vec<usize>,
     pub(crate) created_at_field: Option<usize>,
-    /// The file's `[[tests]]`, run by [`crate::model_tests::run`].
-    pub(crate) tests: Vec<crate::model_tests::TestCase>,
+    /// The file's `[[tests]]` (`model_tests.rs` runs them).
+    pub(crate) tests: Vec<TestCase>,
 }
 
 impl Model {
     /// The file's `[[tests]]`, in the order they are written.
-    pub fn tests(&self) -> &[crate::model_tests::TestCase] {
+    pub fn tests(&self) -> &[TestCase] {
         &self.tests
     }
 
@@ -233,4 +233,33 @@ pub(crate) struct EventTest {
     pub(crate) tracker: usize,
     pub(crate) within: Option<Duration>,
     pub(crate) min_count: usize,
+}
+
+/// One compiled `[[tests]]` entry (`model_tests.rs` runs them).
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    pub name: String,
+    /// Where the entry's name is written, for diagnostics.
+    pub span: std::ops::Range<usize>,
+    pub as_of: crate::time::Timestamp,
+    /// One value per [`Model::lead_fields`] entry.
+    pub(crate) lead: Vec<crate::value::Value>,
+    pub(crate) events: Vec<TestEvent>,
+    pub(crate) expectations: Vec<Expectation>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TestEvent {
+    pub(crate) event_type: Option<EventTypeId>,
+    pub(crate) at: crate::time::Timestamp,
+    pub(crate) properties: Vec<crate::value::Value>,
+}
+
+/// What one score should be.
+#[derive(Debug, Clone)]
+pub(crate) struct Expectation {
+    pub(crate) score: usize,
+    pub(crate) value: Option<f64>,
+    /// `Some(None)`: the score should fall in no tier (`tier = ""`).
+    pub(crate) tier: Option<Option<String>>,
 }

@@ -8,42 +8,13 @@ use std::ops::Range;
 use crate::diagnostic::Diagnostic;
 use crate::engine::ScoreResult;
 use crate::format::{TestDef, TestEventDef};
-use crate::model::Model;
+use crate::model::{Expectation, Model, TestCase, TestEvent};
 use crate::time::Timestamp;
 use crate::value::Value;
 
 /// How far a value may be from the expected one and still pass: scores are written with 6
 /// decimals, so an expectation copied from an output passes.
 pub const VALUE_TOLERANCE: f64 = 1e-6;
-
-/// One compiled `[[tests]]` entry.
-#[derive(Debug, Clone)]
-pub struct TestCase {
-    pub name: String,
-    /// Where the entry's name is written, for diagnostics.
-    pub span: Range<usize>,
-    pub as_of: Timestamp,
-    /// One value per [`Model::lead_fields`] entry.
-    lead: Vec<Value>,
-    events: Vec<TestEvent>,
-    expectations: Vec<Expectation>,
-}
-
-#[derive(Debug, Clone)]
-struct TestEvent {
-    event_type: Option<crate::model::EventTypeId>,
-    at: Timestamp,
-    properties: Vec<Value>,
-}
-
-/// What one score should be.
-#[derive(Debug, Clone)]
-struct Expectation {
-    score: usize,
-    value: Option<f64>,
-    /// `Some(None)`: the score should fall in no tier (`tier = ""`).
-    tier: Option<Option<String>>,
-}
 
 /// One score that did not come out as expected.
 #[derive(Debug, Clone)]
