@@ -44,21 +44,8 @@ SINCE_HOUR=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M)
 # A far page: after the leads with value 5 (of 0 to 100), about 95% of the way down.
 FAR="n$(python3 -c 'import struct; print(struct.pack(">d", 5.0).hex())').500000"
 
-measure() {
-    local name=$1 path=$2 servers=() totals=()
-    curl -s -o /dev/null -b "$JAR" "$BASE$path"
-    for _ in $(seq "$RUNS"); do
-        local out
-        out=$(curl -s -o /dev/null -b "$JAR" -D - -w 'total=%{time_total}\n' "$BASE$path")
-        servers+=("$(grep -i '^server-timing:' <<<"$out" | sed 's/.*dur=\([0-9.]*\).*/\1/')")
-        totals+=("$(grep '^total=' <<<"$out" | cut -d= -f2)")
-    done
-    python3 - "$name" "${servers[*]}" "${totals[*]}" <<'PY'
-import statistics, sys
-name, servers, totals = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) * 1000 for x in sys.argv[3].split()]
-print(f"| {name} | {statistics.median(servers):.1f} | {max(servers):.1f} | {statistics.median(totals):.1f} | {max(totals):.1f} |")
-PY
-}
+# shellcheck source=bench/console/measure.sh
+source "$(dirname "$0")/measure.sh"
 
 echo "| page | server median (ms) | server max | curl median (ms) | curl max |"
 echo "|---|---:|---:|---:|---:|"

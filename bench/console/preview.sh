@@ -65,21 +65,8 @@ echo "background comparison of every lead: $(python3 -c "print(f'{$END - $START:
 echo "the page that started it: $FIRST ms (server); while it ran: median $(python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "${RUNNING[@]}") ms over ${#RUNNING[@]} loads"
 curl -s -b "$JAR" "$BASE/models/2/preview" | grep -o 'Compared [0-9]* leads' | head -1
 
-measure() {
-    local name=$1 path=$2 servers=() totals=()
-    curl -s -o /dev/null -b "$JAR" "$BASE$path"
-    for _ in $(seq "$RUNS"); do
-        local out
-        out=$(curl -s -o /dev/null -b "$JAR" -D - -w 'total=%{time_total}\n' "$BASE$path")
-        servers+=("$(grep -i '^server-timing:' <<<"$out" | sed 's/.*dur=\([0-9.]*\).*/\1/')")
-        totals+=("$(grep '^total=' <<<"$out" | cut -d= -f2)")
-    done
-    python3 - "$name" "${servers[*]}" "${totals[*]}" <<'PY'
-import statistics, sys
-name, servers, totals = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) * 1000 for x in sys.argv[3].split()]
-print(f"| {name} | {statistics.median(servers):.1f} | {max(servers):.1f} | {statistics.median(totals):.1f} | {max(totals):.1f} |")
-PY
-}
+# shellcheck source=bench/console/measure.sh
+source "$(dirname "$0")/measure.sh"
 
 echo "| page | server median (ms) | server max | curl median (ms) | curl max |"
 echo "|---|---:|---:|---:|---:|"

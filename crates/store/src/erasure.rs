@@ -261,13 +261,15 @@ pub fn suppressed(
     Ok(none)
 }
 
+/// An erasure's columns as [`from_row`] reads them, with how many identifiers it keeps listed.
+const ERASURE_COLUMNS: &str = "SELECT e.id, e.lead_id, e.erased_by, e.erased_at, e.leads, e.events,
+        (SELECT count(*) FROM suppressions s WHERE s.erasure_id = e.id), e.lifted_at, e.lifted_by
+     FROM erasures e";
+
 /// The workspace's erasures, newest first.
 pub fn list(connection: &Connection, workspace_id: i64) -> Result<Vec<Erasure>, StoreError> {
-    let mut statement = connection.prepare(
-        "SELECT e.id, e.lead_id, e.erased_by, e.erased_at, e.leads, e.events,
-                (SELECT count(*) FROM suppressions s WHERE s.erasure_id = e.id), e.lifted_at, e.lifted_by
-         FROM erasures e WHERE e.workspace_id = ?1 ORDER BY e.id DESC",
-    )?;
+    let mut statement =
+        connection.prepare(&format!("{ERASURE_COLUMNS} WHERE e.workspace_id = ?1 ORDER BY e.id DESC"))?;
     let rows = statement.query_map([workspace_id], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -276,9 +278,7 @@ pub fn list(connection: &Connection, workspace_id: i64) -> Result<Vec<Erasure>, 
 pub fn of_lead(connection: &Connection, workspace_id: i64, lead_id: i64) -> Result<Option<Erasure>, StoreError> {
     Ok(connection
         .query_row(
-            "SELECT e.id, e.lead_id, e.erased_by, e.erased_at, e.leads, e.events,
-                    (SELECT count(*) FROM suppressions s WHERE s.erasure_id = e.id), e.lifted_at, e.lifted_by
-             FROM erasures e WHERE e.workspace_id = ?1 AND e.lead_id = ?2 ORDER BY e.id DESC LIMIT 1",
+            &format!("{ERASURE_COLUMNS} WHERE e.workspace_id = ?1 AND e.lead_id = ?2 ORDER BY e.id DESC LIMIT 1"),
             params![workspace_id, lead_id],
             from_row,
         )
