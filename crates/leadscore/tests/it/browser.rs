@@ -795,6 +795,7 @@ fn an_admin_erases_a_lead_after_confirming_in_a_real_browser() {
             let client = browser(&driver, width).await;
             sign_in(&client, &base, "admin@example.com").await;
             client.goto(&format!("{base}/leads/{user}")).await.unwrap();
+            photograph(&client, "lead-admin", width).await;
             client.find(Locator::LinkText("erase this lead")).await.unwrap().click().await.unwrap();
             wait_for_path(&client, "/erase").await;
             let heading = client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
