@@ -68,19 +68,31 @@ pub(crate) fn truncate_wal_after_commit() {
     TRUNCATE_WAL.set(true);
 }
 
-/// Copies every frame of the WAL into the database and truncates the WAL to nothing, waiting
-/// (the connection's busy timeout) for readers of older snapshots to finish. Whether it did.
+/// How long the writer tries to truncate the WAL after an erasure before it answers anyway.
+const TRUNCATE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Copies every frame of the WAL into the database and truncates the WAL to nothing. Readers of
+/// older snapshots are waited for by the connection's busy handler, but a checkpoint already
+/// running (the background one, every few milliseconds while frames wait) makes SQLite give up
+/// at once rather than wait: so it is tried again until it succeeds, for at most
+/// [`TRUNCATE_FOR`]. Whether it did.
 fn truncate_wal(connection: &Connection) -> bool {
-    let result = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
-    match result {
-        Ok(0) => true,
-        Ok(_) => {
-            tracing::warn!("the WAL could not be truncated after an erasure (readers stayed busy); retrying later");
-            false
-        }
-        Err(error) => {
-            tracing::warn!("the WAL could not be truncated after an erasure: {error}; retrying later");
-            false
+    let started = std::time::Instant::now();
+    loop {
+        let result = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
+        match result {
+            Ok(0) => return true,
+            Ok(_) | Err(_) if started.elapsed() < TRUNCATE_FOR => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            Ok(_) => {
+                tracing::warn!("the WAL could not be truncated after an erasure (it stayed busy); retrying later");
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!("the WAL could not be truncated after an erasure: {error}; retrying later");
+                return false;
+            }
         }
     }
 }
