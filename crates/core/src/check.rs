@@ -30,6 +30,11 @@ impl Range {
         Range { min: points.min(0.0), max: points.max(0.0) }
     }
 
+    /// The smallest range holding both.
+    fn union(self, other: Range) -> Range {
+        Range { min: self.min.min(other.min), max: self.max.max(other.max) }
+    }
+
     fn add(self, other: Range) -> Range {
         Range { min: self.min + other.min, max: self.max + other.max }
     }
@@ -148,6 +153,17 @@ pub fn retention_warnings(model: &Model, retention: crate::Duration) -> Vec<Diag
 }
 
 fn score_range(score: &Score, done: &[Range]) -> Range {
+    let range = points_range(score, done);
+    // A lead the score does not apply to gets 0.
+    if score.applies_to.is_some() { range.union(Range::ZERO) } else { range }
+}
+
+fn points_range(score: &Score, done: &[Range]) -> Range {
+    if !score.segments.is_empty() {
+        let routed = score.segments.iter().map(|s| done[s.score]).reduce(Range::union).unwrap_or(Range::ZERO);
+        let always_routed = score.segments.iter().any(|s| matches!(s.when, crate::rules::condition::Condition::Always));
+        return if always_routed { routed } else { routed.union(Range::ZERO) };
+    }
     if score.predictive.is_some() {
         // A probability times 100.
         return Range { min: 0.0, max: 100.0 };

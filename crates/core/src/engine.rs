@@ -19,6 +19,7 @@
 use serde::Serialize;
 
 use crate::model::{EventTypeId, Model, PredictiveScore, Qualifier, Score};
+use crate::rules::condition::Scores;
 use crate::rules::{RuleOutcome, counted_until};
 use crate::time::Timestamp;
 use crate::value::Value;
@@ -250,6 +251,10 @@ pub enum Source<'m> {
     Factor { field: &'m str, value: Option<String> },
     /// The rest of a predictive score: the base rate and the fields the explanation does not name.
     OtherFactors,
+    /// The score's `applies_to` does not match the lead (or no segment does): 0 points, no tier.
+    NotApplicable,
+    /// The segment the lead falls in: the score takes this score's value.
+    Segment { score: &'m str },
 }
 
 impl Model {
@@ -305,15 +310,44 @@ impl Model {
         result.qualified_by = None;
         result.disqualified_by = None;
         outcomes.clear();
+        let scores = Done { results: done };
+        if let Some(applies_to) = &score.applies_to
+            && !applies_to.matches_with(lead, &scores)
+        {
+            not_applicable(result);
+            return;
+        }
+        if !score.segments.is_empty() {
+            let Some(segment) = score.segments.iter().find(|s| s.when.matches_with(lead, &scores)) else {
+                not_applicable(result);
+                return;
+            };
+            let routed = &done[segment.score];
+            result.value = routed.value;
+            result.contributions.push(Contribution {
+                source: Source::Segment { score: routed.name },
+                occurrences: 0,
+                points: routed.value,
+            });
+            if score.tiers.is_empty() {
+                // The segment's own tier, qualifiers and disqualifiers decide.
+                result.tier = routed.tier;
+                result.qualified_by = routed.qualified_by;
+                result.disqualified_by = routed.disqualified_by;
+            } else {
+                self.set_tier(score, lead, state, as_of, outcomes, done, result);
+            }
+            return;
+        }
         if let Some(predictive) = &score.predictive {
             result.value =
                 round_to_precision(predict(self, predictive, lead, &mut result.contributions), score.precision);
-            self.set_tier(score, lead, state, as_of, outcomes, result);
+            self.set_tier(score, lead, state, as_of, outcomes, done, result);
             return;
         }
-        outcomes.extend(
-            score.rules.iter().map(|rule| rule.kind.outcome(lead, &state.occurrences, self.created_at_field, as_of)),
-        );
+        outcomes.extend(score.rules.iter().map(|rule| {
+            rule.kind.outcome(lead, &state.occurrences, self.created_at_field, as_of, &scores)
+        }));
 
         let contributions = &mut result.contributions;
         for (rule, outcome) in score.rules.iter().zip(outcomes.iter()) {
@@ -377,11 +411,12 @@ impl Model {
         // see this value. The contributions stay exact, so they add up to it within half a unit
         // of the precision.
         result.value = round_to_precision(sum(contributions), score.precision);
-        self.set_tier(score, lead, state, as_of, outcomes, result);
+        self.set_tier(score, lead, state, as_of, outcomes, done, result);
     }
 
     /// The tier of a score whose value is set: a disqualifier's, or the points tier raised by
     /// qualifiers.
+    #[allow(clippy::too_many_arguments)]
     fn set_tier<'m>(
         &'m self,
         score: &'m Score,
@@ -389,11 +424,13 @@ impl Model {
         state: &LeadState,
         as_of: Timestamp,
         outcomes: &[RuleOutcome],
+        done: &[ScoreResult<'m>],
         result: &mut ScoreResult<'m>,
     ) {
         let value = result.value;
-        if let Some(disqualifier) = score.disqualifiers.iter().find(|q| self.qualifies(q, lead, state, as_of, outcomes))
-        {
+        let scores = Done { results: done };
+        let qualifies = |q: &Qualifier| self.qualifies(q, lead, state, as_of, outcomes, &scores);
+        if let Some(disqualifier) = score.disqualifiers.iter().find(|q| qualifies(q)) {
             result.tier = Some(&score.disqualified_tier);
             result.disqualified_by = Some(&disqualifier.name);
             return;
@@ -401,7 +438,7 @@ impl Model {
         let points_tier = score.tiers.iter().rposition(|t| !t.qualifier_only && t.min.is_none_or(|min| value >= min));
         let mut tier = points_tier.filter(|&i| score.tiers[i].contains(value));
         for qualifier in &score.qualifiers {
-            if tier.is_none_or(|t| qualifier.tier > t) && self.qualifies(qualifier, lead, state, as_of, outcomes) {
+            if tier.is_none_or(|t| qualifier.tier > t) && qualifies(qualifier) {
                 tier = Some(qualifier.tier);
                 result.qualified_by = Some(&qualifier.name);
             }
@@ -416,9 +453,10 @@ impl Model {
         state: &LeadState,
         as_of: Timestamp,
         outcomes: &[RuleOutcome],
+        scores: &dyn Scores,
     ) -> bool {
         if let Some(when) = &qualifier.when
-            && !when.matches(lead)
+            && !when.matches_with(lead, scores)
         {
             return false;
         }
@@ -433,6 +471,35 @@ impl Model {
             }
         }
         qualifier.rules.iter().all(|&r| outcomes[r].applied)
+    }
+}
+
+/// A score that does not apply to the lead: 0, no tier, and an explanation saying so.
+fn not_applicable(result: &mut ScoreResult<'_>) {
+    result.value = 0.0;
+    result.tier = None;
+    result.contributions.push(Contribution { source: Source::NotApplicable, occurrences: 0, points: 0.0 });
+}
+
+/// The scores of the lead evaluated so far, as the conditions that test scores read them. The
+/// compiler orders scores so that every score a condition tests is among them.
+struct Done<'a, 'm> {
+    results: &'a [ScoreResult<'m>],
+}
+
+impl Scores for Done<'_, '_> {
+    fn value(&self, score: usize) -> f64 {
+        self.results[score].value
+    }
+
+    fn tier(&self, score: usize) -> Option<&str> {
+        self.results[score].tier
+    }
+
+    /// A rule applied when it contributed to the score: every rule that applies is listed,
+    /// with 0 points too.
+    fn rule_applied(&self, score: usize, rule: &str) -> bool {
+        self.results[score].contributions.iter().any(|c| matches!(c.source, Source::Rule { rule: r, .. } if r == rule))
     }
 }
 

@@ -19,6 +19,10 @@ pub struct ModelFile {
     /// The scores, in the order they are written (that is the order of output columns).
     #[serde(default)]
     pub scores: IndexMap<String, Spanned<ScoreDef>>,
+    /// `[conditions.NAME]`: conditions written once and used anywhere a condition goes, as
+    /// `{ condition = "NAME" }`.
+    #[serde(default)]
+    pub conditions: IndexMap<String, Spanned<ConditionDef>>,
     /// `[[tests]]`: leads with the scores the author expects them to get.
     #[serde(default)]
     pub tests: Vec<Spanned<TestDef>>,
@@ -52,6 +56,13 @@ pub struct ScoreDef {
     pub predictive: Option<Spanned<String>>,
     /// How many of the fields that moved a predictive score most its explanation lists (default 3).
     pub factors: Option<Spanned<i64>>,
+    /// The score applies only to leads matching this condition; other leads get 0 and no tier.
+    pub applies_to: Option<Spanned<ConditionDef>>,
+    /// The score takes the value (and, without tiers of its own, the tier) of the first of these
+    /// scores whose condition the lead matches: one score per market or product line, read under
+    /// one name.
+    #[serde(default)]
+    pub segments: Option<Spanned<Vec<Spanned<SegmentDef>>>>,
     /// Other scores this one adds up, each with its weight: `from = { fit = 1, engagement = 0.5 }`.
     #[serde(default)]
     pub from: IndexMap<String, Spanned<f64>>,
@@ -77,6 +88,17 @@ pub struct ScoreDef {
     pub disqualifiers: Vec<Spanned<QualifierDef>>,
     /// The tier label a disqualified lead gets (default `disqualified`).
     pub disqualified_tier: Option<Spanned<String>>,
+}
+
+/// One entry of a score's `segments`: `{ when = {...}, score = "fit_emea" }`, or
+/// `{ otherwise = true, score = "fit_rest" }` last.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentDef {
+    pub when: Option<Spanned<ConditionDef>>,
+    #[serde(default)]
+    pub otherwise: bool,
+    pub score: Spanned<String>,
 }
 
 /// `[scores.x.groups.NAME]`.
@@ -109,7 +131,8 @@ pub struct RuleDef {
     pub description: Option<String>,
     pub group: Option<Spanned<String>>,
     pub points: Option<Spanned<f64>>,
-    /// Attribute rule: the condition on lead fields.
+    /// Attribute rule: the condition on lead fields. On an event or inactivity rule: the rule
+    /// applies only to leads matching it.
     pub when: Option<Spanned<ConditionDef>>,
     /// Attribute rule with several outcomes: the first matching case gives its points.
     pub cases: Option<Spanned<Vec<Spanned<CaseDef>>>>,
@@ -118,6 +141,8 @@ pub struct RuleDef {
     /// Event rule: a condition on the event's properties.
     #[serde(rename = "where")]
     pub filter: Option<Spanned<ConditionDef>>,
+    /// Sequence: only occurrences that follow an event of this kind within a time count.
+    pub after: Option<Spanned<PrecedentDef>>,
     /// Count at most the N most recent occurrences.
     pub max_count: Option<Spanned<i64>>,
     /// Points of the 1st, 2nd, ... counted occurrence (oldest first).
@@ -129,6 +154,17 @@ pub struct RuleDef {
     pub decay: Option<Spanned<DecayDef>>,
     /// Inactivity rule: no qualifying event for this long (`30d`) gives `points`.
     pub inactive_for: Option<Spanned<String>>,
+}
+
+/// `after = { event = "webinar_attended", within = "7d" }` on an event rule: an occurrence counts
+/// only when an event of these types (matching `where`) happened at most `within` before it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecedentDef {
+    pub event: Spanned<OneOrMany>,
+    #[serde(rename = "where")]
+    pub filter: Option<Spanned<ConditionDef>>,
+    pub within: Spanned<String>,
 }
 
 /// `{ when = {...}, points = N }` in a rule's `cases`.
@@ -169,11 +205,21 @@ pub struct DecayStepDef {
     pub factor: Spanned<f64>,
 }
 
-/// A condition: either tests on one `field` (all must hold) or a combination.
-#[derive(Debug, Default, Deserialize)]
+/// A condition: tests on one `field` (all must hold), tests on another `score`, a named
+/// `condition`, or a combination.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionDef {
     pub field: Option<Spanned<String>>,
+    /// Tests on another score of the lead: its value (`min`, `max`, `above`, `below`, `equals`,
+    /// `one_of`), its `tier`, or whether one of its `rule`s applied.
+    pub score: Option<Spanned<String>>,
+    /// With `score`: the score's tier is this one (or one of these).
+    pub tier: Option<Spanned<OneOrMany>>,
+    /// With `score`: this rule of the score applied.
+    pub rule: Option<Spanned<String>>,
+    /// A condition of `[conditions]`, by name.
+    pub condition: Option<Spanned<String>>,
     pub equals: Option<Spanned<Scalar>>,
     pub one_of: Option<Spanned<Vec<Scalar>>>,
     /// Case-insensitive substring test; a list matches if any entry is contained.
@@ -197,6 +243,40 @@ pub struct ConditionDef {
     pub all: Option<Spanned<Vec<Spanned<ConditionDef>>>>,
     pub any: Option<Spanned<Vec<Spanned<ConditionDef>>>>,
     pub not: Option<Box<Spanned<ConditionDef>>>,
+}
+
+impl ConditionDef {
+    /// The keys written in this condition (not in the conditions it combines), in the order of
+    /// the reference.
+    pub fn keys(&self) -> Vec<&'static str> {
+        [
+            ("field", self.field.is_some()),
+            ("score", self.score.is_some()),
+            ("tier", self.tier.is_some()),
+            ("rule", self.rule.is_some()),
+            ("condition", self.condition.is_some()),
+            ("equals", self.equals.is_some()),
+            ("one_of", self.one_of.is_some()),
+            ("contains", self.contains.is_some()),
+            ("starts_with", self.starts_with.is_some()),
+            ("regex", self.regex.is_some()),
+            ("min", self.min.is_some()),
+            ("max", self.max.is_some()),
+            ("above", self.above.is_some()),
+            ("below", self.below.is_some()),
+            ("present", self.present.is_some()),
+            ("missing", self.missing.is_some()),
+            ("email_domain", self.email_domain.is_some()),
+            ("free_email", self.free_email.is_some()),
+            ("ignore_case", self.ignore_case),
+            ("all", self.all.is_some()),
+            ("any", self.any.is_some()),
+            ("not", self.not.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect()
+    }
 }
 
 /// A qualifier (or disqualifier): when all its given tests hold, the lead gets `tier`.

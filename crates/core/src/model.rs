@@ -113,6 +113,13 @@ pub struct Score {
     pub(crate) groups: Vec<Group>,
     /// Scores this one is made from, with their weights.
     pub(crate) components: Vec<(usize, f64)>,
+    /// `applies_to`: leads that do not match get 0 and no tier.
+    pub(crate) applies_to: Option<Condition>,
+    /// `segments`: the score is the first of these the lead matches (no rules of its own).
+    pub(crate) segments: Vec<Segment>,
+    /// Every score that must be evaluated before this one: components, segments and the scores
+    /// its conditions test.
+    pub(crate) depends_on: Vec<usize>,
     pub(crate) min: Option<f64>,
     pub(crate) max: Option<f64>,
     pub(crate) normalize: bool,
@@ -159,6 +166,14 @@ impl Score {
     pub fn predictive_reference(&self) -> Option<&str> {
         self.predictive.as_ref().map(|p| p.reference.as_str())
     }
+}
+
+/// One entry of a score's `segments`.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    /// `Condition::Always` for `otherwise`.
+    pub(crate) when: Condition,
+    pub(crate) score: usize,
 }
 
 /// A named group of rules whose total is limited.

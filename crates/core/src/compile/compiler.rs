@@ -1,15 +1,18 @@
 //! The compiler's state while it reads one model file, and what every level of the file shares:
 //! the diagnostics reported so far, names interned to indexes (lead fields, event properties,
-//! event types), the event trackers rules and qualifiers ask for, and the checks of numbers and
-//! durations.
+//! event types), the event trackers rules and qualifiers ask for, what every score is called and
+//! holds (for conditions that test other scores), the named conditions, the scores the score being
+//! compiled depends on, and the checks of numbers and durations.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
+use indexmap::IndexMap;
 use rustc_hash::FxHashMap;
 use toml::Spanned;
 
 use crate::diagnostic::Diagnostic;
-use crate::format::OneOrMany;
+use crate::format::{ConditionDef, OneOrMany};
 use crate::model::Tracker;
 use crate::predictor::PredictorLoader;
 use crate::rules::condition::Condition;
@@ -47,6 +50,34 @@ pub(super) struct Compiler<'p> {
     pub(super) trackers: Vec<Tracker>,
     /// (event types or `None` for every type, tracker index)
     pub(super) tracker_types: Vec<(Option<Vec<usize>>, usize)>,
+    /// Every score of the file by name, with what conditions on it may name.
+    pub(super) score_index: FxHashMap<String, usize>,
+    pub(super) score_outline: Vec<ScoreOutline>,
+    /// `[conditions]`, compiled where they are used (on lead fields or event properties).
+    pub(super) named_conditions: IndexMap<String, Spanned<ConditionDef>>,
+    pub(super) used_conditions: HashSet<String>,
+    /// The named conditions being expanded, innermost last (to report a condition using itself).
+    pub(super) expanding: Vec<String>,
+    /// The score being compiled, and the scores it must come after, each with where it is named.
+    pub(super) current_score: Option<usize>,
+    pub(super) dependencies: Vec<Dependency>,
+}
+
+/// A score the score being compiled must be evaluated after, and where the file names it.
+pub(super) struct Dependency {
+    pub(super) score: usize,
+    pub(super) at: Range<usize>,
+    /// Named in `from` (cycles of components alone keep their own message).
+    pub(super) component: bool,
+}
+
+/// What a condition on a score may test: the names of its rules and the labels of its tiers.
+#[derive(Default)]
+pub(super) struct ScoreOutline {
+    pub(super) rules: HashSet<String>,
+    /// Its tiers, its `disqualified_tier`, and for a score of segments without tiers of its own,
+    /// its segments' tiers.
+    pub(super) tiers: Vec<String>,
 }
 
 pub(super) fn span<T>(spanned: &Spanned<T>) -> Option<Range<usize>> {
@@ -63,7 +94,20 @@ impl<'p> Compiler<'p> {
             event_types: Names::default(),
             trackers: Vec::new(),
             tracker_types: Vec::new(),
+            score_index: FxHashMap::default(),
+            score_outline: Vec::new(),
+            named_conditions: IndexMap::new(),
+            used_conditions: HashSet::new(),
+            expanding: Vec::new(),
+            current_score: None,
+            dependencies: Vec::new(),
         }
+    }
+
+    /// Records that the score being compiled must be evaluated after `score`, named at `at`
+    /// (in `from` when `component`).
+    pub(super) fn depend_on(&mut self, score: usize, at: Range<usize>, component: bool) {
+        self.dependencies.push(Dependency { score, at, component });
     }
 
     pub(super) fn error(&mut self, message: impl Into<String>, span: Option<Range<usize>>) {

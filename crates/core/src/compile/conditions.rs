@@ -1,6 +1,8 @@
 //! Conditions (the model format's "Conditions"): tests on one field of a record (a lead's fields
-//! or an event's properties) and their combinations with `all`, `any` and `not`, checked and
-//! compiled to regexes and sets; the fields they name become record slots.
+//! or an event's properties), tests on another score of the lead, named conditions of
+//! `[conditions]`, and their combinations with `all`, `any` and `not`, checked and compiled to
+//! regexes and sets; the fields they name become record slots, the scores they test become
+//! dependencies of the score being compiled.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -10,7 +12,7 @@ use toml::Spanned;
 
 use super::compiler::{Compiler, span};
 use crate::format::{ConditionDef, OneOrMany, Scalar};
-use crate::rules::condition::{Condition, OneOf, Test};
+use crate::rules::condition::{Condition, OneOf, ScoreTest, Test};
 
 /// Which record a condition reads.
 #[derive(Clone, Copy)]
@@ -27,9 +29,34 @@ impl Compiler<'_> {
         }
     }
 
-    /// A condition on `record`: tests on one field, or `all`, `any` or `not` of conditions.
+    /// A condition on `record`: tests on one field, tests on a score, a named condition, or
+    /// `all`, `any` or `not` of conditions.
     pub(super) fn condition(&mut self, def: &Spanned<ConditionDef>, record: Record) -> Option<Condition> {
         let c = def.get_ref();
+        if let Some(name) = &c.condition {
+            let others: Vec<String> =
+                c.keys().into_iter().filter(|k| *k != "condition").map(|k| format!("`{k}`")).collect();
+            if !others.is_empty() {
+                self.error(
+                    format!(
+                        "`condition` names a condition of `[conditions]` and stands alone, without {}: combine them in `all = [...]`",
+                        others.join(", ")
+                    ),
+                    span(def),
+                );
+                return None;
+            }
+            return self.named_condition(name, record);
+        }
+        if let Some(score) = &c.score {
+            return self.score_condition(def, score, record);
+        }
+        for (key, given) in [("tier", c.tier.as_ref().map(|t| t.span())), ("rule", c.rule.as_ref().map(|r| r.span()))] {
+            if let Some(at) = given {
+                self.error(format!("`{key}` tests another score: name it with `score = \"...\"`"), Some(at));
+                return None;
+            }
+        }
         let combinators = [c.all.is_some(), c.any.is_some(), c.not.is_some()].iter().filter(|b| **b).count();
         let tests_given = c.equals.is_some()
             || c.one_of.is_some()
@@ -160,6 +187,138 @@ impl Compiler<'_> {
             tests.push(Test::FreeEmail(*free.get_ref()));
         }
         ok.then_some(Condition::Field { slot, tests })
+    }
+
+    /// `{ condition = "NAME" }`: the condition of `[conditions.NAME]`, compiled for `record`.
+    fn named_condition(&mut self, name: &Spanned<String>, record: Record) -> Option<Condition> {
+        let key = name.get_ref();
+        let Some(def) = self.named_conditions.get(key).cloned() else {
+            let known: Vec<&str> = self.named_conditions.keys().map(String::as_str).collect();
+            let hint = if known.is_empty() {
+                "the model has no `[conditions]`".to_string()
+            } else {
+                format!("the model's conditions are {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+            };
+            self.error(format!("there is no condition `{key}` in `[conditions]`: {hint}"), span(name));
+            return None;
+        };
+        if let Some(start) = self.expanding.iter().position(|n| n == key) {
+            let mut cycle = self.expanding[start..].to_vec();
+            cycle.push(key.clone());
+            self.error(format!("conditions use each other in a cycle: {}", cycle.join(" -> ")), span(name));
+            return None;
+        }
+        self.used_conditions.insert(key.clone());
+        self.expanding.push(key.clone());
+        let compiled = self.condition(&def, record);
+        self.expanding.pop();
+        compiled
+    }
+
+    /// `{ score = "fit", tier = "A" }`, `{ score = "data_quality", below = 0 }` or
+    /// `{ score = "fit", rule = "technology" }`: tests on another score of the same lead, which is
+    /// then evaluated first.
+    fn score_condition(
+        &mut self,
+        def: &Spanned<ConditionDef>,
+        score: &Spanned<String>,
+        record: Record,
+    ) -> Option<Condition> {
+        let c = def.get_ref();
+        if let Record::Event = record {
+            self.error("a condition on an event's properties cannot test a score: test scores in `when`", span(def));
+            return None;
+        }
+        let mut ok = true;
+        const SCORE_KEYS: &[&str] = &["score", "tier", "rule", "equals", "one_of", "min", "max", "above", "below"];
+        for key in c.keys().into_iter().filter(|k| !SCORE_KEYS.contains(k)) {
+            let message = if ["field", "all", "any", "not"].contains(&key) {
+                format!("a condition tests either one `score` or uses `{key}`: split it with `all = [...]`")
+            } else {
+                format!("`{key}` tests a field; a score is tested with `min`, `max`, `above`, `below`, `equals`, `one_of`, `tier` or `rule`")
+            };
+            self.error(message, span(def));
+            ok = false;
+        }
+        let name = score.get_ref();
+        let Some(&index) = self.score_index.get(name) else {
+            self.error(format!("`{name}` is not a score of this model"), span(score));
+            return None;
+        };
+        if self.current_score == Some(index) {
+            self.error(
+                format!("score `{name}` cannot test itself (its value and tier are what is being computed); a qualifier tests its own score's rules with `rules = [...]`"),
+                span(score),
+            );
+            return None;
+        }
+        self.depend_on(index, score.span(), false);
+        let mut tests = Vec::new();
+        if let Some(tier) = &c.tier {
+            let labels = tier.get_ref().clone().into_vec();
+            let known = &self.score_outline[index].tiers;
+            let unknown: Vec<&String> = labels.iter().filter(|l| !known.contains(l)).collect();
+            if labels.is_empty() {
+                self.error("`tier` needs at least one tier label", span(tier));
+                ok = false;
+            } else if !unknown.is_empty() {
+                let list = |names: &mut dyn Iterator<Item = &String>| {
+                    names.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                };
+                let message = format!(
+                    "score `{name}` has no tier {}: its tiers are {}",
+                    list(&mut unknown.into_iter()),
+                    list(&mut known.iter())
+                );
+                self.error(message, span(tier));
+                ok = false;
+            }
+            tests.push(ScoreTest::Tier(labels));
+        }
+        if let Some(rule) = &c.rule {
+            if !self.score_outline[index].rules.contains(rule.get_ref()) {
+                self.error(format!("score `{name}` has no rule `{}`", rule.get_ref()), span(rule));
+                ok = false;
+            }
+            tests.push(ScoreTest::Rule(rule.get_ref().clone()));
+        }
+        let mut values: Vec<(&str, Vec<crate::format::Scalar>, Option<std::ops::Range<usize>>)> = Vec::new();
+        if let Some(equals) = &c.equals {
+            values.push(("equals", vec![equals.get_ref().clone()], span(equals)));
+        }
+        if let Some(one_of) = &c.one_of {
+            values.push(("one_of", one_of.get_ref().clone(), span(one_of)));
+        }
+        for (key, list, at) in values {
+            if list.is_empty() || list.iter().any(|v| !matches!(v, Scalar::Integer(_) | Scalar::Float(_))) {
+                self.error(format!("`{key}` on a score compares its value: give numbers (use `tier` for tiers)"), at);
+                ok = false;
+                continue;
+            }
+            match self.one_of_test(&list, false, key, at) {
+                Some(test) => tests.push(ScoreTest::Value(test)),
+                None => ok = false,
+            }
+        }
+        for (key, value, make) in [
+            ("min", &c.min, Test::AtLeast as fn(f64) -> Test),
+            ("max", &c.max, Test::AtMost),
+            ("above", &c.above, Test::Above),
+            ("below", &c.below, Test::Below),
+        ] {
+            if let Some(v) = value {
+                let number = self.finite(v, &format!("`{key}`"));
+                tests.push(ScoreTest::Value(make(number)));
+            }
+        }
+        if tests.is_empty() && ok {
+            self.error(
+                format!("the condition on score `{name}` tests nothing: add `tier`, `rule`, `min`, `max`, `above`, `below`, `equals` or `one_of`"),
+                span(def),
+            );
+            return None;
+        }
+        ok.then_some(Condition::Score { score: index, tests })
     }
 
     fn conditions(&mut self, defs: &Spanned<Vec<Spanned<ConditionDef>>>, record: Record) -> Option<Vec<Condition>> {

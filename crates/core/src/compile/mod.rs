@@ -19,11 +19,10 @@ mod rules;
 mod scores;
 mod tiers;
 
-use compiler::Compiler;
-use rustc_hash::FxHashMap;
+use compiler::{Compiler, ScoreOutline};
 
 use crate::diagnostic::{Diagnostic, ModelError, Severity};
-use crate::format::ModelFile;
+use crate::format::{ModelFile, ScoreDef};
 use crate::model::{EventTypeId, Model};
 use crate::predictor::{NoPredictors, PredictorLoader};
 
@@ -55,6 +54,9 @@ pub fn compile_with(source: &str, predictors: &dyn PredictorLoader) -> Result<Co
     if let Some(model) = &mut model {
         model.tests = crate::model_tests::compile_tests(model, tests, &mut compiler.diagnostics);
     }
+    // A named condition used in several places reports its mistakes once.
+    let mut seen = std::collections::HashSet::new();
+    compiler.diagnostics.retain(|d| seen.insert((d.severity, d.message.clone(), d.span.clone())));
     let has_errors = compiler.diagnostics.iter().any(|d| d.severity == Severity::Error);
     match model {
         Some(model) if !has_errors => {
@@ -67,23 +69,49 @@ pub fn compile_with(source: &str, predictors: &dyn PredictorLoader) -> Result<Co
 }
 
 impl Compiler<'_> {
-    /// The whole file: `[model]`, `[lead]` and every score, then the trackers indexed by event
-    /// type. `None` when the scores cannot be ordered (a cycle of components).
-    fn model(&mut self, file: ModelFile) -> Option<Model> {
+    /// The whole file: `[model]`, `[lead]`, `[conditions]` and every score, then the trackers
+    /// indexed by event type. `None` when the scores cannot be ordered (a cycle of dependencies).
+    fn model(&mut self, mut file: ModelFile) -> Option<Model> {
         let created_at_field = file.lead.created_at.as_ref().map(|f| self.lead_fields.intern(f.get_ref()));
-        let score_index: FxHashMap<String, usize> =
-            file.scores.keys().enumerate().map(|(i, name)| (name.clone(), i)).collect();
+        self.score_index = file.scores.keys().enumerate().map(|(i, name)| (name.clone(), i)).collect();
+        self.score_outline = outline(&file);
+        self.named_conditions = std::mem::take(&mut file.conditions);
+        for name in self.named_conditions.keys() {
+            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+                let at = self.named_conditions[name].span();
+                self.diagnostics.push(Diagnostic::error(
+                    format!("condition name `{name}` can only have letters, digits, `_` and `-`"),
+                    Some(at),
+                ));
+            }
+        }
         if file.scores.is_empty() {
             self.error("the model has no score: add a table such as [scores.fit] with rules", None);
         }
         let mut scores = Vec::with_capacity(file.scores.len());
-        let mut from_spans = Vec::with_capacity(file.scores.len());
-        for (name, def) in file.scores {
+        let mut references = Vec::with_capacity(file.scores.len());
+        for (index, (name, def)) in file.scores.into_iter().enumerate() {
             let def_span = def.span();
-            from_spans.push(def.get_ref().from.values().next().map(|w| w.span()));
-            scores.push(self.score(name, def.into_inner(), def_span, &score_index));
+            self.current_score = Some(index);
+            let mut score = self.score(name, def.into_inner(), def_span);
+            let dependencies = std::mem::take(&mut self.dependencies);
+            score.depends_on = dependencies.iter().map(|d| d.score).collect();
+            score.depends_on.sort_unstable();
+            score.depends_on.dedup();
+            references.push(dependencies);
+            scores.push(score);
         }
-        let evaluation_order = self.evaluation_order(&scores, &from_spans)?;
+        self.current_score = None;
+        let unused: Vec<(String, std::ops::Range<usize>)> = self
+            .named_conditions
+            .iter()
+            .filter(|(name, _)| !self.used_conditions.contains(*name))
+            .map(|(name, def)| (name.clone(), def.span()))
+            .collect();
+        for (name, at) in unused {
+            self.warning(format!("condition `{name}` is not used by any score"), Some(at));
+        }
+        let evaluation_order = self.evaluation_order(&scores, &references)?;
         let mut trackers_by_type = vec![Vec::new(); self.event_types.names.len()];
         let mut trackers_for_any_type = Vec::new();
         for (types, tracker) in &self.tracker_types {
@@ -110,4 +138,41 @@ impl Compiler<'_> {
             tests: Vec::new(),
         })
     }
+}
+
+/// What conditions on scores may name, for every score of the file before any is compiled: its
+/// rules and its tiers (with its `disqualified_tier`, and for a score of segments without tiers of
+/// its own, the tiers its segments give).
+fn outline(file: &ModelFile) -> Vec<ScoreOutline> {
+    fn tiers(file: &ModelFile, def: &ScoreDef, seen: &mut Vec<String>) -> Vec<String> {
+        let mut labels: Vec<String> = def.tiers.iter().map(|t| t.get_ref().label.get_ref().clone()).collect();
+        labels.push(def.disqualified_tier.as_ref().map_or_else(|| "disqualified".to_string(), |t| t.get_ref().clone()));
+        if def.tiers.is_empty()
+            && let Some(segments) = &def.segments
+        {
+            for segment in segments.get_ref() {
+                let target = segment.get_ref().score.get_ref();
+                // A cycle of segments is reported when the scores are ordered.
+                if seen.contains(target) {
+                    continue;
+                }
+                if let Some(target_def) = file.scores.get(target) {
+                    seen.push(target.clone());
+                    for label in tiers(file, target_def.get_ref(), seen) {
+                        if !labels.contains(&label) {
+                            labels.push(label);
+                        }
+                    }
+                }
+            }
+        }
+        labels
+    }
+    file.scores
+        .iter()
+        .map(|(name, def)| ScoreOutline {
+            rules: def.get_ref().rules.iter().map(|r| r.get_ref().name.get_ref().clone()).collect(),
+            tiers: tiers(file, def.get_ref(), &mut vec![name.clone()]),
+        })
+        .collect()
 }

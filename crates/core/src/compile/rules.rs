@@ -9,12 +9,12 @@ use toml::Spanned;
 
 use super::compiler::{Compiler, MAX_MAGNITUDE, span};
 use super::conditions::Record;
-use crate::format::{BandDef, DecayDef, RuleDef};
+use crate::format::{BandDef, DecayDef, PrecedentDef, RuleDef};
 use crate::model::Rule;
 use crate::rules::RuleKind;
 use crate::rules::attribute::{AttributeRule, CaseRule};
 use crate::rules::condition::Condition;
-use crate::rules::event::{Band, Decay, EventPoints, EventRule};
+use crate::rules::event::{Band, Decay, EventPoints, EventRule, Precedent};
 use crate::rules::inactivity::InactivityRule;
 use crate::time::Duration;
 
@@ -87,6 +87,7 @@ impl Compiler<'_> {
             "an attribute rule",
             &[
                 ("where", def.filter.as_ref().map(|s| s.span())),
+                ("after", def.after.as_ref().map(|s| s.span())),
                 ("max_count", def.max_count.as_ref().map(|s| s.span())),
                 ("progressive", def.progressive.as_ref().map(|s| s.span())),
                 ("bands", def.bands.as_ref().map(|s| s.span())),
@@ -144,8 +145,8 @@ impl Compiler<'_> {
             name,
             "an inactivity rule",
             &[
-                ("when", def.when.as_ref().map(|s| s.span())),
                 ("cases", def.cases.as_ref().map(|s| s.span())),
+                ("after", def.after.as_ref().map(|s| s.span())),
                 ("max_count", def.max_count.as_ref().map(|s| s.span())),
                 ("progressive", def.progressive.as_ref().map(|s| s.span())),
                 ("bands", def.bands.as_ref().map(|s| s.span())),
@@ -156,16 +157,13 @@ impl Compiler<'_> {
         let points = self.required_points(name, def, span(&def.name));
         let after = def.inactive_for.as_ref().and_then(|d| self.duration(d, "`inactive_for`"));
         let filter = def.filter.as_ref().and_then(|f| self.condition(f, Record::Event));
+        let lead_condition = self.lead_condition(def)?;
         let tracker = self.tracker(def.event.as_ref(), filter, Some(1));
-        Some(RuleKind::Inactivity(InactivityRule { tracker, after: after?, points: points? }))
+        Some(RuleKind::Inactivity(InactivityRule { tracker, after: after?, points: points?, lead_condition }))
     }
 
     fn event_rule(&mut self, name: &str, def: &RuleDef) -> Option<RuleKind> {
-        self.forbid(
-            name,
-            "an event rule",
-            &[("when", def.when.as_ref().map(|s| s.span())), ("cases", def.cases.as_ref().map(|s| s.span()))],
-        );
+        self.forbid(name, "an event rule", &[("cases", def.cases.as_ref().map(|s| s.span()))]);
         let max_count = match &def.max_count {
             Some(n) if *n.get_ref() >= 1 => Some(*n.get_ref() as usize),
             Some(n) => {
@@ -222,11 +220,38 @@ impl Compiler<'_> {
             (EventPoints::Bands(bands), Some(keep))
         };
         let filter = def.filter.as_ref().and_then(|f| self.condition(f, Record::Event));
-        let tracker = self.tracker(def.event.as_ref(), filter, keep);
+        let lead_condition = self.lead_condition(def)?;
         // Bands count at most what decides the band, so the count shown never depends on how
         // many older occurrences the state happens to hold.
         let max_count = if matches!(points, EventPoints::Bands(_)) { keep } else { max_count };
-        Some(RuleKind::Event(EventRule { tracker, window, max_count, points, decay }))
+        let (keep, after) = match &def.after {
+            // Which occurrences a sequence counts depends on the preceding events around each of
+            // them, so every occurrence is kept: the most recent ones may not be preceded.
+            Some(precedent) => (None, Some(self.precedent(precedent)?)),
+            None => (keep, None),
+        };
+        let tracker = self.tracker(def.event.as_ref(), filter, keep);
+        Some(RuleKind::Event(EventRule { tracker, window, max_count, points, decay, lead_condition, after }))
+    }
+
+    /// `when` on an event or inactivity rule: a condition on the lead.
+    fn lead_condition(&mut self, def: &RuleDef) -> Option<Option<Condition>> {
+        match &def.when {
+            Some(when) => self.condition(when, Record::Lead).map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// A sequence's `after = { event = "...", where = {...}, within = "7d" }`.
+    fn precedent(&mut self, def: &Spanned<PrecedentDef>) -> Option<Precedent> {
+        let p = def.get_ref();
+        let within = self.duration(&p.within, "`within`");
+        let filter = p.filter.as_ref().and_then(|f| self.condition(f, Record::Event));
+        if p.filter.is_some() && filter.is_none() {
+            return None;
+        }
+        let tracker = self.tracker(Some(&p.event), filter, None);
+        Some(Precedent { tracker, within: within? })
     }
 
     fn bands(&mut self, defs: &[Spanned<BandDef>]) -> Vec<Band> {

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use toml::Spanned;
 
-use super::compiler::{Compiler, span};
+use super::compiler::{Compiler, Dependency, span};
 use crate::diagnostic::Diagnostic;
 use crate::engine::{MAX_PRECISION, round_to_precision};
 use crate::format::{ScoreDef, TierDef};
-use crate::model::{Group, PredictiveScore, Rule, Score};
+use crate::model::{Group, PredictiveScore, Rule, Score, Segment};
+use crate::rules::condition::Condition;
+use super::conditions::Record;
 use crate::predictor::Predictor;
 
 /// The number of fields a predictive score's explanation names unless `factors` says otherwise.
@@ -24,11 +26,14 @@ const DEFAULT_FACTORS: usize = 3;
 const DEFAULT_PRECISION: u8 = 6;
 
 impl Compiler<'_> {
-    /// Orders scores so that components come first; reports cycles.
+    /// Orders scores so that every score comes after the scores it depends on (components,
+    /// segments, scores its conditions test); reports cycles at the first reference of one.
+    /// `references[i]` lists score `i`'s dependencies with where each is named, and whether it
+    /// is a component (`from`).
     pub(super) fn evaluation_order(
         &mut self,
         scores: &[Score],
-        from_spans: &[Option<Range<usize>>],
+        references: &[Vec<Dependency>],
     ) -> Option<Vec<usize>> {
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
@@ -38,7 +43,7 @@ impl Compiler<'_> {
         }
         fn visit(
             i: usize,
-            scores: &[Score],
+            references: &[Vec<Dependency>],
             marks: &mut [Mark],
             path: &mut Vec<usize>,
             order: &mut Vec<usize>,
@@ -55,8 +60,8 @@ impl Compiler<'_> {
             }
             marks[i] = Mark::Visiting;
             path.push(i);
-            for &(component, _) in &scores[i].components {
-                visit(component, scores, marks, path, order)?;
+            for dependency in &references[i] {
+                visit(dependency.score, references, marks, path, order)?;
             }
             path.pop();
             marks[i] = Mark::Done;
@@ -66,14 +71,24 @@ impl Compiler<'_> {
         let mut marks = vec![Mark::New; scores.len()];
         let mut order = Vec::with_capacity(scores.len());
         for i in 0..scores.len() {
-            if let Err(cycle) = visit(i, scores, &mut marks, &mut Vec::new(), &mut order) {
+            if let Err(cycle) = visit(i, references, &mut marks, &mut Vec::new(), &mut order) {
                 let names: Vec<&str> = cycle.iter().map(|&c| scores[c].name.as_str()).collect();
-                let message = if cycle.len() == 2 {
+                let edges: Vec<&Dependency> = cycle
+                    .windows(2)
+                    .filter_map(|w| references[w[0]].iter().find(|d| d.score == w[1]))
+                    .collect();
+                let only_components = edges.iter().all(|d| d.component);
+                let message = if cycle.len() == 2 && only_components {
                     format!("score `{}` is defined from itself", names[0])
-                } else {
+                } else if only_components {
                     format!("scores are defined from each other in a cycle: {}", names.join(" -> "))
+                } else {
+                    format!(
+                        "scores depend on each other in a cycle (through `from`, `segments` or conditions on scores): {}",
+                        names.join(" -> ")
+                    )
                 };
-                self.error(message, from_spans[cycle[0]].clone());
+                self.error(message, edges.first().map(|d| d.at.clone()));
                 return None;
             }
         }
@@ -86,7 +101,6 @@ impl Compiler<'_> {
         name: String,
         def: ScoreDef,
         def_span: Range<usize>,
-        score_index: &FxHashMap<String, usize>,
     ) -> Score {
         if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') || name.is_empty() {
             self.error(
@@ -97,8 +111,11 @@ impl Compiler<'_> {
         let mut components = Vec::new();
         for (component, weight) in &def.from {
             let w = self.finite(weight, "a component's weight");
-            match score_index.get(component) {
-                Some(&i) => components.push((i, w)),
+            match self.score_index.get(component).copied() {
+                Some(i) => {
+                    components.push((i, w));
+                    self.depend_on(i, weight.span(), true);
+                }
                 None => self.error(
                     format!("score `{name}` is made from `{component}`, which is not a score of this model"),
                     span(weight),
@@ -114,7 +131,12 @@ impl Compiler<'_> {
                 span(factors),
             );
         }
-        if def.rules.is_empty() && components.is_empty() && def.predictive.is_none() {
+        let applies_to = def.applies_to.as_ref().and_then(|c| self.condition(c, Record::Lead));
+        let segments = match &def.segments {
+            Some(segments) => self.segments(&name, segments, &def),
+            None => Vec::new(),
+        };
+        if def.rules.is_empty() && components.is_empty() && def.predictive.is_none() && def.segments.is_none() {
             self.warning(format!("score `{name}` has no rules and no `from`: it is always 0"), Some(def_span.clone()));
         }
 
@@ -212,6 +234,9 @@ impl Compiler<'_> {
             rules,
             groups,
             components,
+            applies_to,
+            segments,
+            depends_on: Vec::new(),
             min,
             max,
             normalize,
@@ -222,6 +247,74 @@ impl Compiler<'_> {
             disqualified_tier,
             predictive,
         }
+    }
+
+    /// A score's `segments`: each a condition (or `otherwise`, last) and the score whose value
+    /// the lead gets when it matches. Such a score has no points of its own.
+    fn segments(
+        &mut self,
+        name: &str,
+        defs: &Spanned<Vec<Spanned<crate::format::SegmentDef>>>,
+        def: &ScoreDef,
+    ) -> Vec<Segment> {
+        let misplaced = [
+            ("rules", !def.rules.is_empty()),
+            ("from", !def.from.is_empty()),
+            ("groups", !def.groups.is_empty()),
+            ("predictive", def.predictive.is_some()),
+            ("min", def.min.is_some()),
+            ("max", def.max.is_some()),
+            ("normalize", def.normalize.is_some()),
+            ("precision", def.precision.is_some()),
+        ];
+        for (key, present) in misplaced {
+            if present {
+                self.error(
+                    format!("score `{name}` takes its value from its `segments`, so it cannot have `{key}`: give it to the segments' scores"),
+                    span(defs),
+                );
+            }
+        }
+        if defs.get_ref().is_empty() {
+            self.error(format!("score `{name}` has an empty `segments` list"), span(defs));
+        }
+        let count = defs.get_ref().len();
+        let mut segments = Vec::with_capacity(count);
+        for (i, segment) in defs.get_ref().iter().enumerate() {
+            let s = segment.get_ref();
+            let when = match (&s.when, s.otherwise) {
+                (Some(when), false) => self.condition(when, Record::Lead),
+                (None, true) => {
+                    if i + 1 != count {
+                        self.error("an `otherwise` segment must be the last one", span(segment));
+                    }
+                    Some(Condition::Always)
+                }
+                _ => {
+                    self.error("a segment needs either `when` or `otherwise = true`", span(segment));
+                    None
+                }
+            };
+            let target = s.score.get_ref();
+            let index = match self.score_index.get(target) {
+                Some(&index) if Some(index) == self.current_score => {
+                    self.error(format!("score `{name}` cannot be its own segment"), span(&s.score));
+                    None
+                }
+                Some(&index) => {
+                    self.depend_on(index, s.score.span(), false);
+                    Some(index)
+                }
+                None => {
+                    self.error(format!("segment score `{target}` is not a score of this model"), span(&s.score));
+                    None
+                }
+            };
+            if let (Some(when), Some(score)) = (when, index) {
+                segments.push(Segment { when, score });
+            }
+        }
+        segments
     }
 
     /// A tier limit with more decimals than the score's value keeps is one no value can equal:

@@ -1,5 +1,9 @@
-//! Conditions on a record's fields (a lead's attributes or an event's properties) and their
-//! evaluation.
+//! Conditions on a record's fields (a lead's attributes or an event's properties) and on the
+//! lead's other scores, and their evaluation.
+//!
+//! A condition on scores reads them through [`Scores`], which the engine implements over the
+//! scores it has already evaluated (the compiler orders scores so that the ones tested come
+//! first); event filters, which see no scores, pass [`NoScores`].
 //!
 //! Text tests are Unicode-aware: `contains` and `ignore_case` fold case with the `regex` crate's
 //! simple case folding ("DIRECTOR", "Директор") rather than ASCII-only lowering.
@@ -70,6 +74,45 @@ pub(crate) enum Condition {
         slot: usize,
         tests: Vec<Test>,
     },
+    /// Every test holds on score `score` of the same lead.
+    Score {
+        score: usize,
+        tests: Vec<ScoreTest>,
+    },
+}
+
+/// One test on another score of the lead.
+#[derive(Debug)]
+pub(crate) enum ScoreTest {
+    /// A test on the score's value (ranges, `equals`, `one_of`).
+    Value(Test),
+    /// The score's tier is one of these labels.
+    Tier(Vec<String>),
+    /// The score's rule of this name applied.
+    Rule(String),
+}
+
+/// The scores of the lead a condition may test, already evaluated.
+pub(crate) trait Scores {
+    fn value(&self, score: usize) -> f64;
+    fn tier(&self, score: usize) -> Option<&str>;
+    fn rule_applied(&self, score: usize, rule: &str) -> bool;
+}
+
+/// For conditions that cannot test scores (event filters): the compiler rejects score tests
+/// there, so these answers are never read.
+pub(crate) struct NoScores;
+
+impl Scores for NoScores {
+    fn value(&self, _: usize) -> f64 {
+        0.0
+    }
+    fn tier(&self, _: usize) -> Option<&str> {
+        None
+    }
+    fn rule_applied(&self, _: usize, _: &str) -> bool {
+        false
+    }
 }
 
 /// One test on one field's value.
@@ -113,16 +156,28 @@ impl OneOf {
 }
 
 impl Condition {
+    /// Whether a record without scores (an event's properties, or a lead where no score is
+    /// tested) matches.
     pub(crate) fn matches(&self, record: &[Value]) -> bool {
+        self.matches_with(record, &NoScores)
+    }
+
+    /// Whether the record matches, reading the lead's other scores from `scores`.
+    pub(crate) fn matches_with(&self, record: &[Value], scores: &dyn Scores) -> bool {
         match self {
             Condition::Always => true,
-            Condition::All(all) => all.iter().all(|c| c.matches(record)),
-            Condition::Any(any) => any.iter().any(|c| c.matches(record)),
-            Condition::Not(inner) => !inner.matches(record),
+            Condition::All(all) => all.iter().all(|c| c.matches_with(record, scores)),
+            Condition::Any(any) => any.iter().any(|c| c.matches_with(record, scores)),
+            Condition::Not(inner) => !inner.matches_with(record, scores),
             Condition::Field { slot, tests } => {
                 let value = record.get(*slot).unwrap_or(&Value::Missing);
                 tests.iter().all(|test| test.holds(value))
             }
+            Condition::Score { score, tests } => tests.iter().all(|test| match test {
+                ScoreTest::Value(test) => test.holds(&Value::Number(scores.value(*score))),
+                ScoreTest::Tier(labels) => scores.tier(*score).is_some_and(|tier| labels.iter().any(|l| l == tier)),
+                ScoreTest::Rule(rule) => scores.rule_applied(*score, rule),
+            }),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Event rules (`event`): points for the occurrences of event types a lead's tracker kept, counted
 //! within a `window` and up to `max_count`, earned `points` each, by a `progressive` schedule or
-//! by `bands` of counts, and shrunk with their age by a `decay`.
+//! by `bands` of counts, and shrunk with their age by a `decay`. A sequence (`after`) counts only
+//! the occurrences that follow another event within a time: a pricing view within 7 days after a
+//! webinar.
 
+use crate::rules::condition::Condition;
 use crate::rules::outcome::RuleOutcome;
 use crate::time::{Duration, Timestamp};
 
@@ -14,6 +17,35 @@ pub(crate) struct EventRule {
     pub(crate) max_count: Option<usize>,
     pub(crate) points: EventPoints,
     pub(crate) decay: Option<Decay>,
+    /// `when`: the rule applies only to leads matching it (checked by `RuleKind::outcome`).
+    pub(crate) lead_condition: Option<Condition>,
+    /// `after`: a sequence's preceding event.
+    pub(crate) after: Option<Precedent>,
+}
+
+/// The event that must precede an occurrence for a sequence to count it.
+#[derive(Debug)]
+pub(crate) struct Precedent {
+    /// The tracker that keeps the preceding events (all of them: any may be the one needed).
+    pub(crate) tracker: usize,
+    pub(crate) within: Duration,
+}
+
+impl Precedent {
+    /// The occurrences (ascending) that have a preceding event at most `within` before them, at
+    /// the same instant included. `before` is ascending too. Which events count depends only on
+    /// the times, never on the order events arrived in.
+    pub(crate) fn followed(&self, before: &[Timestamp], times: &[Timestamp]) -> Vec<Timestamp> {
+        times
+            .iter()
+            .copied()
+            .filter(|&at| {
+                let earliest = at.saturating_sub(self.within);
+                let first = before.partition_point(|t| *t < earliest);
+                before.get(first).is_some_and(|t| *t <= at)
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug)]
@@ -100,13 +132,13 @@ impl EventRule {
 
 #[cfg(test)]
 mod tests {
-    use super::{Band, Decay, EventPoints, EventRule};
+    use super::{Band, Decay, EventPoints, EventRule, Precedent};
     use crate::time::{Duration, Timestamp};
 
     const DAY: i64 = 86_400_000;
 
     fn rule(points: EventPoints) -> EventRule {
-        EventRule { tracker: 0, window: None, max_count: None, points, decay: None }
+        EventRule { tracker: 0, window: None, max_count: None, points, decay: None, lead_condition: None, after: None }
     }
 
     fn days(days: &[i64]) -> Vec<Timestamp> {
@@ -165,5 +197,17 @@ mod tests {
         assert_eq!(steps.factor(Duration::from_days(91)), 0.1);
         let decayed = EventRule { decay: Some(half_life), ..rule(EventPoints::Each(8.0)) };
         assert_eq!(decayed.outcome(&days(&[0, 30]), Timestamp(30 * DAY)).points, 12.0);
+    }
+
+    #[test]
+    fn a_sequence_counts_occurrences_that_follow_the_preceding_event_within_its_time() {
+        let precedent = Precedent { tracker: 1, within: Duration::from_days(7) };
+        let webinars = days(&[10, 30]);
+        // Day 10 itself (same instant) and day 17 (exactly 7 days) follow the webinar of day 10;
+        // day 18 is too late; day 5 comes before; day 31 follows the webinar of day 30.
+        let pricing = days(&[5, 10, 17, 18, 31]);
+        assert_eq!(precedent.followed(&webinars, &pricing), days(&[10, 17, 31]));
+        assert_eq!(precedent.followed(&[], &pricing), Vec::new());
+        assert_eq!(precedent.followed(&webinars, &[]), Vec::new());
     }
 }

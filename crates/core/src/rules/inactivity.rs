@@ -1,6 +1,7 @@
 //! Inactivity rules (`inactive_for`): points when a lead's tracker holds no occurrence in the
 //! last `after`, counted from the lead's creation time when it has none.
 
+use crate::rules::condition::Condition;
 use crate::rules::outcome::RuleOutcome;
 use crate::time::{Duration, Timestamp};
 use crate::value::Value;
@@ -12,6 +13,8 @@ pub(crate) struct InactivityRule {
     pub(crate) tracker: usize,
     pub(crate) after: Duration,
     pub(crate) points: f64,
+    /// `when`: the rule applies only to leads matching it (checked by `RuleKind::outcome`).
+    pub(crate) lead_condition: Option<Condition>,
 }
 
 impl InactivityRule {
@@ -46,7 +49,7 @@ mod tests {
     const DAY: i64 = 86_400_000;
 
     fn rule() -> InactivityRule {
-        InactivityRule { tracker: 0, after: Duration::from_days(30), points: -10.0 }
+        InactivityRule { tracker: 0, after: Duration::from_days(30), points: -10.0, lead_condition: None }
     }
 
     #[test]

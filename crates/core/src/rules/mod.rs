@@ -17,11 +17,15 @@ pub(crate) use outcome::RuleOutcome;
 
 use crate::time::Timestamp;
 use crate::value::Value;
+use condition::Scores;
 use attribute::{AttributeRule, CaseRule};
 use event::EventRule;
 use inactivity::InactivityRule;
 
 /// A rule's kind, decided by the compiler from the rule's keys, with its compiled settings.
+///
+/// Event and inactivity rules may also test the lead (`when`): when the lead does not match, the
+/// rule does not apply, whatever its events.
 #[derive(Debug)]
 pub(crate) enum RuleKind {
     Attribute(AttributeRule),
@@ -33,19 +37,35 @@ pub(crate) enum RuleKind {
 impl RuleKind {
     /// Evaluates the rule for one lead at `as_of`. `occurrences` holds, per tracker, the lead's
     /// ascending occurrence times (a lead's state); `created_at_field` is the lead record slot of
-    /// the model's `[lead] created_at`.
+    /// the model's `[lead] created_at`; `scores` are the lead's scores its conditions may test.
     pub(crate) fn outcome(
         &self,
         lead: &[Value],
         occurrences: &[Vec<Timestamp>],
         created_at_field: Option<usize>,
         as_of: Timestamp,
+        scores: &dyn Scores,
     ) -> RuleOutcome {
         match self {
-            RuleKind::Attribute(rule) => rule.outcome(lead),
-            RuleKind::Cases(rule) => rule.outcome(lead),
-            RuleKind::Event(rule) => rule.outcome(counted_until(&occurrences[rule.tracker], as_of), as_of),
+            RuleKind::Attribute(rule) => rule.outcome(lead, scores),
+            RuleKind::Cases(rule) => rule.outcome(lead, scores),
+            RuleKind::Event(rule) => {
+                if rule.lead_condition.as_ref().is_some_and(|c| !c.matches_with(lead, scores)) {
+                    return RuleOutcome::default();
+                }
+                let times = counted_until(&occurrences[rule.tracker], as_of);
+                match &rule.after {
+                    None => rule.outcome(times, as_of),
+                    Some(precedent) => {
+                        let before = counted_until(&occurrences[precedent.tracker], as_of);
+                        rule.outcome(&precedent.followed(before, times), as_of)
+                    }
+                }
+            }
             RuleKind::Inactivity(rule) => {
+                if rule.lead_condition.as_ref().is_some_and(|c| !c.matches_with(lead, scores)) {
+                    return RuleOutcome::default();
+                }
                 rule.outcome(counted_until(&occurrences[rule.tracker], as_of), lead, created_at_field, as_of)
             }
         }
