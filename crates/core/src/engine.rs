@@ -345,9 +345,12 @@ impl Model {
             self.set_tier(score, lead, state, as_of, outcomes, done, result);
             return;
         }
-        outcomes.extend(score.rules.iter().map(|rule| {
-            rule.kind.outcome(lead, &state.occurrences, self.created_at_field, as_of, &scores)
-        }));
+        outcomes.extend(
+            score
+                .rules
+                .iter()
+                .map(|rule| rule.kind.outcome(lead, &state.occurrences, self.created_at_field, as_of, &scores)),
+        );
 
         let contributions = &mut result.contributions;
         for (rule, outcome) in score.rules.iter().zip(outcomes.iter()) {

@@ -93,6 +93,31 @@ impl Model {
     pub fn scores(&self) -> &[Score] {
         &self.scores
     }
+
+    /// Every tier label score `score` can have: its tiers and its `disqualified_tier`, and for a
+    /// score of segments without tiers of its own, its segments' labels.
+    pub(crate) fn tier_labels(&self, score: usize) -> Vec<&str> {
+        let mut labels = Vec::new();
+        let mut pending = vec![score];
+        let mut seen = vec![score];
+        while let Some(i) = pending.pop() {
+            let s = &self.scores[i];
+            for label in s.tiers.iter().map(|t| t.label.as_str()).chain([s.disqualified_tier.as_str()]) {
+                if !labels.contains(&label) {
+                    labels.push(label);
+                }
+            }
+            if s.tiers.is_empty() {
+                for segment in &s.segments {
+                    if !seen.contains(&segment.score) {
+                        seen.push(segment.score);
+                        pending.push(segment.score);
+                    }
+                }
+            }
+        }
+        labels
+    }
 }
 
 /// Keeps, per lead, the timestamps of the events one or more rules look at.

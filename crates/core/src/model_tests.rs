@@ -179,11 +179,11 @@ pub(crate) fn compile_tests(
                 None => None,
                 Some(label) if label.get_ref().is_empty() => Some(None),
                 Some(label) => {
-                    let s = &model.scores[score];
-                    let known =
-                        s.tiers.iter().any(|t| &t.label == label.get_ref()) || &s.disqualified_tier == label.get_ref();
-                    if !known {
-                        let labels: Vec<&str> = s.tiers.iter().map(|t| t.label.as_str()).collect();
+                    let known_labels = model.tier_labels(score);
+                    if !known_labels.contains(&label.get_ref().as_str()) {
+                        let s = &model.scores[score];
+                        let labels: Vec<&str> =
+                            known_labels.iter().copied().filter(|l| *l != s.disqualified_tier).collect();
                         diagnostics.push(Diagnostic::error(
                             format!(
                                 "`{score_name}` has no tier `{}` (its tiers: {}; `\"\"` for none)",

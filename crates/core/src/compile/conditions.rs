@@ -197,7 +197,10 @@ impl Compiler<'_> {
             let hint = if known.is_empty() {
                 "the model has no `[conditions]`".to_string()
             } else {
-                format!("the model's conditions are {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "the model's conditions are {}",
+                    known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                )
             };
             self.error(format!("there is no condition `{key}` in `[conditions]`: {hint}"), span(name));
             return None;
@@ -235,7 +238,9 @@ impl Compiler<'_> {
             let message = if ["field", "all", "any", "not"].contains(&key) {
                 format!("a condition tests either one `score` or uses `{key}`: split it with `all = [...]`")
             } else {
-                format!("`{key}` tests a field; a score is tested with `min`, `max`, `above`, `below`, `equals`, `one_of`, `tier` or `rule`")
+                format!(
+                    "`{key}` tests a field; a score is tested with `min`, `max`, `above`, `below`, `equals`, `one_of`, `tier` or `rule`"
+                )
             };
             self.error(message, span(def));
             ok = false;
@@ -282,20 +287,15 @@ impl Compiler<'_> {
             }
             tests.push(ScoreTest::Rule(rule.get_ref().clone()));
         }
-        let mut values: Vec<(&str, Vec<crate::format::Scalar>, Option<std::ops::Range<usize>>)> = Vec::new();
-        if let Some(equals) = &c.equals {
-            values.push(("equals", vec![equals.get_ref().clone()], span(equals)));
-        }
-        if let Some(one_of) = &c.one_of {
-            values.push(("one_of", one_of.get_ref().clone(), span(one_of)));
-        }
-        for (key, list, at) in values {
+        let equals = c.equals.as_ref().map(|e| ("equals", std::slice::from_ref(e.get_ref()), span(e)));
+        let one_of = c.one_of.as_ref().map(|o| ("one_of", o.get_ref().as_slice(), span(o)));
+        for (key, list, at) in equals.into_iter().chain(one_of) {
             if list.is_empty() || list.iter().any(|v| !matches!(v, Scalar::Integer(_) | Scalar::Float(_))) {
                 self.error(format!("`{key}` on a score compares its value: give numbers (use `tier` for tiers)"), at);
                 ok = false;
                 continue;
             }
-            match self.one_of_test(&list, false, key, at) {
+            match self.one_of_test(list, false, key, at) {
                 Some(test) => tests.push(ScoreTest::Value(test)),
                 None => ok = false,
             }

@@ -10,13 +10,13 @@ use rustc_hash::FxHashMap;
 use toml::Spanned;
 
 use super::compiler::{Compiler, Dependency, span};
+use super::conditions::Record;
 use crate::diagnostic::Diagnostic;
 use crate::engine::{MAX_PRECISION, round_to_precision};
 use crate::format::{ScoreDef, TierDef};
 use crate::model::{Group, PredictiveScore, Rule, Score, Segment};
-use crate::rules::condition::Condition;
-use super::conditions::Record;
 use crate::predictor::Predictor;
+use crate::rules::condition::Condition;
 
 /// The number of fields a predictive score's explanation names unless `factors` says otherwise.
 const DEFAULT_FACTORS: usize = 3;
@@ -30,11 +30,7 @@ impl Compiler<'_> {
     /// segments, scores its conditions test); reports cycles at the first reference of one.
     /// `references[i]` lists score `i`'s dependencies with where each is named, and whether it
     /// is a component (`from`).
-    pub(super) fn evaluation_order(
-        &mut self,
-        scores: &[Score],
-        references: &[Vec<Dependency>],
-    ) -> Option<Vec<usize>> {
+    pub(super) fn evaluation_order(&mut self, scores: &[Score], references: &[Vec<Dependency>]) -> Option<Vec<usize>> {
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
             New,
@@ -73,10 +69,8 @@ impl Compiler<'_> {
         for i in 0..scores.len() {
             if let Err(cycle) = visit(i, references, &mut marks, &mut Vec::new(), &mut order) {
                 let names: Vec<&str> = cycle.iter().map(|&c| scores[c].name.as_str()).collect();
-                let edges: Vec<&Dependency> = cycle
-                    .windows(2)
-                    .filter_map(|w| references[w[0]].iter().find(|d| d.score == w[1]))
-                    .collect();
+                let edges: Vec<&Dependency> =
+                    cycle.windows(2).filter_map(|w| references[w[0]].iter().find(|d| d.score == w[1])).collect();
                 let only_components = edges.iter().all(|d| d.component);
                 let message = if cycle.len() == 2 && only_components {
                     format!("score `{}` is defined from itself", names[0])
@@ -96,12 +90,7 @@ impl Compiler<'_> {
     }
 
     /// One `[scores.<name>]` table: components, groups, rules, limits, tiers and qualifiers.
-    pub(super) fn score(
-        &mut self,
-        name: String,
-        def: ScoreDef,
-        def_span: Range<usize>,
-    ) -> Score {
+    pub(super) fn score(&mut self, name: String, def: ScoreDef, def_span: Range<usize>) -> Score {
         if !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') || name.is_empty() {
             self.error(
                 format!("score name `{name}` can only have letters, digits, `_` and `-` (it names output columns)"),

@@ -17,8 +17,8 @@ pub(crate) use outcome::RuleOutcome;
 
 use crate::time::Timestamp;
 use crate::value::Value;
-use condition::Scores;
 use attribute::{AttributeRule, CaseRule};
+use condition::Scores;
 use event::EventRule;
 use inactivity::InactivityRule;
 

@@ -132,3 +132,104 @@ points = 5
     ));
     insta::assert_snapshot!(errors("[scores.s]\n[[scores.s.rules]]\nname = \"x\"\nevent = 5\npoints = 1\n"));
 }
+
+#[test]
+fn mistakes_with_named_conditions_and_conditions_on_scores() {
+    insta::assert_snapshot!(errors(
+        r#"
+[conditions.a]
+condition = "b"
+[conditions.b]
+condition = "a"
+[conditions.unused]
+field = "x"
+present = true
+
+[scores.fit]
+tiers = [{ label = "C" }, { label = "A", min = 10 }]
+[[scores.fit.rules]]
+name = "loop"
+when = { condition = "a" }
+points = 1
+[[scores.fit.rules]]
+name = "unknown"
+when = { condition = "nowhere" }
+points = 1
+[[scores.fit.rules]]
+name = "self"
+when = { score = "fit", min = 3 }
+points = 1
+[[scores.fit.rules]]
+name = "mixed"
+when = { condition = "a", field = "x", present = true }
+points = 1
+
+[scores.total]
+[[scores.total.rules]]
+name = "tier"
+when = { score = "fit", tier = ["A", "Z"] }
+points = 1
+[[scores.total.rules]]
+name = "rule"
+when = { score = "fit", rule = "nope", contains = "x" }
+points = 1
+[[scores.total.rules]]
+name = "no score"
+when = { tier = "A" }
+points = 1
+[[scores.total.rules]]
+name = "text"
+when = { score = "fit", equals = "A" }
+points = 1
+[[scores.total.rules]]
+name = "in an event filter"
+event = "page_view"
+where = { score = "fit", min = 1 }
+points = 1
+"#
+    ));
+}
+
+#[test]
+fn scores_that_test_each_other() {
+    insta::assert_snapshot!(errors(
+        r#"
+[scores.a]
+[[scores.a.rules]]
+name = "b is high"
+when = { score = "b", min = 10 }
+points = 1
+
+[scores.b]
+from = { a = 1 }
+"#
+    ));
+}
+
+#[test]
+fn mistakes_with_segments_and_sequences() {
+    insta::assert_snapshot!(errors(
+        r#"
+[scores.fit_eu]
+[scores.fit]
+min = 0
+segments = [
+  { otherwise = true, score = "fit_eu" },
+  { when = { field = "region", equals = "US" }, score = "fit_us" },
+  { score = "fit" },
+]
+
+[scores.e]
+[[scores.e.rules]]
+name = "after"
+event = "pricing"
+after = { event = "webinar", within = "0d" }
+points = 1
+[[scores.e.rules]]
+name = "attribute"
+when = { field = "x", present = true }
+after = { event = "webinar", within = "7d" }
+points = 1
+"#
+    ));
+}

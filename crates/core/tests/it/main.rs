@@ -5,6 +5,7 @@
 
 mod common;
 mod errors;
+mod language;
 mod model_format_doc;
 mod precision;
 mod predictive;

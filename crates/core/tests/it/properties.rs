@@ -67,6 +67,14 @@ max_count = 2
 name = "inactive"
 inactive_for = "20d"
 points = -5
+[[scores.engagement.rules]]
+name = "sequence"
+event = "b"
+after = { event = "a", within = "7d" }
+when = { field = "title", present = true }
+points = 4
+max_count = 3
+decay = { half_life = "15d" }
 "#;
 
 const TYPES: &[&str] = &["a", "b", "c", "d", "demo", "other"];

@@ -76,5 +76,7 @@ fn source(source: &Source<'_>) -> String {
         Source::Normalization => "normalization to 0-100".to_string(),
         Source::Factor { field, value } => format!("field `{field}` = {}", value.as_deref().unwrap_or("unknown")),
         Source::OtherFactors => "other factors".to_string(),
+        Source::NotApplicable => "not applicable to this lead".to_string(),
+        Source::Segment { score } => format!("segment score `{score}`"),
     }
 }

@@ -373,6 +373,8 @@ fn shown_contribution(contribution: &leadscore_core::Contribution<'_>) -> ShownC
             (field.to_string(), value.clone().map_or("unknown".to_string(), |v| format!("is {v}")))
         }
         Source::OtherFactors => ("base rate and other fields".to_string(), String::new()),
+        Source::NotApplicable => ("does not apply".to_string(), "the lead is outside this score's segment".to_string()),
+        Source::Segment { score } => (format!("segment {score}"), "the score of the lead's segment".to_string()),
     };
     ShownContribution { label, detail, points: charts::signed(contribution.points) }
 }
