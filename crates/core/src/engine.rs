@@ -187,7 +187,7 @@ pub(crate) fn round_to_precision(value: f64, decimals: u8) -> f64 {
     if rounded == 0.0 { 0.0 } else { rounded }
 }
 
-fn serialize_rounded<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_rounded<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(round_score(*value))
 }
 
@@ -486,8 +486,8 @@ fn not_applicable(result: &mut ScoreResult<'_>) {
 
 /// The scores of the lead evaluated so far, as the conditions that test scores read them. The
 /// compiler orders scores so that every score a condition tests is among them.
-struct Done<'a, 'm> {
-    results: &'a [ScoreResult<'m>],
+pub(crate) struct Done<'a, 'm> {
+    pub(crate) results: &'a [ScoreResult<'m>],
 }
 
 impl Scores for Done<'_, '_> {

@@ -12,9 +12,14 @@
 //! - [`rules`]: each rule kind, compiled and evaluated, and conditions on lead fields and event
 //!   properties.
 //! - [`model_tests`]: the `[[tests]]` a model carries, run against it.
+//! - [`changes`]: why a score moved between two instants or two model versions, in terms that
+//!   add up to the change.
+//! - [`changes`]: why scores moved between two instants or two model versions, in terms that add
+//!   up to each change.
 //! - [`check`]: what a model can reach (score ranges, unreachable tiers).
 //! - [`time`]: instants, durations and RFC 3339.
 
+pub mod changes;
 pub mod check;
 pub mod compile;
 pub mod diagnostic;
@@ -27,6 +32,7 @@ pub mod rules;
 pub mod time;
 pub mod value;
 
+pub use changes::{Cause, ScoreChange, Snapshot, Term, model_changes};
 pub use compile::{Compiled, compile, compile_with};
 pub use diagnostic::{Diagnostic, ModelError, Severity};
 pub use engine::{Contribution, Event, LeadScores, LeadState, ScoreResult, Source, round_score};

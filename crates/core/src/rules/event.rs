@@ -94,9 +94,23 @@ impl Decay {
 
 impl EventRule {
     /// The rule's outcome at `as_of`, from its tracker's ascending occurrence times up to `as_of`.
+    #[cfg(test)]
     pub(crate) fn outcome(&self, times: &[Timestamp], as_of: Timestamp) -> RuleOutcome {
+        self.outcome_between(times, as_of, as_of)
+    }
+
+    /// The outcome with the window and counts taken at `counted_at` and the decay at
+    /// `decayed_at`: what tells windows expiring apart from decay when a score's change over
+    /// time is explained (`changes.rs`). Both the same instant: [`EventRule::outcome`].
+    pub(crate) fn outcome_between(
+        &self,
+        times: &[Timestamp],
+        counted_at: Timestamp,
+        decayed_at: Timestamp,
+    ) -> RuleOutcome {
+        let as_of = decayed_at;
         let start = match self.window {
-            Some(window) => times.partition_point(|t| *t < as_of.saturating_sub(window)),
+            Some(window) => times.partition_point(|t| *t < counted_at.saturating_sub(window)),
             None => 0,
         };
         let mut counted = &times[start..];

@@ -46,6 +46,20 @@ impl RuleKind {
         as_of: Timestamp,
         scores: &dyn Scores,
     ) -> RuleOutcome {
+        self.outcome_between(lead, occurrences, created_at_field, as_of, as_of, scores)
+    }
+
+    /// The outcome with occurrences counted (windows, counts, inactivity) at `counted_at` and
+    /// event points decayed at `decayed_at`; [`RuleKind::outcome`] takes both at the as-of time.
+    pub(crate) fn outcome_between(
+        &self,
+        lead: &[Value],
+        occurrences: &[Vec<Timestamp>],
+        created_at_field: Option<usize>,
+        counted_at: Timestamp,
+        decayed_at: Timestamp,
+        scores: &dyn Scores,
+    ) -> RuleOutcome {
         match self {
             RuleKind::Attribute(rule) => rule.outcome(lead, scores),
             RuleKind::Cases(rule) => rule.outcome(lead, scores),
@@ -53,12 +67,12 @@ impl RuleKind {
                 if rule.lead_condition.as_ref().is_some_and(|c| !c.matches_with(lead, scores)) {
                     return RuleOutcome::default();
                 }
-                let times = counted_until(&occurrences[rule.tracker], as_of);
+                let times = counted_until(&occurrences[rule.tracker], counted_at);
                 match &rule.after {
-                    None => rule.outcome(times, as_of),
+                    None => rule.outcome_between(times, counted_at, decayed_at),
                     Some(precedent) => {
-                        let before = counted_until(&occurrences[precedent.tracker], as_of);
-                        rule.outcome(&precedent.followed(before, times), as_of)
+                        let before = counted_until(&occurrences[precedent.tracker], counted_at);
+                        rule.outcome_between(&precedent.followed(before, times), counted_at, decayed_at)
                     }
                 }
             }
@@ -66,7 +80,7 @@ impl RuleKind {
                 if rule.lead_condition.as_ref().is_some_and(|c| !c.matches_with(lead, scores)) {
                     return RuleOutcome::default();
                 }
-                rule.outcome(counted_until(&occurrences[rule.tracker], as_of), lead, created_at_field, as_of)
+                rule.outcome(counted_until(&occurrences[rule.tracker], counted_at), lead, created_at_field, counted_at)
             }
         }
     }

@@ -3,6 +3,7 @@
 //! One test binary per crate (each file here is a module of it): a binary per file would link
 //! the crate and its dependencies again for every file.
 
+mod changes;
 mod common;
 mod errors;
 mod language;
