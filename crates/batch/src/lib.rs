@@ -12,8 +12,10 @@
 //! - [`input`]: file formats and block-wise reading.
 //! - [`leads`], [`events`]: the two readers.
 //! - [`score`]: parallel scoring and the output rows.
+//! - [`changes`]: why scores moved between two instants or two models (`leadscore explain`).
 //! - [`report`]: skipped rows, warnings and counts.
 
+pub mod changes;
 pub mod columns;
 pub mod error;
 pub mod events;

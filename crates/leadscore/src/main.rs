@@ -33,6 +33,8 @@ enum Command {
     Test(commands::test::Args),
     /// Score a file of leads with their events; one row per lead
     Score(commands::score::Args),
+    /// Why each lead's scores moved between two instants or two model versions, term by term
+    Explain(commands::explain::Args),
     /// Run the real-time scoring service (HTTP API, embedded database)
     Serve(commands::serve::Args),
     /// Manage API keys of the service
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Score(args) => commands::score::run(args),
+        Command::Explain(args) => commands::explain::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Keys(args) => commands::keys::run(args),
         Command::Users(args) => commands::users::run(args),

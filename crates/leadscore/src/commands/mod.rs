@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod evaluate;
+pub mod explain;
 pub mod keys;
 pub mod leads;
 pub mod score;

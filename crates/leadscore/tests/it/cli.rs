@@ -532,3 +532,75 @@ fn check_runs_the_models_tests_and_reports_failures_at_their_place() {
     let stdout = stdout.replace(&model.display().to_string(), "m.toml");
     assert!(stdout.contains("2 tests, 1 failed\nm.toml:26:8: error: test `retail lead` fails: score: expected 15 (tier cold), got 10 (tier cold)\n"), "{stdout}");
 }
+
+#[test]
+fn explain_says_why_scores_moved_between_two_instants_and_two_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "model.toml", MODEL);
+    let leads_before = write(dir.path(), "before.csv", "lead_id,industry\nA1,Technology\nB2,Retail\n");
+    let leads = write(dir.path(), "leads.csv", "lead_id,industry\nA1,Technology\nB2,Technology\n");
+    let events = write(
+        dir.path(),
+        "events.csv",
+        "lead_id,type,ts,url\nA1,page_view,2026-10-15T00:00:00Z,/pricing\nA1,page_view,2026-10-20T00:00:00Z,/pricing\n",
+    );
+    let (code, stdout, stderr) = run(bin()
+        .args(["explain", "--from", "2026-10-01T00:00:00Z", "--to", "2026-11-01T00:00:00Z", "--model"])
+        .arg(&model)
+        .arg("--leads")
+        .arg(&leads)
+        .arg("--leads-before")
+        .arg(&leads_before)
+        .arg("--events")
+        .arg(&events));
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!(stdout, @r"
+    lead A1: 2026-10-01T00:00:00Z -> 2026-11-01T00:00:00Z
+      score  15 (cold) -> 25 (hot)  (+10)
+                 +10  events (+1)        score: pricing
+    lead B2: 2026-10-01T00:00:00Z -> 2026-11-01T00:00:00Z
+      score  0 (cold) -> 15 (cold)  (+15)
+                 +15  attributes         score: tech
+    ");
+
+    // The same as JSON: the terms add up to each change.
+    let (code, stdout, _) = run(bin()
+        .args(["explain", "--json", "--lead", "A1", "--from", "2026-10-01T00:00:00Z", "--to", "2026-11-01T00:00:00Z"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--leads")
+        .arg(&leads)
+        .arg("--events")
+        .arg(&events));
+    assert_eq!(code, 0);
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(line["lead_id"], "A1");
+    let change = &line["changes"][0];
+    assert_eq!((change["before"].as_f64(), change["after"].as_f64()), (Some(15.0), Some(25.0)));
+    assert_eq!(change["terms"][0]["cause"], "events");
+    assert_eq!(change["terms"][0]["occurrences"], 1);
+
+    // A new version that doubles the pricing page's points.
+    let doubled = write(dir.path(), "v2.toml", &MODEL.replace("points = 10", "points = 20"));
+    let (code, stdout, stderr) = run(bin()
+        .args(["explain", "--to", "2026-11-01T00:00:00Z", "--lead", "A1", "--model"])
+        .arg(&doubled)
+        .arg("--model-before")
+        .arg(&model)
+        .arg("--leads")
+        .arg(&leads)
+        .arg("--events")
+        .arg(&events));
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!(stdout, @r"
+    lead A1: model versions, as of 2026-11-01T00:00:00Z
+      score  25 (hot) -> 35 (hot)  (+10)
+                 +10  model              score: pricing
+    ");
+
+    // Neither --from nor --model-before: what to compare is unknown.
+    let (code, _, stderr) =
+        run(bin().args(["explain", "--to", "2026-11-01T00:00:00Z", "--model"]).arg(&model).arg("--leads").arg(&leads));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("give --from"), "{stderr}");
+}
