@@ -69,6 +69,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::health::routes())
         .merge(routes::segment::routes())
         .merge(routes::leads::routes())
+        .merge(routes::lead_changes::routes())
         .merge(routes::privacy::routes())
         .merge(routes::models::routes())
         .merge(routes::predictive::routes())

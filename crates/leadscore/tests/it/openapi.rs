@@ -17,6 +17,7 @@ const DOCUMENTED: &[&str] = &[
     "GET /api/keys",
     "GET /api/leads",
     "GET /api/leads/{id}",
+    "GET /api/leads/{id}/changes",
     "GET /api/leads/{id}/export",
     "GET /api/leads/{id}/history",
     "GET /api/leads/{id}/stages",

@@ -311,3 +311,86 @@ fn months_and_yes_no_words_score_the_same_both_ways() {
         }
     }
 }
+
+/// `leadscore explain --json` for one lead of a data set, as a JSON value.
+fn explained_changes(args: &[&str], set: &DataSet, lead: &str) -> serde_json::Value {
+    let output = bin()
+        .arg("explain")
+        .args(args)
+        .arg("--json")
+        .args(["--lead", lead, "--leads"])
+        .arg(&set.leads)
+        .arg("--events")
+        .arg(&set.events)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn why_scores_moved_is_told_the_same_by_the_service_and_by_leadscore_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = data_sets().into_iter().find(|s| s.name == "segments").unwrap();
+    let (admin, read) = (create_key(dir.path(), "acme", "admin"), create_key(dir.path(), "acme", "read"));
+    let server = Server::start(dir.path(), &[]);
+    let source = std::fs::read_to_string(&set.model).unwrap();
+    assert_eq!(server.post_text("/api/models", &admin, &source).status, 201);
+    for (path, file) in [("/api/import/leads", &set.leads), ("/api/import/events", &set.events)] {
+        let imported = server.post_text(path, &admin, &std::fs::read_to_string(file).unwrap());
+        assert_eq!(imported.status, 200, "{}", imported.body);
+    }
+    let (from, to) = ("2026-10-05T00:00:00Z", "2026-11-01T00:00:00Z");
+    let mut moved = 0;
+    for lead in ["s1", "s2", "s3", "s4", "s5", "s6"] {
+        let answer = server.get(&format!("/api/leads/{lead}/changes?from={from}&to={to}"), &read);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let service = answer.json();
+        let batch = explained_changes(&["--model", set.model.to_str().unwrap(), "--from", from, "--to", to], &set, lead);
+        assert_eq!(service["changes"], batch["changes"], "{lead}: the service (left) and leadscore explain (right)");
+        for change in service["changes"].as_array().unwrap() {
+            let sum: f64 = change["terms"].as_array().unwrap().iter().map(|t| t["points"].as_f64().unwrap()).sum();
+            assert!((sum - change["change"].as_f64().unwrap()).abs() < 1e-5, "{lead}: {change}");
+            moved += usize::from(change["change"].as_f64().unwrap() != 0.0);
+        }
+    }
+    assert!(moved >= 6, "only {moved} scores moved");
+
+    // A second version that doubles the sequence's points: the versions compared at one instant.
+    let doubled = source
+        .replace("points = 10\nmax_count = 2", "points = 20\nmax_count = 2")
+        .replace("expect.engagement = { value = 12.5,", "expect.engagement = { value = 22.5,")
+        .replace("expect.total = { value = 42.5,", "expect.total = { value = 52.5,");
+    assert_ne!(doubled, source);
+    assert_eq!(server.post_text("/api/models", &admin, &doubled).status, 201);
+    let v2 = dir.path().join("v2.toml");
+    std::fs::write(&v2, &doubled).unwrap();
+    let service = server.get(&format!("/api/leads/s1/changes?versions=1,2&to={to}"), &read).json();
+    let batch = explained_changes(
+        &["--model", v2.to_str().unwrap(), "--model-before", set.model.to_str().unwrap(), "--to", to],
+        &set,
+        "s1",
+    );
+    assert_eq!(service["changes"], batch["changes"]);
+    assert_eq!(service["model_versions"], serde_json::json!([1, 2]));
+    let engagement = service["changes"].as_array().unwrap().iter().find(|c| c["score"] == "engagement").unwrap();
+    assert_eq!(engagement["change"], 10.0, "{engagement}");
+    assert_eq!(engagement["terms"][0]["cause"], "model");
+    assert_eq!(engagement["terms"][0]["rule"], "pricing after webinar");
+
+    // Mistakes are the client's, and say what to write.
+    for (query, wanted) in [
+        ("", "give `from`"),
+        ("?from=yesterday", "RFC 3339"),
+        ("?versions=1", "two version numbers"),
+        ("?from=2026-10-01T00:00:00Z&versions=1,2", "not both"),
+        ("?form=2026-10-01T00:00:00Z", "form"),
+    ] {
+        let answer = server.get(&format!("/api/leads/s1/changes{query}"), &read);
+        assert_eq!(answer.status, 400, "{query}: {}", answer.body);
+        assert_eq!(answer.json()["code"], "invalid_query");
+        assert!(answer.body.contains(wanted), "{query}: {}", answer.body);
+    }
+    assert_eq!(server.get("/api/leads/s1/changes?versions=1,9", &read).status, 404);
+    assert_eq!(server.get("/api/leads/nobody/changes?from=2026-10-01T00:00:00Z", &read).status, 404);
+}

@@ -4,6 +4,7 @@
 pub mod health;
 pub mod import;
 pub mod keys;
+pub mod lead_changes;
 pub mod leads;
 pub mod metrics;
 pub mod models;
