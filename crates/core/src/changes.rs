@@ -331,6 +331,41 @@ pub fn model_changes<'m>(
     changes
 }
 
+/// How every score moved from `before` under `before_model` to `after` under `after_model`,
+/// whatever differs: under one model (the same `Model`), [`Model::changes`]; across two, time
+/// passing under the earlier model first (its state and fields read at the later instant), then
+/// everything else as `model` terms (a new version's rescoring, or events applied together with
+/// it). The after model's scores come first, then the scores it no longer has.
+pub fn changes_between<'m>(
+    before_model: &'m Model,
+    before: Snapshot<'_>,
+    after_model: &'m Model,
+    after: Snapshot<'_>,
+) -> Vec<ScoreChange<'m>> {
+    if std::ptr::eq(before_model, after_model) {
+        return after_model.changes(before, after);
+    }
+    let later = Snapshot { as_of: after.as_of, ..before };
+    let time = before_model.changes(before, later);
+    let mut changes = model_changes(before_model, later, after_model, after);
+    for change in &mut changes {
+        if let Some(aged) = time.iter().find(|t| t.score == change.score) {
+            let mut terms = aged.terms.clone();
+            terms.append(&mut change.terms);
+            let before_result =
+                ScoreResult { name: aged.score, value: aged.before, tier: aged.tier_before, ..ScoreResult::default() };
+            let after_result = ScoreResult {
+                name: change.score,
+                value: change.after,
+                tier: change.tier_after,
+                ..ScoreResult::default()
+            };
+            *change = finish(&before_result, &after_result, terms);
+        }
+    }
+    changes
+}
+
 fn model_terms<'m>(score: &'m str, before: &ScoreResult<'m>, after: &ScoreResult<'m>) -> Vec<Term<'m>> {
     paired(before, after)
         .into_iter()

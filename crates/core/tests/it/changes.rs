@@ -270,3 +270,42 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Across a model change (a new version's rescoring, events with it), the terms still add up:
+    /// time under the earlier model, then the rest as `model`.
+    #[test]
+    fn the_terms_of_a_change_across_two_models_add_up_to_it(
+        earlier in events_strategy(),
+        later in events_strategy(),
+        gap_days in 0i64..100,
+    ) {
+        let old = model(EVERYTHING);
+        let new = model(&EVERYTHING.replace("points = 3\nmax_count = 4", "points = 7\nmax_count = 2"));
+        let t1 = at("2026-06-01T00:00:00Z");
+        let t2 = Timestamp(t1.0 + gap_days * 86_400_000);
+        let mut old_events = engine_events(&old, &earlier, t1);
+        old_events.extend(engine_events(&old, &later, t2));
+        let mut new_events = engine_events(&new, &earlier, t1);
+        new_events.extend(engine_events(&new, &later, t2));
+        let (s1, s2) = (fold(&old, &old_events, t1), fold(&new, &new_events, t2));
+        let (l1, l2) = (lead_values(&old, &[]), lead_values(&new, &[("title", "vp")]));
+        let changes = leadscore_core::changes_between(
+            &old,
+            Snapshot { lead: &l1, state: &s1, as_of: t1 },
+            &new,
+            Snapshot { lead: &l2, state: &s2, as_of: t2 },
+        );
+        let start = old.evaluate(&l1, &s1, t1);
+        let end = new.evaluate(&l2, &s2, t2);
+        for change in &changes {
+            let before = start.get(change.score).map_or(0.0, |s| s.value);
+            let after = end.get(change.score).map_or(0.0, |s| s.value);
+            prop_assert_eq!((change.before, change.after), (before, after));
+            let sum: f64 = change.terms.iter().map(|t| t.points).sum();
+            prop_assert!((sum - change.change).abs() < 1e-9, "{}: {} vs {}", change.score, sum, change.change);
+        }
+    }
+}

@@ -346,7 +346,8 @@ fn why_scores_moved_is_told_the_same_by_the_service_and_by_leadscore_explain() {
         let answer = server.get(&format!("/api/leads/{lead}/changes?from={from}&to={to}"), &read);
         assert_eq!(answer.status, 200, "{}", answer.body);
         let service = answer.json();
-        let batch = explained_changes(&["--model", set.model.to_str().unwrap(), "--from", from, "--to", to], &set, lead);
+        let batch =
+            explained_changes(&["--model", set.model.to_str().unwrap(), "--from", from, "--to", to], &set, lead);
         assert_eq!(service["changes"], batch["changes"], "{lead}: the service (left) and leadscore explain (right)");
         for change in service["changes"].as_array().unwrap() {
             let sum: f64 = change["terms"].as_array().unwrap().iter().map(|t| t["points"].as_f64().unwrap()).sum();

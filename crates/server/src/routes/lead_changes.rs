@@ -132,15 +132,20 @@ async fn changes(
             let (before_version, after_version) = match asked {
                 Asked::Instants(_) => {
                     let active = reads.active_model(owner.workspace_id)?.ok_or_else(|| {
-                        StoreError::NotFound("the workspace has no active model: upload one with POST /api/models".into())
+                        StoreError::NotFound(
+                            "the workspace has no active model: upload one with POST /api/models".into(),
+                        )
                     })?;
                     (active.clone(), active)
                 }
-                Asked::Versions((a, b)) => (version(reads, owner.workspace_id, a)?, version(reads, owner.workspace_id, b)?),
+                Asked::Versions((a, b)) => {
+                    (version(reads, owner.workspace_id, a)?, version(reads, owner.workspace_id, b)?)
+                }
             };
             let before_model = models.get(reads, &before_version)?;
             let after_model = models.get(reads, &after_version)?;
-            let up_to = |at: Timestamp| -> Vec<StoredEvent> { events.iter().filter(|e| e.at <= at.0).cloned().collect() };
+            let up_to =
+                |at: Timestamp| -> Vec<StoredEvent> { events.iter().filter(|e| e.at <= at.0).cloned().collect() };
             let (from, changes) = match asked {
                 Asked::Instants(from) => {
                     let fields = scoring::lead_values(&after_model, &lead);
