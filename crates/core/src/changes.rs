@@ -39,7 +39,7 @@ pub struct Snapshot<'a> {
 
 /// How one score moved, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ScoreMove))]
 pub struct ScoreChange<'m> {
     pub score: &'m str,
     /// The value before and after (0 for a score one of the models does not have).
@@ -58,7 +58,7 @@ pub struct ScoreChange<'m> {
 
 /// One share of a change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ChangeTerm))]
 pub struct Term<'m> {
     pub cause: Cause,
     /// The score the points belong to: the score itself, or the component or segment score a
@@ -84,7 +84,7 @@ fn is_zero(n: &i64) -> bool {
 
 /// What made a term.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ChangeCause))]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     /// Events the lead did (or events deleted), by the rule that counts them.

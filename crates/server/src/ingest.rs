@@ -251,6 +251,9 @@ pub fn ingest_from(
     // leads whose state must be rebuilt from all their events (after a merge).
     let mut touched: Vec<Touched> = Vec::new();
     let mut rebuild: Vec<i64> = Vec::new();
+    // The fields of leads as they were before this request's first identify or group call
+    // changed them: what explaining the change of their scores starts from.
+    let mut earlier_fields: Vec<(i64, saving::Earlier)> = Vec::new();
     for (message, duplicate) in messages.into_iter().zip(duplicate) {
         let message = match message {
             Ok(message) => message,
@@ -346,6 +349,10 @@ pub fn ingest_from(
         let (mut last_event_at, mut events) = carried;
         lead.updated_at = received_at;
         let Message { kind, message_id, at, mut traits, properties, .. } = message;
+        if matches!(kind, Kind::Identify | Kind::Group { .. }) && !earlier_fields.iter().any(|(id, _)| *id == lead_id) {
+            let fields = Some((lead.attributes.clone(), lead.email.clone()));
+            earlier_fields.push((lead_id, saving::Earlier { fields, state: None }));
+        }
         let (event_type, properties, tracked) = match kind {
             Kind::Identify => {
                 if matches!(sender, Sender::Browser { .. })
@@ -393,6 +400,7 @@ pub fn ingest_from(
             cause: "event",
             history: History::EveryChange,
             webhooks: &hooks,
+            models,
         }),
         _ => None,
     };
@@ -424,7 +432,9 @@ pub fn ingest_from(
             Some(stored) => stored,
             None => transaction.stored_scores(lead.id)?,
         };
-        prepared.push(Some((saving::prepare(context, lead, &state, &stored), stored)));
+        let earlier = earlier_fields.iter().find(|(lead_id, _)| lead_id == id).map(|(_, e)| e);
+        let earlier = earlier.cloned().unwrap_or_default();
+        prepared.push(Some((saving::prepare(context, lead, &state, &stored, &earlier), stored)));
         entry.state = Some((context.model_id, state));
     }
     // One write: the new leads and links, then every lead's events, row and scores.

@@ -91,9 +91,17 @@ fn rescore_batch(
         lead_cache.lock().forget(id);
         let Some(mut lead) = transaction.lead_by_id(workspace_id, id)? else { continue };
         let (state, _) = scoring::state_for(transaction, &model, version.id, &lead)?;
-        let context =
-            SaveContext { transaction, model: &model, model_id: version.id, now, cause, history, webhooks: &hooks };
-        let saved = saving::save_scores(&context, &mut lead, &state, &mut None)?;
+        let context = SaveContext {
+            transaction,
+            model: &model,
+            model_id: version.id,
+            now,
+            cause,
+            history,
+            webhooks: &hooks,
+            models,
+        };
+        let saved = saving::save_scores(&context, &mut lead, &state, &mut None, &saving::Earlier::default())?;
         queued += saved.queued;
         if let Some(since) = revert_automatic_since {
             queued += revert_automatic_mql(transaction, &model, &mut lead, &saved.rows, since, cause, &hooks, now)?;

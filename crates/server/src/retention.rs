@@ -56,6 +56,9 @@ pub async fn run_pass(state: &AppState, workspace_id: i64) -> Result<Pass, Store
                 for id in leads {
                     lead_cache.lock().forget(id);
                     let Some(mut lead) = transaction.lead_by_id(workspace_id, id)? else { continue };
+                    // Pruning clears the state to be rebuilt: the earlier one explains the change.
+                    let earlier =
+                        saving::Earlier { fields: None, state: Some((lead.state.clone(), lead.state_model_id)) };
                     done.events_deleted += transaction.prune_events(&mut lead, cutoff)? as u64;
                     let (Some(model), Some(version)) = (&model, &version) else { continue };
                     let (lead_state, _) = scoring::state_for(transaction, model, version.id, &lead)?;
@@ -67,8 +70,9 @@ pub async fn run_pass(state: &AppState, workspace_id: i64) -> Result<Pass, Store
                         cause: "retention",
                         history: History::EveryChange,
                         webhooks: &hooks,
+                        models: &models,
                     };
-                    queued += saving::save_scores(&context, &mut lead, &lead_state, &mut None)?.queued;
+                    queued += saving::save_scores(&context, &mut lead, &lead_state, &mut None, &earlier)?.queued;
                     done.leads_rescored += 1;
                 }
                 Ok(Some((done, queued)))

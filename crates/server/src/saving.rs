@@ -2,10 +2,19 @@
 //! writer's transaction: its state, current scores and history, the automatic move to MQL, and
 //! the webhook notifications of every change. Rescoring saves each lead with [`save_scores`];
 //! ingestion prepares every lead of a request ([`prepare`]) and writes them all in one call.
+//!
+//! Each history entry carries why its score moved since the lead's previous save: the stored
+//! state keeps the instant it was last evaluated at (`scoring::scored_state_text`), so that the
+//! earlier state, fields and model, read at that instant, give back exactly the stored values,
+//! and the engine's `changes_between` splits the move into terms. Where the earlier evaluation
+//! cannot be rebuilt exactly (a state stored before, or rebuilt since), the entry has no terms:
+//! never terms that do not add up to the recorded change.
 
-use leadscore_core::{LeadState, Model};
+use std::sync::Arc;
+
+use leadscore_core::{LeadState, Model, Snapshot, Timestamp, changes_between};
 use leadscore_store::leads::LeadRow;
-use leadscore_store::scores::{Change, History, ScoreRow, StoredScores};
+use leadscore_store::scores::{Change, History, HistoryTerms, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
 use leadscore_store::storage::{Notification, ScoredLeadWrite};
 use leadscore_store::webhooks::Webhook;
@@ -13,7 +22,7 @@ use leadscore_store::{StoreError, Transaction};
 
 use crate::lifecycle;
 use crate::notify::{self, LeadChanges};
-use crate::scoring;
+use crate::scoring::{self, Models};
 
 /// What saving a lead's scores did.
 pub struct Saved {
@@ -34,6 +43,28 @@ pub struct SaveContext<'a> {
     pub cause: &'a str,
     pub history: History,
     pub webhooks: &'a [Webhook],
+    /// The compiled models, for the model a lead was last saved with when it was another one.
+    pub models: &'a Models,
+}
+
+/// What the lead was at its previous save, where the lead row being saved no longer says:
+/// its fields before a request changed them, its state before it was pruned or rebuilt.
+#[derive(Debug, Default, Clone)]
+pub struct Earlier {
+    /// Attributes and e-mail (`None`: the row's are the earlier ones).
+    pub fields: Option<(serde_json::Map<String, serde_json::Value>, Option<String>)>,
+    /// The stored state text and its model (`None`: the row's are).
+    pub state: Option<(Option<String>, Option<i64>)>,
+}
+
+impl Earlier {
+    /// The lead's fields and state as they are now, kept before they change.
+    pub fn of(lead: &LeadRow) -> Earlier {
+        Earlier {
+            fields: Some((lead.attributes.clone(), lead.email.clone())),
+            state: Some((lead.state.clone(), lead.state_model_id)),
+        }
+    }
 }
 
 /// What saving a lead's scores writes, worked out before the write: the scores, their changes,
@@ -43,21 +74,116 @@ pub struct Prepared {
     pub changes: Vec<Change>,
     pub stage: Option<StageChange>,
     pub notifications: Vec<Notification>,
+    pub terms: Vec<HistoryTerms>,
 }
 
 /// Evaluates a lead at `now` from `state` and works out what saving it writes over `stored`
-/// (its stored scores); sets the lead's state. Writes nothing: [`Prepared::write`] is the write.
-pub fn prepare(context: &SaveContext<'_>, lead: &mut LeadRow, state: &LeadState, stored: &StoredScores) -> Prepared {
+/// (its stored scores); sets the lead's state. `earlier` says what the lead was at its previous
+/// save where the row no longer does. Writes nothing: [`Prepared::write`] is the write.
+pub fn prepare(
+    context: &SaveContext<'_>,
+    lead: &mut LeadRow,
+    state: &LeadState,
+    stored: &StoredScores,
+    earlier: &Earlier,
+) -> Prepared {
     let SaveContext { model, model_id, now, webhooks, .. } = *context;
-    lead.state = Some(scoring::state_text(state.occurrences()));
+    let (earlier_state, earlier_model_id) = match &earlier.state {
+        Some((text, model_id)) => (text.clone(), *model_id),
+        None => (lead.state.take(), lead.state_model_id),
+    };
+    lead.state = Some(scoring::scored_state_text(state.occurrences(), now));
     lead.state_model_id = Some(model_id);
     let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
+    let recorded = rows.iter().any(|row| context.history.records(stored.row(&row.score), row));
+    let terms = if recorded {
+        let before =
+            Before { state: earlier_state.as_deref(), model_id: earlier_model_id, fields: earlier.fields.as_ref() };
+        history_terms(context, lead, state, &before, &rows, stored)
+    } else {
+        Vec::new()
+    };
     // The move to MQL and the notifications follow from the changes; the store only writes.
     let changes = stored.changes(&rows);
     let stage = lifecycle::mql_move(model, &lead.stage, &rows, &qualified_by, &changes, now);
     let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
     let notifications = notify::for_changes(webhooks, lead, &lead_changes);
-    Prepared { rows, changes, stage, notifications }
+    Prepared { rows, changes, stage, notifications, terms }
+}
+
+/// The lead at its previous save.
+struct Before<'a> {
+    state: Option<&'a str>,
+    model_id: Option<i64>,
+    fields: Option<&'a (serde_json::Map<String, serde_json::Value>, Option<String>)>,
+}
+
+/// The terms of each score whose change the history records, from the lead's previous save to
+/// `rows`; none for a score whose earlier value cannot be rebuilt exactly.
+fn history_terms(
+    context: &SaveContext<'_>,
+    lead: &LeadRow,
+    state: &LeadState,
+    before: &Before<'_>,
+    rows: &[ScoreRow],
+    stored: &StoredScores,
+) -> Vec<HistoryTerms> {
+    let after_fields = scoring::lead_values(context.model, lead);
+    let earlier_model: Arc<Model>;
+    let (before_model, before_state, before_fields, scored_at) = match (before.state, before.model_id) {
+        (Some(text), Some(model_id)) => {
+            let Some(scored_at) = scoring::scored_at(text) else { return Vec::new() };
+            let before_model: &Model = if model_id == context.model_id {
+                context.model
+            } else {
+                let found = context.transaction.model_by_id(model_id).ok().flatten();
+                match found.and_then(|version| context.models.get(context.transaction, &version).ok()) {
+                    Some(model) => {
+                        earlier_model = model;
+                        &earlier_model
+                    }
+                    None => return Vec::new(),
+                }
+            };
+            let Some(before_state) =
+                scoring::parse_state(text).and_then(|o| LeadState::from_occurrences(before_model, o))
+            else {
+                return Vec::new();
+            };
+            let before_fields = match before.fields {
+                Some((attributes, email)) => {
+                    scoring::field_values(before_model, attributes, email.as_deref(), lead.user_id.as_deref())
+                }
+                None => scoring::lead_values(before_model, lead),
+            };
+            (before_model, before_state, before_fields, scored_at)
+        }
+        // A lead saved for the first time: from nothing, no fields and no events, to now.
+        (None, _) if stored.is_empty() => {
+            let nothing = vec![leadscore_core::Value::Missing; after_fields.len()];
+            (context.model, LeadState::new(context.model), nothing, context.now)
+        }
+        _ => return Vec::new(),
+    };
+    let changes = changes_between(
+        before_model,
+        Snapshot { lead: &before_fields, state: &before_state, as_of: Timestamp(scored_at) },
+        context.model,
+        Snapshot { lead: &after_fields, state, as_of: Timestamp(context.now) },
+    );
+    rows.iter()
+        .filter(|row| context.history.records(stored.row(&row.score), row))
+        .filter_map(|row| {
+            let change = changes.iter().find(|c| c.score == row.score)?;
+            let stored_before = stored.row(&row.score).map_or(0.0, |b| b.value);
+            // Only terms that explain the very values stored: the earlier evaluation rebuilt
+            // must give back what was saved then.
+            (change.before == stored_before && change.after == row.value).then(|| HistoryTerms {
+                score: row.score.clone(),
+                terms: serde_json::to_string(&change.terms).unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 impl Prepared {
@@ -68,6 +194,7 @@ impl Prepared {
             rows: &self.rows,
             cause: context.cause,
             history: context.history,
+            terms: &self.terms,
             stage: self.stage.as_ref(),
             notifications: &self.notifications,
             now: context.now,
@@ -86,18 +213,19 @@ impl Prepared {
 /// Evaluates a lead at `now` from `state`, saves its state and scores, moves it to MQL when its
 /// scores say so, and queues the webhook notifications of every change, all in one write of the
 /// transaction. `stored` is the lead's stored scores when the caller knows them (read here
-/// otherwise), and what is stored after.
+/// otherwise), and what is stored after; `earlier` as for [`prepare`].
 pub fn save_scores(
     context: &SaveContext<'_>,
     lead: &mut LeadRow,
     state: &LeadState,
     stored: &mut Option<StoredScores>,
+    earlier: &Earlier,
 ) -> Result<Saved, StoreError> {
     let stored = match stored {
         Some(stored) => stored,
         None => stored.insert(context.transaction.stored_scores(lead.id)?),
     };
-    let prepared = prepare(context, lead, state, stored);
+    let prepared = prepare(context, lead, state, stored, earlier);
     context.transaction.save_scored_lead(&prepared.write(context, lead), stored)?;
     Ok(prepared.saved(lead))
 }

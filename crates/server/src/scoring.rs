@@ -185,14 +185,24 @@ pub fn valid_name(name: &str) -> bool {
 /// was first seen at its import, not when it was created, and a file scored by `leadscore score`
 /// has no such time either. A lead without the attribute has no creation time, in both.
 pub fn lead_values(model: &Model, lead: &LeadRow) -> Vec<Value> {
+    field_values(model, &lead.attributes, lead.email.as_deref(), lead.user_id.as_deref())
+}
+
+/// [`lead_values`] from a lead's attributes, e-mail and user id given apart (its earlier ones).
+pub fn field_values(
+    model: &Model,
+    attributes: &serde_json::Map<String, serde_json::Value>,
+    email: Option<&str>,
+    user_id: Option<&str>,
+) -> Vec<Value> {
     model
         .lead_fields()
         .iter()
-        .map(|field| match lead.attributes.get(field) {
+        .map(|field| match attributes.get(field) {
             Some(value) => Value::from_json(value),
             None => match field.as_str() {
-                "email" => lead.email.clone().map_or(Value::Missing, Value::text),
-                "user_id" => lead.user_id.clone().map_or(Value::Missing, Value::text),
+                "email" => email.map_or(Value::Missing, Value::text),
+                "user_id" => user_id.map_or(Value::Missing, Value::text),
                 _ => Value::Missing,
             },
         })
@@ -297,9 +307,35 @@ fn push_base36(text: &mut String, mut number: u64) {
     text.extend(digits[start..].iter().map(|&d| d as char));
 }
 
-/// Reads [`state_text`]'s form back; `None` for anything else (such as the JSON earlier versions
-/// stored), and the state is then rebuilt from the lead's events.
+/// [`state_text`] followed by `@` and the instant the state was last evaluated at (base 36
+/// milliseconds): what explaining the next change of the lead's scores starts from.
+pub fn scored_state_text(occurrences: &[Vec<Timestamp>], scored_at: i64) -> String {
+    let mut text = state_text(occurrences);
+    text.push('@');
+    if scored_at < 0 {
+        text.push('-');
+    }
+    push_base36(&mut text, scored_at.unsigned_abs());
+    text
+}
+
+/// The instant a stored state was last evaluated at, when its text says ([`scored_state_text`]).
+pub fn scored_at(text: &str) -> Option<i64> {
+    let (_, time) = text.rsplit_once('@')?;
+    match time.strip_prefix('-') {
+        Some(digits) => 0i64.checked_sub_unsigned(u64::from_str_radix(digits, 36).ok()?),
+        None => i64::try_from(u64::from_str_radix(time, 36).ok()?).ok(),
+    }
+}
+
+/// Reads [`state_text`]'s form back (with or without [`scored_state_text`]'s instant); `None`
+/// for anything else (such as the JSON earlier versions stored), and the state is then rebuilt
+/// from the lead's events.
 pub fn parse_state(text: &str) -> Option<Vec<Vec<Timestamp>>> {
+    let text = match text.rsplit_once('@') {
+        Some((state, _)) => state,
+        None => text,
+    };
     if !text.is_empty() && !text.ends_with(';') {
         return None;
     }
@@ -387,6 +423,11 @@ mod tests {
             assert_eq!(parse_state(&text), Some(times), "{text}");
         }
         assert_eq!(state_text(&[vec![], vec![Timestamp(36), Timestamp(72)]]), ";10,10;");
+        let scored = scored_state_text(&[vec![Timestamp(36)]], 1_795_421_731_000);
+        assert_eq!(parse_state(&scored), Some(vec![vec![Timestamp(36)]]), "{scored}");
+        assert_eq!(scored_at(&scored), Some(1_795_421_731_000));
+        assert_eq!(scored_at(&scored_state_text(&[], -5)), Some(-5));
+        assert_eq!(scored_at(";10,10;"), None);
         // The JSON earlier versions stored, and damaged text, are not states: they are rebuilt.
         for text in ["[[1,2],[]]", "[]", "1,2", "1,,2;", "1,#;", "-;", ";;-1,-1;", "zzzzzzzzzzzzzz;"] {
             assert_eq!(parse_state(text), None, "{text}");

@@ -37,6 +37,39 @@ pub enum History {
     TierChanges,
 }
 
+impl History {
+    /// Whether saving `row` over `before` writes a history entry: what a caller that prepares
+    /// the entry's terms asks before working them out.
+    pub fn records(self, before: Option<&ScoreRow>, row: &ScoreRow) -> bool {
+        let tier_changed = before.is_none_or(|b| b.tier != row.tier);
+        match self {
+            History::EveryChange => {
+                tier_changed || before.is_some_and(|b| (b.value - row.value).abs() >= HISTORY_MIN_CHANGE)
+            }
+            History::TierChanges => tier_changed,
+        }
+    }
+}
+
+/// Why one score moved, for its history entry: the score's name and its terms as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryTerms {
+    pub score: String,
+    pub terms: String,
+}
+
+impl StoredScores {
+    /// Whether the lead has no stored score (it was never scored).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The stored row of `score`, if the lead has one.
+    pub fn row(&self, score: &str) -> Option<&ScoreRow> {
+        self.0.iter().find(|(row, _)| row.score == score).map(|(row, _)| row)
+    }
+}
+
 /// A lead's current scores as stored, each with the id of its newest history entry: what
 /// [`save`] compares new scores with and links history to. A caller that remembers a lead
 /// between transactions keeps this too and saves with [`save_over`].
@@ -52,11 +85,12 @@ pub fn save(
     cause: &str,
     history: History,
 ) -> Result<Vec<Change>, StoreError> {
-    save_over(connection, lead_id, &mut stored(connection, lead_id)?, rows, cause, history)
+    save_over(connection, lead_id, &mut stored(connection, lead_id)?, rows, cause, history, &[])
 }
 
 /// Same as [`save`] given what is stored (from [`stored`] or a previous save in this or an
-/// earlier transaction), which it brings up to date.
+/// earlier transaction), which it brings up to date; a history entry carries its score's `terms`
+/// when given.
 pub fn save_over(
     connection: &Connection,
     lead_id: i64,
@@ -64,6 +98,7 @@ pub fn save_over(
     rows: &[ScoreRow],
     cause: &str,
     history: History,
+    terms: &[HistoryTerms],
 ) -> Result<Vec<Change>, StoreError> {
     let mut changes = Vec::new();
     for row in rows {
@@ -71,13 +106,7 @@ pub fn save_over(
         let found = position.map(|i| &stored.0[i]);
         let before = found.map(|(b, _)| b);
         let changed = is_change(before, row);
-        let tier_changed = before.is_none_or(|b| b.tier != row.tier);
-        let recorded = match history {
-            History::EveryChange => {
-                tier_changed || before.is_some_and(|b| (b.value - row.value).abs() >= HISTORY_MIN_CHANGE)
-            }
-            History::TierChanges => tier_changed,
-        };
+        let recorded = history.records(before, row);
         // An unchanged score is not written again: decay moves most values between two events,
         // but fit scores and scores at a cap stay put, and each write costs index and WAL pages.
         let unchanged = !changed && before.is_some_and(|b| b.model_id == row.model_id);
@@ -86,8 +115,8 @@ pub fn save_over(
             connection
                 .prepare_cached(
                     "INSERT INTO score_history
-                         (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id, terms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?
                 .execute(params![
                     lead_id,
@@ -98,7 +127,8 @@ pub fn save_over(
                     row.model_id,
                     row.evaluated_at,
                     cause,
-                    history_id
+                    history_id,
+                    terms.iter().find(|t| t.score == row.score).map(|t| t.terms.as_str())
                 ])?;
             history_id = Some(connection.last_insert_rowid());
         }
@@ -231,6 +261,8 @@ pub struct HistoryEntry {
     pub previous_tier: Option<String>,
     pub at: i64,
     pub cause: String,
+    /// Why it moved (see [`HistoryTerms`]), when it was recorded with its terms.
+    pub terms: Option<String>,
 }
 
 /// The newest `limit` entries of a lead's score history, newest first: each score's entries are
@@ -243,7 +275,7 @@ pub fn history(connection: &Connection, lead_id: i64, limit: u32) -> Result<Vec<
              SELECT h.previous_id, c.n + 1 FROM score_history h JOIN chain c ON h.id = c.id
              WHERE h.previous_id IS NOT NULL AND c.n < ?2
          )
-         SELECT h.score, h.value, h.tier, h.previous_tier, h.at, h.cause FROM chain c JOIN score_history h ON h.id = c.id
+         SELECT h.score, h.value, h.tier, h.previous_tier, h.at, h.cause, h.terms FROM chain c JOIN score_history h ON h.id = c.id
          ORDER BY h.id DESC LIMIT ?2",
     )?;
     let rows = statement.query_map(params![lead_id, limit], |row| {
@@ -254,6 +286,7 @@ pub fn history(connection: &Connection, lead_id: i64, limit: u32) -> Result<Vec<
             previous_tier: row.get(3)?,
             at: row.get(4)?,
             cause: row.get(5)?,
+            terms: row.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -42,7 +42,7 @@ use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrig
 use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
 use crate::rescorings::{IfRunning, Rescoring};
 use crate::retention::Retention;
-use crate::scores::{History, HistoryEntry, ScoreRow, StoredScores};
+use crate::scores::{History, HistoryEntry, HistoryTerms, ScoreRow, StoredScores};
 use crate::sessions::{Opened, Session};
 use crate::stages::StageChange;
 use crate::users::{Role, User};
@@ -290,6 +290,8 @@ pub struct ScoredLeadWrite<'a> {
     /// The history's cause: `event`, `model vN`, `time`, ...
     pub cause: &'a str,
     pub history: History,
+    /// Why each score moved, for the history entries written (scores without terms get none).
+    pub terms: &'a [HistoryTerms],
     /// The automatic move the scores made, if they made one.
     pub stage: Option<&'a StageChange>,
     pub notifications: &'a [Notification],

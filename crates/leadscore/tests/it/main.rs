@@ -12,6 +12,7 @@ mod console;
 mod console_workspaces;
 mod examples;
 mod full_disk;
+mod history;
 mod import;
 mod keys;
 mod layering;

@@ -281,6 +281,13 @@ struct HistoryView {
     /// `event` (an accepted message), `model vN` (an activation of version N), `rollback from vN
     /// to vM`, or `time` (a tier change found by the periodic rescoring).
     cause: String,
+    /// Why the score moved since the lead's previous save, in terms that add up to the change
+    /// from the previous value (as `GET /api/leads/{id}/changes` gives them). Absent for entries
+    /// whose earlier evaluation could not be rebuilt exactly (written before the service kept
+    /// it, or after the lead's state was rebuilt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<leadscore_core::Term>>)]
+    terms: Option<serde_json::Value>,
 }
 
 /// A lead's score history.
@@ -329,6 +336,7 @@ async fn history(
             previous_tier: e.previous_tier,
             at: Timestamp(e.at).to_string(),
             cause: e.cause,
+            terms: e.terms.as_deref().and_then(|t| serde_json::from_str(t).ok()),
         })
         .collect();
     Ok(ApiJson(LeadHistoryView { id: lead_id, history }))

@@ -386,6 +386,7 @@ pub(crate) fn the_funnel_report_counts_the_workspaces_own_leads(opened: Opened) 
                     rows: &rows,
                     cause: "event",
                     history: History::EveryChange,
+                    terms: &[],
                     stage: None,
                     notifications: &[],
                     now: at,

@@ -436,7 +436,7 @@ fn save_scored(
     last_event_id: Option<i64>,
 ) -> Result<(), StoreError> {
     let lead = write.lead;
-    scores::save_over(connection, lead.id, stored, write.rows, write.cause, write.history)?;
+    scores::save_over(connection, lead.id, stored, write.rows, write.cause, write.history, write.terms)?;
     leads::save_with_newest_event(connection, lead, last_event_id)?;
     if let Some(change) = write.stage {
         stages::set(connection, lead.id, change)?;
