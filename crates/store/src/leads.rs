@@ -775,6 +775,7 @@ mod tests {
                         tier: Some(tier.into()),
                         model_id: 1,
                         evaluated_at: 0,
+                        overridden: None,
                     };
                     crate::scores::save(c, lead.id, &[row], "event", crate::scores::History::EveryChange)?;
                 }

@@ -1,4 +1,7 @@
-//! Current scores of each lead and their history.
+//! Current scores of each lead and their history. A score a person overrode
+//! ([`crate::overrides`]) is stored with its effective value and tier, which lists rank and the
+//! funnel counts, and the model's own beside them ([`Overridden`]); setting or lifting an
+//! override is always a history entry, which names it.
 
 use rusqlite::{Connection, params};
 
@@ -12,6 +15,21 @@ pub struct ScoreRow {
     pub tier: Option<String>,
     pub model_id: i64,
     pub evaluated_at: i64,
+    /// The override in force on the score, if any: then `value` and `tier` are the overridden
+    /// ones, the effective score.
+    pub overridden: Option<Overridden>,
+}
+
+/// The override in force on a score: what a person set (a value, a tier or both, see
+/// [`crate::overrides`]) and the model's own value and tier, which the effective ones replace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overridden {
+    /// The override's id in `score_overrides`.
+    pub id: i64,
+    pub value: Option<f64>,
+    pub tier: Option<String>,
+    pub computed_value: f64,
+    pub computed_tier: Option<String>,
 }
 
 /// A change of value or tier, written to the history.
@@ -72,22 +90,35 @@ pub fn save_over(
         let before = found.map(|(b, _)| b);
         let changed = is_change(before, row);
         let tier_changed = before.is_none_or(|b| b.tier != row.tier);
-        let recorded = match history {
-            History::EveryChange => {
-                tier_changed || before.is_some_and(|b| (b.value - row.value).abs() >= HISTORY_MIN_CHANGE)
-            }
-            History::TierChanges => tier_changed,
+        // Setting, replacing or lifting an override is a person's act (or its expiry's): always
+        // history, whatever it changed, naming the override set or lifted.
+        let override_before = before.and_then(|b| b.overridden.as_ref()).map(|o| o.id);
+        let override_now = row.overridden.as_ref().map(|o| o.id);
+        let override_change = match (override_before, override_now) {
+            (before, now) if before == now => None,
+            (_, Some(id)) => Some((id, "set")),
+            (Some(id), None) => Some((id, "lifted")),
+            (None, None) => None,
         };
+        let recorded = override_change.is_some()
+            || match history {
+                History::EveryChange => {
+                    tier_changed || before.is_some_and(|b| (b.value - row.value).abs() >= HISTORY_MIN_CHANGE)
+                }
+                History::TierChanges => tier_changed,
+            };
         // An unchanged score is not written again: decay moves most values between two events,
         // but fit scores and scores at a cap stay put, and each write costs index and WAL pages.
-        let unchanged = !changed && before.is_some_and(|b| b.model_id == row.model_id);
+        let unchanged =
+            !changed && before.is_some_and(|b| b.model_id == row.model_id && b.overridden == row.overridden);
         let mut history_id = found.and_then(|(_, id)| *id);
         if recorded {
             connection
                 .prepare_cached(
                     "INSERT INTO score_history
-                         (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id,
+                          override_id, override_action)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?
                 .execute(params![
                     lead_id,
@@ -98,38 +129,60 @@ pub fn save_over(
                     row.model_id,
                     row.evaluated_at,
                     cause,
-                    history_id
+                    history_id,
+                    override_change.map(|(id, _)| id),
+                    override_change.map(|(_, action)| action)
                 ])?;
             history_id = Some(connection.last_insert_rowid());
         }
         // A row known to exist is updated, a new one inserted: cheaper than an upsert, which tries
         // the insert first. Both statements take the same parameters.
+        let plain = row.overridden.is_none() && before.is_none_or(|b| b.overridden.is_none());
         let write = match before {
             Some(_) if unchanged => None,
             // Most events change a value only: leaving the tier and version out of the statement
             // leaves out the trigger that counts leads per tier (0015_funnel_counts.sql).
-            Some(b) if b.tier == row.tier && b.model_id == row.model_id => Some(
+            Some(b) if plain && b.tier == row.tier && b.model_id == row.model_id => Some(
                 "UPDATE lead_scores SET value = ?3, evaluated_at = ?6, history_id = ?7 WHERE lead_id = ?1 AND score = ?2",
             ),
-            Some(_) => Some(
+            Some(_) if plain => Some(
                 "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6, history_id = ?7
                  WHERE lead_id = ?1 AND score = ?2",
             ),
+            // An overridden score (or one whose override was just lifted) writes the override's
+            // columns too: they are rare, so one statement does for every change of them.
+            Some(_) => Some(
+                "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6, history_id = ?7,
+                     override_id = ?8, computed_value = ?9, computed_tier = ?10
+                 WHERE lead_id = ?1 AND score = ?2",
+            ),
             None => Some(
-                "INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at, history_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO lead_scores
+                     (lead_id, score, value, tier, model_id, evaluated_at, history_id, override_id, computed_value,
+                      computed_tier)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             ),
         };
         if let Some(sql) = write {
-            connection.prepare_cached(sql)?.execute(params![
-                lead_id,
-                row.score,
-                row.value,
-                row.tier,
-                row.model_id,
-                row.evaluated_at,
-                history_id
-            ])?;
+            let mut statement = connection.prepare_cached(sql)?;
+            let row_params = params![lead_id, row.score, row.value, row.tier, row.model_id, row.evaluated_at, history_id];
+            if statement.parameter_count() == row_params.len() {
+                statement.execute(row_params)?;
+            } else {
+                let overridden = row.overridden.as_ref();
+                statement.execute(params![
+                    lead_id,
+                    row.score,
+                    row.value,
+                    row.tier,
+                    row.model_id,
+                    row.evaluated_at,
+                    history_id,
+                    overridden.map(|o| o.id),
+                    overridden.map(|o| o.computed_value),
+                    overridden.and_then(|o| o.computed_tier.clone())
+                ])?;
+            }
         }
         if changed {
             changes.push(change(before, row));
@@ -164,6 +217,11 @@ impl StoredScores {
         self.0.iter().map(|(row, _)| row)
     }
 
+    /// The override in force on `score`, as stored.
+    pub fn overridden(&self, score: &str) -> Option<&Overridden> {
+        self.rows().find(|row| row.score == score).and_then(|row| row.overridden.as_ref())
+    }
+
     /// The changes that saving `rows` over these scores would report, without saving them (what
     /// a preview shows).
     pub fn changes(&self, rows: &[ScoreRow]) -> Vec<Change> {
@@ -178,21 +236,8 @@ impl StoredScores {
 
 /// A lead's current scores as stored.
 pub fn stored(connection: &Connection, lead_id: i64) -> Result<StoredScores, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT score, value, tier, model_id, evaluated_at, history_id FROM lead_scores WHERE lead_id = ?1",
-    )?;
-    let rows = statement.query_map([lead_id], |row| {
-        Ok((
-            ScoreRow {
-                score: row.get(0)?,
-                value: row.get(1)?,
-                tier: row.get(2)?,
-                model_id: row.get(3)?,
-                evaluated_at: row.get(4)?,
-            },
-            row.get(5)?,
-        ))
-    })?;
+    let mut statement = connection.prepare_cached(&format!("{STORED_SCORES} WHERE s.lead_id = ?1"))?;
+    let rows = statement.query_map([lead_id], |row| Ok((stored_row(row)?, row.get(5)?)))?;
     Ok(StoredScores(rows.collect::<Result<_, _>>()?))
 }
 
@@ -202,24 +247,42 @@ pub fn stored(connection: &Connection, lead_id: i64) -> Result<StoredScores, Sto
 pub fn stored_of(connection: &Connection, lead_ids: &[i64]) -> Result<Vec<StoredScores>, StoreError> {
     let (Some(first), Some(last)) = (lead_ids.first(), lead_ids.last()) else { return Ok(Vec::new()) };
     let mut found: Vec<StoredScores> = lead_ids.iter().map(|_| StoredScores::default()).collect();
-    let mut statement = connection.prepare_cached(
-        "SELECT lead_id, score, value, tier, model_id, evaluated_at, history_id FROM lead_scores
-         WHERE lead_id BETWEEN ?1 AND ?2",
-    )?;
+    let mut statement = connection.prepare_cached(&format!("{STORED_SCORES} WHERE s.lead_id BETWEEN ?1 AND ?2"))?;
     let mut rows = statement.query(params![first, last])?;
     while let Some(row) = rows.next()? {
-        let lead_id: i64 = row.get(0)?;
+        let lead_id: i64 = row.get(11)?;
         let Ok(at) = lead_ids.binary_search(&lead_id) else { continue };
-        let score = ScoreRow {
-            score: row.get(1)?,
-            value: row.get(2)?,
-            tier: row.get(3)?,
-            model_id: row.get(4)?,
-            evaluated_at: row.get(5)?,
-        };
-        found[at].0.push((score, row.get(6)?));
+        found[at].0.push((stored_row(row)?, row.get(5)?));
     }
     Ok(found)
+}
+
+/// A current score with the override in force on it: the override's own row is read only for
+/// the few scores that name one.
+const STORED_SCORES: &str = "SELECT s.score, s.value, s.tier, s.model_id, s.evaluated_at, s.history_id, s.override_id,
+        o.value, o.tier, s.computed_value, s.computed_tier, s.lead_id
+    FROM lead_scores s LEFT JOIN score_overrides o ON o.id = s.override_id";
+
+fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ScoreRow> {
+    let override_id: Option<i64> = row.get(6)?;
+    let overridden = match override_id {
+        Some(id) => Some(Overridden {
+            id,
+            value: row.get(7)?,
+            tier: row.get(8)?,
+            computed_value: row.get::<_, Option<f64>>(9)?.unwrap_or(row.get(1)?),
+            computed_tier: row.get(10)?,
+        }),
+        None => None,
+    };
+    Ok(ScoreRow {
+        score: row.get(0)?,
+        value: row.get(1)?,
+        tier: row.get(2)?,
+        model_id: row.get(3)?,
+        evaluated_at: row.get(4)?,
+        overridden,
+    })
 }
 
 /// One entry of a lead's score history.
@@ -231,6 +294,19 @@ pub struct HistoryEntry {
     pub previous_tier: Option<String>,
     pub at: i64,
     pub cause: String,
+    /// The override this entry set or lifted, with who did it and why.
+    pub override_change: Option<OverrideChange>,
+}
+
+/// What a history entry did to an override, and who did it: for a setting, its author and
+/// reason; for a lifting, who lifted it (a person, [`crate::overrides::EXPIRY`], a model
+/// version) and the note given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverrideChange {
+    pub override_id: i64,
+    pub lifted: bool,
+    pub by: String,
+    pub note: Option<String>,
 }
 
 /// The newest `limit` entries of a lead's score history, newest first: each score's entries are
@@ -243,10 +319,29 @@ pub fn history(connection: &Connection, lead_id: i64, limit: u32) -> Result<Vec<
              SELECT h.previous_id, c.n + 1 FROM score_history h JOIN chain c ON h.id = c.id
              WHERE h.previous_id IS NOT NULL AND c.n < ?2
          )
-         SELECT h.score, h.value, h.tier, h.previous_tier, h.at, h.cause FROM chain c JOIN score_history h ON h.id = c.id
+         SELECT h.score, h.value, h.tier, h.previous_tier, h.at, h.cause, h.override_id, h.override_action,
+                o.set_by, o.reason, o.lifted_by, o.lifted_note
+         FROM chain c JOIN score_history h ON h.id = c.id LEFT JOIN score_overrides o ON o.id = h.override_id
          ORDER BY h.id DESC LIMIT ?2",
     )?;
     let rows = statement.query_map(params![lead_id, limit], |row| {
+        let override_id: Option<i64> = row.get(6)?;
+        let lifted = row.get::<_, Option<String>>(7)?.as_deref() == Some("lifted");
+        let override_change = match override_id {
+            Some(override_id) if lifted => Some(OverrideChange {
+                override_id,
+                lifted,
+                by: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                note: row.get(11)?,
+            }),
+            Some(override_id) => Some(OverrideChange {
+                override_id,
+                lifted,
+                by: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                note: row.get(9)?,
+            }),
+            None => None,
+        };
         Ok(HistoryEntry {
             score: row.get(0)?,
             value: row.get(1)?,
@@ -254,6 +349,7 @@ pub fn history(connection: &Connection, lead_id: i64, limit: u32) -> Result<Vec<
             previous_tier: row.get(3)?,
             at: row.get(4)?,
             cause: row.get(5)?,
+            override_change,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -265,7 +361,14 @@ mod tests {
     use crate::{Store, leads, workspaces};
 
     fn row(value: f64, tier: &str, at: i64) -> ScoreRow {
-        ScoreRow { score: "fit".to_string(), value, tier: Some(tier.to_string()), model_id: 1, evaluated_at: at }
+        ScoreRow {
+            score: "fit".to_string(),
+            value,
+            tier: Some(tier.to_string()),
+            model_id: 1,
+            evaluated_at: at,
+            overridden: None,
+        }
     }
 
     #[test]
