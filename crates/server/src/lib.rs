@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod model_versions;
 pub mod notify;
 pub mod openapi;
+pub mod overrides;
 pub mod passwords;
 pub mod preview;
 pub mod preview_jobs;
@@ -69,6 +70,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::health::routes())
         .merge(routes::segment::routes())
         .merge(routes::leads::routes())
+        .merge(routes::overrides::routes())
         .merge(routes::privacy::routes())
         .merge(routes::models::routes())
         .merge(routes::predictive::routes())

@@ -2,12 +2,22 @@
 //! writer's transaction: its state, current scores and history, the automatic move to MQL, and
 //! the webhook notifications of every change. Rescoring saves each lead with [`save_scores`];
 //! ingestion prepares every lead of a request ([`prepare`]) and writes them all in one call.
+//!
+//! The overrides people set ([`crate::overrides`]) are applied here, to every save, so that
+//! whatever saves a lead (an event, a rescoring, the periodic pass, an override itself) stores,
+//! ranks, moves and notifies its effective score, with the model's own beside it:
+//! - a value and a tier: both replace the model's;
+//! - a tier alone: the value stays the model's (it keeps moving with events), the tier is fixed;
+//! - a value alone: the tier is the one the model's tiers give that value by points
+//!   ([`leadscore_core::Score::tier_of_value`]), qualifiers and disqualifiers aside;
+//! - an override whose tier the model evaluated does not have (after an activation) is lifted,
+//!   by the save's cause (`model vN`) with a note saying why, and the model's score stands.
 
 use leadscore_core::{LeadState, Model};
 use leadscore_store::leads::LeadRow;
-use leadscore_store::scores::{Change, History, ScoreRow, StoredScores};
+use leadscore_store::scores::{Change, History, Overridden, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
-use leadscore_store::storage::{Notification, ScoredLeadWrite};
+use leadscore_store::storage::{LiftedOverride, Notification, ScoredLeadWrite};
 use leadscore_store::webhooks::Webhook;
 use leadscore_store::{StoreError, Transaction};
 
@@ -34,6 +44,25 @@ pub struct SaveContext<'a> {
     pub cause: &'a str,
     pub history: History,
     pub webhooks: &'a [Webhook],
+    /// Overrides the caller sets or lifts with this save, by score: applied instead of the one
+    /// stored (empty but for an override's own save).
+    pub overrides: &'a [AskedOverride],
+}
+
+/// An override a save applies to one score instead of the stored one: `set` is the override
+/// now in force, `None` when it was just lifted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskedOverride {
+    pub score: String,
+    pub set: Option<OverrideSpec>,
+}
+
+/// What an override in force sets: a value, a tier, or both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverrideSpec {
+    pub id: i64,
+    pub value: Option<f64>,
+    pub tier: Option<String>,
 }
 
 /// What saving a lead's scores writes, worked out before the write: the scores, their changes,
@@ -43,6 +72,7 @@ pub struct Prepared {
     pub changes: Vec<Change>,
     pub stage: Option<StageChange>,
     pub notifications: Vec<Notification>,
+    pub lifted_overrides: Vec<LiftedOverride>,
 }
 
 /// Evaluates a lead at `now` from `state` and works out what saving it writes over `stored`
@@ -51,13 +81,66 @@ pub fn prepare(context: &SaveContext<'_>, lead: &mut LeadRow, state: &LeadState,
     let SaveContext { model, model_id, now, webhooks, .. } = *context;
     lead.state = Some(scoring::state_text(state.occurrences()));
     lead.state_model_id = Some(model_id);
-    let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
+    let (mut rows, mut qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
+    let lifted_overrides = apply_overrides(context, stored, &mut rows, &mut qualified_by);
     // The move to MQL and the notifications follow from the changes; the store only writes.
     let changes = stored.changes(&rows);
     let stage = lifecycle::mql_move(model, &lead.stage, &rows, &qualified_by, &changes, now);
     let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
     let notifications = notify::for_changes(webhooks, lead, &lead_changes);
-    Prepared { rows, changes, stage, notifications }
+    Prepared { rows, changes, stage, notifications, lifted_overrides }
+}
+
+/// The effective value and tier of `score` under an override of `value`, `tier` or both, over
+/// the model's own (see the module's doc).
+pub fn effective(
+    score: &leadscore_core::Score,
+    value: Option<f64>,
+    tier: Option<&str>,
+    computed_value: f64,
+    computed_tier: Option<&str>,
+) -> (f64, Option<String>) {
+    let tier = match (tier, value) {
+        (Some(tier), _) => Some(tier),
+        (None, Some(value)) => score.tier_of_value(value),
+        (None, None) => computed_tier,
+    };
+    (value.unwrap_or(computed_value), tier.map(str::to_string))
+}
+
+/// Replaces each overridden score's value and tier by the override's (see the module's doc),
+/// keeping the model's beside them; answers the overrides the model no longer allows, which
+/// are left out. An overridden tier was set by no qualifier.
+fn apply_overrides(
+    context: &SaveContext<'_>,
+    stored: &StoredScores,
+    rows: &mut [ScoreRow],
+    qualified_by: &mut [Option<String>],
+) -> Vec<LiftedOverride> {
+    let mut lifted = Vec::new();
+    for (row, qualified_by) in rows.iter_mut().zip(qualified_by.iter_mut()) {
+        let asked = context.overrides.iter().find(|asked| asked.score == row.score);
+        let spec = match asked {
+            Some(asked) => asked.set.clone(),
+            None => stored.overridden(&row.score).map(|o| OverrideSpec { id: o.id, value: o.value, tier: o.tier.clone() }),
+        };
+        let Some(spec) = spec else { continue };
+        let Some(score) = context.model.scores().iter().find(|s| s.name() == row.score) else { continue };
+        if let Some(tier) = spec.tier.as_deref().filter(|tier| !score.has_tier(tier)) {
+            lifted.push(LiftedOverride {
+                id: spec.id,
+                by: context.cause.to_string(),
+                note: format!("score `{}` has no tier `{tier}` in this model", row.score),
+            });
+            continue;
+        }
+        let (computed_value, computed_tier) = (row.value, row.tier.take());
+        (row.value, row.tier) = effective(score, spec.value, spec.tier.as_deref(), computed_value, computed_tier.as_deref());
+        row.overridden =
+            Some(Overridden { id: spec.id, value: spec.value, tier: spec.tier, computed_value, computed_tier });
+        *qualified_by = None;
+    }
+    lifted
 }
 
 impl Prepared {
@@ -70,6 +153,7 @@ impl Prepared {
             history: context.history,
             stage: self.stage.as_ref(),
             notifications: &self.notifications,
+            lifted_overrides: &self.lifted_overrides,
             now: context.now,
         }
     }
