@@ -416,7 +416,8 @@ pub fn ingest_from(
             now: received_at,
             cause: "event",
             history: History::EveryChange,
-            webhooks: &hooks,            overrides: &[],
+            webhooks: &hooks,
+            overrides: &[],
         }),
         _ => None,
     };
@@ -821,6 +822,7 @@ mod tests {
     use leadscore_store::leads::LeadLinks;
     use leadscore_store::leads::{Filter, ListedLead, Order, Page};
     use leadscore_store::models::{Activation, ListedVersion, ModelVersion, Origin, RolledBack};
+    use leadscore_store::overrides::{NewOverride, ScoreOverride};
     use leadscore_store::predictive::{LabelledLead, PredictiveVersion, Summary};
     use leadscore_store::rescorings::Rescoring;
     use leadscore_store::retention::Retention;
@@ -829,7 +831,6 @@ mod tests {
         IngestionSnapshot, NewPredictiveModel, NewRescoring, Notification, ScoredLeadWrite,
     };
     use leadscore_store::webhooks::{LeadNotification, Webhook};
-    use leadscore_store::overrides::{NewOverride, ScoreOverride};
     use leadscore_store::workspaces::Workspace;
 
     impl Reads for Counting<'_> {

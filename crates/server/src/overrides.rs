@@ -62,7 +62,10 @@ fn check(asked: &AskedSet, now: i64) -> Result<(), ApiError> {
         }
     }
     if asked.value.is_none() && asked.tier.is_none() {
-        return Err(ApiError::new(ErrorCode::InvalidField, "an override sets `value`, `tier` or both; neither was given"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "an override sets `value`, `tier` or both; neither was given",
+        ));
     }
     if let Some(value) = asked.value.filter(|v| !v.is_finite()) {
         return Err(ApiError::new(ErrorCode::InvalidField, format!("`value` {value} is not a finite number")));
@@ -110,7 +113,11 @@ pub async fn set(
                 let known: Vec<&str> = score.tiers().iter().map(|t| t.label()).collect();
                 return Ok(Err(ApiError::new(
                     ErrorCode::UnknownTier,
-                    format!("`tier` `{tier}` is not a tier of score `{}`; its tiers are {}", asked.score, known.join(", ")),
+                    format!(
+                        "`tier` `{tier}` is not a tier of score `{}`; its tiers are {}",
+                        asked.score,
+                        known.join(", ")
+                    ),
                 )));
             }
             lead_cache.lock().forget(lead.id);

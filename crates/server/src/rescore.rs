@@ -91,8 +91,7 @@ fn rescore_batch(
         lead_cache.lock().forget(id);
         let Some(mut lead) = transaction.lead_by_id(workspace_id, id)? else { continue };
         let (state, _) = scoring::state_for(transaction, &model, version.id, &lead)?;
-        let context =
-            SaveContext {
+        let context = SaveContext {
             transaction,
             model: &model,
             model_id: version.id,

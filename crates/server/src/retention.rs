@@ -66,7 +66,8 @@ pub async fn run_pass(state: &AppState, workspace_id: i64) -> Result<Pass, Store
                         now,
                         cause: "retention",
                         history: History::EveryChange,
-                        webhooks: &hooks,                        overrides: &[],
+                        webhooks: &hooks,
+                        overrides: &[],
                     };
                     queued += saving::save_scores(&context, &mut lead, &lead_state, &mut None)?.queued;
                     done.leads_rescored += 1;

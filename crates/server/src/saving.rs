@@ -122,7 +122,9 @@ fn apply_overrides(
         let asked = context.overrides.iter().find(|asked| asked.score == row.score);
         let spec = match asked {
             Some(asked) => asked.set.clone(),
-            None => stored.overridden(&row.score).map(|o| OverrideSpec { id: o.id, value: o.value, tier: o.tier.clone() }),
+            None => {
+                stored.overridden(&row.score).map(|o| OverrideSpec { id: o.id, value: o.value, tier: o.tier.clone() })
+            }
         };
         let Some(spec) = spec else { continue };
         let Some(score) = context.model.scores().iter().find(|s| s.name() == row.score) else { continue };
@@ -135,7 +137,8 @@ fn apply_overrides(
             continue;
         }
         let (computed_value, computed_tier) = (row.value, row.tier.take());
-        (row.value, row.tier) = effective(score, spec.value, spec.tier.as_deref(), computed_value, computed_tier.as_deref());
+        (row.value, row.tier) =
+            effective(score, spec.value, spec.tier.as_deref(), computed_value, computed_tier.as_deref());
         row.overridden =
             Some(Overridden { id: spec.id, value: spec.value, tier: spec.tier, computed_value, computed_tier });
         *qualified_by = None;

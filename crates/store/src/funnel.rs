@@ -592,15 +592,14 @@ mod tests {
     }
 
     fn scored(connection: &Connection, lead: i64, model_id: i64, tier: &str, value: f64, at: i64) {
-        let row =
-            ScoreRow {
-                score: "fit".to_string(),
-                value,
-                tier: Some(tier.to_string()),
-                model_id,
-                evaluated_at: at,
-                overridden: None,
-            };
+        let row = ScoreRow {
+            score: "fit".to_string(),
+            value,
+            tier: Some(tier.to_string()),
+            model_id,
+            evaluated_at: at,
+            overridden: None,
+        };
         scores::save(connection, lead, &[row], "event", History::EveryChange).unwrap();
     }
 

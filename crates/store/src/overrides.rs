@@ -104,13 +104,15 @@ pub fn of_lead(connection: &Connection, lead_id: i64) -> Result<Vec<ScoreOverrid
 /// with its workspace: what the periodic pass lifts.
 pub fn expired(connection: &Connection, now: i64, limit: u32) -> Result<Vec<(i64, ScoreOverride)>, StoreError> {
     let mut statement = connection.prepare_cached(&format!(
-        "{SELECT}, workspace_id WHERE lifted_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?1
+        "SELECT {COLUMNS}, workspace_id FROM score_overrides WHERE lifted_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?1
          ORDER BY expires_at LIMIT ?2"
     ))?;
     let rows = statement.query_map(params![now, limit], |row| Ok((row.get(12)?, from_row(row)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+const COLUMNS: &str =
+    "id, lead_id, score, value, tier, reason, set_by, set_at, expires_at, lifted_at, lifted_by, lifted_note";
 const SELECT: &str = "SELECT id, lead_id, score, value, tier, reason, set_by, set_at, expires_at, lifted_at, lifted_by,
     lifted_note FROM score_overrides";
 

@@ -165,7 +165,8 @@ pub fn save_over(
         };
         if let Some(sql) = write {
             let mut statement = connection.prepare_cached(sql)?;
-            let row_params = params![lead_id, row.score, row.value, row.tier, row.model_id, row.evaluated_at, history_id];
+            let row_params =
+                params![lead_id, row.score, row.value, row.tier, row.model_id, row.evaluated_at, history_id];
             if statement.parameter_count() == row_params.len() {
                 statement.execute(row_params)?;
             } else {

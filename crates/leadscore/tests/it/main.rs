@@ -16,6 +16,7 @@ mod import;
 mod keys;
 mod layering;
 mod openapi;
+mod overrides;
 mod privacy;
 mod reference;
 mod segment_python;

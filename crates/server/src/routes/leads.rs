@@ -118,7 +118,10 @@ async fn one(
                         computed_value,
                         computed_tier.as_deref(),
                     );
-                    result.insert("computed".to_string(), serde_json::json!({"value": computed_value, "tier": computed_tier}));
+                    result.insert(
+                        "computed".to_string(),
+                        serde_json::json!({"value": computed_value, "tier": computed_tier}),
+                    );
                     result.insert("value".to_string(), serde_json::json!(value));
                     result.insert("tier".to_string(), serde_json::json!(tier));
                 }
