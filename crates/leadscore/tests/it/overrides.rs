@@ -175,3 +175,45 @@ fn overrides_refuse_other_scopes_and_bad_input_naming_the_field() {
     // Nothing refused was stored.
     assert_eq!(server.get("/api/leads/u1", &read).json()["overrides"], json!({}));
 }
+
+#[test]
+fn an_override_survives_a_new_model_version_unless_the_version_lacks_its_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.post_text("/api/models", &admin, MODEL).status, 201);
+    for (user, id) in [("u1", "1"), ("u2", "2")] {
+        let body = json!({"userId": user, "event": "page_view", "messageId": id});
+        assert_eq!(server.post_json("/v1/track", &ingest, &body).status, 200);
+    }
+    let put = |user: &str, body: Value| {
+        let answer = server.send("PUT", &format!("/api/leads/{user}/overrides/total"), &admin, Some(&body));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    };
+    put("u1", json!({"tier": "warm", "reason": "met at the fair"}));
+    put("u2", json!({"value": 1, "reason": "a competitor"}));
+
+    // Version 2 counts views double and has no tier `warm`.
+    let second = MODEL.replace("points = 4", "points = 8").replace(r#"{ label = "warm", min = 5 }, "#, "");
+    assert_eq!(server.post_text("/api/models", &admin, &second).status, 201);
+    assert_eq!(server.post_text("/api/models/2/activate", &admin, "").status, 202);
+    wait_for_rescoring(&server, &admin);
+
+    // u1's tier is gone: its override is lifted, the model's score stands, and the history says why.
+    let u1 = server.get("/api/leads/u1", &read).json();
+    assert_eq!(u1["overrides"], json!({}), "{u1}");
+    assert_eq!((u1["scores"]["total"]["value"].as_f64(), u1["scores"]["total"]["tier"].as_str()), (Some(8.0), Some("cold")));
+    let lifted = &history(&server, &read, "u1")[0];
+    assert_eq!(lifted["cause"], "model v2", "{lifted}");
+    assert_eq!(lifted["override"]["action"], "lifted");
+    assert_eq!(lifted["override"]["by"], "model v2");
+    assert!(lifted["override"]["note"].as_str().unwrap().contains("no tier `warm`"), "{lifted}");
+
+    // u2's value override holds over the rescored model value.
+    let u2 = server.get("/api/leads/u2", &read).json();
+    assert_eq!(u2["overrides"]["total"]["value"], 1.0, "{u2}");
+    assert_eq!(u2["scores"]["total"]["value"], 1.0);
+    assert_eq!(u2["scores"]["total"]["computed"], json!({"value": 8.0, "tier": "cold"}));
+    let listed = server.get("/api/leads?score=total&order=score_asc", &read).json();
+    assert_eq!(listed["leads"][0]["user_id"], "u2", "lists rank by the effective value: {listed}");
+}
