@@ -202,7 +202,10 @@ fn an_override_survives_a_new_model_version_unless_the_version_lacks_its_tier() 
     // u1's tier is gone: its override is lifted, the model's score stands, and the history says why.
     let u1 = server.get("/api/leads/u1", &read).json();
     assert_eq!(u1["overrides"], json!({}), "{u1}");
-    assert_eq!((u1["scores"]["total"]["value"].as_f64(), u1["scores"]["total"]["tier"].as_str()), (Some(8.0), Some("cold")));
+    assert_eq!(
+        (u1["scores"]["total"]["value"].as_f64(), u1["scores"]["total"]["tier"].as_str()),
+        (Some(8.0), Some("cold"))
+    );
     let lifted = &history(&server, &read, "u1")[0];
     assert_eq!(lifted["cause"], "model v2", "{lifted}");
     assert_eq!(lifted["override"]["action"], "lifted");

@@ -76,7 +76,8 @@ fn a_person(server: &Server, ingest: &str, admin: &str, who: &Person) -> i64 {
     // Each keeps the tier the model gives, so that no webhook is told of them.
     let path = format!("/api/leads/{}/overrides/activity", who.user_id);
     for reason in [format!("{} asked", who.name), format!("{} confirmed", who.name)] {
-        let set = server.send("PUT", &path, admin, Some(&json!({"tier": "warm", "reason": reason, "actor": who.email})));
+        let set =
+            server.send("PUT", &path, admin, Some(&json!({"tier": "warm", "reason": reason, "actor": who.email})));
         assert_eq!(set.status, 200, "{}", set.body);
     }
     let note = format!("{} withdrew", who.name).replace(' ', "%20");
