@@ -878,9 +878,14 @@ fn an_editor_overrides_a_score_and_lifts_it_in_a_real_browser() {
                 .await
                 .unwrap();
             client.find(Locator::Css("form.override-lift button")).await.unwrap().click().await.unwrap();
+            // The page after the post has no note any more.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !client.find_all(Locator::Css(".override-note")).await.unwrap().is_empty() {
+                assert!(Instant::now() < deadline, "the override is still shown");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             let tier = client.find(Locator::Css(".score-value .badge")).await.unwrap().text().await.unwrap();
             assert_eq!(tier, "cold");
-            assert!(client.find_all(Locator::Css(".override-note")).await.unwrap().is_empty());
             client.close().await.unwrap();
         }
     });

@@ -239,6 +239,9 @@ fn an_editor_overrides_a_score_and_lifts_it_and_a_viewer_sees_both_values_but_no
     let unknown_tier = post_form(&server, path, &editor, &format!("csrf={token}&tier=warm&reason=why"));
     assert_eq!(unknown_tier.status, 400);
     assert!(unknown_tier.body.contains("href=\"#override-activity-tier\""), "{}", unknown_tier.body);
+    // The form comes back as it was typed, its field marked.
+    assert!(unknown_tier.body.contains(">why</textarea>"), "{}", unknown_tier.body);
+    assert!(unknown_tier.body.contains("class=\"field field-error\"><label for=\"override-activity-tier\""));
     let not_a_number = post_form(&server, path, &editor, &format!("csrf={token}&value=lots&reason=why"));
     assert_eq!(not_a_number.status, 400);
     assert!(not_a_number.body.contains("href=\"#override-activity-value\""), "{}", not_a_number.body);

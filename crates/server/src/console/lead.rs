@@ -89,11 +89,33 @@ pub(super) struct Problem {
     /// The id of the field the summary links to.
     pub field: String,
     pub message: String,
+    /// What the person typed in the form that failed, by field name, to fill it again.
+    pub kept: Vec<(&'static str, String)>,
 }
 
 impl Problem {
     fn of_move(status: StatusCode, message: String) -> Problem {
-        Problem { status, title: "The lead was not moved", field: "move-stage".to_string(), message }
+        Problem { status, title: "The lead was not moved", field: "move-stage".to_string(), message, kept: Vec::new() }
+    }
+}
+
+impl LeadPage {
+    /// The class of a form field: marked when the problem at the top is about it.
+    fn field_class(&self, id: &str) -> &'static str {
+        match &self.problem {
+            Some(problem) if problem.field == id => "field field-error",
+            _ => "field",
+        }
+    }
+
+    /// What the person typed in field `name` of the override form of `score` that failed.
+    fn kept(&self, score: &str, name: &str) -> &str {
+        match &self.problem {
+            Some(problem) if problem.field.starts_with(&format!("override-{score}-")) => {
+                problem.kept.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())
+            }
+            _ => "",
+        }
     }
 }
 

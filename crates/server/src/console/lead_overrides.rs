@@ -58,6 +58,7 @@ fn problem(score: &str, status: StatusCode, message: &str) -> Problem {
         title: "The score was not overridden",
         field: format!("override-{score}-{field}"),
         message: sentence(message),
+        kept: Vec::new(),
     }
 }
 
@@ -79,14 +80,15 @@ async fn answer(
     state: &AppState,
     signed_in: &SignedIn,
     id: String,
-    outcome: Result<(), (String, ApiError)>,
+    outcome: Result<(), (String, ApiError, Vec<(&'static str, String)>)>,
 ) -> Response {
     match outcome {
         Ok(()) => Redirect::to(&format!("/leads/{}", encode(&id))).into_response(),
-        Err((score, error)) if error.status().is_client_error() && error.code.name() != "not_found" => {
-            render(state, signed_in, id, Some(problem(&score, error.status(), &error.message))).await
+        Err((score, error, kept)) if error.status().is_client_error() && error.code.name() != "not_found" => {
+            let problem = Problem { kept, ..problem(&score, error.status(), &error.message) };
+            render(state, signed_in, id, Some(problem)).await
         }
-        Err((_, error)) => error.into_response(),
+        Err((_, error, _)) => error.into_response(),
     }
 }
 
@@ -113,7 +115,8 @@ pub async fn set(
             Ok(value) if value.is_finite() => Some(value),
             _ => {
                 let message = format!("`value` must be a number, such as 40; `{text}` is not");
-                return render(&state, &signed_in, id, Some(problem(&score, StatusCode::BAD_REQUEST, &message))).await;
+                let problem = Problem { kept: kept_of(&form), ..problem(&score, StatusCode::BAD_REQUEST, &message) };
+                return render(&state, &signed_in, id, Some(problem)).await;
             }
         },
     };
@@ -123,14 +126,26 @@ pub async fn set(
             Some(at) => Some(at),
             None => {
                 let message = format!("`expires_at` must be a date and time such as 2026-01-31T09:00; `{text}` is not");
-                return render(&state, &signed_in, id, Some(problem(&score, StatusCode::BAD_REQUEST, &message))).await;
+                let problem = Problem { kept: kept_of(&form), ..problem(&score, StatusCode::BAD_REQUEST, &message) };
+                return render(&state, &signed_in, id, Some(problem)).await;
             }
         },
     };
+    let kept = kept_of(&form);
     let tier = Some(form.tier.trim().to_string()).filter(|t| !t.is_empty());
     let asked = AskedSet { score: score.clone(), value, tier, reason: form.reason, expires_at, by: by(&signed_in) };
     let outcome = overrides::set(&state, signed_in.user.workspace_id, id.clone(), asked, now_ms()).await;
-    answer(&state, &signed_in, id, outcome.map(|_| ()).map_err(|e| (score, e))).await
+    answer(&state, &signed_in, id, outcome.map(|_| ()).map_err(|e| (score, e, kept))).await
+}
+
+/// A refused form's fields, to show it again as it was typed.
+fn kept_of(form: &OverrideForm) -> Vec<(&'static str, String)> {
+    vec![
+        ("value", form.value.clone()),
+        ("tier", form.tier.clone()),
+        ("expires", form.expires.clone()),
+        ("reason", form.reason.clone()),
+    ]
 }
 
 /// `POST /leads/{id}/overrides/{score}/lift`.
@@ -154,7 +169,7 @@ pub async fn lift(
     let note = Some(form.note);
     let outcome =
         overrides::lift(&state, workspace_id, id.clone(), score.clone(), by(&signed_in), note, now_ms()).await;
-    answer(&state, &signed_in, id, outcome.map(|_| ()).map_err(|e| (score, e))).await
+    answer(&state, &signed_in, id, outcome.map(|_| ()).map_err(|e| (score, e, Vec::new()))).await
 }
 
 #[cfg(test)]
