@@ -394,4 +394,56 @@ mod tests {
         assert_eq!(history.len(), 2);
         assert_eq!(history[0].tier.as_deref(), Some("hot"));
     }
+
+    /// Setting and lifting an override are history even when the effective score does not
+    /// change, and the entries say who and why; the stored row reads back with the model's own
+    /// score beside the effective one.
+    #[test]
+    fn an_override_set_and_lifted_is_history_naming_who_and_why() {
+        use crate::overrides::{self, NewOverride};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (stored_while_set, history) = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w", 0)?;
+                let lead = leads::create(c, workspace.id, Some("u"), 0)?;
+                save(c, lead.id, &[row(10.0, "cold", 1)], "event", History::EveryChange)?;
+                let new = NewOverride {
+                    workspace_id: workspace.id,
+                    lead_id: lead.id,
+                    score: "fit",
+                    value: None,
+                    tier: Some("cold"),
+                    reason: "checked by hand",
+                    set_by: "user ana@example.com",
+                    expires_at: None,
+                };
+                let id = overrides::insert(c, &new, 2)?;
+                let overridden = Overridden {
+                    id,
+                    value: None,
+                    tier: Some("cold".into()),
+                    computed_value: 10.0,
+                    computed_tier: Some("cold".into()),
+                };
+                let set = ScoreRow { overridden: Some(overridden), ..row(10.0, "cold", 2) };
+                assert!(save(c, lead.id, std::slice::from_ref(&set), "override", History::EveryChange)?.is_empty());
+                let stored_while_set = stored(c, lead.id)?;
+                overrides::lift(c, id, "key 3", Some("wrong lead"), 3)?;
+                save(c, lead.id, &[row(10.0, "cold", 3)], "override lifted", History::EveryChange)?;
+                Ok((stored_while_set, history(c, lead.id, 10)?))
+            })
+            .unwrap();
+        let kept = stored_while_set.overridden("fit").unwrap();
+        assert_eq!((kept.computed_value, kept.tier.as_deref()), (10.0, Some("cold")));
+        assert_eq!(history.len(), 3, "{history:?}");
+        let lifted = history[0].override_change.as_ref().unwrap();
+        assert_eq!((lifted.lifted, lifted.by.as_str(), lifted.note.as_deref()), (true, "key 3", Some("wrong lead")));
+        let set = history[1].override_change.as_ref().unwrap();
+        assert_eq!(
+            (set.lifted, set.by.as_str(), set.note.as_deref()),
+            (false, "user ana@example.com", Some("checked by hand"))
+        );
+        assert_eq!(history[2].override_change, None);
+    }
 }

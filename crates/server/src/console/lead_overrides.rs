@@ -80,15 +80,17 @@ async fn answer(
     state: &AppState,
     signed_in: &SignedIn,
     id: String,
-    outcome: Result<(), (String, ApiError, Vec<(&'static str, String)>)>,
+    score: &str,
+    kept: Vec<(&'static str, String)>,
+    outcome: Result<(), ApiError>,
 ) -> Response {
     match outcome {
         Ok(()) => Redirect::to(&format!("/leads/{}", encode(&id))).into_response(),
-        Err((score, error, kept)) if error.status().is_client_error() && error.code.name() != "not_found" => {
-            let problem = Problem { kept, ..problem(&score, error.status(), &error.message) };
+        Err(error) if error.status().is_client_error() && error.code.name() != "not_found" => {
+            let problem = Problem { kept, ..problem(score, error.status(), &error.message) };
             render(state, signed_in, id, Some(problem)).await
         }
-        Err((_, error, _)) => error.into_response(),
+        Err(error) => error.into_response(),
     }
 }
 
@@ -135,7 +137,7 @@ pub async fn set(
     let tier = Some(form.tier.trim().to_string()).filter(|t| !t.is_empty());
     let asked = AskedSet { score: score.clone(), value, tier, reason: form.reason, expires_at, by: by(&signed_in) };
     let outcome = overrides::set(&state, signed_in.user.workspace_id, id.clone(), asked, now_ms()).await;
-    answer(&state, &signed_in, id, outcome.map(|_| ()).map_err(|e| (score, e, kept))).await
+    answer(&state, &signed_in, id, &score, kept, outcome.map(|_| ())).await
 }
 
 /// A refused form's fields, to show it again as it was typed.
@@ -169,7 +171,7 @@ pub async fn lift(
     let note = Some(form.note);
     let outcome =
         overrides::lift(&state, workspace_id, id.clone(), score.clone(), by(&signed_in), note, now_ms()).await;
-    answer(&state, &signed_in, id, outcome.map(|_| ()).map_err(|e| (score, e, Vec::new()))).await
+    answer(&state, &signed_in, id, &score, Vec::new(), outcome.map(|_| ())).await
 }
 
 #[cfg(test)]
