@@ -73,6 +73,7 @@ fn an_override_sets_the_effective_score_until_lifted_by_hand_or_at_expiry() {
     assert_eq!(lead["overrides"]["total"]["value"], Value::Null);
     let listed = server.get("/api/leads?score=total&tier=mql", &read).json();
     assert_eq!(listed["leads"][0]["user_id"], "u1", "lists filter by the effective tier: {listed}");
+    assert_eq!(listed["leads"][0]["overridden"], true);
 
     // Lifted by hand: the model's score is the effective one again.
     let lifted = server.send("DELETE", "/api/leads/u1/overrides/total?note=LOI%20withdrawn", &admin, None);
@@ -81,6 +82,7 @@ fn an_override_sets_the_effective_score_until_lifted_by_hand_or_at_expiry() {
     assert_eq!((lifted["value"].as_f64(), lifted["tier"].as_str()), (Some(8.0), Some("warm")), "{lifted}");
     assert_eq!((lifted["computed"].clone(), lifted["override"].clone()), (Value::Null, Value::Null));
     assert_eq!(server.get("/api/leads/u1", &read).json()["overrides"], json!({}));
+    assert_eq!(server.get("/api/leads?score=total", &read).json()["leads"][0]["overridden"], false);
 
     let entries = history(&server, &read, "u1");
     let lift = &entries[0];

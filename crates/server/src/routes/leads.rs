@@ -218,6 +218,9 @@ struct ListedView {
     value: Option<f64>,
     /// Its tier then, or `null`.
     tier: Option<String>,
+    /// Whether a person's override is in force on the score: `value` and `tier` are then the
+    /// overridden ones, the model's own are in `GET /api/leads/{id}`.
+    overridden: bool,
 }
 
 /// Leads listed by a score.
@@ -295,6 +298,7 @@ async fn list(
             last_event_at: r.last_event_at.map(|t| Timestamp(t).to_string()),
             value: r.value,
             tier: r.tier,
+            overridden: r.overridden,
         })
         .collect();
     Ok(ApiJson(LeadListView { score, leads, next_cursor: next, previous_cursor: previous }))
