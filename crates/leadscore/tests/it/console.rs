@@ -267,6 +267,10 @@ fn an_editor_overrides_a_score_and_lifts_it_and_a_viewer_sees_both_values_but_no
         shown.body
     );
     assert!(!shown.body.contains("Lift the override"), "a viewer cannot lift it");
+    assert!(
+        shown.body.contains("override by user zofia@example.pl: Signed a letter of intent"),
+        "the history says who and why"
+    );
     let listed = page(&server, "/leads", &viewer);
     assert!(listed.body.contains("badge-override"), "{}", listed.body);
     let refused = post_form(&server, &format!("{path}/lift"), &viewer, &format!("csrf={}&note=", csrf_of(&shown)));

@@ -409,7 +409,14 @@ fn shown_score(
                 at: shown_time(entry.at, marks.now),
                 value: charts::plain(entry.value),
                 tier: entry.tier.clone().unwrap_or_else(|| "–".to_string()),
-                cause: entry.cause.clone(),
+                cause: match &entry.override_change {
+                    // Who set or lifted an override, and why, beside the cause.
+                    Some(change) => match &change.note {
+                        Some(note) => format!("{} by {}: {note}", entry.cause, change.by),
+                        None => format!("{} by {}", entry.cause, change.by),
+                    },
+                    None => entry.cause.clone(),
+                },
             })
             .collect(),
         name: result.name.to_string(),
