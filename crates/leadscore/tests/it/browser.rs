@@ -1,6 +1,7 @@
 //! The console in a real browser: Chromium, driven through its WebDriver (`chromedriver`),
 //! against a real `leadscore serve`. A person signs in, reads the leads, filters them, opens a
 //! lead and reads its explanation, moves its stage and signs out; a viewer is offered no move. An
+//! editor overrides a score (a refused form first) and lifts the override. An
 //! admin subscribes a webhook, sees its delivery and sends it again, creates and revokes a key,
 //! adds a person who then signs in; a viewer reads a predictive model's evaluation report, after
 //! an expired session sent them to the sign-in page.
