@@ -36,7 +36,7 @@ pub use changes::{Cause, ScoreChange, Snapshot, Term, changes_between, model_cha
 pub use compile::{Compiled, compile, compile_with};
 pub use diagnostic::{Diagnostic, ModelError, Severity};
 pub use engine::{Contribution, Event, LeadScores, LeadState, ScoreResult, Source, round_score};
-pub use model::{EventTypeId, Model};
+pub use model::{EventTypeId, Model, Score};
 pub use predictor::{NoPredictors, Predictor, PredictorLoader};
 pub use time::{Duration, Timestamp};
 pub use value::Value;

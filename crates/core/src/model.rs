@@ -191,6 +191,21 @@ impl Score {
     pub fn predictive_reference(&self) -> Option<&str> {
         self.predictive.as_ref().map(|p| p.reference.as_str())
     }
+
+    /// The tier the score's points put `value` in (qualifiers and disqualifiers aside, as they
+    /// read a lead and not a value): the highest tier whose `min` the value reaches, if its
+    /// `max` holds it too.
+    pub fn tier_of_value(&self, value: f64) -> Option<&str> {
+        let reached = self.tiers.iter().rposition(|t| !t.qualifier_only && t.min.is_none_or(|min| value >= min));
+        reached.filter(|&i| self.tiers[i].contains(value)).map(|i| self.tiers[i].label.as_str())
+    }
+
+    /// Whether a lead can be in tier `label` of this score: one of its tiers, or the tier its
+    /// disqualifiers (if it has any) put leads in.
+    pub fn has_tier(&self, label: &str) -> bool {
+        self.tiers.iter().any(|t| t.label == label)
+            || (!self.disqualifiers.is_empty() && self.disqualified_tier == label)
+    }
 }
 
 /// One entry of a score's `segments`.

@@ -94,6 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     tier: Some(tier.into()),
                     model_id,
                     evaluated_at: updated_at,
+                    overridden: None,
                 };
                 scores::save(c, lead.id, &[row], "event", History::EveryChange)?;
             }

@@ -109,7 +109,7 @@ pub async fn erase(storage: &dyn Storage, workspace_id: i64, id: String, by: Str
 
 /// Everything stored about a lead, as one document (GDPR article 20): its fields and other
 /// names, its events with their properties, its scores with their explanations, its score and
-/// stage history and the webhook notifications about it.
+/// stage history, the overrides people set on its scores and the webhook notifications about it.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LeadExport {
     /// `leadscore lead export 1`: the document's format.
@@ -133,6 +133,10 @@ pub struct LeadExport {
     /// Every stage change, oldest first.
     #[schema(value_type = Vec<Object>)]
     pub stage_history: Vec<Value>,
+    /// Every override of its scores, in force or lifted, newest first, with its reason and the
+    /// note it was lifted with.
+    #[schema(value_type = Vec<Object>)]
+    pub overrides: Vec<Value>,
     /// Every webhook notification about it, with its data as sent.
     #[schema(value_type = Vec<Object>)]
     pub notifications: Vec<Value>,
@@ -174,6 +178,9 @@ pub async fn export(
                     json!({
                         "score": h.score, "value": h.value, "tier": h.tier, "previous_tier": h.previous_tier,
                         "at": Timestamp(h.at).to_string(), "cause": h.cause,
+                        "override": h.override_change.map(|o| json!({
+                            "action": if o.lifted { "lifted" } else { "set" }, "by": o.by, "note": o.note,
+                        })),
                     })
                 })
                 .collect();
@@ -184,6 +191,19 @@ pub async fn export(
                     json!({
                         "stage": s.stage, "previous": s.previous, "at": Timestamp(s.at).to_string(),
                         "actor": s.actor, "reason": s.reason,
+                    })
+                })
+                .collect();
+            let overrides = reads
+                .score_overrides(lead.id)?
+                .into_iter()
+                .map(|o| {
+                    json!({
+                        "score": o.score, "value": o.value, "tier": o.tier, "reason": o.reason, "set_by": o.set_by,
+                        "set_at": Timestamp(o.set_at).to_string(),
+                        "expires_at": o.expires_at.map(|t| Timestamp(t).to_string()),
+                        "lifted_at": o.lifted_at.map(|t| Timestamp(t).to_string()),
+                        "lifted_by": o.lifted_by, "lifted_note": o.lifted_note,
                     })
                 })
                 .collect();
@@ -214,6 +234,7 @@ pub async fn export(
                 scores,
                 score_history,
                 stage_history,
+                overrides,
                 notifications,
             }))
         })

@@ -75,6 +75,12 @@ error_codes! {
     InvalidStage = (BAD_REQUEST, "invalid_stage"),
     /// A move to a stage that needs a reason, without one.
     ReasonRequired = (BAD_REQUEST, "reason_required"),
+    /// A score override naming a tier its score does not have in the active model.
+    UnknownTier = (BAD_REQUEST, "unknown_tier"),
+    /// A score override naming a score the active model does not have.
+    UnknownScore = (NOT_FOUND, "unknown_score"),
+    /// Lifting a score override when none is in force on that score.
+    NoOverride = (NOT_FOUND, "no_override"),
     /// A refusal of the HTTP layer that no other code names (the status says which).
     BadRequest = (BAD_REQUEST, "bad_request"),
     /// No key, an unknown key, or a malformed `Authorization` header.

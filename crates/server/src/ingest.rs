@@ -65,12 +65,36 @@ pub struct ScoredLead {
     pub stage: Option<String>,
 }
 
-/// A score's value and tier.
+/// A score's value and tier: the effective ones, which a person's override sets while it is in
+/// force.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScoreSummary {
     pub value: f64,
     /// `null` when the value falls in no tier.
     pub tier: Option<String>,
+    /// Only while a person's override is in force: the model's own value and tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub computed: Option<ComputedScore>,
+}
+
+/// The model's own value and tier of a score a person overrode.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ComputedScore {
+    pub value: f64,
+    pub tier: Option<String>,
+}
+
+impl From<&leadscore_store::scores::ScoreRow> for ScoreSummary {
+    fn from(row: &leadscore_store::scores::ScoreRow) -> ScoreSummary {
+        ScoreSummary {
+            value: row.value,
+            tier: row.tier.clone(),
+            computed: row
+                .overridden
+                .as_ref()
+                .map(|o| ComputedScore { value: o.computed_value, tier: o.computed_tier.clone() }),
+        }
+    }
 }
 
 /// The result of an ingestion request.
@@ -401,6 +425,7 @@ pub fn ingest_from(
             history: History::EveryChange,
             webhooks: &hooks,
             models,
+            overrides: &[],
         }),
         _ => None,
     };
@@ -473,7 +498,7 @@ pub fn ingest_from(
             entry.scores = Some(stored);
             let saved = prepared.saved(lead);
             for row in &saved.rows {
-                summary.scores.insert(row.score.clone(), ScoreSummary { value: row.value, tier: row.tier.clone() });
+                summary.scores.insert(row.score.clone(), ScoreSummary::from(row));
             }
             ingested.queued += saved.queued;
             ingested.changes.extend(saved.changes.into_iter().map(|c| (lead.id, c)));
@@ -807,6 +832,7 @@ mod tests {
     use leadscore_store::leads::LeadLinks;
     use leadscore_store::leads::{Filter, ListedLead, Order, Page};
     use leadscore_store::models::{Activation, ListedVersion, ModelVersion, Origin, RolledBack};
+    use leadscore_store::overrides::{NewOverride, ScoreOverride};
     use leadscore_store::predictive::{LabelledLead, PredictiveVersion, Summary};
     use leadscore_store::rescorings::Rescoring;
     use leadscore_store::retention::Retention;
@@ -848,6 +874,9 @@ mod tests {
             score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError>;
             latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
             stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError>;
+            score_overrides(&self, lead_id: i64) -> Result<Vec<ScoreOverride>, StoreError>;
+            override_in_force(&self, lead_id: i64, score: &str) -> Result<Option<ScoreOverride>, StoreError>;
+            expired_overrides(&self, now: i64, limit: u32) -> Result<Vec<(i64, ScoreOverride)>, StoreError>;
             tier_counts(&self, workspace_id: i64, score: &str) -> Result<Vec<(Option<String>, i64)>, StoreError>;
             stage_counts(&self, workspace_id: i64) -> Result<Vec<(String, i64)>, StoreError>;
             mql_entries_by_week(&self, workspace_id: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError>;
@@ -887,6 +916,8 @@ mod tests {
             write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError>;
             save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
             set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
+            add_override(&self, new: &NewOverride<'_>, now: i64) -> Result<i64, StoreError>;
+            lift_override(&self, id: i64, by: &str, note: Option<&str>, now: i64) -> Result<(), StoreError>;
             queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError>;
             erase_lead(&self, workspace_id: i64, lead_id: i64, erased_by: &str, now: i64) -> Result<Option<Erasure>, StoreError>;
             lift_suppression(&self, workspace_id: i64, erasure_id: i64, lifted_by: &str, now: i64)

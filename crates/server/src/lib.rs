@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod model_versions;
 pub mod notify;
 pub mod openapi;
+pub mod overrides;
 pub mod passwords;
 pub mod preview;
 pub mod preview_jobs;
@@ -70,6 +71,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::segment::routes())
         .merge(routes::leads::routes())
         .merge(routes::lead_changes::routes())
+        .merge(routes::overrides::routes())
         .merge(routes::privacy::routes())
         .merge(routes::models::routes())
         .merge(routes::predictive::routes())

@@ -100,6 +100,7 @@ fn rescore_batch(
             history,
             webhooks: &hooks,
             models,
+            overrides: &[],
         };
         let saved = saving::save_scores(&context, &mut lead, &state, &mut None, &saving::Earlier::default())?;
         queued += saved.queued;
@@ -302,10 +303,14 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
 
 /// Re-evaluates every workspace's leads every `interval`, so that tiers that change with time
 /// alone (decay, windows, inactivity) are recorded and notified. Only tier changes go into the
-/// history.
+/// history. Score overrides whose expiry has passed are lifted first, so that the pass sees
+/// the model's scores.
 pub async fn schedule(state: AppState, interval: std::time::Duration) {
     loop {
         tokio::time::sleep(interval).await;
+        if let Err(error) = crate::overrides::lift_expired(&state).await {
+            tracing::error!(%error, "lifting expired score overrides failed");
+        }
         let workspaces: Result<Vec<i64>, StoreError> = state.storage.workspaces_with_active_model().await;
         for workspace_id in workspaces.unwrap_or_default() {
             // A rescoring after an activation goes over every lead anyway.

@@ -71,6 +71,7 @@ pub async fn run_pass(state: &AppState, workspace_id: i64) -> Result<Pass, Store
                         history: History::EveryChange,
                         webhooks: &hooks,
                         models: &models,
+                        overrides: &[],
                     };
                     queued += saving::save_scores(&context, &mut lead, &lead_state, &mut None, &earlier)?.queued;
                     done.leads_rescored += 1;

@@ -9,14 +9,24 @@
 //! and the engine's `changes_between` splits the move into terms. Where the earlier evaluation
 //! cannot be rebuilt exactly (a state stored before, or rebuilt since), the entry has no terms:
 //! never terms that do not add up to the recorded change.
+//!
+//! The overrides people set ([`crate::overrides`]) are applied here, to every save, so that
+//! whatever saves a lead (an event, a rescoring, the periodic pass, an override itself) stores,
+//! ranks, moves and notifies its effective score, with the model's own beside it:
+//! - a value and a tier: both replace the model's;
+//! - a tier alone: the value stays the model's (it keeps moving with events), the tier is fixed;
+//! - a value alone: the tier is the one the model's tiers give that value by points
+//!   ([`leadscore_core::Score::tier_of_value`]), qualifiers and disqualifiers aside;
+//! - an override whose tier the model evaluated does not have (after an activation) is lifted,
+//!   by the save's cause (`model vN`) with a note saying why, and the model's score stands.
 
 use std::sync::Arc;
 
 use leadscore_core::{LeadState, Model, Snapshot, Timestamp, changes_between};
 use leadscore_store::leads::LeadRow;
-use leadscore_store::scores::{Change, History, HistoryTerms, ScoreRow, StoredScores};
+use leadscore_store::scores::{Change, History, HistoryTerms, Overridden, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
-use leadscore_store::storage::{Notification, ScoredLeadWrite};
+use leadscore_store::storage::{LiftedOverride, Notification, ScoredLeadWrite};
 use leadscore_store::webhooks::Webhook;
 use leadscore_store::{StoreError, Transaction};
 
@@ -45,6 +55,9 @@ pub struct SaveContext<'a> {
     pub webhooks: &'a [Webhook],
     /// The compiled models, for the model a lead was last saved with when it was another one.
     pub models: &'a Models,
+    /// Overrides the caller sets or lifts with this save, by score: applied instead of the one
+    /// stored (empty but for an override's own save).
+    pub overrides: &'a [AskedOverride],
 }
 
 /// What the lead was at its previous save, where the lead row being saved no longer says:
@@ -67,6 +80,22 @@ impl Earlier {
     }
 }
 
+/// An override a save applies to one score instead of the stored one: `set` is the override
+/// now in force, `None` when it was just lifted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskedOverride {
+    pub score: String,
+    pub set: Option<OverrideSpec>,
+}
+
+/// What an override in force sets: a value, a tier, or both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverrideSpec {
+    pub id: i64,
+    pub value: Option<f64>,
+    pub tier: Option<String>,
+}
+
 /// What saving a lead's scores writes, worked out before the write: the scores, their changes,
 /// the move to MQL they make and the notifications of it all.
 pub struct Prepared {
@@ -75,6 +104,7 @@ pub struct Prepared {
     pub stage: Option<StageChange>,
     pub notifications: Vec<Notification>,
     pub terms: Vec<HistoryTerms>,
+    pub lifted_overrides: Vec<LiftedOverride>,
 }
 
 /// Evaluates a lead at `now` from `state` and works out what saving it writes over `stored`
@@ -94,7 +124,8 @@ pub fn prepare(
     };
     lead.state = Some(scoring::scored_state_text(state.occurrences(), now));
     lead.state_model_id = Some(model_id);
-    let (rows, qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
+    let (mut rows, mut qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
+    let lifted_overrides = apply_overrides(context, stored, &mut rows, &mut qualified_by);
     let recorded = rows.iter().any(|row| context.history.records(stored.row(&row.score), row));
     let terms = if recorded {
         let before =
@@ -108,7 +139,7 @@ pub fn prepare(
     let stage = lifecycle::mql_move(model, &lead.stage, &rows, &qualified_by, &changes, now);
     let lead_changes = LeadChanges { scores: changes.iter().collect(), stages: stage.iter().collect() };
     let notifications = notify::for_changes(webhooks, lead, &lead_changes);
-    Prepared { rows, changes, stage, notifications, terms }
+    Prepared { rows, changes, stage, notifications, terms, lifted_overrides }
 }
 
 /// The lead at its previous save.
@@ -186,6 +217,61 @@ fn history_terms(
         .collect()
 }
 
+/// The effective value and tier of `score` under an override of `value`, `tier` or both, over
+/// the model's own (see the module's doc).
+pub fn effective(
+    score: &leadscore_core::Score,
+    value: Option<f64>,
+    tier: Option<&str>,
+    computed_value: f64,
+    computed_tier: Option<&str>,
+) -> (f64, Option<String>) {
+    let tier = match (tier, value) {
+        (Some(tier), _) => Some(tier),
+        (None, Some(value)) => score.tier_of_value(value),
+        (None, None) => computed_tier,
+    };
+    (value.unwrap_or(computed_value), tier.map(str::to_string))
+}
+
+/// Replaces each overridden score's value and tier by the override's (see the module's doc),
+/// keeping the model's beside them; answers the overrides the model no longer allows, which
+/// are left out. An overridden tier was set by no qualifier.
+fn apply_overrides(
+    context: &SaveContext<'_>,
+    stored: &StoredScores,
+    rows: &mut [ScoreRow],
+    qualified_by: &mut [Option<String>],
+) -> Vec<LiftedOverride> {
+    let mut lifted = Vec::new();
+    for (row, qualified_by) in rows.iter_mut().zip(qualified_by.iter_mut()) {
+        let asked = context.overrides.iter().find(|asked| asked.score == row.score);
+        let spec = match asked {
+            Some(asked) => asked.set.clone(),
+            None => {
+                stored.overridden(&row.score).map(|o| OverrideSpec { id: o.id, value: o.value, tier: o.tier.clone() })
+            }
+        };
+        let Some(spec) = spec else { continue };
+        let Some(score) = context.model.scores().iter().find(|s| s.name() == row.score) else { continue };
+        if let Some(tier) = spec.tier.as_deref().filter(|tier| !score.has_tier(tier)) {
+            lifted.push(LiftedOverride {
+                id: spec.id,
+                by: context.cause.to_string(),
+                note: format!("score `{}` has no tier `{tier}` in this model", row.score),
+            });
+            continue;
+        }
+        let (computed_value, computed_tier) = (row.value, row.tier.take());
+        (row.value, row.tier) =
+            effective(score, spec.value, spec.tier.as_deref(), computed_value, computed_tier.as_deref());
+        row.overridden =
+            Some(Overridden { id: spec.id, value: spec.value, tier: spec.tier, computed_value, computed_tier });
+        *qualified_by = None;
+    }
+    lifted
+}
+
 impl Prepared {
     /// The storage write of these scores for `lead` (as prepared).
     pub fn write<'a>(&'a self, context: &SaveContext<'a>, lead: &'a LeadRow) -> ScoredLeadWrite<'a> {
@@ -197,6 +283,7 @@ impl Prepared {
             terms: &self.terms,
             stage: self.stage.as_ref(),
             notifications: &self.notifications,
+            lifted_overrides: &self.lifted_overrides,
             now: context.now,
         }
     }

@@ -396,6 +396,7 @@ pub fn evaluate_with_qualifiers(
             tier: score.tier.map(str::to_string),
             model_id,
             evaluated_at: now,
+            overridden: None,
         })
         .collect();
     (rows, qualified_by)

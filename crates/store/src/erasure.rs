@@ -5,9 +5,10 @@
 //! What is erased: the lead's row and the rows of the leads merged into it (which keep the
 //! e-mail and traits they had), their anonymous ids, every event (linked from the lead's newest
 //! one, which after a merge links the merged leads' events too), current scores, score and stage
-//! history, and the webhook notifications about them with their delivery logs. The message ids
-//! of the events stay (they carry no personal data) so that a retry is still a duplicate. The
-//! funnel's kept counts follow the deleted rows by their triggers.
+//! history, score overrides (whose reasons are free text), and the webhook notifications about
+//! them with their delivery logs. The message ids of the events stay (they carry no personal
+//! data) so that a retry is still a duplicate. The funnel's kept counts follow the deleted rows
+//! by their triggers.
 //!
 //! That no copy is left in the files is the writer's part: `secure_delete` is on for every
 //! connection (deleted content is overwritten with zeros) and the WAL is checkpointed and
@@ -184,7 +185,8 @@ pub fn erase(
     )?;
     // The funnel's cohort rows are the erased leads' own (`0016_funnel_cohorts.sql`): they go
     // with the moves, which only an erasure deletes.
-    for table in ["lead_scores", "score_history", "stage_history", "mql_cohorts", "outcome_moves"] {
+    // Overrides go with them: their reasons and notes are free text that may name the person.
+    for table in ["lead_scores", "score_history", "score_overrides", "stage_history", "mql_cohorts", "outcome_moves"] {
         connection.execute(&format!("DELETE FROM {table} WHERE lead_id IN ({ids})"), [])?;
     }
     connection.execute(

@@ -236,6 +236,7 @@ mod tests {
                     tier: None,
                     model_id: 1,
                     evaluated_at: 0,
+                    overridden: None,
                 };
                 for (lead, value) in [(&first, 1.0), (&theirs, 2.0), (&last, 3.0)] {
                     crate::scores::save(c, lead.id, &[score(value)], "event", crate::scores::History::EveryChange)?;

@@ -592,8 +592,14 @@ mod tests {
     }
 
     fn scored(connection: &Connection, lead: i64, model_id: i64, tier: &str, value: f64, at: i64) {
-        let row =
-            ScoreRow { score: "fit".to_string(), value, tier: Some(tier.to_string()), model_id, evaluated_at: at };
+        let row = ScoreRow {
+            score: "fit".to_string(),
+            value,
+            tier: Some(tier.to_string()),
+            model_id,
+            evaluated_at: at,
+            overridden: None,
+        };
         scores::save(connection, lead, &[row], "event", History::EveryChange).unwrap();
     }
 
@@ -889,6 +895,7 @@ mod tests {
                                 tier: tiers[dice.below(tiers.len())].map(str::to_string),
                                 model_id,
                                 evaluated_at: now,
+                                overridden: None,
                             })
                             .collect()
                     };
@@ -940,6 +947,7 @@ mod tests {
                                 terms: &[],
                                 stage: change.as_ref(),
                                 notifications: &[],
+                                lifted_overrides: &[],
                                 now,
                             };
                             let mut write = IngestionWrite {
@@ -968,6 +976,7 @@ mod tests {
                                 terms: &[],
                                 stage: None,
                                 notifications: &[],
+                                lifted_overrides: &[],
                                 now,
                             };
                             c.save_scored_lead(&write, &mut stored)?;

@@ -273,6 +273,9 @@ pub struct ListedLead {
     pub tier: Option<String>,
     /// The `company` field, when it is text.
     pub company: Option<String>,
+    /// Whether a person's override is in force on the listed score (`value` and `tier` are then
+    /// the overridden ones).
+    pub overridden: bool,
 }
 
 /// A text field of a listing row; a field holding a number or anything else is no name.
@@ -495,6 +498,7 @@ fn list_statement(
     let comparison = if descending != backwards { "<" } else { ">" };
     let value = if filter.score.is_empty() { "NULL" } else { "s.value" };
     let tier = if filter.score.is_empty() { "NULL" } else { "s.tier" };
+    let overridden = if filter.score.is_empty() { "0" } else { "s.override_id IS NOT NULL" };
     if let Some(position) = position.filter(|_| order != Order::LastActivity) {
         match (by_score, position.value) {
             (true, Some(at)) => conditions.push(format!(
@@ -519,7 +523,8 @@ fn list_statement(
     let sql = format!(
         "SELECT l.id, l.user_id, l.email, l.stage, l.last_event_at, {value}, {tier},
                 json_extract(l.attributes, '$.name'), json_extract(l.attributes, '$.first_name'),
-                json_extract(l.attributes, '$.last_name'), json_extract(l.attributes, '$.company'), {text_column}
+                json_extract(l.attributes, '$.last_name'), json_extract(l.attributes, '$.company'), {text_column},
+                {overridden}
          FROM {from}
          WHERE {}
          ORDER BY {order_by} LIMIT {limit} OFFSET {offset}",
@@ -584,6 +589,7 @@ fn read_listed(
             tier: row.get(6)?,
             name: person_name(text(row, 7)?.as_deref(), text(row, 8)?.as_deref(), text(row, 9)?.as_deref()),
             company: text(row, 10)?,
+            overridden: row.get(12)?,
         };
         Ok((lead, text(row, 11)?))
     })?;
@@ -775,6 +781,7 @@ mod tests {
                         tier: Some(tier.into()),
                         model_id: 1,
                         evaluated_at: 0,
+                        overridden: None,
                     };
                     crate::scores::save(c, lead.id, &[row], "event", crate::scores::History::EveryChange)?;
                 }

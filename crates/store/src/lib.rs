@@ -19,6 +19,7 @@
 //! - [`workspaces`], [`keys`], [`users`], [`models`], [`leads`], [`events`], [`scores`], [`stages`]: typed operations on
 //!   one table family each, as functions of a `&Connection` so that callers compose them inside
 //!   one transaction.
+//! - [`overrides`]: people's overrides of a lead's score, in force or lifted, with who and why.
 //! - [`erasure`]: erasing a lead, its record and the suppression list of erased identifiers.
 //! - [`retention`]: how long a workspace keeps events, and deleting the older ones lead by lead.
 //! - [`funnel`]: the funnel report's aggregates (stages, tiers and their changes over weeks).
@@ -37,6 +38,7 @@ pub mod merge;
 pub mod message_ids;
 pub mod migrate;
 pub mod models;
+pub mod overrides;
 pub mod predictive;
 pub mod rescorings;
 pub mod retention;

@@ -49,6 +49,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(16, "funnel_cohorts", include_str!("migrations/0016_funnel_cohorts.sql")),
     sql(17, "browser_keys", include_str!("migrations/0017_browser_keys.sql")),
     sql(18, "erasure", include_str!("migrations/0018_erasure.sql")),
+    sql(19, "score_overrides", include_str!("migrations/0019_score_overrides.sql")),
     sql(20, "history_terms", include_str!("migrations/0020_history_terms.sql")),
 ];
 

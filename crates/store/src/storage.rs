@@ -39,6 +39,7 @@ use crate::funnel::{Journey, OutcomesByTier, WeekShare};
 use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
 use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
+use crate::overrides::{NewOverride, ScoreOverride};
 use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
 use crate::rescorings::{IfRunning, Rescoring};
 use crate::retention::Retention;
@@ -134,6 +135,13 @@ pub trait Reads {
     fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError>;
     /// A lead's newest `limit` score changes, newest first.
     fn score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Every override of a lead's scores, in force or lifted, newest first.
+    fn score_overrides(&self, lead_id: i64) -> Result<Vec<ScoreOverride>, StoreError>;
+    /// The override in force on a lead's score, if any.
+    fn override_in_force(&self, lead_id: i64, score: &str) -> Result<Option<ScoreOverride>, StoreError>;
+    /// Up to `limit` overrides in force whose expiry is at or before `now`, each with its
+    /// workspace (see [`crate::overrides::expired`]).
+    fn expired_overrides(&self, now: i64, limit: u32) -> Result<Vec<(i64, ScoreOverride)>, StoreError>;
     /// A lead's latest stage change.
     fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError>;
     /// Every stage change of a lead.
@@ -247,6 +255,12 @@ pub trait Transaction: Reads {
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
     /// Moves a lead to a stage, recording the change.
     fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
+    /// Stores an override in force, lifting the one it replaces (see
+    /// [`crate::overrides::insert`]); answers its id. The lead's scores are saved after it, with
+    /// the override applied, by [`Transaction::save_scored_lead`].
+    fn add_override(&self, new: &NewOverride<'_>, now: i64) -> Result<i64, StoreError>;
+    /// Records that an override was lifted (see [`crate::overrides::lift`]).
+    fn lift_override(&self, id: i64, by: &str, note: Option<&str>, now: i64) -> Result<(), StoreError>;
     /// Queues webhook notifications about a lead, sent after the commit.
     fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError>;
 
@@ -295,7 +309,19 @@ pub struct ScoredLeadWrite<'a> {
     /// The automatic move the scores made, if they made one.
     pub stage: Option<&'a StageChange>,
     pub notifications: &'a [Notification],
+    /// Overrides that the scores no longer carry because the model evaluated does not allow them
+    /// (a tier it does not have): recorded as lifted.
+    pub lifted_overrides: &'a [LiftedOverride],
     pub now: i64,
+}
+
+/// An override lifted by the save of a lead's scores, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiftedOverride {
+    pub id: i64,
+    /// Who lifted it, as the override's record says (`model vN`).
+    pub by: String,
+    pub note: String,
 }
 
 /// What an ingestion request looks up before it resolves its messages: see

@@ -169,6 +169,21 @@ proptest! {
         prop_assert!((-50.0..=150.0).contains(&total));
     }
 
+    /// A person's override of a value takes the tier the model would give that value by points:
+    /// whenever no qualifier set a score's tier, it is `tier_of_value` of its value.
+    #[test]
+    fn the_tier_of_a_value_is_the_tier_the_engine_gives_it(events in events_strategy(), vp in any::<bool>()) {
+        let m = model(MODEL);
+        let lead = lead_values(&m, if vp { &[("title", "vp")] } else { &[] });
+        let all_props: Vec<Vec<Value>> = events.iter().map(|e| props(&m, e)).collect();
+        let scores = m.score(&lead, engine_events(&m, &events, &all_props), as_of());
+        for (result, score) in scores.scores.iter().zip(m.scores()) {
+            if result.qualified_by.is_none() && result.disqualified_by.is_none() {
+                prop_assert_eq!(result.tier, score.tier_of_value(result.value), "{}", score.name());
+            }
+        }
+    }
+
     #[test]
     fn caps_windows_and_group_limits_hold(events in events_strategy()) {
         let m = model(MODEL);

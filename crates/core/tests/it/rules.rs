@@ -389,6 +389,35 @@ points = 10.5
     assert_eq!(first(&m, &[], &[]).1.as_deref(), Some("low"));
 }
 
+/// What a person's override of a value reads: the points' tier of the value, never a
+/// qualifier-only tier, none in a gap; and the tiers an override may name.
+#[test]
+fn a_value_alone_finds_its_tier_by_points_and_tiers_are_known_by_label() {
+    let m = model(TIERED);
+    let s = &m.scores()[0];
+    assert_eq!(s.tier_of_value(0.0), Some("cold"));
+    assert_eq!(s.tier_of_value(25.0), Some("warm"));
+    assert_eq!(s.tier_of_value(1000.0), Some("mql"));
+    assert!(s.has_tier("sql") && s.has_tier("disqualified") && s.has_tier("cold"));
+    assert!(!s.has_tier("hot") && !s.has_tier("Cold"));
+    let gap = model(
+        r#"
+[scores.s]
+tiers = [{ label = "low", min = 0, max = 10 }, { label = "high", min = 11 }]
+[[scores.s.rules]]
+name = "half"
+event = "x"
+points = 10.5
+"#,
+    );
+    let s = &gap.scores()[0];
+    assert_eq!(s.tier_of_value(10.5), None);
+    assert_eq!(s.tier_of_value(-1.0), None);
+    assert_eq!(s.tier_of_value(11.0), Some("high"));
+    // Without disqualifiers, no lead is ever in the disqualified tier.
+    assert!(!s.has_tier("disqualified"));
+}
+
 #[test]
 fn incremental_state_matches_a_full_replay() {
     let m = model(TIERED);

@@ -1,6 +1,7 @@
 //! The console in a real browser: Chromium, driven through its WebDriver (`chromedriver`),
 //! against a real `leadscore serve`. A person signs in, reads the leads, filters them, opens a
 //! lead and reads its explanation, moves its stage and signs out; a viewer is offered no move. An
+//! editor overrides a score (a refused form first) and lifts the override. An
 //! admin subscribes a webhook, sees its delivery and sends it again, creates and revokes a key,
 //! adds a person who then signs in; a viewer reads a predictive model's evaluation report, after
 //! an expired session sent them to the sign-in page.
@@ -805,6 +806,87 @@ fn an_admin_erases_a_lead_after_confirming_in_a_real_browser() {
             wait_for_heading(&client, &format!("Lead {id} was erased")).await;
             photograph(&client, "lead-erased", width).await;
             assert_eq!(server.get(&format!("/api/leads/{user}"), &admin_key).status, 404);
+            client.close().await.unwrap();
+        }
+    });
+}
+
+#[test]
+#[cfg_attr(not(browser), ignore = "needs LEADSCORE_CHROMEDRIVER (see the module's doc)")]
+fn an_editor_overrides_a_score_and_lifts_it_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "zofia.wojcik@example.pl", "editor");
+    let server = Server::start(dir.path(), &[]);
+    let model = "[scores.engagement]\ntiers = [{ label = \"cold\" }, { label = \"warm\", min = 2 }, { label = \"hot\", min = 4 }]\n[[scores.engagement.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
+    assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
+    for (email, name, visits) in [("ivan@example.bg", "Иван Петров", 1), ("sato@example.jp", "佐藤 花子", 3)]
+    {
+        let identify = json!({"userId": email, "messageId": format!("id-{email}"), "traits": {"email": email, "name": name, "company": "Ёлка ООД"}});
+        assert_eq!(server.post_json("/v1/identify", &ingest, &identify).status, 200);
+        for n in 0..visits {
+            let track = json!({"userId": email, "event": "page_view", "messageId": format!("{email}-{n}")});
+            assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
+        }
+    }
+    let base = format!("http://{}", server.address);
+    let driver = start_driver();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for width in [1280, 390] {
+            let client = browser(&driver, width).await;
+            sign_in(&client, &base, "zofia.wojcik@example.pl").await;
+            client.goto(&format!("{base}/leads/ivan@example.bg")).await.unwrap();
+            client.find(Locator::Css("details.override-form summary")).await.unwrap().click().await.unwrap();
+            photograph(&client, "lead-override-form", width).await;
+
+            // Without a reason the browser keeps the form; a reason of spaces is the page's
+            // problem, linked to the field.
+            client.find(Locator::Id("override-engagement-tier")).await.unwrap().select_by_value("hot").await.unwrap();
+            client.find(Locator::Id("override-engagement-reason")).await.unwrap().send_keys("   ").await.unwrap();
+            client.find(Locator::Css("details.override-form button")).await.unwrap().click().await.unwrap();
+            let problem = client.find(Locator::Css(".error-summary a")).await.unwrap();
+            assert_eq!(problem.attr("href").await.unwrap().as_deref(), Some("#override-engagement-reason"));
+            photograph(&client, "lead-override-error", width).await;
+
+            client.find(Locator::Id("override-engagement-tier")).await.unwrap().select_by_value("hot").await.unwrap();
+            let reason = client.find(Locator::Id("override-engagement-reason")).await.unwrap();
+            reason.send_keys("Podpisał list intencyjny").await.unwrap();
+            client.find(Locator::Css("details.override-form button")).await.unwrap().click().await.unwrap();
+            let note = client.find(Locator::Css(".override-note")).await.unwrap().text().await.unwrap();
+            assert!(
+                note.contains("Podpisał list intencyjny") && note.contains("user zofia.wojcik@example.pl"),
+                "{note}"
+            );
+            assert!(note.contains("The model's own score: 1 (cold)"), "{note}");
+            let tier = client.find(Locator::Css(".score-value .badge")).await.unwrap().text().await.unwrap();
+            assert_eq!(tier, "hot");
+            photograph(&client, "lead-overridden", width).await;
+
+            // The list ranks the lead by its effective tier, marked as set by hand.
+            client.goto(&format!("{base}/leads?tier=hot")).await.unwrap();
+            let marks = client.find_all(Locator::Css("table.leads .badge-override")).await.unwrap();
+            assert_eq!(marks.len(), 1);
+            photograph(&client, "leads-overridden", width).await;
+
+            // Lifted with a note: the model's score again.
+            client.goto(&format!("{base}/leads/ivan@example.bg")).await.unwrap();
+            client
+                .find(Locator::Id("override-engagement-note"))
+                .await
+                .unwrap()
+                .send_keys("Umowa nie doszła do skutku")
+                .await
+                .unwrap();
+            client.find(Locator::Css("form.override-lift button")).await.unwrap().click().await.unwrap();
+            // The page after the post has no note any more.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !client.find_all(Locator::Css(".override-note")).await.unwrap().is_empty() {
+                assert!(Instant::now() < deadline, "the override is still shown");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let tier = client.find(Locator::Css(".score-value .badge")).await.unwrap().text().await.unwrap();
+            assert_eq!(tier, "cold");
             client.close().await.unwrap();
         }
     });

@@ -70,6 +70,17 @@ impl Server {
         request(&self.address, "POST", path, &headers, body.to_string().as_bytes())
     }
 
+    /// A request of any method with a JSON body (`PUT`), or none (`DELETE`).
+    pub fn send(&self, method: &str, path: &str, key: &str, body: Option<&serde_json::Value>) -> Response {
+        let authorization = format!("Bearer {key}");
+        let mut headers = vec![("Authorization", authorization.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        request(&self.address, method, path, &headers, body.as_bytes())
+    }
+
     pub fn post_text(&self, path: &str, key: &str, body: &str) -> Response {
         request(&self.address, "POST", path, &[("Authorization", &format!("Bearer {key}"))], body.as_bytes())
     }

@@ -210,6 +210,90 @@ fn an_editor_moves_a_lead_with_a_reason_and_a_viewer_cannot_even_by_posting() {
 }
 
 #[test]
+fn an_editor_overrides_a_score_and_lifts_it_and_a_viewer_sees_both_values_but_no_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+    create_account(dir.path(), "zofia@example.pl", "editor");
+    create_account(dir.path(), "viewer@example.pl", "viewer");
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    let event = json!({"userId": "lead-1", "event": "page_view", "messageId": "m1"});
+    assert_eq!(server.post_json("/v1/track", &ingest, &event).status, 200);
+    let path = "/leads/lead-1/overrides/activity";
+
+    let viewer = session_of(&sign_in(&server, "viewer@example.pl", PASSWORD));
+    let seen = page(&server, "/leads/lead-1", &viewer);
+    assert!(!seen.body.contains("Override this score"), "a viewer is offered no override");
+    let refused = post_form(&server, path, &viewer, &format!("csrf={}&tier=hot&reason=x", csrf_of(&seen)));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    let editor = session_of(&sign_in(&server, "zofia@example.pl", PASSWORD));
+    let form = page(&server, "/leads/lead-1", &editor);
+    assert!(form.body.contains("Override this score"), "{}", form.body);
+    let token = csrf_of(&form);
+    assert_eq!(post_form(&server, path, &editor, "csrf=forged&tier=hot&reason=x").status, 403);
+    let without_reason = post_form(&server, path, &editor, &format!("csrf={token}&tier=hot&reason=+"));
+    assert_eq!(without_reason.status, 400, "{}", without_reason.body);
+    assert!(without_reason.body.contains("The score was not overridden"), "{}", without_reason.body);
+    assert!(without_reason.body.contains("href=\"#override-activity-reason\""), "{}", without_reason.body);
+    let unknown_tier = post_form(&server, path, &editor, &format!("csrf={token}&tier=warm&reason=why"));
+    assert_eq!(unknown_tier.status, 400);
+    assert!(unknown_tier.body.contains("href=\"#override-activity-tier\""), "{}", unknown_tier.body);
+    // The form comes back as it was typed, its field marked.
+    assert!(unknown_tier.body.contains(">why</textarea>"), "{}", unknown_tier.body);
+    assert!(unknown_tier.body.contains("class=\"field field-error\"><label for=\"override-activity-tier\""));
+    let not_a_number = post_form(&server, path, &editor, &format!("csrf={token}&value=lots&reason=why"));
+    assert_eq!(not_a_number.status, 400);
+    assert!(not_a_number.body.contains("href=\"#override-activity-value\""), "{}", not_a_number.body);
+
+    let body = format!(
+        "csrf={token}&value=&tier=hot&expires=2099-01-31T09%3A00&reason={}",
+        form_value("Signed a letter of intent")
+    );
+    let set = post_form(&server, path, &editor, &body);
+    assert_eq!((set.status, set.header("location")), (303, Some("/leads/lead-1")), "{}", set.body);
+    let lead = server.get("/api/leads/lead-1", &read).json();
+    assert_eq!(lead["overrides"]["activity"]["set_by"], "user zofia@example.pl", "{lead}");
+    assert_eq!(lead["overrides"]["activity"]["expires_at"], "2099-01-31T09:00:00Z");
+
+    // Everyone sees both values and who set the override and why; the list marks it.
+    let shown = page(&server, "/leads/lead-1", &viewer);
+    assert!(shown.body.contains("set by hand"), "{}", shown.body);
+    assert!(shown.body.contains("Signed a letter of intent") && shown.body.contains("user zofia@example.pl"));
+    assert!(
+        shown.body.contains("The model&#39;s own score: <strong>1</strong> (cold)")
+            || shown.body.contains("The model's own score: <strong>1</strong> (cold)"),
+        "{}",
+        shown.body
+    );
+    assert!(!shown.body.contains("Lift the override"), "a viewer cannot lift it");
+    assert!(
+        shown.body.contains("override by user zofia@example.pl: Signed a letter of intent"),
+        "the history says who and why"
+    );
+    let listed = page(&server, "/leads", &viewer);
+    assert!(listed.body.contains("badge-override"), "{}", listed.body);
+    let refused = post_form(&server, &format!("{path}/lift"), &viewer, &format!("csrf={}&note=", csrf_of(&shown)));
+    assert_eq!(refused.status, 403);
+
+    let lifted = post_form(
+        &server,
+        &format!("{path}/lift"),
+        &editor,
+        &format!("csrf={token}&note={}", form_value("Deal fell through")),
+    );
+    assert_eq!((lifted.status, lifted.header("location")), (303, Some("/leads/lead-1")), "{}", lifted.body);
+    let history = server.get("/api/leads/lead-1/history", &read).json();
+    assert_eq!(
+        history["history"][0]["override"],
+        json!({"action": "lifted", "by": "user zofia@example.pl", "note": "Deal fell through"})
+    );
+    assert!(!page(&server, "/leads", &viewer).body.contains("badge-override"));
+    let again = post_form(&server, &format!("{path}/lift"), &editor, &format!("csrf={token}&note="));
+    assert_eq!(again.status, 404, "{}", again.body);
+}
+
+#[test]
 fn the_demo_prints_an_account_that_signs_in_at_once() {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();

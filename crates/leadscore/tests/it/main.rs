@@ -17,6 +17,7 @@ mod import;
 mod keys;
 mod layering;
 mod openapi;
+mod overrides;
 mod privacy;
 mod reference;
 mod segment_python;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 const DOCUMENTED: &[&str] = &[
     "DELETE /api/keys/{id}",
     "DELETE /api/leads/{id}",
+    "DELETE /api/leads/{id}/overrides/{score}",
     "DELETE /api/webhooks/{id}",
     "GET /api/erasures",
     "GET /api/keys",
@@ -59,6 +60,7 @@ const DOCUMENTED: &[&str] = &[
     "POST /v1/t",
     "POST /v1/track",
     "PUT /api/leads/{id}",
+    "PUT /api/leads/{id}/overrides/{score}",
     "PUT /api/predictive-models/{name}",
     "PUT /api/retention",
 ];

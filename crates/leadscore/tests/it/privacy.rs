@@ -72,6 +72,18 @@ fn a_person(server: &Server, ingest: &str, admin: &str, who: &Person) -> i64 {
         &json!({"stage": "disqualified", "actor": "rep", "reason": format!("asked by {}", who.name)}),
     );
     assert_eq!(moved.status, 200, "{}", moved.body);
+    // Overrides whose reason and note name the person: one replaced, one lifted, one in force.
+    // Each keeps the tier the model gives, so that no webhook is told of them.
+    let path = format!("/api/leads/{}/overrides/activity", who.user_id);
+    for reason in [format!("{} asked", who.name), format!("{} confirmed", who.name)] {
+        let set =
+            server.send("PUT", &path, admin, Some(&json!({"tier": "warm", "reason": reason, "actor": who.email})));
+        assert_eq!(set.status, 200, "{}", set.body);
+    }
+    let note = format!("{} withdrew", who.name).replace(' ', "%20");
+    assert_eq!(server.send("DELETE", &format!("{path}?note={note}"), admin, None).status, 200);
+    let set = server.send("PUT", &path, admin, Some(&json!({"value": 30, "reason": format!("{} again", who.name)})));
+    assert_eq!(set.status, 200, "{}", set.body);
     server.get(&format!("/api/leads/{}", who.user_id), admin).json()["id"].as_i64().unwrap()
 }
 
@@ -139,6 +151,13 @@ fn an_erased_lead_leaves_no_trace_in_any_file_and_later_messages_are_dropped_unt
     assert_eq!(export["stage_history"].as_array().unwrap().len(), 1);
     assert_eq!(export["notifications"].as_array().unwrap().len(), 2);
     assert!(!export["score_history"].as_array().unwrap().is_empty());
+    let overrides = export["overrides"].as_array().unwrap();
+    assert_eq!(overrides.len(), 3, "{export}");
+    assert_eq!(overrides[0]["reason"], format!("{} again", erased.name));
+    assert_eq!(overrides[1]["lifted_note"], format!("{} withdrew", erased.name));
+    assert_eq!(overrides[2]["lifted_by"], "replaced");
+    let noted = export["score_history"].as_array().unwrap().iter().filter(|h| !h["override"].is_null()).count();
+    assert_eq!(noted, 4, "each setting and lifting is history: {export}");
 
     // An ingest key cannot erase; an admin key can.
     assert_eq!(delete(&server, &format!("/api/leads/{erased_id}"), &ingest).status, 403);

@@ -1,6 +1,8 @@
 //! A lead's page: who it is, each score with its tier and a waterfall of the contributions that
 //! add up to it (the same explanation as `GET /api/leads/{id}`, evaluated at the moment of the
-//! read), its latest events and its stage history.
+//! read), its latest events and its stage history. A score a person overrode shows the
+//! effective value and tier with the model's own beside them and who set it and why; editors
+//! override and lift from the score's card (`lead_overrides.rs` takes the forms).
 
 use askama::Template;
 use axum::extract::{Form, FromRequest as _, Path, Request, State};
@@ -9,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use leadscore_core::{Source, Timestamp};
 use leadscore_store::events::StoredEvent;
 use leadscore_store::now_ms;
+use leadscore_store::overrides::ScoreOverride;
 use leadscore_store::scores::HistoryEntry;
 use leadscore_store::stages::StageChange;
 use leadscore_store::users::Role;
@@ -43,6 +46,10 @@ struct ShownScore {
     value: String,
     tier: Option<String>,
     tier_rank: usize,
+    /// The override in force on the score, if any (`value` and `tier` are then its).
+    overridden: Option<ShownOverride>,
+    /// The score's tiers, for the override form.
+    tier_labels: Vec<String>,
     note: Option<String>,
     bars: Vec<WaterfallRow>,
     /// The tiers' thresholds the dashed lines mark, as text.
@@ -59,6 +66,57 @@ struct ShownChange {
     value: String,
     tier: String,
     cause: String,
+}
+
+/// An override in force, as its score's card tells it.
+struct ShownOverride {
+    /// The model's own value and tier.
+    computed_value: String,
+    computed_tier: Option<String>,
+    /// What the person set: `value 12`, `tier mql`, or both.
+    what: String,
+    reason: String,
+    set_by: String,
+    set_at: ShownTime,
+    expires_at: Option<ShownTime>,
+}
+
+/// What stopped a form of the page, shown at the top with a link to the form's field.
+pub(super) struct Problem {
+    pub status: StatusCode,
+    /// What did not happen: "The lead was not moved".
+    pub title: &'static str,
+    /// The id of the field the summary links to.
+    pub field: String,
+    pub message: String,
+    /// What the person typed in the form that failed, by field name, to fill it again.
+    pub kept: Vec<(&'static str, String)>,
+}
+
+impl Problem {
+    fn of_move(status: StatusCode, message: String) -> Problem {
+        Problem { status, title: "The lead was not moved", field: "move-stage".to_string(), message, kept: Vec::new() }
+    }
+}
+
+impl LeadPage {
+    /// The class of a form field: marked when the problem at the top is about it.
+    fn field_class(&self, id: &str) -> &'static str {
+        match &self.problem {
+            Some(problem) if problem.field == id => "field field-error",
+            _ => "field",
+        }
+    }
+
+    /// What the person typed in field `name` of the override form of `score` that failed.
+    fn kept(&self, score: &str, name: &str) -> &str {
+        match &self.problem {
+            Some(problem) if problem.field.starts_with(&format!("override-{score}-")) => {
+                problem.kept.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())
+            }
+            _ => "",
+        }
+    }
 }
 
 /// What a score chart marks beside the score's changes: the lead's latest events and its stage
@@ -97,8 +155,8 @@ struct LeadPage {
     can_erase: bool,
     /// Each stage the lead may be moved to, and whether it is the one first chosen.
     stage_options: Vec<(String, bool)>,
-    /// What stopped a move, shown at the top of the page.
-    problem: Option<String>,
+    /// What stopped a move or an override, shown at the top of the page.
+    problem: Option<Problem>,
     name: String,
     ids: Vec<(&'static str, String)>,
     stage: String,
@@ -151,7 +209,7 @@ pub async fn move_stage(
             &state,
             &signed_in,
             id,
-            Some((StatusCode::BAD_REQUEST, "The form could not be read; send it again.".into())),
+            Some(Problem::of_move(StatusCode::BAD_REQUEST, "The form could not be read; send it again.".into())),
         )
         .await;
     };
@@ -164,7 +222,7 @@ pub async fn move_stage(
             &state,
             &signed_in,
             id,
-            Some((StatusCode::BAD_REQUEST, "Choose the stage to move the lead to.".into())),
+            Some(Problem::of_move(StatusCode::BAD_REQUEST, "Choose the stage to move the lead to.".into())),
         )
         .await;
     };
@@ -174,13 +232,13 @@ pub async fn move_stage(
         Ok(_) => Redirect::to(&format!("/leads/{}", encode(&id))).into_response(),
         Err(error) if error.status().is_client_error() && error.status() != StatusCode::NOT_FOUND => {
             let status = error.status();
-            render(&state, &signed_in, id, Some((status, sentence(&error.message)))).await
+            render(&state, &signed_in, id, Some(Problem::of_move(status, sentence(&error.message)))).await
         }
         Err(error) => error.into_response(),
     }
 }
 
-async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Option<(StatusCode, String)>) -> Response {
+pub(super) async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Option<Problem>) -> Response {
     let account = AccountView::from(signed_in);
     let workspace_id = signed_in.user.workspace_id;
     let models = state.models.clone();
@@ -205,6 +263,8 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
             };
             let mut scores = Vec::new();
             let version = reads.active_model(workspace_id)?;
+            let in_force: Vec<ScoreOverride> =
+                reads.score_overrides(lead.id)?.into_iter().filter(|o| o.lifted_at.is_none()).collect();
             if let Some(version) = &version {
                 let model = models.get(reads, version)?;
                 let (lead_state, _) = scoring::state_for(reads, &model, version.id, &lead)?;
@@ -212,7 +272,8 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
                 let evaluated = model.evaluate(&values, &lead_state, Timestamp(now));
                 for result in &evaluated.scores {
                     if let Some(score) = model.scores().iter().find(|s| s.name() == result.name) {
-                        scores.push(shown_score(score, result, &marks));
+                        let overridden = in_force.iter().find(|o| o.score == result.name);
+                        scores.push(shown_score(score, result, overridden, &marks));
                     }
                 }
             }
@@ -264,10 +325,7 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
         .filter(|stage| stage.as_str() != lead.stage)
         .map(|stage| (stage.as_str().to_string(), Some(stage.as_str()) == next))
         .collect();
-    let (status, problem) = match problem {
-        Some((status, problem)) => (status, Some(problem)),
-        None => (StatusCode::OK, None),
-    };
+    let status = problem.as_ref().map_or(StatusCode::OK, |p| p.status);
     let shown = LeadPage {
         account: Some(account),
         section: "leads",
@@ -293,11 +351,33 @@ async fn render(state: &AppState, signed_in: &SignedIn, id: String, problem: Opt
 fn shown_score(
     score: &leadscore_core::model::Score,
     result: &leadscore_core::ScoreResult<'_>,
+    in_force: Option<&ScoreOverride>,
     marks: &Marks<'_>,
 ) -> ShownScore {
     let tiers = score.tiers();
-    let tier_rank = result
-        .tier
+    // The effective value and tier: an override's, else the model's.
+    let (value, tier) = match in_force {
+        Some(o) => crate::saving::effective(score, o.value, o.tier.as_deref(), result.value, result.tier),
+        None => (result.value, result.tier.map(str::to_string)),
+    };
+    let overridden = in_force.map(|o| ShownOverride {
+        computed_value: charts::plain(result.value),
+        computed_tier: result.tier.map(str::to_string),
+        what: match (o.value, &o.tier) {
+            (Some(value), Some(tier)) => format!("value {} and tier {tier}", charts::plain(value)),
+            (Some(value), None) => format!("value {}", charts::plain(value)),
+            (None, Some(tier)) => format!("tier {tier}"),
+            (None, None) => String::new(),
+        },
+        reason: o.reason.clone(),
+        set_by: o.set_by.clone(),
+        set_at: shown_time(o.set_at, marks.now),
+        expires_at: o
+            .expires_at
+            .map(|at| ShownTime { absolute: shown_time(at, at).absolute, ..shown_time(at, marks.now) }),
+    });
+    let tier_rank = tier
+        .as_deref()
         .and_then(|tier| tiers.iter().position(|t| t.label() == tier))
         .map_or(3, |position| (tiers.len() - 1 - position).min(3));
     let contributions: Vec<ShownContribution> = result.contributions.iter().map(shown_contribution).collect();
@@ -318,7 +398,7 @@ fn shown_score(
     let mut points: Vec<charts::Point> =
         changes.iter().rev().map(|entry| charts::Point { at: entry.at, value: entry.value }).collect();
     if !points.is_empty() {
-        points.push(charts::Point { at: marks.now, value: result.value });
+        points.push(charts::Point { at: marks.now, value });
     }
     let over_time = charts::over_time(&points, marks.now, &thresholds, &marks.events, &marks.stages);
     ShownScore {
@@ -329,13 +409,22 @@ fn shown_score(
                 at: shown_time(entry.at, marks.now),
                 value: charts::plain(entry.value),
                 tier: entry.tier.clone().unwrap_or_else(|| "–".to_string()),
-                cause: entry.cause.clone(),
+                cause: match &entry.override_change {
+                    // Who set or lifted an override, and why, beside the cause.
+                    Some(change) => match &change.note {
+                        Some(note) => format!("{} by {}: {note}", entry.cause, change.by),
+                        None => format!("{} by {}", entry.cause, change.by),
+                    },
+                    None => entry.cause.clone(),
+                },
             })
             .collect(),
         name: result.name.to_string(),
-        value: charts::plain(result.value),
-        tier: result.tier.map(str::to_string),
+        value: charts::plain(value),
+        tier,
         tier_rank,
+        overridden,
+        tier_labels: tiers.iter().map(|t| t.label().to_string()).collect(),
         note,
         bars: charts::waterfall(&steps, result.value, &thresholds),
         thresholds: thresholds

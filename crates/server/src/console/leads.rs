@@ -66,7 +66,7 @@ fn nonempty(value: &Option<String>) -> Option<String> {
 }
 
 /// A time the page's form sends: `2026-01-31T09:00` (the field's own form) in UTC, or RFC 3339.
-fn since_time(text: &str) -> Option<i64> {
+pub(super) fn since_time(text: &str) -> Option<i64> {
     let with_zone = match text.len() {
         16 => format!("{text}:00Z"),
         19 => format!("{text}Z"),
@@ -173,6 +173,9 @@ struct Row {
     tier: Option<String>,
     /// The tier's place from the top (0: the best tier), which sets its badge's colour.
     tier_rank: usize,
+    /// Whether a person's override sets the value and tier shown (the lead's page shows the
+    /// model's own beside them).
+    overridden: bool,
     stage: String,
     last_activity: Option<ShownTime>,
 }
@@ -322,6 +325,7 @@ fn row(lead: &ListedLead, tiers: &[String], integers: bool, now: i64) -> Row {
         value,
         tier: lead.tier.clone(),
         tier_rank: tier_rank.min(3),
+        overridden: lead.overridden,
         stage: lead.stage.clone(),
         last_activity: lead.last_event_at.map(|at| shown_time(at, now)),
     }
@@ -378,6 +382,7 @@ mod tests {
             value: Some(61.25),
             tier: Some("mql".into()),
             company: None,
+            overridden: false,
         };
         let shown = row(&lead, &tiers, false, 0);
         assert_eq!(

@@ -192,6 +192,7 @@ mod tests {
             value: Some(-5.0),
             tier: None,
             company: Some("王, \"Ltd\"".into()),
+            overridden: false,
         };
         let bytes = csv_bytes([lead_row(&lead, &[(Some(-5.0), Some("cold".into())), (None, None)])]);
         assert_eq!(

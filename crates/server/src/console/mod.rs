@@ -18,6 +18,7 @@ pub mod funnel;
 pub mod keys;
 pub mod lead;
 pub mod lead_erasure;
+pub mod lead_overrides;
 pub mod leads;
 pub mod leads_csv;
 pub mod missing;
@@ -53,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .route("/leads.csv", get(leads_csv::download))
         .route("/leads/{id}", get(lead::show))
         .route("/leads/{id}/stage", post(lead::move_stage))
+        .route("/leads/{id}/overrides/{score}", post(lead_overrides::set))
+        .route("/leads/{id}/overrides/{score}/lift", post(lead_overrides::lift))
         .route("/leads/{id}/erase", get(lead_erasure::confirm).post(lead_erasure::erase))
         .route("/leads/{id}/export", get(lead_erasure::export))
         // The model pages: versions, one version, the editor, a diff, a preview, activating and

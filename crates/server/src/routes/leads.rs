@@ -57,8 +57,12 @@ struct LeadView {
     model_version: Option<i64>,
     /// By score name: its value, tier and explanation (`{}` while the workspace has no model).
     /// Each is the engine's `ScoreResult` serialized as it is.
+    /// A score a person overrode has the effective `value` and `tier` here, and the model's own
+    /// in `computed` (`{value, tier}`), which its contributions add up to.
     #[schema(value_type = BTreeMap<String, leadscore_core::ScoreResult>)]
     scores: BTreeMap<String, Value>,
+    /// The overrides in force, by score name (`{}` without any).
+    overrides: BTreeMap<String, crate::routes::overrides::OverrideView>,
 }
 
 /// A lead with its scores and their explanation.
@@ -93,11 +97,37 @@ async fn one(
             };
             let mut scores = BTreeMap::new();
             let version = reads.active_model(owner.workspace_id)?;
+            let in_force: Vec<_> =
+                reads.score_overrides(lead.id)?.into_iter().filter(|o| o.lifted_at.is_none()).collect();
             if let Some(version) = &version {
                 let model = models.get(reads, version)?;
                 let (lead_state, _) = scoring::state_for(reads, &model, version.id, &lead)?;
                 scores.extend(scoring::explain(&model, &lead, &lead_state, now));
+                for o in &in_force {
+                    let (Some(score), Some(Value::Object(result))) =
+                        (model.scores().iter().find(|s| s.name() == o.score), scores.get_mut(&o.score))
+                    else {
+                        continue;
+                    };
+                    let computed_value = result.get("value").and_then(Value::as_f64).unwrap_or_default();
+                    let computed_tier = result.get("tier").and_then(Value::as_str).map(str::to_string);
+                    let (value, tier) = crate::saving::effective(
+                        score,
+                        o.value,
+                        o.tier.as_deref(),
+                        computed_value,
+                        computed_tier.as_deref(),
+                    );
+                    result.insert(
+                        "computed".to_string(),
+                        serde_json::json!({"value": computed_value, "tier": computed_tier}),
+                    );
+                    result.insert("value".to_string(), serde_json::json!(value));
+                    result.insert("tier".to_string(), serde_json::json!(tier));
+                }
             }
+            let overrides =
+                in_force.iter().map(|o| (o.score.clone(), crate::routes::overrides::OverrideView::from(o))).collect();
             Ok(Ok(LeadView {
                 id: lead.id,
                 user_id: lead.user_id,
@@ -110,6 +140,7 @@ async fn one(
                 as_of: Timestamp(now).to_string(),
                 model_version: version.map(|v| v.version),
                 scores,
+                overrides,
             }))
         })
         .await??;
@@ -187,6 +218,9 @@ struct ListedView {
     value: Option<f64>,
     /// Its tier then, or `null`.
     tier: Option<String>,
+    /// Whether a person's override is in force on the score: `value` and `tier` are then the
+    /// overridden ones, the model's own are in `GET /api/leads/{id}`.
+    overridden: bool,
 }
 
 /// Leads listed by a score.
@@ -264,6 +298,7 @@ async fn list(
             last_event_at: r.last_event_at.map(|t| Timestamp(t).to_string()),
             value: r.value,
             tier: r.tier,
+            overridden: r.overridden,
         })
         .collect();
     Ok(ApiJson(LeadListView { score, leads, next_cursor: next, previous_cursor: previous }))
@@ -279,7 +314,8 @@ struct HistoryView {
     previous_tier: Option<String>,
     at: String,
     /// `event` (an accepted message), `model vN` (an activation of version N), `rollback from vN
-    /// to vM`, or `time` (a tier change found by the periodic rescoring).
+    /// to vM`, `time` (a tier change found by the periodic rescoring), `override`, `override
+    /// lifted` or `override expired` (a person's override set, lifted by hand, or at its expiry).
     cause: String,
     /// Why the score moved since the lead's previous save, in terms that add up to the change
     /// from the previous value (as `GET /api/leads/{id}/changes` gives them). Absent for entries
@@ -288,6 +324,22 @@ struct HistoryView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<leadscore_core::Term>>)]
     terms: Option<serde_json::Value>,
+    /// Only for an entry that set or lifted an override: what it did, who and why.
+    #[serde(rename = "override", skip_serializing_if = "Option::is_none")]
+    override_change: Option<OverrideChangeView>,
+}
+
+/// What a history entry did to a score override.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OverrideChange)]
+struct OverrideChangeView {
+    /// `set` or `lifted`.
+    action: &'static str,
+    /// Who: the person or key that set or lifted it, `expiry`, `replaced` (a newer override),
+    /// or `model vN` (a version without the override's tier).
+    by: String,
+    /// The reason given when set, the note (if any) when lifted.
+    note: Option<String>,
 }
 
 /// A lead's score history.
@@ -337,6 +389,11 @@ async fn history(
             at: Timestamp(e.at).to_string(),
             cause: e.cause,
             terms: e.terms.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+            override_change: e.override_change.map(|o| OverrideChangeView {
+                action: if o.lifted { "lifted" } else { "set" },
+                by: o.by,
+                note: o.note,
+            }),
         })
         .collect();
     Ok(ApiJson(LeadHistoryView { id: lead_id, history }))

@@ -9,6 +9,7 @@ pub mod leads;
 pub mod metrics;
 pub mod models;
 pub mod native;
+pub mod overrides;
 pub mod predictive;
 pub mod privacy;
 pub mod segment;

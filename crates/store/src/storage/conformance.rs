@@ -380,6 +380,7 @@ pub(crate) fn the_funnel_report_counts_the_workspaces_own_leads(opened: Opened) 
                     tier: Some("hot".into()),
                     model_id,
                     evaluated_at: at,
+                    overridden: None,
                 }];
                 let write = ScoredLeadWrite {
                     lead: &lead,
@@ -389,6 +390,7 @@ pub(crate) fn the_funnel_report_counts_the_workspaces_own_leads(opened: Opened) 
                     terms: &[],
                     stage: None,
                     notifications: &[],
+                    lifted_overrides: &[],
                     now: at,
                 };
                 t.save_scored_lead(&write, &mut Default::default())?;

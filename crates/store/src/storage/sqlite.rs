@@ -13,6 +13,7 @@ use crate::funnel::{self, Journey, OutcomesByTier, WeekShare};
 use crate::keys::{self, KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{self, Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
 use crate::models::{self, Activation, ListedVersion, ModelVersion, RolledBack};
+use crate::overrides::{self, NewOverride, ScoreOverride};
 use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
 use crate::rescorings::{self, Rescoring};
 use crate::retention::{self, Retention};
@@ -230,6 +231,18 @@ impl Reads for Connection {
         scores::history(self, lead_id, limit)
     }
 
+    fn score_overrides(&self, lead_id: i64) -> Result<Vec<ScoreOverride>, StoreError> {
+        overrides::of_lead(self, lead_id)
+    }
+
+    fn override_in_force(&self, lead_id: i64, score: &str) -> Result<Option<ScoreOverride>, StoreError> {
+        overrides::in_force(self, lead_id, score)
+    }
+
+    fn expired_overrides(&self, now: i64, limit: u32) -> Result<Vec<(i64, ScoreOverride)>, StoreError> {
+        overrides::expired(self, now, limit)
+    }
+
     fn stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError> {
         stages::history(self, lead_id)
     }
@@ -335,6 +348,14 @@ impl Transaction for Connection {
         stages::set(self, lead_id, change)
     }
 
+    fn add_override(&self, new: &NewOverride<'_>, now: i64) -> Result<i64, StoreError> {
+        overrides::insert(self, new, now)
+    }
+
+    fn lift_override(&self, id: i64, by: &str, note: Option<&str>, now: i64) -> Result<(), StoreError> {
+        overrides::lift(self, id, by, note, now)
+    }
+
     fn write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError> {
         let NewIdentities { workspace_id, now, .. } = *identities;
         for (id, user_id) in &identities.leads {
@@ -436,6 +457,9 @@ fn save_scored(
     last_event_id: Option<i64>,
 ) -> Result<(), StoreError> {
     let lead = write.lead;
+    for lifted in write.lifted_overrides {
+        overrides::lift(connection, lifted.id, &lifted.by, Some(&lifted.note), write.now)?;
+    }
     scores::save_over(connection, lead.id, stored, write.rows, write.cause, write.history, write.terms)?;
     leads::save_with_newest_event(connection, lead, last_event_id)?;
     if let Some(change) = write.stage {
