@@ -13,6 +13,7 @@ use crate::format::OneOrMany;
 use crate::model::Tracker;
 use crate::predictor::PredictorLoader;
 use crate::rules::condition::Condition;
+use crate::rules::lists::{ListEntries, ListName};
 use crate::time::Duration;
 
 /// The largest number a model may hold (points, limits, thresholds, weights).
@@ -47,6 +48,8 @@ pub(super) struct Compiler<'p> {
     pub(super) trackers: Vec<Tracker>,
     /// (event types or `None` for every type, tracker index)
     pub(super) tracker_types: Vec<(Option<Vec<usize>>, usize)>,
+    /// The lists `[lists.NAME]` changed; the others are the built-in ones.
+    pub(super) lists: Vec<(ListName, ListEntries)>,
 }
 
 pub(super) fn span<T>(spanned: &Spanned<T>) -> Option<Range<usize>> {
@@ -63,6 +66,7 @@ impl<'p> Compiler<'p> {
             event_types: Names::default(),
             trackers: Vec::new(),
             tracker_types: Vec::new(),
+            lists: Vec::new(),
         }
     }
 

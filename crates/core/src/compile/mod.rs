@@ -7,13 +7,14 @@
 //!
 //! This module reads `[model]` and `[lead]` and assembles the [`Model`]; the rest has one module
 //! per level of the file, named after the sections of docs/model-format.md: `scores` (Scores),
-//! `tiers` (Tiers), `rules` (Rules), `conditions` (Conditions) and `qualifiers` (Qualifiers and
-//! disqualifiers). `compiler` holds what they share. Each adds the checks of its level to the
+//! `tiers` (Tiers), `rules` (Rules), `conditions` (Conditions), `lists` (Lists, which conditions
+//! read) and `qualifiers` (Qualifiers and disqualifiers). `compiler` holds what they share. Each adds the checks of its level to the
 //! compiler, and a level only calls the levels below it (scores, then tiers, qualifiers and rules,
 //! then conditions), so that no two of them depend on each other.
 
 mod compiler;
 mod conditions;
+mod lists;
 mod qualifiers;
 mod rules;
 mod scores;
@@ -70,6 +71,7 @@ impl Compiler<'_> {
     /// The whole file: `[model]`, `[lead]` and every score, then the trackers indexed by event
     /// type. `None` when the scores cannot be ordered (a cycle of components).
     fn model(&mut self, file: ModelFile) -> Option<Model> {
+        self.lists(&file.lists);
         let created_at_field = file.lead.created_at.as_ref().map(|f| self.lead_fields.intern(f.get_ref()));
         let score_index: FxHashMap<String, usize> =
             file.scores.keys().enumerate().map(|(i, name)| (name.clone(), i)).collect();
