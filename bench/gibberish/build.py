@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Builds the data of the `gibberish` condition and the samples its tests read, from the names
-that names.mjs printed (every first and last name of every locale of @faker-js/faker, MIT).
+"""Splits the names names.mjs printed (every first and last name of every locale of
+@faker-js/faker, MIT) into the sets the `gibberish` condition is made from and measured on.
 
-    build.py NAMES_TSV OUT_DIR
+    build.py NAMES_TSV OUT_DIR [--train]
+
+Writes OUT_DIR/held_out.txt and OUT_DIR/gibberish.txt; with --train, also the trigram counts
+and the test samples in the repository.
 
 Names are split in two halves by a hash of the name: the training half becomes the character
 trigram counts compiled into the core (crates/core/data/name_trigrams.txt); the held-out half is
@@ -122,6 +125,12 @@ def main():
     names = sorted({n for ns in by_locale.values() for n in ns})
     training = [n for n in names if not held_out(n)] + WELSH
     testing = [n for n in names if held_out(n)]
+    (out_dir / "held_out.txt").write_text("\n".join(testing) + "\n", encoding="utf-8")
+    made = gibberish(random.Random(7), 5000)
+    (out_dir / "gibberish.txt").write_text("\n".join(made) + "\n", encoding="utf-8")
+    print(f"{len(training)} training names, {len(testing)} held out, {len(made)} generated")
+    if "--train" not in sys.argv[3:]:
+        return
     words, counts = trigram_table(training)
     write(
         ROOT / "crates/core/data/name_trigrams.txt",
@@ -135,7 +144,6 @@ def main():
         ],
         [f"{t} {c}" for t, c in sorted(counts.items())],
     )
-    (out_dir / "held_out.txt").write_text("\n".join(testing) + "\n", encoding="utf-8")
     # A sample spread over the locales: up to 70 held-out names of each.
     rng = random.Random(20261205)
     sample = set()
@@ -151,8 +159,6 @@ def main():
         ],
         sorted(sample),
     )
-    made = gibberish(random.Random(7), 5000)
-    (out_dir / "gibberish.txt").write_text("\n".join(made) + "\n", encoding="utf-8")
     write(
         ROOT / "crates/core/tests/data/gibberish.txt",
         [
@@ -161,8 +167,7 @@ def main():
         ],
         made[:1000],
     )
-    print(f"{len(training)} training names, {len(testing)} held out ({len(sample)} in the test sample), "
-          f"{len(counts)} trigrams")
+    print(f"wrote {len(counts)} trigrams and a sample of {len(sample)} held-out names")
 
 
 if __name__ == "__main__":

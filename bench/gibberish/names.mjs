@@ -1,6 +1,6 @@
 // Prints every first and last name of every locale of @faker-js/faker, one per line:
-// `locale<TAB>first|last<TAB>name`. Run with NODE_PATH pointing at a node_modules that holds
-// @faker-js/faker (run.sh installs it in a temporary directory).
+// `locale<TAB>first|last<TAB>name`. Run from a directory whose node_modules holds
+// @faker-js/faker (run.sh installs it in a temporary directory and copies this script there).
 import { allLocales } from '@faker-js/faker';
 
 function names(value) {
