@@ -21,15 +21,26 @@ pub struct Loaded {
     /// Each predictive reference that loaded, with its file's text and algorithm (what
     /// `leadscore serve --model` stores in the workspace).
     pub predictive: BTreeMap<String, (String, &'static str)>,
+    /// The list files the model's `[lists.NAME]` tables read (`file = "..."`), as written.
+    pub list_files: Vec<String>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let source =
         std::fs::read_to_string(path).with_context(|| format!("cannot read the model file {}", path.display()))?;
-    let loader =
-        FilesBeside { directory: path.parent().unwrap_or(Path::new("")).to_path_buf(), predictive: RefCell::default() };
+    let loader = FilesBeside {
+        directory: path.parent().unwrap_or(Path::new("")).to_path_buf(),
+        predictive: RefCell::default(),
+        list_files: RefCell::default(),
+    };
     let compiled = leadscore_core::compile_with(&source, &loader);
-    Ok(Loaded { path: path.display().to_string(), source, compiled, predictive: loader.predictive.into_inner() })
+    Ok(Loaded {
+        path: path.display().to_string(),
+        source,
+        compiled,
+        predictive: loader.predictive.into_inner(),
+        list_files: loader.list_files.into_inner(),
+    })
 }
 
 /// The files a model names (trained models, list files), read relative to the model file's
@@ -38,6 +49,7 @@ struct FilesBeside {
     directory: PathBuf,
     /// Each predictive reference that loaded, with its file's text and algorithm.
     predictive: RefCell<BTreeMap<String, (String, &'static str)>>,
+    list_files: RefCell<Vec<String>>,
 }
 
 impl PredictorLoader for FilesBeside {
@@ -54,6 +66,7 @@ impl PredictorLoader for FilesBeside {
     }
 
     fn read_list(&self, path: &str) -> Result<String, String> {
+        self.list_files.borrow_mut().push(path.to_string());
         let file = self.directory.join(path);
         std::fs::read_to_string(&file).map_err(|error| format!("{}: {error}", file.display()))
     }
