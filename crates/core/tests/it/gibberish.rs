@@ -36,3 +36,35 @@ fn generated_gibberish_is_mostly_flagged() {
     // docs/model-format.md states over 90% (measured: 94%).
     assert!(rate > 0.90, "only {:.2}% of generated gibberish flagged", rate * 100.0);
 }
+
+mod properties {
+    use leadscore_core::looks_like_gibberish;
+    use proptest::prelude::*;
+
+    /// A word of a-z letters with one letter of another script or with a diacritic inside.
+    fn word_beyond_a_to_z() -> impl Strategy<Value = String> {
+        let other = prop::sample::select(vec!['é', 'ł', 'ş', 'ø', 'ж', 'λ', 'ש', 'ب', 'ก', 'क', '中', 'ㅎ', 'ა', 'ễ']);
+        ("[a-z]{0,8}", other, "[a-z]{0,8}").prop_map(|(before, letter, after)| format!("{before}{letter}{after}"))
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_judged_without_panicking(text in "\\PC{0,40}") {
+            let _ = looks_like_gibberish(&text);
+        }
+
+        #[test]
+        fn a_name_whose_every_word_has_a_letter_beyond_a_to_z_is_never_gibberish(
+            words in prop::collection::vec(word_beyond_a_to_z(), 1..4)
+        ) {
+            let name = words.join(" ");
+            prop_assert!(!looks_like_gibberish(&name), "{name}");
+        }
+
+        #[test]
+        fn case_does_not_matter(name in "[a-zA-Z]{1,12}( [a-zA-Z]{1,12}){0,2}") {
+            prop_assert_eq!(looks_like_gibberish(&name), looks_like_gibberish(&name.to_uppercase()));
+            prop_assert_eq!(looks_like_gibberish(&name), looks_like_gibberish(&name.to_lowercase()));
+        }
+    }
+}
