@@ -66,6 +66,36 @@ Lloyd Llwyd Llywelyn Mabon Madoc Meinir Meirion Meredydd Myfanwy Nia Owain Pryde
 Rhodri Rhydian Rhys Siwan Tegwen Tomos Trefor Tudur Wynne Ynyr Bowen Powell Pugh Prys Parry Bevan
 Cadwgan Gwalchmai Llwyfo Maelgwn Cynwyl Dewi Elwyn Eirwyn Glenys Gwladys Mererid""".split()
 
+# Faker's Chinese locales write names in Chinese characters, so Chinese names in Latin script
+# (pinyin, "Xiaoyu", "Zhiqiang") would be rare in training: every syllable of Mandarin pinyin,
+# as a given name is written (two syllables run together), joins the training names too.
+PINYIN = """a ai an ang ao ba bai ban bang bao bei ben beng bi bian biao bie bin bing bo bu ca cai can
+cang cao ce cen ceng cha chai chan chang chao che chen cheng chi chong chou chu chua chuai chuan
+chuang chui chun chuo ci cong cou cu cuan cui cun cuo da dai dan dang dao de dei den deng di dian
+diao die ding diu dong dou du duan dui dun duo e ei en eng er fa fan fang fei fen feng fo fou fu ga
+gai gan gang gao ge gei gen geng gong gou gu gua guai guan guang gui gun guo ha hai han hang hao he
+hei hen heng hong hou hu hua huai huan huang hui hun huo ji jia jian jiang jiao jie jin jing jiong
+jiu ju juan jue jun ka kai kan kang kao ke kei ken keng kong kou ku kua kuai kuan kuang kui kun kuo
+la lai lan lang lao le lei leng li lia lian liang liao lie lin ling liu long lou lu luan lun luo lv
+lve ma mai man mang mao me mei men meng mi mian miao mie min ming miu mo mou mu na nai nan nang nao
+ne nei nen neng ni nian niang niao nie nin ning niu nong nou nu nuan nuo nv nve o ou pa pai pan
+pang pao pei pen peng pi pian piao pie pin ping po pou pu qi qia qian qiang qiao qie qin qing qiong
+qiu qu quan que qun ran rang rao re ren reng ri rong rou ru rua ruan rui run ruo sa sai san sang
+sao se sen seng sha shai shan shang shao she shei shen sheng shi shou shu shua shuai shuan shuang
+shui shun shuo si song sou su suan sui sun suo ta tai tan tang tao te teng ti tian tiao tie ting
+tong tou tu tuan tui tun tuo wa wai wan wang wei wen weng wo wu xi xia xian xiang xiao xie xin
+xing xiong xiu xu xuan xue xun ya yan yang yao ye yi yin ying yo yong you yu yuan yue yun za zai
+zan zang zao ze zei zen zeng zha zhai zhan zhang zhao zhe zhei zhen zheng zhi zhong zhou zhu zhua
+zhuai zhuan zhuang zhui zhun zhuo zi zong zou zu zuan zui zun zuo""".split()
+
+
+def pinyin_given_names():
+    """Each syllable alone (a surname), and each before a handful of others spread over the list
+    (given names): enough to show the model how syllables join, not so many that pinyin
+    outweighs the other languages."""
+    return PINYIN + [a + b for i, a in enumerate(PINYIN) for b in PINYIN[i % 7 :: 80]]
+
+
 ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm", "azertyuiop", "qsdfghjklm", "wxcvbn", "qwertzuiop", "yxcvbnm"]
 
 
@@ -123,7 +153,7 @@ def main():
         locale, _kind, name = line.split("\t")
         by_locale[locale].add(name)
     names = sorted({n for ns in by_locale.values() for n in ns})
-    training = [n for n in names if not held_out(n)] + WELSH
+    training = [n for n in names if not held_out(n)] + WELSH + pinyin_given_names()
     testing = [n for n in names if held_out(n)]
     (out_dir / "held_out.txt").write_text("\n".join(testing) + "\n", encoding="utf-8")
     made = gibberish(random.Random(7), 5000)
@@ -137,8 +167,9 @@ def main():
         [
             "Character trigram counts of real names, for the `gibberish` condition (rules/gibberish.rs).",
             f"Made by bench/gibberish/run.sh --train from the first and last names of every locale of {FAKER}",
-            "(MIT licence), the training half of them (by a hash of the name), and Welsh names (faker has no",
-            f"Welsh locale; bench/gibberish/build.py lists them), folded to a-z: {len(training)} names, {len(words)} distinct words.",
+            "(MIT licence), the training half of them (by a hash of the name), Welsh names and pinyin syllables",
+            "(faker has no Welsh locale and writes Chinese names in Chinese characters; bench/gibberish/build.py",
+            f"lists them), folded to a-z: {len(training)} names, {len(words)} distinct words.",
             "Each line: three characters (`^` before the first letter, `$` after the last) and how many",
             "distinct words hold them.",
         ],
