@@ -7,10 +7,11 @@
 //!
 //! This module reads `[model]` and `[lead]` and assembles the [`Model`]; the rest has one module
 //! per level of the file, named after the sections of docs/model-format.md: `scores` (Scores),
-//! `tiers` (Tiers), `rules` (Rules), `conditions` (Conditions), `lists` (Lists, which conditions
-//! read) and `qualifiers` (Qualifiers and disqualifiers). `compiler` holds what they share. Each adds the checks of its level to the
-//! compiler, and a level only calls the levels below it (scores, then tiers, qualifiers and rules,
-//! then conditions), so that no two of them depend on each other.
+//! `tiers` (Tiers), `rules` (Rules), `conditions` (Conditions), `lists` (A model's own lists, which
+//! conditions read) and `qualifiers` (Qualifiers and disqualifiers). `compiler` holds what they
+//! share. Each adds the checks of its level to the compiler, and a level only calls the levels
+//! below it (scores, then tiers, qualifiers and rules, then conditions, then lists), so that no
+//! two of them depend on each other.
 
 mod compiler;
 mod conditions;
