@@ -26,6 +26,21 @@ pub struct ModelFile {
     /// `[[tests]]`: leads with the scores the author expects them to get.
     #[serde(default)]
     pub tests: Vec<Spanned<TestDef>>,
+    /// `[lists.NAME]`: the model's own version of a built-in list (`free_email`...).
+    #[serde(default)]
+    pub lists: IndexMap<String, Spanned<ListDef>>,
+}
+
+/// `[lists.NAME]`: replace a built-in list (`entries`, or a `file` of entries beside the model)
+/// or adjust it (`add`, `remove`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListDef {
+    pub entries: Option<Spanned<Vec<Spanned<String>>>>,
+    pub add: Option<Spanned<Vec<Spanned<String>>>>,
+    pub remove: Option<Spanned<Vec<Spanned<String>>>>,
+    /// A list file (one entry a line, `#` comments), relative to the model file.
+    pub file: Option<Spanned<String>>,
 }
 
 /// `[model]`: what the model is.
@@ -237,6 +252,12 @@ pub struct ConditionDef {
     pub email_domain: Option<Spanned<OneOrMany>>,
     /// The e-mail address belongs to a free-mail provider (true) or not (false).
     pub free_email: Option<Spanned<bool>>,
+    /// The address's domain, or a parent domain of it, is a disposable-mail service's.
+    pub disposable_email: Option<Spanned<bool>>,
+    /// The address's local part (before the last `@`, without a `+tag`) is a role's (`info`).
+    pub role_email: Option<Spanned<bool>>,
+    /// The text looks like keyboard mashing or a placeholder rather than a name.
+    pub gibberish: Option<Spanned<bool>>,
     /// Make `equals`, `one_of` and `starts_with` case-insensitive.
     #[serde(default)]
     pub ignore_case: bool,

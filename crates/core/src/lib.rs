@@ -38,5 +38,7 @@ pub use diagnostic::{Diagnostic, ModelError, Severity};
 pub use engine::{Contribution, Event, LeadScores, LeadState, ScoreResult, Source, round_score};
 pub use model::{EventTypeId, Model, Score};
 pub use predictor::{NoPredictors, Predictor, PredictorLoader};
+pub use rules::gibberish::{gibberish_reason, looks_like_gibberish};
+pub use rules::lists::ListName;
 pub use time::{Duration, Timestamp};
 pub use value::Value;

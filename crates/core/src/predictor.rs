@@ -3,7 +3,9 @@
 //!
 //! The core only knows the [`Predictor`] interface: training, the saved file format and where a
 //! model comes from (a file beside the model, a model stored by the service) belong to the
-//! callers, which hand the compiler a [`PredictorLoader`]. That keeps the core free of I/O.
+//! callers, which hand the compiler a [`PredictorLoader`]. That keeps the core free of I/O. The
+//! same loader reads the list files a model names (`[lists.NAME] file = "..."`), for the same
+//! reason.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -26,6 +28,15 @@ pub trait PredictorLoader {
     /// Loads the model `reference` names, or explains why it cannot (the message is shown at the
     /// reference's place in the model file).
     fn load(&self, reference: &str) -> Result<Arc<dyn Predictor>, String>;
+
+    /// The text of the list file a `[lists.NAME]` table names (`file = "..."`), or why it cannot
+    /// be read (shown at the `file` key). Only a caller with files beside the model, the command
+    /// line, can read one; everywhere else the model must hold its entries.
+    fn read_list(&self, path: &str) -> Result<String, String> {
+        Err(format!(
+            "list files cannot be read here, so `{path}` cannot be used: put its entries in the model with `entries = [\"...\"]`"
+        ))
+    }
 }
 
 /// A loader for models that use no predictive score: every reference is an error.

@@ -533,4 +533,27 @@ mod tests {
             .unwrap();
         assert_eq!(names, ["beta"]);
     }
+
+    #[test]
+    fn a_model_whose_list_is_a_file_is_refused_with_what_to_write_instead() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
+        let models = Models::default();
+        let source = "[lists.disposable_email]\nfile = \"throwaway.txt\"\n[scores.s]\n[[scores.s.rules]]\nname = \"r\"\n\
+                      when = { field = \"email\", disposable_email = true }\npoints = -5\n";
+        let inline = "[lists.disposable_email]\nentries = [\"burner.example\"]\n[scores.s]\n[[scores.s.rules]]\n\
+                      name = \"r\"\nwhen = { field = \"email\", disposable_email = true }\npoints = -5\n";
+        let (refused, accepted) = store
+            .write_blocking(move |c| {
+                let workspace = workspaces::find_or_create(c, "w", leadscore_store::now_ms())?.id;
+                Ok((models.compile_new(c, workspace, source)?, models.compile_new(c, workspace, inline)?))
+            })
+            .unwrap();
+        let message = refused.compiled.unwrap_err().render("model");
+        assert!(
+            message.contains("`throwaway.txt` cannot be used: put its entries in the model with `entries = [\"...\"]`"),
+            "{message}"
+        );
+        assert!(accepted.compiled.is_ok());
+    }
 }

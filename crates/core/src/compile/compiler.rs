@@ -16,6 +16,7 @@ use crate::format::{ConditionDef, OneOrMany};
 use crate::model::Tracker;
 use crate::predictor::PredictorLoader;
 use crate::rules::condition::Condition;
+use crate::rules::lists::{ListEntries, ListName};
 use crate::time::Duration;
 
 /// The largest number a model may hold (points, limits, thresholds, weights).
@@ -61,6 +62,8 @@ pub(super) struct Compiler<'p> {
     /// The score being compiled, and the scores it must come after, each with where it is named.
     pub(super) current_score: Option<usize>,
     pub(super) dependencies: Vec<Dependency>,
+    /// The lists `[lists.NAME]` changed; the others are the built-in ones.
+    pub(super) lists: Vec<(ListName, ListEntries)>,
 }
 
 /// A score the score being compiled must be evaluated after, and where the file names it.
@@ -101,6 +104,7 @@ impl<'p> Compiler<'p> {
             expanding: Vec::new(),
             current_score: None,
             dependencies: Vec::new(),
+            lists: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ use toml::Spanned;
 use super::compiler::{Compiler, span};
 use crate::format::{ConditionDef, OneOrMany, Scalar};
 use crate::rules::condition::{Condition, OneOf, ScoreTest, Test};
+use crate::rules::lists::ListName;
 
 /// Which record a condition reads.
 #[derive(Clone, Copy)]
@@ -70,7 +71,10 @@ impl Compiler<'_> {
             || c.present.is_some()
             || c.missing.is_some()
             || c.email_domain.is_some()
-            || c.free_email.is_some();
+            || c.free_email.is_some()
+            || c.disposable_email.is_some()
+            || c.role_email.is_some()
+            || c.gibberish.is_some();
         if combinators > 0 {
             if c.ignore_case {
                 self.error("`ignore_case` applies to the tests of one `field`: put it inside the conditions of `all`, `any` or `not`", span(def));
@@ -100,7 +104,7 @@ impl Compiler<'_> {
         if !tests_given {
             self.error(
                 format!(
-                    "the condition on `{}` tests nothing: add `equals`, `one_of`, `contains`, `regex`, `min`/`max`, `present`, `email_domain` or `free_email`",
+                    "the condition on `{}` tests nothing: add `equals`, `one_of`, `contains`, `regex`, `min`/`max`, `present`, `email_domain`, `free_email`, `disposable_email`, `role_email` or `gibberish`",
                     field.get_ref()
                 ),
                 span(def),
@@ -183,8 +187,17 @@ impl Compiler<'_> {
                 list.iter().map(|d| d.trim().trim_start_matches('@').to_lowercase()).collect(),
             ));
         }
-        if let Some(free) = &c.free_email {
-            tests.push(Test::FreeEmail(*free.get_ref()));
+        for (list, expected) in [
+            (ListName::FreeEmail, &c.free_email),
+            (ListName::DisposableEmail, &c.disposable_email),
+            (ListName::RoleEmail, &c.role_email),
+        ] {
+            if let Some(expected) = expected {
+                tests.push(Test::Listed { list, entries: self.list(list), expected: *expected.get_ref() });
+            }
+        }
+        if let Some(gibberish) = &c.gibberish {
+            tests.push(Test::Gibberish(*gibberish.get_ref()));
         }
         ok.then_some(Condition::Field { slot, tests })
     }

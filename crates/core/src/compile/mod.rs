@@ -7,13 +7,15 @@
 //!
 //! This module reads `[model]` and `[lead]` and assembles the [`Model`]; the rest has one module
 //! per level of the file, named after the sections of docs/model-format.md: `scores` (Scores),
-//! `tiers` (Tiers), `rules` (Rules), `conditions` (Conditions) and `qualifiers` (Qualifiers and
-//! disqualifiers). `compiler` holds what they share. Each adds the checks of its level to the
-//! compiler, and a level only calls the levels below it (scores, then tiers, qualifiers and rules,
-//! then conditions), so that no two of them depend on each other.
+//! `tiers` (Tiers), `rules` (Rules), `conditions` (Conditions), `lists` (A model's own lists, which
+//! conditions read) and `qualifiers` (Qualifiers and disqualifiers). `compiler` holds what they
+//! share. Each adds the checks of its level to the compiler, and a level only calls the levels
+//! below it (scores, then tiers, qualifiers and rules, then conditions, then lists), so that no
+//! two of them depend on each other.
 
 mod compiler;
 mod conditions;
+mod lists;
 mod qualifiers;
 mod rules;
 mod scores;
@@ -72,6 +74,7 @@ impl Compiler<'_> {
     /// The whole file: `[model]`, `[lead]`, `[conditions]` and every score, then the trackers
     /// indexed by event type. `None` when the scores cannot be ordered (a cycle of dependencies).
     fn model(&mut self, mut file: ModelFile) -> Option<Model> {
+        self.lists(&file.lists);
         let created_at_field = file.lead.created_at.as_ref().map(|f| self.lead_fields.intern(f.get_ref()));
         self.score_index = file.scores.keys().enumerate().map(|(i, name)| (name.clone(), i)).collect();
         self.score_outline = outline(&file);

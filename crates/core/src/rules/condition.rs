@@ -12,54 +12,9 @@ use std::collections::HashSet;
 
 use regex::Regex;
 
+use super::gibberish::looks_like_gibberish;
+use super::lists::{ListEntries, ListName, domain_or_parent_listed, email_domain, email_local_part};
 use crate::value::Value;
-
-/// Free-mail providers known to `free_email = true`.
-pub const FREE_EMAIL_DOMAINS: &[&str] = &[
-    "gmail.com",
-    "googlemail.com",
-    "yahoo.com",
-    "yahoo.co.uk",
-    "yahoo.co.jp",
-    "yahoo.fr",
-    "yahoo.de",
-    "ymail.com",
-    "hotmail.com",
-    "hotmail.co.uk",
-    "hotmail.fr",
-    "outlook.com",
-    "live.com",
-    "msn.com",
-    "aol.com",
-    "icloud.com",
-    "me.com",
-    "mac.com",
-    "mail.com",
-    "gmx.com",
-    "gmx.de",
-    "gmx.net",
-    "web.de",
-    "yandex.ru",
-    "yandex.com",
-    "mail.ru",
-    "protonmail.com",
-    "proton.me",
-    "pm.me",
-    "zoho.com",
-    "qq.com",
-    "163.com",
-    "126.com",
-    "naver.com",
-    "daum.net",
-    "hanmail.net",
-    "orange.fr",
-    "free.fr",
-    "laposte.net",
-    "libero.it",
-    "rediffmail.com",
-    "tutanota.com",
-    "fastmail.com",
-];
 
 /// A compiled condition.
 #[derive(Debug)]
@@ -128,7 +83,15 @@ pub(crate) enum Test {
     Above(f64),
     Below(f64),
     EmailDomainIn(HashSet<String>),
-    FreeEmail(bool),
+    /// `free_email`, `disposable_email`, `role_email`: whether the address is on the model's
+    /// list (`expected`), for an address; never true for a value without `@`.
+    Listed {
+        list: ListName,
+        entries: ListEntries,
+        expected: bool,
+    },
+    /// `gibberish`: whether the text looks like keyboard mashing (`expected`).
+    Gibberish(bool),
 }
 
 /// The values `equals` / `one_of` accept: a value matches if any of them does.
@@ -198,19 +161,25 @@ impl Test {
             Test::AtMost(max) => value.as_number().is_some_and(|v| v <= *max),
             Test::Above(min) => value.as_number().is_some_and(|v| v > *min),
             Test::Below(max) => value.as_number().is_some_and(|v| v < *max),
-            Test::EmailDomainIn(domains) => email_domain(value).is_some_and(|d| domains.contains(&d)),
-            Test::FreeEmail(expected) => {
-                email_domain(value).is_some_and(|d| FREE_EMAIL_DOMAINS.contains(&d.as_str()) == *expected)
+            Test::EmailDomainIn(domains) => {
+                value.as_text().and_then(|v| email_domain(&v)).is_some_and(|d| domains.contains(&d))
             }
+            Test::Listed { list, entries, expected } => {
+                value.as_text().and_then(|address| listed(*list, entries, &address)).is_some_and(|l| l == *expected)
+            }
+            Test::Gibberish(expected) => value.as_text().is_some_and(|v| looks_like_gibberish(&v) == *expected),
         }
     }
 }
 
-/// The lower-cased part after the last `@`, if the value has one.
-fn email_domain(value: &Value) -> Option<String> {
-    let text = value.as_text()?;
-    let (_, domain) = text.trim().rsplit_once('@')?;
-    Some(domain.to_lowercase())
+/// Whether an address is on a list (`None` when the text is not an address): free-mail domains
+/// exactly, disposable domains with their subdomains, role addresses by local part.
+fn listed(list: ListName, entries: &ListEntries, address: &str) -> Option<bool> {
+    match list {
+        ListName::FreeEmail => email_domain(address).map(|d| entries.contains(&d)),
+        ListName::DisposableEmail => email_domain(address).map(|d| domain_or_parent_listed(&d, entries)),
+        ListName::RoleEmail => email_local_part(address).map(|local| entries.contains(&local)),
+    }
 }
 
 #[cfg(test)]
@@ -262,16 +231,59 @@ mod tests {
         assert!(not_student.matches(&[Value::Missing]));
     }
 
+    fn listed(list: ListName, expected: bool) -> Test {
+        Test::Listed { list, entries: list.built_in().clone(), expected }
+    }
+
     #[test]
     fn email_domains() {
-        let free = field(vec![Test::FreeEmail(true)]);
+        let free = field(vec![listed(ListName::FreeEmail, true)]);
         assert!(free.matches(&[Value::text("Bob@GMail.com")]));
         assert!(!free.matches(&[Value::text("bob@acme.com")]));
         assert!(!free.matches(&[Value::text("not an address")]));
-        let business = field(vec![Test::FreeEmail(false)]);
+        assert!(!free.matches(&[Value::text("bob@eu.gmail.com")]), "free-mail domains match exactly");
+        let business = field(vec![listed(ListName::FreeEmail, false)]);
         assert!(business.matches(&[Value::text("bob@acme.com")]));
+        assert!(!business.matches(&[Value::text("not an address")]), "`false` needs an address too");
         let competitor = field(vec![Test::EmailDomainIn(HashSet::from(["rival.io".to_string()]))]);
         assert!(competitor.matches(&[Value::text("x@a@Rival.IO")]));
+    }
+
+    #[test]
+    fn disposable_addresses_match_on_subdomains() {
+        let disposable = field(vec![listed(ListName::DisposableEmail, true)]);
+        assert!(disposable.matches(&[Value::text("x@Mailinator.com")]));
+        assert!(disposable.matches(&[Value::text("x@mail.mailinator.com")]));
+        assert!(!disposable.matches(&[Value::text("x@mailinator.com.acme.io")]));
+        assert!(!disposable.matches(&[Value::text("x@gmail.com")]));
+        assert!(field(vec![listed(ListName::DisposableEmail, false)]).matches(&[Value::text("x@acme.com")]));
+    }
+
+    #[test]
+    fn role_addresses_match_on_the_local_part_without_its_tag() {
+        let role = field(vec![listed(ListName::RoleEmail, true)]);
+        for address in ["info@acme.com", "Sales+EMEA@acme.com", "no-reply@acme.com", "NOREPLY@x.io"] {
+            assert!(role.matches(&[Value::text(address)]), "{address}");
+        }
+        for address in ["jane.doe@acme.com", "alexa@acme.com", "info", "info.jane@acme.com"] {
+            assert!(!role.matches(&[Value::text(address)]), "{address}");
+        }
+        let entries = std::sync::Arc::new(HashSet::from(["ventas".to_string()]));
+        let own = field(vec![Test::Listed { list: ListName::RoleEmail, entries, expected: true }]);
+        assert!(own.matches(&[Value::text("Ventas@acme.es")]));
+        assert!(!own.matches(&[Value::text("info@acme.es")]));
+    }
+
+    #[test]
+    fn gibberish_names() {
+        let junk = field(vec![Test::Gibberish(true)]);
+        assert!(junk.matches(&[Value::text("asdfgh")]));
+        assert!(!junk.matches(&[Value::text("Llwyd")]));
+        assert!(!junk.matches(&[Value::Missing]));
+        let real = field(vec![Test::Gibberish(false)]);
+        assert!(real.matches(&[Value::text("Ó Súilleabháin")]));
+        assert!(!real.matches(&[Value::text("qwqwqw")]));
+        assert!(!real.matches(&[Value::Missing]));
     }
 
     fn one_of(texts: &[&str], folded: Option<&str>, numbers: &[f64], bools: &[bool]) -> Test {

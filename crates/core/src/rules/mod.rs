@@ -1,6 +1,7 @@
 //! The rules a score adds up, one module per kind: `attribute` (attribute and case rules),
 //! `event` (event rules, their windows, counts and decay) and `inactivity`, each with its compiled
-//! form and its evaluation, and `condition`, the conditions they test. `RuleKind` names the kinds
+//! form and its evaluation, and `condition`, the conditions they test, with the lists its e-mail
+//! tests read (`lists`) and the `gibberish` test on names. `RuleKind` names the kinds
 //! and hands each rule to its module.
 //!
 //! A rule reads the lead's fields and its tracker's occurrence times and gives a `RuleOutcome`;
@@ -10,7 +11,9 @@
 pub(crate) mod attribute;
 pub(crate) mod condition;
 pub(crate) mod event;
+pub mod gibberish;
 pub(crate) mod inactivity;
+pub mod lists;
 mod outcome;
 
 pub(crate) use outcome::RuleOutcome;

@@ -1,4 +1,4 @@
-//! Through the public API: every rule kind from TOML, error messages as snapshots, engine properties, the model format reference and the core's purity.
+//! Through the public API: every rule kind from TOML, error messages as snapshots, engine properties, the model format reference, the built-in lists and the gibberish test, and the core's purity.
 //!
 //! One test binary per crate (each file here is a module of it): a binary per file would link
 //! the crate and its dependencies again for every file.
@@ -6,7 +6,9 @@
 mod changes;
 mod common;
 mod errors;
+mod gibberish;
 mod language;
+mod lists;
 mod model_format_doc;
 mod precision;
 mod predictive;

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use leadscore_core::{Compiled, ModelError, Predictor, Value, compile_with};
+use leadscore_core::{Compiled, ModelError, Predictor, PredictorLoader, Value, compile_with};
 
 /// Stands in for the trained models the examples name (`predictive = "....json"`).
 #[derive(Debug)]
@@ -32,15 +32,32 @@ impl Predictor for ExamplePredictor {
     }
 }
 
-fn compile(text: &str) -> Result<Compiled, ModelError> {
-    let examples = |reference: &str| -> Result<Arc<dyn Predictor>, String> {
+/// The files the examples name: trained models (`....json`) and the list file of the lists
+/// example, whose text the reference shows.
+struct ExampleFiles;
+
+impl PredictorLoader for ExampleFiles {
+    fn load(&self, reference: &str) -> Result<Arc<dyn Predictor>, String> {
         if reference.ends_with(".json") {
             Ok(Arc::new(ExamplePredictor(vec!["industry".to_string()])))
         } else {
             Err(format!("cannot read {reference}"))
         }
-    };
-    compile_with(text, &examples)
+    }
+
+    fn read_list(&self, path: &str) -> Result<String, String> {
+        match path {
+            "lists/throwaway.txt" => {
+                Ok("# Throwaway domains seen in our sign-ups\nburner.example\ntempinbox.example   # since March\n"
+                    .to_string())
+            }
+            _ => Err(format!("cannot read {path}")),
+        }
+    }
+}
+
+fn compile(text: &str) -> Result<Compiled, ModelError> {
+    compile_with(text, &ExampleFiles)
 }
 
 /// One fenced block of the document.

@@ -200,7 +200,17 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
     let loaded = crate::model_file::load(path)?;
     let source = loaded.source.clone();
     let predictive = loaded.predictive.clone();
+    let list_files = loaded.list_files.clone();
     loaded.into_model()?;
+    // The service compiles the stored text again whenever it loads the model, and it reads no
+    // files: a model that takes a list from a file would stop compiling there.
+    if let Some(file) = list_files.first() {
+        anyhow::bail!(
+            "{}: a `[lists.NAME]` table reads `file = \"{file}\"`, and the service cannot read list files: put the \
+             entries in the model with `entries = [...]` (or `add` / `remove`)",
+            path.display()
+        );
+    }
     // The service names stored predictive models by what the model file wrote, and its API can
     // only address some names: refuse the others here rather than store what cannot be reached.
     if let Some(reference) = predictive.keys().find(|r| !leadscore_server::scoring::valid_name(r)) {

@@ -604,3 +604,52 @@ fn explain_says_why_scores_moved_between_two_instants_and_two_versions() {
     assert_eq!(code, 2);
     assert!(stderr.contains("give --from"), "{stderr}");
 }
+
+/// A `[lists.NAME]` table's `file` is read beside the model file by `test` and `score`; a line
+/// that is not an entry, or a missing file, is an error naming it; `serve --model` refuses such a
+/// model, whose stored text the service could not compile.
+#[test]
+fn list_files_are_read_beside_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lists")).unwrap();
+    std::fs::write(dir.path().join("lists/throwaway.txt"), "# ours\nburner.example\n").unwrap();
+    let model = "[lists.disposable_email]\nfile = \"lists/throwaway.txt\"\n\
+                 [scores.s]\n[[scores.s.rules]]\nname = \"throwaway\"\n\
+                 when = { field = \"email\", disposable_email = true }\npoints = -5\n\
+                 [[tests]]\nname = \"listed\"\nas_of = \"2026-11-01T00:00:00Z\"\nlead = { email = \"a@x.burner.example\" }\n\
+                 expect.s = { value = -5 }\n\
+                 [[tests]]\nname = \"the built-in list is replaced\"\nas_of = \"2026-11-01T00:00:00Z\"\n\
+                 lead = { email = \"a@mailinator.com\" }\nexpect.s = { value = 0 }\n";
+    let model_path = dir.path().join("model.toml");
+    std::fs::write(&model_path, model).unwrap();
+    let tested = bin().arg("test").arg(&model_path).current_dir("/").output().unwrap();
+    assert!(tested.status.success(), "{}", String::from_utf8_lossy(&tested.stderr));
+    assert!(String::from_utf8_lossy(&tested.stdout).contains("2 tests, 0 failed"));
+
+    std::fs::write(dir.path().join("lists/throwaway.txt"), "burner.example\nbad entry\n").unwrap();
+    let bad = bin().arg("check").arg(&model_path).output().unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&bad.stdout), String::from_utf8_lossy(&bad.stderr));
+    assert_eq!(bad.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains("model.toml:2:8: error: lists/throwaway.txt:2: `bad entry` contains a space"),
+        "{printed}"
+    );
+
+    std::fs::remove_file(dir.path().join("lists/throwaway.txt")).unwrap();
+    let missing = bin().arg("check").arg(&model_path).output().unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&missing.stdout), String::from_utf8_lossy(&missing.stderr));
+    assert_eq!(missing.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("cannot read the list file `lists/throwaway.txt`"), "{printed}");
+
+    std::fs::write(dir.path().join("lists/throwaway.txt"), "burner.example\n").unwrap();
+    let served = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--workspace", "w", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--model")
+        .arg(&model_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&served.stderr);
+    assert!(!served.status.success());
+    assert!(stderr.contains("the service cannot read list files: put the entries in the model"), "{stderr}");
+}

@@ -209,7 +209,7 @@ fn b2b_saas() {
 fn email_engagement() {
     let out = parse_csv(&score("email-engagement", &[]));
     assert_eq!(out.header, ["lead_id", "engagement", "engagement_tier"]);
-    assert_eq!(out.lead_ids(), ["e1", "e2", "e3", "e4", "e5", "e6", "e7"]);
+    assert_eq!(out.lead_ids(), ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10", "e11"]);
 
     // clicks: 7 in 90 days, the 5 most recent earn 1+2+3+4+5 = 15; page views: 2 -> 1+2 = 3
     // 15 + 3 = 18
@@ -230,6 +230,15 @@ fn email_engagement() {
     out.expect("e6", "engagement", 36.0, "mql");
     // no events
     out.expect("e7", "engagement", 0.0, "nurture");
+    // clicks 3 -> 1+2+3 = 6; info@ is a role inbox: disqualified, points kept
+    out.expect("e8", "engagement", 6.0, "disqualified");
+    // Anfrage+web@: `anfrage`, which the model's [lists.role_email] adds, without its +tag
+    out.expect("e9", "engagement", 0.0, "disqualified");
+    // page views 2 -> 1+2 = 3; eu.mailinator.com is a subdomain of a disposable domain
+    // (and "asdfgh" is keyboard mashing)
+    out.expect("e10", "engagement", 3.0, "disqualified");
+    // clicks 1 -> 1; a first name in Chinese characters is not gibberish
+    out.expect("e11", "engagement", 1.0, "nurture");
 }
 
 #[test]

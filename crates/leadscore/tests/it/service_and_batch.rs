@@ -8,7 +8,8 @@
 //! scores and sequences (`tests/fixtures/segments`); each lead's scores, tiers and explanations
 //! are read from the service and compared with `leadscore score --explain` at the instant the
 //! service evaluated them (its answer's `as_of`). Yes and no words in every supported language
-//! and a window of months are compared the same way, through the CSV import and the JSON API.
+//! and a window of months are compared the same way, through the CSV import and the JSON API,
+//! and so are the e-mail lists (with a model's own) and the `gibberish` test on names.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -394,4 +395,105 @@ fn why_scores_moved_is_told_the_same_by_the_service_and_by_leadscore_explain() {
     }
     assert_eq!(server.get("/api/leads/s1/changes?versions=1,9", &read).status, 404);
     assert_eq!(server.get("/api/leads/nobody/changes?from=2026-10-01T00:00:00Z", &read).status, 404);
+}
+
+/// Leads, their addresses and names, and the `hygiene` score each must get from
+/// `JUNK_MODEL`.
+const JUNK_LEADS: &[(&str, &str, f64)] = &[
+    ("jo@mailinator.com", "Jo", -50.0),
+    ("jo@eu.mailinator.com", "Jo", -50.0),
+    ("Info+web@acme.com", "Claire", -10.0),
+    ("vertrieb@acme.de", "Jonas", -10.0),
+    ("office@acme.at", "Lena", 0.0),
+    ("maria@gmail.com", "María", -5.0),
+    ("maria@gmx.de", "María", 0.0),
+    ("x@acme.io", "asdfgh", -30.0),
+    ("x@acme.io", "Mr Test Test", -30.0),
+    ("y@acme.io", "Ó Súilleabháin", 0.0),
+    ("y@acme.io", "Llwyd", 0.0),
+    ("y@acme.io", "Ng", 0.0),
+    ("y@acme.io", "王秀英", 0.0),
+    ("y@acme.io", "Дмитрий", 0.0),
+    ("y@acme.io", "Nguyễn", 0.0),
+    ("qq@yopmail.com", "qwqwqw", -80.0),
+];
+
+/// Every e-mail list condition, a model's own lists (entries and changes, which the service
+/// compiles from the stored text as `leadscore score` does from the file) and `gibberish`.
+const JUNK_MODEL: &str = r#"
+[lists.free_email]
+entries = ["gmail.com", "outlook.com"]
+
+[lists.role_email]
+add = ["vertrieb"]
+remove = ["office"]
+
+[scores.hygiene]
+
+[[scores.hygiene.rules]]
+name = "throwaway"
+when = { field = "email", disposable_email = true }
+points = -50
+
+[[scores.hygiene.rules]]
+name = "role inbox"
+when = { field = "email", role_email = true }
+points = -10
+
+[[scores.hygiene.rules]]
+name = "free mail"
+when = { field = "email", free_email = true }
+points = -5
+
+[[scores.hygiene.rules]]
+name = "mashed name"
+when = { field = "name", gibberish = true }
+points = -30
+"#;
+
+/// The e-mail lists and the gibberish test give each lead the same score in the service (the
+/// CSV import) and in `leadscore score`, and the score the lists and names say.
+#[test]
+fn email_lists_and_gibberish_names_score_the_same_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("model.toml");
+    std::fs::write(&model_path, JUNK_MODEL).unwrap();
+    let mut leads = String::from("lead_id,email,name\n");
+    for (i, (email, name, _)) in JUNK_LEADS.iter().enumerate() {
+        leads.push_str(&format!("junk-{i},{email},\"{name}\"\n"));
+    }
+    std::fs::write(dir.path().join("leads.csv"), &leads).unwrap();
+    std::fs::write(dir.path().join("events.csv"), "lead_id,type,ts\n").unwrap();
+
+    let data = dir.path().join("data");
+    let (admin, _, read) = keys_of_every_scope(&data, "junk");
+    let server = Server::start(&data, &[]);
+    let stored = server.post_text("/api/models", &admin, JUNK_MODEL);
+    assert_eq!(stored.status, 201, "{}", stored.body);
+    let imported = server.post_text("/api/import/leads", &admin, &leads);
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    assert_eq!(imported.json()["skipped"], 0, "{}", imported.body);
+
+    let set = DataSet {
+        name: "junk".to_string(),
+        model: model_path,
+        leads: dir.path().join("leads.csv"),
+        events: dir.path().join("events.csv"),
+        query: "",
+        options: &[],
+    };
+    for (i, (email, name, hygiene)) in JUNK_LEADS.iter().enumerate() {
+        let id = format!("junk-{i}");
+        let lead = server.get(&format!("/api/leads/{id}"), &read);
+        assert_eq!(lead.status, 200, "{id}: {}", lead.body);
+        let lead = lead.json();
+        let as_of = lead["as_of"].as_str().unwrap();
+        let batch = batch_scores(&set, as_of);
+        let (_, expected) = batch.iter().find(|(batch_id, _)| *batch_id == id).unwrap();
+        assert_eq!(
+            &lead["scores"], expected,
+            "{id} ({email}, {name}): the service (left) and leadscore score (right) disagree"
+        );
+        assert_eq!(lead["scores"]["hygiene"]["value"].as_f64(), Some(*hygiene), "{id}: {email}, {name}");
+    }
 }
