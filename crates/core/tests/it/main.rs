@@ -7,6 +7,7 @@ mod common;
 mod errors;
 mod language;
 mod model_format_doc;
+mod outlook;
 mod precision;
 mod predictive;
 mod properties;
