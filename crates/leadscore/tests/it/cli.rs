@@ -122,8 +122,14 @@ fn explain_writes_contributions() {
     let events = write(dir.path(), "events.csv", "lead_id,type,ts,url\nA1,page_view,2026-10-30T00:00:00Z,/pricing\n");
     let (code, stdout, _) = run(score_args(dir.path(), &leads, &events).arg("--explain"));
     assert_eq!(code, 0);
-    let first = stdout.lines().next().unwrap();
-    insta::assert_snapshot!(first, @r#"{"lead_id":"A1","scores":{"score":{"name":"score","value":25.0,"tier":"hot","contributions":[{"kind":"rule","rule":"tech","points":15.0},{"kind":"rule","rule":"pricing","occurrences":1,"points":10.0}]}}}"#);
+    let lines: Vec<&str> = stdout.lines().collect();
+    // A1 is in the top tier; B2 lacks 20 points, which one pricing view (10, once) does not give;
+    // C3 lacks 5, which one pricing view gives. Nothing here changes with time: no fall.
+    insta::assert_snapshot!(lines.join("\n"), @r#"
+    {"lead_id":"A1","scores":{"score":{"name":"score","value":25.0,"tier":"hot","contributions":[{"kind":"rule","rule":"tech","points":15.0},{"kind":"rule","rule":"pricing","occurrences":1,"points":10.0}],"outlook":{"next_tier":null,"points_missing":null,"actions":[],"falls":null}}}}
+    {"lead_id":"B2","scores":{"score":{"name":"score","value":0.0,"tier":"cold","contributions":[],"outlook":{"next_tier":"hot","points_missing":20.0,"actions":[],"falls":null}}}}
+    {"lead_id":"C3","scores":{"score":{"name":"score","value":15.0,"tier":"cold","contributions":[{"kind":"rule","rule":"tech","points":15.0}],"outlook":{"next_tier":"hot","points_missing":5.0,"actions":[[{"kind":"rule","score":"score","name":"pricing","count":1}]],"falls":null}}}}
+    "#);
 }
 
 #[test]

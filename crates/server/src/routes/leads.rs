@@ -55,9 +55,9 @@ struct LeadView {
     as_of: String,
     /// The active model's version, or `null` while the workspace has none.
     model_version: Option<i64>,
-    /// By score name: its value, tier and explanation (`{}` while the workspace has no model).
-    /// Each is the engine's `ScoreResult` serialized as it is.
-    #[schema(value_type = BTreeMap<String, leadscore_core::ScoreResult>)]
+    /// By score name: its value, tier, explanation and outlook (`{}` while the workspace has no
+    /// model). Each is the engine's `ScoreResult` and `ScoreOutlook` serialized as they are.
+    #[schema(value_type = BTreeMap<String, scoring::ExplainedScore>)]
     scores: BTreeMap<String, Value>,
 }
 
@@ -96,7 +96,7 @@ async fn one(
             if let Some(version) = &version {
                 let model = models.get(reads, version)?;
                 let (lead_state, _) = scoring::state_for(reads, &model, version.id, &lead)?;
-                scores.extend(scoring::explain(&model, &lead, &lead_state, now));
+                scores.extend(scoring::explain_with_outlook(&model, &lead, &lead_state, now));
             }
             Ok(Ok(LeadView {
                 id: lead.id,
