@@ -10,8 +10,9 @@
 //!   preceding event's tracker too) is an event that this rule or qualifier alone counts; the
 //!   model evaluated on that state says exactly what the event does, through caps, schedules,
 //!   bands, groups, limits, components, segments, normalisation, rounding and qualifiers. Sets of
-//!   1, 2 and then 3 such events are tried, and the first size that reaches the next tier is
-//!   the answer. A real event may count for other rules too: the answer names the rule it is
+//!   1, 2 and then 3 such events are tried, among the actions that raise the score's value or
+//!   tier on their own and those that count towards a threshold (bands, a qualifier's
+//!   `min_count`), and the first size that reaches the next tier is the answer. A real event may count for other rules too: the answer names the rule it is
 //!   credited through, and reality can only add to it (or, through a negative rule or a
 //!   disqualifier on the same event type, take away).
 //! - The fall: the state without occurrences after the as-of instant is evaluated at the
@@ -27,7 +28,7 @@ use serde::Serialize;
 use crate::engine::{LeadScores, LeadState, ScoreResult, round_score};
 use crate::model::{Model, Score};
 use crate::rules::RuleKind;
-use crate::rules::event::Decay;
+use crate::rules::event::{Decay, EventPoints};
 use crate::time::{DAY_MS, Duration, Timestamp, YEAR_MS};
 use crate::value::Value;
 
@@ -122,6 +123,9 @@ struct Candidate<'m> {
     /// The trackers an occurrence goes to: the rule's or qualifier's, and a sequence's preceding
     /// event's.
     trackers: Vec<usize>,
+    /// Whether it counts towards a threshold (bands, a qualifier's `min_count` above 1), so that
+    /// several may do what one does not.
+    threshold: bool,
 }
 
 /// A tier's place in the order of a score's tiers, lowest first; a value in no tier is below
@@ -331,16 +335,16 @@ impl<'a, 'm> Simulation<'a, 'm> {
         let mut candidates = Vec::new();
         for (score_index, score) in model.scores.iter().enumerate() {
             for rule in &score.rules {
-                let (kind, trackers) = match &rule.kind {
+                let (kind, trackers, threshold) = match &rule.kind {
                     RuleKind::Event(event) => {
                         let mut trackers = vec![event.tracker];
                         trackers.extend(event.after.as_ref().map(|precedent| precedent.tracker));
-                        (ActionKind::Rule, trackers)
+                        (ActionKind::Rule, trackers, matches!(event.points, EventPoints::Bands(_)))
                     }
-                    RuleKind::Inactivity(inactivity) => (ActionKind::Activity, vec![inactivity.tracker]),
+                    RuleKind::Inactivity(inactivity) => (ActionKind::Activity, vec![inactivity.tracker], false),
                     RuleKind::Attribute(_) | RuleKind::Cases(_) => continue,
                 };
-                candidates.push(Candidate { kind, score: score_index, name: &rule.name, trackers });
+                candidates.push(Candidate { kind, score: score_index, name: &rule.name, trackers, threshold });
             }
             for qualifier in &score.qualifiers {
                 if let Some(test) = &qualifier.event {
@@ -349,6 +353,7 @@ impl<'a, 'm> Simulation<'a, 'm> {
                         score: score_index,
                         name: &qualifier.name,
                         trackers: vec![test.tracker],
+                        threshold: test.min_count > 1,
                     });
                 }
             }
@@ -378,14 +383,16 @@ impl<'a, 'm> Simulation<'a, 'm> {
         let score = &model.scores[index];
         let (value_now, rank_now) = (now.scores[index].value, rank(score, &now.scores[index]));
         let in_reach = dependencies(model, index);
-        // The actions that do something on their own: raise the value or the tier.
+        // The actions that do something on their own (raise the value or the tier), and those
+        // that count towards a threshold, which may take more than one.
         let mut useful: Vec<(usize, f64)> = Vec::new();
         for candidate in 0..self.candidates.len() {
             if !in_reach[self.candidates[candidate].score] {
                 continue;
             }
+            let threshold = self.candidates[candidate].threshold;
             let result = &self.evaluate(&[candidate]).scores[index];
-            if result.value > value_now || rank(score, result) > rank_now {
+            if result.value > value_now || rank(score, result) > rank_now || threshold {
                 useful.push((candidate, result.value));
             }
         }
@@ -567,6 +574,30 @@ within = "14d"
         let outlook = &model.outlook(&[], &state, at("2026-03-15T00:00:00Z"))[0];
         // 25 missing: one pricing view (15) or one demo (20) is not enough.
         assert_eq!(names(&outlook.actions), ["2 × pricing page", "1 × demo request + 1 × pricing page"]);
+    }
+
+    #[test]
+    fn events_that_count_towards_a_threshold_are_tried_in_numbers() {
+        let text = ENGAGEMENT.replace("within = \"14d\"", "within = \"14d\"\nmin_count = 2");
+        let model = model(&text);
+        let state = state(&model, &[("demo_request", "2026-03-01T00:00:00Z")]);
+        let outlook = &model.outlook(&[], &state, at("2026-03-15T00:00:00Z"))[0];
+        // 40, warm: one pricing view or webinar reaches mql; one contact-sales event does
+        // nothing on its own.
+        assert_eq!(outlook.next_tier, Some("mql"));
+        assert_eq!(names(&outlook.actions), ["1 × pricing page", "1 × webinar"]);
+        let state = super::tests::state(&model, &[]);
+        let outlook = &model.outlook(&[], &state, at("2026-03-15T00:00:00Z"))[0];
+        assert_eq!(outlook.next_tier, Some("warm"));
+        assert_eq!(names(&outlook.actions), ["1 × demo request"]);
+        // Without demo requests' points, two events are needed: two contact-sales events give sql.
+        let without_demo = text.replace("points = 40", "points = 0");
+        let model = super::tests::model(&without_demo);
+        let outlook = &model.outlook(&[], &LeadState::new(&model), at("2026-03-15T00:00:00Z"))[0];
+        assert_eq!(
+            names(&outlook.actions),
+            ["2 × pricing page", "2 × contact sales", "1 × pricing page + 1 × webinar"]
+        );
     }
 
     #[test]
