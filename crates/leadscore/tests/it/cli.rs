@@ -538,3 +538,48 @@ fn check_runs_the_models_tests_and_reports_failures_at_their_place() {
     let stdout = stdout.replace(&model.display().to_string(), "m.toml");
     assert!(stdout.contains("2 tests, 1 failed\nm.toml:26:8: error: test `retail lead` fails: score: expected 15 (tier cold), got 10 (tier cold)\n"), "{stdout}");
 }
+
+/// docs/model-format.md's outlook example: its model, leads and events files, scored with
+/// `--explain`, give the outlooks the document shows.
+#[test]
+fn the_outlook_example_of_the_model_format_reference_is_what_score_writes() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/model-format.md")).unwrap();
+    let start = doc.find("\n## Outlook: what would move a score next\n").expect("the outlook section");
+    let section = &doc[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+    // The fenced blocks of the section, by their info string, in order.
+    let mut blocks: Vec<(&str, String)> = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if let Some(info) = line.strip_prefix("```")
+            && !info.is_empty()
+        {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
+            blocks.push((info, body.join("\n") + "\n"));
+        }
+    }
+    let infos: Vec<&str> = blocks.iter().map(|(info, _)| *info).collect();
+    assert_eq!(infos, ["toml", "csv", "csv", "json"], "the section's example blocks");
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "model.toml", &blocks[0].1);
+    let leads = write(dir.path(), "leads.csv", &blocks[1].1);
+    let events = write(dir.path(), "events.csv", &blocks[2].1);
+    let (code, stdout, stderr) = run(bin()
+        .args(["score", "--explain", "--as-of", "2026-11-01T00:00:00Z", "--model"])
+        .arg(&model)
+        .arg("--leads")
+        .arg(&leads)
+        .arg("--events")
+        .arg(&events));
+    assert_eq!(code, 0, "{stderr}");
+    let written: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| {
+            let lead: serde_json::Value = serde_json::from_str(line).unwrap();
+            serde_json::json!({"lead_id": lead["lead_id"], "outlook": lead["scores"]["engagement"]["outlook"]})
+        })
+        .collect();
+    let documented: Vec<serde_json::Value> =
+        blocks[3].1.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(written, documented, "docs/model-format.md's outlooks (right) are not what leadscore score writes (left)");
+}
