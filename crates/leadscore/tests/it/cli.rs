@@ -543,7 +543,8 @@ fn check_runs_the_models_tests_and_reports_failures_at_their_place() {
 /// `--explain`, give the outlooks the document shows.
 #[test]
 fn the_outlook_example_of_the_model_format_reference_is_what_score_writes() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/model-format.md")).unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/model-format.md")).unwrap();
     let start = doc.find("\n## Outlook: what would move a score next\n").expect("the outlook section");
     let section = &doc[start + 1..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
@@ -581,5 +582,8 @@ fn the_outlook_example_of_the_model_format_reference_is_what_score_writes() {
         .collect();
     let documented: Vec<serde_json::Value> =
         blocks[3].1.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
-    assert_eq!(written, documented, "docs/model-format.md's outlooks (right) are not what leadscore score writes (left)");
+    assert_eq!(
+        written, documented,
+        "docs/model-format.md's outlooks (right) are not what leadscore score writes (left)"
+    );
 }
