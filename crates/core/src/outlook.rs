@@ -207,7 +207,8 @@ impl Model {
                     }
                 }
                 // The first whole second, unless the tier is lower for less than that second.
-                let second = Timestamp(fallen.div_euclid(1000) * 1000 + if fallen % 1000 == 0 { 0 } else { 1000 });
+                let whole = fallen.div_euclid(1000) * 1000;
+                let second = Timestamp(if whole == fallen { whole } else { whole.saturating_add(1000) });
                 self.evaluate_into(lead, state, second, &mut probe);
                 let at = if lower(&probe, i) {
                     second

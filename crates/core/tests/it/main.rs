@@ -1,4 +1,4 @@
-//! Through the public API: every rule kind from TOML, error messages as snapshots, engine properties, the model format reference and the core's purity.
+//! Through the public API: every rule kind from TOML, error messages as snapshots, engine properties, outlooks, the model format reference and the core's purity.
 //!
 //! One test binary per crate (each file here is a module of it): a binary per file would link
 //! the crate and its dependencies again for every file.
