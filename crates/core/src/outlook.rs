@@ -277,11 +277,15 @@ impl Model {
                         }
                     }
                     RuleKind::Inactivity(inactivity) => {
+                        // Without occurrences, inactivity counts from the lead's creation time,
+                        // once it is past (a creation time after the as-of time starts counting
+                        // when it comes).
                         let last = times[inactivity.tracker].last().copied().or_else(|| {
                             let text = lead.get(self.created_at_field?)?.as_text()?;
-                            Timestamp::parse_rfc3339(text.trim()).ok().filter(|created| *created <= as_of)
+                            Timestamp::parse_rfc3339(text.trim()).ok()
                         });
                         if let Some(last) = last {
+                            add(last.0);
                             add(last.0.saturating_add(inactivity.after.0));
                         }
                     }
@@ -687,6 +691,28 @@ max_count = 1
         let active = state(&model, &[("visit", "2026-02-20T00:00:00Z")]);
         let fall = model.outlook(&[], &active, at("2026-03-01T00:00:00Z"))[0].falls.clone().expect("a fall");
         assert_eq!((fall.at, fall.tier), (at("2026-03-22T00:00:01Z"), Some("cold")));
+    }
+
+    #[test]
+    fn without_events_inactivity_falls_from_the_creation_time() {
+        let model = model(
+            r#"
+[model]
+name = "created"
+[lead]
+created_at = "created_at"
+[scores.s]
+tiers = [{ label = "cold" }, { label = "warm", min = 0 }]
+[[scores.s.rules]]
+name = "quiet for 30 days"
+inactive_for = "30d"
+points = -10
+"#,
+        );
+        let lead = [Value::text("2026-02-20T06:00:00Z")];
+        let outlook = &model.outlook(&lead, &LeadState::new(&model), at("2026-03-01T00:00:00Z"))[0];
+        let fall = outlook.falls.as_ref().expect("a fall");
+        assert_eq!((fall.at, fall.tier), (at("2026-03-22T06:00:01Z"), Some("cold")));
     }
 
     #[test]
