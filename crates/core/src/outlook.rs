@@ -179,9 +179,18 @@ impl Model {
         let mut falls: Vec<Option<Fall<'m>>> = vec![None; self.scores.len()];
         let ranks_now: Vec<Option<i64>> =
             self.scores.iter().zip(&now.scores).map(|(score, result)| rank(score, result)).collect();
-        // A disqualified lead has nowhere lower to fall.
-        let mut pending: Vec<usize> =
-            (0..self.scores.len()).filter(|&i| ranks_now[i].is_some_and(|r| r > -2)).collect();
+        // A disqualified lead has nowhere lower to fall, nor has a lead in a lowest tier that
+        // takes every value, where nothing can take the tier away (no disqualifier, no
+        // `applies_to`, no segments): most cold leads, which are then not evaluated again.
+        let floor = |score: &Score| {
+            score.tiers.first().is_some_and(|t| t.min.is_none() && t.max.is_none() && !t.qualifier_only)
+                && score.disqualifiers.is_empty()
+                && score.applies_to.is_none()
+                && score.segments.is_empty()
+        };
+        let mut pending: Vec<usize> = (0..self.scores.len())
+            .filter(|&i| ranks_now[i].is_some_and(|r| r > -2 && !(r == 0 && floor(&self.scores[i]))))
+            .collect();
         if pending.is_empty() {
             return falls;
         }
