@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use leadscore_core::{Event, EventTypeId, LeadScores, LeadState, Model, ScoreResult, Timestamp};
+use leadscore_core::{Event, EventTypeId, LeadScores, LeadState, Model, ScoreOutlook, ScoreResult, Timestamp};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -18,8 +18,12 @@ const BUCKETS_PER_WRITE: usize = 32;
 pub enum OutputFormat {
     /// `lead_id,NAME,NAME_tier,...`
     Csv,
-    /// One JSON object per lead with every contribution.
+    /// One JSON object per lead with every contribution and each score's outlook (what
+    /// `leadscore score --explain` writes).
     ExplainJsonLines,
+    /// The same without the outlooks, which cost far more than the scores: for programs that
+    /// read back values, tiers and contributions only (`leadscore evaluate`).
+    ContributionsJsonLines,
 }
 
 /// Scores every lead and writes the rows to `out`.
@@ -76,7 +80,13 @@ pub fn write_scores(
                     model.evaluate_into(leads.values_of(lead), &state, as_of, &mut scores);
                     match format {
                         OutputFormat::Csv => write_csv_row(&mut buffer, &leads.ids[lead], &scores),
-                        OutputFormat::ExplainJsonLines => write_explained(&mut buffer, &leads.ids[lead], &scores),
+                        OutputFormat::ExplainJsonLines => {
+                            let outlooks = model.outlook(leads.values_of(lead), &state, as_of);
+                            write_explained(&mut buffer, &leads.ids[lead], &scores, Some(&outlooks))
+                        }
+                        OutputFormat::ContributionsJsonLines => {
+                            write_explained(&mut buffer, &leads.ids[lead], &scores, None)
+                        }
                     }
                 }
                 buffer
@@ -137,22 +147,36 @@ struct ExplainedLead<'a, 'm> {
     scores: ByName<'a, 'm>,
 }
 
-/// Scores as a JSON object keyed by score name, in the model's order.
-struct ByName<'a, 'm>(&'a [ScoreResult<'m>]);
+/// Scores as a JSON object keyed by score name, in the model's order, each with its outlook
+/// when there are outlooks.
+struct ByName<'a, 'm> {
+    scores: &'a [ScoreResult<'m>],
+    outlooks: Option<&'a [ScoreOutlook<'m>]>,
+}
+
+/// One score's explanation, then its `outlook`.
+#[derive(Serialize)]
+struct ExplainedScore<'a, 'm> {
+    #[serde(flatten)]
+    result: &'a ScoreResult<'m>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outlook: Option<&'a ScoreOutlook<'m>>,
+}
 
 impl Serialize for ByName<'_, '_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for score in self.0 {
-            map.serialize_entry(score.name, score)?;
+        let mut map = serializer.serialize_map(Some(self.scores.len()))?;
+        for (index, score) in self.scores.iter().enumerate() {
+            let outlook = self.outlooks.and_then(|outlooks| outlooks.get(index));
+            map.serialize_entry(score.name, &ExplainedScore { result: score, outlook })?;
         }
         map.end()
     }
 }
 
-fn write_explained(buffer: &mut Vec<u8>, id: &str, scores: &LeadScores<'_>) {
-    let lead = ExplainedLead { lead_id: id, scores: ByName(&scores.scores) };
+fn write_explained(buffer: &mut Vec<u8>, id: &str, scores: &LeadScores<'_>, outlooks: Option<&[ScoreOutlook<'_>]>) {
+    let lead = ExplainedLead { lead_id: id, scores: ByName { scores: &scores.scores, outlooks } };
     serde_json::to_writer(&mut *buffer, &lead).expect("serialising to memory cannot fail");
     buffer.push(b'\n');
 }

@@ -79,6 +79,21 @@ impl LeadState {
         }
     }
 
+    /// The same state without the occurrences after `as_of`: what a lead with no new activity
+    /// holds when it is evaluated at later instants (`outlook.rs`).
+    pub(crate) fn counted_until(&self, as_of: Timestamp) -> LeadState {
+        LeadState { occurrences: self.occurrences.iter().map(|times| counted_until(times, as_of).to_vec()).collect() }
+    }
+
+    /// Adds one occurrence at `at` to one tracker alone: an event that only the rule or qualifier
+    /// owning that tracker counts (`outlook.rs` simulates actions with it). Nothing is dropped,
+    /// which changes no result: every reader takes the most recent times it needs.
+    pub(crate) fn add_occurrence(&mut self, tracker: usize, at: Timestamp) {
+        let times = &mut self.occurrences[tracker];
+        let position = times.partition_point(|t| *t <= at);
+        times.insert(position, at);
+    }
+
     fn record(&mut self, model: &Model, tracker_index: usize, event: &Event<'_>) {
         let tracker = &model.trackers[tracker_index];
         if let Some(filter) = &tracker.filter

@@ -12,10 +12,10 @@
 //! - [`rules`]: each rule kind, compiled and evaluated, and conditions on lead fields and event
 //!   properties.
 //! - [`model_tests`]: the `[[tests]]` a model carries, run against it.
-//! - [`changes`]: why a score moved between two instants or two model versions, in terms that
-//!   add up to the change.
 //! - [`changes`]: why scores moved between two instants or two model versions, in terms that add
 //!   up to each change.
+//! - [`outlook`]: what would move each score next (the next tier, the events that reach it,
+//!   when it falls without new activity).
 //! - [`check`]: what a model can reach (score ranges, unreachable tiers).
 //! - [`time`]: instants, durations and RFC 3339.
 
@@ -27,6 +27,7 @@ pub mod engine;
 pub mod format;
 pub mod model;
 pub mod model_tests;
+pub mod outlook;
 pub mod predictor;
 pub mod rules;
 pub mod time;
@@ -37,6 +38,7 @@ pub use compile::{Compiled, compile, compile_with};
 pub use diagnostic::{Diagnostic, ModelError, Severity};
 pub use engine::{Contribution, Event, LeadScores, LeadState, ScoreResult, Source, round_score};
 pub use model::{EventTypeId, Model, Score};
+pub use outlook::{Action, ActionKind, Fall, ScoreOutlook};
 pub use predictor::{NoPredictors, Predictor, PredictorLoader};
 pub use rules::gibberish::{gibberish_reason, looks_like_gibberish};
 pub use rules::lists::ListName;

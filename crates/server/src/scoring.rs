@@ -376,6 +376,38 @@ pub fn explain(model: &Model, lead: &LeadRow, state: &LeadState, now: i64) -> Ve
         .collect()
 }
 
+/// A score's value, tier and explanation, then what would move it next: one score of the lead
+/// answer, as `leadscore score --explain` writes it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ExplainedScore<'m> {
+    #[serde(flatten)]
+    pub result: &'m leadscore_core::ScoreResult<'m>,
+    /// The next tier, the fewest events that reach it and when the score falls a tier without
+    /// new activity (docs/model-format.md, "Outlook").
+    pub outlook: &'m leadscore_core::ScoreOutlook<'m>,
+}
+
+/// Same as [`explain`], each score with its outlook ([`Model::outlook`]).
+pub fn explain_with_outlook(
+    model: &Model,
+    lead: &LeadRow,
+    state: &LeadState,
+    now: i64,
+) -> Vec<(String, serde_json::Value)> {
+    let values = lead_values(model, lead);
+    let scores: LeadScores<'_> = model.evaluate(&values, state, Timestamp(now));
+    let outlooks = model.outlook(&values, state, Timestamp(now));
+    scores
+        .scores
+        .iter()
+        .zip(&outlooks)
+        .map(|(result, outlook)| {
+            let explained = ExplainedScore { result, outlook };
+            (result.name.to_string(), serde_json::to_value(&explained).unwrap_or(serde_json::Value::Null))
+        })
+        .collect()
+}
+
 /// Same as [`evaluate`], with the qualifier that set each score's tier, if any.
 pub fn evaluate_with_qualifiers(
     model: &Model,

@@ -134,8 +134,8 @@ fn score_with(path: &Path, source: &Source<'_>) -> anyhow::Result<Vec<ScoreColum
 }
 
 /// A scoring model on the data's leads with their events, scored as `leadscore score --explain`
-/// scores them (strict: a bad row stops the evaluation rather than leaving a lead unscored), then
-/// matched to the table's rows by lead id.
+/// scores them, without the outlooks it does not read (strict: a bad row stops the evaluation
+/// rather than leaving a lead unscored), then matched to the table's rows by lead id.
 fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> anyhow::Result<Vec<ScoreColumn>> {
     use leadscore_batch::columns::{LEAD_ID_COLUMNS, find_column};
     let table = source.table;
@@ -151,7 +151,7 @@ fn score_points_with_events(path: &Path, source: &Source<'_>, events: &Path) -> 
         leads: source.data,
         events: Some(events),
         as_of: source.as_of,
-        output: leadscore_batch::OutputFormat::ExplainJsonLines,
+        output: leadscore_batch::OutputFormat::ContributionsJsonLines,
         strict: true,
         read: leadscore_batch::ReadOptions::default(),
     };

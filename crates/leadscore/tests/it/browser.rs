@@ -131,7 +131,7 @@ fn a_person_works_the_leads_in_a_real_browser() {
     create_account(dir.path(), "zofia.wojcik@example.pl", "editor");
     create_account(dir.path(), "viewer@example.com", "viewer");
     let server = Server::start(dir.path(), &[]);
-    let model = "[scores.engagement]\ntiers = [{ label = \"cold\" }, { label = \"warm\", min = 2 }, { label = \"hot\", min = 4 }]\n[[scores.engagement.rules]]\nname = \"pricing page\"\nevent = \"page_view\"\nwhere = { field = \"url\", contains = \"pricing\" }\npoints = 2\n[[scores.engagement.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
+    let model = "[scores.engagement]\ntiers = [{ label = \"cold\" }, { label = \"warm\", min = 2 }, { label = \"hot\", min = 4 }]\n[[scores.engagement.rules]]\nname = \"pricing page\"\nevent = \"page_view\"\nwhere = { field = \"url\", contains = \"pricing\" }\npoints = 2\nwindow = \"30d\"\n[[scores.engagement.rules]]\nname = \"visit\"\nevent = \"page_view\"\npoints = 1\n";
     assert_eq!(server.post_text("/api/models", &admin, model).status, 201);
     let people =
         [("wang@example.cn", "王小明", 3), ("sato@example.jp", "佐藤 花子", 2), ("ivan@example.bg", "Иван Петров", 1)];
@@ -194,6 +194,12 @@ fn a_person_works_the_leads_in_a_real_browser() {
                 read.push(label.text().await.unwrap());
             }
             assert_eq!(read, ["pricing page ×3", "visit ×3", "Score"]);
+            // Hot, the top tier; once the pricing views leave their 30-day window, 3 points: warm.
+            let outlook = client.find(Locator::Css("ul.outlook")).await.unwrap().text().await.unwrap();
+            assert!(
+                outlook.starts_with("Falls to warm on ") && outlook.ends_with(" without new activity"),
+                "{outlook}"
+            );
             photograph(&client, "lead", width).await;
 
             if width == 1280 {
@@ -212,9 +218,13 @@ fn a_person_works_the_leads_in_a_real_browser() {
             client.close().await.unwrap();
         }
 
-        // A viewer reads the lead but is offered no move.
+        // A viewer reads the lead but is offered no move. A warm lead's page says what would make
+        // it hot: 3 points, 1 short of 4.
         let client = browser(&driver, 1280).await;
         sign_in(&client, &base, "viewer@example.com").await;
+        client.goto(&format!("{base}/leads/ivan@example.bg")).await.unwrap();
+        let outlook = client.find(Locator::Css("ul.outlook li")).await.unwrap().text().await.unwrap();
+        assert_eq!(outlook, "1 point to hot: 1 × pricing page, or 1 × visit");
         client.goto(&format!("{base}/leads/wang@example.cn")).await.unwrap();
         assert!(client.find(Locator::Css("form.move-form")).await.is_err());
         client.close().await.unwrap();

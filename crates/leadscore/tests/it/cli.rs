@@ -122,8 +122,14 @@ fn explain_writes_contributions() {
     let events = write(dir.path(), "events.csv", "lead_id,type,ts,url\nA1,page_view,2026-10-30T00:00:00Z,/pricing\n");
     let (code, stdout, _) = run(score_args(dir.path(), &leads, &events).arg("--explain"));
     assert_eq!(code, 0);
-    let first = stdout.lines().next().unwrap();
-    insta::assert_snapshot!(first, @r#"{"lead_id":"A1","scores":{"score":{"name":"score","value":25.0,"tier":"hot","contributions":[{"kind":"rule","rule":"tech","points":15.0},{"kind":"rule","rule":"pricing","occurrences":1,"points":10.0}]}}}"#);
+    let lines: Vec<&str> = stdout.lines().collect();
+    // A1 is in the top tier; B2 lacks 20 points, which one pricing view (10, once) does not give;
+    // C3 lacks 5, which one pricing view gives. Nothing here changes with time: no fall.
+    insta::assert_snapshot!(lines.join("\n"), @r#"
+    {"lead_id":"A1","scores":{"score":{"name":"score","value":25.0,"tier":"hot","contributions":[{"kind":"rule","rule":"tech","points":15.0},{"kind":"rule","rule":"pricing","occurrences":1,"points":10.0}],"outlook":{"next_tier":null,"points_missing":null,"actions":[],"falls":null}}}}
+    {"lead_id":"B2","scores":{"score":{"name":"score","value":0.0,"tier":"cold","contributions":[],"outlook":{"next_tier":"hot","points_missing":20.0,"actions":[],"falls":null}}}}
+    {"lead_id":"C3","scores":{"score":{"name":"score","value":15.0,"tier":"cold","contributions":[{"kind":"rule","rule":"tech","points":15.0}],"outlook":{"next_tier":"hot","points_missing":5.0,"actions":[[{"kind":"rule","score":"score","name":"pricing","count":1}]],"falls":null}}}}
+    "#);
 }
 
 #[test]
@@ -652,4 +658,53 @@ fn list_files_are_read_beside_the_model() {
     let stderr = String::from_utf8_lossy(&served.stderr);
     assert!(!served.status.success());
     assert!(stderr.contains("the service cannot read list files: put the entries in the model"), "{stderr}");
+}
+
+/// docs/model-format.md's outlook example: its model, leads and events files, scored with
+/// `--explain`, give the outlooks the document shows.
+#[test]
+fn the_outlook_example_of_the_model_format_reference_is_what_score_writes() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/model-format.md")).unwrap();
+    let start = doc.find("\n## Outlook: what would move a score next\n").expect("the outlook section");
+    let section = &doc[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+    // The fenced blocks of the section, by their info string, in order.
+    let mut blocks: Vec<(&str, String)> = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if let Some(info) = line.strip_prefix("```")
+            && !info.is_empty()
+        {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
+            blocks.push((info, body.join("\n") + "\n"));
+        }
+    }
+    let infos: Vec<&str> = blocks.iter().map(|(info, _)| *info).collect();
+    assert_eq!(infos, ["toml", "csv", "csv", "json"], "the section's example blocks");
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "model.toml", &blocks[0].1);
+    let leads = write(dir.path(), "leads.csv", &blocks[1].1);
+    let events = write(dir.path(), "events.csv", &blocks[2].1);
+    let (code, stdout, stderr) = run(bin()
+        .args(["score", "--explain", "--as-of", "2026-11-01T00:00:00Z", "--model"])
+        .arg(&model)
+        .arg("--leads")
+        .arg(&leads)
+        .arg("--events")
+        .arg(&events));
+    assert_eq!(code, 0, "{stderr}");
+    let written: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| {
+            let lead: serde_json::Value = serde_json::from_str(line).unwrap();
+            serde_json::json!({"lead_id": lead["lead_id"], "outlook": lead["scores"]["engagement"]["outlook"]})
+        })
+        .collect();
+    let documented: Vec<serde_json::Value> =
+        blocks[3].1.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(
+        written, documented,
+        "docs/model-format.md's outlooks (right) are not what leadscore score writes (left)"
+    );
 }

@@ -5,8 +5,8 @@
 //! a creation time, repeated rows; and a `;`-separated one with day-first times in Paris, read
 //! with the same time options both ways), and a model with `precision` set on decaying scores
 //! (`tests/fixtures/precision`), and one with segments, named conditions, conditions on other
-//! scores and sequences (`tests/fixtures/segments`); each lead's scores, tiers and explanations
-//! are read from the service and compared with `leadscore score --explain` at the instant the
+//! scores and sequences (`tests/fixtures/segments`); each lead's scores, tiers, explanations
+//! and outlooks are read from the service and compared with `leadscore score --explain` at the instant the
 //! service evaluated them (its answer's `as_of`). Yes and no words in every supported language
 //! and a window of months are compared the same way, through the CSV import and the JSON API,
 //! and so are the e-mail lists (with a model's own) and the `gibberish` test on names.
@@ -140,6 +140,8 @@ fn imported_leads_score_in_the_service_as_the_batch_command_scores_their_files()
     let server = Server::start(dir.path(), &[]);
     let mut compared = 0;
     let mut p1_compared = false;
+    // Scores whose outlook (compared with the rest) names actions, and scores that fall.
+    let (mut with_actions, mut with_falls) = (0, 0);
     for (set, (admin, read)) in sets.iter().zip(&keys) {
         let uploaded = server.post_text("/api/models", admin, &std::fs::read_to_string(&set.model).unwrap());
         assert_eq!(uploaded.status, 201, "{}: {}", set.name, uploaded.body);
@@ -164,6 +166,12 @@ fn imported_leads_score_in_the_service_as_the_batch_command_scores_their_files()
                 "{}: lead {id} as of {as_of}: the service (left) and leadscore score (right) disagree",
                 set.name
             );
+            for score in lead["scores"].as_object().unwrap().values() {
+                let outlook = &score["outlook"];
+                assert!(outlook.is_object(), "{}: lead {id}: no outlook in {score}", set.name);
+                with_actions += usize::from(!outlook["actions"].as_array().unwrap().is_empty());
+                with_falls += usize::from(!outlook["falls"].is_null());
+            }
             if set.name == "precision" {
                 // Decayed points, written as the engine rounded them: whole points and tenths.
                 let engagement = lead["scores"]["engagement"]["value"].as_f64().unwrap();
@@ -189,6 +197,7 @@ fn imported_leads_score_in_the_service_as_the_batch_command_scores_their_files()
     }
     assert!(p1_compared, "the lead whose points add up to a tier's min was compared");
     assert!(compared >= 44, "only {compared} leads compared");
+    assert!(with_actions >= 10 && with_falls >= 5, "outlooks: {with_actions} with actions, {with_falls} that fall");
 }
 
 /// What each yes or no word of a lead's `budget_confirmed` is worth to the model of

@@ -1,14 +1,15 @@
-//! A lead's page: who it is, each score with its tier and a waterfall of the contributions that
-//! add up to it (the same explanation as `GET /api/leads/{id}`, evaluated at the moment of the
-//! read), its latest events and its stage history. A score a person overrode shows the
-//! effective value and tier with the model's own beside them and who set it and why; editors
-//! override and lift from the score's card (`lead_overrides.rs` takes the forms).
+//! A lead's page: who it is, each score with its tier, its outlook in words (what would move it
+//! next) and a waterfall of the contributions that add up to it (the same explanation and
+//! outlook as `GET /api/leads/{id}`, evaluated at the moment of the read), its latest events and
+//! its stage history. A score a person overrode shows the effective value and tier with the
+//! model's own beside them and who set it and why; editors override and lift from the score's
+//! card (`lead_overrides.rs` takes the forms).
 
 use askama::Template;
 use axum::extract::{Form, FromRequest as _, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use leadscore_core::{Source, Timestamp};
+use leadscore_core::{Action, ActionKind, ScoreOutlook, Source, Timestamp};
 use leadscore_store::events::StoredEvent;
 use leadscore_store::now_ms;
 use leadscore_store::overrides::ScoreOverride;
@@ -51,6 +52,9 @@ struct ShownScore {
     /// The score's tiers, for the override form.
     tier_labels: Vec<String>,
     note: Option<String>,
+    /// The outlook in sentences: the points to the next tier and the events that reach it, and
+    /// when the tier falls without new activity.
+    outlook: Vec<String>,
     bars: Vec<WaterfallRow>,
     /// The tiers' thresholds the dashed lines mark, as text.
     thresholds: String,
@@ -270,10 +274,11 @@ pub(super) async fn render(state: &AppState, signed_in: &SignedIn, id: String, p
                 let (lead_state, _) = scoring::state_for(reads, &model, version.id, &lead)?;
                 let values = scoring::lead_values(&model, &lead);
                 let evaluated = model.evaluate(&values, &lead_state, Timestamp(now));
-                for result in &evaluated.scores {
+                let outlooks = model.outlook(&values, &lead_state, Timestamp(now));
+                for (result, outlook) in evaluated.scores.iter().zip(&outlooks) {
                     if let Some(score) = model.scores().iter().find(|s| s.name() == result.name) {
                         let overridden = in_force.iter().find(|o| o.score == result.name);
-                        scores.push(shown_score(score, result, overridden, &marks));
+                        scores.push(shown_score(score, result, overridden, outlook, &marks));
                     }
                 }
             }
@@ -352,6 +357,7 @@ fn shown_score(
     score: &leadscore_core::model::Score,
     result: &leadscore_core::ScoreResult<'_>,
     in_force: Option<&ScoreOverride>,
+    outlook: &ScoreOutlook<'_>,
     marks: &Marks<'_>,
 ) -> ShownScore {
     let tiers = score.tiers();
@@ -426,6 +432,7 @@ fn shown_score(
         overridden,
         tier_labels: tiers.iter().map(|t| t.label().to_string()).collect(),
         note,
+        outlook: outlook_sentences(result.name, outlook),
         bars: charts::waterfall(&steps, result.value, &thresholds),
         thresholds: thresholds
             .iter()
@@ -434,6 +441,50 @@ fn shown_score(
             .join(", "),
         contributions,
     }
+}
+
+/// "12 points to mql: 1 × demo request, or 2 × pricing page" and "Falls to warm on 2026-11-20
+/// without new activity" (dates in UTC, as on the rest of the page).
+fn outlook_sentences(score: &str, outlook: &ScoreOutlook<'_>) -> Vec<String> {
+    let mut sentences = Vec::new();
+    if let Some(next) = outlook.next_tier {
+        let points = outlook.points_missing.map_or_else(String::new, |missing| {
+            let missing = leadscore_core::round_score(missing);
+            format!("{} point{} ", charts::plain(missing), if missing == 1.0 { "" } else { "s" })
+        });
+        let options: Vec<String> = outlook
+            .actions
+            .iter()
+            .map(|set| set.iter().map(|action| shown_action(score, action)).collect::<Vec<_>>().join(" + "))
+            .collect();
+        sentences.push(if options.is_empty() {
+            format!("{points}to {next}: more than 3 events away")
+        } else {
+            format!("{points}to {next}: {}", options.join(", or "))
+        });
+    }
+    if let Some(fall) = &outlook.falls {
+        let day = fall.at.to_string().chars().take(10).collect::<String>();
+        sentences.push(match fall.tier {
+            Some(tier) => format!("Falls to {tier} on {day} without new activity"),
+            None => format!("Falls out of every tier on {day} without new activity"),
+        });
+    }
+    if let Some(first) = sentences.first_mut() {
+        *first = sentence(first);
+    }
+    sentences
+}
+
+/// "2 × pricing page", with the score a component's rule belongs to; any event ends an
+/// inactivity.
+fn shown_action(score: &str, action: &Action<'_>) -> String {
+    let what = match action.kind {
+        ActionKind::Rule | ActionKind::Qualifier => action.name.to_string(),
+        ActionKind::Activity => format!("any activity (ends “{}”)", action.name),
+    };
+    let owner = if action.score == score { String::new() } else { format!(" ({})", action.score) };
+    format!("{} × {what}{owner}", action.count)
 }
 
 fn shown_contribution(contribution: &leadscore_core::Contribution<'_>) -> ShownContribution {
@@ -489,5 +540,48 @@ fn shown_stage(change: &StageChange, now: i64) -> ShownStage {
         actor: change.actor.clone(),
         reason: change.reason.clone().unwrap_or_default(),
         at: shown_time(change.at, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outlook_sentences;
+    use leadscore_core::{Action, ActionKind, Fall, ScoreOutlook, Timestamp};
+
+    #[test]
+    fn an_outlook_reads_as_sentences() {
+        let action = |kind, score, name, count| Action { kind, score, name, count };
+        let outlook = ScoreOutlook {
+            next_tier: Some("mql"),
+            points_missing: Some(12.0),
+            actions: vec![
+                vec![action(ActionKind::Rule, "total", "demo request", 1)],
+                vec![action(ActionKind::Rule, "engagement", "pricing page", 2)],
+                vec![
+                    action(ActionKind::Activity, "total", "quiet for 30 days", 1),
+                    action(ActionKind::Qualifier, "total", "contact sales", 1),
+                ],
+            ],
+            falls: Some(Fall { at: Timestamp::parse_rfc3339("2026-11-20T08:00:01Z").unwrap(), tier: Some("warm") }),
+        };
+        assert_eq!(
+            outlook_sentences("total", &outlook),
+            [
+                "12 points to mql: 1 × demo request, or 2 × pricing page (engagement), or 1 × any activity (ends “quiet for 30 days”) + 1 × contact sales",
+                "Falls to warm on 2026-11-20 without new activity",
+            ]
+        );
+        let far = ScoreOutlook { next_tier: Some("warm"), points_missing: Some(1.0), actions: vec![], falls: None };
+        assert_eq!(outlook_sentences("total", &far), ["1 point to warm: more than 3 events away"]);
+        let falls_out = ScoreOutlook {
+            next_tier: None,
+            points_missing: None,
+            actions: vec![],
+            falls: Some(Fall { at: Timestamp(0), tier: None }),
+        };
+        assert_eq!(
+            outlook_sentences("total", &falls_out),
+            ["Falls out of every tier on 1970-01-01 without new activity"]
+        );
     }
 }

@@ -55,11 +55,11 @@ struct LeadView {
     as_of: String,
     /// The active model's version, or `null` while the workspace has none.
     model_version: Option<i64>,
-    /// By score name: its value, tier and explanation (`{}` while the workspace has no model).
-    /// Each is the engine's `ScoreResult` serialized as it is.
+    /// By score name: its value, tier, explanation and outlook (`{}` while the workspace has no
+    /// model). Each is the engine's `ScoreResult` and `ScoreOutlook` serialized as they are.
     /// A score a person overrode has the effective `value` and `tier` here, and the model's own
     /// in `computed` (`{value, tier}`), which its contributions add up to.
-    #[schema(value_type = BTreeMap<String, leadscore_core::ScoreResult>)]
+    #[schema(value_type = BTreeMap<String, scoring::ExplainedScore>)]
     scores: BTreeMap<String, Value>,
     /// The overrides in force, by score name (`{}` without any).
     overrides: BTreeMap<String, crate::routes::overrides::OverrideView>,
@@ -102,7 +102,7 @@ async fn one(
             if let Some(version) = &version {
                 let model = models.get(reads, version)?;
                 let (lead_state, _) = scoring::state_for(reads, &model, version.id, &lead)?;
-                scores.extend(scoring::explain(&model, &lead, &lead_state, now));
+                scores.extend(scoring::explain_with_outlook(&model, &lead, &lead_state, now));
                 for o in &in_force {
                     let (Some(score), Some(Value::Object(result))) =
                         (model.scores().iter().find(|s| s.name() == o.score), scores.get_mut(&o.score))
