@@ -773,6 +773,19 @@ fn a_rep_searches_the_leads_turns_the_page_and_reads_a_score_over_time() {
             }
             assert_eq!(read, ["warm 3", "hot 6"]);
             photograph(&client, "lead-over-time", width).await;
+            // Every change with why it moved: the terms the history recorded with it.
+            let tables = client.find_all(Locator::Css("details.as-table > summary")).await.unwrap();
+            let mut why = Vec::new();
+            for summary in tables {
+                if summary.text().await.unwrap().contains("Every change") {
+                    summary.click().await.unwrap();
+                }
+            }
+            for cell in client.find_all(Locator::Css("details.as-table[open] tbody td:last-child")).await.unwrap() {
+                why.push(cell.text().await.unwrap());
+            }
+            assert!(why.iter().any(|w| w.starts_with('+')), "why each change moved: {why:?}");
+            photograph(&client, "lead-changes", width).await;
 
             // An unknown address: the console's page, not JSON.
             client.goto(&format!("{base}/no-such-page")).await.unwrap();

@@ -70,6 +70,9 @@ struct ShownChange {
     value: String,
     tier: String,
     cause: String,
+    /// The change's largest terms, in words ("+30 demo request, −2.1 webinar decayed"); empty
+    /// for an entry recorded without them.
+    why: String,
 }
 
 /// An override in force, as its score's card tells it.
@@ -423,6 +426,7 @@ fn shown_score(
                     },
                     None => entry.cause.clone(),
                 },
+                why: entry.terms.as_deref().map(terms_in_words).unwrap_or_default(),
             })
             .collect(),
         name: result.name.to_string(),
@@ -441,6 +445,38 @@ fn shown_score(
             .join(", "),
         contributions,
     }
+}
+
+/// A history entry's terms (JSON, as `GET /api/leads/{id}/history` gives them) in words: the
+/// three largest, "+30 demo request (engagement), −2.1 webinar decayed", and how many more.
+fn terms_in_words(json: &str) -> String {
+    let Ok(terms) = serde_json::from_str::<Vec<serde_json::Value>>(json) else { return String::new() };
+    let shown: Vec<String> = terms
+        .iter()
+        .filter(|t| t["cause"] != "rounding" && t["points"].as_f64().is_some_and(|p| p.abs() >= 0.005))
+        .map(|t| {
+            let points = charts::signed(t["points"].as_f64().unwrap_or_default());
+            let what = t["rule"].as_str().or(t["group"].as_str()).or(t["field"].as_str()).unwrap_or("");
+            let how = match t["cause"].as_str().unwrap_or("") {
+                "events" => String::new(),
+                "decay" => " decayed".to_string(),
+                "window_expired" => " left its window".to_string(),
+                "inactivity" => " (inactivity)".to_string(),
+                "attributes" => " (fields changed)".to_string(),
+                "limit" => " (limit)".to_string(),
+                "model" => " (new model)".to_string(),
+                "segment" => " (segment changed)".to_string(),
+                other => format!(" ({other})"),
+            };
+            let score = t["score"].as_str().unwrap_or("");
+            if what.is_empty() { format!("{points} {score}{how}") } else { format!("{points} {what}{how}") }
+        })
+        .collect();
+    let mut words = shown.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if shown.len() > 3 {
+        words.push_str(&format!(", and {} more", shown.len() - 3));
+    }
+    words
 }
 
 /// "12 points to mql: 1 × demo request, or 2 × pricing page" and "Falls to warm on 2026-11-20
