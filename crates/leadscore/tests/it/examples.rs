@@ -149,12 +149,14 @@ fn b2b_saas() {
 
     // "VP Engineering": 20 (seniority) + 15 (Technology) + 10 (120 employees) + 5 (US) = 50
     out.expect("b2b-01", "fit", 50.0, "");
-    // 15 (pricing page: 2 views in 90 days, max_count 1)
+    // 15 (pricing page: 3 views in 90 days, max_count 1)
     // + 20 * 0.5 (webinar 30 days old) + 20 * 0.25 (webinar 60 days old; the one 90 days old is
-    //   the third most recent, beyond max_count 2) = 15 + 10 + 5 = 30
-    out.expect("b2b-01", "engagement", 30.0, "");
-    // 50 + 30 = 80 >= 75
-    out.expect("b2b-01", "total", 80.0, "demo");
+    //   the third most recent, beyond max_count 2)
+    // + 10 (pricing after a webinar: the view of 5 October came 3 days after the webinar of
+    //   2 October; those of 12 and 22 October 10 and 20 days after it) = 15 + 10 + 5 + 10 = 40
+    out.expect("b2b-01", "engagement", 40.0, "");
+    // 50 + 40 = 90 >= 75
+    out.expect("b2b-01", "total", 90.0, "demo");
 
     // "Marketing Manager": 10 + 15 ("technology", ignore_case) + 0 (45 employees) + 5 (GB) = 30
     out.expect("b2b-02", "fit", 30.0, "");
