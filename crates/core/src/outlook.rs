@@ -320,6 +320,24 @@ impl Model {
     }
 }
 
+impl Score {
+    /// The next tier above `tier` (this score's tier for `value`, or its `disqualified_tier`) that
+    /// points reach, with the points missing to it: what a score history entry says of its
+    /// moment, from its value and tier alone. `None` in the top tier, when disqualified, or for a
+    /// score without tiers of its own.
+    pub fn next_tier_after(&self, value: f64, tier: Option<&str>) -> Option<(&str, f64)> {
+        let disqualified = tier == Some(self.disqualified_tier.as_str());
+        let result = ScoreResult {
+            value,
+            tier: tier.filter(|_| !disqualified),
+            disqualified_by: disqualified.then_some(""),
+            ..ScoreResult::default()
+        };
+        let next = &self.tiers[next_tier(self, &result)?];
+        Some((next.label.as_str(), next.min.map_or(0.0, |min| (min - value).max(0.0))))
+    }
+}
+
 /// The next tier above a score's current one that points can reach, as an index into its tiers.
 fn next_tier(score: &Score, result: &ScoreResult<'_>) -> Option<usize> {
     let current = rank(score, result)?;

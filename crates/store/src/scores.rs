@@ -324,6 +324,8 @@ pub struct HistoryEntry {
     pub previous_tier: Option<String>,
     pub at: i64,
     pub cause: String,
+    /// The model version the value and tier were computed with.
+    pub model_id: i64,
     /// The override this entry set or lifted, with who did it and why.
     pub override_change: Option<OverrideChange>,
     /// Why it moved (see [`HistoryTerms`]), when it was recorded with its terms.
@@ -352,7 +354,7 @@ pub fn history(connection: &Connection, lead_id: i64, limit: u32) -> Result<Vec<
              WHERE h.previous_id IS NOT NULL AND c.n < ?2
          )
          SELECT h.score, h.value, h.tier, h.previous_tier, h.at, h.cause, h.override_id, h.override_action,
-                o.set_by, o.reason, o.lifted_by, o.lifted_note, h.terms
+                o.set_by, o.reason, o.lifted_by, o.lifted_note, h.terms, h.model_id
          FROM chain c JOIN score_history h ON h.id = c.id LEFT JOIN score_overrides o ON o.id = h.override_id
          ORDER BY h.id DESC LIMIT ?2",
     )?;
@@ -383,6 +385,7 @@ pub fn history(connection: &Connection, lead_id: i64, limit: u32) -> Result<Vec<
             cause: row.get(5)?,
             override_change,
             terms: row.get(12)?,
+            model_id: row.get(13)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

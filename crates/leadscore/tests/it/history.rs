@@ -1,6 +1,6 @@
 //! The score history says why each score moved: every entry the service records carries terms
 //! that add up to the change from the score's previous value, whether an event, a change of
-//! fields, time passing or a new model version moved it.
+//! fields, time passing or a new model version moved it, and what it lacked for the next tier.
 
 use serde_json::json;
 
@@ -92,6 +92,12 @@ fn every_history_entry_carries_the_terms_of_its_change() {
         assert!((terms_sum(entry) - (value - previous)).abs() < 2e-6, "{entry} after {previous}");
         previous = value;
     }
+
+    // What each entry lacked for the next tier, by the tiers of its model version.
+    let fit = entries(&server, &read, "ann", "fit");
+    assert_eq!((fit[0]["value"].as_f64(), fit[0]["tier"].as_str()), (Some(0.0), Some("C")), "{fit:?}");
+    assert_eq!((fit[0]["next_tier"].as_str(), fit[0]["points_missing"].as_f64()), (Some("A"), Some(20.0)));
+    assert_eq!((fit[1]["tier"].as_str(), &fit[1]["next_tier"]), (Some("A"), &serde_json::Value::Null), "{fit:?}");
 
     // A new version: the activation's rescoring records the model's terms.
     let doubled = MODEL.replace("points = 30", "points = 60");

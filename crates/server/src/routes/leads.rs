@@ -324,6 +324,11 @@ struct HistoryView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<leadscore_core::Term>>)]
     terms: Option<serde_json::Value>,
+    /// The next tier above this entry's that points reach, by the tiers of the model version the
+    /// entry was computed with (`null` in the top tier, when disqualified, or without tiers).
+    next_tier: Option<String>,
+    /// The points this entry's value lacked to `next_tier`.
+    points_missing: Option<f64>,
     /// Only for an entry that set or lifted an override: what it did, who and why.
     #[serde(rename = "override", skip_serializing_if = "Option::is_none")]
     override_change: Option<OverrideChangeView>,
@@ -370,18 +375,41 @@ async fn history(
     ApiPath(id): ApiPath<String>,
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<LeadHistoryView>, ApiError> {
-    let (lead_id, entries) = state
+    let models = state.models.clone();
+    let (lead_id, entries, next_tiers) = state
         .storage
         .read(move |reads| {
             let Some(lead) = find(reads, owner.workspace_id, &id)? else {
                 return Err(StoreError::NotFound(format!("no lead with id or userId `{id}`")));
             };
-            Ok((lead.id, reads.score_history(lead.id, 1000)?))
+            let entries = reads.score_history(lead.id, 1000)?;
+            // Each entry's next tier, by the tiers of the model version it was computed with.
+            let mut compiled = std::collections::HashMap::new();
+            let mut next_tiers = Vec::with_capacity(entries.len());
+            for entry in &entries {
+                if !compiled.contains_key(&entry.model_id) {
+                    let model = match reads.model_by_id(entry.model_id)? {
+                        Some(version) => models.get(reads, &version).ok(),
+                        None => None,
+                    };
+                    compiled.insert(entry.model_id, model);
+                }
+                let next = compiled[&entry.model_id].as_ref().and_then(|model| {
+                    let score = model.scores().iter().find(|s| s.name() == entry.score)?;
+                    let (tier, missing) = score.next_tier_after(entry.value, entry.tier.as_deref())?;
+                    Some((tier.to_string(), missing))
+                });
+                next_tiers.push(next);
+            }
+            Ok((lead.id, entries, next_tiers))
         })
         .await?;
     let history: Vec<HistoryView> = entries
         .into_iter()
-        .map(|e| HistoryView {
+        .zip(next_tiers)
+        .map(|(e, next)| HistoryView {
+            next_tier: next.as_ref().map(|(tier, _)| tier.clone()),
+            points_missing: next.map(|(_, missing)| missing),
             score: e.score,
             value: e.value,
             tier: e.tier,
