@@ -387,14 +387,14 @@ async fn history(
             let mut compiled = std::collections::HashMap::new();
             let mut next_tiers = Vec::with_capacity(entries.len());
             for entry in &entries {
-                if !compiled.contains_key(&entry.model_id) {
-                    let model = match reads.model_by_id(entry.model_id)? {
-                        Some(version) => models.get(reads, &version).ok(),
-                        None => None,
-                    };
-                    compiled.insert(entry.model_id, model);
-                }
-                let next = compiled[&entry.model_id].as_ref().and_then(|model| {
+                let model = match compiled.entry(entry.model_id) {
+                    std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        let version = reads.model_by_id(entry.model_id)?;
+                        slot.insert(version.and_then(|version| models.get(reads, &version).ok()))
+                    }
+                };
+                let next = model.as_ref().and_then(|model| {
                     let score = model.scores().iter().find(|s| s.name() == entry.score)?;
                     let (tier, missing) = score.next_tier_after(entry.value, entry.tier.as_deref())?;
                     Some((tier.to_string(), missing))
