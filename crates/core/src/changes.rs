@@ -190,18 +190,44 @@ impl Model {
     /// Why each score of a lead moved from `before` to `after` under this model: time, events
     /// and fields in turn (see the module's documentation). The scores come in the model's order.
     pub fn changes<'m>(&'m self, before: Snapshot<'_>, after: Snapshot<'_>) -> Vec<ScoreChange<'m>> {
+        self.changes_ending(before, after, None)
+    }
+
+    /// [`Model::changes`], given the evaluation of `after` when the caller has it (the service,
+    /// which has just scored the lead): one evaluation fewer.
+    pub fn changes_ending<'m>(
+        &'m self,
+        before: Snapshot<'_>,
+        after: Snapshot<'_>,
+        at_end: Option<&LeadScores<'m>>,
+    ) -> Vec<ScoreChange<'m>> {
+        let evaluated_end;
+        let at_end = match at_end {
+            Some(at_end) => at_end,
+            None => {
+                evaluated_end = self.evaluate(after.lead, after.state, after.as_of);
+                &evaluated_end
+            }
+        };
         let at_start = self.evaluate(before.lead, before.state, before.as_of);
         let later = self.evaluate(before.lead, before.state, after.as_of);
-        let with_events = self.evaluate(before.lead, after.state, after.as_of);
-        let at_end = self.evaluate(after.lead, after.state, after.as_of);
-        let steps = [
-            self.step_terms(&at_start, &later, Step::Time { before, to: after.as_of }),
-            self.step_terms(&later, &with_events, Step::Events),
-            self.step_terms(&with_events, &at_end, Step::Attributes),
-        ];
+        let time = self.step_terms(&at_start, &later, Step::Time { before, to: after.as_of });
+        // With the same fields (most events), the fields step moves nothing: not evaluated.
+        let (events, attributes) = if before.lead == after.lead {
+            (self.step_terms(&later, at_end, Step::Events), Vec::new())
+        } else {
+            let with_events = self.evaluate(before.lead, after.state, after.as_of);
+            (
+                self.step_terms(&later, &with_events, Step::Events),
+                self.step_terms(&with_events, at_end, Step::Attributes),
+            )
+        };
         (0..self.scores.len())
             .map(|i| {
-                let terms = steps.iter().flat_map(|step| step[i].iter().cloned()).collect();
+                let terms = [&time, &events, &attributes]
+                    .iter()
+                    .flat_map(|step| step.get(i).into_iter().flatten().cloned())
+                    .collect();
                 finish(&at_start.scores[i], &at_end.scores[i], terms)
             })
             .collect()
@@ -342,8 +368,20 @@ pub fn changes_between<'m>(
     after_model: &'m Model,
     after: Snapshot<'_>,
 ) -> Vec<ScoreChange<'m>> {
+    changes_between_ending(before_model, before, after_model, after, None)
+}
+
+/// [`changes_between`], given the evaluation of `after` under `after_model` when the caller has
+/// it.
+pub fn changes_between_ending<'m>(
+    before_model: &'m Model,
+    before: Snapshot<'_>,
+    after_model: &'m Model,
+    after: Snapshot<'_>,
+    at_end: Option<&LeadScores<'m>>,
+) -> Vec<ScoreChange<'m>> {
     if std::ptr::eq(before_model, after_model) {
-        return after_model.changes(before, after);
+        return after_model.changes_ending(before, after, at_end);
     }
     let later = Snapshot { as_of: after.as_of, ..before };
     let time = before_model.changes(before, later);

@@ -33,7 +33,7 @@ pub mod rules;
 pub mod time;
 pub mod value;
 
-pub use changes::{Cause, ScoreChange, Snapshot, Term, changes_between, model_changes};
+pub use changes::{Cause, ScoreChange, Snapshot, Term, changes_between, changes_between_ending, model_changes};
 pub use compile::{Compiled, compile, compile_with};
 pub use diagnostic::{Diagnostic, ModelError, Severity};
 pub use engine::{Contribution, Event, LeadScores, LeadState, ScoreResult, Source, round_score};

@@ -375,7 +375,7 @@ pub fn ingest_from(
         let Message { kind, message_id, at, mut traits, properties, .. } = message;
         if matches!(kind, Kind::Identify | Kind::Group { .. }) && !earlier_fields.iter().any(|(id, _)| *id == lead_id) {
             let fields = Some((lead.attributes.clone(), lead.email.clone()));
-            earlier_fields.push((lead_id, saving::Earlier { fields, state: None }));
+            earlier_fields.push((lead_id, saving::Earlier { fields, ..saving::Earlier::default() }));
         }
         let (event_type, properties, tracked) = match kind {
             Kind::Identify => {
@@ -446,10 +446,13 @@ pub fn ingest_from(
         }
         // The stored state and the stored events never hold this request's events: they are
         // written below.
-        let mut state = match entry.state.take() {
-            Some((model_id, state)) if model_id == context.model_id => state,
-            _ => scoring::state_for(transaction, context.model, context.model_id, lead)?.0,
+        let (mut state, remembered_state) = match entry.state.take() {
+            Some((model_id, state)) if model_id == context.model_id => (state, true),
+            _ => (scoring::state_for(transaction, context.model, context.model_id, lead)?.0, false),
         };
+        // The state as last saved, which the history's terms start from: kept rather than read
+        // again from the row's text.
+        let saved_state = remembered_state.then(|| state.clone());
         for event in events.iter().filter(|e| e.tracked) {
             scoring::apply(context.model, &mut state, &event.event_type, event.at, &event.properties);
         }
@@ -458,7 +461,7 @@ pub fn ingest_from(
             None => transaction.stored_scores(lead.id)?,
         };
         let earlier = earlier_fields.iter().find(|(lead_id, _)| lead_id == id).map(|(_, e)| e);
-        let earlier = earlier.cloned().unwrap_or_default();
+        let earlier = saving::Earlier { saved_state, ..earlier.cloned().unwrap_or_default() };
         prepared.push(Some((saving::prepare(context, lead, &state, &stored, &earlier), stored)));
         entry.state = Some((context.model_id, state));
     }

@@ -58,7 +58,10 @@ pub async fn run_pass(state: &AppState, workspace_id: i64) -> Result<Pass, Store
                     let Some(mut lead) = transaction.lead_by_id(workspace_id, id)? else { continue };
                     // Pruning clears the state to be rebuilt: the earlier one explains the change.
                     let earlier =
-                        saving::Earlier { fields: None, state: Some((lead.state.clone(), lead.state_model_id)) };
+                        saving::Earlier {
+                        state: Some((lead.state.clone(), lead.state_model_id)),
+                        ..saving::Earlier::default()
+                    };
                     done.events_deleted += transaction.prune_events(&mut lead, cutoff)? as u64;
                     let (Some(model), Some(version)) = (&model, &version) else { continue };
                     let (lead_state, _) = scoring::state_for(transaction, model, version.id, &lead)?;

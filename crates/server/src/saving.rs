@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use leadscore_core::{LeadState, Model, Snapshot, Timestamp, changes_between};
+use leadscore_core::{LeadScores, LeadState, Model, Snapshot, Timestamp, changes_between_ending};
 use leadscore_store::leads::LeadRow;
 use leadscore_store::scores::{Change, History, HistoryTerms, Overridden, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
@@ -68,6 +68,9 @@ pub struct Earlier {
     pub fields: Option<(serde_json::Map<String, serde_json::Value>, Option<String>)>,
     /// The stored state text and its model (`None`: the row's are).
     pub state: Option<(Option<String>, Option<i64>)>,
+    /// The state that text holds, already read, when the caller has it (for the model it saves
+    /// with): not parsed again.
+    pub saved_state: Option<LeadState>,
 }
 
 impl Earlier {
@@ -76,6 +79,7 @@ impl Earlier {
         Earlier {
             fields: Some((lead.attributes.clone(), lead.email.clone())),
             state: Some((lead.state.clone(), lead.state_model_id)),
+            saved_state: None,
         }
     }
 }
@@ -124,13 +128,18 @@ pub fn prepare(
     };
     lead.state = Some(scoring::scored_state_text(state.occurrences(), now));
     lead.state_model_id = Some(model_id);
-    let (mut rows, mut qualified_by) = scoring::evaluate_with_qualifiers(model, model_id, lead, state, now);
+    let evaluated = model.evaluate(&scoring::lead_values(model, lead), state, Timestamp(now));
+    let (mut rows, mut qualified_by) = scoring::rows_of(&evaluated, model_id, now);
     let lifted_overrides = apply_overrides(context, stored, &mut rows, &mut qualified_by);
     let recorded = rows.iter().any(|row| context.history.records(stored.row(&row.score), row));
     let terms = if recorded {
-        let before =
-            Before { state: earlier_state.as_deref(), model_id: earlier_model_id, fields: earlier.fields.as_ref() };
-        history_terms(context, lead, state, &before, &rows, stored)
+        let before = Before {
+            state: earlier_state.as_deref(),
+            model_id: earlier_model_id,
+            fields: earlier.fields.as_ref(),
+            parsed: earlier.saved_state.as_ref(),
+        };
+        history_terms(context, lead, state, &evaluated, &before, &rows, stored)
     } else {
         Vec::new()
     };
@@ -147,14 +156,17 @@ struct Before<'a> {
     state: Option<&'a str>,
     model_id: Option<i64>,
     fields: Option<&'a (serde_json::Map<String, serde_json::Value>, Option<String>)>,
+    /// `state` already read, for the model being saved with.
+    parsed: Option<&'a LeadState>,
 }
 
 /// The terms of each score whose change the history records, from the lead's previous save to
 /// `rows`; none for a score whose earlier value cannot be rebuilt exactly.
-fn history_terms(
-    context: &SaveContext<'_>,
+fn history_terms<'m>(
+    context: &SaveContext<'m>,
     lead: &LeadRow,
     state: &LeadState,
+    evaluated: &LeadScores<'m>,
     before: &Before<'_>,
     rows: &[ScoreRow],
     stored: &StoredScores,
@@ -176,10 +188,12 @@ fn history_terms(
                     None => return Vec::new(),
                 }
             };
-            let Some(before_state) =
-                scoring::parse_state(text).and_then(|o| LeadState::from_occurrences(before_model, o))
-            else {
-                return Vec::new();
+            let before_state = match before.parsed.filter(|_| model_id == context.model_id) {
+                Some(parsed) => std::borrow::Cow::Borrowed(parsed),
+                None => match scoring::parse_state(text).and_then(|o| LeadState::from_occurrences(before_model, o)) {
+                    Some(read) => std::borrow::Cow::Owned(read),
+                    None => return Vec::new(),
+                },
             };
             let before_fields = match before.fields {
                 Some((attributes, email)) => {
@@ -192,15 +206,16 @@ fn history_terms(
         // A lead saved for the first time: from nothing, no fields and no events, to now.
         (None, _) if stored.is_empty() => {
             let nothing = vec![leadscore_core::Value::Missing; after_fields.len()];
-            (context.model, LeadState::new(context.model), nothing, context.now)
+            (context.model, std::borrow::Cow::Owned(LeadState::new(context.model)), nothing, context.now)
         }
         _ => return Vec::new(),
     };
-    let changes = changes_between(
+    let changes = changes_between_ending(
         before_model,
         Snapshot { lead: &before_fields, state: &before_state, as_of: Timestamp(scored_at) },
         context.model,
         Snapshot { lead: &after_fields, state, as_of: Timestamp(context.now) },
+        Some(evaluated),
     );
     rows.iter()
         .filter(|row| context.history.records(stored.row(&row.score), row))

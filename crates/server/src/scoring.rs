@@ -417,6 +417,11 @@ pub fn evaluate_with_qualifiers(
     now: i64,
 ) -> (Vec<ScoreRow>, Vec<Option<String>>) {
     let scores: LeadScores<'_> = model.evaluate(&lead_values(model, lead), state, Timestamp(now));
+    rows_of(&scores, model_id, now)
+}
+
+/// The rows to store of a lead's evaluated scores, with the qualifier that set each tier.
+pub fn rows_of(scores: &LeadScores<'_>, model_id: i64, now: i64) -> (Vec<ScoreRow>, Vec<Option<String>>) {
     let qualified_by = scores.scores.iter().map(|s| s.qualified_by.map(str::to_string)).collect();
     let rows = scores
         .scores
