@@ -66,6 +66,17 @@ _BEYOND_THE_SCHEMA = {
     # a time format must be a usable strftime pattern and a time zone one the system knows.
     "import_leads": [("invalid_csv", r""), ("invalid_query", r"the file has no column|^`time_(format|zone)`")],
     "import_events": [("invalid_csv", r""), ("invalid_query", r"the file has no column|^`time_(format|zone)`")],
+    # A tier must be one of the score's, an expiry in the future; no person may act under the name
+    # of leadscore's own moves (a schema cannot exclude one value of a free text)...
+    "set_score_override": [
+        ("unknown_tier", r""),
+        # ... and one of `value` and `tier` is needed, which may each be null.
+        ("invalid_field", r"^`expires_at` .* is not in the future|is the name of leadscore's own|neither was given"),
+    ],
+    "set_lead_stage": [("invalid_field", r"is the name of leadscore's own")],
+    # A query parameter list cannot say that `from` and `versions` exclude each other, nor that one
+    # of them is needed.
+    "lead_changes": [("invalid_query", r"give `from`")],
     # A message's time may not be more than 5 minutes in the server's future.
     **{
         f"segment_{kind}": [("invalid_message", r"is in the future")]

@@ -57,8 +57,7 @@ pub async fn run_pass(state: &AppState, workspace_id: i64) -> Result<Pass, Store
                     lead_cache.lock().forget(id);
                     let Some(mut lead) = transaction.lead_by_id(workspace_id, id)? else { continue };
                     // Pruning clears the state to be rebuilt: the earlier one explains the change.
-                    let earlier =
-                        saving::Earlier {
+                    let earlier = saving::Earlier {
                         state: Some((lead.state.clone(), lead.state_model_id)),
                         ..saving::Earlier::default()
                     };

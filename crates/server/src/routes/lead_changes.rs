@@ -38,6 +38,7 @@ struct ChangesQuery {
     to: Option<String>,
     /// Two model versions, `a,b` (such as `3,4`): what changing from version a to b does to the
     /// lead's scores. Not with `from`.
+    #[param(pattern = r"^ *[0-9]{1,18} *, *[0-9]{1,18} *$")]
     versions: Option<String>,
 }
 

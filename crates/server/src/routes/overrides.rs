@@ -32,14 +32,27 @@ struct OverrideRequest {
     /// model's tiers give `value`.
     tier: Option<String>,
     /// Why (required, with a character other than white space).
-    #[schema(max_length = 2000)]
+    #[schema(schema_with = reason, required = true)]
     reason: Option<String>,
     /// When the override ends by itself (RFC 3339, in the future); without it, it holds until
     /// lifted.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
     /// Who sets it (a rep's e-mail, a CRM user id); default `key N`, the key's id.
     #[schema(max_length = 200)]
     actor: Option<String>,
+}
+
+/// An override's `reason`: required, 1 to 2,000 characters, not all white space (as the handler
+/// checks it, answering `reason_required`).
+fn reason() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("Why (required, with a character other than white space)."))
+        .min_length(Some(1))
+        .max_length(Some(2000))
+        .pattern(Some(crate::openapi::NOT_BLANK))
+        .build()
 }
 
 /// A score override in force.
