@@ -785,6 +785,8 @@ fn a_rep_searches_the_leads_turns_the_page_and_reads_a_score_over_time() {
                 why.push(cell.text().await.unwrap());
             }
             assert!(why.iter().any(|w| w.starts_with('+')), "why each change moved: {why:?}");
+            // A phone's window shows the table only once scrolled to.
+            client.execute("document.querySelector('details.as-table[open]').scrollIntoView()", vec![]).await.unwrap();
             photograph(&client, "lead-changes", width).await;
 
             // An unknown address: the console's page, not JSON.
