@@ -73,17 +73,6 @@ pub struct Earlier {
     pub saved_state: Option<LeadState>,
 }
 
-impl Earlier {
-    /// The lead's fields and state as they are now, kept before they change.
-    pub fn of(lead: &LeadRow) -> Earlier {
-        Earlier {
-            fields: Some((lead.attributes.clone(), lead.email.clone())),
-            state: Some((lead.state.clone(), lead.state_model_id)),
-            saved_state: None,
-        }
-    }
-}
-
 /// An override a save applies to one score instead of the stored one: `set` is the override
 /// now in force, `None` when it was just lifted.
 #[derive(Debug, Clone, PartialEq)]

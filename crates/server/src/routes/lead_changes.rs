@@ -19,6 +19,7 @@ use crate::auth::{Authorized, ReadScope};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::listing::find;
 use crate::openapi::ErrorBody;
+use crate::routes::query_time;
 use crate::scoring;
 use crate::state::AppState;
 
@@ -61,15 +62,6 @@ struct ChangesView<'m> {
     changes: Vec<ScoreChange<'m>>,
 }
 
-fn time(parameter: &str, text: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse_rfc3339(text).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("`{parameter}` must be an RFC 3339 time such as 2026-01-31T09:00:00Z, not `{text}`"),
-        )
-    })
-}
-
 fn versions(text: &str) -> Result<(i64, i64), ApiError> {
     let parsed = text.split_once(',').and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
     parsed.ok_or_else(|| {
@@ -104,9 +96,9 @@ async fn changes(
     Authorized { owner, .. }: Authorized<ReadScope>,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
-    let to = query.to.as_deref().map(|t| time("to", t)).transpose()?;
+    let to = query.to.as_deref().map(|t| query_time("to", t)).transpose()?;
     let asked = match (query.from.as_deref(), query.versions.as_deref()) {
-        (Some(from), None) => Asked::Instants(time("from", from)?),
+        (Some(from), None) => Asked::Instants(query_time("from", from)?),
         (None, Some(text)) => Asked::Versions(versions(text)?),
         (Some(_), Some(_)) => {
             return Err(ApiError::new(

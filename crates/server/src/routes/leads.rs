@@ -260,19 +260,12 @@ async fn list(
         ListOrder::ScoreAsc => Order::ScoreAscending,
         ListOrder::LastActivity => Order::LastActivity,
     };
-    let updated_since = match query.updated_since.as_deref() {
-        Some(text) => Some(
-            Timestamp::parse_rfc3339(text)
-                .map_err(|_| {
-                    ApiError::new(
-                        ErrorCode::InvalidQuery,
-                        format!("`updated_since` must be an RFC 3339 time such as 2026-01-31T09:00:00Z, not `{text}`"),
-                    )
-                })?
-                .0,
-        ),
-        None => None,
-    };
+    let updated_since = query
+        .updated_since
+        .as_deref()
+        .map(|text| crate::routes::query_time("updated_since", text))
+        .transpose()?
+        .map(|t| t.0);
     let request = ListRequest {
         score: query.score,
         tier: query.tier,
