@@ -9,6 +9,13 @@
 //! Rescoring and stage moves forget each lead they change (`Storage::write_beside_caches`).
 //! Every other write, every failed job and every failed commit changes the store's generation, and
 //! the whole memory is dropped the next time it is locked at another generation.
+//!
+//! Size: at most `capacity` leads, in two generations. Leads are remembered in the young one;
+//! when it holds half the capacity, the old one is dropped and the young one becomes old. A lead
+//! found in the old generation moves back to the young one, so that the leads a site keeps
+//! hearing from stay remembered (real traffic is skewed: a few leads send most events) while
+//! the memory stays bounded whatever the number of leads. This is the least recently used order
+//! in two steps, at the cost of a hash map per generation rather than a list per lead.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -18,11 +25,12 @@ use leadscore_store::Generation;
 use leadscore_store::leads::LeadRow;
 use leadscore_store::scores::StoredScores;
 
-/// Leads remembered at most; past this the memory starts over (at about 2 KB a lead).
-const CAPACITY: usize = 20_000;
+/// Leads remembered at most by default (see `leadscore serve --remembered-leads`).
+pub const DEFAULT_CAPACITY: usize = 100_000;
 
 pub struct LeadCache {
     generation: Generation,
+    capacity: usize,
     leads: Mutex<Leads>,
 }
 
@@ -30,12 +38,25 @@ pub struct LeadCache {
 #[derive(Default)]
 pub struct Leads {
     generation: u64,
+    young: Remembrance,
+    old: Remembrance,
+}
+
+/// One generation of remembered leads.
+#[derive(Default)]
+struct Remembrance {
     /// Workspace id, then user id or anonymous id, to lead id. A user id entry counts only while
     /// the lead's row still has that user id; an anonymous id entry only while its lead is
     /// remembered (a merged lead is forgotten, and the links that named it are stale).
     by_user: HashMap<i64, HashMap<String, i64>>,
     by_anonymous: HashMap<i64, HashMap<String, i64>>,
     entries: HashMap<i64, Remembered>,
+}
+
+impl Remembrance {
+    fn linked(map: &HashMap<i64, HashMap<String, i64>>, workspace_id: i64, id: &str) -> Option<i64> {
+        map.get(&workspace_id)?.get(id).copied()
+    }
 }
 
 /// A lead as stored, with what ingestion derived from it.
@@ -48,16 +69,23 @@ pub struct Remembered {
 
 impl LeadCache {
     pub fn new(generation: Generation) -> LeadCache {
-        LeadCache { generation, leads: Mutex::new(Leads::default()) }
+        LeadCache::with_capacity(generation, DEFAULT_CAPACITY)
+    }
+
+    /// A memory of at most `capacity` leads (at least 2).
+    pub fn with_capacity(generation: Generation, capacity: usize) -> LeadCache {
+        LeadCache { generation, capacity: capacity.max(2), leads: Mutex::new(Leads::default()) }
     }
 
     /// The remembered leads, emptied first if anything may have changed them since they were
-    /// remembered, or if there are too many.
+    /// remembered; the old generation is dropped first if the young one holds half the capacity.
     pub fn lock(&self) -> MutexGuard<'_, Leads> {
         let mut leads = self.leads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let generation = self.generation.current();
-        if leads.generation != generation || leads.entries.len() > CAPACITY {
+        if leads.generation != generation {
             *leads = Leads { generation, ..Leads::default() };
+        } else if leads.young.entries.len() >= self.capacity / 2 {
+            leads.old = std::mem::take(&mut leads.young);
         }
         leads
     }
@@ -68,25 +96,37 @@ impl Leads {
     /// change nothing: its user id (if any) is the lead's, and its anonymous id (if any) is
     /// linked to the same lead.
     pub fn lead_of(&self, workspace_id: i64, user_id: Option<&str>, anonymous_id: Option<&str>) -> Option<i64> {
-        let by_anonymous = |anonymous_id: &str| self.by_anonymous.get(&workspace_id)?.get(anonymous_id).copied();
+        let linked = |map: fn(&Remembrance) -> &HashMap<i64, HashMap<String, i64>>, id: &str| {
+            Remembrance::linked(map(&self.young), workspace_id, id)
+                .or_else(|| Remembrance::linked(map(&self.old), workspace_id, id))
+        };
+        let by_anonymous = |anonymous_id: &str| linked(|r| &r.by_anonymous, anonymous_id);
         let id = match (user_id, anonymous_id) {
             (Some(user_id), anonymous_id) => {
-                let id = *self.by_user.get(&workspace_id)?.get(user_id)?;
+                let id = linked(|r| &r.by_user, user_id)?;
                 let linked = anonymous_id.is_none_or(|anonymous_id| by_anonymous(anonymous_id) == Some(id));
-                (linked && self.entries.get(&id)?.row.user_id.as_deref() == Some(user_id)).then_some(id)?
+                (linked && self.get(id)?.row.user_id.as_deref() == Some(user_id)).then_some(id)?
             }
             (None, Some(anonymous_id)) => by_anonymous(anonymous_id)?,
             (None, None) => return None,
         };
-        self.entries.contains_key(&id).then_some(id)
+        self.get(id).is_some().then_some(id)
     }
 
     pub fn get(&self, id: i64) -> Option<&Remembered> {
-        self.entries.get(&id)
+        self.young.entries.get(&id).or_else(|| self.old.entries.get(&id))
     }
 
+    /// The remembered lead, moved to the young generation if it was in the old one.
     pub fn get_mut(&mut self, id: i64) -> Option<&mut Remembered> {
-        self.entries.get_mut(&id)
+        if !self.young.entries.contains_key(&id) {
+            let entry = self.old.entries.remove(&id)?;
+            if let Some(user_id) = &entry.row.user_id {
+                self.young.by_user.entry(entry.row.workspace_id).or_default().insert(user_id.clone(), id);
+            }
+            self.young.entries.insert(id, entry);
+        }
+        self.young.entries.get_mut(&id)
     }
 
     /// Remembers a lead as just read, created or changed (and saved or about to be), found by its
@@ -94,24 +134,37 @@ impl Leads {
     /// scores are saved only with them.
     pub fn remember(&mut self, row: LeadRow) {
         if let Some(user_id) = &row.user_id {
-            self.by_user.entry(row.workspace_id).or_default().insert(user_id.clone(), row.id);
+            self.young.by_user.entry(row.workspace_id).or_default().insert(user_id.clone(), row.id);
         }
-        match self.entries.get_mut(&row.id) {
+        match self.get_mut(row.id) {
             Some(entry) => entry.row = row,
             None => {
-                self.entries.insert(row.id, Remembered { row, state: None, scores: None });
+                self.young.entries.insert(row.id, Remembered { row, state: None, scores: None });
             }
         }
     }
 
     /// Records that `anonymous_id` is linked to the lead `lead_id`.
     pub fn link_anonymous_id(&mut self, workspace_id: i64, anonymous_id: &str, lead_id: i64) {
-        self.by_anonymous.entry(workspace_id).or_default().insert(anonymous_id.to_string(), lead_id);
+        self.young.by_anonymous.entry(workspace_id).or_default().insert(anonymous_id.to_string(), lead_id);
+        if let Some(old) = self.old.by_anonymous.get_mut(&workspace_id) {
+            old.remove(anonymous_id);
+        }
     }
 
     /// Forgets a lead (merged into another: the ids that found it are stale).
     pub fn forget(&mut self, id: i64) {
-        self.entries.remove(&id);
+        self.young.entries.remove(&id);
+        self.old.entries.remove(&id);
+    }
+
+    /// How many leads are remembered.
+    pub fn len(&self) -> usize {
+        self.young.entries.len() + self.old.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -157,6 +210,51 @@ mod tests {
         leads.forget(1);
         assert_eq!(leads.lead_of(1, Some("v"), None), None);
         assert_eq!(leads.lead_of(1, None, Some("a")), None);
+    }
+
+    #[test]
+    fn the_memory_stays_bounded_and_keeps_the_leads_found_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            leadscore_store::Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
+        let cache = LeadCache::with_capacity(store.generation(), 10);
+        for id in 1..=5 {
+            cache.lock().remember(row(id, Some(&format!("u{id}"))));
+        }
+        // The young generation is full: locking makes it the old one, still found.
+        let mut leads = cache.lock();
+        assert_eq!(leads.len(), 5);
+        assert_eq!(leads.lead_of(1, Some("u1"), None), Some(1));
+        // Lead 1 is found again: it moves back to the young generation with its user id.
+        assert!(leads.get_mut(1).is_some());
+        drop(leads);
+        for id in 6..=9 {
+            cache.lock().remember(row(id, Some(&format!("u{id}"))));
+        }
+        // Full again: the old generation (leads 2 to 5) goes; lead 1 stays.
+        let leads = cache.lock();
+        assert_eq!(leads.len(), 5);
+        assert_eq!(leads.lead_of(1, Some("u1"), None), Some(1));
+        assert_eq!(leads.lead_of(1, Some("u2"), None), None);
+        assert_eq!(leads.lead_of(1, Some("u9"), None), Some(9));
+        drop(leads);
+        for id in 10..1000 {
+            cache.lock().remember(row(id, Some(&format!("u{id}"))));
+            assert!(cache.lock().len() <= 10);
+        }
+    }
+
+    #[test]
+    fn an_anonymous_link_in_the_young_generation_replaces_an_old_one() {
+        let mut leads = Leads::default();
+        leads.remember(row(1, None));
+        leads.link_anonymous_id(1, "a", 1);
+        leads.old = std::mem::take(&mut leads.young);
+        leads.remember(row(2, None));
+        leads.link_anonymous_id(1, "a", 2);
+        assert_eq!(leads.lead_of(1, None, Some("a")), Some(2));
+        leads.young = Remembrance::default();
+        assert_eq!(leads.lead_of(1, None, Some("a")), None, "the old link was dropped, not revived");
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct Config {
     pub preview_first_wait: std::time::Duration,
     /// The limits on what browser keys send.
     pub browser_limits: crate::abuse::Limits,
+    /// Leads ingestion remembers at most between requests (see [`crate::lead_cache`]).
+    pub remembered_leads: usize,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             preview_batch_leads: crate::preview::BATCH_LEADS,
             preview_first_wait: std::time::Duration::from_millis(150),
             browser_limits: crate::abuse::Limits::default(),
+            remembered_leads: crate::lead_cache::DEFAULT_CAPACITY,
         }
     }
 }
@@ -90,7 +93,7 @@ impl AppState {
 
     pub fn with_storage(storage: Arc<dyn Storage>, config: Config) -> AppState {
         AppState {
-            leads: Arc::new(LeadCache::new(storage.generation())),
+            leads: Arc::new(LeadCache::with_capacity(storage.generation(), config.remembered_leads)),
             storage,
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),

@@ -51,6 +51,12 @@ pub struct Args {
     /// index (about 80 bytes each): more means fewer disk writes per event and a longer start
     #[arg(long, default_value_t = leadscore_store::message_ids::DEFAULT_RECENT)]
     recent_message_ids: usize,
+    /// Leads ingestion keeps in memory between requests (about 2 KB each with the reference
+    /// model): a message for a remembered lead reads nothing from the database. The leads heard
+    /// from most recently are kept
+    #[arg(long, default_value_t = leadscore_server::lead_cache::DEFAULT_CAPACITY as u64,
+          value_parser = clap::value_parser!(u64).range(2..))]
+    remembered_leads: u64,
     /// Client connections held at most; more are refused with 503 as they arrive [default: the
     /// descriptor limit less 128, at most 10000]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -161,6 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             behind_https: args.behind_https,
             preview_batch_leads: args.preview_batch_leads,
             preview_first_wait: std::time::Duration::from_millis(args.preview_wait_ms),
+            remembered_leads: usize::try_from(args.remembered_leads).unwrap_or(usize::MAX),
             browser_limits: leadscore_server::abuse::Limits {
                 per_key: leadscore_server::abuse::Rate {
                     per_second: args.browser_key_rate,
