@@ -282,8 +282,8 @@ pub async fn json_refusals(response: Response) -> Response {
         ),
         StatusCode::REQUEST_TIMEOUT => (
             ErrorCode::Timeout,
-            "the request took more than 30 seconds; it may have been stored or not: send it again with the same \
-             message ids"
+            "the request took more than 30 seconds (110 for an import, which goes on to the end of its file); it \
+             may have been stored or not: send it again with the same message ids"
                 .to_string(),
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (

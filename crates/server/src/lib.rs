@@ -56,8 +56,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -88,6 +88,21 @@ pub fn document() -> utoipa::openapi::OpenApi {
     openapi::with_refusals(routes().into_openapi())
 }
 
+/// How long a handler may take before the client is answered 408: imports read and score up to
+/// 64 MB and get longer (under the connection's stall limit, `connections::Limits`), and go on
+/// to the end of their file if they pass it (see `routes::import`).
+fn handler_deadline(path: &str) -> Duration {
+    if path.starts_with("/api/import/") { Duration::from_secs(110) } else { Duration::from_secs(30) }
+}
+
+async fn deadline(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let limit = handler_deadline(request.uri().path());
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
+}
+
 /// The whole HTTP application. Every route comes with its OpenAPI description, collected into
 /// the document served at `GET /openapi.json`.
 pub fn app(state: AppState) -> Router {
@@ -100,7 +115,7 @@ pub fn app(state: AppState) -> Router {
         // An unknown path: JSON for API clients, the console's page for browsers.
         .fallback(console::not_found::fallback)
         // Layers wrap from the inside out: the timeout applies to the handler, the trace to all.
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(deadline))
         // Gzip bodies (RudderStack's SDKs compress by default); size limits count the inflated body.
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
         // Outside the layers that refuse with an empty body (timeout, decompression, routing).

@@ -114,3 +114,29 @@ fn what_the_import_cannot_follow_is_invalid_query_naming_the_parameter() {
         assert!(got.starts_with(message), "{path}: {got}");
     }
 }
+
+#[test]
+fn a_file_ingested_in_lead_order_counts_the_first_line_of_an_event_id_and_scores_every_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, read) = crm(dir.path());
+    // More rows than one writer job takes (1,000), leads out of order and interleaved, so that
+    // the rows are regrouped by lead across several jobs in flight. Event `dup` comes first on
+    // lead `z`, then on lead `a`, whose id sorts first: the file's first line counts.
+    let mut csv = String::from("event_id,lead_id,type,ts\ndup,z,page_view,2026-10-01T00:00:00Z\n");
+    for i in 0..2_600 {
+        let lead = ["m", "b", "z", "a"][i % 4];
+        csv.push_str(&format!("e{i},{lead},page_view,2026-10-02T00:00:00Z\n"));
+    }
+    csv.push_str("dup,a,page_view,2026-10-01T00:00:00Z\n");
+    let imported = server.post_text("/api/import/events", &admin, &csv);
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    let imported = imported.json();
+    assert_eq!((imported["imported"].as_i64(), imported["duplicates"].as_i64()), (Some(2_601), Some(1)), "{imported}");
+    for (lead, views) in [("a", 650), ("b", 650), ("m", 650), ("z", 651)] {
+        let lead = server.get(&format!("/api/leads/{lead}"), &read).json();
+        assert_eq!(lead["scores"]["activity"]["value"], views as f64, "{lead}");
+    }
+    // The same file again: every row is a duplicate.
+    let again = server.post_text("/api/import/events", &admin, &csv).json();
+    assert_eq!((again["imported"].as_i64(), again["duplicates"].as_i64()), (Some(0), Some(2_602)), "{again}");
+}
