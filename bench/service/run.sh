@@ -17,6 +17,7 @@
 #   TRACK_CONNS="10 50"     connections for the /v1/track runs (one run each)
 #   TRACK_DURATION=20       seconds per track run
 #   USERS=5000              distinct userIds
+#   ZIPF=0                  0: userIds drawn uniformly; S > 0: by Zipf's law of exponent S (real traffic)
 #   IDS=sequential          messageIds: sequential (RUN-thread-counter-index) or random (UUID-like, as
 #                           Segment's libraries send; every insert then lands at a random place in
 #                           the message id index)
@@ -42,6 +43,7 @@ BATCH_DURATION=${BATCH_DURATION:-15}
 TRACK_CONNS=${TRACK_CONNS:-"10 50"}
 TRACK_DURATION=${TRACK_DURATION:-20}
 USERS=${USERS:-5000}
+ZIPF=${ZIPF:-0}
 IDS=${IDS:-sequential}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-3}
@@ -172,7 +174,7 @@ run() {
     local name=$1 batch=$2 conns=$3 seconds=$4 unreported=${5:-}
     local per=$((batch > 0 ? batch : 1))
     local cmd=(wrk -t"$THREADS" -c"$conns" -d"${seconds}s" --timeout 10s --latency -s "$here/segment.lua" "$url"
-        -- "$ingest" "$run_id-$name" "$batch" "$USERS" "$stamp" "$IDS")
+        -- "$ingest" "$run_id-$name" "$batch" "$USERS" "$stamp" "$IDS" "$ZIPF")
     say "$name: ${cmd[*]}"
     alive || gone "before $name"
     local before s0 w0 m0 io0 perf_pid= stat_pid=
@@ -266,7 +268,7 @@ db_size=$(du -sh "$data" | cut -f1)
     echo
     echo "leadscore ingestion benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -r)"
     echo "server: $BIN (git $revision), data $data ($db_size, $total events)"
-    echo "model: examples/reference.toml; $USERS distinct userIds; every messageId unique ($IDS)"
+    echo "model: examples/reference.toml; $USERS distinct userIds (Zipf exponent $ZIPF, 0: uniform); every messageId unique ($IDS)"
     echo "disk: $fsync_cost"
     echo
     echo "| test | tool | conns | duration | requests/s | events/s | p50 | p99 | errors | stored/expected events |"

@@ -1,12 +1,14 @@
 -- wrk script for leadscore's Segment-compatible ingestion (bench/service/run.sh).
 --
---   wrk -t2 -c50 -d20s -s segment.lua http://HOST:PORT -- KEY RUN_ID BATCH USERS TIMESTAMP [IDS]
+--   wrk -t2 -c50 -d20s -s segment.lua http://HOST:PORT -- KEY RUN_ID BATCH USERS TIMESTAMP [IDS] [ZIPF]
 --
 -- BATCH = 0 sends one message per request to POST /v1/track; BATCH = N > 0 sends
 -- {"batch": [N track messages]} to POST /v1/batch. Every message has a unique messageId, so none
 -- is a duplicate no-op: with IDS = sequential (the default) RUN_ID-thread-counter-index, with
 -- IDS = random a random UUID-like id as Segment's libraries send (RUN_ID-thread- then 32 random
--- hex digits); userIds are drawn from USERS distinct ids. done() prints one machine-readable
+-- hex digits); userIds are drawn from USERS distinct ids, uniformly, or with ZIPF = S > 0 by
+-- Zipf's law of exponent S (rank k with weight 1 / k^S, ranks scattered over the ids), as real
+-- traffic is: a few users send most events. done() prints one machine-readable
 -- line, WRK_RESULT ..., that run.sh parses.
 
 local threads = {}
@@ -30,7 +32,16 @@ function init(args)
   users = tonumber(args[4] or "5000")
   stamp = args[5] or "2026-01-01T00:00:00Z"
   random_ids = (args[6] or "sequential") == "random"
+  zipf = tonumber(args[7] or "0")
   math.randomseed(tid * 104729 + os.time())
+  if zipf > 0 then
+    cumulative = {}
+    local total = 0
+    for k = 1, users do
+      total = total + 1 / k ^ zipf
+      cumulative[k] = total
+    end
+  end
   wrk.method = "POST"
   wrk.headers["Authorization"] = "Bearer " .. key
   wrk.headers["Content-Type"] = "application/json"
@@ -45,10 +56,25 @@ local function message_id(n, i)
   return string.format("%s-%d-%d-%d", run_id, tid, n, i)
 end
 
+-- A user number in 1..users: uniform, or by Zipf's law (binary search in the cumulative
+-- weights, then a multiplicative permutation by a prime so that the busiest users are spread).
+local function user()
+  if not cumulative then
+    return math.random(users)
+  end
+  local target = math.random() * cumulative[users]
+  local lo, hi = 1, users
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cumulative[mid] < target then lo = mid + 1 else hi = mid end
+  end
+  return (lo * 2654435761) % users + 1
+end
+
 local function message(kind, n, i)
   return string.format(
     '{%s"userId":"user-%d","event":"%s","messageId":"%s","timestamp":"%s","properties":{"path":"/docs/%d","plan":"pro"}}',
-    kind, math.random(users), events[math.random(#events)], message_id(n, i), stamp, math.random(50))
+    kind, user(), events[math.random(#events)], message_id(n, i), stamp, math.random(50))
 end
 
 function request()
