@@ -19,7 +19,8 @@ use leadscore_store::events::{self, NewEvent};
 use leadscore_store::{Store, leads, models, workspaces};
 use serde_json::json;
 
-const TITLES: &[&str] = &["Chief Marketing Officer", "VP Sales", "Marketing Manager", "Engineer", "Analyst", "Director"];
+const TITLES: &[&str] =
+    &["Chief Marketing Officer", "VP Sales", "Marketing Manager", "Engineer", "Analyst", "Director"];
 const INDUSTRIES: &[&str] = &["Technology", "Retail", "Finance", "Technology", "Health"];
 const COUNTRIES: &[&str] = &["US", "GB", "CA", "PL", "DE", "JP"];
 const DOMAINS: &[&str] = &["acme.com", "gmail.com", "globex.io", "initech.com", "outlook.com"];
@@ -95,7 +96,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 lead.email = Some(email);
                 lead.attributes = attributes.as_object().cloned().unwrap_or_default();
                 for (k, (event_type, at)) in lead_events.iter().enumerate() {
-                    let properties = if *event_type == "page_view" { path.as_object().unwrap_or(&empty) } else { &empty };
+                    let properties =
+                        if *event_type == "page_view" { path.as_object().unwrap_or(&empty) } else { &empty };
                     let message_id = format!("seed-{number}-{k}");
                     let event = NewEvent { message_id: &message_id, event_type, at: *at, received_at: *at, properties };
                     events::insert(c, &mut lead, &event)?;
