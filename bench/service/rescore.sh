@@ -13,7 +13,8 @@
 # timed from the request to the `finished_at` of the rescoring (`GET /api/models`, polled every
 # 0.2 s) while wrk sends single events at TRACK_CONNS (10) connections in windows of WINDOW (5)
 # seconds, one wrk run per window until the rescoring ends (a window's p99 is over that window;
-# the last one may run past the end). Then the server is started again with `--rescore-every
+# the last one may run past the end), with the server's CPU time and its writer thread's over it
+# (the machine is shared: CPU time per lead moves less with its load than the time does). Then the server is started again with `--rescore-every
 # PERIOD` (30 s) and the first periodic pass is timed from its log line. BIN (default
 # target/release/leadscore) is the binary measured; PROFILE=1 records the server with
 # `perf record` during the first timed rescoring (perf-rescore.data in DIR, needs the profiling
@@ -58,6 +59,8 @@ serve() {
     echo "the server did not start (see $DIR/serve.err)" >&2
     exit 1
 }
+ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$1"; }   # utime + stime of a /proc stat file
+writer_tid() { grep -l '^store-writer$' /proc/"$SERVER"/task/*/comm | head -1 | cut -d/ -f5; }
 api() { curl -sf -H "Authorization: Bearer $ADMIN" "$@"; }
 rescoring() { api "$BASE/api/models" | python3 -c 'import json,sys; r=json.load(sys.stdin)["rescoring"] or {}; print(r.get("done"), r.get("total"), r.get("started_at"), r.get("finished_at"))'; }
 
@@ -81,7 +84,9 @@ wait_for_end() {
 # activate VERSION LABEL [timed]
 activate() {
     local version=$1 label=$2 timed=${3:-}
-    local t0 t1 perf_pid= windows=()
+    local t0 t1 perf_pid= windows=() cpu0 cpu1 w0 w1
+    cpu0=$(ticks /proc/"$SERVER"/stat)
+    w0=$(ticks /proc/"$SERVER"/task/"$(writer_tid)"/stat)
     t0=$(date +%s.%N)
     api -o /dev/null -X POST "$BASE/api/models/$version/activate"
     if [ -n "$timed" ] && [ "$PROFILE" = 1 ] && [ "$label" = first ]; then
@@ -104,15 +109,18 @@ activate() {
     local result
     result=$(wait_for_end)
     t1=$(date +%s.%N)
+    cpu1=$(ticks /proc/"$SERVER"/stat)
+    w1=$(ticks /proc/"$SERVER"/task/"$(writer_tid)"/stat)
     [ -n "$perf_pid" ] && wait "$perf_pid" || true
     read -r done total started finished <<<"$result"
-    python3 - "$label" "$version" "$done" "$total" "$started" "$finished" "$t0" "$t1" <<'PY'
+    python3 - "$label" "$version" "$done" "$total" "$started" "$finished" "$t0" "$t1" "$((cpu1 - cpu0))" "$((w1 - w0))" "$(getconf CLK_TCK)" "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
 import sys
 from datetime import datetime
-label, version, done, total, started, finished, t0, t1 = sys.argv[1:]
+label, version, done, total, started, finished, t0, t1, cpu, writer, hz, load = sys.argv[1:]
 parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 print(f"activation {label} (v{version}): {done}/{total} leads rescored in {parse(finished) - parse(started):.1f} s "
-      f"(server's started_at to finished_at; {float(t1) - float(t0):.1f} s from the request to seeing it finished)")
+      f"(server's started_at to finished_at; {float(t1) - float(t0):.1f} s from the request to seeing it finished); "
+      f"server CPU {int(cpu) / int(hz):.1f} s, of it the writer thread {int(writer) / int(hz):.1f} s; load average {load}")
 PY
     local i=1
     for w in "${windows[@]}"; do echo "  /v1/track window $i (${WINDOW} s, $TRACK_CONNS connections): $w"; i=$((i + 1)); done

@@ -43,6 +43,9 @@ const EVENT_TYPES: &[&str] = &[
 const LEADS_PER_TRANSACTION: u64 = 10_000;
 const DAY_MS: u64 = 86_400_000;
 
+/// A lead to store: its attributes, e-mail, and events (type and time, oldest first).
+type NewLead = (serde_json::Value, String, Vec<(&'static str, i64)>);
+
 #[path = "support/lcg.rs"]
 mod lcg;
 use lcg::Lcg;
@@ -65,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stored_events = 0u64;
     while done < total {
         let count = LEADS_PER_TRANSACTION.min(total - done);
-        let batch: Vec<(serde_json::Value, String, Vec<(&str, i64)>)> = (done..done + count)
+        let batch: Vec<NewLead> = (done..done + count)
             .map(|i| {
                 let attributes = json!({
                     "job_title": TITLES[random.below(TITLES.len() as u64) as usize],

@@ -214,7 +214,7 @@ enum Step {
     /// Leads were added after the last one planned: the pass goes on.
     More,
     /// The pass is no longer wanted: its rescoring finished or was replaced, or (the periodic
-    /// pass) an activation's rescoring started, or the active version changed under it.
+    /// pass) an activation's rescoring started.
     Stopped,
 }
 
@@ -256,12 +256,10 @@ fn write_batch(
         }
         return Ok(Step::Finished);
     };
-    if evaluated.model_id != Some(version.id) {
-        return Ok(Step::Stopped);
-    }
     let model = models.get(transaction, &version)?;
     let hooks = transaction.webhooks(workspace_id)?;
-    let prepared_hold = hooks == evaluated.hooks;
+    // Saves prepared for other webhooks or another active version are worked out again here.
+    let prepared_hold = hooks == evaluated.hooks && evaluated.model_id == Some(version.id);
     let mut current = transaction.leads_after(workspace_id, evaluated.after_id, BATCH)?;
     current.retain(|(lead, _)| lead.id <= evaluated.until);
     let leads = current.len() as i64;
