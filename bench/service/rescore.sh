@@ -9,16 +9,19 @@
 # when missing: 1,000,000 leads with 1 to 20 events each, the reference model active, no scores
 # yet). Versions 2 and 3 are the reference model with 20 and 25 points for the pricing page
 # instead of 15; the first activation (version 2, not reported: it computes every lead's first
-# scores) is followed by ACTIVATIONS (default 2) alternating activations of versions 3 and 2, each
-# timed from the request to the `finished_at` of the rescoring (`GET /api/models`, polled every
+# scores) is followed by ACTIVATIONS (default 2) activations of versions 3 and 2 in turn, each
+# timed from the rescoring's `started_at` to its `finished_at` (`GET /api/models`, polled every
 # 0.2 s) while wrk sends single events at TRACK_CONNS (10) connections in windows of WINDOW (5)
 # seconds, one wrk run per window until the rescoring ends (a window's p99 is over that window;
 # the last one may run past the end), with the server's CPU time and its writer thread's over it
-# (the machine is shared: CPU time per lead moves less with its load than the time does). Then the server is started again with `--rescore-every
-# PERIOD` (30 s) and the first periodic pass is timed from its log line. BIN (default
+# (the machine is shared: CPU time per lead moves less with its load than the time does). Then
+# the server is started again with `--rescore-every PERIOD` (30 s) and the first periodic pass is
+# timed from its log line (PERIODIC=0 skips it). A rescoring left unfinished by a stop is waited
+# for first (it resumes at start). BIN (default
 # target/release/leadscore) is the binary measured; PROFILE=1 records the server with
-# `perf record` during the first timed rescoring (perf-rescore.data in DIR, needs the profiling
-# build: BIN=target/profiling/leadscore). Figures and the machine are in docs/benchmarks.md.
+# `perf record --call-graph dwarf` for 20 s of the first timed rescoring (perf-rescore.data in DIR;
+# the release build's symbols and unwind tables are enough for `perf report --children`).
+# Figures and the machine are in docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR=${1:-/tmp/leadscore-rescore-bench}
