@@ -417,7 +417,7 @@ pub fn ingest_from(
     }
     let context = match (&model, &model_version) {
         (Some(model), Some(version)) => Some(SaveContext {
-            transaction,
+            reads: transaction,
             model,
             model_id: version.id,
             now: received_at,

@@ -249,7 +249,7 @@ fn save(
     let (lead_state, _) = scoring::state_for(transaction, &model, version.id, &lead)?;
     let hooks = transaction.webhooks(lead.workspace_id)?;
     let context = SaveContext {
-        transaction,
+        reads: transaction,
         model: &model,
         model_id: version.id,
         now,
@@ -259,7 +259,8 @@ fn save(
         models,
         overrides: change,
     };
-    let saved = saving::save_scores(&context, &mut lead, &lead_state, &mut None, &saving::Earlier::default())?;
+    let saved =
+        saving::save_scores(transaction, &context, &mut lead, &lead_state, &mut None, &saving::Earlier::default())?;
     let row = saved.rows.into_iter().find(|row| change.first().is_some_and(|c| c.score == row.score));
     Ok((lead.id, row, saved.queued))
 }

@@ -1,26 +1,45 @@
 //! Rescoring whole workspaces in the background in small batches, after a model is activated
 //! (recorded, resumed after a crash) or as time passes; each lead is saved by [`crate::saving`].
 //!
-//! Batches are small writer jobs, so ingestion and reads go on while a workspace is rescored.
+//! A pass goes through the leads in id order, a batch at a time, in two steps:
+//! - on a read snapshot, off the writer ([`evaluate`]): the batch's rows and stored scores in two
+//!   queries, the events of the leads whose state must be rebuilt in a third, then every lead
+//!   evaluated and its save prepared. A few batches are read ahead, on their own threads, so
+//!   that both cores evaluate while the writer writes;
+//! - in one writer job ([`write_batch`]): the batch's rows and scores read again, and each lead
+//!   saved as prepared if it is as it was read; a lead that changed since (an event, an
+//!   override, a merge) is evaluated again there, on what is stored now. A lead whose scores,
+//!   state and stage would not change is not written at all.
+//!
+//! Writer jobs stay short, so ingestion and reads go on while a workspace is rescored.
 
-use leadscore_core::{Model, Timestamp};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use leadscore_core::{LeadState, Model, Timestamp};
+use leadscore_store::events::StoredEvent;
 use leadscore_store::leads::LeadRow;
 use leadscore_store::rescorings::Rescoring;
-use leadscore_store::scores::{History, ScoreRow};
+use leadscore_store::scores::{History, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
 use leadscore_store::webhooks::Webhook;
-use leadscore_store::{StoreError, Transaction, now_ms};
+use leadscore_store::{Reads, StoreError, Transaction, now_ms};
 use serde::Serialize;
 
 use crate::lead_cache::LeadCache;
 use crate::lifecycle::{self, Stage};
 use crate::notify::{self, LeadChanges};
-use crate::saving::{self, SaveContext};
+use crate::saving::{self, Prepared, SaveContext};
 use crate::scoring::{self, Models};
 use crate::state::AppState;
 
-/// Leads rescored per writer job.
-const BATCH: u32 = 200;
+/// Leads per batch: one writer job writes a batch, so it stays short enough that ingestion
+/// waiting behind it keeps its latency (docs/benchmarks.md, "Rescoring a million leads").
+const BATCH: u32 = 250;
+
+/// Batches read and evaluated ahead of the one being written: two, so that both cores evaluate
+/// while the writer writes.
+const READ_AHEAD: usize = 2;
 
 /// Progress of a workspace's rescoring as the API shows it (kept in the store, see
 /// [`leadscore_store::rescorings`]).
@@ -58,57 +77,327 @@ pub async fn progress(state: &AppState, workspace_id: i64) -> Result<Option<Prog
     Ok(state.storage.rescoring(workspace_id).await?.map(Progress::from))
 }
 
-/// One batch of a rescoring pass: the workspace, the leads after which it goes on, the time it
-/// scores at and what it records.
-struct Batch {
+/// What a pass over a workspace's leads records, and whose it is.
+struct Pass {
     workspace_id: i64,
-    after_id: i64,
-    now: i64,
     cause: String,
     history: History,
     /// After a rollback: automatic MQL moves made since then, which the restored version does not
     /// support, are moved back.
     revert_automatic_since: Option<i64>,
+    /// An activation's rescoring: its model id; it records its progress at every batch. `None`
+    /// for the periodic pass, which stops when an activation's rescoring starts.
+    rescoring_model_id: Option<i64>,
 }
 
-/// Rescores one batch of a workspace's leads; returns the last lead id seen (`None` at the end)
-/// and how many notifications were queued. Ingestion's memory forgets the leads it rescores.
-fn rescore_batch(
+/// A batch of leads evaluated on a read snapshot, for its writer job: the leads with ids in
+/// `after_id` (excluded) to `until` (included).
+struct Evaluated {
+    after_id: i64,
+    until: i64,
+    /// The active version's id it was evaluated with (`None`: the workspace had none).
+    model_id: Option<i64>,
+    /// The instant the leads were evaluated at: after their rows were read, so after every event
+    /// they hold was stored.
+    now: i64,
+    /// The workspace's webhooks as read, which the prepared notifications are for.
+    hooks: Vec<Webhook>,
+    leads: Vec<EvaluatedLead>,
+}
+
+/// One lead of an [`Evaluated`] batch.
+struct EvaluatedLead {
+    /// The row and scores as read: the writer saves `prepared` only if they are still stored.
+    read: LeadRow,
+    stored: StoredScores,
+    /// The row to save (with its new state).
+    lead: LeadRow,
+    /// `None` when saving would change nothing: the lead is not written.
+    prepared: Option<Prepared>,
+}
+
+/// Reads and evaluates the workspace's leads with ids in `after_id` (excluded) to `until`
+/// (included), at most [`BATCH`], with the active version, preparing each one's save. Writes
+/// nothing.
+fn evaluate(
+    reads: &dyn Reads,
+    models: &Models,
+    pass: &Pass,
+    after_id: i64,
+    until: i64,
+) -> Result<Evaluated, StoreError> {
+    let workspace_id = pass.workspace_id;
+    let Some(version) = reads.active_model(workspace_id)? else {
+        return Ok(Evaluated { after_id, until, model_id: None, now: 0, hooks: Vec::new(), leads: Vec::new() });
+    };
+    let model = models.get(reads, &version)?;
+    let mut batch = reads.leads_after(workspace_id, after_id, BATCH)?;
+    batch.retain(|(lead, _)| lead.id <= until);
+    let now = now_ms();
+    let hooks = reads.webhooks(workspace_id)?;
+    let kept: Vec<Option<LeadState>> =
+        batch.iter().map(|(lead, _)| scoring::stored_state(&model, version.id, lead)).collect();
+    // After an activation every lead's stored state is the earlier version's: the events of all
+    // of them are read in one query, and their states rebuilt.
+    let needs_events: Vec<&LeadRow> = batch
+        .iter()
+        .zip(&kept)
+        .filter(|((lead, _), kept)| kept.is_none() && lead.last_event_id.is_some())
+        .map(|((lead, _), _)| lead)
+        .collect();
+    let fetched = reads.events_of_leads(&needs_events)?;
+    let fetched_ids: Vec<i64> = needs_events.iter().map(|lead| lead.id).collect();
+    let mut fetched = fetched_ids.into_iter().zip(fetched).peekable();
+    let context = SaveContext {
+        reads,
+        model: &model,
+        model_id: version.id,
+        now,
+        cause: &pass.cause,
+        history: pass.history,
+        webhooks: &hooks,
+        models,
+        overrides: &[],
+    };
+    let mut leads = Vec::with_capacity(batch.len());
+    for ((read, stored), kept) in batch.into_iter().zip(kept) {
+        let state = match kept {
+            Some(state) => state,
+            None => {
+                let events: Vec<StoredEvent> =
+                    fetched.next_if(|(id, _)| *id == read.id).map(|(_, events)| events).unwrap_or_default();
+                scoring::rebuilt_state(&model, &events)
+            }
+        };
+        let mut lead = read.clone();
+        let prepared = saving::prepare(&context, &mut lead, &state, &stored, &saving::Earlier::default());
+        // A rollback's reverts look at every lead, changed or not.
+        let writes = pass.revert_automatic_since.is_some() || changes_something(&read, &lead, &stored, &prepared);
+        leads.push(EvaluatedLead { read, stored, lead, prepared: writes.then_some(prepared) });
+    }
+    Ok(Evaluated { after_id, until, model_id: Some(version.id), now, hooks, leads })
+}
+
+/// Whether saving `prepared` over the lead as read (`read`, `stored`) changes anything but the
+/// instants it was evaluated at: a score's value, tier, model or override, the state or its
+/// model, the stage, a history entry, a notification or a lifted override. The periodic pass
+/// over leads without recent activity changes nothing, and writes nothing.
+fn changes_something(read: &LeadRow, saved: &LeadRow, stored: &StoredScores, prepared: &Prepared) -> bool {
+    fn occurrences(lead: &LeadRow) -> Option<&str> {
+        lead.state.as_deref().map(|text| text.rsplit_once('@').map_or(text, |(occurrences, _)| occurrences))
+    }
+    let same_scores = prepared.rows.len() == stored.rows().count()
+        && prepared.rows.iter().all(|row| {
+            stored.row(&row.score).is_some_and(|before| {
+                before.value == row.value
+                    && before.tier == row.tier
+                    && before.model_id == row.model_id
+                    && before.overridden == row.overridden
+            })
+        });
+    !(same_scores
+        && prepared.changes.is_empty()
+        && prepared.stage.is_none()
+        && prepared.notifications.is_empty()
+        && prepared.lifted_overrides.is_empty()
+        && prepared.terms.is_empty()
+        && read.state_model_id == saved.state_model_id
+        && occurrences(read) == occurrences(saved))
+}
+
+/// What a writer job of a pass did.
+enum Step {
+    /// The batch was written: `leads` in its range, `queued` notifications.
+    Written { leads: i64, queued: usize },
+    /// Every lead is done (and an activation's rescoring recorded as finished).
+    Finished,
+    /// Leads were added after the last one planned: the pass goes on.
+    More,
+    /// The pass is no longer wanted: its rescoring finished or was replaced, or (the periodic
+    /// pass) an activation's rescoring started.
+    Stopped,
+}
+
+/// Whether `pass` still runs, checked in the writer: an activation's rescoring is still
+/// recorded as unfinished, with its model, and at `after_id` when given; the periodic pass
+/// runs while no activation's rescoring does.
+fn still_wanted(
+    transaction: &dyn Transaction,
+    pass: &Pass,
+    after_id: Option<i64>,
+) -> Result<Option<Option<Rescoring>>, StoreError> {
+    let running = transaction.rescoring(pass.workspace_id)?.filter(|r| r.finished_at.is_none());
+    Ok(match (pass.rescoring_model_id, running) {
+        (Some(model_id), Some(rescoring)) => {
+            let same = rescoring.model_id == model_id && after_id.is_none_or(|after| rescoring.after_lead_id == after);
+            same.then_some(Some(rescoring))
+        }
+        (Some(_), None) => None,
+        (None, running) => running.is_none().then_some(None),
+    })
+}
+
+/// Writes an evaluated batch in the writer: each lead still as it was read is saved as
+/// prepared; one that changed since is evaluated again here, on what is stored now. Records an
+/// activation's rescoring's progress. Ingestion's memory forgets the leads it writes.
+fn write_batch(
     transaction: &dyn Transaction,
     models: &Models,
     lead_cache: &LeadCache,
-    batch: &Batch,
-) -> Result<(Option<i64>, u64, usize), StoreError> {
-    let Batch { workspace_id, after_id, now, ref cause, history, revert_automatic_since } = *batch;
-    let Some(version) = transaction.active_model(workspace_id)? else { return Ok((None, 0, 0)) };
+    pass: &Pass,
+    evaluated: Evaluated,
+) -> Result<Step, StoreError> {
+    let Some(rescoring) = still_wanted(transaction, pass, Some(evaluated.after_id))? else { return Ok(Step::Stopped) };
+    let workspace_id = pass.workspace_id;
+    let Some(version) = transaction.active_model(workspace_id)? else {
+        // No active version (none was ever activated): nothing to rescore with.
+        if rescoring.is_some() {
+            transaction.finish_rescoring(workspace_id, None, now_ms())?;
+        }
+        return Ok(Step::Finished);
+    };
     let model = models.get(transaction, &version)?;
-    let ids = transaction.lead_ids_after(workspace_id, after_id, BATCH)?;
     let hooks = transaction.webhooks(workspace_id)?;
+    // Saves prepared for other webhooks or another active version are worked out again here.
+    let prepared_hold = hooks == evaluated.hooks && evaluated.model_id == Some(version.id);
+    let mut current = transaction.leads_after(workspace_id, evaluated.after_id, BATCH)?;
+    current.retain(|(lead, _)| lead.id <= evaluated.until);
+    let leads = current.len() as i64;
+    // Read when the batch is written: an event committed since the batch was read must not be
+    // after the time its lead is evaluated at.
+    let now = now_ms();
+    let context = |now: i64| SaveContext {
+        reads: transaction,
+        model: &model,
+        model_id: version.id,
+        now,
+        cause: &pass.cause,
+        history: pass.history,
+        webhooks: &hooks,
+        models,
+        overrides: &[],
+    };
+    let (as_read, afresh) = (context(evaluated.now), context(now));
+    let mut earlier = evaluated.leads.into_iter().peekable();
     let mut queued = 0;
-    for &id in &ids {
-        // Ingestion's memory of the lead would be stale: it reads the lead again next time. The
-        // other leads it remembers stay valid, so rescoring writes beside that memory.
-        lead_cache.lock().forget(id);
-        let Some(mut lead) = transaction.lead_by_id(workspace_id, id)? else { continue };
-        let (state, _) = scoring::state_for(transaction, &model, version.id, &lead)?;
-        let context = SaveContext {
-            transaction,
-            model: &model,
-            model_id: version.id,
-            now,
-            cause,
-            history,
-            webhooks: &hooks,
-            models,
-            overrides: &[],
+    for (row, stored) in current {
+        while earlier.next_if(|e| e.read.id < row.id).is_some() {}
+        let unchanged =
+            earlier.next_if(|e| e.read.id == row.id).filter(|e| prepared_hold && e.read == row && e.stored == stored);
+        let (mut lead, rows, at) = match unchanged {
+            Some(EvaluatedLead { prepared: None, .. }) => continue,
+            Some(EvaluatedLead { mut lead, mut stored, prepared: Some(prepared), .. }) => {
+                // Ingestion's memory of the lead would be stale: it reads the lead again next
+                // time. The other leads it remembers stay valid, so rescoring writes beside it.
+                lead_cache.lock().forget(lead.id);
+                transaction.save_scored_lead(&prepared.write(&as_read, &lead), &mut stored)?;
+                let saved = prepared.saved(&mut lead);
+                queued += saved.queued;
+                (lead, saved.rows, evaluated.now)
+            }
+            None => {
+                lead_cache.lock().forget(row.id);
+                let mut lead = row;
+                let (state, _) = scoring::state_for(transaction, &model, version.id, &lead)?;
+                let saved = saving::save_scores(
+                    transaction,
+                    &afresh,
+                    &mut lead,
+                    &state,
+                    &mut Some(stored),
+                    &saving::Earlier::default(),
+                )?;
+                queued += saved.queued;
+                (lead, saved.rows, now)
+            }
         };
-        let saved = saving::save_scores(&context, &mut lead, &state, &mut None, &saving::Earlier::default())?;
-        queued += saved.queued;
-        if let Some(since) = revert_automatic_since {
-            queued += revert_automatic_mql(transaction, &model, &mut lead, &saved.rows, since, cause, &hooks, now)?;
+        if let Some(since) = pass.revert_automatic_since {
+            queued += revert_automatic_mql(transaction, &model, &mut lead, &rows, since, &pass.cause, &hooks, at)?;
         }
     }
-    Ok((ids.last().copied(), ids.len() as u64, queued))
+    if let Some(rescoring) = rescoring {
+        transaction.record_rescoring_progress(workspace_id, evaluated.until, rescoring.done + leads)?;
+    }
+    Ok(Step::Written { leads, queued })
+}
+
+/// The writer job after the last batch planned: the pass ends unless leads were added after
+/// `after_id` meanwhile; an activation's rescoring is recorded as finished.
+fn write_end(transaction: &dyn Transaction, pass: &Pass, after_id: i64) -> Result<Step, StoreError> {
+    let Some(rescoring) = still_wanted(transaction, pass, Some(after_id))? else { return Ok(Step::Stopped) };
+    if !transaction.lead_ids_after(pass.workspace_id, after_id, 1)?.is_empty() {
+        return Ok(Step::More);
+    }
+    if rescoring.is_some() {
+        transaction.finish_rescoring(pass.workspace_id, None, now_ms())?;
+    }
+    Ok(Step::Finished)
+}
+
+/// How a pass ended.
+enum Ended {
+    Finished,
+    Stopped,
+}
+
+/// Runs a pass over the workspace's leads after `after_id`, batch after batch, reading ahead;
+/// `progress` hears each batch written (its leads). A failed batch fails the pass, which can be
+/// run again from where it recorded its progress.
+async fn drive(
+    state: &AppState,
+    pass: Arc<Pass>,
+    mut after_id: i64,
+    mut progress: impl FnMut(i64),
+) -> Result<Ended, StoreError> {
+    let workspace_id = pass.workspace_id;
+    let mut planned = after_id;
+    let mut exhausted = false;
+    let mut ahead: VecDeque<tokio::task::JoinHandle<Result<Evaluated, StoreError>>> = VecDeque::new();
+    loop {
+        while ahead.len() < READ_AHEAD && !exhausted {
+            let from = planned;
+            let ids = state.storage.read(move |reads| reads.lead_ids_after(workspace_id, from, BATCH)).await?;
+            let Some(&until) = ids.last() else {
+                exhausted = true;
+                break;
+            };
+            exhausted = ids.len() < BATCH as usize;
+            planned = until;
+            let (reader, models, pass) = (state.clone(), state.models.clone(), pass.clone());
+            ahead.push_back(tokio::spawn(async move {
+                reader.storage.read(move |reads| evaluate(reads, &models, &pass, from, until)).await
+            }));
+        }
+        let Some(reading) = ahead.pop_front() else {
+            let pass = pass.clone();
+            match state.storage.write_beside_caches(move |transaction| write_end(transaction, &pass, after_id)).await? {
+                Step::More => {
+                    exhausted = false;
+                    continue;
+                }
+                Step::Stopped => return Ok(Ended::Stopped),
+                _ => return Ok(Ended::Finished),
+            }
+        };
+        let evaluated = reading.await.map_err(|_| StoreError::Closed)??;
+        let until = evaluated.until;
+        let (models, lead_cache, writing) = (state.models.clone(), state.leads.clone(), pass.clone());
+        let step = state
+            .storage
+            .write_beside_caches(move |transaction| write_batch(transaction, &models, &lead_cache, &writing, evaluated))
+            .await?;
+        match step {
+            Step::Written { leads, queued } => {
+                after_id = until;
+                progress(leads);
+                if queued > 0 {
+                    state.deliveries.notify_one();
+                }
+            }
+            Step::Stopped => return Ok(Ended::Stopped),
+            Step::Finished | Step::More => return Ok(Ended::Finished),
+        }
+    }
 }
 
 /// After a rollback: moves a lead back from MQL when the move was automatic, made since the
@@ -191,53 +480,43 @@ pub async fn resume(state: &AppState) -> Result<usize, StoreError> {
 /// Failures in a row after which a rescoring gives up (with the error recorded).
 const ATTEMPTS: u32 = 5;
 
-/// Runs the workspace's stored rescoring to its end, one batch per transaction, each recording
-/// its progress. A batch that storage fails is tried again until storage is back; one that fails
+/// Runs the workspace's stored rescoring to its end, each batch's transaction recording its
+/// progress. A batch that storage fails is tried again until storage is back; one that fails
 /// otherwise (a model that no longer compiles) is tried [`ATTEMPTS`] times, then the rescoring
 /// stops with its error.
 async fn run_job(state: &AppState, workspace_id: i64) {
     let mut failures = 0;
     loop {
-        let (models, lead_cache) = (state.models.clone(), state.leads.clone());
-        let step = state
-            .storage
-            .write_beside_caches(move |transaction| {
-                // Read when the batch runs, not when it was queued: an event committed while it
-                // waited for the writer must not be after the time its lead is evaluated at.
-                let now = now_ms();
-                let Some(rescoring) = transaction.rescoring(workspace_id)?.filter(|r| r.finished_at.is_none()) else {
-                    return Ok(None);
-                };
-                let batch = Batch {
+        let rescoring = match state.storage.rescoring(workspace_id).await {
+            Ok(Some(rescoring)) if rescoring.finished_at.is_none() => Ok(rescoring),
+            Ok(_) => return,
+            Err(error) => Err(error),
+        };
+        let outcome = match rescoring {
+            Ok(rescoring) => {
+                let pass = Arc::new(Pass {
                     workspace_id,
-                    after_id: rescoring.after_lead_id,
-                    now,
                     cause: rescoring.cause.clone(),
                     history: History::EveryChange,
                     revert_automatic_since: rescoring.revert_automatic_since,
-                };
-                let (last, n, queued) = rescore_batch(transaction, &models, &lead_cache, &batch)?;
-                let done = rescoring.done + n as i64;
-                match last {
-                    Some(last) => transaction.record_rescoring_progress(workspace_id, last, done)?,
-                    None => transaction.finish_rescoring(workspace_id, None, now)?,
-                }
-                Ok(Some((last.is_some(), done, rescoring.total, queued)))
-            })
-            .await;
-        match step {
-            Ok(Some((more, done, total, queued))) => {
-                failures = 0;
-                state.metrics.rescoring_done.set(done);
+                    rescoring_model_id: Some(rescoring.model_id),
+                });
+                let (mut done, total) = (rescoring.done, rescoring.total);
                 state.metrics.rescoring_planned.set(total);
-                if queued > 0 {
-                    state.deliveries.notify_one();
-                }
-                if !more {
-                    return;
-                }
+                drive(state, pass, rescoring.after_lead_id, |leads| {
+                    failures = 0;
+                    done += leads;
+                    state.metrics.rescoring_done.set(done);
+                    state.metrics.rescoring_planned.set(total.max(done));
+                })
+                .await
             }
-            Ok(None) => return,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            // A rescoring replaced by another (an activation at start) is run from its own start.
+            Ok(Ended::Stopped) => continue,
+            Ok(Ended::Finished) => return,
             Err(error) => {
                 failures += 1;
                 tracing::error!(%error, workspace_id, failures, "a rescoring batch failed");
@@ -262,43 +541,19 @@ async fn run_job(state: &AppState, workspace_id: i64) {
 }
 
 /// Rescores every lead of a workspace now, with no record of progress: the periodic pass for
-/// tiers that change with time alone. It stops when an activation's rescoring starts.
+/// tiers that change with time alone. It stops when an activation's rescoring starts. Answers
+/// the leads gone through.
 pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: History) -> Result<u64, StoreError> {
-    let mut after = 0;
+    let pass = Arc::new(Pass {
+        workspace_id,
+        cause: cause.to_string(),
+        history,
+        revert_automatic_since: None,
+        rescoring_model_id: None,
+    });
     let mut done = 0;
-    loop {
-        let (models, lead_cache) = (state.models.clone(), state.leads.clone());
-        let mut batch = Batch {
-            workspace_id,
-            after_id: after,
-            now: 0,
-            cause: cause.to_string(),
-            history,
-            revert_automatic_since: None,
-        };
-        let (last, n, queued) = state
-            .storage
-            .write_beside_caches(move |transaction| {
-                // Read when the batch runs, not when it was queued: an event committed while it
-                // waited for the writer must not be after the time its lead is evaluated at.
-                batch.now = now_ms();
-                // An activation since the last batch: its rescoring goes over every lead with the
-                // new version and records why; this pass would record it as time passing.
-                if transaction.rescoring(batch.workspace_id)?.is_some_and(|r| r.finished_at.is_none()) {
-                    return Ok((None, 0, 0));
-                }
-                rescore_batch(transaction, &models, &lead_cache, &batch)
-            })
-            .await?;
-        done += n;
-        if queued > 0 {
-            state.deliveries.notify_one();
-        }
-        match last {
-            Some(last) => after = last,
-            None => return Ok(done),
-        }
-    }
+    drive(state, pass, 0, |leads| done += leads as u64).await?;
+    Ok(done)
 }
 
 /// Re-evaluates every workspace's leads every `interval`, so that tiers that change with time
@@ -318,8 +573,15 @@ pub async fn schedule(state: AppState, interval: std::time::Duration) {
             if running.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none())) {
                 continue;
             }
-            if let Err(error) = run(&state, workspace_id, "time", History::TierChanges).await {
-                tracing::error!(%error, workspace_id, "scheduled rescoring failed");
+            let started = std::time::Instant::now();
+            match run(&state, workspace_id, "time", History::TierChanges).await {
+                Ok(leads) => tracing::info!(
+                    workspace_id,
+                    leads,
+                    ms = started.elapsed().as_millis() as u64,
+                    "periodic rescoring pass finished"
+                ),
+                Err(error) => tracing::error!(%error, workspace_id, "scheduled rescoring failed"),
             }
         }
     }
@@ -328,78 +590,161 @@ pub async fn schedule(state: AppState, interval: std::time::Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::{Ingested, ingest};
+    use crate::messages::{Kind, Message};
+    use leadscore_store::{Store, models, workspaces};
+    use serde_json::Map;
 
-    /// Rescoring a workspace makes ingestion read its leads again, and only them: the leads of
-    /// other workspaces stay remembered, and the rescored lead's next event is scored on what
-    /// rescoring stored.
-    #[test]
-    fn rescoring_forgets_only_the_leads_it_rescores() {
-        use crate::ingest::ingest;
-        use crate::messages::{Kind, Message};
-        use leadscore_store::{Store, models, workspaces};
-        use serde_json::Map;
+    const VISITS: &str = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1 }]\n";
+    /// Visits that lose half their points every 30 days: a pass long after them changes every
+    /// lead's value.
+    const DECAYING_VISITS: &str = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1, decay = { half_life = \"30d\" } }]\n";
 
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
-        let source = "[scores.activity]\nrules = [{ name = \"visits\", event = \"visit\", points = 1 }]\n";
-        let (a, b) = store
-            .write_blocking(move |c| {
-                let mut ids = Vec::new();
-                for name in ["a", "b"] {
-                    let workspace = workspaces::find_or_create(c, name, leadscore_store::now_ms())?;
-                    let version = models::add(
-                        c,
-                        workspace.id,
-                        source,
-                        &std::collections::BTreeMap::new(),
-                        None,
-                        leadscore_store::now_ms(),
-                    )?;
-                    models::activate(c, workspace.id, version.id, models::Origin::Api, leadscore_store::now_ms())?;
-                    ids.push(workspace.id);
-                }
-                Ok((ids[0], ids[1]))
-            })
-            .unwrap();
-        let (models, cache) =
-            (std::sync::Arc::new(Models::default()), std::sync::Arc::new(LeadCache::new(store.generation())));
-        let visit = |workspace_id: i64, id: &str| {
-            let (models, cache) = (models.clone(), cache.clone());
+    /// A store with workspaces `a` and `b`, each with `source` active, ingestion's memories,
+    /// and a way to send a visit of a user to a workspace.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        models: Arc<Models>,
+        cache: Arc<LeadCache>,
+        workspaces: (i64, i64),
+    }
+
+    impl Fixture {
+        fn new(source: &'static str) -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
+            let workspaces = store
+                .write_blocking(move |c| {
+                    let mut ids = Vec::new();
+                    for name in ["a", "b"] {
+                        let workspace = workspaces::find_or_create(c, name, now_ms())?;
+                        let version = models::add(c, workspace.id, source, &Default::default(), None, now_ms())?;
+                        models::activate(c, workspace.id, version.id, models::Origin::Api, now_ms())?;
+                        ids.push(workspace.id);
+                    }
+                    Ok((ids[0], ids[1]))
+                })
+                .unwrap();
+            let cache = Arc::new(LeadCache::new(store.generation()));
+            Fixture { _dir: dir, store, models: Arc::new(Models::default()), cache, workspaces }
+        }
+
+        fn visit(&self, workspace_id: i64, user: &str, id: &str) -> Ingested {
+            let (models, cache) = (self.models.clone(), self.cache.clone());
             let message = Message {
                 kind: Kind::Track("visit".to_string()),
-                user_id: Some("u".to_string()),
+                user_id: Some(user.to_string()),
                 anonymous_id: None,
                 message_id: id.to_string(),
                 at: 1,
                 traits: Map::new(),
                 properties: Map::new(),
             };
-            store
+            self.store
                 .write_coherent_blocking(move |c| ingest(c, &models, &cache, workspace_id, vec![Ok(message)], 1))
                 .unwrap()
-        };
-        visit(a, "1");
-        visit(b, "1");
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let (models_for_rescore, cache_for_rescore) = (models.clone(), cache.clone());
-        let (_, rescored, _) = runtime
-            .block_on(store.write_beside_caches(move |c| {
-                let batch = Batch {
-                    workspace_id: a,
-                    after_id: 0,
-                    now: 2,
-                    cause: "time".into(),
-                    history: History::TierChanges,
-                    revert_automatic_since: None,
-                };
-                rescore_batch(c, &models_for_rescore, &cache_for_rescore, &batch)
-            }))
-            .unwrap();
-        assert_eq!(rescored, 1);
-        let again_a = visit(a, "2");
+        }
+
+        /// Activates a version of `a` whose visits are worth `points`.
+        fn activate(&self, points: u32) {
+            let (a, source) = (self.workspaces.0, VISITS.replace("points = 1", &format!("points = {points}")));
+            self.store
+                .write_blocking(move |c| {
+                    let version = models::add(c, a, &source, &Default::default(), None, now_ms())?;
+                    models::activate(c, a, version.id, models::Origin::Api, now_ms())
+                })
+                .unwrap();
+        }
+
+        /// The first batch of `a`'s periodic pass, read and evaluated.
+        fn evaluate(&self, pass: &Arc<Pass>) -> Evaluated {
+            let (models, pass) = (self.models.clone(), pass.clone());
+            self.store.read_blocking(move |c| evaluate(c, &models, &pass, 0, i64::MAX)).unwrap()
+        }
+
+        fn write(&self, pass: &Arc<Pass>, evaluated: Evaluated) -> Step {
+            let (models, cache, pass) = (self.models.clone(), self.cache.clone(), pass.clone());
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime
+                .block_on(self.store.write_beside_caches(move |c| write_batch(c, &models, &cache, &pass, evaluated)))
+                .unwrap()
+        }
+
+        fn activity(&self, user: &str) -> f64 {
+            let (a, user) = (self.workspaces.0, user.to_string());
+            self.store
+                .read_blocking(move |c| {
+                    let lead = c.lead_by_user_id(a, &user)?.unwrap();
+                    Ok(c.stored_scores(lead.id)?.row("activity").unwrap().value)
+                })
+                .unwrap()
+        }
+    }
+
+    fn periodic(workspace_id: i64) -> Arc<Pass> {
+        Arc::new(Pass {
+            workspace_id,
+            cause: "time".into(),
+            history: History::EveryChange,
+            revert_automatic_since: None,
+            rescoring_model_id: None,
+        })
+    }
+
+    /// Rescoring a workspace makes ingestion read its leads again, and only them: the leads of
+    /// other workspaces stay remembered, and the rescored lead's next event is scored on what
+    /// rescoring stored.
+    #[test]
+    fn rescoring_forgets_only_the_leads_it_rescores() {
+        let fixture = Fixture::new(DECAYING_VISITS);
+        let (a, b) = fixture.workspaces;
+        fixture.visit(a, "u", "1");
+        fixture.visit(b, "u", "1");
+        let pass = periodic(a);
+        let evaluated = fixture.evaluate(&pass);
+        assert!(matches!(fixture.write(&pass, evaluated), Step::Written { leads: 1, .. }));
+        assert!(fixture.activity("u") < 0.01, "the visit of 1970 has decayed");
+        let again_a = fixture.visit(a, "u", "2");
         assert_eq!((again_a.remembered, again_a.looked_up), (0, 1), "read again");
         assert_eq!(again_a.leads[0].scores["activity"].value, 2.0);
-        let again_b = visit(b, "2");
+        let again_b = fixture.visit(b, "u", "2");
         assert_eq!((again_b.remembered, again_b.looked_up), (1, 0), "still remembered");
+    }
+
+    /// A lead that an event changes after its batch was read, before it is written, is evaluated
+    /// again in the writer: it ends with the scores of all its events, not the ones read; the
+    /// other leads of the batch are written as evaluated.
+    #[test]
+    fn a_lead_changed_between_the_read_and_the_write_of_its_batch_ends_with_the_right_scores() {
+        let fixture = Fixture::new(VISITS);
+        let a = fixture.workspaces.0;
+        fixture.visit(a, "changed", "1");
+        fixture.visit(a, "kept", "2");
+        fixture.activate(5);
+        let pass = periodic(a);
+        let evaluated = fixture.evaluate(&pass);
+        fixture.visit(a, "changed", "3");
+        assert_eq!(fixture.activity("changed"), 10.0, "ingestion scored both visits");
+        assert!(matches!(fixture.write(&pass, evaluated), Step::Written { leads: 2, .. }));
+        assert_eq!(fixture.activity("changed"), 10.0, "not the one visit read");
+        assert_eq!(fixture.activity("kept"), 5.0);
+        let next = fixture.visit(a, "changed", "4");
+        assert_eq!(next.leads[0].scores["activity"].value, 15.0, "its stored state holds every visit");
+    }
+
+    /// A pass that changes nothing writes nothing: the lead stays in ingestion's memory.
+    #[test]
+    fn a_pass_that_changes_nothing_writes_nothing() {
+        let fixture = Fixture::new(VISITS);
+        let a = fixture.workspaces.0;
+        fixture.visit(a, "u", "1");
+        let pass = periodic(a);
+        let evaluated = fixture.evaluate(&pass);
+        assert!(evaluated.leads.iter().all(|lead| lead.prepared.is_none()));
+        assert!(matches!(fixture.write(&pass, evaluated), Step::Written { leads: 1, .. }));
+        let again = fixture.visit(a, "u", "2");
+        assert_eq!((again.remembered, again.looked_up), (1, 0), "still remembered");
+        assert_eq!(fixture.activity("u"), 2.0);
     }
 }

@@ -65,7 +65,7 @@ pub async fn run_pass(state: &AppState, workspace_id: i64) -> Result<Pass, Store
                     let (Some(model), Some(version)) = (&model, &version) else { continue };
                     let (lead_state, _) = scoring::state_for(transaction, model, version.id, &lead)?;
                     let context = SaveContext {
-                        transaction,
+                        reads: transaction,
                         model,
                         model_id: version.id,
                         now,
@@ -75,7 +75,8 @@ pub async fn run_pass(state: &AppState, workspace_id: i64) -> Result<Pass, Store
                         models: &models,
                         overrides: &[],
                     };
-                    queued += saving::save_scores(&context, &mut lead, &lead_state, &mut None, &earlier)?.queued;
+                    queued +=
+                        saving::save_scores(transaction, &context, &mut lead, &lead_state, &mut None, &earlier)?.queued;
                     done.leads_rescored += 1;
                 }
                 Ok(Some((done, queued)))

@@ -1,7 +1,9 @@
 //! Saving a lead's freshly evaluated scores with everything that follows from them, in the
 //! writer's transaction: its state, current scores and history, the automatic move to MQL, and
-//! the webhook notifications of every change. Rescoring saves each lead with [`save_scores`];
-//! ingestion prepares every lead of a request ([`prepare`]) and writes them all in one call.
+//! the webhook notifications of every change. Ingestion prepares every lead of a request
+//! ([`prepare`]) and writes them all in one call; rescoring prepares a batch of leads on a read
+//! snapshot, off the writer, and writes them in one writer job; the other paths save a lead at
+//! once with [`save_scores`].
 //!
 //! Each history entry carries why its score moved since the lead's previous save: the stored
 //! state keeps the instant it was last evaluated at (`scoring::scored_state_text`), so that the
@@ -28,7 +30,7 @@ use leadscore_store::scores::{Change, History, HistoryTerms, Overridden, ScoreRo
 use leadscore_store::stages::StageChange;
 use leadscore_store::storage::{LiftedOverride, Notification, ScoredLeadWrite};
 use leadscore_store::webhooks::Webhook;
-use leadscore_store::{StoreError, Transaction};
+use leadscore_store::{Reads, StoreError, Transaction};
 
 use crate::lifecycle;
 use crate::notify::{self, LeadChanges};
@@ -42,10 +44,11 @@ pub struct Saved {
     pub queued: usize,
 }
 
-/// What every lead saved in one transaction shares: the write transaction, the model it was
-/// evaluated with, the time, why, what goes into the history, and the workspace's webhooks.
+/// What every lead saved in one transaction shares: what it reads (the write transaction, or a
+/// read snapshot for a caller that prepares leads before its write, as rescoring does), the model
+/// it was evaluated with, the time, why, what goes into the history, and the workspace's webhooks.
 pub struct SaveContext<'a> {
-    pub transaction: &'a dyn Transaction,
+    pub reads: &'a dyn Reads,
     pub model: &'a Model,
     pub model_id: i64,
     pub now: i64,
@@ -168,8 +171,8 @@ fn history_terms<'m>(
             let before_model: &Model = if model_id == context.model_id {
                 context.model
             } else {
-                let found = context.transaction.model_by_id(model_id).ok().flatten();
-                match found.and_then(|version| context.models.get(context.transaction, &version).ok()) {
+                let found = context.reads.model_by_id(model_id).ok().flatten();
+                match found.and_then(|version| context.models.get(context.reads, &version).ok()) {
                     Some(model) => {
                         earlier_model = model;
                         &earlier_model
@@ -306,6 +309,7 @@ impl Prepared {
 /// transaction. `stored` is the lead's stored scores when the caller knows them (read here
 /// otherwise), and what is stored after; `earlier` as for [`prepare`].
 pub fn save_scores(
+    transaction: &dyn Transaction,
     context: &SaveContext<'_>,
     lead: &mut LeadRow,
     state: &LeadState,
@@ -314,9 +318,9 @@ pub fn save_scores(
 ) -> Result<Saved, StoreError> {
     let stored = match stored {
         Some(stored) => stored,
-        None => stored.insert(context.transaction.stored_scores(lead.id)?),
+        None => stored.insert(transaction.stored_scores(lead.id)?),
     };
     let prepared = prepare(context, lead, state, stored, earlier);
-    context.transaction.save_scored_lead(&prepared.write(context, lead), stored)?;
+    transaction.save_scored_lead(&prepared.write(context, lead), stored)?;
     Ok(prepared.saved(lead))
 }
