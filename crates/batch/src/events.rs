@@ -20,6 +20,7 @@ use crate::columns::{
     trim_bytes,
 };
 use crate::error::{BatchError, RowError};
+use crate::ids::BATCH;
 use crate::input::{Block, Blocks, Format, for_each_block, split_block, split_plain_line};
 use crate::leads::{Leads, csv_reason, json_id, parse_object};
 use crate::report::Problems;
@@ -154,12 +155,28 @@ impl Context<'_> {
         time: &[u8],
         properties: impl FnOnce(&mut Vec<Value>),
     ) -> bool {
-        piece.read += 1;
         let lead_id = trim_bytes(lead);
+        let found = self.leads.find(lead_id);
+        self.accept_found(piece, line, lead_id, found, event_type, time, properties)
+    }
+
+    /// [`Context::accept`] for an event whose (trimmed) lead id has been looked up already.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_found(
+        &self,
+        piece: &mut Piece,
+        line: u64,
+        lead_id: &[u8],
+        found: Option<u32>,
+        event_type: &[u8],
+        time: &[u8],
+        properties: impl FnOnce(&mut Vec<Value>),
+    ) -> bool {
+        piece.read += 1;
         if lead_id.is_empty() {
             return self.bad(piece, line, "empty lead id".to_string());
         }
-        let Some(lead) = self.leads.find(lead_id) else {
+        let Some(lead) = found else {
             // Not a bad row: event exports often cover more leads than the file being scored.
             piece.unknown_lead += 1;
             if piece.first_unknown_lead.is_none() {
@@ -398,6 +415,8 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
 fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line: u64) -> Piece {
     let mut piece = Piece::new(context.n_buckets);
     let mut fields = Vec::with_capacity(columns.n_columns);
+    let mut batch =
+        PlainRows { rows: Vec::with_capacity(BATCH), fields: Vec::with_capacity(BATCH * columns.n_columns) };
     let mut start = 0;
     let mut line = first_line;
     while start < bytes.len() {
@@ -410,26 +429,68 @@ fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first
             continue;
         }
         if !split_plain_line(text, columns.separator, columns.n_columns, &mut fields) {
+            // The rows before this one are reported first.
+            if batch.accept(context, columns, &mut piece) {
+                return piece;
+            }
             let reason = format!("{} fields where the header has {}", fields.len(), columns.n_columns);
             if context.bad(&mut piece, line, reason) {
-                break;
+                return piece;
             }
             continue;
         }
-        let field = |c: usize| &text[fields[c].0..fields[c].1];
-        let stop = context.accept(
-            &mut piece,
-            line,
-            field(columns.lead),
-            field(columns.event_type),
-            field(columns.time),
-            |out| property_values(columns, |c| Some(field(c)), out),
-        );
-        if stop {
-            break;
+        batch.rows.push((text, line));
+        batch.fields.extend_from_slice(&fields);
+        if batch.rows.len() == BATCH && batch.accept(context, columns, &mut piece) {
+            return piece;
         }
     }
+    batch.accept(context, columns, &mut piece);
     piece
+}
+
+/// Rows of a quote-free CSV piece waiting to be accepted together, so that their leads are
+/// looked up together ([`Leads::find_many`]).
+struct PlainRows<'a> {
+    /// Each row's text and line number.
+    rows: Vec<(&'a [u8], u64)>,
+    /// Each row's field boundaries, `n_columns` per row.
+    fields: Vec<(usize, usize)>,
+}
+
+impl PlainRows<'_> {
+    /// Accepts the waiting rows in file order and empties the batch; `true` to stop (strict mode).
+    fn accept(&mut self, context: &Context<'_>, columns: &Columns, piece: &mut Piece) -> bool {
+        let n = columns.n_columns;
+        let count = self.rows.len();
+        let mut ids: [&[u8]; BATCH] = [&[]; BATCH];
+        for (i, (text, _)) in self.rows.iter().enumerate() {
+            let (start, end) = self.fields[i * n + columns.lead];
+            ids[i] = trim_bytes(&text[start..end]);
+        }
+        let mut found = [None; BATCH];
+        context.leads.find_many(&ids[..count], &mut found[..count]);
+        let mut stop = false;
+        for (i, &(text, line)) in self.rows.iter().enumerate() {
+            let fields = &self.fields[i * n..(i + 1) * n];
+            let field = |c: usize| &text[fields[c].0..fields[c].1];
+            stop = context.accept_found(
+                piece,
+                line,
+                ids[i],
+                found[i],
+                field(columns.event_type),
+                field(columns.time),
+                |out| property_values(columns, |c| Some(field(c)), out),
+            );
+            if stop {
+                break;
+            }
+        }
+        self.rows.clear();
+        self.fields.clear();
+        stop
+    }
 }
 
 fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64) -> Piece {

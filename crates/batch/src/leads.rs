@@ -6,6 +6,8 @@ use std::path::Path;
 use leadscore_core::{Model, Value};
 use rustc_hash::FxHashMap;
 
+use crate::ids::{IdArena, IdTable};
+
 use crate::ReadOptions;
 use crate::columns::{LEAD_ID_COLUMNS, LeadColumns, attribute_value, cell, header_name, sniff_separator};
 use crate::error::{BatchError, RowError};
@@ -15,7 +17,7 @@ use crate::times::{TimeOptions, time_attributes};
 
 /// All leads of a file.
 pub struct Leads {
-    pub ids: Vec<Box<str>>,
+    pub ids: IdArena,
     /// `ids.len() * n_fields` values, row-major.
     pub values: Vec<Value>,
     pub n_fields: usize,
@@ -24,7 +26,8 @@ pub struct Leads {
 
 /// Finds a lead by its id. Lead ids are often database keys: when every id is a canonical
 /// decimal integer (`7`, not `007` or `+7`) no string is hashed, and when they run 1, 2, 3, ...
-/// in file order (a common export) the index is arithmetic.
+/// in file order (a common export) the index is arithmetic. Any other ids are text, found by
+/// their bytes in an [`IdTable`].
 enum LeadIndex {
     /// The i-th lead's id is `base + i`.
     Sequence {
@@ -36,7 +39,7 @@ enum LeadIndex {
         slots: Vec<u32>,
     },
     Integers(FxHashMap<u64, u32>),
-    Text(FxHashMap<Box<[u8]>, u32>),
+    Text(IdTable),
 }
 
 /// The value of a canonical decimal integer id.
@@ -56,7 +59,7 @@ fn canonical_integer(id: &[u8]) -> Option<u64> {
 
 impl Leads {
     fn new(n_fields: usize) -> Leads {
-        Leads { ids: Vec::new(), values: Vec::new(), n_fields, index: LeadIndex::Sequence { base: 0 } }
+        Leads { ids: IdArena::default(), values: Vec::new(), n_fields, index: LeadIndex::Sequence { base: 0 } }
     }
 
     pub fn len(&self) -> usize {
@@ -83,21 +86,31 @@ impl Leads {
                 slots.get(usize::try_from(slot).ok()?).copied().filter(|&i| i != u32::MAX)
             }
             LeadIndex::Integers(map) => map.get(&canonical_integer(id)?).copied(),
-            LeadIndex::Text(map) => map.get(id).copied(),
+            LeadIndex::Text(table) => table.find(&self.ids, id),
         }
     }
 
-    /// Indexes a new lead's id; `false` if a lead already has it.
-    fn insert_id(&mut self, id: &str) -> bool {
-        let next = self.ids.len() as u32;
-        let integer = canonical_integer(id.as_bytes());
+    /// The leads of up to [`crate::ids::BATCH`] ids: `found[i]` is `self.find(ids[i])`. Text ids
+    /// are looked up together, so that their cache misses overlap.
+    pub fn find_many(&self, ids: &[&[u8]], found: &mut [Option<u32>]) {
+        match &self.index {
+            LeadIndex::Text(table) => table.find_many(&self.ids, ids, found),
+            _ => ids.iter().zip(found).for_each(|(id, found)| *found = self.find(id)),
+        }
+    }
+
+    /// Indexes the last lead of `self.ids`; `false` if an earlier lead has its id.
+    fn insert_id(&mut self) -> bool {
+        let next = self.ids.len() as u32 - 1;
+        let id = self.ids.bytes_of(next as usize);
+        let integer = canonical_integer(id);
         match (&mut self.index, integer) {
             (LeadIndex::Sequence { base }, Some(n)) if next == 0 => *base = n,
             (LeadIndex::Sequence { base }, Some(n)) if n == *base + u64::from(next) => {}
             (LeadIndex::Sequence { base }, Some(_)) => {
                 let base = *base;
                 self.index = LeadIndex::Integers((0..next).map(|i| (base + u64::from(i), i)).collect());
-                return self.insert_id(id);
+                return self.insert_id();
             }
             (LeadIndex::Integers(map), Some(n)) => {
                 if map.contains_key(&n) {
@@ -105,16 +118,16 @@ impl Leads {
                 }
                 map.insert(n, next);
             }
-            (LeadIndex::Text(map), _) => {
-                if map.contains_key(id.as_bytes()) {
-                    return false;
-                }
-                map.insert(id.as_bytes().into(), next);
-            }
+            (LeadIndex::Text(table), _) => return table.insert(&self.ids, next),
             (_, None) | (LeadIndex::Dense { .. }, Some(_)) => {
-                let text = self.ids.iter().enumerate().map(|(i, id)| (id.as_bytes().into(), i as u32)).collect();
-                self.index = LeadIndex::Text(text);
-                return self.insert_id(id);
+                // The earlier ids were all distinct integers: only the new one can repeat one.
+                let mut table = IdTable::with_capacity(self.ids.len());
+                (0..next).for_each(|lead| {
+                    table.insert(&self.ids, lead);
+                });
+                let inserted = table.insert(&self.ids, next);
+                self.index = LeadIndex::Text(table);
+                return inserted;
             }
         }
         true
@@ -141,14 +154,15 @@ impl Leads {
         file: &str,
         problems: &mut Problems,
     ) -> Result<(), BatchError> {
-        if !self.insert_id(id) {
+        self.ids.push(id);
+        if !self.insert_id() {
+            self.ids.pop();
             return problems.row(RowError {
                 file: file.to_string(),
                 line,
                 reason: format!("lead_id `{id}` appears a second time; the first one is kept"),
             });
         }
-        self.ids.push(id.into());
         self.values.extend(values);
         Ok(())
     }
@@ -399,7 +413,9 @@ mod tests {
             leads.push(id, std::iter::empty(), line as u64 + 2, "leads.csv", &mut problems).unwrap();
         }
         for id in ids {
-            assert!(!leads.insert_id(id), "{id} is a duplicate");
+            leads.ids.push(id);
+            assert!(!leads.insert_id(), "{id} is a duplicate");
+            leads.ids.pop();
         }
         leads.seal();
         leads

@@ -79,13 +79,13 @@ pub fn write_scores(
                     }
                     model.evaluate_into(leads.values_of(lead), &state, as_of, &mut scores);
                     match format {
-                        OutputFormat::Csv => write_csv_row(&mut buffer, &leads.ids[lead], &scores),
+                        OutputFormat::Csv => write_csv_row(&mut buffer, leads.ids.get(lead), &scores),
                         OutputFormat::ExplainJsonLines => {
                             let outlooks = model.outlook(leads.values_of(lead), &state, as_of);
-                            write_explained(&mut buffer, &leads.ids[lead], &scores, Some(&outlooks))
+                            write_explained(&mut buffer, leads.ids.get(lead), &scores, Some(&outlooks))
                         }
                         OutputFormat::ContributionsJsonLines => {
-                            write_explained(&mut buffer, &leads.ids[lead], &scores, None)
+                            write_explained(&mut buffer, leads.ids.get(lead), &scores, None)
                         }
                     }
                 }
