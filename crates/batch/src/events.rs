@@ -84,6 +84,8 @@ impl Events {
 
 /// What one parallel worker made of its piece of a block.
 struct Piece {
+    /// The records kept, in file order, until [`Piece::distribute`] moves them to `buckets`.
+    records: Vec<EventRecord>,
     buckets: Vec<Vec<EventRecord>>,
     properties: Vec<Value>,
     bad_rows: Vec<RowError>,
@@ -96,9 +98,11 @@ struct Piece {
 }
 
 impl Piece {
-    fn new(n_buckets: usize) -> Piece {
+    /// An empty piece that collects its records in `records` (a worker's reused buffer).
+    fn new(records: Vec<EventRecord>) -> Piece {
         Piece {
-            buckets: vec![Vec::new(); n_buckets],
+            records,
+            buckets: Vec::new(),
             properties: Vec::new(),
             bad_rows: Vec::new(),
             skipped: 0,
@@ -108,6 +112,23 @@ impl Piece {
             unknown_lead: 0,
             first_unknown_lead: None,
         }
+    }
+
+    /// Moves the records to their buckets, each bucket's list allocated once at its exact size
+    /// (lists grown record by record cost more in fresh pages, zeroed by the kernel, than the
+    /// parsing itself); gives back the emptied record buffer for the worker's next piece.
+    fn distribute(&mut self, n_buckets: usize) -> Vec<EventRecord> {
+        let mut counts = vec![0usize; n_buckets];
+        for record in &self.records {
+            counts[record.lead as usize / LEADS_PER_BUCKET] += 1;
+        }
+        self.buckets = counts.into_iter().map(Vec::with_capacity).collect();
+        for record in &self.records {
+            self.buckets[record.lead as usize / LEADS_PER_BUCKET].push(*record);
+        }
+        let mut records = std::mem::take(&mut self.records);
+        records.clear();
+        records
     }
 }
 
@@ -209,9 +230,8 @@ impl Context<'_> {
                 index as u32
             }
         };
-        let bucket = lead as usize / LEADS_PER_BUCKET;
-        debug_assert!(bucket < self.n_buckets);
-        piece.buckets[bucket].push(EventRecord { at: at.0, lead, event_type: type_id, properties: properties_index });
+        debug_assert!((lead as usize / LEADS_PER_BUCKET) < self.n_buckets);
+        piece.records.push(EventRecord { at: at.0, lead, event_type: type_id, properties: properties_index });
         false
     }
 }
@@ -251,6 +271,9 @@ pub fn read_events(
     let mut columns: Option<Columns> = None;
     let parts = rayon::current_num_threads() * 4;
     let n_properties = model.event_properties().len().max(1);
+    // Record buffers reused from piece to piece (as many as pieces run at once): a buffer grown
+    // afresh for every piece costs its pages again.
+    let buffers = std::sync::Mutex::new(Vec::<Vec<EventRecord>>::new());
     for_each_block(blocks, |block: &Block| -> Result<(), BatchError> {
         done_bytes += block.bytes.len() as u64;
         let mut body = block;
@@ -265,9 +288,17 @@ pub fn read_events(
         let pieces = split_block(body, parts, format == Format::Csv);
         let parsed: Vec<Piece> = pieces
             .par_iter()
-            .map(|(bytes, first_line)| match (format, &columns) {
-                (Format::Csv, Some(columns)) => parse_csv(&context, columns, bytes, *first_line),
-                _ => parse_json_lines(&context, bytes, *first_line),
+            .map(|(bytes, first_line)| {
+                let records = buffers.lock().map(|mut b| b.pop()).ok().flatten().unwrap_or_default();
+                let mut piece = match (format, &columns) {
+                    (Format::Csv, Some(columns)) => parse_csv(&context, columns, bytes, *first_line, records),
+                    _ => parse_json_lines(&context, bytes, *first_line, records),
+                };
+                let records = piece.distribute(n_buckets);
+                if let Ok(mut buffers) = buffers.lock() {
+                    buffers.push(records);
+                }
+                piece
             })
             .collect();
         for piece in parsed {
@@ -366,12 +397,18 @@ fn property_values<'a>(columns: &Columns, field: impl Fn(usize) -> Option<&'a [u
     }))
 }
 
-fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line: u64) -> Piece {
+fn parse_csv(
+    context: &Context<'_>,
+    columns: &Columns,
+    bytes: &[u8],
+    first_line: u64,
+    records: Vec<EventRecord>,
+) -> Piece {
     // Most event files have no quotes at all: split lines and commas directly.
     if memchr::memchr(b'"', bytes).is_none() {
-        return parse_plain_csv(context, columns, bytes, first_line);
+        return parse_plain_csv(context, columns, bytes, first_line, records);
     }
-    let mut piece = Piece::new(context.n_buckets);
+    let mut piece = Piece::new(records);
     let mut reader =
         csv::ReaderBuilder::new().delimiter(columns.separator).has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::ByteRecord::new();
@@ -412,8 +449,14 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
     piece
 }
 
-fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line: u64) -> Piece {
-    let mut piece = Piece::new(context.n_buckets);
+fn parse_plain_csv(
+    context: &Context<'_>,
+    columns: &Columns,
+    bytes: &[u8],
+    first_line: u64,
+    records: Vec<EventRecord>,
+) -> Piece {
+    let mut piece = Piece::new(records);
     let mut fields = Vec::with_capacity(columns.n_columns);
     let mut batch =
         PlainRows { rows: Vec::with_capacity(BATCH), fields: Vec::with_capacity(BATCH * columns.n_columns) };
@@ -493,8 +536,8 @@ impl PlainRows<'_> {
     }
 }
 
-fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64) -> Piece {
-    let mut piece = Piece::new(context.n_buckets);
+fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64, records: Vec<EventRecord>) -> Piece {
+    let mut piece = Piece::new(records);
     // A byte-order mark can only start the file's first block.
     let bytes = if first_line == 1 { bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes) } else { bytes };
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {

@@ -41,6 +41,11 @@ impl IdArena {
         self.ends.push(self.bytes.len());
     }
 
+    /// Makes room for `n` more ids.
+    pub fn reserve(&mut self, n: usize) {
+        self.ends.reserve(n);
+    }
+
     /// Removes the last id (one refused as a repeat).
     pub fn pop(&mut self) {
         self.ends.pop();
