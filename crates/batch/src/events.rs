@@ -599,3 +599,77 @@ pub fn group_bucket(
         out[offsets[i]..offsets[i + 1]].sort_unstable_by_key(|r| r.at);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use leadscore_core::compile;
+
+    use super::*;
+    use crate::{OutputFormat, ReadOptions};
+
+    const MODEL: &str = r#"
+[scores.s]
+[[scores.s.rules]]
+name = "views"
+event = "page_view"
+points = 1
+max_count = 100
+"#;
+
+    /// Scores `events` for the leads `a-1`, `b-2`, `007` and returns (output, summary).
+    fn score(events: &str, strict: bool) -> Result<(String, crate::Summary), BatchError> {
+        let dir = tempfile::tempdir().unwrap();
+        let leads = dir.path().join("leads.csv");
+        let events_path = dir.path().join("events.csv");
+        std::fs::write(&leads, "lead_id\na-1\nb-2\n007\n").unwrap();
+        std::fs::write(&events_path, events).unwrap();
+        let model = compile(MODEL).unwrap().model;
+        let options = BatchOptions {
+            leads: &leads,
+            events: Some(&events_path),
+            as_of: Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap(),
+            output: OutputFormat::Csv,
+            strict,
+            read: ReadOptions::default(),
+        };
+        let mut out = Vec::new();
+        let summary = crate::score_files(&model, &options, &mut out, &|_, _, _| {})?;
+        Ok((String::from_utf8(out).unwrap(), summary))
+    }
+
+    #[test]
+    fn rows_looked_up_in_batches_count_and_report_as_one_by_one() {
+        let mut events = String::from("lead_id,type,ts\n");
+        // 40 rows: more than a batch of look-ups, with bad and unknown rows among them.
+        for i in 0..40 {
+            let row = match i {
+                5 => " ,page_view,2026-10-01T00:00:00Z".to_string(),
+                17 => "a-1,page_view".to_string(),
+                18 => "7,page_view,2026-10-01T00:00:00Z".to_string(),
+                30 => "b-2,page_view,not a time".to_string(),
+                _ => format!("{},page_view,2026-10-01T00:00:00Z", ["a-1", "b-2", "007"][i % 3]),
+            };
+            events.push_str(&row);
+            events.push('\n');
+        }
+        let (out, summary) = score(&events, false).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        // Row i is lead i % 3's unless it is one of the four odd rows.
+        let good: Vec<usize> = (0..40).filter(|i| ![5, 17, 18, 30].contains(i)).collect();
+        let count = |k: usize| good.iter().filter(|&&i| i % 3 == k).count();
+        assert_eq!(
+            lines,
+            [
+                "lead_id,s,s_tier",
+                &format!("a-1,{},", count(0)),
+                &format!("b-2,{},", count(1)),
+                &format!("007,{},", count(2))
+            ]
+        );
+        assert_eq!(summary.events_unknown_lead, 1, "`7` is not `007`");
+        let bad: Vec<u64> = summary.problems.first_rows.iter().map(|r| r.line).collect();
+        assert_eq!(bad, [7, 19, 32], "bad rows in file order, with their lines");
+        let strict = score(&events, true).unwrap_err().to_string();
+        assert!(strict.contains(":7: empty lead id"), "{strict}");
+    }
+}
