@@ -275,8 +275,8 @@ mod tests {
         }
         assert_eq!(table.slots.len(), 16);
         // Same slot, same tag, different bytes: the tag alone must not make a match.
-        let forged = IdTable { slots: vec![tag(hash_id(b"other")) | 0; 16], mask: 15, entries: 16 };
-        let mut forged = forged;
+        // (Every slot but one holds lead 0, `id-0`, under the tag of `other`.)
+        let mut forged = IdTable { slots: vec![tag(hash_id(b"other")); 16], mask: 15, entries: 15 };
         forged.slots[15] = EMPTY;
         assert_eq!(forged.find(&arena, b"other"), None);
         for (lead, id) in ids.iter().enumerate() {

@@ -229,7 +229,7 @@ mod tests {
         for (i, &b) in bytes.iter().enumerate() {
             match b {
                 b'"' => quotes += 1,
-                b'\n' if quotes % 2 == 0 => last = Some(i + 1),
+                b'\n' if quotes.is_multiple_of(2) => last = Some(i + 1),
                 _ => {}
             }
         }
