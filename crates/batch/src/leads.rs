@@ -6,11 +6,10 @@ use std::path::Path;
 use leadscore_core::{Model, Value};
 use rustc_hash::FxHashMap;
 
-use crate::ids::{IdArena, IdTable};
-
 use crate::ReadOptions;
 use crate::columns::{LEAD_ID_COLUMNS, LeadColumns, attribute_value, cell, header_name, sniff_separator};
 use crate::error::{BatchError, RowError};
+use crate::ids::{IdArena, IdTable};
 use crate::input::Format;
 use crate::report::Problems;
 use crate::times::{TimeOptions, time_attributes};
