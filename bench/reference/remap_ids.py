@@ -140,11 +140,12 @@ def emails(rng, n):
 
 
 def read_all_text(path):
+    # Every column as text, so that what is copied is written back exactly as read (the
+    # generator's headers hold no quotes or commas).
+    with open(path, newline="") as f:
+        header = f.readline().rstrip("\n").split(",")
     convert = pacsv.ConvertOptions(strings_can_be_null=False, quoted_strings_can_be_null=False,
-                                   column_types={})
-    # Every column as text, so that what is copied is written back exactly as read.
-    header = open(path, newline="").readline().rstrip("\n").split(",")
-    convert.column_types = {name: pa.string() for name in header}
+                                   column_types={name: pa.string() for name in header})
     return pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=64 << 20), convert_options=convert)
 
 
