@@ -78,14 +78,14 @@ pub fn write_changes(
                 let after_fields = leads.values_of(lead);
                 let before_fields = earlier
                     .as_ref()
-                    .and_then(|e| e.find(leads.ids[lead].as_bytes()).map(|i| e.values_of(i as usize)))
+                    .and_then(|e| e.find(leads.ids.bytes_of(lead)).map(|i| e.values_of(i as usize)))
                     .unwrap_or(after_fields);
                 let changes = model.changes(
                     Snapshot { lead: before_fields, state: &before_state, as_of: from },
                     Snapshot { lead: after_fields, state: &after_state, as_of: to },
                 );
                 let line = LeadChanges {
-                    lead_id: &leads.ids[lead],
+                    lead_id: leads.ids.get(lead),
                     from: Some(from.to_string()),
                     to: Some(to.to_string()),
                     as_of: None,
@@ -115,7 +115,7 @@ pub fn write_changes(
                     Snapshot { lead: new_leads.values_of(lead), state: &new_state, as_of },
                 );
                 let line = LeadChanges {
-                    lead_id: &old_leads.ids[lead],
+                    lead_id: old_leads.ids.get(lead),
                     from: None,
                     to: None,
                     as_of: Some(as_of.to_string()),
@@ -167,7 +167,7 @@ fn for_each_lead(
         group_bucket(&events.buckets[bucket], first_lead, bucket_leads, &mut offsets, &mut records);
         for i in 0..bucket_leads {
             let lead = first_lead + i;
-            if !only.is_empty() && !only.iter().any(|id| **id == *leads.ids[lead]) {
+            if !only.is_empty() && !only.iter().any(|id| **id == *leads.ids.get(lead)) {
                 continue;
             }
             each(lead, &records[offsets[i]..offsets[i + 1]])?;

@@ -20,6 +20,7 @@ use crate::columns::{
     trim_bytes,
 };
 use crate::error::{BatchError, RowError};
+use crate::ids::BATCH;
 use crate::input::{Block, Blocks, Format, for_each_block, split_block, split_plain_line};
 use crate::leads::{Leads, csv_reason, json_id, parse_object};
 use crate::report::Problems;
@@ -83,6 +84,8 @@ impl Events {
 
 /// What one parallel worker made of its piece of a block.
 struct Piece {
+    /// The records kept, in file order, until [`Piece::distribute`] moves them to `buckets`.
+    records: Vec<EventRecord>,
     buckets: Vec<Vec<EventRecord>>,
     properties: Vec<Value>,
     bad_rows: Vec<RowError>,
@@ -95,9 +98,11 @@ struct Piece {
 }
 
 impl Piece {
-    fn new(n_buckets: usize) -> Piece {
+    /// An empty piece that collects its records in `records` (a worker's reused buffer).
+    fn new(records: Vec<EventRecord>) -> Piece {
         Piece {
-            buckets: vec![Vec::new(); n_buckets],
+            records,
+            buckets: Vec::new(),
             properties: Vec::new(),
             bad_rows: Vec::new(),
             skipped: 0,
@@ -107,6 +112,23 @@ impl Piece {
             unknown_lead: 0,
             first_unknown_lead: None,
         }
+    }
+
+    /// Moves the records to their buckets, each bucket's list allocated once at its exact size
+    /// (lists grown record by record cost more in fresh pages, zeroed by the kernel, than the
+    /// parsing itself); gives back the emptied record buffer for the worker's next piece.
+    fn distribute(&mut self, n_buckets: usize) -> Vec<EventRecord> {
+        let mut counts = vec![0usize; n_buckets];
+        for record in &self.records {
+            counts[record.lead as usize / LEADS_PER_BUCKET] += 1;
+        }
+        self.buckets = counts.into_iter().map(Vec::with_capacity).collect();
+        for record in &self.records {
+            self.buckets[record.lead as usize / LEADS_PER_BUCKET].push(*record);
+        }
+        let mut records = std::mem::take(&mut self.records);
+        records.clear();
+        records
     }
 }
 
@@ -154,12 +176,28 @@ impl Context<'_> {
         time: &[u8],
         properties: impl FnOnce(&mut Vec<Value>),
     ) -> bool {
-        piece.read += 1;
         let lead_id = trim_bytes(lead);
+        let found = self.leads.find(lead_id);
+        self.accept_found(piece, line, lead_id, found, event_type, time, properties)
+    }
+
+    /// [`Context::accept`] for an event whose (trimmed) lead id has been looked up already.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_found(
+        &self,
+        piece: &mut Piece,
+        line: u64,
+        lead_id: &[u8],
+        found: Option<u32>,
+        event_type: &[u8],
+        time: &[u8],
+        properties: impl FnOnce(&mut Vec<Value>),
+    ) -> bool {
+        piece.read += 1;
         if lead_id.is_empty() {
             return self.bad(piece, line, "empty lead id".to_string());
         }
-        let Some(lead) = self.leads.find(lead_id) else {
+        let Some(lead) = found else {
             // Not a bad row: event exports often cover more leads than the file being scored.
             piece.unknown_lead += 1;
             if piece.first_unknown_lead.is_none() {
@@ -192,9 +230,8 @@ impl Context<'_> {
                 index as u32
             }
         };
-        let bucket = lead as usize / LEADS_PER_BUCKET;
-        debug_assert!(bucket < self.n_buckets);
-        piece.buckets[bucket].push(EventRecord { at: at.0, lead, event_type: type_id, properties: properties_index });
+        debug_assert!((lead as usize / LEADS_PER_BUCKET) < self.n_buckets);
+        piece.records.push(EventRecord { at: at.0, lead, event_type: type_id, properties: properties_index });
         false
     }
 }
@@ -234,6 +271,9 @@ pub fn read_events(
     let mut columns: Option<Columns> = None;
     let parts = rayon::current_num_threads() * 4;
     let n_properties = model.event_properties().len().max(1);
+    // Record buffers reused from piece to piece (as many as pieces run at once): a buffer grown
+    // afresh for every piece costs its pages again.
+    let buffers = std::sync::Mutex::new(Vec::<Vec<EventRecord>>::new());
     for_each_block(blocks, |block: &Block| -> Result<(), BatchError> {
         done_bytes += block.bytes.len() as u64;
         let mut body = block;
@@ -248,9 +288,17 @@ pub fn read_events(
         let pieces = split_block(body, parts, format == Format::Csv);
         let parsed: Vec<Piece> = pieces
             .par_iter()
-            .map(|(bytes, first_line)| match (format, &columns) {
-                (Format::Csv, Some(columns)) => parse_csv(&context, columns, bytes, *first_line),
-                _ => parse_json_lines(&context, bytes, *first_line),
+            .map(|(bytes, first_line)| {
+                let records = buffers.lock().map(|mut b| b.pop()).ok().flatten().unwrap_or_default();
+                let mut piece = match (format, &columns) {
+                    (Format::Csv, Some(columns)) => parse_csv(&context, columns, bytes, *first_line, records),
+                    _ => parse_json_lines(&context, bytes, *first_line, records),
+                };
+                let records = piece.distribute(n_buckets);
+                if let Ok(mut buffers) = buffers.lock() {
+                    buffers.push(records);
+                }
+                piece
             })
             .collect();
         for piece in parsed {
@@ -349,12 +397,18 @@ fn property_values<'a>(columns: &Columns, field: impl Fn(usize) -> Option<&'a [u
     }))
 }
 
-fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line: u64) -> Piece {
+fn parse_csv(
+    context: &Context<'_>,
+    columns: &Columns,
+    bytes: &[u8],
+    first_line: u64,
+    records: Vec<EventRecord>,
+) -> Piece {
     // Most event files have no quotes at all: split lines and commas directly.
     if memchr::memchr(b'"', bytes).is_none() {
-        return parse_plain_csv(context, columns, bytes, first_line);
+        return parse_plain_csv(context, columns, bytes, first_line, records);
     }
-    let mut piece = Piece::new(context.n_buckets);
+    let mut piece = Piece::new(records);
     let mut reader =
         csv::ReaderBuilder::new().delimiter(columns.separator).has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::ByteRecord::new();
@@ -395,9 +449,17 @@ fn parse_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line:
     piece
 }
 
-fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first_line: u64) -> Piece {
-    let mut piece = Piece::new(context.n_buckets);
+fn parse_plain_csv(
+    context: &Context<'_>,
+    columns: &Columns,
+    bytes: &[u8],
+    first_line: u64,
+    records: Vec<EventRecord>,
+) -> Piece {
+    let mut piece = Piece::new(records);
     let mut fields = Vec::with_capacity(columns.n_columns);
+    let mut batch =
+        PlainRows { rows: Vec::with_capacity(BATCH), fields: Vec::with_capacity(BATCH * columns.n_columns) };
     let mut start = 0;
     let mut line = first_line;
     while start < bytes.len() {
@@ -410,30 +472,72 @@ fn parse_plain_csv(context: &Context<'_>, columns: &Columns, bytes: &[u8], first
             continue;
         }
         if !split_plain_line(text, columns.separator, columns.n_columns, &mut fields) {
+            // The rows before this one are reported first.
+            if batch.accept(context, columns, &mut piece) {
+                return piece;
+            }
             let reason = format!("{} fields where the header has {}", fields.len(), columns.n_columns);
             if context.bad(&mut piece, line, reason) {
-                break;
+                return piece;
             }
             continue;
         }
-        let field = |c: usize| &text[fields[c].0..fields[c].1];
-        let stop = context.accept(
-            &mut piece,
-            line,
-            field(columns.lead),
-            field(columns.event_type),
-            field(columns.time),
-            |out| property_values(columns, |c| Some(field(c)), out),
-        );
-        if stop {
-            break;
+        batch.rows.push((text, line));
+        batch.fields.extend_from_slice(&fields);
+        if batch.rows.len() == BATCH && batch.accept(context, columns, &mut piece) {
+            return piece;
         }
     }
+    batch.accept(context, columns, &mut piece);
     piece
 }
 
-fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64) -> Piece {
-    let mut piece = Piece::new(context.n_buckets);
+/// Rows of a quote-free CSV piece waiting to be accepted together, so that their leads are
+/// looked up together ([`Leads::find_many`]).
+struct PlainRows<'a> {
+    /// Each row's text and line number.
+    rows: Vec<(&'a [u8], u64)>,
+    /// Each row's field boundaries, `n_columns` per row.
+    fields: Vec<(usize, usize)>,
+}
+
+impl PlainRows<'_> {
+    /// Accepts the waiting rows in file order and empties the batch; `true` to stop (strict mode).
+    fn accept(&mut self, context: &Context<'_>, columns: &Columns, piece: &mut Piece) -> bool {
+        let n = columns.n_columns;
+        let count = self.rows.len();
+        let mut ids: [&[u8]; BATCH] = [&[]; BATCH];
+        for (i, (text, _)) in self.rows.iter().enumerate() {
+            let (start, end) = self.fields[i * n + columns.lead];
+            ids[i] = trim_bytes(&text[start..end]);
+        }
+        let mut found = [None; BATCH];
+        context.leads.find_many(&ids[..count], &mut found[..count]);
+        let mut stop = false;
+        for (i, &(text, line)) in self.rows.iter().enumerate() {
+            let fields = &self.fields[i * n..(i + 1) * n];
+            let field = |c: usize| &text[fields[c].0..fields[c].1];
+            stop = context.accept_found(
+                piece,
+                line,
+                ids[i],
+                found[i],
+                field(columns.event_type),
+                field(columns.time),
+                |out| property_values(columns, |c| Some(field(c)), out),
+            );
+            if stop {
+                break;
+            }
+        }
+        self.rows.clear();
+        self.fields.clear();
+        stop
+    }
+}
+
+fn parse_json_lines(context: &Context<'_>, bytes: &[u8], first_line: u64, records: Vec<EventRecord>) -> Piece {
+    let mut piece = Piece::new(records);
     // A byte-order mark can only start the file's first block.
     let bytes = if first_line == 1 { bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes) } else { bytes };
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
@@ -493,5 +597,79 @@ pub fn group_bucket(
     }
     for i in 0..n_leads {
         out[offsets[i]..offsets[i + 1]].sort_unstable_by_key(|r| r.at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use leadscore_core::compile;
+
+    use super::*;
+    use crate::{OutputFormat, ReadOptions};
+
+    const MODEL: &str = r#"
+[scores.s]
+[[scores.s.rules]]
+name = "views"
+event = "page_view"
+points = 1
+max_count = 100
+"#;
+
+    /// Scores `events` for the leads `a-1`, `b-2`, `007` and returns (output, summary).
+    fn score(events: &str, strict: bool) -> Result<(String, crate::Summary), BatchError> {
+        let dir = tempfile::tempdir().unwrap();
+        let leads = dir.path().join("leads.csv");
+        let events_path = dir.path().join("events.csv");
+        std::fs::write(&leads, "lead_id\na-1\nb-2\n007\n").unwrap();
+        std::fs::write(&events_path, events).unwrap();
+        let model = compile(MODEL).unwrap().model;
+        let options = BatchOptions {
+            leads: &leads,
+            events: Some(&events_path),
+            as_of: Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap(),
+            output: OutputFormat::Csv,
+            strict,
+            read: ReadOptions::default(),
+        };
+        let mut out = Vec::new();
+        let summary = crate::score_files(&model, &options, &mut out, &|_, _, _| {})?;
+        Ok((String::from_utf8(out).unwrap(), summary))
+    }
+
+    #[test]
+    fn rows_looked_up_in_batches_count_and_report_as_one_by_one() {
+        let mut events = String::from("lead_id,type,ts\n");
+        // 40 rows: more than a batch of look-ups, with bad and unknown rows among them.
+        for i in 0..40 {
+            let row = match i {
+                5 => " ,page_view,2026-10-01T00:00:00Z".to_string(),
+                17 => "a-1,page_view".to_string(),
+                18 => "7,page_view,2026-10-01T00:00:00Z".to_string(),
+                30 => "b-2,page_view,not a time".to_string(),
+                _ => format!("{},page_view,2026-10-01T00:00:00Z", ["a-1", "b-2", "007"][i % 3]),
+            };
+            events.push_str(&row);
+            events.push('\n');
+        }
+        let (out, summary) = score(&events, false).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        // Row i is lead i % 3's unless it is one of the four odd rows.
+        let good: Vec<usize> = (0..40).filter(|i| ![5, 17, 18, 30].contains(i)).collect();
+        let count = |k: usize| good.iter().filter(|&&i| i % 3 == k).count();
+        assert_eq!(
+            lines,
+            [
+                "lead_id,s,s_tier",
+                &format!("a-1,{},", count(0)),
+                &format!("b-2,{},", count(1)),
+                &format!("007,{},", count(2))
+            ]
+        );
+        assert_eq!(summary.events_unknown_lead, 1, "`7` is not `007`");
+        let bad: Vec<u64> = summary.problems.first_rows.iter().map(|r| r.line).collect();
+        assert_eq!(bad, [7, 19, 32], "bad rows in file order, with their lines");
+        let strict = score(&events, true).unwrap_err().to_string();
+        assert!(strict.contains(":7: empty lead id"), "{strict}");
     }
 }

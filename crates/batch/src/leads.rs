@@ -9,13 +9,14 @@ use rustc_hash::FxHashMap;
 use crate::ReadOptions;
 use crate::columns::{LEAD_ID_COLUMNS, LeadColumns, attribute_value, cell, header_name, sniff_separator};
 use crate::error::{BatchError, RowError};
+use crate::ids::{IdArena, IdTable};
 use crate::input::Format;
 use crate::report::Problems;
 use crate::times::{TimeOptions, time_attributes};
 
 /// All leads of a file.
 pub struct Leads {
-    pub ids: Vec<Box<str>>,
+    pub ids: IdArena,
     /// `ids.len() * n_fields` values, row-major.
     pub values: Vec<Value>,
     pub n_fields: usize,
@@ -24,7 +25,8 @@ pub struct Leads {
 
 /// Finds a lead by its id. Lead ids are often database keys: when every id is a canonical
 /// decimal integer (`7`, not `007` or `+7`) no string is hashed, and when they run 1, 2, 3, ...
-/// in file order (a common export) the index is arithmetic.
+/// in file order (a common export) the index is arithmetic. Any other ids are text, found by
+/// their bytes in an [`IdTable`].
 enum LeadIndex {
     /// The i-th lead's id is `base + i`.
     Sequence {
@@ -36,7 +38,7 @@ enum LeadIndex {
         slots: Vec<u32>,
     },
     Integers(FxHashMap<u64, u32>),
-    Text(FxHashMap<Box<[u8]>, u32>),
+    Text(IdTable),
 }
 
 /// The value of a canonical decimal integer id.
@@ -56,7 +58,7 @@ fn canonical_integer(id: &[u8]) -> Option<u64> {
 
 impl Leads {
     fn new(n_fields: usize) -> Leads {
-        Leads { ids: Vec::new(), values: Vec::new(), n_fields, index: LeadIndex::Sequence { base: 0 } }
+        Leads { ids: IdArena::default(), values: Vec::new(), n_fields, index: LeadIndex::Sequence { base: 0 } }
     }
 
     pub fn len(&self) -> usize {
@@ -65,6 +67,12 @@ impl Leads {
 
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Makes room for `n` more leads.
+    fn reserve(&mut self, n: usize) {
+        self.ids.reserve(n);
+        self.values.reserve(n.saturating_mul(self.n_fields));
     }
 
     pub fn values_of(&self, lead: usize) -> &[Value] {
@@ -83,21 +91,31 @@ impl Leads {
                 slots.get(usize::try_from(slot).ok()?).copied().filter(|&i| i != u32::MAX)
             }
             LeadIndex::Integers(map) => map.get(&canonical_integer(id)?).copied(),
-            LeadIndex::Text(map) => map.get(id).copied(),
+            LeadIndex::Text(table) => table.find(&self.ids, id),
         }
     }
 
-    /// Indexes a new lead's id; `false` if a lead already has it.
-    fn insert_id(&mut self, id: &str) -> bool {
-        let next = self.ids.len() as u32;
-        let integer = canonical_integer(id.as_bytes());
+    /// The leads of up to [`crate::ids::BATCH`] ids: `found[i]` is `self.find(ids[i])`. Text ids
+    /// are looked up together, so that their cache misses overlap.
+    pub fn find_many(&self, ids: &[&[u8]], found: &mut [Option<u32>]) {
+        match &self.index {
+            LeadIndex::Text(table) => table.find_many(&self.ids, ids, found),
+            _ => ids.iter().zip(found).for_each(|(id, found)| *found = self.find(id)),
+        }
+    }
+
+    /// Indexes the last lead of `self.ids`; `false` if an earlier lead has its id.
+    fn insert_id(&mut self) -> bool {
+        let next = self.ids.len() as u32 - 1;
+        let id = self.ids.bytes_of(next as usize);
+        let integer = canonical_integer(id);
         match (&mut self.index, integer) {
             (LeadIndex::Sequence { base }, Some(n)) if next == 0 => *base = n,
             (LeadIndex::Sequence { base }, Some(n)) if n == *base + u64::from(next) => {}
             (LeadIndex::Sequence { base }, Some(_)) => {
                 let base = *base;
                 self.index = LeadIndex::Integers((0..next).map(|i| (base + u64::from(i), i)).collect());
-                return self.insert_id(id);
+                return self.insert_id();
             }
             (LeadIndex::Integers(map), Some(n)) => {
                 if map.contains_key(&n) {
@@ -105,16 +123,16 @@ impl Leads {
                 }
                 map.insert(n, next);
             }
-            (LeadIndex::Text(map), _) => {
-                if map.contains_key(id.as_bytes()) {
-                    return false;
-                }
-                map.insert(id.as_bytes().into(), next);
-            }
+            (LeadIndex::Text(table), _) => return table.insert(&self.ids, next),
             (_, None) | (LeadIndex::Dense { .. }, Some(_)) => {
-                let text = self.ids.iter().enumerate().map(|(i, id)| (id.as_bytes().into(), i as u32)).collect();
-                self.index = LeadIndex::Text(text);
-                return self.insert_id(id);
+                // The earlier ids were all distinct integers: only the new one can repeat one.
+                let mut table = IdTable::with_capacity(self.ids.len());
+                (0..next).for_each(|lead| {
+                    table.insert(&self.ids, lead);
+                });
+                let inserted = table.insert(&self.ids, next);
+                self.index = LeadIndex::Text(table);
+                return inserted;
             }
         }
         true
@@ -141,14 +159,15 @@ impl Leads {
         file: &str,
         problems: &mut Problems,
     ) -> Result<(), BatchError> {
-        if !self.insert_id(id) {
+        self.ids.push(id);
+        if !self.insert_id() {
+            self.ids.pop();
             return problems.row(RowError {
                 file: file.to_string(),
                 line,
                 reason: format!("lead_id `{id}` appears a second time; the first one is kept"),
             });
         }
-        self.ids.push(id.into());
         self.values.extend(values);
         Ok(())
     }
@@ -219,7 +238,11 @@ fn read_csv(
     problems: &mut Problems,
 ) -> Result<(), BatchError> {
     let read_error = |source: std::io::Error| BatchError::Read { path: path.to_path_buf(), source };
-    let separator = sniff_separator(&first_line(path).map_err(read_error)?);
+    let head = first_line(path).map_err(read_error)?;
+    let separator = sniff_separator(&head);
+    if let Ok(metadata) = std::fs::metadata(path) {
+        leads.reserve(estimated_rows(&head, metadata.len()));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(separator)
         .flexible(true)
@@ -293,6 +316,16 @@ fn read_csv(
         leads.push(&id, values.drain(..), line, file, problems)?;
     }
     Ok(())
+}
+
+/// About how many rows a file of `file_len` bytes holds, from the lines of its first bytes: to
+/// allocate the leads' memory once rather than by doubling (each step copies everything read so
+/// far into fresh pages). Memory reserved beyond the real count is never touched.
+fn estimated_rows(head: &[u8], file_len: u64) -> usize {
+    let lines = memchr::memchr_iter(b'\n', head).count() as u64;
+    let estimate = if head.is_empty() || lines == 0 { 0 } else { file_len * lines / head.len() as u64 };
+    // A row takes at least two bytes; an unusual head must not reserve more than the file holds.
+    estimate.saturating_add(estimate / 16).min(file_len / 2) as usize
 }
 
 /// The start of a file, up to its first line's end (or 64 KiB), to sniff its separator from.
@@ -399,7 +432,9 @@ mod tests {
             leads.push(id, std::iter::empty(), line as u64 + 2, "leads.csv", &mut problems).unwrap();
         }
         for id in ids {
-            assert!(!leads.insert_id(id), "{id} is a duplicate");
+            leads.ids.push(id);
+            assert!(!leads.insert_id(), "{id} is a duplicate");
+            leads.ids.pop();
         }
         leads.seal();
         leads

@@ -11,6 +11,7 @@
 //!   time zone; shared with the service's CSV import too.
 //! - [`input`]: file formats and block-wise reading.
 //! - [`leads`], [`events`]: the two readers.
+//! - [`ids`]: lead ids as text, in one arena, and the table that finds a lead by its id.
 //! - [`score`]: parallel scoring and the output rows.
 //! - [`changes`]: why scores moved between two instants or two models (`leadscore explain`).
 //! - [`report`]: skipped rows, warnings and counts.
@@ -19,6 +20,7 @@ pub mod changes;
 pub mod columns;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod input;
 pub mod leads;
 pub mod report;

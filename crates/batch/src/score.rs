@@ -50,10 +50,14 @@ pub fn write_scores(
     let n_leads = leads.len();
     let n_buckets = events.buckets.len();
     let buckets: Vec<usize> = (0..n_buckets).collect();
+    // Buffers reused from bucket to bucket, as many as buckets are scored at once: fresh ones
+    // for every bucket would cost their pages again.
+    let scratches = std::sync::Mutex::new(Vec::<Scratch>::new());
     for batch in buckets.chunks(BUCKETS_PER_WRITE) {
         let outputs: Vec<Vec<u8>> = batch
             .par_iter()
-            .map_init(Scratch::new, |scratch, &bucket| {
+            .map(|&bucket| {
+                let mut scratch = scratches.lock().ok().and_then(|mut s| s.pop()).unwrap_or_else(Scratch::new);
                 let first_lead = bucket * LEADS_PER_BUCKET;
                 let bucket_leads = LEADS_PER_BUCKET.min(n_leads - first_lead);
                 group_bucket(
@@ -79,15 +83,18 @@ pub fn write_scores(
                     }
                     model.evaluate_into(leads.values_of(lead), &state, as_of, &mut scores);
                     match format {
-                        OutputFormat::Csv => write_csv_row(&mut buffer, &leads.ids[lead], &scores),
+                        OutputFormat::Csv => write_csv_row(&mut buffer, leads.ids.get(lead), &scores),
                         OutputFormat::ExplainJsonLines => {
                             let outlooks = model.outlook(leads.values_of(lead), &state, as_of);
-                            write_explained(&mut buffer, &leads.ids[lead], &scores, Some(&outlooks))
+                            write_explained(&mut buffer, leads.ids.get(lead), &scores, Some(&outlooks))
                         }
                         OutputFormat::ContributionsJsonLines => {
-                            write_explained(&mut buffer, &leads.ids[lead], &scores, None)
+                            write_explained(&mut buffer, leads.ids.get(lead), &scores, None)
                         }
                     }
+                }
+                if let Ok(mut scratches) = scratches.lock() {
+                    scratches.push(scratch);
                 }
                 buffer
             })
