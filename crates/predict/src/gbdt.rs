@@ -1093,17 +1093,16 @@ impl<'a> Trainer<'a> {
         for (i, r) in order.iter_mut().enumerate() {
             *r = i as u32;
         }
-        let sums_of = |rows: &[u32]| {
-            let mut s = Sums { n: rows.len(), ..Sums::default() };
-            for &r in rows {
-                s.g += gh[r as usize][0];
-                s.h += gh[r as usize][1];
-            }
-            s
-        };
+        // Sums from histograms rather than rows: the root's from one feature's bins (every row is in exactly one),
+        // a child's from its parent's bins of the split feature.
+        let mut root = Sums { n: order.len(), ..Sums::default() };
+        for s in &hist[..self.offsets.get(1).copied().unwrap_or(0)] {
+            root.g += s[0];
+            root.h += s[1];
+        }
         let depth = p.max_depth.unwrap_or(6);
         // The leaves of the level grown so far: where their rows start, their sums and histograms.
-        let mut leaves: Vec<(usize, Sums, Vec<Bin>)> = vec![(0, sums_of(order), hist)];
+        let mut leaves: Vec<(usize, Sums, Vec<Bin>)> = vec![(0, root, hist)];
         // Per level, the split and each leaf's gain from it.
         let mut levels: Vec<(usize, Rule, Vec<f64>)> = Vec::new();
         let mut scratch = Vec::new();
@@ -1111,13 +1110,14 @@ impl<'a> Trainer<'a> {
             let Some((feature, rule)) = self.best_level_split(&leaves) else { break };
             let missing = self.split_missing_bin(feature);
             let goes_left: Vec<bool> = (0..=missing).map(|b| rule.goes_left(b as u16, missing as u16)).collect();
-            let gains = leaves
+            // Each leaf's sums on the left (without their row count) and gain.
+            let (lefts, gains): (Vec<Sums>, Vec<f64>) = leaves
                 .iter()
                 .map(|(_, sums, hist)| {
-                    if sums.n == 0 {
-                        return 0.0;
-                    }
                     let mut left = Sums::default();
+                    if sums.n == 0 {
+                        return (left, 0.0);
+                    }
                     for (b, s) in hist[self.offsets[feature]..self.offsets[feature + 1]].iter().enumerate() {
                         if goes_left[b] {
                             left.g += s[0];
@@ -1125,9 +1125,10 @@ impl<'a> Trainer<'a> {
                         }
                     }
                     let lambda = p.lambda_l2;
-                    leaf_gain(&left, lambda) + leaf_gain(&sums.minus(&left), lambda) - leaf_gain(sums, lambda)
+                    let right = Sums { g: sums.g - left.g, h: sums.h - left.h, n: 0 };
+                    (left, leaf_gain(&left, lambda) + leaf_gain(&right, lambda) - leaf_gain(sums, lambda))
                 })
-                .collect();
+                .unzip();
             let n_lefts: Vec<usize> = leaves
                 .iter()
                 .map(|(start, sums, _)| {
@@ -1139,9 +1140,11 @@ impl<'a> Trainer<'a> {
             leaves = leaves
                 .into_par_iter()
                 .zip(n_lefts)
-                .flat_map_iter(|((start, sums, mut hist), n_left)| {
+                .zip(lefts)
+                .flat_map_iter(|(((start, sums, mut hist), n_left), left)| {
                     let (left_rows, right_rows) = order[start..start + sums.n].split_at(n_left);
-                    let (left, right) = (sums_of(left_rows), sums_of(right_rows));
+                    let right = Sums { g: sums.g - left.g, h: sums.h - left.h, n: right_rows.len() };
+                    let left = Sums { n: n_left, ..left };
                     let (left_hist, right_hist) = if last || sums.n == 0 {
                         (Vec::new(), Vec::new())
                     } else {
