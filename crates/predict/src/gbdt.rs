@@ -1,10 +1,12 @@
-//! Gradient-boosted decision trees for a binary outcome, in the style of LightGBM.
+//! Gradient-boosted decision trees for a binary outcome, grown leaf-wise as LightGBM grows them or symmetric as
+//! CatBoost does.
 //!
 //! Why it is written here: no Rust crate matches LightGBM's accuracy and speed on tabular lead data with the
 //! dependencies this workspace accepts. `perpetual` needs a nightly compiler; `lightgbm3` builds the C++ library
 //! with cmake and bindgen; the pure-Rust tree crates (linfa-trees, smartcore) grow one exact tree at a time from a
 //! dense numeric matrix and have no histogram boosting, categorical splits or missing-value handling. The algorithm
-//! below is small: histogram boosting of log loss with leaf-wise growth, with LightGBM's defaults.
+//! below is small: histogram boosting of log loss with leaf-wise growth and LightGBM's defaults
+//! ([`Params::default`]), or symmetric growth ([`Params::symmetric`], what `leadscore train` fits).
 //!
 //! # Binning ([`FeatureBins`]), learned on the training rows only
 //! - numeric: at most [`Params::max_bin`] bins with about equal counts of training rows (every distinct value its
@@ -30,7 +32,19 @@
 //!   for the leaf values), each side keeping [`Params::min_data_per_group`] rows. The missing bin counts as a
 //!   category; a category unseen in training goes right.
 //!
-//! Trees grow leaf-wise (best-first): the leaf whose best split gains most is split next, until
+//! Categorical features may instead split on their ordered target statistic ([`Params::target_statistics`],
+//! [`crate::target_stats`]), binned as a number: `statistic ≤ t`. The tree then keeps the rule as the set of
+//! categories whose statistic over all the training rows is at most `t`, so that a saved model scores new leads
+//! with the statistics of training folded into its rules, and explains them by the category as any other tree.
+//!
+//! Symmetric trees ([`Growth::Symmetric`]) grow level by level to [`Params::max_depth`]: the split of a level is
+//! the one rule, over every leaf of the level, whose gains summed over those leaves are largest (categories one
+//! against the rest, the same category for every leaf); a level adds nothing when no rule gains more than
+//! [`Params::min_gain_to_split`]. There is no minimum of rows per leaf: a leaf without rows has the value 0, and
+//! the L2 penalty keeps the values of small leaves small. Such trees are shallow and coarse, each fitting less of
+//! the noise of the training rows than a leaf-wise tree of as many leaves.
+//!
+//! Leaf-wise trees grow best-first: the leaf whose best split gains most is split next, until
 //! [`Params::num_leaves`] leaves or no split gains more than [`Params::min_gain_to_split`] while leaving at least
 //! [`Params::min_data_in_leaf`] rows and [`Params::min_sum_hessian_in_leaf`] hessian on each side. A leaf's value
 //! is `−G/(H+λ)` times the learning rate.
@@ -85,6 +99,29 @@ pub struct Params {
     pub cat_l2: f64,
     /// Minimum rows per group of categories in a many-vs-many split (LightGBM `min_data_per_group`, 100).
     pub min_data_per_group: usize,
+    /// How trees grow: leaf-wise (LightGBM) or symmetric (CatBoost), see [`Growth`].
+    pub growth: Growth,
+    /// Split categorical features with more than [`Params::max_cat_to_onehot`] categories on ordered target
+    /// statistics (CatBoost) rather than on their categories' gradients (LightGBM); see [`crate::target_stats`].
+    pub target_statistics: bool,
+    /// Maximum bins of a target statistic (CatBoost `ctr_border_count`, 15).
+    pub target_statistic_bins: usize,
+    /// Weight, in rows, of the prior (the training base rate) in a target statistic.
+    pub prior_weight: f64,
+    /// Seed of the row order in which target statistics are accumulated.
+    pub seed: u64,
+}
+
+/// How a tree grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Growth {
+    /// Best-first: the leaf whose best split gains most is split next (LightGBM).
+    #[default]
+    LeafWise,
+    /// Level by level, every leaf of a level split by the same rule, the one whose gains summed over the level's
+    /// leaves are largest, to [`Params::max_depth`] levels (CatBoost's oblivious trees).
+    Symmetric,
 }
 
 impl Default for Params {
@@ -104,6 +141,27 @@ impl Default for Params {
             cat_smooth: 10.0,
             cat_l2: 10.0,
             min_data_per_group: 100,
+            growth: Growth::LeafWise,
+            target_statistics: false,
+            target_statistic_bins: 15,
+            prior_weight: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+impl Params {
+    /// Symmetric trees of depth 6 with CatBoost's L2 penalty on leaf values (`l2_leaf_reg`, 3), categories split
+    /// one against the rest: what `leadscore train` fits. Fewer trees with a larger learning rate than CatBoost's
+    /// 1000 at about 0.05, for the time of LightGBM's 100 (docs/benchmarks.md, "Predictive scoring").
+    pub fn symmetric() -> Params {
+        Params {
+            growth: Growth::Symmetric,
+            max_depth: Some(6),
+            lambda_l2: 3.0,
+            learning_rate: 0.15,
+            num_iterations: 100,
+            ..Params::default()
         }
     }
 }
@@ -659,6 +717,9 @@ const PREDICT_ROWS: usize = 256;
 struct Trainer<'a> {
     params: &'a Params,
     bins: Vec<FeatureBins>,
+    /// Per feature split on target statistics: the bin of each category's statistic over all the training rows,
+    /// by which rules on the statistic become rules on the categories.
+    stat_bins: Vec<Option<Vec<u16>>>,
     matrix: BinMatrix,
     columns: Vec<BinColumn>,
     /// Offset of each feature's histogram in a leaf's histogram; the last entry is the total length.
@@ -666,21 +727,69 @@ struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    /// Bins the columns `features` of the table rows `rows`.
-    fn new(table: &Table, features: &[&str], rows: &[usize], params: &'a Params) -> Result<Trainer<'a>, DatasetError> {
-        let (bins, columns): (Vec<FeatureBins>, Vec<Vec<u16>>) = features
+    /// Bins the columns `features` of the table rows `rows`, whose outcomes are `labels`.
+    fn new(
+        table: &Table,
+        features: &[&str],
+        rows: &[usize],
+        labels: &[bool],
+        params: &'a Params,
+    ) -> Result<Trainer<'a>, DatasetError> {
+        let (bins, mut columns): (Vec<FeatureBins>, Vec<Vec<u16>>) = features
             .par_iter()
             .map(|&f| FeatureBins::fit(table, f, rows, params.max_bin))
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .unzip();
+        let prior = labels.iter().filter(|&&y| y).count() as f64 / labels.len().max(1) as f64;
+        // Categorical features with many categories split on their ordered target statistic, binned as a number
+        // is: training rows by their own statistic, categories by their statistic over all the rows.
+        let stats: Vec<Option<(Vec<u16>, usize)>> = bins
+            .par_iter()
+            .zip(columns.par_iter_mut())
+            .enumerate()
+            .map(|(f, (b, column))| {
+                let n_categories = b.missing_bin() + 1;
+                if !(params.target_statistics && b.is_categorical() && n_categories > params.max_cat_to_onehot) {
+                    return None;
+                }
+                let seed = params.seed.wrapping_add(f as u64);
+                let stats =
+                    crate::target_stats::ordered(column, n_categories, labels, prior, params.prior_weight, seed);
+                let bounds = numeric_bounds(stats.per_row.clone(), params.target_statistic_bins);
+                *column = stats.per_row.iter().map(|&v| numeric_bin(&bounds, v)).collect();
+                let per_category = stats.per_category.iter().map(|&v| numeric_bin(&bounds, v)).collect();
+                // A statistic's bins as a number's: one per bound and one more, plus an (empty) missing bin.
+                Some((per_category, bounds.len() + 2))
+            })
+            .collect();
         let mut offsets = vec![0];
-        for b in &bins {
-            offsets.push(offsets.last().unwrap_or(&0) + b.missing_bin() + 1);
+        for (b, stat) in bins.iter().zip(&stats) {
+            let width = stat.as_ref().map_or(b.missing_bin() + 1, |s| s.1);
+            offsets.push(offsets.last().unwrap_or(&0) + width);
         }
+        let stat_bins = stats.into_iter().map(|s| s.map(|s| s.0)).collect();
         let matrix = BinMatrix::new(&columns, &offsets, rows.len());
-        let columns = columns.iter().zip(&bins).map(|(c, b)| BinColumn::new(c, b.missing_bin() + 1)).collect();
-        Ok(Trainer { params, bins, matrix, columns, offsets })
+        let columns = columns.iter().zip(offsets.windows(2)).map(|(c, w)| BinColumn::new(c, w[1] - w[0])).collect();
+        Ok(Trainer { params, bins, stat_bins, matrix, columns, offsets })
+    }
+
+    /// The missing bin of feature `f` as split here (a statistic's differs from its categories').
+    fn split_missing_bin(&self, f: usize) -> usize {
+        self.offsets[f + 1] - self.offsets[f] - 1
+    }
+
+    /// The rule a tree keeps for a split found here: on target statistics, the categories whose statistic over
+    /// all the training rows falls on the left.
+    fn stored_rule(&self, feature: usize, rule: Rule) -> Rule {
+        match (&self.stat_bins[feature], rule) {
+            (Some(stat_bins), Rule::Threshold { bin_threshold, .. }) => Rule::Categories {
+                left_bins: (0..stat_bins.len() as u16)
+                    .filter(|&c| stat_bins[usize::from(c)] <= bin_threshold)
+                    .collect(),
+            },
+            (_, rule) => rule,
+        }
     }
 
     /// The histogram of the rows `rows`, from the gradient pairs `gh` of all training rows.
@@ -731,9 +840,10 @@ impl<'a> Trainer<'a> {
                 n: (h * rows_per_hessian + 0.5) as usize,
             }));
             let h = h.as_slice();
-            let found = if fb.is_categorical() && h.len() > self.params.max_cat_to_onehot {
+            let categories = fb.is_categorical() && self.stat_bins[f].is_none();
+            let found = if categories && h.len() > self.params.max_cat_to_onehot {
                 self.best_many_vs_many(h, total)
-            } else if fb.is_categorical() {
+            } else if categories {
                 self.best_one_vs_rest(h, total)
             } else {
                 self.best_threshold(h, total)
@@ -841,7 +951,7 @@ impl<'a> Trainer<'a> {
 
     /// Reorders `rows` so that those `rule` sends left (on `feature`) come first; returns how many they are.
     fn partition(&self, feature: usize, rule: &Rule, rows: &mut [u32], scratch: &mut Vec<u32>) -> usize {
-        let missing_bin = self.bins[feature].missing_bin();
+        let missing_bin = self.split_missing_bin(feature);
         let goes_left: Vec<bool> = (0..=missing_bin).map(|b| rule.goes_left(b as u16, missing_bin as u16)).collect();
         let split = |rows: &mut [u32], scratch: &mut Vec<u32>| match &self.columns[feature] {
             BinColumn::Narrow(c) => partition(c, &goes_left, rows, scratch),
@@ -954,6 +1064,7 @@ impl<'a> Trainer<'a> {
             let (start, parent) = (leaf.start, leaf.parent);
             let node = nodes.len();
             let right_index = leaves.len();
+            let rule = self.stored_rule(feature, rule);
             nodes.push(Node { feature, rule, gain, left: Child::Leaf(i), right: Child::Leaf(right_index) });
             if let Some((pnode, is_left)) = parent {
                 if is_left {
@@ -972,6 +1083,168 @@ impl<'a> Trainer<'a> {
         }
         let values = leaves.iter().map(|l| -l.sums.g / (l.sums.h + p.lambda_l2 + 1e-15) * p.learning_rate).collect();
         (Tree { nodes, leaves: values }, leaves.iter().map(|l| (l.start, l.sums.n)).collect())
+    }
+
+    /// Grows one symmetric tree (see [`Growth::Symmetric`]), with the arguments and results of [`Trainer::grow`].
+    /// Its nodes are numbered level by level (node `2^d − 1 + k` is the `k`-th of level `d`, and its children are
+    /// the `2k`-th and `2k + 1`-th of the next level); a leaf without training rows has the value 0.
+    fn grow_symmetric(&self, gh: &[[f64; 2]], hist: Vec<Bin>, order: &mut [u32]) -> (Tree, Vec<(usize, usize)>) {
+        let p = self.params;
+        for (i, r) in order.iter_mut().enumerate() {
+            *r = i as u32;
+        }
+        // Sums from histograms rather than rows: the root's from one feature's bins (every row is in exactly one),
+        // a child's from its parent's bins of the split feature.
+        let mut root = Sums { n: order.len(), ..Sums::default() };
+        for s in &hist[..self.offsets.get(1).copied().unwrap_or(0)] {
+            root.g += s[0];
+            root.h += s[1];
+        }
+        let depth = p.max_depth.unwrap_or(6);
+        // The leaves of the level grown so far: where their rows start, their sums and histograms.
+        let mut leaves: Vec<(usize, Sums, Vec<Bin>)> = vec![(0, root, hist)];
+        // Per level, the split and each leaf's gain from it.
+        let mut levels: Vec<(usize, Rule, Vec<f64>)> = Vec::new();
+        let mut scratch = Vec::new();
+        for level in 0..depth {
+            let Some((feature, rule)) = self.best_level_split(&leaves) else { break };
+            let missing = self.split_missing_bin(feature);
+            let goes_left: Vec<bool> = (0..=missing).map(|b| rule.goes_left(b as u16, missing as u16)).collect();
+            // Each leaf's sums on the left (without their row count) and gain.
+            let (lefts, gains): (Vec<Sums>, Vec<f64>) = leaves
+                .iter()
+                .map(|(_, sums, hist)| {
+                    let mut left = Sums::default();
+                    if sums.n == 0 {
+                        return (left, 0.0);
+                    }
+                    for (b, s) in hist[self.offsets[feature]..self.offsets[feature + 1]].iter().enumerate() {
+                        if goes_left[b] {
+                            left.g += s[0];
+                            left.h += s[1];
+                        }
+                    }
+                    let lambda = p.lambda_l2;
+                    let right = Sums { g: sums.g - left.g, h: sums.h - left.h, n: 0 };
+                    (left, leaf_gain(&left, lambda) + leaf_gain(&right, lambda) - leaf_gain(sums, lambda))
+                })
+                .unzip();
+            let n_lefts: Vec<usize> = leaves
+                .iter()
+                .map(|(start, sums, _)| {
+                    self.partition(feature, &rule, &mut order[*start..*start + sums.n], &mut scratch)
+                })
+                .collect();
+            let last = level + 1 == depth;
+            let order: &[u32] = order;
+            leaves = leaves
+                .into_par_iter()
+                .zip(n_lefts)
+                .zip(lefts)
+                .flat_map_iter(|(((start, sums, mut hist), n_left), left)| {
+                    let (left_rows, right_rows) = order[start..start + sums.n].split_at(n_left);
+                    let right = Sums { g: sums.g - left.g, h: sums.h - left.h, n: right_rows.len() };
+                    let left = Sums { n: n_left, ..left };
+                    let (left_hist, right_hist) = if last || sums.n == 0 {
+                        (Vec::new(), Vec::new())
+                    } else {
+                        // The smaller child's histogram from its rows, the larger one's by subtraction.
+                        let left_smaller = left_rows.len() <= right_rows.len();
+                        let small = self.histogram(if left_smaller { left_rows } else { right_rows }, gh);
+                        for (l, s) in hist.iter_mut().zip(&small) {
+                            l[0] -= s[0];
+                            l[1] -= s[1];
+                        }
+                        if left_smaller { (small, hist) } else { (hist, small) }
+                    };
+                    [(start, left, left_hist), (start + left_rows.len(), right, right_hist)]
+                })
+                .collect();
+            levels.push((feature, rule, gains));
+        }
+        let mut nodes = Vec::new();
+        for (level, (feature, rule, gains)) in levels.iter().enumerate() {
+            let next = (1usize << (level + 1)) - 1;
+            let child = |k: usize| if level + 1 == levels.len() { Child::Leaf(k) } else { Child::Node(next + k) };
+            let rule = self.stored_rule(*feature, rule.clone());
+            for (k, &gain) in gains.iter().enumerate() {
+                nodes.push(Node {
+                    feature: *feature,
+                    rule: rule.clone(),
+                    gain,
+                    left: child(2 * k),
+                    right: child(2 * k + 1),
+                });
+            }
+        }
+        let values = leaves
+            .iter()
+            .map(|(_, s, _)| if s.n == 0 { 0.0 } else { -s.g / (s.h + p.lambda_l2 + 1e-15) * p.learning_rate })
+            .collect();
+        (Tree { nodes, leaves: values }, leaves.iter().map(|(start, s, _)| (*start, s.n)).collect())
+    }
+
+    /// The split shared by every leaf of a level that gains most in all (ties to the lower feature, then the
+    /// order below), or `None` when none gains more than [`Params::min_gain_to_split`]. Numbers, booleans and
+    /// target statistics split as `bin ≤ t` with the missing bin on either side; categories one against the rest.
+    fn best_level_split(&self, leaves: &[(usize, Sums, Vec<Bin>)]) -> Option<(usize, Rule)> {
+        let lambda = self.params.lambda_l2;
+        let per_feature: Vec<Option<(f64, Rule)>> = (0..self.bins.len())
+            .into_par_iter()
+            .map(|f| {
+                let missing = self.split_missing_bin(f);
+                let range = self.offsets[f]..self.offsets[f + 1];
+                let categories = self.bins[f].is_categorical() && self.stat_bins[f].is_none();
+                // Gains of the candidates: categories, bin b alone on the left; otherwise `bin ≤ t` with the missing
+                // bin on the left (index t) or on the right (index missing + t).
+                let mut gains = vec![0.0; if categories { missing + 1 } else { 2 * missing }];
+                for (_, sums, hist) in leaves {
+                    if sums.n == 0 {
+                        continue;
+                    }
+                    let parent = leaf_gain(sums, lambda);
+                    let h = &hist[range.clone()];
+                    let gain_of = |left: &Sums| leaf_gain(left, lambda) + leaf_gain(&sums.minus(left), lambda) - parent;
+                    if categories {
+                        for (b, s) in h.iter().enumerate() {
+                            gains[b] += gain_of(&Sums { g: s[0], h: s[1], n: 0 });
+                        }
+                    } else {
+                        for (side, start) in [(0, h[missing]), (missing, [0.0, 0.0])] {
+                            let mut left = Sums { g: start[0], h: start[1], n: 0 };
+                            for (t, s) in h[..missing].iter().enumerate() {
+                                left.g += s[0];
+                                left.h += s[1];
+                                gains[side + t] += gain_of(&left);
+                            }
+                        }
+                    }
+                }
+                let mut best: Option<(f64, usize)> = None;
+                for (i, &g) in gains.iter().enumerate() {
+                    if g > self.params.min_gain_to_split.max(1e-12) && best.is_none_or(|(b, _)| g > b) {
+                        best = Some((g, i));
+                    }
+                }
+                best.map(|(g, i)| {
+                    let rule = if categories {
+                        Rule::Categories { left_bins: vec![i as u16] }
+                    } else {
+                        Rule::Threshold { bin_threshold: (i % missing) as u16, missing_left: i < missing }
+                    };
+                    (g, rule)
+                })
+            })
+            .collect();
+        let mut best: Option<(f64, usize, Rule)> = None;
+        for (f, found) in per_feature.into_iter().enumerate() {
+            if let Some((g, rule)) = found
+                && best.as_ref().is_none_or(|b| g > b.0)
+            {
+                best = Some((g, f, rule));
+            }
+        }
+        best.map(|(_, f, rule)| (f, rule))
     }
 }
 
@@ -1057,7 +1330,7 @@ impl Booster {
         positives: usize,
         params: &Params,
     ) -> Result<Booster, GbdtError> {
-        let trainer = Trainer::new(table, features, rows, params)?;
+        let trainer = Trainer::new(table, features, rows, labels, params)?;
         let n = rows.len();
         let base_rate = positives as f64 / n as f64;
         let init_score = (base_rate / (1.0 - base_rate)).ln();
@@ -1080,7 +1353,11 @@ impl Booster {
                     trainer.block_histogram(block * BLOCK_ROWS, gh)
                 })
                 .collect();
-            let (tree, leaf_rows) = trainer.grow(&gh, add_blocks(blocks), &mut order);
+            let hist = add_blocks(blocks);
+            let (tree, leaf_rows) = match params.growth {
+                Growth::LeafWise => trainer.grow(&gh, hist, &mut order),
+                Growth::Symmetric => trainer.grow_symmetric(&gh, hist, &mut order),
+            };
             if tree.nodes.is_empty() {
                 // No split meets the requirements any more: later trees would be the same single leaf.
                 break;
@@ -1263,10 +1540,10 @@ mod tests {
 
     #[test]
     fn histograms_by_blocks_and_by_subtraction_match_direct_sums() {
-        let (t, _) = synthetic(3 * BLOCK_ROWS + 123, 1);
+        let (t, labels) = synthetic(3 * BLOCK_ROWS + 123, 1);
         let rows: Vec<usize> = (0..t.n_rows()).collect();
         let params = Params::default();
-        let trainer = Trainer::new(&t, &["x", "k", "b"], &rows, &params).unwrap();
+        let trainer = Trainer::new(&t, &["x", "k", "b"], &rows, &labels, &params).unwrap();
         let mut rng = crate::random::Rng::seeded(2);
         let gh: Vec<[f64; 2]> = rows.iter().map(|_| [rng.uniform() - 0.5, rng.uniform() * 0.25]).collect();
         // Directly, one row at a time.
@@ -1312,7 +1589,8 @@ mod tests {
         let params = Params { min_data_in_leaf: 3, ..Params::default() };
         let t = table("x,y\n1,no\n1,no\n1,yes\n2,no\n2,yes\n2,yes\n2,yes\n3,yes\n");
         let rows: Vec<usize> = (0..8).collect();
-        let trainer = Trainer::new(&t, &["x"], &rows, &params).unwrap();
+        let labels = t.target("y", None).unwrap();
+        let trainer = Trainer::new(&t, &["x"], &rows, &labels, &params).unwrap();
         let gh: Vec<[f64; 2]> = [0.5, 0.5, -0.5, 0.5, -0.5, -0.5, -0.5, -0.5].iter().map(|&g| [g, 0.25]).collect();
         let order: Vec<u32> = (0..8).collect();
         let hist = trainer.histogram(&order, &gh);
@@ -1321,6 +1599,100 @@ mod tests {
         let best = trainer.best_split(&hist, &total).unwrap();
         assert_eq!(best.rule, Rule::Threshold { bin_threshold: 0, missing_left: true });
         assert_eq!(best.left, Sums { g: 0.5, h: 0.75, n: 3 });
+    }
+
+    #[test]
+    fn symmetric_trees_share_one_rule_per_level() {
+        let (t, labels) = synthetic(3000, 5);
+        let rows: Vec<usize> = (0..t.n_rows()).collect();
+        let params = Params { num_iterations: 15, max_depth: Some(4), target_statistics: true, ..Params::symmetric() };
+        let booster = Booster::fit(&t, &["x", "k", "b"], &rows, &labels, &params).unwrap();
+        assert_eq!(booster.trees.len(), 15);
+        for tree in &booster.trees {
+            let depth = tree.leaves.len().trailing_zeros() as usize;
+            assert!((1..=4).contains(&depth) && tree.leaves.len() == 1 << depth, "{} leaves", tree.leaves.len());
+            assert_eq!(tree.nodes.len(), tree.leaves.len() - 1);
+            for level in 0..depth {
+                let nodes = &tree.nodes[(1 << level) - 1..(1 << (level + 1)) - 1];
+                assert!(nodes.iter().all(|n| n.feature == nodes[0].feature && n.rule == nodes[0].rule));
+            }
+            // Every row reaches the leaf its bins lead to level by level.
+            let missing: Vec<u16> = booster.features.iter().map(|f| f.missing_bin() as u16).collect();
+            let columns: Vec<Vec<u16>> =
+                booster.features.iter().map(|f| f.bin_rows(&t, &rows[..50]).unwrap()).collect();
+            for r in 0..50 {
+                let bins: Vec<u16> = columns.iter().map(|c| c[r]).collect();
+                let mut k = 0;
+                for level in 0..depth {
+                    let node = &tree.nodes[(1 << level) - 1 + k];
+                    k = 2 * k + usize::from(!node.rule.goes_left(bins[node.feature], missing[node.feature]));
+                }
+                assert_eq!(tree.predict(&bins, &missing), tree.leaves[k]);
+            }
+        }
+        // The categorical feature (nine categories and missing) splits on its statistic: rules keep categories.
+        let on_k: Vec<&Rule> =
+            booster.trees.iter().flat_map(|t| &t.nodes).filter(|n| n.feature == 1).map(|n| &n.rule).collect();
+        assert!(!on_k.is_empty() && on_k.iter().all(|r| matches!(r, Rule::Categories { .. })));
+        let p = booster.predict_proba(&t, &rows).unwrap();
+        let auc = crate::metrics::roc_auc(&p, &labels).unwrap();
+        assert!(auc > 0.7, "{auc}");
+    }
+
+    #[test]
+    fn category_sets_follow_the_statistics_of_all_rows() {
+        // Categories a and c are mostly positive, b and d mostly negative, e rare: one split on the statistic
+        // sends a and c to one side and b and d to the other.
+        let mut text = String::from("k,y\n");
+        for (k, pos, neg) in [("a", 40, 10), ("b", 5, 45), ("c", 30, 10), ("d", 8, 40), ("e", 1, 1)] {
+            text += &format!("{k},yes\n").repeat(pos);
+            text += &format!("{k},no\n").repeat(neg);
+        }
+        let t = table(&text);
+        let labels = t.target("y", None).unwrap();
+        let rows: Vec<usize> = (0..t.n_rows()).collect();
+        let params = Params { num_iterations: 1, max_depth: Some(1), target_statistics: true, ..Params::symmetric() };
+        let booster = Booster::fit(&t, &["k"], &rows, &labels, &params).unwrap();
+        let FeatureBins::Categorical { categories, .. } = &booster.features[0] else { panic!() };
+        let Rule::Categories { left_bins } = &booster.trees[0].nodes[0].rule else { panic!() };
+        let left: Vec<&str> =
+            left_bins.iter().filter_map(|&b| categories.get(usize::from(b))).map(|c| c.as_str()).collect();
+        let (ac, bd) = (["a", "c"].map(|c| left.contains(&c)), ["b", "d"].map(|c| left.contains(&c)));
+        assert!(ac == [true; 2] && bd == [false; 2] || ac == [false; 2] && bd == [true; 2], "{left:?}");
+    }
+
+    #[test]
+    fn a_saved_symmetric_booster_predicts_as_before() {
+        let (t, labels) = synthetic(2000, 6);
+        let rows: Vec<usize> = (0..t.n_rows()).collect();
+        let params = Params { num_iterations: 10, ..Params::symmetric() };
+        let booster = Booster::fit(&t, &["x", "k", "b"], &rows, &labels, &params).unwrap();
+        assert!(booster.trees.iter().flat_map(|t| &t.nodes).any(|n| matches!(n.rule, Rule::Categories { .. })));
+        let back: Booster = serde_json::from_value(serde_json::to_value(&booster).unwrap()).unwrap();
+        assert_eq!(back, booster);
+        assert_eq!(back.predict_raw(&t, &rows).unwrap(), booster.predict_raw(&t, &rows).unwrap());
+        // Through text, a number may come back one unit in the last place away (serde_json's default parsing).
+        let back: Booster = serde_json::from_str(&serde_json::to_string(&booster).unwrap()).unwrap();
+        let (a, b) = (back.predict_raw(&t, &rows).unwrap(), booster.predict_raw(&t, &rows).unwrap());
+        assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() <= 1e-12), "{:?}", a.iter().zip(&b).find(|(a, b)| a != b));
+    }
+
+    #[test]
+    fn threads_do_not_change_symmetric_boosters() {
+        let (t, labels) = synthetic(2 * BLOCK_ROWS + 777, 7);
+        let rows: Vec<usize> = (0..t.n_rows()).collect();
+        for target_statistics in [false, true] {
+            let params = Params { num_iterations: 20, target_statistics, ..Params::symmetric() };
+            let fit_with = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| Booster::fit(&t, &["x", "k", "b"], &rows, &labels, &params).unwrap())
+            };
+            let one = fit_with(1);
+            assert_eq!(one.trees.len(), 20);
+            for threads in [2, 3, 8] {
+                assert_eq!(fit_with(threads), one);
+            }
+        }
     }
 
     #[test]

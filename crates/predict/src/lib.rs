@@ -7,7 +7,8 @@
 //! - [`metrics`]: ROC AUC, log loss, Brier score, calibration, lift and gain by decile.
 //! - [`dataset`]: a table of past leads with an outcome, typed columns, encoding into features.
 //! - [`logistic`]: L2-regularised logistic regression.
-//! - [`gbdt`]: gradient-boosted decision trees (LightGBM-style histogram boosting) on table columns.
+//! - [`gbdt`]: gradient-boosted decision trees (histogram boosting, leaf-wise as LightGBM or symmetric as CatBoost)
+//!   on table columns; [`target_stats`]: CatBoost's ordered target statistics of categorical columns.
 //! - [`random`]: the seeded generator and stratified splits.
 //! - [`threshold`]: threshold advice (capacity, best F1, best expected value).
 //! - [`points`]: a logistic regression as an editable leadscore model of whole points; conversion by attribute value.
@@ -31,5 +32,6 @@ pub mod points;
 pub mod predictive;
 pub mod random;
 pub mod report;
+pub mod target_stats;
 pub mod threshold;
 pub mod training;

@@ -108,8 +108,8 @@ fn fit_logistic(
 }
 
 /// `algorithm` fitted on the table rows `rows`; `labels` holds the outcome of every table row, and
-/// `c` is the logistic regression's inverse regularisation (boosted trees take the default
-/// [`Params`]).
+/// `c` is the logistic regression's inverse regularisation (boosted trees take
+/// [`Params::symmetric`]).
 pub fn fit(
     algorithm: Algorithm,
     table: &Table,
@@ -125,7 +125,7 @@ pub fn fit(
         }
         Algorithm::Gbdt => {
             let row_labels: Vec<bool> = rows.iter().map(|&i| labels[i]).collect();
-            Fitted::Gbdt { booster: Booster::fit(table, features, rows, &row_labels, &Params::default())? }
+            Fitted::Gbdt { booster: Booster::fit(table, features, rows, &row_labels, &Params::symmetric())? }
         }
     })
 }
