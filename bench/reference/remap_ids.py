@@ -26,23 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+# The generator's name lists, so that the addresses read like its leads' e-mails.
+from gen_events import FIRST, LAST
+
 KINDS = ["seq", "int-shuffled", "hex16", "sfid18", "email", "uuid"]
 HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 BASE62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
 CHECKSUM = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", dtype=np.uint8)
-FIRST = ["james", "mary", "john", "patricia", "robert", "jennifer", "michael", "linda", "william", "elizabeth",
-         "david", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah", "charles", "karen",
-         "daniel", "nancy", "matthew", "lisa", "anthony", "betty", "mark", "margaret", "paul", "sandra", "steven",
-         "ashley", "andrew", "kimberly", "joshua", "emily", "kenneth", "donna", "kevin", "michelle", "brian",
-         "carol", "george", "amanda", "ravi", "priya", "arjun", "ananya", "wei", "li", "hiroshi", "yuki", "lukas",
-         "anna", "pierre", "camille", "joao", "maria", "piotr", "katarzyna", "ivan", "elena", "lars", "sofia"]
-LAST = ["smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis", "rodriguez", "martinez",
-        "hernandez", "lopez", "gonzalez", "wilson", "anderson", "thomas", "taylor", "moore", "jackson", "martin",
-        "lee", "perez", "thompson", "white", "harris", "sanchez", "clark", "ramirez", "lewis", "robinson", "walker",
-        "young", "allen", "king", "wright", "scott", "torres", "nguyen", "hill", "flores", "green", "adams",
-        "nelson", "baker", "hall", "rivera", "campbell", "mitchell", "carter", "roberts", "patel", "sharma", "singh",
-        "kumar", "wang", "zhang", "tanaka", "suzuki", "mueller", "schmidt", "dubois", "bernard", "silva",
-        "santos", "kowalski", "nowak", "petrov", "ivanova", "jansen", "devries", "andersson", "rossi"]
 DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "acme.com", "globex.io", "initech.co.uk",
            "umbrellagroup.de", "hooli.com", "vandelay.net", "nimbuslabs.io", "vertexsystems.com", "summitbank.com",
            "harborhealth.org", "pioneer-retail.fr", "quantumtech.com.br", "brightmedia.in", "cloudworks.co.jp",
