@@ -39,6 +39,7 @@ pub mod message_ids;
 pub mod migrate;
 pub mod models;
 pub mod overrides;
+pub mod postgres;
 pub mod predictive;
 pub mod rescorings;
 pub mod retention;

@@ -25,6 +25,7 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
