@@ -63,6 +63,16 @@ pub type ReadWork = Box<dyn FnOnce(&dyn Reads) -> Result<(), StoreError> + Send>
 /// What the service reads, in a read (a snapshot) or inside a write transaction. Every query
 /// that takes a client's input is scoped by workspace.
 pub trait Reads {
+    /// The workspace of this name, if there is one.
+    fn workspace_named(&self, name: &str) -> Result<Option<Workspace>, StoreError>;
+    /// The newest of the workspace's scoring model versions with this text and these pinned
+    /// predictive model versions, if one was stored: a model file installed again.
+    fn model_with_source(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+    ) -> Result<Option<ModelVersion>, StoreError>;
     /// The workspace's active scoring model version, if any.
     fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError>;
     /// A stored scoring model version by its id.

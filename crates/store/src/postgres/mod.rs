@@ -97,7 +97,7 @@ impl PgStore {
         }
         let mut first = connect(&config, &options).map_err(|error| StoreError::Connect {
             url: redacted(url),
-            reason: error.to_string(),
+            reason: with_causes(&error),
         })?;
         migrate::apply(&mut first)?;
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -228,7 +228,8 @@ fn work_loop(
             match connect(&config, &options) {
                 Ok(connected) => client = Some(connected),
                 Err(error) => {
-                    job(Err(StoreError::Unavailable(format!("cannot connect to PostgreSQL: {error}"))));
+                    let reason = with_causes(&error);
+                    job(Err(StoreError::Unavailable(format!("cannot connect to PostgreSQL: {reason}"))));
                     continue;
                 }
             }
@@ -251,6 +252,19 @@ fn connect(config: &postgres::Config, options: &PgOptions) -> Result<postgres::C
     let timeout_ms = options.statement_timeout.as_millis();
     client.batch_execute(&format!("SET statement_timeout = {timeout_ms}; SET lock_timeout = {timeout_ms}"))?;
     Ok(client)
+}
+
+/// An error and what caused it, as one line: the client says "error connecting to server" and
+/// keeps why (refused, no such host, a password refused) in its source.
+fn with_causes(error: &postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// `url` without its password, for messages and logs.

@@ -65,3 +65,14 @@ pub(crate) fn rollback(connection: &mut Tx<'_>, workspace_id: i64, now: i64) -> 
 pub(crate) fn workspaces_with_active_model(connection: &mut Tx<'_>) -> Result<Vec<i64>, StoreError> {
     todo!()
 }
+
+/// The newest version with this source and these pins, if one was stored (see
+/// [`crate::models::find_same`]).
+pub(crate) fn find_same(
+    c: &mut Tx<'_>,
+    workspace_id: i64,
+    source: &str,
+    predictors: &std::collections::BTreeMap<String, i64>,
+) -> Result<Option<ModelVersion>, StoreError> {
+    todo!()
+}

@@ -48,6 +48,19 @@ impl<'c, 't> PgTransaction<'c, 't> {
 }
 
 impl Reads for PgTransaction<'_, '_> {
+    fn workspace_named(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
+        pg::workspaces::find(&mut self.c(), name)
+    }
+
+    fn model_with_source(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        pg::models::find_same(&mut self.c(), workspace_id, source, predictors)
+    }
+
     fn model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError> {
         pg::models::by_id(&mut self.c(), model_id)
     }

@@ -30,6 +30,19 @@ use crate::workspaces::{self, Workspace};
 use crate::{Generation, Store, merge};
 
 impl Reads for Connection {
+    fn workspace_named(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
+        workspaces::find(self, name)
+    }
+
+    fn model_with_source(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        models::find_same(self, workspace_id, source, predictors)
+    }
+
     fn model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError> {
         models::by_id(self, model_id)
     }
