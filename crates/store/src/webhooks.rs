@@ -33,10 +33,15 @@ pub struct NewWebhook {
     pub threshold: Option<f64>,
 }
 
-pub fn create(connection: &Connection, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
+/// A new webhook's signing secret.
+pub(crate) fn new_secret() -> Result<String, StoreError> {
     let mut random = [0u8; 24];
     getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a secret: {e}")))?;
-    let secret = format!("whsec_{}", hex::encode(random));
+    Ok(format!("whsec_{}", hex::encode(random)))
+}
+
+pub fn create(connection: &Connection, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
+    let secret = new_secret()?;
     connection.execute(
         "INSERT INTO webhooks (workspace_id, url, secret, events, score, threshold, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
