@@ -51,8 +51,7 @@ fn scope(stored: &str) -> Result<Scope, StoreError> {
 
 /// The workspace's keys, revoked ones included, newest first.
 pub(crate) fn list(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec<KeyInfo>, StoreError> {
-    let sql =
-        format!("SELECT {INFO_COLUMNS} FROM api_keys WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC");
+    let sql = format!("SELECT {INFO_COLUMNS} FROM api_keys WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC");
     connection.query(&sql, &[&workspace_id])?.iter().map(info_from_row).collect()
 }
 
@@ -87,8 +86,7 @@ pub(crate) fn create_named(
 /// Every origin that a browser key not revoked is bound to, in any workspace: what a CORS
 /// preflight, which carries no key, is answered for.
 pub(crate) fn browser_origins(connection: &mut Tx<'_>) -> Result<Vec<String>, StoreError> {
-    let rows =
-        connection.query("SELECT origins FROM api_keys WHERE scope = 'browser' AND revoked_at IS NULL", &[])?;
+    let rows = connection.query("SELECT origins FROM api_keys WHERE scope = 'browser' AND revoked_at IS NULL", &[])?;
     let mut origins = Vec::new();
     for row in rows {
         origins.extend(split(row.try_get(0)?));
@@ -164,8 +162,7 @@ mod tests {
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let key = create(&mut c, acme.id, Scope::Read, 1).unwrap();
-        let stored: Vec<u8> =
-            c.query_one("SELECT secret_hash FROM api_keys WHERE id = $1", &[&key.id]).unwrap().get(0);
+        let stored: Vec<u8> = c.query_one("SELECT secret_hash FROM api_keys WHERE id = $1", &[&key.id]).unwrap().get(0);
         assert_eq!(stored, crate::keys::hash(&key.secret));
         assert!(key.secret.starts_with("lsk_") && key.secret.len() == 68, "{}", key.secret);
         assert_eq!(authenticate(&mut c, "lsk_unknown").unwrap(), None);

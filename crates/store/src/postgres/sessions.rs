@@ -11,7 +11,11 @@ use crate::sessions::{Opened, Session, ends, hash, new_token, random_hex};
 use crate::users::User;
 
 /// The failed sign-ins aimed at `subject` since `since`, and the time of the last one.
-pub(crate) fn failures_since(connection: &mut Tx<'_>, subject: &str, since: i64) -> Result<(u32, Option<i64>), StoreError> {
+pub(crate) fn failures_since(
+    connection: &mut Tx<'_>,
+    subject: &str,
+    since: i64,
+) -> Result<(u32, Option<i64>), StoreError> {
     let row = connection.query_one(
         "SELECT count(*), max(at) FROM sign_in_failures WHERE subject = $1 AND at >= $2",
         &[&subject, &since],
@@ -24,7 +28,12 @@ pub(crate) fn failures_since(connection: &mut Tx<'_>, subject: &str, since: i64)
 
 /// Records a failed sign-in aimed at `subject`, and forgets the failures of every subject from
 /// before `forget_before`.
-pub(crate) fn record_failure(connection: &mut Tx<'_>, subject: &str, now: i64, forget_before: i64) -> Result<(), StoreError> {
+pub(crate) fn record_failure(
+    connection: &mut Tx<'_>,
+    subject: &str,
+    now: i64,
+    forget_before: i64,
+) -> Result<(), StoreError> {
     // One statement for both: the deletion cannot see the row inserted beside it (a statement
     // sees the table as it was), just as SQLite's deletes before it inserts.
     connection.execute(
@@ -102,19 +111,15 @@ pub(crate) fn extend(connection: &mut Tx<'_>, session_id: i64, idle_until: i64) 
 
 /// Ends a session (a sign-out); false if it had already ended by revocation.
 pub(crate) fn revoke(connection: &mut Tx<'_>, session_id: i64, now: i64) -> Result<bool, StoreError> {
-    let changed = connection.execute(
-        "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        &[&session_id, &now],
-    )?;
+    let changed = connection
+        .execute("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&session_id, &now])?;
     Ok(changed == 1)
 }
 
 /// Ends every session of an account (its password changed, it was disabled); how many were live.
 pub(crate) fn revoke_all_of(connection: &mut Tx<'_>, user_id: i64, now: i64) -> Result<usize, StoreError> {
-    let changed = connection.execute(
-        "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        &[&user_id, &now],
-    )?;
+    let changed = connection
+        .execute("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", &[&user_id, &now])?;
     usize::try_from(changed).map_err(|_| StoreError::Corrupt(format!("{changed} sessions of account {user_id}")))
 }
 

@@ -104,7 +104,12 @@ fn keep_an_admin(connection: &mut Tx<'_>, workspace_id: i64, user_id: i64) -> Re
 
 /// Gives one of the workspace's accounts another role; false if it has no such account.
 /// Refused (`Conflict`) when it would take the role of admin from the workspace's last admin.
-pub(crate) fn set_role(connection: &mut Tx<'_>, workspace_id: i64, user_id: i64, role: Role) -> Result<bool, StoreError> {
+pub(crate) fn set_role(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    user_id: i64,
+    role: Role,
+) -> Result<bool, StoreError> {
     if role != Role::Admin {
         keep_an_admin(connection, workspace_id, user_id)?;
     }
@@ -181,7 +186,7 @@ mod tests {
             let mut c = other.transaction().unwrap();
             create(&mut c, acme.id, "ANA@example.com", Role::Viewer, "h", 3)
         });
-        wait_until_one_waits_for_a_lock(&database);
+        wait_until_one_waits_for_a_lock(&database, &second);
         first.commit().unwrap();
         let second = second.join().unwrap();
         assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
@@ -245,7 +250,7 @@ mod tests {
             }
             result
         });
-        wait_until_one_waits_for_a_lock(&database);
+        wait_until_one_waits_for_a_lock(&database, &second);
         first.commit().unwrap();
         let second = second.join().unwrap();
         assert!(matches!(second, Err(StoreError::Conflict(_))), "bob became the last admin: {second:?}");
@@ -266,6 +271,8 @@ mod tests {
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let ana = create(&mut c, acme.id, "ana@example.com", Role::Admin, "h", 1).unwrap();
+        // An older or newer version's role: the CHECK constraint is dropped to store it.
+        c.batch_execute("ALTER TABLE users DROP CONSTRAINT users_role_check").unwrap();
         c.execute("UPDATE users SET role = 'owner' WHERE id = $1", &[&ana.id]).unwrap();
         assert!(matches!(list(&mut c, acme.id), Err(StoreError::Corrupt(_))));
         assert!(matches!(by_email(&mut c, "ana@example.com"), Err(StoreError::Corrupt(_))));

@@ -42,7 +42,11 @@ pub(crate) fn list(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec<Web
 }
 
 /// Every notification about a lead and the leads merged into it, oldest first.
-pub(crate) fn of_lead(connection: &mut Tx<'_>, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadNotification>, StoreError> {
+pub(crate) fn of_lead(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    lead_id: i64,
+) -> Result<Vec<LeadNotification>, StoreError> {
     let rows = connection.query(
         "WITH RECURSIVE grouped(id) AS (
              SELECT $2::BIGINT UNION SELECT l.id FROM leads l JOIN grouped g ON l.merged_into = g.id
@@ -151,7 +155,16 @@ pub(crate) fn record_attempt(
          UPDATE outbox SET attempts = attempts + 1, last_status = $1, last_error = $2, delivered_at = $3,
              failed_at = $4, next_attempt_at = coalesce($5, next_attempt_at)
          WHERE id = $6",
-        &[&status, &attempt.error, &delivered_at, &failed_at, &next_attempt_at, &outbox_id, &attempt.at, &attempt.duration_ms],
+        &[
+            &status,
+            &attempt.error,
+            &delivered_at,
+            &failed_at,
+            &next_attempt_at,
+            &outbox_id,
+            &attempt.at,
+            &attempt.duration_ms,
+        ],
     )?;
     Ok(())
 }
@@ -164,7 +177,12 @@ pub(crate) fn depth(connection: &mut Tx<'_>) -> Result<i64, StoreError> {
 }
 
 /// Subscribes the workspace to `new`'s events, with a new signing secret.
-pub(crate) fn create(connection: &mut Tx<'_>, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
+pub(crate) fn create(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    new: &NewWebhook,
+    now: i64,
+) -> Result<Webhook, StoreError> {
     let secret = new_secret()?;
     let events = serde_json::to_string(&new.events).unwrap_or_default();
     let row = connection.query_one(
@@ -240,7 +258,12 @@ pub(crate) fn log(
 
 /// Queues a notification again (as a new one, after the lead's pending ones). Returns its id;
 /// `NotFound` unless it is a notification of one of the workspace's live webhooks.
-pub(crate) fn redeliver(connection: &mut Tx<'_>, workspace_id: i64, outbox_id: i64, now: i64) -> Result<i64, StoreError> {
+pub(crate) fn redeliver(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    outbox_id: i64,
+    now: i64,
+) -> Result<i64, StoreError> {
     // The share lock on the webhook keeps a deletion from passing between the check that it is
     // live and the commit of the copy; one that committed first makes the check fail.
     let row = connection.query_opt(
@@ -252,7 +275,317 @@ pub(crate) fn redeliver(connection: &mut Tx<'_>, workspace_id: i64, outbox_id: i
          RETURNING id",
         &[&outbox_id, &workspace_id, &now],
     )?;
-    let row =
-        row.ok_or_else(|| StoreError::NotFound(format!("no delivery {outbox_id} of a live webhook in this workspace")))?;
+    let row = row
+        .ok_or_else(|| StoreError::NotFound(format!("no delivery {outbox_id} of a live webhook in this workspace")))?;
     Ok(row.try_get(0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::testing::TestDatabase;
+    use crate::postgres::workspaces::{self, wait_until_one_waits_for_a_lock};
+
+    fn hook(c: &mut Tx<'_>, workspace_id: i64) -> i64 {
+        let new = NewWebhook { url: "http://example.com".into(), events: vec![], score: None, threshold: None };
+        create(c, workspace_id, &new, 1).unwrap().id
+    }
+
+    fn ids(pending: &[Pending]) -> Vec<i64> {
+        pending.iter().map(|p| p.id).collect()
+    }
+
+    fn with_workspace(test: impl FnOnce(&mut Tx<'_>, i64)) {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut c = client.transaction().unwrap();
+        let workspace = workspaces::find_or_create(&mut c, "w", 1).unwrap();
+        test(&mut c, workspace.id);
+    }
+
+    #[test]
+    fn a_webhook_is_stored_as_subscribed_and_listed_while_live() {
+        with_workspace(|c, workspace| {
+            let other = workspaces::find_or_create(c, "other", 1).unwrap().id;
+            let new = NewWebhook {
+                url: "https://crm.example.com/hook".into(),
+                events: vec!["became_mql".into(), "score_crossed".into()],
+                score: Some("fit".into()),
+                threshold: Some(72.5),
+            };
+            let created = create(c, workspace, &new, 7).unwrap();
+            assert!(created.secret.starts_with("whsec_") && created.secret.len() == 54, "{}", created.secret);
+            assert_eq!(list(c, workspace).unwrap(), vec![created.clone()]);
+            assert_eq!(by_id(c, workspace, created.id).unwrap(), Some(created.clone()));
+            assert_eq!(by_id(c, other, created.id).unwrap(), None);
+            assert!(list(c, other).unwrap().is_empty());
+            assert!(!delete(c, other, created.id, 8).unwrap(), "not another's webhook");
+            assert!(delete(c, workspace, created.id, 9).unwrap());
+            assert!(!delete(c, workspace, created.id, 10).unwrap(), "already deleted");
+            assert!(list(c, workspace).unwrap().is_empty());
+            assert_eq!(by_id(c, workspace, created.id).unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn a_leads_next_notification_waits_until_the_one_before_is_settled() {
+        with_workspace(|c, workspace| {
+            let hook = hook(c, workspace);
+            let first = enqueue(c, hook, 1, "tier_changed", "{}", 10).unwrap();
+            let second = enqueue(c, hook, 1, "tier_changed", "{}", 20).unwrap();
+            let other = enqueue(c, hook, 2, "tier_changed", "{}", 30).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [first, other], "the lead's second waits for its first");
+            // A failed attempt to be retried keeps the lead's order, whenever it is due.
+            let failed = Attempt { at: 40, status: Some(500), error: Some("500".into()), duration_ms: 3 };
+            record_attempt(c, first, &failed, false, Some(100)).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [other, first], "soonest due first");
+            let delivered = Attempt { at: 100, status: Some(200), error: None, duration_ms: 1 };
+            record_attempt(c, first, &delivered, true, None).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [second, other]);
+            let gave_up = Attempt { at: 110, status: None, error: Some("timed out".into()), duration_ms: 5000 };
+            record_attempt(c, second, &gave_up, false, None).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [other], "a notification that gave up is settled");
+        });
+    }
+
+    #[test]
+    fn every_webhook_gets_its_own_share_soonest_due_first() {
+        with_workspace(|c, workspace| {
+            let busy = hook(c, workspace);
+            let quiet = hook(c, workspace);
+            let deleted = hook(c, workspace);
+            // The busy webhook's backlog is older than the quiet one's notification.
+            for lead in 0..20 {
+                enqueue(c, busy, lead, "tier_changed", "{}", 100 - lead).unwrap();
+            }
+            enqueue(c, quiet, 1, "tier_changed", "{}", 500).unwrap();
+            enqueue(c, deleted, 1, "tier_changed", "{}", 1).unwrap();
+            delete(c, workspace, deleted, 2).unwrap();
+            let all = upcoming(c, 8, &[]).unwrap();
+            let of =
+                |hook: i64| all.iter().filter(|p| p.webhook_id == hook).map(|p| p.next_attempt_at).collect::<Vec<_>>();
+            assert_eq!(of(busy), [81, 82, 83, 84, 85, 86, 87, 88]);
+            assert_eq!(of(quiet), [500]);
+            assert_eq!(
+                all.iter().map(|p| p.webhook_id).collect::<Vec<_>>()[7..],
+                [busy, quiet],
+                "webhooks in id order"
+            );
+            let without_busy = upcoming(c, 8, &[busy]).unwrap();
+            assert_eq!(without_busy.iter().map(|p| p.webhook_id).collect::<Vec<_>>(), [quiet]);
+            assert!(upcoming(c, 0, &[]).unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn a_pending_notification_carries_what_its_delivery_needs() {
+        with_workspace(|c, workspace| {
+            let hook = hook(c, workspace);
+            let secret = by_id(c, workspace, hook).unwrap().unwrap().secret;
+            let id = enqueue(c, hook, 7, "became_mql", r#"{"lead":7}"#, 30).unwrap();
+            let expected = Pending {
+                id,
+                webhook_id: hook,
+                url: "http://example.com".into(),
+                secret,
+                lead_id: 7,
+                event: "became_mql".into(),
+                data: r#"{"lead":7}"#.into(),
+                created_at: 30,
+                attempts: 0,
+                next_attempt_at: 30,
+            };
+            assert_eq!(upcoming(c, 8, &[]).unwrap(), vec![expected]);
+            assert_eq!(depth(c).unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn attempts_are_logged_and_the_log_pages_newest_first() {
+        with_workspace(|c, workspace| {
+            let hook = hook(c, workspace);
+            let queued: Vec<i64> =
+                (0..5).map(|lead| enqueue(c, hook, lead, "tier_changed", "{}", 10 + lead).unwrap()).collect();
+            let failed = Attempt { at: 20, status: Some(503), error: Some("HTTP 503".into()), duration_ms: 4 };
+            record_attempt(c, queued[0], &failed, false, Some(80)).unwrap();
+            let delivered = Attempt { at: 90, status: Some(204), error: None, duration_ms: 2 };
+            record_attempt(c, queued[0], &delivered, true, None).unwrap();
+            let gave_up = Attempt { at: 30, status: None, error: Some("refused".into()), duration_ms: 1 };
+            record_attempt(c, queued[1], &gave_up, false, None).unwrap();
+            assert_eq!(depth(c).unwrap(), 3);
+
+            let page = log(c, hook, None, 2).unwrap();
+            assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [queued[4], queued[3]]);
+            let last = log(c, hook, Some(queued[2]), 10).unwrap();
+            assert_eq!(
+                last,
+                vec![
+                    LogEntry {
+                        id: queued[1],
+                        lead_id: 1,
+                        event: "tier_changed".into(),
+                        created_at: 11,
+                        attempts: 1,
+                        delivered_at: None,
+                        failed_at: Some(30),
+                        next_attempt_at: 11,
+                        last_status: None,
+                        last_error: Some("refused".into()),
+                    },
+                    LogEntry {
+                        id: queued[0],
+                        lead_id: 0,
+                        event: "tier_changed".into(),
+                        created_at: 10,
+                        attempts: 2,
+                        delivered_at: Some(90),
+                        failed_at: None,
+                        next_attempt_at: 80,
+                        last_status: Some(204),
+                        last_error: None,
+                    },
+                ]
+            );
+            let logged: Vec<(i64, Option<i64>, Option<String>, i64)> = c
+                .query(
+                    "SELECT at, status, error, duration_ms FROM deliveries WHERE outbox_id = $1 ORDER BY id",
+                    &[&queued[0]],
+                )
+                .unwrap()
+                .iter()
+                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+                .collect();
+            assert_eq!(logged, [(20, Some(503), Some("HTTP 503".to_string()), 4), (90, Some(204), None, 2)]);
+        });
+    }
+
+    #[test]
+    fn deleting_a_webhook_fails_its_pending_notifications_only() {
+        with_workspace(|c, workspace| {
+            let other = workspaces::find_or_create(c, "other", 1).unwrap().id;
+            let kept = hook(c, workspace);
+            let stopped = hook(c, workspace);
+            let delivered = enqueue(c, stopped, 1, "tier_changed", "{}", 10).unwrap();
+            record_attempt(
+                c,
+                delivered,
+                &Attempt { at: 11, status: Some(200), error: None, duration_ms: 1 },
+                true,
+                None,
+            )
+            .unwrap();
+            let pending = enqueue(c, stopped, 2, "tier_changed", "{}", 12).unwrap();
+            let elsewhere = enqueue(c, kept, 2, "tier_changed", "{}", 12).unwrap();
+
+            assert!(!delete(c, other, stopped, 13).unwrap());
+            assert_eq!(depth(c).unwrap(), 2, "another workspace's deletion stops nothing");
+            assert!(delete(c, workspace, stopped, 14).unwrap());
+            let entries = log(c, stopped, None, 10).unwrap();
+            let states: Vec<_> =
+                entries.iter().map(|e| (e.id, e.delivered_at, e.failed_at, e.last_error.clone())).collect();
+            assert_eq!(
+                states,
+                [(pending, None, Some(14), Some("webhook deleted".to_string())), (delivered, Some(11), None, None)]
+            );
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [elsewhere]);
+        });
+    }
+
+    #[test]
+    fn a_redelivery_is_queued_after_the_leads_pending_ones_for_a_live_webhook_of_the_workspace() {
+        with_workspace(|c, workspace| {
+            let other = workspaces::find_or_create(c, "other", 1).unwrap().id;
+            let hook = hook(c, workspace);
+            let sent = enqueue(c, hook, 1, "became_mql", r#"{"n":1}"#, 10).unwrap();
+            record_attempt(c, sent, &Attempt { at: 11, status: Some(200), error: None, duration_ms: 1 }, true, None)
+                .unwrap();
+            let waiting = enqueue(c, hook, 1, "tier_changed", "{}", 12).unwrap();
+
+            let not_theirs = redeliver(c, other, sent, 20);
+            assert!(matches!(not_theirs, Err(StoreError::NotFound(_))), "{not_theirs:?}");
+            assert!(matches!(redeliver(c, workspace, sent + 100, 20), Err(StoreError::NotFound(_))));
+            let again = redeliver(c, workspace, sent, 20).unwrap();
+            assert!(again > waiting);
+            let copy = log(c, hook, None, 1).unwrap().remove(0);
+            assert_eq!((copy.id, copy.lead_id, copy.event.as_str(), copy.created_at), (again, 1, "became_mql", 20));
+            assert_eq!((copy.attempts, copy.next_attempt_at, copy.delivered_at), (0, 20, None));
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [waiting], "after the lead's pending one");
+
+            delete(c, workspace, hook, 30).unwrap();
+            assert!(matches!(redeliver(c, workspace, sent, 40), Err(StoreError::NotFound(_))), "a deleted webhook");
+        });
+    }
+
+    #[test]
+    fn a_redelivery_that_meets_a_deletion_leaves_nothing_pending() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let (workspace, hook, sent) = {
+            let mut c = client.transaction().unwrap();
+            let workspace = workspaces::find_or_create(&mut c, "w", 1).unwrap().id;
+            let hook = hook(&mut c, workspace);
+            let sent = enqueue(&mut c, hook, 1, "became_mql", "{}", 10).unwrap();
+            record_attempt(
+                &mut c,
+                sent,
+                &Attempt { at: 11, status: Some(200), error: None, duration_ms: 1 },
+                true,
+                None,
+            )
+            .unwrap();
+            c.commit().unwrap();
+            (workspace, hook, sent)
+        };
+        let mut redelivering = client.transaction().unwrap();
+        redeliver(&mut redelivering, workspace, sent, 20).unwrap();
+        let url = database.url.clone();
+        let deleting = std::thread::spawn(move || {
+            let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut c = other.transaction().unwrap();
+            let deleted = delete(&mut c, workspace, hook, 30).unwrap();
+            c.commit().unwrap();
+            deleted
+        });
+        wait_until_one_waits_for_a_lock(&database, &deleting);
+        redelivering.commit().unwrap();
+        assert!(deleting.join().unwrap());
+        let mut c = client.transaction().unwrap();
+        assert_eq!(depth(&mut c).unwrap(), 0, "the redelivered copy was stopped with its webhook");
+    }
+
+    #[test]
+    fn a_leads_notifications_include_those_of_the_leads_merged_into_it() {
+        with_workspace(|c, workspace| {
+            let other = workspaces::find_or_create(c, "other", 1).unwrap().id;
+            // Lead 3 was merged into 2, and 2 into 1; lead 4 stands alone.
+            for (id, merged_into) in [(1_i64, None), (2, Some(1_i64)), (3, Some(2)), (4, None)] {
+                c.execute(
+                    "INSERT INTO leads (id, workspace_id, created_at, updated_at, merged_into) VALUES ($1, $2, 0, 0, $3)",
+                    &[&id, &workspace, &merged_into],
+                )
+                .unwrap();
+            }
+            let ours = hook(c, workspace);
+            let theirs = hook(c, other);
+            let of_three = enqueue(c, ours, 3, "tier_changed", r#"{"lead":3}"#, 10).unwrap();
+            let of_one = enqueue(c, ours, 1, "became_mql", "{}", 20).unwrap();
+            enqueue(c, ours, 4, "tier_changed", "{}", 30).unwrap();
+            enqueue(c, theirs, 1, "tier_changed", "{}", 40).unwrap();
+            let found = of_lead(c, workspace, 1).unwrap();
+            assert_eq!(found.iter().map(|n| n.id).collect::<Vec<_>>(), [of_three, of_one]);
+            assert_eq!(
+                found[0],
+                LeadNotification {
+                    id: of_three,
+                    webhook_id: ours,
+                    lead_id: 3,
+                    event: "tier_changed".into(),
+                    data: r#"{"lead":3}"#.into(),
+                    created_at: 10,
+                    delivered_at: None,
+                }
+            );
+            assert_eq!(of_lead(c, workspace, 3).unwrap().iter().map(|n| n.id).collect::<Vec<_>>(), [of_three]);
+        });
+    }
 }

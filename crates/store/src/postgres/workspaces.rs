@@ -30,16 +30,20 @@ pub(crate) fn find_or_create(connection: &mut Tx<'_>, name: &str, now: i64) -> R
 
 fn find(connection: &mut Tx<'_>, name: &str) -> Result<Option<Workspace>, StoreError> {
     let row = connection.query_opt("SELECT id, name FROM workspaces WHERE name = $1", &[&name])?;
-    Ok(row.map(|row| Ok::<_, StoreError>(Workspace { id: row.try_get(0)?, name: row.try_get(1)? })).transpose()?)
+    row.map(|row| Ok(Workspace { id: row.try_get(0)?, name: row.try_get(1)? })).transpose()
 }
 
-/// Returns once a session of `database` waits for a lock another holds: a test that makes two
-/// transactions meet knows the second has reached the first's lock (the account families' tests
-/// use it too).
+/// Returns once a session of `database` waits for a lock another holds, or once `meeting` (the
+/// thread that should meet the lock) has ended: a test that makes two transactions meet knows the
+/// second has reached the first's lock, and one whose second took no lock ends to fail its
+/// assertions rather than waiting for ever (the account families' tests use it too).
 #[cfg(test)]
-pub(crate) fn wait_until_one_waits_for_a_lock(database: &crate::postgres::testing::TestDatabase) {
+pub(crate) fn wait_until_one_waits_for_a_lock<T>(
+    database: &crate::postgres::testing::TestDatabase,
+    meeting: &std::thread::JoinHandle<T>,
+) {
     let mut observer = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
-    loop {
+    while !meeting.is_finished() {
         let waiting: i64 = observer
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
@@ -85,7 +89,7 @@ mod tests {
             let mut transaction = second.transaction().unwrap();
             find_or_create(&mut transaction, "acme", 2).unwrap()
         });
-        wait_until_one_waits_for_a_lock(&database);
+        wait_until_one_waits_for_a_lock(&database, &late);
         creating.commit().unwrap();
         assert_eq!(late.join().unwrap(), created);
     }
