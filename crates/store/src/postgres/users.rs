@@ -80,7 +80,9 @@ pub(crate) fn set_password(
 /// Refuses (`Conflict`) a change that would leave the workspace without an enabled admin: the
 /// account `user_id` is its only one. Nobody could then manage its people, keys or webhooks.
 ///
-/// The workspace's enabled admins stay locked until the transaction ends (see the module's doc).
+/// The workspace's enabled admins stay locked until the transaction ends (see the module's doc),
+/// as an update of them would lock them: not against a session's opening, whose reference to its
+/// account asks only that the account's key stays.
 /// A row that another transaction changed meanwhile is read again once that one commits, so an
 /// admin demoted or disabled by it is not counted; one it made admin is not seen, which can only
 /// refuse a change that had been allowed, never allow one that leaves no admin.
@@ -88,7 +90,7 @@ fn keep_an_admin(connection: &mut Tx<'_>, workspace_id: i64, user_id: i64) -> Re
     let admins: Vec<i64> = connection
         .query(
             "SELECT id FROM users WHERE workspace_id = $1 AND role = 'admin' AND disabled_at IS NULL \
-             ORDER BY id FOR UPDATE",
+             ORDER BY id FOR NO KEY UPDATE",
             &[&workspace_id],
         )?
         .iter()

@@ -13,6 +13,7 @@
 //!   one after the other, and no notification of a deleted webhook is left pending.
 //! - [`delete`] fails the pending notifications of a webhook of the workspace only (SQLite's
 //!   fails those of the webhook with that id whichever workspace asks).
+//! - [`depth`] counts the pending notifications of live webhooks only (see there why).
 
 use crate::StoreError;
 use crate::postgres::Tx;
@@ -170,9 +171,17 @@ pub(crate) fn record_attempt(
 }
 
 /// Pending notifications (for metrics).
+///
+/// Those of live webhooks only: a change that read the webhooks before another instance deleted
+/// one may queue a notification for it after the deletion failed its pending ones. It is never
+/// sent ([`upcoming`] skips deleted webhooks), so it does not count as waiting, and the count is
+/// SQLite's, whose single writer leaves no such notification.
 pub(crate) fn depth(connection: &mut Tx<'_>) -> Result<i64, StoreError> {
-    let row =
-        connection.query_one("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL", &[])?;
+    let row = connection.query_one(
+        "SELECT count(*) FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
+         WHERE w.deleted_at IS NULL AND o.delivered_at IS NULL AND o.failed_at IS NULL",
+        &[],
+    )?;
     Ok(row.try_get(0)?)
 }
 
@@ -488,6 +497,12 @@ mod tests {
                 [(pending, None, Some(14), Some("webhook deleted".to_string())), (delivered, Some(11), None, None)]
             );
             assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [elsewhere]);
+
+            // A change that read the webhook before its deletion queues for it afterwards: never
+            // sent, and not counted as waiting.
+            enqueue(c, stopped, 3, "tier_changed", "{}", 15).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [elsewhere]);
+            assert_eq!(depth(c).unwrap(), 1);
         });
     }
 
