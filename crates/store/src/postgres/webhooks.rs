@@ -11,8 +11,6 @@
 //!   until the transaction ends, and [`delete`] fails the pending notifications in a statement
 //!   after the one that marks the webhook deleted: a redelivery and a deletion that meet then go
 //!   one after the other, and no notification of a deleted webhook is left pending.
-//! - [`delete`] fails the pending notifications of a webhook of the workspace only (SQLite's
-//!   fails those of the webhook with that id whichever workspace asks).
 //! - [`depth`] counts the pending notifications of live webhooks only (see there why).
 
 use crate::StoreError;
