@@ -113,7 +113,7 @@ pub struct KeyOwner {
     pub origins: Vec<String>,
 }
 
-/// What is stored of a secret (PostgreSQL's store hashes alike, so that either finds a key).
+/// What is stored of a secret (the PostgreSQL store hashes with it too).
 pub(crate) fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }

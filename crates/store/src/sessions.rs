@@ -36,7 +36,7 @@ pub struct Opened {
     pub session: Session,
 }
 
-/// What is stored of a token.
+/// What is stored of a token (the PostgreSQL store hashes with it too).
 pub(crate) fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }

@@ -9,6 +9,8 @@
 //!   first locks the workspace's enabled admins, in id order: two such changes of one workspace
 //!   then run one after the other, and the second sees what the first did. Without the lock, two
 //!   admins demoting each other at once would each see the other as the one who remains.
+//! - The table checks that a role is one of the roles' names (SQLite's does not); a row with
+//!   another still reads as `Corrupt`, as in SQLite.
 
 use crate::StoreError;
 use crate::postgres::Tx;

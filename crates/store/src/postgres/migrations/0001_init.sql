@@ -238,7 +238,8 @@ CREATE TABLE users (
     workspace_id   BIGINT NOT NULL REFERENCES workspaces(id),
     email          TEXT NOT NULL,
     email_key      TEXT NOT NULL UNIQUE,
-    -- Checked here (SQLite's table takes any text): a role that is none reads as corrupt.
+    -- One of the roles' names: checked here, where SQLite's table takes any text (a row with
+    -- another reads as corrupt in either store).
     role           TEXT NOT NULL CHECK (role IN ('viewer', 'editor', 'admin')),
     password_hash  TEXT NOT NULL,
     created_at     BIGINT NOT NULL,
