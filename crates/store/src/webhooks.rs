@@ -33,10 +33,15 @@ pub struct NewWebhook {
     pub threshold: Option<f64>,
 }
 
-pub fn create(connection: &Connection, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
+/// A new webhook's signing secret.
+pub(crate) fn new_secret() -> Result<String, StoreError> {
     let mut random = [0u8; 24];
     getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a secret: {e}")))?;
-    let secret = format!("whsec_{}", hex::encode(random));
+    Ok(format!("whsec_{}", hex::encode(random)))
+}
+
+pub fn create(connection: &Connection, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
+    let secret = new_secret()?;
     connection.execute(
         "INSERT INTO webhooks (workspace_id, url, secret, events, score, threshold, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -92,15 +97,18 @@ pub fn by_id(connection: &Connection, workspace_id: i64, id: i64) -> Result<Opti
     Ok(connection.query_row(&sql, params![workspace_id, id], from_row).optional()?)
 }
 
-/// Stops a webhook; its pending notifications are not sent.
+/// Stops one of the workspace's webhooks; its pending notifications are not sent. Another
+/// workspace's webhook of that id is left alone, its notifications too.
 pub fn delete(connection: &Connection, workspace_id: i64, id: i64, now: i64) -> Result<bool, StoreError> {
     let changed = connection.execute(
         "UPDATE webhooks SET deleted_at = ?1 WHERE workspace_id = ?2 AND id = ?3 AND deleted_at IS NULL",
         params![now, workspace_id, id],
     )?;
     connection.execute(
-        "UPDATE outbox SET failed_at = ?1, last_error = 'webhook deleted' WHERE webhook_id = ?2 AND delivered_at IS NULL AND failed_at IS NULL",
-        params![now, id],
+        "UPDATE outbox SET failed_at = ?1, last_error = 'webhook deleted'
+         WHERE webhook_id = (SELECT id FROM webhooks WHERE workspace_id = ?2 AND id = ?3)
+           AND delivered_at IS NULL AND failed_at IS NULL",
+        params![now, workspace_id, id],
     )?;
     Ok(changed == 1)
 }
@@ -357,6 +365,24 @@ mod tests {
             .unwrap();
         assert_eq!(ids(&before), [first, other], "the lead's second waits for its first");
         assert_eq!(ids(&after), [second, other]);
+    }
+
+    #[test]
+    fn another_workspace_cannot_stop_a_webhooks_notifications() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (pending, stopped, upcoming_after) = store
+            .write_blocking(|c| {
+                let acme = workspaces::find_or_create(c, "acme", crate::now_ms())?;
+                let other = workspaces::find_or_create(c, "other", crate::now_ms())?;
+                let hook = hook(c, acme.id)?;
+                let pending = enqueue(c, hook, 1, "tier_changed", "{}", 10)?;
+                let stopped = delete(c, other.id, hook, 20)?;
+                Ok((pending, stopped, upcoming(c, 8, &[])?))
+            })
+            .unwrap();
+        assert!(!stopped);
+        assert_eq!(ids(&upcoming_after), [pending], "still to be sent");
     }
 
     #[test]

@@ -1,18 +1,74 @@
-//! PostgreSQL queries of the webhooks family (see [`crate::webhooks`] for SQLite's).
-#![allow(unused_imports, unused_variables)]
+//! PostgreSQL queries of the webhooks family (see [`crate::webhooks`] for SQLite's): webhook
+//! subscriptions, their outbox (notifications written in the transaction of the change that
+//! caused them) and the delivery log.
+//!
+//! How it differs from SQLite:
+//! - [`upcoming`] asks for every webhook's share in one query (a lateral subquery per webhook)
+//!   rather than one query per webhook: each webhook's share is still read on its own from
+//!   `outbox_pending`, and a lead's earlier pending notification is found in
+//!   `outbox_pending_lead`, so neither a long backlog nor a long delivered history is scanned.
+//! - [`redeliver`] copies the notification in one statement, holding a share lock on its webhook
+//!   until the transaction ends, and [`delete`] fails the pending notifications in a statement
+//!   after the one that marks the webhook deleted: a redelivery and a deletion that meet then go
+//!   one after the other, and no notification of a deleted webhook is left pending.
+//! - [`depth`] counts the pending notifications of live webhooks only (see there why).
 
-use crate::postgres::Tx;
-use crate::webhooks::*;
 use crate::StoreError;
+use crate::postgres::Tx;
+use crate::webhooks::{Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook, new_secret};
+
+const COLUMNS: &str = "id, workspace_id, url, secret, events, score, threshold, created_at";
+
+fn from_row(row: &postgres::Row) -> Result<Webhook, StoreError> {
+    let events: &str = row.try_get(4)?;
+    Ok(Webhook {
+        id: row.try_get(0)?,
+        workspace_id: row.try_get(1)?,
+        url: row.try_get(2)?,
+        secret: row.try_get(3)?,
+        // As SQLite's store reads them: a list that is not one subscribes to nothing.
+        events: serde_json::from_str(events).unwrap_or_default(),
+        score: row.try_get(5)?,
+        threshold: row.try_get(6)?,
+        created_at: row.try_get(7)?,
+    })
+}
 
 /// The workspace's live webhooks.
 pub(crate) fn list(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec<Webhook>, StoreError> {
-    todo!()
+    let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE workspace_id = $1 AND deleted_at IS NULL ORDER BY id");
+    connection.query(&sql, &[&workspace_id])?.iter().map(from_row).collect()
 }
 
 /// Every notification about a lead and the leads merged into it, oldest first.
-pub(crate) fn of_lead(connection: &mut Tx<'_>, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadNotification>, StoreError> {
-    todo!()
+pub(crate) fn of_lead(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    lead_id: i64,
+) -> Result<Vec<LeadNotification>, StoreError> {
+    let rows = connection.query(
+        "WITH RECURSIVE grouped(id) AS (
+             SELECT $2::BIGINT UNION SELECT l.id FROM leads l JOIN grouped g ON l.merged_into = g.id
+         )
+         SELECT o.id, o.webhook_id, o.lead_id, o.event, o.data, o.created_at, o.delivered_at FROM outbox o
+         WHERE o.webhook_id IN (SELECT id FROM webhooks WHERE workspace_id = $1)
+           AND o.lead_id IN (SELECT id FROM grouped)
+         ORDER BY o.id",
+        &[&workspace_id, &lead_id],
+    )?;
+    rows.iter()
+        .map(|row| {
+            Ok(LeadNotification {
+                id: row.try_get(0)?,
+                webhook_id: row.try_get(1)?,
+                lead_id: row.try_get(2)?,
+                event: row.try_get(3)?,
+                data: row.try_get(4)?,
+                created_at: row.try_get(5)?,
+                delivered_at: row.try_get(6)?,
+            })
+        })
+        .collect()
 }
 
 /// Adds a notification for one webhook.
@@ -24,7 +80,12 @@ pub(crate) fn enqueue(
     data: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    todo!()
+    let row = connection.query_one(
+        "INSERT INTO outbox (webhook_id, lead_id, event, data, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        &[&webhook_id, &lead_id, &event, &data, &now],
+    )?;
+    Ok(row.try_get(0)?)
 }
 
 /// For each live webhook but those in `skip`, the first `per_webhook` notifications that may be
@@ -34,9 +95,41 @@ pub(crate) fn enqueue(
 /// until its attempt is recorded, so it comes back here and its lead's next one does not.
 ///
 /// Each webhook is looked up on its own (`outbox_pending` is by webhook, then due time), so a
-/// receiver with a long backlog neither costs the others a scan nor takes their place.
+/// receiver with a long backlog neither costs the others a scan nor takes their place. Webhooks
+/// come in id order; notifications due at the same time in the order they were queued.
 pub(crate) fn upcoming(connection: &mut Tx<'_>, per_webhook: u32, skip: &[i64]) -> Result<Vec<Pending>, StoreError> {
-    todo!()
+    let rows = connection.query(
+        "SELECT o.id, w.id, w.url, w.secret, o.lead_id, o.event, o.data, o.created_at, o.attempts, o.next_attempt_at
+         FROM webhooks w
+         CROSS JOIN LATERAL (
+             SELECT o.* FROM outbox o
+             WHERE o.webhook_id = w.id AND o.delivered_at IS NULL AND o.failed_at IS NULL
+               AND NOT EXISTS (
+                 SELECT 1 FROM outbox p
+                 WHERE p.webhook_id = o.webhook_id AND p.lead_id = o.lead_id AND p.id < o.id
+                   AND p.delivered_at IS NULL AND p.failed_at IS NULL)
+             ORDER BY o.next_attempt_at, o.id LIMIT $1
+         ) o
+         WHERE w.deleted_at IS NULL AND w.id <> ALL($2)
+         ORDER BY w.id, o.next_attempt_at, o.id",
+        &[&i64::from(per_webhook), &skip],
+    )?;
+    rows.iter()
+        .map(|row| {
+            Ok(Pending {
+                id: row.try_get(0)?,
+                webhook_id: row.try_get(1)?,
+                url: row.try_get(2)?,
+                secret: row.try_get(3)?,
+                lead_id: row.try_get(4)?,
+                event: row.try_get(5)?,
+                data: row.try_get(6)?,
+                created_at: row.try_get(7)?,
+                attempts: row.try_get(8)?,
+                next_attempt_at: row.try_get(9)?,
+            })
+        })
+        .collect()
 }
 
 /// Records an attempt; `next_attempt_at` None with a failure means the notification gave up.
@@ -47,25 +140,96 @@ pub(crate) fn record_attempt(
     delivered: bool,
     next_attempt_at: Option<i64>,
 ) -> Result<(), StoreError> {
-    todo!()
+    let (delivered_at, failed_at) = match (delivered, next_attempt_at) {
+        (true, _) => (Some(attempt.at), None),
+        (false, None) => (None, Some(attempt.at)),
+        (false, Some(_)) => (None, None),
+    };
+    let status = attempt.status.map(i64::from);
+    // The attempt's log row and the notification's state in one statement (one round trip).
+    connection.execute(
+        "WITH logged AS (
+             INSERT INTO deliveries (outbox_id, at, status, error, duration_ms) VALUES ($6, $7, $1, $2, $8)
+         )
+         UPDATE outbox SET attempts = attempts + 1, last_status = $1, last_error = $2, delivered_at = $3,
+             failed_at = $4, next_attempt_at = coalesce($5, next_attempt_at)
+         WHERE id = $6",
+        &[
+            &status,
+            &attempt.error,
+            &delivered_at,
+            &failed_at,
+            &next_attempt_at,
+            &outbox_id,
+            &attempt.at,
+            &attempt.duration_ms,
+        ],
+    )?;
+    Ok(())
 }
 
 /// Pending notifications (for metrics).
+///
+/// Those of live webhooks only: a change that read the webhooks before another instance deleted
+/// one may queue a notification for it after the deletion failed its pending ones. It is never
+/// sent ([`upcoming`] skips deleted webhooks), so it does not count as waiting, and the count is
+/// SQLite's, whose single writer leaves no such notification.
 pub(crate) fn depth(connection: &mut Tx<'_>) -> Result<i64, StoreError> {
-    todo!()
+    let row = connection.query_one(
+        "SELECT count(*) FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
+         WHERE w.deleted_at IS NULL AND o.delivered_at IS NULL AND o.failed_at IS NULL",
+        &[],
+    )?;
+    Ok(row.try_get(0)?)
 }
 
-pub(crate) fn create(connection: &mut Tx<'_>, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
-    todo!()
+/// Subscribes the workspace to `new`'s events, with a new signing secret.
+pub(crate) fn create(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    new: &NewWebhook,
+    now: i64,
+) -> Result<Webhook, StoreError> {
+    let secret = new_secret()?;
+    let events = serde_json::to_string(&new.events).unwrap_or_default();
+    let row = connection.query_one(
+        "INSERT INTO webhooks (workspace_id, url, secret, events, score, threshold, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        &[&workspace_id, &new.url, &secret, &events, &new.score, &new.threshold, &now],
+    )?;
+    Ok(Webhook {
+        id: row.try_get(0)?,
+        workspace_id,
+        url: new.url.clone(),
+        secret,
+        events: new.events.clone(),
+        score: new.score.clone(),
+        threshold: new.threshold,
+        created_at: now,
+    })
 }
 
 /// Stops a webhook; its pending notifications are not sent.
 pub(crate) fn delete(connection: &mut Tx<'_>, workspace_id: i64, id: i64, now: i64) -> Result<bool, StoreError> {
-    todo!()
+    let changed = connection.execute(
+        "UPDATE webhooks SET deleted_at = $1 WHERE workspace_id = $2 AND id = $3 AND deleted_at IS NULL",
+        &[&now, &workspace_id, &id],
+    )?;
+    // A statement of its own: it sees what a redelivery that held the webhook until this one
+    // could mark it deleted has queued (see the module's doc).
+    connection.execute(
+        "UPDATE outbox SET failed_at = $1, last_error = 'webhook deleted'
+         WHERE webhook_id = (SELECT id FROM webhooks WHERE workspace_id = $2 AND id = $3)
+           AND delivered_at IS NULL AND failed_at IS NULL",
+        &[&now, &workspace_id, &id],
+    )?;
+    Ok(changed == 1)
 }
 
+/// One of the workspace's live webhooks; `None` if it has no such webhook or deleted it.
 pub(crate) fn by_id(connection: &mut Tx<'_>, workspace_id: i64, id: i64) -> Result<Option<Webhook>, StoreError> {
-    todo!()
+    let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL");
+    connection.query_opt(&sql, &[&workspace_id, &id])?.as_ref().map(from_row).transpose()
 }
 
 /// A webhook's newest `limit` notifications older than the notification `before` (all of them
@@ -76,10 +240,365 @@ pub(crate) fn log(
     before: Option<i64>,
     limit: u32,
 ) -> Result<Vec<LogEntry>, StoreError> {
-    todo!()
+    let rows = connection.query(
+        "SELECT id, lead_id, event, created_at, attempts, delivered_at, failed_at, next_attempt_at, last_status, last_error
+         FROM outbox WHERE webhook_id = $1 AND id < $3 ORDER BY id DESC LIMIT $2",
+        &[&webhook_id, &i64::from(limit), &before.unwrap_or(i64::MAX)],
+    )?;
+    rows.iter()
+        .map(|row| {
+            Ok(LogEntry {
+                id: row.try_get(0)?,
+                lead_id: row.try_get(1)?,
+                event: row.try_get(2)?,
+                created_at: row.try_get(3)?,
+                attempts: row.try_get(4)?,
+                delivered_at: row.try_get(5)?,
+                failed_at: row.try_get(6)?,
+                next_attempt_at: row.try_get(7)?,
+                last_status: row.try_get(8)?,
+                last_error: row.try_get(9)?,
+            })
+        })
+        .collect()
 }
 
-/// Queues a notification again (as a new one, after the lead's pending ones). Returns its id.
-pub(crate) fn redeliver(connection: &mut Tx<'_>, workspace_id: i64, outbox_id: i64, now: i64) -> Result<i64, StoreError> {
-    todo!()
+/// Queues a notification again (as a new one, after the lead's pending ones). Returns its id;
+/// `NotFound` unless it is a notification of one of the workspace's live webhooks.
+pub(crate) fn redeliver(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    outbox_id: i64,
+    now: i64,
+) -> Result<i64, StoreError> {
+    // The share lock on the webhook keeps a deletion from passing between the check that it is
+    // live and the commit of the copy; one that committed first makes the check fail.
+    let row = connection.query_opt(
+        "INSERT INTO outbox (webhook_id, lead_id, event, data, created_at, next_attempt_at)
+         SELECT o.webhook_id, o.lead_id, o.event, o.data, $3, $3
+         FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
+         WHERE o.id = $1 AND w.workspace_id = $2 AND w.deleted_at IS NULL
+         FOR SHARE OF w
+         RETURNING id",
+        &[&outbox_id, &workspace_id, &now],
+    )?;
+    let row = row
+        .ok_or_else(|| StoreError::NotFound(format!("no delivery {outbox_id} of a live webhook in this workspace")))?;
+    Ok(row.try_get(0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::testing::TestDatabase;
+    use crate::postgres::workspaces::{self, wait_until_one_waits_for_a_lock};
+
+    fn hook(c: &mut Tx<'_>, workspace_id: i64) -> i64 {
+        let new = NewWebhook { url: "http://example.com".into(), events: vec![], score: None, threshold: None };
+        create(c, workspace_id, &new, 1).unwrap().id
+    }
+
+    fn ids(pending: &[Pending]) -> Vec<i64> {
+        pending.iter().map(|p| p.id).collect()
+    }
+
+    fn with_workspace(test: impl FnOnce(&mut Tx<'_>, i64)) {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut c = client.transaction().unwrap();
+        let workspace = workspaces::find_or_create(&mut c, "w", 1).unwrap();
+        test(&mut c, workspace.id);
+    }
+
+    #[test]
+    fn a_webhook_is_stored_as_subscribed_and_listed_while_live() {
+        with_workspace(|c, workspace| {
+            let other = workspaces::find_or_create(c, "other", 1).unwrap().id;
+            let new = NewWebhook {
+                url: "https://crm.example.com/hook".into(),
+                events: vec!["became_mql".into(), "score_crossed".into()],
+                score: Some("fit".into()),
+                threshold: Some(72.5),
+            };
+            let created = create(c, workspace, &new, 7).unwrap();
+            assert!(created.secret.starts_with("whsec_") && created.secret.len() == 54, "{}", created.secret);
+            assert_eq!(list(c, workspace).unwrap(), vec![created.clone()]);
+            assert_eq!(by_id(c, workspace, created.id).unwrap(), Some(created.clone()));
+            assert_eq!(by_id(c, other, created.id).unwrap(), None);
+            assert!(list(c, other).unwrap().is_empty());
+            assert!(!delete(c, other, created.id, 8).unwrap(), "not another's webhook");
+            assert!(delete(c, workspace, created.id, 9).unwrap());
+            assert!(!delete(c, workspace, created.id, 10).unwrap(), "already deleted");
+            assert!(list(c, workspace).unwrap().is_empty());
+            assert_eq!(by_id(c, workspace, created.id).unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn a_leads_next_notification_waits_until_the_one_before_is_settled() {
+        with_workspace(|c, workspace| {
+            let hook = hook(c, workspace);
+            let first = enqueue(c, hook, 1, "tier_changed", "{}", 10).unwrap();
+            let second = enqueue(c, hook, 1, "tier_changed", "{}", 20).unwrap();
+            let other = enqueue(c, hook, 2, "tier_changed", "{}", 30).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [first, other], "the lead's second waits for its first");
+            // A failed attempt to be retried keeps the lead's order, whenever it is due.
+            let failed = Attempt { at: 40, status: Some(500), error: Some("500".into()), duration_ms: 3 };
+            record_attempt(c, first, &failed, false, Some(100)).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [other, first], "soonest due first");
+            let delivered = Attempt { at: 100, status: Some(200), error: None, duration_ms: 1 };
+            record_attempt(c, first, &delivered, true, None).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [second, other]);
+            let gave_up = Attempt { at: 110, status: None, error: Some("timed out".into()), duration_ms: 5000 };
+            record_attempt(c, second, &gave_up, false, None).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [other], "a notification that gave up is settled");
+        });
+    }
+
+    #[test]
+    fn every_webhook_gets_its_own_share_soonest_due_first() {
+        with_workspace(|c, workspace| {
+            let busy = hook(c, workspace);
+            let quiet = hook(c, workspace);
+            let deleted = hook(c, workspace);
+            // The busy webhook's backlog is older than the quiet one's notification.
+            for lead in 0..20 {
+                enqueue(c, busy, lead, "tier_changed", "{}", 100 - lead).unwrap();
+            }
+            enqueue(c, quiet, 1, "tier_changed", "{}", 500).unwrap();
+            enqueue(c, deleted, 1, "tier_changed", "{}", 1).unwrap();
+            delete(c, workspace, deleted, 2).unwrap();
+            let all = upcoming(c, 8, &[]).unwrap();
+            let of =
+                |hook: i64| all.iter().filter(|p| p.webhook_id == hook).map(|p| p.next_attempt_at).collect::<Vec<_>>();
+            assert_eq!(of(busy), [81, 82, 83, 84, 85, 86, 87, 88]);
+            assert_eq!(of(quiet), [500]);
+            assert_eq!(
+                all.iter().map(|p| p.webhook_id).collect::<Vec<_>>()[7..],
+                [busy, quiet],
+                "webhooks in id order"
+            );
+            let without_busy = upcoming(c, 8, &[busy]).unwrap();
+            assert_eq!(without_busy.iter().map(|p| p.webhook_id).collect::<Vec<_>>(), [quiet]);
+            assert!(upcoming(c, 0, &[]).unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn a_pending_notification_carries_what_its_delivery_needs() {
+        with_workspace(|c, workspace| {
+            let hook = hook(c, workspace);
+            let secret = by_id(c, workspace, hook).unwrap().unwrap().secret;
+            let id = enqueue(c, hook, 7, "became_mql", r#"{"lead":7}"#, 30).unwrap();
+            let expected = Pending {
+                id,
+                webhook_id: hook,
+                url: "http://example.com".into(),
+                secret,
+                lead_id: 7,
+                event: "became_mql".into(),
+                data: r#"{"lead":7}"#.into(),
+                created_at: 30,
+                attempts: 0,
+                next_attempt_at: 30,
+            };
+            assert_eq!(upcoming(c, 8, &[]).unwrap(), vec![expected]);
+            assert_eq!(depth(c).unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn attempts_are_logged_and_the_log_pages_newest_first() {
+        with_workspace(|c, workspace| {
+            let hook = hook(c, workspace);
+            let queued: Vec<i64> =
+                (0..5).map(|lead| enqueue(c, hook, lead, "tier_changed", "{}", 10 + lead).unwrap()).collect();
+            let failed = Attempt { at: 20, status: Some(503), error: Some("HTTP 503".into()), duration_ms: 4 };
+            record_attempt(c, queued[0], &failed, false, Some(80)).unwrap();
+            let delivered = Attempt { at: 90, status: Some(204), error: None, duration_ms: 2 };
+            record_attempt(c, queued[0], &delivered, true, None).unwrap();
+            let gave_up = Attempt { at: 30, status: None, error: Some("refused".into()), duration_ms: 1 };
+            record_attempt(c, queued[1], &gave_up, false, None).unwrap();
+            assert_eq!(depth(c).unwrap(), 3);
+
+            let page = log(c, hook, None, 2).unwrap();
+            assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [queued[4], queued[3]]);
+            let last = log(c, hook, Some(queued[2]), 10).unwrap();
+            assert_eq!(
+                last,
+                vec![
+                    LogEntry {
+                        id: queued[1],
+                        lead_id: 1,
+                        event: "tier_changed".into(),
+                        created_at: 11,
+                        attempts: 1,
+                        delivered_at: None,
+                        failed_at: Some(30),
+                        next_attempt_at: 11,
+                        last_status: None,
+                        last_error: Some("refused".into()),
+                    },
+                    LogEntry {
+                        id: queued[0],
+                        lead_id: 0,
+                        event: "tier_changed".into(),
+                        created_at: 10,
+                        attempts: 2,
+                        delivered_at: Some(90),
+                        failed_at: None,
+                        next_attempt_at: 80,
+                        last_status: Some(204),
+                        last_error: None,
+                    },
+                ]
+            );
+            let logged: Vec<(i64, Option<i64>, Option<String>, i64)> = c
+                .query(
+                    "SELECT at, status, error, duration_ms FROM deliveries WHERE outbox_id = $1 ORDER BY id",
+                    &[&queued[0]],
+                )
+                .unwrap()
+                .iter()
+                .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+                .collect();
+            assert_eq!(logged, [(20, Some(503), Some("HTTP 503".to_string()), 4), (90, Some(204), None, 2)]);
+        });
+    }
+
+    #[test]
+    fn deleting_a_webhook_fails_its_pending_notifications_only() {
+        with_workspace(|c, workspace| {
+            let other = workspaces::find_or_create(c, "other", 1).unwrap().id;
+            let kept = hook(c, workspace);
+            let stopped = hook(c, workspace);
+            let delivered = enqueue(c, stopped, 1, "tier_changed", "{}", 10).unwrap();
+            record_attempt(
+                c,
+                delivered,
+                &Attempt { at: 11, status: Some(200), error: None, duration_ms: 1 },
+                true,
+                None,
+            )
+            .unwrap();
+            let pending = enqueue(c, stopped, 2, "tier_changed", "{}", 12).unwrap();
+            let elsewhere = enqueue(c, kept, 2, "tier_changed", "{}", 12).unwrap();
+
+            assert!(!delete(c, other, stopped, 13).unwrap());
+            assert_eq!(depth(c).unwrap(), 2, "another workspace's deletion stops nothing");
+            assert!(delete(c, workspace, stopped, 14).unwrap());
+            let entries = log(c, stopped, None, 10).unwrap();
+            let states: Vec<_> =
+                entries.iter().map(|e| (e.id, e.delivered_at, e.failed_at, e.last_error.clone())).collect();
+            assert_eq!(
+                states,
+                [(pending, None, Some(14), Some("webhook deleted".to_string())), (delivered, Some(11), None, None)]
+            );
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [elsewhere]);
+
+            // A change that read the webhook before its deletion queues for it afterwards: never
+            // sent, and not counted as waiting.
+            enqueue(c, stopped, 3, "tier_changed", "{}", 15).unwrap();
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [elsewhere]);
+            assert_eq!(depth(c).unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn a_redelivery_is_queued_after_the_leads_pending_ones_for_a_live_webhook_of_the_workspace() {
+        with_workspace(|c, workspace| {
+            let other = workspaces::find_or_create(c, "other", 1).unwrap().id;
+            let hook = hook(c, workspace);
+            let sent = enqueue(c, hook, 1, "became_mql", r#"{"n":1}"#, 10).unwrap();
+            record_attempt(c, sent, &Attempt { at: 11, status: Some(200), error: None, duration_ms: 1 }, true, None)
+                .unwrap();
+            let waiting = enqueue(c, hook, 1, "tier_changed", "{}", 12).unwrap();
+
+            let not_theirs = redeliver(c, other, sent, 20);
+            assert!(matches!(not_theirs, Err(StoreError::NotFound(_))), "{not_theirs:?}");
+            assert!(matches!(redeliver(c, workspace, sent + 100, 20), Err(StoreError::NotFound(_))));
+            let again = redeliver(c, workspace, sent, 20).unwrap();
+            assert!(again > waiting);
+            let copy = log(c, hook, None, 1).unwrap().remove(0);
+            assert_eq!((copy.id, copy.lead_id, copy.event.as_str(), copy.created_at), (again, 1, "became_mql", 20));
+            assert_eq!((copy.attempts, copy.next_attempt_at, copy.delivered_at), (0, 20, None));
+            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [waiting], "after the lead's pending one");
+
+            delete(c, workspace, hook, 30).unwrap();
+            assert!(matches!(redeliver(c, workspace, sent, 40), Err(StoreError::NotFound(_))), "a deleted webhook");
+        });
+    }
+
+    #[test]
+    fn a_redelivery_that_meets_a_deletion_leaves_nothing_pending() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let (workspace, hook, sent) = {
+            let mut c = client.transaction().unwrap();
+            let workspace = workspaces::find_or_create(&mut c, "w", 1).unwrap().id;
+            let hook = hook(&mut c, workspace);
+            let sent = enqueue(&mut c, hook, 1, "became_mql", "{}", 10).unwrap();
+            record_attempt(
+                &mut c,
+                sent,
+                &Attempt { at: 11, status: Some(200), error: None, duration_ms: 1 },
+                true,
+                None,
+            )
+            .unwrap();
+            c.commit().unwrap();
+            (workspace, hook, sent)
+        };
+        let mut redelivering = client.transaction().unwrap();
+        redeliver(&mut redelivering, workspace, sent, 20).unwrap();
+        let url = database.url.clone();
+        let deleting = std::thread::spawn(move || {
+            let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut c = other.transaction().unwrap();
+            let deleted = delete(&mut c, workspace, hook, 30).unwrap();
+            c.commit().unwrap();
+            deleted
+        });
+        wait_until_one_waits_for_a_lock(&database, &deleting);
+        redelivering.commit().unwrap();
+        assert!(deleting.join().unwrap());
+        let mut c = client.transaction().unwrap();
+        assert_eq!(depth(&mut c).unwrap(), 0, "the redelivered copy was stopped with its webhook");
+    }
+
+    #[test]
+    fn a_leads_notifications_include_those_of_the_leads_merged_into_it() {
+        with_workspace(|c, workspace| {
+            let other = workspaces::find_or_create(c, "other", 1).unwrap().id;
+            // Lead 3 was merged into 2, and 2 into 1; lead 4 stands alone.
+            for (id, merged_into) in [(1_i64, None), (2, Some(1_i64)), (3, Some(2)), (4, None)] {
+                c.execute(
+                    "INSERT INTO leads (id, workspace_id, created_at, updated_at, merged_into) VALUES ($1, $2, 0, 0, $3)",
+                    &[&id, &workspace, &merged_into],
+                )
+                .unwrap();
+            }
+            let ours = hook(c, workspace);
+            let theirs = hook(c, other);
+            let of_three = enqueue(c, ours, 3, "tier_changed", r#"{"lead":3}"#, 10).unwrap();
+            let of_one = enqueue(c, ours, 1, "became_mql", "{}", 20).unwrap();
+            enqueue(c, ours, 4, "tier_changed", "{}", 30).unwrap();
+            enqueue(c, theirs, 1, "tier_changed", "{}", 40).unwrap();
+            let found = of_lead(c, workspace, 1).unwrap();
+            assert_eq!(found.iter().map(|n| n.id).collect::<Vec<_>>(), [of_three, of_one]);
+            assert_eq!(
+                found[0],
+                LeadNotification {
+                    id: of_three,
+                    webhook_id: ours,
+                    lead_id: 3,
+                    event: "tier_changed".into(),
+                    data: r#"{"lead":3}"#.into(),
+                    created_at: 10,
+                    delivered_at: None,
+                }
+            );
+            assert_eq!(of_lead(c, workspace, 3).unwrap().iter().map(|n| n.id).collect::<Vec<_>>(), [of_three]);
+        });
+    }
 }
