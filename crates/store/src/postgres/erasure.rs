@@ -122,8 +122,8 @@ fn from_row(row: &postgres::Row) -> Result<Erasure, StoreError> {
 
 /// The workspace's erasures, newest first.
 pub(crate) fn list(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec<Erasure>, StoreError> {
-    let rows =
-        connection.query(&format!("{ERASURE_COLUMNS} WHERE e.workspace_id = $1 ORDER BY e.id DESC"), &[&workspace_id])?;
+    let rows = connection
+        .query(&format!("{ERASURE_COLUMNS} WHERE e.workspace_id = $1 ORDER BY e.id DESC"), &[&workspace_id])?;
     rows.iter().map(from_row).collect()
 }
 
@@ -230,7 +230,8 @@ pub(crate) fn erase(
     for table in tables.iter().copied().chain(funnel_tables.iter().map(String::as_str)) {
         connection.execute(&format!("DELETE FROM {table} WHERE lead_id = ANY($1)"), &[&group])?;
     }
-    connection.execute("DELETE FROM anonymous_ids WHERE workspace_id = $1 AND lead_id = ANY($2)", &[&workspace_id, &group])?;
+    connection
+        .execute("DELETE FROM anonymous_ids WHERE workspace_id = $1 AND lead_id = ANY($2)", &[&workspace_id, &group])?;
     // One statement: the merged leads' references to the lead are checked at its end.
     connection.execute("DELETE FROM leads WHERE id = ANY($1)", &[&group])?;
 
@@ -285,8 +286,10 @@ pub(crate) fn lift(
     lifted_by: &str,
     now: i64,
 ) -> Result<Option<Erasure>, StoreError> {
-    let exists = connection
-        .query_opt("SELECT 1 FROM erasures WHERE id = $1 AND workspace_id = $2 FOR UPDATE", &[&erasure_id, &workspace_id])?;
+    let exists = connection.query_opt(
+        "SELECT 1 FROM erasures WHERE id = $1 AND workspace_id = $2 FOR UPDATE",
+        &[&erasure_id, &workspace_id],
+    )?;
     if exists.is_none() {
         return Ok(None);
     }
@@ -299,7 +302,10 @@ pub(crate) fn lift(
         &[&now, &lifted_by, &erasure_id],
     )?;
     connection
-        .query_opt(&format!("{ERASURE_COLUMNS} WHERE e.id = $1 AND e.workspace_id = $2"), &[&erasure_id, &workspace_id])?
+        .query_opt(
+            &format!("{ERASURE_COLUMNS} WHERE e.id = $1 AND e.workspace_id = $2"),
+            &[&erasure_id, &workspace_id],
+        )?
         .map(|row| from_row(&row))
         .transpose()
 }
@@ -317,9 +323,10 @@ mod tests {
     fn a_lead(c: &mut Tx<'_>, name: &str, user_id: &str, first: i64) -> (i64, i64, i64) {
         let workspace = workspace(c, name);
         let model: i64 = c
-            .query_one("INSERT INTO models (workspace_id, version, source, created_at) VALUES ($1, 1, '', 0) RETURNING id", &[
-                &workspace,
-            ])
+            .query_one(
+                "INSERT INTO models (workspace_id, version, source, created_at) VALUES ($1, 1, '', 0) RETURNING id",
+                &[&workspace],
+            )
             .unwrap()
             .get(0);
         let (id, merged) = (first, first + 1);
@@ -398,7 +405,8 @@ mod tests {
             )
             .unwrap()
             .get(0);
-        c.execute("INSERT INTO deliveries (outbox_id, at, status, duration_ms) VALUES ($1, 0, 200, 1)", &[&outbox]).unwrap();
+        c.execute("INSERT INTO deliveries (outbox_id, at, status, duration_ms) VALUES ($1, 0, 200, 1)", &[&outbox])
+            .unwrap();
         (workspace, id, merged)
     }
 

@@ -51,9 +51,13 @@ pub(crate) fn by_id(connection: &mut Tx<'_>, model_id: i64) -> Result<Option<Mod
 }
 
 /// The id of the workspace's version numbered `version`, if there is one.
-pub(crate) fn id_of_version(connection: &mut Tx<'_>, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError> {
-    let row =
-        connection.query_opt("SELECT id FROM models WHERE workspace_id = $1 AND version = $2", &[&workspace_id, &version])?;
+pub(crate) fn id_of_version(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    version: i64,
+) -> Result<Option<i64>, StoreError> {
+    let row = connection
+        .query_opt("SELECT id FROM models WHERE workspace_id = $1 AND version = $2", &[&workspace_id, &version])?;
     Ok(row.map(|row| row.try_get(0)).transpose()?)
 }
 
@@ -99,7 +103,9 @@ pub(crate) fn stack(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec<Ac
 pub(crate) fn active(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError> {
     connection
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM active_models a JOIN models m ON m.id = a.model_id WHERE a.workspace_id = $1"),
+            &format!(
+                "SELECT {COLUMNS} FROM active_models a JOIN models m ON m.id = a.model_id WHERE a.workspace_id = $1"
+            ),
             &[&workspace_id],
         )?
         .map(|row| from_row(&row))
@@ -123,7 +129,10 @@ pub(crate) fn add(
         // pinned to a model of another workspace is named.
         let pinned: Vec<i64> = predictors.values().copied().collect();
         let owned: BTreeSet<i64> = connection
-            .query("SELECT id FROM predictive_models WHERE id = ANY($1) AND workspace_id = $2", &[&pinned, &workspace_id])?
+            .query(
+                "SELECT id FROM predictive_models WHERE id = ANY($1) AND workspace_id = $2",
+                &[&pinned, &workspace_id],
+            )?
             .iter()
             .map(|row| row.try_get(0))
             .collect::<Result<_, _>>()?;
@@ -168,7 +177,10 @@ pub(crate) fn activate(
 ) -> Result<(), StoreError> {
     lock_workspace(connection, workspace_id)?;
     let owned: bool = connection
-        .query_one("SELECT EXISTS (SELECT 1 FROM models WHERE id = $1 AND workspace_id = $2)", &[&model_id, &workspace_id])?
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM models WHERE id = $1 AND workspace_id = $2)",
+            &[&model_id, &workspace_id],
+        )?
         .try_get(0)?;
     if !owned {
         return Err(StoreError::NotFound(format!("no model {model_id} in this workspace")));

@@ -36,13 +36,17 @@ fn from_row(row: &postgres::Row) -> Result<ScoreOverride, StoreError> {
 
 /// Every override of a lead, in force or lifted, newest first.
 pub(crate) fn of_lead(connection: &mut Tx<'_>, lead_id: i64) -> Result<Vec<ScoreOverride>, StoreError> {
-    let rows =
-        connection.query(&format!("SELECT {COLUMNS} FROM score_overrides WHERE lead_id = $1 ORDER BY id DESC"), &[&lead_id])?;
+    let rows = connection
+        .query(&format!("SELECT {COLUMNS} FROM score_overrides WHERE lead_id = $1 ORDER BY id DESC"), &[&lead_id])?;
     rows.iter().map(from_row).collect()
 }
 
 /// The override in force on a lead's score, if any.
-pub(crate) fn in_force(connection: &mut Tx<'_>, lead_id: i64, score: &str) -> Result<Option<ScoreOverride>, StoreError> {
+pub(crate) fn in_force(
+    connection: &mut Tx<'_>,
+    lead_id: i64,
+    score: &str,
+) -> Result<Option<ScoreOverride>, StoreError> {
     connection
         .query_opt(
             &format!("SELECT {COLUMNS} FROM score_overrides WHERE lead_id = $1 AND score = $2 AND lifted_at IS NULL"),
@@ -137,11 +141,15 @@ mod tests {
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let ws = workspace(&mut c, "w");
-        c.execute("INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, $1, 0, 0), (2, $1, 0, 0)", &[&ws])
-            .unwrap();
+        c.execute(
+            "INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, $1, 0, 0), (2, $1, 0, 0)",
+            &[&ws],
+        )
+        .unwrap();
         let first = insert(&mut c, &new(ws, 1, "mql", Some(5_000)), 1_000).unwrap();
         let second = insert(&mut c, &new(ws, 1, "sql", None), 2_000).unwrap();
-        let other = insert(&mut c, &NewOverride { value: Some(12.5), ..new(ws, 2, "cold", Some(4_000)) }, 2_000).unwrap();
+        let other =
+            insert(&mut c, &NewOverride { value: Some(12.5), ..new(ws, 2, "cold", Some(4_000)) }, 2_000).unwrap();
         let later = insert(&mut c, &new(ws, 2, "cold", Some(4_500)), 2_500);
         assert!(later.is_ok(), "{later:?}");
         let all = of_lead(&mut c, 1).unwrap();

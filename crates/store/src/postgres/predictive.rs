@@ -35,7 +35,11 @@ fn from_row(row: &postgres::Row) -> Result<PredictiveVersion, StoreError> {
 }
 
 /// The latest version of the workspace's predictive model `name`, if there is one.
-pub(crate) fn latest(connection: &mut Tx<'_>, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError> {
+pub(crate) fn latest(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    name: &str,
+) -> Result<Option<PredictiveVersion>, StoreError> {
     connection
         .query_opt(
             &format!(
@@ -99,7 +103,11 @@ pub(crate) fn outcomes(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec
 }
 
 /// A version by its id, if it belongs to the workspace.
-pub(crate) fn by_id(connection: &mut Tx<'_>, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError> {
+pub(crate) fn by_id(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    id: i64,
+) -> Result<Option<PredictiveVersion>, StoreError> {
     connection
         .query_opt(
             &format!("SELECT {COLUMNS} FROM predictive_models WHERE id = $1 AND workspace_id = $2"),
@@ -168,8 +176,9 @@ mod tests {
         let first = add(&mut c, acme, "conversion", BODY, "logistic", Origin::Upload, 1).unwrap();
         let second = add(&mut c, acme, "conversion", "{}", "gbdt", Origin::Retrain, 2).unwrap();
         let other = add(&mut c, globex, "conversion", "{}", "logistic", Origin::Upload, 3).unwrap();
-        let churn = add(&mut c, acme, "Churn", r#"{"features": null, "evaluation": {"auc": "high"}}"#, "x", Origin::Upload, 4)
-            .unwrap();
+        let churn =
+            add(&mut c, acme, "Churn", r#"{"features": null, "evaluation": {"auc": "high"}}"#, "x", Origin::Upload, 4)
+                .unwrap();
         assert_eq!((first.version, second.version, other.version, churn.version), (1, 2, 1, 1));
         assert_eq!(latest(&mut c, acme, "conversion").unwrap().map(|v| v.id), Some(second.id));
         assert_eq!(latest(&mut c, acme, "churn").unwrap(), None);

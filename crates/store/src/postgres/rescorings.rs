@@ -74,7 +74,12 @@ pub(crate) fn begin(
 }
 
 /// Records that the leads up to `after_lead_id` are done, `done` in all.
-pub(crate) fn advance(connection: &mut Tx<'_>, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
+pub(crate) fn advance(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    after_lead_id: i64,
+    done: i64,
+) -> Result<(), StoreError> {
     connection.execute(
         "UPDATE rescorings SET after_lead_id = $1, done = $2 WHERE workspace_id = $3",
         &[&after_lead_id, &done, &workspace_id],
@@ -83,7 +88,12 @@ pub(crate) fn advance(connection: &mut Tx<'_>, workspace_id: i64, after_lead_id:
 }
 
 /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
-pub(crate) fn finish(connection: &mut Tx<'_>, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
+pub(crate) fn finish(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    error: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
     connection.execute(
         "UPDATE rescorings SET finished_at = $1, error = $2 WHERE workspace_id = $3",
         &[&now, &error, &workspace_id],
@@ -93,7 +103,8 @@ pub(crate) fn finish(connection: &mut Tx<'_>, workspace_id: i64, error: Option<&
 
 /// Every rescoring that has not finished (to resume at start).
 pub(crate) fn unfinished(connection: &mut Tx<'_>) -> Result<Vec<Rescoring>, StoreError> {
-    let rows = connection.query(&format!("SELECT {COLUMNS} WHERE r.finished_at IS NULL ORDER BY r.workspace_id"), &[])?;
+    let rows =
+        connection.query(&format!("SELECT {COLUMNS} WHERE r.finished_at IS NULL ORDER BY r.workspace_id"), &[])?;
     rows.iter().map(from_row).collect()
 }
 
@@ -139,5 +150,30 @@ mod tests {
         begin(&mut c, ws, v1.id, "model v1", None, IfRunning::Refuse, 7).unwrap();
         let again = get(&mut c, ws).unwrap().unwrap();
         assert_eq!((again.finished_at, again.error, again.revert_automatic_since), (None, None, None));
+    }
+
+    #[test]
+    fn of_two_instances_beginning_at_once_the_second_is_refused() {
+        let database = TestDatabase::create();
+        let mut first = database.migrated_client();
+        let mut second = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+        let (ws, model) = {
+            let mut c = first.transaction().unwrap();
+            let ws = workspace(&mut c, "w");
+            let model = models::add(&mut c, ws, "[scores.s]", &BTreeMap::new(), None, 1).unwrap().id;
+            c.commit().unwrap();
+            (ws, model)
+        };
+        let mut one = first.transaction().unwrap();
+        begin(&mut one, ws, model, "first", None, IfRunning::Refuse, 2).unwrap();
+        // The second waits for the first's lock, then finds its rescoring running.
+        let beginning = std::thread::spawn(move || {
+            let mut two = second.transaction().unwrap();
+            begin(&mut two, ws, model, "second", None, IfRunning::Refuse, 3)
+        });
+        one.commit().unwrap();
+        assert!(matches!(beginning.join().unwrap(), Err(StoreError::Rescoring)));
+        let mut c = first.transaction().unwrap();
+        assert_eq!(get(&mut c, ws).unwrap().map(|r| r.cause), Some("first".to_string()));
     }
 }

@@ -49,7 +49,8 @@ pub(crate) fn get(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Option<R
 
 /// Every workspace's retention.
 pub(crate) fn all(connection: &mut Tx<'_>) -> Result<Vec<Retention>, StoreError> {
-    let rows = connection.query("SELECT workspace_id, events_days, set_at, set_by FROM retention ORDER BY workspace_id", &[])?;
+    let rows = connection
+        .query("SELECT workspace_id, events_days, set_at, set_by FROM retention ORDER BY workspace_id", &[])?;
     rows.iter().map(from_row).collect()
 }
 
@@ -113,9 +114,10 @@ pub(crate) fn prune(connection: &mut Tx<'_>, lead: &mut LeadRow, cutoff: i64) ->
     // The chain's rows, then walked from the newest in memory: after a merge the order of the
     // links is not the order of the ids.
     let rows: HashMap<i64, (i64, Option<i64>)> = connection
-        .query(&format!("{} SELECT e.id, e.at, e.previous_id FROM chain c JOIN events e ON e.id = c.id", chain()), &[
-            &lead.last_event_id,
-        ])?
+        .query(
+            &format!("{} SELECT e.id, e.at, e.previous_id FROM chain c JOIN events e ON e.id = c.id", chain()),
+            &[&lead.last_event_id],
+        )?
         .iter()
         .map(|row| Ok((row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?))))
         .collect::<Result<_, StoreError>>()?;

@@ -43,7 +43,10 @@ pub(crate) fn history(connection: &mut Tx<'_>, lead_id: i64) -> Result<Vec<Stage
 /// Sets a lead's stage and records the change (with the lead's workspace, which reports read
 /// moves by).
 pub(crate) fn set(connection: &mut Tx<'_>, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
-    connection.execute("UPDATE leads SET stage = $1, updated_at = $2 WHERE id = $3", &[&change.stage, &change.at, &lead_id])?;
+    connection.execute(
+        "UPDATE leads SET stage = $1, updated_at = $2 WHERE id = $3",
+        &[&change.stage, &change.at, &lead_id],
+    )?;
     connection.execute(
         "INSERT INTO stage_history (lead_id, workspace_id, stage, previous, at, actor, reason)
          SELECT $1, workspace_id, $2, $3, $4, $5, $6 FROM leads WHERE id = $1",
@@ -74,8 +77,11 @@ mod tests {
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let ws = workspace(&mut c, "w");
-        c.execute("INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, $1, 0, 0), (2, $1, 0, 0)", &[&ws])
-            .unwrap();
+        c.execute(
+            "INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, $1, 0, 0), (2, $1, 0, 0)",
+            &[&ws],
+        )
+        .unwrap();
         assert_eq!(latest(&mut c, 1).unwrap(), None);
         set(&mut c, 1, &change("mql", Some("lead"), 10)).unwrap();
         set(&mut c, 1, &change("lost", Some("mql"), 20)).unwrap();
