@@ -202,6 +202,8 @@ pub(crate) fn erase(
     }
 
     // Events first (linked from the lead's newest), then what refers to the leads, then them.
+    // SQLite clears the leads' `last_event_id` in between; not here, where an update writes one
+    // more copy of each row, personal data included, for `VACUUM` to reclaim: the rows go anyway.
     let events = connection
         .execute(&format!("{} DELETE FROM events WHERE id IN (SELECT id FROM chain)", chain()), &[&newest_event])?;
     connection.execute(
