@@ -175,6 +175,36 @@ mod tests {
     }
 
     #[test]
+    fn of_two_instances_setting_an_override_at_once_the_second_replaces_the_first() {
+        let database = TestDatabase::create();
+        let mut first = database.migrated_client();
+        let mut second = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+        let ws = {
+            let mut c = first.transaction().unwrap();
+            let ws = workspace(&mut c, "w");
+            c.execute("INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, $1, 0, 0)", &[&ws])
+                .unwrap();
+            c.commit().unwrap();
+            ws
+        };
+        let mut one = first.transaction().unwrap();
+        let set_first = insert(&mut one, &new(ws, 1, "mql", None), 1_000).unwrap();
+        // The second waits for the lead's lock, then lifts the first's override.
+        let setting = std::thread::spawn(move || {
+            let mut two = second.transaction().unwrap();
+            let id = insert(&mut two, &new(ws, 1, "sql", None), 2_000)?;
+            two.commit()?;
+            Ok::<i64, StoreError>(id)
+        });
+        one.commit().unwrap();
+        let set_second = setting.join().unwrap().unwrap();
+        let mut c = first.transaction().unwrap();
+        let all = of_lead(&mut c, 1).unwrap();
+        let lifted: Vec<_> = all.iter().map(|o| (o.id, o.lifted_by.as_deref())).collect();
+        assert_eq!(lifted, [(set_second, None), (set_first, Some(REPLACED))]);
+    }
+
+    #[test]
     fn expired_overrides_come_soonest_first_up_to_the_limit() {
         let database = TestDatabase::create();
         let mut client = database.migrated_client();
