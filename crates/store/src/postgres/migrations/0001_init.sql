@@ -297,6 +297,8 @@ CREATE TABLE suppressions (
     erasure_id    BIGINT NOT NULL REFERENCES erasures(id),
     PRIMARY KEY (workspace_id, hash)
 );
+-- An erasure's listed identifiers: counted when erasures are listed, deleted when one is lifted.
+CREATE INDEX suppressions_erasure ON suppressions (erasure_id);
 
 CREATE TABLE retention (
     workspace_id  BIGINT PRIMARY KEY REFERENCES workspaces(id),
