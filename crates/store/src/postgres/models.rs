@@ -254,6 +254,27 @@ pub(crate) fn workspaces_with_active_model(connection: &mut Tx<'_>) -> Result<Ve
     Ok(rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
 }
 
+/// The newest version with this source and these pins, if one was stored (see
+/// [`crate::models::find_same`]): a model file installed again.
+pub(crate) fn find_same(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    source: &str,
+    predictors: &BTreeMap<String, i64>,
+) -> Result<Option<ModelVersion>, StoreError> {
+    let rows = connection.query(
+        &format!("SELECT {COLUMNS} FROM models m WHERE m.workspace_id = $1 AND m.source = $2 ORDER BY m.version DESC"),
+        &[&workspace_id, &source],
+    )?;
+    for row in rows {
+        let candidate = from_row(&row)?;
+        if candidate.predictors == *predictors {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -265,6 +286,23 @@ pub(crate) mod tests {
             .query_one("INSERT INTO workspaces (name, created_at) VALUES ($1, 0) RETURNING id", &[&name])
             .unwrap()
             .get(0)
+    }
+
+    #[test]
+    fn a_model_installed_again_is_found_by_its_text_and_pins() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut c = client.transaction().unwrap();
+        let ws = workspace(&mut c, "w");
+        let other = workspace(&mut c, "other");
+        let plain = add(&mut c, ws, "[scores.a]", &BTreeMap::new(), None, 1).unwrap();
+        let again = add(&mut c, ws, "[scores.a]", &BTreeMap::new(), None, 2).unwrap();
+        assert_eq!(find_same(&mut c, ws, "[scores.a]", &BTreeMap::new()).unwrap().map(|m| m.id), Some(again.id));
+        assert_ne!(plain.id, again.id, "the newest of two same versions");
+        assert_eq!(find_same(&mut c, ws, "[scores.b]", &BTreeMap::new()).unwrap(), None);
+        assert_eq!(find_same(&mut c, other, "[scores.a]", &BTreeMap::new()).unwrap(), None, "another workspace's");
+        let pins = BTreeMap::from([("conversion".to_string(), 7)]);
+        assert_eq!(find_same(&mut c, ws, "[scores.a]", &pins).unwrap(), None, "other pins are another model");
     }
 
     #[test]
@@ -334,15 +372,4 @@ pub(crate) mod tests {
         one.commit().unwrap();
         assert_eq!((v1.version, adding.join().unwrap()), (1, 2));
     }
-}
-
-/// The newest version with this source and these pins, if one was stored (see
-/// [`crate::models::find_same`]).
-pub(crate) fn find_same(
-    c: &mut Tx<'_>,
-    workspace_id: i64,
-    source: &str,
-    predictors: &std::collections::BTreeMap<String, i64>,
-) -> Result<Option<ModelVersion>, StoreError> {
-    todo!()
 }

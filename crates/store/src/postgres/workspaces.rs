@@ -28,7 +28,8 @@ pub(crate) fn find_or_create(connection: &mut Tx<'_>, name: &str, now: i64) -> R
         .ok_or_else(|| StoreError::Corrupt(format!("the workspace `{name}` conflicts on insert but cannot be read")))
 }
 
-fn find(connection: &mut Tx<'_>, name: &str) -> Result<Option<Workspace>, StoreError> {
+/// The workspace of this name, if there is one.
+pub(crate) fn find(connection: &mut Tx<'_>, name: &str) -> Result<Option<Workspace>, StoreError> {
     let row = connection.query_opt("SELECT id, name FROM workspaces WHERE name = $1", &[&name])?;
     row.map(|row| Ok(Workspace { id: row.try_get(0)?, name: row.try_get(1)? })).transpose()
 }
@@ -93,10 +94,4 @@ mod tests {
         creating.commit().unwrap();
         assert_eq!(late.join().unwrap(), created);
     }
-}
-
-/// The workspace of this name, if there is one.
-pub(crate) fn find(c: &mut Tx<'_>, name: &str) -> Result<Option<Workspace>, StoreError> {
-    let row = c.query_opt("SELECT id, name FROM workspaces WHERE name = $1", &[&name])?;
-    Ok(row.map(|row| Workspace { id: row.get(0), name: row.get(1) }))
 }
