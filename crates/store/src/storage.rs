@@ -586,6 +586,40 @@ pub trait Storage: Send + Sync {
     ) -> StorageFuture<'_, Option<Vec<LogEntry>>>;
     /// Queues a notification of the workspace again; returns the new notification's id.
     fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64>;
+
+    /// The right to do `job` alone among every process that shares this storage (the periodic
+    /// pass, a workspace's rescoring), held until the answer is dropped; `None` while another
+    /// process holds it. A storage only one process writes (SQLite's) always grants it: the
+    /// process keeps its own jobs apart.
+    fn try_exclusive(&self, job: String) -> StorageFuture<'_, Option<Exclusive>>;
+}
+
+/// The right to do a job alone, held until dropped (see [`Storage::try_exclusive`]).
+pub struct Exclusive {
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whatever keeps the right (a connection that holds a lock); dropped to give it back.
+    _keeper: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Exclusive {
+    /// A right nobody else can ask for: one process writes the storage.
+    pub fn sole() -> Exclusive {
+        Exclusive { held: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)), _keeper: None }
+    }
+
+    /// A right kept by `keeper`, held while `held` says so.
+    pub(crate) fn kept(
+        held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        keeper: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Exclusive {
+        Exclusive { held, _keeper: Some(keeper) }
+    }
+
+    /// Whether the right still holds: it is lost with the connection that keeps it (a database
+    /// restart), and another process may then have taken it.
+    pub fn is_held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 impl dyn Storage + '_ {

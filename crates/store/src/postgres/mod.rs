@@ -81,6 +81,9 @@ pub struct PgStore {
     jobs: mpsc::Sender<Job>,
     generation: Generation,
     health: WriteHealth,
+    /// How to open a connection of its own, for a lock held longer than a transaction.
+    config: postgres::Config,
+    options: PgOptions,
 }
 
 impl PgStore {
@@ -110,7 +113,7 @@ impl PgStore {
                 .spawn(move || work_loop(config, options, queue, client))
                 .map_err(|source| StoreError::Open { path: "postgres worker".into(), source })?;
         }
-        Ok(PgStore { jobs, generation: Generation::default(), health: WriteHealth::default() })
+        Ok(PgStore { jobs, generation: Generation::default(), health: WriteHealth::default(), config, options })
     }
 
     /// Runs `work` on a read-only snapshot of the database, off the async runtime.
@@ -171,6 +174,40 @@ impl PgStore {
         });
         self.jobs.send(job).map_err(|_| StoreError::Closed)?;
         Ok(answer)
+    }
+
+    /// The right to do `job` alone among the instances (see
+    /// [`crate::Storage::try_exclusive`]): a session-level advisory lock on a connection of its
+    /// own, kept by a thread that checks every second that the connection lives and gives the
+    /// lock back (closing the connection) when the answer is dropped. Blocks while connecting.
+    pub(crate) fn try_exclusive(&self, job: &str) -> Result<Option<crate::storage::Exclusive>, StoreError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut client = connect(&self.config, &self.options)
+            .map_err(|error| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", with_causes(&error))))?;
+        let key = advisory_key(job);
+        let granted: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
+        if !granted {
+            return Ok(None);
+        }
+        let held = Arc::new(AtomicBool::new(true));
+        let (release, released) = mpsc::channel::<()>();
+        let watched = held.clone();
+        let job = job.to_string();
+        std::thread::Builder::new()
+            .name("store-postgres-lock".into())
+            .spawn(move || {
+                // Dropping the sender (the right given back) or losing the connection ends it;
+                // the connection's end releases the lock.
+                while let Err(mpsc::RecvTimeoutError::Timeout) = released.recv_timeout(LOCK_CHECK_EVERY) {
+                    if client.is_valid(LOCK_CHECK_EVERY).is_err() {
+                        watched.store(false, Ordering::Release);
+                        tracing::warn!(job, "lost the connection that kept a job to this instance; another may take it");
+                        return;
+                    }
+                }
+            })
+            .map_err(|source| StoreError::Open { path: "postgres lock keeper".into(), source })?;
+        Ok(Some(crate::storage::Exclusive::kept(held, Box::new(std::sync::Mutex::new(release)))))
     }
 
     /// The generation ingestion's caches are checked against (see the module's doc).
@@ -244,6 +281,17 @@ fn work_loop(
             }
         }
     }
+}
+
+/// How often a kept lock's connection is checked, and how long the check may take.
+const LOCK_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The advisory lock key of a job name: the first 8 bytes of its SHA-256, so that every instance
+/// (whatever its build) derives the same key, and names do not collide in practice.
+fn advisory_key(job: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("leadscore job {job}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]))
 }
 
 /// A connection with the store's session settings.
@@ -352,6 +400,41 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("postgres://ana:***@127.0.0.1:1/leads"), "{message}");
         assert!(!message.contains("pw@"), "{message}");
+    }
+
+    #[test]
+    fn a_job_is_held_by_one_instance_until_it_gives_it_back_or_loses_its_connection() {
+        let database = testing::TestDatabase::create();
+        let options = PgOptions { connections: 1, ..PgOptions::default() };
+        let (one, two) =
+            (PgStore::connect(&database.url, options.clone()).unwrap(), PgStore::connect(&database.url, options).unwrap());
+        let held = one.try_exclusive("periodic pass").unwrap().expect("the first asks first");
+        assert!(held.is_held());
+        assert!(two.try_exclusive("periodic pass").unwrap().is_none(), "held by the other instance");
+        assert!(two.try_exclusive("rescoring 7").unwrap().is_some(), "another job is free");
+        drop(held);
+        // The keeper closes its connection within a check.
+        let taken = (0..50).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            two.try_exclusive("periodic pass").unwrap()
+        });
+        let taken = taken.expect("given back");
+
+        let mut admin = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+        let key = advisory_key("periodic pass");
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND ((classid::bigint << 32) | objid::bigint) = $1",
+                &[&key],
+            )
+            .unwrap();
+        let lost = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            !taken.is_held()
+        });
+        assert!(lost, "a lock whose connection ended is no longer held");
+        assert!(one.try_exclusive("periodic pass").unwrap().is_some(), "and another instance may take it");
     }
 
     #[test]

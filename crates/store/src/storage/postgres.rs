@@ -22,7 +22,7 @@ use crate::sessions::{Opened, Session};
 use crate::stages::StageChange;
 use crate::storage::{
     IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities, NewPredictiveModel,
-    NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
+    Exclusive, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
 };
 use crate::users::{Role, User};
 use crate::webhooks::{Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
@@ -726,6 +726,13 @@ impl Storage for PgStore {
 
     fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64> {
         Box::pin(self.write(move |connection| pg::webhooks::redeliver(connection, workspace_id, outbox_id, now)))
+    }
+
+    fn try_exclusive(&self, job: String) -> StorageFuture<'_, Option<Exclusive>> {
+        let store = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.try_exclusive(&job)).await.map_err(|_| StoreError::Closed)?
+        })
     }
 
     fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()> {

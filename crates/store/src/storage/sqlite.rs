@@ -22,7 +22,7 @@ use crate::sessions::{self, Opened, Session};
 use crate::stages::{self, StageChange};
 use crate::storage::{
     IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities, NewPredictiveModel,
-    NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
+    Exclusive, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
 };
 use crate::users::{self, Role, User};
 use crate::webhooks::{self, Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
@@ -703,6 +703,12 @@ impl Storage for Store {
 
     fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64> {
         Box::pin(self.write(move |connection| webhooks::redeliver(connection, workspace_id, outbox_id, now)))
+    }
+
+    fn try_exclusive(&self, _job: String) -> StorageFuture<'_, Option<Exclusive>> {
+        // One process ingests into a data directory (it holds the directory's lock): there is
+        // nobody to keep a job from.
+        Box::pin(async { Ok(Some(Exclusive::sole())) })
     }
 
     fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
