@@ -538,3 +538,327 @@ pub(crate) fn reserve_ids(c: &mut Tx<'_>, count: i64) -> Result<i64, StoreError>
     }
     Ok(c.query_one("SELECT reserve_lead_ids($1)", &[&count])?.try_get(0)?)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::postgres::testing::TestDatabase;
+
+    /// A workspace named `name`, made here rather than by its own family's queries.
+    pub(crate) fn workspace(t: &mut Tx<'_>, name: &str) -> i64 {
+        t.query_one("INSERT INTO workspaces (name, created_at) VALUES ($1, 0) RETURNING id", &[&name]).unwrap().get(0)
+    }
+
+    /// A new lead, as an ingestion creates one: its id reserved, then stored.
+    pub(crate) fn create(t: &mut Tx<'_>, workspace_id: i64, user_id: Option<&str>, now: i64) -> LeadRow {
+        let id = reserve_ids(t, 1).unwrap();
+        insert_new(t, workspace_id, &[(id, user_id.map(String::from))], now).unwrap();
+        by_id(t, workspace_id, id).unwrap().unwrap()
+    }
+
+    /// Saves the row as it is, its newest event included (SQLite's `leads::save` but the stage).
+    pub(crate) fn save(t: &mut Tx<'_>, lead: &LeadRow) {
+        save_with_newest_event(t, lead, lead.last_event_id).unwrap();
+    }
+
+    #[test]
+    fn lead_ids_are_reserved_in_blocks_and_a_lead_needs_one() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        assert_eq!(reserve_ids(&mut t, 0).unwrap(), 0, "no id reserved");
+        let first = reserve_ids(&mut t, 3).unwrap();
+        assert!(first > 0);
+        assert_eq!(reserve_ids(&mut t, 1).unwrap(), first + 3, "the block's ids are not handed out again");
+        insert_new(&mut t, w, &[(first + 1, Some("b".into())), (first, None)], 7).unwrap();
+        assert_eq!(by_id(&mut t, w, first).unwrap(), Some(new_row(first, w, None, 7)), "the row its caller keeps");
+        assert_eq!(by_user_id(&mut t, w, "b").unwrap(), Some(new_row(first + 1, w, Some("b"), 7)));
+        t.execute("SAVEPOINT before_zero", &[]).unwrap();
+        assert!(insert_new(&mut t, w, &[(0, None)], 7).is_err(), "0 is what no reservation hands out");
+    }
+
+    #[test]
+    fn a_user_id_stored_by_another_request_at_once_is_sent_again() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        create(&mut t, w, Some("ana"), 0);
+        let id = reserve_ids(&mut t, 1).unwrap();
+        let error = insert_new(&mut t, w, &[(id, Some("ana".into()))], 0).unwrap_err();
+        assert!(matches!(error, StoreError::RolledBack(_)), "{error:?}");
+    }
+
+    #[test]
+    fn anonymous_ids_link_to_the_lead_given_last_and_list_in_byte_order() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let (a, b) = (create(&mut t, w, Some("a"), 0), create(&mut t, w, None, 0));
+        let given = [("v-b".to_string(), b.id), ("V-a".to_string(), a.id), ("v-b".to_string(), a.id)];
+        link_anonymous_ids(&mut t, w, &given).unwrap();
+        link_anonymous_ids(&mut t, w, &[("w".to_string(), a.id)]).unwrap();
+        assert_eq!(by_anonymous_id(&mut t, w, "v-b").unwrap().map(|l| l.id), Some(a.id), "the last link");
+        let found = links(&mut t, w, a.id).unwrap();
+        assert_eq!(found.anonymous_ids, ["V-a", "v-b", "w"], "upper case first, as bytes sort");
+        assert!(links(&mut t, w, b.id).unwrap().anonymous_ids.is_empty());
+        set_user_id(&mut t, b.id, "b").unwrap();
+        assert_eq!(by_user_id(&mut t, w, "b").unwrap().map(|l| l.id), Some(b.id));
+    }
+
+    /// The leads an ingestion finds stay locked until its transaction ends: another transaction
+    /// cannot take them meanwhile.
+    #[test]
+    fn an_ingestion_locks_the_leads_it_finds() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let (w, a, b, other) = {
+            let mut t = client.transaction().unwrap();
+            let w = workspace(&mut t, "w");
+            let (a, b, other) =
+                (create(&mut t, w, Some("a"), 0), create(&mut t, w, None, 0), create(&mut t, w, None, 0));
+            link_anonymous_ids(&mut t, w, &[("visitor".to_string(), b.id)]).unwrap();
+            t.commit().unwrap();
+            (w, a.id, b.id, other.id)
+        };
+        let mut t = client.transaction().unwrap();
+        let (leads, links) = lock_for_ingestion(&mut t, w, &["a", "nobody"], &["visitor", "unknown"]).unwrap();
+        assert_eq!(leads.iter().map(|l| l.id).collect::<Vec<_>>(), [a, b]);
+        assert_eq!(links, [("visitor".to_string(), b)]);
+        let mut other_client = database.migrated_client();
+        let mut locked = |id: i64| {
+            let mut other_t = other_client.transaction().unwrap();
+            let taken = other_t.query("SELECT id FROM leads WHERE id = $1 FOR UPDATE NOWAIT", &[&id]);
+            taken.err().and_then(|e| e.code().cloned()) == Some(postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+        };
+        assert!(locked(a) && locked(b));
+        assert!(!locked(other), "a lead not asked for is not locked");
+        t.commit().unwrap();
+        assert!(!locked(a), "until the transaction ends");
+    }
+
+    #[test]
+    fn a_field_counts_when_some_lead_holds_a_value_for_it() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let fields: Vec<String> =
+            ["industry", "size", "blank", "email", "user_id", "created_at", "other"].map(String::from).to_vec();
+        let w = workspace(&mut t, "w");
+        let before = fields_no_lead_has(&mut t, w, &fields).unwrap();
+        let mut lead = create(&mut t, w, None, 0);
+        let attributes = serde_json::json!({"industry": "Technology", "size": null, "blank": " \t "});
+        lead.attributes = attributes.as_object().unwrap().clone();
+        save(&mut t, &lead);
+        let mut other = create(&mut t, w, None, 0);
+        other.email = Some("a@b.example".into());
+        save(&mut t, &other);
+        let after = fields_no_lead_has(&mut t, w, &fields).unwrap();
+        let elsewhere = workspace(&mut t, "x");
+        assert_eq!(before, ["industry", "size", "blank", "email", "user_id", "created_at", "other"]);
+        assert_eq!(after, ["size", "blank", "user_id", "other"]);
+        assert_eq!(fields_no_lead_has(&mut t, elsewhere, &fields[..1]).unwrap(), ["industry"]);
+        assert_eq!(count(&mut t, w).unwrap(), 2);
+        assert_eq!(first_ids(&mut t, w, 1).unwrap(), [lead.id]);
+        assert_eq!(ids_after(&mut t, w, lead.id, 5).unwrap(), [other.id]);
+        assert_eq!(rows_after(&mut t, w, 0, 5).unwrap(), [lead, other]);
+    }
+
+    /// A workspace of leads with names in several scripts and scores with many ties, beside
+    /// another workspace's lead that must never show. The same leads as SQLite's tests list.
+    fn listed_workspace(t: &mut Tx<'_>) -> i64 {
+        let w = workspace(t, "w");
+        let names = ["Zofia Wójcik", "Иван Петров", "王芳", "田中 美咲", "ANNA Nowak", "Мария Иванова"];
+        for i in 0..60_i64 {
+            let mut lead = create(t, w, Some(&format!("u{i}")), 0);
+            lead.email = Some(format!("lead{i}@example.com"));
+            let name = names[i as usize % names.len()];
+            lead.attributes =
+                serde_json::json!({"name": name, "company": format!("Firma {}", i % 4)}).as_object().unwrap().clone();
+            lead.updated_at = i * 1000;
+            save(t, &lead);
+            // Values repeat every 7 leads: ties everywhere.
+            let value = (i % 7) as f64 * 10.0;
+            let tier = if value >= 40.0 { "hot" } else { "cold" };
+            let row = crate::scores::ScoreRow {
+                score: "fit".into(),
+                value,
+                tier: Some(tier.into()),
+                model_id: 1,
+                evaluated_at: 0,
+                overridden: None,
+            };
+            let mut stored = crate::postgres::scores::stored(t, lead.id).unwrap();
+            crate::postgres::scores::save_over(
+                t,
+                lead.id,
+                &mut stored,
+                &[row],
+                "event",
+                crate::scores::History::EveryChange,
+                &[],
+            )
+            .unwrap();
+        }
+        let other = workspace(t, "x");
+        let mut stranger = create(t, other, Some("s"), 0);
+        stranger.email = Some("lead1@example.com".into());
+        save(t, &stranger);
+        w
+    }
+
+    fn fit() -> Filter {
+        Filter { score: "fit".into(), ..Filter::default() }
+    }
+
+    /// Walks every page forwards with cursors, then backwards from the end.
+    fn walk(t: &mut Tx<'_>, workspace_id: i64, filter: &Filter, order: Order, size: u32) -> Vec<ListedLead> {
+        let position = |lead: &ListedLead| Position { value: lead.value, id: lead.id };
+        let mut read = |page: Page| list(t, workspace_id, filter, order, size, page).unwrap();
+        let mut pages = vec![read(Page::Offset(0))];
+        while let Some(last) = pages.last().unwrap().last().filter(|_| pages.last().unwrap().len() == size as usize) {
+            let next = read(Page::After(position(last)));
+            if next.is_empty() {
+                break;
+            }
+            pages.push(next);
+        }
+        // Back from the last page, each previous page is the one read forwards.
+        for at in (1..pages.len()).rev() {
+            assert_eq!(read(Page::Before(position(&pages[at][0]))), pages[at - 1], "page {at} backwards");
+        }
+        pages.concat()
+    }
+
+    #[test]
+    fn cursor_pages_list_every_lead_once_in_order_with_ties() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = listed_workspace(&mut t);
+        for (order, size) in [(Order::ScoreDescending, 8), (Order::ScoreAscending, 7), (Order::ScoreDescending, 1)] {
+            let listed = walk(&mut t, w, &fit(), order, size);
+            let mut ids: Vec<i64> = listed.iter().map(|l| l.id).collect();
+            assert_eq!(ids.len(), 60, "{order:?} by {size}");
+            let keys: Vec<(f64, i64)> = listed.iter().map(|l| (l.value.unwrap(), l.id)).collect();
+            let mut sorted = keys.clone();
+            sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            if order == Order::ScoreDescending {
+                sorted.reverse();
+            }
+            assert_eq!(keys, sorted, "{order:?}: by value, ties by id in the same direction");
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), 60, "no lead twice");
+        }
+        let offset = list(&mut t, w, &fit(), Order::ScoreDescending, 8, Page::Offset(8)).unwrap();
+        assert_eq!(offset, walk(&mut t, w, &fit(), Order::ScoreDescending, 8)[8..16], "offsets page alike");
+        let hot = Filter { tier: Some("hot".into()), min_value: Some(45.0), max_value: Some(60.0), ..fit() };
+        let listed = walk(&mut t, w, &hot, Order::ScoreDescending, 3);
+        assert_eq!(listed.len(), 16);
+        assert!(listed.iter().all(|l| l.value.unwrap() >= 50.0 && l.tier.as_deref() == Some("hot")));
+        let recent = Filter { updated_since: Some(50_000), ..fit() };
+        assert_eq!(walk(&mut t, w, &recent, Order::ScoreAscending, 4).len(), 10);
+        // Without a model, leads are listed newest first.
+        let all = walk(&mut t, w, &Filter::default(), Order::ScoreDescending, 9);
+        let ids: Vec<i64> = all.iter().map(|l| l.id).collect();
+        let mut newest_first = ids.clone();
+        newest_first.sort_by(|a, b| b.cmp(a));
+        assert_eq!((ids.len(), &ids), (60, &newest_first));
+        assert!(all.iter().all(|l| l.value.is_none() && l.tier.is_none() && !l.overridden));
+        // By activity, by offset, leads without the score too.
+        let by_activity = list(&mut t, w, &fit(), Order::LastActivity, 100, Page::Offset(0)).unwrap();
+        assert_eq!(by_activity.len(), 60);
+        assert_eq!(by_activity[0].company.as_deref(), Some("Firma 0"));
+        assert_eq!(by_activity[1].name.as_deref(), Some("Иван Петров"));
+        // An e-mail, exactly but for ASCII case.
+        let email = Filter { email: Some(" LEAD1@example.COM ".into()), ..fit() };
+        let found = list(&mut t, w, &email, Order::ScoreDescending, 10, Page::Offset(0)).unwrap();
+        assert_eq!(found.iter().map(|l| l.user_id.as_deref()).collect::<Vec<_>>(), [Some("u1")]);
+    }
+
+    #[test]
+    fn a_text_search_finds_latin_cyrillic_and_chinese_in_any_case() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = listed_workspace(&mut t);
+        let found = |t: &mut Tx<'_>, text: &str| {
+            let filter = Filter { text: Some(text.to_string()), ..fit() };
+            let mut names: Vec<String> =
+                walk(t, w, &filter, Order::ScoreDescending, 4).into_iter().map(|l| l.name.unwrap()).collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        assert_eq!(found(&mut t, "wÓjc"), ["Zofia Wójcik"], "Latin, any case");
+        assert_eq!(found(&mut t, "иВАН"), ["Иван Петров", "Мария Иванова"], "Cyrillic, any case");
+        assert_eq!(found(&mut t, "王芳"), ["王芳"], "two Chinese characters, below a trigram");
+        assert_eq!(found(&mut t, "美"), ["田中 美咲"]);
+        assert_eq!(found(&mut t, "Ив"), ["Иван Петров", "Мария Иванова"], "a short search folds case too");
+        assert_eq!(found(&mut t, "anna"), ["ANNA Nowak"]);
+        let company = Filter { text: Some("FIRMA 3".into()), ..fit() };
+        assert_eq!(walk(&mut t, w, &company, Order::ScoreDescending, 4).len(), 15, "the company");
+        assert_eq!(found(&mut t, "lead1@"), ["Иван Петров"], "the e-mail, and no other workspace's lead");
+        assert!(found(&mut t, "\"x").is_empty(), "quotes are text");
+        assert!(found(&mut t, "%").is_empty() && found(&mut t, "a_n").is_empty(), "so are wildcards");
+        let filter = Filter { text: Some("example.com".into()), ..fit() };
+        assert_eq!(walk(&mut t, w, &filter, Order::ScoreDescending, 7).len(), 60);
+        // A changed name is found by its new text only.
+        let mut lead = by_user_id(&mut t, w, "u2").unwrap().unwrap();
+        lead.attributes.insert("name".into(), "Agnieszka Kowalska".into());
+        save(&mut t, &lead);
+        let filter = Filter { text: Some("王芳".into()), ..fit() };
+        assert_eq!(walk(&mut t, w, &filter, Order::ScoreDescending, 50).len(), 9);
+        assert_eq!(found(&mut t, "kowalska"), ["Agnieszka Kowalska"]);
+    }
+
+    /// The search text is what SQLite's triggers write for the same lead, whatever its fields
+    /// hold (text, numbers, booleans, objects, nothing).
+    #[test]
+    fn the_search_text_is_sqlites() {
+        let attributes = [
+            serde_json::json!({}),
+            serde_json::json!({"name": " Ana ", "company": "Acme"}),
+            serde_json::json!({"first_name": "Zofia", "last_name": "Wójcik", "company": 42}),
+            serde_json::json!({"first_name": "Zofia", "company": 1.5}),
+            serde_json::json!({"last_name": true, "name": null, "company": {"a": [1, "b"]}}),
+            serde_json::json!({"name": false, "company": ["x", 2]}),
+        ];
+        let emails = [None, Some("ana@example.com"), None, Some(""), Some("x@y"), None];
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = crate::Store::open(dir.path()).unwrap();
+        let attributes_sqlite = attributes.clone();
+        let in_sqlite: Vec<Option<String>> = sqlite
+            .write_blocking(move |c| {
+                let w = crate::workspaces::find_or_create(c, "w", 0)?;
+                let mut texts = Vec::new();
+                for (attributes, email) in attributes_sqlite.iter().zip(emails) {
+                    let mut lead = crate::leads::create(c, w.id, None, 0)?;
+                    lead.attributes = attributes.as_object().unwrap().clone();
+                    lead.email = email.map(String::from);
+                    crate::leads::save(c, &lead)?;
+                    let text =
+                        c.query_row("SELECT text FROM lead_search WHERE rowid = ?1", [lead.id], |row| row.get(0)).ok();
+                    texts.push(text);
+                }
+                Ok(texts)
+            })
+            .unwrap();
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        for ((attributes, email), sqlite_text) in attributes.iter().zip(emails).zip(in_sqlite) {
+            let mut lead = create(&mut t, w, None, 0);
+            lead.attributes = attributes.as_object().unwrap().clone();
+            lead.email = email.map(String::from);
+            save(&mut t, &lead);
+            let text: String = t.query_one("SELECT search_text FROM leads WHERE id = $1", &[&lead.id]).unwrap().get(0);
+            // SQLite leaves a lead without e-mail and attributes out of its index: no text.
+            assert_eq!(text, sqlite_text.unwrap_or_default(), "{attributes} {email:?}");
+        }
+    }
+}
