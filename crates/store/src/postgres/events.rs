@@ -202,3 +202,189 @@ pub(crate) fn append_all(
         .collect();
     Ok((newest_events, duplicates))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::leads::tests::{create, save, workspace};
+    use crate::postgres::testing::TestDatabase;
+
+    fn event<'a>(
+        message_id: &'a str,
+        at: i64,
+        properties: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> NewEvent<'a> {
+        NewEvent { message_id, event_type: "visit", at, received_at: at, properties }
+    }
+
+    /// Appends one event to `lead` (SQLite's `events::insert`): whether it was new.
+    fn insert(t: &mut Tx<'_>, lead: &mut LeadRow, event: NewEvent<'_>) -> Inserted {
+        let events = [event];
+        let appended = [LeadEvents {
+            workspace_id: lead.workspace_id,
+            lead_id: lead.id,
+            newest: lead.last_event_id,
+            events: &events,
+        }];
+        let (newest, duplicates) = append_all(t, &appended).unwrap();
+        if !duplicates.is_empty() {
+            return Inserted::Duplicate;
+        }
+        lead.last_event_id = newest[0];
+        Inserted::New
+    }
+
+    fn ids(events: &[StoredEvent]) -> Vec<String> {
+        events.iter().map(|e| e.message_id.clone()).collect()
+    }
+
+    /// A batch's events, read in one walk, are each lead's own, in the leads' order, oldest
+    /// first, with nothing for a lead without events; and the batch's scores are each lead's.
+    #[test]
+    fn a_batch_reads_each_leads_events_and_scores_as_one_lead_does() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let none = serde_json::Map::new();
+        let (w, other) = (workspace(&mut t, "w"), workspace(&mut t, "other"));
+        let mut first = create(&mut t, w, Some("a"), 0);
+        let theirs = create(&mut t, other, Some("t"), 0);
+        let quiet = create(&mut t, w, Some("b"), 0);
+        let mut last = create(&mut t, w, Some("c"), 0);
+        insert(&mut t, &mut last, event("c1", 50, &none));
+        insert(&mut t, &mut first, event("a1", 30, &none));
+        insert(&mut t, &mut first, event("a2", 10, &none));
+        insert(&mut t, &mut last, event("c2", 20, &none));
+        save(&mut t, &first);
+        save(&mut t, &last);
+        let score = |value| crate::scores::ScoreRow {
+            score: "s".into(),
+            value,
+            tier: None,
+            model_id: 1,
+            evaluated_at: 0,
+            overridden: None,
+        };
+        for (lead, value) in [(&first, 1.0), (&theirs, 2.0), (&last, 3.0)] {
+            let mut stored = crate::scores::StoredScores::default();
+            let history = crate::scores::History::EveryChange;
+            crate::postgres::scores::save_over(&mut t, lead.id, &mut stored, &[score(value)], "event", history, &[])
+                .unwrap();
+        }
+        let rows = crate::postgres::leads::rows_after(&mut t, w, 0, 10).unwrap();
+        assert_eq!(rows.iter().map(|l| l.id).collect::<Vec<_>>(), [first.id, quiet.id, last.id]);
+        let batch: Vec<&LeadRow> = rows.iter().collect();
+        let together = of_leads(&mut t, &batch).unwrap();
+        let alone: Vec<Vec<StoredEvent>> = rows.iter().map(|lead| of_lead(&mut t, lead).unwrap()).collect();
+        assert_eq!(together, alone);
+        assert_eq!(together.iter().map(|e| ids(e)).collect::<Vec<_>>(), [vec!["a2", "a1"], vec![], vec!["c2", "c1"]]);
+        let scores = crate::postgres::scores::stored_of(&mut t, &[first.id, quiet.id, last.id]).unwrap();
+        let alone: Vec<_> = [first.id, quiet.id, last.id]
+            .iter()
+            .map(|id| crate::postgres::scores::stored(&mut t, *id).unwrap())
+            .collect();
+        assert_eq!(scores, alone, "another workspace's lead in the range is left out");
+        assert!(scores[1].is_empty() && scores[2].row("s").is_some_and(|s| s.value == 3.0));
+    }
+
+    /// Each lead finds its own events through its links, a duplicate changes neither the events
+    /// nor the links, and a merge hands the merged lead's events to the other.
+    #[test]
+    fn a_lead_finds_its_events_before_and_after_a_merge() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let none = serde_json::Map::new();
+        let w = workspace(&mut t, "w");
+        let mut known = create(&mut t, w, Some("u"), 0);
+        let mut anonymous = create(&mut t, w, None, 0);
+        insert(&mut t, &mut known, event("k1", 10, &none));
+        insert(&mut t, &mut anonymous, event("a1", 5, &none));
+        insert(&mut t, &mut known, event("k2", 30, &none));
+        insert(&mut t, &mut anonymous, event("a2", 20, &none));
+        let head = known.last_event_id;
+        assert_eq!(insert(&mut t, &mut known, event("a1", 40, &none)), Inserted::Duplicate);
+        assert_eq!(known.last_event_id, head);
+        assert_eq!(
+            stored_message_ids(&mut t, w, &["a1", "k2", "x"]).unwrap(),
+            ["a1".to_string(), "k2".to_string()].into()
+        );
+        save(&mut t, &known);
+        save(&mut t, &anonymous);
+        anonymous.attributes.insert("plan".into(), "pro".into());
+        anonymous.email = Some("ana@example.com".into());
+        link_visitor(&mut t, w, anonymous.id);
+        assert_eq!(ids(&of_lead(&mut t, &known).unwrap()), ["k1", "k2"]);
+        assert_eq!(ids(&of_lead(&mut t, &anonymous).unwrap()), ["a1", "a2"]);
+        let (newest, count) = newest_of_lead(&mut t, &known, 1).unwrap();
+        assert_eq!((ids(&newest), count), (vec!["k2".to_string()], 2));
+        crate::postgres::merge::merge_leads(&mut t, &anonymous, &mut known).unwrap();
+        save(&mut t, &known);
+        let merged = crate::postgres::leads::by_id(&mut t, w, known.id).unwrap().unwrap();
+        assert_eq!(ids(&of_lead(&mut t, &merged).unwrap()), ["a1", "k1", "a2", "k2"]);
+        let (newest, count) = newest_of_lead(&mut t, &merged, 3).unwrap();
+        assert_eq!((ids(&newest), count), (vec!["a2".to_string(), "a1".into(), "k2".into()], 4), "by their links");
+        assert_eq!(
+            (merged.email.as_deref(), merged.attributes.get("plan")),
+            (Some("ana@example.com"), Some(&"pro".into()))
+        );
+        let owners: Vec<i64> =
+            t.query("SELECT DISTINCT lead_id FROM events", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+        assert_eq!(owners, [known.id]);
+        assert_eq!(crate::postgres::leads::by_id(&mut t, w, anonymous.id).unwrap(), None);
+        let links = crate::postgres::leads::links(&mut t, w, known.id).unwrap();
+        assert_eq!((links.anonymous_ids, links.merged_leads), (vec!["visitor".to_string()], vec![anonymous.id]));
+    }
+
+    fn link_visitor(t: &mut Tx<'_>, workspace_id: i64, lead_id: i64) {
+        crate::postgres::leads::link_anonymous_ids(t, workspace_id, &[("visitor".to_string(), lead_id)]).unwrap();
+    }
+
+    /// Links that form a cycle have no first event: the merge refuses them rather than link the
+    /// other lead's events into the cycle.
+    #[test]
+    fn a_merge_refuses_events_that_link_back_to_no_first_one() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let none = serde_json::Map::new();
+        let w = workspace(&mut t, "w");
+        let mut into = create(&mut t, w, Some("u"), 0);
+        let mut from = create(&mut t, w, None, 0);
+        insert(&mut t, &mut from, event("f1", 1, &none));
+        insert(&mut t, &mut from, event("f2", 2, &none));
+        t.execute("UPDATE events SET previous_id = $1 WHERE message_id = 'f1'", &[&from.last_event_id]).unwrap();
+        let merged = crate::postgres::merge::merge_leads(&mut t, &from, &mut into);
+        assert!(matches!(merged, Err(StoreError::Corrupt(_))), "{merged:?}");
+        assert_eq!(of_lead(&mut t, &from).unwrap().len(), 2, "the walk of a cycle ends");
+    }
+
+    /// Several leads' events are stored in one statement, each linked to its lead's previous one;
+    /// a message id already stored is left out and named.
+    #[test]
+    fn events_of_several_leads_are_appended_at_once_and_linked() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let none = serde_json::Map::new();
+        let w = workspace(&mut t, "w");
+        let mut a = create(&mut t, w, Some("a"), 0);
+        let b = create(&mut t, w, Some("b"), 0);
+        insert(&mut t, &mut a, event("a0", 0, &none));
+        let (for_a, for_b) =
+            ([event("a1", 1, &none), event("a2", 2, &none)], [event("b1", 1, &none), event("a0", 3, &none)]);
+        let appended = [
+            LeadEvents { workspace_id: w, lead_id: a.id, newest: a.last_event_id, events: &for_a },
+            LeadEvents { workspace_id: w, lead_id: b.id, newest: None, events: &for_b },
+            LeadEvents { workspace_id: w, lead_id: b.id, newest: None, events: &[] },
+        ];
+        let (newest, duplicates) = append_all(&mut t, &appended).unwrap();
+        assert_eq!(duplicates, ["a0"]);
+        assert_eq!(newest[2], None, "no events, no newest");
+        let a = LeadRow { last_event_id: newest[0], ..a };
+        assert_eq!(ids(&of_lead(&mut t, &a).unwrap()), ["a0", "a1", "a2"]);
+        let b1: i64 = t.query_one("SELECT id FROM events WHERE message_id = 'b1'", &[]).unwrap().get(0);
+        assert_eq!(newest[1], Some(b1 + 1), "the id handed to the duplicate, which was not stored");
+        assert_eq!(append_all(&mut t, &[]).unwrap(), (vec![], vec![]));
+    }
+}
