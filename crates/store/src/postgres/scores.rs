@@ -270,3 +270,139 @@ pub(crate) fn save_over(
     }
     Ok(changes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::leads::tests::{create, workspace};
+    use crate::postgres::testing::TestDatabase;
+
+    fn row(value: f64, tier: &str, at: i64) -> ScoreRow {
+        ScoreRow {
+            score: "fit".to_string(),
+            value,
+            tier: Some(tier.to_string()),
+            model_id: 1,
+            evaluated_at: at,
+            overridden: None,
+        }
+    }
+
+    /// SQLite's `scores::save`: over what is stored.
+    fn save(t: &mut Tx<'_>, lead_id: i64, rows: &[ScoreRow], cause: &str, history: History) -> Vec<Change> {
+        let mut stored = stored(t, lead_id).unwrap();
+        save_over(t, lead_id, &mut stored, rows, cause, history, &[]).unwrap()
+    }
+
+    #[test]
+    fn an_unchanged_score_is_neither_a_change_nor_history() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let lead = create(&mut t, w, Some("u"), 0);
+        let first = save(&mut t, lead.id, &[row(10.0, "cold", 1)], "event", History::EveryChange);
+        let again = save(&mut t, lead.id, &[row(10.0, "cold", 2)], "event", History::EveryChange);
+        let drift = save(&mut t, lead.id, &[row(10.2, "cold", 3)], "decay", History::EveryChange);
+        let moved = save(&mut t, lead.id, &[row(60.0, "hot", 4)], "event", History::EveryChange);
+        let history = history(&mut t, lead.id, 10).unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(again.is_empty());
+        assert_eq!(drift.len(), 1, "a change, too small for the history");
+        assert_eq!(moved[0].previous_tier.as_deref(), Some("cold"));
+        assert_eq!(moved[0].previous_value, Some(10.2));
+        // The first value and the tier change; not the repeat nor the drift.
+        assert_eq!(history.len(), 2);
+        assert_eq!((history[0].tier.as_deref(), history[0].previous_tier.as_deref()), (Some("hot"), Some("cold")));
+        let stored = stored(&mut t, lead.id).unwrap();
+        assert_eq!(stored.row("fit"), Some(&row(60.0, "hot", 4)));
+        assert_eq!(super::history(&mut t, lead.id, 1).unwrap().len(), 1, "at most the limit");
+    }
+
+    /// A lead's scores are read in the order of their names' bytes, as SQLite's clustered table
+    /// gives them, and a batch reads each lead's as one lead does.
+    #[test]
+    fn scores_read_in_byte_order_of_their_names() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let lead = create(&mut t, w, Some("u"), 0);
+        let named = |name: &str| ScoreRow { score: name.into(), ..row(1.0, "cold", 0) };
+        save(&mut t, lead.id, &[named("fit"), named("Intent"), named("engagement")], "event", History::TierChanges);
+        let names: Vec<String> = stored(&mut t, lead.id).unwrap().rows().map(|r| r.score.clone()).collect();
+        assert_eq!(names, ["Intent", "engagement", "fit"]);
+        assert_eq!(stored_of(&mut t, &[lead.id]).unwrap(), [stored(&mut t, lead.id).unwrap()]);
+        assert!(stored_of(&mut t, &[]).unwrap().is_empty());
+    }
+
+    /// Setting and lifting an override are history even when the effective score does not
+    /// change, and the entries say who and why; the stored row reads back with the model's own
+    /// score beside the effective one.
+    #[test]
+    fn an_override_set_and_lifted_is_history_naming_who_and_why() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let lead = create(&mut t, w, Some("u"), 0);
+        save(&mut t, lead.id, &[row(10.0, "cold", 1)], "event", History::EveryChange);
+        // The override's row, as the overrides family writes it.
+        let id: i64 = t
+            .query_one(
+                "INSERT INTO score_overrides (workspace_id, lead_id, score, tier, reason, set_by, set_at)
+                 VALUES ($1, $2, 'fit', 'cold', 'checked by hand', 'user ana@example.com', 2) RETURNING id",
+                &[&w, &lead.id],
+            )
+            .unwrap()
+            .get(0);
+        let overridden = Overridden {
+            id,
+            value: None,
+            tier: Some("cold".into()),
+            computed_value: 10.0,
+            computed_tier: Some("cold".into()),
+        };
+        let set = ScoreRow { overridden: Some(overridden), ..row(10.0, "cold", 2) };
+        assert!(save(&mut t, lead.id, std::slice::from_ref(&set), "override", History::EveryChange).is_empty());
+        let stored_while_set = stored(&mut t, lead.id).unwrap();
+        t.execute(
+            "UPDATE score_overrides SET lifted_at = 3, lifted_by = 'key 3', lifted_note = 'wrong lead' WHERE id = $1",
+            &[&id],
+        )
+        .unwrap();
+        save(&mut t, lead.id, &[row(10.0, "cold", 3)], "override lifted", History::EveryChange);
+        let history = history(&mut t, lead.id, 10).unwrap();
+        let kept = stored_while_set.overridden("fit").unwrap();
+        assert_eq!((kept.computed_value, kept.tier.as_deref()), (10.0, Some("cold")));
+        assert_eq!(stored(&mut t, lead.id).unwrap().overridden("fit"), None, "lifted");
+        assert_eq!(history.len(), 3, "{history:?}");
+        let lifted = history[0].override_change.as_ref().unwrap();
+        assert_eq!((lifted.lifted, lifted.by.as_str(), lifted.note.as_deref()), (true, "key 3", Some("wrong lead")));
+        let set = history[1].override_change.as_ref().unwrap();
+        assert_eq!(
+            (set.lifted, set.by.as_str(), set.note.as_deref()),
+            (false, "user ana@example.com", Some("checked by hand"))
+        );
+        assert_eq!(history[2].override_change, None);
+    }
+
+    /// A history entry carries its score's terms when given, and a score another transaction gave
+    /// the lead since it was read is replaced rather than refused.
+    #[test]
+    fn terms_are_kept_and_a_score_stored_meanwhile_is_replaced() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let lead = create(&mut t, w, Some("u"), 0);
+        let mut read_before = stored(&mut t, lead.id).unwrap();
+        save(&mut t, lead.id, &[row(5.0, "cold", 1)], "event", History::EveryChange);
+        let terms = [HistoryTerms { score: "fit".into(), terms: r#"{"visits":2}"#.into() }];
+        save_over(&mut t, lead.id, &mut read_before, &[row(50.0, "hot", 2)], "rescoring", History::EveryChange, &terms)
+            .unwrap();
+        assert_eq!(stored(&mut t, lead.id).unwrap().row("fit"), Some(&row(50.0, "hot", 2)));
+        let newest = &history(&mut t, lead.id, 10).unwrap()[0];
+        assert_eq!((newest.cause.as_str(), newest.terms.as_deref()), ("rescoring", Some(r#"{"visits":2}"#)));
+    }
+}
