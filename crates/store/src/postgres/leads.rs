@@ -184,6 +184,9 @@ pub(crate) fn by_anonymous_id(
     connection.query_opt(&sql, &[&workspace_id, &anonymous_id])?.as_ref().map(from_row).transpose()
 }
 
+/// Anonymous ids and the lead each is linked to.
+pub(crate) type AnonymousLinks = Vec<(String, i64)>;
+
 /// The leads an ingestion finds by its user ids and anonymous ids (merged ones left out), in id
 /// order, each locked until the transaction ends: another instance ingesting for the same lead
 /// waits for this one, and then reads what it wrote. With the leads the anonymous ids lead to
@@ -193,7 +196,7 @@ pub(crate) fn lock_for_ingestion(
     workspace_id: i64,
     user_ids: &[&str],
     anonymous_ids: &[&str],
-) -> Result<(Vec<LeadRow>, Vec<(String, i64)>), StoreError> {
+) -> Result<(Vec<LeadRow>, AnonymousLinks), StoreError> {
     if user_ids.is_empty() && anonymous_ids.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -238,7 +241,7 @@ fn anonymous_links(
     connection: &mut Tx<'_>,
     workspace_id: i64,
     anonymous_ids: &[&str],
-) -> Result<Vec<(String, i64)>, StoreError> {
+) -> Result<AnonymousLinks, StoreError> {
     if anonymous_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -247,7 +250,7 @@ fn anonymous_links(
          WHERE a.workspace_id = $1 AND a.anonymous_id = ANY($2) AND l.merged_into IS NULL",
         &[&workspace_id, &anonymous_ids],
     )?;
-    Ok(rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect::<Result<_, StoreError>>()?)
+    rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
 }
 
 pub(crate) fn links(connection: &mut Tx<'_>, workspace_id: i64, lead_id: i64) -> Result<LeadLinks, StoreError> {
