@@ -102,14 +102,14 @@ CREATE INDEX leads_workspace ON leads (workspace_id, id) WHERE merged_into IS NU
 CREATE INDEX leads_merged_into ON leads (merged_into) WHERE merged_into IS NOT NULL;
 
 -- Substring search of the leads list by trigrams, when the extension can be had: `pg_trgm` is a
--- trusted extension (PostgreSQL 13 and later), which a database's owner may create, but a
--- managed server may still refuse it. Without it a search reads every lead of the workspace,
--- with the same answers.
+-- trusted extension (PostgreSQL 13 and later), which whoever may create in the database may add, but a
+-- managed server may still refuse it (or keep it in a schema out of the search path). Without it
+-- a search reads every lead of the workspace, with the same answers.
 DO $$
 BEGIN
     CREATE EXTENSION IF NOT EXISTS pg_trgm;
     CREATE INDEX leads_search_text ON leads USING gin (search_text gin_trgm_ops);
-EXCEPTION WHEN insufficient_privilege OR undefined_file OR feature_not_supported THEN
+EXCEPTION WHEN insufficient_privilege OR undefined_file OR undefined_object OR feature_not_supported THEN
     RAISE NOTICE 'pg_trgm is not available (%): lead searches read every lead', SQLERRM;
 END;
 $$;
