@@ -142,8 +142,8 @@ impl Reads for PgTransaction<'_, '_> {
         let mut snapshot = IngestionSnapshot { active_model, webhooks, ..IngestionSnapshot::default() };
         let (leads, links) =
             pg::leads::lock_for_ingestion(&mut self.c(), workspace_id, &lookup.user_ids, &lookup.anonymous_ids)?;
-        // Read once the leads are locked: an ingestion of the same messages that held them has
-        // committed its events by now.
+        // Read once the leads are locked: an ingestion that held one of them has committed its
+        // events by now, and a message it stored reads as stored here.
         snapshot.stored_message_ids = pg::events::stored_message_ids(&mut self.c(), workspace_id, &lookup.message_ids)?;
         let asked: std::collections::HashSet<&str> = lookup.user_ids.iter().copied().collect();
         snapshot.by_user_id = leads
