@@ -642,6 +642,68 @@ pub(crate) mod tests {
         assert!(!locked(a), "until the transaction ends");
     }
 
+    /// Two ingestions for one lead at once: the second waits for the first's locks, then reads
+    /// its events and newest event, so that it links after them and finds its message stored.
+    #[test]
+    fn a_second_ingestion_of_a_lead_reads_what_the_first_wrote() {
+        use crate::events::NewEvent;
+        use crate::postgres::events::{LeadEvents, append_all, of_lead, stored_message_ids};
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let w = {
+            let mut t = client.transaction().unwrap();
+            let w = workspace(&mut t, "w");
+            create(&mut t, w, Some("ana"), 0);
+            t.commit().unwrap();
+            w
+        };
+        // What an ingestion does with its snapshot: append its event if new, save the lead.
+        fn ingest(t: &mut Tx<'_>, w: i64, message_id: &str) -> Result<bool, StoreError> {
+            let (leads, _) = lock_for_ingestion(t, w, &["ana"], &[])?;
+            if !stored_message_ids(t, w, &[message_id])?.is_empty() {
+                return Ok(false);
+            }
+            let none = serde_json::Map::new();
+            let events = [NewEvent { message_id, event_type: "visit", at: 1, received_at: 1, properties: &none }];
+            let lead = &leads[0];
+            let appended =
+                [LeadEvents { workspace_id: w, lead_id: lead.id, newest: lead.last_event_id, events: &events }];
+            let (newest, _) = append_all(t, &appended)?;
+            save_with_newest_event(t, lead, newest[0])?;
+            Ok(true)
+        }
+        let mut first = client.transaction().unwrap();
+        assert!(ingest(&mut first, w, "m1").unwrap());
+        let url = database.url.clone();
+        let second = std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut t = client.transaction().unwrap();
+            let stored = (ingest(&mut t, w, "m1").unwrap(), ingest(&mut t, w, "m2").unwrap());
+            t.commit().unwrap();
+            stored
+        });
+        // The second waits for the lead's lock; the first then commits.
+        let mut watcher = database.migrated_client();
+        while watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
+            assert!(!second.is_finished(), "the second ingestion did not wait for the first");
+            std::thread::yield_now();
+        }
+        first.commit().unwrap();
+        assert_eq!(second.join().unwrap(), (false, true), "m1 stored by the first, m2 by the second");
+        let mut t = client.transaction().unwrap();
+        let lead = by_user_id(&mut t, w, "ana").unwrap().unwrap();
+        let events: Vec<String> = of_lead(&mut t, &lead).unwrap().into_iter().map(|e| e.message_id).collect();
+        assert_eq!(events, ["m1", "m2"], "one chain, each event linked after the other's");
+    }
+
     #[test]
     fn a_field_counts_when_some_lead_holds_a_value_for_it() {
         let database = TestDatabase::create();
