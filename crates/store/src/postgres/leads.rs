@@ -533,6 +533,39 @@ pub(crate) fn save_with_newest_event(
     Ok(())
 }
 
+/// [`save_with_newest_event`] for several leads in one statement: each row with its newest
+/// event. The rows are an ingestion's, locked (or created) by its transaction already.
+pub(crate) fn save_all_with_newest_event(
+    connection: &mut Tx<'_>,
+    leads: &[(&LeadRow, Option<i64>)],
+) -> Result<(), StoreError> {
+    if leads.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = leads.iter().map(|(lead, _)| lead.id).collect();
+    let emails: Vec<Option<&str>> = leads.iter().map(|(lead, _)| lead.email.as_deref()).collect();
+    let attributes: Vec<String> = leads
+        .iter()
+        .map(|(lead, _)| serde_json::to_string(&lead.attributes).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    let updated_at: Vec<i64> = leads.iter().map(|(lead, _)| lead.updated_at).collect();
+    let last_event_at: Vec<Option<i64>> = leads.iter().map(|(lead, _)| lead.last_event_at).collect();
+    let states: Vec<Option<&str>> = leads.iter().map(|(lead, _)| lead.state.as_deref()).collect();
+    let state_model_ids: Vec<Option<i64>> = leads.iter().map(|(lead, _)| lead.state_model_id).collect();
+    let last_event_ids: Vec<Option<i64>> = leads.iter().map(|(_, newest)| *newest).collect();
+    connection.execute(
+        "UPDATE leads SET email = n.email, attributes = n.attributes, updated_at = n.updated_at,
+             last_event_at = n.last_event_at, state = n.state, state_model_id = n.state_model_id,
+             last_event_id = n.last_event_id
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[],
+                     $8::bigint[])
+             AS n(id, email, attributes, updated_at, last_event_at, state, state_model_id, last_event_id)
+         WHERE leads.id = n.id",
+        &[&ids, &emails, &attributes, &updated_at, &last_event_at, &states, &state_model_ids, &last_event_ids],
+    )?;
+    Ok(())
+}
+
 /// Reserves `count` consecutive lead ids and answers the first (0 when `count` is 0: no lead
 /// may be created then), see `reserve_lead_ids` in the schema.
 pub(crate) fn reserve_ids(c: &mut Tx<'_>, count: i64) -> Result<i64, StoreError> {
@@ -702,6 +735,28 @@ pub(crate) mod tests {
         let lead = by_user_id(&mut t, w, "ana").unwrap().unwrap();
         let events: Vec<String> = of_lead(&mut t, &lead).unwrap().into_iter().map(|e| e.message_id).collect();
         assert_eq!(events, ["m1", "m2"], "one chain, each event linked after the other's");
+    }
+
+    /// Rows saved together are saved as one at a time saves them, each with its newest event.
+    #[test]
+    fn rows_saved_together_are_saved_as_one_by_one() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let (mut a, mut b) = (create(&mut t, w, Some("a"), 0), create(&mut t, w, None, 0));
+        a.email = Some("a@example.com".into());
+        a.attributes.insert("name".into(), "Ana".into());
+        (a.updated_at, a.last_event_at, a.state, a.state_model_id) = (5, Some(4), Some("{}".into()), Some(3));
+        b.updated_at = 6;
+        let untouched = create(&mut t, w, Some("c"), 0);
+        save_all_with_newest_event(&mut t, &[(&a, Some(11)), (&b, None)]).unwrap();
+        save_all_with_newest_event(&mut t, &[]).unwrap();
+        let expected = [LeadRow { last_event_id: Some(11), ..a }, b, untouched];
+        assert_eq!(rows_after(&mut t, w, 0, 10).unwrap(), expected);
+        let text: String =
+            t.query_one("SELECT search_text FROM leads WHERE id = $1", &[&expected[0].id]).unwrap().get(0);
+        assert_eq!(text, "a@example.com\nAna");
     }
 
     #[test]

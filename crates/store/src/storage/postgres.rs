@@ -380,7 +380,8 @@ impl Transaction for PgTransaction<'_, '_> {
         pg::merge::merge_leads(&mut self.c(), from, into)
     }
 
-    /// Every event of the request in one statement, then each lead's row (and scores).
+    /// Every event of the request in one statement, each lead's scores, then every row in one
+    /// statement.
     fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError> {
         self.write_identities(&write.identities)?;
         let appended: Vec<pg::events::LeadEvents<'_, '_>> = write
@@ -405,12 +406,15 @@ impl Transaction for PgTransaction<'_, '_> {
                 "message id {message_id:?} was stored by another request at the same time; send the request again"
             )));
         }
-        for (IngestedLead { save, .. }, newest) in write.leads.iter_mut().zip(&newest_events) {
-            match save {
-                LeadSave::Row(lead) => pg::leads::save_with_newest_event(&mut self.c(), lead, *newest)?,
-                LeadSave::Scored(scored, stored) => save_scored(&mut self.c(), scored, stored, *newest)?,
+        for IngestedLead { save, .. } in write.leads.iter_mut() {
+            if let LeadSave::Scored(scored, stored) = save {
+                save_scores(&mut self.c(), scored, stored)?;
             }
         }
+        // Every lead's row in one statement, after its scores as a lone save writes them.
+        let rows: Vec<(&LeadRow, Option<i64>)> =
+            write.leads.iter().map(|ingested| ingested.save.lead()).zip(newest_events.iter().copied()).collect();
+        pg::leads::save_all_with_newest_event(&mut self.c(), &rows)?;
         Ok(newest_events)
     }
 
@@ -468,12 +472,22 @@ fn save_scored(
     stored: &mut StoredScores,
     last_event_id: Option<i64>,
 ) -> Result<(), StoreError> {
+    save_scores(connection, write, stored)?;
+    pg::leads::save_with_newest_event(connection, write.lead, last_event_id)
+}
+
+/// What [`save_scored`] saves but the lead's row: for an ingestion, which saves its leads' rows
+/// together.
+fn save_scores(
+    connection: &mut Tx<'_>,
+    write: &ScoredLeadWrite<'_>,
+    stored: &mut StoredScores,
+) -> Result<(), StoreError> {
     let lead = write.lead;
     for lifted in write.lifted_overrides {
         pg::overrides::lift(connection, lifted.id, &lifted.by, Some(&lifted.note), write.now)?;
     }
     pg::scores::save_over(connection, lead.id, stored, write.rows, write.cause, write.history, write.terms)?;
-    pg::leads::save_with_newest_event(connection, lead, last_event_id)?;
     if let Some(change) = write.stage {
         pg::stages::set(connection, lead.id, change)?;
     }
