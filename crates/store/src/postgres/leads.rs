@@ -614,6 +614,22 @@ pub(crate) mod tests {
         assert!(insert_new(&mut t, w, &[(0, None)], 7).is_err(), "0 is what no reservation hands out");
     }
 
+    /// A reservation that fails leaves no lock behind on its connection for the others to wait
+    /// for.
+    #[test]
+    fn a_failed_reservation_keeps_no_lock() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        client.batch_execute("SELECT setval('lead_ids', 9223372036854775800)").unwrap();
+        let mut t = client.transaction().unwrap();
+        assert!(reserve_ids(&mut t, 100).is_err(), "past the largest id");
+        let mut other = database.migrated_client();
+        // Bounds a failure only: a reservation left locked would make this one wait forever.
+        other.batch_execute("SET lock_timeout = '10s'").unwrap();
+        let mut other_t = other.transaction().unwrap();
+        assert!(reserve_ids(&mut other_t, 2).unwrap() > 0);
+    }
+
     #[test]
     fn a_user_id_stored_by_another_request_at_once_is_sent_again() {
         let database = TestDatabase::create();

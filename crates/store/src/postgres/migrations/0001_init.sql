@@ -124,11 +124,19 @@ BEGIN
     IF count < 1 THEN
         RETURN 0;
     END IF;
+    -- A lock of the session, not of the transaction: released at once, whatever the ingestion
+    -- does next. So it is released on an error too (a cancelled statement included), or the
+    -- connection would keep it and every other reservation would wait for it.
     PERFORM pg_advisory_lock(7305683311020551);
-    first := nextval('lead_ids');
-    IF count > 1 THEN
-        PERFORM setval('lead_ids', first + count - 1);
-    END IF;
+    BEGIN
+        first := nextval('lead_ids');
+        IF count > 1 THEN
+            PERFORM setval('lead_ids', first + count - 1);
+        END IF;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM pg_advisory_unlock(7305683311020551);
+        RAISE;
+    END;
     PERFORM pg_advisory_unlock(7305683311020551);
     RETURN first;
 END;
