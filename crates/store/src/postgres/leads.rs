@@ -224,6 +224,9 @@ pub(crate) fn lock_for_ingestion(
         missing
     };
     if !missing.is_empty() {
+        // Rare (a merge committed while this waited), and locked after the others, out of id
+        // order: should that deadlock with another ingestion, PostgreSQL undoes one of them,
+        // which fails as unavailable and may be sent again.
         let sql = format!(
             "SELECT {COLUMNS_OF_L} FROM leads l WHERE l.id = ANY($1) AND l.merged_into IS NULL ORDER BY l.id FOR UPDATE OF l"
         );
