@@ -3,11 +3,11 @@
 //! The table families' queries are in [`crate::postgres`], one module each, named as SQLite's.
 
 use std::cell::{RefCell, RefMut};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::erasure::Erasure;
 use crate::error::StoreError;
-use crate::events::{Inserted, StoredEvent};
+use crate::events::StoredEvent;
 use crate::funnel::{Journey, OutcomesByTier, WeekShare};
 use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
 use crate::leads::{Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
@@ -144,39 +144,31 @@ impl Reads for PgTransaction<'_, '_> {
         pg::stages::latest(&mut self.c(), lead_id)
     }
 
+    /// A fixed number of queries whatever the request's size. The leads found are locked (in id
+    /// order) until the ingestion's transaction ends: another instance ingesting for one of them
+    /// waits, then reads what this one wrote.
     fn ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError> {
         let workspace_id = lookup.workspace_id;
-        let mut snapshot = IngestionSnapshot {
-            active_model: pg::models::active(&mut self.c(), workspace_id)?,
-            webhooks: pg::webhooks::list(&mut self.c(), workspace_id)?,
-            ..IngestionSnapshot::default()
-        };
-        for message_id in &lookup.message_ids {
-            if pg::events::exists(&mut self.c(), workspace_id, message_id)? {
-                snapshot.stored_message_ids.insert(message_id.to_string());
-            }
-        }
-        let mut found = |lead: LeadRow| -> Result<i64, StoreError> {
-            let id = lead.id;
-            if let std::collections::hash_map::Entry::Vacant(entry) = snapshot.leads.entry(id) {
-                entry.insert((lead, pg::scores::stored(&mut self.c(), id)?));
-            }
-            Ok(id)
-        };
-        let mut by_user_id = HashMap::new();
-        for user_id in &lookup.user_ids {
-            if let Some(lead) = pg::leads::by_user_id(&mut self.c(), workspace_id, user_id)? {
-                by_user_id.insert(user_id.to_string(), found(lead)?);
-            }
-        }
-        let mut by_anonymous_id = HashMap::new();
-        for anonymous_id in &lookup.anonymous_ids {
-            if let Some(lead) = pg::leads::by_anonymous_id(&mut self.c(), workspace_id, anonymous_id)? {
-                by_anonymous_id.insert(anonymous_id.to_string(), found(lead)?);
-            }
-        }
-        snapshot.by_user_id = by_user_id;
-        snapshot.by_anonymous_id = by_anonymous_id;
+        // One statement each: a borrow of the transaction lasts to the end of its statement.
+        let active_model = pg::models::active(&mut self.c(), workspace_id)?;
+        let webhooks = pg::webhooks::list(&mut self.c(), workspace_id)?;
+        let mut snapshot = IngestionSnapshot { active_model, webhooks, ..IngestionSnapshot::default() };
+        let (leads, links) =
+            pg::leads::lock_for_ingestion(&mut self.c(), workspace_id, &lookup.user_ids, &lookup.anonymous_ids)?;
+        // Read once the leads are locked: an ingestion that held one of them has committed its
+        // events by now, and a message it stored reads as stored here.
+        snapshot.stored_message_ids = pg::events::stored_message_ids(&mut self.c(), workspace_id, &lookup.message_ids)?;
+        let asked: std::collections::HashSet<&str> = lookup.user_ids.iter().copied().collect();
+        snapshot.by_user_id = leads
+            .iter()
+            .filter_map(|lead| {
+                lead.user_id.as_deref().filter(|id| asked.contains(id)).map(|id| (id.to_string(), lead.id))
+            })
+            .collect();
+        snapshot.by_anonymous_id = links.into_iter().collect();
+        let ids: Vec<i64> = leads.iter().map(|lead| lead.id).collect();
+        let scores = pg::scores::stored_of(&mut self.c(), &ids)?;
+        snapshot.leads = leads.into_iter().zip(scores).map(|(lead, scores)| (lead.id, (lead, scores))).collect();
         snapshot.next_lead_id = pg::leads::reserve_ids(&mut self.c(), new_leads_at_most(lookup, &snapshot))?;
         let listed = pg::erasure::suppressed(&mut self.c(), workspace_id, &lookup.identifiers)?;
         snapshot.suppressed = lookup
@@ -389,13 +381,8 @@ impl Transaction for PgTransaction<'_, '_> {
 
     fn write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError> {
         let NewIdentities { workspace_id, now, .. } = *identities;
-        for (id, user_id) in &identities.leads {
-            pg::leads::insert_new(&mut self.c(), *id, workspace_id, user_id.as_deref(), now)?;
-        }
-        for (anonymous_id, lead_id) in &identities.links {
-            pg::leads::link_anonymous_id(&mut self.c(), workspace_id, anonymous_id, *lead_id)?;
-        }
-        Ok(())
+        pg::leads::insert_new(&mut self.c(), workspace_id, &identities.leads, now)?;
+        pg::leads::link_anonymous_ids(&mut self.c(), workspace_id, &identities.links)
     }
 
     fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
@@ -406,26 +393,41 @@ impl Transaction for PgTransaction<'_, '_> {
         pg::merge::merge_leads(&mut self.c(), from, into)
     }
 
+    /// Every event of the request in one statement, each lead's scores, then every row in one
+    /// statement.
     fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError> {
         self.write_identities(&write.identities)?;
-        let mut newest_events = Vec::with_capacity(write.leads.len());
-        for IngestedLead { events: new_events, save } in &mut write.leads {
-            let lead = save.lead();
-            let mut newest = lead.last_event_id;
-            for event in new_events.iter() {
-                if pg::events::append(&mut self.c(), lead.workspace_id, lead.id, &mut newest, event)? == Inserted::Duplicate {
-                    return Err(StoreError::Corrupt(format!(
-                        "message id {:?} was stored twice by one ingestion",
-                        event.message_id
-                    )));
+        let appended: Vec<pg::events::LeadEvents<'_, '_>> = write
+            .leads
+            .iter()
+            .map(|IngestedLead { events, save }| {
+                let lead = save.lead();
+                pg::events::LeadEvents {
+                    workspace_id: lead.workspace_id,
+                    lead_id: lead.id,
+                    newest: lead.last_event_id,
+                    events,
                 }
-            }
-            match save {
-                LeadSave::Row(lead) => pg::leads::save_with_newest_event(&mut self.c(), lead, newest)?,
-                LeadSave::Scored(scored, stored) => save_scored(&mut self.c(), scored, stored, newest)?,
-            }
-            newest_events.push(newest);
+            })
+            .collect();
+        let (newest_events, duplicates) = pg::events::append_all(&mut self.c(), &appended)?;
+        if let Some(message_id) = duplicates.first() {
+            // The snapshot found the message id new, so another instance stored it since (its
+            // leads were not locked by this request: a lead created by both at once). Nothing of
+            // this request is kept; sent again, it finds the message id stored.
+            return Err(StoreError::RolledBack(format!(
+                "message id {message_id:?} was stored by another request at the same time; send the request again"
+            )));
         }
+        for IngestedLead { save, .. } in write.leads.iter_mut() {
+            if let LeadSave::Scored(scored, stored) = save {
+                save_scores(&mut self.c(), scored, stored)?;
+            }
+        }
+        // Every lead's row in one statement, after its scores as a lone save writes them.
+        let rows: Vec<(&LeadRow, Option<i64>)> =
+            write.leads.iter().map(|ingested| ingested.save.lead()).zip(newest_events.iter().copied()).collect();
+        pg::leads::save_all_with_newest_event(&mut self.c(), &rows)?;
         Ok(newest_events)
     }
 
@@ -483,17 +485,34 @@ fn save_scored(
     stored: &mut StoredScores,
     last_event_id: Option<i64>,
 ) -> Result<(), StoreError> {
+    save_scores(connection, write, stored)?;
+    pg::leads::save_with_newest_event(connection, write.lead, last_event_id)
+}
+
+/// What [`save_scored`] saves but the lead's row: for an ingestion, which saves its leads' rows
+/// together.
+fn save_scores(
+    connection: &mut Tx<'_>,
+    write: &ScoredLeadWrite<'_>,
+    stored: &mut StoredScores,
+) -> Result<(), StoreError> {
     let lead = write.lead;
     for lifted in write.lifted_overrides {
         pg::overrides::lift(connection, lifted.id, &lifted.by, Some(&lifted.note), write.now)?;
     }
     pg::scores::save_over(connection, lead.id, stored, write.rows, write.cause, write.history, write.terms)?;
-    pg::leads::save_with_newest_event(connection, lead, last_event_id)?;
     if let Some(change) = write.stage {
         pg::stages::set(connection, lead.id, change)?;
     }
     for notification in write.notifications {
-        pg::webhooks::enqueue(connection, notification.webhook_id, lead.id, notification.event, &notification.data, write.now)?;
+        pg::webhooks::enqueue(
+            connection,
+            notification.webhook_id,
+            lead.id,
+            notification.event,
+            &notification.data,
+            write.now,
+        )?;
     }
     Ok(())
 }
