@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::common::{Receiver, Server, bin, create_key, request};
+use crate::common::{Receiver, Server, bin, create_key, request, store_args};
 
 const MODEL: &str = r#"
 [scores.activity]
@@ -258,7 +258,7 @@ fn the_command_line_exports_and_erases_but_not_under_a_running_service() {
     let person = Person::new("cli");
     let id = a_person(&server, &ingest, &admin, &person);
     let cli = |action: &str, lead: &str| {
-        bin().args(["leads", action, "--workspace", "acme", "--data"]).arg(dir.path()).arg(lead).output().unwrap()
+        bin().args(["leads", action, "--workspace", "acme"]).args(store_args(dir.path())).arg(lead).output().unwrap()
     };
     let exported = cli("export", &person.user_id);
     assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));

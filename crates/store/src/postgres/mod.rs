@@ -90,6 +90,19 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://USER@HOST/DB`), applies the migrations it
     /// has not had (one instance at a time: the others wait) and starts the workers.
     pub fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        // The blocking client runs a runtime of its own, which cannot start on a thread that
+        // drives asynchronous tasks (the service opens its store from one): connect on a thread
+        // of its own, as the workers do.
+        let url = url.to_string();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || PgStore::connect_here(&url, options))
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Closed))
+        })
+    }
+
+    fn connect_here(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let mut config: postgres::Config = url.parse().map_err(|error: postgres::Error| StoreError::Connect {
             url: redacted(url),
             reason: error.to_string(),
