@@ -109,7 +109,7 @@ pub fn store_args(data: &Path) -> Vec<std::ffi::OsString> {
 
 /// The URL of the database standing for the directory `data`, created on first use. Databases
 /// are named after this process, and those of test processes that ended are dropped first.
-fn postgres_database(data: &Path) -> String {
+pub fn postgres_database(data: &Path) -> String {
     use std::hash::{Hash, Hasher};
     use std::sync::Mutex;
     static MADE: Mutex<Vec<String>> = Mutex::new(Vec::new());
