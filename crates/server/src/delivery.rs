@@ -49,7 +49,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// lease must outlast both, or another instance would send the notification again while this one
 /// still is; six times the timeout leaves room for a slow write and a busy runtime. It is also
 /// how long an instance that stops keeps its notifications (and their leads' next ones) waiting
-/// before another sends them: a minute, about the second retry's wait.
+/// before another sends them: a minute, between the second and the third retry's waits.
 const LEASE: Duration = Duration::from_secs(6 * TIMEOUT.as_secs());
 
 /// The signature header's value for a body sent at `unix_seconds`.

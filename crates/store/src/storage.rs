@@ -477,9 +477,9 @@ pub trait Storage: Send + Sync {
     fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()>;
     /// The workspaces that have an active model, in id order: those the scheduler rescores.
     fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>>;
-    /// Claims the notifications to send now, each webhook's due first, until the lease ends: no
-    /// other claim, of this instance or another, answers them before their attempt is recorded
-    /// or the lease ends (see [`crate::webhooks::claim`]). Touches no lead.
+    /// Claims the notifications to send now (each webhook's share, soonest due first) until the
+    /// lease ends: no other claim, of this instance or another, answers them before their attempt
+    /// is recorded or the lease ends (see [`crate::webhooks::claim`]). Touches no lead.
     fn claim_notifications(&self, request: ClaimRequest) -> StorageFuture<'_, Claimed>;
     /// Records a delivery attempt of a notification and ends its claim; `next_attempt_at` None
     /// with a failure means it gave up. Touches no lead, so ingestion's caches stay valid.

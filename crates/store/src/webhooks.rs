@@ -203,8 +203,8 @@ pub struct Claimed {
     /// The notifications claimed, soonest due first: the claimant sends them and records each
     /// attempt ([`record_attempt`] ends the claim).
     pub notifications: Vec<Pending>,
-    /// When the soonest notification not due yet that may be claimed then is due, if any: when
-    /// to claim again.
+    /// When the soonest of the notifications not due yet (each the oldest pending of its lead)
+    /// is due, if any: when to claim again. The end of another claimant's lease is not in it.
     pub next_due: Option<i64>,
 }
 
