@@ -48,7 +48,7 @@ use crate::scores::{History, HistoryEntry, HistoryTerms, ScoreRow, StoredScores}
 use crate::sessions::{Opened, Session};
 use crate::stages::StageChange;
 use crate::users::{Role, User};
-use crate::webhooks::{Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
+use crate::webhooks::{Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Webhook};
 use crate::workspaces::Workspace;
 
 /// What a storage call answers, later.
@@ -487,11 +487,12 @@ pub trait Storage: Send + Sync {
     fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()>;
     /// The workspaces that have an active model, in id order: those the scheduler rescores.
     fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>>;
-    /// The notifications due first, up to `per_webhook` for each webhook but those in `skip`
-    /// (see [`crate::webhooks::upcoming`]).
-    fn upcoming_notifications(&self, per_webhook: u32, skip: Vec<i64>) -> StorageFuture<'_, Vec<Pending>>;
-    /// Records a delivery attempt of a notification; `next_attempt_at` None with a failure means
-    /// it gave up. Touches no lead, so ingestion's caches stay valid.
+    /// Claims the notifications to send now (each webhook's share, soonest due first) until the
+    /// lease ends: no other claim, of this instance or another, answers them before their attempt
+    /// is recorded or the lease ends (see [`crate::webhooks::claim`]). Touches no lead.
+    fn claim_notifications(&self, request: ClaimRequest) -> StorageFuture<'_, Claimed>;
+    /// Records a delivery attempt of a notification and ends its claim; `next_attempt_at` None
+    /// with a failure means it gave up. Touches no lead, so ingestion's caches stay valid.
     fn record_delivery_attempt(
         &self,
         outbox_id: i64,

@@ -3,10 +3,12 @@
 //! caused them) and the delivery log.
 //!
 //! How it differs from SQLite:
-//! - [`upcoming`] asks for every webhook's share in one query (a lateral subquery per webhook)
-//!   rather than one query per webhook: each webhook's share is still read on its own from
-//!   `outbox_pending`, and a lead's earlier pending notification is found in
-//!   `outbox_pending_lead`, so neither a long backlog nor a long delivered history is scanned.
+//! - [`claim`] picks, locks (`FOR UPDATE SKIP LOCKED`, so that instances claiming at once take
+//!   different notifications without waiting for each other) and marks every webhook's share in
+//!   one statement (a lateral subquery per webhook) rather than one query per webhook: each
+//!   webhook's share is still read on its own from `outbox_pending`, and a lead's earlier pending
+//!   notification is found in `outbox_pending_lead`, so neither a long backlog nor a long
+//!   delivered history is scanned.
 //! - [`redeliver`] copies the notification in one statement, holding a share lock on its webhook
 //!   until the transaction ends, and [`delete`] fails the pending notifications in a statement
 //!   after the one that marks the webhook deleted: a redelivery and a deletion that meet then go
@@ -15,7 +17,9 @@
 
 use crate::StoreError;
 use crate::postgres::Tx;
-use crate::webhooks::{Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook, new_secret};
+use crate::webhooks::{
+    Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Pending, Webhook, new_secret,
+};
 
 const COLUMNS: &str = "id, workspace_id, url, secret, events, score, threshold, created_at";
 
@@ -88,51 +92,104 @@ pub(crate) fn enqueue(
     Ok(row.try_get(0)?)
 }
 
-/// For each live webhook but those in `skip`, the first `per_webhook` notifications that may be
-/// sent next, soonest due first, due now or later (the later ones tell the dispatcher when to
-/// look again). Only the oldest pending notification of each (webhook, lead) is a candidate: a
-/// lead's notifications go one at a time, in order. One that is being sent is still pending
-/// until its attempt is recorded, so it comes back here and its lead's next one does not.
+/// Claims the notifications to send now, until `now + lease_ms` (see [`crate::webhooks::claim`]):
+/// each live webhook's share but those in `skip`, at most `per_webhook` claimed at once counting
+/// the claims that run, only the oldest pending notification of each (webhook, lead), soonest due
+/// first, at most `limit` in all.
 ///
-/// Each webhook is looked up on its own (`outbox_pending` is by webhook, then due time), so a
-/// receiver with a long backlog neither costs the others a scan nor takes their place. Webhooks
-/// come in id order; notifications due at the same time in the order they were queued.
-pub(crate) fn upcoming(connection: &mut Tx<'_>, per_webhook: u32, skip: &[i64]) -> Result<Vec<Pending>, StoreError> {
+/// One statement picks, locks and marks them. The rows are locked `FOR UPDATE SKIP LOCKED`, so
+/// two instances claiming at once take different notifications without waiting for each other: a
+/// row another claim holds is passed over, and one it claimed and committed meanwhile is checked
+/// again once locked (READ COMMITTED) and left out as claimed. A webhook's share is cut before
+/// its rows are locked: two claims that meet pick from the same share, each takes the rows the
+/// other did not lock, and together they take no more than it.
+pub(crate) fn claim(connection: &mut Tx<'_>, request: &ClaimRequest) -> Result<Claimed, StoreError> {
+    let until = request.now.saturating_add(request.lease_ms);
     let rows = connection.query(
-        "SELECT o.id, w.id, w.url, w.secret, o.lead_id, o.event, o.data, o.created_at, o.attempts, o.next_attempt_at
-         FROM webhooks w
-         CROSS JOIN LATERAL (
-             SELECT o.* FROM outbox o
-             WHERE o.webhook_id = w.id AND o.delivered_at IS NULL AND o.failed_at IS NULL
-               AND NOT EXISTS (
-                 SELECT 1 FROM outbox p
-                 WHERE p.webhook_id = o.webhook_id AND p.lead_id = o.lead_id AND p.id < o.id
-                   AND p.delivered_at IS NULL AND p.failed_at IS NULL)
-             ORDER BY o.next_attempt_at, o.id LIMIT $1
-         ) o
-         WHERE w.deleted_at IS NULL AND w.id <> ALL($2)
-         ORDER BY w.id, o.next_attempt_at, o.id",
-        &[&i64::from(per_webhook), &skip],
+        "WITH shares AS (
+             SELECT o.id
+             FROM webhooks w
+             CROSS JOIN LATERAL (
+                 SELECT count(*) AS running FROM outbox r
+                 WHERE r.webhook_id = w.id AND r.claimed_until > $1
+                   AND r.delivered_at IS NULL AND r.failed_at IS NULL
+             ) r
+             CROSS JOIN LATERAL (
+                 SELECT o.id FROM outbox o
+                 WHERE o.webhook_id = w.id AND o.delivered_at IS NULL AND o.failed_at IS NULL
+                   AND o.next_attempt_at <= $1 AND (o.claimed_until IS NULL OR o.claimed_until <= $1)
+                   AND NOT EXISTS (
+                     SELECT 1 FROM outbox p
+                     WHERE p.webhook_id = o.webhook_id AND p.lead_id = o.lead_id AND p.id < o.id
+                       AND p.delivered_at IS NULL AND p.failed_at IS NULL)
+                 ORDER BY o.next_attempt_at, o.id
+                 LIMIT greatest($2 - r.running, 0)
+             ) o
+             WHERE w.deleted_at IS NULL AND w.id <> ALL($3)
+         ),
+         -- Locked here, after the shares are cut to `limit`, so that a claim holds no row it
+         -- does not take; a row found claimed once locked (by a claim committed meanwhile) fails
+         -- the conditions checked again on its new version and is left out.
+         picked AS (
+             SELECT o.id FROM outbox o
+             WHERE o.id IN (SELECT id FROM shares)
+               AND o.delivered_at IS NULL AND o.failed_at IS NULL
+               AND (o.claimed_until IS NULL OR o.claimed_until <= $1)
+             ORDER BY o.next_attempt_at, o.id
+             LIMIT $4
+             FOR UPDATE SKIP LOCKED
+         ),
+         claimed AS (
+             UPDATE outbox SET claimed_until = $5 FROM picked, webhooks w
+             WHERE outbox.id = picked.id AND w.id = outbox.webhook_id
+             RETURNING outbox.id, outbox.webhook_id, w.url, w.secret, outbox.lead_id, outbox.event,
+                 outbox.data, outbox.created_at, outbox.attempts, outbox.next_attempt_at
+         ),
+         soonest AS (
+             SELECT min(s.next_attempt_at) AS due
+             FROM webhooks w
+             CROSS JOIN LATERAL (
+                 SELECT o.next_attempt_at FROM outbox o
+                 WHERE o.webhook_id = w.id AND o.delivered_at IS NULL AND o.failed_at IS NULL
+                   AND o.next_attempt_at > $1
+                   AND NOT EXISTS (
+                     SELECT 1 FROM outbox p
+                     WHERE p.webhook_id = o.webhook_id AND p.lead_id = o.lead_id AND p.id < o.id
+                       AND p.delivered_at IS NULL AND p.failed_at IS NULL)
+                 ORDER BY o.next_attempt_at LIMIT 1
+             ) s
+             WHERE w.deleted_at IS NULL AND w.id <> ALL($3)
+         )
+         -- One row even when nothing is claimed, to carry when to claim again.
+         SELECT c.id, c.webhook_id, c.url, c.secret, c.lead_id, c.event, c.data, c.created_at, c.attempts,
+                c.next_attempt_at, soonest.due
+         FROM soonest LEFT JOIN claimed c ON true",
+        &[&request.now, &i64::from(request.per_webhook), &request.skip, &i64::from(request.limit), &until],
     )?;
-    rows.iter()
-        .map(|row| {
-            Ok(Pending {
-                id: row.try_get(0)?,
-                webhook_id: row.try_get(1)?,
-                url: row.try_get(2)?,
-                secret: row.try_get(3)?,
-                lead_id: row.try_get(4)?,
-                event: row.try_get(5)?,
-                data: row.try_get(6)?,
-                created_at: row.try_get(7)?,
-                attempts: row.try_get(8)?,
-                next_attempt_at: row.try_get(9)?,
-            })
-        })
-        .collect()
+    let mut claimed = Claimed::default();
+    for row in &rows {
+        claimed.next_due = row.try_get(10)?;
+        let Some(id) = row.try_get::<_, Option<i64>>(0)? else { continue };
+        claimed.notifications.push(Pending {
+            id,
+            webhook_id: row.try_get(1)?,
+            url: row.try_get(2)?,
+            secret: row.try_get(3)?,
+            lead_id: row.try_get(4)?,
+            event: row.try_get(5)?,
+            data: row.try_get(6)?,
+            created_at: row.try_get(7)?,
+            attempts: row.try_get(8)?,
+            next_attempt_at: row.try_get(9)?,
+        });
+    }
+    // An UPDATE's RETURNING has no order.
+    claimed.notifications.sort_by_key(|p| (p.next_attempt_at, p.id));
+    Ok(claimed)
 }
 
-/// Records an attempt; `next_attempt_at` None with a failure means the notification gave up.
+/// Records an attempt and ends the notification's claim; `next_attempt_at` None with a failure
+/// means the notification gave up.
 pub(crate) fn record_attempt(
     connection: &mut Tx<'_>,
     outbox_id: i64,
@@ -152,7 +209,7 @@ pub(crate) fn record_attempt(
              INSERT INTO deliveries (outbox_id, at, status, error, duration_ms) VALUES ($6, $7, $1, $2, $8)
          )
          UPDATE outbox SET attempts = attempts + 1, last_status = $1, last_error = $2, delivered_at = $3,
-             failed_at = $4, next_attempt_at = coalesce($5, next_attempt_at)
+             failed_at = $4, next_attempt_at = coalesce($5, next_attempt_at), claimed_until = NULL
          WHERE id = $6",
         &[
             &status,
@@ -172,7 +229,7 @@ pub(crate) fn record_attempt(
 ///
 /// Those of live webhooks only: a change that read the webhooks before another instance deleted
 /// one may queue a notification for it after the deletion failed its pending ones. It is never
-/// sent ([`upcoming`] skips deleted webhooks), so it does not count as waiting, and the count is
+/// sent ([`claim`] skips deleted webhooks), so it does not count as waiting, and the count is
 /// SQLite's, whose single writer leaves no such notification.
 pub(crate) fn depth(connection: &mut Tx<'_>) -> Result<i64, StoreError> {
     let row = connection.query_one(
@@ -298,8 +355,19 @@ mod tests {
         create(c, workspace_id, &new, 1).unwrap().id
     }
 
-    fn ids(pending: &[Pending]) -> Vec<i64> {
-        pending.iter().map(|p| p.id).collect()
+    fn ids(claimed: &Claimed) -> Vec<i64> {
+        claimed.notifications.iter().map(|p| p.id).collect()
+    }
+
+    /// A claim at `now` for a minute, at most 8 of a webhook's notifications at once.
+    fn at(now: i64) -> ClaimRequest {
+        ClaimRequest { per_webhook: 8, limit: u32::MAX, skip: Vec::new(), now, lease_ms: 60_000 }
+    }
+
+    /// What a claim would answer, without keeping it (its savepoint is rolled back).
+    fn peek(c: &mut Tx<'_>, request: ClaimRequest) -> Claimed {
+        let mut savepoint = c.transaction().unwrap();
+        claim(&mut savepoint, &request).unwrap()
     }
 
     fn with_workspace(test: impl FnOnce(&mut Tx<'_>, i64)) {
@@ -341,17 +409,19 @@ mod tests {
             let first = enqueue(c, hook, 1, "tier_changed", "{}", 10).unwrap();
             let second = enqueue(c, hook, 1, "tier_changed", "{}", 20).unwrap();
             let other = enqueue(c, hook, 2, "tier_changed", "{}", 30).unwrap();
-            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [first, other], "the lead's second waits for its first");
+            assert_eq!(ids(&peek(c, at(30))), [first, other], "the lead's second waits for its first");
             // A failed attempt to be retried keeps the lead's order, whenever it is due.
             let failed = Attempt { at: 40, status: Some(500), error: Some("500".into()), duration_ms: 3 };
             record_attempt(c, first, &failed, false, Some(100)).unwrap();
-            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [other, first], "soonest due first");
+            assert_eq!(ids(&peek(c, at(50))), [other], "the first waits for its retry, the second for the first");
+            assert_eq!(peek(c, at(50)).next_due, Some(100));
+            assert_eq!(ids(&peek(c, at(100))), [other, first], "soonest due first");
             let delivered = Attempt { at: 100, status: Some(200), error: None, duration_ms: 1 };
             record_attempt(c, first, &delivered, true, None).unwrap();
-            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [second, other]);
+            assert_eq!(ids(&peek(c, at(100))), [second, other]);
             let gave_up = Attempt { at: 110, status: None, error: Some("timed out".into()), duration_ms: 5000 };
             record_attempt(c, second, &gave_up, false, None).unwrap();
-            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [other], "a notification that gave up is settled");
+            assert_eq!(ids(&peek(c, at(110))), [other], "a notification that gave up is settled");
         });
     }
 
@@ -368,19 +438,16 @@ mod tests {
             enqueue(c, quiet, 1, "tier_changed", "{}", 500).unwrap();
             enqueue(c, deleted, 1, "tier_changed", "{}", 1).unwrap();
             delete(c, workspace, deleted, 2).unwrap();
-            let all = upcoming(c, 8, &[]).unwrap();
+            let all = peek(c, at(1_000)).notifications;
             let of =
                 |hook: i64| all.iter().filter(|p| p.webhook_id == hook).map(|p| p.next_attempt_at).collect::<Vec<_>>();
             assert_eq!(of(busy), [81, 82, 83, 84, 85, 86, 87, 88]);
             assert_eq!(of(quiet), [500]);
-            assert_eq!(
-                all.iter().map(|p| p.webhook_id).collect::<Vec<_>>()[7..],
-                [busy, quiet],
-                "webhooks in id order"
-            );
-            let without_busy = upcoming(c, 8, &[busy]).unwrap();
+            assert_eq!(all.iter().map(|p| p.webhook_id).collect::<Vec<_>>()[7..], [busy, quiet], "soonest due first");
+            let without_busy = peek(c, ClaimRequest { skip: vec![busy], ..at(1_000) }).notifications;
             assert_eq!(without_busy.iter().map(|p| p.webhook_id).collect::<Vec<_>>(), [quiet]);
-            assert!(upcoming(c, 0, &[]).unwrap().is_empty());
+            assert!(peek(c, ClaimRequest { per_webhook: 0, ..at(1_000) }).notifications.is_empty());
+            assert_eq!(ids(&peek(c, ClaimRequest { limit: 2, ..at(1_000) })).len(), 2);
         });
     }
 
@@ -402,7 +469,7 @@ mod tests {
                 attempts: 0,
                 next_attempt_at: 30,
             };
-            assert_eq!(upcoming(c, 8, &[]).unwrap(), vec![expected]);
+            assert_eq!(peek(c, at(30)).notifications, vec![expected]);
             assert_eq!(depth(c).unwrap(), 1);
         });
     }
@@ -494,12 +561,12 @@ mod tests {
                 states,
                 [(pending, None, Some(14), Some("webhook deleted".to_string())), (delivered, Some(11), None, None)]
             );
-            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [elsewhere]);
+            assert_eq!(ids(&peek(c, at(20))), [elsewhere]);
 
             // A change that read the webhook before its deletion queues for it afterwards: never
             // sent, and not counted as waiting.
             enqueue(c, stopped, 3, "tier_changed", "{}", 15).unwrap();
-            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [elsewhere]);
+            assert_eq!(ids(&peek(c, at(20))), [elsewhere]);
             assert_eq!(depth(c).unwrap(), 1);
         });
     }
@@ -522,7 +589,7 @@ mod tests {
             let copy = log(c, hook, None, 1).unwrap().remove(0);
             assert_eq!((copy.id, copy.lead_id, copy.event.as_str(), copy.created_at), (again, 1, "became_mql", 20));
             assert_eq!((copy.attempts, copy.next_attempt_at, copy.delivered_at), (0, 20, None));
-            assert_eq!(ids(&upcoming(c, 8, &[]).unwrap()), [waiting], "after the lead's pending one");
+            assert_eq!(ids(&peek(c, at(20))), [waiting], "after the lead's pending one");
 
             delete(c, workspace, hook, 30).unwrap();
             assert!(matches!(redeliver(c, workspace, sent, 40), Err(StoreError::NotFound(_))), "a deleted webhook");
@@ -599,6 +666,87 @@ mod tests {
                 }
             );
             assert_eq!(of_lead(c, workspace, 3).unwrap().iter().map(|n| n.id).collect::<Vec<_>>(), [of_three]);
+        });
+    }
+
+    #[test]
+    fn a_claim_holds_until_its_attempt_is_recorded_or_its_lease_ends() {
+        with_workspace(|c, workspace| {
+            let hook = hook(c, workspace);
+            let sent = enqueue(c, hook, 1, "tier_changed", "{}", 10).unwrap();
+            let lease = |now| ClaimRequest { lease_ms: 100, ..at(now) };
+            assert_eq!(ids(&claim(c, &lease(10)).unwrap()), [sent]);
+            assert_eq!(ids(&claim(c, &lease(109)).unwrap()), [] as [i64; 0], "claimed until 110");
+            assert_eq!(ids(&claim(c, &lease(110)).unwrap()), [sent], "the claimant stopped: claimable again");
+            // Recording the attempt ends the claim (taken until 210): the retry is claimable when due.
+            let failed = Attempt { at: 120, status: Some(503), error: Some("HTTP 503".into()), duration_ms: 1 };
+            record_attempt(c, sent, &failed, false, Some(150)).unwrap();
+            let retry = claim(c, &lease(140)).unwrap();
+            assert_eq!((ids(&retry), retry.next_due), (vec![], Some(150)));
+            assert_eq!(ids(&claim(c, &lease(150)).unwrap()), [sent]);
+            let delivered = Attempt { at: 160, status: Some(200), error: None, duration_ms: 1 };
+            record_attempt(c, sent, &delivered, true, None).unwrap();
+            assert_eq!(claim(c, &lease(1_000)).unwrap(), Claimed::default(), "delivered");
+        });
+    }
+
+    #[test]
+    fn a_webhooks_share_counts_the_claims_that_run() {
+        with_workspace(|c, workspace| {
+            let hook = hook(c, workspace);
+            let queued: Vec<i64> =
+                (0..10).map(|lead| enqueue(c, hook, lead, "tier_changed", "{}", 10 + lead).unwrap()).collect();
+            assert_eq!(ids(&claim(c, &ClaimRequest { limit: 3, ..at(100) }).unwrap()), queued[..3]);
+            assert_eq!(ids(&claim(c, &at(100)).unwrap()), queued[3..8], "8 at once, with the 3 claimed before");
+            assert!(claim(c, &at(100)).unwrap().notifications.is_empty());
+            let delivered = Attempt { at: 100, status: Some(200), error: None, duration_ms: 1 };
+            record_attempt(c, queued[0], &delivered, true, None).unwrap();
+            assert_eq!(ids(&claim(c, &at(100)).unwrap()), [queued[8]]);
+        });
+    }
+
+    #[test]
+    fn instances_claiming_at_once_take_different_notifications_without_waiting() {
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let queued: Vec<i64> = {
+            let mut c = client.transaction().unwrap();
+            let workspace = workspaces::find_or_create(&mut c, "w", 1).unwrap().id;
+            let hook = hook(&mut c, workspace);
+            let queued = (0..4).map(|lead| enqueue(&mut c, hook, lead, "tier_changed", "{}", 10 + lead).unwrap());
+            let queued = queued.collect();
+            c.commit().unwrap();
+            queued
+        };
+        let mut first = client.transaction().unwrap();
+        let taken_first = claim(&mut first, &ClaimRequest { limit: 2, ..at(100) }).unwrap();
+        assert_eq!(ids(&taken_first), queued[..2]);
+        // The first claim is not committed: the second passes over its rows rather than waiting
+        // (a wait would end in a lock timeout error).
+        let mut other = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+        let mut second = other.transaction().unwrap();
+        second.batch_execute("SET LOCAL lock_timeout = '5s'").unwrap();
+        let taken_second = claim(&mut second, &at(100)).unwrap();
+        assert_eq!(ids(&taken_second), queued[2..], "the rows the first holds are passed over");
+        second.commit().unwrap();
+        first.commit().unwrap();
+        let mut c = client.transaction().unwrap();
+        assert!(claim(&mut c, &at(100)).unwrap().notifications.is_empty(), "every one is claimed once");
+    }
+
+    #[test]
+    fn a_leads_later_notification_waits_while_its_earlier_one_is_claimed() {
+        with_workspace(|c, workspace| {
+            let hook = hook(c, workspace);
+            let first = enqueue(c, hook, 1, "tier_changed", "{}", 10).unwrap();
+            let second = enqueue(c, hook, 1, "became_mql", "{}", 20).unwrap();
+            assert_eq!(ids(&claim(c, &at(30)).unwrap()), [first]);
+            assert!(claim(c, &at(40)).unwrap().notifications.is_empty(), "the second waits for the claimed first");
+            // The first's claimant stopped: the first is claimed again, never the second before it.
+            assert_eq!(ids(&claim(c, &at(60_030)).unwrap()), [first]);
+            let gave_up = Attempt { at: 60_040, status: None, error: Some("refused".into()), duration_ms: 1 };
+            record_attempt(c, first, &gave_up, false, None).unwrap();
+            assert_eq!(ids(&claim(c, &at(60_040)).unwrap()), [second]);
         });
     }
 }

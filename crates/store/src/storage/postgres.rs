@@ -25,7 +25,7 @@ use crate::storage::{
     Exclusive, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
 };
 use crate::users::{Role, User};
-use crate::webhooks::{Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
+use crate::webhooks::{Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Webhook};
 use crate::workspaces::Workspace;
 use crate::Generation;
 
@@ -568,8 +568,8 @@ impl Storage for PgStore {
         Box::pin(self.read(pg::models::workspaces_with_active_model))
     }
 
-    fn upcoming_notifications(&self, per_webhook: u32, skip: Vec<i64>) -> StorageFuture<'_, Vec<Pending>> {
-        Box::pin(self.read(move |connection| pg::webhooks::upcoming(connection, per_webhook, &skip)))
+    fn claim_notifications(&self, request: ClaimRequest) -> StorageFuture<'_, Claimed> {
+        Box::pin(self.write(move |connection| pg::webhooks::claim(connection, &request)))
     }
 
     fn record_delivery_attempt(

@@ -25,7 +25,7 @@ use crate::storage::{
     Exclusive, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
 };
 use crate::users::{self, Role, User};
-use crate::webhooks::{self, Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
+use crate::webhooks::{self, Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Webhook};
 use crate::workspaces::{self, Workspace};
 use crate::{Generation, Store, merge};
 
@@ -526,8 +526,9 @@ impl Storage for Store {
         Box::pin(self.read(models::workspaces_with_active_model))
     }
 
-    fn upcoming_notifications(&self, per_webhook: u32, skip: Vec<i64>) -> StorageFuture<'_, Vec<Pending>> {
-        Box::pin(self.read(move |connection| webhooks::upcoming(connection, per_webhook, &skip)))
+    fn claim_notifications(&self, request: ClaimRequest) -> StorageFuture<'_, Claimed> {
+        // A claim touches no lead: the writer's cache of leads stays valid.
+        Box::pin(self.write_beside_caches(move |connection| webhooks::claim(connection, &request)))
     }
 
     fn record_delivery_attempt(
