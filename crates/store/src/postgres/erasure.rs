@@ -1,12 +1,12 @@
 //! PostgreSQL queries of the erasure family (see [`crate::erasure`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
-use crate::erasure::*;
-use crate::events::CHAIN;
 use crate::postgres::Tx;
-use sha2::{Digest, Sha256};
+use crate::erasure::*;
 use std::collections::BTreeSet;
+use sha2::{Digest, Sha256};
+use crate::StoreError;
+use crate::events::CHAIN;
 
 /// Which of `identifiers` are on the workspace's suppression list (by position). One lookup of
 /// the list when it is empty, which is the usual case.

@@ -1,10 +1,10 @@
 //! PostgreSQL queries of the events family (see [`crate::events`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
-use crate::events::*;
-use crate::leads::LeadRow;
 use crate::postgres::Tx;
+use crate::events::*;
+use crate::StoreError;
+use crate::leads::LeadRow;
 
 /// Every event of each of `leads`, oldest first, in the leads' order, in one query: the walks of
 /// all their links at once (for rebuilding the states of a batch of leads). `UNION` keeps each

@@ -1,12 +1,12 @@
 //! PostgreSQL queries of the keys family (see [`crate::keys`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
-use crate::keys::*;
 use crate::postgres::Tx;
-use sha2::{Digest, Sha256};
+use crate::keys::*;
 use std::fmt;
 use std::str::FromStr;
+use sha2::{Digest, Sha256};
+use crate::StoreError;
 
 pub(crate) fn create(connection: &mut Tx<'_>, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError> {
     todo!()

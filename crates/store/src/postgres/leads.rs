@@ -1,10 +1,10 @@
 //! PostgreSQL queries of the leads family (see [`crate::leads`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
-use crate::leads::*;
 use crate::postgres::Tx;
+use crate::leads::*;
 use serde_json::{Map, Value};
+use crate::StoreError;
 
 /// The fields of `fields` that no lead of the workspace has (merged-away leads aside), in their
 /// order. A lead has a field when an attribute of that name holds a value (not `null`, not blank
@@ -60,11 +60,7 @@ pub(crate) fn by_id(connection: &mut Tx<'_>, workspace_id: i64, id: i64) -> Resu
     todo!()
 }
 
-pub(crate) fn by_user_id(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    user_id: &str,
-) -> Result<Option<LeadRow>, StoreError> {
+pub(crate) fn by_user_id(connection: &mut Tx<'_>, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
     todo!()
 }
 

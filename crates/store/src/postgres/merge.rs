@@ -1,12 +1,12 @@
 //! PostgreSQL queries of the merge family (see [`crate::merge`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
+use crate::postgres::Tx;
+use crate::merge::*;
+use serde_json::{Map, Value};
 use crate::StoreError;
 use crate::events;
 use crate::leads::LeadRow;
-use crate::merge::*;
-use crate::postgres::Tx;
-use serde_json::{Map, Value};
 
 /// Moves everything of lead `from` (events, anonymous ids) to lead `into`; `from` remains as a
 /// pointer so that old references still resolve. `from`'s events are linked in ahead of

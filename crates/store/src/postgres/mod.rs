@@ -21,13 +21,13 @@
 //! - `migrate`: the schema's versioned migrations (`migrations/`), checksummed as SQLite's are.
 //! - One module per table family, as functions of a [`Tx`], named as SQLite's are.
 
+mod migrate;
 pub(crate) mod erasure;
 pub(crate) mod events;
 pub(crate) mod funnel;
 pub(crate) mod keys;
 pub(crate) mod leads;
 pub(crate) mod merge;
-mod migrate;
 pub(crate) mod models;
 pub(crate) mod overrides;
 pub(crate) mod predictive;
@@ -87,15 +87,18 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://USER@HOST/DB`), applies the migrations it
     /// has not had (one instance at a time: the others wait) and starts the workers.
     pub fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|error: postgres::Error| StoreError::Connect { url: redacted(url), reason: error.to_string() })?;
+        let mut config: postgres::Config = url.parse().map_err(|error: postgres::Error| StoreError::Connect {
+            url: redacted(url),
+            reason: error.to_string(),
+        })?;
         config.connect_timeout(options.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("leadscore");
         }
-        let mut first = connect(&config, &options)
-            .map_err(|error| StoreError::Connect { url: redacted(url), reason: error.to_string() })?;
+        let mut first = connect(&config, &options).map_err(|error| StoreError::Connect {
+            url: redacted(url),
+            reason: error.to_string(),
+        })?;
         migrate::apply(&mut first)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
@@ -270,8 +273,7 @@ pub(crate) mod testing {
 
     /// The server the tests use: `LEADSCORE_TEST_POSTGRES`, or the local one without a password.
     pub(crate) fn server_url() -> String {
-        std::env::var("LEADSCORE_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        std::env::var("LEADSCORE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
     }
 
     /// A database created for one test, dropped (with its connections) when this is dropped.

@@ -1,21 +1,17 @@
 //! PostgreSQL queries of the models family (see [`crate::models`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
-use crate::models::*;
 use crate::postgres::Tx;
+use crate::models::*;
 use std::collections::BTreeMap;
+use crate::StoreError;
 
 pub(crate) fn by_id(connection: &mut Tx<'_>, model_id: i64) -> Result<Option<ModelVersion>, StoreError> {
     todo!()
 }
 
 /// The id of the workspace's version numbered `version`, if there is one.
-pub(crate) fn id_of_version(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    version: i64,
-) -> Result<Option<i64>, StoreError> {
+pub(crate) fn id_of_version(connection: &mut Tx<'_>, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError> {
     todo!()
 }
 

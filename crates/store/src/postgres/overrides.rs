@@ -1,9 +1,9 @@
 //! PostgreSQL queries of the overrides family (see [`crate::overrides`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
-use crate::overrides::*;
 use crate::postgres::Tx;
+use crate::overrides::*;
+use crate::StoreError;
 
 /// Every override of a lead, in force or lifted, newest first.
 pub(crate) fn of_lead(connection: &mut Tx<'_>, lead_id: i64) -> Result<Vec<ScoreOverride>, StoreError> {
@@ -11,11 +11,7 @@ pub(crate) fn of_lead(connection: &mut Tx<'_>, lead_id: i64) -> Result<Vec<Score
 }
 
 /// The override in force on a lead's score, if any.
-pub(crate) fn in_force(
-    connection: &mut Tx<'_>,
-    lead_id: i64,
-    score: &str,
-) -> Result<Option<ScoreOverride>, StoreError> {
+pub(crate) fn in_force(connection: &mut Tx<'_>, lead_id: i64, score: &str) -> Result<Option<ScoreOverride>, StoreError> {
     todo!()
 }
 

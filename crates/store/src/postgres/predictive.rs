@@ -1,17 +1,13 @@
 //! PostgreSQL queries of the predictive family (see [`crate::predictive`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
 use crate::postgres::Tx;
 use crate::predictive::*;
 use std::fmt;
+use crate::StoreError;
 
 /// The latest version of the workspace's predictive model `name`, if there is one.
-pub(crate) fn latest(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    name: &str,
-) -> Result<Option<PredictiveVersion>, StoreError> {
+pub(crate) fn latest(connection: &mut Tx<'_>, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError> {
     todo!()
 }
 
@@ -29,11 +25,7 @@ pub(crate) fn outcomes(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec
 }
 
 /// A version by its id, if it belongs to the workspace.
-pub(crate) fn by_id(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    id: i64,
-) -> Result<Option<PredictiveVersion>, StoreError> {
+pub(crate) fn by_id(connection: &mut Tx<'_>, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError> {
     todo!()
 }
 

@@ -1,9 +1,9 @@
 //! PostgreSQL queries of the rescorings family (see [`crate::rescorings`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
 use crate::postgres::Tx;
 use crate::rescorings::*;
+use crate::StoreError;
 
 /// The workspace's running or last rescoring.
 pub(crate) fn get(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Option<Rescoring>, StoreError> {
@@ -24,22 +24,12 @@ pub(crate) fn begin(
 }
 
 /// Records that the leads up to `after_lead_id` are done, `done` in all.
-pub(crate) fn advance(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    after_lead_id: i64,
-    done: i64,
-) -> Result<(), StoreError> {
+pub(crate) fn advance(connection: &mut Tx<'_>, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
     todo!()
 }
 
 /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
-pub(crate) fn finish(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    error: Option<&str>,
-    now: i64,
-) -> Result<(), StoreError> {
+pub(crate) fn finish(connection: &mut Tx<'_>, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
     todo!()
 }
 

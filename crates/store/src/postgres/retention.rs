@@ -1,11 +1,11 @@
 //! PostgreSQL queries of the retention family (see [`crate::retention`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
+use crate::postgres::Tx;
+use crate::retention::*;
 use crate::StoreError;
 use crate::events::CHAIN;
 use crate::leads::LeadRow;
-use crate::postgres::Tx;
-use crate::retention::*;
 
 pub(crate) fn get(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Option<Retention>, StoreError> {
     todo!()

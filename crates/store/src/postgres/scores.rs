@@ -1,9 +1,9 @@
 //! PostgreSQL queries of the scores family (see [`crate::scores`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
 use crate::postgres::Tx;
 use crate::scores::*;
+use crate::StoreError;
 
 /// The current scores of each of `lead_ids` (ascending), in their order, in one query: the
 /// scores are clustered by lead, so the leads' range is read once, and rows of leads in the range

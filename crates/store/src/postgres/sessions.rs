@@ -1,29 +1,20 @@
 //! PostgreSQL queries of the sessions family (see [`crate::sessions`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
 use crate::postgres::Tx;
 use crate::sessions::*;
-use crate::users::User;
 use sha2::{Digest, Sha256};
+use crate::StoreError;
+use crate::users::User;
 
 /// The failed sign-ins aimed at `subject` since `since`, and the time of the last one.
-pub(crate) fn failures_since(
-    connection: &mut Tx<'_>,
-    subject: &str,
-    since: i64,
-) -> Result<(u32, Option<i64>), StoreError> {
+pub(crate) fn failures_since(connection: &mut Tx<'_>, subject: &str, since: i64) -> Result<(u32, Option<i64>), StoreError> {
     todo!()
 }
 
 /// Records a failed sign-in aimed at `subject`, and forgets the failures of every subject from
 /// before `forget_before`.
-pub(crate) fn record_failure(
-    connection: &mut Tx<'_>,
-    subject: &str,
-    now: i64,
-    forget_before: i64,
-) -> Result<(), StoreError> {
+pub(crate) fn record_failure(connection: &mut Tx<'_>, subject: &str, now: i64, forget_before: i64) -> Result<(), StoreError> {
     todo!()
 }
 

@@ -1,9 +1,9 @@
 //! PostgreSQL queries of the stages family (see [`crate::stages`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
 use crate::postgres::Tx;
 use crate::stages::*;
+use crate::StoreError;
 
 /// A lead's latest stage change, if it ever moved.
 pub(crate) fn latest(connection: &mut Tx<'_>, lead_id: i64) -> Result<Option<StageChange>, StoreError> {

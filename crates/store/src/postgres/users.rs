@@ -1,11 +1,11 @@
 //! PostgreSQL queries of the users family (see [`crate::users`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
 use crate::postgres::Tx;
 use crate::users::*;
 use std::fmt;
 use std::str::FromStr;
+use crate::StoreError;
 
 /// The account of an e-mail address (disabled or not) with its password hash, for a sign-in.
 pub(crate) fn by_email(connection: &mut Tx<'_>, email: &str) -> Result<Option<(User, String)>, StoreError> {
@@ -41,12 +41,7 @@ pub(crate) fn set_password(
 
 /// Gives one of the workspace's accounts another role; false if it has no such account.
 /// Refused (`Conflict`) when it would take the role of admin from the workspace's last admin.
-pub(crate) fn set_role(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    user_id: i64,
-    role: Role,
-) -> Result<bool, StoreError> {
+pub(crate) fn set_role(connection: &mut Tx<'_>, workspace_id: i64, user_id: i64, role: Role) -> Result<bool, StoreError> {
     todo!()
 }
 

@@ -1,9 +1,9 @@
 //! PostgreSQL queries of the webhooks family (see [`crate::webhooks`] for SQLite's).
 #![allow(unused_imports, unused_variables)]
 
-use crate::StoreError;
 use crate::postgres::Tx;
 use crate::webhooks::*;
+use crate::StoreError;
 
 /// The workspace's live webhooks.
 pub(crate) fn list(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec<Webhook>, StoreError> {
@@ -11,11 +11,7 @@ pub(crate) fn list(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec<Web
 }
 
 /// Every notification about a lead and the leads merged into it, oldest first.
-pub(crate) fn of_lead(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    lead_id: i64,
-) -> Result<Vec<LeadNotification>, StoreError> {
+pub(crate) fn of_lead(connection: &mut Tx<'_>, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadNotification>, StoreError> {
     todo!()
 }
 
@@ -59,12 +55,7 @@ pub(crate) fn depth(connection: &mut Tx<'_>) -> Result<i64, StoreError> {
     todo!()
 }
 
-pub(crate) fn create(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    new: &NewWebhook,
-    now: i64,
-) -> Result<Webhook, StoreError> {
+pub(crate) fn create(connection: &mut Tx<'_>, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
     todo!()
 }
 
@@ -89,11 +80,6 @@ pub(crate) fn log(
 }
 
 /// Queues a notification again (as a new one, after the lead's pending ones). Returns its id.
-pub(crate) fn redeliver(
-    connection: &mut Tx<'_>,
-    workspace_id: i64,
-    outbox_id: i64,
-    now: i64,
-) -> Result<i64, StoreError> {
+pub(crate) fn redeliver(connection: &mut Tx<'_>, workspace_id: i64, outbox_id: i64, now: i64) -> Result<i64, StoreError> {
     todo!()
 }

@@ -5,7 +5,6 @@
 use std::cell::{RefCell, RefMut};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::Generation;
 use crate::erasure::Erasure;
 use crate::error::StoreError;
 use crate::events::{Inserted, StoredEvent};
@@ -28,6 +27,7 @@ use crate::storage::{
 use crate::users::{Role, User};
 use crate::webhooks::{Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
 use crate::workspaces::Workspace;
+use crate::Generation;
 
 /// A transaction on one of the store's connections, as the storage interface's work sees it.
 /// The interface's methods take `&self` while the client's take `&mut`: each call borrows the
@@ -400,9 +400,7 @@ impl Transaction for PgTransaction<'_, '_> {
             let lead = save.lead();
             let mut newest = lead.last_event_id;
             for event in new_events.iter() {
-                if pg::events::append(&mut self.c(), lead.workspace_id, lead.id, &mut newest, event)?
-                    == Inserted::Duplicate
-                {
+                if pg::events::append(&mut self.c(), lead.workspace_id, lead.id, &mut newest, event)? == Inserted::Duplicate {
                     return Err(StoreError::Corrupt(format!(
                         "message id {:?} was stored twice by one ingestion",
                         event.message_id
@@ -458,14 +456,7 @@ impl Transaction for PgTransaction<'_, '_> {
 
     fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError> {
         for notification in notifications {
-            pg::webhooks::enqueue(
-                &mut self.c(),
-                notification.webhook_id,
-                lead_id,
-                notification.event,
-                &notification.data,
-                now,
-            )?;
+            pg::webhooks::enqueue(&mut self.c(), notification.webhook_id, lead_id, notification.event, &notification.data, now)?;
         }
         Ok(())
     }
@@ -489,14 +480,7 @@ fn save_scored(
         pg::stages::set(connection, lead.id, change)?;
     }
     for notification in write.notifications {
-        pg::webhooks::enqueue(
-            connection,
-            notification.webhook_id,
-            lead.id,
-            notification.event,
-            &notification.data,
-            write.now,
-        )?;
+        pg::webhooks::enqueue(connection, notification.webhook_id, lead.id, notification.event, &notification.data, write.now)?;
     }
     Ok(())
 }
@@ -619,9 +603,7 @@ impl Storage for PgStore {
 
     fn record_sign_in_failure(&self, subjects: Vec<String>, now: i64, forget_before: i64) -> StorageFuture<'_, ()> {
         Box::pin(self.write(move |connection| {
-            subjects
-                .iter()
-                .try_for_each(|subject| pg::sessions::record_failure(connection, subject, now, forget_before))
+            subjects.iter().try_for_each(|subject| pg::sessions::record_failure(connection, subject, now, forget_before))
         }))
     }
 
@@ -663,11 +645,9 @@ impl Storage for PgStore {
         password_hash: String,
         now: i64,
     ) -> StorageFuture<'_, User> {
-        Box::pin(
-            self.write(move |connection| {
-                pg::users::create(connection, workspace_id, &email, role, &password_hash, now)
-            }),
-        )
+        Box::pin(self.write(move |connection| {
+            pg::users::create(connection, workspace_id, &email, role, &password_hash, now)
+        }))
     }
 
     fn set_password(
@@ -739,6 +719,7 @@ impl Storage for PgStore {
         Box::pin(self.write(move |t| work(&PgTransaction::new(t))))
     }
 }
+
 
 /// How many leads an ingestion can create at most: one for each user id and anonymous id it asked
 /// about that finds no lead (a message whose lead the caller knows creates none). Ids for as many
