@@ -914,6 +914,193 @@ mod tests {
         );
     }
 
+    /// The same through the store's own write paths (ingestion of new and known leads with their
+    /// scores and automatic moves, rescoring, stage moves, merges, activations, erasures), as
+    /// SQLite's test of its counts: the statements of the other families keep the counts equal to
+    /// a recount.
+    #[test]
+    fn the_kept_counts_equal_a_recount_after_every_write_of_the_store() {
+        use crate::leads::LeadRow;
+        use crate::models::Origin;
+        use crate::scores::{History, ScoreRow};
+        use crate::stages::StageChange;
+        use crate::storage::postgres::PgTransaction;
+        use crate::storage::{
+            IngestedLead, IngestionLookup, IngestionWrite, LeadSave, NewIdentities, Reads, ScoredLeadWrite, Transaction,
+        };
+
+        let database = TestDatabase::create();
+        let mut client = database.migrated_client();
+        let c = &mut client.transaction().unwrap();
+        let (acme, acme_first, globex, globex_first) = two_workspaces(c);
+        let (acme_second, globex_second) = (model(c, acme), model(c, globex));
+        let models = [(acme, [acme_first, acme_second]), (globex, [globex_first, globex_second])];
+        let mut active = [acme_first, globex_first];
+        let mut dice = Dice(0x5eed_f00d);
+        let mut leads: Vec<LeadRow> = Vec::new();
+        let tiers = [None, Some("cold"), Some("warm"), Some("hot")];
+        let stages = ["lead", "mql", "sal", "sql", "opportunity", "customer", "lost", "disqualified"];
+        let properties = serde_json::Map::new();
+        let mut message = 0;
+        let (mut merges, mut erasures) = (0, 0);
+        for step in 0..300 {
+            let now = MONDAY - 4 * WEEK + step * (DAY / 3);
+            let side = dice.below(2);
+            let workspace_id = models[side].0;
+            let ours: Vec<usize> = (0..leads.len()).filter(|&i| leads[i].workspace_id == workspace_id).collect();
+            let rows = |dice: &mut Dice, model_id| -> Vec<ScoreRow> {
+                ["fit", "intent"][..1 + dice.below(2)]
+                    .iter()
+                    .map(|score| ScoreRow {
+                        score: score.to_string(),
+                        value: (dice.below(4) * 30) as f64,
+                        tier: tiers[dice.below(tiers.len())].map(str::to_string),
+                        model_id,
+                        evaluated_at: now,
+                        overridden: None,
+                    })
+                    .collect()
+            };
+            let t = PgTransaction::new(c);
+            match dice.below(7) {
+                // An event of a new or a known lead, scored, sometimes moved to MQL by it.
+                0 | 1 => {
+                    let known = (!ours.is_empty() && dice.below(2) == 0).then(|| ours[dice.below(ours.len())]);
+                    let user_id = format!("u{step}");
+                    let lookup = IngestionLookup {
+                        workspace_id,
+                        message_ids: vec![],
+                        user_ids: if known.is_none() { vec![user_id.as_str()] } else { vec![] },
+                        anonymous_ids: vec![],
+                        identifiers: Vec::new(),
+                    };
+                    let snapshot = t.ingestion_snapshot(&lookup).unwrap();
+                    let (mut lead, new) = match known {
+                        Some(i) => (leads[i].clone(), vec![]),
+                        None => {
+                            let id = snapshot.next_lead_id;
+                            let row = crate::leads::new_row(id, workspace_id, Some(&user_id), now);
+                            (row, vec![(id, Some(user_id.clone()))])
+                        }
+                    };
+                    let mut stored = t.stored_scores(lead.id).unwrap();
+                    let rows = rows(&mut dice, active[side]);
+                    let change = (dice.below(3) == 0 && lead.stage != "mql").then(|| StageChange {
+                        stage: "mql".to_string(),
+                        previous: Some(lead.stage.clone()),
+                        at: now,
+                        actor: "leadscore".to_string(),
+                        reason: None,
+                    });
+                    if let Some(change) = &change {
+                        lead.stage = change.stage.clone();
+                    }
+                    message += 1;
+                    let message_id = format!("m{message}");
+                    let event = crate::events::NewEvent {
+                        message_id: &message_id,
+                        event_type: "visit",
+                        at: now,
+                        received_at: now,
+                        properties: &properties,
+                    };
+                    let scored = ScoredLeadWrite {
+                        lead: &lead,
+                        rows: &rows,
+                        cause: "event",
+                        history: History::EveryChange,
+                        terms: &[],
+                        stage: change.as_ref(),
+                        notifications: &[],
+                        lifted_overrides: &[],
+                        now,
+                    };
+                    let mut write = IngestionWrite {
+                        identities: NewIdentities { workspace_id, now, leads: new, links: vec![] },
+                        leads: vec![IngestedLead { events: vec![event], save: LeadSave::Scored(scored, &mut stored) }],
+                    };
+                    lead.last_event_id = t.write_ingested(&mut write).unwrap()[0];
+                    match known {
+                        Some(i) => leads[i] = lead,
+                        None => leads.push(lead),
+                    }
+                }
+                // A rescoring by the active version (after an activation, the other one).
+                2 if !ours.is_empty() => {
+                    let lead = &leads[ours[dice.below(ours.len())]];
+                    let mut stored = t.stored_scores(lead.id).unwrap();
+                    let rows = rows(&mut dice, active[side]);
+                    let write = ScoredLeadWrite {
+                        lead,
+                        rows: &rows,
+                        cause: "model v2",
+                        history: History::TierChanges,
+                        terms: &[],
+                        stage: None,
+                        notifications: &[],
+                        lifted_overrides: &[],
+                        now,
+                    };
+                    t.save_scored_lead(&write, &mut stored).unwrap();
+                }
+                // A stage move by a person.
+                3 if !ours.is_empty() => {
+                    let i = ours[dice.below(ours.len())];
+                    let stage = stages[dice.below(stages.len())];
+                    let change = StageChange {
+                        stage: stage.to_string(),
+                        previous: Some(leads[i].stage.clone()),
+                        at: now,
+                        actor: "ana@example.com".to_string(),
+                        reason: Some("called".to_string()),
+                    };
+                    t.set_stage(leads[i].id, &change).unwrap();
+                    leads[i].stage = stage.to_string();
+                }
+                // Two leads found to be one.
+                4 if ours.len() >= 2 => {
+                    let from = leads.remove(ours[dice.below(ours.len())]);
+                    let others: Vec<usize> =
+                        (0..leads.len()).filter(|&i| leads[i].workspace_id == workspace_id).collect();
+                    let into = &mut leads[others[dice.below(others.len())]];
+                    t.merge_leads(&from, into).unwrap();
+                    let mut write = IngestionWrite {
+                        identities: NewIdentities { workspace_id, now, leads: vec![], links: vec![] },
+                        leads: vec![IngestedLead { events: vec![], save: LeadSave::Row(into) }],
+                    };
+                    t.write_ingested(&mut write).unwrap();
+                    merges += 1;
+                }
+                // The other version activated: the leads are rescored by it from now on.
+                5 => {
+                    let next = models[side].1.into_iter().find(|&m| m != active[side]).unwrap();
+                    t.activate_model(workspace_id, next, Origin::Api, now).unwrap();
+                    active[side] = next;
+                }
+                // A person's right to be forgotten.
+                6 if !ours.is_empty() && dice.below(6) == 0 => {
+                    let lead = leads.remove(ours[dice.below(ours.len())]);
+                    t.erase_lead(workspace_id, lead.id, "command line", now).unwrap();
+                    erasures += 1;
+                }
+                _ => continue,
+            }
+            drop(t);
+            recount::assert_kept_counts_equal(c);
+        }
+        let tiers_changed: i64 = c
+            .query_one(
+                "SELECT count(*) FROM score_history WHERE previous_tier IS NOT NULL AND tier IS DISTINCT FROM previous_tier",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(
+            merges > 3 && erasures > 1 && tiers_changed > 30,
+            "the writes reach merges ({merges}), erasures ({erasures}) and tier changes ({tiers_changed})"
+        );
+    }
+
     /// A database with rows from before the counts were kept gets them counted by the migration.
     #[test]
     fn the_migration_counts_the_rows_stored_before_it() {
