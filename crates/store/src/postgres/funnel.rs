@@ -1085,7 +1085,6 @@ mod tests {
                 }
                 _ => continue,
             }
-            drop(t);
             recount::assert_kept_counts_equal(c);
         }
         let tiers_changed: i64 = c
