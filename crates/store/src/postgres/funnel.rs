@@ -20,26 +20,41 @@
 //! stage moves, as SQLite's does; the other tables follow the deleted rows by triggers.
 //!
 //! # Several writers
-//! The counter rows are shared by every transaction that changes what they count, which holds
-//! them locked until it commits, so that writes changing the same count run one after another:
-//! - `tier_counts`: the row of a model version's score and tier, changed by every new score and
-//!   every change of tier (a few rows per active version: the hottest, under ingestion of new
-//!   leads);
-//! - `stage_counts`: the row of a workspace's stage, changed by every new lead (`lead`), every
-//!   stage move and merge;
-//! - `tier_changes_by_week` and `first_scores_by_week`: the current week's rows of a version's
-//!   score, changed by every history entry that changes a tier or gives a score first.
+//! A counter row is shared by every transaction that changes what it counts, and a transaction
+//! holds the rows it changed locked until it commits: writes changing the same count run one
+//! after another, across instances. The hot rows:
+//! - `stage_counts`, the row of a workspace's `lead` stage: changed by every new lead, so every
+//!   ingestion that creates a lead in a workspace waits for the others doing so (the hottest);
+//!   the other stages' rows by every stage move and merge;
+//! - `tier_counts`, the row of the active version's score and tier: changed by every new score
+//!   and every change of tier (a few rows per version);
+//! - `tier_changes_by_week` and `first_scores_by_week`, the current week's rows of the active
+//!   version's scores: changed by every history entry that changes a tier or gives a score first.
 //!
-//! The cohort rows are a lead's own (its moves lock its row first), never shared. A trigger
-//! changing two counter rows changes them in the order of their keys, so that two single-lead
-//! writes in opposite directions wait for each other rather than deadlock; a transaction writing
-//! several leads (an ingestion batch, a rescoring) takes its counter rows in the order of its
-//! leads, and may still deadlock with another such transaction: PostgreSQL then fails one of them,
-//! which the store reports as unavailable and whose retry is safe. If measurements show these
-//! waits matter, what removes them is to stop updating shared rows in the writing transaction:
-//! split each counter into a few rows by a shard (the lead id modulo a small number), which the
-//! report sums, or append each change as a row of its own and fold them into the counts in the
-//! background, the report adding the changes not folded yet.
+//! A long transaction (a rescoring batch, an import) holds all of these for its length. The
+//! cohort rows are a lead's own, never shared: a move's triggers lock the lead's row first (the
+//! lock the move's update of the stage takes anyway), so that two moves of one lead stored at
+//! once see each other.
+//!
+//! Deadlocks: a trigger changing two rows of one counter changes them in the order of their keys,
+//! so that two writes changing the same counts in opposite directions (one lead from `hot` to
+//! `warm`, another from `warm` to `hot`) wait rather than deadlock. Across counters the order is
+//! the writer's: an ingestion creating a lead takes its stage's row first, then its tiers' rows,
+//! while one whose scores move a known lead to MQL takes its tiers' rows first, then the stages'
+//! rows; two such writes at once, or two transactions of several leads, may deadlock. PostgreSQL
+//! then fails one of them, which the store reports as unavailable and whose retry is safe; the
+//! counts stay exact.
+//!
+//! If measurements show these waits or deadlocks matter, what removes them is to stop holding
+//! shared rows for the writing transaction's length:
+//! - the counter triggers made `CONSTRAINT TRIGGER`s `DEFERRABLE INITIALLY DEFERRED` (the cohort
+//!   triggers cannot be: they read the lead's scores and moves as of the move): the counts are
+//!   changed at commit, and the hot rows held for the commit only; a write transaction that reads
+//!   the report afterwards then sets them `IMMEDIATE` first;
+//! - a `shard` column in each counter's key (the lead id modulo a small number, say 16), which
+//!   the reads sum: it divides the conflicts by the shards;
+//! - each change appended as a row of its own (an insert conflicts with nothing), folded into the
+//!   counts in the background, the reads adding the changes not folded yet: no conflict left.
 //!
 //! # What differs from SQLite
 //! - Tiers and stages are ordered by byte (`COLLATE "C"`) and a null tier first, as SQLite orders
