@@ -7,7 +7,8 @@
 -- Several instances write at once. A trigger that changes two counter rows changes them in one
 -- statement, in the order of their keys, so that two transactions changing the same two rows in
 -- opposite directions (a lead leaving `hot` for `warm`, another leaving `warm` for `hot`) queue
--- instead of deadlocking. A stage move's triggers read the lead's other moves and cohort rows
+-- instead of deadlocking (rows of different counters are taken in the writer's order: see
+-- `postgres/funnel.rs`). A stage move's triggers read the lead's other moves and cohort rows
 -- before writing them: they lock the lead's row first, as the move's own update of the lead's
 -- stage does, so that two moves of one lead are kept one after the other.
 
