@@ -7,7 +7,10 @@ use sha2::{Digest, Sha256};
 use crate::StoreError;
 
 /// In order. Never edit an entry once released: add a new one.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "funnel_counts", include_str!("migrations/0002_funnel_counts.sql")),
+];
 
 /// Any number that no other application takes advisory locks with on the same database.
 const MIGRATION_LOCK: i64 = 7_305_683_311_020_550;

@@ -430,10 +430,12 @@ pub(crate) fn the_funnel_report_counts_the_workspaces_own_leads(opened: Opened) 
         runtime
             .block_on(storage.write(move |t| {
                 let model_id = t.add_model_version(workspace_id, "", &BTreeMap::new(), None, at)?.id;
+                // The lookup names the user the lead is created for, as an ingestion's does: a
+                // store that reserves ids for the leads an ingestion may create reserves one.
                 let lookup = IngestionLookup {
                     workspace_id,
                     message_ids: vec![],
-                    user_ids: vec![],
+                    user_ids: vec!["ana"],
                     anonymous_ids: vec![],
                     identifiers: Vec::new(),
                 };
