@@ -217,19 +217,11 @@ pub(crate) fn erase(
         &[&workspace_id, &group],
     )?;
     // The funnel's cohort rows and moves are the erased leads' own: they go with the moves, which
-    // only an erasure deletes. Their tables come with the funnel's migration, after this one.
-    let funnel_tables: Vec<String> = connection
-        .query(
-            "SELECT name FROM unnest(ARRAY['mql_cohorts', 'outcome_moves']) WITH ORDINALITY AS t(name, position)
-             WHERE to_regclass(name) IS NOT NULL ORDER BY position",
-            &[],
-        )?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
+    // only an erasure deletes (the funnel's migration made their tables).
     // Overrides go with them: their reasons and notes are free text that may name the person.
-    let tables = ["lead_scores", "score_history", "score_overrides", "stage_history"];
-    for table in tables.iter().copied().chain(funnel_tables.iter().map(String::as_str)) {
+    let tables =
+        ["lead_scores", "score_history", "score_overrides", "stage_history", "mql_cohorts", "outcome_moves"];
+    for table in tables {
         connection.execute(&format!("DELETE FROM {table} WHERE lead_id = ANY($1)"), &[&group])?;
     }
     connection

@@ -15,7 +15,7 @@
 //! to an outcome, whether it is the lead's stage now, its next move to that stage and its latest
 //! MQL move). The triggers are PL/pgSQL functions written as SQLite's: `IS` is
 //! `IS NOT DISTINCT FROM`, a counter row missing is made by `ON CONFLICT ... DO UPDATE`, and the
-//! null tier of `tier_counts` is one key by a unique constraint with `NULLS NOT DISTINCT`. An
+//! null tier of `tier_counts` is one key through a generated key column (`tier_key`). An
 //! erasure deletes the erased leads' rows of `mql_cohorts` and `outcome_moves` itself, with their
 //! stage moves, as SQLite's does; the other tables follow the deleted rows by triggers.
 //!

@@ -13,21 +13,23 @@
 -- stage does, so that two moves of one lead are kept one after the other.
 
 -- Leads per model version, score and tier now (`lead_scores`; a merged lead has no scores). A
--- tier may be null (a value in no tier): the key treats nulls as equal, so that one row counts
--- them and `ON CONFLICT` finds it.
+-- tier may be null (a value in no tier): the key reads it as a character no tier name holds, so
+-- that one row counts them and `ON CONFLICT` finds it (`UNIQUE NULLS NOT DISTINCT` would say the
+-- same, but only from PostgreSQL 15, and the store supports 13).
 CREATE TABLE tier_counts (
     model_id BIGINT NOT NULL,
     score    TEXT NOT NULL,
     tier     TEXT,
     leads    BIGINT NOT NULL,
-    CONSTRAINT tier_counts_key UNIQUE NULLS NOT DISTINCT (model_id, score, tier)
+    tier_key TEXT GENERATED ALWAYS AS (coalesce(tier, chr(1))) STORED,
+    CONSTRAINT tier_counts_key UNIQUE (model_id, score, tier_key)
 );
 
 CREATE FUNCTION funnel_count_tiers() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO tier_counts (model_id, score, tier, leads) VALUES (NEW.model_id, NEW.score, NEW.tier, 1)
-            ON CONFLICT (model_id, score, tier) DO UPDATE SET leads = tier_counts.leads + 1;
+            ON CONFLICT (model_id, score, tier_key) DO UPDATE SET leads = tier_counts.leads + 1;
     ELSIF TG_OP = 'DELETE' THEN
         UPDATE tier_counts SET leads = leads - 1
             WHERE model_id = OLD.model_id AND score = OLD.score AND tier IS NOT DISTINCT FROM OLD.tier;
@@ -39,7 +41,7 @@ BEGIN
             FROM (VALUES (OLD.model_id, OLD.score, OLD.tier, -1::BIGINT), (NEW.model_id, NEW.score, NEW.tier, 1::BIGINT))
                 AS c (model_id, score, tier, leads)
             ORDER BY c.model_id, c.score, c.tier NULLS FIRST
-            ON CONFLICT (model_id, score, tier) DO UPDATE SET leads = tier_counts.leads + EXCLUDED.leads;
+            ON CONFLICT (model_id, score, tier_key) DO UPDATE SET leads = tier_counts.leads + EXCLUDED.leads;
     END IF;
     RETURN NULL;
 END;
