@@ -65,7 +65,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 opened => opened.with_context(|| format!("cannot open the store at {location}"))?,
             };
             let workspace_id = workspace_id(&storage, &workspace, &location)?;
-            let erased = runtime.block_on(erasure::erase(storage.as_ref(), workspace_id, id, "command line".to_string()));
+            let erased =
+                runtime.block_on(erasure::erase(storage.as_ref(), workspace_id, id, "command line".to_string()));
             let erased = erased.map_err(|missing| anyhow::anyhow!("{missing}"))?;
             println!(
                 "erased lead {} of workspace `{workspace}` ({} lead rows, {} events) at {}; {} identifiers suppressed \

@@ -138,8 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let location = args.store.location();
         let access = Access::Ingesting { recent_message_ids: args.recent_message_ids };
-        let storage =
-            location.open(access).with_context(|| format!("cannot open the store at {location}"))?;
+        let storage = location.open(access).with_context(|| format!("cannot open the store at {location}"))?;
         if let Some(path) = &args.model {
             install_model(storage.as_ref(), &args.workspace, path).await?;
         }
@@ -149,7 +148,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let address = listener.local_addr()?;
         if args.demo {
             let demo =
-                leadscore_server::demo::create(storage.as_ref(), "demo", args.demo_leads, leadscore_store::now_ms()).await?;
+                leadscore_server::demo::create(storage.as_ref(), "demo", args.demo_leads, leadscore_store::now_ms())
+                    .await?;
             println!("demo workspace `{}`: {} leads, {} events", demo.workspace, demo.leads, demo.events);
             // Lines a shell can paste as they are; the README's examples use these names.
             println!("# paste these lines into another shell:");

@@ -219,8 +219,7 @@ pub(crate) fn erase(
     // The funnel's cohort rows and moves are the erased leads' own: they go with the moves, which
     // only an erasure deletes (the funnel's migration made their tables).
     // Overrides go with them: their reasons and notes are free text that may name the person.
-    let tables =
-        ["lead_scores", "score_history", "score_overrides", "stage_history", "mql_cohorts", "outcome_moves"];
+    let tables = ["lead_scores", "score_history", "score_overrides", "stage_history", "mql_cohorts", "outcome_moves"];
     for table in tables {
         connection.execute(&format!("DELETE FROM {table} WHERE lead_id = ANY($1)"), &[&group])?;
     }

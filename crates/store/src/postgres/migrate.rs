@@ -72,7 +72,10 @@ mod tests {
         client.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 1", &[&checksum]).unwrap();
 
         client
-            .execute("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (999, 'x', '', 0)", &[])
+            .execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (999, 'x', '', 0)",
+                &[],
+            )
             .unwrap();
         assert!(matches!(apply(&mut client), Err(StoreError::TooNew { found: 999, .. })));
     }

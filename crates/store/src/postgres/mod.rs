@@ -21,13 +21,13 @@
 //! - `migrate`: the schema's versioned migrations (`migrations/`), checksummed as SQLite's are.
 //! - One module per table family, as functions of a [`Tx`], named as SQLite's are.
 
-mod migrate;
 pub(crate) mod erasure;
 pub(crate) mod events;
 pub(crate) mod funnel;
 pub(crate) mod keys;
 pub(crate) mod leads;
 pub(crate) mod merge;
+mod migrate;
 pub(crate) mod models;
 pub(crate) mod overrides;
 pub(crate) mod predictive;
@@ -95,26 +95,20 @@ impl PgStore {
         // of its own, as the workers do.
         let url = url.to_string();
         std::thread::scope(|scope| {
-            scope
-                .spawn(move || PgStore::connect_here(&url, options))
-                .join()
-                .unwrap_or_else(|_| Err(StoreError::Closed))
+            scope.spawn(move || PgStore::connect_here(&url, options)).join().unwrap_or_else(|_| Err(StoreError::Closed))
         })
     }
 
     fn connect_here(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
-        let mut config: postgres::Config = url.parse().map_err(|error: postgres::Error| StoreError::Connect {
-            url: redacted(url),
-            reason: error.to_string(),
-        })?;
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|error: postgres::Error| StoreError::Connect { url: redacted(url), reason: error.to_string() })?;
         config.connect_timeout(options.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("leadscore");
         }
-        let mut first = connect(&config, &options).map_err(|error| StoreError::Connect {
-            url: redacted(url),
-            reason: with_causes(&error),
-        })?;
+        let mut first = connect(&config, &options)
+            .map_err(|error| StoreError::Connect { url: redacted(url), reason: with_causes(&error) })?;
         migrate::apply(&mut first)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
@@ -195,8 +189,9 @@ impl PgStore {
     /// lock back (closing the connection) when the answer is dropped. Blocks while connecting.
     pub(crate) fn try_exclusive(&self, job: &str) -> Result<Option<crate::storage::Exclusive>, StoreError> {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let mut client = connect(&self.config, &self.options)
-            .map_err(|error| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", with_causes(&error))))?;
+        let mut client = connect(&self.config, &self.options).map_err(|error| {
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", with_causes(&error)))
+        })?;
         let key = advisory_key(job);
         let granted: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
         if !granted {
@@ -214,7 +209,10 @@ impl PgStore {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = released.recv_timeout(LOCK_CHECK_EVERY) {
                     if client.is_valid(LOCK_CHECK_EVERY).is_err() {
                         watched.store(false, Ordering::Release);
-                        tracing::warn!(job, "lost the connection that kept a job to this instance; another may take it");
+                        tracing::warn!(
+                            job,
+                            "lost the connection that kept a job to this instance; another may take it"
+                        );
                         return;
                     }
                 }
@@ -348,7 +346,8 @@ pub(crate) mod testing {
 
     /// The server the tests use: `LEADSCORE_TEST_POSTGRES`, or the local one without a password.
     pub(crate) fn server_url() -> String {
-        std::env::var("LEADSCORE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        std::env::var("LEADSCORE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
     }
 
     /// A database created for one test, dropped (with its connections) when this is dropped.
@@ -419,8 +418,10 @@ mod tests {
     fn a_job_is_held_by_one_instance_until_it_gives_it_back_or_loses_its_connection() {
         let database = testing::TestDatabase::create();
         let options = PgOptions { connections: 1, ..PgOptions::default() };
-        let (one, two) =
-            (PgStore::connect(&database.url, options.clone()).unwrap(), PgStore::connect(&database.url, options).unwrap());
+        let (one, two) = (
+            PgStore::connect(&database.url, options.clone()).unwrap(),
+            PgStore::connect(&database.url, options).unwrap(),
+        );
         let held = one.try_exclusive("periodic pass").unwrap().expect("the first asks first");
         assert!(held.is_held());
         assert!(two.try_exclusive("periodic pass").unwrap().is_none(), "held by the other instance");

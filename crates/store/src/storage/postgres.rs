@@ -5,6 +5,7 @@
 use std::cell::{RefCell, RefMut};
 use std::collections::BTreeMap;
 
+use crate::Generation;
 use crate::erasure::Erasure;
 use crate::error::StoreError;
 use crate::events::StoredEvent;
@@ -21,13 +22,13 @@ use crate::scores::{HistoryEntry, StoredScores};
 use crate::sessions::{Opened, Session};
 use crate::stages::StageChange;
 use crate::storage::{
-    IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities, NewPredictiveModel,
-    Exclusive, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
+    Exclusive, IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities,
+    NewPredictiveModel, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture,
+    Transaction, TransactionWork,
 };
 use crate::users::{Role, User};
 use crate::webhooks::{Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Webhook};
 use crate::workspaces::Workspace;
-use crate::Generation;
 
 /// A transaction on one of the store's connections, as the storage interface's work sees it.
 /// The interface's methods take `&self` while the client's take `&mut`: each call borrows the
@@ -471,7 +472,14 @@ impl Transaction for PgTransaction<'_, '_> {
 
     fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError> {
         for notification in notifications {
-            pg::webhooks::enqueue(&mut self.c(), notification.webhook_id, lead_id, notification.event, &notification.data, now)?;
+            pg::webhooks::enqueue(
+                &mut self.c(),
+                notification.webhook_id,
+                lead_id,
+                notification.event,
+                &notification.data,
+                now,
+            )?;
         }
         Ok(())
     }
@@ -635,7 +643,9 @@ impl Storage for PgStore {
 
     fn record_sign_in_failure(&self, subjects: Vec<String>, now: i64, forget_before: i64) -> StorageFuture<'_, ()> {
         Box::pin(self.write(move |connection| {
-            subjects.iter().try_for_each(|subject| pg::sessions::record_failure(connection, subject, now, forget_before))
+            subjects
+                .iter()
+                .try_for_each(|subject| pg::sessions::record_failure(connection, subject, now, forget_before))
         }))
     }
 
@@ -677,9 +687,11 @@ impl Storage for PgStore {
         password_hash: String,
         now: i64,
     ) -> StorageFuture<'_, User> {
-        Box::pin(self.write(move |connection| {
-            pg::users::create(connection, workspace_id, &email, role, &password_hash, now)
-        }))
+        Box::pin(
+            self.write(move |connection| {
+                pg::users::create(connection, workspace_id, &email, role, &password_hash, now)
+            }),
+        )
     }
 
     fn set_password(
@@ -758,7 +770,6 @@ impl Storage for PgStore {
         Box::pin(self.write(move |t| work(&PgTransaction::new(t))))
     }
 }
-
 
 /// How many leads an ingestion can create at most: one for each user id and anonymous id it asked
 /// about that finds no lead (a message whose lead the caller knows creates none). Ids for as many

@@ -21,8 +21,9 @@ use crate::scores::{self, HistoryEntry, StoredScores};
 use crate::sessions::{self, Opened, Session};
 use crate::stages::{self, StageChange};
 use crate::storage::{
-    IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities, NewPredictiveModel,
-    Exclusive, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
+    Exclusive, IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities,
+    NewPredictiveModel, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture,
+    Transaction, TransactionWork,
 };
 use crate::users::{self, Role, User};
 use crate::webhooks::{self, Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Webhook};
