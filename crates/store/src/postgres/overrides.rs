@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn a_new_override_replaces_the_one_in_force_and_expired_ones_are_found_in_order() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let ws = workspace(&mut c, "w");
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn of_two_instances_setting_an_override_at_once_the_second_replaces_the_first() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
         let mut second = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
         let ws = {
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn expired_overrides_come_soonest_first_up_to_the_limit() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let ws = workspace(&mut c, "w");
@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn an_override_without_value_or_tier_is_refused() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let ws = workspace(&mut c, "w");

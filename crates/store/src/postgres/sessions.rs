@@ -133,7 +133,7 @@ mod tests {
     const MINUTE: i64 = 60_000;
 
     fn with_account(test: impl FnOnce(&mut Tx<'_>, User)) {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 0).unwrap();

@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn an_address_has_one_account_whatever_its_case_and_workspace() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn an_address_created_twice_at_once_is_a_conflict_for_the_second() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let acme = {
             let mut c = client.transaction().unwrap();
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn the_last_enabled_admin_stays_admin_and_enabled() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn two_admins_demoting_each_other_at_once_leave_one() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let (acme, ana, bob) = {
             let mut c = client.transaction().unwrap();
@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn a_role_that_is_not_one_reads_as_corrupt() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();

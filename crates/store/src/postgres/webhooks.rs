@@ -371,7 +371,7 @@ mod tests {
     }
 
     fn with_workspace(test: impl FnOnce(&mut Tx<'_>, i64)) {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut c = client.transaction().unwrap();
         let workspace = workspaces::find_or_create(&mut c, "w", 1).unwrap();
@@ -598,7 +598,7 @@ mod tests {
 
     #[test]
     fn a_redelivery_that_meets_a_deletion_leaves_nothing_pending() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let (workspace, hook, sent) = {
             let mut c = client.transaction().unwrap();
@@ -707,7 +707,7 @@ mod tests {
 
     #[test]
     fn instances_claiming_at_once_take_different_notifications_without_waiting() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let queued: Vec<i64> = {
             let mut c = client.transaction().unwrap();

@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn a_name_has_one_workspace() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let mut transaction = client.transaction().unwrap();
         let acme = find_or_create(&mut transaction, "acme", 1).unwrap();
@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn a_workspace_created_meanwhile_by_another_transaction_is_found_not_refused() {
-        let database = TestDatabase::create();
+        let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
         let mut creating = first.transaction().unwrap();
         let created = find_or_create(&mut creating, "acme", 1).unwrap();
