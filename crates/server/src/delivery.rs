@@ -3,10 +3,15 @@
 //!
 //! Each notification is started as soon as it may be sent and ends on its own (the dispatcher
 //! never waits for a group of them), so a receiver that never answers holds only its own
-//! notifications (at most `PER_WEBHOOK`) and every other webhook's go on. A lead's notifications
-//! to a webhook still go one at a time, in order: the outbox offers only the oldest pending one of
-//! each lead ([`leadscore_store::webhooks::upcoming`]), and the one being sent stays pending
-//! until its attempt is recorded.
+//! notifications (at most `PER_WEBHOOK`) and every other webhook's go on.
+//!
+//! Several instances may share the outbox: each claims the notifications it sends
+//! ([`leadscore_store::webhooks::claim`]) until a lease ends (`LEASE`), so that no other instance
+//! sends them meanwhile, and recording the attempt ends the claim. A lead's notifications to a
+//! webhook still go one at a time, in order: only the oldest pending one of each lead can be
+//! claimed, and the one being sent stays pending until its attempt is recorded. If an instance
+//! stops while sending, its claims' leases end and another instance sends them again (delivery
+//! is at least once).
 //!
 //! Signing: each request carries `Leadscore-Signature: t=UNIX_SECONDS,v1=HEX` where HEX is the
 //! HMAC-SHA256, keyed with the webhook's secret, of `UNIX_SECONDS` + `.` + the raw body. A
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use leadscore_core::Timestamp;
 use leadscore_store::now_ms;
-use leadscore_store::webhooks::{Attempt, Pending};
+use leadscore_store::webhooks::{Attempt, ClaimRequest, Pending};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::task::JoinSet;
@@ -38,6 +43,14 @@ const CONCURRENT: usize = 64;
 const PER_WEBHOOK: usize = 8;
 /// A receiver gets this long to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claim keeps a notification from the other instances. A pass over a claimed
+/// notification is one attempt (a failed one is recorded with when to retry, and claimed again
+/// then): a request of at most `TIMEOUT`, started at once, then the write that records it. The
+/// lease must outlast both, or another instance would send the notification again while this one
+/// still is; six times the timeout leaves room for a slow write and a busy runtime. It is also
+/// how long an instance that stops keeps its notifications (and their leads' next ones) waiting
+/// before another sends them: a minute, between the second and the third retry's waits.
+const LEASE: Duration = Duration::from_secs(6 * TIMEOUT.as_secs());
 
 /// The signature header's value for a body sent at `unix_seconds`.
 pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
@@ -58,9 +71,11 @@ pub fn next_attempt(created_at: i64, attempts: i64, now: i64, base_ms: i64) -> O
     Some(now + step * base_ms)
 }
 
-/// Runs until the process ends: starts every notification that may be sent (due, the next of
-/// its lead, within the limits) as soon as it may, each on its own, and sleeps until one is due,
-/// a sending ends or a new notification is queued.
+/// Runs until the process ends: claims and starts every notification that may be sent (due, the
+/// next of its lead, not claimed by another instance, within the limits) as soon as it may, each
+/// on its own, and sleeps until one is due, a sending ends or a new notification is queued, a
+/// minute at most (another instance's notifications, whose leads or leases it does not hear of,
+/// are looked at again at least that often).
 pub async fn run(state: AppState) {
     // Redirects are not followed: a client following one sends a 301, 302 or 303 on as a GET
     // without the body, and the notification would count as delivered without being read.
@@ -86,7 +101,7 @@ pub async fn run(state: AppState) {
         let next = match start_due(&state, &client, &mut sending).await {
             Ok(next) => next,
             Err(error) => {
-                tracing::error!(%error, "cannot read the webhook outbox");
+                tracing::error!(%error, "cannot claim notifications from the webhook outbox");
                 Some(now_ms() + 1_000)
             }
         };
@@ -106,9 +121,8 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// The notifications being sent: each is still pending in the outbox until its attempt is
-/// recorded, and stays here until then, so that it is not started twice and its lead's next
-/// notification (not a candidate while it is pending) is not started before it ends.
+/// The notifications this instance is sending (claimed until their attempts are recorded), so
+/// that a webhook with `PER_WEBHOOK` of them is not looked at.
 #[derive(Default)]
 struct Sending {
     tasks: JoinSet<()>,
@@ -128,45 +142,36 @@ impl Sending {
             }
         }
     }
-
-    fn is_sending(&self, pending: &Pending) -> bool {
-        self.by_webhook.get(&pending.webhook_id).is_some_and(|ids| ids.contains(&pending.id))
-    }
 }
 
-/// Starts every notification that may be sent now, soonest due first; returns when the next one
-/// not started is due, if any is known (`None`: wait for a sending to end or a new notification).
+/// Claims and starts every notification that may be sent now, soonest due first, as many as there
+/// is room for; returns when the next one not claimed is due, if any is known (`None`: wait for a
+/// sending to end or a new notification).
 async fn start_due(
     state: &AppState,
     client: &reqwest::Client,
     sending: &mut Sending,
 ) -> Result<Option<i64>, leadscore_store::StoreError> {
-    if sending.tasks.len() >= CONCURRENT {
+    // Claim no more than can start now: a claimed notification not started would wait for its
+    // lease to end.
+    let room = CONCURRENT.saturating_sub(sending.tasks.len());
+    if room == 0 {
         return Ok(None);
     }
     let full: Vec<i64> =
         sending.by_webhook.iter().filter(|(_, ids)| ids.len() >= PER_WEBHOOK).map(|(webhook, _)| *webhook).collect();
-    // Each webhook's first PER_WEBHOOK candidates include any being sent, so that they hold at
-    // least as many others as it has room for.
-    let mut candidates = state.storage.upcoming_notifications(PER_WEBHOOK as u32, full).await?;
-    candidates.retain(|p| !sending.is_sending(p));
-    candidates.sort_by_key(|p| (p.next_attempt_at, p.id));
-    let now = now_ms();
-    let mut next = None;
-    for pending in candidates {
-        if pending.next_attempt_at > now {
-            next = Some(next.map_or(pending.next_attempt_at, |n: i64| n.min(pending.next_attempt_at)));
-            continue;
-        }
-        if sending.tasks.len() >= CONCURRENT {
-            // Due, but waiting for room: a sending that ends wakes the dispatcher.
-            continue;
-        }
-        let ids = sending.by_webhook.entry(pending.webhook_id).or_default();
-        if ids.len() >= PER_WEBHOOK {
-            continue;
-        }
-        ids.push(pending.id);
+    // The claim counts the claims that run (this instance's sendings among them) against each
+    // webhook's PER_WEBHOOK.
+    let request = ClaimRequest {
+        per_webhook: PER_WEBHOOK as u32,
+        limit: room as u32,
+        skip: full,
+        now: now_ms(),
+        lease_ms: LEASE.as_millis() as i64,
+    };
+    let claimed = state.storage.claim_notifications(request).await?;
+    for pending in claimed.notifications {
+        sending.by_webhook.entry(pending.webhook_id).or_default().push(pending.id);
         let (webhook, notification) = (pending.webhook_id, pending.id);
         let client = client.clone();
         let state = state.clone();
@@ -176,7 +181,7 @@ async fn start_due(
         });
         sending.by_task.insert(task.id(), (webhook, notification));
     }
-    Ok(next)
+    Ok(claimed.next_due)
 }
 
 /// The JSON body of a notification.
@@ -191,9 +196,6 @@ fn body(pending: &Pending) -> Vec<u8> {
     });
     body.to_string().into_bytes()
 }
-
-/// How long a notification whose attempt could not be recorded waits before it is sent again.
-const RECORD_FAILED_PAUSE: Duration = Duration::from_secs(5);
 
 /// Sends one notification and records the attempt; returns its outcome for the metrics.
 async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -> &'static str {
@@ -215,10 +217,9 @@ async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -
     // Delivery bookkeeping touches no lead: the writer's cache of leads stays valid.
     let recorded = storage.record_delivery_attempt(id, attempt, delivered, next).await;
     if let Err(error) = recorded {
+        // The notification is still due as stored, and claimed: it is sent again once its lease
+        // ends, not at once, in a loop, while storage fails.
         tracing::error!(%error, delivery = id, "cannot record a webhook attempt");
-        // The notification is still due as stored: this task keeps it marked as being sent for a
-        // while, so that it is not sent again at once, in a loop, while storage fails.
-        tokio::time::sleep(RECORD_FAILED_PAUSE).await;
     }
     match (delivered, gave_up) {
         (true, _) => "delivered",

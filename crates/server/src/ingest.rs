@@ -848,6 +848,9 @@ mod tests {
 
     impl Reads for Counting<'_> {
         counted! {
+            workspace_named(&self, name: &str) -> Result<Option<Workspace>, StoreError>;
+            model_with_source(&self, workspace_id: i64, source: &str, predictors: &BTreeMap<String, i64>)
+                -> Result<Option<ModelVersion>, StoreError>;
             active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError>;
             model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError>;
             model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError>;

@@ -449,7 +449,24 @@ pub fn start(state: &AppState, workspace_id: i64) {
     let state = state.clone();
     tokio::spawn(async move {
         loop {
+            // Instances sharing a database run a workspace's rescoring once: the first to ask
+            // holds it; the others leave it, and the scheduler's instance takes it over if the
+            // one running it stops (see `schedule`).
+            let exclusive = match state.storage.try_exclusive(format!("rescoring {workspace_id}")).await {
+                Ok(Some(exclusive)) => exclusive,
+                Ok(None) => {
+                    tracing::info!(workspace_id, "the rescoring runs in another instance");
+                    state.rescoring.release(workspace_id);
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(%error, workspace_id, "cannot tell whether another instance runs the rescoring; the scheduler tries again");
+                    state.rescoring.release(workspace_id);
+                    return;
+                }
+            };
             run_job(&state, workspace_id).await;
+            drop(exclusive);
             state.rescoring.release(workspace_id);
             // An activation that committed while this job ended found it still claimed and left
             // its rescoring to it: look once more, and run it if it is there.
@@ -560,17 +577,36 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
 /// alone (decay, windows, inactivity) are recorded and notified. Only tier changes go into the
 /// history. Score overrides whose expiry has passed are lifted first, so that the pass sees
 /// the model's scores.
+///
+/// Instances sharing a database elect one to do this (the first to ask holds the right for as
+/// long as it runs, see [`leadscore_store::Storage::try_exclusive`]); it also takes over the
+/// rescorings after an activation whose instance stopped.
 pub async fn schedule(state: AppState, interval: std::time::Duration) {
+    let mut elected: Option<leadscore_store::storage::Exclusive> = None;
     loop {
         tokio::time::sleep(interval).await;
+        if !elected.as_ref().is_some_and(|e| e.is_held()) {
+            elected = match state.storage.try_exclusive("scheduler".to_string()).await {
+                Ok(elected) => elected,
+                Err(error) => {
+                    tracing::error!(%error, "cannot tell whether another instance runs the scheduler");
+                    None
+                }
+            };
+            if elected.is_none() {
+                continue;
+            }
+        }
         if let Err(error) = crate::overrides::lift_expired(&state).await {
             tracing::error!(%error, "lifting expired score overrides failed");
         }
         let workspaces: Result<Vec<i64>, StoreError> = state.storage.workspaces_with_active_model().await;
         for workspace_id in workspaces.unwrap_or_default() {
-            // A rescoring after an activation goes over every lead anyway.
+            // A rescoring after an activation goes over every lead anyway. It runs here unless
+            // it runs already, here or in another instance.
             let running = state.storage.rescoring(workspace_id).await;
             if running.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none())) {
+                start(&state, workspace_id);
                 continue;
             }
             let started = std::time::Instant::now();

@@ -94,9 +94,21 @@ pub async fn run_pass(state: &AppState, workspace_id: i64) -> Result<Pass, Store
     Ok(pass)
 }
 
-/// Runs a pass over every workspace that has a retention, at start and then every `interval`.
+/// Runs a pass over every workspace that has a retention, at start and then every `interval`;
+/// in one instance of those sharing a database (the first to ask holds the right while it runs).
 pub async fn schedule(state: AppState, interval: std::time::Duration) {
+    let mut elected: Option<leadscore_store::storage::Exclusive> = None;
     loop {
+        if !elected.as_ref().is_some_and(|e| e.is_held()) {
+            elected = state.storage.try_exclusive("retention".to_string()).await.unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot tell whether another instance deletes expired events");
+                None
+            });
+        }
+        if elected.is_none() {
+            tokio::time::sleep(interval).await;
+            continue;
+        }
         let retentions: Result<Vec<Retention>, StoreError> = state.storage.read(|reads| reads.retentions()).await;
         for retention in retentions.unwrap_or_default() {
             match run_pass(&state, retention.workspace_id).await {

@@ -80,7 +80,7 @@ fn known_salt(connection: &Connection, workspace_id: i64) -> Result<Option<Vec<u
 }
 
 /// The hash an identifier is listed by; `None` for a blank one.
-fn hash(salt: &[u8], kind: IdentifierKind, value: &str) -> Option<Vec<u8>> {
+pub(crate) fn hash(salt: &[u8], kind: IdentifierKind, value: &str) -> Option<Vec<u8>> {
     let value = value.trim();
     if value.is_empty() {
         return None;

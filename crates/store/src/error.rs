@@ -8,6 +8,10 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {}", postgres_message(.0))]
+    Postgres(#[from] postgres::Error),
+    #[error("cannot connect to PostgreSQL at {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("cannot open the data directory {path}: {source}")]
     Open { path: PathBuf, source: std::io::Error },
     #[error("the migration {version} ({name}) was changed after it was applied; restore it")]
@@ -53,6 +57,7 @@ impl StoreError {
         use rusqlite::ErrorCode::*;
         match self {
             StoreError::Unavailable(_) => true,
+            StoreError::Postgres(error) => postgres_is_unavailable(error),
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
                 failure.code,
                 DiskFull | SystemIoFailure | ReadOnly | CannotOpen | DatabaseBusy | DatabaseLocked | OutOfMemory
@@ -72,10 +77,44 @@ impl StoreError {
                 true
             }
             StoreError::Sqlite(Utf8Error(..)) => true,
+            // A column of another type than the schema promises.
+            StoreError::Postgres(error) => error.to_string().starts_with("error deserializing"),
             StoreError::Sqlite(SqliteFailure(failure, _)) => {
                 matches!(failure.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
             }
             _ => false,
         }
+    }
+}
+
+/// Whether a PostgreSQL error says the database cannot take the work now rather than that the
+/// work is wrong: the connection is gone, the server is shutting down or out of resources (a full
+/// disk), a statement ran past its timeout, or the transaction lost a race (a deadlock, a
+/// serialization failure). Nothing of the transaction was committed, and sending it again is
+/// safe.
+fn postgres_is_unavailable(error: &postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    let Some(code) = error.code() else {
+        // No SQLSTATE: unavailable if it is an I/O error (a broken connection), not if a value
+        // did not convert or a query found another number of rows than it expects.
+        return std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>());
+    };
+    let code = code.code();
+    // 08: connection exceptions; 53: insufficient resources (53100 is a full disk); 57: operator
+    // intervention (a shutdown, a cancelled statement); 58: system errors (I/O); 40001 and 40P01:
+    // serialization failures and deadlocks; 55P03: a lock not available in time.
+    ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class)) || matches!(code, "40001" | "40P01" | "55P03")
+}
+
+/// A PostgreSQL error with the server's message and detail, rather than `db error`.
+fn postgres_message(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => error.to_string(),
     }
 }

@@ -56,8 +56,9 @@ pub fn week_start(at: i64) -> i64 {
     FIRST_MONDAY + (at - FIRST_MONDAY).div_euclid(WEEK) * WEEK
 }
 
-/// The SQL expression of [`week_start`] for a column (times after the epoch's first Monday).
-fn week_of(column: &str) -> String {
+/// The SQL expression of [`week_start`] for a column (times after the epoch's first Monday), the
+/// same in SQLite and PostgreSQL (both divide integers toward zero).
+pub(crate) fn week_of(column: &str) -> String {
     format!("({FIRST_MONDAY} + (({column} - {FIRST_MONDAY}) / {WEEK}) * {WEEK})")
 }
 
@@ -199,7 +200,7 @@ pub fn tier_share_by_week(
 }
 
 /// A week's changes: the week, the change of the count in a tier, the scores first given.
-type WeekChange = (i64, i64, i64);
+pub(crate) type WeekChange = (i64, i64, i64);
 
 /// The changes of each week from `first` (a Monday) on, newest first, weeks without any left
 /// out.
@@ -226,8 +227,8 @@ fn weekly_changes(
 }
 
 /// The share of each week from `first` to the one holding `now`, from the counts now and the
-/// weeks' changes (newest first).
-fn count_back(
+/// weeks' changes (newest first); PostgreSQL's store counts back the same way.
+pub(crate) fn count_back(
     tier: &str,
     counts_now: &[(Option<String>, i64)],
     changes: Vec<WeekChange>,

@@ -24,6 +24,24 @@ impl WriteHealth {
         *current = Some(reason);
     }
 
+    /// Same as [`WriteHealth::failed`] for a database on another machine, whose disk this
+    /// process cannot see: the database's own message says what failed.
+    pub(crate) fn failed_plainly(&self, message: &str) {
+        let Ok(mut current) = self.0.lock() else { return };
+        if current.is_none() {
+            tracing::error!(reason = %message, "writes fail; they resume by themselves once the database is back");
+        }
+        *current = Some(message.to_string());
+    }
+
+    /// A commit to a database on another machine succeeded: writes are back.
+    pub(crate) fn succeeded_plainly(&self) {
+        let Ok(mut current) = self.0.lock() else { return };
+        if current.take().is_some() {
+            tracing::info!("writes succeed again");
+        }
+    }
+
     /// A commit succeeded. After a failure, writes count as back only once the disk also has
     /// [`RECOVERED_FREE_BYTES`] free: a small write can succeed on a disk that a batch fills,
     /// and readiness would flap with every request.

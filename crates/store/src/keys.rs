@@ -113,7 +113,8 @@ pub struct KeyOwner {
     pub origins: Vec<String>,
 }
 
-fn hash(secret: &str) -> Vec<u8> {
+/// What is stored of a secret (the PostgreSQL store hashes with it too).
+pub(crate) fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
@@ -122,11 +123,11 @@ pub fn create(connection: &Connection, workspace_id: i64, scope: Scope, now: i64
 }
 
 /// Origins as stored: separated by single spaces (an origin has none).
-fn joined(origins: &[String]) -> String {
+pub(crate) fn joined(origins: &[String]) -> String {
     origins.join(" ")
 }
 
-fn split(origins: &str) -> Vec<String> {
+pub(crate) fn split(origins: &str) -> Vec<String> {
     origins.split(' ').filter(|o| !o.is_empty()).map(str::to_string).collect()
 }
 
@@ -141,10 +142,7 @@ pub fn create_named(
     origins: &[String],
     now: i64,
 ) -> Result<NewKey, StoreError> {
-    let mut random = [0u8; 32];
-    getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a key: {e}")))?;
-    let secret = format!("lsk_{}", hex::encode(random));
-    let prefix = secret[..12].to_string();
+    let (secret, prefix) = new_secret()?;
     connection.execute(
         "INSERT INTO api_keys (workspace_id, prefix, secret_hash, scope, created_at, name, origins)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -159,6 +157,15 @@ pub fn create_named(
         origins: origins.to_vec(),
         created_at: now,
     })
+}
+
+/// A new key's secret, and its prefix (what a listing shows of it).
+pub(crate) fn new_secret() -> Result<(String, String), StoreError> {
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a key: {e}")))?;
+    let secret = format!("lsk_{}", hex::encode(random));
+    let prefix = secret[..12].to_string();
+    Ok((secret, prefix))
 }
 
 const INFO_COLUMNS: &str = "id, prefix, scope, created_at, revoked_at, name, origins";

@@ -1,4 +1,5 @@
-//! leadscore-store: the service's embedded storage, one SQLite file in WAL mode.
+//! leadscore-store: the service's storage, one SQLite file in WAL mode or a PostgreSQL database
+//! (see [`postgres`]). What follows describes SQLite's.
 //!
 //! All writes go through one writer thread that owns the only write connection and commits
 //! several callers' work in one transaction (group commit): each caller's work runs in its own
@@ -14,6 +15,9 @@
 //!   `writer`: the writer thread, group commit and the WAL's checkpoints; [`WriteHealth`]
 //!   (`health`): whether writes fail for a storage reason; [`StoreError`] (`error`).
 //! - [`migrate`]: versioned schema migrations applied at open.
+//! - [`postgres`]: the PostgreSQL store, the same interface for several instances sharing one
+//!   database; [`Location`] (`location`): which of the two a command line names, opened behind
+//!   [`Storage`].
 //! - [`message_ids`]: which message ids are stored (idempotent ingestion), partly in the writer's
 //!   memory; hence one ingesting process per data directory ([`Store::open_ingesting`]).
 //! - [`workspaces`], [`keys`], [`users`], [`models`], [`leads`], [`events`], [`scores`], [`stages`]: typed operations on
@@ -34,11 +38,13 @@ mod handle;
 mod health;
 pub mod keys;
 pub mod leads;
+mod location;
 pub mod merge;
 pub mod message_ids;
 pub mod migrate;
 pub mod models;
 pub mod overrides;
+pub mod postgres;
 pub mod predictive;
 pub mod rescorings;
 pub mod retention;
@@ -54,5 +60,6 @@ mod writer;
 pub use error::StoreError;
 pub use handle::{Store, now_ms};
 pub use health::WriteHealth;
+pub use location::{Access, Location};
 pub use storage::{Reads, Storage, Transaction};
 pub use writer::Generation;

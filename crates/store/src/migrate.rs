@@ -51,6 +51,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(18, "erasure", include_str!("migrations/0018_erasure.sql")),
     sql(19, "score_overrides", include_str!("migrations/0019_score_overrides.sql")),
     sql(20, "history_terms", include_str!("migrations/0020_history_terms.sql")),
+    sql(21, "outbox_claims", include_str!("migrations/0021_outbox_claims.sql")),
 ];
 
 /// The migration from which deleted content is overwritten (`secure_delete`, see
@@ -479,5 +480,30 @@ mod tests {
         crate::stages::set(&connection, 1, &change("lost", t + 600)).unwrap();
         crate::stages::set(&connection, 2, &change("customer", t + 50)).unwrap();
         crate::funnel::recount::assert_kept_counts_equal(&connection);
+    }
+
+    /// Migration 21 leaves the notifications pending before it unclaimed: the first claim after
+    /// it takes them, and no other until their lease ends.
+    #[test]
+    fn notifications_pending_before_claims_are_claimable() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 20).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0);
+                 INSERT INTO webhooks (id, workspace_id, url, secret, events, created_at)
+                     VALUES (1, 1, 'http://example.com', 'whsec_x', '[]', 0);
+                 INSERT INTO outbox (id, webhook_id, lead_id, event, data, created_at, next_attempt_at) VALUES
+                     (1, 1, 7, 'tier_changed', '{}', 10, 10), (2, 1, 7, 'became_mql', '{}', 20, 20);",
+            )
+            .unwrap();
+        apply(&mut connection).unwrap();
+        let at = |now| crate::webhooks::ClaimRequest { per_webhook: 8, limit: 8, skip: Vec::new(), now, lease_ms: 100 };
+        let claimed = |now| -> Vec<i64> {
+            crate::webhooks::claim(&connection, &at(now)).unwrap().notifications.iter().map(|p| p.id).collect()
+        };
+        assert_eq!(claimed(30), [1], "the lead's first");
+        assert_eq!(claimed(129), [] as [i64; 0], "claimed until 130");
+        assert_eq!(claimed(130), [1]);
     }
 }

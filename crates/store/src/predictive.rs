@@ -25,7 +25,7 @@ impl Origin {
         }
     }
 
-    fn parse(text: &str) -> Option<Origin> {
+    pub(crate) fn parse(text: &str) -> Option<Origin> {
         match text {
             "upload" => Some(Origin::Upload),
             "retrain" => Some(Origin::Retrain),

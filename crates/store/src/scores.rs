@@ -94,6 +94,27 @@ impl StoredScores {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoredScores(Vec<(ScoreRow, Option<i64>)>);
 
+/// What another store's queries build and keep up to date (see `crate::postgres::scores`).
+impl StoredScores {
+    /// Scores as read, each with the id of its newest history entry.
+    pub(crate) fn from_rows(rows: Vec<(ScoreRow, Option<i64>)>) -> StoredScores {
+        StoredScores(rows)
+    }
+
+    /// The id of the newest history entry of `score`, if the lead has the score and it has one.
+    pub(crate) fn history_id(&self, score: &str) -> Option<i64> {
+        self.0.iter().find(|(row, _)| row.score == score).and_then(|(_, id)| *id)
+    }
+
+    /// Records `row` as stored, with its newest history entry, in place of the score's row.
+    pub(crate) fn put(&mut self, row: ScoreRow, history_id: Option<i64>) {
+        match self.0.iter().position(|(stored, _)| stored.score == row.score) {
+            Some(at) => self.0[at] = (row, history_id),
+            None => self.0.push((row, history_id)),
+        }
+    }
+}
+
 /// Replaces a lead's current scores; returns every change of value or tier and records those
 /// `history` asks for.
 pub fn save(

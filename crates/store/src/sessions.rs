@@ -36,14 +36,27 @@ pub struct Opened {
     pub session: Session,
 }
 
-fn hash(token: &str) -> Vec<u8> {
+/// What is stored of a token (the PostgreSQL store hashes with it too).
+pub(crate) fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-fn random_hex() -> Result<String, StoreError> {
+/// 256 random bits in hexadecimal.
+pub(crate) fn random_hex() -> Result<String, StoreError> {
     let mut random = [0u8; 32];
     getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a session: {e}")))?;
     Ok(hex::encode(random))
+}
+
+/// A new session's token, as its browser keeps it.
+pub(crate) fn new_token() -> Result<String, StoreError> {
+    Ok(format!("lss_{}", random_hex()?))
+}
+
+/// When a session opened at `now` ends if unused (its idle end) and whatever happens.
+pub(crate) fn ends(now: i64, idle_ms: i64, lifetime_ms: i64) -> (i64, i64) {
+    let ends_at = now.saturating_add(lifetime_ms);
+    (now.saturating_add(idle_ms).min(ends_at), ends_at)
 }
 
 /// Opens a session for `user_id`, idle for at most `idle_ms` and ending after `lifetime_ms`.
@@ -54,10 +67,8 @@ pub fn open(
     idle_ms: i64,
     lifetime_ms: i64,
 ) -> Result<Opened, StoreError> {
-    let token = format!("lss_{}", random_hex()?);
-    let csrf_token = random_hex()?;
-    let ends_at = now.saturating_add(lifetime_ms);
-    let idle_until = now.saturating_add(idle_ms).min(ends_at);
+    let (token, csrf_token) = (new_token()?, random_hex()?);
+    let (idle_until, ends_at) = ends(now, idle_ms, lifetime_ms);
     connection.execute(
         "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, idle_until, ends_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -25,6 +25,7 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -47,7 +48,7 @@ use crate::scores::{History, HistoryEntry, HistoryTerms, ScoreRow, StoredScores}
 use crate::sessions::{Opened, Session};
 use crate::stages::StageChange;
 use crate::users::{Role, User};
-use crate::webhooks::{Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
+use crate::webhooks::{Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Webhook};
 use crate::workspaces::Workspace;
 
 /// What a storage call answers, later.
@@ -62,6 +63,16 @@ pub type ReadWork = Box<dyn FnOnce(&dyn Reads) -> Result<(), StoreError> + Send>
 /// What the service reads, in a read (a snapshot) or inside a write transaction. Every query
 /// that takes a client's input is scoped by workspace.
 pub trait Reads {
+    /// The workspace of this name, if there is one.
+    fn workspace_named(&self, name: &str) -> Result<Option<Workspace>, StoreError>;
+    /// The newest of the workspace's scoring model versions with this text and these pinned
+    /// predictive model versions, if one was stored: a model file installed again.
+    fn model_with_source(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+    ) -> Result<Option<ModelVersion>, StoreError>;
     /// The workspace's active scoring model version, if any.
     fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError>;
     /// A stored scoring model version by its id.
@@ -476,11 +487,12 @@ pub trait Storage: Send + Sync {
     fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()>;
     /// The workspaces that have an active model, in id order: those the scheduler rescores.
     fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>>;
-    /// The notifications due first, up to `per_webhook` for each webhook but those in `skip`
-    /// (see [`crate::webhooks::upcoming`]).
-    fn upcoming_notifications(&self, per_webhook: u32, skip: Vec<i64>) -> StorageFuture<'_, Vec<Pending>>;
-    /// Records a delivery attempt of a notification; `next_attempt_at` None with a failure means
-    /// it gave up. Touches no lead, so ingestion's caches stay valid.
+    /// Claims the notifications to send now (each webhook's share, soonest due first) until the
+    /// lease ends: no other claim, of this instance or another, answers them before their attempt
+    /// is recorded or the lease ends (see [`crate::webhooks::claim`]). Touches no lead.
+    fn claim_notifications(&self, request: ClaimRequest) -> StorageFuture<'_, Claimed>;
+    /// Records a delivery attempt of a notification and ends its claim; `next_attempt_at` None
+    /// with a failure means it gave up. Touches no lead, so ingestion's caches stay valid.
     fn record_delivery_attempt(
         &self,
         outbox_id: i64,
@@ -575,6 +587,40 @@ pub trait Storage: Send + Sync {
     ) -> StorageFuture<'_, Option<Vec<LogEntry>>>;
     /// Queues a notification of the workspace again; returns the new notification's id.
     fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64>;
+
+    /// The right to do `job` alone among every process that shares this storage (the periodic
+    /// pass, a workspace's rescoring), held until the answer is dropped; `None` while another
+    /// process holds it. A storage only one process writes (SQLite's) always grants it: the
+    /// process keeps its own jobs apart.
+    fn try_exclusive(&self, job: String) -> StorageFuture<'_, Option<Exclusive>>;
+}
+
+/// The right to do a job alone, held until dropped (see [`Storage::try_exclusive`]).
+pub struct Exclusive {
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whatever keeps the right (a connection that holds a lock); dropped to give it back.
+    _keeper: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Exclusive {
+    /// A right nobody else can ask for: one process writes the storage.
+    pub fn sole() -> Exclusive {
+        Exclusive { held: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)), _keeper: None }
+    }
+
+    /// A right kept by `keeper`, held while `held` says so.
+    pub(crate) fn kept(
+        held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        keeper: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Exclusive {
+        Exclusive { held, _keeper: Some(keeper) }
+    }
+
+    /// Whether the right still holds: it is lost with the connection that keeps it (a database
+    /// restart), and another process may then have taken it.
+    pub fn is_held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 impl dyn Storage + '_ {

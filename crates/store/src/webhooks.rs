@@ -1,9 +1,10 @@
 //! Webhook subscriptions, their outbox and the delivery log.
 //!
 //! Notifications are written to the outbox in the same transaction as the change that caused
-//! them, so none is lost and none is sent for a change that was rolled back. The dispatcher takes
-//! for each (webhook, lead) only the oldest pending notification, which keeps a lead's
-//! notifications in order, and looks at each webhook's separately ([`upcoming`]).
+//! them, so none is lost and none is sent for a change that was rolled back. A dispatcher claims
+//! the notifications it sends until a lease ends ([`claim`]), so that several instances do not
+//! send the same one; it takes for each (webhook, lead) only the oldest pending notification,
+//! which keeps a lead's notifications in order, and looks at each webhook's separately.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -33,10 +34,15 @@ pub struct NewWebhook {
     pub threshold: Option<f64>,
 }
 
-pub fn create(connection: &Connection, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
+/// A new webhook's signing secret.
+pub(crate) fn new_secret() -> Result<String, StoreError> {
     let mut random = [0u8; 24];
     getrandom::fill(&mut random).map_err(|e| StoreError::Corrupt(format!("no randomness for a secret: {e}")))?;
-    let secret = format!("whsec_{}", hex::encode(random));
+    Ok(format!("whsec_{}", hex::encode(random)))
+}
+
+pub fn create(connection: &Connection, workspace_id: i64, new: &NewWebhook, now: i64) -> Result<Webhook, StoreError> {
+    let secret = new_secret()?;
     connection.execute(
         "INSERT INTO webhooks (workspace_id, url, secret, events, score, threshold, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -92,15 +98,18 @@ pub fn by_id(connection: &Connection, workspace_id: i64, id: i64) -> Result<Opti
     Ok(connection.query_row(&sql, params![workspace_id, id], from_row).optional()?)
 }
 
-/// Stops a webhook; its pending notifications are not sent.
+/// Stops one of the workspace's webhooks; its pending notifications are not sent. Another
+/// workspace's webhook of that id is left alone, its notifications too.
 pub fn delete(connection: &Connection, workspace_id: i64, id: i64, now: i64) -> Result<bool, StoreError> {
     let changed = connection.execute(
         "UPDATE webhooks SET deleted_at = ?1 WHERE workspace_id = ?2 AND id = ?3 AND deleted_at IS NULL",
         params![now, workspace_id, id],
     )?;
     connection.execute(
-        "UPDATE outbox SET failed_at = ?1, last_error = 'webhook deleted' WHERE webhook_id = ?2 AND delivered_at IS NULL AND failed_at IS NULL",
-        params![now, id],
+        "UPDATE outbox SET failed_at = ?1, last_error = 'webhook deleted'
+         WHERE webhook_id = (SELECT id FROM webhooks WHERE workspace_id = ?2 AND id = ?3)
+           AND delivered_at IS NULL AND failed_at IS NULL",
+        params![now, workspace_id, id],
     )?;
     Ok(changed == 1)
 }
@@ -174,50 +183,108 @@ pub struct Pending {
     pub next_attempt_at: i64,
 }
 
-/// For each live webhook but those in `skip`, the first `per_webhook` notifications that may be
-/// sent next, soonest due first, due now or later (the later ones tell the dispatcher when to
-/// look again). Only the oldest pending notification of each (webhook, lead) is a candidate: a
-/// lead's notifications go one at a time, in order. One that is being sent is still pending
-/// until its attempt is recorded, so it comes back here and its lead's next one does not.
+/// What a dispatcher asks of [`claim`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    /// The most notifications of one webhook being sent at once: those whose claim runs count.
+    pub per_webhook: u32,
+    /// The most notifications this claim takes, in all.
+    pub limit: u32,
+    /// Webhooks not looked at.
+    pub skip: Vec<i64>,
+    pub now: i64,
+    /// How long the claim holds: its lease ends at `now + lease_ms`.
+    pub lease_ms: i64,
+}
+
+/// What [`claim`] answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claimed {
+    /// The notifications claimed, soonest due first: the claimant sends them and records each
+    /// attempt ([`record_attempt`] ends the claim).
+    pub notifications: Vec<Pending>,
+    /// When the soonest of the notifications not due yet (each the oldest pending of its lead)
+    /// is due, if any: when to claim again. The end of another claimant's lease is not in it.
+    pub next_due: Option<i64>,
+}
+
+/// Claims the notifications to send now, until `now + lease_ms`: no other claim answers them
+/// before their attempt is recorded or the lease ends (the claimant stopped: they are claimable
+/// again).
+///
+/// A notification is claimable when it is pending, due and not claimed (or its claim's lease has
+/// ended), and no earlier notification of its (webhook, lead) is pending, claimed or not: a
+/// lead's notifications go one at a time, in order. Each live webhook but those in `skip` has its
+/// share: at most `per_webhook` of its notifications claimed at once, counting the claims that
+/// run; the claim takes the soonest due of the shares (then the oldest), at most `limit` in all.
 ///
 /// Each webhook is looked up on its own (`outbox_pending` is by webhook, then due time), so a
 /// receiver with a long backlog neither costs the others a scan nor takes their place.
-pub fn upcoming(connection: &Connection, per_webhook: u32, skip: &[i64]) -> Result<Vec<Pending>, StoreError> {
+pub fn claim(connection: &Connection, request: &ClaimRequest) -> Result<Claimed, StoreError> {
+    let now = request.now;
     let hooks: Vec<i64> = connection
         .prepare_cached("SELECT id FROM webhooks WHERE deleted_at IS NULL ORDER BY id")?
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    let mut statement = connection.prepare_cached(
+    let mut running = connection.prepare_cached(
+        "SELECT count(*) FROM outbox
+         WHERE webhook_id = ?1 AND claimed_until > ?2 AND delivered_at IS NULL AND failed_at IS NULL",
+    )?;
+    let mut claimable = connection.prepare_cached(
         "SELECT o.id, o.webhook_id, w.url, w.secret, o.lead_id, o.event, o.data, o.created_at, o.attempts,
                 o.next_attempt_at
          FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
-         WHERE o.webhook_id = ?1 AND o.delivered_at IS NULL AND o.failed_at IS NULL
+         WHERE o.webhook_id = ?1 AND o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= ?2
+           AND (o.claimed_until IS NULL OR o.claimed_until <= ?2)
            AND NOT EXISTS (
              SELECT 1 FROM outbox p WHERE p.webhook_id = o.webhook_id AND p.lead_id = o.lead_id AND p.id < o.id
                AND p.delivered_at IS NULL AND p.failed_at IS NULL)
-         ORDER BY o.next_attempt_at LIMIT ?2",
+         ORDER BY o.next_attempt_at, o.id LIMIT ?3",
     )?;
-    let mut pending = Vec::new();
-    for hook in hooks.into_iter().filter(|h| !skip.contains(h)) {
-        let rows = statement.query_map(params![hook, per_webhook], |row| {
-            Ok(Pending {
-                id: row.get(0)?,
-                webhook_id: row.get(1)?,
-                url: row.get(2)?,
-                secret: row.get(3)?,
-                lead_id: row.get(4)?,
-                event: row.get(5)?,
-                data: row.get(6)?,
-                created_at: row.get(7)?,
-                attempts: row.get(8)?,
-                next_attempt_at: row.get(9)?,
-            })
-        })?;
-        for row in rows {
-            pending.push(row?);
+    let mut soonest = connection.prepare_cached(
+        "SELECT o.next_attempt_at FROM outbox o
+         WHERE o.webhook_id = ?1 AND o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at > ?2
+           AND NOT EXISTS (
+             SELECT 1 FROM outbox p WHERE p.webhook_id = o.webhook_id AND p.lead_id = o.lead_id AND p.id < o.id
+               AND p.delivered_at IS NULL AND p.failed_at IS NULL)
+         ORDER BY o.next_attempt_at LIMIT 1",
+    )?;
+    let mut notifications = Vec::new();
+    let mut next_due: Option<i64> = None;
+    for hook in hooks.into_iter().filter(|h| !request.skip.contains(h)) {
+        let claimed: i64 = running.query_row(params![hook, now], |row| row.get(0))?;
+        let room = i64::from(request.per_webhook) - claimed;
+        if room > 0 {
+            let rows = claimable.query_map(params![hook, now, room], |row| {
+                Ok(Pending {
+                    id: row.get(0)?,
+                    webhook_id: row.get(1)?,
+                    url: row.get(2)?,
+                    secret: row.get(3)?,
+                    lead_id: row.get(4)?,
+                    event: row.get(5)?,
+                    data: row.get(6)?,
+                    created_at: row.get(7)?,
+                    attempts: row.get(8)?,
+                    next_attempt_at: row.get(9)?,
+                })
+            })?;
+            for row in rows {
+                notifications.push(row?);
+            }
+        }
+        if let Some(due) = soonest.query_row(params![hook, now], |row| row.get::<_, i64>(0)).optional()? {
+            next_due = Some(next_due.map_or(due, |known| known.min(due)));
         }
     }
-    Ok(pending)
+    notifications.sort_by_key(|p| (p.next_attempt_at, p.id));
+    notifications.truncate(usize::try_from(request.limit).unwrap_or(usize::MAX));
+    let until = now.saturating_add(request.lease_ms);
+    let mut mark = connection.prepare_cached("UPDATE outbox SET claimed_until = ?1 WHERE id = ?2")?;
+    for pending in &notifications {
+        mark.execute(params![until, pending.id])?;
+    }
+    Ok(Claimed { notifications, next_due })
 }
 
 /// The result of one attempt.
@@ -229,7 +296,8 @@ pub struct Attempt {
     pub duration_ms: i64,
 }
 
-/// Records an attempt; `next_attempt_at` None with a failure means the notification gave up.
+/// Records an attempt and ends the notification's claim; `next_attempt_at` None with a failure
+/// means the notification gave up.
 pub fn record_attempt(
     connection: &Connection,
     outbox_id: i64,
@@ -250,7 +318,8 @@ pub fn record_attempt(
     connection
         .prepare_cached(
             "UPDATE outbox SET attempts = attempts + 1, last_status = ?1, last_error = ?2, delivered_at = ?3,
-                 failed_at = ?4, next_attempt_at = coalesce(?5, next_attempt_at) WHERE id = ?6",
+                 failed_at = ?4, next_attempt_at = coalesce(?5, next_attempt_at), claimed_until = NULL
+             WHERE id = ?6",
         )?
         .execute(params![attempt.status, attempt.error, delivered_at, failed_at, next_attempt_at, outbox_id])?;
     Ok(())
@@ -334,36 +403,67 @@ mod tests {
         Ok(create(c, workspace_id, &new, crate::now_ms())?.id)
     }
 
-    fn ids(pending: &[Pending]) -> Vec<i64> {
-        pending.iter().map(|p| p.id).collect()
+    /// Claims at `now` for a minute, at most 8 of a webhook's notifications at once.
+    fn claim_at(c: &Connection, now: i64, skip: &[i64]) -> Result<Claimed, StoreError> {
+        let request = ClaimRequest { per_webhook: 8, limit: u32::MAX, skip: skip.to_vec(), now, lease_ms: 60_000 };
+        claim(c, &request)
+    }
+
+    fn ids(claimed: &Claimed) -> Vec<i64> {
+        claimed.notifications.iter().map(|p| p.id).collect()
     }
 
     #[test]
     fn a_leads_next_notification_waits_until_the_one_before_is_settled() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (first, second, other, before, after) = store
+        let (first, second, other, before, after, again, retried) = store
             .write_blocking(|c| {
                 let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                 let hook = hook(c, workspace.id)?;
                 let first = enqueue(c, hook, 1, "tier_changed", "{}", 10)?;
                 let second = enqueue(c, hook, 1, "tier_changed", "{}", 20)?;
                 let other = enqueue(c, hook, 2, "tier_changed", "{}", 30)?;
-                let before = upcoming(c, 8, &[])?;
-                let attempt = Attempt { at: 40, status: Some(200), error: None, duration_ms: 1 };
-                record_attempt(c, first, &attempt, true, None)?;
-                Ok((first, second, other, before, upcoming(c, 8, &[])?))
+                let before = claim_at(c, 40, &[])?;
+                let failed = Attempt { at: 40, status: Some(500), error: None, duration_ms: 1 };
+                record_attempt(c, first, &failed, false, Some(100))?;
+                let after = claim_at(c, 50, &[])?;
+                let delivered = Attempt { at: 100, status: Some(200), error: None, duration_ms: 1 };
+                let again = claim_at(c, 100, &[])?;
+                record_attempt(c, first, &delivered, true, None)?;
+                Ok((first, second, other, before, after, again, claim_at(c, 100, &[])?))
             })
             .unwrap();
         assert_eq!(ids(&before), [first, other], "the lead's second waits for its first");
-        assert_eq!(ids(&after), [second, other]);
+        assert_eq!(ids(&after), [] as [i64; 0], "the first waits for its retry, the second for the first");
+        assert_eq!(after.next_due, Some(100));
+        assert_eq!(ids(&again), [first], "due again");
+        assert_eq!(ids(&retried), [second], "the other lead's is still claimed");
+    }
+
+    #[test]
+    fn another_workspace_cannot_stop_a_webhooks_notifications() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (pending, stopped, claimed) = store
+            .write_blocking(|c| {
+                let acme = workspaces::find_or_create(c, "acme", crate::now_ms())?;
+                let other = workspaces::find_or_create(c, "other", crate::now_ms())?;
+                let hook = hook(c, acme.id)?;
+                let pending = enqueue(c, hook, 1, "tier_changed", "{}", 10)?;
+                let stopped = delete(c, other.id, hook, 20)?;
+                Ok((pending, stopped, claim_at(c, 30, &[])?))
+            })
+            .unwrap();
+        assert!(!stopped);
+        assert_eq!(ids(&claimed), [pending], "still to be sent");
     }
 
     #[test]
     fn every_webhook_gets_its_own_share_soonest_due_first() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (busy, quiet, all, without_busy) = store
+        let (busy, quiet, without_busy, all, later) = store
             .write_blocking(|c| {
                 let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
                 let busy = hook(c, workspace.id)?;
@@ -373,12 +473,16 @@ mod tests {
                     enqueue(c, busy, lead, "tier_changed", "{}", 100 - lead)?;
                 }
                 enqueue(c, quiet, 1, "tier_changed", "{}", 500)?;
-                Ok((busy, quiet, upcoming(c, 8, &[])?, upcoming(c, 8, &[busy])?))
+                let without_busy = claim_at(c, 1_000, &[busy])?;
+                let all = claim_at(c, 1_000, &[])?;
+                Ok((busy, quiet, without_busy, all, claim_at(c, 1_000, &[])?))
             })
             .unwrap();
-        let of = |hook: i64| all.iter().filter(|p| p.webhook_id == hook).map(|p| p.next_attempt_at).collect::<Vec<_>>();
-        assert_eq!(of(busy), [81, 82, 83, 84, 85, 86, 87, 88]);
-        assert_eq!(of(quiet), [500]);
-        assert_eq!(without_busy.iter().map(|p| p.webhook_id).collect::<Vec<_>>(), [quiet]);
+        let hooks = |claimed: &Claimed| claimed.notifications.iter().map(|p| p.webhook_id).collect::<Vec<_>>();
+        assert_eq!(hooks(&without_busy), [quiet]);
+        let due = all.notifications.iter().map(|p| p.next_attempt_at).collect::<Vec<_>>();
+        assert_eq!(due, [81, 82, 83, 84, 85, 86, 87, 88]);
+        assert_eq!(hooks(&all), [busy; 8]);
+        assert!(later.notifications.is_empty(), "the busy webhook's share is taken until its claims end");
     }
 }

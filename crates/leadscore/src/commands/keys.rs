@@ -1,16 +1,14 @@
 //! `leadscore keys`: create a workspace's API keys (shown once), list them, revoke them. Works on
-//! the data directory of a running service.
+//! the store of a running service.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use leadscore_core::Timestamp;
 use leadscore_server::key_cache::RECHECK_AFTER;
-use leadscore_store::Store;
 use leadscore_store::keys::{KeyInfo, Scope};
 
-use super::{aligned, no_workspace, open_existing};
+use super::{StoreArgs, aligned, block_on, no_workspace, workspace_id};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,9 +20,8 @@ pub struct Args {
 enum Action {
     /// Create a key and print it (it is stored hashed and cannot be shown again)
     Create {
-        /// Directory of the database
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Workspace name (created if it does not exist)
         #[arg(long)]
         workspace: String,
@@ -43,18 +40,16 @@ enum Action {
     /// List a workspace's keys, newest first: id, prefix (the key's first 12 characters), scope,
     /// name, creation and revocation times
     List {
-        /// Directory of the database
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Workspace name
         #[arg(long)]
         workspace: String,
     },
     /// Revoke a key: a running server stops accepting it within 30 seconds
     Revoke {
-        /// Directory of the database
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Workspace name
         #[arg(long)]
         workspace: String,
@@ -67,46 +62,41 @@ enum Action {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = leadscore_store::now_ms();
     match args.action {
-        Action::Create { data, workspace, scope, name, origins } => {
+        Action::Create { store, workspace, scope, name, origins } => {
             let name = leadscore_server::api_keys::checked_name(&name)
                 .map_err(|reason| anyhow::anyhow!("--name: {reason}"))?;
             let origins = leadscore_server::api_keys::checked_origins(scope, &origins)
                 .map_err(|reason| anyhow::anyhow!("--origin: {reason}"))?;
-            let store =
-                Store::open(&data).with_context(|| format!("cannot open the data directory {}", data.display()))?;
-            let key = store.write_blocking(move |connection| {
-                let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace, now)?;
-                leadscore_store::keys::create_named(connection, workspace.id, scope, &name, &origins, now)
-            })?;
+            let storage = store.open()?;
+            let key = block_on(async {
+                let workspace = storage.write(move |t| t.find_or_create_workspace(&workspace, now)).await?;
+                storage.create_key(workspace.id, scope, name, origins, now).await
+            })??;
             println!("{}", key.secret);
         }
-        Action::List { data, workspace } => {
-            let store = open_existing(&data)?;
-            let name = workspace.clone();
-            let listed = store.read_blocking(move |connection| {
-                let Some(workspace) = leadscore_store::workspaces::find(connection, &name)? else { return Ok(None) };
-                leadscore_store::keys::list(connection, workspace.id).map(Some)
-            })?;
-            let listed = listed.with_context(|| no_workspace(&workspace, &data))?;
+        Action::List { store, workspace } => {
+            let storage = store.open_existing()?;
+            let workspace_id = workspace_id(&storage, &workspace, &store.location())?;
+            let listed = block_on(storage.list_keys(workspace_id))??;
             print!("{}", table(&listed));
         }
-        Action::Revoke { data, workspace, id } => {
-            let store = open_existing(&data)?;
-            let name = workspace.clone();
-            // Read before and after, in one transaction, to tell a new revocation from an old one.
-            let outcome = store.write_blocking(move |connection| {
-                let Some(workspace) = leadscore_store::workspaces::find(connection, &name)? else {
+        Action::Revoke { store, workspace, id } => {
+            let storage = store.open_existing()?;
+            let location = store.location();
+            let outcome = block_on(async {
+                let name = workspace.clone();
+                let Some(found) = storage.read(move |reads| reads.workspace_named(&name)).await? else {
                     return Ok(Revocation::NoWorkspace);
                 };
-                let Some(before) = leadscore_store::keys::by_id(connection, workspace.id, id)? else {
-                    return Ok(Revocation::NoKey);
-                };
-                leadscore_store::keys::revoke(connection, workspace.id, id, now)?;
-                let after = leadscore_store::keys::by_id(connection, workspace.id, id)?;
-                Ok(Revocation::Done { already_at: before.revoked_at, key: after.unwrap_or(before) })
-            })?;
+                // A revocation keeps the first time a key was revoked: read it before, to tell a
+                // new revocation from an old one.
+                let before = storage.list_keys(found.id).await?.into_iter().find(|key| key.id == id);
+                let Some(before) = before else { return Ok(Revocation::NoKey) };
+                let after = storage.revoke_key(found.id, id, now).await?;
+                anyhow::Ok(Revocation::Done { already_at: before.revoked_at, key: after.unwrap_or(before) })
+            })??;
             match outcome {
-                Revocation::NoWorkspace => bail!("{}", no_workspace(&workspace, &data)),
+                Revocation::NoWorkspace => bail!("{}", no_workspace(&workspace, &location)),
                 Revocation::NoKey => {
                     bail!("workspace `{workspace}` has no key {id} (`leadscore keys list` shows its keys)")
                 }

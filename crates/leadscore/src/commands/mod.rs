@@ -11,29 +11,73 @@ pub mod test;
 pub mod train;
 pub mod users;
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use leadscore_store::Store;
+use leadscore_store::{Access, Location, Storage};
+
+/// Where a command finds the data: a directory with one SQLite file, or a PostgreSQL database;
+/// one of the two.
+#[derive(clap::Args, Clone, Debug)]
+#[group(required = true, multiple = false)]
+pub struct StoreArgs {
+    /// Directory of the SQLite database
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// A PostgreSQL database instead of a data directory (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`)
+    #[arg(long, env = "LEADSCORE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+}
+
+impl StoreArgs {
+    pub(crate) fn location(&self) -> Location {
+        match (&self.data, &self.database) {
+            (_, Some(url)) => Location::Postgres(url.clone()),
+            (Some(dir), None) => Location::Directory(dir.clone()),
+            // clap's group requires one of the two.
+            (None, None) => Location::Directory(PathBuf::from(".")),
+        }
+    }
+
+    /// Opens the store for a command beside the service, creating it if there is none.
+    pub(crate) fn open(&self) -> anyhow::Result<Arc<dyn Storage>> {
+        let location = self.location();
+        location.open(Access::Beside).with_context(|| format!("cannot open the store at {location}"))
+    }
+
+    /// Opens the store without creating one: listing or revoking in a mistyped directory must
+    /// say so, not leave an empty database there.
+    pub(crate) fn open_existing(&self) -> anyhow::Result<Arc<dyn Storage>> {
+        let location = self.location();
+        if !location.exists() {
+            bail!("no database in {location}: {location}/leadscore.db does not exist");
+        }
+        self.open()
+    }
+}
+
+pub(crate) fn no_workspace(workspace: &str, location: &Location) -> String {
+    format!("no workspace `{workspace}` in {location}")
+}
+
+/// Runs a command's storage calls to their end (they are asynchronous, as the service's are).
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(runtime.block_on(future))
+}
+
+/// The id of the workspace named `workspace`, or an error naming it and the store.
+pub(crate) fn workspace_id(storage: &Arc<dyn Storage>, workspace: &str, location: &Location) -> anyhow::Result<i64> {
+    let name = workspace.to_string();
+    let found = block_on(storage.read(move |reads| reads.workspace_named(&name)))??;
+    Ok(found.with_context(|| no_workspace(workspace, location))?.id)
+}
 
 /// A figure of a report with four decimals, or `n/a` when there is none or it is not finite (as
 /// its JSON, where such a number is `null`).
 pub(crate) fn number(value: impl Into<Option<f64>>) -> String {
     value.into().filter(|v| v.is_finite()).map_or("n/a".to_string(), |v| format!("{v:.4}"))
-}
-
-/// Opens the database of `data` without creating one: listing or revoking in a mistyped
-/// directory must say so, not leave an empty database there.
-pub(crate) fn open_existing(data: &Path) -> anyhow::Result<Store> {
-    let database = data.join("leadscore.db");
-    if !database.is_file() {
-        bail!("no database in {}: {} does not exist", data.display(), database.display());
-    }
-    Store::open(data).with_context(|| format!("cannot open the data directory {}", data.display()))
-}
-
-pub(crate) fn no_workspace(workspace: &str, data: &Path) -> String {
-    format!("no workspace `{workspace}` in {}", data.display())
 }
 
 /// Rows as columns aligned by their widths in characters, one line each (the first is the header).

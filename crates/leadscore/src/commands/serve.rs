@@ -1,4 +1,5 @@
-//! `leadscore serve`: the real-time scoring service on an embedded database.
+//! `leadscore serve`: the real-time scoring service, on a SQLite file (`--data`) or on a
+//! PostgreSQL database that several instances share (`--database`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,13 +7,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use leadscore_server::AppState;
-use leadscore_store::Store;
+use leadscore_store::{Access, Storage};
+
+use super::StoreArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Directory of the database (created if needed)
-    #[arg(long)]
-    data: PathBuf,
+    /// The store: a data directory (created if needed) or a PostgreSQL database
+    #[command(flatten)]
+    store: StoreArgs,
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8640")]
     listen: SocketAddr,
@@ -133,10 +136,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let store = Store::open_ingesting(&args.data, args.recent_message_ids)
-            .with_context(|| format!("cannot open the data directory {}", args.data.display()))?;
+        let location = args.store.location();
+        let access = Access::Ingesting { recent_message_ids: args.recent_message_ids };
+        let storage = location.open(access).with_context(|| format!("cannot open the store at {location}"))?;
         if let Some(path) = &args.model {
-            install_model(&store, &args.workspace, path).await?;
+            install_model(storage.as_ref(), &args.workspace, path).await?;
         }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -144,7 +148,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let address = listener.local_addr()?;
         if args.demo {
             let demo =
-                leadscore_server::demo::create(&store, "demo", args.demo_leads, leadscore_store::now_ms()).await?;
+                leadscore_server::demo::create(storage.as_ref(), "demo", args.demo_leads, leadscore_store::now_ms())
+                    .await?;
             println!("demo workspace `{}`: {} leads, {} events", demo.workspace, demo.leads, demo.events);
             // Lines a shell can paste as they are; the README's examples use these names.
             println!("# paste these lines into another shell:");
@@ -186,7 +191,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 allow_headless: args.allow_headless_browsers,
             },
         };
-        leadscore_server::serve(listener, AppState::new(store, config), leadscore_server::shutdown_signal()).await?;
+        leadscore_server::serve(listener, AppState::with_storage(storage, config), leadscore_server::shutdown_signal())
+            .await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }
@@ -203,7 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Every activation records a rescoring of every lead, which the service runs once it starts.
 /// The trained models its predictive scores name are stored in the workspace under the name
 /// written in the model (a new predictive version only if the file changed).
-async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -> anyhow::Result<()> {
+async fn install_model(storage: &dyn Storage, workspace: &str, path: &std::path::Path) -> anyhow::Result<()> {
     let loaded = crate::model_file::load(path)?;
     let source = loaded.source.clone();
     let predictive = loaded.predictive.clone();
@@ -229,33 +235,31 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
     }
     let workspace = workspace.to_string();
     let now = leadscore_store::now_ms();
-    let outcome = store
-        .write(move |connection| {
-            use leadscore_store::models::{self, Origin};
-            let workspace = leadscore_store::workspaces::find_or_create(connection, &workspace, now)?;
+    let outcome = storage
+        .write(move |transaction| {
+            use leadscore_store::models::Origin;
+            use leadscore_store::storage::NewPredictiveModel;
+            let workspace = transaction.find_or_create_workspace(&workspace, now)?;
             let mut pins = std::collections::BTreeMap::new();
             for (reference, (text, algorithm)) in &predictive {
-                let latest = leadscore_store::predictive::latest(connection, workspace.id, reference)?;
+                let latest = transaction.latest_predictive_model(workspace.id, reference)?;
                 let id = match latest.filter(|l| l.body == *text) {
                     Some(latest) => latest.id,
                     None => {
-                        let origin = leadscore_store::predictive::Origin::Upload;
-                        leadscore_store::predictive::add(
-                            connection,
-                            workspace.id,
-                            reference,
-                            text,
+                        let new = NewPredictiveModel {
+                            workspace_id: workspace.id,
+                            name: reference,
+                            body: text,
                             algorithm,
-                            origin,
-                            now,
-                        )?
-                        .id
+                            origin: leadscore_store::predictive::Origin::Upload,
+                        };
+                        transaction.add_predictive_model(&new, now)?.id
                     }
                 };
                 pins.insert(reference.clone(), id);
             }
-            let active = models::active(connection, workspace.id)?;
-            let stored = models::find_same(connection, workspace.id, &source, &pins)?;
+            let active = transaction.active_model(workspace.id)?;
+            let stored = transaction.model_with_source(workspace.id, &source, &pins)?;
             if let (Some(active), Some(stored)) = (&active, &stored)
                 && active.id == stored.id
             {
@@ -263,7 +267,7 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
             }
             // The newest choice decides: the newest activation still standing, or a rollback made
             // after it (a rollback undoes an activation rather than add one).
-            let stack = models::stack(connection, workspace.id)?;
+            let stack = transaction.model_activations(workspace.id)?;
             let top = stack.iter().rev().find(|a| a.undone_at.is_none());
             let last_rollback = stack.iter().filter_map(|a| a.undone_at).max();
             let chosen_through_api = top.is_some_and(|a| {
@@ -275,9 +279,11 @@ async fn install_model(store: &Store, workspace: &str, path: &std::path::Path) -
                     return Ok(Installed::Kept { file: stored.version, active });
                 }
                 Some(stored) => stored,
-                None => models::add(connection, workspace.id, &source, &pins, Some("leadscore serve --model"), now)?,
+                None => {
+                    transaction.add_model_version(workspace.id, &source, &pins, Some("leadscore serve --model"), now)?
+                }
             };
-            leadscore_server::activation::activate(connection, workspace.id, version.id, Origin::File, now)?;
+            leadscore_server::activation::activate(transaction, workspace.id, version.id, Origin::File, now)?;
             Ok(Installed::Activated(version.version))
         })
         .await?;

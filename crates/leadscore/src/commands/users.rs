@@ -1,21 +1,20 @@
 //! `leadscore users`: create the people who sign in to the console, and list them. Works on the
-//! data directory of a running service; the first admin of a workspace is made here, the rest
+//! store of a running service; the first admin of a workspace is made here, the rest
 //! by admins in the console.
 //!
 //! The password comes from `LEADSCORE_PASSWORD` or is asked twice on the terminal without echo,
 //! never from an argument (arguments are visible to every user of the machine in `ps`).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use leadscore_core::Timestamp;
 use leadscore_server::passwords;
+use leadscore_store::StoreError;
 use leadscore_store::users::{Role, User};
-use leadscore_store::{Store, StoreError};
 
-use super::{aligned, no_workspace, open_existing};
+use super::{StoreArgs, aligned, block_on, workspace_id};
 
 /// The environment variable a password may come from.
 const PASSWORD_VARIABLE: &str = "LEADSCORE_PASSWORD";
@@ -30,9 +29,8 @@ pub struct Args {
 enum Action {
     /// Create a console account (password from LEADSCORE_PASSWORD, or asked on the terminal)
     Create {
-        /// Directory of the database
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Workspace name (created if it does not exist)
         #[arg(long)]
         workspace: String,
@@ -45,9 +43,8 @@ enum Action {
     },
     /// List a workspace's accounts: id, e-mail, role, creation time, whether disabled
     List {
-        /// Directory of the database
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Workspace name
         #[arg(long)]
         workspace: String,
@@ -57,32 +54,27 @@ enum Action {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = leadscore_store::now_ms();
     match args.action {
-        Action::Create { data, workspace, email, role } => {
+        Action::Create { store, workspace, email, role } => {
             leadscore_server::accounts::check_email(&email)?;
             let password = password(&email)?;
             passwords::check(&password, &email)?;
             let hash = passwords::hash(&password)?;
-            let store =
-                Store::open(&data).with_context(|| format!("cannot open the data directory {}", data.display()))?;
+            let storage = store.open()?;
             let name = workspace.clone();
-            let created = store.write_blocking(move |connection| {
-                let workspace = leadscore_store::workspaces::find_or_create(connection, &name, now)?;
-                leadscore_store::users::create(connection, workspace.id, &email, role, &hash, now)
-            });
+            let created = block_on(async {
+                let workspace = storage.write(move |t| t.find_or_create_workspace(&name, now)).await?;
+                storage.create_user(workspace.id, email, role, hash, now).await
+            })?;
             match created {
                 Ok(user) => println!("created the {} account {} in workspace `{workspace}`", user.role, user.email),
                 Err(StoreError::Conflict(reason)) => bail!("{reason}: an address has one account"),
                 Err(error) => return Err(error.into()),
             }
         }
-        Action::List { data, workspace } => {
-            let store = open_existing(&data)?;
-            let name = workspace.clone();
-            let listed = store.read_blocking(move |connection| {
-                let Some(workspace) = leadscore_store::workspaces::find(connection, &name)? else { return Ok(None) };
-                leadscore_store::users::list(connection, workspace.id).map(Some)
-            })?;
-            let listed = listed.with_context(|| no_workspace(&workspace, &data))?;
+        Action::List { store, workspace } => {
+            let storage = store.open_existing()?;
+            let workspace_id = workspace_id(&storage, &workspace, &store.location())?;
+            let listed = block_on(storage.list_users(workspace_id))??;
             print!("{}", table(&listed));
         }
     }

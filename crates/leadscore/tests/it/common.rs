@@ -1,5 +1,10 @@
 //! Running `leadscore serve` as a real process on a temporary data directory, and a minimal
 //! HTTP/1.1 client (std only) to talk to it.
+//!
+//! With `LEADSCORE_TEST_STORE=postgres` the same tests run on PostgreSQL: every data directory a
+//! test makes stands for a database of its own on `LEADSCORE_TEST_POSTGRES` (the local server by
+//! default), and the commands get `--database URL` where they would get `--data DIR` (see
+//! [`store_args`]).
 
 #![allow(dead_code)]
 
@@ -29,8 +34,8 @@ impl Server {
     /// Same as [`Server::start`], with the server's log (standard error) going to `log`.
     pub fn start_with_log(data: &Path, extra: &[&str], log: impl Into<Stdio>) -> Server {
         let child = bin()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(store_args(data))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(log)
@@ -86,6 +91,56 @@ impl Server {
     }
 }
 
+/// Whether the tests run on PostgreSQL (`LEADSCORE_TEST_STORE=postgres`) rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("LEADSCORE_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// The arguments that name the store a test keeps in `data`: `--data DIR`, or with
+/// [`on_postgres`], `--database URL` of a database made for that directory (the same one each
+/// time it is asked).
+pub fn store_args(data: &Path) -> Vec<std::ffi::OsString> {
+    if on_postgres() {
+        vec!["--database".into(), postgres_database(data).into()]
+    } else {
+        vec!["--data".into(), data.as_os_str().to_owned()]
+    }
+}
+
+/// The URL of the database standing for the directory `data`, created on first use. Databases
+/// are named after this process, and those of test processes that ended are dropped first.
+pub fn postgres_database(data: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    use std::sync::Mutex;
+    static MADE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let server = std::env::var("LEADSCORE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hasher);
+    let name = format!("leadscore_it_{}_{:016x}", std::process::id(), hasher.finish());
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_string();
+    let url = format!("{base}/{name}");
+    let mut made = MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if made.contains(&name) {
+        return url;
+    }
+    let mut admin = postgres::Client::connect(&server, postgres::NoTls)
+        .unwrap_or_else(|error| panic!("LEADSCORE_TEST_STORE=postgres needs a server at {server}: {error}"));
+    if made.is_empty() {
+        let existing = admin.query("SELECT datname FROM pg_database WHERE datname LIKE 'leadscore_it_%'", &[]).unwrap();
+        for row in existing {
+            let old: String = row.get(0);
+            let pid = old.split('_').nth(2).unwrap_or_default();
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"));
+            }
+        }
+    }
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    made.push(name);
+    url
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
@@ -95,8 +150,8 @@ impl Drop for Server {
 /// Creates a key with the command line (the server may be running).
 pub fn create_key(data: &Path, workspace: &str, scope: &str) -> String {
     let output = bin()
-        .args(["keys", "create", "--workspace", workspace, "--scope", scope, "--data"])
-        .arg(data)
+        .args(["keys", "create", "--workspace", workspace, "--scope", scope])
+        .args(store_args(data))
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -365,8 +420,8 @@ pub const PASSWORD: &str = "correct horse battery";
 /// Creates a console account of workspace `acme` with [`PASSWORD`], with the command line.
 pub fn create_account(data: &Path, email: &str, role: &str) {
     let output = bin()
-        .args(["users", "create", "--workspace", "acme", "--email", email, "--role", role, "--data"])
-        .arg(data)
+        .args(["users", "create", "--workspace", "acme", "--email", email, "--role", role])
+        .args(store_args(data))
         .env("LEADSCORE_PASSWORD", PASSWORD)
         .output()
         .unwrap();

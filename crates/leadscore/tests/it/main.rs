@@ -14,6 +14,7 @@ mod examples;
 mod full_disk;
 mod history;
 mod import;
+mod instances;
 mod keys;
 mod layering;
 mod openapi;

@@ -264,7 +264,11 @@ fn acknowledged_events_survive_kill_9() {
     assert_eq!(after, acknowledged + 1);
 
     // A second service on the same data directory would miss the ids the first keeps in memory,
-    // and deleting a file (as `leadscore.lock` was) must not let it in.
+    // and deleting a file (as `leadscore.lock` was) must not let it in. (Several services share
+    // a PostgreSQL database: nothing to refuse there.)
+    if on_postgres() {
+        return;
+    }
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
         if !path.file_name().unwrap().to_string_lossy().starts_with("leadscore.db") {
@@ -865,9 +869,16 @@ fn metrics_and_logs_without_personal_data() {
     let text = metrics.body;
     assert!(text.contains("leadscore_messages_total{outcome=\"accepted\"} 2"), "{text}");
     assert!(text.contains("leadscore_messages_total{outcome=\"duplicate\"} 1"), "{text}");
-    // The identify found its lead in the database; the tracks (one a duplicate) in the writer's memory.
-    assert!(text.contains("leadscore_lead_lookups_total{outcome=\"database\"} 1"), "{text}");
-    assert!(text.contains("leadscore_lead_lookups_total{outcome=\"remembered\"} 2"), "{text}");
+    if on_postgres() {
+        // Other instances may change any lead: each request reads its leads again.
+        assert!(text.contains("leadscore_lead_lookups_total{outcome=\"database\"} 3"), "{text}");
+        assert!(!text.contains("leadscore_lead_lookups_total{outcome=\"remembered\"}"), "{text}");
+    } else {
+        // The identify found its lead in the database; the tracks (one a duplicate) in the
+        // writer's memory.
+        assert!(text.contains("leadscore_lead_lookups_total{outcome=\"database\"} 1"), "{text}");
+        assert!(text.contains("leadscore_lead_lookups_total{outcome=\"remembered\"} 2"), "{text}");
+    }
     assert!(
         text.contains("leadscore_http_requests_total{route=\"/v1/track\",method=\"POST\",status=\"400\"} 1"),
         "{text}"

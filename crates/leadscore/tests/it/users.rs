@@ -11,7 +11,7 @@ use crate::common::*;
 /// no terminal: (exit code, stdout, stderr).
 fn users(data: &Path, password: Option<&str>, args: &[&str]) -> (i32, String, String) {
     let mut command = bin();
-    command.arg("users").args(args).arg("--data").arg(data).stdin(Stdio::null()).env_remove("LEADSCORE_PASSWORD");
+    command.arg("users").args(args).args(store_args(data)).stdin(Stdio::null()).env_remove("LEADSCORE_PASSWORD");
     if let Some(password) = password {
         command.env("LEADSCORE_PASSWORD", password);
     }

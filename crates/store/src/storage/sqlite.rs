@@ -21,15 +21,29 @@ use crate::scores::{self, HistoryEntry, StoredScores};
 use crate::sessions::{self, Opened, Session};
 use crate::stages::{self, StageChange};
 use crate::storage::{
-    IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities, NewPredictiveModel,
-    NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture, Transaction, TransactionWork,
+    Exclusive, IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities,
+    NewPredictiveModel, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture,
+    Transaction, TransactionWork,
 };
 use crate::users::{self, Role, User};
-use crate::webhooks::{self, Attempt, LeadNotification, LogEntry, NewWebhook, Pending, Webhook};
+use crate::webhooks::{self, Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Webhook};
 use crate::workspaces::{self, Workspace};
 use crate::{Generation, Store, merge};
 
 impl Reads for Connection {
+    fn workspace_named(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
+        workspaces::find(self, name)
+    }
+
+    fn model_with_source(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        models::find_same(self, workspace_id, source, predictors)
+    }
+
     fn model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError> {
         models::by_id(self, model_id)
     }
@@ -513,8 +527,9 @@ impl Storage for Store {
         Box::pin(self.read(models::workspaces_with_active_model))
     }
 
-    fn upcoming_notifications(&self, per_webhook: u32, skip: Vec<i64>) -> StorageFuture<'_, Vec<Pending>> {
-        Box::pin(self.read(move |connection| webhooks::upcoming(connection, per_webhook, &skip)))
+    fn claim_notifications(&self, request: ClaimRequest) -> StorageFuture<'_, Claimed> {
+        // A claim touches no lead: the writer's cache of leads stays valid.
+        Box::pin(self.write_beside_caches(move |connection| webhooks::claim(connection, &request)))
     }
 
     fn record_delivery_attempt(
@@ -692,6 +707,12 @@ impl Storage for Store {
         Box::pin(self.write(move |connection| webhooks::redeliver(connection, workspace_id, outbox_id, now)))
     }
 
+    fn try_exclusive(&self, _job: String) -> StorageFuture<'_, Option<Exclusive>> {
+        // One process ingests into a data directory (it holds the directory's lock): there is
+        // nobody to keep a job from.
+        Box::pin(async { Ok(Some(Exclusive::sole())) })
+    }
+
     fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
         Box::pin(self.write_beside_caches(move |connection| work(connection)))
     }
@@ -705,10 +726,10 @@ mod tests {
     use crate::storage::conformance::{Opened, conformance_tests};
 
     /// An empty SQLite storage, as the service opens it, in a directory of its own.
-    fn open() -> Opened {
+    fn open() -> Option<Opened> {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_ingesting(dir.path(), crate::message_ids::DEFAULT_RECENT).unwrap();
-        (Box::new(dir), Arc::new(store))
+        Some((Box::new(dir), Arc::new(store)))
     }
 
     conformance_tests!(open);

@@ -1,0 +1,390 @@
+//! PostgreSQL queries of the events family (see [`crate::events`] for SQLite's): append-only,
+//! one row per accepted message id.
+//!
+//! A lead's events are linked newest to oldest (`previous_id`, from the lead's `last_event_id`),
+//! exactly as SQLite links them: the walks below, merges and the other families follow the links.
+//!
+//! # How it differs from SQLite
+//! - **Message ids.** Idempotency comes from the unique index `events (workspace_id, message_id)`:
+//!   an event whose message id is stored already is not inserted (`ON CONFLICT DO NOTHING`; an
+//!   insert of a message id another transaction is storing waits for it, and inserts only if that
+//!   one is undone), and [`stored_message_ids`] reads the index. SQLite keeps the message ids in a table of their own
+//!   and in memory, for its single writer; here another instance may store a message id at any
+//!   time, and only the index knows.
+//! - **Several events at once.** An ingestion's events are inserted in one statement
+//!   ([`append_all`], which is SQLite's `append` for every event of a request), their ids taken
+//!   from the table's sequence first so that each links to the one before it.
+
+use std::collections::HashSet;
+
+use crate::StoreError;
+use crate::events::*;
+use crate::leads::LeadRow;
+use crate::postgres::Tx;
+
+/// The ids of the events linked back from `$1` (newest first). `UNION` rather than `UNION ALL`:
+/// should links ever form a cycle, the walk ends instead of running forever.
+pub(crate) const CHAIN: &str = "WITH RECURSIVE chain(id) AS (
+        SELECT $1::bigint WHERE $1::bigint IS NOT NULL
+        UNION
+        SELECT e.previous_id FROM events e JOIN chain c ON e.id = c.id WHERE e.previous_id IS NOT NULL
+    )";
+
+fn from_row(row: &postgres::Row, first: usize) -> Result<StoredEvent, StoreError> {
+    let properties: String = row.try_get(first + 4)?;
+    Ok(StoredEvent {
+        id: row.try_get(first)?,
+        message_id: row.try_get(first + 1)?,
+        event_type: row.try_get(first + 2)?,
+        at: row.try_get(first + 3)?,
+        properties: serde_json::from_str(&properties).unwrap_or_default(),
+    })
+}
+
+/// Every event of each of `leads`, oldest first, in the leads' order, in one query: the walks of
+/// all their links at once (for rebuilding the states of a batch of leads). `UNION` keeps each
+/// walk finite as in [`CHAIN`].
+pub(crate) fn of_leads(connection: &mut Tx<'_>, leads: &[&LeadRow]) -> Result<Vec<Vec<StoredEvent>>, StoreError> {
+    let mut found: Vec<Vec<StoredEvent>> = leads.iter().map(|_| Vec::new()).collect();
+    let (positions, starts): (Vec<i64>, Vec<i64>) =
+        leads.iter().enumerate().filter_map(|(i, lead)| lead.last_event_id.map(|id| (i as i64, id))).unzip();
+    if starts.is_empty() {
+        return Ok(found);
+    }
+    let rows = connection.query(
+        "WITH RECURSIVE chain(lead, id) AS (
+            SELECT s.lead, s.id FROM unnest($1::bigint[], $2::bigint[]) AS s(lead, id)
+            UNION
+            SELECT c.lead, e.previous_id FROM events e JOIN chain c ON e.id = c.id WHERE e.previous_id IS NOT NULL
+        )
+        SELECT c.lead, e.id, e.message_id, e.type, e.at, e.properties FROM chain c JOIN events e ON e.id = c.id
+        ORDER BY c.lead, e.at, e.id",
+        &[&positions, &starts],
+    )?;
+    for row in &rows {
+        let lead: i64 = row.try_get(0)?;
+        let event = from_row(row, 1)?;
+        if let Some(events) = usize::try_from(lead).ok().and_then(|lead| found.get_mut(lead)) {
+            events.push(event);
+        }
+    }
+    Ok(found)
+}
+
+/// Those of `message_ids` the workspace already has, in one query.
+pub(crate) fn stored_message_ids(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    message_ids: &[&str],
+) -> Result<HashSet<String>, StoreError> {
+    if message_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = connection.query(
+        "SELECT message_id FROM events WHERE workspace_id = $1 AND message_id = ANY($2)",
+        &[&workspace_id, &message_ids],
+    )?;
+    Ok(rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
+}
+
+/// Every event of a lead, oldest first (for rebuilding its state): the events linked back from
+/// `lead.last_event_id`, which is current in the given row even before the row is saved.
+pub(crate) fn of_lead(connection: &mut Tx<'_>, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError> {
+    let sql = format!(
+        "{CHAIN} SELECT e.id, e.message_id, e.type, e.at, e.properties FROM chain c JOIN events e ON e.id = c.id
+         ORDER BY e.at, e.id"
+    );
+    let rows = connection.query(&sql, &[&lead.last_event_id])?;
+    rows.iter().map(|row| from_row(row, 0)).collect()
+}
+
+/// A lead's `limit` most recently stored events (newest first, by the order they were stored,
+/// which is their links' order) and how many it has in all: what a lead's page lists, without
+/// reading every event of a lead that has thousands.
+pub(crate) fn newest_of_lead(
+    connection: &mut Tx<'_>,
+    lead: &LeadRow,
+    limit: u32,
+) -> Result<(Vec<StoredEvent>, u64), StoreError> {
+    let rows = connection.query(
+        "WITH RECURSIVE chain(id, n) AS (
+            SELECT $1::bigint, 1::bigint WHERE $1::bigint IS NOT NULL
+            UNION ALL
+            SELECT e.previous_id, c.n + 1 FROM events e JOIN chain c ON e.id = c.id
+            WHERE e.previous_id IS NOT NULL AND c.n < $2
+        )
+        SELECT e.id, e.message_id, e.type, e.at, e.properties FROM chain c JOIN events e ON e.id = c.id
+        ORDER BY c.n",
+        &[&lead.last_event_id, &i64::from(limit)],
+    )?;
+    let newest: Vec<StoredEvent> = rows.iter().map(|row| from_row(row, 0)).collect::<Result<_, _>>()?;
+    let count = if (newest.len() as u64) < u64::from(limit) {
+        newest.len() as u64
+    } else {
+        // Counting walks the links without reading the events' properties.
+        let sql = format!("{CHAIN} SELECT count(*) FROM chain");
+        let count: i64 = connection.query_one(&sql, &[&lead.last_event_id])?.try_get(0)?;
+        u64::try_from(count).unwrap_or_default()
+    };
+    Ok((newest, count))
+}
+
+/// The text an event's properties are stored as.
+fn properties_text(event: &NewEvent<'_>) -> Result<String, StoreError> {
+    serde_json::to_string(event.properties).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Events of one lead to append after its newest event, as [`append_all`] takes them.
+pub(crate) struct LeadEvents<'e, 'a> {
+    pub(crate) workspace_id: i64,
+    pub(crate) lead_id: i64,
+    pub(crate) newest: Option<i64>,
+    pub(crate) events: &'e [NewEvent<'a>],
+}
+
+/// Appends the events of several leads in two statements, each lead's linked one after the
+/// other from its `newest`, and answers each lead's newest event after them. The message ids
+/// another transaction stored meanwhile are not stored again, and are answered instead (their
+/// events are left out, and the links would skip them: the caller, which read them as new, must
+/// give up its transaction).
+pub(crate) fn append_all(
+    connection: &mut Tx<'_>,
+    leads: &[LeadEvents<'_, '_>],
+) -> Result<(Vec<Option<i64>>, Vec<String>), StoreError> {
+    let total: usize = leads.iter().map(|lead| lead.events.len()).sum();
+    if total == 0 {
+        return Ok((leads.iter().map(|lead| lead.newest).collect(), Vec::new()));
+    }
+    let ids: Vec<i64> = connection
+        .query(
+            "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)",
+            &[&(total as i64)],
+        )?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let (mut workspace_ids, mut lead_ids, mut message_ids, mut types) = (vec![], vec![], vec![], vec![]);
+    let (mut ats, mut received_ats, mut properties, mut previous_ids) = (vec![], vec![], vec![], vec![]);
+    let mut next_ids = ids.iter().copied();
+    let mut newest_events = Vec::with_capacity(leads.len());
+    for lead in leads {
+        let mut newest = lead.newest;
+        for event in lead.events {
+            let id = next_ids.next().ok_or_else(|| StoreError::Corrupt("fewer event ids than events".into()))?;
+            workspace_ids.push(lead.workspace_id);
+            lead_ids.push(lead.lead_id);
+            message_ids.push(event.message_id);
+            types.push(event.event_type);
+            ats.push(event.at);
+            received_ats.push(event.received_at);
+            properties.push(properties_text(event)?);
+            previous_ids.push(newest);
+            newest = Some(id);
+        }
+        newest_events.push(newest);
+    }
+    let inserted: HashSet<i64> = connection
+        .query(
+            "INSERT INTO events (id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+                                  $7::bigint[], $8::text[], $9::bigint[])
+             ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING id",
+            &[&ids, &workspace_ids, &lead_ids, &message_ids, &types, &ats, &received_ats, &properties, &previous_ids],
+        )?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let duplicates = ids
+        .iter()
+        .zip(&message_ids)
+        .filter(|(id, _)| !inserted.contains(id))
+        .map(|(_, message_id)| message_id.to_string())
+        .collect();
+    Ok((newest_events, duplicates))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::leads::tests::{create, save, workspace};
+    use crate::postgres::testing::TestDatabase;
+
+    fn event<'a>(
+        message_id: &'a str,
+        at: i64,
+        properties: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> NewEvent<'a> {
+        NewEvent { message_id, event_type: "visit", at, received_at: at, properties }
+    }
+
+    /// Appends one event to `lead` (SQLite's `events::insert`): whether it was new.
+    fn insert(t: &mut Tx<'_>, lead: &mut LeadRow, event: NewEvent<'_>) -> Inserted {
+        let events = [event];
+        let appended = [LeadEvents {
+            workspace_id: lead.workspace_id,
+            lead_id: lead.id,
+            newest: lead.last_event_id,
+            events: &events,
+        }];
+        let (newest, duplicates) = append_all(t, &appended).unwrap();
+        if !duplicates.is_empty() {
+            return Inserted::Duplicate;
+        }
+        lead.last_event_id = newest[0];
+        Inserted::New
+    }
+
+    fn ids(events: &[StoredEvent]) -> Vec<String> {
+        events.iter().map(|e| e.message_id.clone()).collect()
+    }
+
+    /// A batch's events, read in one walk, are each lead's own, in the leads' order, oldest
+    /// first, with nothing for a lead without events; and the batch's scores are each lead's.
+    #[test]
+    fn a_batch_reads_each_leads_events_and_scores_as_one_lead_does() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let none = serde_json::Map::new();
+        let (w, other) = (workspace(&mut t, "w"), workspace(&mut t, "other"));
+        let mut first = create(&mut t, w, Some("a"), 0);
+        let theirs = create(&mut t, other, Some("t"), 0);
+        let quiet = create(&mut t, w, Some("b"), 0);
+        let mut last = create(&mut t, w, Some("c"), 0);
+        insert(&mut t, &mut last, event("c1", 50, &none));
+        insert(&mut t, &mut first, event("a1", 30, &none));
+        insert(&mut t, &mut first, event("a2", 10, &none));
+        insert(&mut t, &mut last, event("c2", 20, &none));
+        save(&mut t, &first);
+        save(&mut t, &last);
+        let score = |value| crate::scores::ScoreRow {
+            score: "s".into(),
+            value,
+            tier: None,
+            model_id: 1,
+            evaluated_at: 0,
+            overridden: None,
+        };
+        for (lead, value) in [(&first, 1.0), (&theirs, 2.0), (&last, 3.0)] {
+            let mut stored = crate::scores::StoredScores::default();
+            let history = crate::scores::History::EveryChange;
+            crate::postgres::scores::save_over(&mut t, lead.id, &mut stored, &[score(value)], "event", history, &[])
+                .unwrap();
+        }
+        let rows = crate::postgres::leads::rows_after(&mut t, w, 0, 10).unwrap();
+        assert_eq!(rows.iter().map(|l| l.id).collect::<Vec<_>>(), [first.id, quiet.id, last.id]);
+        let batch: Vec<&LeadRow> = rows.iter().collect();
+        let together = of_leads(&mut t, &batch).unwrap();
+        let alone: Vec<Vec<StoredEvent>> = rows.iter().map(|lead| of_lead(&mut t, lead).unwrap()).collect();
+        assert_eq!(together, alone);
+        assert_eq!(together.iter().map(|e| ids(e)).collect::<Vec<_>>(), [vec!["a2", "a1"], vec![], vec!["c2", "c1"]]);
+        let scores = crate::postgres::scores::stored_of(&mut t, &[first.id, quiet.id, last.id]).unwrap();
+        let alone: Vec<_> = [first.id, quiet.id, last.id]
+            .iter()
+            .map(|id| crate::postgres::scores::stored(&mut t, *id).unwrap())
+            .collect();
+        assert_eq!(scores, alone, "another workspace's lead in the range is left out");
+        assert!(scores[1].is_empty() && scores[2].row("s").is_some_and(|s| s.value == 3.0));
+    }
+
+    /// Each lead finds its own events through its links, a duplicate changes neither the events
+    /// nor the links, and a merge hands the merged lead's events to the other.
+    #[test]
+    fn a_lead_finds_its_events_before_and_after_a_merge() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let none = serde_json::Map::new();
+        let w = workspace(&mut t, "w");
+        let mut known = create(&mut t, w, Some("u"), 0);
+        let mut anonymous = create(&mut t, w, None, 0);
+        insert(&mut t, &mut known, event("k1", 10, &none));
+        insert(&mut t, &mut anonymous, event("a1", 5, &none));
+        insert(&mut t, &mut known, event("k2", 30, &none));
+        insert(&mut t, &mut anonymous, event("a2", 20, &none));
+        let head = known.last_event_id;
+        assert_eq!(insert(&mut t, &mut known, event("a1", 40, &none)), Inserted::Duplicate);
+        assert_eq!(known.last_event_id, head);
+        assert_eq!(
+            stored_message_ids(&mut t, w, &["a1", "k2", "x"]).unwrap(),
+            ["a1".to_string(), "k2".to_string()].into()
+        );
+        save(&mut t, &known);
+        save(&mut t, &anonymous);
+        anonymous.attributes.insert("plan".into(), "pro".into());
+        anonymous.email = Some("ana@example.com".into());
+        link_visitor(&mut t, w, anonymous.id);
+        assert_eq!(ids(&of_lead(&mut t, &known).unwrap()), ["k1", "k2"]);
+        assert_eq!(ids(&of_lead(&mut t, &anonymous).unwrap()), ["a1", "a2"]);
+        let (newest, count) = newest_of_lead(&mut t, &known, 1).unwrap();
+        assert_eq!((ids(&newest), count), (vec!["k2".to_string()], 2));
+        crate::postgres::merge::merge_leads(&mut t, &anonymous, &mut known).unwrap();
+        save(&mut t, &known);
+        let merged = crate::postgres::leads::by_id(&mut t, w, known.id).unwrap().unwrap();
+        assert_eq!(ids(&of_lead(&mut t, &merged).unwrap()), ["a1", "k1", "a2", "k2"]);
+        let (newest, count) = newest_of_lead(&mut t, &merged, 3).unwrap();
+        assert_eq!((ids(&newest), count), (vec!["a2".to_string(), "a1".into(), "k2".into()], 4), "by their links");
+        assert_eq!(
+            (merged.email.as_deref(), merged.attributes.get("plan")),
+            (Some("ana@example.com"), Some(&"pro".into()))
+        );
+        let owners: Vec<i64> =
+            t.query("SELECT DISTINCT lead_id FROM events", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+        assert_eq!(owners, [known.id]);
+        assert_eq!(crate::postgres::leads::by_id(&mut t, w, anonymous.id).unwrap(), None);
+        let links = crate::postgres::leads::links(&mut t, w, known.id).unwrap();
+        assert_eq!((links.anonymous_ids, links.merged_leads), (vec!["visitor".to_string()], vec![anonymous.id]));
+    }
+
+    fn link_visitor(t: &mut Tx<'_>, workspace_id: i64, lead_id: i64) {
+        crate::postgres::leads::link_anonymous_ids(t, workspace_id, &[("visitor".to_string(), lead_id)]).unwrap();
+    }
+
+    /// Links that form a cycle have no first event: the merge refuses them rather than link the
+    /// other lead's events into the cycle.
+    #[test]
+    fn a_merge_refuses_events_that_link_back_to_no_first_one() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let none = serde_json::Map::new();
+        let w = workspace(&mut t, "w");
+        let mut into = create(&mut t, w, Some("u"), 0);
+        let mut from = create(&mut t, w, None, 0);
+        insert(&mut t, &mut from, event("f1", 1, &none));
+        insert(&mut t, &mut from, event("f2", 2, &none));
+        t.execute("UPDATE events SET previous_id = $1 WHERE message_id = 'f1'", &[&from.last_event_id]).unwrap();
+        let merged = crate::postgres::merge::merge_leads(&mut t, &from, &mut into);
+        assert!(matches!(merged, Err(StoreError::Corrupt(_))), "{merged:?}");
+        assert_eq!(of_lead(&mut t, &from).unwrap().len(), 2, "the walk of a cycle ends");
+    }
+
+    /// Several leads' events are stored in one statement, each linked to its lead's previous one;
+    /// a message id already stored is left out and named.
+    #[test]
+    fn events_of_several_leads_are_appended_at_once_and_linked() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let none = serde_json::Map::new();
+        let w = workspace(&mut t, "w");
+        let mut a = create(&mut t, w, Some("a"), 0);
+        let b = create(&mut t, w, Some("b"), 0);
+        insert(&mut t, &mut a, event("a0", 0, &none));
+        let (for_a, for_b) =
+            ([event("a1", 1, &none), event("a2", 2, &none)], [event("b1", 1, &none), event("a0", 3, &none)]);
+        let appended = [
+            LeadEvents { workspace_id: w, lead_id: a.id, newest: a.last_event_id, events: &for_a },
+            LeadEvents { workspace_id: w, lead_id: b.id, newest: None, events: &for_b },
+            LeadEvents { workspace_id: w, lead_id: b.id, newest: None, events: &[] },
+        ];
+        let (newest, duplicates) = append_all(&mut t, &appended).unwrap();
+        assert_eq!(duplicates, ["a0"]);
+        assert_eq!(newest[2], None, "no events, no newest");
+        let a = LeadRow { last_event_id: newest[0], ..a };
+        assert_eq!(ids(&of_lead(&mut t, &a).unwrap()), ["a0", "a1", "a2"]);
+        let b1: i64 = t.query_one("SELECT id FROM events WHERE message_id = 'b1'", &[]).unwrap().get(0);
+        assert_eq!(newest[1], Some(b1 + 1), "the id handed to the duplicate, which was not stored");
+        assert_eq!(append_all(&mut t, &[]).unwrap(), (vec![], vec![]));
+    }
+}

@@ -1,0 +1,99 @@
+//! The PostgreSQL schema's versioned migrations, applied at connect, each in its own transaction,
+//! and refused when an applied one was edited (its checksum), as SQLite's are ([`crate::migrate`]).
+//! Several instances starting at once take turns: the first applies, the others find it done.
+
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+/// In order. Never edit an entry once released: add a new one.
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "funnel_counts", include_str!("migrations/0002_funnel_counts.sql")),
+];
+
+/// Any number that no other application takes advisory locks with on the same database.
+const MIGRATION_LOCK: i64 = 7_305_683_311_020_550;
+
+/// Applies every migration the database has not had yet.
+pub(super) fn apply(client: &mut postgres::Client) -> Result<(), StoreError> {
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    transaction.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL
+        )",
+    )?;
+    let applied: Vec<(i64, String)> = transaction
+        .query("SELECT version, checksum FROM schema_migrations ORDER BY version", &[])?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    if let Some((found, _)) = applied.iter().find(|(version, _)| *version > i64::from(known)) {
+        return Err(StoreError::TooNew { found: u32::try_from(*found).unwrap_or(u32::MAX), known });
+    }
+    for &(version, name, sql) in MIGRATIONS {
+        let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+        match applied.iter().find(|(v, _)| *v == i64::from(version)) {
+            Some((_, stored)) if *stored == checksum => continue,
+            Some(_) => return Err(StoreError::MigrationChanged { version, name: name.to_string() }),
+            None => {}
+        }
+        let mut step = transaction.transaction()?;
+        step.batch_execute(sql)?;
+        step.execute(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+            &[&i64::from(version), &name, &checksum, &crate::now_ms()],
+        )?;
+        step.commit()?;
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::testing::TestDatabase;
+
+    #[test]
+    fn applies_once_and_refuses_edited_migrations_and_newer_schemas() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+        apply(&mut client).unwrap();
+        apply(&mut client).unwrap();
+        let count: i64 = client.query_one("SELECT count(*) FROM schema_migrations", &[]).unwrap().get(0);
+        assert_eq!(count, MIGRATIONS.len() as i64);
+
+        client.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1", &[]).unwrap();
+        assert!(matches!(apply(&mut client), Err(StoreError::MigrationChanged { version: 1, .. })));
+        let checksum = hex::encode(Sha256::digest(MIGRATIONS[0].2.as_bytes()));
+        client.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 1", &[&checksum]).unwrap();
+
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (999, 'x', '', 0)",
+                &[],
+            )
+            .unwrap();
+        assert!(matches!(apply(&mut client), Err(StoreError::TooNew { found: 999, .. })));
+    }
+
+    #[test]
+    fn instances_starting_together_apply_the_schema_once() {
+        let Some(database) = TestDatabase::create() else { return };
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let url = database.url.clone();
+                std::thread::spawn(move || {
+                    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    apply(&mut client)
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap().unwrap();
+        }
+    }
+}

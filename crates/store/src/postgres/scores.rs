@@ -1,0 +1,408 @@
+//! PostgreSQL queries of the scores family (see [`crate::scores`] for SQLite's): each lead's
+//! current scores (`lead_scores`, with the override in force on a score) and their history
+//! (`score_history`, each score's entries linked back from its current row).
+//!
+//! # How it differs from SQLite
+//! - A lead's scores are read in the order of their names' bytes, as SQLite's table clustered by
+//!   `(lead_id, score)` gives them (`COLLATE "C"`, whatever the database's collation).
+//! - A score the stored state does not know is inserted with `ON CONFLICT DO UPDATE`: a caller
+//!   that read the scores in another transaction (a rescoring batch) may find that another
+//!   instance gave the lead the score meanwhile, and then its own value replaces it, as an
+//!   update would have.
+
+use postgres::types::ToSql;
+
+use crate::StoreError;
+use crate::postgres::Tx;
+use crate::scores::*;
+
+/// A current score with the override in force on it: the override's own row is read only for
+/// the few scores that name one.
+const STORED_SCORES: &str = "SELECT s.score, s.value, s.tier, s.model_id, s.evaluated_at, s.history_id, s.override_id,
+        o.value, o.tier, s.computed_value, s.computed_tier, s.lead_id
+    FROM lead_scores s LEFT JOIN score_overrides o ON o.id = s.override_id";
+
+fn stored_row(row: &postgres::Row) -> Result<(ScoreRow, Option<i64>), StoreError> {
+    let override_id: Option<i64> = row.try_get(6)?;
+    let overridden = match override_id {
+        Some(id) => Some(Overridden {
+            id,
+            value: row.try_get(7)?,
+            tier: row.try_get(8)?,
+            computed_value: match row.try_get::<_, Option<f64>>(9)? {
+                Some(value) => value,
+                None => row.try_get(1)?,
+            },
+            computed_tier: row.try_get(10)?,
+        }),
+        None => None,
+    };
+    let score = ScoreRow {
+        score: row.try_get(0)?,
+        value: row.try_get(1)?,
+        tier: row.try_get(2)?,
+        model_id: row.try_get(3)?,
+        evaluated_at: row.try_get(4)?,
+        overridden,
+    };
+    Ok((score, row.try_get(5)?))
+}
+
+/// The current scores of each of `lead_ids` (ascending), in their order, in one query.
+pub(crate) fn stored_of(connection: &mut Tx<'_>, lead_ids: &[i64]) -> Result<Vec<StoredScores>, StoreError> {
+    if lead_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut found: Vec<Vec<(ScoreRow, Option<i64>)>> = lead_ids.iter().map(|_| Vec::new()).collect();
+    let sql = format!("{STORED_SCORES} WHERE s.lead_id = ANY($1) ORDER BY s.lead_id, s.score COLLATE \"C\"");
+    for row in connection.query(&sql, &[&lead_ids])? {
+        let lead_id: i64 = row.try_get(11)?;
+        // Ascending as promised; asked in another order, each lead is still found.
+        let at = match lead_ids.binary_search(&lead_id) {
+            Ok(at) => Some(at),
+            Err(_) => lead_ids.iter().position(|id| *id == lead_id),
+        };
+        if let Some(at) = at {
+            found[at].push(stored_row(&row)?);
+        }
+    }
+    Ok(found.into_iter().map(StoredScores::from_rows).collect())
+}
+
+/// A lead's current scores as stored.
+pub(crate) fn stored(connection: &mut Tx<'_>, lead_id: i64) -> Result<StoredScores, StoreError> {
+    let sql = format!("{STORED_SCORES} WHERE s.lead_id = $1 ORDER BY s.score COLLATE \"C\"");
+    let rows = connection.query(&sql, &[&lead_id])?;
+    Ok(StoredScores::from_rows(rows.iter().map(stored_row).collect::<Result<_, _>>()?))
+}
+
+/// The newest `limit` entries of a lead's score history, newest first: each score's entries are
+/// linked back from its current row (`history_id`, then `previous_id`), at most `limit` of each.
+pub(crate) fn history(connection: &mut Tx<'_>, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
+    let rows = connection.query(
+        "WITH RECURSIVE chain(id, n) AS (
+             SELECT history_id, 1::bigint FROM lead_scores WHERE lead_id = $1 AND history_id IS NOT NULL
+             UNION
+             SELECT h.previous_id, c.n + 1 FROM score_history h JOIN chain c ON h.id = c.id
+             WHERE h.previous_id IS NOT NULL AND c.n < $2
+         )
+         SELECT h.score, h.value, h.tier, h.previous_tier, h.at, h.cause, h.override_id, h.override_action,
+                o.set_by, o.reason, o.lifted_by, o.lifted_note, h.terms, h.model_id
+         FROM chain c JOIN score_history h ON h.id = c.id LEFT JOIN score_overrides o ON o.id = h.override_id
+         ORDER BY h.id DESC LIMIT $2",
+        &[&lead_id, &i64::from(limit)],
+    )?;
+    rows.iter()
+        .map(|row| {
+            let override_id: Option<i64> = row.try_get(6)?;
+            let lifted = row.try_get::<_, Option<String>>(7)?.as_deref() == Some("lifted");
+            let (by, note) = if lifted { (10, 11) } else { (8, 9) };
+            let override_change = match override_id {
+                Some(override_id) => Some(OverrideChange {
+                    override_id,
+                    lifted,
+                    by: row.try_get::<_, Option<String>>(by)?.unwrap_or_default(),
+                    note: row.try_get(note)?,
+                }),
+                None => None,
+            };
+            Ok(HistoryEntry {
+                score: row.try_get(0)?,
+                value: row.try_get(1)?,
+                tier: row.try_get(2)?,
+                previous_tier: row.try_get(3)?,
+                at: row.try_get(4)?,
+                cause: row.try_get(5)?,
+                override_change,
+                terms: row.try_get(12)?,
+                model_id: row.try_get(13)?,
+            })
+        })
+        .collect()
+}
+
+/// How [`save_over`] writes one score's row.
+enum Write {
+    /// A value moved, nothing else: the tier, model and override columns are left out.
+    Value,
+    /// A plain score's value, tier or model.
+    Plain,
+    /// A score with an override in force, or one whose override was just lifted: the override's
+    /// columns too.
+    Overridden,
+    /// A score the lead did not have.
+    New,
+}
+
+/// Same as [`save`] given what is stored (from [`stored`] or a previous save in this or an
+/// earlier transaction), which it brings up to date; a history entry carries its score's `terms`
+/// when given.
+pub(crate) fn save_over(
+    connection: &mut Tx<'_>,
+    lead_id: i64,
+    stored: &mut StoredScores,
+    rows: &[ScoreRow],
+    cause: &str,
+    history: History,
+    terms: &[HistoryTerms],
+) -> Result<Vec<Change>, StoreError> {
+    let mut changes = Vec::new();
+    for row in rows {
+        let before = stored.row(&row.score).cloned();
+        let before = before.as_ref();
+        let changed = before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier);
+        // Setting, replacing or lifting an override is a person's act (or its expiry's): always
+        // history, whatever it changed, naming the override set or lifted.
+        let override_before = before.and_then(|b| b.overridden.as_ref()).map(|o| o.id);
+        let override_now = row.overridden.as_ref().map(|o| o.id);
+        let override_change = match (override_before, override_now) {
+            (before, now) if before == now => None,
+            (_, Some(id)) => Some((id, "set")),
+            (Some(id), None) => Some((id, "lifted")),
+            (None, None) => None,
+        };
+        let recorded = override_change.is_some() || history.records(before, row);
+        // An unchanged score is not written again: decay moves most values between two events,
+        // but fit scores and scores at a cap stay put.
+        let unchanged =
+            !changed && before.is_some_and(|b| b.model_id == row.model_id && b.overridden == row.overridden);
+        let mut history_id = stored.history_id(&row.score);
+        if recorded {
+            let inserted = connection.query_one(
+                "INSERT INTO score_history
+                     (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id,
+                      override_id, override_action, terms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                &[
+                    &lead_id,
+                    &row.score,
+                    &row.value,
+                    &row.tier,
+                    &before.and_then(|b| b.tier.clone()),
+                    &row.model_id,
+                    &row.evaluated_at,
+                    &cause,
+                    &history_id,
+                    &override_change.map(|(id, _)| id),
+                    &override_change.map(|(_, action)| action),
+                    &terms.iter().find(|t| t.score == row.score).map(|t| t.terms.as_str()),
+                ],
+            )?;
+            history_id = Some(inserted.try_get(0)?);
+        }
+        let plain = row.overridden.is_none() && before.is_none_or(|b| b.overridden.is_none());
+        let write = match before {
+            Some(_) if unchanged => None,
+            Some(b) if plain && b.tier == row.tier && b.model_id == row.model_id => Some(Write::Value),
+            Some(_) if plain => Some(Write::Plain),
+            Some(_) => Some(Write::Overridden),
+            None => Some(Write::New),
+        };
+        let overridden = row.overridden.as_ref();
+        let (override_id, computed_value, computed_tier) = (
+            overridden.map(|o| o.id),
+            overridden.map(|o| o.computed_value),
+            overridden.and_then(|o| o.computed_tier.clone()),
+        );
+        let common: [&(dyn ToSql + Sync); 7] =
+            [&lead_id, &row.score, &row.value, &row.tier, &row.model_id, &row.evaluated_at, &history_id];
+        let with_override: [&(dyn ToSql + Sync); 10] = [
+            common[0],
+            common[1],
+            common[2],
+            common[3],
+            common[4],
+            common[5],
+            common[6],
+            &override_id,
+            &computed_value,
+            &computed_tier,
+        ];
+        match write {
+            None => {}
+            Some(Write::Value) => {
+                connection.execute(
+                    "UPDATE lead_scores SET value = $3, evaluated_at = $4, history_id = $5 WHERE lead_id = $1 AND score = $2",
+                    &[&lead_id, &row.score, &row.value, &row.evaluated_at, &history_id],
+                )?;
+            }
+            Some(Write::Plain) => {
+                connection.execute(
+                    "UPDATE lead_scores SET value = $3, tier = $4, model_id = $5, evaluated_at = $6, history_id = $7
+                     WHERE lead_id = $1 AND score = $2",
+                    &common,
+                )?;
+            }
+            Some(Write::Overridden) => {
+                connection.execute(
+                    "UPDATE lead_scores SET value = $3, tier = $4, model_id = $5, evaluated_at = $6, history_id = $7,
+                         override_id = $8, computed_value = $9, computed_tier = $10
+                     WHERE lead_id = $1 AND score = $2",
+                    &with_override,
+                )?;
+            }
+            Some(Write::New) => {
+                connection.execute(
+                    "INSERT INTO lead_scores
+                         (lead_id, score, value, tier, model_id, evaluated_at, history_id, override_id, computed_value,
+                          computed_tier)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (lead_id, score) DO UPDATE SET value = excluded.value, tier = excluded.tier,
+                         model_id = excluded.model_id, evaluated_at = excluded.evaluated_at,
+                         history_id = excluded.history_id, override_id = excluded.override_id,
+                         computed_value = excluded.computed_value, computed_tier = excluded.computed_tier",
+                    &with_override,
+                )?;
+            }
+        }
+        if changed {
+            changes.push(Change {
+                score: row.score.clone(),
+                value: row.value,
+                previous_value: before.map(|b| b.value),
+                tier: row.tier.clone(),
+                previous_tier: before.and_then(|b| b.tier.clone()),
+            });
+        }
+        if write.is_some() {
+            stored.put(row.clone(), history_id);
+        }
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::leads::tests::{create, workspace};
+    use crate::postgres::testing::TestDatabase;
+
+    fn row(value: f64, tier: &str, at: i64) -> ScoreRow {
+        ScoreRow {
+            score: "fit".to_string(),
+            value,
+            tier: Some(tier.to_string()),
+            model_id: 1,
+            evaluated_at: at,
+            overridden: None,
+        }
+    }
+
+    /// SQLite's `scores::save`: over what is stored.
+    fn save(t: &mut Tx<'_>, lead_id: i64, rows: &[ScoreRow], cause: &str, history: History) -> Vec<Change> {
+        let mut stored = stored(t, lead_id).unwrap();
+        save_over(t, lead_id, &mut stored, rows, cause, history, &[]).unwrap()
+    }
+
+    #[test]
+    fn an_unchanged_score_is_neither_a_change_nor_history() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let lead = create(&mut t, w, Some("u"), 0);
+        let first = save(&mut t, lead.id, &[row(10.0, "cold", 1)], "event", History::EveryChange);
+        let again = save(&mut t, lead.id, &[row(10.0, "cold", 2)], "event", History::EveryChange);
+        let drift = save(&mut t, lead.id, &[row(10.2, "cold", 3)], "decay", History::EveryChange);
+        let moved = save(&mut t, lead.id, &[row(60.0, "hot", 4)], "event", History::EveryChange);
+        let history = history(&mut t, lead.id, 10).unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(again.is_empty());
+        assert_eq!(drift.len(), 1, "a change, too small for the history");
+        assert_eq!(moved[0].previous_tier.as_deref(), Some("cold"));
+        assert_eq!(moved[0].previous_value, Some(10.2));
+        // The first value and the tier change; not the repeat nor the drift.
+        assert_eq!(history.len(), 2);
+        assert_eq!((history[0].tier.as_deref(), history[0].previous_tier.as_deref()), (Some("hot"), Some("cold")));
+        let stored = stored(&mut t, lead.id).unwrap();
+        assert_eq!(stored.row("fit"), Some(&row(60.0, "hot", 4)));
+        assert_eq!(super::history(&mut t, lead.id, 1).unwrap().len(), 1, "at most the limit");
+    }
+
+    /// A lead's scores are read in the order of their names' bytes, as SQLite's clustered table
+    /// gives them, and a batch reads each lead's as one lead does.
+    #[test]
+    fn scores_read_in_byte_order_of_their_names() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let lead = create(&mut t, w, Some("u"), 0);
+        let named = |name: &str| ScoreRow { score: name.into(), ..row(1.0, "cold", 0) };
+        save(&mut t, lead.id, &[named("fit"), named("Intent"), named("engagement")], "event", History::TierChanges);
+        let names: Vec<String> = stored(&mut t, lead.id).unwrap().rows().map(|r| r.score.clone()).collect();
+        assert_eq!(names, ["Intent", "engagement", "fit"]);
+        assert_eq!(stored_of(&mut t, &[lead.id]).unwrap(), [stored(&mut t, lead.id).unwrap()]);
+        assert!(stored_of(&mut t, &[]).unwrap().is_empty());
+    }
+
+    /// Setting and lifting an override are history even when the effective score does not
+    /// change, and the entries say who and why; the stored row reads back with the model's own
+    /// score beside the effective one.
+    #[test]
+    fn an_override_set_and_lifted_is_history_naming_who_and_why() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let lead = create(&mut t, w, Some("u"), 0);
+        save(&mut t, lead.id, &[row(10.0, "cold", 1)], "event", History::EveryChange);
+        // The override's row, as the overrides family writes it.
+        let id: i64 = t
+            .query_one(
+                "INSERT INTO score_overrides (workspace_id, lead_id, score, tier, reason, set_by, set_at)
+                 VALUES ($1, $2, 'fit', 'cold', 'checked by hand', 'user ana@example.com', 2) RETURNING id",
+                &[&w, &lead.id],
+            )
+            .unwrap()
+            .get(0);
+        let overridden = Overridden {
+            id,
+            value: None,
+            tier: Some("cold".into()),
+            computed_value: 10.0,
+            computed_tier: Some("cold".into()),
+        };
+        let set = ScoreRow { overridden: Some(overridden), ..row(10.0, "cold", 2) };
+        assert!(save(&mut t, lead.id, std::slice::from_ref(&set), "override", History::EveryChange).is_empty());
+        let stored_while_set = stored(&mut t, lead.id).unwrap();
+        t.execute(
+            "UPDATE score_overrides SET lifted_at = 3, lifted_by = 'key 3', lifted_note = 'wrong lead' WHERE id = $1",
+            &[&id],
+        )
+        .unwrap();
+        save(&mut t, lead.id, &[row(10.0, "cold", 3)], "override lifted", History::EveryChange);
+        let history = history(&mut t, lead.id, 10).unwrap();
+        let kept = stored_while_set.overridden("fit").unwrap();
+        assert_eq!((kept.computed_value, kept.tier.as_deref()), (10.0, Some("cold")));
+        assert_eq!(stored(&mut t, lead.id).unwrap().overridden("fit"), None, "lifted");
+        assert_eq!(history.len(), 3, "{history:?}");
+        let lifted = history[0].override_change.as_ref().unwrap();
+        assert_eq!((lifted.lifted, lifted.by.as_str(), lifted.note.as_deref()), (true, "key 3", Some("wrong lead")));
+        let set = history[1].override_change.as_ref().unwrap();
+        assert_eq!(
+            (set.lifted, set.by.as_str(), set.note.as_deref()),
+            (false, "user ana@example.com", Some("checked by hand"))
+        );
+        assert_eq!(history[2].override_change, None);
+    }
+
+    /// A history entry carries its score's terms when given, and a score another transaction gave
+    /// the lead since it was read is replaced rather than refused.
+    #[test]
+    fn terms_are_kept_and_a_score_stored_meanwhile_is_replaced() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let lead = create(&mut t, w, Some("u"), 0);
+        let mut read_before = stored(&mut t, lead.id).unwrap();
+        save(&mut t, lead.id, &[row(5.0, "cold", 1)], "event", History::EveryChange);
+        let terms = [HistoryTerms { score: "fit".into(), terms: r#"{"visits":2}"#.into() }];
+        save_over(&mut t, lead.id, &mut read_before, &[row(50.0, "hot", 2)], "rescoring", History::EveryChange, &terms)
+            .unwrap();
+        assert_eq!(stored(&mut t, lead.id).unwrap().row("fit"), Some(&row(50.0, "hot", 2)));
+        let newest = &history(&mut t, lead.id, 10).unwrap()[0];
+        assert_eq!((newest.cause.as_str(), newest.terms.as_deref()), ("rescoring", Some(r#"{"visits":2}"#)));
+    }
+}

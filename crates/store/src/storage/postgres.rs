@@ -1,0 +1,802 @@
+//! The PostgreSQL implementation of the storage interface: a [`Transaction`] is a transaction on
+//! one of the store's connections ([`PgTransaction`]), and [`Storage`] the [`PgStore`] handle.
+//! The table families' queries are in [`crate::postgres`], one module each, named as SQLite's.
+
+use std::cell::{RefCell, RefMut};
+use std::collections::BTreeMap;
+
+use crate::Generation;
+use crate::erasure::Erasure;
+use crate::error::StoreError;
+use crate::events::StoredEvent;
+use crate::funnel::{Journey, OutcomesByTier, WeekShare};
+use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope};
+use crate::leads::{Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
+use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
+use crate::overrides::{NewOverride, ScoreOverride};
+use crate::postgres::{self as pg, PgStore, Tx};
+use crate::predictive::{LabelledLead, PredictiveVersion, Summary};
+use crate::rescorings::Rescoring;
+use crate::retention::Retention;
+use crate::scores::{HistoryEntry, StoredScores};
+use crate::sessions::{Opened, Session};
+use crate::stages::StageChange;
+use crate::storage::{
+    Exclusive, IngestedLead, IngestionLookup, IngestionSnapshot, IngestionWrite, LeadSave, NewIdentities,
+    NewPredictiveModel, NewRescoring, Notification, ReadWork, Reads, ScoredLeadWrite, Storage, StorageFuture,
+    Transaction, TransactionWork,
+};
+use crate::users::{Role, User};
+use crate::webhooks::{Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Webhook};
+use crate::workspaces::Workspace;
+
+/// A transaction on one of the store's connections, as the storage interface's work sees it.
+/// The interface's methods take `&self` while the client's take `&mut`: each call borrows the
+/// transaction for as long as its queries run, and no call makes another.
+pub struct PgTransaction<'c, 't> {
+    transaction: RefCell<&'c mut Tx<'t>>,
+}
+
+impl<'c, 't> PgTransaction<'c, 't> {
+    pub(crate) fn new(transaction: &'c mut Tx<'t>) -> Self {
+        PgTransaction { transaction: RefCell::new(transaction) }
+    }
+
+    /// The transaction, for one call's queries.
+    fn c(&self) -> RefMut<'_, &'c mut Tx<'t>> {
+        self.transaction.borrow_mut()
+    }
+}
+
+impl Reads for PgTransaction<'_, '_> {
+    fn workspace_named(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
+        pg::workspaces::find(&mut self.c(), name)
+    }
+
+    fn model_with_source(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        pg::models::find_same(&mut self.c(), workspace_id, source, predictors)
+    }
+
+    fn model_by_id(&self, model_id: i64) -> Result<Option<ModelVersion>, StoreError> {
+        pg::models::by_id(&mut self.c(), model_id)
+    }
+
+    fn model_id_of_version(&self, workspace_id: i64, version: i64) -> Result<Option<i64>, StoreError> {
+        pg::models::id_of_version(&mut self.c(), workspace_id, version)
+    }
+
+    fn model_versions(&self, workspace_id: i64) -> Result<Vec<ListedVersion>, StoreError> {
+        pg::models::list_versions(&mut self.c(), workspace_id)
+    }
+
+    fn model_activations(&self, workspace_id: i64) -> Result<Vec<Activation>, StoreError> {
+        pg::models::stack(&mut self.c(), workspace_id)
+    }
+
+    fn latest_predictive_model(&self, workspace_id: i64, name: &str) -> Result<Option<PredictiveVersion>, StoreError> {
+        pg::predictive::latest(&mut self.c(), workspace_id, name)
+    }
+
+    fn predictive_models(&self, workspace_id: i64) -> Result<Vec<Summary>, StoreError> {
+        pg::predictive::list(&mut self.c(), workspace_id)
+    }
+
+    fn labelled_leads(&self, workspace_id: i64) -> Result<Vec<LabelledLead>, StoreError> {
+        pg::predictive::outcomes(&mut self.c(), workspace_id)
+    }
+
+    fn fields_no_lead_has(&self, workspace_id: i64, fields: &[String]) -> Result<Vec<String>, StoreError> {
+        pg::leads::fields_no_lead_has(&mut self.c(), workspace_id, fields)
+    }
+
+    fn count_leads(&self, workspace_id: i64) -> Result<i64, StoreError> {
+        pg::leads::count(&mut self.c(), workspace_id)
+    }
+
+    fn first_lead_ids(&self, workspace_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        pg::leads::first_ids(&mut self.c(), workspace_id, limit)
+    }
+
+    fn active_model(&self, workspace_id: i64) -> Result<Option<ModelVersion>, StoreError> {
+        pg::models::active(&mut self.c(), workspace_id)
+    }
+
+    fn predictive_model(&self, workspace_id: i64, id: i64) -> Result<Option<PredictiveVersion>, StoreError> {
+        pg::predictive::by_id(&mut self.c(), workspace_id, id)
+    }
+
+    fn webhooks(&self, workspace_id: i64) -> Result<Vec<Webhook>, StoreError> {
+        pg::webhooks::list(&mut self.c(), workspace_id)
+    }
+
+    fn rescoring(&self, workspace_id: i64) -> Result<Option<Rescoring>, StoreError> {
+        pg::rescorings::get(&mut self.c(), workspace_id)
+    }
+
+    fn lead_ids_after(&self, workspace_id: i64, after_id: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        pg::leads::ids_after(&mut self.c(), workspace_id, after_id, limit)
+    }
+
+    fn leads_after(
+        &self,
+        workspace_id: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(LeadRow, StoredScores)>, StoreError> {
+        let rows = pg::leads::rows_after(&mut self.c(), workspace_id, after_id, limit)?;
+        let ids: Vec<i64> = rows.iter().map(|lead| lead.id).collect();
+        Ok(rows.into_iter().zip(pg::scores::stored_of(&mut self.c(), &ids)?).collect())
+    }
+
+    fn events_of_leads(&self, leads: &[&LeadRow]) -> Result<Vec<Vec<StoredEvent>>, StoreError> {
+        pg::events::of_leads(&mut self.c(), leads)
+    }
+
+    fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError> {
+        pg::leads::by_id(&mut self.c(), workspace_id, id)
+    }
+
+    fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError> {
+        pg::stages::latest(&mut self.c(), lead_id)
+    }
+
+    /// A fixed number of queries whatever the request's size. The leads found are locked (in id
+    /// order) until the ingestion's transaction ends: another instance ingesting for one of them
+    /// waits, then reads what this one wrote.
+    fn ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError> {
+        let workspace_id = lookup.workspace_id;
+        // One statement each: a borrow of the transaction lasts to the end of its statement.
+        let active_model = pg::models::active(&mut self.c(), workspace_id)?;
+        let webhooks = pg::webhooks::list(&mut self.c(), workspace_id)?;
+        let mut snapshot = IngestionSnapshot { active_model, webhooks, ..IngestionSnapshot::default() };
+        let (leads, links) =
+            pg::leads::lock_for_ingestion(&mut self.c(), workspace_id, &lookup.user_ids, &lookup.anonymous_ids)?;
+        // Read once the leads are locked: an ingestion that held one of them has committed its
+        // events by now, and a message it stored reads as stored here.
+        snapshot.stored_message_ids = pg::events::stored_message_ids(&mut self.c(), workspace_id, &lookup.message_ids)?;
+        let asked: std::collections::HashSet<&str> = lookup.user_ids.iter().copied().collect();
+        snapshot.by_user_id = leads
+            .iter()
+            .filter_map(|lead| {
+                lead.user_id.as_deref().filter(|id| asked.contains(id)).map(|id| (id.to_string(), lead.id))
+            })
+            .collect();
+        snapshot.by_anonymous_id = links.into_iter().collect();
+        let ids: Vec<i64> = leads.iter().map(|lead| lead.id).collect();
+        let scores = pg::scores::stored_of(&mut self.c(), &ids)?;
+        snapshot.leads = leads.into_iter().zip(scores).map(|(lead, scores)| (lead.id, (lead, scores))).collect();
+        snapshot.next_lead_id = pg::leads::reserve_ids(&mut self.c(), new_leads_at_most(lookup, &snapshot))?;
+        let listed = pg::erasure::suppressed(&mut self.c(), workspace_id, &lookup.identifiers)?;
+        snapshot.suppressed = lookup
+            .identifiers
+            .iter()
+            .zip(listed)
+            .filter(|(_, listed)| *listed)
+            .map(|((kind, value), _)| (*kind, value.to_string()))
+            .collect();
+        Ok(snapshot)
+    }
+
+    fn lead_links(&self, workspace_id: i64, lead_id: i64) -> Result<LeadLinks, StoreError> {
+        pg::leads::links(&mut self.c(), workspace_id, lead_id)
+    }
+
+    fn notifications_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadNotification>, StoreError> {
+        pg::webhooks::of_lead(&mut self.c(), workspace_id, lead_id)
+    }
+
+    fn erasures(&self, workspace_id: i64) -> Result<Vec<Erasure>, StoreError> {
+        pg::erasure::list(&mut self.c(), workspace_id)
+    }
+
+    fn erasure_of_lead(&self, workspace_id: i64, lead_id: i64) -> Result<Option<Erasure>, StoreError> {
+        pg::erasure::of_lead(&mut self.c(), workspace_id, lead_id)
+    }
+
+    fn retention(&self, workspace_id: i64) -> Result<Option<Retention>, StoreError> {
+        pg::retention::get(&mut self.c(), workspace_id)
+    }
+
+    fn retentions(&self) -> Result<Vec<Retention>, StoreError> {
+        pg::retention::all(&mut self.c())
+    }
+
+    fn last_event_id(&self) -> Result<i64, StoreError> {
+        pg::retention::last_event_id(&mut self.c())
+    }
+
+    fn leads_with_expired_events(
+        &self,
+        workspace_id: i64,
+        cutoff: i64,
+        after: i64,
+        through: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        pg::retention::leads_with_expired_events(&mut self.c(), workspace_id, cutoff, after, through)
+    }
+
+    fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        pg::leads::by_user_id(&mut self.c(), workspace_id, user_id)
+    }
+
+    fn lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        pg::leads::by_anonymous_id(&mut self.c(), workspace_id, anonymous_id)
+    }
+
+    fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError> {
+        pg::events::of_lead(&mut self.c(), lead)
+    }
+
+    fn newest_events(&self, lead: &LeadRow, limit: u32) -> Result<(Vec<StoredEvent>, u64), StoreError> {
+        pg::events::newest_of_lead(&mut self.c(), lead, limit)
+    }
+
+    fn stored_scores(&self, lead_id: i64) -> Result<StoredScores, StoreError> {
+        pg::scores::stored(&mut self.c(), lead_id)
+    }
+
+    fn list_leads(
+        &self,
+        workspace_id: i64,
+        filter: &Filter,
+        order: Order,
+        limit: u32,
+        page: Page,
+    ) -> Result<Vec<ListedLead>, StoreError> {
+        pg::leads::list(&mut self.c(), workspace_id, filter, order, limit, page)
+    }
+
+    fn score_history(&self, lead_id: i64, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
+        pg::scores::history(&mut self.c(), lead_id, limit)
+    }
+
+    fn score_overrides(&self, lead_id: i64) -> Result<Vec<ScoreOverride>, StoreError> {
+        pg::overrides::of_lead(&mut self.c(), lead_id)
+    }
+
+    fn override_in_force(&self, lead_id: i64, score: &str) -> Result<Option<ScoreOverride>, StoreError> {
+        pg::overrides::in_force(&mut self.c(), lead_id, score)
+    }
+
+    fn expired_overrides(&self, now: i64, limit: u32) -> Result<Vec<(i64, ScoreOverride)>, StoreError> {
+        pg::overrides::expired(&mut self.c(), now, limit)
+    }
+
+    fn stage_history(&self, lead_id: i64) -> Result<Vec<StageChange>, StoreError> {
+        pg::stages::history(&mut self.c(), lead_id)
+    }
+
+    fn tier_counts(&self, workspace_id: i64, score: &str) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        pg::funnel::tier_counts(&mut self.c(), workspace_id, score)
+    }
+
+    fn stage_counts(&self, workspace_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        pg::funnel::stage_counts(&mut self.c(), workspace_id)
+    }
+
+    fn mql_entries_by_week(&self, workspace_id: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        pg::funnel::mql_entries_by_week(&mut self.c(), workspace_id, from, to)
+    }
+
+    fn mql_journeys(&self, workspace_id: i64, from: i64, to: i64, now: i64) -> Result<Vec<Journey>, StoreError> {
+        pg::funnel::mql_journeys(&mut self.c(), workspace_id, from, to, now)
+    }
+
+    fn tier_share_by_week(
+        &self,
+        workspace_id: i64,
+        score: &str,
+        tier: &str,
+        counts_now: &[(Option<String>, i64)],
+        from: i64,
+        now: i64,
+    ) -> Result<Vec<WeekShare>, StoreError> {
+        pg::funnel::tier_share_by_week(&mut self.c(), workspace_id, score, tier, counts_now, from, now)
+    }
+
+    fn outcomes_by_tier(
+        &self,
+        workspace_id: i64,
+        score: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<OutcomesByTier>, StoreError> {
+        pg::funnel::outcomes_by_tier(&mut self.c(), workspace_id, score, from, to)
+    }
+}
+
+impl Transaction for PgTransaction<'_, '_> {
+    fn find_or_create_workspace(&self, name: &str, now: i64) -> Result<Workspace, StoreError> {
+        pg::workspaces::find_or_create(&mut self.c(), name, now)
+    }
+
+    fn new_key(&self, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError> {
+        pg::keys::create(&mut self.c(), workspace_id, scope, now)
+    }
+
+    fn add_model_version(
+        &self,
+        workspace_id: i64,
+        source: &str,
+        predictors: &BTreeMap<String, i64>,
+        uploaded_by: Option<&str>,
+        now: i64,
+    ) -> Result<ModelVersion, StoreError> {
+        pg::models::add(&mut self.c(), workspace_id, source, predictors, uploaded_by, now)
+    }
+
+    fn activate_model(
+        &self,
+        workspace_id: i64,
+        model_id: i64,
+        origin: ModelOrigin,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        pg::models::activate(&mut self.c(), workspace_id, model_id, origin, now)
+    }
+
+    fn roll_back_model(&self, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError> {
+        pg::models::rollback(&mut self.c(), workspace_id, now)
+    }
+
+    fn add_predictive_model(&self, new: &NewPredictiveModel<'_>, now: i64) -> Result<PredictiveVersion, StoreError> {
+        pg::predictive::add(&mut self.c(), new.workspace_id, new.name, new.body, new.algorithm, new.origin, now)
+    }
+
+    fn begin_rescoring(&self, rescoring: &NewRescoring<'_>, now: i64) -> Result<(), StoreError> {
+        pg::rescorings::begin(
+            &mut self.c(),
+            rescoring.workspace_id,
+            rescoring.model_id,
+            rescoring.cause,
+            rescoring.revert_automatic_since,
+            rescoring.if_running,
+            now,
+        )
+    }
+
+    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
+        pg::rescorings::advance(&mut self.c(), workspace_id, after_lead_id, done)
+    }
+
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
+        pg::rescorings::finish(&mut self.c(), workspace_id, error, now)
+    }
+
+    fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
+        pg::stages::set(&mut self.c(), lead_id, change)
+    }
+
+    fn add_override(&self, new: &NewOverride<'_>, now: i64) -> Result<i64, StoreError> {
+        pg::overrides::insert(&mut self.c(), new, now)
+    }
+
+    fn lift_override(&self, id: i64, by: &str, note: Option<&str>, now: i64) -> Result<(), StoreError> {
+        pg::overrides::lift(&mut self.c(), id, by, note, now)
+    }
+
+    fn write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError> {
+        let NewIdentities { workspace_id, now, .. } = *identities;
+        pg::leads::insert_new(&mut self.c(), workspace_id, &identities.leads, now)?;
+        pg::leads::link_anonymous_ids(&mut self.c(), workspace_id, &identities.links)
+    }
+
+    fn set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError> {
+        pg::leads::set_user_id(&mut self.c(), lead_id, user_id)
+    }
+
+    fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError> {
+        pg::merge::merge_leads(&mut self.c(), from, into)
+    }
+
+    /// Every event of the request in one statement, each lead's scores, then every row in one
+    /// statement.
+    fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError> {
+        self.write_identities(&write.identities)?;
+        let appended: Vec<pg::events::LeadEvents<'_, '_>> = write
+            .leads
+            .iter()
+            .map(|IngestedLead { events, save }| {
+                let lead = save.lead();
+                pg::events::LeadEvents {
+                    workspace_id: lead.workspace_id,
+                    lead_id: lead.id,
+                    newest: lead.last_event_id,
+                    events,
+                }
+            })
+            .collect();
+        let (newest_events, duplicates) = pg::events::append_all(&mut self.c(), &appended)?;
+        if let Some(message_id) = duplicates.first() {
+            // The snapshot found the message id new, so another instance stored it since (its
+            // leads were not locked by this request: a lead created by both at once). Nothing of
+            // this request is kept; sent again, it finds the message id stored.
+            return Err(StoreError::RolledBack(format!(
+                "message id {message_id:?} was stored by another request at the same time; send the request again"
+            )));
+        }
+        for IngestedLead { save, .. } in write.leads.iter_mut() {
+            if let LeadSave::Scored(scored, stored) = save {
+                save_scores(&mut self.c(), scored, stored)?;
+            }
+        }
+        // Every lead's row in one statement, after its scores as a lone save writes them.
+        let rows: Vec<(&LeadRow, Option<i64>)> =
+            write.leads.iter().map(|ingested| ingested.save.lead()).zip(newest_events.iter().copied()).collect();
+        pg::leads::save_all_with_newest_event(&mut self.c(), &rows)?;
+        Ok(newest_events)
+    }
+
+    fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
+        save_scored(&mut self.c(), write, stored, write.lead.last_event_id)
+    }
+
+    fn erase_lead(
+        &self,
+        workspace_id: i64,
+        lead_id: i64,
+        erased_by: &str,
+        now: i64,
+    ) -> Result<Option<Erasure>, StoreError> {
+        pg::erasure::erase(&mut self.c(), workspace_id, lead_id, erased_by, now)
+    }
+
+    fn set_retention(
+        &self,
+        workspace_id: i64,
+        events_days: Option<i64>,
+        set_by: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        pg::retention::set(&mut self.c(), workspace_id, events_days, set_by, now)
+    }
+
+    fn prune_events(&self, lead: &mut LeadRow, cutoff: i64) -> Result<usize, StoreError> {
+        pg::retention::prune(&mut self.c(), lead, cutoff)
+    }
+
+    fn lift_suppression(
+        &self,
+        workspace_id: i64,
+        erasure_id: i64,
+        lifted_by: &str,
+        now: i64,
+    ) -> Result<Option<Erasure>, StoreError> {
+        pg::erasure::lift(&mut self.c(), workspace_id, erasure_id, lifted_by, now)
+    }
+
+    fn queue_notifications(&self, lead_id: i64, notifications: &[Notification], now: i64) -> Result<(), StoreError> {
+        for notification in notifications {
+            pg::webhooks::enqueue(
+                &mut self.c(),
+                notification.webhook_id,
+                lead_id,
+                notification.event,
+                &notification.data,
+                now,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Saves a lead's scores, its row (with `last_event_id` as its newest event), its automatic
+/// stage move and its notifications.
+fn save_scored(
+    connection: &mut Tx<'_>,
+    write: &ScoredLeadWrite<'_>,
+    stored: &mut StoredScores,
+    last_event_id: Option<i64>,
+) -> Result<(), StoreError> {
+    save_scores(connection, write, stored)?;
+    pg::leads::save_with_newest_event(connection, write.lead, last_event_id)
+}
+
+/// What [`save_scored`] saves but the lead's row: for an ingestion, which saves its leads' rows
+/// together.
+fn save_scores(
+    connection: &mut Tx<'_>,
+    write: &ScoredLeadWrite<'_>,
+    stored: &mut StoredScores,
+) -> Result<(), StoreError> {
+    let lead = write.lead;
+    for lifted in write.lifted_overrides {
+        pg::overrides::lift(connection, lifted.id, &lifted.by, Some(&lifted.note), write.now)?;
+    }
+    pg::scores::save_over(connection, lead.id, stored, write.rows, write.cause, write.history, write.terms)?;
+    if let Some(change) = write.stage {
+        pg::stages::set(connection, lead.id, change)?;
+    }
+    for notification in write.notifications {
+        pg::webhooks::enqueue(
+            connection,
+            notification.webhook_id,
+            lead.id,
+            notification.event,
+            &notification.data,
+            write.now,
+        )?;
+    }
+    Ok(())
+}
+
+impl Storage for PgStore {
+    fn ping(&self) -> StorageFuture<'_, ()> {
+        Box::pin(self.read(|t| Ok(t.execute("SELECT 1", &[]).map(drop)?)))
+    }
+
+    fn run_write(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |t| work(&PgTransaction::new(t))))
+    }
+
+    fn run_read(&self, work: ReadWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.read(move |t| work(&PgTransaction::new(t))))
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        PgStore::write_failure(self)
+    }
+
+    fn probe_write(&self, now: i64) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |t| {
+            t.execute(
+                "INSERT INTO write_probes (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                &[&now],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn generation(&self) -> Generation {
+        PgStore::generation(self)
+    }
+
+    fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |t| work(&PgTransaction::new(t))))
+    }
+
+    fn rescoring(&self, workspace_id: i64) -> StorageFuture<'_, Option<Rescoring>> {
+        Box::pin(self.read(move |connection| pg::rescorings::get(connection, workspace_id)))
+    }
+
+    fn unfinished_rescorings(&self) -> StorageFuture<'_, Vec<Rescoring>> {
+        Box::pin(self.read(pg::rescorings::unfinished))
+    }
+
+    fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |connection| pg::rescorings::finish(connection, workspace_id, error.as_deref(), now)))
+    }
+
+    fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>> {
+        Box::pin(self.read(pg::models::workspaces_with_active_model))
+    }
+
+    fn claim_notifications(&self, request: ClaimRequest) -> StorageFuture<'_, Claimed> {
+        Box::pin(self.write(move |connection| pg::webhooks::claim(connection, &request)))
+    }
+
+    fn record_delivery_attempt(
+        &self,
+        outbox_id: i64,
+        attempt: Attempt,
+        delivered: bool,
+        next_attempt_at: Option<i64>,
+    ) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |connection| {
+            pg::webhooks::record_attempt(connection, outbox_id, &attempt, delivered, next_attempt_at)
+        }))
+    }
+
+    fn notifications_waiting(&self) -> StorageFuture<'_, i64> {
+        Box::pin(self.read(pg::webhooks::depth))
+    }
+
+    fn authenticate(&self, secret: String) -> StorageFuture<'_, Option<KeyOwner>> {
+        Box::pin(self.read(move |connection| pg::keys::authenticate(connection, &secret)))
+    }
+
+    fn list_keys(&self, workspace_id: i64) -> StorageFuture<'_, Vec<KeyInfo>> {
+        Box::pin(self.read(move |connection| pg::keys::list(connection, workspace_id)))
+    }
+
+    fn create_key(
+        &self,
+        workspace_id: i64,
+        scope: Scope,
+        name: String,
+        origins: Vec<String>,
+        now: i64,
+    ) -> StorageFuture<'_, NewKey> {
+        Box::pin(
+            self.write(move |connection| pg::keys::create_named(connection, workspace_id, scope, &name, &origins, now)),
+        )
+    }
+
+    fn browser_origins(&self) -> StorageFuture<'_, Vec<String>> {
+        Box::pin(self.read(pg::keys::browser_origins))
+    }
+
+    fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>> {
+        Box::pin(self.write(move |connection| {
+            if pg::keys::revoke(connection, workspace_id, key_id, now)? {
+                pg::keys::by_id(connection, workspace_id, key_id)
+            } else {
+                Ok(None)
+            }
+        }))
+    }
+
+    fn account_for_sign_in(&self, email: String) -> StorageFuture<'_, Option<(User, String)>> {
+        Box::pin(self.read(move |connection| pg::users::by_email(connection, &email)))
+    }
+
+    fn sign_in_failures(&self, subjects: Vec<String>, since: i64) -> StorageFuture<'_, Vec<(u32, Option<i64>)>> {
+        Box::pin(self.read(move |connection| {
+            subjects.iter().map(|subject| pg::sessions::failures_since(connection, subject, since)).collect()
+        }))
+    }
+
+    fn record_sign_in_failure(&self, subjects: Vec<String>, now: i64, forget_before: i64) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |connection| {
+            subjects
+                .iter()
+                .try_for_each(|subject| pg::sessions::record_failure(connection, subject, now, forget_before))
+        }))
+    }
+
+    fn open_session(
+        &self,
+        user_id: i64,
+        subjects: Vec<String>,
+        now: i64,
+        idle_ms: i64,
+        lifetime_ms: i64,
+    ) -> StorageFuture<'_, Opened> {
+        Box::pin(self.write(move |connection| {
+            subjects.iter().try_for_each(|subject| pg::sessions::clear_failures(connection, subject))?;
+            pg::sessions::open(connection, user_id, now, idle_ms, lifetime_ms)
+        }))
+    }
+
+    fn live_session(&self, token: String, now: i64) -> StorageFuture<'_, Option<(Session, User)>> {
+        Box::pin(self.read(move |connection| pg::sessions::live(connection, &token, now)))
+    }
+
+    fn extend_session(&self, session_id: i64, idle_until: i64) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |connection| pg::sessions::extend(connection, session_id, idle_until)))
+    }
+
+    fn end_session(&self, session_id: i64, now: i64) -> StorageFuture<'_, bool> {
+        Box::pin(self.write(move |connection| pg::sessions::revoke(connection, session_id, now)))
+    }
+
+    fn list_users(&self, workspace_id: i64) -> StorageFuture<'_, Vec<User>> {
+        Box::pin(self.read(move |connection| pg::users::list(connection, workspace_id)))
+    }
+
+    fn create_user(
+        &self,
+        workspace_id: i64,
+        email: String,
+        role: Role,
+        password_hash: String,
+        now: i64,
+    ) -> StorageFuture<'_, User> {
+        Box::pin(
+            self.write(move |connection| {
+                pg::users::create(connection, workspace_id, &email, role, &password_hash, now)
+            }),
+        )
+    }
+
+    fn set_password(
+        &self,
+        workspace_id: i64,
+        user_id: i64,
+        password_hash: String,
+        now: i64,
+    ) -> StorageFuture<'_, bool> {
+        Box::pin(self.write(move |connection| {
+            let changed = pg::users::set_password(connection, workspace_id, user_id, &password_hash)?;
+            if changed {
+                pg::sessions::revoke_all_of(connection, user_id, now)?;
+            }
+            Ok(changed)
+        }))
+    }
+
+    fn set_user_role(&self, workspace_id: i64, user_id: i64, role: Role) -> StorageFuture<'_, bool> {
+        Box::pin(self.write(move |connection| pg::users::set_role(connection, workspace_id, user_id, role)))
+    }
+
+    fn last_sign_ins(&self, workspace_id: i64) -> StorageFuture<'_, Vec<(i64, i64)>> {
+        Box::pin(self.read(move |connection| pg::users::last_sign_ins(connection, workspace_id)))
+    }
+
+    fn disable_user(&self, workspace_id: i64, user_id: i64, now: i64) -> StorageFuture<'_, bool> {
+        Box::pin(self.write(move |connection| {
+            let disabled = pg::users::disable(connection, workspace_id, user_id, now)?;
+            if disabled {
+                pg::sessions::revoke_all_of(connection, user_id, now)?;
+            }
+            Ok(disabled)
+        }))
+    }
+
+    fn list_webhooks(&self, workspace_id: i64) -> StorageFuture<'_, Vec<Webhook>> {
+        Box::pin(self.read(move |connection| pg::webhooks::list(connection, workspace_id)))
+    }
+
+    fn subscribe_webhook(&self, workspace_id: i64, new: NewWebhook, now: i64) -> StorageFuture<'_, Webhook> {
+        Box::pin(self.write(move |connection| pg::webhooks::create(connection, workspace_id, &new, now)))
+    }
+
+    fn delete_webhook(&self, workspace_id: i64, id: i64, now: i64) -> StorageFuture<'_, bool> {
+        Box::pin(self.write(move |connection| pg::webhooks::delete(connection, workspace_id, id, now)))
+    }
+
+    fn delivery_log(
+        &self,
+        workspace_id: i64,
+        id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StorageFuture<'_, Option<Vec<LogEntry>>> {
+        Box::pin(self.read(move |connection| {
+            if pg::webhooks::by_id(connection, workspace_id, id)?.is_none() {
+                return Ok(None);
+            }
+            pg::webhooks::log(connection, id, before, limit).map(Some)
+        }))
+    }
+
+    fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64> {
+        Box::pin(self.write(move |connection| pg::webhooks::redeliver(connection, workspace_id, outbox_id, now)))
+    }
+
+    fn try_exclusive(&self, job: String) -> StorageFuture<'_, Option<Exclusive>> {
+        let store = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.try_exclusive(&job)).await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
+        Box::pin(self.write(move |t| work(&PgTransaction::new(t))))
+    }
+}
+
+/// How many leads an ingestion can create at most: one for each user id and anonymous id it asked
+/// about that finds no lead (a message whose lead the caller knows creates none). Ids for as many
+/// are reserved, so that instances ingesting at once never hand out the same one.
+fn new_leads_at_most(lookup: &IngestionLookup<'_>, snapshot: &IngestionSnapshot) -> i64 {
+    let users = lookup.user_ids.iter().filter(|id| !snapshot.by_user_id.contains_key(**id));
+    let anonymous = lookup.anonymous_ids.iter().filter(|id| !snapshot.by_anonymous_id.contains_key(**id));
+    let distinct: std::collections::HashSet<(bool, &str)> =
+        users.map(|id| (true, *id)).chain(anonymous.map(|id| (false, *id))).collect();
+    distinct.len() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::postgres::testing::TestDatabase;
+    use crate::postgres::{PgOptions, PgStore};
+    use crate::storage::conformance::{Opened, conformance_tests};
+
+    /// An empty PostgreSQL storage in a database of its own, dropped after the test; none when
+    /// no server is there to test with (see [`TestDatabase::create`]).
+    fn open() -> Option<Opened> {
+        let database = TestDatabase::create()?;
+        let store = PgStore::connect(&database.url, PgOptions { connections: 3, ..PgOptions::default() }).unwrap();
+        Some((Box::new(database), Arc::new(store)))
+    }
+
+    conformance_tests!(open);
+}
