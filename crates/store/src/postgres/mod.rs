@@ -21,6 +21,7 @@
 //! - `migrate`: the schema's versioned migrations (`migrations/`), checksummed as SQLite's are.
 //! - One module per table family, as functions of a [`Tx`], named as SQLite's are.
 
+pub(crate) mod cache_versions;
 pub(crate) mod erasure;
 pub(crate) mod events;
 pub(crate) mod funnel;
