@@ -45,7 +45,7 @@ enum Action {
         #[arg(long)]
         workspace: String,
     },
-    /// Revoke a key: every running server stops accepting it within a second or so
+    /// Revoke a key: every running server stops accepting it within a second
     Revoke {
         #[command(flatten)]
         store: StoreArgs,
