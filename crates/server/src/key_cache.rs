@@ -2,8 +2,9 @@
 //! authenticate.
 //!
 //! A revoked key stops working at once when it is revoked through this service (the cache forgets
-//! it), and within [`RECHECK_AFTER`] when another process revokes it (the command line writes to
-//! the same database, which this service only sees when it reads the key again).
+//! it), and within about a second when another process revokes it (another instance, or the
+//! command line): [`crate::cache_versions`] sees the store's cache version move and empties the
+//! cache. [`RECHECK_AFTER`] bounds the delay while that version cannot be read.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use leadscore_store::keys::KeyOwner;
 
 /// How long a cached key is trusted before it is checked against the database again: the longest
-/// a key revoked by another process keeps working here.
+/// a key revoked by another process keeps working here when the cache version cannot be read.
 pub const RECHECK_AFTER: Duration = Duration::from_secs(30);
 
 /// Keys already seen, so that most requests do not need a database read to authenticate. Only
@@ -25,8 +26,9 @@ pub struct KeyCache {
 #[derive(Default)]
 struct Entries {
     known: HashMap<String, Checked>,
-    /// Counts the revocations made through [`KeyCache::forget`]: a key read from the database
-    /// while one happened is not cached, as the read may predate the revocation.
+    /// Counts the revocations made through [`KeyCache::forget`] and the drops of
+    /// [`KeyCache::forget_all`]: a key read from the database while one happened is not cached,
+    /// as the read may predate the revocation.
     revocations: u64,
 }
 
@@ -70,6 +72,15 @@ impl KeyCache {
             entries.revocations += 1;
         }
     }
+
+    /// Forgets every key, after a change made elsewhere (the cache version moved): keys being read
+    /// meanwhile are not cached either, as their read may predate the change.
+    pub fn forget_all(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.known.clear();
+            entries.revocations += 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -110,5 +121,19 @@ mod tests {
         assert_eq!(cache.fresh("lsk_x", now), Some(owner(7)));
         cache.forget(7);
         assert_eq!(cache.fresh("lsk_x", now), None);
+    }
+
+    #[test]
+    fn forgetting_every_key_also_refuses_the_reads_in_flight() {
+        let cache = KeyCache::default();
+        let now = Instant::now();
+        cache.remember("lsk_x".to_string(), Some(&owner(7)), now, cache.revocations());
+        let before = cache.revocations();
+        cache.forget_all();
+        assert_eq!(cache.fresh("lsk_x", now), None);
+        cache.remember("lsk_y".to_string(), Some(&owner(8)), now, before);
+        assert_eq!(cache.fresh("lsk_y", now), None, "read before the drop");
+        cache.remember("lsk_y".to_string(), Some(&owner(8)), now, cache.revocations());
+        assert_eq!(cache.fresh("lsk_y", now), Some(owner(8)));
     }
 }

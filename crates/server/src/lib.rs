@@ -17,6 +17,7 @@ pub mod activation;
 pub mod api_keys;
 pub mod auth;
 pub mod browser_origins;
+pub mod cache_versions;
 pub mod connections;
 pub mod console;
 pub mod cors;
@@ -149,8 +150,8 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` completes, then finishes the requests in flight, within the
-/// connection limits of `state.config`. Runs the webhook dispatcher and the rescoring scheduler
-/// alongside.
+/// connection limits of `state.config`. Runs the webhook dispatcher, the rescoring scheduler, the
+/// retention pass and the watch of the cache version (`cache_versions`) alongside.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -165,12 +166,14 @@ pub async fn serve(
     let dispatcher = delivery::spawn(state.clone());
     let scheduler = tokio::spawn(rescore::schedule(state.clone(), state.config.rescore_interval));
     let retention = tokio::spawn(retention::schedule(state.clone(), state.config.retention_interval));
+    let caches = tokio::spawn(cache_versions::watch(state.clone()));
     let limits = state.config.connections;
     let metrics = state.metrics.clone();
     let served = connections::serve(listener, app(state), limits, metrics, shutdown).await;
     dispatcher.abort();
     scheduler.abort();
     retention.abort();
+    caches.abort();
     served
 }
 

@@ -30,6 +30,7 @@
 
 pub use rusqlite;
 
+pub mod cache_versions;
 pub mod erasure;
 mod error;
 pub mod events;

@@ -52,6 +52,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(19, "score_overrides", include_str!("migrations/0019_score_overrides.sql")),
     sql(20, "history_terms", include_str!("migrations/0020_history_terms.sql")),
     sql(21, "outbox_claims", include_str!("migrations/0021_outbox_claims.sql")),
+    sql(22, "cache_versions", include_str!("migrations/0022_cache_versions.sql")),
 ];
 
 /// The migration from which deleted content is overwritten (`secure_delete`, see
@@ -505,5 +506,24 @@ mod tests {
         assert_eq!(claimed(30), [1], "the lead's first");
         assert_eq!(claimed(129), [] as [i64; 0], "claimed until 130");
         assert_eq!(claimed(130), [1]);
+    }
+
+    /// Migration 22 starts the cache version over the keys made before it, and from then on
+    /// every change to a key moves it.
+    #[test]
+    fn the_cache_version_starts_over_existing_keys_and_moves_with_their_changes() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 21).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'w', 0);
+                 INSERT INTO api_keys (id, workspace_id, prefix, secret_hash, scope, created_at)
+                     VALUES (1, 1, 'lsk_12345678', x'00', 'read', 0);",
+            )
+            .unwrap();
+        apply(&mut connection).unwrap();
+        assert_eq!(crate::cache_versions::read(&connection).unwrap(), 0);
+        assert!(crate::keys::revoke(&connection, 1, 1, 5).unwrap());
+        assert_eq!(crate::cache_versions::read(&connection).unwrap(), 1);
     }
 }

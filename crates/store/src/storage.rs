@@ -518,6 +518,10 @@ pub trait Storage: Send + Sync {
     ) -> StorageFuture<'_, NewKey>;
     /// Every origin a browser key that is not revoked is bound to, in any workspace.
     fn browser_origins(&self) -> StorageFuture<'_, Vec<String>>;
+    /// The cache version: a number that moves with every committed change of what the service
+    /// caches across requests (API keys and their origins), whichever process made it; read every
+    /// second by each running service (see [`crate::cache_versions`]).
+    fn cache_version(&self) -> StorageFuture<'_, i64>;
     /// Revokes one of the workspace's keys and returns it as revoked; `None` if the workspace
     /// has no such key.
     fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>>;

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use leadscore_core::Timestamp;
-use leadscore_server::key_cache::RECHECK_AFTER;
 use leadscore_store::keys::{KeyInfo, Scope};
 
 use super::{StoreArgs, aligned, block_on, no_workspace, workspace_id};
@@ -46,7 +45,7 @@ enum Action {
         #[arg(long)]
         workspace: String,
     },
-    /// Revoke a key: a running server stops accepting it within 30 seconds
+    /// Revoke a key: every running server stops accepting it within a second
     Revoke {
         #[command(flatten)]
         store: StoreArgs,
@@ -104,11 +103,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     println!("key {} ({}, {}) was already revoked at {}", key.id, key.prefix, key.scope, Timestamp(at))
                 }
                 Revocation::Done { already_at: None, key } => println!(
-                    "revoked key {} ({}, {}) of workspace `{workspace}`; a running server stops accepting it within {} seconds",
-                    key.id,
-                    key.prefix,
-                    key.scope,
-                    RECHECK_AFTER.as_secs()
+                    "revoked key {} ({}, {}) of workspace `{workspace}`; every running server stops accepting it within a second",
+                    key.id, key.prefix, key.scope
                 ),
             }
         }

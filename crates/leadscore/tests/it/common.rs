@@ -158,6 +158,21 @@ pub fn create_key(data: &Path, workspace: &str, scope: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
+/// Whether `check` holds within `deadline`, asked every 50 ms: for a change made by another
+/// process that a server learns of within about a second (the cache version it polls).
+pub fn holds_within(deadline: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Keys of every scope for `workspace`: (admin, ingest, read).
 pub fn keys_of_every_scope(data: &Path, workspace: &str) -> (String, String, String) {
     (create_key(data, workspace, "admin"), create_key(data, workspace, "ingest"), create_key(data, workspace, "read"))

@@ -1,10 +1,12 @@
 //! Several `leadscore serve` processes on one PostgreSQL database, as behind a load balancer:
 //! any instance takes any request, a message id is stored once whichever instances it reaches,
 //! every lead's score counts each of its events once, and identities linked at once by two
-//! instances end in one lead. Run with `LEADSCORE_TEST_STORE=postgres` (`.ci/run` does); a data
+//! instances end in one lead, and a key revoked or made through one instance or the command line
+//! reaches the other's caches within about a second. Run with `LEADSCORE_TEST_STORE=postgres` (`.ci/run` does); a data
 //! directory has one service, so there is nothing to share under SQLite.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -97,4 +99,82 @@ fn two_instances_share_one_database_and_count_each_message_once() {
         let lead = one.get(&format!("/api/leads/{user}"), &read).json();
         assert_eq!(lead["scores"]["activity"]["value"], 2.0, "{user}: {lead}");
     }
+}
+
+/// How long a change made elsewhere may take to reach an instance's caches in these tests: the
+/// instances poll every second; the rest is room for a slow machine.
+const LEARNED_WITHIN: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_key_revoked_or_made_anywhere_reaches_every_instance_within_a_second() {
+    if !on_postgres() {
+        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+    let one = Server::start(dir.path(), &[]);
+    let two = Server::start(dir.path(), &[]);
+    // Both instances have both keys cached.
+    for server in [&one, &two] {
+        assert_eq!(server.get("/api/models", &read).status, 200);
+        assert_eq!(server.get("/api/keys", &admin).status, 200);
+    }
+    let id_of = |secret: &str| -> i64 {
+        let listed = one.get("/api/keys", &admin).json();
+        let key = listed["keys"].as_array().unwrap().iter().find(|k| secret.starts_with(k["prefix"].as_str().unwrap()));
+        key.unwrap_or_else(|| panic!("no key of {secret} in {listed}"))["id"].as_i64().unwrap()
+    };
+
+    // Revoked through one instance: refused there at once, and by the other within a second.
+    let read_id = id_of(&read);
+    let revoked = request(
+        &one.address,
+        "DELETE",
+        &format!("/api/keys/{read_id}"),
+        &[("Authorization", &format!("Bearer {admin}"))],
+        b"",
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(one.get("/api/models", &read).status, 401);
+    assert!(
+        holds_within(LEARNED_WITHIN, || two.get("/api/models", &read).status == 401),
+        "the other instance still accepts the revoked key"
+    );
+
+    // Revoked with the command line on the database: refused by both within a second.
+    let track = json!({"userId": "u1", "event": "page_view", "messageId": "m1"});
+    for server in [&one, &two] {
+        assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200, "cached");
+    }
+    let output = bin()
+        .args(["keys", "revoke", "--workspace", "acme", "--id", &id_of(&ingest).to_string()])
+        .args(store_args(dir.path()))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for server in [&one, &two] {
+        assert!(
+            holds_within(LEARNED_WITHIN, || server.post_json("/v1/track", &ingest, &track).status == 401),
+            "an instance still accepts the key revoked by the command line"
+        );
+    }
+    for server in [&one, &two] {
+        assert_eq!(server.get("/api/keys", &admin).status, 200, "the other keys still work");
+    }
+
+    // A browser key made through one instance: the other answers its origin's preflight.
+    let origin = "https://shop.example.com";
+    let preflight = |server: &Server| {
+        request(&server.address, "OPTIONS", "/v1/t", &[("Origin", origin)], b"")
+            .header("access-control-allow-origin")
+            .map(str::to_string)
+    };
+    assert_eq!(preflight(&two), None, "no key is bound to the origin yet");
+    let made = one.post_json("/api/keys", &admin, &json!({"scope": "browser", "origins": [origin]}));
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert!(
+        holds_within(LEARNED_WITHIN, || preflight(&two).as_deref() == Some(origin)),
+        "the other instance does not allow the new browser key's origin"
+    );
 }

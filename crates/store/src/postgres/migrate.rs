@@ -10,6 +10,7 @@ use crate::StoreError;
 const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "funnel_counts", include_str!("migrations/0002_funnel_counts.sql")),
+    (3, "cache_versions", include_str!("migrations/0003_cache_versions.sql")),
 ];
 
 /// Any number that no other application takes advisory locks with on the same database.

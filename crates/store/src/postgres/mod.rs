@@ -14,13 +14,16 @@
 //!   gave for free is asked for explicitly: rows locked in a fixed order, message ids stored with
 //!   conflict detection, lead ids reserved in blocks ([`reserve_lead_ids`] in the schema).
 //! - **Caches.** Another instance may change any lead, so this store's [`Generation`] moves with
-//!   every transaction that begins: ingestion's memory of leads never outlives a request.
+//!   every transaction that begins: ingestion's memory of leads never outlives a request. The
+//!   caches of API keys follow the cache version instead ([`crate::cache_versions`]), which a
+//!   trigger moves with every change of a key and each instance reads once a second.
 //!
 //! # Layout
 //! - [`PgStore`] (here): connecting, the workers, and running work on them.
 //! - `migrate`: the schema's versioned migrations (`migrations/`), checksummed as SQLite's are.
 //! - One module per table family, as functions of a [`Tx`], named as SQLite's are.
 
+pub(crate) mod cache_versions;
 pub(crate) mod erasure;
 pub(crate) mod events;
 pub(crate) mod funnel;

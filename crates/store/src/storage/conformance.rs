@@ -62,6 +62,27 @@ pub(crate) fn keys_belong_to_their_workspace_and_stay_revoked(opened: Opened) {
     assert!(runtime.block_on(storage.authenticate(theirs.secret)).unwrap().is_some());
 }
 
+pub(crate) fn the_cache_version_moves_with_every_change_of_a_key(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, _) = two_workspaces(&storage, &runtime);
+    let version = || runtime.block_on(storage.cache_version()).unwrap();
+    let start = version();
+    assert_eq!(version(), start, "reading it leaves it");
+
+    let origins = vec!["https://www.acme.example".to_string()];
+    let key = runtime.block_on(storage.create_key(acme, Scope::Browser, "site".into(), origins, 1)).unwrap();
+    let created = version();
+    assert!(created > start, "a new key moves it");
+    runtime.block_on(storage.authenticate(key.secret.clone())).unwrap();
+    runtime.block_on(storage.browser_origins()).unwrap();
+    runtime.block_on(storage.list_keys(acme)).unwrap();
+    assert_eq!(version(), created, "reading keys leaves it");
+
+    runtime.block_on(storage.revoke_key(acme, key.id, 2)).unwrap().expect("its key");
+    assert!(version() > created, "a revocation moves it");
+}
+
 pub(crate) fn an_address_has_one_account_and_a_new_password_or_disabling_ends_its_sessions(opened: Opened) {
     let (_keep, storage) = opened;
     let runtime = runtime();
@@ -511,6 +532,12 @@ macro_rules! conformance_tests {
             fn keys_belong_to_their_workspace_and_stay_revoked() {
                 if let Some(opened) = super::$open() {
                     check::keys_belong_to_their_workspace_and_stay_revoked(opened);
+                }
+            }
+            #[test]
+            fn the_cache_version_moves_with_every_change_of_a_key() {
+                if let Some(opened) = super::$open() {
+                    check::the_cache_version_moves_with_every_change_of_a_key(opened);
                 }
             }
             #[test]

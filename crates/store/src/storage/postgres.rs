@@ -621,6 +621,10 @@ impl Storage for PgStore {
         Box::pin(self.read(pg::keys::browser_origins))
     }
 
+    fn cache_version(&self) -> StorageFuture<'_, i64> {
+        Box::pin(self.read(pg::cache_versions::read))
+    }
+
     fn revoke_key(&self, workspace_id: i64, key_id: i64, now: i64) -> StorageFuture<'_, Option<KeyInfo>> {
         Box::pin(self.write(move |connection| {
             if pg::keys::revoke(connection, workspace_id, key_id, now)? {
