@@ -27,7 +27,7 @@ pub(crate) mod funnel;
 pub(crate) mod keys;
 pub(crate) mod leads;
 pub(crate) mod merge;
-mod migrate;
+pub(crate) mod migrate;
 pub(crate) mod models;
 pub(crate) mod overrides;
 pub(crate) mod predictive;
