@@ -24,6 +24,7 @@
 use std::path::{Path, PathBuf};
 
 use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use rusqlite::types::ValueRef;
 
@@ -599,11 +600,11 @@ fn check(
     let mut statement =
         source.prepare("SELECT lead_id, score, value, tier, model_id FROM lead_scores ORDER BY lead_id, score")?;
     let mut expected = statement.query([])?;
-    let found = target.query(
+    // Streamed, as the source's rows are: a large store's scores are not held in memory.
+    let mut found = target.query_raw(
         "SELECT lead_id, score, value, tier, model_id FROM lead_scores ORDER BY lead_id, score COLLATE \"C\"",
-        &[],
+        std::iter::empty::<&(dyn ToSql + Sync)>(),
     )?;
-    let mut found = found.iter();
     let mut compared = 0u64;
     loop {
         let expected: Option<(i64, String, f64, Option<String>, i64)> = match expected.next()? {
@@ -611,7 +612,7 @@ fn check(
             None => None,
         };
         let actual: Option<(i64, String, f64, Option<String>, i64)> =
-            found.next().map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)));
+            found.next()?.map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)));
         if expected.is_none() && actual.is_none() {
             break;
         }
@@ -629,6 +630,7 @@ fn check(
         }
         compared += 1;
     }
+    drop(found);
     checks.push(("scores (lead, score, value, tier, model)".into(), compared));
 
     for (name, stored, recount) in FUNNEL_RECOUNTS {
@@ -669,7 +671,8 @@ fn check(
     Ok(checks)
 }
 
-/// The funnel's count tables (the rows that count something) and a count of the rows they count.
+/// The funnel's count tables (the rows that count something) and a count of the rows they count;
+/// for the cohort walks, which move each row stands for.
 const FUNNEL_RECOUNTS: &[(&str, &str, &str)] = &[
     (
         "tier_counts",
@@ -688,9 +691,26 @@ const FUNNEL_RECOUNTS: &[(&str, &str, &str)] = &[
          FROM score_history WHERE previous_id IS NULL GROUP BY 1, 2, 3",
     ),
     (
+        "tier_changes_by_week",
+        "SELECT model_id, score, week, tier, change FROM tier_changes_by_week WHERE change <> 0",
+        "SELECT model_id, score, week, tier, sum(change) FROM (
+             SELECT model_id, score, 345600000 + ((at - 345600000) / 604800000) * 604800000 AS week, tier, 1 AS change
+             FROM score_history WHERE tier IS NOT NULL AND tier IS DISTINCT FROM previous_tier
+             UNION ALL
+             SELECT model_id, score, 345600000 + ((at - 345600000) / 604800000) * 604800000, previous_tier, -1
+             FROM score_history WHERE previous_tier IS NOT NULL AND tier IS DISTINCT FROM previous_tier
+         ) AS changes GROUP BY model_id, score, week, tier HAVING sum(change) <> 0",
+    ),
+    (
         "mql_cohorts",
         "SELECT stage_history_id, lead_id, at FROM mql_cohorts",
         "SELECT id, lead_id, at FROM stage_history WHERE stage = 'mql' AND workspace_id IS NOT NULL",
+    ),
+    (
+        "outcome_moves",
+        "SELECT stage_history_id, lead_id, at, stage FROM outcome_moves",
+        "SELECT id, lead_id, at, stage FROM stage_history
+         WHERE stage IN ('customer', 'lost', 'disqualified') AND workspace_id IS NOT NULL",
     ),
 ];
 
@@ -964,6 +984,35 @@ mod tests {
     fn dir_query(dir: &Path, sql: &str) -> i64 {
         let connection = rusqlite::Connection::open(dir.join("leadscore.db")).unwrap();
         connection.query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+
+    #[test]
+    fn the_check_names_the_first_difference() {
+        let Some(database) = TestDatabase::create() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        sqlite_store(dir.path());
+        copy_store(dir.path(), &database.url, &mut |_, _, _| {}).unwrap();
+        let source = rusqlite::Connection::open(dir.path().join("leadscore.db")).unwrap();
+        let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+        let differs = |client: &mut postgres::Client, change: &str| {
+            let mut transaction = client.transaction().unwrap();
+            transaction.batch_execute(change).unwrap();
+            match check(&source, &mut transaction) {
+                Err(CopyError::Differs { what, detail }) => format!("{what}: {detail}"),
+                other => panic!("{change}: {other:?}"),
+            }
+        };
+        assert!(check(&source, &mut client.transaction().unwrap()).is_ok(), "the copy is equal");
+        let found = differs(
+            &mut client,
+            "UPDATE lead_scores SET value = value + 1 WHERE lead_id = (SELECT max(lead_id) FROM lead_scores)",
+        );
+        assert!(found.starts_with("stored scores: the source has lead"), "{found}");
+        let found = differs(&mut client, "DELETE FROM deliveries WHERE id = 1");
+        assert_eq!(found, "rows of deliveries: 2 in the source, 1 in the copy");
+        let found =
+            differs(&mut client, "UPDATE stage_counts SET leads = leads + 1 WHERE stage = 'lead' AND workspace_id = 1");
+        assert!(found.starts_with("funnel counts stage_counts: 2 rows differ"), "{found}");
     }
 
     #[test]
