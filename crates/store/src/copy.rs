@@ -32,6 +32,9 @@ use crate::Store;
 use crate::error::StoreError;
 use crate::postgres::migrate;
 
+/// How long connecting to the target may take (a mistyped host fails instead of hanging).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Rows per progress report of a large table.
 const PROGRESS_EVERY: u64 = 100_000;
 
@@ -403,9 +406,15 @@ pub fn copy_store(from: &Path, to: &str, progress: Progress<'_>) -> Result<CopyR
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                let mut client = postgres::Client::connect(&url, postgres::NoTls).map_err(|error| {
-                    StoreError::Connect { url: crate::postgres::redacted(&url), reason: error.to_string() }
-                })?;
+                let refused = |reason: String| StoreError::Connect { url: crate::postgres::redacted(&url), reason };
+                let mut config: postgres::Config =
+                    url.parse().map_err(|error: postgres::Error| refused(error.to_string()))?;
+                config.connect_timeout(CONNECT_TIMEOUT);
+                if config.get_application_name().is_none() {
+                    config.application_name("leadscore migrate-store");
+                }
+                let mut client =
+                    config.connect(postgres::NoTls).map_err(|error| refused(crate::postgres::with_causes(&error)))?;
                 copy_connected(&source, &mut client, progress)
             })
             .join()
@@ -414,7 +423,7 @@ pub fn copy_store(from: &Path, to: &str, progress: Progress<'_>) -> Result<CopyR
 }
 
 /// The copy and its check, from an open SQLite connection into a PostgreSQL client.
-pub(crate) fn copy_connected(
+fn copy_connected(
     source: &rusqlite::Connection,
     client: &mut postgres::Client,
     progress: Progress<'_>,
