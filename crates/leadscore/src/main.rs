@@ -47,6 +47,8 @@ enum Command {
     Train(commands::train::Args),
     /// Backtest a scoring or predictive model against the outcomes of past leads
     Evaluate(commands::evaluate::Args),
+    /// Copy a data directory's SQLite store into an empty PostgreSQL database, and check the copy
+    MigrateStore(commands::migrate_store::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Leads(args) => commands::leads::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::MigrateStore(args) => commands::migrate_store::run(args),
     };
     match result {
         Ok(code) => code,

@@ -18,6 +18,7 @@
 //! - [`postgres`]: the PostgreSQL store, the same interface for several instances sharing one
 //!   database; [`Location`] (`location`): which of the two a command line names, opened behind
 //!   [`Storage`].
+//! - [`copy`]: copying a SQLite store into an empty PostgreSQL database, and checking the copy.
 //! - [`message_ids`]: which message ids are stored (idempotent ingestion), partly in the writer's
 //!   memory; hence one ingesting process per data directory ([`Store::open_ingesting`]).
 //! - [`workspaces`], [`keys`], [`users`], [`models`], [`leads`], [`events`], [`scores`], [`stages`]: typed operations on
@@ -31,6 +32,7 @@
 pub use rusqlite;
 
 pub mod cache_versions;
+pub mod copy;
 pub mod erasure;
 mod error;
 pub mod events;

@@ -5,6 +5,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod keys;
 pub mod leads;
+pub mod migrate_store;
 pub mod score;
 pub mod serve;
 pub mod test;

@@ -17,6 +17,7 @@ mod import;
 mod instances;
 mod keys;
 mod layering;
+mod migrate_store;
 mod openapi;
 mod overrides;
 mod privacy;

@@ -19,6 +19,18 @@ const MIGRATION_LOCK: i64 = 7_305_683_311_020_550;
 /// Applies every migration the database has not had yet.
 pub(super) fn apply(client: &mut postgres::Client) -> Result<(), StoreError> {
     let mut transaction = client.transaction()?;
+    apply_through(&mut transaction, u32::MAX)?;
+    transaction.commit()?;
+    Ok(())
+}
+
+/// The version of the schema's first migration: the tables, without the funnel's counts, which a
+/// copy of a store lets the later migrations fill from the rows it copied (see [`crate::copy`]).
+pub(crate) const BASE_TABLES: u32 = 1;
+
+/// Applies, inside `transaction`, the migrations the database has not had up to version
+/// `through` (all of them with `u32::MAX`), each in a savepoint of its own; the caller commits.
+pub(crate) fn apply_through(transaction: &mut postgres::Transaction<'_>, through: u32) -> Result<(), StoreError> {
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     transaction.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -34,7 +46,7 @@ pub(super) fn apply(client: &mut postgres::Client) -> Result<(), StoreError> {
     if let Some((found, _)) = applied.iter().find(|(version, _)| *version > i64::from(known)) {
         return Err(StoreError::TooNew { found: u32::try_from(*found).unwrap_or(u32::MAX), known });
     }
-    for &(version, name, sql) in MIGRATIONS {
+    for &(version, name, sql) in MIGRATIONS.iter().filter(|(version, _, _)| *version <= through) {
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
         match applied.iter().find(|(v, _)| *v == i64::from(version)) {
             Some((_, stored)) if *stored == checksum => continue,
@@ -49,7 +61,6 @@ pub(super) fn apply(client: &mut postgres::Client) -> Result<(), StoreError> {
         )?;
         step.commit()?;
     }
-    transaction.commit()?;
     Ok(())
 }
 
@@ -79,6 +90,31 @@ mod tests {
             )
             .unwrap();
         assert!(matches!(apply(&mut client), Err(StoreError::TooNew { found: 999, .. })));
+    }
+
+    #[test]
+    fn applies_up_to_a_version_then_the_rest() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+        let mut transaction = client.transaction().unwrap();
+        apply_through(&mut transaction, BASE_TABLES).unwrap();
+        transaction.commit().unwrap();
+        let versions = |client: &mut postgres::Client| -> Vec<i64> {
+            client
+                .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        };
+        assert_eq!(versions(&mut client), vec![1]);
+        let counts: Option<String> = client.query_one("SELECT to_regclass('tier_counts')::text", &[]).unwrap().get(0);
+        assert_eq!(counts, None);
+        apply(&mut client).unwrap();
+        assert_eq!(
+            versions(&mut client),
+            MIGRATIONS.iter().map(|(version, _, _)| i64::from(*version)).collect::<Vec<_>>()
+        );
     }
 
     #[test]

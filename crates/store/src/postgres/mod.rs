@@ -30,7 +30,7 @@ pub(crate) mod funnel;
 pub(crate) mod keys;
 pub(crate) mod leads;
 pub(crate) mod merge;
-mod migrate;
+pub(crate) mod migrate;
 pub(crate) mod models;
 pub(crate) mod overrides;
 pub(crate) mod predictive;
@@ -318,7 +318,7 @@ fn connect(config: &postgres::Config, options: &PgOptions) -> Result<postgres::C
 
 /// An error and what caused it, as one line: the client says "error connecting to server" and
 /// keeps why (refused, no such host, a password refused) in its source.
-fn with_causes(error: &postgres::Error) -> String {
+pub(crate) fn with_causes(error: &postgres::Error) -> String {
     let mut text = error.to_string();
     let mut cause = std::error::Error::source(error);
     while let Some(next) = cause {
