@@ -31,6 +31,9 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 pub struct LeadCache {
     generation: Generation,
     capacity: usize,
+    /// Whether the memory is emptied at every lock: for a storage that other processes write
+    /// (see [`LeadCache::per_request`]).
+    per_request: bool,
     leads: Mutex<Leads>,
 }
 
@@ -74,7 +77,15 @@ impl LeadCache {
 
     /// A memory of at most `capacity` leads (at least 2).
     pub fn with_capacity(generation: Generation, capacity: usize) -> LeadCache {
-        LeadCache { generation, capacity: capacity.max(2), leads: Mutex::new(Leads::default()) }
+        LeadCache { generation, capacity: capacity.max(2), per_request: false, leads: Mutex::new(Leads::default()) }
+    }
+
+    /// A memory that lasts one request: when other processes write the same storage (several
+    /// instances on PostgreSQL), a lead remembered from an earlier request may have changed, or
+    /// may hold what a transaction still open wrote, so every request reads its leads (and
+    /// locks them) again.
+    pub fn per_request(generation: Generation) -> LeadCache {
+        LeadCache { per_request: true, ..LeadCache::with_capacity(generation, 2) }
     }
 
     /// The remembered leads, emptied first if anything may have changed them since they were
@@ -82,7 +93,7 @@ impl LeadCache {
     pub fn lock(&self) -> MutexGuard<'_, Leads> {
         let mut leads = self.leads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let generation = self.generation.current();
-        if leads.generation != generation {
+        if leads.generation != generation || self.per_request {
             *leads = Leads { generation, ..Leads::default() };
         } else if leads.young.entries.len() >= self.capacity / 2 {
             leads.old = std::mem::take(&mut leads.young);
@@ -187,6 +198,19 @@ mod tests {
             state_model_id: None,
             last_event_id: None,
         }
+    }
+
+    #[test]
+    fn a_memory_per_request_forgets_every_lead_at_the_next_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            leadscore_store::Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
+        let cache = LeadCache::per_request(store.generation());
+        cache.lock().remember(leadscore_store::leads::new_row(1, 1, Some("ana"), 0));
+        assert!(cache.lock().get(1).is_none(), "nothing outlives the request that remembered it");
+        let kept = LeadCache::new(store.generation());
+        kept.lock().remember(leadscore_store::leads::new_row(1, 1, Some("ana"), 0));
+        assert!(kept.lock().get(1).is_some(), "a sole writer's memory lasts");
     }
 
     #[test]

@@ -93,7 +93,11 @@ impl AppState {
 
     pub fn with_storage(storage: Arc<dyn Storage>, config: Config) -> AppState {
         AppState {
-            leads: Arc::new(LeadCache::with_capacity(storage.generation(), config.remembered_leads)),
+            leads: Arc::new(if storage.sole_writer() {
+                LeadCache::with_capacity(storage.generation(), config.remembered_leads)
+            } else {
+                LeadCache::per_request(storage.generation())
+            }),
             storage,
             models: Arc::new(Models::default()),
             keys: Arc::new(KeyCache::default()),

@@ -592,6 +592,11 @@ pub trait Storage: Send + Sync {
     /// Queues a notification of the workspace again; returns the new notification's id.
     fn redeliver(&self, workspace_id: i64, outbox_id: i64, now: i64) -> StorageFuture<'_, i64>;
 
+    /// Whether this process writes the storage alone (SQLite's ingesting store holds its data
+    /// directory): only then may ingestion remember leads from one request to the next, since
+    /// nobody else changes them behind its back.
+    fn sole_writer(&self) -> bool;
+
     /// The right to do `job` alone among every process that shares this storage (the periodic
     /// pass, a workspace's rescoring), held until the answer is dropped; `None` while another
     /// process holds it. A storage only one process writes (SQLite's) always grants it: the

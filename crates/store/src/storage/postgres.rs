@@ -763,6 +763,11 @@ impl Storage for PgStore {
         Box::pin(self.write(move |connection| pg::webhooks::redeliver(connection, workspace_id, outbox_id, now)))
     }
 
+    fn sole_writer(&self) -> bool {
+        // Other instances and commands write the same database at any time.
+        false
+    }
+
     fn try_exclusive(&self, job: String) -> StorageFuture<'_, Option<Exclusive>> {
         let store = self.clone();
         Box::pin(async move {

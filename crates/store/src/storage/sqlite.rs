@@ -711,6 +711,10 @@ impl Storage for Store {
         Box::pin(self.write(move |connection| webhooks::redeliver(connection, workspace_id, outbox_id, now)))
     }
 
+    fn sole_writer(&self) -> bool {
+        true
+    }
+
     fn try_exclusive(&self, _job: String) -> StorageFuture<'_, Option<Exclusive>> {
         // One process ingests into a data directory (it holds the directory's lock): there is
         // nobody to keep a job from.
