@@ -35,7 +35,7 @@ enum Command {
     Score(commands::score::Args),
     /// Why each lead's scores moved between two instants or two model versions, term by term
     Explain(commands::explain::Args),
-    /// Run the real-time scoring service (HTTP API, embedded database)
+    /// Run the real-time scoring service (HTTP API and console, on a SQLite file or a PostgreSQL database)
     Serve(commands::serve::Args),
     /// Manage API keys of the service
     Keys(commands::keys::Args),
