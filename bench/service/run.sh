@@ -27,6 +27,9 @@
 #   SKIP_BUILD=0            1: use the existing binary (BIN=... to choose another)
 #   KEEP=0                  1: keep the data directory (it can reach a few hundred MB)
 #   SERVE_ARGS=             more arguments for `leadscore serve` (e.g. "--rescore-every 1")
+#   POSTGRES=0              1: the service stores in a fresh PostgreSQL database on POSTGRES_SERVER
+#                           (default postgres://postgres@127.0.0.1:5432/postgres), dropped at the end
+#                           unless KEEP=1; the server's CPU then leaves out PostgreSQL's own (in "other")
 #
 # Caveat: the load generator runs on the same machine and competes with the server for its cores;
 # the table shows the server's and the machine's CPU use for each run so that this can be judged.
@@ -67,7 +70,12 @@ if ! command -v wrk >/dev/null; then
     fi
     command -v wrk >/dev/null || die "wrk is needed: apt-get install -y wrk"
 fi
-if command -v sqlite3 >/dev/null; then
+POSTGRES=${POSTGRES:-0}
+POSTGRES_SERVER=${POSTGRES_SERVER:-postgres://postgres@127.0.0.1:5432/postgres}
+if [ "$POSTGRES" = 1 ]; then
+    command -v psql >/dev/null || die "POSTGRES=1 needs psql"
+    count_events() { psql "$pg_url" -Atc 'SELECT count(*) FROM events'; }
+elif command -v sqlite3 >/dev/null; then
     count_events() { sqlite3 "file:$data/leadscore.db?mode=ro" 'SELECT count(*) FROM events'; }
 else
     count_events() {
@@ -98,9 +106,20 @@ cleanup() {
         kill -TERM "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
-    if [ "$KEEP" != 1 ]; then rm -rf "$data"; fi
+    if [ "$KEEP" != 1 ]; then
+        rm -rf "$data"
+        if [ "$POSTGRES" = 1 ]; then psql "$POSTGRES_SERVER" -qc "DROP DATABASE IF EXISTS $pg_name WITH (FORCE)" || true; fi
+    fi
 }
 trap cleanup EXIT
+# Where the service stores: the data directory, or a database of this run's own.
+store_args=(--data "$data")
+if [ "$POSTGRES" = 1 ]; then
+    pg_name=leadscore_bench_$$
+    pg_url="${POSTGRES_SERVER%/*}/$pg_name"
+    psql "$POSTGRES_SERVER" -qc "CREATE DATABASE $pg_name" || die "cannot create a database on $POSTGRES_SERVER"
+    store_args=(--database "$pg_url")
+fi
 
 # The disk's cost of a durable write, on the data directory's file system: 4 KiB writes with O_DSYNC.
 fsync_cost=$(cd "$work" && dd if=/dev/zero of=fsync-probe bs=4k count=500 oflag=dsync 2>&1 | awk '
@@ -108,11 +127,11 @@ fsync_cost=$(cd "$work" && dd if=/dev/zero of=fsync-probe bs=4k count=500 oflag=
 rm -f "$work/fsync-probe"
 say "fsync cost: $fsync_cost"
 say "data directory $data"
-admin=$("$BIN" keys create --data "$data" --workspace bench --scope admin)
-ingest=$("$BIN" keys create --data "$data" --workspace bench --scope ingest)
+admin=$("$BIN" keys create "${store_args[@]}" --workspace bench --scope admin)
+ingest=$("$BIN" keys create "${store_args[@]}" --workspace bench --scope ingest)
 
 # shellcheck disable=SC2086 # SERVE_ARGS is a list of arguments
-"$BIN" serve --data "$data" --listen 127.0.0.1:0 $SERVE_ARGS >"$work/server.out" 2>"$work/server.err" &
+"$BIN" serve "${store_args[@]}" --listen 127.0.0.1:0 $SERVE_ARGS >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 addr=
 for _ in $(seq 300); do
@@ -147,6 +166,8 @@ for task in /proc/"$server_pid"/task/*; do
     if [ "$(cat "$task/comm" 2>/dev/null)" = store-writer ]; then writer_tid=${task##*/}; fi
 done
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$1"; }   # utime + stime of a /proc stat file
+# The SQLite writer thread's ticks (0 on PostgreSQL, whose store has no writer thread).
+writer_ticks() { if [ -n "$writer_tid" ]; then ticks /proc/"$server_pid"/task/"$writer_tid"/stat; else echo 0; fi; }
 machine() { awk '/^cpu / { print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8 }' /proc/stat; }  # busy total
 
 alive() { kill -0 "$server_pid" 2>/dev/null && [ -r /proc/"$server_pid"/stat ]; }
@@ -180,7 +201,7 @@ run() {
     local before s0 w0 m0 io0 perf_pid= stat_pid=
     before=$(count_events)
     s0=$(ticks /proc/"$server_pid"/stat)
-    w0=$(ticks /proc/"$server_pid"/task/"$writer_tid"/stat)
+    w0=$(writer_ticks)
     m0=$(machine)
     io0=$(io_written)
     rm -f "$work/fsync-$name.csv"
@@ -199,7 +220,7 @@ run() {
     alive || gone "during $name"
     local s1 w1 m1 io1
     s1=$(ticks /proc/"$server_pid"/stat)
-    w1=$(ticks /proc/"$server_pid"/task/"$writer_tid"/stat)
+    w1=$(writer_ticks)
     m1=$(machine)
     io1=$(io_written)
     if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
@@ -261,13 +282,17 @@ for size in $BATCH_SIZES; do run "batch$size" "$size" "$BATCH_CONNS" "$BATCH_DUR
 for conns in $TRACK_CONNS; do run "track-c$conns" 0 "$conns" "$TRACK_DURATION"; done
 
 total=$(count_events)
-db_size=$(du -sh "$data" | cut -f1)
+db_size=$(du -sh "$data" 2>/dev/null | cut -f1 || true)
 
 # --- report -----------------------------------------------------------------------------------
 {
     echo
     echo "leadscore ingestion benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -r)"
-    echo "server: $BIN (git $revision), data $data ($db_size, $total events)"
+    if [ "$POSTGRES" = 1 ]; then
+        echo "server: $BIN (git $revision), PostgreSQL database $pg_name ($(psql "$pg_url" -Atc "SELECT pg_size_pretty(pg_database_size(current_database()))"), $total events)"
+    else
+        echo "server: $BIN (git $revision), data $data ($db_size, $total events)"
+    fi
     echo "model: examples/reference.toml; $USERS distinct userIds (Zipf exponent $ZIPF, 0: uniform); every messageId unique ($IDS)"
     echo "disk: $fsync_cost"
     echo

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::ingest::{self, Ingested, Sender};
 use crate::messages::Message;
 use crate::state::AppState;
+use leadscore_store::StoreError;
 
 /// Stores the messages in the writer's transaction; answers once they are durable.
 pub async fn accept(
@@ -21,20 +22,45 @@ pub async fn accept(
 pub async fn accept_from(
     state: &AppState,
     workspace_id: i64,
-    messages: Vec<Result<Message, String>>,
+    mut messages: Vec<Result<Message, String>>,
     received_at: i64,
     sender: Sender,
 ) -> Result<Ingested, ApiError> {
-    let (models, leads) = (state.models.clone(), state.leads.clone());
-    let ingested = state
-        .storage
-        .ingest(move |transaction| {
-            ingest::ingest_from(transaction, &models, &leads, workspace_id, messages, received_at, sender)
-        })
-        .await?;
+    // Where other processes write the same storage, a request can lose a race it cannot see
+    // coming (another request created the same new lead first, or a deadlock): nothing of it was
+    // stored, so it is run again here, a few times, rather than answered 503.
+    let retries = if state.storage.sole_writer() { 0 } else { RACE_RETRIES };
+    let mut attempt = 0;
+    let ingested = loop {
+        let (models, leads) = (state.models.clone(), state.leads.clone());
+        let this_time = if attempt < retries { messages.clone() } else { std::mem::take(&mut messages) };
+        let result = state
+            .storage
+            .ingest(move |transaction| {
+                ingest::ingest_from(transaction, &models, &leads, workspace_id, this_time, received_at, sender)
+            })
+            .await;
+        match result {
+            Err(error) if attempt < retries && lost_a_race(&error) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+            }
+            result => break result?,
+        }
+    };
     if ingested.queued > 0 {
         state.deliveries.notify_one();
     }
     state.metrics.count_ingested(&ingested);
     Ok(ingested)
+}
+
+/// Times a request is run again when it lost a race with another writer of the storage.
+const RACE_RETRIES: u32 = 3;
+
+/// Whether a request failed only because another transaction ran at the same time: a row it
+/// created was created by the other first (`RolledBack`), a deadlock or a lock that did not come
+/// in time (a storage failure of PostgreSQL's, 40P01, 55P03). Nothing of it was stored.
+fn lost_a_race(error: &StoreError) -> bool {
+    matches!(error, StoreError::RolledBack(_)) || error.is_storage_failure()
 }

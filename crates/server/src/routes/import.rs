@@ -39,20 +39,10 @@ use crate::state::AppState;
 pub const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
 /// Rows ingested per writer job.
 const CHUNK: usize = 1000;
-/// Writer jobs of one import queued at once: the writer commits them together.
+/// Writer jobs of one import queued at once: the writer commits them together. (On PostgreSQL
+/// they run at once, and two that both hold rows of a new lead race to create it: the loser is
+/// run again by [`intake::accept`].)
 const IN_FLIGHT: usize = 4;
-/// Times a chunk is sent again when its transaction lost a race, with a short wait before each.
-/// On PostgreSQL the chunks in flight run at once, and two that both hold rows of a new lead (a
-/// lead whose rows span two chunks) both create it: one commits, the other is rolled back whole
-/// and, sent again, finds the lead. SQLite's one writer runs them one after the other.
-const RETRIES: u32 = 5;
-
-/// Whether a chunk failed only because another transaction ran at the same time (a lead created
-/// by both, a deadlock, a lock that did not come in time): nothing of it was stored, and sending
-/// it again is safe.
-fn lost_a_race(error: &ApiError) -> bool {
-    matches!(error.code, ErrorCode::RolledBack | ErrorCode::StorageUnavailable)
-}
 /// Bad rows reported with their reason.
 const REPORTED: usize = 100;
 
@@ -260,19 +250,7 @@ async fn ingest_in_chunks(
         let state = &state;
         let mut ingested = futures_util::stream::iter(chunks.into_iter().map(|chunk| {
             let (lines, batch): (Vec<u64>, Vec<_>) = chunk.into_iter().map(|(line, m)| (line, Ok(m))).unzip();
-            async move {
-                let mut attempt = 0;
-                let result = loop {
-                    match intake::accept(state, workspace_id, batch.clone(), now).await {
-                        Err(error) if attempt < RETRIES && lost_a_race(&error) => {
-                            attempt += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
-                        }
-                        result => break result,
-                    }
-                };
-                (lines, result)
-            }
+            async move { (lines, intake::accept(state, workspace_id, batch, now).await) }
         }))
         .buffered(IN_FLIGHT);
         let mut outcomes = Vec::new();

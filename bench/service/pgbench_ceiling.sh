@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# What PostgreSQL itself does with the transactions leadscore's ingestion makes, measured with
+# pgbench on leadscore's own schema: the ceiling the service on PostgreSQL is compared with.
+#
+#     bash bench/service/pgbench_ceiling.sh
+#
+# It creates a database (POSTGRES_SERVER, default the local server; dropped at the end), applies
+# leadscore's schema (`leadscore keys create --database`, which migrates), stores USERS (5000)
+# leads with two scores each, then runs two pgbench scripts for DURATION (20) seconds each:
+# - `single`, CLIENTS (10) clients: one event per transaction, as `POST /v1/track` makes it: the
+#   lead locked and its scores read, the event inserted with conflict detection on its message
+#   id, the lead's row and its two score rows updated, committed;
+# - `batch`, BATCH_CLIENTS (8) clients: BATCH (100) events of random leads per transaction, as
+#   `POST /v1/batch` makes it: the leads locked in id order in one statement, their scores read in
+#   one, the events inserted in one, the lead rows and the score rows updated in one each.
+# Prints transactions/s and events/s of each (pgbench's own report is kept in the work directory).
+# BIN is the leadscore binary (default target/release/leadscore). Figures in docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+POSTGRES_SERVER=${POSTGRES_SERVER:-postgres://postgres@127.0.0.1:5432/postgres}
+BIN=${BIN:-target/release/leadscore}
+USERS=${USERS:-5000}
+DURATION=${DURATION:-20}
+CLIENTS=${CLIENTS:-10}
+BATCH_CLIENTS=${BATCH_CLIENTS:-8}
+BATCH=${BATCH:-100}
+
+command -v pgbench >/dev/null || { echo "pgbench is needed (Debian: postgresql-client)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release -p leadscore" >&2; exit 1; }
+work=$(mktemp -d /tmp/leadscore-pgbench.XXXXXX)
+name=leadscore_pgbench_$$
+url="${POSTGRES_SERVER%/*}/$name"
+psql "$POSTGRES_SERVER" -qc "CREATE DATABASE $name"
+trap 'psql "$POSTGRES_SERVER" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+
+"$BIN" keys create --database "$url" --workspace bench --scope ingest >/dev/null
+psql "$url" -q -v ON_ERROR_STOP=1 <<SQL
+INSERT INTO leads (id, workspace_id, user_id, attributes, created_at, updated_at, state)
+    SELECT i, 1, 'u' || i, '{"job_title": "VP Marketing", "industry": "Software"}', 0, 0, repeat('s', 200)
+    FROM generate_series(1, $USERS) i;
+SELECT setval('lead_ids', $USERS);
+INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at)
+    SELECT i, s, 10, 'cold', 1, 0 FROM generate_series(1, $USERS) i, unnest(ARRAY['fit', 'intent']) s;
+VACUUM ANALYZE;
+SQL
+
+cat >"$work/single.sql" <<SQL
+\set u random(1, $USERS)
+BEGIN;
+SELECT id, state, last_event_id FROM leads WHERE workspace_id = 1 AND user_id = 'u' || :u FOR UPDATE;
+SELECT score, value, tier FROM lead_scores WHERE lead_id = :u;
+INSERT INTO events (workspace_id, lead_id, message_id, type, at, received_at, properties)
+    VALUES (1, :u, md5(random()::text || clock_timestamp()::text), 'page_view', 1, 2, '{"url": "/pricing"}')
+    ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING id \gset
+UPDATE leads SET state = md5(random()::text) || repeat('s', 168), updated_at = 2, last_event_at = 1, last_event_id = :id
+    WHERE id = :u;
+UPDATE lead_scores SET value = value + 1, evaluated_at = 2 WHERE lead_id = :u AND score IN ('fit', 'intent');
+COMMIT;
+SQL
+
+# A batch: BATCH random leads (repeats allowed, as in real traffic), each with one event.
+{
+    for i in $(seq 1 "$BATCH"); do echo "\\set u$i random(1, $USERS)"; done
+    ids=$(for i in $(seq 1 "$BATCH"); do printf ':u%s,' "$i"; done)
+    ids=${ids%,}
+    echo "BEGIN;"
+    echo "SELECT id, state, last_event_id FROM leads WHERE workspace_id = 1 AND id = ANY(ARRAY[$ids]) ORDER BY id FOR UPDATE;"
+    echo "SELECT lead_id, score, value, tier FROM lead_scores WHERE lead_id = ANY(ARRAY[$ids]);"
+    echo "INSERT INTO events (workspace_id, lead_id, message_id, type, at, received_at, properties)"
+    echo "    SELECT 1, u, md5(random()::text || clock_timestamp()::text || n), 'page_view', 1, 2, '{\"url\": \"/pricing\"}'"
+    echo "    FROM unnest(ARRAY[$ids]) WITH ORDINALITY AS t(u, n)"
+    echo "    ON CONFLICT (workspace_id, message_id) DO NOTHING;"
+    echo "UPDATE leads SET state = md5(random()::text) || repeat('s', 168), updated_at = 2, last_event_at = 1"
+    echo "    WHERE id IN (SELECT DISTINCT unnest(ARRAY[$ids]));"
+    echo "UPDATE lead_scores SET value = value + 1, evaluated_at = 2"
+    echo "    WHERE lead_id IN (SELECT DISTINCT unnest(ARRAY[$ids])) AND score IN ('fit', 'intent');"
+    echo "COMMIT;"
+} >"$work/batch.sql"
+
+run() { # name clients
+    pgbench -n -f "$work/$1.sql" -c "$2" -j 2 -T "$DURATION" "$url" >"$work/$1.txt" 2>&1
+    grep -E "^tps" "$work/$1.txt" | sed -E 's/^tps = ([0-9.]+).*/\1/' | head -1
+}
+single=$(run single "$CLIENTS")
+batch=$(run batch "$BATCH_CLIENTS")
+echo
+echo "pgbench on leadscore's schema, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(psql "$url" -Atc 'SHOW server_version')"
+echo "| script | clients | transactions/s | events/s |"
+echo "|---|---:|---:|---:|"
+printf '| single event | %s | %.0f | %.0f |\n' "$CLIENTS" "$single" "$single"
+printf '| batch of %s | %s | %.0f | %.0f |\n' "$BATCH" "$BATCH_CLIENTS" "$batch" "$(echo "$batch * $BATCH" | bc -l)"
+echo "pgbench reports: $work"
