@@ -66,6 +66,20 @@ impl StoreError {
         }
     }
 
+    /// Whether the work failed only because another transaction ran at the same time (a
+    /// deadlock, a serialization failure, a lock that did not come in time, a row the other
+    /// created first): nothing of it was stored, sending it again is safe, and storage itself
+    /// is fine.
+    pub fn is_race(&self) -> bool {
+        match self {
+            StoreError::RolledBack(_) => true,
+            StoreError::Postgres(error) => {
+                error.code().is_some_and(|code| matches!(code.code(), "40001" | "40P01" | "55P03"))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the error says that stored data is not what this version can read (a corrupt or
     /// incompatible row, a value of the wrong type), rather than that storage or the caller failed:
     /// an operator must look at the data, and retrying does not help.

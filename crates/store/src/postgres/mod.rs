@@ -176,7 +176,10 @@ impl PgStore {
         let job: Job = Box::new(move |client| {
             let result = client.and_then(|client| run(client, read_only, &generation, work));
             match &result {
-                Err(error) if !read_only && error.is_storage_failure() => health.failed_plainly(&error.to_string()),
+                // A race lost to another transaction says nothing of the database's health.
+                Err(error) if !read_only && error.is_storage_failure() && !error.is_race() => {
+                    health.failed_plainly(&error.to_string())
+                }
                 Ok(_) if !read_only => health.succeeded_plainly(),
                 _ => {}
             }
