@@ -82,6 +82,33 @@ pub fn leads_with_expired_events(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A lead's events split at a cutoff (see [`split_chain`]): those kept, newest first, each with
+/// the event it was linked to, and the ids of the expired ones.
+pub(crate) type SplitChain = (Vec<(i64, Option<i64>)>, Vec<i64>);
+
+/// The lead's chain of events (`rows`: each event's time and the event before it, by id) walked
+/// from its newest event, split at `cutoff`: the events kept, newest first, each with the event
+/// it was linked to, and the ids of those older than `cutoff`. Both stores prune with it.
+pub(crate) fn split_chain(
+    lead: &LeadRow,
+    rows: &std::collections::HashMap<i64, (i64, Option<i64>)>,
+    cutoff: i64,
+) -> Result<SplitChain, StoreError> {
+    let mut chain: Vec<(i64, i64, Option<i64>)> = Vec::with_capacity(rows.len());
+    let mut next = lead.last_event_id;
+    while let Some(id) = next {
+        let Some(&(at, previous)) = rows.get(&id) else { break };
+        chain.push((id, at, previous));
+        next = previous;
+        if chain.len() > rows.len() {
+            return Err(StoreError::Corrupt(format!("the events of lead {} are linked in a cycle", lead.id)));
+        }
+    }
+    let kept = chain.iter().filter(|(_, at, _)| *at >= cutoff).map(|(id, _, previous)| (*id, *previous)).collect();
+    let expired = chain.iter().filter(|(_, at, _)| *at < cutoff).map(|(id, _, _)| *id).collect();
+    Ok((kept, expired))
+}
+
 /// Deletes the lead's events older than `cutoff` and links each event it keeps to the next
 /// older one it keeps; the row's `last_event_id` becomes its newest kept event (the caller saves
 /// the row). Returns how many were deleted.
@@ -95,19 +122,7 @@ pub fn prune(connection: &Connection, lead: &mut LeadRow, cutoff: i64) -> Result
         let rows = statement.query_map([lead.last_event_id], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))?;
         rows.collect::<Result<_, _>>()?
     };
-    let mut chain: Vec<(i64, i64, Option<i64>)> = Vec::with_capacity(rows.len());
-    let mut next = lead.last_event_id;
-    while let Some(id) = next {
-        let Some(&(at, previous)) = rows.get(&id) else { break };
-        chain.push((id, at, previous));
-        next = previous;
-        if chain.len() > rows.len() {
-            return Err(StoreError::Corrupt(format!("the events of lead {} are linked in a cycle", lead.id)));
-        }
-    }
-    let kept: Vec<(i64, Option<i64>)> =
-        chain.iter().filter(|(_, at, _)| *at >= cutoff).map(|(id, _, previous)| (*id, *previous)).collect();
-    let expired: Vec<i64> = chain.iter().filter(|(_, at, _)| *at < cutoff).map(|(id, _, _)| *id).collect();
+    let (kept, expired) = split_chain(lead, &rows, cutoff)?;
     if expired.is_empty() {
         return Ok(0);
     }

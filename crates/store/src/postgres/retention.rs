@@ -121,19 +121,7 @@ pub(crate) fn prune(connection: &mut Tx<'_>, lead: &mut LeadRow, cutoff: i64) ->
         .iter()
         .map(|row| Ok((row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?))))
         .collect::<Result<_, StoreError>>()?;
-    let mut walked: Vec<(i64, i64, Option<i64>)> = Vec::with_capacity(rows.len());
-    let mut next = lead.last_event_id;
-    while let Some(id) = next {
-        let Some(&(at, previous)) = rows.get(&id) else { break };
-        walked.push((id, at, previous));
-        next = previous;
-        if walked.len() > rows.len() {
-            return Err(StoreError::Corrupt(format!("the events of lead {} are linked in a cycle", lead.id)));
-        }
-    }
-    let kept: Vec<(i64, Option<i64>)> =
-        walked.iter().filter(|(_, at, _)| *at >= cutoff).map(|(id, _, previous)| (*id, *previous)).collect();
-    let expired: Vec<i64> = walked.iter().filter(|(_, at, _)| *at < cutoff).map(|(id, _, _)| *id).collect();
+    let (kept, expired) = split_chain(lead, &rows, cutoff)?;
     if expired.is_empty() {
         return Ok(0);
     }
