@@ -5,7 +5,8 @@
 //!
 //! # The kept counts
 //! As in SQLite, the report reads small tables the writer keeps (`0002_funnel_counts.sql`, the
-//! same tables as SQLite's `0015_funnel_counts.sql` and `0016_funnel_cohorts.sql`), changed by
+//! same tables as SQLite's `0015_funnel_counts.sql` and `0016_funnel_cohorts.sql`; the counters
+//! made appended changes by `0004_funnel_counts_appended.sql`, see "Several writers"), changed by
 //! triggers in the statement that changes what they count, so that they cannot drift from the
 //! rows: `tier_counts` (leads per model version, score and tier), `stage_counts` (leads per
 //! workspace and stage, merged ones left out), `tier_changes_by_week` and `first_scores_by_week`
@@ -14,47 +15,32 @@
 //! the MQL move before it and the first later moves to each stage) and `outcome_moves` (per move
 //! to an outcome, whether it is the lead's stage now, its next move to that stage and its latest
 //! MQL move). The triggers are PL/pgSQL functions written as SQLite's: `IS` is
-//! `IS NOT DISTINCT FROM`, a counter row missing is made by `ON CONFLICT ... DO UPDATE`, and the
-//! null tier of `tier_counts` is one key through a generated key column (`tier_key`). An
+//! `IS NOT DISTINCT FROM`, a counter's change is a row appended (see below), and the null tier of
+//! `tier_counts` is one key when summed (`GROUP BY` groups nulls). An
 //! erasure deletes the erased leads' rows of `mql_cohorts` and `outcome_moves` itself, with their
 //! stage moves, as SQLite's does; the other tables follow the deleted rows by triggers.
 //!
 //! # Several writers
-//! A counter row is shared by every transaction that changes what it counts, and a transaction
-//! holds the rows it changed locked until it commits: writes changing the same count run one
-//! after another, across instances. The hot rows:
-//! - `stage_counts`, the row of a workspace's `lead` stage: changed by every new lead, so every
-//!   ingestion that creates a lead in a workspace waits for the others doing so (the hottest);
-//!   the other stages' rows by every stage move and merge;
-//! - `tier_counts`, the row of the active version's score and tier: changed by every new score
-//!   and every change of tier (a few rows per version);
-//! - `tier_changes_by_week` and `first_scores_by_week`, the current week's rows of the active
-//!   version's scores: changed by every history entry that changes a tier or gives a score first.
+//! Every transaction that creates a lead, changes a tier or stage, or first gives a score changes
+//! a count that many others change too (the `lead` stage's, the active version's tiers', the
+//! current week's). Kept as one row per key updated in place (as SQLite keeps them, with its one
+//! writer), those rows would be held locked by each writing transaction until it commits: the
+//! requests of every instance would queue on them, and two taking two of them in opposite orders
+//! would deadlock. So the counters here hold *changes* (`0004_funnel_counts_appended.sql`): a
+//! trigger appends a row (`+1` in the tier entered, `-1` in the tier left), an insert waits for
+//! no one, and a count is the sum of its key's rows, which every read here takes.
 //!
-//! A long transaction (a rescoring batch, an import) holds all of these for its length. The
-//! cohort rows are a lead's own, never shared: a move's triggers lock the lead's row first (the
-//! lock the move's update of the stage takes anyway), so that two moves of one lead stored at
-//! once see each other.
+//! [`fold_counts`] keeps the reads short: every second or so (the store's folder,
+//! [`super::FOLD_COUNTS_EVERY`]) it replaces the rows of each key that has several by one row
+//! holding their sum, in one statement per table. It deletes only rows its snapshot sees
+//! (committed ones) and inserts their sum in the same transaction, so a reader sees either the
+//! rows or their sum, never both nor neither; rows committed meanwhile are left for the next
+//! fold. Nothing else updates or deletes a counter row, and folds take turns (an advisory lock),
+//! so a fold waits for no writer and no writer for it.
 //!
-//! Deadlocks: a trigger changing two rows of one counter changes them in the order of their keys,
-//! so that two writes changing the same counts in opposite directions (one lead from `hot` to
-//! `warm`, another from `warm` to `hot`) wait rather than deadlock. Across counters the order is
-//! the writer's: an ingestion creating a lead takes its stage's row first, then its tiers' rows,
-//! while one whose scores move a known lead to MQL takes its tiers' rows first, then the stages'
-//! rows; two such writes at once, or two transactions of several leads, may deadlock. PostgreSQL
-//! then fails one of them, which the store reports as unavailable and whose retry is safe; the
-//! counts stay exact.
-//!
-//! If measurements show these waits or deadlocks matter, what removes them is to stop holding
-//! shared rows for the writing transaction's length:
-//! - the counter triggers made `CONSTRAINT TRIGGER`s `DEFERRABLE INITIALLY DEFERRED` (the cohort
-//!   triggers cannot be: they read the lead's scores and moves as of the move): the counts are
-//!   changed at commit, and the hot rows held for the commit only; a write transaction that reads
-//!   the report afterwards then sets them `IMMEDIATE` first;
-//! - a `shard` column in each counter's key (the lead id modulo a small number, say 16), which
-//!   the reads sum: it divides the conflicts by the shards;
-//! - each change appended as a row of its own (an insert conflicts with nothing), folded into the
-//!   counts in the background, the reads adding the changes not folded yet: no conflict left.
+//! The cohort rows (`mql_cohorts`, `outcome_moves`) are a lead's own, never shared: a move's
+//! triggers lock the lead's row first (the lock the move's update of the stage takes anyway), so
+//! that two moves of one lead stored at once see each other.
 //!
 //! # What differs from SQLite
 //! - Tiers and stages are ordered by byte (`COLLATE "C"`) and a null tier first, as SQLite orders
@@ -62,6 +48,8 @@
 //! - Counts grouped in the database where SQLite counts them in Rust (SQLite would sort the rows
 //!   to group them; PostgreSQL hashes them), and one statement per read sent without a separate
 //!   round trip to prepare it.
+//! - A counter is the sum of the changes appended to it, folded in the background, where SQLite
+//!   updates one row per key (see "Several writers").
 //! - Counts are `BIGINT`s, and PostgreSQL's `sum` of them a `NUMERIC`: cast back.
 
 use postgres::types::{ToSql, Type};
@@ -93,10 +81,52 @@ pub(crate) fn tier_counts(
 /// How many leads of the workspace (merged ones left out) are in each stage now.
 pub(crate) fn stage_counts(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
     let rows = connection.query_typed(
-        "SELECT stage, leads FROM stage_counts WHERE workspace_id = $1 AND leads > 0 ORDER BY stage COLLATE \"C\"",
+        "SELECT stage, sum(leads)::BIGINT FROM stage_counts WHERE workspace_id = $1
+         GROUP BY stage HAVING sum(leads) > 0 ORDER BY stage COLLATE \"C\"",
         &[(&workspace_id, Type::INT8)],
     )?;
     rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+}
+
+/// The counters, each with the columns of its key and the column of its change.
+const COUNTERS: &[(&str, &str, &str)] = &[
+    ("tier_counts", "model_id, score, tier", "leads"),
+    ("stage_counts", "workspace_id, stage", "leads"),
+    ("tier_changes_by_week", "model_id, score, week, tier", "change"),
+    ("first_scores_by_week", "model_id, score, week", "scores"),
+];
+
+/// Any number that no other application takes advisory locks with on the same database.
+const FOLD_LOCK: i64 = 7_305_683_311_020_551;
+
+/// Replaces the rows of each counted key that has several by one row holding their sum (a key
+/// summing to zero keeps none), in every counter: see "Several writers" in the module's doc.
+/// Answers how many rows it removed, or `None` when another fold holds the turn.
+pub(crate) fn fold_counts(connection: &mut Tx<'_>) -> Result<Option<u64>, StoreError> {
+    let granted: bool = connection.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&FOLD_LOCK])?.get(0);
+    if !granted {
+        return Ok(None);
+    }
+    let mut removed = 0;
+    for (table, key, change) in COUNTERS {
+        // By the rows' physical address, which names a row whatever nulls its key holds.
+        let sql = format!(
+            "WITH folded AS (
+                 DELETE FROM {table} WHERE ctid IN (
+                     SELECT ctid FROM (SELECT ctid, count(*) OVER (PARTITION BY {key}) AS rows FROM {table}) AS keyed
+                     WHERE rows > 1
+                 )
+                 RETURNING {key}, {change}
+             ), summed AS (
+                 INSERT INTO {table} ({key}, {change})
+                 SELECT {key}, sum({change}) FROM folded GROUP BY {key} HAVING sum({change}) <> 0
+             )
+             SELECT count(*) FROM folded"
+        );
+        let rows: i64 = connection.query_one(&sql, &[])?.get(0);
+        removed += rows.unsigned_abs();
+    }
+    Ok(Some(removed))
 }
 
 /// Leads of the workspace entering stage `mql` in `[from, to)`, by the week (its Monday) of
@@ -469,8 +499,12 @@ mod recount {
         }
         let negative: i64 = c
             .query_one(
-                "SELECT (SELECT count(*) FROM tier_counts WHERE leads < 0) + (SELECT count(*) FROM stage_counts WHERE leads < 0)
-                      + (SELECT count(*) FROM first_scores_by_week WHERE scores < 0)",
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM tier_counts GROUP BY model_id, score, tier
+                                               HAVING sum(leads) < 0) AS t)
+                      + (SELECT count(*) FROM (SELECT 1 FROM stage_counts GROUP BY workspace_id, stage
+                                               HAVING sum(leads) < 0) AS s)
+                      + (SELECT count(*) FROM (SELECT 1 FROM first_scores_by_week GROUP BY model_id, score, week
+                                               HAVING sum(scores) < 0) AS f)",
                 &[],
             )
             .unwrap()
@@ -783,8 +817,14 @@ mod tests {
             tier_counts(c, acme, "fit").unwrap(),
             [count(None, 3), count(Some("B"), 1), count(Some("a"), 1), count(Some("b"), 1)]
         );
+        // Folded, the changes of the values in no tier are one row.
+        assert!(fold_counts(c).unwrap().is_some_and(|rows| rows > 0), "the rows of keys changed more than once");
         let rows: i64 = c.query_one("SELECT count(*) FROM tier_counts WHERE tier IS NULL", &[]).unwrap().get(0);
         assert_eq!(rows, 1, "one row counts the values in no tier");
+        assert_eq!(
+            tier_counts(c, acme, "fit").unwrap(),
+            [count(None, 3), count(Some("B"), 1), count(Some("a"), 1), count(Some("b"), 1)]
+        );
     }
 
     /// Moves stored out of time order (past moves recorded late) or at the same instant, MQL
@@ -913,7 +953,15 @@ mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let c = &mut client.transaction().unwrap();
-        mixed_writes(c, 240, true, recount::assert_kept_counts_equal);
+        // Folded now and then: the counts are the same before and after a fold.
+        let mut writes = 0;
+        mixed_writes(c, 240, true, |c| {
+            writes += 1;
+            if writes % 7 == 0 {
+                assert!(fold_counts(c).unwrap().is_some(), "the only fold has the turn");
+            }
+            recount::assert_kept_counts_equal(c);
+        });
         let reached: (i64, i64, i64) = c
             .query_one(
                 "SELECT (SELECT count(*) FROM leads WHERE merged_into IS NOT NULL),
@@ -1124,9 +1172,62 @@ mod tests {
         let c = &mut client.transaction().unwrap();
         mixed_writes(c, 150, false, |_| {});
         c.batch_execute(include_str!("migrations/0002_funnel_counts.sql")).unwrap();
+        c.batch_execute(include_str!("migrations/0004_funnel_counts_appended.sql")).unwrap();
         let moves: i64 = c.query_one("SELECT count(*) FROM mql_cohorts", &[]).unwrap().get(0);
         assert!(moves > 5, "the cohorts of the moves stored before: {moves}");
         recount::assert_kept_counts_equal(c);
+    }
+
+    /// Writers changing the same counts (new leads of one workspace, scores entering one tier)
+    /// and a fold, all at once, wait for none of the others, and the counts then hold every
+    /// change once. Each statement runs under a lock timeout, which a wait would exceed.
+    #[test]
+    fn writers_of_one_count_and_a_fold_wait_for_none_of_the_others() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut setup = database.migrated_client();
+        let (acme, model) = {
+            let mut c = setup.transaction().unwrap();
+            let (acme, model, _, _) = two_workspaces(&mut c);
+            let first = lead(&mut c, acme);
+            scored(&mut c, first, model, "hot", 80.0, MONDAY);
+            c.commit().unwrap();
+            (acme, model)
+        };
+        let mut clients: Vec<postgres::Client> = (0..3).map(|_| database.migrated_client()).collect();
+        let mut open: Vec<Tx<'_>> = clients.iter_mut().map(|client| client.transaction().unwrap()).collect();
+        for c in &mut open {
+            c.batch_execute("SET LOCAL lock_timeout = '2s'").unwrap();
+            let id = lead(c, acme);
+            scored(c, id, model, "hot", 90.0, MONDAY + DAY);
+        }
+        let mut folding = database.migrated_client();
+        let mut fold = folding.transaction().unwrap();
+        fold.batch_execute("SET LOCAL lock_timeout = '2s'").unwrap();
+        assert!(fold_counts(&mut fold).unwrap().is_some(), "no other fold runs");
+        fold.commit().unwrap();
+        for c in open {
+            c.commit().unwrap();
+        }
+        let c = &mut setup.transaction().unwrap();
+        assert_eq!(stage_counts(c, acme).unwrap(), [("lead".to_string(), 4)]);
+        assert_eq!(tier_counts(c, acme, "fit").unwrap(), [(Some("hot".to_string()), 4)]);
+        recount::assert_kept_counts_equal(c);
+        assert!(fold_counts(c).unwrap().is_some_and(|rows| rows > 0), "the writers' changes are folded next");
+        recount::assert_kept_counts_equal(c);
+    }
+
+    /// A second fold while one runs leaves the turn to it.
+    #[test]
+    fn one_fold_runs_at_a_time() {
+        let Some(database) = TestDatabase::create() else { return };
+        let (mut one, mut two) = (database.migrated_client(), database.migrated_client());
+        let mut first = one.transaction().unwrap();
+        assert!(fold_counts(&mut first).unwrap().is_some());
+        let mut second = two.transaction().unwrap();
+        assert_eq!(fold_counts(&mut second).unwrap(), None);
+        first.commit().unwrap();
+        second.rollback().unwrap();
+        assert!(fold_counts(&mut two.transaction().unwrap()).unwrap().is_some(), "the turn is free again");
     }
 
     /// Two writers storing moves of one lead at once: the second waits for the first (its

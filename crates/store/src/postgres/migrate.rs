@@ -11,6 +11,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "funnel_counts", include_str!("migrations/0002_funnel_counts.sql")),
     (3, "cache_versions", include_str!("migrations/0003_cache_versions.sql")),
+    (4, "funnel_counts_appended", include_str!("migrations/0004_funnel_counts_appended.sql")),
 ];
 
 /// Any number that no other application takes advisory locks with on the same database.

@@ -18,8 +18,12 @@
 //!   caches of API keys follow the cache version instead ([`crate::cache_versions`]), which a
 //!   trigger moves with every change of a key and each instance reads once a second.
 //!
+//! - **Counters.** The funnel's counts are changes appended by triggers, summed when read and
+//!   folded by a thread of the store every second (`funnel::fold_counts`), so that writers
+//!   changing one count do not wait for each other.
+//!
 //! # Layout
-//! - [`PgStore`] (here): connecting, the workers, and running work on them.
+//! - [`PgStore`] (here): connecting, the workers, the folder of counts, and running work on them.
 //! - `migrate`: the schema's versioned migrations (`migrations/`), checksummed as SQLite's are.
 //! - One module per table family, as functions of a [`Tx`], named as SQLite's are.
 
@@ -87,6 +91,8 @@ pub struct PgStore {
     /// How to open a connection of its own, for a lock held longer than a transaction.
     config: postgres::Config,
     options: PgOptions,
+    /// Kept by every handle: when the last is dropped, the folder of the funnel's counts stops.
+    _folder: Arc<mpsc::Sender<()>>,
 }
 
 impl PgStore {
@@ -123,7 +129,20 @@ impl PgStore {
                 .spawn(move || work_loop(config, options, queue, client))
                 .map_err(|source| StoreError::Open { path: "postgres worker".into(), source })?;
         }
-        Ok(PgStore { jobs, generation: Generation::default(), health: WriteHealth::default(), config, options })
+        let (folder, stop) = mpsc::channel::<()>();
+        let (folder_config, folder_options) = (config.clone(), options.clone());
+        std::thread::Builder::new()
+            .name("store-postgres-fold".into())
+            .spawn(move || fold_counts_loop(folder_config, folder_options, stop))
+            .map_err(|source| StoreError::Open { path: "postgres count folder".into(), source })?;
+        Ok(PgStore {
+            jobs,
+            generation: Generation::default(),
+            health: WriteHealth::default(),
+            config,
+            options,
+            _folder: Arc::new(folder),
+        })
     }
 
     /// Runs `work` on a read-only snapshot of the database, off the async runtime.
@@ -294,6 +313,51 @@ fn work_loop(
             // connection may be inside a transaction the panic left, so it is not used again.
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(connected))));
             if ran.is_err() {
+                client = None;
+            }
+        }
+    }
+}
+
+/// How often the funnel's counts are folded (see `funnel::fold_counts`): the rows a count's read
+/// sums are about one second's changes of it, plus one.
+pub(crate) const FOLD_COUNTS_EVERY: Duration = Duration::from_secs(1);
+
+/// Folds the funnel's counts every [`FOLD_COUNTS_EVERY`] on a connection of its own, until
+/// `stop`'s sender is dropped (the store closed). Every instance runs one; they take turns, so one
+/// folds at a time and a fold missed by a stopped instance is done by another. A failure (the
+/// database restarting) is logged once and the next fold connects again: counts not folded are
+/// still summed right by the reads, only slower.
+fn fold_counts_loop(config: postgres::Config, options: PgOptions, stop: mpsc::Receiver<()>) {
+    let mut client: Option<postgres::Client> = None;
+    let mut failing = false;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FOLD_COUNTS_EVERY) {
+        if client.as_ref().is_some_and(postgres::Client::is_closed) {
+            client = None;
+        }
+        let folded = (|| -> Result<Option<u64>, StoreError> {
+            if client.is_none() {
+                client = Some(connect(&config, &options).map_err(|error| {
+                    StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", with_causes(&error)))
+                })?);
+            }
+            let Some(connected) = client.as_mut() else { return Ok(None) };
+            let mut transaction = connected.transaction()?;
+            let folded = funnel::fold_counts(&mut transaction)?;
+            transaction.commit()?;
+            Ok(folded)
+        })();
+        match folded {
+            Ok(_) if failing => {
+                tracing::info!("the funnel's counts are folded again");
+                failing = false;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%error, "folding the funnel's counts failed; the next fold tries again");
+                    failing = true;
+                }
                 client = None;
             }
         }
