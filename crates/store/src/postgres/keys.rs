@@ -119,7 +119,7 @@ mod tests {
     use crate::postgres::testing::TestDatabase;
     use crate::postgres::workspaces;
 
-    fn setup() -> Option<(TestDatabase, postgres::Client)> {
+    fn setup() -> Option<(TestDatabase, crate::postgres::Connection)> {
         let database = TestDatabase::create()?;
         let client = database.migrated_client();
         Some((database, client))

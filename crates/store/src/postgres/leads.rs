@@ -200,6 +200,7 @@ pub(crate) fn lock_for_ingestion(
     if user_ids.is_empty() && anonymous_ids.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
+    lock_identities(connection, workspace_id, user_ids, anonymous_ids)?;
     // Rows are sorted, then locked in that order; a row changed meanwhile is checked again
     // against the conditions (a lead merged away or given another user id drops out).
     let sql = format!(
@@ -237,6 +238,47 @@ pub(crate) fn lock_for_ingestion(
     }
     let links = links.into_iter().filter(|(_, id)| leads.iter().any(|lead| lead.id == *id)).collect();
     Ok((leads, links))
+}
+
+/// Locks each identity an ingestion names (a user id or an anonymous id of the workspace) until
+/// the transaction ends, so that two requests naming one identity run one after the other,
+/// across instances, even when no lead has it yet: the second then finds the lead the first
+/// created. Without it both would create the lead, and the one committing second would fail on
+/// the unique user id and be run again; under a burst of new users that was most requests.
+///
+/// Transaction-level advisory locks, one per identity (its hash: two identities sharing one only
+/// wait for each other), taken in the order of their keys in one statement, before any row lock:
+/// two requests never wait for each other's identities in a cycle. Each is an entry of
+/// PostgreSQL's lock table (`max_locks_per_transaction`, 64 per connection by default, shared),
+/// which holds requests of a few hundred distinct identities at once; a batch of thousands of
+/// identities may need it raised.
+fn lock_identities(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    user_ids: &[&str],
+    anonymous_ids: &[&str],
+) -> Result<(), StoreError> {
+    let mut keys: Vec<i64> = user_ids
+        .iter()
+        .map(|id| identity_key(workspace_id, "user", id))
+        .chain(anonymous_ids.iter().map(|id| identity_key(workspace_id, "anonymous", id)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // Functions of the select list are evaluated after the sort (the order they lock in).
+    connection.execute(
+        "SELECT pg_advisory_xact_lock(k.key) FROM unnest($1::bigint[]) WITH ORDINALITY AS k (key, n) ORDER BY k.n",
+        &[&keys],
+    )?;
+    Ok(())
+}
+
+/// The advisory lock key of an identity: the first 8 bytes of a SHA-256, the same in every
+/// instance whatever its build.
+fn identity_key(workspace_id: i64, kind: &str, id: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("leadscore identity {workspace_id} {kind} {id}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"))
 }
 
 /// The lead (not a merged one) each of `anonymous_ids` that has one is linked to.
@@ -728,7 +770,7 @@ pub(crate) mod tests {
         assert!(ingest(&mut first, w, "m1").unwrap());
         let url = database.url.clone();
         let second = std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut client = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
             let mut t = client.transaction().unwrap();
             let stored = (ingest(&mut t, w, "m1").unwrap(), ingest(&mut t, w, "m2").unwrap());
             t.commit().unwrap();
@@ -757,6 +799,55 @@ pub(crate) mod tests {
     }
 
     /// Rows saved together are saved as one at a time saves them, each with its newest event.
+    /// Two ingestions naming a user no lead has yet: the second waits for the first and finds
+    /// the lead it created, instead of creating it too and failing on the unique user id.
+    #[test]
+    fn a_second_ingestion_of_a_new_user_finds_the_lead_the_first_created() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let w = {
+            let mut t = client.transaction().unwrap();
+            let w = workspace(&mut t, "w");
+            t.commit().unwrap();
+            w
+        };
+        let mut first = client.transaction().unwrap();
+        let (found, _) = lock_for_ingestion(&mut first, w, &["new", "other"], &["visitor"]).unwrap();
+        assert!(found.is_empty());
+        let created = create(&mut first, w, Some("new"), 0);
+        let url = database.url.clone();
+        let second = std::thread::spawn(move || {
+            let mut client = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
+            let mut t = client.transaction().unwrap();
+            let (found, _) = lock_for_ingestion(&mut t, w, &["new"], &[]).unwrap();
+            found.into_iter().map(|lead| lead.id).collect::<Vec<_>>()
+        });
+        let mut watcher = database.migrated_client();
+        while watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
+            assert!(!second.is_finished(), "the second ingestion did not wait for the first");
+            std::thread::yield_now();
+        }
+        first.commit().unwrap();
+        assert_eq!(second.join().unwrap(), [created.id]);
+        // Another identity of the workspace, or the same one of another, does not wait.
+        let mut first = client.transaction().unwrap();
+        lock_for_ingestion(&mut first, w, &["new"], &[]).unwrap();
+        let mut other = database.migrated_client();
+        let mut t = other.transaction().unwrap();
+        t.batch_execute("SET LOCAL lock_timeout = '2s'").unwrap();
+        let other_workspace = workspace(&mut t, "v");
+        lock_for_ingestion(&mut t, w, &["someone else"], &["new"]).unwrap();
+        lock_for_ingestion(&mut t, other_workspace, &["new"], &[]).unwrap();
+    }
+
     #[test]
     fn rows_saved_together_are_saved_as_one_by_one() {
         let Some(database) = TestDatabase::create() else { return };

@@ -43,6 +43,7 @@ pub(crate) mod retention;
 pub(crate) mod scores;
 pub(crate) mod sessions;
 pub(crate) mod stages;
+mod tx;
 pub(crate) mod users;
 pub(crate) mod webhooks;
 pub(crate) mod workspaces;
@@ -55,8 +56,7 @@ use crate::error::StoreError;
 use crate::health::WriteHealth;
 use crate::writer::Generation;
 
-/// A transaction on one connection: what every query function of this module takes.
-pub(crate) type Tx<'a> = postgres::Transaction<'a>;
+pub(crate) use tx::{Connection, Tx};
 
 /// How the store connects and how many connections it keeps.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl Default for PgOptions {
 }
 
 /// What a worker runs: given its connection, or why it has none.
-type Job = Box<dyn FnOnce(Result<&mut postgres::Client, StoreError>) + Send>;
+type Job = Box<dyn FnOnce(Result<&mut Connection, StoreError>) + Send>;
 
 /// A handle to a PostgreSQL store; cheap to clone.
 #[derive(Clone)]
@@ -121,7 +121,7 @@ impl PgStore {
         migrate::apply(&mut first)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
-        let mut client = Some(first);
+        let mut client = Some(Connection::new(first));
         for index in 0..options.connections.max(1) {
             let (config, options, queue, client) = (config.clone(), options.clone(), queue.clone(), client.take());
             std::thread::Builder::new()
@@ -163,8 +163,10 @@ impl PgStore {
         self.submit(false, work)?.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Same as [`PgStore::write`] for synchronous callers (the command line).
-    pub fn write_blocking<R, F>(&self, work: F) -> Result<R, StoreError>
+    /// Same as [`PgStore::write`] for synchronous callers (tests; the command line goes through
+    /// [`crate::Storage`]).
+    #[cfg(test)]
+    pub(crate) fn write_blocking<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
@@ -173,7 +175,8 @@ impl PgStore {
     }
 
     /// Same as [`PgStore::read`] for synchronous callers.
-    pub fn read_blocking<R, F>(&self, work: F) -> Result<R, StoreError>
+    #[cfg(test)]
+    pub(crate) fn read_blocking<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
@@ -260,19 +263,18 @@ impl PgStore {
 /// Runs one job's work in a transaction on `client`: read-only and repeatable (one snapshot) for
 /// a read, read committed for a write, whose rows are locked as it goes.
 fn run<R>(
-    client: &mut postgres::Client,
+    connection: &mut Connection,
     read_only: bool,
     generation: &Generation,
     work: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    let mut builder = client.build_transaction();
-    if read_only {
-        builder = builder.isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true);
-    } else {
+    if !read_only {
         // Another instance may have written since: what this one remembers is checked anew.
         generation.advance();
     }
-    let mut transaction = builder.start()?;
+    let mut transaction = connection.build_transaction(|builder| {
+        if read_only { builder.isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true) } else { builder }
+    })?;
     let result = work(&mut transaction)?;
     transaction.commit()?;
     Ok(result)
@@ -284,7 +286,7 @@ fn work_loop(
     config: postgres::Config,
     options: PgOptions,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
-    mut client: Option<postgres::Client>,
+    mut client: Option<Connection>,
 ) {
     loop {
         let job = {
@@ -294,12 +296,12 @@ fn work_loop(
                 Err(_) => return,
             }
         };
-        if client.as_ref().is_some_and(postgres::Client::is_closed) {
+        if client.as_ref().is_some_and(Connection::is_closed) {
             client = None;
         }
         if client.is_none() {
             match connect(&config, &options) {
-                Ok(connected) => client = Some(connected),
+                Ok(connected) => client = Some(Connection::new(connected)),
                 Err(error) => {
                     let reason = with_causes(&error);
                     job(Err(StoreError::Unavailable(format!("cannot connect to PostgreSQL: {reason}"))));
@@ -329,17 +331,17 @@ pub(crate) const FOLD_COUNTS_EVERY: Duration = Duration::from_secs(1);
 /// database restarting) is logged once and the next fold connects again: counts not folded are
 /// still summed right by the reads, only slower.
 fn fold_counts_loop(config: postgres::Config, options: PgOptions, stop: mpsc::Receiver<()>) {
-    let mut client: Option<postgres::Client> = None;
+    let mut client: Option<Connection> = None;
     let mut failing = false;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FOLD_COUNTS_EVERY) {
-        if client.as_ref().is_some_and(postgres::Client::is_closed) {
+        if client.as_ref().is_some_and(Connection::is_closed) {
             client = None;
         }
         let folded = (|| -> Result<Option<u64>, StoreError> {
             if client.is_none() {
-                client = Some(connect(&config, &options).map_err(|error| {
+                client = Some(Connection::new(connect(&config, &options).map_err(|error| {
                     StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", with_causes(&error)))
-                })?);
+                })?));
             }
             let Some(connected) = client.as_mut() else { return Ok(None) };
             let mut transaction = connected.transaction()?;
@@ -459,10 +461,10 @@ pub(crate) mod testing {
         }
 
         /// A connection to the database with every migration applied, for a module's tests.
-        pub(crate) fn migrated_client(&self) -> postgres::Client {
+        pub(crate) fn migrated_client(&self) -> super::Connection {
             let mut client = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
             super::migrate::apply(&mut client).unwrap();
-            client
+            super::Connection::new(client)
         }
     }
 

@@ -186,7 +186,7 @@ mod tests {
         create(&mut first, acme.id, "ana@example.com", Role::Admin, "h", 2).unwrap();
         let url = database.url.clone();
         let second = std::thread::spawn(move || {
-            let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut other = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
             let mut c = other.transaction().unwrap();
             create(&mut c, acme.id, "ANA@example.com", Role::Viewer, "h", 3)
         });
@@ -246,7 +246,7 @@ mod tests {
         assert!(set_role(&mut first, acme, ana, Role::Editor).unwrap());
         let url = database.url.clone();
         let second = std::thread::spawn(move || {
-            let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut other = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
             let mut c = other.transaction().unwrap();
             let result = disable(&mut c, acme, bob, 2);
             if result.is_ok() {
