@@ -1020,8 +1020,7 @@ mod tests {
         assert!(found.starts_with("stored scores: the source has lead"), "{found}");
         let found = differs(&mut client, "DELETE FROM deliveries WHERE id = 1");
         assert_eq!(found, "rows of deliveries: 2 in the source, 1 in the copy");
-        let found =
-            differs(&mut client, "INSERT INTO stage_counts (workspace_id, stage, leads) VALUES (1, 'lead', 1)");
+        let found = differs(&mut client, "INSERT INTO stage_counts (workspace_id, stage, leads) VALUES (1, 'lead', 1)");
         assert!(found.starts_with("funnel counts stage_counts: 2 rows differ"), "{found}");
     }
 

@@ -1167,7 +1167,8 @@ mod tests {
     #[test]
     fn the_migration_counts_the_rows_stored_before_it() {
         let Some(database) = TestDatabase::create() else { return };
-        let mut client = crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut client =
+            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
         client.batch_execute(include_str!("migrations/0001_init.sql")).unwrap();
         let c = &mut client.transaction().unwrap();
         mixed_writes(c, 150, false, |_| {});
@@ -1250,14 +1251,16 @@ mod tests {
         let url = database.url.clone();
         let (done, finished) = std::sync::mpsc::channel();
         let second = std::thread::spawn(move || {
-            let mut client = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
+            let mut client =
+                crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
             let mut sal = client.transaction().unwrap();
             let stored = sal.execute(insert_move, &[&id, &acme, &"sal", &(MONDAY + DAY)]).and_then(|_| sal.commit());
             let _ = done.send(());
             stored
         });
         // The second writer is waiting for a lock, or has stored its move without waiting.
-        let mut observer = crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut observer =
+            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
         let mut waited = false;
         while !waited && finished.try_recv().is_err() {
             waited = observer

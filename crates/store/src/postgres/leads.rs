@@ -770,7 +770,8 @@ pub(crate) mod tests {
         assert!(ingest(&mut first, w, "m1").unwrap());
         let url = database.url.clone();
         let second = std::thread::spawn(move || {
-            let mut client = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
+            let mut client =
+                crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
             let mut t = client.transaction().unwrap();
             let stored = (ingest(&mut t, w, "m1").unwrap(), ingest(&mut t, w, "m2").unwrap());
             t.commit().unwrap();
@@ -817,7 +818,8 @@ pub(crate) mod tests {
         let created = create(&mut first, w, Some("new"), 0);
         let url = database.url.clone();
         let second = std::thread::spawn(move || {
-            let mut client = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
+            let mut client =
+                crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
             let mut t = client.transaction().unwrap();
             let (found, _) = lock_for_ingestion(&mut t, w, &["new"], &[]).unwrap();
             found.into_iter().map(|lead| lead.id).collect::<Vec<_>>()

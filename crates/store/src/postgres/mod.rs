@@ -273,7 +273,11 @@ fn run<R>(
         generation.advance();
     }
     let mut transaction = connection.build_transaction(|builder| {
-        if read_only { builder.isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true) } else { builder }
+        if read_only {
+            builder.isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true)
+        } else {
+            builder
+        }
     })?;
     let result = work(&mut transaction)?;
     transaction.commit()?;

@@ -353,7 +353,8 @@ pub(crate) mod tests {
     fn two_instances_adding_versions_at_once_number_them_one_after_the_other() {
         let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
-        let mut second = crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut second =
+            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
         let ws = {
             let mut c = first.transaction().unwrap();
             let ws = workspace(&mut c, "w");

@@ -178,7 +178,8 @@ mod tests {
     fn of_two_instances_setting_an_override_at_once_the_second_replaces_the_first() {
         let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
-        let mut second = crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut second =
+            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
         let ws = {
             let mut c = first.transaction().unwrap();
             let ws = workspace(&mut c, "w");

@@ -156,7 +156,8 @@ mod tests {
     fn of_two_instances_beginning_at_once_the_second_is_refused() {
         let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
-        let mut second = crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut second =
+            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
         let (ws, model) = {
             let mut c = first.transaction().unwrap();
             let ws = workspace(&mut c, "w");

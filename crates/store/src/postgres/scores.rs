@@ -10,8 +10,6 @@
 //!   instance gave the lead the score meanwhile, and then its own value replaces it, as an
 //!   update would have.
 
-use postgres::types::ToSql;
-
 use crate::StoreError;
 use crate::postgres::Tx;
 use crate::scores::*;
@@ -121,7 +119,8 @@ pub(crate) fn history(connection: &mut Tx<'_>, lead_id: i64, limit: u32) -> Resu
         .collect()
 }
 
-/// How [`save_over`] writes one score's row.
+/// How [`save_over_all`] writes one score's row.
+#[derive(Clone, Copy, PartialEq)]
 enum Write {
     /// A value moved, nothing else: the tier, model and override columns are left out.
     Value,
@@ -134,9 +133,33 @@ enum Write {
     New,
 }
 
-/// Same as [`save`] given what is stored (from [`stored`] or a previous save in this or an
-/// earlier transaction), which it brings up to date; a history entry carries its score's `terms`
-/// when given.
+/// One lead's scores to save over what is stored (see [`save_over_all`]).
+pub(crate) struct LeadScores<'a> {
+    pub(crate) lead_id: i64,
+    /// What is stored (from [`stored`] or an earlier save), brought up to date.
+    pub(crate) stored: &'a mut StoredScores,
+    pub(crate) rows: &'a [ScoreRow],
+    pub(crate) cause: &'a str,
+    pub(crate) history: History,
+    /// A history entry carries its score's terms when given.
+    pub(crate) terms: &'a [HistoryTerms],
+}
+
+/// What saving one score does: decided from what is stored, before anything is written.
+struct Planned<'a> {
+    lead: usize,
+    row: &'a ScoreRow,
+    changed: bool,
+    /// The history entry to insert, with the override set or lifted it names.
+    recorded: Option<Option<(i64, &'static str)>>,
+    previous_tier: Option<String>,
+    previous_value: Option<f64>,
+    /// The score's newest history entry: the one before the entry inserted, then that entry.
+    history_id: Option<i64>,
+    write: Option<Write>,
+}
+
+/// Same as [`save_over_all`] for one lead.
 pub(crate) fn save_over(
     connection: &mut Tx<'_>,
     lead_id: i64,
@@ -146,129 +169,226 @@ pub(crate) fn save_over(
     history: History,
     terms: &[HistoryTerms],
 ) -> Result<Vec<Change>, StoreError> {
-    let mut changes = Vec::new();
-    for row in rows {
-        let before = stored.row(&row.score).cloned();
-        let before = before.as_ref();
-        let changed = before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier);
-        // Setting, replacing or lifting an override is a person's act (or its expiry's): always
-        // history, whatever it changed, naming the override set or lifted.
-        let override_before = before.and_then(|b| b.overridden.as_ref()).map(|o| o.id);
-        let override_now = row.overridden.as_ref().map(|o| o.id);
-        let override_change = match (override_before, override_now) {
-            (before, now) if before == now => None,
-            (_, Some(id)) => Some((id, "set")),
-            (Some(id), None) => Some((id, "lifted")),
-            (None, None) => None,
-        };
-        let recorded = override_change.is_some() || history.records(before, row);
-        // An unchanged score is not written again: decay moves most values between two events,
-        // but fit scores and scores at a cap stay put.
-        let unchanged =
-            !changed && before.is_some_and(|b| b.model_id == row.model_id && b.overridden == row.overridden);
-        let mut history_id = stored.history_id(&row.score);
-        if recorded {
-            let inserted = connection.query_one(
-                "INSERT INTO score_history
-                     (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id,
-                      override_id, override_action, terms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-                &[
-                    &lead_id,
-                    &row.score,
-                    &row.value,
-                    &row.tier,
-                    &before.and_then(|b| b.tier.clone()),
-                    &row.model_id,
-                    &row.evaluated_at,
-                    &cause,
-                    &history_id,
-                    &override_change.map(|(id, _)| id),
-                    &override_change.map(|(_, action)| action),
-                    &terms.iter().find(|t| t.score == row.score).map(|t| t.terms.as_str()),
-                ],
-            )?;
-            history_id = Some(inserted.try_get(0)?);
-        }
-        let plain = row.overridden.is_none() && before.is_none_or(|b| b.overridden.is_none());
-        let write = match before {
-            Some(_) if unchanged => None,
-            Some(b) if plain && b.tier == row.tier && b.model_id == row.model_id => Some(Write::Value),
-            Some(_) if plain => Some(Write::Plain),
-            Some(_) => Some(Write::Overridden),
-            None => Some(Write::New),
-        };
-        let overridden = row.overridden.as_ref();
-        let (override_id, computed_value, computed_tier) = (
-            overridden.map(|o| o.id),
-            overridden.map(|o| o.computed_value),
-            overridden.and_then(|o| o.computed_tier.clone()),
-        );
-        let common: [&(dyn ToSql + Sync); 7] =
-            [&lead_id, &row.score, &row.value, &row.tier, &row.model_id, &row.evaluated_at, &history_id];
-        let with_override: [&(dyn ToSql + Sync); 10] = [
-            common[0],
-            common[1],
-            common[2],
-            common[3],
-            common[4],
-            common[5],
-            common[6],
-            &override_id,
-            &computed_value,
-            &computed_tier,
-        ];
-        match write {
-            None => {}
-            Some(Write::Value) => {
-                connection.execute(
-                    "UPDATE lead_scores SET value = $3, evaluated_at = $4, history_id = $5 WHERE lead_id = $1 AND score = $2",
-                    &[&lead_id, &row.score, &row.value, &row.evaluated_at, &history_id],
-                )?;
-            }
-            Some(Write::Plain) => {
-                connection.execute(
-                    "UPDATE lead_scores SET value = $3, tier = $4, model_id = $5, evaluated_at = $6, history_id = $7
-                     WHERE lead_id = $1 AND score = $2",
-                    &common,
-                )?;
-            }
-            Some(Write::Overridden) => {
-                connection.execute(
-                    "UPDATE lead_scores SET value = $3, tier = $4, model_id = $5, evaluated_at = $6, history_id = $7,
-                         override_id = $8, computed_value = $9, computed_tier = $10
-                     WHERE lead_id = $1 AND score = $2",
-                    &with_override,
-                )?;
-            }
-            Some(Write::New) => {
-                connection.execute(
-                    "INSERT INTO lead_scores
-                         (lead_id, score, value, tier, model_id, evaluated_at, history_id, override_id, computed_value,
-                          computed_tier)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (lead_id, score) DO UPDATE SET value = excluded.value, tier = excluded.tier,
-                         model_id = excluded.model_id, evaluated_at = excluded.evaluated_at,
-                         history_id = excluded.history_id, override_id = excluded.override_id,
-                         computed_value = excluded.computed_value, computed_tier = excluded.computed_tier",
-                    &with_override,
-                )?;
-            }
-        }
-        if changed {
-            changes.push(Change {
-                score: row.score.clone(),
-                value: row.value,
-                previous_value: before.map(|b| b.value),
-                tier: row.tier.clone(),
+    let mut leads = [LeadScores { lead_id, stored, rows, cause, history, terms }];
+    Ok(save_over_all(connection, &mut leads)?.pop().unwrap_or_default())
+}
+
+/// Saves the scores of every lead of `leads` as SQLite's `scores::save` saves one lead's (a
+/// history entry when the score is new, its tier changed, an override was set or lifted, or the
+/// history asks for every change; the row written unless nothing in it changed), and answers
+/// each lead's changes. A fixed number of statements however many leads and scores: the history
+/// entries in one, the rows in one per kind of write (an ingestion of a hundred leads would
+/// otherwise make two hundred round trips, its leads locked all along).
+pub(crate) fn save_over_all(
+    connection: &mut Tx<'_>,
+    leads: &mut [LeadScores<'_>],
+) -> Result<Vec<Vec<Change>>, StoreError> {
+    let mut planned: Vec<Planned<'_>> = Vec::new();
+    for (index, lead) in leads.iter().enumerate() {
+        for row in lead.rows {
+            let before = lead.stored.row(&row.score);
+            let changed = before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier);
+            // Setting, replacing or lifting an override is a person's act (or its expiry's):
+            // always history, whatever it changed, naming the override set or lifted.
+            let override_before = before.and_then(|b| b.overridden.as_ref()).map(|o| o.id);
+            let override_now = row.overridden.as_ref().map(|o| o.id);
+            let override_change = match (override_before, override_now) {
+                (before, now) if before == now => None,
+                (_, Some(id)) => Some((id, "set")),
+                (Some(id), None) => Some((id, "lifted")),
+                (None, None) => None,
+            };
+            let recorded = override_change.is_some() || lead.history.records(before, row);
+            // An unchanged score is not written again: decay moves most values between two
+            // events, but fit scores and scores at a cap stay put.
+            let unchanged =
+                !changed && before.is_some_and(|b| b.model_id == row.model_id && b.overridden == row.overridden);
+            let plain = row.overridden.is_none() && before.is_none_or(|b| b.overridden.is_none());
+            let write = match before {
+                Some(_) if unchanged => None,
+                Some(b) if plain && b.tier == row.tier && b.model_id == row.model_id => Some(Write::Value),
+                Some(_) if plain => Some(Write::Plain),
+                Some(_) => Some(Write::Overridden),
+                None => Some(Write::New),
+            };
+            planned.push(Planned {
+                lead: index,
+                row,
+                changed,
+                recorded: recorded.then_some(override_change),
                 previous_tier: before.and_then(|b| b.tier.clone()),
+                previous_value: before.map(|b| b.value),
+                history_id: lead.stored.history_id(&row.score),
+                write,
             });
         }
-        if write.is_some() {
-            stored.put(row.clone(), history_id);
+    }
+    insert_history(connection, leads, &mut planned)?;
+    write_rows(connection, leads, &planned)?;
+    let mut changes: Vec<Vec<Change>> = leads.iter().map(|_| Vec::new()).collect();
+    for plan in planned {
+        if plan.changed {
+            changes[plan.lead].push(Change {
+                score: plan.row.score.clone(),
+                value: plan.row.value,
+                previous_value: plan.previous_value,
+                tier: plan.row.tier.clone(),
+                previous_tier: plan.previous_tier,
+            });
+        }
+        if plan.write.is_some() {
+            leads[plan.lead].stored.put(plan.row.clone(), plan.history_id);
         }
     }
     Ok(changes)
+}
+
+/// Inserts the history entries `planned` records, in one statement, and sets each one's
+/// `history_id` to its entry.
+fn insert_history(
+    connection: &mut Tx<'_>,
+    leads: &[LeadScores<'_>],
+    planned: &mut [Planned<'_>],
+) -> Result<(), StoreError> {
+    let recorded: Vec<usize> = (0..planned.len()).filter(|&at| planned[at].recorded.is_some()).collect();
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let column = |f: &dyn Fn(&Planned<'_>) -> Option<String>| -> Vec<Option<String>> {
+        recorded.iter().map(|&at| f(&planned[at])).collect()
+    };
+    let lead_ids: Vec<i64> = recorded.iter().map(|&at| leads[planned[at].lead].lead_id).collect();
+    let scores = column(&|p| Some(p.row.score.clone()));
+    let values: Vec<f64> = recorded.iter().map(|&at| planned[at].row.value).collect();
+    let tiers = column(&|p| p.row.tier.clone());
+    let previous_tiers = column(&|p| p.previous_tier.clone());
+    let model_ids: Vec<i64> = recorded.iter().map(|&at| planned[at].row.model_id).collect();
+    let ats: Vec<i64> = recorded.iter().map(|&at| planned[at].row.evaluated_at).collect();
+    let causes = column(&|p| Some(leads[p.lead].cause.to_string()));
+    let previous_ids: Vec<Option<i64>> = recorded.iter().map(|&at| planned[at].history_id).collect();
+    let override_ids: Vec<Option<i64>> =
+        recorded.iter().map(|&at| planned[at].recorded.flatten().map(|(id, _)| id)).collect();
+    let override_actions = column(&|p| p.recorded.flatten().map(|(_, action)| action.to_string()));
+    let terms = column(&|p| leads[p.lead].terms.iter().find(|t| t.score == p.row.score).map(|t| t.terms.clone()));
+    // Entries are numbered in the order given, so that each finds its id (a lead's score is
+    // saved once per call: lead and score name an entry).
+    let inserted = connection.query(
+        "INSERT INTO score_history
+             (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id,
+              override_id, override_action, terms)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::bigint[],
+                              $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[])
+         RETURNING id, lead_id, score",
+        &[
+            &lead_ids,
+            &scores,
+            &values,
+            &tiers,
+            &previous_tiers,
+            &model_ids,
+            &ats,
+            &causes,
+            &previous_ids,
+            &override_ids,
+            &override_actions,
+            &terms,
+        ],
+    )?;
+    for entry in inserted {
+        let (id, lead_id, score): (i64, i64, String) = (entry.try_get(0)?, entry.try_get(1)?, entry.try_get(2)?);
+        for &at in &recorded {
+            if leads[planned[at].lead].lead_id == lead_id && planned[at].row.score == score {
+                planned[at].history_id = Some(id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the rows of `planned`: one statement per kind of write that any score needs.
+fn write_rows(connection: &mut Tx<'_>, leads: &[LeadScores<'_>], planned: &[Planned<'_>]) -> Result<(), StoreError> {
+    for kind in [Write::Value, Write::Plain, Write::Overridden, Write::New] {
+        let of_kind: Vec<&Planned<'_>> = planned.iter().filter(|p| p.write == Some(kind)).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let lead_ids: Vec<i64> = of_kind.iter().map(|p| leads[p.lead].lead_id).collect();
+        let scores: Vec<&str> = of_kind.iter().map(|p| p.row.score.as_str()).collect();
+        let values: Vec<f64> = of_kind.iter().map(|p| p.row.value).collect();
+        let tiers: Vec<Option<&str>> = of_kind.iter().map(|p| p.row.tier.as_deref()).collect();
+        let model_ids: Vec<i64> = of_kind.iter().map(|p| p.row.model_id).collect();
+        let ats: Vec<i64> = of_kind.iter().map(|p| p.row.evaluated_at).collect();
+        let history_ids: Vec<Option<i64>> = of_kind.iter().map(|p| p.history_id).collect();
+        let override_ids: Vec<Option<i64>> = of_kind.iter().map(|p| p.row.overridden.as_ref().map(|o| o.id)).collect();
+        let computed_values: Vec<Option<f64>> =
+            of_kind.iter().map(|p| p.row.overridden.as_ref().map(|o| o.computed_value)).collect();
+        let computed_tiers: Vec<Option<&str>> =
+            of_kind.iter().map(|p| p.row.overridden.as_ref().and_then(|o| o.computed_tier.as_deref())).collect();
+        match kind {
+            Write::Value => connection.execute(
+                "UPDATE lead_scores s SET value = n.value, evaluated_at = n.at, history_id = n.history_id
+                 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::bigint[], $5::bigint[])
+                     AS n (lead_id, score, value, at, history_id)
+                 WHERE s.lead_id = n.lead_id AND s.score = n.score",
+                &[&lead_ids, &scores, &values, &ats, &history_ids],
+            )?,
+            Write::Plain => connection.execute(
+                "UPDATE lead_scores s SET value = n.value, tier = n.tier, model_id = n.model_id, evaluated_at = n.at,
+                     history_id = n.history_id
+                 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bigint[], $6::bigint[],
+                             $7::bigint[])
+                     AS n (lead_id, score, value, tier, model_id, at, history_id)
+                 WHERE s.lead_id = n.lead_id AND s.score = n.score",
+                &[&lead_ids, &scores, &values, &tiers, &model_ids, &ats, &history_ids],
+            )?,
+            Write::Overridden => connection.execute(
+                "UPDATE lead_scores s SET value = n.value, tier = n.tier, model_id = n.model_id, evaluated_at = n.at,
+                     history_id = n.history_id, override_id = n.override_id, computed_value = n.computed_value,
+                     computed_tier = n.computed_tier
+                 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bigint[], $6::bigint[],
+                             $7::bigint[], $8::bigint[], $9::float8[], $10::text[])
+                     AS n (lead_id, score, value, tier, model_id, at, history_id, override_id, computed_value,
+                           computed_tier)
+                 WHERE s.lead_id = n.lead_id AND s.score = n.score",
+                &[
+                    &lead_ids,
+                    &scores,
+                    &values,
+                    &tiers,
+                    &model_ids,
+                    &ats,
+                    &history_ids,
+                    &override_ids,
+                    &computed_values,
+                    &computed_tiers,
+                ],
+            )?,
+            Write::New => connection.execute(
+                "INSERT INTO lead_scores
+                     (lead_id, score, value, tier, model_id, evaluated_at, history_id, override_id, computed_value,
+                      computed_tier)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bigint[], $6::bigint[],
+                                      $7::bigint[], $8::bigint[], $9::float8[], $10::text[])
+                 ON CONFLICT (lead_id, score) DO UPDATE SET value = excluded.value, tier = excluded.tier,
+                     model_id = excluded.model_id, evaluated_at = excluded.evaluated_at,
+                     history_id = excluded.history_id, override_id = excluded.override_id,
+                     computed_value = excluded.computed_value, computed_tier = excluded.computed_tier",
+                &[
+                    &lead_ids,
+                    &scores,
+                    &values,
+                    &tiers,
+                    &model_ids,
+                    &ats,
+                    &history_ids,
+                    &override_ids,
+                    &computed_values,
+                    &computed_tiers,
+                ],
+            )?,
+        };
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -292,6 +412,80 @@ mod tests {
     fn save(t: &mut Tx<'_>, lead_id: i64, rows: &[ScoreRow], cause: &str, history: History) -> Vec<Change> {
         let mut stored = stored(t, lead_id).unwrap();
         save_over(t, lead_id, &mut stored, rows, cause, history, &[]).unwrap()
+    }
+
+    /// Leads saved together are saved as each alone: the same rows, history and changes, over
+    /// every kind of write (new scores, a value moved, a tier moved, nothing changed).
+    #[test]
+    fn leads_saved_together_are_saved_as_each_alone() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        let named = |name: &str, value: f64, tier: Option<&str>, at: i64| ScoreRow {
+            score: name.to_string(),
+            value,
+            tier: tier.map(str::to_string),
+            model_id: 1,
+            evaluated_at: at,
+            overridden: None,
+        };
+        // Per lead, two rounds of rows; the second round moves a value, a tier, or nothing.
+        let rounds: Vec<[Vec<ScoreRow>; 2]> = vec![
+            [vec![named("fit", 10.0, Some("cold"), 1)], vec![named("fit", 12.0, Some("cold"), 2)]],
+            [
+                vec![named("fit", 10.0, Some("cold"), 1), named("intent", 1.0, None, 1)],
+                vec![named("fit", 70.0, Some("hot"), 2), named("intent", 1.0, None, 2)],
+            ],
+            [vec![named("intent", 3.0, Some("warm"), 1)], vec![named("intent", 3.0, Some("warm"), 2)]],
+        ];
+        let terms = [HistoryTerms { score: "fit".to_string(), terms: "[\"visits\"]".to_string() }];
+        let alone: Vec<i64> = rounds.iter().map(|_| create(&mut t, w, None, 0).id).collect();
+        let together: Vec<i64> = rounds.iter().map(|_| create(&mut t, w, None, 0).id).collect();
+        let mut stored_alone: Vec<StoredScores> = alone.iter().map(|_| StoredScores::default()).collect();
+        let mut stored_together: Vec<StoredScores> = together.iter().map(|_| StoredScores::default()).collect();
+        for (round, history) in [History::EveryChange, History::TierChanges].into_iter().enumerate() {
+            let mut changes_alone = Vec::new();
+            for (lead, rows) in rounds.iter().enumerate() {
+                let stored = &mut stored_alone[lead];
+                changes_alone
+                    .push(save_over(&mut t, alone[lead], stored, &rows[round], "event", history, &terms).unwrap());
+            }
+            let mut leads: Vec<LeadScores<'_>> = stored_together
+                .iter_mut()
+                .zip(&rounds)
+                .zip(&together)
+                .map(|((stored, rows), &lead_id)| LeadScores {
+                    lead_id,
+                    stored,
+                    rows: &rows[round],
+                    cause: "event",
+                    history,
+                    terms: &terms,
+                })
+                .collect();
+            let changes_together = save_over_all(&mut t, &mut leads).unwrap();
+            assert_eq!(changes_together, changes_alone, "the changes of round {round}");
+        }
+        for (a, b) in alone.iter().zip(&together) {
+            assert_eq!(
+                stored(&mut t, *a).unwrap().rows().collect::<Vec<_>>(),
+                stored(&mut t, *b).unwrap().rows().collect::<Vec<_>>()
+            );
+            assert_eq!(history(&mut t, *a, 10).unwrap(), history(&mut t, *b, 10).unwrap());
+        }
+        let entries: i64 = t.query_one("SELECT count(*) FROM score_history", &[]).unwrap().get(0);
+        assert!(entries >= 8, "history written on both sides: {entries}");
+        // Each history entry links to the score's entry before it, as a lone save links them.
+        let unlinked: i64 = t
+            .query_one(
+                "SELECT count(*) FROM lead_scores s JOIN score_history h ON h.id = s.history_id
+                 WHERE h.lead_id <> s.lead_id OR h.score <> s.score",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(unlinked, 0);
     }
 
     #[test]

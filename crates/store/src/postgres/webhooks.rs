@@ -723,7 +723,8 @@ mod tests {
         assert_eq!(ids(&taken_first), queued[..2]);
         // The first claim is not committed: the second passes over its rows rather than waiting
         // (a wait would end in a lock timeout error).
-        let mut other = crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut other =
+            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
         let mut second = other.transaction().unwrap();
         second.batch_execute("SET LOCAL lock_timeout = '5s'").unwrap();
         let taken_second = claim(&mut second, &at(100)).unwrap();

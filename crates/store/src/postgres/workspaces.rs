@@ -43,7 +43,8 @@ pub(crate) fn wait_until_one_waits_for_a_lock<T>(
     database: &crate::postgres::testing::TestDatabase,
     meeting: &std::thread::JoinHandle<T>,
 ) {
-    let mut observer = crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+    let mut observer =
+        crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
     while !meeting.is_finished() {
         let waiting: i64 = observer
             .query_one(
@@ -86,7 +87,8 @@ mod tests {
         // The other transaction finds no committed row and waits on the insert's conflict.
         let url = database.url.clone();
         let late = std::thread::spawn(move || {
-            let mut second = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
+            let mut second =
+                crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
             let mut transaction = second.transaction().unwrap();
             find_or_create(&mut transaction, "acme", 2).unwrap()
         });

@@ -420,11 +420,7 @@ impl Transaction for PgTransaction<'_, '_> {
                 "message id {message_id:?} was stored by another request at the same time; send the request again"
             )));
         }
-        for IngestedLead { save, .. } in write.leads.iter_mut() {
-            if let LeadSave::Scored(scored, stored) = save {
-                save_scores(&mut self.c(), scored, stored)?;
-            }
-        }
+        save_scores_of_all(&mut self.c(), &mut write.leads)?;
         // Every lead's row in one statement, after its scores as a lone save writes them.
         let rows: Vec<(&LeadRow, Option<i64>)> =
             write.leads.iter().map(|ingested| ingested.save.lead()).zip(newest_events.iter().copied()).collect();
@@ -521,6 +517,53 @@ fn save_scores(
             &notification.data,
             write.now,
         )?;
+    }
+    Ok(())
+}
+
+/// What [`save_scores`] saves, for every scored lead of an ingestion: the scores of all in one
+/// go (`scores::save_over_all`), each lead's overrides lifted before, its stage move and
+/// notifications after, as a lone save orders them.
+fn save_scores_of_all(connection: &mut Tx<'_>, leads: &mut [IngestedLead<'_>]) -> Result<(), StoreError> {
+    let mut scored: Vec<(&ScoredLeadWrite<'_>, &mut StoredScores)> = leads
+        .iter_mut()
+        .filter_map(|ingested| match &mut ingested.save {
+            LeadSave::Scored(write, stored) => Some((&*write, &mut **stored)),
+            LeadSave::Row(_) => None,
+        })
+        .collect();
+    for (write, _) in &scored {
+        for lifted in write.lifted_overrides {
+            pg::overrides::lift(connection, lifted.id, &lifted.by, Some(&lifted.note), write.now)?;
+        }
+    }
+    let mut all: Vec<pg::scores::LeadScores<'_>> = scored
+        .iter_mut()
+        .map(|(write, stored)| pg::scores::LeadScores {
+            lead_id: write.lead.id,
+            stored: &mut **stored,
+            rows: write.rows,
+            cause: write.cause,
+            history: write.history,
+            terms: write.terms,
+        })
+        .collect();
+    pg::scores::save_over_all(connection, &mut all)?;
+    drop(all);
+    for (write, _) in &scored {
+        if let Some(change) = write.stage {
+            pg::stages::set(connection, write.lead.id, change)?;
+        }
+        for notification in write.notifications {
+            pg::webhooks::enqueue(
+                connection,
+                notification.webhook_id,
+                write.lead.id,
+                notification.event,
+                &notification.data,
+                write.now,
+            )?;
+        }
     }
     Ok(())
 }
