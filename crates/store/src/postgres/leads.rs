@@ -201,17 +201,8 @@ pub(crate) fn lock_for_ingestion(
         return Ok((Vec::new(), Vec::new()));
     }
     lock_identities(connection, workspace_id, user_ids, anonymous_ids)?;
-    // Rows are sorted, then locked in that order; a row changed meanwhile is checked again
-    // against the conditions (a lead merged away or given another user id drops out).
-    let sql = format!(
-        "SELECT {COLUMNS_OF_L} FROM leads l
-         WHERE l.workspace_id = $1 AND l.merged_into IS NULL
-           AND (l.user_id = ANY($2)
-                OR l.id IN (SELECT lead_id FROM anonymous_ids WHERE workspace_id = $1 AND anonymous_id = ANY($3)))
-         ORDER BY l.id FOR UPDATE OF l"
-    );
     let mut leads: Vec<LeadRow> = connection
-        .query(&sql, &[&workspace_id, &user_ids, &anonymous_ids])?
+        .query(&lock_statement(), &[&workspace_id, &user_ids, &anonymous_ids])?
         .iter()
         .map(from_row)
         .collect::<Result<_, _>>()?;
@@ -238,6 +229,25 @@ pub(crate) fn lock_for_ingestion(
     }
     let links = links.into_iter().filter(|(_, id)| leads.iter().any(|lead| lead.id == *id)).collect();
     Ok((leads, links))
+}
+
+/// The leads of a workspace (`$1`) with a user id of `$2` or an anonymous id of `$3`, merged ones
+/// left out, locked in id order.
+///
+/// Rows are sorted, then locked in that order; a row changed meanwhile is checked again against
+/// the conditions (a lead merged away drops out). The ids are found first, each identity through
+/// its index, then the rows by primary key: a condition `user_id = ANY(..) OR id IN (..)` on the
+/// rows themselves is read by scanning every lead of the workspace.
+fn lock_statement() -> String {
+    format!(
+        "SELECT {COLUMNS_OF_L} FROM leads l
+         WHERE l.id = ANY(ARRAY(
+                   SELECT id FROM leads WHERE workspace_id = $1 AND user_id = ANY($2)
+                   UNION
+                   SELECT lead_id FROM anonymous_ids WHERE workspace_id = $1 AND anonymous_id = ANY($3)))
+           AND l.merged_into IS NULL
+         ORDER BY l.id FOR UPDATE OF l"
+    )
 }
 
 /// Locks each identity an ingestion names (a user id or an anonymous id of the workspace) until
@@ -734,6 +744,34 @@ pub(crate) mod tests {
         assert!(!locked(other), "a lead not asked for is not locked");
         t.commit().unwrap();
         assert!(!locked(a), "until the transaction ends");
+    }
+
+    /// The leads an ingestion names are found through the indexes of their identities, not by
+    /// reading every lead of the workspace.
+    #[test]
+    fn an_ingestion_reads_only_the_leads_it_names() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let mut t = client.transaction().unwrap();
+        let w = workspace(&mut t, "w");
+        t.batch_execute(
+            "INSERT INTO leads (id, workspace_id, user_id, created_at, updated_at)
+             SELECT nextval('lead_ids'), 1, 'u' || i, 0, 0 FROM generate_series(1, 5000) i;
+             ANALYZE leads",
+        )
+        .unwrap();
+        assert_eq!(w, 1);
+        let (user_ids, anonymous_ids) = (vec!["u7", "u4000"], vec!["visitor"]);
+        let plan: Vec<String> = t
+            .query(&format!("EXPLAIN {}", lock_statement()), &[&w, &user_ids, &anonymous_ids])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("Seq Scan on leads") && !plan.contains("using leads_workspace"), "{plan}");
+        let (leads, _) = lock_for_ingestion(&mut t, w, &user_ids, &anonymous_ids).unwrap();
+        assert_eq!(leads.iter().map(|l| l.user_id.as_deref()).collect::<Vec<_>>(), [Some("u7"), Some("u4000")]);
     }
 
     /// Two ingestions for one lead at once: the second waits for the first's locks, then reads
