@@ -83,22 +83,57 @@ impl LeadCache {
     /// A memory that lasts one request: when other processes write the same storage (several
     /// instances on PostgreSQL), a lead remembered from an earlier request may have changed, or
     /// may hold what a transaction still open wrote, so every request reads its leads (and
-    /// locks them) again.
+    /// locks them) again, in a memory of its own.
     pub fn per_request(generation: Generation) -> LeadCache {
         LeadCache { per_request: true, ..LeadCache::with_capacity(generation, 2) }
     }
 
     /// The remembered leads, emptied first if anything may have changed them since they were
     /// remembered; the old generation is dropped first if the young one holds half the capacity.
-    pub fn lock(&self) -> MutexGuard<'_, Leads> {
+    ///
+    /// A memory per request ([`LeadCache::per_request`]) hands each request an empty memory of its
+    /// own instead, locking nothing: the requests of one instance then run at once, each
+    /// locking its leads in the database.
+    pub fn lock(&self) -> LeadsGuard<'_> {
+        if self.per_request {
+            return LeadsGuard::Own(Box::default());
+        }
         let mut leads = self.leads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let generation = self.generation.current();
-        if leads.generation != generation || self.per_request {
+        if leads.generation != generation {
             *leads = Leads { generation, ..Leads::default() };
         } else if leads.young.entries.len() >= self.capacity / 2 {
             leads.old = std::mem::take(&mut leads.young);
         }
-        leads
+        LeadsGuard::Shared(leads)
+    }
+}
+
+/// The remembered leads a request works with (see [`LeadCache::lock`]).
+pub enum LeadsGuard<'a> {
+    /// The memory shared by the process's requests, locked for as long as this lives.
+    Shared(MutexGuard<'a, Leads>),
+    /// A memory of the request's own, forgotten with it.
+    Own(Box<Leads>),
+}
+
+impl std::ops::Deref for LeadsGuard<'_> {
+    type Target = Leads;
+
+    fn deref(&self) -> &Leads {
+        match self {
+            LeadsGuard::Shared(leads) => leads,
+            LeadsGuard::Own(leads) => leads,
+        }
+    }
+}
+
+impl std::ops::DerefMut for LeadsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Leads {
+        match self {
+            LeadsGuard::Shared(leads) => leads,
+            LeadsGuard::Own(leads) => leads,
+        }
     }
 }
 
@@ -201,13 +236,17 @@ mod tests {
     }
 
     #[test]
-    fn a_memory_per_request_forgets_every_lead_at_the_next_lock() {
+    fn a_memory_per_request_is_each_requests_own() {
         let dir = tempfile::tempdir().unwrap();
         let store =
             leadscore_store::Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
         let cache = LeadCache::per_request(store.generation());
         cache.lock().remember(leadscore_store::leads::new_row(1, 1, Some("ana"), 0));
         assert!(cache.lock().get(1).is_none(), "nothing outlives the request that remembered it");
+        // Two requests at once each have a memory, and neither waits for the other's.
+        let (mut first, second) = (cache.lock(), cache.lock());
+        first.remember(leadscore_store::leads::new_row(2, 1, Some("bo"), 0));
+        assert!(second.get(2).is_none());
         let kept = LeadCache::new(store.generation());
         kept.lock().remember(leadscore_store::leads::new_row(1, 1, Some("ana"), 0));
         assert!(kept.lock().get(1).is_some(), "a sole writer's memory lasts");
