@@ -43,14 +43,34 @@ pub(crate) fn history(connection: &mut Tx<'_>, lead_id: i64) -> Result<Vec<Stage
 /// Sets a lead's stage and records the change (with the lead's workspace, which reports read
 /// moves by).
 pub(crate) fn set(connection: &mut Tx<'_>, lead_id: i64, change: &StageChange) -> Result<(), StoreError> {
+    set_all(connection, &[(lead_id, change)])
+}
+
+/// [`set`] for several leads (each once), in two statements however many: the leads' rows, then
+/// their moves, recorded in the order given.
+pub(crate) fn set_all(connection: &mut Tx<'_>, changes: &[(i64, &StageChange)]) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let lead_ids: Vec<i64> = changes.iter().map(|(id, _)| *id).collect();
+    let stages: Vec<&str> = changes.iter().map(|(_, c)| c.stage.as_str()).collect();
+    let previous: Vec<Option<&str>> = changes.iter().map(|(_, c)| c.previous.as_deref()).collect();
+    let ats: Vec<i64> = changes.iter().map(|(_, c)| c.at).collect();
+    let actors: Vec<&str> = changes.iter().map(|(_, c)| c.actor.as_str()).collect();
+    let reasons: Vec<Option<&str>> = changes.iter().map(|(_, c)| c.reason.as_deref()).collect();
     connection.execute(
-        "UPDATE leads SET stage = $1, updated_at = $2 WHERE id = $3",
-        &[&change.stage, &change.at, &lead_id],
+        "UPDATE leads l SET stage = n.stage, updated_at = n.at
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS n (id, stage, at) WHERE l.id = n.id",
+        &[&lead_ids, &stages, &ats],
     )?;
     connection.execute(
         "INSERT INTO stage_history (lead_id, workspace_id, stage, previous, at, actor, reason)
-         SELECT $1, workspace_id, $2, $3, $4, $5, $6 FROM leads WHERE id = $1",
-        &[&lead_id, &change.stage, &change.previous, &change.at, &change.actor, &change.reason],
+         SELECT n.lead_id, l.workspace_id, n.stage, n.previous, n.at, n.actor, n.reason
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) WITH ORDINALITY
+             AS n (lead_id, stage, previous, at, actor, reason, given)
+         JOIN leads l ON l.id = n.lead_id
+         ORDER BY n.given",
+        &[&lead_ids, &stages, &previous, &ats, &actors, &reasons],
     )?;
     Ok(())
 }
@@ -93,5 +113,16 @@ mod tests {
         let workspaces: Vec<Option<i64>> =
             c.query("SELECT workspace_id FROM stage_history", &[]).unwrap().iter().map(|r| r.get(0)).collect();
         assert_eq!(workspaces, [Some(ws), Some(ws)]);
+        // Several leads at once: each moved, the moves recorded in the order given.
+        c.execute("INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (3, $1, 0, 0)", &[&ws]).unwrap();
+        let (sql, mql) = (change("sql", Some("lost"), 30), change("mql", None, 30));
+        set_all(&mut c, &[(3, &mql), (1, &sql)]).unwrap();
+        assert_eq!((latest(&mut c, 1).unwrap(), latest(&mut c, 3).unwrap()), (Some(sql), Some(mql)));
+        let order: Vec<i64> =
+            c.query("SELECT lead_id FROM stage_history ORDER BY id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+        assert_eq!(order, [1, 1, 3, 1]);
+        let stages: Vec<String> =
+            c.query("SELECT stage FROM leads ORDER BY id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+        assert_eq!(stages, ["sql", "lead", "mql"]);
     }
 }

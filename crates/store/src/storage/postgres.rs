@@ -522,8 +522,8 @@ fn save_scores(
 }
 
 /// What [`save_scores`] saves, for every scored lead of an ingestion: the scores of all in one
-/// go (`scores::save_over_all`), each lead's overrides lifted before, its stage move and
-/// notifications after, as a lone save orders them.
+/// go (`scores::save_over_all`) and the stage moves of all in another (`stages::set_all`), each
+/// lead's overrides lifted before, its notifications after, as a lone save orders them.
 fn save_scores_of_all(connection: &mut Tx<'_>, leads: &mut [IngestedLead<'_>]) -> Result<(), StoreError> {
     let mut scored: Vec<(&ScoredLeadWrite<'_>, &mut StoredScores)> = leads
         .iter_mut()
@@ -550,10 +550,10 @@ fn save_scores_of_all(connection: &mut Tx<'_>, leads: &mut [IngestedLead<'_>]) -
         .collect();
     pg::scores::save_over_all(connection, &mut all)?;
     drop(all);
+    let moves: Vec<(i64, &StageChange)> =
+        scored.iter().filter_map(|(write, _)| write.stage.map(|change| (write.lead.id, change))).collect();
+    pg::stages::set_all(connection, &moves)?;
     for (write, _) in &scored {
-        if let Some(change) = write.stage {
-            pg::stages::set(connection, write.lead.id, change)?;
-        }
         for notification in write.notifications {
             pg::webhooks::enqueue(
                 connection,
