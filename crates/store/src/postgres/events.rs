@@ -271,7 +271,7 @@ mod tests {
             crate::postgres::scores::save_over(&mut t, lead.id, &mut stored, &[score(value)], "event", history, &[])
                 .unwrap();
         }
-        let rows = crate::postgres::leads::rows_after(&mut t, w, 0, 10).unwrap();
+        let rows = crate::postgres::leads::rows_after(&mut t, w, 0, 10, crate::postgres::leads::Lock::None).unwrap();
         assert_eq!(rows.iter().map(|l| l.id).collect::<Vec<_>>(), [first.id, quiet.id, last.id]);
         let batch: Vec<&LeadRow> = rows.iter().collect();
         let together = of_leads(&mut t, &batch).unwrap();
@@ -320,7 +320,8 @@ mod tests {
         assert_eq!((ids(&newest), count), (vec!["k2".to_string()], 2));
         crate::postgres::merge::merge_leads(&mut t, &anonymous, &mut known).unwrap();
         save(&mut t, &known);
-        let merged = crate::postgres::leads::by_id(&mut t, w, known.id).unwrap().unwrap();
+        let merged =
+            crate::postgres::leads::by_id(&mut t, w, known.id, crate::postgres::leads::Lock::None).unwrap().unwrap();
         assert_eq!(ids(&of_lead(&mut t, &merged).unwrap()), ["a1", "k1", "a2", "k2"]);
         let (newest, count) = newest_of_lead(&mut t, &merged, 3).unwrap();
         assert_eq!((ids(&newest), count), (vec!["a2".to_string(), "a1".into(), "k2".into()], 4), "by their links");
@@ -331,7 +332,10 @@ mod tests {
         let owners: Vec<i64> =
             t.query("SELECT DISTINCT lead_id FROM events", &[]).unwrap().iter().map(|r| r.get(0)).collect();
         assert_eq!(owners, [known.id]);
-        assert_eq!(crate::postgres::leads::by_id(&mut t, w, anonymous.id).unwrap(), None);
+        assert_eq!(
+            crate::postgres::leads::by_id(&mut t, w, anonymous.id, crate::postgres::leads::Lock::None).unwrap(),
+            None
+        );
         let links = crate::postgres::leads::links(&mut t, w, known.id).unwrap();
         assert_eq!((links.anonymous_ids, links.merged_leads), (vec!["visitor".to_string()], vec![anonymous.id]));
     }

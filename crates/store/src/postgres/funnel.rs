@@ -1024,7 +1024,7 @@ mod tests {
                     })
                     .collect()
             };
-            let t = PgTransaction::new(c);
+            let t = PgTransaction::writing(c);
             match dice.below(7) {
                 // An event of a new or a known lead, scored, sometimes moved to MQL by it.
                 0 | 1 => {

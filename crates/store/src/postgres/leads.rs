@@ -142,24 +142,54 @@ pub(crate) fn ids_after(
     Ok(rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
 }
 
+/// How a write reads a lead it may save: locked until its transaction ends, so that what it
+/// saves is what it read (see `storage/postgres.rs`, [`crate::storage::postgres::PgTransaction`]).
+/// A read leaves the rows unlocked.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Lock {
+    None,
+    ForUpdate,
+}
+
+impl Lock {
+    /// The clause that locks the rows of `table` (an alias) as read, if this locks.
+    fn clause(self, table: &str) -> String {
+        match self {
+            Lock::None => String::new(),
+            Lock::ForUpdate => format!(" FOR UPDATE OF {table}"),
+        }
+    }
+}
+
 /// The workspace's next `limit` leads in id order after `after_id` (merged ones left out), whole
-/// rows in one query: a batch of a pass over every lead (a model preview).
+/// rows in one query: a batch of a pass over every lead (a rescoring, a model preview), locked in
+/// id order with [`Lock::ForUpdate`].
 pub(crate) fn rows_after(
     connection: &mut Tx<'_>,
     workspace_id: i64,
     after_id: i64,
     limit: u32,
+    lock: Lock,
 ) -> Result<Vec<LeadRow>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM leads WHERE workspace_id = $1 AND id > $2 AND merged_into IS NULL ORDER BY id LIMIT $3"
+        "SELECT {COLUMNS} FROM leads WHERE workspace_id = $1 AND id > $2 AND merged_into IS NULL ORDER BY id LIMIT $3{}",
+        lock.clause("leads")
     );
     let rows = connection.query(&sql, &[&workspace_id, &after_id, &i64::from(limit)])?;
     rows.iter().map(from_row).collect()
 }
 
 /// A lead of the workspace by its own id (not a merged one).
-pub(crate) fn by_id(connection: &mut Tx<'_>, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM leads WHERE workspace_id = $1 AND id = $2 AND merged_into IS NULL");
+pub(crate) fn by_id(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    id: i64,
+    lock: Lock,
+) -> Result<Option<LeadRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM leads WHERE workspace_id = $1 AND id = $2 AND merged_into IS NULL{}",
+        lock.clause("leads")
+    );
     connection.query_opt(&sql, &[&workspace_id, &id])?.as_ref().map(from_row).transpose()
 }
 
@@ -167,8 +197,12 @@ pub(crate) fn by_user_id(
     connection: &mut Tx<'_>,
     workspace_id: i64,
     user_id: &str,
+    lock: Lock,
 ) -> Result<Option<LeadRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM leads WHERE workspace_id = $1 AND user_id = $2 AND merged_into IS NULL");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM leads WHERE workspace_id = $1 AND user_id = $2 AND merged_into IS NULL{}",
+        lock.clause("leads")
+    );
     connection.query_opt(&sql, &[&workspace_id, &user_id])?.as_ref().map(from_row).transpose()
 }
 
@@ -176,10 +210,12 @@ pub(crate) fn by_anonymous_id(
     connection: &mut Tx<'_>,
     workspace_id: i64,
     anonymous_id: &str,
+    lock: Lock,
 ) -> Result<Option<LeadRow>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS_OF_L} FROM leads l JOIN anonymous_ids a ON a.lead_id = l.id
-         WHERE a.workspace_id = $1 AND a.anonymous_id = $2 AND l.merged_into IS NULL"
+         WHERE a.workspace_id = $1 AND a.anonymous_id = $2 AND l.merged_into IS NULL{}",
+        lock.clause("l")
     );
     connection.query_opt(&sql, &[&workspace_id, &anonymous_id])?.as_ref().map(from_row).transpose()
 }
@@ -644,7 +680,7 @@ pub(crate) mod tests {
     pub(crate) fn create(t: &mut Tx<'_>, workspace_id: i64, user_id: Option<&str>, now: i64) -> LeadRow {
         let id = reserve_ids(t, 1).unwrap();
         insert_new(t, workspace_id, &[(id, user_id.map(String::from))], now).unwrap();
-        by_id(t, workspace_id, id).unwrap().unwrap()
+        by_id(t, workspace_id, id, crate::postgres::leads::Lock::None).unwrap().unwrap()
     }
 
     /// Saves the row as it is, its newest event included (SQLite's `leads::save` but the stage).
@@ -663,8 +699,15 @@ pub(crate) mod tests {
         assert!(first > 0);
         assert_eq!(reserve_ids(&mut t, 1).unwrap(), first + 3, "the block's ids are not handed out again");
         insert_new(&mut t, w, &[(first + 1, Some("b".into())), (first, None)], 7).unwrap();
-        assert_eq!(by_id(&mut t, w, first).unwrap(), Some(new_row(first, w, None, 7)), "the row its caller keeps");
-        assert_eq!(by_user_id(&mut t, w, "b").unwrap(), Some(new_row(first + 1, w, Some("b"), 7)));
+        assert_eq!(
+            by_id(&mut t, w, first, crate::postgres::leads::Lock::None).unwrap(),
+            Some(new_row(first, w, None, 7)),
+            "the row its caller keeps"
+        );
+        assert_eq!(
+            by_user_id(&mut t, w, "b", crate::postgres::leads::Lock::None).unwrap(),
+            Some(new_row(first + 1, w, Some("b"), 7))
+        );
         t.execute("SAVEPOINT before_zero", &[]).unwrap();
         assert!(insert_new(&mut t, w, &[(0, None)], 7).is_err(), "0 is what no reservation hands out");
     }
@@ -707,12 +750,16 @@ pub(crate) mod tests {
         let given = [("v-b".to_string(), b.id), ("V-a".to_string(), a.id), ("v-b".to_string(), a.id)];
         link_anonymous_ids(&mut t, w, &given).unwrap();
         link_anonymous_ids(&mut t, w, &[("w".to_string(), a.id)]).unwrap();
-        assert_eq!(by_anonymous_id(&mut t, w, "v-b").unwrap().map(|l| l.id), Some(a.id), "the last link");
+        assert_eq!(
+            by_anonymous_id(&mut t, w, "v-b", crate::postgres::leads::Lock::None).unwrap().map(|l| l.id),
+            Some(a.id),
+            "the last link"
+        );
         let found = links(&mut t, w, a.id).unwrap();
         assert_eq!(found.anonymous_ids, ["V-a", "v-b", "w"], "upper case first, as bytes sort");
         assert!(links(&mut t, w, b.id).unwrap().anonymous_ids.is_empty());
         set_user_id(&mut t, b.id, "b").unwrap();
-        assert_eq!(by_user_id(&mut t, w, "b").unwrap().map(|l| l.id), Some(b.id));
+        assert_eq!(by_user_id(&mut t, w, "b", crate::postgres::leads::Lock::None).unwrap().map(|l| l.id), Some(b.id));
     }
 
     /// The leads an ingestion finds stay locked until its transaction ends: another transaction
@@ -744,6 +791,41 @@ pub(crate) mod tests {
         assert!(!locked(other), "a lead not asked for is not locked");
         t.commit().unwrap();
         assert!(!locked(a), "until the transaction ends");
+    }
+
+    /// A write's reads of leads lock them until it ends, so that another instance's ingestion of
+    /// one waits instead of committing between the read and the write that follows it; a read's
+    /// lock nothing.
+    #[test]
+    fn a_writes_reads_of_leads_lock_them() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = database.migrated_client();
+        let (w, a, b, c) = {
+            let mut t = client.transaction().unwrap();
+            let w = workspace(&mut t, "w");
+            let (a, b, c) = (create(&mut t, w, Some("a"), 0), create(&mut t, w, None, 0), create(&mut t, w, None, 0));
+            link_anonymous_ids(&mut t, w, &[("visitor".to_string(), c.id)]).unwrap();
+            t.commit().unwrap();
+            (w, a.id, b.id, c.id)
+        };
+        let mut other_client = database.migrated_client();
+        let mut locked = |id: i64| {
+            let mut other_t = other_client.transaction().unwrap();
+            let taken = other_t.query("SELECT id FROM leads WHERE id = $1 FOR UPDATE NOWAIT", &[&id]);
+            taken.err().and_then(|e| e.code().cloned()) == Some(postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+        };
+        for lock in [Lock::None, Lock::ForUpdate] {
+            let mut t = client.transaction().unwrap();
+            by_user_id(&mut t, w, "a", lock).unwrap().unwrap();
+            by_id(&mut t, w, b, lock).unwrap().unwrap();
+            by_anonymous_id(&mut t, w, "visitor", lock).unwrap().unwrap();
+            let expected = lock == Lock::ForUpdate;
+            assert_eq!([locked(a), locked(b), locked(c)], [expected; 3]);
+            t.rollback().unwrap();
+            let mut t = client.transaction().unwrap();
+            assert_eq!(rows_after(&mut t, w, b, 10, lock).unwrap().len(), 1);
+            assert_eq!([locked(b), locked(c)], [false, expected], "the batch's leads only");
+        }
     }
 
     /// The leads an ingestion names are found through the indexes of their identities, not by
@@ -832,7 +914,7 @@ pub(crate) mod tests {
         first.commit().unwrap();
         assert_eq!(second.join().unwrap(), (false, true), "m1 stored by the first, m2 by the second");
         let mut t = client.transaction().unwrap();
-        let lead = by_user_id(&mut t, w, "ana").unwrap().unwrap();
+        let lead = by_user_id(&mut t, w, "ana", crate::postgres::leads::Lock::None).unwrap().unwrap();
         let events: Vec<String> = of_lead(&mut t, &lead).unwrap().into_iter().map(|e| e.message_id).collect();
         assert_eq!(events, ["m1", "m2"], "one chain, each event linked after the other's");
     }
@@ -903,7 +985,7 @@ pub(crate) mod tests {
         save_all_with_newest_event(&mut t, &[(&a, Some(11)), (&b, None)]).unwrap();
         save_all_with_newest_event(&mut t, &[]).unwrap();
         let expected = [LeadRow { last_event_id: Some(11), ..a }, b, untouched];
-        assert_eq!(rows_after(&mut t, w, 0, 10).unwrap(), expected);
+        assert_eq!(rows_after(&mut t, w, 0, 10, crate::postgres::leads::Lock::None).unwrap(), expected);
         let text: String =
             t.query_one("SELECT search_text FROM leads WHERE id = $1", &[&expected[0].id]).unwrap().get(0);
         assert_eq!(text, "a@example.com\nAna");
@@ -933,7 +1015,7 @@ pub(crate) mod tests {
         assert_eq!(count(&mut t, w).unwrap(), 2);
         assert_eq!(first_ids(&mut t, w, 1).unwrap(), [lead.id]);
         assert_eq!(ids_after(&mut t, w, lead.id, 5).unwrap(), [other.id]);
-        assert_eq!(rows_after(&mut t, w, 0, 5).unwrap(), [lead, other]);
+        assert_eq!(rows_after(&mut t, w, 0, 5, crate::postgres::leads::Lock::None).unwrap(), [lead, other]);
     }
 
     /// A workspace of leads with names in several scripts and scores with many ties, beside
@@ -1077,7 +1159,7 @@ pub(crate) mod tests {
         let filter = Filter { text: Some("example.com".into()), ..fit() };
         assert_eq!(walk(&mut t, w, &filter, Order::ScoreDescending, 7).len(), 60);
         // A changed name is found by its new text only.
-        let mut lead = by_user_id(&mut t, w, "u2").unwrap().unwrap();
+        let mut lead = by_user_id(&mut t, w, "u2", crate::postgres::leads::Lock::None).unwrap().unwrap();
         lead.attributes.insert("name".into(), "Agnieszka Kowalska".into());
         save(&mut t, &lead);
         let filter = Filter { text: Some("王芳".into()), ..fit() };

@@ -104,7 +104,12 @@ pub(crate) fn prune(connection: &mut Tx<'_>, lead: &mut LeadRow, cutoff: i64) ->
         let newest: Option<i64> = stored.try_get(0)?;
         if newest != lead.last_event_id {
             // Events were stored since the caller read the row: it is read again under the lock.
-            match crate::postgres::leads::by_id(connection, lead.workspace_id, lead.id)? {
+            match crate::postgres::leads::by_id(
+                connection,
+                lead.workspace_id,
+                lead.id,
+                crate::postgres::leads::Lock::None,
+            )? {
                 Some(fresh) => *lead = fresh,
                 // Merged into another lead meanwhile: its events are that lead's now.
                 None => return Ok(0),

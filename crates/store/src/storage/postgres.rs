@@ -33,13 +33,27 @@ use crate::workspaces::Workspace;
 /// A transaction on one of the store's connections, as the storage interface's work sees it.
 /// The interface's methods take `&self` while the client's take `&mut`: each call borrows the
 /// transaction for as long as its queries run, and no call makes another.
+///
+/// In a write, every lead read by id, identity or batch is locked until the transaction ends
+/// ([`leads::Lock::ForUpdate`](pg::leads::Lock)): a write saves what it computed from the rows it
+/// read (a rescoring batch, an override, a stage move), and another instance's ingestion of the
+/// same lead committed in between would otherwise be overwritten (SQLite's one writer never
+/// interleaves). Batches lock in id order, as ingestions do.
 pub struct PgTransaction<'c, 't> {
     transaction: RefCell<&'c mut Tx<'t>>,
+    /// How the leads read are locked: not at all in a read-only snapshot.
+    lock: pg::leads::Lock,
 }
 
 impl<'c, 't> PgTransaction<'c, 't> {
+    /// A read-only snapshot's.
     pub(crate) fn new(transaction: &'c mut Tx<'t>) -> Self {
-        PgTransaction { transaction: RefCell::new(transaction) }
+        PgTransaction { transaction: RefCell::new(transaction), lock: pg::leads::Lock::None }
+    }
+
+    /// A write's, which locks the leads it reads.
+    pub(crate) fn writing(transaction: &'c mut Tx<'t>) -> Self {
+        PgTransaction { transaction: RefCell::new(transaction), lock: pg::leads::Lock::ForUpdate }
     }
 
     /// The transaction, for one call's queries.
@@ -128,7 +142,7 @@ impl Reads for PgTransaction<'_, '_> {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<(LeadRow, StoredScores)>, StoreError> {
-        let rows = pg::leads::rows_after(&mut self.c(), workspace_id, after_id, limit)?;
+        let rows = pg::leads::rows_after(&mut self.c(), workspace_id, after_id, limit, self.lock)?;
         let ids: Vec<i64> = rows.iter().map(|lead| lead.id).collect();
         Ok(rows.into_iter().zip(pg::scores::stored_of(&mut self.c(), &ids)?).collect())
     }
@@ -138,7 +152,7 @@ impl Reads for PgTransaction<'_, '_> {
     }
 
     fn lead_by_id(&self, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, StoreError> {
-        pg::leads::by_id(&mut self.c(), workspace_id, id)
+        pg::leads::by_id(&mut self.c(), workspace_id, id, self.lock)
     }
 
     fn latest_stage(&self, lead_id: i64) -> Result<Option<StageChange>, StoreError> {
@@ -221,11 +235,11 @@ impl Reads for PgTransaction<'_, '_> {
     }
 
     fn lead_by_user_id(&self, workspace_id: i64, user_id: &str) -> Result<Option<LeadRow>, StoreError> {
-        pg::leads::by_user_id(&mut self.c(), workspace_id, user_id)
+        pg::leads::by_user_id(&mut self.c(), workspace_id, user_id, self.lock)
     }
 
     fn lead_by_anonymous_id(&self, workspace_id: i64, anonymous_id: &str) -> Result<Option<LeadRow>, StoreError> {
-        pg::leads::by_anonymous_id(&mut self.c(), workspace_id, anonymous_id)
+        pg::leads::by_anonymous_id(&mut self.c(), workspace_id, anonymous_id, self.lock)
     }
 
     fn events_of(&self, lead: &LeadRow) -> Result<Vec<StoredEvent>, StoreError> {
@@ -574,7 +588,7 @@ impl Storage for PgStore {
     }
 
     fn run_write(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
-        Box::pin(self.write(move |t| work(&PgTransaction::new(t))))
+        Box::pin(self.write(move |t| work(&PgTransaction::writing(t))))
     }
 
     fn run_read(&self, work: ReadWork) -> StorageFuture<'_, ()> {
@@ -600,7 +614,7 @@ impl Storage for PgStore {
     }
 
     fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
-        Box::pin(self.write(move |t| work(&PgTransaction::new(t))))
+        Box::pin(self.write(move |t| work(&PgTransaction::writing(t))))
     }
 
     fn rescoring(&self, workspace_id: i64) -> StorageFuture<'_, Option<Rescoring>> {
@@ -819,7 +833,7 @@ impl Storage for PgStore {
     }
 
     fn run_beside_caches(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
-        Box::pin(self.write(move |t| work(&PgTransaction::new(t))))
+        Box::pin(self.write(move |t| work(&PgTransaction::writing(t))))
     }
 }
 
