@@ -182,6 +182,38 @@ fn lookup<'m>(workspace_id: i64, messages: &'m [Result<Message, String>], rememb
     lookup
 }
 
+/// The instant a request scores its leads at (and records as their update): when it was
+/// received, or the latest update of one of its leads if that is later.
+///
+/// A request received before another may write the same lead after it: it waited for the
+/// lead's lock while another instance's request went first, or it waited for this writer. Scored
+/// as of its own receipt, the lead would leave out that request's events (an event later than the
+/// instant a score is taken at does not count) and store a score that is missing them until the
+/// lead's next rescoring, with its tier, webhooks and move to MQL following that score. Every
+/// ingestion records the instant it scored a lead at as the lead's `updated_at`, and an event
+/// without a time of its own is at its request's receipt, which comes before: from the latest
+/// update on, every event stored before counts (an event whose own time is still to come counts
+/// from that time, as it always did).
+///
+/// The leads are those the snapshot read (locked, on a storage other processes write) and the
+/// remembered ones the messages name.
+fn scored_at(
+    workspace_id: i64,
+    received_at: i64,
+    messages: &[Result<Message, String>],
+    snapshot: &IngestionSnapshot,
+    remembered: &Leads,
+) -> i64 {
+    let read = snapshot.leads.values().map(|(row, _)| row.updated_at);
+    let known = messages
+        .iter()
+        .flatten()
+        .filter_map(|m| remembered.lead_of(workspace_id, m.user_id.as_deref(), m.anonymous_id.as_deref()))
+        .filter_map(|id| remembered.get(id))
+        .map(|entry| entry.row.updated_at);
+    read.chain(known).fold(received_at, i64::max)
+}
+
 /// The identifiers a message names, as the suppression list matches them: its user id, its
 /// anonymous id, an alias's earlier id (either kind) and an `email` trait.
 fn identifiers_of(message: &Message) -> Vec<(IdentifierKind, &str)> {
@@ -252,6 +284,7 @@ pub fn ingest_from(
     let mut remembered = lead_cache.lock();
     let lookup = lookup(workspace_id, &messages, &remembered);
     let mut snapshot = transaction.ingestion_snapshot(&lookup)?;
+    let scored_at = scored_at(workspace_id, received_at, &messages, &snapshot, &remembered);
     let mut identities = Identities::new(transaction, &lookup, &mut snapshot, received_at);
     // A message id stored already, or met earlier in this request, is a duplicate.
     let mut seen = HashSet::with_capacity(lookup.message_ids.len());
@@ -371,7 +404,7 @@ pub fn ingest_from(
             rebuild.push(lead.id);
         }
         let (mut last_event_at, mut events) = carried;
-        lead.updated_at = received_at;
+        lead.updated_at = scored_at;
         let Message { kind, message_id, at, mut traits, properties, .. } = message;
         if matches!(kind, Kind::Identify | Kind::Group { .. }) && !earlier_fields.iter().any(|(id, _)| *id == lead_id) {
             let fields = Some((lead.attributes.clone(), lead.email.clone()));
@@ -420,7 +453,7 @@ pub fn ingest_from(
             reads: transaction,
             model,
             model_id: version.id,
-            now: received_at,
+            now: scored_at,
             cause: "event",
             history: History::EveryChange,
             webhooks: &hooks,
@@ -435,7 +468,7 @@ pub fn ingest_from(
         let entry = remembered.get_mut(*id).ok_or_else(|| forgotten(*id))?;
         let lead = &mut entry.row;
         lead.last_event_at = lead.last_event_at.max(*last_event_at);
-        lead.updated_at = received_at;
+        lead.updated_at = scored_at;
         let Some(context) = &context else {
             prepared.push(None);
             continue;

@@ -44,6 +44,19 @@ impl Server {
         Server::attach(child, data)
     }
 
+    /// Starts `leadscore serve` on the PostgreSQL database at `url` (rather than the database
+    /// [`store_args`] makes for a directory), with its log going to `log`. Its `data` is empty.
+    pub fn start_on(url: &str, extra: &[&str], log: impl Into<Stdio>) -> Server {
+        let child = bin()
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", url])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("the server starts");
+        Server::attach(child, Path::new(""))
+    }
+
     /// Waits until a `leadscore serve` started with `--listen 127.0.0.1:0` and its standard
     /// output piped (directly or through `sh -c 'exec ...'`) listens.
     pub fn attach(mut child: Child, data: &Path) -> Server {
@@ -149,11 +162,17 @@ impl Drop for Server {
 
 /// Creates a key with the command line (the server may be running).
 pub fn create_key(data: &Path, workspace: &str, scope: &str) -> String {
-    let output = bin()
-        .args(["keys", "create", "--workspace", workspace, "--scope", scope])
-        .args(store_args(data))
-        .output()
-        .unwrap();
+    create_key_in(store_args(data), workspace, scope)
+}
+
+/// Creates a key with the command line in the PostgreSQL database at `url`.
+pub fn create_key_on(url: &str, workspace: &str, scope: &str) -> String {
+    create_key_in(vec!["--database".into(), url.into()], workspace, scope)
+}
+
+fn create_key_in(store: Vec<std::ffi::OsString>, workspace: &str, scope: &str) -> String {
+    let output =
+        bin().args(["keys", "create", "--workspace", workspace, "--scope", scope]).args(store).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }

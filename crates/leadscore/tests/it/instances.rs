@@ -1,8 +1,9 @@
 //! Several `leadscore serve` processes on one PostgreSQL database, as behind a load balancer:
 //! any instance takes any request, a message id is stored once whichever instances it reaches,
-//! every lead's score counts each of its events once, and identities linked at once by two
-//! instances end in one lead, and a key revoked or made through one instance or the command line
-//! reaches the other's caches within about a second. Run with `LEADSCORE_TEST_STORE=postgres` (`.ci/run` does); a data
+//! every lead's score counts each of its events once (a request written after a later one's
+//! included), and identities linked at once by two instances end in one lead, and a key revoked
+//! or made through one instance or the command line reaches the other's caches within about a
+//! second. Run with `LEADSCORE_TEST_STORE=postgres` (`.ci/run` does); a data
 //! directory has one service, so there is nothing to share under SQLite.
 
 use std::collections::BTreeMap;
@@ -99,6 +100,53 @@ fn two_instances_share_one_database_and_count_each_message_once() {
         let lead = one.get(&format!("/api/leads/{user}"), &read).json();
         assert_eq!(lead["scores"]["activity"]["value"], 2.0, "{user}: {lead}");
     }
+}
+
+/// A request received before another but written after it (it waited for instance `one`'s
+/// writer, held up by a lead another session locked) still counts the other's event in the score
+/// it stores: scored as of its own receipt, the later event would be left out.
+#[test]
+fn a_request_written_after_a_later_one_stores_a_score_with_its_events() {
+    if !on_postgres() {
+        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    let one = Server::start(dir.path(), &[]);
+    let two = Server::start(dir.path(), &[]);
+    assert_eq!(one.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    let track = |server: &Server, user: &str, id: &str| {
+        let message = json!({"userId": user, "event": "page_view", "messageId": id});
+        let answer = server.post_json("/v1/track", &ingest, &message);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    };
+    track(&one, "x", "x0");
+    track(&one, "y", "y0");
+
+    let mut database = postgres::Client::connect(&postgres_database(dir.path()), postgres::NoTls).unwrap();
+    let mut holding = database.transaction().unwrap();
+    holding.execute("SELECT id FROM leads WHERE user_id = 'y' FOR UPDATE", &[]).unwrap();
+    std::thread::scope(|scope| {
+        // Instance one's request for y waits for the lock, and its request for x, received
+        // next, waits behind it; meanwhile instance two stores a later event of x.
+        let waiting_y = scope.spawn(|| track(&one, "y", "y1"));
+        std::thread::sleep(Duration::from_millis(300));
+        let waiting_x = scope.spawn(|| track(&one, "x", "x1"));
+        std::thread::sleep(Duration::from_millis(300));
+        track(&two, "x", "x2");
+        holding.commit().unwrap();
+        waiting_y.join().unwrap();
+        waiting_x.join().unwrap();
+    });
+    let stored: f64 = database
+        .query_one(
+            "SELECT s.value FROM lead_scores s JOIN leads l ON l.id = s.lead_id WHERE l.user_id = 'x' AND s.score = 'activity'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 3.0, "x has three page views stored");
 }
 
 /// How long a change made elsewhere may take to reach an instance's caches in these tests: the

@@ -4,6 +4,7 @@
 //! the crate and its dependencies again for every file.
 
 mod activations;
+mod balancer;
 mod browser;
 mod cli;
 mod common;
@@ -14,12 +15,14 @@ mod examples;
 mod full_disk;
 mod history;
 mod import;
+mod instance_faults;
 mod instances;
 mod keys;
 mod layering;
 mod migrate_store;
 mod openapi;
 mod overrides;
+mod pg_cluster;
 mod privacy;
 mod reference;
 mod segment_python;

@@ -83,7 +83,7 @@ fn segment_python() -> PathBuf {
 }
 
 /// Runs a command to its end or until `limit`, then kills it; returns (status, stdout, stderr).
-fn run(mut command: Command, limit: Duration) -> (Option<ExitStatus>, String, String) {
+pub(crate) fn run(mut command: Command, limit: Duration) -> (Option<ExitStatus>, String, String) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
