@@ -73,9 +73,10 @@ pub fn next_attempt(created_at: i64, attempts: i64, now: i64, base_ms: i64) -> O
 
 /// Runs until the process ends: claims and starts every notification that may be sent (due, the
 /// next of its lead, not claimed by another instance, within the limits) as soon as it may, each
-/// on its own, and sleeps until one is due, a sending ends or a new notification is queued, a
-/// minute at most (another instance's notifications, whose leads or leases it does not hear of,
-/// are looked at again at least that often).
+/// on its own, and sleeps until one is due, a claim's lease ends (an instance that stopped
+/// leaves its notifications then), a sending ends or a new notification is queued, a minute at
+/// most (another instance's notifications, whose leads it does not hear of, are looked at again
+/// at least that often).
 pub async fn run(state: AppState) {
     // Redirects are not followed: a client following one sends a 301, 302 or 303 on as a GET
     // without the body, and the notification would count as delivered without being read.

@@ -203,8 +203,9 @@ pub struct Claimed {
     /// The notifications claimed, soonest due first: the claimant sends them and records each
     /// attempt ([`record_attempt`] ends the claim).
     pub notifications: Vec<Pending>,
-    /// When the soonest of the notifications not due yet (each the oldest pending of its lead)
-    /// is due, if any: when to claim again. The end of another claimant's lease is not in it.
+    /// When to claim again, if ever: the soonest of when a notification not due yet (each the
+    /// oldest pending of its lead) is due and when a claim's lease ends (its claimant may have
+    /// stopped, leaving the notification and its lead's next ones to be claimed then).
     pub next_due: Option<i64>,
 }
 
@@ -227,7 +228,7 @@ pub fn claim(connection: &Connection, request: &ClaimRequest) -> Result<Claimed,
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     let mut running = connection.prepare_cached(
-        "SELECT count(*) FROM outbox
+        "SELECT count(*), min(claimed_until) FROM outbox
          WHERE webhook_id = ?1 AND claimed_until > ?2 AND delivered_at IS NULL AND failed_at IS NULL",
     )?;
     let mut claimable = connection.prepare_cached(
@@ -252,7 +253,11 @@ pub fn claim(connection: &Connection, request: &ClaimRequest) -> Result<Claimed,
     let mut notifications = Vec::new();
     let mut next_due: Option<i64> = None;
     for hook in hooks.into_iter().filter(|h| !request.skip.contains(h)) {
-        let claimed: i64 = running.query_row(params![hook, now], |row| row.get(0))?;
+        let (claimed, lease_end): (i64, Option<i64>) =
+            running.query_row(params![hook, now], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        if let Some(end) = lease_end {
+            next_due = Some(next_due.map_or(end, |known| known.min(end)));
+        }
         let room = i64::from(request.per_webhook) - claimed;
         if room > 0 {
             let rows = claimable.query_map(params![hook, now, room], |row| {
@@ -425,6 +430,9 @@ mod tests {
                 let second = enqueue(c, hook, 1, "tier_changed", "{}", 20)?;
                 let other = enqueue(c, hook, 2, "tier_changed", "{}", 30)?;
                 let before = claim_at(c, 40, &[])?;
+                // While both are claimed, the next claim is due when their lease ends (their
+                // claimant may have stopped).
+                assert_eq!(claim_at(c, 41, &[])?.next_due, Some(60_040));
                 let failed = Attempt { at: 40, status: Some(500), error: None, duration_ms: 1 };
                 record_attempt(c, first, &failed, false, Some(100))?;
                 let after = claim_at(c, 50, &[])?;

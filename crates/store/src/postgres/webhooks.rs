@@ -159,11 +159,18 @@ pub(crate) fn claim(connection: &mut Tx<'_>, request: &ClaimRequest) -> Result<C
                  ORDER BY o.next_attempt_at LIMIT 1
              ) s
              WHERE w.deleted_at IS NULL AND w.id <> ALL($3)
+         ),
+         -- The soonest end of a claim's lease: a claimant that stopped leaves its notifications
+         -- (and their leads' next ones) to be claimed then.
+         lease_ends AS (
+             SELECT min(o.claimed_until) AS due FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
+             WHERE o.claimed_until > $1 AND o.delivered_at IS NULL AND o.failed_at IS NULL
+               AND w.deleted_at IS NULL AND w.id <> ALL($3)
          )
          -- One row even when nothing is claimed, to carry when to claim again.
          SELECT c.id, c.webhook_id, c.url, c.secret, c.lead_id, c.event, c.data, c.created_at, c.attempts,
-                c.next_attempt_at, soonest.due
-         FROM soonest LEFT JOIN claimed c ON true",
+                c.next_attempt_at, least(soonest.due, lease_ends.due)
+         FROM soonest CROSS JOIN lease_ends LEFT JOIN claimed c ON true",
         &[&request.now, &i64::from(request.per_webhook), &request.skip, &i64::from(request.limit), &until],
     )?;
     let mut claimed = Claimed::default();
@@ -676,7 +683,8 @@ mod tests {
             let sent = enqueue(c, hook, 1, "tier_changed", "{}", 10).unwrap();
             let lease = |now| ClaimRequest { lease_ms: 100, ..at(now) };
             assert_eq!(ids(&claim(c, &lease(10)).unwrap()), [sent]);
-            assert_eq!(ids(&claim(c, &lease(109)).unwrap()), [] as [i64; 0], "claimed until 110");
+            let held = claim(c, &lease(109)).unwrap();
+            assert_eq!((ids(&held), held.next_due), (vec![], Some(110)), "claimed until 110: claimed again then");
             assert_eq!(ids(&claim(c, &lease(110)).unwrap()), [sent], "the claimant stopped: claimable again");
             // Recording the attempt ends the claim (taken until 210): the retry is claimable when due.
             let failed = Attempt { at: 120, status: Some(503), error: Some("HTTP 503".into()), duration_ms: 1 };
