@@ -39,7 +39,7 @@ trap cleanup EXIT
 
 # measure N: starts N instances on a fresh database, loads them, prints one table row.
 measure() {
-    local n=$1 name=leadscore_instances_$$_$1
+    local n=$1 name=leadscore_instances_$$_$1_$RANDOM
     local url="${POSTGRES_SERVER%/*}/$name"
     psql "$POSTGRES_SERVER" -qc "CREATE DATABASE $name"
     databases+=("$name")
