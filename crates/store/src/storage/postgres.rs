@@ -555,7 +555,7 @@ fn save_scores_of_all(connection: &mut Tx<'_>, leads: &mut [IngestedLead<'_>]) -
         .iter_mut()
         .map(|(write, stored)| pg::scores::LeadScores {
             lead_id: write.lead.id,
-            stored: &mut **stored,
+            stored,
             rows: write.rows,
             cause: write.cause,
             history: write.history,
