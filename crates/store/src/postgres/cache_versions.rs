@@ -7,7 +7,7 @@
 //! after the wait, so that no increment is lost.
 
 use crate::StoreError;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 
 /// The current cache version: any change to it means the caches it covers may be stale.
 pub(crate) fn read(connection: &mut Tx<'_>) -> Result<i64, StoreError> {

@@ -38,8 +38,8 @@ use std::collections::BTreeSet;
 
 use crate::StoreError;
 use crate::erasure::*;
-use crate::postgres::Tx;
 use crate::postgres::retention::chain;
+use crate::postgres::tx::Tx;
 
 /// The workspace's salt, if it has one.
 fn known_salt(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Option<Vec<u8>>, StoreError> {

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use crate::StoreError;
 use crate::events::*;
 use crate::leads::LeadRow;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 
 /// The ids of the events linked back from `$1` (newest first). `UNION` rather than `UNION ALL`:
 /// should links ever form a cycle, the walk ends instead of running forever.

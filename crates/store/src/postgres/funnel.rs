@@ -56,7 +56,7 @@ use postgres::types::{ToSql, Type};
 
 use crate::StoreError;
 use crate::funnel::*;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 
 /// A query parameter with its type, for [`postgres::Transaction::query_typed`], which sends the
 /// statement with its parameters in one round trip instead of preparing it first.

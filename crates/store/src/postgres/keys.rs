@@ -7,7 +7,7 @@
 
 use crate::StoreError;
 use crate::keys::{KeyInfo, KeyOwner, NewKey, Scope, hash, joined, new_secret, split};
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 
 /// A new key of `scope`, unnamed.
 pub(crate) fn create(connection: &mut Tx<'_>, workspace_id: i64, scope: Scope, now: i64) -> Result<NewKey, StoreError> {

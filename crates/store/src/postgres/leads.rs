@@ -30,7 +30,7 @@ use postgres::types::ToSql;
 
 use crate::StoreError;
 use crate::leads::*;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 
 const COLUMNS: &str = "id, workspace_id, user_id, email, attributes, created_at, updated_at, last_event_at, stage, state, \
      state_model_id, last_event_id";

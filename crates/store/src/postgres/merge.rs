@@ -10,8 +10,8 @@
 use crate::StoreError;
 use crate::leads::LeadRow;
 use crate::merge::merge_attributes;
-use crate::postgres::Tx;
 use crate::postgres::events::CHAIN;
+use crate::postgres::tx::Tx;
 
 /// Moves everything of lead `from` (events, anonymous ids) to lead `into`; `from` remains as a
 /// pointer so that old references still resolve. `from`'s events are linked in ahead of

@@ -43,7 +43,7 @@ pub(crate) mod retention;
 pub(crate) mod scores;
 pub(crate) mod sessions;
 pub(crate) mod stages;
-mod tx;
+pub(crate) mod tx;
 pub(crate) mod users;
 pub(crate) mod webhooks;
 pub(crate) mod workspaces;

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::StoreError;
 use crate::models::*;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 
 /// The columns [`from_row`] reads, from `models` as `m`.
 const COLUMNS: &str = "m.id, m.workspace_id, m.version, m.source, m.created_at, m.predictors";

@@ -12,7 +12,7 @@
 
 use crate::StoreError;
 use crate::overrides::*;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 
 const COLUMNS: &str =
     "id, lead_id, score, value, tier, reason, set_by, set_at, expires_at, lifted_at, lifted_by, lifted_note";

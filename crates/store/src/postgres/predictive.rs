@@ -10,8 +10,8 @@
 //!   or no AUC, as SQLite's `json_extract` does.
 
 use crate::StoreError;
-use crate::postgres::Tx;
 use crate::postgres::models::lock_workspace;
+use crate::postgres::tx::Tx;
 use crate::predictive::*;
 
 const COLUMNS: &str = "id, workspace_id, name, version, body, algorithm, origin, created_at";

@@ -10,8 +10,8 @@
 //! of a running rescoring ([`advance`], [`finish`]) is written by the one instance that runs it.
 
 use crate::StoreError;
-use crate::postgres::Tx;
 use crate::postgres::models::lock_workspace;
+use crate::postgres::tx::Tx;
 use crate::rescorings::*;
 
 const COLUMNS: &str = "r.workspace_id, r.model_id, m.version, r.cause, r.after_lead_id, r.done, r.total, r.started_at,

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use crate::StoreError;
 use crate::events::CHAIN;
 use crate::leads::LeadRow;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 use crate::retention::*;
 
 /// [`CHAIN`] with PostgreSQL's parameter: the ids of the events linked back from `$1` (a

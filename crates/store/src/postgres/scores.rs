@@ -11,7 +11,7 @@
 //!   update would have.
 
 use crate::StoreError;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 use crate::scores::*;
 
 /// A current score with the override in force on it: the override's own row is read only for

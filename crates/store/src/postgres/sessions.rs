@@ -6,7 +6,7 @@
 //! live in the shared database, so every instance slows the same guesses down.
 
 use crate::StoreError;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 use crate::sessions::{Opened, Session, ends, hash, new_token, random_hex};
 use crate::users::User;
 

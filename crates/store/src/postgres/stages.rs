@@ -6,7 +6,7 @@
 //! transaction ends, so two instances moving one lead record their changes one after the other.
 
 use crate::StoreError;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 use crate::stages::*;
 
 /// A `stage, previous, at, actor, reason` row.

@@ -13,7 +13,7 @@
 //!   another still reads as `Corrupt`, as in SQLite.
 
 use crate::StoreError;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 use crate::users::{Role, User, email_key};
 
 const COLUMNS: &str = "id, workspace_id, email, role, created_at, disabled_at";

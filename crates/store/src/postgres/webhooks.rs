@@ -16,7 +16,7 @@
 //! - [`depth`] counts the pending notifications of live webhooks only (see there why).
 
 use crate::StoreError;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 use crate::webhooks::{
     Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Pending, Webhook, new_secret,
 };

@@ -5,7 +5,7 @@
 //! and the one that loses reads the winner's row instead of failing.
 
 use crate::StoreError;
-use crate::postgres::Tx;
+use crate::postgres::tx::Tx;
 use crate::workspaces::Workspace;
 
 /// The workspace named `name`, created at `now` if there is none.
