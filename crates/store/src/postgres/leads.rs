@@ -688,6 +688,31 @@ pub(crate) mod tests {
         save_with_newest_event(t, lead, lead.last_event_id).unwrap();
     }
 
+    /// Whether another session finds the lead's row locked.
+    fn locked_elsewhere(other: &mut crate::postgres::Connection, id: i64) -> bool {
+        let mut other_t = other.transaction().unwrap();
+        let taken = other_t.query("SELECT id FROM leads WHERE id = $1 FOR UPDATE NOWAIT", &[&id]);
+        taken.err().and_then(|e| e.code().cloned()) == Some(postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+    }
+
+    /// Returns once a session of the database waits for a lock; fails if `second` ends first (it
+    /// did not wait).
+    fn until_it_waits<T>(database: &TestDatabase, second: &std::thread::JoinHandle<T>) {
+        let mut watcher = database.migrated_client();
+        while watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
+            assert!(!second.is_finished(), "the second ingestion did not wait for the first");
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn lead_ids_are_reserved_in_blocks_and_a_lead_needs_one() {
         let Some(database) = TestDatabase::create() else { return };
@@ -782,11 +807,7 @@ pub(crate) mod tests {
         assert_eq!(leads.iter().map(|l| l.id).collect::<Vec<_>>(), [a, b]);
         assert_eq!(links, [("visitor".to_string(), b)]);
         let mut other_client = database.migrated_client();
-        let mut locked = |id: i64| {
-            let mut other_t = other_client.transaction().unwrap();
-            let taken = other_t.query("SELECT id FROM leads WHERE id = $1 FOR UPDATE NOWAIT", &[&id]);
-            taken.err().and_then(|e| e.code().cloned()) == Some(postgres::error::SqlState::LOCK_NOT_AVAILABLE)
-        };
+        let mut locked = |id: i64| locked_elsewhere(&mut other_client, id);
         assert!(locked(a) && locked(b));
         assert!(!locked(other), "a lead not asked for is not locked");
         t.commit().unwrap();
@@ -809,11 +830,7 @@ pub(crate) mod tests {
             (w, a.id, b.id, c.id)
         };
         let mut other_client = database.migrated_client();
-        let mut locked = |id: i64| {
-            let mut other_t = other_client.transaction().unwrap();
-            let taken = other_t.query("SELECT id FROM leads WHERE id = $1 FOR UPDATE NOWAIT", &[&id]);
-            taken.err().and_then(|e| e.code().cloned()) == Some(postgres::error::SqlState::LOCK_NOT_AVAILABLE)
-        };
+        let mut locked = |id: i64| locked_elsewhere(&mut other_client, id);
         for lock in [Lock::None, Lock::ForUpdate] {
             let mut t = client.transaction().unwrap();
             by_user_id(&mut t, w, "a", lock).unwrap().unwrap();
@@ -898,19 +915,7 @@ pub(crate) mod tests {
             stored
         });
         // The second waits for the lead's lock; the first then commits.
-        let mut watcher = database.migrated_client();
-        while watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .unwrap()
-            .get::<_, i64>(0)
-            == 0
-        {
-            assert!(!second.is_finished(), "the second ingestion did not wait for the first");
-            std::thread::yield_now();
-        }
+        until_it_waits(&database, &second);
         first.commit().unwrap();
         assert_eq!(second.join().unwrap(), (false, true), "m1 stored by the first, m2 by the second");
         let mut t = client.transaction().unwrap();
@@ -944,19 +949,7 @@ pub(crate) mod tests {
             let (found, _) = lock_for_ingestion(&mut t, w, &["new"], &[]).unwrap();
             found.into_iter().map(|lead| lead.id).collect::<Vec<_>>()
         });
-        let mut watcher = database.migrated_client();
-        while watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .unwrap()
-            .get::<_, i64>(0)
-            == 0
-        {
-            assert!(!second.is_finished(), "the second ingestion did not wait for the first");
-            std::thread::yield_now();
-        }
+        until_it_waits(&database, &second);
         first.commit().unwrap();
         assert_eq!(second.join().unwrap(), [created.id]);
         // Another identity of the workspace, or the same one of another, does not wait.

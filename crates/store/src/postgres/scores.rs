@@ -324,6 +324,20 @@ fn write_rows(connection: &mut Tx<'_>, leads: &[LeadScores<'_>], planned: &[Plan
             of_kind.iter().map(|p| p.row.overridden.as_ref().map(|o| o.computed_value)).collect();
         let computed_tiers: Vec<Option<&str>> =
             of_kind.iter().map(|p| p.row.overridden.as_ref().and_then(|o| o.computed_tier.as_deref())).collect();
+        // The columns of a row with its override, in the table's order: what a new row and an
+        // overridden one write.
+        let every_column: [&(dyn postgres::types::ToSql + Sync); 10] = [
+            &lead_ids,
+            &scores,
+            &values,
+            &tiers,
+            &model_ids,
+            &ats,
+            &history_ids,
+            &override_ids,
+            &computed_values,
+            &computed_tiers,
+        ];
         match kind {
             Write::Value => connection.execute(
                 "UPDATE lead_scores s SET value = n.value, evaluated_at = n.at, history_id = n.history_id
@@ -350,18 +364,7 @@ fn write_rows(connection: &mut Tx<'_>, leads: &[LeadScores<'_>], planned: &[Plan
                      AS n (lead_id, score, value, tier, model_id, at, history_id, override_id, computed_value,
                            computed_tier)
                  WHERE s.lead_id = n.lead_id AND s.score = n.score",
-                &[
-                    &lead_ids,
-                    &scores,
-                    &values,
-                    &tiers,
-                    &model_ids,
-                    &ats,
-                    &history_ids,
-                    &override_ids,
-                    &computed_values,
-                    &computed_tiers,
-                ],
+                &every_column,
             )?,
             Write::New => connection.execute(
                 "INSERT INTO lead_scores
@@ -373,18 +376,7 @@ fn write_rows(connection: &mut Tx<'_>, leads: &[LeadScores<'_>], planned: &[Plan
                      model_id = excluded.model_id, evaluated_at = excluded.evaluated_at,
                      history_id = excluded.history_id, override_id = excluded.override_id,
                      computed_value = excluded.computed_value, computed_tier = excluded.computed_tier",
-                &[
-                    &lead_ids,
-                    &scores,
-                    &values,
-                    &tiers,
-                    &model_ids,
-                    &ats,
-                    &history_ids,
-                    &override_ids,
-                    &computed_values,
-                    &computed_tiers,
-                ],
+                &every_column,
             )?,
         };
     }
