@@ -15,7 +15,7 @@
 //!   ([`append_all`], which is SQLite's `append` for every event of a request), their ids taken
 //!   from the table's sequence first so that each links to the one before it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::StoreError;
 use crate::events::*;
@@ -142,7 +142,7 @@ pub(crate) struct LeadEvents<'e, 'a> {
     pub(crate) events: &'e [NewEvent<'a>],
 }
 
-/// Appends the events of several leads in two statements, each lead's linked one after the
+/// Appends the events of several leads in one statement, each lead's linked one after the
 /// other from its `newest`, and answers each lead's newest event after them. The message ids
 /// another transaction stored meanwhile are not stored again, and are answered instead (their
 /// events are left out, and the links would skip them: the caller, which read them as new, must
@@ -155,22 +155,10 @@ pub(crate) fn append_all(
     if total == 0 {
         return Ok((leads.iter().map(|lead| lead.newest).collect(), Vec::new()));
     }
-    let ids: Vec<i64> = connection
-        .query(
-            "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1::bigint)",
-            &[&(total as i64)],
-        )?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
     let (mut workspace_ids, mut lead_ids, mut message_ids, mut types) = (vec![], vec![], vec![], vec![]);
-    let (mut ats, mut received_ats, mut properties, mut previous_ids) = (vec![], vec![], vec![], vec![]);
-    let mut next_ids = ids.iter().copied();
-    let mut newest_events = Vec::with_capacity(leads.len());
+    let (mut ats, mut received_ats, mut properties, mut newest_before) = (vec![], vec![], vec![], vec![]);
     for lead in leads {
-        let mut newest = lead.newest;
         for event in lead.events {
-            let id = next_ids.next().ok_or_else(|| StoreError::Corrupt("fewer event ids than events".into()))?;
             workspace_ids.push(lead.workspace_id);
             lead_ids.push(lead.lead_id);
             message_ids.push(event.message_id);
@@ -178,27 +166,44 @@ pub(crate) fn append_all(
             ats.push(event.at);
             received_ats.push(event.received_at);
             properties.push(properties_text(event)?);
-            previous_ids.push(newest);
-            newest = Some(id);
+            newest_before.push(lead.newest);
         }
-        newest_events.push(newest);
     }
-    let inserted: HashSet<i64> = connection
+    // One statement: the ids drawn in the order given (the rows are numbered, sorted, then given
+    // their ids one by one), each event linked to its lead's event before it in the request, the
+    // first to the lead's newest stored.
+    let inserted: HashMap<String, i64> = connection
         .query(
-            "INSERT INTO events (id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
-                                  $7::bigint[], $8::text[], $9::bigint[])
-             ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING id",
-            &[&ids, &workspace_ids, &lead_ids, &message_ids, &types, &ats, &received_ats, &properties, &previous_ids],
+            "WITH given AS (
+                 SELECT g.* FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[],
+                                        $6::bigint[], $7::text[], $8::bigint[]) WITH ORDINALITY
+                     AS g (workspace_id, lead_id, message_id, type, at, received_at, properties, newest, n)
+                 ORDER BY g.n
+             ),
+             numbered AS (SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, given.* FROM given),
+             chained AS (
+                 SELECT numbered.*, coalesce(lag(id) OVER (PARTITION BY lead_id ORDER BY n), newest) AS previous_id
+                 FROM numbered
+             )
+             INSERT INTO events (id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
+             SELECT id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id
+             FROM chained ORDER BY n
+             ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING message_id, id",
+            &[&workspace_ids, &lead_ids, &message_ids, &types, &ats, &received_ats, &properties, &newest_before],
         )?
         .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
-    let duplicates = ids
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, StoreError>>()?;
+    let duplicates: Vec<String> =
+        message_ids.iter().filter(|id| !inserted.contains_key(**id)).map(|id| id.to_string()).collect();
+    // Each lead's newest: its last event of the request (all were stored, or the caller undoes
+    // the request for its duplicates).
+    let newest_events = leads
         .iter()
-        .zip(&message_ids)
-        .filter(|(id, _)| !inserted.contains(id))
-        .map(|(_, message_id)| message_id.to_string())
+        .map(|lead| match lead.events.last() {
+            Some(last) => inserted.get(last.message_id).copied().or(lead.newest),
+            None => lead.newest,
+        })
         .collect();
     Ok((newest_events, duplicates))
 }
@@ -388,7 +393,16 @@ mod tests {
         let a = LeadRow { last_event_id: newest[0], ..a };
         assert_eq!(ids(&of_lead(&mut t, &a).unwrap()), ["a0", "a1", "a2"]);
         let b1: i64 = t.query_one("SELECT id FROM events WHERE message_id = 'b1'", &[]).unwrap().get(0);
-        assert_eq!(newest[1], Some(b1 + 1), "the id handed to the duplicate, which was not stored");
+        let by_id: Vec<String> = t
+            .query("SELECT message_id FROM events WHERE message_id <> 'a0' ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(by_id, ["a1", "a2", "b1"], "ids drawn in the order given");
+        let b = LeadRow { last_event_id: Some(b1), ..b };
+        assert_eq!(ids(&of_lead(&mut t, &b).unwrap()), ["b1"]);
+        assert_eq!(newest[1], None, "its last event was not stored: the caller gives its request up");
         assert_eq!(append_all(&mut t, &[]).unwrap(), (vec![], vec![]));
     }
 }
