@@ -17,16 +17,34 @@ use crate::common::*;
 const USERS: usize = 12;
 const MESSAGES: usize = 40;
 
+/// Two `serve` processes on one database (standing for `dir`), with a key of each scope of
+/// workspace `acme`; `None`, after saying so, when the tests do not run on PostgreSQL.
+struct Instances {
+    dir: tempfile::TempDir,
+    admin: String,
+    ingest: String,
+    read: String,
+    one: Server,
+    two: Server,
+}
+
+impl Instances {
+    fn start() -> Option<Instances> {
+        if !on_postgres() {
+            eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+        let one = Server::start(dir.path(), &[]);
+        let two = Server::start(dir.path(), &[]);
+        Some(Instances { dir, admin, ingest, read, one, two })
+    }
+}
+
 #[test]
 fn two_instances_share_one_database_and_count_each_message_once() {
-    if !on_postgres() {
-        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
-    let one = Server::start(dir.path(), &[]);
-    let two = Server::start(dir.path(), &[]);
+    let Some(Instances { dir: _dir, admin, ingest, read, one, two }) = Instances::start() else { return };
     // Uploaded to one instance, scoring in both from the next request.
     assert_eq!(one.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
     let servers = [&one, &two];
@@ -107,14 +125,7 @@ fn two_instances_share_one_database_and_count_each_message_once() {
 /// it stores: scored as of its own receipt, the later event would be left out.
 #[test]
 fn a_request_written_after_a_later_one_stores_a_score_with_its_events() {
-    if !on_postgres() {
-        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
-    let one = Server::start(dir.path(), &[]);
-    let two = Server::start(dir.path(), &[]);
+    let Some(Instances { dir, admin, ingest, one, two, .. }) = Instances::start() else { return };
     assert_eq!(one.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
     let track = |server: &Server, user: &str, id: &str| {
         let message = json!({"userId": user, "event": "page_view", "messageId": id});
@@ -155,14 +166,7 @@ const LEARNED_WITHIN: Duration = Duration::from_secs(5);
 
 #[test]
 fn a_key_revoked_or_made_anywhere_reaches_every_instance_within_a_second() {
-    if !on_postgres() {
-        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
-    let one = Server::start(dir.path(), &[]);
-    let two = Server::start(dir.path(), &[]);
+    let Some(Instances { dir, admin, ingest, read, one, two }) = Instances::start() else { return };
     // Both instances have both keys cached.
     for server in [&one, &two] {
         assert_eq!(server.get("/api/models", &read).status, 200);
