@@ -144,22 +144,7 @@ pub fn save_over(
         let position = stored.0.iter().position(|(p, _)| p.score == row.score);
         let found = position.map(|i| &stored.0[i]);
         let before = found.map(|(b, _)| b);
-        let changed = is_change(before, row);
-        // Setting, replacing or lifting an override is a person's act (or its expiry's): always
-        // history, whatever it changed, naming the override set or lifted.
-        let override_before = before.and_then(|b| b.overridden.as_ref()).map(|o| o.id);
-        let override_now = row.overridden.as_ref().map(|o| o.id);
-        let override_change = match (override_before, override_now) {
-            (before, now) if before == now => None,
-            (_, Some(id)) => Some((id, "set")),
-            (Some(id), None) => Some((id, "lifted")),
-            (None, None) => None,
-        };
-        let recorded = override_change.is_some() || history.records(before, row);
-        // An unchanged score is not written again: decay moves most values between two events,
-        // but fit scores and scores at a cap stay put, and each write costs index and WAL pages.
-        let unchanged =
-            !changed && before.is_some_and(|b| b.model_id == row.model_id && b.overridden == row.overridden);
+        let SavePlan { changed, override_change, recorded, write } = plan_save(before, row, history);
         let mut history_id = found.and_then(|(_, id)| *id);
         if recorded {
             connection
@@ -187,32 +172,30 @@ pub fn save_over(
         }
         // A row known to exist is updated, a new one inserted: cheaper than an upsert, which tries
         // the insert first. Both statements take the same parameters.
-        let plain = row.overridden.is_none() && before.is_none_or(|b| b.overridden.is_none());
-        let write = match before {
-            Some(_) if unchanged => None,
+        let write = write.map(|write| match write {
             // Most events change a value only: leaving the tier and version out of the statement
             // leaves out the trigger that counts leads per tier (0015_funnel_counts.sql).
-            Some(b) if plain && b.tier == row.tier && b.model_id == row.model_id => Some(
-                "UPDATE lead_scores SET value = ?3, evaluated_at = ?6, history_id = ?7 WHERE lead_id = ?1 AND score = ?2",
-            ),
-            Some(_) if plain => Some(
+            RowWrite::Value => {
+                "UPDATE lead_scores SET value = ?3, evaluated_at = ?6, history_id = ?7 WHERE lead_id = ?1 AND score = ?2"
+            }
+            RowWrite::Plain => {
                 "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6, history_id = ?7
-                 WHERE lead_id = ?1 AND score = ?2",
-            ),
+                 WHERE lead_id = ?1 AND score = ?2"
+            }
             // An overridden score (or one whose override was just lifted) writes the override's
             // columns too: they are rare, so one statement does for every change of them.
-            Some(_) => Some(
+            RowWrite::Overridden => {
                 "UPDATE lead_scores SET value = ?3, tier = ?4, model_id = ?5, evaluated_at = ?6, history_id = ?7,
                      override_id = ?8, computed_value = ?9, computed_tier = ?10
-                 WHERE lead_id = ?1 AND score = ?2",
-            ),
-            None => Some(
+                 WHERE lead_id = ?1 AND score = ?2"
+            }
+            RowWrite::New => {
                 "INSERT INTO lead_scores
                      (lead_id, score, value, tier, model_id, evaluated_at, history_id, override_id, computed_value,
                       computed_tier)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            ),
-        };
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            }
+        });
         if let Some(sql) = write {
             let mut statement = connection.prepare_cached(sql)?;
             let row_params =
@@ -246,6 +229,59 @@ pub fn save_over(
         }
     }
     Ok(changes)
+}
+
+/// How a save writes one score's row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum RowWrite {
+    /// A value moved, nothing else: the tier, model and override columns are left out.
+    Value,
+    /// A plain score's value, tier or model.
+    Plain,
+    /// A score with an override in force, or one whose override was just lifted: the override's
+    /// columns too.
+    Overridden,
+    /// A score the lead did not have.
+    New,
+}
+
+/// What saving `row` over what is stored (`before`) does, as both stores decide it.
+pub(crate) struct SavePlan {
+    /// Whether the value or tier changed (a change the caller is told of).
+    pub(crate) changed: bool,
+    /// The override set or lifted by this save, which its history entry names.
+    pub(crate) override_change: Option<(i64, &'static str)>,
+    /// Whether a history entry is written.
+    pub(crate) recorded: bool,
+    /// How the row is written; `None` when nothing in it changed.
+    pub(crate) write: Option<RowWrite>,
+}
+
+pub(crate) fn plan_save(before: Option<&ScoreRow>, row: &ScoreRow, history: History) -> SavePlan {
+    let changed = is_change(before, row);
+    // Setting, replacing or lifting an override is a person's act (or its expiry's): always
+    // history, whatever it changed, naming the override set or lifted.
+    let override_before = before.and_then(|b| b.overridden.as_ref()).map(|o| o.id);
+    let override_now = row.overridden.as_ref().map(|o| o.id);
+    let override_change = match (override_before, override_now) {
+        (before, now) if before == now => None,
+        (_, Some(id)) => Some((id, "set")),
+        (Some(id), None) => Some((id, "lifted")),
+        (None, None) => None,
+    };
+    let recorded = override_change.is_some() || history.records(before, row);
+    // An unchanged score is not written again: decay moves most values between two events, but
+    // fit scores and scores at a cap stay put, and each write costs index and WAL pages.
+    let unchanged = !changed && before.is_some_and(|b| b.model_id == row.model_id && b.overridden == row.overridden);
+    let plain = row.overridden.is_none() && before.is_none_or(|b| b.overridden.is_none());
+    let write = match before {
+        Some(_) if unchanged => None,
+        Some(b) if plain && b.tier == row.tier && b.model_id == row.model_id => Some(RowWrite::Value),
+        Some(_) if plain => Some(RowWrite::Plain),
+        Some(_) => Some(RowWrite::Overridden),
+        None => Some(RowWrite::New),
+    };
+    SavePlan { changed, override_change, recorded, write }
 }
 
 fn is_change(before: Option<&ScoreRow>, row: &ScoreRow) -> bool {

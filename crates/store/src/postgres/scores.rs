@@ -119,20 +119,6 @@ pub(crate) fn history(connection: &mut Tx<'_>, lead_id: i64, limit: u32) -> Resu
         .collect()
 }
 
-/// How [`save_over_all`] writes one score's row.
-#[derive(Clone, Copy, PartialEq)]
-enum Write {
-    /// A value moved, nothing else: the tier, model and override columns are left out.
-    Value,
-    /// A plain score's value, tier or model.
-    Plain,
-    /// A score with an override in force, or one whose override was just lifted: the override's
-    /// columns too.
-    Overridden,
-    /// A score the lead did not have.
-    New,
-}
-
 /// One lead's scores to save over what is stored (see [`save_over_all`]).
 pub(crate) struct LeadScores<'a> {
     pub(crate) lead_id: i64,
@@ -156,7 +142,7 @@ struct Planned<'a> {
     previous_value: Option<f64>,
     /// The score's newest history entry: the one before the entry inserted, then that entry.
     history_id: Option<i64>,
-    write: Option<Write>,
+    write: Option<RowWrite>,
 }
 
 /// Same as [`save_over_all`] for one lead.
@@ -187,30 +173,7 @@ pub(crate) fn save_over_all(
     for (index, lead) in leads.iter().enumerate() {
         for row in lead.rows {
             let before = lead.stored.row(&row.score);
-            let changed = before.is_none_or(|b| (b.value - row.value).abs() > 1e-9 || b.tier != row.tier);
-            // Setting, replacing or lifting an override is a person's act (or its expiry's):
-            // always history, whatever it changed, naming the override set or lifted.
-            let override_before = before.and_then(|b| b.overridden.as_ref()).map(|o| o.id);
-            let override_now = row.overridden.as_ref().map(|o| o.id);
-            let override_change = match (override_before, override_now) {
-                (before, now) if before == now => None,
-                (_, Some(id)) => Some((id, "set")),
-                (Some(id), None) => Some((id, "lifted")),
-                (None, None) => None,
-            };
-            let recorded = override_change.is_some() || lead.history.records(before, row);
-            // An unchanged score is not written again: decay moves most values between two
-            // events, but fit scores and scores at a cap stay put.
-            let unchanged =
-                !changed && before.is_some_and(|b| b.model_id == row.model_id && b.overridden == row.overridden);
-            let plain = row.overridden.is_none() && before.is_none_or(|b| b.overridden.is_none());
-            let write = match before {
-                Some(_) if unchanged => None,
-                Some(b) if plain && b.tier == row.tier && b.model_id == row.model_id => Some(Write::Value),
-                Some(_) if plain => Some(Write::Plain),
-                Some(_) => Some(Write::Overridden),
-                None => Some(Write::New),
-            };
+            let SavePlan { changed, override_change, recorded, write } = plan_save(before, row, lead.history);
             planned.push(Planned {
                 lead: index,
                 row,
@@ -307,7 +270,7 @@ fn insert_history(
 
 /// Writes the rows of `planned`: one statement per kind of write that any score needs.
 fn write_rows(connection: &mut Tx<'_>, leads: &[LeadScores<'_>], planned: &[Planned<'_>]) -> Result<(), StoreError> {
-    for kind in [Write::Value, Write::Plain, Write::Overridden, Write::New] {
+    for kind in [RowWrite::Value, RowWrite::Plain, RowWrite::Overridden, RowWrite::New] {
         let of_kind: Vec<&Planned<'_>> = planned.iter().filter(|p| p.write == Some(kind)).collect();
         if of_kind.is_empty() {
             continue;
@@ -339,14 +302,14 @@ fn write_rows(connection: &mut Tx<'_>, leads: &[LeadScores<'_>], planned: &[Plan
             &computed_tiers,
         ];
         match kind {
-            Write::Value => connection.execute(
+            RowWrite::Value => connection.execute(
                 "UPDATE lead_scores s SET value = n.value, evaluated_at = n.at, history_id = n.history_id
                  FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::bigint[], $5::bigint[])
                      AS n (lead_id, score, value, at, history_id)
                  WHERE s.lead_id = n.lead_id AND s.score = n.score",
                 &[&lead_ids, &scores, &values, &ats, &history_ids],
             )?,
-            Write::Plain => connection.execute(
+            RowWrite::Plain => connection.execute(
                 "UPDATE lead_scores s SET value = n.value, tier = n.tier, model_id = n.model_id, evaluated_at = n.at,
                      history_id = n.history_id
                  FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bigint[], $6::bigint[],
@@ -355,7 +318,7 @@ fn write_rows(connection: &mut Tx<'_>, leads: &[LeadScores<'_>], planned: &[Plan
                  WHERE s.lead_id = n.lead_id AND s.score = n.score",
                 &[&lead_ids, &scores, &values, &tiers, &model_ids, &ats, &history_ids],
             )?,
-            Write::Overridden => connection.execute(
+            RowWrite::Overridden => connection.execute(
                 "UPDATE lead_scores s SET value = n.value, tier = n.tier, model_id = n.model_id, evaluated_at = n.at,
                      history_id = n.history_id, override_id = n.override_id, computed_value = n.computed_value,
                      computed_tier = n.computed_tier
@@ -366,7 +329,7 @@ fn write_rows(connection: &mut Tx<'_>, leads: &[LeadScores<'_>], planned: &[Plan
                  WHERE s.lead_id = n.lead_id AND s.score = n.score",
                 &every_column,
             )?,
-            Write::New => connection.execute(
+            RowWrite::New => connection.execute(
                 "INSERT INTO lead_scores
                      (lead_id, score, value, tier, model_id, evaluated_at, history_id, override_id, computed_value,
                       computed_tier)
