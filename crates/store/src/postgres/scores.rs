@@ -145,7 +145,9 @@ struct Planned<'a> {
     write: Option<RowWrite>,
 }
 
-/// Same as [`save_over_all`] for one lead.
+/// Same as [`save_over_all`] for one lead, as SQLite's `scores::save_over` takes it (the tests
+/// compare the two).
+#[cfg(test)]
 pub(crate) fn save_over(
     connection: &mut Tx<'_>,
     lead_id: i64,
@@ -257,12 +259,14 @@ fn insert_history(
             &terms,
         ],
     )?;
+    let mut ids: std::collections::HashMap<(i64, String), i64> = std::collections::HashMap::new();
     for entry in inserted {
-        let (id, lead_id, score): (i64, i64, String) = (entry.try_get(0)?, entry.try_get(1)?, entry.try_get(2)?);
-        for &at in &recorded {
-            if leads[planned[at].lead].lead_id == lead_id && planned[at].row.score == score {
-                planned[at].history_id = Some(id);
-            }
+        ids.insert((entry.try_get(1)?, entry.try_get(2)?), entry.try_get(0)?);
+    }
+    for &at in &recorded {
+        let key = (leads[planned[at].lead].lead_id, planned[at].row.score.clone());
+        if let Some(id) = ids.get(&key) {
+            planned[at].history_id = Some(*id);
         }
     }
     Ok(())

@@ -434,7 +434,15 @@ impl Transaction for PgTransaction<'_, '_> {
                 "message id {message_id:?} was stored by another request at the same time; send the request again"
             )));
         }
-        save_scores_of_all(&mut self.c(), &mut write.leads)?;
+        let mut scored: Vec<(&ScoredLeadWrite<'_>, &mut StoredScores)> = write
+            .leads
+            .iter_mut()
+            .filter_map(|ingested| match &mut ingested.save {
+                LeadSave::Scored(write, stored) => Some((&*write, &mut **stored)),
+                LeadSave::Row(_) => None,
+            })
+            .collect();
+        save_scores(&mut self.c(), &mut scored)?;
         // Every lead's row in one statement, after its scores as a lone save writes them.
         let rows: Vec<(&LeadRow, Option<i64>)> =
             write.leads.iter().map(|ingested| ingested.save.lead()).zip(newest_events.iter().copied()).collect();
@@ -503,50 +511,19 @@ fn save_scored(
     stored: &mut StoredScores,
     last_event_id: Option<i64>,
 ) -> Result<(), StoreError> {
-    save_scores(connection, write, stored)?;
+    save_scores(connection, &mut [(write, stored)])?;
     pg::leads::save_with_newest_event(connection, write.lead, last_event_id)
 }
 
-/// What [`save_scored`] saves but the lead's row: for an ingestion, which saves its leads' rows
-/// together.
+/// What [`save_scored`] saves but the lead's row, for several leads at once (an ingestion, which
+/// saves its leads' rows together): the scores of all in one go (`scores::save_over_all`) and the
+/// stage moves of all in another (`stages::set_all`), each lead's overrides lifted before, its
+/// notifications after.
 fn save_scores(
     connection: &mut Tx<'_>,
-    write: &ScoredLeadWrite<'_>,
-    stored: &mut StoredScores,
+    scored: &mut [(&ScoredLeadWrite<'_>, &mut StoredScores)],
 ) -> Result<(), StoreError> {
-    let lead = write.lead;
-    for lifted in write.lifted_overrides {
-        pg::overrides::lift(connection, lifted.id, &lifted.by, Some(&lifted.note), write.now)?;
-    }
-    pg::scores::save_over(connection, lead.id, stored, write.rows, write.cause, write.history, write.terms)?;
-    if let Some(change) = write.stage {
-        pg::stages::set(connection, lead.id, change)?;
-    }
-    for notification in write.notifications {
-        pg::webhooks::enqueue(
-            connection,
-            notification.webhook_id,
-            lead.id,
-            notification.event,
-            &notification.data,
-            write.now,
-        )?;
-    }
-    Ok(())
-}
-
-/// What [`save_scores`] saves, for every scored lead of an ingestion: the scores of all in one
-/// go (`scores::save_over_all`) and the stage moves of all in another (`stages::set_all`), each
-/// lead's overrides lifted before, its notifications after, as a lone save orders them.
-fn save_scores_of_all(connection: &mut Tx<'_>, leads: &mut [IngestedLead<'_>]) -> Result<(), StoreError> {
-    let mut scored: Vec<(&ScoredLeadWrite<'_>, &mut StoredScores)> = leads
-        .iter_mut()
-        .filter_map(|ingested| match &mut ingested.save {
-            LeadSave::Scored(write, stored) => Some((&*write, &mut **stored)),
-            LeadSave::Row(_) => None,
-        })
-        .collect();
-    for (write, _) in &scored {
+    for (write, _) in scored.iter() {
         for lifted in write.lifted_overrides {
             pg::overrides::lift(connection, lifted.id, &lifted.by, Some(&lifted.note), write.now)?;
         }
@@ -567,7 +544,7 @@ fn save_scores_of_all(connection: &mut Tx<'_>, leads: &mut [IngestedLead<'_>]) -
     let moves: Vec<(i64, &StageChange)> =
         scored.iter().filter_map(|(write, _)| write.stage.map(|change| (write.lead.id, change))).collect();
     pg::stages::set_all(connection, &moves)?;
-    for (write, _) in &scored {
+    for (write, _) in scored.iter() {
         for notification in write.notifications {
             pg::webhooks::enqueue(
                 connection,
