@@ -870,7 +870,7 @@ mod tests {
     use leadscore_store::models::{Activation, ListedVersion, ModelVersion, Origin, RolledBack};
     use leadscore_store::overrides::{NewOverride, ScoreOverride};
     use leadscore_store::predictive::{LabelledLead, PredictiveVersion, Summary};
-    use leadscore_store::rescorings::Rescoring;
+    use leadscore_store::rescorings::{Rescoring, RescoringRange};
     use leadscore_store::retention::Retention;
     use leadscore_store::scores::HistoryEntry;
     use leadscore_store::storage::{
@@ -947,13 +947,17 @@ mod tests {
             roll_back_model(&self, workspace_id: i64, now: i64) -> Result<RolledBack, StoreError>;
             add_predictive_model(&self, new: &NewPredictiveModel<'_>, now: i64) -> Result<PredictiveVersion, StoreError>;
             begin_rescoring(&self, rescoring: &NewRescoring<'_>, now: i64) -> Result<(), StoreError>;
-            record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError>;
+            lock_rescoring_range(&self, workspace_id: i64, first_after: i64) -> Result<Option<RescoringRange>, StoreError>;
+            record_rescoring_progress(&self, range: &RescoringRange, after_lead_id: i64, done: i64, now: i64)
+                -> Result<(), StoreError>;
+            finish_rescoring_range(&self, range: &RescoringRange, now: i64) -> Result<bool, StoreError>;
             finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
             write_identities(&self, identities: &NewIdentities) -> Result<(), StoreError>;
             set_user_id(&self, lead_id: i64, user_id: &str) -> Result<(), StoreError>;
             merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError>;
             write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError>;
             save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
+            save_scored_leads(&self, scored: &mut [(&ScoredLeadWrite<'_>, &mut StoredScores)]) -> Result<(), StoreError>;
             set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
             add_override(&self, new: &NewOverride<'_>, now: i64) -> Result<i64, StoreError>;
             lift_override(&self, id: i64, by: &str, note: Option<&str>, now: i64) -> Result<(), StoreError>;

@@ -151,7 +151,8 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves until `shutdown` completes, then finishes the requests in flight, within the
 /// connection limits of `state.config`. Runs the webhook dispatcher, the rescoring scheduler, the
-/// retention pass and the watch of the cache version (`cache_versions`) alongside.
+/// joining of rescorings other instances began (`rescore::join`), the retention pass and the
+/// watch of the cache version (`cache_versions`) alongside.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -165,6 +166,7 @@ pub async fn serve(
     }
     let dispatcher = delivery::spawn(state.clone());
     let scheduler = tokio::spawn(rescore::schedule(state.clone(), state.config.rescore_interval));
+    let joiner = tokio::spawn(rescore::join(state.clone()));
     let retention = tokio::spawn(retention::schedule(state.clone(), state.config.retention_interval));
     let caches = tokio::spawn(cache_versions::watch(state.clone()));
     let limits = state.config.connections;
@@ -172,6 +174,7 @@ pub async fn serve(
     let served = connections::serve(listener, app(state), limits, metrics, shutdown).await;
     dispatcher.abort();
     scheduler.abort();
+    joiner.abort();
     retention.abort();
     caches.abort();
     served

@@ -50,6 +50,9 @@ pub struct Metrics {
     pub outbox_depth: Gauge,
     pub rescoring_done: Gauge,
     pub rescoring_planned: Gauge,
+    /// Leads this instance went through in the ranges of activations' rescorings it took (with
+    /// instances sharing a database, each counts its own share).
+    pub rescored_here: Counter,
     /// Client connections open now.
     pub connections: Gauge,
     /// Connections refused on arrival because `--max-connections` were open.
@@ -104,6 +107,12 @@ impl Default for Metrics {
             "Leads to rescore in the running or last rescoring",
             rescoring_planned.clone(),
         );
+        let rescored_here = Counter::default();
+        registry.register(
+            "rescoring_leads_rescored_here",
+            "Leads this instance went through in the rescorings after activations it took part in",
+            rescored_here.clone(),
+        );
         let connections = Gauge::default();
         registry.register("http_connections", "Client connections open now", connections.clone());
         let connections_refused = Counter::default();
@@ -138,6 +147,7 @@ impl Default for Metrics {
             outbox_depth,
             rescoring_done,
             rescoring_planned,
+            rescored_here,
             connections,
             connections_refused,
             erasures,

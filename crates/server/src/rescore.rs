@@ -1,14 +1,21 @@
 //! Rescoring whole workspaces in the background in small batches, after a model is activated
 //! (recorded, resumed after a crash) or as time passes; each lead is saved by [`crate::saving`].
 //!
-//! A pass goes through the leads in id order, a batch at a time, in two steps:
+//! An activation's rescoring is split into ranges of lead ids (see
+//! [`leadscore_store::rescorings`]): each instance sharing the database takes a range nobody
+//! works on, goes through it, then takes another, so that the instances rescore a workspace
+//! together; an instance that stops leaves its range to the others when its claim runs out. The
+//! instance that activated starts at once, the others within [`JOIN_EVERY`] ([`join`]). The
+//! periodic pass goes over every lead in the one instance elected for it.
+//!
+//! A pass goes through its leads in id order, a batch at a time, in two steps:
 //! - on a read snapshot, off the writer ([`evaluate`]): the batch's rows and stored scores in two
 //!   queries, the events of the leads whose state must be rebuilt in a third, then every lead
 //!   evaluated and its save prepared. A few batches are read ahead, on their own threads, so
 //!   that both cores evaluate while the writer writes;
-//! - in one writer job ([`write_batch`]): the batch's rows and scores read again, and each lead
-//!   saved as prepared if it is as it was read; a lead that changed since (an event, an
-//!   override, a merge) is evaluated again there, on what is stored now. A lead whose scores,
+//! - in one writer job ([`write_batch`]): the batch's rows and scores read again, and the leads
+//!   still as they were read saved as prepared, together; a lead that changed since (an event,
+//!   an override, a merge) is evaluated again there, on what is stored now. A lead whose scores,
 //!   state and stage would not change is not written at all.
 //!
 //! Writer jobs stay short, so ingestion and reads go on while a workspace is rescored.
@@ -19,7 +26,7 @@ use std::sync::Arc;
 use leadscore_core::{LeadState, Model, Timestamp};
 use leadscore_store::events::StoredEvent;
 use leadscore_store::leads::LeadRow;
-use leadscore_store::rescorings::Rescoring;
+use leadscore_store::rescorings::{Rescoring, RescoringRange};
 use leadscore_store::scores::{History, ScoreRow, StoredScores};
 use leadscore_store::stages::StageChange;
 use leadscore_store::webhooks::Webhook;
@@ -36,6 +43,10 @@ use crate::state::AppState;
 /// Leads per batch: one writer job writes a batch, so it stays short enough that ingestion
 /// waiting behind it keeps its latency (docs/benchmarks.md, "Rescoring a million leads").
 const BATCH: u32 = 250;
+
+/// How often an instance looks for a rescoring begun by another instance on the same database,
+/// to take part in it.
+pub const JOIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Batches read and evaluated ahead of the one being written: two, so that both cores evaluate
 /// while the writer writes.
@@ -85,9 +96,25 @@ struct Pass {
     /// After a rollback: automatic MQL moves made since then, which the restored version does not
     /// support, are moved back.
     revert_automatic_since: Option<i64>,
-    /// An activation's rescoring: its model id; it records its progress at every batch. `None`
-    /// for the periodic pass, which stops when an activation's rescoring starts.
-    rescoring_model_id: Option<i64>,
+    /// An activation's rescoring: the range of it this pass goes through, which records its
+    /// progress at every batch. `None` for the periodic pass, which goes over every lead and stops
+    /// when an activation's rescoring starts.
+    rescoring: Option<RescoringPart>,
+}
+
+/// The part of an activation's rescoring a pass goes through.
+struct RescoringPart {
+    /// The rescoring's model and start, which say it is still the one running.
+    model_id: i64,
+    started_at: i64,
+    range: RescoringRange,
+}
+
+impl Pass {
+    /// The last lead id the pass goes through.
+    fn until(&self) -> i64 {
+        self.rescoring.as_ref().map_or(i64::MAX, |part| part.range.until)
+    }
 }
 
 /// A batch of leads evaluated on a read snapshot, for its writer job: the leads with ids in
@@ -218,19 +245,26 @@ enum Step {
     Stopped,
 }
 
-/// Whether `pass` still runs, checked in the writer: an activation's rescoring is still
-/// recorded as unfinished, with its model, and at `after_id` when given; the periodic pass
-/// runs while no activation's rescoring does.
+/// Whether `pass` still runs, checked in the writer: an activation's rescoring is still the one
+/// recorded as unfinished, and its range is unfinished and at `after_id` (the range's row is
+/// locked, so that of two instances on one range only the first writes; see
+/// [`Transaction::lock_rescoring_range`]); the periodic pass runs while no activation's rescoring
+/// does. Answers the range as stored.
 fn still_wanted(
     transaction: &dyn Transaction,
     pass: &Pass,
-    after_id: Option<i64>,
-) -> Result<Option<Option<Rescoring>>, StoreError> {
+    after_id: i64,
+) -> Result<Option<Option<RescoringRange>>, StoreError> {
     let running = transaction.rescoring(pass.workspace_id)?.filter(|r| r.finished_at.is_none());
-    Ok(match (pass.rescoring_model_id, running) {
-        (Some(model_id), Some(rescoring)) => {
-            let same = rescoring.model_id == model_id && after_id.is_none_or(|after| rescoring.after_lead_id == after);
-            same.then_some(Some(rescoring))
+    Ok(match (&pass.rescoring, running) {
+        (Some(part), Some(rescoring)) => {
+            if rescoring.model_id != part.model_id || rescoring.started_at != part.started_at {
+                return Ok(None);
+            }
+            transaction
+                .lock_rescoring_range(pass.workspace_id, part.range.first_after)?
+                .filter(|range| range.finished_at.is_none() && range.after_lead_id == after_id)
+                .map(Some)
         }
         (Some(_), None) => None,
         (None, running) => running.is_none().then_some(None),
@@ -247,11 +281,11 @@ fn write_batch(
     pass: &Pass,
     evaluated: Evaluated,
 ) -> Result<Step, StoreError> {
-    let Some(rescoring) = still_wanted(transaction, pass, Some(evaluated.after_id))? else { return Ok(Step::Stopped) };
+    let Some(range) = still_wanted(transaction, pass, evaluated.after_id)? else { return Ok(Step::Stopped) };
     let workspace_id = pass.workspace_id;
     let Some(version) = transaction.active_model(workspace_id)? else {
         // No active version (none was ever activated): nothing to rescore with.
-        if rescoring.is_some() {
+        if range.is_some() {
             transaction.finish_rescoring(workspace_id, None, now_ms())?;
         }
         return Ok(Step::Finished);
@@ -279,21 +313,24 @@ fn write_batch(
     };
     let (as_read, afresh) = (context(evaluated.now), context(now));
     let mut earlier = evaluated.leads.into_iter().peekable();
+    // Leads still as read, saved together once the batch is gone through; each with the instant
+    // it was evaluated at, for a rollback's reverts.
+    let mut as_prepared: Vec<(LeadRow, Prepared)> = Vec::new();
+    let mut stored_as_prepared: Vec<StoredScores> = Vec::new();
+    let mut saved_afresh: Vec<(LeadRow, Vec<ScoreRow>)> = Vec::new();
     let mut queued = 0;
     for (row, stored) in current {
         while earlier.next_if(|e| e.read.id < row.id).is_some() {}
         let unchanged =
             earlier.next_if(|e| e.read.id == row.id).filter(|e| prepared_hold && e.read == row && e.stored == stored);
-        let (mut lead, rows, at) = match unchanged {
+        match unchanged {
             Some(EvaluatedLead { prepared: None, .. }) => continue,
-            Some(EvaluatedLead { mut lead, mut stored, prepared: Some(prepared), .. }) => {
+            Some(EvaluatedLead { lead, stored, prepared: Some(prepared), .. }) => {
                 // Ingestion's memory of the lead would be stale: it reads the lead again next
                 // time. The other leads it remembers stay valid, so rescoring writes beside it.
                 lead_cache.lock().forget(lead.id);
-                transaction.save_scored_lead(&prepared.write(&as_read, &lead), &mut stored)?;
-                let saved = prepared.saved(&mut lead);
-                queued += saved.queued;
-                (lead, saved.rows, evaluated.now)
+                as_prepared.push((lead, prepared));
+                stored_as_prepared.push(stored);
             }
             None => {
                 lead_cache.lock().forget(row.id);
@@ -308,28 +345,43 @@ fn write_batch(
                     &saving::Earlier::default(),
                 )?;
                 queued += saved.queued;
-                (lead, saved.rows, now)
+                saved_afresh.push((lead, saved.rows));
             }
-        };
-        if let Some(since) = pass.revert_automatic_since {
+        }
+    }
+    {
+        let writes: Vec<_> = as_prepared.iter().map(|(lead, prepared)| prepared.write(&as_read, lead)).collect();
+        let mut scored: Vec<_> = writes.iter().zip(stored_as_prepared.iter_mut()).collect();
+        transaction.save_scored_leads(&mut scored)?;
+    }
+    let mut written: Vec<(LeadRow, Vec<ScoreRow>, i64)> = Vec::with_capacity(as_prepared.len() + saved_afresh.len());
+    for (mut lead, prepared) in as_prepared {
+        let saved = prepared.saved(&mut lead);
+        queued += saved.queued;
+        written.push((lead, saved.rows, evaluated.now));
+    }
+    written.extend(saved_afresh.into_iter().map(|(lead, rows)| (lead, rows, now)));
+    if let Some(since) = pass.revert_automatic_since {
+        for (mut lead, rows, at) in written {
             queued += revert_automatic_mql(transaction, &model, &mut lead, &rows, since, &pass.cause, &hooks, at)?;
         }
     }
-    if let Some(rescoring) = rescoring {
-        transaction.record_rescoring_progress(workspace_id, evaluated.until, rescoring.done + leads)?;
+    if let Some(range) = range {
+        transaction.record_rescoring_progress(&range, evaluated.until, range.done + leads, now)?;
     }
     Ok(Step::Written { leads, queued })
 }
 
 /// The writer job after the last batch planned: the pass ends unless leads were added after
-/// `after_id` meanwhile; an activation's rescoring is recorded as finished.
+/// `after_id` (in its range) meanwhile; an activation's rescoring records its range as finished,
+/// and itself when that was its last.
 fn write_end(transaction: &dyn Transaction, pass: &Pass, after_id: i64) -> Result<Step, StoreError> {
-    let Some(rescoring) = still_wanted(transaction, pass, Some(after_id))? else { return Ok(Step::Stopped) };
-    if !transaction.lead_ids_after(pass.workspace_id, after_id, 1)?.is_empty() {
+    let Some(range) = still_wanted(transaction, pass, after_id)? else { return Ok(Step::Stopped) };
+    if transaction.lead_ids_after(pass.workspace_id, after_id, 1)?.first().is_some_and(|&id| id <= pass.until()) {
         return Ok(Step::More);
     }
-    if rescoring.is_some() {
-        transaction.finish_rescoring(pass.workspace_id, None, now_ms())?;
+    if let Some(range) = range {
+        transaction.finish_rescoring_range(&range, now_ms())?;
     }
     Ok(Step::Finished)
 }
@@ -340,14 +392,15 @@ enum Ended {
     Stopped,
 }
 
-/// Runs a pass over the workspace's leads after `after_id`, batch after batch, reading ahead;
-/// `progress` hears each batch written (its leads). A failed batch fails the pass, which can be
-/// run again from where it recorded its progress.
+/// Runs a pass over the workspace's leads after `after_id` up to its end ([`Pass::until`]),
+/// batch after batch, reading ahead; `progress` hears each batch written (the last lead id of its
+/// range, and its leads). A failed batch fails the pass, which can be run again from where it
+/// recorded its progress.
 async fn drive(
     state: &AppState,
     pass: Arc<Pass>,
     mut after_id: i64,
-    mut progress: impl FnMut(i64),
+    mut progress: impl FnMut(i64, i64),
 ) -> Result<Ended, StoreError> {
     let workspace_id = pass.workspace_id;
     let mut planned = after_id;
@@ -356,12 +409,14 @@ async fn drive(
     loop {
         while ahead.len() < READ_AHEAD && !exhausted {
             let from = planned;
-            let ids = state.storage.read(move |reads| reads.lead_ids_after(workspace_id, from, BATCH)).await?;
+            let mut ids = state.storage.read(move |reads| reads.lead_ids_after(workspace_id, from, BATCH)).await?;
+            let read = ids.len();
+            ids.retain(|&id| id <= pass.until());
             let Some(&until) = ids.last() else {
                 exhausted = true;
                 break;
             };
-            exhausted = ids.len() < BATCH as usize;
+            exhausted = read < BATCH as usize || ids.len() < read;
             planned = until;
             let (reader, models, pass) = (state.clone(), state.models.clone(), pass.clone());
             ahead.push_back(tokio::spawn(async move {
@@ -389,7 +444,7 @@ async fn drive(
         match step {
             Step::Written { leads, queued } => {
                 after_id = until;
-                progress(leads);
+                progress(until, leads);
                 if queued > 0 {
                     state.deliveries.notify_one();
                 }
@@ -449,30 +504,14 @@ pub fn start(state: &AppState, workspace_id: i64) {
     let state = state.clone();
     tokio::spawn(async move {
         loop {
-            // Instances sharing a database run a workspace's rescoring once: the first to ask
-            // holds it; the others leave it, and the scheduler's instance takes it over if the
-            // one running it stops (see `schedule`).
-            let exclusive = match state.storage.try_exclusive(format!("rescoring {workspace_id}")).await {
-                Ok(Some(exclusive)) => exclusive,
-                Ok(None) => {
-                    tracing::info!(workspace_id, "the rescoring runs in another instance");
-                    state.rescoring.release(workspace_id);
-                    return;
-                }
-                Err(error) => {
-                    tracing::error!(%error, workspace_id, "cannot tell whether another instance runs the rescoring; the scheduler tries again");
-                    state.rescoring.release(workspace_id);
-                    return;
-                }
-            };
-            run_job(&state, workspace_id).await;
-            drop(exclusive);
+            let ran = run_job(&state, workspace_id).await;
             state.rescoring.release(workspace_id);
             // An activation that committed while this job ended found it still claimed and left
-            // its rescoring to it: look once more, and run it if it is there.
+            // its rescoring to it: look once more, and run it if it is a new one. (A rescoring
+            // whose ranges other instances hold is theirs to end.)
             let unfinished = state.storage.rescoring(workspace_id).await;
-            let waiting = unfinished.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none()));
-            if !waiting || !state.rescoring.claim(workspace_id) {
+            let new = unfinished.is_ok_and(|r| r.is_some_and(|r| r.finished_at.is_none() && Some(r.started_at) != ran));
+            if !new || !state.rescoring.claim(workspace_id) {
                 break;
             }
         }
@@ -494,46 +533,100 @@ pub async fn resume(state: &AppState) -> Result<usize, StoreError> {
     Ok(unfinished.len())
 }
 
+/// Takes part, every [`JOIN_EVERY`], in the rescorings other instances on the same database
+/// began (an activation through another instance): each unfinished one is started here too, and
+/// takes the ranges nobody works on. Runs until aborted; with a store only this process writes,
+/// there is nobody else's to join.
+pub async fn join(state: AppState) {
+    if state.storage.sole_writer() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(JOIN_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // A read that fails is tried at the next tick (the scheduler logs storage failures).
+        if let Ok(unfinished) = state.storage.unfinished_rescorings().await {
+            for rescoring in unfinished {
+                start(&state, rescoring.workspace_id);
+            }
+        }
+    }
+}
+
 /// Failures in a row after which a rescoring gives up (with the error recorded).
 const ATTEMPTS: u32 = 5;
 
-/// Runs the workspace's stored rescoring to its end, each batch's transaction recording its
-/// progress. A batch that storage fails is tried again until storage is back; one that fails
-/// otherwise (a model that no longer compiles) is tried [`ATTEMPTS`] times, then the rescoring
-/// stops with its error.
-async fn run_job(state: &AppState, workspace_id: i64) {
+/// Takes part in the workspace's stored rescoring until no range of it is left to take: takes a
+/// range, goes through it (each batch's transaction recording its progress), takes the next. A
+/// batch that storage fails is tried again until storage is back; one that fails otherwise (a
+/// model that no longer compiles) is tried [`ATTEMPTS`] times, then the rescoring stops with its
+/// error. Answers the start of the last rescoring it took part in.
+async fn run_job(state: &AppState, workspace_id: i64) -> Option<i64> {
     let mut failures = 0;
+    let mut ran = None;
+    // The range this instance works on, as far as it got: kept over a failed batch.
+    let mut held: Option<RescoringRange> = None;
     loop {
         let rescoring = match state.storage.rescoring(workspace_id).await {
             Ok(Some(rescoring)) if rescoring.finished_at.is_none() => Ok(rescoring),
-            Ok(_) => return,
+            Ok(_) => return ran,
             Err(error) => Err(error),
         };
-        let outcome = match rescoring {
-            Ok(rescoring) => {
+        let range = match &rescoring {
+            Ok(rescoring) if ran != Some(rescoring.started_at) => {
+                // Another rescoring replaced the one this instance worked on.
+                ran = Some(rescoring.started_at);
+                held = None;
+                None
+            }
+            _ => held.take(),
+        };
+        let range = match (rescoring.as_ref(), range) {
+            (Ok(_), Some(range)) => Ok(Some(range)),
+            (Ok(_), None) => state.storage.claim_rescoring_range(workspace_id, now_ms()).await,
+            (Err(_), _) => Ok(None),
+        };
+        let outcome = match (rescoring, range) {
+            (Ok(_), Ok(None)) => return ran,
+            (Ok(rescoring), Ok(Some(range))) => {
                 let pass = Arc::new(Pass {
                     workspace_id,
                     cause: rescoring.cause.clone(),
                     history: History::EveryChange,
                     revert_automatic_since: rescoring.revert_automatic_since,
-                    rescoring_model_id: Some(rescoring.model_id),
+                    rescoring: Some(RescoringPart {
+                        model_id: rescoring.model_id,
+                        started_at: rescoring.started_at,
+                        range: range.clone(),
+                    }),
                 });
+                // This instance's view: the leads done as read, and those it does since.
                 let (mut done, total) = (rescoring.done, rescoring.total);
-                state.metrics.rescoring_planned.set(total);
-                drive(state, pass, rescoring.after_lead_id, |leads| {
+                state.metrics.rescoring_planned.set(total.max(done));
+                state.metrics.rescoring_done.set(done);
+                let mut progress = range.clone();
+                let outcome = drive(state, pass, range.after_lead_id, |until, leads| {
                     failures = 0;
                     done += leads;
+                    state.metrics.rescored_here.inc_by(leads.unsigned_abs());
+                    progress.after_lead_id = until;
+                    progress.done += leads;
                     state.metrics.rescoring_done.set(done);
                     state.metrics.rescoring_planned.set(total.max(done));
                 })
-                .await
+                .await;
+                if outcome.is_err() {
+                    held = Some(progress);
+                }
+                outcome
             }
-            Err(error) => Err(error),
+            (Err(error), _) | (_, Err(error)) => Err(error),
         };
         match outcome {
-            // A rescoring replaced by another (an activation at start) is run from its own start.
-            Ok(Ended::Stopped) => continue,
-            Ok(Ended::Finished) => return,
+            // The range is done, or another instance took it over (it found this one's claim run
+            // out), or the rescoring was replaced: on to what is left.
+            Ok(Ended::Stopped | Ended::Finished) => continue,
             Err(error) => {
                 failures += 1;
                 tracing::error!(%error, workspace_id, failures, "a rescoring batch failed");
@@ -549,7 +642,7 @@ async fn run_job(state: &AppState, workspace_id: i64) {
                     if let Err(error) = recorded {
                         tracing::error!(%error, workspace_id, "cannot record the rescoring's failure; it resumes at the next start");
                     }
-                    return;
+                    return ran;
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(2 << failures)).await;
             }
@@ -566,10 +659,10 @@ pub async fn run(state: &AppState, workspace_id: i64, cause: &str, history: Hist
         cause: cause.to_string(),
         history,
         revert_automatic_since: None,
-        rescoring_model_id: None,
+        rescoring: None,
     });
     let mut done = 0;
-    drive(state, pass, 0, |leads| done += leads as u64).await?;
+    drive(state, pass, 0, |_, leads| done += leads as u64).await?;
     Ok(done)
 }
 
@@ -724,7 +817,7 @@ mod tests {
             cause: "time".into(),
             history: History::EveryChange,
             revert_automatic_since: None,
-            rescoring_model_id: None,
+            rescoring: None,
         })
     }
 

@@ -10,7 +10,8 @@
 //!    there (a lead may be merged into a newer one);
 //! 3. every identity column's sequence, and `lead_ids`, set past the highest id copied (an erased
 //!    lead's too: its id is never given again);
-//! 4. the later migrations, which fill the funnel's count tables from the rows copied. SQLite's
+//! 4. the later migrations, which fill the funnel's count tables from the rows copied, then the
+//!    rows of the tables they made ([`LATER_TABLES`]) in place of what they derived. SQLite's
 //!    own count tables, its indexes kept as tables (`message_ids`, `lead_search`) and
 //!    PostgreSQL's generated columns are not copied: the target makes its own;
 //! 5. the check ([`check`]): row counts, every lead's scores, the funnel's counts against a
@@ -242,8 +243,6 @@ const TABLES: &[Table] = &[
             ("workspace_id", Int),
             ("model_id", Int),
             ("cause", Text),
-            ("after_lead_id", Int),
-            ("done", Int),
             ("total", Int),
             ("started_at", Int),
             ("finished_at", Int),
@@ -343,6 +342,27 @@ const TABLES: &[Table] = &[
         identity: true,
     },
 ];
+
+/// The tables a later migration made, copied after every migration ran: whatever rows the
+/// migrations derived from the tables copied before are replaced by the source's.
+const LATER_TABLES: &[Table] = &[Table {
+    name: "rescoring_ranges",
+    columns: &[
+        ("workspace_id", Int),
+        ("first_after", Int),
+        ("until_lead_id", Int),
+        ("after_lead_id", Int),
+        ("done", Int),
+        ("finished_at", Int),
+        ("claimed_until", Int),
+    ],
+    identity: false,
+}];
+
+/// Every table copied, in the order copied.
+fn all_tables() -> impl Iterator<Item = &'static Table> {
+    TABLES.iter().chain(LATER_TABLES)
+}
 
 /// Why a copy was refused or failed; nothing was committed to the target in any case.
 #[derive(Debug, thiserror::Error)]
@@ -450,6 +470,11 @@ fn copy_in_one_transaction(
     }
     set_sequences(&mut target)?;
     migrate::apply_through(&mut target, u32::MAX)?;
+    for table in LATER_TABLES {
+        target.execute(&format!("DELETE FROM {}", table.name), &[])?;
+        let rows = copy_table(source, &mut target, table, progress)?;
+        report.tables.push((table.name.to_string(), rows));
+    }
     report.checks = check(source, &mut target)?;
     target.commit()?;
     Ok(report)
@@ -458,7 +483,7 @@ fn copy_in_one_transaction(
 /// Refuses a database with leadscore's tables in it (and says which have rows): the copy makes
 /// the schema itself, so that the funnel's counts are filled from what it copied.
 fn refuse_a_target_in_use(client: &mut postgres::Client) -> Result<(), CopyError> {
-    let mut names: Vec<&str> = TABLES.iter().map(|table| table.name).collect();
+    let mut names: Vec<&str> = all_tables().map(|table| table.name).collect();
     names.push("schema_migrations");
     let present: Vec<String> = client
         .query(
@@ -593,7 +618,7 @@ fn check(
     target: &mut postgres::Transaction<'_>,
 ) -> Result<Vec<(String, u64)>, CopyError> {
     let mut checks = Vec::new();
-    for table in TABLES {
+    for table in all_tables() {
         let expected: i64 = source.query_row(&format!("SELECT count(*) FROM {}", table.name), [], |row| row.get(0))?;
         let found: i64 = target.query_one(&format!("SELECT count(*) FROM {}", table.name), &[])?.get(0);
         if expected != found {

@@ -53,6 +53,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(20, "history_terms", include_str!("migrations/0020_history_terms.sql")),
     sql(21, "outbox_claims", include_str!("migrations/0021_outbox_claims.sql")),
     sql(22, "cache_versions", include_str!("migrations/0022_cache_versions.sql")),
+    sql(23, "rescoring_ranges", include_str!("migrations/0023_rescoring_ranges.sql")),
 ];
 
 /// The migration from which deleted content is overwritten (`secure_delete`, see
@@ -525,5 +526,28 @@ mod tests {
         assert_eq!(crate::cache_versions::read(&connection).unwrap(), 0);
         assert!(crate::keys::revoke(&connection, 1, 1, 5).unwrap());
         assert_eq!(crate::cache_versions::read(&connection).unwrap(), 1);
+    }
+
+    /// Migration 23 makes each rescoring one range, where it got: a rescoring cut short before it
+    /// resumes from its last lead, and a finished one keeps its count.
+    #[test]
+    fn a_rescoring_begun_before_ranges_resumes_where_it_got() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        apply_through(&mut connection, 22).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0);
+                 INSERT INTO models (id, workspace_id, version, source, created_at) VALUES
+                     (1, 1, 1, '[scores.s]', 0), (2, 2, 1, '[scores.s]', 0);
+                 INSERT INTO rescorings (workspace_id, model_id, cause, after_lead_id, done, total, started_at, finished_at)
+                     VALUES (1, 1, 'model v1', 41, 7, 10, 0, NULL), (2, 2, 'model v1', 90, 3, 3, 0, 5);",
+            )
+            .unwrap();
+        apply(&mut connection).unwrap();
+        let running = crate::rescorings::claim(&connection, 1, 10).unwrap().unwrap();
+        assert_eq!((running.first_after, running.until, running.after_lead_id), (0, i64::MAX, 41));
+        assert_eq!(crate::rescorings::get(&connection, 1).unwrap().map(|r| (r.done, r.total)), Some((7, 10)));
+        assert_eq!(crate::rescorings::claim(&connection, 2, 10).unwrap(), None, "finished");
+        assert_eq!(crate::rescorings::get(&connection, 2).unwrap().map(|r| r.done), Some(3));
     }
 }

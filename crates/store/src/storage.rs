@@ -42,7 +42,7 @@ use crate::leads::{Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
 use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrigin, RolledBack};
 use crate::overrides::{NewOverride, ScoreOverride};
 use crate::predictive::{LabelledLead, Origin as PredictiveOrigin, PredictiveVersion, Summary};
-use crate::rescorings::{IfRunning, Rescoring};
+use crate::rescorings::{IfRunning, Rescoring, RescoringRange};
 use crate::retention::Retention;
 use crate::scores::{History, HistoryEntry, HistoryTerms, ScoreRow, StoredScores};
 use crate::sessions::{Opened, Session};
@@ -239,8 +239,21 @@ pub trait Transaction: Reads {
     /// Records the start of a rescoring of every lead of the workspace (see
     /// [`crate::rescorings::begin`]).
     fn begin_rescoring(&self, rescoring: &NewRescoring<'_>, now: i64) -> Result<(), StoreError>;
-    /// Records that a rescoring has done the leads up to `after_lead_id`, `done` in all.
-    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError>;
+    /// A range of the workspace's rescoring as stored now, kept from other writers until the
+    /// transaction ends (see [`crate::rescorings`]): a batch reads it before it writes.
+    fn lock_rescoring_range(&self, workspace_id: i64, first_after: i64) -> Result<Option<RescoringRange>, StoreError>;
+    /// Records that a rescoring's range has done its leads up to `after_lead_id`, `done` in the
+    /// range, and renews the range's claim.
+    fn record_rescoring_progress(
+        &self,
+        range: &RescoringRange,
+        after_lead_id: i64,
+        done: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Records that a rescoring's range is done, and the rescoring too when it was its last range;
+    /// answers whether it was.
+    fn finish_rescoring_range(&self, range: &RescoringRange, now: i64) -> Result<bool, StoreError>;
     /// Records the end of the workspace's rescoring, with the error that stopped it, if any.
     fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError>;
 
@@ -264,6 +277,14 @@ pub trait Transaction: Reads {
     /// call: its row, its scores over `stored` (brought up to date) and their history, its
     /// automatic stage move and its webhook notifications.
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError>;
+    /// Saves several leads as [`Transaction::save_scored_lead`] saves each, where the store can in
+    /// fewer statements (a rescoring's batch).
+    fn save_scored_leads(&self, scored: &mut [(&ScoredLeadWrite<'_>, &mut StoredScores)]) -> Result<(), StoreError> {
+        for (write, stored) in scored.iter_mut() {
+            self.save_scored_lead(write, stored)?;
+        }
+        Ok(())
+    }
     /// Moves a lead to a stage, recording the change.
     fn set_stage(&self, lead_id: i64, change: &StageChange) -> Result<(), StoreError>;
     /// Stores an override in force, lifting the one it replaces (see
@@ -485,6 +506,9 @@ pub trait Storage: Send + Sync {
     fn unfinished_rescorings(&self) -> StorageFuture<'_, Vec<Rescoring>>;
     /// Records the end of the workspace's rescoring with the error that stopped it, if any.
     fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()>;
+    /// Takes a range of the workspace's rescoring that no other instance works on, for a while
+    /// renewed by each batch it writes (see [`crate::rescorings`]); `None` when none is left.
+    fn claim_rescoring_range(&self, workspace_id: i64, now: i64) -> StorageFuture<'_, Option<RescoringRange>>;
     /// The workspaces that have an active model, in id order: those the scheduler rescores.
     fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>>;
     /// Claims the notifications to send now (each webhook's share, soonest due first) until the

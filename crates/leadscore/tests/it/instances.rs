@@ -230,3 +230,66 @@ fn a_key_revoked_or_made_anywhere_reaches_every_instance_within_a_second() {
         "the other instance does not allow the new browser key's origin"
     );
 }
+
+/// A rescoring after an activation through one instance is shared with the other: each takes
+/// ranges of the leads, together they go through every lead once, and every lead ends with the
+/// new version's score.
+#[test]
+fn a_rescoring_is_shared_between_the_instances() {
+    let Some(Instances { dir: _dir, admin, ingest, read, one, two }) = Instances::start() else { return };
+    assert_eq!(one.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    // Enough leads for several ranges (about 2,000 leads each), so that the other instance finds
+    // some left when it joins, within a second.
+    const LEADS: usize = 10_000;
+    let batches: Vec<serde_json::Value> = (0..LEADS / 500)
+        .map(|b| {
+            let messages: Vec<_> = (b * 500..(b + 1) * 500)
+                .map(|n| json!({"type": "track", "userId": format!("u{n}"), "event": "page_view", "messageId": format!("m{n}")}))
+                .collect();
+            json!({ "batch": messages })
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for (n, batch) in batches.iter().enumerate() {
+            let (server, ingest) = ([&one, &two][n % 2], ingest.clone());
+            scope.spawn(move || {
+                let answer = server.post_json("/v1/batch", &ingest, batch);
+                assert_eq!(answer.status, 200, "{}", answer.body);
+            });
+        }
+    });
+    let before = |server: &Server| rescored_here(server);
+    let (one_before, two_before) = (before(&one), before(&two));
+
+    // Page views worth 3 points each in the new version.
+    let tripled = COUNTING_MODEL.replace("points = 1", "points = 3");
+    assert_ne!(tripled, COUNTING_MODEL);
+    let uploaded = one.post_text("/api/models", &admin, &tripled);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let version = uploaded.json()["version"].as_i64().unwrap();
+    let activated = one.post_text(&format!("/api/models/{version}/activate"), &admin, "");
+    assert_eq!(activated.status, 202, "{}", activated.body);
+    let models = wait_for_rescoring(&one, &read);
+    assert_eq!(models["rescoring"]["done"], LEADS, "{models}");
+    assert_eq!(models["rescoring"]["total"], LEADS, "{models}");
+
+    let (by_one, by_two) = (rescored_here(&one) - one_before, rescored_here(&two) - two_before);
+    assert_eq!(by_one + by_two, LEADS as u64, "every lead once: {by_one} by one, {by_two} by two");
+    assert!(by_one > 0 && by_two > 0, "both took part: {by_one} by one, {by_two} by two");
+    for n in (0..LEADS).step_by(997) {
+        let lead = two.get(&format!("/api/leads/u{n}"), &read).json();
+        assert_eq!(lead["scores"]["activity"]["value"], 3.0, "u{n}: {lead}");
+    }
+}
+
+/// The leads an instance went through in rescorings, from its metrics.
+fn rescored_here(server: &Server) -> u64 {
+    let metrics = request(&server.address, "GET", "/metrics", &[], b"").body;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("leadscore_rescoring_leads_rescored_here_total "))
+        .unwrap_or_else(|| panic!("no rescoring counter in {metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "funnel_counts", include_str!("migrations/0002_funnel_counts.sql")),
     (3, "cache_versions", include_str!("migrations/0003_cache_versions.sql")),
     (4, "funnel_counts_appended", include_str!("migrations/0004_funnel_counts_appended.sql")),
+    (5, "rescoring_ranges", include_str!("migrations/0005_rescoring_ranges.sql")),
 ];
 
 /// Any number that no other application takes advisory locks with on the same database.
@@ -116,6 +117,31 @@ mod tests {
             versions(&mut client),
             MIGRATIONS.iter().map(|(version, _, _)| i64::from(*version)).collect::<Vec<_>>()
         );
+    }
+
+    /// Migration 5 makes each rescoring one range, where it got (as SQLite's 23).
+    #[test]
+    fn a_rescoring_begun_before_ranges_resumes_where_it_got() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+        let mut transaction = client.transaction().unwrap();
+        apply_through(&mut transaction, 4).unwrap();
+        transaction
+            .batch_execute(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'a', 0);
+                 INSERT INTO models (id, workspace_id, version, source, created_at) VALUES (1, 1, 1, '[scores.s]', 0);
+                 INSERT INTO rescorings (workspace_id, model_id, cause, after_lead_id, done, total, started_at)
+                     VALUES (1, 1, 'model v1', 41, 7, 10, 0);",
+            )
+            .unwrap();
+        apply_through(&mut transaction, u32::MAX).unwrap();
+        transaction.commit().unwrap();
+        let mut connection = crate::postgres::tx::Connection::new(client);
+        let mut t = connection.transaction().unwrap();
+        let range = crate::postgres::rescorings::claim(&mut t, 1).unwrap().unwrap();
+        assert_eq!((range.first_after, range.until, range.after_lead_id), (0, i64::MAX, 41));
+        let rescoring = crate::postgres::rescorings::get(&mut t, 1).unwrap().unwrap();
+        assert_eq!((rescoring.done, rescoring.total), (7, 10));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::models::{Activation, ListedVersion, ModelVersion, Origin as ModelOrig
 use crate::overrides::{NewOverride, ScoreOverride};
 use crate::postgres::{self as pg, PgStore, Tx};
 use crate::predictive::{LabelledLead, PredictiveVersion, Summary};
-use crate::rescorings::Rescoring;
+use crate::rescorings::{Rescoring, RescoringRange};
 use crate::retention::Retention;
 use crate::scores::{HistoryEntry, StoredScores};
 use crate::sessions::{Opened, Session};
@@ -374,8 +374,23 @@ impl Transaction for PgTransaction<'_, '_> {
         )
     }
 
-    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
-        pg::rescorings::advance(&mut self.c(), workspace_id, after_lead_id, done)
+    fn lock_rescoring_range(&self, workspace_id: i64, first_after: i64) -> Result<Option<RescoringRange>, StoreError> {
+        pg::rescorings::range_for_update(&mut self.c(), workspace_id, first_after)
+    }
+
+    fn record_rescoring_progress(
+        &self,
+        range: &RescoringRange,
+        after_lead_id: i64,
+        done: i64,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        // The lease is renewed in the database's clock.
+        pg::rescorings::advance(&mut self.c(), range, after_lead_id, done)
+    }
+
+    fn finish_rescoring_range(&self, range: &RescoringRange, now: i64) -> Result<bool, StoreError> {
+        pg::rescorings::finish_range(&mut self.c(), range, now)
     }
 
     fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
@@ -452,6 +467,13 @@ impl Transaction for PgTransaction<'_, '_> {
 
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
         save_scored(&mut self.c(), write, stored, write.lead.last_event_id)
+    }
+
+    fn save_scored_leads(&self, scored: &mut [(&ScoredLeadWrite<'_>, &mut StoredScores)]) -> Result<(), StoreError> {
+        save_scores(&mut self.c(), scored)?;
+        let rows: Vec<(&LeadRow, Option<i64>)> =
+            scored.iter().map(|(write, _)| (write.lead, write.lead.last_event_id)).collect();
+        pg::leads::save_all_with_newest_event(&mut self.c(), &rows)
     }
 
     fn erase_lead(
@@ -604,6 +626,11 @@ impl Storage for PgStore {
 
     fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()> {
         Box::pin(self.write(move |connection| pg::rescorings::finish(connection, workspace_id, error.as_deref(), now)))
+    }
+
+    fn claim_rescoring_range(&self, workspace_id: i64, _now: i64) -> StorageFuture<'_, Option<RescoringRange>> {
+        // Leased in the database's clock.
+        Box::pin(self.write(move |connection| pg::rescorings::claim(connection, workspace_id)))
     }
 
     fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>> {

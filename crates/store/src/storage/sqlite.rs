@@ -15,7 +15,7 @@ use crate::leads::{self, Filter, LeadLinks, LeadRow, ListedLead, Order, Page};
 use crate::models::{self, Activation, ListedVersion, ModelVersion, RolledBack};
 use crate::overrides::{self, NewOverride, ScoreOverride};
 use crate::predictive::{self, LabelledLead, PredictiveVersion, Summary};
-use crate::rescorings::{self, Rescoring};
+use crate::rescorings::{self, Rescoring, RescoringRange};
 use crate::retention::{self, Retention};
 use crate::scores::{self, HistoryEntry, StoredScores};
 use crate::sessions::{self, Opened, Session};
@@ -350,8 +350,23 @@ impl Transaction for Connection {
         )
     }
 
-    fn record_rescoring_progress(&self, workspace_id: i64, after_lead_id: i64, done: i64) -> Result<(), StoreError> {
-        rescorings::advance(self, workspace_id, after_lead_id, done)
+    fn lock_rescoring_range(&self, workspace_id: i64, first_after: i64) -> Result<Option<RescoringRange>, StoreError> {
+        // The writer's transaction keeps every row from other writers.
+        rescorings::range(self, workspace_id, first_after)
+    }
+
+    fn record_rescoring_progress(
+        &self,
+        range: &RescoringRange,
+        after_lead_id: i64,
+        done: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        rescorings::advance(self, range, after_lead_id, done, now)
+    }
+
+    fn finish_rescoring_range(&self, range: &RescoringRange, now: i64) -> Result<bool, StoreError> {
+        rescorings::finish_range(self, range, now)
     }
 
     fn finish_rescoring(&self, workspace_id: i64, error: Option<&str>, now: i64) -> Result<(), StoreError> {
@@ -521,6 +536,11 @@ impl Storage for Store {
 
     fn finish_rescoring(&self, workspace_id: i64, error: Option<String>, now: i64) -> StorageFuture<'_, ()> {
         Box::pin(self.write(move |connection| rescorings::finish(connection, workspace_id, error.as_deref(), now)))
+    }
+
+    fn claim_rescoring_range(&self, workspace_id: i64, now: i64) -> StorageFuture<'_, Option<RescoringRange>> {
+        // A claim touches no lead: the writer's cache of leads stays valid.
+        Box::pin(self.write_beside_caches(move |connection| rescorings::claim(connection, workspace_id, now)))
     }
 
     fn workspaces_with_active_model(&self) -> StorageFuture<'_, Vec<i64>> {
