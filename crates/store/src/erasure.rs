@@ -79,22 +79,30 @@ fn known_salt(connection: &Connection, workspace_id: i64) -> Result<Option<Vec<u
         .optional()?)
 }
 
-/// The hash an identifier is listed by; `None` for a blank one.
+/// The hash an identifier is listed by: SHA-256 of the salt, the kind, a zero byte and the
+/// [`normalised`] value; `None` for a blank one. (PostgreSQL's store computes the same in SQL,
+/// from the normalised value, see `postgres::ingestion`.)
 pub(crate) fn hash(salt: &[u8], kind: IdentifierKind, value: &str) -> Option<Vec<u8>> {
-    let value = value.trim();
-    if value.is_empty() {
-        return None;
-    }
-    let normalised = match kind {
-        IdentifierKind::Email => value.to_lowercase(),
-        _ => value.to_string(),
-    };
+    let normalised = normalised(kind, value)?;
     let mut hasher = Sha256::new();
     hasher.update(salt);
     hasher.update(kind.as_str().as_bytes());
     hasher.update([0]);
     hasher.update(normalised.as_bytes());
     Some(hasher.finalize().to_vec())
+}
+
+/// An identifier as it is hashed: trimmed, an e-mail address in lower case; `None` for a blank
+/// one.
+pub(crate) fn normalised(kind: IdentifierKind, value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    Some(match kind {
+        IdentifierKind::Email => value.to_lowercase(),
+        _ => value.to_string(),
+    })
 }
 
 /// Erases the lead `lead_id` of the workspace (and the leads merged into it) and lists its

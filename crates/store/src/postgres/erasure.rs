@@ -63,42 +63,15 @@ fn salt(connection: &mut Tx<'_>, workspace_id: i64) -> Result<Vec<u8>, StoreErro
         .ok_or_else(|| StoreError::Corrupt(format!("the erasure salt of workspace {workspace_id} is missing")))
 }
 
-/// Which of `identifiers` are on the workspace's suppression list (by position). One lookup of
-/// the list when it is empty, which is the usual case, and one more for all of them otherwise.
+/// Whether each identifier is on the workspace's suppression list, in order; as an ingestion
+/// reads it (with its other reads, [`crate::postgres::ingestion::after_locks`]).
+#[cfg(test)]
 pub(crate) fn suppressed(
     connection: &mut Tx<'_>,
     workspace_id: i64,
     identifiers: &[(IdentifierKind, &str)],
 ) -> Result<Vec<bool>, StoreError> {
-    let mut listed = vec![false; identifiers.len()];
-    if identifiers.is_empty() {
-        return Ok(listed);
-    }
-    // The salt, only when the list has an entry: no row when nothing was ever erased or every
-    // erasure was lifted.
-    let salt: Option<Vec<u8>> = connection
-        .query_opt(
-            "SELECT salt FROM erasure_salts
-             WHERE workspace_id = $1 AND EXISTS (SELECT 1 FROM suppressions WHERE workspace_id = $1)",
-            &[&workspace_id],
-        )?
-        .map(|row| row.try_get(0))
-        .transpose()?;
-    let Some(salt) = salt else { return Ok(listed) };
-    let hashes: Vec<Option<Vec<u8>>> = identifiers.iter().map(|(kind, value)| hash(&salt, *kind, value)).collect();
-    let asked: Vec<&Vec<u8>> = hashes.iter().flatten().collect();
-    if asked.is_empty() {
-        return Ok(listed);
-    }
-    let found: BTreeSet<Vec<u8>> = connection
-        .query("SELECT hash FROM suppressions WHERE workspace_id = $1 AND hash = ANY($2)", &[&workspace_id, &asked])?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
-    for (hash, listed) in hashes.iter().zip(listed.iter_mut()) {
-        *listed = hash.as_ref().is_some_and(|hash| found.contains(hash));
-    }
-    Ok(listed)
+    Ok(crate::postgres::ingestion::after_locks(connection, workspace_id, &[], &[], identifiers)?.suppressed)
 }
 
 /// An erasure's columns as [`from_row`] reads them, with how many identifiers it keeps listed.

@@ -15,7 +15,9 @@
 //!   ([`append_all`], which is SQLite's `append` for every event of a request), their ids taken
 //!   from the table's sequence first so that each links to the one before it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+#[cfg(test)]
+use std::collections::HashSet;
 
 use crate::StoreError;
 use crate::events::*;
@@ -71,20 +73,15 @@ pub(crate) fn of_leads(connection: &mut Tx<'_>, leads: &[&LeadRow]) -> Result<Ve
     Ok(found)
 }
 
-/// Those of `message_ids` the workspace already has, in one query.
+/// Those of `message_ids` the workspace has stored; as an ingestion reads them (with its other
+/// reads, [`crate::postgres::ingestion::after_locks`]).
+#[cfg(test)]
 pub(crate) fn stored_message_ids(
     connection: &mut Tx<'_>,
     workspace_id: i64,
     message_ids: &[&str],
 ) -> Result<HashSet<String>, StoreError> {
-    if message_ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows = connection.query(
-        "SELECT message_id FROM events WHERE workspace_id = $1 AND message_id = ANY($2)",
-        &[&workspace_id, &message_ids],
-    )?;
-    Ok(rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
+    Ok(crate::postgres::ingestion::after_locks(connection, workspace_id, &[], message_ids, &[])?.stored_message_ids)
 }
 
 /// Every event of a lead, oldest first (for rebuilding its state): the events linked back from

@@ -227,6 +227,13 @@ pub(crate) type AnonymousLinks = Vec<(String, i64)>;
 /// order, each locked until the transaction ends: another instance ingesting for the same lead
 /// waits for this one, and then reads what it wrote. With the leads the anonymous ids lead to
 /// (which may have moved while the locks were awaited).
+///
+/// The identities no lead has yet are then locked ([`lock_identities`]) and looked up again: a
+/// request that held one of them may have created its lead meanwhile. An identity that has a lead
+/// (most requests' only kind) needs no lock of its own: its lead's row lock orders the requests.
+/// Rows are locked before identities in every request, so two never wait for each other in a
+/// cycle, but for a lead found only by the second lookup: should that deadlock with another
+/// ingestion, PostgreSQL undoes one of them, which fails as unavailable and may be sent again.
 pub(crate) fn lock_for_ingestion(
     connection: &mut Tx<'_>,
     workspace_id: i64,
@@ -236,7 +243,35 @@ pub(crate) fn lock_for_ingestion(
     if user_ids.is_empty() && anonymous_ids.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    lock_identities(connection, workspace_id, user_ids, anonymous_ids)?;
+    let (mut leads, mut links) = lock_leads_of(connection, workspace_id, user_ids, anonymous_ids)?;
+    let found_user = |id: &str, leads: &[LeadRow]| leads.iter().any(|lead| lead.user_id.as_deref() == Some(id));
+    let found_anonymous = |id: &str, links: &AnonymousLinks| links.iter().any(|(linked, _)| linked == id);
+    let new_users: Vec<&str> = user_ids.iter().copied().filter(|id| !found_user(id, &leads)).collect();
+    let new_anonymous: Vec<&str> = anonymous_ids.iter().copied().filter(|id| !found_anonymous(id, &links)).collect();
+    if new_users.is_empty() && new_anonymous.is_empty() {
+        return Ok((leads, links));
+    }
+    lock_identities(connection, workspace_id, &new_users, &new_anonymous)?;
+    let (created, created_links) = lock_leads_of(connection, workspace_id, &new_users, &new_anonymous)?;
+    for lead in created {
+        if !leads.iter().any(|known| known.id == lead.id) {
+            leads.push(lead);
+        }
+    }
+    leads.sort_by_key(|lead| lead.id);
+    // Of identities that had no link: none is there twice.
+    links.extend(created_links);
+    Ok((leads, links))
+}
+
+/// The leads of the user ids and anonymous ids (merged ones left out), locked in id order, with
+/// the lead each anonymous id leads to, read once the locks are held.
+fn lock_leads_of(
+    connection: &mut Tx<'_>,
+    workspace_id: i64,
+    user_ids: &[&str],
+    anonymous_ids: &[&str],
+) -> Result<(Vec<LeadRow>, AnonymousLinks), StoreError> {
     let mut leads: Vec<LeadRow> = connection
         .query(&lock_statement(), &[&workspace_id, &user_ids, &anonymous_ids])?
         .iter()
@@ -293,8 +328,9 @@ fn lock_statement() -> String {
 /// the unique user id and be run again; under a burst of new users that was most requests.
 ///
 /// Transaction-level advisory locks, one per identity (its hash: two identities sharing one only
-/// wait for each other), taken in the order of their keys in one statement, before any row lock:
-/// two requests never wait for each other's identities in a cycle. Each is an entry of
+/// wait for each other), taken in the order of their keys in one statement, after the rows of the
+/// leads found (see [`lock_for_ingestion`]): two requests never wait for each other's identities
+/// in a cycle. Each is an entry of
 /// PostgreSQL's lock table (`max_locks_per_transaction`, 64 per connection by default, shared),
 /// which holds requests of a few hundred distinct identities at once; a batch of thousands of
 /// identities may need it raised.

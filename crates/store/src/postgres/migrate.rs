@@ -13,6 +13,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "cache_versions", include_str!("migrations/0003_cache_versions.sql")),
     (4, "funnel_counts_appended", include_str!("migrations/0004_funnel_counts_appended.sql")),
     (5, "rescoring_ranges", include_str!("migrations/0005_rescoring_ranges.sql")),
+    (6, "workspace_versions", include_str!("migrations/0006_workspace_versions.sql")),
 ];
 
 /// Any number that no other application takes advisory locks with on the same database.

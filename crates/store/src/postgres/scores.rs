@@ -14,36 +14,56 @@ use crate::StoreError;
 use crate::postgres::tx::Tx;
 use crate::scores::*;
 
+/// The columns [`stored_row`] reads, of `lead_scores s` and `score_overrides o`.
+macro_rules! stored_score_columns {
+    () => {
+        "s.score, s.value, s.tier, s.model_id, s.evaluated_at, s.history_id, s.override_id,
+         o.value, o.tier, s.computed_value, s.computed_tier, s.lead_id"
+    };
+}
+/// The tables [`stored_score_columns`] reads.
+macro_rules! stored_scores_from {
+    () => {
+        "FROM lead_scores s LEFT JOIN score_overrides o ON o.id = s.override_id"
+    };
+}
+pub(crate) use {stored_score_columns, stored_scores_from};
+
 /// A current score with the override in force on it: the override's own row is read only for
 /// the few scores that name one.
-const STORED_SCORES: &str = "SELECT s.score, s.value, s.tier, s.model_id, s.evaluated_at, s.history_id, s.override_id,
-        o.value, o.tier, s.computed_value, s.computed_tier, s.lead_id
-    FROM lead_scores s LEFT JOIN score_overrides o ON o.id = s.override_id";
+pub(crate) const STORED_SCORES: &str = concat!("SELECT ", stored_score_columns!(), " ", stored_scores_from!());
 
+/// A row of [`STORED_SCORES`].
 fn stored_row(row: &postgres::Row) -> Result<(ScoreRow, Option<i64>), StoreError> {
-    let override_id: Option<i64> = row.try_get(6)?;
+    stored_row_at(row, 0)
+}
+
+/// The columns of [`STORED_SCORES`] from the row's column `at` on (`postgres::ingestion` reads
+/// them among others).
+pub(crate) fn stored_row_at(row: &postgres::Row, at: usize) -> Result<(ScoreRow, Option<i64>), StoreError> {
+    let override_id: Option<i64> = row.try_get(at + 6)?;
     let overridden = match override_id {
         Some(id) => Some(Overridden {
             id,
-            value: row.try_get(7)?,
-            tier: row.try_get(8)?,
-            computed_value: match row.try_get::<_, Option<f64>>(9)? {
+            value: row.try_get(at + 7)?,
+            tier: row.try_get(at + 8)?,
+            computed_value: match row.try_get::<_, Option<f64>>(at + 9)? {
                 Some(value) => value,
-                None => row.try_get(1)?,
+                None => row.try_get(at + 1)?,
             },
-            computed_tier: row.try_get(10)?,
+            computed_tier: row.try_get(at + 10)?,
         }),
         None => None,
     };
     let score = ScoreRow {
-        score: row.try_get(0)?,
-        value: row.try_get(1)?,
-        tier: row.try_get(2)?,
-        model_id: row.try_get(3)?,
-        evaluated_at: row.try_get(4)?,
+        score: row.try_get(at)?,
+        value: row.try_get(at + 1)?,
+        tier: row.try_get(at + 2)?,
+        model_id: row.try_get(at + 3)?,
+        evaluated_at: row.try_get(at + 4)?,
         overridden,
     };
-    Ok((score, row.try_get(5)?))
+    Ok((score, row.try_get(at + 5)?))
 }
 
 /// The current scores of each of `lead_ids` (ascending), in their order, in one query.

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use postgres::types::{ToSql, Type};
 use postgres::{Row, Statement};
 
+use crate::postgres::ingestion::Remembered;
+
 /// Statements kept prepared on one connection, by their text. A statement built with values in
 /// its text (rare: the store passes values as parameters) takes an entry of its own; at
 /// [`Statements::LIMIT`] entries the map starts afresh.
@@ -27,20 +29,22 @@ impl Statements {
     const LIMIT: usize = 512;
 }
 
-/// A connection and the statements prepared on it: what a worker (or a test) keeps.
+/// A connection, the statements prepared on it and what its ingestions remember of each
+/// workspace: what a worker (or a test) keeps.
 pub(crate) struct Connection {
     pub(crate) client: postgres::Client,
     statements: Statements,
+    remembered: Remembered,
 }
 
 impl Connection {
     pub(crate) fn new(client: postgres::Client) -> Connection {
-        Connection { client, statements: Statements::default() }
+        Connection { client, statements: Statements::default(), remembered: Remembered::default() }
     }
 
     /// A transaction with the connection's default settings.
     pub(crate) fn transaction(&mut self) -> Result<Tx<'_>, postgres::Error> {
-        Ok(Tx { inner: self.client.transaction()?, statements: &mut self.statements })
+        Ok(Tx { inner: self.client.transaction()?, statements: &mut self.statements, remembered: &mut self.remembered })
     }
 
     /// A transaction begun by `builder`'s settings (isolation, read-only).
@@ -49,7 +53,7 @@ impl Connection {
         configure: impl FnOnce(postgres::TransactionBuilder<'_>) -> postgres::TransactionBuilder<'_>,
     ) -> Result<Tx<'_>, postgres::Error> {
         let inner = configure(self.client.build_transaction()).start()?;
-        Ok(Tx { inner, statements: &mut self.statements })
+        Ok(Tx { inner, statements: &mut self.statements, remembered: &mut self.remembered })
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -76,9 +80,16 @@ impl std::ops::DerefMut for Connection {
 pub(crate) struct Tx<'a> {
     inner: postgres::Transaction<'a>,
     statements: &'a mut Statements,
+    remembered: &'a mut Remembered,
 }
 
 impl<'a> Tx<'a> {
+    /// What the connection's ingestions remember of each workspace (see
+    /// [`crate::postgres::ingestion`]).
+    pub(crate) fn remembered(&mut self) -> &mut Remembered {
+        self.remembered
+    }
+
     /// The statement of `sql`, prepared on this connection (now, if it was not).
     fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
         if let Some(statement) = self.statements.by_sql.get(sql) {
@@ -154,7 +165,11 @@ impl<'a> Tx<'a> {
     /// A savepoint: undone alone when dropped without [`Tx::commit`].
     #[cfg(test)]
     pub(crate) fn transaction(&mut self) -> Result<Tx<'_>, postgres::Error> {
-        Ok(Tx { inner: self.inner.transaction()?, statements: &mut *self.statements })
+        Ok(Tx {
+            inner: self.inner.transaction()?,
+            statements: &mut *self.statements,
+            remembered: &mut *self.remembered,
+        })
     }
 
     pub(crate) fn commit(self) -> Result<(), postgres::Error> {

@@ -164,15 +164,20 @@ impl Reads for PgTransaction<'_, '_> {
     /// waits, then reads what this one wrote.
     fn ingestion_snapshot(&self, lookup: &IngestionLookup<'_>) -> Result<IngestionSnapshot, StoreError> {
         let workspace_id = lookup.workspace_id;
-        // One statement each: a borrow of the transaction lasts to the end of its statement.
-        let active_model = pg::models::active(&mut self.c(), workspace_id)?;
-        let webhooks = pg::webhooks::list(&mut self.c(), workspace_id)?;
-        let mut snapshot = IngestionSnapshot { active_model, webhooks, ..IngestionSnapshot::default() };
         let (leads, links) =
             pg::leads::lock_for_ingestion(&mut self.c(), workspace_id, &lookup.user_ids, &lookup.anonymous_ids)?;
         // Read once the leads are locked: an ingestion that held one of them has committed its
         // events by now, and a message it stored reads as stored here.
-        snapshot.stored_message_ids = pg::events::stored_message_ids(&mut self.c(), workspace_id, &lookup.message_ids)?;
+        let ids: Vec<i64> = leads.iter().map(|lead| lead.id).collect();
+        let read =
+            pg::ingestion::after_locks(&mut self.c(), workspace_id, &ids, &lookup.message_ids, &lookup.identifiers)?;
+        let settings = pg::ingestion::settings(&mut self.c(), workspace_id, read.workspace_version)?;
+        let mut snapshot = IngestionSnapshot {
+            active_model: settings.active_model,
+            webhooks: settings.webhooks,
+            stored_message_ids: read.stored_message_ids,
+            ..IngestionSnapshot::default()
+        };
         let asked: std::collections::HashSet<&str> = lookup.user_ids.iter().copied().collect();
         snapshot.by_user_id = leads
             .iter()
@@ -181,15 +186,12 @@ impl Reads for PgTransaction<'_, '_> {
             })
             .collect();
         snapshot.by_anonymous_id = links.into_iter().collect();
-        let ids: Vec<i64> = leads.iter().map(|lead| lead.id).collect();
-        let scores = pg::scores::stored_of(&mut self.c(), &ids)?;
-        snapshot.leads = leads.into_iter().zip(scores).map(|(lead, scores)| (lead.id, (lead, scores))).collect();
+        snapshot.leads = leads.into_iter().zip(read.scores).map(|(lead, scores)| (lead.id, (lead, scores))).collect();
         snapshot.next_lead_id = pg::leads::reserve_ids(&mut self.c(), new_leads_at_most(lookup, &snapshot))?;
-        let listed = pg::erasure::suppressed(&mut self.c(), workspace_id, &lookup.identifiers)?;
         snapshot.suppressed = lookup
             .identifiers
             .iter()
-            .zip(listed)
+            .zip(read.suppressed)
             .filter(|(_, listed)| *listed)
             .map(|((kind, value), _)| (*kind, value.to_string()))
             .collect();
