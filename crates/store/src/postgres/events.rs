@@ -8,12 +8,13 @@
 //! - **Message ids.** Idempotency comes from the unique index `events (workspace_id, message_id)`:
 //!   an event whose message id is stored already is not inserted (`ON CONFLICT DO NOTHING`; an
 //!   insert of a message id another transaction is storing waits for it, and inserts only if that
-//!   one is undone), and [`stored_message_ids`] reads the index. SQLite keeps the message ids in a table of their own
+//!   one is undone), and an ingestion reads the index (`postgres::ingestion`). SQLite keeps the message ids in a table of their own
 //!   and in memory, for its single writer; here another instance may store a message id at any
 //!   time, and only the index knows.
 //! - **Several events at once.** An ingestion's events are inserted in one statement
-//!   ([`append_all`], which is SQLite's `append` for every event of a request), their ids taken
-//!   from the table's sequence first so that each links to the one before it.
+//!   ([`append_saving_rows`], which is SQLite's `append` for every event of a request), their ids
+//!   taken from the table's sequence first so that each links to the one before it; the same
+//!   statement saves the leads' rows.
 
 use std::collections::HashMap;
 #[cfg(test)]
@@ -144,12 +145,24 @@ pub(crate) struct LeadEvents<'e, 'a> {
 /// another transaction stored meanwhile are not stored again, and are answered instead (their
 /// events are left out, and the links would skip them: the caller, which read them as new, must
 /// give up its transaction).
+#[cfg(test)]
 pub(crate) fn append_all(
     connection: &mut Tx<'_>,
     leads: &[LeadEvents<'_, '_>],
 ) -> Result<(Vec<Option<i64>>, Vec<String>), StoreError> {
+    append_saving_rows(connection, leads, &[])
+}
+
+/// [`append_all`], and in the same statement (one round trip fewer for every ingestion) saves
+/// lead rows as `leads::save_all_with_newest_event` does, each with its newest event: the newest
+/// appended to it here, or the one given.
+pub(crate) fn append_saving_rows(
+    connection: &mut Tx<'_>,
+    leads: &[LeadEvents<'_, '_>],
+    rows: &[(&LeadRow, Option<i64>)],
+) -> Result<(Vec<Option<i64>>, Vec<String>), StoreError> {
     let total: usize = leads.iter().map(|lead| lead.events.len()).sum();
-    if total == 0 {
+    if total == 0 && rows.is_empty() {
         return Ok((leads.iter().map(|lead| lead.newest).collect(), Vec::new()));
     }
     let (mut workspace_ids, mut lead_ids, mut message_ids, mut types) = (vec![], vec![], vec![], vec![]);
@@ -166,9 +179,12 @@ pub(crate) fn append_all(
             newest_before.push(lead.newest);
         }
     }
+    let saved = crate::postgres::leads::RowColumns::of(rows)?;
     // One statement: the ids drawn in the order given (the rows are numbered, sorted, then given
     // their ids one by one), each event linked to its lead's event before it in the request, the
-    // first to the lead's newest stored.
+    // first to the lead's newest stored; then the rows, each with the highest id appended to its
+    // lead (its last event in the request: all were stored, or the caller undoes the request for
+    // its duplicates). Data-modifying parts of a statement all run, whether read or not.
     let inserted: HashMap<String, i64> = connection
         .query(
             "WITH given AS (
@@ -181,12 +197,44 @@ pub(crate) fn append_all(
              chained AS (
                  SELECT numbered.*, coalesce(lag(id) OVER (PARTITION BY lead_id ORDER BY n), newest) AS previous_id
                  FROM numbered
+             ),
+             inserted AS (
+                 INSERT INTO events (id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
+                 SELECT id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id
+                 FROM chained ORDER BY n
+                 ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING message_id, id, lead_id
+             ),
+             saved AS (
+                 UPDATE leads SET email = r.email, attributes = r.attributes, updated_at = r.updated_at,
+                     last_event_at = r.last_event_at, state = r.state, state_model_id = r.state_model_id,
+                     last_event_id = coalesce(newest.id, r.last_event_id)
+                 FROM unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[],
+                             $15::bigint[], $16::bigint[])
+                     AS r (id, email, attributes, updated_at, last_event_at, state, state_model_id, last_event_id)
+                 LEFT JOIN (SELECT lead_id, max(id) AS id FROM inserted GROUP BY lead_id) newest
+                     ON newest.lead_id = r.id
+                 WHERE leads.id = r.id
+                 RETURNING leads.id
              )
-             INSERT INTO events (id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
-             SELECT id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id
-             FROM chained ORDER BY n
-             ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING message_id, id",
-            &[&workspace_ids, &lead_ids, &message_ids, &types, &ats, &received_ats, &properties, &newest_before],
+             SELECT message_id, id FROM inserted",
+            &[
+                &workspace_ids,
+                &lead_ids,
+                &message_ids,
+                &types,
+                &ats,
+                &received_ats,
+                &properties,
+                &newest_before,
+                &saved.ids,
+                &saved.emails,
+                &saved.attributes,
+                &saved.updated_at,
+                &saved.last_event_at,
+                &saved.states,
+                &saved.state_model_ids,
+                &saved.last_event_ids,
+            ],
         )?
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))

@@ -669,28 +669,41 @@ pub(crate) fn save_all_with_newest_event(
     if leads.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = leads.iter().map(|(lead, _)| lead.id).collect();
-    let emails: Vec<Option<&str>> = leads.iter().map(|(lead, _)| lead.email.as_deref()).collect();
-    let attributes: Vec<String> = leads
-        .iter()
-        .map(|(lead, _)| serde_json::to_string(&lead.attributes).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .collect::<Result<_, _>>()?;
-    let updated_at: Vec<i64> = leads.iter().map(|(lead, _)| lead.updated_at).collect();
-    let last_event_at: Vec<Option<i64>> = leads.iter().map(|(lead, _)| lead.last_event_at).collect();
-    let states: Vec<Option<&str>> = leads.iter().map(|(lead, _)| lead.state.as_deref()).collect();
-    let state_model_ids: Vec<Option<i64>> = leads.iter().map(|(lead, _)| lead.state_model_id).collect();
-    let last_event_ids: Vec<Option<i64>> = leads.iter().map(|(_, newest)| *newest).collect();
-    connection.execute(
-        "UPDATE leads SET email = n.email, attributes = n.attributes, updated_at = n.updated_at,
-             last_event_at = n.last_event_at, state = n.state, state_model_id = n.state_model_id,
-             last_event_id = n.last_event_id
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[],
-                     $8::bigint[])
-             AS n(id, email, attributes, updated_at, last_event_at, state, state_model_id, last_event_id)
-         WHERE leads.id = n.id",
-        &[&ids, &emails, &attributes, &updated_at, &last_event_at, &states, &state_model_ids, &last_event_ids],
-    )?;
+    crate::postgres::events::append_saving_rows(connection, &[], leads)?;
     Ok(())
+}
+
+/// Lead rows as the columns of an `unnest` (see `events::append_saving_rows`), each with its
+/// newest event.
+pub(crate) struct RowColumns<'a> {
+    pub(crate) ids: Vec<i64>,
+    pub(crate) emails: Vec<Option<&'a str>>,
+    pub(crate) attributes: Vec<String>,
+    pub(crate) updated_at: Vec<i64>,
+    pub(crate) last_event_at: Vec<Option<i64>>,
+    pub(crate) states: Vec<Option<&'a str>>,
+    pub(crate) state_model_ids: Vec<Option<i64>>,
+    pub(crate) last_event_ids: Vec<Option<i64>>,
+}
+
+impl<'a> RowColumns<'a> {
+    pub(crate) fn of(leads: &[(&'a LeadRow, Option<i64>)]) -> Result<RowColumns<'a>, StoreError> {
+        Ok(RowColumns {
+            ids: leads.iter().map(|(lead, _)| lead.id).collect(),
+            emails: leads.iter().map(|(lead, _)| lead.email.as_deref()).collect(),
+            attributes: leads
+                .iter()
+                .map(|(lead, _)| {
+                    serde_json::to_string(&lead.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+            updated_at: leads.iter().map(|(lead, _)| lead.updated_at).collect(),
+            last_event_at: leads.iter().map(|(lead, _)| lead.last_event_at).collect(),
+            states: leads.iter().map(|(lead, _)| lead.state.as_deref()).collect(),
+            state_model_ids: leads.iter().map(|(lead, _)| lead.state_model_id).collect(),
+            last_event_ids: leads.iter().map(|(_, newest)| *newest).collect(),
+        })
+    }
 }
 
 /// Reserves `count` consecutive lead ids and answers the first (0 when `count` is 0: no lead

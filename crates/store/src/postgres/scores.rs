@@ -208,8 +208,7 @@ pub(crate) fn save_over_all(
             });
         }
     }
-    insert_history(connection, leads, &mut planned)?;
-    write_rows(connection, leads, &planned)?;
+    write_planned(connection, leads, &mut planned)?;
     let mut changes: Vec<Vec<Change>> = leads.iter().map(|_| Vec::new()).collect();
     for plan in planned {
         if plan.changed {
@@ -228,53 +227,122 @@ pub(crate) fn save_over_all(
     Ok(changes)
 }
 
-/// Inserts the history entries `planned` records, in one statement, and sets each one's
-/// `history_id` to its entry.
-fn insert_history(
+/// Writes what `planned` says in one statement: the history entries it records (each planned
+/// score's `history_id` then set to its entry) and every row, whatever its kind of write. One
+/// round trip for all the scores of an ingestion or of a rescoring's batch.
+fn write_planned(
     connection: &mut Tx<'_>,
     leads: &[LeadScores<'_>],
     planned: &mut [Planned<'_>],
 ) -> Result<(), StoreError> {
-    let recorded: Vec<usize> = (0..planned.len()).filter(|&at| planned[at].recorded.is_some()).collect();
-    if recorded.is_empty() {
+    if planned.iter().all(|p| p.recorded.is_none() && p.write.is_none()) {
         return Ok(());
     }
-    let column = |f: &dyn Fn(&Planned<'_>) -> Option<String>| -> Vec<Option<String>> {
-        recorded.iter().map(|&at| f(&planned[at])).collect()
-    };
-    let lead_ids: Vec<i64> = recorded.iter().map(|&at| leads[planned[at].lead].lead_id).collect();
-    let scores = column(&|p| Some(p.row.score.clone()));
-    let values: Vec<f64> = recorded.iter().map(|&at| planned[at].row.value).collect();
-    let tiers = column(&|p| p.row.tier.clone());
-    let previous_tiers = column(&|p| p.previous_tier.clone());
-    let model_ids: Vec<i64> = recorded.iter().map(|&at| planned[at].row.model_id).collect();
-    let ats: Vec<i64> = recorded.iter().map(|&at| planned[at].row.evaluated_at).collect();
-    let causes = column(&|p| Some(leads[p.lead].cause.to_string()));
-    let previous_ids: Vec<Option<i64>> = recorded.iter().map(|&at| planned[at].history_id).collect();
-    let override_ids: Vec<Option<i64>> =
-        recorded.iter().map(|&at| planned[at].recorded.flatten().map(|(id, _)| id)).collect();
-    let override_actions = column(&|p| p.recorded.flatten().map(|(_, action)| action.to_string()));
-    let terms = column(&|p| leads[p.lead].terms.iter().find(|t| t.score == p.row.score).map(|t| t.terms.clone()));
-    // Entries are numbered in the order given, so that each finds its id (a lead's score is
-    // saved once per call: lead and score name an entry).
+    let strings =
+        |f: &dyn Fn(&Planned<'_>) -> Option<String>| -> Vec<Option<String>> { planned.iter().map(f).collect() };
+    let lead_ids: Vec<i64> = planned.iter().map(|p| leads[p.lead].lead_id).collect();
+    let scores: Vec<&str> = planned.iter().map(|p| p.row.score.as_str()).collect();
+    let values: Vec<f64> = planned.iter().map(|p| p.row.value).collect();
+    let tiers: Vec<Option<&str>> = planned.iter().map(|p| p.row.tier.as_deref()).collect();
+    let model_ids: Vec<i64> = planned.iter().map(|p| p.row.model_id).collect();
+    let ats: Vec<i64> = planned.iter().map(|p| p.row.evaluated_at).collect();
+    let previous_history_ids: Vec<Option<i64>> = planned.iter().map(|p| p.history_id).collect();
+    let override_ids: Vec<Option<i64>> = planned.iter().map(|p| p.row.overridden.as_ref().map(|o| o.id)).collect();
+    let computed_values: Vec<Option<f64>> =
+        planned.iter().map(|p| p.row.overridden.as_ref().map(|o| o.computed_value)).collect();
+    let computed_tiers: Vec<Option<&str>> =
+        planned.iter().map(|p| p.row.overridden.as_ref().and_then(|o| o.computed_tier.as_deref())).collect();
+    let writes: Vec<Option<&str>> = planned
+        .iter()
+        .map(|p| {
+            p.write.map(|write| match write {
+                RowWrite::Value => "value",
+                RowWrite::Plain => "plain",
+                RowWrite::Overridden => "overridden",
+                RowWrite::New => "new",
+            })
+        })
+        .collect();
+    let recorded: Vec<bool> = planned.iter().map(|p| p.recorded.is_some()).collect();
+    let previous_tiers = strings(&|p| p.previous_tier.clone());
+    let causes: Vec<&str> = planned.iter().map(|p| leads[p.lead].cause).collect();
+    let history_override_ids: Vec<Option<i64>> =
+        planned.iter().map(|p| p.recorded.flatten().map(|(id, _)| id)).collect();
+    let override_actions = strings(&|p| p.recorded.flatten().map(|(_, action)| action.to_string()));
+    let terms = strings(&|p| leads[p.lead].terms.iter().find(|t| t.score == p.row.score).map(|t| t.terms.clone()));
+    // Each score of a lead is planned once: lead and score name an entry and a row, so each row
+    // is written by one part of the statement, and each entry found again by them. Every
+    // data-modifying part of a statement runs, whether read or not.
     let inserted = connection.query(
-        "INSERT INTO score_history
-             (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id,
-              override_id, override_action, terms)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::bigint[],
-                              $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[])
-         RETURNING id, lead_id, score",
+        "WITH planned AS (
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bigint[], $6::bigint[],
+                                  $7::bigint[], $8::bigint[], $9::float8[], $10::text[], $11::text[], $12::bool[],
+                                  $13::text[], $14::text[], $15::bigint[], $16::text[], $17::text[])
+                 AS p (lead_id, score, value, tier, model_id, at, previous_history_id, override_id, computed_value,
+                       computed_tier, write, recorded, previous_tier, cause, history_override_id, override_action,
+                       terms)
+         ),
+         history AS (
+             INSERT INTO score_history
+                 (lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_id,
+                  override_id, override_action, terms)
+             SELECT lead_id, score, value, tier, previous_tier, model_id, at, cause, previous_history_id,
+                    history_override_id, override_action, terms
+             FROM planned WHERE recorded
+             RETURNING id, lead_id, score
+         ),
+         n AS (
+             SELECT p.*, coalesce(h.id, p.previous_history_id) AS history_id
+             FROM planned p LEFT JOIN history h ON h.lead_id = p.lead_id AND h.score = p.score
+             WHERE p.write IS NOT NULL
+         ),
+         value_writes AS (
+             UPDATE lead_scores s SET value = n.value, evaluated_at = n.at, history_id = n.history_id
+             FROM n WHERE n.write = 'value' AND s.lead_id = n.lead_id AND s.score = n.score
+             RETURNING 1
+         ),
+         plain_writes AS (
+             UPDATE lead_scores s SET value = n.value, tier = n.tier, model_id = n.model_id, evaluated_at = n.at,
+                 history_id = n.history_id
+             FROM n WHERE n.write = 'plain' AND s.lead_id = n.lead_id AND s.score = n.score
+             RETURNING 1
+         ),
+         overridden_writes AS (
+             UPDATE lead_scores s SET value = n.value, tier = n.tier, model_id = n.model_id, evaluated_at = n.at,
+                 history_id = n.history_id, override_id = n.override_id, computed_value = n.computed_value,
+                 computed_tier = n.computed_tier
+             FROM n WHERE n.write = 'overridden' AND s.lead_id = n.lead_id AND s.score = n.score
+             RETURNING 1
+         ),
+         new_writes AS (
+             INSERT INTO lead_scores
+                 (lead_id, score, value, tier, model_id, evaluated_at, history_id, override_id, computed_value,
+                  computed_tier)
+             SELECT lead_id, score, value, tier, model_id, at, history_id, override_id, computed_value, computed_tier
+             FROM n WHERE n.write = 'new'
+             ON CONFLICT (lead_id, score) DO UPDATE SET value = excluded.value, tier = excluded.tier,
+                 model_id = excluded.model_id, evaluated_at = excluded.evaluated_at,
+                 history_id = excluded.history_id, override_id = excluded.override_id,
+                 computed_value = excluded.computed_value, computed_tier = excluded.computed_tier
+             RETURNING 1
+         )
+         SELECT id, lead_id, score FROM history",
         &[
             &lead_ids,
             &scores,
             &values,
             &tiers,
-            &previous_tiers,
             &model_ids,
             &ats,
-            &causes,
-            &previous_ids,
+            &previous_history_ids,
             &override_ids,
+            &computed_values,
+            &computed_tiers,
+            &writes,
+            &recorded,
+            &previous_tiers,
+            &causes,
+            &history_override_ids,
             &override_actions,
             &terms,
         ],
@@ -283,89 +351,12 @@ fn insert_history(
     for entry in inserted {
         ids.insert((entry.try_get(1)?, entry.try_get(2)?), entry.try_get(0)?);
     }
-    for &at in &recorded {
-        let key = (leads[planned[at].lead].lead_id, planned[at].row.score.clone());
-        if let Some(id) = ids.get(&key) {
-            planned[at].history_id = Some(*id);
+    for (at, plan) in planned.iter_mut().enumerate() {
+        if plan.recorded.is_some()
+            && let Some(id) = ids.get(&(lead_ids[at], plan.row.score.clone()))
+        {
+            plan.history_id = Some(*id);
         }
-    }
-    Ok(())
-}
-
-/// Writes the rows of `planned`: one statement per kind of write that any score needs.
-fn write_rows(connection: &mut Tx<'_>, leads: &[LeadScores<'_>], planned: &[Planned<'_>]) -> Result<(), StoreError> {
-    for kind in [RowWrite::Value, RowWrite::Plain, RowWrite::Overridden, RowWrite::New] {
-        let of_kind: Vec<&Planned<'_>> = planned.iter().filter(|p| p.write == Some(kind)).collect();
-        if of_kind.is_empty() {
-            continue;
-        }
-        let lead_ids: Vec<i64> = of_kind.iter().map(|p| leads[p.lead].lead_id).collect();
-        let scores: Vec<&str> = of_kind.iter().map(|p| p.row.score.as_str()).collect();
-        let values: Vec<f64> = of_kind.iter().map(|p| p.row.value).collect();
-        let tiers: Vec<Option<&str>> = of_kind.iter().map(|p| p.row.tier.as_deref()).collect();
-        let model_ids: Vec<i64> = of_kind.iter().map(|p| p.row.model_id).collect();
-        let ats: Vec<i64> = of_kind.iter().map(|p| p.row.evaluated_at).collect();
-        let history_ids: Vec<Option<i64>> = of_kind.iter().map(|p| p.history_id).collect();
-        let override_ids: Vec<Option<i64>> = of_kind.iter().map(|p| p.row.overridden.as_ref().map(|o| o.id)).collect();
-        let computed_values: Vec<Option<f64>> =
-            of_kind.iter().map(|p| p.row.overridden.as_ref().map(|o| o.computed_value)).collect();
-        let computed_tiers: Vec<Option<&str>> =
-            of_kind.iter().map(|p| p.row.overridden.as_ref().and_then(|o| o.computed_tier.as_deref())).collect();
-        // The columns of a row with its override, in the table's order: what a new row and an
-        // overridden one write.
-        let every_column: [&(dyn postgres::types::ToSql + Sync); 10] = [
-            &lead_ids,
-            &scores,
-            &values,
-            &tiers,
-            &model_ids,
-            &ats,
-            &history_ids,
-            &override_ids,
-            &computed_values,
-            &computed_tiers,
-        ];
-        match kind {
-            RowWrite::Value => connection.execute(
-                "UPDATE lead_scores s SET value = n.value, evaluated_at = n.at, history_id = n.history_id
-                 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::bigint[], $5::bigint[])
-                     AS n (lead_id, score, value, at, history_id)
-                 WHERE s.lead_id = n.lead_id AND s.score = n.score",
-                &[&lead_ids, &scores, &values, &ats, &history_ids],
-            )?,
-            RowWrite::Plain => connection.execute(
-                "UPDATE lead_scores s SET value = n.value, tier = n.tier, model_id = n.model_id, evaluated_at = n.at,
-                     history_id = n.history_id
-                 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bigint[], $6::bigint[],
-                             $7::bigint[])
-                     AS n (lead_id, score, value, tier, model_id, at, history_id)
-                 WHERE s.lead_id = n.lead_id AND s.score = n.score",
-                &[&lead_ids, &scores, &values, &tiers, &model_ids, &ats, &history_ids],
-            )?,
-            RowWrite::Overridden => connection.execute(
-                "UPDATE lead_scores s SET value = n.value, tier = n.tier, model_id = n.model_id, evaluated_at = n.at,
-                     history_id = n.history_id, override_id = n.override_id, computed_value = n.computed_value,
-                     computed_tier = n.computed_tier
-                 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bigint[], $6::bigint[],
-                             $7::bigint[], $8::bigint[], $9::float8[], $10::text[])
-                     AS n (lead_id, score, value, tier, model_id, at, history_id, override_id, computed_value,
-                           computed_tier)
-                 WHERE s.lead_id = n.lead_id AND s.score = n.score",
-                &every_column,
-            )?,
-            RowWrite::New => connection.execute(
-                "INSERT INTO lead_scores
-                     (lead_id, score, value, tier, model_id, evaluated_at, history_id, override_id, computed_value,
-                      computed_tier)
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bigint[], $6::bigint[],
-                                      $7::bigint[], $8::bigint[], $9::float8[], $10::text[])
-                 ON CONFLICT (lead_id, score) DO UPDATE SET value = excluded.value, tier = excluded.tier,
-                     model_id = excluded.model_id, evaluated_at = excluded.evaluated_at,
-                     history_id = excluded.history_id, override_id = excluded.override_id,
-                     computed_value = excluded.computed_value, computed_tier = excluded.computed_tier",
-                &every_column,
-            )?,
-        };
     }
     Ok(())
 }

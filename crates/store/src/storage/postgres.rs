@@ -442,7 +442,10 @@ impl Transaction for PgTransaction<'_, '_> {
                 }
             })
             .collect();
-        let (newest_events, duplicates) = pg::events::append_all(&mut self.c(), &appended)?;
+        // Every lead's row in the statement that appends the events, each with its newest.
+        let rows: Vec<(&LeadRow, Option<i64>)> =
+            write.leads.iter().map(|ingested| (ingested.save.lead(), ingested.save.lead().last_event_id)).collect();
+        let (newest_events, duplicates) = pg::events::append_saving_rows(&mut self.c(), &appended, &rows)?;
         if let Some(message_id) = duplicates.first() {
             // The snapshot found the message id new, so another instance stored it since (its
             // leads were not locked by this request: a lead created by both at once). Nothing of
@@ -460,10 +463,6 @@ impl Transaction for PgTransaction<'_, '_> {
             })
             .collect();
         save_scores(&mut self.c(), &mut scored)?;
-        // Every lead's row in one statement, after its scores as a lone save writes them.
-        let rows: Vec<(&LeadRow, Option<i64>)> =
-            write.leads.iter().map(|ingested| ingested.save.lead()).zip(newest_events.iter().copied()).collect();
-        pg::leads::save_all_with_newest_event(&mut self.c(), &rows)?;
         Ok(newest_events)
     }
 
