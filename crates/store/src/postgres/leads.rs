@@ -228,12 +228,14 @@ pub(crate) type AnonymousLinks = Vec<(String, i64)>;
 /// waits for this one, and then reads what it wrote. With the leads the anonymous ids lead to
 /// (which may have moved while the locks were awaited).
 ///
-/// The identities no lead has yet are then locked ([`lock_identities`]) and looked up again: a
-/// request that held one of them may have created its lead meanwhile. An identity that has a lead
-/// (most requests' only kind) needs no lock of its own: its lead's row lock orders the requests.
-/// Rows are locked before identities in every request, so two never wait for each other in a
-/// cycle, but for a lead found only by the second lookup: should that deadlock with another
-/// ingestion, PostgreSQL undoes one of them, which fails as unavailable and may be sent again.
+/// Identities are locked first ([`lock_identities`]), then rows: two requests creating one new
+/// lead run one after the other, and two requests never wait for each other in a cycle. A request
+/// naming one identity (most single events) skips the identity lock when that identity has a
+/// lead: its lead's row lock orders it, and holding nothing else while it waits, it can close no
+/// cycle. When its identity has no lead yet, it takes the identity's lock then and looks again (a
+/// request that held the lock may have created the lead meanwhile). Taking rows first in every
+/// request deadlocked batches creating leads (a lead created while one request waited is then
+/// locked after identities that another holds while it waits for the row).
 pub(crate) fn lock_for_ingestion(
     connection: &mut Tx<'_>,
     workspace_id: i64,
@@ -243,25 +245,23 @@ pub(crate) fn lock_for_ingestion(
     if user_ids.is_empty() && anonymous_ids.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let (mut leads, mut links) = lock_leads_of(connection, workspace_id, user_ids, anonymous_ids)?;
-    let found_user = |id: &str, leads: &[LeadRow]| leads.iter().any(|lead| lead.user_id.as_deref() == Some(id));
-    let found_anonymous = |id: &str, links: &AnonymousLinks| links.iter().any(|(linked, _)| linked == id);
-    let new_users: Vec<&str> = user_ids.iter().copied().filter(|id| !found_user(id, &leads)).collect();
-    let new_anonymous: Vec<&str> = anonymous_ids.iter().copied().filter(|id| !found_anonymous(id, &links)).collect();
-    if new_users.is_empty() && new_anonymous.is_empty() {
+    let distinct: std::collections::HashSet<(bool, &str)> =
+        user_ids.iter().map(|id| (true, *id)).chain(anonymous_ids.iter().map(|id| (false, *id))).collect();
+    if distinct.len() > 1 {
+        lock_identities(connection, workspace_id, user_ids, anonymous_ids)?;
+        return lock_leads_of(connection, workspace_id, user_ids, anonymous_ids);
+    }
+    let (leads, links) = lock_leads_of(connection, workspace_id, user_ids, anonymous_ids)?;
+    let has_lead = match (user_ids.first(), anonymous_ids.first()) {
+        (Some(user_id), _) => leads.iter().any(|lead| lead.user_id.as_deref() == Some(*user_id)),
+        (None, Some(_)) => !links.is_empty(),
+        (None, None) => false,
+    };
+    if has_lead {
         return Ok((leads, links));
     }
-    lock_identities(connection, workspace_id, &new_users, &new_anonymous)?;
-    let (created, created_links) = lock_leads_of(connection, workspace_id, &new_users, &new_anonymous)?;
-    for lead in created {
-        if !leads.iter().any(|known| known.id == lead.id) {
-            leads.push(lead);
-        }
-    }
-    leads.sort_by_key(|lead| lead.id);
-    // Of identities that had no link: none is there twice.
-    links.extend(created_links);
-    Ok((leads, links))
+    lock_identities(connection, workspace_id, user_ids, anonymous_ids)?;
+    lock_leads_of(connection, workspace_id, user_ids, anonymous_ids)
 }
 
 /// The leads of the user ids and anonymous ids (merged ones left out), locked in id order, with
@@ -291,7 +291,8 @@ fn lock_leads_of(
         // order: should that deadlock with another ingestion, PostgreSQL undoes one of them,
         // which fails as unavailable and may be sent again.
         let sql = format!(
-            "SELECT {COLUMNS_OF_L} FROM leads l WHERE l.id = ANY($1) AND l.merged_into IS NULL ORDER BY l.id FOR UPDATE OF l"
+            "SELECT {COLUMNS_OF_L} FROM leads l
+             WHERE l.id IN (SELECT unnest($1::bigint[])) AND l.merged_into IS NULL ORDER BY l.id FOR UPDATE OF l"
         );
         for row in connection.query(&sql, &[&missing])? {
             leads.push(from_row(&row)?);
@@ -307,15 +308,17 @@ fn lock_leads_of(
 ///
 /// Rows are sorted, then locked in that order; a row changed meanwhile is checked again against
 /// the conditions (a lead merged away drops out). The ids are found first, each identity through
-/// its index, then the rows by primary key: a condition `user_id = ANY(..) OR id IN (..)` on the
-/// rows themselves is read by scanning every lead of the workspace.
+/// its index, then the rows by primary key (a join): a condition `user_id = ANY(..) OR id IN (..)`
+/// on the rows themselves is read by scanning every lead of the workspace, and so is
+/// `id = ANY(ARRAY(..))` in the plan PostgreSQL keeps for a prepared statement, which reads the
+/// whole index of unmerged leads by workspace (`leads::tests::an_ingestion_reads_only_the_leads_it_names`).
 fn lock_statement() -> String {
     format!(
         "SELECT {COLUMNS_OF_L} FROM leads l
-         WHERE l.id = ANY(ARRAY(
+         WHERE l.id IN (
                    SELECT id FROM leads WHERE workspace_id = $1 AND user_id = ANY($2)
                    UNION
-                   SELECT lead_id FROM anonymous_ids WHERE workspace_id = $1 AND anonymous_id = ANY($3)))
+                   SELECT lead_id FROM anonymous_ids WHERE workspace_id = $1 AND anonymous_id = ANY($3))
            AND l.merged_into IS NULL
          ORDER BY l.id FOR UPDATE OF l"
     )
@@ -328,9 +331,9 @@ fn lock_statement() -> String {
 /// the unique user id and be run again; under a burst of new users that was most requests.
 ///
 /// Transaction-level advisory locks, one per identity (its hash: two identities sharing one only
-/// wait for each other), taken in the order of their keys in one statement, after the rows of the
-/// leads found (see [`lock_for_ingestion`]): two requests never wait for each other's identities
-/// in a cycle. Each is an entry of
+/// wait for each other), taken in the order of their keys in one statement, before any row lock
+/// but a lone identity's (see [`lock_for_ingestion`]): two requests never wait for each other's
+/// identities in a cycle. Each is an entry of
 /// PostgreSQL's lock table (`max_locks_per_transaction`, 64 per connection by default, shared),
 /// which holds requests of a few hundred distinct identities at once; a batch of thousands of
 /// identities may need it raised.
@@ -910,14 +913,20 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(w, 1);
         let (user_ids, anonymous_ids) = (vec!["u7", "u4000"], vec!["visitor"]);
-        let plan: Vec<String> = t
-            .query(&format!("EXPLAIN {}", lock_statement()), &[&w, &user_ids, &anonymous_ids])
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        let plan = plan.join("\n");
-        assert!(!plan.contains("Seq Scan on leads") && !plan.contains("using leads_workspace"), "{plan}");
+        // The plan for these values, and the one a prepared statement keeps for any values (a
+        // statement the client prepares and keeps is planned so after its first runs).
+        t.batch_execute(&format!("PREPARE locking (bigint, text[], text[]) AS {}", lock_statement())).unwrap();
+        for mode in ["force_custom_plan", "force_generic_plan"] {
+            t.batch_execute(&format!("SET LOCAL plan_cache_mode = {mode}")).unwrap();
+            let plan: Vec<String> = t
+                .query("EXPLAIN EXECUTE locking (1, '{u7,u4000}', '{visitor}')", &[])
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let plan = plan.join("\n");
+            assert!(!plan.contains("Seq Scan on leads") && !plan.contains("using leads_workspace"), "{mode}: {plan}");
+        }
         let (leads, _) = lock_for_ingestion(&mut t, w, &user_ids, &anonymous_ids).unwrap();
         assert_eq!(leads.iter().map(|l| l.user_id.as_deref()).collect::<Vec<_>>(), [Some("u7"), Some("u4000")]);
     }
