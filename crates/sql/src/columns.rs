@@ -1,0 +1,37 @@
+//! The names of the query's intermediate columns and tables, in one place so that every module
+//! refers to a value by the same name.
+
+/// A lead field, by its slot in the model's lead record.
+pub(crate) fn lead_field(slot: usize) -> String {
+    format!("lead_{slot}")
+}
+
+/// An event property, by its slot in the model's event record.
+pub(crate) fn event_property(slot: usize) -> String {
+    format!("property_{slot}")
+}
+
+/// The table of one tracker's occurrences (lead id, time).
+pub(crate) fn tracker(tracker: usize) -> String {
+    format!("tracker_{tracker}")
+}
+
+/// The table of one event or inactivity rule's outcome per lead.
+pub(crate) fn rule_table(score: usize, rule: usize) -> String {
+    format!("score_{score}_rule_{rule}")
+}
+
+/// Columns of a rule's outcome per lead, from its table.
+pub(crate) fn rule_column(score: usize, rule: usize, what: &str) -> String {
+    format!("score_{score}_rule_{rule}_{what}")
+}
+
+/// The table of a qualifier's count of events per lead.
+pub(crate) fn qualifier_table(score: usize, kind: &str, qualifier: usize) -> String {
+    format!("score_{score}_{kind}_{qualifier}")
+}
+
+/// A score's column (`value`, `tier`, `applicable`, ...).
+pub(crate) fn score_column(score: usize, what: &str) -> String {
+    format!("score_{score}_{what}")
+}

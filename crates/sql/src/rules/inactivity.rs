@@ -1,0 +1,38 @@
+//! Inactivity rules (`inactive_for`): points when the lead's tracker holds no occurrence in the
+//! last `after`, strictly (exactly `after` ago is not yet inactive).
+
+use leadscore_core::rules::inactivity::InactivityRule;
+
+use super::{RuleContext, RuleSql};
+use crate::columns;
+use crate::error::SqlError;
+
+pub(crate) fn inactivity(context: &RuleContext<'_, '_>, rule: &InactivityRule) -> Result<RuleSql, SqlError> {
+    if context.model.created_at_slot().is_some() {
+        // The creation time stands in for a lead without occurrences; reading it from a lead's
+        // column is not written yet.
+        return Err(context.place.not_yet("inactive_for", "`inactive_for` in a model with `[lead] created_at`"));
+    }
+    let dialect = context.dialect;
+    let table = columns::rule_table(context.score, context.rule);
+    let last = columns::rule_column(context.score, context.rule, "last");
+    let query = format!(
+        "SELECT {lead}, MAX({at}) AS {last} FROM {tracker} GROUP BY {lead}",
+        lead = dialect.ident("lead_id"),
+        at = dialect.ident("at"),
+        last = dialect.ident(&last),
+        tracker = dialect.ident(&columns::tracker(rule.tracker)),
+    );
+    let last = dialect.ident(&last);
+    let inactive =
+        format!("({last} IS NULL OR {} - {last} > {})", dialect.bigint(context.as_of.0), dialect.bigint(rule.after.0));
+    let applied = match &rule.lead_condition {
+        Some(when) => format!("({} AND {inactive})", context.lead_conditions().render(when)?),
+        None => inactive,
+    };
+    Ok(RuleSql {
+        tables: vec![(table, query, vec![columns::rule_column(context.score, context.rule, "last")])],
+        applied,
+        points: dialect.double(rule.points),
+    })
+}
