@@ -146,9 +146,22 @@ impl Dialect {
         }
     }
 
-    /// `text` without the characters of `characters` at either end.
+    /// A text of these code points, spelled with their numbers (white space and control
+    /// characters stay out of the query's text).
+    pub(crate) fn code_points(self, code_points: &[u32]) -> String {
+        let numbers: Vec<String> = code_points.iter().map(u32::to_string).collect();
+        match self {
+            Dialect::BigQuery => format!("CODE_POINTS_TO_STRING([{}])", numbers.join(", ")),
+            // Spark's CHR is a byte; its string literals read `\uXXXX`.
+            Dialect::Spark => {
+                format!("'{}'", code_points.iter().map(|c| format!("\\u{c:04X}")).collect::<String>())
+            }
+            _ => format!("({})", numbers.iter().map(|n| format!("CHR({n})")).collect::<Vec<_>>().join(" || ")),
+        }
+    }
+
+    /// `text` without the characters of `characters` (an expression) at either end.
     pub(crate) fn trim(self, text: &str, characters: &str) -> String {
-        let characters = self.text(characters);
         match self {
             Dialect::Postgres => format!("BTRIM({text}, {characters})"),
             Dialect::Spark | Dialect::Trino => format!("TRIM(BOTH {characters} FROM {text})"),
@@ -174,6 +187,18 @@ impl Dialect {
             Dialect::DuckDb | Dialect::BigQuery | Dialect::Spark | Dialect::Trino => RegexEscape::HexBraces,
             Dialect::Postgres => RegexEscape::Unicode,
             Dialect::Snowflake => RegexEscape::Backslash,
+        }
+    }
+
+    /// What follows `name AS` in a common table expression. The query is a chain of tables
+    /// each adding columns computed from the previous one's; an optimiser that inlines them
+    /// all substitutes each column's expression wherever it is read, which multiplies along
+    /// the chain (PostgreSQL planned for hours). Where the dialect lets the query say so, each
+    /// table is computed once.
+    pub(crate) fn cte_keyword(self) -> &'static str {
+        match self {
+            Dialect::Postgres | Dialect::DuckDb => "MATERIALIZED ",
+            _ => "",
         }
     }
 

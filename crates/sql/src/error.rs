@@ -41,7 +41,13 @@ impl Place<'_> {
     /// The line of `key`'s first appearance in the place, or of the place's start.
     pub(crate) fn line_of(&self, key: &str) -> usize {
         let start = self.span.start.min(self.text.len());
-        let end = self.span.end.clamp(start, self.text.len());
+        // The span of a `[[...]]` table is its header: its keys run up to the next header.
+        let next_header = self.text[start..]
+            .match_indices('\n')
+            .map(|(i, _)| start + i + 1)
+            .find(|&line_start| self.text[line_start..].trim_start().starts_with('['))
+            .unwrap_or(self.text.len());
+        let end = self.span.end.max(next_header).clamp(start, self.text.len());
         let within = self.text.get(start..end).unwrap_or_default();
         let at = within.find(key).map_or(start, |offset| start + offset);
         self.text[..at].matches('\n').count() + 1

@@ -132,7 +132,11 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
             ident(&format!("{}_tier", score.name))
         ));
     }
-    let ctes: Vec<String> = query.ctes.iter().map(|(name, sql)| format!("{} AS (\n  {sql}\n)", ident(name))).collect();
+    let ctes: Vec<String> = query
+        .ctes
+        .iter()
+        .map(|(name, sql)| format!("{} AS {}(\n  {sql}\n)", ident(name), dialect.cte_keyword()))
+        .collect();
     Ok(format!(
         "WITH\n{}\nSELECT {} FROM {} ORDER BY {lead}\n",
         ctes.join(",\n"),
@@ -374,7 +378,12 @@ fn push_score(
         }
         _ => format!("({sum} + ({limited} - {sum}))"),
     };
-    let rounded = round_to_precision(dialect, &total, score.precision);
+    let previous = query.last();
+    query.push(
+        format!("score_{k}_total"),
+        format!("SELECT *, {total} AS {} FROM {}", column("total"), ident(&previous)),
+    );
+    let rounded = round_to_precision(dialect, &column("total"), score.precision);
     let previous = query.last();
     query.push(
         format!("score_{k}_value"),

@@ -21,7 +21,7 @@ const WHITE_SPACE: &[char] = &[
 
 /// A text column as a cell: trimmed, and NULL when nothing is left (a missing value).
 pub(crate) fn cell(dialect: Dialect, column: &str) -> String {
-    let white_space: String = WHITE_SPACE.iter().collect();
+    let white_space = dialect.code_points(&WHITE_SPACE.iter().map(|c| *c as u32).collect::<Vec<_>>());
     format!("NULLIF({}, '')", dialect.trim(&format!("CAST({column} AS {})", dialect.text_type()), &white_space))
 }
 
@@ -33,8 +33,29 @@ const NUMBER: &str = "^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$";
 /// (`leadscore_core::value::read_number`).
 pub(crate) fn number(dialect: Dialect, cell: &str) -> String {
     let pattern = ascii_pattern(dialect, NUMBER);
-    format!("(CASE WHEN {} THEN {} END)", dialect.regex_matches(cell, &pattern), dialect.to_double(cell))
+    let double = dialect.to_double(cell);
+    let finite = match dialect {
+        // PostgreSQL refuses to cast a text beyond a double's range; its exact decimals tell
+        // which texts Rust reads as infinite (not a number) or as zero.
+        Dialect::Postgres => {
+            let exact = format!("ABS(CAST({cell} AS NUMERIC))");
+            format!(
+                "(CASE WHEN {exact} >= {OVERFLOW} THEN NULL WHEN {exact} <= {UNDERFLOW} THEN {} ELSE {double} END)",
+                dialect.double(0.0)
+            )
+        }
+        // The others read such texts as infinite, which the engine does not take for a number.
+        _ => format!("(CASE WHEN ABS({double}) <= {} THEN {double} END)", dialect.double(f64::MAX)),
+    };
+    format!("(CASE WHEN {} THEN {finite} END)", dialect.regex_matches(cell, &pattern))
 }
+
+/// The least number whose nearest double is infinite: 2^1024 - 2^970.
+const OVERFLOW: &str = "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792";
+
+/// The greatest number whose nearest double is zero: 2^-1075 (halfway to the least subnormal,
+/// which rounds to even, to zero).
+const UNDERFLOW: &str = "0.0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000024703282292062327208828439643411068618252990130716238221279284125033775363510437593264991818081799618989828234772285886546332835517796989819938739800539093906315035659515570226392290858392449105184435931802849936536152500319370457678249219365623669863658480757001585769269903706311928279558551332927834338409351978015531246597263579574622766465272827220056374006485499977096599470454020828166226237857393450736339007967761930577506740176324673600968951340535537458516661134223766678604162159680461914467291840300530057530849048765391711386591646239524912623653881879636239373280423891018672348497668235089863388587925628302755995657524455507255189313690836254779186948667994968324049705821028513185451396213837722826145437693412532098591327667236328125";
 
 /// A cell as a boolean, NULL when it is not one (`leadscore_core::value::read_bool`): one of
 /// the words, ignoring case as the engine does (ASCII case for ASCII text, Unicode lower case
@@ -97,45 +118,69 @@ fn ascii_pattern(dialect: Dialect, pattern: &str) -> String {
 const RFC_3339: &str =
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
 
-/// The columns that split a cell holding an RFC 3339 instant into numbers, named with `prefix`,
-/// for a `SELECT` over a row where `cell` is the trimmed text (NULL when it is not such an
-/// instant). [`instant_ms`] then makes milliseconds since the epoch of them.
+/// The other times `leadscore score` reads by default (`--time-format iso`, `--time-zone UTC`;
+/// `leadscore_batch::times`): a day, or a day and a time without an offset, in UTC.
+const NAIVE: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?)?$";
+
+/// The columns that split a cell holding a time into numbers, named with `prefix`, for a
+/// `SELECT` over a row where `cell` is the trimmed text: `form` (1 for RFC 3339, 2 for a time
+/// without an offset, NULL for anything else), then the date, the clock, the milliseconds and
+/// the offset. [`instant_ms`] makes milliseconds since the epoch of them.
 pub(crate) fn instant_parts(dialect: Dialect, cell: &str, prefix: &str) -> Vec<String> {
-    let valid = dialect.regex_matches(cell, &ascii_pattern(dialect, RFC_3339));
-    let part = |start: usize, length: usize| {
-        format!("(CASE WHEN {valid} THEN {} END)", dialect.to_bigint(&format!("SUBSTR({cell}, {start}, {length})")))
-    };
-    let zulu = format!("SUBSTR({cell}, LENGTH({cell}), 1) IN ('Z', 'z')");
-    let offset_part = |from_end: usize, length: usize| {
+    let form = format!(
+        "(CASE WHEN {} THEN 1 WHEN {} THEN 2 END)",
+        dialect.regex_matches(cell, &ascii_pattern(dialect, RFC_3339)),
+        dialect.regex_matches(cell, &ascii_pattern(dialect, NAIVE))
+    );
+    let number = |start: &str, length: usize| dialect.to_bigint(&format!("SUBSTR({cell}, {start}, {length})"));
+    let length = format!("LENGTH({cell})");
+    let zulu = format!("SUBSTR({cell}, {length}, 1) IN ('Z', 'z')");
+    let zone_length = format!("(CASE WHEN {zulu} THEN 1 ELSE 6 END)");
+    // Up to three digits of the fraction that starts at character 21 and ends `end` characters
+    // before the text does, padded with zeros.
+    let milli = |end: &str| {
         format!(
-            "(CASE WHEN {valid} THEN (CASE WHEN {zulu} THEN 0 ELSE {} END) END)",
-            dialect.to_bigint(&format!("SUBSTR({cell}, LENGTH({cell}) - {from_end}, {length})"))
+            "(CASE WHEN {length} > 20 AND SUBSTR({cell}, 20, 1) IN ('.', ',') THEN {} ELSE 0 END)",
+            dialect.to_bigint(&format!("SUBSTR(SUBSTR({cell}, 21, {length} - 20 - {end}) || '00', 1, 3)"))
         )
     };
-    let fraction = format!(
-        "(CASE WHEN {valid} THEN (CASE WHEN SUBSTR({cell}, 20, 1) = '.' THEN {} ELSE 0 END) END)",
-        dialect.to_bigint(&format!(
-            "SUBSTR(SUBSTR({cell}, 21, LENGTH({cell}) - 20 - (CASE WHEN {zulu} THEN 1 ELSE 6 END)) || '00', 1, 3)"
-        ))
-    );
-    let sign = format!(
-        "(CASE WHEN {valid} THEN (CASE WHEN SUBSTR({cell}, LENGTH({cell}) - 5, 1) = '-' AND NOT {zulu} THEN -1 ELSE 1 END) END)"
-    );
-    [
-        ("year", part(1, 4)),
-        ("month", part(6, 2)),
-        ("day", part(9, 2)),
-        ("hour", part(12, 2)),
-        ("minute", part(15, 2)),
-        ("second", part(18, 2)),
-        ("milli", fraction),
-        ("offset_sign", sign),
-        ("offset_hour", offset_part(4, 2)),
-        ("offset_minute", offset_part(1, 2)),
-    ]
-    .into_iter()
-    .map(|(name, expression)| format!("{expression} AS {}", dialect.ident(&format!("{prefix}{name}"))))
-    .collect()
+    let clock = |start: usize, needs: usize| {
+        format!("(CASE WHEN {length} >= {needs} THEN {} ELSE 0 END)", number(&start.to_string(), 2))
+    };
+    let parts = [
+        ("form", form.clone()),
+        ("year", format!("(CASE WHEN {form} IS NOT NULL THEN {} END)", number("1", 4))),
+        ("month", format!("(CASE WHEN {form} IS NOT NULL THEN {} END)", number("6", 2))),
+        ("day", format!("(CASE WHEN {form} IS NOT NULL THEN {} END)", number("9", 2))),
+        ("hour", format!("(CASE {form} WHEN 1 THEN {} WHEN 2 THEN {} END)", number("12", 2), clock(12, 16))),
+        ("minute", format!("(CASE {form} WHEN 1 THEN {} WHEN 2 THEN {} END)", number("15", 2), clock(15, 16))),
+        ("second", format!("(CASE {form} WHEN 1 THEN {} WHEN 2 THEN {} END)", number("18", 2), clock(18, 19))),
+        ("milli", format!("(CASE {form} WHEN 1 THEN {} WHEN 2 THEN {} END)", milli(&zone_length), milli("0"))),
+        (
+            "offset_sign",
+            format!(
+                "(CASE {form} WHEN 1 THEN (CASE WHEN NOT {zulu} AND SUBSTR({cell}, {length} - 5, 1) = '-' THEN -1 ELSE 1 END) WHEN 2 THEN 1 END)"
+            ),
+        ),
+        (
+            "offset_hour",
+            format!(
+                "(CASE {form} WHEN 1 THEN (CASE WHEN {zulu} THEN 0 ELSE {} END) WHEN 2 THEN 0 END)",
+                number(&format!("{length} - 4"), 2)
+            ),
+        ),
+        (
+            "offset_minute",
+            format!(
+                "(CASE {form} WHEN 1 THEN (CASE WHEN {zulu} THEN 0 ELSE {} END) WHEN 2 THEN 0 END)",
+                number(&format!("{length} - 1"), 2)
+            ),
+        ),
+    ];
+    parts
+        .into_iter()
+        .map(|(name, expression)| format!("{expression} AS {}", dialect.ident(&format!("{prefix}{name}"))))
+        .collect()
 }
 
 /// Milliseconds since the Unix epoch from the columns of [`instant_parts`], NULL when they do
@@ -150,8 +195,11 @@ pub(crate) fn instant_ms(dialect: Dialect, prefix: &str) -> String {
     let days_in_month = format!(
         "(CASE WHEN {m} = 2 THEN (CASE WHEN {leap} THEN 29 ELSE 28 END) WHEN {m} IN (4, 6, 9, 11) THEN 30 ELSE 31 END)"
     );
+    // RFC 3339 allows a leap second, folded onto the next one; a time without an offset does
+    // not.
+    let form = column("form");
     let valid = format!(
-        "{m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days_in_month} AND {hour} <= 23 AND {minute} <= 59 AND {second} <= 60 AND {offset_hour} <= 23 AND {offset_minute} <= 59"
+        "{m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days_in_month} AND {hour} <= 23 AND {minute} <= 59 AND {second} <= (CASE {form} WHEN 1 THEN 60 ELSE 59 END) AND {offset_hour} <= 23 AND {offset_minute} <= 59"
     );
     // Days from 1970-01-01 (H. Hinnant's days_from_civil), with the era's division kept on
     // non-negative numbers so that truncating and flooring divisions agree.

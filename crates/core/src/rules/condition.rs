@@ -196,13 +196,20 @@ pub fn case_insensitive_variants(c: char) -> Vec<char> {
     variants
 }
 
-/// Every character whose lower or upper case differs from it.
+/// Every character whose lower or upper case differs from it (a few thousand), found once.
 fn cased_characters() -> impl Iterator<Item = char> {
-    (0..=char::MAX as u32).filter_map(char::from_u32).filter(|&c| {
-        let mut lower = c.to_lowercase();
-        let mut upper = c.to_uppercase();
-        !(lower.len() == 1 && lower.next() == Some(c) && upper.len() == 1 && upper.next() == Some(c))
-    })
+    static CASED: std::sync::OnceLock<Vec<char>> = std::sync::OnceLock::new();
+    let cased = CASED.get_or_init(|| {
+        (0..=char::MAX as u32)
+            .filter_map(char::from_u32)
+            .filter(|&c| {
+                let mut lower = c.to_lowercase();
+                let mut upper = c.to_uppercase();
+                !(lower.len() == 1 && lower.next() == Some(c) && upper.len() == 1 && upper.next() == Some(c))
+            })
+            .collect()
+    });
+    cased.iter().copied()
 }
 
 /// Whether an address is on a list (`None` when the text is not an address): free-mail domains
