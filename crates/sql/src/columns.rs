@@ -35,3 +35,15 @@ pub(crate) fn qualifier_table(score: usize, kind: &str, qualifier: usize) -> Str
 pub(crate) fn score_column(score: usize, what: &str) -> String {
     format!("score_{score}_{what}")
 }
+
+/// A lead time field's instant in milliseconds (NULL when it is missing).
+pub(crate) fn lead_time(slot: usize) -> String {
+    format!("lead_{slot}_at")
+}
+
+/// The lead fields `leadscore score` reads as times (`created_at`, and the field `[lead]
+/// created_at` names): a lead whose value there is not a time is a bad row, left out.
+pub(crate) fn time_field_slots(model: &leadscore_core::Model) -> Vec<usize> {
+    let fields = model.lead_fields();
+    (0..fields.len()).filter(|&slot| fields[slot] == "created_at" || model.created_at_slot() == Some(slot)).collect()
+}

@@ -34,6 +34,17 @@ impl Conditions<'_, '_> {
             Condition::Any(parts) => self.join(parts, "OR", "FALSE")?,
             Condition::Not(inner) => format!("(NOT {})", self.render(inner)?),
             Condition::Field { slot, tests } => {
+                if matches!(self.record, Record::Lead)
+                    && columns::time_field_slots(self.model).contains(slot)
+                    && tests.iter().any(|test| !matches!(test, Test::Present(_)))
+                {
+                    // `leadscore score` rewrites a time field's text as RFC 3339 before tests
+                    // read it.
+                    let field = &self.model.lead_fields()[*slot];
+                    return Err(self
+                        .place
+                        .not_yet(field, format!("a test other than `present` on the time field `{field}`")));
+                }
                 let column = self.dialect.ident(&match self.record {
                     Record::Lead => columns::lead_field(*slot),
                     Record::Event => columns::event_property(*slot),

@@ -50,6 +50,28 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
         lead_columns.push(format!("{} AS {}", values::cell(dialect, &ident(field)), ident(&columns::lead_field(slot))));
     }
     query.push("lead_rows", format!("SELECT {} FROM {leads_table}", lead_columns.join(", ")));
+    let time_slots = columns::time_field_slots(model);
+    let leads = if time_slots.is_empty() {
+        "lead_rows"
+    } else {
+        // Time fields as instants; a lead whose time field holds something else is left out,
+        // as `leadscore score` skips its row.
+        let mut parts = Vec::new();
+        let mut instants = Vec::new();
+        let mut valid = Vec::new();
+        for &slot in &time_slots {
+            let field = ident(&columns::lead_field(slot));
+            let prefix = format!("{}_", columns::lead_field(slot));
+            parts.extend(values::instant_parts(dialect, &field, &prefix));
+            let at = ident(&columns::lead_time(slot));
+            instants.push(format!("{} AS {at}", values::instant_ms(dialect, &prefix)));
+            valid.push(format!("({field} IS NULL OR {at} IS NOT NULL)"));
+        }
+        query.push("lead_time_parts", format!("SELECT l.*, {} FROM {} l", parts.join(", "), ident("lead_rows")));
+        query.push("lead_times", format!("SELECT l.*, {} FROM {} l", instants.join(", "), ident("lead_time_parts")));
+        query.push("lead_rows_read", format!("SELECT * FROM {} WHERE {}", ident("lead_times"), valid.join(" AND ")));
+        "lead_rows_read"
+    };
 
     // Rules and qualifiers first, so that the event tables are written only when one counts
     // events.
@@ -116,7 +138,7 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
     }
     query.push(
         "lead_base",
-        format!("SELECT {} FROM {} l{joins} WHERE l.{lead} IS NOT NULL", base_columns.join(", "), ident("lead_rows")),
+        format!("SELECT {} FROM {} l{joins} WHERE l.{lead} IS NOT NULL", base_columns.join(", "), ident(leads)),
     );
 
     for (score_index, rules_of_score) in rule_sql {

@@ -1,5 +1,6 @@
 //! Inactivity rules (`inactive_for`): points when the lead's tracker holds no occurrence in the
-//! last `after`, strictly (exactly `after` ago is not yet inactive).
+//! last `after`, strictly (exactly `after` ago is not yet inactive), counted from the lead's
+//! creation time (`[lead] created_at`, if not after the as-of instant) when it has none.
 
 use leadscore_core::rules::inactivity::InactivityRule;
 
@@ -8,11 +9,6 @@ use crate::columns;
 use crate::error::SqlError;
 
 pub(crate) fn inactivity(context: &RuleContext<'_, '_>, rule: &InactivityRule) -> Result<RuleSql, SqlError> {
-    if context.model.created_at_slot().is_some() {
-        // The creation time stands in for a lead without occurrences; reading it from a lead's
-        // column is not written yet.
-        return Err(context.place.not_yet("inactive_for", "`inactive_for` in a model with `[lead] created_at`"));
-    }
     let dialect = context.dialect;
     let table = columns::rule_table(context.score, context.rule);
     let last = columns::rule_column(context.score, context.rule, "last");
@@ -23,7 +19,15 @@ pub(crate) fn inactivity(context: &RuleContext<'_, '_>, rule: &InactivityRule) -
         last = dialect.ident(&last),
         tracker = dialect.ident(&columns::tracker(rule.tracker)),
     );
-    let last = dialect.ident(&last);
+    let mut last = dialect.ident(&last);
+    if let Some(slot) = context.model.created_at_slot() {
+        // Without occurrences, the lead's creation time, if it is not after the as-of instant.
+        let created = dialect.ident(&columns::lead_time(slot));
+        last = format!(
+            "COALESCE({last}, (CASE WHEN {created} <= {} THEN {created} END))",
+            dialect.bigint(context.as_of.0)
+        );
+    }
     let inactive =
         format!("({last} IS NULL OR {} - {last} > {})", dialect.bigint(context.as_of.0), dialect.bigint(rule.after.0));
     let applied = match &rule.lead_condition {

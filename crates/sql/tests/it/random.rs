@@ -117,6 +117,7 @@ fn lead_condition(draw: &mut Draw, depth: usize) -> String {
             draw.pick(&["position", "flag", "email"]),
             draw.pick(&["true", "false"])
         ),
+        12 if draw.chance(50) => format!("{{ field = \"created_at\", present = {} }}", draw.pick(&["true", "false"])),
         12 => format!("{{ field = \"employees\", equals = {} }}", draw.pick(&["50", "0", "100"])),
         _ => format!("{{ field = \"flag\", missing = {} }}", draw.pick(&["true", "false"])),
     }
@@ -218,7 +219,11 @@ fn limits(draw: &mut Draw) -> String {
 /// group), `total` (both, weighted, with tiers, qualifiers and disqualifiers), and sometimes a
 /// score of segments.
 fn model(draw: &mut Draw) -> String {
-    let mut text = String::from("[model]\nname = \"random\"\n\n[scores.fit]\n");
+    let mut text = String::from("[model]\nname = \"random\"\n\n");
+    if draw.chance(50) {
+        text.push_str("[lead]\ncreated_at = \"created_at\"\n\n");
+    }
+    text.push_str("[scores.fit]\n");
     text.push_str(&format!("precision = {}\n", draw.below(7)));
     text.push_str(&limits(draw));
     if draw.chance(20) {
@@ -371,7 +376,7 @@ fn csv_field(draw: &mut Draw, value: &str) -> String {
 
 /// Leads and events around the as-of instant `as_of`.
 fn data(draw: &mut Draw, as_of: i64) -> (String, String) {
-    let mut leads = String::from("lead_id,position,country,employees,flag,email\n");
+    let mut leads = String::from("lead_id,position,country,employees,flag,email,created_at\n");
     let mut events = String::from("lead_id,type,ts,url,kind\n");
     let n_leads = 20 + draw.below(20);
     for lead in 0..n_leads {
@@ -381,7 +386,15 @@ fn data(draw: &mut Draw, as_of: i64) -> (String, String) {
             csv_field(draw, value)
         });
         let padded_id = if draw.chance(10) { format!("\" {id} \"") } else { id.clone() };
-        leads.push_str(&format!("{padded_id},{}\n", cells.join(",")));
+        let created = match draw.below(4) {
+            0 => String::new(),
+            _ => {
+                let at = as_of - draw.duration().1 + *draw.pick(&[0, 1, -1, 40 * DAY, -200 * DAY]);
+                time_text(draw, at)
+            }
+        };
+        let created = csv_field(draw, &created);
+        leads.push_str(&format!("{padded_id},{},{created}\n", cells.join(",")));
         let mut times = Vec::new();
         for _ in 0..draw.below(9) {
             let at = match draw.below(6) {

@@ -32,17 +32,17 @@ when = { field = "job_title", regex = '\bvp\b' }
 points = 5
 "#;
     insta::assert_snapshot!(refusal(word_boundary, Dialect::Postgres), @r"`\b` in the pattern `\bvp\b` on line 5 is not compiled to SQL yet");
-    let created_at = r#"
+    let time_field = r#"
 [lead]
-created_at = "created_at"
+created_at = "signed_up"
 
-[scores.activity]
-[[scores.activity.rules]]
-name = "dormant"
-inactive_for = "30d"
-points = -5
+[scores.fit]
+[[scores.fit.rules]]
+name = "this year"
+when = { field = "signed_up", starts_with = "2026" }
+points = 5
 "#;
-    insta::assert_snapshot!(refusal(created_at, Dialect::DuckDb), @"`inactive_for` in a model with `[lead] created_at` on line 8 is not compiled to SQL yet");
+    insta::assert_snapshot!(refusal(time_field, Dialect::DuckDb), @"a test other than `present` on the time field `signed_up` on line 8 is not compiled to SQL yet");
 }
 
 #[test]
