@@ -144,7 +144,7 @@ fn activity_rule(draw: &mut Draw, name: &str, group: bool) -> String {
     if group {
         rule.push_str("group = \"capped\"\n");
     }
-    if draw.chance(15) {
+    if draw.chance(30) {
         rule.push_str(&format!("inactive_for = \"{}\"\npoints = {}\n", draw.duration().0, draw.points()));
         if draw.chance(50) {
             rule.push_str(&format!("event = {}\n", event_types(draw)));
@@ -396,7 +396,8 @@ fn data(draw: &mut Draw, as_of: i64) -> (String, String) {
         let created = csv_field(draw, &created);
         leads.push_str(&format!("{padded_id},{},{created}\n", cells.join(",")));
         let mut times = Vec::new();
-        for _ in 0..draw.below(9) {
+        let n_events = if draw.chance(25) { 0 } else { draw.below(9) };
+        for _ in 0..n_events {
             let at = match draw.below(6) {
                 // On an edge of a duration, or a millisecond either side.
                 0 | 1 => as_of - draw.duration().1 + *draw.pick(&[0, 0, 1, -1]),
