@@ -3,17 +3,21 @@
 //! RE2 (DuckDB, BigQuery), PostgreSQL's advanced expressions and Java (Spark, Trino) read alike.
 //!
 //! Only a subset is read: literals, classes of literals and ranges, `.`, `^`, `$`, `\A`, `\z`,
-//! groups, alternation, repetition and the `i` flag. Case-insensitive matching is written out:
+//! groups, alternation, repetition, the `i` flag, Perl and Unicode classes (`\d`, `\w`, `\s`,
+//! `\p{Greek}`) and `\b` at either end of the pattern. Case-insensitive matching is written out:
 //! each character becomes the class of the characters the engine's regex takes for it
 //! ([`leadscore_core::rules::condition::case_insensitive_variants`]), so no dialect's own case
 //! folding (which differs between them, and with the locale in PostgreSQL) is ever used. `.` is
-//! written as "anything but a newline", which PostgreSQL's `.` is not. Perl classes (`\d`, `\w`,
-//! `\s`), word boundaries and Unicode classes are Unicode-aware in the engine and ASCII or
-//! locale-bound in the dialects: they are refused until they are written out too.
+//! written as "anything but a newline", which PostgreSQL's `.` is not. Perl classes and word
+//! boundaries are Unicode-aware in the engine and ASCII or locale-bound in the dialects, so
+//! classes are written out as the characters the engine's regexes take for them
+//! ([`leadscore_core::rules::condition::class_characters`]), and a `\b` as the word or
+//! non-word character (or edge of the text) it stands for; one elsewhere is refused.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, OnceLock};
 
-use leadscore_core::rules::condition::case_insensitive_variants;
+use leadscore_core::rules::condition::{case_insensitive_variants, class_characters};
 
 use crate::dialect::Dialect;
 
@@ -36,6 +40,8 @@ pub(crate) enum Node {
         min: u32,
         max: Option<u32>,
     },
+    /// `\b`, until [`parse`] writes it out (only at either end of the pattern).
+    WordBoundary,
 }
 
 impl Node {
@@ -57,7 +63,105 @@ pub(crate) fn parse(pattern: &str) -> Result<Node, Unsupported> {
     if parser.at < parser.chars.len() {
         return Err(Unsupported(format!("an unbalanced `{}`", parser.chars[parser.at])));
     }
+    let node = match node {
+        Node::Alternation(alternatives) => {
+            Node::Alternation(alternatives.into_iter().map(word_boundaries_at_the_ends).collect())
+        }
+        node => word_boundaries_at_the_ends(node),
+    };
+    if contains_word_boundary(&node) {
+        return Err(Unsupported("`\\b`".into()));
+    }
     Ok(node)
+}
+
+/// Unicode word characters (`\w`), as the engine's regexes read them.
+fn word_characters() -> Vec<char> {
+    spelled_out(r"\w").unwrap_or_default()
+}
+
+/// A class the engine's regexes know (`\d`, `\s`, `\w`, `\p{L}`), spelled out, once each.
+fn spelled_out(class: &str) -> Result<Vec<char>, Unsupported> {
+    static CLASSES: OnceLock<Mutex<HashMap<String, Vec<char>>>> = OnceLock::new();
+    let classes = CLASSES.get_or_init(Mutex::default);
+    if let Some(found) = classes.lock().ok().and_then(|map| map.get(class).cloned()) {
+        return Ok(found);
+    }
+    let characters = class_characters(class).ok_or_else(|| Unsupported(format!("`{class}`")))?;
+    if let Ok(mut map) = classes.lock() {
+        map.insert(class.to_string(), characters.clone());
+    }
+    Ok(characters)
+}
+
+/// A `\b` at the start or the end of a sequence, written as what it means there for a match
+/// anywhere in the text: next to a word character, the text's edge or a non-word character;
+/// next to a non-word character, a word character. Elsewhere, or next to what may be either,
+/// it stays, and the pattern is refused.
+fn word_boundaries_at_the_ends(node: Node) -> Node {
+    let Node::Concat(mut items) = node else { return node };
+    let word = word_characters();
+    let edge = |chars: Option<BTreeSet<char>>, anchor: Node| match chars {
+        Some(chars) if chars.iter().all(|c| word.binary_search(c).is_ok()) => {
+            Some(Node::Alternation(vec![anchor, Node::Class { negated: true, chars: word.clone() }]))
+        }
+        Some(chars) if chars.iter().all(|c| word.binary_search(c).is_err()) => {
+            Some(Node::Class { negated: false, chars: word.clone() })
+        }
+        _ => None,
+    };
+    if items.len() > 1
+        && items[0] == Node::WordBoundary
+        && let Some(replacement) = edge(first_characters(&items[1]), Node::Start)
+    {
+        items[0] = replacement;
+    }
+    let last = items.len().saturating_sub(1);
+    if items.len() > 1
+        && items[last] == Node::WordBoundary
+        && let Some(replacement) = edge(last_characters(&items[last - 1]), Node::End)
+    {
+        items[last] = replacement;
+    }
+    Node::Concat(items)
+}
+
+/// The characters a match of `node` may start with, if it always starts with one of a known set.
+fn first_characters(node: &Node) -> Option<BTreeSet<char>> {
+    match node {
+        Node::Class { negated: false, chars } => Some(chars.iter().copied().collect()),
+        Node::Concat(items) => items.first().and_then(first_characters),
+        Node::Alternation(alternatives) => union(alternatives.iter().map(first_characters)),
+        Node::Repeat { node, min, .. } if *min > 0 => first_characters(node),
+        _ => None,
+    }
+}
+
+/// The characters a match of `node` may end with, if it always ends with one of a known set.
+fn last_characters(node: &Node) -> Option<BTreeSet<char>> {
+    match node {
+        Node::Concat(items) => items.last().and_then(last_characters),
+        Node::Alternation(alternatives) => union(alternatives.iter().map(last_characters)),
+        Node::Repeat { node, min, .. } if *min > 0 => last_characters(node),
+        other => first_characters(other),
+    }
+}
+
+fn union(sets: impl Iterator<Item = Option<BTreeSet<char>>>) -> Option<BTreeSet<char>> {
+    let mut all = BTreeSet::new();
+    for set in sets {
+        all.extend(set?);
+    }
+    Some(all)
+}
+
+fn contains_word_boundary(node: &Node) -> bool {
+    match node {
+        Node::WordBoundary => true,
+        Node::Concat(items) | Node::Alternation(items) => items.iter().any(contains_word_boundary),
+        Node::Repeat { node, .. } => contains_word_boundary(node),
+        _ => false,
+    }
 }
 
 struct Parser {
@@ -154,6 +258,24 @@ impl Parser {
         })
     }
 
+    /// The name after `\p`: `{Greek}` or one letter.
+    fn property_name(&mut self) -> Result<String, Unsupported> {
+        match self.next() {
+            Some('{') => {
+                let mut name = String::from("{");
+                while let Some(c) = self.next() {
+                    name.push(c);
+                    if c == '}' {
+                        break;
+                    }
+                }
+                Ok(name)
+            }
+            Some(letter) if letter.is_ascii_alphabetic() => Ok(letter.to_string()),
+            _ => Err(Unsupported("a `\\p` without a class name".into())),
+        }
+    }
+
     fn close(&mut self) -> Result<(), Unsupported> {
         if self.next() == Some(')') { Ok(()) } else { Err(Unsupported("an unclosed group".into())) }
     }
@@ -204,6 +326,16 @@ impl Parser {
                 match escaped {
                     'A' => Ok(Node::Start),
                     'z' => Ok(Node::End),
+                    'b' => Ok(Node::WordBoundary),
+                    'd' | 's' | 'w' => Ok(Node::Class { negated: false, chars: spelled_out(&format!("\\{escaped}"))? }),
+                    'D' | 'S' | 'W' => Ok(Node::Class {
+                        negated: true,
+                        chars: spelled_out(&format!("\\{}", escaped.to_ascii_lowercase()))?,
+                    }),
+                    'p' | 'P' => {
+                        let name = self.property_name()?;
+                        Ok(Node::Class { negated: escaped == 'P', chars: spelled_out(&format!("\\p{name}"))? })
+                    }
                     'n' => Ok(literal('\n')),
                     't' => Ok(literal('\t')),
                     'r' => Ok(literal('\r')),
@@ -240,6 +372,10 @@ impl Parser {
                         'n' => '\n',
                         't' => '\t',
                         'r' => '\r',
+                        'd' | 's' | 'w' => {
+                            members.extend(spelled_out(&format!("\\{escaped}"))?);
+                            continue;
+                        }
                         c if c.is_ascii_punctuation() => c,
                         other => return Err(Unsupported(format!("`\\{other}` in a class"))),
                     }
@@ -320,6 +456,8 @@ pub(crate) fn render(dialect: Dialect, node: &Node) -> String {
             out
         }
         Node::AnyButNewline => format!("[^{}]", dialect.regex_char('\n')),
+        // Written out by `parse`, which refuses the patterns where it is left.
+        Node::WordBoundary => String::new(),
         Node::Start => "^".into(),
         Node::End => "$".into(),
         Node::Concat(items) => items.iter().map(|item| render_in_sequence(dialect, item)).collect(),
@@ -381,8 +519,21 @@ mod tests {
     }
 
     #[test]
-    fn unicode_aware_classes_are_refused() {
-        for pattern in [r"\bvp\b", r"\d+", r"\w", r"\p{L}", "(?m)^a", "[[:alpha:]]"] {
+    fn unicode_aware_classes_are_spelled_out() {
+        let digits = parse(r"\d").unwrap();
+        assert!(
+            matches!(&digits, Node::Concat(items) if matches!(&items[0], Node::Class { negated: false, chars } if chars.contains(&'٣')))
+        );
+        let vp = parse(r"(?i)\b(vp|ceo)\b").unwrap();
+        let Node::Concat(items) = &vp else { panic!("{vp:?}") };
+        assert!(matches!(&items[0], Node::Alternation(a) if a[0] == Node::Start));
+        assert!(matches!(&items[2], Node::Alternation(a) if a[0] == Node::End));
+        assert!(parse(r"\b-").is_ok(), "a boundary before a non-word character");
+    }
+
+    #[test]
+    fn boundaries_inside_and_posix_classes_are_refused() {
+        for pattern in [r"a\bb", r"\b.", r"\B", "(?m)^a", "[[:alpha:]]", r"[\D]"] {
             assert!(parse(pattern).is_err(), "{pattern}");
         }
     }

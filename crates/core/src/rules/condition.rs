@@ -196,6 +196,24 @@ pub fn case_insensitive_variants(c: char) -> Vec<char> {
     variants
 }
 
+/// The characters a pattern of one character (a class such as `\w`, `\d`, `\s` or `\p{L}`)
+/// matches, as the engine's regexes read it, in ascending order; `None` when the pattern is not
+/// a valid one-character pattern. A reader that compiles conditions for another engine spells
+/// such classes out with it, as their meaning (Unicode here) differs between engines.
+pub fn class_characters(pattern: &str) -> Option<Vec<char>> {
+    let class = regex::Regex::new(pattern).ok()?;
+    let every_character: String = (0..=char::MAX as u32).filter_map(char::from_u32).collect();
+    let mut characters = Vec::new();
+    for found in class.find_iter(&every_character) {
+        let mut chars = found.as_str().chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => characters.push(c),
+            _ => return None,
+        }
+    }
+    Some(characters)
+}
+
 /// Every character whose lower or upper case differs from it (a few thousand), found once.
 fn cased_characters() -> impl Iterator<Item = char> {
     static CASED: std::sync::OnceLock<Vec<char>> = std::sync::OnceLock::new();
@@ -324,6 +342,16 @@ mod tests {
         assert!(real.matches(&[Value::text("Ó Súilleabháin")]));
         assert!(!real.matches(&[Value::text("qwqwqw")]));
         assert!(!real.matches(&[Value::Missing]));
+    }
+
+    #[test]
+    fn classes_are_spelled_out_as_the_regexes_read_them() {
+        let digits = class_characters(r"\d").unwrap();
+        assert!(digits.contains(&'7') && digits.contains(&'٣') && !digits.contains(&'a'));
+        let word = class_characters(r"\w").unwrap();
+        assert!(word.contains(&'é') && word.contains(&'_') && word.contains(&'部') && !word.contains(&'-'));
+        assert_eq!(class_characters("ab"), None);
+        assert_eq!(class_characters("("), None);
     }
 
     #[test]

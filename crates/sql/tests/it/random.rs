@@ -47,6 +47,14 @@ impl Draw {
 
 const TITLES: &[&str] = &[
     "VP Sales",
+    "ÉVP x",
+    "mvp",
+    "vp-x",
+    "v\u{2163}",
+    "x_vp",
+    "٣",
+    "Vp.",
+    "-vp",
     "vp",
     "Chief Officer",
     "manager",
@@ -99,7 +107,22 @@ fn lead_condition(draw: &mut Draw, depth: usize) -> String {
         2 => r#"{ field = "position", starts_with = ["sen", "ke"], ignore_case = true }"#.into(),
         3 => format!(
             "{{ field = \"position\", regex = '{}' }}",
-            draw.pick(&["^(vp|chief)", "(?i)ma.ager", "[a-c]{2,3}$", "部|ſ", "(?i)[k-m]el"])
+            draw.pick(&[
+                "^(vp|chief)",
+                "(?i)ma.ager",
+                "[a-c]{2,3}$",
+                "部|ſ",
+                "(?i)[k-m]el",
+                r"(?i)\b(vp|chief|ceo)\b",
+                r"\bma",
+                r"\d",
+                r"^\w+$",
+                r"\s\S",
+                r"\p{Cyrillic}",
+                r"[\w-]{3}\b",
+                r"\b-",
+                r"\W$",
+            ])
         ),
         4 => r#"{ field = "country", one_of = ["US", "gb", 42, true] }"#.into(),
         5 => r#"{ field = "country", one_of = ["us", "Σί"], ignore_case = true }"#.into(),

@@ -28,10 +28,10 @@ points = 5
 [scores.fit]
 [[scores.fit.rules]]
 name = "vp"
-when = { field = "job_title", regex = '\bvp\b' }
+when = { field = "job_title", regex = 'v\bp' }
 points = 5
 "#;
-    insta::assert_snapshot!(refusal(word_boundary, Dialect::Postgres), @r"`\b` in the pattern `\bvp\b` on line 5 is not compiled to SQL yet");
+    insta::assert_snapshot!(refusal(word_boundary, Dialect::Postgres), @r"`\b` in the pattern `v\bp` on line 5 is not compiled to SQL yet");
     let time_field = r#"
 [lead]
 created_at = "signed_up"
