@@ -119,7 +119,7 @@ fn lead_condition(draw: &mut Draw, depth: usize) -> String {
                 r"^\w+$",
                 r"\s\S",
                 r"\p{Cyrillic}",
-                r"[\w-]{3}\b",
+                r"\w{3}\b",
                 r"\b-",
                 r"\W$",
             ])
