@@ -80,14 +80,7 @@ impl Conditions<'_, '_> {
             Test::Above(min) => known(format!("{} > {}", values::number(dialect, cell), dialect.double(*min))),
             Test::Below(max) => known(format!("{} < {}", values::number(dialect, cell), dialect.double(*max))),
             Test::EmailDomainIn(domains) => known(self.email_domain_in(cell, domains)?),
-            Test::Listed { list, .. } => {
-                let key = match list {
-                    ListName::FreeEmail => "free_email",
-                    ListName::DisposableEmail => "disposable_email",
-                    ListName::RoleEmail => "role_email",
-                };
-                return Err(self.place.not_yet(key, format!("`{key}`")));
-            }
+            Test::Listed { list, entries, expected } => known(self.listed(cell, *list, entries, *expected)?),
             Test::Gibberish(_) => return Err(self.place.not_yet("gibberish", "`gibberish`")),
         })
     }
@@ -158,6 +151,52 @@ impl Conditions<'_, '_> {
             Node::End,
         ]);
         Ok(self.dialect.regex_matches(cell, &regex::render(self.dialect, &node)))
+    }
+
+    /// `free_email`, `disposable_email`, `role_email`: whether an address (a text with `@`) is
+    /// on the list, as `expected` says. The domain (after the last `@`) or the local part
+    /// (before it, up to a `+`) is lower-cased as the engine does for entries in ASCII, which
+    /// every built-in entry is: A to Z, and the Kelvin sign, are the only characters whose
+    /// lower case is ASCII.
+    fn listed(
+        &self,
+        cell: &str,
+        list: ListName,
+        entries: &std::collections::HashSet<String>,
+        expected: bool,
+    ) -> Result<String, SqlError> {
+        let dialect = self.dialect;
+        let key = list.key();
+        if let Some(entry) = entries.iter().find(|e| !e.is_ascii()) {
+            return Err(self.place.not_yet(key, format!("`{key}` with the entry \"{entry}\", beyond ASCII,")));
+        }
+        let mut sorted: Vec<&str> = entries.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
+            // An empty list: every address is off it.
+            return Ok(format!("({cell} LIKE '%@%' AND {})", if expected { "FALSE" } else { "TRUE" }));
+        }
+        let table = dialect.text_table(&sorted);
+        let lower = |text: String| {
+            format!("TRANSLATE({text}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ\u{212a}', 'abcdefghijklmnopqrstuvwxyzk')")
+        };
+        let on_list = match list {
+            ListName::FreeEmail => {
+                format!("({} IN {table})", lower(dialect.regex_group(cell, "@([^@]*)$")))
+            }
+            ListName::DisposableEmail => {
+                let domain = lower(dialect.regex_group(cell, "@([^@]*)$"));
+                format!(
+                    "EXISTS (SELECT 1 FROM {table} listed WHERE listed.entry = {domain} OR (LENGTH({domain}) > LENGTH(listed.entry) AND SUBSTR({domain}, LENGTH({domain}) - LENGTH(listed.entry)) = '.' || listed.entry))"
+                )
+            }
+            ListName::RoleEmail => {
+                let local = dialect.regex_group(cell, "(?s)^(.*)@");
+                format!("({} IN {table})", lower(dialect.regex_group(&local, "(?s)^([^+]*)")))
+            }
+        };
+        let is_address = format!("({cell} LIKE '%@%')");
+        Ok(if expected { format!("({is_address} AND {on_list})") } else { format!("({is_address} AND NOT {on_list})") })
     }
 
     /// A test on another score of the lead, evaluated before this one.

@@ -160,6 +160,34 @@ impl Dialect {
         }
     }
 
+    /// The first group of `pattern`'s match in `text` (a pattern every dialect reads alike, with
+    /// one group), NULL or empty when it does not match.
+    pub(crate) fn regex_group(self, text: &str, pattern: &str) -> String {
+        let pattern = self.text(pattern);
+        match self {
+            Dialect::Postgres => format!("SUBSTRING({text} FROM {pattern})"),
+            Dialect::Snowflake => format!("REGEXP_SUBSTR({text}, {pattern}, 1, 1, 'e', 1)"),
+            Dialect::BigQuery => format!("REGEXP_EXTRACT({text}, {pattern})"),
+            _ => format!("REGEXP_EXTRACT({text}, {pattern}, 1)"),
+        }
+    }
+
+    /// A one-column table (`entry`) of texts, for `IN (...)` and `EXISTS (...)`.
+    pub(crate) fn text_table(self, texts: &[&str]) -> String {
+        let literals: Vec<String> = texts.iter().map(|t| self.text(t)).collect();
+        match self {
+            Dialect::BigQuery => format!("(SELECT entry FROM UNNEST([{}]) AS entry)", literals.join(", ")),
+            Dialect::Snowflake => format!(
+                "(SELECT column1 AS entry FROM VALUES {})",
+                literals.iter().map(|l| format!("({l})")).collect::<Vec<_>>().join(", ")
+            ),
+            _ => format!(
+                "(SELECT entry FROM (VALUES {}) AS listed(entry))",
+                literals.iter().map(|l| format!("({l})")).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
     /// `text` without the characters of `characters` (an expression) at either end.
     pub(crate) fn trim(self, text: &str, characters: &str) -> String {
         match self {

@@ -9,7 +9,7 @@ use leadscore_sql::{Dialect, SqlOptions};
 
 use crate::engines::{Files, Postgres, assert_same_rows, compile, duckdb_rows, engine_rows, query};
 
-/// Examples with a construct not compiled to SQL yet (e-mail lists and `gibberish`).
+/// Examples with a construct not compiled to SQL yet (`gibberish`).
 const NOT_YET: &[&str] = &["email-engagement"];
 
 fn examples() -> Vec<(String, String)> {

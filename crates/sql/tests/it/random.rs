@@ -77,6 +77,17 @@ const EMPLOYEES: &[&str] =
 const FLAGS: &[&str] =
     &["yes", "No", "1", "0", "true", "FALSE", "да", "Tak", "sí", "SÍ", "", "maybe", "ja ", "\u{212a}"];
 const EMAILS: &[&str] = &[
+    "x@gmail.com",
+    "Y@GMAIL.COM",
+    "info@acme.com",
+    "Sales+EU@acme.com",
+    "z@mail.mailinator.com",
+    "q@mailinator.com.acme.io",
+    "anfrage+web@x.de",
+    "MAR\u{212a}ETING@acme.com",
+    "INFO@x@y.com",
+    "\u{212a}@gmail.com",
+    "info",
     "a@acme.com",
     "b@ACME.COM",
     "c@sub.acme.com",
@@ -138,6 +149,11 @@ fn lead_condition(draw: &mut Draw, depth: usize) -> String {
         11 => format!(
             "{{ field = \"{}\", present = {} }}",
             draw.pick(&["position", "flag", "email"]),
+            draw.pick(&["true", "false"])
+        ),
+        13 if draw.chance(60) => format!(
+            "{{ field = \"email\", {} = {} }}",
+            draw.pick(&["free_email", "disposable_email", "role_email"]),
             draw.pick(&["true", "false"])
         ),
         12 if draw.chance(50) => format!("{{ field = \"created_at\", present = {} }}", draw.pick(&["true", "false"])),
@@ -245,6 +261,12 @@ fn model(draw: &mut Draw) -> String {
     let mut text = String::from("[model]\nname = \"random\"\n\n");
     if draw.chance(50) {
         text.push_str("[lead]\ncreated_at = \"created_at\"\n\n");
+    }
+    match draw.below(4) {
+        0 => text.push_str("[lists.role_email]\nadd = [\"anfrage\"]\nremove = [\"info\"]\n\n"),
+        1 => text.push_str("[lists.free_email]\nentries = [\"acme.com\", \"x.de\"]\n\n"),
+        2 => text.push_str("[lists.disposable_email]\nadd = [\"acme.io\"]\n\n"),
+        _ => {}
     }
     text.push_str("[scores.fit]\n");
     text.push_str(&format!("precision = {}\n", draw.below(7)));
@@ -444,25 +466,30 @@ fn data(draw: &mut Draw, as_of: i64) -> (String, String) {
     (leads, events)
 }
 
+/// One random case: the model and data drawn from `seed`, scored three ways.
+fn check_case(seed: u64) {
+    let mut draw = Draw(seed);
+    let model_text = model(&mut draw);
+    let as_of = Timestamp::parse_rfc3339(AS_OF).unwrap();
+    let (leads, events) = data(&mut draw, as_of.0);
+    let files = Files::written(&leads, &events);
+    let model = compile(&model_text);
+    let engine = engine_rows(&model, &files, as_of);
+    let context = format!("seed {seed}\n{model_text}\n{leads}\n{events}");
+    if let Some(rows) = duckdb_rows(&query(&model, &model_text, Dialect::DuckDb, as_of), &files) {
+        assert_same_rows(&engine, &rows, &format!("DuckDB, {context}"));
+    }
+    if let Some(mut postgres) = Postgres::create() {
+        let rows = postgres.rows(&query(&model, &model_text, Dialect::Postgres, as_of), &files);
+        assert_same_rows(&engine, &rows, &format!("PostgreSQL, {context}"));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_models_score_as_leadscore_score_does_on_duckdb_and_postgres(seed in 1u64..u64::MAX) {
-        let mut draw = Draw(seed);
-        let model_text = model(&mut draw);
-        let as_of = Timestamp::parse_rfc3339(AS_OF).unwrap();
-        let (leads, events) = data(&mut draw, as_of.0);
-        let files = Files::written(&leads, &events);
-        let model = compile(&model_text);
-        let engine = engine_rows(&model, &files, as_of);
-        let context = format!("seed {seed}\n{model_text}\n{leads}\n{events}");
-        if let Some(rows) = duckdb_rows(&query(&model, &model_text, Dialect::DuckDb, as_of), &files) {
-            assert_same_rows(&engine, &rows, &format!("DuckDB, {context}"));
-        }
-        if let Some(mut postgres) = Postgres::create() {
-            let rows = postgres.rows(&query(&model, &model_text, Dialect::Postgres, as_of), &files);
-            assert_same_rows(&engine, &rows, &format!("PostgreSQL, {context}"));
-        }
+        check_case(seed);
     }
 }
