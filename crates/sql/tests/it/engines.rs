@@ -75,22 +75,30 @@ pub fn engine_rows(model: &Model, files: &Files, as_of: Timestamp) -> Rows {
     rows
 }
 
+/// The Python of `LEADSCORE_DUCKDB_PYTHON` if it can import `module`, or `None` (outside CI,
+/// where a test then says it skipped; under CI it fails).
+pub fn python_with(module: &str) -> Option<String> {
+    let python = std::env::var("LEADSCORE_DUCKDB_PYTHON").ok().filter(|p| !p.is_empty());
+    let imports = python.as_ref().is_some_and(|python| {
+        std::process::Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    });
+    if imports {
+        return python;
+    }
+    let how = "set LEADSCORE_DUCKDB_PYTHON to a Python with the duckdb and sqlglot packages (python3 -m venv \
+               /tmp/leadscore-duckdb-venv && /tmp/leadscore-duckdb-venv/bin/pip install duckdb sqlglot; .ci/run \
+               installs them)";
+    assert!(!in_ci(), "the SQL tests need Python's {module} under CI: {how}");
+    eprintln!("skipped {module}: {how}");
+    None
+}
+
 /// The query's rows on DuckDB, or `None` when no DuckDB is available (outside CI).
 pub fn duckdb_rows(query: &str, files: &Files) -> Option<Rows> {
-    let python = match std::env::var("LEADSCORE_DUCKDB_PYTHON") {
-        Ok(python) if !python.is_empty() => python,
-        _ if in_ci() => panic!(
-            "the SQL tests need DuckDB under CI: set LEADSCORE_DUCKDB_PYTHON to a Python with the duckdb package \
-             (.ci/run installs one)"
-        ),
-        _ => {
-            eprintln!(
-                "skipped DuckDB: set LEADSCORE_DUCKDB_PYTHON to a Python with the duckdb package (python3 -m venv \
-                 /tmp/leadscore-duckdb-venv && /tmp/leadscore-duckdb-venv/bin/pip install duckdb)"
-            );
-            return None;
-        }
-    };
+    let python = python_with("duckdb")?;
     let dir = tempfile::tempdir().unwrap();
     let query_file = dir.path().join("query.sql");
     std::fs::write(&query_file, query).unwrap();

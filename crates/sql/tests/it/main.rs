@@ -3,9 +3,11 @@
 //! compiler covers), the text it writes for each dialect, and what it refuses.
 //!
 //! DuckDB runs through its Python package (`LEADSCORE_DUCKDB_PYTHON`: a Python with `duckdb`
-//! installed), PostgreSQL at `LEADSCORE_TEST_POSTGRES` (the local server by default). Without
-//! them a test says it skipped that engine, except under `CI=true`, where it fails.
+//! installed, and `sqlglot`, which parses the other dialects' queries), PostgreSQL at
+//! `LEADSCORE_TEST_POSTGRES` (the local server by default). Without them a test says it skipped
+//! that engine, except under `CI=true`, where it fails.
 
+mod dialects;
 mod engines;
 mod examples;
 mod random;
