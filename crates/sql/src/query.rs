@@ -167,9 +167,9 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
     ))
 }
 
-/// The events: id, type and time cells, the time in milliseconds (rows whose time is not
-/// RFC 3339 are left out, as `leadscore score` skips them), up to the as-of instant; then one
-/// table per tracker of the occurrences it keeps.
+/// The events: id, type and time cells, the time in milliseconds (rows without a type or whose
+/// time is not a time are left out, as `leadscore score` skips them), up to the as-of instant;
+/// then one table per tracker of the occurrences it keeps.
 fn push_events(
     model: &Model,
     dialect: Dialect,
@@ -203,7 +203,12 @@ fn push_events(
     );
     query.push(
         "counted_events",
-        format!("SELECT * FROM {} WHERE {at} IS NOT NULL AND {at} <= {}", ident("event_rows"), dialect.bigint(as_of.0)),
+        format!(
+            "SELECT * FROM {} WHERE {at} IS NOT NULL AND {at} <= {} AND {} IS NOT NULL",
+            ident("event_rows"),
+            dialect.bigint(as_of.0),
+            ident("event_type")
+        ),
     );
     for (tracker_index, tracker) in model.trackers().iter().enumerate() {
         let mut conditions = Vec::new();

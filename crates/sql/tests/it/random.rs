@@ -453,7 +453,8 @@ fn data(draw: &mut Draw, as_of: i64) -> (String, String) {
                 _ => as_of - (draw.next() % (120 * DAY as u64)) as i64,
             };
             times.push(at);
-            let event_type = *draw.pick(&["a", "b", "c", "a", "x"]);
+            let event_type = *draw.pick(&["a", "b", "c", "a", "x", ""]);
+            let event_type = csv_field(draw, event_type);
             let text = time_text(draw, at);
             let text = csv_field(draw, &text);
             let url = *draw.pick(URLS);
