@@ -3,8 +3,8 @@
 
 use leadscore_core::rules::attribute::{AttributeRule, CaseRule};
 
-use super::{RuleContext, RuleSql};
 use crate::error::SqlError;
+use crate::rules::context::{RuleContext, RuleSql};
 
 pub(crate) fn attribute(context: &RuleContext<'_, '_>, rule: &AttributeRule) -> Result<RuleSql, SqlError> {
     Ok(RuleSql {

@@ -7,10 +7,10 @@
 
 use leadscore_core::rules::event::{Decay, EventPoints, EventRule};
 
-use super::{RuleContext, RuleSql};
 use crate::columns;
 use crate::dialect::Dialect;
 use crate::error::SqlError;
+use crate::rules::context::{RuleContext, RuleSql};
 
 pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<RuleSql, SqlError> {
     let dialect = context.dialect;

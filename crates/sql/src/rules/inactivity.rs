@@ -4,9 +4,9 @@
 
 use leadscore_core::rules::inactivity::InactivityRule;
 
-use super::{RuleContext, RuleSql};
 use crate::columns;
 use crate::error::SqlError;
+use crate::rules::context::{RuleContext, RuleSql};
 
 pub(crate) fn inactivity(context: &RuleContext<'_, '_>, rule: &InactivityRule) -> Result<RuleSql, SqlError> {
     let dialect = context.dialect;
