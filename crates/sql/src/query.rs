@@ -47,7 +47,13 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
     // Leads: the id and every field the model reads, trimmed, empty as NULL.
     let mut lead_columns = vec![format!("{} AS {lead}", values::cell(dialect, &lead))];
     for (slot, field) in model.lead_fields().iter().enumerate() {
-        lead_columns.push(format!("{} AS {}", values::cell(dialect, &ident(field)), ident(&columns::lead_field(slot))));
+        let mut value = values::cell(dialect, &ident(field));
+        if field == "user_id" {
+            // `leadscore score` gives a model reading `user_id` the lead's id when the lead has
+            // none, as the service does.
+            value = format!("COALESCE({value}, {})", values::cell(dialect, &lead));
+        }
+        lead_columns.push(format!("{value} AS {}", ident(&columns::lead_field(slot))));
     }
     query.push("lead_rows", format!("SELECT {} FROM {leads_table}", lead_columns.join(", ")));
     let time_slots = columns::time_field_slots(model);

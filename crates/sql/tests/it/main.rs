@@ -11,5 +11,6 @@ mod dialects;
 mod engines;
 mod examples;
 mod random;
+mod reading;
 mod refusals;
 mod snapshots;

@@ -156,6 +156,10 @@ fn lead_condition(draw: &mut Draw, depth: usize) -> String {
             draw.pick(&["free_email", "disposable_email", "role_email"]),
             draw.pick(&["true", "false"])
         ),
+        11 if draw.chance(30) => format!(
+            "{{ field = \"user_id\", {} }}",
+            draw.pick(&["starts_with = \"L1\"", "present = false", "one_of = [\"U7\", \"L3\"]"])
+        ),
         12 if draw.chance(50) => format!("{{ field = \"created_at\", present = {} }}", draw.pick(&["true", "false"])),
         12 => format!("{{ field = \"employees\", equals = {} }}", draw.pick(&["50", "0", "100"])),
         _ => format!("{{ field = \"flag\", missing = {} }}", draw.pick(&["true", "false"])),
@@ -421,7 +425,7 @@ fn csv_field(draw: &mut Draw, value: &str) -> String {
 
 /// Leads and events around the as-of instant `as_of`.
 fn data(draw: &mut Draw, as_of: i64) -> (String, String) {
-    let mut leads = String::from("lead_id,position,country,employees,flag,email,created_at\n");
+    let mut leads = String::from("lead_id,position,country,employees,flag,email,created_at,user_id\n");
     let mut events = String::from("lead_id,type,ts,url,kind\n");
     let n_leads = 20 + draw.below(20);
     for lead in 0..n_leads {
@@ -439,7 +443,9 @@ fn data(draw: &mut Draw, as_of: i64) -> (String, String) {
             }
         };
         let created = csv_field(draw, &created);
-        leads.push_str(&format!("{padded_id},{},{created}\n", cells.join(",")));
+        let user_id = *draw.pick(&["", "U7", "L3", " "]);
+        let user_id = csv_field(draw, user_id);
+        leads.push_str(&format!("{padded_id},{},{created},{user_id}\n", cells.join(",")));
         let mut times = Vec::new();
         let n_events = if draw.chance(25) { 0 } else { draw.below(9) };
         for _ in 0..n_events {
