@@ -146,6 +146,10 @@ fn lead_condition(draw: &mut Draw, depth: usize) -> String {
         8 => format!("{{ field = \"employees\", below = {} }}", draw.pick(&["100", "50", "0"])),
         9 => format!("{{ field = \"flag\", equals = {} }}", draw.pick(&["true", "false"])),
         10 => r#"{ field = "email", email_domain = ["acme.com", "K.io", "@sub.acme.com"] }"#.into(),
+        11 if draw.chance(30) => format!(
+            "{{ field = \"user_id\", {} }}",
+            draw.pick(&["starts_with = \"L1\"", "present = false", "one_of = [\"U7\", \"L3\"]"])
+        ),
         11 => format!(
             "{{ field = \"{}\", present = {} }}",
             draw.pick(&["position", "flag", "email"]),
@@ -155,10 +159,6 @@ fn lead_condition(draw: &mut Draw, depth: usize) -> String {
             "{{ field = \"email\", {} = {} }}",
             draw.pick(&["free_email", "disposable_email", "role_email"]),
             draw.pick(&["true", "false"])
-        ),
-        11 if draw.chance(30) => format!(
-            "{{ field = \"user_id\", {} }}",
-            draw.pick(&["starts_with = \"L1\"", "present = false", "one_of = [\"U7\", \"L3\"]"])
         ),
         12 if draw.chance(50) => format!("{{ field = \"created_at\", present = {} }}", draw.pick(&["true", "false"])),
         12 => format!("{{ field = \"employees\", equals = {} }}", draw.pick(&["50", "0", "100"])),
