@@ -94,6 +94,32 @@ impl Model {
         &self.scores
     }
 
+    /// The event trackers the rules and qualifiers read ([`crate::rules`] names them by index).
+    pub fn trackers(&self) -> &[Tracker] {
+        &self.trackers
+    }
+
+    /// The event types whose events tracker `tracker` keeps (if they pass its filter), or `None`
+    /// when it keeps events of every type (an inactivity rule without `event`).
+    pub fn tracker_event_types(&self, tracker: usize) -> Option<Vec<&str>> {
+        if self.trackers_for_any_type.contains(&tracker) {
+            return None;
+        }
+        let types = self.trackers_by_type.iter().enumerate().filter(|(_, trackers)| trackers.contains(&tracker));
+        Some(types.map(|(type_index, _)| self.event_types[type_index].as_str()).collect())
+    }
+
+    /// Score indexes in the order the engine evaluates them: every score after the scores it is
+    /// made from or tests.
+    pub fn evaluation_order(&self) -> &[usize] {
+        &self.evaluation_order
+    }
+
+    /// The lead record slot of `[lead] created_at`, if the model names one.
+    pub fn created_at_slot(&self) -> Option<usize> {
+        self.created_at_field
+    }
+
     /// Every tier label score `score` can have: its tiers and its `disqualified_tier`, and for a
     /// score of segments without tiers of its own, its segments' labels.
     pub(crate) fn tier_labels(&self, score: usize) -> Vec<&str> {
@@ -122,52 +148,52 @@ impl Model {
 
 /// Keeps, per lead, the timestamps of the events one or more rules look at.
 #[derive(Debug)]
-pub(crate) struct Tracker {
+pub struct Tracker {
     /// `None`: every event type.
-    pub(crate) filter: Option<Condition>,
+    pub filter: Option<Condition>,
     /// How many of the most recent occurrences to keep; `None` keeps them all.
-    pub(crate) keep_most_recent: Option<usize>,
+    pub keep_most_recent: Option<usize>,
 }
 
 /// One score of the model.
 #[derive(Debug)]
 pub struct Score {
-    pub(crate) name: String,
-    pub(crate) description: Option<String>,
-    pub(crate) rules: Vec<Rule>,
-    pub(crate) groups: Vec<Group>,
+    pub name: String,
+    pub description: Option<String>,
+    pub rules: Vec<Rule>,
+    pub groups: Vec<Group>,
     /// Scores this one is made from, with their weights.
-    pub(crate) components: Vec<(usize, f64)>,
+    pub components: Vec<(usize, f64)>,
     /// `applies_to`: leads that do not match get 0 and no tier.
-    pub(crate) applies_to: Option<Condition>,
+    pub applies_to: Option<Condition>,
     /// `segments`: the score is the first of these the lead matches (no rules of its own).
-    pub(crate) segments: Vec<Segment>,
+    pub segments: Vec<Segment>,
     /// Every score that must be evaluated before this one: components, segments and the scores
     /// its conditions test.
-    pub(crate) depends_on: Vec<usize>,
-    pub(crate) min: Option<f64>,
-    pub(crate) max: Option<f64>,
-    pub(crate) normalize: bool,
+    pub depends_on: Vec<usize>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub normalize: bool,
     /// Decimals the value is rounded to before its tier is found (0 to 6).
-    pub(crate) precision: u8,
-    pub(crate) tiers: Vec<Tier>,
-    pub(crate) qualifiers: Vec<Qualifier>,
-    pub(crate) disqualifiers: Vec<Qualifier>,
-    pub(crate) disqualified_tier: String,
+    pub precision: u8,
+    pub tiers: Vec<Tier>,
+    pub qualifiers: Vec<Qualifier>,
+    pub disqualifiers: Vec<Qualifier>,
+    pub disqualified_tier: String,
     /// Set for a predictive score, which has no rules, components or limits.
-    pub(crate) predictive: Option<PredictiveScore>,
+    pub predictive: Option<PredictiveScore>,
 }
 
 /// A score whose value is a trained model's probability, times 100.
 #[derive(Debug)]
-pub(crate) struct PredictiveScore {
+pub struct PredictiveScore {
     /// What the model file named (a path, or a stored model's name).
-    pub(crate) reference: String,
-    pub(crate) predictor: Arc<dyn Predictor>,
+    pub reference: String,
+    pub predictor: Arc<dyn Predictor>,
     /// The lead record slot of each of the predictor's fields.
-    pub(crate) slots: Vec<usize>,
+    pub slots: Vec<usize>,
     /// How many fields the explanation names.
-    pub(crate) factors: usize,
+    pub factors: usize,
 }
 
 impl Score {
@@ -210,18 +236,18 @@ impl Score {
 
 /// One entry of a score's `segments`.
 #[derive(Debug)]
-pub(crate) struct Segment {
+pub struct Segment {
     /// `Condition::Always` for `otherwise`.
-    pub(crate) when: Condition,
-    pub(crate) score: usize,
+    pub when: Condition,
+    pub score: usize,
 }
 
 /// A named group of rules whose total is limited.
 #[derive(Debug)]
-pub(crate) struct Group {
-    pub(crate) name: String,
-    pub(crate) min: Option<f64>,
-    pub(crate) max: Option<f64>,
+pub struct Group {
+    pub name: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// A labelled range of a score, both ends inclusive.
@@ -260,9 +286,11 @@ impl Tier {
 /// A rule of a score.
 #[derive(Debug)]
 pub struct Rule {
-    pub(crate) name: String,
-    pub(crate) group: Option<usize>,
-    pub(crate) kind: RuleKind,
+    pub name: String,
+    pub group: Option<usize>,
+    pub kind: RuleKind,
+    /// Where the rule is written in the model's text (its `[[...rules]]` table).
+    pub span: std::ops::Range<usize>,
 }
 
 impl Rule {
@@ -273,21 +301,23 @@ impl Rule {
 
 /// A direct qualifier or disqualifier: every test it has must hold.
 #[derive(Debug)]
-pub(crate) struct Qualifier {
-    pub(crate) name: String,
+pub struct Qualifier {
+    pub name: String,
     /// Index into the score's tiers (unused for disqualifiers).
-    pub(crate) tier: usize,
-    pub(crate) when: Option<Condition>,
-    pub(crate) event: Option<EventTest>,
+    pub tier: usize,
+    pub when: Option<Condition>,
+    pub event: Option<EventTest>,
     /// Rules of the same score that must apply.
-    pub(crate) rules: Vec<usize>,
+    pub rules: Vec<usize>,
+    /// Where the qualifier is written in the model's text.
+    pub span: std::ops::Range<usize>,
 }
 
 #[derive(Debug)]
-pub(crate) struct EventTest {
-    pub(crate) tracker: usize,
-    pub(crate) within: Option<Duration>,
-    pub(crate) min_count: usize,
+pub struct EventTest {
+    pub tracker: usize,
+    pub within: Option<Duration>,
+    pub min_count: usize,
 }
 
 /// One compiled `[[tests]]` entry (`model_tests.rs` runs them).

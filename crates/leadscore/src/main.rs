@@ -33,6 +33,8 @@ enum Command {
     Test(commands::test::Args),
     /// Score a file of leads with their events; one row per lead
     Score(commands::score::Args),
+    /// Print the model as one SQL query that scores a leads table and an events table in a database
+    Sql(commands::sql::Args),
     /// Why each lead's scores moved between two instants or two model versions, term by term
     Explain(commands::explain::Args),
     /// Run the real-time scoring service (HTTP API and console, on a SQLite file or a PostgreSQL database)
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Score(args) => commands::score::run(args),
+        Command::Sql(args) => commands::sql::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Keys(args) => commands::keys::run(args),

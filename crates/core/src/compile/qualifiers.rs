@@ -113,6 +113,6 @@ impl Compiler<'_> {
             self.error(format!("{kind} `{name}` tests nothing: give it `when`, `event` or `rules`"), span(def));
             return None;
         }
-        Some(Qualifier { name, tier, when, event, rules })
+        Some(Qualifier { name, tier, when, event, rules, span: def.span() })
     }
 }

@@ -55,11 +55,11 @@ impl Compiler<'_> {
                 format!(
                     "rule `{name}` needs `when` (a condition on lead fields), `cases`, `event` (an event rule) or `inactive_for` (an inactivity rule)"
                 ),
-                Some(rule_span),
+                Some(rule_span.clone()),
             );
             None
         }?;
-        Some(Rule { name, group, kind })
+        Some(Rule { name, group, kind, span: rule_span })
     }
 
     /// Reports each key present that a rule of this kind cannot have.

@@ -7,9 +7,9 @@ use crate::value::Value;
 
 /// `points` when the lead matches `when`.
 #[derive(Debug)]
-pub(crate) struct AttributeRule {
-    pub(crate) when: Condition,
-    pub(crate) points: f64,
+pub struct AttributeRule {
+    pub when: Condition,
+    pub points: f64,
 }
 
 impl AttributeRule {
@@ -21,8 +21,8 @@ impl AttributeRule {
 /// The points of the first case the lead matches, in the written order (an `otherwise` case is
 /// last and always matches).
 #[derive(Debug)]
-pub(crate) struct CaseRule {
-    pub(crate) cases: Vec<(Condition, f64)>,
+pub struct CaseRule {
+    pub cases: Vec<(Condition, f64)>,
 }
 
 impl CaseRule {

@@ -18,7 +18,7 @@ use crate::value::Value;
 
 /// A compiled condition.
 #[derive(Debug)]
-pub(crate) enum Condition {
+pub enum Condition {
     /// Always true (a rule case written `otherwise = true`).
     Always,
     All(Vec<Condition>),
@@ -38,7 +38,7 @@ pub(crate) enum Condition {
 
 /// One test on another score of the lead.
 #[derive(Debug)]
-pub(crate) enum ScoreTest {
+pub enum ScoreTest {
     /// A test on the score's value (ranges, `equals`, `one_of`).
     Value(Test),
     /// The score's tier is one of these labels.
@@ -48,7 +48,7 @@ pub(crate) enum ScoreTest {
 }
 
 /// The scores of the lead a condition may test, already evaluated.
-pub(crate) trait Scores {
+pub trait Scores {
     fn value(&self, score: usize) -> f64;
     fn tier(&self, score: usize) -> Option<&str>;
     fn rule_applied(&self, score: usize, rule: &str) -> bool;
@@ -56,7 +56,7 @@ pub(crate) trait Scores {
 
 /// For conditions that cannot test scores (event filters): the compiler rejects score tests
 /// there, so these answers are never read.
-pub(crate) struct NoScores;
+pub struct NoScores;
 
 impl Scores for NoScores {
     fn value(&self, _: usize) -> f64 {
@@ -72,7 +72,7 @@ impl Scores for NoScores {
 
 /// One test on one field's value.
 #[derive(Debug)]
-pub(crate) enum Test {
+pub enum Test {
     Present(bool),
     /// `equals` (one value) and `one_of`.
     OneOf(Box<OneOf>),
@@ -96,14 +96,14 @@ pub(crate) enum Test {
 
 /// The values `equals` / `one_of` accept: a value matches if any of them does.
 #[derive(Debug)]
-pub(crate) struct OneOf {
+pub struct OneOf {
     /// Compared exactly.
-    pub(crate) texts: HashSet<String>,
+    pub texts: HashSet<String>,
     /// With `ignore_case`: the texts as one whole-value, case-folding regex.
-    pub(crate) folded: Option<Regex>,
+    pub folded: Option<Regex>,
     /// Compared as numbers: `200` matches the text `"200.0"`.
-    pub(crate) numbers: Vec<f64>,
-    pub(crate) bools: Vec<bool>,
+    pub numbers: Vec<f64>,
+    pub bools: Vec<bool>,
 }
 
 impl OneOf {
@@ -170,6 +170,64 @@ impl Test {
             Test::Gibberish(expected) => value.as_text().is_some_and(|v| looks_like_gibberish(&v) == *expected),
         }
     }
+}
+
+/// The characters a case-insensitive test (`contains`, `ignore_case`, `(?i)` in a `regex`) takes
+/// for `c`, `c` first: its simple case folding class as the `regex` crate matches it (`k`, `K`
+/// and the Kelvin sign `K`; `s`, `S` and the long `ſ`). A reader that compiles conditions for
+/// another engine (`leadscore sql`) spells each character as this class, so that matching needs
+/// no case folding of its own.
+pub fn case_insensitive_variants(c: char) -> Vec<char> {
+    let mut variants = vec![c];
+    let Ok(pattern) = regex::RegexBuilder::new(&format!("^{}$", regex::escape(c.encode_utf8(&mut [0; 4]))))
+        .case_insensitive(true)
+        .build()
+    else {
+        return variants;
+    };
+    let mut buffer = [0; 4];
+    // Only characters with a case mapping fold to another one (checked over every character by
+    // this module's tests), so the others need not be tried.
+    for candidate in cased_characters() {
+        if candidate != c && pattern.is_match(candidate.encode_utf8(&mut buffer)) {
+            variants.push(candidate);
+        }
+    }
+    variants
+}
+
+/// The characters a pattern of one character (a class such as `\w`, `\d`, `\s` or `\p{L}`)
+/// matches, as the engine's regexes read it, in ascending order; `None` when the pattern is not
+/// a valid one-character pattern. A reader that compiles conditions for another engine spells
+/// such classes out with it, as their meaning (Unicode here) differs between engines.
+pub fn class_characters(pattern: &str) -> Option<Vec<char>> {
+    let class = regex::Regex::new(pattern).ok()?;
+    let every_character: String = (0..=char::MAX as u32).filter_map(char::from_u32).collect();
+    let mut characters = Vec::new();
+    for found in class.find_iter(&every_character) {
+        let mut chars = found.as_str().chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => characters.push(c),
+            _ => return None,
+        }
+    }
+    Some(characters)
+}
+
+/// Every character whose lower or upper case differs from it (a few thousand), found once.
+fn cased_characters() -> impl Iterator<Item = char> {
+    static CASED: std::sync::OnceLock<Vec<char>> = std::sync::OnceLock::new();
+    let cased = CASED.get_or_init(|| {
+        (0..=char::MAX as u32)
+            .filter_map(char::from_u32)
+            .filter(|&c| {
+                let mut lower = c.to_lowercase();
+                let mut upper = c.to_uppercase();
+                !(lower.len() == 1 && lower.next() == Some(c) && upper.len() == 1 && upper.next() == Some(c))
+            })
+            .collect()
+    });
+    cased.iter().copied()
 }
 
 /// Whether an address is on a list (`None` when the text is not an address): free-mail domains
@@ -284,6 +342,41 @@ mod tests {
         assert!(real.matches(&[Value::text("Ó Súilleabháin")]));
         assert!(!real.matches(&[Value::text("qwqwqw")]));
         assert!(!real.matches(&[Value::Missing]));
+    }
+
+    #[test]
+    fn classes_are_spelled_out_as_the_regexes_read_them() {
+        let digits = class_characters(r"\d").unwrap();
+        assert!(digits.contains(&'7') && digits.contains(&'٣') && !digits.contains(&'a'));
+        let word = class_characters(r"\w").unwrap();
+        assert!(word.contains(&'é') && word.contains(&'_') && word.contains(&'部') && !word.contains(&'-'));
+        assert_eq!(class_characters("ab"), None);
+        assert_eq!(class_characters("("), None);
+    }
+
+    #[test]
+    fn case_variants_are_the_characters_case_insensitive_matching_takes() {
+        let sorted = |c| {
+            let mut v = case_insensitive_variants(c);
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(sorted('k'), vec!['K', 'k', '\u{212a}']);
+        assert_eq!(sorted('s'), vec!['S', 's', '\u{17f}']);
+        assert_eq!(sorted('部'), vec!['部']);
+        assert_eq!(case_insensitive_variants('σ').len(), 3);
+        // Characters without a case mapping fold to nothing else: checked over every character
+        // for a few letters whose classes hold uncased-looking members.
+        for c in ['k', 's', 'ω', 'ι', 'θ', 'µ'] {
+            let pattern = regex::RegexBuilder::new(&format!("^{c}$")).case_insensitive(true).build().unwrap();
+            let everywhere: Vec<char> = (0..=char::MAX as u32)
+                .filter_map(char::from_u32)
+                .filter(|d| pattern.is_match(d.encode_utf8(&mut [0; 4])))
+                .collect();
+            let mut expected = case_insensitive_variants(c);
+            expected.sort_unstable();
+            assert_eq!(everywhere, expected, "{c}");
+        }
     }
 
     fn one_of(texts: &[&str], folded: Option<&str>, numbers: &[f64], bools: &[bool]) -> Test {

@@ -10,25 +10,25 @@ use crate::time::{Duration, Timestamp};
 
 /// A compiled event rule.
 #[derive(Debug)]
-pub(crate) struct EventRule {
+pub struct EventRule {
     /// The tracker that keeps the occurrences this rule counts.
-    pub(crate) tracker: usize,
-    pub(crate) window: Option<Duration>,
-    pub(crate) max_count: Option<usize>,
-    pub(crate) points: EventPoints,
-    pub(crate) decay: Option<Decay>,
+    pub tracker: usize,
+    pub window: Option<Duration>,
+    pub max_count: Option<usize>,
+    pub points: EventPoints,
+    pub decay: Option<Decay>,
     /// `when`: the rule applies only to leads matching it (checked by `RuleKind::outcome`).
-    pub(crate) lead_condition: Option<Condition>,
+    pub lead_condition: Option<Condition>,
     /// `after`: a sequence's preceding event.
-    pub(crate) after: Option<Precedent>,
+    pub after: Option<Precedent>,
 }
 
 /// The event that must precede an occurrence for a sequence to count it.
 #[derive(Debug)]
-pub(crate) struct Precedent {
+pub struct Precedent {
     /// The tracker that keeps the preceding events (all of them: any may be the one needed).
-    pub(crate) tracker: usize,
-    pub(crate) within: Duration,
+    pub tracker: usize,
+    pub within: Duration,
 }
 
 impl Precedent {
@@ -49,7 +49,7 @@ impl Precedent {
 }
 
 #[derive(Debug)]
-pub(crate) enum EventPoints {
+pub enum EventPoints {
     /// The same points for every counted occurrence.
     Each(f64),
     /// Points of the 1st, 2nd, ... counted occurrence, oldest first.
@@ -59,15 +59,15 @@ pub(crate) enum EventPoints {
 }
 
 #[derive(Debug)]
-pub(crate) struct Band {
-    pub(crate) min: usize,
-    pub(crate) max: Option<usize>,
-    pub(crate) points: f64,
+pub struct Band {
+    pub min: usize,
+    pub max: Option<usize>,
+    pub points: f64,
 }
 
 /// How an occurrence's points shrink with its age.
 #[derive(Debug)]
-pub(crate) enum Decay {
+pub enum Decay {
     /// Halved every `half_life_days`.
     HalfLife { half_life_days: f64 },
     /// Lose `percent` of the points at the end of every `every`, down to zero.

@@ -8,13 +8,13 @@ use crate::value::Value;
 
 /// `points` when no tracked event happened in the last `after`.
 #[derive(Debug)]
-pub(crate) struct InactivityRule {
+pub struct InactivityRule {
     /// The tracker that keeps the most recent occurrence (of the listed types, or of any type).
-    pub(crate) tracker: usize,
-    pub(crate) after: Duration,
-    pub(crate) points: f64,
+    pub tracker: usize,
+    pub after: Duration,
+    pub points: f64,
     /// `when`: the rule applies only to leads matching it (checked by `RuleKind::outcome`).
-    pub(crate) lead_condition: Option<Condition>,
+    pub lead_condition: Option<Condition>,
 }
 
 impl InactivityRule {

@@ -8,15 +8,15 @@
 //! adding outcomes up into scores, tiers and explanations is the engine's ([`crate::engine`]),
 //! which this module does not depend on.
 
-pub(crate) mod attribute;
-pub(crate) mod condition;
-pub(crate) mod event;
+pub mod attribute;
+pub mod condition;
+pub mod event;
 pub mod gibberish;
-pub(crate) mod inactivity;
+pub mod inactivity;
 pub mod lists;
-mod outcome;
+pub mod outcome;
 
-pub(crate) use outcome::RuleOutcome;
+pub use outcome::RuleOutcome;
 
 use crate::time::Timestamp;
 use crate::value::Value;
@@ -30,7 +30,7 @@ use inactivity::InactivityRule;
 /// Event and inactivity rules may also test the lead (`when`): when the lead does not match, the
 /// rule does not apply, whatever its events.
 #[derive(Debug)]
-pub(crate) enum RuleKind {
+pub enum RuleKind {
     Attribute(AttributeRule),
     Cases(CaseRule),
     Event(EventRule),

@@ -5,10 +5,10 @@
 
 /// One rule's outcome while a score is evaluated.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RuleOutcome {
-    pub(crate) applied: bool,
-    pub(crate) points: f64,
-    pub(crate) occurrences: u32,
+pub struct RuleOutcome {
+    pub applied: bool,
+    pub points: f64,
+    pub occurrences: u32,
 }
 
 impl RuleOutcome {

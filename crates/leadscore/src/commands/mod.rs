@@ -8,6 +8,7 @@ pub mod leads;
 pub mod migrate_store;
 pub mod score;
 pub mod serve;
+pub mod sql;
 pub mod test;
 pub mod train;
 pub mod users;

@@ -708,3 +708,41 @@ fn the_outlook_example_of_the_model_format_reference_is_what_score_writes() {
         "docs/model-format.md's outlooks (right) are not what leadscore score writes (left)"
     );
 }
+
+/// `leadscore sql`: a query on standard output, or a refusal naming the construct and its line
+/// (exit status 2), never a query that would score differently.
+#[test]
+fn sql_prints_one_query_or_refuses_with_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "model.toml", MODEL);
+    let (code, out, err) = run(bin()
+        .args(["sql", "--dialect", "postgres", "--as-of", "2026-11-01T00:00:00Z", "--leads", "crm.leads"])
+        .arg(&model));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("WITH\n") && out.contains("FROM \"crm\".\"leads\""), "{out}");
+    assert!(
+        out.contains("AS \"score\", ") && out.contains("AS \"score_tier\""),
+        "the output columns of `leadscore score`"
+    );
+
+    let refused = MODEL.replace(r#"equals = "Technology""#, "gibberish = false");
+    let refused = write(dir.path(), "refused.toml", &refused);
+    let (code, out, err) = run(bin().args(["sql", "--dialect", "duckdb", "--as-of-now"]).arg(&refused));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    let line = refused.display().to_string();
+    assert_eq!(err.trim(), format!("error: {line}: `gibberish` on line 6 is not compiled to SQL yet"));
+
+    let (code, _, err) = run(bin().args(["sql", "--dialect", "mysql", "--as-of-now"]).arg(&model));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`mysql` is not a dialect: use one of duckdb, postgres, spark, trino, snowflake, bigquery"),
+        "{err}"
+    );
+    let (code, _, err) = run(bin().args(["sql", "--dialect", "duckdb"]).arg(&model));
+    assert_eq!(code, 2);
+    assert!(err.contains("--as-of"), "the instant is required: {err}");
+    let (code, _, err) = run(bin().args(["sql", "--dialect", "duckdb", "--as-of-now", "--leads", "a b"]).arg(&model));
+    assert_eq!(code, 2);
+    assert!(err.contains("`a b` is not a table name"), "{err}");
+}

@@ -311,13 +311,15 @@ fn the_architecture_code_map_names_every_module() {
 }
 
 /// Only the store writes SQL: the other crates' code (tests left out) names no SQLite and holds
-/// no SQL statement, so that a second database is a change of the store alone.
+/// no SQL statement, so that a second database is a change of the store alone. `crates/sql`
+/// writes a model as a query for the user's own warehouse (`leadscore sql`), which the service
+/// never runs.
 #[test]
 fn only_the_store_writes_sql() {
     const STATEMENTS: &[&str] =
         &["SELECT ", "INSERT ", "UPDATE ", "DELETE ", "CREATE ", "WITH ", "PRAGMA ", "REPLACE "];
     let mut found = Vec::new();
-    for krate in workspace_crates().into_iter().filter(|krate| !krate.ends_with("store")) {
+    for krate in workspace_crates().into_iter().filter(|krate| !krate.ends_with("store") && !krate.ends_with("sql")) {
         let src = krate.join("src");
         let mut files = Vec::new();
         rust_files(&src, &mut files);

@@ -1,0 +1,542 @@
+//! The whole query: the input tables read as text and cast, one table of occurrences per
+//! tracker, the rules' tables joined to the leads, then each score in the engine's order as a few
+//! common table expressions (its rules, groups, sum, value, tier), and the output columns of
+//! `leadscore score`.
+//!
+//! Sums are written as the engine adds them: contributions in its order, from 0, one addition
+//! after another; limits as `clamp`; normalisation as scaled contributions plus the offset; the
+//! value rounded once to the score's precision, half away from zero. Doubles are written exactly,
+//! so that the query's arithmetic is the engine's, operation for operation, and lands on the same
+//! side of every tier boundary.
+
+use leadscore_core::model::{Qualifier, Score};
+use leadscore_core::{Model, Timestamp};
+
+use crate::SqlOptions;
+use crate::columns;
+use crate::condition::{Conditions, Record};
+use crate::dialect::Dialect;
+use crate::error::{Place, SqlError};
+use crate::rules::{self, RuleContext};
+use crate::values;
+
+/// The tables of the query, in order.
+struct Query {
+    ctes: Vec<(String, String)>,
+}
+
+impl Query {
+    fn push(&mut self, name: impl Into<String>, sql: impl Into<String>) {
+        self.ctes.push((name.into(), sql.into()));
+    }
+
+    fn last(&self) -> String {
+        self.ctes.last().map(|(name, _)| name.clone()).unwrap_or_default()
+    }
+}
+
+pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Result<String, SqlError> {
+    let dialect = options.dialect;
+    let ident = |name: &str| dialect.ident(name);
+    let leads_table = table_name(dialect, options.leads_table)?;
+    let events_table = table_name(dialect, options.events_table)?;
+    let lead = ident("lead_id");
+    let as_of = options.as_of;
+    let mut query = Query { ctes: Vec::new() };
+
+    // Leads: the id and every field the model reads, trimmed, empty as NULL.
+    let mut lead_columns = vec![format!("{} AS {lead}", values::cell(dialect, &lead))];
+    for (slot, field) in model.lead_fields().iter().enumerate() {
+        let mut value = values::cell(dialect, &ident(field));
+        if field == "user_id" {
+            // `leadscore score` gives a model reading `user_id` the lead's id when the lead has
+            // none, as the service does.
+            value = format!("COALESCE({value}, {})", values::cell(dialect, &lead));
+        }
+        lead_columns.push(format!("{value} AS {}", ident(&columns::lead_field(slot))));
+    }
+    query.push("lead_rows", format!("SELECT {} FROM {leads_table}", lead_columns.join(", ")));
+    let time_slots = columns::time_field_slots(model);
+    let leads = if time_slots.is_empty() {
+        "lead_rows"
+    } else {
+        // Time fields as instants; a lead whose time field holds something else is left out,
+        // as `leadscore score` skips its row.
+        let mut parts = Vec::new();
+        let mut instants = Vec::new();
+        let mut valid = Vec::new();
+        for &slot in &time_slots {
+            let field = ident(&columns::lead_field(slot));
+            let prefix = format!("{}_", columns::lead_field(slot));
+            parts.extend(values::instant_parts(dialect, &field, &prefix));
+            let at = ident(&columns::lead_time(slot));
+            instants.push(format!("{} AS {at}", values::instant_ms(dialect, &prefix)));
+            valid.push(format!("({field} IS NULL OR {at} IS NOT NULL)"));
+        }
+        query.push("lead_time_parts", format!("SELECT l.*, {} FROM {} l", parts.join(", "), ident("lead_rows")));
+        query.push("lead_times", format!("SELECT l.*, {} FROM {} l", instants.join(", "), ident("lead_time_parts")));
+        query.push("lead_rows_read", format!("SELECT * FROM {} WHERE {}", ident("lead_times"), valid.join(" AND ")));
+        "lead_rows_read"
+    };
+
+    // Rules and qualifiers first, so that the event tables are written only when one counts
+    // events.
+    let mut rule_sql = Vec::new();
+    let mut joined: Vec<(String, String, Vec<String>)> = Vec::new();
+    for &score_index in model.evaluation_order() {
+        let score = &model.scores()[score_index];
+        let place = score_place(text, score);
+        if score.predictive.is_some() {
+            return Err(place.not_yet("predictive", "the predictive score"));
+        }
+        let mut rules_of_score = Vec::new();
+        for (rule_index, rule) in score.rules.iter().enumerate() {
+            let context = RuleContext {
+                model,
+                dialect,
+                place: Place { text, span: rule.span.clone() },
+                as_of,
+                score: score_index,
+                rule: rule_index,
+            };
+            let sql = rules::rule(&context, &rule.kind)?;
+            joined.extend(sql.tables.iter().cloned());
+            rules_of_score.push(sql);
+        }
+        for (kind, qualifiers) in [("qualifier", &score.qualifiers), ("disqualifier", &score.disqualifiers)] {
+            for (i, qualifier) in qualifiers.iter().enumerate() {
+                if let Some(test) = &qualifier.event {
+                    let table = columns::qualifier_table(score_index, kind, i);
+                    let window = match test.within {
+                        Some(within) => {
+                            format!(" WHERE {} >= {}", ident("at"), dialect.bigint(as_of.saturating_sub(within).0))
+                        }
+                        None => String::new(),
+                    };
+                    let count = format!("{table}_count");
+                    let sql = format!(
+                        "SELECT {lead}, COUNT(*) AS {} FROM {}{window} GROUP BY {lead}",
+                        ident(&count),
+                        ident(&columns::tracker(test.tracker))
+                    );
+                    joined.push((table, sql, vec![count]));
+                }
+            }
+        }
+        rule_sql.push((score_index, rules_of_score));
+    }
+
+    if !joined.is_empty() {
+        push_events(model, dialect, &events_table, as_of, text, &mut query)?;
+    }
+    for (name, sql, _) in &joined {
+        query.push(name.clone(), sql.clone());
+    }
+
+    // Every lead with its rules' tables.
+    let mut base_columns = vec!["l.*".to_string()];
+    let mut joins = String::new();
+    for (name, _, table_columns) in &joined {
+        for column in table_columns {
+            base_columns.push(format!("{}.{}", ident(name), ident(column)));
+        }
+        joins.push_str(&format!(" LEFT JOIN {table} ON {table}.{lead} = l.{lead}", table = ident(name)));
+    }
+    query.push(
+        "lead_base",
+        format!("SELECT {} FROM {} l{joins} WHERE l.{lead} IS NOT NULL", base_columns.join(", "), ident(leads)),
+    );
+
+    for (score_index, rules_of_score) in rule_sql {
+        push_score(model, dialect, text, score_index, &rules_of_score, &mut query)?;
+    }
+
+    let mut output = vec![lead.clone()];
+    for (score_index, score) in model.scores().iter().enumerate() {
+        output.push(format!("{} AS {}", ident(&columns::score_column(score_index, "value")), ident(&score.name)));
+        output.push(format!(
+            "{} AS {}",
+            ident(&columns::score_column(score_index, "tier")),
+            ident(&format!("{}_tier", score.name))
+        ));
+    }
+    let ctes: Vec<String> = query
+        .ctes
+        .iter()
+        .map(|(name, sql)| format!("{} AS {}(\n  {sql}\n)", ident(name), dialect.cte_keyword()))
+        .collect();
+    Ok(format!(
+        "WITH\n{}\nSELECT {} FROM {} ORDER BY {lead}\n",
+        ctes.join(",\n"),
+        output.join(", "),
+        ident(&query.last())
+    ))
+}
+
+/// The events: id, type and time cells, the time in milliseconds (rows without a type or whose
+/// time is not a time are left out, as `leadscore score` skips them), up to the as-of instant;
+/// then one table per tracker of the occurrences it keeps.
+fn push_events(
+    model: &Model,
+    dialect: Dialect,
+    events_table: &str,
+    as_of: Timestamp,
+    text: &str,
+    query: &mut Query,
+) -> Result<(), SqlError> {
+    let ident = |name: &str| dialect.ident(name);
+    let lead = ident("lead_id");
+    let mut cells = vec![
+        format!("{} AS {lead}", values::cell(dialect, &lead)),
+        format!("{} AS {}", values::cell(dialect, &ident("type")), ident("event_type")),
+        format!("{} AS {}", values::cell(dialect, &ident("ts")), ident("time_text")),
+    ];
+    let mut properties = Vec::new();
+    for (slot, property) in model.event_properties().iter().enumerate() {
+        let column = ident(&columns::event_property(slot));
+        cells.push(format!("{} AS {column}", values::cell(dialect, &ident(property))));
+        properties.push(column);
+    }
+    query.push("event_cells", format!("SELECT {} FROM {events_table}", cells.join(", ")));
+    let parts = values::instant_parts(dialect, &ident("time_text"), "time_");
+    query.push("event_times", format!("SELECT e.*, {} FROM {} e", parts.join(", "), ident("event_cells")));
+    let at = ident("at");
+    let mut kept = vec![lead.clone(), ident("event_type"), format!("{} AS {at}", values::instant_ms(dialect, "time_"))];
+    kept.extend(properties);
+    query.push(
+        "event_rows",
+        format!("SELECT {} FROM {} WHERE {lead} IS NOT NULL", kept.join(", "), ident("event_times")),
+    );
+    query.push(
+        "counted_events",
+        format!(
+            "SELECT * FROM {} WHERE {at} IS NOT NULL AND {at} <= {} AND {} IS NOT NULL",
+            ident("event_rows"),
+            dialect.bigint(as_of.0),
+            ident("event_type")
+        ),
+    );
+    for (tracker_index, tracker) in model.trackers().iter().enumerate() {
+        let mut conditions = Vec::new();
+        if let Some(types) = model.tracker_event_types(tracker_index) {
+            let list: Vec<String> = types.iter().map(|t| dialect.text(t)).collect();
+            conditions.push(if list.is_empty() {
+                "FALSE".to_string()
+            } else {
+                format!("{} IN ({})", ident("event_type"), list.join(", "))
+            });
+        }
+        if let Some(filter) = &tracker.filter {
+            let place = Place { text, span: tracker_span(model, tracker_index).unwrap_or(0..text.len()) };
+            let conditions_sql = Conditions { model, dialect, place: &place, record: Record::Event };
+            conditions.push(conditions_sql.render(filter)?);
+        }
+        let where_clause =
+            if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+        query.push(
+            columns::tracker(tracker_index),
+            format!("SELECT {lead}, {at} FROM {}{where_clause}", ident("counted_events")),
+        );
+    }
+    Ok(())
+}
+
+/// Where the rule or qualifier that owns a tracker is written (each has trackers of its own).
+fn tracker_span(model: &Model, tracker_index: usize) -> Option<std::ops::Range<usize>> {
+    use leadscore_core::rules::RuleKind;
+    for score in model.scores() {
+        for rule in &score.rules {
+            let owns = match &rule.kind {
+                RuleKind::Event(event) => {
+                    event.tracker == tracker_index || event.after.as_ref().is_some_and(|p| p.tracker == tracker_index)
+                }
+                RuleKind::Inactivity(inactivity) => inactivity.tracker == tracker_index,
+                RuleKind::Attribute(_) | RuleKind::Cases(_) => false,
+            };
+            if owns {
+                return Some(rule.span.clone());
+            }
+        }
+        for qualifier in score.qualifiers.iter().chain(&score.disqualifiers) {
+            if qualifier.event.as_ref().is_some_and(|e| e.tracker == tracker_index) {
+                return Some(qualifier.span.clone());
+            }
+        }
+    }
+    None
+}
+
+/// Where a score is written: its `[scores.NAME]` table, found in the text.
+fn score_place<'t>(text: &'t str, score: &Score) -> Place<'t> {
+    let header = format!("scores.{}", score.name);
+    let start = text.find(&header).unwrap_or(0);
+    let end = text[start..].find("\n[scores.").map_or(text.len(), |i| start + 1 + i);
+    Place { text, span: start..end }
+}
+
+/// One score's tables: its rules, groups, sum, value and tier.
+fn push_score(
+    model: &Model,
+    dialect: Dialect,
+    text: &str,
+    k: usize,
+    rules_of_score: &[rules::RuleSql],
+    query: &mut Query,
+) -> Result<(), SqlError> {
+    let score = &model.scores()[k];
+    let ident = |name: &str| dialect.ident(name);
+    let column = |what: &str| ident(&columns::score_column(k, what));
+    let place = score_place(text, score);
+    let conditions = Conditions { model, dialect, place: &place, record: Record::Lead };
+    let double = |value: f64| dialect.double(value);
+
+    // Rules, and whether the score applies to the lead at all.
+    let applicable = match &score.applies_to {
+        Some(condition) => conditions.render(condition)?,
+        None => "TRUE".into(),
+    };
+    let mut rule_columns = vec![format!("{applicable} AS {}", column("applicable"))];
+    let rules_counted = if score.segments.is_empty() { "TRUE" } else { "FALSE" };
+    rule_columns.push(format!("({} AND {rules_counted}) AS {}", applicable, column("rules_counted")));
+    for (i, sql) in rules_of_score.iter().enumerate() {
+        rule_columns.push(format!("{} AS {}", sql.applied, ident(&columns::rule_column(k, i, "applied"))));
+        rule_columns.push(format!("{} AS {}", sql.points, ident(&columns::rule_column(k, i, "points"))));
+    }
+    let previous = query.last();
+    query.push(format!("score_{k}_rules"), format!("SELECT *, {} FROM {}", rule_columns.join(", "), ident(&previous)));
+
+    let term = |i: usize| {
+        format!(
+            "(CASE WHEN {} THEN {} ELSE {} END)",
+            ident(&columns::rule_column(k, i, "applied")),
+            ident(&columns::rule_column(k, i, "points")),
+            double(0.0)
+        )
+    };
+    let fold = |terms: &[String]| {
+        let mut sum = format!("({}", double(0.0));
+        for term in terms {
+            sum.push_str(" + ");
+            sum.push_str(term);
+        }
+        sum.push(')');
+        sum
+    };
+    let clamp = |value: &str, min: Option<f64>, max: Option<f64>| {
+        let value = min.map_or(value.to_string(), |min| format!("GREATEST({value}, {})", double(min)));
+        max.map_or(value.clone(), |max| format!("LEAST({value}, {})", double(max)))
+    };
+
+    if !score.segments.is_empty() {
+        // The score of the first segment the lead matches: its value, and its tier when this
+        // score has no tiers of its own.
+        let mut value = String::from("(CASE");
+        let mut tier = String::from("(CASE");
+        for segment in &score.segments {
+            let when = conditions.render(&segment.when)?;
+            let routed = |what: &str| ident(&columns::score_column(segment.score, what));
+            value.push_str(&format!(" WHEN {when} THEN {}", routed("value")));
+            tier.push_str(&format!(" WHEN {when} THEN {}", routed("tier")));
+        }
+        value.push_str(&format!(" ELSE {} END)", double(0.0)));
+        tier.push_str(" END)");
+        let matched = {
+            let whens: Vec<String> =
+                score.segments.iter().map(|s| conditions.render(&s.when)).collect::<Result<_, _>>()?;
+            format!("({})", whens.join(" OR "))
+        };
+        let previous = query.last();
+        query.push(
+            format!("score_{k}_value"),
+            format!(
+                "SELECT *, (CASE WHEN {applicable} AND {matched} THEN {value} ELSE {} END) AS {}, ({applicable} AND {matched}) AS {} FROM {}",
+                double(0.0),
+                column("value"),
+                column("scored"),
+                ident(&previous)
+            ),
+        );
+        let tier_sql = if score.tiers.is_empty() {
+            format!("(CASE WHEN {} THEN {tier} ELSE {} END)", column("scored"), dialect.null_text())
+        } else {
+            tier_expression(model, dialect, text, k, score, &column("scored"))?
+        };
+        let previous = query.last();
+        query.push(
+            format!("score_{k}_tier"),
+            format!("SELECT *, {tier_sql} AS {} FROM {}", column("tier"), ident(&previous)),
+        );
+        return Ok(());
+    }
+
+    // Groups: each group's rules added up, then limited.
+    let mut terms: Vec<String> = (0..score.rules.len()).filter(|&i| score.rules[i].group.is_none()).map(term).collect();
+    let mut group_columns = Vec::new();
+    for (g, group) in score.groups.iter().enumerate() {
+        let grouped: Vec<String> =
+            (0..score.rules.len()).filter(|&i| score.rules[i].group == Some(g)).map(term).collect();
+        terms.extend(grouped.iter().cloned());
+        if group.min.is_some() || group.max.is_some() {
+            let total = column(&format!("group_{g}"));
+            group_columns.push(format!("{} AS {total}", fold(&grouped)));
+            terms.push(format!("({} - {total})", clamp(&total, group.min, group.max)));
+        }
+    }
+    if !group_columns.is_empty() {
+        let previous = query.last();
+        query.push(
+            format!("score_{k}_groups"),
+            format!("SELECT *, {} FROM {}", group_columns.join(", "), ident(&previous)),
+        );
+    }
+    for &(component, weight) in &score.components {
+        terms.push(format!("({} * {})", double(weight), ident(&columns::score_column(component, "value"))));
+    }
+    let previous = query.last();
+    query.push(
+        format!("score_{k}_sum"),
+        format!("SELECT *, {} AS {} FROM {}", fold(&terms), column("sum"), ident(&previous)),
+    );
+
+    // The limits, normalisation and the one rounding.
+    let sum = column("sum");
+    let limited = clamp(&sum, score.min, score.max);
+    let total = match (score.normalize, score.min, score.max) {
+        (true, Some(min), Some(max)) => {
+            let scale = 100.0 / (max - min);
+            let mut scaled: Vec<String> = terms.iter().map(|t| format!("({t} * {})", double(scale))).collect();
+            scaled.push(format!("(({limited} - {sum}) * {})", double(scale)));
+            let scaled_sum = fold(&scaled);
+            format!("({scaled_sum} + ((({limited} - {}) * {}) - {scaled_sum}))", double(min), double(scale))
+        }
+        _ => format!("({sum} + ({limited} - {sum}))"),
+    };
+    let previous = query.last();
+    query.push(
+        format!("score_{k}_total"),
+        format!("SELECT *, {total} AS {} FROM {}", column("total"), ident(&previous)),
+    );
+    let rounded = round_to_precision(dialect, &column("total"), score.precision);
+    let previous = query.last();
+    query.push(
+        format!("score_{k}_value"),
+        format!(
+            "SELECT *, (CASE WHEN {applicable} THEN {rounded} ELSE {} END) AS {}, {applicable} AS {} FROM {}",
+            double(0.0),
+            column("value"),
+            column("scored"),
+            ident(&previous)
+        ),
+    );
+    let tier_sql = tier_expression(model, dialect, text, k, score, &column("scored"))?;
+    let previous = query.last();
+    query.push(
+        format!("score_{k}_tier"),
+        format!("SELECT *, {tier_sql} AS {} FROM {}", column("tier"), ident(&previous)),
+    );
+    Ok(())
+}
+
+/// `round_to_precision`: half away from zero at `decimals` decimals, without a negative zero.
+/// `scaled - FLOOR(scaled)` is exact for any double, so the half is found exactly.
+fn round_to_precision(dialect: Dialect, value: &str, decimals: u8) -> String {
+    let scale = dialect.double(10f64.powi(i32::from(decimals.min(6))));
+    let scaled = format!("(ABS({value}) * {scale})");
+    let whole = format!("FLOOR({scaled})");
+    format!(
+        "(SIGN({value}) * ({whole} + (CASE WHEN {scaled} - {whole} >= {} THEN {} ELSE {} END)) / {scale} + {})",
+        dialect.double(0.5),
+        dialect.double(1.0),
+        dialect.double(0.0),
+        dialect.double(0.0)
+    )
+}
+
+/// The tier of a scored lead: a disqualifier's tier, else the tier its value reaches raised by
+/// the qualifiers it meets; none for a lead the score does not apply to.
+fn tier_expression(
+    model: &Model,
+    dialect: Dialect,
+    text: &str,
+    k: usize,
+    score: &Score,
+    scored: &str,
+) -> Result<String, SqlError> {
+    let value = dialect.ident(&columns::score_column(k, "value"));
+    let double = |v: f64| dialect.double(v);
+    let mut points_tier = String::from("(CASE");
+    for (i, tier) in score.tiers.iter().enumerate().rev().filter(|(_, t)| !t.qualifier_only()) {
+        let reached = tier.min().map_or("TRUE".to_string(), |min| format!("{value} >= {}", double(min)));
+        let held = tier.max().map_or("TRUE".to_string(), |max| format!("{value} <= {}", double(max)));
+        points_tier.push_str(&format!(" WHEN {reached} THEN (CASE WHEN {held} THEN {i} END)"));
+    }
+    points_tier.push_str(" END)");
+    if !score.tiers.iter().any(|t| !t.qualifier_only()) {
+        points_tier = "NULL".into();
+    }
+    let mut raised = vec![format!("COALESCE({points_tier}, -1)")];
+    for (i, qualifier) in score.qualifiers.iter().enumerate() {
+        let qualifies = qualifies(model, dialect, text, k, "qualifier", i, qualifier)?;
+        raised.push(format!("(CASE WHEN {qualifies} THEN {} ELSE -1 END)", qualifier.tier));
+    }
+    let index = if raised.len() == 1 { raised.remove(0) } else { format!("GREATEST({})", raised.join(", ")) };
+    let mut label = format!("(CASE {index}");
+    for (i, tier) in score.tiers.iter().enumerate() {
+        label.push_str(&format!(" WHEN {i} THEN {}", dialect.text(tier.label())));
+    }
+    label.push_str(" END)");
+    if score.tiers.is_empty() {
+        label = dialect.null_text();
+    }
+    let mut disqualified = Vec::new();
+    for (i, disqualifier) in score.disqualifiers.iter().enumerate() {
+        disqualified.push(qualifies(model, dialect, text, k, "disqualifier", i, disqualifier)?);
+    }
+    let tier = if disqualified.is_empty() {
+        label
+    } else {
+        format!(
+            "(CASE WHEN {} THEN {} ELSE {label} END)",
+            disqualified.join(" OR "),
+            dialect.text(&score.disqualified_tier)
+        )
+    };
+    Ok(format!("(CASE WHEN {scored} THEN {tier} ELSE {} END)", dialect.null_text()))
+}
+
+/// Whether a lead meets a qualifier: its lead condition, its count of recent events and the
+/// rules of the score it names.
+fn qualifies(
+    model: &Model,
+    dialect: Dialect,
+    text: &str,
+    k: usize,
+    kind: &str,
+    i: usize,
+    qualifier: &Qualifier,
+) -> Result<String, SqlError> {
+    let place = Place { text, span: qualifier.span.clone() };
+    let mut parts = Vec::new();
+    if let Some(when) = &qualifier.when {
+        parts.push(Conditions { model, dialect, place: &place, record: Record::Lead }.render(when)?);
+    }
+    if let Some(test) = &qualifier.event {
+        let count = dialect.ident(&format!("{}_count", columns::qualifier_table(k, kind, i)));
+        parts.push(format!("COALESCE({count}, 0) >= {}", test.min_count));
+    }
+    for &rule in &qualifier.rules {
+        parts.push(dialect.ident(&columns::rule_column(k, rule, "applied")));
+    }
+    Ok(if parts.is_empty() { "TRUE".into() } else { format!("({})", parts.join(" AND ")) })
+}
+
+/// A table name as the dialect quotes it: `NAME` or `SCHEMA.NAME` (each part quoted).
+fn table_name(dialect: Dialect, name: &str) -> Result<String, SqlError> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let valid =
+        |part: &&str| !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$');
+    if parts.is_empty() || parts.len() > 3 || !parts.iter().all(valid) {
+        return Err(SqlError::TableName(name.to_string()));
+    }
+    Ok(parts.iter().map(|p| dialect.ident(p)).collect::<Vec<_>>().join("."))
+}

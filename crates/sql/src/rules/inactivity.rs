@@ -1,0 +1,42 @@
+//! Inactivity rules (`inactive_for`): points when the lead's tracker holds no occurrence in the
+//! last `after`, strictly (exactly `after` ago is not yet inactive), counted from the lead's
+//! creation time (`[lead] created_at`, if not after the as-of instant) when it has none.
+
+use leadscore_core::rules::inactivity::InactivityRule;
+
+use crate::columns;
+use crate::error::SqlError;
+use crate::rules::context::{RuleContext, RuleSql};
+
+pub(crate) fn inactivity(context: &RuleContext<'_, '_>, rule: &InactivityRule) -> Result<RuleSql, SqlError> {
+    let dialect = context.dialect;
+    let table = columns::rule_table(context.score, context.rule);
+    let last = columns::rule_column(context.score, context.rule, "last");
+    let query = format!(
+        "SELECT {lead}, MAX({at}) AS {last} FROM {tracker} GROUP BY {lead}",
+        lead = dialect.ident("lead_id"),
+        at = dialect.ident("at"),
+        last = dialect.ident(&last),
+        tracker = dialect.ident(&columns::tracker(rule.tracker)),
+    );
+    let mut last = dialect.ident(&last);
+    if let Some(slot) = context.model.created_at_slot() {
+        // Without occurrences, the lead's creation time, if it is not after the as-of instant.
+        let created = dialect.ident(&columns::lead_time(slot));
+        last = format!(
+            "COALESCE({last}, (CASE WHEN {created} <= {} THEN {created} END))",
+            dialect.bigint(context.as_of.0)
+        );
+    }
+    let inactive =
+        format!("({last} IS NULL OR {} - {last} > {})", dialect.bigint(context.as_of.0), dialect.bigint(rule.after.0));
+    let applied = match &rule.lead_condition {
+        Some(when) => format!("({} AND {inactive})", context.lead_conditions().render(when)?),
+        None => inactive,
+    };
+    Ok(RuleSql {
+        tables: vec![(table, query, vec![columns::rule_column(context.score, context.rule, "last")])],
+        applied,
+        points: dialect.double(rule.points),
+    })
+}

@@ -1,0 +1,220 @@
+//! Running a model three ways on the same files: the engine (`leadscore score`'s batch scoring),
+//! the compiled query on DuckDB and on PostgreSQL; and comparing their rows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use leadscore_batch::{BatchOptions, OutputFormat, ReadOptions};
+use leadscore_core::{Model, Timestamp};
+use leadscore_sql::{Dialect, SqlOptions};
+
+/// Rows by lead id: each score's value and tier ("" for none), in the model's order.
+pub type Rows = BTreeMap<String, Vec<(f64, String)>>;
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| ci == "true")
+}
+
+/// A leads file and an events file.
+pub struct Files {
+    pub leads: PathBuf,
+    pub events: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Files {
+    pub fn existing(leads: &Path, events: &Path) -> Files {
+        Files { leads: leads.to_path_buf(), events: events.to_path_buf(), _dir: None }
+    }
+
+    pub fn written(leads_csv: &str, events_csv: &str) -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        let leads = dir.path().join("leads.csv");
+        let events = dir.path().join("events.csv");
+        std::fs::write(&leads, leads_csv).unwrap();
+        std::fs::write(&events, events_csv).unwrap();
+        Files { leads, events, _dir: Some(dir) }
+    }
+}
+
+pub fn compile(model_text: &str) -> Model {
+    match leadscore_core::compile(model_text) {
+        Ok(compiled) => compiled.model,
+        Err(error) => panic!("the model does not compile:\n{}\n{model_text}", error.render("model.toml")),
+    }
+}
+
+pub fn query(model: &Model, model_text: &str, dialect: Dialect, as_of: Timestamp) -> String {
+    let options = SqlOptions { dialect, leads_table: "leads", events_table: "events", as_of };
+    leadscore_sql::compile_sql(model, model_text, &options)
+        .unwrap_or_else(|error| panic!("not compiled to SQL: {error}\n{model_text}"))
+}
+
+/// What `leadscore score` writes for the files.
+pub fn engine_rows(model: &Model, files: &Files, as_of: Timestamp) -> Rows {
+    let options = BatchOptions {
+        leads: &files.leads,
+        events: Some(&files.events),
+        as_of,
+        output: OutputFormat::Csv,
+        strict: false,
+        read: ReadOptions::default(),
+    };
+    let mut out = Vec::new();
+    leadscore_batch::score_files(model, &options, &mut out, &|_, _, _| {}).unwrap();
+    let mut reader = csv::Reader::from_reader(out.as_slice());
+    let mut rows = Rows::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let scores = (1..record.len())
+            .step_by(2)
+            .map(|i| (record[i].parse::<f64>().unwrap(), record[i + 1].to_string()))
+            .collect();
+        rows.insert(record[0].to_string(), scores);
+    }
+    rows
+}
+
+/// The Python of `LEADSCORE_DUCKDB_PYTHON` if it can import `module`, or `None` (outside CI,
+/// where a test then says it skipped; under CI it fails).
+pub fn python_with(module: &str) -> Option<String> {
+    let python = std::env::var("LEADSCORE_DUCKDB_PYTHON").ok().filter(|p| !p.is_empty());
+    let imports = python.as_ref().is_some_and(|python| {
+        std::process::Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    });
+    if imports {
+        return python;
+    }
+    let how = "set LEADSCORE_DUCKDB_PYTHON to a Python with the duckdb and sqlglot packages (python3 -m venv \
+               /tmp/leadscore-duckdb-venv && /tmp/leadscore-duckdb-venv/bin/pip install duckdb sqlglot; .ci/run \
+               installs them)";
+    assert!(!in_ci(), "the SQL tests need Python's {module} under CI: {how}");
+    eprintln!("skipped {module}: {how}");
+    None
+}
+
+/// The query's rows on DuckDB, or `None` when no DuckDB is available (outside CI).
+pub fn duckdb_rows(query: &str, files: &Files) -> Option<Rows> {
+    let python = python_with("duckdb")?;
+    let dir = tempfile::tempdir().unwrap();
+    let query_file = dir.path().join("query.sql");
+    std::fs::write(&query_file, query).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/duckdb_run.py");
+    let output = std::process::Command::new(&python)
+        .arg(script)
+        .arg(&files.leads)
+        .arg(&files.events)
+        .arg(&query_file)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
+    assert!(output.status.success(), "DuckDB failed:\n{}\n{query}", String::from_utf8_lossy(&output.stderr));
+    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    let mut rows = Rows::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let scores = (1..record.len())
+            .step_by(2)
+            .map(|i| (record[i].parse::<f64>().unwrap_or(f64::NAN), record[i + 1].to_string()))
+            .collect();
+        rows.insert(record[0].to_string(), scores);
+    }
+    Some(rows)
+}
+
+/// A database of its own on the PostgreSQL server the tests use, dropped at the end.
+pub struct Postgres {
+    server: String,
+    name: String,
+    client: postgres::Client,
+}
+
+impl Postgres {
+    /// A fresh database, or `None` when no server answers (outside CI).
+    pub fn create() -> Option<Postgres> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let server = std::env::var("LEADSCORE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let mut admin = match postgres::Client::connect(&server, postgres::NoTls) {
+            Ok(admin) => admin,
+            Err(error) if in_ci() => panic!("the SQL tests need PostgreSQL under CI: {server} refused ({error})"),
+            Err(error) => {
+                eprintln!("skipped PostgreSQL: no server at {server} ({error}); set LEADSCORE_TEST_POSTGRES");
+                return None;
+            }
+        };
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let name = format!(
+            "leadscore_sqltest_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        admin.batch_execute(&format!("CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")).unwrap();
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+        let client = postgres::Client::connect(&format!("{base}/{name}"), postgres::NoTls).unwrap();
+        Some(Postgres { server, name, client })
+    }
+
+    /// Loads the files as tables of text columns (`leads`, `events`) and runs the query.
+    pub fn rows(&mut self, query: &str, files: &Files) -> Rows {
+        for (table, path) in [("leads", &files.leads), ("events", &files.events)] {
+            let bytes = std::fs::read(path).unwrap();
+            let mut reader = csv::Reader::from_reader(bytes.as_slice());
+            let header: Vec<String> = reader.headers().unwrap().iter().map(|h| format!("\"{h}\" text")).collect();
+            self.client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({})", header.join(", ")))
+                .unwrap();
+            let mut writer =
+                self.client.copy_in(&format!("COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true)")).unwrap();
+            std::io::Write::write_all(&mut writer, &bytes).unwrap();
+            writer.finish().unwrap();
+        }
+        let result = self.client.query(query, &[]).unwrap_or_else(|error| {
+            let detail = error.as_db_error().map_or(String::new(), |e| format!("{} ({:?})", e.message(), e.position()));
+            panic!("PostgreSQL failed: {error}: {detail}\n{query}")
+        });
+        let mut rows = Rows::new();
+        for row in result {
+            let scores = (1..row.len())
+                .step_by(2)
+                .map(|i| {
+                    let value: Option<f64> = row.get(i);
+                    let tier: Option<String> = row.get(i + 1);
+                    (value.unwrap_or(f64::NAN), tier.unwrap_or_default())
+                })
+                .collect();
+            rows.insert(row.get(0), scores);
+        }
+        rows
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// The query's rows are the engine's: the same leads, tiers equal, values within 1e-9.
+#[track_caller]
+pub fn assert_same_rows(engine: &Rows, sql: &Rows, context: &str) {
+    let engine_ids: Vec<&String> = engine.keys().collect();
+    let sql_ids: Vec<&String> = sql.keys().collect();
+    assert_eq!(engine_ids, sql_ids, "the same leads ({context})");
+    for (lead, scores) in engine {
+        let from_sql = &sql[lead];
+        assert_eq!(scores.len(), from_sql.len(), "lead {lead}: the same scores ({context})");
+        for (i, ((value, tier), (sql_value, sql_tier))) in scores.iter().zip(from_sql).enumerate() {
+            assert!(
+                (value - sql_value).abs() <= 1e-9,
+                "lead {lead}, score {i}: the engine gives {value}, the query {sql_value} ({context})"
+            );
+            assert_eq!(tier, sql_tier, "lead {lead}, score {i}: tiers ({context})");
+        }
+    }
+}

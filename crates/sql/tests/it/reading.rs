@@ -1,0 +1,55 @@
+//! Small cases of how the query reads its tables as `leadscore score` reads its files, each run
+//! three ways (the random models reach them too, but rarely).
+
+use leadscore_core::Timestamp;
+use leadscore_sql::Dialect;
+
+use crate::engines::{Files, Postgres, assert_same_rows, compile, duckdb_rows, engine_rows, query};
+
+#[track_caller]
+fn check(model_text: &str, leads: &str, events: &str) {
+    let as_of = Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap();
+    let model = compile(model_text);
+    let files = Files::written(leads, events);
+    let engine = engine_rows(&model, &files, as_of);
+    if let Some(rows) = duckdb_rows(&query(&model, model_text, Dialect::DuckDb, as_of), &files) {
+        assert_same_rows(&engine, &rows, "DuckDB");
+    }
+    if let Some(mut postgres) = Postgres::create() {
+        let rows = postgres.rows(&query(&model, model_text, Dialect::Postgres, as_of), &files);
+        assert_same_rows(&engine, &rows, "PostgreSQL");
+    }
+}
+
+#[test]
+fn a_model_reading_user_id_gets_the_lead_id_when_the_lead_has_none() {
+    let model = r#"
+[scores.s]
+[[scores.s.rules]]
+name = "no user id"
+when = { field = "user_id", present = false }
+points = 1
+[[scores.s.rules]]
+name = "a lead id"
+when = { field = "user_id", starts_with = "L" }
+points = 10
+"#;
+    check(model, "lead_id,user_id\nL1,\nL2,U7\nL3,\" \"\n", "lead_id,type,ts\n");
+}
+
+#[test]
+fn rows_without_a_type_or_a_time_are_left_out() {
+    let model = r#"
+[scores.s]
+[[scores.s.rules]]
+name = "any event lately"
+inactive_for = "30d"
+points = -10
+[[scores.s.rules]]
+name = "a"
+event = "a"
+points = 1
+"#;
+    let events = "lead_id,type,ts\nL1,,2026-10-30T00:00:00Z\nL2,a,yesterday\nL3,a,2026-10-31 12:00\nL4,b,2026-10-31\n";
+    check(model, "lead_id\nL1\nL2\nL3\nL4\n", events);
+}
