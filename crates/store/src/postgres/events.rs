@@ -179,7 +179,7 @@ pub(crate) fn append_saving_rows(
             newest_before.push(lead.newest);
         }
     }
-    let saved = crate::postgres::leads::RowColumns::of(rows)?;
+    let saved = RowColumns::of(rows)?;
     // One statement: the ids drawn in the order given (the rows are numbered, sorted, then given
     // their ids one by one), each event linked to its lead's event before it in the request, the
     // first to the lead's newest stored; then the rows, each with the highest id appended to its
@@ -251,6 +251,39 @@ pub(crate) fn append_saving_rows(
         })
         .collect();
     Ok((newest_events, duplicates))
+}
+
+/// Lead rows as the columns of an `unnest` (see [`append_saving_rows`]), each with its newest
+/// event.
+struct RowColumns<'a> {
+    ids: Vec<i64>,
+    emails: Vec<Option<&'a str>>,
+    attributes: Vec<String>,
+    updated_at: Vec<i64>,
+    last_event_at: Vec<Option<i64>>,
+    states: Vec<Option<&'a str>>,
+    state_model_ids: Vec<Option<i64>>,
+    last_event_ids: Vec<Option<i64>>,
+}
+
+impl<'a> RowColumns<'a> {
+    fn of(leads: &[(&'a LeadRow, Option<i64>)]) -> Result<RowColumns<'a>, StoreError> {
+        Ok(RowColumns {
+            ids: leads.iter().map(|(lead, _)| lead.id).collect(),
+            emails: leads.iter().map(|(lead, _)| lead.email.as_deref()).collect(),
+            attributes: leads
+                .iter()
+                .map(|(lead, _)| {
+                    serde_json::to_string(&lead.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+            updated_at: leads.iter().map(|(lead, _)| lead.updated_at).collect(),
+            last_event_at: leads.iter().map(|(lead, _)| lead.last_event_at).collect(),
+            states: leads.iter().map(|(lead, _)| lead.state.as_deref()).collect(),
+            state_model_ids: leads.iter().map(|(lead, _)| lead.state_model_id).collect(),
+            last_event_ids: leads.iter().map(|(_, newest)| *newest).collect(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -11,39 +11,18 @@
 //!   request that held one of the leads has committed its events and scores by then, and an
 //!   erasure of one of them its suppression entries.
 //! - [`settings`] answers the active model version and the webhooks from the connection's memory
-//!   ([`Remembered`]) while the workspace's version has not moved since they were read, and reads
+//!   ([`Remembered`], in a module of its own below both this one and the transaction that keeps
+//!   it) while the workspace's version has not moved since they were read, and reads
 //!   them (two statements) when it has.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::StoreError;
 use crate::erasure::{IdentifierKind, normalised};
-use crate::models::ModelVersion;
+use crate::postgres::remembered::{Remembered, Settings};
 use crate::postgres::scores::{stored_row_at, stored_score_columns, stored_scores_from};
 use crate::postgres::tx::Tx;
 use crate::scores::StoredScores;
-use crate::webhooks::Webhook;
-
-/// What an ingestion reads of its workspace besides leads, as of a version of the workspace.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    version: i64,
-    pub(crate) active_model: Option<ModelVersion>,
-    pub(crate) webhooks: Vec<Webhook>,
-}
-
-/// A connection's memory of each workspace's [`Settings`]. Per connection, so that no lock is
-/// shared between the store's workers; a workspace's settings are read once per connection and
-/// again after each change.
-#[derive(Default)]
-pub(crate) struct Remembered {
-    by_workspace: HashMap<i64, Settings>,
-}
-
-impl Remembered {
-    /// Workspaces remembered at most: past it the memory starts afresh.
-    const LIMIT: usize = 1_024;
-}
 
 /// What [`after_locks`] reads.
 #[derive(Debug, Default, PartialEq)]

@@ -676,39 +676,6 @@ pub(crate) fn save_all_with_newest_event(
     Ok(())
 }
 
-/// Lead rows as the columns of an `unnest` (see `events::append_saving_rows`), each with its
-/// newest event.
-pub(crate) struct RowColumns<'a> {
-    pub(crate) ids: Vec<i64>,
-    pub(crate) emails: Vec<Option<&'a str>>,
-    pub(crate) attributes: Vec<String>,
-    pub(crate) updated_at: Vec<i64>,
-    pub(crate) last_event_at: Vec<Option<i64>>,
-    pub(crate) states: Vec<Option<&'a str>>,
-    pub(crate) state_model_ids: Vec<Option<i64>>,
-    pub(crate) last_event_ids: Vec<Option<i64>>,
-}
-
-impl<'a> RowColumns<'a> {
-    pub(crate) fn of(leads: &[(&'a LeadRow, Option<i64>)]) -> Result<RowColumns<'a>, StoreError> {
-        Ok(RowColumns {
-            ids: leads.iter().map(|(lead, _)| lead.id).collect(),
-            emails: leads.iter().map(|(lead, _)| lead.email.as_deref()).collect(),
-            attributes: leads
-                .iter()
-                .map(|(lead, _)| {
-                    serde_json::to_string(&lead.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))
-                })
-                .collect::<Result<_, _>>()?,
-            updated_at: leads.iter().map(|(lead, _)| lead.updated_at).collect(),
-            last_event_at: leads.iter().map(|(lead, _)| lead.last_event_at).collect(),
-            states: leads.iter().map(|(lead, _)| lead.state.as_deref()).collect(),
-            state_model_ids: leads.iter().map(|(lead, _)| lead.state_model_id).collect(),
-            last_event_ids: leads.iter().map(|(_, newest)| *newest).collect(),
-        })
-    }
-}
-
 /// Reserves `count` consecutive lead ids and answers the first (0 when `count` is 0: no lead
 /// may be created then), see `reserve_lead_ids` in the schema.
 pub(crate) fn reserve_ids(c: &mut Tx<'_>, count: i64) -> Result<i64, StoreError> {

@@ -39,6 +39,7 @@ pub(crate) mod migrate;
 pub(crate) mod models;
 pub(crate) mod overrides;
 pub(crate) mod predictive;
+pub(crate) mod remembered;
 pub(crate) mod rescorings;
 pub(crate) mod retention;
 pub(crate) mod scores;

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use postgres::types::{ToSql, Type};
 use postgres::{Row, Statement};
 
-use crate::postgres::ingestion::Remembered;
+use crate::postgres::remembered::Remembered;
 
 /// Statements kept prepared on one connection, by their text. A statement built with values in
 /// its text (rare: the store passes values as parameters) takes an entry of its own; at
