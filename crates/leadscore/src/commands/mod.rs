@@ -17,7 +17,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use leadscore_core::Timestamp;
 use leadscore_store::{Access, Location, Storage};
+
+/// `--as-of`: an instant in RFC 3339.
+fn parse_as_of(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(text).map_err(|e| e.to_string())
+}
+
+/// The moment a command runs, for `--as-of-now` and a missing `--as-of`.
+fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp(since_epoch.as_millis() as i64)
+}
 
 /// Where a command finds the data: a directory with one SQLite file, or a PostgreSQL database;
 /// one of the two.

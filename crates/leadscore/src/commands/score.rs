@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     events: Option<PathBuf>,
     /// Score as of this instant (RFC 3339, any UTC offset); events after it are ignored [default: now]
-    #[arg(long, value_parser = parse_as_of)]
+    #[arg(long, value_parser = super::parse_as_of)]
     as_of: Option<Timestamp>,
     /// Write here instead of standard output
     #[arg(long)]
@@ -52,18 +52,9 @@ pub struct Args {
     time_zone: Zone,
 }
 
-fn parse_as_of(text: &str) -> Result<Timestamp, String> {
-    Timestamp::parse_rfc3339(text).map_err(|e| e.to_string())
-}
-
-fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp(since_epoch.as_millis() as i64)
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let model = model_file::load(&args.model)?.into_model()?;
-    let as_of = args.as_of.unwrap_or_else(now);
+    let as_of = args.as_of.unwrap_or_else(super::now);
     let options = BatchOptions {
         leads: &args.leads,
         events: args.events.as_deref(),

@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value = "events", value_name = "TABLE")]
     events: String,
     /// Score as of this instant (RFC 3339, any UTC offset); events after it are ignored
-    #[arg(long, value_parser = parse_as_of, required_unless_present = "as_of_now", conflicts_with = "as_of_now")]
+    #[arg(long, value_parser = super::parse_as_of, required_unless_present = "as_of_now", conflicts_with = "as_of_now")]
     as_of: Option<Timestamp>,
     /// Score as of the moment the command runs (written into the query as a constant)
     #[arg(long)]
@@ -41,15 +41,6 @@ fn parse_dialect(text: &str) -> Result<Dialect, String> {
     })
 }
 
-fn parse_as_of(text: &str) -> Result<Timestamp, String> {
-    Timestamp::parse_rfc3339(text).map_err(|e| e.to_string())
-}
-
-fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp(since_epoch.as_millis() as i64)
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.explain {
         bail!("--explain is not compiled to SQL yet: `leadscore score --explain` writes the contributions");
@@ -58,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let path = loaded.path.clone();
     let source = loaded.source.clone();
     let model = loaded.into_model()?;
-    let as_of = args.as_of.unwrap_or_else(now);
+    let as_of = args.as_of.unwrap_or_else(super::now);
     let options = SqlOptions { dialect: args.dialect, leads_table: &args.leads, events_table: &args.events, as_of };
     match leadscore_sql::compile_sql(&model, &source, &options) {
         Ok(query) => {

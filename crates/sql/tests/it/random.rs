@@ -365,19 +365,6 @@ fn model(draw: &mut Draw) -> String {
     text
 }
 
-/// `days since 1970-01-01` as a civil date (H. Hinnant's civil_from_days).
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// An instant written in one of the RFC 3339 spellings the engine reads (or, rarely, not a time).
 fn time_text(draw: &mut Draw, at: i64) -> String {
     if draw.chance(3) {
@@ -397,7 +384,7 @@ fn time_text(draw: &mut Draw, at: i64) -> String {
     }
     let offset_minutes = *draw.pick(&[0i64, 0, 540, -300, 330]);
     let local = at + offset_minutes * 60_000;
-    let (y, m, d) = civil(local.div_euclid(DAY));
+    let (y, m, d) = leadscore_core::time::civil_from_days(local.div_euclid(DAY));
     let ms_of_day = local.rem_euclid(DAY);
     let (h, mi, s, ms) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
     let separator = draw.pick(&["T", "T", "t", " "]);
