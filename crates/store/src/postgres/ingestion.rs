@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use crate::StoreError;
 use crate::erasure::{IdentifierKind, normalised};
 use crate::postgres::remembered::{Remembered, Settings};
-use crate::postgres::scores::{stored_row_at, stored_score_columns, stored_scores_from};
+use crate::postgres::scores::{position_of, stored_row_at, stored_score_columns, stored_scores_from};
 use crate::postgres::tx::Tx;
 use crate::scores::StoredScores;
 
@@ -95,13 +95,7 @@ pub(crate) fn after_locks(
         let part: i32 = row.try_get(0)?;
         match part {
             SCORE => {
-                let lead_id: i64 = row.try_get(12)?;
-                // Ascending as promised; asked in another order, each lead is still found.
-                let at = match lead_ids.binary_search(&lead_id) {
-                    Ok(at) => Some(at),
-                    Err(_) => lead_ids.iter().position(|id| *id == lead_id),
-                };
-                if let Some(at) = at {
+                if let Some(at) = position_of(lead_ids, row.try_get(12)?) {
                     scores[at].push(stored_row_at(&row, 1)?);
                 }
             }

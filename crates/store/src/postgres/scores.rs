@@ -75,16 +75,20 @@ pub(crate) fn stored_of(connection: &mut Tx<'_>, lead_ids: &[i64]) -> Result<Vec
     let sql = format!("{STORED_SCORES} WHERE s.lead_id = ANY($1) ORDER BY s.lead_id, s.score COLLATE \"C\"");
     for row in connection.query(&sql, &[&lead_ids])? {
         let lead_id: i64 = row.try_get(11)?;
-        // Ascending as promised; asked in another order, each lead is still found.
-        let at = match lead_ids.binary_search(&lead_id) {
-            Ok(at) => Some(at),
-            Err(_) => lead_ids.iter().position(|id| *id == lead_id),
-        };
-        if let Some(at) = at {
+        if let Some(at) = position_of(lead_ids, lead_id) {
             found[at].push(stored_row(&row)?);
         }
     }
     Ok(found.into_iter().map(StoredScores::from_rows).collect())
+}
+
+/// Where `lead_id` is among `lead_ids`, which are ascending as the callers promise; asked in
+/// another order, each lead is still found.
+pub(crate) fn position_of(lead_ids: &[i64], lead_id: i64) -> Option<usize> {
+    match lead_ids.binary_search(&lead_id) {
+        Ok(at) => Some(at),
+        Err(_) => lead_ids.iter().position(|id| *id == lead_id),
+    }
 }
 
 /// A lead's current scores as stored.
