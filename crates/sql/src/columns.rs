@@ -11,24 +11,19 @@ pub(crate) fn event_property(slot: usize) -> String {
     format!("property_{slot}")
 }
 
-/// The table of one tracker's occurrences (lead id, time).
+/// Whether a counted event is one of a tracker's occurrences (a boolean column of the events).
 pub(crate) fn tracker(tracker: usize) -> String {
     format!("tracker_{tracker}")
 }
 
-/// The table of one event or inactivity rule's outcome per lead.
-pub(crate) fn rule_table(score: usize, rule: usize) -> String {
-    format!("score_{score}_rule_{rule}")
-}
-
-/// Columns of a rule's outcome per lead, from its table.
+/// A rule's columns: over the events, per lead, and on the lead's row.
 pub(crate) fn rule_column(score: usize, rule: usize, what: &str) -> String {
     format!("score_{score}_rule_{rule}_{what}")
 }
 
-/// The table of a qualifier's count of events per lead.
-pub(crate) fn qualifier_table(score: usize, kind: &str, qualifier: usize) -> String {
-    format!("score_{score}_{kind}_{qualifier}")
+/// A qualifier's count of events per lead.
+pub(crate) fn qualifier_count(score: usize, kind: &str, qualifier: usize) -> String {
+    format!("score_{score}_{kind}_{qualifier}_count")
 }
 
 /// A score's column (`value`, `tier`, `applicable`, ...).

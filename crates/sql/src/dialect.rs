@@ -3,8 +3,8 @@
 //! dialect reads alike (CTEs, `CASE`, window functions, `GREATEST`/`LEAST`, `POWER`, `SUBSTR`,
 //! `LENGTH`, `MOD`, `||`) and asks this module for the rest.
 //!
-//! Only DuckDB and PostgreSQL are run by the differential tests; the other dialects are rendered
-//! from the same rules and checked by snapshots of their text.
+//! DuckDB, PostgreSQL and Spark SQL are run by the differential tests; the other dialects are
+//! rendered from the same rules and checked by snapshots of their text.
 
 use std::fmt;
 
@@ -70,10 +70,26 @@ impl Dialect {
 
     /// A double literal that is exactly `value`: the shortest decimal that reads back as the
     /// same double, cast from text (a bare `0.1` is a decimal in most dialects, and some cast
-    /// decimals to doubles by dividing, which is not always the nearest double).
+    /// decimals to doubles by dividing, which is not always the nearest double). Spark SQL has
+    /// typed double literals (`0.1D`), which it parses as Java parses a double.
     pub(crate) fn double(self, value: f64) -> String {
         let value = if value == 0.0 { 0.0 } else { value };
-        format!("CAST('{value:?}' AS {})", self.double_type())
+        match self {
+            // In parentheses when negative, so that no `-` follows another into a comment.
+            Dialect::Spark if value < 0.0 => format!("({value:?}D)"),
+            Dialect::Spark => format!("{value:?}D"),
+            _ => format!("CAST('{value:?}' AS {})", self.double_type()),
+        }
+    }
+
+    /// The floor of a non-negative double, as a double. Spark's `FLOOR` of a double is a 64-bit
+    /// integer, the greatest one for anything beyond 2^63; a double less its remainder by 1
+    /// (which is exact, as is the subtraction of it) is its floor at any size.
+    pub(crate) fn floor_non_negative(self, value: &str) -> String {
+        match self {
+            Dialect::Spark => format!("({value} - MOD({value}, {}))", self.double(1.0)),
+            _ => format!("FLOOR({value})"),
+        }
     }
 
     /// An integer literal of type BIGINT.
@@ -263,6 +279,8 @@ mod tests {
         assert_eq!(Dialect::Postgres.double(-0.0), "CAST('0.0' AS DOUBLE PRECISION)");
         assert_eq!(Dialect::BigQuery.double(1e300), "CAST('1e300' AS FLOAT64)");
         assert_eq!(Dialect::DuckDb.double(0.30000000000000004), "CAST('0.30000000000000004' AS DOUBLE)");
+        assert_eq!(Dialect::Spark.double(86_400_000.0), "86400000.0D");
+        assert_eq!(Dialect::Spark.double(-1e-7), "(-1e-7D)");
     }
 
     #[test]

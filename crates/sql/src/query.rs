@@ -1,7 +1,8 @@
-//! The whole query: the input tables read as text and cast, one table of occurrences per
-//! tracker, the rules' tables joined to the leads, then each score in the engine's order as a few
-//! common table expressions (its rules, groups, sum, value, tier), and the output columns of
-//! `leadscore score`.
+//! The whole query: the input tables read as text and cast, the events read once (each
+//! tracker's occurrences, the rules' columns over them, then one row per lead of what they add
+//! up to) and joined to the leads, then each score in the engine's order as a few common table
+//! expressions (its rules, groups, sum, value, tier), and the output columns of `leadscore
+//! score`.
 //!
 //! Sums are written as the engine adds them: contributions in its order, from 0, one addition
 //! after another; limits as `clamp`; normalisation as scaled contributions plus the offset; the
@@ -79,10 +80,9 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
         "lead_rows_read"
     };
 
-    // Rules and qualifiers first, so that the event tables are written only when one counts
-    // events.
+    // Rules and qualifiers first, so that the events are read only when one counts them.
     let mut rule_sql = Vec::new();
-    let mut joined: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut events = rules::EventColumns::default();
     for &score_index in model.evaluation_order() {
         let score = &model.scores()[score_index];
         let place = score_place(text, score);
@@ -99,48 +99,39 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
                 score: score_index,
                 rule: rule_index,
             };
-            let sql = rules::rule(&context, &rule.kind)?;
-            joined.extend(sql.tables.iter().cloned());
+            let mut sql = rules::rule(&context, &rule.kind)?;
+            events.extend(std::mem::take(&mut sql.events));
             rules_of_score.push(sql);
         }
         for (kind, qualifiers) in [("qualifier", &score.qualifiers), ("disqualifier", &score.disqualifiers)] {
             for (i, qualifier) in qualifiers.iter().enumerate() {
                 if let Some(test) = &qualifier.event {
-                    let table = columns::qualifier_table(score_index, kind, i);
-                    let window = match test.within {
-                        Some(within) => {
-                            format!(" WHERE {} >= {}", ident("at"), dialect.bigint(as_of.saturating_sub(within).0))
-                        }
-                        None => String::new(),
-                    };
-                    let count = format!("{table}_count");
-                    let sql = format!(
-                        "SELECT {lead}, COUNT(*) AS {} FROM {}{window} GROUP BY {lead}",
-                        ident(&count),
-                        ident(&columns::tracker(test.tracker))
-                    );
-                    joined.push((table, sql, vec![count]));
+                    let mut counted = ident(&columns::tracker(test.tracker));
+                    if let Some(within) = test.within {
+                        counted = format!(
+                            "{counted} AND {} >= {}",
+                            ident("at"),
+                            dialect.bigint(as_of.saturating_sub(within).0)
+                        );
+                    }
+                    events.per_lead.push((
+                        columns::qualifier_count(score_index, kind, i),
+                        format!("SUM(CASE WHEN {counted} THEN 1 ELSE 0 END)"),
+                    ));
                 }
             }
         }
         rule_sql.push((score_index, rules_of_score));
     }
 
-    if !joined.is_empty() {
-        push_events(model, dialect, &events_table, as_of, text, &mut query)?;
-    }
-    for (name, sql, _) in &joined {
-        query.push(name.clone(), sql.clone());
-    }
-
-    // Every lead with its rules' tables.
+    // Every lead with what its events add up to.
     let mut base_columns = vec!["l.*".to_string()];
     let mut joins = String::new();
-    for (name, _, table_columns) in &joined {
-        for column in table_columns {
-            base_columns.push(format!("{}.{}", ident(name), ident(column)));
-        }
-        joins.push_str(&format!(" LEFT JOIN {table} ON {table}.{lead} = l.{lead}", table = ident(name)));
+    if !events.per_lead.is_empty() {
+        push_events(model, dialect, &events_table, as_of, text, &events, &mut query)?;
+        let table = ident("event_rules");
+        base_columns.extend(events.per_lead.iter().map(|(name, _)| format!("{table}.{}", ident(name))));
+        joins.push_str(&format!(" LEFT JOIN {table} ON {table}.{lead} = l.{lead}"));
     }
     query.push(
         "lead_base",
@@ -175,13 +166,15 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
 
 /// The events: id, type and time cells, the time in milliseconds (rows without a type or whose
 /// time is not a time are left out, as `leadscore score` skips them), up to the as-of instant;
-/// then one table per tracker of the occurrences it keeps.
+/// then, over those, whether each is an occurrence of each tracker, the rules' columns over
+/// the events (`events`), and one row per lead with their aggregates (`event_rules`).
 fn push_events(
     model: &Model,
     dialect: Dialect,
     events_table: &str,
     as_of: Timestamp,
     text: &str,
+    events: &rules::EventColumns,
     query: &mut Query,
 ) -> Result<(), SqlError> {
     let ident = |name: &str| dialect.ident(name);
@@ -216,6 +209,7 @@ fn push_events(
             ident("event_type")
         ),
     );
+    let mut trackers = vec![lead.clone(), at.clone()];
     for (tracker_index, tracker) in model.trackers().iter().enumerate() {
         let mut conditions = Vec::new();
         if let Some(types) = model.tracker_event_types(tracker_index) {
@@ -231,13 +225,26 @@ fn push_events(
             let conditions_sql = Conditions { model, dialect, place: &place, record: Record::Event };
             conditions.push(conditions_sql.render(filter)?);
         }
-        let where_clause =
-            if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-        query.push(
-            columns::tracker(tracker_index),
-            format!("SELECT {lead}, {at} FROM {}{where_clause}", ident("counted_events")),
-        );
+        let occurs = if conditions.is_empty() { "TRUE".to_string() } else { format!("({})", conditions.join(" AND ")) };
+        trackers.push(format!("{occurs} AS {}", ident(&columns::tracker(tracker_index))));
     }
+    query.push("event_trackers", format!("SELECT {} FROM {}", trackers.join(", "), ident("counted_events")));
+    for (name, stage) in
+        [("event_preceded", &events.preceded), ("event_members", &events.members), ("event_ranks", &events.ranks)]
+    {
+        if !stage.is_empty() {
+            let added: Vec<String> = stage.iter().map(|(column, sql)| format!("{sql} AS {}", ident(column))).collect();
+            let previous = query.last();
+            query.push(name, format!("SELECT *, {} FROM {}", added.join(", "), ident(&previous)));
+        }
+    }
+    let aggregates: Vec<String> =
+        events.per_lead.iter().map(|(column, sql)| format!("{sql} AS {}", ident(column))).collect();
+    let previous = query.last();
+    query.push(
+        "event_rules",
+        format!("SELECT {lead}, {} FROM {} GROUP BY {lead}", aggregates.join(", "), ident(&previous)),
+    );
     Ok(())
 }
 
@@ -438,11 +445,12 @@ fn push_score(
 }
 
 /// `round_to_precision`: half away from zero at `decimals` decimals, without a negative zero.
-/// `scaled - FLOOR(scaled)` is exact for any double, so the half is found exactly.
+/// `scaled - FLOOR(scaled)` is exact for any double, so the half is found exactly (Spark SQL
+/// floors as [`Dialect::floor_non_negative`] says).
 fn round_to_precision(dialect: Dialect, value: &str, decimals: u8) -> String {
     let scale = dialect.double(10f64.powi(i32::from(decimals.min(6))));
     let scaled = format!("(ABS({value}) * {scale})");
-    let whole = format!("FLOOR({scaled})");
+    let whole = dialect.floor_non_negative(&scaled);
     format!(
         "(SIGN({value}) * ({whole} + (CASE WHEN {scaled} - {whole} >= {} THEN {} ELSE {} END)) / {scale} + {})",
         dialect.double(0.5),
@@ -521,7 +529,7 @@ fn qualifies(
         parts.push(Conditions { model, dialect, place: &place, record: Record::Lead }.render(when)?);
     }
     if let Some(test) = &qualifier.event {
-        let count = dialect.ident(&format!("{}_count", columns::qualifier_table(k, kind, i)));
+        let count = dialect.ident(&columns::qualifier_count(k, kind, i));
         parts.push(format!("COALESCE({count}, 0) >= {}", test.min_count));
     }
     for &rule in &qualifier.rules {

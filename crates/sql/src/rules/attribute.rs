@@ -4,11 +4,11 @@
 use leadscore_core::rules::attribute::{AttributeRule, CaseRule};
 
 use crate::error::SqlError;
-use crate::rules::context::{RuleContext, RuleSql};
+use crate::rules::context::{EventColumns, RuleContext, RuleSql};
 
 pub(crate) fn attribute(context: &RuleContext<'_, '_>, rule: &AttributeRule) -> Result<RuleSql, SqlError> {
     Ok(RuleSql {
-        tables: Vec::new(),
+        events: EventColumns::default(),
         applied: context.lead_conditions().render(&rule.when)?,
         points: context.dialect.double(rule.points),
     })
@@ -25,5 +25,5 @@ pub(crate) fn cases(context: &RuleContext<'_, '_>, rule: &CaseRule) -> Result<Ru
     }
     points.push_str(&format!(" ELSE {} END)", context.dialect.double(0.0)));
     let applied = if matched.is_empty() { "FALSE".to_string() } else { format!("({})", matched.join(" OR ")) };
-    Ok(RuleSql { tables: Vec::new(), applied, points })
+    Ok(RuleSql { events: EventColumns::default(), applied, points })
 }

@@ -10,13 +10,40 @@ use crate::error::Place;
 
 /// A rule as SQL.
 pub(crate) struct RuleSql {
-    /// Tables (name, query) with one row per lead that has something to count, joined to the
-    /// leads by `lead_id`; their columns are named after the rule ([`crate::columns`]).
-    pub(crate) tables: Vec<(String, String, Vec<String>)>,
-    /// Whether the rule applied (never NULL).
+    /// What the rule reads of the events, if anything.
+    pub(crate) events: EventColumns,
+    /// Whether the rule applied (never NULL), over the lead's row joined with the columns of
+    /// `events.per_lead`.
     pub(crate) applied: String,
     /// Its points when it applied.
     pub(crate) points: String,
+}
+
+/// Columns computed over the counted events (one row each, with `lead_id`, `at` and a boolean
+/// column per tracker, [`crate::columns::tracker`]), then per lead. Every rule and qualifier
+/// adds its columns to the same few tables, so that the query reads the events once: a
+/// dialect that inlines common table expressions (Spark SQL) would otherwise parse every
+/// event's time again for each rule, in its plan and in its run. Names come from
+/// [`crate::columns`], (name, expression).
+#[derive(Default)]
+pub(crate) struct EventColumns {
+    /// Windows over the trackers' columns (a sequence's latest preceding occurrence).
+    pub(crate) preceded: Vec<(String, String)>,
+    /// Booleans over those: whether an event is one the rule counts.
+    pub(crate) members: Vec<(String, String)>,
+    /// Windows over the members (recency, count).
+    pub(crate) ranks: Vec<(String, String)>,
+    /// Aggregates per lead, over its events with all the columns above.
+    pub(crate) per_lead: Vec<(String, String)>,
+}
+
+impl EventColumns {
+    pub(crate) fn extend(&mut self, other: EventColumns) {
+        self.preceded.extend(other.preceded);
+        self.members.extend(other.members);
+        self.ranks.extend(other.ranks);
+        self.per_lead.extend(other.per_lead);
+    }
 }
 
 /// What every rule is rendered with.

@@ -10,60 +10,86 @@ use leadscore_core::rules::event::{Decay, EventPoints, EventRule};
 use crate::columns;
 use crate::dialect::Dialect;
 use crate::error::SqlError;
-use crate::rules::context::{RuleContext, RuleSql};
+use crate::rules::context::{EventColumns, RuleContext, RuleSql};
 
 pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<RuleSql, SqlError> {
     let dialect = context.dialect;
     let ident = |name: &str| dialect.ident(name);
     let (lead, at) = (ident("lead_id"), ident("at"));
     let as_of = dialect.bigint(context.as_of.0);
+    let (score, rule_index) = (context.score, context.rule);
+    let column = |what: &str| columns::rule_column(score, rule_index, what);
+    let mut events = EventColumns::default();
 
-    let mut conditions = Vec::new();
+    // The events the rule counts: its tracker's, in the window, after a preceding event.
+    let mut member = vec![ident(&columns::tracker(rule.tracker))];
     if let Some(window) = rule.window {
-        conditions.push(format!("o.{at} >= {}", dialect.bigint(context.as_of.saturating_sub(window).0)));
+        member.push(format!("{at} >= {}", dialect.bigint(context.as_of.saturating_sub(window).0)));
     }
     if let Some(precedent) = &rule.after {
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM {} p WHERE p.{lead} = o.{lead} AND p.{at} >= o.{at} - {} AND p.{at} <= o.{at})",
-            ident(&columns::tracker(precedent.tracker)),
-            dialect.bigint(precedent.within.0)
+        // The latest occurrence of the preceding event up to this one (the same instant
+        // included) is within `within` before it exactly when some occurrence is.
+        let preceded = column("preceded");
+        events.preceded.push((
+            preceded.clone(),
+            format!(
+                "MAX(CASE WHEN {} THEN {at} END) OVER (PARTITION BY {lead} ORDER BY {at} RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+                ident(&columns::tracker(precedent.tracker))
+            ),
         ));
+        member.push(format!("COALESCE({} >= {at} - {}, FALSE)", ident(&preceded), dialect.bigint(precedent.within.0)));
     }
+    let is_member = ident(&column("member"));
+    events.members.push((column("member"), format!("({})", member.join(" AND "))));
+
+    // The most recent `limit` of them, and their rank from the most recent.
     let limit = match (&rule.points, rule.max_count) {
         (EventPoints::Progressive(steps), Some(max_count)) => Some(max_count.min(steps.len())),
         (EventPoints::Progressive(steps), None) => Some(steps.len()),
         (_, max_count) => max_count,
     };
-    let where_clause =
-        if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-    let counted = format!(
-        "SELECT o.{lead}, o.{at}, ROW_NUMBER() OVER (PARTITION BY o.{lead} ORDER BY o.{at} DESC) AS {recency}, \
-         COUNT(*) OVER (PARTITION BY o.{lead}) AS {total} FROM {tracker} o{where_clause}",
-        recency = ident("recency"),
-        total = ident("total"),
-        tracker = ident(&columns::tracker(rule.tracker)),
-    );
-    let limit_clause = limit.map_or(String::new(), |n| format!(" WHERE c.{} <= {n}", ident("recency")));
+    let (recency, total) = (ident(&column("recency")), ident(&column("total")));
+    let kept = match limit {
+        Some(n) => {
+            events.ranks.push((
+                column("recency"),
+                format!("ROW_NUMBER() OVER (PARTITION BY {lead}, {is_member} ORDER BY {at} DESC)"),
+            ));
+            format!("({is_member} AND {recency} <= {n})")
+        }
+        None => is_member.clone(),
+    };
+    if let EventPoints::Progressive(_) = rule.points {
+        events.ranks.push((column("total"), format!("COUNT(*) OVER (PARTITION BY {lead}, {is_member})")));
+    }
 
-    let factor = rule.decay.as_ref().map(|decay| decay_factor(dialect, decay, &format!("({as_of} - c.{at})")));
+    let factor = rule.decay.as_ref().map(|decay| decay_factor(dialect, decay, &format!("({as_of} - {at})")));
     let decayed = |points: String| match &factor {
         Some(factor) => format!("{points} * {factor}"),
         None => points,
     };
-    let count = "COUNT(*)";
+    let count = ident(&column("count"));
+    events.per_lead.push((column("count"), format!("SUM(CASE WHEN {kept} THEN 1 ELSE 0 END)")));
+    let sum = |points: String| format!("SUM(CASE WHEN {kept} THEN {} END)", decayed(points));
+    let counted = format!("COALESCE({count} > 0, FALSE)");
     let (points, applied) = match &rule.points {
-        EventPoints::Each(points) => (format!("SUM({})", decayed(dialect.double(*points))), "TRUE".to_string()),
+        EventPoints::Each(points) => {
+            events.per_lead.push((column("sum"), sum(dialect.double(*points))));
+            (ident(&column("sum")), counted)
+        }
         EventPoints::Progressive(steps) => {
             // The k counted occurrences earn the first k steps, the oldest the first.
-            let counted = format!("LEAST(c.{}, {})", ident("total"), limit.unwrap_or(steps.len()));
-            let mut step = format!("(CASE {counted} - c.{}", ident("recency"));
+            let counted_occurrences = format!("LEAST({total}, {})", limit.unwrap_or(steps.len()));
+            let mut step = format!("(CASE {counted_occurrences} - {recency}");
             for (i, points) in steps.iter().enumerate() {
                 step.push_str(&format!(" WHEN {i} THEN {}", dialect.double(*points)));
             }
             step.push_str(" END)");
-            (format!("SUM({})", decayed(step)), "TRUE".to_string())
+            events.per_lead.push((column("sum"), sum(step)));
+            (ident(&column("sum")), counted)
         }
         EventPoints::Bands(bands) => {
+            // The band of the lead's count of occurrences (at least one).
             let mut band_points = String::from("(CASE");
             let mut in_band = Vec::new();
             for band in bands {
@@ -75,33 +101,19 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
                 in_band.push(within);
             }
             band_points.push_str(&format!(" ELSE {} END)", dialect.double(0.0)));
-            let applied = if in_band.is_empty() { "FALSE".into() } else { format!("({})", in_band.join(" OR ")) };
+            let applied = if in_band.is_empty() {
+                "FALSE".into()
+            } else {
+                format!("({counted} AND COALESCE({}, FALSE))", in_band.join(" OR "))
+            };
             (band_points, applied)
         }
     };
-    let (score, rule_index) = (context.score, context.rule);
-    let column = |what: &str| columns::rule_column(score, rule_index, what);
-    let query = format!(
-        "SELECT c.{lead}, {applied} AS {applied_column}, {points} AS {points_column}, {count} AS {n_column} \
-         FROM ({counted}) c{limit_clause} GROUP BY c.{lead}",
-        applied_column = ident(&column("counted")),
-        points_column = ident(&column("sum")),
-        n_column = ident(&column("occurrences")),
-    );
-    let counted_column = ident(&column("counted"));
-    let mut applied = format!("COALESCE({counted_column}, FALSE)");
+    let mut applied = applied;
     if let Some(when) = &rule.lead_condition {
         applied = format!("({} AND {applied})", context.lead_conditions().render(when)?);
     }
-    Ok(RuleSql {
-        tables: vec![(
-            columns::rule_table(score, rule_index),
-            query,
-            vec![column("counted"), column("sum"), column("occurrences")],
-        )],
-        applied,
-        points: ident(&column("sum")),
-    })
+    Ok(RuleSql { events, applied, points })
 }
 
 /// The share of its points an occurrence of age `age` (milliseconds, never negative) keeps:

@@ -6,19 +6,16 @@ use leadscore_core::rules::inactivity::InactivityRule;
 
 use crate::columns;
 use crate::error::SqlError;
-use crate::rules::context::{RuleContext, RuleSql};
+use crate::rules::context::{EventColumns, RuleContext, RuleSql};
 
 pub(crate) fn inactivity(context: &RuleContext<'_, '_>, rule: &InactivityRule) -> Result<RuleSql, SqlError> {
     let dialect = context.dialect;
-    let table = columns::rule_table(context.score, context.rule);
     let last = columns::rule_column(context.score, context.rule, "last");
-    let query = format!(
-        "SELECT {lead}, MAX({at}) AS {last} FROM {tracker} GROUP BY {lead}",
-        lead = dialect.ident("lead_id"),
-        at = dialect.ident("at"),
-        last = dialect.ident(&last),
-        tracker = dialect.ident(&columns::tracker(rule.tracker)),
-    );
+    let mut events = EventColumns::default();
+    events.per_lead.push((
+        last.clone(),
+        format!("MAX(CASE WHEN {} THEN {} END)", dialect.ident(&columns::tracker(rule.tracker)), dialect.ident("at")),
+    ));
     let mut last = dialect.ident(&last);
     if let Some(slot) = context.model.created_at_slot() {
         // Without occurrences, the lead's creation time, if it is not after the as-of instant.
@@ -34,9 +31,5 @@ pub(crate) fn inactivity(context: &RuleContext<'_, '_>, rule: &InactivityRule) -
         Some(when) => format!("({} AND {inactive})", context.lead_conditions().render(when)?),
         None => inactive,
     };
-    Ok(RuleSql {
-        tables: vec![(table, query, vec![columns::rule_column(context.score, context.rule, "last")])],
-        applied,
-        points: dialect.double(rule.points),
-    })
+    Ok(RuleSql { events, applied, points: dialect.double(rule.points) })
 }

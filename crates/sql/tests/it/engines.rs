@@ -1,5 +1,5 @@
-//! Running a model three ways on the same files: the engine (`leadscore score`'s batch scoring),
-//! the compiled query on DuckDB and on PostgreSQL; and comparing their rows.
+//! Running a model on the same files with the engine (`leadscore score`'s batch scoring) and
+//! with the compiled query on DuckDB, PostgreSQL and Spark SQL; and comparing their rows.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,7 +78,29 @@ pub fn engine_rows(model: &Model, files: &Files, as_of: Timestamp) -> Rows {
 /// The Python of `LEADSCORE_DUCKDB_PYTHON` if it can import `module`, or `None` (outside CI,
 /// where a test then says it skipped; under CI it fails).
 pub fn python_with(module: &str) -> Option<String> {
-    let python = std::env::var("LEADSCORE_DUCKDB_PYTHON").ok().filter(|p| !p.is_empty());
+    python_of(
+        "LEADSCORE_DUCKDB_PYTHON",
+        module,
+        "set LEADSCORE_DUCKDB_PYTHON to a Python with the duckdb and sqlglot packages (python3 -m venv \
+         /tmp/leadscore-duckdb-venv && /tmp/leadscore-duckdb-venv/bin/pip install duckdb sqlglot; .ci/run \
+         installs them)",
+    )
+}
+
+/// The Python of `LEADSCORE_SPARK_PYTHON` if it can import PySpark (which brings Spark itself;
+/// it needs a Java runtime), or `None` outside CI.
+pub fn spark_python() -> Option<String> {
+    python_of(
+        "LEADSCORE_SPARK_PYTHON",
+        "pyspark",
+        "set LEADSCORE_SPARK_PYTHON to a Python with the pyspark package and Java 17 on the PATH (python3 -m venv \
+         /tmp/leadscore-spark-venv && /tmp/leadscore-spark-venv/bin/pip install pyspark==4.0.5; .ci/run installs it)",
+    )
+}
+
+/// The Python named by the environment variable `variable` if it can import `module`.
+fn python_of(variable: &str, module: &str, how: &str) -> Option<String> {
+    let python = std::env::var(variable).ok().filter(|p| !p.is_empty());
     let imports = python.as_ref().is_some_and(|python| {
         std::process::Command::new(python)
             .args(["-c", &format!("import {module}")])
@@ -88,9 +110,6 @@ pub fn python_with(module: &str) -> Option<String> {
     if imports {
         return python;
     }
-    let how = "set LEADSCORE_DUCKDB_PYTHON to a Python with the duckdb and sqlglot packages (python3 -m venv \
-               /tmp/leadscore-duckdb-venv && /tmp/leadscore-duckdb-venv/bin/pip install duckdb sqlglot; .ci/run \
-               installs them)";
     assert!(!in_ci(), "the SQL tests need Python's {module} under CI: {how}");
     eprintln!("skipped {module}: {how}");
     None
@@ -111,7 +130,13 @@ pub fn duckdb_rows(query: &str, files: &Files) -> Option<Rows> {
         .output()
         .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
     assert!(output.status.success(), "DuckDB failed:\n{}\n{query}", String::from_utf8_lossy(&output.stderr));
-    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    Some(csv_rows(&output.stdout))
+}
+
+/// Rows written as CSV by a runner script (`lead_id`, then each score's value and tier; a
+/// missing value reads as NaN, which equals nothing).
+pub fn csv_rows(csv: &[u8]) -> Rows {
+    let mut reader = csv::Reader::from_reader(csv);
     let mut rows = Rows::new();
     for record in reader.records() {
         let record = record.unwrap();
@@ -121,7 +146,7 @@ pub fn duckdb_rows(query: &str, files: &Files) -> Option<Rows> {
             .collect();
         rows.insert(record[0].to_string(), scores);
     }
-    Some(rows)
+    rows
 }
 
 /// A database of its own on the PostgreSQL server the tests use, dropped at the end.

@@ -10,9 +10,9 @@ use leadscore_sql::{Dialect, SqlOptions};
 use crate::engines::{Files, Postgres, assert_same_rows, compile, duckdb_rows, engine_rows, query};
 
 /// Examples with a construct not compiled to SQL yet (`gibberish`).
-const NOT_YET: &[&str] = &["email-engagement"];
+pub const NOT_YET: &[&str] = &["email-engagement"];
 
-fn examples() -> Vec<(String, String)> {
+pub fn examples() -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut found: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap()

@@ -460,12 +460,26 @@ fn data(draw: &mut Draw, as_of: i64) -> (String, String) {
     (leads, events)
 }
 
-/// One random case: the model and data drawn from `seed`, scored three ways.
-fn check_case(seed: u64) {
+/// A random case drawn from `seed`: a model, its leads and events files, and the as-of instant
+/// they are scored at (the Spark test runs these too).
+pub struct Case {
+    pub model: String,
+    pub leads: String,
+    pub events: String,
+    pub as_of: Timestamp,
+}
+
+pub fn case(seed: u64) -> Case {
     let mut draw = Draw(seed);
-    let model_text = model(&mut draw);
+    let model = model(&mut draw);
     let as_of = Timestamp::parse_rfc3339(AS_OF).unwrap();
     let (leads, events) = data(&mut draw, as_of.0);
+    Case { model, leads, events, as_of }
+}
+
+/// One random case: the model and data drawn from `seed`, scored three ways.
+fn check_case(seed: u64) {
+    let Case { model: model_text, leads, events, as_of } = case(seed);
     let files = Files::written(&leads, &events);
     let model = compile(&model_text);
     let engine = engine_rows(&model, &files, as_of);
