@@ -156,7 +156,7 @@ pub(crate) fn append_all(
 /// The parts of a statement's `WITH` that append events and save lead rows (see
 /// [`append_saving_rows`]), from the parameters `$1` to `$16` ([`Appending::params`]); the part
 /// `inserted` has the `message_id` and `id` of each event stored. Another family's parts may
-/// follow them in the same statement (`postgres::ingestion::write_all`).
+/// follow them in the same statement (`postgres::ingested::write_all`).
 ///
 /// The ids are drawn in the order given (the rows are numbered, sorted, then given their ids one
 /// by one), each event linked to its lead's event before it in the request, the first to the

@@ -31,6 +31,7 @@ pub(crate) mod cache_versions;
 pub(crate) mod erasure;
 pub(crate) mod events;
 pub(crate) mod funnel;
+pub(crate) mod ingested;
 pub(crate) mod ingestion;
 pub(crate) mod keys;
 pub(crate) mod leads;

@@ -215,7 +215,7 @@ pub(crate) fn save_over_all(
 /// `history` has the `id`, `lead_id` and `score` of each) and every row, whatever its kind of
 /// write. One round trip for all the scores of an ingestion or of a rescoring's batch, and
 /// another family's parts may come before them in the same statement
-/// (`postgres::ingestion::write_all`).
+/// (`postgres::ingested::write_all`).
 ///
 /// Each score of a lead is planned once: lead and score name an entry and a row, so each row is
 /// written by one part of the statement, and each entry found again by them. Every

@@ -452,7 +452,7 @@ impl Transaction for PgTransaction<'_, '_> {
         let connection = &mut self.c();
         lift_overrides(connection, &scored)?;
         let mut scores = lead_scores(&mut scored);
-        let written = pg::ingestion::write_all(connection, &appended, &rows, &mut scores)?;
+        let written = pg::ingested::write_all(connection, &appended, &rows, &mut scores)?;
         drop(scores);
         if let Some(message_id) = written.duplicates.first() {
             // The snapshot found the message id new, so another instance stored it since (its
