@@ -10,8 +10,8 @@
 //! so that the query's arithmetic is the engine's, operation for operation, and lands on the same
 //! side of every tier boundary.
 
-use leadscore_core::model::{Qualifier, Score};
 use leadscore_core::Model;
+use leadscore_core::model::{Qualifier, Score};
 
 use crate::SqlOptions;
 use crate::as_of::AsOf;
