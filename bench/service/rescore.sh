@@ -64,25 +64,12 @@ serve() {
 }
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$1"; }   # utime + stime of a /proc stat file
 writer_tid() { grep -l '^store-writer$' /proc/"$SERVER"/task/*/comm | head -1 | cut -d/ -f5; }
-api() { curl -sf -H "Authorization: Bearer $ADMIN" "$@"; }
-rescoring() { api "$BASE/api/models" | python3 -c 'import json,sys; r=json.load(sys.stdin)["rescoring"] or {}; print(r.get("done"), r.get("total"), r.get("started_at"), r.get("finished_at"))'; }
+# shellcheck source=lib.sh
+. bench/service/lib.sh
 
 serve 1000000
-for points in 20 25; do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN" "$BASE/api/models/$(( points == 20 ? 2 : 3 ))")" != 200 ]; then
-        python3 -c 'import sys; t = open("examples/reference.toml").read(); print(t.replace("event = \"pricing_page_view\"\npoints = 15", "event = \"pricing_page_view\"\npoints = '"$points"'"), end="")' \
-            | api -o /dev/null -H 'Content-Type: text/plain' --data-binary @- "$BASE/api/models"
-    fi
-done
+upload_variants
 
-wait_for_end() {
-    while true; do
-        read -r done total started finished < <(rescoring)
-        [ "$finished" != None ] && break
-        sleep 0.2
-    done
-    echo "$done $total $started $finished"
-}
 
 # activate VERSION LABEL [timed]
 activate() {
@@ -135,7 +122,6 @@ else
     # A rescoring cut short by a stop resumes at start: activations are refused until it ends.
     wait_for_end >/dev/null
 fi
-active() { api "$BASE/api/models" | python3 -c 'import json,sys; print([m["version"] for m in json.load(sys.stdin)["models"] if m["active"]][0])'; }
 for i in $(seq "$ACTIVATIONS"); do
     if [ "$(active)" = 3 ]; then version=2; else version=3; fi
     if [ "$i" = 1 ]; then label=first; else label=$i; fi

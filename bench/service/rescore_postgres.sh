@@ -55,27 +55,12 @@ start() {
     done
 }
 BASE="http://127.0.0.1:$((PORT + 1))"
-api() { curl -sf -H "Authorization: Bearer $ADMIN" "$@"; }
-rescoring() { api "$BASE/api/models" | python3 -c 'import json,sys; r=json.load(sys.stdin)["rescoring"] or {}; print(r.get("done"), r.get("total"), r.get("started_at"), r.get("finished_at"))'; }
-wait_for_end() {
-    while true; do
-        read -r done total started finished < <(rescoring)
-        [ "$finished" != None ] && break
-        sleep 0.2
-    done
-    echo "$done $total $started $finished"
-}
+# shellcheck source=lib.sh
+. bench/service/lib.sh
 rescored_here() { curl -sf "http://127.0.0.1:$((PORT + $1))/metrics" | awk '/^leadscore_rescoring_leads_rescored_here_total /{print $2}'; }
-active() { api "$BASE/api/models" | python3 -c 'import json,sys; print([m["version"] for m in json.load(sys.stdin)["models"] if m["active"]][0])'; }
 
 start 1
-for points in 20 25; do
-    version=$(( points == 20 ? 2 : 3 ))
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN" "$BASE/api/models/$version")" != 200 ]; then
-        python3 -c 'import sys; t = open("examples/reference.toml").read(); print(t.replace("event = \"pricing_page_view\"\npoints = 15", "event = \"pricing_page_view\"\npoints = '"$points"'"), end="")' \
-            | api -o /dev/null -H 'Content-Type: text/plain' --data-binary @- "$BASE/api/models"
-    fi
-done
+upload_variants
 if [ "$(rescoring | cut -d' ' -f1)" = None ]; then
     api -o /dev/null -X POST "$BASE/api/models/2/activate"
 fi

@@ -31,6 +31,12 @@ pub enum Access {
 impl Location {
     /// Opens the store, applying the migrations it lacks, for `access`.
     pub fn open(&self, access: Access) -> Result<Arc<dyn Storage>, StoreError> {
+        self.open_with(access, &PgOptions::default())
+    }
+
+    /// Same as [`Location::open`], with `postgres`' settings for a PostgreSQL database (a data
+    /// directory has no use for them).
+    pub fn open_with(&self, access: Access, postgres: &PgOptions) -> Result<Arc<dyn Storage>, StoreError> {
         match (self, access) {
             (Location::Directory(dir), Access::Ingesting { recent_message_ids }) => {
                 Ok(Arc::new(Store::open_ingesting(dir, recent_message_ids)?))
@@ -38,7 +44,7 @@ impl Location {
             (Location::Directory(dir), Access::Beside) => Ok(Arc::new(Store::open(dir)?)),
             // Every instance and command ingests through PostgreSQL's own constraints and locks:
             // nothing is held in one process's memory that another could contradict.
-            (Location::Postgres(url), _) => Ok(Arc::new(PgStore::connect(url, PgOptions::default())?)),
+            (Location::Postgres(url), _) => Ok(Arc::new(PgStore::connect(url, postgres.clone())?)),
         }
     }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use leadscore_server::AppState;
-use leadscore_store::{Access, Storage};
+use leadscore_store::{Access, Location, Storage};
 
 use super::StoreArgs;
 
@@ -16,6 +16,10 @@ pub struct Args {
     /// The store: a data directory (created if needed) or a PostgreSQL database
     #[command(flatten)]
     store: StoreArgs,
+    /// Connections to the PostgreSQL database this instance keeps, each with a thread of its own:
+    /// the requests it stores at once [default: 16]
+    #[arg(long, env = "LEADSCORE_DATABASE_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    database_connections: Option<u64>,
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8640")]
     listen: SocketAddr,
@@ -138,7 +142,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let location = args.store.location();
         let access = Access::Ingesting { recent_message_ids: args.recent_message_ids };
-        let storage = location.open(access).with_context(|| format!("cannot open the store at {location}"))?;
+        let mut postgres = leadscore_store::postgres::PgOptions::default();
+        match (&location, args.database_connections) {
+            (Location::Directory(_), Some(_)) => anyhow::bail!(
+                "--database-connections (or LEADSCORE_DATABASE_CONNECTIONS) applies to a PostgreSQL database \
+                 (--database); a data directory has one writer and no connections to set"
+            ),
+            (_, Some(connections)) => postgres.connections = usize::try_from(connections).unwrap_or(usize::MAX),
+            _ => {}
+        }
+        let storage =
+            location.open_with(access, &postgres).with_context(|| format!("cannot open the store at {location}"))?;
         if let Some(path) = &args.model {
             install_model(storage.as_ref(), &args.workspace, path).await?;
         }

@@ -97,10 +97,13 @@ fn a_model_file_given_again_at_restart_does_not_undo_an_api_activation() {
         let track = json!({"userId": "f1", "event": "page_view", "messageId": format!("f{i}")});
         assert_eq!(server.post_json("/v1/track", &ingest, &track).status, 200);
     }
-    // An operator activates a second version through the API.
+    // An operator activates a second version through the API, once the first version's
+    // rescoring has ended (another activation meanwhile is refused with 409).
+    wait_for_rescoring(&server, &read);
     let doubled = COUNTING_MODEL.replace("points = 1\n", "points = 2\n");
     assert_eq!(server.post_text("/api/models", &admin, &doubled).json()["version"], 2);
-    assert_eq!(server.post_text("/api/models/2/activate", &admin, "").status, 202);
+    let activation = server.post_text("/api/models/2/activate", &admin, "");
+    assert_eq!(activation.status, 202, "{}", activation.body);
     wait_for_rescoring(&server, &read);
     server.kill();
 

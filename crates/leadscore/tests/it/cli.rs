@@ -775,3 +775,23 @@ fn dbt_writes_one_macro_for_every_adapter() {
     assert_eq!(code, 2);
     assert!(err.contains("--as-of"), "the instant is required: {err}");
 }
+
+/// A setting for PostgreSQL's connections given to a service on a data directory is refused
+/// with what it applies to, not ignored.
+#[test]
+fn database_connections_on_a_data_directory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-connections", "4", "--data"])
+        .arg(dir.path().join("data")));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--database-connections (or LEADSCORE_DATABASE_CONNECTIONS) applies to a PostgreSQL database"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-connections", "0", "--data"])
+        .arg(dir.path().join("data")));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--database-connections"), "{stderr}");
+}

@@ -293,3 +293,59 @@ fn rescored_here(server: &Server) -> u64 {
         .parse()
         .unwrap()
 }
+
+/// `--database-connections` is what an instance keeps open: twelve clients at once reach the
+/// database through three connections, all used, never a fourth.
+#[test]
+fn an_instance_keeps_the_connections_it_is_given() {
+    if !on_postgres() {
+        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    let server = Server::start(dir.path(), &["--database-connections", "3"]);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    let url = postgres_database(dir.path());
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let server_url = url.rsplit_once('/').unwrap().0.to_string() + "/postgres";
+    let most = std::sync::atomic::AtomicI64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut watcher = postgres::Client::connect(&server_url, postgres::NoTls).unwrap();
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let open: i64 = watcher
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'leadscore' \
+                         AND backend_type = 'client backend'",
+                        &[&name],
+                    )
+                    .unwrap()
+                    .get(0);
+                most.fetch_max(open, std::sync::atomic::Ordering::AcqRel);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let senders: Vec<_> = (0..12)
+            .map(|user| {
+                let (server, ingest) = (&server, &ingest);
+                scope.spawn(move || {
+                    for i in 0..30 {
+                        let message = json!({"userId": format!("user-{user}"), "event": "page_view",
+                            "messageId": format!("c-{user}-{i}")});
+                        let answer = server.post_json("/v1/track", ingest, &message);
+                        assert_eq!(answer.status, 200, "{}", answer.body);
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
+    // The connections kept apart from the workers (the folder of counts, the elected passes'
+    // locks) are named after what they do, and not counted here.
+    assert_eq!(most.into_inner(), 3, "the workers' connections open at the most");
+}

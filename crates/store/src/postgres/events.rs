@@ -153,6 +153,51 @@ pub(crate) fn append_all(
     append_saving_rows(connection, leads, &[])
 }
 
+/// The parts of a statement's `WITH` that append events and save lead rows (see
+/// [`append_saving_rows`]), from the parameters `$1` to `$16` ([`Appending::params`]); the part
+/// `inserted` has the `message_id` and `id` of each event stored. Another family's parts may
+/// follow them in the same statement (`postgres::ingestion::write_all`).
+///
+/// The ids are drawn in the order given (the rows are numbered, sorted, then given their ids one
+/// by one), each event linked to its lead's event before it in the request, the first to the
+/// lead's newest stored; then the rows, each with the highest id appended to its lead (its last
+/// event in the request: all were stored, or the caller undoes the request for its duplicates).
+/// Data-modifying parts of a statement all run, whether read or not.
+macro_rules! append_saving_rows_parts {
+    () => {
+        "given AS (
+             SELECT g.* FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[],
+                                    $6::bigint[], $7::text[], $8::bigint[]) WITH ORDINALITY
+                 AS g (workspace_id, lead_id, message_id, type, at, received_at, properties, newest, n)
+             ORDER BY g.n
+         ),
+         numbered AS (SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, given.* FROM given),
+         chained AS (
+             SELECT numbered.*, coalesce(lag(id) OVER (PARTITION BY lead_id ORDER BY n), newest) AS previous_id
+             FROM numbered
+         ),
+         inserted AS (
+             INSERT INTO events (id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
+             SELECT id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id
+             FROM chained ORDER BY n
+             ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING message_id, id, lead_id
+         ),
+         saved AS (
+             UPDATE leads SET email = r.email, attributes = r.attributes, updated_at = r.updated_at,
+                 last_event_at = r.last_event_at, state = r.state, state_model_id = r.state_model_id,
+                 last_event_id = coalesce(newest.id, r.last_event_id)
+             FROM unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[],
+                         $15::bigint[], $16::bigint[])
+                 AS r (id, email, attributes, updated_at, last_event_at, state, state_model_id, last_event_id)
+             LEFT JOIN (SELECT lead_id, max(id) AS id FROM inserted GROUP BY lead_id) newest
+                 ON newest.lead_id = r.id
+             WHERE leads.id = r.id
+             RETURNING leads.id
+         )"
+    };
+}
+pub(crate) use append_saving_rows_parts;
+
 /// [`append_all`], and in the same statement (one round trip fewer for every ingestion) saves
 /// lead rows as `leads::save_all_with_newest_event` does, each with its newest event: the newest
 /// appended to it here, or the one given.
@@ -165,92 +210,105 @@ pub(crate) fn append_saving_rows(
     if total == 0 && rows.is_empty() {
         return Ok((leads.iter().map(|lead| lead.newest).collect(), Vec::new()));
     }
-    let (mut workspace_ids, mut lead_ids, mut message_ids, mut types) = (vec![], vec![], vec![], vec![]);
-    let (mut ats, mut received_ats, mut properties, mut newest_before) = (vec![], vec![], vec![], vec![]);
-    for lead in leads {
-        for event in lead.events {
-            workspace_ids.push(lead.workspace_id);
-            lead_ids.push(lead.lead_id);
-            message_ids.push(event.message_id);
-            types.push(event.event_type);
-            ats.push(event.at);
-            received_ats.push(event.received_at);
-            properties.push(properties_text(event)?);
-            newest_before.push(lead.newest);
-        }
-    }
-    let saved = RowColumns::of(rows)?;
-    // One statement: the ids drawn in the order given (the rows are numbered, sorted, then given
-    // their ids one by one), each event linked to its lead's event before it in the request, the
-    // first to the lead's newest stored; then the rows, each with the highest id appended to its
-    // lead (its last event in the request: all were stored, or the caller undoes the request for
-    // its duplicates). Data-modifying parts of a statement all run, whether read or not.
-    let inserted: HashMap<String, i64> = connection
+    let appending = Appending::of(leads, rows)?;
+    let inserted = connection
         .query(
-            "WITH given AS (
-                 SELECT g.* FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[],
-                                        $6::bigint[], $7::text[], $8::bigint[]) WITH ORDINALITY
-                     AS g (workspace_id, lead_id, message_id, type, at, received_at, properties, newest, n)
-                 ORDER BY g.n
-             ),
-             numbered AS (SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, given.* FROM given),
-             chained AS (
-                 SELECT numbered.*, coalesce(lag(id) OVER (PARTITION BY lead_id ORDER BY n), newest) AS previous_id
-                 FROM numbered
-             ),
-             inserted AS (
-                 INSERT INTO events (id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id)
-                 SELECT id, workspace_id, lead_id, message_id, type, at, received_at, properties, previous_id
-                 FROM chained ORDER BY n
-                 ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING message_id, id, lead_id
-             ),
-             saved AS (
-                 UPDATE leads SET email = r.email, attributes = r.attributes, updated_at = r.updated_at,
-                     last_event_at = r.last_event_at, state = r.state, state_model_id = r.state_model_id,
-                     last_event_id = coalesce(newest.id, r.last_event_id)
-                 FROM unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[],
-                             $15::bigint[], $16::bigint[])
-                     AS r (id, email, attributes, updated_at, last_event_at, state, state_model_id, last_event_id)
-                 LEFT JOIN (SELECT lead_id, max(id) AS id FROM inserted GROUP BY lead_id) newest
-                     ON newest.lead_id = r.id
-                 WHERE leads.id = r.id
-                 RETURNING leads.id
-             )
-             SELECT message_id, id FROM inserted",
-            &[
-                &workspace_ids,
-                &lead_ids,
-                &message_ids,
-                &types,
-                &ats,
-                &received_ats,
-                &properties,
-                &newest_before,
-                &saved.ids,
-                &saved.emails,
-                &saved.attributes,
-                &saved.updated_at,
-                &saved.last_event_at,
-                &saved.states,
-                &saved.state_model_ids,
-                &saved.last_event_ids,
-            ],
+            concat!("WITH ", append_saving_rows_parts!(), " SELECT message_id, id FROM inserted"),
+            &appending.params(),
         )?
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect::<Result<_, StoreError>>()?;
-    let duplicates: Vec<String> =
-        message_ids.iter().filter(|id| !inserted.contains_key(**id)).map(|id| id.to_string()).collect();
-    // Each lead's newest: its last event of the request (all were stored, or the caller undoes
-    // the request for its duplicates).
-    let newest_events = leads
-        .iter()
-        .map(|lead| match lead.events.last() {
-            Some(last) => inserted.get(last.message_id).copied().or(lead.newest),
-            None => lead.newest,
-        })
-        .collect();
-    Ok((newest_events, duplicates))
+    Ok(appending.outcome(leads, &inserted))
+}
+
+/// The parameters of [`append_saving_rows_parts`]: events of several leads and lead rows, as
+/// columns.
+pub(crate) struct Appending<'a> {
+    workspace_ids: Vec<i64>,
+    lead_ids: Vec<i64>,
+    message_ids: Vec<&'a str>,
+    types: Vec<&'a str>,
+    ats: Vec<i64>,
+    received_ats: Vec<i64>,
+    properties: Vec<String>,
+    newest_before: Vec<Option<i64>>,
+    rows: RowColumns<'a>,
+}
+
+impl<'a> Appending<'a> {
+    pub(crate) fn of(
+        leads: &[LeadEvents<'_, 'a>],
+        rows: &[(&'a LeadRow, Option<i64>)],
+    ) -> Result<Appending<'a>, StoreError> {
+        let mut appending = Appending {
+            workspace_ids: vec![],
+            lead_ids: vec![],
+            message_ids: vec![],
+            types: vec![],
+            ats: vec![],
+            received_ats: vec![],
+            properties: vec![],
+            newest_before: vec![],
+            rows: RowColumns::of(rows)?,
+        };
+        for lead in leads {
+            for event in lead.events {
+                appending.workspace_ids.push(lead.workspace_id);
+                appending.lead_ids.push(lead.lead_id);
+                appending.message_ids.push(event.message_id);
+                appending.types.push(event.event_type);
+                appending.ats.push(event.at);
+                appending.received_ats.push(event.received_at);
+                appending.properties.push(properties_text(event)?);
+                appending.newest_before.push(lead.newest);
+            }
+        }
+        Ok(appending)
+    }
+
+    /// `$1` to `$16` of [`append_saving_rows_parts`].
+    pub(crate) fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 16] {
+        [
+            &self.workspace_ids,
+            &self.lead_ids,
+            &self.message_ids,
+            &self.types,
+            &self.ats,
+            &self.received_ats,
+            &self.properties,
+            &self.newest_before,
+            &self.rows.ids,
+            &self.rows.emails,
+            &self.rows.attributes,
+            &self.rows.updated_at,
+            &self.rows.last_event_at,
+            &self.rows.states,
+            &self.rows.state_model_ids,
+            &self.rows.last_event_ids,
+        ]
+    }
+
+    /// Each lead's newest event after the statement, and the message ids it did not store
+    /// (another transaction did), from `inserted`, the message id and id of each event stored.
+    pub(crate) fn outcome(
+        &self,
+        leads: &[LeadEvents<'_, '_>],
+        inserted: &HashMap<String, i64>,
+    ) -> (Vec<Option<i64>>, Vec<String>) {
+        let duplicates: Vec<String> =
+            self.message_ids.iter().filter(|id| !inserted.contains_key(**id)).map(|id| id.to_string()).collect();
+        // Each lead's newest: its last event of the request (all were stored, or the caller
+        // undoes the request for its duplicates).
+        let newest_events = leads
+            .iter()
+            .map(|lead| match lead.events.last() {
+                Some(last) => inserted.get(last.message_id).copied().or(lead.newest),
+                None => lead.newest,
+            })
+            .collect();
+        (newest_events, duplicates)
+    }
 }
 
 /// Lead rows as the columns of an `unnest` (see [`append_saving_rows`]), each with its newest

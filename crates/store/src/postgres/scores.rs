@@ -10,6 +10,9 @@
 //!   instance gave the lead the score meanwhile, and then its own value replaces it, as an
 //!   update would have.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use crate::StoreError;
 use crate::postgres::tx::Tx;
 use crate::scores::*;
@@ -195,93 +198,38 @@ pub(crate) fn save_over_all(
     connection: &mut Tx<'_>,
     leads: &mut [LeadScores<'_>],
 ) -> Result<Vec<Vec<Change>>, StoreError> {
-    let mut planned: Vec<Planned<'_>> = Vec::new();
-    for (index, lead) in leads.iter().enumerate() {
-        for row in lead.rows {
-            let before = lead.stored.row(&row.score);
-            let SavePlan { changed, override_change, recorded, write } = plan_save(before, row, lead.history);
-            planned.push(Planned {
-                lead: index,
-                row,
-                changed,
-                recorded: recorded.then_some(override_change),
-                previous_tier: before.and_then(|b| b.tier.clone()),
-                previous_value: before.map(|b| b.value),
-                history_id: lead.stored.history_id(&row.score),
-                write,
-            });
+    static STATEMENT: LazyLock<String> =
+        LazyLock::new(|| format!("WITH {} SELECT id, lead_id, score FROM history", planned_parts(1)));
+    let writes = PlannedWrites::of(leads);
+    let mut history_ids = HashMap::new();
+    if !writes.is_empty() {
+        for entry in connection.query(&STATEMENT, &writes.params())? {
+            history_ids.insert((entry.try_get(1)?, entry.try_get(2)?), entry.try_get(0)?);
         }
     }
-    write_planned(connection, leads, &mut planned)?;
-    let mut changes: Vec<Vec<Change>> = leads.iter().map(|_| Vec::new()).collect();
-    for plan in planned {
-        if plan.changed {
-            changes[plan.lead].push(Change {
-                score: plan.row.score.clone(),
-                value: plan.row.value,
-                previous_value: plan.previous_value,
-                tier: plan.row.tier.clone(),
-                previous_tier: plan.previous_tier,
-            });
-        }
-        if plan.write.is_some() {
-            leads[plan.lead].stored.put(plan.row.clone(), plan.history_id);
-        }
-    }
-    Ok(changes)
+    Ok(writes.finish(leads, &history_ids))
 }
 
-/// Writes what `planned` says in one statement: the history entries it records (each planned
-/// score's `history_id` then set to its entry) and every row, whatever its kind of write. One
-/// round trip for all the scores of an ingestion or of a rescoring's batch.
-fn write_planned(
-    connection: &mut Tx<'_>,
-    leads: &[LeadScores<'_>],
-    planned: &mut [Planned<'_>],
-) -> Result<(), StoreError> {
-    if planned.iter().all(|p| p.recorded.is_none() && p.write.is_none()) {
-        return Ok(());
-    }
-    let strings =
-        |f: &dyn Fn(&Planned<'_>) -> Option<String>| -> Vec<Option<String>> { planned.iter().map(f).collect() };
-    let lead_ids: Vec<i64> = planned.iter().map(|p| leads[p.lead].lead_id).collect();
-    let scores: Vec<&str> = planned.iter().map(|p| p.row.score.as_str()).collect();
-    let values: Vec<f64> = planned.iter().map(|p| p.row.value).collect();
-    let tiers: Vec<Option<&str>> = planned.iter().map(|p| p.row.tier.as_deref()).collect();
-    let model_ids: Vec<i64> = planned.iter().map(|p| p.row.model_id).collect();
-    let ats: Vec<i64> = planned.iter().map(|p| p.row.evaluated_at).collect();
-    let previous_history_ids: Vec<Option<i64>> = planned.iter().map(|p| p.history_id).collect();
-    let override_ids: Vec<Option<i64>> = planned.iter().map(|p| p.row.overridden.as_ref().map(|o| o.id)).collect();
-    let computed_values: Vec<Option<f64>> =
-        planned.iter().map(|p| p.row.overridden.as_ref().map(|o| o.computed_value)).collect();
-    let computed_tiers: Vec<Option<&str>> =
-        planned.iter().map(|p| p.row.overridden.as_ref().and_then(|o| o.computed_tier.as_deref())).collect();
-    let writes: Vec<Option<&str>> = planned
-        .iter()
-        .map(|p| {
-            p.write.map(|write| match write {
-                RowWrite::Value => "value",
-                RowWrite::Plain => "plain",
-                RowWrite::Overridden => "overridden",
-                RowWrite::New => "new",
-            })
-        })
-        .collect();
-    let recorded: Vec<bool> = planned.iter().map(|p| p.recorded.is_some()).collect();
-    let previous_tiers = strings(&|p| p.previous_tier.clone());
-    let causes: Vec<&str> = planned.iter().map(|p| leads[p.lead].cause).collect();
-    let history_override_ids: Vec<Option<i64>> =
-        planned.iter().map(|p| p.recorded.flatten().map(|(id, _)| id)).collect();
-    let override_actions = strings(&|p| p.recorded.flatten().map(|(_, action)| action.to_string()));
-    let terms = strings(&|p| leads[p.lead].terms.iter().find(|t| t.score == p.row.score).map(|t| t.terms.clone()));
-    // Each score of a lead is planned once: lead and score name an entry and a row, so each row
-    // is written by one part of the statement, and each entry found again by them. Every
-    // data-modifying part of a statement runs, whether read or not.
-    let inserted = connection.query(
-        "WITH planned AS (
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bigint[], $6::bigint[],
-                                  $7::bigint[], $8::bigint[], $9::float8[], $10::text[], $11::text[], $12::bool[],
-                                  $13::text[], $14::text[], $15::bigint[], $16::text[], $17::text[])
+/// The parts of a statement's `WITH` that write what [`PlannedWrites`] planned, from its
+/// [`PlannedWrites::params`] numbered from `$first`: the history entries it records (the part
+/// `history` has the `id`, `lead_id` and `score` of each) and every row, whatever its kind of
+/// write. One round trip for all the scores of an ingestion or of a rescoring's batch, and
+/// another family's parts may come before them in the same statement
+/// (`postgres::ingestion::write_all`).
+///
+/// Each score of a lead is planned once: lead and score name an entry and a row, so each row is
+/// written by one part of the statement, and each entry found again by them. Every
+/// data-modifying part of a statement runs, whether read or not.
+pub(crate) fn planned_parts(first: usize) -> String {
+    let arrays = [
+        "bigint", "text", "float8", "text", "bigint", "bigint", "bigint", "bigint", "float8", "text", "text", "bool",
+        "text", "text", "bigint", "text", "text",
+    ];
+    let unnested: Vec<String> =
+        arrays.iter().enumerate().map(|(at, kind)| format!("${}::{kind}[]", first + at)).collect();
+    format!(
+        "planned AS (
+             SELECT * FROM unnest({})
                  AS p (lead_id, score, value, tier, model_id, at, previous_history_id, override_id, computed_value,
                        computed_tier, write, recorded, previous_tier, cause, history_override_id, override_action,
                        terms)
@@ -329,40 +277,150 @@ fn write_planned(
                  history_id = excluded.history_id, override_id = excluded.override_id,
                  computed_value = excluded.computed_value, computed_tier = excluded.computed_tier
              RETURNING 1
-         )
-         SELECT id, lead_id, score FROM history",
-        &[
-            &lead_ids,
-            &scores,
-            &values,
-            &tiers,
-            &model_ids,
-            &ats,
-            &previous_history_ids,
-            &override_ids,
-            &computed_values,
-            &computed_tiers,
-            &writes,
-            &recorded,
-            &previous_tiers,
-            &causes,
-            &history_override_ids,
-            &override_actions,
-            &terms,
-        ],
-    )?;
-    let mut ids: std::collections::HashMap<(i64, String), i64> = std::collections::HashMap::new();
-    for entry in inserted {
-        ids.insert((entry.try_get(1)?, entry.try_get(2)?), entry.try_get(0)?);
-    }
-    for (at, plan) in planned.iter_mut().enumerate() {
-        if plan.recorded.is_some()
-            && let Some(id) = ids.get(&(lead_ids[at], plan.row.score.clone()))
-        {
-            plan.history_id = Some(*id);
+         )",
+        unnested.join(", ")
+    )
+}
+
+/// What saving the scores of several leads writes, decided from what is stored before anything
+/// is written (see [`save_over_all`]), as the columns [`planned_parts`] reads.
+pub(crate) struct PlannedWrites<'a> {
+    planned: Vec<Planned<'a>>,
+    lead_ids: Vec<i64>,
+    scores: Vec<&'a str>,
+    values: Vec<f64>,
+    tiers: Vec<Option<&'a str>>,
+    model_ids: Vec<i64>,
+    ats: Vec<i64>,
+    previous_history_ids: Vec<Option<i64>>,
+    override_ids: Vec<Option<i64>>,
+    computed_values: Vec<Option<f64>>,
+    computed_tiers: Vec<Option<&'a str>>,
+    writes: Vec<Option<&'static str>>,
+    recorded: Vec<bool>,
+    previous_tiers: Vec<Option<String>>,
+    causes: Vec<&'a str>,
+    history_override_ids: Vec<Option<i64>>,
+    override_actions: Vec<Option<&'static str>>,
+    terms: Vec<Option<String>>,
+}
+
+impl<'a> PlannedWrites<'a> {
+    pub(crate) fn of(leads: &[LeadScores<'a>]) -> PlannedWrites<'a> {
+        let mut planned: Vec<Planned<'a>> = Vec::new();
+        for (index, lead) in leads.iter().enumerate() {
+            let rows: &'a [ScoreRow] = lead.rows;
+            for row in rows {
+                let before = lead.stored.row(&row.score);
+                let SavePlan { changed, override_change, recorded, write } = plan_save(before, row, lead.history);
+                planned.push(Planned {
+                    lead: index,
+                    row,
+                    changed,
+                    recorded: recorded.then_some(override_change),
+                    previous_tier: before.and_then(|b| b.tier.clone()),
+                    previous_value: before.map(|b| b.value),
+                    history_id: lead.stored.history_id(&row.score),
+                    write,
+                });
+            }
+        }
+        let cause = |p: &Planned<'a>| -> &'a str { leads[p.lead].cause };
+        PlannedWrites {
+            lead_ids: planned.iter().map(|p| leads[p.lead].lead_id).collect(),
+            scores: planned.iter().map(|p| p.row.score.as_str()).collect(),
+            values: planned.iter().map(|p| p.row.value).collect(),
+            tiers: planned.iter().map(|p| p.row.tier.as_deref()).collect(),
+            model_ids: planned.iter().map(|p| p.row.model_id).collect(),
+            ats: planned.iter().map(|p| p.row.evaluated_at).collect(),
+            previous_history_ids: planned.iter().map(|p| p.history_id).collect(),
+            override_ids: planned.iter().map(|p| p.row.overridden.as_ref().map(|o| o.id)).collect(),
+            computed_values: planned.iter().map(|p| p.row.overridden.as_ref().map(|o| o.computed_value)).collect(),
+            computed_tiers: planned
+                .iter()
+                .map(|p| p.row.overridden.as_ref().and_then(|o| o.computed_tier.as_deref()))
+                .collect(),
+            writes: planned
+                .iter()
+                .map(|p| {
+                    p.write.map(|write| match write {
+                        RowWrite::Value => "value",
+                        RowWrite::Plain => "plain",
+                        RowWrite::Overridden => "overridden",
+                        RowWrite::New => "new",
+                    })
+                })
+                .collect(),
+            recorded: planned.iter().map(|p| p.recorded.is_some()).collect(),
+            previous_tiers: planned.iter().map(|p| p.previous_tier.clone()).collect(),
+            causes: planned.iter().map(cause).collect(),
+            history_override_ids: planned.iter().map(|p| p.recorded.flatten().map(|(id, _)| id)).collect(),
+            override_actions: planned.iter().map(|p| p.recorded.flatten().map(|(_, action)| action)).collect(),
+            terms: planned
+                .iter()
+                .map(|p| leads[p.lead].terms.iter().find(|t| t.score == p.row.score).map(|t| t.terms.clone()))
+                .collect(),
+            planned,
         }
     }
-    Ok(())
+
+    /// Whether nothing is written: no entry recorded and no row changed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.planned.iter().all(|p| p.recorded.is_none() && p.write.is_none())
+    }
+
+    /// The parameters of [`planned_parts`], in order.
+    pub(crate) fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 17] {
+        [
+            &self.lead_ids,
+            &self.scores,
+            &self.values,
+            &self.tiers,
+            &self.model_ids,
+            &self.ats,
+            &self.previous_history_ids,
+            &self.override_ids,
+            &self.computed_values,
+            &self.computed_tiers,
+            &self.writes,
+            &self.recorded,
+            &self.previous_tiers,
+            &self.causes,
+            &self.history_override_ids,
+            &self.override_actions,
+            &self.terms,
+        ]
+    }
+
+    /// Once written, with `history_ids` the id of each entry inserted by lead and score: each
+    /// lead's stored scores brought up to date, and its changes.
+    pub(crate) fn finish(
+        self,
+        leads: &mut [LeadScores<'_>],
+        history_ids: &HashMap<(i64, String), i64>,
+    ) -> Vec<Vec<Change>> {
+        let mut changes: Vec<Vec<Change>> = leads.iter().map(|_| Vec::new()).collect();
+        for (at, mut plan) in self.planned.into_iter().enumerate() {
+            if plan.recorded.is_some()
+                && let Some(id) = history_ids.get(&(self.lead_ids[at], plan.row.score.clone()))
+            {
+                plan.history_id = Some(*id);
+            }
+            if plan.changed {
+                changes[plan.lead].push(Change {
+                    score: plan.row.score.clone(),
+                    value: plan.row.value,
+                    previous_value: plan.previous_value,
+                    tier: plan.row.tier.clone(),
+                    previous_tier: plan.previous_tier,
+                });
+            }
+            if plan.write.is_some() {
+                leads[plan.lead].stored.put(plan.row.clone(), plan.history_id);
+            }
+        }
+        changes
+    }
 }
 
 #[cfg(test)]

@@ -429,24 +429,32 @@ impl Transaction for PgTransaction<'_, '_> {
     /// statement.
     fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError> {
         self.write_identities(&write.identities)?;
-        let appended: Vec<pg::events::LeadEvents<'_, '_>> = write
-            .leads
-            .iter()
-            .map(|IngestedLead { events, save }| {
-                let lead = save.lead();
-                pg::events::LeadEvents {
-                    workspace_id: lead.workspace_id,
-                    lead_id: lead.id,
-                    newest: lead.last_event_id,
-                    events,
+        // Every lead's events and row, and every score: one statement.
+        let mut appended: Vec<pg::events::LeadEvents<'_, '_>> = Vec::with_capacity(write.leads.len());
+        let mut rows: Vec<(&LeadRow, Option<i64>)> = Vec::with_capacity(write.leads.len());
+        let mut scored: Vec<(&ScoredLeadWrite<'_>, &mut StoredScores)> = Vec::with_capacity(write.leads.len());
+        for IngestedLead { events, save } in write.leads.iter_mut() {
+            let lead: &LeadRow = match save {
+                LeadSave::Row(lead) => lead,
+                LeadSave::Scored(write, stored) => {
+                    scored.push((&*write, &mut **stored));
+                    write.lead
                 }
-            })
-            .collect();
-        // Every lead's row in the statement that appends the events, each with its newest.
-        let rows: Vec<(&LeadRow, Option<i64>)> =
-            write.leads.iter().map(|ingested| (ingested.save.lead(), ingested.save.lead().last_event_id)).collect();
-        let (newest_events, duplicates) = pg::events::append_saving_rows(&mut self.c(), &appended, &rows)?;
-        if let Some(message_id) = duplicates.first() {
+            };
+            appended.push(pg::events::LeadEvents {
+                workspace_id: lead.workspace_id,
+                lead_id: lead.id,
+                newest: lead.last_event_id,
+                events,
+            });
+            rows.push((lead, lead.last_event_id));
+        }
+        let connection = &mut self.c();
+        lift_overrides(connection, &scored)?;
+        let mut scores = lead_scores(&mut scored);
+        let written = pg::ingestion::write_all(connection, &appended, &rows, &mut scores)?;
+        drop(scores);
+        if let Some(message_id) = written.duplicates.first() {
             // The snapshot found the message id new, so another instance stored it since (its
             // leads were not locked by this request: a lead created by both at once). Nothing of
             // this request is kept; sent again, it finds the message id stored.
@@ -454,16 +462,8 @@ impl Transaction for PgTransaction<'_, '_> {
                 "message id {message_id:?} was stored by another request at the same time; send the request again"
             )));
         }
-        let mut scored: Vec<(&ScoredLeadWrite<'_>, &mut StoredScores)> = write
-            .leads
-            .iter_mut()
-            .filter_map(|ingested| match &mut ingested.save {
-                LeadSave::Scored(write, stored) => Some((&*write, &mut **stored)),
-                LeadSave::Row(_) => None,
-            })
-            .collect();
-        save_scores(&mut self.c(), &mut scored)?;
-        Ok(newest_events)
+        after_scores(connection, &scored)?;
+        Ok(written.newest_events)
     }
 
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
@@ -546,12 +546,27 @@ fn save_scores(
     connection: &mut Tx<'_>,
     scored: &mut [(&ScoredLeadWrite<'_>, &mut StoredScores)],
 ) -> Result<(), StoreError> {
-    for (write, _) in scored.iter() {
+    lift_overrides(connection, scored)?;
+    pg::scores::save_over_all(connection, &mut lead_scores(scored))?;
+    after_scores(connection, scored)
+}
+
+/// What saving scores does before they are written: the overrides they lift.
+fn lift_overrides(
+    connection: &mut Tx<'_>,
+    scored: &[(&ScoredLeadWrite<'_>, &mut StoredScores)],
+) -> Result<(), StoreError> {
+    for (write, _) in scored {
         for lifted in write.lifted_overrides {
             pg::overrides::lift(connection, lifted.id, &lifted.by, Some(&lifted.note), write.now)?;
         }
     }
-    let mut all: Vec<pg::scores::LeadScores<'_>> = scored
+    Ok(())
+}
+
+/// The scores of `scored` as the scores family saves them.
+fn lead_scores<'s>(scored: &'s mut [(&ScoredLeadWrite<'_>, &mut StoredScores)]) -> Vec<pg::scores::LeadScores<'s>> {
+    scored
         .iter_mut()
         .map(|(write, stored)| pg::scores::LeadScores {
             lead_id: write.lead.id,
@@ -561,13 +576,19 @@ fn save_scores(
             history: write.history,
             terms: write.terms,
         })
-        .collect();
-    pg::scores::save_over_all(connection, &mut all)?;
-    drop(all);
+        .collect()
+}
+
+/// What saving scores does once they are written: the stage moves, and the webhook
+/// notifications queued.
+fn after_scores(
+    connection: &mut Tx<'_>,
+    scored: &[(&ScoredLeadWrite<'_>, &mut StoredScores)],
+) -> Result<(), StoreError> {
     let moves: Vec<(i64, &StageChange)> =
         scored.iter().filter_map(|(write, _)| write.stage.map(|change| (write.lead.id, change))).collect();
     pg::stages::set_all(connection, &moves)?;
-    for (write, _) in scored.iter() {
+    for (write, _) in scored {
         for notification in write.notifications {
             pg::webhooks::enqueue(
                 connection,

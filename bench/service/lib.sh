@@ -1,0 +1,36 @@
+# Helpers shared by the rescoring benchmarks (rescore.sh, rescore_postgres.sh), sourced after
+# they set BASE (the service's address) and ADMIN (an admin key).
+
+# api CURL-ARGS...: a request to the service with the admin key, failing on an error status.
+api() { curl -sf -H "Authorization: Bearer $ADMIN" "$@"; }
+
+# rescoring: the workspace's rescoring as "done total started_at finished_at" (None when absent).
+rescoring() {
+    api "$BASE/api/models" | python3 -c 'import json,sys; r=json.load(sys.stdin)["rescoring"] or {}; print(r.get("done"), r.get("total"), r.get("started_at"), r.get("finished_at"))'
+}
+
+# wait_for_end: waits until the rescoring has finished, then prints it as `rescoring` does.
+wait_for_end() {
+    while true; do
+        read -r done total started finished < <(rescoring)
+        [ "$finished" != None ] && break
+        sleep 0.2
+    done
+    echo "$done $total $started $finished"
+}
+
+# active: the active model version.
+active() { api "$BASE/api/models" | python3 -c 'import json,sys; print([m["version"] for m in json.load(sys.stdin)["models"] if m["active"]][0])'; }
+
+# upload_variants: versions 2 and 3 of examples/reference.toml, whose pricing page is worth 20
+# and 25 points instead of 15, uploaded unless they are there already (not activated).
+upload_variants() {
+    local points version
+    for points in 20 25; do
+        version=$(( points == 20 ? 2 : 3 ))
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN" "$BASE/api/models/$version")" != 200 ]; then
+            python3 -c 'import sys; t = open("examples/reference.toml").read(); print(t.replace("event = \"pricing_page_view\"\npoints = 15", "event = \"pricing_page_view\"\npoints = '"$points"'"), end="")' \
+                | api -o /dev/null -H 'Content-Type: text/plain' --data-binary @- "$BASE/api/models"
+        fi
+    done
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""`leadscore sql --dialect duckdb` against the hand-written DuckDB query of the reference model
+(bench/reference/duckdb_fast.sql), side by side in one run, on the same files.
+
+Usage (from the repository root, after `bash bench/reference/setup.sh /tmp/benchenv`):
+    /tmp/benchenv/bin/python bench/sql_vs_duckdb.py [--sizes S,L] [--ids hex16] [-n 3]
+        [--data /tmp/lsbench] [--binary PATH] [--no-wait]
+
+The data are bench/score_vs_duckdb.py's (generated once, then kept in --data): S is 100,000 leads
+and 2,000,000 events, L 1,000,000 leads and 20,000,000 events; `--ids` picks the kind of lead
+ids (`hex16` by default: string ids in random order, as real exports have them).
+
+Both sides are whole DuckDB processes (Python's duckdb package, 2 threads) that read the two CSV
+files from disk, score every lead and write a CSV file:
+- hand-written: bench/reference/duckdb_score.py with duckdb_fast.sql, which reads the files with
+  their column types declared;
+- compiled: the same files loaded into two tables with every column as text (as a warehouse
+  table loaded from CSV holds them; the query casts what it reads), then the query
+  `leadscore sql --dialect duckdb examples/reference.toml` prints (compiled once, before
+  timing). The load is timed with the query: each side reads the files once.
+Before timing, the two outputs must give every lead the same score (to 1e-6) and tier. Then
+each is timed n times, alternating, and the ratio of median wall times is printed: the issue's
+bound is compiled / hand-written <= 1.2.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+REF = os.path.join(HERE, "reference")
+sys.path.insert(0, REF)
+sys.path.insert(0, HERE)
+import time_runs  # noqa: E402
+from score_vs_duckdb import AS_OF, KINDS, INTEGER_KINDS, SIZES, generate, read_scores  # noqa: E402
+
+RUN_COMPILED = """
+import sys
+import duckdb
+leads, events, query, out = sys.argv[1:5]
+connection = duckdb.connect(config={"threads": 2})
+for table, path in (("leads", leads), ("events", events)):
+    connection.execute(
+        f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header = true, all_varchar = true, "
+        "auto_detect = true)")
+with open(query, encoding="utf-8") as file:
+    text = file.read().strip().rstrip(";")
+connection.execute(f"COPY ({text}) TO '{out}' (HEADER, DELIMITER ',')")
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="S,L")
+    ap.add_argument("--ids", default="hex16", help="kinds of lead ids, comma-separated")
+    ap.add_argument("-n", type=int, default=3)
+    ap.add_argument("--data", default="/tmp/lsbench")
+    ap.add_argument("--binary", help="a leadscore binary instead of building this checkout's")
+    ap.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine")
+    a = ap.parse_args()
+    binary = a.binary
+    if binary is None:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "leadscore"], cwd=ROOT, check=True)
+        binary = os.path.join(ROOT, "target", "release", "leadscore")
+    work = tempfile.mkdtemp(prefix="leadscore-sql-bench.")
+    query = os.path.join(work, "reference.sql")
+    with open(query, "w", encoding="utf-8") as out:
+        subprocess.run([binary, "sql", "--dialect", "duckdb", os.path.join(ROOT, "examples", "reference.toml"),
+                        "--as-of", AS_OF], check=True, stdout=out)
+    runner = os.path.join(work, "run_compiled.py")
+    with open(runner, "w", encoding="utf-8") as out:
+        out.write(RUN_COMPILED)
+    table = []
+    for size in a.sizes.split(","):
+        for kind in a.ids.split(","):
+            if kind not in KINDS:
+                raise SystemExit(f"unknown id kind {kind}; known: {','.join(KINDS)}")
+            data_dir = generate(a.data, size, kind)
+            hand_out, compiled_out = os.path.join(work, "hand.csv"), os.path.join(work, "compiled.csv")
+            hand = [sys.executable, os.path.join(REF, "duckdb_score.py"), data_dir, hand_out,
+                    "--sql", os.path.join(REF, "duckdb_fast.sql"), "--threads", "2",
+                    "--id-type", "BIGINT" if kind in INTEGER_KINDS else "VARCHAR"]
+            compiled = [sys.executable, runner, os.path.join(data_dir, "leads.csv"),
+                        os.path.join(data_dir, "events.csv"), query, compiled_out]
+            # Warm-up (page cache) and the correctness check.
+            subprocess.run(hand, check=True)
+            subprocess.run(compiled, check=True)
+            ours = read_scores(compiled_out, ["lead_id", "score", "score_tier"])
+            theirs = read_scores(hand_out, ["lead_id", "score", "tier"])
+            if ours.keys() != theirs.keys():
+                raise SystemExit(f"{size} {kind}: the two queries score different leads")
+            for lead, (score, tier) in ours.items():
+                their_score, their_tier = theirs[lead]
+                if abs(score - their_score) > 1e-6 or tier != their_tier:
+                    raise SystemExit(f"{size} {kind}: lead {lead}: compiled {score} {tier}, "
+                                     f"hand-written {their_score} {their_tier}")
+            if not a.no_wait:
+                time_runs.wait_idle()
+            runs = {"hand-written": [], "compiled": []}
+            for _ in range(a.n):
+                runs["hand-written"].append(time_runs.run_once(hand))
+                runs["compiled"].append(time_runs.run_once(compiled))
+            print(f"\n{size} {kind}: {len(ours):,} leads, {SIZES[size][1]:,} events; identical scores and tiers",
+                  flush=True)
+            print(f"{'':13s} {'wall min':>9s} {'wall median':>12s} {'cpu median':>11s} {'peak RSS':>10s}")
+            for name, r in runs.items():
+                if any(x[3] != 0 for x in r):
+                    raise SystemExit(f"{name} failed: exit codes {[x[3] for x in r]}")
+                walls = [x[0] for x in r]
+                print(f"{name:13s} {min(walls):8.2f}s {statistics.median(walls):11.2f}s "
+                      f"{statistics.median(x[1] for x in r):10.2f}s {max(x[2] for x in r):8.0f}MiB")
+            medians = {name: statistics.median(x[0] for x in r) for name, r in runs.items()}
+            ratio = medians["compiled"] / medians["hand-written"]
+            print(f"compiled / hand-written wall time (medians): {ratio:.2f}x", flush=True)
+            table.append((size, kind, medians["hand-written"], medians["compiled"], ratio))
+    print("\n| size | lead ids | hand-written duckdb_fast.sql (median) | leadscore sql (median) | compiled / hand-written |")
+    print("|---|---|---|---|---|")
+    for size, kind, hand, compiled, ratio in table:
+        print(f"| {size} | {kind} | {hand:.2f} s | {compiled:.2f} s | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
