@@ -35,6 +35,8 @@ enum Command {
     Score(commands::score::Args),
     /// Print the model as one SQL query that scores a leads table and an events table in a database
     Sql(commands::sql::Args),
+    /// Write the model's query for every dbt adapter as one dbt macro over a leads and an events relation
+    Dbt(commands::dbt::Args),
     /// Why each lead's scores moved between two instants or two model versions, term by term
     Explain(commands::explain::Args),
     /// Run the real-time scoring service (HTTP API and console, on a SQLite file or a PostgreSQL database)
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Test(args) => commands::test::run(args),
         Command::Score(args) => commands::score::run(args),
         Command::Sql(args) => commands::sql::run(args),
+        Command::Dbt(args) => commands::dbt::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Keys(args) => commands::keys::run(args),

@@ -17,6 +17,12 @@ pub enum SqlError {
     /// A table name that is not a (possibly qualified) name.
     #[error("`{0}` is not a table name: give NAME or SCHEMA.NAME, without quotes")]
     TableName(String),
+    /// A dbt macro name that Jinja does not read as a name.
+    #[error("`{0}` is not a macro name: give letters, digits and `_`, not starting with a digit")]
+    MacroName(String),
+    /// Text of the model that would end the query's raw Jinja text in a dbt macro.
+    #[error("the model's text holds `{0}`, which a dbt macro cannot hold in its query")]
+    Jinja(String),
 }
 
 impl SqlError {
@@ -24,7 +30,7 @@ impl SqlError {
     pub fn line(&self) -> Option<usize> {
         match self {
             SqlError::NotYet { line, .. } | SqlError::Inexact { line, .. } => Some(*line),
-            SqlError::TableName(_) => None,
+            SqlError::TableName(_) | SqlError::MacroName(_) | SqlError::Jinja(_) => None,
         }
     }
 }

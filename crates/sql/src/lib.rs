@@ -17,12 +17,16 @@
 //! - `regex`: the engine's patterns rewritten for the dialects, case-insensitivity written out.
 //! - `condition`: conditions as boolean expressions.
 //! - `rules`: one module per rule kind, as in the core's `rules`.
+//! - `as_of`: the as-of instant as a constant or as a template's expression.
 //! - `query`: the assembly: inputs, trackers, rules, then each score (groups, limits,
 //!   normalisation, rounding, tiers, qualifiers).
+//! - [`dbt`]: the query for every dialect as one dbt macro over the relations dbt passes.
 //! - [`error`]: what is refused, and where.
 
+mod as_of;
 mod columns;
 mod condition;
+pub mod dbt;
 pub mod dialect;
 pub mod error;
 mod query;
@@ -30,6 +34,7 @@ mod regex;
 mod rules;
 mod values;
 
+pub use dbt::{DbtAsOf, dbt_macro};
 pub use dialect::Dialect;
 pub use error::SqlError;
 

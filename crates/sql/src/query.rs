@@ -10,10 +10,11 @@
 //! so that the query's arithmetic is the engine's, operation for operation, and lands on the same
 //! side of every tier boundary.
 
+use leadscore_core::Model;
 use leadscore_core::model::{Qualifier, Score};
-use leadscore_core::{Model, Timestamp};
 
 use crate::SqlOptions;
+use crate::as_of::AsOf;
 use crate::columns;
 use crate::condition::{Conditions, Record};
 use crate::dialect::Dialect;
@@ -38,11 +39,23 @@ impl Query {
 
 pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Result<String, SqlError> {
     let dialect = options.dialect;
+    let leads = table_name(dialect, options.leads_table)?;
+    let events = table_name(dialect, options.events_table)?;
+    render_over(model, text, dialect, &leads, &events, &AsOf::At(options.as_of))
+}
+
+/// The query over the leads and events relations as given (already quoted, or placed by a
+/// template).
+pub(crate) fn render_over(
+    model: &Model,
+    text: &str,
+    dialect: Dialect,
+    leads_table: &str,
+    events_table: &str,
+    as_of: &AsOf,
+) -> Result<String, SqlError> {
     let ident = |name: &str| dialect.ident(name);
-    let leads_table = table_name(dialect, options.leads_table)?;
-    let events_table = table_name(dialect, options.events_table)?;
     let lead = ident("lead_id");
-    let as_of = options.as_of;
     let mut query = Query { ctes: Vec::new() };
 
     // Leads: the id and every field the model reads, trimmed, empty as NULL.
@@ -95,7 +108,7 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
                 model,
                 dialect,
                 place: Place { text, span: rule.span.clone() },
-                as_of,
+                as_of: as_of.clone(),
                 score: score_index,
                 rule: rule_index,
             };
@@ -108,11 +121,7 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
                 if let Some(test) = &qualifier.event {
                     let mut counted = ident(&columns::tracker(test.tracker));
                     if let Some(within) = test.within {
-                        counted = format!(
-                            "{counted} AND {} >= {}",
-                            ident("at"),
-                            dialect.bigint(as_of.saturating_sub(within).0)
-                        );
+                        counted = format!("{counted} AND {} >= {}", ident("at"), as_of.minus(dialect, within.0));
                     }
                     events.per_lead.push((
                         columns::qualifier_count(score_index, kind, i),
@@ -128,7 +137,7 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
     let mut base_columns = vec!["l.*".to_string()];
     let mut joins = String::new();
     if !events.per_lead.is_empty() {
-        push_events(model, dialect, &events_table, as_of, text, &events, &mut query)?;
+        push_events(model, dialect, events_table, as_of, text, &events, &mut query)?;
         let table = ident("event_rules");
         base_columns.extend(events.per_lead.iter().map(|(name, _)| format!("{table}.{}", ident(name))));
         joins.push_str(&format!(" LEFT JOIN {table} ON {table}.{lead} = l.{lead}"));
@@ -172,7 +181,7 @@ fn push_events(
     model: &Model,
     dialect: Dialect,
     events_table: &str,
-    as_of: Timestamp,
+    as_of: &AsOf,
     text: &str,
     events: &rules::EventColumns,
     query: &mut Query,
@@ -205,7 +214,7 @@ fn push_events(
         format!(
             "SELECT * FROM {} WHERE {at} IS NOT NULL AND {at} <= {} AND {} IS NOT NULL",
             ident("event_rows"),
-            dialect.bigint(as_of.0),
+            as_of.sql(dialect),
             ident("event_type")
         ),
     );

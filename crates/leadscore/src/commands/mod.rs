@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod dbt;
 pub mod evaluate;
 pub mod explain;
 pub mod keys;

@@ -747,6 +747,35 @@ fn sql_prints_one_query_or_refuses_with_the_line() {
     assert!(err.contains("`a b` is not a table name"), "{err}");
 }
 
+/// `leadscore dbt`: one macro with the query of every adapter, the relations placed by Jinja
+/// in raw text, or a refusal (exit status 2) of a name Jinja cannot call.
+#[test]
+fn dbt_writes_one_macro_for_every_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "model.toml", MODEL);
+    let (code, out, err) =
+        run(bin().args(["dbt", "--as-of", "2026-11-01T00:00:00Z", "--name", "fit_scores"]).arg(&model));
+    assert_eq!(code, 0, "{err}");
+    for adapter in ["duckdb", "postgres", "spark", "trino", "snowflake", "bigquery"] {
+        assert!(out.contains(&format!("{{% macro {adapter}__fit_scores(leads, events, as_of) -%}}")), "{out}");
+    }
+    assert!(out.contains("adapter.dispatch('fit_scores', 'leadscore')"), "{out}");
+    assert!(out.contains("FROM {% endraw %}{{ leads }}{% raw %}"), "the relation as dbt renders it: {out}");
+    assert!(out.contains("{{ return(1793491200000) }}"), "the as-of instant given: {out}");
+
+    let (code, out, _) = run(bin().args(["dbt", "--as-of-run-start"]).arg(&model));
+    assert_eq!(code, 0);
+    assert!(out.contains("run_started_at"), "{out}");
+
+    let (code, out, err) = run(bin().args(["dbt", "--as-of-run-start", "--name", "fit-scores"]).arg(&model));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("`fit-scores` is not a macro name"), "{err}");
+    let (code, _, err) = run(bin().args(["dbt"]).arg(&model));
+    assert_eq!(code, 2);
+    assert!(err.contains("--as-of"), "the instant is required: {err}");
+}
+
 /// A setting for PostgreSQL's connections given to a service on a data directory is refused
 /// with what it applies to, not ignored.
 #[test]

@@ -11,6 +11,7 @@ mod common;
 mod connections;
 mod console;
 mod console_workspaces;
+mod dbt;
 mod examples;
 mod full_disk;
 mod history;

@@ -2,8 +2,8 @@
 //! the kinds' modules and the dispatch import it without importing each other.
 
 use leadscore_core::Model;
-use leadscore_core::time::Timestamp;
 
+use crate::as_of::AsOf;
 use crate::condition::{Conditions, Record};
 use crate::dialect::Dialect;
 use crate::error::Place;
@@ -51,7 +51,7 @@ pub(crate) struct RuleContext<'a, 't> {
     pub(crate) model: &'a Model,
     pub(crate) dialect: Dialect,
     pub(crate) place: Place<'t>,
-    pub(crate) as_of: Timestamp,
+    pub(crate) as_of: AsOf,
     pub(crate) score: usize,
     pub(crate) rule: usize,
 }

@@ -16,7 +16,7 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
     let dialect = context.dialect;
     let ident = |name: &str| dialect.ident(name);
     let (lead, at) = (ident("lead_id"), ident("at"));
-    let as_of = dialect.bigint(context.as_of.0);
+    let as_of = context.as_of.sql(dialect);
     let (score, rule_index) = (context.score, context.rule);
     let column = |what: &str| columns::rule_column(score, rule_index, what);
     let mut events = EventColumns::default();
@@ -24,7 +24,7 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
     // The events the rule counts: its tracker's, in the window, after a preceding event.
     let mut member = vec![ident(&columns::tracker(rule.tracker))];
     if let Some(window) = rule.window {
-        member.push(format!("{at} >= {}", dialect.bigint(context.as_of.saturating_sub(window).0)));
+        member.push(format!("{at} >= {}", context.as_of.minus(dialect, window.0)));
     }
     if let Some(precedent) = &rule.after {
         // The latest occurrence of the preceding event up to this one (the same instant

@@ -20,13 +20,10 @@ pub(crate) fn inactivity(context: &RuleContext<'_, '_>, rule: &InactivityRule) -
     if let Some(slot) = context.model.created_at_slot() {
         // Without occurrences, the lead's creation time, if it is not after the as-of instant.
         let created = dialect.ident(&columns::lead_time(slot));
-        last = format!(
-            "COALESCE({last}, (CASE WHEN {created} <= {} THEN {created} END))",
-            dialect.bigint(context.as_of.0)
-        );
+        last = format!("COALESCE({last}, (CASE WHEN {created} <= {} THEN {created} END))", context.as_of.sql(dialect));
     }
     let inactive =
-        format!("({last} IS NULL OR {} - {last} > {})", dialect.bigint(context.as_of.0), dialect.bigint(rule.after.0));
+        format!("({last} IS NULL OR {} - {last} > {})", context.as_of.sql(dialect), dialect.bigint(rule.after.0));
     let applied = match &rule.lead_condition {
         Some(when) => format!("({} AND {inactive})", context.lead_conditions().render(when)?),
         None => inactive,
