@@ -19,7 +19,6 @@ RSS and the ratio of medians.
 import argparse
 import csv
 import os
-import statistics
 import subprocess
 import sys
 
@@ -118,20 +117,10 @@ def main():
             n_leads = same_results(ours_out, duck_out)
             if not a.no_wait:
                 time_runs.wait_idle()
-            runs = {"leadscore": [], "duckdb": []}
-            for _ in range(a.n):
-                runs["leadscore"].append(time_runs.run_once(ours))
-                runs["duckdb"].append(time_runs.run_once(duck))
+            runs = time_runs.alternating({"leadscore": ours, "duckdb": duck}, a.n)
             print(f"\n{size} {kind}: {n_leads:,} leads, {SIZES[size][1]:,} events; identical scores and tiers",
                   flush=True)
-            print(f"{'':10s} {'wall min':>9s} {'wall median':>12s} {'cpu median':>11s} {'peak RSS':>10s}")
-            for name, r in runs.items():
-                if any(x[3] != 0 for x in r):
-                    raise SystemExit(f"{name} failed: exit codes {[x[3] for x in r]}")
-                walls = [x[0] for x in r]
-                print(f"{name:10s} {min(walls):8.2f}s {statistics.median(walls):11.2f}s "
-                      f"{statistics.median(x[1] for x in r):10.2f}s {max(x[2] for x in r):8.0f}MiB")
-            medians = {name: statistics.median(x[0] for x in r) for name, r in runs.items()}
+            medians = time_runs.print_runs(runs)
             ratio = medians["duckdb"] / medians["leadscore"]
             print(f"DuckDB / leadscore wall time (medians): {ratio:.2f}x", flush=True)
             table.append((size, kind, medians["leadscore"], medians["duckdb"], ratio,

@@ -24,7 +24,6 @@ bound is compiled / hand-written <= 1.2.
 """
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ REF = os.path.join(HERE, "reference")
 sys.path.insert(0, REF)
 sys.path.insert(0, HERE)
 import time_runs  # noqa: E402
-from score_vs_duckdb import AS_OF, KINDS, INTEGER_KINDS, SIZES, generate, read_scores  # noqa: E402
+from score_vs_duckdb import AS_OF, KINDS, INTEGER_KINDS, SIZES, generate, same_results  # noqa: E402
 
 RUN_COMPILED = """
 import sys
@@ -88,31 +87,14 @@ def main():
             # Warm-up (page cache) and the correctness check.
             subprocess.run(hand, check=True)
             subprocess.run(compiled, check=True)
-            ours = read_scores(compiled_out, ["lead_id", "score", "score_tier"])
-            theirs = read_scores(hand_out, ["lead_id", "score", "tier"])
-            if ours.keys() != theirs.keys():
-                raise SystemExit(f"{size} {kind}: the two queries score different leads")
-            for lead, (score, tier) in ours.items():
-                their_score, their_tier = theirs[lead]
-                if abs(score - their_score) > 1e-6 or tier != their_tier:
-                    raise SystemExit(f"{size} {kind}: lead {lead}: compiled {score} {tier}, "
-                                     f"hand-written {their_score} {their_tier}")
+            # Rows matched by lead id: the same score (to 1e-6) and tier for every lead.
+            n_leads = same_results(compiled_out, hand_out)
             if not a.no_wait:
                 time_runs.wait_idle()
-            runs = {"hand-written": [], "compiled": []}
-            for _ in range(a.n):
-                runs["hand-written"].append(time_runs.run_once(hand))
-                runs["compiled"].append(time_runs.run_once(compiled))
-            print(f"\n{size} {kind}: {len(ours):,} leads, {SIZES[size][1]:,} events; identical scores and tiers",
+            runs = time_runs.alternating({"hand-written": hand, "compiled": compiled}, a.n)
+            print(f"\n{size} {kind}: {n_leads:,} leads, {SIZES[size][1]:,} events; identical scores and tiers",
                   flush=True)
-            print(f"{'':13s} {'wall min':>9s} {'wall median':>12s} {'cpu median':>11s} {'peak RSS':>10s}")
-            for name, r in runs.items():
-                if any(x[3] != 0 for x in r):
-                    raise SystemExit(f"{name} failed: exit codes {[x[3] for x in r]}")
-                walls = [x[0] for x in r]
-                print(f"{name:13s} {min(walls):8.2f}s {statistics.median(walls):11.2f}s "
-                      f"{statistics.median(x[1] for x in r):10.2f}s {max(x[2] for x in r):8.0f}MiB")
-            medians = {name: statistics.median(x[0] for x in r) for name, r in runs.items()}
+            medians = time_runs.print_runs(runs, width=13)
             ratio = medians["compiled"] / medians["hand-written"]
             print(f"compiled / hand-written wall time (medians): {ratio:.2f}x", flush=True)
             table.append((size, kind, medians["hand-written"], medians["compiled"], ratio))
