@@ -24,16 +24,31 @@ use crate::values;
 
 /// The tables of the query, in order.
 struct Query {
-    ctes: Vec<(String, String)>,
+    ctes: Vec<Cte>,
+}
+
+struct Cte {
+    name: String,
+    sql: String,
+    /// Whether the table may be folded into the one that reads it ([`Query::push_inline`]).
+    inline: bool,
 }
 
 impl Query {
+    /// A table computed once ([`Dialect::cte_keyword`]).
     fn push(&mut self, name: impl Into<String>, sql: impl Into<String>) {
-        self.ctes.push((name.into(), sql.into()));
+        self.ctes.push(Cte { name: name.into(), sql: sql.into(), inline: false });
+    }
+
+    /// A table that the next one alone reads, where folding it into that one costs nothing to
+    /// an optimiser that computes each common subexpression once, and writing it out (millions
+    /// of events, once per such table) is what computing it once would cost.
+    fn push_inline(&mut self, name: impl Into<String>, sql: impl Into<String>) {
+        self.ctes.push(Cte { name: name.into(), sql: sql.into(), inline: true });
     }
 
     fn last(&self) -> String {
-        self.ctes.last().map(|(name, _)| name.clone()).unwrap_or_default()
+        self.ctes.last().map(|cte| cte.name.clone()).unwrap_or_default()
     }
 }
 
@@ -163,7 +178,7 @@ pub(crate) fn render_over(
     let ctes: Vec<String> = query
         .ctes
         .iter()
-        .map(|(name, sql)| format!("{} AS {}(\n  {sql}\n)", ident(name), dialect.cte_keyword()))
+        .map(|cte| format!("{} AS {}(\n  {}\n)", ident(&cte.name), dialect.cte_keyword(cte.inline), cte.sql))
         .collect();
     Ok(format!(
         "WITH\n{}\nSELECT {} FROM {} ORDER BY {lead}\n",
@@ -199,17 +214,17 @@ fn push_events(
         cells.push(format!("{} AS {column}", values::cell(dialect, &ident(property))));
         properties.push(column);
     }
-    query.push("event_cells", format!("SELECT {} FROM {events_table}", cells.join(", ")));
+    query.push_inline("event_cells", format!("SELECT {} FROM {events_table}", cells.join(", ")));
     let parts = values::instant_parts(dialect, &ident("time_text"), "time_");
     query.push("event_times", format!("SELECT e.*, {} FROM {} e", parts.join(", "), ident("event_cells")));
     let at = ident("at");
     let mut kept = vec![lead.clone(), ident("event_type"), format!("{} AS {at}", values::instant_ms(dialect, "time_"))];
     kept.extend(properties);
-    query.push(
+    query.push_inline(
         "event_rows",
         format!("SELECT {} FROM {} WHERE {lead} IS NOT NULL", kept.join(", "), ident("event_times")),
     );
-    query.push(
+    query.push_inline(
         "counted_events",
         format!(
             "SELECT * FROM {} WHERE {at} IS NOT NULL AND {at} <= {} AND {} IS NOT NULL",
@@ -237,14 +252,16 @@ fn push_events(
         let occurs = if conditions.is_empty() { "TRUE".to_string() } else { format!("({})", conditions.join(" AND ")) };
         trackers.push(format!("{occurs} AS {}", ident(&columns::tracker(tracker_index))));
     }
-    query.push("event_trackers", format!("SELECT {} FROM {}", trackers.join(", "), ident("counted_events")));
+    query.push_inline("event_trackers", format!("SELECT {} FROM {}", trackers.join(", "), ident("counted_events")));
     for (name, stage) in
         [("event_preceded", &events.preceded), ("event_members", &events.members), ("event_ranks", &events.ranks)]
     {
         if !stage.is_empty() {
             let added: Vec<String> = stage.iter().map(|(column, sql)| format!("{sql} AS {}", ident(column))).collect();
             let previous = query.last();
-            query.push(name, format!("SELECT *, {} FROM {}", added.join(", "), ident(&previous)));
+            let sql = format!("SELECT *, {} FROM {}", added.join(", "), ident(&previous));
+            // Windows are computed once; the members are conditions over the trackers.
+            if name == "event_members" { query.push_inline(name, sql) } else { query.push(name, sql) }
         }
     }
     let aggregates: Vec<String> =

@@ -136,20 +136,23 @@ const RFC_3339: &str =
 /// `leadscore_batch::times`): a day, or a day and a time without an offset, in UTC.
 const NAIVE: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?)?$";
 
+/// The commonest spelling of an instant, which exports and trackers write (`2026-05-11T00:16:29Z`,
+/// `2026-05-11T00:16:29.123Z`): RFC 3339 in UTC with an upper-case `T` and `Z`, and seconds
+/// below 60, so that the dialect's own parser of a date and a clock reads it as the engine does
+/// (a leap second, which the engine folds onto the next one, is left to the general reading).
+const UTC: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]([.][0-9]+)?Z$";
+
 /// The columns that split a cell holding a time into numbers, named with `prefix`, for a
 /// `SELECT` over a row where `cell` is the trimmed text: `form` (1 for RFC 3339, 2 for a time
 /// without an offset, NULL for anything else), then the date, the clock, the milliseconds and
 /// the offset. [`instant_ms`] makes milliseconds since the epoch of them.
+///
+/// Where the dialect parses a date and a clock itself ([`Dialect::utc_clock_ms`]), a time in
+/// the [`UTC`] spelling is read by it instead, into `fast` (NULL when the date or the clock
+/// does not exist, as the engine then skips it), and its `form` is NULL: splitting and adding
+/// up the parts took more of DuckDB's time than every rule together.
 pub(crate) fn instant_parts(dialect: Dialect, cell: &str, prefix: &str) -> Vec<String> {
-    let form = format!(
-        "(CASE WHEN {} THEN 1 WHEN {} THEN 2 END)",
-        dialect.regex_matches(cell, &ascii_pattern(dialect, RFC_3339)),
-        dialect.regex_matches(cell, &ascii_pattern(dialect, NAIVE))
-    );
-    let number = |start: &str, length: usize| dialect.to_bigint(&format!("SUBSTR({cell}, {start}, {length})"));
     let length = format!("LENGTH({cell})");
-    let zulu = format!("SUBSTR({cell}, {length}, 1) IN ('Z', 'z')");
-    let zone_length = format!("(CASE WHEN {zulu} THEN 1 ELSE 6 END)");
     // Up to three digits of the fraction that starts at character 21 and ends `end` characters
     // before the text does, padded with zeros.
     let milli = |end: &str| {
@@ -158,6 +161,21 @@ pub(crate) fn instant_parts(dialect: Dialect, cell: &str, prefix: &str) -> Vec<S
             dialect.to_bigint(&format!("SUBSTR(SUBSTR({cell}, 21, {length} - 20 - {end}) || '00', 1, 3)"))
         )
     };
+    let mut fast_parts = Vec::new();
+    let mut general = String::new();
+    if let Some(clock) = dialect.utc_clock_ms(&format!("SUBSTR({cell}, 1, 19)")) {
+        let utc = dialect.regex_matches(cell, &ascii_pattern(dialect, UTC));
+        fast_parts.push(("fast", format!("(CASE WHEN {utc} THEN {clock} + {} END)", milli("1"))));
+        general = format!("WHEN {utc} THEN NULL ");
+    }
+    let form = format!(
+        "(CASE {general}WHEN {} THEN 1 WHEN {} THEN 2 END)",
+        dialect.regex_matches(cell, &ascii_pattern(dialect, RFC_3339)),
+        dialect.regex_matches(cell, &ascii_pattern(dialect, NAIVE))
+    );
+    let number = |start: &str, length: usize| dialect.to_bigint(&format!("SUBSTR({cell}, {start}, {length})"));
+    let zulu = format!("SUBSTR({cell}, {length}, 1) IN ('Z', 'z')");
+    let zone_length = format!("(CASE WHEN {zulu} THEN 1 ELSE 6 END)");
     let clock = |start: usize, needs: usize| {
         format!("(CASE WHEN {length} >= {needs} THEN {} ELSE 0 END)", number(&start.to_string(), 2))
     };
@@ -191,8 +209,9 @@ pub(crate) fn instant_parts(dialect: Dialect, cell: &str, prefix: &str) -> Vec<S
             ),
         ),
     ];
-    parts
+    fast_parts
         .into_iter()
+        .chain(parts)
         .map(|(name, expression)| format!("{expression} AS {}", dialect.ident(&format!("{prefix}{name}"))))
         .collect()
 }
@@ -228,9 +247,10 @@ pub(crate) fn instant_ms(dialect: Dialect, prefix: &str) -> String {
         dialect.int_div(&year_of_era, "100")
     );
     let days = format!("({era} * 146097 + {day_of_era} - 719468)");
-    format!(
+    let general = format!(
         "(CASE WHEN {valid} THEN (({days} * 86400 + {hour} * 3600 + {minute} * 60 + {second}) * 1000 + {milli}) - {sign} * ({offset_hour} * 60 + {offset_minute}) * 60000 END)"
-    )
+    );
+    if dialect.has_utc_clock_parser() { format!("COALESCE({}, {general})", column("fast")) } else { general }
 }
 
 #[cfg(test)]

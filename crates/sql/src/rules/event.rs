@@ -42,50 +42,74 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
     let is_member = ident(&column("member"));
     events.members.push((column("member"), format!("({})", member.join(" AND "))));
 
-    // The most recent `limit` of them, and their rank from the most recent.
+    // The most recent `limit` of them: a list of their times where the dialect has an
+    // aggregate for it, else their rank from the most recent.
     let limit = match (&rule.points, rule.max_count) {
         (EventPoints::Progressive(steps), Some(max_count)) => Some(max_count.min(steps.len())),
         (EventPoints::Progressive(steps), None) => Some(steps.len()),
         (_, max_count) => max_count,
     };
+    let greatest = limit.and_then(|n| dialect.greatest(&at, n, &is_member));
     let (recency, total) = (ident(&column("recency")), ident(&column("total")));
     let kept = match limit {
-        Some(n) => {
+        Some(n) if greatest.is_none() => {
             events.ranks.push((
                 column("recency"),
                 format!("ROW_NUMBER() OVER (PARTITION BY {lead}, {is_member} ORDER BY {at} DESC)"),
             ));
             format!("({is_member} AND {recency} <= {n})")
         }
-        None => is_member.clone(),
+        _ => is_member.clone(),
     };
-    if let EventPoints::Progressive(_) = rule.points {
+    if let (EventPoints::Progressive(_), None) = (&rule.points, &greatest) {
         events.ranks.push((column("total"), format!("COUNT(*) OVER (PARTITION BY {lead}, {is_member})")));
     }
 
-    let factor = rule.decay.as_ref().map(|decay| decay_factor(dialect, decay, &format!("({as_of} - {at})")));
-    let decayed = |points: String| match &factor {
-        Some(factor) => format!("{points} * {factor}"),
+    // Points shrunk by the decay of the age of an occurrence at `occurred`.
+    let decayed = |points: String, occurred: &str| match &rule.decay {
+        Some(decay) => format!("{points} * {}", decay_factor(dialect, decay, &format!("({as_of} - {occurred})"))),
         None => points,
     };
     let count = ident(&column("count"));
-    events.per_lead.push((column("count"), format!("SUM(CASE WHEN {kept} THEN 1 ELSE 0 END)")));
-    let sum = |points: String| format!("SUM(CASE WHEN {kept} THEN {} END)", decayed(points));
+    events.per_lead.push((
+        column("count"),
+        match &greatest {
+            Some(greatest) => greatest.count(),
+            None => format!("SUM(CASE WHEN {kept} THEN 1 ELSE 0 END)"),
+        },
+    ));
     let counted = format!("COALESCE({count} > 0, FALSE)");
     let (points, applied) = match &rule.points {
         EventPoints::Each(points) => {
-            events.per_lead.push((column("sum"), sum(dialect.double(*points))));
+            let points = dialect.double(*points);
+            events.per_lead.push((
+                column("sum"),
+                match &greatest {
+                    Some(greatest) => greatest.sum(|occurred, _| decayed(points.clone(), occurred)),
+                    None => format!("SUM(CASE WHEN {kept} THEN {} END)", decayed(points, &at)),
+                },
+            ));
             (ident(&column("sum")), counted)
         }
         EventPoints::Progressive(steps) => {
             // The k counted occurrences earn the first k steps, the oldest the first.
-            let counted_occurrences = format!("LEAST({total}, {})", limit.unwrap_or(steps.len()));
-            let mut step = format!("(CASE {counted_occurrences} - {recency}");
-            for (i, points) in steps.iter().enumerate() {
-                step.push_str(&format!(" WHEN {i} THEN {}", dialect.double(*points)));
-            }
-            step.push_str(" END)");
-            events.per_lead.push((column("sum"), sum(step)));
+            let step = |oldest_first: String, first: usize| {
+                let mut step = format!("(CASE {oldest_first}");
+                for (i, points) in steps.iter().enumerate() {
+                    step.push_str(&format!(" WHEN {} THEN {}", i + first, dialect.double(*points)));
+                }
+                step.push_str(" END)");
+                step
+            };
+            let sum = match &greatest {
+                Some(greatest) => greatest.sum(|occurred, place| decayed(step(place.to_string(), 1), occurred)),
+                None => {
+                    let counted_occurrences = format!("LEAST({total}, {})", limit.unwrap_or(steps.len()));
+                    let step = step(format!("{counted_occurrences} - {recency}"), 0);
+                    format!("SUM(CASE WHEN {kept} THEN {} END)", decayed(step, &at))
+                }
+            };
+            events.per_lead.push((column("sum"), sum));
             (ident(&column("sum")), counted)
         }
         EventPoints::Bands(bands) => {
@@ -120,13 +144,12 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
 /// `Decay::factor`, operation for operation.
 pub(crate) fn decay_factor(dialect: Dialect, decay: &Decay, age: &str) -> String {
     match decay {
-        Decay::HalfLife { half_life_days } => format!(
-            "POWER({}, ({} / {}) / {})",
-            dialect.double(0.5),
+        Decay::HalfLife { half_life_days } => dialect.half_to_the(&format!(
+            "(({} / {}) / {})",
             dialect.to_double(age),
             dialect.double(86_400_000.0),
             dialect.double(*half_life_days)
-        ),
+        )),
         Decay::Linear { percent, every } => format!(
             "GREATEST({} - {} / {} * {}, {})",
             dialect.double(1.0),

@@ -53,3 +53,52 @@ points = 1
     let events = "lead_id,type,ts\nL1,,2026-10-30T00:00:00Z\nL2,a,yesterday\nL3,a,2026-10-31 12:00\nL4,b,2026-10-31\n";
     check(model, "lead_id\nL1\nL2\nL3\nL4\n", events);
 }
+
+#[test]
+fn times_are_read_to_the_millisecond_whichever_reading_takes_them() {
+    // DuckDB reads RFC 3339 in UTC with an upper-case `T` and `Z` with its own parser of dates,
+    // and every other spelling, and every time in the other dialects, by splitting the text:
+    // both must keep the same times, to the millisecond, and skip the same ones.
+    let model = r#"
+[scores.s]
+[[scores.s.rules]]
+name = "recent"
+event = "a"
+points = 1000000
+decay = { half_life = "1d" }
+[[scores.s.rules]]
+name = "counted"
+event = "a"
+points = 1
+"#;
+    let times = [
+        "2026-10-31T23:59:59Z",
+        "2026-10-31T23:59:59.5Z",
+        "2026-10-31T23:59:59.123456Z",
+        "2026-10-31T12:00:00.1Z",
+        "2024-02-29T12:00:00Z",
+        "0000-03-01T00:00:00Z",
+        "2026-10-31T23:59:60Z",
+        "2026-10-31T23:59:60.250Z",
+        "2026-10-31t23:00:00z",
+        "2026-10-31 23:00:00Z",
+        "2026-10-31T10:00:00+00:00",
+        "2026-10-31T10:00:00.001-01:00",
+        // Not instants: skipped.
+        "2026-02-29T12:00:00Z",
+        "2026-10-01T24:00:00Z",
+        "2026-10-31T23:60:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-00-01T00:00:00Z",
+        "2026-10-31T23:59:59.Z",
+    ];
+    let leads: String = std::iter::once("lead_id".to_string())
+        .chain((0..times.len()).map(|i| format!("L{i}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut events = String::from("lead_id,type,ts\n");
+    for (i, time) in times.iter().enumerate() {
+        events.push_str(&format!("L{i},a,{time}\n"));
+    }
+    check(model, &format!("{leads}\n"), &events);
+}
