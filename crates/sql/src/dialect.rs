@@ -249,20 +249,17 @@ impl Dialect {
         }
     }
 
-    /// Milliseconds since the Unix epoch of a text `YYYY-MM-DDTHH:MM:SS` of digits in those
-    /// places, NULL when that date or clock does not exist, where the dialect has a parser of
-    /// its own that is quicker than splitting the text (DuckDB's `strptime`, about a tenth of
-    /// the time).
-    pub(crate) fn utc_clock_ms(self, text: &str) -> Option<String> {
+    /// Milliseconds since the Unix epoch of a text `YYYY-MM-DDTHH:MM:SSZ` (or with `.mmm`
+    /// before the `Z`), NULL when it is not digits in those places or not a date and a clock
+    /// that exist, where the dialect has a parser of its own that is quicker than splitting
+    /// the text: DuckDB's `strptime`, which reads only digits in a field of that width (a
+    /// leading space, which a trimmed cell has not, is all it skips).
+    pub(crate) fn utc_ms(self, text: &str, milliseconds: bool) -> Option<String> {
+        let format = if milliseconds { "%Y-%m-%dT%H:%M:%S.%gZ" } else { "%Y-%m-%dT%H:%M:%SZ" };
         match self {
-            Dialect::DuckDb => Some(format!("EPOCH_MS(TRY_STRPTIME({text}, '%Y-%m-%dT%H:%M:%S'))")),
+            Dialect::DuckDb => Some(format!("EPOCH_MS(TRY_STRPTIME({text}, '{format}'))")),
             _ => None,
         }
-    }
-
-    /// Whether the dialect has [`Dialect::utc_clock_ms`].
-    pub(crate) fn has_utc_clock_parser(self) -> bool {
-        self.utc_clock_ms("").is_some()
     }
 
     /// The `n` greatest values of `value` among a group's rows where `filter` holds, where the

@@ -97,9 +97,9 @@ pub(crate) fn render_over(
         for &slot in &time_slots {
             let field = ident(&columns::lead_field(slot));
             let prefix = format!("{}_", columns::lead_field(slot));
-            parts.extend(values::instant_parts(dialect, &field, &prefix));
+            parts.extend(values::instant_parts(dialect, &field, &prefix, None));
             let at = ident(&columns::lead_time(slot));
-            instants.push(format!("{} AS {at}", values::instant_ms(dialect, &prefix)));
+            instants.push(format!("{} AS {at}", values::instant_ms(dialect, &prefix, None)));
             valid.push(format!("({field} IS NULL OR {at} IS NOT NULL)"));
         }
         query.push("lead_time_parts", format!("SELECT l.*, {} FROM {} l", parts.join(", "), ident("lead_rows")));
@@ -215,10 +215,17 @@ fn push_events(
         properties.push(column);
     }
     query.push_inline("event_cells", format!("SELECT {} FROM {events_table}", cells.join(", ")));
-    let parts = values::instant_parts(dialect, &ident("time_text"), "time_");
-    query.push("event_times", format!("SELECT e.*, {} FROM {} e", parts.join(", "), ident("event_cells")));
+    let time_text = ident("time_text");
+    let fast = values::instant_fast(dialect, &time_text).map(|fast| {
+        let sql = format!("SELECT e.*, {fast} AS {} FROM {} e", ident("time_fast"), ident(&query.last()));
+        query.push_inline("event_cells_read", sql);
+        ident("time_fast")
+    });
+    let parts = values::instant_parts(dialect, &time_text, "time_", fast.as_deref());
+    query.push("event_times", format!("SELECT e.*, {} FROM {} e", parts.join(", "), ident(&query.last())));
     let at = ident("at");
-    let mut kept = vec![lead.clone(), ident("event_type"), format!("{} AS {at}", values::instant_ms(dialect, "time_"))];
+    let instant = values::instant_ms(dialect, "time_", fast.as_deref());
+    let mut kept = vec![lead.clone(), ident("event_type"), format!("{instant} AS {at}")];
     kept.extend(properties);
     query.push_inline(
         "event_rows",

@@ -136,22 +136,29 @@ const RFC_3339: &str =
 /// `leadscore_batch::times`): a day, or a day and a time without an offset, in UTC.
 const NAIVE: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?)?$";
 
-/// The commonest spelling of an instant, which exports and trackers write (`2026-05-11T00:16:29Z`,
-/// `2026-05-11T00:16:29.123Z`): RFC 3339 in UTC with an upper-case `T` and `Z`, and seconds
-/// below 60, so that the dialect's own parser of a date and a clock reads it as the engine does
-/// (a leap second, which the engine folds onto the next one, is left to the general reading).
-const UTC: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]([.][0-9]+)?Z$";
+/// A trimmed cell as milliseconds since the epoch, where the dialect reads the commonest
+/// spellings of an instant with a parser of its own ([`Dialect::utc_ms`]): RFC 3339 in UTC with
+/// an upper-case `T` and `Z`, without a fraction of a second or with milliseconds
+/// (`2026-05-11T00:16:29Z`, `2026-05-11T00:16:29.123Z`), as exports and trackers write them.
+/// NULL for anything else and for what that parser refuses (a leap second, an 31 April),
+/// which [`instant_parts`] then reads: a value is always the engine's, and splitting the text
+/// and adding up the parts took DuckDB more time than every rule of the reference model.
+pub(crate) fn instant_fast(dialect: Dialect, cell: &str) -> Option<String> {
+    let whole = dialect.utc_ms(cell, false)?;
+    let milli = dialect.utc_ms(cell, true)?;
+    Some(format!(
+        "(CASE WHEN {cell} LIKE '____-__-__T__:__:__Z' THEN {whole} WHEN {cell} LIKE '____-__-__T__:__:__.___Z' THEN {milli} END)"
+    ))
+}
 
 /// The columns that split a cell holding a time into numbers, named with `prefix`, for a
 /// `SELECT` over a row where `cell` is the trimmed text: `form` (1 for RFC 3339, 2 for a time
 /// without an offset, NULL for anything else), then the date, the clock, the milliseconds and
 /// the offset. [`instant_ms`] makes milliseconds since the epoch of them.
 ///
-/// Where the dialect parses a date and a clock itself ([`Dialect::utc_clock_ms`]), a time in
-/// the [`UTC`] spelling is read by it instead, into `fast` (NULL when the date or the clock
-/// does not exist, as the engine then skips it), and its `form` is NULL: splitting and adding
-/// up the parts took more of DuckDB's time than every rule together.
-pub(crate) fn instant_parts(dialect: Dialect, cell: &str, prefix: &str) -> Vec<String> {
+/// `fast` is the column of [`instant_fast`]'s reading, if the row has one: where it holds a
+/// value, `form` is NULL and nothing else is computed.
+pub(crate) fn instant_parts(dialect: Dialect, cell: &str, prefix: &str, fast: Option<&str>) -> Vec<String> {
     let length = format!("LENGTH({cell})");
     // Up to three digits of the fraction that starts at character 21 and ends `end` characters
     // before the text does, padded with zeros.
@@ -161,13 +168,10 @@ pub(crate) fn instant_parts(dialect: Dialect, cell: &str, prefix: &str) -> Vec<S
             dialect.to_bigint(&format!("SUBSTR(SUBSTR({cell}, 21, {length} - 20 - {end}) || '00', 1, 3)"))
         )
     };
-    let mut fast_parts = Vec::new();
-    let mut general = String::new();
-    if let Some(clock) = dialect.utc_clock_ms(&format!("SUBSTR({cell}, 1, 19)")) {
-        let utc = dialect.regex_matches(cell, &ascii_pattern(dialect, UTC));
-        fast_parts.push(("fast", format!("(CASE WHEN {utc} THEN {clock} + {} END)", milli("1"))));
-        general = format!("WHEN {utc} THEN NULL ");
-    }
+    let general = match fast {
+        Some(fast) => format!("WHEN {fast} IS NOT NULL THEN NULL "),
+        None => String::new(),
+    };
     let form = format!(
         "(CASE {general}WHEN {} THEN 1 WHEN {} THEN 2 END)",
         dialect.regex_matches(cell, &ascii_pattern(dialect, RFC_3339)),
@@ -209,9 +213,8 @@ pub(crate) fn instant_parts(dialect: Dialect, cell: &str, prefix: &str) -> Vec<S
             ),
         ),
     ];
-    fast_parts
+    parts
         .into_iter()
-        .chain(parts)
         .map(|(name, expression)| format!("{expression} AS {}", dialect.ident(&format!("{prefix}{name}"))))
         .collect()
 }
@@ -219,7 +222,9 @@ pub(crate) fn instant_parts(dialect: Dialect, cell: &str, prefix: &str) -> Vec<S
 /// Milliseconds since the Unix epoch from the columns of [`instant_parts`], NULL when they do
 /// not make a valid instant (a 31 April, a 25th hour): the engine skips such times. The day
 /// count is the proleptic Gregorian calendar's, computed with integers alone.
-pub(crate) fn instant_ms(dialect: Dialect, prefix: &str) -> String {
+///
+/// With `fast`, the column of [`instant_fast`]'s reading, that reading where it has one.
+pub(crate) fn instant_ms(dialect: Dialect, prefix: &str, fast: Option<&str>) -> String {
     let column = |name: &str| dialect.ident(&format!("{prefix}{name}"));
     let (y, m, d) = (column("year"), column("month"), column("day"));
     let (hour, minute, second, milli) = (column("hour"), column("minute"), column("second"), column("milli"));
@@ -250,7 +255,10 @@ pub(crate) fn instant_ms(dialect: Dialect, prefix: &str) -> String {
     let general = format!(
         "(CASE WHEN {valid} THEN (({days} * 86400 + {hour} * 3600 + {minute} * 60 + {second}) * 1000 + {milli}) - {sign} * ({offset_hour} * 60 + {offset_minute}) * 60000 END)"
     );
-    if dialect.has_utc_clock_parser() { format!("COALESCE({}, {general})", column("fast")) } else { general }
+    match fast {
+        Some(fast) => format!("COALESCE({fast}, {general})"),
+        None => general,
+    }
 }
 
 #[cfg(test)]
