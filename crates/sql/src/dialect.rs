@@ -262,13 +262,15 @@ impl Dialect {
         }
     }
 
-    /// The `n` greatest values of `value` among a group's rows where `filter` holds, where the
-    /// dialect has an aggregate for it: DuckDB's `MAX(value, n)` is one hash aggregate, where a
+    /// The `n` greatest values of `value` among a group's rows where `filter` holds, as an
+    /// aggregate where the dialect has one. The greatest one is `MAX` in any dialect, and
+    /// DuckDB's `MAX(value, n)` keeps the `n` greatest: one hash aggregate each, where a
     /// `ROW_NUMBER()` window sorts every event once per rule (ten times 2,000,000 rows for the
     /// reference model: three quarters of the query's time). The others rank with windows.
     pub(crate) fn greatest(self, value: &str, n: usize, filter: &str) -> Option<Greatest> {
         match self {
-            Dialect::DuckDb => Some(Greatest { list: format!("MAX({value}, {n}) FILTER (WHERE {filter})") }),
+            _ if n == 1 => Some(Greatest::One(format!("MAX(CASE WHEN {filter} THEN {value} END)"))),
+            Dialect::DuckDb => Some(Greatest::List(format!("MAX({value}, {n}) FILTER (WHERE {filter})"))),
             _ => None,
         }
     }
@@ -298,27 +300,36 @@ impl Dialect {
     }
 }
 
-/// A group's greatest values as a list in descending order, NULL when there are none
-/// ([`Dialect::greatest`]).
-pub(crate) struct Greatest {
-    list: String,
+/// A group's greatest values, NULL when there are none ([`Dialect::greatest`]).
+pub(crate) enum Greatest {
+    /// The greatest.
+    One(String),
+    /// A list in descending order.
+    List(String),
 }
 
 impl Greatest {
     /// How many there are (0 for none).
     pub(crate) fn count(&self) -> String {
-        format!("COALESCE(LEN({}), 0)", self.list)
+        match self {
+            Greatest::One(greatest) => format!("(CASE WHEN {greatest} IS NULL THEN 0 ELSE 1 END)"),
+            Greatest::List(list) => format!("COALESCE(LEN({list}), 0)"),
+        }
     }
 
-    /// The sum of `term` over them (NULL for none), `term` being an expression of the value,
-    /// named `value`, and of its place among them, `place`, counted from 1 at the least value.
+    /// The sum of `term` over them (NULL for none), `term` being an expression of the value and
+    /// of its place among them, counted from 1 at the least value.
     pub(crate) fn sum(&self, term: impl Fn(&str, &str) -> String) -> String {
-        let (value, place) = ("greatest_value", "greatest_place");
-        format!(
-            "LIST_SUM(LIST_TRANSFORM(LIST_REVERSE({}), LAMBDA {value}, {place}: {}))",
-            self.list,
-            term(value, place)
-        )
+        match self {
+            Greatest::One(greatest) => format!("(CASE WHEN {greatest} IS NOT NULL THEN {} END)", term(greatest, "1")),
+            Greatest::List(list) => {
+                let (value, place) = ("greatest_value", "greatest_place");
+                format!(
+                    "LIST_SUM(LIST_TRANSFORM(LIST_REVERSE({list}), LAMBDA {value}, {place}: {}))",
+                    term(value, place)
+                )
+            }
+        }
     }
 }
 

@@ -31,7 +31,12 @@ pub(crate) fn cell(dialect: Dialect, column: &str) -> String {
     let text = format!("CAST({column} AS {})", dialect.text_type());
     let trimmed = format!("NULLIF({}, '')", dialect.trim(&text, &white_space));
     match dialect {
-        Dialect::DuckDb | Dialect::Postgres => format!(
+        // DuckDB's `RIGHT` makes a new text, and its last character (`[-1]`) compared as a text
+        // is a third of the time: a character beyond ASCII starts with a byte above `~`.
+        Dialect::DuckDb => format!(
+            "(CASE WHEN ASCII({text}) BETWEEN 33 AND 126 AND {text}[-1] BETWEEN '!' AND '~' THEN {text} ELSE {trimmed} END)"
+        ),
+        Dialect::Postgres => format!(
             "(CASE WHEN ASCII({text}) BETWEEN 33 AND 126 AND ASCII(RIGHT({text}, 1)) BETWEEN 33 AND 126 \
              THEN {text} ELSE {trimmed} END)"
         ),

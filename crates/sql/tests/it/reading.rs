@@ -108,3 +108,56 @@ points = 1
     }
     check(model, &format!("{leads}\n"), &events);
 }
+
+#[test]
+fn cells_are_trimmed_of_white_space_at_either_end_and_of_nothing_else() {
+    let model = r#"
+[scores.s]
+[[scores.s.rules]]
+name = "x"
+when = { field = "name", equals = "x" }
+points = 1
+[[scores.s.rules]]
+name = "ends with a tilde"
+when = { field = "name", regex = "~$" }
+points = 10
+[[scores.s.rules]]
+name = "ends with a control character"
+when = { field = "name", regex = "\u007F$" }
+points = 100
+[[scores.s.rules]]
+name = "ends beyond ASCII"
+when = { field = "name", regex = "é$" }
+points = 1000
+[[scores.s.rules]]
+name = "missing"
+when = { field = "name", present = false }
+points = 10000
+"#;
+    let names = [
+        "x",
+        " x",
+        "x ",
+        "\tx\n",
+        "x\u{a0}",
+        "\u{3000}x\u{3000}",
+        "x\u{2028}",
+        "\u{85}x",
+        "x~",
+        "~",
+        "x\u{7f}",
+        "\u{7f}",
+        "é",
+        "xé",
+        " é\u{a0}",
+        "\u{a0}",
+        "\u{3000} ",
+        "!",
+        "x!",
+    ];
+    let mut leads = String::from("lead_id,name\n");
+    for (i, name) in names.iter().enumerate() {
+        leads.push_str(&format!("L{i},\"{name}\"\n"));
+    }
+    check(model, &leads, "lead_id,type,ts\n");
+}
