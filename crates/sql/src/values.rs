@@ -149,11 +149,7 @@ const NAIVE: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2
 /// which [`instant_parts`] then reads: a value is always the engine's, and splitting the text
 /// and adding up the parts took DuckDB more time than every rule of the reference model.
 pub(crate) fn instant_fast(dialect: Dialect, cell: &str) -> Option<String> {
-    let whole = dialect.utc_ms(cell, false)?;
-    let milli = dialect.utc_ms(cell, true)?;
-    Some(format!(
-        "(CASE WHEN {cell} LIKE '____-__-__T__:__:__Z' THEN {whole} WHEN {cell} LIKE '____-__-__T__:__:__.___Z' THEN {milli} END)"
-    ))
+    dialect.utc_ms(cell)
 }
 
 /// The columns that split a cell holding a time into numbers, named with `prefix`, for a
