@@ -22,12 +22,24 @@ files from disk, score every lead and write a CSV file:
 Before timing, the two outputs must give every lead the same score (to 1e-6) and tier. Then
 each is timed n times, alternating, and the ratio of median wall times is printed: the issue's
 bound is compiled / hand-written <= 1.2.
+
+`--postgres` also runs `leadscore sql --dialect postgres`'s query on PostgreSQL (psql, a fresh
+database on --postgres-url's server, dropped afterwards): the files copied into text tables
+(timed apart), then the query timed n times; its scores are checked against the hand-written
+query's as well.
+
+`--spark-python PATH` also runs `leadscore sql --dialect spark`'s query on Spark in local mode
+(PATH is a Python with PySpark, e.g. .ci/run's /tmp/leadscore-spark-venv/bin/python), in one
+session with 2 cores and Spark's defaults but ANSI mode and UTC (docs/warehouse.md): the files
+read as string columns, the query run n times, each time written to one CSV file; the session's
+start is timed apart, and the scores are checked against the hand-written query's.
 """
 import argparse
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -53,6 +65,82 @@ connection.execute(f"COPY ({text}) TO '{out}' (HEADER, DELIMITER ',')")
 """
 
 
+RUN_SPARK = """
+import glob, os, shutil, sys, time
+from pyspark.sql import SparkSession
+leads, events, query, out, n = sys.argv[1:6]
+started = time.perf_counter()
+spark = (SparkSession.builder.master("local[2]")
+         .config("spark.sql.ansi.enabled", "true").config("spark.sql.session.timeZone", "UTC")
+         .config("spark.driver.memory", "4g").config("spark.ui.enabled", "false")
+         .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+print(f"start {time.perf_counter() - started:.3f}", flush=True)
+for table, path in (("leads", leads), ("events", events)):
+    (spark.read.csv(path, header=True, inferSchema=False, multiLine=True, quote='"', escape='"')
+     .createOrReplaceTempView(table))
+text = open(query, encoding="utf-8").read().strip().rstrip(";")
+for _ in range(int(n)):
+    started = time.perf_counter()
+    shutil.rmtree(out, ignore_errors=True)
+    spark.sql(text).coalesce(1).write.csv(out, header=True)
+    print(f"run {time.perf_counter() - started:.3f}", flush=True)
+shutil.copy(glob.glob(os.path.join(out, "part-*.csv"))[0], out + ".csv")
+"""
+
+
+def spark_runs(binary, python, data_dir, expected, work, n):
+    """Seconds to start the session, then of each of n runs of the query."""
+    query = os.path.join(work, "spark.sql")
+    with open(query, "w", encoding="utf-8") as out:
+        subprocess.run([binary, "sql", "--dialect", "spark", os.path.join(ROOT, "examples", "reference.toml"),
+                        "--as-of", AS_OF], check=True, stdout=out)
+    runner = os.path.join(work, "run_spark.py")
+    with open(runner, "w", encoding="utf-8") as out:
+        out.write(RUN_SPARK)
+    out = os.path.join(work, "spark-out")
+    lines = subprocess.run([python, runner, os.path.join(data_dir, "leads.csv"), os.path.join(data_dir, "events.csv"),
+                            query, out, str(n)], check=True, capture_output=True, text=True).stdout.split("\n")
+    start = [float(line.split()[1]) for line in lines if line.startswith("start ")][0]
+    runs = [float(line.split()[1]) for line in lines if line.startswith("run ")]
+    same_results(out + ".csv", expected)
+    return start, runs
+
+
+def psql(url, *args, **kwargs):
+    return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, *args], check=True, **kwargs)
+
+
+def postgres_runs(binary, server, data_dir, expected, work, n):
+    """Seconds to copy the files into a fresh database, then of each of n runs of the query."""
+    database = f"leadscore_sql_bench_{os.getpid()}"
+    query = subprocess.run([binary, "sql", "--dialect", "postgres", os.path.join(ROOT, "examples", "reference.toml"),
+                            "--as-of", AS_OF], check=True, capture_output=True, text=True).stdout.strip().rstrip(";")
+    psql(server, "-c", f"CREATE DATABASE {database}")
+    url = server.rsplit("/", 1)[0] + "/" + database
+    try:
+        started = time.perf_counter()
+        for table, path in (("leads", "leads.csv"), ("events", "events.csv")):
+            with open(os.path.join(data_dir, path), encoding="utf-8") as f:
+                header = f.readline().strip().split(",")
+            columns = ", ".join(f'"{c}" text' for c in header)
+            psql(url, "-c", f"CREATE TABLE {table} ({columns})")
+            psql(url, "-c", f"\\copy {table} FROM '{os.path.join(data_dir, path)}' WITH (FORMAT csv, HEADER true)")
+        psql(url, "-c", "ANALYZE")
+        load = time.perf_counter() - started
+        out = os.path.join(work, "postgres.csv")
+        runs = []
+        for _ in range(n):
+            started = time.perf_counter()
+            with open(out, "w", encoding="utf-8") as f:
+                psql(url, "-c", f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", stdout=f)
+            runs.append(time.perf_counter() - started)
+        same_results(out, expected)
+        return load, runs
+    finally:
+        psql(server, "-c", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="S,L")
@@ -62,6 +150,9 @@ def main():
     ap.add_argument("--binary", help="a leadscore binary instead of building this checkout's")
     ap.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine")
     ap.add_argument("--load", action="store_true", help="load the files into text tables, timed with the query")
+    ap.add_argument("--postgres", action="store_true", help="also run the PostgreSQL query")
+    ap.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--spark-python", help="a Python with PySpark: also run the Spark SQL query")
     a = ap.parse_args()
     binary = a.binary
     if binary is None:
@@ -101,6 +192,18 @@ def main():
             ratio = medians["compiled"] / medians["hand-written"]
             print(f"compiled / hand-written wall time (medians): {ratio:.2f}x", flush=True)
             table.append((size, kind, medians["hand-written"], medians["compiled"], ratio))
+            if a.postgres:
+                load, runs = postgres_runs(binary, a.postgres_url, data_dir, hand_out, work, a.n)
+                median = sorted(runs)[len(runs) // 2]
+                print(f"PostgreSQL: copy into text tables {load:.2f} s; query {', '.join(f'{r:.2f}' for r in runs)} s "
+                      f"(median {median:.2f} s, {median / medians['hand-written']:.1f}x the hand-written DuckDB query); "
+                      "identical scores and tiers", flush=True)
+            if a.spark_python:
+                start, runs = spark_runs(binary, a.spark_python, data_dir, hand_out, work, a.n)
+                median = sorted(runs)[len(runs) // 2]
+                print(f"Spark local[2]: session start {start:.2f} s; query {', '.join(f'{r:.2f}' for r in runs)} s "
+                      f"(median {median:.2f} s, {median / medians['hand-written']:.1f}x the hand-written DuckDB query); "
+                      "identical scores and tiers", flush=True)
     print("\n| size | lead ids | hand-written duckdb_fast.sql (median) | leadscore sql (median) | compiled / hand-written |")
     print("|---|---|---|---|---|")
     for size, kind, hand, compiled, ratio in table:

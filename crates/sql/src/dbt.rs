@@ -140,6 +140,7 @@ fn dialect_body(model: &Model, model_text: &str, dialect: Dialect) -> Result<Res
         &dialect.ident("leads"),
         &dialect.ident("events"),
         &AsOf::At(Timestamp(0)),
+        false,
     ) {
         Ok(plain) => plain,
         Err(refusal) => return Ok(Err(refusal)),
@@ -156,6 +157,7 @@ fn dialect_body(model: &Model, model_text: &str, dialect: Dialect) -> Result<Res
         "{{ leads_relation }}",
         "{{ events_relation }}",
         &AsOf::Template(as_of_template),
+        false,
     )?;
     Ok(Ok(query))
 }

@@ -266,6 +266,20 @@ impl Dialect {
         }
     }
 
+    /// The texts that are not NULL among `texts` (expressions), joined with `separator`.
+    pub(crate) fn join_non_null(self, separator: &str, texts: &[String]) -> String {
+        let separator = self.text(separator);
+        let texts = texts.join(", ");
+        match self {
+            Dialect::Snowflake => format!("ARRAY_TO_STRING(ARRAY_CONSTRUCT_COMPACT({texts}), {separator})"),
+            Dialect::BigQuery => {
+                format!("ARRAY_TO_STRING(ARRAY(SELECT t FROM UNNEST([{texts}]) AS t WHERE t IS NOT NULL), {separator})")
+            }
+            // These skip NULL arguments.
+            _ => format!("CONCAT_WS({separator}, {texts})"),
+        }
+    }
+
     /// The `n` greatest values of `value` among a group's rows where `filter` holds, as an
     /// aggregate where the dialect has one. The greatest one is `MAX` in any dialect, and
     /// DuckDB's `MAX(value, n)` keeps the `n` greatest: one hash aggregate each, where a
@@ -328,8 +342,10 @@ impl Greatest {
             Greatest::One(greatest) => format!("(CASE WHEN {greatest} IS NOT NULL THEN {} END)", term(greatest, "1")),
             Greatest::List(list) => {
                 let (value, place) = ("greatest_value", "greatest_place");
+                // The terms are made oldest first, to count places from it, and added up newest
+                // first, as the engine adds them.
                 format!(
-                    "LIST_SUM(LIST_TRANSFORM(LIST_REVERSE({list}), LAMBDA {value}, {place}: {}))",
+                    "LIST_SUM(LIST_REVERSE(LIST_TRANSFORM(LIST_REVERSE({list}), LAMBDA {value}, {place}: {})))",
                     term(value, place)
                 )
             }

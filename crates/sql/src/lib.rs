@@ -20,6 +20,8 @@
 //! - `as_of`: the as-of instant as a constant or as a template's expression.
 //! - `query`: the assembly: inputs, trackers, rules, then each score (groups, limits,
 //!   normalisation, rounding, tiers, qualifiers).
+//! - `rounding`: the engine's rounding of a value to its precision.
+//! - `explain`: each score's contributions as JSON text, for `--explain`.
 //! - [`dbt`]: the query for every dialect as one dbt macro over the relations dbt passes.
 //! - [`error`]: what is refused, and where.
 
@@ -29,8 +31,10 @@ mod condition;
 pub mod dbt;
 pub mod dialect;
 pub mod error;
+mod explain;
 mod query;
 mod regex;
+mod rounding;
 mod rules;
 mod values;
 
@@ -50,6 +54,9 @@ pub struct SqlOptions<'a> {
     pub events_table: &'a str,
     /// The instant the scores are computed at.
     pub as_of: Timestamp,
+    /// Whether to add a `contributions` column: a JSON object of each score's contributions,
+    /// as `leadscore score --explain` writes them.
+    pub explain: bool,
 }
 
 /// The query that scores every lead of `options.leads_table` with `model`, whose file's text is

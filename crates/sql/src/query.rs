@@ -19,6 +19,8 @@ use crate::columns;
 use crate::condition::{Conditions, Record};
 use crate::dialect::Dialect;
 use crate::error::{Place, SqlError};
+use crate::explain::Json;
+use crate::rounding::round_to_precision;
 use crate::rules::{self, RuleContext};
 use crate::values;
 
@@ -56,7 +58,7 @@ pub(crate) fn render(model: &Model, text: &str, options: &SqlOptions<'_>) -> Res
     let dialect = options.dialect;
     let leads = table_name(dialect, options.leads_table)?;
     let events = table_name(dialect, options.events_table)?;
-    render_over(model, text, dialect, &leads, &events, &AsOf::At(options.as_of))
+    render_over(model, text, dialect, &leads, &events, &AsOf::At(options.as_of), options.explain)
 }
 
 /// The query over the leads and events relations as given (already quoted, or placed by a
@@ -68,6 +70,7 @@ pub(crate) fn render_over(
     leads_table: &str,
     events_table: &str,
     as_of: &AsOf,
+    explain: bool,
 ) -> Result<String, SqlError> {
     let ident = |name: &str| dialect.ident(name);
     let lead = ident("lead_id");
@@ -163,7 +166,7 @@ pub(crate) fn render_over(
     );
 
     for (score_index, rules_of_score) in rule_sql {
-        push_score(model, dialect, text, score_index, &rules_of_score, &mut query)?;
+        push_score(model, dialect, text, score_index, &rules_of_score, explain, &mut query)?;
     }
 
     let mut output = vec![lead.clone()];
@@ -174,6 +177,17 @@ pub(crate) fn render_over(
             ident(&columns::score_column(score_index, "tier")),
             ident(&format!("{}_tier", score.name))
         ));
+    }
+    if explain {
+        // One object: each score's name and its contributions.
+        let json = Json { dialect };
+        let members: Vec<(&str, String)> = model
+            .scores()
+            .iter()
+            .enumerate()
+            .map(|(k, score)| (score.name.as_str(), ident(&columns::score_column(k, "contributions"))))
+            .collect();
+        output.push(format!("{} AS {}", json.object(&members), ident("contributions")));
     }
     let ctes: Vec<String> = query
         .ctes
@@ -321,6 +335,7 @@ fn push_score(
     text: &str,
     k: usize,
     rules_of_score: &[rules::RuleSql],
+    explain: bool,
     query: &mut Query,
 ) -> Result<(), SqlError> {
     let score = &model.scores()[k];
@@ -406,6 +421,22 @@ fn push_score(
             format!("score_{k}_tier"),
             format!("SELECT *, {tier_sql} AS {} FROM {}", column("tier"), ident(&previous)),
         );
+        if explain {
+            let json = Json { dialect };
+            let mut routed_name = String::from("(CASE");
+            for segment in &score.segments {
+                let when = conditions.render(&segment.when)?;
+                routed_name
+                    .push_str(&format!(" WHEN {when} THEN {}", json.string(&model.scores()[segment.score].name)));
+            }
+            routed_name.push_str(" END)");
+            let routed = json.array(&[json.object(&[
+                ("kind", json.string("segment")),
+                ("score", routed_name),
+                ("points", json.points(&column("value"))),
+            ])]);
+            push_contributions(dialect, k, &format!("({applicable}) AND {matched}"), &routed, query);
+        }
         return Ok(());
     }
 
@@ -474,23 +505,99 @@ fn push_score(
         format!("score_{k}_tier"),
         format!("SELECT *, {tier_sql} AS {} FROM {}", column("tier"), ident(&previous)),
     );
+    if explain {
+        // The engine's contributions, in its order (`Model::evaluate_score`), each scaled when
+        // the score is normalised.
+        let json = Json { dialect };
+        let scale = match (score.normalize, score.min, score.max) {
+            (true, Some(min), Some(max)) => Some((min, 100.0 / (max - min))),
+            _ => None,
+        };
+        let scaled = |points: String| match scale {
+            Some((_, scale)) => format!("({points} * {})", double(scale)),
+            None => points,
+        };
+        let rule = |i: usize, group: Option<&str>| {
+            let mut members = vec![("kind", json.string("rule")), ("rule", json.string(&score.rules[i].name))];
+            if let Some(group) = group {
+                members.push(("group", json.string(group)));
+            }
+            // `occurrences` is written for an event rule that counted some.
+            if let leadscore_core::rules::RuleKind::Event(_) = score.rules[i].kind {
+                let count = ident(&columns::rule_column(k, i, "count"));
+                members.push(("occurrences", format!("(CASE WHEN {count} > 0 THEN {} END)", json.number(&count))));
+            }
+            members.push(("points", json.points(&scaled(ident(&columns::rule_column(k, i, "points"))))));
+            format!("(CASE WHEN {} THEN {} END)", ident(&columns::rule_column(k, i, "applied")), json.object(&members))
+        };
+        let mut elements: Vec<String> =
+            (0..score.rules.len()).filter(|&i| score.rules[i].group.is_none()).map(|i| rule(i, None)).collect();
+        for (g, group) in score.groups.iter().enumerate() {
+            elements.extend(
+                (0..score.rules.len()).filter(|&i| score.rules[i].group == Some(g)).map(|i| rule(i, Some(&group.name))),
+            );
+            if group.min.is_some() || group.max.is_some() {
+                let total = column(&format!("group_{g}"));
+                let limited = clamp(&total, group.min, group.max);
+                elements.push(format!(
+                    "(CASE WHEN {limited} <> {total} THEN {} END)",
+                    json.object(&[
+                        ("kind", json.string("group_limit")),
+                        ("group", json.string(&group.name)),
+                        ("points", json.points(&scaled(format!("({limited} - {total})")))),
+                    ])
+                ));
+            }
+        }
+        for &(component, weight) in &score.components {
+            let value = ident(&columns::score_column(component, "value"));
+            elements.push(json.object(&[
+                ("kind", json.string("component")),
+                ("score", json.string(&model.scores()[component].name)),
+                ("weight", json.raw(&format!("{weight:?}"))),
+                ("points", json.points(&scaled(format!("({} * {value})", double(weight))))),
+            ]));
+        }
+        if score.min.is_some() || score.max.is_some() {
+            elements.push(format!(
+                "(CASE WHEN {limited} <> {sum} THEN {} END)",
+                json.object(&[
+                    ("kind", json.string("score_limit")),
+                    ("points", json.points(&scaled(format!("({limited} - {sum})")))),
+                ])
+            ));
+        }
+        if let Some((min, scale)) = scale {
+            let scaled_terms: Vec<String> = terms.iter().map(|t| format!("({t} * {})", double(scale))).collect();
+            let mut all = scaled_terms;
+            all.push(format!("(({limited} - {sum}) * {})", double(scale)));
+            let offset = format!("((({limited} - {}) * {}) - {})", double(min), double(scale), fold(&all));
+            elements.push(format!(
+                "(CASE WHEN {offset} <> {} THEN {} END)",
+                double(0.0),
+                json.object(&[("kind", json.string("normalization")), ("points", json.points(&offset))])
+            ));
+        }
+        push_contributions(dialect, k, &applicable, &json.array(&elements), query);
+    }
     Ok(())
 }
 
-/// `round_to_precision`: half away from zero at `decimals` decimals, without a negative zero.
-/// `scaled - FLOOR(scaled)` is exact for any double, so the half is found exactly (Spark SQL
-/// floors as [`Dialect::floor_non_negative`] says).
-fn round_to_precision(dialect: Dialect, value: &str, decimals: u8) -> String {
-    let scale = dialect.double(10f64.powi(i32::from(decimals.min(6))));
-    let scaled = format!("(ABS({value}) * {scale})");
-    let whole = dialect.floor_non_negative(&scaled);
-    format!(
-        "(SIGN({value}) * ({whole} + (CASE WHEN {scaled} - {whole} >= {} THEN {} ELSE {} END)) / {scale} + {})",
-        dialect.double(0.5),
-        dialect.double(1.0),
-        dialect.double(0.0),
-        dialect.double(0.0)
-    )
+/// A score's contributions column: `contributions` (a JSON array) where the score `applies`,
+/// else the engine's one `not_applicable` contribution.
+fn push_contributions(dialect: Dialect, k: usize, applies: &str, contributions: &str, query: &mut Query) {
+    let json = Json { dialect };
+    let not_applicable =
+        json.array(&[json.object(&[("kind", json.string("not_applicable")), ("points", json.raw("0.0"))])]);
+    let previous = query.last();
+    query.push(
+        format!("score_{k}_explained"),
+        format!(
+            "SELECT *, (CASE WHEN {applies} THEN {contributions} ELSE {not_applicable} END) AS {} FROM {}",
+            dialect.ident(&columns::score_column(k, "contributions")),
+            dialect.ident(&previous)
+        ),
+    );
 }
 
 /// The tier of a scored lead: a disqualifier's tier, else the tier its value reaches raised by

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use leadscore_core::Timestamp;
 use leadscore_sql::{Dialect, SqlOptions};
 
@@ -42,15 +41,18 @@ fn parse_dialect(text: &str) -> Result<Dialect, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.explain {
-        bail!("--explain is not compiled to SQL yet: `leadscore score --explain` writes the contributions");
-    }
     let loaded = model_file::load(&args.model)?;
     let path = loaded.path.clone();
     let source = loaded.source.clone();
     let model = loaded.into_model()?;
     let as_of = args.as_of.unwrap_or_else(super::now);
-    let options = SqlOptions { dialect: args.dialect, leads_table: &args.leads, events_table: &args.events, as_of };
+    let options = SqlOptions {
+        dialect: args.dialect,
+        leads_table: &args.leads,
+        events_table: &args.events,
+        as_of,
+        explain: args.explain,
+    };
     match leadscore_sql::compile_sql(&model, &source, &options) {
         Ok(query) => {
             print!("{query}");

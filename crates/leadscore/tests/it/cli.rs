@@ -724,6 +724,10 @@ fn sql_prints_one_query_or_refuses_with_the_line() {
         out.contains("AS \"score\", ") && out.contains("AS \"score_tier\""),
         "the output columns of `leadscore score`"
     );
+    let (code, explained, err) =
+        run(bin().args(["sql", "--dialect", "duckdb", "--as-of", "2026-11-01T00:00:00Z", "--explain"]).arg(&model));
+    assert_eq!(code, 0, "{err}");
+    assert!(explained.contains("AS \"contributions\" FROM"), "--explain adds the contributions: {explained}");
 
     let refused = MODEL.replace(r#"equals = "Technology""#, "gibberish = false");
     let refused = write(dir.path(), "refused.toml", &refused);

@@ -45,7 +45,12 @@ pub fn compile(model_text: &str) -> Model {
 }
 
 pub fn query(model: &Model, model_text: &str, dialect: Dialect, as_of: Timestamp) -> String {
-    let options = SqlOptions { dialect, leads_table: "leads", events_table: "events", as_of };
+    query_with(model, model_text, dialect, as_of, false)
+}
+
+/// The query, with `--explain`'s `contributions` column when `explain`.
+pub fn query_with(model: &Model, model_text: &str, dialect: Dialect, as_of: Timestamp, explain: bool) -> String {
+    let options = SqlOptions { dialect, leads_table: "leads", events_table: "events", as_of, explain };
     leadscore_sql::compile_sql(model, model_text, &options)
         .unwrap_or_else(|error| panic!("not compiled to SQL: {error}\n{model_text}"))
 }
@@ -117,6 +122,11 @@ fn python_of(variable: &str, module: &str, how: &str) -> Option<String> {
 
 /// The query's rows on DuckDB, or `None` when no DuckDB is available (outside CI).
 pub fn duckdb_rows(query: &str, files: &Files) -> Option<Rows> {
+    duckdb_csv(query, files).map(|csv| csv_rows(&csv))
+}
+
+/// The query's rows on DuckDB as CSV, or `None` when no DuckDB is available (outside CI).
+pub fn duckdb_csv(query: &str, files: &Files) -> Option<Vec<u8>> {
     let python = python_with("duckdb")?;
     let dir = tempfile::tempdir().unwrap();
     let query_file = dir.path().join("query.sql");
@@ -130,17 +140,19 @@ pub fn duckdb_rows(query: &str, files: &Files) -> Option<Rows> {
         .output()
         .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
     assert!(output.status.success(), "DuckDB failed:\n{}\n{query}", String::from_utf8_lossy(&output.stderr));
-    Some(csv_rows(&output.stdout))
+    Some(output.stdout)
 }
 
-/// Rows written as CSV by a runner script (`lead_id`, then each score's value and tier; a
-/// missing value reads as NaN, which equals nothing).
+/// Rows written as CSV by a runner script (`lead_id`, then each score's value and tier, and
+/// `--explain`'s `contributions`, which is left out; a missing value reads as NaN, which equals
+/// nothing).
 pub fn csv_rows(csv: &[u8]) -> Rows {
     let mut reader = csv::Reader::from_reader(csv);
+    let explained = reader.headers().unwrap().iter().next_back() == Some("contributions");
     let mut rows = Rows::new();
     for record in reader.records() {
         let record = record.unwrap();
-        let scores = (1..record.len())
+        let scores = (1..record.len() - usize::from(explained))
             .step_by(2)
             .map(|i| (record[i].parse::<f64>().unwrap_or(f64::NAN), record[i + 1].to_string()))
             .collect();
@@ -185,6 +197,47 @@ impl Postgres {
 
     /// Loads the files as tables of text columns (`leads`, `events`) and runs the query.
     pub fn rows(&mut self, query: &str, files: &Files) -> Rows {
+        self.load(files);
+        let result = self.query(query);
+        let explained =
+            result.first().is_some_and(|row| row.columns().last().is_some_and(|c| c.name() == "contributions"));
+        let mut rows = Rows::new();
+        for row in result {
+            let scores = (1..row.len() - usize::from(explained))
+                .step_by(2)
+                .map(|i| {
+                    let value: Option<f64> = row.get(i);
+                    let tier: Option<String> = row.get(i + 1);
+                    (value.unwrap_or(f64::NAN), tier.unwrap_or_default())
+                })
+                .collect();
+            rows.insert(row.get(0), scores);
+        }
+        rows
+    }
+
+    /// The query's `contributions`, over the files as [`Postgres::rows`] loads them.
+    pub fn contributions(&mut self, query: &str, files: &Files) -> Contributions {
+        self.load(files);
+        self.query(query)
+            .iter()
+            .map(|row| {
+                let json: String = row.get("contributions");
+                let parsed: serde_json::Value =
+                    serde_json::from_str(&json).unwrap_or_else(|error| panic!("not JSON ({error}): {json}"));
+                (row.get::<_, String>(0), parsed.as_object().unwrap().clone())
+            })
+            .collect()
+    }
+
+    fn query(&mut self, query: &str) -> Vec<postgres::Row> {
+        self.client.query(query, &[]).unwrap_or_else(|error| {
+            let detail = error.as_db_error().map_or(String::new(), |e| format!("{} ({:?})", e.message(), e.position()));
+            panic!("PostgreSQL failed: {error}: {detail}\n{query}")
+        })
+    }
+
+    fn load(&mut self, files: &Files) {
         for (table, path) in [("leads", &files.leads), ("events", &files.events)] {
             let bytes = std::fs::read(path).unwrap();
             let mut reader = csv::Reader::from_reader(bytes.as_slice());
@@ -197,23 +250,6 @@ impl Postgres {
             std::io::Write::write_all(&mut writer, &bytes).unwrap();
             writer.finish().unwrap();
         }
-        let result = self.client.query(query, &[]).unwrap_or_else(|error| {
-            let detail = error.as_db_error().map_or(String::new(), |e| format!("{} ({:?})", e.message(), e.position()));
-            panic!("PostgreSQL failed: {error}: {detail}\n{query}")
-        });
-        let mut rows = Rows::new();
-        for row in result {
-            let scores = (1..row.len())
-                .step_by(2)
-                .map(|i| {
-                    let value: Option<f64> = row.get(i);
-                    let tier: Option<String> = row.get(i + 1);
-                    (value.unwrap_or(f64::NAN), tier.unwrap_or_default())
-                })
-                .collect();
-            rows.insert(row.get(0), scores);
-        }
-        rows
     }
 }
 
@@ -240,6 +276,73 @@ pub fn assert_same_rows(engine: &Rows, sql: &Rows, context: &str) {
                 "lead {lead}, score {i}: the engine gives {value}, the query {sql_value} ({context})"
             );
             assert_eq!(tier, sql_tier, "lead {lead}, score {i}: tiers ({context})");
+        }
+    }
+}
+
+/// Each lead's contributions by score name, as JSON arrays.
+pub type Contributions = BTreeMap<String, serde_json::Map<String, serde_json::Value>>;
+
+/// The engine's contributions (`leadscore score --explain`'s, without the outlooks).
+pub fn engine_contributions(model: &Model, files: &Files, as_of: Timestamp) -> Contributions {
+    let options = BatchOptions {
+        leads: &files.leads,
+        events: Some(&files.events),
+        as_of,
+        output: OutputFormat::ContributionsJsonLines,
+        strict: false,
+        read: ReadOptions::default(),
+    };
+    let mut out = Vec::new();
+    leadscore_batch::score_files(model, &options, &mut out, &|_, _, _| {}).unwrap();
+    let mut contributions = Contributions::new();
+    for line in String::from_utf8(out).unwrap().lines() {
+        let lead: serde_json::Value = serde_json::from_str(line).unwrap();
+        let scores = lead["scores"].as_object().unwrap();
+        let by_score = scores.iter().map(|(name, score)| (name.clone(), score["contributions"].clone())).collect();
+        contributions.insert(lead["lead_id"].as_str().unwrap().to_string(), by_score);
+    }
+    contributions
+}
+
+/// The `contributions` column (the last) of a query's rows written as CSV, by lead id.
+pub fn csv_contributions(csv: &[u8]) -> Contributions {
+    let mut reader = csv::Reader::from_reader(csv);
+    let mut contributions = Contributions::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let json = &record[record.len() - 1];
+        let parsed: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|error| panic!("not JSON ({error}): {json}"));
+        contributions.insert(record[0].to_string(), parsed.as_object().unwrap().clone());
+    }
+    contributions
+}
+
+/// The query's contributions are the engine's: the same entries in the same order, points
+/// within 2e-6 (both are rounded to 6 decimals, the engine to even at an exact half).
+#[track_caller]
+pub fn assert_same_contributions(engine: &Contributions, sql: &Contributions, context: &str) {
+    assert_eq!(engine.keys().collect::<Vec<_>>(), sql.keys().collect::<Vec<_>>(), "the same leads ({context})");
+    for (lead, scores) in engine {
+        let from_sql = &sql[lead];
+        assert_eq!(scores.keys().collect::<Vec<_>>(), from_sql.keys().collect::<Vec<_>>(), "lead {lead} ({context})");
+        for (score, contributions) in scores {
+            let (expected, found) = (contributions.as_array().unwrap(), from_sql[score].as_array().unwrap());
+            let mismatch = || {
+                format!("lead {lead}, score {score}:\nengine {contributions}\nquery  {}\n({context})", from_sql[score])
+            };
+            assert_eq!(expected.len(), found.len(), "{}", mismatch());
+            for (expected, found) in expected.iter().zip(found) {
+                let (mut expected, mut found) = (expected.clone(), found.clone());
+                let points = |value: &mut serde_json::Value| {
+                    value.as_object_mut().unwrap().remove("points").and_then(|p| p.as_f64())
+                };
+                let (expected_points, found_points) = (points(&mut expected), points(&mut found));
+                assert_eq!(expected, found, "{}", mismatch());
+                let (a, b) = (expected_points.unwrap(), found_points.unwrap());
+                assert!((a - b).abs() <= 2e-6 + 1e-12 * a.abs(), "{}", mismatch());
+            }
         }
     }
 }

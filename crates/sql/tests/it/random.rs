@@ -11,7 +11,10 @@ use leadscore_core::Timestamp;
 use leadscore_sql::Dialect;
 use proptest::prelude::*;
 
-use crate::engines::{Files, Postgres, assert_same_rows, compile, duckdb_rows, engine_rows, query};
+use crate::engines::{
+    Files, Postgres, assert_same_contributions, assert_same_rows, compile, csv_contributions, csv_rows, duckdb_csv,
+    engine_contributions, engine_rows, query_with,
+};
 
 const DAY: i64 = 86_400_000;
 /// The durations windows, decays and sequences use, so that events fall on their edges.
@@ -483,13 +486,25 @@ fn check_case(seed: u64) {
     let files = Files::written(&leads, &events);
     let model = compile(&model_text);
     let engine = engine_rows(&model, &files, as_of);
+    let explained = engine_contributions(&model, &files, as_of);
     let context = format!("seed {seed}\n{model_text}\n{leads}\n{events}");
-    if let Some(rows) = duckdb_rows(&query(&model, &model_text, Dialect::DuckDb, as_of), &files) {
-        assert_same_rows(&engine, &rows, &format!("DuckDB, {context}"));
+    // Every other case with `--explain`'s column, whose query gives the same rows besides.
+    let explain = seed.is_multiple_of(2);
+    let duckdb_query = query_with(&model, &model_text, Dialect::DuckDb, as_of, explain);
+    if let Some(csv) = duckdb_csv(&duckdb_query, &files) {
+        assert_same_rows(&engine, &csv_rows(&csv), &format!("DuckDB, {context}"));
+        if explain {
+            assert_same_contributions(&explained, &csv_contributions(&csv), &format!("DuckDB, {context}"));
+        }
     }
     if let Some(mut postgres) = Postgres::create() {
-        let rows = postgres.rows(&query(&model, &model_text, Dialect::Postgres, as_of), &files);
+        let postgres_query = query_with(&model, &model_text, Dialect::Postgres, as_of, explain);
+        let rows = postgres.rows(&postgres_query, &files);
         assert_same_rows(&engine, &rows, &format!("PostgreSQL, {context}"));
+        if explain {
+            let contributions = postgres.contributions(&postgres_query, &files);
+            assert_same_contributions(&explained, &contributions, &format!("PostgreSQL, {context}"));
+        }
     }
 }
 

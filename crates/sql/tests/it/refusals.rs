@@ -7,7 +7,8 @@ use crate::engines::compile;
 
 fn refusal(model_text: &str, dialect: Dialect) -> String {
     let model = compile(model_text);
-    let options = SqlOptions { dialect, leads_table: "leads", events_table: "events", as_of: Timestamp(0) };
+    let options =
+        SqlOptions { dialect, leads_table: "leads", events_table: "events", as_of: Timestamp(0), explain: false };
     match leadscore_sql::compile_sql(&model, model_text, &options) {
         Ok(_) => panic!("compiled:\n{model_text}"),
         Err(error) => error.to_string(),
@@ -56,7 +57,12 @@ points = 5
 "#;
     insta::assert_snapshot!(refusal(long, Dialect::Postgres), @"the pattern `^[0-9]{300}$` on line 5 cannot be computed exactly in PostgreSQL: its regular expressions repeat at most 255 times");
     let model = compile(long);
-    let options =
-        SqlOptions { dialect: Dialect::DuckDb, leads_table: "leads", events_table: "events", as_of: Timestamp(0) };
+    let options = SqlOptions {
+        dialect: Dialect::DuckDb,
+        leads_table: "leads",
+        events_table: "events",
+        as_of: Timestamp(0),
+        explain: false,
+    };
     assert!(leadscore_sql::compile_sql(&model, long, &options).is_ok());
 }

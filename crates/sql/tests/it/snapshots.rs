@@ -15,7 +15,8 @@ fn the_japan_example_in_every_dialect() {
     let model = compile(&text);
     let as_of = Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap();
     for dialect in Dialect::ALL {
-        let options = SqlOptions { dialect, leads_table: "crm.leads", events_table: "crm.events", as_of };
+        let options =
+            SqlOptions { dialect, leads_table: "crm.leads", events_table: "crm.events", as_of, explain: false };
         let query = leadscore_sql::compile_sql(&model, &text, &options).unwrap();
         insta::assert_snapshot!(format!("japan_b2b_{}", dialect.name()), query);
     }
