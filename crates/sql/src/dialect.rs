@@ -281,16 +281,24 @@ impl Dialect {
     }
 
     /// The `n` greatest values of `value` among a group's rows where `filter` holds, as an
-    /// aggregate where the dialect has one. The greatest one is `MAX` in any dialect, and
-    /// DuckDB's `MAX(value, n)` keeps the `n` greatest: one hash aggregate each, where a
-    /// `ROW_NUMBER()` window sorts every event once per rule (ten times 2,000,000 rows for the
-    /// reference model: three quarters of the query's time). The others rank with windows.
+    /// aggregate where the dialect has one, in place of a `ROW_NUMBER()` window that sorts every
+    /// event once per rule (ten times 2,000,000 rows for the reference model: three quarters of
+    /// DuckDB's time, and PostgreSQL's plan spills each sort to disk). The greatest one is `MAX`
+    /// in any dialect; DuckDB's `MAX(value, n)` keeps the `n` greatest in its hash aggregate,
+    /// PostgreSQL sorts each group's own values in `ARRAY_AGG(... ORDER BY ...)`, Spark SQL
+    /// sorts the list it collects per group. Trino, Snowflake and BigQuery, which no test runs,
+    /// rank with windows.
     pub(crate) fn greatest(self, value: &str, n: usize, filter: &str) -> Option<Greatest> {
-        match self {
-            _ if n == 1 => Some(Greatest::One(format!("MAX(CASE WHEN {filter} THEN {value} END)"))),
-            Dialect::DuckDb => Some(Greatest::List(format!("MAX({value}, {n}) FILTER (WHERE {filter})"))),
-            _ => None,
-        }
+        let list = match self {
+            _ if n == 1 => return Some(Greatest::One(format!("MAX(CASE WHEN {filter} THEN {value} END)"))),
+            Dialect::DuckDb => format!("MAX({value}, {n}) FILTER (WHERE {filter})"),
+            Dialect::Postgres => format!("((ARRAY_AGG({value} ORDER BY {value} DESC) FILTER (WHERE {filter}))[1:{n}])"),
+            Dialect::Spark => {
+                format!("SLICE(SORT_ARRAY(COLLECT_LIST(CASE WHEN {filter} THEN {value} END), FALSE), 1, {n})")
+            }
+            Dialect::Trino | Dialect::Snowflake | Dialect::BigQuery => return None,
+        };
+        Some(Greatest::List { dialect: self, list })
     }
 
     /// What follows `name AS` in a common table expression. The query is a chain of tables
@@ -322,8 +330,8 @@ impl Dialect {
 pub(crate) enum Greatest {
     /// The greatest.
     One(String),
-    /// A list in descending order.
-    List(String),
+    /// A list (an array) in descending order; NULL or empty for none.
+    List { dialect: Dialect, list: String },
 }
 
 impl Greatest {
@@ -331,24 +339,36 @@ impl Greatest {
     pub(crate) fn count(&self) -> String {
         match self {
             Greatest::One(greatest) => format!("(CASE WHEN {greatest} IS NULL THEN 0 ELSE 1 END)"),
-            Greatest::List(list) => format!("COALESCE(LEN({list}), 0)"),
+            Greatest::List { dialect: Dialect::Postgres, list } => format!("COALESCE(CARDINALITY({list}), 0)"),
+            Greatest::List { dialect: Dialect::Spark, list } => format!("SIZE({list})"),
+            Greatest::List { list, .. } => format!("COALESCE(LEN({list}), 0)"),
         }
     }
 
     /// The sum of `term` over them (NULL for none), `term` being an expression of the value and
-    /// of its place among them, counted from 1 at the least value.
+    /// of its place among them, counted from 1 at the least value. The terms are added up
+    /// newest (greatest) first, as the engine adds them.
     pub(crate) fn sum(&self, term: impl Fn(&str, &str) -> String) -> String {
+        let (value, place) = ("greatest_value", "greatest_place");
         match self {
             Greatest::One(greatest) => format!("(CASE WHEN {greatest} IS NOT NULL THEN {} END)", term(greatest, "1")),
-            Greatest::List(list) => {
-                let (value, place) = ("greatest_value", "greatest_place");
-                // The terms are made oldest first, to count places from it, and added up newest
-                // first, as the engine adds them.
+            Greatest::List { dialect: Dialect::Postgres, list } => {
+                // An aggregate of the outer query in a subquery, over its elements in order.
+                let place_sql = format!("(CARDINALITY({list}) - greatest.position + 1)");
                 format!(
-                    "LIST_SUM(LIST_REVERSE(LIST_TRANSFORM(LIST_REVERSE({list}), LAMBDA {value}, {place}: {})))",
-                    term(value, place)
+                    "(SELECT SUM({}) FROM UNNEST({list}) WITH ORDINALITY AS greatest({value}, position))",
+                    term(&format!("greatest.{value}"), &place_sql)
                 )
             }
+            Greatest::List { dialect: Dialect::Spark, list } => format!(
+                "(CASE WHEN SIZE({list}) > 0 THEN AGGREGATE(REVERSE(TRANSFORM(REVERSE({list}), ({value}, i) -> {})), {}, (total, term) -> total + term) END)",
+                term(value, "(i + 1)"),
+                Dialect::Spark.double(0.0)
+            ),
+            Greatest::List { list, .. } => format!(
+                "LIST_SUM(LIST_REVERSE(LIST_TRANSFORM(LIST_REVERSE({list}), LAMBDA {value}, {place}: {})))",
+                term(value, place)
+            ),
         }
     }
 }
