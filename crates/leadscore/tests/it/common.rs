@@ -213,6 +213,20 @@ pub fn wait_for_rescoring(server: &Server, key: &str) -> serde_json::Value {
     panic!("the rescoring did not finish within 120 s");
 }
 
+/// Waits until no rescoring runs: none was started, or the last one finished. Activating a
+/// version while one runs is refused with 409, and the first model a workspace gets starts one.
+pub fn wait_until_no_rescoring_runs(server: &Server, key: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let models = server.get("/api/models", key).json();
+        if models["rescoring"].is_null() || !models["rescoring"]["finished_at"].is_null() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the rescoring did not finish within 120 s");
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,

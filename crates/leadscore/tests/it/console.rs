@@ -501,6 +501,7 @@ fn editors_check_save_and_preview_models_and_only_admins_activate_or_roll_back()
     assert!(confirm.body.contains("Activate version 2?") && confirm.body.contains("of 1 leads change tier"));
     assert_eq!(post_form(&server, "/models/2/activate", &admin_session, "csrf=forged").status, 403);
     let admin_token = csrf_of(&confirm);
+    wait_until_no_rescoring_runs(&server, &admin);
     let activated = post_form(&server, "/models/2/activate", &admin_session, &format!("csrf={admin_token}"));
     assert_eq!((activated.status, activated.header("location")), (303, Some("/models/rescoring")));
     let done = wait_for_rescoring(&server, &read);

@@ -102,6 +102,7 @@ fn every_history_entry_carries_the_terms_of_its_change() {
     // A new version: the activation's rescoring records the model's terms.
     let doubled = MODEL.replace("points = 30", "points = 60");
     assert_eq!(server.post_text("/api/models", &admin, &doubled).status, 201);
+    wait_until_no_rescoring_runs(&server, &read);
     let activated = server.post_json("/api/models/2/activate", &admin, &json!({}));
     assert!(activated.status < 300, "{}", activated.body);
     wait_for_rescoring(&server, &read);

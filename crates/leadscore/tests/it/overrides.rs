@@ -198,6 +198,7 @@ fn an_override_survives_a_new_model_version_unless_the_version_lacks_its_tier() 
     // Version 2 counts views double and has no tier `warm`.
     let second = MODEL.replace("points = 4", "points = 8").replace(r#"{ label = "warm", min = 5 }, "#, "");
     assert_eq!(server.post_text("/api/models", &admin, &second).status, 201);
+    wait_until_no_rescoring_runs(&server, &admin);
     assert_eq!(server.post_text("/api/models/2/activate", &admin, "").status, 202);
     wait_for_rescoring(&server, &admin);
 

@@ -729,6 +729,7 @@ fn model_versions_preview_activate_and_roll_back() {
     // The preview changed nothing.
     assert_eq!(server.get("/api/leads/p1", &read).json()["scores"]["activity"]["value"], 1.0);
 
+    wait_until_no_rescoring_runs(&server, &admin);
     let activated = server.post_text("/api/models/2/activate", &admin, "");
     assert_eq!(activated.status, 202, "{}", activated.body);
     let models = wait_for_rescoring(&server, &read);
