@@ -94,18 +94,21 @@ pub(crate) fn render_over(
     } else {
         // Time fields as instants; a lead whose time field holds something else is left out,
         // as `leadscore score` skips its row.
+        let mut forms = Vec::new();
         let mut parts = Vec::new();
         let mut instants = Vec::new();
         let mut valid = Vec::new();
         for &slot in &time_slots {
             let field = ident(&columns::lead_field(slot));
             let prefix = format!("{}_", columns::lead_field(slot));
-            parts.extend(values::instant_parts(dialect, &field, &prefix, None));
+            forms.push(values::instant_form(dialect, &field, &prefix, None));
+            parts.extend(values::instant_parts(dialect, &field, &prefix));
             let at = ident(&columns::lead_time(slot));
             instants.push(format!("{} AS {at}", values::instant_ms(dialect, &prefix, None)));
             valid.push(format!("({field} IS NULL OR {at} IS NOT NULL)"));
         }
-        query.push("lead_time_parts", format!("SELECT l.*, {} FROM {} l", parts.join(", "), ident("lead_rows")));
+        query.push_inline("lead_time_forms", format!("SELECT l.*, {} FROM {} l", forms.join(", "), ident("lead_rows")));
+        query.push("lead_time_parts", format!("SELECT l.*, {} FROM {} l", parts.join(", "), ident("lead_time_forms")));
         query.push("lead_times", format!("SELECT l.*, {} FROM {} l", instants.join(", "), ident("lead_time_parts")));
         query.push("lead_rows_read", format!("SELECT * FROM {} WHERE {}", ident("lead_times"), valid.join(" AND ")));
         "lead_rows_read"
@@ -235,7 +238,9 @@ fn push_events(
         query.push_inline("event_cells_read", sql);
         ident("time_fast")
     });
-    let parts = values::instant_parts(dialect, &time_text, "time_", fast.as_deref());
+    let form = values::instant_form(dialect, &time_text, "time_", fast.as_deref());
+    query.push_inline("event_forms", format!("SELECT e.*, {form} FROM {} e", ident(&query.last())));
+    let parts = values::instant_parts(dialect, &time_text, "time_");
     query.push("event_times", format!("SELECT e.*, {} FROM {} e", parts.join(", "), ident(&query.last())));
     let at = ident("at");
     let instant = values::instant_ms(dialect, "time_", fast.as_deref());
