@@ -89,12 +89,18 @@ shutil.copy(glob.glob(os.path.join(out, "part-*.csv"))[0], out + ".csv")
 """
 
 
+def compiled_query(binary, dialect, work):
+    """The file holding `leadscore sql --dialect DIALECT examples/reference.toml` at AS_OF."""
+    path = os.path.join(work, f"reference-{dialect}.sql")
+    with open(path, "w", encoding="utf-8") as out:
+        subprocess.run([binary, "sql", "--dialect", dialect, os.path.join(ROOT, "examples", "reference.toml"),
+                        "--as-of", AS_OF], check=True, stdout=out)
+    return path
+
+
 def spark_runs(binary, python, data_dir, expected, work, n):
     """Seconds to start the session, then of each of n runs of the query."""
-    query = os.path.join(work, "spark.sql")
-    with open(query, "w", encoding="utf-8") as out:
-        subprocess.run([binary, "sql", "--dialect", "spark", os.path.join(ROOT, "examples", "reference.toml"),
-                        "--as-of", AS_OF], check=True, stdout=out)
+    query = compiled_query(binary, "spark", work)
     runner = os.path.join(work, "run_spark.py")
     with open(runner, "w", encoding="utf-8") as out:
         out.write(RUN_SPARK)
@@ -114,8 +120,8 @@ def psql(url, *args, **kwargs):
 def postgres_runs(binary, server, data_dir, expected, work, n):
     """Seconds to copy the files into a fresh database, then of each of n runs of the query."""
     database = f"leadscore_sql_bench_{os.getpid()}"
-    query = subprocess.run([binary, "sql", "--dialect", "postgres", os.path.join(ROOT, "examples", "reference.toml"),
-                            "--as-of", AS_OF], check=True, capture_output=True, text=True).stdout.strip().rstrip(";")
+    with open(compiled_query(binary, "postgres", work), encoding="utf-8") as f:
+        query = f.read().strip().rstrip(";")
     psql(server, "-c", f"CREATE DATABASE {database}")
     url = server.rsplit("/", 1)[0] + "/" + database
     try:
@@ -159,10 +165,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "leadscore"], cwd=ROOT, check=True)
         binary = os.path.join(ROOT, "target", "release", "leadscore")
     work = tempfile.mkdtemp(prefix="leadscore-sql-bench.")
-    query = os.path.join(work, "reference.sql")
-    with open(query, "w", encoding="utf-8") as out:
-        subprocess.run([binary, "sql", "--dialect", "duckdb", os.path.join(ROOT, "examples", "reference.toml"),
-                        "--as-of", AS_OF], check=True, stdout=out)
+    query = compiled_query(binary, "duckdb", work)
     runner = os.path.join(work, "run_compiled.py")
     with open(runner, "w", encoding="utf-8") as out:
         out.write(RUN_COMPILED)

@@ -390,21 +390,17 @@ fn push_score(
     if !score.segments.is_empty() {
         // The score of the first segment the lead matches: its value, and its tier when this
         // score has no tiers of its own.
+        let whens: Vec<String> = score.segments.iter().map(|s| conditions.render(&s.when)).collect::<Result<_, _>>()?;
         let mut value = String::from("(CASE");
         let mut tier = String::from("(CASE");
-        for segment in &score.segments {
-            let when = conditions.render(&segment.when)?;
+        for (segment, when) in score.segments.iter().zip(&whens) {
             let routed = |what: &str| ident(&columns::score_column(segment.score, what));
             value.push_str(&format!(" WHEN {when} THEN {}", routed("value")));
             tier.push_str(&format!(" WHEN {when} THEN {}", routed("tier")));
         }
         value.push_str(&format!(" ELSE {} END)", double(0.0)));
         tier.push_str(" END)");
-        let matched = {
-            let whens: Vec<String> =
-                score.segments.iter().map(|s| conditions.render(&s.when)).collect::<Result<_, _>>()?;
-            format!("({})", whens.join(" OR "))
-        };
+        let matched = format!("({})", whens.join(" OR "));
         let previous = query.last();
         query.push(
             format!("score_{k}_value"),
@@ -429,8 +425,7 @@ fn push_score(
         if explain {
             let json = Json { dialect };
             let mut routed_name = String::from("(CASE");
-            for segment in &score.segments {
-                let when = conditions.render(&segment.when)?;
+            for (segment, when) in score.segments.iter().zip(&whens) {
                 routed_name
                     .push_str(&format!(" WHEN {when} THEN {}", json.string(&model.scores()[segment.score].name)));
             }
@@ -440,7 +435,7 @@ fn push_score(
                 ("score", routed_name),
                 ("points", json.points(&column("value"))),
             ])]);
-            push_contributions(dialect, k, &format!("({applicable}) AND {matched}"), &routed, query);
+            push_contributions(dialect, k, &column("scored"), &routed, query);
         }
         return Ok(());
     }
@@ -583,13 +578,13 @@ fn push_score(
                 json.object(&[("kind", json.string("normalization")), ("points", json.points(&offset))])
             ));
         }
-        push_contributions(dialect, k, &applicable, &json.array(&elements), query);
+        push_contributions(dialect, k, &column("scored"), &json.array(&elements), query);
     }
     Ok(())
 }
 
-/// A score's contributions column: `contributions` (a JSON array) where the score `applies`,
-/// else the engine's one `not_applicable` contribution.
+/// A score's contributions column: `contributions` (a JSON array) where the score `applies`
+/// (its `scored` column), else the engine's one `not_applicable` contribution.
 fn push_contributions(dialect: Dialect, k: usize, applies: &str, contributions: &str, query: &mut Query) {
     let json = Json { dialect };
     let not_applicable =

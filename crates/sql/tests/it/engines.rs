@@ -197,12 +197,19 @@ impl Postgres {
 
     /// Loads the files as tables of text columns (`leads`, `events`) and runs the query.
     pub fn rows(&mut self, query: &str, files: &Files) -> Rows {
+        self.rows_explained(query, files).0
+    }
+
+    /// [`Postgres::rows`], with `--explain`'s `contributions` when the query has that column.
+    pub fn rows_explained(&mut self, query: &str, files: &Files) -> (Rows, Option<Contributions>) {
         self.load(files);
         let result = self.query(query);
         let explained =
             result.first().is_some_and(|row| row.columns().last().is_some_and(|c| c.name() == "contributions"));
         let mut rows = Rows::new();
+        let mut contributions = Contributions::new();
         for row in result {
+            let lead: String = row.get(0);
             let scores = (1..row.len() - usize::from(explained))
                 .step_by(2)
                 .map(|i| {
@@ -211,23 +218,15 @@ impl Postgres {
                     (value.unwrap_or(f64::NAN), tier.unwrap_or_default())
                 })
                 .collect();
-            rows.insert(row.get(0), scores);
-        }
-        rows
-    }
-
-    /// The query's `contributions`, over the files as [`Postgres::rows`] loads them.
-    pub fn contributions(&mut self, query: &str, files: &Files) -> Contributions {
-        self.load(files);
-        self.query(query)
-            .iter()
-            .map(|row| {
+            if explained {
                 let json: String = row.get("contributions");
                 let parsed: serde_json::Value =
                     serde_json::from_str(&json).unwrap_or_else(|error| panic!("not JSON ({error}): {json}"));
-                (row.get::<_, String>(0), parsed.as_object().unwrap().clone())
-            })
-            .collect()
+                contributions.insert(lead.clone(), parsed.as_object().unwrap().clone());
+            }
+            rows.insert(lead, scores);
+        }
+        (rows, explained.then_some(contributions))
     }
 
     fn query(&mut self, query: &str) -> Vec<postgres::Row> {

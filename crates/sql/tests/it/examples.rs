@@ -54,9 +54,9 @@ fn every_example_scores_as_leadscore_score_does_on_duckdb_and_postgres() {
             }
             if let Some(postgres) = &mut postgres {
                 let query = query_with(&model, &text, Dialect::Postgres, as_of, true);
-                let rows = postgres.rows(&query, &files);
+                let (rows, contributions) = postgres.rows_explained(&query, &files);
                 assert_same_rows(&engine, &rows, &format!("{name} on PostgreSQL"));
-                let contributions = postgres.contributions(&query, &files);
+                let contributions = contributions.expect("the query has the contributions column");
                 assert_same_contributions(&explained, &contributions, &format!("{name} on PostgreSQL"));
             }
         }

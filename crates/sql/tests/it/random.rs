@@ -499,10 +499,10 @@ fn check_case(seed: u64) {
     }
     if let Some(mut postgres) = Postgres::create() {
         let postgres_query = query_with(&model, &model_text, Dialect::Postgres, as_of, explain);
-        let rows = postgres.rows(&postgres_query, &files);
+        let (rows, contributions) = postgres.rows_explained(&postgres_query, &files);
         assert_same_rows(&engine, &rows, &format!("PostgreSQL, {context}"));
         if explain {
-            let contributions = postgres.contributions(&postgres_query, &files);
+            let contributions = contributions.expect("the query has the contributions column");
             assert_same_contributions(&explained, &contributions, &format!("PostgreSQL, {context}"));
         }
     }
