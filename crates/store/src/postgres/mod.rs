@@ -21,6 +21,8 @@
 //! - **Counters.** The funnel's counts are changes appended by triggers, summed when read and
 //!   folded by a thread of the store every second (`funnel::fold_counts`), so that writers
 //!   changing one count do not wait for each other.
+//! - **Plans.** Ingestion keeps one plan per statement ([`Plans::Kept`]), made again when the
+//!   same thread refreshes the statistics of a table that has grown ([`statistics`]).
 //!
 //! # Layout
 //! - [`PgStore`] (here): connecting, the workers, the folder of counts, and running work on them.
@@ -46,6 +48,7 @@ pub(crate) mod retention;
 pub(crate) mod scores;
 pub(crate) mod sessions;
 pub(crate) mod stages;
+pub(crate) mod statistics;
 pub(crate) mod tx;
 pub(crate) mod users;
 pub(crate) mod webhooks;
@@ -59,7 +62,7 @@ use crate::error::StoreError;
 use crate::health::WriteHealth;
 use crate::writer::Generation;
 
-pub(crate) use tx::{Connection, Tx};
+pub(crate) use tx::{Connection, Plans, Tx};
 
 /// How the store connects and how many connections it keeps.
 #[derive(Debug, Clone)]
@@ -163,7 +166,7 @@ impl PgStore {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(true, work)?.await.map_err(|_| StoreError::Closed)?
+        self.submit(Work::Read, work)?.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Runs `work` in a transaction of its own and answers once it is committed.
@@ -172,7 +175,17 @@ impl PgStore {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(false, work)?.await.map_err(|_| StoreError::Closed)?
+        self.submit(Work::Write, work)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs an ingestion's `work` as [`PgStore::write`] does, with its statements' plans kept
+    /// ([`Plans::Kept`]).
+    pub(crate) async fn ingest<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(Work::Ingestion, work)?.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Same as [`PgStore::write`] for synchronous callers (tests; the command line goes through
@@ -183,7 +196,7 @@ impl PgStore {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(false, work)?.blocking_recv().map_err(|_| StoreError::Closed)?
+        self.submit(Work::Write, work)?.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
     /// Same as [`PgStore::read`] for synchronous callers.
@@ -193,12 +206,12 @@ impl PgStore {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(true, work)?.blocking_recv().map_err(|_| StoreError::Closed)?
+        self.submit(Work::Read, work)?.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
     fn submit<R, F>(
         &self,
-        read_only: bool,
+        kind: Work,
         work: F,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<R, StoreError>>, StoreError>
     where
@@ -207,8 +220,9 @@ impl PgStore {
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let (generation, health) = (self.generation.clone(), self.health.clone());
+        let read_only = kind == Work::Read;
         let job: Job = Box::new(move |client| {
-            let result = client.and_then(|client| run(client, read_only, &generation, work));
+            let result = client.and_then(|client| run(client, kind, &generation, work));
             match &result {
                 // A race lost to another transaction says nothing of the database's health.
                 Err(error) if !read_only && error.is_storage_failure() && !error.is_race() => {
@@ -272,18 +286,29 @@ impl PgStore {
     }
 }
 
+/// What a job does, which decides its transaction and how its statements are planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    Read,
+    Write,
+    /// A write of ingestion's, whose statements all find rows by key ([`Plans::Kept`]).
+    Ingestion,
+}
+
 /// Runs one job's work in a transaction on `client`: read-only and repeatable (one snapshot) for
 /// a read, read committed for a write, whose rows are locked as it goes.
 fn run<R>(
     connection: &mut Connection,
-    read_only: bool,
+    kind: Work,
     generation: &Generation,
     work: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
+    let read_only = kind == Work::Read;
     if !read_only {
         // Another instance may have written since: what this one remembers is checked anew.
         generation.advance();
     }
+    connection.plan(if kind == Work::Ingestion { Plans::Kept } else { Plans::PerRun })?;
     let mut transaction = connection.build_transaction(|builder| {
         if read_only {
             builder.isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true)
@@ -342,7 +367,8 @@ fn work_loop(
 pub(crate) const FOLD_COUNTS_EVERY: Duration = Duration::from_secs(1);
 
 /// Folds the funnel's counts every [`FOLD_COUNTS_EVERY`] on a connection of its own, until
-/// `stop`'s sender is dropped (the store closed). Every instance runs one; they take turns, so one
+/// `stop`'s sender is dropped (the store closed), and refreshes the statistics of the tables that
+/// grew ([`statistics::refresh`]). Every instance runs one; they take turns, so one
 /// folds at a time and a fold missed by a stopped instance is done by another. A failure (the
 /// database restarting) is logged once and the next fold connects again: counts not folded are
 /// still summed right by the reads, only slower.
@@ -362,6 +388,13 @@ fn fold_counts_loop(config: postgres::Config, options: PgOptions, stop: mpsc::Re
             let Some(connected) = client.as_mut() else { return Ok(None) };
             let mut transaction = connected.transaction()?;
             let folded = funnel::fold_counts(&mut transaction)?;
+            transaction.commit()?;
+            let mut transaction = connected.transaction()?;
+            if let Some(tables) = statistics::refresh(&mut transaction)?
+                && !tables.is_empty()
+            {
+                tracing::debug!(?tables, "refreshed the planner's statistics of tables that grew");
+            }
             transaction.commit()?;
             Ok(folded)
         })();

@@ -8,6 +8,9 @@
 //! has seen the parameters do not change it (its generic plan). No crate does this for the
 //! blocking client (connection pools of the asynchronous one do, with a pool this store does not
 //! need); the cache is a map from the statement's text, per connection, emptied when full.
+//!
+//! How PostgreSQL plans a kept statement is a setting of the connection ([`Plans`]), which
+//! ingestion's transactions change (see [`Plans::Kept`]).
 
 use std::collections::HashMap;
 
@@ -29,17 +32,64 @@ impl Statements {
     const LIMIT: usize = 512;
 }
 
+/// How PostgreSQL plans the statements a connection keeps prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Plans {
+    /// PostgreSQL's default: a statement is planned for its parameters' values at every run
+    /// while that plan looks cheaper than one for any values, which it does for most statements
+    /// taking a list (`= ANY($1)`): planning them each time. Reports and pages, whose best plan
+    /// depends on the values asked (a workspace of ten leads or of a million), keep this.
+    #[default]
+    PerRun,
+    /// One plan per kept statement, made at its first run and kept (`plan_cache_mode =
+    /// force_generic_plan`), for ingestion, whose statements all find rows by key: a batch's
+    /// statements take lists of a hundred values, which PostgreSQL otherwise plans anew at every
+    /// run. Batches of 100 stored 0.5 to 14% more events per second with kept plans, in six
+    /// alternating runs; single events gained nothing measurable (docs/benchmarks.md, "The service
+    /// on PostgreSQL"). PostgreSQL plans from its statistics of the tables and plans again when
+    /// they are refreshed, so a plan kept while a table was small (a scan of all of it) is
+    /// replaced once the table has grown: the store refreshes them as tables grow
+    /// ([`crate::postgres::statistics`]) rather than wait for autovacuum.
+    Kept,
+}
+
+impl Plans {
+    /// The session settings that put a connection in this mode.
+    fn settings(self) -> &'static str {
+        match self {
+            Plans::PerRun => "RESET plan_cache_mode",
+            Plans::Kept => "SET plan_cache_mode = force_generic_plan",
+        }
+    }
+}
+
 /// A connection, the statements prepared on it and what its ingestions remember of each
 /// workspace: what a worker (or a test) keeps.
 pub(crate) struct Connection {
     pub(crate) client: postgres::Client,
     statements: Statements,
     remembered: Remembered,
+    plans: Plans,
 }
 
 impl Connection {
     pub(crate) fn new(client: postgres::Client) -> Connection {
-        Connection { client, statements: Statements::default(), remembered: Remembered::default() }
+        Connection {
+            client,
+            statements: Statements::default(),
+            remembered: Remembered::default(),
+            plans: Plans::default(),
+        }
+    }
+
+    /// Puts the connection in `plans`' mode, for the transactions that follow. A round trip only
+    /// when the mode changes: a worker taking ingestions one after the other sets it once.
+    pub(crate) fn plan(&mut self, plans: Plans) -> Result<(), postgres::Error> {
+        if self.plans != plans {
+            self.client.batch_execute(plans.settings())?;
+            self.plans = plans;
+        }
+        Ok(())
     }
 
     /// A transaction with the connection's default settings.

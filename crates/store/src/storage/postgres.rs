@@ -635,7 +635,7 @@ impl Storage for PgStore {
     }
 
     fn run_ingestion(&self, work: TransactionWork) -> StorageFuture<'_, ()> {
-        Box::pin(self.write(move |t| work(&PgTransaction::writing(t))))
+        Box::pin(self.ingest(move |t| work(&PgTransaction::writing(t))))
     }
 
     fn rescoring(&self, workspace_id: i64) -> StorageFuture<'_, Option<Rescoring>> {
