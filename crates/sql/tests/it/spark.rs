@@ -1,6 +1,8 @@
 //! The query on Spark SQL (local mode, through PySpark: `LEADSCORE_SPARK_PYTHON`) gives
 //! `leadscore score`'s rows, for every example the compiler covers, at two as-of times, for
-//! random models from the generator of `random.rs`, and for a few cases of Spark's own types.
+//! random models from the generator of `random.rs`, and for a few cases of Spark's own types;
+//! and with `--explain`, the rows and `leadscore score --explain`'s contributions, for every
+//! example at one as-of time and every other random model.
 //!
 //! A Spark session takes seconds and most of a gigabyte to start, so every case is written to a
 //! directory first and `spark_run.py` runs them all in one session; each case's rows are then
@@ -12,7 +14,10 @@ use std::time::Instant;
 use leadscore_core::Timestamp;
 use leadscore_sql::Dialect;
 
-use crate::engines::{Files, Rows, assert_same_rows, compile, csv_rows, engine_rows, query, spark_python};
+use crate::engines::{
+    Contributions, Files, Rows, assert_same_contributions, assert_same_rows, compile, csv_contributions, csv_rows,
+    engine_contributions, engine_rows, query_with, spark_python,
+};
 use crate::examples::{NOT_YET, examples};
 use crate::random;
 
@@ -64,24 +69,35 @@ const SPARK_TYPES_LEADS: &str = "lead_id,size\nA,5\nB,50\nC,\n";
 const SPARK_TYPES_EVENTS: &str =
     "lead_id,type,ts\nA,visit,2026-10-30T07:13:00Z\nA,visit,2026-10-02T00:00:00.123Z\nB,visit,2026-10-31 23:59:59\n";
 
-/// One case: its directory (leads.csv, events.csv, query.sql), what the engine gives, and what
-/// to print if Spark disagrees.
+/// One case: its directory (leads.csv, events.csv, query.sql), what the engine gives (with its
+/// contributions when the query explains), and what to print if Spark disagrees.
 struct Case {
     dir: PathBuf,
     engine: Rows,
+    explained: Option<Contributions>,
     context: String,
 }
 
-fn write_case(root: &Path, name: &str, model_text: &str, files: &Files, as_of: Timestamp) -> Case {
+/// Whether a case's query has `--explain`'s column.
+#[derive(Clone, Copy, PartialEq)]
+enum Explain {
+    No,
+    Yes,
+}
+
+fn write_case(root: &Path, name: &str, model_text: &str, files: &Files, as_of: Timestamp, explain: Explain) -> Case {
     let model = compile(model_text);
-    let dir = root.join(name);
+    let name = if explain == Explain::Yes { format!("{name}-explained") } else { name.to_string() };
+    let dir = root.join(&name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(&files.leads, dir.join("leads.csv")).unwrap();
     std::fs::copy(&files.events, dir.join("events.csv")).unwrap();
-    std::fs::write(dir.join("query.sql"), query(&model, model_text, Dialect::Spark, as_of)).unwrap();
+    let query = query_with(&model, model_text, Dialect::Spark, as_of, explain == Explain::Yes);
+    std::fs::write(dir.join("query.sql"), query).unwrap();
     let engine = engine_rows(&model, files, as_of);
     assert!(!engine.is_empty(), "{name} has leads");
-    Case { dir, engine, context: name.to_string() }
+    let explained = (explain == Explain::Yes).then(|| engine_contributions(&model, files, as_of));
+    Case { dir, engine, explained, context: name }
 }
 
 /// Where the random cases start: `LEADSCORE_SQL_SEED` to run a failure's cases again, else the
@@ -110,13 +126,17 @@ fn every_example_and_random_models_score_as_leadscore_score_does_on_spark() {
             Files::existing(&examples_dir.join(&name).join("leads.csv"), &examples_dir.join(&name).join("events.csv"));
         for as_of in ["2026-11-01T00:00:00Z", "2026-12-15T12:30:00Z"] {
             let at = Timestamp::parse_rfc3339(as_of).unwrap();
-            cases.push(write_case(root, &format!("example-{name}-{}", &as_of[..10]), &text, &files, at));
+            let case = format!("example-{name}-{}", &as_of[..10]);
+            cases.push(write_case(root, &case, &text, &files, at, Explain::No));
+            if as_of.starts_with("2026-12") {
+                cases.push(write_case(root, &case, &text, &files, at, Explain::Yes));
+            }
         }
     }
     for (name, text) in spark_types() {
         let files = Files::written(SPARK_TYPES_LEADS, SPARK_TYPES_EVENTS);
         let at = Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap();
-        let mut case = write_case(root, &format!("types-{name}"), &text, &files, at);
+        let mut case = write_case(root, &format!("types-{name}"), &text, &files, at, Explain::No);
         case.context = format!("{}\n{text}", case.context);
         cases.push(case);
     }
@@ -125,7 +145,8 @@ fn every_example_and_random_models_score_as_leadscore_score_does_on_spark() {
         let seed = first.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
         let drawn = random::case(seed);
         let files = Files::written(&drawn.leads, &drawn.events);
-        let mut case = write_case(root, &format!("random-{i:02}"), &drawn.model, &files, drawn.as_of);
+        let explain = if i % 2 == 0 { Explain::Yes } else { Explain::No };
+        let mut case = write_case(root, &format!("random-{i:02}"), &drawn.model, &files, drawn.as_of, explain);
         case.context = format!(
             "random seed {seed} (LEADSCORE_SQL_SEED={first} runs these cases again)\n{}\n{}\n{}",
             drawn.model, drawn.leads, drawn.events
@@ -152,6 +173,9 @@ fn every_example_and_random_models_score_as_leadscore_score_does_on_spark() {
             panic!("no rows for {}: {error}\n{log}", case.context);
         });
         assert_same_rows(&case.engine, &csv_rows(&rows), &format!("Spark SQL, {}", case.context));
+        if let Some(explained) = &case.explained {
+            assert_same_contributions(explained, &csv_contributions(&rows), &format!("Spark SQL, {}", case.context));
+        }
     }
     eprintln!(
         "{log}Spark SQL: {} cases in {:.1}s (written in {:.1}s, random seeds from {first})",
