@@ -3,8 +3,8 @@
 
 {#- leadscore_scores(leads, events, as_of=none): one row per lead of `leads` with `lead_id`, then each score
     and SCORE_tier, as `leadscore score` gives them. `leads` and `events` are relations (ref() or
-    source()) with every column as text; `as_of` is an instant in UTC, 'YYYY-MM-DDTHH:MM:SSZ', or
-    none for the start of the dbt run. -#}
+    source()) with every column as text; `as_of` is an RFC 3339 date-time ('2026-11-01T00:00:00Z',
+    '2026-11-01T09:00:00.250+09:00'), or none for the start of the dbt run. -#}
 {% macro leadscore_scores(leads, events, as_of=none) -%}
   {{ return(adapter.dispatch('leadscore_scores', 'leadscore')(leads, events, as_of)) }}
 {%- endmacro %}
@@ -21,8 +21,34 @@
   {%- if as_of is none -%}
     {{ return(leadscore.leadscore_scores_instant_ms(run_started_at)) }}
   {%- else -%}
-    {{ return(leadscore.leadscore_scores_instant_ms(modules.datetime.datetime.strptime(as_of, '%Y-%m-%dT%H:%M:%SZ'))) }}
+    {{ return(leadscore.leadscore_scores_parsed_ms(as_of)) }}
   {%- endif -%}
+{%- endmacro %}
+
+{#- Milliseconds since 1970 of an RFC 3339 date-time, read as `leadscore score --as-of` reads it:
+    'T', 't' or a space between date and time, any digits of a second's fraction (the first three
+    count), 'Z', 'z' or an offset such as +09:00, and a leap second folded onto the next. The
+    days are counted with integers alone (the civil calendar's formula), as the engine counts them. -#}
+{% macro leadscore_scores_parsed_ms(text) -%}
+  {%- set parts = modules.re.match('^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.]([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))$', text) -%}
+  {%- set year = (parts.group(1) | int) if parts else 0 -%}
+  {%- set month = (parts.group(2) | int) if parts else 0 -%}
+  {%- set day = (parts.group(3) | int) if parts else 0 -%}
+  {%- set leap = (year % 4 == 0 and year % 100 != 0) or year % 400 == 0 -%}
+  {%- set month_days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] -%}
+  {%- if parts is none or month < 1 or month > 12 or day < 1 or day > month_days[month - 1]
+        or parts.group(4) | int > 23 or parts.group(5) | int > 59 or parts.group(6) | int > 60
+        or (parts.group(10) or '0') | int > 23 or (parts.group(11) or '0') | int > 59 -%}
+    {{ exceptions.raise_compiler_error('leadscore_scores: as_of ' ~ text ~ ' is not an RFC 3339 date-time (write it like 2026-11-01T00:00:00Z or 2026-11-01T09:00:00+09:00)') }}
+  {%- endif -%}
+  {%- set y = year - (1 if month <= 2 else 0) -%}
+  {%- set era = (y if y >= 0 else y - 399) // 400 -%}
+  {%- set year_of_era = y - era * 400 -%}
+  {%- set day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1 -%}
+  {%- set days = era * 146097 + year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year - 719468 -%}
+  {%- set offset_minutes = 0 if parts.group(8) else ((parts.group(10) | int) * 60 + (parts.group(11) | int)) * (1 if parts.group(9) == '+' else -1) -%}
+  {%- set seconds = days * 86400 + (parts.group(4) | int) * 3600 + (parts.group(5) | int) * 60 + (parts.group(6) | int) - offset_minutes * 60 -%}
+  {{ return(seconds * 1000 + ((parts.group(7) or '') ~ '000')[:3] | int) }}
 {%- endmacro %}
 
 {% macro default__leadscore_scores(leads, events, as_of) -%}

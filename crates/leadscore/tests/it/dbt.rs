@@ -183,3 +183,60 @@ fn dbt_build_of_the_sample_gives_leadscore_scores_on_duckdb_and_postgres() {
     assert!(!ok && log.contains("FAIL 1 lead_scores_are_leadscore_scores"), "a wrong score fails the test:\n{log}");
     eprintln!("dbt build on DuckDB and PostgreSQL, and the failing run, in {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// The macro reads `as_of` as `leadscore score --as-of` does: each RFC 3339 form the engine
+/// takes gives the engine's instant, and a text it refuses fails the compilation with the text
+/// named. Run through `dbt run-operation` on a macro the test adds to its copy of the sample.
+#[test]
+fn the_macro_reads_as_of_as_leadscore_does() {
+    let Some(dbt) = dbt() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    project_copy(dir.path());
+    let sample = dir.path().join("sample");
+    std::fs::create_dir_all(sample.join("macros")).unwrap();
+    std::fs::write(
+        sample.join("macros/as_of_cases.sql"),
+        "{% macro as_of_cases(texts) %}{% for text in texts %}\
+         {{ print('as_of ' ~ text ~ ' = ' ~ leadscore.leadscore_scores_parsed_ms(text)) }}\
+         {% endfor %}{% endmacro %}\n",
+    )
+    .unwrap();
+    let (ok, log) = run_dbt(&dbt, &sample, &["deps"], &[]);
+    assert!(ok, "dbt deps:\n{log}");
+    let duckdb = [("LEADSCORE_DBT_DUCKDB_PATH", dir.path().join("sample.duckdb").display().to_string())];
+    let read = [
+        "2026-11-01T00:00:00Z",
+        "2026-11-01t00:00:00z",
+        "2026-11-01 09:00:00+09:00",
+        "2026-10-31T19:30:00.5-04:30",
+        "2026-11-01T00:00:00.123456789Z",
+        "2026-11-01T00:00:00.07+00:00",
+        "2016-12-31T23:59:60Z",
+        "2024-02-29T12:00:00.999Z",
+        "0000-03-01T00:00:00Z",
+        "2000-02-29T23:59:59+23:59",
+        "1969-12-31T23:59:59.001Z",
+    ];
+    let texts: Vec<String> = read.iter().map(|text| format!("'{text}'")).collect();
+    let args = format!("{{texts: [{}]}}", texts.join(", "));
+    let (ok, log) =
+        run_dbt(&dbt, &sample, &["run-operation", "as_of_cases", "--args", &args, "--target", "duckdb"], &duckdb);
+    assert!(ok, "dbt run-operation:\n{log}");
+    for text in read {
+        let expected = leadscore_core::Timestamp::parse_rfc3339(text).unwrap().0;
+        assert!(log.contains(&format!("as_of {text} = {expected}\n")), "{text} is {expected} ms:\n{log}");
+    }
+    for refused in [
+        "2026-11-01T00:00:00",
+        "2026-11-01T24:00:00Z",
+        "2026-11-01T00:00:00+24:00",
+        "2026-02-30T00:00:00Z",
+        "2025-02-29T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+    ] {
+        let args = format!("{{texts: ['{refused}']}}");
+        let (ok, log) =
+            run_dbt(&dbt, &sample, &["run-operation", "as_of_cases", "--args", &args, "--target", "duckdb"], &duckdb);
+        assert!(!ok && log.contains(refused), "{refused} is refused, naming it:\n{log}");
+    }
+}
