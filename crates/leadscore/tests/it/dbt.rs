@@ -110,6 +110,21 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// A copy of the package in `dir` (see [`project_copy`]) with `extra` files added to its sample
+/// project, whose dependencies `dbt deps` has installed: the sample's directory.
+fn sample_with_deps(dbt: &Path, dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    project_copy(dir);
+    let sample = dir.join("sample");
+    for (path, text) in extra {
+        let path = sample.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let (ok, log) = run_dbt(dbt, &sample, &["deps"], &[]);
+    assert!(ok, "dbt deps:\n{log}");
+    sample
+}
+
 /// `dbt ARGS` in the sample project; its output, and whether it succeeded.
 fn run_dbt(dbt: &Path, sample: &Path, args: &[&str], env: &[(&str, String)]) -> (bool, String) {
     let mut command = Command::new(dbt);
@@ -132,10 +147,7 @@ fn dbt_build_of_the_sample_gives_leadscore_scores_on_duckdb_and_postgres() {
     let Some(dbt) = dbt() else { return };
     let started = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    project_copy(dir.path());
-    let sample = dir.path().join("sample");
-    let (ok, log) = run_dbt(&dbt, &sample, &["deps"], &[]);
-    assert!(ok, "dbt deps:\n{log}");
+    let sample = sample_with_deps(&dbt, dir.path(), &[]);
 
     let duckdb = [("LEADSCORE_DBT_DUCKDB_PATH", dir.path().join("sample.duckdb").display().to_string())];
     let (ok, log) = run_dbt(&dbt, &sample, &["build", "--target", "duckdb"], &duckdb);
@@ -191,18 +203,10 @@ fn dbt_build_of_the_sample_gives_leadscore_scores_on_duckdb_and_postgres() {
 fn the_macro_reads_as_of_as_leadscore_does() {
     let Some(dbt) = dbt() else { return };
     let dir = tempfile::tempdir().unwrap();
-    project_copy(dir.path());
-    let sample = dir.path().join("sample");
-    std::fs::create_dir_all(sample.join("macros")).unwrap();
-    std::fs::write(
-        sample.join("macros/as_of_cases.sql"),
-        "{% macro as_of_cases(texts) %}{% for text in texts %}\
-         {{ print('as_of ' ~ text ~ ' = ' ~ leadscore.leadscore_scores_parsed_ms(text)) }}\
-         {% endfor %}{% endmacro %}\n",
-    )
-    .unwrap();
-    let (ok, log) = run_dbt(&dbt, &sample, &["deps"], &[]);
-    assert!(ok, "dbt deps:\n{log}");
+    let cases = "{% macro as_of_cases(texts) %}{% for text in texts %}\
+                 {{ print('as_of ' ~ text ~ ' = ' ~ leadscore.leadscore_scores_parsed_ms(text)) }}\
+                 {% endfor %}{% endmacro %}\n";
+    let sample = sample_with_deps(&dbt, dir.path(), &[("macros/as_of_cases.sql", cases)]);
     let duckdb = [("LEADSCORE_DBT_DUCKDB_PATH", dir.path().join("sample.duckdb").display().to_string())];
     let read = [
         "2026-11-01T00:00:00Z",

@@ -220,7 +220,7 @@ impl PgStore {
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let (generation, health) = (self.generation.clone(), self.health.clone());
-        let read_only = kind == Work::Read;
+        let read_only = kind.read_only();
         let job: Job = Box::new(move |client| {
             let result = client.and_then(|client| run(client, kind, &generation, work));
             match &result {
@@ -295,6 +295,16 @@ enum Work {
     Ingestion,
 }
 
+impl Work {
+    fn read_only(self) -> bool {
+        self == Work::Read
+    }
+
+    fn plans(self) -> Plans {
+        if self == Work::Ingestion { Plans::Kept } else { Plans::PerRun }
+    }
+}
+
 /// Runs one job's work in a transaction on `client`: read-only and repeatable (one snapshot) for
 /// a read, read committed for a write, whose rows are locked as it goes.
 fn run<R>(
@@ -303,12 +313,12 @@ fn run<R>(
     generation: &Generation,
     work: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    let read_only = kind == Work::Read;
+    let read_only = kind.read_only();
     if !read_only {
         // Another instance may have written since: what this one remembers is checked anew.
         generation.advance();
     }
-    connection.plan(if kind == Work::Ingestion { Plans::Kept } else { Plans::PerRun })?;
+    connection.plan(kind.plans())?;
     let mut transaction = connection.build_transaction(|builder| {
         if read_only {
             builder.isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true)

@@ -44,8 +44,8 @@ pub(crate) enum Plans {
     /// One plan per kept statement, made at its first run and kept (`plan_cache_mode =
     /// force_generic_plan`), for ingestion, whose statements all find rows by key: a batch's
     /// statements take lists of a hundred values, which PostgreSQL otherwise plans anew at every
-    /// run. Batches of 100 stored 0.5 to 14% more events per second with kept plans, in six
-    /// alternating runs; single events gained nothing measurable (docs/benchmarks.md, "The service
+    /// run. Batches of 100 stored 0.5 to 14% more events per second with kept plans, in five
+    /// alternating pairs of runs; single events gained nothing measurable (docs/benchmarks.md, "The service
     /// on PostgreSQL"). PostgreSQL plans from its statistics of the tables and plans again when
     /// they are refreshed, so a plan kept while a table was small (a scan of all of it) is
     /// replaced once the table has grown: the store refreshes them as tables grow
