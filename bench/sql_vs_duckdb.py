@@ -195,18 +195,18 @@ def main():
             ratio = medians["compiled"] / medians["hand-written"]
             print(f"compiled / hand-written wall time (medians): {ratio:.2f}x", flush=True)
             table.append((size, kind, medians["hand-written"], medians["compiled"], ratio))
+            def report(engine, setup, runs):
+                median = sorted(runs)[len(runs) // 2]
+                print(f"{engine}: {setup}; query {', '.join(f'{r:.2f}' for r in runs)} s "
+                      f"(median {median:.2f} s, {median / medians['hand-written']:.1f}x the hand-written DuckDB query); "
+                      "identical scores and tiers", flush=True)
+
             if a.postgres:
                 load, runs = postgres_runs(binary, a.postgres_url, data_dir, hand_out, work, a.n)
-                median = sorted(runs)[len(runs) // 2]
-                print(f"PostgreSQL: copy into text tables {load:.2f} s; query {', '.join(f'{r:.2f}' for r in runs)} s "
-                      f"(median {median:.2f} s, {median / medians['hand-written']:.1f}x the hand-written DuckDB query); "
-                      "identical scores and tiers", flush=True)
+                report("PostgreSQL", f"copy into text tables {load:.2f} s", runs)
             if a.spark_python:
                 start, runs = spark_runs(binary, a.spark_python, data_dir, hand_out, work, a.n)
-                median = sorted(runs)[len(runs) // 2]
-                print(f"Spark local[2]: session start {start:.2f} s; query {', '.join(f'{r:.2f}' for r in runs)} s "
-                      f"(median {median:.2f} s, {median / medians['hand-written']:.1f}x the hand-written DuckDB query); "
-                      "identical scores and tiers", flush=True)
+                report("Spark local[2]", f"session start {start:.2f} s", runs)
     print("\n| size | lead ids | hand-written duckdb_fast.sql (median) | leadscore sql (median) | compiled / hand-written |")
     print("|---|---|---|---|---|")
     for size, kind, hand, compiled, ratio in table:
