@@ -1054,7 +1054,8 @@ mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let dir = tempfile::tempdir().unwrap();
         sqlite_store(dir.path());
-        let mut client = database.migrated_client();
+        drop(database.migrated_client());
+        let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
         client.execute("INSERT INTO workspaces (name, created_at) VALUES ('mine', 1)", &[]).unwrap();
         let refused = copy_store(dir.path(), &database.url, &mut |_, _, _| {});
         match refused {

@@ -25,7 +25,7 @@ mod tests {
     fn every_change_to_a_key_moves_the_version_and_reads_do_not() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let workspace = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let start = read(&mut c).unwrap();
 
@@ -53,22 +53,22 @@ mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut writer = database.migrated_client();
         let mut reader = database.migrated_client();
-        let mut read_apart = || read(&mut reader.transaction().unwrap()).unwrap();
+        let mut read_apart = || read(&mut reader.transaction()).unwrap();
         let workspace = {
-            let mut c = writer.transaction().unwrap();
+            let mut c = writer.transaction();
             let workspace = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
             c.commit().unwrap();
             workspace
         };
         let start = read_apart();
 
-        let mut c = writer.transaction().unwrap();
+        let mut c = writer.transaction();
         keys::create(&mut c, workspace.id, Scope::Read, 2).unwrap();
         assert_eq!(read_apart(), start, "not before the commit");
         c.rollback().unwrap();
         assert_eq!(read_apart(), start, "nor after a rollback");
 
-        let mut c = writer.transaction().unwrap();
+        let mut c = writer.transaction();
         keys::create(&mut c, workspace.id, Scope::Read, 3).unwrap();
         c.commit().unwrap();
         assert!(read_apart() > start, "after the commit");

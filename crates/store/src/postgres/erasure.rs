@@ -384,7 +384,7 @@ mod tests {
     fn an_erasure_deletes_the_lead_and_its_merged_leads_and_keeps_the_others() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let (workspace, gone, merged) = a_lead(&mut c, "acme", "ada", 1);
         let (_, kept, _) = a_lead(&mut c, "acme2", "bob", 3);
         let erasure = erase(&mut c, workspace, gone, "test", 5).unwrap().expect("the lead exists");
@@ -424,7 +424,7 @@ mod tests {
     fn a_merged_lead_is_not_erased_on_its_own() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let (workspace, _, merged) = a_lead(&mut c, "acme", "ada", 1);
         assert_eq!(erase(&mut c, workspace, merged, "test", 5).unwrap(), None);
         assert_eq!(count(&mut c, "SELECT count(*) FROM leads"), 2);
@@ -434,7 +434,7 @@ mod tests {
     fn suppression_matches_the_erased_identifiers_only_in_their_workspace_until_lifted() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let (workspace, gone, _) = a_lead(&mut c, "acme", "ada", 1);
         let (other, _, _) = a_lead(&mut c, "globex", "ada", 3);
         let asked = [
@@ -466,7 +466,7 @@ mod tests {
     fn two_erasures_in_a_workspace_share_its_salt() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let (workspace, first, _) = a_lead(&mut c, "acme", "ada", 1);
         c.execute(
             "INSERT INTO leads (id, workspace_id, user_id, created_at, updated_at) VALUES (10, $1, 'bob', 0, 0)",

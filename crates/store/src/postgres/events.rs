@@ -385,7 +385,7 @@ mod tests {
     fn a_batch_reads_each_leads_events_and_scores_as_one_lead_does() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let none = serde_json::Map::new();
         let (w, other) = (workspace(&mut t, "w"), workspace(&mut t, "other"));
         let mut first = create(&mut t, w, Some("a"), 0);
@@ -434,7 +434,7 @@ mod tests {
     fn a_lead_finds_its_events_before_and_after_a_merge() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let none = serde_json::Map::new();
         let w = workspace(&mut t, "w");
         let mut known = create(&mut t, w, Some("u"), 0);
@@ -491,7 +491,7 @@ mod tests {
     fn a_merge_refuses_events_that_link_back_to_no_first_one() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let none = serde_json::Map::new();
         let w = workspace(&mut t, "w");
         let mut into = create(&mut t, w, Some("u"), 0);
@@ -510,7 +510,7 @@ mod tests {
     fn events_of_several_leads_are_appended_at_once_and_linked() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let none = serde_json::Map::new();
         let w = workspace(&mut t, "w");
         let mut a = create(&mut t, w, Some("a"), 0);

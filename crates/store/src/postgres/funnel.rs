@@ -658,7 +658,7 @@ mod tests {
     fn mql_entries_count_each_lead_once_a_week_at_the_week_edges() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         let (acme, _, globex, _) = two_workspaces(c);
         let (a, b, d, e, theirs) = (lead(c, acme), lead(c, acme), lead(c, acme), lead(c, acme), lead(c, globex));
         moved(c, a, "mql", MONDAY); // the first instant of week 1
@@ -679,7 +679,7 @@ mod tests {
     fn journeys_follow_the_cohort_of_the_period_through_the_funnel() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         let (acme, _, globex, _) = two_workspaces(c);
         let [a, b, skipper, before, theirs] =
             [lead(c, acme), lead(c, acme), lead(c, acme), lead(c, acme), lead(c, globex)];
@@ -719,7 +719,7 @@ mod tests {
     fn the_tier_share_of_each_week_is_that_of_the_latest_history_before_its_end() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         let (acme, model, globex, their_model) = two_workspaces(c);
         let (a, b, d, theirs) = (lead(c, acme), lead(c, acme), lead(c, acme), lead(c, globex));
         // Before the weeks asked: a is hot, b cold.
@@ -752,7 +752,7 @@ mod tests {
     fn outcomes_count_by_the_tier_at_mql_else_the_tier_now() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         let (acme, model, _, _) = two_workspaces(c);
         let [won_warm, lost_warm, won_hot, never_mql, before] = [(); 5].map(|_| lead(c, acme));
         // Won: warm when it became MQL, hot later.
@@ -786,7 +786,7 @@ mod tests {
     fn counts_now_are_the_workspaces_own() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         let (acme, model, globex, their_model) = two_workspaces(c);
         let (a, b, d, theirs) = (lead(c, acme), lead(c, acme), lead(c, acme), lead(c, globex));
         scored(c, a, model, "hot", 80.0, MONDAY);
@@ -805,7 +805,7 @@ mod tests {
     fn values_in_no_tier_are_one_count_and_tiers_are_ordered_as_sqlite_orders_them() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         let (acme, model, _, _) = two_workspaces(c);
         let tiers = [None, Some("b"), None, Some("B"), Some("a"), None];
         for (i, tier) in tiers.into_iter().enumerate() {
@@ -834,7 +834,7 @@ mod tests {
     fn moves_out_of_time_order_keep_the_cohorts_equal_to_a_recount() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         let (acme, model, _, _) = two_workspaces(c);
         let (a, b) = (lead(c, acme), lead(c, acme));
         let moves = [
@@ -952,7 +952,7 @@ mod tests {
     fn the_kept_counts_equal_a_recount_after_every_write() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         // Folded now and then: the counts are the same before and after a fold.
         let mut writes = 0;
         mixed_writes(c, 240, true, |c| {
@@ -994,7 +994,7 @@ mod tests {
 
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         let (acme, acme_first, globex, globex_first) = two_workspaces(c);
         let (acme_second, globex_second) = (model(c, acme), model(c, globex));
         let models = [(acme, [acme_first, acme_second]), (globex, [globex_first, globex_second])];
@@ -1167,10 +1167,9 @@ mod tests {
     #[test]
     fn the_migration_counts_the_rows_stored_before_it() {
         let Some(database) = TestDatabase::create() else { return };
-        let mut client =
-            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut client = crate::postgres::Connection::connect_url(&database.url);
         client.batch_execute(include_str!("migrations/0001_init.sql")).unwrap();
-        let c = &mut client.transaction().unwrap();
+        let c = &mut client.transaction();
         mixed_writes(c, 150, false, |_| {});
         c.batch_execute(include_str!("migrations/0002_funnel_counts.sql")).unwrap();
         c.batch_execute(include_str!("migrations/0004_funnel_counts_appended.sql")).unwrap();
@@ -1187,7 +1186,7 @@ mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut setup = database.migrated_client();
         let (acme, model) = {
-            let mut c = setup.transaction().unwrap();
+            let mut c = setup.transaction();
             let (acme, model, _, _) = two_workspaces(&mut c);
             let first = lead(&mut c, acme);
             scored(&mut c, first, model, "hot", 80.0, MONDAY);
@@ -1195,21 +1194,21 @@ mod tests {
             (acme, model)
         };
         let mut clients: Vec<crate::postgres::Connection> = (0..3).map(|_| database.migrated_client()).collect();
-        let mut open: Vec<Tx<'_>> = clients.iter_mut().map(|client| client.transaction().unwrap()).collect();
+        let mut open: Vec<Tx<'_>> = clients.iter_mut().map(|client| client.transaction()).collect();
         for c in &mut open {
             c.batch_execute("SET LOCAL lock_timeout = '2s'").unwrap();
             let id = lead(c, acme);
             scored(c, id, model, "hot", 90.0, MONDAY + DAY);
         }
         let mut folding = database.migrated_client();
-        let mut fold = folding.transaction().unwrap();
+        let mut fold = folding.transaction();
         fold.batch_execute("SET LOCAL lock_timeout = '2s'").unwrap();
         assert!(fold_counts(&mut fold).unwrap().is_some(), "no other fold runs");
         fold.commit().unwrap();
         for c in open {
             c.commit().unwrap();
         }
-        let c = &mut setup.transaction().unwrap();
+        let c = &mut setup.transaction();
         assert_eq!(stage_counts(c, acme).unwrap(), [("lead".to_string(), 4)]);
         assert_eq!(tier_counts(c, acme, "fit").unwrap(), [(Some("hot".to_string()), 4)]);
         recount::assert_kept_counts_equal(c);
@@ -1222,13 +1221,13 @@ mod tests {
     fn one_fold_runs_at_a_time() {
         let Some(database) = TestDatabase::create() else { return };
         let (mut one, mut two) = (database.migrated_client(), database.migrated_client());
-        let mut first = one.transaction().unwrap();
+        let mut first = one.transaction();
         assert!(fold_counts(&mut first).unwrap().is_some());
-        let mut second = two.transaction().unwrap();
+        let mut second = two.transaction();
         assert_eq!(fold_counts(&mut second).unwrap(), None);
         first.commit().unwrap();
         second.rollback().unwrap();
-        assert!(fold_counts(&mut two.transaction().unwrap()).unwrap().is_some(), "the turn is free again");
+        assert!(fold_counts(&mut two.transaction()).unwrap().is_some(), "the turn is free again");
     }
 
     /// Two writers storing moves of one lead at once: the second waits for the first (its
@@ -1238,7 +1237,7 @@ mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
         let (acme, id) = {
-            let mut setup = first.transaction().unwrap();
+            let mut setup = first.transaction();
             let acme = workspace(&mut setup, "acme");
             let id = lead(&mut setup, acme);
             setup.commit().unwrap();
@@ -1246,21 +1245,19 @@ mod tests {
         };
         let insert_move = "INSERT INTO stage_history (lead_id, workspace_id, stage, previous, at, actor)
                            VALUES ($1, $2, $3, 'lead', $4, 'ana@example.com')";
-        let mut mql = first.transaction().unwrap();
+        let mut mql = first.transaction();
         mql.execute(insert_move, &[&id, &acme, &"mql", &MONDAY]).unwrap();
         let url = database.url.clone();
         let (done, finished) = std::sync::mpsc::channel();
         let second = std::thread::spawn(move || {
-            let mut client =
-                crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
-            let mut sal = client.transaction().unwrap();
+            let mut client = crate::postgres::Connection::connect_url(&url);
+            let mut sal = client.transaction();
             let stored = sal.execute(insert_move, &[&id, &acme, &"sal", &(MONDAY + DAY)]).and_then(|_| sal.commit());
             let _ = done.send(());
             stored
         });
         // The second writer is waiting for a lock, or has stored its move without waiting.
-        let mut observer =
-            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut observer = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
         let mut waited = false;
         while !waited && finished.try_recv().is_err() {
             waited = observer
@@ -1276,7 +1273,7 @@ mod tests {
         assert!(waited, "the second move waits for the first");
         mql.commit().unwrap();
         second.join().unwrap().unwrap();
-        let c = &mut first.transaction().unwrap();
+        let c = &mut first.transaction();
         let journeys = mql_journeys(c, acme, MONDAY, MONDAY + WEEK, MONDAY + WEEK).unwrap();
         assert_eq!(journeys.iter().map(|j| (j.mql, j.sal)).collect::<Vec<_>>(), [(MONDAY, Some(MONDAY + DAY))]);
     }

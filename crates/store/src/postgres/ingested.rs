@@ -1,8 +1,8 @@
 //! The writes of an ingestion request once its leads are scored, in one statement
 //! ([`write_all`]): the events, the leads' rows, every history entry and every score row, the
 //! parts of `events::append_saving_rows` and of `scores::save_over_all` in one `WITH`. One round
-//! trip where the two make two; a single event is then five round trips, begin and commit
-//! included (docs/ARCHITECTURE.md, "Two stores"). Its reads are `postgres::ingestion`'s.
+//! trip where the two make two; a single event is then four round trips, commit included (begin
+//! travels with the first statement: docs/ARCHITECTURE.md, "Two stores"). Its reads are `postgres::ingestion`'s.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -87,7 +87,7 @@ mod tests {
 
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let ws = workspace(&mut t, "w");
         let none = serde_json::Map::new();
         let event = |message_id, at| crate::events::NewEvent {

@@ -156,7 +156,7 @@ mod tests {
         let mut ingesting = database.migrated_client();
         let mut elsewhere = database.migrated_client();
         let (ws, first) = {
-            let mut c = elsewhere.transaction().unwrap();
+            let mut c = elsewhere.transaction();
             let ws = workspace(&mut c, "w");
             let first = models::add(&mut c, ws, "[scores.s]", &BTreeMap::new(), None, 1).unwrap();
             models::activate(&mut c, ws, first.id, Origin::Api, 1).unwrap();
@@ -164,7 +164,7 @@ mod tests {
             (ws, first)
         };
         let read = |connection: &mut crate::postgres::Connection| {
-            let mut t = connection.transaction().unwrap();
+            let mut t = connection.transaction();
             let version = after_locks(&mut t, ws, &[], &[], &[]).unwrap().workspace_version;
             let settings = settings(&mut t, ws, version).unwrap();
             t.commit().unwrap();
@@ -185,7 +185,7 @@ mod tests {
             .unwrap();
         assert_eq!(read(&mut ingesting), (before, Some(first.id), 0), "remembered");
 
-        let mut c = elsewhere.transaction().unwrap();
+        let mut c = elsewhere.transaction();
         let new = NewWebhook { url: "https://crm.example".into(), events: vec![], score: None, threshold: None };
         crate::postgres::webhooks::create(&mut c, ws, &new, 2).unwrap();
         c.commit().unwrap();
@@ -193,7 +193,7 @@ mod tests {
         assert!(after_webhook > before);
         assert_eq!(hooks, 2, "read again, with every webhook stored");
 
-        let mut c = elsewhere.transaction().unwrap();
+        let mut c = elsewhere.transaction();
         let second = models::add(&mut c, ws, "[scores.t]", &BTreeMap::new(), None, 3).unwrap();
         models::activate(&mut c, ws, second.id, Origin::Api, 3).unwrap();
         c.commit().unwrap();

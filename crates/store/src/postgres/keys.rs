@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn a_listing_shows_prefixes_newest_first_and_never_secrets() {
         let Some((_database, mut client)) = setup() else { return };
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let other = workspaces::find_or_create(&mut c, "other", 1).unwrap();
         // The same creation time: the newer id comes first.
@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn a_key_is_stored_as_sqlites_hash_of_its_secret() {
         let Some((_database, mut client)) = setup() else { return };
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let key = create(&mut c, acme.id, Scope::Read, 1).unwrap();
         let stored: Vec<u8> = c.query_one("SELECT secret_hash FROM api_keys WHERE id = $1", &[&key.id]).unwrap().get(0);
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn a_revoked_key_no_longer_authenticates_and_keeps_its_first_revocation_time() {
         let Some((_database, mut client)) = setup() else { return };
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let key = create(&mut c, acme.id, Scope::Read, 1).unwrap();
         let owner = authenticate(&mut c, &key.secret).unwrap();
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn another_workspace_cannot_see_or_revoke_a_key() {
         let Some((_database, mut client)) = setup() else { return };
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let other = workspaces::find_or_create(&mut c, "other", 1).unwrap();
         let key = create(&mut c, acme.id, Scope::Admin, 1).unwrap();
@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn a_browser_key_carries_its_origins_until_it_is_revoked() {
         let Some((_database, mut client)) = setup() else { return };
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let origins = vec!["https://www.example.com".to_string(), "http://localhost:8080".to_string()];
         let key = create_named(&mut c, acme.id, Scope::Browser, "site", &origins, 1).unwrap();
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn a_scope_that_is_not_one_reads_as_corrupt() {
         let Some((_database, mut client)) = setup() else { return };
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let key = create(&mut c, acme.id, Scope::Read, 1).unwrap();
         // An older or newer version's scope: the CHECK constraint is dropped to store it.

@@ -709,7 +709,7 @@ pub(crate) mod tests {
 
     /// Whether another session finds the lead's row locked.
     fn locked_elsewhere(other: &mut crate::postgres::Connection, id: i64) -> bool {
-        let mut other_t = other.transaction().unwrap();
+        let mut other_t = other.transaction();
         let taken = other_t.query("SELECT id FROM leads WHERE id = $1 FOR UPDATE NOWAIT", &[&id]);
         taken.err().and_then(|e| e.code().cloned()) == Some(postgres::error::SqlState::LOCK_NOT_AVAILABLE)
     }
@@ -717,7 +717,7 @@ pub(crate) mod tests {
     /// Returns once a session of the database waits for a lock; fails if `second` ends first (it
     /// did not wait).
     fn until_it_waits<T>(database: &TestDatabase, second: &std::thread::JoinHandle<T>) {
-        let mut watcher = database.migrated_client();
+        let mut watcher = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
         while watcher
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
@@ -736,7 +736,7 @@ pub(crate) mod tests {
     fn lead_ids_are_reserved_in_blocks_and_a_lead_needs_one() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         assert_eq!(reserve_ids(&mut t, 0).unwrap(), 0, "no id reserved");
         let first = reserve_ids(&mut t, 3).unwrap();
@@ -763,12 +763,12 @@ pub(crate) mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         client.batch_execute("SELECT setval('lead_ids', 9223372036854775800)").unwrap();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         assert!(reserve_ids(&mut t, 100).is_err(), "past the largest id");
         let mut other = database.migrated_client();
         // Bounds a failure only: a reservation left locked would make this one wait forever.
         other.batch_execute("SET lock_timeout = '10s'").unwrap();
-        let mut other_t = other.transaction().unwrap();
+        let mut other_t = other.transaction();
         assert!(reserve_ids(&mut other_t, 2).unwrap() > 0);
     }
 
@@ -776,7 +776,7 @@ pub(crate) mod tests {
     fn a_user_id_stored_by_another_request_at_once_is_sent_again() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         create(&mut t, w, Some("ana"), 0);
         let id = reserve_ids(&mut t, 1).unwrap();
@@ -788,7 +788,7 @@ pub(crate) mod tests {
     fn anonymous_ids_link_to_the_lead_given_last_and_list_in_byte_order() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         let (a, b) = (create(&mut t, w, Some("a"), 0), create(&mut t, w, None, 0));
         let given = [("v-b".to_string(), b.id), ("V-a".to_string(), a.id), ("v-b".to_string(), a.id)];
@@ -813,7 +813,7 @@ pub(crate) mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let (w, a, b, other) = {
-            let mut t = client.transaction().unwrap();
+            let mut t = client.transaction();
             let w = workspace(&mut t, "w");
             let (a, b, other) =
                 (create(&mut t, w, Some("a"), 0), create(&mut t, w, None, 0), create(&mut t, w, None, 0));
@@ -821,7 +821,7 @@ pub(crate) mod tests {
             t.commit().unwrap();
             (w, a.id, b.id, other.id)
         };
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let (leads, links) = lock_for_ingestion(&mut t, w, &["a", "nobody"], &["visitor", "unknown"]).unwrap();
         assert_eq!(leads.iter().map(|l| l.id).collect::<Vec<_>>(), [a, b]);
         assert_eq!(links, [("visitor".to_string(), b)]);
@@ -841,7 +841,7 @@ pub(crate) mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let (w, a, b, c) = {
-            let mut t = client.transaction().unwrap();
+            let mut t = client.transaction();
             let w = workspace(&mut t, "w");
             let (a, b, c) = (create(&mut t, w, Some("a"), 0), create(&mut t, w, None, 0), create(&mut t, w, None, 0));
             link_anonymous_ids(&mut t, w, &[("visitor".to_string(), c.id)]).unwrap();
@@ -851,14 +851,14 @@ pub(crate) mod tests {
         let mut other_client = database.migrated_client();
         let mut locked = |id: i64| locked_elsewhere(&mut other_client, id);
         for lock in [Lock::None, Lock::ForUpdate] {
-            let mut t = client.transaction().unwrap();
+            let mut t = client.transaction();
             by_user_id(&mut t, w, "a", lock).unwrap().unwrap();
             by_id(&mut t, w, b, lock).unwrap().unwrap();
             by_anonymous_id(&mut t, w, "visitor", lock).unwrap().unwrap();
             let expected = lock == Lock::ForUpdate;
             assert_eq!([locked(a), locked(b), locked(c)], [expected; 3]);
             t.rollback().unwrap();
-            let mut t = client.transaction().unwrap();
+            let mut t = client.transaction();
             assert_eq!(rows_after(&mut t, w, b, 10, lock).unwrap().len(), 1);
             assert_eq!([locked(b), locked(c)], [false, expected], "the batch's leads only");
         }
@@ -870,7 +870,7 @@ pub(crate) mod tests {
     fn an_ingestion_reads_only_the_leads_it_names() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         t.batch_execute(
             "INSERT INTO leads (id, workspace_id, user_id, created_at, updated_at)
@@ -907,7 +907,7 @@ pub(crate) mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let w = {
-            let mut t = client.transaction().unwrap();
+            let mut t = client.transaction();
             let w = workspace(&mut t, "w");
             create(&mut t, w, Some("ana"), 0);
             t.commit().unwrap();
@@ -928,13 +928,12 @@ pub(crate) mod tests {
             save_with_newest_event(t, lead, newest[0])?;
             Ok(true)
         }
-        let mut first = client.transaction().unwrap();
+        let mut first = client.transaction();
         assert!(ingest(&mut first, w, "m1").unwrap());
         let url = database.url.clone();
         let second = std::thread::spawn(move || {
-            let mut client =
-                crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
-            let mut t = client.transaction().unwrap();
+            let mut client = crate::postgres::Connection::connect_url(&url);
+            let mut t = client.transaction();
             let stored = (ingest(&mut t, w, "m1").unwrap(), ingest(&mut t, w, "m2").unwrap());
             t.commit().unwrap();
             stored
@@ -943,7 +942,7 @@ pub(crate) mod tests {
         until_it_waits(&database, &second);
         first.commit().unwrap();
         assert_eq!(second.join().unwrap(), (false, true), "m1 stored by the first, m2 by the second");
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let lead = by_user_id(&mut t, w, "ana", crate::postgres::leads::Lock::None).unwrap().unwrap();
         let events: Vec<String> = of_lead(&mut t, &lead).unwrap().into_iter().map(|e| e.message_id).collect();
         assert_eq!(events, ["m1", "m2"], "one chain, each event linked after the other's");
@@ -957,20 +956,19 @@ pub(crate) mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let w = {
-            let mut t = client.transaction().unwrap();
+            let mut t = client.transaction();
             let w = workspace(&mut t, "w");
             t.commit().unwrap();
             w
         };
-        let mut first = client.transaction().unwrap();
+        let mut first = client.transaction();
         let (found, _) = lock_for_ingestion(&mut first, w, &["new", "other"], &["visitor"]).unwrap();
         assert!(found.is_empty());
         let created = create(&mut first, w, Some("new"), 0);
         let url = database.url.clone();
         let second = std::thread::spawn(move || {
-            let mut client =
-                crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
-            let mut t = client.transaction().unwrap();
+            let mut client = crate::postgres::Connection::connect_url(&url);
+            let mut t = client.transaction();
             let (found, _) = lock_for_ingestion(&mut t, w, &["new"], &[]).unwrap();
             found.into_iter().map(|lead| lead.id).collect::<Vec<_>>()
         });
@@ -978,10 +976,10 @@ pub(crate) mod tests {
         first.commit().unwrap();
         assert_eq!(second.join().unwrap(), [created.id]);
         // Another identity of the workspace, or the same one of another, does not wait.
-        let mut first = client.transaction().unwrap();
+        let mut first = client.transaction();
         lock_for_ingestion(&mut first, w, &["new"], &[]).unwrap();
         let mut other = database.migrated_client();
-        let mut t = other.transaction().unwrap();
+        let mut t = other.transaction();
         t.batch_execute("SET LOCAL lock_timeout = '2s'").unwrap();
         let other_workspace = workspace(&mut t, "v");
         lock_for_ingestion(&mut t, w, &["someone else"], &["new"]).unwrap();
@@ -992,7 +990,7 @@ pub(crate) mod tests {
     fn rows_saved_together_are_saved_as_one_by_one() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         let (mut a, mut b) = (create(&mut t, w, Some("a"), 0), create(&mut t, w, None, 0));
         a.email = Some("a@example.com".into());
@@ -1013,7 +1011,7 @@ pub(crate) mod tests {
     fn a_field_counts_when_some_lead_holds_a_value_for_it() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let fields: Vec<String> =
             ["industry", "size", "blank", "email", "user_id", "created_at", "other"].map(String::from).to_vec();
         let w = workspace(&mut t, "w");
@@ -1106,7 +1104,7 @@ pub(crate) mod tests {
     fn cursor_pages_list_every_lead_once_in_order_with_ties() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = listed_workspace(&mut t);
         for (order, size) in [(Order::ScoreDescending, 8), (Order::ScoreAscending, 7), (Order::ScoreDescending, 1)] {
             let listed = walk(&mut t, w, &fit(), order, size);
@@ -1153,7 +1151,7 @@ pub(crate) mod tests {
     fn a_text_search_finds_latin_cyrillic_and_chinese_in_any_case() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = listed_workspace(&mut t);
         let found = |t: &mut Tx<'_>, text: &str| {
             let filter = Filter { text: Some(text.to_string()), ..fit() };
@@ -1192,7 +1190,7 @@ pub(crate) mod tests {
     fn the_common_pages_have_an_index_in_their_order() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = listed_workspace(&mut t);
         t.batch_execute("ANALYZE; SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off").unwrap();
         let at = Position { value: Some(40.0), id: 7 };
@@ -1251,7 +1249,7 @@ pub(crate) mod tests {
             .unwrap();
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         for ((attributes, email), sqlite_text) in attributes.iter().zip(emails).zip(in_sqlite) {
             let mut lead = create(&mut t, w, None, 0);

@@ -138,8 +138,8 @@ mod tests {
             .unwrap();
         apply_through(&mut transaction, u32::MAX).unwrap();
         transaction.commit().unwrap();
-        let mut connection = crate::postgres::tx::Connection::new(client);
-        let mut t = connection.transaction().unwrap();
+        let mut connection = crate::postgres::tx::Connection::connect_url(&database.url);
+        let mut t = connection.transaction();
         let range = crate::postgres::rescorings::claim(&mut t, 1).unwrap().unwrap();
         assert_eq!((range.first_after, range.until, range.after_lead_id), (0, i64::MAX, 41));
         let rescoring = crate::postgres::rescorings::get(&mut t, 1).unwrap().unwrap();

@@ -9,7 +9,9 @@
 //!   PostgreSQL fails only the requests in flight (with [`StoreError::Unavailable`]: nothing of
 //!   them was committed, and sending them again is safe). Written here rather than taken from a
 //!   pool crate: the storage interface runs synchronous work on threads already (as SQLite's
-//!   writer does), and the blocking client needs nothing more than a thread that owns it.
+//!   writer does), and a connection needs nothing more than a thread that owns it. Each is the
+//!   asynchronous client driven by its thread ([`tx`]), so that a transaction's `BEGIN` travels
+//!   with its first statement; migrations and the keepers of advisory locks use the blocking one.
 //! - **Concurrency.** Transactions of several instances run at once. What SQLite's single writer
 //!   gave for free is asked for explicitly: rows locked in a fixed order, message ids stored with
 //!   conflict detection, lead ids reserved in blocks ([`reserve_lead_ids`] in the schema).
@@ -62,7 +64,7 @@ use crate::error::StoreError;
 use crate::health::WriteHealth;
 use crate::writer::Generation;
 
-pub(crate) use tx::{Connection, Plans, Tx};
+pub(crate) use tx::{Begin, Connection, Plans, Tx};
 
 /// How the store connects and how many connections it keeps.
 #[derive(Debug, Clone)]
@@ -104,7 +106,7 @@ pub struct PgStore {
     generation: Generation,
     health: WriteHealth,
     /// How to open a connection of its own, for a lock held longer than a transaction.
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     options: PgOptions,
     /// Kept by every handle: when the last is dropped, the folder of the funnel's counts stops.
     _folder: Arc<mpsc::Sender<()>>,
@@ -124,24 +126,26 @@ impl PgStore {
     }
 
     fn connect_here(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
-        let mut config: postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|error: postgres::Error| StoreError::Connect { url: redacted(url), reason: error.to_string() })?;
         config.connect_timeout(options.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("leadscore");
         }
-        let mut first = connect(&config, &options)
+        // Migrations run on a blocking client, as `migrate-store` runs them; the workers connect
+        // on their first jobs.
+        let mut first = connect_blocking(&config, &options)
             .map_err(|error| StoreError::Connect { url: redacted(url), reason: with_causes(&error) })?;
         migrate::apply(&mut first)?;
+        drop(first);
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
-        let mut client = Some(Connection::new(first));
         for index in 0..options.connections.max(1) {
-            let (config, options, queue, client) = (config.clone(), options.clone(), queue.clone(), client.take());
+            let (config, options, queue) = (config.clone(), options.clone(), queue.clone());
             std::thread::Builder::new()
                 .name(format!("store-postgres-{index}"))
-                .spawn(move || work_loop(config, options, queue, client))
+                .spawn(move || work_loop(config, options, queue))
                 .map_err(|source| StoreError::Open { path: "postgres worker".into(), source })?;
         }
         let (folder, stop) = mpsc::channel::<()>();
@@ -243,7 +247,7 @@ impl PgStore {
     /// lock back (closing the connection) when the answer is dropped. Blocks while connecting.
     pub(crate) fn try_exclusive(&self, job: &str) -> Result<Option<crate::storage::Exclusive>, StoreError> {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let mut client = connect(&apart(&self.config, job), &self.options).map_err(|error| {
+        let mut client = connect_blocking(&apart(&self.config, job), &self.options).map_err(|error| {
             StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", with_causes(&error)))
         })?;
         let key = advisory_key(job);
@@ -319,13 +323,7 @@ fn run<R>(
         generation.advance();
     }
     connection.plan(kind.plans())?;
-    let mut transaction = connection.build_transaction(|builder| {
-        if read_only {
-            builder.isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true)
-        } else {
-            builder
-        }
-    })?;
+    let mut transaction = connection.begin(if read_only { Begin::ReadOnlySnapshot } else { Begin::ReadWrite });
     let result = work(&mut transaction)?;
     transaction.commit()?;
     Ok(result)
@@ -333,12 +331,8 @@ fn run<R>(
 
 /// A worker: takes jobs one at a time and runs each on its connection, connecting again first
 /// when the connection is gone (PostgreSQL restarted, the network failed).
-fn work_loop(
-    config: postgres::Config,
-    options: PgOptions,
-    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
-    mut client: Option<Connection>,
-) {
+fn work_loop(config: tokio_postgres::Config, options: PgOptions, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let mut client: Option<Connection> = None;
     loop {
         let job = {
             let Ok(queue) = queue.lock() else { return };
@@ -352,10 +346,9 @@ fn work_loop(
         }
         if client.is_none() {
             match connect(&config, &options) {
-                Ok(connected) => client = Some(Connection::new(connected)),
+                Ok(connected) => client = Some(connected),
                 Err(error) => {
-                    let reason = with_causes(&error);
-                    job(Err(StoreError::Unavailable(format!("cannot connect to PostgreSQL: {reason}"))));
+                    job(Err(StoreError::Unavailable(format!("cannot connect to PostgreSQL: {error}"))));
                     continue;
                 }
             }
@@ -382,7 +375,7 @@ pub(crate) const FOLD_COUNTS_EVERY: Duration = Duration::from_secs(1);
 /// folds at a time and a fold missed by a stopped instance is done by another. A failure (the
 /// database restarting) is logged once and the next fold connects again: counts not folded are
 /// still summed right by the reads, only slower.
-fn fold_counts_loop(config: postgres::Config, options: PgOptions, stop: mpsc::Receiver<()>) {
+fn fold_counts_loop(config: tokio_postgres::Config, options: PgOptions, stop: mpsc::Receiver<()>) {
     let mut client: Option<Connection> = None;
     let mut failing = false;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FOLD_COUNTS_EVERY) {
@@ -391,15 +384,16 @@ fn fold_counts_loop(config: postgres::Config, options: PgOptions, stop: mpsc::Re
         }
         let folded = (|| -> Result<Option<u64>, StoreError> {
             if client.is_none() {
-                client = Some(Connection::new(connect(&config, &options).map_err(|error| {
-                    StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", with_causes(&error)))
-                })?));
+                client = Some(
+                    connect(&config, &options)
+                        .map_err(|error| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {error}")))?,
+                );
             }
             let Some(connected) = client.as_mut() else { return Ok(None) };
-            let mut transaction = connected.transaction()?;
+            let mut transaction = connected.transaction();
             let folded = funnel::fold_counts(&mut transaction)?;
             transaction.commit()?;
-            let mut transaction = connected.transaction()?;
+            let mut transaction = connected.transaction();
             if let Some(tables) = statistics::refresh(&mut transaction)?
                 && !tables.is_empty()
             {
@@ -436,21 +430,34 @@ fn advisory_key(job: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]))
 }
 
-/// A connection with the store's session settings.
 /// The settings of a connection kept apart from the workers for `what`, named after it
 /// (`leadscore counts`), so that `pg_stat_activity` tells the workers' connections (named as
 /// `config` names them) from the others.
-fn apart(config: &postgres::Config, what: &str) -> postgres::Config {
+fn apart(config: &tokio_postgres::Config, what: &str) -> tokio_postgres::Config {
     let mut apart = config.clone();
-    apart.application_name(&format!("{} {what}", config.get_application_name().unwrap_or("leadscore")));
+    apart.application_name(format!("{} {what}", config.get_application_name().unwrap_or("leadscore")));
     apart
 }
 
-fn connect(config: &postgres::Config, options: &PgOptions) -> Result<postgres::Client, postgres::Error> {
-    let mut client = config.connect(postgres::NoTls)?;
-    let timeout_ms = options.statement_timeout.as_millis();
-    client.batch_execute(&format!("SET statement_timeout = {timeout_ms}; SET lock_timeout = {timeout_ms}"))?;
+/// A worker's connection, with the store's session settings.
+fn connect(config: &tokio_postgres::Config, options: &PgOptions) -> Result<Connection, tx::ConnectError> {
+    let mut connection = Connection::connect(config)?;
+    connection.batch_execute(&session_settings(options))?;
+    Ok(connection)
+}
+
+/// A blocking client with the store's session settings, for the migrations and the keepers of
+/// advisory locks, which have no use for a worker's pipelining.
+fn connect_blocking(config: &tokio_postgres::Config, options: &PgOptions) -> Result<postgres::Client, postgres::Error> {
+    let mut client = postgres::Config::from(config.clone()).connect(postgres::NoTls)?;
+    client.batch_execute(&session_settings(options))?;
     Ok(client)
+}
+
+/// The settings every connection of the store's starts with.
+fn session_settings(options: &PgOptions) -> String {
+    let timeout_ms = options.statement_timeout.as_millis();
+    format!("SET statement_timeout = {timeout_ms}; SET lock_timeout = {timeout_ms}")
 }
 
 /// An error and what caused it, as one line: the client says "error connecting to server" and
@@ -532,7 +539,7 @@ pub(crate) mod testing {
         pub(crate) fn migrated_client(&self) -> super::Connection {
             let mut client = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
             super::migrate::apply(&mut client).unwrap();
-            super::Connection::new(client)
+            super::Connection::connect_url(&self.url)
         }
     }
 

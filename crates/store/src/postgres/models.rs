@@ -292,7 +292,7 @@ pub(crate) mod tests {
     fn a_model_installed_again_is_found_by_its_text_and_pins() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let ws = workspace(&mut c, "w");
         let other = workspace(&mut c, "other");
         let plain = add(&mut c, ws, "[scores.a]", &BTreeMap::new(), None, 1).unwrap();
@@ -309,7 +309,7 @@ pub(crate) mod tests {
     fn activating_the_active_version_again_leaves_one_entry_to_roll_back() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let ws = workspace(&mut c, "w");
         let v1 = add(&mut c, ws, "[scores.a]", &BTreeMap::new(), None, 1).unwrap();
         let v2 = add(&mut c, ws, "[scores.b]", &BTreeMap::new(), Some("ana@example.com"), 2).unwrap();
@@ -335,7 +335,7 @@ pub(crate) mod tests {
     fn a_workspace_without_activations_has_nothing_to_roll_back_and_foreign_versions_are_not_activated() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let (acme, globex) = (workspace(&mut c, "acme"), workspace(&mut c, "globex"));
         let error = rollback(&mut c, acme, 1).unwrap_err();
         assert!(matches!(&error, StoreError::NotFound(m) if m.starts_with("no active model")), "{error:?}");
@@ -353,19 +353,18 @@ pub(crate) mod tests {
     fn two_instances_adding_versions_at_once_number_them_one_after_the_other() {
         let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
-        let mut second =
-            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut second = crate::postgres::Connection::connect_url(&database.url);
         let ws = {
-            let mut c = first.transaction().unwrap();
+            let mut c = first.transaction();
             let ws = workspace(&mut c, "w");
             c.commit().unwrap();
             ws
         };
-        let mut one = first.transaction().unwrap();
+        let mut one = first.transaction();
         let v1 = add(&mut one, ws, "[scores.a]", &BTreeMap::new(), None, 1).unwrap();
         // The second instance waits for the first's lock, then sees its version.
         let adding = std::thread::spawn(move || {
-            let mut two = second.transaction().unwrap();
+            let mut two = second.transaction();
             let v2 = add(&mut two, ws, "[scores.b]", &BTreeMap::new(), None, 2).unwrap();
             two.commit().unwrap();
             v2.version

@@ -139,7 +139,7 @@ mod tests {
     fn a_new_override_replaces_the_one_in_force_and_expired_ones_are_found_in_order() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let ws = workspace(&mut c, "w");
         c.execute(
             "INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, $1, 0, 0), (2, $1, 0, 0)",
@@ -178,28 +178,27 @@ mod tests {
     fn of_two_instances_setting_an_override_at_once_the_second_replaces_the_first() {
         let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
-        let mut second =
-            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut second = crate::postgres::Connection::connect_url(&database.url);
         let ws = {
-            let mut c = first.transaction().unwrap();
+            let mut c = first.transaction();
             let ws = workspace(&mut c, "w");
             c.execute("INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, $1, 0, 0)", &[&ws])
                 .unwrap();
             c.commit().unwrap();
             ws
         };
-        let mut one = first.transaction().unwrap();
+        let mut one = first.transaction();
         let set_first = insert(&mut one, &new(ws, 1, "mql", None), 1_000).unwrap();
         // The second waits for the lead's lock, then lifts the first's override.
         let setting = std::thread::spawn(move || {
-            let mut two = second.transaction().unwrap();
+            let mut two = second.transaction();
             let id = insert(&mut two, &new(ws, 1, "sql", None), 2_000)?;
             two.commit()?;
             Ok::<i64, StoreError>(id)
         });
         one.commit().unwrap();
         let set_second = setting.join().unwrap().unwrap();
-        let mut c = first.transaction().unwrap();
+        let mut c = first.transaction();
         let all = of_lead(&mut c, 1).unwrap();
         let lifted: Vec<_> = all.iter().map(|o| (o.id, o.lifted_by.as_deref())).collect();
         assert_eq!(lifted, [(set_second, None), (set_first, Some(REPLACED))]);
@@ -209,7 +208,7 @@ mod tests {
     fn expired_overrides_come_soonest_first_up_to_the_limit() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let ws = workspace(&mut c, "w");
         for (lead, expires_at) in [(1, 300), (2, 100), (3, 200)] {
             insert(&mut c, &new(ws, lead, "cold", Some(expires_at)), 0).unwrap();
@@ -222,7 +221,7 @@ mod tests {
     fn an_override_without_value_or_tier_is_refused() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let ws = workspace(&mut c, "w");
         let refused = insert(&mut c, &NewOverride { tier: None, ..new(ws, 1, "x", None) }, 0);
         assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");

@@ -170,7 +170,7 @@ mod tests {
     fn versions_are_numbered_per_name_and_scoped_by_workspace() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspace(&mut c, "acme");
         let globex = workspace(&mut c, "globex");
         let first = add(&mut c, acme, "conversion", BODY, "logistic", Origin::Upload, 1).unwrap();
@@ -197,7 +197,7 @@ mod tests {
     fn a_model_version_keeps_its_pins() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspace(&mut c, "acme");
         let globex = workspace(&mut c, "globex");
         let v1 = add(&mut c, acme, "conversion", BODY, "logistic", Origin::Upload, 1).unwrap();
@@ -219,7 +219,7 @@ mod tests {
     fn outcomes_are_the_customers_and_the_lost_in_creation_order() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspace(&mut c, "acme");
         c.execute(
             "INSERT INTO leads (id, workspace_id, attributes, created_at, updated_at, stage, merged_into) VALUES

@@ -214,7 +214,7 @@ mod tests {
     fn a_second_rescoring_is_refused_until_the_first_finishes_and_progress_is_kept() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let ws = workspace(&mut c, "w");
         c.execute(
             "INSERT INTO leads (id, workspace_id, created_at, updated_at, merged_into) VALUES
@@ -253,25 +253,24 @@ mod tests {
     fn of_two_instances_beginning_at_once_the_second_is_refused() {
         let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
-        let mut second =
-            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let mut second = crate::postgres::Connection::connect_url(&database.url);
         let (ws, model) = {
-            let mut c = first.transaction().unwrap();
+            let mut c = first.transaction();
             let ws = workspace(&mut c, "w");
             let model = models::add(&mut c, ws, "[scores.s]", &BTreeMap::new(), None, 1).unwrap().id;
             c.commit().unwrap();
             (ws, model)
         };
-        let mut one = first.transaction().unwrap();
+        let mut one = first.transaction();
         begin(&mut one, ws, model, "first", None, IfRunning::Refuse, 2).unwrap();
         // The second waits for the first's lock, then finds its rescoring running.
         let beginning = std::thread::spawn(move || {
-            let mut two = second.transaction().unwrap();
+            let mut two = second.transaction();
             begin(&mut two, ws, model, "second", None, IfRunning::Refuse, 3)
         });
         one.commit().unwrap();
         assert!(matches!(beginning.join().unwrap(), Err(StoreError::Rescoring)));
-        let mut c = first.transaction().unwrap();
+        let mut c = first.transaction();
         assert_eq!(get(&mut c, ws).unwrap().map(|r| r.cause), Some("first".to_string()));
     }
 
@@ -282,11 +281,10 @@ mod tests {
     fn instances_share_the_ranges_and_the_last_to_finish_ends_the_rescoring() {
         let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
-        let connect =
-            || crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+        let connect = || crate::postgres::Connection::connect_url(&database.url);
         let mut second = connect();
         let ws = {
-            let mut c = first.transaction().unwrap();
+            let mut c = first.transaction();
             let ws = workspace(&mut c, "w");
             c.execute(
                 "INSERT INTO leads (id, workspace_id, created_at, updated_at) SELECT g, $1, 0, 0 FROM generate_series(1::bigint, $2) g",
@@ -299,15 +297,15 @@ mod tests {
             ws
         };
         // The first holds its claim's row locked (a claim not yet committed); the second skips it.
-        let mut one = first.transaction().unwrap();
+        let mut one = first.transaction();
         let a = claim(&mut one, ws).unwrap().unwrap();
-        let mut two = second.transaction().unwrap();
+        let mut two = second.transaction();
         let b = claim(&mut two, ws).unwrap().unwrap();
         assert_ne!(a.first_after, b.first_after);
         one.commit().unwrap();
         two.commit().unwrap();
         let c_range = {
-            let mut t = second.transaction().unwrap();
+            let mut t = second.transaction();
             let c_range = claim(&mut t, ws).unwrap().unwrap();
             assert_eq!(claim(&mut t, ws).unwrap(), None, "every range is leased");
             // The first's lease runs out (its instance stopped): another takes the range over.
@@ -317,14 +315,14 @@ mod tests {
             t.commit().unwrap();
             c_range
         };
-        let mut t = first.transaction().unwrap();
+        let mut t = first.transaction();
         assert!(!finish_range(&mut t, &a, 3).unwrap());
         t.commit().unwrap();
         // The last two finish at once: the second waits for the first's lock, then sees its end.
-        let mut one = first.transaction().unwrap();
+        let mut one = first.transaction();
         assert!(!finish_range(&mut one, &b, 4).unwrap());
         let finishing = std::thread::spawn(move || {
-            let mut two = second.transaction().unwrap();
+            let mut two = second.transaction();
             let ended = finish_range(&mut two, &c_range, 5).unwrap();
             two.commit().unwrap();
             ended
@@ -332,7 +330,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(100));
         one.commit().unwrap();
         assert!(finishing.join().unwrap(), "the last range ends the rescoring");
-        let mut t = first.transaction().unwrap();
+        let mut t = first.transaction();
         assert_eq!(get(&mut t, ws).unwrap().unwrap().finished_at, Some(5));
     }
 }

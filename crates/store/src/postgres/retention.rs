@@ -198,7 +198,7 @@ mod tests {
     fn pruning_deletes_the_expired_events_and_keeps_the_others_linked_after_a_merge() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let ws = workspace(&mut c, "acme");
         // Lead 1's chain as a merge of lead 2 into it leaves it, with times out of insertion order
         // (a backfill): 70 -> 8 -> 50 (lead 1's own), then 60 -> 5 (lead 2's, linked in ahead).
@@ -244,7 +244,7 @@ mod tests {
     fn a_retention_is_set_changed_and_removed() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let (acme, globex) = (workspace(&mut c, "acme"), workspace(&mut c, "globex"));
         set(&mut c, globex, Some(30), "key 1 (ops)", 1).unwrap();
         set(&mut c, acme, Some(90), "user ana@example.com", 2).unwrap();

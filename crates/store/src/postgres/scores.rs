@@ -452,7 +452,7 @@ mod tests {
     fn leads_saved_together_are_saved_as_each_alone() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         let named = |name: &str, value: f64, tier: Option<&str>, at: i64| ScoreRow {
             score: name.to_string(),
@@ -524,7 +524,7 @@ mod tests {
     fn an_unchanged_score_is_neither_a_change_nor_history() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         let lead = create(&mut t, w, Some("u"), 0);
         let first = save(&mut t, lead.id, &[row(10.0, "cold", 1)], "event", History::EveryChange);
@@ -551,7 +551,7 @@ mod tests {
     fn scores_read_in_byte_order_of_their_names() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         let lead = create(&mut t, w, Some("u"), 0);
         let named = |name: &str| ScoreRow { score: name.into(), ..row(1.0, "cold", 0) };
@@ -569,7 +569,7 @@ mod tests {
     fn an_override_set_and_lifted_is_history_naming_who_and_why() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         let lead = create(&mut t, w, Some("u"), 0);
         save(&mut t, lead.id, &[row(10.0, "cold", 1)], "event", History::EveryChange);
@@ -619,7 +619,7 @@ mod tests {
     fn terms_are_kept_and_a_score_stored_meanwhile_is_replaced() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut t = client.transaction().unwrap();
+        let mut t = client.transaction();
         let w = workspace(&mut t, "w");
         let lead = create(&mut t, w, Some("u"), 0);
         let mut read_before = stored(&mut t, lead.id).unwrap();

@@ -135,7 +135,7 @@ mod tests {
     fn with_account(test: impl FnOnce(&mut Tx<'_>, User)) {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 0).unwrap();
         let user = users::create(&mut c, acme.id, "ana@example.com", Role::Editor, "$argon2id$hash", 0).unwrap();
         test(&mut c, user);

@@ -95,7 +95,7 @@ mod tests {
     fn a_change_moves_the_lead_and_is_recorded_with_its_workspace() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let ws = workspace(&mut c, "w");
         c.execute(
             "INSERT INTO leads (id, workspace_id, created_at, updated_at) VALUES (1, $1, 0, 0), (2, $1, 0, 0)",

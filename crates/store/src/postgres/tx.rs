@@ -1,21 +1,32 @@
-//! The transaction every query function of the PostgreSQL store takes ([`Tx`]): the client's
-//! transaction, with each statement prepared once per connection and kept ([`Statements`]).
+//! A connection of the PostgreSQL store's ([`Connection`]) and the transaction every query
+//! function takes ([`Tx`]): the client's statements, each prepared once per connection and kept
+//! ([`Statements`]), and a transaction's `BEGIN` sent with its first statement.
 //!
 //! The client prepares a statement given as text anew at every call: a round trip to parse and
 //! describe it, then another to run it, and PostgreSQL plans it each time. An ingestion runs a
 //! dozen statements, so that was half its round trips and most of the database's work per
 //! event. Kept prepared, a statement is one round trip, and PostgreSQL reuses its plan once it
-//! has seen the parameters do not change it (its generic plan). No crate does this for the
-//! blocking client (connection pools of the asynchronous one do, with a pool this store does not
-//! need); the cache is a map from the statement's text, per connection, emptied when full.
+//! has seen the parameters do not change it (its generic plan). The cache is a map from the
+//! statement's text, per connection, emptied when full.
+//!
+//! The blocking client waits for each message's answer before it sends the next, so `BEGIN`
+//! cost a round trip of its own: a fifth of a single event's, and a third of a short read's.
+//! Each connection here is the asynchronous client on a runtime of its own, driven by the thread
+//! that owns it (as the blocking client drives its own), which lets a transaction hold its
+//! `BEGIN` back and send it in the same write as its first statement (pipelining, which the
+//! asynchronous client does for requests made at once). A transaction that ran no statement
+//! never reaches the server. No pool crate is needed: each of the store's workers owns one
+//! connection (see [`crate::postgres`]).
 //!
 //! How PostgreSQL plans a kept statement is a setting of the connection ([`Plans`]), which
 //! ingestion's transactions change (see [`Plans::Kept`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 
-use postgres::types::{ToSql, Type};
-use postgres::{Row, Statement};
+use tokio::runtime::Runtime;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row, Statement};
 
 use crate::postgres::remembered::Remembered;
 
@@ -63,47 +74,85 @@ impl Plans {
     }
 }
 
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("{}", crate::postgres::with_causes(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("cannot start the runtime a connection needs: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
 /// A connection, the statements prepared on it and what its ingestions remember of each
-/// workspace: what a worker (or a test) keeps.
+/// workspace: what a worker (or a test) keeps. Its methods block the calling thread, which must
+/// not be one of an asynchronous runtime's.
 pub(crate) struct Connection {
-    pub(crate) client: postgres::Client,
+    /// Runs the connection's messages, on the calling thread, while a call waits for an answer.
+    runtime: Runtime,
+    client: Client,
     statements: Statements,
     remembered: Remembered,
     plans: Plans,
 }
 
 impl Connection {
-    pub(crate) fn new(client: postgres::Client) -> Connection {
-        Connection {
+    /// Connects with `config`.
+    pub(crate) fn connect(config: &tokio_postgres::Config) -> Result<Connection, ConnectError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (client, connection) = runtime.block_on(config.connect(tokio_postgres::NoTls))?;
+        // The task reads and writes the socket whenever the thread waits in `block_on`; it ends
+        // with the connection, after which the client's calls fail and `is_closed` says so.
+        runtime.spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a PostgreSQL connection ended");
+            }
+        });
+        Ok(Connection {
+            runtime,
             client,
             statements: Statements::default(),
             remembered: Remembered::default(),
             plans: Plans::default(),
-        }
+        })
+    }
+
+    /// Connects to `url` (tests).
+    #[cfg(test)]
+    pub(crate) fn connect_url(url: &str) -> Connection {
+        Connection::connect(&url.parse().expect("a PostgreSQL url")).expect("a PostgreSQL server")
     }
 
     /// Puts the connection in `plans`' mode, for the transactions that follow. A round trip only
     /// when the mode changes: a worker taking ingestions one after the other sets it once.
-    pub(crate) fn plan(&mut self, plans: Plans) -> Result<(), postgres::Error> {
+    pub(crate) fn plan(&mut self, plans: Plans) -> Result<(), tokio_postgres::Error> {
         if self.plans != plans {
-            self.client.batch_execute(plans.settings())?;
+            self.batch_execute(plans.settings())?;
             self.plans = plans;
         }
         Ok(())
     }
 
-    /// A transaction with the connection's default settings.
-    pub(crate) fn transaction(&mut self) -> Result<Tx<'_>, postgres::Error> {
-        Ok(Tx { inner: self.client.transaction()?, statements: &mut self.statements, remembered: &mut self.remembered })
+    /// Statements without parameters, sent as text, outside any transaction.
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.runtime.block_on(self.client.batch_execute(sql))
     }
 
-    /// A transaction begun by `builder`'s settings (isolation, read-only).
-    pub(crate) fn build_transaction(
-        &mut self,
-        configure: impl FnOnce(postgres::TransactionBuilder<'_>) -> postgres::TransactionBuilder<'_>,
-    ) -> Result<Tx<'_>, postgres::Error> {
-        let inner = configure(self.client.build_transaction()).start()?;
-        Ok(Tx { inner, statements: &mut self.statements, remembered: &mut self.remembered })
+    /// A transaction with the server's default settings (read committed, read and write).
+    pub(crate) fn transaction(&mut self) -> Tx<'_> {
+        self.begin(Begin::ReadWrite)
+    }
+
+    /// A transaction begun as `begin` says; nothing is sent before its first statement.
+    pub(crate) fn begin(&mut self, begin: Begin) -> Tx<'_> {
+        Tx {
+            runtime: &self.runtime,
+            client: &self.client,
+            statements: &mut self.statements,
+            remembered: &mut self.remembered,
+            unsent: Some(begin.sql().to_string()),
+            savepoint: None,
+            finished: false,
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -111,26 +160,40 @@ impl Connection {
     }
 }
 
-impl std::ops::Deref for Connection {
-    type Target = postgres::Client;
-
-    fn deref(&self) -> &postgres::Client {
-        &self.client
-    }
+/// How a transaction begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Begin {
+    /// Read committed, the server's default: each statement sees what was committed before it
+    /// began, and rows are locked as they are changed.
+    ReadWrite,
+    /// One snapshot for every statement, and no writes.
+    ReadOnlySnapshot,
 }
 
-impl std::ops::DerefMut for Connection {
-    fn deref_mut(&mut self) -> &mut postgres::Client {
-        &mut self.client
+impl Begin {
+    fn sql(self) -> &'static str {
+        match self {
+            Begin::ReadWrite => "START TRANSACTION",
+            Begin::ReadOnlySnapshot => "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        }
     }
 }
 
 /// A transaction on one connection, whose statements are prepared once per connection. The
-/// methods are the client's, taking the statement's text.
+/// methods are the client's, taking the statement's text. Dropped before [`Tx::commit`], it is
+/// rolled back.
 pub(crate) struct Tx<'a> {
-    inner: postgres::Transaction<'a>,
+    runtime: &'a Runtime,
+    client: &'a Client,
     statements: &'a mut Statements,
     remembered: &'a mut Remembered,
+    /// What begins the transaction (or its savepoint), until it is sent with the first
+    /// statement.
+    unsent: Option<String>,
+    /// The savepoint's name, for a transaction inside another.
+    savepoint: Option<String>,
+    /// Committed or rolled back.
+    finished: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -140,12 +203,37 @@ impl<'a> Tx<'a> {
         self.remembered
     }
 
+    /// Runs `request` on the connection, after the transaction's `BEGIN` if that is not sent
+    /// yet: both leave in one write, and the answers come back together. `request` is a future
+    /// of the client's, which sends its messages when first polled, so the order of `join!`'s
+    /// arguments is the order on the wire.
+    ///
+    /// Should `BEGIN` fail and the statement succeed, the statement would have run on its own;
+    /// the texts of [`Begin`] cannot fail on a live connection, and on a broken one neither
+    /// reaches the server.
+    fn send<T>(
+        runtime: &Runtime,
+        client: &Client,
+        unsent: &mut Option<String>,
+        request: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, tokio_postgres::Error> {
+        match unsent.take() {
+            None => runtime.block_on(request),
+            Some(begin) => {
+                let (begun, answer) = runtime.block_on(async { tokio::join!(client.batch_execute(&begin), request) });
+                begun?;
+                answer
+            }
+        }
+    }
+
     /// The statement of `sql`, prepared on this connection (now, if it was not).
-    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
         if let Some(statement) = self.statements.by_sql.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.inner.prepare(sql)?;
+        let client = self.client;
+        let statement = Self::send(self.runtime, client, &mut self.unsent, client.prepare(sql))?;
         if self.statements.by_sql.len() >= Statements::LIMIT {
             self.statements.by_sql.clear();
         }
@@ -156,9 +244,9 @@ impl<'a> Tx<'a> {
     /// Forgets the statement of `sql` when PostgreSQL says its kept form no longer holds (the
     /// schema changed under it: another instance applied a migration), so that the next use
     /// prepares it again.
-    fn check<T>(&mut self, sql: &str, result: Result<T, postgres::Error>) -> Result<T, postgres::Error> {
+    fn check<T>(&mut self, sql: &str, result: Result<T, tokio_postgres::Error>) -> Result<T, tokio_postgres::Error> {
         if let Err(error) = &result {
-            use postgres::error::SqlState;
+            use tokio_postgres::error::SqlState;
             if matches!(error.code(), Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED
                 || *code == SqlState::INVALID_SQL_STATEMENT_NAME)
             {
@@ -168,15 +256,25 @@ impl<'a> Tx<'a> {
         result
     }
 
-    pub(crate) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
+    pub(crate) fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
         let statement = self.statement(sql)?;
-        let result = self.inner.query(&statement, params);
+        let client = self.client;
+        let result = Self::send(self.runtime, client, &mut self.unsent, client.query(&statement, params));
         self.check(sql, result)
     }
 
-    pub(crate) fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error> {
+    pub(crate) fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
         let statement = self.statement(sql)?;
-        let result = self.inner.query_one(&statement, params);
+        let client = self.client;
+        let result = Self::send(self.runtime, client, &mut self.unsent, client.query_one(&statement, params));
         self.check(sql, result)
     }
 
@@ -184,15 +282,17 @@ impl<'a> Tx<'a> {
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, postgres::Error> {
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
         let statement = self.statement(sql)?;
-        let result = self.inner.query_opt(&statement, params);
+        let client = self.client;
+        let result = Self::send(self.runtime, client, &mut self.unsent, client.query_opt(&statement, params));
         self.check(sql, result)
     }
 
-    pub(crate) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, postgres::Error> {
+    pub(crate) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, tokio_postgres::Error> {
         let statement = self.statement(sql)?;
-        let result = self.inner.execute(&statement, params);
+        let client = self.client;
+        let result = Self::send(self.runtime, client, &mut self.unsent, client.execute(&statement, params));
         self.check(sql, result)
     }
 
@@ -202,53 +302,209 @@ impl<'a> Tx<'a> {
         &mut self,
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
-    ) -> Result<Vec<Row>, postgres::Error> {
-        self.inner.query_typed(sql, params)
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let client = self.client;
+        Self::send(self.runtime, client, &mut self.unsent, client.query_typed(sql, params))
     }
 
     /// Statements without parameters, sent as text.
     #[cfg(test)]
-    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
-        self.inner.batch_execute(sql)
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        let client = self.client;
+        Self::send(self.runtime, client, &mut self.unsent, client.batch_execute(sql))
     }
 
     /// A savepoint: undone alone when dropped without [`Tx::commit`].
     #[cfg(test)]
-    pub(crate) fn transaction(&mut self) -> Result<Tx<'_>, postgres::Error> {
+    pub(crate) fn transaction(&mut self) -> Result<Tx<'_>, tokio_postgres::Error> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let name = format!("leadscore_{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let client = self.client;
+        Self::send(self.runtime, client, &mut self.unsent, async { Ok::<(), tokio_postgres::Error>(()) })?;
         Ok(Tx {
-            inner: self.inner.transaction()?,
+            runtime: self.runtime,
+            client: self.client,
             statements: &mut *self.statements,
             remembered: &mut *self.remembered,
+            unsent: Some(format!("SAVEPOINT {name}")),
+            savepoint: Some(name),
+            finished: false,
         })
     }
 
-    pub(crate) fn commit(self) -> Result<(), postgres::Error> {
-        self.inner.commit()
+    /// Ends the transaction with `sql` (its commit or its rollback), unless nothing of it was
+    /// sent.
+    fn finish(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.finished = true;
+        if self.unsent.take().is_some() {
+            return Ok(());
+        }
+        self.runtime.block_on(self.client.batch_execute(sql))
+    }
+
+    pub(crate) fn commit(mut self) -> Result<(), tokio_postgres::Error> {
+        let sql = match &self.savepoint {
+            Some(name) => format!("RELEASE SAVEPOINT {name}"),
+            None => "COMMIT".to_string(),
+        };
+        self.finish(&sql)
     }
 
     #[cfg(test)]
-    pub(crate) fn rollback(self) -> Result<(), postgres::Error> {
-        self.inner.rollback()
+    pub(crate) fn rollback(mut self) -> Result<(), tokio_postgres::Error> {
+        self.roll_back()
+    }
+
+    fn roll_back(&mut self) -> Result<(), tokio_postgres::Error> {
+        let sql = match &self.savepoint {
+            Some(name) => format!("ROLLBACK TO SAVEPOINT {name}"),
+            None => "ROLLBACK".to_string(),
+        };
+        self.finish(&sql)
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // A broken connection ends its transaction itself; the worker connects again.
+            let _ = self.roll_back();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
     use crate::postgres::testing::TestDatabase;
+
+    /// A proxy between one client and the server that counts the client's turns: the times it
+    /// sends after hearing from the server, which is one per round trip.
+    struct TurnCounter {
+        url: String,
+        turns: Arc<AtomicU32>,
+    }
+
+    impl TurnCounter {
+        fn start(database: &TestDatabase) -> TurnCounter {
+            let config: tokio_postgres::Config = database.url.parse().unwrap();
+            let host = match &config.get_hosts()[0] {
+                tokio_postgres::config::Host::Tcp(host) => host.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(_) => panic!("the tests' server is reached by TCP"),
+            };
+            let port = config.get_ports().first().copied().unwrap_or(5432);
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let address = listener.local_addr().unwrap();
+            let turns = Arc::new(AtomicU32::new(0));
+            let counted = turns.clone();
+            std::thread::spawn(move || {
+                let (client, _) = listener.accept().unwrap();
+                let server = TcpStream::connect((host.as_str(), port)).unwrap();
+                let server_spoke = Arc::new(AtomicBool::new(true));
+                let (mut from_server, mut to_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+                let spoke = server_spoke.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 65536];
+                    while let Ok(read @ 1..) = from_server.read(&mut buffer) {
+                        // Marked before it is passed on: the client answers only after.
+                        spoke.store(true, Ordering::SeqCst);
+                        if to_client.write_all(&buffer[..read]).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let (mut from_client, mut to_server) = (client, server);
+                let mut buffer = [0u8; 65536];
+                while let Ok(read @ 1..) = from_client.read(&mut buffer) {
+                    if server_spoke.swap(false, Ordering::SeqCst) {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if to_server.write_all(&buffer[..read]).is_err() {
+                        return;
+                    }
+                }
+            });
+            let path = database.url.rsplit_once('/').map_or("", |(_, name)| name);
+            let user = config.get_user().unwrap_or("postgres");
+            TurnCounter { url: format!("postgres://{user}@{address}/{path}"), turns }
+        }
+
+        fn turns(&self) -> u32 {
+            self.turns.load(Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn a_transaction_sends_its_begin_with_its_first_statement_and_nothing_when_it_ran_none() {
+        let Some(database) = TestDatabase::create() else { return };
+        drop(database.migrated_client());
+        let counter = TurnCounter::start(&database);
+        let mut connection = super::Connection::connect_url(&counter.url);
+        let sql = "SELECT count(*) FROM workspaces WHERE id = $1";
+        let mut t = connection.transaction();
+        t.query_one(sql, &[&1_i64]).unwrap();
+        t.commit().unwrap();
+
+        // Prepared now: a statement and the commit are two round trips, the begin riding with
+        // the statement.
+        let before = counter.turns();
+        let mut t = connection.transaction();
+        t.query_one(sql, &[&1_i64]).unwrap();
+        t.commit().unwrap();
+        assert_eq!(counter.turns() - before, 2);
+
+        let before = counter.turns();
+        let mut t = connection.begin(super::Begin::ReadOnlySnapshot);
+        t.query_one(sql, &[&1_i64]).unwrap();
+        t.query_one(sql, &[&2_i64]).unwrap();
+        drop(t);
+        assert_eq!(counter.turns() - before, 3, "two statements and the rollback of a dropped transaction");
+
+        let before = counter.turns();
+        connection.transaction().commit().unwrap();
+        drop(connection.transaction());
+        assert_eq!(counter.turns(), before, "a transaction that ran nothing never reached the server");
+    }
+
+    #[test]
+    fn the_statement_sent_with_begin_is_inside_the_transaction() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut connection = database.migrated_client();
+        let insert = "INSERT INTO workspaces (name, created_at) VALUES ($1, 1)";
+        let mut t = connection.transaction();
+        t.execute(insert, &[&"undone"]).unwrap();
+        t.rollback().unwrap();
+        let mut t = connection.transaction();
+        t.execute(insert, &[&"undone by a later failure"]).unwrap();
+        drop(t.query_one("SELECT 1/0", &[]).unwrap_err());
+        drop(t);
+        let mut t = connection.begin(super::Begin::ReadOnlySnapshot);
+        assert!(t.execute(insert, &[&"refused"]).is_err(), "a read-only transaction cannot write");
+        drop(t);
+        let mut t = connection.transaction();
+        let names: Vec<String> =
+            t.query("SELECT name FROM workspaces", &[]).unwrap().iter().map(|row| row.get(0)).collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
 
     #[test]
     fn a_statement_is_prepared_once_per_connection_and_again_after_the_schema_changes_under_it() {
         let Some(database) = TestDatabase::create() else { return };
         let mut connection = database.migrated_client();
         let prepared = |connection: &mut super::Connection| -> i64 {
-            let mut t = connection.transaction().unwrap();
+            let mut t = connection.transaction();
             let count: i64 = t.query_one("SELECT count(*) FROM pg_prepared_statements", &[]).unwrap().get(0);
             t.commit().unwrap();
             count
         };
         let first = prepared(&mut connection);
         for _ in 0..3 {
-            let mut t = connection.transaction().unwrap();
+            let mut t = connection.transaction();
             t.query("SELECT * FROM workspaces WHERE id = $1", &[&1_i64]).unwrap();
             t.commit().unwrap();
         }
@@ -257,10 +513,10 @@ mod tests {
         // holds, the transaction fails, and the next one prepares it again.
         let mut other = database.migrated_client();
         other.batch_execute("ALTER TABLE workspaces ADD COLUMN extra TEXT").unwrap();
-        let mut t = connection.transaction().unwrap();
+        let mut t = connection.transaction();
         assert!(t.query("SELECT * FROM workspaces WHERE id = $1", &[&1_i64]).is_err());
         drop(t);
-        let mut t = connection.transaction().unwrap();
+        let mut t = connection.transaction();
         assert!(t.query("SELECT * FROM workspaces WHERE id = $1", &[&1_i64]).is_ok(), "prepared again");
     }
 }

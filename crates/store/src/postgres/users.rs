@@ -157,7 +157,7 @@ mod tests {
     fn an_address_has_one_account_whatever_its_case_and_workspace() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let globex = workspaces::find_or_create(&mut c, "globex", 1).unwrap();
         let ana = create(&mut c, acme.id, " Ana@Example.com ", Role::Editor, "$argon2id$hash", 2).unwrap();
@@ -177,17 +177,17 @@ mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let acme = {
-            let mut c = client.transaction().unwrap();
+            let mut c = client.transaction();
             let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
             c.commit().unwrap();
             acme
         };
-        let mut first = client.transaction().unwrap();
+        let mut first = client.transaction();
         create(&mut first, acme.id, "ana@example.com", Role::Admin, "h", 2).unwrap();
         let url = database.url.clone();
         let second = std::thread::spawn(move || {
-            let mut other = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
-            let mut c = other.transaction().unwrap();
+            let mut other = crate::postgres::Connection::connect_url(&url);
+            let mut c = other.transaction();
             create(&mut c, acme.id, "ANA@example.com", Role::Viewer, "h", 3)
         });
         wait_until_one_waits_for_a_lock(&database, &second);
@@ -200,7 +200,7 @@ mod tests {
     fn the_last_enabled_admin_stays_admin_and_enabled() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let globex = workspaces::find_or_create(&mut c, "globex", 1).unwrap();
         let ana = create(&mut c, acme.id, "ana@example.com", Role::Admin, "h", 1).unwrap();
@@ -235,19 +235,19 @@ mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let (acme, ana, bob) = {
-            let mut c = client.transaction().unwrap();
+            let mut c = client.transaction();
             let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
             let ana = create(&mut c, acme.id, "ana@example.com", Role::Admin, "h", 1).unwrap();
             let bob = create(&mut c, acme.id, "bob@example.com", Role::Admin, "h", 1).unwrap();
             c.commit().unwrap();
             (acme.id, ana.id, bob.id)
         };
-        let mut first = client.transaction().unwrap();
+        let mut first = client.transaction();
         assert!(set_role(&mut first, acme, ana, Role::Editor).unwrap());
         let url = database.url.clone();
         let second = std::thread::spawn(move || {
-            let mut other = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
-            let mut c = other.transaction().unwrap();
+            let mut other = crate::postgres::Connection::connect_url(&url);
+            let mut c = other.transaction();
             let result = disable(&mut c, acme, bob, 2);
             if result.is_ok() {
                 c.commit().unwrap();
@@ -258,7 +258,7 @@ mod tests {
         first.commit().unwrap();
         let second = second.join().unwrap();
         assert!(matches!(second, Err(StoreError::Conflict(_))), "bob became the last admin: {second:?}");
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let enabled_admins: Vec<i64> = list(&mut c, acme)
             .unwrap()
             .iter()
@@ -272,7 +272,7 @@ mod tests {
     fn a_role_that_is_not_one_reads_as_corrupt() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let acme = workspaces::find_or_create(&mut c, "acme", 1).unwrap();
         let ana = create(&mut c, acme.id, "ana@example.com", Role::Admin, "h", 1).unwrap();
         // An older or newer version's role: the CHECK constraint is dropped to store it.

@@ -380,7 +380,7 @@ mod tests {
     fn with_workspace(test: impl FnOnce(&mut Tx<'_>, i64)) {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         let workspace = workspaces::find_or_create(&mut c, "w", 1).unwrap();
         test(&mut c, workspace.id);
     }
@@ -608,7 +608,7 @@ mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let (workspace, hook, sent) = {
-            let mut c = client.transaction().unwrap();
+            let mut c = client.transaction();
             let workspace = workspaces::find_or_create(&mut c, "w", 1).unwrap().id;
             let hook = hook(&mut c, workspace);
             let sent = enqueue(&mut c, hook, 1, "became_mql", "{}", 10).unwrap();
@@ -623,12 +623,12 @@ mod tests {
             c.commit().unwrap();
             (workspace, hook, sent)
         };
-        let mut redelivering = client.transaction().unwrap();
+        let mut redelivering = client.transaction();
         redeliver(&mut redelivering, workspace, sent, 20).unwrap();
         let url = database.url.clone();
         let deleting = std::thread::spawn(move || {
-            let mut other = crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
-            let mut c = other.transaction().unwrap();
+            let mut other = crate::postgres::Connection::connect_url(&url);
+            let mut c = other.transaction();
             let deleted = delete(&mut c, workspace, hook, 30).unwrap();
             c.commit().unwrap();
             deleted
@@ -636,7 +636,7 @@ mod tests {
         wait_until_one_waits_for_a_lock(&database, &deleting);
         redelivering.commit().unwrap();
         assert!(deleting.join().unwrap());
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         assert_eq!(depth(&mut c).unwrap(), 0, "the redelivered copy was stopped with its webhook");
     }
 
@@ -718,7 +718,7 @@ mod tests {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
         let queued: Vec<i64> = {
-            let mut c = client.transaction().unwrap();
+            let mut c = client.transaction();
             let workspace = workspaces::find_or_create(&mut c, "w", 1).unwrap().id;
             let hook = hook(&mut c, workspace);
             let queued = (0..4).map(|lead| enqueue(&mut c, hook, lead, "tier_changed", "{}", 10 + lead).unwrap());
@@ -726,20 +726,19 @@ mod tests {
             c.commit().unwrap();
             queued
         };
-        let mut first = client.transaction().unwrap();
+        let mut first = client.transaction();
         let taken_first = claim(&mut first, &ClaimRequest { limit: 2, ..at(100) }).unwrap();
         assert_eq!(ids(&taken_first), queued[..2]);
         // The first claim is not committed: the second passes over its rows rather than waiting
         // (a wait would end in a lock timeout error).
-        let mut other =
-            crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
-        let mut second = other.transaction().unwrap();
+        let mut other = crate::postgres::Connection::connect_url(&database.url);
+        let mut second = other.transaction();
         second.batch_execute("SET LOCAL lock_timeout = '5s'").unwrap();
         let taken_second = claim(&mut second, &at(100)).unwrap();
         assert_eq!(ids(&taken_second), queued[2..], "the rows the first holds are passed over");
         second.commit().unwrap();
         first.commit().unwrap();
-        let mut c = client.transaction().unwrap();
+        let mut c = client.transaction();
         assert!(claim(&mut c, &at(100)).unwrap().notifications.is_empty(), "every one is claimed once");
     }
 

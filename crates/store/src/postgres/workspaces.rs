@@ -43,8 +43,7 @@ pub(crate) fn wait_until_one_waits_for_a_lock<T>(
     database: &crate::postgres::testing::TestDatabase,
     meeting: &std::thread::JoinHandle<T>,
 ) {
-    let mut observer =
-        crate::postgres::Connection::new(postgres::Client::connect(&database.url, postgres::NoTls).unwrap());
+    let mut observer = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
     while !meeting.is_finished() {
         let waiting: i64 = observer
             .query_one(
@@ -69,7 +68,7 @@ mod tests {
     fn a_name_has_one_workspace() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let mut transaction = client.transaction().unwrap();
+        let mut transaction = client.transaction();
         let acme = find_or_create(&mut transaction, "acme", 1).unwrap();
         let again = find_or_create(&mut transaction, "acme", 2).unwrap();
         let other = find_or_create(&mut transaction, "globex", 3).unwrap();
@@ -82,14 +81,13 @@ mod tests {
     fn a_workspace_created_meanwhile_by_another_transaction_is_found_not_refused() {
         let Some(database) = TestDatabase::create() else { return };
         let mut first = database.migrated_client();
-        let mut creating = first.transaction().unwrap();
+        let mut creating = first.transaction();
         let created = find_or_create(&mut creating, "acme", 1).unwrap();
         // The other transaction finds no committed row and waits on the insert's conflict.
         let url = database.url.clone();
         let late = std::thread::spawn(move || {
-            let mut second =
-                crate::postgres::Connection::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
-            let mut transaction = second.transaction().unwrap();
+            let mut second = crate::postgres::Connection::connect_url(&url);
+            let mut transaction = second.transaction();
             find_or_create(&mut transaction, "acme", 2).unwrap()
         });
         wait_until_one_waits_for_a_lock(&database, &late);
