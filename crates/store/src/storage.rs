@@ -266,11 +266,15 @@ pub trait Transaction: Reads {
     /// Merges `from` into `into` (see [`crate::merge::merge_leads`]).
     fn merge_leads(&self, from: &LeadRow, into: &mut LeadRow) -> Result<(), StoreError>;
     /// Writes what an ingestion request worked out, in one call: its new identities, then each
-    /// lead's new events (appended
-    /// in order after the row's `last_event_id`), then its row, and its scores with what follows
-    /// from them. Answers each lead's newest event id, in the order of `write.leads`, which the
-    /// caller keeps in the rows it remembers. A message id already stored is an error: the
-    /// caller leaves out the duplicates the snapshot named and those repeated in the request.
+    /// lead's new events (appended in order after the row's `last_event_id`), then its row, and
+    /// its scores with what follows from them. Answers each lead's newest event id, in the order
+    /// of `write.leads`, which the caller keeps in the rows it remembers. A message id already
+    /// stored is an error that stores nothing of the work: the caller leaves out the duplicates
+    /// the snapshot named and those repeated in the request.
+    ///
+    /// The work's last call on the transaction: PostgreSQL's store commits the transaction with
+    /// it, in the same round trip (`postgres/ingested.rs`), and refuses any statement after it.
+    /// SQLite's commits when the work returns, with the other works of its group.
     fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError>;
 
     /// Writes a lead's freshly evaluated scores with everything that follows from them, in one

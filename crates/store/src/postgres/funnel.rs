@@ -994,9 +994,11 @@ mod tests {
 
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();
-        let c = &mut client.transaction();
+        let mut setup = client.transaction();
+        let c = &mut setup;
         let (acme, acme_first, globex, globex_first) = two_workspaces(c);
         let (acme_second, globex_second) = (model(c, acme), model(c, globex));
+        setup.commit().unwrap();
         let models = [(acme, [acme_first, acme_second]), (globex, [globex_first, globex_second])];
         let mut active = [acme_first, globex_first];
         let mut dice = Dice(0x5eed_f00d);
@@ -1024,7 +1026,10 @@ mod tests {
                     })
                     .collect()
             };
-            let t = PgTransaction::writing(c);
+            // A transaction per write, as the service makes them: an ingestion's ends with its
+            // write.
+            let mut write_tx = client.transaction();
+            let t = PgTransaction::writing(&mut write_tx);
             match dice.below(7) {
                 // An event of a new or a known lead, scored, sometimes moved to MQL by it.
                 0 | 1 => {
@@ -1148,9 +1153,11 @@ mod tests {
                 }
                 _ => continue,
             }
-            recount::assert_kept_counts_equal(c);
+            write_tx.commit().unwrap();
+            recount::assert_kept_counts_equal(&mut client.transaction());
         }
-        let tiers_changed: i64 = c
+        let tiers_changed: i64 = client
+            .transaction()
             .query_one(
                 "SELECT count(*) FROM score_history WHERE previous_tier IS NOT NULL AND tier IS DISTINCT FROM previous_tier",
                 &[],

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (5, "rescoring_ranges", include_str!("migrations/0005_rescoring_ranges.sql")),
     (6, "workspace_versions", include_str!("migrations/0006_workspace_versions.sql")),
     (7, "search_text_planned_once", include_str!("migrations/0007_search_text_planned_once.sql")),
+    (8, "stored_message_ids_refused", include_str!("migrations/0008_stored_message_ids_refused.sql")),
 ];
 
 /// Any number that no other application takes advisory locks with on the same database.

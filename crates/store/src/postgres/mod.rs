@@ -64,7 +64,7 @@ use crate::error::StoreError;
 use crate::health::WriteHealth;
 use crate::writer::Generation;
 
-pub(crate) use tx::{Begin, Connection, Plans, Tx};
+pub(crate) use tx::{Begin, Connection, Plans, Tx, Unanswered};
 
 /// How the store connects and how many connections it keeps.
 #[derive(Debug, Clone)]

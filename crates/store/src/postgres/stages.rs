@@ -6,7 +6,7 @@
 //! transaction ends, so two instances moving one lead record their changes one after the other.
 
 use crate::StoreError;
-use crate::postgres::tx::Tx;
+use crate::postgres::tx::{Tx, Unanswered};
 use crate::stages::*;
 
 /// A `stage, previous, at, actor, reason` row.
@@ -49,8 +49,17 @@ pub(crate) fn set(connection: &mut Tx<'_>, lead_id: i64, change: &StageChange) -
 /// [`set`] for several leads (each once), in two statements however many: the leads' rows, then
 /// their moves, recorded in the order given.
 pub(crate) fn set_all(connection: &mut Tx<'_>, changes: &[(i64, &StageChange)]) -> Result<(), StoreError> {
+    for statement in set_all_statements(changes) {
+        connection.execute_unanswered(&statement)?;
+    }
+    Ok(())
+}
+
+/// The statements of [`set_all`], to be sent with others (see
+/// [`Tx::query_and_commit`](crate::postgres::tx::Tx::query_and_commit)): none for no change.
+pub(crate) fn set_all_statements<'c>(changes: &[(i64, &'c StageChange)]) -> Vec<Unanswered<'c>> {
     if changes.is_empty() {
-        return Ok(());
+        return Vec::new();
     }
     let lead_ids: Vec<i64> = changes.iter().map(|(id, _)| *id).collect();
     let stages: Vec<&str> = changes.iter().map(|(_, c)| c.stage.as_str()).collect();
@@ -58,21 +67,29 @@ pub(crate) fn set_all(connection: &mut Tx<'_>, changes: &[(i64, &StageChange)]) 
     let ats: Vec<i64> = changes.iter().map(|(_, c)| c.at).collect();
     let actors: Vec<&str> = changes.iter().map(|(_, c)| c.actor.as_str()).collect();
     let reasons: Vec<Option<&str>> = changes.iter().map(|(_, c)| c.reason.as_deref()).collect();
-    connection.execute(
-        "UPDATE leads l SET stage = n.stage, updated_at = n.at
-         FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS n (id, stage, at) WHERE l.id = n.id",
-        &[&lead_ids, &stages, &ats],
-    )?;
-    connection.execute(
-        "INSERT INTO stage_history (lead_id, workspace_id, stage, previous, at, actor, reason)
-         SELECT n.lead_id, l.workspace_id, n.stage, n.previous, n.at, n.actor, n.reason
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) WITH ORDINALITY
-             AS n (lead_id, stage, previous, at, actor, reason, given)
-         JOIN leads l ON l.id = n.lead_id
-         ORDER BY n.given",
-        &[&lead_ids, &stages, &previous, &ats, &actors, &reasons],
-    )?;
-    Ok(())
+    vec![
+        Unanswered {
+            sql: "UPDATE leads l SET stage = n.stage, updated_at = n.at
+                  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS n (id, stage, at) WHERE l.id = n.id",
+            params: vec![Box::new(lead_ids.clone()), Box::new(stages.clone()), Box::new(ats.clone())],
+        },
+        Unanswered {
+            sql: "INSERT INTO stage_history (lead_id, workspace_id, stage, previous, at, actor, reason)
+                  SELECT n.lead_id, l.workspace_id, n.stage, n.previous, n.at, n.actor, n.reason
+                  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+                      WITH ORDINALITY AS n (lead_id, stage, previous, at, actor, reason, given)
+                  JOIN leads l ON l.id = n.lead_id
+                  ORDER BY n.given",
+            params: vec![
+                Box::new(lead_ids),
+                Box::new(stages),
+                Box::new(previous),
+                Box::new(ats),
+                Box::new(actors),
+                Box::new(reasons),
+            ],
+        },
+    ]
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 use tokio::runtime::Runtime;
 use tokio_postgres::types::{ToSql, Type};
@@ -229,6 +231,7 @@ impl<'a> Tx<'a> {
 
     /// The statement of `sql`, prepared on this connection (now, if it was not).
     fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        self.refuse_after_end();
         if let Some(statement) = self.statements.by_sql.get(sql) {
             return Ok(statement.clone());
         }
@@ -239,6 +242,12 @@ impl<'a> Tx<'a> {
         }
         self.statements.by_sql.insert(sql.to_string(), statement.clone());
         Ok(statement)
+    }
+
+    /// A statement after [`Tx::query_and_commit`] would run outside the transaction: a bug of the
+    /// caller's, stopped here (the worker fails the request and drops the connection).
+    fn refuse_after_end(&self) {
+        assert!(!self.finished, "a statement was sent after its transaction was committed");
     }
 
     /// Forgets the statement of `sql` when PostgreSQL says its kept form no longer holds (the
@@ -296,6 +305,11 @@ impl<'a> Tx<'a> {
         self.check(sql, result)
     }
 
+    /// Runs a statement built to be sent with others on its own.
+    pub(crate) fn execute_unanswered(&mut self, statement: &Unanswered<'_>) -> Result<u64, tokio_postgres::Error> {
+        self.execute(statement.sql, &statement.params())
+    }
+
     /// A statement sent with its parameters' types in one round trip, not kept: for statements
     /// whose text changes from call to call.
     pub(crate) fn query_typed(
@@ -303,6 +317,7 @@ impl<'a> Tx<'a> {
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.refuse_after_end();
         let client = self.client;
         Self::send(self.runtime, client, &mut self.unsent, client.query_typed(sql, params))
     }
@@ -332,11 +347,56 @@ impl<'a> Tx<'a> {
         })
     }
 
-    /// Ends the transaction with `sql` (its commit or its rollback), unless nothing of it was
-    /// sent.
-    fn finish(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+    /// Runs `sql`, then each of `then`, and commits, in one round trip: the messages leave in
+    /// one write (with `BEGIN`, if no statement was sent before) and PostgreSQL runs them in
+    /// order. Nothing may be sent on the transaction afterwards; [`Tx::commit`] then does
+    /// nothing.
+    ///
+    /// Should one of them fail, the ones after it fail too (the transaction is aborted) and
+    /// PostgreSQL answers the `COMMIT` by rolling back: nothing of the transaction is stored, and
+    /// the first failure is the answer. So a check that must undo the transaction is made by a
+    /// statement failing, not by the caller reading its rows.
+    pub(crate) fn query_and_commit(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        then: &[Unanswered<'_>],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        assert!(self.savepoint.is_none(), "a savepoint is released, not committed");
+        let statement = self.statement(sql)?;
+        let mut statements = Vec::with_capacity(then.len());
+        for unanswered in then {
+            statements.push(self.statement(unanswered.sql)?);
+        }
+        let (client, begin) = (self.client, self.unsent.take());
         self.finished = true;
-        if self.unsent.take().is_some() {
+        let then_params: Vec<Vec<&(dyn ToSql + Sync)>> = then.iter().map(Unanswered::params).collect();
+        // Each request's future sends its messages when first polled: polled in this order, they
+        // reach PostgreSQL in this order.
+        let mut requests: Vec<Request<'_>> = Vec::with_capacity(then.len() + 3);
+        if let Some(begin) = &begin {
+            requests.push(Box::pin(async move { client.batch_execute(begin).await.map(|()| None) }));
+        }
+        let statement = &statement;
+        requests.push(Box::pin(async move { client.query(statement, params).await.map(Some) }));
+        for (statement, params) in statements.iter().zip(&then_params) {
+            requests.push(Box::pin(async move { client.execute(statement, params).await.map(|_| None) }));
+        }
+        requests.push(Box::pin(async move { client.batch_execute("COMMIT").await.map(|()| None) }));
+        let answers = self.runtime.block_on(all_in_order(requests));
+        let mut rows = Vec::new();
+        for answer in answers {
+            if let Some(answered) = answer? {
+                rows = answered;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Ends the transaction with `sql` (its commit or its rollback), unless nothing of it was
+    /// sent or it has ended already ([`Tx::query_and_commit`]).
+    fn finish(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        if std::mem::replace(&mut self.finished, true) || self.unsent.take().is_some() {
             return Ok(());
         }
         self.runtime.block_on(self.client.batch_execute(sql))
@@ -362,6 +422,43 @@ impl<'a> Tx<'a> {
         };
         self.finish(&sql)
     }
+}
+
+/// A statement whose answer is not read, sent after another in the same round trip
+/// ([`Tx::query_and_commit`]). It owns its parameters, since it is built before it is sent.
+pub(crate) struct Unanswered<'p> {
+    pub(crate) sql: &'static str,
+    pub(crate) params: Vec<Box<dyn ToSql + Sync + 'p>>,
+}
+
+impl Unanswered<'_> {
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params.iter().map(|param| &**param as &(dyn ToSql + Sync)).collect()
+    }
+}
+
+/// One request of [`Tx::query_and_commit`]'s: the rows of the statement whose rows are read.
+type Request<'r> = Pin<Box<dyn Future<Output = Result<Option<Vec<Row>>, tokio_postgres::Error>> + 'r>>;
+
+/// Waits for every future, polling them in their order each time (so that the first poll of
+/// each, which sends its request, follows the one before), and answers their outputs in that
+/// order.
+async fn all_in_order<'f, T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + 'f>>>) -> Vec<T> {
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 impl Drop for Tx<'_> {
@@ -469,6 +566,52 @@ mod tests {
         connection.transaction().commit().unwrap();
         drop(connection.transaction());
         assert_eq!(counter.turns(), before, "a transaction that ran nothing never reached the server");
+
+        let insert = "INSERT INTO workspaces (name, created_at) VALUES ($1, 1)";
+        let mut t = connection.transaction();
+        t.execute(insert, &[&"prepared"]).unwrap();
+        drop(t);
+        let before = counter.turns();
+        let mut t = connection.transaction();
+        let then = [super::Unanswered { sql: insert, params: vec![Box::new("then")] }];
+        t.query_and_commit(sql, &[&1_i64], &then).unwrap();
+        t.commit().unwrap();
+        assert_eq!(counter.turns() - before, 1, "begin, a statement, another and the commit at once");
+    }
+
+    #[test]
+    fn a_failure_among_the_statements_sent_with_the_commit_commits_none_of_them() {
+        let Some(database) = TestDatabase::create() else { return };
+        let mut connection = database.migrated_client();
+        let insert = "INSERT INTO workspaces (name, created_at) VALUES ($1, 1)";
+        let names = |connection: &mut super::Connection| -> Vec<String> {
+            let mut t = connection.transaction();
+            t.query("SELECT name FROM workspaces ORDER BY name", &[]).unwrap().iter().map(|row| row.get(0)).collect()
+        };
+        let mut t = connection.transaction();
+        t.execute(insert, &[&"before"]).unwrap();
+        let then = [
+            super::Unanswered { sql: insert, params: vec![Box::new("after")] },
+            // The name is unique: the second of the same name fails.
+            super::Unanswered { sql: insert, params: vec![Box::new("after")] },
+        ];
+        let failed = t.query_and_commit("SELECT 1", &[], &then).unwrap_err();
+        assert_eq!(failed.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION), "{failed}");
+        drop(t);
+        assert!(names(&mut connection).is_empty(), "nothing committed: {:?}", names(&mut connection));
+
+        let mut t = connection.transaction();
+        let failed = t.query_and_commit("SELECT 1 / $1::int", &[&0_i32], &then[..1]).unwrap_err();
+        assert_eq!(failed.code(), Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO), "the first failure");
+        drop(t);
+        assert!(names(&mut connection).is_empty());
+
+        let mut t = connection.transaction();
+        t.execute(insert, &[&"before"]).unwrap();
+        let rows = t.query_and_commit("SELECT 7", &[], &then[..1]).unwrap();
+        assert_eq!(rows[0].get::<_, i32>(0), 7);
+        t.commit().unwrap();
+        assert_eq!(names(&mut connection), ["after", "before"]);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! - [`depth`] counts the pending notifications of live webhooks only (see there why).
 
 use crate::StoreError;
-use crate::postgres::tx::Tx;
+use crate::postgres::tx::{Tx, Unanswered};
 use crate::webhooks::{
     Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Pending, Webhook, new_secret,
 };
@@ -84,12 +84,26 @@ pub(crate) fn enqueue(
     data: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let row = connection.query_one(
-        "INSERT INTO outbox (webhook_id, lead_id, event, data, created_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
-        &[&webhook_id, &lead_id, &event, &data, &now],
-    )?;
+    let row = connection.query_one(ENQUEUE, &[&webhook_id, &lead_id, &event, &data, &now])?;
     Ok(row.try_get(0)?)
+}
+
+const ENQUEUE: &str = "INSERT INTO outbox (webhook_id, lead_id, event, data, created_at, next_attempt_at) \
+                       VALUES ($1, $2, $3, $4, $5, $5) RETURNING id";
+
+/// The statement of [`enqueue`], to be sent with others (see
+/// [`Tx::query_and_commit`](crate::postgres::tx::Tx::query_and_commit)).
+pub(crate) fn enqueue_statement<'a>(
+    webhook_id: i64,
+    lead_id: i64,
+    event: &'a str,
+    data: &'a str,
+    now: i64,
+) -> Unanswered<'a> {
+    Unanswered {
+        sql: ENQUEUE,
+        params: vec![Box::new(webhook_id), Box::new(lead_id), Box::new(event), Box::new(data), Box::new(now)],
+    }
 }
 
 /// Claims the notifications to send now, until `now + lease_ms` (see [`crate::webhooks::claim`]):

@@ -425,8 +425,9 @@ impl Transaction for PgTransaction<'_, '_> {
         pg::merge::merge_leads(&mut self.c(), from, into)
     }
 
-    /// Every event of the request in one statement, each lead's scores, then every row in one
-    /// statement.
+    /// The new leads and links, the overrides lifted (when there are), then every event, lead
+    /// row and score of the request in one statement sent with the stage moves, the
+    /// notifications and the commit: the transaction ends here (see the trait's doc).
     fn write_ingested(&self, write: &mut IngestionWrite<'_>) -> Result<Vec<Option<i64>>, StoreError> {
         self.write_identities(&write.identities)?;
         // Every lead's events and row, and every score: one statement.
@@ -451,19 +452,12 @@ impl Transaction for PgTransaction<'_, '_> {
         }
         let connection = &mut self.c();
         lift_overrides(connection, &scored)?;
-        let mut scores = lead_scores(&mut scored);
-        let written = pg::ingested::write_all(connection, &appended, &rows, &mut scores)?;
-        drop(scores);
-        if let Some(message_id) = written.duplicates.first() {
-            // The snapshot found the message id new, so another instance stored it since (its
-            // leads were not locked by this request: a lead created by both at once). Nothing of
-            // this request is kept; sent again, it finds the message id stored.
-            return Err(StoreError::RolledBack(format!(
-                "message id {message_id:?} was stored by another request at the same time; send the request again"
-            )));
-        }
-        after_scores(connection, &scored)?;
-        Ok(written.newest_events)
+        let writes: Vec<&ScoredLeadWrite<'_>> = scored.iter().map(|(write, _)| *write).collect();
+        let then = after_scores_statements(&writes);
+        // A message id the snapshot found new but another instance stored since (a lead created
+        // by both at once, so not locked by this request) fails the statement: nothing of this
+        // request is kept, and sent again it finds the message id stored.
+        pg::ingested::write_all_and_commit(connection, &appended, &rows, &mut lead_scores(&mut scored), &then)
     }
 
     fn save_scored_lead(&self, write: &ScoredLeadWrite<'_>, stored: &mut StoredScores) -> Result<(), StoreError> {
@@ -585,22 +579,31 @@ fn after_scores(
     connection: &mut Tx<'_>,
     scored: &[(&ScoredLeadWrite<'_>, &mut StoredScores)],
 ) -> Result<(), StoreError> {
+    let writes: Vec<&ScoredLeadWrite<'_>> = scored.iter().map(|(write, _)| *write).collect();
+    for statement in after_scores_statements(&writes) {
+        connection.execute_unanswered(&statement)?;
+    }
+    Ok(())
+}
+
+/// The statements of [`after_scores`]: the stage moves of all the leads, then each lead's
+/// notifications.
+fn after_scores_statements<'w>(writes: &[&'w ScoredLeadWrite<'_>]) -> Vec<pg::Unanswered<'w>> {
     let moves: Vec<(i64, &StageChange)> =
-        scored.iter().filter_map(|(write, _)| write.stage.map(|change| (write.lead.id, change))).collect();
-    pg::stages::set_all(connection, &moves)?;
-    for (write, _) in scored {
+        writes.iter().filter_map(|write| write.stage.map(|change| (write.lead.id, change))).collect();
+    let mut statements = pg::stages::set_all_statements(&moves);
+    for write in writes {
         for notification in write.notifications {
-            pg::webhooks::enqueue(
-                connection,
+            statements.push(pg::webhooks::enqueue_statement(
                 notification.webhook_id,
                 write.lead.id,
                 notification.event,
                 &notification.data,
                 write.now,
-            )?;
+            ));
         }
     }
-    Ok(())
+    statements
 }
 
 impl Storage for PgStore {
