@@ -64,7 +64,7 @@ use crate::error::StoreError;
 use crate::health::WriteHealth;
 use crate::writer::Generation;
 
-pub(crate) use tx::{Begin, Connection, Plans, Tx, Unanswered};
+pub(crate) use tx::{Begin, Connection, Plans, Tx, Unanswered, with_causes};
 
 /// How the store connects and how many connections it keeps.
 #[derive(Debug, Clone)]
@@ -458,19 +458,6 @@ fn connect_blocking(config: &tokio_postgres::Config, options: &PgOptions) -> Res
 fn session_settings(options: &PgOptions) -> String {
     let timeout_ms = options.statement_timeout.as_millis();
     format!("SET statement_timeout = {timeout_ms}; SET lock_timeout = {timeout_ms}")
-}
-
-/// An error and what caused it, as one line: the client says "error connecting to server" and
-/// keeps why (refused, no such host, a password refused) in its source.
-pub(crate) fn with_causes(error: &postgres::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
 }
 
 /// `url` without its password, for messages and logs.

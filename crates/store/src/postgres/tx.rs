@@ -84,10 +84,23 @@ impl Plans {
 /// Why a connection could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnectError {
-    #[error("{}", crate::postgres::with_causes(.0))]
+    #[error("{}", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("cannot start the runtime a connection needs: {0}")]
     Runtime(#[from] std::io::Error),
+}
+
+/// An error and what caused it, as one line: the client says "error connecting to server" and
+/// keeps why (refused, no such host, a password refused) in its source.
+pub(crate) fn with_causes(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// A connection, the statements prepared on it and what its ingestions remember of each
