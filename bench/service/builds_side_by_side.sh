@@ -25,6 +25,8 @@ USERS=${USERS:-5000}
 DELAY_MS=${DELAY_MS:-0}
 PROXY_PORT=${PROXY_PORT:-6543}
 die() { echo "builds_side_by_side.sh: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 [ $# -ge 2 ] || die "give two or more leadscore binaries"
 command -v wrk >/dev/null || die "wrk is needed (Debian: wrk)"
 command -v psql >/dev/null || die "psql is needed (Debian: postgresql-client)"
@@ -62,16 +64,11 @@ for i in "${!bins[@]}"; do
     direct="${POSTGRES_SERVER%/*}/$name"
     admin=$("${bins[$i]}" keys create --database "$direct" --workspace bench --scope admin)
     keys+=("$("${bins[$i]}" keys create --database "$direct" --workspace bench --scope ingest)")
-    "${bins[$i]}" serve --database "${server_for_services%/*}/$name" --listen 127.0.0.1:0 \
-        >"$work/server-$i.out" 2>"$work/server-$i.err" &
-    pids+=($!)
-    addr=
-    for _ in $(seq 100); do
-        addr=$(sed -n 's|^leadscore listening on http://||p' "$work/server-$i.out" | head -1)
-        [ -n "$addr" ] && break
-        sleep 0.1
-    done
-    [ -n "$addr" ] || die "${bins[$i]} did not start (see $work/server-$i.err)"
+    started=0
+    start_server "$work/server-$i" "${bins[$i]}" --database "${server_for_services%/*}/$name" || started=$?
+    pids+=("$server_pid")
+    [ "$started" = 0 ] || die "${bins[$i]} did not start (see $work/server-$i.err)"
+    addr=$server_addr
     urls+=("http://$addr")
     curl -fsS -X POST -H "Authorization: Bearer $admin" --data-binary @"$root/examples/reference.toml" \
         "http://$addr/api/models" >/dev/null || die "model upload failed"
@@ -90,9 +87,14 @@ for round in $(seq "$ROUNDS"); do
         out=$(wrk -t"$threads" -c"$CONNS" -d"${SECONDS_PER_RUN}s" --timeout 10s -s "$here/segment.lua" "${urls[$i]}" \
             -- "${keys[$i]}" "r$round-$i" "$BATCH" "$USERS" "$stamp" random 0)
         t1=$(ticks "$pid"); s1=$(switches "$pid")
-        requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+        result=$(sed -n 's/^WRK_RESULT //p' <<<"$out")
+        requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result")
+        duration_us=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$result")
+        failed=$(sed -E 's/.*err_connect=([0-9]+) err_read=([0-9]+) err_write=([0-9]+) err_status=([0-9]+) err_timeout=([0-9]+).*/\1+\2+\3+\4+\5/' <<<"$result")
         [ "${requests:-0}" -gt 0 ] || die "no request answered by ${bins[$i]}"
-        rates[$i]="${rates[$i]:-} $(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")"
+        # A refused or failed request is not a stored one: the comparison is void.
+        [ $((failed)) = 0 ] || die "${bins[$i]} failed $((failed)) of $requests requests in round $round"
+        rates[$i]="${rates[$i]:-} $((requests * 1000000 / duration_us))"
         cpu[$i]="${cpu[$i]:-} $(((t1 - t0) * 1000000 / hz / requests))"
         switched[$i]="${switched[$i]:-} $(((s1 - s0) * 10 / requests))"
     done

@@ -21,6 +21,8 @@ CONNS=${CONNS:-8}
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-3}
 die() { echo "instances.sh: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 command -v wrk >/dev/null || die "wrk is needed (Debian: wrk)"
 command -v psql >/dev/null || die "psql is needed (Debian: postgresql-client)"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then (cd "$root" && cargo build --release -p leadscore >&2); fi
@@ -47,16 +49,11 @@ measure() {
     admin=$("$BIN" keys create --database "$url" --workspace bench --scope admin)
     ingest=$("$BIN" keys create --database "$url" --workspace bench --scope ingest)
     for i in $(seq 1 "$n"); do
-        "$BIN" serve --database "$url" --listen 127.0.0.1:0 >"$work/$n-$i.out" 2>"$work/$n-$i.err" &
-        pids+=($!)
-        local addr=
-        for _ in $(seq 300); do
-            addr=$(sed -n 's|^leadscore listening on http://||p' "$work/$n-$i.out" | head -1)
-            [ -n "$addr" ] && break
-            sleep 0.1
-        done
-        [ -n "$addr" ] || die "instance $i of $n did not start (see $work/$n-$i.err)"
-        addrs+=("$addr")
+        local started=0
+        start_server "$work/$n-$i" "$BIN" --database "$url" || started=$?
+        pids+=("$server_pid")
+        [ "$started" = 0 ] || die "instance $i of $n did not start (see $work/$n-$i.err)"
+        addrs+=("$server_addr")
     done
     curl -fsS -X POST -H "Authorization: Bearer $admin" --data-binary @"$root/examples/reference.toml" \
         "http://${addrs[0]}/api/models" >/dev/null || die "model upload failed"

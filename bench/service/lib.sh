@@ -1,5 +1,24 @@
-# Helpers shared by the rescoring benchmarks (rescore.sh, rescore_postgres.sh), sourced after
-# they set BASE (the service's address) and ADMIN (an admin key).
+# Helpers shared by the service's benchmarks, sourced: `start_server` (instances.sh,
+# builds_side_by_side.sh), and for the rescoring benchmarks (rescore.sh, rescore_postgres.sh),
+# which set BASE (the service's address) and ADMIN (an admin key) first, the others.
+
+# start_server OUT BIN ARGS...: starts `BIN serve ARGS... --listen 127.0.0.1:0` in the background,
+# its output in OUT.out and OUT.err, and sets server_pid; sets server_addr (HOST:PORT) once it
+# listens. Fails when the server exits first or does not listen within 30 s.
+start_server() {
+    local out=$1 bin=$2
+    shift 2
+    "$bin" serve "$@" --listen 127.0.0.1:0 >"$out.out" 2>"$out.err" &
+    server_pid=$!
+    server_addr=
+    for _ in $(seq 300); do
+        server_addr=$(sed -n 's|^leadscore listening on http://||p' "$out.out" | head -1)
+        [ -n "$server_addr" ] && return 0
+        kill -0 "$server_pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
 
 # api CURL-ARGS...: a request to the service with the admin key, failing on an error status.
 api() { curl -sf -H "Authorization: Bearer $ADMIN" "$@"; }
