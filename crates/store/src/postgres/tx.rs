@@ -283,15 +283,28 @@ impl<'a> Tx<'a> {
         result
     }
 
+    /// Runs `request` with the kept statement of `sql` (see [`Tx::send`]), and forgets the
+    /// statement when PostgreSQL says it no longer holds ([`Tx::check`]).
+    fn run_kept<T, F>(
+        &mut self,
+        sql: &str,
+        request: impl FnOnce(&'a Client, Statement) -> F,
+    ) -> Result<T, tokio_postgres::Error>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let statement = self.statement(sql)?;
+        let client = self.client;
+        let result = Self::send(self.runtime, client, &mut self.unsent, request(client, statement));
+        self.check(sql, result)
+    }
+
     pub(crate) fn query(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        let statement = self.statement(sql)?;
-        let client = self.client;
-        let result = Self::send(self.runtime, client, &mut self.unsent, client.query(&statement, params));
-        self.check(sql, result)
+        self.run_kept(sql, |client, statement| async move { client.query(&statement, params).await })
     }
 
     pub(crate) fn query_one(
@@ -299,10 +312,7 @@ impl<'a> Tx<'a> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, tokio_postgres::Error> {
-        let statement = self.statement(sql)?;
-        let client = self.client;
-        let result = Self::send(self.runtime, client, &mut self.unsent, client.query_one(&statement, params));
-        self.check(sql, result)
+        self.run_kept(sql, |client, statement| async move { client.query_one(&statement, params).await })
     }
 
     pub(crate) fn query_opt(
@@ -310,17 +320,11 @@ impl<'a> Tx<'a> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, tokio_postgres::Error> {
-        let statement = self.statement(sql)?;
-        let client = self.client;
-        let result = Self::send(self.runtime, client, &mut self.unsent, client.query_opt(&statement, params));
-        self.check(sql, result)
+        self.run_kept(sql, |client, statement| async move { client.query_opt(&statement, params).await })
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, tokio_postgres::Error> {
-        let statement = self.statement(sql)?;
-        let client = self.client;
-        let result = Self::send(self.runtime, client, &mut self.unsent, client.execute(&statement, params));
-        self.check(sql, result)
+        self.run_kept(sql, |client, statement| async move { client.execute(&statement, params).await })
     }
 
     /// Runs a statement built to be sent with others on its own.
