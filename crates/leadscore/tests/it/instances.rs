@@ -134,6 +134,10 @@ fn a_request_written_after_a_later_one_stores_a_score_with_its_events() {
     };
     track(&one, "x", "x0");
     track(&one, "y", "y0");
+    // The model's activation rescores every lead, a batch locking x then y in id order: one
+    // running while y is held below would hold x, and the requests for x would wait for it until
+    // their timeout.
+    wait_until_no_rescoring_runs(&one, &admin);
 
     let mut database = postgres::Client::connect(&postgres_database(dir.path()), postgres::NoTls).unwrap();
     let mut holding = database.transaction().unwrap();
