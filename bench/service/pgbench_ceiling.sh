@@ -15,6 +15,15 @@
 #   one, the events inserted in one, the lead rows and the score rows updated in one each.
 # Prints transactions/s and events/s of each (pgbench's own report is kept in the work directory).
 # BIN is the leadscore binary (default target/release/leadscore). Figures in docs/benchmarks.md.
+#
+# SERVICE=1 also serves `leadscore serve --database` on a second fresh database, and measures it
+# against pgbench side by side: ROUNDS (5) rounds, each of four runs of SECONDS_PER_RUN (10)
+# seconds taking turns (pgbench single, the service's `POST /v1/track` at CLIENTS connections,
+# pgbench batch, the service's `POST /v1/batch` of BATCH at BATCH_CLIENTS connections; which of
+# the two goes first changes every round), so that the machine's drift over minutes falls on both
+# alike. The service's load is wrk with segment.lua (2 threads, USERS user ids drawn uniformly,
+# random message ids); its leads are all created in a warm-up first. Prints each round's figures
+# and the service's share of pgbench in each.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 POSTGRES_SERVER=${POSTGRES_SERVER:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -24,14 +33,25 @@ DURATION=${DURATION:-20}
 CLIENTS=${CLIENTS:-10}
 BATCH_CLIENTS=${BATCH_CLIENTS:-8}
 BATCH=${BATCH:-100}
+SERVICE=${SERVICE:-0}
+ROUNDS=${ROUNDS:-5}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 
 command -v pgbench >/dev/null || { echo "pgbench is needed (Debian: postgresql-client)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release -p leadscore" >&2; exit 1; }
 work=$(mktemp -d /tmp/leadscore-pgbench.XXXXXX)
 name=leadscore_pgbench_$$
 url="${POSTGRES_SERVER%/*}/$name"
+service_name=leadscore_pgbench_service_$$
+server_pid=
+cleanup() {
+    [ -z "$server_pid" ] || { kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; } || true
+    for database in "$name" "$service_name"; do
+        psql "$POSTGRES_SERVER" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}
+trap cleanup EXIT
 psql "$POSTGRES_SERVER" -qc "CREATE DATABASE $name"
-trap 'psql "$POSTGRES_SERVER" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 
 "$BIN" keys create --database "$url" --workspace bench --scope ingest >/dev/null
 psql "$url" -q -v ON_ERROR_STOP=1 <<SQL
@@ -77,10 +97,60 @@ SQL
     echo "COMMIT;"
 } >"$work/batch.sql"
 
-run() { # name clients
-    pgbench -n -f "$work/$1.sql" -c "$2" -j 2 -T "$DURATION" "$url" >"$work/$1.txt" 2>&1
+run() { # name clients [seconds]
+    pgbench -n -f "$work/$1.sql" -c "$2" -j 2 -T "${3:-$DURATION}" "$url" >"$work/$1.txt" 2>&1
     grep -E "^tps" "$work/$1.txt" | sed -E 's/^tps = ([0-9.]+).*/\1/' | head -1
 }
+
+if [ "$SERVICE" = 1 ]; then
+    here=$(pwd)/bench/service
+    # shellcheck source=lib.sh
+    . "$here/lib.sh"
+    command -v wrk >/dev/null || { echo "wrk is needed (Debian: wrk)" >&2; exit 1; }
+    service_url="${POSTGRES_SERVER%/*}/$service_name"
+    psql "$POSTGRES_SERVER" -qc "CREATE DATABASE $service_name"
+    admin=$("$BIN" keys create --database "$service_url" --workspace bench --scope admin)
+    ingest=$("$BIN" keys create --database "$service_url" --workspace bench --scope ingest)
+    start_server "$work/service" "$BIN" --database "$service_url" || { echo "the service did not start (see $work/service.err)" >&2; exit 1; }
+    curl -fsS -X POST -H "Authorization: Bearer $admin" --data-binary @examples/reference.toml \
+        "http://$server_addr/api/models" >/dev/null
+    stamp=$(date -u -d '-1 min' +%Y-%m-%dT%H:%M:%SZ)
+    # serve BATCH CONNECTIONS SECONDS TAG: the service's requests/s in one wrk run.
+    serve() {
+        local out result
+        out=$(wrk -t2 -c"$2" -d"${3}s" --timeout 10s -s bench/service/segment.lua "http://$server_addr" \
+            -- "$ingest" "$4" "$1" "$USERS" "$stamp" random 0)
+        result=$(sed -n 's/^WRK_RESULT //p' <<<"$out")
+        [ -n "$result" ] || { echo "no result from wrk: $out" >&2; exit 1; }
+        local requests duration failed
+        requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result")
+        duration=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$result")
+        failed=$(sed -E 's/.*err_connect=([0-9]+) err_read=([0-9]+) err_write=([0-9]+) err_status=([0-9]+) err_timeout=([0-9]+).*/\1+\2+\3+\4+\5/' <<<"$result")
+        [ $((failed)) = 0 ] || { echo "the service failed $((failed)) of $requests requests" >&2; exit 1; }
+        echo $((requests * 1000000 / duration))
+    }
+    serve "$BATCH" "$BATCH_CLIENTS" 5 warmup >/dev/null   # every user's lead created
+    run single "$CLIENTS" 3 >/dev/null
+    echo
+    echo "pgbench and the service side by side, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores," \
+        "$(psql "$url" -Atc 'SHOW server_version'), $ROUNDS rounds of ${SECONDS_PER_RUN}s runs"
+    echo "| round | pgbench single, tx/s | service /v1/track, req/s | share | pgbench batch of $BATCH, events/s | service /v1/batch, events/s | share |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for round in $(seq "$ROUNDS"); do
+        if [ $((round % 2)) = 1 ]; then
+            single=$(run single "$CLIENTS" "$SECONDS_PER_RUN"); track=$(serve 0 "$CLIENTS" "$SECONDS_PER_RUN" "t$round")
+            batched=$(serve "$BATCH" "$BATCH_CLIENTS" "$SECONDS_PER_RUN" "b$round"); batch=$(run batch "$BATCH_CLIENTS" "$SECONDS_PER_RUN")
+        else
+            track=$(serve 0 "$CLIENTS" "$SECONDS_PER_RUN" "t$round"); single=$(run single "$CLIENTS" "$SECONDS_PER_RUN")
+            batch=$(run batch "$BATCH_CLIENTS" "$SECONDS_PER_RUN"); batched=$(serve "$BATCH" "$BATCH_CLIENTS" "$SECONDS_PER_RUN" "b$round")
+        fi
+        awk -v r="$round" -v s="$single" -v t="$track" -v b="$batch" -v n="$BATCH" -v e="$batched" 'BEGIN {
+            printf "| %d | %.0f | %.0f | %.0f%% | %.0f | %.0f | %.0f%% |\n", r, s, t, 100 * t / s, b * n, e * n, 100 * e / b }'
+    done
+    echo "pgbench reports and the service's log: $work"
+    exit 0
+fi
+
 single=$(run single "$CLIENTS")
 batch=$(run batch "$BATCH_CLIENTS")
 echo

@@ -10,6 +10,11 @@
 -- Zipf's law of exponent S (rank k with weight 1 / k^S, ranks scattered over the ids), as real
 -- traffic is: a few users send most events. done() prints one machine-readable
 -- line, WRK_RESULT ..., that run.sh parses.
+--
+-- SEGMENT_ADDRS="HOST:PORT HOST:PORT ..." in the environment sends each thread's connections to
+-- one of those addresses in turn (thread k to the k-th, round the list), in place of the URL's:
+-- one load generator spreads its connections over several servers, as a load balancer would,
+-- and stays the same whether there is one server or several (bench/service/instances.sh).
 
 local threads = {}
 local counter = 0
@@ -20,8 +25,18 @@ local events = {
   "careers_page_view", "support_ticket", "demo_request",
 }
 
+local addresses = {}
+for address in string.gmatch(os.getenv("SEGMENT_ADDRS") or "", "%S+") do
+  table.insert(addresses, address)
+end
+
 function setup(thread)
   thread:set("tid", #threads + 1)
+  if #addresses > 0 then
+    local address = addresses[#threads % #addresses + 1]
+    local host, port = string.match(address, "^(.*):(%d+)$")
+    thread.addr = wrk.lookup(host, port)[1]
+  end
   table.insert(threads, thread)
 end
 
