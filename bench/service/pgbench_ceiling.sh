@@ -58,7 +58,7 @@ psql "$url" -q -v ON_ERROR_STOP=1 <<SQL
 INSERT INTO leads (id, workspace_id, user_id, attributes, created_at, updated_at, state)
     SELECT i, 1, 'u' || i, '{"job_title": "VP Marketing", "industry": "Software"}', 0, 0, repeat('s', 200)
     FROM generate_series(1, $USERS) i;
-SELECT setval('lead_ids', $USERS);
+SELECT setval('lead_ids', $USERS) \g /dev/null
 INSERT INTO lead_scores (lead_id, score, value, tier, model_id, evaluated_at)
     SELECT i, s, 10, 'cold', 1, 0 FROM generate_series(1, $USERS) i, unnest(ARRAY['fit', 'intent']) s;
 VACUUM ANALYZE;
