@@ -13,6 +13,12 @@
 //! stops while sending, its claims' leases end and another instance sends them again (delivery
 //! is at least once).
 //!
+//! Leases and due times are read on the store's shared clock (`Storage::shared_clock_ms`: the
+//! database's, on PostgreSQL), read again at every claim, not on each instance's own: an instance
+//! whose clock is a few minutes behind would otherwise write leases that the others find already
+//! ended, and send what another is still sending. A notification queued by an instance whose
+//! clock is ahead is stamped with that clock and becomes due when the shared clock reaches it.
+//!
 //! Signing: each request carries `Leadscore-Signature: t=UNIX_SECONDS,v1=HEX` where HEX is the
 //! HMAC-SHA256, keyed with the webhook's secret, of `UNIX_SECONDS` + `.` + the raw body. A
 //! receiver recomputes it, compares in constant time and rejects old timestamps (replays).
@@ -103,11 +109,12 @@ pub async fn run(state: AppState) {
             Ok(next) => next,
             Err(error) => {
                 tracing::error!(%error, "cannot claim notifications from the webhook outbox");
-                Some(now_ms() + 1_000)
+                Some(sending.shared_now_ms() + 1_000)
             }
         };
-        let wait =
-            next.map_or(Duration::from_secs(60), |at| Duration::from_millis((at - now_ms()).clamp(10, 60_000) as u64));
+        let wait = next.map_or(Duration::from_secs(60), |at| {
+            Duration::from_millis((at - sending.shared_now_ms()).clamp(10, 60_000) as u64)
+        });
         tokio::select! {
             Some(ended) = sending.tasks.join_next_with_id(), if !sending.tasks.is_empty() => {
                 sending.ended(ended.map(|(id, ())| id).unwrap_or_else(|error| error.id()));
@@ -131,9 +138,16 @@ struct Sending {
     by_task: HashMap<tokio::task::Id, (i64, i64)>,
     /// Webhook to the notifications being sent to it.
     by_webhook: HashMap<i64, Vec<i64>>,
+    /// The store's shared clock less this process's, as last read (see the module's doc).
+    clock_offset_ms: i64,
 }
 
 impl Sending {
+    /// The shared clock's time now, from this process's clock and the offset last read.
+    fn shared_now_ms(&self) -> i64 {
+        now_ms() + self.clock_offset_ms
+    }
+
     fn ended(&mut self, task: tokio::task::Id) {
         let Some((webhook, notification)) = self.by_task.remove(&task) else { return };
         if let Some(ids) = self.by_webhook.get_mut(&webhook) {
@@ -163,11 +177,13 @@ async fn start_due(
         sending.by_webhook.iter().filter(|(_, ids)| ids.len() >= PER_WEBHOOK).map(|(webhook, _)| *webhook).collect();
     // The claim counts the claims that run (this instance's sendings among them) against each
     // webhook's PER_WEBHOOK.
+    let now = state.storage.shared_clock_ms().await?;
+    sending.clock_offset_ms = now - now_ms();
     let request = ClaimRequest {
         per_webhook: PER_WEBHOOK as u32,
         limit: room as u32,
         skip: full,
-        now: now_ms(),
+        now,
         lease_ms: LEASE.as_millis() as i64,
     };
     let claimed = state.storage.claim_notifications(request).await?;
@@ -176,8 +192,9 @@ async fn start_due(
         let (webhook, notification) = (pending.webhook_id, pending.id);
         let client = client.clone();
         let state = state.clone();
+        let clock_offset_ms = sending.clock_offset_ms;
         let task = sending.tasks.spawn(async move {
-            let outcome = deliver(&state, &client, pending).await;
+            let outcome = deliver(&state, &client, pending, clock_offset_ms).await;
             state.metrics.webhook_attempt(outcome);
         });
         sending.by_task.insert(task.id(), (webhook, notification));
@@ -198,8 +215,9 @@ fn body(pending: &Pending) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
-/// Sends one notification and records the attempt; returns its outcome for the metrics.
-async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -> &'static str {
+/// Sends one notification and records the attempt, timed on the shared clock (this process's
+/// plus `clock_offset_ms`); returns its outcome for the metrics.
+async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending, clock_offset_ms: i64) -> &'static str {
     let (storage, base_ms) = (&state.storage, state.config.webhook_retry_base_ms);
     let started = Instant::now();
     let (status, error) = match refused(state, &pending.url) {
@@ -207,7 +225,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, pending: Pending) -
         None => send(client, &pending).await,
     };
     let delivered = error.is_none();
-    let now = now_ms();
+    let now = now_ms() + clock_offset_ms;
     let attempt = Attempt { at: now, status, error, duration_ms: started.elapsed().as_millis() as i64 };
     let next = if delivered { None } else { next_attempt(pending.created_at, pending.attempts + 1, now, base_ms) };
     if !delivered {

@@ -530,6 +530,11 @@ pub trait Storage: Send + Sync {
     ) -> StorageFuture<'_, ()>;
     /// How many notifications wait to be delivered.
     fn notifications_waiting(&self) -> StorageFuture<'_, i64>;
+    /// The time, in milliseconds since the epoch, by the clock that every process sharing this
+    /// store reads: the outbox's leases and due times are in it, so that instances whose own
+    /// clocks differ by more than a lease still agree on whether a claim holds. SQLite's store
+    /// has one process (its clock); PostgreSQL's is the database's clock.
+    fn shared_clock_ms(&self) -> StorageFuture<'_, i64>;
     /// The owner and scope of an API key, if it is known and not revoked.
     fn authenticate(&self, secret: String) -> StorageFuture<'_, Option<KeyOwner>>;
     /// The workspace's API keys, newest first.

@@ -452,6 +452,11 @@ impl SilentReceiver {
         SilentReceiver { url, held }
     }
 
+    /// How many requests it holds now.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Waits until it holds `n` requests (at most 30 s); returns how many it holds.
     pub fn wait_for(&self, n: usize) -> usize {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);

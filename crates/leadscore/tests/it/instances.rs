@@ -3,10 +3,13 @@
 //! every lead's score counts each of its events once (a request written after a later one's
 //! included), and identities linked at once by two instances end in one lead, and a key revoked
 //! or made through one instance or the command line reaches the other's caches within about a
-//! second. Run with `LEADSCORE_TEST_STORE=postgres` (`.ci/run` does); a data
+//! second, and an instance whose clock is ahead does not send a webhook notification another is
+//! still sending. Run with `LEADSCORE_TEST_STORE=postgres` (`.ci/run` does); a data
 //! directory has one service, so there is nothing to share under SQLite.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
@@ -357,4 +360,72 @@ fn an_instance_keeps_the_connections_it_is_given() {
     // The connections kept apart from the workers (the folder of counts, the elected passes'
     // locks) are named after what they do, and not counted here.
     assert_eq!(most.into_inner(), 3, "the workers' connections open at the most");
+}
+
+/// The library of Debian's `faketime` package, which makes a process it is preloaded into read
+/// another time (`LEADSCORE_FAKETIME` names another path); `.ci/run` installs it.
+fn faketime_library() -> Option<PathBuf> {
+    let path = std::env::var_os("LEADSCORE_FAKETIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"));
+    path.exists().then_some(path)
+}
+
+/// The seconds since midnight of an HTTP `Date` header (`Mon, 07 Dec 2026 01:02:03 GMT`).
+fn seconds_of_day(date: &str) -> i64 {
+    let time = date.split_whitespace().nth(4).unwrap_or_else(|| panic!("no time in the date {date:?}"));
+    time.split(':').map(|part| part.parse::<i64>().unwrap()).fold(0, |seconds, part| seconds * 60 + part)
+}
+
+/// An instance whose clock is ten minutes ahead does not send a notification that another
+/// instance is still sending: the outbox's leases are on the database's clock. On the clock of
+/// the instance ahead, the other's lease of a minute would have ended nine minutes ago, and it
+/// would send the notification a second time while the first sending still waits for an answer.
+#[test]
+fn an_instance_whose_clock_is_ahead_leaves_alone_what_another_is_sending() {
+    if !on_postgres() {
+        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
+        return;
+    }
+    let Some(faketime) = faketime_library() else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|ci| ci == "true"),
+            "the faketime library is not installed (Debian: faketime), or set LEADSCORE_FAKETIME"
+        );
+        eprintln!("skipped: the faketime library is not installed (Debian: faketime)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
+    let one = Server::start(dir.path(), &["--allow-private-webhooks"]);
+    assert_eq!(one.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    // A receiver that reads requests and never answers: instance one's sending waits for its
+    // timeout (10 s), holding its claim.
+    let receiver = SilentReceiver::start();
+    let hook = one.post_json("/api/webhooks", &admin, &json!({"url": receiver.url, "events": ["tier_changed"]}));
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    for i in 0..3 {
+        let message = json!({"userId": "ahead", "event": "page_view", "messageId": format!("ahead-{i}")});
+        assert_eq!(one.post_json("/v1/track", &ingest, &message).status, 200);
+    }
+    assert_eq!(receiver.wait_for(1), 1, "instance one sends the lead's first notification");
+
+    // Instance two starts ten minutes ahead; its dispatcher looks at the outbox at once.
+    let child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--allow-private-webhooks"])
+        .args(store_args(dir.path()))
+        .env("LD_PRELOAD", &faketime)
+        .env("FAKETIME", "+10m")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server starts");
+    let two = Server::attach(child, dir.path());
+    let date = |server: &Server| server.get("/healthz", &admin).header("date").expect("a Date header").to_string();
+    let ahead = (seconds_of_day(&date(&two)) - seconds_of_day(&date(&one))).rem_euclid(86_400);
+    assert!((595..=605).contains(&ahead), "instance two's clock is {ahead} s ahead, not ten minutes");
+
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(receiver.held(), 1, "instance two sent the notification instance one is still sending");
 }

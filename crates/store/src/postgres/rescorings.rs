@@ -18,11 +18,8 @@
 
 use crate::StoreError;
 use crate::postgres::models::lock_workspace;
-use crate::postgres::tx::Tx;
+use crate::postgres::tx::{DATABASE_NOW_MS, Tx};
 use crate::rescorings::*;
-
-/// The database's clock, in milliseconds since the epoch, for leases.
-const DATABASE_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 fn from_row(row: &postgres::Row) -> Result<Rescoring, StoreError> {
     Ok(Rescoring {

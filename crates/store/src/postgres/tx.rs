@@ -90,6 +90,15 @@ pub(crate) enum ConnectError {
     Runtime(#[from] std::io::Error),
 }
 
+/// The database's clock, in milliseconds since the epoch: what leases are in, so that instances
+/// whose own clocks differ agree on when one runs out.
+pub(crate) const DATABASE_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// Reads the database's clock ([`DATABASE_NOW_MS`]).
+pub(crate) fn database_now_ms(connection: &mut Tx<'_>) -> Result<i64, crate::StoreError> {
+    Ok(connection.query_one(&format!("SELECT {DATABASE_NOW_MS}"), &[])?.try_get(0)?)
+}
+
 /// An error and what caused it, as one line: the client says "error connecting to server" and
 /// keeps why (refused, no such host, a password refused) in its source.
 pub(crate) fn with_causes(error: &tokio_postgres::Error) -> String {

@@ -682,6 +682,10 @@ impl Storage for PgStore {
         Box::pin(self.read(pg::webhooks::depth))
     }
 
+    fn shared_clock_ms(&self) -> StorageFuture<'_, i64> {
+        Box::pin(self.read(pg::tx::database_now_ms))
+    }
+
     fn authenticate(&self, secret: String) -> StorageFuture<'_, Option<KeyOwner>> {
         Box::pin(self.read(move |connection| pg::keys::authenticate(connection, &secret)))
     }

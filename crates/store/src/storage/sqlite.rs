@@ -568,6 +568,10 @@ impl Storage for Store {
         Box::pin(self.read(webhooks::depth))
     }
 
+    fn shared_clock_ms(&self) -> StorageFuture<'_, i64> {
+        Box::pin(std::future::ready(Ok(crate::now_ms())))
+    }
+
     fn authenticate(&self, secret: String) -> StorageFuture<'_, Option<KeyOwner>> {
         Box::pin(self.read(move |connection| keys::authenticate(connection, &secret)))
     }
