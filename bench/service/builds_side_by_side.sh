@@ -88,9 +88,9 @@ for round in $(seq "$ROUNDS"); do
             -- "${keys[$i]}" "r$round-$i" "$BATCH" "$USERS" "$stamp" random 0)
         t1=$(ticks "$pid"); s1=$(switches "$pid")
         result=$(sed -n 's/^WRK_RESULT //p' <<<"$out")
-        requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result")
-        duration_us=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$result")
-        failed=$(sed -E 's/.*err_connect=([0-9]+) err_read=([0-9]+) err_write=([0-9]+) err_status=([0-9]+) err_timeout=([0-9]+).*/\1+\2+\3+\4+\5/' <<<"$result")
+        requests=$(wrk_field requests "$result")
+        duration_us=$(wrk_field duration_us "$result")
+        failed=$(wrk_failed "$result")
         [ "${requests:-0}" -gt 0 ] || die "no request answered by ${bins[$i]}"
         # A refused or failed request is not a stored one: the comparison is void.
         [ $((failed)) = 0 ] || die "${bins[$i]} failed $((failed)) of $requests requests in round $round"

@@ -96,7 +96,6 @@ ticks() {
 }
 
 for s in 0 1; do set_up "$s" "${setups[$s]}"; done
-field() { sed -E "s/.*$1=([0-9]+).*/\\1/" <<<"$2"; }
 hz=$(getconf CLK_TCK)
 per_request=$((BATCH > 0 ? BATCH : 1))
 declare -A rates p99s failed acknowledged cpu stored_before
@@ -108,14 +107,13 @@ for round in $(seq "$ROUNDS"); do
         result=$(load "$s" "$SECONDS_PER_RUN" "r$round")
         t1=$(ticks "$s")
         [ -n "$result" ] || die "no result from wrk (see $work/r$round-$s.txt)"
-        requests=$(field requests "$result")
+        requests=$(wrk_field requests "$result")
         [ "$requests" -gt 0 ] || die "no request answered by the set-up of ${setups[$s]} instance(s)"
-        failures=$(($(field err_connect "$result") + $(field err_read "$result") + $(field err_write "$result") \
-            + $(field err_status "$result") + $(field err_timeout "$result")))
-        rates[$s]="${rates[$s]:-} $((requests * 1000000 / $(field duration_us "$result")))"
-        p99s[$s]="${p99s[$s]:-} $(($(field p99_us "$result") / 1000))"
+        failures=$(wrk_failed "$result")
+        rates[$s]="${rates[$s]:-} $((requests * 1000000 / $(wrk_field duration_us "$result")))"
+        p99s[$s]="${p99s[$s]:-} $(($(wrk_field p99_us "$result") / 1000))"
         failed[$s]=$((${failed[$s]:-0} + failures))
-        acknowledged[$s]=$((${acknowledged[$s]:-0} + (requests - $(field err_status "$result")) * per_request))
+        acknowledged[$s]=$((${acknowledged[$s]:-0} + (requests - $(wrk_field err_status "$result")) * per_request))
         cpu[$s]="${cpu[$s]:-} $(((t1 - t0) * 1000000 / hz / requests))"
     done
 done

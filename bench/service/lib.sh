@@ -1,5 +1,6 @@
-# Helpers shared by the service's benchmarks, sourced: `start_server` (instances.sh,
-# builds_side_by_side.sh), and for the rescoring benchmarks (rescore.sh, rescore_postgres.sh),
+# Helpers shared by the service's benchmarks, sourced: `start_server`, `wrk_field` and
+# `wrk_failed` (instances.sh, builds_side_by_side.sh, pgbench_ceiling.sh), and for the rescoring
+# benchmarks (rescore.sh, rescore_postgres.sh),
 # which set BASE (the service's address) and ADMIN (an admin key) first, the others.
 
 # start_server OUT BIN ARGS...: starts `BIN serve ARGS... --listen 127.0.0.1:0` in the background,
@@ -18,6 +19,17 @@ start_server() {
         sleep 0.1
     done
     return 1
+}
+
+# wrk_field NAME RESULT: the number NAME= of RESULT, a WRK_RESULT line of segment.lua's done()
+# (without its leading word).
+wrk_field() { sed -E "s/(^|.* )$1=([0-9]+).*/\\2/" <<<"$2"; }
+
+# wrk_failed RESULT: the requests of RESULT that failed, of every kind (connect, read, write,
+# status, timeout).
+wrk_failed() {
+    echo $(($(wrk_field err_connect "$1") + $(wrk_field err_read "$1") + $(wrk_field err_write "$1") \
+        + $(wrk_field err_status "$1") + $(wrk_field err_timeout "$1")))
 }
 
 # api CURL-ARGS...: a request to the service with the admin key, failing on an error status.

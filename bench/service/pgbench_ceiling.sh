@@ -123,9 +123,9 @@ if [ "$SERVICE" = 1 ]; then
         result=$(sed -n 's/^WRK_RESULT //p' <<<"$out")
         [ -n "$result" ] || { echo "no result from wrk: $out" >&2; exit 1; }
         local requests duration failed
-        requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result")
-        duration=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$result")
-        failed=$(sed -E 's/.*err_connect=([0-9]+) err_read=([0-9]+) err_write=([0-9]+) err_status=([0-9]+) err_timeout=([0-9]+).*/\1+\2+\3+\4+\5/' <<<"$result")
+        requests=$(wrk_field requests "$result")
+        duration=$(wrk_field duration_us "$result")
+        failed=$(wrk_failed "$result")
         [ $((failed)) = 0 ] || { echo "the service failed $((failed)) of $requests requests" >&2; exit 1; }
         echo $((requests * 1000000 / duration))
     }
