@@ -119,6 +119,10 @@ pub struct Ingested {
     pub new_anonymous: u32,
     #[serde(skip)]
     pub looked_up: usize,
+    /// The leads merged into another (merged, kept), in the order the request merged them: an
+    /// item accepted on a lead merged later in the same request names the merged lead.
+    #[serde(skip)]
+    pub merged: Vec<(i64, i64)>,
 }
 
 /// A new event of the request, stored at its end.
@@ -126,6 +130,8 @@ struct AddedEvent {
     message_id: String,
     event_type: String,
     at: i64,
+    /// When the request that carried it was received.
+    received_at: i64,
     properties: Map<String, Value>,
     /// A tracked event, which the engine counts (identify, alias and group are only stored).
     tracked: bool,
@@ -279,6 +285,31 @@ pub fn ingest_from(
     received_at: i64,
     sender: Sender,
 ) -> Result<Ingested, StoreError> {
+    let received = vec![received_at; messages.len()];
+    ingest_received(transaction, models, lead_cache, workspace_id, messages, &received, sender)
+}
+
+/// [`ingest_from`] for messages received at different instants (`received[i]` is when the
+/// request of `messages[i]` came: requests ingested together, `crate::intake::groups`). The
+/// leads are scored as of the latest receipt (see [`scored_at`]).
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_received(
+    transaction: &dyn Transaction,
+    models: &Models,
+    lead_cache: &LeadCache,
+    workspace_id: i64,
+    messages: Vec<Result<Message, String>>,
+    received: &[i64],
+    sender: Sender,
+) -> Result<Ingested, StoreError> {
+    if received.len() != messages.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} messages were given {} instants of receipt",
+            messages.len(),
+            received.len()
+        )));
+    }
+    let received_at = received.iter().copied().max().unwrap_or_default();
     let messages: Vec<Result<Message, String>> =
         messages.into_iter().map(|message| message.and_then(|m| m.check_limits().map(|()| m))).collect();
     let mut remembered = lead_cache.lock();
@@ -311,7 +342,7 @@ pub fn ingest_from(
     // The fields of leads as they were before this request's first identify or group call
     // changed them: what explaining the change of their scores starts from.
     let mut earlier_fields: Vec<(i64, saving::Earlier)> = Vec::new();
-    for (message, duplicate) in messages.into_iter().zip(duplicate) {
+    for ((message, duplicate), &message_received_at) in messages.into_iter().zip(duplicate).zip(received) {
         let message = match message {
             Ok(message) => message,
             Err(reason) => {
@@ -396,6 +427,7 @@ pub fn ingest_from(
         let lead = &mut entry.row;
         let mut carried = (None, Vec::new());
         if let Some(merged) = merged_from {
+            ingested.merged.push((merged, lead.id));
             // The merged lead's events now belong to `lead`, whose state is rebuilt from them all.
             if let Some(position) = touched.iter().position(|t| t.id == merged) {
                 let merged = touched.remove(position);
@@ -439,7 +471,7 @@ pub fn ingest_from(
             Kind::Alias { .. } => (scoring::ALIAS.to_string(), traits, false),
         };
         ingested.items.push(Outcome::Accepted { lead_id });
-        events.push(AddedEvent { message_id, event_type, at, properties, tracked });
+        events.push(AddedEvent { message_id, event_type, at, received_at: message_received_at, properties, tracked });
         match touched.iter_mut().find(|t| t.id == lead_id) {
             Some(entry) => {
                 entry.last_event_at = entry.last_event_at.max(last_event_at);
@@ -512,7 +544,7 @@ pub fn ingest_from(
                     message_id: &e.message_id,
                     event_type: &e.event_type,
                     at: e.at,
-                    received_at,
+                    received_at: e.received_at,
                     properties: &e.properties,
                 })
                 .collect();

@@ -1,6 +1,12 @@
 //! Accepting messages, from any route (Segment's API, the native API, CSV imports): ingestion in
 //! one coherent writer job, answered once durable; then the webhook dispatcher is woken for what
 //! was queued and the outcomes are counted.
+//!
+//! On SQLite the store's one writer runs several requests' jobs per transaction itself (group
+//! commit). Where other processes write the same storage (PostgreSQL), each job is a transaction
+//! of its own, so requests that arrive together are ingested together here ([`groups`]).
+
+pub mod groups;
 
 use crate::error::ApiError;
 use crate::ingest::{self, Ingested, Sender};
@@ -22,22 +28,46 @@ pub async fn accept(
 pub async fn accept_from(
     state: &AppState,
     workspace_id: i64,
-    mut messages: Vec<Result<Message, String>>,
+    messages: Vec<Result<Message, String>>,
     received_at: i64,
     sender: Sender,
 ) -> Result<Ingested, ApiError> {
+    let ingested = if state.storage.sole_writer() {
+        let received = vec![received_at; messages.len()];
+        let ingested = ingest_retrying(state, workspace_id, messages, received, sender).await?;
+        state.metrics.count_ingested(&ingested);
+        ingested
+    } else {
+        groups::accept(state, groups::Request { workspace_id, messages, received_at, sender }).await?
+    };
+    if ingested.queued > 0 {
+        state.deliveries.notify_one();
+    }
+    Ok(ingested)
+}
+
+/// Ingests `messages` (`received[i]` the receipt of `messages[i]`) in one transaction, run
+/// again when it lost a race with another writer of the storage.
+async fn ingest_retrying(
+    state: &AppState,
+    workspace_id: i64,
+    mut messages: Vec<Result<Message, String>>,
+    received: Vec<i64>,
+    sender: Sender,
+) -> Result<Ingested, StoreError> {
     // Where other processes write the same storage, a request can lose a race it cannot see
     // coming (another request created the same new lead first, or a deadlock): nothing of it was
     // stored, so it is run again here, a few times, rather than answered 503.
     let retries = if state.storage.sole_writer() { 0 } else { RACE_RETRIES };
     let mut attempt = 0;
-    let ingested = loop {
+    loop {
         let (models, leads) = (state.models.clone(), state.leads.clone());
         let this_time = if attempt < retries { messages.clone() } else { std::mem::take(&mut messages) };
+        let received = received.clone();
         let result = state
             .storage
             .ingest(move |transaction| {
-                ingest::ingest_from(transaction, &models, &leads, workspace_id, this_time, received_at, sender)
+                ingest::ingest_received(transaction, &models, &leads, workspace_id, this_time, &received, sender)
             })
             .await;
         match result {
@@ -45,14 +75,9 @@ pub async fn accept_from(
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
             }
-            result => break result?,
+            result => return result,
         }
-    };
-    if ingested.queued > 0 {
-        state.deliveries.notify_one();
     }
-    state.metrics.count_ingested(&ingested);
-    Ok(ingested)
 }
 
 /// Times a request is run again when it lost a race with another writer of the storage.

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub events_expired: Counter,
     /// Browser-key requests and messages limited, by why (`abuse.rs`).
     pub browser_limited: Family<OutcomeLabels, Counter>,
+    /// Requests per ingestion transaction where requests are grouped (`intake::groups`).
+    pub requests_per_ingestion: Histogram,
 }
 
 impl Default for Metrics {
@@ -136,7 +138,15 @@ impl Default for Metrics {
              anonymous leads (anonymous_cap), and bots' requests ignored or marked (bot_ignored, bot_marked)",
             browser_limited.clone(),
         );
+        let requests_per_ingestion = Histogram::new(exponential_buckets(1.0, 2.0, 8));
+        registry.register(
+            "ingestion_group_requests",
+            "Requests stored per ingestion transaction on PostgreSQL, where the requests that arrive while \
+             --database-writers transactions run go together into the next one",
+            requests_per_ingestion.clone(),
+        );
         Metrics {
+            requests_per_ingestion,
             browser_limited,
             registry,
             requests,

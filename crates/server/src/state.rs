@@ -37,6 +37,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Rate limits, the anonymous-lead cap and bot filtering for browser keys.
     pub guard: Arc<Guard>,
+    /// The ingestion transactions running and the requests waiting to go together into the next
+    /// ones, where other processes write the same storage (see [`crate::intake::groups`]).
+    pub intake: Arc<crate::intake::groups::Groups>,
 }
 
 /// Settings of the service.
@@ -66,6 +69,10 @@ pub struct Config {
     pub browser_limits: crate::abuse::Limits,
     /// Leads ingestion remembers at most between requests (see [`crate::lead_cache`]).
     pub remembered_leads: usize,
+    /// Ingestion transactions this instance runs at once where other processes write the same
+    /// storage; requests that arrive while they run go together into the next ones (see
+    /// [`crate::intake::groups`]).
+    pub ingestion_writers: usize,
 }
 
 impl Default for Config {
@@ -81,6 +88,7 @@ impl Default for Config {
             preview_first_wait: std::time::Duration::from_millis(150),
             browser_limits: crate::abuse::Limits::default(),
             remembered_leads: crate::lead_cache::DEFAULT_CAPACITY,
+            ingestion_writers: crate::intake::groups::DEFAULT_WRITERS,
         }
     }
 }
@@ -107,6 +115,7 @@ impl AppState {
             previews: Arc::new(PreviewJobs::default()),
             metrics: Arc::new(Metrics::default()),
             guard: Arc::new(Guard::new(config.browser_limits.clone())),
+            intake: Arc::new(crate::intake::groups::Groups::new(config.ingestion_writers)),
             config: Arc::new(config),
         }
     }

@@ -20,6 +20,10 @@ pub struct Args {
     /// the requests it stores at once [default: 16]
     #[arg(long, env = "LEADSCORE_DATABASE_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1000))]
     database_connections: Option<u64>,
+    /// Ingestion transactions this instance runs at once on the PostgreSQL database; the requests
+    /// that arrive while they run are stored together in the next ones [default: 4]
+    #[arg(long, env = "LEADSCORE_DATABASE_WRITERS", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    database_writers: Option<u64>,
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8640")]
     listen: SocketAddr,
@@ -151,6 +155,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (_, Some(connections)) => postgres.connections = usize::try_from(connections).unwrap_or(usize::MAX),
             _ => {}
         }
+        if let (Location::Directory(_), Some(_)) = (&location, args.database_writers) {
+            anyhow::bail!(
+                "--database-writers (or LEADSCORE_DATABASE_WRITERS) applies to a PostgreSQL database (--database); \
+                 a data directory has one writer, which stores the requests that arrive together in one transaction"
+            );
+        }
         let storage =
             location.open_with(access, &postgres).with_context(|| format!("cannot open the store at {location}"))?;
         if let Some(path) = &args.model {
@@ -187,6 +197,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             preview_batch_leads: args.preview_batch_leads,
             preview_first_wait: std::time::Duration::from_millis(args.preview_wait_ms),
             remembered_leads: usize::try_from(args.remembered_leads).unwrap_or(usize::MAX),
+            ingestion_writers: args.database_writers.map_or(leadscore_server::intake::groups::DEFAULT_WRITERS, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }),
             browser_limits: leadscore_server::abuse::Limits {
                 per_key: leadscore_server::abuse::Rate {
                     per_second: args.browser_key_rate,

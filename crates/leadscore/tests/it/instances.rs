@@ -429,3 +429,77 @@ fn an_instance_whose_clock_is_ahead_leaves_alone_what_another_is_sending() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(receiver.held(), 1, "instance two sent the notification instance one is still sending");
 }
+
+/// Requests that arrive while an instance's ingestion transactions run are stored together in
+/// the next one (`--database-writers`, `intake::groups`), and each is answered as if it had been
+/// alone: its own lead, with the scores that count its own events, and a message id sent by two
+/// requests at once stored once.
+#[test]
+fn requests_stored_together_are_each_answered_their_own_lead_and_scores() {
+    if !on_postgres() {
+        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+    // One transaction at a time: every request that arrives while it runs waits for the next.
+    let server = Server::start(dir.path(), &["--database-writers", "1"]);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    wait_until_no_rescoring_runs(&server, &admin);
+    const SENDERS: usize = 24;
+    const EVENTS: usize = 6;
+    let duplicates_seen = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for sender in 0..SENDERS {
+            let (server, ingest, duplicates_seen) = (&server, ingest.clone(), &duplicates_seen);
+            scope.spawn(move || {
+                let user = format!("группа-{sender}");
+                for i in 0..EVENTS {
+                    let message = json!({"userId": user, "event": "page_view", "messageId": format!("{user}-{i}")});
+                    let answer = server.post_json("/v1/track", &ingest, &message);
+                    assert_eq!(answer.status, 200, "{}", answer.body);
+                    let answer = answer.json();
+                    assert_eq!(answer["duplicate"], false, "{answer}");
+                    assert_eq!(answer["lead"]["user_id"], user.as_str(), "its own lead: {answer}");
+                    assert_eq!(
+                        answer["lead"]["scores"]["activity"]["value"],
+                        (i + 1) as f64,
+                        "{user}'s answer counts its own events so far: {answer}"
+                    );
+                    // Pairs of senders send one message each at once, with the same id.
+                    let shared = json!({"userId": "shared", "event": "page_view", "messageId": format!("shared-{}-{i}", sender / 2)});
+                    let answer = server.post_json("/v1/track", &ingest, &shared);
+                    assert_eq!(answer.status, 200, "{}", answer.body);
+                    duplicates_seen.lock().unwrap().push(answer.json()["duplicate"] == true);
+                }
+            });
+        }
+    });
+    let duplicates = duplicates_seen.into_inner().unwrap();
+    let stored = SENDERS / 2 * EVENTS;
+    assert_eq!(duplicates.iter().filter(|d| !**d).count(), stored, "each shared message id is stored once");
+    let lead = server.get("/api/leads/shared", &read).json();
+    assert_eq!(lead["scores"]["activity"]["value"], stored as f64, "{lead}");
+    for sender in 0..SENDERS {
+        let lead = server.get(&format!("/api/leads/группа-{sender}"), &read).json();
+        assert_eq!(lead["scores"]["activity"]["value"], EVENTS as f64, "{lead}");
+    }
+    // The requests did share transactions.
+    let metrics = request(&server.address, "GET", "/metrics", &[], b"").body;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (requests, transactions) =
+        (value("leadscore_ingestion_group_requests_sum"), value("leadscore_ingestion_group_requests_count"));
+    assert!(requests >= (SENDERS * EVENTS * 2) as f64, "{requests} requests counted");
+    assert!(
+        transactions < requests / 2.0,
+        "{requests} requests in {transactions} transactions: the waiting ones went together"
+    );
+}
