@@ -22,7 +22,8 @@
 //!   first; the second is answered `duplicate`, as it would be in a transaction after the first.
 //! - **Its own failure.** A group that lost a race is run again whole, as a request is; a group
 //!   that failed otherwise is run again request by request, so that one request's failure is not
-//!   the others'. A browser key's request goes alone: what it may create is counted per request.
+//!   the others'. A browser key's request goes alone, at once: what it may create is counted per
+//!   request. So does a request of more than [`JOINS_AT_MOST`] messages.
 //! - **Order and locks.** A group names one workspace, takes requests in arrival order, and locks
 //!   its identities and leads in the fixed orders a batch does, so groups of several instances
 //!   wait on each other as batches do and never deadlock for being groups.
@@ -44,8 +45,13 @@ use crate::state::AppState;
 /// Ingestion transactions at once by default (`leadscore serve --database-writers`).
 pub const DEFAULT_WRITERS: usize = 4;
 
-/// The most messages one group carries: a request of more goes alone.
+/// The most messages one group carries.
 pub const MAX_MESSAGES: usize = 1_000;
+
+/// The most messages of a request that joins a group. A bigger request already spreads a
+/// transaction's cost over its messages, and goes alone, at once, outside the lanes: grouped,
+/// batches of 100 gained nothing and held more locks for longer (docs/benchmarks.md).
+pub const JOINS_AT_MOST: usize = 50;
 
 /// One request's messages, as `intake::accept_from` takes them.
 pub struct Request {
@@ -86,14 +92,10 @@ impl Groups {
         let workspace_id = first.request.workspace_id;
         let mut messages = first.request.messages.len();
         let mut group = vec![first];
-        if !joins(&group[0].request) {
-            return group;
-        }
         let mut index = 0;
         while index < queue.len() && messages < MAX_MESSAGES {
             let request = &queue[index].request;
             if request.workspace_id == workspace_id
-                && joins(request)
                 && messages + request.messages.len() <= MAX_MESSAGES
                 && let Some(waiting) = queue.remove(index)
             {
@@ -109,12 +111,15 @@ impl Groups {
 
 /// Whether a request may share a transaction with others.
 fn joins(request: &Request) -> bool {
-    request.sender == Sender::Trusted && request.messages.len() < MAX_MESSAGES
+    request.sender == Sender::Trusted && request.messages.len() <= JOINS_AT_MOST
 }
 
 /// Ingests `request`, with the requests that wait beside it when every lane is busy; answers
-/// once its group is durable.
+/// once its group is durable. A request that does not join groups goes alone, at once.
 pub async fn accept(state: &AppState, request: Request) -> Result<Ingested, ApiError> {
+    if !joins(&request) {
+        return alone(state, request).await;
+    }
     let (answer, answered) = oneshot::channel();
     state.intake.queue().push_back(Waiting { request, answer });
     if let Ok(lane) = state.intake.lanes.clone().try_acquire_owned() {
@@ -153,12 +158,7 @@ async fn run(state: &AppState, mut group: Vec<Waiting>) {
     state.metrics.requests_per_ingestion.observe(group.len() as f64);
     if group.len() == 1 {
         let Some(Waiting { request, answer }) = group.pop() else { return };
-        let received = vec![request.received_at; request.messages.len()];
-        let result = ingest_retrying(state, request.workspace_id, request.messages, received, request.sender).await;
-        if let Ok(ingested) = &result {
-            state.metrics.count_ingested(ingested);
-        }
-        let _ = answer.send(result.map_err(ApiError::from));
+        let _ = answer.send(alone(state, request).await);
         return;
     }
     let workspace_id = group[0].request.workspace_id;
@@ -181,16 +181,18 @@ async fn run(state: &AppState, mut group: Vec<Waiting>) {
         Err(error) => {
             tracing::warn!(requests = group.len(), %error, "a group of requests failed: each is run again alone");
             for Waiting { request, answer } in group {
-                let received = vec![request.received_at; request.messages.len()];
-                let result =
-                    ingest_retrying(state, request.workspace_id, request.messages, received, request.sender).await;
-                if let Ok(ingested) = &result {
-                    state.metrics.count_ingested(ingested);
-                }
-                let _ = answer.send(result.map_err(ApiError::from));
+                let _ = answer.send(alone(state, request).await);
             }
         }
     }
+}
+
+/// Ingests one request in a transaction of its own.
+async fn alone(state: &AppState, request: Request) -> Result<Ingested, ApiError> {
+    let received = vec![request.received_at; request.messages.len()];
+    let ingested = ingest_retrying(state, request.workspace_id, request.messages, received, request.sender).await?;
+    state.metrics.count_ingested(&ingested);
+    Ok(ingested)
 }
 
 /// The answers of a group's requests (`counts[i]` messages each, in order) from the group's
@@ -306,13 +308,13 @@ mod tests {
         }
     }
 
-    fn request(workspace_id: i64, messages: usize, sender: Sender) -> Waiting {
+    fn request(workspace_id: i64, messages: usize) -> Waiting {
         Waiting {
             request: Request {
                 workspace_id,
                 messages: (0..messages).map(|i| Err(format!("m{i}"))).collect(),
                 received_at: 0,
-                sender,
+                sender: Sender::Trusted,
             },
             answer: oneshot::channel().0,
         }
@@ -325,24 +327,33 @@ mod tests {
     #[test]
     fn a_group_takes_one_workspaces_requests_in_arrival_order_up_to_its_size() {
         let groups = Groups::new(1);
-        let browser = Sender::Browser { new_anonymous: 5 };
-        for waiting in [
-            request(1, 1, Sender::Trusted),
-            request(2, 1, Sender::Trusted),
-            request(1, 2, Sender::Trusted),
-            request(1, 3, browser),
-            request(1, MAX_MESSAGES - 4, Sender::Trusted),
-            request(1, 1, Sender::Trusted),
-            request(1, MAX_MESSAGES, Sender::Trusted),
-        ] {
+        let mut queued = vec![request(1, 1), request(2, 1)];
+        queued.extend((0..MAX_MESSAGES / JOINS_AT_MOST).map(|_| request(1, JOINS_AT_MOST)));
+        queued.push(request(2, 3));
+        for waiting in queued {
             groups.queue().push_back(waiting);
         }
-        // Workspace 1's trusted requests as long as they fit; the browser's request and the one
-        // that would make the group too big wait.
-        assert_eq!(sizes(&groups.next_group()), vec![(1, 1), (1, 2), (1, MAX_MESSAGES - 4), (1, 1)]);
-        assert_eq!(sizes(&groups.next_group()), vec![(2, 1)]);
-        assert_eq!(sizes(&groups.next_group()), vec![(1, 3)], "a browser key's request goes alone");
-        assert_eq!(sizes(&groups.next_group()), vec![(1, MAX_MESSAGES)]);
+        // Workspace 1's requests as long as they fit; the one that would make the group too big
+        // waits for the next.
+        let mut first = vec![(1, 1)];
+        first.extend((0..MAX_MESSAGES / JOINS_AT_MOST - 1).map(|_| (1, JOINS_AT_MOST)));
+        assert_eq!(sizes(&groups.next_group()), first);
+        assert_eq!(sizes(&groups.next_group()), vec![(2, 1), (2, 3)]);
+        assert_eq!(sizes(&groups.next_group()), vec![(1, JOINS_AT_MOST)]);
         assert!(groups.next_group().is_empty());
+    }
+
+    #[test]
+    fn a_browser_keys_request_and_a_big_one_go_alone() {
+        let trusted = |messages| Request {
+            workspace_id: 1,
+            messages: (0..messages).map(|i| Err(format!("m{i}"))).collect(),
+            received_at: 0,
+            sender: Sender::Trusted,
+        };
+        assert!(joins(&trusted(1)));
+        assert!(joins(&trusted(JOINS_AT_MOST)));
+        assert!(!joins(&trusted(JOINS_AT_MOST + 1)));
+        assert!(!joins(&Request { sender: Sender::Browser { new_anonymous: 5 }, ..trusted(1) }));
     }
 }
