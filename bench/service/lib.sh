@@ -1,5 +1,5 @@
-# Helpers shared by the service's benchmarks, sourced: `start_server`, `wrk_field` and
-# `wrk_failed` (instances.sh, builds_side_by_side.sh, pgbench_ceiling.sh), and for the rescoring
+# Helpers shared by the service's benchmarks, sourced: `start_server`, `wrk_field`, `wrk_failed`
+# and `group_totals` (instances.sh, builds_side_by_side.sh, pgbench_ceiling.sh), and for the rescoring
 # benchmarks (rescore.sh, rescore_postgres.sh),
 # which set BASE (the service's address) and ADMIN (an admin key) first, the others.
 
@@ -30,6 +30,16 @@ wrk_field() { sed -E "s/(^|.* )$1=([0-9]+).*/\\2/" <<<"$2"; }
 wrk_failed() {
     echo $(($(wrk_field err_connect "$1") + $(wrk_field err_read "$1") + $(wrk_field err_write "$1") \
         + $(wrk_field err_status "$1") + $(wrk_field err_timeout "$1")))
+}
+
+# group_totals ADDR: the service's requests stored in ingestion transactions and those
+# transactions, "REQUESTS TRANSACTIONS", from its /metrics (0 0 on SQLite, which does not group
+# them there).
+group_totals() {
+    curl -fsS "http://$1/metrics" | awk '
+        $1 == "leadscore_ingestion_group_requests_sum" { sum = $2 }
+        $1 == "leadscore_ingestion_group_requests_count" { count = $2 }
+        END { printf "%d %d\n", sum, count }'
 }
 
 # api CURL-ARGS...: a request to the service with the admin key, failing on an error status.

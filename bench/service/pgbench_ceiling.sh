@@ -22,8 +22,10 @@
 # pgbench batch, the service's `POST /v1/batch` of BATCH at BATCH_CLIENTS connections; which of
 # the two goes first changes every round), so that the machine's drift over minutes falls on both
 # alike. The service's load is wrk with segment.lua (2 threads, USERS user ids drawn uniformly,
-# random message ids); its leads are all created in a warm-up first. Prints each round's figures
-# and the service's share of pgbench in each.
+# random message ids); its leads are all created in a warm-up first. Prints each round's figures,
+# the service's share of pgbench in each, and the requests the service stored per ingestion
+# transaction during its single events (from its /metrics: the requests that wait for one of
+# its `--database-writers` transactions go together into the next).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 POSTGRES_SERVER=${POSTGRES_SERVER:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -129,23 +131,34 @@ if [ "$SERVICE" = 1 ]; then
         [ $((failed)) = 0 ] || { echo "the service failed $((failed)) of $requests requests" >&2; exit 1; }
         echo $((requests * 1000000 / duration))
     }
+    # grouped TAG BATCH CONNECTIONS SECONDS: `serve`, and the requests per ingestion transaction
+    # during the run (the service's groups, `--database-writers`) in $work/TAG.grouped.
+    grouped() {
+        local before after
+        before=$(group_totals "$server_addr")
+        serve "$2" "$3" "$4" "$1"
+        after=$(group_totals "$server_addr")
+        awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ");
+            printf "%.1f\n", (y[2] > x[2]) ? (y[1] - x[1]) / (y[2] - x[2]) : 0 }' >"$work/$1.grouped"
+    }
     serve "$BATCH" "$BATCH_CLIENTS" 5 warmup >/dev/null   # every user's lead created
     run single "$CLIENTS" 3 >/dev/null
     echo
     echo "pgbench and the service side by side, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores," \
         "$(psql "$url" -Atc 'SHOW server_version'), $ROUNDS rounds of ${SECONDS_PER_RUN}s runs"
-    echo "| round | pgbench single, tx/s | service /v1/track, req/s | share | pgbench batch of $BATCH, events/s | service /v1/batch, events/s | share |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| round | pgbench single, tx/s | service /v1/track, req/s | share | requests per transaction | pgbench batch of $BATCH, events/s | service /v1/batch, events/s | share |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for round in $(seq "$ROUNDS"); do
         if [ $((round % 2)) = 1 ]; then
-            single=$(run single "$CLIENTS" "$SECONDS_PER_RUN"); track=$(serve 0 "$CLIENTS" "$SECONDS_PER_RUN" "t$round")
+            single=$(run single "$CLIENTS" "$SECONDS_PER_RUN"); grouped "t$round" 0 "$CLIENTS" "$SECONDS_PER_RUN" >"$work/track"
             batched=$(serve "$BATCH" "$BATCH_CLIENTS" "$SECONDS_PER_RUN" "b$round"); batch=$(run batch "$BATCH_CLIENTS" "$SECONDS_PER_RUN")
         else
-            track=$(serve 0 "$CLIENTS" "$SECONDS_PER_RUN" "t$round"); single=$(run single "$CLIENTS" "$SECONDS_PER_RUN")
+            grouped "t$round" 0 "$CLIENTS" "$SECONDS_PER_RUN" >"$work/track"; single=$(run single "$CLIENTS" "$SECONDS_PER_RUN")
             batch=$(run batch "$BATCH_CLIENTS" "$SECONDS_PER_RUN"); batched=$(serve "$BATCH" "$BATCH_CLIENTS" "$SECONDS_PER_RUN" "b$round")
         fi
-        awk -v r="$round" -v s="$single" -v t="$track" -v b="$batch" -v n="$BATCH" -v e="$batched" 'BEGIN {
-            printf "| %d | %.0f | %.0f | %.0f%% | %.0f | %.0f | %.0f%% |\n", r, s, t, 100 * t / s, b * n, e * n, 100 * e / b }'
+        track=$(cat "$work/track")
+        awk -v r="$round" -v s="$single" -v t="$track" -v g="$(cat "$work/t$round.grouped")" -v b="$batch" -v n="$BATCH" -v e="$batched" 'BEGIN {
+            printf "| %d | %.0f | %.0f | %.0f%% | %s | %.0f | %.0f | %.0f%% |\n", r, s, t, 100 * t / s, g, b * n, e * n, 100 * e / b }'
     done
     echo "pgbench reports and the service's log: $work"
     exit 0

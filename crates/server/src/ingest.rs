@@ -1063,4 +1063,51 @@ mod tests {
         assert!(matches!(items[..], [Outcome::Accepted { .. }]), "{items:?}");
         assert_eq!(calls, ["ingestion_snapshot", "merge_leads", "events_of", "write_ingested"]);
     }
+
+    /// Requests stored together (`intake::groups`) keep what is each their own: every event its
+    /// request's receipt, and the answer says which leads were merged, so that an item accepted
+    /// on a lead merged later in the group can be answered as the lead kept.
+    #[test]
+    fn messages_received_apart_keep_their_receipt_and_merges_are_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_ingesting(dir.path(), leadscore_store::message_ids::DEFAULT_RECENT).unwrap();
+        let workspace_id = store.write_blocking(|c| Ok(workspaces::find_or_create(c, "w", 0)?.id)).unwrap();
+        let (models, leads) = (Models::default(), LeadCache::new(store.generation()));
+        let visit = || Kind::Track("visit".to_string());
+        let messages = vec![
+            Ok(message(Some("u1"), None, "m1", visit())),
+            Ok(message(None, Some("a1"), "m2", visit())),
+            Ok(message(Some("u1"), Some("a1"), "m3", Kind::Identify)),
+        ];
+        let ingested = store
+            .write_coherent_blocking(move |c| {
+                ingest_received(c, &models, &leads, workspace_id, messages, &[1_000, 2_000, 3_000], Sender::Trusted)
+            })
+            .unwrap();
+        let [
+            Outcome::Accepted { lead_id: user },
+            Outcome::Accepted { lead_id: anonymous },
+            Outcome::Accepted { lead_id: kept },
+        ] = ingested.items[..]
+        else {
+            panic!("{:?}", ingested.items)
+        };
+        assert_eq!(kept, user);
+        assert_eq!(ingested.merged, vec![(anonymous, user)]);
+        let received: Vec<(String, i64)> = store
+            .read_blocking(|c| {
+                let mut statement = c.prepare("SELECT message_id, received_at FROM events ORDER BY message_id")?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        assert_eq!(received, [("m1".to_string(), 1_000), ("m2".to_string(), 2_000), ("m3".to_string(), 3_000)]);
+        // Not as many instants as messages: refused, nothing stored.
+        let (models, leads) = (Models::default(), LeadCache::new(store.generation()));
+        let refused = store.write_coherent_blocking(move |c| {
+            let messages = vec![Ok(message(Some("u2"), None, "m4", Kind::Track("visit".to_string())))];
+            ingest_received(c, &models, &leads, workspace_id, messages, &[], Sender::Trusted)
+        });
+        assert!(refused.is_err());
+    }
 }
