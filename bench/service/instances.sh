@@ -12,7 +12,9 @@
 # Settings (environment): BIN (target/release/leadscore, built unless SKIP_BUILD=1), POSTGRES_SERVER
 # (postgres://postgres@127.0.0.1:5432/postgres), INSTANCES (2), USERS (5000), BATCH (100: events
 # per request; 0 for /v1/track), CONNS (8), ROUNDS (5), SECONDS_PER_RUN (10), WARMUP (3 s per
-# set-up, not reported).
+# set-up, not reported), WRITERS (unset: each instance's default): the ingestion transactions of a
+# set-up, split evenly between its instances (`--database-writers WRITERS/N`, at least 1), as an
+# operator keeps instances × writers at what the database does best.
 #
 # Prints, per set-up: requests/s and events/s of each round and their mean, the p99 latency of
 # each round, failed requests, the events stored against the events acknowledged, and the servers'
@@ -60,9 +62,11 @@ set_up() {
     databases+=("$name")
     admin=$("$BIN" keys create --database "$url" --workspace bench --scope admin)
     key_of[$s]=$("$BIN" keys create --database "$url" --workspace bench --scope ingest)
+    local writers=()
+    [ -z "${WRITERS:-}" ] || writers=(--database-writers "$(( WRITERS / n > 0 ? WRITERS / n : 1 ))")
     for i in $(seq 1 "$n"); do
         local started=0
-        start_server "$work/$s-$i" "$BIN" --database "$url" || started=$?
+        start_server "$work/$s-$i" "$BIN" --database "$url" "${writers[@]}" || started=$?
         pids+=("$server_pid")
         own+=("$server_pid")
         [ "$started" = 0 ] || die "instance $i of $n did not start (see $work/$s-$i.err)"
@@ -119,7 +123,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo "leadscore instances on one PostgreSQL, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores; $USERS users," \
-    "$BATCH events per request (0: /v1/track), $CONNS connections, $ROUNDS rounds of ${SECONDS_PER_RUN}s"
+    "$BATCH events per request (0: /v1/track), $CONNS connections, $ROUNDS rounds of ${SECONDS_PER_RUN}s, ingestion transactions per set-up: ${WRITERS:-each instance default}"
 echo
 echo "| instances | requests/s per round | mean requests/s | mean events/s | p99 per round (ms) | failed | events stored / acknowledged | server CPU µs/request |"
 echo "|---|---|---|---|---|---|---|---|"

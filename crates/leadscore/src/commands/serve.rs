@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, env = "LEADSCORE_DATABASE_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1000))]
     database_connections: Option<u64>,
     /// Ingestion transactions this instance runs at once on the PostgreSQL database; the requests
-    /// that arrive while they run are stored together in the next ones [default: 4]
+    /// that arrive while they run are stored together in the next ones [default: 2]
     #[arg(long, env = "LEADSCORE_DATABASE_WRITERS", value_parser = clap::value_parser!(u64).range(1..=1000))]
     database_writers: Option<u64>,
     /// Address to listen on

@@ -43,7 +43,7 @@ use crate::messages::Message;
 use crate::state::AppState;
 
 /// Ingestion transactions at once by default (`leadscore serve --database-writers`).
-pub const DEFAULT_WRITERS: usize = 4;
+pub const DEFAULT_WRITERS: usize = 2;
 
 /// The most messages one group carries.
 pub const MAX_MESSAGES: usize = 1_000;
