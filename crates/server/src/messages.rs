@@ -39,12 +39,46 @@ pub struct Message {
 /// type, on every path that ingests (Segment messages, native events, CSV imports).
 pub const ID_LIMIT: usize = 200;
 
+/// The character PostgreSQL's text cannot hold, which SQLite's can: refused in every text of a
+/// message (ids, event types, traits and properties, their keys too) on either store alike, so
+/// that what one store takes the other takes, and a client's mistake is answered as one rather
+/// than as a failure of the database.
+const NUL: char = '\0';
+
+/// What a text holding [`NUL`] is told, after its field's name.
+const NUL_REFUSAL: &str = "contains the character U+0000 (NUL), which is not stored: remove it";
+
+/// The place (`traits.address.street`, `properties.items[2]`) of the first key or string under
+/// `map` that holds [`NUL`], named from `root`.
+fn place_of_nul(map: &Map<String, Value>, root: &str) -> Option<String> {
+    fn in_value(value: &Value, place: String) -> Option<String> {
+        match value {
+            Value::String(text) => text.contains(NUL).then_some(place),
+            Value::Array(items) => {
+                items.iter().enumerate().find_map(|(i, item)| in_value(item, format!("{place}[{i}]")))
+            }
+            Value::Object(map) => in_map(map, &place),
+            _ => None,
+        }
+    }
+    fn in_map(map: &Map<String, Value>, place: &str) -> Option<String> {
+        map.iter().find_map(|(key, value)| {
+            let place = format!("{place}.{key}");
+            if key.contains(NUL) { Some(place) } else { in_value(value, place) }
+        })
+    }
+    in_map(map, root)
+}
+
 /// Whether `text` is an id of 1 to [`ID_LIMIT`] characters (characters, not bytes: an id in
 /// Cyrillic or Chinese is held to the same length as one in Latin letters).
 /// `field` names the field as the message says it (`` `userId` ``).
 pub fn check_id(field: &str, text: &str) -> Result<(), String> {
     if text.trim().is_empty() {
         return Err(format!("{field} is empty"));
+    }
+    if text.contains(NUL) {
+        return Err(format!("{field} {NUL_REFUSAL}"));
     }
     let characters = text.chars().count();
     if characters > ID_LIMIT {
@@ -54,8 +88,8 @@ pub fn check_id(field: &str, text: &str) -> Result<(), String> {
 }
 
 impl Message {
-    /// Checks the ids and the event type against [`ID_LIMIT`]: one rule for every path, so that
-    /// nothing is stored that cannot be read back by its id.
+    /// Checks the ids and the event type against [`ID_LIMIT`], and every text against [`NUL`]:
+    /// one rule for every path, so that nothing is stored that cannot be read back by its id.
     pub fn check_limits(&self) -> Result<(), String> {
         check_id("`messageId` (an event's `id`)", &self.message_id)?;
         if let Some(user_id) = &self.user_id {
@@ -65,11 +99,17 @@ impl Message {
             check_id("`anonymousId`", anonymous_id)?;
         }
         match &self.kind {
-            Kind::Track(event) => check_id("`event` (an event's `type`)", event),
-            Kind::Alias { previous_id } => check_id("`previousId`", previous_id),
-            Kind::Group { group_id } => check_id("`groupId`", group_id),
-            Kind::Identify => Ok(()),
+            Kind::Track(event) => check_id("`event` (an event's `type`)", event)?,
+            Kind::Alias { previous_id } => check_id("`previousId`", previous_id)?,
+            Kind::Group { group_id } => check_id("`groupId`", group_id)?,
+            Kind::Identify => {}
         }
+        for (map, root) in [(&self.traits, "traits"), (&self.properties, "properties")] {
+            if let Some(place) = place_of_nul(map, root) {
+                return Err(format!("`{}` {NUL_REFUSAL}", place.replace('\0', "\\u0000")));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -175,4 +215,50 @@ pub fn parse_message(
         }
     }
     Ok(Message { kind, user_id, anonymous_id, message_id, at, traits, properties })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn track(user_id: &str, event: &str, traits: Value, properties: Value) -> Message {
+        let map = |value: Value| match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        Message {
+            kind: Kind::Track(event.to_string()),
+            user_id: Some(user_id.to_string()),
+            anonymous_id: None,
+            message_id: "m1".to_string(),
+            at: 0,
+            traits: map(traits),
+            properties: map(properties),
+        }
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_in_a_message_is_refused_with_its_place() {
+        assert_eq!(
+            track("u1", "visit", json!({"name": "Ада"}), json!({"items": ["a", {"b": 1}]})).check_limits(),
+            Ok(())
+        );
+        let refused = |message: Message| message.check_limits().unwrap_err();
+        assert!(refused(track("u\0", "visit", json!({}), json!({}))).starts_with("`userId`"));
+        assert!(refused(track("u1", "vi\0sit", json!({}), json!({}))).starts_with("`event`"));
+        assert_eq!(
+            refused(track("u1", "visit", json!({"name": "a\0b"}), json!({}))),
+            format!("`traits.name` {NUL_REFUSAL}")
+        );
+        assert_eq!(
+            refused(track("u1", "visit", json!({}), json!({"items": ["a", {"title": "x\0"}]}))),
+            format!("`properties.items[1].title` {NUL_REFUSAL}")
+        );
+        // A key is named as it is, its NUL written as JSON writes it.
+        assert_eq!(
+            refused(track("u1", "visit", json!({"n\0": "x"}), json!({}))),
+            format!("`traits.n\\u0000` {NUL_REFUSAL}")
+        );
+    }
 }

@@ -4,6 +4,9 @@
 use crate::common::*;
 use serde_json::json;
 
+/// What a text holding a NUL character is told, after its place.
+const NUL_REFUSAL: &str = "contains the character U+0000 (NUL), which is not stored: remove it";
+
 /// A server with one workspace `acme` running the counting model; returns (server, admin, ingest, read) keys.
 fn acme(dir: &std::path::Path) -> (Server, String, String, String) {
     acme_with(dir, &[])
@@ -197,6 +200,27 @@ fn client_mistakes_get_a_4xx_with_code_and_message() {
             assert!(!body["message"].as_str().unwrap().is_empty());
         }
     }
+    // A NUL character, which PostgreSQL's text cannot hold, is refused with its place on either
+    // store, and the batch's other items are stored.
+    let nul = server.post_json("/v1/track", &ingest, &json!({"userId": "u\0", "event": "e", "messageId": "n1"}));
+    assert_eq!((nul.status, nul.json()["code"].as_str()), (400, Some("invalid_message")), "{}", nul.body);
+    assert!(nul.json()["message"].as_str().unwrap().starts_with("`userId`"), "{}", nul.body);
+    let batch = server.post_json(
+        "/v1/batch",
+        &ingest,
+        &json!({"batch": [
+            {"type": "identify", "userId": "nul", "messageId": "n2", "traits": {"name": "Ан\0на"}},
+            {"type": "track", "userId": "nul", "event": "page_view", "messageId": "n3", "properties": {"tags": ["a\0"]}},
+            {"type": "track", "userId": "nul", "event": "page_view", "messageId": "n4"},
+        ]}),
+    );
+    assert_eq!(batch.status, 200, "{}", batch.body);
+    let items = batch.json()["items"].clone();
+    assert_eq!(items[0]["reason"], format!("`traits.name` {NUL_REFUSAL}"), "{items}");
+    assert_eq!(items[1]["reason"], format!("`properties.tags[0]` {NUL_REFUSAL}"), "{items}");
+    assert_eq!(items[2]["status"], "accepted", "{items}");
+    assert_eq!(server.get("/api/leads/nul", &read).json()["scores"]["activity"]["value"], 1.0);
+
     let bad_model = server.post_text(
         "/api/models",
         &admin,

@@ -20,9 +20,11 @@
 //!   leads are scored as of the latest one, as a request that waited for a lead's lock is.
 //! - **Idempotency.** A message id sent by two requests of a group is stored once, for the
 //!   first; the second is answered `duplicate`, as it would be in a transaction after the first.
-//! - **Its own failure.** A group that lost a race is run again whole, as a request is; a group
-//!   that failed otherwise is run again request by request, so that one request's failure is not
-//!   the others'. A browser key's request goes alone, at once: what it may create is counted per
+//! - **Its own failure.** A group that lost a race is run again whole, as a request is. A group
+//!   that failed because storage cannot take work now (PostgreSQL restarting, a full disk, a
+//!   statement past its timeout) fails every request of it at once, as each would have failed: no
+//!   request of it was stored, and each is safe to send again. A group that failed otherwise is
+//!   run again request by request, so that one request's failure is not the others'. A browser key's request goes alone, at once: what it may create is counted per
 //!   request. So does a request of more than [`JOINS_AT_MOST`] messages.
 //! - **Order and locks.** A group names one workspace, takes requests in arrival order, and locks
 //!   its identities and leads in the fixed orders a batch does, so groups of several instances
@@ -176,6 +178,15 @@ async fn run(state: &AppState, mut group: Vec<Waiting>) {
             for (waiting, ingested) in group.into_iter().zip(split(ingested, &counts)) {
                 state.metrics.count_ingested(&ingested);
                 let _ = waiting.answer.send(Ok(ingested));
+            }
+        }
+        // Storage that cannot take work now (a restart, a full disk, a statement past its
+        // timeout, a race lost again and again) or a workspace's data this version cannot read
+        // would fail each request again, one after the other: every request is told at once.
+        Err(error) if error.is_storage_failure() || error.is_unreadable_data() => {
+            let error = ApiError::from(error);
+            for waiting in group {
+                let _ = waiting.answer.send(Err(error.clone()));
             }
         }
         Err(error) => {
