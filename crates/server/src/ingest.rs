@@ -291,7 +291,7 @@ pub fn ingest_from(
 
 /// [`ingest_from`] for messages received at different instants (`received[i]` is when the
 /// request of `messages[i]` came: requests ingested together, `crate::intake::groups`). The
-/// leads are scored as of the latest receipt (see [`scored_at`]).
+/// leads are scored as of the latest receipt (see `scored_at`).
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_received(
     transaction: &dyn Transaction,

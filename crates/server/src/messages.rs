@@ -88,7 +88,7 @@ pub fn check_id(field: &str, text: &str) -> Result<(), String> {
 }
 
 impl Message {
-    /// Checks the ids and the event type against [`ID_LIMIT`], and every text against [`NUL`]:
+    /// Checks the ids and the event type against [`ID_LIMIT`], and every text against `NUL`:
     /// one rule for every path, so that nothing is stored that cannot be read back by its id.
     pub fn check_limits(&self) -> Result<(), String> {
         check_id("`messageId` (an event's `id`)", &self.message_id)?;

@@ -39,7 +39,7 @@ pub struct AppState {
     pub guard: Arc<Guard>,
     /// The ingestion transactions running and the requests waiting to go together into the next
     /// ones, where other processes write the same storage (see [`crate::intake::groups`]).
-    pub intake: Arc<crate::intake::groups::Groups>,
+    pub intake: Arc<crate::intake::lanes::Lanes>,
 }
 
 /// Settings of the service.
@@ -88,7 +88,7 @@ impl Default for Config {
             preview_first_wait: std::time::Duration::from_millis(150),
             browser_limits: crate::abuse::Limits::default(),
             remembered_leads: crate::lead_cache::DEFAULT_CAPACITY,
-            ingestion_writers: crate::intake::groups::DEFAULT_WRITERS,
+            ingestion_writers: crate::intake::lanes::DEFAULT_WRITERS,
         }
     }
 }
@@ -115,7 +115,7 @@ impl AppState {
             previews: Arc::new(PreviewJobs::default()),
             metrics: Arc::new(Metrics::default()),
             guard: Arc::new(Guard::new(config.browser_limits.clone())),
-            intake: Arc::new(crate::intake::groups::Groups::new(config.ingestion_writers)),
+            intake: Arc::new(crate::intake::lanes::Lanes::new(config.ingestion_writers)),
             config: Arc::new(config),
         }
     }

@@ -197,9 +197,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             preview_batch_leads: args.preview_batch_leads,
             preview_first_wait: std::time::Duration::from_millis(args.preview_wait_ms),
             remembered_leads: usize::try_from(args.remembered_leads).unwrap_or(usize::MAX),
-            ingestion_writers: args.database_writers.map_or(leadscore_server::intake::groups::DEFAULT_WRITERS, |n| {
-                usize::try_from(n).unwrap_or(usize::MAX)
-            }),
+            ingestion_writers: args
+                .database_writers
+                .map_or(leadscore_server::intake::lanes::DEFAULT_WRITERS, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             browser_limits: leadscore_server::abuse::Limits {
                 per_key: leadscore_server::abuse::Rate {
                     per_second: args.browser_key_rate,

@@ -5,15 +5,15 @@
 //! events it carries: pgbench on leadscore's schema stores ten times more events per second in
 //! transactions of 100 than one per transaction (docs/benchmarks.md, "The service on
 //! PostgreSQL"). SQLite's one writer groups requests itself (group commit); here an instance
-//! runs at most a few ingestion transactions at once (`leadscore serve --database-writers`, its lanes),
-//! and the requests that arrive while they run wait and go together into the next transaction a
-//! lane starts. A request that finds a lane free goes at once, alone: grouping adds no wait, it
-//! only gathers the requests that would have waited anyway.
+//! runs at most a few ingestion transactions at once (`leadscore serve --database-writers`: the
+//! lanes, `intake::lanes`), and the requests that arrive while they run wait and go together
+//! into the next transaction a lane starts. A request that finds a lane free goes at once, alone:
+//! grouping adds no wait, it only gathers the requests that would have waited anyway.
 //!
 //! What a group keeps of each request:
 //! - **Its answer.** A group is one ingestion of its requests' messages in arrival order
 //!   ([`crate::ingest::ingest_received`]); each request is answered its own items, in its order,
-//!   and the leads its messages were stored on, as the group's commit left them ([`split`]). A
+//!   and the leads its messages were stored on, as the group's commit left them (`split`). A
 //!   lead merged into another by a later message of the group is answered as the lead kept: the
 //!   merged one never existed outside the transaction.
 //! - **Its receipt.** Each event is stored with its own request's time of receipt; the group's
@@ -24,8 +24,10 @@
 //!   that failed because storage cannot take work now (PostgreSQL restarting, a full disk, a
 //!   statement past its timeout) fails every request of it at once, as each would have failed: no
 //!   request of it was stored, and each is safe to send again. A group that failed otherwise is
-//!   run again request by request, so that one request's failure is not the others'. A browser key's request goes alone, at once: what it may create is counted per
-//!   request. So does a request of more than [`JOINS_AT_MOST`] messages.
+//!   run again request by request, so that one request's failure is not the others'.
+//! - **What goes alone.** A browser key's request, at once: what it may create is counted per
+//!   request. So does a request of more than [`super::lanes::JOINS_AT_MOST`] messages, which
+//!   spreads a transaction's cost over its own.
 //! - **Order and locks.** A group names one workspace, takes requests in arrival order, and locks
 //!   its identities and leads in the fixed orders a batch does, so groups of several instances
 //!   wait on each other as batches do and never deadlock for being groups.
@@ -33,88 +35,15 @@
 //! A group runs in a task of its own, so that a client that goes away cuts short no other
 //! request's answer.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::ingest_retrying;
+use super::attempt::ingest_retrying;
+use super::lanes::{Request, Waiting, joins};
 use crate::error::ApiError;
 use crate::ingest::{Ingested, Outcome, Sender};
-use crate::messages::Message;
 use crate::state::AppState;
-
-/// Ingestion transactions at once by default (`leadscore serve --database-writers`).
-pub const DEFAULT_WRITERS: usize = 2;
-
-/// The most messages one group carries.
-pub const MAX_MESSAGES: usize = 1_000;
-
-/// The most messages of a request that joins a group. A bigger request already spreads a
-/// transaction's cost over its messages, and goes alone, at once, outside the lanes: grouped,
-/// batches of 100 gained nothing and held more locks for longer (docs/benchmarks.md).
-pub const JOINS_AT_MOST: usize = 50;
-
-/// One request's messages, as `intake::accept_from` takes them.
-pub struct Request {
-    pub workspace_id: i64,
-    pub messages: Vec<Result<Message, String>>,
-    pub received_at: i64,
-    pub sender: Sender,
-}
-
-/// A request waiting for a lane, and where its answer goes.
-struct Waiting {
-    request: Request,
-    answer: oneshot::Sender<Result<Ingested, ApiError>>,
-}
-
-/// The lanes of one instance and the requests waiting for one.
-pub struct Groups {
-    lanes: Arc<Semaphore>,
-    waiting: Mutex<VecDeque<Waiting>>,
-}
-
-impl Groups {
-    /// At most `lanes` ingestion transactions at once (at least one).
-    pub fn new(lanes: usize) -> Groups {
-        Groups { lanes: Arc::new(Semaphore::new(lanes.max(1))), waiting: Mutex::new(VecDeque::new()) }
-    }
-
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting>> {
-        // The queue holds no invariant a panic could break half-way: take it as it is.
-        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The next group: the oldest waiting request, and after it every waiting request of the same
-    /// workspace that may join it, in arrival order, up to [`MAX_MESSAGES`].
-    fn next_group(&self) -> Vec<Waiting> {
-        let mut queue = self.queue();
-        let Some(first) = queue.pop_front() else { return Vec::new() };
-        let workspace_id = first.request.workspace_id;
-        let mut messages = first.request.messages.len();
-        let mut group = vec![first];
-        let mut index = 0;
-        while index < queue.len() && messages < MAX_MESSAGES {
-            let request = &queue[index].request;
-            if request.workspace_id == workspace_id
-                && messages + request.messages.len() <= MAX_MESSAGES
-                && let Some(waiting) = queue.remove(index)
-            {
-                messages += waiting.request.messages.len();
-                group.push(waiting);
-            } else {
-                index += 1;
-            }
-        }
-        group
-    }
-}
-
-/// Whether a request may share a transaction with others.
-fn joins(request: &Request) -> bool {
-    request.sender == Sender::Trusted && request.messages.len() <= JOINS_AT_MOST
-}
 
 /// Ingests `request`, with the requests that wait beside it when every lane is busy; answers
 /// once its group is durable. A request that does not join groups goes alone, at once.
@@ -317,54 +246,5 @@ mod tests {
             assert_eq!(answer.items, vec![Outcome::Accepted { lead_id: 8 }]);
             assert_eq!(answer.leads, vec![lead(8)]);
         }
-    }
-
-    fn request(workspace_id: i64, messages: usize) -> Waiting {
-        Waiting {
-            request: Request {
-                workspace_id,
-                messages: (0..messages).map(|i| Err(format!("m{i}"))).collect(),
-                received_at: 0,
-                sender: Sender::Trusted,
-            },
-            answer: oneshot::channel().0,
-        }
-    }
-
-    fn sizes(group: &[Waiting]) -> Vec<(i64, usize)> {
-        group.iter().map(|w| (w.request.workspace_id, w.request.messages.len())).collect()
-    }
-
-    #[test]
-    fn a_group_takes_one_workspaces_requests_in_arrival_order_up_to_its_size() {
-        let groups = Groups::new(1);
-        let mut queued = vec![request(1, 1), request(2, 1)];
-        queued.extend((0..MAX_MESSAGES / JOINS_AT_MOST).map(|_| request(1, JOINS_AT_MOST)));
-        queued.push(request(2, 3));
-        for waiting in queued {
-            groups.queue().push_back(waiting);
-        }
-        // Workspace 1's requests as long as they fit; the one that would make the group too big
-        // waits for the next.
-        let mut first = vec![(1, 1)];
-        first.extend((0..MAX_MESSAGES / JOINS_AT_MOST - 1).map(|_| (1, JOINS_AT_MOST)));
-        assert_eq!(sizes(&groups.next_group()), first);
-        assert_eq!(sizes(&groups.next_group()), vec![(2, 1), (2, 3)]);
-        assert_eq!(sizes(&groups.next_group()), vec![(1, JOINS_AT_MOST)]);
-        assert!(groups.next_group().is_empty());
-    }
-
-    #[test]
-    fn a_browser_keys_request_and_a_big_one_go_alone() {
-        let trusted = |messages| Request {
-            workspace_id: 1,
-            messages: (0..messages).map(|i| Err(format!("m{i}"))).collect(),
-            received_at: 0,
-            sender: Sender::Trusted,
-        };
-        assert!(joins(&trusted(1)));
-        assert!(joins(&trusted(JOINS_AT_MOST)));
-        assert!(!joins(&trusted(JOINS_AT_MOST + 1)));
-        assert!(!joins(&Request { sender: Sender::Browser { new_anonymous: 5 }, ..trusted(1) }));
     }
 }
