@@ -42,7 +42,9 @@ pub const ID_LIMIT: usize = 200;
 /// The character PostgreSQL's text cannot hold, which SQLite's can: refused in every text of a
 /// message (ids, event types, traits and properties, their keys too) on either store alike, so
 /// that what one store takes the other takes, and a client's mistake is answered as one rather
-/// than as a failure of the database.
+/// than as a failure of the database. Properties too: stored as JSON text, they would hold it as
+/// `\u0000`, which PostgreSQL's `jsonb` refuses to read, and the erasure of a lead reads its
+/// events' properties that way (`postgres/erasure.rs`).
 const NUL: char = '\0';
 
 /// What a text holding [`NUL`] is told, after its field's name.
