@@ -780,8 +780,8 @@ fn dbt_writes_one_macro_for_every_adapter() {
     assert!(err.contains("--as-of"), "the instant is required: {err}");
 }
 
-/// A setting for PostgreSQL's connections given to a service on a data directory is refused
-/// with what it applies to, not ignored.
+/// A setting for PostgreSQL's connections or writers given to a service on a data directory is
+/// refused with what it applies to, not ignored.
 #[test]
 fn database_connections_on_a_data_directory_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -798,4 +798,18 @@ fn database_connections_on_a_data_directory_are_refused() {
         .arg(dir.path().join("data")));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--database-connections"), "{stderr}");
+    // The same for the ingestion transactions at once, which a data directory's one writer sets.
+    let (code, _, stderr) = run(bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-writers", "2", "--data"])
+        .arg(dir.path().join("data")));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--database-writers (or LEADSCORE_DATABASE_WRITERS) applies to a PostgreSQL database"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-writers", "0", "--data"])
+        .arg(dir.path().join("data")));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--database-writers"), "{stderr}");
 }
