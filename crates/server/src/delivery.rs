@@ -16,8 +16,9 @@
 //! Leases and due times are read on the store's shared clock (`Storage::shared_clock_ms`: the
 //! database's, on PostgreSQL), read again at every claim, not on each instance's own: an instance
 //! whose clock is a few minutes behind would otherwise write leases that the others find already
-//! ended, and send what another is still sending. A notification queued by an instance whose
-//! clock is ahead is stamped with that clock and becomes due when the shared clock reaches it.
+//! ended, and send what another is still sending. A notification is queued due at once on the
+//! shared clock too (the earlier of the instance's instant and the database's), so that one
+//! queued by an instance whose clock is ahead does not wait for the database's to catch up.
 //!
 //! Signing: each request carries `Leadscore-Signature: t=UNIX_SECONDS,v1=HEX` where HEX is the
 //! HMAC-SHA256, keyed with the webhook's secret, of `UNIX_SECONDS` + `.` + the raw body. A

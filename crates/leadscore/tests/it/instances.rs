@@ -381,6 +381,7 @@ fn seconds_of_day(date: &str) -> i64 {
 /// instance is still sending: the outbox's leases are on the database's clock. On the clock of
 /// the instance ahead, the other's lease of a minute would have ended nine minutes ago, and it
 /// would send the notification a second time while the first sending still waits for an answer.
+/// And what it queues is due at once, on the same clock.
 #[test]
 fn an_instance_whose_clock_is_ahead_leaves_alone_what_another_is_sending() {
     if !on_postgres() {
@@ -428,6 +429,19 @@ fn an_instance_whose_clock_is_ahead_leaves_alone_what_another_is_sending() {
 
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(receiver.held(), 1, "instance two sent the notification instance one is still sending");
+
+    // What instance two queues is due at once on the database's clock: stamped with its own, it
+    // would wait the ten minutes for the database's clock to catch up.
+    let answering = Receiver::start(0);
+    let hook = two.post_json("/api/webhooks", &admin, &json!({"url": answering.url, "events": ["tier_changed"]}));
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    for i in 0..3 {
+        let message = json!({"userId": "queued-ahead", "event": "page_view", "messageId": format!("queued-ahead-{i}")});
+        assert_eq!(two.post_json("/v1/track", &ingest, &message).status, 200);
+    }
+    let delivered = answering.wait_for(1);
+    assert_eq!(delivered.len(), 1, "the notification instance two queued is sent within seconds, not minutes");
+    assert_eq!(delivered[0].1["data"]["lead"]["user_id"], "queued-ahead", "{:?}", delivered[0].1);
 }
 
 /// Requests that arrive while an instance's ingestion transactions run are stored together in

@@ -90,9 +90,18 @@ pub(crate) enum ConnectError {
     Runtime(#[from] std::io::Error),
 }
 
-/// The database's clock, in milliseconds since the epoch: what leases are in, so that instances
-/// whose own clocks differ agree on when one runs out.
-pub(crate) const DATABASE_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+/// The database's clock, in milliseconds since the epoch, as SQL: what leases are in, so that
+/// instances whose own clocks differ agree on when one runs out. A macro, for statements built
+/// with `concat!`.
+macro_rules! database_now_ms_sql {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+pub(crate) use database_now_ms_sql;
+
+/// [`database_now_ms_sql`] as a constant, for statements built with `format!`.
+pub(crate) const DATABASE_NOW_MS: &str = database_now_ms_sql!();
 
 /// Reads the database's clock ([`DATABASE_NOW_MS`]).
 pub(crate) fn database_now_ms(connection: &mut Tx<'_>) -> Result<i64, crate::StoreError> {

@@ -16,7 +16,7 @@
 //! - [`depth`] counts the pending notifications of live webhooks only (see there why).
 
 use crate::StoreError;
-use crate::postgres::tx::{Tx, Unanswered};
+use crate::postgres::tx::{Tx, Unanswered, database_now_ms_sql};
 use crate::webhooks::{
     Attempt, ClaimRequest, Claimed, LeadNotification, LogEntry, NewWebhook, Pending, Webhook, new_secret,
 };
@@ -88,8 +88,15 @@ pub(crate) fn enqueue(
     Ok(row.try_get(0)?)
 }
 
-const ENQUEUE: &str = "INSERT INTO outbox (webhook_id, lead_id, event, data, created_at, next_attempt_at) \
-                       VALUES ($1, $2, $3, $4, $5, $5) RETURNING id";
+/// Due at once on the database's clock, which claims read (`claim`): an instance whose own clock
+/// is ahead would otherwise queue a notification that waits for the database's clock to reach
+/// the instance's. `created_at` stays the instance's instant, as every other time it stores.
+const ENQUEUE: &str = concat!(
+    "INSERT INTO outbox (webhook_id, lead_id, event, data, created_at, next_attempt_at) \
+     VALUES ($1, $2, $3, $4, $5, least($5, ",
+    database_now_ms_sql!(),
+    ")) RETURNING id"
+);
 
 /// The statement of [`enqueue`], to be sent with others (see
 /// [`Tx::query_and_commit`](crate::postgres::tx::Tx::query_and_commit)).
@@ -352,12 +359,16 @@ pub(crate) fn redeliver(
     // The share lock on the webhook keeps a deletion from passing between the check that it is
     // live and the commit of the copy; one that committed first makes the check fail.
     let row = connection.query_opt(
-        "INSERT INTO outbox (webhook_id, lead_id, event, data, created_at, next_attempt_at)
-         SELECT o.webhook_id, o.lead_id, o.event, o.data, $3, $3
+        concat!(
+            "INSERT INTO outbox (webhook_id, lead_id, event, data, created_at, next_attempt_at)
+         SELECT o.webhook_id, o.lead_id, o.event, o.data, $3, least($3, ",
+            database_now_ms_sql!(),
+            ")
          FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
          WHERE o.id = $1 AND w.workspace_id = $2 AND w.deleted_at IS NULL
          FOR SHARE OF w
-         RETURNING id",
+         RETURNING id"
+        ),
         &[&outbox_id, &workspace_id, &now],
     )?;
     let row = row
