@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::ingest::{Ingested, Sender};
 use crate::messages::Message;
 use crate::state::AppState;
-use attempt::ingest_retrying;
+use attempt::ingest_once;
 
 /// Stores the messages in the writer's transaction; answers once they are durable.
 pub async fn accept(
@@ -35,8 +35,7 @@ pub async fn accept_from(
     sender: Sender,
 ) -> Result<Ingested, ApiError> {
     let ingested = if state.storage.sole_writer() {
-        let received = vec![received_at; messages.len()];
-        let ingested = ingest_retrying(state, workspace_id, messages, received, sender).await?;
+        let ingested = ingest_once(state, workspace_id, messages, received_at, sender).await?;
         state.metrics.count_ingested(&ingested);
         ingested
     } else {

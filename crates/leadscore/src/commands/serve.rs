@@ -147,19 +147,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let location = args.store.location();
         let access = Access::Ingesting { recent_message_ids: args.recent_message_ids };
         let mut postgres = leadscore_store::postgres::PgOptions::default();
-        match (&location, args.database_connections) {
-            (Location::Directory(_), Some(_)) => anyhow::bail!(
-                "--database-connections (or LEADSCORE_DATABASE_CONNECTIONS) applies to a PostgreSQL database \
-                 (--database); a data directory has one writer and no connections to set"
-            ),
-            (_, Some(connections)) => postgres.connections = usize::try_from(connections).unwrap_or(usize::MAX),
-            _ => {}
+        if let Location::Directory(_) = &location {
+            if args.database_connections.is_some() {
+                anyhow::bail!(
+                    "--database-connections (or LEADSCORE_DATABASE_CONNECTIONS) applies to a PostgreSQL database \
+                     (--database); a data directory has one writer and no connections to set"
+                );
+            }
+            if args.database_writers.is_some() {
+                anyhow::bail!(
+                    "--database-writers (or LEADSCORE_DATABASE_WRITERS) applies to a PostgreSQL database (--database); \
+                     a data directory has one writer, which stores the requests that arrive together in one transaction"
+                );
+            }
         }
-        if let (Location::Directory(_), Some(_)) = (&location, args.database_writers) {
-            anyhow::bail!(
-                "--database-writers (or LEADSCORE_DATABASE_WRITERS) applies to a PostgreSQL database (--database); \
-                 a data directory has one writer, which stores the requests that arrive together in one transaction"
-            );
+        if let Some(connections) = args.database_connections {
+            postgres.connections = usize::try_from(connections).unwrap_or(usize::MAX);
         }
         let storage =
             location.open_with(access, &postgres).with_context(|| format!("cannot open the store at {location}"))?;

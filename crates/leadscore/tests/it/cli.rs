@@ -785,31 +785,16 @@ fn dbt_writes_one_macro_for_every_adapter() {
 #[test]
 fn database_connections_on_a_data_directory_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run(bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-connections", "4", "--data"])
-        .arg(dir.path().join("data")));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("--database-connections (or LEADSCORE_DATABASE_CONNECTIONS) applies to a PostgreSQL database"),
-        "{stderr}"
-    );
-    let (code, _, stderr) = run(bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-connections", "0", "--data"])
-        .arg(dir.path().join("data")));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("--database-connections"), "{stderr}");
-    // The same for the ingestion transactions at once, which a data directory's one writer sets.
-    let (code, _, stderr) = run(bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-writers", "2", "--data"])
-        .arg(dir.path().join("data")));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("--database-writers (or LEADSCORE_DATABASE_WRITERS) applies to a PostgreSQL database"),
-        "{stderr}"
-    );
-    let (code, _, stderr) = run(bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-writers", "0", "--data"])
-        .arg(dir.path().join("data")));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("--database-writers"), "{stderr}");
+    let data = dir.path().join("data");
+    for (option, variable) in [
+        ("--database-connections", "LEADSCORE_DATABASE_CONNECTIONS"),
+        ("--database-writers", "LEADSCORE_DATABASE_WRITERS"),
+    ] {
+        let (code, _, stderr) = run(bin().args(["serve", "--listen", "127.0.0.1:0", option, "4", "--data"]).arg(&data));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(&format!("{option} (or {variable}) applies to a PostgreSQL database")), "{stderr}");
+        let (code, _, stderr) = run(bin().args(["serve", "--listen", "127.0.0.1:0", option, "0", "--data"]).arg(&data));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(option), "{stderr}");
+    }
 }

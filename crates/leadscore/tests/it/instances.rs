@@ -45,6 +45,21 @@ impl Instances {
     }
 }
 
+/// One `serve` process on a database of its own, started with `extra`, the counting model
+/// active, and keys of every scope of workspace `acme` (admin, ingest, read); `None`, after
+/// saying so, when the tests do not run on PostgreSQL.
+fn one_instance(extra: &[&str]) -> Option<(tempfile::TempDir, String, String, String, Server)> {
+    if !on_postgres() {
+        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
+    let server = Server::start(dir.path(), extra);
+    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    Some((dir, admin, ingest, read, server))
+}
+
 #[test]
 fn two_instances_share_one_database_and_count_each_message_once() {
     let Some(Instances { dir: _dir, admin, ingest, read, one, two }) = Instances::start() else { return };
@@ -310,14 +325,7 @@ fn rescored_here(server: &Server) -> u64 {
 /// database through three connections, all used, never a fourth.
 #[test]
 fn an_instance_keeps_the_connections_it_is_given() {
-    if !on_postgres() {
-        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (admin, ingest, _) = keys_of_every_scope(dir.path(), "acme");
-    let server = Server::start(dir.path(), &["--database-connections", "3"]);
-    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    let Some((dir, _, ingest, _, server)) = one_instance(&["--database-connections", "3"]) else { return };
     let url = postgres_database(dir.path());
     let name = url.rsplit('/').next().unwrap().to_string();
     let server_url = url.rsplit_once('/').unwrap().0.to_string() + "/postgres";
@@ -450,15 +458,8 @@ fn an_instance_whose_clock_is_ahead_leaves_alone_what_another_is_sending() {
 /// requests at once stored once.
 #[test]
 fn requests_stored_together_are_each_answered_their_own_lead_and_scores() {
-    if !on_postgres() {
-        eprintln!("PostgreSQL only: run with LEADSCORE_TEST_STORE=postgres");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (admin, ingest, read) = keys_of_every_scope(dir.path(), "acme");
     // One transaction at a time: every request that arrives while it runs waits for the next.
-    let server = Server::start(dir.path(), &["--database-writers", "1"]);
-    assert_eq!(server.post_text("/api/models", &admin, COUNTING_MODEL).status, 201);
+    let Some((_dir, admin, ingest, read, server)) = one_instance(&["--database-writers", "1"]) else { return };
     wait_until_no_rescoring_runs(&server, &admin);
     const SENDERS: usize = 24;
     const EVENTS: usize = 6;

@@ -1,5 +1,6 @@
-//! One ingestion transaction of messages, run again when it lost a race with another writer of
-//! the storage: below both the single requests of `intake` and the groups of `intake::groups`.
+//! One ingestion transaction of messages: alone on SQLite, whose one writer no other process
+//! races; run again when it lost a race with another writer on PostgreSQL. Below both the
+//! requests of `intake` and the groups of `intake::groups`.
 
 use leadscore_store::StoreError;
 
@@ -7,32 +8,51 @@ use crate::ingest::{self, Ingested, Sender};
 use crate::messages::Message;
 use crate::state::AppState;
 
-/// Ingests `messages` (`received[i]` the receipt of `messages[i]`) in one transaction, run
-/// again when it lost a race with another writer of the storage.
+/// Ingests `messages`, received at `received_at`, in one transaction of a storage no other
+/// process writes (SQLite's): nothing to race, so the messages are moved in, not copied.
+pub(super) async fn ingest_once(
+    state: &AppState,
+    workspace_id: i64,
+    messages: Vec<Result<Message, String>>,
+    received_at: i64,
+    sender: Sender,
+) -> Result<Ingested, StoreError> {
+    let (models, leads) = (state.models.clone(), state.leads.clone());
+    state
+        .storage
+        .ingest(move |transaction| {
+            ingest::ingest_from(transaction, &models, &leads, workspace_id, messages, received_at, sender)
+        })
+        .await
+}
+
+/// Ingests the messages of `parts` (one part per request, in order; `received[i]` the receipt
+/// of the i-th message of them all) in one transaction, run again when it lost a race with
+/// another writer of the storage. Each attempt ingests a copy, so that the parts stay with the
+/// caller, whatever happens.
 pub(super) async fn ingest_retrying(
     state: &AppState,
     workspace_id: i64,
-    mut messages: Vec<Result<Message, String>>,
-    received: Vec<i64>,
+    parts: &[&[Result<Message, String>]],
+    received: &[i64],
     sender: Sender,
 ) -> Result<Ingested, StoreError> {
-    // Where other processes write the same storage, a request can lose a race it cannot see
-    // coming (another request created the same new lead first, or a deadlock): nothing of it was
-    // stored, so it is run again here, a few times, rather than answered 503.
-    let retries = if state.storage.sole_writer() { 0 } else { RACE_RETRIES };
+    // A request can lose a race it cannot see coming (another request created the same new lead
+    // first, or a deadlock): nothing of it was stored, so it is run again here, a few times,
+    // rather than answered 503.
     let mut attempt = 0;
     loop {
         let (models, leads) = (state.models.clone(), state.leads.clone());
-        let this_time = if attempt < retries { messages.clone() } else { std::mem::take(&mut messages) };
-        let received = received.clone();
+        let messages: Vec<Result<Message, String>> = parts.iter().flat_map(|part| part.iter().cloned()).collect();
+        let received = received.to_vec();
         let result = state
             .storage
             .ingest(move |transaction| {
-                ingest::ingest_received(transaction, &models, &leads, workspace_id, this_time, &received, sender)
+                ingest::ingest_received(transaction, &models, &leads, workspace_id, messages, &received, sender)
             })
             .await;
         match result {
-            Err(error) if attempt < retries && lost_a_race(&error) => {
+            Err(error) if attempt < RACE_RETRIES && lost_a_race(&error) => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
             }

@@ -93,16 +93,13 @@ async fn run(state: &AppState, mut group: Vec<Waiting>) {
         return;
     }
     let workspace_id = group[0].request.workspace_id;
-    let mut messages = Vec::with_capacity(group.iter().map(|w| w.request.messages.len()).sum());
-    let mut received = Vec::with_capacity(messages.capacity());
-    let mut counts = Vec::with_capacity(group.len());
-    for waiting in &group {
-        let request = &waiting.request;
-        messages.extend(request.messages.iter().cloned());
-        received.extend(std::iter::repeat_n(request.received_at, request.messages.len()));
-        counts.push(request.messages.len());
-    }
-    match ingest_retrying(state, workspace_id, messages, received, Sender::Trusted).await {
+    let parts: Vec<&[_]> = group.iter().map(|w| w.request.messages.as_slice()).collect();
+    let counts: Vec<usize> = parts.iter().map(|part| part.len()).collect();
+    let received: Vec<i64> =
+        group.iter().flat_map(|w| std::iter::repeat_n(w.request.received_at, w.request.messages.len())).collect();
+    let result = ingest_retrying(state, workspace_id, &parts, &received, Sender::Trusted).await;
+    drop(parts);
+    match result {
         Ok(ingested) => {
             for (waiting, ingested) in group.into_iter().zip(split(ingested, &counts)) {
                 state.metrics.count_ingested(&ingested);
@@ -130,7 +127,8 @@ async fn run(state: &AppState, mut group: Vec<Waiting>) {
 /// Ingests one request in a transaction of its own.
 async fn alone(state: &AppState, request: Request) -> Result<Ingested, ApiError> {
     let received = vec![request.received_at; request.messages.len()];
-    let ingested = ingest_retrying(state, request.workspace_id, request.messages, received, request.sender).await?;
+    let ingested =
+        ingest_retrying(state, request.workspace_id, &[&request.messages], &received, request.sender).await?;
     state.metrics.count_ingested(&ingested);
     Ok(ingested)
 }
