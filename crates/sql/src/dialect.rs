@@ -280,6 +280,26 @@ impl Dialect {
         }
     }
 
+    /// An aggregate (`SUM`, `MAX`) of `value` over a group's rows where `filter` holds: NULL
+    /// when none does. DuckDB and PostgreSQL update the aggregate with the rows the filter
+    /// selects; `MAX(CASE WHEN ... END)` computes the `CASE` for every event and updates every
+    /// lead's state with it, once per rule (a tenth of DuckDB's CPU time on the reference
+    /// model's 20,000,000 events). The other dialects take the `CASE`, which all of them run.
+    pub(crate) fn aggregate_where(self, function: &str, value: &str, filter: &str) -> String {
+        match self {
+            Dialect::DuckDb | Dialect::Postgres => format!("{function}({value}) FILTER (WHERE {filter})"),
+            _ => format!("{function}(CASE WHEN {filter} THEN {value} END)"),
+        }
+    }
+
+    /// How many of a group's rows `filter` holds for (0 for none).
+    pub(crate) fn count_where(self, filter: &str) -> String {
+        match self {
+            Dialect::DuckDb | Dialect::Postgres => format!("COUNT(*) FILTER (WHERE {filter})"),
+            _ => format!("SUM(CASE WHEN {filter} THEN 1 ELSE 0 END)"),
+        }
+    }
+
     /// The `n` greatest values of `value` among a group's rows where `filter` holds, as an
     /// aggregate where the dialect has one, in place of a `ROW_NUMBER()` window that sorts every
     /// event once per rule (ten times 2,000,000 rows for the reference model: three quarters of
@@ -290,7 +310,7 @@ impl Dialect {
     /// rank with windows.
     pub(crate) fn greatest(self, value: &str, n: usize, filter: &str) -> Option<Greatest> {
         let list = match self {
-            _ if n == 1 => return Some(Greatest::One(format!("MAX(CASE WHEN {filter} THEN {value} END)"))),
+            _ if n == 1 => return Some(Greatest::One(self.aggregate_where("MAX", value, filter))),
             Dialect::DuckDb => format!("MAX({value}, {n}) FILTER (WHERE {filter})"),
             Dialect::Postgres => format!("((ARRAY_AGG({value} ORDER BY {value} DESC) FILTER (WHERE {filter}))[1:{n}])"),
             Dialect::Spark => {

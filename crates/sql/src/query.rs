@@ -144,10 +144,9 @@ pub(crate) fn render_over(
                     if let Some(within) = test.within {
                         counted = format!("{counted} AND {} >= {}", ident("at"), as_of.minus(dialect, within.0));
                     }
-                    events.per_lead.push((
-                        columns::qualifier_count(score_index, kind, i),
-                        format!("SUM(CASE WHEN {counted} THEN 1 ELSE 0 END)"),
-                    ));
+                    events
+                        .per_lead
+                        .push((columns::qualifier_count(score_index, kind, i), dialect.count_where(&counted)));
                 }
             }
         }

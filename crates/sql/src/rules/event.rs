@@ -49,6 +49,24 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
         (EventPoints::Progressive(steps), None) => Some(steps.len()),
         (_, max_count) => max_count,
     };
+    let count = ident(&column("count"));
+    if let Some(sums) = sums_by_count(rule, limit) {
+        // Without decay, the points depend on the count alone: the query counts, and reads the
+        // sum the engine adds up for that count from a table of constants.
+        let counted = format!("LEAST({}, {})", dialect.count_where(&is_member), sums.len());
+        let mut sum = format!("(CASE {counted}");
+        for (k, points) in sums.iter().enumerate() {
+            sum.push_str(&format!(" WHEN {} THEN {}", k + 1, dialect.double(*points)));
+        }
+        sum.push_str(" END)");
+        events.per_lead.push((column("count"), counted));
+        events.per_lead.push((column("sum"), sum));
+        let mut applied = format!("COALESCE({count} > 0, FALSE)");
+        if let Some(when) = &rule.lead_condition {
+            applied = format!("({} AND {applied})", context.lead_conditions().render(when)?);
+        }
+        return Ok(RuleSql { events, applied, points: ident(&column("sum")) });
+    }
     let greatest = limit.and_then(|n| dialect.greatest(&at, n, &is_member));
     let (recency, total) = (ident(&column("recency")), ident(&column("total")));
     let kept = match limit {
@@ -70,12 +88,11 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
         Some(decay) => format!("{points} * {}", decay_factor(dialect, decay, &format!("({as_of} - {occurred})"))),
         None => points,
     };
-    let count = ident(&column("count"));
     events.per_lead.push((
         column("count"),
         match &greatest {
             Some(greatest) => greatest.count(),
-            None => format!("SUM(CASE WHEN {kept} THEN 1 ELSE 0 END)"),
+            None => dialect.count_where(&kept),
         },
     ));
     let counted = format!("COALESCE({count} > 0, FALSE)");
@@ -86,7 +103,7 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
                 column("sum"),
                 match &greatest {
                     Some(greatest) => greatest.sum(|occurred, _| decayed(points.clone(), occurred)),
-                    None => format!("SUM(CASE WHEN {kept} THEN {} END)", decayed(points, &at)),
+                    None => dialect.aggregate_where("SUM", &decayed(points, &at), &kept),
                 },
             ));
             (ident(&column("sum")), counted)
@@ -106,7 +123,7 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
                 None => {
                     let counted_occurrences = format!("LEAST({total}, {})", limit.unwrap_or(steps.len()));
                     let step = step(format!("{counted_occurrences} - {recency}"), 0);
-                    format!("SUM(CASE WHEN {kept} THEN {} END)", decayed(step, &at))
+                    dialect.aggregate_where("SUM", &decayed(step, &at), &kept)
                 }
             };
             events.per_lead.push((column("sum"), sum));
@@ -140,6 +157,31 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
     Ok(RuleSql { events, applied, points })
 }
 
+/// The most counted occurrences whose sums [`sums_by_count`] writes out as constants.
+const COUNTED_SUMS_AT_MOST: usize = 100;
+
+/// For a rule whose occurrences earn points that do not depend on their times (no decay;
+/// the same points each, or a progressive schedule) and that counts at most `limit` of them
+/// (no more than [`COUNTED_SUMS_AT_MOST`]): the rule's points for 1, 2, ... `limit` counted
+/// occurrences, added up as `EventRule::outcome_between` adds them, newest first. The query
+/// then needs each lead's count alone, not the times of its most recent occurrences (a list per
+/// lead and rule, or a window over every event).
+fn sums_by_count(rule: &EventRule, limit: Option<usize>) -> Option<Vec<f64>> {
+    let limit = limit.filter(|n| (1..=COUNTED_SUMS_AT_MOST).contains(n))?;
+    if rule.decay.is_some() {
+        return None;
+    }
+    // The engine multiplies each occurrence's points by its decay's factor, 1.0 without one.
+    let sums = match &rule.points {
+        EventPoints::Each(points) => (1..=limit).map(|k| (0..k).map(|_| points * 1.0).sum()).collect(),
+        EventPoints::Progressive(steps) => {
+            (1..=limit).map(|k| steps[..k].iter().rev().map(|step| step * 1.0).sum()).collect()
+        }
+        EventPoints::Bands(_) => return None,
+    };
+    Some(sums)
+}
+
 /// The share of its points an occurrence of age `age` (milliseconds, never negative) keeps:
 /// `Decay::factor`, operation for operation.
 pub(crate) fn decay_factor(dialect: Dialect, decay: &Decay, age: &str) -> String {
@@ -166,5 +208,42 @@ pub(crate) fn decay_factor(dialect: Dialect, decay: &Decay, age: &str) -> String
             factor.push_str(&format!(" ELSE {} END)", dialect.double(1.0)));
             factor
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use leadscore_core::rules::event::{Band, Decay, EventPoints, EventRule};
+
+    use super::sums_by_count;
+
+    fn rule(points: EventPoints, decay: Option<Decay>) -> EventRule {
+        EventRule { tracker: 0, window: None, max_count: None, points, decay, lead_condition: None, after: None }
+    }
+
+    #[test]
+    fn sums_by_count_are_added_one_occurrence_at_a_time_newest_first() {
+        // Eight times 0.1 added one by one is not 8 * 0.1 (0.8).
+        let each = sums_by_count(&rule(EventPoints::Each(0.1), None), Some(8)).unwrap();
+        assert_eq!(each.len(), 8);
+        assert_eq!(each[2], 0.1 + 0.1 + 0.1);
+        assert_eq!(each[7], 0.7999999999999999);
+        // The newest of k occurrences earns the k-th step and is added first.
+        let steps = vec![0.1, 0.2, 1e16, -1e16];
+        let progressive = sums_by_count(&rule(EventPoints::Progressive(steps), None), Some(4)).unwrap();
+        assert_eq!(progressive[..3], [0.1, 0.2 + 0.1, 1e16 + 0.2 + 0.1]);
+        assert_eq!(progressive[3], -1e16 + 1e16 + 0.2 + 0.1);
+    }
+
+    #[test]
+    fn rules_whose_points_depend_on_times_or_on_bands_are_not_summed_by_count() {
+        let decay = || Some(Decay::HalfLife { half_life_days: 30.0 });
+        assert_eq!(sums_by_count(&rule(EventPoints::Each(1.0), decay()), Some(3)), None);
+        let bands = EventPoints::Bands(vec![Band { min: 1, max: None, points: 5.0 }]);
+        assert_eq!(sums_by_count(&rule(bands, None), Some(3)), None);
+        // Without a limit, or with one beyond the constants written out, the query counts.
+        assert_eq!(sums_by_count(&rule(EventPoints::Each(1.0), None), None), None);
+        assert_eq!(sums_by_count(&rule(EventPoints::Each(1.0), None), Some(101)), None);
+        assert_eq!(sums_by_count(&rule(EventPoints::Each(1.0), None), Some(100)).map(|s| s.len()), Some(100));
     }
 }

@@ -14,7 +14,7 @@ pub(crate) fn inactivity(context: &RuleContext<'_, '_>, rule: &InactivityRule) -
     let mut events = EventColumns::default();
     events.per_lead.push((
         last.clone(),
-        format!("MAX(CASE WHEN {} THEN {} END)", dialect.ident(&columns::tracker(rule.tracker)), dialect.ident("at")),
+        dialect.aggregate_where("MAX", &dialect.ident("at"), &dialect.ident(&columns::tracker(rule.tracker))),
     ));
     let mut last = dialect.ident(&last);
     if let Some(slot) = context.model.created_at_slot() {
