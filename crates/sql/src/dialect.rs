@@ -249,18 +249,21 @@ impl Dialect {
         }
     }
 
-    /// Milliseconds since the Unix epoch of a trimmed text of 20 bytes `YYYY-MM-DDTHH:MM:SSZ`
-    /// (or of 24 with `.mmm` before the `Z`), NULL when it is anything else or not a date and
-    /// a clock that exist, where the dialect has a parser of its own that is quicker than
-    /// splitting the text. DuckDB's `strptime` reads a field of one digit fewer, a year of at
-    /// most four digits and skips white space only at either end: in a trimmed text of that
-    /// length, every field it reads is therefore all its digits (`reading.rs` in the tests
-    /// holds texts that would not be).
+    /// Milliseconds since the Unix epoch of a text of 20 bytes `YYYY-MM-DDTHH:MM:SSZ` (or of 24
+    /// with `.mmm` before the `Z`), NULL when it is anything else or not a date and a clock
+    /// that exist, where the dialect has a parser of its own that is quicker than splitting the
+    /// text. The text is read as the table holds it, untrimmed: one that starts with a digit and
+    /// ends with `Z` has no white space to trim. DuckDB's `strptime` reads a field of one digit
+    /// fewer, a year of at most four digits and skips white space only at either end: in such a
+    /// text of that length, every field it reads is therefore all its digits (`reading.rs` in
+    /// the tests holds texts that would not be). Its `ENDS_WITH` compares the last byte, where
+    /// reading the last character (`[-1]`) reads the whole text.
     pub(crate) fn utc_ms(self, text: &str) -> Option<String> {
         match self {
             Dialect::DuckDb => Some(format!(
-                "(CASE STRLEN({text}) WHEN 20 THEN EPOCH_MS(TRY_STRPTIME({text}, '%Y-%m-%dT%H:%M:%SZ')) \
-                 WHEN 24 THEN EPOCH_MS(TRY_STRPTIME({text}, '%Y-%m-%dT%H:%M:%S.%gZ')) END)"
+                "(CASE WHEN ASCII({text}) BETWEEN 48 AND 57 AND ENDS_WITH({text}, 'Z') THEN (CASE STRLEN({text}) \
+                 WHEN 20 THEN EPOCH_MS(TRY_STRPTIME({text}, '%Y-%m-%dT%H:%M:%SZ')) \
+                 WHEN 24 THEN EPOCH_MS(TRY_STRPTIME({text}, '%Y-%m-%dT%H:%M:%S.%gZ')) END) END)"
             )),
             _ => None,
         }

@@ -141,13 +141,14 @@ const RFC_3339: &str =
 /// `leadscore_batch::times`): a day, or a day and a time without an offset, in UTC.
 const NAIVE: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?)?$";
 
-/// A trimmed cell as milliseconds since the epoch, where the dialect reads the commonest
-/// spellings of an instant with a parser of its own ([`Dialect::utc_ms`]): RFC 3339 in UTC with
-/// an upper-case `T` and `Z`, without a fraction of a second or with milliseconds
-/// (`2026-05-11T00:16:29Z`, `2026-05-11T00:16:29.123Z`), as exports and trackers write them.
-/// NULL for anything else and for what that parser refuses (a leap second, an 31 April),
-/// which [`instant_parts`] then reads: a value is always the engine's, and splitting the text
-/// and adding up the parts took DuckDB more time than every rule of the reference model.
+/// A column's text, as the table holds it (untrimmed), as milliseconds since the epoch, where
+/// the dialect reads the commonest spellings of an instant with a parser of its own
+/// ([`Dialect::utc_ms`]): RFC 3339 in UTC with an upper-case `T` and `Z`, without a fraction of
+/// a second or with milliseconds (`2026-05-11T00:16:29Z`, `2026-05-11T00:16:29.123Z`), as
+/// exports and trackers write them. NULL for anything else (white space around it too) and for
+/// what that parser refuses (a leap second, an 31 April), which [`instant_parts`] then reads
+/// from the trimmed cell: a value is always the engine's, and splitting the text and adding up
+/// the parts took DuckDB more time than every rule of the reference model.
 pub(crate) fn instant_fast(dialect: Dialect, cell: &str) -> Option<String> {
     dialect.utc_ms(cell)
 }

@@ -103,6 +103,17 @@ points = 1
         "2026-10-31T00:00:00.12ZZ",
         "2026-10-31T00:00:0 .12Z",
         "2026-10-31T00:00:00.1 Z",
+        // White space around a time, which the engine trims: DuckDB's parser, which skips white
+        // space and reads fields of one digit, reads the column's text only when it starts with
+        // a digit and ends with `Z`.
+        " 2026-10-31T23:59:59Z",
+        "2026-10-31T23:59:59.250Z\t",
+        "\u{3000}2026-10-31T23:59:59Z",
+        " 2026-1-31T23:59:59Z",
+        "2026-1-31T23:59:59Z ",
+        " 2026-10-31T23:59:59.25Z",
+        "2026-10-31T3:59:59 Z",
+        "2026-10-31T23:59:5 Z",
     ];
     let leads: String = std::iter::once("lead_id".to_string())
         .chain((0..times.len()).map(|i| format!("L{i}")))
@@ -110,7 +121,7 @@ points = 1
         .join("\n");
     let mut events = String::from("lead_id,type,ts\n");
     for (i, time) in times.iter().enumerate() {
-        events.push_str(&format!("L{i},a,{time}\n"));
+        events.push_str(&format!("L{i},a,\"{time}\"\n"));
     }
     check(model, &format!("{leads}\n"), &events);
 }
