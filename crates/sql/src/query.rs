@@ -225,16 +225,20 @@ fn push_events(
     ];
     // Where the dialect reads the commonest spellings of a time itself, it reads the column as
     // it is (such a time has nothing to trim), and only the other times are trimmed as cells.
+    // The reading is written twice; DuckDB, the dialect that has one, computes it once.
     let (time_text, time_cell) = (ident("time_text"), values::cell(dialect, &ident("ts")));
     let raw_time = format!("CAST({} AS {})", ident("ts"), dialect.text_type());
-    let fast = values::instant_fast(dialect, &raw_time).map(|fast| {
-        cells.push(format!("{fast} AS {}", ident("time_fast")));
-        cells.push(format!("(CASE WHEN {fast} IS NULL THEN {time_cell} END) AS {time_text}"));
-        ident("time_fast")
-    });
-    if fast.is_none() {
-        cells.push(format!("{time_cell} AS {time_text}"));
-    }
+    let fast = match values::instant_fast(dialect, &raw_time) {
+        Some(fast) => {
+            cells.push(format!("{fast} AS {}", ident("time_fast")));
+            cells.push(format!("(CASE WHEN {fast} IS NULL THEN {time_cell} END) AS {time_text}"));
+            Some(ident("time_fast"))
+        }
+        None => {
+            cells.push(format!("{time_cell} AS {time_text}"));
+            None
+        }
+    };
     let mut properties = Vec::new();
     for (slot, property) in model.event_properties().iter().enumerate() {
         let column = ident(&columns::event_property(slot));

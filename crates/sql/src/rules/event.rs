@@ -61,10 +61,7 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
         sum.push_str(" END)");
         events.per_lead.push((column("count"), counted));
         events.per_lead.push((column("sum"), sum));
-        let mut applied = format!("COALESCE({count} > 0, FALSE)");
-        if let Some(when) = &rule.lead_condition {
-            applied = format!("({} AND {applied})", context.lead_conditions().render(when)?);
-        }
+        let applied = when_the_lead_matches(context, rule, format!("COALESCE({count} > 0, FALSE)"))?;
         return Ok(RuleSql { events, applied, points: ident(&column("sum")) });
     }
     let greatest = limit.and_then(|n| dialect.greatest(&at, n, &is_member));
@@ -150,11 +147,16 @@ pub(crate) fn event(context: &RuleContext<'_, '_>, rule: &EventRule) -> Result<R
             (band_points, applied)
         }
     };
-    let mut applied = applied;
-    if let Some(when) = &rule.lead_condition {
-        applied = format!("({} AND {applied})", context.lead_conditions().render(when)?);
-    }
+    let applied = when_the_lead_matches(context, rule, applied)?;
     Ok(RuleSql { events, applied, points })
+}
+
+/// `applied`, and the rule's condition on the lead (`when`) if it has one.
+fn when_the_lead_matches(context: &RuleContext<'_, '_>, rule: &EventRule, applied: String) -> Result<String, SqlError> {
+    Ok(match &rule.lead_condition {
+        Some(when) => format!("({} AND {applied})", context.lead_conditions().render(when)?),
+        None => applied,
+    })
 }
 
 /// The most counted occurrences whose sums [`sums_by_count`] writes out as constants.
