@@ -4,7 +4,7 @@
 
 Usage (from the repository root, after `bash bench/reference/setup.sh /tmp/benchenv`):
     /tmp/benchenv/bin/python bench/sql_vs_duckdb.py [--sizes S,L] [--ids hex16] [-n 3]
-        [--data /tmp/lsbench] [--binary PATH] [--no-wait] [--load]
+        [--data /tmp/lsbench] [--binary PATH] [--compare BINARY ...] [--no-wait] [--load]
 
 The data are bench/score_vs_duckdb.py's (generated once, then kept in --data): S is 100,000 leads
 and 2,000,000 events, L 1,000,000 leads and 20,000,000 events; `--ids` picks the kind of lead
@@ -22,6 +22,10 @@ files from disk, score every lead and write a CSV file:
 Before timing, the two outputs must give every lead the same score (to 1e-6) and tier. Then
 each is timed n times, alternating, and the ratio of median wall times is printed, with each
 round's own ratio and their median: the target is compiled / hand-written <= 1.2.
+
+`--compare BINARY` (repeatable) adds the DuckDB query another build of leadscore prints (`git
+worktree add`, then `cargo build --release` there), checked and timed in the same rounds, so that
+two builds are compared side by side.
 
 `--postgres` also runs `leadscore sql --dialect postgres`'s query on PostgreSQL (psql, a fresh
 database on --postgres-url's server, dropped afterwards): the files copied into text tables
@@ -90,9 +94,9 @@ shutil.copy(glob.glob(os.path.join(out, "part-*.csv"))[0], out + ".csv")
 """
 
 
-def compiled_query(binary, dialect, work):
+def compiled_query(binary, dialect, work, name=""):
     """The file holding `leadscore sql --dialect DIALECT examples/reference.toml` at AS_OF."""
-    path = os.path.join(work, f"reference-{dialect}.sql")
+    path = os.path.join(work, f"reference-{dialect}{name}.sql")
     with open(path, "w", encoding="utf-8") as out:
         subprocess.run([binary, "sql", "--dialect", dialect, os.path.join(ROOT, "examples", "reference.toml"),
                         "--as-of", AS_OF], check=True, stdout=out)
@@ -160,6 +164,8 @@ def main():
     ap.add_argument("--postgres", action="store_true", help="also run the PostgreSQL query")
     ap.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--spark-python", help="a Python with PySpark: also run the Spark SQL query")
+    ap.add_argument("--compare", action="append", default=[], metavar="BINARY",
+                    help="another build's leadscore binary: its DuckDB query is timed in the same rounds")
     a = ap.parse_args()
     binary = a.binary
     if binary is None:
@@ -167,6 +173,8 @@ def main():
         binary = os.path.join(ROOT, "target", "release", "leadscore")
     work = tempfile.mkdtemp(prefix="leadscore-sql-bench.")
     query = compiled_query(binary, "duckdb", work)
+    others = {f"compared {i + 1}": compiled_query(other, "duckdb", work, f"-{i + 1}")
+              for i, other in enumerate(a.compare)}
     runner = os.path.join(work, "run_compiled.py")
     with open(runner, "w", encoding="utf-8") as out:
         out.write(RUN_COMPILED)
@@ -180,16 +188,21 @@ def main():
             hand = [sys.executable, os.path.join(REF, "duckdb_score.py"), data_dir, hand_out,
                     "--sql", os.path.join(REF, "duckdb_fast.sql"), "--threads", "2",
                     "--id-type", "BIGINT" if kind in INTEGER_KINDS else "VARCHAR"]
-            compiled = [sys.executable, runner, os.path.join(data_dir, "leads.csv"),
-                        os.path.join(data_dir, "events.csv"), query, compiled_out, "load" if a.load else "view"]
-            # Warm-up (page cache) and the correctness check.
-            subprocess.run(hand, check=True)
-            subprocess.run(compiled, check=True)
-            # Rows matched by lead id: the same score (to 1e-6) and tier for every lead.
-            n_leads = same_results(compiled_out, hand_out)
+            def compiled_command(query, out):
+                return [sys.executable, runner, os.path.join(data_dir, "leads.csv"),
+                        os.path.join(data_dir, "events.csv"), query, out, "load" if a.load else "view"]
+            commands = {"hand-written": hand, "compiled": compiled_command(query, compiled_out)}
+            for name, other in others.items():
+                commands[name] = compiled_command(other, os.path.join(work, f"{name.replace(' ', '-')}.csv"))
+            # Warm-up (page cache) and the correctness check: rows matched by lead id, the same
+            # score (to 1e-6) and tier for every lead.
+            for name, command in commands.items():
+                subprocess.run(command, check=True)
+                if name != "hand-written":
+                    n_leads = same_results(command[5], hand_out)
             if not a.no_wait:
                 time_runs.wait_idle()
-            runs = time_runs.alternating({"hand-written": hand, "compiled": compiled}, a.n)
+            runs = time_runs.alternating(commands, a.n)
             print(f"\n{size} {kind}: {n_leads:,} leads, {SIZES[size][1]:,} events; identical scores and tiers",
                   flush=True)
             medians = time_runs.print_runs(runs, width=13)
@@ -197,9 +210,12 @@ def main():
             print(f"compiled / hand-written wall time (medians): {ratio:.2f}x", flush=True)
             # Each round's own ratio: on a machine whose speed drifts between rounds, the two
             # queries of one round ran under the nearest conditions.
-            rounds = [c[0] / h[0] for c, h in zip(runs["compiled"], runs["hand-written"])]
-            print(f"each round's ratio: {', '.join(f'{r:.2f}' for r in rounds)} "
-                  f"(median {statistics.median(rounds):.2f}x)", flush=True)
+            for name in commands:
+                if name == "hand-written":
+                    continue
+                rounds = [c[0] / h[0] for c, h in zip(runs[name], runs["hand-written"])]
+                print(f"{name}, each round's ratio: {', '.join(f'{r:.2f}' for r in rounds)} "
+                      f"(median {statistics.median(rounds):.2f}x)", flush=True)
             table.append((size, kind, medians["hand-written"], medians["compiled"], ratio))
             def report(engine, setup, runs):
                 median = sorted(runs)[len(runs) // 2]
