@@ -178,3 +178,53 @@ points = 10000
     }
     check(model, &leads, "lead_id,type,ts\n");
 }
+
+#[test]
+fn event_types_and_lead_ids_are_read_as_cells_whatever_rule_keeps_them() {
+    // Each tracker keeps a list of types: the query compares each event's type with the
+    // model's as an index, and a type cell that is exactly one of them is not trimmed.
+    let listed = r#"
+[scores.s]
+[[scores.s.rules]]
+name = "a"
+event = "a"
+points = 1
+[[scores.s.rules]]
+name = "a b or c"
+event = ["a b", "c"]
+points = 10
+[[scores.s.rules]]
+name = "spaced, which no trimmed cell is"
+event = [" a", "c "]
+points = 100
+[[scores.s.rules]]
+name = "case"
+event = "A"
+points = 1000
+"#;
+    // A tracker keeps every type: types are read as cells.
+    let any = format!("{listed}\n[[scores.s.rules]]\nname = \"any\"\ninactive_for = \"30d\"\npoints = 10000\n");
+    let cells = [
+        ("L1", "a"),
+        ("L2", " a"),
+        ("L3", "a\u{a0}"),
+        ("L4", "\u{3000}a b\t"),
+        ("L5", "a  b"),
+        ("L6", "c "),
+        ("L7", "A"),
+        ("L8", "a\u{200b}"),
+        ("L9", "d"),
+        ("L10", "\u{2028}"),
+        (" L11", "a"),
+        ("L12\u{a0}", "c"),
+        ("\u{3000}", "a"),
+        ("", "a"),
+    ];
+    let mut events = String::from("lead_id,type,ts\n");
+    for (lead, event_type) in cells {
+        events.push_str(&format!("\"{lead}\",\"{event_type}\",2026-10-30T00:00:00Z\n"));
+    }
+    let leads = "lead_id\nL1\nL2\nL3\nL4\nL5\nL6\nL7\nL8\nL9\nL10\nL11\nL12\n";
+    check(listed, leads, &events);
+    check(&any, leads, &events);
+}
