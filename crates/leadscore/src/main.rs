@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Check a model file: every error with line and column, each score's range and its tiers
     Check(commands::check::Args),
-    /// Run the [[tests]] of a model file: each as ok or FAILED, with the contributions of a failure
+    /// Run the `[[tests]]` of a model file: each as ok or FAILED, with the contributions of a failure
     Test(commands::test::Args),
     /// Score a file of leads with their events; one row per lead
     Score(commands::score::Args),

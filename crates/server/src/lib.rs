@@ -3,7 +3,7 @@
 //! before the answer, which carries the new scores.
 //!
 //! # Layout
-//! - [`routes`]: one module per resource (`segment`, `leads`, `models`, `health`, ...), each with
+//! - [`routes`](mod@routes): one module per resource (`segment`, `leads`, `models`, `health`, ...), each with
 //!   the OpenAPI description of its handlers; [`openapi`]: the document at `GET /openapi.json`.
 //! - [`ingest`]: messages to leads and events (identities resolved in memory), and rescoring, in
 //!   one writer transaction, with one storage read and one write per request.

@@ -39,7 +39,7 @@
 //! score counts have no workspace column: their rows are the workspace's by their model version
 //! (`model_id`), which needs no join with the leads. The queries that count the rows
 //! themselves are kept for the tests, which check that the kept counts equal them after every
-//! kind of write ([`recount`]).
+//! kind of write (`recount`, in the tests).
 
 use rusqlite::{Connection, params};
 

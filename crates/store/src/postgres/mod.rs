@@ -14,7 +14,7 @@
 //!   with its first statement; migrations and the keepers of advisory locks use the blocking one.
 //! - **Concurrency.** Transactions of several instances run at once. What SQLite's single writer
 //!   gave for free is asked for explicitly: rows locked in a fixed order, message ids stored with
-//!   conflict detection, lead ids reserved in blocks ([`reserve_lead_ids`] in the schema).
+//!   conflict detection, lead ids reserved in blocks (`reserve_lead_ids` in the schema).
 //! - **Caches.** Another instance may change any lead, so this store's [`Generation`] moves with
 //!   every transaction that begins: ingestion's memory of leads never outlives a request. The
 //!   caches of API keys follow the cache version instead ([`crate::cache_versions`]), which a
