@@ -393,11 +393,6 @@ impl Greatest {
                 term(value, place),
                 Dialect::Spark.double(0.0)
             ),
-            Greatest::List { dialect: Dialect::Spark, list } if !reads_place => format!(
-                "(CASE WHEN SIZE({list}) > 0 THEN AGGREGATE(TRANSFORM({list}, {value} -> {}), {}, (total, term) -> total + term) END)",
-                term(value, place),
-                Dialect::Spark.double(0.0)
-            ),
             Greatest::List { dialect: Dialect::Spark, list } => format!(
                 "(CASE WHEN SIZE({list}) > 0 THEN AGGREGATE(REVERSE(TRANSFORM(REVERSE({list}), ({value}, i) -> {})), {}, (total, term) -> total + term) END)",
                 term(value, "(i + 1)"),

@@ -335,8 +335,9 @@ impl EventTypeIndex {
 /// Trimming each event's type as a cell, then comparing it with each tracker's list of types, was
 /// 5% of the instructions DuckDB ran for the reference model (`bench/sql_vs_duckdb.py`). The
 /// index is computed once per event, with integers to compare after; a type cell that is exactly
-/// one of the model's types (nearly every cell) is that type without being trimmed. Types that a trimmed cell cannot be (with white
-/// space around them) are left out: the engine's trimmed types never equal them either.
+/// one of the model's types (nearly every cell) is that type without being trimmed. Types that a
+/// trimmed cell cannot be (with white space around them) are left out: the engine's trimmed types
+/// never equal them either.
 fn event_type_index(model: &Model, dialect: Dialect) -> Option<EventTypeIndex> {
     let mut types: Vec<String> = Vec::new();
     for tracker in 0..model.trackers().len() {
@@ -357,8 +358,9 @@ fn event_type_index(model: &Model, dialect: Dialect) -> Option<EventTypeIndex> {
     let expression = if types.is_empty() {
         "CAST(NULL AS INTEGER)".to_string()
     } else {
-        let raw = format!("CAST({} AS {})", dialect.ident("type"), dialect.text_type());
-        let trimmed = index_of(&values::cell(dialect, &dialect.ident("type")), "");
+        let column = dialect.ident("type");
+        let raw = format!("CAST({column} AS {})", dialect.text_type());
+        let trimmed = index_of(&values::cell(dialect, &column), "");
         index_of(&raw, &format!(" ELSE {trimmed}"))
     };
     Some(EventTypeIndex { types, expression })
