@@ -602,6 +602,10 @@ fn three_instances_survive_kills_and_a_database_crash_under_load() {
     if !drained {
         failures
             .push(format!("the outbox still held pending notifications {}s after the load", DRAIN_WITHIN.as_secs()));
+        // Why, from what the outbox and the instances' logs say: the logs are kept, but only
+        // the failure's message reaches whoever reads a remote run.
+        failures.extend(outbox_diagnosis(&mut database, webhook_id));
+        failures.extend(log_diagnosis(logs.path()));
     }
 
     failures.extend(check_message_ids(&mut database, workspace, &ledger));
@@ -650,8 +654,17 @@ fn three_instances_survive_kills_and_a_database_crash_under_load() {
         if std::env::var_os("LEADSCORE_TEST_KEEP_FAILED").is_some() {
             eprintln!("{}", cluster.keep());
         }
-        let shown: Vec<&str> = failures.iter().take(40).map(String::as_str).collect();
-        panic!("{} failure(s) (the instances' logs are in {}):\n{}", failures.len(), logs.display(), shown.join("\n"));
+        // The diagnosis first, then the first failures.
+        let (diagnosis, other): (Vec<&String>, Vec<&String>) =
+            failures.iter().partition(|failure| failure.starts_with("diagnosis: "));
+        let diagnosed = diagnosis.len();
+        let shown: Vec<&str> = diagnosis.into_iter().chain(other.into_iter().take(40)).map(String::as_str).collect();
+        panic!(
+            "{} failure(s) (the instances' logs are in {}):\n{}",
+            failures.len() - diagnosed,
+            logs.display(),
+            shown.join("\n")
+        );
     }
 }
 
@@ -960,6 +973,94 @@ fn check_notifications(
         seen.len()
     );
     failures
+}
+
+/// What holds the outbox's pending notifications back, one line per kind: the database's clock
+/// against this machine's, the pending notifications grouped by attempts, error and claim, what
+/// holds each lead's oldest pending one back, and the last attempts recorded.
+fn outbox_diagnosis(database: &mut postgres::Client, webhook_id: i64) -> Vec<String> {
+    let mut lines = Vec::new();
+    let here_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64);
+    let now: i64 = match database.query_one("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint", &[]) {
+        Ok(row) => row.get(0),
+        Err(error) => return vec![format!("diagnosis: cannot read the database's clock: {error}")],
+    };
+    lines.push(format!("diagnosis: the database's clock is {} ms ahead of the test's", now - here_ms));
+    let grouped = database.query(
+        "SELECT attempts, coalesce(last_error, '-'), coalesce(claimed_until > $2, false), count(*),
+                min(next_attempt_at) - $2, max(next_attempt_at) - $2, min(claimed_until) - $2, max(claimed_until) - $2
+         FROM outbox WHERE webhook_id = $1 AND delivered_at IS NULL AND failed_at IS NULL
+         GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 10",
+        &[&webhook_id, &now],
+    );
+    for row in grouped.iter().flatten() {
+        let (attempts, error, claimed, count): (i64, String, bool, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let (due_from, due_to): (i64, i64) = (row.get(4), row.get(5));
+        let (lease_from, lease_to): (Option<i64>, Option<i64>) = (row.get(6), row.get(7));
+        lines.push(format!(
+            "diagnosis: {count} pending after {attempts} attempt(s), last error {error:?}, claimed now: {claimed}; \
+             due in {due_from}..{due_to} ms; leases end in {lease_from:?}..{lease_to:?} ms"
+        ));
+    }
+    let heads = database.query(
+        "SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= $2),
+                count(*) FILTER (WHERE claimed_until > $2)
+         FROM outbox o WHERE webhook_id = $1 AND delivered_at IS NULL AND failed_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.webhook_id = o.webhook_id AND p.lead_id = o.lead_id
+                           AND p.id < o.id AND p.delivered_at IS NULL AND p.failed_at IS NULL)",
+        &[&webhook_id, &now],
+    );
+    if let Some(row) = heads.iter().flatten().next() {
+        let (heads, due, claimed): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        lines.push(format!("diagnosis: {heads} leads wait; the oldest pending of {due} is due, of {claimed} claimed"));
+    }
+    let attempts = database.query(
+        "SELECT d.outbox_id, d.at - $2, d.status, coalesce(d.error, '-') FROM deliveries d
+         JOIN outbox o ON o.id = d.outbox_id WHERE o.webhook_id = $1 ORDER BY d.id DESC LIMIT 5",
+        &[&webhook_id, &now],
+    );
+    for row in attempts.iter().flatten() {
+        let (id, ago, status, error): (i64, i64, Option<i64>, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        lines.push(format!("diagnosis: attempt of notification {id} at {ago} ms: status {status:?}, error {error:?}"));
+    }
+    lines
+}
+
+/// The warnings and errors of the instances' logs in `dir`, counted by message (each number
+/// replaced by `#`), the most frequent first.
+fn log_diagnosis(dir: &std::path::Path) -> Vec<String> {
+    let mut counts: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let instance = entry.file_name().to_string_lossy().trim_end_matches(".log").to_string();
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            let Some(at) = line.find(" WARN ").or_else(|| line.find(" ERROR ")) else { continue };
+            let mut message = String::new();
+            for c in line[at..].trim().chars() {
+                match c {
+                    '0'..='9' | '.' if message.ends_with('#') => {}
+                    '0'..='9' => message.push('#'),
+                    c => message.push(c),
+                }
+            }
+            let (count, instances) = counts.entry(message).or_default();
+            *count += 1;
+            instances.insert(instance.clone());
+        }
+    }
+    let mut counted: Vec<_> = counts.into_iter().collect();
+    counted.sort_by_key(|(_, (count, _))| std::cmp::Reverse(*count));
+    counted
+        .into_iter()
+        .take(12)
+        .map(|(message, (count, instances))| {
+            let instances: Vec<String> = instances.into_iter().collect();
+            format!("diagnosis: {count} x [{}] {message}", instances.join(", "))
+        })
+        .collect()
 }
 
 /// People known by an anonymous id and then a user id (the racing visitors and the Segment
