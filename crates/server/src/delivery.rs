@@ -11,7 +11,10 @@
 //! webhook still go one at a time, in order: only the oldest pending one of each lead can be
 //! claimed, and the one being sent stays pending until its attempt is recorded. If an instance
 //! stops while sending, its claims' leases end and another instance sends them again (delivery
-//! is at least once).
+//! is at least once). Meanwhile only the leads it was sending wait: each instance counts its own
+//! sendings against `PER_WEBHOOK`, not the others' claims, which would count a stopped instance's
+//! until their leases end and hold back every lead of the webhook that long. A receiver gets at
+//! most `PER_WEBHOOK` notifications at once from each instance.
 //!
 //! Leases and due times are read on the store's shared clock (`Storage::shared_clock_ms`: the
 //! database's, on PostgreSQL), read again at every claim, not on each instance's own: an instance
@@ -45,8 +48,8 @@ pub const RETRY_STEPS: &[i64] = &[1, 6, 24, 120, 360, 720, 1440, 2880, 5760];
 const GIVE_UP_AFTER: i64 = 17_280;
 /// Notifications being sent at once, in all.
 const CONCURRENT: usize = 64;
-/// Notifications being sent at once to one webhook: a receiver that never answers holds at most
-/// this many, and the others go on.
+/// Notifications one instance sends at once to one webhook: a receiver that never answers holds
+/// at most this many of the instance's, and the other webhooks' go on.
 const PER_WEBHOOK: usize = 8;
 /// A receiver gets this long to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -174,16 +177,14 @@ async fn start_due(
     if room == 0 {
         return Ok(None);
     }
-    let full: Vec<i64> =
-        sending.by_webhook.iter().filter(|(_, ids)| ids.len() >= PER_WEBHOOK).map(|(webhook, _)| *webhook).collect();
-    // The claim counts the claims that run (this instance's sendings among them) against each
-    // webhook's PER_WEBHOOK.
+    // This instance's sendings count against each webhook's PER_WEBHOOK, not other instances'.
+    let in_flight = sending.by_webhook.iter().map(|(webhook, ids)| (*webhook, ids.len() as u32)).collect();
     let now = state.storage.shared_clock_ms().await?;
     sending.clock_offset_ms = now - now_ms();
     let request = ClaimRequest {
         per_webhook: PER_WEBHOOK as u32,
+        sending: in_flight,
         limit: room as u32,
-        skip: full,
         now,
         lease_ms: LEASE.as_millis() as i64,
     };

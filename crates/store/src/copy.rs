@@ -949,8 +949,8 @@ mod tests {
             let claimed = runtime
                 .block_on(storage.claim_notifications(crate::webhooks::ClaimRequest {
                     per_webhook: 10,
+                    sending: Vec::new(),
                     limit: 10,
-                    skip: Vec::new(),
                     now: AT,
                     lease_ms: MINUTE,
                 }))

@@ -500,7 +500,8 @@ mod tests {
             )
             .unwrap();
         apply(&mut connection).unwrap();
-        let at = |now| crate::webhooks::ClaimRequest { per_webhook: 8, limit: 8, skip: Vec::new(), now, lease_ms: 100 };
+        let at =
+            |now| crate::webhooks::ClaimRequest { per_webhook: 8, sending: Vec::new(), limit: 8, now, lease_ms: 100 };
         let claimed = |now| -> Vec<i64> {
             crate::webhooks::claim(&connection, &at(now)).unwrap().notifications.iter().map(|p| p.id).collect()
         };

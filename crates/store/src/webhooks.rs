@@ -186,15 +186,35 @@ pub struct Pending {
 /// What a dispatcher asks of [`claim`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimRequest {
-    /// The most notifications of one webhook being sent at once: those whose claim runs count.
+    /// The most notifications of one webhook the claimant sends at once.
     pub per_webhook: u32,
+    /// How many of each webhook's notifications the claimant is sending now (webhook, count): they
+    /// count against its `per_webhook`. Other claimants' sendings do not: one that stopped keeps
+    /// its claims until their leases end, and counted, they would hold back every lead of the
+    /// webhook that long instead of only its own. A webhook with `per_webhook` of them is not
+    /// looked at.
+    pub sending: Vec<(i64, u32)>,
     /// The most notifications this claim takes, in all.
     pub limit: u32,
-    /// Webhooks not looked at.
-    pub skip: Vec<i64>,
     pub now: i64,
     /// How long the claim holds: its lease ends at `now + lease_ms`.
     pub lease_ms: i64,
+}
+
+impl ClaimRequest {
+    /// How many of `webhook`'s notifications the claimant may still claim.
+    pub(crate) fn room(&self, webhook: i64) -> i64 {
+        let sending: i64 = self.sending.iter().filter(|(id, _)| *id == webhook).map(|(_, n)| i64::from(*n)).sum();
+        (i64::from(self.per_webhook) - sending).max(0)
+    }
+
+    /// The webhooks not looked at: those the claimant sends `per_webhook` notifications of.
+    pub(crate) fn full(&self) -> Vec<i64> {
+        let mut full: Vec<i64> = self.sending.iter().map(|(id, _)| *id).filter(|id| self.room(*id) == 0).collect();
+        full.sort_unstable();
+        full.dedup();
+        full
+    }
 }
 
 /// What [`claim`] answers.
@@ -215,9 +235,10 @@ pub struct Claimed {
 ///
 /// A notification is claimable when it is pending, due and not claimed (or its claim's lease has
 /// ended), and no earlier notification of its (webhook, lead) is pending, claimed or not: a
-/// lead's notifications go one at a time, in order. Each live webhook but those in `skip` has its
-/// share: at most `per_webhook` of its notifications claimed at once, counting the claims that
-/// run; the claim takes the soonest due of the shares (then the oldest), at most `limit` in all.
+/// lead's notifications go one at a time, in order. Each live webhook has its share: at most
+/// `per_webhook` of its notifications sent at once by the claimant, counting those it is
+/// `sending`; the claim takes the soonest due of the shares (then the oldest), at most `limit` in
+/// all.
 ///
 /// Each webhook is looked up on its own (`outbox_pending` is by webhook, then due time), so a
 /// receiver with a long backlog neither costs the others a scan nor takes their place.
@@ -227,8 +248,8 @@ pub fn claim(connection: &Connection, request: &ClaimRequest) -> Result<Claimed,
         .prepare_cached("SELECT id FROM webhooks WHERE deleted_at IS NULL ORDER BY id")?
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    let mut running = connection.prepare_cached(
-        "SELECT count(*), min(claimed_until) FROM outbox
+    let mut lease_ends = connection.prepare_cached(
+        "SELECT min(claimed_until) FROM outbox
          WHERE webhook_id = ?1 AND claimed_until > ?2 AND delivered_at IS NULL AND failed_at IS NULL",
     )?;
     let mut claimable = connection.prepare_cached(
@@ -252,13 +273,13 @@ pub fn claim(connection: &Connection, request: &ClaimRequest) -> Result<Claimed,
     )?;
     let mut notifications = Vec::new();
     let mut next_due: Option<i64> = None;
-    for hook in hooks.into_iter().filter(|h| !request.skip.contains(h)) {
-        let (claimed, lease_end): (i64, Option<i64>) =
-            running.query_row(params![hook, now], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let full = request.full();
+    for hook in hooks.into_iter().filter(|h| !full.contains(h)) {
+        let lease_end: Option<i64> = lease_ends.query_row(params![hook, now], |row| row.get(0))?;
         if let Some(end) = lease_end {
             next_due = Some(next_due.map_or(end, |known| known.min(end)));
         }
-        let room = i64::from(request.per_webhook) - claimed;
+        let room = request.room(hook);
         if room > 0 {
             let rows = claimable.query_map(params![hook, now, room], |row| {
                 Ok(Pending {
@@ -408,9 +429,11 @@ mod tests {
         Ok(create(c, workspace_id, &new, crate::now_ms())?.id)
     }
 
-    /// Claims at `now` for a minute, at most 8 of a webhook's notifications at once.
-    fn claim_at(c: &Connection, now: i64, skip: &[i64]) -> Result<Claimed, StoreError> {
-        let request = ClaimRequest { per_webhook: 8, limit: u32::MAX, skip: skip.to_vec(), now, lease_ms: 60_000 };
+    /// Claims at `now` for a minute, at most 8 of a webhook's notifications at once, while
+    /// `sending` those of each webhook.
+    fn claim_at(c: &Connection, now: i64, sending: &[(i64, u32)]) -> Result<Claimed, StoreError> {
+        let request =
+            ClaimRequest { per_webhook: 8, sending: sending.to_vec(), limit: u32::MAX, now, lease_ms: 60_000 };
         claim(c, &request)
     }
 
@@ -481,9 +504,10 @@ mod tests {
                     enqueue(c, busy, lead, "tier_changed", "{}", 100 - lead)?;
                 }
                 enqueue(c, quiet, 1, "tier_changed", "{}", 500)?;
-                let without_busy = claim_at(c, 1_000, &[busy])?;
+                let without_busy = claim_at(c, 1_000, &[(busy, 8)])?;
                 let all = claim_at(c, 1_000, &[])?;
-                Ok((busy, quiet, without_busy, all, claim_at(c, 1_000, &[])?))
+                let sending = [(busy, 8), (quiet, 1)];
+                Ok((busy, quiet, without_busy, all, claim_at(c, 1_000, &sending)?))
             })
             .unwrap();
         let hooks = |claimed: &Claimed| claimed.notifications.iter().map(|p| p.webhook_id).collect::<Vec<_>>();
@@ -491,6 +515,30 @@ mod tests {
         let due = all.notifications.iter().map(|p| p.next_attempt_at).collect::<Vec<_>>();
         assert_eq!(due, [81, 82, 83, 84, 85, 86, 87, 88]);
         assert_eq!(hooks(&all), [busy; 8]);
-        assert!(later.notifications.is_empty(), "the busy webhook's share is taken until its claims end");
+        assert!(later.notifications.is_empty(), "the busy webhook's share is taken until its sendings end");
+    }
+
+    #[test]
+    fn a_webhooks_share_counts_the_claimants_own_sendings_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (queued, first, second, own, other) = store
+            .write_blocking(|c| {
+                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
+                let hook = hook(c, workspace.id)?;
+                let queued: Vec<i64> = (0..20)
+                    .map(|lead| enqueue(c, hook, lead, "tier_changed", "{}", 10 + lead))
+                    .collect::<Result<_, _>>()?;
+                let first = claim_at(c, 100, &[(hook, 3)])?;
+                // Another claimant (the first one's claims, still running, do not count) ...
+                let second = claim_at(c, 100, &[])?;
+                // ... and the first again, sending the 5 it took and 3 more.
+                Ok((queued, first, second, claim_at(c, 100, &[(hook, 8)])?, claim_at(c, 100, &[(hook, 7)])?))
+            })
+            .unwrap();
+        assert_eq!(ids(&first), queued[..5], "8 at once, with the 3 it sends");
+        assert_eq!(ids(&second), queued[5..13], "its own 8, whatever the first sends");
+        assert!(ids(&own).is_empty());
+        assert_eq!(ids(&other), queued[13..14]);
     }
 }

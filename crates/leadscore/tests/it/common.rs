@@ -345,6 +345,17 @@ impl Receiver {
 
     /// Answers `statuses` to the first requests, in order, then 200.
     pub fn answering(statuses: &[u16]) -> Receiver {
+        Receiver::serving(statuses, 0)
+    }
+
+    /// Holds its first `n` requests open without answering them (each sender waits for its
+    /// timeout), then answers 200.
+    pub fn holding(n: usize) -> Receiver {
+        Receiver::serving(&[], n)
+    }
+
+    /// Holds the first `hold` requests unanswered, then answers `statuses` in order, then 200.
+    fn serving(statuses: &[u16], hold: usize) -> Receiver {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let url = format!("http://{address}/hook");
@@ -352,11 +363,18 @@ impl Receiver {
         let seen = requests.clone();
         let statuses = statuses.to_vec();
         std::thread::spawn(move || {
+            let mut held = Vec::new();
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let Some(mut request) = read_request(&mut stream) else { continue };
                 let mut seen = seen.lock().unwrap();
-                let status = statuses.get(seen.len()).copied().unwrap_or(200);
+                if seen.len() < hold {
+                    // Status 0: read, never answered.
+                    seen.push(request);
+                    held.push(stream);
+                    continue;
+                }
+                let status = statuses.get(seen.len() - hold).copied().unwrap_or(200);
                 request.status = status;
                 seen.push(request);
                 let location = if (300..400).contains(&status) {
@@ -381,6 +399,11 @@ impl Receiver {
             .filter(|request| request.status == 200)
             .map(|request| (request.headers.clone(), serde_json::from_str(&request.body).unwrap()))
             .collect()
+    }
+
+    /// How many requests it holds unanswered ([`Receiver::holding`]).
+    pub fn held(&self) -> usize {
+        self.requests.lock().unwrap().iter().filter(|request| request.status == 0).count()
     }
 
     /// Waits until `n` requests were answered 200 (at most 30 s).

@@ -3,8 +3,9 @@
 //! every lead's score counts each of its events once (a request written after a later one's
 //! included), and identities linked at once by two instances end in one lead, and a key revoked
 //! or made through one instance or the command line reaches the other's caches within about a
-//! second, and an instance whose clock is ahead does not send a webhook notification another is
-//! still sending. Run with `LEADSCORE_TEST_STORE=postgres` (`.ci/run` does); a data
+//! second, an instance whose clock is ahead does not send a webhook notification another is
+//! still sending, and one that stops while sending holds back only its own leads' notifications.
+//! Run with `LEADSCORE_TEST_STORE=postgres` (`.ci/run` does); a data
 //! directory has one service, so there is nothing to share under SQLite.
 
 use std::collections::BTreeMap;
@@ -450,6 +451,40 @@ fn an_instance_whose_clock_is_ahead_leaves_alone_what_another_is_sending() {
     let delivered = answering.wait_for(1);
     assert_eq!(delivered.len(), 1, "the notification instance two queued is sent within seconds, not minutes");
     assert_eq!(delivered[0].1["data"]["lead"]["user_id"], "queued-ahead", "{:?}", delivered[0].1);
+}
+
+/// An instance that stops while it sends notifications holds back only the leads whose
+/// notifications it was sending, until its claims' leases end (a minute): another instance sends
+/// the other leads' notifications to the same webhook at once. Counted against the webhook's
+/// limit of notifications sent at once, the stopped instance's claims would hold back every lead
+/// of the webhook for that minute.
+#[test]
+fn a_stopped_instance_holds_back_only_the_leads_it_was_sending() {
+    let Some((dir, admin, ingest, _, mut one)) = one_instance(&["--allow-private-webhooks"]) else { return };
+    // Instance one's sendings take the webhook's whole share (8 at once) and get no answer.
+    const SHARE: usize = 8;
+    let receiver = Receiver::holding(SHARE);
+    let hook = one.post_json("/api/webhooks", &admin, &json!({"url": receiver.url, "events": ["tier_changed"]}));
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    for lead in 0..SHARE {
+        let message =
+            json!({"userId": format!("held-{lead}"), "event": "page_view", "messageId": format!("held-{lead}")});
+        assert_eq!(one.post_json("/v1/track", &ingest, &message).status, 200);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while receiver.held() < SHARE && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(receiver.held(), SHARE, "instance one sends the {SHARE} leads' first notifications");
+    one.kill();
+
+    let two = Server::start(dir.path(), &["--allow-private-webhooks"]);
+    let message = json!({"userId": "after-the-stop", "event": "page_view", "messageId": "after-the-stop"});
+    assert_eq!(two.post_json("/v1/track", &ingest, &message).status, 200);
+    // Well within the minute the stopped instance's leases last.
+    let delivered = receiver.wait_for(1);
+    assert_eq!(delivered.len(), 1, "another lead's notification waited for the stopped instance's leases");
+    assert_eq!(delivered[0].1["data"]["lead"]["user_id"], "after-the-stop", "{:?}", delivered[0].1);
 }
 
 /// Requests that arrive while an instance's ingestion transactions run are stored together in

@@ -114,26 +114,26 @@ pub(crate) fn enqueue_statement<'a>(
 }
 
 /// Claims the notifications to send now, until `now + lease_ms` (see [`crate::webhooks::claim`]):
-/// each live webhook's share but those in `skip`, at most `per_webhook` claimed at once counting
-/// the claims that run, only the oldest pending notification of each (webhook, lead), soonest due
-/// first, at most `limit` in all.
+/// each live webhook's share, at most `per_webhook` sent at once by the claimant counting those it
+/// is `sending`, only the oldest pending notification of each (webhook, lead), soonest due first,
+/// at most `limit` in all.
 ///
 /// One statement picks, locks and marks them. The rows are locked `FOR UPDATE SKIP LOCKED`, so
 /// two instances claiming at once take different notifications without waiting for each other: a
 /// row another claim holds is passed over, and one it claimed and committed meanwhile is checked
 /// again once locked (READ COMMITTED) and left out as claimed. A webhook's share is cut before
-/// its rows are locked: two claims that meet pick from the same share, each takes the rows the
-/// other did not lock, and together they take no more than it.
+/// its rows are locked: a claim holds no row it does not take.
 pub(crate) fn claim(connection: &mut Tx<'_>, request: &ClaimRequest) -> Result<Claimed, StoreError> {
     let until = request.now.saturating_add(request.lease_ms);
+    let (webhooks, counts): (Vec<i64>, Vec<i64>) = request.sending.iter().map(|(id, n)| (*id, i64::from(*n))).unzip();
     let rows = connection.query(
         "WITH shares AS (
              SELECT o.id
              FROM webhooks w
              CROSS JOIN LATERAL (
-                 SELECT count(*) AS running FROM outbox r
-                 WHERE r.webhook_id = w.id AND r.claimed_until > $1
-                   AND r.delivered_at IS NULL AND r.failed_at IS NULL
+                 SELECT coalesce(sum(s.count), 0)::bigint AS running
+                 FROM unnest($6::bigint[], $7::bigint[]) AS s (webhook_id, count)
+                 WHERE s.webhook_id = w.id
              ) r
              CROSS JOIN LATERAL (
                  SELECT o.id FROM outbox o
@@ -192,7 +192,15 @@ pub(crate) fn claim(connection: &mut Tx<'_>, request: &ClaimRequest) -> Result<C
          SELECT c.id, c.webhook_id, c.url, c.secret, c.lead_id, c.event, c.data, c.created_at, c.attempts,
                 c.next_attempt_at, least(soonest.due, lease_ends.due)
          FROM soonest CROSS JOIN lease_ends LEFT JOIN claimed c ON true",
-        &[&request.now, &i64::from(request.per_webhook), &request.skip, &i64::from(request.limit), &until],
+        &[
+            &request.now,
+            &i64::from(request.per_webhook),
+            &request.full(),
+            &i64::from(request.limit),
+            &until,
+            &webhooks,
+            &counts,
+        ],
     )?;
     let mut claimed = Claimed::default();
     for row in &rows {
@@ -393,7 +401,7 @@ mod tests {
 
     /// A claim at `now` for a minute, at most 8 of a webhook's notifications at once.
     fn at(now: i64) -> ClaimRequest {
-        ClaimRequest { per_webhook: 8, limit: u32::MAX, skip: Vec::new(), now, lease_ms: 60_000 }
+        ClaimRequest { per_webhook: 8, sending: Vec::new(), limit: u32::MAX, now, lease_ms: 60_000 }
     }
 
     /// What a claim would answer, without keeping it (its savepoint is rolled back).
@@ -476,7 +484,7 @@ mod tests {
             assert_eq!(of(busy), [81, 82, 83, 84, 85, 86, 87, 88]);
             assert_eq!(of(quiet), [500]);
             assert_eq!(all.iter().map(|p| p.webhook_id).collect::<Vec<_>>()[7..], [busy, quiet], "soonest due first");
-            let without_busy = peek(c, ClaimRequest { skip: vec![busy], ..at(1_000) }).notifications;
+            let without_busy = peek(c, ClaimRequest { sending: vec![(busy, 8)], ..at(1_000) }).notifications;
             assert_eq!(without_busy.iter().map(|p| p.webhook_id).collect::<Vec<_>>(), [quiet]);
             assert!(peek(c, ClaimRequest { per_webhook: 0, ..at(1_000) }).notifications.is_empty());
             assert_eq!(ids(&peek(c, ClaimRequest { limit: 2, ..at(1_000) })).len(), 2);
@@ -724,17 +732,17 @@ mod tests {
     }
 
     #[test]
-    fn a_webhooks_share_counts_the_claims_that_run() {
+    fn a_webhooks_share_counts_the_claimants_own_sendings_only() {
         with_workspace(|c, workspace| {
             let hook = hook(c, workspace);
             let queued: Vec<i64> =
-                (0..10).map(|lead| enqueue(c, hook, lead, "tier_changed", "{}", 10 + lead).unwrap()).collect();
-            assert_eq!(ids(&claim(c, &ClaimRequest { limit: 3, ..at(100) }).unwrap()), queued[..3]);
-            assert_eq!(ids(&claim(c, &at(100)).unwrap()), queued[3..8], "8 at once, with the 3 claimed before");
-            assert!(claim(c, &at(100)).unwrap().notifications.is_empty());
-            let delivered = Attempt { at: 100, status: Some(200), error: None, duration_ms: 1 };
-            record_attempt(c, queued[0], &delivered, true, None).unwrap();
-            assert_eq!(ids(&claim(c, &at(100)).unwrap()), [queued[8]]);
+                (0..20).map(|lead| enqueue(c, hook, lead, "tier_changed", "{}", 10 + lead).unwrap()).collect();
+            let sending = |n: u32| ClaimRequest { sending: vec![(hook, n)], ..at(100) };
+            assert_eq!(ids(&claim(c, &sending(3)).unwrap()), queued[..5], "8 at once, with the 3 it sends");
+            // Another claimant: the first one's claims, still running, do not count.
+            assert_eq!(ids(&claim(c, &at(100)).unwrap()), queued[5..13], "its own 8, whatever the first sends");
+            assert!(claim(c, &sending(8)).unwrap().notifications.is_empty(), "the first sends 8");
+            assert_eq!(ids(&claim(c, &sending(7)).unwrap()), queued[13..14]);
         });
     }
 

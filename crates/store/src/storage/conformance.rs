@@ -235,7 +235,7 @@ pub(crate) fn notifications_are_claimed_once_and_in_order_per_lead(opened: Opene
             Ok(())
         }))
         .unwrap();
-    let at = |now: i64| ClaimRequest { per_webhook: 100, limit: 100, skip: Vec::new(), now, lease_ms: MINUTE };
+    let at = |now: i64| ClaimRequest { per_webhook: 100, sending: Vec::new(), limit: 100, now, lease_ms: MINUTE };
     let of = |claimed: &Claimed| {
         let mut found: Vec<(i64, i64)> = claimed.notifications.iter().map(|p| (p.lead_id, p.created_at)).collect();
         found.sort_unstable();
