@@ -13,12 +13,15 @@ pub const NAME_LIMIT: usize = 100;
 
 /// A key's name as given, trimmed; or why it cannot be one.
 pub fn checked_name(name: &str) -> Result<String, String> {
+    // Before trimming, which takes the control characters that are also white space (a tab, a
+    // line's end, U+0085) off the ends: a name that has one is refused wherever it is, as the
+    // API's schema says.
+    if name.chars().any(char::is_control) {
+        return Err("a key's name is one line of text, without control characters".to_string());
+    }
     let name = name.trim();
     if name.chars().count() > NAME_LIMIT {
         return Err(format!("a key's name has at most {NAME_LIMIT} characters; say in a few words what it is for"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("a key's name is one line of text, without control characters".to_string());
     }
     Ok(name.to_string())
 }
@@ -125,6 +128,9 @@ mod tests {
         assert_eq!(checked_name("Трекер сайта"), Ok("Трекер сайта".to_string()));
         assert!(checked_name(&"x".repeat(NAME_LIMIT + 1)).is_err());
         assert!(checked_name("two\nlines").is_err());
+        for at_an_end in ["\u{85}", "CRM sync\n", "\tCRM sync", "CRM sync\r\n"] {
+            assert!(checked_name(at_an_end).is_err(), "{at_an_end:?}");
+        }
     }
 
     #[test]
