@@ -517,28 +517,4 @@ mod tests {
         assert_eq!(hooks(&all), [busy; 8]);
         assert!(later.notifications.is_empty(), "the busy webhook's share is taken until its sendings end");
     }
-
-    #[test]
-    fn a_webhooks_share_counts_the_claimants_own_sendings_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (queued, first, second, own, other) = store
-            .write_blocking(|c| {
-                let workspace = workspaces::find_or_create(c, "w", crate::now_ms())?;
-                let hook = hook(c, workspace.id)?;
-                let queued: Vec<i64> = (0..20)
-                    .map(|lead| enqueue(c, hook, lead, "tier_changed", "{}", 10 + lead))
-                    .collect::<Result<_, _>>()?;
-                let first = claim_at(c, 100, &[(hook, 3)])?;
-                // Another claimant (the first one's claims, still running, do not count) ...
-                let second = claim_at(c, 100, &[])?;
-                // ... and the first again, sending the 5 it took and 3 more.
-                Ok((queued, first, second, claim_at(c, 100, &[(hook, 8)])?, claim_at(c, 100, &[(hook, 7)])?))
-            })
-            .unwrap();
-        assert_eq!(ids(&first), queued[..5], "8 at once, with the 3 it sends");
-        assert_eq!(ids(&second), queued[5..13], "its own 8, whatever the first sends");
-        assert!(ids(&own).is_empty());
-        assert_eq!(ids(&other), queued[13..14]);
-    }
 }

@@ -732,21 +732,6 @@ mod tests {
     }
 
     #[test]
-    fn a_webhooks_share_counts_the_claimants_own_sendings_only() {
-        with_workspace(|c, workspace| {
-            let hook = hook(c, workspace);
-            let queued: Vec<i64> =
-                (0..20).map(|lead| enqueue(c, hook, lead, "tier_changed", "{}", 10 + lead).unwrap()).collect();
-            let sending = |n: u32| ClaimRequest { sending: vec![(hook, n)], ..at(100) };
-            assert_eq!(ids(&claim(c, &sending(3)).unwrap()), queued[..5], "8 at once, with the 3 it sends");
-            // Another claimant: the first one's claims, still running, do not count.
-            assert_eq!(ids(&claim(c, &at(100)).unwrap()), queued[5..13], "its own 8, whatever the first sends");
-            assert!(claim(c, &sending(8)).unwrap().notifications.is_empty(), "the first sends 8");
-            assert_eq!(ids(&claim(c, &sending(7)).unwrap()), queued[13..14]);
-        });
-    }
-
-    #[test]
     fn instances_claiming_at_once_take_different_notifications_without_waiting() {
         let Some(database) = TestDatabase::create() else { return };
         let mut client = database.migrated_client();

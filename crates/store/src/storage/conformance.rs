@@ -278,6 +278,48 @@ pub(crate) fn notifications_are_claimed_once_and_in_order_per_lead(opened: Opene
     assert_eq!(of(&claimed), [(2, 10)], "lead 2's first, retried, still before its second");
 }
 
+/// A webhook's share of notifications sent at once counts the claimant's own sendings only: a
+/// claimant that stopped keeps its claims until their leases end, and they must not hold back
+/// the webhook's other leads meanwhile.
+pub(crate) fn a_webhooks_share_counts_the_claimants_own_sendings_only(opened: Opened) {
+    let (_keep, storage) = opened;
+    let runtime = runtime();
+    let (acme, _) = two_workspaces(&storage, &runtime);
+    let new = NewWebhook {
+        url: "https://crm.example.com/hook".into(),
+        events: vec!["tier_changed".into()],
+        score: None,
+        threshold: None,
+    };
+    let hook = runtime.block_on(storage.subscribe_webhook(acme, new, 1)).unwrap().id;
+    // One notification of each of twenty leads, lead 0's the oldest.
+    runtime
+        .block_on(storage.write(move |t| {
+            for lead in 0..20 {
+                let data = format!(r#"{{"lead":{lead}}}"#);
+                t.queue_notifications(
+                    lead,
+                    &[Notification { webhook_id: hook, event: "tier_changed", data }],
+                    10 + lead,
+                )?;
+            }
+            Ok(())
+        }))
+        .unwrap();
+    let claim = |sending: u32| {
+        let sending = if sending == 0 { Vec::new() } else { vec![(hook, sending)] };
+        let request = ClaimRequest { per_webhook: 8, sending, limit: u32::MAX, now: 100, lease_ms: MINUTE };
+        let claimed = runtime.block_on(storage.claim_notifications(request)).unwrap();
+        claimed.notifications.iter().map(|p| p.lead_id).collect::<Vec<_>>()
+    };
+    let leads = |range: std::ops::Range<i64>| range.collect::<Vec<_>>();
+    assert_eq!(claim(3), leads(0..5), "8 at once, with the 3 it sends");
+    // Another claimant: the first one's claims, still running, do not count.
+    assert_eq!(claim(0), leads(5..13), "its own 8, whatever the first sends");
+    assert_eq!(claim(8), leads(0..0), "the first sends 8");
+    assert_eq!(claim(7), leads(13..14));
+}
+
 pub(crate) fn model_versions_stack_and_roll_back(opened: Opened) {
     let (_keep, storage) = opened;
     let runtime = runtime();
@@ -577,6 +619,12 @@ macro_rules! conformance_tests {
             fn notifications_are_claimed_once_and_in_order_per_lead() {
                 if let Some(opened) = super::$open() {
                     check::notifications_are_claimed_once_and_in_order_per_lead(opened);
+                }
+            }
+            #[test]
+            fn a_webhooks_share_counts_the_claimants_own_sendings_only() {
+                if let Some(opened) = super::$open() {
+                    check::a_webhooks_share_counts_the_claimants_own_sendings_only(opened);
                 }
             }
             #[test]
